@@ -1,0 +1,64 @@
+"""Exceptions and warnings of kmeans-monitor.
+
+Each exception subclasses the builtin it refines, so callers that only know the
+builtin (``except ValueError``) still catch it. Non-fatal numeric trouble is a
+warning, never an exception and never a NaN in a result.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConvergenceWarning",
+    "DegenerateDataWarning",
+    "InvalidInputError",
+    "SchemaError",
+    "SnapshotNotFoundError",
+    "SourceError",
+    "SourceTimeoutError",
+    "StoreError",
+]
+
+
+class InvalidInputError(ValueError):
+    """Input data or a parameter is not acceptable (shape, NaN/inf, range)."""
+
+
+class SchemaError(InvalidInputError):
+    """A window's columns do not match the model's features (names, order, count)."""
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class SourceError(RuntimeError):
+    """A telemetry source could not deliver a window (unreachable, unreadable, HTTP error)."""
+
+
+class SourceTimeoutError(SourceError, TimeoutError):
+    """A telemetry source did not answer in time."""
+
+
+class StoreError(OSError):
+    """The snapshot store or history could not be read or written."""
+
+
+class SnapshotNotFoundError(KeyError):
+    """No snapshot with that model and version exists."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a message reads better
+        return str(self.args[0]) if self.args else "snapshot not found"
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative algorithm stopped before converging, or had to repair its state."""
+
+
+class DegenerateDataWarning(UserWarning):
+    """The data cannot support the request fully (fewer distinct points than clusters,
+    constant features, a single cluster for a metric that needs two); the result says so."""

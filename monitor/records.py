@@ -1,0 +1,240 @@
+"""Frozen result records: the only currency between the layers.
+
+The numeric core returns the records of the first part; the pipeline, the stores
+and the exporter trade the records of the second part. Arrays inside a record are
+never mutated after the record is built (treat them as read-only). Records that
+hold arrays compare by identity (``eq=False``); compare their fields instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.integer[Any]]
+
+# --------------------------------------------------------------------------- core
+
+
+@dataclass(frozen=True, eq=False)
+class KMeansFit:
+    """The outcome of one k-means fit (the best of its restarts)."""
+
+    centers: FloatArray  # (k, d)
+    labels: IntArray  # (n,)
+    inertia: float  # weighted sum of squared distances to the assigned centre
+    n_iter: int
+    converged: bool
+    n_relocated: int = 0  # empty clusters relocated during the fit
+    n_distinct_points: int | None = None  # set when fewer distinct points than k
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterSizes:
+    """How a window spreads over the k clusters."""
+
+    counts: IntArray  # (k,) points per cluster
+    shares: FloatArray  # (k,) counts / n (weighted when weights are given)
+    cv: float  # coefficient of variation of the counts (std / mean, population std)
+    n_empty: int  # clusters that received no point
+
+
+@dataclass(frozen=True, eq=False)
+class Silhouette:
+    """A silhouette score, exact on a sample or simplified over the whole window."""
+
+    score: float  # mean over the points used; 0.0 when undefined (one cluster)
+    per_cluster: FloatArray  # (k,) mean silhouette of each cluster's points; 0.0 if none
+    n_points: int  # points the score is computed over
+    method: str  # "exact" or "simplified"
+    defined: bool = True  # False when fewer than 2 clusters are populated
+
+
+@dataclass(frozen=True)
+class ScalarIndex:
+    """A scalar internal index (Davies-Bouldin, Calinski-Harabasz, inertia)."""
+
+    name: str
+    value: float
+    defined: bool = True  # False when the index is undefined for this input (value 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceBins:
+    """Per-feature bin edges fixed on the reference window, with the reference's shares."""
+
+    edges: tuple[FloatArray, ...]  # one array per feature: inner edges, strictly increasing
+    reference_fractions: tuple[FloatArray, ...]  # one array per feature: len(edges[j]) + 1
+    epsilon: float  # floor applied to empty-bin fractions before the log
+    strategy: str  # "quantile" or "uniform"
+
+
+@dataclass(frozen=True, eq=False)
+class PSI:
+    """Population stability index of each feature against the reference bins."""
+
+    per_feature: FloatArray  # (d,)
+    max: float
+    n_features_above: Mapping[str, int] = field(default_factory=dict)  # threshold name -> count
+
+
+@dataclass(frozen=True, eq=False)
+class LabelDrift:
+    """PSI between the reference's and the window's cluster shares."""
+
+    psi: float
+    reference_shares: FloatArray  # (k,)
+    current_shares: FloatArray  # (k,)
+
+
+@dataclass(frozen=True, eq=False)
+class CentroidDrift:
+    """Hungarian matching between reference and current centroids.
+
+    ``pairs[i] = (r, c)`` matches reference centroid ``r`` with current centroid ``c``;
+    ``distances[i]`` is their Euclidean distance in the reference's scaled units.
+    """
+
+    pairs: IntArray  # (m, 2), m = min(k_ref, k_cur)
+    distances: FloatArray  # (m,)
+    mean: float
+    max: float
+    vanished: tuple[int, ...]  # reference centroids left unmatched (k_ref > k_cur)
+    appeared: tuple[int, ...]  # current centroids left unmatched (k_cur > k_ref)
+
+
+@dataclass(frozen=True, eq=False)
+class OutlierThresholds:
+    """Per-cluster distance thresholds fitted on the reference."""
+
+    thresholds: FloatArray  # (k,) Euclidean distance, in scaled units
+    quantile: float
+
+
+@dataclass(frozen=True, eq=False)
+class OutlierRate:
+    """Share of a window's points farther from their centre than its threshold."""
+
+    ratio: float
+    n_outliers: int
+    per_cluster: FloatArray  # (k,) ratio within each cluster; 0.0 for empty clusters
+
+
+@dataclass(frozen=True, eq=False)
+class KSelection:
+    """Criteria for each candidate k and the k each rule picks."""
+
+    ks: IntArray  # (m,)
+    inertia: FloatArray  # (m,)
+    silhouette: FloatArray  # (m,) NaN-free; 0.0 where undefined (k=1)
+    gap: FloatArray  # (m,) Gap(k)
+    gap_sk: FloatArray  # (m,) s_k = sd_k * sqrt(1 + 1/B)
+    best_elbow: int
+    best_silhouette: int
+    best_gap: int
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds at a target false-alarm rate for a given window size."""
+
+    thresholds: Mapping[str, float]  # SLI name -> threshold
+    directions: Mapping[str, str]  # SLI name -> "above" or "below" (which side alarms)
+    false_alarm_rate: float
+    window_size: int
+    n_resamples: int
+
+
+# --------------------------------------------------------------------------- shell
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """One window of telemetry for one model, columns in the model's feature order."""
+
+    model: str
+    start: float  # unix seconds, inclusive
+    end: float  # unix seconds, exclusive
+    features: tuple[str, ...]
+    X: FloatArray  # (n, d), may still hold NaN/inf: the pipeline validates
+    label: str = ""  # human description of the window (file name, time range)
+
+
+@dataclass(frozen=True, eq=False)
+class Scaler:
+    """A per-feature affine scaler frozen in a snapshot: (x - center) / scale."""
+
+    kind: str  # "standard", "robust" or "none"
+    center: FloatArray  # (d,)
+    scale: FloatArray  # (d,) strictly positive (constant features get 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One immutable model version."""
+
+    model: str
+    version: int
+    created_at: float  # unix seconds
+    features: tuple[str, ...]
+    metric: str  # "euclidean" or "cosine"
+    centers: FloatArray  # (k, d) in scaled units
+    scaler: Scaler
+    bins: ReferenceBins
+    reference_shares: FloatArray  # (k,)
+    outliers: OutlierThresholds
+    thresholds: Mapping[str, float]  # SLI threshold name -> value
+    seed: int
+    window_start: float
+    window_end: float
+    n_rows: int
+    schema_hash: str
+    package_version: str
+    slis: Mapping[str, float]  # SLIs of this model on its own training window
+    sample: FloatArray  # (m, d) seeded sample of the training window, raw units, m <= 5000
+    reason: str  # "initial", "scheduled", "drift", "manual", "rollback"
+    parent_version: int | None = None
+    checksum: str = ""  # set by the store: sha256 of the serialised payload
+
+    @property
+    def k(self) -> int:
+        return int(self.centers.shape[0])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one run of one model measured and decided."""
+
+    model: str
+    window_start: float
+    window_end: float
+    evaluated_at: float  # unix seconds at the end of the run
+    n_rows: int
+    live_version: int  # the version scored (after the decision: the live one)
+    candidate_version: int | None  # stored candidate, if one was trained
+    promoted: bool
+    decision: str  # short reason of the policy's decision
+    slis: Mapping[str, float]  # scalar SLIs of the live model on this window
+    feature_psi: Mapping[str, float]  # feature -> PSI
+    cluster_sizes: tuple[int, ...]  # per cluster of the live model
+    cluster_shares: tuple[float, ...]
+    centroid_drift: tuple[float, ...]  # per live cluster; 0.0 where unmatched
+    thresholds: Mapping[str, float]
+    phase_seconds: Mapping[str, float]  # phase -> seconds
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A run that failed: which model, which window, why (a bounded reason)."""
+
+    model: str
+    reason: str
+    message: str
+    at: float
+    window_label: str = ""
