@@ -12,11 +12,15 @@ __all__ = [
     "ConvergenceWarning",
     "DegenerateDataWarning",
     "InvalidInputError",
+    "InvalidValuesError",
+    "RunCancelledError",
     "SchemaError",
     "SnapshotNotFoundError",
     "SourceError",
     "SourceTimeoutError",
     "StoreError",
+    "TooFewRowsError",
+    "TrainingError",
 ]
 
 
@@ -26,6 +30,22 @@ class InvalidInputError(ValueError):
 
 class SchemaError(InvalidInputError):
     """A window's columns do not match the model's features (names, order, count)."""
+
+
+class InvalidValuesError(InvalidInputError):
+    """A window holds NaN or infinite values beyond what the NaN policy allows."""
+
+
+class TooFewRowsError(InvalidInputError):
+    """A window has fewer rows than the model needs."""
+
+
+class TrainingError(RuntimeError):
+    """A model could not be trained on a window."""
+
+
+class RunCancelledError(RuntimeError):
+    """A run was abandoned because the daemon is stopping; nothing was stored."""
 
 
 class ConfigError(ValueError):

@@ -229,12 +229,25 @@ class Evaluation:
     duration_seconds: float
 
 
+# The bounded values of the ``reason`` label of kmeans_run_failures_total.
+FAILURE_REASONS = (
+    "source_unavailable",
+    "source_timeout",
+    "schema",
+    "invalid_values",
+    "too_few_rows",
+    "training",
+    "store",
+    "internal",
+)
+
+
 @dataclass(frozen=True)
 class RunFailure:
     """A run that failed: which model, which window, why (a bounded reason)."""
 
     model: str
-    reason: str
+    reason: str  # one of FAILURE_REASONS
     message: str
     at: float
     window_label: str = ""

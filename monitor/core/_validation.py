@@ -39,12 +39,13 @@ def check_int(
             f"The {name!r} parameter{_owner(owner)} must be an int in [{lo}, {hi}. "
             f"Got {value!r} instead."
         )
+    value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
         raise InvalidInputError(
             f"The {name!r} parameter{_owner(owner)} must be an int in [{lo}, {hi}. "
             f"Got {value!r} instead."
         )
-    return int(value)
+    return value
 
 
 def check_float(
@@ -76,7 +77,9 @@ def check_float(
     return v
 
 
-def check_choice(value: Any, name: str, choices: tuple[str, ...], *, owner: str | None = None) -> str:
+def check_choice(
+    value: Any, name: str, choices: tuple[str, ...], *, owner: str | None = None
+) -> str:
     """Return ``value`` if it is one of ``choices``; the error lists the valid ones."""
     if not isinstance(value, str) or value not in choices:
         valid = ", ".join(repr(c) for c in choices)
@@ -144,8 +147,10 @@ def check_array(
         raise InvalidInputError(
             f"{name} has {d} feature(s) of shape {arr.shape}; at least {min_features} required."
         )
-    arr = np.array(arr, dtype=target, order="C", copy=True) if copy else np.ascontiguousarray(
-        arr, dtype=target
+    arr = (
+        np.array(arr, dtype=target, order="C", copy=True)
+        if copy
+        else np.ascontiguousarray(arr, dtype=target)
     )
     if not allow_nan:
         finite = np.isfinite(arr)

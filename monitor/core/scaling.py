@@ -1,0 +1,70 @@
+"""Per-feature scalers fitted on a reference window and frozen in its snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.core._validation import check_array, check_choice
+from monitor.records import Scaler
+
+__all__ = ["SCALER_KINDS", "fit_scaler", "inverse_transform", "transform"]
+
+SCALER_KINDS = ("standard", "robust", "none")
+
+# Below this spread (relative to the feature's magnitude) a feature counts as constant:
+# dividing by it would turn rounding noise into signal.
+_CONSTANT_RTOL = 1e-12
+
+
+def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
+    """Fit a scaler on a reference window.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    kind : {"standard", "robust", "none"}
+        ``standard``: mean and population standard deviation. ``robust``: median and
+        inter-quartile range (falling back to the standard deviation, then to 1, for a
+        feature whose IQR is zero). ``none``: identity.
+
+    Returns
+    -------
+    Scaler
+        ``center`` and ``scale`` of shape (n_features,); ``scale`` is strictly positive,
+        1.0 for constant features.
+    """
+    check_choice(kind, "kind", SCALER_KINDS, owner="fit_scaler")
+    X = check_array(X, name="X")
+    d = X.shape[1]
+    if kind == "none":
+        return Scaler(kind, np.zeros(d), np.ones(d))
+    Xd = X.astype(np.float64, copy=False)
+    std = Xd.std(axis=0)
+    if kind == "standard":
+        center = Xd.mean(axis=0)
+        scale = std
+    else:
+        q25, center, q75 = np.quantile(Xd, [0.25, 0.5, 0.75], axis=0)
+        scale = np.where(q75 - q25 > 0, q75 - q25, std)
+    magnitude = np.maximum(np.abs(center), 1.0)
+    scale = np.where(scale > _CONSTANT_RTOL * magnitude, scale, 1.0)
+    return Scaler(kind, center, scale)
+
+
+def transform(scaler: Scaler, X: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
+    """``(X - center) / scale`` in the dtype of ``X``; shape (n_samples, n_features)."""
+    center = scaler.center.astype(X.dtype, copy=False)
+    scale = scaler.scale.astype(X.dtype, copy=False)
+    out = X - center
+    out /= scale
+    return out
+
+
+def inverse_transform(scaler: Scaler, Xs: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
+    """``Xs * scale + center``: back from scaled units to raw units."""
+    return Xs * scaler.scale.astype(Xs.dtype, copy=False) + scaler.center.astype(
+        Xs.dtype, copy=False
+    )
