@@ -1,0 +1,377 @@
+"""Prometheus export: a Collector that reads the latest state at scrape time.
+
+Runs write into ``MonitorState`` under a lock; ``MonitorCollector.collect`` takes a
+consistent copy and turns it into metric families. Nothing is computed and nothing
+can raise in ``collect`` beyond building the families. Names: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "SLI_GAUGES",
+    "THRESHOLD_GAUGES",
+    "ModelSpec",
+    "MonitorCollector",
+    "MonitorState",
+    "make_registry",
+]
+
+# Runs last from a fraction of a second (small windows) to many minutes (1M rows, k=64).
+DURATION_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+)
+
+# Evaluation.slis key -> (metric name, help)
+SLI_GAUGES: dict[str, tuple[str, str]] = {
+    "silhouette": ("kmeans_silhouette_score", "Exact silhouette on a seeded sample of the window."),
+    "simplified_silhouette": (
+        "kmeans_simplified_silhouette_score",
+        "Centroid (simplified) silhouette over the whole window.",
+    ),
+    "inertia": (
+        "kmeans_inertia",
+        "Sum of squared distances to the assigned centres, scaled units.",
+    ),
+    "davies_bouldin": ("kmeans_davies_bouldin_index", "Davies-Bouldin index (lower is better)."),
+    "calinski_harabasz": (
+        "kmeans_calinski_harabasz_index",
+        "Calinski-Harabasz index (higher is better).",
+    ),
+    "cluster_size_cv": ("kmeans_cluster_size_cv", "Coefficient of variation of cluster sizes."),
+    "empty_clusters": ("kmeans_empty_clusters", "Clusters of the live model with no point."),
+    "outlier_ratio": ("kmeans_outlier_ratio", "Share of points beyond their cluster's threshold."),
+    "features_drifting": (
+        "kmeans_features_drifting",
+        "Features whose PSI is above the warning threshold.",
+    ),
+    "label_psi": ("kmeans_label_psi", "PSI of the cluster shares against the reference."),
+    "centroid_drift_max": ("kmeans_centroid_drift_max", "Largest matched centroid distance."),
+    "centroid_drift_mean": ("kmeans_centroid_drift_mean", "Mean matched centroid distance."),
+    "clusters_appeared": ("kmeans_clusters_appeared", "Candidate clusters with no live match."),
+    "clusters_vanished": ("kmeans_clusters_vanished", "Live clusters with no candidate match."),
+    "label_agreement": (
+        "kmeans_label_agreement_ratio",
+        "Share of points the live model and the candidate put in matched clusters.",
+    ),
+}
+
+# Snapshot.thresholds key -> metric name
+THRESHOLD_GAUGES: dict[str, str] = {
+    "feature_psi_warning": "kmeans_feature_psi_warning_threshold",
+    "feature_psi_critical": "kmeans_feature_psi_critical_threshold",
+    "label_psi": "kmeans_label_psi_threshold",
+    "centroid_drift": "kmeans_centroid_drift_threshold",
+    "silhouette_min": "kmeans_silhouette_min_threshold",
+    "outlier_ratio": "kmeans_outlier_ratio_threshold",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the exporter needs to know about a configured model before any run."""
+
+    name: str
+    features: tuple[str, ...]
+    interval_seconds: float
+    run_duration_budget_seconds: float
+    freshness_slo_seconds: float
+    run_success_objective: float
+
+
+@dataclass
+class _ModelState:
+    spec: ModelSpec
+    runs: int = 0
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_REASONS, 0))
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    last_run: float = 0.0
+    last_success: float = 0.0
+    promotions: int = 0
+    evaluation: Evaluation | None = None
+    live_version: int | None = None
+    live_k: int = 0
+    live_created: float = 0.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def copy(self) -> _ModelState:
+        return _ModelState(
+            spec=self.spec,
+            runs=self.runs,
+            failures=dict(self.failures),
+            bucket_counts=list(self.bucket_counts),
+            duration_sum=self.duration_sum,
+            last_run=self.last_run,
+            last_success=self.last_success,
+            promotions=self.promotions,
+            evaluation=self.evaluation,
+            live_version=self.live_version,
+            live_k=self.live_k,
+            live_created=self.live_created,
+            thresholds=dict(self.thresholds),
+        )
+
+
+class MonitorState:
+    """The latest of everything, written by runs and read by scrapes (thread-safe)."""
+
+    def __init__(self, specs: Sequence[ModelSpec], *, started_at: float, version: str) -> None:
+        self._lock = threading.Lock()
+        self._models = {s.name: _ModelState(s) for s in specs}
+        self.started_at = started_at
+        self.version = version
+
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    def _observe(self, m: _ModelState, duration: float, at: float) -> None:
+        m.runs += 1
+        m.last_run = at
+        m.duration_sum += duration
+        for i, le in enumerate(DURATION_BUCKETS):
+            if duration <= le:
+                m.bucket_counts[i] += 1
+                break
+        else:
+            m.bucket_counts[-1] += 1
+
+    def record_success(
+        self, evaluation: Evaluation, live: Snapshot, *, duration: float, at: float
+    ) -> None:
+        """A run succeeded: its evaluation becomes the latest, ``live`` the live snapshot."""
+        with self._lock:
+            m = self._models[evaluation.model]
+            self._observe(m, duration, at)
+            m.last_success = at
+            m.evaluation = evaluation
+            if evaluation.promoted:
+                m.promotions += 1
+            self._set_live(m, live)
+
+    def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
+        """A run failed with a bounded ``reason``; the latest evaluation stays."""
+        with self._lock:
+            m = self._models[model]
+            self._observe(m, duration, at)
+            m.failures[reason if reason in m.failures else "internal"] += 1
+
+    def set_live(self, live: Snapshot, *, promoted: bool = False) -> None:
+        """The live snapshot changed outside a run (start-up, rollback)."""
+        with self._lock:
+            m = self._models[live.model]
+            if promoted and m.live_version is not None and m.live_version != live.version:
+                m.promotions += 1
+            self._set_live(m, live)
+
+    @staticmethod
+    def _set_live(m: _ModelState, live: Snapshot) -> None:
+        m.live_version = live.version
+        m.live_k = live.k
+        m.live_created = live.created_at
+        m.thresholds = dict(live.thresholds)
+
+    def live_version(self, model: str) -> int | None:
+        with self._lock:
+            return self._models[model].live_version
+
+    def latest(self, model: str) -> Evaluation | None:
+        with self._lock:
+            return self._models[model].evaluation
+
+    def view(self) -> list[_ModelState]:
+        """A consistent copy of every model's state."""
+        with self._lock:
+            return [m.copy() for m in self._models.values()]
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ("model",)) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+class MonitorCollector(Collector):
+    """Turns ``MonitorState`` into the metric families of docs/metrics.md at scrape time."""
+
+    def __init__(self, state: MonitorState) -> None:
+        self._state = state
+
+    def describe(self) -> Iterator[Metric]:
+        # Describing by collecting is cheap here and keeps one list of families.
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        st = self._state
+        view = st.view()
+        build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
+        build.add_metric([st.version, platform.python_version()], 1)
+        yield build
+        start = GaugeMetricFamily(
+            "kmeans_daemon_start_timestamp_seconds", "When the daemon started, unix seconds."
+        )
+        start.add_metric([], st.started_at)
+        yield start
+        configured = GaugeMetricFamily("kmeans_models_configured", "Models in the configuration.")
+        configured.add_metric([], len(view))
+        yield configured
+
+        yield from self._job_health(view)
+        yield from self._snapshot(view)
+        yield from self._slis(view)
+
+    def _job_health(self, view: list[_ModelState]) -> Iterator[Metric]:
+        runs = CounterMetricFamily("kmeans_runs", "Runs started.", labels=["model"])
+        fails = CounterMetricFamily(
+            "kmeans_run_failures", "Runs that failed, by reason.", labels=["model", "reason"]
+        )
+        promos = CounterMetricFamily(
+            "kmeans_promotions", "Candidates promoted to live.", labels=["model"]
+        )
+        hist = HistogramMetricFamily(
+            "kmeans_run_duration_seconds", "Wall time of a run.", labels=["model"]
+        )
+        gauges = {
+            "last_run": _gauge(
+                "kmeans_last_run_timestamp_seconds", "End of the latest run, unix seconds."
+            ),
+            "last_success": _gauge(
+                "kmeans_last_success_timestamp_seconds",
+                "End of the latest successful run, unix seconds.",
+            ),
+            "interval": _gauge(
+                "kmeans_schedule_interval_seconds", "Interval between scheduled runs."
+            ),
+            "budget": _gauge(
+                "kmeans_run_duration_budget_seconds", "Configured budget for one run."
+            ),
+            "fresh": _gauge("kmeans_freshness_slo_seconds", "Maximum age of the live snapshot."),
+            "objective": _gauge(
+                "kmeans_run_success_objective_ratio", "Run-success SLO (share of runs)."
+            ),
+        }
+        for m in view:
+            name = m.spec.name
+            runs.add_metric([name], m.runs)
+            for reason in FAILURE_REASONS:
+                fails.add_metric([name, reason], m.failures.get(reason, 0))
+            promos.add_metric([name], m.promotions)
+            cumulative, buckets = 0, []
+            for le, count in zip((*DURATION_BUCKETS, math.inf), m.bucket_counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if math.isinf(le) else repr(le), cumulative))
+            hist.add_metric([name], buckets, m.duration_sum)
+            gauges["last_run"].add_metric([name], m.last_run)
+            gauges["last_success"].add_metric([name], m.last_success)
+            gauges["interval"].add_metric([name], m.spec.interval_seconds)
+            gauges["budget"].add_metric([name], m.spec.run_duration_budget_seconds)
+            gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
+            gauges["objective"].add_metric([name], m.spec.run_success_objective)
+        yield from (runs, fails, promos, hist)
+        yield from gauges.values()
+
+    def _snapshot(self, view: list[_ModelState]) -> Iterator[Metric]:
+        info = _gauge(
+            "kmeans_snapshot_info",
+            "Always 1; describes the live snapshot.",
+            ["model", "version", "k"],
+        )
+        version = _gauge("kmeans_snapshot_version", "Version number of the live snapshot.")
+        created = _gauge(
+            "kmeans_snapshot_created_timestamp_seconds",
+            "When the live snapshot was trained, unix seconds.",
+        )
+        nfeat = _gauge("kmeans_model_features", "Number of features the model reads.")
+        thresholds = {
+            key: _gauge(name, f"Threshold for {key.replace('_', ' ')}.")
+            for key, name in THRESHOLD_GAUGES.items()
+        }
+        for m in view:
+            name = m.spec.name
+            nfeat.add_metric([name], len(m.spec.features))
+            if m.live_version is None:
+                continue
+            info.add_metric([name, str(m.live_version), str(m.live_k)], 1)
+            version.add_metric([name], m.live_version)
+            created.add_metric([name], m.live_created)
+            for key, fam in thresholds.items():
+                if key in m.thresholds:
+                    fam.add_metric([name], m.thresholds[key])
+        yield from (info, version, created, nfeat)
+        yield from thresholds.values()
+
+    def _slis(self, view: list[_ModelState]) -> Iterator[Metric]:
+        rows = _gauge("kmeans_window_rows", "Rows in the window after validation.")
+        slis = {key: _gauge(name, doc) for key, (name, doc) in SLI_GAUGES.items()}
+        psi = _gauge(
+            "kmeans_feature_psi", "PSI of each feature against the reference bins.",
+            ["model", "feature"],
+        )  # fmt: skip
+        size = _gauge("kmeans_cluster_size", "Points per cluster.", ["model", "cluster"])
+        share = _gauge(
+            "kmeans_cluster_share_ratio", "Share of the window per cluster.", ["model", "cluster"]
+        )
+        cdrift = _gauge(
+            "kmeans_centroid_drift",
+            "Distance from each live centroid to its match in the candidate, scaled units.",
+            ["model", "cluster"],
+        )
+        for m in view:
+            name = m.spec.name
+            ev = m.evaluation
+            rows.add_metric([name], ev.n_rows if ev else 0)
+            for key, fam in slis.items():
+                fam.add_metric([name], ev.slis.get(key, 0.0) if ev else 0.0)
+            for feature in m.spec.features:
+                psi.add_metric([name, feature], ev.feature_psi.get(feature, 0.0) if ev else 0.0)
+            if ev is None:
+                continue
+            for c, (n, s) in enumerate(zip(ev.cluster_sizes, ev.cluster_shares, strict=True)):
+                size.add_metric([name, str(c)], n)
+                share.add_metric([name, str(c)], s)
+            for c, d in enumerate(ev.centroid_drift):
+                cdrift.add_metric([name, str(c)], d)
+        yield rows
+        yield from slis.values()
+        yield from (psi, size, share, cdrift)
+
+
+def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:
+    """A private registry with the monitor's collector (and the process/platform ones)."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(MonitorCollector(state))
+    if process_metrics:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    return registry
