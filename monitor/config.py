@@ -328,6 +328,7 @@ def _parse_model(r: _Reader, daemon: DaemonSettings) -> ModelSettings | None:
     name = r.require("name", _str)
     if name is not None and not MODEL_NAME.match(name):
         r.problems.append(f"{r.path('name')}: must match {MODEL_NAME.pattern}; got {name!r}")
+        name = None
     if name is not None:
         r.where = f"models[{name}]"
     features = r.require("features", _features)
