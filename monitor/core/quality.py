@@ -1,0 +1,590 @@
+"""Internal quality indices of a clustering: silhouette, Davies-Bouldin, Calinski-Harabasz,
+inertia and cluster-size balance.
+
+Every public function validates its input once and returns a record from
+:mod:`monitor.records`. Indices that are undefined for the input (a single populated
+cluster) warn with :class:`~monitor.errors.DegenerateDataWarning` and return
+``defined=False`` with the value 0.0, never NaN.
+
+Memory: no function holds an ``(n, k)`` or ``(n, n)`` matrix of the window. Pairwise
+distances of the silhouette sample and point-to-centre distances are computed in row
+chunks sized by the working-memory budget.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
+
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
+from monitor.core._validation import (
+    RandomStateLike,
+    check_array,
+    check_float,
+    check_int,
+    check_random_state,
+    check_sample_weight,
+)
+from monitor.errors import DegenerateDataWarning, InvalidInputError
+from monitor.records import ClusterSizes, ScalarIndex, Silhouette
+
+__all__ = [
+    "calinski_harabasz",
+    "cluster_sizes",
+    "davies_bouldin",
+    "inertia",
+    "silhouette_sampled",
+    "silhouette_simplified",
+]
+
+F64 = NDArray[np.float64]
+Intp = NDArray[np.intp]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_labels(
+    labels: ArrayLike,
+    n_samples: int | None,
+    n_clusters: int | None = None,
+    *,
+    name: str = "labels",
+    owner: str | None = None,
+) -> Intp:
+    """Return ``labels`` as a 1-D intp array of cluster indices in ``[0, n_clusters)``.
+
+    Shared by the SLI modules of the core. ``n_samples`` None skips the length check;
+    ``n_clusters`` None only requires non-negative labels.
+    """
+    arr = np.asarray(labels)
+    of = f" of {owner}" if owner else ""
+    if arr.ndim != 1:
+        raise InvalidInputError(
+            f"The {name!r} parameter{of} must be a 1-D array of cluster indices; "
+            f"got an array of shape {arr.shape}."
+        )
+    if arr.size and (arr.dtype.kind not in "iu"):
+        raise InvalidInputError(
+            f"The {name!r} parameter{of} must hold integer cluster indices; got dtype {arr.dtype}."
+        )
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise InvalidInputError(
+            f"The {name!r} parameter{of} must have one entry per sample ({n_samples}); "
+            f"got {arr.shape[0]}."
+        )
+    out = arr.astype(np.intp, copy=False)
+    if out.size:
+        lo, hi = int(out.min()), int(out.max())
+        upper = "inf)" if n_clusters is None else f"{n_clusters - 1}]"
+        if lo < 0 or (n_clusters is not None and hi >= n_clusters):
+            bad = lo if lo < 0 else hi
+            raise InvalidInputError(
+                f"The {name!r} parameter{of} must hold cluster indices in [0, {upper}. "
+                f"Got {bad} instead."
+            )
+    return out
+
+
+def _check_centers(
+    centers: ArrayLike, n_features: int, *, name: str = "centers", owner: str | None = None
+) -> F64:
+    """Return ``centers`` as a (k, d) float64 array matching ``n_features``."""
+    C = check_array(centers, name=name, dtype=np.float64)
+    if C.shape[1] != n_features:
+        of = f" of {owner}" if owner else ""
+        raise InvalidInputError(
+            f"The {name!r} parameter{of} must have {n_features} feature(s) to match X; "
+            f"got an array of shape {C.shape}."
+        )
+    return np.asarray(C, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cluster_sums(X: NDArray[Any], labels: Intp, n_clusters: int) -> F64:
+    """Per-cluster column sums of ``X``, shape (k, d), in float64.
+
+    A sparse (k, n) indicator times X: O(n) extra memory and one pass over X,
+    where a dense one-hot would be (n, k).
+    """
+    n = labels.shape[0]
+    indicator = sparse.csr_matrix(
+        (np.ones(n, dtype=np.float64), (labels, np.arange(n))), shape=(n_clusters, n)
+    )
+    return np.asarray(indicator @ X.astype(np.float64, copy=False), dtype=np.float64)
+
+
+def _distances_to_own_center(
+    X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float
+) -> F64:
+    """Squared Euclidean distance of each point to the centre of its label, shape (n,)."""
+    n, d = X.shape
+    out = np.empty(n, dtype=np.float64)
+    # Direct differences, not the norm expansion: exact for points on their centre,
+    # and the (chunk, d) temporary is as small as the chunk of X itself.
+    step = chunk_rows(n, 3 * d * 8, working_memory_mib)
+    for sl in iter_slices(n, step):
+        diff = X[sl].astype(np.float64, copy=False) - centers[labels[sl]]
+        out[sl] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _own_and_nearest_other(
+    X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float
+) -> tuple[F64, F64]:
+    """Distance to the own centre and to the nearest other centre, each of shape (n,).
+
+    Requires at least two centres. Distances are Euclidean (not squared).
+    """
+    n, d = X.shape
+    k = centers.shape[0]
+    c_sq = np.einsum("ij,ij->i", centers, centers)
+    a = np.sqrt(_distances_to_own_center(X, labels, centers, working_memory_mib))
+    b = np.empty(n, dtype=np.float64)
+    step = chunk_rows(n, (3 * k + d) * 8, working_memory_mib)
+    for sl in iter_slices(n, step):
+        Xc = X[sl].astype(np.float64, copy=False)
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; one GEMM per chunk, clipped at zero
+        # because cancellation can leave tiny negatives.
+        sq = Xc @ (-2.0 * centers.T)
+        sq += c_sq
+        sq += np.einsum("ij,ij->i", Xc, Xc)[:, None]
+        np.maximum(sq, 0.0, out=sq)
+        sq[np.arange(sq.shape[0]), labels[sl]] = np.inf
+        b[sl] = np.sqrt(sq.min(axis=1))
+    return a, b
+
+
+def _silhouette_from_ab(a: F64, b: F64) -> F64:
+    """s = (b - a) / max(a, b), and 0 where both are 0 (coincident points)."""
+    denom = np.maximum(a, b)
+    safe = np.where(denom > 0, denom, 1.0)
+    return np.where(denom > 0, (b - a) / safe, 0.0)
+
+
+def _per_cluster_mean(values: F64, labels: Intp, n_clusters: int) -> F64:
+    """Mean of ``values`` within each cluster, shape (k,); 0.0 for clusters with no point."""
+    counts = np.bincount(labels, minlength=n_clusters)
+    sums = np.bincount(labels, weights=values, minlength=n_clusters)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
+def _silhouette_exact_values(Xs: F64, code: Intp, counts: Intp, working_memory_mib: float) -> F64:
+    """Exact silhouette value of each point of a label-sorted sample, shape (m,).
+
+    Parameters
+    ----------
+    Xs : ndarray of shape (m, d), float64
+        Sample points sorted by cluster, so that each cluster is a contiguous run.
+    code : ndarray of shape (m,)
+        Cluster of each point as an index into ``counts`` (0 .. kp-1, non-decreasing).
+    counts : ndarray of shape (kp,)
+        Size of each populated cluster (all > 0, at least two clusters).
+    working_memory_mib : float
+        Budget for the distance chunks and the accumulator.
+
+    Notes
+    -----
+    The squared distances come from one GEMM per chunk on augmented rows,
+    ``[x, |x|^2, 1] . [-2y, 1, |y|^2]``, then a clip at zero and a square root; the
+    distances to each cluster are summed with ``np.add.reduceat`` over the label-sorted
+    columns. When the (m, kp) accumulator fits in half the budget, only the upper
+    triangle of the distance matrix is computed and each block is reduced both along
+    its rows and its columns, which halves the GEMM and square-root work. Otherwise
+    rows are processed in independent chunks.
+    """
+    m, d = Xs.shape
+    kp = counts.shape[0]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    sq = np.einsum("ij,ij->i", Xs, Xs)
+    A = np.empty((m, d + 2), dtype=np.float64)
+    A[:, :d] = Xs
+    A[:, d] = sq
+    A[:, d + 1] = 1.0
+    Bt = np.empty((d + 2, m), dtype=np.float64)
+    Bt[:d] = -2.0 * Xs.T
+    Bt[d] = 1.0
+    Bt[d + 1] = sq
+
+    budget = working_memory_mib * 2**20
+    acc_bytes = m * kp * 8
+    if acc_bytes <= budget / 2:
+        sums = _cluster_distance_sums_symmetric(
+            A, Bt, starts, code, kp, working_memory_mib - acc_bytes / 2**20
+        )
+        return _silhouette_from_sums(sums, code, counts)
+    s = np.empty(m, dtype=np.float64)
+    # Per chunk: the (c, m) distances, the (c, kp) sums and small temporaries.
+    step = chunk_rows(m, (m + 2 * kp + 8) * 8, working_memory_mib)
+    for sl in iter_slices(m, step):
+        D = A[sl] @ Bt
+        _clip_sqrt_zero_diagonal(D, sl.start)
+        sums = np.add.reduceat(D, starts, axis=1)
+        s[sl] = _silhouette_from_sums(sums, code[sl], counts)
+    return s
+
+
+def _clip_sqrt_zero_diagonal(D: F64, diagonal_offset: int) -> None:
+    """In place: clip squared distances at 0, take the root, zero the self-distances.
+
+    ``D[i, i + diagonal_offset]`` is the distance of a point to itself; the expansion
+    leaves rounding noise there, and scikit-learn sets it to exactly 0 too.
+    """
+    np.maximum(D, 0.0, out=D)
+    np.sqrt(D, out=D)
+    rows = np.arange(D.shape[0])
+    cols = rows + diagonal_offset
+    keep = cols < D.shape[1]
+    D[rows[keep], cols[keep]] = 0.0
+
+
+def _cluster_distance_sums_symmetric(
+    A: F64, Bt: F64, starts: Intp, code: Intp, kp: int, working_memory_mib: float
+) -> F64:
+    """Sum of distances from each point to each cluster, shape (m, kp), upper triangle only."""
+    m = A.shape[0]
+    acc = np.zeros((m, kp), dtype=np.float64)
+    # A chunk of c rows holds a (c, <= m) block and its column reduction (<= c, m).
+    step = chunk_rows(m, 2 * m * 8 + 64, working_memory_mib)
+    for sl in iter_slices(m, step):
+        i0, i1 = sl.start, sl.stop
+        # Block of rows i0:i1 against columns i0:m; the square (i0:i1, i0:i1) part is
+        # complete for those rows, the rest is mirrored to rows i1:m below.
+        D = A[sl] @ Bt[:, i0:]
+        _clip_sqrt_zero_diagonal(D, 0)
+        first = int(code[i0])
+        col_starts = np.concatenate(([0], starts[first + 1 :] - i0)).astype(np.intp)
+        acc[sl, first:] += np.add.reduceat(D, col_starts, axis=1)
+        if i1 < m:
+            last = int(code[i1 - 1])
+            row_starts = np.concatenate(([0], starts[first + 1 : last + 1] - i0)).astype(np.intp)
+            mirrored = np.add.reduceat(D[:, i1 - i0 :], row_starts, axis=0)  # (segments, m-i1)
+            acc[i1:, first : last + 1] += mirrored.T
+    return acc
+
+
+def _silhouette_from_sums(sums: F64, code: Intp, counts: Intp) -> F64:
+    """Silhouette of each row from its per-cluster distance sums (rows, kp)."""
+    rows = np.arange(sums.shape[0])
+    n_own = counts[code]
+    a = sums[rows, code] / np.maximum(n_own - 1, 1)
+    means = sums / counts
+    means[rows, code] = np.inf
+    b = means.min(axis=1)
+    s = _silhouette_from_ab(a, b)
+    # Convention of Rousseeuw (1987) and scikit-learn: a point alone in its cluster has s = 0.
+    s[n_own == 1] = 0.0
+    return s
+
+
+# --------------------------------------------------------------------------- public
+
+
+def silhouette_sampled(
+    X: ArrayLike,
+    labels: ArrayLike,
+    *,
+    sample_size: int = 10000,
+    random_state: RandomStateLike = None,
+    n_clusters: int | None = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> Silhouette:
+    """Exact silhouette score on a seeded sample of the window.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        The window.
+    labels : array-like of shape (n,)
+        Cluster index of each point, in ``[0, k)``.
+    sample_size : int, default 10000
+        Points drawn without replacement, as ``rng.choice(n, sample_size, replace=False)``
+        with ``rng = check_random_state(random_state)``; the whole window when
+        ``n <= sample_size`` (no random number is drawn then).
+    random_state : int, Generator, RandomState or None
+        Seed of the sample.
+    n_clusters : int or None
+        Length of ``per_cluster``; ``labels.max() + 1`` when None.
+    working_memory_mib : float
+        Budget for the pairwise-distance chunks; the (m, m) matrix is never formed.
+
+    Returns
+    -------
+    Silhouette
+        ``method="exact"``; ``score`` is the mean of ``s_i = (b_i - a_i) / max(a_i, b_i)``
+        over the sample, equal to ``sklearn.metrics.silhouette_score`` on the same sample
+        (singletons get 0). ``per_cluster`` has shape (k,). With fewer than two populated
+        clusters in the sample: a warning, ``defined=False`` and 0.0.
+    """
+    owner = "silhouette_sampled"
+    Xa = check_array(X, name="X")
+    n = Xa.shape[0]
+    if n_clusters is not None:
+        n_clusters = check_int(n_clusters, "n_clusters", low=1, owner=owner)
+    lab = _check_labels(labels, n, n_clusters, owner=owner)
+    sample_size = check_int(sample_size, "sample_size", low=2, owner=owner)
+    working_memory_mib = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    k = int(lab.max()) + 1 if n_clusters is None else n_clusters
+    rng = check_random_state(random_state)
+
+    if n > sample_size:
+        idx = rng.choice(n, size=sample_size, replace=False)
+        Xs, ls = Xa[idx], lab[idx]
+    else:
+        Xs, ls = Xa, lab
+    m = ls.shape[0]
+    order = np.argsort(ls, kind="stable")
+    ls_sorted = ls[order]
+    populated, counts = np.unique(ls_sorted, return_counts=True)
+    if populated.shape[0] < 2:
+        warnings.warn(
+            f"The silhouette needs at least two populated clusters; the sample of {m} "
+            f"point(s) has {populated.shape[0]}. Reporting 0.0 (undefined).",
+            DegenerateDataWarning,
+            stacklevel=2,
+        )
+        return Silhouette(
+            score=0.0, per_cluster=np.zeros(k), n_points=m, method="exact", defined=False
+        )
+    code = np.repeat(np.arange(populated.shape[0], dtype=np.intp), counts)
+    Xsorted = np.ascontiguousarray(Xs[order], dtype=np.float64)
+    s_sorted = _silhouette_exact_values(Xsorted, code, counts.astype(np.intp), working_memory_mib)
+    return Silhouette(
+        score=float(s_sorted.mean()),
+        per_cluster=_per_cluster_mean(s_sorted, ls_sorted, k),
+        n_points=m,
+        method="exact",
+    )
+
+
+def silhouette_simplified(
+    X: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> Silhouette:
+    """Simplified (centroid) silhouette over the whole window in O(n k).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    labels : array-like of shape (n,)
+        Cluster index of each point, in ``[0, k)``.
+    centers : array-like of shape (k, d)
+    working_memory_mib : float
+        Budget for the (chunk, k) distance blocks.
+
+    Returns
+    -------
+    Silhouette
+        ``method="simplified"``: ``a_i`` is the distance to the point's own centre and
+        ``b_i`` the distance to the nearest other centre, ``s_i = (b_i - a_i) / max(a_i, b_i)``
+        (0 when both are 0). It needs two centres, not two populated clusters: with
+        ``k = 1`` it warns and returns ``defined=False`` and 0.0.
+    """
+    owner = "silhouette_simplified"
+    Xa = check_array(X, name="X")
+    C = _check_centers(centers, Xa.shape[1], owner=owner)
+    k = C.shape[0]
+    lab = _check_labels(labels, Xa.shape[0], k, owner=owner)
+    working_memory_mib = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    n = Xa.shape[0]
+    if k < 2:
+        warnings.warn(
+            "The simplified silhouette needs at least two centres; got 1. "
+            "Reporting 0.0 (undefined).",
+            DegenerateDataWarning,
+            stacklevel=2,
+        )
+        return Silhouette(
+            score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
+        )
+    a, b = _own_and_nearest_other(Xa, lab, C, working_memory_mib)
+    s = _silhouette_from_ab(a, b)
+    return Silhouette(
+        score=float(s.mean()),
+        per_cluster=_per_cluster_mean(s, lab, k),
+        n_points=n,
+        method="simplified",
+    )
+
+
+def _undefined(name: str, n_populated: int) -> ScalarIndex:
+    warnings.warn(
+        f"The {name} index needs at least two populated clusters; got {n_populated}. "
+        f"Reporting 0.0 (undefined).",
+        DegenerateDataWarning,
+        stacklevel=3,
+    )
+    return ScalarIndex(name=name, value=0.0, defined=False)
+
+
+def davies_bouldin(
+    X: ArrayLike, labels: ArrayLike, centers: ArrayLike | None = None
+) -> ScalarIndex:
+    """Davies-Bouldin index over the populated clusters (lower is better).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    labels : array-like of shape (n,)
+        Cluster index of each point, ``>= 0`` (in ``[0, k)`` when ``centers`` is given).
+    centers : array-like of shape (k, d) or None
+        Centres to measure against; the cluster means when None (then the value equals
+        ``sklearn.metrics.davies_bouldin_score``). Empty clusters are left out either way.
+
+    Returns
+    -------
+    ScalarIndex
+        ``name="davies_bouldin"``. With ``S_i`` the mean distance of cluster ``i``'s points
+        to its centre and ``M_ij`` the distance between centres,
+        ``DB = mean_i max_{j != i} (S_i + S_j) / M_ij`` (pairs with ``M_ij = 0`` are skipped).
+        0.0 when all ``S_i`` or all ``M_ij`` are (close to) 0, as scikit-learn does.
+        Fewer than two populated clusters: a warning and ``defined=False``.
+    """
+    owner = "davies_bouldin"
+    Xa = check_array(X, name="X")
+    C = None if centers is None else _check_centers(centers, Xa.shape[1], owner=owner)
+    lab = _check_labels(labels, Xa.shape[0], None if C is None else C.shape[0], owner=owner)
+    k = int(lab.max()) + 1 if C is None else C.shape[0]
+    counts = np.bincount(lab, minlength=k)
+    populated = np.flatnonzero(counts)
+    if populated.shape[0] < 2:
+        return _undefined("davies_bouldin", int(populated.shape[0]))
+    if C is None:
+        C = _cluster_sums(Xa, lab, k) / np.maximum(counts, 1)[:, None]
+    dist = np.sqrt(_distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB))
+    scatter = (np.bincount(lab, weights=dist, minlength=k) / np.maximum(counts, 1))[populated]
+    Cp = C[populated]
+    diff = Cp[:, None, :] - Cp[None, :, :]  # (kp, kp, d): k is capped, this is small
+    separation = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    if np.allclose(scatter, 0.0) or np.allclose(separation, 0.0):
+        return ScalarIndex(name="davies_bouldin", value=0.0)
+    with np.errstate(divide="ignore"):
+        ratio = (scatter[:, None] + scatter[None, :]) / np.where(separation > 0, separation, np.inf)
+    np.fill_diagonal(ratio, -np.inf)
+    return ScalarIndex(name="davies_bouldin", value=float(ratio.max(axis=1).mean()))
+
+
+def calinski_harabasz(X: ArrayLike, labels: ArrayLike) -> ScalarIndex:
+    """Calinski-Harabasz index (variance ratio; higher is better).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    labels : array-like of shape (n,)
+        Cluster index of each point, ``>= 0``.
+
+    Returns
+    -------
+    ScalarIndex
+        ``name="calinski_harabasz"``,
+        ``CH = [B / (k_p - 1)] / [W / (n - k_p)]`` with ``B = sum_i n_i |mu_i - mu|^2``,
+        ``W = sum_x |x - mu_label(x)|^2`` and ``k_p`` the populated clusters; equal to
+        ``sklearn.metrics.calinski_harabasz_score``, including its value 1.0 when ``W = 0``.
+        Fewer than two populated clusters: a warning and ``defined=False``.
+    """
+    owner = "calinski_harabasz"
+    Xa = check_array(X, name="X")
+    lab = _check_labels(labels, Xa.shape[0], owner=owner)
+    n = Xa.shape[0]
+    k = int(lab.max()) + 1
+    counts = np.bincount(lab, minlength=k)
+    kp = int(np.count_nonzero(counts))
+    if kp < 2:
+        return _undefined("calinski_harabasz", kp)
+    means = _cluster_sums(Xa, lab, k) / np.maximum(counts, 1)[:, None]
+    overall = Xa.astype(np.float64, copy=False).mean(axis=0)
+    between = float(np.sum(counts * np.sum((means - overall) ** 2, axis=1)))
+    within = float(_distances_to_own_center(Xa, lab, means, DEFAULT_WORKING_MEMORY_MIB).sum())
+    if within == 0.0:
+        return ScalarIndex(name="calinski_harabasz", value=1.0)
+    return ScalarIndex(name="calinski_harabasz", value=between * (n - kp) / (within * (kp - 1)))
+
+
+def inertia(
+    X: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+) -> ScalarIndex:
+    """Weighted sum of squared distances of the points to their centres.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+    labels : array-like of shape (n,)
+        Cluster index of each point, in ``[0, k)``.
+    centers : array-like of shape (k, d)
+    sample_weight : array-like of shape (n,) or None
+        Non-negative weights; 1 for every point when None.
+
+    Returns
+    -------
+    ScalarIndex
+        ``name="inertia"``, ``value = sum_i w_i |x_i - c_{label_i}|^2``, in squared units of X.
+    """
+    owner = "inertia"
+    Xa = check_array(X, name="X")
+    C = _check_centers(centers, Xa.shape[1], owner=owner)
+    lab = _check_labels(labels, Xa.shape[0], C.shape[0], owner=owner)
+    w = check_sample_weight(sample_weight, Xa.shape[0], np.float64)
+    sq = _distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB)
+    return ScalarIndex(name="inertia", value=float(np.dot(w, sq)))
+
+
+def cluster_sizes(
+    labels: ArrayLike, n_clusters: int, sample_weight: ArrayLike | None = None
+) -> ClusterSizes:
+    """How the points spread over the ``n_clusters`` clusters.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        Cluster index of each point, in ``[0, n_clusters)``; at least one point.
+    n_clusters : int
+    sample_weight : array-like of shape (n,) or None
+        When given, ``shares`` and ``cv`` use the weighted sizes; ``counts`` stay counts.
+
+    Returns
+    -------
+    ClusterSizes
+        ``counts`` (k,), ``shares`` (k,) summing to 1, ``cv`` = population standard
+        deviation / mean of the (weighted) sizes, including empty clusters (0 means
+        perfectly balanced), and ``n_empty`` the clusters with no point.
+    """
+    owner = "cluster_sizes"
+    k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
+    lab = _check_labels(labels, None, k, owner=owner)
+    if lab.shape[0] == 0:
+        raise InvalidInputError(
+            "The 'labels' parameter of cluster_sizes must hold at least one label; got none."
+        )
+    w = check_sample_weight(sample_weight, lab.shape[0], np.float64)
+    counts = np.bincount(lab, minlength=k)
+    sizes = (
+        counts.astype(np.float64)
+        if sample_weight is None
+        else np.bincount(lab, weights=w, minlength=k)
+    )
+    total = float(sizes.sum())
+    shares = sizes / total
+    mean = total / k
+    cv = float(np.sqrt(np.mean((sizes - mean) ** 2)) / mean)
+    return ClusterSizes(
+        counts=counts.astype(np.int64),
+        shares=shares,
+        cv=cv,
+        n_empty=int(np.count_nonzero(counts == 0)),
+    )

@@ -1,0 +1,385 @@
+"""Tests of monitor.core.quality: hand-worked toys, invariants, and scikit-learn as reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics
+
+from monitor.core.quality import (
+    calinski_harabasz,
+    cluster_sizes,
+    davies_bouldin,
+    inertia,
+    silhouette_sampled,
+    silhouette_simplified,
+)
+from monitor.errors import DegenerateDataWarning, InvalidInputError
+
+# Two pairs on a line: {0, 1} and {5, 6}.
+LINE = np.array([[0.0], [1.0], [5.0], [6.0]])
+LINE_LABELS = np.array([0, 0, 1, 1])
+LINE_CENTERS = np.array([[0.5], [5.5]])
+
+
+def blobs(n: int, d: int, k: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs with overlapping clusters, every cluster populated by at least 2 points."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, d))
+    labels = np.concatenate([np.repeat(np.arange(k), 2), rng.integers(0, k, n - 2 * k)])
+    rng.shuffle(labels)
+    X = centers[labels] + rng.normal(scale=spread, size=(n, d))
+    return X, labels
+
+
+# --------------------------------------------------------------------------- exact silhouette
+
+
+def test_silhouette_toy_by_hand() -> None:
+    # Point 0: a = 1, b = (5 + 6) / 2 = 5.5, s = 4.5 / 5.5 = 9/11; point 1: a = 1,
+    # b = (4 + 5) / 2 = 4.5, s = 3.5 / 4.5 = 7/9; points 5 and 6 mirror them.
+    res = silhouette_sampled(LINE, LINE_LABELS)
+    expected = (9 / 11 + 7 / 9) / 2
+    assert res.method == "exact"
+    assert res.defined
+    assert res.n_points == 4
+    assert res.score == pytest.approx(expected, abs=1e-15)
+    np.testing.assert_allclose(res.per_cluster, [expected, expected], atol=1e-15)
+
+
+def test_silhouette_singleton_is_zero_by_hand() -> None:
+    # {0, 1} and the singleton {10}: s(0) = (10 - 1) / 10, s(1) = (9 - 1) / 9, s(10) = 0.
+    X = np.array([[0.0], [1.0], [10.0]])
+    res = silhouette_sampled(X, np.array([0, 0, 1]))
+    assert res.score == pytest.approx((0.9 + 8 / 9 + 0.0) / 3, abs=1e-15)
+    np.testing.assert_allclose(res.per_cluster, [(0.9 + 8 / 9) / 2, 0.0], atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "k", "seed"), [(60, 2, 2, 0), (500, 5, 7, 1), (1500, 16, 40, 2), (300, 3, 150, 3)]
+)
+def test_silhouette_matches_sklearn(n: int, d: int, k: int, seed: int) -> None:
+    X, labels = blobs(n, d, k, seed)
+    ours = silhouette_sampled(X, labels)
+    # Both compute float64 distances by the same |x|^2 + |y|^2 - 2xy expansion; only the
+    # summation order differs (~1e-16 relative per distance), so 1e-12 absolute on a
+    # mean of values in [-1, 1] is ample and would still catch any formula slip.
+    assert ours.score == pytest.approx(metrics.silhouette_score(X, labels), abs=1e-12)
+    per_point = metrics.silhouette_samples(X, labels)
+    expected_per_cluster = np.array([per_point[labels == c].mean() for c in range(k)])
+    np.testing.assert_allclose(ours.per_cluster, expected_per_cluster, atol=1e-12)
+
+
+def test_silhouette_float32_matches_sklearn() -> None:
+    X, labels = blobs(400, 6, 5, seed=4)
+    X32 = X.astype(np.float32)
+    ours = silhouette_sampled(X32, labels)
+    # We accumulate in float64; scikit-learn rounds each distance to float32
+    # (relative error ~6e-8), which moves the mean by far less than 1e-5.
+    assert ours.score == pytest.approx(metrics.silhouette_score(X32, labels), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("working_memory_mib", "symmetric"), [(0.001, False), (0.02, False), (0.2, True), (1e6, True)]
+)
+def test_silhouette_chunked_equals_unchunked(
+    working_memory_mib: float, symmetric: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 700 points in 6 clusters: the (m, k) accumulator takes 33 kB. 0.001 MiB forces
+    # single-row chunks without it, 0.02 MiB a few rows per chunk; 0.2 MiB takes the
+    # upper-triangle path in blocks of ~15 rows, 1e6 MiB in a single block.
+    from monitor.core import quality
+
+    X, labels = blobs(700, 4, 6, seed=5)
+    reference = metrics.silhouette_samples(X, labels)
+    calls: list[int] = []
+    original = quality._cluster_distance_sums_symmetric
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "_cluster_distance_sums_symmetric", spy)
+    res = silhouette_sampled(X, labels, working_memory_mib=working_memory_mib)
+    assert bool(calls) is symmetric
+    # Same float64 expansion as scikit-learn, different summation order (see above).
+    assert res.score == pytest.approx(reference.mean(), abs=1e-12)
+    expected = np.array([reference[labels == c].mean() for c in range(6)])
+    np.testing.assert_allclose(res.per_cluster, expected, atol=1e-12)
+
+
+def test_silhouette_invariant_to_row_order_and_label_names() -> None:
+    X, labels = blobs(400, 3, 5, seed=6)
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(400)
+    names = np.array([3, 0, 4, 1, 2])  # cluster c is called names[c]
+    base = silhouette_sampled(X, labels)
+    moved = silhouette_sampled(X[rows], names[labels[rows]])
+    assert moved.score == pytest.approx(base.score, abs=1e-13)
+    np.testing.assert_allclose(moved.per_cluster[names], base.per_cluster, atol=1e-13)
+
+
+def test_silhouette_sample_is_seeded_and_matches_sklearn_on_it() -> None:
+    X, labels = blobs(3000, 4, 6, seed=7)
+    first = silhouette_sampled(X, labels, sample_size=500, random_state=42)
+    again = silhouette_sampled(X, labels, sample_size=500, random_state=42)
+    other = silhouette_sampled(X, labels, sample_size=500, random_state=43)
+    assert first.n_points == 500
+    assert first.score == again.score
+    assert first.score != other.score
+    # The documented draw: rng.choice(n, sample_size, replace=False).
+    idx = np.random.default_rng(42).choice(3000, size=500, replace=False)
+    expected = metrics.silhouette_score(X[idx], labels[idx])
+    assert first.score == pytest.approx(expected, abs=1e-12)
+
+
+def test_silhouette_whole_window_when_small_draws_nothing() -> None:
+    X, labels = blobs(200, 2, 3, seed=8)
+    rng = np.random.default_rng(1)
+    before = rng.bit_generator.state
+    res = silhouette_sampled(X, labels, sample_size=200, random_state=rng)
+    assert res.n_points == 200
+    assert rng.bit_generator.state == before
+
+
+def test_silhouette_per_cluster_length_follows_n_clusters() -> None:
+    res = silhouette_sampled(LINE, LINE_LABELS, n_clusters=4)
+    assert res.per_cluster.shape == (4,)
+    assert res.per_cluster[2:].tolist() == [0.0, 0.0]
+
+
+def test_silhouette_one_cluster_warns_and_is_undefined() -> None:
+    X = np.arange(10.0).reshape(-1, 1)
+    with pytest.warns(DegenerateDataWarning, match="two populated clusters"):
+        res = silhouette_sampled(X, np.zeros(10, dtype=int))
+    assert not res.defined
+    assert res.score == 0.0
+    assert res.per_cluster.tolist() == [0.0]
+
+
+def test_silhouette_duplicate_points_across_clusters_are_not_nan() -> None:
+    # Every point coincides with every other: a = b = 0, the convention gives s = 0.
+    X = np.zeros((6, 2))
+    res = silhouette_sampled(X, np.array([0, 0, 0, 1, 1, 1]))
+    assert res.score == 0.0
+    assert res.defined
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"sample_size": 1},
+            r"The 'sample_size' parameter of silhouette_sampled must be an int "
+            r"in \[2, inf\)\. Got 1 instead\.",
+        ),
+        ({"working_memory_mib": 0.0}, r"'working_memory_mib' parameter of silhouette_sampled"),
+        (
+            {"n_clusters": 1},
+            r"'labels' parameter of silhouette_sampled must hold cluster indices "
+            r"in \[0, 0\]\. Got 1 instead\.",
+        ),
+    ],
+)
+def test_silhouette_rejects_bad_parameters(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        silhouette_sampled(LINE, LINE_LABELS, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.array([0, 0, 1]), r"one entry per sample \(4\); got 3"),
+        (np.array([0, -1, 1, 1]), r"cluster indices in \[0, inf\)\. Got -1 instead"),
+        (np.array([0.0, 0.0, 1.0, 1.0]), r"integer cluster indices; got dtype float64"),
+        (np.array([[0, 0, 1, 1]]), r"1-D array of cluster indices"),
+    ],
+)
+def test_silhouette_rejects_bad_labels(labels: np.ndarray, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        silhouette_sampled(LINE, labels)
+
+
+def test_silhouette_rejects_nan() -> None:
+    X = LINE.copy()
+    X[2, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="row 2, column 0"):
+        silhouette_sampled(X, LINE_LABELS)
+
+
+# --------------------------------------------------------------------------- simplified
+
+
+def test_simplified_silhouette_toy_by_hand() -> None:
+    # Points 0 and 6: a = 0.5, b = 5.5, s = 10/11; points 1 and 5: a = 0.5, b = 4.5, s = 8/9.
+    res = silhouette_simplified(LINE, LINE_LABELS, LINE_CENTERS)
+    expected = (10 / 11 + 8 / 9) / 2
+    assert res.method == "simplified"
+    assert res.n_points == 4
+    assert res.score == pytest.approx(expected, abs=1e-15)
+    np.testing.assert_allclose(res.per_cluster, [expected, expected], atol=1e-15)
+
+
+def test_simplified_silhouette_uses_the_given_label_not_the_nearest_centre() -> None:
+    # Point 1 labelled with the far centre: a = 4.5, b = 0.5, s = (0.5 - 4.5) / 4.5 = -8/9.
+    res = silhouette_simplified(LINE, np.array([0, 1, 1, 1]), LINE_CENTERS)
+    assert res.per_cluster[1] == pytest.approx((-8 / 9 + 8 / 9 + 10 / 11) / 3, abs=1e-15)
+
+
+@pytest.mark.parametrize(("n", "d", "k", "seed"), [(300, 2, 3, 0), (900, 8, 12, 1)])
+def test_simplified_silhouette_matches_brute_force(n: int, d: int, k: int, seed: int) -> None:
+    X, labels = blobs(n, d, k, seed)
+    centers = np.array([X[labels == c].mean(axis=0) for c in range(k)])
+    # Brute force with scipy's exact pairwise differences (fine at this size).
+    from scipy.spatial.distance import cdist
+
+    D = cdist(X, centers)
+    a = D[np.arange(n), labels]
+    D[np.arange(n), labels] = np.inf
+    b = D.min(axis=1)
+    s = (b - a) / np.maximum(a, b)
+    res = silhouette_simplified(X, labels, centers)
+    # Our b comes from the |x|^2 - 2xc + |c|^2 expansion; with |x| ~ 10 its rounding is
+    # ~1e-14 absolute, far below 1e-10.
+    assert res.score == pytest.approx(s.mean(), abs=1e-10)
+    chunked = silhouette_simplified(X, labels, centers, working_memory_mib=0.001)
+    assert chunked.score == pytest.approx(res.score, abs=1e-13)
+
+
+def test_simplified_silhouette_one_centre_is_undefined() -> None:
+    with pytest.warns(DegenerateDataWarning, match="two centres"):
+        res = silhouette_simplified(LINE, np.zeros(4, dtype=int), np.array([[3.0]]))
+    assert not res.defined
+    assert res.score == 0.0
+
+
+def test_simplified_silhouette_rejects_mismatched_centres() -> None:
+    with pytest.raises(
+        InvalidInputError,
+        match=r"'centers' parameter of silhouette_simplified "
+        r"must have 1 feature\(s\)",
+    ):
+        silhouette_simplified(LINE, LINE_LABELS, np.zeros((2, 3)))
+
+
+# --------------------------------------------------------------------------- DB, CH, inertia
+
+
+def test_davies_bouldin_toy_by_hand() -> None:
+    # S_0 = S_1 = 0.5 (mean distance to the centre), M_01 = 5: DB = (0.5 + 0.5) / 5.
+    res = davies_bouldin(LINE, LINE_LABELS)
+    assert res.name == "davies_bouldin"
+    assert res.value == pytest.approx(0.2, abs=1e-15)
+    assert davies_bouldin(LINE, LINE_LABELS, LINE_CENTERS).value == pytest.approx(0.2, abs=1e-15)
+
+
+@pytest.mark.parametrize(("n", "d", "k", "seed"), [(200, 2, 2, 0), (800, 6, 9, 1), (500, 3, 30, 2)])
+def test_davies_bouldin_and_calinski_harabasz_match_sklearn(
+    n: int, d: int, k: int, seed: int
+) -> None:
+    X, labels = blobs(n, d, k, seed)
+    # Same formulas; scikit-learn measures point-to-centroid distances through the norm
+    # expansion (relative error up to ~1e-8 for points near their centroid) where we take
+    # exact differences, so 1e-7 relative is the honest tolerance for DB. CH uses only
+    # sums of squares on both sides: 1e-10.
+    assert davies_bouldin(X, labels).value == pytest.approx(
+        metrics.davies_bouldin_score(X, labels), rel=1e-7
+    )
+    assert calinski_harabasz(X, labels).value == pytest.approx(
+        metrics.calinski_harabasz_score(X, labels), rel=1e-10
+    )
+
+
+def test_indices_ignore_empty_clusters_like_sklearn_on_present_labels() -> None:
+    X, labels = blobs(300, 3, 4, seed=3)
+    gappy = np.array([0, 2, 5, 6])[labels]  # labels 1, 3 and 4 empty
+    assert davies_bouldin(X, gappy).value == pytest.approx(
+        metrics.davies_bouldin_score(X, labels), rel=1e-7
+    )
+    assert calinski_harabasz(X, gappy).value == pytest.approx(
+        metrics.calinski_harabasz_score(X, labels), rel=1e-10
+    )
+
+
+def test_calinski_harabasz_toy_by_hand() -> None:
+    # Means 0.5 and 5.5, overall 3: B = 2 * 2.5^2 + 2 * 2.5^2 = 25, W = 4 * 0.25 = 1,
+    # CH = (25 / (2 - 1)) / (1 / (4 - 2)) = 50.
+    res = calinski_harabasz(LINE, LINE_LABELS)
+    assert res.value == pytest.approx(50.0, rel=1e-15)
+
+
+def test_calinski_harabasz_zero_within_is_one_like_sklearn() -> None:
+    X = np.array([[0.0], [0.0], [4.0], [4.0]])
+    assert calinski_harabasz(X, LINE_LABELS).value == 1.0
+    assert metrics.calinski_harabasz_score(X, LINE_LABELS) == 1.0
+
+
+@pytest.mark.parametrize("index", [davies_bouldin, calinski_harabasz])
+def test_one_cluster_indices_warn_and_are_undefined(index) -> None:  # type: ignore[no-untyped-def]
+    with pytest.warns(DegenerateDataWarning, match="at least two populated clusters; got 1"):
+        res = index(LINE, np.zeros(4, dtype=int))
+    assert not res.defined
+    assert res.value == 0.0
+
+
+def test_inertia_toy_by_hand_and_weighted() -> None:
+    # Each point is 0.5 from its centre: 4 * 0.25 = 1; weights 1, 2, 3, 4 give 10 * 0.25.
+    assert inertia(LINE, LINE_LABELS, LINE_CENTERS).value == pytest.approx(1.0, abs=1e-15)
+    weighted = inertia(LINE, LINE_LABELS, LINE_CENTERS, sample_weight=[1, 2, 3, 4])
+    assert weighted.value == pytest.approx(2.5, abs=1e-15)
+
+
+def test_inertia_matches_sklearn_kmeans() -> None:
+    from sklearn.cluster import KMeans
+
+    X, _ = blobs(600, 5, 6, seed=9)
+    km = KMeans(n_clusters=6, n_init=1, random_state=0).fit(X)
+    # KMeans.inertia_ is computed at the final centres with the same formula; only the
+    # summation order differs.
+    assert inertia(X, km.labels_, km.cluster_centers_).value == pytest.approx(km.inertia_, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- cluster sizes
+
+
+def test_cluster_sizes_by_hand() -> None:
+    # counts 2, 1, 0, 1 (mean 1): population std sqrt((1 + 0 + 1 + 0) / 4) = sqrt(0.5).
+    res = cluster_sizes(np.array([0, 0, 1, 3]), 4)
+    assert res.counts.tolist() == [2, 1, 0, 1]
+    np.testing.assert_allclose(res.shares, [0.5, 0.25, 0.0, 0.25], atol=0)
+    assert res.cv == pytest.approx(math.sqrt(0.5), abs=1e-15)
+    assert res.n_empty == 1
+
+
+def test_cluster_sizes_weighted_by_hand() -> None:
+    # Weighted sizes 3, 1: shares 0.75, 0.25; mean 2, std 1, cv 0.5; counts stay 2, 1.
+    res = cluster_sizes(np.array([0, 0, 1]), 2, sample_weight=np.array([1.0, 2.0, 1.0]))
+    assert res.counts.tolist() == [2, 1]
+    np.testing.assert_allclose(res.shares, [0.75, 0.25], atol=1e-15)
+    assert res.cv == pytest.approx(0.5, abs=1e-15)
+    assert res.n_empty == 0
+
+
+def test_cluster_sizes_balanced_is_zero_cv() -> None:
+    res = cluster_sizes(np.tile(np.arange(5), 7), 5)
+    assert res.cv == 0.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "n_clusters", "message"),
+    [
+        (
+            np.array([0, 1]),
+            0,
+            r"The 'n_clusters' parameter of cluster_sizes must be an int in "
+            r"\[1, inf\)\. Got 0 instead\.",
+        ),
+        (np.array([0, 2]), 2, r"cluster indices in \[0, 1\]\. Got 2 instead"),
+        (np.array([], dtype=int), 2, r"at least one label"),
+    ],
+)
+def test_cluster_sizes_rejects_bad_input(labels: np.ndarray, n_clusters: int, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        cluster_sizes(labels, n_clusters)
