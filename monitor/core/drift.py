@@ -1,0 +1,335 @@
+"""Drift between a reference and a window: feature PSI, label-share PSI, centroid drift.
+
+PSI compares the shares of a window in bins fixed on the reference,
+``PSI = sum_b (q_b - p_b) ln(q_b / p_b)`` with ``p`` the reference's shares and ``q`` the
+window's. Empty-bin rule: both ``p`` and ``q`` are floored at ``epsilon`` and then
+renormalised to sum to 1 before the formula is applied, so that a bin empty on one side
+contributes a large but finite term, and a bin empty on both sides contributes 0.
+See ``docs/slis.md`` for the bin edges of discrete and constant features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from monitor.core._validation import check_array, check_choice, check_float, check_int
+from monitor.core.quality import _check_labels
+from monitor.errors import InvalidInputError
+from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins
+
+__all__ = [
+    "DEFAULT_EPSILON",
+    "centroid_drift",
+    "fit_reference_bins",
+    "label_agreement",
+    "label_drift",
+    "psi",
+]
+
+Floats = NDArray[np.floating[Any]]
+
+DEFAULT_EPSILON = 1e-4
+_STRATEGIES = ("quantile", "uniform")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _psi_from_fractions(p: Floats, q: Floats, epsilon: float) -> float:
+    """PSI of two share vectors of one variable after the floor-and-renormalise rule."""
+    pf = np.maximum(p, epsilon)
+    qf = np.maximum(q, epsilon)
+    pf = pf / pf.sum()
+    qf = qf / qf.sum()
+    # Each term (q - p) ln(q / p) is >= 0; the sum is clipped at 0 against rounding.
+    return max(0.0, float(np.sum((qf - pf) * np.log(qf / pf))))
+
+
+def _bin_index(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.intp]:
+    """Bin of each value: ``b`` such that ``edges[b-1] < x <= edges[b]`` (open ends)."""
+    return np.searchsorted(edges, x, side="left")
+
+
+def _feature_edges(column: Floats, n_bins: int, strategy: str) -> Floats:
+    """Strictly increasing inner edges of one feature (see ``fit_reference_bins``)."""
+    lo, hi = float(column.min()), float(column.max())
+    if strategy == "quantile":
+        probs = np.arange(1, n_bins) / n_bins
+        # inverted_cdf returns observed values: with right-closed bins a reference without
+        # ties then splits as evenly as n allows, and a discrete feature gets edges
+        # at its own values rather than at interpolated points between them.
+        raw = np.quantile(column, probs, method="inverted_cdf")
+    else:
+        raw = np.linspace(lo, hi, n_bins + 1)[1:-1]
+    edges = np.unique(raw)
+    if edges[0] <= lo:
+        # A point mass at the reference's minimum (binary or constant feature): give
+        # values below the reference's range a bin of their own, as values above it get
+        # one whenever the maximum is an edge.
+        edges = np.concatenate(([np.nextafter(lo, -np.inf)], edges))
+    return edges.astype(np.float64)
+
+
+def _fractions(index: NDArray[np.intp], n_bins: int) -> Floats:
+    return np.bincount(index, minlength=n_bins).astype(np.float64) / index.shape[0]
+
+
+def _check_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
+    if thresholds is None:
+        return {}
+    if not isinstance(thresholds, Mapping):
+        raise InvalidInputError(
+            "The 'thresholds' parameter of psi must be a mapping of name to PSI value. "
+            f"Got {thresholds!r} instead."
+        )
+    out: dict[str, float] = {}
+    for name, value in thresholds.items():
+        out[str(name)] = check_float(value, f"thresholds[{name!r}]", low=0.0, owner="psi")
+    return out
+
+
+def _check_shares(shares: ArrayLike, n_clusters: int, *, name: str, owner: str) -> Floats:
+    arr = np.asarray(shares, dtype=np.float64)
+    if arr.shape != (n_clusters,):
+        raise InvalidInputError(
+            f"The {name!r} parameter of {owner} must have shape ({n_clusters},); got {arr.shape}."
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
+        raise InvalidInputError(
+            f"The {name!r} parameter of {owner} must hold finite non-negative shares with "
+            f"a positive sum. Got {arr!r} instead."
+        )
+    return arr / arr.sum()
+
+
+# --------------------------------------------------------------------------- public
+
+
+def fit_reference_bins(
+    X_ref: ArrayLike,
+    *,
+    n_bins: int = 10,
+    strategy: str = "quantile",
+    epsilon: float = DEFAULT_EPSILON,
+) -> ReferenceBins:
+    """Fix per-feature bins on the reference window and record its shares.
+
+    Parameters
+    ----------
+    X_ref : array-like of shape (n, d)
+        The reference window (scaled units).
+    n_bins : int, default 10
+        Target number of bins per feature (at least 2).
+    strategy : {"quantile", "uniform"}
+        ``"quantile"``: inner edges at the ``b / n_bins`` quantiles (``inverted_cdf``,
+        so edges are observed values and a reference without ties splits into bins
+        as even as ``n`` allows); ``"uniform"``: equal-width inner edges between
+        the reference's minimum and maximum.
+    epsilon : float, default 1e-4
+        Floor for empty-bin shares in :func:`psi` (in ``(0, 0.5)``).
+
+    Returns
+    -------
+    ReferenceBins
+        ``edges[j]`` holds the strictly increasing inner edges of feature ``j``; bin
+        ``b`` is ``(edges[b-1], edges[b]]`` with the first and last bins open-ended.
+        Duplicate edges (discrete or constant features) are collapsed, so a feature may
+        get fewer than ``n_bins`` bins. When the lowest edge is the reference's minimum
+        (a point mass there), ``nextafter(min, -inf)`` is added below it, so that values
+        below the reference's range fall in a bin the reference left empty, as values
+        above it do whenever the maximum is an edge (a constant feature ``c`` gets the
+        bins ``(-inf, c)``, ``{c}``, ``(c, inf)``). ``reference_fractions[j]`` are the
+        raw shares (not floored).
+    """
+    owner = "fit_reference_bins"
+    Xr = check_array(X_ref, name="X_ref", dtype=np.float64)
+    n_bins = check_int(n_bins, "n_bins", low=2, owner=owner)
+    strategy = check_choice(strategy, "strategy", _STRATEGIES, owner=owner)
+    epsilon = check_float(
+        epsilon,
+        "epsilon",
+        low=0.0,
+        high=0.5,
+        low_inclusive=False,
+        high_inclusive=False,
+        owner=owner,
+    )
+    edges: list[Floats] = []
+    fractions: list[Floats] = []
+    for j in range(Xr.shape[1]):
+        column = Xr[:, j]
+        e = _feature_edges(column, n_bins, strategy)
+        edges.append(e)
+        fractions.append(_fractions(_bin_index(e, column), e.shape[0] + 1))
+    return ReferenceBins(
+        edges=tuple(edges),
+        reference_fractions=tuple(fractions),
+        epsilon=epsilon,
+        strategy=strategy,
+    )
+
+
+def psi(bins: ReferenceBins, X: ArrayLike, *, thresholds: Mapping[str, float] | None = None) -> PSI:
+    """Population stability index of each feature of ``X`` against the reference bins.
+
+    Parameters
+    ----------
+    bins : ReferenceBins
+        From :func:`fit_reference_bins`.
+    X : array-like of shape (n, d)
+        The window, same features and units as the reference.
+    thresholds : mapping of str to float, optional
+        Named PSI thresholds (for example ``{"warning": 0.1, "critical": 0.25}``);
+        ``n_features_above[name]`` counts the features with PSI strictly above each.
+
+    Returns
+    -------
+    PSI
+        ``per_feature`` of shape (d,), ``PSI_j = sum_b (q_b - p_b) ln(q_b / p_b)`` after
+        flooring both share vectors at ``bins.epsilon`` and renormalising them; ``max``
+        over features.
+    """
+    Xa = check_array(X, name="X", dtype=np.float64)
+    d = len(bins.edges)
+    if Xa.shape[1] != d:
+        raise InvalidInputError(f"X has {Xa.shape[1]} feature(s) but the reference bins have {d}.")
+    limits = _check_thresholds(thresholds)
+    values = np.empty(d, dtype=np.float64)
+    for j in range(d):
+        e = bins.edges[j]
+        q = _fractions(_bin_index(e, Xa[:, j]), e.shape[0] + 1)
+        values[j] = _psi_from_fractions(bins.reference_fractions[j], q, bins.epsilon)
+    above = {name: int(np.count_nonzero(values > lim)) for name, lim in limits.items()}
+    return PSI(per_feature=values, max=float(values.max()), n_features_above=above)
+
+
+def label_drift(
+    reference_shares: ArrayLike,
+    labels: ArrayLike,
+    n_clusters: int,
+    *,
+    epsilon: float = DEFAULT_EPSILON,
+) -> LabelDrift:
+    """PSI between the reference's cluster shares and the window's.
+
+    Parameters
+    ----------
+    reference_shares : array-like of shape (k,)
+        Non-negative shares of the reference (renormalised to sum to 1).
+    labels : array-like of shape (n,)
+        Cluster of each window point, in ``[0, k)``; at least one point.
+    n_clusters : int
+    epsilon : float, default 1e-4
+        Floor of the empty-cluster rule (the same as the feature PSI's).
+
+    Returns
+    -------
+    LabelDrift
+        ``psi`` with the floor-and-renormalise rule; the raw shares of both sides.
+    """
+    owner = "label_drift"
+    k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
+    p = _check_shares(reference_shares, k, name="reference_shares", owner=owner)
+    lab = _check_labels(labels, None, k, owner=owner)
+    if lab.shape[0] == 0:
+        raise InvalidInputError(
+            "The 'labels' parameter of label_drift must hold at least one label; got none."
+        )
+    epsilon = check_float(
+        epsilon,
+        "epsilon",
+        low=0.0,
+        high=0.5,
+        low_inclusive=False,
+        high_inclusive=False,
+        owner=owner,
+    )
+    q = _fractions(lab, k)
+    return LabelDrift(psi=_psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
+
+
+def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> CentroidDrift:
+    """Match current centroids to reference centroids and measure how far they moved.
+
+    Parameters
+    ----------
+    reference_centers : array-like of shape (k_ref, d)
+    current_centers : array-like of shape (k_cur, d)
+        Both in the reference's scaled units; ``k_ref`` and ``k_cur`` may differ.
+
+    Returns
+    -------
+    CentroidDrift
+        The matching of ``scipy.optimize.linear_sum_assignment`` on the Euclidean
+        distances (minimum total distance), ``pairs`` (m, 2) sorted by reference index,
+        ``m = min(k_ref, k_cur)``, their ``distances`` (m,), ``mean`` and ``max``, and the
+        unmatched indices on either side (``vanished`` reference, ``appeared`` current).
+    """
+    owner = "centroid_drift"
+    R = check_array(reference_centers, name="reference_centers", dtype=np.float64)
+    C = check_array(current_centers, name="current_centers", dtype=np.float64)
+    if R.shape[1] != C.shape[1]:
+        raise InvalidInputError(
+            f"The 'current_centers' parameter of {owner} must have {R.shape[1]} feature(s) "
+            f"to match reference_centers; got an array of shape {C.shape}."
+        )
+    cost = cdist(R, C)
+    rows, cols = linear_sum_assignment(cost)
+    distances = cost[rows, cols]
+    pairs = np.column_stack((rows, cols)).astype(np.intp)
+    return CentroidDrift(
+        pairs=pairs,
+        distances=distances,
+        mean=float(distances.mean()),
+        max=float(distances.max()),
+        vanished=tuple(int(i) for i in np.setdiff1d(np.arange(R.shape[0]), rows)),
+        appeared=tuple(int(i) for i in np.setdiff1d(np.arange(C.shape[0]), cols)),
+    )
+
+
+def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLike) -> float:
+    """Share of points whose reference and current labels are matched by ``pairs``.
+
+    Parameters
+    ----------
+    ref_labels : array-like of shape (n,)
+        Labels of the points under the reference model.
+    cur_labels : array-like of shape (n,)
+        Labels of the same points under the current model.
+    pairs : array-like of shape (m, 2)
+        ``(reference, current)`` index pairs, as in :attr:`CentroidDrift.pairs`.
+
+    Returns
+    -------
+    float
+        In [0, 1]. A point whose reference cluster is unmatched (vanished) disagrees.
+    """
+    owner = "label_agreement"
+    P = np.asarray(pairs)
+    if P.ndim != 2 or P.shape[1] != 2 or (P.size and P.dtype.kind not in "iu"):
+        raise InvalidInputError(
+            f"The 'pairs' parameter of {owner} must be an integer array of shape (m, 2); "
+            f"got an array of shape {P.shape} and dtype {P.dtype}."
+        )
+    r = _check_labels(ref_labels, None, owner=owner, name="ref_labels")
+    c = _check_labels(cur_labels, r.shape[0], owner=owner, name="cur_labels")
+    if r.shape[0] == 0:
+        raise InvalidInputError(
+            f"The 'ref_labels' parameter of {owner} must hold at least one label; got none."
+        )
+    if P.size and (P.min() < 0):
+        raise InvalidInputError(
+            f"The 'pairs' parameter of {owner} must hold non-negative indices. "
+            f"Got {int(P.min())} instead."
+        )
+    size = max(int(r.max()), int(P[:, 0].max()) if P.size else 0) + 1
+    # -1 never equals a label, so unmatched reference clusters count as disagreement.
+    mapping = np.full(size, -1, dtype=np.intp)
+    mapping[P[:, 0]] = P[:, 1]
+    return float(np.mean(mapping[r] == c))
