@@ -1,0 +1,312 @@
+"""Append-only history of evaluations and failed runs in one SQLite file.
+
+The database runs in WAL mode so that readers (the CLI, the HTTP pages) never block
+the daemon's writes. One connection is shared by all threads of the process behind a
+lock: SQLite serialises writers anyway, and a single connection can be closed from
+any thread. Other processes wait up to ``timeout`` seconds for a write lock.
+
+Schema changes are numbered migrations recorded in ``schema_version``; opening a file
+applies the missing ones in a transaction and refuses a file written by a newer
+schema. Evaluation mappings and tuples are JSON columns; floats are written with
+Python's shortest round-trip repr, so every value comes back bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.errors import InvalidInputError, StoreError
+from monitor.records import Evaluation, RunFailure
+from monitor.store._checks import (
+    check_float_mapping,
+    check_int,
+    check_model_name,
+    check_real,
+    check_str,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteHistory"]
+
+# Migration i (0-based) takes the schema from version i to version i + 1. Append only.
+# Float columns have no declared type on purpose: with REAL affinity SQLite stores
+# integral values as integers and -0.0 comes back as 0.0. Without it, a Python float
+# is kept as its 8-byte IEEE double; the CHECK keeps other types out.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model TEXT NOT NULL,
+            window_start NOT NULL CHECK (typeof(window_start) = 'real'),
+            window_end NOT NULL CHECK (typeof(window_end) = 'real'),
+            evaluated_at NOT NULL CHECK (typeof(evaluated_at) = 'real'),
+            n_rows INTEGER NOT NULL,
+            live_version INTEGER NOT NULL,
+            candidate_version INTEGER,
+            promoted INTEGER NOT NULL CHECK (promoted IN (0, 1)),
+            decision TEXT NOT NULL,
+            slis TEXT NOT NULL,
+            feature_psi TEXT NOT NULL,
+            cluster_sizes TEXT NOT NULL,
+            cluster_shares TEXT NOT NULL,
+            centroid_drift TEXT NOT NULL,
+            thresholds TEXT NOT NULL,
+            phase_seconds TEXT NOT NULL,
+            duration_seconds NOT NULL CHECK (typeof(duration_seconds) = 'real')
+        )
+        """,
+        "CREATE INDEX evaluations_by_model ON evaluations (model, evaluated_at, id)",
+        """
+        CREATE TABLE failures (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            at NOT NULL CHECK (typeof(at) = 'real'),
+            window_label TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX failures_by_model ON failures (model, at, id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_EVALUATION_COLUMNS = (
+    "model, window_start, window_end, evaluated_at, n_rows, live_version, candidate_version, "
+    "promoted, decision, slis, feature_psi, cluster_sizes, cluster_shares, centroid_drift, "
+    "thresholds, phase_seconds, duration_seconds"
+)
+_FAILURE_COLUMNS = "model, reason, message, at, window_label"
+
+
+class SQLiteHistory:
+    """Evaluations and failed runs in an SQLite file; meets ``History``; thread-safe."""
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        """Open (creating and migrating if needed) the history database at ``path``."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: each INSERT is its own transaction; migrations BEGIN explicitly.
+            conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+        self._conn: sqlite3.Connection | None = conn
+        try:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteHistory({str(self.path)!r})"
+
+    def __enter__(self) -> SQLiteHistory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, evaluation: Evaluation) -> None:
+        """Record one evaluation."""
+        row = _evaluation_row(evaluation)
+        with self._connection() as conn:
+            conn.execute(
+                f"INSERT INTO evaluations ({_EVALUATION_COLUMNS}) "
+                f"VALUES ({', '.join('?' * len(row))})",
+                row,
+            )
+
+    def append_failure(self, failure: RunFailure) -> None:
+        """Record one failed run."""
+        row = _failure_row(failure)
+        with self._connection() as conn:
+            conn.execute(f"INSERT INTO failures ({_FAILURE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", row)
+
+    # ------------------------------------------------------------------ queries
+
+    def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
+        """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
+        model = check_model_name(model, "SQLiteHistory.recent")
+        limit = check_int(limit, "limit", "SQLiteHistory.recent", low=1)
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
+                "ORDER BY evaluated_at DESC, id DESC LIMIT ?",
+                (model, limit),
+            ).fetchall()
+        return [self._evaluation(row) for row in rows]
+
+    def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
+        """The latest failed runs of a model, newest (by ``at``) first."""
+        model = check_model_name(model, "SQLiteHistory.failures")
+        limit = check_int(limit, "limit", "SQLiteHistory.failures", low=1)
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
+                "ORDER BY at DESC, id DESC LIMIT ?",
+                (model, limit),
+            ).fetchall()
+        return [
+            RunFailure(model=m, reason=r, message=msg, at=float(at), window_label=label)
+            for m, r, msg, at, label in rows
+        ]
+
+    def close(self) -> None:
+        """Close the database; later calls raise StoreError. Closing twice is harmless."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # ------------------------------------------------------------------ internals
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the history database {self.path} is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"history database {self.path}: {exc}") from exc
+
+    def _evaluation(self, row: tuple[Any, ...]) -> Evaluation:
+        try:
+            return Evaluation(
+                model=row[0],
+                window_start=float(row[1]),
+                window_end=float(row[2]),
+                evaluated_at=float(row[3]),
+                n_rows=int(row[4]),
+                live_version=int(row[5]),
+                candidate_version=None if row[6] is None else int(row[6]),
+                promoted=bool(row[7]),
+                decision=row[8],
+                slis=_loads_mapping(row[9]),
+                feature_psi=_loads_mapping(row[10]),
+                cluster_sizes=tuple(int(x) for x in json.loads(row[11])),
+                cluster_shares=tuple(float(x) for x in json.loads(row[12])),
+                centroid_drift=tuple(float(x) for x in json.loads(row[13])),
+                thresholds=_loads_mapping(row[14]),
+                phase_seconds=_loads_mapping(row[15]),
+                duration_seconds=float(row[16]),
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            # IMMEDIATE takes the write lock first, so two processes opening a new file
+            # do not both apply the same migration.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+                current = 0 if current is None else int(current)
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"history database {self.path} has schema version {current}; this "
+                        f"kmeans-monitor reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[version - 1]:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- rows
+
+
+def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
+    owner = "SQLiteHistory.append"
+    if not isinstance(e, Evaluation):
+        raise InvalidInputError(
+            f"The 'evaluation' parameter of {owner} must be an Evaluation. "
+            f"Got {type(e).__name__} instead."
+        )
+    candidate = e.candidate_version
+    if candidate is not None:
+        candidate = check_int(candidate, "evaluation.candidate_version", owner)
+    if not isinstance(e.promoted, bool | np.bool_):
+        raise InvalidInputError(
+            f"The 'evaluation.promoted' parameter of {owner} must be a bool. "
+            f"Got {e.promoted!r} instead."
+        )
+    return (
+        check_model_name(e.model, owner),
+        _not_nan(e.window_start, "evaluation.window_start", owner),
+        _not_nan(e.window_end, "evaluation.window_end", owner),
+        _not_nan(e.evaluated_at, "evaluation.evaluated_at", owner),
+        check_int(e.n_rows, "evaluation.n_rows", owner, low=0),
+        check_int(e.live_version, "evaluation.live_version", owner),
+        candidate,
+        int(bool(e.promoted)),
+        check_str(e.decision, "evaluation.decision", owner),
+        _dumps(check_float_mapping(e.slis, "evaluation.slis", owner)),
+        _dumps(check_float_mapping(e.feature_psi, "evaluation.feature_psi", owner)),
+        _dumps([check_int(x, "evaluation.cluster_sizes", owner) for x in e.cluster_sizes]),
+        _dumps([check_real(x, "evaluation.cluster_shares", owner) for x in e.cluster_shares]),
+        _dumps([check_real(x, "evaluation.centroid_drift", owner) for x in e.centroid_drift]),
+        _dumps(check_float_mapping(e.thresholds, "evaluation.thresholds", owner)),
+        _dumps(check_float_mapping(e.phase_seconds, "evaluation.phase_seconds", owner)),
+        _not_nan(e.duration_seconds, "evaluation.duration_seconds", owner),
+    )
+
+
+def _failure_row(f: RunFailure) -> tuple[Any, ...]:
+    owner = "SQLiteHistory.append_failure"
+    if not isinstance(f, RunFailure):
+        raise InvalidInputError(
+            f"The 'failure' parameter of {owner} must be a RunFailure. "
+            f"Got {type(f).__name__} instead."
+        )
+    return (
+        check_model_name(f.model, owner),
+        check_str(f.reason, "failure.reason", owner),
+        check_str(f.message, "failure.message", owner),
+        _not_nan(f.at, "failure.at", owner),
+        check_str(f.window_label, "failure.window_label", owner),
+    )
+
+
+def _not_nan(value: Any, name: str, owner: str) -> float:
+    # SQLite stores a NaN REAL as NULL, which would not come back; JSON columns keep NaN.
+    return check_real(value, name, owner, allow_nan=False)
+
+
+def _dumps(value: Any) -> str:
+    # NaN and infinity use Python's JSON extension so that they round-trip exactly.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _loads_mapping(text: str) -> dict[str, float]:
+    loaded = json.loads(text)
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"expected a JSON object, got {text[:40]!r}")
+    return {str(k): float(v) for k, v in loaded.items()}
