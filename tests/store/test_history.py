@@ -1,0 +1,258 @@
+"""SQLiteHistory: exact round trips, ordering, migrations and concurrent writers."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from _store_factories import make_evaluation, make_failure, same_bits
+
+from monitor.errors import InvalidInputError, StoreError
+from monitor.ports import History
+from monitor.store import SQLiteHistory
+from monitor.store.history import SCHEMA_VERSION
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Any:
+    h = SQLiteHistory(tmp_path / "state" / "history.sqlite")
+    yield h
+    h.close()
+
+
+def test_history_meets_the_port(history: SQLiteHistory) -> None:
+    assert isinstance(history, History)
+
+
+EVALUATIONS = {
+    "plain": lambda: make_evaluation(),
+    "no_candidate_promoted": lambda: make_evaluation(candidate_version=None, promoted=True),
+    "edge_floats": lambda: make_evaluation(
+        window_start=-0.0,
+        evaluated_at=1_700_000_000.123456789,
+        duration_seconds=5e-324,
+        slis={"silhouette": 0.1 + 0.2, "nan_allowed_in_json": float("nan"), "neg": -0.0},
+        feature_psi={"f0": float("inf"), "f1": 1e-300},
+        cluster_shares=(1 / 3, 1 / 3, 1 / 3),
+        centroid_drift=(float("inf"), -0.0, 1.7976931348623157e308),
+        thresholds={},
+        phase_seconds={"z_last": 1.0, "a_first": 2.0},  # insertion order, not sorted
+    ),
+    "empty_model_state": lambda: make_evaluation(
+        n_rows=0, cluster_sizes=(), cluster_shares=(), centroid_drift=(), feature_psi={}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATIONS))
+def test_evaluation_round_trips_exactly(history: SQLiteHistory, name: str) -> None:
+    original = EVALUATIONS[name]()
+    history.append(original)
+    (loaded,) = history.recent("m1")
+    same_bits(loaded, original)
+
+
+def test_numpy_scalars_come_back_as_python_values(history: SQLiteHistory) -> None:
+    original = make_evaluation(
+        n_rows=np.int64(7),
+        cluster_sizes=tuple(np.array([4, 3], dtype=np.int32)),
+        cluster_shares=tuple(np.array([0.5, 0.25])),
+        promoted=np.bool_(True),
+        slis={"silhouette": np.float32(0.5)},
+    )
+    history.append(original)
+    (loaded,) = history.recent("m1")
+    assert loaded.n_rows == 7 and type(loaded.n_rows) is int
+    assert loaded.cluster_sizes == (4, 3) and all(type(x) is int for x in loaded.cluster_sizes)
+    assert loaded.cluster_shares == (0.5, 0.25)
+    assert loaded.promoted is True
+    assert loaded.slis == {"silhouette": 0.5}  # 0.5 is exact in float32
+
+
+def test_recent_is_newest_first_per_model_with_a_limit(history: SQLiteHistory) -> None:
+    # Appended out of time order (a backfill): order follows evaluated_at, then insertion.
+    for t in [30.0, 10.0, 20.0]:
+        history.append(make_evaluation(evaluated_at=t, decision=f"t={t}"))
+    history.append(make_evaluation(evaluated_at=20.0, decision="t=20 again"))
+    history.append(make_evaluation("m2", evaluated_at=99.0))
+
+    assert [e.decision for e in history.recent("m1")] == [
+        "t=30.0",
+        "t=20 again",
+        "t=20.0",
+        "t=10.0",
+    ]
+    assert [e.evaluated_at for e in history.recent("m1", limit=2)] == [30.0, 20.0]
+    assert [e.model for e in history.recent("m2")] == ["m2"]
+    assert history.recent("nobody") == []
+
+
+def test_failures_round_trip_newest_first(history: SQLiteHistory) -> None:
+    first = make_failure(at=100.0, reason="schema", message="column 'f1' missing", window_label="")
+    second = make_failure(at=200.0, message="ünïcode and 'quotes'; DROP TABLE failures;")
+    history.append_failure(first)
+    history.append_failure(second)
+    history.append_failure(make_failure("m2", at=300.0))
+    assert history.failures("m1") == [second, first]
+    assert history.failures("m1", limit=1) == [second]
+    assert history.recent("m1") == []  # failures are not evaluations
+
+
+def test_data_survives_closing_and_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as h:
+        h.append(make_evaluation())
+        h.append_failure(make_failure())
+    with SQLiteHistory(path) as h:
+        assert h.recent("m1") == [make_evaluation()]
+        assert h.failures("m1") == [make_failure()]
+
+
+def test_the_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    SQLiteHistory(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    finally:
+        conn.close()
+    # Reopening does not apply the migrations twice.
+    SQLiteHistory(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    SQLiteHistory(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade"):
+        SQLiteHistory(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match=r"h\.sqlite"):
+        SQLiteHistory(path)
+
+
+def test_closed_history_raises_and_closing_twice_is_harmless(tmp_path: Path) -> None:
+    h = SQLiteHistory(tmp_path / "h.sqlite")
+    h.close()
+    h.close()
+    with pytest.raises(StoreError, match="is closed"):
+        h.append(make_evaluation())
+    with pytest.raises(StoreError, match="is closed"):
+        h.recent("m1")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda h: h.append(
+                make_evaluation(window_start=0.0, window_end=1.0, evaluated_at=float("nan"))
+            ),
+            re.escape(
+                "The 'evaluation.evaluated_at' parameter of SQLiteHistory.append must be a real "
+                "number other than NaN. Got nan instead."
+            ),
+        ),
+        (
+            lambda h: h.append(make_evaluation(n_rows=2.5)),
+            re.escape(
+                "The 'evaluation.n_rows' parameter of SQLiteHistory.append must be an int in "
+                "[0, inf). Got 2.5 instead."
+            ),
+        ),
+        (lambda h: h.append(make_evaluation(promoted=2)), "'evaluation.promoted' .* a bool"),
+        (lambda h: h.append(make_evaluation(slis={"s": "x"})), "real number. Got 'x' instead"),
+        (lambda h: h.append(make_evaluation("../m")), "The 'model' parameter of SQLiteHistory"),
+        (lambda h: h.append(make_failure()), "must be an Evaluation. Got RunFailure instead"),
+        (lambda h: h.append_failure(make_failure(at=float("nan"))), "'failure.at'"),
+        (lambda h: h.append_failure(make_failure(reason=None)), "'failure.reason' .* a str"),
+        (
+            lambda h: h.recent("m1", limit=0),
+            re.escape(
+                "The 'limit' parameter of SQLiteHistory.recent must be an int in [1, inf). "
+                "Got 0 instead."
+            ),
+        ),
+        (lambda h: h.failures("", 5), "The 'model' parameter of SQLiteHistory.failures"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(
+    history: SQLiteHistory, call: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        call(history)
+    assert history.recent("m1") == [] and history.failures("m1") == []
+
+
+def test_concurrent_appends_from_threads_lose_nothing(history: SQLiteHistory) -> None:
+    n_threads, per_thread = 8, 25
+    barrier = threading.Barrier(n_threads)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        barrier.wait()
+        try:
+            for i in range(per_thread):
+                history.append(make_evaluation(evaluated_at=float(t * 1000 + i)))
+                history.append_failure(make_failure(at=float(t * 1000 + i)))
+                history.recent("m1", limit=3)  # readers interleave with the writers
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    expected = sorted(
+        (float(t * 1000 + i) for t in range(n_threads) for i in range(per_thread)), reverse=True
+    )
+    assert [e.evaluated_at for e in history.recent("m1", limit=10_000)] == expected
+    assert [f.at for f in history.failures("m1", limit=10_000)] == expected
+
+
+def _append_many(path: Path, proc: int, count: int, barrier: Any) -> None:
+    barrier.wait()
+    with SQLiteHistory(path) as h:
+        for i in range(count):
+            h.append(dataclasses.replace(make_evaluation(), evaluated_at=float(proc * 1000 + i)))
+
+
+def test_concurrent_appends_from_processes_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    ctx = multiprocessing.get_context("fork")
+    n_procs, per_proc = 3, 20
+    barrier = ctx.Barrier(n_procs)
+    # A fresh file: the processes also race to create the schema.
+    procs = [
+        ctx.Process(target=_append_many, args=(path, p, per_proc, barrier)) for p in range(n_procs)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * n_procs
+    with SQLiteHistory(path) as h:
+        got = sorted(e.evaluated_at for e in h.recent("m1", limit=10_000))
+    assert got == sorted(float(p * 1000 + i) for p in range(n_procs) for i in range(per_proc))
