@@ -1,0 +1,105 @@
+"""The exporter: values through a private registry, the contract, promtool."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.exporter import ModelSpec, MonitorState, make_registry
+from monitor.records import FAILURE_REASONS
+from tests.store._store_factories import make_evaluation, make_snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ModelSpec("m1", ("f0", "f1"), 60.0, 30.0, 86400.0, 0.99)
+
+
+def samples(state: MonitorState) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(make_registry(state, process_metrics=False)).decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_series_exist_from_start_up() -> None:
+    got = samples(MonitorState([SPEC], started_at=100.0, version="1.2.3"))
+    assert got[("kmeans_runs_total", (("model", "m1"),))] == 0
+    for reason in FAILURE_REASONS:
+        assert got[("kmeans_run_failures_total", (("model", "m1"), ("reason", reason)))] == 0
+    assert got[("kmeans_feature_psi", (("feature", "f1"), ("model", "m1")))] == 0
+    assert got[("kmeans_last_success_timestamp_seconds", (("model", "m1"),))] == 0
+    assert got[("kmeans_schedule_interval_seconds", (("model", "m1"),))] == 60
+    assert got[("kmeans_run_success_objective_ratio", (("model", "m1"),))] == 0.99
+    assert got[("kmeans_daemon_start_timestamp_seconds", ())] == 100
+    assert got[("kmeans_models_configured", ())] == 1
+    assert not any(name == "kmeans_snapshot_info" for name, _ in got)
+
+
+def test_values_follow_runs_failures_and_rollbacks() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    snap = make_snapshot("m1", k=3, d=2, version=3, created_at=1234.0)
+    ev = make_evaluation("m1", promoted=True)
+    state.record_success(ev, snap, duration=0.7, at=2000.0)
+    state.record_failure("m1", "schema", duration=40.0, at=2100.0)
+    state.record_failure("m1", "not-a-reason", duration=0.01, at=2200.0)
+    got = samples(state)
+    m = (("model", "m1"),)
+    assert got[("kmeans_runs_total", m)] == 3
+    assert got[("kmeans_run_failures_total", (("model", "m1"), ("reason", "schema")))] == 1
+    assert got[("kmeans_run_failures_total", (("model", "m1"), ("reason", "internal")))] == 1
+    assert got[("kmeans_promotions_total", m)] == 1
+    assert got[("kmeans_last_success_timestamp_seconds", m)] == 2000
+    assert got[("kmeans_last_run_timestamp_seconds", m)] == 2200
+    assert got[("kmeans_run_duration_seconds_count", m)] == 3
+    assert got[("kmeans_run_duration_seconds_sum", m)] == pytest.approx(40.71)
+    assert got[("kmeans_run_duration_seconds_bucket", (("le", "0.05"), ("model", "m1")))] == 1
+    assert got[("kmeans_run_duration_seconds_bucket", (("le", "1.0"), ("model", "m1")))] == 2
+    assert got[("kmeans_run_duration_seconds_bucket", (("le", "30.0"), ("model", "m1")))] == 2
+    assert got[("kmeans_run_duration_seconds_bucket", (("le", "60.0"), ("model", "m1")))] == 3
+    assert got[("kmeans_snapshot_info", (("k", "3"), ("model", "m1"), ("version", "3")))] == 1
+    assert got[("kmeans_snapshot_created_timestamp_seconds", m)] == 1234
+    assert got[("kmeans_silhouette_score", m)] == 0.61
+    assert got[("kmeans_outlier_ratio", m)] == 0.012
+    assert got[("kmeans_feature_psi", (("feature", "f1"), ("model", "m1")))] == 0.3
+    assert got[("kmeans_cluster_size", (("cluster", "2"), ("model", "m1")))] == 120
+    assert got[("kmeans_cluster_share_ratio", (("cluster", "0"), ("model", "m1")))] == 0.4
+    assert got[("kmeans_centroid_drift", (("cluster", "2"), ("model", "m1")))] == 0.25
+    assert got[("kmeans_feature_psi_warning_threshold", m)] == 0.1
+    assert got[("kmeans_feature_psi_critical_threshold", m)] == 0.25
+    # A rollback from outside a run: the info and version follow, counted as a promotion.
+    state.set_live(make_snapshot("m1", k=3, d=2, version=1, created_at=999.0), promoted=True)
+    got = samples(state)
+    assert got[("kmeans_snapshot_version", m)] == 1
+    assert got[("kmeans_promotions_total", m)] == 2
+
+
+def test_every_exported_name_is_in_the_contract() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
+    text = generate_latest(make_registry(state, process_metrics=False)).decode()
+    exported = {fam.name for fam in text_string_to_metric_families(text)}
+    contract_text = (ROOT / "docs" / "metrics.md").read_text()
+    contract = set(re.findall(r"^\| `(kmeans_[a-z_]+)`", contract_text, flags=re.M))
+    # The parser reports counters without _total; the contract names them with it.
+    contract_bases = {n.removesuffix("_total") for n in contract}
+    assert exported == contract_bases
+
+
+def test_promtool_check_metrics_is_clean() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: run scripts/install-test-deps"
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
+    text = generate_latest(make_registry(state))
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "", result.stdout.decode()
