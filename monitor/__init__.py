@@ -9,4 +9,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+from monitor.core.kmeans import KMeans, MiniBatchKMeans
+
+__all__ = ["KMeans", "MiniBatchKMeans", "__version__"]

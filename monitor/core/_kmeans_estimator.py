@@ -1,0 +1,515 @@
+"""KMeans and MiniBatchKMeans with the scikit-learn estimator API, without importing it.
+
+get_params/set_params/clone-ability are implemented here from the ``__init__``
+signature; scikit-learn is imported only inside ``__sklearn_tags__``, which only
+scikit-learn calls. The numeric core therefore runs without scikit-learn installed,
+and the estimators still pass ``sklearn.utils.estimator_checks`` (see
+docs/decisions.md, "KMeans estimator without a scikit-learn base class").
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
+from monitor.core._kmeans_fit import (
+    INITS,
+    METRICS,
+    _check_centers,
+    _check_enough_samples,
+    _check_nonzero_rows,
+    _check_weights,
+    _resolve_n_init,
+    _validate_and_fit,
+)
+from monitor.core._kmeans_lloyd import (
+    _assign,
+    _Blocks,
+    _canonical,
+    _kmeans_plusplus,
+    _minibatch_step,
+    _prepare,
+    _random_init,
+)
+from monitor.core._validation import (
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+)
+from monitor.errors import InvalidInputError
+
+__all__ = ["KMeans", "MiniBatchKMeans", "NotFittedError"]
+
+SKLEARN_HINT = "pip install 'kmeans-monitor[sklearn]'"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit`` (same bases as scikit-learn's)."""
+
+
+class _InvalidInputTypeError(InvalidInputError, TypeError):
+    """Input of a type that cannot become numbers (scikit-learn expects a TypeError)."""
+
+
+_SKLEARN_NOT_FITTED: dict[type, type[NotFittedError]] = {}
+
+
+def _not_fitted(est: object) -> NotFittedError:
+    msg = (
+        f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with "
+        f"appropriate arguments before using this estimator."
+    )
+    # When scikit-learn is already loaded (it is the caller, or the user works with it),
+    # also be its NotFittedError, so that its code catches ours. Never import it here.
+    sk = sys.modules.get("sklearn.exceptions")
+    base = getattr(sk, "NotFittedError", None)
+    if isinstance(base, type) and issubclass(base, Exception):
+        cls = _SKLEARN_NOT_FITTED.get(base)
+        if cls is None:
+            cls = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
+            _SKLEARN_NOT_FITTED[base] = cls
+        return cls(msg)
+    return NotFittedError(msg)
+
+
+def _require_sklearn() -> Any:
+    try:
+        import sklearn.utils as sk_utils
+    except ImportError as exc:  # pragma: no cover - exercised with sklearn hidden
+        raise ImportError(
+            f"scikit-learn is needed for this (estimator tags); install it with {SKLEARN_HINT}"
+        ) from exc
+    return sk_utils
+
+
+def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
+    """``check_array`` with the error shapes scikit-learn's estimator checks look for."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        return check_array(X, name=name)  # raises: dense data only
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise InvalidInputError(
+            f"Complex data not supported: {name} has complex values; only real numbers are."
+        )
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:
+            raise _InvalidInputTypeError(f"{name} cannot be read as numbers: {exc}") from exc
+        except ValueError as exc:
+            raise InvalidInputError(f"{name} cannot be read as numbers: {exc}") from exc
+    if arr.ndim == 1:
+        raise InvalidInputError(
+            f"Expected a 2-D array for {name}, got a 1-D array of shape {arr.shape}. "
+            f"Reshape your data with X.reshape(-1, 1) for a single feature or "
+            f"X.reshape(1, -1) for a single sample."
+        )
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise InvalidInputError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    return check_array(arr, name=name)
+
+
+class _KMeansBase:
+    """What KMeans and MiniBatchKMeans share: parameters, tags, predict and transform."""
+
+    _estimator_type = "clusterer"
+    cluster_centers_: NDArray[np.floating[Any]]
+    n_features_in_: int
+    metric: str
+    working_memory_mib: float
+
+    # -------------------------------------------------------------- parameters
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters and their current values."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> _KMeansBase:
+        """Set constructor parameters; validated at ``fit``, never here."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidInputError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        shown = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name, p.default)
+            if value is p.default or (
+                isinstance(value, str | int | float | type(None))
+                and type(value) is type(p.default)
+                and value == p.default
+            ):
+                continue
+            shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __sklearn_tags__(self) -> Any:
+        """Estimator tags for scikit-learn (imports it: only scikit-learn calls this)."""
+        sk = _require_sklearn()
+        return sk.Tags(
+            estimator_type="clusterer",
+            target_tags=sk.TargetTags(required=False),
+            transformer_tags=sk.TransformerTags(preserves_dtype=["float64", "float32"]),
+            input_tags=sk.InputTags(sparse=False, allow_nan=False),
+            requires_fit=True,
+            non_deterministic=False,
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "cluster_centers_")
+
+    # -------------------------------------------------------------- checks
+
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise _not_fitted(self)
+
+    def _check_test_X(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
+        self._check_fitted()
+        Xa = _check_X(X)
+        if Xa.shape[1] != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {Xa.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if self.metric == "cosine":
+            _check_nonzero_rows(Xa)
+        return Xa
+
+    def _wm(self) -> float:
+        return check_float(
+            self.working_memory_mib,
+            "working_memory_mib",
+            low=0.0,
+            low_inclusive=False,
+            owner=type(self).__name__,
+        )
+
+    def _labels_sq(
+        self, Xa: NDArray[np.floating[Any]]
+    ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
+        C = self.cluster_centers_.astype(Xa.dtype, copy=False)
+        data = _prepare(
+            Xa,
+            np.ones(0, dtype=Xa.dtype),
+            cosine=self.metric == "cosine",
+            k=C.shape[0],
+            working_memory_mib=self._wm(),
+        )
+        return _assign(data, C)
+
+    # -------------------------------------------------------------- scikit-learn API
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        """Index of the nearest centre of each row of X."""
+        return self._labels_sq(self._check_test_X(X))[0]
+
+    def transform(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
+        """Distance of each row to each centre, shape (n_samples, n_clusters).
+
+        For the cosine metric: the Euclidean distance between the normalised row and the
+        unit-norm centre, sqrt(2 (1 - cos)).
+        """
+        Xa = self._check_test_X(X)
+        C = self.cluster_centers_.astype(Xa.dtype, copy=False)
+        data = _prepare(
+            Xa,
+            np.ones(0, dtype=Xa.dtype),
+            cosine=self.metric == "cosine",
+            k=C.shape[0],
+            working_memory_mib=self._wm(),
+        )
+        blocks = _Blocks(data, C)
+        out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
+        for s in iter_slices(data.n, blocks.chunk):
+            out[s] = np.sqrt(blocks.to_sq_dist(s, blocks.block(s)))
+        return out
+
+    def fit_predict(
+        self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
+    ) -> NDArray[np.int64]:
+        """Fit, then return the labels of the training rows."""
+        return self.fit(X, sample_weight=sample_weight).labels_  # type: ignore[attr-defined]
+
+    def fit_transform(
+        self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
+    ) -> NDArray[np.floating[Any]]:
+        """Fit, then return the distances of the training rows to the centres."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)  # type: ignore[attr-defined]
+
+    def score(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
+        """Negative (weighted) inertia of X under the fitted centres."""
+        Xa = self._check_test_X(X)
+        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        _, sq = self._labels_sq(Xa)
+        return -float(w.astype(np.float64) @ sq.astype(np.float64))
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """Names of the transform's columns: ``<classname><i>``."""
+        self._check_fitted()
+        prefix = type(self).__name__.lower()
+        k = self.cluster_centers_.shape[0]
+        return np.asarray([f"{prefix}{i}" for i in range(k)], dtype=object)
+
+
+class KMeans(_KMeansBase):
+    """k-means clustering (k-means++ seeding, chunked Lloyd) with the scikit-learn API.
+
+    Parameters are those of ``monitor.core.kmeans.fit_kmeans``; ``n_init="auto"`` is
+    1 run for k-means++ or an array init and 10 for random. Fitted attributes:
+    ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``, ``n_features_in_``,
+    ``converged_``, ``n_relocated_``, ``n_distinct_points_`` and ``fit_`` (the
+    ``KMeansFit`` record).
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | ArrayLike = "k-means++",
+        n_init: int | str = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        metric: str = "euclidean",
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.metric = metric
+        self.working_memory_mib = working_memory_mib
+
+    def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
+        """Fit the centres on X (``y`` is ignored)."""
+        Xa = _check_X(X)
+        fit = _validate_and_fit(
+            Xa,
+            self.n_clusters,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+            sample_weight=sample_weight,
+            metric=self.metric,
+            working_memory_mib=self.working_memory_mib,
+            owner="KMeans",
+        )
+        self.fit_ = fit
+        self.cluster_centers_ = fit.centers
+        self.labels_ = fit.labels
+        self.inertia_ = fit.inertia
+        self.n_iter_ = fit.n_iter
+        self.converged_ = fit.converged
+        self.n_relocated_ = fit.n_relocated
+        self.n_distinct_points_ = fit.n_distinct_points
+        self.n_features_in_ = int(Xa.shape[1])
+        return self
+
+
+class MiniBatchKMeans(_KMeansBase):
+    """Mini-batch k-means (Sculley, 2010): per-centre counts, learning rate 1/count.
+
+    ``fit`` runs up to ``max_iter`` epochs over the window in shuffled batches of
+    ``batch_size`` rows and stops early when the smoothed batch inertia has not improved
+    for ``max_no_improvement`` batches. ``partial_fit`` consumes a window chunk by chunk
+    (the first chunk seeds the centres and needs at least ``n_clusters`` rows); each
+    chunk is split into shuffled batches of ``batch_size``. Centres are kept in float64.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | ArrayLike = "k-means++",
+        max_iter: int = 100,
+        batch_size: int = 1024,
+        max_no_improvement: int | None = 10,
+        n_init: int | str = "auto",
+        random_state: Any = None,
+        metric: str = "euclidean",
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.max_no_improvement = max_no_improvement
+        self.n_init = n_init
+        self.random_state = random_state
+        self.metric = metric
+        self.working_memory_mib = working_memory_mib
+
+    # -------------------------------------------------------------- helpers
+
+    def _params(self) -> tuple[int, int, str]:
+        owner = "MiniBatchKMeans"
+        k = check_int(self.n_clusters, "n_clusters", low=1, owner=owner)
+        batch = check_int(self.batch_size, "batch_size", low=1, owner=owner)
+        metric = check_choice(self.metric, "metric", METRICS, owner=owner)
+        if isinstance(self.init, str):
+            check_choice(self.init, "init", INITS, owner=owner)
+        self._wm()
+        return k, batch, metric
+
+    def _init_centers(
+        self,
+        Xa: NDArray[np.floating[Any]],
+        w: NDArray[np.floating[Any]],
+        k: int,
+        rng: np.random.Generator,
+        n_runs: int,
+    ) -> NDArray[np.float64]:
+        cosine = self.metric == "cosine"
+        if not isinstance(self.init, str):
+            C = _check_centers(self.init, k, Xa.shape[1], np.float64, name="init")
+            if cosine:
+                _check_nonzero_rows(C, "init")
+                C /= np.sqrt(np.einsum("ij,ij->i", C, C))[:, None]
+            return C
+        data = _prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
+        canon = _canonical(data)
+        best: NDArray[np.float64] | None = None
+        best_inertia = math.inf
+        for _ in range(n_runs):
+            if self.init == "k-means++":
+                C, _ = _kmeans_plusplus(data, canon, k, rng, 2 + int(math.log(k)))
+            else:
+                C, _ = _random_init(data, canon, k, rng)
+            _, sq = _assign(data, C)
+            inertia = float(w.astype(np.float64) @ sq.astype(np.float64))
+            if inertia < best_inertia or best is None:
+                best, best_inertia = C.astype(np.float64), inertia
+        assert best is not None
+        return best
+
+    def _steps(
+        self,
+        Xa: NDArray[np.floating[Any]],
+        w: NDArray[np.floating[Any]],
+        perm: NDArray[np.intp],
+        batch: int,
+    ) -> list[float]:
+        """Sculley steps over ``Xa[perm]`` in batches; the per-weight inertia of each."""
+        out = []
+        for s in iter_slices(perm.size, batch):
+            idx = np.sort(perm[s])
+            wb = w[idx]
+            inertia = _minibatch_step(
+                Xa[idx],
+                wb,
+                self._centers64,
+                self.counts_,
+                cosine=self.metric == "cosine",
+                working_memory_mib=self._wm(),
+            )
+            out.append(inertia / max(float(wb.sum(dtype=np.float64)), 1e-300))
+            self.n_steps_ += 1
+        self.cluster_centers_ = self._centers64.astype(self._dtype)
+        return out
+
+    # -------------------------------------------------------------- API
+
+    def fit(
+        self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
+    ) -> MiniBatchKMeans:
+        """Fit on the whole window X in mini-batches."""
+        owner = "MiniBatchKMeans"
+        Xa = _check_X(X)
+        k, batch, metric = self._params()
+        n_runs = _resolve_n_init(self.n_init, self.init, owner)
+        max_iter = check_int(self.max_iter, "max_iter", low=1, owner=owner)
+        patience = (
+            None
+            if self.max_no_improvement is None
+            else check_int(self.max_no_improvement, "max_no_improvement", low=1, owner=owner)
+        )
+        _check_enough_samples(Xa, k)
+        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        if metric == "cosine":
+            _check_nonzero_rows(Xa)
+        rng = check_random_state(self.random_state)
+        self._rng = rng  # partial_fit after fit continues from this generator
+        n = Xa.shape[0]
+        init_size = min(n, max(3 * batch, 3 * k))
+        sub = np.sort(rng.choice(n, init_size, replace=False)) if init_size < n else np.arange(n)
+        self._dtype = Xa.dtype
+        self._centers64 = self._init_centers(Xa[sub], w[sub], k, rng, n_runs)
+        self.counts_ = np.zeros(k)
+        self.n_steps_ = 0
+        ewa: float | None = None
+        best = math.inf
+        stale = 0
+        alpha = min(1.0, 2.0 * batch / (n + 1))
+        epochs = 0
+        stopped = False
+        for _ in range(max_iter):
+            epochs += 1
+            for value in self._steps(Xa, w, rng.permutation(n), batch):
+                ewa = value if ewa is None else (1 - alpha) * ewa + alpha * value
+                if ewa < best:
+                    best, stale = ewa, 0
+                else:
+                    stale += 1
+                if patience is not None and stale >= patience:
+                    stopped = True
+                    break
+            if stopped:
+                break
+        self.n_features_in_ = int(Xa.shape[1])
+        labels, sq = self._labels_sq(Xa)
+        self.labels_ = labels
+        self.inertia_ = float(w.astype(np.float64) @ sq.astype(np.float64))
+        self.n_iter_ = epochs
+        self.converged_ = stopped
+        return self
+
+    def partial_fit(
+        self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
+    ) -> MiniBatchKMeans:
+        """Update the centres with one chunk of a window (seeding them on the first)."""
+        first = not self.__sklearn_is_fitted__()
+        Xa = _check_X(X) if first else self._check_test_X(X)
+        k, batch, metric = self._params()
+        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        if metric == "cosine":
+            _check_nonzero_rows(Xa)
+        if first:
+            _check_enough_samples(Xa, k)
+            self._rng = check_random_state(self.random_state)
+            n_runs = _resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
+            self._dtype = Xa.dtype
+            self._centers64 = self._init_centers(Xa, w, k, self._rng, n_runs)
+            self.counts_ = np.zeros(k)
+            self.n_steps_ = 0
+            self.n_features_in_ = int(Xa.shape[1])
+        self._steps(Xa, w, self._rng.permutation(Xa.shape[0]), batch)
+        return self

@@ -1,0 +1,357 @@
+"""Public k-means functions: validation at the edge, then the private numerics."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
+from monitor.core._kmeans_lloyd import (
+    _assign,
+    _canonical,
+    _Data,
+    _kmeans_plusplus,
+    _lloyd,
+    _LloydResult,
+    _n_distinct,
+    _n_distinct_exact,
+    _prepare,
+    _random_init,
+    _weighted_mean_var,
+)
+from monitor.core._validation import (
+    RandomStateLike,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+    check_sample_weight,
+)
+from monitor.errors import DegenerateDataWarning, InvalidInputError
+from monitor.records import KMeansFit
+
+__all__ = [
+    "assign_labels",
+    "fit_kmeans",
+    "kmeans_plusplus",
+]
+
+METRICS = ("euclidean", "cosine")
+INITS = ("k-means++", "random")
+
+
+# ------------------------------------------------------------------ validation helpers
+
+
+def _check_weights(sample_weight: ArrayLike | None, n: int, dtype: Any) -> NDArray[Any]:
+    if sample_weight is not None:
+        w = np.asarray(sample_weight)
+        if w.size and w.dtype.kind in "biuf" and w.shape in ((n,), ()) and not np.any(w):
+            raise InvalidInputError(
+                "sample_weight has only zero weights; at least one weight must be positive."
+            )
+    return check_sample_weight(sample_weight, n, dtype)
+
+
+def _check_enough_samples(X: NDArray[Any], n_clusters: int) -> None:
+    if X.shape[0] < n_clusters:
+        raise InvalidInputError(
+            f"X has {X.shape[0]} sample(s), fewer than n_clusters={n_clusters}; "
+            f"k-means needs at least as many samples as clusters."
+        )
+
+
+def _check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
+    zero = ~np.any(X != 0, axis=1)
+    if zero.any():
+        raise InvalidInputError(
+            f"{name} has {int(zero.sum())} row(s) of zero norm (the first at row "
+            f"{int(np.argmax(zero))}); the cosine metric needs non-zero rows."
+        )
+
+
+def _check_centers(
+    centers: ArrayLike, n_clusters: int | None, n_features: int, dtype: Any, *, name: str
+) -> NDArray[Any]:
+    C = check_array(centers, name=name, dtype=dtype, copy=True)
+    if n_clusters is not None and C.shape[0] != n_clusters:
+        raise InvalidInputError(
+            f"The shape of the initial centers {C.shape} does not match the number of "
+            f"clusters {n_clusters}."
+        )
+    if C.shape[1] != n_features:
+        raise InvalidInputError(
+            f"{name} has {C.shape[1]} features, but X has {n_features} features; they must match."
+        )
+    return C.astype(dtype, copy=False)
+
+
+def _resolve_n_init(n_init: Any, init: Any, owner: str) -> int:
+    if isinstance(n_init, str):
+        check_choice(n_init, "n_init", ("auto",), owner=owner)
+        return 10 if isinstance(init, str) and init == "random" else 1
+    return check_int(n_init, "n_init", low=1, owner=owner)
+
+
+# ------------------------------------------------------------------ public functions
+
+
+def kmeans_plusplus(
+    X: ArrayLike,
+    n_clusters: int,
+    *,
+    sample_weight: ArrayLike | None = None,
+    random_state: RandomStateLike = None,
+    n_local_trials: int | None = None,
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.intp]]:
+    """Greedy k-means++ seeding with local trials (Arthur & Vassilvitskii, 2007).
+
+    Each new centre is the best, by the weighted potential it leaves, of
+    ``n_local_trials`` rows drawn with probability proportional to
+    ``sample_weight * D(x)^2``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data; float32 and float64 are kept, other types become float64.
+    n_clusters : int
+        Number of centres, in ``[1, n_samples]``.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights; rows of weight 0 are never chosen.
+    random_state : int, numpy Generator or RandomState, optional
+        Seed; the same seed and data give the same centres, whatever the row order.
+    n_local_trials : int, optional
+        Candidates per centre; default ``2 + int(log(n_clusters))``.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+        Rows of ``X``, in its dtype.
+    indices : ndarray of shape (n_clusters,)
+        Row index in ``X`` of each centre.
+    """
+    owner = "kmeans_plusplus"
+    Xa = check_array(X)
+    k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
+    _check_enough_samples(Xa, k)
+    trials = (
+        2 + int(math.log(k))
+        if n_local_trials is None
+        else check_int(n_local_trials, "n_local_trials", low=1, owner=owner)
+    )
+    w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+    rng = check_random_state(random_state)
+    data = _prepare(Xa, w, cosine=False, k=k, working_memory_mib=DEFAULT_WORKING_MEMORY_MIB)
+    canon = _canonical(data)
+    _warn_if_degenerate(data, canon, k)
+    return _kmeans_plusplus(data, canon, k, rng, trials)
+
+
+def assign_labels(
+    X: ArrayLike,
+    centers: ArrayLike,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
+    """Nearest centre (Euclidean) of every row, chunk by chunk.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    centers : array-like of shape (n_clusters, n_features)
+    working_memory_mib : float
+        Budget for the (chunk, n_clusters) distance block.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+        Index of the nearest centre; ties go to the lowest index.
+    sq_distances : ndarray of shape (n_samples,)
+        Squared Euclidean distance to that centre, in the dtype of ``X``, never negative
+        (tiny negatives of ||x||^2 - 2 x.c + ||c||^2 are clipped to 0).
+    """
+    owner = "assign_labels"
+    wm = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    Xa = check_array(X)
+    C = _check_centers(centers, None, Xa.shape[1], Xa.dtype, name="centers")
+    data = _prepare(
+        Xa, np.ones(0, dtype=Xa.dtype), cosine=False, k=C.shape[0], working_memory_mib=wm
+    )
+    return _assign(data, C)
+
+
+def fit_kmeans(
+    X: ArrayLike,
+    n_clusters: int,
+    *,
+    init: str | ArrayLike = "k-means++",
+    n_init: int | str = 1,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    random_state: RandomStateLike = None,
+    sample_weight: ArrayLike | None = None,
+    metric: str = "euclidean",
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> KMeansFit:
+    """Fit k-means with Lloyd iterations and keep the restart of lowest inertia.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite data; float32 and float64 are kept, other types become float64.
+    n_clusters : int
+        Number of clusters, in ``[1, n_samples]``.
+    init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features)
+        Seeding. An array is a warm start: one run from those centres (``n_init`` > 1
+        then warns and is ignored, as in scikit-learn).
+    n_init : int or "auto"
+        Restarts; ``"auto"`` is 1 for k-means++ or an array and 10 for random.
+    max_iter : int
+        Most Lloyd iterations per restart.
+    tol : float
+        Stop when the total squared centre shift is at most ``tol`` times the mean
+        per-feature (weighted) variance of ``X``, as in scikit-learn. Labels that stop
+        changing always stop the run (strict convergence).
+    random_state : int, numpy Generator or RandomState, optional
+    sample_weight : array-like of shape (n_samples,), optional
+    metric : {"euclidean", "cosine"}
+        ``"cosine"`` is spherical k-means on the L2-normalised rows: unit-norm centres,
+        distances ``||x/|x| - c||^2 = 2 (1 - cos)``. Rows of zero norm are an error.
+    working_memory_mib : float
+        Budget for one chunk's temporaries.
+
+    Returns
+    -------
+    KMeansFit
+        ``centers`` (n_clusters, n_features) in the dtype of ``X``, ``labels``
+        (n_samples,) int64 consistent with the centres, ``inertia`` (weighted sum of
+        squared distances), ``n_iter``, ``converged``, ``n_relocated`` (empty clusters
+        moved, over the kept restart) and ``n_distinct_points`` (set only when there
+        are fewer distinct rows than clusters).
+    """
+    return _validate_and_fit(
+        X,
+        n_clusters,
+        init=init,
+        n_init=n_init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        sample_weight=sample_weight,
+        metric=metric,
+        working_memory_mib=working_memory_mib,
+        owner="fit_kmeans",
+    )
+
+
+def _validate_and_fit(
+    X: ArrayLike,
+    n_clusters: Any,
+    *,
+    init: Any,
+    n_init: Any,
+    max_iter: Any,
+    tol: Any,
+    random_state: Any,
+    sample_weight: ArrayLike | None,
+    metric: Any,
+    working_memory_mib: Any,
+    owner: str,
+) -> KMeansFit:
+    """``fit_kmeans`` with parameter errors naming ``owner`` (the function or estimator)."""
+    Xa = check_array(X)
+    k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
+    metric = check_choice(metric, "metric", METRICS, owner=owner)
+    n_runs = _resolve_n_init(n_init, init, owner)
+    max_iter = check_int(max_iter, "max_iter", low=1, owner=owner)
+    tol = check_float(tol, "tol", low=0.0, owner=owner)
+    wm = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    init_centers: NDArray[Any] | None = None
+    if isinstance(init, str):
+        check_choice(init, "init", INITS, owner=owner)
+    else:
+        init_centers = _check_centers(init, k, Xa.shape[1], Xa.dtype, name="init")
+        if metric == "cosine":
+            _check_nonzero_rows(init_centers, "init")
+        if n_runs > 1 and not isinstance(n_init, str):
+            warnings.warn(
+                f"Explicit initial centres were passed: performing one run instead of "
+                f"n_init={n_runs}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        n_runs = 1
+    _check_enough_samples(Xa, k)
+    w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+    rng = check_random_state(random_state)
+    if metric == "cosine":
+        _check_nonzero_rows(Xa)
+    data = _prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm)
+    return _fit(data, k, init if init_centers is None else init_centers, n_runs, max_iter, tol, rng)
+
+
+# ------------------------------------------------------------------ private driver
+
+
+def _warn_if_degenerate(data: _Data, canon: Any, k: int) -> int | None:
+    if _n_distinct(data, canon) >= k:
+        return None
+    n_distinct = _n_distinct_exact(data, canon)
+    if n_distinct >= k:  # a hash collision, not a degenerate window
+        return None
+    warnings.warn(
+        f"X has {n_distinct} distinct row(s) with positive weight, fewer than "
+        f"n_clusters={k}; {k - n_distinct} centre(s) repeat other centres and their "
+        f"clusters stay empty.",
+        DegenerateDataWarning,
+        stacklevel=3,
+    )
+    return n_distinct
+
+
+def _fit(
+    data: _Data,
+    k: int,
+    init: Any,
+    n_runs: int,
+    max_iter: int,
+    tol: float,
+    rng: np.random.Generator,
+) -> KMeansFit:
+    tol_abs = float(np.mean(_weighted_mean_var(data))) * tol
+    canon = _canonical(data)
+    n_distinct = _warn_if_degenerate(data, canon, k)
+    trials = 2 + int(math.log(k))
+    best: _LloydResult | None = None
+    for _ in range(n_runs):
+        if isinstance(init, str):
+            if init == "k-means++":
+                centers, _ = _kmeans_plusplus(data, canon, k, rng, trials)
+            else:
+                centers, _ = _random_init(data, canon, k, rng)
+        else:
+            centers = init.copy()
+            if data.cosine:
+                centers /= np.sqrt(np.einsum("ij,ij->i", centers, centers))[:, None]
+        res = _lloyd(data, centers, max_iter=max_iter, tol=tol_abs)
+        if best is None or res.inertia < best.inertia:
+            best = res
+    assert best is not None
+    return KMeansFit(
+        centers=best.centers,
+        labels=best.labels,
+        inertia=best.inertia,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        n_relocated=best.n_relocated,
+        n_distinct_points=n_distinct,
+    )

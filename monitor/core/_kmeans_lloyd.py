@@ -1,0 +1,465 @@
+"""Private numerics of k-means: inputs are already validated.
+
+Everything here works on a ``_Data`` bundle (the window, its weights and per-row
+constants computed once) and walks the window in chunks whose size comes from the
+working-memory budget, so no n x k matrix of the whole window ever exists.
+
+Squared distances use ||x||^2 - 2 x.c + ||c||^2. The cross term is one GEMM per chunk
+(``?gemm`` from scipy's BLAS with ``beta=1`` into a buffer pre-filled with ||c||^2, so
+that adding the centre norms costs no extra pass); ||x||^2 is only added where a
+distance, not just an argmin, is needed.
+
+The cosine metric is spherical k-means on the L2-normalised rows, done without a
+normalised copy of the window: with unit-norm centres, argmin_j ||x/|x| - c_j||^2 is
+argmin_j (-2 x.c_j), and the spherical centre update sum_i w_i x_i/|x_i| is an ordinary
+weighted sum with weights w_i/|x_i|.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+from scipy.linalg import blas
+
+from monitor.core._chunking import chunk_rows, iter_slices
+
+Float = NDArray[np.floating[Any]]
+F64 = NDArray[np.float64]
+Int64 = NDArray[np.int64]
+
+# Chunks beyond this many bytes of distance block gain nothing (the block falls out of
+# the L2/L3 caches) and only cost memory; measured in bench/bench_lloyd.py.
+_CACHE_BLOCK_BYTES = 4 * 2**20
+
+# Fixed odd multipliers of the row hash (the canonical order); a constant, not a global RNG.
+_HASH_SEED = 0x6B6D65616E73
+
+
+@dataclass(frozen=True, eq=False)
+class _Data:
+    """A validated window with the per-row constants every pass needs."""
+
+    X: Float  # (n, d) float32 or float64, C-contiguous, never written to
+    w: Float  # (n,) non-negative weights, same dtype as X
+    cosine: bool
+    xn: Float  # (n,) ||x||^2 (euclidean) or 1/||x|| (cosine)
+    chunk: int  # rows per chunk for blocks of k columns
+    working_memory_mib: float
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    def w_eff(self, s: slice) -> Float:
+        """Weights of the centre update: w (euclidean) or w/|x| (cosine)."""
+        return self.w[s] * self.xn[s] if self.cosine else self.w[s]
+
+
+def _row_sq_norms(X: Float, working_memory_mib: float) -> Float:
+    out = np.empty(X.shape[0], dtype=X.dtype)
+    step = chunk_rows(X.shape[0], X.shape[1] * X.itemsize, working_memory_mib)
+    for s in iter_slices(X.shape[0], step):
+        out[s] = np.einsum("ij,ij->i", X[s], X[s])
+    return out
+
+
+def _chunk_for(n: int, k: int, d: int, itemsize: int, working_memory_mib: float) -> int:
+    per_row = (k + d) * itemsize + 32
+    rows = chunk_rows(n, per_row, working_memory_mib)
+    cache_rows = max(256, _CACHE_BLOCK_BYTES // max(1, k * itemsize))
+    return max(1, min(rows, cache_rows))
+
+
+def _prepare(X: Float, w: Float, *, cosine: bool, k: int, working_memory_mib: float) -> _Data:
+    sq = _row_sq_norms(X, working_memory_mib)
+    xn: Float = (1.0 / np.sqrt(sq)).astype(X.dtype, copy=False) if cosine else sq
+    chunk = _chunk_for(X.shape[0], k, X.shape[1], X.itemsize, working_memory_mib)
+    return _Data(X, w, cosine, xn, chunk, working_memory_mib)
+
+
+def _normalise_rows(C: Float) -> Float:
+    norms = np.sqrt(np.einsum("ij,ij->i", C, C))
+    return C / norms[:, None]
+
+
+# ------------------------------------------------------------------ distance blocks
+
+
+def _gemm_for(dtype: np.dtype[Any]) -> Callable[..., Float]:
+    return blas.dgemm if dtype == np.float64 else blas.sgemm
+
+
+class _Blocks:
+    """Computes G = -2 X[s] C^T + fill, chunk by chunk, into one reused buffer.
+
+    ``fill`` is ||c||^2 (euclidean) or 0 (cosine). The buffer is Fortran-ordered
+    (k, chunk) so that its transpose, the (m, k) block, is C-contiguous for argmin.
+    """
+
+    def __init__(self, data: _Data, centers: Float, chunk: int | None = None) -> None:
+        self.data = data
+        self.chunk = data.chunk if chunk is None else chunk
+        self.C = np.asfortranarray(centers, dtype=data.X.dtype)
+        k = centers.shape[0]
+        if data.cosine:
+            self.fill = np.zeros(k, dtype=data.X.dtype)
+        else:
+            self.fill = np.einsum("ij,ij->i", self.C, self.C).astype(data.X.dtype, copy=False)
+        self.buf = np.empty((k, min(self.chunk, max(1, data.n))), dtype=data.X.dtype, order="F")
+        self.gemm = _gemm_for(data.X.dtype)
+
+    def slices(self) -> Any:
+        return iter_slices(self.data.n, self.chunk)
+
+    def block(self, s: slice) -> Float:
+        """The (m, k) block G for the rows ``s`` (a view of the reused buffer)."""
+        m = s.stop - s.start
+        Gt = self.buf[:, :m]
+        Gt[...] = self.fill[:, None]
+        out = self.gemm(-2.0, self.C, self.data.X[s].T, beta=1.0, c=Gt, overwrite_c=1)
+        return out.T
+
+    def to_sq_dist(self, s: slice, g: Float) -> Float:
+        """Squared distances from G values of the rows ``s`` (``g`` is (m,) or (m, j))."""
+        xn = self.data.xn[s]
+        if g.ndim == 2:
+            xn = xn[:, None]
+        d2 = 2.0 + xn * g if self.data.cosine else xn + g
+        return np.maximum(d2, 0.0, out=d2)
+
+
+def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[Int64, Float]:
+    """Labels and squared distances to the nearest centre for every row."""
+    blocks = _Blocks(data, centers, chunk)
+    labels = np.empty(data.n, dtype=np.int64)
+    sq = np.empty(data.n, dtype=data.X.dtype)
+    for s in blocks.slices():
+        G = blocks.block(s)
+        lab = G.argmin(axis=1)
+        labels[s] = lab
+        g = np.take_along_axis(G, lab[:, None], axis=1)[:, 0]
+        sq[s] = blocks.to_sq_dist(s, g)
+    return labels, sq
+
+
+def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
+    """Squared distance of every row to the centre of its label, chunked (no GEMM)."""
+    out = np.empty(data.n, dtype=np.float64)
+    step = chunk_rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
+    for s in iter_slices(data.n, step):
+        Xs = data.X[s].astype(np.float64)
+        if data.cosine:
+            Xs *= data.xn[s, None]
+        diff = Xs - centers[labels[s]]
+        out[s] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
+def _weighted_mean_var(data: _Data) -> F64:
+    """Weighted per-feature variance of the rows (normalised rows for cosine), float64."""
+    d = data.X.shape[1]
+    step = chunk_rows(data.n, 3 * d * 8, data.working_memory_mib)
+    wsum = float(data.w.sum(dtype=np.float64))
+    total = np.zeros(d)
+    for s in iter_slices(data.n, step):
+        Xs = data.X[s].astype(np.float64)
+        if data.cosine:
+            Xs *= data.xn[s, None]
+        total += data.w[s].astype(np.float64) @ Xs
+    mean = total / wsum
+    acc = np.zeros(d)
+    for s in iter_slices(data.n, step):
+        Xs = data.X[s].astype(np.float64)
+        if data.cosine:
+            Xs *= data.xn[s, None]
+        Xs -= mean
+        acc += data.w[s].astype(np.float64) @ (Xs * Xs)
+    return acc / wsum
+
+
+# ------------------------------------------------------------------ canonical order
+
+
+def _row_keys(X: Float, working_memory_mib: float) -> NDArray[np.uint64]:
+    """A 64-bit hash of each row's bytes: equal rows get equal keys, wherever they are."""
+    d = X.shape[1]
+    words = X.view(np.uint64 if X.itemsize == 8 else np.uint32)
+    mult = np.random.default_rng(_HASH_SEED).integers(
+        1, 2**63, size=d, dtype=np.uint64, endpoint=False
+    ) * np.uint64(2) + np.uint64(1)
+    keys = np.empty(X.shape[0], dtype=np.uint64)
+    step = chunk_rows(X.shape[0], 2 * d * 8, working_memory_mib)
+    for s in iter_slices(X.shape[0], step):
+        h = (words[s].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64)
+        # splitmix64 finaliser: spreads the linear combination over all 64 bits.
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+        keys[s] = h
+    return keys
+
+
+@dataclass(frozen=True, eq=False)
+class _Canonical:
+    """Positive-weight rows in an order that depends only on their values.
+
+    Sampling by inverse CDF along this order picks the same *values* whatever the row
+    order of the window, and a row of weight w the same as w copies of it: the fit is
+    then invariant to row permutations and weights equal repetitions, for a given seed.
+    """
+
+    order: NDArray[np.intp]  # (n_pos,) row indices
+    keys: NDArray[np.uint64]  # (n_pos,) sorted keys
+    w: F64  # (n_pos,) weights in that order
+
+
+def _canonical(data: _Data) -> _Canonical:
+    pos = np.flatnonzero(data.w > 0)
+    keys = _row_keys(data.X, data.working_memory_mib)[pos]
+    idx = np.argsort(keys, kind="stable")
+    return _Canonical(pos[idx], keys[idx], data.w[pos[idx]].astype(np.float64))
+
+
+def _n_distinct(data: _Data, canon: _Canonical) -> int:
+    """Distinct positive-weight rows (by hash; exact ``np.unique`` only when it matters)."""
+    if canon.keys.size == 0:
+        return 0
+    return int(1 + np.count_nonzero(canon.keys[1:] != canon.keys[:-1]))
+
+
+def _n_distinct_exact(data: _Data, canon: _Canonical) -> int:
+    return int(np.unique(data.X[canon.order], axis=0).shape[0])
+
+
+def _sample_cdf(cum: F64, u: F64, order: NDArray[np.intp]) -> NDArray[np.intp]:
+    pos = np.searchsorted(cum, u * cum[-1], side="right")
+    return order[np.minimum(pos, order.size - 1)]
+
+
+# ------------------------------------------------------------------ seeding
+
+
+def _centre_rows(data: _Data, idx: NDArray[np.intp]) -> Float:
+    C = data.X[idx].astype(data.X.dtype, copy=True)
+    if data.cosine:
+        C *= data.xn[idx, None]
+    return C
+
+
+def _kmeans_plusplus(
+    data: _Data,
+    canon: _Canonical,
+    n_clusters: int,
+    rng: np.random.Generator,
+    n_local_trials: int,
+) -> tuple[Float, NDArray[np.intp]]:
+    """Greedy k-means++ (Arthur & Vassilvitskii 2007) with ``n_local_trials`` per centre."""
+    d = data.X.shape[1]
+    centers = np.empty((n_clusters, d), dtype=data.X.dtype)
+    indices = np.empty(n_clusters, dtype=np.intp)
+    cum_w = np.cumsum(canon.w)
+
+    first = int(_sample_cdf(cum_w, rng.random(1), canon.order)[0])
+    indices[0] = first
+    centers[0] = _centre_rows(data, indices[:1])[0]
+    closest = np.empty(data.n, dtype=np.float64)
+    blocks = _Blocks(data, centers[:1])
+    for s in blocks.slices():
+        closest[s] = blocks.to_sq_dist(s, blocks.block(s)[:, 0])
+
+    for c in range(1, n_clusters):
+        cum = np.cumsum(canon.w * closest[canon.order])
+        if not cum[-1] > 0.0:
+            # Every positive-weight row sits on a centre: fewer distinct rows than
+            # clusters. The remaining centres repeat rows drawn by weight.
+            cand = _sample_cdf(cum_w, rng.random(1), canon.order)
+            best = int(cand[0])
+        else:
+            cand = _sample_cdf(cum, rng.random(n_local_trials), canon.order)
+            blocks = _Blocks(data, _centre_rows(data, cand))
+            pots = np.zeros(cand.size)
+            for s in blocks.slices():
+                d2 = blocks.to_sq_dist(s, blocks.block(s))
+                np.minimum(d2, closest[s, None], out=d2)
+                pots += data.w[s] @ d2
+            best = int(cand[int(np.argmin(pots))])
+        indices[c] = best
+        centers[c] = _centre_rows(data, np.array([best]))[0]
+        blocks = _Blocks(data, centers[c : c + 1])
+        for s in blocks.slices():
+            d2 = blocks.to_sq_dist(s, blocks.block(s)[:, 0])
+            np.minimum(closest[s], d2, out=closest[s])
+    return centers, indices
+
+
+def _random_init(
+    data: _Data, canon: _Canonical, n_clusters: int, rng: np.random.Generator
+) -> tuple[Float, NDArray[np.intp]]:
+    """k distinct rows drawn without replacement, with probability proportional to weight."""
+    # Efraimidis-Spirakis keys u^(1/w), drawn along the canonical order.
+    u = rng.random(canon.order.size)
+    keys = np.log(np.maximum(u, np.finfo(np.float64).tiny)) / canon.w
+    take = np.argsort(-keys, kind="stable")[:n_clusters]
+    idx = canon.order[take]
+    return _centre_rows(data, idx), idx
+
+
+# ------------------------------------------------------------------ Lloyd
+
+
+@dataclass(frozen=True, eq=False)
+class _LloydResult:
+    centers: Float
+    labels: Int64
+    sq_distances: Float
+    inertia: float
+    n_iter: int
+    converged: bool
+    n_relocated: int
+
+
+def _accumulate(data: _Data, blocks: _Blocks, labels: Int64) -> tuple[F64, F64]:
+    """One E-step into ``labels`` and the weighted sums of each cluster (M-step input)."""
+    k = blocks.C.shape[0]
+    d = data.X.shape[1]
+    sums = np.zeros((k, d))
+    wsum = np.zeros(k)
+    for s in blocks.slices():
+        lab = blocks.block(s).argmin(axis=1)
+        labels[s] = lab
+        m = lab.shape[0]
+        we = data.w_eff(s)
+        # (k, m) one-hot matrix in CSC form: one product sums each cluster's rows, in
+        # X's dtype within the chunk and in float64 across chunks.
+        onehot = sparse.csc_array((we, lab, np.arange(m + 1)), shape=(k, m))
+        sums += onehot @ data.X[s]
+        wsum += np.bincount(lab, weights=we, minlength=k)
+    return sums, wsum
+
+
+def _relocate_empty(
+    data: _Data,
+    centers: Float,
+    labels: Int64,
+    sums: F64,
+    wsum: F64,
+) -> int:
+    """Move empty clusters onto the rows farthest from their centres; return how many moved.
+
+    Rows at distance 0 are never used: a centre put there would duplicate another, and
+    the cluster would be empty again (this is the case of too few distinct rows).
+    """
+    empty = np.flatnonzero(wsum <= 0)
+    if empty.size == 0:
+        return 0
+    d2 = _sq_dist_to(data, centers.astype(np.float64), labels)
+    d2[data.w <= 0] = -1.0
+    n_take = min(empty.size, data.n)
+    cand = np.argpartition(d2, data.n - n_take)[data.n - n_take :]
+    # Farthest first, ties by row index, so the choice does not depend on argpartition.
+    cand = cand[np.lexsort((cand, -d2[cand]))]
+    moved = 0
+    for cluster, row in zip(empty, cand, strict=False):
+        if d2[row] <= 0.0:
+            break
+        we = float(data.w_eff(slice(row, row + 1))[0])
+        x = data.X[row].astype(np.float64)
+        old = labels[row]
+        sums[old] -= we * x
+        wsum[old] -= we
+        sums[cluster] = we * x
+        wsum[cluster] = we
+        moved += 1
+    return moved
+
+
+def _update_centers(data: _Data, sums: F64, wsum: F64, old: Float) -> Float:
+    new = old.astype(np.float64, copy=True)
+    full = wsum > 0
+    if data.cosine:
+        norms = np.sqrt(np.einsum("ij,ij->i", sums, sums))
+        ok = full & (norms > 0)
+        new[ok] = sums[ok] / norms[ok, None]
+    else:
+        new[full] = sums[full] / wsum[full, None]
+    return new.astype(data.X.dtype, copy=False)
+
+
+def _lloyd(data: _Data, centers_init: Float, *, max_iter: int, tol: float) -> _LloydResult:
+    """Lloyd iterations as scikit-learn's ``algorithm="lloyd"`` defines them.
+
+    Stops when the labels of two consecutive E-steps are equal (strict convergence) or
+    when the total squared centre shift is at most ``tol`` (already absolute). Ends with
+    an E-step against the final centres, so labels and centres are always consistent.
+    """
+    centers = np.array(centers_init, dtype=data.X.dtype, order="C", copy=True)
+    labels = np.full(data.n, -1, dtype=np.int64)
+    labels_old = labels.copy()
+    converged = False
+    n_relocated = 0
+    n_iter = 0
+    for i in range(max_iter):
+        n_iter = i + 1
+        blocks = _Blocks(data, centers)
+        sums, wsum = _accumulate(data, blocks, labels)
+        n_relocated += _relocate_empty(data, centers, labels, sums, wsum)
+        new = _update_centers(data, sums, wsum, centers)
+        diff = new.astype(np.float64) - centers
+        shift = float(np.einsum("ij,ij->", diff, diff))
+        centers = new
+        if np.array_equal(labels, labels_old):
+            converged = True
+            break
+        if shift <= tol:
+            converged = True
+            break
+        labels, labels_old = labels_old, labels
+    labels, sq = _assign(data, centers)
+    inertia = float(data.w.astype(np.float64) @ sq.astype(np.float64))
+    return _LloydResult(centers, labels, sq, inertia, n_iter, converged, n_relocated)
+
+
+# ------------------------------------------------------------------ mini-batch
+
+
+def _minibatch_step(
+    X: Float,
+    w: Float,
+    centers: F64,
+    counts: F64,
+    *,
+    cosine: bool,
+    working_memory_mib: float,
+) -> float:
+    """One Sculley (2010) step on a batch, in place; returns the batch's weighted inertia.
+
+    Each centre moves to the running weighted mean of every row it was ever given: with
+    per-centre counts v_j, eta = 1/v_j per row, which for a whole batch is
+    c_j <- (v_j c_j + sum_i w_i x_i) / (v_j + sum_i w_i).
+    """
+    k = centers.shape[0]
+    data = _prepare(X, w, cosine=cosine, k=k, working_memory_mib=working_memory_mib)
+    labels, sq = _assign(data, centers.astype(X.dtype))
+    we = (w * data.xn) if cosine else w
+    onehot = sparse.csc_array(
+        (we.astype(np.float64), labels, np.arange(X.shape[0] + 1)), shape=(k, X.shape[0])
+    )
+    sums = onehot @ X.astype(np.float64, copy=False)
+    bw = np.bincount(labels, weights=we.astype(np.float64), minlength=k)
+    hit = bw > 0
+    new_counts = counts + bw
+    centers[hit] = (centers[hit] * counts[hit, None] + sums[hit]) / new_counts[hit, None]
+    counts[:] = new_counts
+    if cosine:
+        norms = np.sqrt(np.einsum("ij,ij->i", centers[hit], centers[hit]))
+        ok = norms > 0
+        rows = np.flatnonzero(hit)[ok]
+        centers[rows] /= norms[ok, None]
+    return float(w.astype(np.float64) @ sq.astype(np.float64))
