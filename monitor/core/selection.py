@@ -1,0 +1,287 @@
+"""Choosing the number of clusters: the elbow, the silhouette and the gap statistic.
+
+Gap statistic as in Tibshirani, Walther & Hastie (2001), "Estimating the number of
+clusters in a data set via the gap statistic", J. R. Statist. Soc. B 63(2): 411-423.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
+from monitor.core._validation import (
+    RandomStateLike,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+)
+from monitor.core.kmeans import fit_kmeans
+from monitor.core.quality import silhouette_sampled
+from monitor.errors import DegenerateDataWarning, InvalidInputError
+from monitor.records import KSelection
+
+__all__ = ["CRITERIA", "REFERENCES", "choose_k"]
+
+CRITERIA = ("elbow", "silhouette", "gap")
+REFERENCES = ("box", "pca")
+
+F64 = NDArray[np.float64]
+_SEED_HIGH = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _elbow(ks: NDArray[np.intp], inertia: F64) -> int:
+    """The k whose point lies farthest below the chord of the inertia curve.
+
+    The chord joins the first and last points. The vertical gap picks the same k as the
+    perpendicular distance once both axes are scaled to [0, 1] (the scaling multiplies
+    every perpendicular distance by one constant). When no point lies strictly below
+    the chord (fewer than three ks, a straight or a concave curve), the smallest k.
+    """
+    if ks.shape[0] < 3:
+        return int(ks[0])
+    x = ks.astype(np.float64)
+    chord = inertia[0] + (inertia[-1] - inertia[0]) * (x - x[0]) / (x[-1] - x[0])
+    below = chord - inertia
+    # Below the chord by more than rounding only; the relative scale keeps a straight
+    # line from electing a k on noise in the last digits.
+    tol = 1e-12 * max(abs(float(inertia[0])), abs(float(inertia[-1])), 1e-300)
+    best = int(np.argmax(below))
+    return int(ks[best]) if below[best] > tol else int(ks[0])
+
+
+def _gap_choice(ks: NDArray[np.intp], gap: F64, s: F64) -> int:
+    """Smallest k with Gap(k) >= Gap(k') - s_k', k' the next candidate; the largest k if none."""
+    for i in range(ks.shape[0] - 1):
+        if gap[i] >= gap[i + 1] - s[i + 1]:
+            return int(ks[i])
+    return int(ks[-1])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _reference_sampler(X: F64, reference: str) -> tuple[F64, F64, F64 | None, F64]:
+    """Box bounds (low, high), rotation (or None) and mean for the reference draws.
+
+    ``"box"``: the bounding box of the features (the paper's option a). ``"pca"``: the
+    bounding box in the principal axes of the centred data, drawn there and rotated back
+    (option b), so the reference follows the shape of the data.
+    """
+    mean = X.mean(axis=0)
+    if reference == "box":
+        return X.min(axis=0), X.max(axis=0), None, mean
+    centred = X - mean
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ vt.T
+    return projected.min(axis=0), projected.max(axis=0), vt, mean
+
+
+def _draw_reference(
+    rng: np.random.Generator, n: int, low: F64, high: F64, vt: F64 | None, mean: F64
+) -> F64:
+    Z = rng.uniform(low, high, size=(n, low.shape[0]))
+    if vt is None:
+        return Z
+    return Z @ vt + mean
+
+
+def _log_w(value: float, floor: float) -> tuple[float, bool]:
+    """log W, with W floored (and a flag) when a fit leaves no within-cluster dispersion."""
+    if value > floor:
+        return math.log(value), False
+    return math.log(floor), True
+
+
+def _check_ks(ks: Any, n: int) -> NDArray[np.intp]:
+    msg = (
+        f"The 'ks' parameter of choose_k must be a non-empty sequence of distinct ints "
+        f"in [1, {n}]. Got {ks!r} instead."
+    )
+    try:
+        values = [check_int(k, "ks", low=1, high=n, owner="choose_k") for k in ks]
+    except (InvalidInputError, TypeError) as exc:
+        raise InvalidInputError(msg) from exc
+    if not values or len(set(values)) != len(values):
+        raise InvalidInputError(msg)
+    return np.array(sorted(values), dtype=np.intp)
+
+
+def _check_criteria(criteria: Any) -> tuple[str, ...]:
+    if isinstance(criteria, str) or not isinstance(criteria, Sequence) or not criteria:
+        raise InvalidInputError(
+            f"The 'criteria' parameter of choose_k must be a non-empty sequence of names "
+            f"from {CRITERIA}. Got {criteria!r} instead."
+        )
+    return tuple(check_choice(c, "criteria", CRITERIA, owner="choose_k") for c in criteria)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def choose_k(
+    X: ArrayLike,
+    ks: Sequence[int],
+    *,
+    criteria: Sequence[str] = CRITERIA,
+    n_refs: int = 10,
+    reference: str = "box",
+    n_init: int = 1,
+    max_iter: int = 300,
+    silhouette_sample_size: int = 10000,
+    random_state: RandomStateLike = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> KSelection:
+    """Fit k-means for each candidate k and report what each rule would pick.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        The data (scaled units).
+    ks : sequence of int
+        Distinct candidate k in ``[1, n]``; evaluated in increasing order. The gap rule
+        compares each k with the next candidate, so consecutive ks follow the paper.
+    criteria : sequence of {"elbow", "silhouette", "gap"}
+        Rules to evaluate. The inertia of each k is always computed; a rule left out
+        has its array filled with 0.0 and its ``best_*`` set to 0 (not a valid k).
+    n_refs : int, default 10
+        B, the number of uniform reference data sets of the gap statistic.
+    reference : {"box", "pca"}
+        Reference distribution of the gap statistic: uniform over the bounding box of
+        the features (the paper's option a) or over the box aligned with the principal
+        components (option b).
+    n_init, max_iter : int
+        Passed to ``fit_kmeans`` for every fit (data and references alike).
+    silhouette_sample_size : int
+        Sample of the exact silhouette; one seeded sample shared by every k.
+    random_state : int, Generator, RandomState or None
+        Seeds every fit, the silhouette sample and the reference draws.
+    working_memory_mib : float
+        Budget passed to the fits and the silhouette.
+
+    Returns
+    -------
+    KSelection
+        ``inertia[i]`` = W_k, the within-cluster sum of squared distances to the centroids
+        (``sum_r D_r / (2 n_r)`` of the paper). ``best_elbow``: the k farthest below the
+        chord of the inertia curve (see ``docs/slis.md``). ``silhouette[i]``: the exact
+        sampled silhouette, 0.0 for k = 1; ``best_silhouette`` its argmax over k >= 2 (the
+        smallest such k on ties; ``ks[0]`` when only k = 1 is a candidate).
+        ``gap[i] = mean_b log W*_kb - log W_k`` over B uniform reference sets of n points
+        (the same B sets for every k), ``gap_sk[i] = sd_k sqrt(1 + 1/B)`` with ``sd_k``
+        the population standard deviation of ``log W*_kb`` over b; ``best_gap`` the
+        smallest k with ``Gap(k) >= Gap(k+1) - s_(k+1)``, the largest candidate when none.
+
+    Notes
+    -----
+    Cost: ``len(ks) * (1 + B)`` k-means fits on n points for the gap statistic; pass a
+    sample of the window when n is large. A fit with no within-cluster dispersion
+    (k at least the number of distinct points) has its W floored at 1e-12 of the total
+    sum of squares, with a ``DegenerateDataWarning``, so that the logs stay finite.
+    """
+    owner = "choose_k"
+    Xa = np.asarray(check_array(X, name="X"), dtype=np.float64)
+    n = Xa.shape[0]
+    k_arr = _check_ks(ks, n)
+    chosen = _check_criteria(criteria)
+    n_refs = check_int(n_refs, "n_refs", low=1, owner=owner)
+    reference = check_choice(reference, "reference", REFERENCES, owner=owner)
+    n_init = check_int(n_init, "n_init", low=1, owner=owner)
+    max_iter = check_int(max_iter, "max_iter", low=1, owner=owner)
+    silhouette_sample_size = check_int(
+        silhouette_sample_size, "silhouette_sample_size", low=2, owner=owner
+    )
+    working_memory_mib = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    rng = check_random_state(random_state)
+    m = k_arr.shape[0]
+    # Every seed is drawn up front in a fixed order, so that leaving a rule out does not
+    # change what the others see.
+    fit_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=m), dtype=np.int64)
+    silhouette_seed = int(rng.integers(0, _SEED_HIGH))
+    ref_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=n_refs), dtype=np.int64)
+
+    def fit(data: F64, k: int, seed: int) -> Any:
+        return fit_kmeans(
+            data,
+            k,
+            n_init=n_init,
+            max_iter=max_iter,
+            random_state=seed,
+            working_memory_mib=working_memory_mib,
+        )
+
+    total_ss = float(np.sum((Xa - Xa.mean(axis=0)) ** 2))
+    floor = max(1e-12 * total_ss, np.finfo(np.float64).tiny)
+    floored = False
+
+    inertia = np.empty(m, dtype=np.float64)
+    silhouette = np.zeros(m, dtype=np.float64)
+    for i, k in enumerate(k_arr):
+        result = fit(Xa, int(k), int(fit_seeds[i]))
+        inertia[i] = result.inertia
+        if "silhouette" in chosen and k >= 2:
+            silhouette[i] = silhouette_sampled(
+                Xa,
+                result.labels,
+                sample_size=silhouette_sample_size,
+                random_state=silhouette_seed,
+                n_clusters=int(k),
+                working_memory_mib=working_memory_mib,
+            ).score
+
+    gap = np.zeros(m, dtype=np.float64)
+    gap_sk = np.zeros(m, dtype=np.float64)
+    if "gap" in chosen:
+        low, high, vt, mean = _reference_sampler(Xa, reference)
+        log_ref = np.empty((n_refs, m), dtype=np.float64)
+        for b in range(n_refs):
+            ref_rng = np.random.default_rng(int(ref_seeds[b]))
+            Z = _draw_reference(ref_rng, n, low, high, vt, mean)
+            seeds = np.asarray(ref_rng.integers(0, _SEED_HIGH, size=m), dtype=np.int64)
+            for i, k in enumerate(k_arr):
+                log_ref[b, i], hit = _log_w(fit(Z, int(k), int(seeds[i])).inertia, floor)
+                floored |= hit
+        log_data = np.empty(m, dtype=np.float64)
+        for i in range(m):
+            log_data[i], hit = _log_w(float(inertia[i]), floor)
+            floored |= hit
+        gap = log_ref.mean(axis=0) - log_data
+        gap_sk = log_ref.std(axis=0) * math.sqrt(1.0 + 1.0 / n_refs)
+
+    if floored:
+        warnings.warn(
+            "Some k-means fits left no within-cluster dispersion (k at least the number of "
+            "distinct points); their W was floored at 1e-12 of the total sum of squares "
+            "for the gap statistic.",
+            DegenerateDataWarning,
+            stacklevel=2,
+        )
+
+    best_silhouette = 0
+    if "silhouette" in chosen:
+        multi = np.flatnonzero(k_arr >= 2)
+        best_silhouette = (
+            int(k_arr[multi[np.argmax(silhouette[multi])]]) if multi.size else int(k_arr[0])
+        )
+    return KSelection(
+        ks=k_arr.astype(np.int64),
+        inertia=inertia,
+        silhouette=silhouette,
+        gap=gap,
+        gap_sk=gap_sk,
+        best_elbow=_elbow(k_arr, inertia) if "elbow" in chosen else 0,
+        best_silhouette=best_silhouette,
+        best_gap=_gap_choice(k_arr, gap, gap_sk) if "gap" in chosen else 0,
+    )
