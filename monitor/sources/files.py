@@ -1,0 +1,484 @@
+"""Windows read from Parquet, CSV and NPY files in a directory.
+
+Two modes. ``window: file`` reads, for a window ``[start, end)``, the newest matching file
+whose modification time is before ``end``: one file is one window. ``window: time_range``
+reads every matching file and keeps the rows whose timestamp is in ``[start, end)``.
+Parquet and CSV columns are matched to the features by name; NPY columns by position.
+pyarrow is imported only when a Parquet file is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
+from monitor.records import Window
+from monitor.sources._common import (
+    Problem,
+    check_bounds,
+    format_time,
+    is_real,
+    match_columns,
+    parse_duration,
+    parse_timestamps,
+    unknown_keys,
+)
+
+__all__ = ["FORMATS", "FilesOptions", "FilesSource", "build", "parse_options", "read_table"]
+
+FORMATS = ("parquet", "csv", "npy")
+WINDOW_MODES = ("file", "time_range")
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
+_PARQUET_HINT = "pip install 'kmeans-monitor[parquet]'"
+
+_log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FilesOptions:
+    """Options of the files source (see docs/sources.md)."""
+
+    path: str
+    pattern: str = "*"
+    format: str | None = None  # None: from each file's extension
+    window: str = "file"  # "file" or "time_range"
+    timestamp_column: str = "timestamp"
+    ignore_extra: bool = False
+    max_age: float | None = None  # window: file only; seconds
+
+
+def parse_options(raw: Mapping[str, Any]) -> tuple[FilesOptions | None, list[str]]:
+    """Typed options from the ``source`` mapping, and every problem found."""
+    if not isinstance(raw, Mapping):
+        return None, [f"source: must be a mapping of options; got {raw!r}"]
+    names = [f.name for f in fields(FilesOptions)]
+    problems = unknown_keys({k: v for k, v in raw.items() if k != "kind"}, names, "source")
+    values = {k: raw[k] for k in names if k in raw}
+    values.setdefault("path", None)  # reported by validate_options as a missing directory
+    if values.get("max_age") is not None:
+        try:
+            values["max_age"] = parse_duration(values["max_age"], "source.max_age")
+        except InvalidInputError as exc:
+            problems.append(str(exc))
+            del values["max_age"]
+    options = FilesOptions(**values)
+    problems += [p.config("source") for p in validate_options(options)]
+    return (None, problems) if problems else (options, [])
+
+
+def validate_options(o: FilesOptions) -> list[Problem]:
+    """Every problem of ``o`` that does not depend on the model's features."""
+    p: list[Problem] = []
+    if not isinstance(o.path, str) or not o.path:
+        p.append(Problem("path", "a directory", o.path))
+    if not isinstance(o.pattern, str) or not o.pattern or os.path.isabs(o.pattern):
+        p.append(Problem("pattern", "a glob relative to path, such as '*.parquet'", o.pattern))
+    if o.format is not None and o.format not in FORMATS:
+        listing = ", ".join(repr(f) for f in FORMATS)
+        p.append(
+            Problem("format", f"one of {{{listing}}} or absent (from the extension)", o.format)
+        )
+    if o.window not in WINDOW_MODES:
+        listing = ", ".join(repr(m) for m in WINDOW_MODES)
+        p.append(Problem("window", f"one of {{{listing}}}", o.window))
+    if not isinstance(o.timestamp_column, str) or not o.timestamp_column:
+        p.append(Problem("timestamp_column", "a column name", o.timestamp_column))
+    if not isinstance(o.ignore_extra, bool):
+        p.append(Problem("ignore_extra", "true or false", o.ignore_extra))
+    if o.max_age is not None:
+        if not (is_real(o.max_age) and o.max_age > 0):
+            p.append(Problem("max_age", "a duration > 0", o.max_age))
+        elif o.window != "file":
+            p.append(Problem("max_age", "omitted unless window is 'file'", o.max_age))
+    return p
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    format: str
+    mtime: float
+
+
+class FilesSource:
+    """A TelemetrySource over a directory of Parquet, CSV or NPY files."""
+
+    def __init__(self, model: str, features: tuple[str, ...], options: FilesOptions) -> None:
+        self._model = model
+        self._features = tuple(features)
+        self._options = options
+        self._name = f"files source of model {model!r}"
+
+    def read_window(self, start: float, end: float) -> Window:
+        """Rows of the window ``[start, end)``, read as the options' ``window`` mode says."""
+        start, end = check_bounds(start, end, "FilesSource")
+        files = self._list()
+        if self._options.window == "file":
+            X, label = self._read_newest(files, end)
+        else:
+            X, label = self._read_range(files, start, end)
+        return Window(
+            model=self._model, start=start, end=end, features=self._features, X=X, label=label
+        )
+
+    def close(self) -> None:
+        """Nothing stays open between windows."""
+
+    # ------------------------------------------------------------------ listing
+
+    def _list(self) -> list[_File]:
+        """Matching files with a known format, sorted by name."""
+        root = Path(self._options.path)
+        if not root.is_dir():
+            raise SourceError(f"{self._name}: {str(root)!r} is not a readable directory")
+        out: list[_File] = []
+        ignored = 0
+        try:
+            candidates = sorted(root.glob(self._options.pattern))
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{self._name}: cannot list {str(root)!r}: {exc}") from exc
+        for path in candidates:
+            fmt = self._options.format or _SUFFIXES.get(path.suffix.lower())
+            if fmt is None or path.name.startswith("."):
+                ignored += 1
+                continue
+            try:
+                if not path.is_file():
+                    continue
+                mtime = path.stat().st_mtime_ns / 1e9
+            except OSError:  # removed between the listing and the stat: not part of this run
+                continue
+            out.append(_File(path, fmt, mtime))
+        if ignored:
+            _log.debug("%s: ignored %d file(s) of unknown format or hidden", self._name, ignored)
+        return out
+
+    def _read_newest(self, files: list[_File], end: float) -> tuple[FloatArray, str]:
+        eligible = [f for f in files if f.mtime < end]
+        if not eligible:
+            raise SourceError(
+                f"{self._name}: no file matching {self._options.pattern!r} in "
+                f"{self._options.path!r} was modified before {format_time(end)}"
+            )
+        # Ties in modification time go to the last name, as a writer's counter would.
+        newest = max(eligible, key=lambda f: (f.mtime, f.path.name))
+        max_age = self._options.max_age
+        if max_age is not None and newest.mtime < end - max_age:
+            raise SourceError(
+                f"{self._name}: the newest file {newest.path.name!r} was modified at "
+                f"{format_time(newest.mtime)}, more than max_age={max_age:g}s before "
+                f"{format_time(end)}"
+            )
+        X, _ = self._read(newest, with_timestamps=False)
+        return X, f"{newest.path.name} (modified {format_time(newest.mtime)})"
+
+    def _read_range(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
+        parts: list[FloatArray] = []
+        used = 0
+        for f in files:
+            X, ts = self._read(f, with_timestamps=True)
+            assert ts is not None
+            keep = (ts >= start) & (ts < end)
+            if keep.any():
+                parts.append(X[keep])
+                used += 1
+        d = len(self._features)
+        X = np.concatenate(parts) if parts else np.empty((0, d))
+        label = (
+            f"{self._options.pattern} [{format_time(start)}, {format_time(end)}) "
+            f"from {used} of {len(files)} file(s)"
+        )
+        return X, label
+
+    # ------------------------------------------------------------------ readers
+
+    def _read(self, f: _File, *, with_timestamps: bool) -> tuple[FloatArray, FloatArray | None]:
+        where = f"{self._name}: {str(f.path)!r}"
+        if f.format == "parquet":
+            return self._read_parquet(f.path, where, with_timestamps)
+        if f.format == "csv":
+            return self._read_csv(f.path, where, with_timestamps)
+        return self._read_npy(f.path, where, with_timestamps)
+
+    def _match(self, columns: Sequence[str], where: str, with_timestamps: bool) -> list[int]:
+        ts = self._options.timestamp_column
+        if with_timestamps and ts not in columns:
+            raise SchemaError(
+                f"{where}: no timestamp column {ts!r}; the columns are {list(columns)}."
+            )
+        return match_columns(
+            columns,
+            self._features,
+            allowed_extra=(ts,),
+            ignore_extra=self._options.ignore_extra,
+            where=where,
+        )
+
+    def _read_parquet(
+        self, path: Path, where: str, with_timestamps: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        pa, pq = _pyarrow(where)
+        self._match(_parquet_names(pa, pq, path, where), where, with_timestamps)
+        ts_name = self._options.timestamp_column
+        columns = list(self._features) + ([ts_name] if with_timestamps else [])
+        table = _parquet_table(pa, pq, path, columns, where)
+        ts = _arrow_timestamps(pa, table.column(ts_name), where) if with_timestamps else None
+        X = np.empty((table.num_rows, len(self._features)))
+        for j, name in enumerate(self._features):
+            X[:, j] = _arrow_floats(pa, table.column(name), name, where)
+        return X, ts
+
+    def _read_csv(
+        self, path: Path, where: str, with_timestamps: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        header, rows, lines = _csv_rows(path, where)
+        index = self._match(header, where, with_timestamps)
+        ts = None
+        if with_timestamps:
+            i_ts = header.index(self._options.timestamp_column)
+            try:
+                ts = parse_timestamps([r[i_ts] for r in rows], where, positions=("line", lines))
+            except InvalidInputError as exc:
+                raise SourceError(str(exc)) from exc
+        X = np.empty((len(rows), len(self._features)))
+        for j, i in enumerate(index):
+            X[:, j] = _csv_column(rows, i, header[i], lines, where)
+        return X, ts
+
+    def _read_npy(
+        self, path: Path, where: str, with_timestamps: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        d = len(self._features)
+        want = d + 1 if with_timestamps else d
+        layout = (
+            "the timestamp (unix seconds) then the features, in order"
+            if with_timestamps
+            else "the features, in order"
+        )
+        data = _npy_load(path, where)
+        if data.shape[1] != want:
+            raise SchemaError(
+                f"{where}: {data.shape[1]} column(s) where {want} are expected ({layout}: "
+                f"{list(self._features)}); NPY columns are matched by position."
+            )
+        if not with_timestamps:
+            return data, None
+        ts = data[:, 0].copy()
+        if not np.isfinite(ts).all():
+            row = int(np.flatnonzero(~np.isfinite(ts))[0])
+            raise SourceError(f"{where}, row {row}: timestamp {ts[row]!r} is not a finite number")
+        return np.ascontiguousarray(data[:, 1:]), ts
+
+
+# --------------------------------------------------------------------------- one file
+
+
+def read_table(
+    path: str | os.PathLike[str], features: Sequence[str] | None = None
+) -> tuple[list[str], FloatArray]:
+    """Column names and values of one CSV, Parquet or NPY file (format from its extension).
+
+    With ``features``, those columns in that order (NPY: named by position, the count must
+    match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...).
+    Raises SourceError when the file cannot be read, SchemaError when columns are missing.
+    """
+    file = Path(path)
+    where = repr(str(file))
+    fmt = _SUFFIXES.get(file.suffix.lower())
+    if fmt is None:
+        raise InvalidInputError(
+            f"{where}: unknown file format {file.suffix!r}; expected one of {sorted(_SUFFIXES)}."
+        )
+    if not file.is_file():
+        raise SourceError(f"{where}: no such file")
+    wanted = None if features is None else list(features)
+    if fmt == "npy":
+        data = _npy_load(file, where)
+        if wanted is None:
+            return [f"x{j}" for j in range(data.shape[1])], data
+        if data.shape[1] != len(wanted):
+            raise SchemaError(
+                f"{where}: {data.shape[1]} column(s) where {len(wanted)} are expected "
+                f"({wanted}); NPY columns are matched by position."
+            )
+        return wanted, data
+    if fmt == "parquet":
+        pa, pq = _pyarrow(where)
+        schema = _parquet_schema(pa, pq, file, where)
+        if wanted is None:
+            wanted = [f.name for f in schema if _arrow_numeric(pa, f.type)]
+        else:
+            match_columns(schema.names, wanted, ignore_extra=True, where=where)
+        table = _parquet_table(pa, pq, file, wanted, where)
+        X = np.empty((table.num_rows, len(wanted)))
+        for j, name in enumerate(wanted):
+            X[:, j] = _arrow_floats(pa, table.column(name), name, where)
+        return wanted, X
+    header, rows, lines = _csv_rows(file, where)
+    if wanted is None:
+        names, columns = [], []
+        for i, name in enumerate(header):
+            try:
+                columns.append(_csv_column(rows, i, name, lines, where))
+            except SourceError:  # a column of text (host names, ISO times): not a feature
+                continue
+            names.append(name)
+        X = np.column_stack(columns) if columns else np.empty((len(rows), 0))
+        return names, X
+    index = match_columns(header, wanted, ignore_extra=True, where=where)
+    X = np.empty((len(rows), len(wanted)))
+    for j, i in enumerate(index):
+        X[:, j] = _csv_column(rows, i, header[i], lines, where)
+    return wanted, X
+
+
+def _npy_load(path: Path, where: str) -> FloatArray:
+    """A 2-D float64 array from an NPY file; SourceError or SchemaError otherwise."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind not in "biuf":
+        raise SchemaError(
+            f"{where}: expected a 2-D numeric array; got shape "
+            f"{getattr(arr, 'shape', None)} of dtype {getattr(arr, 'dtype', None)}."
+        )
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _csv_rows(path: Path, where: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows and the line number of each row of a CSV file."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise SourceError(f"{where}: empty CSV file (no header line)")
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise SourceError(
+                        f"{where}, line {reader.line_num}: {len(row)} field(s) where the "
+                        f"header has {len(header)} (truncated or malformed file)"
+                    )
+                rows.append(row)
+                lines.append(reader.line_num)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+    return [h.strip() for h in header], rows, lines
+
+
+def _parquet_schema(pa: Any, pq: Any, path: Path, where: str) -> Any:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"{where}: unreadable Parquet file: {exc}") from exc
+
+
+def _parquet_names(pa: Any, pq: Any, path: Path, where: str) -> list[str]:
+    return list(_parquet_schema(pa, pq, path, where).names)
+
+
+def _parquet_table(pa: Any, pq: Any, path: Path, columns: list[str], where: str) -> Any:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"{where}: unreadable Parquet file: {exc}") from exc
+
+
+def _arrow_numeric(pa: Any, t: Any) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def _arrow_floats(pa: Any, col: Any, name: str, where: str) -> FloatArray:
+    """Float64 values of a numeric Arrow column; nulls become NaN."""
+    if not _arrow_numeric(pa, col.type):
+        raise SchemaError(f"{where}: column {name!r} has type {col.type}; expected numbers.")
+    # Nulls become NaN: missing values are for the pipeline's value policy to judge.
+    return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=np.float64)
+
+
+def _pyarrow(where: str) -> tuple[Any, Any]:
+    """pyarrow and pyarrow.parquet, imported on first use."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SourceError(
+            f"{where}: reading Parquet needs pyarrow, which is not installed: {_PARQUET_HINT}"
+        ) from exc
+    return pa, pq
+
+
+def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
+    """Unix seconds of an Arrow column of numbers, timestamps or ISO-8601 strings."""
+    t = col.type
+    if col.null_count:
+        raise SourceError(f"{where}: {col.null_count} row(s) have no timestamp")
+    if pa.types.is_timestamp(t):
+        per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
+        # Naive timestamps are taken as UTC, like naive ISO strings.
+        return col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
+    if _arrow_numeric(pa, t):
+        values: Any = np.asarray(col.cast(pa.float64()).to_numpy(), dtype=np.float64)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        values = col.to_pylist()
+    else:
+        raise SchemaError(
+            f"{where}: timestamp column has type {t}; expected unix seconds or ISO-8601."
+        )
+    try:
+        return parse_timestamps(values, where)
+    except InvalidInputError as exc:
+        raise SourceError(str(exc)) from exc
+
+
+def _csv_column(
+    rows: list[list[str]], i: int, name: str, lines: list[int], where: str
+) -> FloatArray:
+    """Floats of column ``i``; empty cells are NaN; SourceError names a non-number cell."""
+    cells = [r[i] for r in rows]
+    try:
+        return np.asarray(cells, dtype=np.str_).astype(np.float64)
+    except ValueError:
+        pass
+    out = np.empty(len(cells))
+    for k, cell in enumerate(cells):
+        text = cell.strip()
+        if not text:
+            out[k] = np.nan
+            continue
+        try:
+            out[k] = float(text)
+        except ValueError:
+            raise SourceError(
+                f"{where}, line {lines[k]}: column {name!r} holds {cell!r}, not a number"
+            ) from None
+    return out
+
+
+def build(model: str, features: tuple[str, ...], options: FilesOptions) -> FilesSource:
+    """A files source for ``model``; ConfigError when the options do not fit its features."""
+    problems = [p.config("source") for p in validate_options(options)]
+    if options.window == "time_range" and options.timestamp_column in features:
+        problems.append(
+            f"source.timestamp_column: must not be one of the model's features; "
+            f"got {options.timestamp_column!r}"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return FilesSource(model, tuple(features), options)
