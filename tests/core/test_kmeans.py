@@ -1,0 +1,396 @@
+"""k-means engine: hand-worked toys, invariants, scikit-learn as the reference, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.datasets import load_digits, load_iris, make_blobs
+
+from monitor.core.kmeans import assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.errors import DegenerateDataWarning, InvalidInputError
+
+
+def _blobs(n: int = 1500, k: int = 5, d: int = 6, seed: int = 0, std: float = 1.0):
+    X, y = make_blobs(n_samples=n, centers=k, n_features=d, cluster_std=std, random_state=seed)
+    return X, y
+
+
+# --------------------------------------------------------------------------- toys
+
+
+def test_lloyd_toy_1d_hand_worked() -> None:
+    # Init at 0 and 10: E-step gives {0, 1} and {10, 11}; means 0.5 and 10.5; the next
+    # E-step gives the same labels (strict convergence) after 2 iterations.
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    fit = fit_kmeans(X, 2, init=np.array([[0.0], [10.0]]))
+    np.testing.assert_array_equal(fit.centers, [[0.5], [10.5]])
+    np.testing.assert_array_equal(fit.labels, [0, 0, 1, 1])
+    assert fit.inertia == 1.0  # 4 * 0.5^2
+    assert fit.n_iter == 2
+    assert fit.converged
+    assert fit.n_relocated == 0
+    assert fit.n_distinct_points is None
+    assert fit.labels.dtype == np.int64
+
+
+def test_weighted_single_cluster_hand_worked() -> None:
+    # Weighted mean of 0 (weight 3) and 4 (weight 1) is 1; inertia 3 * 1 + 1 * 9.
+    X = np.array([[0.0], [4.0]])
+    fit = fit_kmeans(X, 1, sample_weight=[3.0, 1.0], random_state=0)
+    np.testing.assert_allclose(fit.centers, [[1.0]])
+    assert fit.inertia == pytest.approx(12.0)
+
+
+def test_assign_labels_hand_worked_and_ties_to_lowest_index() -> None:
+    X = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    labels, sq = assign_labels(X, [[0.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(labels, [0, 1, 0])
+    np.testing.assert_allclose(sq, [0.0, 0.0, 1.0], atol=1e-12)
+    # (1, 0) is at distance 1 from both centres: the lower index wins.
+    labels, sq = assign_labels([[1.0, 0.0]], [[0.0, 0.0], [2.0, 0.0]])
+    assert labels.tolist() == [0]
+    assert sq.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_assign_labels_clips_cancellation_to_zero(dtype: type) -> None:
+    # ||x||^2 - 2 x.c + ||c||^2 with x == c far from the origin cancels catastrophically;
+    # the result must be clipped at 0, never negative.
+    rng = np.random.default_rng(0)
+    X = (1e4 + rng.random((200, 3))).astype(dtype)
+    _, sq = assign_labels(X, X[:50])
+    assert sq.dtype == dtype
+    assert (sq >= 0).all()
+    np.testing.assert_array_equal(sq[:50] < 1e-2, True)
+
+
+def test_relocation_hand_worked() -> None:
+    # The centre at 100 gets no row; it moves onto 10, the row farthest from its centre
+    # (1, at squared distance 81). Centres 0, 1.5, 10 are then stable.
+    X = np.array([[0.0], [1.0], [2.0], [10.0]])
+    fit = fit_kmeans(X, 3, init=np.array([[0.0], [1.0], [100.0]]))
+    np.testing.assert_allclose(fit.centers, [[0.0], [1.5], [10.0]])
+    np.testing.assert_array_equal(fit.labels, [0, 1, 1, 2])
+    assert fit.inertia == pytest.approx(0.5)
+    assert fit.n_relocated == 1
+    sk = SkKMeans(3, init=np.array([[0.0], [1.0], [100.0]]), n_init=1).fit(X)
+    np.testing.assert_allclose(fit.centers, sk.cluster_centers_)
+
+
+def test_relocation_on_blobs_never_nan() -> None:
+    X, _ = _blobs(n=300, k=3, d=2)
+    init = np.vstack([X[:3], [[1e3, 1e3], [-1e3, 1e3]]])
+    fit = fit_kmeans(X, 5, init=init)
+    assert fit.n_relocated >= 2
+    assert np.isfinite(fit.centers).all()
+    assert np.bincount(fit.labels, minlength=5).min() > 0
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_degenerate_fewer_distinct_points_than_clusters(metric: str) -> None:
+    X = np.array([[1.0, 1.0]] * 3 + [[2.0, 1.0]] * 3)
+    with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
+        fit = fit_kmeans(X, 4, random_state=0, metric=metric, n_init=3)
+    assert fit.n_distinct_points == 2
+    assert np.isfinite(fit.centers).all()
+    assert fit.inertia == pytest.approx(0.0, abs=1e-12)
+    assert len(np.unique(fit.labels)) == 2
+    with pytest.warns(DegenerateDataWarning):
+        centers, idx = kmeans_plusplus(X, 4, random_state=0)
+    np.testing.assert_array_equal(centers, X[idx])
+
+
+def test_zero_weight_rows_do_not_count_as_distinct() -> None:
+    X = np.array([[0.0], [0.0], [5.0], [9.0]])
+    with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
+        fit = fit_kmeans(X, 3, sample_weight=[1.0, 1.0, 1.0, 0.0], random_state=0)
+    assert fit.n_distinct_points == 2
+
+
+# --------------------------------------------------------------------------- k-means++
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_kmeans_plusplus_one_centre_per_far_blob(seed: int) -> None:
+    # Rows of a blob that already has a centre have D(x)^2 ~ 1 against ~1e4 elsewhere,
+    # so greedy k-means++ puts exactly one centre in each well-separated blob.
+    X, y = _blobs(n=400, k=4, d=3, seed=3, std=0.5)
+    centers, idx = kmeans_plusplus(X, 4, random_state=seed)
+    np.testing.assert_array_equal(centers, X[idx])
+    assert sorted(y[idx].tolist()) == [0, 1, 2, 3]
+
+
+def test_kmeans_plusplus_never_picks_zero_weight_rows() -> None:
+    X, _ = _blobs(n=200, k=3, d=2)
+    w = np.ones(200)
+    w[::2] = 0.0
+    for seed in range(5):
+        _, idx = kmeans_plusplus(X, 6, sample_weight=w, random_state=seed)
+        assert (w[idx] > 0).all()
+
+
+def test_kmeans_plusplus_invariant_to_row_order_and_repetition() -> None:
+    X, _ = _blobs(n=200, k=4, d=3)
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(200)
+    c1, _ = kmeans_plusplus(X, 5, random_state=7)
+    c2, _ = kmeans_plusplus(X[perm], 5, random_state=7)
+    np.testing.assert_array_equal(c1, c2)
+    reps = rng.integers(1, 4, size=200)
+    c3, _ = kmeans_plusplus(X, 5, sample_weight=reps.astype(float), random_state=7)
+    c4, _ = kmeans_plusplus(np.repeat(X, reps, axis=0), 5, random_state=7)
+    np.testing.assert_array_equal(c3, c4)
+
+
+# --------------------------------------------------------------------------- vs sklearn
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_same_init_matches_sklearn_lloyd(dtype: type, weighted: bool) -> None:
+    X, _ = _blobs(n=2000, k=6, d=8, seed=5, std=2.0)
+    X = X.astype(dtype)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=X.shape[0]) if weighted else None
+    init = X[[0, 1, 2, 3, 4, 5]].copy()
+    # tol=0: both stop on strict convergence (with weights sklearn's tol ignores them).
+    ours = fit_kmeans(X, 6, init=init, tol=0.0, sample_weight=w)
+    sk = SkKMeans(6, init=init, n_init=1, tol=0.0, algorithm="lloyd").fit(X, sample_weight=w)
+    # Same arithmetic, different summation order (BLAS blocking, chunking, sklearn
+    # centring the data first): float64 agrees to ~1e-12 relative, float32 to ~1e-5.
+    rtol = 1e-10 if dtype == np.float64 else 2e-5
+    assert ours.centers.dtype == dtype
+    np.testing.assert_array_equal(ours.labels, sk.labels_)
+    np.testing.assert_allclose(ours.centers, sk.cluster_centers_, rtol=rtol, atol=rtol)
+    assert ours.inertia == pytest.approx(sk.inertia_, rel=rtol)
+    assert ours.n_iter == sk.n_iter_
+
+
+def test_same_init_and_tol_stops_like_sklearn() -> None:
+    X, _ = _blobs(n=3000, k=8, d=4, seed=2, std=3.0)
+    init = X[:8].copy()
+    ours = fit_kmeans(X, 8, init=init, tol=1e-2)
+    sk = SkKMeans(8, init=init, n_init=1, tol=1e-2, algorithm="lloyd").fit(X)
+    assert ours.n_iter == sk.n_iter_ < 300
+    np.testing.assert_allclose(ours.centers, sk.cluster_centers_, rtol=1e-10, atol=1e-10)
+
+
+def _iris():
+    return load_iris().data, 3
+
+
+def _digits():
+    return load_digits().data, 10
+
+
+def _blobs_case():
+    return _blobs(n=3000, k=8, d=10, seed=11, std=2.5)[0], 8
+
+
+@pytest.mark.parametrize("case", [_blobs_case, _iris, _digits], ids=["blobs", "iris", "digits"])
+def test_kmeanspp_n_init_no_worse_than_sklearn(case) -> None:
+    X, k = case()
+    # Best of n_init restarts over a few seeds; the seeds draw different restarts, so
+    # allow 0.5 %: digits' local optima sit ~1-2 % apart, blobs and iris reach the same.
+    ours = min(fit_kmeans(X, k, n_init=4, random_state=s).inertia for s in range(3))
+    sk = min(
+        SkKMeans(k, n_init=4, random_state=s, algorithm="lloyd").fit(X).inertia_ for s in range(3)
+    )
+    assert ours <= sk * 1.005
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_chunked_equals_unchunked(metric: str, dtype: type) -> None:
+    X, _ = _blobs(n=600, k=4, d=5, seed=1)
+    X = X.astype(dtype)
+    big = fit_kmeans(X, 4, random_state=0, metric=metric, working_memory_mib=64.0)
+    # ~10 rows per chunk: 60 chunks per pass.
+    small = fit_kmeans(X, 4, random_state=0, metric=metric, working_memory_mib=0.0008)
+    np.testing.assert_array_equal(big.labels, small.labels)
+    # Only the grouping of the float64 sums differs.
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(big.centers, small.centers, rtol=rtol, atol=rtol)
+    assert big.inertia == pytest.approx(small.inertia, rel=rtol)
+    l1, s1 = assign_labels(X, big.centers, working_memory_mib=64.0)
+    l2, s2 = assign_labels(X, big.centers, working_memory_mib=0.0008)
+    np.testing.assert_array_equal(l1, l2)
+    np.testing.assert_allclose(s1, s2, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_same_seed_same_result(init: str, metric: str) -> None:
+    X, _ = _blobs(n=500, k=5, d=4, seed=9)
+    a = fit_kmeans(X, 5, init=init, n_init=3, random_state=42, metric=metric)
+    b = fit_kmeans(X, 5, init=init, n_init=3, random_state=42, metric=metric)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.inertia == b.inertia
+    assert a.n_iter == b.n_iter
+
+
+def test_permutation_invariance_of_the_fit() -> None:
+    X, _ = _blobs(n=800, k=5, d=4, seed=4, std=2.0)
+    perm = np.random.default_rng(3).permutation(800)
+    a = fit_kmeans(X, 5, n_init=2, random_state=1)
+    b = fit_kmeans(X[perm], 5, n_init=2, random_state=1)
+    # Same centres in the same order; only the order of the float64 sums differs.
+    np.testing.assert_allclose(a.centers, b.centers, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(a.labels[perm], b.labels)
+
+
+def test_integer_weights_equal_repetition() -> None:
+    X, _ = _blobs(n=300, k=4, d=3, seed=8, std=1.5)
+    reps = np.random.default_rng(2).integers(0, 4, size=300)
+    a = fit_kmeans(X, 4, sample_weight=reps.astype(float), random_state=5)
+    b = fit_kmeans(np.repeat(X, reps, axis=0), 4, random_state=5)
+    np.testing.assert_allclose(a.centers, b.centers, rtol=1e-10, atol=1e-10)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-10)
+
+
+def test_float32_is_kept() -> None:
+    X = _blobs(n=300, k=3, d=3)[0].astype(np.float32)
+    fit = fit_kmeans(X, 3, random_state=0)
+    assert fit.centers.dtype == np.float32
+    labels, sq = assign_labels(X, fit.centers)
+    assert sq.dtype == np.float32
+    np.testing.assert_array_equal(labels, fit.labels)
+
+
+def test_final_labels_match_final_centres() -> None:
+    X, _ = _blobs(n=1000, k=6, d=5, seed=6, std=4.0)
+    fit = fit_kmeans(X, 6, random_state=0, max_iter=3)  # stopped early on purpose
+    assert not fit.converged
+    labels, sq = assign_labels(X, fit.centers)
+    np.testing.assert_array_equal(labels, fit.labels)
+    assert fit.inertia == pytest.approx(float(sq.sum()), rel=1e-12)
+
+
+def test_warm_start_from_converged_centres_stops_at_once() -> None:
+    X, _ = _blobs(n=500, k=4, d=3, seed=7)
+    first = fit_kmeans(X, 4, random_state=0)
+    with pytest.warns(UserWarning, match="one run instead of n_init=5"):
+        again = fit_kmeans(X, 4, init=first.centers, n_init=5)
+    assert again.n_iter == 1
+    np.testing.assert_allclose(again.centers, first.centers, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- cosine
+
+
+def _spherical_reference(X: np.ndarray, init: np.ndarray, n_iter: int) -> np.ndarray:
+    """Dense textbook spherical k-means: normalise, assign by max cosine, renormalise."""
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    C = init / np.linalg.norm(init, axis=1, keepdims=True)
+    for _ in range(n_iter):
+        labels = np.argmax(Xn @ C.T, axis=1)
+        for j in range(C.shape[0]):
+            s = Xn[labels == j].sum(axis=0)
+            C[j] = s / np.linalg.norm(s)
+    return C
+
+
+def test_cosine_matches_textbook_spherical_kmeans() -> None:
+    X, _ = _blobs(n=600, k=4, d=5, seed=12)
+    X = X + 0.1  # keep rows away from the origin
+    init = X[:4].copy()
+    fit = fit_kmeans(X, 4, init=init, metric="cosine", tol=0.0)
+    ref = _spherical_reference(X, init, fit.n_iter)
+    np.testing.assert_allclose(fit.centers, ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(fit.centers, axis=1), 1.0, rtol=1e-12)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    d2 = ((Xn - fit.centers[fit.labels]) ** 2).sum(axis=1)
+    assert fit.inertia == pytest.approx(d2.sum(), rel=1e-10)
+
+
+def test_cosine_ignores_row_scale() -> None:
+    X, _ = _blobs(n=400, k=3, d=4, seed=13)
+    scale = np.random.default_rng(0).uniform(0.1, 10.0, size=(400, 1))
+    a = fit_kmeans(X, 3, metric="cosine", random_state=0)
+    b = fit_kmeans(X * scale, 3, metric="cosine", random_state=0)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centers, b.centers, rtol=1e-10, atol=1e-10)
+
+
+def test_cosine_zero_row_is_an_error() -> None:
+    X = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(InvalidInputError, match=r"1 row.*zero norm.*row 1.*cosine"):
+        fit_kmeans(X, 2, metric="cosine")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"n_clusters": 0},
+            r"The 'n_clusters' parameter of fit_kmeans must be an int in \[1, inf\)\. "
+            r"Got 0 instead\.",
+        ),
+        ({"n_clusters": 2.5}, r"'n_clusters' parameter of fit_kmeans must be an int.*2\.5"),
+        ({"n_clusters": 11}, r"X has 10 sample\(s\), fewer than n_clusters=11"),
+        ({"max_iter": 0}, r"'max_iter' parameter of fit_kmeans must be an int in \[1, inf\)"),
+        ({"tol": -1.0}, r"'tol' parameter of fit_kmeans must be a float in \[0\.0, inf\)"),
+        ({"n_init": 0}, r"'n_init' parameter of fit_kmeans must be an int in \[1, inf\)"),
+        ({"n_init": "many"}, r"'n_init' parameter of fit_kmeans must be one of \{'auto'\}"),
+        ({"metric": "manhattan"}, r"'metric' parameter.*one of \{'euclidean', 'cosine'\}"),
+        ({"init": "kmeans"}, r"'init' parameter.*one of \{'k-means\+\+', 'random'\}"),
+        ({"init": np.zeros((3, 2))}, r"initial centers \(3, 2\) does not match.*clusters 2"),
+        ({"init": np.zeros((2, 3))}, r"init has 3 features, but X has 2"),
+        ({"working_memory_mib": 0.0}, r"'working_memory_mib'.*float in \(0\.0, inf\)"),
+        ({"sample_weight": np.zeros(10)}, r"sample_weight has only zero weights"),
+        ({"sample_weight": -np.ones(10)}, r"sample_weight must be non-negative"),
+        ({"sample_weight": np.ones(9)}, r"sample_weight must have shape \(10,\)"),
+        ({"random_state": "x"}, r"'random_state' parameter must be None, an int"),
+    ],
+)
+def test_fit_kmeans_parameter_errors(kwargs: dict, match: str) -> None:
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    args = {"n_clusters": 2} | kwargs
+    with pytest.raises(InvalidInputError, match=match):
+        fit_kmeans(X, **args)
+
+
+@pytest.mark.parametrize(
+    ("X", "match"),
+    [
+        (np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, 2.0]]), r"NaN or infinity.*row 1, column 0"),
+        (np.array([[0.0, 1.0], [1.0, np.inf], [2.0, 2.0]]), r"NaN or infinity.*row 1, column 1"),
+        (np.arange(5.0), r"must be a 2-D array.*shape \(5,\)"),
+        (np.zeros((0, 3)), r"X has 0 sample\(s\) of shape \(0, 3\); at least 1 required"),
+        (np.zeros((4, 0)), r"X has 0 feature\(s\)"),
+        (np.array([["a", "b"]]), r"numeric"),
+    ],
+    ids=["nan", "inf", "1d", "empty-window", "no-features", "strings"],
+)
+def test_bad_X_errors(X: np.ndarray, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        fit_kmeans(X, 1)
+
+
+def test_assign_labels_mismatched_features() -> None:
+    with pytest.raises(InvalidInputError, match="centers has 3 features, but X has 2"):
+        assign_labels(np.zeros((4, 2)), np.zeros((2, 3)))
+
+
+def test_kmeans_plusplus_errors() -> None:
+    X = np.zeros((5, 2))
+    with pytest.raises(InvalidInputError, match=r"'n_local_trials' parameter of kmeans_plusplus"):
+        kmeans_plusplus(X, 2, n_local_trials=0)
+    with pytest.raises(InvalidInputError, match="fewer than n_clusters=6"):
+        kmeans_plusplus(X, 6)
+
+
+def test_no_warnings_on_ordinary_data() -> None:
+    X, _ = _blobs(n=500, k=4, d=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_kmeans(X, 4, random_state=0, n_init=2)
