@@ -1,0 +1,403 @@
+"""The files source: options, both window modes, the three formats, schema and read errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from monitor.errors import ConfigError, SchemaError, SourceError
+from monitor.ports import TelemetrySource
+from monitor.sources.files import FilesOptions, FilesSource, build, parse_options, read_table
+
+FEATURES = ("latency_ms", "cpu_ratio", "rps")
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+VALUES = np.array([[10.0, 0.25, 100.0], [20.0, 0.5, 200.0], [30.0, 0.75, 300.0]])
+
+
+def write(path: Path, columns: dict[str, list[Any]], mtime: float | None = None) -> Path:
+    """Write ``columns`` in the format of ``path``'s extension (NPY: positionally)."""
+    suffix = path.suffix
+    if suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(columns)
+            w.writerows(zip(*columns.values(), strict=True))
+    elif suffix == ".parquet":
+        pq.write_table(pa.table(columns), path)
+    else:
+        np.save(path, np.column_stack([np.asarray(v, dtype=float) for v in columns.values()]))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def named(values: np.ndarray = VALUES, **extra: list[Any]) -> dict[str, list[Any]]:
+    return {**extra, **{f: values[:, j].tolist() for j, f in enumerate(FEATURES)}}
+
+
+def source(tmp_path: Path, **options: Any) -> FilesSource:
+    parsed, problems = parse_options({"path": str(tmp_path), **options})
+    assert problems == [] and parsed is not None
+    return build("checkout", FEATURES, parsed)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_defaults() -> None:
+    options, problems = parse_options({"kind": "files", "path": "/data"})
+    assert problems == []
+    assert options == FilesOptions(path="/data")
+    assert (options.pattern, options.window, options.ignore_extra) == ("*", "file", False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({}, "source.path: must be a directory; got None"),
+        ({"path": ""}, "source.path: must be a directory; got ''"),
+        ({"path": "d", "window": "day"}, "source.window: must be one of {'file', 'time_range'}"),
+        (
+            {"path": "d", "format": "xlsx"},
+            "source.format: must be one of {'parquet', 'csv', 'npy'}",
+        ),
+        ({"path": "d", "pattern": "/etc/*"}, "source.pattern: must be a glob relative to path"),
+        ({"path": "d", "ignore_extra": "yes"}, "source.ignore_extra: must be true or false"),
+        ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
+        (
+            {"path": "d", "window": "time_range", "max_age": "1h"},
+            "source.max_age: must be omitted unless window is 'file'; got 3600.0",
+        ),
+        ({"path": "d", "glob": "*.csv"}, "source.glob: unknown option; valid options are"),
+    ],
+)
+def test_parse_options_names_the_field_of_each_problem(raw: dict, expected: str) -> None:
+    options, problems = parse_options(raw)
+    assert options is None
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_build_rejects_a_timestamp_column_that_is_a_feature() -> None:
+    options = FilesOptions(path="d", window="time_range", timestamp_column="rps")
+    with pytest.raises(ConfigError, match=r"source\.timestamp_column: must not be one of"):
+        build("checkout", FEATURES, options)
+
+
+# --------------------------------------------------------------------------- window: file
+
+
+def test_file_mode_reads_the_newest_file_modified_before_the_end(tmp_path: Path) -> None:
+    write(tmp_path / "a.csv", named(VALUES * 1), mtime=T0 - 30)
+    write(tmp_path / "b.csv", named(VALUES * 2), mtime=T0 - 10)
+    write(tmp_path / "c.csv", named(VALUES * 3), mtime=T0)  # not before the end: later
+    src = source(tmp_path)
+    assert isinstance(src, TelemetrySource)
+    window = src.read_window(T0 - 60, T0)
+    np.testing.assert_array_equal(window.X, VALUES * 2)
+    assert window.label == "b.csv (modified 2023-11-14T22:13:10Z)"
+    assert (window.model, window.start, window.end, window.features) == (
+        "checkout",
+        T0 - 60,
+        T0,
+        FEATURES,
+    )
+    np.testing.assert_array_equal(src.read_window(T0, T0 + 1).X, VALUES * 3)
+
+
+def test_file_mode_breaks_mtime_ties_by_the_last_name(tmp_path: Path) -> None:
+    write(tmp_path / "part-0002.csv", named(VALUES * 2), mtime=T0 - 10)
+    write(tmp_path / "part-0001.csv", named(VALUES * 1), mtime=T0 - 10)
+    np.testing.assert_array_equal(source(tmp_path).read_window(T0 - 60, T0).X, VALUES * 2)
+
+
+def test_file_mode_without_a_file_before_the_end_fails(tmp_path: Path) -> None:
+    write(tmp_path / "a.csv", named(), mtime=T0 + 5)
+    with pytest.raises(SourceError, match=r"files source of model 'checkout': no file matching"):
+        source(tmp_path).read_window(T0 - 60, T0)
+
+
+def test_file_mode_max_age_refuses_a_stale_file(tmp_path: Path) -> None:
+    write(tmp_path / "a.csv", named(), mtime=T0 - 600)
+    assert source(tmp_path, max_age="15m").read_window(T0 - 60, T0).X.shape == (3, 3)
+    with pytest.raises(SourceError, match=r"'a.csv' was modified at .* more than max_age=300s"):
+        source(tmp_path, max_age="5m").read_window(T0 - 60, T0)
+
+
+def test_pattern_format_and_hidden_files(tmp_path: Path) -> None:
+    write(tmp_path / "a.csv", named(VALUES * 1), mtime=T0 - 30)
+    write(tmp_path / ".b.csv", named(VALUES * 2), mtime=T0 - 20)  # hidden: ignored
+    (tmp_path / "notes.txt").write_text("not data")  # unknown extension: ignored
+    os.utime(tmp_path / "notes.txt", (T0 - 10, T0 - 10))
+    np.testing.assert_array_equal(source(tmp_path).read_window(T0 - 60, T0).X, VALUES)
+    os.rename(write(tmp_path / "c.csv", named(VALUES * 3)), tmp_path / "c.dat")
+    os.utime(tmp_path / "c.dat", (T0 - 5, T0 - 5))  # a CSV under another extension
+    forced = source(tmp_path, pattern="*.dat", format="csv")
+    np.testing.assert_array_equal(forced.read_window(T0 - 60, T0).X, VALUES * 3)
+
+
+def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="is not a readable directory"):
+        source(tmp_path / "nowhere").read_window(T0 - 60, T0)
+
+
+# --------------------------------------------------------------------------- formats and schema
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_every_format_yields_the_same_window(tmp_path: Path, suffix: str) -> None:
+    write(tmp_path / f"w{suffix}", named(), mtime=T0 - 1)
+    window = source(tmp_path).read_window(T0 - 60, T0)
+    assert window.X.dtype == np.float64 and window.X.flags.c_contiguous
+    np.testing.assert_array_equal(window.X, VALUES)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_named_columns_are_put_in_feature_order(tmp_path: Path, suffix: str) -> None:
+    shuffled = {f: VALUES[:, j].tolist() for j, f in reversed(list(enumerate(FEATURES)))}
+    write(tmp_path / f"w{suffix}", {"timestamp": [1, 2, 3], **shuffled}, mtime=T0 - 1)
+    np.testing.assert_array_equal(source(tmp_path).read_window(T0 - 60, T0).X, VALUES)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (["latency_ms", "cpu_ratio"], r"missing \['rps'\]\."),
+        (
+            ["latency_ms", "cpu_ratio", "rps", "host"],
+            r"extra \['host'\] \(set ignore_extra: true to allow extra columns\)\.",
+        ),
+        (["latency_ms", "CPU-Ratio", "rps"], r"renamed 'cpu_ratio' -> 'CPU-Ratio'\."),
+        (["latency_ms", "cpu_ratio", "requests"], r"renamed 'rps' -> 'requests'\?; extra"),
+    ],
+)
+def test_schema_errors_name_the_columns(
+    tmp_path: Path, suffix: str, columns: list[str], message: str
+) -> None:
+    data = {c: [1.0, 2.0] for c in columns}
+    path = write(tmp_path / f"w{suffix}", data, mtime=T0 - 1)
+    with pytest.raises(SchemaError, match=message) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(path) in str(info.value)
+
+
+def test_ignore_extra_allows_extra_columns(tmp_path: Path) -> None:
+    write(tmp_path / "w.csv", named(host=["a", "b", "c"]), mtime=T0 - 1)
+    np.testing.assert_array_equal(
+        source(tmp_path, ignore_extra=True).read_window(T0 - 60, T0).X, VALUES
+    )
+
+
+def test_npy_columns_are_positional_and_must_count_right(tmp_path: Path) -> None:
+    np.save(tmp_path / "w.npy", np.ones((4, 2)))
+    os.utime(tmp_path / "w.npy", (T0 - 1, T0 - 1))
+    with pytest.raises(SchemaError, match=r"2 column\(s\) where 3 are expected .* by position"):
+        source(tmp_path).read_window(T0 - 60, T0)
+
+
+def test_missing_values_become_nan(tmp_path: Path) -> None:
+    # A blank line is no row; an empty cell is a missing value.
+    (tmp_path / "w.csv").write_text("latency_ms,cpu_ratio,rps\n1,,3\n\nnan,0.5, 7 \n")
+    os.utime(tmp_path / "w.csv", (T0 - 2, T0 - 2))
+    X = source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, [[1.0, np.nan, 3.0], [np.nan, 0.5, 7.0]])
+    table = pa.table({"latency_ms": [1.0, None], "cpu_ratio": [0.5, 0.25], "rps": [3, None]})
+    pq.write_table(table, tmp_path / "w.parquet")
+    os.utime(tmp_path / "w.parquet", (T0 - 1, T0 - 1))
+    X = source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, [[1.0, 0.5, 3.0], [np.nan, 0.25, np.nan]])
+
+
+# --------------------------------------------------------------------------- unreadable files
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npy"])
+def test_truncated_files_are_source_errors_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    values = np.arange(300.0).reshape(100, 3)
+    path = write(tmp_path / f"w{suffix}", named(values))
+    _truncate(path)
+    os.utime(path, (T0 - 1, T0 - 1))
+    with pytest.raises(SourceError, match="unreadable") as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
+        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+        ("", r"empty CSV file"),
+    ],
+)
+def test_malformed_csv_is_a_source_error_naming_the_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "w.csv"
+    path.write_text(text)
+    os.utime(path, (T0 - 1, T0 - 1))
+    with pytest.raises(SourceError, match=message) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(path) in str(info.value)
+
+
+def test_csv_that_is_not_utf8_is_a_source_error(tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_bytes(b"latency_ms,cpu_ratio,rps\n\xff\xfe,1,2\n")
+    os.utime(tmp_path / "w.csv", (T0 - 1, T0 - 1))
+    with pytest.raises(SourceError, match="unreadable CSV file"):
+        source(tmp_path).read_window(T0 - 60, T0)
+
+
+def test_missing_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "w.parquet", named(), mtime=T0 - 1)
+    # None in sys.modules makes the import statement raise ImportError.
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(SourceError, match=r"pip install 'kmeans-monitor\[parquet\]'"):
+        source(tmp_path).read_window(T0 - 60, T0)
+
+
+# --------------------------------------------------------------------------- window: time_range
+
+STAMPS = [T0 - 120, T0 - 60, T0 - 1, T0, T0 + 60]
+ROWS = np.arange(15.0).reshape(5, 3)
+
+
+def _range_source(tmp_path: Path) -> FilesSource:
+    return source(tmp_path, window="time_range", timestamp_column="ts")
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        STAMPS,
+        [repr(t) for t in STAMPS],  # numbers written as text
+        [
+            "2023-11-14T22:11:20Z",
+            "2023-11-14T23:12:20+01:00",
+            "2023-11-14T22:13:19",  # naive: UTC
+            "2023-11-14T22:13:20.000Z",
+            "2023-11-14 22:14:20+00:00",
+        ],
+    ],
+    ids=["unix", "unix-text", "iso"],
+)
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_time_range_keeps_rows_in_start_inclusive_end_exclusive(
+    tmp_path: Path, stamps: list[Any], suffix: str
+) -> None:
+    write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
+    X = _range_source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, ROWS[[1, 2]])
+
+
+def test_time_range_reads_arrow_timestamp_columns(tmp_path: Path) -> None:
+    ms = (np.array(STAMPS) * 1000).astype("int64")
+    table = pa.table(
+        {"ts": pa.array(ms, pa.timestamp("ms", tz="UTC")), **named(ROWS)},
+    )
+    pq.write_table(table, tmp_path / "w.parquet")
+    X = _range_source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, ROWS[[1, 2]])
+
+
+def test_time_range_npy_has_the_timestamp_first(tmp_path: Path) -> None:
+    np.save(tmp_path / "w.npy", np.column_stack([STAMPS, ROWS]))
+    X = _range_source(tmp_path).read_window(T0 - 60, T0 + 60).X
+    np.testing.assert_array_equal(X, ROWS[[1, 2, 3]])
+
+
+def _write_shards(tmp_path: Path, rng: np.random.Generator, n: int = 600) -> np.ndarray:
+    """Rows with timestamps spread over T0 .. T0 + 600 in three shards of each format."""
+    stamps = T0 + rng.uniform(0, 600, n).round(3)
+    rows = rng.normal(size=(n, 3))
+    for i, part in enumerate(np.array_split(np.arange(n), 3)):
+        suffix = [".csv", ".parquet", ".npy"][i]
+        if suffix == ".npy":
+            np.save(tmp_path / f"s{i}.npy", np.column_stack([stamps[part], rows[part]]))
+        else:
+            write(tmp_path / f"s{i}{suffix}", named(rows[part], ts=stamps[part].tolist()))
+    return np.column_stack([stamps, rows])
+
+
+def _sorted_rows(X: np.ndarray) -> np.ndarray:
+    return X[np.lexsort(X.T[::-1])]
+
+
+def test_time_range_split_windows_add_up_to_the_whole(tmp_path: Path) -> None:
+    truth = _write_shards(tmp_path, np.random.default_rng(0))
+    src = _range_source(tmp_path)
+    whole = src.read_window(T0 + 100, T0 + 500).X
+    parts = np.concatenate([src.read_window(a, a + 100).X for a in T0 + np.arange(100, 500, 100)])
+    np.testing.assert_array_equal(_sorted_rows(whole), _sorted_rows(parts))
+    # CSV prints floats with repr, which round-trips exactly: every row comes back as written.
+    expected = truth[(truth[:, 0] >= T0 + 100) & (truth[:, 0] < T0 + 500), 1:]
+    np.testing.assert_array_equal(_sorted_rows(whole), _sorted_rows(expected))
+
+
+def test_time_range_does_not_depend_on_the_row_order_in_files(tmp_path: Path) -> None:
+    truth = _write_shards(tmp_path, np.random.default_rng(1))
+    before = _range_source(tmp_path).read_window(T0 + 50, T0 + 450).X
+    for f in tmp_path.iterdir():
+        f.unlink()
+    shuffled = truth[np.random.default_rng(2).permutation(truth.shape[0])]
+    np.save(tmp_path / "all.npy", shuffled)
+    after = _range_source(tmp_path).read_window(T0 + 50, T0 + 450).X
+    np.testing.assert_array_equal(_sorted_rows(before), _sorted_rows(after))
+
+
+def test_time_range_without_rows_gives_an_empty_window(tmp_path: Path) -> None:
+    write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
+    window = _range_source(tmp_path).read_window(T0 + 3600, T0 + 7200)
+    assert window.X.shape == (0, 3)
+    assert window.label.endswith("from 0 of 1 file(s)")
+
+
+@pytest.mark.parametrize(
+    ("stamps", "error", "message"),
+    [
+        (None, SchemaError, r"no timestamp column 'ts'"),
+        (["2023-11-14", "yesterday", "x", "y", "z"], SourceError, r"line 3: timestamp 'yesterday'"),
+        ([1.0, "", 3.0, 4.0, 5.0], SourceError, r"line 3: timestamp '' is neither"),
+    ],
+)
+def test_time_range_timestamp_problems(
+    tmp_path: Path, stamps: list[Any] | None, error: type[Exception], message: str
+) -> None:
+    columns = named(ROWS) if stamps is None else named(ROWS, ts=stamps)
+    write(tmp_path / "w.csv", columns)
+    with pytest.raises(error, match=message):
+        _range_source(tmp_path).read_window(T0 - 60, T0)
+
+
+# --------------------------------------------------------------------------- read_table
+
+
+def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> None:
+    columns = named(host=["a", "b", "c"])
+    for suffix in (".csv", ".parquet"):
+        path = write(tmp_path / f"t{suffix}", columns)
+        names, X = read_table(path)
+        assert names == list(FEATURES)
+        np.testing.assert_array_equal(X, VALUES)
+        names, X = read_table(path, ["rps", "latency_ms"])
+        assert names == ["rps", "latency_ms"]
+        np.testing.assert_array_equal(X, VALUES[:, [2, 0]])
+    names, X = read_table(write(tmp_path / "t.npy", named()))
+    assert names == ["x0", "x1", "x2"]
+    np.testing.assert_array_equal(X, VALUES)
+    with pytest.raises(SchemaError, match=r"missing \['error_ratio'\]"):
+        read_table(tmp_path / "t.csv", ["error_ratio"])
