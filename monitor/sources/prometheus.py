@@ -175,7 +175,8 @@ class PrometheusSource:
                         f"or list more labels in join_on"
                     )
                 seen.add(key)
-                ms, values = _points(item.get("values", []), f"{self._name}: feature {feature!r}")
+                where = f"{self._name}: feature {feature!r}: {self._endpoint}"
+                ms, values = _points(item.get("values", []), where)
                 keep = (ms >= round(start * 1000)) & (ms < round(end * 1000))
                 entry = found.setdefault(key, ([], []))
                 entry[0].append(ms[keep])

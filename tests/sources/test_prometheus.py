@@ -1,0 +1,333 @@
+"""The prometheus source against a fake query_range server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.ports import TelemetrySource
+from monitor.sources.prometheus import (
+    PrometheusOptions,
+    PrometheusSource,
+    build,
+    parse_options,
+)
+
+T0 = 1_700_000_000.0
+FEATURES = ("latency", "rps")
+EXPRS = {"latency": "histogram_quantile(0.99, rate(lat_bucket[5m]))", "rps": "sum(rate(req[1m]))"}
+
+# An answer: (HTTP status, body, seconds to stall before answering).
+Answer = tuple[int, bytes, float]
+
+
+def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> Answer:
+    """A successful query_range answer with the given series."""
+    result = [{"metric": m, "values": [[t, v] for t, v in values]} for m, values in series]
+    body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    return 200, json.dumps(body).encode(), 0.0
+
+
+class FakePrometheus:
+    """Answers POST /<prefix>/api/v1/query_range from ``answer(params)``; records requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        self.answer: Callable[[dict[str, str]], Answer] = lambda p: matrix()
+        self.release = threading.Event()  # ends every stall at teardown
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                params = {k: v[0] for k, v in form.items()}
+                fake.requests.append(params)
+                fake.paths.append(self.path)
+                status, body, stall = fake.answer(params)
+                if stall:
+                    fake.release.wait(stall)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up waiting
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    yield fake
+    fake.close()
+
+
+def source(url: str, **options: Any) -> PrometheusSource:
+    raw = {"url": url, "features": EXPRS, "step": "60s", "timeout": "2s", **options}
+    parsed, problems = parse_options(raw)
+    assert problems == [] and parsed is not None
+    return build("checkout", FEATURES, parsed)
+
+
+def by_query(answers: dict[str, Answer]) -> Callable[[dict[str, str]], Answer]:
+    return lambda params: answers[params["query"]]
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_parse_options_converts_durations_and_lists() -> None:
+    raw = {"kind": "prometheus", "url": "http://p:9090", "features": EXPRS, "join_on": ["pod"]}
+    options, problems = parse_options({**raw, "step": "30s", "timeout": "1m"})
+    assert problems == [] and options is not None
+    assert (options.step, options.timeout, options.join_on) == (30.0, 60.0, ("pod",))
+    assert dict(options.features) == EXPRS
+    default, _ = parse_options({"url": "https://p", "features": EXPRS})
+    assert default is not None
+    assert (default.step, default.timeout, default.join_on) == (60.0, 30.0, None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"features": EXPRS}, "source.url: must be an http(s) URL"),
+        ({"url": "ftp://p", "features": EXPRS}, "source.url: must be an http(s) URL"),
+        ({"url": "http://p"}, "source.features: must be a mapping of each feature"),
+        ({"url": "http://p", "features": {}}, "source.features: must be a mapping"),
+        ({"url": "http://p", "features": {"rps": " "}}, "source.features.rps: must be a PromQL"),
+        ({"url": "http://p", "features": EXPRS, "step": 0}, "source.step: must be a duration > 0"),
+        ({"url": "http://p", "features": EXPRS, "timeout": "fast"}, "source.timeout: must be a"),
+        ({"url": "http://p", "features": EXPRS, "join_on": ["1x"]}, "source.join_on: must be"),
+        ({"url": "http://p", "features": EXPRS, "join_on": "pod"}, "source.join_on: must be"),
+        ({"url": "http://p", "features": EXPRS, "max_points": 20000}, "source.max_points: must"),
+        ({"url": "http://p", "features": EXPRS, "query": "up"}, "source.query: unknown option"),
+    ],
+)
+def test_parse_options_names_the_field_of_each_problem(raw: dict, expected: str) -> None:
+    options, problems = parse_options(raw)
+    assert options is None
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+@pytest.mark.parametrize(
+    ("features", "expected"),
+    [
+        (
+            {"latency": "x"},
+            "source.features: must map every feature of model 'checkout' to a "
+            "PromQL expression; missing ['rps']",
+        ),
+        (
+            {**EXPRS, "cpu": "x"},
+            "source.features.cpu: must be one of the features of model "
+            "'checkout' ['latency', 'rps']; got 'cpu'",
+        ),
+    ],
+)
+def test_build_requires_one_expression_per_feature(features: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, PrometheusOptions(url="http://p", features=features))
+    assert info.value.problems == [expected]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_series_are_joined_on_labels_and_time(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = {"__name__": "x", "instance": "a", "job": "api"}
+    b = {"instance": "b", "job": "api"}
+    prom.answer = by_query(
+        {
+            EXPRS["latency"]: matrix(
+                (b, [(T0, "0.5"), (T0 + 60, "0.6")]),
+                (a, [(T0, "0.1"), (T0 + 60, "NaN"), (T0 + 120, "0.3")]),
+            ),
+            EXPRS["rps"]: matrix(
+                ({**a, "__name__": "y"}, [(T0, "10"), (T0 + 60, "+Inf"), (T0 + 120, "30")]),
+                (b, [(T0 + 60, "60")]),  # b has no rps at T0: that row is dropped
+            ),
+        }
+    )
+    caplog.set_level(logging.DEBUG, logger="monitor.sources.prometheus")
+    src = source(prom.url)
+    assert isinstance(src, TelemetrySource)
+    window = src.read_window(T0, T0 + 180)
+    # Rows come by label set (sorted), then by time; NaN and +Inf pass through unjudged.
+    expected = [[0.1, 10.0], [np.nan, np.inf], [0.3, 30.0], [0.6, 60.0]]
+    np.testing.assert_array_equal(window.X, expected)
+    assert window.features == FEATURES and window.model == "checkout"
+    assert window.label == "prometheus [2023-11-14T22:13:20Z, 2023-11-14T22:16:20Z) step 60s"
+    assert "dropped 1 row(s)" in caplog.text
+
+
+def test_requests_carry_the_window_the_step_and_the_timeout(prom: FakePrometheus) -> None:
+    source(prom.url + "/prom/").read_window(T0, T0 + 300)
+    assert prom.paths == ["/prom/api/v1/query_range"] * 2
+    assert [r["query"] for r in prom.requests] == [EXPRS["latency"], EXPRS["rps"]]
+    # Points at T0 .. T0 + 240: the window ends before T0 + 300.
+    assert prom.requests[0] == {
+        "query": EXPRS["latency"],
+        "start": "1700000000.000",
+        "end": "1700000240.000",
+        "step": "60.0",
+        "timeout": "2.0",
+    }
+
+
+def test_points_outside_the_window_are_left_out(prom: FakePrometheus) -> None:
+    series = ({"i": "a"}, [(T0 - 60, "1"), (T0, "2"), (T0 + 60, "3"), (T0 + 120, "4")])
+    prom.answer = lambda params: matrix(series)
+    np.testing.assert_array_equal(source(prom.url).read_window(T0, T0 + 120).X, [[2, 2], [3, 3]])
+
+
+def test_join_on_restricts_the_labels_that_must_agree(prom: FakePrometheus) -> None:
+    prom.answer = by_query(
+        {
+            EXPRS["latency"]: matrix(({"pod": "p1", "le": "0.5"}, [(T0, "1")])),
+            EXPRS["rps"]: matrix(({"pod": "p1", "code": "200"}, [(T0, "2")])),
+        }
+    )
+    assert source(prom.url).read_window(T0, T0 + 60).X.shape == (0, 2)
+    joined = source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
+    np.testing.assert_array_equal(joined.X, [[1.0, 2.0]])
+
+
+def test_series_that_collide_under_join_on_are_an_error(prom: FakePrometheus) -> None:
+    prom.answer = lambda params: matrix(
+        ({"pod": "p1", "code": "200"}, [(T0, "1")]),
+        ({"pod": "p1", "code": "500"}, [(T0, "2")]),
+    )
+    with pytest.raises(SourceError, match=r"several series have the labels \{pod=\"p1\"\}"):
+        source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
+
+
+def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) -> None:
+    def ramp(params: dict[str, str]) -> Answer:
+        start, end, step = (float(params[k]) for k in ("start", "end", "step"))
+        times = np.arange(start, end + step / 2, step)
+        scale = 1.0 if params["query"] == EXPRS["latency"] else 10.0
+        return matrix(({"i": "a"}, [(float(t), repr(float(scale * (t - T0)))) for t in times]))
+
+    prom.answer = ramp
+    whole = source(prom.url).read_window(T0, T0 + 600)
+    assert len(prom.requests) == 2
+    prom.requests.clear()
+    split = source(prom.url, max_points=3).read_window(T0, T0 + 600)
+    np.testing.assert_array_equal(split.X, whole.X)
+    np.testing.assert_array_equal(whole.X[:, 0], 60.0 * np.arange(10))
+    spans = [(r["start"], r["end"]) for r in prom.requests if r["query"] == EXPRS["rps"]]
+    # 10 points in requests of at most 3, neither overlapping nor leaving gaps.
+    assert [(float(a) - T0, float(b) - T0) for a, b in spans] == [
+        (0, 120),
+        (180, 300),
+        (360, 480),
+        (540, 540),
+    ]
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "message"),
+    [
+        (
+            (400, b'{"status":"error","errorType":"bad_data","error":"parse error at char 5"}', 0),
+            SourceError,
+            r"answered HTTP 400: bad_data: parse error at char 5",
+        ),
+        (
+            (503, b"Service Unavailable: too many queries", 0),
+            SourceError,
+            r"answered HTTP 503: Service Unavailable: too many queries",
+        ),
+        (
+            (200, b'{"status":"error","errorType":"timeout","error":"query timed out"}', 0),
+            SourceError,
+            r"answered status 'error': timeout: query timed out",
+        ),
+        ((200, b"<html>not json</html>", 0), SourceError, "not JSON"),
+        (
+            (200, b'{"status":"success","data":{"resultType":"vector","result":[]}}', 0),
+            SourceError,
+            r"answered a 'vector' where a 'matrix' was expected",
+        ),
+        (
+            (
+                200,
+                b'{"status":"success","data":{"resultType":"matrix","result":'
+                b'[{"metric":{},"values":[[1,"x"]]}]}}',
+                0,
+            ),
+            SourceError,
+            r"malformed sample",
+        ),
+        ((200, matrix()[1], 3.0), SourceTimeoutError, r"did not answer within 0.2s"),
+    ],
+    ids=["http-400", "http-503", "status-error", "not-json", "vector", "bad-sample", "slow"],
+)
+def test_failures_name_the_source_and_the_cause(
+    prom: FakePrometheus, answer: Answer, error: type[Exception], message: str
+) -> None:
+    prom.answer = lambda params: answer
+    with pytest.raises(error, match=message) as info:
+        source(prom.url, timeout=0.2).read_window(T0, T0 + 60)
+    text = str(info.value)
+    assert text.startswith("prometheus source of model 'checkout': feature 'latency': ")
+    assert prom.url + "/api/v1/query_range" in text
+    if error is SourceError:
+        assert not isinstance(info.value, SourceTimeoutError)
+
+
+def test_connection_refused_is_a_source_error() -> None:
+    with socket.socket() as s:  # a port that nothing listens on once the socket closes
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceError, match=r"is unreachable: .*refused") as info:
+        source(f"http://127.0.0.1:{port}").read_window(T0, T0 + 60)
+    assert not isinstance(info.value, SourceTimeoutError)
+
+
+def test_a_connect_timeout_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib wraps a timeout during connect in URLError; a fake urlopen stands in for an
+    # unroutable address, which a sandbox may answer at once.
+    def urlopen(*args: Any, **kwargs: Any) -> Any:
+        raise urllib.error.URLError(TimeoutError("timed out"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(SourceTimeoutError, match="did not answer within 2s"):
+        source("http://prometheus.invalid:9090").read_window(T0, T0 + 60)
