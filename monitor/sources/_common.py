@@ -43,7 +43,7 @@ def parse_duration(value: Any, field: str) -> float:
     if isinstance(value, numbers.Real):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip().lower()
+        text = "".join(value.split()).lower()
         if _NUMBER.fullmatch(text):
             seconds = float(text)
         else:
