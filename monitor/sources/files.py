@@ -408,6 +408,8 @@ def _arrow_floats(pa: Any, col: Any, name: str, where: str) -> FloatArray:
     """Float64 values of a numeric Arrow column; nulls become NaN."""
     if not _arrow_numeric(pa, col.type):
         raise SchemaError(f"{where}: column {name!r} has type {col.type}; expected numbers.")
+    if col.null_count == 0 and pa.types.is_float64(col.type):
+        return np.asarray(col.to_numpy(), dtype=np.float64)  # no cast, no null pass
     # Nulls become NaN: missing values are for the pipeline's value policy to judge.
     return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=np.float64)
 
@@ -453,7 +455,7 @@ def _csv_column(
     """Floats of column ``i``; empty cells are NaN; SourceError names a non-number cell."""
     cells = [r[i] for r in rows]
     try:
-        return np.asarray(cells, dtype=np.str_).astype(np.float64)
+        return np.array(cells, dtype=np.float64)
     except ValueError:
         pass
     out = np.empty(len(cells))
