@@ -60,19 +60,23 @@ class _Data:
         return self.w[s] * self.xn[s] if self.cosine else self.w[s]
 
 
+def _rows(n: int, bytes_per_row: int, working_memory_mib: float) -> int:
+    """Rows per chunk: within the budget, and no bigger than what stays in cache."""
+    cache = max(256, _CACHE_BLOCK_BYTES // max(1, bytes_per_row))
+    return min(chunk_rows(n, bytes_per_row, working_memory_mib), cache)
+
+
 def _row_sq_norms(X: Float, working_memory_mib: float) -> Float:
     out = np.empty(X.shape[0], dtype=X.dtype)
-    step = chunk_rows(X.shape[0], X.shape[1] * X.itemsize, working_memory_mib)
+    step = _rows(X.shape[0], X.shape[1] * X.itemsize, working_memory_mib)
     for s in iter_slices(X.shape[0], step):
         out[s] = np.einsum("ij,ij->i", X[s], X[s])
     return out
 
 
 def _chunk_for(n: int, k: int, d: int, itemsize: int, working_memory_mib: float) -> int:
-    per_row = (k + d) * itemsize + 32
-    rows = chunk_rows(n, per_row, working_memory_mib)
-    cache_rows = max(256, _CACHE_BLOCK_BYTES // max(1, k * itemsize))
-    return max(1, min(rows, cache_rows))
+    # The (chunk, k) block, the labels and the chunk's share of the one-hot matrix.
+    return _rows(n, (k + d) * itemsize + 32, working_memory_mib)
 
 
 def _prepare(X: Float, w: Float, *, cosine: bool, k: int, working_memory_mib: float) -> _Data:
@@ -80,11 +84,6 @@ def _prepare(X: Float, w: Float, *, cosine: bool, k: int, working_memory_mib: fl
     xn: Float = (1.0 / np.sqrt(sq)).astype(X.dtype, copy=False) if cosine else sq
     chunk = _chunk_for(X.shape[0], k, X.shape[1], X.itemsize, working_memory_mib)
     return _Data(X, w, cosine, xn, chunk, working_memory_mib)
-
-
-def _normalise_rows(C: Float) -> Float:
-    norms = np.sqrt(np.einsum("ij,ij->i", C, C))
-    return C / norms[:, None]
 
 
 # ------------------------------------------------------------------ distance blocks
@@ -124,13 +123,17 @@ class _Blocks:
         out = self.gemm(-2.0, self.C, self.data.X[s].T, beta=1.0, c=Gt, overwrite_c=1)
         return out.T
 
-    def to_sq_dist(self, s: slice, g: Float) -> Float:
-        """Squared distances from G values of the rows ``s`` (``g`` is (m,) or (m, j))."""
+    def to_sq_dist(self, s: slice, g: Float, *, clip: bool = True) -> Float:
+        """Squared distances from G values of the rows ``s`` (``g`` is (m,) or (m, j)).
+
+        ``clip=False`` leaves the tiny negatives of cancellation, for callers that only
+        compare or sum the values against non-negative ones.
+        """
         xn = self.data.xn[s]
         if g.ndim == 2:
             xn = xn[:, None]
         d2 = 2.0 + xn * g if self.data.cosine else xn + g
-        return np.maximum(d2, 0.0, out=d2)
+        return np.maximum(d2, 0.0, out=d2) if clip else d2
 
 
 def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[Int64, Float]:
@@ -150,7 +153,7 @@ def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[I
 def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
     """Squared distance of every row to the centre of its label, chunked (no GEMM)."""
     out = np.empty(data.n, dtype=np.float64)
-    step = chunk_rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
+    step = _rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
     for s in iter_slices(data.n, step):
         Xs = data.X[s].astype(np.float64)
         if data.cosine:
@@ -163,7 +166,7 @@ def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
 def _weighted_mean_var(data: _Data) -> F64:
     """Weighted per-feature variance of the rows (normalised rows for cosine), float64."""
     d = data.X.shape[1]
-    step = chunk_rows(data.n, 3 * d * 8, data.working_memory_mib)
+    step = _rows(data.n, 3 * d * 8, data.working_memory_mib)
     wsum = float(data.w.sum(dtype=np.float64))
     total = np.zeros(d)
     for s in iter_slices(data.n, step):
@@ -193,7 +196,7 @@ def _row_keys(X: Float, working_memory_mib: float) -> NDArray[np.uint64]:
         1, 2**63, size=d, dtype=np.uint64, endpoint=False
     ) * np.uint64(2) + np.uint64(1)
     keys = np.empty(X.shape[0], dtype=np.uint64)
-    step = chunk_rows(X.shape[0], 2 * d * 8, working_memory_mib)
+    step = _rows(X.shape[0], 2 * d * 8, working_memory_mib)
     for s in iter_slices(X.shape[0], step):
         h = (words[s].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64)
         # splitmix64 finaliser: spreads the linear combination over all 64 bits.
@@ -269,13 +272,14 @@ def _kmeans_plusplus(
     first = int(_sample_cdf(cum_w, rng.random(1), canon.order)[0])
     indices[0] = first
     centers[0] = _centre_rows(data, indices[:1])[0]
-    closest = np.empty(data.n, dtype=np.float64)
+    # In X's dtype: only sampled from (cumsum in float64) and compared with.
+    closest = np.empty(data.n, dtype=data.X.dtype)
     blocks = _Blocks(data, centers[:1])
     for s in blocks.slices():
         closest[s] = blocks.to_sq_dist(s, blocks.block(s)[:, 0])
 
     for c in range(1, n_clusters):
-        cum = np.cumsum(canon.w * closest[canon.order])
+        cum = np.cumsum(canon.w * closest.take(canon.order), dtype=np.float64)
         if not cum[-1] > 0.0:
             # Every positive-weight row sits on a centre: fewer distinct rows than
             # clusters. The remaining centres repeat rows drawn by weight.
@@ -286,9 +290,9 @@ def _kmeans_plusplus(
             blocks = _Blocks(data, _centre_rows(data, cand))
             pots = np.zeros(cand.size)
             for s in blocks.slices():
-                d2 = blocks.to_sq_dist(s, blocks.block(s))
+                d2 = blocks.to_sq_dist(s, blocks.block(s), clip=False)
                 np.minimum(d2, closest[s, None], out=d2)
-                pots += data.w[s] @ d2
+                pots += data.w[s] @ d2  # per chunk in X's dtype, float64 across chunks
             best = int(cand[int(np.argmin(pots))])
         indices[c] = best
         centers[c] = _centre_rows(data, np.array([best]))[0]

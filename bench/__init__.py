@@ -1,0 +1,1 @@
+"""Benchmarks against reference implementations; run with ``python -m bench NAME``."""
