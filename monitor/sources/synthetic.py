@@ -71,6 +71,7 @@ MAX_REGIMES = 64
 _DAY = 86400.0
 _SEGMENT = 60.0  # regime shares are held constant over segments this long (seconds)
 _CHUNK = 65536  # rows generated at a time, to bound the temporaries
+_MAX_SHIFT = 50  # bound of mean_shift magnitudes and variance factors
 _LEVEL_SPREAD = 1.2  # regimes' latent levels spread over [-spread, spread] per feature
 _TAG_STRUCTURE, _TAG_WINDOW, _TAG_INSTANCE, _TAG_INSTANT = 1, 2, 3, 4
 
@@ -237,21 +238,26 @@ def _event_problems(e: Event, where: str, n_clusters: int) -> list[Problem]:
                 )
             )
             continue
-        problem = _value_problem(name, value, n_clusters)
+        problem = _value_problem(e.kind, name, value, n_clusters)
         if problem:
             p.append(Problem(f"{where}.{name}", problem, value))
     return p
 
 
-def _value_problem(name: str, value: Any, n_clusters: int) -> str:
-    """What ``value`` must be, or "" when it is fine."""
+def _value_problem(kind: str, name: str, value: Any, n_clusters: int) -> str:
+    """What option ``name`` of a ``kind`` event must be, or "" when ``value`` is fine."""
     if name == "cluster":
         ok = is_int(value) and 0 <= value < n_clusters
         return "" if ok else f"an int in [0, {n_clusters - 1}] (a regime index)"
     if name == "feature":
         return "" if isinstance(value, str) and value else "a feature name"
+    # Shifts and spreads are bounded so that exp() of the latent values stays finite.
     if name == "magnitude":
-        return "" if is_real(value) else "a finite float (within-regime standard deviations)"
+        ok = is_real(value) and abs(value) <= _MAX_SHIFT
+        return "" if ok else f"a float in [-{_MAX_SHIFT}, {_MAX_SHIFT}] (standard deviations)"
+    if name == "factor" and kind == "variance":
+        ok = is_real(value) and 0 < value <= _MAX_SHIFT
+        return "" if ok else f"a float in (0, {_MAX_SHIFT}]"
     if name == "factor":
         return "" if is_real(value) and value > 0 else "a float in (0, inf)"
     if name == "ratio":
@@ -604,10 +610,13 @@ class Simulator:
                 z[rows, self._cols(e)] += shift[regime[rows]][:, self._cols(e)]
         X = z
         bounded = self._bounded
-        if bounded.any():
-            X[:, bounded] = 1.0 / (1.0 + np.exp(-z[:, bounded]))
-        if not bounded.all():
-            X[:, ~bounded] = np.exp(z[:, ~bounded])
+        # The option bounds keep latent values far below exp()'s overflow at 709; should a
+        # freak draw pass it, the value is inf (or a ratio of 0 or 1) for the pipeline to judge.
+        with np.errstate(over="ignore"):
+            if bounded.any():
+                X[:, bounded] = 1.0 / (1.0 + np.exp(-z[:, bounded]))
+            if not bounded.all():
+                X[:, ~bounded] = np.exp(z[:, ~bounded])
         for e, sl in spans:
             if sl.stop <= sl.start:
                 continue

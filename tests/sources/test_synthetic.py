@@ -124,6 +124,15 @@ def test_parse_options_accepts_an_iso_origin() -> None:
             "source.events[0].factor: must be a float in (0, inf); got -2",
         ),
         (
+            {"events": [{"kind": "mean_shift", "magnitude": 51}]},
+            "source.events[0].magnitude: must be a float in [-50, 50] (standard deviations); "
+            "got 51",
+        ),
+        (
+            {"events": [{"kind": "variance", "factor": 60}]},
+            "source.events[0].factor: must be a float in (0, 50]; got 60",
+        ),
+        (
             {"events": [{"kind": "outage", "when": "5m"}]},
             "source.events[0].when: unknown option",
         ),
@@ -156,6 +165,14 @@ def test_parse_options_reports_every_problem_at_once() -> None:
         "source.noise",
         "source.regimes",
     ]
+
+
+def test_the_most_extreme_options_still_give_finite_values() -> None:
+    top = float(synthetic._MAX_SHIFT)
+    events = (Event("variance", factor=top), Event("mean_shift", magnitude=top))
+    options = replace(BASE, noise=10.0, events=events, rows_per_window=5000)
+    X = Simulator(FEATURES, options).rows(T0, T0 + 60)  # RuntimeWarnings are errors here
+    assert np.isfinite(X).all()
 
 
 def test_vanishing_regimes_one_after_another_is_fine() -> None:
