@@ -473,8 +473,8 @@ class Simulator:
             When an outage is in force at ``end``, the moment the window is read.
         """
         start, end = check_bounds(start, end, "Simulator")
-        n = self.n_rows(start, end) if n_rows is None else int(n_rows)
-        if n < 0:
+        n = self.n_rows(start, end) if n_rows is None else n_rows
+        if not is_int(n) or n < 0:
             raise InvalidInputError(
                 f"The 'n_rows' parameter of Simulator.sample must be an int in [0, inf). "
                 f"Got {n_rows!r} instead."
@@ -508,12 +508,13 @@ class Simulator:
         self._raise_on_outage(t)
         d = len(self._features)
         seed = self._options.seed
-        u = np.empty(n_instances)
-        persistent = np.empty((n_instances, d))
-        for i in range(n_instances):
-            rng = np.random.default_rng(np.random.SeedSequence([_TAG_INSTANCE, seed, i]))
-            u[i] = rng.random()
-            persistent[i] = rng.standard_normal(d)
+        # Instance i's identity is the i-th draw of streams that depend on the seed only;
+        # a stream's first draws do not depend on how many are taken.
+        g_u, g_own = (
+            np.random.default_rng(s) for s in np.random.SeedSequence([_TAG_INSTANCE, seed]).spawn(2)
+        )
+        u = g_u.random(n_instances)
+        persistent = g_own.standard_normal((n_instances, d))
         # One stream per draw, so that the first instances do not change with n_instances.
         g_noise, g_load, g_nan, g_pick = (
             np.random.default_rng(s)

@@ -523,3 +523,13 @@ def test_source_meets_the_port_and_labels_its_window() -> None:
 def test_source_rejects_bad_bounds(start, end, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         build("checkout", FEATURES, BASE).read_window(start, end)
+
+
+@pytest.mark.parametrize("n_rows", [-1, 2.5, True])
+def test_sample_rejects_a_bad_row_count(n_rows: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"The 'n_rows' parameter of Simulator\.sample"):
+        Simulator(FEATURES, BASE).sample(T0, T0 + 60, n_rows)  # type: ignore[arg-type]
+
+
+def test_sample_row_count_override() -> None:
+    assert Simulator(FEATURES, BASE).sample(T0, T0 + 60, 7).X.shape == (7, 5)
