@@ -1,8 +1,9 @@
-"""Durations as operators write them: "90s", "5m", "2h", "1d", "1w" or plain seconds."""
+"""Durations as operators write them: "90s", "5m", "2h", "1d", "1w", "1h30m" or seconds."""
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from typing import Any
 
@@ -12,40 +13,38 @@ __all__ = ["format_duration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-def parse_duration(value: Any, field: str) -> float:
-    """Seconds in ``value``; compound forms like "1h30m" are accepted.
+def parse_duration(value: Any, field: str, *, allow_zero: bool = False) -> float:
+    """Seconds in ``value``; compound forms like "1h30m" or "1h 30m" are accepted.
 
-    Raises InvalidInputError naming ``field`` when the value is not a positive duration.
+    Raises InvalidInputError naming ``field`` when the value is not a duration, or is
+    zero and ``allow_zero`` is False.
     """
+    kind = "non-negative" if allow_zero else "positive"
+    expected = (
+        f"{field}: must be a duration such as '90s', '5m', '2h', '1d' or a {kind} "
+        f"number of seconds; got {value!r}"
+    )
     if isinstance(value, bool):
-        raise InvalidInputError(
-            f"{field}: must be a duration like '90s', '5m', '2h'; got {value!r}"
-        )
-    if isinstance(value, int | float):
+        raise InvalidInputError(expected)
+    if isinstance(value, numbers.Real):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        pos, seconds = 0, 0.0
-        for match in _PART.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text) or not text:
-            try:
-                seconds = float(text)
-            except ValueError:
-                raise InvalidInputError(
-                    f"{field}: must be a duration like '90s', '5m', '2h', '1d'; got {value!r}"
-                ) from None
+        text = "".join(value.split()).lower()
+        if _NUMBER.fullmatch(text):
+            seconds = float(text)
+        else:
+            parts = _PART.findall(text)
+            # Rejoining the parts must give back the text, or something in it was not a duration.
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise InvalidInputError(expected)
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
     else:
-        raise InvalidInputError(
-            f"{field}: must be a duration like '90s', '5m', '2h'; got {value!r}"
-        )
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidInputError(f"{field}: must be a positive duration; got {value!r}")
+        raise InvalidInputError(expected)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise InvalidInputError(expected)
     return seconds
 
 

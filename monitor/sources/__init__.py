@@ -14,9 +14,8 @@ from monitor.errors import InvalidInputError
 from monitor.ports import TelemetrySource
 from monitor.sources import files, synthetic
 from monitor.sources import prometheus as prometheus
-from monitor.sources._common import parse_duration
 
-__all__ = ["SOURCES", "SourceKind", "UnknownSourceKindError", "parse_duration"]
+__all__ = ["SOURCES", "SourceKind", "UnknownSourceKindError"]
 
 
 @dataclass(frozen=True)

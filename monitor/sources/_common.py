@@ -22,41 +22,9 @@ __all__ = [
     "is_int",
     "is_real",
     "match_columns",
-    "parse_duration",
     "parse_timestamps",
     "unknown_keys",
 ]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-
-
-def parse_duration(value: Any, field: str) -> float:
-    """Seconds in ``value``: a number of seconds, or a string such as '90s', '5m', '1h30m', '1d'."""
-    expected = (
-        f"{field}: must be a duration such as '90s', '5m', '2h', '1d' or a non-negative "
-        f"number of seconds; got {value!r}"
-    )
-    if isinstance(value, bool):
-        raise InvalidInputError(expected)
-    if isinstance(value, numbers.Real):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = "".join(value.split()).lower()
-        if _NUMBER.fullmatch(text):
-            seconds = float(text)
-        else:
-            parts = _PART.findall(text)
-            # Rejoining the parts must give back the text, or something in it was not a duration.
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise InvalidInputError(expected)
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise InvalidInputError(expected)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidInputError(expected)
-    return seconds
 
 
 @dataclass(frozen=True)

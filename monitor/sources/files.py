@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
 from monitor.sources._common import (
@@ -28,7 +29,6 @@ from monitor.sources._common import (
     format_time,
     is_real,
     match_columns,
-    parse_duration,
     parse_timestamps,
     unknown_keys,
 )
@@ -68,7 +68,7 @@ def parse_options(raw: Mapping[str, Any]) -> tuple[FilesOptions | None, list[str
     values.setdefault("path", None)  # reported by validate_options as a missing directory
     if values.get("max_age") is not None:
         try:
-            values["max_age"] = parse_duration(values["max_age"], "source.max_age")
+            values["max_age"] = parse_duration(values["max_age"], "source.max_age", allow_zero=True)
         except InvalidInputError as exc:
             problems.append(str(exc))
             del values["max_age"]

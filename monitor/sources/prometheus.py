@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, InvalidInputError, SourceError, SourceTimeoutError
 from monitor.records import Window
 from monitor.sources._common import (
@@ -33,7 +34,6 @@ from monitor.sources._common import (
     format_time,
     is_int,
     is_real,
-    parse_duration,
     unknown_keys,
 )
 
@@ -73,7 +73,7 @@ def parse_options(raw: Mapping[str, Any]) -> tuple[PrometheusOptions | None, lis
     for key in ("step", "timeout"):
         if key in values:
             try:
-                values[key] = parse_duration(values[key], f"source.{key}")
+                values[key] = parse_duration(values[key], f"source.{key}", allow_zero=True)
             except InvalidInputError as exc:
                 problems.append(str(exc))
                 del values[key]

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, InvalidInputError, SourceError
 from monitor.records import Window
 from monitor.sources._common import (
@@ -30,7 +31,6 @@ from monitor.sources._common import (
     format_time,
     is_int,
     is_real,
-    parse_duration,
     parse_timestamps,
     unknown_keys,
 )
@@ -167,7 +167,7 @@ def _parse_event(item: Any, where: str) -> tuple[Event | None, list[str]]:
     for key in ("after", "duration"):
         if values.get(key) is not None:
             try:
-                values[key] = parse_duration(values[key], f"{where}.{key}")
+                values[key] = parse_duration(values[key], f"{where}.{key}", allow_zero=True)
             except InvalidInputError as exc:
                 problems.append(str(exc))
                 del values[key]

@@ -1,0 +1,530 @@
+"""The command line: ``kmeans-monitor run|demo|evaluate|check-config|snapshots|choose-k|...``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor import __version__
+from monitor.config import Settings, load
+from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
+from monitor.records import Evaluation, RunFailure
+
+log = logging.getLogger("monitor")
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The YAML configuration file.",
+)
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of snapshots and history (overrides daemon.state_dir).",
+)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into a message and exit code 2, not a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (InvalidInputError, SnapshotNotFoundError, StoreError, KeyError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _settings(
+    config_path: Path | None, *, listen: str | None = None, state_dir: Path | None = None
+) -> Settings:
+    return load(
+        config_path,
+        overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kmeans-monitor")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="Log verbosity (logs go to stderr).",
+)
+def main(log_level: str) -> None:
+    """Keep k-means models honest in production: drift, quality and job-health SLIs
+    exported to Prometheus."""
+    _setup_logging(log_level)
+
+
+# ------------------------------------------------------------------------ daemon
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--listen", metavar="HOST:PORT", help="Address of /metrics (default 127.0.0.1:9310).")
+@STATE_DIR_OPTION
+def run(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
+    """Run the daemon: every model on its schedule, metrics on /metrics."""
+    from monitor.bootstrap import build_app
+    from monitor.daemon import Daemon
+
+    with _user_errors():
+        settings = _settings(config_path, listen=listen, state_dir=state_dir)
+        daemon = Daemon(build_app(settings))
+    daemon.serve_forever()
+
+
+def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
+    elapsed = f"[{time.monotonic() - t0:5.0f}s]"
+    if isinstance(result, RunFailure):
+        return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
+    s = result.slis
+    alarm = (
+        s["feature_psi_max"] > result.thresholds.get("feature_psi_warning", float("inf"))
+        or s["centroid_drift_max"] > result.thresholds.get("centroid_drift", float("inf"))
+        or s["label_psi"] > result.thresholds.get("label_psi", float("inf"))
+    )
+    flag = "DRIFT " if alarm else ""
+    return (
+        f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
+        f"silhouette={s['silhouette']:.2f} psi_max={s['feature_psi_max']:.3f} "
+        f"centroid_drift={s['centroid_drift_max']:.2f} outliers={s['outlier_ratio']:.3f}  "
+        f"{flag}{result.decision}"
+    )
+
+
+@main.command()
+@click.option("--listen", metavar="HOST:PORT", help="Address of /metrics (default 127.0.0.1:9310).")
+@STATE_DIR_OPTION
+@click.option(
+    "--duration",
+    type=float,
+    default=0.0,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
+    """Watch two simulated services; one of them drifts after about a minute."""
+    import yaml
+
+    from monitor.bootstrap import build_app
+    from monitor.daemon import Daemon
+
+    raw = yaml.safe_load(resources.files("monitor").joinpath("demo.yaml").read_text("utf-8"))
+    if state_dir is None:
+        state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
+    with _user_errors():
+        settings = load(None, raw=raw, overrides={"listen": listen, "state_dir": str(state_dir)})
+        app = build_app(settings)
+        daemon = Daemon(app)
+    t0 = time.monotonic()
+    app.on_result.append(lambda r: click.echo(_progress_line(r, t0)))
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+    try:
+        daemon.start()
+        click.echo(
+            f"kmeans-monitor demo: models {', '.join(m.name for m in settings.models)} on the "
+            f"built-in simulator, a run every 5 s.\n"
+            f"  metrics:   {daemon.url}/metrics\n"
+            f"  models:    {daemon.url}/api/models\n"
+            f"  snapshots: kmeans-monitor snapshots list --state-dir {state_dir}\n"
+            f"'checkout' drifts about a minute in. "
+            + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
+        )
+        daemon.wait(duration if duration > 0 else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        daemon.stop()
+    click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
+
+
+@main.command()
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.option("--once", is_flag=True, default=True, help="Run every model once (the only mode).")
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@click.option("--push-to", metavar="URL", help="Pushgateway to push the metrics to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluations as JSON.")
+def evaluate(
+    config_path: Path | None,
+    state_dir: Path | None,
+    once: bool,
+    models: tuple[str, ...],
+    push_to: str | None,
+    as_json: bool,
+) -> None:
+    """Batch mode for cron and CronJobs: run models once, optionally push to a Pushgateway.
+
+    Exits 1 when any run failed.
+    """
+    from monitor.bootstrap import build_app
+
+    with _user_errors():
+        settings = _settings(config_path, state_dir=state_dir)
+        names = list(models) or [m.name for m in settings.models]
+        for name in names:
+            settings.model(name)
+        app = build_app(settings)
+    results = []
+    try:
+        t0 = time.monotonic()
+        for name in names:
+            result = app.run_model(name)
+            results.append(result)
+            if not as_json:
+                click.echo(_progress_line(result, t0))
+        gateway = push_to or settings.daemon.pushgateway
+        if gateway:
+            from prometheus_client import push_to_gateway
+
+            push_to_gateway(gateway, job="kmeans-monitor", registry=app.registry)
+            if not as_json:
+                click.echo(f"pushed metrics to {gateway}")
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps([_result_json(r) for r in results], indent=2))
+    if any(isinstance(r, RunFailure) for r in results):
+        sys.exit(1)
+
+
+def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
+    if isinstance(result, RunFailure):
+        return {
+            "model": result.model,
+            "failed": True,
+            "reason": result.reason,
+            "message": result.message,
+        }
+    return {
+        "model": result.model,
+        "failed": False,
+        "live_version": result.live_version,
+        "candidate_version": result.candidate_version,
+        "promoted": result.promoted,
+        "decision": result.decision,
+        "n_rows": result.n_rows,
+        "slis": dict(result.slis),
+        "feature_psi": dict(result.feature_psi),
+        "thresholds": dict(result.thresholds),
+        "phase_seconds": dict(result.phase_seconds),
+    }
+
+
+@main.command("check-config")
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(config_file: Path) -> None:
+    """Validate a configuration file; list every problem with its model and field."""
+    from monitor.bootstrap import check
+
+    try:
+        settings = load(config_file)
+        problems = check(settings)
+    except ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        click.echo(f"{config_file}: {len(problems)} problem(s)", err=True)
+        for p in problems:
+            click.echo(f"  - {p}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{config_file}: OK, {len(settings.models)} model(s): "
+        + ", ".join(m.name for m in settings.models)
+    )
+
+
+# ------------------------------------------------------------------------ snapshots
+
+
+@main.group()
+def snapshots() -> None:
+    """List, show, diff and roll back model versions."""
+
+
+def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
+    from monitor.bootstrap import open_store
+
+    if state_dir is None:
+        if config_path is None:
+            raise click.UsageError("give --config FILE or --state-dir DIR to find the snapshots")
+        state_dir = _settings(config_path).daemon.state_dir
+    root = Path(state_dir) / "snapshots"
+    if not root.is_dir():
+        raise StoreError(f"no snapshot store at {root}")
+    return open_store(Path(state_dir))
+
+
+def _ts(value: float) -> str:
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@snapshots.command("list")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model", required=False)
+def snapshots_list(config_path: Path | None, state_dir: Path | None, model: str | None) -> None:
+    """List the versions of every model (or of MODEL); * marks the live one."""
+    with _user_errors():
+        store = _open_store(config_path, state_dir)
+        models = [model] if model else store.models()
+        click.echo(
+            f"{'model':<16} {'version':>7}  {'created (UTC)':<19}  {'k':>3} "
+            f"{'rows':>8}  {'parent':>6}  reason"
+        )
+        for name in models:
+            live = store.live_version(name)
+            versions = store.versions(name)
+            if not versions:
+                raise SnapshotNotFoundError(f"model {name!r} has no snapshots")
+            for v in versions:
+                s = store.load(name, v)
+                mark = "*" if v == live else " "
+                parent = "-" if s.parent_version is None else str(s.parent_version)
+                click.echo(
+                    f"{name:<16} {mark}{v:>6}  {_ts(s.created_at):<19}  {s.k:>3} "
+                    f"{s.n_rows:>8}  {parent:>6}  {s.reason}"
+                )
+
+
+@snapshots.command("show")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.argument("version", type=int, required=False)
+def snapshots_show(
+    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+) -> None:
+    """Show one version (the live one by default) as JSON."""
+    from monitor.store.snapshots import snapshot_summary
+
+    with _user_errors():
+        store = _open_store(config_path, state_dir)
+        snap = store.load(model, version)
+        info = snapshot_summary(snap)
+        info["live"] = store.live_version(model) == snap.version
+        info["thresholds"] = dict(snap.thresholds)
+        info["slis"] = dict(snap.slis)
+        info["checksum"] = snap.checksum
+        click.echo(json.dumps(info, indent=2, default=str))
+
+
+@snapshots.command("diff")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+def snapshots_diff(
+    config_path: Path | None, state_dir: Path | None, model: str, a: int, b: int
+) -> None:
+    """Matched centroid drift and feature PSI from version A to version B."""
+    from monitor.pipeline import diff_snapshots
+
+    with _user_errors():
+        store = _open_store(config_path, state_dir)
+        sa, sb = store.load(model, a), store.load(model, b)
+        d = diff_snapshots(sa, sb)
+    cd = d.centroid_drift
+    click.echo(
+        f"model {model}: v{a} (k={sa.k}) -> v{b} (k={sb.k}), distances in v{a}'s scaled units"
+    )
+    click.echo(f"centroid drift: mean {cd.mean:.4f}, max {cd.max:.4f}")
+    for (r, c), dist in zip(cd.pairs, cd.distances, strict=True):
+        click.echo(f"  v{a} cluster {r:>3} -> v{b} cluster {c:>3}: {dist:.4f}")
+    for r in cd.vanished:
+        click.echo(f"  v{a} cluster {r:>3} vanished (no match in v{b})")
+    for c in cd.appeared:
+        click.echo(f"  v{b} cluster {c:>3} appeared (no match in v{a})")
+    click.echo(f"label-share PSI: {d.label_psi:.4f}")
+    click.echo(f"feature PSI of v{b}'s training sample on v{a}'s bins:")
+    for feature, value in sorted(d.feature_psi.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {feature:<32} {value:.4f}")
+
+
+@snapshots.command("rollback")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.option("--to", "to", type=int, help="Version to make live (default: the live one's parent).")
+def snapshots_rollback(
+    config_path: Path | None, state_dir: Path | None, model: str, to: int | None
+) -> None:
+    """Make an older (or a pending) version live at once; a running daemon follows."""
+    with _user_errors():
+        store = _open_store(config_path, state_dir)
+        live = store.live_version(model)
+        if live is None:
+            raise SnapshotNotFoundError(f"model {model!r} has no live snapshot")
+        if to is None:
+            parent = store.load(model, live).parent_version
+            older = [v for v in store.versions(model) if v < live]
+            if parent is None and not older:
+                raise SnapshotNotFoundError(
+                    f"model {model!r}: v{live} is the oldest version; nothing to roll back to"
+                )
+            to = parent if parent is not None else older[-1]
+        store.load(model, to)  # verifies the checksum before anything changes
+        store.set_live(model, to)
+    click.echo(f"model {model}: live v{live} -> v{to}. A running daemon follows within seconds.")
+
+
+# ------------------------------------------------------------------------ choose-k
+
+
+@main.command("choose-k")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--k-min", type=int, default=2, show_default=True)
+@click.option("--k-max", type=int, default=10, show_default=True)
+@click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
+@click.option(
+    "--scaling",
+    type=click.Choice(["standard", "robust", "none"]),
+    default="standard",
+    show_default=True,
+)
+@click.option(
+    "--sample",
+    type=int,
+    default=20000,
+    show_default=True,
+    help="Rows sampled from the file (k selection is quadratic in places).",
+)
+@click.option(
+    "--refs",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Uniform reference sets for the gap statistic (B).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def choose_k(
+    path: Path,
+    k_min: int,
+    k_max: int,
+    features: str | None,
+    scaling: str,
+    sample: int,
+    refs: int,
+    seed: int,
+) -> None:
+    """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic."""
+    import numpy as np
+
+    from monitor.core import scaling as scaling_mod
+    from monitor.core import selection
+    from monitor.sources.files import read_table
+
+    with _user_errors():
+        if k_min < 1 or k_max <= k_min:
+            raise InvalidInputError(f"need 1 <= --k-min < --k-max; got {k_min} and {k_max}")
+        names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
+        rng = np.random.default_rng(seed)
+        if X.shape[0] > sample:
+            X = X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
+        ok = np.isfinite(X).all(axis=1)
+        if not ok.all():
+            click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
+            X = X[ok]
+        Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+        ks = np.arange(k_min, k_max + 1)
+        sel = selection.choose_k(Xs, ks, n_refs=refs, random_state=seed)
+    click.echo(f"{path}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(names)})")
+    top = float(np.max(sel.silhouette)) if np.max(sel.silhouette) > 0 else 1.0
+    click.echo(f"{'k':>3}  {'inertia':>12}  {'silhouette':>10}  {'gap':>8}  {'s_k':>7}  silhouette")
+    for i, k in enumerate(sel.ks):
+        bar = "#" * max(0, round(30 * float(sel.silhouette[i]) / top))
+        marks = [
+            name
+            for name, best in (
+                ("elbow", sel.best_elbow),
+                ("silhouette", sel.best_silhouette),
+                ("gap", sel.best_gap),
+            )
+            if best == k
+        ]
+        click.echo(
+            f"{k:>3}  {sel.inertia[i]:>12.4g}  {sel.silhouette[i]:>10.4f}  {sel.gap[i]:>8.4f}  "
+            f"{sel.gap_sk[i]:>7.4f}  {bar:<30} {' '.join('<- ' + m for m in marks)}"
+        )
+    click.echo(
+        f"elbow: k={sel.best_elbow}  silhouette: k={sel.best_silhouette}  gap: k={sel.best_gap}"
+    )
+
+
+# ------------------------------------------------------------------------ as code
+
+
+@main.command()
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where alerts/, dashboards/ and runbooks/ are written.",
+)
+@click.option("--check", is_flag=True, help="Only report files that are stale; exit 1 if any.")
+@click.option("--runbook-url-pattern", help="Pattern for runbook_url, with {alertname}.")
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply every for: and range window of the rules (tests use small values).",
+)
+def render(root: Path, check: bool, runbook_url_pattern: str | None, time_scale: float) -> None:
+    """Regenerate dashboards, alert rules and runbooks from their one source."""
+    from monitor import render as render_mod
+
+    if check:
+        stale = render_mod.stale_files(root)
+        for name in stale:
+            click.echo(f"stale: {name}", err=True)
+        if stale:
+            click.echo("run `kmeans-monitor render` and commit the result", err=True)
+            sys.exit(1)
+        click.echo("generated files are up to date")
+        return
+    options = render_mod.RenderOptions(time_scale=time_scale)
+    if runbook_url_pattern:
+        options = render_mod.RenderOptions(
+            runbook_url_pattern=runbook_url_pattern, time_scale=time_scale
+        )
+    for written in render_mod.render_all(root, options):
+        click.echo(f"wrote {written}")
+
+
+@main.command()
+@click.argument("alertname")
+def runbook(alertname: str) -> None:
+    """Print the runbook of an alert."""
+    from monitor import render as render_mod
+
+    with _user_errors():
+        click.echo(render_mod.runbook_markdown(alertname))

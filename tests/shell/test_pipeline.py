@@ -1,0 +1,230 @@
+"""The pipeline over fakes: first run, steady state, drift, policies, bad windows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.config import ModelSettings, parse
+from monitor.errors import (
+    InvalidValuesError,
+    RunCancelledError,
+    SchemaError,
+    SourceTimeoutError,
+    TooFewRowsError,
+)
+from monitor.pipeline import THRESHOLD_NAMES, classify_failure, diff_snapshots, evaluate
+from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
+
+FEATURES = ("a", "b", "c")
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
+
+
+def model(**over: Any) -> ModelSettings:
+    m: dict[str, Any] = {
+        "name": "m",
+        "features": list(FEATURES),
+        "k": 3,
+        "window": "10m",
+        "schedule": {"interval": "1m"},
+        "source": {"kind": "fake"},
+        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 600},
+    }
+    m.update(over)
+    return parse({"models": [m]}).models[0]
+
+
+def steady(start: float, end: float) -> np.ndarray:
+    return blobs(900, CENTERS, seed=int(start) % 1000)
+
+
+def shifted(start: float, end: float) -> np.ndarray:
+    moved = CENTERS.copy()
+    moved[1] += [0.0, 3.0, 0.0]
+    return blobs(900, moved, seed=int(start) % 1000)
+
+
+class Harness:
+    def __init__(self, m: ModelSettings) -> None:
+        self.model = m
+        self.store = MemoryStore()
+        self.history = MemoryHistory()
+        self.clock = FakeClock()
+
+    def run(self, make: Any, **kw: Any) -> Any:
+        src = FakeSource(FEATURES, make)
+        self.clock.advance(60)
+        return evaluate(self.model, src, self.store, self.history, self.clock.now(), **kw)
+
+
+def test_first_run_trains_the_reference() -> None:
+    h = Harness(model())
+    ev, snap = h.run(steady)
+    assert ev.promoted and ev.decision.startswith("initial")
+    assert snap.version == 1 and h.store.live_version("m") == 1
+    assert snap.k == 3 and snap.features == FEATURES and snap.reason == "initial"
+    assert set(THRESHOLD_NAMES) <= set(snap.thresholds)
+    # Thresholds: fixed defaults, silhouette floor relative to the reference's own score.
+    assert snap.thresholds["feature_psi_critical"] == 0.25
+    assert snap.thresholds["silhouette_min"] == pytest.approx(snap.slis["silhouette"] - 0.15)
+    assert h.history.evaluations == [ev]
+    assert sorted(ev.cluster_sizes) == [300, 300, 300]
+
+
+def test_steady_state_keeps_the_model_and_reports_small_drift() -> None:
+    h = Harness(model())
+    h.run(steady)
+    ev, snap = h.run(steady)
+    assert not ev.promoted and ev.decision == "kept: no drift"
+    assert snap.version == 1 and ev.live_version == 1 and ev.candidate_version is None
+    assert ev.slis["feature_psi_max"] < 0.1
+    assert ev.slis["centroid_drift_max"] < 0.2
+    assert ev.slis["label_agreement"] > 0.99
+    assert ev.slis["silhouette"] > 0.6
+    assert ev.slis["empty_clusters"] == 0
+    assert set(ev.feature_psi) == set(FEATURES)
+    assert {"read", "validate", "load", "score", "train", "compare", "store"} <= set(
+        ev.phase_seconds
+    )
+
+
+def test_a_shift_is_measured_and_promoted_on_drift() -> None:
+    h = Harness(model())
+    h.run(steady)
+    ev, snap = h.run(shifted)
+    assert ev.slis["centroid_drift_max"] > 2.0  # the cluster moved 3 raw units (~1.5 std)
+    assert ev.feature_psi["b"] > 0.25 and ev.feature_psi["a"] < ev.feature_psi["b"]
+    assert ev.promoted and ev.decision.startswith("retrained on drift")
+    assert snap.version == 2 and snap.parent_version == 1 and snap.reason == "drift"
+    assert h.store.live_version("m") == 2
+    # The new reference was trained on the shifted window: scoring it again is calm.
+    ev2, _ = h.run(shifted)
+    assert ev2.live_version == 2 and not ev2.promoted
+    assert ev2.slis["centroid_drift_max"] < 0.2
+
+
+def test_manual_policy_stores_one_pending_candidate() -> None:
+    h = Harness(model(retrain="manual"))
+    h.run(steady)
+    ev, snap = h.run(shifted)
+    assert not ev.promoted and snap.version == 1
+    assert ev.candidate_version == 2 and "snapshots rollback m --to 2" in ev.decision
+    assert h.store.versions("m") == [1, 2] and h.store.live_version("m") == 1
+    ev, _ = h.run(shifted)
+    assert h.store.versions("m") == [1, 2]
+    assert "already awaits approval" in ev.decision
+
+
+def test_scheduled_policy_waits_for_retrain_every() -> None:
+    h = Harness(model(retrain="scheduled", training={"retrain_every": "5m", "n_init": 1}))
+    h.run(steady)
+    ev, _ = h.run(shifted)
+    assert not ev.promoted and ev.decision == "kept: scheduled retrain not due"
+    h.clock.advance(300)
+    ev, snap = h.run(steady)
+    assert ev.promoted and snap.reason == "scheduled"
+
+
+def test_same_seed_same_result() -> None:
+    a, b = Harness(model()), Harness(model())
+    for h in (a, b):
+        h.run(steady)
+    ea, _ = a.run(shifted)
+    eb, _ = b.run(shifted)
+    assert ea.slis == eb.slis
+    assert ea.feature_psi == eb.feature_psi
+
+
+def test_unit_change_shows_in_that_features_psi() -> None:
+    h = Harness(model())
+    h.run(steady)
+
+    def x1000(start: float, end: float) -> np.ndarray:
+        X = steady(start, end)
+        X[:, 2] *= 1000
+        return X
+
+    ev, _ = h.run(x1000)
+    assert ev.feature_psi["c"] > 1.0
+    assert max(ev.feature_psi["a"], ev.feature_psi["b"]) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "reason", "match"),
+    [
+        (
+            lambda s, e: np.where(np.arange(900)[:, None] % 10 == 0, np.nan, steady(s, e)),
+            InvalidValuesError,
+            "invalid_values",
+            r"model 'm', window fake\[.*\): 90 of 900 rows \(10.0%\) hold NaN",
+        ),
+        (lambda s, e: steady(s, e)[:50], TooFewRowsError, "too_few_rows", "50 valid rows"),
+        (lambda s, e: steady(s, e)[:, :2], SchemaError, "schema", "expected 3 columns"),
+    ],
+)
+def test_bad_windows_fail_and_store_nothing(
+    make: Any, error: type, reason: str, match: str
+) -> None:
+    h = Harness(model())
+    h.run(steady)
+    before = (h.store.versions("m"), len(h.history.evaluations))
+    with pytest.raises(error, match=match) as info:
+        h.run(make)
+    assert classify_failure(info.value) == reason
+    assert (h.store.versions("m"), len(h.history.evaluations)) == before
+    assert h.store.live_version("m") == 1
+
+
+def test_drop_policy_drops_few_bad_rows() -> None:
+    h = Harness(model(validation={"nan_policy": "drop", "max_invalid_ratio": 0.05}))
+    h.run(steady)
+
+    def few_nans(start: float, end: float) -> np.ndarray:
+        X = steady(start, end)
+        X[:9, 1] = np.inf
+        return X
+
+    ev, _ = h.run(few_nans)
+    assert ev.n_rows == 891
+
+
+def test_renamed_feature_is_a_schema_error() -> None:
+    h = Harness(model())
+    src = FakeSource(("a", "B", "c"), steady)
+    with pytest.raises(
+        SchemaError, match=r"missing column\(s\) \['b'\]; unexpected column\(s\) \['B'\]"
+    ):
+        evaluate(h.model, src, h.store, h.history, h.clock.now())
+
+
+def test_source_errors_pass_through_with_their_reason() -> None:
+    h = Harness(model())
+
+    def timeout(start: float, end: float) -> np.ndarray:
+        raise SourceTimeoutError("prometheus did not answer in 5s")
+
+    with pytest.raises(SourceTimeoutError) as info:
+        h.run(timeout)
+    assert classify_failure(info.value) == "source_timeout"
+    assert classify_failure(RuntimeError("bug")) == "internal"
+
+
+def test_stopping_abandons_the_run_before_anything_is_stored() -> None:
+    h = Harness(model())
+    calls = iter([False, False, True])
+    with pytest.raises(RunCancelledError):
+        h.run(steady, should_stop=lambda: next(calls, True))
+    assert h.store.versions("m") == [] and h.history.evaluations == []
+
+
+def test_diff_between_versions() -> None:
+    h = Harness(model())
+    h.run(steady)
+    h.run(shifted)
+    d = diff_snapshots(h.store.load("m", 1), h.store.load("m", 2))
+    assert d.centroid_drift.max > 2.0
+    assert d.feature_psi["b"] > d.feature_psi["a"]
+    same = diff_snapshots(h.store.load("m", 1), h.store.load("m", 1))
+    assert same.centroid_drift.max == pytest.approx(0.0, abs=1e-9)
