@@ -64,6 +64,7 @@ class ThresholdSettings:
     silhouette_drop: float = 0.15
     outlier_ratio: float = 0.05
     outlier_quantile: float = 0.99
+    calibration_refits: int = 20  # warm-started refits to calibrate centroid drift
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,7 @@ def _parse_model(r: _Reader, daemon: DaemonSettings) -> ModelSettings | None:
         centroid_drift=t.get("centroid_drift", td.centroid_drift, _float(0, None, open_low=True)),
         silhouette_drop=t.get("silhouette_drop", td.silhouette_drop, _float(0, 2)),
         outlier_ratio=t.get("outlier_ratio", td.outlier_ratio, _float(0, 1, open_low=True)),
+        calibration_refits=t.get("calibration_refits", td.calibration_refits, _int(0, 10000)),
         outlier_quantile=t.get(
             "outlier_quantile", td.outlier_quantile, _float(0.5, 1, open_low=True)
         ),

@@ -362,11 +362,33 @@ def train_reference(
             sizes.shares,
             window_size=int(X.shape[0]),
             false_alarm_rate=thr_cfg.false_alarm_rate,
+            n_resamples=max(200, int(10 / thr_cfg.false_alarm_rate)),
+            n_refits=thr_cfg.calibration_refits,
             random_state=seed,
             working_memory_mib=working_memory_mib,
         )
-        thresholds.update(calibration.as_thresholds(cal, thresholds))
+        thresholds.update(_calibrated(cal.thresholds, thresholds))
     return replace(provisional, thresholds=thresholds, slis=own.slis)
+
+
+def _calibrated(cal: Mapping[str, float], fixed: Mapping[str, float]) -> dict[str, float]:
+    """Calibrated thresholds under the names the daemon exports.
+
+    The calibrated largest-feature PSI is where no-change windows alarm at the target
+    rate: it becomes the warning level; the critical level stays the fixed one unless
+    that is lower. The silhouette floor stays relative to the reference's own score
+    (calibration covers the simplified silhouette, not the sampled exact one).
+    """
+    out: dict[str, float] = {}
+    if "feature_psi" in cal:
+        out["feature_psi_warning"] = cal["feature_psi"]
+        out["feature_psi_critical"] = max(fixed["feature_psi_critical"], cal["feature_psi"])
+    for name in ("label_psi", "outlier_ratio"):
+        if name in cal:
+            out[name] = cal[name]
+    if "centroid_drift_max" in cal:
+        out["centroid_drift"] = cal["centroid_drift_max"]
+    return out
 
 
 def _train_candidate(

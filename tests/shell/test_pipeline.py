@@ -230,3 +230,22 @@ def test_diff_between_versions() -> None:
     assert d.feature_psi["b"] > d.feature_psi["a"]
     same = diff_snapshots(h.store.load("m", 1), h.store.load("m", 1))
     assert same.centroid_drift.max == pytest.approx(0.0, abs=1e-9)
+
+
+def test_calibrated_thresholds_replace_the_fixed_ones() -> None:
+    h = Harness(
+        model(thresholds={"mode": "calibrated", "false_alarm_rate": 0.05, "calibration_refits": 10})
+    )
+    _, snap = h.run(steady)
+    t = snap.thresholds
+    # 900-point windows of 3 features: no-change PSI is a few hundredths, far below the
+    # fixed 0.1; the calibrated level must sit there, and the critical level keeps 0.25.
+    assert 0.005 < t["feature_psi_warning"] < 0.1
+    assert t["feature_psi_critical"] == 0.25
+    assert 0 < t["outlier_ratio"] < 0.05
+    assert 0 < t["centroid_drift"] < 0.5
+    ev, _ = h.run(steady)
+    assert ev.thresholds == t
+    assert ev.decision == "kept: no drift"
+    ev, _ = h.run(shifted)
+    assert ev.feature_psi["b"] > t["feature_psi_critical"] and ev.promoted
