@@ -1,0 +1,221 @@
+"""Dashboards: valid against a JSON schema of the Grafana model, and the house lint rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from monitor.render import render_dashboards
+from tests.render._support import METRIC, contract, contract_name, is_counter
+
+SCHEMA = json.loads((Path(__file__).parent / "grafana_dashboard.schema.json").read_text())
+DASHBOARDS = {name: json.loads(text) for name, text in render_dashboards().items()}
+STABLE_UIDS = {
+    "executive.json": "kmeans-monitor-executive",
+    "oncall.json": "kmeans-monitor-oncall",
+    "debug.json": "kmeans-monitor-debug",
+}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# A selector: a metric name and, if any, its label matchers.
+SELECTOR = re.compile(r"\b(kmeans_[a-z0-9_]+|ALERTS|up)\b(\{[^}]*\})?")
+
+
+def _panels() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, panel)
+        for name, board in DASHBOARDS.items()
+        for panel in board["panels"]
+        if panel["type"] != "row"
+    ]
+
+
+def _queries() -> list[tuple[str, dict[str, Any], str]]:
+    """(id, panel or None, expr) of every panel target and annotation."""
+    out = []
+    for name, panel in _panels():
+        for target in panel["targets"]:
+            out.append((f"{name}:{panel['title']}:{target['refId']}", panel, target["expr"]))
+    for name, board in DASHBOARDS.items():
+        for annotation in board["annotations"]["list"]:
+            out.append((f"{name}:annotation:{annotation['name']}", {}, annotation["expr"]))
+    return out
+
+
+PANELS = _panels()
+QUERIES = _queries()
+
+
+def test_three_dashboards_with_stable_uids() -> None:
+    assert {name: board["uid"] for name, board in DASHBOARDS.items()} == STABLE_UIDS
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_matches_the_schema(name: str) -> None:
+    jsonschema.validate(DASHBOARDS[name], SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda b: b["panels"][1].pop("description"),
+        lambda b: b["panels"][1]["fieldConfig"]["defaults"].pop("unit"),
+        lambda b: b["panels"][1]["targets"][0].update(datasource={"uid": "x"}),
+        lambda b: b["panels"][1]["gridPos"].update(w=25),
+        lambda b: b["panels"][1].update(titel="typo"),
+        lambda b: b["templating"]["list"][1].update(refresh=3),
+    ],
+)
+def test_the_schema_rejects_broken_dashboards(breakage: Any) -> None:
+    board = json.loads(render_dashboards()["oncall.json"])
+    breakage(board)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(board, SCHEMA)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_variables_datasource_job_model(name: str) -> None:
+    variables = {v["name"]: v for v in DASHBOARDS[name]["templating"]["list"]}
+    assert list(variables) == ["datasource", "job", "model"]
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for var in ("job", "model"):
+        v = variables[var]
+        assert v["type"] == "query" and v["datasource"] == DATASOURCE
+        assert v["multi"] is True and v["includeAll"] is True and v["allValue"] == ".+"
+        assert v["refresh"] == 2  # on time-range change
+    assert 'job=~"$job"' in variables["model"]["definition"]
+
+
+@pytest.mark.parametrize(("name", "panel"), PANELS, ids=[f"{n}:{p['title']}" for n, p in PANELS])
+def test_panel_has_title_description_unit_and_uses_the_datasource_variable(
+    name: str, panel: dict[str, Any]
+) -> None:
+    assert panel["title"].strip() and panel["title"][0].isupper()
+    assert len(panel["description"].split()) >= 5
+    assert panel["fieldConfig"]["defaults"]["unit"]
+    assert panel["datasource"] == DATASOURCE
+    assert all(t["datasource"] == DATASOURCE for t in panel["targets"])
+
+
+@pytest.mark.parametrize(("qid", "panel", "expr"), QUERIES, ids=[q[0] for q in QUERIES])
+def test_query_filters_job_and_model_and_rates_counters(
+    qid: str, panel: dict[str, Any], expr: str
+) -> None:
+    assert "$job" in expr and "$model" in expr
+    selectors = list(SELECTOR.finditer(expr))
+    assert selectors, "a query without a metric"
+    for match in selectors:
+        name, matchers = match.group(1), match.group(2) or ""
+        assert 'job=~"$job"' in matchers, f"{name} is not filtered on job"
+        labels = contract()[contract_name(name) or ""][1] if contract_name(name) else set()
+        if name == "ALERTS":
+            # Daemon-level alerts carry no model label: let them through.
+            assert 'model=~"($model)?"' in matchers
+        elif "model" in labels:
+            assert 'model=~"$model"' in matchers, f"{name} is not filtered on model"
+        if is_counter(name):
+            before, after = expr[: match.start()], expr[match.end() :]
+            over_range = panel.get("type") == "stat" and all(
+                t.get("instant") for t in panel["targets"]
+            )
+            if before.endswith("increase(") and after.startswith("[$__range])"):
+                # A stat over the dashboard's whole range (see docs/decisions.md).
+                assert over_range, f"{name}: [$__range] outside an instant stat panel"
+            else:
+                assert before.endswith("rate(") and after.startswith("[$__rate_interval])"), name
+
+
+def test_every_metric_in_the_dashboards_is_in_the_contract() -> None:
+    used = set()
+    for text in render_dashboards().values():
+        used |= set(METRIC.findall(text))
+    unknown = sorted(m for m in used if contract_name(m) is None)
+    assert not unknown, f"not in docs/metrics.md: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_layout_panels_fit_the_grid_without_overlap(name: str) -> None:
+    ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
+    assert len(ids) == len(set(ids))
+    taken: set[tuple[int, int]] = set()
+    for panel in DASHBOARDS[name]["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24
+        cells = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+
+
+# Issue 4: the Debug dashboard shows every SLI over time against its threshold.
+SLI_AGAINST_THRESHOLD = [
+    ("kmeans_silhouette_score", "kmeans_silhouette_min_threshold"),
+    ("kmeans_outlier_ratio", "kmeans_outlier_ratio_threshold"),
+    ("kmeans_feature_psi", "kmeans_feature_psi_warning_threshold"),
+    ("kmeans_feature_psi", "kmeans_feature_psi_critical_threshold"),
+    ("kmeans_label_psi", "kmeans_label_psi_threshold"),
+    ("kmeans_centroid_drift_max", "kmeans_centroid_drift_threshold"),
+    ("kmeans_run_duration_seconds_bucket", "kmeans_run_duration_budget_seconds"),
+    ("kmeans_snapshot_created_timestamp_seconds", "kmeans_freshness_slo_seconds"),
+    ("kmeans_last_success_timestamp_seconds", "kmeans_schedule_interval_seconds"),
+    ("kmeans_runs_total", "kmeans_run_success_objective_ratio"),
+]
+
+
+@pytest.mark.parametrize(("sli", "threshold"), SLI_AGAINST_THRESHOLD)
+def test_debug_shows_each_sli_against_its_threshold(sli: str, threshold: str) -> None:
+    for panel in DASHBOARDS["debug.json"]["panels"]:
+        targets = panel.get("targets", [])
+        slis = [t for t in targets if re.search(rf"\b{sli}\b", t["expr"])]
+        lines = [
+            t
+            for t in targets
+            if re.search(rf"\b{threshold}\b", t["expr"])
+            and any(
+                o["matcher"]["options"] == t["refId"] for o in panel["fieldConfig"]["overrides"]
+            )
+        ]
+        if slis and lines:
+            return
+    pytest.fail(f"no Debug panel draws {sli} against {threshold} (as a dashed threshold line)")
+
+
+def test_debug_marks_snapshot_versions_with_annotations() -> None:
+    (annotation,) = DASHBOARDS["debug.json"]["annotations"]["list"]
+    assert annotation["expr"].startswith("kmeans_snapshot_info{")
+    assert "{{version}}" in annotation["titleFormat"]
+
+
+@pytest.mark.parametrize(
+    ("name", "titles"),
+    [
+        (
+            "executive.json",
+            ["Models monitored", "Model freshness", "Run success rate", "Drift status per model"],
+        ),
+        (
+            "oncall.json",
+            [
+                "Failing runs by reason",
+                "Run duration p95",
+                "Centroid drift",
+                "PSI by feature",
+                "Outlier ratio",
+                "Active alerts",
+            ],
+        ),
+        ("debug.json", ["Cluster sizes", "Silhouette", "Inertia"]),
+    ],
+)
+def test_dashboards_have_the_panels_the_issue_asks_for(name: str, titles: list[str]) -> None:
+    present = {p["title"] for p in DASHBOARDS[name]["panels"]}
+    assert set(titles) <= present
+    if name == "oncall.json":
+        (alerts,) = [p for p in DASHBOARDS[name]["panels"] if p["title"] == "Active alerts"]
+        assert alerts["targets"][0]["expr"].startswith("ALERTS{")

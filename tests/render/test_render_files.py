@@ -1,0 +1,117 @@
+"""Generated files: committed and fresh, written by render_all, staleness detected."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.render import (
+    RenderOptions,
+    alert_names,
+    render_all,
+    render_dashboards,
+    render_rules,
+    render_runbooks,
+    stale_files,
+)
+from tests.render._support import REPO
+
+EXPECTED = sorted(
+    ["alerts/kmeans-monitor.yml"]
+    + [f"dashboards/{name}" for name in ("debug.json", "executive.json", "oncall.json")]
+    + [f"runbooks/{name}.md" for name in alert_names()]
+)
+
+
+def test_committed_generated_files_are_fresh() -> None:
+    stale = stale_files(REPO)
+    assert stale == [], f"stale generated files {stale}: run `kmeans-monitor render` and commit"
+
+
+def test_render_all_writes_exactly_the_generated_files(tmp_path: Path) -> None:
+    written = render_all(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == EXPECTED
+    assert (
+        sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+        == EXPECTED
+    )
+    assert stale_files(tmp_path) == []
+    # A second rendering changes nothing.
+    before = {p: p.read_bytes() for p in written}
+    render_all(tmp_path)
+    assert {p: p.read_bytes() for p in written} == before
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda root: (root / "dashboards/oncall.json").write_text("{}"),
+            ["dashboards/oncall.json"],
+        ),
+        (
+            lambda root: (root / "runbooks/KMeansLabelDrift.md").unlink(),
+            ["runbooks/KMeansLabelDrift.md"],
+        ),
+        (
+            lambda root: (root / "runbooks/KMeansGone.md").write_text("# KMeansGone\n"),
+            ["runbooks/KMeansGone.md"],
+        ),
+        (lambda root: (root / "alerts/extra.yml").write_text("groups: []\n"), ["alerts/extra.yml"]),
+        (
+            lambda root: (root / "alerts/kmeans-monitor.yml").write_text(
+                render_rules(RenderOptions(time_scale=0.5))
+            ),
+            ["alerts/kmeans-monitor.yml"],
+        ),
+    ],
+)
+def test_stale_files_finds_changed_missing_and_leftover_files(
+    tmp_path: Path, change: object, expected: list[str]
+) -> None:
+    render_all(tmp_path)
+    change(tmp_path)  # type: ignore[operator]
+    assert stale_files(tmp_path) == expected
+    render_all(tmp_path)
+    assert stale_files(tmp_path) == []
+    assert (
+        sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+        == EXPECTED
+    )
+
+
+def test_files_outside_the_generated_patterns_are_left_alone(tmp_path: Path) -> None:
+    render_all(tmp_path)
+    keep = [tmp_path / "dashboards" / "README.md", tmp_path / "deploy" / "prometheus.yml"]
+    for path in keep:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("mine\n")
+    render_all(tmp_path)
+    assert stale_files(tmp_path) == []
+    assert all(p.read_text() == "mine\n" for p in keep)
+
+
+def test_options_change_rules_and_runbooks_but_not_dashboards(tmp_path: Path) -> None:
+    render_all(tmp_path, RenderOptions(time_scale=0.5))
+    stale = stale_files(tmp_path)
+    assert "alerts/kmeans-monitor.yml" in stale
+    assert "runbooks/KMeansCentroidDrift.md" in stale  # it quotes the rule's for:
+    assert not [s for s in stale if s.startswith("dashboards/")]
+
+
+def test_rendering_does_not_depend_on_the_working_directory(tmp_path: Path) -> None:
+    # Templates come from the package (importlib.resources), not from ./monitor/assets:
+    # a fresh interpreter in an empty directory renders the same files.
+    code = (
+        "import json, monitor.render as r; "
+        "print(json.dumps([r.render_rules(), r.render_dashboards(), r.render_runbooks()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [render_rules(), render_dashboards(), render_runbooks()]

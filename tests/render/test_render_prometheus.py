@@ -1,0 +1,179 @@
+"""Dashboards, rules and runbook queries against a real Prometheus scraping real daemons.
+
+One Prometheus (scrape and rule evaluation every second) scrapes `kmeans-monitor demo`
+and a second daemon whose model `tight` has thresholds so low that its drift and outlier
+alerts must fire; the rules are loaded time-scaled, so `for: 15m` is a few seconds.
+Every dashboard query must parse and return data, every rule must evaluate cleanly, and
+the alerts that fire must expand their annotations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from monitor.render import (
+    RenderOptions,
+    alert_names,
+    render_dashboards,
+    render_rules,
+    render_runbooks,
+)
+from tests.services import Service, ServiceError, Services
+
+TIME_SCALE = 0.005  # 15m -> 5 s, 1h -> 18 s, 5m -> 2 s
+WAIT_FOR_DATA = 120.0
+# What Grafana would put in: All selected (allValue ".+"), a 1 s scrape interval.
+VARIABLES = {
+    "job": ".+",
+    "model": ".+",
+    "__rate_interval": "10s",
+    "__interval": "5s",
+    "__range": "1m",
+}
+TIGHT_CONFIG = """\
+models:
+  - name: tight
+    features: [latency_p50_ms, cpu_ratio, rps]
+    k: 3
+    window: 30s
+    schedule: {interval: 2s}
+    source: {kind: synthetic, seed: 3, regimes: 3, rows_per_window: 1000}
+    thresholds: {centroid_drift: 1.0e-9, outlier_ratio: 1.0e-9}
+"""
+
+
+def substitute(expr: str) -> str:
+    """A dashboard query as Grafana sends it to Prometheus."""
+    return re.sub(r"\$(\w+)", lambda m: VARIABLES[m.group(1)], expr)
+
+
+def _dashboard_queries() -> list[tuple[str, str]]:
+    out = []
+    for name, text in render_dashboards().items():
+        board = json.loads(text)
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                out.append((f"{name}:{panel['title']}:{target['refId']}", target["expr"]))
+        for annotation in board["annotations"]["list"]:
+            out.append((f"{name}:annotation:{annotation['name']}", annotation["expr"]))
+    return out
+
+
+QUERIES = _dashboard_queries()
+
+
+@dataclass
+class Stack:
+    prometheus: Service
+    demo: Service
+    tight: Service
+    answers: dict[str, list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def stack(module_services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("prometheus-stack")
+    rules = work / "rules.yml"
+    rules.write_text(render_rules(RenderOptions(time_scale=TIME_SCALE)), encoding="utf-8")
+    config = work / "tight.yaml"
+    config.write_text(TIGHT_CONFIG, encoding="utf-8")
+    demo = module_services.kmeans_demo()
+    tight = module_services.kmeans_monitor(
+        "run", "--config", str(config), "--state-dir", str(work / "tight-state")
+    )
+    prometheus = module_services.prometheus(
+        scrape={"kmeans-monitor": [demo.address, tight.address]}, rule_files=[rules]
+    )
+    # Wait until every query has data: the demo's first runs, two scrapes for rate(),
+    # and the tight model's alerts past their (scaled) for:.
+    answers: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + WAIT_FOR_DATA
+    while time.monotonic() < deadline:
+        for qid, expr in QUERIES:
+            if not answers.get(qid):
+                answers[qid] = prometheus.query(substitute(expr))
+        if all(answers.values()):
+            break
+        for service in (demo, tight, prometheus):
+            if not service.alive():
+                raise service.fail("died while the test waited for data")
+        time.sleep(1.0)
+    yield Stack(prometheus, demo, tight, answers)
+
+
+@pytest.mark.parametrize(("qid", "expr"), QUERIES, ids=[q[0] for q in QUERIES])
+def test_dashboard_query_parses_and_returns_data(stack: Stack, qid: str, expr: str) -> None:
+    result = stack.prometheus.query(substitute(expr))  # raises on a parse error
+    assert result or stack.answers[qid], f"no data for {qid}:\n{substitute(expr)}"
+
+
+def test_variable_queries_find_the_jobs_and_models(stack: Stack) -> None:
+    # label_values(kmeans_build_info, job) and label_values(<metric>{job=~"$job"}, model)
+    jobs = stack.prometheus.get_json(
+        "/api/v1/label/job/values", [("match[]", "kmeans_build_info")]
+    )["data"]
+    models = stack.prometheus.get_json(
+        "/api/v1/label/model/values",
+        [("match[]", substitute('kmeans_last_run_timestamp_seconds{job=~"$job"}'))],
+    )["data"]
+    assert jobs == ["kmeans-monitor"]
+    assert set(models) == {"checkout", "search", "tight"}
+
+
+def test_every_rule_evaluates_without_error(stack: Stack) -> None:
+    groups = stack.prometheus.get_json("/api/v1/rules")["data"]["groups"]
+    evaluated = [r for g in groups for r in g["rules"]]
+    assert len(evaluated) == len([r for r in render_rules().splitlines() if "- alert:" in r])
+    broken = [(r["name"], r.get("lastError")) for r in evaluated if r["health"] != "ok"]
+    assert not broken
+
+
+def test_firing_alerts_expand_their_annotations(stack: Stack) -> None:
+    alerts = stack.prometheus.get_json("/api/v1/alerts")["data"]["alerts"]
+    firing = {
+        a["labels"]["alertname"]: a
+        for a in alerts
+        if a["state"] == "firing" and a["labels"].get("model") == "tight"
+    }
+    # Thresholds of 1e-9: any centroid movement and any outlier is above them.
+    assert {"KMeansCentroidDrift", "KMeansOutlierRatioHigh"} <= set(firing), alerts
+    for alert in alerts:
+        for key, text in alert["annotations"].items():
+            assert "error expanding template" not in text and "<no value>" not in text, (key, text)
+    drift = firing["KMeansCentroidDrift"]["annotations"]
+    assert "model tight on " in drift["description"]
+    assert drift["description"].endswith("(threshold 1e-09).")
+    assert drift["runbook_url"] == "http://127.0.0.1:9310/runbooks/KMeansCentroidDrift"
+
+
+@pytest.mark.parametrize("page", sorted(render_runbooks()))
+def test_runbook_queries_parse(stack: Stack, page: str) -> None:
+    text = render_runbooks()[page]
+    blocks = re.findall(r"^```promql\n(.*?)^```$", text, re.S | re.M)
+    assert blocks
+    for block in blocks:
+        query = block.replace("MODEL", "checkout").replace("FEATURE", "cpu_ratio")
+        try:
+            stack.prometheus.query(query)
+        except ServiceError as exc:
+            pytest.fail(f"{page}: {exc}")
+
+
+@pytest.mark.parametrize("name", alert_names())
+def test_the_daemon_serves_every_runbook_as_html(stack: Stack, name: str) -> None:
+    # The default runbook_url pattern points at the daemon itself.
+    status, body = stack.demo.request(f"/runbooks/{name}")
+    assert status == 200
+    assert f'<h1 id="{name.lower()}">{name}</h1>' in body.decode()
+
+
+def test_the_daemon_answers_404_for_unknown_runbooks(stack: Stack) -> None:
+    status, _ = stack.demo.request("/runbooks/KMeansNoSuchAlert")
+    assert status == 404
