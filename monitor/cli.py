@@ -42,6 +42,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler logs every job execution at INFO; the daemon logs each run itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
 @contextmanager
@@ -104,12 +106,18 @@ def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
     if isinstance(result, RunFailure):
         return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
     s = result.slis
-    alarm = (
-        s["feature_psi_max"] > result.thresholds.get("feature_psi_warning", float("inf"))
-        or s["centroid_drift_max"] > result.thresholds.get("centroid_drift", float("inf"))
-        or s["label_psi"] > result.thresholds.get("label_psi", float("inf"))
-    )
-    flag = "DRIFT " if alarm else ""
+    t = result.thresholds
+    # The decision already says when drift is past the critical level; flag the warnings.
+    warnings = [
+        name
+        for name, value, key in (
+            ("psi", s["feature_psi_max"], "feature_psi_warning"),
+            ("outliers", s["outlier_ratio"], "outlier_ratio"),
+            ("label-psi", s["label_psi"], "label_psi"),
+        )
+        if value > t.get(key, float("inf"))
+    ]
+    flag = f"[warning: {', '.join(warnings)}] " if warnings and not result.promoted else ""
     return (
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"silhouette={s['silhouette']:.2f} psi_max={s['feature_psi_max']:.3f} "
@@ -453,7 +461,7 @@ def choose_k(
             click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
             X = X[ok]
         Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
-        ks = np.arange(k_min, k_max + 1)
+        ks = list(range(k_min, k_max + 1))
         sel = selection.choose_k(Xs, ks, n_refs=refs, random_state=seed)
     click.echo(f"{path}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(names)})")
     top = float(np.max(sel.silhouette)) if np.max(sel.silhouette) > 0 else 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -62,7 +63,7 @@ class Daemon:
                 grace = m.interval / 2
             self.scheduler.add(
                 f"model:{m.name}",
-                lambda name=m.name: self.app.run_model(name),
+                functools.partial(self.app.run_model, m.name),
                 interval=m.interval,
                 cron=m.cron,
                 misfire_grace=grace,

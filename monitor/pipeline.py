@@ -252,7 +252,7 @@ def _choose_k(Xs: FloatArray, model: ModelSettings, seed: int, wm: float) -> int
         return model.k
     rng = np.random.default_rng(seed)
     sample = Xs if Xs.shape[0] <= 20_000 else Xs[rng.choice(Xs.shape[0], 20_000, replace=False)]
-    ks = np.arange(model.k.min, model.k.max + 1)
+    ks = list(range(model.k.min, model.k.max + 1))
     sel = selection.choose_k(sample, ks, random_state=seed, working_memory_mib=wm)
     return int(getattr(sel, f"best_{model.k.criterion}"))
 
