@@ -335,12 +335,8 @@ def snapshots_show(
     with _user_errors():
         store = _open_store(config_path, state_dir)
         snap = store.load(model, version)
-        info = snapshot_summary(snap)
-        info["live"] = store.live_version(model) == snap.version
-        info["thresholds"] = dict(snap.thresholds)
-        info["slis"] = dict(snap.slis)
-        info["checksum"] = snap.checksum
-        click.echo(json.dumps(info, indent=2, default=str))
+        info = snapshot_summary(snap, live=store.live_version(model) == snap.version)
+        click.echo(json.dumps(info, indent=2))
 
 
 @snapshots.command("diff")
