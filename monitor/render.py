@@ -297,7 +297,7 @@ def _variables(common: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "type": "query",
                 "datasource": dict(_DASHBOARD_DATASOURCE),
                 "definition": query,
-                "query": {"query": query, "refId": f"{name}-variable"},
+                "query": query,
                 "regex": "",
                 "sort": 1,
                 "hide": 0,
