@@ -189,6 +189,7 @@ class App:
                     else {
                         "window_start": ev.window_start,
                         "window_end": ev.window_end,
+                        "scored_version": ev.live_version,
                         "n_rows": ev.n_rows,
                         "decision": ev.decision,
                         "promoted": ev.promoted,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.bootstrap import open_store
 
 CONFIG = {
     "daemon": {"state_dir": "state", "max_workers": 2},
@@ -146,13 +150,34 @@ def test_daemon_runs_scrapes_survives_failures_stops_and_resumes(tmp_path: Path)
             check=False,
         )
         assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+        # Another process makes a different version live (what `snapshots rollback` does):
+        # the running daemon's metrics and scoring follow without a restart.
+        store = open_store(tmp_path / "state")
+        copy = store.save(dataclasses.replace(store.load("alpha", 1), reason="manual"))
+        store.set_live("alpha", copy.version)
+        wait_for(
+            lambda: value(scrape(base), "kmeans_snapshot_version", model="alpha") == copy.version,
+            10,
+            "the metrics to follow the live pointer",
+            log,
+        )
+        wait_for(
+            lambda: any(
+                m["latest"] and m["live_version"] == copy.version and m["latest"]["decision"]
+                for m in json.loads(fetch(base + "/api/models"))
+                if m["model"] == "alpha"
+            ),
+            10,
+            "a run that scores the new live version",
+            log,
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     text = log.read_text()
     assert "model=broken run failed (source_unavailable)" in text
     assert "stopped" in text
 
-    # A restart resumes from the store: the live model is still v1, no new reference.
+    # A restart resumes from the store: the live model is still v2, no new reference.
     with daemon(config, port, log) as proc:
         wait_for(
             lambda: value(scrape(base), "kmeans_last_success_timestamp_seconds", model="alpha") > 0,
@@ -160,6 +185,6 @@ def test_daemon_runs_scrapes_survives_failures_stops_and_resumes(tmp_path: Path)
             "a run after restart",
             log,
         )
-        assert value(scrape(base), "kmeans_snapshot_version", model="alpha") == 1
+        assert value(scrape(base), "kmeans_snapshot_version", model="alpha") == 2
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
