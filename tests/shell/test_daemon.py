@@ -163,7 +163,7 @@ def test_daemon_runs_scrapes_survives_failures_stops_and_resumes(tmp_path: Path)
         )
         wait_for(
             lambda: any(
-                m["latest"] and m["live_version"] == copy.version and m["latest"]["decision"]
+                m["latest"] and m["latest"]["scored_version"] == copy.version
                 for m in json.loads(fetch(base + "/api/models"))
                 if m["model"] == "alpha"
             ),
