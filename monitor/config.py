@@ -90,6 +90,7 @@ class TrainingSettings:
     """How references and candidates are trained and scored."""
 
     n_init: int = 3
+    candidate_restarts: int = 1  # k-means++ restarts of the candidate on a sample; 0: none
     max_iter: int = 300
     tol: float = 1e-4
     seed: int = 0
@@ -401,6 +402,7 @@ def _parse_model(r: _Reader, daemon: DaemonSettings) -> ModelSettings | None:
     tr = r.child("training")
     training = TrainingSettings(
         n_init=tr.get("n_init", trd.n_init, _int(1, 100)),
+        candidate_restarts=tr.get("candidate_restarts", trd.candidate_restarts, _int(0, 100)),
         max_iter=tr.get("max_iter", trd.max_iter, _int(1, 100000)),
         tol=tr.get("tol", trd.tol, _float(0, 1)),
         seed=tr.get("seed", trd.seed, _int(0, 2**32 - 1)),

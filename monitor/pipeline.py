@@ -408,11 +408,13 @@ def _train_candidate(
     try:
         warm = fit_kmeans(Xs, live.k, init=live.centers, n_init=1, random_state=seed, **common)
         best_centers, best_labels, best_inertia = warm.centers, warm.labels, warm.inertia
-        if t.n_init > 0 and Xs.shape[0] > live.k:
+        if t.candidate_restarts > 0 and Xs.shape[0] > live.k:
             rng = np.random.default_rng(seed)
             n = Xs.shape[0]
             sample = Xs if n <= RESTART_ROWS else Xs[rng.choice(n, RESTART_ROWS, replace=False)]
-            restart = fit_kmeans(sample, live.k, n_init=t.n_init, random_state=seed, **common)
+            restart = fit_kmeans(
+                sample, live.k, n_init=t.candidate_restarts, random_state=seed, **common
+            )
             _, sq = assign_labels(Xs, restart.centers, working_memory_mib=wm)
             if float(sq.sum(dtype=np.float64)) < best_inertia:
                 polished = fit_kmeans(
