@@ -56,6 +56,20 @@ def test_assign_labels_hand_worked_and_ties_to_lowest_index() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wm", [64.0, 0.0005])
+def test_assign_labels_exact_ties_go_to_the_lowest_index(dtype: type, wm: float) -> None:
+    # Small integers: every distance is exact in float32, so ties are real and many
+    # (including duplicated centres); the answer is numpy's argmin of exact distances.
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, size=(500, 2)).astype(dtype)
+    C = np.vstack([rng.integers(0, 4, size=(6, 2)), [[1, 1], [1, 1]]]).astype(dtype)
+    exact = ((X[:, None, :].astype(np.int64) - C[None].astype(np.int64)) ** 2).sum(axis=2)
+    labels, sq = assign_labels(X, C, working_memory_mib=wm)
+    np.testing.assert_array_equal(labels, exact.argmin(axis=1))
+    np.testing.assert_array_equal(sq, exact.min(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_assign_labels_clips_cancellation_to_zero(dtype: type) -> None:
     # ||x||^2 - 2 x.c + ||c||^2 with x == c far from the origin cancels catastrophically;
     # the result must be clipped at 0, never negative.
@@ -103,11 +117,16 @@ def test_degenerate_fewer_distinct_points_than_clusters(metric: str) -> None:
     np.testing.assert_array_equal(centers, X[idx])
 
 
-def test_zero_weight_rows_do_not_count_as_distinct() -> None:
-    X = np.array([[0.0], [0.0], [5.0], [9.0]])
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_zero_weight_rows_do_not_count_as_distinct(init: str) -> None:
+    X = np.array([[0.0], [0.0], [5.0], [9.0], [7.0]])
+    w = [1.0, 1.0, 1.0, 0.0, 0.0]
     with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
-        fit = fit_kmeans(X, 3, sample_weight=[1.0, 1.0, 1.0, 0.0], random_state=0)
+        fit = fit_kmeans(X, 3, sample_weight=w, random_state=0, init=init)
     assert fit.n_distinct_points == 2
+    # Zero-weight rows pull no centre: the centres sit on 0 and 5 only.
+    assert set(fit.centers.ravel().tolist()) <= {0.0, 5.0}
+    assert fit.inertia == 0.0
 
 
 # --------------------------------------------------------------------------- k-means++
@@ -394,3 +413,12 @@ def test_no_warnings_on_ordinary_data() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit_kmeans(X, 4, random_state=0, n_init=2)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_fewer_positive_weight_rows_than_clusters(init: str) -> None:
+    X = np.array([[0.0], [5.0], [9.0]])
+    with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
+        fit = fit_kmeans(X, 3, sample_weight=[1.0, 1.0, 0.0], init=init, random_state=0)
+    assert fit.centers.shape == (3, 1)
+    assert set(fit.centers.ravel().tolist()) == {0.0, 5.0}
