@@ -1,15 +1,21 @@
 """Thresholds for each SLI at a target false-alarm rate, from the reference window.
 
 Under the no-change hypothesis a production window is a fresh draw from the
-reference's distribution. The reference is the best picture of that distribution we
-have, so windows of the production size are bootstrapped from it (drawn with
-replacement), each SLI is computed on every resample, and its threshold is the
-``1 - false_alarm_rate`` quantile (``false_alarm_rate`` for SLIs that alarm when low).
+distribution the reference came from, and the live model, its bins, shares and
+outlier thresholds were all estimated on that reference. A fresh window's SLI
+therefore varies for two reasons: the window's own sampling, and the reference's
+(what was estimated on it). Each resample draws both from the reference, with
+replacement: a pseudo-reference ``R*`` of ``n`` rows and a window ``W*`` of
+``window_size`` rows, and computes the SLI of ``W*`` against what ``R*`` would have
+estimated. The threshold is the ``1 - false_alarm_rate`` quantile of the resampled
+values (``false_alarm_rate`` for SLIs that alarm when low).
 
-Every per-point quantity (assigned cluster, squared distance, outlier flag, simplified
-silhouette, bin of each feature) is computed once on the reference; a resample then
-only gathers and counts, so thresholds for hundreds of resamples cost little more than
-one pass over the reference.
+A third effect needs refits: the centres were fitted on the reference, so distances,
+silhouettes and outlier flags look better there than on fresh data. With ``n_refits``
+k-means refits this optimism is estimated by the bootstrap (Efron 1983) and added.
+
+Per-point quantities (cluster, squared distance, outlier flag, simplified silhouette,
+the bin of each feature) are computed once; a resample only gathers and counts.
 """
 
 from __future__ import annotations
@@ -37,11 +43,12 @@ from monitor.core.drift import (
     centroid_drift,
 )
 from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.core.outliers import _thresholds
 from monitor.core.quality import _own_and_nearest_other, _silhouette_from_ab
 from monitor.errors import InvalidInputError
 from monitor.records import Calibration, OutlierThresholds, ReferenceBins
 
-__all__ = ["DIRECTIONS", "calibrate"]
+__all__ = ["DIRECTIONS", "as_thresholds", "calibrate"]
 
 F64 = NDArray[np.float64]
 
@@ -62,28 +69,56 @@ _SEED_HIGH = 2**31 - 1
 
 
 class _FeaturePsi:
-    """Max-over-features PSI of resampled windows from precomputed bin indices."""
+    """Per-feature bin shares and max-over-features PSI of resampled rows."""
 
     def __init__(self, X: F64, bins: ReferenceBins) -> None:
         sizes = np.array([e.shape[0] + 1 for e in bins.edges], dtype=np.intp)
         self.offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
         self.total = int(sizes.sum())
-        dtype = np.min_scalar_type(self.total)
         # Bin of every reference value, shifted so that all features share one bincount.
-        self.index = np.empty(X.shape, dtype=dtype)
+        self.index = np.empty(X.shape, dtype=np.min_scalar_type(self.total))
         for j, edges in enumerate(bins.edges):
             self.index[:, j] = _bin_index(edges, X[:, j]) + self.offsets[j]
         self.reference = [np.asarray(f, dtype=np.float64) for f in bins.reference_fractions]
         self.epsilon = bins.epsilon
 
-    def max_psi(self, rows: NDArray[np.intp]) -> float:
+    def fractions(self, rows: NDArray[np.intp]) -> list[F64]:
+        """Shares of ``rows`` in each feature's bins."""
         counts = np.bincount(self.index[rows].ravel(), minlength=self.total)
-        q = counts.astype(np.float64) / rows.shape[0]
-        parts = np.split(q, self.offsets[1:])
+        return np.split(counts.astype(np.float64) / rows.shape[0], self.offsets[1:])
+
+    def max_psi(self, rows: NDArray[np.intp], reference: list[F64] | None = None) -> float:
+        """Largest PSI over the features of ``rows`` against ``reference`` (default: the bins')."""
+        p_all = self.reference if reference is None else reference
         return max(
-            _psi_from_fractions(p, qj, self.epsilon)
-            for p, qj in zip(self.reference, parts, strict=True)
+            _psi_from_fractions(p, q, self.epsilon)
+            for p, q in zip(p_all, self.fractions(rows), strict=True)
         )
+
+
+def _assign(X: F64, C: F64, working_memory_mib: float) -> tuple[NDArray[np.intp], F64]:
+    labels, sq = assign_labels(X, C, working_memory_mib=working_memory_mib)
+    return np.asarray(labels, dtype=np.intp), np.asarray(sq, dtype=np.float64)
+
+
+def _per_point(
+    X: F64, C: F64, labels: NDArray[np.intp], sq: F64, limits: F64, working_memory_mib: float
+) -> dict[str, F64]:
+    """Per-point values whose window mean is an SLI: outlier flag, squared distance, silhouette."""
+    values = {
+        "outlier_ratio": (np.sqrt(sq) > limits[labels]).astype(np.float64),
+        "inertia": sq,
+    }
+    if C.shape[0] >= 2:
+        a, b = _own_and_nearest_other(X, labels, C, working_memory_mib)
+        values["simplified_silhouette"] = _silhouette_from_ab(a, b)
+    return values
+
+
+def _cv(shares: F64) -> float:
+    """Coefficient of variation of cluster sizes from their shares (population std / mean)."""
+    mean = 1.0 / shares.shape[0]
+    return float(np.sqrt(np.mean((shares - mean) ** 2)) / mean)
 
 
 def _check_inputs(
@@ -134,8 +169,8 @@ def calibrate(
     Parameters
     ----------
     X_ref_scaled : array-like of shape (n, d)
-        The reference window in scaled units (the one the model, bins and outlier
-        thresholds were fitted on).
+        The reference window in scaled units: the one the centres, bins, outlier
+        thresholds and shares were estimated on.
     centers : array-like of shape (k, d)
         The model's centres.
     bins : ReferenceBins
@@ -151,19 +186,21 @@ def calibrate(
         Target probability, per SLI and per window, of crossing the threshold when
         nothing changed; in (0, 0.5).
     n_resamples : int, default 200
-        Bootstrap windows. The quantile is estimated from about
+        Resampled (reference, window) pairs. The quantile rests on about
         ``n_resamples * false_alarm_rate`` exceedances; use ``>= 10 / false_alarm_rate``
         for a stable threshold.
     n_refits : int, default 0
-        When positive, that many extra bootstrap windows are refitted by k-means warm
-        started from ``centers`` (one run each), and ``centroid_drift_max`` is calibrated
-        from their Hungarian drift. Cost: ``n_refits`` Lloyd runs on ``window_size``
-        points. With fewer than ``1 / false_alarm_rate`` refits the quantile is an
-        interpolation between the largest drifts seen, an optimistic (low) threshold.
+        k-means refits, each on a resampled reference and on a resampled window, warm
+        started from ``centers`` (one Lloyd run each). They estimate the optimism of the
+        centre-dependent SLIs on the reference (added to their thresholds) and calibrate
+        ``centroid_drift_max``. Cost: ``n_refits`` runs on n rows and ``n_refits`` on
+        ``window_size`` rows, plus one assignment of the reference per refit. Without
+        refits, outlier ratio, inertia and simplified silhouette thresholds are too
+        tight when ``k * d`` is not small next to ``n`` (see ``docs/slis.md``).
     random_state : int, Generator, RandomState or None
         Seeds the resampling and the refits.
     working_memory_mib : float
-        Budget for the one pass over the reference (assignment and silhouette).
+        Budget for the passes over the reference (assignment and silhouette).
 
     Returns
     -------
@@ -177,9 +214,12 @@ def calibrate(
 
     Notes
     -----
-    Resampling the reference ignores the reference's own sampling error (the bins and
-    shares were estimated on it), so fresh windows cross these thresholds slightly more
-    often than ``false_alarm_rate`` when ``window_size`` is not small next to ``n``.
+    Resampling schemes per SLI. Feature PSI: bin shares of ``W*`` against those of ``R*``
+    (edges fixed). Label PSI: window shares of ``W*`` against a multinomial draw of ``n``
+    labels from ``reference_shares``. Window means (outlier ratio, inertia / window_size,
+    simplified silhouette): the reference's value plus ``mean(W*) - mean(R*)``, so that
+    the spread is that of a window minus a reference. Cluster-size CV: likewise, from the
+    shares. The bins' edges are not re-estimated per resample.
     """
     owner = "calibrate"
     X = np.asarray(check_array(X_ref_scaled, name="X_ref_scaled"), dtype=np.float64)
@@ -204,45 +244,59 @@ def calibrate(
     n = X.shape[0]
     k = C.shape[0]
 
-    labels, sq = assign_labels(X, C, working_memory_mib=working_memory_mib)
-    labels = np.asarray(labels, dtype=np.intp)
-    sq = np.asarray(sq, dtype=np.float64)
+    labels, sq = _assign(X, C, working_memory_mib)
     limits = np.asarray(outlier_thresholds.thresholds, dtype=np.float64)
-    is_outlier = (np.sqrt(sq) > limits[labels]).astype(np.float64)
-    silhouette: F64 | None = None
-    if k >= 2:
-        a, b = _own_and_nearest_other(X, labels, C, working_memory_mib)
-        silhouette = _silhouette_from_ab(a, b)
+    means = _per_point(X, C, labels, sq, limits, working_memory_mib)
+    centre = {name: float(v.mean()) for name, v in means.items()}
+    scale = {"inertia": float(window_size)}  # inertia is a sum over the window
+    cv_reference = _cv(shares)
     features = _FeaturePsi(X, bins)
 
     values: dict[str, list[float]] = {name: [] for name in DIRECTIONS}
     for _ in range(n_resamples):
-        rows = rng.integers(0, n, size=window_size)
-        lab = labels[rows]
-        counts = np.bincount(lab, minlength=k).astype(np.float64)
-        values["feature_psi"].append(features.max_psi(rows))
-        values["label_psi"].append(
-            _psi_from_fractions(shares, counts / window_size, DEFAULT_EPSILON)
-        )
-        values["outlier_ratio"].append(float(is_outlier[rows].mean()))
-        if silhouette is not None:
-            values["simplified_silhouette"].append(float(silhouette[rows].mean()))
-        values["inertia"].append(float(sq[rows].sum()))
-        mean = window_size / k
-        values["cluster_size_cv"].append(float(np.sqrt(np.mean((counts - mean) ** 2)) / mean))
+        ref_rows = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
+        win_rows = np.asarray(rng.integers(0, n, size=window_size), dtype=np.intp)
+        ref_shares = rng.multinomial(n, shares).astype(np.float64) / n
+        win_shares = np.bincount(labels[win_rows], minlength=k).astype(np.float64) / window_size
+        values["feature_psi"].append(features.max_psi(win_rows, features.fractions(ref_rows)))
+        values["label_psi"].append(_psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
+        for name, v in means.items():
+            shift = float(v[win_rows].mean()) - float(v[ref_rows].mean())
+            values[name].append(scale.get(name, 1.0) * (centre[name] + shift))
+        values["cluster_size_cv"].append(cv_reference + _cv(win_shares) - _cv(ref_shares))
 
+    # Optimism (Efron's bootstrap): a model fitted on R* measured on the reference, minus
+    # the same model measured on R*. The same fits give the no-change centroid drift
+    # between a model of a reference and a model of a window.
+    optimism = dict.fromkeys(means, 0.0)
     for _ in range(n_refits):
-        rows = rng.integers(0, n, size=window_size)
-        seed = int(rng.integers(0, _SEED_HIGH))
-        refit: Any = fit_kmeans(
-            X[rows],
-            k,
-            init=C,
-            n_init=1,
-            random_state=seed,
-            working_memory_mib=working_memory_mib,
+        ref_rows = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
+        win_rows = np.asarray(rng.integers(0, n, size=window_size), dtype=np.intp)
+        seeds = rng.integers(0, _SEED_HIGH, size=2)
+        fits: list[Any] = [
+            fit_kmeans(
+                X[rows],
+                k,
+                init=C,
+                n_init=1,
+                random_state=int(seed),
+                working_memory_mib=working_memory_mib,
+            )
+            for rows, seed in ((ref_rows, seeds[0]), (win_rows, seeds[1]))
+        ]
+        C_ref = np.asarray(fits[0].centers, dtype=np.float64)
+        values["centroid_drift_max"].append(centroid_drift(C_ref, fits[1].centers).max)
+        lab_b, sq_b = _assign(X, C_ref, working_memory_mib)
+        limits_b = _thresholds(
+            np.sqrt(sq_b[ref_rows]), lab_b[ref_rows], k, float(outlier_thresholds.quantile)
         )
-        values["centroid_drift_max"].append(centroid_drift(C, refit.centers).max)
+        out_of_bag = np.ones(n, dtype=bool)
+        out_of_bag[ref_rows] = False
+        for name, v in _per_point(X, C_ref, lab_b, sq_b, limits_b, working_memory_mib).items():
+            o = float(v[out_of_bag].mean()) - float(v[ref_rows].mean())
+            optimism[name] += o / n_refits
+    for name, opt in optimism.items():
+        values[name] = [x + scale.get(name, 1.0) * opt for x in values[name]]
 
     thresholds: dict[str, float] = {}
     directions: dict[str, str] = {}
@@ -259,3 +313,28 @@ def calibrate(
         window_size=window_size,
         n_resamples=n_resamples,
     )
+
+
+def as_thresholds(calibration: Calibration, fixed: Mapping[str, float]) -> dict[str, float]:
+    """Calibrated thresholds under the threshold names of ``docs/metrics.md``.
+
+    ``feature_psi`` becomes ``feature_psi_warning``, and ``feature_psi_critical`` is the
+    larger of the fixed critical threshold and that value; ``label_psi`` and
+    ``outlier_ratio`` keep their names; ``centroid_drift_max`` (with refits) becomes
+    ``centroid_drift``. ``silhouette_min`` is not set: the calibration covers the
+    simplified silhouette, while that threshold applies to the exact one. Names the
+    calibration does not cover are left to ``fixed`` (not returned).
+    """
+    t = calibration.thresholds
+    out: dict[str, float] = {}
+    if "feature_psi" in t:
+        out["feature_psi_warning"] = t["feature_psi"]
+        out["feature_psi_critical"] = max(
+            float(fixed.get("feature_psi_critical", t["feature_psi"])), t["feature_psi"]
+        )
+    for name in ("label_psi", "outlier_ratio"):
+        if name in t:
+            out[name] = t[name]
+    if "centroid_drift_max" in t:
+        out["centroid_drift"] = t["centroid_drift_max"]
+    return out

@@ -44,6 +44,16 @@ def _distances(sq_distances: F64) -> F64:
     return np.sqrt(sq_distances)
 
 
+def _thresholds(dist: F64, labels: NDArray[np.intp], k: int, q: float) -> F64:
+    """Per-cluster ``q``-quantile of ``dist``, shape (k,); the overall one for empty clusters."""
+    thresholds = np.full(k, float(np.quantile(dist, q)), dtype=np.float64)
+    order = np.argsort(labels, kind="stable")
+    populated, starts = np.unique(labels[order], return_index=True)
+    for cluster, group in zip(populated, np.split(dist[order], starts[1:]), strict=True):
+        thresholds[cluster] = np.quantile(group, q)
+    return thresholds
+
+
 def fit_outlier_thresholds(
     sq_distances: ArrayLike,
     labels: ArrayLike,
@@ -75,14 +85,7 @@ def fit_outlier_thresholds(
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
     lab = _check_labels(labels, sq.shape[0], k, owner=owner)
     q = check_float(quantile, "quantile", low=0.0, high=1.0, low_inclusive=False, owner=owner)
-    dist = _distances(sq)
-    overall = float(np.quantile(dist, q))
-    thresholds = np.full(k, overall, dtype=np.float64)
-    order = np.argsort(lab, kind="stable")
-    populated, starts = np.unique(lab[order], return_index=True)
-    for cluster, group in zip(populated, np.split(dist[order], starts[1:]), strict=True):
-        thresholds[cluster] = np.quantile(group, q)
-    return OutlierThresholds(thresholds=thresholds, quantile=q)
+    return OutlierThresholds(thresholds=_thresholds(_distances(sq), lab, k, q), quantile=q)
 
 
 def outlier_rate(
