@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
+from scipy.spatial.distance import cdist
 
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._validation import (
@@ -494,9 +495,7 @@ def davies_bouldin(
         C = _cluster_sums(Xa, lab, k) / np.maximum(counts, 1)[:, None]
     dist = np.sqrt(_distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB))
     scatter = (np.bincount(lab, weights=dist, minlength=k) / np.maximum(counts, 1))[populated]
-    Cp = C[populated]
-    diff = Cp[:, None, :] - Cp[None, :, :]  # (kp, kp, d): k is capped, this is small
-    separation = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    separation = cdist(C[populated], C[populated])
     if np.allclose(scatter, 0.0) or np.allclose(separation, 0.0):
         return ScalarIndex(name="davies_bouldin", value=0.0)
     with np.errstate(divide="ignore"):
