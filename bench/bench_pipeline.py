@@ -1,0 +1,330 @@
+"""One full run of the pipeline against the same run assembled from scikit-learn and scipy.
+
+The window is n x d float32 (default 1M x 32) drawn from k Gaussian blobs (default 64);
+the live model was trained on an earlier window of the same distribution, so both sides
+start their warm-started candidate from the same centroids.
+
+Ours: ``monitor.pipeline.evaluate`` over in-memory ports (read, validate, scale, every
+SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``.
+
+Reference assembly, same process, same thread limit: the frozen scaling in numpy,
+``KMeans.predict``, distances to the assigned centre in numpy, ``silhouette_score`` on a
+10k sample, ``davies_bouldin_score``, ``calinski_harabasz_score``, PSI by
+``np.searchsorted`` + ``np.bincount`` per feature on the reference's quantile bins,
+label-share PSI, ``KMeans(init=live_centers, n_init=1).fit``, and
+``linear_sum_assignment`` on the centroid distances.
+
+Peak memory is measured per side in a fresh subprocess: peak RSS during the run minus
+the RSS once the window is in memory.
+
+    python -m bench pipeline [--n 1000000] [--d 32] [--k 64] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+WORKING_MEMORY_MIB = 64.0
+
+
+def make_window(n: int, d: int, k: int, seed: int) -> np.ndarray:
+    """n x d float32 from k blobs, built chunk by chunk so generation peaks near the window."""
+    centers = np.random.default_rng(0).normal(scale=4.0, size=(k, d)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    X = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        labels = rng.integers(0, k, stop - start)
+        X[start:stop] = centers[labels] + rng.standard_normal((stop - start, d), dtype=np.float32)
+    return X
+
+
+def _model(d: int, k: int, restarts: int) -> Any:
+    from monitor.config import parse
+
+    return parse(
+        {
+            "models": [
+                {
+                    "name": "bench",
+                    "features": [f"f{j}" for j in range(d)],
+                    "k": k,
+                    "window": "1h",
+                    "schedule": {"interval": "1h"},
+                    "source": {"kind": "memory"},
+                    "validation": {"min_rows": k},
+                    "training": {"n_init": 1, "candidate_restarts": restarts, "seed": 1},
+                }
+            ]
+        }
+    ).models[0]
+
+
+def _live_snapshot(d: int, k: int, ref_rows: int) -> Any:
+    from monitor import __version__
+    from monitor.pipeline import train_reference
+    from monitor.records import Window
+
+    model = _model(d, k, 0)
+    X = make_window(ref_rows, d, k, seed=99)
+    window = Window("bench", 0.0, 3600.0, model.features, X)
+    return train_reference(
+        X,
+        model,
+        window=window,
+        now=3600.0,
+        reason="initial",
+        package_version=__version__,
+        working_memory_mib=WORKING_MEMORY_MIB,
+    )
+
+
+class _Ports:
+    """In-memory source, store and history (the benchmark measures compute, not I/O)."""
+
+    def __init__(self, X: np.ndarray, live: Any) -> None:
+        from monitor.records import Window
+
+        self.window = Window("bench", 3600.0, 7200.0, live.features, X)
+        self.live = live
+
+    def read_window(self, start: float, end: float) -> Any:
+        return self.window
+
+    def close(self) -> None:
+        pass
+
+    def live_version(self, model: str) -> int:
+        return 1
+
+    def load(self, model: str, version: int | None = None) -> Any:
+        return self.live
+
+    def versions(self, model: str) -> list[int]:
+        return [1]
+
+    def append(self, evaluation: Any) -> None:
+        pass
+
+
+def run_ours(X: np.ndarray, live: Any, restarts: int) -> dict[str, Any]:
+    """One pipeline run; seconds by phase."""
+    from monitor.pipeline import evaluate
+
+    ports = _Ports(X, live)
+    model = _model(X.shape[1], live.k, restarts)
+    t0 = time.perf_counter()
+    ev, _ = evaluate(
+        model,
+        ports,
+        ports,
+        ports,
+        7200.0,
+        working_memory_mib=WORKING_MEMORY_MIB,  # type: ignore[arg-type]
+    )
+    total = time.perf_counter() - t0
+    return {
+        "total": total,
+        "phases": dict(ev.phase_seconds),
+        "promoted": ev.promoted,
+        "silhouette": ev.slis["silhouette"],
+    }
+
+
+def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
+    """The same run assembled from scikit-learn and scipy parts."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+    phases: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    def timed(name: str, fn: Any) -> Any:
+        t = time.perf_counter()
+        out = fn()
+        phases[name] = time.perf_counter() - t
+        return out
+
+    centers = live.centers.astype(np.float32)
+    k = centers.shape[0]
+
+    def scale() -> np.ndarray:
+        if not np.isfinite(X).all():
+            raise ValueError("NaN")
+        return ((X - live.scaler.center) / live.scaler.scale).astype(np.float32)
+
+    Xs = timed("scale", scale)
+    km_live = KMeans(n_clusters=k, init=centers, n_init=1, max_iter=1).fit(centers)
+    km_live.cluster_centers_ = centers
+    labels = timed("predict", lambda: km_live.predict(Xs))
+    timed("distances", lambda: np.linalg.norm(Xs - centers[labels], axis=1))
+    rng = np.random.default_rng(0)
+    idx = rng.choice(Xs.shape[0], min(10_000, Xs.shape[0]), replace=False)
+    sil = timed("silhouette_10k", lambda: silhouette_score(Xs[idx], labels[idx]))
+    timed("davies_bouldin", lambda: davies_bouldin_score(Xs, labels))
+    timed("calinski_harabasz", lambda: calinski_harabasz_score(Xs, labels))
+
+    def psi() -> np.ndarray:
+        out = np.empty(Xs.shape[1])
+        for j, (edges, ref) in enumerate(
+            zip(live.bins.edges, live.bins.reference_fractions, strict=True)
+        ):
+            counts = np.bincount(
+                np.searchsorted(edges, Xs[:, j], side="right"), minlength=edges.size + 1
+            )
+            q = np.maximum(counts / Xs.shape[0], 1e-4)
+            p = np.maximum(ref, 1e-4)
+            out[j] = float(np.sum((q - p) * np.log(q / p)))
+        shares = np.maximum(np.bincount(labels, minlength=k) / Xs.shape[0], 1e-4)
+        ref_shares = np.maximum(live.reference_shares, 1e-4)
+        return out, float(np.sum((shares - ref_shares) * np.log(shares / ref_shares)))
+
+    timed("psi", psi)
+    cand = timed(
+        "kmeans_warm",
+        lambda: KMeans(n_clusters=k, init=centers, n_init=1, max_iter=300, tol=1e-4).fit(Xs),
+    )
+    timed("hungarian", lambda: linear_sum_assignment(cdist(centers, cand.cluster_centers_)))
+    total = time.perf_counter() - t_all
+    return {"total": total, "phases": phases, "silhouette": float(sil), "n_iter": int(cand.n_iter_)}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int) -> None:
+    """Run one side once in this (fresh) process; print peak RSS above the window's RSS."""
+    from threadpoolctl import threadpool_limits
+
+    live = _live_snapshot(d, k, min(n, 200_000))
+    with threadpool_limits(threads):
+        # Warm up on a small window: imports, BLAS thread buffers and allocator pools are
+        # the process's fixed cost, not the run's.
+        small = make_window(max(20 * k, 2000), d, k, seed=2)
+        if side == "ours":
+            run_ours(small, live, restarts)
+        else:
+            run_reference(small, live)
+    X = make_window(n, d, k, seed=1)
+    base = _rss_mib()
+    with threadpool_limits(threads):
+        if side == "ours":
+            run_ours(X, live, restarts)
+        else:
+            run_reference(X, live)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "side": side,
+                "window_mib": X.nbytes / 2**20,
+                "base_mib": base,
+                "peak_mib": peak,
+                "extra_mib": peak - base,
+            }
+        )
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Time both sides (medians of ``--repeats``) and measure their peak memory."""
+    parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--d", type=int, default=32)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=0,
+        help="candidate_restarts on our side (0 matches the reference)",
+    )
+    parser.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.n, args.d, args.k, args.threads, args.restarts)
+        return 0
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    print(
+        f"window {args.n} x {args.d} float32, k={args.k}, threads={args.threads}, "
+        f"repeats={args.repeats}, candidate_restarts={args.restarts}"
+    )
+    print(
+        "BLAS:",
+        ", ".join(f"{i['internal_api']} {i.get('architecture', '')}" for i in threadpool_info()),
+    )
+    live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
+    X = make_window(args.n, args.d, args.k, seed=1)
+    ours, ref = [], []
+    with threadpool_limits(args.threads):
+        for _ in range(args.repeats):  # interleaved so that machine noise hits both sides
+            ours.append(run_ours(X, live, args.restarts))
+            ref.append(run_reference(X, live))
+    t_ours = statistics.median(r["total"] for r in ours)
+    t_ref = statistics.median(r["total"] for r in ref)
+    for side, runs, t in (("ours", ours, t_ours), ("reference", ref, t_ref)):
+        each = ", ".join(f"{r['total']:.2f}" for r in runs)
+        print(f"\n{side:<9} median {t:7.2f} s  (runs: {each})")
+        for name in runs[0]["phases"]:
+            print(f"  {name:<18} {statistics.median(r['phases'][name] for r in runs):7.3f} s")
+    print(f"  (reference warm-started KMeans iterations: {ref[0]['n_iter']})")
+    print(f"speed-up (reference / ours): {t_ref / t_ours:.2f}x")
+    print(
+        f"silhouette on 10k: ours {ours[0]['silhouette']:.4f}, reference {ref[0]['silhouette']:.4f}"
+        " (different seeded samples)"
+    )
+
+    budget = WORKING_MEMORY_MIB
+    for side in ("ours", "reference"):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "pipeline",
+                "--memory-child",
+                side,
+                "--n",
+                str(args.n),
+                "--d",
+                str(args.d),
+                "--k",
+                str(args.k),
+                "--threads",
+                str(args.threads),
+                "--restarts",
+                str(args.restarts),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        m = json.loads(out.stdout.strip().splitlines()[-1])
+        bound = m["window_mib"] + budget
+        print(
+            f"peak memory {side:<9}: {m['extra_mib']:7.1f} MiB above the window "
+            f"(window {m['window_mib']:.0f} MiB; target for ours: extra <= window + budget "
+            f"= {bound:.0f} MiB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
