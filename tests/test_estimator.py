@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import warnings
@@ -88,6 +89,8 @@ def test_not_fitted_is_ours_and_sklearns() -> None:
         KMeans().predict(np.zeros((2, 2)))
     assert isinstance(info.value, SkNotFittedError)
     assert isinstance(info.value, ValueError | AttributeError)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is NotFittedError and again.args == info.value.args
 
 
 def test_params_repr_clone() -> None:

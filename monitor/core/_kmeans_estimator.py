@@ -54,6 +54,11 @@ SKLEARN_HINT = "pip install 'kmeans-monitor[sklearn]'"
 class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit`` (same bases as scikit-learn's)."""
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # The scikit-learn-flavoured subclass is made at run time and cannot be found
+        # by name when unpickling: travel as this class.
+        return (NotFittedError, self.args)
+
 
 class _InvalidInputTypeError(InvalidInputError, TypeError):
     """Input of a type that cannot become numbers (scikit-learn expects a TypeError)."""
