@@ -1,0 +1,149 @@
+"""The import rules of ../shared/ARCHITECTURE.md, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
+STDLIB = set(sys.stdlib_module_names)
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of the file (lazy imports count)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return out
+
+
+def top_level_imports_of(path: Path) -> set[str]:
+    """The modules imported when ``path`` is imported (module-level statements only)."""
+    out: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+MODULES = {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
+TOP_LEVEL = {module_name(p): top_level_imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def uses(importer: str, prefix: str) -> bool:
+    return any(m == prefix or m.startswith(prefix + ".") for m in MODULES[importer])
+
+
+def test_the_modules_are_found() -> None:
+    assert {"monitor.core.kmeans", "monitor.pipeline", "monitor.cli"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
+def test_core_imports_only_numpy_scipy_stdlib_records_errors(name: str) -> None:
+    allowed_project = ("monitor.core", "monitor.records", "monitor.errors")
+    for imp in MODULES[name]:
+        top = imp.split(".")[0]
+        if top == "monitor":
+            assert imp.startswith(allowed_project), f"{name} imports {imp}"
+        elif top == "sklearn":
+            # The estimator's optional scikit-learn integration, imported lazily only.
+            assert name == "monitor.core._kmeans_estimator", f"{name} imports {imp}"
+            assert not any(i.startswith("sklearn") for i in TOP_LEVEL[name]), name
+        else:
+            assert top in {"numpy", "scipy", "__future__"} or top in STDLIB, f"{name} imports {imp}"
+        # No clock, no files, no environment, no network in the core.
+        assert top not in {"time", "datetime", "os", "pathlib", "socket", "urllib", "io"}, (
+            f"{name} imports {imp}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
+def test_core_uses_no_global_random_state(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    if not path.exists():
+        path = PACKAGE.parent / name.replace(".", "/") / "__init__.py"
+    allowed = {"default_rng", "Generator", "RandomState", "SeedSequence", "BitGenerator", "PCG64"}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "random"
+        ):
+            assert node.attr in allowed, f"{name} uses np.random.{node.attr} (global state)"
+
+
+def test_pipeline_gets_its_collaborators_through_ports() -> None:
+    forbidden = (
+        "prometheus_client",
+        "apscheduler",
+        "jinja2",
+        "click",
+        "urllib",
+        "http",
+        "requests",
+        "sqlite3",
+        "monitor.sources",
+        "monitor.store",
+        "monitor.exporter",
+        "monitor.scheduling",
+        "monitor.http",
+        "monitor.render",
+        "monitor.bootstrap",
+    )
+    for prefix in forbidden:
+        assert not uses("monitor.pipeline", prefix), f"monitor.pipeline imports {prefix}"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(m for m in MODULES if m.startswith(("monitor.sources", "monitor.store")))
+)
+def test_an_adapter_never_imports_another(name: str) -> None:
+    family = ".".join(name.split(".")[:2])  # monitor.sources or monitor.store
+    others = {"monitor.sources", "monitor.store"} - {family}
+    for prefix in (
+        *others,
+        "monitor.pipeline",
+        "monitor.bootstrap",
+        "monitor.daemon",
+        "monitor.exporter",
+        "monitor.scheduling",
+        "monitor.http",
+        "monitor.cli",
+    ):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+    if family == "monitor.sources" and name not in {"monitor.sources", "monitor.sources._common"}:
+        for imp in MODULES[name]:
+            if imp.startswith("monitor.sources."):
+                assert imp.startswith("monitor.sources._common"), f"{name} imports {imp}"
+
+
+@pytest.mark.parametrize(
+    ("library", "owners"),
+    [
+        ("apscheduler", {"monitor.scheduling"}),
+        ("jinja2", {"monitor.render"}),
+        ("click", {"monitor.cli"}),
+        ("sklearn", {"monitor.core._kmeans_estimator"}),
+    ],
+)
+def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:
+    users = {m for m in MODULES if uses(m, library)}
+    assert users <= owners, f"{library} is imported by {sorted(users - owners)}"
