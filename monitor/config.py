@@ -130,7 +130,6 @@ class DaemonSettings:
     working_memory_mib: float = 64.0
     max_clusters: int = 128
     max_workers: int = 2
-    runbook_url_pattern: str = "http://127.0.0.1:9310/runbooks/{alertname}"
     pushgateway: str | None = None
     log_level: str = "INFO"
 
@@ -300,12 +299,9 @@ def _parse_daemon(r: _Reader) -> DaemonSettings:
         working_memory_mib=r.get("working_memory_mib", d.working_memory_mib, _float(1.0, 1e6)),
         max_clusters=r.get("max_clusters", d.max_clusters, _int(2, 4096)),
         max_workers=r.get("max_workers", d.max_workers, _int(1, 64)),
-        runbook_url_pattern=r.get("runbook_url_pattern", d.runbook_url_pattern, _str),
         pushgateway=r.get("pushgateway", d.pushgateway, _str),
         log_level=r.get("log_level", d.log_level, _choice(("DEBUG", "INFO", "WARNING", "ERROR"))),
     )
-    if "{alertname}" not in out.runbook_url_pattern:
-        r.problems.append(f"{r.path('runbook_url_pattern')}: must contain '{{alertname}}'")
     r.finish()
     return out
 
@@ -479,7 +475,6 @@ _ENV_KEYS = {
     "WORKING_MEMORY_MIB": "working_memory_mib",
     "PUSHGATEWAY": "pushgateway",
     "LOG_LEVEL": "log_level",
-    "RUNBOOK_URL_PATTERN": "runbook_url_pattern",
 }
 
 

@@ -82,11 +82,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         (minimal(name="../etc"), "models[0].name: must match"),
         (minimal(k={"min": 5, "max": 3}), "max (3) must be greater than min (5)"),
         ({"daemon": {"listen": "nohost"}, **minimal()}, "listen: must be HOST:PORT"),
-        (
-            {"daemon": {"runbook_url_pattern": "http://x/"}, **minimal()},
-            "must contain '{alertname}'",
-        ),
         (minimal(slo={"run_success": 1.0}), "must be below 1"),
+        ({"daemon": {"max_workers": 0}, **minimal()}, "daemon.max_workers: must be in [1, 64]"),
         (minimal(source={}), "models[checkout].source.kind: required"),
         ([1, 2], ": must be a mapping; got list"),
     ],
