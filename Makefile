@@ -1,7 +1,7 @@
 # Every target the README names. `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
 
-.PHONY: demo test lint unit bench render
+.PHONY: demo test lint bench render
 
 demo:
 	$(PYTHON) -m pip install -q . && kmeans-monitor demo
@@ -18,4 +18,9 @@ lint:
 
 bench:
 	$(PYTHON) -m pip install -q -e '.[bench]'
-	$(PYTHON) -m bench
+	$(PYTHON) -m bench lloyd
+	$(PYTHON) -m bench silhouette
+	$(PYTHON) -m bench pipeline
+
+render:
+	kmeans-monitor render
