@@ -113,7 +113,7 @@ class ModelSettings:
     cron: str | None
     scaling: str = "standard"
     metric: str = "euclidean"
-    retrain: str = "on-drift"
+    retrain: str = "manual"
     misfire_grace: float | None = None  # None: half the interval
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     slo: SloSettings = field(default_factory=SloSettings)
@@ -410,7 +410,7 @@ def _parse_model(r: _Reader, daemon: DaemonSettings) -> ModelSettings | None:
 
     scaling = r.get("scaling", "standard", _choice(SCALINGS))
     metric = r.get("metric", "euclidean", _choice(METRICS))
-    retrain = r.get("retrain", "on-drift", _choice(RETRAIN_POLICIES))
+    retrain = r.get("retrain", "manual", _choice(RETRAIN_POLICIES))
     r.finish()
 
     if isinstance(k, int) and k > validation.min_rows:

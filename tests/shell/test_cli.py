@@ -47,6 +47,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
                         "schedule": {"interval": "5m"},
                         "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
                         "training": {"n_init": 2, "silhouette_sample": 500},
+                        "retrain": "on-drift",
                     }
                 ],
             }

@@ -39,6 +39,7 @@ def test_minimal_config_gets_defaults() -> None:
     assert m.window == 600.0 and m.interval == 60.0 and m.cron is None
     assert m.source_kind == "synthetic" and dict(m.source) == {"seed": 1}
     assert m.thresholds.feature_psi_warning == 0.1
+    assert m.retrain == "manual"  # drift stays visible until someone approves a candidate
     assert m.thresholds.feature_psi_critical == 0.25
     assert s.daemon.listen == "127.0.0.1:9310"
 

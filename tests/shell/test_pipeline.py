@@ -31,6 +31,7 @@ def model(**over: Any) -> ModelSettings:
         "schedule": {"interval": "1m"},
         "source": {"kind": "fake"},
         "training": {"n_init": 2, "seed": 3, "silhouette_sample": 600},
+        "retrain": "on-drift",
     }
     m.update(over)
     return parse({"models": [m]}).models[0]
