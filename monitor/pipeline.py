@@ -89,22 +89,23 @@ class _Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
+# Most specific first: SourceTimeoutError is a SourceError, SchemaError an InvalidInputError.
+_FAILURE_TYPES: tuple[tuple[type[BaseException], str], ...] = (
+    (SourceTimeoutError, "source_timeout"),
+    (SourceError, "source_unavailable"),
+    (SchemaError, "schema"),
+    (InvalidValuesError, "invalid_values"),
+    (TooFewRowsError, "too_few_rows"),
+    (TrainingError, "training"),
+    (StoreError, "store"),
+)
+
+
 def classify_failure(exc: BaseException) -> str:
     """The bounded ``reason`` (one of ``FAILURE_REASONS``) for an exception of a run."""
-    if isinstance(exc, SourceTimeoutError):
-        return "source_timeout"
-    if isinstance(exc, SourceError):
-        return "source_unavailable"
-    if isinstance(exc, SchemaError):
-        return "schema"
-    if isinstance(exc, InvalidValuesError):
-        return "invalid_values"
-    if isinstance(exc, TooFewRowsError):
-        return "too_few_rows"
-    if isinstance(exc, TrainingError):
-        return "training"
-    if isinstance(exc, StoreError):
-        return "store"
+    for kind, reason in _FAILURE_TYPES:
+        if isinstance(exc, kind):
+            return reason
     return "internal"
 
 
