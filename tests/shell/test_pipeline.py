@@ -12,10 +12,14 @@ from monitor.errors import (
     InvalidValuesError,
     RunCancelledError,
     SchemaError,
+    SourceError,
     SourceTimeoutError,
+    StoreError,
     TooFewRowsError,
+    TrainingError,
 )
 from monitor.pipeline import THRESHOLD_NAMES, classify_failure, diff_snapshots, evaluate
+from monitor.records import FAILURE_REASONS
 from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
 
 FEATURES = ("a", "b", "c")
@@ -250,3 +254,21 @@ def test_calibrated_thresholds_replace_the_fixed_ones() -> None:
     assert ev.decision == "kept: no drift"
     ev, _ = h.run(shifted)
     assert ev.feature_psi["b"] > t["feature_psi_critical"] and ev.promoted
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (SourceTimeoutError("t"), "source_timeout"),
+        (SourceError("s"), "source_unavailable"),
+        (SchemaError("c"), "schema"),
+        (InvalidValuesError("n"), "invalid_values"),
+        (TooFewRowsError("r"), "too_few_rows"),
+        (TrainingError("k"), "training"),
+        (StoreError("io"), "store"),
+        (ZeroDivisionError(), "internal"),
+    ],
+)
+def test_every_failure_reason(exc: BaseException, reason: str) -> None:
+    assert classify_failure(exc) == reason
+    assert reason in FAILURE_REASONS
