@@ -146,3 +146,23 @@ def test_choose_k_on_a_file(tmp_path: Path) -> None:
     result = invoke("choose-k", str(path), "--k-min", "1", "--k-max", "6", "--refs", "5")
     assert result.exit_code == 0, result.output
     assert "silhouette: k=3" in result.output and "gap: k=3" in result.output
+
+
+def test_runbook_prints_the_page_and_lists_names_when_unknown() -> None:
+    page = invoke("runbook", "KMeansFeatureDrift")
+    assert page.exit_code == 0 and page.output.startswith("# KMeansFeatureDrift\n")
+    assert "## Mitigation" in page.output
+    unknown = CliRunner().invoke(main, ["runbook", "KMeansNope"])
+    assert unknown.exit_code == 2 and "KMeansFeatureDrift" in unknown.output
+
+
+def test_render_writes_then_check_finds_nothing_stale(tmp_path: Path) -> None:
+    empty = CliRunner().invoke(main, ["render", "--check", "--root", str(tmp_path)])
+    assert empty.exit_code == 1 and "stale:" in empty.output
+    written = invoke("render", "--root", str(tmp_path))
+    assert written.exit_code == 0 and "alerts/kmeans-monitor.yml" in written.output
+    assert (tmp_path / "runbooks" / "KMeansFeatureDrift.md").is_file()
+    assert invoke("render", "--check", "--root", str(tmp_path)).exit_code == 0
+    # A scaled render (as the end-to-end tests use) differs from the committed defaults.
+    invoke("render", "--root", str(tmp_path), "--time-scale", "0.1")
+    assert CliRunner().invoke(main, ["render", "--check", "--root", str(tmp_path)]).exit_code == 1
