@@ -532,3 +532,61 @@ def runbook(alertname: str) -> None:
 
     with _user_errors():
         click.echo(render_mod.runbook_markdown(alertname))
+
+
+# ------------------------------------------------------------------------ simulate
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML with features, instances and simulator options (docs/e2e.md).",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    default="127.0.0.1:9311",
+    show_default=True,
+    help="Address of the simulated service's /metrics.",
+)
+@click.option(
+    "--refresh",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between two computations of the gauges.",
+)
+def simulate(config_path: Path | None, listen: str, refresh: float) -> None:
+    """Serve simulated service telemetry on /metrics for Prometheus (one series per instance)."""
+    import signal
+    import threading
+
+    import yaml
+
+    from monitor.config import parse_listen
+    from monitor.simulator_exporter import SimulatorServer, parse_exporter_options
+
+    with _user_errors():
+        raw = None
+        if config_path is not None:
+            try:
+                raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError([f"{config_path}: {exc}"]) from exc
+        options = parse_exporter_options(raw)
+        host, port = parse_listen(listen)
+        server = SimulatorServer(options, host, port, refresh=refresh)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    click.echo(
+        f"simulated telemetry of {options.instances} instance(s), features "
+        f"{', '.join(options.features)}: {server.url}/metrics (Ctrl-C to stop)"
+    )
+    try:
+        stop.wait()
+    finally:
+        server.stop()
