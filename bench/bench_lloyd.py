@@ -6,18 +6,25 @@ BLAS pick their best kernels for this CPU)::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench lloyd
 
 Per-iteration time is the slope between a fit of ``--short`` and one of ``--long``
-iterations (tol=0, same fixed init, n_init=1), so set-up and the final E-step cancel;
-each repetition gives one slope and the median is reported. Both libraries run under
-the same ``threadpoolctl`` limit (BLAS and OpenMP), interleaved, in one process.
-Peak memory is the tracemalloc peak (numpy allocations) of one whole fit.
+iterations (tol=0, the same fixed init, n_init=1), so set-up and the final E-step
+cancel. Each measurement runs in a fresh worker process (running both libraries in one
+process made the second one's timings drift by up to 1.5x), under a ``threadpoolctl``
+limit on BLAS and OpenMP; ours and scikit-learn's workers alternate, ``--reps`` of each,
+and the table gives the medians and the median of the paired ratios. Wall time is what
+is asked for; process CPU time is printed next to it because the machine is shared:
+other processes stretch wall time but hardly this process's CPU time (with one thread
+the two agree when the machine is quiet). Peak memory is the tracemalloc peak (numpy
+allocations) of one whole fit, beyond the window itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -26,8 +33,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from monitor.core.kmeans import fit_kmeans
 
 
 def _data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> np.ndarray:
@@ -46,12 +51,33 @@ def _data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> np.ndarray:
     return X
 
 
-def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, float]:
-    """Wall and process-CPU seconds per iteration between ``short`` and ``long`` iterations.
+def _runner(lib: str, X: np.ndarray, init: np.ndarray, wm: float) -> Callable[[int], Any]:
+    k = init.shape[0]
+    if lib == "ours":
+        from monitor.core.kmeans import fit_kmeans
 
-    CPU time is the cross-check on a shared machine: other processes stretch wall time
-    but not this process's CPU time (with one thread the two agree when it is quiet).
-    """
+        def ours(max_iter: int) -> Any:
+            fit = fit_kmeans(X, k, init=init, max_iter=max_iter, tol=0.0, working_memory_mib=wm)
+            if fit.n_iter != max_iter:
+                raise RuntimeError(f"ours stopped after {fit.n_iter} < {max_iter} iterations")
+            return fit
+
+        return ours
+
+    from sklearn.cluster import KMeans
+
+    def sklearn(max_iter: int) -> Any:
+        km = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0.0, algorithm="lloyd")
+        km.fit(X)
+        if km.n_iter_ != max_iter:
+            raise RuntimeError(f"sklearn stopped after {km.n_iter_} < {max_iter} iterations")
+        return km
+
+    return sklearn
+
+
+def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, float]:
+    """Wall and process-CPU seconds per iteration between ``short`` and ``long``."""
     t0, c0 = time.perf_counter(), time.process_time()
     run(short)
     t1, c1 = time.perf_counter(), time.process_time()
@@ -61,61 +87,54 @@ def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, flo
     return ((t2 - t1) - (t1 - t0)) / span, ((c2 - c1) - (c1 - c0)) / span
 
 
-def _ours(X: np.ndarray, init: np.ndarray, wm: float) -> Callable[[int], Any]:
-    def run(max_iter: int) -> Any:
-        fit = fit_kmeans(
-            X, init.shape[0], init=init, max_iter=max_iter, tol=0.0, working_memory_mib=wm
-        )
-        if fit.n_iter != max_iter:
-            raise RuntimeError(f"ours stopped after {fit.n_iter} < {max_iter} iterations")
-        return fit
+def _worker(spec: dict[str, Any]) -> dict[str, float]:
+    """One measurement in this (fresh) process: a slope, or a peak of traced memory."""
+    from threadpoolctl import threadpool_limits
 
-    return run
-
-
-def _sklearn(X: np.ndarray, init: np.ndarray) -> Callable[[int], Any]:
-    from sklearn.cluster import KMeans
-
-    def run(max_iter: int) -> Any:
-        km = KMeans(
-            init.shape[0], init=init, n_init=1, max_iter=max_iter, tol=0.0, algorithm="lloyd"
-        )
-        km.fit(X)
-        if km.n_iter_ != max_iter:
-            raise RuntimeError(f"sklearn stopped after {km.n_iter_} < {max_iter} iterations")
-        return km
-
-    return run
+    warnings.simplefilter("ignore")  # sklearn's FutureWarnings are not the point here
+    X = _data(spec["n"], spec["d"], spec["k"], spec["dtype"])
+    init = X[: spec["k"]].copy()
+    run = _runner(spec["lib"], X, init, spec["wm"])
+    with threadpool_limits(limits=spec["threads"]):
+        if spec["what"] == "memory":
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            run(3)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            return {"peak_mib": (peak - base) / 2**20, "window_mib": X.nbytes / 2**20}
+        run(1)  # warm-up: BLAS buffers, page faults of the library's own copies
+        wall, cpu = _slope(run, spec["short"], spec["long"])
+        return {"wall": wall, "cpu": cpu}
 
 
-def _peak_mib(run: Callable[[int], Any], max_iter: int) -> float:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    run(max_iter)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return (peak - base) / 2**20
+def _spawn(spec: dict[str, Any]) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "bench", "lloyd", "--worker", json.dumps(spec)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv: list[str]) -> int:
-    """Run the benchmark and print a Markdown table."""
+    """Run the benchmark and print Markdown tables."""
     p = argparse.ArgumentParser(prog="python -m bench lloyd", description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, nargs="+", default=[200_000, 1_000_000])
     p.add_argument("--d", type=int, default=32)
     p.add_argument("--k", type=int, default=64)
     p.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--reps", type=int, default=5)
     p.add_argument("--short", type=int, default=2)
     p.add_argument("--long", type=int, default=14)
     p.add_argument("--working-memory-mib", type=float, default=64.0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return 0
 
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info
 
-    warnings.simplefilter("ignore")  # sklearn's FutureWarnings are not the point here
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"note: {var}={os.environ[var]} is set; see the docstring", file=sys.stderr)
@@ -125,53 +144,59 @@ def main(argv: list[str]) -> int:
     print(
         f"# Lloyd: d={args.d}, k={args.k}, reps={args.reps}, slope {args.short}->{args.long} "
         f"iterations, python {platform.python_version()}, numpy {np.__version__}, "
-        f"cpu count {os.cpu_count()}, libraries: {', '.join(libs)}\n"
+        f"cpu count {os.cpu_count()}, libraries: {', '.join(libs)}, "
+        f"load average at start {os.getloadavg()[0]:.2f}\n"
     )
     print(
         "| n | dtype | threads | ours s/iter | sklearn s/iter | ratio ours/sklearn "
-        "| CPU-time ratio |"
+        "| ours CPU s/iter | sklearn CPU s/iter | CPU-time ratio |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    rows = []
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = {"d": args.d, "k": args.k, "wm": args.working_memory_mib}
+    base |= {"short": args.short, "long": args.long}
+    memory = []
     for n in args.n:
         for dtype in args.dtype:
-            X = _data(n, args.d, args.k, dtype)
-            init = X[: args.k].copy()
-            ours = _ours(X, init, args.working_memory_mib)
-            sk = _sklearn(X, init)
             for t in args.threads:
-                with threadpool_limits(limits=t):
-                    ours(1), sk(1)  # warm up (BLAS threads, caches)
-                    so, ss, ratios, cpu_ratios = [], [], [], []
-                    for _ in range(args.reps):
-                        a, ac = _slope(ours, args.short, args.long)
-                        b, bc = _slope(sk, args.short, args.long)
-                        so.append(a)
-                        ss.append(b)
-                        ratios.append(a / b)
-                        cpu_ratios.append(ac / bc)
-                mo, ms, mr, mc = (statistics.median(v) for v in (so, ss, ratios, cpu_ratios))
+                spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "slope"}
+                res: dict[str, list[dict[str, float]]] = {"ours": [], "sklearn": []}
+                for _ in range(args.reps):
+                    for lib in res:
+                        res[lib].append(_spawn(spec | {"lib": lib}))
+                med = {
+                    (lib, key): statistics.median(r[key] for r in rs)
+                    for lib, rs in res.items()
+                    for key in ("wall", "cpu")
+                }
+                ratio = {
+                    key: statistics.median(
+                        a[key] / b[key] for a, b in zip(res["ours"], res["sklearn"], strict=True)
+                    )
+                    for key in ("wall", "cpu")
+                }
                 print(
-                    f"| {n:,} | {dtype} | {t} | {mo:.4f} | {ms:.4f} | {mr:.2f} | {mc:.2f} |",
+                    f"| {n:,} | {dtype} | {t} | {med['ours', 'wall']:.4f} "
+                    f"| {med['sklearn', 'wall']:.4f} | {ratio['wall']:.2f} "
+                    f"| {med['ours', 'cpu']:.4f} | {med['sklearn', 'cpu']:.4f} "
+                    f"| {ratio['cpu']:.2f} |",
                     flush=True,
                 )
-                rows.append((n, dtype, t, mo, ms, mr))
             if not args.no_memory:
-                with threadpool_limits(limits=1):
-                    po = _peak_mib(ours, 3)
-                    ps = _peak_mib(sk, 3)
-                rows.append((n, dtype, "mem", po, ps, X.nbytes / 2**20))
-            del X
-    if not args.no_memory:
+                spec = base | {"n": n, "dtype": dtype, "threads": 1, "what": "memory"}
+                mem = {lib: _spawn(spec | {"lib": lib}) for lib in ("ours", "sklearn")}
+                memory.append((n, dtype, mem))
+    if memory:
         print(
             f"\nPeak traced memory of one fit (3 iterations, working_memory_mib="
             f"{args.working_memory_mib}), beyond the window itself:\n"
         )
         print("| n | dtype | window MiB | ours peak MiB | sklearn peak MiB |")
         print("|---:|---|---:|---:|---:|")
-        for n, dtype, kind, po, ps, win in rows:
-            if kind == "mem":
-                print(f"| {n:,} | {dtype} | {win:.0f} | {po:.0f} | {ps:.0f} |")
+        for n, dtype, mem in memory:
+            print(
+                f"| {n:,} | {dtype} | {mem['ours']['window_mib']:.0f} "
+                f"| {mem['ours']['peak_mib']:.0f} | {mem['sklearn']['peak_mib']:.0f} |"
+            )
     return 0
 
 

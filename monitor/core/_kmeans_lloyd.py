@@ -143,11 +143,13 @@ class _Blocks:
         Gt[...] = self.fill[:, None]
         return self.gemm(-2.0, self.C, Xs, beta=1.0, c=Gt, overwrite_c=1).T
 
-    def nearest(self, s: slice) -> tuple[Int64, Float]:
+    def nearest(self, s: slice, *, with_min: bool = True) -> tuple[Int64, Float | None]:
         """Index of the smallest G of each row of ``s`` (lowest on ties) and that G."""
         G = self.block(s)
         if not self.vertical:
             lab = G.argmin(axis=1)
+            if not with_min:
+                return lab, None
             return lab, np.take_along_axis(G, lab[:, None], axis=1)[:, 0]
         GT = G.T  # (k, m), C-contiguous
         low = np.minimum.reduce(GT, axis=0)
@@ -180,6 +182,7 @@ def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[I
     sq = np.empty(data.n, dtype=data.X.dtype)
     for s in blocks.slices():
         lab, g = blocks.nearest(s)
+        assert g is not None
         labels[s] = lab
         sq[s] = blocks.to_sq_dist(s, g)
     return labels, sq
@@ -368,23 +371,54 @@ class _LloydResult:
     n_relocated: int
 
 
-def _accumulate(data: _Data, blocks: _Blocks, labels: Int64) -> tuple[F64, F64]:
-    """One E-step into ``labels`` and the weighted sums of each cluster (M-step input)."""
+def _accumulate(
+    data: _Data,
+    blocks: _Blocks,
+    labels: Int64,
+    prev: Int64,
+    sums: F64,
+    wsum: F64,
+    *,
+    full: bool,
+) -> None:
+    """One E-step into ``labels``; brings the per-cluster sums and weights up to date.
+
+    ``sums`` (k, d) holds the weighted sums of the clusters of ``prev``. With ``full``
+    they are recomputed; otherwise only the rows whose label changed move their weight
+    from the old cluster to the new one, which after the first iterations is a small
+    fraction of the window. ``wsum`` is always recomputed (a cheap bincount), so that an
+    empty cluster has exactly zero weight. Sums are float64 across chunks.
+    """
     k = blocks.C.shape[0]
-    d = data.X.shape[1]
-    sums = np.zeros((k, d))
-    wsum = np.zeros(k)
+    if full:
+        sums[...] = 0.0
+    wsum[...] = 0.0
     for s in blocks.slices():
-        lab = blocks.nearest(s)[0]
+        lab = blocks.nearest(s, with_min=False)[0]
         labels[s] = lab
-        m = lab.shape[0]
         we = data.w_eff(s)
-        # (k, m) one-hot matrix in CSC form: one product sums each cluster's rows, in
-        # X's dtype within the chunk and in float64 across chunks.
-        onehot = sparse.csc_array((we, lab, np.arange(m + 1)), shape=(k, m))
-        sums += onehot @ data.X[s]
         wsum += np.bincount(lab, weights=we, minlength=k)
-    return sums, wsum
+        if full:
+            # (k, m) one-hot matrix in CSC form: one product sums each cluster's rows.
+            onehot = sparse.csc_array(
+                (we, lab, np.arange(lab.shape[0] + 1)), shape=(k, lab.shape[0])
+            )
+            sums += onehot @ data.X[s]
+            continue
+        old = prev[s]
+        moved = np.flatnonzero(lab != old)
+        if moved.size == 0:
+            continue
+        nm = moved.size
+        wm = we[moved]
+        rows = np.empty(2 * nm, dtype=np.int64)
+        rows[0::2] = lab[moved]
+        rows[1::2] = old[moved]
+        vals = np.empty(2 * nm, dtype=we.dtype)
+        vals[0::2] = wm
+        vals[1::2] = -wm
+        delta = sparse.csc_array((vals, rows, np.arange(0, 2 * nm + 1, 2)), shape=(k, nm))
+        sums += delta @ data.X[s][moved]
 
 
 def _relocate_empty(
@@ -448,11 +482,17 @@ def _lloyd(data: _Data, centers_init: Float, *, max_iter: int, tol: float) -> _L
     converged = False
     n_relocated = 0
     n_iter = 0
+    sums = np.zeros((centers.shape[0], data.X.shape[1]))
+    wsum = np.zeros(centers.shape[0])
+    full = True
     for i in range(max_iter):
         n_iter = i + 1
         blocks = _Blocks(data, centers)
-        sums, wsum = _accumulate(data, blocks, labels)
-        n_relocated += _relocate_empty(data, centers, labels, sums, wsum)
+        _accumulate(data, blocks, labels, labels_old, sums, wsum, full=full)
+        moved = _relocate_empty(data, centers, labels, sums, wsum)
+        n_relocated += moved
+        # Relocation edits the sums without relabelling: start afresh next time.
+        full = moved > 0
         new = _update_centers(data, sums, wsum, centers)
         diff = new.astype(np.float64) - centers
         shift = float(np.einsum("ij,ij->", diff, diff))
