@@ -64,7 +64,7 @@ class ThresholdSettings:
     silhouette_drop: float = 0.15
     outlier_ratio: float = 0.05
     outlier_quantile: float = 0.99
-    calibration_refits: int = 20  # warm-started refits to calibrate centroid drift
+    calibration_refits: int = 5  # warm-started refits: centroid drift, and the model optimism
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,6 @@ def score(
     """Every SLI of the core for ``snapshot`` on the scaled window ``Xs``."""
     k = snapshot.k
     labels, sq = assign_labels(Xs, snapshot.centers, working_memory_mib=working_memory_mib)
-    dist = np.sqrt(sq)
     sizes = quality.cluster_sizes(labels, k)
     sil = quality.silhouette_sampled(
         Xs,
@@ -220,7 +219,7 @@ def score(
     )
     psi = drift.psi(snapshot.bins, Xs)
     label = drift.label_drift(snapshot.reference_shares, labels, k)
-    out = outliers.outlier_rate(snapshot.outliers, dist, labels)
+    out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = snapshot.thresholds.get("feature_psi_warning", np.inf)
     slis = {
         "silhouette": sil.score,
@@ -309,11 +308,10 @@ def train_reference(
         raise TrainingError(f"model {model.name!r}: training failed: {exc}") from exc
     k = fit.centers.shape[0]
     labels, sq = assign_labels(Xs, fit.centers, working_memory_mib=working_memory_mib)
-    dist = np.sqrt(sq)
     sizes = quality.cluster_sizes(labels, k)
     bins = drift.fit_reference_bins(Xs, n_bins=t.psi_bins)
     thr_cfg = model.thresholds
-    outl = outliers.fit_outlier_thresholds(dist, labels, k, quantile=thr_cfg.outlier_quantile)
+    outl = outliers.fit_outlier_thresholds(sq, labels, k, quantile=thr_cfg.outlier_quantile)
     rng = np.random.default_rng(seed)
     take = rng.choice(X.shape[0], min(SAMPLE_ROWS, X.shape[0]), replace=False)
     provisional = Snapshot(
@@ -368,28 +366,8 @@ def train_reference(
             random_state=seed,
             working_memory_mib=working_memory_mib,
         )
-        thresholds.update(_calibrated(cal.thresholds, thresholds))
+        thresholds.update(calibration.as_thresholds(cal, thresholds))
     return replace(provisional, thresholds=thresholds, slis=own.slis)
-
-
-def _calibrated(cal: Mapping[str, float], fixed: Mapping[str, float]) -> dict[str, float]:
-    """Calibrated thresholds under the names the daemon exports.
-
-    The calibrated largest-feature PSI is where no-change windows alarm at the target
-    rate: it becomes the warning level; the critical level stays the fixed one unless
-    that is lower. The silhouette floor stays relative to the reference's own score
-    (calibration covers the simplified silhouette, not the sampled exact one).
-    """
-    out: dict[str, float] = {}
-    if "feature_psi" in cal:
-        out["feature_psi_warning"] = cal["feature_psi"]
-        out["feature_psi_critical"] = max(fixed["feature_psi_critical"], cal["feature_psi"])
-    for name in ("label_psi", "outlier_ratio"):
-        if name in cal:
-            out[name] = cal[name]
-    if "centroid_drift_max" in cal:
-        out["centroid_drift"] = cal["centroid_drift_max"]
-    return out
 
 
 def _train_candidate(
