@@ -7,8 +7,8 @@ BLAS pick their best kernels for this CPU)::
 
 Per-iteration time is the slope between a fit of ``--short`` and one of ``--long``
 iterations (tol=0, the same fixed init, n_init=1), so set-up and the final E-step
-cancel. Each measurement runs in a fresh worker process (running both libraries in one
-process made the second one's timings drift by up to 1.5x), under a ``threadpoolctl``
+cancel. Each measurement runs in a fresh worker process (in one shared process
+scikit-learn's timings shifted by up to 1.5x), under a ``threadpoolctl``
 limit on BLAS and OpenMP; ours and scikit-learn's workers alternate, ``--reps`` of each,
 and the table gives the medians and the median of the paired ratios. Wall time is what
 is asked for; process CPU time is printed next to it because the machine is shared:
