@@ -1,7 +1,7 @@
 # Every target the README names. `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
 
-.PHONY: demo test lint bench render
+.PHONY: demo test lint bench render e2e
 
 demo:
 	$(PYTHON) -m pip install -q . && kmeans-monitor demo
@@ -24,3 +24,9 @@ bench:
 
 render:
 	kmeans-monitor render
+
+# The end-to-end suite alone: real Prometheus, Alertmanager, the simulated-telemetry
+# exporter and the daemon on 127.0.0.1 (docs/e2e.md). `make test` runs it too.
+e2e:
+	./scripts/install-test-deps
+	$(PYTHON) -m pytest tests/e2e
