@@ -316,13 +316,17 @@ def _kmeans_plusplus(
     for s in blocks.slices():
         closest[s] = blocks.to_sq_dist(s, blocks.block(s)[:, 0])
 
+    # Keep every candidate's new D^2 when the (n, trials) array fits the budget, which
+    # saves a second pass over the window for the chosen one.
+    kept: Float | None = None
+    if data.n * n_local_trials * data.X.itemsize <= data.working_memory_mib * 2**20:
+        kept = np.empty((data.n, n_local_trials), dtype=data.X.dtype)
     for c in range(1, n_clusters):
         cum = np.cumsum(canon.w * closest.take(canon.order), dtype=np.float64)
         if not cum[-1] > 0.0:
             # Every positive-weight row sits on a centre: fewer distinct rows than
-            # clusters. The remaining centres repeat rows drawn by weight.
-            cand = _sample_cdf(cum_w, rng.random(1), canon.order)
-            best = int(cand[0])
+            # clusters. The remaining centres repeat rows drawn by weight (D^2 stays 0).
+            best = int(_sample_cdf(cum_w, rng.random(1), canon.order)[0])
         else:
             cand = _sample_cdf(cum, rng.random(n_local_trials), canon.order)
             blocks = _Blocks(data, _centre_rows(data, cand))
@@ -331,13 +335,19 @@ def _kmeans_plusplus(
                 d2 = blocks.to_sq_dist(s, blocks.block(s), clip=False)
                 np.minimum(d2, closest[s, None], out=d2)
                 pots += data.w[s] @ d2  # per chunk in X's dtype, float64 across chunks
-            best = int(cand[int(np.argmin(pots))])
+                if kept is not None:
+                    kept[s] = d2
+            j = int(np.argmin(pots))
+            best = int(cand[j])
+            if kept is not None:
+                np.maximum(kept[:, j], 0.0, out=closest)
+            else:
+                # Same candidate block as above, so the same rounding as ``kept``.
+                for s in blocks.slices():
+                    d2 = blocks.to_sq_dist(s, blocks.block(s)[:, j])
+                    np.minimum(closest[s], d2, out=closest[s])
         indices[c] = best
         centers[c] = _centre_rows(data, np.array([best]))[0]
-        blocks = _Blocks(data, centers[c : c + 1])
-        for s in blocks.slices():
-            d2 = blocks.to_sq_dist(s, blocks.block(s)[:, 0])
-            np.minimum(closest[s], d2, out=closest[s])
     return centers, indices
 
 

@@ -164,6 +164,18 @@ def test_kmeans_plusplus_invariant_to_row_order_and_repetition() -> None:
     np.testing.assert_array_equal(c3, c4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kmeans_plusplus_same_centres_whatever_the_budget(dtype: type) -> None:
+    # A large budget keeps every candidate's D^2; a tiny one recomputes the chosen
+    # one chunk by chunk. Both must pick exactly the same rows.
+    X = _blobs(n=400, k=6, d=4, seed=2, std=2.0)[0].astype(dtype)
+    a = fit_kmeans(X, 6, random_state=3, max_iter=1, working_memory_mib=64.0)
+    b = fit_kmeans(X, 6, random_state=3, max_iter=1, working_memory_mib=0.001)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(a.centers, b.centers, rtol=rtol, atol=rtol)
+
+
 # --------------------------------------------------------------------------- vs sklearn
 
 
