@@ -87,6 +87,23 @@ def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, flo
     return ((t2 - t1) - (t1 - t0)) / span, ((c2 - c1) - (c1 - c0)) / span
 
 
+def _seeding(lib: str, X: np.ndarray, k: int) -> dict[str, float]:
+    """Wall and CPU seconds of one k-means++ seeding (after one untimed call)."""
+    seed: Callable[..., Any]
+    if lib == "ours":
+        from monitor.core.kmeans import kmeans_plusplus
+
+        seed = kmeans_plusplus
+    else:
+        from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
+
+        seed = sk_kmeans_plusplus
+    seed(X, k, random_state=0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    seed(X, k, random_state=1)
+    return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+
+
 def _worker(spec: dict[str, Any]) -> dict[str, float]:
     """One measurement in this (fresh) process: a slope, or a peak of traced memory."""
     from threadpoolctl import threadpool_limits
@@ -103,6 +120,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, float]:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
             return {"peak_mib": (peak - base) / 2**20, "window_mib": X.nbytes / 2**20}
+        if spec["what"] == "seeding":
+            return _seeding(spec["lib"], X, spec["k"])
         run(1)  # warm-up: BLAS buffers, page faults of the library's own copies
         wall, cpu = _slope(run, spec["short"], spec["long"])
         return {"wall": wall, "cpu": cpu}
@@ -127,6 +146,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--long", type=int, default=14)
     p.add_argument("--working-memory-mib", type=float, default=64.0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
+    p.add_argument("--seeding", action="store_true", help="also time k-means++ seeding")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -155,9 +175,17 @@ def main(argv: list[str]) -> int:
     base = {"d": args.d, "k": args.k, "wm": args.working_memory_mib}
     base |= {"short": args.short, "long": args.long}
     memory = []
+    seeding = []
     for n in args.n:
         for dtype in args.dtype:
             for t in args.threads:
+                if args.seeding:
+                    spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "seeding"}
+                    res_s: dict[str, list[dict[str, float]]] = {"ours": [], "sklearn": []}
+                    for _ in range(args.reps):
+                        for lib in res_s:
+                            res_s[lib].append(_spawn(spec | {"lib": lib}))
+                    seeding.append((n, dtype, t, res_s))
                 spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "slope"}
                 res: dict[str, list[dict[str, float]]] = {"ours": [], "sklearn": []}
                 for _ in range(args.reps):
@@ -185,6 +213,22 @@ def main(argv: list[str]) -> int:
                 spec = base | {"n": n, "dtype": dtype, "threads": 1, "what": "memory"}
                 mem = {lib: _spawn(spec | {"lib": lib}) for lib in ("ours", "sklearn")}
                 memory.append((n, dtype, mem))
+    if seeding:
+        print("\nk-means++ seeding (greedy, 2 + int(ln k) trials), seconds per call:\n")
+        print("| n | dtype | threads | ours s | sklearn s | ratio | CPU-time ratio |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
+        for n, dtype, t, res_s in seeding:
+            m = {lib: statistics.median(r["wall"] for r in rs) for lib, rs in res_s.items()}
+            r_wall, r_cpu = (
+                statistics.median(
+                    a[key] / b[key] for a, b in zip(res_s["ours"], res_s["sklearn"], strict=True)
+                )
+                for key in ("wall", "cpu")
+            )
+            print(
+                f"| {n:,} | {dtype} | {t} | {m['ours']:.3f} | {m['sklearn']:.3f} "
+                f"| {r_wall:.2f} | {r_cpu:.2f} |"
+            )
     if memory:
         print(
             f"\nPeak traced memory of one fit (3 iterations, working_memory_mib="
