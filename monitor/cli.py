@@ -59,6 +59,14 @@ def _user_errors() -> Iterator[None]:
         sys.exit(2)
 
 
+def _limit_blas(settings: Settings) -> None:
+    """Apply daemon.blas_threads to this process's BLAS and OpenMP pools."""
+    if settings.daemon.blas_threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=settings.daemon.blas_threads)
+
+
 def _settings(
     config_path: Path | None, *, listen: str | None = None, state_dir: Path | None = None
 ) -> Settings:
@@ -97,6 +105,7 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
 
     with _user_errors():
         settings = _settings(config_path, listen=listen, state_dir=state_dir)
+        _limit_blas(settings)
         daemon = Daemon(build_app(settings))
     daemon.serve_forever()
 
@@ -147,6 +156,7 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     with _user_errors():
         settings = load(None, raw=raw, overrides={"listen": listen, "state_dir": str(state_dir)})
+        _limit_blas(settings)
         app = build_app(settings)
         daemon = Daemon(app)
     t0 = time.monotonic()
@@ -199,6 +209,7 @@ def evaluate(
         names = list(models) or [m.name for m in settings.models]
         for name in names:
             settings.model(name)
+        _limit_blas(settings)
         app = build_app(settings)
     results = []
     try:

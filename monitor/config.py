@@ -130,6 +130,7 @@ class DaemonSettings:
     working_memory_mib: float = 64.0
     max_clusters: int = 128
     max_workers: int = 2
+    blas_threads: int = 1  # BLAS threads per process (0: leave the library's default)
     pushgateway: str | None = None
     log_level: str = "INFO"
 
@@ -299,6 +300,7 @@ def _parse_daemon(r: _Reader) -> DaemonSettings:
         working_memory_mib=r.get("working_memory_mib", d.working_memory_mib, _float(1.0, 1e6)),
         max_clusters=r.get("max_clusters", d.max_clusters, _int(2, 4096)),
         max_workers=r.get("max_workers", d.max_workers, _int(1, 64)),
+        blas_threads=r.get("blas_threads", d.blas_threads, _int(0, 256)),
         pushgateway=r.get("pushgateway", d.pushgateway, _str),
         log_level=r.get("log_level", d.log_level, _choice(("DEBUG", "INFO", "WARNING", "ERROR"))),
     )

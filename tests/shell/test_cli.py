@@ -166,3 +166,26 @@ def test_render_writes_then_check_finds_nothing_stale(tmp_path: Path) -> None:
     # A scaled render (as the end-to-end tests use) differs from the committed defaults.
     invoke("render", "--root", str(tmp_path), "--time-scale", "0.1")
     assert CliRunner().invoke(main, ["render", "--check", "--root", str(tmp_path)]).exit_code == 1
+
+
+def test_blas_threads_limits_the_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from threadpoolctl import threadpool_info\n"
+        "from monitor.cli import _limit_blas\n"
+        "from tests.shell.test_config import minimal\n"
+        "from monitor.config import parse\n"
+        "raw = minimal(); raw['daemon'] = {'blas_threads': 1}\n"
+        "_limit_blas(parse(raw))\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info()}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "2"},
+    )
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr
