@@ -71,6 +71,7 @@ class Scenario:
     severity: str
     events: tuple[Mapping[str, Any], ...]
     seed: int
+    description: str  # a regular expression the alert's description must match
     labels: Mapping[str, str] = field(default_factory=dict)  # other labels the alert must carry
     interval: float = INTERVAL
     source: str = "synthetic"
@@ -93,6 +94,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("mean_shift", cluster=1, magnitude=4),),
         seed=2,
+        description=r"^A centroid of model mean-shift on \S+ is [0-9.e+]+ scaled units .*"
+        r"\(threshold 0\.5\)\.$",
     ),
     Scenario(
         "new-cluster",
@@ -101,6 +104,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("new_cluster", share=0.2),),
         seed=3,
+        description=r"^[0-9.]+% of the latest window of model new-cluster .* more than the "
+        r"allowed 5%\.$",
     ),
     Scenario(
         "vanish",
@@ -109,6 +114,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("vanish", cluster=2),),
         seed=4,
+        # One regime of four vanished: exactly one of the four clusters is empty.
+        description=r"^1 of the 4 clusters of model vanish on \S+ received no point",
     ),
     Scenario(
         "unit-change",
@@ -117,6 +124,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "critical",
         (_at("unit_change", feature="rps", factor=1000),),
         seed=5,
+        description=r"^Feature rps of model unit-change on \S+ has PSI [0-9.]+ .* "
+        r"significant-shift threshold 0\.25\.$",
         labels={"feature": "rps"},
     ),
     Scenario(
@@ -126,6 +135,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("nan_burst", ratio=0.05, duration=120),),
         seed=6,
+        # NaN fails the runs for that reason and no other.
+        description=r"by reason: invalid_values=[0-9]+\.$",
         # KMeansEvaluationStale (critical) inhibits KMeansRunsFailing one interval after
         # the ticket's condition starts; the ticket gets through in that interval, less the
         # scrape lag (<= 1 s) and group_wait (1 s). 5 s leaves room on a loaded machine.
@@ -138,6 +149,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "critical",
         (_at("outage", duration=120),),
         seed=7,
+        description=r"^Model outage on \S+ last completed a successful run .* more than twice "
+        r"its schedule interval of 3s;",
     ),
     Scenario(
         "prometheus-loop",
@@ -147,6 +160,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         "critical",
         (),  # the event is scheduled in the exporter (exporter_config)
         seed=21,
+        description=r"^5 of the 5 features of model prometheus-loop on \S+ have PSI above "
+        r"the significant-shift threshold:",
         source="prometheus",
     ),
 )
@@ -214,9 +229,8 @@ def _model(name: str, interval: float, source: Mapping[str, Any], k: int = 4) ->
         "k": k,
         "window": f"{WINDOW:g}s",
         "schedule": {"interval": f"{interval:g}s"},
-        # on-drift would retrain on the first drifting window and silence the drift it
-        # detected before any `for:` elapses; manual keeps the live model and leaves the
-        # candidate for a person, which is where alerts are the interface.
+        # The default, said explicitly: under on-drift the first drifting runs promote and
+        # the drift is gone before a `for:` elapses (docs/decisions.md; ON_DRIFT shows it).
         "retrain": "manual",
         # On a bucket boundary of kmeans_run_duration_seconds: the default (half the
         # interval, 1.5 s) falls inside the 1-2.5 s bucket, where histogram_quantile's

@@ -53,6 +53,14 @@ def test_the_expected_alert_reaches_the_receiver_of_its_severity(
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)
+def test_the_description_says_what_happened(e2e_run: RunRecord, scenario: Scenario) -> None:
+    alert = first_match(e2e_run.alerts, scenario)
+    assert alert is not None, e2e_run.explain()
+    description = " ".join(alert.annotations["description"].split())
+    assert re.search(scenario.description, description), description
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)
 def test_the_runbook_link_answers_with_the_runbook(e2e_run: RunRecord, scenario: Scenario) -> None:
     alert = first_match(e2e_run.alerts, scenario)
     assert alert is not None, e2e_run.explain()
