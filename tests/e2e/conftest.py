@@ -52,8 +52,9 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
     lines.append(
         f"\nstationary: {st['windows']} windows over {st['seconds_watched']:.0f} s, "
         f"{len(st['notifications'])} notifications, "
-        f"{len(st['alerts_pending_or_firing'])} alerts pending or firing "
-        f"{st['alerts_pending_or_firing'] or ''}, {st['failed_runs']} failed runs"
+        f"{len(st['alerts_pending_or_firing'])} alerts pending or firing"
+        f"{' ' + str(st['alerts_pending_or_firing']) if st['alerts_pending_or_firing'] else ''}, "
+        f"{st['failed_runs']} failed runs"
     )
     for s in SCENARIOS:
         f = figures["scenarios"][s.model]
