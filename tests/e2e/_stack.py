@@ -409,8 +409,9 @@ def _run(
     )
     alertmanager = services.alertmanager(am_file)
 
-    # The exporter's events count from its own origin; the shift lands at about the time
-    # the synthetic events do (checked below: after the model's reference was trained).
+    # The exporter's events count from its own origin, about one WINDOW (the fill below)
+    # and a few seconds of start-ups before T0; 10 s of slack keeps its shift after the
+    # loop model's reference on a slow machine (a test checks that it is).
     exporter_origin = time.time()
     prom_inject_after = WINDOW + 10.0 + INJECT_AFTER
     sim_file = workdir / "simulator.yml"
