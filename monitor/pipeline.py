@@ -547,8 +547,15 @@ def evaluate(
             decision = "drift awaits manual approval: " + ", ".join(why)
     candidate_version: int | None = None
     result_snapshot = live
-    store_pending = policy == "manual" and candidate_ok and bool(why)
-    if promote or store_pending:
+    pending: list[int] = []
+    if policy == "manual" and candidate_ok and why:
+        with phases.phase("load"):
+            pending = [v for v in store.versions(model.name) if v > live.version]
+        if pending:
+            # One pending version at a time: do not train a reference only to drop it.
+            candidate_version = pending[-1]
+            decision += f"; candidate v{pending[-1]} already awaits approval"
+    if promote or (policy == "manual" and candidate_ok and why and not pending):
         with phases.phase("train"):
             raw_centers = scaling.inverse_transform(live.scaler, cand_centers)
             new = train_reference(
@@ -563,21 +570,16 @@ def evaluate(
                 parent=live,
             )
         with phases.phase("store"):
-            pending = [v for v in store.versions(model.name) if v > live.version]
-            if promote or not pending:
-                new = store.save(new)
-                candidate_version = new.version
-                if promote:
-                    store.set_live(model.name, new.version)
-                    result_snapshot = new
-                else:
-                    decision += (
-                        f"; candidate v{new.version} stored: approve with "
-                        f"`kmeans-monitor snapshots rollback {model.name} --to {new.version}`"
-                    )
+            new = store.save(new)
+            candidate_version = new.version
+            if promote:
+                store.set_live(model.name, new.version)
+                result_snapshot = new
             else:
-                candidate_version = pending[-1]
-                decision += f"; candidate v{pending[-1]} already awaits approval"
+                decision += (
+                    f"; candidate v{new.version} stored: approve with "
+                    f"`kmeans-monitor snapshots rollback {model.name} --to {new.version}`"
+                )
     evaluation = _evaluation(
         model,
         window,

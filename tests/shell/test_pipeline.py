@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from monitor import pipeline
 from monitor.config import ModelSettings, parse
 from monitor.errors import (
     InvalidValuesError,
@@ -112,16 +113,22 @@ def test_a_shift_is_measured_and_promoted_on_drift() -> None:
     assert ev2.slis["centroid_drift_max"] < 0.2
 
 
-def test_manual_policy_stores_one_pending_candidate() -> None:
+def test_manual_policy_stores_one_pending_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     h = Harness(model(retrain="manual"))
     h.run(steady)
     ev, snap = h.run(shifted)
     assert not ev.promoted and snap.version == 1
     assert ev.candidate_version == 2 and "snapshots rollback m --to 2" in ev.decision
     assert h.store.versions("m") == [1, 2] and h.store.live_version("m") == 1
+    trained = []
+    original = pipeline.train_reference
+    monkeypatch.setattr(
+        pipeline, "train_reference", lambda *a, **k: trained.append(1) or original(*a, **k)
+    )
     ev, _ = h.run(shifted)
-    assert h.store.versions("m") == [1, 2]
+    assert h.store.versions("m") == [1, 2] and ev.candidate_version == 2
     assert "already awaits approval" in ev.decision
+    assert trained == []  # no reference is trained only to be dropped
 
 
 def test_scheduled_policy_waits_for_retrain_every() -> None:
