@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._kmeans_lloyd import (
     _assign,
     _canonical,
@@ -67,11 +67,17 @@ def _check_enough_samples(X: NDArray[Any], n_clusters: int) -> None:
 
 
 def _check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
-    zero = ~np.any(X != 0, axis=1)
-    if zero.any():
+    n_zero, first = 0, -1
+    step = chunk_rows(X.shape[0], X.shape[1], DEFAULT_WORKING_MEMORY_MIB)
+    for s in iter_slices(X.shape[0], step):
+        zero = np.flatnonzero(~np.any(X[s] != 0, axis=1))
+        if zero.size and first < 0:
+            first = s.start + int(zero[0])
+        n_zero += zero.size
+    if n_zero:
         raise InvalidInputError(
-            f"{name} has {int(zero.sum())} row(s) of zero norm (the first at row "
-            f"{int(np.argmax(zero))}); the cosine metric needs non-zero rows."
+            f"{name} has {n_zero} row(s) of zero norm (the first at row {first}); "
+            f"the cosine metric needs non-zero rows."
         )
 
 
