@@ -8,13 +8,15 @@ BLAS pick their best kernels for this CPU)::
 Per-iteration time is the slope between a fit of ``--short`` and one of ``--long``
 iterations (tol=0, the same fixed init, n_init=1), so set-up and the final E-step
 cancel. Each measurement runs in a fresh worker process (in one shared process
-scikit-learn's timings shifted by up to 1.5x), under a ``threadpoolctl``
-limit on BLAS and OpenMP; ours and scikit-learn's workers alternate, ``--reps`` of each,
-and the table gives the medians and the median of the paired ratios. Wall time is what
-is asked for; process CPU time is printed next to it because the machine is shared:
-other processes stretch wall time but hardly this process's CPU time (with one thread
-the two agree when the machine is quiet). Peak memory is the tracemalloc peak (numpy
-allocations) of one whole fit, beyond the window itself.
+scikit-learn's timings shifted by up to 1.5x). Threads: scikit-learn runs ``--threads``
+OpenMP threads under a ``threadpoolctl`` limit (and runs BLAS on one thread inside them
+itself); ours runs ``n_threads=--threads`` threads of its own over chunks with BLAS
+limited to one thread, as its documentation asks. Ours and scikit-learn's workers
+alternate, ``--reps`` of each, and the table gives the medians and the median of the
+paired ratios. Wall time is what is asked for; process CPU time is printed next to it
+because the machine is shared: other processes stretch wall time but hardly this
+process's CPU time (with one thread the two agree when the machine is quiet). Peak
+memory is the tracemalloc peak (numpy allocations) of one whole fit, beyond the window.
 """
 
 from __future__ import annotations
@@ -51,13 +53,23 @@ def _data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> np.ndarray:
     return X
 
 
-def _runner(lib: str, X: np.ndarray, init: np.ndarray, wm: float) -> Callable[[int], Any]:
+def _runner(
+    lib: str, X: np.ndarray, init: np.ndarray, wm: float, threads: int
+) -> Callable[[int], Any]:
     k = init.shape[0]
     if lib == "ours":
         from monitor.core.kmeans import fit_kmeans
 
         def ours(max_iter: int) -> Any:
-            fit = fit_kmeans(X, k, init=init, max_iter=max_iter, tol=0.0, working_memory_mib=wm)
+            fit = fit_kmeans(
+                X,
+                k,
+                init=init,
+                max_iter=max_iter,
+                tol=0.0,
+                working_memory_mib=wm,
+                n_threads=threads,
+            )
             if fit.n_iter != max_iter:
                 raise RuntimeError(f"ours stopped after {fit.n_iter} < {max_iter} iterations")
             return fit
@@ -111,8 +123,11 @@ def _worker(spec: dict[str, Any]) -> dict[str, float]:
     warnings.simplefilter("ignore")  # sklearn's FutureWarnings are not the point here
     X = _data(spec["n"], spec["d"], spec["k"], spec["dtype"])
     init = X[: spec["k"]].copy()
-    run = _runner(spec["lib"], X, init, spec["wm"])
-    with threadpool_limits(limits=spec["threads"]):
+    run = _runner(spec["lib"], X, init, spec["wm"], spec["threads"])
+    # Ours runs its own threads over chunks with BLAS on one thread (as its docs ask);
+    # scikit-learn runs OpenMP threads (and limits BLAS to one inside them itself).
+    limit = 1 if spec["lib"] == "ours" else spec["threads"]
+    with threadpool_limits(limits=limit):
         if spec["what"] == "memory":
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]

@@ -38,6 +38,7 @@ COSINE_EXPECTED = {
         (KMeans(n_clusters=2, n_init=2, max_iter=5), {}),
         (KMeans(), {}),
         (KMeans(n_clusters=3, metric="cosine"), COSINE_EXPECTED),
+        (KMeans(n_clusters=3, n_threads=2, working_memory_mib=0.01), {}),
         (MiniBatchKMeans(n_clusters=2, max_iter=5, batch_size=10), {}),
     ],
     ids=lambda p: repr(p) if not isinstance(p, dict) else "",

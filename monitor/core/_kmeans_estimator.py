@@ -214,18 +214,24 @@ class _KMeansBase:
             owner=type(self).__name__,
         )
 
+    def _threads(self) -> int:
+        return 1
+
+    def _data_for(self, Xa: NDArray[np.floating[Any]]) -> Any:
+        return _prepare(
+            Xa,
+            np.ones(0, dtype=Xa.dtype),
+            cosine=self.metric == "cosine",
+            k=self.cluster_centers_.shape[0],
+            working_memory_mib=self._wm(),
+            n_threads=self._threads(),
+        )
+
     def _labels_sq(
         self, Xa: NDArray[np.floating[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        data = _prepare(
-            Xa,
-            np.ones(0, dtype=Xa.dtype),
-            cosine=self.metric == "cosine",
-            k=C.shape[0],
-            working_memory_mib=self._wm(),
-        )
-        return _assign(data, C)
+        return _assign(self._data_for(Xa), C)
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -241,17 +247,13 @@ class _KMeansBase:
         """
         Xa = self._check_test_X(X)
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        data = _prepare(
-            Xa,
-            np.ones(0, dtype=Xa.dtype),
-            cosine=self.metric == "cosine",
-            k=C.shape[0],
-            working_memory_mib=self._wm(),
-        )
-        blocks = _Blocks(data, C)
+        blocks = _Blocks(self._data_for(Xa), C)
         out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
-        for s in iter_slices(data.n, blocks.chunk):
+
+        def distances(s: slice) -> None:
             out[s] = np.sqrt(blocks.to_sq_dist(s, blocks.block(s)))
+
+        blocks.map(distances)
         return out
 
     def fit_predict(
@@ -284,7 +286,8 @@ class _KMeansBase:
 class KMeans(_KMeansBase):
     """k-means clustering (k-means++ seeding, chunked Lloyd) with the scikit-learn API.
 
-    Parameters are those of ``monitor.core.kmeans.fit_kmeans``; ``n_init="auto"`` is
+    Parameters are those of ``monitor.core.kmeans.fit_kmeans`` (``n_threads`` also
+    for predict, transform and score); ``n_init="auto"`` is
     1 run for k-means++ or an array init and 10 for random. Fitted attributes:
     ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``, ``n_features_in_``,
     ``converged_``, ``n_relocated_``, ``n_distinct_points_`` and ``fit_`` (the
@@ -302,6 +305,7 @@ class KMeans(_KMeansBase):
         random_state: Any = None,
         metric: str = "euclidean",
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+        n_threads: int = 1,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -311,6 +315,10 @@ class KMeans(_KMeansBase):
         self.random_state = random_state
         self.metric = metric
         self.working_memory_mib = working_memory_mib
+        self.n_threads = n_threads
+
+    def _threads(self) -> int:
+        return check_int(self.n_threads, "n_threads", low=1, owner="KMeans")
 
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
@@ -326,6 +334,7 @@ class KMeans(_KMeansBase):
             sample_weight=sample_weight,
             metric=self.metric,
             working_memory_mib=self.working_memory_mib,
+            n_threads=self.n_threads,
             owner="KMeans",
         )
         self.fit_ = fit

@@ -163,6 +163,7 @@ def assign_labels(
     centers: ArrayLike,
     *,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    n_threads: int = 1,
 ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
     """Nearest centre (Euclidean) of every row, chunk by chunk.
 
@@ -171,7 +172,11 @@ def assign_labels(
     X : array-like of shape (n_samples, n_features)
     centers : array-like of shape (n_clusters, n_features)
     working_memory_mib : float
-        Budget for the (chunk, n_clusters) distance block.
+        Budget for the (chunk, n_clusters) distance blocks, per thread.
+    n_threads : int
+        Threads over chunks; the result does not depend on it. Give BLAS one thread
+        when it is above 1 (``threadpoolctl`` or ``OPENBLAS_NUM_THREADS=1``), otherwise
+        each chunk's product starts BLAS threads of its own and they oversubscribe.
 
     Returns
     -------
@@ -186,9 +191,15 @@ def assign_labels(
         working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
     )
     Xa = check_array(X)
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = _check_centers(centers, None, Xa.shape[1], Xa.dtype, name="centers")
     data = _prepare(
-        Xa, np.ones(0, dtype=Xa.dtype), cosine=False, k=C.shape[0], working_memory_mib=wm
+        Xa,
+        np.ones(0, dtype=Xa.dtype),
+        cosine=False,
+        k=C.shape[0],
+        working_memory_mib=wm,
+        n_threads=threads,
     )
     return _assign(data, C)
 
@@ -205,6 +216,7 @@ def fit_kmeans(
     sample_weight: ArrayLike | None = None,
     metric: str = "euclidean",
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    n_threads: int = 1,
 ) -> KMeansFit:
     """Fit k-means with Lloyd iterations and keep the restart of lowest inertia.
 
@@ -231,7 +243,10 @@ def fit_kmeans(
         ``"cosine"`` is spherical k-means on the L2-normalised rows: unit-norm centres,
         distances ``||x/|x| - c||^2 = 2 (1 - cos)``. Rows of zero norm are an error.
     working_memory_mib : float
-        Budget for one chunk's temporaries.
+        Budget for one chunk's temporaries, per thread.
+    n_threads : int
+        Threads over chunks; the result does not depend on it. Give BLAS one thread
+        when it is above 1 (see ``assign_labels``).
 
     Returns
     -------
@@ -253,6 +268,7 @@ def fit_kmeans(
         sample_weight=sample_weight,
         metric=metric,
         working_memory_mib=working_memory_mib,
+        n_threads=n_threads,
         owner="fit_kmeans",
     )
 
@@ -270,6 +286,7 @@ def _validate_and_fit(
     metric: Any,
     working_memory_mib: Any,
     owner: str,
+    n_threads: Any = 1,
 ) -> KMeansFit:
     """``fit_kmeans`` with parameter errors naming ``owner`` (the function or estimator)."""
     Xa = check_array(X)
@@ -281,6 +298,7 @@ def _validate_and_fit(
     wm = check_float(
         working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
     )
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     init_centers: NDArray[Any] | None = None
     if isinstance(init, str):
         check_choice(init, "init", INITS, owner=owner)
@@ -301,7 +319,7 @@ def _validate_and_fit(
     rng = check_random_state(random_state)
     if metric == "cosine":
         _check_nonzero_rows(Xa)
-    data = _prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm)
+    data = _prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm, n_threads=threads)
     return _fit(data, k, init if init_centers is None else init_centers, n_runs, max_iter, tol, rng)
 
 

@@ -254,6 +254,26 @@ def test_chunked_equals_unchunked(metric: str, dtype: type) -> None:
     np.testing.assert_allclose(s1, s2, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_threads_do_not_change_the_result(metric: str, dtype: type) -> None:
+    # Chunks are computed on several threads but reduced in chunk order, and both GEMM
+    # paths round alike: the fit must be bit for bit the same.
+    X = _blobs(n=3000, k=6, d=5, seed=14, std=2.0)[0].astype(dtype)
+    wm = 0.05  # ~100-row chunks: many chunks per thread
+    one = fit_kmeans(X, 6, random_state=0, n_init=2, metric=metric, working_memory_mib=wm)
+    two = fit_kmeans(
+        X, 6, random_state=0, n_init=2, metric=metric, working_memory_mib=wm, n_threads=2
+    )
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.centers, two.centers)
+    assert one.inertia == two.inertia
+    l1, s1 = assign_labels(X, one.centers, working_memory_mib=wm)
+    l3, s3 = assign_labels(X, one.centers, working_memory_mib=wm, n_threads=3)
+    np.testing.assert_array_equal(l1, l3)
+    np.testing.assert_array_equal(s1, s3)
+
+
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_same_seed_same_result(init: str, metric: str) -> None:
@@ -381,6 +401,7 @@ def test_cosine_zero_row_is_an_error() -> None:
         ({"sample_weight": -np.ones(10)}, r"sample_weight must be non-negative"),
         ({"sample_weight": np.ones(9)}, r"sample_weight must have shape \(10,\)"),
         ({"random_state": "x"}, r"'random_state' parameter must be None, an int"),
+        ({"n_threads": 0}, r"'n_threads' parameter of fit_kmeans must be an int in \[1, inf\)"),
     ],
 )
 def test_fit_kmeans_parameter_errors(kwargs: dict, match: str) -> None:
