@@ -466,45 +466,46 @@ def _accumulate(
     """One E-step into ``labels``; brings the per-cluster sums and weights up to date.
 
     ``sums`` (k, d) holds the weighted sums of the clusters of ``prev``. With ``full``
-    they are recomputed; otherwise only the rows whose label changed move their weight
-    from the old cluster to the new one, which after the first iterations is a small
-    fraction of the window. ``wsum`` is always recomputed (a cheap bincount), so that an
-    empty cluster has exactly zero weight. Sums are float64 across chunks.
+    they are recomputed chunk by chunk during the E-step; otherwise, after it, only the
+    rows whose label changed move their weight from the old cluster to the new one,
+    which after the first iterations is a small fraction of the window (one sparse
+    product instead of one per chunk). ``wsum`` is always recomputed (one bincount), so
+    that an empty cluster has exactly zero weight. Sums are float64 across chunks.
     """
     k = blocks.k
 
-    def chunk_step(s: slice) -> tuple[Float | None, NDArray[Any]]:
+    def chunk_step(s: slice) -> Float | None:
         lab = blocks.nearest(s, with_min=False)[0]
         labels[s] = lab
-        we = data.w_eff(s)
-        counts = np.bincount(lab, weights=we, minlength=k)
-        if full:
-            # (k, m) one-hot matrix in CSC form: one product sums each cluster's rows.
-            m = lab.shape[0]
-            onehot = sparse.csc_array((we, lab, np.arange(m + 1)), shape=(k, m))
-            return onehot @ data.X[s], counts
-        old = prev[s]
-        moved = np.flatnonzero(lab != old)
-        if moved.size == 0:
-            return None, counts
-        nm = moved.size
-        wm = we[moved]
-        rows = np.empty(2 * nm, dtype=np.int64)
-        rows[0::2] = lab[moved]
-        rows[1::2] = old[moved]
+        if not full:
+            return None
+        # (k, m) one-hot matrix in CSC form: one product sums each cluster's rows.
+        m = lab.shape[0]
+        onehot = sparse.csc_array((data.w_eff(s), lab, np.arange(m + 1)), shape=(k, m))
+        return onehot @ data.X[s]
+
+    parts = blocks.map(chunk_step)
+    we = data.w_eff(slice(None))
+    wsum[...] = np.bincount(labels, weights=we, minlength=k)
+    if full:
+        sums[...] = 0.0
+        for part in parts:  # in chunk order: the same sums for any thread count
+            assert part is not None
+            sums += part
+        return
+    moved = np.flatnonzero(labels != prev)
+    for piece in iter_slices(moved.size, data.chunk):  # bounded gathers of moved rows
+        rows = moved[piece]
+        nm = rows.size
+        wm = we[rows]
+        clusters = np.empty(2 * nm, dtype=np.int64)
+        clusters[0::2] = labels[rows]
+        clusters[1::2] = prev[rows]
         vals = np.empty(2 * nm, dtype=we.dtype)
         vals[0::2] = wm
         vals[1::2] = -wm
-        delta = sparse.csc_array((vals, rows, np.arange(0, 2 * nm + 1, 2)), shape=(k, nm))
-        return delta @ data.X[s][moved], counts
-
-    if full:
-        sums[...] = 0.0
-    wsum[...] = 0.0
-    for part, counts in blocks.map(chunk_step):  # reduced in chunk order
-        wsum += counts
-        if part is not None:
-            sums += part
+        delta = sparse.csc_array((vals, clusters, np.arange(0, 2 * nm + 1, 2)), shape=(k, nm))
+        sums += delta @ data.X[rows]
 
 
 def _relocate_empty(
