@@ -32,6 +32,7 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -99,13 +100,13 @@ def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, flo
     return ((t2 - t1) - (t1 - t0)) / span, ((c2 - c1) - (c1 - c0)) / span
 
 
-def _seeding(lib: str, X: np.ndarray, k: int) -> dict[str, float]:
+def _seeding(lib: str, X: np.ndarray, k: int, threads: int) -> dict[str, float]:
     """Wall and CPU seconds of one k-means++ seeding (after one untimed call)."""
     seed: Callable[..., Any]
     if lib == "ours":
         from monitor.core.kmeans import kmeans_plusplus
 
-        seed = kmeans_plusplus
+        seed = partial(kmeans_plusplus, n_threads=threads)
     else:
         from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
 
@@ -136,7 +137,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, float]:
             tracemalloc.stop()
             return {"peak_mib": (peak - base) / 2**20, "window_mib": X.nbytes / 2**20}
         if spec["what"] == "seeding":
-            return _seeding(spec["lib"], X, spec["k"])
+            return _seeding(spec["lib"], X, spec["k"], spec["threads"])
         run(1)  # warm-up: BLAS buffers, page faults of the library's own copies
         wall, cpu = _slope(run, spec["short"], spec["long"])
         return {"wall": wall, "cpu": cpu}

@@ -114,6 +114,7 @@ def kmeans_plusplus(
     sample_weight: ArrayLike | None = None,
     random_state: RandomStateLike = None,
     n_local_trials: int | None = None,
+    n_threads: int = 1,
 ) -> tuple[NDArray[np.floating[Any]], NDArray[np.intp]]:
     """Greedy k-means++ seeding with local trials (Arthur & Vassilvitskii, 2007).
 
@@ -133,6 +134,8 @@ def kmeans_plusplus(
         Seed; the same seed and data give the same centres, whatever the row order.
     n_local_trials : int, optional
         Candidates per centre; default ``2 + int(log(n_clusters))``.
+    n_threads : int
+        Threads over chunks; the result does not depend on it (see ``assign_labels``).
 
     Returns
     -------
@@ -150,9 +153,17 @@ def kmeans_plusplus(
         if n_local_trials is None
         else check_int(n_local_trials, "n_local_trials", low=1, owner=owner)
     )
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
     rng = check_random_state(random_state)
-    data = _prepare(Xa, w, cosine=False, k=k, working_memory_mib=DEFAULT_WORKING_MEMORY_MIB)
+    data = _prepare(
+        Xa,
+        w,
+        cosine=False,
+        k=k,
+        working_memory_mib=DEFAULT_WORKING_MEMORY_MIB,
+        n_threads=threads,
+    )
     canon = _canonical(data)
     _warn_if_degenerate(data, canon, k)
     return _kmeans_plusplus(data, canon, k, rng, trials)
