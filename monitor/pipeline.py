@@ -217,7 +217,7 @@ def score(
     simp = quality.silhouette_simplified(
         Xs, labels, snapshot.centers, working_memory_mib=working_memory_mib
     )
-    psi = drift.psi(snapshot.bins, Xs)
+    psi = drift.psi(snapshot.bins, Xs, working_memory_mib=working_memory_mib)
     label = drift.label_drift(snapshot.reference_shares, labels, k)
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = snapshot.thresholds.get("feature_psi_warning", np.inf)

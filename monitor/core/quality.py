@@ -108,17 +108,28 @@ def _check_centers(
 # --------------------------------------------------------------------------- helpers
 
 
-def _cluster_sums(X: NDArray[Any], labels: Intp, n_clusters: int) -> F64:
+def _cluster_sums(
+    X: NDArray[Any],
+    labels: Intp,
+    n_clusters: int,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> F64:
     """Per-cluster column sums of ``X``, shape (k, d), in float64.
 
-    A sparse (k, n) indicator times X: O(n) extra memory and one pass over X,
-    where a dense one-hot would be (n, k).
+    A sparse (k, m) indicator times each float64 row chunk of X: one pass over X and
+    O(chunk) extra memory, where a dense one-hot would be (n, k) and a float64 copy of
+    a float32 window twice the window.
     """
-    n = labels.shape[0]
-    indicator = sparse.csr_matrix(
-        (np.ones(n, dtype=np.float64), (labels, np.arange(n))), shape=(n_clusters, n)
-    )
-    return np.asarray(indicator @ X.astype(np.float64, copy=False), dtype=np.float64)
+    n, d = X.shape
+    out = np.zeros((n_clusters, d), dtype=np.float64)
+    step = chunk_rows(n, d * 8 + 24, working_memory_mib)
+    for sl in iter_slices(n, step):
+        m = sl.stop - sl.start
+        indicator = sparse.csr_matrix(
+            (np.ones(m, dtype=np.float64), (labels[sl], np.arange(m))), shape=(n_clusters, m)
+        )
+        out += indicator @ X[sl].astype(np.float64, copy=False)
+    return out
 
 
 def _distances_to_own_center(
@@ -531,8 +542,10 @@ def calinski_harabasz(X: ArrayLike, labels: ArrayLike) -> ScalarIndex:
     kp = int(np.count_nonzero(counts))
     if kp < 2:
         return _undefined("calinski_harabasz", kp)
-    means = _cluster_sums(Xa, lab, k) / np.maximum(counts, 1)[:, None]
-    overall = Xa.astype(np.float64, copy=False).mean(axis=0)
+    sums = _cluster_sums(Xa, lab, k)
+    means = sums / np.maximum(counts, 1)[:, None]
+    # The grand mean from the cluster sums: no float64 copy of a float32 window.
+    overall = sums.sum(axis=0) / n
     between = float(np.sum(counts * np.sum((means - overall) ** 2, axis=1)))
     within = float(_distances_to_own_center(Xa, lab, means, DEFAULT_WORKING_MEMORY_MIB).sum())
     if within == 0.0:

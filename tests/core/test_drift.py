@@ -315,3 +315,18 @@ def test_label_agreement_rejects_bad_pairs() -> None:
         label_agreement([0, 1], [0, 1], np.array([0, 1]))
     with pytest.raises(InvalidInputError, match="one entry per sample"):
         label_agreement([0, 1], [0], np.array([[0, 0]]))
+
+
+def test_psi_in_chunks_and_in_float32_equals_the_whole_window_in_float64() -> None:
+    rng = np.random.default_rng(11)
+    ref = rng.normal(size=(3000, 4))
+    bins = fit_reference_bins(ref, n_bins=10)
+    window = (rng.normal(size=(5000, 4)) * [1.0, 1.2, 0.9, 1.0] + [0.0, 0.3, 0.0, 0.0]).astype(
+        np.float32
+    )
+    whole = psi(bins, window.astype(np.float64), working_memory_mib=1024.0)
+    # A tiny budget forces chunks of a few rows; float32 values convert exactly to float64,
+    # so every count and every PSI must be identical, not merely close.
+    chunked = psi(bins, window, working_memory_mib=0.001)
+    np.testing.assert_array_equal(chunked.per_feature, whole.per_feature)
+    assert whole.per_feature[1] > whole.per_feature[0]
