@@ -330,3 +330,34 @@ def test_psi_in_chunks_and_in_float32_equals_the_whole_window_in_float64() -> No
     chunked = psi(bins, window, working_memory_mib=0.001)
     np.testing.assert_array_equal(chunked.per_feature, whole.per_feature)
     assert whole.per_feature[1] > whole.per_feature[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_counting_edges_bins_like_searchsorted_including_values_on_edges(dtype: type) -> None:
+    from monitor.core.drift import _bin_index_few
+
+    rng = np.random.default_rng(3)
+    edges = np.sort(rng.normal(size=9)).astype(dtype).astype(np.float64)
+    # Values on the edges themselves (right-closed bins put them below), just around
+    # them, and far outside the reference's range.
+    x = np.concatenate(
+        [edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf), rng.normal(size=500) * 3]
+    ).astype(dtype)
+    np.testing.assert_array_equal(
+        _bin_index_few(edges, x), np.searchsorted(edges, x.astype(np.float64), side="left")
+    )
+
+
+def test_many_bins_take_the_binary_search_and_agree_with_a_direct_count() -> None:
+    rng = np.random.default_rng(5)
+    ref, cur = rng.normal(size=(4000, 2)), rng.normal(0.2, 1.0, size=(3000, 2))
+    bins = fit_reference_bins(ref, n_bins=50)
+    assert all(e.shape[0] > 32 for e in bins.edges)
+    got = psi(bins, cur).per_feature
+    for j, e in enumerate(bins.edges):
+        q = np.bincount(np.searchsorted(e, cur[:, j], side="left"), minlength=e.size + 1)
+        q = np.maximum(q / cur.shape[0], bins.epsilon)
+        q /= q.sum()
+        p = np.maximum(bins.reference_fractions[j], bins.epsilon)
+        p /= p.sum()
+        assert got[j] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=1e-12)
