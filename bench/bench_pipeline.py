@@ -14,8 +14,8 @@ Reference assembly, same process, same thread limit: the frozen scaling in numpy
 label-share PSI, ``KMeans(init=live_centers, n_init=1).fit``, and
 ``linear_sum_assignment`` on the centroid distances.
 
-Peak memory is measured per side in a fresh subprocess: peak RSS during the run minus
-the RSS once the window is in memory.
+Peak memory is measured per side in a fresh subprocess: the peak RSS (VmHWM, reset once
+the window is in memory) minus the RSS at that moment.
 
     python -m bench pipeline [--n 1000000] [--d 32] [--k 64] [--repeats 3] [--threads 2]
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -200,10 +199,23 @@ def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
     return {"total": total, "phases": phases, "silhouette": float(sil), "n_iter": int(cand.n_iter_)}
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    """Make VmHWM (the peak RSS) start again from the current RSS.
+
+    ru_maxrss cannot serve here: Linux carries it across fork and exec, so a child
+    spawned by a big parent starts with the parent's peak.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int) -> None:
@@ -220,13 +232,14 @@ def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int)
         else:
             run_reference(small, live)
     X = make_window(n, d, k, seed=1)
-    base = _rss_mib()
+    _reset_peak_rss()
+    base = _status_mib("VmRSS")
     with threadpool_limits(threads):
         if side == "ours":
             run_ours(X, live, restarts)
         else:
             run_reference(X, live)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")
     print(
         json.dumps(
             {
