@@ -161,7 +161,10 @@ def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
     def scale() -> np.ndarray:
         if not np.isfinite(X).all():
             raise ValueError("NaN")
-        return ((X - live.scaler.center) / live.scaler.scale).astype(np.float32)
+        # In the window's dtype, as ours does: a float64 centre would upcast the window.
+        out = X - live.scaler.center.astype(np.float32)
+        out /= live.scaler.scale.astype(np.float32)
+        return out
 
     Xs = timed("scale", scale)
     km_live = KMeans(n_clusters=k, init=centers, n_init=1, max_iter=1).fit(centers)
