@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__
-from monitor.config import ModelSettings, Settings
+from monitor.config import MODEL_NAME, ModelSettings, Settings
 from monitor.errors import ConfigError, RunCancelledError
 from monitor.exporter import ModelSpec, MonitorState, make_registry
 from monitor.pipeline import classify_failure, evaluate
@@ -23,7 +23,7 @@ from monitor.sources import SOURCES
 from monitor.store.history import SQLiteHistory
 from monitor.store.snapshots import DirectorySnapshotStore
 
-__all__ = ["App", "SystemClock", "build_app", "check", "open_store"]
+__all__ = ["App", "SystemClock", "build_app", "check", "check_raw", "open_store"]
 
 log = logging.getLogger("monitor")
 
@@ -35,19 +35,58 @@ class SystemClock:
         return time.time()
 
 
+def _source_problems(
+    label: str, kind_name: Any, raw: Mapping[str, Any], model: str, features: tuple[str, ...]
+) -> list[str]:
+    """What a source's own module finds wrong with its options, for one model."""
+    kind = SOURCES.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        valid = ", ".join(sorted(SOURCES))
+        return [f"{label}.source.kind: must be one of {{{valid}}}; got {kind_name!r}"]
+    options, found = kind.parse_options(raw)
+    problems = [f"{label}.{p}" for p in found]
+    if options is not None and not found and features:
+        try:  # building checks the options against the features; it does no I/O
+            kind.build(model, features, options).close()
+        except ConfigError as exc:
+            problems.extend(f"{label}.{p}" for p in exc.problems)
+    return problems
+
+
 def check(settings: Settings) -> list[str]:
     """Problems that only the adapters can see (source options), for every model."""
+    return [
+        p
+        for m in settings.models
+        for p in _source_problems(f"models[{m.name}]", m.source_kind, m.source, m.name, m.features)
+    ]
+
+
+def check_raw(raw: Any) -> list[str]:
+    """The same source checks on a configuration that did not parse as a whole.
+
+    check-config then reports the source problems next to the other ones, instead of
+    only after those are fixed. Models named like config.parse names them.
+    """
+    models = raw.get("models") if isinstance(raw, Mapping) else None
     problems: list[str] = []
-    for m in settings.models:
-        kind = SOURCES.get(m.source_kind)
-        if kind is None:
-            valid = ", ".join(sorted(SOURCES))
-            problems.append(
-                f"models[{m.name}].source.kind: must be one of {{{valid}}}; got {m.source_kind!r}"
-            )
+    for i, m in enumerate(models if isinstance(models, list) else []):
+        if not isinstance(m, Mapping) or not isinstance(m.get("source"), Mapping):
             continue
-        _, found = kind.parse_options(m.source)
-        problems.extend(f"models[{m.name}].{p}" for p in found)
+        source = m["source"]
+        if "kind" not in source:
+            continue  # config.parse reports the missing kind
+        name = m.get("name")
+        valid_name = isinstance(name, str) and MODEL_NAME.match(name) is not None
+        label = f"models[{name}]" if valid_name else f"models[{i}]"
+        features = m.get("features")
+        feats = (
+            tuple(features)
+            if isinstance(features, list) and all(isinstance(f, str) for f in features)
+            else ()
+        )
+        options = {k: v for k, v in source.items() if k != "kind"}
+        problems += _source_problems(label, source["kind"], options, str(name), feats)
     return problems
 
 

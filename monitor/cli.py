@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -261,13 +262,17 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config_file: Path) -> None:
     """Validate a configuration file; list every problem with its model and field."""
-    from monitor.bootstrap import check
+    import yaml
+
+    from monitor.bootstrap import check, check_raw
 
     try:
         settings = load(config_file)
         problems = check(settings)
     except ConfigError as exc:
-        problems = exc.problems
+        problems = list(exc.problems)
+        with contextlib.suppress(OSError, yaml.YAMLError):  # already reported by load
+            problems += check_raw(yaml.safe_load(config_file.read_text(encoding="utf-8")))
     if problems:
         click.echo(f"{config_file}: {len(problems)} problem(s)", err=True)
         for p in problems:

@@ -77,9 +77,10 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     bad.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(main, ["check-config", str(bad)])
     assert result.exit_code == 2
+    # Model-level and source-level problems are reported together.
     assert "models[shop].k: must be in [2, 128]; got 0" in result.output
-    # Model-level problems stop before the adapters look at the sources; a clean model
-    # with an unknown source kind is reported by the composition root.
+    assert "models[shop].source.regimes" in result.output
+    assert "models[x].source.kind: must be one of" in result.output
     raw["models"][0]["k"] = 3
     bad.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(main, ["check-config", str(bad)])
@@ -88,6 +89,14 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     assert "models[x].source.kind: must be one of {files, prometheus, synthetic}; got 'kafka'" in (
         result.output
     )
+    # A problem only the features reveal (an event on a feature the model does not read).
+    raw["models"][0]["source"] = {
+        "kind": "synthetic",
+        "events": [{"kind": "unit_change", "after": "1m", "feature": "nope", "factor": 1000}],
+    }
+    bad.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["check-config", str(bad)])
+    assert result.exit_code == 2 and "models[shop].source.events[0].feature" in result.output
 
 
 def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path]) -> None:
