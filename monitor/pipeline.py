@@ -32,7 +32,7 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.ports import History, SnapshotStore, TelemetrySource
-from monitor.records import CentroidDrift, Evaluation, Snapshot, Window
+from monitor.records import CentroidDrift, Evaluation, Scaler, Snapshot, Window
 
 __all__ = [
     "THRESHOLD_NAMES",
@@ -174,8 +174,8 @@ def _schema_problem(expected: tuple[str, ...], got: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------------------- score
 
 
-def _prepare(X: FloatArray, snapshot_or_scaler: Any, metric: str) -> FloatArray:
-    scaler = getattr(snapshot_or_scaler, "scaler", snapshot_or_scaler)
+def _prepare(X: FloatArray, scaler: Scaler, metric: str) -> FloatArray:
+    """Scale with a frozen scaler; for cosine models, normalise the rows too."""
     Xs = scaling.transform(scaler, X)
     if metric == "cosine":
         norms = np.linalg.norm(Xs, axis=1, keepdims=True)
@@ -274,6 +274,33 @@ def train_reference(
     ``init_raw_centers`` (raw units) warm-starts the fit, as when a candidate that was
     trained in the old scaled units is promoted on a window whose scale moved.
     """
+    snapshot, _ = _fit_reference(
+        X,
+        model,
+        window=window,
+        now=now,
+        reason=reason,
+        package_version=package_version,
+        working_memory_mib=working_memory_mib,
+        init_raw_centers=init_raw_centers,
+        parent=parent,
+    )
+    return snapshot
+
+
+def _fit_reference(
+    X: FloatArray,
+    model: ModelSettings,
+    *,
+    window: Window,
+    now: float,
+    reason: str,
+    package_version: str,
+    working_memory_mib: float,
+    init_raw_centers: FloatArray | None,
+    parent: Snapshot | None,
+) -> tuple[Snapshot, ScoredWindow]:
+    """``train_reference``, plus the new model's view of its own window."""
     seed = _seed(model.training.seed, window.start)
     scaler = scaling.fit_scaler(X, model.scaling)
     Xs = _prepare(X, scaler, model.metric)
@@ -367,7 +394,7 @@ def train_reference(
             working_memory_mib=working_memory_mib,
         )
         thresholds.update(calibration.as_thresholds(cal, thresholds))
-    return replace(provisional, thresholds=thresholds, slis=own.slis)
+    return replace(provisional, thresholds=thresholds, slis=own.slis), own
 
 
 def _train_candidate(
@@ -444,7 +471,7 @@ def evaluate(
     live_version = store.live_version(model.name)
     if live_version is None:
         with phases.phase("train"):
-            snap = train_reference(
+            snap, own = _fit_reference(
                 X,
                 model,
                 window=window,
@@ -452,6 +479,8 @@ def evaluate(
                 reason="initial",
                 package_version=package_version,
                 working_memory_mib=wm,
+                init_raw_centers=None,
+                parent=None,
             )
         with phases.phase("store"):
             snap = store.save(snap)
@@ -463,13 +492,6 @@ def evaluate(
             clusters_appeared=0.0,
             clusters_vanished=0.0,
             label_agreement=1.0,
-        )
-        own = score(
-            _prepare(X, snap, model.metric),
-            snap,
-            seed=snap.seed,
-            silhouette_sample=model.training.silhouette_sample,
-            working_memory_mib=wm,
         )
         evaluation = _evaluation(
             model,
@@ -500,7 +522,7 @@ def evaluate(
         )
     seed = _seed(model.training.seed, window.start)
     with phases.phase("score"):
-        Xs = _prepare(X, live, model.metric)
+        Xs = _prepare(X, live.scaler, model.metric)
         scored = score(
             Xs,
             live,
@@ -660,9 +682,9 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, working_memory_mib: float = 64.0
             f"snapshots v{a.version} and v{b.version} of {a.model!r} have different features: "
             f"{list(a.features)} vs {list(b.features)}"
         )
-    b_centers_in_a = _prepare(scaling.inverse_transform(b.scaler, b.centers), a, a.metric)
+    b_centers_in_a = _prepare(scaling.inverse_transform(b.scaler, b.centers), a.scaler, a.metric)
     cd = drift.centroid_drift(a.centers, b_centers_in_a)
-    sample_in_a = _prepare(b.sample, a, a.metric)
+    sample_in_a = _prepare(b.sample, a.scaler, a.metric)
     psi = drift.psi(a.bins, sample_in_a)
     labels, _ = assign_labels(sample_in_a, a.centers, working_memory_mib=working_memory_mib)
     label = drift.label_drift(a.reference_shares, labels, a.k)
