@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from monitor import __version__
 from monitor.config import MODEL_NAME, ModelSettings, Settings
 from monitor.errors import ConfigError, RunCancelledError
@@ -126,16 +128,11 @@ class App:
     history: History
     sources: dict[str, TelemetrySource]
     state: MonitorState
+    registry: CollectorRegistry  # what /metrics and the Pushgateway serve
     clock: Clock
     runbook_html: Callable[[str], str | None]
     should_stop: Callable[[], bool] = lambda: False
     on_result: list[Callable[[Evaluation | RunFailure], None]] = field(default_factory=list)
-
-    @property
-    def registry(self) -> Any:
-        if not hasattr(self, "_registry"):
-            self._registry = make_registry(self.state)
-        return self._registry
 
     def refresh_live(self) -> None:
         """Follow live pointers changed outside the daemon (a rollback from the CLI)."""
@@ -313,6 +310,7 @@ def build_app(
         history=history,
         sources=built,
         state=state,
+        registry=make_registry(state),
         clock=clock,
         runbook_html=_runbook_html,
     )
