@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -47,7 +47,7 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
-@contextmanager
+@contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into a message and exit code 2, not a traceback."""
     try:
@@ -162,8 +162,6 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
         daemon = Daemon(app)
     t0 = time.monotonic()
     app.on_result.append(lambda r: click.echo(_progress_line(r, t0)))
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
     try:
         daemon.start()
