@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,6 +88,28 @@ _EVALUATION_COLUMNS = (
 _FAILURE_COLUMNS = "model, reason, message, at, window_label"
 
 
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the lock.
+
+    While processes open a new database at the same moment, the switch can fail with
+    "database is locked" at once: SQLite does not call the busy handler for it, so the
+    connection's own timeout does not help (seen with three processes in the tests).
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
+
+
 class SQLiteHistory:
     """Evaluations and failed runs in an SQLite file; meets ``History``; thread-safe."""
 
@@ -105,7 +128,7 @@ class SQLiteHistory:
         self._conn: sqlite3.Connection | None = conn
         try:
             try:
-                conn.execute("PRAGMA journal_mode=WAL")
+                _switch_to_wal(conn, timeout)
                 conn.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
