@@ -363,12 +363,16 @@ def _fit(
     rng: np.random.Generator,
 ) -> KMeansFit:
     tol_abs = float(np.mean(_weighted_mean_var(data))) * tol
-    canon = _canonical(data)
-    n_distinct = _warn_if_degenerate(data, canon, k)
+    # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
+    # needs it when its fit leaves a cluster without weight: k clusters holding weight
+    # prove k distinct rows, since identical rows always share a cluster.
+    canon = _canonical(data) if isinstance(init, str) else None
+    n_distinct = None if canon is None else _warn_if_degenerate(data, canon, k)
     trials = 2 + int(math.log(k))
     best: _LloydResult | None = None
     for _ in range(n_runs):
         if isinstance(init, str):
+            assert canon is not None
             if init == "k-means++":
                 centers, _ = _kmeans_plusplus(data, canon, k, rng, trials)
             else:
@@ -381,6 +385,8 @@ def _fit(
         if best is None or res.inertia < best.inertia:
             best = res
     assert best is not None
+    if canon is None and not (np.bincount(best.labels, weights=data.w, minlength=k) > 0).all():
+        n_distinct = _warn_if_degenerate(data, _canonical(data), k)
     return KMeansFit(
         centers=best.centers,
         labels=best.labels,

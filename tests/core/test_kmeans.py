@@ -117,6 +117,26 @@ def test_degenerate_fewer_distinct_points_than_clusters(metric: str) -> None:
     np.testing.assert_array_equal(centers, X[idx])
 
 
+def test_warm_start_on_degenerate_data_still_says_so() -> None:
+    # A warm start skips the value-order pass unless its fit leaves a cluster empty.
+    X = np.array([[1.0, 1.0]] * 3 + [[2.0, 1.0]] * 3)
+    init = np.array([[1.0, 1.0], [2.0, 1.0], [1.5, 1.0], [0.0, 0.0]])
+    with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
+        fit = fit_kmeans(X, 4, init=init)
+    assert fit.n_distinct_points == 2 and np.isfinite(fit.centers).all()
+    # Zero-weight rows hold no weight: they cannot prove a third distinct row.
+    X3 = np.vstack([X, [[9.0, 9.0]]])
+    w = np.array([1.0] * 6 + [0.0])
+    with pytest.warns(DegenerateDataWarning, match="2 distinct row"):
+        fit = fit_kmeans(
+            X3, 3, init=np.array([[1.0, 1.0], [2.0, 1.0], [9.0, 9.0]]), sample_weight=w
+        )
+    assert fit.n_distinct_points == 2
+    # An ordinary warm start has every cluster populated and reports nothing.
+    ok = fit_kmeans(X, 2, init=np.array([[1.0, 1.0], [2.0, 1.0]]))
+    assert ok.n_distinct_points is None
+
+
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_zero_weight_rows_do_not_count_as_distinct(init: str) -> None:
     X = np.array([[0.0], [0.0], [5.0], [9.0], [7.0]])
