@@ -188,7 +188,6 @@ class ScoredWindow:
     """A model's view of one window: labels, distances and SLIs."""
 
     labels: NDArray[np.integer[Any]]
-    sq_distances: FloatArray
     slis: dict[str, float]
     feature_psi: dict[str, float]
     sizes: tuple[int, ...]
@@ -206,27 +205,25 @@ def score(
     """Every SLI of the core for ``snapshot`` on the scaled window ``Xs``."""
     k = snapshot.k
     labels, sq = assign_labels(Xs, snapshot.centers, working_memory_mib=working_memory_mib)
+    # The labels and distances stay alive through every pass below: the passes' chunks
+    # get what remains of the budget.
+    wm = max(1.0, working_memory_mib - (labels.nbytes + sq.nbytes) / 2**20)
     sizes = quality.cluster_sizes(labels, k)
     sil = quality.silhouette_sampled(
-        Xs,
-        labels,
-        sample_size=silhouette_sample,
-        random_state=seed,
-        working_memory_mib=working_memory_mib,
+        Xs, labels, sample_size=silhouette_sample, random_state=seed, working_memory_mib=wm
     )
-    simp = quality.silhouette_simplified(
-        Xs, labels, snapshot.centers, working_memory_mib=working_memory_mib
-    )
-    psi = drift.psi(snapshot.bins, Xs, working_memory_mib=working_memory_mib)
+    simp = quality.silhouette_simplified(Xs, labels, snapshot.centers, working_memory_mib=wm)
+    psi = drift.psi(snapshot.bins, Xs, working_memory_mib=wm)
     label = drift.label_drift(snapshot.reference_shares, labels, k)
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = snapshot.thresholds.get("feature_psi_warning", np.inf)
+    db = quality.davies_bouldin(Xs, labels, snapshot.centers, working_memory_mib=wm)
     slis = {
         "silhouette": sil.score,
         "simplified_silhouette": simp.score,
         "inertia": float(sq.sum(dtype=np.float64)),
-        "davies_bouldin": quality.davies_bouldin(Xs, labels, snapshot.centers).value,
-        "calinski_harabasz": quality.calinski_harabasz(Xs, labels).value,
+        "davies_bouldin": db.value,
+        "calinski_harabasz": quality.calinski_harabasz(Xs, labels, working_memory_mib=wm).value,
         "cluster_size_cv": sizes.cv,
         "empty_clusters": float(sizes.n_empty),
         "outlier_ratio": out.ratio,
@@ -236,7 +233,6 @@ def score(
     }
     return ScoredWindow(
         labels=labels,
-        sq_distances=sq,
         slis=slis,
         feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
         sizes=tuple(int(c) for c in sizes.counts),

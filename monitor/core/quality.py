@@ -147,6 +147,22 @@ def _distances_to_own_center(
     return out
 
 
+def _own_center_sums(
+    X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float, *, root: bool
+) -> F64:
+    """Per-cluster sums of the distances (``root``) or squared distances to the own
+    centre, shape (k,), accumulated chunk by chunk without a length-n vector."""
+    n, d = X.shape
+    k = centers.shape[0]
+    out = np.zeros(k, dtype=np.float64)
+    step = chunk_rows(n, 3 * d * 8, working_memory_mib)
+    for sl in iter_slices(n, step):
+        diff = X[sl].astype(np.float64, copy=False) - centers[labels[sl]]
+        sq = np.einsum("ij,ij->i", diff, diff)
+        out += np.bincount(labels[sl], weights=np.sqrt(sq) if root else sq, minlength=k)
+    return out
+
+
 def _own_and_nearest_other(
     X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float
 ) -> tuple[F64, F64]:
@@ -471,7 +487,11 @@ def _undefined(name: str, n_populated: int) -> ScalarIndex:
 
 
 def davies_bouldin(
-    X: ArrayLike, labels: ArrayLike, centers: ArrayLike | None = None
+    X: ArrayLike,
+    labels: ArrayLike,
+    centers: ArrayLike | None = None,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> ScalarIndex:
     """Davies-Bouldin index over the populated clusters (lower is better).
 
@@ -483,6 +503,8 @@ def davies_bouldin(
     centers : array-like of shape (k, d) or None
         Centres to measure against; the cluster means when None (then the value equals
         ``sklearn.metrics.davies_bouldin_score``). Empty clusters are left out either way.
+    working_memory_mib : float
+        Budget for the row chunks (no length-n temporaries are kept).
 
     Returns
     -------
@@ -503,9 +525,9 @@ def davies_bouldin(
     if populated.shape[0] < 2:
         return _undefined("davies_bouldin", int(populated.shape[0]))
     if C is None:
-        C = _cluster_sums(Xa, lab, k) / np.maximum(counts, 1)[:, None]
-    dist = np.sqrt(_distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB))
-    scatter = (np.bincount(lab, weights=dist, minlength=k) / np.maximum(counts, 1))[populated]
+        C = _cluster_sums(Xa, lab, k, working_memory_mib) / np.maximum(counts, 1)[:, None]
+    sums = _own_center_sums(Xa, lab, C, working_memory_mib, root=True)
+    scatter = (sums / np.maximum(counts, 1))[populated]
     separation = cdist(C[populated], C[populated])
     if np.allclose(scatter, 0.0) or np.allclose(separation, 0.0):
         return ScalarIndex(name="davies_bouldin", value=0.0)
@@ -515,7 +537,9 @@ def davies_bouldin(
     return ScalarIndex(name="davies_bouldin", value=float(ratio.max(axis=1).mean()))
 
 
-def calinski_harabasz(X: ArrayLike, labels: ArrayLike) -> ScalarIndex:
+def calinski_harabasz(
+    X: ArrayLike, labels: ArrayLike, *, working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB
+) -> ScalarIndex:
     """Calinski-Harabasz index (variance ratio; higher is better).
 
     Parameters
@@ -523,6 +547,8 @@ def calinski_harabasz(X: ArrayLike, labels: ArrayLike) -> ScalarIndex:
     X : array-like of shape (n, d)
     labels : array-like of shape (n,)
         Cluster index of each point, ``>= 0``.
+    working_memory_mib : float
+        Budget for the row chunks (no length-n temporaries are kept).
 
     Returns
     -------
@@ -542,12 +568,12 @@ def calinski_harabasz(X: ArrayLike, labels: ArrayLike) -> ScalarIndex:
     kp = int(np.count_nonzero(counts))
     if kp < 2:
         return _undefined("calinski_harabasz", kp)
-    sums = _cluster_sums(Xa, lab, k)
+    sums = _cluster_sums(Xa, lab, k, working_memory_mib)
     means = sums / np.maximum(counts, 1)[:, None]
     # The grand mean from the cluster sums: no float64 copy of a float32 window.
     overall = sums.sum(axis=0) / n
     between = float(np.sum(counts * np.sum((means - overall) ** 2, axis=1)))
-    within = float(_distances_to_own_center(Xa, lab, means, DEFAULT_WORKING_MEMORY_MIB).sum())
+    within = float(_own_center_sums(Xa, lab, means, working_memory_mib, root=False).sum())
     if within == 0.0:
         return ScalarIndex(name="calinski_harabasz", value=1.0)
     return ScalarIndex(name="calinski_harabasz", value=between * (n - kp) / (within * (kp - 1)))
