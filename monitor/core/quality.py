@@ -172,20 +172,24 @@ def _own_and_nearest_other(
     """
     n, d = X.shape
     k = centers.shape[0]
-    c_sq = np.einsum("ij,ij->i", centers, centers)
     a = np.sqrt(_distances_to_own_center(X, labels, centers, working_memory_mib))
     b = np.empty(n, dtype=np.float64)
-    step = chunk_rows(n, (3 * k + d) * 8, working_memory_mib)
+    # ||x - c||^2 = ||x||^2 + (||c||^2 - 2 x.c): the bracket alone decides which other
+    # centre is nearest, so ||x||^2 is added to the (chunk,) minimum only. The block is in
+    # X's dtype: a float32 window gets a float32 GEMM and half the memory traffic.
+    C = centers.astype(X.dtype, copy=False)
+    minus_2ct = -2.0 * C.T
+    c_sq = np.einsum("ij,ij->i", C, C)
+    step = chunk_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
     for sl in iter_slices(n, step):
-        Xc = X[sl].astype(np.float64, copy=False)
-        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; one GEMM per chunk, clipped at zero
-        # because cancellation can leave tiny negatives.
-        sq = Xc @ (-2.0 * centers.T)
-        sq += c_sq
-        sq += np.einsum("ij,ij->i", Xc, Xc)[:, None]
-        np.maximum(sq, 0.0, out=sq)
-        sq[np.arange(sq.shape[0]), labels[sl]] = np.inf
-        b[sl] = np.sqrt(sq.min(axis=1))
+        Xc = X[sl]
+        block = Xc @ minus_2ct
+        block += c_sq
+        block[np.arange(block.shape[0]), labels[sl]] = np.inf
+        nearest = block.min(axis=1).astype(np.float64)
+        nearest += np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
+        # Cancellation can leave tiny negatives for points on a centre.
+        b[sl] = np.sqrt(np.maximum(nearest, 0.0))
     return a, b
 
 

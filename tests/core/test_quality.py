@@ -275,6 +275,18 @@ def test_simplified_silhouette_matches_brute_force(n: int, d: int, k: int, seed:
     assert chunked.score == pytest.approx(res.score, abs=1e-13)
 
 
+def test_simplified_silhouette_of_a_float32_window() -> None:
+    X, labels = blobs(2000, 16, 8, 3)
+    centers = np.array([X[labels == c].mean(axis=0) for c in range(8)])
+    exact = silhouette_simplified(X, labels, centers)
+    res = silhouette_simplified(X.astype(np.float32), labels, centers)
+    # The nearest-other distance comes from a float32 GEMM: the expansion's rounding is
+    # ~|x|^2 * 6e-8 (|x| ~ 10 here: ~1e-5 on squared distances of order 10), so per-point
+    # silhouettes move by ~1e-6 and their mean by less; 1e-5 leaves a margin.
+    assert res.score == pytest.approx(exact.score, abs=1e-5)
+    np.testing.assert_allclose(res.per_cluster, exact.per_cluster, atol=1e-5)
+
+
 def test_simplified_silhouette_one_centre_is_undefined() -> None:
     with pytest.warns(DegenerateDataWarning, match="two centres"):
         res = silhouette_simplified(LINE, np.zeros(4, dtype=int), np.array([[3.0]]))
