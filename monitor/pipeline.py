@@ -212,12 +212,17 @@ def score(
     sil = quality.silhouette_sampled(
         Xs, labels, sample_size=silhouette_sample, random_state=seed, working_memory_mib=wm
     )
-    simp = quality.silhouette_simplified(Xs, labels, snapshot.centers, working_memory_mib=wm)
+    # assign_labels already measured every point's distance to its own centre.
+    simp = quality.silhouette_simplified(
+        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
+    )
     psi = drift.psi(snapshot.bins, Xs, working_memory_mib=wm)
     label = drift.label_drift(snapshot.reference_shares, labels, k)
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = snapshot.thresholds.get("feature_psi_warning", np.inf)
-    db = quality.davies_bouldin(Xs, labels, snapshot.centers, working_memory_mib=wm)
+    db = quality.davies_bouldin(
+        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
+    )
     slis = {
         "silhouette": sil.score,
         "simplified_silhouette": simp.score,

@@ -108,6 +108,29 @@ def _check_centers(
 # --------------------------------------------------------------------------- helpers
 
 
+# Row chunks of a few MiB stay in cache between the passes over them, and leave the
+# rest of the working-memory budget to the arrays the caller keeps.
+_CACHE_BLOCK_BYTES = 4 * 2**20
+
+
+def _cache_rows(n: int, bytes_per_row: int, working_memory_mib: float) -> int:
+    """Rows per chunk: within the budget and no bigger than a cache-sized block."""
+    return min(
+        chunk_rows(n, bytes_per_row, working_memory_mib),
+        max(256, _CACHE_BLOCK_BYTES // max(1, bytes_per_row)),
+    )
+
+
+def _check_sq_distances(sq_distances: ArrayLike, n: int, *, owner: str) -> F64:
+    sq = np.asarray(sq_distances, dtype=np.float64)
+    if sq.shape != (n,) or not np.isfinite(sq).all():
+        raise InvalidInputError(
+            f"The 'sq_distances' parameter of {owner} must be {n} finite squared "
+            f"distances, one per row of X. Got shape {sq.shape} instead."
+        )
+    return sq
+
+
 def _cluster_sums(
     X: NDArray[Any],
     labels: Intp,
@@ -122,7 +145,7 @@ def _cluster_sums(
     """
     n, d = X.shape
     out = np.zeros((n_clusters, d), dtype=np.float64)
-    step = chunk_rows(n, d * 8 + 24, working_memory_mib)
+    step = _cache_rows(n, d * 8 + 24, working_memory_mib)
     for sl in iter_slices(n, step):
         m = sl.stop - sl.start
         indicator = sparse.csr_matrix(
@@ -155,15 +178,12 @@ def _own_center_sums(
     n, d = X.shape
     k = centers.shape[0]
     out = np.zeros(k, dtype=np.float64)
-    step = chunk_rows(n, 3 * d * 8, working_memory_mib)
+    step = _cache_rows(n, 3 * d * 8, working_memory_mib)
     for sl in iter_slices(n, step):
         diff = X[sl].astype(np.float64, copy=False) - centers[labels[sl]]
         sq = np.einsum("ij,ij->i", diff, diff)
         out += np.bincount(labels[sl], weights=np.sqrt(sq) if root else sq, minlength=k)
     return out
-
-
-_CACHE_BLOCK_BYTES = 4 * 2**20
 
 
 def _own_and_nearest_other(
@@ -173,9 +193,14 @@ def _own_and_nearest_other(
 
     Requires at least two centres. Distances are Euclidean (not squared).
     """
+    a = np.sqrt(_distances_to_own_center(X, labels, centers, working_memory_mib))
+    return a, _nearest_other(X, labels, centers, working_memory_mib)
+
+
+def _nearest_other(X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float) -> F64:
+    """Distance to the nearest centre other than the own one, shape (n,)."""
     n, d = X.shape
     k = centers.shape[0]
-    a = np.sqrt(_distances_to_own_center(X, labels, centers, working_memory_mib))
     b = np.empty(n, dtype=np.float64)
     # ||x - c||^2 = ||x||^2 + (||c||^2 - 2 x.c): the bracket alone decides which other
     # centre is nearest, so ||x||^2 is added to the (chunk,) minimum only. The block is in
@@ -185,11 +210,7 @@ def _own_and_nearest_other(
     C = centers.astype(X.dtype, copy=False)
     minus_2c = -2.0 * C
     c_sq = np.einsum("ij,ij->i", C, C)[:, None]
-    # Blocks of a few MiB stay in cache between the GEMM and the passes over them.
-    step = min(
-        chunk_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib),
-        max(256, _CACHE_BLOCK_BYTES // (k * X.itemsize)),
-    )
+    step = _cache_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
     for sl in iter_slices(n, step):
         Xc = X[sl]
         block = minus_2c @ Xc.T
@@ -199,7 +220,7 @@ def _own_and_nearest_other(
         nearest += np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
         # Cancellation can leave tiny negatives for points on a centre.
         b[sl] = np.sqrt(np.maximum(nearest, 0.0))
-    return a, b
+    return b
 
 
 def _silhouette_from_ab(a: F64, b: F64) -> F64:
@@ -439,6 +460,7 @@ def silhouette_simplified(
     labels: ArrayLike,
     centers: ArrayLike,
     *,
+    sq_distances: ArrayLike | None = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> Silhouette:
     """Simplified (centroid) silhouette over the whole window in O(n k).
@@ -449,6 +471,10 @@ def silhouette_simplified(
     labels : array-like of shape (n,)
         Cluster index of each point, in ``[0, k)``.
     centers : array-like of shape (k, d)
+    sq_distances : array-like of shape (n,), optional
+        Squared distance of each point to its own centre when already known (for
+        example from ``assign_labels``); saves a pass over ``X``. Computed exactly from
+        differences when None.
     working_memory_mib : float
         Budget for the (chunk, k) distance blocks.
 
@@ -479,7 +505,11 @@ def silhouette_simplified(
         return Silhouette(
             score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
         )
-    a, b = _own_and_nearest_other(Xa, lab, C, working_memory_mib)
+    if sq_distances is None:
+        a, b = _own_and_nearest_other(Xa, lab, C, working_memory_mib)
+    else:
+        a = np.sqrt(np.maximum(_check_sq_distances(sq_distances, n, owner=owner), 0.0))
+        b = _nearest_other(Xa, lab, C, working_memory_mib)
     s = _silhouette_from_ab(a, b)
     return Silhouette(
         score=float(s.mean()),
@@ -504,6 +534,7 @@ def davies_bouldin(
     labels: ArrayLike,
     centers: ArrayLike | None = None,
     *,
+    sq_distances: ArrayLike | None = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> ScalarIndex:
     """Davies-Bouldin index over the populated clusters (lower is better).
@@ -516,6 +547,9 @@ def davies_bouldin(
     centers : array-like of shape (k, d) or None
         Centres to measure against; the cluster means when None (then the value equals
         ``sklearn.metrics.davies_bouldin_score``). Empty clusters are left out either way.
+    sq_distances : array-like of shape (n,), optional
+        Squared distance of each point to its centre in ``centers`` when already known
+        (for example from ``assign_labels``); saves a pass over ``X``. Needs ``centers``.
     working_memory_mib : float
         Budget for the row chunks (no length-n temporaries are kept).
 
@@ -539,7 +573,18 @@ def davies_bouldin(
         return _undefined("davies_bouldin", int(populated.shape[0]))
     if C is None:
         C = _cluster_sums(Xa, lab, k, working_memory_mib) / np.maximum(counts, 1)[:, None]
-    sums = _own_center_sums(Xa, lab, C, working_memory_mib, root=True)
+    if sq_distances is None:
+        sums = _own_center_sums(Xa, lab, C, working_memory_mib, root=True)
+    elif centers is None:
+        raise InvalidInputError(
+            "The 'sq_distances' parameter of davies_bouldin needs 'centers': the distances "
+            "must be to those centres."
+        )
+    else:
+        sq = _check_sq_distances(sq_distances, Xa.shape[0], owner=owner)
+        sums = np.asarray(
+            np.bincount(lab, weights=np.sqrt(np.maximum(sq, 0.0)), minlength=k), dtype=np.float64
+        )
     scatter = (sums / np.maximum(counts, 1))[populated]
     separation = cdist(C[populated], C[populated])
     if np.allclose(scatter, 0.0) or np.allclose(separation, 0.0):

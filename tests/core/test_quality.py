@@ -422,3 +422,20 @@ def test_cluster_sizes_balanced_is_zero_cv() -> None:
 def test_cluster_sizes_rejects_bad_input(labels: np.ndarray, n_clusters: int, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         cluster_sizes(labels, n_clusters)
+
+
+def test_known_squared_distances_give_the_same_simplified_silhouette_and_db() -> None:
+    X, labels = blobs(1500, 6, 5, 7)
+    centers = np.array([X[labels == c].mean(axis=0) for c in range(5)])
+    sq = ((X - centers[labels]) ** 2).sum(axis=1)
+    # Same distances by another route: only summation order differs (~1e-15).
+    assert silhouette_simplified(X, labels, centers, sq_distances=sq).score == pytest.approx(
+        silhouette_simplified(X, labels, centers).score, abs=1e-12
+    )
+    assert davies_bouldin(X, labels, centers, sq_distances=sq).value == pytest.approx(
+        davies_bouldin(X, labels, centers).value, rel=1e-12
+    )
+    with pytest.raises(InvalidInputError, match="needs 'centers'"):
+        davies_bouldin(X, labels, sq_distances=sq)
+    with pytest.raises(InvalidInputError, match="'sq_distances' parameter of silhouette_simplified"):
+        silhouette_simplified(X, labels, centers, sq_distances=sq[:-1])
