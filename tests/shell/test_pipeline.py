@@ -279,3 +279,15 @@ def test_calibrated_thresholds_replace_the_fixed_ones() -> None:
 def test_every_failure_reason(exc: BaseException, reason: str) -> None:
     assert classify_failure(exc) == reason
     assert reason in FAILURE_REASONS
+
+
+def test_a_sum_that_overflows_is_not_taken_for_bad_values() -> None:
+    from monitor.pipeline import validate_window
+    from monitor.records import Window
+
+    X = np.full((200, 3), 3e38, dtype=np.float32)  # finite, but their sum is not
+    window = Window("m", 0.0, 1.0, FEATURES, X)
+    assert validate_window(window, model()) is X
+    X[5, 1] = np.nan
+    with pytest.raises(InvalidValuesError, match="1 of 200 rows"):
+        validate_window(window, model())
