@@ -128,7 +128,8 @@ def validate_window(window: Window, model: ModelSettings) -> FloatArray:
     # NaN and infinity survive a sum, so a finite sum proves a clean window in one pass
     # without a (n, d) mask. A sum that overflows only sends a clean window down the
     # slow path, which then finds nothing.
-    clean = bool(np.isfinite(X.sum()))
+    with np.errstate(over="ignore"):
+        clean = bool(np.isfinite(X.sum()))
     bad_rows = np.zeros(X.shape[0], dtype=bool) if clean else ~np.isfinite(X).all(axis=1)
     n_bad = int(bad_rows.sum())
     if n_bad:
