@@ -92,28 +92,28 @@ def _bin_counts(
     for sl in iter_slices(n, step):
         block = np.ascontiguousarray(X[sl].T)
         for j, e in enumerate(edges):
-            index = (
-                _bin_index_few(e, block[j]) if e.shape[0] <= _FEW_EDGES else _bin_index(e, block[j])
-            )
-            counts[j] += np.bincount(index, minlength=counts[j].shape[0])
+            if e.shape[0] <= _FEW_EDGES:
+                counts[j] += _bin_counts_few(e, block[j])
+            else:
+                counts[j] += np.bincount(_bin_index(e, block[j]), minlength=counts[j].shape[0])
     return counts
 
 
-# Up to this many edges, counting the edges below each value (one vectorised comparison
-# per edge) beats a binary search per value: 5.8x at 9 edges on 64k float32 values.
+# Up to this many edges, counting the values above each edge (one vectorised comparison
+# per edge, no index array) beats a binary search per value by far.
 _FEW_EDGES = 32
 
 
-def _bin_index_few(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.uint8]:
-    """The same bins as ``_bin_index`` (the number of edges strictly below each value).
+def _bin_counts_few(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.int64]:
+    """The counts of ``bincount(_bin_index(edges, x))``, shape (len(edges) + 1,).
 
-    Each edge is a float64 numpy scalar, so float32 values are compared in float64,
-    exactly as ``searchsorted`` compares them.
+    With right-closed bins, bin ``b`` holds the values above edge ``b - 1`` but not
+    above edge ``b``, so the counts are differences of the counts above each edge. Each
+    edge is a float64 numpy scalar: float32 values are compared in float64, exactly as
+    ``searchsorted`` compares them.
     """
-    index = np.zeros(x.shape[0], dtype=np.uint8)
-    for edge in edges:
-        index += x > edge
-    return index
+    above = np.array([np.count_nonzero(x > edge) for edge in edges], dtype=np.int64)
+    return -np.diff(above, prepend=x.shape[0], append=0)
 
 
 def _fractions(index: NDArray[np.intp], n_bins: int) -> Floats:
