@@ -437,5 +437,6 @@ def test_known_squared_distances_give_the_same_simplified_silhouette_and_db() ->
     )
     with pytest.raises(InvalidInputError, match="needs 'centers'"):
         davies_bouldin(X, labels, sq_distances=sq)
-    with pytest.raises(InvalidInputError, match="'sq_distances' parameter of silhouette_simplified"):
+    message = "'sq_distances' parameter of silhouette_simplified"
+    with pytest.raises(InvalidInputError, match=message):
         silhouette_simplified(X, labels, centers, sq_distances=sq[:-1])
