@@ -29,17 +29,12 @@ from numpy.typing import NDArray
 from scipy import sparse
 from scipy.linalg import blas
 
-from monitor.core._chunking import chunk_rows, iter_slices
+from monitor.core._chunking import cache_rows, iter_slices
 
 Float = NDArray[np.floating[Any]]
 F64 = NDArray[np.float64]
 Int64 = NDArray[np.int64]
 _T = TypeVar("_T")
-
-# Chunks beyond this many bytes of distance block gain nothing (the block falls out of
-# the caches) and only cost memory: with k=64, d=32, 2k-16k-row chunks ran the GEMM and
-# argmin at the same speed, 32k-row chunks no faster, 512-row chunks ~15 % slower.
-_CACHE_BLOCK_BYTES = 4 * 2**20
 
 # Fixed odd multipliers of the row hash (the canonical order); a constant, not a global RNG.
 _HASH_SEED = 0x6B6D65616E73
@@ -66,15 +61,9 @@ class _Data:
         return self.w[s] * self.xn[s] if self.cosine else self.w[s]
 
 
-def _rows(n: int, bytes_per_row: int, working_memory_mib: float) -> int:
-    """Rows per chunk: within the budget, and no bigger than what stays in cache."""
-    cache = max(256, _CACHE_BLOCK_BYTES // max(1, bytes_per_row))
-    return min(chunk_rows(n, bytes_per_row, working_memory_mib), cache)
-
-
 def _row_sq_norms(X: Float, working_memory_mib: float) -> Float:
     out = np.empty(X.shape[0], dtype=X.dtype)
-    step = _rows(X.shape[0], X.shape[1] * X.itemsize, working_memory_mib)
+    step = cache_rows(X.shape[0], X.shape[1] * X.itemsize, working_memory_mib)
     for s in iter_slices(X.shape[0], step):
         out[s] = np.einsum("ij,ij->i", X[s], X[s])
     return out
@@ -84,7 +73,7 @@ def _chunk_for(n: int, k: int, d: int, itemsize: int, working_memory_mib: float)
     # The (chunk, k) block (twice in float32: the block and its equality mask), the
     # labels and the chunk's share of the one-hot matrix.
     k_blocks = 2 * k if itemsize == 4 else k
-    return _rows(n, (k_blocks + d) * itemsize + 32, working_memory_mib)
+    return cache_rows(n, (k_blocks + d) * itemsize + 32, working_memory_mib)
 
 
 def _prepare(
@@ -253,7 +242,7 @@ def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[I
 def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
     """Squared distance of every row to the centre of its label, chunked (no GEMM)."""
     out = np.empty(data.n, dtype=np.float64)
-    step = _rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
+    step = cache_rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
     for s in iter_slices(data.n, step):
         Xs = data.X[s].astype(np.float64)
         if data.cosine:
@@ -266,7 +255,7 @@ def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
 def _weighted_mean_var(data: _Data) -> F64:
     """Weighted per-feature variance of the rows (normalised rows for cosine), float64."""
     d = data.X.shape[1]
-    step = _rows(data.n, 3 * d * 8, data.working_memory_mib)
+    step = cache_rows(data.n, 3 * d * 8, data.working_memory_mib)
     wsum = float(data.w.sum(dtype=np.float64))
     total = np.zeros(d)
     for s in iter_slices(data.n, step):
@@ -296,7 +285,7 @@ def _row_keys(X: Float, working_memory_mib: float) -> NDArray[np.uint64]:
         1, 2**63, size=d, dtype=np.uint64, endpoint=False
     ) * np.uint64(2) + np.uint64(1)
     keys = np.empty(X.shape[0], dtype=np.uint64)
-    step = _rows(X.shape[0], 2 * d * 8, working_memory_mib)
+    step = cache_rows(X.shape[0], 2 * d * 8, working_memory_mib)
     for s in iter_slices(X.shape[0], step):
         h = (words[s].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64)
         # splitmix64 finaliser: spreads the linear combination over all 64 bits.

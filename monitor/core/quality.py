@@ -21,7 +21,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 from scipy.spatial.distance import cdist
 
-from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
+from monitor.core._chunking import (
+    CACHE_BLOCK_BYTES,
+    DEFAULT_WORKING_MEMORY_MIB,
+    cache_rows,
+    chunk_rows,
+    iter_slices,
+)
 from monitor.core._validation import (
     RandomStateLike,
     check_array,
@@ -108,19 +114,6 @@ def _check_centers(
 # --------------------------------------------------------------------------- helpers
 
 
-# Row chunks of a few MiB stay in cache between the passes over them, and leave the
-# rest of the working-memory budget to the arrays the caller keeps.
-_CACHE_BLOCK_BYTES = 4 * 2**20
-
-
-def _cache_rows(n: int, bytes_per_row: int, working_memory_mib: float) -> int:
-    """Rows per chunk: within the budget and no bigger than a cache-sized block."""
-    return min(
-        chunk_rows(n, bytes_per_row, working_memory_mib),
-        max(256, _CACHE_BLOCK_BYTES // max(1, bytes_per_row)),
-    )
-
-
 def _check_sq_distances(sq_distances: ArrayLike, n: int, *, owner: str) -> F64:
     sq = np.asarray(sq_distances, dtype=np.float64)
     if sq.shape != (n,) or not np.isfinite(sq).all():
@@ -145,7 +138,7 @@ def _cluster_sums(
     """
     n, d = X.shape
     out = np.zeros((n_clusters, d), dtype=np.float64)
-    step = _cache_rows(n, d * 8 + 24, working_memory_mib)
+    step = cache_rows(n, d * 8 + 24, working_memory_mib)
     for sl in iter_slices(n, step):
         m = sl.stop - sl.start
         indicator = sparse.csr_matrix(
@@ -178,7 +171,7 @@ def _own_center_sums(
     n, d = X.shape
     k = centers.shape[0]
     out = np.zeros(k, dtype=np.float64)
-    step = _cache_rows(n, 3 * d * 8, working_memory_mib)
+    step = cache_rows(n, 3 * d * 8, working_memory_mib)
     for sl in iter_slices(n, step):
         diff = X[sl].astype(np.float64, copy=False) - centers[labels[sl]]
         sq = np.einsum("ij,ij->i", diff, diff)
@@ -210,7 +203,7 @@ def _nearest_other(X: NDArray[Any], labels: Intp, centers: F64, working_memory_m
     C = centers.astype(X.dtype, copy=False)
     minus_2c = -2.0 * C
     c_sq = np.einsum("ij,ij->i", C, C)[:, None]
-    step = _cache_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
+    step = cache_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
     for sl in iter_slices(n, step):
         Xc = X[sl]
         block = minus_2c @ Xc.T
@@ -307,12 +300,6 @@ def _clip_sqrt_zero_diagonal(D: F64, diagonal_offset: int) -> None:
     D[rows[keep], cols[keep]] = 0.0
 
 
-# Rows per block of the upper-triangle path are also capped so that a block (rows x m
-# float64) stays about this size: it is then still in cache when the square root and
-# the two reductions read it after the GEMM wrote it (measured: ~25 % faster at m = 10k).
-_CACHE_BLOCK_BYTES = 4 * 2**20
-
-
 def _cluster_distance_sums_symmetric(
     A: F64, Bt: F64, starts: Intp, code: Intp, kp: int, working_memory_mib: float
 ) -> F64:
@@ -321,7 +308,10 @@ def _cluster_distance_sums_symmetric(
     acc = np.zeros((m, kp), dtype=np.float64)
     # A chunk of c rows holds a (c, <= m) block and small reductions of it.
     step = chunk_rows(m, m * 8 + 64 * 8, working_memory_mib)
-    step = max(1, min(step, max(8, _CACHE_BLOCK_BYTES // (8 * m))))
+    # Capped so that a (rows, m) float64 block is still in cache when the square root and
+    # the two reductions read it after the GEMM wrote it (~25 % faster at m = 10k). The
+    # floor is 8 rows, not cache_rows' 256: a row here is the whole sample wide.
+    step = max(1, min(step, max(8, CACHE_BLOCK_BYTES // (8 * m))))
     for sl in iter_slices(m, step):
         i0, i1 = sl.start, sl.stop
         # Rows i0:i1 against columns i0:m. The square (i0:i1, i0:i1) part completes
