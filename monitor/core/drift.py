@@ -120,6 +120,19 @@ def _fractions(index: NDArray[np.intp], n_bins: int) -> Floats:
     return np.bincount(index, minlength=n_bins).astype(np.float64) / index.shape[0]
 
 
+def _check_epsilon(epsilon: float, owner: str) -> float:
+    """The empty-bin floor: a share in (0, 0.5)."""
+    return check_float(
+        epsilon,
+        "epsilon",
+        low=0.0,
+        high=0.5,
+        low_inclusive=False,
+        high_inclusive=False,
+        owner=owner,
+    )
+
+
 def _check_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float]:
     if thresholds is None:
         return {}
@@ -191,15 +204,7 @@ def fit_reference_bins(
     Xr = check_array(X_ref, name="X_ref", dtype=np.float64)
     n_bins = check_int(n_bins, "n_bins", low=2, owner=owner)
     strategy = check_choice(strategy, "strategy", _STRATEGIES, owner=owner)
-    epsilon = check_float(
-        epsilon,
-        "epsilon",
-        low=0.0,
-        high=0.5,
-        low_inclusive=False,
-        high_inclusive=False,
-        owner=owner,
-    )
+    epsilon = _check_epsilon(epsilon, owner)
     edges: list[Floats] = []
     fractions: list[Floats] = []
     for j in range(Xr.shape[1]):
@@ -291,15 +296,7 @@ def label_drift(
         raise InvalidInputError(
             "The 'labels' parameter of label_drift must hold at least one label; got none."
         )
-    epsilon = check_float(
-        epsilon,
-        "epsilon",
-        low=0.0,
-        high=0.5,
-        low_inclusive=False,
-        high_inclusive=False,
-        owner=owner,
-    )
+    epsilon = _check_epsilon(epsilon, owner)
     q = _fractions(lab, k)
     return LabelDrift(psi=_psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
 
