@@ -37,21 +37,33 @@ class SystemClock:
         return time.time()
 
 
-def _source_problems(
+def _try_build_source(
     label: str, kind_name: Any, raw: Mapping[str, Any], model: str, features: tuple[str, ...]
-) -> list[str]:
-    """What a source's own module finds wrong with its options, for one model."""
+) -> tuple[TelemetrySource | None, list[str]]:
+    """Build one model's source, or say what its own module finds wrong with the options.
+
+    Building checks the options against the features and does no I/O.
+    """
     kind = SOURCES.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         valid = ", ".join(sorted(SOURCES))
-        return [f"{label}.source.kind: must be one of {{{valid}}}; got {kind_name!r}"]
+        return None, [f"{label}.source.kind: must be one of {{{valid}}}; got {kind_name!r}"]
     options, found = kind.parse_options(raw)
     problems = [f"{label}.{p}" for p in found]
-    if options is not None and not found and features:
-        try:  # building checks the options against the features; it does no I/O
-            kind.build(model, features, options).close()
-        except ConfigError as exc:
-            problems.extend(f"{label}.{p}" for p in exc.problems)
+    if options is None or found or not features:
+        return None, problems
+    try:
+        return kind.build(model, features, options), problems
+    except ConfigError as exc:
+        return None, problems + [f"{label}.{p}" for p in exc.problems]
+
+
+def _source_problems(
+    label: str, kind_name: Any, raw: Mapping[str, Any], model: str, features: tuple[str, ...]
+) -> list[str]:
+    source, problems = _try_build_source(label, kind_name, raw, model, features)
+    if source is not None:
+        source.close()
     return problems
 
 
@@ -92,12 +104,21 @@ def check_raw(raw: Any) -> list[str]:
     return problems
 
 
-def _build_source(m: ModelSettings) -> TelemetrySource:
-    kind = SOURCES[m.source_kind]
-    options, problems = kind.parse_options(m.source)
-    if problems or options is None:
-        raise ConfigError([f"models[{m.name}].{p}" for p in problems])
-    return kind.build(m.name, m.features, options)
+def _build_sources(settings: Settings) -> dict[str, TelemetrySource]:
+    """Every model's source; ConfigError with every problem of every model otherwise."""
+    built: dict[str, TelemetrySource] = {}
+    problems: list[str] = []
+    for m in settings.models:
+        label = f"models[{m.name}]"
+        source, found = _try_build_source(label, m.source_kind, m.source, m.name, m.features)
+        problems += found
+        if source is not None:
+            built[m.name] = source
+    if problems:
+        for source in built.values():
+            source.close()
+        raise ConfigError(problems)
+    return built
 
 
 def open_store(state_dir: Path) -> DirectorySnapshotStore:
@@ -288,16 +309,9 @@ def build_app(
     sources: Mapping[str, TelemetrySource] | None = None,
 ) -> App:
     """Wire the application; every collaborator can be replaced (tests pass fakes)."""
-    problems = [] if sources is not None else check(settings)
-    if problems:
-        raise ConfigError(problems)
+    built = dict(sources) if sources is not None else _build_sources(settings)
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
-    built = (
-        dict(sources)
-        if sources is not None
-        else {m.name: _build_source(m) for m in settings.models}
-    )
     store = store or open_store(state_dir)
     history = history or SQLiteHistory(Path(state_dir) / "history.sqlite")
     now = datetime.fromtimestamp(clock.now(), UTC)
