@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from monitor.core._validation import check_float, check_int
+from monitor.checks import check_float, check_int
 from monitor.errors import InvalidInputError
 
 __all__ = [

@@ -17,6 +17,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from monitor.checks import (
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+)
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
 from monitor.core._kmeans_fit import (
     INITS,
@@ -36,13 +43,6 @@ from monitor.core._kmeans_lloyd import (
     _minibatch_step,
     _prepare,
     _random_init,
-)
-from monitor.core._validation import (
-    check_array,
-    check_choice,
-    check_float,
-    check_int,
-    check_random_state,
 )
 from monitor.errors import InvalidInputError
 

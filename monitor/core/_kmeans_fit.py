@@ -9,6 +9,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from monitor.checks import (
+    RandomStateLike,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+    check_sample_weight,
+)
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._kmeans_lloyd import (
     _assign,
@@ -22,15 +31,6 @@ from monitor.core._kmeans_lloyd import (
     _prepare,
     _random_init,
     _weighted_mean_var,
-)
-from monitor.core._validation import (
-    RandomStateLike,
-    check_array,
-    check_choice,
-    check_float,
-    check_int,
-    check_random_state,
-    check_sample_weight,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 from monitor.records import KMeansFit

@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
-from monitor.core._validation import (
+from monitor.checks import (
     RandomStateLike,
     check_array,
     check_float,
     check_int,
     check_random_state,
 )
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
 from monitor.core.drift import (
     DEFAULT_EPSILON,
     _bin_index,

@@ -18,8 +18,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from monitor.checks import check_array, check_choice, check_float, check_int
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
-from monitor.core._validation import check_array, check_choice, check_float, check_int
 from monitor.core.quality import _check_labels
 from monitor.errors import InvalidInputError
 from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.core._validation import check_float, check_int
+from monitor.checks import check_float, check_int
 from monitor.core.quality import _check_labels
 from monitor.errors import InvalidInputError
 from monitor.records import OutlierRate, OutlierThresholds

@@ -21,20 +21,20 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 from scipy.spatial.distance import cdist
 
-from monitor.core._chunking import (
-    CACHE_BLOCK_BYTES,
-    DEFAULT_WORKING_MEMORY_MIB,
-    cache_rows,
-    chunk_rows,
-    iter_slices,
-)
-from monitor.core._validation import (
+from monitor.checks import (
     RandomStateLike,
     check_array,
     check_float,
     check_int,
     check_random_state,
     check_sample_weight,
+)
+from monitor.core._chunking import (
+    CACHE_BLOCK_BYTES,
+    DEFAULT_WORKING_MEMORY_MIB,
+    cache_rows,
+    chunk_rows,
+    iter_slices,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 from monitor.records import ClusterSizes, ScalarIndex, Silhouette

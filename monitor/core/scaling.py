@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.core._validation import check_array, check_choice
+from monitor.checks import check_array, check_choice
 from monitor.records import Scaler
 
 __all__ = ["SCALER_KINDS", "fit_scaler", "inverse_transform", "transform"]

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
-from monitor.core._validation import (
+from monitor.checks import (
     RandomStateLike,
     check_array,
     check_choice,
@@ -23,6 +22,7 @@ from monitor.core._validation import (
     check_int,
     check_random_state,
 )
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
 from monitor.core.kmeans import fit_kmeans
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError

@@ -1,12 +1,26 @@
-"""Validation at the public edge of the numeric core.
+"""The one value-check module: every parameter and option check of the package.
 
-Public functions call these once; private helpers then assume valid input.
-Parameter errors have one shape: the parameter, what was expected, what was received.
+Each check returns the value in its canonical type or raises ``Mismatch``, an
+``InvalidInputError`` that carries a ``Problem`` (which field, what was expected, what
+came). One problem has two renderings, so the API and the configuration share one
+vocabulary of expectations:
+
+- the parameter form of the public API (scikit-learn's shape):
+  "The 'n_clusters' parameter of KMeans must be an int in [1, inf). Got 0 instead."
+- the configuration form, where the field is a path in the YAML file:
+  "models[checkout].k: must be an int in [2, 128]; got 0"
+
+``str(Mismatch)`` is the parameter form; configuration readers catch ``Mismatch`` and
+render ``exc.problem.config()``. Public functions check once at their edge; private
+helpers then assume valid input.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,13 +28,79 @@ from numpy.typing import ArrayLike, NDArray
 
 from monitor.errors import InvalidInputError
 
+__all__ = [
+    "FLOAT_DTYPES",
+    "Mismatch",
+    "Problem",
+    "RandomStateLike",
+    "check_array",
+    "check_choice",
+    "check_float",
+    "check_float_mapping",
+    "check_int",
+    "check_random_state",
+    "check_real",
+    "check_sample_weight",
+    "check_str",
+    "is_int",
+    "is_real",
+]
+
 FLOAT_DTYPES = (np.float64, np.float32)
 
 RandomStateLike = int | np.random.Generator | np.random.RandomState | None
 
 
-def _owner(owner: str | None) -> str:
-    return f" of {owner}" if owner else ""
+@dataclass(frozen=True)
+class Problem:
+    """One invalid value: where it is, what it should be, what it was."""
+
+    field: str  # a parameter name ("n_clusters") or a configuration path ("models[a].k")
+    expected: str  # completes "must be ...", e.g. "an int in [1, inf)"
+    got: Any
+
+    def config(self, prefix: str = "") -> str:
+        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
+        where = f"{prefix}.{self.field}" if prefix else self.field
+        return f"{where}: must be {self.expected}; got {self.got!r}"
+
+    def param(self, owner: str | None = None) -> str:
+        """The parameter form of the public API."""
+        of = f" of {owner}" if owner else ""
+        return (
+            f"The {self.field!r} parameter{of} must be {self.expected}. Got {self.got!r} instead."
+        )
+
+
+class Mismatch(InvalidInputError):
+    """A value is not what its check expects; ``problem`` says which, what and why."""
+
+    def __init__(self, problem: Problem, owner: str | None = None) -> None:
+        self.problem = problem
+        self.owner = owner
+        super().__init__(problem.param(owner))
+
+
+def is_int(value: Any) -> bool:
+    """True for integers (bool excluded)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """True for finite real numbers (bool excluded)."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _interval(
+    low: float | None, high: float | None, low_inclusive: bool, high_inclusive: bool
+) -> str:
+    lb = "(-inf" if low is None else ("[" if low_inclusive else "(") + str(low)
+    ub = "inf)" if high is None else str(high) + ("]" if high_inclusive else ")")
+    return f"{lb}, {ub}"
 
 
 def check_int(
@@ -32,20 +112,12 @@ def check_int(
     owner: str | None = None,
 ) -> int:
     """Return ``value`` as int if it is an integer in ``[low, high]``; raise otherwise."""
-    lo = "-inf" if low is None else str(low)
-    hi = "inf)" if high is None else f"{high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidInputError(
-            f"The {name!r} parameter{_owner(owner)} must be an int in [{lo}, {hi}. "
-            f"Got {value!r} instead."
-        )
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise InvalidInputError(
-            f"The {name!r} parameter{_owner(owner)} must be an int in [{lo}, {hi}. "
-            f"Got {value!r} instead."
-        )
-    return value
+    ok = is_int(value)
+    ok = ok and not ((low is not None and value < low) or (high is not None and value > high))
+    if not ok:
+        expected = f"an int in {_interval(low, high, True, True)}"
+        raise Mismatch(Problem(name, expected, value), owner)
+    return int(value)
 
 
 def check_float(
@@ -59,22 +131,27 @@ def check_float(
     owner: str | None = None,
 ) -> float:
     """Return ``value`` as float if it is a finite real in the given interval; raise otherwise."""
-    lb = "(-inf" if low is None else ("[" if low_inclusive else "(") + str(low)
-    ub = "inf)" if high is None else str(high) + ("]" if high_inclusive else ")")
-    msg = (
-        f"The {name!r} parameter{_owner(owner)} must be a float in {lb}, {ub}. "
-        f"Got {value!r} instead."
-    )
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidInputError(msg)
-    v = float(value)
-    if not np.isfinite(v):
-        raise InvalidInputError(msg)
-    if low is not None and (v < low or (v == low and not low_inclusive)):
-        raise InvalidInputError(msg)
-    if high is not None and (v > high or (v == high and not high_inclusive)):
-        raise InvalidInputError(msg)
-    return v
+    ok = is_real(value)
+    if ok:
+        v = float(value)
+        ok = not (low is not None and (v < low or (v == low and not low_inclusive)))
+        ok = ok and not (high is not None and (v > high or (v == high and not high_inclusive)))
+    if not ok:
+        expected = f"a float in {_interval(low, high, low_inclusive, high_inclusive)}"
+        raise Mismatch(Problem(name, expected, value), owner)
+    return float(value)
+
+
+def check_real(value: Any, name: str, *, owner: str | None = None, allow_nan: bool = True) -> float:
+    """Return ``value`` as float if it is a real number (not bool), inf allowed; raise otherwise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or (not allow_nan and math.isnan(value))
+    ):
+        what = "a real number other than NaN" if not allow_nan else "a real number"
+        raise Mismatch(Problem(name, what, value), owner)
+    return float(value)
 
 
 def check_choice(
@@ -83,11 +160,26 @@ def check_choice(
     """Return ``value`` if it is one of ``choices``; the error lists the valid ones."""
     if not isinstance(value, str) or value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise InvalidInputError(
-            f"The {name!r} parameter{_owner(owner)} must be one of {{{valid}}}. "
-            f"Got {value!r} instead."
-        )
+        raise Mismatch(Problem(name, f"one of {{{valid}}}", value), owner)
     return value
+
+
+def check_str(value: Any, name: str, *, owner: str | None = None, non_empty: bool = False) -> str:
+    """Return ``value`` if it is a str (non-empty when asked); raise otherwise."""
+    if not isinstance(value, str) or (non_empty and not value):
+        raise Mismatch(Problem(name, "a non-empty str" if non_empty else "a str", value), owner)
+    return value
+
+
+def check_float_mapping(value: Any, name: str, *, owner: str | None = None) -> dict[str, float]:
+    """Return ``value`` as a dict of str -> float (insertion order kept); raise otherwise."""
+    if not isinstance(value, Mapping):
+        raise Mismatch(Problem(name, "a mapping of str to float", value), owner)
+    out: dict[str, float] = {}
+    for key, item in value.items():
+        check_str(key, f"{name} key", owner=owner)
+        out[key] = check_real(item, f"{name}[{key!r}]", owner=owner)
+    return out
 
 
 def check_array(
