@@ -1,0 +1,71 @@
+"""The strict YAML loader: what PyYAML's safe loader accepts but an operator never means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ConfigError
+from monitor.yamlfile import MAX_ALIASES, MAX_BYTES, dump_yaml, load_yaml, read_yaml
+
+
+def problem(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_yaml(text, "f.yml")
+    assert len(info.value.problems) == 1
+    return info.value.problems[0]
+
+
+def test_a_duplicate_key_names_both_lines() -> None:
+    msg = problem("k: 3\nname: a\nk: 40\n")
+    assert msg.startswith("f.yml: not valid YAML: line 3, column 1: duplicate key 'k'")
+    assert "first at line 1" in msg
+
+
+def test_a_duplicate_key_in_a_nested_flow_mapping() -> None:
+    assert "duplicate key 'b'" in problem("a: {b: 1, b: 2}\n")
+
+
+def test_a_few_aliases_are_fine_and_an_alias_bomb_is_refused() -> None:
+    assert load_yaml("a: &x [1, 2]\nb: *x\n", "f.yml") == {"a": [1, 2], "b": [1, 2]}
+    bomb = "a: &a [x]\n" + "".join(f"b{i}: [{', '.join(['*a'] * 9)}]\n" for i in range(20))
+    assert f"more than {MAX_ALIASES} alias uses" in problem(bomb)
+
+
+def test_syntax_errors_are_one_line_with_the_position() -> None:
+    msg = problem("a: [1, 2\n")
+    assert msg.startswith("f.yml: not valid YAML: line ")
+    assert "\n" not in msg
+
+
+def test_any_top_level_is_returned_as_is() -> None:
+    # The configuration reader names a wrong top level; the loader only parses.
+    assert load_yaml("- 1\n- 2\n", "f.yml") == [1, 2]
+    assert load_yaml("", "f.yml") is None
+
+
+def test_read_names_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_bytes(b"a: 1\nb: \xff\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xff on line 2\)"):
+        read_yaml(path)
+
+
+def test_read_refuses_huge_files_without_reading_them_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yml"
+    path.write_bytes(b"#" * (MAX_BYTES + 10))
+    with pytest.raises(ConfigError, match="larger than"):
+        read_yaml(path)
+
+
+def test_read_names_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_yaml(tmp_path / "nope.yml")
+
+
+def test_dump_then_load_round_trips_in_order() -> None:
+    data = {"z": 1, "a": [1.5, "x"], "m": {"k": None}}
+    text = dump_yaml(data)
+    assert text.index("z:") < text.index("a:")
+    assert load_yaml(text, "f.yml") == data
