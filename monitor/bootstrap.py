@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from monitor import __version__
 from monitor.config import MODEL_NAME, ModelSettings, Settings
 from monitor.errors import ConfigError, RunCancelledError
-from monitor.exporter import ModelSpec, MonitorState, make_registry
+from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.pipeline import classify_failure, evaluate
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
@@ -149,7 +147,7 @@ class App:
     history: History
     sources: dict[str, TelemetrySource]
     state: MonitorState
-    registry: CollectorRegistry  # what /metrics and the Pushgateway serve
+    registry: Registry  # what /metrics and the Pushgateway serve
     clock: Clock
     runbook_html: Callable[[str], str | None]
     should_stop: Callable[[], bool] = lambda: False

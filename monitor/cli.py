@@ -220,9 +220,9 @@ def evaluate(
                 click.echo(_progress_line(result, t0))
         gateway = push_to or settings.daemon.pushgateway
         if gateway:
-            from prometheus_client import push_to_gateway
+            from monitor.exporter import push
 
-            push_to_gateway(gateway, job="kmeans-monitor", registry=app.registry)
+            push(gateway, app.registry)
             if not as_json:
                 click.echo(f"pushed metrics to {gateway}")
     finally:

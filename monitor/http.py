@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from monitor.exporter import CONTENT_TYPE, Registry, encode
 
 __all__ = ["HttpServer", "Routes"]
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class Routes:
     """What the server answers with; every callable is cheap and must not raise."""
 
-    registry: CollectorRegistry
+    registry: Registry
     ready: Callable[[], tuple[bool, str]]
     runbook_html: Callable[[str], str | None]  # None: no such runbook
     models_json: Callable[[], Any]
@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         try:
             if path == "/metrics":
-                self._send(200, generate_latest(routes.registry), CONTENT_TYPE_LATEST)
+                self._send(200, encode(routes.registry), CONTENT_TYPE)
             elif path == "/healthz":
                 self._send(200, b"ok\n", "text/plain; charset=utf-8")
             elif path == "/readyz":

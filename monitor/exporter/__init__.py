@@ -1,0 +1,33 @@
+"""The only owner of prometheus_client: the daemon's collector, the exposition, the push.
+
+- ``daemon``: ``MonitorState`` (written by runs) and the Collector that reads it at
+  scrape time;
+- ``exposition``: the bytes of ``/metrics`` and the Pushgateway push.
+"""
+
+from __future__ import annotations
+
+from monitor.exporter.daemon import (
+    DURATION_BUCKETS,
+    SLI_GAUGES,
+    THRESHOLD_GAUGES,
+    ModelSpec,
+    MonitorCollector,
+    MonitorState,
+    make_registry,
+)
+from monitor.exporter.exposition import CONTENT_TYPE, Registry, encode, push
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DURATION_BUCKETS",
+    "SLI_GAUGES",
+    "THRESHOLD_GAUGES",
+    "ModelSpec",
+    "MonitorCollector",
+    "MonitorState",
+    "Registry",
+    "encode",
+    "make_registry",
+    "push",
+]
