@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import html
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor import __version__
 from monitor.config import MODEL_NAME, ModelSettings, Settings
-from monitor.errors import ConfigError, RunCancelledError
+from monitor.errors import ConfigError
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
-from monitor.pipeline import classify_failure, evaluate
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
+from monitor.runner import Runner
 from monitor.scheduling import schedule_interval_seconds
 from monitor.sources import SOURCES
 from monitor.store.history import SQLiteHistory
@@ -148,78 +148,8 @@ class App:
     sources: dict[str, TelemetrySource]
     state: MonitorState
     registry: Registry  # what /metrics and the Pushgateway serve
-    clock: Clock
-    runbook_html: Callable[[str], str | None]
-    should_stop: Callable[[], bool] = lambda: False
-    on_result: list[Callable[[Evaluation | RunFailure], None]] = field(default_factory=list)
-
-    def refresh_live(self) -> None:
-        """Follow live pointers changed outside the daemon (a rollback from the CLI)."""
-        for m in self.settings.models:
-            try:
-                version = self.store.live_version(m.name)
-                if version is not None and version != self.state.live_version(m.name):
-                    self.state.set_live(self.store.load(m.name, version), promoted=True)
-                    log.info("model=%s live snapshot is now v%d", m.name, version)
-            except Exception as exc:  # the next refresh tries again
-                log.warning("model=%s cannot read the live snapshot: %s", m.name, exc)
-
-    def run_model(self, name: str) -> Evaluation | RunFailure:
-        """One run of one model; a failure is recorded and returned, never raised."""
-        m = self.settings.model(name)
-        t0 = time.perf_counter()
-        now = self.clock.now()
-        try:
-            evaluation, live = evaluate(
-                m,
-                self.sources[name],
-                self.store,
-                self.history,
-                now,
-                package_version=__version__,
-                working_memory_mib=self.settings.daemon.working_memory_mib,
-                should_stop=self.should_stop,
-            )
-        except RunCancelledError as exc:
-            log.info("model=%s %s", name, exc)
-            result: Evaluation | RunFailure = RunFailure(name, "internal", str(exc), now)
-            return result
-        except Exception as exc:
-            reason = classify_failure(exc)
-            duration = time.perf_counter() - t0
-            self.state.record_failure(name, reason, duration=duration, at=self.clock.now())
-            if reason == "internal":
-                log.exception("model=%s run failed (internal): %s", name, exc)
-            else:
-                log.error("model=%s run failed (%s): %s", name, reason, exc)
-            failure = RunFailure(name, reason, str(exc), now)
-            try:
-                self.history.append_failure(failure)
-            except Exception as hexc:
-                log.error("model=%s cannot record the failure in history: %s", name, hexc)
-            result = failure
-        else:
-            duration = time.perf_counter() - t0
-            self.state.record_success(evaluation, live, duration=duration, at=self.clock.now())
-            log.info(
-                "model=%s window=[%s, %s) rows=%d v%d silhouette=%.3f psi_max=%.3f "
-                "drift_max=%.3f outliers=%.3f -> %s (%.2fs)",
-                name,
-                _iso(evaluation.window_start),
-                _iso(evaluation.window_end),
-                evaluation.n_rows,
-                evaluation.live_version,
-                evaluation.slis["silhouette"],
-                evaluation.slis["feature_psi_max"],
-                evaluation.slis["centroid_drift_max"],
-                evaluation.slis["outlier_ratio"],
-                evaluation.decision,
-                duration,
-            )
-            result = evaluation
-        for callback in self.on_result:
-            callback(result)
-        return result
+    runner: Runner
+    stopping: threading.Event  # set when the process is asked to stop
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -230,72 +160,14 @@ class App:
             return False, f"store not readable: {exc}"
         return True, "ready"
 
-    def models_json(self) -> list[dict[str, Any]]:
-        """The latest evaluation of each model, JSON-friendly."""
-        out = []
-        for name in self.state.models():
-            ev = self.state.latest(name)
-            out.append(
-                {
-                    "model": name,
-                    "live_version": self.state.live_version(name),
-                    "latest": None
-                    if ev is None
-                    else {
-                        "window_start": ev.window_start,
-                        "window_end": ev.window_end,
-                        "scored_version": ev.live_version,
-                        "n_rows": ev.n_rows,
-                        "decision": ev.decision,
-                        "promoted": ev.promoted,
-                        "slis": dict(ev.slis),
-                        "feature_psi": dict(ev.feature_psi),
-                        "thresholds": dict(ev.thresholds),
-                    },
-                }
-            )
-        return out
-
-    def index_html(self) -> str:
-        """A plain page that lists the models and links to everything else."""
-        rows = []
-        for item in self.models_json():
-            latest = item["latest"]
-            decision = html.escape(latest["decision"]) if latest else "no run yet"
-            rows.append(
-                f"<tr><td>{html.escape(item['model'])}</td><td>{item['live_version']}</td>"
-                f"<td>{decision}</td></tr>"
-            )
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'><title>kmeans-monitor</title>"
-            "</head><body><h1>kmeans-monitor</h1><table border='1' cellpadding='4'>"
-            "<tr><th>model</th><th>live version</th><th>latest decision</th></tr>"
-            + "".join(rows)
-            + "</table><p><a href='/metrics'>/metrics</a> · <a href='/api/models'>/api/models"
-            "</a> · <a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a></p>"
-            "</body></html>"
-        )
-
     def close(self) -> None:
+        """Close the sources and the history."""
         for source in self.sources.values():
             try:
                 source.close()
             except Exception as exc:
                 log.warning("closing a source failed: %s", exc)
         self.history.close()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
-
-
-def _runbook_html(name: str) -> str | None:
-    from monitor import render
-
-    try:
-        return render.runbook_html(name)
-    except KeyError:
-        return None
 
 
 def build_app(
@@ -305,6 +177,7 @@ def build_app(
     store: SnapshotStore | None = None,
     history: History | None = None,
     sources: Mapping[str, TelemetrySource] | None = None,
+    on_result: Sequence[Callable[[Evaluation | RunFailure], None]] = (),
 ) -> App:
     """Wire the application; every collaborator can be replaced (tests pass fakes)."""
     built = dict(sources) if sources is not None else _build_sources(settings)
@@ -316,15 +189,26 @@ def build_app(
     state = MonitorState(
         [model_spec(m, now) for m in settings.models], started_at=clock.now(), version=__version__
     )
-    app = App(
+    stopping = threading.Event()
+    runner = Runner(
+        settings,
+        sources=built,
+        store=store,
+        history=history,
+        state=state,
+        clock=clock,
+        package_version=__version__,
+        should_stop=stopping.is_set,
+        on_result=on_result,
+    )
+    runner.refresh_live()
+    return App(
         settings=settings,
         store=store,
         history=history,
         sources=built,
         state=state,
         registry=make_registry(state),
-        clock=clock,
-        runbook_html=_runbook_html,
+        runner=runner,
+        stopping=stopping,
     )
-    app.refresh_live()
-    return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import signal
+import math
 import sys
 import tempfile
 import time
@@ -21,6 +21,7 @@ from monitor import __version__
 from monitor.config import Settings, load
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.records import Evaluation, RunFailure
+from monitor.slis import FEATURE_PSI, PROGRESS
 
 log = logging.getLogger("monitor")
 
@@ -115,24 +116,16 @@ def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
     elapsed = f"[{time.monotonic() - t0:5.0f}s]"
     if isinstance(result, RunFailure):
         return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
-    s = result.slis
-    t = result.thresholds
+    s, t = result.slis, result.thresholds
+    fields = " ".join(f"{p.name}={s[p.sli]:{p.fmt}}" for p in PROGRESS if p.name)
     # The decision already says when drift is past the critical level; flag the warnings.
     warnings = [
-        name
-        for name, value, key in (
-            ("psi", s["feature_psi_max"], "feature_psi_warning"),
-            ("outliers", s["outlier_ratio"], "outlier_ratio"),
-            ("label-psi", s["label_psi"], "label_psi"),
-        )
-        if value > t.get(key, float("inf"))
+        p.warning_name for p in PROGRESS if p.warning and s[p.sli] > t.get(p.warning, math.inf)
     ]
     flag = f"[warning: {', '.join(warnings)}] " if warnings and not result.promoted else ""
     return (
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
-        f"silhouette={s['silhouette']:.2f} psi_max={s['feature_psi_max']:.3f} "
-        f"centroid_drift={s['centroid_drift_max']:.2f} outliers={s['outlier_ratio']:.3f}  "
-        f"{flag}{result.decision}"
+        f"{fields}  {flag}{result.decision}"
     )
 
 
@@ -147,24 +140,22 @@ def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
-    import yaml
-
     from monitor.bootstrap import build_app
-    from monitor.daemon import Daemon
+    from monitor.daemon import Daemon, run_until_signal
+    from monitor.yamlfile import load_yaml
 
-    raw = yaml.safe_load(resources.files("monitor").joinpath("demo.yaml").read_text("utf-8"))
+    text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
+    t0 = time.monotonic()
     with _user_errors():
+        raw = load_yaml(text, "demo.yaml")
         settings = load(None, raw=raw, overrides={"listen": listen, "state_dir": str(state_dir)})
         _limit_blas(settings)
-        app = build_app(settings)
+        app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0))])
         daemon = Daemon(app)
-    t0 = time.monotonic()
-    app.on_result.append(lambda r: click.echo(_progress_line(r, t0)))
-    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
-    try:
-        daemon.start()
+
+    def started() -> None:
         click.echo(
             f"kmeans-monitor demo: models {', '.join(m.name for m in settings.models)} on the "
             f"built-in simulator, a run every 5 s.\n"
@@ -174,18 +165,15 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
             f"'checkout' drifts about a minute in. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
         )
-        daemon.wait(duration if duration > 0 else None)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        daemon.stop()
+
+    run_until_signal(daemon, duration, stop_event=app.stopping, on_started=started)
     click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
 
 
 @main.command()
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.option("--once", is_flag=True, default=True, help="Run every model once (the only mode).")
+@click.option("--once", is_flag=True, hidden=True, help="Accepted for old crontabs; the default.")
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @click.option("--push-to", metavar="URL", help="Pushgateway to push the metrics to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluations as JSON.")
@@ -203,6 +191,8 @@ def evaluate(
     """
     from monitor.bootstrap import build_app
 
+    if once:
+        click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
     with _user_errors():
         settings = _settings(config_path, state_dir=state_dir)
         names = list(models) or [m.name for m in settings.models]
@@ -214,7 +204,7 @@ def evaluate(
     try:
         t0 = time.monotonic()
         for name in names:
-            result = app.run_model(name)
+            result = app.runner.run_model(name)
             results.append(result)
             if not as_json:
                 click.echo(_progress_line(result, t0))
@@ -250,7 +240,7 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
         "decision": result.decision,
         "n_rows": result.n_rows,
         "slis": dict(result.slis),
-        "feature_psi": dict(result.feature_psi),
+        FEATURE_PSI: dict(result.feature_psi),
         "thresholds": dict(result.thresholds),
         "phase_seconds": dict(result.phase_seconds),
     }

@@ -1,4 +1,8 @@
-"""Lifecycle: start the scheduler and the HTTP server, stop cleanly on SIGTERM/SIGINT."""
+"""Lifecycle: start the scheduler and the HTTP server, stop cleanly on SIGTERM/SIGINT.
+
+``run_until_signal`` is the one place that handles signals: the daemon, the demo and
+the simulator all stop through it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import functools
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Protocol
 
+from monitor import views
 from monitor.bootstrap import App
 from monitor.config import parse_listen
 from monitor.http import HttpServer, Routes
 from monitor.scheduling import Scheduler
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "Service", "run_until_signal"]
 
 log = logging.getLogger("monitor")
 
@@ -26,9 +33,8 @@ class Daemon:
 
     def __init__(self, app: App, *, listen: str | None = None) -> None:
         self.app = app
-        self._stopping = threading.Event()
+        self._stopping = app.stopping
         self._stopped = threading.Event()
-        app.should_stop = self._stopping.is_set
         self.scheduler = Scheduler(app.settings.daemon.max_workers)
         host, port = parse_listen(listen or app.settings.daemon.listen)
         self.http = HttpServer(
@@ -37,9 +43,9 @@ class Daemon:
             Routes(
                 registry=app.registry,
                 ready=self.ready,
-                runbook_html=app.runbook_html,
-                models_json=app.models_json,
-                index_html=app.index_html,
+                runbook_html=views.runbook_html,
+                models_json=lambda: views.models_json(app.state),
+                index_html=lambda: views.index_html(app.state),
             ),
         )
 
@@ -63,12 +69,14 @@ class Daemon:
                 grace = m.interval / 2
             self.scheduler.add(
                 f"model:{m.name}",
-                functools.partial(self.app.run_model, m.name),
+                functools.partial(self.app.runner.run_model, m.name),
                 interval=m.interval,
                 cron=m.cron,
                 misfire_grace=grace,
             )
-        self.scheduler.add("refresh-live", self.app.refresh_live, interval=LIVE_REFRESH_SECONDS)
+        self.scheduler.add(
+            "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
+        )
         self.scheduler.start()
         log.info(
             "kmeans-monitor serving %d model(s); metrics at %s/metrics",
@@ -96,19 +104,47 @@ class Daemon:
         """Block until a stop is requested or ``timeout`` passes; True when stopping."""
         return self._stopping.wait(timeout)
 
-    def serve_forever(self) -> None:
-        """Start, wait for SIGTERM or SIGINT, stop."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        try:
-            self.start()
-            self.wait()
-        finally:
-            self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def serve_forever(self, duration: float | None = None) -> None:
+        """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop."""
+        run_until_signal(self, duration, stop_event=self._stopping)
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+
+class Service(Protocol):
+    """Something that starts, runs in background threads, and stops."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_until_signal(
+    service: Service,
+    duration: float | None = None,
+    *,
+    stop_event: threading.Event | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Start ``service``, wait for SIGTERM/SIGINT (or ``duration``), stop it, restore handlers.
+
+    ``stop_event`` is set on a signal (a daemon passes its own, so that runs in progress
+    see it); a KeyboardInterrupt raised between handlers counts as a signal too.
+    """
+    stop = stop_event or threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)
-        self.request_stop()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service.start()
+        if on_started is not None:
+            on_started()
+        stop.wait(duration if duration and duration > 0 else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

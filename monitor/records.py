@@ -229,6 +229,59 @@ class Evaluation:
     duration_seconds: float
 
 
+@dataclass(frozen=True, eq=False)
+class WindowView:
+    """A model's view of one window: labels, squared distances and the SLIs they give."""
+
+    labels: IntArray  # (n,) the cluster of each row
+    sq_distances: FloatArray  # (n,) squared distance of each row to its centre
+    slis: Mapping[str, float]  # scalar SLIs of the model on the window (slis.SCALAR keys)
+    feature_psi: Mapping[str, float]  # feature -> PSI
+    cluster_sizes: tuple[int, ...]
+    cluster_shares: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Measurement:
+    """What the measure step found on one window; the decide and commit steps read it.
+
+    With a live model, ``view`` is the live model's view and the candidate was trained
+    warm from it; without one, ``reference`` is the model just trained on the window and
+    ``view`` its view of its own window.
+    """
+
+    model: str
+    window: Window
+    X: FloatArray  # (n, d) the validated rows, raw units
+    live: Snapshot | None
+    reference: Snapshot | None
+    view: WindowView
+    slis: Mapping[str, float]  # the view's SLIs plus the candidate comparison
+    centroid_drift: tuple[float, ...]  # per live cluster; 0.0 where unmatched
+    candidate_centers: FloatArray | None  # (k, d) in the live model's scaled units
+    candidate_ok: bool  # False when the candidate left a cluster empty
+
+
+#: What a decision does: train the first model; keep the live one; reject the candidate;
+#: promote a new model; store a new model pending approval; wait for the pending one.
+DECISION_ACTIONS = ("initial", "keep", "reject", "promote", "pend", "await")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The retrain policy's verdict on a measurement."""
+
+    action: str  # one of DECISION_ACTIONS
+    text: str  # what the run reports, e.g. "retrained on drift: feature PSI 0.404"
+    retrain_reason: str = ""  # the new snapshot's reason ("drift", "scheduled")
+    awaiting: int | None = None  # action "await": the version already awaiting approval
+
+    @property
+    def trains(self) -> bool:
+        """Whether a new snapshot is trained on the window."""
+        return self.action in ("promote", "pend")
+
+
 # The bounded values of the ``reason`` label of kmeans_run_failures_total.
 FAILURE_REASONS = (
     "source_unavailable",

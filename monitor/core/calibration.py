@@ -47,21 +47,34 @@ from monitor.core.outliers import _thresholds
 from monitor.core.quality import _own_and_nearest_other, _silhouette_from_ab
 from monitor.errors import InvalidInputError
 from monitor.records import Calibration, OutlierThresholds, ReferenceBins
+from monitor.slis import (
+    CENTROID_DRIFT_MAX,
+    CLUSTER_SIZE_CV,
+    FEATURE_PSI_MAX,
+    INERTIA,
+    LABEL_PSI,
+    OUTLIER_RATIO,
+    SIMPLIFIED_SILHOUETTE,
+    SLIS,
+)
 
-__all__ = ["DIRECTIONS", "as_thresholds", "calibrate"]
+__all__ = ["DIRECTIONS", "calibrate"]
 
 F64 = NDArray[np.float64]
 
-#: Which side of its threshold each calibrated SLI alarms on.
+#: Which side of its threshold each calibrated SLI alarms on (from the SLI catalogue).
 DIRECTIONS: Mapping[str, str] = MappingProxyType(
     {
-        "feature_psi": "above",  # the largest PSI over the features
-        "label_psi": "above",
-        "outlier_ratio": "above",
-        "simplified_silhouette": "below",
-        "inertia": "above",  # over a window of window_size points
-        "cluster_size_cv": "above",
-        "centroid_drift_max": "above",  # only with n_refits > 0
+        key: SLIS[key].direction
+        for key in (
+            FEATURE_PSI_MAX,  # the largest PSI over the features
+            LABEL_PSI,
+            OUTLIER_RATIO,
+            SIMPLIFIED_SILHOUETTE,
+            INERTIA,  # over a window of window_size points
+            CLUSTER_SIZE_CV,
+            CENTROID_DRIFT_MAX,  # only with n_refits > 0
+        )
     }
 )
 
@@ -106,12 +119,12 @@ def _per_point(
 ) -> dict[str, F64]:
     """Per-point values whose window mean is an SLI: outlier flag, squared distance, silhouette."""
     values = {
-        "outlier_ratio": (np.sqrt(sq) > limits[labels]).astype(np.float64),
-        "inertia": sq,
+        OUTLIER_RATIO: (np.sqrt(sq) > limits[labels]).astype(np.float64),
+        INERTIA: sq,
     }
     if C.shape[0] >= 2:
         a, b = _own_and_nearest_other(X, labels, C, working_memory_mib)
-        values["simplified_silhouette"] = _silhouette_from_ab(a, b)
+        values[SIMPLIFIED_SILHOUETTE] = _silhouette_from_ab(a, b)
     return values
 
 
@@ -248,7 +261,7 @@ def calibrate(
     limits = np.asarray(outlier_thresholds.thresholds, dtype=np.float64)
     means = _per_point(X, C, labels, sq, limits, working_memory_mib)
     centre = {name: float(v.mean()) for name, v in means.items()}
-    scale = {"inertia": float(window_size)}  # inertia is a sum over the window
+    scale = {INERTIA: float(window_size)}  # inertia is a sum over the window
     cv_reference = _cv(shares)
     features = _FeaturePsi(X, bins)
 
@@ -258,12 +271,12 @@ def calibrate(
         win_rows = np.asarray(rng.integers(0, n, size=window_size), dtype=np.intp)
         ref_shares = rng.multinomial(n, shares).astype(np.float64) / n
         win_shares = np.bincount(labels[win_rows], minlength=k).astype(np.float64) / window_size
-        values["feature_psi"].append(features.max_psi(win_rows, features.fractions(ref_rows)))
-        values["label_psi"].append(_psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
+        values[FEATURE_PSI_MAX].append(features.max_psi(win_rows, features.fractions(ref_rows)))
+        values[LABEL_PSI].append(_psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
         for name, v in means.items():
             shift = float(v[win_rows].mean()) - float(v[ref_rows].mean())
             values[name].append(scale.get(name, 1.0) * (centre[name] + shift))
-        values["cluster_size_cv"].append(cv_reference + _cv(win_shares) - _cv(ref_shares))
+        values[CLUSTER_SIZE_CV].append(cv_reference + _cv(win_shares) - _cv(ref_shares))
 
     # Optimism (Efron's bootstrap): a model fitted on R* measured on the reference, minus
     # the same model measured on R*. The same fits give the no-change centroid drift
@@ -285,7 +298,7 @@ def calibrate(
             for rows, seed in ((ref_rows, seeds[0]), (win_rows, seeds[1]))
         ]
         C_ref = np.asarray(fits[0].centers, dtype=np.float64)
-        values["centroid_drift_max"].append(centroid_drift(C_ref, fits[1].centers).max)
+        values[CENTROID_DRIFT_MAX].append(centroid_drift(C_ref, fits[1].centers).max)
         lab_b, sq_b = _assign(X, C_ref, working_memory_mib)
         limits_b = _thresholds(
             np.sqrt(sq_b[ref_rows]), lab_b[ref_rows], k, float(outlier_thresholds.quantile)
@@ -313,28 +326,3 @@ def calibrate(
         window_size=window_size,
         n_resamples=n_resamples,
     )
-
-
-def as_thresholds(calibration: Calibration, fixed: Mapping[str, float]) -> dict[str, float]:
-    """Calibrated thresholds under the threshold names of ``docs/metrics.md``.
-
-    ``feature_psi`` becomes ``feature_psi_warning``, and ``feature_psi_critical`` is the
-    larger of the fixed critical threshold and that value; ``label_psi`` and
-    ``outlier_ratio`` keep their names; ``centroid_drift_max`` (with refits) becomes
-    ``centroid_drift``. ``silhouette_min`` is not set: the calibration covers the
-    simplified silhouette, while that threshold applies to the exact one. Names the
-    calibration does not cover are left to ``fixed`` (not returned).
-    """
-    t = calibration.thresholds
-    out: dict[str, float] = {}
-    if "feature_psi" in t:
-        out["feature_psi_warning"] = t["feature_psi"]
-        out["feature_psi_critical"] = max(
-            float(fixed.get("feature_psi_critical", t["feature_psi"])), t["feature_psi"]
-        )
-    for name in ("label_psi", "outlier_ratio"):
-        if name in t:
-            out[name] = t[name]
-    if "centroid_drift_max" in t:
-        out["centroid_drift"] = t["centroid_drift_max"]
-    return out

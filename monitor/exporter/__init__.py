@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from monitor.exporter.daemon import (
     DURATION_BUCKETS,
-    SLI_GAUGES,
-    THRESHOLD_GAUGES,
     ModelSpec,
     MonitorCollector,
     MonitorState,
@@ -21,8 +19,6 @@ from monitor.exporter.exposition import CONTENT_TYPE, Registry, encode, push
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
-    "SLI_GAUGES",
-    "THRESHOLD_GAUGES",
     "ModelSpec",
     "MonitorCollector",
     "MonitorState",

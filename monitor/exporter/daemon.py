@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -22,12 +22,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from monitor import slis as S
 from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
 
 __all__ = [
     "DURATION_BUCKETS",
-    "SLI_GAUGES",
-    "THRESHOLD_GAUGES",
     "ModelSpec",
     "MonitorCollector",
     "MonitorState",
@@ -52,48 +51,11 @@ DURATION_BUCKETS = (
     1800.0,
 )
 
-# Evaluation.slis key -> (metric name, help)
-SLI_GAUGES: dict[str, tuple[str, str]] = {
-    "silhouette": ("kmeans_silhouette_score", "Exact silhouette on a seeded sample of the window."),
-    "simplified_silhouette": (
-        "kmeans_simplified_silhouette_score",
-        "Centroid (simplified) silhouette over the whole window.",
-    ),
-    "inertia": (
-        "kmeans_inertia",
-        "Sum of squared distances to the assigned centres, scaled units.",
-    ),
-    "davies_bouldin": ("kmeans_davies_bouldin_index", "Davies-Bouldin index (lower is better)."),
-    "calinski_harabasz": (
-        "kmeans_calinski_harabasz_index",
-        "Calinski-Harabasz index (higher is better).",
-    ),
-    "cluster_size_cv": ("kmeans_cluster_size_cv", "Coefficient of variation of cluster sizes."),
-    "empty_clusters": ("kmeans_empty_clusters", "Clusters of the live model with no point."),
-    "outlier_ratio": ("kmeans_outlier_ratio", "Share of points beyond their cluster's threshold."),
-    "features_drifting": (
-        "kmeans_features_drifting",
-        "Features whose PSI is above the warning threshold.",
-    ),
-    "label_psi": ("kmeans_label_psi", "PSI of the cluster shares against the reference."),
-    "centroid_drift_max": ("kmeans_centroid_drift_max", "Largest matched centroid distance."),
-    "centroid_drift_mean": ("kmeans_centroid_drift_mean", "Mean matched centroid distance."),
-    "clusters_appeared": ("kmeans_clusters_appeared", "Candidate clusters with no live match."),
-    "clusters_vanished": ("kmeans_clusters_vanished", "Live clusters with no candidate match."),
-    "label_agreement": (
-        "kmeans_label_agreement_ratio",
-        "Share of points the live model and the candidate put in matched clusters.",
-    ),
-}
-
-# Snapshot.thresholds key -> metric name
-THRESHOLD_GAUGES: dict[str, str] = {
-    "feature_psi_warning": "kmeans_feature_psi_warning_threshold",
-    "feature_psi_critical": "kmeans_feature_psi_critical_threshold",
-    "label_psi": "kmeans_label_psi_threshold",
-    "centroid_drift": "kmeans_centroid_drift_threshold",
-    "silhouette_min": "kmeans_silhouette_min_threshold",
-    "outlier_ratio": "kmeans_outlier_ratio_threshold",
+# The labelled SLIs: where an Evaluation keeps their values.
+_PER_CLUSTER: dict[str, Callable[[Evaluation], Sequence[float]]] = {
+    S.CLUSTER_SIZE: lambda ev: ev.cluster_sizes,
+    S.CLUSTER_SHARE: lambda ev: ev.cluster_shares,
+    S.CENTROID_DRIFT: lambda ev: ev.centroid_drift,
 }
 
 
@@ -310,10 +272,7 @@ class MonitorCollector(Collector):
             "When the live snapshot was trained, unix seconds.",
         )
         nfeat = _gauge("kmeans_model_features", "Number of features the model reads.")
-        thresholds = {
-            key: _gauge(name, f"Threshold for {key.replace('_', ' ')}.")
-            for key, name in THRESHOLD_GAUGES.items()
-        }
+        thresholds = {t.key: _gauge(t.metric, t.help) for t in S.THRESHOLDS.values()}
         for m in view:
             name = m.spec.name
             nfeat.add_metric([name], len(m.spec.features))
@@ -329,39 +288,22 @@ class MonitorCollector(Collector):
         yield from thresholds.values()
 
     def _slis(self, view: list[_ModelState]) -> Iterator[Metric]:
-        rows = _gauge("kmeans_window_rows", "Rows in the window after validation.")
-        slis = {key: _gauge(name, doc) for key, (name, doc) in SLI_GAUGES.items()}
-        psi = _gauge(
-            "kmeans_feature_psi", "PSI of each feature against the reference bins.",
-            ["model", "feature"],
-        )  # fmt: skip
-        size = _gauge("kmeans_cluster_size", "Points per cluster.", ["model", "cluster"])
-        share = _gauge(
-            "kmeans_cluster_share_ratio", "Share of the window per cluster.", ["model", "cluster"]
-        )
-        cdrift = _gauge(
-            "kmeans_centroid_drift",
-            "Distance from each live centroid to its match in the candidate, scaled units.",
-            ["model", "cluster"],
-        )
+        families = {s.key: _gauge(s.metric, s.help, s.labels) for s in S.SLIS.values()}
         for m in view:
             name = m.spec.name
             ev = m.evaluation
-            rows.add_metric([name], ev.n_rows if ev else 0)
-            for key, fam in slis.items():
-                fam.add_metric([name], ev.slis.get(key, 0.0) if ev else 0.0)
+            families[S.WINDOW_ROWS].add_metric([name], ev.n_rows if ev else 0)
+            for key in S.SCALAR:
+                families[key].add_metric([name], ev.slis.get(key, 0.0) if ev else 0.0)
+            psi = families[S.FEATURE_PSI]
             for feature in m.spec.features:
                 psi.add_metric([name, feature], ev.feature_psi.get(feature, 0.0) if ev else 0.0)
             if ev is None:
                 continue
-            for c, (n, s) in enumerate(zip(ev.cluster_sizes, ev.cluster_shares, strict=True)):
-                size.add_metric([name, str(c)], n)
-                share.add_metric([name, str(c)], s)
-            for c, d in enumerate(ev.centroid_drift):
-                cdrift.add_metric([name, str(c)], d)
-        yield rows
-        yield from slis.values()
-        yield from (psi, size, share, cdrift)
+            for key, values in _PER_CLUSTER.items():
+                for c, value in enumerate(values(ev)):
+                    families[key].add_metric([name, str(c)], value)
+        yield from families.values()
 
 
 def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:

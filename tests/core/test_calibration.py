@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.core.calibration import DIRECTIONS, _FeaturePsi, as_thresholds, calibrate
+from monitor.core.calibration import DIRECTIONS, _FeaturePsi, calibrate
 from monitor.core.drift import centroid_drift, fit_reference_bins, label_drift, psi
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
@@ -75,7 +75,7 @@ def slis(ref: Reference, W: np.ndarray) -> dict[str, float]:
     """The SLIs of a window through the public functions, as the pipeline computes them."""
     labels, sq = assign_labels(W, ref.centers)
     return {
-        "feature_psi": psi(ref.bins, W).max,
+        "feature_psi_max": psi(ref.bins, W).max,
         "label_psi": label_drift(ref.shares, labels, 3).psi,
         "outlier_ratio": outlier_rate(ref.outliers, sq, labels).ratio,
         "simplified_silhouette": silhouette_simplified(W, labels, ref.centers).score,
@@ -98,7 +98,7 @@ def alarm_rates(ref: Reference, cal: Calibration, seed: int, **shift: float) -> 
 
 def test_thresholds_and_directions(calibration: Calibration) -> None:
     assert set(calibration.thresholds) == {
-        "feature_psi",
+        "feature_psi_max",
         "label_psi",
         "outlier_ratio",
         "simplified_silhouette",
@@ -181,14 +181,14 @@ def test_false_alarm_rate_when_windows_are_as_large_as_the_reference() -> None:
 def test_a_shifted_feature_alarms(reference: Reference, calibration: Calibration) -> None:
     # Half a standard deviation on one feature: PSI ~ 0.25 against a threshold ~ 0.04.
     rates = alarm_rates(reference, calibration, seed=3, shift=0.5)
-    assert rates["feature_psi"] >= 0.99
+    assert rates["feature_psi_max"] >= 0.99
 
 
 def test_wider_clusters_alarm(reference: Reference, calibration: Calibration) -> None:
     # Noise 1.3x wider: more points beyond the outlier thresholds, lower silhouette,
     # higher inertia, and every feature's spread changes.
     rates = alarm_rates(reference, calibration, seed=4, scale=1.3)
-    for name in ("feature_psi", "outlier_ratio", "simplified_silhouette", "inertia"):
+    for name in ("feature_psi_max", "outlier_ratio", "simplified_silhouette", "inertia"):
         assert rates[name] >= 0.99, (name, rates[name])
 
 
@@ -217,7 +217,7 @@ def test_smaller_windows_get_wider_psi_thresholds(reference: Reference) -> None:
     small = calibrate(*args, window_size=100, n_resamples=300, random_state=0)
     large = calibrate(*args, window_size=2000, n_resamples=300, random_state=0)
     # PSI under no change scales like (bins - 1) / n: 20x the window, far lower threshold.
-    assert small.thresholds["feature_psi"] > 5 * large.thresholds["feature_psi"]
+    assert small.thresholds["feature_psi_max"] > 5 * large.thresholds["feature_psi_max"]
     assert small.thresholds["label_psi"] > 5 * large.thresholds["label_psi"]
 
 
@@ -250,33 +250,6 @@ def test_one_cluster_leaves_the_silhouette_out() -> None:
     )
     assert "simplified_silhouette" not in cal.thresholds
     assert cal.thresholds["label_psi"] == 0.0  # one cluster: the shares never move
-
-
-def test_as_thresholds_maps_to_the_metrics_contract_names() -> None:
-    cal = Calibration(
-        thresholds={
-            "feature_psi": 0.05,
-            "label_psi": 0.01,
-            "outlier_ratio": 0.02,
-            "simplified_silhouette": 0.4,
-            "centroid_drift_max": 0.3,
-        },
-        directions={},
-        false_alarm_rate=0.01,
-        window_size=100,
-        n_resamples=10,
-    )
-    fixed = {"feature_psi_critical": 0.25, "silhouette_min": 0.2}
-    assert as_thresholds(cal, fixed) == {
-        "feature_psi_warning": 0.05,
-        "feature_psi_critical": 0.25,
-        "label_psi": 0.01,
-        "outlier_ratio": 0.02,
-        "centroid_drift": 0.3,
-    }
-    # A calibrated warning above the fixed critical lifts the critical with it.
-    high = Calibration({"feature_psi": 0.4}, {}, 0.01, 100, 10)
-    assert as_thresholds(high, fixed) == {"feature_psi_warning": 0.4, "feature_psi_critical": 0.4}
 
 
 @pytest.mark.parametrize(

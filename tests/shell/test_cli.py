@@ -105,7 +105,9 @@ def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path
     write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), now - 100)
     first = invoke("evaluate", "--config", str(cfg), "--once", "--json")
     assert first.exit_code == 0, first.output
-    [ev] = json.loads(first.output)
+    # --once is accepted for old crontabs, with a note on stderr that it can go.
+    assert "--once is the only mode" in first.stderr
+    [ev] = json.loads(first.stdout)
     assert ev["promoted"] and ev["live_version"] == 1
 
     moved = CENTERS.copy()

@@ -19,8 +19,11 @@ from monitor.errors import (
     TooFewRowsError,
     TrainingError,
 )
-from monitor.pipeline import THRESHOLD_NAMES, classify_failure, diff_snapshots, evaluate
+from monitor.pipeline import diff_snapshots, evaluate
+from monitor.pipeline.measure import calibrated_thresholds
 from monitor.records import FAILURE_REASONS
+from monitor.runner import classify_failure
+from monitor.slis import THRESHOLDS
 from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
 
 FEATURES = ("a", "b", "c")
@@ -71,7 +74,7 @@ def test_first_run_trains_the_reference() -> None:
     assert ev.promoted and ev.decision.startswith("initial")
     assert snap.version == 1 and h.store.live_version("m") == 1
     assert snap.k == 3 and snap.features == FEATURES and snap.reason == "initial"
-    assert set(THRESHOLD_NAMES) <= set(snap.thresholds)
+    assert set(THRESHOLDS) <= set(snap.thresholds)
     # Thresholds: fixed defaults, silhouette floor relative to the reference's own score.
     assert snap.thresholds["feature_psi_critical"] == 0.25
     assert snap.thresholds["silhouette_min"] == pytest.approx(snap.slis["silhouette"] - 0.15)
@@ -291,3 +294,34 @@ def test_a_sum_that_overflows_is_not_taken_for_bad_values() -> None:
     X[5, 1] = np.nan
     with pytest.raises(InvalidValuesError, match="1 of 200 rows"):
         validate_window(window, model())
+
+
+def test_calibrated_thresholds_follow_the_catalogue() -> None:
+    fixed = {
+        "feature_psi_warning": 0.1,
+        "feature_psi_critical": 0.25,
+        "label_psi": 0.1,
+        "centroid_drift": 0.5,
+        "silhouette_min": 0.2,
+        "outlier_ratio": 0.05,
+    }
+    calibrated = {
+        "feature_psi_max": 0.05,
+        "label_psi": 0.01,
+        "outlier_ratio": 0.02,
+        "simplified_silhouette": 0.4,  # calibrated, but guards no threshold
+        "centroid_drift_max": 0.3,
+    }
+    assert calibrated_thresholds(calibrated, fixed) == {
+        "feature_psi_warning": 0.05,
+        "feature_psi_critical": 0.25,  # raised at most, never lowered
+        "label_psi": 0.01,
+        "centroid_drift": 0.3,
+        "silhouette_min": 0.2,  # the exact silhouette is not calibrated
+        "outlier_ratio": 0.02,
+    }
+    # A calibrated warning above the fixed critical lifts the critical with it.
+    high = calibrated_thresholds({"feature_psi_max": 0.4}, fixed)
+    assert high["feature_psi_warning"] == high["feature_psi_critical"] == 0.4
+    # Without refits there is no calibrated centroid drift: the fixed threshold stays.
+    assert high["centroid_drift"] == 0.5

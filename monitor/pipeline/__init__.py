@@ -1,0 +1,79 @@
+"""One window, start to end, as three steps with typed records between them.
+
+measure (pure: validate, scale, score the live model, train a candidate, compare)
+-> decide (pure: the retrain policy) -> commit (the store and the history, through
+ports). The pipeline never imports a source, a store, the scheduler, the exporter or
+an HTTP client: they come in as arguments that meet ``monitor.ports``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.config import ModelSettings
+from monitor.pipeline.commit import commit
+from monitor.pipeline.decide import decide, drift_reasons
+from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
+from monitor.pipeline.measure import (
+    RunContext,
+    measure,
+    retrain,
+    schema_hash,
+    score,
+    train_reference,
+    validate_window,
+)
+from monitor.pipeline.phases import Phases
+from monitor.ports import History, SnapshotStore, TelemetrySource
+from monitor.records import Evaluation, Snapshot
+
+__all__ = [
+    "RunContext",
+    "SnapshotDiff",
+    "decide",
+    "diff_snapshots",
+    "drift_reasons",
+    "evaluate",
+    "schema_hash",
+    "score",
+    "train_reference",
+    "validate_window",
+]
+
+
+def evaluate(
+    model: ModelSettings,
+    source: TelemetrySource,
+    store: SnapshotStore,
+    history: History,
+    now: float,
+    *,
+    package_version: str = "",
+    working_memory_mib: float = 64.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[Evaluation, Snapshot]:
+    """Run one window for one model; return the evaluation and the snapshot live after it."""
+    phases = Phases(should_stop)
+    with phases.phase("read"):
+        window = source.read_window(now - model.window, now)
+    with phases.phase("load"):
+        live = _live(store, model.name)
+        pending = _pending(store, model.name, live)
+    ctx = RunContext(now, package_version, working_memory_mib)
+    m = measure(window, live, model, phases, ctx)
+    decision = decide(m, model, now=now, pending=pending)
+    new = retrain(m, decision, model, phases, ctx)
+    return commit(m, decision, new, store, history, phases, now=now)
+
+
+def _live(store: SnapshotStore, model: str) -> Snapshot | None:
+    version = store.live_version(model)
+    return None if version is None else store.load(model, version)
+
+
+def _pending(store: SnapshotStore, model: str, live: Snapshot | None) -> int | None:
+    """The newest version stored after the live one: a candidate awaiting approval."""
+    if live is None:
+        return None
+    newer = [v for v in store.versions(model) if v > live.version]
+    return newer[-1] if newer else None

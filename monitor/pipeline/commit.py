@@ -1,0 +1,80 @@
+"""The commit step: store what a decision asks for, record the run, say what is live."""
+
+from __future__ import annotations
+
+from monitor.pipeline.phases import Phases
+from monitor.ports import History, SnapshotStore
+from monitor.records import Decision, Evaluation, Measurement, Snapshot
+
+__all__ = ["commit"]
+
+
+def commit(
+    m: Measurement,
+    decision: Decision,
+    new: Snapshot | None,
+    store: SnapshotStore,
+    history: History,
+    phases: Phases,
+    *,
+    now: float,
+) -> tuple[Evaluation, Snapshot]:
+    """Write the new snapshot (live or pending) and the run's history row.
+
+    Returns the evaluation and the snapshot live after the run.
+    """
+    text = decision.text
+    candidate: int | None = decision.awaiting
+    live = m.live
+    if m.reference is not None:  # the first model of this name: live at once
+        with phases.phase("store"):
+            live = store.save(m.reference)
+            store.set_live(m.model, live.version)
+        candidate = live.version
+    elif new is not None:
+        with phases.phase("store"):
+            new = store.save(new)
+            if decision.action == "promote":
+                store.set_live(m.model, new.version)
+        candidate = new.version
+        if decision.action != "promote":
+            text += (
+                f"; candidate v{new.version} stored: approve with "
+                f"`kmeans-monitor snapshots rollback {m.model} --to {new.version}`"
+            )
+    assert live is not None  # a measurement has a live model or a new reference
+    evaluation = _evaluation(m, live, candidate, decision, text, phases, now)
+    with phases.phase("store"):
+        history.append(evaluation)
+    after = new if new is not None and decision.action == "promote" else live
+    return evaluation, after
+
+
+def _evaluation(
+    m: Measurement,
+    scored: Snapshot,
+    candidate: int | None,
+    decision: Decision,
+    text: str,
+    phases: Phases,
+    now: float,
+) -> Evaluation:
+    return Evaluation(
+        model=m.model,
+        window_start=m.window.start,
+        window_end=m.window.end,
+        evaluated_at=now,
+        n_rows=int(m.X.shape[0]),
+        live_version=scored.version,
+        candidate_version=candidate,
+        promoted=decision.action in ("initial", "promote"),
+        decision=text,
+        slis=dict(m.slis),
+        feature_psi=dict(m.view.feature_psi),
+        cluster_sizes=m.view.cluster_sizes,
+        cluster_shares=m.view.cluster_shares,
+        centroid_drift=m.centroid_drift,
+        thresholds=dict(scored.thresholds),
+        phase_seconds=dict(phases.seconds),
+        duration_seconds=phases.elapsed(),
+    )

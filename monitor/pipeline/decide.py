@@ -1,0 +1,55 @@
+"""The decide step: the retrain policy as a pure function of a measurement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from monitor import slis as S
+from monitor.config import ModelSettings
+from monitor.records import Decision, Measurement
+
+__all__ = ["decide", "drift_reasons"]
+
+
+def drift_reasons(slis: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
+    """What drifted past a retrain trigger, as the decision names it ("feature PSI 0.404")."""
+    reasons: list[str] = []
+    for trigger in S.RETRAIN_TRIGGERS:
+        value = slis[trigger.sli]
+        if trigger.threshold:
+            if value > thresholds[trigger.threshold]:
+                reasons.append(f"{trigger.text} {value:.3f}")
+        elif value and trigger.text not in reasons:
+            reasons.append(trigger.text)
+    return reasons
+
+
+def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | None) -> Decision:
+    """What to do with the candidate of ``m`` under the model's retrain policy.
+
+    ``pending`` is the version already awaiting manual approval, if any: under the
+    manual policy one candidate awaits at a time.
+    """
+    if m.live is None:
+        return Decision("initial", "initial reference model trained")
+    if not m.candidate_ok:
+        return Decision("reject", "candidate rejected: it has empty clusters")
+    policy = model.retrain
+    if policy == "scheduled":
+        age = now - m.live.created_at
+        if age >= model.training.retrain_every:
+            return Decision(
+                "promote", f"scheduled retrain: live model is {age:.0f}s old", "scheduled"
+            )
+        return Decision("keep", "kept: scheduled retrain not due")
+    why = drift_reasons(m.slis, m.live.thresholds)
+    if not why:
+        return Decision("keep", "kept: no drift")
+    if policy == "on-drift":
+        return Decision("promote", "retrained on drift: " + ", ".join(why), "drift")
+    text = "drift awaits manual approval: " + ", ".join(why)
+    if pending is not None:
+        return Decision(
+            "await", f"{text}; candidate v{pending} already awaits approval", awaiting=pending
+        )
+    return Decision("pend", text, "drift")
