@@ -1,0 +1,200 @@
+"""The retrain policy as a table: every policy, drift or none, pending or not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor import slis as S
+from monitor.config import ModelSettings, parse
+from monitor.pipeline import decide, drift_reasons
+from monitor.pipeline.measure import fixed_thresholds
+from monitor.records import (
+    Decision,
+    Measurement,
+    OutlierThresholds,
+    ReferenceBins,
+    Scaler,
+    Snapshot,
+    Window,
+    WindowView,
+)
+
+NOW = 1_000_000.0
+QUIET = {key: 0.0 for key in S.SCALAR} | {S.SILHOUETTE: 0.7, S.LABEL_AGREEMENT: 1.0}
+
+
+def model(retrain: str, **training: Any) -> ModelSettings:
+    raw = {
+        "name": "m",
+        "features": ["a", "b"],
+        "k": 2,
+        "window": "10m",
+        "schedule": {"interval": "1m"},
+        "source": {"kind": "fake"},
+        "retrain": retrain,
+        "training": training,
+    }
+    return parse({"models": [raw]}).models[0]
+
+
+def snapshot(**fields: Any) -> Snapshot:
+    """A two-cluster snapshot; the decision reads only its age and thresholds."""
+    zeros = np.zeros((2, 2))
+    base = Snapshot(
+        model="m",
+        version=3,
+        created_at=0.0,
+        features=("a", "b"),
+        metric="euclidean",
+        centers=zeros,
+        scaler=Scaler("none", np.zeros(2), np.ones(2)),
+        bins=ReferenceBins((np.zeros(1), np.zeros(1)), (np.ones(2) / 2,) * 2, 1e-4, "quantile"),
+        reference_shares=np.ones(2) / 2,
+        outliers=OutlierThresholds(np.ones(2), 0.99),
+        thresholds={},
+        seed=0,
+        window_start=0.0,
+        window_end=1.0,
+        n_rows=4,
+        schema_hash="",
+        package_version="",
+        slis={},
+        sample=zeros,
+        reason="initial",
+    )
+    return replace(base, **fields)
+
+
+def measurement(
+    slis: dict[str, float], *, live_age: float | None = 60.0, candidate_ok: bool = True
+) -> Measurement:
+    live = None
+    if live_age is not None:
+        live = snapshot(
+            created_at=NOW - live_age,
+            thresholds=fixed_thresholds(model("manual").thresholds, {S.SILHOUETTE: 0.7}),
+        )
+    view = WindowView(
+        labels=np.zeros(4, dtype=np.int64),
+        sq_distances=np.zeros(4),
+        slis=slis,
+        feature_psi={"a": 0.0, "b": 0.0},
+        cluster_sizes=(2, 2),
+        cluster_shares=(0.5, 0.5),
+    )
+    window = Window("m", NOW - 600, NOW, ("a", "b"), np.zeros((4, 2)))
+    return Measurement(
+        "m", window, window.X, live, None, view, slis, (0.0, 0.0), np.zeros((2, 2)), candidate_ok
+    )
+
+
+PSI = QUIET | {S.FEATURE_PSI_MAX: 0.404}
+MANY = QUIET | {S.FEATURE_PSI_MAX: 0.3, S.LABEL_PSI: 0.2, S.CENTROID_DRIFT_MAX: 0.9}
+SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
+
+
+@pytest.mark.parametrize(
+    ("policy", "slis", "pending", "expected"),
+    [
+        ("on-drift", QUIET, None, Decision("keep", "kept: no drift")),
+        (
+            "on-drift",
+            PSI,
+            None,
+            Decision("promote", "retrained on drift: feature PSI 0.404", "drift"),
+        ),
+        (
+            "on-drift",
+            MANY,
+            None,
+            Decision(
+                "promote",
+                "retrained on drift: feature PSI 0.300, label PSI 0.200, centroid drift 0.900",
+                "drift",
+            ),
+        ),
+        (
+            "on-drift",
+            SPLIT,
+            None,
+            Decision("promote", "retrained on drift: clusters appeared or vanished", "drift"),
+        ),
+        ("manual", QUIET, None, Decision("keep", "kept: no drift")),
+        (
+            "manual",
+            PSI,
+            None,
+            Decision("pend", "drift awaits manual approval: feature PSI 0.404", "drift"),
+        ),
+        (
+            "manual",
+            PSI,
+            7,
+            Decision(
+                "await",
+                "drift awaits manual approval: feature PSI 0.404; candidate v7 already awaits "
+                "approval",
+                awaiting=7,
+            ),
+        ),
+        # Below the critical PSI level a warning is not drift that retrains.
+        ("on-drift", QUIET | {S.FEATURE_PSI_MAX: 0.2}, None, Decision("keep", "kept: no drift")),
+    ],
+)
+def test_the_policy_table(
+    policy: str, slis: dict[str, float], pending: int | None, expected: Decision
+) -> None:
+    assert decide(measurement(slis), model(policy), now=NOW, pending=pending) == expected
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (3600.0, Decision("keep", "kept: scheduled retrain not due")),
+        (90000.0, Decision("promote", "scheduled retrain: live model is 90000s old", "scheduled")),
+    ],
+)
+def test_the_scheduled_policy_ignores_drift_and_looks_at_age(
+    age: float, expected: Decision
+) -> None:
+    m = measurement(PSI, live_age=age)
+    assert decide(m, model("scheduled", retrain_every="1d"), now=NOW, pending=None) == expected
+
+
+@pytest.mark.parametrize("policy", ["on-drift", "manual", "scheduled"])
+def test_a_candidate_with_an_empty_cluster_is_rejected_under_every_policy(policy: str) -> None:
+    m = measurement(PSI, live_age=90000.0, candidate_ok=False)
+    decision = decide(m, model(policy, retrain_every="1h"), now=NOW, pending=None)
+    assert decision == Decision("reject", "candidate rejected: it has empty clusters")
+    assert not decision.trains
+
+
+def test_without_a_live_model_the_first_one_is_trained() -> None:
+    decision = decide(measurement(QUIET, live_age=None), model("manual"), now=NOW, pending=None)
+    assert decision.action == "initial" and not decision.trains
+
+
+def test_only_promote_and_pend_train_a_new_snapshot() -> None:
+    trains = {
+        a: Decision(a, "").trains for a in ("initial", "keep", "reject", "promote", "pend", "await")
+    }
+    assert trains == {
+        "initial": False,
+        "keep": False,
+        "reject": False,
+        "promote": True,
+        "pend": True,
+        "await": False,
+    }
+
+
+def test_drift_reasons_compare_strictly_above_the_threshold() -> None:
+    thresholds = {S.THRESHOLD_FEATURE_PSI_CRITICAL: 0.25, S.THRESHOLD_LABEL_PSI: 0.1}
+    thresholds |= {S.THRESHOLD_CENTROID_DRIFT: 0.5}
+    at = QUIET | {S.FEATURE_PSI_MAX: 0.25}
+    assert drift_reasons(at, thresholds) == []
+    assert drift_reasons(at | {S.FEATURE_PSI_MAX: 0.2501}, thresholds) == ["feature PSI 0.250"]
