@@ -1,4 +1,12 @@
-"""Durations as operators write them: "90s", "5m", "2h", "1d", "1w", "1h30m" or seconds."""
+"""Durations in their two written forms: the configuration's and Prometheus'.
+
+The configuration form is what operators write in the YAML file: "90s", "1h 30m",
+"1.5h", "2M" or a number of seconds (``parse_duration``, ``format_duration``). The
+Prometheus form is what rules and queries contain: integers with units from the largest
+to the smallest, each unit at most once, "1h30m" but never "30m1h"
+(``parse_prometheus_duration``, ``format_prometheus_duration``); the rendered alert
+rules scale theirs with ``scale_prometheus_duration``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,33 @@ import numbers
 import re
 from typing import Any
 
+from monitor.checks import check_float, check_int
 from monitor.errors import InvalidInputError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = [
+    "format_duration",
+    "format_prometheus_duration",
+    "parse_duration",
+    "parse_prometheus_duration",
+    "scale_prometheus_duration",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+# Prometheus' own grammar (model.ParseDuration): each unit at most once, largest first.
+_PROMETHEUS_UNITS = {
+    "y": 31536000,  # Prometheus' year is 365 days
+    "w": 604800,
+    "d": 86400,
+    "h": 3600,
+    "m": 60,
+    "s": 1,
+    "ms": 0.001,
+}
+_PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UNITS))
+_FORMAT_UNITS = ("d", "h", "m", "s")  # days, never weeks or years: "14d" reads plainly
 
 
 def parse_duration(value: Any, field: str, *, allow_zero: bool = False) -> float:
@@ -55,3 +83,41 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{seconds:g}s"
+
+
+def parse_prometheus_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as "1h30m", "250ms" or "0".
+
+    Raises InvalidInputError for anything Prometheus would refuse: no unit, a decimal
+    point, spaces, units out of order or repeated ("30m1h", "1m1m").
+    """
+    if text == "0":  # Prometheus accepts a bare zero and nothing else without a unit
+        return 0.0
+    match = _PROMETHEUS.fullmatch(text) if isinstance(text, str) else None
+    if match is None or not text:
+        raise InvalidInputError(
+            f"not a Prometheus duration such as '90s', '1h30m' or '250ms': {text!r}"
+        )
+    counts = (int(n) if n else 0 for n in match.groups())
+    return float(sum(c * size for c, size in zip(counts, _PROMETHEUS_UNITS.values(), strict=True)))
+
+
+def format_prometheus_duration(seconds: int) -> str:
+    """The Prometheus form of a whole number of seconds, in days down to seconds ("1d2h3s")."""
+    remaining = check_int(seconds, "seconds", low=0, owner="format_prometheus_duration")
+    parts = []
+    for unit in _FORMAT_UNITS:
+        count, remaining = divmod(remaining, int(_PROMETHEUS_UNITS[unit]))
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def scale_prometheus_duration(text: str, scale: float) -> str:
+    """``text`` multiplied by ``scale``, rounded to whole seconds and never below 1s."""
+    factor = check_float(
+        scale, "scale", low=0.0, low_inclusive=False, owner="scale_prometheus_duration"
+    )
+    # Prometheus windows below a second are noise, and a zero window is an error.
+    seconds = math.floor(parse_prometheus_duration(text) * factor + 0.5)
+    return format_prometheus_duration(max(1, seconds))

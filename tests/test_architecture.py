@@ -145,7 +145,7 @@ def test_an_adapter_never_imports_another(name: str) -> None:
     ("library", "owners"),
     [
         ("apscheduler", {"monitor.scheduling"}),
-        ("jinja2", {"monitor.render"}),
+        ("jinja2", {"monitor.render.templates"}),
         ("click", {"monitor.cli"}),
         ("sklearn", {"monitor.core._kmeans_estimator"}),
     ],

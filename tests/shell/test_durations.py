@@ -1,10 +1,16 @@
-"""Durations: every accepted form, and errors that name the field."""
+"""Durations, configuration and Prometheus forms: every accepted form, and clear errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from monitor.durations import format_duration, parse_duration
+from monitor.durations import (
+    format_duration,
+    format_prometheus_duration,
+    parse_duration,
+    parse_prometheus_duration,
+    scale_prometheus_duration,
+)
 from monitor.errors import InvalidInputError
 
 
@@ -54,3 +60,86 @@ def test_zero_is_refused_unless_allowed(value: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text, "x") == seconds
+
+
+# ------------------------------------------------------------------------ Prometheus form
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        ("3d", 259200.0),
+        ("2w3d", 1468800.0),  # 2 * 604800 + 3 * 86400
+        ("1y", 31536000.0),  # 365 days
+        ("250ms", 0.25),
+        ("1s500ms", 1.5),
+        ("1m0s", 60.0),
+        ("0", 0.0),
+    ],
+)
+def test_parse_prometheus_duration(text: str, seconds: float) -> None:
+    assert parse_prometheus_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["30m1h", "1m1m", "", "1.5h", "1h 30m", "5", "-1s", "1H", "ms", " 1m", None, 60]
+)
+def test_parse_prometheus_duration_refuses_what_prometheus_refuses(text: object) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_prometheus_duration(text)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"not a Prometheus duration such as '90s', '1h30m' or '250ms': {text!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59, "59s"), (60, "1m"), (3600, "1h"), (93784, "1d2h3m4s"), (604800, "7d")],
+)
+def test_format_prometheus_duration(seconds: int, text: str) -> None:
+    assert format_prometheus_duration(seconds) == text
+    assert parse_prometheus_duration(text) == seconds
+
+
+def test_format_then_parse_gives_the_seconds_back() -> None:
+    for seconds in [*range(0, 4000, 7), *range(86000, 700000, 9973)]:
+        assert parse_prometheus_duration(format_prometheus_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("seconds", [-1, 1.5, True, "60"])
+def test_format_prometheus_duration_wants_whole_seconds(seconds: object) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        format_prometheus_duration(seconds)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "The 'seconds' parameter of format_prometheus_duration must be an int in [0, inf). "
+        f"Got {seconds!r} instead."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "scale", "scaled"),
+    [
+        ("15m", 0.01, "9s"),  # 900 s * 0.01
+        ("3d", 0.01, "43m12s"),  # 259200 s * 0.01 = 2592 s
+        ("1h", 0.001, "4s"),  # 3.6 s rounds to 4 s
+        ("5s", 0.5, "3s"),  # 2.5 s: halves round up
+        ("2m", 0.001, "1s"),  # 0.12 s, but never below 1 s
+        ("500ms", 3.0, "2s"),  # 1.5 s
+        ("30m", 2.0, "1h"),
+        ("1d", 1.0, "1d"),
+    ],
+)
+def test_scale_prometheus_duration(text: str, scale: float, scaled: str) -> None:
+    assert scale_prometheus_duration(text, scale) == scaled
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), float("inf"), "2"])
+def test_scale_must_be_positive_and_finite(scale: object) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        scale_prometheus_duration("1m", scale)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "The 'scale' parameter of scale_prometheus_duration must be a float in (0.0, inf). "
+        f"Got {scale!r} instead."
+    )

@@ -1,0 +1,74 @@
+"""The generated files under a checkout: writing them, and telling which are stale.
+
+``alerts/*.yml``, ``dashboards/*.json`` and ``runbooks/*.md`` are generated and
+committed; CI runs ``kmeans-monitor render --check`` so that they never drift from
+their sources in ``monitor/assets``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.render.dashboards import render_dashboards
+from monitor.render.options import RenderOptions
+from monitor.render.rules import render_rules
+from monitor.render.runbooks import render_runbooks
+
+__all__ = ["RULES_FILE", "render_all", "stale_files"]
+
+RULES_FILE = "alerts/kmeans-monitor.yml"
+# Every file these patterns match is generated: one that nothing generates is stale.
+_GENERATED_GLOBS = (("alerts", "*.yml"), ("dashboards", "*.json"), ("runbooks", "*.md"))
+
+
+def render_all(root: Path, options: RenderOptions | None = None) -> list[Path]:
+    """Write every generated file under ``root``; return their paths.
+
+    Files in the generated directories that no longer correspond to anything (the
+    runbook of a removed alert) are deleted, so every runbook keeps its alert.
+    """
+    root = Path(root)
+    files = _generated(options or RenderOptions())
+    for stale in sorted(_existing(root) - files.keys()):
+        (root / stale).unlink()
+    written = []
+    for relative, text in sorted(files.items()):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _holds(path, text):  # an unchanged file keeps its modification time
+            path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale_files(root: Path) -> list[str]:
+    """Generated files under ``root`` that differ from a fresh rendering (default options).
+
+    Missing files, files with other content and leftover files that nothing
+    generates are all stale; paths are relative to ``root``, sorted.
+    """
+    root = Path(root)
+    files = _generated(RenderOptions())
+    stale = set(_existing(root) - files.keys())
+    stale.update(relative for relative, text in files.items() if not _holds(root / relative, text))
+    return sorted(stale)
+
+
+def _generated(options: RenderOptions) -> dict[str, str]:
+    files = {RULES_FILE: render_rules(options)}
+    files.update({f"dashboards/{name}": text for name, text in render_dashboards().items()})
+    files.update({f"runbooks/{name}": text for name, text in render_runbooks(options).items()})
+    return files
+
+
+def _existing(root: Path) -> set[str]:
+    found = set()
+    for directory, pattern in _GENERATED_GLOBS:
+        for path in (root / directory).glob(pattern):
+            found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def _holds(path: Path, text: str) -> bool:
+    """True when ``path`` is a file whose content is exactly ``text``."""
+    return path.is_file() and path.read_text(encoding="utf-8") == text
