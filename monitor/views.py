@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from monitor import render
 from monitor.exporter import MonitorState
 from monitor.slis import FEATURE_PSI
 
@@ -40,30 +40,12 @@ def models_json(state: MonitorState) -> list[dict[str, Any]]:
 
 def index_html(state: MonitorState) -> str:
     """A plain page that lists the models and links to everything else."""
-    rows = []
-    for item in models_json(state):
-        latest = item["latest"]
-        decision = html.escape(latest["decision"]) if latest else "no run yet"
-        rows.append(
-            f"<tr><td>{html.escape(item['model'])}</td><td>{item['live_version']}</td>"
-            f"<td>{decision}</td></tr>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>kmeans-monitor</title>"
-        "</head><body><h1>kmeans-monitor</h1><table border='1' cellpadding='4'>"
-        "<tr><th>model</th><th>live version</th><th>latest decision</th></tr>"
-        + "".join(rows)
-        + "</table><p><a href='/metrics'>/metrics</a> · <a href='/api/models'>/api/models"
-        "</a> · <a href='/healthz'>/healthz</a> · <a href='/readyz'>/readyz</a></p>"
-        "</body></html>"
-    )
+    return render.index_page(models_json(state))
 
 
 def runbook_html(name: str) -> str | None:
     """An alert's runbook as a page, or None when there is no such alert."""
-    from monitor import render
-
     try:
-        return render.runbook_html(name)
+        return render.runbook_page(name)
     except KeyError:
         return None

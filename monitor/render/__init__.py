@@ -29,11 +29,7 @@ __all__ = [
     "render_dashboards",
     "render_rules",
     "render_runbooks",
-    "runbook_html",
     "runbook_markdown",
     "runbook_page",
     "stale_files",
 ]
-
-# The name bootstrap uses today; it goes once bootstrap calls runbook_page.
-runbook_html = runbook_page
