@@ -1,6 +1,7 @@
 """The generated files under a checkout: writing them, and telling which are stale.
 
-``alerts/*.yml``, ``dashboards/*.json`` and ``runbooks/*.md`` are generated and
+``alerts/*.yml``, ``dashboards/*.json``, ``runbooks/*.md``, ``docs/metrics.md`` and
+``docs/architecture.md`` are generated and
 committed; CI runs ``kmeans-monitor render --check`` so that they never drift from
 their sources in ``monitor/assets``.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.render.dashboards import render_dashboards
+from monitor.render.docs import render_docs
 from monitor.render.options import RenderOptions
 from monitor.render.rules import render_rules
 from monitor.render.runbooks import render_runbooks
@@ -58,6 +60,7 @@ def _generated(options: RenderOptions) -> dict[str, str]:
     files = {RULES_FILE: render_rules(options)}
     files.update({f"dashboards/{name}": text for name, text in render_dashboards().items()})
     files.update({f"runbooks/{name}": text for name, text in render_runbooks(options).items()})
+    files.update(render_docs(options))
     return files
 
 

@@ -6,6 +6,7 @@ import functools
 import json
 from typing import Any
 
+from monitor import slis
 from monitor.durations import scale_prometheus_duration
 from monitor.render.options import RenderOptions
 from monitor.render.templates import render_template
@@ -25,6 +26,8 @@ def _render_rules(options: RenderOptions) -> str:
         "rules",
         "rules.yml.j2",
         options=options,
+        sli=slis.SLIS,
+        threshold=slis.THRESHOLDS,
         dur=lambda text: scale_prometheus_duration(text, options.time_scale),
         # A JSON string is a valid YAML scalar whatever the URL holds (&, #, quotes).
         runbook_url=lambda name: json.dumps(options.runbook_url(name)),

@@ -24,6 +24,7 @@ EXPECTED = sorted(
     ["alerts/kmeans-monitor.yml"]
     + [f"dashboards/{name}" for name in ("debug.json", "executive.json", "oncall.json")]
     + [f"runbooks/{name}.md" for name in alert_names()]
+    + ["docs/architecture.md", "docs/metrics.md"]
 )
 
 

@@ -7,6 +7,7 @@ import pytest
 from monitor.errors import InvalidInputError
 from monitor.render import RenderOptions, render_runbooks
 from monitor.render.templates import read_asset, render_template
+from monitor.slis import SLIS, THRESHOLDS
 from tests.render._support import REPO
 from tests.test_architecture import MODULES, uses
 
@@ -17,7 +18,13 @@ RENDER_MODULES = sorted(
 
 def test_rules_flavour_passes_go_templates_through() -> None:
     text = render_template(
-        "rules", "rules.yml.j2", options=RenderOptions(), dur=str, runbook_url=repr
+        "rules",
+        "rules.yml.j2",
+        options=RenderOptions(),
+        sli=SLIS,
+        threshold=THRESHOLDS,
+        dur=str,
+        runbook_url=repr,
     )
     # Prometheus expands {{ $labels.model }} at alert time; Jinja must leave it alone.
     assert "{{ $labels.model }}" in text
