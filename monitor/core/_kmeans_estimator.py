@@ -24,11 +24,11 @@ from monitor.checks import (
     check_int,
     check_random_state,
 )
+from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
 from monitor.core._kmeans_fit import (
     INITS,
     METRICS,
-    _check_centers,
     _check_enough_samples,
     _check_nonzero_rows,
     _check_weights,
@@ -404,7 +404,9 @@ class MiniBatchKMeans(_KMeansBase):
     ) -> NDArray[np.float64]:
         cosine = self.metric == "cosine"
         if not isinstance(self.init, str):
-            C = _check_centers(self.init, k, Xa.shape[1], np.float64, name="init")
+            C = check_centers(
+                self.init, Xa.shape[1], n_clusters=k, name="init", owner="MiniBatchKMeans"
+            )
             if cosine:
                 _check_nonzero_rows(C, "init")
                 C /= np.sqrt(np.einsum("ij,ij->i", C, C))[:, None]

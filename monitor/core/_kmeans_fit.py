@@ -18,6 +18,7 @@ from monitor.checks import (
     check_random_state,
     check_sample_weight,
 )
+from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._kmeans_lloyd import (
     _assign,
@@ -79,22 +80,6 @@ def _check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
             f"{name} has {n_zero} row(s) of zero norm (the first at row {first}); "
             f"the cosine metric needs non-zero rows."
         )
-
-
-def _check_centers(
-    centers: ArrayLike, n_clusters: int | None, n_features: int, dtype: Any, *, name: str
-) -> NDArray[Any]:
-    C = check_array(centers, name=name, dtype=dtype, copy=True)
-    if n_clusters is not None and C.shape[0] != n_clusters:
-        raise InvalidInputError(
-            f"The shape of the initial centers {C.shape} does not match the number of "
-            f"clusters {n_clusters}."
-        )
-    if C.shape[1] != n_features:
-        raise InvalidInputError(
-            f"{name} has {C.shape[1]} features, but X has {n_features} features; they must match."
-        )
-    return C.astype(dtype, copy=False)
 
 
 def _resolve_n_init(n_init: Any, init: Any, owner: str) -> int:
@@ -203,7 +188,7 @@ def assign_labels(
     )
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
-    C = _check_centers(centers, None, Xa.shape[1], Xa.dtype, name="centers")
+    C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
     data = _prepare(
         Xa,
         np.ones(0, dtype=Xa.dtype),
@@ -314,7 +299,9 @@ def _validate_and_fit(
     if isinstance(init, str):
         check_choice(init, "init", INITS, owner=owner)
     else:
-        init_centers = _check_centers(init, k, Xa.shape[1], Xa.dtype, name="init")
+        init_centers = check_centers(
+            init, Xa.shape[1], n_clusters=k, dtype=Xa.dtype, name="init", owner=owner
+        )
         if metric == "cosine":
             _check_nonzero_rows(init_centers, "init")
         if n_runs > 1 and not isinstance(n_init, str):
