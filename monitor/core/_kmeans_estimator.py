@@ -9,9 +9,9 @@ docs/decisions.md, "KMeans estimator without a scikit-learn base class").
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,10 @@ class _InvalidInputTypeError(InvalidInputError, TypeError):
     """Input of a type that cannot become numbers (scikit-learn expects a TypeError)."""
 
 
-_SKLEARN_NOT_FITTED: dict[type, type[NotFittedError]] = {}
+@functools.cache
+def _also_sklearns(base: type[Exception]) -> type[NotFittedError]:
+    """Our NotFittedError that is also scikit-learn's (one class per base, made once)."""
+    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
 
 
 def _not_fitted(est: object) -> NotFittedError:
@@ -72,17 +75,14 @@ def _not_fitted(est: object) -> NotFittedError:
         f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with "
         f"appropriate arguments before using this estimator."
     )
-    # When scikit-learn is already loaded (it is the caller, or the user works with it),
-    # also be its NotFittedError, so that its code catches ours. Never import it here.
-    sk = sys.modules.get("sklearn.exceptions")
-    base = getattr(sk, "NotFittedError", None)
-    if isinstance(base, type) and issubclass(base, Exception):
-        cls = _SKLEARN_NOT_FITTED.get(base)
-        if cls is None:
-            cls = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
-            _SKLEARN_NOT_FITTED[base] = cls
-        return cls(msg)
-    return NotFittedError(msg)
+    # Also be scikit-learn's NotFittedError when it is installed, so that its code (and
+    # check_estimator) catches ours. Imported here, on the error path only: fitting and
+    # predicting never import scikit-learn.
+    try:
+        from sklearn.exceptions import NotFittedError as sklearn_not_fitted
+    except ImportError:
+        return NotFittedError(msg)
+    return _also_sklearns(sklearn_not_fitted)(msg)
 
 
 def _require_sklearn() -> Any:
