@@ -29,20 +29,20 @@ from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
 from monitor.core._kmeans_fit import (
     INITS,
     METRICS,
-    _check_enough_samples,
-    _check_nonzero_rows,
-    _check_weights,
-    _resolve_n_init,
-    _validate_and_fit,
+    check_enough_samples,
+    check_nonzero_rows,
+    check_weights,
+    resolve_n_init,
+    validate_and_fit,
 )
 from monitor.core._kmeans_lloyd import (
-    _assign,
-    _Blocks,
-    _canonical,
-    _kmeans_plusplus,
-    _minibatch_step,
-    _prepare,
-    _random_init,
+    Blocks,
+    assign,
+    canonical,
+    greedy_kmeans_plusplus,
+    minibatch_step,
+    prepare,
+    random_init,
 )
 from monitor.errors import InvalidInputError
 
@@ -202,7 +202,7 @@ class _KMeansBase:
                 f"{self.n_features_in_} features as input."
             )
         if self.metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         return Xa
 
     def _wm(self) -> float:
@@ -218,7 +218,7 @@ class _KMeansBase:
         return 1
 
     def _data_for(self, Xa: NDArray[np.floating[Any]]) -> Any:
-        return _prepare(
+        return prepare(
             Xa,
             np.ones(0, dtype=Xa.dtype),
             cosine=self.metric == "cosine",
@@ -231,7 +231,7 @@ class _KMeansBase:
         self, Xa: NDArray[np.floating[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        return _assign(self._data_for(Xa), C)
+        return assign(self._data_for(Xa), C)
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -247,7 +247,7 @@ class _KMeansBase:
         """
         Xa = self._check_test_X(X)
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        blocks = _Blocks(self._data_for(Xa), C)
+        blocks = Blocks(self._data_for(Xa), C)
         out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
 
         def distances(s: slice) -> None:
@@ -271,7 +271,7 @@ class _KMeansBase:
     def score(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
         """Negative (weighted) inertia of X under the fitted centres."""
         Xa = self._check_test_X(X)
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         _, sq = self._labels_sq(Xa)
         return -float(w.astype(np.float64) @ sq.astype(np.float64))
 
@@ -323,7 +323,7 @@ class KMeans(_KMeansBase):
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
-        fit = _validate_and_fit(
+        fit = validate_and_fit(
             Xa,
             self.n_clusters,
             init=self.init,
@@ -408,19 +408,19 @@ class MiniBatchKMeans(_KMeansBase):
                 self.init, Xa.shape[1], n_clusters=k, name="init", owner="MiniBatchKMeans"
             )
             if cosine:
-                _check_nonzero_rows(C, "init")
+                check_nonzero_rows(C, "init")
                 C /= np.sqrt(np.einsum("ij,ij->i", C, C))[:, None]
             return C
-        data = _prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
-        canon = _canonical(data)
+        data = prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
+        canon = canonical(data)
         best: NDArray[np.float64] | None = None
         best_inertia = math.inf
         for _ in range(n_runs):
             if self.init == "k-means++":
-                C, _ = _kmeans_plusplus(data, canon, k, rng, 2 + int(math.log(k)))
+                C, _ = greedy_kmeans_plusplus(data, canon, k, rng, 2 + int(math.log(k)))
             else:
-                C, _ = _random_init(data, canon, k, rng)
-            _, sq = _assign(data, C)
+                C, _ = random_init(data, canon, k, rng)
+            _, sq = assign(data, C)
             inertia = float(w.astype(np.float64) @ sq.astype(np.float64))
             if inertia < best_inertia or best is None:
                 best, best_inertia = C.astype(np.float64), inertia
@@ -439,7 +439,7 @@ class MiniBatchKMeans(_KMeansBase):
         for s in iter_slices(perm.size, batch):
             idx = np.sort(perm[s])
             wb = w[idx]
-            inertia = _minibatch_step(
+            inertia = minibatch_step(
                 Xa[idx],
                 wb,
                 self._centers64,
@@ -461,17 +461,17 @@ class MiniBatchKMeans(_KMeansBase):
         owner = "MiniBatchKMeans"
         Xa = _check_X(X)
         k, batch, metric = self._params()
-        n_runs = _resolve_n_init(self.n_init, self.init, owner)
+        n_runs = resolve_n_init(self.n_init, self.init, owner)
         max_iter = check_int(self.max_iter, "max_iter", low=1, owner=owner)
         patience = (
             None
             if self.max_no_improvement is None
             else check_int(self.max_no_improvement, "max_no_improvement", low=1, owner=owner)
         )
-        _check_enough_samples(Xa, k)
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        check_enough_samples(Xa, k)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         if metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         rng = check_random_state(self.random_state)
         self._rng = rng  # partial_fit after fit continues from this generator
         n = Xa.shape[0]
@@ -515,13 +515,13 @@ class MiniBatchKMeans(_KMeansBase):
         first = not self.__sklearn_is_fitted__()
         Xa = _check_X(X) if first else self._check_test_X(X)
         k, batch, metric = self._params()
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         if metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         if first:
-            _check_enough_samples(Xa, k)
+            check_enough_samples(Xa, k)
             self._rng = check_random_state(self.random_state)
-            n_runs = _resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
+            n_runs = resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
             self._dtype = Xa.dtype
             self._centers64 = self._init_centers(Xa, w, k, self._rng, n_runs)
             self.counts_ = np.zeros(k)
