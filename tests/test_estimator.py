@@ -68,14 +68,20 @@ def test_core_runs_without_importing_sklearn() -> None:
         "import monitor\n"
         "X = np.random.default_rng(0).normal(size=(50, 3))\n"
         "km = monitor.KMeans(3, random_state=0).fit(X)\n"
+        "km.predict(X), km.transform(X), km.score(X)\n"
         "monitor.MiniBatchKMeans(3, random_state=0).fit(X).predict(X)\n"
-        "try:\n"
-        "    monitor.KMeans().predict(X)\n"
-        "except ValueError:\n"
-        "    pass\n"
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_not_fitted_without_sklearn_is_ours_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry makes the import fail as if scikit-learn were not installed.
+    monkeypatch.setitem(sys.modules, "sklearn.exceptions", None)
+    with pytest.raises(NotFittedError, match="not fitted yet") as info:
+        KMeans().predict(np.zeros((2, 2)))
+    assert type(info.value) is NotFittedError
+    assert not isinstance(info.value, SkNotFittedError)
 
 
 def test_tags_without_sklearn_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,6 +96,9 @@ def test_not_fitted_is_ours_and_sklearns() -> None:
         KMeans().predict(np.zeros((2, 2)))
     assert isinstance(info.value, SkNotFittedError)
     assert isinstance(info.value, ValueError | AttributeError)
+    with pytest.raises(NotFittedError) as second:
+        MiniBatchKMeans().transform(np.zeros((2, 2)))
+    assert type(second.value) is type(info.value)  # one class, not one per error
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is NotFittedError and again.args == info.value.args
 

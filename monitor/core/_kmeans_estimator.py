@@ -9,9 +9,9 @@ docs/decisions.md, "KMeans estimator without a scikit-learn base class").
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -24,25 +24,25 @@ from monitor.checks import (
     check_int,
     check_random_state,
 )
+from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
 from monitor.core._kmeans_fit import (
     INITS,
     METRICS,
-    _check_centers,
-    _check_enough_samples,
-    _check_nonzero_rows,
-    _check_weights,
-    _resolve_n_init,
-    _validate_and_fit,
+    check_enough_samples,
+    check_nonzero_rows,
+    check_weights,
+    resolve_n_init,
+    validate_and_fit,
 )
 from monitor.core._kmeans_lloyd import (
-    _assign,
-    _Blocks,
-    _canonical,
-    _kmeans_plusplus,
-    _minibatch_step,
-    _prepare,
-    _random_init,
+    Blocks,
+    assign,
+    canonical,
+    greedy_kmeans_plusplus,
+    minibatch_step,
+    prepare,
+    random_init,
 )
 from monitor.errors import InvalidInputError
 
@@ -64,7 +64,10 @@ class _InvalidInputTypeError(InvalidInputError, TypeError):
     """Input of a type that cannot become numbers (scikit-learn expects a TypeError)."""
 
 
-_SKLEARN_NOT_FITTED: dict[type, type[NotFittedError]] = {}
+@functools.cache
+def _also_sklearns(base: type[Exception]) -> type[NotFittedError]:
+    """Our NotFittedError that is also scikit-learn's (one class per base, made once)."""
+    return type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
 
 
 def _not_fitted(est: object) -> NotFittedError:
@@ -72,17 +75,14 @@ def _not_fitted(est: object) -> NotFittedError:
         f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with "
         f"appropriate arguments before using this estimator."
     )
-    # When scikit-learn is already loaded (it is the caller, or the user works with it),
-    # also be its NotFittedError, so that its code catches ours. Never import it here.
-    sk = sys.modules.get("sklearn.exceptions")
-    base = getattr(sk, "NotFittedError", None)
-    if isinstance(base, type) and issubclass(base, Exception):
-        cls = _SKLEARN_NOT_FITTED.get(base)
-        if cls is None:
-            cls = type("NotFittedError", (NotFittedError, base), {"__module__": __name__})
-            _SKLEARN_NOT_FITTED[base] = cls
-        return cls(msg)
-    return NotFittedError(msg)
+    # Also be scikit-learn's NotFittedError when it is installed, so that its code (and
+    # check_estimator) catches ours. Imported here, on the error path only: fitting and
+    # predicting never import scikit-learn.
+    try:
+        from sklearn.exceptions import NotFittedError as sklearn_not_fitted
+    except ImportError:
+        return NotFittedError(msg)
+    return _also_sklearns(sklearn_not_fitted)(msg)
 
 
 def _require_sklearn() -> Any:
@@ -202,7 +202,7 @@ class _KMeansBase:
                 f"{self.n_features_in_} features as input."
             )
         if self.metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         return Xa
 
     def _wm(self) -> float:
@@ -218,7 +218,7 @@ class _KMeansBase:
         return 1
 
     def _data_for(self, Xa: NDArray[np.floating[Any]]) -> Any:
-        return _prepare(
+        return prepare(
             Xa,
             np.ones(0, dtype=Xa.dtype),
             cosine=self.metric == "cosine",
@@ -231,7 +231,7 @@ class _KMeansBase:
         self, Xa: NDArray[np.floating[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        return _assign(self._data_for(Xa), C)
+        return assign(self._data_for(Xa), C)
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -247,7 +247,7 @@ class _KMeansBase:
         """
         Xa = self._check_test_X(X)
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        blocks = _Blocks(self._data_for(Xa), C)
+        blocks = Blocks(self._data_for(Xa), C)
         out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
 
         def distances(s: slice) -> None:
@@ -271,7 +271,7 @@ class _KMeansBase:
     def score(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
         """Negative (weighted) inertia of X under the fitted centres."""
         Xa = self._check_test_X(X)
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         _, sq = self._labels_sq(Xa)
         return -float(w.astype(np.float64) @ sq.astype(np.float64))
 
@@ -323,7 +323,7 @@ class KMeans(_KMeansBase):
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
-        fit = _validate_and_fit(
+        fit = validate_and_fit(
             Xa,
             self.n_clusters,
             init=self.init,
@@ -404,21 +404,23 @@ class MiniBatchKMeans(_KMeansBase):
     ) -> NDArray[np.float64]:
         cosine = self.metric == "cosine"
         if not isinstance(self.init, str):
-            C = _check_centers(self.init, k, Xa.shape[1], np.float64, name="init")
+            C = check_centers(
+                self.init, Xa.shape[1], n_clusters=k, name="init", owner="MiniBatchKMeans"
+            )
             if cosine:
-                _check_nonzero_rows(C, "init")
+                check_nonzero_rows(C, "init")
                 C /= np.sqrt(np.einsum("ij,ij->i", C, C))[:, None]
             return C
-        data = _prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
-        canon = _canonical(data)
+        data = prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
+        canon = canonical(data)
         best: NDArray[np.float64] | None = None
         best_inertia = math.inf
         for _ in range(n_runs):
             if self.init == "k-means++":
-                C, _ = _kmeans_plusplus(data, canon, k, rng, 2 + int(math.log(k)))
+                C, _ = greedy_kmeans_plusplus(data, canon, k, rng, 2 + int(math.log(k)))
             else:
-                C, _ = _random_init(data, canon, k, rng)
-            _, sq = _assign(data, C)
+                C, _ = random_init(data, canon, k, rng)
+            _, sq = assign(data, C)
             inertia = float(w.astype(np.float64) @ sq.astype(np.float64))
             if inertia < best_inertia or best is None:
                 best, best_inertia = C.astype(np.float64), inertia
@@ -437,7 +439,7 @@ class MiniBatchKMeans(_KMeansBase):
         for s in iter_slices(perm.size, batch):
             idx = np.sort(perm[s])
             wb = w[idx]
-            inertia = _minibatch_step(
+            inertia = minibatch_step(
                 Xa[idx],
                 wb,
                 self._centers64,
@@ -459,17 +461,17 @@ class MiniBatchKMeans(_KMeansBase):
         owner = "MiniBatchKMeans"
         Xa = _check_X(X)
         k, batch, metric = self._params()
-        n_runs = _resolve_n_init(self.n_init, self.init, owner)
+        n_runs = resolve_n_init(self.n_init, self.init, owner)
         max_iter = check_int(self.max_iter, "max_iter", low=1, owner=owner)
         patience = (
             None
             if self.max_no_improvement is None
             else check_int(self.max_no_improvement, "max_no_improvement", low=1, owner=owner)
         )
-        _check_enough_samples(Xa, k)
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        check_enough_samples(Xa, k)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         if metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         rng = check_random_state(self.random_state)
         self._rng = rng  # partial_fit after fit continues from this generator
         n = Xa.shape[0]
@@ -513,13 +515,13 @@ class MiniBatchKMeans(_KMeansBase):
         first = not self.__sklearn_is_fitted__()
         Xa = _check_X(X) if first else self._check_test_X(X)
         k, batch, metric = self._params()
-        w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         if metric == "cosine":
-            _check_nonzero_rows(Xa)
+            check_nonzero_rows(Xa)
         if first:
-            _check_enough_samples(Xa, k)
+            check_enough_samples(Xa, k)
             self._rng = check_random_state(self.random_state)
-            n_runs = _resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
+            n_runs = resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
             self._dtype = Xa.dtype
             self._centers64 = self._init_centers(Xa, w, k, self._rng, n_runs)
             self.counts_ = np.zeros(k)

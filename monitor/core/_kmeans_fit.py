@@ -18,19 +18,20 @@ from monitor.checks import (
     check_random_state,
     check_sample_weight,
 )
+from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._kmeans_lloyd import (
-    _assign,
-    _canonical,
-    _Data,
-    _kmeans_plusplus,
-    _lloyd,
-    _LloydResult,
-    _n_distinct,
-    _n_distinct_exact,
-    _prepare,
-    _random_init,
-    _weighted_mean_var,
+    Data,
+    LloydResult,
+    assign,
+    canonical,
+    count_distinct_keys,
+    count_distinct_rows,
+    greedy_kmeans_plusplus,
+    lloyd,
+    prepare,
+    random_init,
+    weighted_mean_var,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 from monitor.records import KMeansFit
@@ -48,7 +49,7 @@ INITS = ("k-means++", "random")
 # ------------------------------------------------------------------ validation helpers
 
 
-def _check_weights(sample_weight: ArrayLike | None, n: int, dtype: Any) -> NDArray[Any]:
+def check_weights(sample_weight: ArrayLike | None, n: int, dtype: Any) -> NDArray[Any]:
     if sample_weight is not None:
         w = np.asarray(sample_weight)
         if w.size and w.dtype.kind in "biuf" and w.shape in ((n,), ()) and not np.any(w):
@@ -58,7 +59,7 @@ def _check_weights(sample_weight: ArrayLike | None, n: int, dtype: Any) -> NDArr
     return check_sample_weight(sample_weight, n, dtype)
 
 
-def _check_enough_samples(X: NDArray[Any], n_clusters: int) -> None:
+def check_enough_samples(X: NDArray[Any], n_clusters: int) -> None:
     if X.shape[0] < n_clusters:
         raise InvalidInputError(
             f"X has {X.shape[0]} sample(s), fewer than n_clusters={n_clusters}; "
@@ -66,7 +67,7 @@ def _check_enough_samples(X: NDArray[Any], n_clusters: int) -> None:
         )
 
 
-def _check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
+def check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
     n_zero, first = 0, -1
     step = chunk_rows(X.shape[0], X.shape[1], DEFAULT_WORKING_MEMORY_MIB)
     for s in iter_slices(X.shape[0], step):
@@ -81,23 +82,7 @@ def _check_nonzero_rows(X: NDArray[Any], name: str = "X") -> None:
         )
 
 
-def _check_centers(
-    centers: ArrayLike, n_clusters: int | None, n_features: int, dtype: Any, *, name: str
-) -> NDArray[Any]:
-    C = check_array(centers, name=name, dtype=dtype, copy=True)
-    if n_clusters is not None and C.shape[0] != n_clusters:
-        raise InvalidInputError(
-            f"The shape of the initial centers {C.shape} does not match the number of "
-            f"clusters {n_clusters}."
-        )
-    if C.shape[1] != n_features:
-        raise InvalidInputError(
-            f"{name} has {C.shape[1]} features, but X has {n_features} features; they must match."
-        )
-    return C.astype(dtype, copy=False)
-
-
-def _resolve_n_init(n_init: Any, init: Any, owner: str) -> int:
+def resolve_n_init(n_init: Any, init: Any, owner: str) -> int:
     if isinstance(n_init, str):
         check_choice(n_init, "n_init", ("auto",), owner=owner)
         return 10 if isinstance(init, str) and init == "random" else 1
@@ -147,16 +132,16 @@ def kmeans_plusplus(
     owner = "kmeans_plusplus"
     Xa = check_array(X)
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
-    _check_enough_samples(Xa, k)
+    check_enough_samples(Xa, k)
     trials = (
         2 + int(math.log(k))
         if n_local_trials is None
         else check_int(n_local_trials, "n_local_trials", low=1, owner=owner)
     )
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
-    w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+    w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
     rng = check_random_state(random_state)
-    data = _prepare(
+    data = prepare(
         Xa,
         w,
         cosine=False,
@@ -164,9 +149,9 @@ def kmeans_plusplus(
         working_memory_mib=DEFAULT_WORKING_MEMORY_MIB,
         n_threads=threads,
     )
-    canon = _canonical(data)
+    canon = canonical(data)
     _warn_if_degenerate(data, canon, k)
-    return _kmeans_plusplus(data, canon, k, rng, trials)
+    return greedy_kmeans_plusplus(data, canon, k, rng, trials)
 
 
 def assign_labels(
@@ -203,8 +188,8 @@ def assign_labels(
     )
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
-    C = _check_centers(centers, None, Xa.shape[1], Xa.dtype, name="centers")
-    data = _prepare(
+    C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    data = prepare(
         Xa,
         np.ones(0, dtype=Xa.dtype),
         cosine=False,
@@ -212,7 +197,7 @@ def assign_labels(
         working_memory_mib=wm,
         n_threads=threads,
     )
-    return _assign(data, C)
+    return assign(data, C)
 
 
 def fit_kmeans(
@@ -268,7 +253,7 @@ def fit_kmeans(
         moved, over the kept restart) and ``n_distinct_points`` (set only when there
         are fewer distinct rows than clusters).
     """
-    return _validate_and_fit(
+    return validate_and_fit(
         X,
         n_clusters,
         init=init,
@@ -284,7 +269,7 @@ def fit_kmeans(
     )
 
 
-def _validate_and_fit(
+def validate_and_fit(
     X: ArrayLike,
     n_clusters: Any,
     *,
@@ -303,7 +288,7 @@ def _validate_and_fit(
     Xa = check_array(X)
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
     metric = check_choice(metric, "metric", METRICS, owner=owner)
-    n_runs = _resolve_n_init(n_init, init, owner)
+    n_runs = resolve_n_init(n_init, init, owner)
     max_iter = check_int(max_iter, "max_iter", low=1, owner=owner)
     tol = check_float(tol, "tol", low=0.0, owner=owner)
     wm = check_float(
@@ -314,9 +299,11 @@ def _validate_and_fit(
     if isinstance(init, str):
         check_choice(init, "init", INITS, owner=owner)
     else:
-        init_centers = _check_centers(init, k, Xa.shape[1], Xa.dtype, name="init")
+        init_centers = check_centers(
+            init, Xa.shape[1], n_clusters=k, dtype=Xa.dtype, name="init", owner=owner
+        )
         if metric == "cosine":
-            _check_nonzero_rows(init_centers, "init")
+            check_nonzero_rows(init_centers, "init")
         if n_runs > 1 and not isinstance(n_init, str):
             warnings.warn(
                 f"Explicit initial centres were passed: performing one run instead of "
@@ -325,22 +312,22 @@ def _validate_and_fit(
                 stacklevel=2,
             )
         n_runs = 1
-    _check_enough_samples(Xa, k)
-    w = _check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+    check_enough_samples(Xa, k)
+    w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
     rng = check_random_state(random_state)
     if metric == "cosine":
-        _check_nonzero_rows(Xa)
-    data = _prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm, n_threads=threads)
+        check_nonzero_rows(Xa)
+    data = prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm, n_threads=threads)
     return _fit(data, k, init if init_centers is None else init_centers, n_runs, max_iter, tol, rng)
 
 
 # ------------------------------------------------------------------ private driver
 
 
-def _warn_if_degenerate(data: _Data, canon: Any, k: int) -> int | None:
-    if _n_distinct(data, canon) >= k:
+def _warn_if_degenerate(data: Data, canon: Any, k: int) -> int | None:
+    if count_distinct_keys(data, canon) >= k:
         return None
-    n_distinct = _n_distinct_exact(data, canon)
+    n_distinct = count_distinct_rows(data, canon)
     if n_distinct >= k:  # a hash collision, not a degenerate window
         return None
     warnings.warn(
@@ -354,7 +341,7 @@ def _warn_if_degenerate(data: _Data, canon: Any, k: int) -> int | None:
 
 
 def _fit(
-    data: _Data,
+    data: Data,
     k: int,
     init: Any,
     n_runs: int,
@@ -362,31 +349,31 @@ def _fit(
     tol: float,
     rng: np.random.Generator,
 ) -> KMeansFit:
-    tol_abs = float(np.mean(_weighted_mean_var(data))) * tol
+    tol_abs = float(np.mean(weighted_mean_var(data))) * tol
     # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
     # needs it when its fit leaves a cluster without weight: k clusters holding weight
     # prove k distinct rows, since identical rows always share a cluster.
-    canon = _canonical(data) if isinstance(init, str) else None
+    canon = canonical(data) if isinstance(init, str) else None
     n_distinct = None if canon is None else _warn_if_degenerate(data, canon, k)
     trials = 2 + int(math.log(k))
-    best: _LloydResult | None = None
+    best: LloydResult | None = None
     for _ in range(n_runs):
         if isinstance(init, str):
             assert canon is not None
             if init == "k-means++":
-                centers, _ = _kmeans_plusplus(data, canon, k, rng, trials)
+                centers, _ = greedy_kmeans_plusplus(data, canon, k, rng, trials)
             else:
-                centers, _ = _random_init(data, canon, k, rng)
+                centers, _ = random_init(data, canon, k, rng)
         else:
             centers = init.copy()
             if data.cosine:
                 centers /= np.sqrt(np.einsum("ij,ij->i", centers, centers))[:, None]
-        res = _lloyd(data, centers, max_iter=max_iter, tol=tol_abs)
+        res = lloyd(data, centers, max_iter=max_iter, tol=tol_abs)
         if best is None or res.inertia < best.inertia:
             best = res
     assert best is not None
     if canon is None and not (np.bincount(best.labels, weights=data.w, minlength=k) > 0).all():
-        n_distinct = _warn_if_degenerate(data, _canonical(data), k)
+        n_distinct = _warn_if_degenerate(data, canonical(data), k)
     return KMeansFit(
         centers=best.centers,
         labels=best.labels,

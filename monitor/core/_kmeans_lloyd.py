@@ -1,6 +1,6 @@
 """Private numerics of k-means: inputs are already validated.
 
-Everything here works on a ``_Data`` bundle (the window, its weights and per-row
+Everything here works on a ``Data`` bundle (the window, its weights and per-row
 constants computed once) and walks the window in chunks whose size comes from the
 working-memory budget, so no n x k matrix of the whole window ever exists.
 
@@ -41,7 +41,7 @@ _HASH_SEED = 0x6B6D65616E73
 
 
 @dataclass(frozen=True, eq=False)
-class _Data:
+class Data:
     """A validated window with the per-row constants every pass needs."""
 
     X: Float  # (n, d) float32 or float64, C-contiguous, never written to
@@ -50,7 +50,7 @@ class _Data:
     xn: Float  # (n,) ||x||^2 (euclidean) or 1/||x|| (cosine)
     chunk: int  # rows per chunk for blocks of k columns
     working_memory_mib: float
-    n_threads: int = 1  # threads over chunks (see _Blocks.map)
+    n_threads: int = 1  # threads over chunks (see Blocks.map)
 
     @property
     def n(self) -> int:
@@ -76,7 +76,7 @@ def _chunk_for(n: int, k: int, d: int, itemsize: int, working_memory_mib: float)
     return cache_rows(n, (k_blocks + d) * itemsize + 32, working_memory_mib)
 
 
-def _prepare(
+def prepare(
     X: Float,
     w: Float,
     *,
@@ -84,13 +84,13 @@ def _prepare(
     k: int,
     working_memory_mib: float,
     n_threads: int = 1,
-) -> _Data:
+) -> Data:
     sq = _row_sq_norms(X, working_memory_mib)
     xn: Float = (1.0 / np.sqrt(sq)).astype(X.dtype, copy=False) if cosine else sq
     # The chunk size must not depend on the thread count (it sets the order of the float
     # sums): each thread holds one chunk's blocks, so the budget is per thread.
     chunk = _chunk_for(X.shape[0], k, X.shape[1], X.itemsize, working_memory_mib)
-    return _Data(X, w, cosine, xn, chunk, working_memory_mib, n_threads)
+    return Data(X, w, cosine, xn, chunk, working_memory_mib, n_threads)
 
 
 # ------------------------------------------------------------------ distance blocks
@@ -100,7 +100,7 @@ def _gemm_for(dtype: np.dtype[Any]) -> Callable[..., Float]:
     return blas.dgemm if dtype == np.float64 else blas.sgemm
 
 
-class _Blocks:
+class Blocks:
     """Computes G = -2 X[s] C^T + fill, chunk by chunk, into reused buffers.
 
     ``fill`` is ||c||^2 (euclidean) or 0 (cosine). ``block`` returns the (m, k) view.
@@ -117,7 +117,7 @@ class _Blocks:
     same way (-2 x.c is exact scaling, then one addition): identical results.
     """
 
-    def __init__(self, data: _Data, centers: Float, chunk: int | None = None) -> None:
+    def __init__(self, data: Data, centers: Float, chunk: int | None = None) -> None:
         self.data = data
         self.chunk = data.chunk if chunk is None else chunk
         dtype = data.X.dtype
@@ -223,9 +223,9 @@ class _Blocks:
         return np.maximum(d2, 0.0, out=d2) if clip else d2
 
 
-def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[Int64, Float]:
+def assign(data: Data, centers: Float, *, chunk: int | None = None) -> tuple[Int64, Float]:
     """Labels and squared distances to the nearest centre for every row."""
-    blocks = _Blocks(data, centers, chunk)
+    blocks = Blocks(data, centers, chunk)
     labels = np.empty(data.n, dtype=np.int64)
     sq = np.empty(data.n, dtype=data.X.dtype)
 
@@ -239,7 +239,7 @@ def _assign(data: _Data, centers: Float, *, chunk: int | None = None) -> tuple[I
     return labels, sq
 
 
-def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
+def _sq_dist_to(data: Data, centers: Float, labels: Int64) -> F64:
     """Squared distance of every row to the centre of its label, chunked (no GEMM)."""
     out = np.empty(data.n, dtype=np.float64)
     step = cache_rows(data.n, 2 * data.X.shape[1] * 8, data.working_memory_mib)
@@ -252,7 +252,7 @@ def _sq_dist_to(data: _Data, centers: Float, labels: Int64) -> F64:
     return out
 
 
-def _weighted_mean_var(data: _Data) -> F64:
+def weighted_mean_var(data: Data) -> F64:
     """Weighted per-feature variance of the rows (normalised rows for cosine), float64."""
     d = data.X.shape[1]
     step = cache_rows(data.n, 3 * d * 8, data.working_memory_mib)
@@ -299,7 +299,7 @@ def _row_keys(X: Float, working_memory_mib: float) -> NDArray[np.uint64]:
 
 
 @dataclass(frozen=True, eq=False)
-class _Canonical:
+class Canonical:
     """Positive-weight rows in an order that depends only on their values.
 
     Sampling by inverse CDF along this order picks the same *values* whatever the row
@@ -312,21 +312,21 @@ class _Canonical:
     w: F64  # (n_pos,) weights in that order
 
 
-def _canonical(data: _Data) -> _Canonical:
+def canonical(data: Data) -> Canonical:
     pos = np.flatnonzero(data.w > 0)
     keys = _row_keys(data.X, data.working_memory_mib)[pos]
     idx = np.argsort(keys, kind="stable")
-    return _Canonical(pos[idx], keys[idx], data.w[pos[idx]].astype(np.float64))
+    return Canonical(pos[idx], keys[idx], data.w[pos[idx]].astype(np.float64))
 
 
-def _n_distinct(data: _Data, canon: _Canonical) -> int:
+def count_distinct_keys(data: Data, canon: Canonical) -> int:
     """Distinct positive-weight rows (by hash; exact ``np.unique`` only when it matters)."""
     if canon.keys.size == 0:
         return 0
     return int(1 + np.count_nonzero(canon.keys[1:] != canon.keys[:-1]))
 
 
-def _n_distinct_exact(data: _Data, canon: _Canonical) -> int:
+def count_distinct_rows(data: Data, canon: Canonical) -> int:
     return int(np.unique(data.X[canon.order], axis=0).shape[0])
 
 
@@ -338,16 +338,16 @@ def _sample_cdf(cum: F64, u: F64, order: NDArray[np.intp]) -> NDArray[np.intp]:
 # ------------------------------------------------------------------ seeding
 
 
-def _centre_rows(data: _Data, idx: NDArray[np.intp]) -> Float:
+def _centre_rows(data: Data, idx: NDArray[np.intp]) -> Float:
     C = data.X[idx].astype(data.X.dtype, copy=True)
     if data.cosine:
         C *= data.xn[idx, None]
     return C
 
 
-def _kmeans_plusplus(
-    data: _Data,
-    canon: _Canonical,
+def greedy_kmeans_plusplus(
+    data: Data,
+    canon: Canonical,
     n_clusters: int,
     rng: np.random.Generator,
     n_local_trials: int,
@@ -364,10 +364,10 @@ def _kmeans_plusplus(
     # In X's dtype: only sampled from (cumsum in float64) and compared with.
     closest = np.empty(data.n, dtype=data.X.dtype)
 
-    def first_d2(b: _Blocks, s: slice) -> None:
+    def first_d2(b: Blocks, s: slice) -> None:
         closest[s] = b.to_sq_dist(s, b.block(s)[:, 0])
 
-    blocks = _Blocks(data, centers[:1])
+    blocks = Blocks(data, centers[:1])
     blocks.map(partial(first_d2, blocks))
 
     # Keep every candidate's new D^2 when the (n, trials) array fits the budget, which
@@ -376,7 +376,7 @@ def _kmeans_plusplus(
     if data.n * n_local_trials * data.X.itemsize <= data.working_memory_mib * 2**20:
         kept = np.empty((data.n, n_local_trials), dtype=data.X.dtype)
 
-    def potentials(b: _Blocks, s: slice) -> F64:
+    def potentials(b: Blocks, s: slice) -> F64:
         d2 = b.to_sq_dist(s, b.block(s), clip=False)
         np.minimum(d2, closest[s, None], out=d2)
         if kept is not None:
@@ -384,7 +384,7 @@ def _kmeans_plusplus(
         # Per chunk in X's dtype; the caller sums the chunks in float64.
         return (data.w[s] @ d2).astype(np.float64)
 
-    def update_closest(b: _Blocks, j: int, s: slice) -> None:
+    def update_closest(b: Blocks, j: int, s: slice) -> None:
         d2 = b.to_sq_dist(s, b.block(s)[:, j])
         np.minimum(closest[s], d2, out=closest[s])
 
@@ -396,7 +396,7 @@ def _kmeans_plusplus(
             best = int(_sample_cdf(cum_w, rng.random(1), canon.order)[0])
         else:
             cand = _sample_cdf(cum, rng.random(n_local_trials), canon.order)
-            blocks = _Blocks(data, _centre_rows(data, cand))
+            blocks = Blocks(data, _centre_rows(data, cand))
             pots = np.zeros(cand.size)
             for part in blocks.map(partial(potentials, blocks)):
                 pots += part
@@ -412,8 +412,8 @@ def _kmeans_plusplus(
     return centers, indices
 
 
-def _random_init(
-    data: _Data, canon: _Canonical, n_clusters: int, rng: np.random.Generator
+def random_init(
+    data: Data, canon: Canonical, n_clusters: int, rng: np.random.Generator
 ) -> tuple[Float, NDArray[np.intp]]:
     """k distinct rows drawn without replacement, with probability proportional to weight."""
     # Efraimidis-Spirakis keys u^(1/w), drawn along the canonical order.
@@ -432,7 +432,7 @@ def _random_init(
 
 
 @dataclass(frozen=True, eq=False)
-class _LloydResult:
+class LloydResult:
     centers: Float
     labels: Int64
     sq_distances: Float
@@ -443,8 +443,8 @@ class _LloydResult:
 
 
 def _accumulate(
-    data: _Data,
-    blocks: _Blocks,
+    data: Data,
+    blocks: Blocks,
     labels: Int64,
     prev: Int64,
     sums: F64,
@@ -498,7 +498,7 @@ def _accumulate(
 
 
 def _relocate_empty(
-    data: _Data,
+    data: Data,
     centers: Float,
     labels: Int64,
     sums: F64,
@@ -533,7 +533,7 @@ def _relocate_empty(
     return moved
 
 
-def _update_centers(data: _Data, sums: F64, wsum: F64, old: Float) -> Float:
+def _update_centers(data: Data, sums: F64, wsum: F64, old: Float) -> Float:
     new = old.astype(np.float64, copy=True)
     full = wsum > 0
     if data.cosine:
@@ -545,7 +545,7 @@ def _update_centers(data: _Data, sums: F64, wsum: F64, old: Float) -> Float:
     return new.astype(data.X.dtype, copy=False)
 
 
-def _lloyd(data: _Data, centers_init: Float, *, max_iter: int, tol: float) -> _LloydResult:
+def lloyd(data: Data, centers_init: Float, *, max_iter: int, tol: float) -> LloydResult:
     """Lloyd iterations as scikit-learn's ``algorithm="lloyd"`` defines them.
 
     Stops when the labels of two consecutive E-steps are equal (strict convergence) or
@@ -563,7 +563,7 @@ def _lloyd(data: _Data, centers_init: Float, *, max_iter: int, tol: float) -> _L
     full = True
     for i in range(max_iter):
         n_iter = i + 1
-        blocks = _Blocks(data, centers)
+        blocks = Blocks(data, centers)
         _accumulate(data, blocks, labels, labels_old, sums, wsum, full=full)
         moved = _relocate_empty(data, centers, labels, sums, wsum)
         n_relocated += moved
@@ -580,15 +580,15 @@ def _lloyd(data: _Data, centers_init: Float, *, max_iter: int, tol: float) -> _L
             converged = True
             break
         labels, labels_old = labels_old, labels
-    labels, sq = _assign(data, centers)
+    labels, sq = assign(data, centers)
     inertia = float(data.w.astype(np.float64) @ sq.astype(np.float64))
-    return _LloydResult(centers, labels, sq, inertia, n_iter, converged, n_relocated)
+    return LloydResult(centers, labels, sq, inertia, n_iter, converged, n_relocated)
 
 
 # ------------------------------------------------------------------ mini-batch
 
 
-def _minibatch_step(
+def minibatch_step(
     X: Float,
     w: Float,
     centers: F64,
@@ -604,8 +604,8 @@ def _minibatch_step(
     c_j <- (v_j c_j + sum_i w_i x_i) / (v_j + sum_i w_i).
     """
     k = centers.shape[0]
-    data = _prepare(X, w, cosine=cosine, k=k, working_memory_mib=working_memory_mib)
-    labels, sq = _assign(data, centers.astype(X.dtype))
+    data = prepare(X, w, cosine=cosine, k=k, working_memory_mib=working_memory_mib)
+    labels, sq = assign(data, centers.astype(X.dtype))
     we = (w * data.xn) if cosine else w
     onehot = sparse.csc_array(
         (we.astype(np.float64), labels, np.arange(X.shape[0] + 1)), shape=(k, X.shape[0])

@@ -34,17 +34,13 @@ from monitor.checks import (
     check_int,
     check_random_state,
 )
+from monitor.core._checks import check_shares
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
-from monitor.core.drift import (
-    DEFAULT_EPSILON,
-    _bin_index,
-    _check_shares,
-    _psi_from_fractions,
-    centroid_drift,
-)
+from monitor.core._distances import own_and_nearest_other, silhouette_from_ab
+from monitor.core._psi import bin_index, psi_from_fractions
+from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
 from monitor.core.kmeans import assign_labels, fit_kmeans
-from monitor.core.outliers import _thresholds
-from monitor.core.quality import _own_and_nearest_other, _silhouette_from_ab
+from monitor.core.outliers import fit_outlier_thresholds
 from monitor.errors import InvalidInputError
 from monitor.records import Calibration, OutlierThresholds, ReferenceBins
 from monitor.slis import (
@@ -91,7 +87,7 @@ class _FeaturePsi:
         # Bin of every reference value, shifted so that all features share one bincount.
         self.index = np.empty(X.shape, dtype=np.min_scalar_type(self.total))
         for j, edges in enumerate(bins.edges):
-            self.index[:, j] = _bin_index(edges, X[:, j]) + self.offsets[j]
+            self.index[:, j] = bin_index(edges, X[:, j]) + self.offsets[j]
         self.reference = [np.asarray(f, dtype=np.float64) for f in bins.reference_fractions]
         self.epsilon = bins.epsilon
 
@@ -104,7 +100,7 @@ class _FeaturePsi:
         """Largest PSI over the features of ``rows`` against ``reference`` (default: the bins')."""
         p_all = self.reference if reference is None else reference
         return max(
-            _psi_from_fractions(p, q, self.epsilon)
+            psi_from_fractions(p, q, self.epsilon)
             for p, q in zip(p_all, self.fractions(rows), strict=True)
         )
 
@@ -123,8 +119,8 @@ def _per_point(
         INERTIA: sq,
     }
     if C.shape[0] >= 2:
-        a, b = _own_and_nearest_other(X, labels, C, working_memory_mib)
-        values[SIMPLIFIED_SILHOUETTE] = _silhouette_from_ab(a, b)
+        a, b = own_and_nearest_other(X, labels, C, working_memory_mib)
+        values[SIMPLIFIED_SILHOUETTE] = silhouette_from_ab(a, b)
     return values
 
 
@@ -159,7 +155,7 @@ def _check_inputs(
             f"The 'outlier_thresholds' parameter of {owner} must hold {k} thresholds, one per "
             f"centre; got shape {np.asarray(thresholds.thresholds).shape}."
         )
-    shares = _check_shares(reference_shares, k, name="reference_shares", owner=owner)
+    shares = check_shares(reference_shares, k, name="reference_shares", owner=owner)
     return np.asarray(shares, dtype=np.float64)
 
 
@@ -272,7 +268,7 @@ def calibrate(
         ref_shares = rng.multinomial(n, shares).astype(np.float64) / n
         win_shares = np.bincount(labels[win_rows], minlength=k).astype(np.float64) / window_size
         values[FEATURE_PSI_MAX].append(features.max_psi(win_rows, features.fractions(ref_rows)))
-        values[LABEL_PSI].append(_psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
+        values[LABEL_PSI].append(psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
         for name, v in means.items():
             shift = float(v[win_rows].mean()) - float(v[ref_rows].mean())
             values[name].append(scale.get(name, 1.0) * (centre[name] + shift))
@@ -300,9 +296,10 @@ def calibrate(
         C_ref = np.asarray(fits[0].centers, dtype=np.float64)
         values[CENTROID_DRIFT_MAX].append(centroid_drift(C_ref, fits[1].centers).max)
         lab_b, sq_b = _assign(X, C_ref, working_memory_mib)
-        limits_b = _thresholds(
-            np.sqrt(sq_b[ref_rows]), lab_b[ref_rows], k, float(outlier_thresholds.quantile)
+        refit = fit_outlier_thresholds(
+            sq_b[ref_rows], lab_b[ref_rows], k, quantile=float(outlier_thresholds.quantile)
         )
+        limits_b = np.asarray(refit.thresholds, dtype=np.float64)
         out_of_bag = np.ones(n, dtype=bool)
         out_of_bag[ref_rows] = False
         for name, v in _per_point(X, C_ref, lab_b, sq_b, limits_b, working_memory_mib).items():

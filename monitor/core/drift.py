@@ -19,8 +19,9 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
 from monitor.checks import check_array, check_choice, check_float, check_int
+from monitor.core._checks import check_labels, check_shares
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
-from monitor.core.quality import _check_labels
+from monitor.core._psi import bin_index, psi_from_fractions
 from monitor.errors import InvalidInputError
 from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins
 
@@ -40,21 +41,6 @@ _STRATEGIES = ("quantile", "uniform")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _psi_from_fractions(p: Floats, q: Floats, epsilon: float) -> float:
-    """PSI of two share vectors of one variable after the floor-and-renormalise rule."""
-    pf = np.maximum(p, epsilon)
-    qf = np.maximum(q, epsilon)
-    pf = pf / pf.sum()
-    qf = qf / qf.sum()
-    # Each term (q - p) ln(q / p) is >= 0; the sum is clipped at 0 against rounding.
-    return max(0.0, float(np.sum((qf - pf) * np.log(qf / pf))))
-
-
-def _bin_index(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.intp]:
-    """Bin of each value: ``b`` such that ``edges[b-1] < x <= edges[b]`` (open ends)."""
-    return np.searchsorted(edges, x, side="left")
 
 
 def _feature_edges(column: Floats, n_bins: int, strategy: str) -> Floats:
@@ -95,7 +81,7 @@ def _bin_counts(
             if e.shape[0] <= _FEW_EDGES:
                 counts[j] += _bin_counts_few(e, block[j])
             else:
-                counts[j] += np.bincount(_bin_index(e, block[j]), minlength=counts[j].shape[0])
+                counts[j] += np.bincount(bin_index(e, block[j]), minlength=counts[j].shape[0])
     return counts
 
 
@@ -105,7 +91,7 @@ _FEW_EDGES = 32
 
 
 def _bin_counts_few(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.int64]:
-    """The counts of ``bincount(_bin_index(edges, x))``, shape (len(edges) + 1,).
+    """The counts of ``bincount(bin_index(edges, x))``, shape (len(edges) + 1,).
 
     With right-closed bins, bin ``b`` holds the values above edge ``b - 1`` but not
     above edge ``b``, so the counts are differences of the counts above each edge. Each
@@ -145,20 +131,6 @@ def _check_thresholds(thresholds: Mapping[str, float] | None) -> dict[str, float
     for name, value in thresholds.items():
         out[str(name)] = check_float(value, f"thresholds[{name!r}]", low=0.0, owner="psi")
     return out
-
-
-def _check_shares(shares: ArrayLike, n_clusters: int, *, name: str, owner: str) -> Floats:
-    arr = np.asarray(shares, dtype=np.float64)
-    if arr.shape != (n_clusters,):
-        raise InvalidInputError(
-            f"The {name!r} parameter of {owner} must have shape ({n_clusters},); got {arr.shape}."
-        )
-    if not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
-        raise InvalidInputError(
-            f"The {name!r} parameter of {owner} must hold finite non-negative shares with "
-            f"a positive sum. Got {arr!r} instead."
-        )
-    return arr / arr.sum()
 
 
 # --------------------------------------------------------------------------- public
@@ -211,7 +183,7 @@ def fit_reference_bins(
         column = Xr[:, j]
         e = _feature_edges(column, n_bins, strategy)
         edges.append(e)
-        fractions.append(_fractions(_bin_index(e, column), e.shape[0] + 1))
+        fractions.append(_fractions(bin_index(e, column), e.shape[0] + 1))
     return ReferenceBins(
         edges=tuple(edges),
         reference_fractions=tuple(fractions),
@@ -259,7 +231,7 @@ def psi(
     values = np.empty(d, dtype=np.float64)
     for j in range(d):
         q = counts[j] / n
-        values[j] = _psi_from_fractions(bins.reference_fractions[j], q, bins.epsilon)
+        values[j] = psi_from_fractions(bins.reference_fractions[j], q, bins.epsilon)
     above = {name: int(np.count_nonzero(values > lim)) for name, lim in limits.items()}
     return PSI(per_feature=values, max=float(values.max()), n_features_above=above)
 
@@ -290,15 +262,15 @@ def label_drift(
     """
     owner = "label_drift"
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
-    p = _check_shares(reference_shares, k, name="reference_shares", owner=owner)
-    lab = _check_labels(labels, None, k, owner=owner)
+    p = check_shares(reference_shares, k, name="reference_shares", owner=owner)
+    lab = check_labels(labels, None, k, owner=owner)
     if lab.shape[0] == 0:
         raise InvalidInputError(
             "The 'labels' parameter of label_drift must hold at least one label; got none."
         )
     epsilon = _check_epsilon(epsilon, owner)
     q = _fractions(lab, k)
-    return LabelDrift(psi=_psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
+    return LabelDrift(psi=psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
 
 
 def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> CentroidDrift:
@@ -364,8 +336,8 @@ def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLi
             f"The 'pairs' parameter of {owner} must be an integer array of shape (m, 2); "
             f"got an array of shape {P.shape} and dtype {P.dtype}."
         )
-    r = _check_labels(ref_labels, None, owner=owner, name="ref_labels")
-    c = _check_labels(cur_labels, r.shape[0], owner=owner, name="cur_labels")
+    r = check_labels(ref_labels, None, owner=owner, name="ref_labels")
+    c = check_labels(cur_labels, r.shape[0], owner=owner, name="cur_labels")
     if r.shape[0] == 0:
         raise InvalidInputError(
             f"The 'ref_labels' parameter of {owner} must hold at least one label; got none."

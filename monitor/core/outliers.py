@@ -11,33 +11,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.checks import check_float, check_int
-from monitor.core.quality import _check_labels
-from monitor.errors import InvalidInputError
+from monitor.core._checks import check_labels, check_sq_distances
 from monitor.records import OutlierRate, OutlierThresholds
 
 __all__ = ["fit_outlier_thresholds", "outlier_rate"]
 
 F64 = NDArray[np.float64]
-
-
-def _check_sq_distances(sq_distances: ArrayLike, *, owner: str) -> F64:
-    arr = np.asarray(sq_distances, dtype=np.float64)
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"The 'sq_distances' parameter of {owner} must be a 1-D array; "
-            f"got an array of shape {arr.shape}."
-        )
-    if arr.shape[0] == 0:
-        raise InvalidInputError(
-            f"The 'sq_distances' parameter of {owner} must hold at least one distance; got none."
-        )
-    if not np.isfinite(arr).all() or (arr < 0).any():
-        bad = float(arr[~(np.isfinite(arr) & (arr >= 0))][0])
-        raise InvalidInputError(
-            f"The 'sq_distances' parameter of {owner} must hold finite non-negative squared "
-            f"distances. Got {bad!r} instead."
-        )
-    return arr
 
 
 def _distances(sq_distances: F64) -> F64:
@@ -81,9 +60,9 @@ def fit_outlier_thresholds(
         point gets the same quantile over all points.
     """
     owner = "fit_outlier_thresholds"
-    sq = _check_sq_distances(sq_distances, owner=owner)
+    sq = check_sq_distances(sq_distances, owner=owner)
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
-    lab = _check_labels(labels, sq.shape[0], k, owner=owner)
+    lab = check_labels(labels, sq.shape[0], k, owner=owner)
     q = check_float(quantile, "quantile", low=0.0, high=1.0, low_inclusive=False, owner=owner)
     return OutlierThresholds(thresholds=_thresholds(_distances(sq), lab, k, q), quantile=q)
 
@@ -110,10 +89,10 @@ def outlier_rate(
         with no point in the window.
     """
     owner = "outlier_rate"
-    sq = _check_sq_distances(sq_distances, owner=owner)
+    sq = check_sq_distances(sq_distances, owner=owner)
     t = np.asarray(thresholds.thresholds, dtype=np.float64)
     k = t.shape[0]
-    lab = _check_labels(labels, sq.shape[0], k, owner=owner)
+    lab = check_labels(labels, sq.shape[0], k, owner=owner)
     is_out = _distances(sq) > t[lab]
     n_out = int(np.count_nonzero(is_out))
     counts = np.bincount(lab, minlength=k)

@@ -29,12 +29,19 @@ from monitor.checks import (
     check_random_state,
     check_sample_weight,
 )
+from monitor.core._checks import check_centers, check_labels, check_sq_distances
 from monitor.core._chunking import (
     CACHE_BLOCK_BYTES,
     DEFAULT_WORKING_MEMORY_MIB,
     cache_rows,
     chunk_rows,
     iter_slices,
+)
+from monitor.core._distances import (
+    distances_to_own_center,
+    nearest_other,
+    own_and_nearest_other,
+    silhouette_from_ab,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 from monitor.records import ClusterSizes, ScalarIndex, Silhouette
@@ -52,76 +59,7 @@ F64 = NDArray[np.float64]
 Intp = NDArray[np.intp]
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _check_labels(
-    labels: ArrayLike,
-    n_samples: int | None,
-    n_clusters: int | None = None,
-    *,
-    name: str = "labels",
-    owner: str | None = None,
-) -> Intp:
-    """Return ``labels`` as a 1-D intp array of cluster indices in ``[0, n_clusters)``.
-
-    Shared by the SLI modules of the core. ``n_samples`` None skips the length check;
-    ``n_clusters`` None only requires non-negative labels.
-    """
-    arr = np.asarray(labels)
-    of = f" of {owner}" if owner else ""
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"The {name!r} parameter{of} must be a 1-D array of cluster indices; "
-            f"got an array of shape {arr.shape}."
-        )
-    if arr.size and (arr.dtype.kind not in "iu"):
-        raise InvalidInputError(
-            f"The {name!r} parameter{of} must hold integer cluster indices; got dtype {arr.dtype}."
-        )
-    if n_samples is not None and arr.shape[0] != n_samples:
-        raise InvalidInputError(
-            f"The {name!r} parameter{of} must have one entry per sample ({n_samples}); "
-            f"got {arr.shape[0]}."
-        )
-    out = arr.astype(np.intp, copy=False)
-    if out.size:
-        lo, hi = int(out.min()), int(out.max())
-        upper = "inf)" if n_clusters is None else f"{n_clusters - 1}]"
-        if lo < 0 or (n_clusters is not None and hi >= n_clusters):
-            bad = lo if lo < 0 else hi
-            raise InvalidInputError(
-                f"The {name!r} parameter{of} must hold cluster indices in [0, {upper}. "
-                f"Got {bad} instead."
-            )
-    return out
-
-
-def _check_centers(
-    centers: ArrayLike, n_features: int, *, name: str = "centers", owner: str | None = None
-) -> F64:
-    """Return ``centers`` as a (k, d) float64 array matching ``n_features``."""
-    C = check_array(centers, name=name, dtype=np.float64)
-    if C.shape[1] != n_features:
-        of = f" of {owner}" if owner else ""
-        raise InvalidInputError(
-            f"The {name!r} parameter{of} must have {n_features} feature(s) to match X; "
-            f"got an array of shape {C.shape}."
-        )
-    return np.asarray(C, dtype=np.float64)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_sq_distances(sq_distances: ArrayLike, n: int, *, owner: str) -> F64:
-    sq = np.asarray(sq_distances, dtype=np.float64)
-    if sq.shape != (n,) or not np.isfinite(sq).all():
-        raise InvalidInputError(
-            f"The 'sq_distances' parameter of {owner} must be {n} finite squared "
-            f"distances, one per row of X. Got shape {sq.shape} instead."
-        )
-    return sq
 
 
 def _cluster_sums(
@@ -148,21 +86,6 @@ def _cluster_sums(
     return out
 
 
-def _distances_to_own_center(
-    X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float
-) -> F64:
-    """Squared Euclidean distance of each point to the centre of its label, shape (n,)."""
-    n, d = X.shape
-    out = np.empty(n, dtype=np.float64)
-    # Direct differences, not the norm expansion: exact for points on their centre,
-    # and the (chunk, d) temporary is as small as the chunk of X itself.
-    step = chunk_rows(n, 3 * d * 8, working_memory_mib)
-    for sl in iter_slices(n, step):
-        diff = X[sl].astype(np.float64, copy=False) - centers[labels[sl]]
-        out[sl] = np.einsum("ij,ij->i", diff, diff)
-    return out
-
-
 def _own_center_sums(
     X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float, *, root: bool
 ) -> F64:
@@ -177,50 +100,6 @@ def _own_center_sums(
         sq = np.einsum("ij,ij->i", diff, diff)
         out += np.bincount(labels[sl], weights=np.sqrt(sq) if root else sq, minlength=k)
     return out
-
-
-def _own_and_nearest_other(
-    X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float
-) -> tuple[F64, F64]:
-    """Distance to the own centre and to the nearest other centre, each of shape (n,).
-
-    Requires at least two centres. Distances are Euclidean (not squared).
-    """
-    a = np.sqrt(_distances_to_own_center(X, labels, centers, working_memory_mib))
-    return a, _nearest_other(X, labels, centers, working_memory_mib)
-
-
-def _nearest_other(X: NDArray[Any], labels: Intp, centers: F64, working_memory_mib: float) -> F64:
-    """Distance to the nearest centre other than the own one, shape (n,)."""
-    n, d = X.shape
-    k = centers.shape[0]
-    b = np.empty(n, dtype=np.float64)
-    # ||x - c||^2 = ||x||^2 + (||c||^2 - 2 x.c): the bracket alone decides which other
-    # centre is nearest, so ||x||^2 is added to the (chunk,) minimum only. The block is in
-    # X's dtype: a float32 window gets a float32 GEMM and half the memory traffic.
-    # The block is centre-major, (k, chunk): its minimum over the centres is then a
-    # vertical (SIMD) reduction instead of one short reduction per row.
-    C = centers.astype(X.dtype, copy=False)
-    minus_2c = -2.0 * C
-    c_sq = np.einsum("ij,ij->i", C, C)[:, None]
-    step = cache_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
-    for sl in iter_slices(n, step):
-        Xc = X[sl]
-        block = minus_2c @ Xc.T
-        block += c_sq
-        block[labels[sl], np.arange(block.shape[1])] = np.inf
-        nearest = block.min(axis=0).astype(np.float64)
-        nearest += np.einsum("ij,ij->i", Xc, Xc, dtype=np.float64)
-        # Cancellation can leave tiny negatives for points on a centre.
-        b[sl] = np.sqrt(np.maximum(nearest, 0.0))
-    return b
-
-
-def _silhouette_from_ab(a: F64, b: F64) -> F64:
-    """s = (b - a) / max(a, b), and 0 where both are 0 (coincident points)."""
-    denom = np.maximum(a, b)
-    safe = np.where(denom > 0, denom, 1.0)
-    return np.where(denom > 0, (b - a) / safe, 0.0)
 
 
 def _per_cluster_mean(values: F64, labels: Intp, n_clusters: int) -> F64:
@@ -357,7 +236,7 @@ def _silhouette_from_sums(sums: F64, code: Intp, counts: Intp) -> F64:
     means = sums / counts
     means[rows, code] = np.inf
     b = means.min(axis=1)
-    s = _silhouette_from_ab(a, b)
+    s = silhouette_from_ab(a, b)
     # Convention of Rousseeuw (1987) and scikit-learn: a point alone in its cluster has s = 0.
     s[n_own == 1] = 0.0
     return s
@@ -407,7 +286,7 @@ def silhouette_sampled(
     n = Xa.shape[0]
     if n_clusters is not None:
         n_clusters = check_int(n_clusters, "n_clusters", low=1, owner=owner)
-    lab = _check_labels(labels, n, n_clusters, owner=owner)
+    lab = check_labels(labels, n, n_clusters, owner=owner)
     sample_size = check_int(sample_size, "sample_size", low=2, owner=owner)
     working_memory_mib = check_float(
         working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
@@ -478,9 +357,9 @@ def silhouette_simplified(
     """
     owner = "silhouette_simplified"
     Xa = check_array(X, name="X")
-    C = _check_centers(centers, Xa.shape[1], owner=owner)
+    C = check_centers(centers, Xa.shape[1], owner=owner)
     k = C.shape[0]
-    lab = _check_labels(labels, Xa.shape[0], k, owner=owner)
+    lab = check_labels(labels, Xa.shape[0], k, owner=owner)
     working_memory_mib = check_float(
         working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
     )
@@ -496,11 +375,11 @@ def silhouette_simplified(
             score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
         )
     if sq_distances is None:
-        a, b = _own_and_nearest_other(Xa, lab, C, working_memory_mib)
+        a, b = own_and_nearest_other(Xa, lab, C, working_memory_mib)
     else:
-        a = np.sqrt(np.maximum(_check_sq_distances(sq_distances, n, owner=owner), 0.0))
-        b = _nearest_other(Xa, lab, C, working_memory_mib)
-    s = _silhouette_from_ab(a, b)
+        a = np.sqrt(np.maximum(check_sq_distances(sq_distances, n, owner=owner), 0.0))
+        b = nearest_other(Xa, lab, C, working_memory_mib)
+    s = silhouette_from_ab(a, b)
     return Silhouette(
         score=float(s.mean()),
         per_cluster=_per_cluster_mean(s, lab, k),
@@ -554,8 +433,8 @@ def davies_bouldin(
     """
     owner = "davies_bouldin"
     Xa = check_array(X, name="X")
-    C = None if centers is None else _check_centers(centers, Xa.shape[1], owner=owner)
-    lab = _check_labels(labels, Xa.shape[0], None if C is None else C.shape[0], owner=owner)
+    C = None if centers is None else check_centers(centers, Xa.shape[1], owner=owner)
+    lab = check_labels(labels, Xa.shape[0], None if C is None else C.shape[0], owner=owner)
     k = int(lab.max()) + 1 if C is None else C.shape[0]
     counts = np.bincount(lab, minlength=k)
     populated = np.flatnonzero(counts)
@@ -571,7 +450,7 @@ def davies_bouldin(
             "must be to those centres."
         )
     else:
-        sq = _check_sq_distances(sq_distances, Xa.shape[0], owner=owner)
+        sq = check_sq_distances(sq_distances, Xa.shape[0], owner=owner)
         sums = np.asarray(
             np.bincount(lab, weights=np.sqrt(np.maximum(sq, 0.0)), minlength=k), dtype=np.float64
         )
@@ -609,7 +488,7 @@ def calinski_harabasz(
     """
     owner = "calinski_harabasz"
     Xa = check_array(X, name="X")
-    lab = _check_labels(labels, Xa.shape[0], owner=owner)
+    lab = check_labels(labels, Xa.shape[0], owner=owner)
     n = Xa.shape[0]
     k = int(lab.max()) + 1
     counts = np.bincount(lab, minlength=k)
@@ -651,10 +530,10 @@ def inertia(
     """
     owner = "inertia"
     Xa = check_array(X, name="X")
-    C = _check_centers(centers, Xa.shape[1], owner=owner)
-    lab = _check_labels(labels, Xa.shape[0], C.shape[0], owner=owner)
+    C = check_centers(centers, Xa.shape[1], owner=owner)
+    lab = check_labels(labels, Xa.shape[0], C.shape[0], owner=owner)
     w = check_sample_weight(sample_weight, Xa.shape[0], np.float64)
-    sq = _distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB)
+    sq = distances_to_own_center(Xa, lab, C, DEFAULT_WORKING_MEMORY_MIB)
     return ScalarIndex(name="inertia", value=float(np.dot(w, sq)))
 
 
@@ -680,7 +559,7 @@ def cluster_sizes(
     """
     owner = "cluster_sizes"
     k = check_int(n_clusters, "n_clusters", low=1, owner=owner)
-    lab = _check_labels(labels, None, k, owner=owner)
+    lab = check_labels(labels, None, k, owner=owner)
     if lab.shape[0] == 0:
         raise InvalidInputError(
             "The 'labels' parameter of cluster_sizes must hold at least one label; got none."

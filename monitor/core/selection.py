@@ -2,6 +2,11 @@
 
 Gap statistic as in Tibshirani, Walther & Hastie (2001), "Estimating the number of
 clusters in a data set via the gap statistic", J. R. Statist. Soc. B 63(2): 411-423.
+
+Cost of ``choose_k``: ``len(ks) * (1 + B)`` k-means fits on n points for the gap
+statistic; pass a sample of the window when n is large. A fit with no within-cluster
+dispersion (k at least the number of distinct points) has its W floored at 1e-12 of the
+total sum of squares, with a ``DegenerateDataWarning``, so that the logs stay finite.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +32,7 @@ from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
 from monitor.core.kmeans import fit_kmeans
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError
-from monitor.records import KSelection
+from monitor.records import KMeansFit, KSelection
 
 __all__ = ["CRITERIA", "REFERENCES", "choose_k"]
 
@@ -126,6 +132,125 @@ def _check_criteria(criteria: Any) -> tuple[str, ...]:
     return tuple(check_choice(c, "criteria", CRITERIA, owner="choose_k") for c in criteria)
 
 
+@dataclass(frozen=True)
+class _Fitter:
+    """The k-means fit every candidate k and every reference set gets."""
+
+    n_init: int
+    max_iter: int
+    working_memory_mib: float
+
+    def __call__(self, data: F64, k: int, seed: int) -> KMeansFit:
+        return fit_kmeans(
+            data,
+            k,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            random_state=seed,
+            working_memory_mib=self.working_memory_mib,
+        )
+
+
+def _check_settings(
+    n_init: Any, max_iter: Any, working_memory_mib: Any, sample_size: Any, n_refs: Any
+) -> tuple[_Fitter, int, int]:
+    """The fit settings, the silhouette sample size and B, checked."""
+    owner = "choose_k"
+    fit = _Fitter(
+        n_init=check_int(n_init, "n_init", low=1, owner=owner),
+        max_iter=check_int(max_iter, "max_iter", low=1, owner=owner),
+        working_memory_mib=check_float(
+            working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+        ),
+    )
+    size = check_int(sample_size, "silhouette_sample_size", low=2, owner=owner)
+    return fit, size, check_int(n_refs, "n_refs", low=1, owner=owner)
+
+
+def _draw_seeds(
+    random_state: RandomStateLike, n_ks: int, n_refs: int
+) -> tuple[NDArray[np.int64], int, NDArray[np.int64]]:
+    """Seeds of the fits, of the silhouette sample and of the reference sets.
+
+    All are drawn up front in a fixed order, so that leaving a rule out does not change
+    what the others see.
+    """
+    rng = check_random_state(random_state)
+    fit_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=n_ks), dtype=np.int64)
+    silhouette_seed = int(rng.integers(0, _SEED_HIGH))
+    ref_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=n_refs), dtype=np.int64)
+    return fit_seeds, silhouette_seed, ref_seeds
+
+
+def _fit_each_k(
+    X: F64,
+    ks: NDArray[np.intp],
+    fit: _Fitter,
+    seeds: NDArray[np.int64],
+    sample: tuple[int, int] | None,
+) -> tuple[F64, F64]:
+    """Inertia of each k's fit and, when ``sample`` (size, seed) is given, its silhouette."""
+    inertia = np.empty(ks.shape[0], dtype=np.float64)
+    silhouette = np.zeros(ks.shape[0], dtype=np.float64)
+    for i, k in enumerate(ks):
+        result = fit(X, int(k), int(seeds[i]))
+        inertia[i] = result.inertia
+        if sample is not None and k >= 2:
+            silhouette[i] = silhouette_sampled(
+                X,
+                result.labels,
+                sample_size=sample[0],
+                random_state=sample[1],
+                n_clusters=int(k),
+                working_memory_mib=fit.working_memory_mib,
+            ).score
+    return inertia, silhouette
+
+
+def _gap_statistic(
+    X: F64,
+    ks: NDArray[np.intp],
+    inertia: F64,
+    fit: _Fitter,
+    ref_seeds: NDArray[np.int64],
+    reference: str,
+) -> tuple[F64, F64]:
+    """Gap(k) and s_k over the B = len(ref_seeds) reference sets (the same sets for every k)."""
+    n, m, n_refs = X.shape[0], ks.shape[0], ref_seeds.shape[0]
+    total_ss = float(np.sum((X - X.mean(axis=0)) ** 2))
+    floor = max(1e-12 * total_ss, np.finfo(np.float64).tiny)
+    floored = False
+    low, high, vt, mean = _reference_sampler(X, reference)
+    log_ref = np.empty((n_refs, m), dtype=np.float64)
+    for b in range(n_refs):
+        ref_rng = np.random.default_rng(int(ref_seeds[b]))
+        Z = _draw_reference(ref_rng, n, low, high, vt, mean)
+        seeds = np.asarray(ref_rng.integers(0, _SEED_HIGH, size=m), dtype=np.int64)
+        for i, k in enumerate(ks):
+            log_ref[b, i], hit = _log_w(fit(Z, int(k), int(seeds[i])).inertia, floor)
+            floored |= hit
+    log_data = np.empty(m, dtype=np.float64)
+    for i in range(m):
+        log_data[i], hit = _log_w(float(inertia[i]), floor)
+        floored |= hit
+    if floored:
+        warnings.warn(
+            "Some k-means fits left no within-cluster dispersion (k at least the number of "
+            "distinct points); their W was floored at 1e-12 of the total sum of squares "
+            "for the gap statistic.",
+            DegenerateDataWarning,
+            stacklevel=3,
+        )
+    gap = log_ref.mean(axis=0) - log_data
+    return gap, log_ref.std(axis=0) * math.sqrt(1.0 + 1.0 / n_refs)
+
+
+def _best_silhouette(ks: NDArray[np.intp], silhouette: F64) -> int:
+    """The k >= 2 of highest silhouette (the smallest on ties); ``ks[0]`` when none is >= 2."""
+    multi = np.flatnonzero(ks >= 2)
+    return int(ks[multi[np.argmax(silhouette[multi])]]) if multi.size else int(ks[0])
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -182,99 +307,22 @@ def choose_k(
         the population standard deviation of ``log W*_kb`` over b; ``best_gap`` the
         smallest k with ``Gap(k) >= Gap(k+1) - s_(k+1)``, the largest candidate when none.
 
-    Notes
-    -----
-    Cost: ``len(ks) * (1 + B)`` k-means fits on n points for the gap statistic; pass a
-    sample of the window when n is large. A fit with no within-cluster dispersion
-    (k at least the number of distinct points) has its W floored at 1e-12 of the total
-    sum of squares, with a ``DegenerateDataWarning``, so that the logs stay finite.
+    See the module docstring for the cost and the floor of W.
     """
-    owner = "choose_k"
     Xa = np.asarray(check_array(X, name="X"), dtype=np.float64)
-    n = Xa.shape[0]
-    k_arr = _check_ks(ks, n)
+    k_arr = _check_ks(ks, Xa.shape[0])
     chosen = _check_criteria(criteria)
-    n_refs = check_int(n_refs, "n_refs", low=1, owner=owner)
-    reference = check_choice(reference, "reference", REFERENCES, owner=owner)
-    n_init = check_int(n_init, "n_init", low=1, owner=owner)
-    max_iter = check_int(max_iter, "max_iter", low=1, owner=owner)
-    silhouette_sample_size = check_int(
-        silhouette_sample_size, "silhouette_sample_size", low=2, owner=owner
+    reference = check_choice(reference, "reference", REFERENCES, owner="choose_k")
+    fit, sample_size, n_refs = _check_settings(
+        n_init, max_iter, working_memory_mib, silhouette_sample_size, n_refs
     )
-    working_memory_mib = check_float(
-        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
-    )
-    rng = check_random_state(random_state)
+    fit_seeds, silhouette_seed, ref_seeds = _draw_seeds(random_state, k_arr.shape[0], n_refs)
+    sample = (sample_size, silhouette_seed) if "silhouette" in chosen else None
+    inertia, silhouette = _fit_each_k(Xa, k_arr, fit, fit_seeds, sample)
     m = k_arr.shape[0]
-    # Every seed is drawn up front in a fixed order, so that leaving a rule out does not
-    # change what the others see.
-    fit_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=m), dtype=np.int64)
-    silhouette_seed = int(rng.integers(0, _SEED_HIGH))
-    ref_seeds = np.asarray(rng.integers(0, _SEED_HIGH, size=n_refs), dtype=np.int64)
-
-    def fit(data: F64, k: int, seed: int) -> Any:
-        return fit_kmeans(
-            data,
-            k,
-            n_init=n_init,
-            max_iter=max_iter,
-            random_state=seed,
-            working_memory_mib=working_memory_mib,
-        )
-
-    total_ss = float(np.sum((Xa - Xa.mean(axis=0)) ** 2))
-    floor = max(1e-12 * total_ss, np.finfo(np.float64).tiny)
-    floored = False
-
-    inertia = np.empty(m, dtype=np.float64)
-    silhouette = np.zeros(m, dtype=np.float64)
-    for i, k in enumerate(k_arr):
-        result = fit(Xa, int(k), int(fit_seeds[i]))
-        inertia[i] = result.inertia
-        if "silhouette" in chosen and k >= 2:
-            silhouette[i] = silhouette_sampled(
-                Xa,
-                result.labels,
-                sample_size=silhouette_sample_size,
-                random_state=silhouette_seed,
-                n_clusters=int(k),
-                working_memory_mib=working_memory_mib,
-            ).score
-
-    gap = np.zeros(m, dtype=np.float64)
-    gap_sk = np.zeros(m, dtype=np.float64)
+    gap, gap_sk = np.zeros(m), np.zeros(m)
     if "gap" in chosen:
-        low, high, vt, mean = _reference_sampler(Xa, reference)
-        log_ref = np.empty((n_refs, m), dtype=np.float64)
-        for b in range(n_refs):
-            ref_rng = np.random.default_rng(int(ref_seeds[b]))
-            Z = _draw_reference(ref_rng, n, low, high, vt, mean)
-            seeds = np.asarray(ref_rng.integers(0, _SEED_HIGH, size=m), dtype=np.int64)
-            for i, k in enumerate(k_arr):
-                log_ref[b, i], hit = _log_w(fit(Z, int(k), int(seeds[i])).inertia, floor)
-                floored |= hit
-        log_data = np.empty(m, dtype=np.float64)
-        for i in range(m):
-            log_data[i], hit = _log_w(float(inertia[i]), floor)
-            floored |= hit
-        gap = log_ref.mean(axis=0) - log_data
-        gap_sk = log_ref.std(axis=0) * math.sqrt(1.0 + 1.0 / n_refs)
-
-    if floored:
-        warnings.warn(
-            "Some k-means fits left no within-cluster dispersion (k at least the number of "
-            "distinct points); their W was floored at 1e-12 of the total sum of squares "
-            "for the gap statistic.",
-            DegenerateDataWarning,
-            stacklevel=2,
-        )
-
-    best_silhouette = 0
-    if "silhouette" in chosen:
-        multi = np.flatnonzero(k_arr >= 2)
-        best_silhouette = (
-            int(k_arr[multi[np.argmax(silhouette[multi])]]) if multi.size else int(k_arr[0])
-        )
+        gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, fit, ref_seeds, reference)
     return KSelection(
         ks=k_arr.astype(np.int64),
         inertia=inertia,
@@ -282,6 +330,6 @@ def choose_k(
         gap=gap,
         gap_sk=gap_sk,
         best_elbow=_elbow(k_arr, inertia) if "elbow" in chosen else 0,
-        best_silhouette=best_silhouette,
+        best_silhouette=_best_silhouette(k_arr, silhouette) if sample is not None else 0,
         best_gap=_gap_choice(k_arr, gap, gap_sk) if "gap" in chosen else 0,
     )

@@ -414,8 +414,12 @@ def test_cosine_zero_row_is_an_error() -> None:
         ({"n_init": "many"}, r"'n_init' parameter of fit_kmeans must be one of \{'auto'\}"),
         ({"metric": "manhattan"}, r"'metric' parameter.*one of \{'euclidean', 'cosine'\}"),
         ({"init": "kmeans"}, r"'init' parameter.*one of \{'k-means\+\+', 'random'\}"),
-        ({"init": np.zeros((3, 2))}, r"initial centers \(3, 2\) does not match.*clusters 2"),
-        ({"init": np.zeros((2, 3))}, r"init has 3 features, but X has 2"),
+        (
+            {"init": np.zeros((3, 2))},
+            r"'init' parameter of fit_kmeans must have 2 row\(s\), one per cluster; "
+            r"got an array of shape \(3, 2\)",
+        ),
+        ({"init": np.zeros((2, 3))}, r"'init' parameter of fit_kmeans must have 2 feature\(s\)"),
         ({"working_memory_mib": 0.0}, r"'working_memory_mib'.*float in \(0\.0, inf\)"),
         ({"sample_weight": np.zeros(10)}, r"sample_weight has only zero weights"),
         ({"sample_weight": -np.ones(10)}, r"sample_weight must be non-negative"),
@@ -449,7 +453,8 @@ def test_bad_X_errors(X: np.ndarray, match: str) -> None:
 
 
 def test_assign_labels_mismatched_features() -> None:
-    with pytest.raises(InvalidInputError, match="centers has 3 features, but X has 2"):
+    message = r"'centers' parameter of assign_labels must have 2 feature\(s\) to match X"
+    with pytest.raises(InvalidInputError, match=message):
         assign_labels(np.zeros((4, 2)), np.zeros((2, 3)))
 
 
