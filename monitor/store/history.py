@@ -24,15 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from monitor.checks import check_float_mapping, check_int, check_real, check_str
 from monitor.errors import InvalidInputError, StoreError
 from monitor.records import Evaluation, RunFailure
-from monitor.store._checks import (
-    check_float_mapping,
-    check_int,
-    check_model_name,
-    check_real,
-    check_str,
-)
+from monitor.store._names import check_model_name
 
 __all__ = ["SCHEMA_VERSION", "SQLiteHistory"]
 
@@ -170,7 +165,7 @@ class SQLiteHistory:
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
         """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
         model = check_model_name(model, "SQLiteHistory.recent")
-        limit = check_int(limit, "limit", "SQLiteHistory.recent", low=1)
+        limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.recent")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
@@ -182,7 +177,7 @@ class SQLiteHistory:
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
         """The latest failed runs of a model, newest (by ``at``) first."""
         model = check_model_name(model, "SQLiteHistory.failures")
-        limit = check_int(limit, "limit", "SQLiteHistory.failures", low=1)
+        limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.failures")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
@@ -275,7 +270,7 @@ def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
         )
     candidate = e.candidate_version
     if candidate is not None:
-        candidate = check_int(candidate, "evaluation.candidate_version", owner)
+        candidate = check_int(candidate, "evaluation.candidate_version", owner=owner)
     if not isinstance(e.promoted, bool | np.bool_):
         raise InvalidInputError(
             f"The 'evaluation.promoted' parameter of {owner} must be a bool. "
@@ -286,18 +281,18 @@ def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
         _not_nan(e.window_start, "evaluation.window_start", owner),
         _not_nan(e.window_end, "evaluation.window_end", owner),
         _not_nan(e.evaluated_at, "evaluation.evaluated_at", owner),
-        check_int(e.n_rows, "evaluation.n_rows", owner, low=0),
-        check_int(e.live_version, "evaluation.live_version", owner),
+        check_int(e.n_rows, "evaluation.n_rows", low=0, owner=owner),
+        check_int(e.live_version, "evaluation.live_version", owner=owner),
         candidate,
         int(bool(e.promoted)),
-        check_str(e.decision, "evaluation.decision", owner),
-        _dumps(check_float_mapping(e.slis, "evaluation.slis", owner)),
-        _dumps(check_float_mapping(e.feature_psi, "evaluation.feature_psi", owner)),
-        _dumps([check_int(x, "evaluation.cluster_sizes", owner) for x in e.cluster_sizes]),
-        _dumps([check_real(x, "evaluation.cluster_shares", owner) for x in e.cluster_shares]),
-        _dumps([check_real(x, "evaluation.centroid_drift", owner) for x in e.centroid_drift]),
-        _dumps(check_float_mapping(e.thresholds, "evaluation.thresholds", owner)),
-        _dumps(check_float_mapping(e.phase_seconds, "evaluation.phase_seconds", owner)),
+        check_str(e.decision, "evaluation.decision", owner=owner),
+        _dumps(check_float_mapping(e.slis, "evaluation.slis", owner=owner)),
+        _dumps(check_float_mapping(e.feature_psi, "evaluation.feature_psi", owner=owner)),
+        _dumps([check_int(x, "evaluation.cluster_sizes", owner=owner) for x in e.cluster_sizes]),
+        _dumps([check_real(x, "evaluation.cluster_shares", owner=owner) for x in e.cluster_shares]),
+        _dumps([check_real(x, "evaluation.centroid_drift", owner=owner) for x in e.centroid_drift]),
+        _dumps(check_float_mapping(e.thresholds, "evaluation.thresholds", owner=owner)),
+        _dumps(check_float_mapping(e.phase_seconds, "evaluation.phase_seconds", owner=owner)),
         _not_nan(e.duration_seconds, "evaluation.duration_seconds", owner),
     )
 
@@ -311,16 +306,16 @@ def _failure_row(f: RunFailure) -> tuple[Any, ...]:
         )
     return (
         check_model_name(f.model, owner),
-        check_str(f.reason, "failure.reason", owner),
-        check_str(f.message, "failure.message", owner),
+        check_str(f.reason, "failure.reason", owner=owner),
+        check_str(f.message, "failure.message", owner=owner),
         _not_nan(f.at, "failure.at", owner),
-        check_str(f.window_label, "failure.window_label", owner),
+        check_str(f.window_label, "failure.window_label", owner=owner),
     )
 
 
 def _not_nan(value: Any, name: str, owner: str) -> float:
     # SQLite stores a NaN REAL as NULL, which would not come back; JSON columns keep NaN.
-    return check_real(value, name, owner, allow_nan=False)
+    return check_real(value, name, owner=owner, allow_nan=False)
 
 
 def _dumps(value: Any) -> str:

@@ -60,16 +60,10 @@ from typing import Any
 
 import numpy as np
 
+from monitor.checks import check_float_mapping, check_int, check_real, check_str
 from monitor.errors import InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Snapshot
-from monitor.store._checks import (
-    MODEL_NAME,
-    check_float_mapping,
-    check_int,
-    check_model_name,
-    check_real,
-    check_str,
-)
+from monitor.store._names import check_model_name, is_model_name
 
 __all__ = ["DirectorySnapshotStore", "snapshot_summary"]
 
@@ -96,7 +90,7 @@ class DirectorySnapshotStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for entry in os.scandir(self.root):
-                if entry.is_dir(follow_symlinks=False) and _is_model_name(entry.name):
+                if entry.is_dir(follow_symlinks=False) and is_model_name(entry.name):
                     _clean_temp_entries(Path(entry.path))
         except StoreError:
             raise
@@ -118,7 +112,7 @@ class DirectorySnapshotStore:
             e.name
             for e in entries
             if e.is_dir(follow_symlinks=False)
-            and _is_model_name(e.name)
+            and is_model_name(e.name)
             and _list_versions(Path(e.path))
         ]
         return sorted(names)
@@ -138,7 +132,7 @@ class DirectorySnapshotStore:
         owner = "DirectorySnapshotStore.load"
         model = check_model_name(model, owner)
         if version is not None:
-            version = check_int(version, "version", owner, low=1)
+            version = check_int(version, "version", low=1, owner=owner)
         model_dir = self.root / model
         versions = _list_versions(model_dir)
         if not versions:
@@ -219,7 +213,7 @@ class DirectorySnapshotStore:
         """Make an existing, intact version live by replacing the pointer atomically."""
         owner = "DirectorySnapshotStore.set_live"
         model = check_model_name(model, owner)
-        version = check_int(version, "version", owner, low=1)
+        version = check_int(version, "version", low=1, owner=owner)
         # Loading verifies that the version exists and is intact before it goes live.
         self.load(model, version)
         model_dir = self.root / model
@@ -276,7 +270,7 @@ def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]
             f"The 'snapshot.features' parameter of {_SAVE} must be a non-empty tuple of str. "
             f"Got {s.features!r} instead."
         )
-    features = [check_str(f, "snapshot.features", _SAVE) for f in s.features]
+    features = [check_str(f, "snapshot.features", owner=_SAVE) for f in s.features]
     d = len(features)
     bins_edges = tuple(s.bins.edges)
     bins_fractions = tuple(s.bins.reference_fractions)
@@ -313,31 +307,31 @@ def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]
 
     parent = s.parent_version
     if parent is not None:
-        parent = check_int(parent, "snapshot.parent_version", _SAVE, low=1)
+        parent = check_int(parent, "snapshot.parent_version", low=1, owner=_SAVE)
     body: dict[str, Any] = {
         "format": FORMAT,
         "model": model,
         "version": None,  # filled in when the version is claimed
-        "created_at": check_real(s.created_at, "snapshot.created_at", _SAVE, allow_nan=False),
+        "created_at": check_real(s.created_at, "snapshot.created_at", owner=_SAVE, allow_nan=False),
         "features": features,
-        "metric": check_str(s.metric, "snapshot.metric", _SAVE),
-        "seed": check_int(s.seed, "snapshot.seed", _SAVE),
-        "window_start": check_real(s.window_start, "snapshot.window_start", _SAVE),
-        "window_end": check_real(s.window_end, "snapshot.window_end", _SAVE),
-        "n_rows": check_int(s.n_rows, "snapshot.n_rows", _SAVE, low=0),
-        "schema_hash": check_str(s.schema_hash, "snapshot.schema_hash", _SAVE),
-        "package_version": check_str(s.package_version, "snapshot.package_version", _SAVE),
-        "reason": check_str(s.reason, "snapshot.reason", _SAVE),
+        "metric": check_str(s.metric, "snapshot.metric", owner=_SAVE),
+        "seed": check_int(s.seed, "snapshot.seed", owner=_SAVE),
+        "window_start": check_real(s.window_start, "snapshot.window_start", owner=_SAVE),
+        "window_end": check_real(s.window_end, "snapshot.window_end", owner=_SAVE),
+        "n_rows": check_int(s.n_rows, "snapshot.n_rows", low=0, owner=_SAVE),
+        "schema_hash": check_str(s.schema_hash, "snapshot.schema_hash", owner=_SAVE),
+        "package_version": check_str(s.package_version, "snapshot.package_version", owner=_SAVE),
+        "reason": check_str(s.reason, "snapshot.reason", owner=_SAVE),
         "parent_version": parent,
-        "slis": check_float_mapping(s.slis, "snapshot.slis", _SAVE),
-        "thresholds": check_float_mapping(s.thresholds, "snapshot.thresholds", _SAVE),
-        "scaler": {"kind": check_str(s.scaler.kind, "snapshot.scaler.kind", _SAVE)},
+        "slis": check_float_mapping(s.slis, "snapshot.slis", owner=_SAVE),
+        "thresholds": check_float_mapping(s.thresholds, "snapshot.thresholds", owner=_SAVE),
+        "scaler": {"kind": check_str(s.scaler.kind, "snapshot.scaler.kind", owner=_SAVE)},
         "bins": {
-            "strategy": check_str(s.bins.strategy, "snapshot.bins.strategy", _SAVE),
-            "epsilon": check_real(s.bins.epsilon, "snapshot.bins.epsilon", _SAVE),
+            "strategy": check_str(s.bins.strategy, "snapshot.bins.strategy", owner=_SAVE),
+            "epsilon": check_real(s.bins.epsilon, "snapshot.bins.epsilon", owner=_SAVE),
         },
         "outliers": {
-            "quantile": check_real(s.outliers.quantile, "snapshot.outliers.quantile", _SAVE)
+            "quantile": check_real(s.outliers.quantile, "snapshot.outliers.quantile", owner=_SAVE)
         },
         "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays},
     }
@@ -552,10 +546,6 @@ def _snapshot_from(
 
 
 # ---------------------------------------------------------------------- filesystem
-
-
-def _is_model_name(name: str) -> bool:
-    return MODEL_NAME.fullmatch(name) is not None
 
 
 def _version_dirname(version: int) -> str:
