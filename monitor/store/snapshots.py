@@ -322,6 +322,36 @@ class DirectorySnapshotStore:
                 f"cannot make version {version} of model {model!r} live in {model_dir}: {exc}"
             ) from exc
 
+    def rollback(self, model: str, to: int | None = None) -> tuple[int | None, int]:
+        """Make ``to`` live (default: the live version's parent); return (before, after).
+
+        With ``to`` given this works whatever state the live pointer is in, since it
+        is the fix that ``LivePointerError`` prints; ``before`` is then None when the
+        pointer was unusable. Without ``to`` the live version must be sound.
+        """
+        model_dir = self._model_dir(model, "rollback")
+        if to is not None:
+            to = check_int(to, "to", low=1, owner=f"{_STORE}.rollback")
+            live, _ = _pointers_or_none(model_dir)
+            self.set_live(model, to)
+            return (live if live in _list_versions(model_dir) else None), to
+        live = self.live_version(model)
+        if live is None:
+            raise SnapshotNotFoundError(f"model {model!r} has no snapshots to roll back")
+        parent = self.load(model).parent_version
+        versions = _list_versions(model_dir)
+        older = [v for v in versions if v < live]
+        if parent is not None and parent in versions:
+            target = parent
+        elif older:
+            target = older[-1]
+        else:
+            raise SnapshotNotFoundError(
+                f"model {model!r}: v{live} is the oldest version; nothing to roll back to"
+            )
+        self.set_live(model, target)
+        return live, target
+
     def set_pending(self, model: str, version: int | None) -> None:
         """Mark an existing, intact version as the candidate awaiting approval (None: none)."""
         owner = "set_pending"

@@ -411,3 +411,55 @@ def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert read == [MANIFEST, MANIFEST]
     store.load("m1", 1)  # the recording does see array files when they are read
     assert read[-1] == ARRAYS
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def test_rollback_to_a_version_repairs_any_live_pointer(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 3, live=2)
+    for breaker, _ in BROKEN_POINTERS.values():
+        breaker(store)
+        assert store.rollback("m1", to=3) == (None, 3)
+        assert store.load("m1").seed == 2
+    assert store.rollback("m1", to=1) == (3, 1)
+
+
+def test_rollback_defaults_to_the_parent_then_to_the_next_older(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1, parent_version=1))
+    store.save(make_snapshot(seed=2, parent_version=1), state="live")
+    assert store.rollback("m1") == (3, 1)  # the parent, not v2
+    store.set_live("m1", 2)
+    assert store.rollback("m1") == (2, 1)  # no parent: the next older version
+
+
+@pytest.mark.parametrize(
+    ("setup", "error", "message"),
+    [
+        (lambda s: None, SnapshotNotFoundError, "model 'm1' has no snapshots to roll back"),
+        (
+            lambda s: s.save(make_snapshot(), state="live"),
+            SnapshotNotFoundError,
+            "model 'm1': v1 is the oldest version; nothing to roll back to",
+        ),
+        (
+            lambda s: (s.save(make_snapshot()), s.save(make_snapshot(seed=1))),
+            LivePointerError,
+            "the live pointer .* is missing",
+        ),
+    ],
+    ids=["empty", "oldest", "broken_pointer"],
+)
+def test_rollback_without_a_target_refuses_and_changes_nothing(
+    tmp_path: Path, setup: Any, error: type[Exception], message: str
+) -> None:
+    store = _store_with(tmp_path, 0)
+    setup(store)
+    before = stored_files(store.root)
+    with pytest.raises(error, match=message):
+        store.rollback("m1")
+    with pytest.raises(SnapshotNotFoundError, match=r"no snapshot of model 'm1'|has no version 9"):
+        store.rollback("m1", to=9)
+    assert stored_files(store.root) == before
