@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -62,6 +64,25 @@ def test_a_live_pointer_left_without_versions_reads_as_no_model_yet(tmp_path: Pa
     model_dir = store.root / "m1"
     model_dir.mkdir()
     (model_dir / LIVE).write_text("1\n")
+    assert store.live_version("m1") is None
+    assert store.save(make_snapshot(seed=2), state="live").version == 1
+    assert store.load("m1").seed == 2
+
+
+def test_a_failed_first_live_save_still_reads_as_no_model_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store_with(tmp_path, 0)
+
+    def broken_rename(src: Any, dst: Any) -> None:
+        raise OSError(errno.EIO, "simulated I/O error", str(src))
+
+    monkeypatch.setattr(os, "rename", broken_rename)
+    with pytest.raises(StoreError, match="simulated I/O error"):
+        store.save(make_snapshot(seed=1), state="live")
+    monkeypatch.undo()
+    # The pointer went first and names nothing: no model yet, not a broken pointer.
+    assert store.versions("m1") == []
     assert store.live_version("m1") is None
     assert store.save(make_snapshot(seed=2), state="live").version == 1
     assert store.load("m1").seed == 2
