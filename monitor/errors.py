@@ -13,6 +13,7 @@ __all__ = [
     "DegenerateDataWarning",
     "InvalidInputError",
     "InvalidValuesError",
+    "LivePointerError",
     "RunCancelledError",
     "SchemaError",
     "SnapshotNotFoundError",
@@ -66,6 +67,10 @@ class SourceTimeoutError(SourceError, TimeoutError):
 
 class StoreError(OSError):
     """The snapshot store or history could not be read or written."""
+
+
+class LivePointerError(StoreError):
+    """A model has stored versions but no usable live one; the message names the fix."""
 
 
 class SnapshotNotFoundError(KeyError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from monitor.records import Evaluation, RunFailure, Snapshot, Window
+from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo, Window
 
 
 @runtime_checkable
@@ -26,30 +26,51 @@ class TelemetrySource(Protocol):
 
 @runtime_checkable
 class SnapshotStore(Protocol):
-    """Versioned, immutable snapshots with one live version per model."""
+    """Versioned, immutable snapshots; per model one live and at most one pending version.
 
-    def save(self, snapshot: Snapshot) -> Snapshot:
-        """Persist atomically; return the snapshot with its version and checksum set.
+    Every other stored version is retired. ``LivePointerError`` (a ``StoreError``)
+    means versions exist but none is usably live; its message names the fix.
+    """
 
-        The version is one more than the highest existing version of the model,
-        whatever ``snapshot.version`` says.
+    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
+        """Persist atomically as version max + 1; return it with version and checksum set.
+
+        ``state`` "live" or "pending" also points that pointer at it (a new live
+        version clears the pending one); None stores it retired. Retention may then
+        remove old retired versions.
         """
         ...
 
     def load(self, model: str, version: int | None = None) -> Snapshot:
-        """Load a version (the live one when ``version`` is None); verify its checksum."""
+        """Load and verify a version (the live one when ``version`` is None)."""
         ...
 
     def versions(self, model: str) -> list[int]:
         """All stored versions of a model, ascending."""
         ...
 
+    def list_versions(self, model: str) -> list[VersionInfo]:
+        """Every stored version with its state; a corrupt one is marked, never raised."""
+        ...
+
     def live_version(self, model: str) -> int | None:
-        """The live version, or None when the model has no snapshot yet."""
+        """The live version; None only when no version is stored ("no model yet")."""
+        ...
+
+    def pending_version(self, model: str) -> int | None:
+        """The candidate awaiting approval, or None."""
         ...
 
     def set_live(self, model: str, version: int) -> None:
-        """Make an existing version live, atomically."""
+        """Make an existing, intact version live, atomically (rollback)."""
+        ...
+
+    def set_pending(self, model: str, version: int | None) -> None:
+        """Mark an existing version as awaiting approval (None: no candidate)."""
+        ...
+
+    def approve(self, model: str, version: int | None = None) -> int:
+        """Make the pending version (which ``version`` must name, if given) live; return it."""
         ...
 
     def models(self) -> list[str]:
@@ -59,14 +80,32 @@ class SnapshotStore(Protocol):
 
 @runtime_checkable
 class History(Protocol):
-    """Append-only record of evaluations and failed runs."""
+    """Append-only record of evaluations, failed runs and stored versions."""
 
     def append(self, evaluation: Evaluation) -> None: ...
 
     def append_failure(self, failure: RunFailure) -> None: ...
 
+    def record_version(self, snapshot: Snapshot) -> None:
+        """Record a version the store just saved (idempotent)."""
+        ...
+
+    def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
+        """Record the versions found in ``store`` that have no row; return them."""
+        ...
+
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
         """The latest evaluations of a model, newest first."""
+        ...
+
+    def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
+        """The latest failed runs of a model, newest first."""
+        ...
+
+    def since(
+        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+    ) -> RunHistory:
+        """Evaluations and failures in ``[since, until)``, oldest first."""
         ...
 
     def close(self) -> None: ...

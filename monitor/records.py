@@ -304,3 +304,36 @@ class RunFailure:
     message: str
     at: float
     window_label: str = ""
+
+
+# The states of a stored model version (see monitor/store/snapshots.py).
+VERSION_STATES = ("live", "pending", "retired")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One stored version as its manifest describes it, without loading its arrays."""
+
+    model: str
+    version: int
+    state: str  # one of VERSION_STATES
+    corrupt: str | None = None  # why the version cannot be used; None when it looks sound
+    created_at: float | None = None  # None when the manifest is unreadable
+    reason: str | None = None
+    parent_version: int | None = None
+    k: int | None = None
+    n_rows: int | None = None
+    checksum: str | None = None
+    signed: bool = False
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """What history holds for one model over a time range, oldest first."""
+
+    model: str
+    since: float
+    until: float | None  # None: up to now
+    evaluations: tuple[Evaluation, ...]
+    failures: tuple[RunFailure, ...]

@@ -7,14 +7,28 @@ any thread. Other processes wait up to ``timeout`` seconds for a write lock.
 
 Schema changes are numbered migrations recorded in ``schema_version``; opening a file
 applies the missing ones in a transaction and refuses a file written by a newer
-schema. Evaluation mappings and tuples are JSON columns; floats are written with
-Python's shortest round-trip repr, so every value comes back bit for bit.
+schema.
+
+Versions. The snapshot store is the truth about which versions exist; the
+``versions`` table is history's record of them. The commit step writes a snapshot
+first and its row after (``record_version``); a kill in between leaves a version
+without a row, which ``reconcile(store)`` adds at start-up (origin ``reconcile``).
+Committing both at once would need a two-phase commit across a directory and SQLite;
+reconciling from the one source of truth gets the same end state with less machinery.
+
+The database file and its WAL files are 0600 and a new parent directory 0700,
+whatever the umask (SQLite gives the WAL files the database file's mode).
+
+Evaluation mappings and tuples are JSON columns; floats are written with Python's
+shortest round-trip repr, so every value comes back bit for bit.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -24,15 +38,18 @@ from typing import Any
 
 import numpy as np
 
-from monitor.errors import InvalidInputError, StoreError
-from monitor.records import Evaluation, RunFailure
-from monitor.store._checks import (
+from monitor.checks import (
+    check_float,
     check_float_mapping,
     check_int,
-    check_model_name,
     check_real,
     check_str,
 )
+from monitor.errors import InvalidInputError, StoreError
+from monitor.ports import SnapshotStore
+from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
+from monitor.store._fs import FILE_MODE, make_dirs
+from monitor.store._names import check_model_name
 
 __all__ = ["SCHEMA_VERSION", "SQLiteHistory"]
 
@@ -77,6 +94,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX failures_by_model ON failures (model, at, id)",
     ),
+    (
+        """
+        CREATE TABLE versions (
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            checksum TEXT,
+            created_at CHECK (created_at IS NULL OR typeof(created_at) = 'real'),
+            reason TEXT,
+            parent_version INTEGER,
+            k INTEGER,
+            n_rows INTEGER,
+            corrupt TEXT,
+            origin TEXT NOT NULL CHECK (origin IN ('commit', 'reconcile')),
+            PRIMARY KEY (model, version)
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -86,6 +120,20 @@ _EVALUATION_COLUMNS = (
     "thresholds, phase_seconds, duration_seconds"
 )
 _FAILURE_COLUMNS = "model, reason, message, at, window_label"
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if missing; make it and its WAL files 0600 if they exist."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    os.close(fd)
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if stat.S_IMODE(os.stat(p).st_mode) != FILE_MODE:
+                os.chmod(p, FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            continue  # someone else's file: opening it will say what is wrong, if anything
 
 
 def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -118,7 +166,8 @@ class SQLiteHistory:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
+            _private_file(self.path)
             # Autocommit mode: each INSERT is its own transaction; migrations BEGIN explicitly.
             conn = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -165,12 +214,91 @@ class SQLiteHistory:
         with self._connection() as conn:
             conn.execute(f"INSERT INTO failures ({_FAILURE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", row)
 
+    def record_version(self, snapshot: Snapshot) -> None:
+        """Record a stored version (after the store wrote it); recording again is harmless."""
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInputError(
+                "The 'snapshot' parameter of SQLiteHistory.record_version must be a Snapshot. "
+                f"Got {type(snapshot).__name__} instead."
+            )
+        row = _version_row(snapshot)
+        with self._connection() as conn:
+            conn.execute(_UPSERT_VERSION, (*row, "commit"))
+
+    def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
+        """Add the rows missing for versions found in ``store``; return (model, version) added.
+
+        A row whose checksum differs from the stored version's (a version number
+        reused after versions were deleted by hand) is replaced: the store is the truth.
+        """
+        found = [info for model in store.models() for info in store.list_versions(model)]
+        with self._connection() as conn:
+            known = dict(
+                ((m, v), c)
+                for m, v, c in conn.execute("SELECT model, version, checksum FROM versions")
+            )
+            rows = [
+                (*_info_row(i), "reconcile")
+                for i in found
+                if (i.model, i.version) not in known
+                or (i.checksum is not None and known[(i.model, i.version)] != i.checksum)
+            ]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_UPSERT_VERSION, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [(row[0], row[1]) for row in rows]
+
     # ------------------------------------------------------------------ queries
+
+    def recorded_versions(self, model: str) -> list[int]:
+        """The versions of a model that history has a row for, ascending."""
+        model = check_model_name(model, "SQLiteHistory.recorded_versions")
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT version FROM versions WHERE model = ? ORDER BY version", (model,)
+            ).fetchall()
+        return [int(v) for (v,) in rows]
+
+    def since(
+        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+    ) -> RunHistory:
+        """Evaluations and failures of a model in ``[since, until)``, oldest first.
+
+        At most ``limit`` of each, the newest ones when there are more.
+        """
+        owner = "SQLiteHistory.since"
+        model = check_model_name(model, owner)
+        since = check_float(since, "since", owner=owner)
+        end = float("inf") if until is None else check_float(until, "until", owner=owner)
+        limit = check_int(limit, "limit", low=1, owner=owner)
+        with self._connection() as conn:
+            evaluations = conn.execute(
+                f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
+                "AND evaluated_at >= ? AND evaluated_at < ? "
+                "ORDER BY evaluated_at DESC, id DESC LIMIT ?",
+                (model, since, end, limit),
+            ).fetchall()
+            failures = conn.execute(
+                f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
+                "AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+                (model, since, end, limit),
+            ).fetchall()
+        return RunHistory(
+            model=model,
+            since=since,
+            until=until if until is None else end,
+            evaluations=tuple(self._evaluation(row) for row in reversed(evaluations)),
+            failures=tuple(_failure(row) for row in reversed(failures)),
+        )
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
         """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
         model = check_model_name(model, "SQLiteHistory.recent")
-        limit = check_int(limit, "limit", "SQLiteHistory.recent", low=1)
+        limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.recent")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
@@ -182,17 +310,14 @@ class SQLiteHistory:
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
         """The latest failed runs of a model, newest (by ``at``) first."""
         model = check_model_name(model, "SQLiteHistory.failures")
-        limit = check_int(limit, "limit", "SQLiteHistory.failures", low=1)
+        limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.failures")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
                 "ORDER BY at DESC, id DESC LIMIT ?",
                 (model, limit),
             ).fetchall()
-        return [
-            RunFailure(model=m, reason=r, message=msg, at=float(at), window_label=label)
-            for m, r, msg, at, label in rows
-        ]
+        return [_failure(row) for row in rows]
 
     def close(self) -> None:
         """Close the database; later calls raise StoreError. Closing twice is harmless."""
@@ -275,7 +400,7 @@ def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
         )
     candidate = e.candidate_version
     if candidate is not None:
-        candidate = check_int(candidate, "evaluation.candidate_version", owner)
+        candidate = check_int(candidate, "evaluation.candidate_version", owner=owner)
     if not isinstance(e.promoted, bool | np.bool_):
         raise InvalidInputError(
             f"The 'evaluation.promoted' parameter of {owner} must be a bool. "
@@ -286,18 +411,18 @@ def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
         _not_nan(e.window_start, "evaluation.window_start", owner),
         _not_nan(e.window_end, "evaluation.window_end", owner),
         _not_nan(e.evaluated_at, "evaluation.evaluated_at", owner),
-        check_int(e.n_rows, "evaluation.n_rows", owner, low=0),
-        check_int(e.live_version, "evaluation.live_version", owner),
+        check_int(e.n_rows, "evaluation.n_rows", low=0, owner=owner),
+        check_int(e.live_version, "evaluation.live_version", owner=owner),
         candidate,
         int(bool(e.promoted)),
-        check_str(e.decision, "evaluation.decision", owner),
-        _dumps(check_float_mapping(e.slis, "evaluation.slis", owner)),
-        _dumps(check_float_mapping(e.feature_psi, "evaluation.feature_psi", owner)),
-        _dumps([check_int(x, "evaluation.cluster_sizes", owner) for x in e.cluster_sizes]),
-        _dumps([check_real(x, "evaluation.cluster_shares", owner) for x in e.cluster_shares]),
-        _dumps([check_real(x, "evaluation.centroid_drift", owner) for x in e.centroid_drift]),
-        _dumps(check_float_mapping(e.thresholds, "evaluation.thresholds", owner)),
-        _dumps(check_float_mapping(e.phase_seconds, "evaluation.phase_seconds", owner)),
+        check_str(e.decision, "evaluation.decision", owner=owner),
+        _dumps(check_float_mapping(e.slis, "evaluation.slis", owner=owner)),
+        _dumps(check_float_mapping(e.feature_psi, "evaluation.feature_psi", owner=owner)),
+        _dumps([check_int(x, "evaluation.cluster_sizes", owner=owner) for x in e.cluster_sizes]),
+        _dumps([check_real(x, "evaluation.cluster_shares", owner=owner) for x in e.cluster_shares]),
+        _dumps([check_real(x, "evaluation.centroid_drift", owner=owner) for x in e.centroid_drift]),
+        _dumps(check_float_mapping(e.thresholds, "evaluation.thresholds", owner=owner)),
+        _dumps(check_float_mapping(e.phase_seconds, "evaluation.phase_seconds", owner=owner)),
         _not_nan(e.duration_seconds, "evaluation.duration_seconds", owner),
     )
 
@@ -311,16 +436,63 @@ def _failure_row(f: RunFailure) -> tuple[Any, ...]:
         )
     return (
         check_model_name(f.model, owner),
-        check_str(f.reason, "failure.reason", owner),
-        check_str(f.message, "failure.message", owner),
+        check_str(f.reason, "failure.reason", owner=owner),
+        check_str(f.message, "failure.message", owner=owner),
         _not_nan(f.at, "failure.at", owner),
-        check_str(f.window_label, "failure.window_label", owner),
+        check_str(f.window_label, "failure.window_label", owner=owner),
+    )
+
+
+def _failure(row: tuple[Any, ...]) -> RunFailure:
+    m, reason, message, at, label = row
+    return RunFailure(model=m, reason=reason, message=message, at=float(at), window_label=label)
+
+
+_UPSERT_VERSION = """
+    INSERT INTO versions (model, version, checksum, created_at, reason, parent_version, k,
+                          n_rows, corrupt, origin)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (model, version) DO UPDATE SET
+        checksum = excluded.checksum, created_at = excluded.created_at,
+        reason = excluded.reason, parent_version = excluded.parent_version, k = excluded.k,
+        n_rows = excluded.n_rows, corrupt = excluded.corrupt, origin = excluded.origin
+    WHERE versions.checksum IS NOT excluded.checksum
+"""
+
+
+def _version_row(s: Snapshot) -> tuple[Any, ...]:
+    owner = "SQLiteHistory.record_version"
+    parent = s.parent_version
+    return (
+        check_model_name(s.model, owner),
+        check_int(s.version, "snapshot.version", low=1, owner=owner),
+        check_str(s.checksum, "snapshot.checksum", owner=owner, non_empty=True),
+        _not_nan(s.created_at, "snapshot.created_at", owner),
+        check_str(s.reason, "snapshot.reason", owner=owner),
+        None if parent is None else check_int(parent, "snapshot.parent_version", owner=owner),
+        int(s.k),
+        check_int(s.n_rows, "snapshot.n_rows", low=0, owner=owner),
+        None,
+    )
+
+
+def _info_row(i: VersionInfo) -> tuple[Any, ...]:
+    return (
+        i.model,
+        i.version,
+        i.checksum,
+        i.created_at,
+        i.reason,
+        i.parent_version,
+        i.k,
+        i.n_rows,
+        i.corrupt,
     )
 
 
 def _not_nan(value: Any, name: str, owner: str) -> float:
     # SQLite stores a NaN REAL as NULL, which would not come back; JSON columns keep NaN.
-    return check_real(value, name, owner, allow_nan=False)
+    return check_real(value, name, owner=owner, allow_nan=False)
 
 
 def _dumps(value: Any) -> str:

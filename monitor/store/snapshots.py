@@ -1,103 +1,179 @@
 """Versioned, immutable model snapshots kept in a directory tree.
 
-Layout under the store's root::
+Layout under the store's root (directories 0700, files 0600, whatever the umask)::
 
     <root>/
       <model>/                  one directory per model (name checked, never trusted)
         v000001/                one directory per version; never changed once renamed in
-          manifest.json         every scalar field, each array's dtype and shape, the size
-                                and sha256 of arrays.npz, and the snapshot's checksum
-          arrays.npz            every array, uncompressed, loaded with allow_pickle=False
+          manifest.json         scalars, array specs, checksum, signature (see _manifest)
+          arrays.npz            every array (arrays.npz.enc when encrypted at rest)
         v000002/
         LIVE                    the live version number on one line, e.g. "2\\n"
+        PENDING                 the candidate awaiting approval, same form (absent: none)
+        LOCK                    flock'ed by whoever moves a pointer, saves or prunes
         .tmp-<random>           work in progress (a directory or a file), invisible to readers
 
-Version directories are ``v`` and at least six digits. Arrays in ``arrays.npz`` are
-``centers``, ``scaler_center``, ``scaler_scale``, ``reference_shares``,
-``outlier_thresholds``, ``sample``, and ``bins_edges_<j>``/``bins_fractions_<j>`` for
-each feature ``j``.
+States. A version is ``live`` when LIVE names it, ``pending`` when PENDING names it
+(and LIVE does not), ``retired`` otherwise. Approving writes LIVE, then removes
+PENDING; LIVE is the commit point, so a PENDING equal to LIVE (a crash in between)
+reads as no pending version.
 
 Atomicity. A snapshot is written into a ``.tmp-`` directory next to the version
-directories (same filesystem), its files and the directory are fsynced, and it is
-renamed to ``v<N>``; then the model directory is fsynced. The live pointer is written
-to a ``.tmp-`` file, fsynced, and ``os.replace``-d over ``LIVE``. A crash therefore
-leaves either the old state or the new one, plus at most a ``.tmp-`` entry.
+directories, fsynced, and renamed to ``v<N>``; pointers are written to a ``.tmp-``
+file, fsynced and ``os.replace``-d. A model's first live version writes LIVE *before*
+renaming the version in: a crash in between leaves a pointer to nothing, which reads
+as "no model yet" (no version is stored), never as versions without a live one. A
+later version is renamed in first and made live after, so a crash leaves the old live
+version and an extra retired one.
 
-Concurrency. Versions are claimed by the rename itself: ``rename`` of a directory onto
-an existing non-empty directory fails, so a writer that loses the race rewrites its
-manifest for the next number and tries again; no two writers (threads or processes)
-can take the same version. Every ``.tmp-`` entry is held under an exclusive ``flock``
-by its writer for as long as it exists, so the clean-up at open removes only entries
-whose writer has died (the kernel drops the lock with the process).
+Live pointer. With no version stored, ``live_version`` is None ("no model yet").
+With versions stored, a missing LIVE, one that names a version that is not stored, or
+a live version that fails verification raises ``LivePointerError``, whose message
+names the newest valid version and the rollback command; the store never picks one.
 
-Checksum. ``sha256`` over the canonical JSON of the manifest without its
-``checksum`` (sorted keys, no whitespace; the manifest carries the size and sha256 of
-``arrays.npz``) followed by each array in name order (name, dtype, shape, then its
-C-order bytes). ``load`` checks the file size, the file hash and the checksum, and
-raises ``StoreError`` naming the file that does not match.
+Concurrency. Writers hold the model's LOCK while they claim a version, move a
+pointer or prune; versions are still claimed by the rename itself (a rename onto an
+existing directory fails), so no two writers can take the same number. Readers take
+no lock. Every ``.tmp-`` entry is flock'ed by its writer, so the clean-up at open
+removes only entries whose writer has died.
+
+Retention (``RetentionPolicy``) runs after each save: it removes versions that are
+neither live, pending, among the newest ``versions`` (never fewer than the newest
+one, so version numbers are never reused) nor younger than ``age``, and keeps corrupt
+versions as evidence. A version is removed by renaming it to a ``.tmp-`` entry first,
+so a crash cannot leave half a version.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import fcntl
-import hashlib
-import io
-import json
+import logging
 import math
 import os
 import re
 import secrets
+import shlex
 import shutil
-import stat
-import zipfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from monitor.errors import InvalidInputError, SnapshotNotFoundError, StoreError
-from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Snapshot
-from monitor.store._checks import (
-    MODEL_NAME,
-    check_float_mapping,
-    check_int,
-    check_model_name,
-    check_real,
-    check_str,
+from monitor.checks import Mismatch, Problem, check_choice, check_float, check_int
+from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
+from monitor.records import Snapshot, VersionInfo
+from monitor.store._crypto import StoreKey, require_cipher
+from monitor.store._fs import (
+    DIR_MODE,
+    TMP_PREFIX,
+    clean_temp_entries,
+    ensure_dir,
+    fsync_dir,
+    locked,
+    make_dirs,
+    read_pointer,
+    remove_pointer,
+    temp_entry,
+    write_file,
+    write_pointer,
 )
+from monitor.store._manifest import (
+    ARRAYS,
+    ARRAYS_ENCRYPTED,
+    FORMAT,
+    MANIFEST,
+    Encoded,
+    Manifest,
+    encode,
+    inspect,
+    read_snapshot,
+)
+from monitor.store._names import check_model_name, is_model_name
 
-__all__ = ["DirectorySnapshotStore", "snapshot_summary"]
+__all__ = [
+    "ARRAYS",
+    "ARRAYS_ENCRYPTED",
+    "FORMAT",
+    "LIVE",
+    "LOCK",
+    "MANIFEST",
+    "PENDING",
+    "TMP_PREFIX",
+    "DirectorySnapshotStore",
+    "RetentionPolicy",
+    "snapshot_summary",
+    "version_summary",
+]
 
-FORMAT = 1  # bump when the layout or the manifest changes incompatibly
-MANIFEST = "manifest.json"
-ARRAYS = "arrays.npz"
+_log = logging.getLogger(__name__)
+
 LIVE = "LIVE"
-TMP_PREFIX = ".tmp-"
-
+PENDING = "PENDING"
+LOCK = "LOCK"
 _VERSION_DIR = re.compile(r"v([0-9]{6,})")
-_LIVE_TEXT = re.compile(r"([0-9]+)\n?")
 # Each lost race costs one manifest rewrite; this many in a row means something is wrong.
 _MAX_CLAIMS = 1000
-_ARRAY_KINDS = "biuf"  # bool, int, uint, float: all storable without pickle
 _SAVE = "DirectorySnapshotStore.save"
+_STORE = "DirectorySnapshotStore"
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Which old versions a store removes after each save (None: that rule keeps all)."""
+
+    versions: int | None = None  # always keep the newest this many
+    age: float | None = None  # seconds: always keep versions younger than this
+
+    def __post_init__(self) -> None:
+        if self.versions is not None:
+            check_int(self.versions, "versions", low=1, owner="RetentionPolicy")
+        if self.age is not None:
+            check_float(self.age, "age", low=0.0, low_inclusive=False, owner="RetentionPolicy")
 
 
 class DirectorySnapshotStore:
     """Snapshots as immutable version directories under ``root``; meets ``SnapshotStore``."""
 
-    def __init__(self, root: Path) -> None:
-        """Open (creating if needed) the store at ``root`` and remove dead writers' temp entries."""
+    def __init__(
+        self,
+        root: Path,
+        *,
+        key: StoreKey | None = None,
+        encrypt: bool = False,
+        require_signature: bool = False,
+        retention: RetentionPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
+    ) -> None:
+        """Open (creating if needed) the store at ``root``; remove dead writers' temp entries.
+
+        ``key`` signs every snapshot saved and verifies every signed one loaded;
+        ``encrypt`` also encrypts the arrays (needs ``key`` and ``cryptography``);
+        ``require_signature`` refuses unsigned snapshots (by default they load with a
+        warning); ``retention`` prunes after each save, with ages measured by ``clock``;
+        ``state_dir`` is what the CLI's ``--state-dir`` names in the commands that
+        errors print (default: the root's parent, as bootstrap lays it out).
+        """
+        _check_options(key, encrypt, require_signature, retention)
         self.root = Path(root)
+        self.state_dir = Path(state_dir) if state_dir is not None else self.root.parent
+        self._key = key
+        self._encrypt = bool(encrypt)
+        self._require_signature = bool(require_signature)
+        self._retention = retention
+        self._clock = clock
+        self._warned: set[tuple[str, int]] = set()
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root)
+            _tighten(self.root)
             for entry in os.scandir(self.root):
-                if entry.is_dir(follow_symlinks=False) and _is_model_name(entry.name):
-                    _clean_temp_entries(Path(entry.path))
+                if entry.is_dir(follow_symlinks=False) and is_model_name(entry.name):
+                    _tighten(Path(entry.path))
+                    clean_temp_entries(Path(entry.path))
         except StoreError:
             raise
         except OSError as exc:
@@ -118,28 +194,37 @@ class DirectorySnapshotStore:
             e.name
             for e in entries
             if e.is_dir(follow_symlinks=False)
-            and _is_model_name(e.name)
+            and is_model_name(e.name)
             and _list_versions(Path(e.path))
         ]
         return sorted(names)
 
     def versions(self, model: str) -> list[int]:
         """All stored versions of a model, ascending (empty for an unknown model)."""
-        model = check_model_name(model, "DirectorySnapshotStore.versions")
-        return _list_versions(self.root / model)
+        return _list_versions(self._model_dir(model, "versions"))
 
     def live_version(self, model: str) -> int | None:
-        """The live version, or None when no version of the model was made live yet."""
-        model = check_model_name(model, "DirectorySnapshotStore.live_version")
-        return _read_live(self.root / model)
+        """The live version; None only when no version is stored ("no model yet").
+
+        Raises ``LivePointerError`` (naming the fix) when versions are stored but the
+        live pointer is missing, unreadable or names a version that is not stored.
+        """
+        model_dir = self._model_dir(model, "live_version")
+        versions = _list_versions(model_dir)
+        if not versions:
+            return None
+        return self._resolve_live(model, model_dir, versions)
+
+    def pending_version(self, model: str) -> int | None:
+        """The candidate awaiting approval, or None."""
+        model_dir = self._model_dir(model, "pending_version")
+        return self._pending(model_dir, _list_versions(model_dir))
 
     def load(self, model: str, version: int | None = None) -> Snapshot:
-        """Load a version (the live one when ``version`` is None) and verify its checksum."""
-        owner = "DirectorySnapshotStore.load"
-        model = check_model_name(model, owner)
+        """Load a version (the live one when ``version`` is None) and verify it."""
+        model_dir = self._model_dir(model, "load")
         if version is not None:
-            version = check_int(version, "version", owner, low=1)
-        model_dir = self.root / model
+            version = check_int(version, "version", low=1, owner=f"{_STORE}.load")
         versions = _list_versions(model_dir)
         if not versions:
             raise SnapshotNotFoundError(
@@ -147,100 +232,460 @@ class DirectorySnapshotStore:
                 f"models with snapshots: {self.models()}"
             )
         if version is None:
-            version = _read_live(model_dir)
-            if version is None:
-                raise SnapshotNotFoundError(
-                    f"model {model!r} has no live version yet; "
-                    f"stored versions: {_format_versions(versions)}"
-                )
-            if version not in versions:
-                raise StoreError(
-                    f"{model_dir / LIVE} points to version {version} of model {model!r}, "
-                    f"which is not stored; stored versions: {_format_versions(versions)}"
-                )
-        elif version not in versions:
+            live = self._resolve_live(model, model_dir, versions)
+            try:
+                return self._read(model_dir, model, live)
+            except StoreError as exc:
+                raise self._broken_live(
+                    model, model_dir, versions, f"its live version {live} cannot be loaded: {exc}"
+                ) from exc
+        if version not in versions:
             raise SnapshotNotFoundError(
                 f"model {model!r} has no version {version}; "
                 f"stored versions: {_format_versions(versions)}"
             )
-        return _read_snapshot(model_dir / _version_dirname(version), model, version)
+        return self._read(model_dir, model, version)
+
+    def list_versions(self, model: str) -> list[VersionInfo]:
+        """Every stored version with its state, from the manifests only; never raises on one.
+
+        A version that cannot be used is listed with ``corrupt`` saying why; arrays are
+        not read (``load`` verifies them), so listing thousands of versions is quick.
+        """
+        model_dir = self._model_dir(model, "list_versions")
+        versions = _list_versions(model_dir)
+        live, pending = _pointers_or_none(model_dir)
+        out = []
+        for v in versions:
+            state = "live" if v == live else "pending" if v == pending else "retired"
+            m, why = inspect(
+                model_dir / _version_dirname(v),
+                model,
+                v,
+                key=self._key,
+                require_signature=self._require_signature,
+            )
+            out.append(_version_info(model, v, state, m, why))
+        return out
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, snapshot: Snapshot) -> Snapshot:
-        """Store ``snapshot`` as a new version (max existing + 1); return it as stored."""
+    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
+        """Store ``snapshot`` as a new version (max existing + 1); return it as stored.
+
+        ``state`` "live" or "pending" also moves that pointer to the new version, under
+        the model's lock (a new live version clears the pending one, made obsolete);
+        None stores it retired. Retention runs afterwards.
+        """
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
                 f"The 'snapshot' parameter of {_SAVE} must be a Snapshot. "
                 f"Got {type(snapshot).__name__} instead."
             )
-        body, arrays = _serialise(snapshot)
-        model_dir = self.root / snapshot.model
+        if state is not None:
+            check_choice(state, "state", ("live", "pending"), owner=_SAVE)
+        enc = encode(snapshot, key=self._key, encrypt=self._encrypt)
+        model = str(enc.body["model"])
+        model_dir = self.root / model
         try:
-            _ensure_dir(model_dir)
-            with _temp_entry(model_dir, directory=True) as (tmp, _):
-                npz = _npz_bytes(arrays)
-                body["arrays_file"] = {
-                    "name": ARRAYS,
-                    "size": len(npz),
-                    "sha256": hashlib.sha256(npz).hexdigest(),
-                }
-                _write_file(tmp / ARRAYS, npz)
-                for _ in range(_MAX_CLAIMS):
-                    version = max(_list_versions(model_dir), default=0) + 1
-                    body["version"] = version
-                    checksum = _checksum(body, arrays)
-                    _write_file(tmp / MANIFEST, _manifest_bytes(body, checksum))
-                    _fsync_dir(tmp)
-                    try:
-                        os.rename(tmp, model_dir / _version_dirname(version))
-                    except OSError as exc:
-                        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                            continue  # another writer took this number: claim the next
-                        raise
-                    break
-                else:
-                    raise StoreError(
-                        f"could not claim a version of model {snapshot.model!r} in "
-                        f"{model_dir} after {_MAX_CLAIMS} attempts"
-                    )
-            _fsync_dir(model_dir)
+            ensure_dir(model_dir)
+            with temp_entry(model_dir, directory=True) as (tmp, _):
+                write_file(tmp / enc.payload_name, enc.payload)
+                with locked(model_dir / LOCK):
+                    version, checksum = _claim(model_dir, tmp, enc, state)
+                    self._prune_after_save(model, model_dir)
         except StoreError:
             raise
         except OSError as exc:
             raise StoreError(
-                f"cannot write a snapshot of model {snapshot.model!r} under {model_dir}: {exc}"
+                f"cannot write a snapshot of model {model!r} under {model_dir}: {exc}"
             ) from exc
         return dataclasses.replace(
-            snapshot, version=version, checksum=checksum, created_at=body["created_at"]
+            snapshot, version=version, checksum=checksum, created_at=enc.body["created_at"]
         )
 
     def set_live(self, model: str, version: int) -> None:
-        """Make an existing, intact version live by replacing the pointer atomically."""
-        owner = "DirectorySnapshotStore.set_live"
-        model = check_model_name(model, owner)
-        version = check_int(version, "version", owner, low=1)
-        # Loading verifies that the version exists and is intact before it goes live.
-        self.load(model, version)
-        model_dir = self.root / model
+        """Make an existing, intact version live atomically (a rollback, or an approval)."""
+        model_dir, version = self._target(model, version, "set_live")
         try:
-            with _temp_entry(model_dir, directory=False) as (tmp, fd):
-                os.write(fd, f"{version}\n".encode())
-                os.fsync(fd)
-                os.replace(tmp, model_dir / LIVE)
-            _fsync_dir(model_dir)
+            with self._locked(model, model_dir):
+                # Loading verifies that the version exists and is intact before it goes live.
+                self._read_listed(model_dir, model, version)
+                _, pending = _pointers_or_none(model_dir)
+                write_pointer(model_dir / LIVE, version)
+                if pending == version:
+                    remove_pointer(model_dir / PENDING)
+        except StoreError:
+            raise
         except OSError as exc:
             raise StoreError(
                 f"cannot make version {version} of model {model!r} live in {model_dir}: {exc}"
             ) from exc
 
+    def rollback(self, model: str, to: int | None = None) -> tuple[int | None, int]:
+        """Make ``to`` live (default: the live version's parent); return (before, after).
 
-def snapshot_summary(snapshot: Snapshot, *, live: bool = False) -> dict[str, Any]:
+        With ``to`` given this works whatever state the live pointer is in, since it
+        is the fix that ``LivePointerError`` prints; ``before`` is then None when the
+        pointer was unusable. Without ``to`` the live version must be sound.
+        """
+        model_dir = self._model_dir(model, "rollback")
+        if to is not None:
+            to = check_int(to, "to", low=1, owner=f"{_STORE}.rollback")
+            live, _ = _pointers_or_none(model_dir)
+            self.set_live(model, to)
+            return (live if live in _list_versions(model_dir) else None), to
+        live = self.live_version(model)
+        if live is None:
+            raise SnapshotNotFoundError(f"model {model!r} has no snapshots to roll back")
+        parent = self.load(model).parent_version
+        versions = _list_versions(model_dir)
+        older = [v for v in versions if v < live]
+        if parent is not None and parent in versions:
+            target = parent
+        elif older:
+            target = older[-1]
+        else:
+            raise SnapshotNotFoundError(
+                f"model {model!r}: v{live} is the oldest version; nothing to roll back to"
+            )
+        self.set_live(model, target)
+        return live, target
+
+    def set_pending(self, model: str, version: int | None) -> None:
+        """Mark an existing, intact version as the candidate awaiting approval (None: none)."""
+        owner = "set_pending"
+        if version is None:
+            model_dir = self._model_dir(model, owner)
+            if not model_dir.is_dir():
+                return  # no such model: nothing is pending
+            try:
+                with locked(model_dir / LOCK):
+                    remove_pointer(model_dir / PENDING)
+            except OSError as exc:
+                raise StoreError(f"cannot clear {model_dir / PENDING}: {exc}") from exc
+            return
+        model_dir, version = self._target(model, version, owner)
+        try:
+            with self._locked(model, model_dir):
+                self._read_listed(model_dir, model, version)
+                if read_pointer(model_dir / LIVE) == version:
+                    raise InvalidInputError(
+                        f"model {model!r}: v{version} is the live version; it cannot be pending"
+                    )
+                write_pointer(model_dir / PENDING, version)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot mark v{version} of {model!r} pending: {exc}") from exc
+
+    def approve(self, model: str, version: int | None = None) -> int:
+        """Make the pending version live atomically (the old live one retires); return it.
+
+        ``version``, when given, must be the pending one: a guard against approving a
+        candidate that a later run has replaced since it was reviewed.
+        """
+        owner = f"{_STORE}.approve"
+        model_dir = self._model_dir(model, "approve")
+        if version is not None:
+            version = check_int(version, "version", low=1, owner=owner)
+        try:
+            with self._locked(model, model_dir):
+                pending = self._pending(model_dir, _list_versions(model_dir))
+                pending = _check_approvable(model, pending, version)
+                self._read_listed(model_dir, model, pending)
+                write_pointer(model_dir / LIVE, pending)  # the commit point
+                remove_pointer(model_dir / PENDING)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot approve the pending version of {model!r}: {exc}") from exc
+        return pending
+
+    def prune(self, model: str) -> list[int]:
+        """Apply the retention policy to a model now; return the versions removed."""
+        model_dir = self._model_dir(model, "prune")
+        if self._retention is None or not model_dir.is_dir():
+            return []
+        try:
+            with locked(model_dir / LOCK):
+                return self._prune_locked(model, model_dir)
+        except StoreError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot prune the versions of {model!r}: {exc}") from exc
+
+    # ------------------------------------------------------------------ internals
+
+    def _model_dir(self, model: Any, method: str) -> Path:
+        return self.root / check_model_name(model, f"{_STORE}.{method}")
+
+    def _target(self, model: Any, version: Any, method: str) -> tuple[Path, int]:
+        model_dir = self._model_dir(model, method)
+        return model_dir, check_int(version, "version", low=1, owner=f"{_STORE}.{method}")
+
+    def _locked(self, model: str, model_dir: Path) -> AbstractContextManager[None]:
+        """The model's lock; SnapshotNotFoundError when the model has no directory."""
+        if not model_dir.is_dir():
+            raise SnapshotNotFoundError(
+                f"no snapshot of model {model!r} in {self.root}; "
+                f"models with snapshots: {self.models()}"
+            )
+        return locked(model_dir / LOCK)
+
+    def _read(self, model_dir: Path, model: str, version: int) -> Snapshot:
+        snapshot, signed = read_snapshot(
+            model_dir / _version_dirname(version),
+            model,
+            version,
+            key=self._key,
+            require_signature=self._require_signature,
+        )
+        if not signed and self._key is not None and (model, version) not in self._warned:
+            self._warned.add((model, version))  # once per version, not once per run
+            _log.warning(
+                "snapshot v%d of model %r is not signed (written before the store key was "
+                "set); it loads because store.require_signature is off",
+                version,
+                model,
+            )
+        return snapshot
+
+    def _read_listed(self, model_dir: Path, model: str, version: int) -> Snapshot:
+        """Read a version that must exist; SnapshotNotFoundError lists those that do."""
+        versions = _list_versions(model_dir)
+        if version not in versions:
+            if not versions:
+                raise SnapshotNotFoundError(f"no snapshot of model {model!r} in {self.root}")
+            raise SnapshotNotFoundError(
+                f"model {model!r} has no version {version}; "
+                f"stored versions: {_format_versions(versions)}"
+            )
+        return self._read(model_dir, model, version)
+
+    def _resolve_live(self, model: str, model_dir: Path, versions: list[int]) -> int:
+        path = model_dir / LIVE
+        try:
+            live = read_pointer(path)
+        except StoreError as exc:
+            raise self._broken_live(model, model_dir, versions, str(exc)) from exc
+        if live is None:
+            raise self._broken_live(
+                model, model_dir, versions, f"the live pointer {path} is missing"
+            )
+        if live not in versions:
+            raise self._broken_live(
+                model,
+                model_dir,
+                versions,
+                f"the live pointer {path} names version {live}, which is not stored",
+            )
+        return live
+
+    def _pending(self, model_dir: Path, versions: list[int]) -> int | None:
+        path = model_dir / PENDING
+        try:
+            pending = read_pointer(path)
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc}; remove it (`rm {shlex.quote(str(path))}`): the next drifting run "
+                "stores a new candidate"
+            ) from exc
+        if pending is None or pending not in versions:
+            return None  # a candidate removed by hand is simply no candidate
+        try:
+            live = read_pointer(model_dir / LIVE)
+        except StoreError:
+            live = None  # reported by live_version; the pending pointer is still readable
+        return None if pending == live else pending
+
+    def _broken_live(
+        self, model: str, model_dir: Path, versions: list[int], what: str
+    ) -> LivePointerError:
+        """The error for an unusable live pointer, naming the newest valid version."""
+        head = f"model {model!r}: {what}; stored versions: {_format_versions(versions)}"
+        newest = self._newest_valid(model, model_dir, versions)
+        if newest is None:
+            return LivePointerError(
+                f"{head}; none of them loads: move {model_dir} aside to start the model "
+                "again from a new initial version"
+            )
+        return LivePointerError(
+            f"{head}. Roll back to the newest valid version: `kmeans-monitor snapshots "
+            f"rollback {model} --to {newest} --state-dir {shlex.quote(str(self.state_dir))}`"
+        )
+
+    def _newest_valid(self, model: str, model_dir: Path, versions: list[int]) -> int | None:
+        """The newest version that loads; a pending candidate only when nothing else does."""
+        live, pending = _pointers_or_none(model_dir)
+        order = [v for v in reversed(versions) if v not in (live, pending)]
+        order += [v for v in (pending,) if v is not None and v in versions and v != live]
+        for v in order:
+            try:
+                self._read(model_dir, model, v)
+            except StoreError:
+                continue
+            return v
+        return None
+
+    def _prune_after_save(self, model: str, model_dir: Path) -> None:
+        """Retention after a save: a failure to prune is logged, never the save's failure."""
+        if self._retention is None:
+            return
+        try:
+            removed = self._prune_locked(model, model_dir)
+        except OSError as exc:
+            _log.warning("model=%s retention skipped: %s", model, exc)
+            return
+        if removed:
+            _log.info("model=%s retention removed versions %s", model, _format_versions(removed))
+
+    def _prune_locked(self, model: str, model_dir: Path) -> list[int]:
+        policy = self._retention
+        if policy is None or (policy.versions is None and policy.age is None):
+            return []
+        versions = _list_versions(model_dir)
+        # Strict reads: with an unreadable pointer nobody knows what must be kept.
+        protected = {read_pointer(model_dir / LIVE), read_pointer(model_dir / PENDING)}
+        protected.update(versions[-(policy.versions or 1) :])
+        now = self._clock()
+        removed = []
+        for v in versions:
+            if v in protected:
+                continue
+            vdir = model_dir / _version_dirname(v)
+            created_at = _created_at(vdir, model, v, self._key)
+            # A corrupt version is kept as evidence (listing shows it) and so is a young one.
+            if created_at is None or (policy.age is not None and now - created_at < policy.age):
+                continue
+            _remove_version(model_dir, vdir)
+            removed.append(v)
+        return removed
+
+
+def _created_at(vdir: Path, model: str, version: int, key: StoreKey | None) -> float | None:
+    """When a version was created, from its manifest; None when the version looks corrupt."""
+    m, _ = inspect(vdir, model, version, key=key, require_signature=False)
+    try:
+        return None if m is None else float(m.body["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _check_options(key: Any, encrypt: Any, require_signature: Any, retention: Any) -> None:
+    """Validate the store's security and retention options at its edge."""
+    if key is not None and not isinstance(key, StoreKey):
+        raise Mismatch(Problem("key", "a StoreKey or None", type(key).__name__), _STORE)
+    for name, value in (("encrypt", encrypt), ("require_signature", require_signature)):
+        if not isinstance(value, bool):
+            raise Mismatch(Problem(name, "a bool", value), _STORE)
+        if value and key is None:
+            raise Mismatch(Problem(name, "False when the store has no key", value), _STORE)
+    if retention is not None and not isinstance(retention, RetentionPolicy):
+        raise Mismatch(
+            Problem("retention", "a RetentionPolicy or None", type(retention).__name__), _STORE
+        )
+    if encrypt:
+        require_cipher()
+
+
+def _check_approvable(model: str, pending: int | None, version: int | None) -> int:
+    """The version to approve: the pending one, which ``version`` (if given) must name."""
+    if pending is None:
+        raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
+    if version is not None and version != pending:
+        raise InvalidInputError(
+            f"model {model!r}: v{version} is not the pending version (v{pending} is: a later "
+            f"run replaced the candidate); review v{pending} and approve it, or make "
+            f"v{version} live with `kmeans-monitor snapshots rollback {model} --to {version}`"
+        )
+    return pending
+
+
+def _claim(model_dir: Path, tmp: Path, enc: Encoded, state: str | None) -> tuple[int, str]:
+    """Rename ``tmp`` to the next free version and move the pointer ``state`` names to it."""
+    for _ in range(_MAX_CLAIMS):
+        versions = _list_versions(model_dir)
+        version = max(versions, default=0) + 1
+        manifest, checksum = enc.manifest_for(version)
+        write_file(tmp / MANIFEST, manifest)
+        fsync_dir(tmp)
+        first_live = state == "live" and not versions
+        if first_live:
+            write_pointer(model_dir / LIVE, version)
+        try:
+            os.rename(tmp, model_dir / _version_dirname(version))
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                continue  # another writer took this number: claim the next
+            raise
+        break
+    else:
+        raise StoreError(
+            f"could not claim a version of model {enc.body['model']!r} in {model_dir} "
+            f"after {_MAX_CLAIMS} attempts"
+        )
+    # The version must be durable before a pointer that names it is.
+    fsync_dir(model_dir)
+    if state == "live":
+        remove_pointer(model_dir / PENDING)
+        if not first_live:
+            write_pointer(model_dir / LIVE, version)
+    elif state == "pending":
+        write_pointer(model_dir / PENDING, version)
+    return version, checksum
+
+
+def _remove_version(model_dir: Path, vdir: Path) -> None:
+    """Remove a version: one rename makes it vanish, then its files go.
+
+    The renamed entry holds no lock, so if this process dies before ``rmtree`` ends,
+    the next open of the store removes what is left, like any dead writer's entry.
+    """
+    doomed = model_dir / f"{TMP_PREFIX}removed-{secrets.token_hex(8)}"
+    os.rename(vdir, doomed)
+    fsync_dir(model_dir)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _version_info(
+    model: str, version: int, state: str, m: Manifest | None, why: str | None
+) -> VersionInfo:
+    if m is None:
+        return VersionInfo(model=model, version=version, state=state, corrupt=why)
+    b = m.body
+    try:
+        parent = b.get("parent_version")
+        return VersionInfo(
+            model=model,
+            version=version,
+            state=state,
+            created_at=float(b["created_at"]),
+            reason=str(b["reason"]),
+            parent_version=None if parent is None else int(parent),
+            k=int(m.specs["centers"][1][0]),
+            n_rows=int(b["n_rows"]),
+            checksum=m.checksum,
+            signed=m.signed,
+            encrypted=m.encrypted,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return VersionInfo(
+            model=model, version=version, state=state, corrupt=f"{m.path} is corrupt: {exc!r}"
+        )
+
+
+def snapshot_summary(
+    snapshot: Snapshot, *, live: bool = False, state: str | None = None
+) -> dict[str, Any]:
     """JSON-friendly description of a snapshot for ``snapshots list`` and ``snapshots show``."""
+    if state is None:
+        state = "live" if live else "retired"
     return {
         "model": snapshot.model,
         "version": snapshot.version,
-        "live": bool(live),
+        "state": state,
+        "live": state == "live",
         "created_at": snapshot.created_at,
         "created_at_utc": _utc(snapshot.created_at),
         "reason": snapshot.reason,
@@ -265,297 +710,24 @@ def snapshot_summary(snapshot: Snapshot, *, live: bool = False) -> dict[str, Any
     }
 
 
-# ---------------------------------------------------------------------- serialising
-
-
-def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
-    """Validate a snapshot and split it into a manifest body and named arrays."""
-    model = check_model_name(s.model, _SAVE)
-    if not isinstance(s.features, tuple | list) or not s.features:
-        raise InvalidInputError(
-            f"The 'snapshot.features' parameter of {_SAVE} must be a non-empty tuple of str. "
-            f"Got {s.features!r} instead."
-        )
-    features = [check_str(f, "snapshot.features", _SAVE) for f in s.features]
-    d = len(features)
-    bins_edges = tuple(s.bins.edges)
-    bins_fractions = tuple(s.bins.reference_fractions)
-    for name, group in (("edges", bins_edges), ("reference_fractions", bins_fractions)):
-        if len(group) != d:
-            raise InvalidInputError(
-                f"The 'snapshot.bins.{name}' parameter of {_SAVE} must hold one array per "
-                f"feature ({d}). Got {len(group)} instead."
-            )
-    k = _array_shape(s.centers, "snapshot.centers", ndim=2)[0]
-    expected: list[tuple[str, Any, tuple[int | None, ...]]] = [
-        ("centers", s.centers, (k, d)),
-        ("scaler_center", s.scaler.center, (d,)),
-        ("scaler_scale", s.scaler.scale, (d,)),
-        ("reference_shares", s.reference_shares, (k,)),
-        ("outlier_thresholds", s.outliers.thresholds, (k,)),
-        ("sample", s.sample, (None, d)),
-    ]
-    for j in range(d):
-        n_edges = _array_shape(bins_edges[j], f"snapshot.bins.edges[{j}]", ndim=1)[0]
-        expected.append((f"bins_edges_{j}", bins_edges[j], (n_edges,)))
-        expected.append((f"bins_fractions_{j}", bins_fractions[j], (n_edges + 1,)))
-    arrays: list[tuple[str, np.ndarray]] = []
-    for name, value, shape in expected:
-        got = _array_shape(value, name, ndim=len(shape))
-        if any(want is not None and want != have for want, have in zip(shape, got, strict=True)):
-            dims = ", ".join("m" if w is None else str(w) for w in shape)
-            want_text = f"({dims},)" if len(shape) == 1 else f"({dims})"
-            raise InvalidInputError(
-                f"The {_field(name)!r} parameter of {_SAVE} must have shape {want_text} "
-                f"(k={k}, d={d}). Got shape {got} instead."
-            )
-        arrays.append((name, value))
-
-    parent = s.parent_version
-    if parent is not None:
-        parent = check_int(parent, "snapshot.parent_version", _SAVE, low=1)
-    body: dict[str, Any] = {
-        "format": FORMAT,
-        "model": model,
-        "version": None,  # filled in when the version is claimed
-        "created_at": check_real(s.created_at, "snapshot.created_at", _SAVE, allow_nan=False),
-        "features": features,
-        "metric": check_str(s.metric, "snapshot.metric", _SAVE),
-        "seed": check_int(s.seed, "snapshot.seed", _SAVE),
-        "window_start": check_real(s.window_start, "snapshot.window_start", _SAVE),
-        "window_end": check_real(s.window_end, "snapshot.window_end", _SAVE),
-        "n_rows": check_int(s.n_rows, "snapshot.n_rows", _SAVE, low=0),
-        "schema_hash": check_str(s.schema_hash, "snapshot.schema_hash", _SAVE),
-        "package_version": check_str(s.package_version, "snapshot.package_version", _SAVE),
-        "reason": check_str(s.reason, "snapshot.reason", _SAVE),
-        "parent_version": parent,
-        "slis": check_float_mapping(s.slis, "snapshot.slis", _SAVE),
-        "thresholds": check_float_mapping(s.thresholds, "snapshot.thresholds", _SAVE),
-        "scaler": {"kind": check_str(s.scaler.kind, "snapshot.scaler.kind", _SAVE)},
-        "bins": {
-            "strategy": check_str(s.bins.strategy, "snapshot.bins.strategy", _SAVE),
-            "epsilon": check_real(s.bins.epsilon, "snapshot.bins.epsilon", _SAVE),
-        },
-        "outliers": {
-            "quantile": check_real(s.outliers.quantile, "snapshot.outliers.quantile", _SAVE)
-        },
-        "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays},
-    }
-    return body, arrays
-
-
-def _field(array_name: str) -> str:
-    """The Snapshot attribute path of a stored array, for error messages."""
-    fixed = {
-        "centers": "snapshot.centers",
-        "scaler_center": "snapshot.scaler.center",
-        "scaler_scale": "snapshot.scaler.scale",
-        "reference_shares": "snapshot.reference_shares",
-        "outlier_thresholds": "snapshot.outliers.thresholds",
-        "sample": "snapshot.sample",
-    }
-    if array_name in fixed:
-        return fixed[array_name]
-    kind, _, j = array_name.rpartition("_")
-    attr = "edges" if kind == "bins_edges" else "reference_fractions"
-    return f"snapshot.bins.{attr}[{j}]"
-
-
-def _array_shape(value: Any, name: str, *, ndim: int) -> tuple[int, ...]:
-    """Check that ``value`` is a numeric ndarray of ``ndim`` dimensions; return its shape."""
-    label = name if name.startswith("snapshot.") else _field(name)
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in _ARRAY_KINDS:
-        got = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
-        raise InvalidInputError(
-            f"The {label!r} parameter of {_SAVE} must be a numpy array of bool, int or float "
-            f"(storable without pickle). Got {got} instead."
-        )
-    if value.ndim != ndim:
-        raise InvalidInputError(
-            f"The {label!r} parameter of {_SAVE} must be a {ndim}-D array. "
-            f"Got shape {value.shape} instead."
-        )
-    return tuple(int(n) for n in value.shape)
-
-
-def _canonical_json(obj: Any) -> bytes:
-    # Python writes floats with repr (shortest round-trip form), so the bytes are stable.
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _checksum(body: Mapping[str, Any], arrays: list[tuple[str, np.ndarray]]) -> str:
-    """sha256 of the canonical manifest (without checksum) and the arrays in name order."""
-    h = hashlib.sha256(_canonical_json(body))
-    for name, a in sorted(arrays, key=lambda item: item[0]):
-        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return "sha256:" + h.hexdigest()
-
-
-def _manifest_bytes(body: Mapping[str, Any], checksum: str) -> bytes:
-    return (json.dumps({**body, "checksum": checksum}, indent=2) + "\n").encode()
-
-
-def _npz_bytes(arrays: list[tuple[str, np.ndarray]]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, allow_pickle=False, **dict(arrays))
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------------- reading
-
-
-def _read_snapshot(vdir: Path, model: str, version: int) -> Snapshot:
-    """Read and verify one version directory."""
-    manifest_path = vdir / MANIFEST
-    npz_path = vdir / ARRAYS
-    try:
-        raw = manifest_path.read_bytes()
-    except OSError as exc:
-        raise StoreError(f"cannot read {manifest_path}: {exc}") from exc
-    # Every manifest is written ending in a newline; without it, the tail was cut off
-    # (even when what is left still parses).
-    if not raw.endswith(b"\n"):
-        raise StoreError(f"{manifest_path} is truncated: it does not end with a newline")
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{manifest_path} is truncated or corrupt: {exc}") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("checksum"), str):
-        raise StoreError(f"{manifest_path} is corrupt: it has no checksum")
-    stored_checksum = manifest.pop("checksum")
-    try:
-        file_info = manifest["arrays_file"]
-        size, sha = int(file_info["size"]), str(file_info["sha256"])
-        array_specs = {
-            str(n): (str(spec["dtype"]), tuple(int(x) for x in spec["shape"]))
-            for n, spec in manifest["arrays"].items()
-        }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StoreError(f"{manifest_path} is corrupt: bad array description ({exc!r})") from exc
-
-    try:
-        data = npz_path.read_bytes()
-    except OSError as exc:
-        raise StoreError(f"cannot read {npz_path}: {exc}") from exc
-    # Either file may be the damaged one here, so the messages name both.
-    if len(data) != size:
-        what = "truncated" if len(data) < size else "longer than written"
-        raise StoreError(
-            f"{npz_path} is {what}: {len(data)} bytes where {MANIFEST} says {size} bytes"
-        )
-    if hashlib.sha256(data).hexdigest() != sha:
-        raise StoreError(f"{npz_path} is corrupt: its sha256 does not match {MANIFEST}")
-    arrays = _read_arrays(npz_path, manifest_path, data, array_specs)
-
-    if _checksum(manifest, arrays) != stored_checksum:
-        raise StoreError(
-            f"{manifest_path} is corrupt: the checksum of the snapshot does not match "
-            f"(stored {stored_checksum})"
-        )
-    try:
-        return _snapshot_from(manifest, dict(arrays), stored_checksum, model, version)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StoreError(
-            f"{manifest_path} does not describe a snapshot of format {FORMAT}: {exc!r}"
-        ) from exc
-
-
-def _read_arrays(
-    path: Path,
-    manifest_path: Path,
-    data: bytes,
-    specs: Mapping[str, tuple[str, tuple[int, ...]]],
-) -> list[tuple[str, np.ndarray]]:
-    """Read the arrays named in the manifest, checking their dtype and shape.
-
-    The array file's hash already matched the manifest, so a disagreement about
-    names, dtypes or shapes means the manifest is the damaged file.
-    """
-    out: list[tuple[str, np.ndarray]] = []
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            if sorted(npz.files) != sorted(specs):
-                raise StoreError(
-                    f"{manifest_path} is corrupt: it lists arrays {sorted(specs)}, "
-                    f"{path.name} holds {sorted(npz.files)}"
-                )
-            for name, (dtype, shape) in specs.items():
-                a = npz[name]
-                if a.dtype.str != dtype or a.shape != shape:
-                    raise StoreError(
-                        f"{manifest_path} is corrupt: it says array {name!r} is {dtype} "
-                        f"{shape}, {path.name} holds {a.dtype.str} {a.shape}"
-                    )
-                a.flags.writeable = False  # records are immutable; catch accidental writes
-                out.append((name, a))
-    except StoreError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise StoreError(f"{path} is corrupt: {exc}") from exc
+def version_summary(info: VersionInfo) -> dict[str, Any]:
+    """JSON-friendly description of a listed version for ``snapshots list --json``."""
+    out = dataclasses.asdict(info)
+    out["created_at_utc"] = None if info.created_at is None else _utc(info.created_at)
     return out
-
-
-def _snapshot_from(
-    m: Mapping[str, Any],
-    arrays: Mapping[str, np.ndarray],
-    checksum: str,
-    model: str,
-    version: int,
-) -> Snapshot:
-    """Rebuild a Snapshot from a verified manifest and its arrays."""
-    if m["format"] != FORMAT:
-        raise ValueError(f"format {m['format']!r} is not supported (this store reads {FORMAT})")
-    # The directory names the model and version; a manifest that disagrees was moved.
-    if m["model"] != model or m["version"] != version:
-        raise ValueError(
-            f"it describes {m['model']!r} version {m['version']}, "
-            f"but lies in the directory of {model!r} version {version}"
-        )
-    d = len(m["features"])
-    parent = m["parent_version"]
-    return Snapshot(
-        model=str(m["model"]),
-        version=int(m["version"]),
-        created_at=float(m["created_at"]),
-        features=tuple(str(f) for f in m["features"]),
-        metric=str(m["metric"]),
-        centers=arrays["centers"],
-        scaler=Scaler(
-            kind=str(m["scaler"]["kind"]),
-            center=arrays["scaler_center"],
-            scale=arrays["scaler_scale"],
-        ),
-        bins=ReferenceBins(
-            edges=tuple(arrays[f"bins_edges_{j}"] for j in range(d)),
-            reference_fractions=tuple(arrays[f"bins_fractions_{j}"] for j in range(d)),
-            epsilon=float(m["bins"]["epsilon"]),
-            strategy=str(m["bins"]["strategy"]),
-        ),
-        reference_shares=arrays["reference_shares"],
-        outliers=OutlierThresholds(
-            thresholds=arrays["outlier_thresholds"], quantile=float(m["outliers"]["quantile"])
-        ),
-        thresholds={str(k): float(v) for k, v in m["thresholds"].items()},
-        seed=int(m["seed"]),
-        window_start=float(m["window_start"]),
-        window_end=float(m["window_end"]),
-        n_rows=int(m["n_rows"]),
-        schema_hash=str(m["schema_hash"]),
-        package_version=str(m["package_version"]),
-        slis={str(k): float(v) for k, v in m["slis"].items()},
-        sample=arrays["sample"],
-        reason=str(m["reason"]),
-        parent_version=None if parent is None else int(parent),
-        checksum=checksum,
-    )
 
 
 # ---------------------------------------------------------------------- filesystem
 
 
-def _is_model_name(name: str) -> bool:
-    return MODEL_NAME.fullmatch(name) is not None
+def _tighten(path: Path) -> None:
+    # Directories the store owns are private even when created by an older version
+    # or under a loose umask; someone else's directory is left as it is.
+    try:
+        if os.stat(path).st_mode & 0o777 != DIR_MODE:
+            os.chmod(path, DIR_MODE)
+    except PermissionError:
+        pass
 
 
 def _version_dirname(version: int) -> str:
@@ -578,6 +750,22 @@ def _list_versions(model_dir: Path) -> list[int]:
     return sorted(found)
 
 
+def _pointers_or_none(model_dir: Path) -> tuple[int | None, int | None]:
+    """(live, pending) as the pointers say, unreadable ones as None; pending == live is none.
+
+    PENDING is read before LIVE: an approval writes LIVE then removes PENDING, so this
+    order never sees the candidate as pending after it went live.
+    """
+    values = []
+    for name in (PENDING, LIVE):
+        try:
+            values.append(read_pointer(model_dir / name))
+        except StoreError:
+            values.append(None)
+    pending, live = values
+    return live, (None if pending == live else pending)
+
+
 def _format_versions(versions: list[int]) -> str:
     """Compact ascending list with runs collapsed: ``[1-3, 7]``."""
     runs: list[str] = []
@@ -592,20 +780,6 @@ def _format_versions(versions: list[int]) -> str:
     return "[" + ", ".join(runs) + "]"
 
 
-def _read_live(model_dir: Path) -> int | None:
-    path = model_dir / LIVE
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"cannot read the live pointer {path}: {exc}") from exc
-    match = _LIVE_TEXT.fullmatch(text)
-    if match is None:
-        raise StoreError(f"the live pointer {path} is corrupt: {text[:40]!r}")
-    return int(match.group(1))
-
-
 def _utc(ts: float) -> str | None:
     if not math.isfinite(ts):
         return None
@@ -613,100 +787,3 @@ def _utc(ts: float) -> str | None:
         return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(path: Path) -> None:
-    """Create ``path`` if missing and make its entry in the parent durable."""
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        return
-    _fsync_dir(path.parent)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-@contextmanager
-def _temp_entry(parent: Path, *, directory: bool) -> Iterator[tuple[Path, int]]:
-    """A fresh ``.tmp-`` directory or file in ``parent``, locked while in use.
-
-    Yields its path and an open descriptor holding the lock. Whatever is still at the
-    path afterwards (nothing, when it was renamed into place) is removed.
-    """
-    path, fd = _claim_temp_entry(parent, directory=directory)
-    try:
-        yield path, fd
-    finally:
-        try:
-            if directory:
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with suppress(FileNotFoundError):
-                    os.unlink(path)
-        finally:
-            os.close(fd)
-
-
-def _claim_temp_entry(parent: Path, *, directory: bool) -> tuple[Path, int]:
-    for _ in range(_MAX_CLAIMS):
-        path = parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-        if directory:
-            os.mkdir(path)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:
-                continue  # a cleaner took it for a dead writer's; take another
-        else:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        # Between creating and locking, a cleaner in another process may have judged
-        # the entry abandoned and removed it; then the locked inode is no longer there.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            still_there = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            still_there = False
-        if still_there:
-            return path, fd
-        os.close(fd)
-    raise StoreError(f"could not create a temporary entry in {parent}")
-
-
-def _clean_temp_entries(model_dir: Path) -> None:
-    """Remove ``.tmp-`` entries whose writer is gone (nobody holds their lock)."""
-    for entry in os.scandir(model_dir):
-        if not entry.name.startswith(TMP_PREFIX):
-            continue
-        path = Path(entry.path)
-        try:
-            mode = os.lstat(path).st_mode
-            if stat.S_ISLNK(mode):
-                os.unlink(path)
-                continue
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            continue  # its writer finished and renamed or removed it meanwhile
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live writer holds it
-            if stat.S_ISDIR(mode):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with suppress(FileNotFoundError):
-                    os.unlink(path)
-        finally:
-            os.close(fd)

@@ -129,3 +129,19 @@ def same_bits(a: Any, b: Any, path: str = "") -> None:
         assert struct.pack("<d", a) == struct.pack("<d", b), f"{path}: {a!r} != {b!r}"
     else:
         assert type(a) is type(b) and a == b, f"{path}: {a!r} != {b!r}"
+
+
+def stored_files(root: Any) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes), the lock files aside.
+
+    Two equal results mean that nothing stored changed; a LOCK file is only ever
+    created empty, to be flock'ed, and holds nothing.
+    """
+    from pathlib import Path
+
+    base = Path(root)
+    return {
+        str(p.relative_to(base)): p.read_bytes()
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and p.name != "LOCK"
+    }

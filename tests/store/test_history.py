@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import re
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _store_factories import make_evaluation, make_failure, same_bits
+from _store_factories import make_evaluation, make_failure, make_snapshot, same_bits
 
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
-from monitor.store import SQLiteHistory
+from monitor.store import DirectorySnapshotStore, SQLiteHistory
 from monitor.store.history import SCHEMA_VERSION
 
 
@@ -121,7 +122,9 @@ def test_the_file_is_in_wal_mode_with_a_schema_version(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [
+            (v,) for v in range(1, SCHEMA_VERSION + 1)
+        ]
     finally:
         conn.close()
     # Reopening does not apply the migrations twice.
@@ -278,3 +281,138 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
         for p in procs:
             p.join(timeout=60)
         assert [p.exitcode for p in procs] == [0] * 6, f"trial {trial}"
+
+
+# --------------------------------------------------------------------------- time ranges
+
+
+def test_since_returns_evaluations_and_failures_in_the_range_oldest_first(
+    history: SQLiteHistory,
+) -> None:
+    for t in [100.0, 200.0, 300.0, 400.0]:
+        history.append(make_evaluation(evaluated_at=t, decision=f"t={t:.0f}"))
+        history.append_failure(make_failure(at=t + 50.0, message=f"t={t + 50.0:.0f}"))
+    history.append(make_evaluation("m2", evaluated_at=250.0))
+
+    got = history.since("m1", 200.0, 400.0)
+    assert (got.model, got.since, got.until) == ("m1", 200.0, 400.0)
+    # [since, until): 200 and 300 for evaluations; 250 and 350 for failures.
+    assert [e.decision for e in got.evaluations] == ["t=200", "t=300"]
+    assert [f.message for f in got.failures] == ["t=250", "t=350"]
+
+    open_ended = history.since("m1", 350.0)
+    assert open_ended.until is None
+    assert [e.evaluated_at for e in open_ended.evaluations] == [400.0]
+    assert [f.at for f in open_ended.failures] == [350.0, 450.0]
+
+    newest_two = history.since("m1", 0.0, limit=2)
+    assert [e.evaluated_at for e in newest_two.evaluations] == [300.0, 400.0]
+    assert history.since("nobody", 0.0).evaluations == ()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"since": float("nan")}, "The 'since' parameter of SQLiteHistory.since must be a float"),
+        ({"since": 0.0, "until": "now"}, "The 'until' parameter of SQLiteHistory.since"),
+        ({"since": 0.0, "limit": 0}, "The 'limit' parameter of SQLiteHistory.since"),
+    ],
+)
+def test_since_refuses_bad_ranges(
+    history: SQLiteHistory, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        history.since("m1", **kwargs)
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _store(tmp_path: Path) -> DirectorySnapshotStore:
+    return DirectorySnapshotStore(tmp_path / "snapshots")
+
+
+def test_recording_a_version_is_idempotent(tmp_path: Path, history: SQLiteHistory) -> None:
+    saved = _store(tmp_path).save(make_snapshot(), state="live")
+    history.record_version(saved)
+    history.record_version(saved)
+    assert history.recorded_versions("m1") == [1]
+    assert history.recorded_versions("m2") == []
+
+
+def test_record_version_refuses_what_the_store_did_not_return(history: SQLiteHistory) -> None:
+    with pytest.raises(InvalidInputError, match=r"'snapshot.checksum' .* a non-empty str"):
+        history.record_version(make_snapshot(version=1))  # no checksum: never stored
+    with pytest.raises(InvalidInputError, match=r"'snapshot.version' .* int in \[1, inf\)"):
+        history.record_version(make_snapshot(version=0, checksum="sha256:x"))
+    with pytest.raises(InvalidInputError, match=r"must be a Snapshot\. Got Evaluation"):
+        history.record_version(make_evaluation())  # type: ignore[arg-type]
+    assert history.recorded_versions("m1") == []
+
+
+def test_reconcile_adds_the_rows_missing_for_stored_versions(
+    tmp_path: Path, history: SQLiteHistory
+) -> None:
+    store = _store(tmp_path)
+    first = store.save(make_snapshot(seed=0), state="live")
+    history.record_version(first)
+    store.save(make_snapshot(seed=1), state="pending")  # killed before its row
+    store.save(make_snapshot("m2", seed=2), state="live")
+    bad = store.save(make_snapshot(seed=3))
+    manifest = store.root / "m1" / f"v{bad.version:06d}" / "manifest.json"
+    manifest.write_text("{}\n")  # a corrupt version still gets a row
+
+    assert history.reconcile(store) == [("m1", 2), ("m1", 3), ("m2", 1)]
+    assert history.recorded_versions("m1") == [1, 2, 3]
+    assert history.recorded_versions("m2") == [1]
+    assert history.reconcile(store) == []  # nothing left to add
+
+    conn = sqlite3.connect(history.path)
+    try:
+        rows = conn.execute(
+            "SELECT version, origin, corrupt IS NOT NULL FROM versions WHERE model = 'm1' "
+            "ORDER BY version"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [(1, "commit", 0), (2, "reconcile", 0), (3, "reconcile", 1)]
+
+
+def test_reconcile_replaces_a_row_whose_version_number_was_reused(
+    tmp_path: Path, history: SQLiteHistory
+) -> None:
+    store = _store(tmp_path)
+    store.save(make_snapshot(seed=0), state="live")
+    old = store.save(make_snapshot(seed=1))
+    history.record_version(old)
+    shutil.rmtree(store.root / "m1" / "v000002")  # removed by hand, the number is free again
+    new = store.save(make_snapshot(seed=2))
+    assert new.version == 2 and new.checksum != old.checksum
+    assert history.reconcile(store) == [("m1", 1), ("m1", 2)]
+    conn = sqlite3.connect(history.path)
+    try:
+        (checksum,) = conn.execute("SELECT checksum FROM versions WHERE version = 2").fetchone()
+    finally:
+        conn.close()
+    assert checksum == new.checksum
+
+
+def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as h:
+        h.append(make_evaluation())
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE versions; DELETE FROM schema_version WHERE version > 1;"
+    )  # as an older kmeans-monitor left it
+    conn.close()
+    with SQLiteHistory(path) as h:
+        assert h.recent("m1") == [make_evaluation()]
+        assert h.recorded_versions("m1") == []
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
+    finally:
+        conn.close()

@@ -124,9 +124,7 @@ def test_versions_are_assigned_by_the_store(tmp_path: Path) -> None:
 
 def test_save_never_touches_stored_versions_or_the_live_pointer(tmp_path: Path) -> None:
     store = DirectorySnapshotStore(tmp_path)
-    store.save(make_snapshot(seed=0))
-    assert store.live_version("m1") is None  # promotion is the caller's decision
-    store.set_live("m1", 1)
+    store.save(make_snapshot(seed=0), state="live")
     before = {p.name: p.read_bytes() for p in _vdir(tmp_path, "m1", 1).iterdir()}
 
     store.save(make_snapshot(seed=1))
@@ -188,7 +186,6 @@ def test_set_live_refuses_a_corrupt_version(tmp_path: Path) -> None:
     [
         ("nobody", 1, "no snapshot of model 'nobody'.*models with snapshots: \\['m1'\\]"),
         ("m1", 9, "model 'm1' has no version 9; stored versions: \\[1-3, 5\\]"),
-        ("m1", None, "model 'm1' has no live version yet; stored versions: \\[1-3, 5\\]"),
     ],
 )
 def test_unknown_snapshot_lists_what_exists(
@@ -203,23 +200,6 @@ def test_unknown_snapshot_lists_what_exists(
     with pytest.raises(SnapshotNotFoundError, match=message) as info:
         store.load(model, version)
     assert isinstance(info.value, KeyError)
-
-
-def test_live_pointer_to_a_missing_version_is_a_store_error(tmp_path: Path) -> None:
-    store = DirectorySnapshotStore(tmp_path)
-    store.save(make_snapshot())
-    (tmp_path / "m1" / LIVE).write_text("7\n")
-    with pytest.raises(StoreError, match="LIVE points to version 7"):
-        store.load("m1")
-
-
-@pytest.mark.parametrize("text", ["", "two\n", "1\n2\n", "-1\n", b"\xff".decode("latin-1")])
-def test_corrupt_live_pointer_is_a_store_error(tmp_path: Path, text: str) -> None:
-    store = DirectorySnapshotStore(tmp_path)
-    store.save(make_snapshot())
-    (tmp_path / "m1" / LIVE).write_text(text, encoding="latin-1")
-    with pytest.raises(StoreError, match="LIVE"):
-        store.live_version("m1")
 
 
 # --------------------------------------------------------------------------- integrity

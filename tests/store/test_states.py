@@ -1,0 +1,486 @@
+"""Version states in DirectorySnapshotStore: the live pointer, pending, approve, listing."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _store_factories import make_snapshot, stored_files
+
+from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
+from monitor.records import VersionInfo
+from monitor.store import DirectorySnapshotStore, version_summary
+from monitor.store.snapshots import ARRAYS, LIVE, MANIFEST, PENDING
+
+
+def _vdir(root: Path, model: str, version: int) -> Path:
+    return root / model / f"v{version:06d}"
+
+
+def _store_with(tmp_path: Path, n: int, live: int | None = None) -> DirectorySnapshotStore:
+    """A store under tmp_path/state/snapshots with versions 1..n of m1, ``live`` live."""
+    store = DirectorySnapshotStore(tmp_path / "state" / "snapshots")
+    for seed in range(n):
+        store.save(make_snapshot(seed=seed))
+    if live is not None:
+        store.set_live("m1", live)
+    return store
+
+
+def _rollback(version: int, tmp_path: Path) -> str:
+    state_dir = shlex.quote(str(tmp_path / "state"))
+    return f"`kmeans-monitor snapshots rollback m1 --to {version} --state-dir {state_dir}`"
+
+
+# --------------------------------------------------------------------------- no model yet
+
+
+def test_no_version_at_all_is_no_model_yet(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    assert store.live_version("m1") is None
+    assert store.pending_version("m1") is None
+    assert store.list_versions("m1") == []
+    with pytest.raises(SnapshotNotFoundError, match="no snapshot of model 'm1'"):
+        store.load("m1")
+
+
+def test_a_first_live_save_is_live_at_once(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    saved = store.save(make_snapshot(seed=4), state="live")
+    assert saved.version == 1
+    assert store.live_version("m1") == 1
+    assert store.load("m1").seed == 4
+
+
+def test_a_live_pointer_left_without_versions_reads_as_no_model_yet(tmp_path: Path) -> None:
+    # What a kill between a first version's pointer and its rename leaves behind.
+    store = _store_with(tmp_path, 0)
+    model_dir = store.root / "m1"
+    model_dir.mkdir()
+    (model_dir / LIVE).write_text("1\n")
+    assert store.live_version("m1") is None
+    assert store.save(make_snapshot(seed=2), state="live").version == 1
+    assert store.load("m1").seed == 2
+
+
+def test_a_failed_first_live_save_still_reads_as_no_model_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store_with(tmp_path, 0)
+
+    def broken_rename(src: Any, dst: Any) -> None:
+        raise OSError(errno.EIO, "simulated I/O error", str(src))
+
+    monkeypatch.setattr(os, "rename", broken_rename)
+    with pytest.raises(StoreError, match="simulated I/O error"):
+        store.save(make_snapshot(seed=1), state="live")
+    monkeypatch.undo()
+    # The pointer went first and names nothing: no model yet, not a broken pointer.
+    assert store.versions("m1") == []
+    assert store.live_version("m1") is None
+    assert store.save(make_snapshot(seed=2), state="live").version == 1
+    assert store.load("m1").seed == 2
+
+
+# --------------------------------------------------------------------------- broken live pointer
+
+
+def _delete_live(store: DirectorySnapshotStore) -> None:
+    (store.root / "m1" / LIVE).unlink()
+
+
+def _dangling_live(store: DirectorySnapshotStore) -> None:
+    (store.root / "m1" / LIVE).write_text("7\n")
+
+
+def _garbage_live(store: DirectorySnapshotStore) -> None:
+    (store.root / "m1" / LIVE).write_bytes(b"two\n")
+
+
+BROKEN_POINTERS = {
+    "missing": (_delete_live, "the live pointer {live} is missing"),
+    "dangling": (_dangling_live, "the live pointer {live} names version 7, which is not stored"),
+    "garbage": (_garbage_live, "the pointer {live} is corrupt: 'two\\n'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_POINTERS))
+@pytest.mark.parametrize("call", ["live_version", "load"])
+def test_a_broken_live_pointer_names_the_rollback_and_changes_nothing(
+    tmp_path: Path, case: str, call: str
+) -> None:
+    store = _store_with(tmp_path, 3, live=2)
+    breaker, what = BROKEN_POINTERS[case]
+    breaker(store)
+    before = stored_files(store.root)
+    with pytest.raises(LivePointerError) as info:
+        getattr(store, call)("m1")
+    live = store.root / "m1" / LIVE
+    expected = (
+        f"model 'm1': {what.format(live=live)}; stored versions: [1-3]. "
+        f"Roll back to the newest valid version: {_rollback(3, tmp_path)}"
+    )
+    assert str(info.value) == expected
+    assert isinstance(info.value, StoreError)
+    assert "\n" not in str(info.value)
+    assert stored_files(store.root) == before
+
+
+def test_the_fix_skips_corrupt_versions_and_the_pending_candidate(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 5, live=2)
+    store.set_pending("m1", 5)
+    npz = _vdir(store.root, "m1", 4) / ARRAYS
+    npz.write_bytes(npz.read_bytes()[:-3])  # v4 corrupt
+    _delete_live(store)
+    with pytest.raises(LivePointerError, match=re.escape(_rollback(3, tmp_path))):
+        store.live_version("m1")
+
+
+def test_the_pending_candidate_is_the_fix_only_when_nothing_else_loads(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    store.set_pending("m1", 2)
+    (_vdir(store.root, "m1", 1) / MANIFEST).write_text("{}\n")
+    _delete_live(store)
+    with pytest.raises(LivePointerError, match=re.escape(_rollback(2, tmp_path))):
+        store.live_version("m1")
+
+
+def test_a_corrupt_live_version_names_the_newest_valid_other(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 3, live=3)
+    npz = _vdir(store.root, "m1", 3) / ARRAYS
+    npz.write_bytes(npz.read_bytes()[:-1])
+    before = stored_files(store.root)
+    assert store.live_version("m1") == 3  # the pointer itself is sound
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    message = str(info.value)
+    assert message.startswith("model 'm1': its live version 3 cannot be loaded: ")
+    assert f"{ARRAYS} is truncated" in message
+    assert message.endswith(f"Roll back to the newest valid version: {_rollback(2, tmp_path)}")
+    assert stored_files(store.root) == before
+
+
+def test_when_no_version_loads_the_message_says_to_start_again(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=2)
+    for v in (1, 2):
+        (_vdir(store.root, "m1", v) / MANIFEST).write_text("{}\n")
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    assert str(info.value).endswith(
+        f"none of them loads: move {store.root / 'm1'} aside to start the model again "
+        "from a new initial version"
+    )
+
+
+def test_the_printed_rollback_repairs_the_pointer(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 3, live=2)
+    _delete_live(store)
+    with pytest.raises(LivePointerError) as info:
+        store.live_version("m1")
+    to = int(re.search(r"--to (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
+    store.set_live("m1", to)  # what `snapshots rollback --to N` does
+    assert store.live_version("m1") == 3
+    assert store.load("m1").seed == 2
+
+
+def test_a_plain_save_on_a_model_without_live_leaves_the_pointer_broken(tmp_path: Path) -> None:
+    # Storing versions is not promoting them: the store never picks a live version itself.
+    store = _store_with(tmp_path, 1)
+    with pytest.raises(LivePointerError, match="is missing"):
+        store.live_version("m1")
+
+
+# --------------------------------------------------------------------------- pending and approve
+
+
+def test_save_as_pending_then_approve(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    cand = store.save(make_snapshot(seed=1, parent_version=1), state="pending")
+    assert (store.live_version("m1"), store.pending_version("m1")) == (1, cand.version)
+    assert [(i.version, i.state) for i in store.list_versions("m1")] == [
+        (1, "live"),
+        (2, "pending"),
+    ]
+    assert store.approve("m1") == 2
+    assert (store.live_version("m1"), store.pending_version("m1")) == (2, None)
+    assert not (store.root / "m1" / PENDING).exists()
+    assert [(i.version, i.state) for i in store.list_versions("m1")] == [
+        (1, "retired"),
+        (2, "live"),
+    ]
+
+
+def test_a_refreshed_candidate_replaces_the_pending_one(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1), state="pending")
+    store.save(make_snapshot(seed=2), state="pending")
+    assert store.pending_version("m1") == 3
+    states = [i.state for i in store.list_versions("m1")]
+    assert states == ["live", "retired", "pending"]
+
+
+def test_approve_with_a_stale_version_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1), state="pending")
+    store.save(make_snapshot(seed=2), state="pending")
+    before = stored_files(store.root)
+    with pytest.raises(InvalidInputError) as info:
+        store.approve("m1", 2)
+    assert str(info.value) == (
+        "model 'm1': v2 is not the pending version (v3 is: a later run replaced the "
+        "candidate); review v3 and approve it, or make v2 live with "
+        "`kmeans-monitor snapshots rollback m1 --to 2`"
+    )
+    assert stored_files(store.root) == before
+    assert store.approve("m1", 3) == 3
+
+
+def test_approve_without_a_pending_version_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    before = stored_files(store.root)
+    with pytest.raises(SnapshotNotFoundError, match="model 'm1' has no pending version to approve"):
+        store.approve("m1")
+    with pytest.raises(SnapshotNotFoundError, match="no snapshot of model 'other'"):
+        store.approve("other")
+    assert stored_files(store.root) == before
+
+
+def test_approve_refuses_a_corrupt_candidate_and_changes_nothing(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    store.set_pending("m1", 2)
+    npz = _vdir(store.root, "m1", 2) / ARRAYS
+    npz.write_bytes(npz.read_bytes()[:-1])
+    before = stored_files(store.root)
+    with pytest.raises(StoreError, match=f"{ARRAYS} is truncated"):
+        store.approve("m1")
+    assert stored_files(store.root) == before
+    assert (store.live_version("m1"), store.pending_version("m1")) == (1, 2)
+
+
+def test_a_crash_between_approval_and_clearing_pending_reads_as_approved(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    store.set_pending("m1", 2)
+    (store.root / "m1" / LIVE).write_text("2\n")  # the commit point passed, PENDING not removed
+    assert (store.live_version("m1"), store.pending_version("m1")) == (2, None)
+    assert [i.state for i in store.list_versions("m1")] == ["retired", "live"]
+
+
+def test_rolling_back_to_the_pending_version_clears_pending(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 3, live=1)
+    store.set_pending("m1", 3)
+    store.set_live("m1", 2)  # a rollback elsewhere keeps the candidate waiting
+    assert store.pending_version("m1") == 3
+    store.set_live("m1", 3)
+    assert store.pending_version("m1") is None
+
+
+def test_a_new_live_version_clears_an_obsolete_candidate(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    store.set_pending("m1", 2)
+    store.save(make_snapshot(seed=9), state="live")
+    assert (store.live_version("m1"), store.pending_version("m1")) == (3, None)
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "message"),
+    [
+        (1, InvalidInputError, "model 'm1': v1 is the live version; it cannot be pending"),
+        (9, SnapshotNotFoundError, "model 'm1' has no version 9; stored versions: \\[1-2\\]"),
+        (0, InvalidInputError, "The 'version' parameter of DirectorySnapshotStore.set_pending"),
+    ],
+)
+def test_set_pending_refuses_and_changes_nothing(
+    tmp_path: Path, version: int, error: type[Exception], message: str
+) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    before = stored_files(store.root)
+    with pytest.raises(error, match=message):
+        store.set_pending("m1", version)
+    assert stored_files(store.root) == before
+
+
+def test_clearing_pending(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    store.set_pending("m1", 2)
+    store.set_pending("m1", None)
+    assert store.pending_version("m1") is None
+    store.set_pending("m1", None)  # clearing twice is harmless
+    store.set_pending("never-saved", None)
+    assert not (store.root / "never-saved").exists()
+
+
+def test_a_pending_pointer_to_a_removed_version_is_no_candidate(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    (store.root / "m1" / PENDING).write_text("5\n")
+    assert store.pending_version("m1") is None
+
+
+def test_a_garbage_pending_pointer_names_the_fix(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    path = store.root / "m1" / PENDING
+    path.write_text("x\n")
+    with pytest.raises(StoreError) as info:
+        store.pending_version("m1")
+    assert str(info.value) == (
+        f"the pointer {path} is corrupt: 'x\\n'; remove it (`rm {path}`): the next drifting "
+        "run stores a new candidate"
+    )
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_listing_reports_each_version_from_its_manifest(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    a = store.save(make_snapshot(seed=0, k=4, n_rows=10), state="live")
+    b = store.save(make_snapshot(seed=1, created_at=5.0, reason="drift", parent_version=1))
+    store.set_pending("m1", 2)
+    assert store.list_versions("m1") == [
+        VersionInfo(
+            model="m1",
+            version=1,
+            state="live",
+            created_at=1_700_000_000.25,
+            reason="initial",
+            parent_version=None,
+            k=4,
+            n_rows=10,
+            checksum=a.checksum,
+        ),
+        VersionInfo(
+            model="m1",
+            version=2,
+            state="pending",
+            created_at=5.0,
+            reason="drift",
+            parent_version=1,
+            k=3,
+            n_rows=1234,
+            checksum=b.checksum,
+        ),
+    ]
+    summary = version_summary(store.list_versions("m1")[1])
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["created_at_utc"] == "1970-01-01T00:00:05Z"
+    assert summary["state"] == "pending" and summary["corrupt"] is None
+
+
+def _cut_manifest(vdir: Path) -> str:
+    path = vdir / MANIFEST
+    path.write_bytes(path.read_bytes()[:-1])
+    return f"{path} is truncated: it does not end with a newline"
+
+
+def _no_arrays(vdir: Path) -> str:
+    (vdir / ARRAYS).unlink()
+    return f"cannot read {vdir / ARRAYS}: No such file or directory"
+
+
+def _short_arrays(vdir: Path) -> str:
+    path = vdir / ARRAYS
+    data = path.read_bytes()
+    path.write_bytes(data[:100])
+    return f"{path} is truncated: 100 bytes where {MANIFEST} says {len(data)} bytes"
+
+
+def _moved(vdir: Path) -> str:
+    manifest = json.loads((vdir / MANIFEST).read_text())
+    (vdir / MANIFEST).write_text(json.dumps({**manifest, "version": 1}) + "\n")
+    return "it describes 'm1' version 1, but lies in the directory of 'm1' version 2"
+
+
+@pytest.mark.parametrize("damage", [_cut_manifest, _no_arrays, _short_arrays, _moved])
+def test_listing_marks_a_corrupt_version_and_lists_the_others(tmp_path: Path, damage: Any) -> None:
+    store = _store_with(tmp_path, 3, live=3)
+    why = damage(_vdir(store.root, "m1", 2))
+    before = stored_files(store.root)
+    infos = store.list_versions("m1")
+    assert [(i.version, i.state) for i in infos] == [(1, "retired"), (2, "retired"), (3, "live")]
+    assert infos[0].corrupt is None and infos[2].corrupt is None
+    assert infos[1].corrupt is not None and why in infos[1].corrupt
+    assert infos[1].created_at is None and infos[1].k is None
+    assert stored_files(store.root) == before
+
+
+def test_listing_survives_broken_pointers(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    (store.root / "m1" / LIVE).write_text("garbage")
+    (store.root / "m1" / PENDING).write_text("garbage")
+    assert [i.state for i in store.list_versions("m1")] == ["retired", "retired"]
+
+
+def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    read: list[str] = []
+    real_read_bytes = Path.read_bytes
+
+    def recording_read_bytes(self: Path) -> bytes:
+        read.append(self.name)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    assert all(i.corrupt is None for i in store.list_versions("m1"))
+    assert read == [MANIFEST, MANIFEST]
+    store.load("m1", 1)  # the recording does see array files when they are read
+    assert read[-1] == ARRAYS
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def test_rollback_to_a_version_repairs_any_live_pointer(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 3, live=2)
+    for breaker, _ in BROKEN_POINTERS.values():
+        breaker(store)
+        assert store.rollback("m1", to=3) == (None, 3)
+        assert store.load("m1").seed == 2
+    assert store.rollback("m1", to=1) == (3, 1)
+
+
+def test_rollback_defaults_to_the_parent_then_to_the_next_older(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1, parent_version=1))
+    store.save(make_snapshot(seed=2, parent_version=1), state="live")
+    assert store.rollback("m1") == (3, 1)  # the parent, not v2
+    store.set_live("m1", 2)
+    assert store.rollback("m1") == (2, 1)  # no parent: the next older version
+
+
+@pytest.mark.parametrize(
+    ("setup", "error", "message"),
+    [
+        (lambda s: None, SnapshotNotFoundError, "model 'm1' has no snapshots to roll back"),
+        (
+            lambda s: s.save(make_snapshot(), state="live"),
+            SnapshotNotFoundError,
+            "model 'm1': v1 is the oldest version; nothing to roll back to",
+        ),
+        (
+            lambda s: (s.save(make_snapshot()), s.save(make_snapshot(seed=1))),
+            LivePointerError,
+            "the live pointer .* is missing",
+        ),
+    ],
+    ids=["empty", "oldest", "broken_pointer"],
+)
+def test_rollback_without_a_target_refuses_and_changes_nothing(
+    tmp_path: Path, setup: Any, error: type[Exception], message: str
+) -> None:
+    store = _store_with(tmp_path, 0)
+    setup(store)
+    before = stored_files(store.root)
+    with pytest.raises(error, match=message):
+        store.rollback("m1")
+    with pytest.raises(SnapshotNotFoundError, match=r"no snapshot of model 'm1'|has no version 9"):
+        store.rollback("m1", to=9)
+    assert stored_files(store.root) == before
