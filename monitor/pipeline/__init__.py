@@ -58,7 +58,7 @@ def evaluate(
         window = source.read_window(now - model.window, now)
     with phases.phase("load"):
         live = _live(store, model.name)
-        pending = _pending(store, model.name, live)
+        pending = store.pending_version(model.name) if live is not None else None
     ctx = RunContext(now, package_version, working_memory_mib)
     m = measure(window, live, model, phases, ctx)
     decision = decide(m, model, now=now, pending=pending)
@@ -69,11 +69,3 @@ def evaluate(
 def _live(store: SnapshotStore, model: str) -> Snapshot | None:
     version = store.live_version(model)
     return None if version is None else store.load(model, version)
-
-
-def _pending(store: SnapshotStore, model: str, live: Snapshot | None) -> int | None:
-    """The newest version stored after the live one: a candidate awaiting approval."""
-    if live is None:
-        return None
-    newer = [v for v in store.versions(model) if v > live.version]
-    return newer[-1] if newer else None

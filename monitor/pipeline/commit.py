@@ -28,16 +28,16 @@ def commit(
     live = m.live
     if m.reference is not None:  # the first model of this name: live at once
         with phases.phase("store"):
-            live = store.save(m.reference)
-            store.set_live(m.model, live.version)
+            live = store.save(m.reference, state="live")
+            history.record_version(live)
         candidate = live.version
     elif new is not None:
+        promote = decision.action == "promote"
         with phases.phase("store"):
-            new = store.save(new)
-            if decision.action == "promote":
-                store.set_live(m.model, new.version)
+            new = store.save(new, state="live" if promote else "pending")
+            history.record_version(new)
         candidate = new.version
-        if decision.action != "promote":
+        if not promote:
             text += (
                 f"; candidate v{new.version} stored: approve with "
                 f"`kmeans-monitor snapshots rollback {m.model} --to {new.version}`"
