@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.durations import format_duration, parse_duration
+from monitor.checks import Mismatch, Problem
+from monitor.durations import check_duration, format_duration, parse_duration
 from monitor.errors import InvalidInputError
 
 
@@ -54,3 +55,15 @@ def test_zero_is_refused_unless_allowed(value: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize("value", ["5 minutes", 0, True])
+def test_check_duration_raises_the_checks_dialect(value: object) -> None:
+    with pytest.raises(Mismatch) as info:
+        check_duration(value, "window")
+    assert info.value.problem == Problem(
+        "window",
+        "a duration such as '90s', '5m', '2h', '1d' or a positive number of seconds",
+        value,
+    )
+    assert check_duration("1h30m", "window") == 5400.0
