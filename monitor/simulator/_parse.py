@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from functools import partial
 from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_choice, problem_of, read_fields
@@ -65,7 +66,7 @@ def _parse_events(raw: Any) -> tuple[tuple[Event, ...] | None, list[Problem]]:
 def _parse_event(item: Any, where: str) -> tuple[Event | None, list[Problem]]:
     if not isinstance(item, Mapping):
         return None, [Problem(where, "a mapping such as {kind: vanish, after: 10m}", item)]
-    offsets = {"after": _offset, "duration": _offset}
+    offsets = {"after": partial(check_duration, allow_zero=True), "duration": check_duration}
     values, problems = read_fields(item, _EVENT_FIELDS, offsets, where)
     if "kind" not in values:
         # Without a kind there is no event to check further; say which kinds exist.
@@ -74,9 +75,3 @@ def _parse_event(item: Any, where: str) -> tuple[Event | None, list[Problem]]:
     if problems:
         return None, problems
     return Event(**values), []
-
-
-def _offset(value: Any, name: str) -> float:
-    # Zero passes here: an onset of 0 is fine, and a zero duration is refused by the
-    # options' own check, which says why.
-    return check_duration(value, name, allow_zero=True)

@@ -68,16 +68,11 @@ def parse_options(
     With ``features``, a timestamp column that is also a feature is a problem too.
     """
     names = [f.name for f in fields(FilesOptions)]
-    values, problems = read_fields(raw, names, {"max_age": _max_age})
+    values, problems = read_fields(raw, names, {"max_age": check_duration})
     values.setdefault("path", None)  # reported by options_problems as a missing directory
     options = FilesOptions(**values)
     problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
-
-
-def _max_age(value: Any, name: str) -> float:
-    # Zero passes here so that options_problems says what max_age must be.
-    return check_duration(value, name, allow_zero=True)
 
 
 def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> list[Problem]:

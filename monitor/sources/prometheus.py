@@ -70,7 +70,8 @@ def parse_options(
     With ``features``, the expressions must be exactly one per feature.
     """
     names = [f.name for f in fields(PrometheusOptions)]
-    values, problems = read_fields(raw, names, {"step": _seconds, "timeout": _seconds})
+    durations = {"step": check_duration, "timeout": check_duration}
+    values, problems = read_fields(raw, names, durations)
     values.setdefault("url", None)
     values.setdefault("features", None)
     if isinstance(values["features"], Mapping):
@@ -80,11 +81,6 @@ def parse_options(
     options = PrometheusOptions(**values)
     problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
-
-
-def _seconds(value: Any, name: str) -> float:
-    # Zero passes here so that options_problems says what the option must be.
-    return check_duration(value, name, allow_zero=True)
 
 
 def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None) -> list[Problem]:

@@ -140,7 +140,8 @@ def test_null_options_take_their_defaults() -> None:
         ),
         (
             {"events": [{"kind": "outage", "duration": 0}]},
-            "source.events[0].duration: must be a duration > 0; got 0.0",
+            "source.events[0].duration: must be a duration such as '90s', '5m', '2h', '1d' or "
+            "a positive number of seconds; got 0",
         ),
         (
             {"events": [{"kind": "unit_change", "feature": "rps", "factor": -2}]},
@@ -203,9 +204,11 @@ def test_events_on_features_are_checked_against_the_features() -> None:
 
 
 def test_typed_options_get_the_same_checks() -> None:
-    options = SimulatorOptions(regimes=2, events=(Event("vanish", cluster=2, after=-1),))
+    event = Event("vanish", cluster=2, after=-1, duration=0)
+    options = SimulatorOptions(regimes=2, events=(event,))
     assert [p.config("source") for p in options_problems(options)] == [
         "source.events[0].after: must be a duration >= 0; got -1",
+        "source.events[0].duration: must be a duration > 0; got 0",
         "source.events[0].cluster: must be an int in [0, 1]; got 2",
     ]
     bad_events = replace(options, events=[Event("outage")])  # type: ignore[arg-type]

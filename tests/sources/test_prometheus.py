@@ -129,7 +129,8 @@ def test_parse_options_converts_durations_and_lists() -> None:
         ({"url": "http://p", "features": {"rps": " "}}, "source.features.rps: must be a PromQL"),
         (
             {"url": "http://p", "features": EXPRS, "step": 0},
-            "source.step: must be a duration > 0; got 0.0",
+            "source.step: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
+            "number of seconds; got 0",
         ),
         ({"url": "http://p", "features": EXPRS, "timeout": "fast"}, "source.timeout: must be a"),
         ({"url": "http://p", "features": EXPRS, "join_on": ["1x"]}, "source.join_on: must be"),
