@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from functools import partial
 from typing import Any
@@ -66,7 +66,10 @@ def _parse_events(raw: Any) -> tuple[tuple[Event, ...] | None, list[Problem]]:
 def _parse_event(item: Any, where: str) -> tuple[Event | None, list[Problem]]:
     if not isinstance(item, Mapping):
         return None, [Problem(where, "a mapping such as {kind: vanish, after: 10m}", item)]
-    offsets = {"after": partial(check_duration, allow_zero=True), "duration": check_duration}
+    offsets: dict[str, Callable[[Any, str], float]] = {
+        "after": partial(check_duration, allow_zero=True),
+        "duration": check_duration,
+    }
     values, problems = read_fields(item, _EVENT_FIELDS, offsets, where)
     if "kind" not in values:
         # Without a kind there is no event to check further; say which kinds exist.
