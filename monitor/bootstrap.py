@@ -12,18 +12,30 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__
-from monitor.config import MODEL_NAME, ModelSettings, Settings
-from monitor.errors import ConfigError
+from monitor.checks import check_float
+from monitor.config import ModelSettings, Settings, load
+from monitor.errors import ConfigError, InvalidInputError
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
+from monitor.exporter.simulated import SimulatorCollector, simulated_registry
+from monitor.http import HttpServer, Routes
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 from monitor.runner import Runner
 from monitor.scheduling import schedule_interval_seconds
+from monitor.simulator import ServiceOptions, Simulator
 from monitor.sources import SOURCES
 from monitor.store.history import SQLiteHistory
 from monitor.store.snapshots import DirectorySnapshotStore
 
-__all__ = ["App", "SystemClock", "build_app", "check", "check_raw", "open_store"]
+__all__ = [
+    "App",
+    "SimulatorServer",
+    "SystemClock",
+    "build_app",
+    "load_settings",
+    "open_store",
+    "simulator_server",
+]
 
 log = logging.getLogger("monitor")
 
@@ -35,88 +47,118 @@ class SystemClock:
         return time.time()
 
 
-def _try_build_source(
-    label: str, kind_name: Any, raw: Mapping[str, Any], model: str, features: tuple[str, ...]
-) -> tuple[TelemetrySource | None, list[str]]:
-    """Build one model's source, or say what its own module finds wrong with the options.
-
-    Building checks the options against the features and does no I/O.
-    """
-    kind = SOURCES.get(kind_name) if isinstance(kind_name, str) else None
-    if kind is None:
-        valid = ", ".join(sorted(SOURCES))
-        return None, [f"{label}.source.kind: must be one of {{{valid}}}; got {kind_name!r}"]
-    options, found = kind.parse_options(raw)
-    problems = [f"{label}.{p}" for p in found]
-    if options is None or found or not features:
-        return None, problems
-    try:
-        return kind.build(model, features, options), problems
-    except ConfigError as exc:
-        return None, problems + [f"{label}.{p}" for p in exc.problems]
-
-
-def _source_problems(
-    label: str, kind_name: Any, raw: Mapping[str, Any], model: str, features: tuple[str, ...]
-) -> list[str]:
-    source, problems = _try_build_source(label, kind_name, raw, model, features)
-    if source is not None:
-        source.close()
-    return problems
-
-
-def check(settings: Settings) -> list[str]:
-    """Problems that only the adapters can see (source options), for every model."""
-    return [
-        p
-        for m in settings.models
-        for p in _source_problems(f"models[{m.name}]", m.source_kind, m.source, m.name, m.features)
-    ]
-
-
-def check_raw(raw: Any) -> list[str]:
-    """The same source checks on a configuration that did not parse as a whole.
-
-    check-config then reports the source problems next to the other ones, instead of
-    only after those are fixed. Models named like config.parse names them.
-    """
-    models = raw.get("models") if isinstance(raw, Mapping) else None
-    problems: list[str] = []
-    for i, m in enumerate(models if isinstance(models, list) else []):
-        if not isinstance(m, Mapping) or not isinstance(m.get("source"), Mapping):
-            continue
-        source = m["source"]
-        if "kind" not in source:
-            continue  # config.parse reports the missing kind
-        name = m.get("name")
-        valid_name = isinstance(name, str) and MODEL_NAME.match(name) is not None
-        label = f"models[{name}]" if valid_name else f"models[{i}]"
-        features = m.get("features")
-        feats = (
-            tuple(features)
-            if isinstance(features, list) and all(isinstance(f, str) for f in features)
-            else ()
-        )
-        options = {k: v for k, v in source.items() if k != "kind"}
-        problems += _source_problems(label, source["kind"], options, str(name), feats)
-    return problems
+def load_settings(
+    path: Path | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    raw: Any = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings of a configuration file (or of ``raw``), every source kind known."""
+    return load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
 
 
 def _build_sources(settings: Settings) -> dict[str, TelemetrySource]:
-    """Every model's source; ConfigError with every problem of every model otherwise."""
+    """Every model's source; ConfigError with every problem of every model otherwise.
+
+    The settings were parsed with each kind's own checks, so building only fails for
+    settings put together by hand.
+    """
     built: dict[str, TelemetrySource] = {}
     problems: list[str] = []
     for m in settings.models:
-        label = f"models[{m.name}]"
-        source, found = _try_build_source(label, m.source_kind, m.source, m.name, m.features)
-        problems += found
-        if source is not None:
-            built[m.name] = source
+        try:
+            built[m.name] = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+        except (ConfigError, InvalidInputError) as exc:
+            found = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            problems += [f"models[{m.name}].{p}" for p in found]
     if problems:
         for source in built.values():
             source.close()
         raise ConfigError(problems)
     return built
+
+
+class SimulatorServer:
+    """The simulated service: gauges refreshed in a background thread, served over HTTP."""
+
+    def __init__(
+        self,
+        collector: SimulatorCollector,
+        http: HttpServer,
+        refresh: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._collector = collector
+        self._http = http
+        self._refresh = refresh
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` (the port the OS chose when 0 was asked for)."""
+        host, port = self._http.address
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        """Compute the first snapshot, then serve and keep refreshing."""
+        # Before serving, so that no scrape ever sees an empty exporter.
+        self._collector.update(self._clock())
+        self._http.start()
+        self._thread = threading.Thread(
+            target=self._collector.refresh_until,
+            args=(self._stop, self._refresh, self._clock),
+            name="simulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing and serving; idempotent."""
+        if self._thread is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self._http.stop()
+        self._thread.join(timeout=5)
+
+
+def simulator_server(
+    options: ServiceOptions,
+    host: str,
+    port: int,
+    *,
+    refresh: float = 1.0,
+    clock: Callable[[], float] = time.time,
+) -> SimulatorServer:
+    """Wire a Simulator, its gauges and an HTTP server on ``host:port`` (0: any free port).
+
+    InvalidInputError when ``refresh`` is not positive or the address cannot be listened on.
+    """
+    refresh = check_float(refresh, "refresh", low=0, low_inclusive=False, owner="simulator_server")
+    collector = SimulatorCollector(
+        Simulator(options.features, options.simulator), options.instances
+    )
+    routes = Routes(
+        registry=simulated_registry(collector),
+        ready=lambda: (True, "ready"),
+        runbook_html=lambda name: None,
+        models_json=lambda: [],
+        index_html=lambda: _SIMULATOR_INDEX,
+    )
+    try:
+        http = HttpServer(host, port, routes)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return SimulatorServer(collector, http, refresh, clock)
+
+
+_SIMULATOR_INDEX = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>simulated telemetry</title>"
+    "</head><body><p>Simulated service telemetry: <a href='/metrics'>/metrics</a></p>"
+    "</body></html>"
+)
 
 
 def open_store(state_dir: Path) -> DirectorySnapshotStore:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,9 @@ from numpy.typing import ArrayLike, NDArray
 from monitor.errors import InvalidInputError
 
 __all__ = [
+    "FEATURE_NAME",
     "FLOAT_DTYPES",
+    "MODEL_NAME",
     "Mismatch",
     "Problem",
     "RandomStateLike",
@@ -38,17 +41,27 @@ __all__ = [
     "check_float",
     "check_float_mapping",
     "check_int",
+    "check_mapping",
+    "check_name",
     "check_random_state",
     "check_real",
     "check_sample_weight",
     "check_str",
     "is_int",
     "is_real",
+    "problem_of",
+    "read_fields",
+    "unknown_fields",
 ]
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
 RandomStateLike = int | np.random.Generator | np.random.RandomState | None
+
+# What a model and a feature may be called: a model name becomes a label value and a
+# directory, a feature name a label value and (in the simulator) part of a metric name.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+FEATURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,66 @@ def check_str(value: Any, name: str, *, owner: str | None = None, non_empty: boo
     if not isinstance(value, str) or (non_empty and not value):
         raise Mismatch(Problem(name, "a non-empty str" if non_empty else "a str", value), owner)
     return value
+
+
+def check_mapping(value: Any, name: str, *, owner: str | None = None) -> Mapping[str, Any]:
+    """Return ``value`` if it is a mapping; raise otherwise."""
+    if not isinstance(value, Mapping):
+        raise Mismatch(Problem(name, "a mapping", value), owner)
+    return value
+
+
+def check_name(value: Any, name: str, pattern: re.Pattern[str], *, owner: str | None = None) -> str:
+    """Return ``value`` if it is a str that ``pattern`` matches in full; raise otherwise."""
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise Mismatch(Problem(name, f"a name matching {pattern.pattern}", value), owner)
+    return value
+
+
+def problem_of(
+    check: Callable[..., object], value: Any, name: str, *args: Any, **kwargs: Any
+) -> Problem | None:
+    """The Problem that ``check(value, name, *args, **kwargs)`` finds; None if it passes."""
+    try:
+        check(value, name, *args, **kwargs)
+    except Mismatch as exc:
+        return exc.problem
+    return None
+
+
+def unknown_fields(raw: Mapping[Any, Any], valid: Iterable[str], where: str = "") -> list[Problem]:
+    """One Problem per key of ``raw`` that is not in ``valid``, named ``where.key``."""
+    names = sorted(valid)
+    expected = f"omitted (unknown field; valid: {', '.join(names)})"
+    prefix = f"{where}." if where else ""
+    return [Problem(f"{prefix}{key}", expected, raw[key]) for key in raw if key not in names]
+
+
+def read_fields(
+    raw: Mapping[Any, Any],
+    names: Iterable[str],
+    convert: Mapping[str, Callable[[Any, str], Any]] | None = None,
+    where: str = "",
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The values of the fields ``names`` that ``raw`` sets, and every Problem found.
+
+    A field set to None counts as absent (its default applies). ``convert`` maps a
+    field to a check that turns its value into the typed one (a duration string into
+    seconds...); a value it refuses is left out and its Problem reported, as is every
+    key of ``raw`` that is not in ``names``. Problems name their field ``where.key``.
+    """
+    names = list(names)
+    problems = unknown_fields(raw, names, where)
+    values = {k: raw[k] for k in names if raw.get(k) is not None}
+    prefix = f"{where}." if where else ""
+    for key, check in (convert or {}).items():
+        if key in values:
+            try:
+                values[key] = check(values[key], prefix + key)
+            except Mismatch as exc:
+                problems.append(exc.problem)
+                del values[key]
+    return values, problems
 
 
 def check_float_mapping(value: Any, name: str, *, owner: str | None = None) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.config import Settings, load
+from monitor.config import Settings
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.records import Evaluation, RunFailure
 from monitor.slis import FEATURE_PSI, PROGRESS
@@ -72,7 +72,9 @@ def _limit_blas(settings: Settings) -> None:
 def _settings(
     config_path: Path | None, *, listen: str | None = None, state_dir: Path | None = None
 ) -> Settings:
-    return load(
+    from monitor.bootstrap import load_settings
+
+    return load_settings(
         config_path,
         overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
     )
@@ -140,17 +142,17 @@ def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
-    from monitor.bootstrap import build_app
+    from monitor.bootstrap import build_app, load_settings
     from monitor.daemon import Daemon, run_until_signal
     from monitor.yamlfile import load_yaml
 
-    text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     t0 = time.monotonic()
     with _user_errors():
-        raw = load_yaml(text, "demo.yaml")
-        settings = load(None, raw=raw, overrides={"listen": listen, "state_dir": str(state_dir)})
+        text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
+        overrides = {"listen": listen, "state_dir": str(state_dir)}
+        settings = load_settings(None, raw=load_yaml(text, "demo.yaml"), overrides=overrides)
         _limit_blas(settings)
         app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0))])
         daemon = Daemon(app)
@@ -250,20 +252,13 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config_file: Path) -> None:
     """Validate a configuration file; list every problem with its model and field."""
-    import yaml
-
-    from monitor.bootstrap import check, check_raw
+    from monitor.bootstrap import load_settings
 
     try:
-        settings = load(config_file)
-        problems = check(settings)
+        settings = load_settings(config_file)
     except ConfigError as exc:
-        problems = list(exc.problems)
-        with contextlib.suppress(OSError, yaml.YAMLError):  # already reported by load
-            problems += check_raw(yaml.safe_load(config_file.read_text(encoding="utf-8")))
-    if problems:
-        click.echo(f"{config_file}: {len(problems)} problem(s)", err=True)
-        for p in problems:
+        click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
+        for p in exc.problems:
             click.echo(f"  - {p}", err=True)
         sys.exit(2)
     click.echo(
@@ -564,33 +559,20 @@ def runbook(alertname: str) -> None:
 )
 def simulate(config_path: Path | None, listen: str, refresh: float) -> None:
     """Serve simulated service telemetry on /metrics for Prometheus (one series per instance)."""
-    import signal
-    import threading
-
-    import yaml
-
+    from monitor.bootstrap import simulator_server
     from monitor.config import parse_listen
-    from monitor.simulator_exporter import SimulatorServer, parse_exporter_options
+    from monitor.daemon import run_until_signal
+    from monitor.simulator import parse_service_options
+    from monitor.yamlfile import read_yaml
 
     with _user_errors():
-        raw = None
-        if config_path is not None:
-            try:
-                raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
-                raise ConfigError([f"{config_path}: {exc}"]) from exc
-        options = parse_exporter_options(raw)
+        options = parse_service_options(None if config_path is None else read_yaml(config_path))
         host, port = parse_listen(listen)
-        server = SimulatorServer(options, host, port, refresh=refresh)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    click.echo(
-        f"simulated telemetry of {options.instances} instance(s), features "
-        f"{', '.join(options.features)}: {server.url}/metrics (Ctrl-C to stop)"
+        server = simulator_server(options, host, port, refresh=refresh)
+    run_until_signal(
+        server,
+        on_started=lambda: click.echo(
+            f"simulated telemetry of {options.instances} instance(s), features "
+            f"{', '.join(options.features)}: {server.url}/metrics (Ctrl-C to stop)"
+        ),
     )
-    try:
-        stop.wait()
-    finally:
-        server.stop()

@@ -1,21 +1,39 @@
 """Typed settings: ``parse`` (pure, validated) apart from ``load`` (file + environment).
 
 Precedence: command-line flags > environment (``KMEANS_MONITOR_*``) > file > defaults.
-``parse`` reports every problem at once, each naming the model and the field.
+``parse`` reports every problem at once, each naming the model and the field; each
+model's source options are parsed by their kind, taken from the registry of source
+kinds that the caller passes (the composition root passes ``monitor.sources.SOURCES``).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor.durations import parse_duration
-from monitor.errors import ConfigError, InvalidInputError
+from monitor.checks import (
+    FEATURE_NAME,
+    MODEL_NAME,
+    Mismatch,
+    Problem,
+    check_choice,
+    check_float,
+    check_int,
+    check_mapping,
+    check_name,
+    check_str,
+    unknown_fields,
+)
+from monitor.core.kmeans import METRICS
+from monitor.core.scaling import SCALER_KINDS
+from monitor.durations import check_duration
+from monitor.errors import ConfigError
+from monitor.ports import SourceKind
+from monitor.yamlfile import read_yaml
 
 __all__ = [
     "DaemonSettings",
@@ -23,23 +41,25 @@ __all__ = [
     "ModelSettings",
     "Settings",
     "SloSettings",
+    "SourceSettings",
     "ThresholdSettings",
     "TrainingSettings",
     "ValidationSettings",
     "load",
     "parse",
+    "parse_listen",
 ]
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-FEATURE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
-SCALINGS = ("standard", "robust", "none")
-METRICS = ("euclidean", "cosine")
 RETRAIN_POLICIES = ("scheduled", "on-drift", "manual")
 THRESHOLD_MODES = ("fixed", "calibrated")
 NAN_POLICIES = ("fail", "drop")
 K_CRITERIA = ("silhouette", "gap", "elbow")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 T = TypeVar("T")
+S = TypeVar("S")
+# A check of one value: (value, field name) -> the typed value, or Mismatch.
+Convert = Callable[[Any, str], T]
 
 
 @dataclass(frozen=True)
@@ -100,13 +120,20 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    """Where a model's windows come from: a source kind and its typed options."""
+
+    kind: str
+    options: Any  # the kind's own options object, as its parse_options returned it
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """One monitored model."""
 
     name: str
     features: tuple[str, ...]
-    source_kind: str
-    source: Mapping[str, Any]  # the source's own options, validated by the source module
+    source: SourceSettings
     k: int | KRange
     window: float
     interval: float | None
@@ -151,324 +178,309 @@ class Settings:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); raise InvalidInputError when malformed."""
-    host, sep, port = value.rpartition(":")
+    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); Mismatch when malformed."""
+    host, sep, port = str(value).rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidInputError(f"listen: must be HOST:PORT like 127.0.0.1:9310; got {value!r}")
+        raise Mismatch(Problem("listen", "HOST:PORT like 127.0.0.1:9310", value))
     return host, int(port)
 
 
+# --------------------------------------------------------------------------- reading
+
+
 class _Reader:
-    """Reads one mapping, collecting problems instead of stopping at the first."""
+    """Reads one mapping of the file, collecting every problem instead of the first."""
 
     def __init__(self, raw: Any, where: str, problems: list[str]) -> None:
         self.where = where
         self.problems = problems
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping; got {type(raw).__name__}")
-            raw = {}
-        self.raw: Mapping[str, Any] = raw
         self.seen: set[str] = set()
+        self.raw: Mapping[str, Any] = {}
+        try:
+            self.raw = check_mapping({} if raw is None else raw, where)
+        except Mismatch as exc:
+            problems.append(exc.problem.config())
 
     def path(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
-    def get(self, key: str, default: T, convert: Callable[[Any, str], T]) -> T:
-        self.seen.add(key)
-        if key not in self.raw or self.raw[key] is None:
-            return default
-        try:
-            return convert(self.raw[key], self.path(key))
-        except (InvalidInputError, ValueError, TypeError) as exc:
-            self.problems.append(str(exc))
-            return default
+    def add(self, problem: Problem) -> None:
+        """Report a problem whose field is relative to this mapping."""
+        self.problems.append(problem.config(self.where))
 
-    def require(self, key: str, convert: Callable[[Any, str], T]) -> T | None:
+    def get(self, key: str, default: T, convert: Convert[T]) -> T:
+        """The converted value of ``key``; ``default`` when it is absent, null or invalid."""
         self.seen.add(key)
-        if key not in self.raw or self.raw[key] is None:
-            self.problems.append(f"{self.path(key)}: required")
-            return None
+        value = self.raw.get(key)
+        return default if value is None else self._convert(key, value, convert, default)
+
+    def require(self, key: str, convert: Convert[T]) -> T | None:
+        """The converted value of ``key``; None (and a problem) when absent or invalid."""
+        self.seen.add(key)
+        return self._convert(key, self.raw.get(key), convert, None)
+
+    def _convert(self, key: str, value: Any, convert: Convert[T], fallback: S) -> T | S:
         try:
-            return convert(self.raw[key], self.path(key))
-        except (InvalidInputError, ValueError, TypeError) as exc:
-            self.problems.append(str(exc))
-            return None
+            return convert(value, key)
+        except Mismatch as exc:
+            self.add(exc.problem)
+            return fallback
 
     def child(self, key: str) -> _Reader:
         self.seen.add(key)
         return _Reader(self.raw.get(key), self.path(key), self.problems)
 
     def finish(self) -> None:
-        for key in self.raw:
-            if key not in self.seen:
-                valid = ", ".join(sorted(self.seen))
-                self.problems.append(f"{self.path(str(key))}: unknown field (valid: {valid})")
+        """Report every key that no one read."""
+        for problem in unknown_fields(self.raw, self.seen):
+            self.add(problem)
 
 
-def _int(low: int | None = None, high: int | None = None) -> Callable[[Any, str], int]:
-    def convert(value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInputError(f"{where}: must be an integer; got {value!r}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            hi = "inf" if high is None else high
-            raise InvalidInputError(f"{where}: must be in [{low}, {hi}]; got {value!r}")
-        return value
-
-    return convert
-
-
-def _float(
-    low: float | None = None, high: float | None = None, *, open_low: bool = False
-) -> Callable[[Any, str], float]:
-    def convert(value: Any, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInputError(f"{where}: must be a number; got {value!r}")
-        v = float(value)
-        bad = not math.isfinite(v)
-        bad = bad or (low is not None and (v < low or (open_low and v == low)))
-        bad = bad or (high is not None and v > high)
-        if bad:
-            lo = "-inf" if low is None else low
-            hi = "inf" if high is None else high
-            bracket = "(" if open_low else "["
-            raise InvalidInputError(f"{where}: must be in {bracket}{lo}, {hi}]; got {value!r}")
-        return v
-
-    return convert
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
-    def convert(value: Any, where: str) -> str:
-        if value not in choices:
-            raise InvalidInputError(
-                f"{where}: must be one of {{{', '.join(choices)}}}; got {value!r}"
-            )
-        return str(value)
-
-    return convert
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"{where}: must be a non-empty string; got {value!r}")
-    return value
-
-
-def _duration(value: Any, where: str) -> float:
-    return parse_duration(value, where)
-
-
-def _cron(value: Any, where: str) -> str:
-    text = _str(value, where)
-    if len(text.split()) != 5:
-        raise InvalidInputError(
-            f"{where}: must be a 5-field crontab expression like '*/5 * * * *'; got {value!r}"
-        )
-    return text
-
-
-def _features(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise InvalidInputError(
-            f"{where}: must be a non-empty list of feature names; got {value!r}"
-        )
-    out: list[str] = []
-    for i, name in enumerate(value):
-        if not isinstance(name, str) or not FEATURE_NAME.match(name):
-            raise InvalidInputError(
-                f"{where}[{i}]: must match {FEATURE_NAME.pattern}; got {name!r}"
-            )
-        if name in out:
-            raise InvalidInputError(f"{where}[{i}]: duplicate feature {name!r}")
-        out.append(name)
-    return tuple(out)
-
-
-def _parse_daemon(r: _Reader) -> DaemonSettings:
-    d = DaemonSettings()
-
-    def listen(value: Any, where: str) -> str:
-        parse_listen(_str(value, where))
-        return str(value)
-
-    out = DaemonSettings(
-        listen=r.get("listen", d.listen, listen),
-        state_dir=r.get("state_dir", d.state_dir, lambda v, w: Path(_str(v, w))),
-        working_memory_mib=r.get("working_memory_mib", d.working_memory_mib, _float(1.0, 1e6)),
-        max_clusters=r.get("max_clusters", d.max_clusters, _int(2, 4096)),
-        max_workers=r.get("max_workers", d.max_workers, _int(1, 64)),
-        blas_threads=r.get("blas_threads", d.blas_threads, _int(0, 256)),
-        pushgateway=r.get("pushgateway", d.pushgateway, _str),
-        log_level=r.get("log_level", d.log_level, _choice(("DEBUG", "INFO", "WARNING", "ERROR"))),
-    )
+def _section(r: _Reader, cls: Callable[..., S], spec: Mapping[str, Convert[Any]]) -> S:
+    """A settings dataclass read field by field: defaults for absent fields."""
+    defaults = cls()
+    out = cls(**{key: r.get(key, getattr(defaults, key), convert) for key, convert in spec.items()})
     r.finish()
     return out
 
 
-def _parse_k(value: Any, where: str, max_clusters: int) -> int | KRange:
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"min", "max", "criterion"}
-        if unknown:
-            raise InvalidInputError(
-                f"{where}: unknown field(s) {sorted(unknown)} (valid: min, max, criterion)"
-            )
-        lo = _int(1, max_clusters)(value.get("min", 2), f"{where}.min")
-        hi = _int(2, max_clusters)(value.get("max"), f"{where}.max")
-        if hi <= lo:
-            raise InvalidInputError(f"{where}: max ({hi}) must be greater than min ({lo})")
-        crit = _choice(K_CRITERIA)(value.get("criterion", "silhouette"), f"{where}.criterion")
-        return KRange(lo, hi, crit)
-    return _int(2, max_clusters)(value, where)
+def _int(low: int, high: int | None = None) -> Convert[int]:
+    return partial(check_int, low=low, high=high)
 
 
-def _parse_model(r: _Reader, daemon: DaemonSettings) -> ModelSettings | None:
-    name = r.require("name", _str)
-    if name is not None and not MODEL_NAME.match(name):
-        r.problems.append(f"{r.path('name')}: must match {MODEL_NAME.pattern}; got {name!r}")
-        name = None
+def _float(
+    low: float,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> Convert[float]:
+    return partial(
+        check_float,
+        low=low,
+        high=high,
+        low_inclusive=low_inclusive,
+        high_inclusive=high_inclusive,
+    )
+
+
+def _positive(high: float | None = None) -> Convert[float]:
+    return _float(0, high, low_inclusive=False)
+
+
+def _choice(choices: tuple[str, ...]) -> Convert[str]:
+    return partial(check_choice, choices=choices)
+
+
+_text: Convert[str] = partial(check_str, non_empty=True)
+_duration: Convert[float] = check_duration
+
+
+def _cron(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value.split()) != 5:
+        raise Mismatch(Problem(name, "a 5-field crontab expression like '*/5 * * * *'", value))
+    return value
+
+
+def _listen(value: Any, name: str) -> str:
+    parse_listen(_text(value, name))
+    return str(value)
+
+
+def _features(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise Mismatch(Problem(name, "a non-empty list of feature names", value))
+    for i, feature in enumerate(value):
+        check_name(feature, f"{name}[{i}]", FEATURE_NAME)
+        if feature in value[:i]:
+            raise Mismatch(Problem(f"{name}[{i}]", "unique", feature))
+    return tuple(value)
+
+
+# --------------------------------------------------------------------------- sections
+
+_DAEMON: Mapping[str, Convert[Any]] = {
+    "listen": _listen,
+    "state_dir": lambda value, name: Path(_text(value, name)),
+    "working_memory_mib": _float(1.0, 1e6),
+    "max_clusters": _int(2, 4096),
+    "max_workers": _int(1, 64),
+    "blas_threads": _int(0, 256),
+    "pushgateway": _text,
+    "log_level": _choice(LOG_LEVELS),
+}
+_THRESHOLDS: Mapping[str, Convert[Any]] = {
+    "mode": _choice(THRESHOLD_MODES),
+    "false_alarm_rate": _float(1e-6, 0.5),
+    "feature_psi_warning": _positive(),
+    "feature_psi_critical": _positive(),
+    "label_psi": _positive(),
+    "centroid_drift": _positive(),
+    "silhouette_drop": _float(0, 2),
+    "outlier_ratio": _positive(1),
+    "outlier_quantile": _float(0.5, 1, low_inclusive=False),
+    "calibration_refits": _int(0, 10000),
+}
+# An objective of 100% leaves no error budget, so run_success stays below 1.
+_SLO: Mapping[str, Convert[Any]] = {
+    "freshness": _duration,
+    "run_success": _float(0.5, 1, high_inclusive=False),
+    "run_duration_budget": _duration,
+}
+_VALIDATION: Mapping[str, Convert[Any]] = {
+    "min_rows": _int(2),
+    "nan_policy": _choice(NAN_POLICIES),
+    "max_invalid_ratio": _float(0, 1),
+}
+_TRAINING: Mapping[str, Convert[Any]] = {
+    "n_init": _int(1, 100),
+    "candidate_restarts": _int(0, 100),
+    "max_iter": _int(1, 100000),
+    "tol": _float(0, 1),
+    "seed": _int(0, 2**32 - 1),
+    "silhouette_sample": _int(100, 10**6),
+    "psi_bins": _int(2, 1000),
+    "retrain_every": _duration,
+}
+
+
+def _thresholds(r: _Reader) -> ThresholdSettings:
+    t = _section(r, ThresholdSettings, _THRESHOLDS)
+    if t.feature_psi_critical < t.feature_psi_warning:
+        expected = f"at least feature_psi_warning ({t.feature_psi_warning})"
+        r.add(Problem("feature_psi_critical", expected, t.feature_psi_critical))
+    return t
+
+
+def _schedule(r: _Reader) -> tuple[float | None, str | None, float | None]:
+    """(interval, cron, misfire_grace); exactly one of the first two is set when valid."""
+    interval = r.get("interval", None, _duration)
+    cron = r.get("cron", None, _cron)
+    grace = r.get("misfire_grace", None, _duration)
+    if (r.raw.get("interval") is None) == (r.raw.get("cron") is None):
+        expected = "a mapping with exactly one of 'interval' or 'cron'"
+        r.problems.append(Problem(r.where, expected, dict(r.raw)).config())
+    r.finish()
+    return interval, cron, grace
+
+
+def _k(r: _Reader, max_clusters: int) -> int | KRange | None:
+    """k, or a range to choose it from; None (and a problem) when invalid."""
+    if not isinstance(r.raw.get("k"), Mapping):
+        return r.require("k", _int(2, max_clusters))
+    kr = r.child("k")
+    low = kr.get("min", 2, _int(1, max_clusters))
+    high = kr.require("max", _int(2, max_clusters))
+    criterion = kr.get("criterion", "silhouette", _choice(K_CRITERIA))
+    kr.finish()
+    if high is not None and high <= low:
+        kr.add(Problem("max", f"greater than min ({low})", high))
+        return None
+    return None if high is None else KRange(low, high, criterion)
+
+
+def _source(
+    r: _Reader, features: tuple[str, ...] | None, sources: Mapping[str, SourceKind]
+) -> SourceSettings | None:
+    """The source's kind and the options that kind parsed from the rest of the mapping."""
+    kind = r.require("kind", _choice(tuple(sorted(sources))))
+    options_raw = {key: value for key, value in r.raw.items() if key != "kind"}
+    r.seen.update(options_raw)  # the kind judges its own options
+    if kind is None:
+        return None
+    options, problems = sources[kind].parse_options(options_raw, features)
+    for problem in problems:
+        r.add(problem)
+    return None if problems else SourceSettings(kind, options)
+
+
+def _default(cls: type, name: str) -> Any:
+    [f] = [f for f in fields(cls) if f.name == name]
+    assert f.default is not MISSING
+    return f.default
+
+
+def _parse_model(
+    r: _Reader, daemon: DaemonSettings, sources: Mapping[str, SourceKind]
+) -> ModelSettings | None:
+    name = r.require("name", partial(check_name, pattern=MODEL_NAME))
     if name is not None:
         r.where = f"models[{name}]"
     features = r.require("features", _features)
-    k = r.require("k", lambda v, w: _parse_k(v, w, daemon.max_clusters))
+    k = _k(r, daemon.max_clusters)
     window = r.require("window", _duration)
-
-    src = r.child("source")
-    kind = src.require("kind", _str)
-    source = {key: val for key, val in src.raw.items() if key != "kind"}
-
-    sched = r.child("schedule")
-    interval = sched.get("interval", None, _duration)
-    cron = sched.get("cron", None, _cron)
-    grace = sched.get("misfire_grace", None, _duration)
-    if (interval is None) == (cron is None):
-        r.problems.append(f"{sched.where}: give exactly one of 'interval' or 'cron'")
-    sched.finish()
-
-    td = ThresholdSettings()
-    t = r.child("thresholds")
-    thresholds = ThresholdSettings(
-        mode=t.get("mode", td.mode, _choice(THRESHOLD_MODES)),
-        false_alarm_rate=t.get("false_alarm_rate", td.false_alarm_rate, _float(1e-6, 0.5)),
-        feature_psi_warning=t.get(
-            "feature_psi_warning", td.feature_psi_warning, _float(0, None, open_low=True)
-        ),
-        feature_psi_critical=t.get(
-            "feature_psi_critical", td.feature_psi_critical, _float(0, None, open_low=True)
-        ),
-        label_psi=t.get("label_psi", td.label_psi, _float(0, None, open_low=True)),
-        centroid_drift=t.get("centroid_drift", td.centroid_drift, _float(0, None, open_low=True)),
-        silhouette_drop=t.get("silhouette_drop", td.silhouette_drop, _float(0, 2)),
-        outlier_ratio=t.get("outlier_ratio", td.outlier_ratio, _float(0, 1, open_low=True)),
-        calibration_refits=t.get("calibration_refits", td.calibration_refits, _int(0, 10000)),
-        outlier_quantile=t.get(
-            "outlier_quantile", td.outlier_quantile, _float(0.5, 1, open_low=True)
-        ),
-    )
-    if thresholds.feature_psi_critical < thresholds.feature_psi_warning:
-        t.problems.append(
-            f"{t.where}: feature_psi_critical ({thresholds.feature_psi_critical}) must not be "
-            f"below feature_psi_warning ({thresholds.feature_psi_warning})"
-        )
-    t.finish()
-
-    sd = SloSettings()
-    s = r.child("slo")
-    slo = SloSettings(
-        freshness=s.get("freshness", sd.freshness, _duration),
-        run_success=s.get("run_success", sd.run_success, _float(0.5, 1, open_low=False)),
-        run_duration_budget=s.get("run_duration_budget", sd.run_duration_budget, _duration),
-    )
-    if slo.run_success >= 1.0:
-        s.problems.append(
-            f"{s.path('run_success')}: must be below 1 (an SLO of 100% has no budget)"
-        )
-    s.finish()
-
-    vd = ValidationSettings()
-    v = r.child("validation")
-    validation = ValidationSettings(
-        min_rows=v.get("min_rows", vd.min_rows, _int(2)),
-        nan_policy=v.get("nan_policy", vd.nan_policy, _choice(NAN_POLICIES)),
-        max_invalid_ratio=v.get("max_invalid_ratio", vd.max_invalid_ratio, _float(0, 1)),
-    )
-    v.finish()
-
-    trd = TrainingSettings()
-    tr = r.child("training")
-    training = TrainingSettings(
-        n_init=tr.get("n_init", trd.n_init, _int(1, 100)),
-        candidate_restarts=tr.get("candidate_restarts", trd.candidate_restarts, _int(0, 100)),
-        max_iter=tr.get("max_iter", trd.max_iter, _int(1, 100000)),
-        tol=tr.get("tol", trd.tol, _float(0, 1)),
-        seed=tr.get("seed", trd.seed, _int(0, 2**32 - 1)),
-        silhouette_sample=tr.get("silhouette_sample", trd.silhouette_sample, _int(100, 10**6)),
-        psi_bins=tr.get("psi_bins", trd.psi_bins, _int(2, 1000)),
-        retrain_every=tr.get("retrain_every", trd.retrain_every, _duration),
-    )
-    tr.finish()
-
-    scaling = r.get("scaling", "standard", _choice(SCALINGS))
-    metric = r.get("metric", "euclidean", _choice(METRICS))
-    retrain = r.get("retrain", "manual", _choice(RETRAIN_POLICIES))
+    source = _source(r.child("source"), features, sources)
+    interval, cron, grace = _schedule(r.child("schedule"))
+    values: dict[str, Any] = {
+        "thresholds": _thresholds(r.child("thresholds")),
+        "slo": _section(r.child("slo"), SloSettings, _SLO),
+        "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
+        "training": _section(r.child("training"), TrainingSettings, _TRAINING),
+    }
+    for key, choices in (
+        ("scaling", SCALER_KINDS),
+        ("metric", METRICS),
+        ("retrain", RETRAIN_POLICIES),
+    ):
+        values[key] = r.get(key, _default(ModelSettings, key), _choice(choices))
     r.finish()
-
-    if isinstance(k, int) and k > validation.min_rows:
-        r.problems.append(
-            f"{r.where}.k: {k} clusters need at least as many rows; validation.min_rows is "
-            f"{validation.min_rows}"
+    min_rows = values["validation"].min_rows
+    if isinstance(k, int) and k > min_rows:
+        r.add(
+            Problem("k", f"at most validation.min_rows ({min_rows}), as k clusters need k rows", k)
         )
-    if None in (name, features, k, window, kind) or (interval is None and cron is None):
+    if None in (name, features, k, window, source) or (interval is None and cron is None):
         return None
     assert name is not None and features is not None and k is not None
-    assert window is not None and kind is not None
+    assert window is not None and source is not None
     return ModelSettings(
         name=name,
         features=features,
-        source_kind=kind,
         source=source,
         k=k,
         window=window,
         interval=interval,
         cron=cron,
-        scaling=scaling,
-        metric=metric,
-        retrain=retrain,
         misfire_grace=grace,
-        thresholds=thresholds,
-        slo=slo,
-        validation=validation,
-        training=training,
+        **values,
     )
 
 
-def parse(raw: Any) -> Settings:
-    """Validate a configuration mapping; raise ConfigError listing every problem."""
+def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
+    """Validate a configuration mapping; raise ConfigError listing every problem.
+
+    ``sources`` maps each ``source.kind`` to the kind that parses its options.
+    """
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(
+            [f"top level: must be a mapping of daemon and models; got a {type(raw).__name__}"]
+        )
     problems: list[str] = []
     top = _Reader(raw, "", problems)
-    daemon = _parse_daemon(top.child("daemon"))
+    daemon = _section(top.child("daemon"), DaemonSettings, _DAEMON)
     top.seen.add("models")
-    models_raw = top.raw.get("models")
+    items = top.raw.get("models")
+    if not isinstance(items, list) or not items:
+        problems.append(Problem("models", "a non-empty list of models", items).config())
+        items = []
     models: list[ModelSettings] = []
-    if not isinstance(models_raw, list) or not models_raw:
-        problems.append("models: must be a non-empty list of models")
-        models_raw = []
-    names: set[str] = set()
-    for i, item in enumerate(models_raw):
-        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon)
-        if model is None:
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            problems.append(Problem(f"models[{i}]", "a mapping", item).config())
             continue
-        if model.name in names:
-            problems.append(f"models[{i}].name: duplicate model name {model.name!r}")
-        names.add(model.name)
-        models.append(model)
+        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon, sources)
+        if model is not None and any(m.name == model.name for m in models):
+            problems.append(Problem(f"models[{i}].name", "unique", model.name).config())
+        elif model is not None:
+            models.append(model)
     top.finish()
     if problems:
         raise ConfigError(problems)
     return Settings(daemon=daemon, models=tuple(models))
 
+
+# --------------------------------------------------------------------------- loading
 
 ENV_PREFIX = "KMEANS_MONITOR_"
 _ENV_KEYS = {
@@ -483,45 +495,60 @@ _ENV_KEYS = {
 def load(
     path: Path | None,
     *,
+    sources: Mapping[str, SourceKind],
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
-    raw: Mapping[str, Any] | None = None,
+    raw: Any = None,
 ) -> Settings:
-    """Read the YAML file (or ``raw``), apply environment then ``overrides`` to ``daemon``."""
-    import yaml
+    """Read the YAML file (or take ``raw``), layer environment then ``overrides`` on ``daemon``.
 
+    Every problem (of the file, the environment and the overrides) is in one ConfigError.
+    """
     if raw is None:
         if path is None:
             raise ConfigError(["no configuration: give --config FILE"])
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
-    data = dict(raw or {})
-    daemon = dict(data.get("daemon") or {})
-    environ = os.environ if env is None else env
-    for key, target in _ENV_KEYS.items():
-        if ENV_PREFIX + key in environ:
-            value: Any = environ[ENV_PREFIX + key]
-            if target == "working_memory_mib":
-                try:
-                    value = float(value)
-                except ValueError:
-                    raise ConfigError(
-                        [f"{ENV_PREFIX}{key}: must be a number; got {value!r}"]
-                    ) from None
-            daemon[target] = value
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            daemon[key] = value
-    data["daemon"] = daemon
-    settings = parse(data)
+        raw = read_yaml(path)
+    data, problems = _layered(raw, os.environ if env is None else env, overrides or {})
+    try:
+        settings = parse(data, sources=sources)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
     if path is not None and not settings.daemon.state_dir.is_absolute():
         # A relative state_dir is relative to the configuration file, not to the cwd.
         state = (Path(path).resolve().parent / settings.daemon.state_dir).resolve()
         settings = replace(settings, daemon=replace(settings.daemon, state_dir=state))
     return settings
+
+
+def _layered(
+    raw: Any, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[Any, list[str]]:
+    """``raw`` with the environment and the overrides laid over its ``daemon`` mapping.
+
+    A file whose top level or ``daemon`` is not a mapping is returned as it is, for
+    ``parse`` to report.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return raw, []
+    given = raw.get("daemon")
+    if given is not None and not isinstance(given, Mapping):
+        return raw, []
+    daemon = dict(given or {})
+    problems: list[str] = []
+    for key, target in _ENV_KEYS.items():
+        if ENV_PREFIX + key not in environ:
+            continue
+        value: Any = environ[ENV_PREFIX + key]
+        if target == "working_memory_mib":
+            try:
+                value = float(value)
+            except ValueError:
+                problems.append(f"{ENV_PREFIX}{key}: must be a number; got {value!r}")
+                continue
+        daemon[target] = value
+    daemon.update({key: value for key, value in overrides.items() if value is not None})
+    return {**raw, "daemon": daemon}, problems

@@ -15,10 +15,11 @@ import numbers
 import re
 from typing import Any
 
-from monitor.checks import check_float, check_int
+from monitor.checks import Mismatch, Problem, check_float, check_int
 from monitor.errors import InvalidInputError
 
 __all__ = [
+    "check_duration",
     "format_duration",
     "format_prometheus_duration",
     "parse_duration",
@@ -44,36 +45,49 @@ _PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UN
 _FORMAT_UNITS = ("d", "h", "m", "s")  # days, never weeks or years: "14d" reads plainly
 
 
-def parse_duration(value: Any, field: str, *, allow_zero: bool = False) -> float:
+def check_duration(value: Any, name: str, *, allow_zero: bool = False) -> float:
     """Seconds in ``value``; compound forms like "1h30m" or "1h 30m" are accepted.
 
-    Raises InvalidInputError naming ``field`` when the value is not a duration, or is
-    zero and ``allow_zero`` is False.
+    Raises ``Mismatch`` naming ``name`` when the value is not a duration, or is zero and
+    ``allow_zero`` is False.
     """
-    kind = "non-negative" if allow_zero else "positive"
-    expected = (
-        f"{field}: must be a duration such as '90s', '5m', '2h', '1d' or a {kind} "
-        f"number of seconds; got {value!r}"
-    )
-    if isinstance(value, bool):
-        raise InvalidInputError(expected)
-    if isinstance(value, numbers.Real):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = "".join(value.split()).lower()
-        if _NUMBER.fullmatch(text):
-            seconds = float(text)
-        else:
-            parts = _PART.findall(text)
-            # Rejoining the parts must give back the text, or something in it was not a duration.
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise InvalidInputError(expected)
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise InvalidInputError(expected)
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        raise InvalidInputError(expected)
+    seconds = _seconds(value)
+    if (
+        seconds is None
+        or not math.isfinite(seconds)
+        or seconds < 0
+        or (seconds == 0 and not allow_zero)
+    ):
+        kind = "non-negative" if allow_zero else "positive"
+        expected = f"a duration such as '90s', '5m', '2h', '1d' or a {kind} number of seconds"
+        raise Mismatch(Problem(name, expected, value))
     return seconds
+
+
+def parse_duration(value: Any, field: str, *, allow_zero: bool = False) -> float:
+    """``check_duration`` with its error in the configuration form ("field: must be ...")."""
+    try:
+        return check_duration(value, field, allow_zero=allow_zero)
+    except Mismatch as exc:
+        raise InvalidInputError(exc.problem.config()) from None
+
+
+def _seconds(value: Any) -> float | None:
+    """The seconds a number or a duration string says, or None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = "".join(value.split()).lower()
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    parts = _PART.findall(text)
+    # Rejoining the parts must give back the text, or something in it was not a duration.
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 def format_duration(seconds: float) -> str:

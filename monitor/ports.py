@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+from monitor.checks import Problem
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo, Window
 
 
@@ -21,6 +23,36 @@ class TelemetrySource(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+@runtime_checkable
+class SourceKind(Protocol):
+    """One kind of telemetry source, as the configuration names it (``source.kind``).
+
+    The configuration hands each model's source options to its kind once, when it is
+    parsed, so that every problem of a file is reported in one pass; the composition
+    root then builds the source from the typed options.
+    """
+
+    @property
+    def name(self) -> str:
+        """The ``kind`` that selects it."""
+        ...
+
+    def parse_options(
+        self, raw: Mapping[str, Any], features: Sequence[str] | None
+    ) -> tuple[Any, list[Problem]]:
+        """The kind's typed options from a mapping of options, and every problem found.
+
+        No I/O. Problems name their field relative to the mapping ("events[2].kind").
+        ``features`` are the model's, or None when they are invalid themselves (checks
+        that need them are skipped). The options are None exactly when there are problems.
+        """
+        ...
+
+    def build(self, model: str, features: tuple[str, ...], options: Any) -> TelemetrySource:
+        """A source for ``model`` from options that ``parse_options`` returned."""
         ...
 
 

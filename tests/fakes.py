@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
+from monitor.checks import Problem
 from monitor.errors import SnapshotNotFoundError
-from monitor.ports import SnapshotStore
+from monitor.ports import SnapshotStore, SourceKind
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo, Window
 
 
@@ -43,6 +46,24 @@ class FakeSource:
 
     def close(self) -> None:
         self.closed = True
+
+
+class FakeKind:
+    """A source kind for settings whose source the test passes itself; any options go."""
+
+    name = "fake"
+
+    def parse_options(
+        self, raw: Mapping[str, Any], features: Sequence[str] | None
+    ) -> tuple[Any, list[Problem]]:
+        return MappingProxyType(dict(raw)), []
+
+    def build(self, model: str, features: tuple[str, ...], options: Any) -> FakeSource:
+        return FakeSource(features, lambda start, end: np.empty((0, len(features))))
+
+
+# The registry to parse settings with when a test hands the pipeline its own source.
+FAKE_SOURCES: Mapping[str, SourceKind] = MappingProxyType({"fake": FakeKind()})
 
 
 class MemoryStore:

@@ -25,9 +25,10 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from monitor.core._kmeans_estimator import KMeans, MiniBatchKMeans, NotFittedError
-from monitor.core._kmeans_fit import assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.core._kmeans_fit import METRICS, assign_labels, fit_kmeans, kmeans_plusplus
 
 __all__ = [
+    "METRICS",
     "KMeans",
     "MiniBatchKMeans",
     "NotFittedError",

@@ -1,29 +1,29 @@
 """Telemetry sources, picked by the configuration's ``kind`` from an immutable map.
 
-Each kind provides ``parse_options(raw) -> (options | None, problems)`` and
-``build(model, features, options) -> TelemetrySource``.
+Each kind meets ``monitor.ports.SourceKind``: ``parse_options(raw, features)`` gives its
+typed options and every problem, ``build(model, features, options)`` the source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.checks import Problem, check_choice, problem_of
 from monitor.errors import InvalidInputError
-from monitor.ports import TelemetrySource
-from monitor.sources import files, synthetic
-from monitor.sources import prometheus as prometheus
+from monitor.ports import SourceKind, TelemetrySource
+from monitor.sources import files, prometheus, synthetic
 
-__all__ = ["SOURCES", "SourceKind", "UnknownSourceKindError"]
+__all__ = ["SOURCES", "Kind", "UnknownSourceKindError"]
 
 
 @dataclass(frozen=True)
-class SourceKind:
-    """How to parse the options of one kind of source and build it."""
+class Kind:
+    """A SourceKind made of a source module's ``parse_options`` and ``build``."""
 
     name: str
-    parse_options: Callable[[Mapping[str, Any]], tuple[Any | None, list[str]]]
+    parse_options: Callable[[Mapping[str, Any], Sequence[str] | None], tuple[Any, list[Problem]]]
     build: Callable[[str, tuple[str, ...], Any], TelemetrySource]
 
 
@@ -44,10 +44,9 @@ class _Registry(Mapping[str, SourceKind]):
         try:
             return self._kinds[name]
         except (KeyError, TypeError):
-            valid = ", ".join(repr(k) for k in sorted(self._kinds))
-            raise UnknownSourceKindError(
-                f"source.kind: must be one of {{{valid}}}; got {name!r}"
-            ) from None
+            valid = tuple(sorted(self._kinds))
+            problem = problem_of(check_choice, name, "source.kind", valid)
+            raise UnknownSourceKindError(problem.config() if problem else repr(name)) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._kinds)
@@ -61,8 +60,8 @@ class _Registry(Mapping[str, SourceKind]):
 
 SOURCES: Mapping[str, SourceKind] = _Registry(
     (
-        SourceKind("synthetic", synthetic.parse_options, synthetic.build),
-        SourceKind("files", files.parse_options, files.build),
-        SourceKind("prometheus", prometheus.parse_options, prometheus.build),
+        Kind("synthetic", synthetic.parse_options, synthetic.build),
+        Kind("files", files.parse_options, files.build),
+        Kind("prometheus", prometheus.parse_options, prometheus.build),
     )
 )

@@ -1,91 +1,26 @@
-"""Helpers shared by the sources: durations, option problems, column matching, window bounds."""
+"""Helpers shared by the sources: window bounds, column matching, row timestamps."""
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.errors import InvalidInputError, SchemaError
+from monitor.checks import check_float, is_real
+from monitor.errors import SchemaError
+from monitor.timestamps import parse_time
 
-__all__ = [
-    "Problem",
-    "check_bounds",
-    "format_time",
-    "is_int",
-    "is_real",
-    "match_columns",
-    "parse_timestamps",
-    "unknown_keys",
-]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One invalid option: where it is, what it should be, what it was."""
-
-    field: str  # path below the source mapping, e.g. "events[2].kind"
-    expected: str  # e.g. "an int in [1, 64]"
-    got: Any
-
-    def config(self, prefix: str) -> str:
-        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
-        return f"{prefix}.{self.field}: must be {self.expected}; got {self.got!r}"
-
-    def param(self, owner: str) -> str:
-        """The parameter form of the house's error messages."""
-        return (
-            f"The {self.field!r} parameter of {owner} must be {self.expected}. "
-            f"Got {self.got!r} instead."
-        )
-
-
-def unknown_keys(raw: Mapping[str, Any], valid: Iterable[str], prefix: str) -> list[str]:
-    """One problem per key of ``raw`` that is not in ``valid``."""
-    names = sorted(valid)
-    listing = ", ".join(names)
-    return [
-        f"{prefix}.{key}: unknown option; valid options are {listing}"
-        for key in raw
-        if key not in names
-    ]
-
-
-def is_int(value: Any) -> bool:
-    """True for integers (bool excluded)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    """True for finite real numbers (bool excluded)."""
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+__all__ = ["check_bounds", "match_columns", "parse_timestamps"]
 
 
 def check_bounds(start: Any, end: Any, owner: str) -> tuple[float, float]:
     """Validate a window ``[start, end)`` in unix seconds."""
-    for name, value in (("start", start), ("end", end)):
-        if not is_real(value):
-            raise InvalidInputError(
-                f"The {name!r} parameter of {owner}.read_window must be a finite float "
-                f"(unix seconds). Got {value!r} instead."
-            )
-    if not float(end) > float(start):
-        raise InvalidInputError(
-            f"The 'end' parameter of {owner}.read_window must be greater than start "
-            f"({float(start)!r}). Got {end!r} instead."
-        )
-    return float(start), float(end)
+    where = f"{owner}.read_window"
+    first = check_float(start, "start", owner=where)
+    return first, check_float(end, "end", low=first, low_inclusive=False, owner=where)
 
 
 def _normalise(name: str) -> str:
@@ -112,12 +47,18 @@ def match_columns(
     skip = set(allowed_extra)
     missing = [f for f in features if f not in index]
     extra = [c for c in columns if c not in set(features) and c not in skip]
-    if ignore_extra:
-        extra_report: list[str] = []
-    else:
-        extra_report = extra
-    if not missing and not extra_report:
+    if not missing and (ignore_extra or not extra):
         return [index[f] for f in features]
+    raise SchemaError(
+        f"{where}: columns do not match the model's features {list(features)}: "
+        f"{_mismatch(missing, extra, ignore_extra)}."
+    )
+
+
+def _mismatch(missing: list[str], extra: list[str], ignore_extra: bool) -> str:
+    """What differs between the features and the columns, with the likely renames."""
+    missing = list(missing)
+    reported = [] if ignore_extra else list(extra)
     renamed: list[str] = []
     by_norm = {_normalise(c): c for c in extra}
     for f in list(missing):
@@ -125,23 +66,16 @@ def match_columns(
         if c is not None:
             renamed.append(f"{f!r} -> {c!r}")
             missing.remove(f)
-            if c in extra_report:
-                extra_report.remove(c)
+            if c in reported:
+                reported.remove(c)
     if len(missing) == 1 and len(extra) == 1 and not renamed:
         # One column gone and one new column: most likely the same column under a new name.
         renamed.append(f"{missing[0]!r} -> {extra[0]!r}?")
-    parts = []
-    if missing:
-        parts.append(f"missing {missing}")
-    if renamed:
-        parts.append(f"renamed {', '.join(renamed)}")
-    if extra_report:
-        parts.append(f"extra {extra_report}")
-    hint = "" if ignore_extra else " (set ignore_extra: true to allow extra columns)"
-    raise SchemaError(
-        f"{where}: columns do not match the model's features {list(features)}: "
-        f"{'; '.join(parts)}{hint if extra_report else ''}."
-    )
+    parts = [f"missing {missing}"] if missing else []
+    parts += [f"renamed {', '.join(renamed)}"] if renamed else []
+    if reported:
+        parts.append(f"extra {reported} (set ignore_extra: true to allow extra columns)")
+    return "; ".join(parts)
 
 
 def parse_timestamps(
@@ -168,49 +102,15 @@ def parse_timestamps(
         if is_real(v):
             out[i] = float(v)
             continue
+        if isinstance(v, str) and v in cache:
+            out[i] = cache[v]
+            continue
         at = (
             f"{where}, row {i}"
             if positions is None
             else f"{where}, {positions[0]} {positions[1][i]}"
         )
-        if isinstance(v, datetime):
-            out[i] = (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
-            continue
-        if isinstance(v, numbers.Real) and not isinstance(v, bool):
-            raise InvalidInputError(f"{at}: timestamp {v!r} is not a finite number.")
-        if not isinstance(v, str):
-            raise InvalidInputError(f"{at}: timestamp {v!r} is neither a number nor a string.")
-        seconds = cache.get(v)
-        if seconds is None:
-            seconds = _iso_or_number(v, at)
-            cache[v] = seconds
-        out[i] = seconds
+        out[i] = parse_time(v, at)
+        if isinstance(v, str):
+            cache[v] = out[i]
     return out
-
-
-def _iso_or_number(text: str, where: str) -> float:
-    stripped = text.strip()
-    try:
-        seconds = float(stripped)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(seconds):
-            return seconds
-        raise InvalidInputError(f"{where}: timestamp {text!r} is not a finite number.")
-    try:
-        moment = datetime.fromisoformat(stripped)
-    except ValueError:
-        raise InvalidInputError(
-            f"{where}: timestamp {text!r} is neither unix seconds nor ISO-8601."
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def format_time(seconds: float) -> str:
-    """ISO-8601 UTC form of unix seconds, for messages and window labels."""
-    spec = "seconds" if float(seconds).is_integer() else "milliseconds"
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")

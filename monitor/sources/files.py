@@ -20,20 +20,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.durations import parse_duration
+from monitor.checks import Problem, check_choice, is_real, problem_of, read_fields
+from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
-from monitor.sources._common import (
-    Problem,
-    check_bounds,
-    format_time,
-    is_real,
-    match_columns,
-    parse_timestamps,
-    unknown_keys,
-)
+from monitor.sources._common import check_bounds, match_columns, parse_timestamps
+from monitor.timestamps import format_time
 
-__all__ = ["FORMATS", "FilesOptions", "FilesSource", "build", "parse_options", "read_table"]
+__all__ = [
+    "FORMATS",
+    "FilesOptions",
+    "FilesSource",
+    "build",
+    "options_problems",
+    "parse_options",
+    "read_table",
+]
 
 FORMATS = ("parquet", "csv", "npy")
 WINDOW_MODES = ("file", "time_range")
@@ -58,50 +60,61 @@ class FilesOptions:
     max_age: float | None = None  # window: file only; seconds
 
 
-def parse_options(raw: Mapping[str, Any]) -> tuple[FilesOptions | None, list[str]]:
-    """Typed options from the ``source`` mapping, and every problem found."""
-    if not isinstance(raw, Mapping):
-        return None, [f"source: must be a mapping of options; got {raw!r}"]
+def parse_options(
+    raw: Mapping[str, Any], features: Sequence[str] | None = None
+) -> tuple[FilesOptions | None, list[Problem]]:
+    """Typed options from a mapping of options, and every problem found.
+
+    With ``features``, a timestamp column that is also a feature is a problem too.
+    """
     names = [f.name for f in fields(FilesOptions)]
-    problems = unknown_keys({k: v for k, v in raw.items() if k != "kind"}, names, "source")
-    values = {k: raw[k] for k in names if k in raw}
-    values.setdefault("path", None)  # reported by validate_options as a missing directory
-    if values.get("max_age") is not None:
-        try:
-            values["max_age"] = parse_duration(values["max_age"], "source.max_age", allow_zero=True)
-        except InvalidInputError as exc:
-            problems.append(str(exc))
-            del values["max_age"]
+    values, problems = read_fields(raw, names, {"max_age": check_duration})
+    values.setdefault("path", None)  # reported by options_problems as a missing directory
     options = FilesOptions(**values)
-    problems += [p.config("source") for p in validate_options(options)]
+    problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
 
 
-def validate_options(o: FilesOptions) -> list[Problem]:
-    """Every problem of ``o`` that does not depend on the model's features."""
-    p: list[Problem] = []
-    if not isinstance(o.path, str) or not o.path:
-        p.append(Problem("path", "a directory", o.path))
-    if not isinstance(o.pattern, str) or not o.pattern or os.path.isabs(o.pattern):
-        p.append(Problem("pattern", "a glob relative to path, such as '*.parquet'", o.pattern))
-    if o.format is not None and o.format not in FORMATS:
-        listing = ", ".join(repr(f) for f in FORMATS)
-        p.append(
-            Problem("format", f"one of {{{listing}}} or absent (from the extension)", o.format)
+def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> list[Problem]:
+    """Every problem of ``o``; with ``features``, also a timestamp column among them."""
+    found = [
+        _unless(isinstance(o.path, str) and o.path, "path", "a directory", o.path),
+        _unless(
+            isinstance(o.pattern, str) and o.pattern and not os.path.isabs(o.pattern),
+            "pattern",
+            "a glob relative to path, such as '*.parquet'",
+            o.pattern,
+        ),
+        None if o.format is None else problem_of(check_choice, o.format, "format", FORMATS),
+        problem_of(check_choice, o.window, "window", WINDOW_MODES),
+        _unless(
+            isinstance(o.timestamp_column, str) and o.timestamp_column,
+            "timestamp_column",
+            "a column name",
+            o.timestamp_column,
+        ),
+        _unless(isinstance(o.ignore_extra, bool), "ignore_extra", "true or false", o.ignore_extra),
+        _max_age_problem(o),
+    ]
+    if features is not None and o.window == "time_range" and o.timestamp_column in features:
+        found.append(
+            Problem(
+                "timestamp_column", "a column that is not one of the features", o.timestamp_column
+            )
         )
-    if o.window not in WINDOW_MODES:
-        listing = ", ".join(repr(m) for m in WINDOW_MODES)
-        p.append(Problem("window", f"one of {{{listing}}}", o.window))
-    if not isinstance(o.timestamp_column, str) or not o.timestamp_column:
-        p.append(Problem("timestamp_column", "a column name", o.timestamp_column))
-    if not isinstance(o.ignore_extra, bool):
-        p.append(Problem("ignore_extra", "true or false", o.ignore_extra))
-    if o.max_age is not None:
-        if not (is_real(o.max_age) and o.max_age > 0):
-            p.append(Problem("max_age", "a duration > 0", o.max_age))
-        elif o.window != "file":
-            p.append(Problem("max_age", "omitted unless window is 'file'", o.max_age))
-    return p
+    return [p for p in found if p is not None]
+
+
+def _unless(ok: object, field: str, expected: str, got: Any) -> Problem | None:
+    return None if ok else Problem(field, expected, got)
+
+
+def _max_age_problem(o: FilesOptions) -> Problem | None:
+    if o.max_age is None:
+        return None
+    if not (is_real(o.max_age) and o.max_age > 0):
+        return Problem("max_age", "a duration > 0", o.max_age)
+    return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", o.max_age)
 
 
 @dataclass(frozen=True)
@@ -475,12 +488,7 @@ def _csv_column(
 
 def build(model: str, features: tuple[str, ...], options: FilesOptions) -> FilesSource:
     """A files source for ``model``; ConfigError when the options do not fit its features."""
-    problems = [p.config("source") for p in validate_options(options)]
-    if options.window == "time_range" and options.timestamp_column in features:
-        problems.append(
-            f"source.timestamp_column: must not be one of the model's features; "
-            f"got {options.timestamp_column!r}"
-        )
+    problems = options_problems(options, features)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([p.config("source") for p in problems])
     return FilesSource(model, tuple(features), options)

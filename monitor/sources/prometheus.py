@@ -16,7 +16,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import reduce
 from types import MappingProxyType
@@ -25,19 +25,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.durations import parse_duration
-from monitor.errors import ConfigError, InvalidInputError, SourceError, SourceTimeoutError
+from monitor.checks import Problem, check_int, is_real, problem_of, read_fields
+from monitor.durations import check_duration
+from monitor.errors import ConfigError, SourceError, SourceTimeoutError
 from monitor.records import Window
-from monitor.sources._common import (
-    Problem,
-    check_bounds,
-    format_time,
-    is_int,
-    is_real,
-    unknown_keys,
-)
+from monitor.sources._common import check_bounds
+from monitor.timestamps import format_time
 
-__all__ = ["PrometheusOptions", "PrometheusSource", "build", "parse_options"]
+__all__ = [
+    "PrometheusOptions",
+    "PrometheusSource",
+    "build",
+    "options_problems",
+    "parse_options",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -61,58 +62,79 @@ class PrometheusOptions:
     max_points: int = 10000  # points per series per request; longer windows are split
 
 
-def parse_options(raw: Mapping[str, Any]) -> tuple[PrometheusOptions | None, list[str]]:
-    """Typed options from the ``source`` mapping, and every problem found."""
-    if not isinstance(raw, Mapping):
-        return None, [f"source: must be a mapping of options; got {raw!r}"]
+def parse_options(
+    raw: Mapping[str, Any], features: Sequence[str] | None = None
+) -> tuple[PrometheusOptions | None, list[Problem]]:
+    """Typed options from a mapping of options, and every problem found.
+
+    With ``features``, the expressions must be exactly one per feature.
+    """
     names = [f.name for f in fields(PrometheusOptions)]
-    problems = unknown_keys({k: v for k, v in raw.items() if k != "kind"}, names, "source")
-    values = {k: raw[k] for k in names if k in raw}
+    durations = {"step": check_duration, "timeout": check_duration}
+    values, problems = read_fields(raw, names, durations)
     values.setdefault("url", None)
     values.setdefault("features", None)
-    for key in ("step", "timeout"):
-        if key in values:
-            try:
-                values[key] = parse_duration(values[key], f"source.{key}", allow_zero=True)
-            except InvalidInputError as exc:
-                problems.append(str(exc))
-                del values[key]
     if isinstance(values["features"], Mapping):
         values["features"] = MappingProxyType(dict(values["features"]))
     if isinstance(values.get("join_on"), list):
         values["join_on"] = tuple(values["join_on"])
     options = PrometheusOptions(**values)
-    problems += [p.config("source") for p in validate_options(options)]
+    problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
 
 
-def validate_options(o: PrometheusOptions) -> list[Problem]:
-    """Every problem of ``o`` that does not depend on the model's features."""
-    p: list[Problem] = []
+def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None) -> list[Problem]:
+    """Every problem of ``o``; with ``features``, also features without an expression."""
     parts = urllib.parse.urlsplit(o.url) if isinstance(o.url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        p.append(Problem("url", "an http(s) URL such as 'http://prometheus:9090'", o.url))
-    if not isinstance(o.features, Mapping) or not o.features:
-        p.append(
-            Problem("features", "a mapping of each feature to a PromQL expression", o.features)
-        )
-    else:
-        for name, expr in o.features.items():
-            if not isinstance(expr, str) or not expr.strip():
-                p.append(Problem(f"features.{name}", "a PromQL expression", expr))
-    if not (is_real(o.step) and o.step > 0):
-        p.append(Problem("step", "a duration > 0", o.step))
-    if not (is_real(o.timeout) and o.timeout > 0):
-        p.append(Problem("timeout", "a duration > 0", o.timeout))
-    if o.join_on is not None and (
-        not isinstance(o.join_on, tuple)
-        or not o.join_on
-        or not all(isinstance(x, str) and _LABEL.fullmatch(x) for x in o.join_on)
-    ):
-        p.append(Problem("join_on", "a non-empty list of label names", o.join_on))
-    if not (is_int(o.max_points) and 1 <= o.max_points <= MAX_POINTS_LIMIT):
-        p.append(Problem("max_points", f"an int in [1, {MAX_POINTS_LIMIT}]", o.max_points))
-    return p
+    found = [
+        None
+        if parts is not None and parts.scheme in ("http", "https") and parts.netloc
+        else Problem("url", "an http(s) URL such as 'http://prometheus:9090'", o.url),
+        _duration_problem("step", o.step),
+        _duration_problem("timeout", o.timeout),
+        None
+        if o.join_on is None or _is_labels(o.join_on)
+        else Problem("join_on", "a non-empty list of label names", o.join_on),
+        problem_of(check_int, o.max_points, "max_points", low=1, high=MAX_POINTS_LIMIT),
+    ]
+    return [p for p in found if p is not None] + _expression_problems(o.features, features)
+
+
+def _duration_problem(field: str, value: Any) -> Problem | None:
+    return None if is_real(value) and value > 0 else Problem(field, "a duration > 0", value)
+
+
+def _is_labels(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and bool(value)
+        and all(isinstance(x, str) and _LABEL.fullmatch(x) for x in value)
+    )
+
+
+def _expression_problems(expressions: Any, features: Sequence[str] | None) -> list[Problem]:
+    """Problems of the feature -> PromQL map; with ``features``, one per feature exactly."""
+    if not isinstance(expressions, Mapping) or not expressions:
+        return [
+            Problem("features", "a mapping of each feature to a PromQL expression", expressions)
+        ]
+    found = [
+        Problem(f"features.{name}", "a PromQL expression", expr)
+        for name, expr in expressions.items()
+        if not isinstance(expr, str) or not expr.strip()
+    ]
+    if features is None:
+        return found
+    missing = [f for f in features if f not in expressions]
+    if missing:
+        expected = f"a mapping with a PromQL expression for every feature (missing {missing})"
+        found.append(Problem("features", expected, list(expressions)))
+    found += [
+        Problem(f"features.{name}", f"one of the model's features {list(features)}", name)
+        for name in expressions
+        if name not in features
+    ]
+    return found
 
 
 class PrometheusSource:
@@ -301,20 +323,7 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
 
 def build(model: str, features: tuple[str, ...], options: PrometheusOptions) -> PrometheusSource:
     """A prometheus source for ``model``; ConfigError unless every feature has an expression."""
-    problems = [p.config("source") for p in validate_options(options)]
-    if isinstance(options.features, Mapping):
-        missing = [f for f in features if f not in options.features]
-        if missing:
-            problems.append(
-                f"source.features: must map every feature of model {model!r} to a PromQL "
-                f"expression; missing {missing}"
-            )
-        problems += [
-            f"source.features.{name}: must be one of the features of model {model!r} "
-            f"{list(features)}; got {name!r}"
-            for name in options.features
-            if name not in features
-        ]
+    problems = options_problems(options, features)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([p.config("source") for p in problems])
     return PrometheusSource(model, tuple(features), options)

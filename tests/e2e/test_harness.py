@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.bootstrap import check
 from monitor.config import parse
-from monitor.simulator_exporter import parse_exporter_options
+from monitor.simulator import parse_service_options
+from monitor.sources import SOURCES
 from tests.e2e._stack import (
     SCENARIOS,
     SHIPPED_ALERTMANAGER,
@@ -94,15 +94,15 @@ def test_a_receiver_the_test_cannot_observe_is_refused() -> None:
 
 
 def test_the_daemon_configuration_is_valid() -> None:
-    settings = parse(daemon_config(1_700_000_000.0, "http://127.0.0.1:9090"))
-    assert check(settings) == []
+    # parse checks every source's options against its model's features too.
+    settings = parse(daemon_config(1_700_000_000.0, "http://127.0.0.1:9090"), sources=SOURCES)
     assert {s.model for s in SCENARIOS} < {m.name for m in settings.models}
     # Every scenario expects a severity that the shipped routing sends somewhere.
     assert {s.receiver for s in SCENARIOS} == {"pager", "ticket"}
 
 
 def test_the_exporter_configuration_is_valid() -> None:
-    options = parse_exporter_options(exporter_config(1_700_000_000.0, 40.0))
+    options = parse_service_options(exporter_config(1_700_000_000.0, 40.0))
     assert options.simulator.origin == 1_700_000_000.0
     assert [e.kind for e in options.simulator.events] == ["mean_shift"]
 

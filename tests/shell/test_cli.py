@@ -78,7 +78,7 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     result = CliRunner().invoke(main, ["check-config", str(bad)])
     assert result.exit_code == 2
     # Model-level and source-level problems are reported together.
-    assert "models[shop].k: must be in [2, 128]; got 0" in result.output
+    assert "models[shop].k: must be an int in [2, 128]; got 0" in result.output
     assert "models[shop].source.regimes" in result.output
     assert "models[x].source.kind: must be one of" in result.output
     raw["models"][0]["k"] = 3
@@ -86,8 +86,9 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     result = CliRunner().invoke(main, ["check-config", str(bad)])
     assert result.exit_code == 2
     assert "models[shop].source.regimes" in result.output
-    assert "models[x].source.kind: must be one of {files, prometheus, synthetic}; got 'kafka'" in (
-        result.output
+    assert (
+        "models[x].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got 'kafka'"
+        in result.output
     )
     # A problem only the features reveal (an event on a feature the model does not read).
     raw["models"][0]["source"] = {
@@ -188,8 +189,9 @@ def test_blas_threads_limits_the_process() -> None:
         "from monitor.cli import _limit_blas\n"
         "from tests.shell.test_config import minimal\n"
         "from monitor.config import parse\n"
+        "from monitor.sources import SOURCES\n"
         "raw = minimal(); raw['daemon'] = {'blas_threads': 1}\n"
-        "_limit_blas(parse(raw))\n"
+        "_limit_blas(parse(raw, sources=SOURCES))\n"
         "print(sorted({p['num_threads'] for p in threadpool_info()}))\n"
     )
     out = subprocess.run(

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
-from monitor.config import KRange, load, parse, parse_listen
+from monitor.checks import Mismatch
+from monitor.config import KRange, SourceSettings, load, parse, parse_listen
 from monitor.errors import ConfigError
+from monitor.simulator import SimulatorOptions
+from monitor.sources import SOURCES
 
 
 def minimal(**model: Any) -> dict[str, Any]:
@@ -26,18 +29,19 @@ def minimal(**model: Any) -> dict[str, Any]:
 
 def problems_of(raw: Any) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        parse(raw)
+        parse(raw, sources=SOURCES)
     return info.value.problems
 
 
 def test_minimal_config_gets_defaults() -> None:
-    s = parse(minimal())
+    s = parse(minimal(), sources=SOURCES)
     m = s.models[0]
     assert m.name == "checkout"
     assert m.features == ("a", "b")
     assert m.k == 3
     assert m.window == 600.0 and m.interval == 60.0 and m.cron is None
-    assert m.source_kind == "synthetic" and dict(m.source) == {"seed": 1}
+    # The source's options come typed, parsed by their kind.
+    assert m.source == SourceSettings("synthetic", SimulatorOptions(seed=1))
     assert m.thresholds.feature_psi_warning == 0.1
     assert m.retrain == "manual"  # drift stays visible until someone approves a candidate
     assert m.thresholds.feature_psi_critical == 0.25
@@ -45,7 +49,8 @@ def test_minimal_config_gets_defaults() -> None:
 
 
 def test_k_range_and_cron() -> None:
-    s = parse(minimal(k={"min": 2, "max": 8, "criterion": "gap"}, schedule={"cron": "*/5 * * * *"}))
+    raw = minimal(k={"min": 2, "max": 8, "criterion": "gap"}, schedule={"cron": "*/5 * * * *"})
+    s = parse(raw, sources=SOURCES)
     m = s.models[0]
     assert m.k == KRange(2, 8, "gap")
     assert m.cron == "*/5 * * * *" and m.interval is None
@@ -61,47 +66,130 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         thresholds={"feature_psi_warning": 0.3, "feature_psi_critical": 0.2, "bogus": 1},
     )
     raw["models"][0]["extra_field"] = True
+    raw["models"][0]["source"]["regimes"] = 0
     problems = problems_of(raw)
-    text = "\n".join(problems)
-    assert "models[checkout].k: must be in [2, 128]; got 1" in text
-    assert "models[checkout].window: must be a duration" in text
-    assert "models[checkout].scaling: must be one of {standard, robust, none}; got 'minmax'" in text
-    assert "models[checkout].features[1]: duplicate feature 'a'" in text
-    assert "models[checkout].schedule: give exactly one of 'interval' or 'cron'" in text
-    assert "feature_psi_critical (0.2) must not be below feature_psi_warning (0.3)" in text
-    assert "models[checkout].thresholds.bogus: unknown field" in text
-    assert "models[checkout].extra_field: unknown field" in text
-    assert len(problems) == 8
+    assert sorted(problems) == sorted(
+        [
+            "models[checkout].k: must be an int in [2, 128]; got 1",
+            "models[checkout].window: must be a duration such as '90s', '5m', '2h', '1d' or "
+            "a positive number of seconds; got 'ten minutes'",
+            "models[checkout].scaling: must be one of {'standard', 'robust', 'none'}; got 'minmax'",
+            "models[checkout].features[1]: must be unique; got 'a'",
+            "models[checkout].schedule: must be a mapping with exactly one of 'interval' or "
+            "'cron'; got {'interval': '1m', 'cron': '* * * * *'}",
+            "models[checkout].thresholds.feature_psi_critical: must be at least "
+            "feature_psi_warning (0.3); got 0.2",
+            "models[checkout].thresholds.bogus: must be omitted (unknown field; valid: "
+            "calibration_refits, centroid_drift, false_alarm_rate, feature_psi_critical, "
+            "feature_psi_warning, label_psi, mode, outlier_quantile, outlier_ratio, "
+            "silhouette_drop); got 1",
+            "models[checkout].extra_field: must be omitted (unknown field; valid: features, k, "
+            "metric, name, retrain, scaling, schedule, slo, source, thresholds, training, "
+            "validation, window); got True",
+            # The source's own problems come in the same pass, under the model's name.
+            "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({}, "models: must be a non-empty list of models"),
-        ({"models": []}, "models: must be a non-empty list of models"),
-        ({"models": [{}]}, "models[0].name: required"),
-        (minimal(name="../etc"), "models[0].name: must match"),
-        (minimal(k={"min": 5, "max": 3}), "max (3) must be greater than min (5)"),
-        ({"daemon": {"listen": "nohost"}, **minimal()}, "listen: must be HOST:PORT"),
-        (minimal(slo={"run_success": 1.0}), "must be below 1"),
-        ({"daemon": {"max_workers": 0}, **minimal()}, "daemon.max_workers: must be in [1, 64]"),
-        (minimal(source={}), "models[checkout].source.kind: required"),
-        ([1, 2], ": must be a mapping; got list"),
+        (None, "models: must be a non-empty list of models; got None"),
+        ({}, "models: must be a non-empty list of models; got None"),
+        ({"models": []}, "models: must be a non-empty list of models; got []"),
+        ({"models": {}}, "models: must be a non-empty list of models; got {}"),
+        # A model that is not a mapping is one problem, not one per missing field.
+        ({"models": [5]}, "models[0]: must be a mapping; got 5"),
+        (
+            minimal(name="../etc"),
+            "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; got '../etc'",
+        ),
+        # A trailing newline is not part of a valid name (a '$' anchor would let it through).
+        (minimal(name="shop\n"), "models[0].name: must be a name matching"),
+        (minimal(k={"min": 5, "max": 3}), "models[checkout].k.max: must be greater than min (5)"),
+        (minimal(k={"max": 3, "step": 1}), "models[checkout].k.step: must be omitted"),
+        (
+            minimal(k=50, validation={"min_rows": 10}),
+            "models[checkout].k: must be at most validation.min_rows (10), as k clusters need",
+        ),
+        (
+            {"daemon": {"listen": "nohost"}, **minimal()},
+            "daemon.listen: must be HOST:PORT like 127.0.0.1:9310; got 'nohost'",
+        ),
+        (
+            minimal(slo={"run_success": 1.0}),
+            "models[checkout].slo.run_success: must be a float in [0.5, 1); got 1.0",
+        ),
+        (
+            {"daemon": {"max_workers": 0}, **minimal()},
+            "daemon.max_workers: must be an int in [1, 64]; got 0",
+        ),
+        ({"daemon": 5, **minimal()}, "daemon: must be a mapping; got 5"),
+        (
+            minimal(source={}),
+            "models[checkout].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; "
+            "got None",
+        ),
+        (
+            minimal(source={"kind": "synthetic", "colour": "red"}),
+            "models[checkout].source.colour: must be omitted (unknown field; valid: events,",
+        ),
+        (minimal(schedule={"cron": "* * *"}), "models[checkout].schedule.cron: must be a 5-field"),
+        ([1, 2], "top level: must be a mapping of daemon and models; got a list"),
+        ("a string", "top level: must be a mapping of daemon and models; got a str"),
     ],
 )
 def test_single_problems(raw: Any, expected: str) -> None:
-    assert any(expected in p for p in problems_of(raw)), problems_of(raw)
+    problems = problems_of(raw)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
+    assert problems_of({"models": [{}]}) == [
+        "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; got None",
+        "models[0].features: must be a non-empty list of feature names; got None",
+        "models[0].k: must be an int in [2, 128]; got None",
+        "models[0].window: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
+        "number of seconds; got None",
+        "models[0].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got None",
+        "models[0].schedule: must be a mapping with exactly one of 'interval' or 'cron'; got {}",
+    ]
+
+
+def test_source_problems_that_only_the_features_reveal() -> None:
+    event = {"kind": "unit_change", "feature": "nope", "factor": 2}
+    raw = minimal(source={"kind": "synthetic", "events": [event]})
+    assert problems_of(raw) == [
+        "models[checkout].source.events[0].feature: must be one of {'a', 'b'}; got 'nope'"
+    ]
+    # With invalid features, the checks that need them are skipped, not reported wrongly.
+    raw["models"][0]["features"] = ["a", "a"]
+    assert problems_of(raw) == ["models[checkout].features[1]: must be unique; got 'a'"]
+
+
+def test_a_source_kind_comes_from_the_registry_passed_in() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(minimal(), sources={"files": SOURCES["files"]})
+    assert info.value.problems == [
+        "models[checkout].source.kind: must be one of {'files'}; got 'synthetic'"
+    ]
 
 
 def test_duplicate_model_names() -> None:
     raw = minimal()
     raw["models"].append(dict(raw["models"][0]))
-    assert any("duplicate model name 'checkout'" in p for p in problems_of(raw))
+    assert problems_of(raw) == ["models[1].name: must be unique; got 'checkout'"]
 
 
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:9310") == ("127.0.0.1", 9310)
     assert parse_listen("[::1]:80") == ("::1", 80)
+    with pytest.raises(Mismatch) as info:
+        parse_listen("nohost")
+    assert info.value.problem.config() == (
+        "listen: must be HOST:PORT like 127.0.0.1:9310; got 'nohost'"
+    )
 
 
 def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:
@@ -112,21 +200,66 @@ def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:
     raw = minimal()
     raw["daemon"] = {"listen": "127.0.0.1:1000", "state_dir": "state", "log_level": "DEBUG"}
     cfg.write_text(yaml.safe_dump(raw))
-    s = load(cfg, env={})
+    s = load(cfg, sources=SOURCES, env={})
     assert s.daemon.listen == "127.0.0.1:1000"
     assert s.daemon.state_dir == (cfg.parent / "state").resolve()
-    s = load(cfg, env={"KMEANS_MONITOR_LISTEN": "127.0.0.1:2000"})
+    s = load(cfg, sources=SOURCES, env={"KMEANS_MONITOR_LISTEN": "127.0.0.1:2000"})
     assert s.daemon.listen == "127.0.0.1:2000"
     s = load(
-        cfg, env={"KMEANS_MONITOR_LISTEN": "127.0.0.1:2000"}, overrides={"listen": "127.0.0.1:3000"}
+        cfg,
+        sources=SOURCES,
+        env={"KMEANS_MONITOR_LISTEN": "127.0.0.1:2000"},
+        overrides={"listen": "127.0.0.1:3000"},
     )
     assert s.daemon.listen == "127.0.0.1:3000"
 
 
-def test_load_reports_unreadable_and_bad_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
-        load(tmp_path / "missing.yaml")
+def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
+    import yaml
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump(minimal(k=1)))
+    env = {"KMEANS_MONITOR_WORKING_MEMORY_MIB": "lots", "KMEANS_MONITOR_LOG_LEVEL": "LOUD"}
+    with pytest.raises(ConfigError) as info:
+        load(cfg, sources=SOURCES, env=env)
+    assert info.value.problems == [
+        "KMEANS_MONITOR_WORKING_MEMORY_MIB: must be a number; got 'lots'",
+        "daemon.log_level: must be one of {'DEBUG', 'INFO', 'WARNING', 'ERROR'}; got 'LOUD'",
+        "models[checkout].k: must be an int in [2, 128]; got 1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("models: [\n", "not valid YAML"),
+        # The strict loader: a key given twice is refused, not silently the last one.
+        ("models: []\nmodels: []\n", "duplicate key 'models'"),
+        ("- 1\n- 2\n", "top level: must be a mapping of daemon and models; got a list"),
+        ("daemon: 5\nmodels: []\n", "daemon: must be a mapping; got 5"),
+    ],
+)
+def test_load_reports_bad_files_in_one_line_each(tmp_path: Path, text: str, expected: str) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("models: [\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load(bad)
+    bad.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(bad, sources=SOURCES, env={"KMEANS_MONITOR_LISTEN": "127.0.0.1:1"})
+    assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_load_reports_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.yaml", sources=SOURCES)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"models: [caf\xe9]\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load(latin, sources=SOURCES)
+    with pytest.raises(ConfigError, match="no configuration"):
+        load(None, sources=SOURCES)
+
+
+def test_config_never_imports_a_source() -> None:
+    # The registry is a parameter: the composition root passes monitor.sources.SOURCES.
+    from tests.test_architecture import MODULES
+
+    assert not [m for m in MODULES["monitor.config"] if m.startswith("monitor.sources")]

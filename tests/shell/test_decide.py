@@ -22,6 +22,7 @@ from monitor.records import (
     Window,
     WindowView,
 )
+from tests.fakes import FAKE_SOURCES
 
 NOW = 1_000_000.0
 QUIET = {key: 0.0 for key in S.SCALAR} | {S.SILHOUETTE: 0.7, S.LABEL_AGREEMENT: 1.0}
@@ -38,7 +39,7 @@ def model(retrain: str, **training: Any) -> ModelSettings:
         "retrain": retrain,
         "training": training,
     }
-    return parse({"models": [raw]}).models[0]
+    return parse({"models": [raw]}, sources=FAKE_SOURCES).models[0]
 
 
 def snapshot(**fields: Any) -> Snapshot:

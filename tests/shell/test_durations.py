@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.checks import Mismatch, Problem
 from monitor.durations import (
+    check_duration,
     format_duration,
     format_prometheus_duration,
     parse_duration,
@@ -143,3 +145,15 @@ def test_scale_must_be_positive_and_finite(scale: object) -> None:
         "The 'scale' parameter of scale_prometheus_duration must be a float in (0.0, inf). "
         f"Got {scale!r} instead."
     )
+
+
+@pytest.mark.parametrize("value", ["5 minutes", 0, True])
+def test_check_duration_raises_the_checks_dialect(value: object) -> None:
+    with pytest.raises(Mismatch) as info:
+        check_duration(value, "window")
+    assert info.value.problem == Problem(
+        "window",
+        "a duration such as '90s', '5m', '2h', '1d' or a positive number of seconds",
+        value,
+    )
+    assert check_duration("1h30m", "window") == 5400.0

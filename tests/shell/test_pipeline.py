@@ -24,7 +24,14 @@ from monitor.pipeline.measure import calibrated_thresholds
 from monitor.records import FAILURE_REASONS
 from monitor.runner import classify_failure
 from monitor.slis import THRESHOLDS
-from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
+from tests.fakes import (
+    FAKE_SOURCES,
+    FakeClock,
+    FakeSource,
+    MemoryHistory,
+    MemoryStore,
+    blobs,
+)
 
 FEATURES = ("a", "b", "c")
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
@@ -42,7 +49,7 @@ def model(**over: Any) -> ModelSettings:
         "retrain": "on-drift",
     }
     m.update(over)
-    return parse({"models": [m]}).models[0]
+    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
 
 
 def steady(start: float, end: float) -> np.ndarray:

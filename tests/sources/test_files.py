@@ -53,7 +53,7 @@ def source(tmp_path: Path, **options: Any) -> FilesSource:
 
 
 def test_defaults() -> None:
-    options, problems = parse_options({"kind": "files", "path": "/data"})
+    options, problems = parse_options({"path": "/data"})
     assert problems == []
     assert options == FilesOptions(path="/data")
     assert (options.pattern, options.window, options.ignore_extra) == ("*", "file", False)
@@ -76,19 +76,31 @@ def test_defaults() -> None:
             {"path": "d", "window": "time_range", "max_age": "1h"},
             "source.max_age: must be omitted unless window is 'file'; got 3600.0",
         ),
-        ({"path": "d", "glob": "*.csv"}, "source.glob: unknown option; valid options are"),
+        (
+            {"path": "d", "glob": "*.csv"},
+            "source.glob: must be omitted (unknown field; valid: format, ignore_extra, max_age, "
+            "path, pattern, timestamp_column, window); got '*.csv'",
+        ),
     ],
 )
 def test_parse_options_names_the_field_of_each_problem(raw: dict, expected: str) -> None:
     options, problems = parse_options(raw)
     assert options is None
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    rendered = [p.config("source") for p in problems]
+    assert len(rendered) == 1 and rendered[0].startswith(expected), rendered
 
 
-def test_build_rejects_a_timestamp_column_that_is_a_feature() -> None:
-    options = FilesOptions(path="d", window="time_range", timestamp_column="rps")
-    with pytest.raises(ConfigError, match=r"source\.timestamp_column: must not be one of"):
-        build("checkout", FEATURES, options)
+def test_a_timestamp_column_that_is_a_feature_is_refused() -> None:
+    expected = (
+        "source.timestamp_column: must be a column that is not one of the features; got 'rps'"
+    )
+    raw = {"path": "d", "window": "time_range", "timestamp_column": "rps"}
+    assert parse_options(raw)[1] == []  # without the features there is nothing to compare
+    options, problems = parse_options(raw, FEATURES)
+    assert options is None and [p.config("source") for p in problems] == [expected]
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, FilesOptions(**raw))
+    assert info.value.problems == [expected]
 
 
 # --------------------------------------------------------------------------- window: file

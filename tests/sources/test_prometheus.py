@@ -109,7 +109,7 @@ def by_query(answers: dict[str, Answer]) -> Callable[[dict[str, str]], Answer]:
 
 
 def test_parse_options_converts_durations_and_lists() -> None:
-    raw = {"kind": "prometheus", "url": "http://p:9090", "features": EXPRS, "join_on": ["pod"]}
+    raw = {"url": "http://p:9090", "features": EXPRS, "join_on": ["pod"]}
     options, problems = parse_options({**raw, "step": "30s", "timeout": "1m"})
     assert problems == [] and options is not None
     assert (options.step, options.timeout, options.join_on) == (30.0, 60.0, ("pod",))
@@ -127,18 +127,30 @@ def test_parse_options_converts_durations_and_lists() -> None:
         ({"url": "http://p"}, "source.features: must be a mapping of each feature"),
         ({"url": "http://p", "features": {}}, "source.features: must be a mapping"),
         ({"url": "http://p", "features": {"rps": " "}}, "source.features.rps: must be a PromQL"),
-        ({"url": "http://p", "features": EXPRS, "step": 0}, "source.step: must be a duration > 0"),
+        (
+            {"url": "http://p", "features": EXPRS, "step": 0},
+            "source.step: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
+            "number of seconds; got 0",
+        ),
         ({"url": "http://p", "features": EXPRS, "timeout": "fast"}, "source.timeout: must be a"),
         ({"url": "http://p", "features": EXPRS, "join_on": ["1x"]}, "source.join_on: must be"),
         ({"url": "http://p", "features": EXPRS, "join_on": "pod"}, "source.join_on: must be"),
-        ({"url": "http://p", "features": EXPRS, "max_points": 20000}, "source.max_points: must"),
-        ({"url": "http://p", "features": EXPRS, "query": "up"}, "source.query: unknown option"),
+        (
+            {"url": "http://p", "features": EXPRS, "max_points": 20000},
+            "source.max_points: must be an int in [1, 11000]; got 20000",
+        ),
+        (
+            {"url": "http://p", "features": EXPRS, "query": "up"},
+            "source.query: must be omitted (unknown field; valid: features, join_on, max_points, "
+            "step, timeout, url); got 'up'",
+        ),
     ],
 )
 def test_parse_options_names_the_field_of_each_problem(raw: dict, expected: str) -> None:
     options, problems = parse_options(raw)
     assert options is None
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    rendered = [p.config("source") for p in problems]
+    assert len(rendered) == 1 and rendered[0].startswith(expected), rendered
 
 
 @pytest.mark.parametrize(
@@ -146,17 +158,21 @@ def test_parse_options_names_the_field_of_each_problem(raw: dict, expected: str)
     [
         (
             {"latency": "x"},
-            "source.features: must map every feature of model 'checkout' to a "
-            "PromQL expression; missing ['rps']",
+            "source.features: must be a mapping with a PromQL expression for every feature "
+            "(missing ['rps']); got ['latency']",
         ),
         (
             {**EXPRS, "cpu": "x"},
-            "source.features.cpu: must be one of the features of model "
-            "'checkout' ['latency', 'rps']; got 'cpu'",
+            "source.features.cpu: must be one of the model's features ['latency', 'rps']; "
+            "got 'cpu'",
         ),
     ],
 )
-def test_build_requires_one_expression_per_feature(features: dict, expected: str) -> None:
+def test_one_expression_per_feature_is_required(features: dict, expected: str) -> None:
+    raw = {"url": "http://p", "features": features}
+    assert parse_options(raw)[1] == []  # without the features there is nothing to compare
+    options, problems = parse_options(raw, FEATURES)
+    assert options is None and [p.config("source") for p in problems] == [expected]
     with pytest.raises(ConfigError) as info:
         build("checkout", FEATURES, PrometheusOptions(url="http://p", features=features))
     assert info.value.problems == [expected]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.sources import SOURCES, SourceKind, UnknownSourceKindError
+from monitor.ports import SourceKind
+from monitor.sources import SOURCES, UnknownSourceKindError
 
 
 def test_every_kind_parses_and_builds() -> None:
@@ -32,7 +33,14 @@ def test_an_unknown_kind_lists_the_valid_ones() -> None:
 
 def test_a_kind_turns_raw_options_into_a_source() -> None:
     kind = SOURCES["synthetic"]
-    options, problems = kind.parse_options({"seed": 1, "rows_per_window": 10})
+    options, problems = kind.parse_options({"seed": 1, "rows_per_window": 10}, ("a", "b"))
     assert problems == []
     window = kind.build("m", ("a", "b"), options).read_window(0.0, 60.0)
     assert window.X.shape == (10, 2)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "files", "prometheus"])
+def test_every_kind_returns_problems_relative_to_its_options(name: str) -> None:
+    options, problems = SOURCES[name].parse_options({"colour": "red"}, None)
+    assert options is None
+    assert "colour" in [p.field for p in problems]

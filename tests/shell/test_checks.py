@@ -1,0 +1,94 @@
+"""The configuration side of monitor.checks: mappings, names, fields, collected problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitor.checks import (
+    FEATURE_NAME,
+    MODEL_NAME,
+    Mismatch,
+    Problem,
+    check_int,
+    check_mapping,
+    check_name,
+    problem_of,
+    read_fields,
+    unknown_fields,
+)
+from monitor.durations import check_duration
+
+
+def test_a_problem_renders_in_both_forms() -> None:
+    problem = Problem("regimes", "an int in [1, 64]", 0)
+    assert problem.config("models[a].source") == (
+        "models[a].source.regimes: must be an int in [1, 64]; got 0"
+    )
+    assert problem.config() == "regimes: must be an int in [1, 64]; got 0"
+    assert str(Mismatch(problem, "Simulator")) == (
+        "The 'regimes' parameter of Simulator must be an int in [1, 64]. Got 0 instead."
+    )
+
+
+@pytest.mark.parametrize("value", [[1], "a", 5, None])
+def test_check_mapping(value: Any) -> None:
+    assert check_mapping({"a": 1}, "daemon") == {"a": 1}
+    with pytest.raises(Mismatch) as info:
+        check_mapping(value, "daemon")
+    assert info.value.problem == Problem("daemon", "a mapping", value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "good", "bad"),
+    [
+        (MODEL_NAME, ["checkout", "a.b-c_1", "9", "x" * 63], ["", "-x", ".h", "a/b", "x" * 64]),
+        (FEATURE_NAME, ["rps", "_x", "a:b.c-d", "x" * 128], ["", "-x", "a b", "x" * 129]),
+    ],
+)
+def test_names_must_match_in_full(pattern: Any, good: list[str], bad: list[Any]) -> None:
+    for name in good:
+        assert check_name(name, "name", pattern) == name
+    # A trailing newline is not part of a name ('$' would have let it through).
+    for name in [*bad, good[0] + "\n", 3, None]:
+        with pytest.raises(Mismatch) as info:
+            check_name(name, "name", pattern)
+        assert info.value.problem.config() == (
+            f"name: must be a name matching {pattern.pattern}; got {name!r}"
+        )
+
+
+def test_problem_of_returns_the_problem_instead_of_raising() -> None:
+    assert problem_of(check_int, 3, "k", low=2) is None
+    assert problem_of(check_int, 1, "k", low=2) == Problem("k", "an int in [2, inf)", 1)
+
+
+def test_unknown_fields_name_each_key_under_its_mapping() -> None:
+    problems = unknown_fields({"a": 1, "zz": 2, "b": 3}, ["b", "a"], "models[m]")
+    assert [p.config() for p in problems] == [
+        "models[m].zz: must be omitted (unknown field; valid: a, b); got 2"
+    ]
+    assert unknown_fields({"a": 1}, ["a"]) == []
+
+
+def test_read_fields_converts_and_collects_every_problem() -> None:
+    raw = {"step": "30s", "timeout": "soon", "url": "http://p", "query": "up", "join_on": None}
+    values, problems = read_fields(
+        raw,
+        ["url", "step", "timeout", "join_on"],
+        {"step": check_duration, "timeout": check_duration},
+    )
+    # Null counts as absent, and a refused value is left out so that its default applies.
+    assert values == {"url": "http://p", "step": 30.0}
+    assert [p.config("source") for p in problems] == [
+        "source.query: must be omitted (unknown field; valid: join_on, step, timeout, url); "
+        "got 'up'",
+        "source.timeout: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
+        "number of seconds; got 'soon'",
+    ]
+
+
+def test_read_fields_names_fields_under_a_path() -> None:
+    _, problems = read_fields({"after": "x", "y": 1}, ["after"], {"after": check_duration}, "e[0]")
+    assert sorted(p.field for p in problems) == ["e[0].after", "e[0].y"]

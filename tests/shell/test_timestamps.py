@@ -1,0 +1,51 @@
+"""Points in time: unix seconds, numeric text, ISO-8601 (naive is UTC), datetimes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitor.errors import InvalidInputError
+from monitor.timestamps import format_time, parse_time
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        T0,
+        int(T0),
+        " 1700000000 ",
+        "2023-11-14T22:13:20Z",
+        "2023-11-14T22:13:20",
+        "2023-11-15T00:13:20+02:00",
+        datetime(2023, 11, 14, 22, 13, 20),
+        datetime(2023, 11, 14, 23, 13, 20, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_parse_time(value: object) -> None:
+    assert parse_time(value, "origin") == T0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (float("nan"), "is not a finite number"),
+        ("inf", "is not a finite number"),
+        ("yesterday", "is neither unix seconds nor ISO-8601"),
+        (True, "is neither a number nor a string"),
+        (None, "is neither a number nor a string"),
+    ],
+)
+def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_time(value, "data.csv, line 3")
+    assert str(info.value) == f"data.csv, line 3: timestamp {value!r} {reason}."
+
+
+def test_format_time() -> None:
+    assert format_time(T0) == "2023-11-14T22:13:20Z"
+    assert format_time(T0 + 0.25) == "2023-11-14T22:13:20.250Z"
+    assert parse_time(format_time(T0), "t") == T0
