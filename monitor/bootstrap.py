@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,28 +14,38 @@ from typing import Any
 
 from monitor import __version__
 from monitor.checks import check_float
-from monitor.config import ModelSettings, Settings, load
+from monitor.config import ModelSettings, Settings, StoreSettings, load
 from monitor.errors import ConfigError, InvalidInputError
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes
+from monitor.pipeline import diff_snapshots
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 from monitor.runner import Runner
 from monitor.scheduling import schedule_interval_seconds
 from monitor.simulator import ServiceOptions, Simulator
 from monitor.sources import SOURCES
+from monitor.store import (
+    DirectorySnapshotStore,
+    RetentionPolicy,
+    load_key,
+    snapshot_summary,
+    version_summary,
+)
 from monitor.store.history import SQLiteHistory
-from monitor.store.snapshots import DirectorySnapshotStore
 
 __all__ = [
     "App",
     "SimulatorServer",
     "SystemClock",
     "build_app",
+    "diff_snapshots",
     "load_settings",
     "open_store",
     "simulator_server",
+    "snapshot_summary",
+    "version_summary",
 ]
 
 log = logging.getLogger("monitor")
@@ -161,9 +172,27 @@ _SIMULATOR_INDEX = (
 )
 
 
-def open_store(state_dir: Path) -> DirectorySnapshotStore:
-    """The snapshot store under a state directory."""
-    return DirectorySnapshotStore(Path(state_dir) / "snapshots")
+def open_store(
+    state_dir: Path,
+    settings: StoreSettings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> DirectorySnapshotStore:
+    """The snapshot store under a state directory, with the configured key and retention."""
+    s = settings or StoreSettings()
+    key = load_key(
+        key_file=s.key_file, key_env=s.key_env, environ=os.environ if environ is None else environ
+    )
+    retention = None
+    if s.keep_versions is not None or s.keep_age is not None:
+        retention = RetentionPolicy(versions=s.keep_versions, age=s.keep_age)
+    return DirectorySnapshotStore(
+        Path(state_dir) / "snapshots",
+        key=key,
+        encrypt=s.encrypt,
+        require_signature=s.require_signature,
+        retention=retention,
+    )
 
 
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
@@ -225,8 +254,11 @@ def build_app(
     built = dict(sources) if sources is not None else _build_sources(settings)
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
-    store = store or open_store(state_dir)
+    store = store or open_store(state_dir, settings.store)
     history = history or SQLiteHistory(Path(state_dir) / "history.sqlite")
+    reconciled = history.reconcile(store)
+    if reconciled:
+        log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
     now = datetime.fromtimestamp(clock.now(), UTC)
     state = MonitorState(
         [model_spec(m, now) for m in settings.models], started_at=clock.now(), version=__version__

@@ -114,7 +114,10 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     daemon.serve_forever()
 
 
-def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
+def _progress_line(result: Evaluation | RunFailure, t0: float, state_dir: Path) -> str:
+    """One run in one line (two when a candidate awaits approval: the command to approve)."""
+    from monitor.runner import approve_command, awaiting_approval
+
     elapsed = f"[{time.monotonic() - t0:5.0f}s]"
     if isinstance(result, RunFailure):
         return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
@@ -125,10 +128,14 @@ def _progress_line(result: Evaluation | RunFailure, t0: float) -> str:
         p.warning_name for p in PROGRESS if p.warning and s[p.sli] > t.get(p.warning, math.inf)
     ]
     flag = f"[warning: {', '.join(warnings)}] " if warnings and not result.promoted else ""
-    return (
+    line = (
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"{fields}  {flag}{result.decision}"
     )
+    if awaiting_approval(result):
+        command = approve_command(result.model, result.candidate_version, state_dir)
+        line += f"\n{'':>8} approve with: {command}"
+    return line
 
 
 @main.command()
@@ -154,7 +161,8 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
         overrides = {"listen": listen, "state_dir": str(state_dir)}
         settings = load_settings(None, raw=load_yaml(text, "demo.yaml"), overrides=overrides)
         _limit_blas(settings)
-        app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0))])
+        state = settings.daemon.state_dir
+        app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
         daemon = Daemon(app)
 
     def started() -> None:
@@ -209,7 +217,7 @@ def evaluate(
             result = app.runner.run_model(name)
             results.append(result)
             if not as_json:
-                click.echo(_progress_line(result, t0))
+                click.echo(_progress_line(result, t0, settings.daemon.state_dir))
         gateway = push_to or settings.daemon.pushgateway
         if gateway:
             from monitor.exporter import push
@@ -276,79 +284,131 @@ def snapshots() -> None:
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
+    """The store of --config (with its key and retention) or of --state-dir."""
     from monitor.bootstrap import open_store
 
-    if state_dir is None:
-        if config_path is None:
-            raise click.UsageError("give --config FILE or --state-dir DIR to find the snapshots")
-        state_dir = _settings(config_path).daemon.state_dir
+    if state_dir is None and config_path is None:
+        raise click.UsageError("give --config FILE or --state-dir DIR to find the snapshots")
+    settings = _settings(config_path, state_dir=state_dir) if config_path is not None else None
+    if settings is not None:
+        state_dir = settings.daemon.state_dir
+    assert state_dir is not None
     root = Path(state_dir) / "snapshots"
     if not root.is_dir():
         raise StoreError(f"no snapshot store at {root}")
-    return open_store(Path(state_dir))
+    return open_store(Path(state_dir), settings.store if settings is not None else None)
 
 
 def _ts(value: float) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+class VersionType(click.ParamType):
+    """A snapshot version as people write it: 3, v3 or the directory name v000003."""
+
+    name = "VERSION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        digits = text[1:] if text[:1] in ("v", "V") else text
+        if not digits.isdigit() or int(digits) < 1:
+            self.fail(f"{value!r} is not a version such as 3, v3 or v000003", param, ctx)
+        return int(digits)
+
+
+VERSION = VersionType()
+
+
+def _approve_command(model: str, version: int, state_dir: Path) -> str:
+    return f"kmeans-monitor snapshots approve {model} {version} --state-dir {state_dir}"
+
+
 @snapshots.command("list")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
 @click.argument("model", required=False)
-def snapshots_list(config_path: Path | None, state_dir: Path | None, model: str | None) -> None:
-    """List the versions of every model (or of MODEL); * marks the live one."""
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+def snapshots_list(
+    config_path: Path | None, state_dir: Path | None, model: str | None, as_json: bool
+) -> None:
+    """List the versions of every model (or of MODEL) with their state: live, pending, retired.
+
+    Corrupt versions are listed and marked; a broken live pointer is a warning line.
+    """
+    from monitor.bootstrap import version_summary
+
     with _user_errors():
         store = _open_store(config_path, state_dir)
         models = [model] if model else store.models()
+        listed = {name: store.list_versions(name) for name in models}
+        warnings = [w for name in models if (w := _live_warning(store, name))]
+        if model and not listed[model]:
+            raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
+    if as_json:
+        out = {name: [version_summary(i) for i in infos] for name, infos in listed.items()}
+        click.echo(json.dumps(out, indent=2))
+    else:
         click.echo(
-            f"{'model':<16} {'version':>7}  {'created (UTC)':<19}  {'k':>3} "
+            f"{'model':<16} {'version':>7}  {'state':<8} {'created (UTC)':<19}  {'k':>3} "
             f"{'rows':>8}  {'parent':>6}  reason"
         )
-        for name in models:
-            live = store.live_version(name)
-            versions = store.versions(name)
-            if not versions:
-                raise SnapshotNotFoundError(f"model {name!r} has no snapshots")
-            for v in versions:
-                s = store.load(name, v)
-                mark = "*" if v == live else " "
-                parent = "-" if s.parent_version is None else str(s.parent_version)
-                click.echo(
-                    f"{name:<16} {mark}{v:>6}  {_ts(s.created_at):<19}  {s.k:>3} "
-                    f"{s.n_rows:>8}  {parent:>6}  {s.reason}"
-                )
+        for infos in listed.values():
+            for i in infos:
+                click.echo(_version_line(i))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _live_warning(store: Any, model: str) -> str | None:
+    try:
+        store.live_version(model)
+    except StoreError as exc:
+        return str(exc)
+    return None
+
+
+def _version_line(i: Any) -> str:
+    if i.corrupt:
+        return f"{i.model:<16} {i.version:>7}  {'CORRUPT':<8} {i.corrupt}"
+    created = _ts(i.created_at) if i.created_at is not None else "?"
+    parent = "-" if i.parent_version is None else str(i.parent_version)
+    return (
+        f"{i.model:<16} {i.version:>7}  {i.state:<8} {created:<19}  {i.k:>3} "
+        f"{i.n_rows:>8}  {parent:>6}  {i.reason}"
+    )
 
 
 @snapshots.command("show")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
 @click.argument("model")
-@click.argument("version", type=int, required=False)
+@click.argument("version", type=VERSION, required=False)
 def snapshots_show(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
 ) -> None:
-    """Show one version (the live one by default) as JSON."""
-    from monitor.store.snapshots import snapshot_summary
+    """Show one version (the live one by default) as JSON, with its state."""
+    from monitor.bootstrap import snapshot_summary
 
     with _user_errors():
         store = _open_store(config_path, state_dir)
         snap = store.load(model, version)
-        info = snapshot_summary(snap, live=store.live_version(model) == snap.version)
-        click.echo(json.dumps(info, indent=2))
+        state = next(i.state for i in store.list_versions(model) if i.version == snap.version)
+        click.echo(json.dumps(snapshot_summary(snap, state=state), indent=2))
 
 
 @snapshots.command("diff")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
 @click.argument("model")
-@click.argument("a", type=int)
-@click.argument("b", type=int)
+@click.argument("a", type=VERSION)
+@click.argument("b", type=VERSION)
 def snapshots_diff(
     config_path: Path | None, state_dir: Path | None, model: str, a: int, b: int
 ) -> None:
     """Matched centroid drift and feature PSI from version A to version B."""
-    from monitor.pipeline import diff_snapshots
+    from monitor.bootstrap import diff_snapshots
 
     with _user_errors():
         store = _open_store(config_path, state_dir)
@@ -375,27 +435,49 @@ def snapshots_diff(
 @CONFIG_OPTION
 @STATE_DIR_OPTION
 @click.argument("model")
-@click.option("--to", "to", type=int, help="Version to make live (default: the live one's parent).")
+@click.option(
+    "--to", "to", type=VERSION, help="Version to make live (default: the live one's parent)."
+)
 def snapshots_rollback(
     config_path: Path | None, state_dir: Path | None, model: str, to: int | None
 ) -> None:
-    """Make an older (or a pending) version live at once; a running daemon follows."""
+    """Make an older (or a pending) version live at once; a running daemon follows.
+
+    With --to it also repairs a missing or broken live pointer.
+    """
     with _user_errors():
         store = _open_store(config_path, state_dir)
-        live = store.live_version(model)
-        if live is None:
-            raise SnapshotNotFoundError(f"model {model!r} has no live snapshot")
-        if to is None:
-            parent = store.load(model, live).parent_version
-            older = [v for v in store.versions(model) if v < live]
-            if parent is None and not older:
-                raise SnapshotNotFoundError(
-                    f"model {model!r}: v{live} is the oldest version; nothing to roll back to"
-                )
-            to = parent if parent is not None else older[-1]
-        store.load(model, to)  # verifies the checksum before anything changes
-        store.set_live(model, to)
-    click.echo(f"model {model}: live v{live} -> v{to}. A running daemon follows within seconds.")
+        before, after = store.rollback(model, to)
+    was = "none" if before is None else f"v{before}"
+    click.echo(f"model {model}: live {was} -> v{after}. A running daemon follows within seconds.")
+
+
+@snapshots.command("approve")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.argument("version", type=VERSION, required=False)
+def snapshots_approve(
+    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+) -> None:
+    """Make the pending candidate of MODEL live (VERSION, if given, must be that candidate)."""
+    with _user_errors():
+        store = _open_store(config_path, state_dir)
+        before = _live_or_none(store, model)
+        approved = store.approve(model, version)
+    was = "none" if before is None else f"v{before}"
+    click.echo(
+        f"model {model}: approved v{approved}; live {was} -> v{approved}. "
+        "A running daemon follows within seconds."
+    )
+
+
+def _live_or_none(store: Any, model: str) -> int | None:
+    try:
+        live: int | None = store.live_version(model)
+    except StoreError:
+        return None
+    return live
 
 
 # ------------------------------------------------------------------------ choose-k

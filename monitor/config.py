@@ -42,6 +42,7 @@ __all__ = [
     "Settings",
     "SloSettings",
     "SourceSettings",
+    "StoreSettings",
     "ThresholdSettings",
     "TrainingSettings",
     "ValidationSettings",
@@ -163,11 +164,24 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """How snapshots are kept: retention, signing key, encryption (docs/security.md)."""
+
+    keep_versions: int | None = 100  # retired versions beyond the newest N are removed
+    keep_age: float | None = None  # ...unless younger than this many seconds
+    key_file: Path | None = None  # HMAC key (and AES key, with encrypt) from a file...
+    key_env: str | None = None  # ...or from this environment variable
+    encrypt: bool = False
+    require_signature: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon needs, validated."""
 
     daemon: DaemonSettings
     models: tuple[ModelSettings, ...]
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -310,6 +324,36 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "pushgateway": _text,
     "log_level": _choice(LOG_LEVELS),
 }
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise Mismatch(Problem(name, "true or false", value))
+    return value
+
+
+def _store(r: _Reader) -> StoreSettings:
+    d = StoreSettings()
+    keep = r.child("keep")
+    versions = keep.get("versions", d.keep_versions, _int(1))
+    age = keep.get("age", d.keep_age, _duration)
+    keep.finish()
+    out = StoreSettings(
+        keep_versions=versions,
+        keep_age=age,
+        key_file=r.get("key_file", d.key_file, lambda value, name: Path(_text(value, name))),
+        key_env=r.get("key_env", d.key_env, _text),
+        encrypt=r.get("encrypt", d.encrypt, _flag),
+        require_signature=r.get("require_signature", d.require_signature, _flag),
+    )
+    if out.key_file is not None and out.key_env is not None:
+        r.add(Problem("key_env", "omitted when key_file is given (one key)", out.key_env))
+    if (out.encrypt or out.require_signature) and out.key_file is None and out.key_env is None:
+        r.add(Problem("key_file", "set (or key_env) to encrypt or require signatures", None))
+    r.finish()
+    return out
+
+
 _THRESHOLDS: Mapping[str, Convert[Any]] = {
     "mode": _choice(THRESHOLD_MODES),
     "false_alarm_rate": _float(1e-6, 0.5),
@@ -459,6 +503,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
     problems: list[str] = []
     top = _Reader(raw, "", problems)
     daemon = _section(top.child("daemon"), DaemonSettings, _DAEMON)
+    store = _store(top.child("store"))
     top.seen.add("models")
     items = top.raw.get("models")
     if not isinstance(items, list) or not items:
@@ -477,7 +522,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
     top.finish()
     if problems:
         raise ConfigError(problems)
-    return Settings(daemon=daemon, models=tuple(models))
+    return Settings(daemon=daemon, models=tuple(models), store=store)
 
 
 # --------------------------------------------------------------------------- loading

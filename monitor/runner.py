@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from monitor import slis as S
 from monitor.config import Settings
@@ -29,7 +30,7 @@ from monitor.pipeline import evaluate
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 
-__all__ = ["Runner", "classify_failure"]
+__all__ = ["Runner", "approve_command", "awaiting_approval", "classify_failure", "summary"]
 
 log = logging.getLogger("monitor")
 
@@ -106,6 +107,14 @@ class Runner:
             duration = time.perf_counter() - t0
             self._state.record_success(evaluation, live, duration=duration, at=self._clock.now())
             log.info("model=%s %s (%.2fs)", name, summary(evaluation), duration)
+            if awaiting_approval(evaluation):
+                log.info(
+                    "model=%s approve with: %s",
+                    name,
+                    approve_command(
+                        name, evaluation.candidate_version, self._settings.daemon.state_dir
+                    ),
+                )
             result = evaluation
         for callback in self._on_result:
             callback(result)
@@ -135,6 +144,16 @@ class Runner:
                     log.info("model=%s live snapshot is now v%d", m.name, version)
             except Exception as exc:  # the next refresh tries again
                 log.warning("model=%s cannot read the live snapshot: %s", m.name, exc)
+
+
+def awaiting_approval(evaluation: Evaluation) -> bool:
+    """Whether the run left a candidate pending (stored, not promoted)."""
+    return evaluation.candidate_version is not None and not evaluation.promoted
+
+
+def approve_command(model: str, version: int | None, state_dir: Path) -> str:
+    """The command that approves a pending candidate, runnable as printed."""
+    return f"kmeans-monitor snapshots approve {model} {version} --state-dir {state_dir}"
 
 
 def summary(evaluation: Evaluation) -> str:

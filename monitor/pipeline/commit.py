@@ -38,10 +38,7 @@ def commit(
             history.record_version(new)
         candidate = new.version
         if not promote:
-            text += (
-                f"; candidate v{new.version} stored: approve with "
-                f"`kmeans-monitor snapshots rollback {m.model} --to {new.version}`"
-            )
+            text += f"; candidate v{new.version} stored, awaiting approval"
     assert live is not None  # a measurement has a live model or a new reference
     evaluation = _evaluation(m, live, candidate, decision, text, phases, now)
     with phases.phase("store"):

@@ -120,13 +120,21 @@ def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path
 
     listing = invoke("snapshots", "list", "--config", str(cfg))
     lines = [ln for ln in listing.output.splitlines() if ln.startswith("shop")]
-    assert len(lines) == 2 and "*" in lines[1] and "drift" in lines[1]
+    assert len(lines) == 2
+    assert lines[0].split()[1:3] == ["1", "retired"] and lines[0].endswith("initial")
+    assert lines[1].split()[1:3] == ["2", "live"] and lines[1].endswith("drift")
 
     shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop").output)
     assert shown["version"] == 2 and shown["live"] is True and shown["parent_version"] == 1
+    assert shown["state"] == "live"
 
-    diff = invoke("snapshots", "diff", "--config", str(cfg), "shop", "1", "2")
-    assert "centroid drift: mean" in diff.output and "feature PSI" in diff.output
+    # Versions as the README writes them, as people write them, and as directories are named.
+    for a, b in (("1", "2"), ("v1", "v2"), ("v000001", "2")):
+        diff = invoke("snapshots", "diff", "--config", str(cfg), "shop", a, b)
+        assert diff.exit_code == 0, diff.output
+        assert "centroid drift: mean" in diff.output and "feature PSI" in diff.output
+    bad = invoke("snapshots", "diff", "--config", str(cfg), "shop", "one", "2")
+    assert bad.exit_code == 2 and "'one' is not a version such as 3, v3 or v000003" in bad.output
 
     back = invoke("snapshots", "rollback", "--config", str(cfg), "shop")
     assert "live v2 -> v1" in back.output

@@ -128,7 +128,7 @@ def test_manual_policy_stores_one_pending_candidate(monkeypatch: pytest.MonkeyPa
     h.run(steady)
     ev, snap = h.run(shifted)
     assert not ev.promoted and snap.version == 1
-    assert ev.candidate_version == 2 and "snapshots rollback m --to 2" in ev.decision
+    assert ev.candidate_version == 2 and "candidate v2 stored, awaiting approval" in ev.decision
     assert h.store.versions("m") == [1, 2] and h.store.live_version("m") == 1
     trained = []
     original = pipeline.train_reference

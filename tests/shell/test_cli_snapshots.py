@@ -1,0 +1,136 @@
+"""The snapshots commands on a real store: states, approval, a broken pointer, corruption."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.fakes import blobs
+
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def write_csv(path: Path, X: np.ndarray, mtime: float) -> None:
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    import os
+
+    os.utime(path, (mtime, mtime))
+
+
+@pytest.fixture
+def manual(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A manual-policy model with v1 live and v2 pending (a drifting window came)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = tmp_path / "monitor.yaml"
+    model = {
+        "name": "shop",
+        "features": ["a", "b", "c"],
+        "k": 3,
+        "window": "1h",
+        "schedule": {"interval": "5m"},
+        "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
+        "training": {"n_init": 2, "silhouette_sample": 500},
+    }
+    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
+    now = time.time()
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), now - 100)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    moved = CENTERS.copy()
+    moved[1, 1] += 3.0
+    write_csv(data / "w2.csv", blobs(900, moved, seed=2), now - 10)
+    second = invoke("evaluate", "--config", str(cfg))
+    assert second.exit_code == 0 and "drift awaits manual approval" in second.output
+    # The command printed is the one that approves, as printed (the test runs it).
+    state = (tmp_path / "state").resolve()
+    assert f"approve with: kmeans-monitor snapshots approve shop 2 --state-dir {state}" in (
+        second.output
+    )
+    return cfg, data, tmp_path / "state"
+
+
+def states(cfg: Path) -> dict[int, str]:
+    out = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    return {v["version"]: v["state"] for v in out["shop"]}
+
+
+def test_a_pending_candidate_is_listed_as_pending_and_approved_as_printed(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    cfg, _, state = manual
+    assert states(cfg) == {1: "live", 2: "pending"}
+    shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop", "v2").output)
+    assert shown["state"] == "pending" and shown["live"] is False
+
+    printed = f"snapshots approve shop 2 --state-dir {state.resolve()}"
+    approved = invoke(*printed.split())
+    assert approved.exit_code == 0, approved.output
+    assert "approved v2; live v1 -> v2" in approved.output
+    assert states(cfg) == {1: "retired", 2: "live"}
+
+    again = invoke("snapshots", "approve", "shop", "--state-dir", str(state))
+    assert again.exit_code == 2 and "error:" in again.output
+    assert states(cfg) == {1: "retired", 2: "live"}  # nothing changed
+
+
+def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    cfg, _, state = manual
+    (state / "snapshots" / "shop" / "LIVE").unlink()
+    listing = invoke("snapshots", "list", "--config", str(cfg))
+    assert listing.exit_code == 0
+    assert "warning:" in listing.stderr and "snapshots rollback shop --to 1" in listing.stderr
+    assert "shop" in listing.stdout  # every version is still listed
+
+    # The daemon does not silently retrain: the run fails with the fix in its message.
+    run = invoke("evaluate", "--config", str(cfg))
+    assert run.exit_code == 1 and "FAILED (store)" in run.output
+    assert "snapshots rollback shop --to 1" in run.output
+    assert sorted(states(cfg)) == [1, 2]  # no new version was trained
+
+    fixed = invoke("snapshots", "rollback", "shop", "--to", "1", "--state-dir", str(state))
+    assert fixed.exit_code == 0 and "live none -> v1" in fixed.output
+    assert states(cfg)[1] == "live"
+
+
+def test_a_corrupt_old_version_is_marked_and_the_others_still_listed(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    cfg, _, state = manual
+    model_dir = state / "snapshots" / "shop"
+    [v1] = [p for p in model_dir.iterdir() if p.name.startswith("v") and p.name.endswith("1")]
+    manifest = next(v1.glob("*.json"))
+    manifest.write_text("{not json")
+    listing = invoke("snapshots", "list", "--config", str(cfg))
+    assert listing.exit_code == 0, listing.output
+    lines = [ln for ln in listing.stdout.splitlines() if ln.startswith("shop")]
+    assert len(lines) == 2
+    assert "CORRUPT" in lines[0] and "pending" in lines[1]
+
+
+def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    result = invoke("snapshots", "list", "--state-dir", str(tmp_path / "nope"))
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "no snapshot store at" in result.output
+
+
+def test_a_copied_store_keeps_its_states(manual: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, _, state = manual
+    copy = tmp_path / "copy"
+    shutil.copytree(state, copy)
+    out = json.loads(invoke("snapshots", "list", "--state-dir", str(copy), "--json").stdout)
+    assert [(v["version"], v["state"]) for v in out["shop"]] == [(1, "live"), (2, "pending")]
