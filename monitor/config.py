@@ -8,6 +8,7 @@ kinds that the caller passes (the composition root passes ``monitor.sources.SOUR
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -30,15 +31,18 @@ from monitor.checks import (
 )
 from monitor.core.kmeans import METRICS
 from monitor.core.scaling import SCALER_KINDS
-from monitor.durations import check_duration
-from monitor.errors import ConfigError
+from monitor.durations import check_duration, format_duration
+from monitor.errors import ConfigError, InvalidInputError
 from monitor.ports import SourceKind
+from monitor.slis import SLIS, THRESHOLDS
+from monitor.timestamps import format_time, parse_time
 from monitor.yamlfile import read_yaml
 
 __all__ = [
     "DaemonSettings",
     "KRange",
     "ModelSettings",
+    "ReferenceSettings",
     "Settings",
     "SloSettings",
     "SourceSettings",
@@ -52,7 +56,10 @@ __all__ = [
 ]
 
 RETRAIN_POLICIES = ("scheduled", "on-drift", "manual")
-THRESHOLD_MODES = ("fixed", "calibrated")
+THRESHOLD_MODES = ("auto", "fixed", "calibrated")
+SEASONALITIES = ("none", "daily", "weekly")
+#: Seconds in one cycle of each seasonality.
+SEASON_PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0}
 NAN_POLICIES = ("fail", "drop")
 K_CRITERIA = ("silhouette", "gap", "elbow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -74,9 +81,16 @@ class KRange:
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    """Alarm thresholds; in ``calibrated`` mode the calibrated ones replace the fixed ones."""
+    """Alarm thresholds (docs/slis.md, calibration).
 
-    mode: str = "fixed"
+    ``fixed``: exactly the values below. ``calibrated``: each threshold where quiet
+    windows of the run's size, drawn from the reference period, cross it with the
+    family-wise probability ``false_alarm_rate``. ``auto`` (the default): the values below,
+    raised (lowered, for SLIs that alarm when low) to the calibrated ones where sampling
+    noise alone would cross them, as it does in small windows.
+    """
+
+    mode: str = "auto"
     false_alarm_rate: float = 0.01
     feature_psi_warning: float = 0.1
     feature_psi_critical: float = 0.25
@@ -84,8 +98,27 @@ class ThresholdSettings:
     centroid_drift: float = 0.5
     silhouette_drop: float = 0.15
     outlier_ratio: float = 0.05
+    empty_clusters: int = 0
     outlier_quantile: float = 0.99
     calibration_refits: int = 5  # warm-started refits: centroid drift, and the model optimism
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """The period the reference model is trained and calibrated on.
+
+    ``window`` seconds ending at the first run, or the fixed range [``start``, ``end``).
+    """
+
+    window: float = 86400.0
+    start: float | None = None
+    end: float | None = None
+
+    def span(self, now: float) -> tuple[float, float]:
+        """The reference period as (start, end) unix seconds for a model first run at ``now``."""
+        if self.start is not None and self.end is not None:
+            return self.start, self.end
+        return now - self.window, now
 
 
 @dataclass(frozen=True)
@@ -143,6 +176,8 @@ class ModelSettings:
     metric: str = "euclidean"
     retrain: str = "manual"
     misfire_grace: float | None = None  # None: half the interval
+    reference: ReferenceSettings = field(default_factory=ReferenceSettings)
+    seasonality: str = "none"
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     slo: SloSettings = field(default_factory=SloSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
@@ -354,15 +389,17 @@ def _store(r: _Reader) -> StoreSettings:
     return out
 
 
+# How each threshold of the SLI catalogue is configured, by its domain.
+_DOMAINS: Mapping[str, Convert[Any]] = {
+    "positive": _positive(),
+    "ratio": _positive(1),
+    "drop": _float(0, 2),
+    "count": _int(0, 4096),
+}
 _THRESHOLDS: Mapping[str, Convert[Any]] = {
     "mode": _choice(THRESHOLD_MODES),
     "false_alarm_rate": _float(1e-6, 0.5),
-    "feature_psi_warning": _positive(),
-    "feature_psi_critical": _positive(),
-    "label_psi": _positive(),
-    "centroid_drift": _positive(),
-    "silhouette_drop": _float(0, 2),
-    "outlier_ratio": _positive(1),
+    **{t.config: _DOMAINS[t.domain] for t in THRESHOLDS.values()},
     "outlier_quantile": _float(0.5, 1, low_inclusive=False),
     "calibration_refits": _int(0, 10000),
 }
@@ -391,10 +428,69 @@ _TRAINING: Mapping[str, Convert[Any]] = {
 
 def _thresholds(r: _Reader) -> ThresholdSettings:
     t = _section(r, ThresholdSettings, _THRESHOLDS)
-    if t.feature_psi_critical < t.feature_psi_warning:
-        expected = f"at least feature_psi_warning ({t.feature_psi_warning})"
-        r.add(Problem("feature_psi_critical", expected, t.feature_psi_critical))
+    # Two levels of one SLI: the milder must not be the stricter.
+    pairs = {
+        pair
+        for sli in SLIS.values()
+        for pair in itertools.pairwise(THRESHOLDS[key].config for key in sli.thresholds)
+    }
+    for mild, strict in sorted(pairs):
+        if getattr(t, strict) < getattr(t, mild):
+            r.add(Problem(strict, f"at least {mild} ({getattr(t, mild)})", getattr(t, strict)))
     return t
+
+
+def _reference(r: _Reader) -> ReferenceSettings:
+    """``{window: D}`` or ``{from: T1, to: T2}``."""
+    window = r.get("window", None, _duration)
+    start = r.get("from", None, parse_time_field)
+    end = r.get("to", None, parse_time_field)
+    r.finish()
+    if (start is None) != (end is None):
+        r.add(
+            Problem("to" if end is None else "from", "given with the other end of the range", None)
+        )
+    if start is not None and end is not None:
+        if window is not None:
+            r.add(Problem("window", "omitted with from/to (one way to say the period)", window))
+        if end <= start:
+            r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
+            return ReferenceSettings()
+        return ReferenceSettings(window=end - start, start=start, end=end)
+    return ReferenceSettings() if window is None else ReferenceSettings(window=window)
+
+
+def parse_time_field(value: Any, name: str) -> float:
+    """A point in time (unix seconds or ISO-8601, UTC when naive) as a configuration field."""
+    try:
+        return parse_time(value, name)
+    except InvalidInputError:
+        raise Mismatch(Problem(name, "unix seconds or an ISO-8601 time", value)) from None
+
+
+def _seasonal_problems(
+    reference: ReferenceSettings, seasonality: str, window: float | None
+) -> list[Problem]:
+    problems = []
+    period = SEASON_PERIODS.get(seasonality)
+    if period is not None and reference.window < period:
+        problems.append(
+            Problem(
+                "reference.window",
+                f"at least one {seasonality} cycle ({format_duration(period)}) with "
+                f"seasonality: {seasonality}",
+                format_duration(reference.window),
+            )
+        )
+    if window is not None and reference.window < window:
+        problems.append(
+            Problem(
+                "reference.window",
+                f"at least the monitored window ({format_duration(window)})",
+                format_duration(reference.window),
+            )
+        )
+    return problems
 
 
 def _schedule(r: _Reader) -> tuple[float | None, str | None, float | None]:
@@ -457,6 +553,7 @@ def _parse_model(
     source = _source(r.child("source"), features, sources)
     interval, cron, grace = _schedule(r.child("schedule"))
     values: dict[str, Any] = {
+        "reference": _reference(r.child("reference")),
         "thresholds": _thresholds(r.child("thresholds")),
         "slo": _section(r.child("slo"), SloSettings, _SLO),
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
@@ -466,9 +563,12 @@ def _parse_model(
         ("scaling", SCALER_KINDS),
         ("metric", METRICS),
         ("retrain", RETRAIN_POLICIES),
+        ("seasonality", SEASONALITIES),
     ):
         values[key] = r.get(key, _default(ModelSettings, key), _choice(choices))
     r.finish()
+    for problem in _seasonal_problems(values["reference"], values["seasonality"], window):
+        r.add(problem)
     min_rows = values["validation"].min_rows
     if isinstance(k, int) and k > min_rows:
         r.add(

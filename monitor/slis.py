@@ -18,8 +18,10 @@ from types import MappingProxyType
 
 __all__ = [
     "ABOVE",
+    "ALERT_CONDITIONS",
     "BELOW",
     "CALIBRATED",
+    "DRIFT_STORM_FEATURES",
     "PER_CLUSTER",
     "PER_FEATURE",
     "PROGRESS",
@@ -27,6 +29,7 @@ __all__ = [
     "SCALAR",
     "SLIS",
     "THRESHOLDS",
+    "AlertCondition",
     "Progress",
     "Sli",
     "Threshold",
@@ -69,6 +72,7 @@ THRESHOLD_LABEL_PSI = "label_psi"
 THRESHOLD_CENTROID_DRIFT = "centroid_drift"
 THRESHOLD_SILHOUETTE_MIN = "silhouette_min"
 THRESHOLD_OUTLIER_RATIO = "outlier_ratio"
+THRESHOLD_EMPTY_CLUSTERS = "empty_clusters"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Threshold:
     config: str
     relative_to: str = ""
     calibration: str = ""
+    domain: str = "positive"  # the configured value: positive | ratio | drop | count
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,22 @@ class Trigger:
     sli: str
     threshold: str
     text: str  # how the decision names it: "feature PSI 0.404"
+
+
+@dataclass(frozen=True)
+class AlertCondition:
+    """When an SLI alert's condition holds on one run (its rule adds ``for:`` on top).
+
+    ``per_feature``: the condition holds per feature (feature PSI); ``at_least``: it holds
+    when at least this many features are past the threshold (a model-level alert).
+    """
+
+    alert: str
+    severity: str
+    sli: str
+    threshold: str
+    per_feature: bool = False
+    at_least: int = 0
 
 
 @dataclass(frozen=True)
@@ -233,6 +254,7 @@ SLIS: Mapping[str, Sli] = _sli(
         "clusters",
         "Clusters of the live model that received no point.",
         direction=ABOVE,
+        thresholds=(THRESHOLD_EMPTY_CLUSTERS,),
         formula="cluster-sizes",
         code="monitor.core.quality.cluster_sizes",
     ),
@@ -404,6 +426,18 @@ THRESHOLDS: Mapping[str, Threshold] = MappingProxyType(
                 "`kmeans_silhouette_score` below it.",
                 config="silhouette_drop",
                 relative_to=SILHOUETTE,
+                calibration="replace",
+                domain="drop",
+            ),
+            Threshold(
+                THRESHOLD_EMPTY_CLUSTERS,
+                "kmeans_empty_clusters_threshold",
+                "Threshold for empty clusters.",
+                "clusters",
+                "`kmeans_empty_clusters` above it (0 by default: any empty cluster).",
+                config="empty_clusters",
+                calibration="replace",
+                domain="count",
             ),
             Threshold(
                 THRESHOLD_OUTLIER_RATIO,
@@ -413,6 +447,7 @@ THRESHOLDS: Mapping[str, Threshold] = MappingProxyType(
                 "`kmeans_outlier_ratio` above it.",
                 config="outlier_ratio",
                 calibration="replace",
+                domain="ratio",
             ),
         )
     }
@@ -427,7 +462,14 @@ PER_FEATURE: tuple[str, ...] = tuple(s.key for s in SLIS.values() if "feature" i
 PER_CLUSTER: tuple[str, ...] = tuple(s.key for s in SLIS.values() if "cluster" in s.labels)
 
 #: SLIs that the calibration sets thresholds for (their guarded thresholds follow it).
-CALIBRATED: tuple[str, ...] = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, CENTROID_DRIFT_MAX)
+CALIBRATED: tuple[str, ...] = (
+    FEATURE_PSI_MAX,
+    LABEL_PSI,
+    OUTLIER_RATIO,
+    CENTROID_DRIFT_MAX,
+    SILHOUETTE,
+    EMPTY_CLUSTERS,
+)
 
 #: Drift that may retrain a model, in the order a decision lists it.
 RETRAIN_TRIGGERS: tuple[Trigger, ...] = (
@@ -436,6 +478,42 @@ RETRAIN_TRIGGERS: tuple[Trigger, ...] = (
     Trigger(CENTROID_DRIFT_MAX, THRESHOLD_CENTROID_DRIFT, "centroid drift"),
     Trigger(CLUSTERS_APPEARED, "", "clusters appeared or vanished"),
     Trigger(CLUSTERS_VANISHED, "", "clusters appeared or vanished"),
+)
+
+#: Features past the PSI warning level at which per-feature alerts give way to one
+#: model-level alert (RenderOptions.drift_storm_features renders it into the rules).
+DRIFT_STORM_FEATURES = 3
+
+#: The SLI alerts of alerts/kmeans-monitor.yml as conditions on one run; backtests and
+#: the detection benchmark evaluate them, tests/render checks them against the rules.
+ALERT_CONDITIONS: tuple[AlertCondition, ...] = (
+    AlertCondition("KMeansCentroidDrift", "warning", CENTROID_DRIFT_MAX, THRESHOLD_CENTROID_DRIFT),
+    AlertCondition(
+        "KMeansFeatureDrift", "warning", FEATURE_PSI, THRESHOLD_FEATURE_PSI_WARNING, True
+    ),
+    AlertCondition(
+        "KMeansFeatureDrift", "critical", FEATURE_PSI, THRESHOLD_FEATURE_PSI_CRITICAL, True
+    ),
+    AlertCondition(
+        "KMeansManyFeaturesDrifting",
+        "warning",
+        FEATURE_PSI,
+        THRESHOLD_FEATURE_PSI_WARNING,
+        True,
+        DRIFT_STORM_FEATURES,
+    ),
+    AlertCondition(
+        "KMeansManyFeaturesDrifting",
+        "critical",
+        FEATURE_PSI,
+        THRESHOLD_FEATURE_PSI_CRITICAL,
+        True,
+        DRIFT_STORM_FEATURES,
+    ),
+    AlertCondition("KMeansLabelDrift", "warning", LABEL_PSI, THRESHOLD_LABEL_PSI),
+    AlertCondition("KMeansSilhouetteDrop", "warning", SILHOUETTE, THRESHOLD_SILHOUETTE_MIN),
+    AlertCondition("KMeansOutlierRatioHigh", "warning", OUTLIER_RATIO, THRESHOLD_OUTLIER_RATIO),
+    AlertCondition("KMeansEmptyClusters", "warning", EMPTY_CLUSTERS, THRESHOLD_EMPTY_CLUSTERS),
 )
 
 #: The fields of a run's one-line summary.

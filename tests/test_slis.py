@@ -27,12 +27,6 @@ ALLOWED = {
     ("monitor/config.py", "silhouette"),
     ("monitor/cli.py", "silhouette"),
     ("monitor/cli.py", "inertia"),  # choose-k's table columns: criteria, not SLIs
-    # The YAML fields of `thresholds:`; the catalogue's Threshold.config points at them.
-    ("monitor/config.py", "feature_psi_warning"),
-    ("monitor/config.py", "feature_psi_critical"),
-    ("monitor/config.py", "label_psi"),
-    ("monitor/config.py", "centroid_drift"),
-    ("monitor/config.py", "outlier_ratio"),
 }
 
 
@@ -114,3 +108,23 @@ def test_triggers_and_progress_name_catalogue_entries() -> None:
     for p in S.PROGRESS:
         assert p.sli in S.SCALAR
         assert not p.warning or p.warning in S.SLIS[p.sli].thresholds
+
+
+def test_alert_conditions_match_the_rendered_rules() -> None:
+    from monitor.render import RenderOptions
+    from monitor.render.rules import rules_by_alert
+
+    rules = rules_by_alert(RenderOptions())
+    for c in S.ALERT_CONDITIONS:
+        [rule] = [r for r in rules[c.alert] if r["labels"]["severity"] == c.severity]
+        expr = str(rule["expr"])
+        assert S.SLIS[c.sli].metric in expr, (c.alert, c.severity)
+        assert S.THRESHOLDS[c.threshold].metric in expr, (c.alert, c.severity)
+        if c.at_least:  # a model-level alert: so many features at once
+            assert f">= {c.at_least}" in expr and "unless" not in expr
+        elif c.per_feature:  # per feature, standing down while the model-level one fires
+            assert "unless on (job, instance, model)" in expr
+            assert f">= {S.DRIFT_STORM_FEATURES}" in expr
+    # Every drift and quality alert is covered.
+    drift = {a for a, group in rules.items() for r in group if "threshold" in str(r["expr"])}
+    assert drift == {c.alert for c in S.ALERT_CONDITIONS}

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from monitor.checks import Mismatch, Problem, check_float, check_int
+from monitor.slis import DRIFT_STORM_FEATURES
 
 __all__ = ["RenderOptions"]
 
@@ -21,7 +22,7 @@ class RenderOptions:
     runbook_url_pattern: str = "http://127.0.0.1:9310/runbooks/{alertname}"
     time_scale: float = 1.0  # multiplies every `for:` and range window of the rules
     job: str = "kmeans-monitor"  # the Prometheus job that scrapes the daemon
-    drift_storm_features: int = 3  # this many drifting features make one model-level alert
+    drift_storm_features: int = DRIFT_STORM_FEATURES  # this many make one model-level alert
 
     def __post_init__(self) -> None:
         if not _is_url_pattern(self.runbook_url_pattern):

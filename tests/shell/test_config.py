@@ -80,12 +80,12 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].thresholds.feature_psi_critical: must be at least "
             "feature_psi_warning (0.3); got 0.2",
             "models[checkout].thresholds.bogus: must be omitted (unknown field; valid: "
-            "calibration_refits, centroid_drift, false_alarm_rate, feature_psi_critical, "
-            "feature_psi_warning, label_psi, mode, outlier_quantile, outlier_ratio, "
-            "silhouette_drop); got 1",
+            "calibration_refits, centroid_drift, empty_clusters, false_alarm_rate, "
+            "feature_psi_critical, feature_psi_warning, label_psi, mode, outlier_quantile, "
+            "outlier_ratio, silhouette_drop); got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: features, k, "
-            "metric, name, retrain, scaling, schedule, slo, source, thresholds, training, "
-            "validation, window); got True",
+            "metric, name, reference, retrain, scaling, schedule, seasonality, slo, source, "
+            "thresholds, training, validation, window); got True",
             # The source's own problems come in the same pass, under the model's name.
             "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
         ]
@@ -263,3 +263,69 @@ def test_config_never_imports_a_source() -> None:
     from tests.test_architecture import MODULES
 
     assert not [m for m in MODULES["monitor.config"] if m.startswith("monitor.sources")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"reference": {"window": "2h"}, "seasonality": "daily"},
+            "models[checkout].reference.window: must be at least one daily cycle (1d) with "
+            "seasonality: daily; got '2h'",
+        ),
+        (
+            {"reference": {"window": "5m"}},
+            "models[checkout].reference.window: must be at least the monitored window (10m); "
+            "got '5m'",
+        ),
+        (
+            {"reference": {"from": "2026-11-02", "to": "2026-11-01"}},
+            "models[checkout].reference.to: must be after from (2026-11-02T00:00:00Z); "
+            "got '2026-11-01T00:00:00Z'",
+        ),
+        (
+            {"reference": {"from": "2026-11-01"}},
+            "models[checkout].reference.to: must be given with the other end of the range; "
+            "got None",
+        ),
+        (
+            {"reference": {"from": "yesterday", "to": "2026-11-01"}},
+            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time; "
+            "got 'yesterday'",
+        ),
+        (
+            {"seasonality": "hourly"},
+            "models[checkout].seasonality: must be one of {'none', 'daily', 'weekly'}; "
+            "got 'hourly'",
+        ),
+    ],
+)
+def test_reference_period_and_seasonality_problems(extra: dict[str, Any], expected: str) -> None:
+    raw = minimal(**extra)
+    assert expected in problems_of(raw)
+
+
+def test_a_reference_period_by_window_or_by_range() -> None:
+    default = parse(minimal(), sources=SOURCES).models[0]
+    assert default.reference.window == 86400.0 and default.seasonality == "none"
+    assert default.reference.span(1000.0) == (1000.0 - 86400.0, 1000.0)
+    weekly = parse(
+        minimal(reference={"window": "7d"}, seasonality="weekly"), sources=SOURCES
+    ).models[0]
+    assert weekly.reference.window == 7 * 86400.0 and weekly.seasonality == "weekly"
+    ranged = parse(
+        minimal(reference={"from": "2026-11-01T00:00:00Z", "to": 1793577600}), sources=SOURCES
+    ).models[0]
+    assert ranged.reference.span(0.0) == (1793491200.0, 1793577600.0)
+    assert ranged.reference.window == 86400.0
+
+
+def test_threshold_levels_of_one_sli_are_ordered_once() -> None:
+    raw = minimal(thresholds={"feature_psi_warning": 0.3, "feature_psi_critical": 0.2})
+    assert (
+        problems_of(raw).count(
+            "models[checkout].thresholds.feature_psi_critical: must be at least "
+            "feature_psi_warning (0.3); got 0.2"
+        )
+        == 1
+    )
