@@ -139,15 +139,48 @@ class KSelection:
     best_gap: int
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Thresholds at a target false-alarm rate for a given window size."""
+@dataclass(frozen=True, eq=False)
+class NullTable:
+    """Thresholds as a function of a window's row count, calibrated on the reference period.
 
-    thresholds: Mapping[str, float]  # SLI name -> threshold
-    directions: Mapping[str, str]  # SLI name -> "above" or "below" (which side alarms)
-    false_alarm_rate: float
-    window_size: int
-    n_resamples: int
+    ``values[g, j]`` is the threshold of SLI ``keys[j]`` for windows of ``sizes[g]`` rows:
+    quiet windows of that size cross it with probability ``per_sli_rate``, so that all
+    ``keys`` together stay at ``false_alarm_rate`` per window. NaN where the SLI is not a
+    drift signal at that size (its null distribution is undefined there).
+    """
+
+    sizes: IntArray  # (g,) ascending
+    keys: tuple[str, ...]  # (m,) SLI keys of the catalogue
+    values: FloatArray  # (g, m)
+    false_alarm_rate: float  # family-wise, per window
+    per_sli_rate: float  # false_alarm_rate / m (Bonferroni)
+    n_draws: int  # null windows drawn per size
+
+
+@dataclass(frozen=True, eq=False)
+class SeasonalProfile:
+    """Cluster and bin counts of the reference period by phase of a seasonal cycle."""
+
+    period: float  # seconds in one cycle (86400: daily, 604800: weekly)
+    label_counts: FloatArray  # (P, k) reference rows per phase and cluster
+    bin_counts: FloatArray  # (P, B) reference rows per phase and bin, features side by side
+    bin_offsets: IntArray  # (d + 1,) feature j's bins are columns offsets[j]:offsets[j+1]
+    width: int  # phases on each side pooled into the reference of a window
+
+    @property
+    def n_phases(self) -> int:
+        return int(self.label_counts.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceWindows:
+    """The reference period cut into windows of the monitored duration, with their SLIs."""
+
+    starts: FloatArray  # (b,) unix seconds
+    ends: FloatArray  # (b,)
+    rows: IntArray  # (b,) rows in each window
+    keys: tuple[str, ...]  # (m,) SLI keys
+    values: FloatArray  # (b, m) each SLI of the reference model on each window
 
 
 # --------------------------------------------------------------------------- shell
@@ -163,6 +196,21 @@ class Window:
     features: tuple[str, ...]
     X: FloatArray  # (n, d), may still hold NaN/inf: the pipeline validates
     label: str = ""  # human description of the window (file name, time range)
+
+
+@dataclass(frozen=True, eq=False)
+class ReferencePeriod:
+    """The reference period of a model, read as consecutive windows of the monitored size."""
+
+    X: FloatArray  # (N, d) the validated rows, raw units, window after window
+    block: IntArray  # (N,) the window of each row, in [0, b)
+    starts: FloatArray  # (b,) unix seconds
+    ends: FloatArray  # (b,)
+    skipped: tuple[str, ...] = ()  # windows of the period left out, each with why
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.starts.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +248,9 @@ class Snapshot:
     reason: str  # "initial", "scheduled", "drift", "manual", "rollback"
     parent_version: int | None = None
     checksum: str = ""  # set by the store: sha256 of the serialised payload
+    null: NullTable | None = None  # thresholds by window size (None: fixed thresholds only)
+    profile: SeasonalProfile | None = None  # with a seasonality: the reference by phase
+    reference_windows: ReferenceWindows | None = None  # the reference period, window by window
 
     @property
     def k(self) -> int:
@@ -257,6 +308,8 @@ class Measurement:
     reference: Snapshot | None
     view: WindowView
     slis: Mapping[str, float]  # the view's SLIs plus the candidate comparison
+    thresholds: Mapping[str, float]  # what this window's SLIs are compared with (its size)
+    undefined: tuple[str, ...]  # SLIs that are not drift signals at this window's size
     centroid_drift: tuple[float, ...]  # per live cluster; 0.0 where unmatched
     candidate_centers: FloatArray | None  # (k, d) in the live model's scaled units
     candidate_ok: bool  # False when the candidate left a cluster empty

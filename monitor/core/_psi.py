@@ -12,19 +12,28 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["bin_index", "psi_from_fractions"]
+__all__ = ["bin_index", "psi_from_fractions", "psi_rows"]
 
 Floats = NDArray[np.floating[Any]]
 
 
 def psi_from_fractions(p: Floats, q: Floats, epsilon: float) -> float:
     """PSI of two share vectors of one variable after the floor-and-renormalise rule."""
-    pf = np.maximum(p, epsilon)
-    qf = np.maximum(q, epsilon)
-    pf = pf / pf.sum()
-    qf = qf / qf.sum()
+    return float(psi_rows(np.asarray(p)[None, :], np.asarray(q)[None, :], epsilon)[0])
+
+
+def psi_rows(p: Floats, q: Floats, epsilon: float) -> NDArray[np.float64]:
+    """PSI of each row of ``q`` (c, B) against the same row of ``p`` (c, B) or against ``p`` (B,).
+
+    Both sides are floored at ``epsilon`` and renormalised per row first.
+    """
+    pf = np.maximum(np.asarray(p, dtype=np.float64), epsilon)
+    qf = np.maximum(np.asarray(q, dtype=np.float64), epsilon)
+    pf = pf / pf.sum(axis=-1, keepdims=True)
+    qf = qf / qf.sum(axis=-1, keepdims=True)
     # Each term (q - p) ln(q / p) is >= 0; the sum is clipped at 0 against rounding.
-    return max(0.0, float(np.sum((qf - pf) * np.log(qf / pf))))
+    out: NDArray[np.float64] = np.maximum(0.0, np.sum((qf - pf) * np.log(qf / pf), axis=-1))
+    return out
 
 
 def bin_index(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.intp]:

@@ -1,31 +1,33 @@
-"""Thresholds for each SLI at a target false-alarm rate, from the reference window.
+"""Thresholds at each window size, calibrated on the reference period.
 
-Under the no-change hypothesis a production window is a fresh draw from the
-distribution the reference came from, and the live model, its bins, shares and
-outlier thresholds were all estimated on that reference. A fresh window's SLI
-therefore varies for two reasons: the window's own sampling, and the reference's
-(what was estimated on it). Each resample draws both from the reference, with
-replacement: a pseudo-reference ``R*`` of ``n`` rows and a window ``W*`` of
-``window_size`` rows, and computes the SLI of ``W*`` against what ``R*`` would have
-estimated. The threshold is the ``1 - false_alarm_rate`` quantile of the resampled
-values (``false_alarm_rate`` for SLIs that alarm when low).
+Under the no-change hypothesis a monitored window looks like a window of the reference
+period: the same traffic mix at the same phase of the day, the same autocorrelation
+within a window, the same sampling noise at its row count. The reference period is cut
+into windows of the monitored duration ("blocks"). A null window of ``n`` rows is a
+block drawn at random with ``n`` of its rows drawn with replacement, and it is compared
+with the reference that leaves the block out (the pooled phase around it when the model
+is seasonal): the SLI values of many null windows are the null distribution of each SLI
+at size ``n``. Drawing whole blocks keeps what makes real telemetry hard (rolling means
+and daily cycles make a window narrower than the period), and drawing rows within a
+block gives the noise of the window's size.
 
-A third effect needs refits: the centres were fitted on the reference, so distances,
-silhouettes and outlier flags look better there than on fresh data. With ``n_refits``
-k-means refits this optimism is estimated by the bootstrap (Efron 1983) and added.
-
-Per-point quantities (cluster, squared distance, outlier flag, simplified silhouette,
-the bin of each feature) are computed once; a resample only gathers and counts.
+The false-alarm rate is controlled for the model as a whole, per window: the SLIs that
+are computed on the same null windows get thresholds from their joint null (the
+max-statistic, or min-p, method: the family alarms on at most ``false_alarm_rate`` of
+the null windows), and the centroid drift, which needs a refit per null window and so
+has fewer of them, gets a Bonferroni share. See docs/slis.md, "Calibration".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtri
 
 from monitor.checks import (
     RandomStateLike,
@@ -34,292 +36,713 @@ from monitor.checks import (
     check_int,
     check_random_state,
 )
-from monitor.core._checks import check_shares
-from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
-from monitor.core._distances import own_and_nearest_other, silhouette_from_ab
-from monitor.core._psi import bin_index, psi_from_fractions
+from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
+from monitor.core._psi import bin_index, psi_rows
 from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
 from monitor.core.kmeans import assign_labels, fit_kmeans
-from monitor.core.outliers import fit_outlier_thresholds
+from monitor.core.seasonal import phase_index
 from monitor.errors import InvalidInputError
-from monitor.records import Calibration, OutlierThresholds, ReferenceBins
+from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
 from monitor.slis import (
+    BELOW,
     CENTROID_DRIFT_MAX,
-    CLUSTER_SIZE_CV,
+    EMPTY_CLUSTERS,
     FEATURE_PSI_MAX,
-    INERTIA,
     LABEL_PSI,
     OUTLIER_RATIO,
-    SIMPLIFIED_SILHOUETTE,
+    SILHOUETTE,
     SLIS,
 )
 
-__all__ = ["DIRECTIONS", "calibrate"]
+__all__ = [
+    "CALIBRATABLE",
+    "JOINT",
+    "SEPARATE",
+    "Phases",
+    "block_phases",
+    "calibrate",
+    "threshold_at",
+]
 
 F64 = NDArray[np.float64]
+Int = NDArray[np.intp]
 
-#: Which side of its threshold each calibrated SLI alarms on (from the SLI catalogue).
-DIRECTIONS: Mapping[str, str] = MappingProxyType(
-    {
-        key: SLIS[key].direction
-        for key in (
-            FEATURE_PSI_MAX,  # the largest PSI over the features
-            LABEL_PSI,
-            OUTLIER_RATIO,
-            SIMPLIFIED_SILHOUETTE,
-            INERTIA,  # over a window of window_size points
-            CLUSTER_SIZE_CV,
-            CENTROID_DRIFT_MAX,  # only with n_refits > 0
-        )
-    }
-)
+#: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
+JOINT = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, EMPTY_CLUSTERS)
+#: SLIs calibrated on their own null windows, each with a Bonferroni share: the
+#: silhouette (exact within small windows) and the centroid drift (a refit per window).
+SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX)
+CALIBRATABLE = (*JOINT, *SEPARATE)
 
+DRAW_BUDGET = 3e7  # gathered values per size (draws * n * (d + 2)): bounds the work
+MIN_DRAWS, MAX_DRAWS = 1000, 6000
+MIN_TAIL = 10  # empirical tail quantiles need this many exceedances; beyond, a fitted tail
+SILHOUETTE_REFERENCE = 1000  # reference points each point's silhouette is measured against
+SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the blocks)
+SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (the default)
+EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
+SILHOUETTE_DRAWS = 600  # null windows per size for the exact silhouette
 _SEED_HIGH = 2**31 - 1
 
 
-class _FeaturePsi:
-    """Per-feature bin shares and max-over-features PSI of resampled rows."""
+@dataclass(frozen=True)
+class Phases:
+    """The seasonal phase of each block, for comparing a block with its own phase."""
 
-    def __init__(self, X: F64, bins: ReferenceBins) -> None:
-        sizes = np.array([e.shape[0] + 1 for e in bins.edges], dtype=np.intp)
-        self.offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
-        self.total = int(sizes.sum())
-        # Bin of every reference value, shifted so that all features share one bincount.
-        self.index = np.empty(X.shape, dtype=np.min_scalar_type(self.total))
-        for j, edges in enumerate(bins.edges):
-            self.index[:, j] = bin_index(edges, X[:, j]) + self.offsets[j]
-        self.reference = [np.asarray(f, dtype=np.float64) for f in bins.reference_fractions]
-        self.epsilon = bins.epsilon
-
-    def fractions(self, rows: NDArray[np.intp]) -> list[F64]:
-        """Shares of ``rows`` in each feature's bins."""
-        counts = np.bincount(self.index[rows].ravel(), minlength=self.total)
-        return np.split(counts.astype(np.float64) / rows.shape[0], self.offsets[1:])
-
-    def max_psi(self, rows: NDArray[np.intp], reference: list[F64] | None = None) -> float:
-        """Largest PSI over the features of ``rows`` against ``reference`` (default: the bins')."""
-        p_all = self.reference if reference is None else reference
-        return max(
-            psi_from_fractions(p, q, self.epsilon)
-            for p, q in zip(p_all, self.fractions(rows), strict=True)
-        )
+    of_block: Int  # (b,) phase index of each block
+    n_phases: int
+    width: int  # phases on each side pooled into a block's reference
 
 
-def _assign(X: F64, C: F64, working_memory_mib: float) -> tuple[NDArray[np.intp], F64]:
-    labels, sq = assign_labels(X, C, working_memory_mib=working_memory_mib)
-    return np.asarray(labels, dtype=np.intp), np.asarray(sq, dtype=np.float64)
+@dataclass(frozen=True, eq=False)
+class _Pool:
+    """Per-row facts of the reference, computed once; a null window only gathers them."""
 
-
-def _per_point(
-    X: F64, C: F64, labels: NDArray[np.intp], sq: F64, limits: F64, working_memory_mib: float
-) -> dict[str, F64]:
-    """Per-point values whose window mean is an SLI: outlier flag, squared distance, silhouette."""
-    values = {
-        OUTLIER_RATIO: (np.sqrt(sq) > limits[labels]).astype(np.float64),
-        INERTIA: sq,
-    }
-    if C.shape[0] >= 2:
-        a, b = own_and_nearest_other(X, labels, C, working_memory_mib)
-        values[SIMPLIFIED_SILHOUETTE] = silhouette_from_ab(a, b)
-    return values
-
-
-def _cv(shares: F64) -> float:
-    """Coefficient of variation of cluster sizes from their shares (population std / mean)."""
-    mean = 1.0 / shares.shape[0]
-    return float(np.sqrt(np.mean((shares - mean) ** 2)) / mean)
-
-
-def _check_inputs(
-    X: F64,
-    centers: F64,
-    bins: ReferenceBins,
-    thresholds: OutlierThresholds,
-    reference_shares: ArrayLike,
-) -> F64:
-    owner = "calibrate"
-    d = X.shape[1]
-    if centers.shape[1] != d:
-        raise InvalidInputError(
-            f"The 'centers' parameter of {owner} must have {d} feature(s) to match "
-            f"X_ref_scaled; got an array of shape {centers.shape}."
-        )
-    if len(bins.edges) != d:
-        raise InvalidInputError(
-            f"The 'bins' parameter of {owner} has {len(bins.edges)} feature(s); "
-            f"X_ref_scaled has {d}."
-        )
-    k = centers.shape[0]
-    if np.asarray(thresholds.thresholds).shape != (k,):
-        raise InvalidInputError(
-            f"The 'outlier_thresholds' parameter of {owner} must hold {k} thresholds, one per "
-            f"centre; got shape {np.asarray(thresholds.thresholds).shape}."
-        )
-    shares = check_shares(reference_shares, k, name="reference_shares", owner=owner)
-    return np.asarray(shares, dtype=np.float64)
+    X: F64  # (N, d) the reference rows, ordered by block
+    labels: Int  # (N,)
+    flags: F64  # (N,) 1.0 for outliers
+    bins: NDArray[np.int32]  # (N, d) global bin column of each value
+    first: Int  # (b,) first row of each block
+    length: Int  # (b,) rows of each block
+    own_labels: F64  # (b, k) rows of each block per cluster
+    own_bins: F64  # (b, B) rows of each block per bin
+    ref_shares: F64  # (b, k) label shares of each block's reference
+    ref_bins: F64  # (b, B) bin shares of each block's reference, features side by side
+    ref_rows: F64  # (b,) reference rows behind each block's shares
+    offsets: Int  # (d + 1,)
+    sil: F64 | None  # (S,) silhouette of the measured rows, grouped by block
+    sil_first: Int  # (b,)
+    sil_length: Int  # (b,)
+    k: int
 
 
 def calibrate(
     X_ref_scaled: ArrayLike,
+    block: ArrayLike,
     centers: ArrayLike,
     bins: ReferenceBins,
     outlier_thresholds: OutlierThresholds,
-    reference_shares: ArrayLike,
     *,
-    window_size: int,
+    starts: ArrayLike,
+    ends: ArrayLike,
+    sizes: Sequence[int],
+    keys: Sequence[str],
     false_alarm_rate: float = 0.01,
-    n_resamples: int = 200,
-    n_refits: int = 0,
+    phases: Phases | None = None,
+    n_fits: int = 100,
     random_state: RandomStateLike = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
-) -> Calibration:
-    """Thresholds at a target false-alarm rate for windows of ``window_size`` points.
+) -> tuple[NullTable, ReferenceWindows]:
+    """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
+    windows' own SLIs.
 
     Parameters
     ----------
-    X_ref_scaled : array-like of shape (n, d)
-        The reference window in scaled units: the one the centres, bins, outlier
-        thresholds and shares were estimated on.
+    X_ref_scaled : array-like of shape (N, d)
+        The reference period in the model's scaled units (a subsample of it is fine).
+    block : array-like of shape (N,)
+        The reference window of each row, in ``[0, b)``; ``b = 1`` when the reference
+        is one window (the null then resamples that window's rows).
     centers : array-like of shape (k, d)
-        The model's centres.
-    bins : ReferenceBins
-        The reference's PSI bins.
-    outlier_thresholds : OutlierThresholds
-        The reference's per-cluster distance thresholds, shape (k,).
-    reference_shares : array-like of shape (k,)
-        The reference's cluster shares (what ``label_drift`` compares against).
-    window_size : int
-        Points in a production window; the thresholds depend on it (PSI and label PSI
-        shrink roughly as 1 / window_size under no change).
-    false_alarm_rate : float, default 0.01
-        Target probability, per SLI and per window, of crossing the threshold when
-        nothing changed; in (0, 0.5).
-    n_resamples : int, default 200
-        Resampled (reference, window) pairs. The quantile rests on about
-        ``n_resamples * false_alarm_rate`` exceedances; use ``>= 10 / false_alarm_rate``
-        for a stable threshold.
-    n_refits : int, default 0
-        k-means refits, each on a resampled reference and on a resampled window, warm
-        started from ``centers`` (one Lloyd run each). They estimate the optimism of the
-        centre-dependent SLIs on the reference (added to their thresholds) and calibrate
-        ``centroid_drift_max``. Cost: ``n_refits`` runs on n rows and ``n_refits`` on
-        ``window_size`` rows, plus one assignment of the reference per refit. Without
-        refits, outlier ratio, inertia and simplified silhouette thresholds are too
-        tight when ``k * d`` is not small next to ``n`` (see ``docs/slis.md``).
+    bins, outlier_thresholds : the reference's bins and per-cluster distance thresholds.
+    sizes : sequence of int
+        Window sizes (rows) to calibrate at, ascending, each >= 1.
+    keys : sequence of str
+        SLI keys of the catalogue to calibrate: any of ``CALIBRATABLE`` and
+        ``centroid_drift_max``.
+    false_alarm_rate : float
+        Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
+    phases : Phases or None
+        With a seasonal model, the phase of each block: each block is then compared with
+        the reference rows of its own phase (its neighbours'), like a monitored window.
+    n_fits : int
+        Null windows refitted per size for the centroid drift (at three sizes, the
+        others interpolated); 0 leaves the centroid drift uncalibrated.
     random_state : int, Generator, RandomState or None
-        Seeds the resampling and the refits.
     working_memory_mib : float
-        Budget for the passes over the reference (assignment and silhouette).
 
     Returns
     -------
-    Calibration
-        ``thresholds`` and ``directions`` for ``feature_psi`` (the largest PSI over the
-        features: alarming when any feature's PSI is above it keeps the whole family at
-        the target rate), ``label_psi``, ``outlier_ratio``, ``simplified_silhouette``
-        (``"below"``; left out when k = 1), ``inertia`` (sum over a window of
-        ``window_size`` points), ``cluster_size_cv`` and, with refits,
-        ``centroid_drift_max``. See :data:`DIRECTIONS`.
-
-    Notes
-    -----
-    Resampling schemes per SLI. Feature PSI: bin shares of ``W*`` against those of ``R*``
-    (edges fixed). Label PSI: window shares of ``W*`` against a multinomial draw of ``n``
-    labels from ``reference_shares``. Window means (outlier ratio, inertia / window_size,
-    simplified silhouette): the reference's value plus ``mean(W*) - mean(R*)``, so that
-    the spread is that of a window minus a reference. Cluster-size CV: likewise, from the
-    shares. The bins' edges are not re-estimated per resample.
+    NullTable
+        ``values[g, j]``: the threshold of ``keys[j]`` at ``sizes[g]``; NaN where the SLI
+        is undefined at that size (fewer than two populated clusters for the silhouette,
+        fewer rows than clusters for a refit). Empty ``keys`` calibrate nothing.
+    ReferenceWindows
+        The joint SLIs of each block at its own size against the reference without it
+        (the centroid drift is left out: it would need a refit per block).
     """
+    X, blk, C, grid, keys_t, alpha, n_fits, wm = _check(
+        X_ref_scaled, block, centers, bins, sizes, keys, false_alarm_rate, n_fits,
+        working_memory_mib,
+    )  # fmt: skip
+    rng = check_random_state(random_state)
+    pool = _prepare(X, blk, C, bins, outlier_thresholds, phases, keys_t, rng, wm)
+    joint = [key for key in keys_t if key in JOINT]
+    separate = [key for key in keys_t if key in SEPARATE]
+    m = len(joint) + len(separate)
+    values = np.full((grid.shape[0], len(keys_t)), np.nan)
+    draws = 0
+    for g, n in enumerate(grid):
+        if not joint:
+            break
+        samples = _null_draws(pool, int(n), joint, rng)
+        draws = max(draws, samples.shape[0])
+        for key, value in zip(
+            joint, _family_thresholds(samples, joint, alpha * len(joint) / m), strict=True
+        ):
+            values[g, keys_t.index(key)] = value
+    if SILHOUETTE in separate:
+        values[:, keys_t.index(SILHOUETTE)] = _silhouette_thresholds(pool, grid, alpha / m, rng)
+    if CENTROID_DRIFT_MAX in separate and n_fits > 0:
+        column = _refit_thresholds(pool, C, grid, n_fits, alpha / m, rng, wm)
+        values[:, keys_t.index(CENTROID_DRIFT_MAX)] = column
+    table = NullTable(
+        sizes=grid,
+        keys=keys_t,
+        values=values,
+        false_alarm_rate=alpha,
+        per_sli_rate=alpha / max(1, m),
+        n_draws=draws,
+    )
+    return table, _reference_windows(pool, starts, ends)
+
+
+def _check(
+    X_ref_scaled: ArrayLike,
+    block: ArrayLike,
+    centers: ArrayLike,
+    bins: ReferenceBins,
+    sizes: Sequence[int],
+    keys: Sequence[str],
+    false_alarm_rate: float,
+    n_fits: int,
+    working_memory_mib: float,
+) -> tuple[F64, Int, F64, NDArray[np.int64], tuple[str, ...], float, int, float]:
     owner = "calibrate"
     X = np.asarray(check_array(X_ref_scaled, name="X_ref_scaled"), dtype=np.float64)
     C = np.asarray(check_array(centers, name="centers"), dtype=np.float64)
-    shares = _check_inputs(X, C, bins, outlier_thresholds, reference_shares)
-    window_size = check_int(window_size, "window_size", low=1, owner=owner)
-    alpha = check_float(
-        false_alarm_rate,
-        "false_alarm_rate",
-        low=0.0,
-        high=0.5,
-        low_inclusive=False,
-        high_inclusive=False,
-        owner=owner,
-    )
-    n_resamples = check_int(n_resamples, "n_resamples", low=1, owner=owner)
-    n_refits = check_int(n_refits, "n_refits", low=0, owner=owner)
-    working_memory_mib = check_float(
-        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
-    )
-    rng = check_random_state(random_state)
-    n = X.shape[0]
-    k = C.shape[0]
-
-    labels, sq = _assign(X, C, working_memory_mib)
-    limits = np.asarray(outlier_thresholds.thresholds, dtype=np.float64)
-    means = _per_point(X, C, labels, sq, limits, working_memory_mib)
-    centre = {name: float(v.mean()) for name, v in means.items()}
-    scale = {INERTIA: float(window_size)}  # inertia is a sum over the window
-    cv_reference = _cv(shares)
-    features = _FeaturePsi(X, bins)
-
-    values: dict[str, list[float]] = {name: [] for name in DIRECTIONS}
-    for _ in range(n_resamples):
-        ref_rows = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
-        win_rows = np.asarray(rng.integers(0, n, size=window_size), dtype=np.intp)
-        ref_shares = rng.multinomial(n, shares).astype(np.float64) / n
-        win_shares = np.bincount(labels[win_rows], minlength=k).astype(np.float64) / window_size
-        values[FEATURE_PSI_MAX].append(features.max_psi(win_rows, features.fractions(ref_rows)))
-        values[LABEL_PSI].append(psi_from_fractions(ref_shares, win_shares, DEFAULT_EPSILON))
-        for name, v in means.items():
-            shift = float(v[win_rows].mean()) - float(v[ref_rows].mean())
-            values[name].append(scale.get(name, 1.0) * (centre[name] + shift))
-        values[CLUSTER_SIZE_CV].append(cv_reference + _cv(win_shares) - _cv(ref_shares))
-
-    # Optimism (Efron's bootstrap): a model fitted on R* measured on the reference, minus
-    # the same model measured on R*. The same fits give the no-change centroid drift
-    # between a model of a reference and a model of a window.
-    optimism = dict.fromkeys(means, 0.0)
-    for _ in range(n_refits):
-        ref_rows = np.asarray(rng.integers(0, n, size=n), dtype=np.intp)
-        win_rows = np.asarray(rng.integers(0, n, size=window_size), dtype=np.intp)
-        seeds = rng.integers(0, _SEED_HIGH, size=2)
-        fits: list[Any] = [
-            fit_kmeans(
-                X[rows],
-                k,
-                init=C,
-                n_init=1,
-                random_state=int(seed),
-                working_memory_mib=working_memory_mib,
-            )
-            for rows, seed in ((ref_rows, seeds[0]), (win_rows, seeds[1]))
-        ]
-        C_ref = np.asarray(fits[0].centers, dtype=np.float64)
-        values[CENTROID_DRIFT_MAX].append(centroid_drift(C_ref, fits[1].centers).max)
-        lab_b, sq_b = _assign(X, C_ref, working_memory_mib)
-        refit = fit_outlier_thresholds(
-            sq_b[ref_rows], lab_b[ref_rows], k, quantile=float(outlier_thresholds.quantile)
+    blk = np.asarray(block)
+    if blk.shape != (X.shape[0],) or blk.dtype.kind not in "iu" or (blk.size and blk.min() < 0):
+        raise InvalidInputError(
+            f"The 'block' parameter of {owner} must be {X.shape[0]} non-negative integers, "
+            f"one per row of X_ref_scaled. Got an array of shape {blk.shape}, dtype {blk.dtype}."
         )
-        limits_b = np.asarray(refit.thresholds, dtype=np.float64)
-        out_of_bag = np.ones(n, dtype=bool)
-        out_of_bag[ref_rows] = False
-        for name, v in _per_point(X, C_ref, lab_b, sq_b, limits_b, working_memory_mib).items():
-            o = float(v[out_of_bag].mean()) - float(v[ref_rows].mean())
-            optimism[name] += o / n_refits
-    for name, opt in optimism.items():
-        values[name] = [x + scale.get(name, 1.0) * opt for x in values[name]]
+    if C.shape[1] != X.shape[1] or len(bins.edges) != X.shape[1]:
+        raise InvalidInputError(
+            f"The 'centers' and 'bins' parameters of {owner} must have {X.shape[1]} features "
+            f"to match X_ref_scaled; got {C.shape[1]} and {len(bins.edges)}."
+        )
+    grid = np.asarray([check_int(n, "sizes", low=1, owner=owner) for n in sizes], dtype=np.int64)
+    if grid.size == 0 or np.any(np.diff(grid) <= 0):
+        raise InvalidInputError(
+            f"The 'sizes' parameter of {owner} must be a non-empty increasing sequence. "
+            f"Got {list(sizes)!r} instead."
+        )
+    known = CALIBRATABLE
+    for key in keys:
+        if key not in known:
+            raise InvalidInputError(
+                f"The 'keys' parameter of {owner} must hold SLIs among {known}. "
+                f"Got {key!r} instead."
+            )
+    alpha = check_float(
+        false_alarm_rate, "false_alarm_rate", low=0.0, high=0.5, low_inclusive=False,
+        high_inclusive=False, owner=owner,
+    )  # fmt: skip
+    n_fits = check_int(n_fits, "n_fits", low=0, owner=owner)
+    wm = check_float(working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False)
+    return X, blk.astype(np.intp), C, grid, tuple(dict.fromkeys(keys)), alpha, n_fits, wm
 
-    thresholds: dict[str, float] = {}
-    directions: dict[str, str] = {}
-    for name, samples in values.items():
-        if not samples:
-            continue
-        q = alpha if DIRECTIONS[name] == "below" else 1.0 - alpha
-        thresholds[name] = float(np.quantile(np.asarray(samples), q))
-        directions[name] = DIRECTIONS[name]
-    return Calibration(
-        thresholds=thresholds,
-        directions=directions,
-        false_alarm_rate=alpha,
-        window_size=window_size,
-        n_resamples=n_resamples,
+
+# --------------------------------------------------------------------------- the pool
+
+
+def _prepare(
+    X: F64,
+    blk: Int,
+    C: F64,
+    bins: ReferenceBins,
+    outliers: OutlierThresholds,
+    phases: Phases | None,
+    keys: tuple[str, ...],
+    rng: np.random.Generator,
+    wm: float,
+) -> _Pool:
+    order = np.argsort(blk, kind="stable")
+    X, blk = X[order], blk[order]
+    n_blocks = int(blk.max()) + 1 if blk.size else 0
+    length = np.bincount(blk, minlength=n_blocks).astype(np.intp)
+    first = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.intp)
+    labels, sq = assign_labels(X, C, working_memory_mib=wm)
+    labels = np.asarray(labels, dtype=np.intp)
+    limits = np.asarray(outliers.thresholds, dtype=np.float64)
+    flags = (np.sqrt(np.asarray(sq, dtype=np.float64)) > limits[labels]).astype(np.float64)
+    offsets = np.concatenate(([0], np.cumsum([e.shape[0] + 1 for e in bins.edges]))).astype(np.intp)
+    cols = np.empty(X.shape, dtype=np.int32)
+    for j, edges in enumerate(bins.edges):
+        cols[:, j] = bin_index(edges, X[:, j]) + offsets[j]
+    k = C.shape[0]
+    own_labels = _counts(blk * k + labels, n_blocks * k).reshape(n_blocks, k)
+    own_bins = _counts(
+        (blk[:, None] * offsets[-1] + cols).ravel(), n_blocks * int(offsets[-1])
+    ).reshape(n_blocks, int(offsets[-1]))
+    ref_l, ref_b = _block_references(own_labels, own_bins, phases)
+    sil, sil_first, sil_length = _silhouettes(X, labels, C, first, length, keys, rng, wm)
+    return _Pool(
+        X=X,
+        labels=labels,
+        flags=flags,
+        bins=cols,
+        first=first,
+        length=length,
+        own_labels=own_labels,
+        own_bins=own_bins,
+        ref_shares=ref_l / np.maximum(ref_l.sum(axis=1, keepdims=True), 1.0),
+        ref_bins=_per_feature_shares(ref_b, offsets),
+        ref_rows=ref_l.sum(axis=1),
+        offsets=offsets,
+        sil=sil,
+        sil_first=sil_first,
+        sil_length=sil_length,
+        k=k,
     )
+
+
+def _counts(index: NDArray[Any], size: int) -> F64:
+    return np.bincount(index, minlength=size).astype(np.float64)
+
+
+def _block_references(own_labels: F64, own_bins: F64, phases: Phases | None) -> tuple[F64, F64]:
+    """Counts each block is compared with: the reference without the block itself.
+
+    Seasonal: the pooled phases around the block's phase. A block whose leave-out
+    reference is empty (a one-window reference) is compared with the whole reference.
+    """
+    total_l, total_b = own_labels.sum(axis=0), own_bins.sum(axis=0)
+    if phases is None:
+        ref_l, ref_b = total_l - own_labels, total_b - own_bins
+    else:
+        p = phases.n_phases
+        by_phase_l = np.zeros((p, own_labels.shape[1]))
+        by_phase_b = np.zeros((p, own_bins.shape[1]))
+        np.add.at(by_phase_l, phases.of_block, own_labels)
+        np.add.at(by_phase_b, phases.of_block, own_bins)
+        ref_l, ref_b = np.empty_like(own_labels), np.empty_like(own_bins)
+        for b, phase in enumerate(phases.of_block):
+            around = np.unique(np.arange(phase - phases.width, phase + phases.width + 1) % p)
+            ref_l[b] = by_phase_l[around].sum(axis=0) - own_labels[b]
+            ref_b[b] = by_phase_b[around].sum(axis=0) - own_bins[b]
+    empty = ref_l.sum(axis=1) <= 0
+    ref_l[empty], ref_b[empty] = total_l, total_b
+    return ref_l, ref_b
+
+
+def _per_feature_shares(counts: F64, offsets: Int) -> F64:
+    out = np.empty_like(counts)
+    for j in range(offsets.shape[0] - 1):
+        part = counts[..., offsets[j] : offsets[j + 1]]
+        out[..., offsets[j] : offsets[j + 1]] = part / np.maximum(
+            part.sum(axis=-1, keepdims=True), 1.0
+        )
+    return out
+
+
+def _silhouettes(
+    X: F64,
+    labels: Int,
+    C: F64,
+    first: Int,
+    length: Int,
+    keys: tuple[str, ...],
+    rng: np.random.Generator,
+    wm: float,
+) -> tuple[F64 | None, Int, Int]:
+    """Silhouette of up to SILHOUETTE_ROWS rows spread evenly over the blocks.
+
+    Each row's mean distances are measured against one random set of reference rows,
+    which estimates the means over any window it could be in.
+    """
+    n_blocks = first.shape[0]
+    if SILHOUETTE not in keys or C.shape[0] < 2 or np.unique(labels).shape[0] < 2:
+        return None, np.zeros(n_blocks, np.intp), np.zeros(n_blocks, np.intp)
+    per_block = max(1, SILHOUETTE_ROWS // max(1, n_blocks))
+    take = np.minimum(length, per_block)
+    rows = np.concatenate(
+        [f + rng.choice(n, t, replace=False) for f, n, t in zip(first, length, take, strict=True)]
+    ).astype(np.intp)
+    ref = rng.choice(X.shape[0], min(SILHOUETTE_REFERENCE, X.shape[0]), replace=False)
+    onehot = np.zeros((ref.shape[0], C.shape[0]))
+    onehot[np.arange(ref.shape[0]), labels[ref]] = 1.0
+    size = onehot.sum(axis=0)
+    sil = np.empty(rows.shape[0])
+    chunk = chunk_rows(rows.shape[0], ref.shape[0] * 8 * 3, wm)  # distances, and two copies
+    for s in iter_slices(rows.shape[0], chunk):
+        dist = np.sqrt(np.maximum(_sq_dist(X[rows[s]], X[ref]), 0.0))
+        mean = (dist @ onehot) / np.maximum(size, 1.0)
+        own = labels[rows[s]]
+        a = mean[np.arange(own.shape[0]), own]
+        mean[np.arange(own.shape[0]), own] = np.inf
+        mean[:, size == 0] = np.inf
+        b = mean.min(axis=1)
+        sil[s] = np.where(np.isfinite(b), (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    sil_first = np.concatenate(([0], np.cumsum(take)[:-1])).astype(np.intp)
+    return sil, sil_first, take.astype(np.intp)
+
+
+def _sq_dist(A: F64, B: F64) -> F64:
+    out: F64 = (A * A).sum(axis=1)[:, None] - 2.0 * (A @ B.T) + (B * B).sum(axis=1)[None, :]
+    return out
+
+
+# --------------------------------------------------------------------------- null draws
+
+
+def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tuple[Int, Int]:
+    """``count`` null windows of ``n`` rows: (the block each starts at, (count, n) rows).
+
+    A window is ``n`` rows drawn without replacement from one block, so that it is an
+    honest sample of that stretch of time; when blocks hold fewer than ``n`` rows, from
+    the run of consecutive blocks that does (a bigger window of the same time). Only a
+    reference smaller than ``n`` in all forces drawing with replacement.
+    """
+    ends = pool.first + pool.length
+    reach = np.searchsorted(np.cumsum(pool.length), pool.first + n, side="left")
+    ok = (pool.length > 0) & (reach < pool.length.shape[0])
+    starts = np.flatnonzero(ok)
+    if starts.size == 0:  # the whole reference is smaller than one window
+        starts = np.flatnonzero(pool.length > 0)
+        pick = starts[rng.integers(0, starts.size, size=count)]
+        total = int(pool.length.sum())
+        return pick, rng.integers(0, total, size=(count, n)).astype(np.intp)
+    span = ends[reach[starts]] - pool.first[starts]
+    pick = rng.integers(0, starts.size, size=count)
+    lengths = span[pick]
+    keys = rng.random((count, int(lengths.max())))
+    keys[np.arange(keys.shape[1])[None, :] >= lengths[:, None]] = 2.0  # past the span
+    offsets = np.argpartition(keys, n - 1, axis=1)[:, :n] if n < keys.shape[1] else None
+    if offsets is None:
+        offsets = np.tile(np.arange(n), (count, 1))
+    return starts[pick], (pool.first[starts[pick]][:, None] + offsets).astype(np.intp)
+
+
+def _n_draws(n: int, d: int) -> int:
+    return int(min(MAX_DRAWS, max(MIN_DRAWS, DRAW_BUDGET // (n * (d + 2)))))
+
+
+def _null_draws(pool: _Pool, n: int, keys: list[str], rng: np.random.Generator) -> F64:
+    """(D, len(keys)) SLI values of D null windows of ``n`` rows; NaN where undefined."""
+    d = pool.bins.shape[1]
+    total = _n_draws(n, d)
+    out = np.empty((total, len(keys)))
+    per_chunk = max(1, int(2e6 // (max(n, int(pool.length.max())) * (d + 2))))
+    for s in iter_slices(total, per_chunk):
+        blocks, rows = _draw_rows(pool, n, s.stop - s.start, rng)
+        out[s] = _window_slis(pool, blocks, rows, keys, rng)
+    return out
+
+
+def _window_slis(
+    pool: _Pool, blocks: Int, rows: Int, keys: list[str], rng: np.random.Generator
+) -> F64:
+    """The SLIs of null windows: ``rows[i]`` drawn from block ``blocks[i]``."""
+    c, n = rows.shape
+    k = pool.k
+    counts = np.bincount(
+        (pool.labels[rows] + k * np.arange(c)[:, None]).ravel(), minlength=c * k
+    ).reshape(c, k)
+    out = np.empty((c, len(keys)))
+    for j, key in enumerate(keys):
+        if key == LABEL_PSI:
+            ref = _perturbed(pool.ref_shares[blocks], pool.ref_rows[blocks], n, rng)
+            out[:, j] = psi_rows(ref, counts / n, DEFAULT_EPSILON)
+        elif key == FEATURE_PSI_MAX:
+            out[:, j] = _feature_psi_max(pool, blocks, rows, rng)
+        elif key == OUTLIER_RATIO:
+            out[:, j] = pool.flags[rows].mean(axis=1)
+        elif key == EMPTY_CLUSTERS:
+            out[:, j] = (counts == 0).sum(axis=1)
+        elif key == SILHOUETTE:
+            out[:, j] = _silhouette_means(pool, blocks, n, rng)
+    return out
+
+
+def _perturbed(shares: F64, ref_rows: F64, n: int, rng: np.random.Generator) -> F64:
+    """Reference shares as a reference of ``ref_rows`` rows could have estimated them.
+
+    Only where the reference is not much larger than the window: beyond 50 times the
+    window the estimation noise is negligible next to the window's.
+    """
+    small = ref_rows < 50 * n
+    if not small.any():
+        return shares
+    out = shares.copy()
+    m = np.maximum(ref_rows[small], 1).astype(np.int64)
+    out[small] = (
+        rng.multinomial(m, shares[small] / shares[small].sum(axis=1, keepdims=True)) / m[:, None]
+    )
+    return out
+
+
+def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generator) -> F64:
+    c, n = rows.shape
+    width = int(pool.offsets[-1])
+    cols = pool.bins[rows]  # (c, n, d)
+    counts = np.bincount(
+        (cols + width * np.arange(c)[:, None, None]).ravel(), minlength=c * width
+    ).reshape(c, width)
+    best = np.zeros(c)
+    for j in range(pool.offsets.shape[0] - 1):
+        lo, hi = pool.offsets[j], pool.offsets[j + 1]
+        ref = _perturbed(pool.ref_bins[blocks, lo:hi], pool.ref_rows[blocks], n, rng)
+        best = np.maximum(best, psi_rows(ref, counts[:, lo:hi] / n, DEFAULT_EPSILON))
+    return best
+
+
+def _silhouette_means(pool: _Pool, blocks: Int, n: int, rng: np.random.Generator) -> F64:
+    if pool.sil is None:
+        return np.full(blocks.shape[0], np.nan)
+    length = pool.sil_length[blocks]
+    picks = pool.sil_first[blocks][:, None] + (
+        rng.random((blocks.shape[0], min(n, SILHOUETTE_WINDOW))) * length[:, None]
+    ).astype(np.intp)
+    means = pool.sil[picks].mean(axis=1)
+    return np.where(length > 0, means, np.nan)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def _family_thresholds(samples: F64, keys: list[str], level: float) -> list[float]:
+    """Thresholds that together alarm on at most ``level`` of the null windows (min-p).
+
+    Each SLI's null p-value of a window is the share of null windows at least as bad;
+    the family alarms when the smallest p-value of a window is at most ``c``, with
+    ``c`` the largest value for which that happens on at most ``level`` of the windows.
+    Each threshold is then the SLI's value at p-value ``c``.
+    """
+    worse = np.column_stack([_oriented(samples[:, j], key) for j, key in enumerate(keys)])
+    defined = np.mean(np.isfinite(worse), axis=0) >= 0.5
+    pvals = np.full(worse.shape, np.inf)
+    for j in map(int, np.flatnonzero(defined)):
+        col = worse[:, j]
+        ok = np.isfinite(col)
+        srt = np.sort(col[ok])
+        pvals[ok, j] = (srt.shape[0] - np.searchsorted(srt, col[ok], side="left")) / srt.shape[0]
+    min_p = pvals.min(axis=1)
+    cut = _level_cut(min_p, level)
+    out = []
+    for j, key in enumerate(keys):
+        if not defined[j]:
+            out.append(math.nan)
+            continue
+        t = _upper_threshold(worse[:, j][np.isfinite(worse[:, j])], cut)
+        out.append(-t if SLIS[key].direction == BELOW else t)
+    return out
+
+
+def _oriented(values: F64, key: str) -> F64:
+    """Values with larger meaning worse (SLIs that alarm when low are negated)."""
+    return -values if SLIS[key].direction == BELOW else values
+
+
+def _level_cut(min_p: F64, level: float) -> float:
+    """Largest p-value cut at which at most ``level`` of the windows alarm."""
+    finite = np.sort(min_p[np.isfinite(min_p)])
+    if finite.size == 0:
+        return level
+    allowed = math.floor(level * min_p.shape[0])
+    if allowed <= 0:
+        return float(finite[0]) * 0.5  # below every observed p-value: the fitted tail decides
+    # p-values tie: keep the cut where the count of windows at or below it fits.
+    candidates = np.unique(finite)
+    fits = [c for c in candidates if np.count_nonzero(finite <= c) <= allowed]
+    return float(fits[-1]) if fits else float(finite[0]) * 0.5
+
+
+def _upper_threshold(values: F64, p: float) -> float:
+    """A value that null windows exceed with probability ``p`` (strictly above alarms).
+
+    The empirical quantile while enough windows lie beyond it; further out, a tail
+    fitted to the top tenth (peaks over threshold with an exponential tail).
+    """
+    srt = np.sort(values)
+    total = srt.shape[0]
+    if p * total >= MIN_TAIL:
+        # The largest value that leaves at most p of the windows strictly above it.
+        beyond = math.floor(p * total)
+        return float(srt[total - beyond - 1])
+    u = float(np.quantile(srt, 0.9))
+    excess = srt[srt > u] - u
+    p_u = excess.shape[0] / total
+    if p_u <= p or excess.size == 0:
+        return float(srt[-1])
+    return u + float(excess.mean()) * math.log(p_u / p)
+
+
+def _silhouette_thresholds(
+    pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator
+) -> F64:
+    """Lower silhouette thresholds by size: exact within small null windows, where the
+    minimum over clusters of few distances biases the window's silhouette low; from
+    per-point silhouettes in larger ones, where that bias is negligible."""
+    out = np.full(grid.shape[0], np.nan)
+    if pool.sil is None:
+        return out
+    for g, n in enumerate(grid):
+        if n <= EXACT_SILHOUETTE:
+            values = _exact_silhouettes(pool, int(n), rng)
+        else:
+            blocks, _ = _draw_rows(pool, 1, MIN_DRAWS, rng)
+            values = _silhouette_means(pool, blocks, int(n), rng)
+        values = values[np.isfinite(values)]
+        if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
+            out[g] = -_upper_threshold(-values, level)
+    return out
+
+
+def _exact_silhouettes(pool: _Pool, n: int, rng: np.random.Generator) -> F64:
+    """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN: undefined)."""
+    out = np.full(SILHOUETTE_DRAWS, np.nan)
+    _, windows = _draw_rows(pool, n, SILHOUETTE_DRAWS, rng)
+    for i, rows in enumerate(windows):
+        labels = pool.labels[rows]
+        if np.unique(labels).shape[0] < 2:
+            continue
+        dist = np.sqrt(np.maximum(_sq_dist(pool.X[rows], pool.X[rows]), 0.0))
+        onehot = np.zeros((n, pool.k))
+        onehot[np.arange(n), labels] = 1.0
+        size = onehot.sum(axis=0)
+        sums = dist @ onehot
+        own = sums[np.arange(n), labels] / np.maximum(size[labels] - 1.0, 1.0)
+        other = sums / np.maximum(size, 1.0)
+        other[np.arange(n), labels] = np.inf
+        other[:, size == 0] = np.inf
+        nearest = other.min(axis=1)
+        s = (nearest - own) / np.maximum(np.maximum(own, nearest), 1e-300)
+        s[size[labels] <= 1] = 0.0  # a point alone in its cluster scores 0 (Rousseeuw)
+        out[i] = float(s.mean())
+    return out
+
+
+REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
+
+
+def _refit_thresholds(
+    pool: _Pool,
+    C: F64,
+    grid: NDArray[np.int64],
+    n_fits: int,
+    level: float,
+    rng: np.random.Generator,
+    wm: float,
+) -> F64:
+    """Centroid drift thresholds from warm refits on null windows.
+
+    At up to three sizes (the smallest, the middle and the largest the budget affords),
+    ``n_fits`` refits each (up to twice as many where refits are cheap). The far
+    quantile of a few hundred drifts is extrapolated twice, by a log-normal fitted to
+    all of them and by an exponential tail of log-drift fitted to the top tenth (a Pareto
+    tail, which small windows need: a cluster with a handful of points swings far), and
+    the larger is kept. Between sizes log-log interpolation; beyond the largest refitted
+    size its value (the drift only shrinks with n).
+    """
+    k, d = C.shape
+    fitted: dict[int, float] = {}
+    spent = 0.0
+    for g in sorted({0, grid.shape[0] // 2, grid.shape[0] - 1}):
+        n = int(grid[g])
+        cost = float(n) * k * d * 20 * n_fits  # about 20 Lloyd iterations from a warm start
+        if n < k * 2 or (fitted and spent + cost > REFIT_BUDGET):
+            continue  # too few rows for k centres, or beyond the budget
+        spent += cost
+        count = int(min(2 * n_fits, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
+        _, windows = _draw_rows(pool, n, count, rng)
+        drifts = np.empty(windows.shape[0])
+        for i, rows in enumerate(windows):
+            fit = fit_kmeans(
+                pool.X[rows], k, init=C, n_init=1,
+                random_state=int(rng.integers(0, _SEED_HIGH)), working_memory_mib=wm,
+            )  # fmt: skip
+            drifts[i] = centroid_drift(C, fit.centers).max
+        logs = np.log(np.maximum(drifts, 1e-12))
+        lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
+        fitted[g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
+    return _interpolate_log(grid, fitted)
+
+
+def _interpolate_log(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
+    out = np.full(grid.shape[0], np.nan)
+    if not fitted:
+        return out
+    xs = np.log(grid[sorted(fitted)].astype(np.float64))
+    ys = np.log([fitted[g] for g in sorted(fitted)])
+    for g, n in enumerate(grid):
+        if n < int(grid[min(fitted)]):
+            continue  # below the smallest refittable size the drift stays undefined
+        out[g] = float(np.exp(np.interp(np.log(float(n)), xs, ys)))
+    return out
+
+
+# --------------------------------------------------------------------------- use
+
+
+def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
+    """Each SLI's threshold for a window of ``n`` rows: log-linear between the sizes.
+
+    Outside the calibrated sizes the nearest size is used (a window smaller than every
+    calibrated size keeps the smallest size's thresholds). None: not a drift signal.
+    """
+    sizes = np.log(table.sizes.astype(np.float64))
+    x = math.log(max(1, int(n)))
+    out: dict[str, float | None] = {}
+    for j, key in enumerate(table.keys):
+        col = table.values[:, j]
+        g = int(np.searchsorted(sizes, x, side="right"))
+        lo, hi = max(0, g - 1), min(col.shape[0] - 1, g)
+        if not (np.isfinite(col[lo]) and np.isfinite(col[hi])):
+            out[key] = None
+            continue
+        out[key] = float(np.interp(x, sizes[[lo, hi]], col[[lo, hi]]))
+    return out
+
+
+def _reference_windows(pool: _Pool, starts: ArrayLike, ends: ArrayLike) -> ReferenceWindows:
+    """The joint SLIs of every block, each whole, against the reference without it."""
+    length = np.maximum(pool.length, 1).astype(np.float64)
+    b = length.shape[0]
+    psi = np.zeros(b)
+    for j in range(pool.offsets.shape[0] - 1):
+        lo, hi = pool.offsets[j], pool.offsets[j + 1]
+        shares = pool.own_bins[:, lo:hi] / length[:, None]
+        psi = np.maximum(psi, psi_rows(pool.ref_bins[:, lo:hi], shares, DEFAULT_EPSILON))
+    block_of_row = np.repeat(np.arange(b), pool.length)
+    columns = {
+        FEATURE_PSI_MAX: psi,
+        LABEL_PSI: psi_rows(pool.ref_shares, pool.own_labels / length[:, None], DEFAULT_EPSILON),
+        OUTLIER_RATIO: np.bincount(block_of_row, weights=pool.flags, minlength=b) / length,
+        EMPTY_CLUSTERS: (pool.own_labels == 0).sum(axis=1).astype(np.float64),
+    }
+    if pool.sil is not None:
+        sil_block = np.repeat(np.arange(b), pool.sil_length)
+        total = np.bincount(sil_block, weights=pool.sil, minlength=b)
+        columns[SILHOUETTE] = np.where(
+            pool.sil_length > 0, total / np.maximum(pool.sil_length, 1), np.nan
+        )
+    keys = tuple(columns)
+    values = np.column_stack([columns[key] for key in keys])
+    values[pool.length == 0] = np.nan
+    return ReferenceWindows(
+        starts=np.asarray(starts, dtype=np.float64),
+        ends=np.asarray(ends, dtype=np.float64),
+        rows=pool.length.astype(np.int64),
+        keys=keys,
+        values=values,
+    )
+
+
+def block_phases(
+    starts: ArrayLike, ends: ArrayLike, period: float, n_phases: int, width: int
+) -> Phases:
+    """The phase of each block's midpoint."""
+    mid = (np.asarray(starts, dtype=np.float64) + np.asarray(ends, dtype=np.float64)) / 2
+    return Phases(phase_index(mid, period, n_phases), n_phases, width)

@@ -86,6 +86,7 @@ class _ModelState:
     live_k: int = 0
     live_created: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
+    stale: bool = False  # the latest run failed: the SLIs are the last good run's
 
     def copy(self) -> _ModelState:
         return _ModelState(
@@ -102,6 +103,7 @@ class _ModelState:
             live_k=self.live_k,
             live_created=self.live_created,
             thresholds=dict(self.thresholds),
+            stale=self.stale,
         )
 
 
@@ -137,9 +139,12 @@ class MonitorState:
             self._observe(m, duration, at)
             m.last_success = at
             m.evaluation = evaluation
+            m.stale = False
             if evaluation.promoted:
                 m.promotions += 1
             self._set_live(m, live)
+            # What this run compared its SLIs with (they depend on its size).
+            m.thresholds = dict(evaluation.thresholds)
 
     def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
         """A run failed with a bounded ``reason``; the latest evaluation stays."""
@@ -147,6 +152,7 @@ class MonitorState:
             m = self._models[model]
             self._observe(m, duration, at)
             m.failures[reason if reason in m.failures else "internal"] += 1
+            m.stale = True
 
     def set_live(self, live: Snapshot, *, promoted: bool = False) -> None:
         """The live snapshot changed outside a run (start-up, rollback)."""
@@ -239,6 +245,10 @@ class MonitorCollector(Collector):
             "objective": _gauge(
                 "kmeans_run_success_objective_ratio", "Run-success SLO (share of runs)."
             ),
+            "stale": _gauge(
+                "kmeans_slis_stale",
+                "1 while the latest run failed: the SLI series hold the last good run's values.",
+            ),
         }
         for m in view:
             name = m.spec.name
@@ -257,6 +267,7 @@ class MonitorCollector(Collector):
             gauges["budget"].add_metric([name], m.spec.run_duration_budget_seconds)
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
+            gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
         yield from (runs, fails, promos, hist)
         yield from gauges.values()
 

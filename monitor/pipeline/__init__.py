@@ -14,16 +14,11 @@ from monitor.config import ModelSettings
 from monitor.pipeline.commit import commit
 from monitor.pipeline.decide import decide, drift_reasons
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
-from monitor.pipeline.measure import (
-    RunContext,
-    measure,
-    retrain,
-    schema_hash,
-    score,
-    train_reference,
-    validate_window,
-)
+from monitor.pipeline.measure import RunContext, measure, retrain
 from monitor.pipeline.phases import Phases
+from monitor.pipeline.reference import read_reference
+from monitor.pipeline.scoring import schema_hash, score, validate_window
+from monitor.pipeline.train import train_reference
 from monitor.ports import History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, Snapshot
 
@@ -59,8 +54,12 @@ def evaluate(
     with phases.phase("load"):
         live = _live(store, model.name)
         pending = store.pending_version(model.name) if live is not None else None
+    reference = None
+    if live is None:  # the first model is trained on the reference period
+        with phases.phase("read"):
+            reference = read_reference(source, model, now, window)
     ctx = RunContext(now, package_version, working_memory_mib)
-    m = measure(window, live, model, phases, ctx)
+    m = measure(window, live, model, phases, ctx, reference)
     decision = decide(m, model, now=now, pending=pending)
     new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)

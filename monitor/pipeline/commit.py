@@ -24,6 +24,9 @@ def commit(
     Returns the evaluation and the snapshot live after the run.
     """
     text = decision.text
+    if m.undefined:
+        names = ", ".join(m.undefined)
+        text += f"; not drift signals at {int(m.X.shape[0])} rows: {names}"
     candidate: int | None = decision.awaiting
     live = m.live
     if m.reference is not None:  # the first model of this name: live at once
@@ -71,7 +74,7 @@ def _evaluation(
         cluster_sizes=m.view.cluster_sizes,
         cluster_shares=m.view.cluster_shares,
         centroid_drift=m.centroid_drift,
-        thresholds=dict(scored.thresholds),
+        thresholds=dict(m.thresholds),
         phase_seconds=dict(phases.seconds),
         duration_seconds=phases.elapsed(),
     )

@@ -17,7 +17,8 @@ def drift_reasons(slis: Mapping[str, float], thresholds: Mapping[str, float]) ->
     for trigger in S.RETRAIN_TRIGGERS:
         value = slis[trigger.sli]
         if trigger.threshold:
-            if value > thresholds[trigger.threshold]:
+            # A threshold left out at this window size is not a drift signal here.
+            if value > thresholds.get(trigger.threshold, float("inf")):
                 reasons.append(f"{trigger.text} {value:.3f}")
         elif value and trigger.text not in reasons:
             reasons.append(trigger.text)
@@ -42,7 +43,7 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
                 "promote", f"scheduled retrain: live model is {age:.0f}s old", "scheduled"
             )
         return Decision("keep", "kept: scheduled retrain not due")
-    why = drift_reasons(m.slis, m.live.thresholds)
+    why = drift_reasons(m.slis, m.thresholds)
     if not why:
         return Decision("keep", "kept: no drift")
     if policy == "on-drift":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from monitor.core import drift, scaling
 from monitor.core.kmeans import assign_labels
 from monitor.errors import SchemaError
-from monitor.pipeline.measure import prepare
+from monitor.pipeline.scoring import prepare
 from monitor.records import CentroidDrift, Snapshot
 
 __all__ = ["SnapshotDiff", "diff_snapshots"]

@@ -33,7 +33,15 @@ import numpy as np
 
 from monitor.checks import check_float_mapping, check_int, check_real, check_str
 from monitor.errors import InvalidInputError, StoreError
-from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Snapshot
+from monitor.records import (
+    NullTable,
+    OutlierThresholds,
+    ReferenceBins,
+    ReferenceWindows,
+    Scaler,
+    SeasonalProfile,
+    Snapshot,
+)
 from monitor.store._crypto import CIPHER_ALG, StoreKey
 from monitor.store._names import check_model_name
 
@@ -88,6 +96,7 @@ def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]
         n_edges = _array_shape(bins_edges[j], f"snapshot.bins.edges[{j}]", ndim=1)[0]
         expected.append((f"bins_edges_{j}", bins_edges[j], (n_edges,)))
         expected.append((f"bins_fractions_{j}", bins_fractions[j], (n_edges + 1,)))
+    expected += _optional_arrays(s, k, d)
     arrays: list[tuple[str, np.ndarray]] = []
     for name, value, shape in expected:
         got = _array_shape(value, name, ndim=len(shape))
@@ -128,9 +137,90 @@ def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]
         "outliers": {
             "quantile": check_real(s.outliers.quantile, "snapshot.outliers.quantile", owner=_SAVE)
         },
+        **_optional_body(s),
         "arrays": {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays},
     }
     return body, arrays
+
+
+def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[int | None, ...]]]:
+    """The arrays of the calibration, the seasonal profile and the reference windows."""
+    out: list[tuple[str, Any, tuple[int | None, ...]]] = []
+    if s.null is not None:
+        g, m = len(s.null.sizes), len(s.null.keys)
+        out += [("null_sizes", s.null.sizes, (g,)), ("null_values", s.null.values, (g, m))]
+    if s.profile is not None:
+        p = s.profile.n_phases
+        out += [
+            ("profile_labels", s.profile.label_counts, (p, k)),
+            ("profile_bins", s.profile.bin_counts, (p, None)),
+            ("profile_offsets", s.profile.bin_offsets, (d + 1,)),
+        ]
+    if s.reference_windows is not None:
+        w = s.reference_windows
+        b, m = len(w.starts), len(w.keys)
+        out += [
+            ("refwin_starts", w.starts, (b,)),
+            ("refwin_ends", w.ends, (b,)),
+            ("refwin_rows", w.rows, (b,)),
+            ("refwin_values", w.values, (b, m)),
+        ]
+    return out
+
+
+def _optional_body(s: Snapshot) -> dict[str, Any]:
+    """The manifest entries of the calibration, the profile and the reference windows."""
+    null = profile = windows = None
+    if s.null is not None:
+        null = {
+            "keys": [check_str(key, "snapshot.null.keys", owner=_SAVE) for key in s.null.keys],
+            "false_alarm_rate": check_real(s.null.false_alarm_rate, "snapshot.null", owner=_SAVE),
+            "per_sli_rate": check_real(s.null.per_sli_rate, "snapshot.null", owner=_SAVE),
+            "n_draws": check_int(s.null.n_draws, "snapshot.null.n_draws", low=0, owner=_SAVE),
+        }
+    if s.profile is not None:
+        profile = {
+            "period": check_real(s.profile.period, "snapshot.profile.period", owner=_SAVE),
+            "width": check_int(s.profile.width, "snapshot.profile.width", low=0, owner=_SAVE),
+        }
+    if s.reference_windows is not None:
+        keys = s.reference_windows.keys
+        windows = {
+            "keys": [check_str(key, "snapshot.reference_windows", owner=_SAVE) for key in keys]
+        }
+    return {"null": null, "profile": profile, "reference_windows": windows}
+
+
+def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The optional records of a manifest (absent from snapshots written before them)."""
+    out: dict[str, Any] = {"null": None, "profile": None, "reference_windows": None}
+    if m.get("null") is not None:
+        n = m["null"]
+        out["null"] = NullTable(
+            sizes=arrays["null_sizes"],
+            keys=tuple(str(key) for key in n["keys"]),
+            values=arrays["null_values"],
+            false_alarm_rate=float(n["false_alarm_rate"]),
+            per_sli_rate=float(n["per_sli_rate"]),
+            n_draws=int(n["n_draws"]),
+        )
+    if m.get("profile") is not None:
+        out["profile"] = SeasonalProfile(
+            period=float(m["profile"]["period"]),
+            label_counts=arrays["profile_labels"],
+            bin_counts=arrays["profile_bins"],
+            bin_offsets=arrays["profile_offsets"],
+            width=int(m["profile"]["width"]),
+        )
+    if m.get("reference_windows") is not None:
+        out["reference_windows"] = ReferenceWindows(
+            starts=arrays["refwin_starts"],
+            ends=arrays["refwin_ends"],
+            rows=arrays["refwin_rows"],
+            keys=tuple(str(key) for key in m["reference_windows"]["keys"]),
+            values=arrays["refwin_values"],
+        )
+    return out
 
 
 def _field(array_name: str) -> str:
@@ -145,6 +235,10 @@ def _field(array_name: str) -> str:
     }
     if array_name in fixed:
         return fixed[array_name]
+    prefix, _, rest = array_name.partition("_")
+    optional = {"null": "null", "profile": "profile", "refwin": "reference_windows"}
+    if prefix in optional:
+        return f"snapshot.{optional[prefix]}.{rest}"
     kind, _, j = array_name.rpartition("_")
     attr = "edges" if kind == "bins_edges" else "reference_fractions"
     return f"snapshot.bins.{attr}[{j}]"
@@ -510,4 +604,5 @@ def _snapshot_from(
         reason=str(m["reason"]),
         parent_version=None if parent is None else int(parent),
         checksum=checksum,
+        **_optional_records(m, arrays),
     )

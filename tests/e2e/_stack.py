@@ -228,6 +228,10 @@ def _model(name: str, interval: float, source: Mapping[str, Any], k: int = 4) ->
         "features": list(FEATURES),
         "k": k,
         "window": f"{WINDOW:g}s",
+        # One window of reference: the scenarios test alert routing in seconds, so the
+        # references must be trained within the quiet stretch (reference periods have
+        # tests of their own).
+        "reference": {"window": f"{WINDOW:g}s"},
         "schedule": {"interval": f"{interval:g}s"},
         # The default, said explicitly: under on-drift the first drifting runs promote and
         # the drift is gone before a `for:` elapses (docs/decisions.md; ON_DRIFT shows it).

@@ -45,7 +45,8 @@ models:
     window: 30s
     schedule: {interval: 2s}
     source: {kind: synthetic, seed: 3, regimes: 3, rows_per_window: 1000}
-    thresholds: {centroid_drift: 1.0e-9, outlier_ratio: 1.0e-9}
+    thresholds: {mode: fixed, centroid_drift: 1.0e-9, outlier_ratio: 1.0e-9}
+    reference: {window: 30s}
 """
 
 

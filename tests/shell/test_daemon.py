@@ -185,6 +185,6 @@ def test_daemon_runs_scrapes_survives_failures_stops_and_resumes(tmp_path: Path)
             "a run after restart",
             log,
         )
-        assert value(scrape(base), "kmeans_snapshot_version", model="alpha") == 2
+        assert value(scrape(base), "kmeans_snapshot_version", model="alpha") == copy.version
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

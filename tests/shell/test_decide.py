@@ -11,7 +11,7 @@ import pytest
 from monitor import slis as S
 from monitor.config import ModelSettings, parse
 from monitor.pipeline import decide, drift_reasons
-from monitor.pipeline.measure import fixed_thresholds
+from monitor.pipeline.train import fixed_thresholds
 from monitor.records import (
     Decision,
     Measurement,
@@ -88,8 +88,20 @@ def measurement(
         cluster_shares=(0.5, 0.5),
     )
     window = Window("m", NOW - 600, NOW, ("a", "b"), np.zeros((4, 2)))
+    thresholds = {} if live is None else dict(live.thresholds)
     return Measurement(
-        "m", window, window.X, live, None, view, slis, (0.0, 0.0), np.zeros((2, 2)), candidate_ok
+        "m",
+        window,
+        window.X,
+        live,
+        None,
+        view,
+        slis,
+        thresholds,
+        (),
+        (0.0, 0.0),
+        np.zeros((2, 2)),
+        candidate_ok,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -45,8 +46,13 @@ def test_series_exist_from_start_up() -> None:
 def test_values_follow_runs_failures_and_rollbacks() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     snap = make_snapshot("m1", k=3, d=2, version=3, created_at=1234.0)
-    ev = make_evaluation("m1", promoted=True)
+    # The run compared its SLIs with thresholds at its own size, not the snapshot's.
+    ev = dataclasses.replace(
+        make_evaluation("m1", promoted=True),
+        thresholds={"feature_psi_warning": 0.2, "feature_psi_critical": 0.3},
+    )
     state.record_success(ev, snap, duration=0.7, at=2000.0)
+    assert samples(state)[("kmeans_slis_stale", (("model", "m1"),))] == 0
     state.record_failure("m1", "schema", duration=40.0, at=2100.0)
     state.record_failure("m1", "not-a-reason", duration=0.01, at=2200.0)
     got = samples(state)
@@ -71,13 +77,21 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
     assert got[("kmeans_cluster_size", (("cluster", "2"), ("model", "m1")))] == 120
     assert got[("kmeans_cluster_share_ratio", (("cluster", "0"), ("model", "m1")))] == 0.4
     assert got[("kmeans_centroid_drift", (("cluster", "2"), ("model", "m1")))] == 0.25
-    assert got[("kmeans_feature_psi_warning_threshold", m)] == 0.1
-    assert got[("kmeans_feature_psi_critical_threshold", m)] == 0.25
-    # A rollback from outside a run: the info and version follow, counted as a promotion.
+    assert got[("kmeans_feature_psi_warning_threshold", m)] == 0.2
+    assert got[("kmeans_feature_psi_critical_threshold", m)] == 0.3
+    # A threshold the run left out (not a drift signal at its size) is not exported.
+    assert ("kmeans_label_psi_threshold", m) not in got
+    # After a failed run the SLIs are marked stale until the next success.
+    assert got[("kmeans_slis_stale", m)] == 1
+    # A rollback from outside a run: the info and version follow, counted as a promotion,
+    # and the new live snapshot's configured thresholds stand until its first run.
     state.set_live(make_snapshot("m1", k=3, d=2, version=1, created_at=999.0), promoted=True)
     got = samples(state)
     assert got[("kmeans_snapshot_version", m)] == 1
     assert got[("kmeans_promotions_total", m)] == 2
+    assert got[("kmeans_feature_psi_warning_threshold", m)] == 0.1
+    state.record_success(make_evaluation("m1"), snap, duration=0.7, at=2300.0)
+    assert samples(state)[("kmeans_slis_stale", m)] == 0
 
 
 def test_every_exported_name_is_in_the_contract() -> None:

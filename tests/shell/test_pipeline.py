@@ -20,8 +20,8 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.pipeline import diff_snapshots, evaluate
-from monitor.pipeline.measure import calibrated_thresholds
-from monitor.records import FAILURE_REASONS
+from monitor.pipeline.thresholds import run_thresholds
+from monitor.records import FAILURE_REASONS, NullTable
 from monitor.runner import classify_failure
 from monitor.slis import THRESHOLDS
 from tests.fakes import (
@@ -254,20 +254,18 @@ def test_diff_between_versions() -> None:
     assert same.centroid_drift.max == pytest.approx(0.0, abs=1e-9)
 
 
-def test_calibrated_thresholds_replace_the_fixed_ones() -> None:
-    h = Harness(
-        model(thresholds={"mode": "calibrated", "false_alarm_rate": 0.05, "calibration_refits": 10})
-    )
+def test_calibrated_thresholds_come_from_the_null_at_the_run_size() -> None:
+    h = Harness(model(thresholds={"mode": "calibrated", "false_alarm_rate": 0.05}))
     _, snap = h.run(steady)
-    t = snap.thresholds
+    assert snap.null is not None and snap.reference_windows is not None
+    ev, _ = h.run(steady)
+    t = ev.thresholds
     # 900-point windows of 3 features: no-change PSI is a few hundredths, far below the
-    # fixed 0.1; the calibrated level must sit there, and the critical level keeps 0.25.
+    # fixed 0.1; the calibrated level sits there, and the critical level keeps 0.25.
     assert 0.005 < t["feature_psi_warning"] < 0.1
     assert t["feature_psi_critical"] == 0.25
     assert 0 < t["outlier_ratio"] < 0.05
     assert 0 < t["centroid_drift"] < 0.5
-    ev, _ = h.run(steady)
-    assert ev.thresholds == t
     assert ev.decision == "kept: no drift"
     ev, _ = h.run(shifted)
     assert ev.feature_psi["b"] > t["feature_psi_critical"] and ev.promoted
@@ -303,32 +301,64 @@ def test_a_sum_that_overflows_is_not_taken_for_bad_values() -> None:
         validate_window(window, model())
 
 
-def test_calibrated_thresholds_follow_the_catalogue() -> None:
-    fixed = {
-        "feature_psi_warning": 0.1,
-        "feature_psi_critical": 0.25,
-        "label_psi": 0.1,
-        "centroid_drift": 0.5,
-        "silhouette_min": 0.2,
-        "outlier_ratio": 0.05,
-    }
-    calibrated = {
-        "feature_psi_max": 0.05,
-        "label_psi": 0.01,
-        "outlier_ratio": 0.02,
-        "simplified_silhouette": 0.4,  # calibrated, but guards no threshold
-        "centroid_drift_max": 0.3,
-    }
-    assert calibrated_thresholds(calibrated, fixed) == {
-        "feature_psi_warning": 0.05,
-        "feature_psi_critical": 0.25,  # raised at most, never lowered
-        "label_psi": 0.01,
-        "centroid_drift": 0.3,
-        "silhouette_min": 0.2,  # the exact silhouette is not calibrated
-        "outlier_ratio": 0.02,
-    }
-    # A calibrated warning above the fixed critical lifts the critical with it.
-    high = calibrated_thresholds({"feature_psi_max": 0.4}, fixed)
-    assert high["feature_psi_warning"] == high["feature_psi_critical"] == 0.4
-    # Without refits there is no calibrated centroid drift: the fixed threshold stays.
-    assert high["centroid_drift"] == 0.5
+FIXED = {
+    "feature_psi_warning": 0.1,
+    "feature_psi_critical": 0.25,
+    "label_psi": 0.1,
+    "centroid_drift": 0.5,
+    "silhouette_min": 0.2,
+    "outlier_ratio": 0.05,
+    "empty_clusters": 0.0,
+}
+
+
+def table(**at_size: list[float]) -> NullTable:
+    """A null table at sizes 100 and 1000 (values by SLI key)."""
+    keys = tuple(at_size)
+    values = np.array([at_size[key] for key in keys]).T
+    return NullTable(np.array([100, 1000]), keys, values, 0.01, 0.002, 1000)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("fixed", FIXED),
+        (
+            "calibrated",
+            FIXED
+            | {
+                "feature_psi_warning": 0.05,
+                "feature_psi_critical": 0.25,  # raised at most, never lowered
+                "label_psi": 0.3,
+                "silhouette_min": 0.4,
+            },
+        ),
+        (
+            "auto",  # the configured value unless noise at this size would cross it
+            FIXED | {"label_psi": 0.3, "silhouette_min": 0.2},
+        ),
+    ],
+)
+def test_run_thresholds_by_mode(mode: str, expected: dict[str, float]) -> None:
+    null = table(feature_psi_max=[0.05, 0.05], label_psi=[0.3, 0.3], silhouette=[0.4, 0.4])
+    assert run_thresholds(FIXED, null, mode, 100) == (expected, ())
+
+
+def test_run_thresholds_interpolate_in_log_size_and_clamp() -> None:
+    null = table(label_psi=[0.4, 0.04])
+    assert run_thresholds(FIXED, null, "calibrated", 100)[0]["label_psi"] == pytest.approx(0.4)
+    # Halfway in log n between 100 and 1000.
+    mid = run_thresholds(FIXED, null, "calibrated", 316)[0]["label_psi"]
+    assert mid == pytest.approx(0.22, abs=0.002)
+    assert run_thresholds(FIXED, null, "calibrated", 50)[0]["label_psi"] == pytest.approx(0.4)
+    assert run_thresholds(FIXED, null, "calibrated", 10**6)[0]["label_psi"] == pytest.approx(0.04)
+
+
+def test_an_undefined_null_leaves_the_sli_out_as_a_drift_signal() -> None:
+    null = table(centroid_drift_max=[np.nan, 0.3], label_psi=[0.2, 0.02])
+    thresholds, undefined = run_thresholds(FIXED, null, "auto", 100)
+    assert undefined == ("centroid_drift_max",)
+    assert "centroid_drift" not in thresholds and thresholds["label_psi"] == 0.2
+    # At a size where both ends are defined it is back.
+    thresholds, undefined = run_thresholds(FIXED, null, "auto", 1000)
+    assert undefined == () and thresholds["centroid_drift"] == 0.5

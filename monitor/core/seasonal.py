@@ -1,0 +1,112 @@
+"""The reference at the same phase of a seasonal cycle: cluster shares and bin shares.
+
+A reference period that spans whole cycles (days, weeks) holds, for each phase of the
+cycle, how the telemetry was spread over clusters and bins then. A window is compared
+with the reference rows of its own phase, pooled over ``width`` neighbouring phases on
+each side, so that a daily rhythm in the traffic mix is not drift. See docs/slis.md,
+"Seasonality".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from monitor.checks import check_array, check_float, check_int
+from monitor.errors import InvalidInputError
+from monitor.records import ReferenceBins, SeasonalProfile
+
+__all__ = ["fit_profile", "phase_index", "phase_reference", "pooled_counts"]
+
+F64 = NDArray[np.float64]
+
+
+def phase_index(t: ArrayLike, period: float, n_phases: int) -> NDArray[np.intp]:
+    """Phase of each time ``t`` (unix seconds): ``floor((t mod period) / period * n_phases)``."""
+    frac = np.mod(np.asarray(t, dtype=np.float64), period) / period
+    return np.minimum((frac * n_phases).astype(np.intp), n_phases - 1)
+
+
+def fit_profile(
+    times: ArrayLike,
+    label_counts: ArrayLike,
+    bin_counts: ArrayLike,
+    bin_offsets: ArrayLike,
+    *,
+    period: float,
+    n_phases: int,
+    width: int,
+) -> SeasonalProfile:
+    """Counts of the reference by phase, from counts of its windows.
+
+    Parameters
+    ----------
+    times : array-like of shape (b,)
+        Midpoint of each reference window, unix seconds.
+    label_counts : array-like of shape (b, k)
+        Rows of each window in each cluster.
+    bin_counts : array-like of shape (b, B)
+        Rows of each window in each bin, features side by side.
+    bin_offsets : array-like of shape (d + 1,)
+        Feature j's bins are the columns ``bin_offsets[j]:bin_offsets[j + 1]``.
+    period : float
+        Seconds in one cycle.
+    n_phases : int
+        Phases per cycle.
+    width : int
+        Phases on each side pooled into a window's reference, in [0, n_phases // 2].
+
+    Returns
+    -------
+    SeasonalProfile
+    """
+    owner = "fit_profile"
+    period = check_float(period, "period", low=0.0, low_inclusive=False, owner=owner)
+    n_phases = check_int(n_phases, "n_phases", low=1, owner=owner)
+    width = check_int(width, "width", low=0, high=n_phases // 2, owner=owner)
+    t = np.asarray(times, dtype=np.float64).ravel()
+    labels = check_array(label_counts, name="label_counts", min_samples=t.shape[0])
+    bins = check_array(bin_counts, name="bin_counts", min_samples=t.shape[0])
+    if labels.shape[0] != t.shape[0] or bins.shape[0] != t.shape[0]:
+        raise InvalidInputError(
+            f"The counts of {owner} must have one row per window ({t.shape[0]}); got "
+            f"{labels.shape[0]} and {bins.shape[0]}."
+        )
+    phase = phase_index(t, period, n_phases)
+    by_label = np.zeros((n_phases, labels.shape[1]))
+    by_bin = np.zeros((n_phases, bins.shape[1]))
+    np.add.at(by_label, phase, labels)
+    np.add.at(by_bin, phase, bins)
+    return SeasonalProfile(
+        period=period,
+        label_counts=by_label,
+        bin_counts=by_bin,
+        bin_offsets=np.asarray(bin_offsets, dtype=np.intp),
+        width=width,
+    )
+
+
+def pooled_counts(profile: SeasonalProfile, phase: int) -> tuple[F64, F64]:
+    """Cluster and bin counts of the phases within ``profile.width`` of ``phase`` (circular)."""
+    p = profile.n_phases
+    around = np.arange(phase - profile.width, phase + profile.width + 1) % p
+    around = np.unique(around)  # a width of half the cycle covers each phase once
+    return profile.label_counts[around].sum(axis=0), profile.bin_counts[around].sum(axis=0)
+
+
+def phase_reference(
+    profile: SeasonalProfile, t: float, bins: ReferenceBins
+) -> tuple[F64, ReferenceBins] | None:
+    """The reference shares and bins of the phase of time ``t``; None when it holds no row."""
+    phase = int(phase_index(np.asarray([t]), profile.period, profile.n_phases)[0])
+    labels, counts = pooled_counts(profile, phase)
+    total = float(labels.sum())
+    if total <= 0:
+        return None
+    off = profile.bin_offsets
+    fractions = tuple(
+        counts[off[j] : off[j + 1]] / max(1.0, float(counts[off[j] : off[j + 1]].sum()))
+        for j in range(off.shape[0] - 1)
+    )
+    shares: F64 = labels / total
+    return shares, ReferenceBins(bins.edges, fractions, bins.epsilon, bins.strategy)

@@ -1,0 +1,82 @@
+"""Reading a model's reference period through its source, window by window.
+
+The period is cut into consecutive windows of the monitored duration, ending at the
+period's end, so that each is read, validated and later compared exactly like a
+monitored window. A window that cannot be read or does not validate is left out and
+named; a period with no usable window fails the run with the last window's error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from monitor.config import ModelSettings
+from monitor.errors import InvalidInputError, SourceError
+from monitor.pipeline.scoring import validate_window
+from monitor.ports import TelemetrySource
+from monitor.records import ReferencePeriod, Window
+from monitor.timestamps import format_time
+
+__all__ = ["MAX_REFERENCE_WINDOWS", "read_reference"]
+
+log = logging.getLogger(__name__)
+
+#: Windows read for one reference period at most; a longer period is read every n-th
+#: window, still spread over every phase of the day and the week (288: a day of 5-minute
+#: windows, or one window every 35 minutes of a week).
+MAX_REFERENCE_WINDOWS = 288
+
+
+def read_reference(
+    source: TelemetrySource, model: ModelSettings, now: float, current: Window
+) -> ReferencePeriod:
+    """The reference period of ``model`` for a first run at ``now``.
+
+    ``current`` is the window this run already read: when the period ends now, it is the
+    period's last window and is not read twice.
+    """
+    start, end = model.reference.span(now)
+    ends = _window_ends(start, end, model.window)
+    rows: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    starts: list[float] = []
+    stops: list[float] = []
+    skipped: list[str] = []
+    last_error: Exception | None = None
+    for e in ends:
+        s = e - model.window
+        try:
+            window = current if (s, e) == (current.start, current.end) else source.read_window(s, e)
+            X = validate_window(window, model)
+        except (SourceError, InvalidInputError) as exc:
+            skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
+            last_error = exc
+            continue
+        rows.append(X)
+        blocks.append(np.full(X.shape[0], len(starts), dtype=np.intp))
+        starts.append(s)
+        stops.append(e)
+    if not rows:
+        assert last_error is not None
+        raise last_error
+    if skipped:
+        log.warning(
+            "model=%s reference period: %d of %d windows left out; the first: %s",
+            model.name, len(skipped), len(ends), skipped[0],
+        )  # fmt: skip
+    return ReferencePeriod(
+        X=np.concatenate(rows) if len(rows) > 1 else rows[0],
+        block=np.concatenate(blocks),
+        starts=np.asarray(starts),
+        ends=np.asarray(stops),
+        skipped=tuple(skipped),
+    )
+
+
+def _window_ends(start: float, end: float, window: float) -> list[float]:
+    """Ends of the windows cut back from ``end``, at most MAX_REFERENCE_WINDOWS of them."""
+    count = max(1, int((end - start) // window + 1e-9))
+    step = max(1, -(-count // MAX_REFERENCE_WINDOWS))  # every n-th window of a long period
+    return sorted(end - i * window for i in range(0, count, step))

@@ -1,0 +1,185 @@
+"""Validating a window and scoring a model on it: every SLI of the core, in one pass.
+
+Pure: shared by the measure step and by training (a new model's view of its period).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor import slis as S
+from monitor.config import KRange, ModelSettings
+from monitor.core import drift, outliers, quality, scaling
+from monitor.core.kmeans import assign_labels
+from monitor.errors import InvalidValuesError, SchemaError, TooFewRowsError
+from monitor.records import ReferenceBins, Scaler, Snapshot, Window, WindowView
+
+__all__ = ["prepare", "schema_hash", "score", "seed_for", "validate_window"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.integer[Any]]
+
+
+def schema_hash(features: tuple[str, ...]) -> str:
+    """A short stable hash of the ordered feature names."""
+    return hashlib.sha256("\x1f".join(features).encode()).hexdigest()[:16]
+
+
+def seed_for(base: int, window_start: float) -> int:
+    """Same model, same window: same seed, whatever the wall clock says."""
+    return (base * 1_000_003 + int(window_start)) % (2**32)
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def validate_window(window: Window, model: ModelSettings) -> FloatArray:
+    """Check schema and values of a window; return its rows (NaN rows dropped by policy)."""
+    where = f"model {model.name!r}, window {window.label or _span(window)}"
+    if tuple(window.features) != model.features:
+        raise SchemaError(f"{where}: {_schema_problem(model.features, tuple(window.features))}")
+    X = np.asarray(window.X)
+    if X.ndim != 2 or X.shape[1] != len(model.features):
+        raise SchemaError(
+            f"{where}: expected {len(model.features)} columns ({', '.join(model.features)}); "
+            f"got an array of shape {X.shape}"
+        )
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    X = _drop_invalid_rows(X, model, where)
+    need = max(model.validation.min_rows, _k_max(model))
+    if X.shape[0] < need:
+        raise TooFewRowsError(
+            f"{where}: {X.shape[0]} valid rows; at least {need} required "
+            f"(validation.min_rows={model.validation.min_rows}, k up to {_k_max(model)})"
+        )
+    return X
+
+
+def _drop_invalid_rows(X: FloatArray, model: ModelSettings, where: str) -> FloatArray:
+    # NaN and infinity survive a sum, so a finite sum proves a clean window in one pass
+    # without a (n, d) mask. A sum that overflows only sends a clean window down the
+    # slow path, which then finds nothing.
+    with np.errstate(over="ignore"):
+        if np.isfinite(X.sum()):
+            return X
+    bad_rows = ~np.isfinite(X).all(axis=1)
+    n_bad = int(bad_rows.sum())
+    if not n_bad:
+        return X
+    per_feature = (~np.isfinite(X)).sum(axis=0)
+    worst = ", ".join(
+        f"{model.features[j]}: {int(per_feature[j])}" for j in np.flatnonzero(per_feature)[:5]
+    )
+    ratio = n_bad / max(1, X.shape[0])
+    v = model.validation
+    if v.nan_policy == "fail" or ratio > v.max_invalid_ratio:
+        raise InvalidValuesError(
+            f"{where}: {n_bad} of {X.shape[0]} rows ({ratio:.1%}) hold NaN or infinity "
+            f"({worst}); nan_policy={v.nan_policy}, max_invalid_ratio={v.max_invalid_ratio}"
+        )
+    log.warning("%s: dropped %d rows with NaN or infinity (%s)", where, n_bad, worst)
+    return X[~bad_rows]
+
+
+def _span(window: Window) -> str:
+    return f"[{window.start:.0f}, {window.end:.0f})"
+
+
+def _k_max(model: ModelSettings) -> int:
+    return model.k.max if isinstance(model.k, KRange) else model.k
+
+
+def _schema_problem(expected: tuple[str, ...], got: tuple[str, ...]) -> str:
+    missing = [f for f in expected if f not in got]
+    extra = [f for f in got if f not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {missing}")
+        if extra:
+            parts.append(f"unexpected column(s) {extra}")
+        return "; ".join(parts) + f" (expected {list(expected)})"
+    return f"columns are out of order: expected {list(expected)}, got {list(got)}"
+
+
+# ---------------------------------------------------------------------------- score
+
+
+def prepare(X: FloatArray, scaler: Scaler, metric: str) -> FloatArray:
+    """Scale with a frozen scaler; for cosine models, normalise the rows too."""
+    Xs = scaling.transform(scaler, X)
+    if metric == "cosine":
+        norms = np.linalg.norm(Xs, axis=1, keepdims=True)
+        Xs = Xs / np.where(norms > 0, norms, 1.0)
+    return Xs
+
+
+def score(
+    Xs: FloatArray,
+    snapshot: Snapshot,
+    *,
+    seed: int,
+    silhouette_sample: int,
+    working_memory_mib: float,
+    thresholds: Mapping[str, float] | None = None,
+    compare: tuple[FloatArray, ReferenceBins] | None = None,
+) -> WindowView:
+    """Every SLI of the core for ``snapshot`` on the scaled window ``Xs``.
+
+    ``thresholds`` (default: the snapshot's) set the warning level that counts drifting
+    features; ``compare`` replaces the reference shares and bins the drift is measured
+    against (a seasonal model's reference at the window's phase).
+    """
+    shares, bins = compare if compare is not None else (snapshot.reference_shares, snapshot.bins)
+    thresholds = snapshot.thresholds if thresholds is None else thresholds
+    k = snapshot.k
+    labels, sq = assign_labels(Xs, snapshot.centers, working_memory_mib=working_memory_mib)
+    # The labels and distances stay alive through every pass below: the passes' chunks
+    # get what remains of the budget.
+    wm = max(1.0, working_memory_mib - (labels.nbytes + sq.nbytes) / 2**20)
+    sizes = quality.cluster_sizes(labels, k)
+    sil = quality.silhouette_sampled(
+        Xs, labels, sample_size=silhouette_sample, random_state=seed, working_memory_mib=wm
+    )
+    # assign_labels already measured every point's distance to its own centre.
+    simp = quality.silhouette_simplified(
+        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
+    )
+    psi = drift.psi(bins, Xs, working_memory_mib=wm)
+    label = drift.label_drift(shares, labels, k)
+    out = outliers.outlier_rate(snapshot.outliers, sq, labels)
+    warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
+    db = quality.davies_bouldin(
+        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
+    )
+    ch = quality.calinski_harabasz(Xs, labels, working_memory_mib=wm)
+    values = {
+        S.SILHOUETTE: sil.score,
+        S.SIMPLIFIED_SILHOUETTE: simp.score,
+        S.INERTIA: float(sq.sum(dtype=np.float64)),
+        S.DAVIES_BOULDIN: db.value,
+        S.CALINSKI_HARABASZ: ch.value,
+        S.CLUSTER_SIZE_CV: sizes.cv,
+        S.EMPTY_CLUSTERS: float(sizes.n_empty),
+        S.OUTLIER_RATIO: out.ratio,
+        S.FEATURE_PSI_MAX: psi.max,
+        S.FEATURES_DRIFTING: float((psi.per_feature > warn).sum()),
+        S.LABEL_PSI: label.psi,
+    }
+    return WindowView(
+        labels=labels,
+        sq_distances=sq,
+        slis={key: float(v) for key, v in values.items()},
+        feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
+        cluster_sizes=tuple(int(c) for c in sizes.counts),
+        cluster_shares=tuple(float(s) for s in sizes.shares),
+    )

@@ -1,0 +1,281 @@
+"""Training a reference model on a period, and calibrating its thresholds there.
+
+Pure: the rows come in as a ``ReferencePeriod`` (read through the source port by the
+caller); out comes a ``Snapshot`` with the model, its fixed thresholds, the null table
+of calibrated thresholds by window size, the seasonal profile and the SLIs of every
+window of the period.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor import slis as S
+from monitor.config import SEASON_PERIODS, KRange, ModelSettings, ThresholdSettings
+from monitor.core import calibration, drift, outliers, quality, scaling, seasonal, selection
+from monitor.core._psi import bin_index
+from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.errors import TrainingError
+from monitor.pipeline.scoring import prepare, schema_hash, score, seed_for
+from monitor.records import (
+    NullTable,
+    ReferenceBins,
+    ReferencePeriod,
+    SeasonalProfile,
+    Snapshot,
+    Window,
+)
+
+__all__ = [
+    "CALIBRATION_ROWS",
+    "SAMPLE_ROWS",
+    "TRAINING_ROWS",
+    "fixed_thresholds",
+    "one_window",
+    "size_grid",
+    "train_reference",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+IntArray = NDArray[np.integer[Any]]
+
+SAMPLE_ROWS = 5000  # rows of the reference kept in a snapshot (diffs, pages)
+K_SELECTION_ROWS = 20_000  # choosing k is quadratic in places: it runs on a sample
+TRAINING_ROWS = 250_000  # a longer reference period trains on a sample per window
+CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of this many rows
+OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period is measured on
+PHASES = {"daily": 24, "weekly": 168}  # hours of the cycle
+_TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
+
+
+def one_window(window: Window, X: FloatArray) -> ReferencePeriod:
+    """A reference period of one window: its validated rows ``X``."""
+    return ReferencePeriod(
+        X=X,
+        block=np.zeros(X.shape[0], dtype=np.intp),
+        starts=np.asarray([window.start]),
+        ends=np.asarray([window.end]),
+    )
+
+
+def train_reference(
+    ref: ReferencePeriod,
+    model: ModelSettings,
+    *,
+    now: float,
+    reason: str,
+    package_version: str,
+    working_memory_mib: float,
+    init_raw_centers: FloatArray | None = None,
+    parent: Snapshot | None = None,
+) -> Snapshot:
+    """Fit scaler, centroids, bins and outlier thresholds on a period; calibrate there.
+
+    ``init_raw_centers`` (raw units) warm-starts the fit, as when a candidate that was
+    trained in the old scaled units is promoted on a window whose scale moved.
+    """
+    seed = seed_for(model.training.seed, float(ref.starts[0]))
+    wm = working_memory_mib
+    rng = np.random.default_rng(seed)
+    rows = _sample_per_window(ref, TRAINING_ROWS, rng)
+    X = ref.X[rows]
+    scaler = scaling.fit_scaler(X, model.scaling)
+    Xs = prepare(X, scaler, model.metric)
+    init = None
+    if init_raw_centers is not None:
+        init = prepare(np.asarray(init_raw_centers, dtype=Xs.dtype), scaler, model.metric)
+    centers = _fit_centers(Xs, model, seed, wm, init)
+    k = centers.shape[0]
+    labels, sq = assign_labels(Xs, centers, working_memory_mib=wm)
+    take = rng.choice(X.shape[0], min(SAMPLE_ROWS, X.shape[0]), replace=False)
+    provisional = Snapshot(
+        model=model.name,
+        version=0,
+        created_at=now,
+        features=model.features,
+        metric=model.metric,
+        centers=centers,
+        scaler=scaler,
+        bins=drift.fit_reference_bins(Xs, n_bins=model.training.psi_bins),
+        reference_shares=quality.cluster_sizes(labels, k).shares,
+        outliers=outliers.fit_outlier_thresholds(
+            sq, labels, k, quantile=model.thresholds.outlier_quantile
+        ),
+        thresholds={},
+        seed=seed,
+        window_start=float(ref.starts[0]),
+        window_end=float(ref.ends[-1]),
+        n_rows=int(ref.X.shape[0]),
+        schema_hash=schema_hash(model.features),
+        package_version=package_version,
+        slis={},
+        sample=np.ascontiguousarray(X[np.sort(take)]),
+        reason=reason,
+        parent_version=parent.version if parent is not None else None,
+    )
+    # The model's own silhouette on its period sets the configured minimum; a few thousand
+    # points measure it to a few thousandths.
+    sample = min(model.training.silhouette_sample, OWN_SILHOUETTE_SAMPLE)
+    own = score(Xs, provisional, seed=seed, silhouette_sample=sample, working_memory_mib=wm)
+    snap = replace(
+        provisional,
+        thresholds=fixed_thresholds(model.thresholds, own.slis),
+        slis=own.slis,
+    )
+    return _calibrated(snap, ref, model, rng, wm)
+
+
+def _sample_per_window(ref: ReferencePeriod, limit: int, rng: np.random.Generator) -> IntArray:
+    """Rows of the period, at most ``limit``, the same share from every window."""
+    n = ref.X.shape[0]
+    if n <= limit:
+        return np.arange(n)
+    keep = rng.random(n) < limit / n
+    return np.flatnonzero(keep)
+
+
+def _choose_k(Xs: FloatArray, model: ModelSettings, seed: int, wm: float) -> int:
+    if not isinstance(model.k, KRange):
+        return model.k
+    rng = np.random.default_rng(seed)
+    n = Xs.shape[0]
+    sample = Xs if n <= K_SELECTION_ROWS else Xs[rng.choice(n, K_SELECTION_ROWS, replace=False)]
+    ks = list(range(model.k.min, model.k.max + 1))
+    sel = selection.choose_k(sample, ks, random_state=seed, working_memory_mib=wm)
+    return int(getattr(sel, f"best_{model.k.criterion}"))
+
+
+def _fit_centers(
+    Xs: FloatArray,
+    model: ModelSettings,
+    seed: int,
+    wm: float,
+    init: FloatArray | None,
+) -> FloatArray:
+    """Centroids of a new reference: warm from ``init``, or k-means++ with restarts."""
+    t = model.training
+    common: dict[str, Any] = {
+        "max_iter": t.max_iter,
+        "tol": t.tol,
+        "random_state": seed,
+        "metric": model.metric,
+        "working_memory_mib": wm,
+    }
+    try:
+        if init is not None:
+            return fit_kmeans(Xs, init.shape[0], init=init, n_init=1, **common).centers
+        k = _choose_k(Xs, model, seed, wm)
+        return fit_kmeans(Xs, k, n_init=t.n_init, **common).centers
+    except _TRAINING_ERRORS as exc:
+        raise TrainingError(f"model {model.name!r}: training failed: {exc}") from exc
+
+
+def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[str, float]:
+    """Every threshold of the catalogue from the configuration (and the model's own SLIs)."""
+    out: dict[str, float] = {}
+    for t in S.THRESHOLDS.values():
+        value = float(getattr(cfg, t.config))
+        out[t.key] = own[t.relative_to] - value if t.relative_to else value
+    return out
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
+    """Window sizes to calibrate at: doubling from the smallest a run accepts to twice the
+    largest reference window (runs outside take the nearest end)."""
+    k_max = model.k.max if isinstance(model.k, KRange) else model.k
+    low = max(2, model.validation.min_rows, k_max)
+    rows = np.bincount(ref.block, minlength=ref.n_windows)
+    high = max(low, 2 * int(rows.max()))
+    sizes = [low]
+    while sizes[-1] < high:
+        sizes.append(min(high, sizes[-1] * 2))
+    return sizes
+
+
+def _calibrated(
+    snap: Snapshot,
+    ref: ReferencePeriod,
+    model: ModelSettings,
+    rng: np.random.Generator,
+    wm: float,
+) -> Snapshot:
+    """The snapshot with its null table, seasonal profile and reference windows."""
+    cfg = model.thresholds
+    rows = _sample_per_window(ref, CALIBRATION_ROWS, rng)
+    Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
+    block = ref.block[rows]
+    phases = profile = None
+    if model.seasonality in SEASON_PERIODS:
+        period = SEASON_PERIODS[model.seasonality]
+        width = _phase_width(model.window, period, PHASES[model.seasonality])
+        phases = calibration.block_phases(
+            ref.starts, ref.ends, period, PHASES[model.seasonality], width
+        )
+        profile = _profile(Xs, block, ref, snap, (period, PHASES[model.seasonality], width), wm)
+    calibrated = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
+    null, windows = calibration.calibrate(
+        Xs, block, snap.centers, snap.bins, snap.outliers,
+        starts=ref.starts, ends=ref.ends, sizes=size_grid(ref, model),
+        keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
+        phases=phases, n_fits=max(30, 20 * cfg.calibration_refits),
+        random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
+    )  # fmt: skip
+    kept: NullTable | None = null if cfg.mode != "fixed" else None
+    return replace(snap, null=kept, profile=profile, reference_windows=windows)
+
+
+def _phase_width(window: float, period: float, n_phases: int) -> int:
+    """Phases on each side pooled into a window's reference: enough to cover the window."""
+    per_phase = period / n_phases
+    return int(min(n_phases // 2, max(1, math.ceil(window / per_phase / 2))))
+
+
+def _profile(
+    Xs: FloatArray,
+    block: IntArray,
+    ref: ReferencePeriod,
+    snap: Snapshot,
+    cycle: tuple[float, int, int],
+    wm: float,
+) -> SeasonalProfile:
+    """The reference's counts by phase of ``cycle`` = (period, phases, width)."""
+    period, n_phases, width = cycle
+    labels, counts, offsets = _window_counts(Xs, block, ref.n_windows, snap, wm)
+    mid = (ref.starts + ref.ends) / 2
+    return seasonal.fit_profile(
+        mid, labels, counts, offsets, period=period, n_phases=n_phases, width=width
+    )
+
+
+def _window_counts(
+    Xs: FloatArray, block: IntArray, n_windows: int, snap: Snapshot, wm: float
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Rows of each reference window per cluster, and per bin (features side by side)."""
+    k = snap.k
+    labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
+    by_label = np.bincount(block * k + labels, minlength=n_windows * k).reshape(n_windows, k)
+    offsets = np.concatenate(([0], np.cumsum([e.shape[0] + 1 for e in snap.bins.edges])))
+    width = int(offsets[-1])
+    cols = np.column_stack(
+        [bin_index(edges, Xs[:, j]) + offsets[j] for j, edges in enumerate(snap.bins.edges)]
+    )
+    by_bin = np.bincount(
+        (block[:, None] * width + cols).ravel(), minlength=n_windows * width
+    ).reshape(n_windows, width)
+    return by_label.astype(np.float64), by_bin.astype(np.float64), offsets.astype(np.intp)
+
+
+def comparison(snap: Snapshot, window: Window) -> tuple[FloatArray, ReferenceBins] | None:
+    """What a window is compared with under a seasonal model: its phase's reference."""
+    if snap.profile is None:
+        return None
+    return seasonal.phase_reference(snap.profile, (window.start + window.end) / 2, snap.bins)
