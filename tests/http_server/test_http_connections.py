@@ -1,0 +1,227 @@
+"""The server under abuse: idle and slow clients, more connections than the cap, clients
+that vanish mid-response, and a worker pool that stays bounded whatever the clients do."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from monitor.http import Limits, Routes
+from tests.http_server._support import (
+    PATIENCE,
+    Running,
+    closed_by_server,
+    read_response,
+    registry_with_counter,
+    request,
+    wait_until,
+)
+
+SHORT = Limits(header_timeout=0.5, idle_timeout=0.5, write_timeout=2.0)
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(limits=SHORT)
+    sock = running.connect()
+    assert closed_by_server(sock)
+    assert wait_until(lambda: running.server.open_connections == 0)
+
+
+def test_a_client_sending_a_byte_at_a_time_is_cut_before_its_head_is_complete(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(limits=SHORT)
+    sock = running.connect()
+    sock.settimeout(0.1)  # paces the bytes: one per 0.1 s, 3.5 s for this head
+    outcome: bytes | None = None
+    for byte in b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: */*\r\n\r\n":
+        try:
+            sock.send(bytes([byte]))
+            outcome = sock.recv(65536)
+            break  # the server answered (or closed) before the head was complete
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = b""
+            break
+    assert outcome is not None, "the whole head went through: the deadline did not hold"
+    # A 408 when it arrived before the close; b"" when the close or a reset came first.
+    assert outcome == b"" or outcome.startswith(b"HTTP/1.1 408 Request Timeout"), outcome
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(limits=Limits(header_timeout=5.0, idle_timeout=0.5))
+    sock = running.connect()
+    request(sock)
+    status, headers, _ = read_response(sock)
+    assert (status, headers["connection"]) == (200, "keep-alive")
+    assert closed_by_server(sock)
+    assert wait_until(lambda: running.server.open_connections == 0)
+
+
+def test_keep_alive_serves_many_requests_on_one_connection_up_to_the_cap(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(limits=Limits(max_requests_per_connection=3))
+    sock = running.connect()
+    seen = []
+    for _ in range(3):
+        request(sock)
+        status, headers, body = read_response(sock)
+        seen.append((status, headers["connection"]))
+        assert b"kmeans_test_total 3.0" in body
+    assert seen == [(200, "keep-alive"), (200, "keep-alive"), (200, "close")]
+    assert closed_by_server(sock)
+
+
+def test_more_connections_than_the_cap_do_not_break_metrics_for_a_well_behaved_client(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(limits=Limits(max_connections=8, header_timeout=60.0, idle_timeout=60.0))
+    hogs = [running.connect() for _ in range(40)]  # idle, and half of them mid-head
+    for sock in hogs[::2]:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+    try:
+        assert wait_until(lambda: running.server.open_connections <= 8)
+        for _ in range(20):
+            client = http.client.HTTPConnection(running.host, running.port, timeout=PATIENCE)
+            client.request("GET", "/metrics")
+            response = client.getresponse()
+            assert response.status == 200
+            assert b"kmeans_test_total 3.0" in response.read()
+            client.close()
+            # And the hogs keep coming back: each new one takes an idle slot, not ours.
+            hogs.append(running.connect())
+        assert running.server.open_connections <= 8
+    finally:
+        for sock in hogs:
+            sock.close()
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_gets_a_503(
+    serve: Callable[..., Running],
+) -> None:
+    release = threading.Event()
+
+    def slow_models() -> list[str]:
+        release.wait(PATIENCE)
+        return []
+
+    running = serve(
+        Routes(registry=registry_with_counter(), models_json=slow_models),
+        limits=Limits(max_connections=2, workers=2),
+    )
+    busy = [running.connect() for _ in range(2)]
+    for sock in busy:
+        request(sock, "/api/models")
+    try:
+        time.sleep(0.3)  # let both requests reach the workers (not a timing assertion)
+        extra = running.connect()
+        status, headers, body = read_response(extra)
+        assert (status, headers["connection"], body) == (503, "close", b"too many connections\n")
+        assert closed_by_server(extra)
+    finally:
+        release.set()
+    for sock in busy:
+        assert read_response(sock)[0] == 200
+
+
+def test_workers_stay_bounded_however_many_clients_wait(serve: Callable[..., Running]) -> None:
+    gate = threading.Semaphore(0)
+    peak = 0
+    lock = threading.Lock()
+    inside = 0
+
+    def models() -> list[str]:
+        nonlocal peak, inside
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+        gate.acquire(timeout=PATIENCE)
+        with lock:
+            inside -= 1
+        return ["m"]
+
+    before = threading.active_count()
+    running = serve(
+        Routes(registry=registry_with_counter(), models_json=models),
+        limits=Limits(workers=3, max_connections=64),
+    )
+    clients = [running.connect() for _ in range(30)]
+    for sock in clients:
+        request(sock, "/api/models")
+    assert wait_until(lambda: peak == 3)
+    # One loop thread and three workers, whatever the number of clients.
+    assert threading.active_count() <= before + 1 + 3
+    for _ in clients:
+        gate.release()
+    assert [read_response(sock)[0] for sock in clients] == [200] * 30
+    assert peak == 3
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset, like a client killed mid-transfer."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("when", ["before the response", "mid-response"])
+def test_a_client_that_disconnects_leaves_one_debug_line_and_no_traceback(
+    serve: Callable[..., Running], caplog: pytest.LogCaptureFixture, when: str
+) -> None:
+    big = b"# " + b"x" * (64 * 2**20) + b"\n"  # far more than the socket buffers hold
+    running = serve(
+        Routes(registry=registry_with_counter(), metrics=lambda: big),
+        limits=Limits(write_timeout=PATIENCE),
+    )
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        sock = running.connect()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        request(sock)
+        if when == "mid-response":
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200 OK")
+        _reset(sock)
+    assert wait_until(lambda: running.server.open_connections == 0)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    ended = [r for r in caplog.records if "connection ended" in r.getMessage()]
+    assert ended and all(r.levelno == logging.DEBUG for r in ended)
+    # And the server is still there for the next client.
+    sock = running.connect()
+    request(sock, "/healthz")
+    assert read_response(sock)[:1] == (200,)
+
+
+def test_a_client_that_does_not_read_its_response_is_cut_after_the_write_timeout(
+    serve: Callable[..., Running],
+) -> None:
+    big = b"# " + b"x" * (64 * 2**20) + b"\n"
+    running = serve(
+        Routes(registry=registry_with_counter(), metrics=lambda: big),
+        limits=Limits(write_timeout=0.5),
+    )
+    sock = running.connect()
+    request(sock)
+    # The client reads nothing; the server gives up on it and frees the slot.
+    assert wait_until(lambda: running.server.open_connections == 0)
+    sock.close()
+
+
+def test_stop_closes_open_connections_and_returns(serve: Callable[..., Running]) -> None:
+    running = serve(limits=Limits(header_timeout=60.0))
+    idle = [running.connect() for _ in range(5)]
+    running.server.stop()
+    assert all(closed_by_server(sock) for sock in idle)
+    with pytest.raises(OSError):
+        socket.create_connection((running.host, running.port), timeout=1).recv(1)
