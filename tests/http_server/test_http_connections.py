@@ -193,10 +193,15 @@ def test_a_client_that_disconnects_leaves_one_debug_line_and_no_traceback(
         if when == "mid-response":
             assert sock.recv(1024).startswith(b"HTTP/1.1 200 OK")
         _reset(sock)
+
+    def ended() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "connection ended" in r.getMessage()]
+
+    # Wait for the server to have seen all five go (a count of 0 open is also the start).
+    assert wait_until(lambda: len(ended()) == 5), [r.getMessage() for r in caplog.records]
+    assert all(r.levelno == logging.DEBUG for r in ended())
     assert wait_until(lambda: running.server.open_connections == 0)
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
-    ended = [r for r in caplog.records if "connection ended" in r.getMessage()]
-    assert ended and all(r.levelno == logging.DEBUG for r in ended)
     # And the server is still there for the next client.
     sock = running.connect()
     request(sock, "/healthz")
@@ -204,16 +209,19 @@ def test_a_client_that_disconnects_leaves_one_debug_line_and_no_traceback(
 
 
 def test_a_client_that_does_not_read_its_response_is_cut_after_the_write_timeout(
-    serve: Callable[..., Running],
+    serve: Callable[..., Running], caplog: pytest.LogCaptureFixture
 ) -> None:
     big = b"# " + b"x" * (64 * 2**20) + b"\n"
     running = serve(
         Routes(registry=registry_with_counter(), metrics=lambda: big),
         limits=Limits(write_timeout=0.5),
     )
+    caplog.set_level(logging.DEBUG, logger="monitor.http")
     sock = running.connect()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     request(sock)
     # The client reads nothing; the server gives up on it and frees the slot.
+    assert wait_until(lambda: "connection ended: TimeoutError" in caplog.text)
     assert wait_until(lambda: running.server.open_connections == 0)
     sock.close()
 
