@@ -68,6 +68,19 @@ class BasicAuth:
         message = len(name).to_bytes(4, "big") + name + password
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
+    def _remembered(self, fingerprint: bytes) -> bool:
+        with self._cache_lock:
+            if fingerprint in self._verified:
+                self._verified.move_to_end(fingerprint)
+                return True
+        return False
+
+    def remembered(self, header: str | None) -> bool:
+        """True when ``header`` was verified before; never runs bcrypt (cheap enough for
+        an event loop). False means "unknown", not "wrong": ``check`` decides."""
+        creds = _credentials(header)
+        return creds is not None and self._remembered(self._fingerprint(*creds))
+
     def check(self, header: str | None) -> bool:
         """True when ``header`` carries the right password of a configured user."""
         creds = _credentials(header)
@@ -75,10 +88,8 @@ class BasicAuth:
             return False
         user, password = creds
         fingerprint = self._fingerprint(user, password)
-        with self._cache_lock:
-            if fingerprint in self._verified:
-                self._verified.move_to_end(fingerprint)
-                return True
+        if self._remembered(fingerprint):
+            return True
         hashed = self._users.get(user)
         if len(password) > BCRYPT_MAX_PASSWORD_BYTES:
             return False  # no hash can match; its length is the client's own knowledge

@@ -50,6 +50,13 @@ class MetricsCache:
             return False
         return self._max_age is None or self._clock() - current[1] < self._max_age
 
+    def peek(self) -> bytes | None:
+        """The bytes if they are fresh, else None; never encodes (safe on an event loop)."""
+        current = self._current
+        if current is not None and self._fresh(current, self._version()):
+            return current[2]
+        return None
+
     def __call__(self) -> bytes:
         """The current exposition bytes."""
         version = self._version()

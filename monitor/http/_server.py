@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
+import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Collection
@@ -24,10 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.checks import check_float, check_int
+from monitor.exporter import CONTENT_TYPE
 from monitor.http._auth import BasicAuth
+from monitor.http._connection import Connection
+from monitor.http._metrics import MetricsCache
 from monitor.http._routes import Routes, dispatch
 from monitor.http._webconfig import WebConfig, ssl_context
-from monitor.http._wire import MAX_HEADERS, BadRequest, Request, Response, parse_head, response_head
+from monitor.http._wire import Request, Response, response_head
 
 __all__ = ["HttpServer", "Limits"]
 
@@ -37,10 +43,12 @@ log = logging.getLogger("monitor.http")
 _CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError, OSError)
 _ACCEPT_PAUSE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _LIMIT_WARNING_EVERY = 60.0  # seconds between warnings that the connection cap was hit
+_ACCEPT_BATCH = 16  # connections accepted per wake-up of the listener
 _UNAUTHORIZED = Response.text(
     401, "unauthorized", ("WWW-Authenticate", 'Basic realm="kmeans-monitor", charset="UTF-8"')
 )
 _BUSY = Response.text(503, "too many connections")
+_HEALTHY = Response.text(200, "ok")
 
 
 @dataclass(frozen=True)
@@ -55,23 +63,28 @@ class Limits:
     handshake_timeout: float = 10.0  # seconds for the TLS handshake
     max_requests_per_connection: int = 1000  # then "Connection: close"
     max_head_bytes: int = 16384  # request line and headers together
+    # Added to the nice value of the server's threads (Linux only), so that under CPU
+    # contention the kernel runs the model runs first and scrapes with what is left.
+    nice: int = 10
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_connections", "max_requests_per_connection"):
             check_int(getattr(self, name), name, low=1, owner="Limits")
+        check_int(self.nice, "nice", low=0, high=19, owner="Limits")
         check_int(self.max_head_bytes, "max_head_bytes", low=1024, owner="Limits")
         for name in ("header_timeout", "idle_timeout", "write_timeout", "handshake_timeout"):
             check_float(getattr(self, name), name, low=0.0, low_inclusive=False, owner="Limits")
 
 
 class _Conn:
-    """One admitted client connection."""
+    """One admitted client connection: its handshake task, then its protocol."""
 
-    __slots__ = ("peer", "task")
+    __slots__ = ("peer", "protocol", "task")
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
         self.task: asyncio.Task[None] | None = None
+        self.protocol: Connection | None = None
 
 
 def _peer(address: Any) -> str:
@@ -79,6 +92,17 @@ def _peer(address: Any) -> str:
         host = str(address[0])
         return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
     return str(address)
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice``; Linux only, best effort."""
+    if nice == 0 or not sys.platform.startswith("linux"):
+        return  # elsewhere setpriority on a thread id would renice the whole process
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a sandbox may forbid it; serving matters more
+        log.debug("cannot lower the HTTP threads' priority: %s", exc)
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -91,7 +115,10 @@ def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) ->
 
 
 class _Engine:
-    """Everything that runs on the event loop; only ``request_stop`` is called from outside."""
+    """Everything on the event loop: accepting, admission, the fast path, shutdown.
+
+    Only ``request_stop`` is called from another thread.
+    """
 
     def __init__(
         self,
@@ -108,13 +135,31 @@ class _Engine:
         self._tls = tls
         self._auth = auth
         self._public = frozenset(public_paths)
-        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="http-worker")
+        # What Connection reads from its Host.
+        self.header_timeout = limits.header_timeout
+        self.idle_timeout = limits.idle_timeout
+        self.write_timeout = limits.write_timeout
+        self.max_head_bytes = limits.max_head_bytes
+        self.max_requests = limits.max_requests_per_connection
+        self._pool = ThreadPoolExecutor(
+            limits.workers,
+            thread_name_prefix="http-worker",
+            initializer=_lower_priority,
+            initargs=(limits.nice,),
+        )
         self._conns: dict[_Conn, None] = {}  # every admitted connection
-        self._idle: dict[_Conn, None] = {}  # waiting for a request head, longest-waiting first
+        # Connections waiting for a request head, longest-waiting first: those that never
+        # completed a request (silent or slow clients), and kept-alive ones that did.
+        self._fresh: dict[_Conn, None] = {}
+        self._kept: dict[_Conn, None] = {}
         self._closing = False
         self._last_limit_warning = -_LIMIT_WARNING_EVERY
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     @property
     def open_connections(self) -> int:
@@ -130,36 +175,50 @@ class _Engine:
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(_loop_exception)
         self._stop = asyncio.Event()
-        accept = asyncio.create_task(self._accept_loop())
+        _lower_priority(self._limits.nice)
+        self._accepting()
         started.set()
         try:
             await self._stop.wait()
         finally:
             self._closing = True
-            accept.cancel()
+            self._loop.remove_reader(self._listener.fileno())
             self._listener.close()
-            for conn in list(self._idle):
-                self._drop(conn)
-            busy = [c.task for c in self._conns if c.task is not None]
-            if busy:
-                await asyncio.wait(busy, timeout=grace)
-            for conn in list(self._conns):
-                self._drop(conn)
-            await asyncio.gather(accept, *busy, return_exceptions=True)
+            await self._drain(grace)
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _accept_loop(self) -> None:
+    async def _drain(self, grace: float) -> None:
+        """Close idle connections now, busy ones once answered or after ``grace``."""
         assert self._loop is not None
-        while True:
+        deadline = self._loop.time() + grace
+        while self._conns and self._loop.time() < deadline:
+            for conn in [*self._fresh, *self._kept]:
+                self._drop(conn, abort=False)
+            await asyncio.sleep(0.02)
+        for conn in list(self._conns):
+            self._drop(conn)
+        await asyncio.sleep(0)  # let the aborted transports close their sockets
+
+    def _accepting(self) -> None:
+        if not self._closing and self._loop is not None:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """Accept what is waiting, a batch at a time so closes and requests run between."""
+        assert self._loop is not None
+        for _ in range(_ACCEPT_BATCH):
             try:
-                sock, address = await self._loop.sock_accept(self._listener)
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
                 if exc.errno not in _ACCEPT_PAUSE_ERRNOS:
                     continue  # the client gave up before we accepted (ECONNABORTED...)
                 # Out of descriptors: pause instead of spinning on a listener that stays readable.
                 log.warning("cannot accept connections: %s; pausing 1 s", exc.strerror)
-                await asyncio.sleep(1.0)
-                continue
+                self._loop.remove_reader(self._listener.fileno())
+                self._loop.call_later(1.0, self._accepting)
+                return
             self._admit(sock, _peer(address))
 
     def _warn_limit(self, action: str) -> None:
@@ -172,18 +231,46 @@ class _Engine:
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
         if len(self._conns) >= self._limits.max_connections:
-            if not self._idle:
+            if not (self._fresh or self._kept):
                 self._warn_limit("refusing new connections while all are busy")
                 self._refuse(sock, peer)
                 return
-            victim = next(iter(self._idle))
+            # A client that has completed requests is a scraper between two of them.
+            victim = next(iter(self._fresh or self._kept))
             self._warn_limit("closing the connections that waited longest for a request")
             log.debug("%s: closed to make room for %s", victim.peer, peer)
             self._drop(victim)
         conn = _Conn(peer)
         self._conns[conn] = None
-        self._idle[conn] = None
-        conn.task = asyncio.create_task(self._connection(conn, sock))
+        self._fresh[conn] = None
+        conn.task = asyncio.create_task(self._open(conn, sock))
+        conn.task.add_done_callback(functools.partial(self._opened, conn, sock))
+
+    async def _open(self, conn: _Conn, sock: socket.socket) -> None:
+        """Wrap the socket in a transport (after the TLS handshake) and a Connection."""
+        assert self._loop is not None
+        tls = self._tls
+        try:
+            await self._loop.connect_accepted_socket(
+                lambda: self._protocol(conn),
+                sock,
+                ssl=tls,
+                ssl_handshake_timeout=self._limits.handshake_timeout if tls else None,
+                ssl_shutdown_timeout=self._limits.write_timeout if tls else None,
+            )
+        except _CLIENT_GONE as exc:
+            log.debug("%s: connection ended: %s", conn.peer, type(exc).__name__)
+
+    def _opened(self, conn: _Conn, sock: socket.socket, task: asyncio.Task[None]) -> None:
+        conn.task = None
+        if conn.protocol is None:
+            # Cancelled (evicted, stopping), failed, or cancelled before it even started:
+            # no transport owns the socket, so close it here.
+            self.forget(conn)
+            sock.close()
+
+    def _protocol(self, conn: _Conn) -> Connection:
+        return Connection(self, conn, conn.peer)
 
     def _refuse(self, sock: socket.socket, peer: str) -> None:
         log.debug("%s: refused, every connection busy", peer)
@@ -196,129 +283,60 @@ class _Engine:
         finally:
             sock.close()
 
-    def _drop(self, conn: _Conn) -> None:
-        """Forget ``conn`` now and cancel its task, which closes its socket."""
-        self._conns.pop(conn, None)
-        self._idle.pop(conn, None)
-        if conn.task is not None and not conn.task.done():
+    def _drop(self, conn: _Conn, *, abort: bool = True) -> None:
+        """Forget ``conn`` now and close it (politely when not ``abort``)."""
+        self.forget(conn)
+        if conn.protocol is not None:
+            if abort:
+                conn.protocol.abort()
+            else:
+                conn.protocol.close()
+        elif conn.task is not None:
             conn.task.cancel()
 
-    def _set_idle(self, conn: _Conn, idle: bool) -> None:
+    # -- what Connection calls ------------------------------------------------------
+
+    def attach(self, conn: _Conn, connection: Connection) -> None:
+        """The transport is up (TLS: handshake done): ``connection`` now owns the socket."""
+        if conn in self._conns:
+            conn.protocol = connection
+        else:  # dropped while its handshake finished
+            connection.abort()
+
+    def set_idle(self, conn: _Conn, idle: bool, *, served: bool) -> None:
         if conn not in self._conns:
             return
-        if idle:
-            self._idle[conn] = None  # re-inserted last: the newest waiter is evicted last
-        else:
-            self._idle.pop(conn, None)
+        self._fresh.pop(conn, None)
+        self._kept.pop(conn, None)
+        if idle:  # inserted last: the newest waiter is evicted last
+            (self._kept if served else self._fresh)[conn] = None
 
-    async def _connection(self, conn: _Conn, sock: socket.socket) -> None:
-        assert self._loop is not None
-        writer: asyncio.StreamWriter | None = None
-        try:
-            reader = asyncio.StreamReader(limit=self._limits.max_head_bytes)
-            protocol = asyncio.StreamReaderProtocol(reader)
-            tls_timeout = self._limits.handshake_timeout if self._tls is not None else None
-            transport, _ = await self._loop.connect_accepted_socket(
-                lambda: protocol, sock, ssl=self._tls, ssl_handshake_timeout=tls_timeout
-            )
-            # No user-space buffering: drain() returns once the kernel has every byte, so
-            # a client that stops reading is caught by the write deadline.
-            transport.set_write_buffer_limits(high=0)
-            writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
-            await self._serve(conn, reader, writer)
-        except asyncio.CancelledError:
-            pass  # evicted to make room, or the server is stopping
-        except _CLIENT_GONE as exc:
-            log.debug("%s: connection ended: %s", conn.peer, type(exc).__name__)
-        finally:
-            self._conns.pop(conn, None)
-            self._idle.pop(conn, None)
-            if writer is not None:
-                writer.transport.abort()
-            else:
-                sock.close()
+    def forget(self, conn: _Conn) -> None:
+        self._conns.pop(conn, None)
+        self._fresh.pop(conn, None)
+        self._kept.pop(conn, None)
 
-    async def _serve(
-        self, conn: _Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        limits = self._limits
-        for served in range(1, limits.max_requests_per_connection + 1):
-            self._set_idle(conn, True)
-            try:
-                head = await self._read_head(reader, fresh=served == 1)
-                self._set_idle(conn, False)
-                if head is None:
-                    return
-                keep = await self._answer(conn, parse_head(head), writer, served)
-            except BadRequest as exc:
-                self._set_idle(conn, False)
-                log.debug("%s: bad request: %s", conn.peer, exc)
-                await self._send(writer, Response.text(exc.status, str(exc)), keep=False)
-                keep = False
-            if not keep:
-                await self._close(writer)
-                return
-
-    async def _read_head(self, reader: asyncio.StreamReader, *, fresh: bool) -> list[bytes] | None:
-        """The lines of the next request head; None when the client closed or went quiet."""
-        assert self._loop is not None
-        limits = self._limits
-        start = self._loop.time()
-        try:
-            async with asyncio.timeout(limits.header_timeout if fresh else limits.idle_timeout):
-                first = await reader.read(1)
-        except TimeoutError:
-            return None  # nothing started: a quiet close, no 408 to a client that sent nothing
-        if not first:
+    def fast_response(self, request: Request) -> Response | None:
+        """The answer without a worker when it costs nothing: health, fresh /metrics bytes."""
+        path = request.path
+        if path not in ("/metrics", "/healthz"):
             return None
-        # A new connection gets header_timeout in all; a kept one from its first byte.
-        deadline = (start if fresh else self._loop.time()) + limits.header_timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await self._read_lines(reader, first)
-        except TimeoutError:
-            raise BadRequest(408, "request head not received in time") from None
+        auth = self._auth
+        if (
+            auth is not None
+            and path not in self._public
+            and not auth.remembered(request.headers.get("authorization"))
+        ):
+            return None  # credentials not seen before: bcrypt on a worker decides
+        if path == "/healthz":
+            return _HEALTHY
+        cache = self._routes.metrics
+        body = cache.peek() if isinstance(cache, MetricsCache) else None
+        return None if body is None else Response(200, body, CONTENT_TYPE)
 
-    async def _read_lines(self, reader: asyncio.StreamReader, first: bytes) -> list[bytes]:
-        lines: list[bytes] = []
-        size = 0
-        pending = first
-        while True:
-            try:
-                line = pending if pending == b"\n" else pending + await reader.readline()
-            except ValueError:  # one line beyond the reader's limit
-                raise BadRequest(431, "request head too large") from None
-            pending = b""
-            if not line.endswith(b"\n"):
-                raise asyncio.IncompleteReadError(line, None)  # closed mid-head
-            size += len(line)
-            if size > self._limits.max_head_bytes or len(lines) > MAX_HEADERS + 1:
-                raise BadRequest(431, "request head too large")
-            if line not in (b"\r\n", b"\n"):
-                lines.append(line)
-            elif lines:
-                return lines
-            # else: an empty line before the request line, which RFC 9112 says to ignore
-
-    async def _answer(
-        self, conn: _Conn, request: Request, writer: asyncio.StreamWriter, served: int
-    ) -> bool:
-        """Answer ``request``; True when the connection stays open for another."""
+    def submit(self, request: Request) -> asyncio.Future[Response]:
         assert self._loop is not None
-        keep = (
-            request.keep_alive
-            and not request.has_body  # its unread body would be taken for the next request
-            and served < self._limits.max_requests_per_connection
-            and not self._closing
-        )
-        if request.method in ("GET", "HEAD"):
-            response = await self._loop.run_in_executor(self._pool, self._respond, request)
-        else:
-            response = Response.text(405, "only GET and HEAD", ("Allow", "GET, HEAD"))
-            keep = False
-        await self._send(writer, response, keep=keep, head_only=request.method == "HEAD")
-        log.debug("%s %s %s %d", conn.peer, request.method, request.target, response.status)
-        return keep
+        return self._loop.run_in_executor(self._pool, self._respond, request)
 
     def _respond(self, request: Request) -> Response:
         """Runs on a worker: authentication (bcrypt is slow) and the route."""
@@ -328,29 +346,6 @@ class _Engine:
         if not self._auth.check(request.headers.get("authorization")):
             return _UNAUTHORIZED
         return dispatch(self._routes, path)
-
-    async def _send(
-        self,
-        writer: asyncio.StreamWriter,
-        response: Response,
-        *,
-        keep: bool,
-        head_only: bool = False,
-    ) -> None:
-        head = response_head(response, keep_alive=keep)
-        # One write, one copy of the body: two small writes would wait on delayed ACKs.
-        writer.write(head if head_only else head + response.body)
-        async with asyncio.timeout(self._limits.write_timeout):
-            await writer.drain()
-
-    async def _close(self, writer: asyncio.StreamWriter) -> None:
-        """Close politely (TLS close_notify), but never wait longer than a write may."""
-        writer.close()
-        try:
-            async with asyncio.timeout(self._limits.write_timeout):
-                await writer.wait_closed()
-        except _CLIENT_GONE:
-            pass
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MAX_HEADERS", "BadRequest", "Request", "Response", "parse_head", "response_head"]
+__all__ = [
+    "MAX_HEADERS",
+    "BadRequest",
+    "Request",
+    "Response",
+    "parse_head",
+    "response_head",
+    "take_head",
+]
 
 MAX_HEADERS = 100  # browsers send about 15; hundreds are an attack on the parser
 SERVER = "kmeans-monitor"  # no version: nothing for a scanner to match against a CVE list
@@ -66,6 +74,25 @@ class Response:
     @classmethod
     def text(cls, status: int, text: str, *headers: tuple[str, str]) -> Response:
         return cls(status, (text + "\n").encode(), headers=headers)
+
+
+def take_head(buffer: bytearray, max_bytes: int) -> list[bytes] | None:
+    """Remove one complete head from ``buffer`` and return its lines; None while partial.
+
+    Empty lines before a request line are dropped (RFC 9112 section 2.2), and a bare LF
+    ends a line as well as CRLF does. A head longer than ``max_bytes`` is a 431.
+    """
+    if buffer[:1] in (b"\r", b"\n"):
+        del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+    ends = [(i, n) for i, n in ((buffer.find(b"\r\n\r\n"), 4), (buffer.find(b"\n\n"), 2)) if i >= 0]
+    end, separator = min(ends) if ends else (len(buffer), 0)
+    if end > max_bytes:
+        raise BadRequest(431, "request head too large")
+    if not ends:
+        return None
+    lines = bytes(buffer[:end]).split(b"\n")
+    del buffer[: end + separator]
+    return lines
 
 
 def parse_head(lines: list[bytes]) -> Request:

@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,13 @@ def request(sock: socket.socket, path: str = "/metrics", extra: str = "") -> Non
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode())
 
 
+# Bytes received past the end of a response (a pipelined next one), per socket.
+_PENDING: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """One response from a raw socket (status, lower-case headers, body)."""
-    data = b""
+    data = _PENDING.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
@@ -65,7 +70,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         if not chunk:
             raise ConnectionError("closed mid-body")
         body += chunk
-    return int(lines[0].split(" ")[1]), headers, body
+    _PENDING[sock] = body[length:]
+    return int(lines[0].split(" ")[1]), headers, body[:length]
 
 
 def closed_by_server(sock: socket.socket) -> bool:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import bcrypt
 import pytest
 
-from monitor.http import WebConfig
+from monitor.http import MetricsCache, Routes, WebConfig
 from monitor.http._auth import BasicAuth, is_bcrypt_hash
-from tests.http_server._support import Running
+from tests.http_server._support import Running, registry_with_counter
 
 # Cost 4, the lowest bcrypt allows: these tests check logic, not the hash's strength.
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
@@ -76,8 +76,12 @@ def test_a_verified_pair_is_remembered_and_a_failure_always_pays_bcrypt(
     checkpw: CountingCheckpw,
 ) -> None:
     auth = BasicAuth({"prometheus": HASH})
+    assert not auth.remembered(basic("prometheus", "s3cret"))
     assert all(auth.check(basic("prometheus", "s3cret")) for _ in range(20))
     assert checkpw.calls == 1
+    assert auth.remembered(basic("prometheus", "s3cret"))
+    assert not auth.remembered(basic("prometheus", "wrong"))
+    assert not auth.remembered(None)
     assert not any(auth.check(basic("prometheus", "wrong")) for _ in range(3))
     assert checkpw.calls == 4
 
@@ -133,3 +137,17 @@ def test_every_path_but_healthz_asks_for_credentials(
 def test_metrics_with_the_right_credentials(serve: Callable[..., Running]) -> None:
     running = serve(web=WebConfig(users={"prometheus": HASH}))
     assert fetch(running, "/metrics", basic("prometheus", "s3cret")) == (200, None)
+
+
+def test_fresh_cached_metrics_still_need_credentials(serve: Callable[..., Running]) -> None:
+    # /metrics from a fresh cache is answered on the event loop: it must check too.
+    registry = registry_with_counter()
+    cache = MetricsCache(registry, lambda: 0, max_age=None)
+    running = serve(Routes(registry=registry, metrics=cache), web=WebConfig(users={"p": HASH}))
+    assert fetch(running, "/metrics", basic("p", "s3cret"))[0] == 200  # now cached and fresh
+    assert cache.peek() is not None
+    assert fetch(running, "/metrics", None)[0] == 401
+    assert fetch(running, "/metrics", basic("p", "wrong"))[0] == 401
+    assert fetch(running, "/metrics", basic("q", "s3cret"))[0] == 401
+    assert fetch(running, "/metrics", basic("p", "s3cret"))[0] == 200
+    assert fetch(running, "/healthz", basic("p", "wrong"))[0] == 200  # public path
