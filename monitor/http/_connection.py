@@ -30,6 +30,9 @@ __all__ = ["Connection", "Host"]
 
 log = logging.getLogger("monitor.http")
 
+# A client must take at least this much of its response per write_timeout (64 KiB per
+# 10 s is 6.4 KB/s: far below any real scraper, far above a slow-read attack).
+MIN_PROGRESS_BYTES = 65536
 _NOT_ALLOWED = Response.text(405, "only GET and HEAD", ("Allow", "GET, HEAD"))
 
 
@@ -71,9 +74,11 @@ class Connection(asyncio.Protocol):
         self._expire: Callable[[], None] | None = None
         self._reading_paused = False
         self._closing = False
+        self._lingering = False
         self._waiting_first_byte = False  # the timer is the keep-alive idle one
         self._answering = False
         self._write_blocked = False
+        self._unsent = 0  # bytes not yet taken by the kernel when the write deadline was set
         self._keep = True
         self._eof = False
         self._served = 0
@@ -119,7 +124,18 @@ class Connection(asyncio.Protocol):
         log.debug("%s: closed, idle keep-alive", self.peer)
         self.close()
 
+    def _watch_write(self) -> None:
+        assert self._transport is not None
+        self._unsent = self._transport.get_write_buffer_size()
+        self._arm(self._host.write_timeout, self._on_write_timeout)
+
     def _on_write_timeout(self) -> None:
+        # A big response to a slow link may take longer than one period: what counts is
+        # that the client reads at a useful pace, not that it has finished.
+        unsent = self._transport.get_write_buffer_size() if self._transport else 0
+        if self._unsent - unsent >= min(self._unsent, MIN_PROGRESS_BYTES):
+            self._watch_write()
+            return
         log.debug("%s: connection ended: client did not read its response in time", self.peer)
         self.abort()
 
@@ -134,6 +150,8 @@ class Connection(asyncio.Protocol):
         self._host.attach(self._key, self)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # after the last response: read only to let the client see it whole
         self._buffer += data
         if self._answering:
             # The next request waits its turn; a client that floods meanwhile is paused.
@@ -148,7 +166,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         # Answer a request in flight before closing; otherwise let asyncio close.
-        return self._answering
+        return self._answering and not self._lingering
 
     def pause_writing(self) -> None:
         self._write_blocked = True
@@ -239,13 +257,13 @@ class Connection(asyncio.Protocol):
             log.debug("%s %s %s %d", self.peer, request.method, request.target, response.status)
         self._keep = keep
         if self._write_blocked:
-            self._arm(self._host.write_timeout, self._on_write_timeout)
+            self._watch_write()
         else:
             self._after_response()
 
     def _after_response(self) -> None:
         if not self._keep or self._eof:
-            self.close()
+            self.close(linger=not self._eof)
             return
         self._answering = False
         self._host.set_idle(self._key, True, served=self._served > 0)
@@ -262,12 +280,31 @@ class Connection(asyncio.Protocol):
 
     # -- ending ---------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close after what was written (TLS: with close_notify, bounded by asyncio)."""
+    def close(self, *, linger: bool = False) -> None:
+        """Close after what was written (TLS: with close_notify, bounded by asyncio).
+
+        With ``linger``, after a last response: send FIN, then read and discard until
+        the client closes too, for at most the time it has to read a response. Closing
+        with unread bytes (a body we did not want, a flood) would send a reset, and a
+        reset can destroy the response before the client has read it. A lingering
+        connection is the first to go when the connection cap needs room.
+        """
         self._disarm()
         self._closing = self._answering = True  # nothing more is read or answered
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if linger and transport.can_write_eof():
+            self._lingering = True
+            self._buffer.clear()
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            self._arm(self._host.write_timeout, self.abort)
+            self._host.set_idle(self._key, True, served=False)
+        else:
+            transport.close()
 
     def abort(self) -> None:
         """Drop the connection now."""

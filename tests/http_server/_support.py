@@ -65,13 +65,14 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
+    received = bytearray(body)  # bytes += would copy the whole body for every chunk
+    while len(received) < length:
+        chunk = sock.recv(1 << 20)
         if not chunk:
             raise ConnectionError("closed mid-body")
-        body += chunk
-    _PENDING[sock] = body[length:]
-    return int(lines[0].split(" ")[1]), headers, body[:length]
+        received += chunk
+    _PENDING[sock] = bytes(received[length:])
+    return int(lines[0].split(" ")[1]), headers, bytes(received[:length])
 
 
 def closed_by_server(sock: socket.socket) -> bool:

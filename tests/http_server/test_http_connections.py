@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from monitor.checks import Mismatch
-from monitor.http import Limits, Routes
+from monitor.http import Limits, MetricsCache, Routes
 from tests.http_server._support import (
     PATIENCE,
     Running,
@@ -337,3 +337,60 @@ def test_running_out_of_descriptors_pauses_accepting_and_recovers() -> None:
     # Paused, not spinning: a warning per second of trouble, not one per attempt.
     assert 1 <= int(warnings) <= 5
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("while_", ["a worker answers", "its response waits to be read"])
+def test_a_client_flooding_while_its_request_is_answered_is_not_read(
+    serve: Callable[..., Running], while_: str
+) -> None:
+    release = threading.Event()
+
+    def slow_models() -> list[str]:
+        release.wait(PATIENCE)
+        return []
+
+    big = b"# " + b"x" * (64 * 2**20) + b"\n"
+    registry = registry_with_counter()
+    # Fresh cached bytes: answered on the event loop, where no worker pauses reading.
+    cache = MetricsCache(registry, lambda: 0, max_age=None, encoder=lambda _: big)
+    cache()
+    running = serve(
+        Routes(registry=registry, models_json=slow_models, metrics=cache),
+        limits=Limits(write_timeout=PATIENCE),
+    )
+    sock = running.connect()
+    request(sock, "/api/models" if while_ == "a worker answers" else "/metrics")
+    sock.settimeout(2.0)
+    sent, chunk = 0, b"x" * 65536
+    try:
+        while sent < 256 * 2**20:
+            sent += sock.send(chunk)
+    except TimeoutError:
+        pass  # the kernel buffers are full: the server stopped reading, as it should
+    finally:
+        release.set()
+    assert sent < 64 * 2**20  # a server that kept reading would have taken all 256 MiB
+    assert read_response(sock)[0] == 200
+    status, headers, _ = read_response(sock)  # the flood, read as a head, is too large
+    assert (status, headers["connection"]) == (431, "close")
+
+
+def test_a_slow_but_steady_reader_gets_a_response_longer_than_the_write_timeout(
+    serve: Callable[..., Running],
+) -> None:
+    big = b"# " + b"x" * (16 * 2**20) + b"\n"
+    running = serve(
+        Routes(registry=registry_with_counter(), metrics=lambda: big),
+        limits=Limits(write_timeout=0.5),
+    )
+    sock = running.connect()
+    request(sock)
+    received = bytearray()
+    started = time.monotonic()
+    while not (len(received) > len(big) and received.endswith(big)):
+        chunk = sock.recv(256 * 1024)
+        assert chunk, f"cut after {len(received)} bytes"
+        received += chunk
+        time.sleep(0.02)  # about 10 MB/s at most: seconds for the whole body
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert time.monotonic() - started > 0.5  # it did outlast one write_timeout
