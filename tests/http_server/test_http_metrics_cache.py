@@ -142,3 +142,19 @@ def test_the_server_serves_the_cached_bytes(
     with urllib.request.urlopen(url, timeout=10) as response:
         response.read()
     assert encoder.calls == 2
+
+
+def test_peek_returns_fresh_bytes_only_and_never_encodes(registry: CollectorRegistry) -> None:
+    version = [0]
+    clock = Clock()
+    encoder = CountingEncoder()
+    cache = MetricsCache(registry, lambda: version[0], max_age=1.0, encoder=encoder, clock=clock)
+    assert cache.peek() is None  # nothing encoded yet
+    body = cache()
+    assert cache.peek() is body
+    version[0] += 1
+    assert cache.peek() is None
+    cache()
+    clock.now += 1.0
+    assert cache.peek() is None
+    assert encoder.calls == 2

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from monitor.http._wire import MAX_HEADERS, BadRequest, Request, parse_head
+from monitor.http._wire import MAX_HEADERS, BadRequest, Request, parse_head, take_head
 from tests.http_server._support import Running, closed_by_server, read_response
 
 
@@ -110,3 +110,21 @@ def test_http_1_0_gets_its_answer_and_a_close(serve: Callable[..., Running]) -> 
     status, headers, body = read_response(sock)
     assert (status, headers["connection"], body) == (200, "close", b"ok\n")
     assert closed_by_server(sock)
+
+
+def test_take_head_takes_one_head_and_leaves_the_rest() -> None:
+    buffer = bytearray(b"\r\n\nGET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\n\nGET /c")
+    assert take_head(buffer, 1000) == [b"GET /a HTTP/1.1\r", b"Host: x"]
+    assert take_head(buffer, 1000) == [b"GET /b HTTP/1.1"]
+    assert take_head(buffer, 1000) is None  # partial: kept for the next read
+    assert buffer == bytearray(b"GET /c")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"GET / HTTP/1.1\r\nX: " + b"a" * 100, b"GET / HTTP/1.1\r\nX: " + b"a" * 100 + b"\r\n\r\n"],
+)
+def test_take_head_refuses_a_head_beyond_the_limit(raw: bytes) -> None:
+    with pytest.raises(BadRequest) as caught:
+        take_head(bytearray(raw), 64)
+    assert caught.value.status == 431
