@@ -16,8 +16,9 @@ for the server's GIL. They do share the machine's cores: ``--client-nice 19`` ma
 them yield, closer to scrapers on other machines; the default (0) is the harsher case.
 
 Phases: ``quiet`` (no clients: the baseline of run lateness), ``scrape`` (``--clients``
-scraping back to back), ``idle`` (``--idle`` silent connections, each reopened as soon
-as the server closes it, while ``--idle-scrapers`` clients scrape back to back).
+scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
+``--reopen-after`` seconds after the server closes it, while ``--idle-scrapers`` clients
+scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
                            [--nice 10] [--client-nice 0]
@@ -151,8 +152,11 @@ def scrape_process(host: str, port: int, clients: int, seconds: float, nice: int
     out.close()
 
 
-def idle_process(host: str, port: int, count: int, seconds: float, nice: int, out: Any) -> None:
-    """Child process: hold ``count`` silent connections, reopening those the server closes."""
+def idle_process(
+    host: str, port: int, count: int, seconds: float, reopen_after: float, nice: int, out: Any
+) -> None:
+    """Child process: hold ``count`` silent connections; reopen each one the server closes
+    ``reopen_after`` seconds later (0: at once, an aggressive attacker)."""
     os.nice(nice)
     sel = selectors.DefaultSelector()
 
@@ -167,17 +171,18 @@ def idle_process(host: str, port: int, count: int, seconds: float, nice: int, ou
 
     opened = sum(open_one() for _ in range(count))
     reopened = failed = 0
+    closed_at: list[float] = []
     until = time.monotonic() + seconds
     while time.monotonic() < until:
-        closed = 0
-        for key, _ in sel.select(timeout=0.5):
+        for key, _ in sel.select(timeout=0.1):
             sock = key.fileobj
             assert isinstance(sock, socket.socket)
             sel.unregister(sock)
             sock.close()  # the server closed it (eviction or timeout): EOF, 503 or reset
-            closed += 1
-        time.sleep(0.2)  # a persistent but not frantic attacker
-        for _ in range(closed):
+            closed_at.append(time.monotonic())
+        due = time.monotonic() - reopen_after
+        while closed_at and closed_at[0] <= due:
+            closed_at.pop(0)
             if open_one():
                 reopened += 1
             else:
@@ -459,7 +464,9 @@ def _phases(target: Target, args: argparse.Namespace) -> tuple[list[Phase], str]
     phases.append(Phase(f"scrape: {args.clients} clients", args.seconds, t0, time.time(), lat, err))
 
     host, port = target.server.address
-    holder, conn = _spawn(idle_process, host, port, args.idle, args.seconds + 5, args.client_nice)
+    holder, conn = _spawn(
+        idle_process, host, port, args.idle, args.seconds + 5, args.reopen_after, args.client_nice
+    )
     sampler = Sampler(target)
     sampler.start()
     time.sleep(3)  # let the holder open its connections
@@ -501,6 +508,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quiet", type=float, default=15.0, help="length of the baseline phase")
     p.add_argument("--idle", type=int, default=1000, help="silent connections held open")
     p.add_argument("--idle-scrapers", type=int, default=2)
+    p.add_argument(
+        "--reopen-after", type=float, default=1.0, help="seconds before a closed one is reopened"
+    )
     p.add_argument("--processes", type=int, default=2, help="client processes")
     p.add_argument("--models", type=int, default=6)
     p.add_argument("--interval", type=float, default=5.0)
