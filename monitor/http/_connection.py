@@ -5,8 +5,9 @@ loop and one timer per connection is re-armed as the connection changes state, w
 costs a fraction of the stream machinery (docs/decisions.md has the figures).
 
 States: waiting for a head (the server may evict the connection then), answering
-(reading paused, the request on the fast path or a worker), writing (the client must
-read within ``write_timeout``), closing.
+(on the fast path within the callback; on a worker with reading paused), writing (the
+client must keep reading, ``MIN_PROGRESS_BYTES`` per ``write_timeout``), lingering
+(after the last response), closed.
 """
 
 from __future__ import annotations
@@ -239,7 +240,12 @@ class Connection(asyncio.Protocol):
         if future.cancelled():
             self.abort()
             return
-        self._send(request, future.result(), keep=keep)
+        try:
+            response = future.result()
+        except Exception:  # a bug outside the routes (they answer 500 themselves)
+            log.exception("error answering %s", request.target)
+            response, keep = Response.text(500, "internal error"), False
+        self._send(request, response, keep=keep)
 
     def _reject(self, exc: BadRequest) -> None:
         log.debug("%s: bad request: %s", self.peer, exc)

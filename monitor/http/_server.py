@@ -1,12 +1,13 @@
 """The HTTP server: one event-loop thread owns every connection, a few workers answer.
 
-Connections cost a socket and a small coroutine, never a thread, and their number is
+Connections cost a socket and a Protocol object, never a thread, and their number is
 capped. At the cap a new connection takes the place of the connection that has waited
-longest for a request (an idle keep-alive, a slow or silent client); only when every
-admitted connection is busy with a request is the new one refused (503 on plain HTTP,
-a plain close on TLS). Every wait has a deadline: the TLS handshake, the request head
-(total time, not per read, so a client sending a byte a second is cut), the idle time
-between keep-alive requests, and the time a client takes to read its response.
+longest for a request, those that never completed one first (silent or slow clients
+before a scraper between two scrapes); only when every admitted connection is busy
+with a request is the new one refused (503 on plain HTTP, a plain close on TLS). Every
+wait has a deadline: the TLS handshake, the request head (in all, not per read, so a
+client sending a byte a second is cut), the idle time between keep-alive requests, and
+the pace at which a client reads its response.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ __all__ = ["HttpServer", "Limits"]
 
 log = logging.getLogger("monitor.http")
 
-# What a client that vanished looks like; each is one debug line, never a traceback.
-_CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError, OSError)
+# What a client that vanished looks like (resets, TLS errors and timeouts are all
+# OSError); each is one debug line, never a traceback.
+_CLIENT_GONE = (OSError, EOFError)
 _ACCEPT_PAUSE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _LIMIT_WARNING_EVERY = 60.0  # seconds between warnings that the connection cap was hit
 _ACCEPT_BATCH = 16  # connections accepted per wake-up of the listener
@@ -59,7 +61,7 @@ class Limits:
     max_connections: int = 256  # open client connections, far below any fd limit
     header_timeout: float = 10.0  # seconds from connect (or first byte) to a whole head
     idle_timeout: float = 30.0  # seconds a keep-alive connection may wait for a request
-    write_timeout: float = 10.0  # seconds a client may take to read one response
+    write_timeout: float = 10.0  # seconds in which a client must read 64 KiB of a response
     handshake_timeout: float = 10.0  # seconds for the TLS handshake
     max_requests_per_connection: int = 1000  # then "Connection: close"
     max_head_bytes: int = 16384  # request line and headers together

@@ -151,3 +151,15 @@ def test_fresh_cached_metrics_still_need_credentials(serve: Callable[..., Runnin
     assert fetch(running, "/metrics", basic("q", "s3cret"))[0] == 401
     assert fetch(running, "/metrics", basic("p", "s3cret"))[0] == 200
     assert fetch(running, "/healthz", basic("p", "wrong"))[0] == 200  # public path
+
+
+def test_a_failing_check_is_a_500_and_the_server_keeps_serving(
+    serve: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: BasicAuth, header: str | None) -> bool:
+        raise RuntimeError("auth bug")
+
+    monkeypatch.setattr(BasicAuth, "check", broken)
+    running = serve(web=WebConfig(users={"prometheus": HASH}))
+    assert fetch(running, "/metrics", basic("prometheus", "s3cret"))[0] == 500
+    assert fetch(running, "/healthz", None)[0] == 200

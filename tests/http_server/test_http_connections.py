@@ -394,3 +394,15 @@ def test_a_slow_but_steady_reader_gets_a_response_longer_than_the_write_timeout(
         time.sleep(0.02)  # about 10 MB/s at most: seconds for the whole body
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert time.monotonic() - started > 0.5  # it did outlast one write_timeout
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(
+    serve: Callable[..., Running],
+) -> None:
+    running = serve(Routes(registry=registry_with_counter(), models_json=lambda: ["m"]))
+    for path in ("/healthz", "/api/models"):  # the fast path and a worker
+        sock = running.connect()
+        request(sock, path)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_response(sock)[0] == 200
+        assert closed_by_server(sock)  # and not kept for a request that cannot come

@@ -115,3 +115,22 @@ def test_only_get_and_head_are_answered(server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert (caught.value.code, caught.value.headers["Allow"]) == (405, "GET, HEAD")
+
+
+@pytest.mark.parametrize(("host", "url_host"), [("::1", "[::1]"), ("localhost", "127.0.0.1")])
+def test_ipv6_and_host_names_are_listened_on(host: str, url_host: str) -> None:
+    srv = HttpServer(host, 0, Routes(registry=CollectorRegistry()))
+    srv.start()
+    try:
+        assert get(f"http://{url_host}:{srv.address[1]}/healthz")[0] == 200
+    finally:
+        srv.stop()
+
+
+def test_a_port_in_use_fails_at_construction() -> None:
+    first = HttpServer("127.0.0.1", 0, Routes(registry=CollectorRegistry()))
+    try:
+        with pytest.raises(OSError):
+            HttpServer("127.0.0.1", first.address[1], Routes(registry=CollectorRegistry()))
+    finally:
+        first.stop()
