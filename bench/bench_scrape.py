@@ -395,23 +395,47 @@ def _scrape_phase(
     return latencies, errors
 
 
-def _row(name: str, seconds: float, lat: list[float], err: list[str], st: dict[str, float]) -> str:
+def _row(ph: Phase, st: dict[str, float]) -> str:
+    lat, err, seconds = ph.latencies, ph.errors, ph.seconds
     ms = np.array(lat) * 1000 if lat else np.array([float("nan")])
     kinds = ", ".join(f"{k} x{err.count(k)}" for k in sorted(set(err))) or "0"
+    per_request = f"{ph.http_cpu / len(lat) * 1e6:.0f}" if lat else "-"
     return (
-        f"| {name} | {len(lat) / seconds:,.0f} | {np.percentile(ms, 50):.2f} | "
+        f"| {ph.name} | {len(lat) / seconds:,.0f} | {np.percentile(ms, 50):.2f} | "
         f"{np.percentile(ms, 99):.2f} | {ms.max():.1f} | {kinds} | "
         f"{st['due']:.0f} / {st['run']:.0f} / {st['skipped']:.0f} / {st['missed']:.0f} | "
         f"{st['late_p50_ms']:.1f} / {st['late_max_ms']:.1f} | {st['run_p50_s']:.2f} | "
-        f"{st['tick_p99_ms']:.1f} / {st['tick_max_ms']:.1f} |"
+        f"{st['tick_p99_ms']:.1f} / {st['tick_max_ms']:.1f} | "
+        f"{per_request} / {ph.http_cpu / seconds:.2f} | {ph.client_cpu / seconds:.2f} |"
     )
 
 
 HEADER = (
     "| phase | req/s | p50 ms | p99 ms | max ms | errors | runs due / run / not run / missed "
-    "| run start late p50 / max ms | run s p50 | 20 ms tick late p99 / max ms |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "| run start late p50 / max ms | run s p50 | 20 ms tick late p99 / max ms "
+    "| server CPU us per request / cores | client cores |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used by the client processes that have ended so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def http_cpu_seconds() -> float:
+    """CPU seconds used so far by the server's threads (its event loop and workers)."""
+    ticks = 0
+    for thread in threading.enumerate():
+        if thread.name == "http" or thread.name.startswith("http-worker"):
+            try:
+                with open(f"/proc/self/task/{thread.native_id}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread just ended
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Sampler(threading.Thread):
@@ -450,33 +474,44 @@ class Phase:
     t1: float
     latencies: list[float]
     errors: list[str]
+    http_cpu: float  # CPU seconds of the server's threads during the phase
+    client_cpu: float = 0.0  # CPU seconds of the client processes
     load: bool = True  # judged against the latency target
 
 
 def _phases(target: Target, args: argparse.Namespace) -> tuple[list[Phase], str]:
     phases = []
-    t0 = time.time()
+    t0, cpu = time.time(), http_cpu_seconds()
     time.sleep(args.quiet)
-    phases.append(Phase("quiet", args.quiet, t0, time.time(), [], [], load=False))
+    phases.append(
+        Phase("quiet", args.quiet, t0, time.time(), [], [], http_cpu_seconds() - cpu, load=False)
+    )
 
-    t0 = time.time()
+    t0, cpu, ccpu = time.time(), http_cpu_seconds(), children_cpu_seconds()
     lat, err = _scrape_phase(target, args.clients, args.seconds, args.processes, args.client_nice)
-    phases.append(Phase(f"scrape: {args.clients} clients", args.seconds, t0, time.time(), lat, err))
+    name = f"scrape: {args.clients} clients"
+    cpu = http_cpu_seconds() - cpu
+    ccpu = children_cpu_seconds() - ccpu
+    phases.append(Phase(name, args.seconds, t0, time.time(), lat, err, cpu, ccpu))
 
     host, port = target.server.address
+    ccpu = children_cpu_seconds()
     holder, conn = _spawn(
         idle_process, host, port, args.idle, args.seconds + 5, args.reopen_after, args.client_nice
     )
     sampler = Sampler(target)
     sampler.start()
     time.sleep(3)  # let the holder open its connections
-    t0 = time.time()
+    t0, cpu = time.time(), http_cpu_seconds()
     lat, err = _scrape_phase(target, args.idle_scrapers, args.seconds, 1, args.client_nice)
     name = f"idle: {args.idle} held + {args.idle_scrapers} clients"
-    phases.append(Phase(name, args.seconds, t0, time.time(), lat, err))
+    phase = Phase(name, args.seconds, t0, time.time(), lat, err, http_cpu_seconds() - cpu)
     opened, reopened, failed = conn.recv()
     holder.join(timeout=30)
     sampler.stop.set()
+    # The holder ran a few seconds longer than the phase: its CPU is counted whole.
+    phase.client_cpu = children_cpu_seconds() - ccpu
+    phases.append(phase)
     note = (
         f"idle phase: the holder opened {opened}, reopened {reopened} "
         f"({reopened / (args.seconds + 5):.0f}/s) after the server closed them, failed {failed}; "
@@ -491,7 +526,7 @@ def _report(target: Target, phases: list[Phase], interval: float) -> tuple[list[
     rows, ok = [], True
     for ph in phases:
         st = target.stats(ph.t0, ph.t1)
-        rows.append(_row(ph.name, ph.seconds, ph.latencies, ph.errors, st))
+        rows.append(_row(ph, st))
         ok &= not ph.errors and st["skipped"] == 0 and st["missed"] == 0
         ok &= st["late_max_ms"] < 1000 * interval / 2
         if ph.load:
