@@ -1,0 +1,592 @@
+"""Scrape load against a daemon-like process: /metrics latency, errors, and starved runs.
+
+The process under test is the daemon's own parts: ``build_app`` on 6 synthetic models
+(3,000 rows each, k=4, one run every 5 s on ``max_workers`` 2, through
+``monitor.scheduling`` with the daemon's misfire grace of half an interval), the
+exporter's registry with process metrics, a ``MetricsCache`` bumped after every run
+(standing in for the version counter MonitorState is to get), and the ``HttpServer``
+with its default ``Limits``. Its soft descriptor limit is lowered to ``--nofile``
+(1,024, systemd's default) as in the issue's reports. A thread that sleeps 20 ms at a
+time records how late it wakes, every run's start is compared with its schedule, and
+APScheduler's "missed" warnings are counted.
+
+Clients run in other processes, as asyncio Protocols on raw sockets with keep-alive
+like Prometheus, so their cost per request is small and their parsing does not compete
+for the server's GIL. They do share the machine's cores: ``--client-nice 19`` makes
+them yield, closer to scrapers on other machines; the default (0) is the harsher case.
+
+Phases: ``quiet`` (no clients: the baseline of run lateness), ``scrape`` (``--clients``
+scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
+``--reopen-after`` seconds after the server closes it, while ``--idle-scrapers`` clients
+scrape back to back).
+
+    python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
+                           [--nice 10] [--client-nice 0]
+
+Exit 1 when a target of issue 10 is missed: /metrics p99 under 20 ms, no error, no
+missed or late (beyond half an interval) run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import platform
+import resource
+import selectors
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+P99_TARGET_MS = 20.0
+
+
+# ---------------------------------------------------------------- clients (child processes)
+
+
+class _Scraper(asyncio.Protocol):
+    """One keep-alive client: a request, its whole response, the next request at once.
+
+    A Protocol rather than streams: the client's own cost per request is a fraction,
+    so the figures are the server's and not the load generator's.
+    """
+
+    def __init__(self, until: float, latencies: list[float], errors: list[str]) -> None:
+        self.until = until
+        self.latencies = latencies
+        self.errors = errors
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.need = -1  # bytes of the whole response once its head is parsed
+        self.status = 0
+        self.close_after = False
+        self.t0 = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        self.buffer.clear()
+        self.need = -1
+        self.t0 = time.perf_counter()
+        self.transport.write(_REQUEST)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.need < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).lower()
+            self.status = int(head.split(b" ", 2)[1])
+            length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            self.need = end + 4 + length
+            self.close_after = b"connection: close" in head
+        if len(self.buffer) < self.need:
+            return
+        self.latencies.append(time.perf_counter() - self.t0)
+        if self.status != 200:
+            self.errors.append(f"HTTP {self.status}")
+        if self.close_after or time.monotonic() >= self.until:
+            assert self.transport is not None
+            self.transport.close()
+        else:
+            self._send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.need < 0 or len(self.buffer) < self.need:
+            self.errors.append(type(exc).__name__ if exc else "closed mid-response")
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n"
+
+
+async def _scrape_one(
+    host: str, port: int, until: float, latencies: list[float], errors: list[str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    while time.monotonic() < until:
+        try:
+            _, scraper = await asyncio.wait_for(
+                loop.create_connection(lambda: _Scraper(until, latencies, errors), host, port),
+                5,
+            )
+            await asyncio.wait_for(scraper.done, max(5.0, until - time.monotonic() + 5))
+        except (OSError, TimeoutError) as exc:
+            errors.append(type(exc).__name__)
+            await asyncio.sleep(0.01)
+
+
+def scrape_process(host: str, port: int, clients: int, seconds: float, nice: int, out: Any) -> None:
+    """Child process: ``clients`` keep-alive scrapers back to back for ``seconds``."""
+    os.nice(nice)
+    latencies: list[float] = []
+    errors: list[str] = []
+    until = time.monotonic() + seconds
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(_scrape_one(host, port, until, latencies, errors) for _ in range(clients))
+        )
+
+    asyncio.run(main())
+    out.send((latencies, errors))
+    out.close()
+
+
+def idle_process(
+    host: str, port: int, count: int, seconds: float, reopen_after: float, nice: int, out: Any
+) -> None:
+    """Child process: hold ``count`` silent connections; reopen each one the server closes
+    ``reopen_after`` seconds later (0: at once, an aggressive attacker)."""
+    os.nice(nice)
+    sel = selectors.DefaultSelector()
+
+    def open_one() -> bool:
+        try:
+            sock = socket.create_connection((host, port), timeout=5)
+        except OSError:
+            return False
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+        return True
+
+    opened = sum(open_one() for _ in range(count))
+    reopened = failed = 0
+    closed_at: list[float] = []
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        for key, _ in sel.select(timeout=0.1):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            sel.unregister(sock)
+            sock.close()  # the server closed it (eviction or timeout): EOF, 503 or reset
+            closed_at.append(time.monotonic())
+        due = time.monotonic() - reopen_after
+        while closed_at and closed_at[0] <= due:
+            closed_at.pop(0)
+            if open_one():
+                reopened += 1
+            else:
+                failed += 1
+    out.send((opened, reopened, failed))
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()  # type: ignore[union-attr]
+    out.close()
+
+
+# ---------------------------------------------------------------- the process under test
+
+
+@dataclass
+class RunLog:
+    """Start times of every model run, against the schedule each was added with."""
+
+    interval: float
+    added: dict[str, float] = field(default_factory=dict)
+    starts: dict[str, list[float]] = field(default_factory=dict)
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wrap(self, name: str, run: Callable[[str], object]) -> Callable[[], None]:
+        def timed() -> None:
+            start = time.time()
+            run(name)
+            with self.lock:
+                self.starts[name].append(start)
+                self.durations[name].append(time.time() - start)
+
+        self.added[name] = time.time()
+        self.starts[name] = []
+        self.durations[name] = []
+        return timed
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        """Runs due, run, skipped and late in ``[t0, t1)``, with lateness percentiles."""
+        due = done = 0
+        late: list[float] = []
+        durations: list[float] = []
+        with self.lock:
+            for name, added in self.added.items():
+                first = max(0, int(np.ceil((t0 - added) / self.interval)))
+                last = int(np.floor((t1 - added) / self.interval - 1e-9))
+                due += max(0, last - first + 1)
+                for start, took in zip(self.starts[name], self.durations[name], strict=True):
+                    due_at = added + np.floor((start - added) / self.interval) * self.interval
+                    if t0 <= due_at < t1:
+                        done += 1
+                        late.append(start - due_at)
+                        durations.append(took)
+        return {
+            "due": due,
+            "run": done,
+            "skipped": max(0, due - done),
+            "late_p50_ms": 1000 * float(np.percentile(late, 50)) if late else float("nan"),
+            "late_max_ms": 1000 * max(late, default=float("nan")),
+            "run_p50_s": statistics.median(durations) if durations else float("nan"),
+        }
+
+
+class MissedRuns(logging.Handler):
+    """Counts the runs APScheduler gave up on (its only report of them is a log line)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.times: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "maximum number of running instances" in message:
+            self.times.append(record.created)
+        elif "was missed by" in message:
+            # "... was missed by 0:00:02.918259": count it at the time it was due.
+            h, m, sec = message.rsplit(" ", 1)[1].split(":")
+            self.times.append(record.created - (int(h) * 3600 + int(m) * 60 + float(sec)))
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        return {"missed": sum(t0 <= at < t1 for at in self.times)}
+
+
+class Ticker(threading.Thread):
+    """Sleeps 20 ms at a time and records how late it wakes up."""
+
+    def __init__(self) -> None:
+        super().__init__(name="ticker", daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            time.sleep(0.02)
+            self.samples.append((time.time(), time.perf_counter() - t0 - 0.02))
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        late = [d for at, d in self.samples if t0 <= at < t1]
+        return {
+            "tick_p99_ms": 1000 * float(np.percentile(late, 99)) if late else float("nan"),
+            "tick_max_ms": 1000 * max(late, default=float("nan")),
+        }
+
+
+def _settings(models: int, interval: float, rows: int, state_dir: Path) -> Any:
+    from monitor.config import parse
+
+    features = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
+    return parse(
+        {
+            "daemon": {"state_dir": str(state_dir), "max_workers": 2},
+            "models": [
+                {
+                    "name": f"service{i}",
+                    "features": features,
+                    "k": 4,
+                    "window": "30s",
+                    "schedule": {"interval": f"{interval:g}s"},
+                    "source": {
+                        "kind": "synthetic",
+                        "seed": i,
+                        "regimes": 4,
+                        "rows_per_window": rows,
+                    },
+                }
+                for i in range(models)
+            ],
+        }
+    )
+
+
+class Target:
+    """The daemon's parts in this process: app, scheduler, metrics cache, HTTP server."""
+
+    def __init__(self, args: argparse.Namespace, state_dir: Path) -> None:
+        from monitor.bootstrap import build_app
+        from monitor.http import HttpServer, Limits, MetricsCache, Routes
+        from monitor.scheduling import Scheduler
+
+        self.app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
+        self.changes = 0  # the version counter the lead adds to MonitorState
+        self.app.on_result.append(self._changed)
+        cache = MetricsCache(self.app.registry, lambda: self.changes)
+        routes = Routes(
+            registry=self.app.registry,
+            ready=self.app.ready,
+            models_json=self.app.models_json,
+            index_html=self.app.index_html,
+            metrics=None if args.no_cache else cache,
+        )
+        self.server = HttpServer("127.0.0.1", 0, routes, limits=Limits(nice=args.nice))
+        self.scheduler = Scheduler(2)
+        self.runs = RunLog(args.interval)
+        self.ticker = Ticker()
+        self.missed = MissedRuns()
+        logging.getLogger("apscheduler").addHandler(self.missed)
+        self._interval = args.interval
+
+    def _changed(self, result: object) -> None:
+        self.changes += 1
+
+    def start(self) -> None:
+        self.server.start()
+        self.ticker.start()
+        for m in self.app.settings.models:
+            self.scheduler.add(
+                f"model:{m.name}",
+                self.runs.wrap(m.name, self.app.run_model),
+                interval=self._interval,
+                misfire_grace=self._interval / 2,
+            )
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=True)
+        self.server.stop()
+        self.ticker.stop.set()
+        self.app.close()
+
+    def stats(self, t0: float, t1: float) -> dict[str, float]:
+        return {
+            **self.runs.window(t0, t1),
+            **self.ticker.window(t0, t1),
+            **self.missed.window(t0, t1),
+        }
+
+
+def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(*args, child), daemon=True)
+    proc.start()
+    child.close()
+    return proc, parent
+
+
+def _scrape_phase(
+    target: Target, clients: int, seconds: float, processes: int, nice: int
+) -> tuple[list[float], list[str]]:
+    host, port = target.server.address
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    spawned = [_spawn(scrape_process, host, port, n, seconds, nice) for n in shares if n]
+    latencies: list[float] = []
+    errors: list[str] = []
+    for proc, conn in spawned:
+        got_latencies, got_errors = conn.recv()
+        latencies += got_latencies
+        errors += got_errors
+        proc.join(timeout=30)
+    return latencies, errors
+
+
+def _row(ph: Phase, st: dict[str, float]) -> str:
+    lat, err, seconds = ph.latencies, ph.errors, ph.seconds
+    ms = np.array(lat) * 1000 if lat else np.array([float("nan")])
+    kinds = ", ".join(f"{k} x{err.count(k)}" for k in sorted(set(err))) or "0"
+    per_request = f"{ph.http_cpu / len(lat) * 1e6:.0f}" if lat else "-"
+    return (
+        f"| {ph.name} | {len(lat) / seconds:,.0f} | {np.percentile(ms, 50):.2f} | "
+        f"{np.percentile(ms, 99):.2f} | {ms.max():.1f} | {kinds} | "
+        f"{st['due']:.0f} / {st['run']:.0f} / {st['skipped']:.0f} / {st['missed']:.0f} | "
+        f"{st['late_p50_ms']:.1f} / {st['late_max_ms']:.1f} | {st['run_p50_s']:.2f} | "
+        f"{st['tick_p99_ms']:.1f} / {st['tick_max_ms']:.1f} | "
+        f"{per_request} / {ph.http_cpu / seconds:.2f} | {ph.client_cpu / seconds:.2f} |"
+    )
+
+
+HEADER = (
+    "| phase | req/s | p50 ms | p99 ms | max ms | errors | runs due / run / not run / missed "
+    "| run start late p50 / max ms | run s p50 | 20 ms tick late p99 / max ms "
+    "| server CPU us per request / cores | client cores |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used by the client processes that have ended so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def http_cpu_seconds() -> float:
+    """CPU seconds used so far by the server's threads (its event loop and workers)."""
+    ticks = 0
+    for thread in threading.enumerate():
+        if thread.name == "http" or thread.name.startswith("http-worker"):
+            try:
+                with open(f"/proc/self/task/{thread.native_id}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread just ended
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Sampler(threading.Thread):
+    """The peaks of open client connections and of the process's descriptors."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(name="sampler", daemon=True)
+        self.target = target
+        self.peak_connections = 0
+        self.peak_fds = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.peak_connections = max(self.peak_connections, self.target.server.open_connections)
+            self.peak_fds = max(self.peak_fds, len(os.listdir("/proc/self/fd")))
+
+
+def _wait_for_first_runs(target: Target, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with target.runs.lock:
+            if all(target.runs.starts.values()):
+                return
+        time.sleep(0.2)
+    raise SystemExit("the models did not all run within 120 s; is the machine overloaded?")
+
+
+@dataclass
+class Phase:
+    """What one phase measured; run statistics are read once its late runs have started."""
+
+    name: str
+    seconds: float
+    t0: float
+    t1: float
+    latencies: list[float]
+    errors: list[str]
+    http_cpu: float  # CPU seconds of the server's threads during the phase
+    client_cpu: float = 0.0  # CPU seconds of the client processes
+    load: bool = True  # judged against the latency target
+
+
+def _phases(target: Target, args: argparse.Namespace) -> tuple[list[Phase], str]:
+    phases = []
+    t0, cpu = time.time(), http_cpu_seconds()
+    time.sleep(args.quiet)
+    phases.append(
+        Phase("quiet", args.quiet, t0, time.time(), [], [], http_cpu_seconds() - cpu, load=False)
+    )
+
+    t0, cpu, ccpu = time.time(), http_cpu_seconds(), children_cpu_seconds()
+    lat, err = _scrape_phase(target, args.clients, args.seconds, args.processes, args.client_nice)
+    name = f"scrape: {args.clients} clients"
+    cpu = http_cpu_seconds() - cpu
+    ccpu = children_cpu_seconds() - ccpu
+    phases.append(Phase(name, args.seconds, t0, time.time(), lat, err, cpu, ccpu))
+
+    host, port = target.server.address
+    ccpu = children_cpu_seconds()
+    holder, conn = _spawn(
+        idle_process, host, port, args.idle, args.seconds + 5, args.reopen_after, args.client_nice
+    )
+    sampler = Sampler(target)
+    sampler.start()
+    time.sleep(3)  # let the holder open its connections
+    t0, cpu = time.time(), http_cpu_seconds()
+    lat, err = _scrape_phase(target, args.idle_scrapers, args.seconds, 1, args.client_nice)
+    name = f"idle: {args.idle} held + {args.idle_scrapers} clients"
+    phase = Phase(name, args.seconds, t0, time.time(), lat, err, http_cpu_seconds() - cpu)
+    opened, reopened, failed = conn.recv()
+    holder.join(timeout=30)
+    sampler.stop.set()
+    # The holder ran a few seconds longer than the phase: its CPU is counted whole.
+    phase.client_cpu = children_cpu_seconds() - ccpu
+    phases.append(phase)
+    note = (
+        f"idle phase: the holder opened {opened}, reopened {reopened} "
+        f"({reopened / (args.seconds + 5):.0f}/s) after the server closed them, failed {failed}; "
+        f"server peak: {sampler.peak_connections} open client connections "
+        f"(cap {target.server.limits.max_connections}), {sampler.peak_fds} descriptors "
+        f"(soft limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]})"
+    )
+    return phases, note
+
+
+def _report(target: Target, phases: list[Phase], interval: float) -> tuple[list[str], bool]:
+    rows, ok = [], True
+    for ph in phases:
+        st = target.stats(ph.t0, ph.t1)
+        rows.append(_row(ph, st))
+        ok &= not ph.errors and st["skipped"] == 0 and st["missed"] == 0
+        ok &= st["late_max_ms"] < 1000 * interval / 2
+        if ph.load:
+            ok &= bool(ph.latencies)
+            ok &= float(np.percentile(ph.latencies, 99)) * 1000 < P99_TARGET_MS
+    return rows, ok
+
+
+def main(argv: list[str]) -> int:
+    """Run the phases and print a Markdown table; 1 when a target is missed."""
+    p = argparse.ArgumentParser(prog="python -m bench scrape", description=__doc__.split("\n")[0])
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=60.0, help="length of each loaded phase")
+    p.add_argument("--quiet", type=float, default=15.0, help="length of the baseline phase")
+    p.add_argument("--idle", type=int, default=1000, help="silent connections held open")
+    p.add_argument("--idle-scrapers", type=int, default=2)
+    p.add_argument(
+        "--reopen-after", type=float, default=1.0, help="seconds before a closed one is reopened"
+    )
+    p.add_argument("--processes", type=int, default=2, help="client processes")
+    p.add_argument("--models", type=int, default=6)
+    p.add_argument("--interval", type=float, default=5.0)
+    p.add_argument("--rows", type=int, default=3000)
+    p.add_argument("--nofile", type=int, default=1024, help="soft descriptor limit")
+    p.add_argument("--no-cache", action="store_true", help="encode the registry per scrape")
+    p.add_argument("--nice", type=int, default=10, help="Limits.nice of the server threads")
+    p.add_argument(
+        "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
+    )
+    args = p.parse_args(argv)
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(
+        f"# /metrics under load: {args.models} models every {args.interval:g} s "
+        f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
+        f"server threads nice +{args.nice}, clients nice {args.client_nice}, "
+        f"python {platform.python_version()}, {os.cpu_count()} cpus, "
+        f"load average {os.getloadavg()[0]:.1f} at start\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
+        target = Target(args, Path(tmp))
+        target.start()
+        try:
+            _wait_for_first_runs(target)
+            phases, note = _phases(target, args)
+            time.sleep(args.interval + 2)  # runs due at the end of a phase start late
+            rows, ok = _report(target, phases, args.interval)
+        finally:
+            target.stop()
+    print(HEADER)
+    print("\n".join(rows))
+    print(f"\n{note}")
+    print(
+        f"\ntargets (p99 < {P99_TARGET_MS:g} ms, 0 errors, 0 skipped runs): "
+        f"{'met' if ok else 'MISSED'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

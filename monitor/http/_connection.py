@@ -1,0 +1,320 @@
+"""One client connection as an asyncio Protocol: parse, answer, keep alive, time out.
+
+A Protocol, not a coroutine over streams: a request is a few callbacks on the event
+loop and one timer per connection is re-armed as the connection changes state, which
+costs a fraction of the stream machinery (docs/decisions.md has the figures).
+
+States: waiting for a head (the server may evict the connection then), answering
+(on the fast path within the callback; on a worker with reading paused), writing (the
+client must keep reading, ``MIN_PROGRESS_BYTES`` per ``write_timeout``), lingering
+(after the last response), closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from monitor.http._wire import (
+    BadRequest,
+    Request,
+    Response,
+    parse_head,
+    response_head,
+    take_head,
+)
+
+__all__ = ["Connection", "Host"]
+
+log = logging.getLogger("monitor.http")
+
+# A client must take at least this much of its response per write_timeout (64 KiB per
+# 10 s is 6.4 KB/s: far below any real scraper, far above a slow-read attack).
+MIN_PROGRESS_BYTES = 65536
+_NOT_ALLOWED = Response.text(405, "only GET and HEAD", ("Allow", "GET, HEAD"))
+
+
+class Host(Protocol):
+    """What a connection needs from the server that owns it."""
+
+    header_timeout: float
+    idle_timeout: float
+    write_timeout: float
+    max_head_bytes: int
+    max_requests: int
+
+    @property
+    def closing(self) -> bool: ...
+
+    # ``key`` is whatever the host gave the connection to name itself.
+    def attach(self, key: Any, connection: Connection) -> None: ...
+
+    def set_idle(self, key: Any, idle: bool, *, served: bool) -> None: ...
+
+    def forget(self, key: Any) -> None: ...
+
+    def fast_response(self, request: Request) -> Response | None: ...
+
+    def submit(self, request: Request) -> asyncio.Future[Response]: ...
+
+
+class Connection(asyncio.Protocol):
+    """The HTTP/1.1 side of one transport; ``key`` is how the host knows it."""
+
+    def __init__(self, host: Host, key: Any, peer: str) -> None:
+        self._host = host
+        self._key = key
+        self.peer = peer
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._expire: Callable[[], None] | None = None
+        self._reading_paused = False
+        self._closing = False
+        self._lingering = False
+        self._waiting_first_byte = False  # the timer is the keep-alive idle one
+        self._answering = False
+        self._write_blocked = False
+        self._unsent = 0  # bytes not yet taken by the kernel when the write deadline was set
+        self._keep = True
+        self._eof = False
+        self._served = 0
+
+    # -- timers ---------------------------------------------------------------------
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` in ``delay`` seconds unless re-armed or disarmed first.
+
+        Lazy: a pending timer that fires no later than the new deadline is kept and
+        re-arms itself when it fires, so a request costs no timer-heap churn.
+        """
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + delay
+        self._expire = callback
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+
+    def _disarm(self) -> None:
+        self._expire = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._expire is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:  # re-armed since: wait for the new deadline
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+            return
+        expire, self._expire = self._expire, None
+        expire()
+
+    def _on_head_timeout(self) -> None:
+        if self._buffer:  # a head started and did not finish: a slow client
+            self._reject(BadRequest(408, "request head not received in time"))
+        else:
+            log.debug("%s: closed, no request in time", self.peer)
+            self.close()
+
+    def _on_idle_timeout(self) -> None:
+        log.debug("%s: closed, idle keep-alive", self.peer)
+        self.close()
+
+    def _watch_write(self) -> None:
+        assert self._transport is not None
+        self._unsent = self._transport.get_write_buffer_size()
+        self._arm(self._host.write_timeout, self._on_write_timeout)
+
+    def _on_write_timeout(self) -> None:
+        # A big response to a slow link may take longer than one period: what counts is
+        # that the client reads at a useful pace, not that it has finished.
+        unsent = self._transport.get_write_buffer_size() if self._transport else 0
+        if self._unsent - unsent >= min(self._unsent, MIN_PROGRESS_BYTES):
+            self._watch_write()
+            return
+        log.debug("%s: connection ended: client did not read its response in time", self.peer)
+        self.abort()
+
+    # -- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        # No user-space buffering: resume_writing means the kernel has every byte.
+        transport.set_write_buffer_limits(high=0)
+        self._arm(self._host.header_timeout, self._on_head_timeout)
+        self._host.attach(self._key, self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # after the last response: read only to let the client see it whole
+        self._buffer += data
+        if self._answering:
+            # The next request waits its turn; a client that floods meanwhile is paused.
+            if len(self._buffer) > self._host.max_head_bytes:
+                self._pause_reading()
+            return
+        if self._waiting_first_byte:
+            self._waiting_first_byte = False
+            self._arm(self._host.header_timeout, self._on_head_timeout)
+        self._next_request()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        # Answer a request in flight before closing; otherwise let asyncio close.
+        return self._answering and not self._lingering
+
+    def pause_writing(self) -> None:
+        self._write_blocked = True
+
+    def resume_writing(self) -> None:
+        self._write_blocked = False
+        if self._answering and not self._closing:
+            self._disarm()
+            self._after_response()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+        self._host.forget(self._key)
+        if exc is not None:
+            log.debug("%s: connection ended: %s", self.peer, type(exc).__name__)
+
+    # -- requests -------------------------------------------------------------------
+
+    def _next_request(self) -> None:
+        if self._answering or self._transport is None:
+            return
+        try:
+            lines = take_head(self._buffer, self._host.max_head_bytes)
+            if lines is None:
+                return
+            request = parse_head(lines)
+        except BadRequest as exc:
+            self._reject(exc)
+            return
+        self._answer(request)
+
+    def _begin_answer(self) -> None:
+        self._answering = True
+        self._host.set_idle(self._key, False, served=self._served > 0)
+        self._disarm()
+
+    def _pause_reading(self) -> None:
+        # Only while a worker answers: the fast path answers before the next read.
+        if self._transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _answer(self, request: Request) -> None:
+        self._begin_answer()
+        self._served += 1
+        keep = (
+            request.keep_alive
+            and not request.has_body  # its unread body would be taken for the next request
+            and self._served < self._host.max_requests
+            and not self._host.closing
+        )
+        if request.method not in ("GET", "HEAD"):
+            self._send(request, _NOT_ALLOWED, keep=False)
+            return
+        response = self._host.fast_response(request)
+        if response is not None:
+            self._send(request, response, keep=keep)
+            return
+        self._pause_reading()
+        future = self._host.submit(request)
+        future.add_done_callback(functools.partial(self._answered, request, keep))
+
+    def _answered(self, request: Request, keep: bool, future: asyncio.Future[Response]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return  # the client left while a worker answered
+        if future.cancelled():
+            self.abort()
+            return
+        try:
+            response = future.result()
+        except Exception:  # a bug outside the routes (they answer 500 themselves)
+            log.exception("error answering %s", request.target)
+            response, keep = Response.text(500, "internal error"), False
+        self._send(request, response, keep=keep)
+
+    def _reject(self, exc: BadRequest) -> None:
+        log.debug("%s: bad request: %s", self.peer, exc)
+        self._begin_answer()
+        self._send(None, Response.text(exc.status, str(exc)), keep=False)
+
+    def _send(self, request: Request | None, response: Response, *, keep: bool) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        head = response_head(response, keep_alive=keep)
+        head_only = request is not None and request.method == "HEAD"
+        # One write: two small ones would wait on delayed ACKs.
+        self._transport.write(head if head_only else head + response.body)
+        if request is not None:
+            log.debug("%s %s %s %d", self.peer, request.method, request.target, response.status)
+        self._keep = keep
+        if self._write_blocked:
+            self._watch_write()
+        else:
+            self._after_response()
+
+    def _after_response(self) -> None:
+        if not self._keep or self._eof:
+            self.close(linger=not self._eof)
+            return
+        self._answering = False
+        self._host.set_idle(self._key, True, served=self._served > 0)
+        if self._buffer:  # the client sent its next request early (pipelining)
+            self._arm(self._host.header_timeout, self._on_head_timeout)
+            # Not a direct call: a long pipeline would otherwise recurse request by request.
+            asyncio.get_running_loop().call_soon(self._next_request)
+        else:
+            self._waiting_first_byte = True
+            self._arm(self._host.idle_timeout, self._on_idle_timeout)
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    # -- ending ---------------------------------------------------------------------
+
+    def close(self, *, linger: bool = False) -> None:
+        """Close after what was written (TLS: with close_notify, bounded by asyncio).
+
+        With ``linger``, after a last response: send FIN, then read and discard until
+        the client closes too, for at most the time it has to read a response. Closing
+        with unread bytes (a body we did not want, a flood) would send a reset, and a
+        reset can destroy the response before the client has read it. A lingering
+        connection is the first to go when the connection cap needs room.
+        """
+        self._disarm()
+        self._closing = self._answering = True  # nothing more is read or answered
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if linger and transport.can_write_eof():
+            self._lingering = True
+            self._buffer.clear()
+            transport.write_eof()
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            self._arm(self._host.write_timeout, self.abort)
+            self._host.set_idle(self._key, True, served=False)
+        else:
+            transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now."""
+        self._disarm()
+        self._closing = self._answering = True
+        if self._transport is not None:
+            self._transport.abort()

@@ -1,0 +1,422 @@
+"""The HTTP server: one event-loop thread owns every connection, a few workers answer.
+
+Connections cost a socket and a Protocol object, never a thread, and their number is
+capped. At the cap a new connection takes the place of the connection that has waited
+longest for a request, those that never completed one first (silent or slow clients
+before a scraper between two scrapes); only when every admitted connection is busy
+with a request is the new one refused (503 on plain HTTP, a plain close on TLS). Every
+wait has a deadline: the TLS handshake, the request head (in all, not per read, so a
+client sending a byte a second is cut), the idle time between keep-alive requests, and
+the pace at which a client reads its response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.checks import check_float, check_int
+from monitor.exporter import CONTENT_TYPE
+from monitor.http._auth import BasicAuth
+from monitor.http._connection import Connection
+from monitor.http._metrics import MetricsCache
+from monitor.http._routes import Routes, dispatch
+from monitor.http._webconfig import WebConfig, ssl_context
+from monitor.http._wire import Request, Response, response_head
+
+__all__ = ["HttpServer", "Limits"]
+
+log = logging.getLogger("monitor.http")
+
+# What a client that vanished looks like (resets, TLS errors and timeouts are all
+# OSError); each is one debug line, never a traceback.
+_CLIENT_GONE = (OSError, EOFError)
+_ACCEPT_PAUSE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_LIMIT_WARNING_EVERY = 60.0  # seconds between warnings that the connection cap was hit
+_ACCEPT_BATCH = 16  # connections accepted per wake-up of the listener
+_UNAUTHORIZED = Response.text(
+    401, "unauthorized", ("WWW-Authenticate", 'Basic realm="kmeans-monitor", charset="UTF-8"')
+)
+_BUSY = Response.text(503, "too many connections")
+_HEALTHY = Response.text(200, "ok")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much the server takes before pushing back; sized for a few Prometheus scrapers."""
+
+    workers: int = 4  # threads that run routes (and bcrypt); the loop never blocks on them
+    max_connections: int = 256  # open client connections, far below any fd limit
+    header_timeout: float = 10.0  # seconds from connect (or first byte) to a whole head
+    idle_timeout: float = 30.0  # seconds a keep-alive connection may wait for a request
+    write_timeout: float = 10.0  # seconds in which a client must read 64 KiB of a response
+    handshake_timeout: float = 10.0  # seconds for the TLS handshake
+    max_requests_per_connection: int = 1000  # then "Connection: close"
+    max_head_bytes: int = 16384  # request line and headers together
+    # Added to the nice value of the server's threads (Linux only), so that under CPU
+    # contention the kernel runs the model runs first and scrapes with what is left.
+    nice: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "max_connections", "max_requests_per_connection"):
+            check_int(getattr(self, name), name, low=1, owner="Limits")
+        check_int(self.nice, "nice", low=0, high=19, owner="Limits")
+        check_int(self.max_head_bytes, "max_head_bytes", low=1024, owner="Limits")
+        for name in ("header_timeout", "idle_timeout", "write_timeout", "handshake_timeout"):
+            check_float(getattr(self, name), name, low=0.0, low_inclusive=False, owner="Limits")
+
+
+class _Conn:
+    """One admitted client connection: its handshake task, then its protocol."""
+
+    __slots__ = ("peer", "protocol", "task")
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self.task: asyncio.Task[None] | None = None
+        self.protocol: Connection | None = None
+
+
+def _peer(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice``; Linux only, best effort."""
+    if nice == 0 or not sys.platform.startswith("linux"):
+        return  # elsewhere setpriority on a thread id would renice the whole process
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # a sandbox may forbid it; serving matters more
+        log.debug("cannot lower the HTTP threads' priority: %s", exc)
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's own reports: a socket error is a client that left, anything else a bug."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError):
+        log.debug("connection error: %s: %s", context.get("message"), exc)
+    else:
+        log.error("HTTP event loop: %s", context.get("message"), exc_info=exc)
+
+
+class _Engine:
+    """Everything on the event loop: accepting, admission, the fast path, shutdown.
+
+    Only ``request_stop`` is called from another thread.
+    """
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        routes: Routes,
+        limits: Limits,
+        tls: ssl.SSLContext | None,
+        auth: BasicAuth | None,
+        public_paths: Collection[str],
+    ) -> None:
+        self._listener = listener
+        self._routes = routes
+        self._limits = limits
+        self._tls = tls
+        self._auth = auth
+        self._public = frozenset(public_paths)
+        # What Connection reads from its Host.
+        self.header_timeout = limits.header_timeout
+        self.idle_timeout = limits.idle_timeout
+        self.write_timeout = limits.write_timeout
+        self.max_head_bytes = limits.max_head_bytes
+        self.max_requests = limits.max_requests_per_connection
+        self._pool = ThreadPoolExecutor(
+            limits.workers,
+            thread_name_prefix="http-worker",
+            initializer=_lower_priority,
+            initargs=(limits.nice,),
+        )
+        self._conns: dict[_Conn, None] = {}  # every admitted connection
+        # Connections waiting for a request head, longest-waiting first: those that never
+        # completed a request (silent or slow clients), and kept-alive ones that did.
+        self._fresh: dict[_Conn, None] = {}
+        self._kept: dict[_Conn, None] = {}
+        self._closing = False
+        self._last_limit_warning = -_LIMIT_WARNING_EVERY
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    def request_stop(self) -> None:
+        """Ask ``serve`` to stop (thread-safe)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def serve(self, started: threading.Event, grace: float) -> None:
+        """Accept and answer until ``request_stop``; then let busy requests end in ``grace``."""
+        self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(_loop_exception)
+        self._stop = asyncio.Event()
+        _lower_priority(self._limits.nice)
+        self._accepting()
+        started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            self._closing = True
+            self._loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            await self._drain(grace)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self, grace: float) -> None:
+        """Close idle connections now, busy ones once answered or after ``grace``."""
+        assert self._loop is not None
+        deadline = self._loop.time() + grace
+        while self._conns and self._loop.time() < deadline:
+            for conn in [*self._fresh, *self._kept]:
+                self._drop(conn, abort=False)
+            await asyncio.sleep(0.02)
+        for conn in list(self._conns):
+            self._drop(conn)
+        await asyncio.sleep(0)  # let the aborted transports close their sockets
+
+    def _accepting(self) -> None:
+        if not self._closing and self._loop is not None:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """Accept what is waiting, a batch at a time so closes and requests run between."""
+        assert self._loop is not None
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_PAUSE_ERRNOS:
+                    continue  # the client gave up before we accepted (ECONNABORTED...)
+                # Out of descriptors: pause instead of spinning on a listener that stays readable.
+                log.warning("cannot accept connections: %s; pausing 1 s", exc.strerror)
+                self._loop.remove_reader(self._listener.fileno())
+                self._loop.call_later(1.0, self._accepting)
+                return
+            self._admit(sock, _peer(address))
+
+    def _warn_limit(self, action: str) -> None:
+        now = time.monotonic()
+        if now - self._last_limit_warning >= _LIMIT_WARNING_EVERY:
+            self._last_limit_warning = now
+            log.warning(
+                "HTTP connection limit (%d) reached: %s", self._limits.max_connections, action
+            )
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        if len(self._conns) >= self._limits.max_connections:
+            if not (self._fresh or self._kept):
+                self._warn_limit("refusing new connections while all are busy")
+                self._refuse(sock, peer)
+                return
+            # A client that has completed requests is a scraper between two of them.
+            victim = next(iter(self._fresh or self._kept))
+            self._warn_limit("closing the connections that waited longest for a request")
+            log.debug("%s: closed to make room for %s", victim.peer, peer)
+            self._drop(victim)
+        conn = _Conn(peer)
+        self._conns[conn] = None
+        self._fresh[conn] = None
+        conn.task = asyncio.create_task(self._open(conn, sock))
+        conn.task.add_done_callback(functools.partial(self._opened, conn, sock))
+
+    async def _open(self, conn: _Conn, sock: socket.socket) -> None:
+        """Wrap the socket in a transport (after the TLS handshake) and a Connection."""
+        assert self._loop is not None
+        tls = self._tls
+        try:
+            await self._loop.connect_accepted_socket(
+                lambda: self._protocol(conn),
+                sock,
+                ssl=tls,
+                ssl_handshake_timeout=self._limits.handshake_timeout if tls else None,
+                ssl_shutdown_timeout=self._limits.write_timeout if tls else None,
+            )
+        except _CLIENT_GONE as exc:
+            log.debug("%s: connection ended: %s", conn.peer, type(exc).__name__)
+
+    def _opened(self, conn: _Conn, sock: socket.socket, task: asyncio.Task[None]) -> None:
+        conn.task = None
+        if conn.protocol is None:
+            # Cancelled (evicted, stopping), failed, or cancelled before it even started:
+            # no transport owns the socket, so close it here.
+            self.forget(conn)
+            sock.close()
+
+    def _protocol(self, conn: _Conn) -> Connection:
+        return Connection(self, conn, conn.peer)
+
+    def _refuse(self, sock: socket.socket, peer: str) -> None:
+        log.debug("%s: refused, every connection busy", peer)
+        try:
+            if self._tls is None:  # a TLS client would need a handshake to read the 503
+                sock.setblocking(False)
+                sock.send(response_head(_BUSY, keep_alive=False) + _BUSY.body)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _drop(self, conn: _Conn, *, abort: bool = True) -> None:
+        """Forget ``conn`` now and close it (politely when not ``abort``)."""
+        self.forget(conn)
+        if conn.protocol is not None:
+            if abort:
+                conn.protocol.abort()
+            else:
+                conn.protocol.close()
+        elif conn.task is not None:
+            conn.task.cancel()
+
+    # -- what Connection calls ------------------------------------------------------
+
+    def attach(self, conn: _Conn, connection: Connection) -> None:
+        """The transport is up (TLS: handshake done): ``connection`` now owns the socket."""
+        if conn in self._conns:
+            conn.protocol = connection
+        else:  # dropped while its handshake finished
+            connection.abort()
+
+    def set_idle(self, conn: _Conn, idle: bool, *, served: bool) -> None:
+        if conn not in self._conns:
+            return
+        self._fresh.pop(conn, None)
+        self._kept.pop(conn, None)
+        if idle:  # inserted last: the newest waiter is evicted last
+            (self._kept if served else self._fresh)[conn] = None
+
+    def forget(self, conn: _Conn) -> None:
+        self._conns.pop(conn, None)
+        self._fresh.pop(conn, None)
+        self._kept.pop(conn, None)
+
+    def fast_response(self, request: Request) -> Response | None:
+        """The answer without a worker when it costs nothing: health, fresh /metrics bytes."""
+        path = request.path
+        if path not in ("/metrics", "/healthz"):
+            return None
+        auth = self._auth
+        if (
+            auth is not None
+            and path not in self._public
+            and not auth.remembered(request.headers.get("authorization"))
+        ):
+            return None  # credentials not seen before: bcrypt on a worker decides
+        if path == "/healthz":
+            return _HEALTHY
+        cache = self._routes.metrics
+        body = cache.peek() if isinstance(cache, MetricsCache) else None
+        return None if body is None else Response(200, body, CONTENT_TYPE)
+
+    def submit(self, request: Request) -> asyncio.Future[Response]:
+        assert self._loop is not None
+        return self._loop.run_in_executor(self._pool, self._respond, request)
+
+    def _respond(self, request: Request) -> Response:
+        """Runs on a worker: authentication (bcrypt is slow) and the route."""
+        path = request.path
+        if self._auth is None or path in self._public:
+            return dispatch(self._routes, path)
+        if not self._auth.check(request.headers.get("authorization")):
+            return _UNAUTHORIZED
+        return dispatch(self._routes, path)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking socket; OSError (name, port in use) as the OS says it."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)  # a burst of connects waits in the kernel, not in SYN retries
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class HttpServer:
+    """The daemon's HTTP(S) server, run by an event loop in a background thread.
+
+    ``web`` adds TLS and basic authentication (every path but ``public_paths``).
+    The socket is bound here, so a port in use fails at construction, and
+    connections made before ``start`` wait in the kernel's backlog.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: Routes,
+        *,
+        web: WebConfig | None = None,
+        limits: Limits | None = None,
+        public_paths: Collection[str] = ("/healthz",),
+    ) -> None:
+        web = web or WebConfig()
+        self.limits = limits or Limits()
+        tls = ssl_context(web.tls) if web.tls is not None else None
+        auth = BasicAuth(web.users) if web.users else None
+        self.scheme = "https" if tls is not None else "http"
+        self._listener = _listen(host, port)
+        self._engine = _Engine(self._listener, routes, self.limits, tls, auth, public_paths)
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._address = self._listener.getsockname()[:2]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._address
+        return str(host), int(port)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections admitted and not yet closed."""
+        return self._engine.open_connections
+
+    def _run(self) -> None:
+        asyncio.run(self._engine.serve(self._started, grace=min(self.limits.write_timeout, 2.0)))
+
+    def start(self) -> None:
+        """Serve in the background; returns once connections are being accepted."""
+        self._thread.start()
+        self._started.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop accepting, let requests in progress finish briefly, close everything."""
+        if self._thread.is_alive():
+            self._engine.request_stop()
+            self._thread.join(timeout=10)
+        self._listener.close()

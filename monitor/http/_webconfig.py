@@ -1,0 +1,204 @@
+"""The web configuration file, in the style of the Prometheus exporter-toolkit.
+
+```yaml
+tls_server_config:
+  cert_file: server.crt        # relative paths are relative to this file
+  key_file: server.key
+  client_ca_file: clients.crt  # optional: verify client certificates
+  client_auth_type: RequireAndVerifyClientCert
+  min_version: TLS12           # or TLS13
+basic_auth_users:
+  prometheus: $2b$12$...       # bcrypt hash (htpasswd -nBC 12 "" | tr -d ':')
+```
+
+Every problem is one line naming the file and the key; loading also builds the TLS
+context, so a certificate that does not load fails ``check-config``, not the daemon.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.checks import Mismatch, Problem, check_choice, check_str
+from monitor.errors import ConfigError
+from monitor.http._auth import is_bcrypt_hash
+from monitor.yamlfile import read_yaml
+
+__all__ = ["TlsConfig", "WebConfig", "load_web_config", "parse_web_config", "ssl_context"]
+
+CLIENT_AUTH_TYPES: dict[str, ssl.VerifyMode] = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+MIN_VERSIONS: dict[str, ssl.TLSVersion] = {
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+_TLS_KEYS = ("cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version")
+_TOP_KEYS = ("tls_server_config", "basic_auth_users")
+# exporter-toolkit keys that this server does not implement: named, not just "unknown".
+_UNSUPPORTED = {
+    "http_server_config",
+    "cert",
+    "key",
+    "client_ca",
+    "cipher_suites",
+    "curve_preferences",
+    "prefer_server_cipher_suites",
+    "client_allowed_sans",
+    "max_version",
+}
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Where the server's certificate and key are, and how clients are verified."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    client_auth_type: str = "NoClientCert"
+    min_version: str = "TLS12"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """TLS and basic-auth settings of the HTTP server; the default serves plain HTTP."""
+
+    tls: TlsConfig | None = None
+    users: Mapping[str, str] = field(default_factory=dict)  # name -> bcrypt hash
+
+
+def _unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], where: str) -> list[str]:
+    problems = []
+    for key in data:
+        if key in allowed:
+            continue
+        if key in _UNSUPPORTED:
+            problems.append(f"{where}{key}: not supported by kmeans-monitor")
+        else:
+            problems.append(f"{where}{key}: unknown key; expected one of {', '.join(allowed)}")
+    return problems
+
+
+def _parse_tls(data: Any, base: Path, where: str) -> tuple[TlsConfig | None, list[str]]:
+    field_ = "tls_server_config"
+    if not isinstance(data, Mapping):
+        return None, [f"{where}: {Problem(field_, 'a mapping', data).config()}"]
+    problems = _unknown_keys(data, _TLS_KEYS, f"{where}: {field_}.")
+    values: dict[str, Any] = {}
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        if key not in data:
+            if key != "client_ca_file":
+                problems.append(f"{where}: {field_}.{key}: required")
+            continue
+        try:
+            values[key] = base / check_str(data[key], key, non_empty=True)
+        except Mismatch as exc:
+            problems.append(f"{where}: {exc.problem.config(field_)}")
+    for key, choices in (("client_auth_type", CLIENT_AUTH_TYPES), ("min_version", MIN_VERSIONS)):
+        if key in data:
+            try:
+                values[key] = check_choice(data[key], key, tuple(choices))
+            except Mismatch as exc:
+                problems.append(f"{where}: {exc.problem.config(field_)}")
+    verifying = values.get("client_auth_type", "NoClientCert") != "NoClientCert"
+    if verifying and "client_ca_file" not in data:
+        problems.append(f"{where}: {field_}.client_ca_file: required by client_auth_type")
+    if problems:
+        return None, problems
+    return TlsConfig(**values), []
+
+
+def _parse_users(data: Any, where: str) -> tuple[dict[str, str], list[str]]:
+    field_ = "basic_auth_users"
+    if not isinstance(data, Mapping):
+        expected = "a mapping of user name to bcrypt hash"
+        return {}, [f"{where}: {Problem(field_, expected, data).config()}"]
+    users: dict[str, str] = {}
+    problems = []
+    for name, hashed in data.items():
+        if not isinstance(name, str) or not name or ":" in name:
+            problems.append(
+                f"{where}: {Problem(f'{field_} key', 'a non-empty name without :', name).config()}"
+            )
+        elif not isinstance(hashed, str) or not is_bcrypt_hash(hashed):
+            # The value is a secret's hash: say what is wrong, never echo it.
+            problems.append(
+                f"{where}: {field_}.{name}: must be a bcrypt hash ($2b$ and cost 04-31, "
+                "60 characters); a plain password is not accepted"
+            )
+        else:
+            users[name] = hashed
+    return users, problems
+
+
+def parse_web_config(data: Any, *, base_dir: Path, where: str = "web config") -> WebConfig:
+    """Validate parsed YAML; every problem at once as a ConfigError naming ``where``."""
+    if data is None:  # an empty file: plain HTTP, no authentication
+        return WebConfig()
+    if not isinstance(data, Mapping):
+        got = type(data).__name__
+        raise ConfigError([f"{where}: must be a mapping at the top level; got {got}"])
+    problems = _unknown_keys(data, _TOP_KEYS, f"{where}: ")
+    tls: TlsConfig | None = None
+    users: dict[str, str] = {}
+    if data.get("tls_server_config") is not None:
+        tls, found = _parse_tls(data["tls_server_config"], base_dir, where)
+        problems += found
+    if data.get("basic_auth_users") is not None:
+        users, found = _parse_users(data["basic_auth_users"], where)
+        problems += found
+    if problems:
+        raise ConfigError(problems)
+    return WebConfig(tls=tls, users=users)
+
+
+def _readable(path: Path, key: str, where: str) -> str | None:
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as exc:
+        return f"{where}: tls_server_config.{key}: cannot read {path}: {exc.strerror or exc}"
+
+
+def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
+    """A server-side TLS context for ``tls``; a ConfigError naming the file otherwise."""
+    files = [("cert_file", tls.cert_file), ("key_file", tls.key_file)]
+    if tls.client_ca_file is not None:
+        files.append(("client_ca_file", tls.client_ca_file))
+    problems = [p for key, path in files if (p := _readable(path, key, where)) is not None]
+    if problems:
+        raise ConfigError(problems)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = MIN_VERSIONS[tls.min_version]
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            [f"{where}: tls_server_config: cert_file and key_file do not load: {exc.reason or exc}"]
+        ) from None
+    context.verify_mode = CLIENT_AUTH_TYPES[tls.client_auth_type]
+    if tls.client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca_file)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                [f"{where}: tls_server_config.client_ca_file: does not load: {exc.reason or exc}"]
+            ) from None
+    return context
+
+
+def load_web_config(path: str | Path) -> WebConfig:
+    """Read, validate and try the TLS files of the web config at ``path``."""
+    path = Path(path)
+    config = parse_web_config(read_yaml(path), base_dir=path.parent, where=str(path))
+    if config.tls is not None:
+        ssl_context(config.tls, str(path))
+    return config

@@ -1,0 +1,151 @@
+"""HTTP/1.x on the wire: parse a request head, build a response head (pure functions).
+
+The server only answers GET and HEAD without a body, so the parser needs no chunked
+decoding and no body handling: a request that announces a body is answered and the
+connection closed, which keeps the unread body from being taken for the next request.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "MAX_HEADERS",
+    "BadRequest",
+    "Request",
+    "Response",
+    "parse_head",
+    "response_head",
+    "take_head",
+]
+
+MAX_HEADERS = 100  # browsers send about 15; hundreds are an attack on the parser
+SERVER = "kmeans-monitor"  # no version: nothing for a scanner to match against a CVE list
+
+
+class BadRequest(ValueError):
+    """A request the server answers with ``status`` and then closes the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request head; header names are lower-case."""
+
+    method: str
+    target: str
+    version: str
+    headers: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return unquote(urlsplit(self.target).path)
+
+    @property
+    def keep_alive(self) -> bool:
+        """HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when asked."""
+        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.1":
+            return "close" not in tokens
+        return "keep-alive" in tokens
+
+    @property
+    def has_body(self) -> bool:
+        length = self.headers.get("content-length", "0").strip()
+        return "transfer-encoding" in self.headers or length not in ("", "0")
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a route answers; the server adds the framing headers."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def text(cls, status: int, text: str, *headers: tuple[str, str]) -> Response:
+        return cls(status, (text + "\n").encode(), headers=headers)
+
+
+def take_head(buffer: bytearray, max_bytes: int) -> list[bytes] | None:
+    """Remove one complete head from ``buffer`` and return its lines; None while partial.
+
+    Empty lines before a request line are dropped (RFC 9112 section 2.2), and a bare LF
+    ends a line as well as CRLF does. A head longer than ``max_bytes`` is a 431.
+    """
+    if buffer[:1] in (b"\r", b"\n"):
+        del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+    ends = [(i, n) for i, n in ((buffer.find(b"\r\n\r\n"), 4), (buffer.find(b"\n\n"), 2)) if i >= 0]
+    end, separator = min(ends) if ends else (len(buffer), 0)
+    if end > max_bytes:
+        raise BadRequest(431, "request head too large")
+    if not ends:
+        return None
+    lines = bytes(buffer[:end]).split(b"\n")
+    del buffer[: end + separator]
+    return lines
+
+
+def parse_head(lines: list[bytes]) -> Request:
+    """Parse the request line and header lines (each with its line ending)."""
+    try:
+        request_line = lines[0].decode("ascii").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "request line is not ASCII") from None
+    parts = request_line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise BadRequest(400, "malformed request line")
+    method, target, version = parts
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise BadRequest(505, f"unsupported version {version[:16]!r}")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise BadRequest(431, f"more than {MAX_HEADERS} header lines")
+    headers: dict[str, str] = {}
+    for raw in lines[1:]:
+        name, sep, value = raw.decode("latin-1").rstrip("\r\n").partition(":")
+        # A folded line (leading space) or a space before the colon is a smuggling vector.
+        if not sep or not name or name != name.strip() or name[0] in " \t":
+            raise BadRequest(400, "malformed header line")
+        key = name.lower()
+        value = value.strip(" \t")
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return Request(method, target, version, headers)
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date(now: float) -> str:
+    global _date_cache
+    second = int(now)
+    if _date_cache[0] != second:  # formatting costs more than the rest of a response head
+        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_cache[1]
+
+
+def response_head(
+    response: Response, *, keep_alive: bool, extra: tuple[tuple[str, str], ...] = ()
+) -> bytes:
+    """The status line and headers of ``response``, ending with the blank line."""
+    reason = HTTPStatus(response.status).phrase
+    lines = [
+        f"HTTP/1.1 {response.status} {reason}",
+        f"Server: {SERVER}",
+        f"Date: {_http_date(time.time())}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+        "Cache-Control: no-store",
+        "X-Content-Type-Options: nosniff",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+    ]
+    lines.extend(f"{k}: {v}" for k, v in (*response.headers, *extra))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

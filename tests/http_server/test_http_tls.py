@@ -1,0 +1,122 @@
+"""TLS with a self-signed certificate made in the test: HTTPS works, plain HTTP and
+silent clients are closed quietly, client certificates and TLS versions are enforced."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from monitor.http import Limits, TlsConfig, WebConfig
+from tests.http_server._support import (
+    PATIENCE,
+    Certificate,
+    Running,
+    closed_by_server,
+    make_certificate,
+    wait_until,
+)
+
+
+def client_context(trust: Path, *, client: Certificate | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(trust))
+    if client is not None:
+        context.load_cert_chain(client.cert_file, client.key_file)
+    return context
+
+
+def https_get(
+    running: Running, context: ssl.SSLContext, path: str = "/metrics", **headers: str
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPSConnection(
+        running.host, running.port, context=context, timeout=PATIENCE
+    )
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_https_serves_metrics_with_a_verified_certificate(
+    serve: Callable[..., Running], certificate: Certificate
+) -> None:
+    running = serve(web=WebConfig(tls=TlsConfig(certificate.cert_file, certificate.key_file)))
+    assert running.server.scheme == "https"
+    status, body = https_get(running, client_context(certificate.cert_file))
+    assert status == 200 and b"kmeans_test_total 3.0" in body
+
+
+def test_https_with_basic_auth(serve: Callable[..., Running], certificate: Certificate) -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    tls = TlsConfig(certificate.cert_file, certificate.key_file)
+    running = serve(web=WebConfig(tls=tls, users={"prometheus": hashed}))
+    context = client_context(certificate.cert_file)
+    token = base64.b64encode(b"prometheus:s3cret").decode()
+    assert https_get(running, context)[0] == 401
+    assert https_get(running, context, Authorization=f"Basic {token}")[0] == 200
+
+
+def test_plain_http_on_the_tls_port_is_closed_quietly(
+    serve: Callable[..., Running], certificate: Certificate, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = serve(web=WebConfig(tls=TlsConfig(certificate.cert_file, certificate.key_file)))
+    caplog.set_level(logging.DEBUG)
+    sock = running.connect()
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert closed_by_server(sock)
+    assert wait_until(lambda: running.server.open_connections == 0)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
+def test_a_silent_client_is_cut_at_the_handshake_timeout(
+    serve: Callable[..., Running], certificate: Certificate
+) -> None:
+    running = serve(
+        web=WebConfig(tls=TlsConfig(certificate.cert_file, certificate.key_file)),
+        limits=Limits(handshake_timeout=0.5),
+    )
+    sock = running.connect()
+    assert closed_by_server(sock)
+    assert wait_until(lambda: running.server.open_connections == 0)
+
+
+def test_a_client_certificate_is_required_when_configured(
+    serve: Callable[..., Running], certificate: Certificate, tmp_path: Path
+) -> None:
+    client = make_certificate(tmp_path, "client")  # self-signed: it is its own CA
+    tls = TlsConfig(
+        certificate.cert_file,
+        certificate.key_file,
+        client_ca_file=client.cert_file,
+        client_auth_type="RequireAndVerifyClientCert",
+    )
+    running = serve(web=WebConfig(tls=tls))
+    assert https_get(running, client_context(certificate.cert_file, client=client))[0] == 200
+    stranger = make_certificate(tmp_path, "stranger")
+    for context in (
+        client_context(certificate.cert_file),
+        client_context(certificate.cert_file, client=stranger),
+    ):
+        # TLS 1.3 reports a refused client certificate on the first read, not the handshake.
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            https_get(running, context)
+
+
+def test_min_version_refuses_older_clients(
+    serve: Callable[..., Running], certificate: Certificate
+) -> None:
+    tls = TlsConfig(certificate.cert_file, certificate.key_file, min_version="TLS13")
+    running = serve(web=WebConfig(tls=tls))
+    old = client_context(certificate.cert_file)
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError):
+        https_get(running, old)
+    assert https_get(running, client_context(certificate.cert_file))[0] == 200

@@ -1,0 +1,187 @@
+"""The web config file: what parses, and one clear line per problem otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from monitor.errors import ConfigError
+from monitor.http import TlsConfig, WebConfig, load_web_config, parse_web_config
+from tests.http_server._support import Certificate, make_certificate
+
+HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+
+
+def problems(data: object, base: Path = Path("/etc/km")) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config(data, base_dir=base, where="web.yml")
+    return caught.value.problems
+
+
+def test_a_full_config_parses_with_paths_relative_to_the_file() -> None:
+    config = parse_web_config(
+        {
+            "tls_server_config": {
+                "cert_file": "tls/server.crt",
+                "key_file": "/abs/server.key",
+                "client_ca_file": "ca.crt",
+                "client_auth_type": "RequireAndVerifyClientCert",
+                "min_version": "TLS13",
+            },
+            "basic_auth_users": {"prometheus": HASH},
+        },
+        base_dir=Path("/etc/km"),
+    )
+    assert config == WebConfig(
+        tls=TlsConfig(
+            cert_file=Path("/etc/km/tls/server.crt"),
+            key_file=Path("/abs/server.key"),
+            client_ca_file=Path("/etc/km/ca.crt"),
+            client_auth_type="RequireAndVerifyClientCert",
+            min_version="TLS13",
+        ),
+        users={"prometheus": HASH},
+    )
+
+
+@pytest.mark.parametrize("data", [None, {}, {"tls_server_config": None, "basic_auth_users": None}])
+def test_an_empty_config_serves_plain_http_without_auth(data: object) -> None:
+    assert parse_web_config(data, base_dir=Path(".")) == WebConfig()
+
+
+TLS = {"cert_file": "a", "key_file": "b"}
+TOP = "tls_server_config, basic_auth_users"
+AUTH_TYPES = "{'NoClientCert', 'VerifyClientCertIfGiven', 'RequireAndVerifyClientCert'}"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (["a"], ["web.yml: must be a mapping at the top level; got list"]),
+        ({"tls": {}}, [f"web.yml: tls: unknown key; expected one of {TOP}"]),
+        (
+            {"http_server_config": {"http2": False}},
+            ["web.yml: http_server_config: not supported by kmeans-monitor"],
+        ),
+        ({"tls_server_config": "x"}, ["web.yml: tls_server_config: must be a mapping; got 'x'"]),
+        (
+            {"tls_server_config": {"cert_file": "a"}},
+            ["web.yml: tls_server_config.key_file: required"],
+        ),
+        (
+            {"tls_server_config": {"cert_file": 3, "key_file": "", "cipher_suites": []}},
+            [
+                "web.yml: tls_server_config.cipher_suites: not supported by kmeans-monitor",
+                "web.yml: tls_server_config.cert_file: must be a non-empty str; got 3",
+                "web.yml: tls_server_config.key_file: must be a non-empty str; got ''",
+            ],
+        ),
+        (
+            {"tls_server_config": {**TLS, "min_version": "TLS11"}},
+            [
+                "web.yml: tls_server_config.min_version: must be one of {'TLS12', 'TLS13'}; "
+                "got 'TLS11'"
+            ],
+        ),
+        (
+            {"tls_server_config": {**TLS, "client_auth_type": "RequireAnyClientCert"}},
+            [
+                f"web.yml: tls_server_config.client_auth_type: must be one of {AUTH_TYPES}; "
+                "got 'RequireAnyClientCert'"
+            ],
+        ),
+        (
+            {"tls_server_config": {**TLS, "client_auth_type": "VerifyClientCertIfGiven"}},
+            ["web.yml: tls_server_config.client_ca_file: required by client_auth_type"],
+        ),
+        (
+            {"basic_auth_users": ["prometheus"]},
+            [
+                "web.yml: basic_auth_users: must be a mapping of user name to bcrypt hash; "
+                "got ['prometheus']"
+            ],
+        ),
+        (
+            {"basic_auth_users": {"a:b": HASH}},
+            ["web.yml: basic_auth_users key: must be a non-empty name without :; got 'a:b'"],
+        ),
+    ],
+)
+def test_each_problem_is_one_line_naming_the_file_and_key(
+    data: object, expected: list[str]
+) -> None:
+    assert problems(data) == expected
+
+
+def test_a_plain_password_is_refused_without_being_echoed() -> None:
+    (line,) = problems({"basic_auth_users": {"prometheus": "hunter2"}})
+    assert line.startswith("web.yml: basic_auth_users.prometheus: must be a bcrypt hash")
+    assert "hunter2" not in line
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems({"extra": 1, "tls_server_config": {}, "basic_auth_users": {"u": "x"}})
+    assert len(found) == 4
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_reads_the_file_and_tries_the_certificate(
+    tmp_path: Path, certificate: Certificate
+) -> None:
+    config_file = write(
+        tmp_path / "web.yml",
+        f"tls_server_config:\n  cert_file: {certificate.cert_file.name}\n"
+        f"  key_file: {certificate.key_file}\nbasic_auth_users:\n  prometheus: '{HASH}'\n",
+    )
+    config = load_web_config(config_file)
+    assert config.tls is not None and config.tls.cert_file == certificate.cert_file
+    assert config.users == {"prometheus": HASH}
+
+
+def test_a_missing_certificate_is_named(tmp_path: Path) -> None:
+    config_file = write(
+        tmp_path / "web.yml", "tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    assert caught.value.problems == [
+        f"{config_file}: tls_server_config.cert_file: cannot read {tmp_path}/nope.crt: "
+        "No such file or directory",
+        f"{config_file}: tls_server_config.key_file: cannot read {tmp_path}/nope.key: "
+        "No such file or directory",
+    ]
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named(tmp_path: Path) -> None:
+    one, other = make_certificate(tmp_path, "one"), make_certificate(tmp_path, "other")
+    config_file = write(
+        tmp_path / "web.yml",
+        f"tls_server_config:\n  cert_file: {one.cert_file}\n  key_file: {other.key_file}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    (line,) = caught.value.problems
+    assert line.startswith(f"{config_file}: tls_server_config: cert_file and key_file do not load:")
+
+
+def test_a_file_that_is_not_a_certificate_is_named(tmp_path: Path) -> None:
+    cert = write(tmp_path / "c.pem", "not a certificate\n")
+    config_file = write(
+        tmp_path / "web.yml", f"tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n"
+    )
+    with pytest.raises(ConfigError, match="cert_file and key_file do not load"):
+        load_web_config(config_file)
+
+
+def test_yaml_problems_come_from_the_strict_loader(tmp_path: Path) -> None:
+    config_file = write(tmp_path / "web.yml", "basic_auth_users: {a: x, a: y}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'a'"):
+        load_web_config(config_file)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_web_config(tmp_path / "absent.yml")
