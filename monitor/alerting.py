@@ -34,6 +34,7 @@ from monitor.durations import parse_prometheus_duration
 from monitor.records import Evaluation, RunFailure
 
 __all__ = [
+    "COMPARED",
     "RUNS_FAILING",
     "RUNS_FAILING_SEVERITY",
     "Condition",
@@ -41,6 +42,7 @@ __all__ = [
     "flags",
     "held_conditions",
     "pages",
+    "past",
     "rule_durations",
     "runs_to_fire",
 ]
@@ -48,6 +50,20 @@ __all__ = [
 #: The data-quality alert that a failed run raises (alerts/kmeans-monitor.yml).
 RUNS_FAILING = "KMeansRunsFailing"
 RUNS_FAILING_SEVERITY = "warning"
+
+
+def _compared() -> tuple[tuple[str, str], ...]:
+    first: dict[str, str] = {}
+    for c in S.ALERT_CONDITIONS:
+        if not c.at_least:
+            # The catalogue lists the milder level first; per-feature PSI shows as its max.
+            first.setdefault(S.FEATURE_PSI_MAX if c.per_feature else c.sli, c.threshold)
+    return tuple(first.items())
+
+
+#: The SLIs the alert rules compare, each with its mildest threshold, in the catalogue's
+#: order (what a backtest prints and plots).
+COMPARED: tuple[tuple[str, str], ...] = _compared()
 
 #: (alert, severity) -> seconds of its rule's ``for:``.
 Durations = Mapping[tuple[str, str], float]
@@ -95,12 +111,12 @@ def held_conditions(
             continue
         if c.per_feature:
             out += _feature_conditions(result, c, float(threshold), storm)
-        elif _past(result.slis.get(c.sli, math.nan), float(threshold), c.sli):
+        elif past(result.slis.get(c.sli, math.nan), float(threshold), c.sli):
             out.append(Condition(c.alert, c.severity, c.sli, None, result.slis[c.sli], threshold))
     return tuple(out)
 
 
-def _past(value: float, threshold: float, sli: str) -> bool:
+def past(value: float, threshold: float, sli: str) -> bool:
     """Whether ``value`` is on the bad side of ``threshold`` (NaN never is, as in PromQL)."""
     if S.SLIS[sli].direction == S.BELOW:
         return value < threshold
@@ -110,14 +126,14 @@ def _past(value: float, threshold: float, sli: str) -> bool:
 def _feature_conditions(
     ev: Evaluation, c: S.AlertCondition, threshold: float, storm: int
 ) -> list[Condition]:
-    past = {f: v for f, v in ev.feature_psi.items() if _past(v, threshold, c.sli)}
+    over = {f: v for f, v in ev.feature_psi.items() if past(v, threshold, c.sli)}
     if c.at_least:
-        if len(past) < c.at_least:
+        if len(over) < c.at_least:
             return []
-        return [Condition(c.alert, c.severity, c.sli, None, float(len(past)), threshold)]
-    if len(past) >= storm:
+        return [Condition(c.alert, c.severity, c.sli, None, float(len(over)), threshold)]
+    if len(over) >= storm:
         return []
-    return [Condition(c.alert, c.severity, c.sli, f, v, threshold) for f, v in past.items()]
+    return [Condition(c.alert, c.severity, c.sli, f, v, threshold) for f, v in over.items()]
 
 
 def flags(held: Sequence[Sequence[Condition]]) -> list[bool]:
