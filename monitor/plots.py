@@ -41,15 +41,16 @@ def require_matplotlib() -> None:
     _matplotlib()
 
 
-def _matplotlib() -> tuple[Any, Any]:
+def _matplotlib() -> tuple[Any, Any, Any]:
     try:
+        from matplotlib import rc_context
         from matplotlib.dates import DateFormatter
         from matplotlib.figure import Figure
     except ImportError:
         raise PlotUnavailableError(
             f"plots need matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None
-    return Figure, DateFormatter
+    return Figure, DateFormatter, rc_context
 
 
 def plot_format(path: Path) -> str:
@@ -69,7 +70,7 @@ def plot_replay(replay: Replay, path: Path) -> None:
     past its threshold are red dots on its line, failed runs grey vertical lines.
     """
     fmt = plot_format(path)
-    Figure, DateFormatter = _matplotlib()
+    Figure, DateFormatter, rc_context = _matplotlib()
     panels = alerting.COMPARED
     fig = Figure(figsize=(11, 1.9 * len(panels) + 0.8), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
@@ -106,7 +107,9 @@ def plot_replay(replay: Replay, path: Path) -> None:
     )
     # No creation date in the file: the same backtest writes the same SVG.
     metadata = {"Date": None} if fmt == "svg" else {}
-    fig.savefig(path, format=fmt, metadata=metadata, dpi=110)
+    # SVG text stays text (searchable, selectable) instead of glyph outlines.
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, format=fmt, metadata=metadata, dpi=110)
 
 
 def _mark(ax: Any, replay: Replay, times: list[datetime]) -> None:
