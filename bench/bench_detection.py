@@ -20,7 +20,8 @@ period is that first day; the windows after it are numbered from 1.
     the alerts whose conditions held from the onset to that page, and any page before
     the onset. Not detected within ``HORIZON`` windows: "-". "no event" is the delay the
     same rule finds in the quiet replay over the same windows: when it is as short, the
-    flags were there without the change and the detection proves nothing.
+    flags were there without the change and the detection proves nothing, so "met" needs
+    the delay within the target and shorter than that.
 
     python -m bench detection [--rows 2000|50] [--mode auto|fixed|calibrated]
                               [--windows 1000] [--seed 0] [--kinds K,...] [--json PATH]
@@ -139,14 +140,17 @@ def event(rows: int, mode: str, seed: int, kind: str, control: list[bool]) -> di
     last = detected if detected is not None else len(r.windows) - 1
     alerts = sorted({c.alert for w in r.windows[ONSET : last + 1] for c in w.held})
     delay = _delay(detected)
+    control_delay = _delay(_detection(control)) if len(control) > ONSET + 1 else None
+    # A detection counts only when it comes before the quiet replay's own first page.
+    attributable = delay is not None and (control_delay is None or delay < control_delay)
     return {
         "kind": kind,
         "delay": delay,
         "target": TARGET.get(kind, 2),
-        "met": delay is not None and delay <= TARGET.get(kind, 2),
+        "met": attributable and delay is not None and delay <= TARGET.get(kind, 2),
         "alerts": alerts,
         "pages_before_onset": sum(1 for p in pages if p < ONSET),
-        "control_delay": _delay(_detection(control)) if len(control) > ONSET + 1 else None,
+        "control_delay": control_delay,
         "flags_before_onset": sum(w.flag for w in r.windows[1:ONSET]),
     }
 
