@@ -92,7 +92,6 @@ def test_json_has_every_window_and_both_models(config: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> None:
-    pytest.importorskip("matplotlib")
     path = tmp_path / f"shop{suffix}"
     result = invoke(
         "backtest",
