@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor import __version__, alerting
 from monitor.checks import check_float
 from monitor.config import ModelSettings, Settings, StoreSettings, load
 from monitor.errors import ConfigError, InvalidInputError
@@ -20,10 +20,13 @@ from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes
 from monitor.pipeline import diff_snapshots
+from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
-from monitor.runner import Runner
-from monitor.scheduling import schedule_interval_seconds
+from monitor.render import RenderOptions
+from monitor.render.rules import rules_by_alert
+from monitor.runner import Runner, classify_failure
+from monitor.scheduling import run_times, schedule_interval_seconds
 from monitor.simulator import ServiceOptions, Simulator
 from monitor.sources import SOURCES
 from monitor.store import (
@@ -34,11 +37,15 @@ from monitor.store import (
     version_summary,
 )
 from monitor.store.history import SQLiteHistory
+from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.timestamps import format_time
 
 __all__ = [
     "App",
+    "Replay",
     "SimulatorServer",
     "SystemClock",
+    "backtest",
     "build_app",
     "diff_snapshots",
     "load_settings",
@@ -286,3 +293,55 @@ def build_app(
         runner=runner,
         stopping=stopping,
     )
+
+
+def backtest(
+    settings: Settings,
+    name: str,
+    start: float,
+    end: float,
+    *,
+    on_result: Callable[[int, int, Evaluation | RunFailure], None] | None = None,
+) -> Replay:
+    """Replay model ``name`` over ``[start, end)`` on in-memory stores.
+
+    One run per scheduled time whose window fits in the range, starting from no model
+    (the first run trains the reference as a new model's would); nothing is written to
+    the state directory. ``on_result(i, n, result)`` follows progress. InvalidInputError
+    for an unknown model or a range that holds no run.
+    """
+    try:
+        m = settings.model(name)
+    except KeyError as exc:
+        raise InvalidInputError(str(exc.args[0])) from None
+    if end <= start:
+        raise InvalidInputError(
+            f"backtest: --to ({format_time(end)}) must be after --from ({format_time(start)})"
+        )
+    times, after = run_times(m.interval, m.cron, start + m.window, end)
+    if not times:
+        raise InvalidInputError(
+            f"backtest: no run of model {name!r} fits in [{format_time(start)}, "
+            f"{format_time(end)}): each run reads a window of {m.window:g}s before it"
+        )
+    source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+    # Retention by count only: snapshot ages are data times, not the wall clock's.
+    keep = settings.store.keep_versions
+    store = MemorySnapshotStore(retention=RetentionPolicy(versions=keep) if keep else None)
+    durations = alerting.rule_durations(rules_by_alert(RenderOptions()))
+    try:
+        return replay(
+            m,
+            source,
+            store,
+            MemoryHistory(),
+            times,
+            next_time=after,
+            durations=durations,
+            classify=classify_failure,
+            package_version=__version__,
+            working_memory_mib=settings.daemon.working_memory_mib,
+            on_result=None if on_result is None else lambda i, r: on_result(i, len(times), r),
+        )
+    finally:
+        source.close()

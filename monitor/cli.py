@@ -22,6 +22,7 @@ from monitor.config import Settings
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.records import Evaluation, RunFailure
 from monitor.slis import FEATURE_PSI, PROGRESS
+from monitor.timestamps import format_time
 
 log = logging.getLogger("monitor")
 
@@ -273,6 +274,205 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
     )
+
+
+# ------------------------------------------------------------------------ backtest
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--from", "start", required=True, metavar="TIME", help="Start: ISO-8601 or unix seconds."
+)
+@click.option("--to", "end", required=True, metavar="TIME", help="End (exclusive), same forms.")
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print every window as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw each SLI against its threshold over time (FILE.png or FILE.svg).",
+)
+def backtest(
+    config_path: Path | None,
+    start: str,
+    end: str,
+    models: tuple[str, ...],
+    as_json: bool,
+    plot: Path | None,
+) -> None:
+    """Replay history through the pipeline: per window the SLIs, thresholds and alerts.
+
+    Time comes from the data (each run reads the window before its scheduled time);
+    the replay starts from no model and writes nothing to the state directory.
+    """
+    from monitor import plots
+    from monitor.bootstrap import backtest as run_backtest
+    from monitor.timestamps import parse_time
+
+    with _user_errors():
+        settings = _settings(config_path)
+        t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
+        names = list(models) or [m.name for m in settings.models]
+        if plot is not None:
+            plots.plot_format(plot)
+            plots.require_matplotlib()
+            if len(names) > 1:
+                raise InvalidInputError(
+                    f"--plot draws one model: add --model (configured: {', '.join(names)})"
+                )
+        _limit_blas(settings)
+        replays = [
+            run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names
+        ]
+        if plot is not None:
+            plots.plot_replay(replays[0], plot)
+    if as_json:
+        click.echo(json.dumps([_replay_json(r) for r in replays], indent=2))
+    else:
+        for r in replays:
+            _print_replay(r)
+    if plot is not None:
+        click.echo(f"plot written to {plot}", err=True)
+
+
+def _backtest_progress(model: str) -> Any:
+    """A progress callback: a line on stderr at every tenth of a long replay."""
+
+    def report(i: int, n: int, result: Evaluation | RunFailure) -> None:
+        if n >= 50 and (i + 1) * 10 // n != i * 10 // n:
+            click.echo(f"backtest {model}: {i + 1}/{n} windows", err=True)
+
+    return report
+
+
+def _cell(value: float | None, threshold: float | None, fmt: str) -> str:
+    """``value/threshold``, starred when past it; ``-`` for what the run did not have."""
+    shown = "-" if value is None else f"{value:{fmt}}"
+    if threshold is None:
+        return f"{shown}/-"
+    return f"{shown}/{threshold:{fmt}}"
+
+
+def _replay_line(w: Any) -> str:
+    """One window of a backtest in one line."""
+    from monitor.alerting import COMPARED, past
+
+    when = _ts(w.end)[:16]
+    if w.failed:
+        r = w.result
+        return f"{when}  {'-':>6}  FAILED ({r.reason}): {r.message}  " + _alert_text(w)
+    ev = w.result
+    cells = []
+    for sli, key in COMPARED:
+        value, threshold = ev.slis.get(sli), ev.thresholds.get(key)
+        cell = _cell(value, threshold, ".3f")
+        if value is not None and threshold is not None and past(value, threshold, sli):
+            cell += "*"
+        cells.append(f"{cell:<{_width(sli)}}")
+    return f"{when}  {ev.n_rows:>6}  {'  '.join(cells)}  {_alert_text(w)}".rstrip()
+
+
+def _width(sli: str) -> int:
+    return max(len(sli), 13)
+
+
+def _alert_text(w: Any) -> str:
+    """The alerts of a window: those that held (the flag), those firing, the page."""
+
+    def names(conditions: Any) -> str:
+        # The critical level implies the warning one: show each alert instance once.
+        worst: dict[tuple[str, str | None], bool] = {}
+        for c in conditions:
+            key = (c.alert, c.feature)
+            worst[key] = worst.get(key, False) or c.severity == "critical"
+        return " ".join(
+            a + (f"({f})" if f else "") + ("!" if crit else "") for (a, f), crit in worst.items()
+        )
+
+    parts = []
+    if w.held:
+        parts.append("flag: " + names(w.held))
+    if w.firing:
+        parts.append("firing: " + names(w.firing))
+    if w.page:
+        parts.append("PAGE")
+    return " | ".join(parts)
+
+
+def _print_replay(r: Any) -> None:
+    from monitor.alerting import COMPARED
+
+    click.echo(
+        f"model {r.model}: {len(r.windows)} window(s) from {_ts(r.start)} to {_ts(r.end)} UTC; "
+        "each SLI as value/threshold, * where an alert condition held, ! critical"
+    )
+    header = "  ".join(f"{sli:<{_width(sli)}}" for sli, _ in COMPARED)
+    click.echo(f"{'time (UTC)':<16}  {'rows':>6}  {header}  alerts")
+    for w in r.windows:
+        click.echo(_replay_line(w))
+    click.echo(_replay_summary(r))
+
+
+def _replay_summary(r: Any) -> str:
+    alerts = ", ".join(f"{name}={n}" for name, n in r.alerts().items()) or "none"
+    return (
+        f"summary {r.model}: {len(r.windows)} windows, {r.flags} flags, {r.pages} pages, "
+        f"{r.failures} failed runs; alerts that would have fired: {alerts}"
+    )
+
+
+def _replay_json(r: Any) -> dict[str, Any]:
+    return {
+        "model": r.model,
+        "start": r.start,
+        "end": r.end,
+        "start_utc": format_time(r.start),
+        "end_utc": format_time(r.end),
+        "windows": [_window_json(w) for w in r.windows],
+        "summary": {
+            "windows": len(r.windows),
+            "flags": r.flags,
+            "pages": r.pages,
+            "failed": r.failures,
+            "alerts": r.alerts(),
+        },
+    }
+
+
+def _window_json(w: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "index": w.index,
+        "start": w.start,
+        "end": w.end,
+        "start_utc": format_time(w.start),
+        "end_utc": format_time(w.end),
+        **_result_json(w.result),
+        "conditions": [_condition_json(c) for c in w.held],
+        "firing": [_condition_json(c) for c in w.firing],
+        "flag": w.flag,
+        "page": w.page,
+    }
+    for key in ("slis", FEATURE_PSI, "thresholds"):
+        if key in out:
+            out[key] = {name: _finite(v) for name, v in out[key].items()}
+    return out
+
+
+def _condition_json(c: Any) -> dict[str, Any]:
+    return {
+        "alert": c.alert,
+        "severity": c.severity,
+        "sli": c.sli or None,
+        "feature": c.feature,
+        "value": _finite(c.value),
+        "threshold": _finite(c.threshold),
+        "reason": c.reason or None,
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: they become null."""
+    return float(value) if math.isfinite(value) else None
 
 
 # ------------------------------------------------------------------------ snapshots

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["Scheduler", "schedule_interval_seconds"]
+__all__ = ["Scheduler", "run_times", "schedule_interval_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,31 @@ def schedule_interval_seconds(interval: float | None, cron: str | None, now: dat
         longest = max(longest, (nxt - prev).total_seconds())
         prev, fires = nxt, fires + 1
     return longest if longest > 0 else 7 * 86400.0
+
+
+def run_times(
+    interval: float | None, cron: str | None, first: float, last: float
+) -> tuple[list[float], float]:
+    """The scheduled run times in ``[first, last]`` and the time of the run after them.
+
+    With an interval, ``first`` and every interval after it (as a replay starts its
+    first run at ``first``); with cron, the fire times of the expression (UTC). Backtests
+    use it to replay a schedule without running the scheduler.
+    """
+    if cron is None:
+        assert interval is not None and interval > 0
+        count = math.floor((last - first) / interval) + 1 if last >= first else 0
+        # Multiplying, not adding, keeps the thousandth run on the grid.
+        return [float(first + i * interval) for i in range(count)], float(first + count * interval)
+    trigger = _trigger(None, cron)
+    start = datetime.fromtimestamp(first, UTC)
+    fire = trigger.get_next_fire_time(None, start)
+    times: list[float] = []
+    while fire is not None and fire.timestamp() <= last:
+        times.append(fire.timestamp())
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+    after = math.inf if fire is None else fire.timestamp()
+    return times, after
 
 
 class Scheduler:

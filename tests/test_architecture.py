@@ -118,6 +118,16 @@ def test_pipeline_gets_its_collaborators_through_ports() -> None:
         assert not uses("monitor.pipeline", prefix), f"monitor.pipeline imports {prefix}"
 
 
+@pytest.mark.parametrize("name", ["monitor.pipeline.replay", "monitor.alerting"])
+def test_the_replay_and_the_alert_conditions_get_rules_and_schedules_as_arguments(
+    name: str,
+) -> None:
+    for prefix in ("monitor.render", "monitor.scheduling", "monitor.runner", "apscheduler"):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+    for prefix in ("monitor.sources", "monitor.store", "monitor.exporter", "jinja2"):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+
+
 @pytest.mark.parametrize(
     "name", sorted(m for m in MODULES if m.startswith(("monitor.sources", "monitor.store")))
 )
@@ -148,6 +158,7 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ("jinja2", {"monitor.render.templates"}),
         ("click", {"monitor.cli"}),
         ("sklearn", {"monitor.core._kmeans_estimator"}),
+        ("matplotlib", {"monitor.plots"}),
     ],
 )
 def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:

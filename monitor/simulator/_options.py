@@ -22,6 +22,7 @@ __all__ = [
     "EVENT_KINDS",
     "MAX_REGIMES",
     "MAX_SHIFT",
+    "PLACEMENTS",
     "Event",
     "SimulatorOptions",
     "event_end",
@@ -31,8 +32,8 @@ __all__ = [
 
 # kind -> (required options, optional options), besides kind, after and duration.
 _EVENT_OPTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "mean_shift": (("magnitude",), ("cluster", "feature")),
-    "new_cluster": ((), ("share",)),
+    "mean_shift": (("magnitude",), ("cluster", "feature", "ramp")),
+    "new_cluster": ((), ("share", "placement")),
     "vanish": (("cluster",), ()),
     "variance": (("factor",), ("cluster", "feature")),
     "unit_change": (("feature", "factor"), ()),
@@ -40,7 +41,19 @@ _EVENT_OPTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "outage": ((), ()),
 }
 EVENT_KINDS = tuple(_EVENT_OPTIONS)
-_EVENT_VALUES = ("cluster", "feature", "magnitude", "factor", "ratio", "share")
+_EVENT_VALUES = (
+    "cluster",
+    "feature",
+    "magnitude",
+    "factor",
+    "ratio",
+    "share",
+    "ramp",
+    "placement",
+)
+#: Where a new_cluster event puts its regime: away from every other (the default), or
+#: at the centre of the initial regimes, between them.
+PLACEMENTS = ("outside", "between")
 
 DEFAULT_ROWS_PER_WINDOW = 2000
 MAX_REGIMES = 64
@@ -71,6 +84,8 @@ class Event:
     factor: float | None = None  # variance: noise multiplier; unit_change: value multiplier
     ratio: float | None = None  # nan_burst: share of rows that get a NaN
     share: float | None = None  # new_cluster: share of rows in the new regime
+    ramp: float | None = None  # mean_shift: seconds to grow linearly from 0 to magnitude
+    placement: str | None = None  # new_cluster: one of PLACEMENTS (None: outside)
 
 
 @dataclass(frozen=True)
@@ -116,8 +131,19 @@ def options_problems(
     for i, event in enumerate(o.events):
         problems += _event_problems(event, f"events[{i}]", n_clusters, features)
     if not problems:
-        problems += _vanish_problems(o)
+        problems += _vanish_problems(o) + _placement_problems(o)
     return problems
+
+
+def _placement_problems(o: SimulatorOptions) -> list[Problem]:
+    """A regime placed between the initial ones needs at least two of them."""
+    if o.regimes >= 2:
+        return []
+    return [
+        Problem(f"events[{i}].placement", "'outside' when there is one regime", e.placement)
+        for i, e in enumerate(o.events)
+        if e.placement == "between"
+    ]
 
 
 def _scalar_problems(o: SimulatorOptions) -> list[Problem]:
@@ -172,6 +198,10 @@ def _option_problem(
         if features is None:
             return problem_of(check_str, value, field, non_empty=True)
         return problem_of(check_choice, value, field, tuple(features))
+    if name == "ramp":
+        return None if is_real(value) and value > 0 else Problem(field, "a duration > 0", value)
+    if name == "placement":
+        return problem_of(check_choice, value, field, PLACEMENTS)
     bounds = _VARIANCE_FACTOR if (e.kind, name) == ("variance", "factor") else _BOUNDS[name]
     return problem_of(check_float, value, field, **bounds)
 

@@ -69,6 +69,7 @@ def _parse_event(item: Any, where: str) -> tuple[Event | None, list[Problem]]:
     offsets: dict[str, Callable[[Any, str], float]] = {
         "after": partial(check_duration, allow_zero=True),
         "duration": check_duration,
+        "ramp": check_duration,
     }
     values, problems = read_fields(item, _EVENT_FIELDS, offsets, where)
     if "kind" not in values:

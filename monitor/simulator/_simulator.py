@@ -254,7 +254,7 @@ class Simulator:
         regime = self._regimes(t, draws.u, origin)
         spans = [(e, self._span(t, e, origin)) for e in self._options.events]
         spans = [(e, sl) for e, sl in spans if sl.stop > sl.start]
-        z = self._latent(t, regime, draws, spans)
+        z = self._latent(t, regime, draws, spans, origin)
         bounded = self._s.bounded
         X = z
         # The option bounds keep latent values far below exp()'s overflow at 709; should a
@@ -273,6 +273,7 @@ class Simulator:
         regime: IndexArray,
         draws: _Draws,
         spans: list[tuple[Event, slice]],
+        origin: float,
     ) -> FloatArray:
         """Latent values (n, d): regime centre, noise, season and the latent events."""
         s = self._s
@@ -289,7 +290,12 @@ class Simulator:
             if e.kind == "mean_shift":
                 shift = _given(e.magnitude) * s.sigma  # (k, d): in each regime's own spread
                 rows = self._rows(sl, e, regime)
-                z[rows, self._cols(e)] += shift[regime[rows]][:, self._cols(e)]
+                delta = shift[regime[rows]][:, self._cols(e)]
+                if e.ramp is not None:
+                    # Linear from 0 at the onset to the full magnitude ``ramp`` seconds later.
+                    grown = np.clip((t[rows] - (origin + e.after)) / e.ramp, 0.0, 1.0)
+                    delta *= grown[:, None] if delta.ndim == 2 else grown
+                z[rows, self._cols(e)] += delta
         return z
 
     def _apply_value_events(

@@ -70,6 +70,12 @@ def build_structure(features: Sequence[str], options: SimulatorOptions, n_new: i
     # New regimes appear outside the range of the existing ones.
     far = rng.uniform(1.5, 2.0, (k - r0, d)) * rng.choice([-1.0, 1.0], (k - r0, d))
     offsets[r0:] = far
+    # ...or, placed "between", at the centre of the initial regimes. The far draws above
+    # are made either way, so that every later draw (and every row) stays the same.
+    placements = [e.placement for e in options.events if e.kind == "new_cluster"]
+    for j, placement in enumerate(placements[: k - r0]):
+        if placement == "between":
+            offsets[r0 + j] = offsets[:r0].mean(axis=0)
     # The draws below come in this order; changing it would change every simulated row.
     sigma = options.noise * rng.uniform(0.08, 0.2, (k, d))
     rho = rng.uniform(0.3, 0.7, d)

@@ -1,7 +1,10 @@
 """Windows read from Parquet, CSV and NPY files in a directory.
 
 Two modes. ``window: file`` reads, for a window ``[start, end)``, the newest matching file
-whose modification time is before ``end``: one file is one window. ``window: time_range``
+whose modification time is before ``end``: one file is one window; with ``time_from:
+name`` the time is read from each file's name instead (``name_time``, a strftime-like
+format or a regex with a ``time`` group) and the window reads every file whose name
+time is in ``[start, end)``, so that history can be replayed. ``window: time_range``
 reads every matching file and keeps the rows whose timestamp is in ``[start, end)``.
 Parquet and CSV columns are matched to the features by name; NPY columns by position.
 pyarrow is imported only when a Parquet file is read.
@@ -12,8 +15,10 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +30,14 @@ from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
 from monitor.sources._common import check_bounds, match_columns, parse_timestamps
-from monitor.timestamps import format_time
+from monitor.timestamps import format_time, parse_time
 
 __all__ = [
     "FORMATS",
+    "TIME_FROM",
     "FilesOptions",
     "FilesSource",
+    "NameTime",
     "build",
     "options_problems",
     "parse_options",
@@ -39,6 +46,18 @@ __all__ = [
 
 FORMATS = ("parquet", "csv", "npy")
 WINDOW_MODES = ("file", "time_range")
+TIME_FROM = ("modified", "name")
+# name_time directives -> the text they match; %s is unix seconds.
+_DIRECTIVES = {
+    "Y": r"\d{4}",
+    "m": r"\d{2}",
+    "d": r"\d{2}",
+    "H": r"\d{2}",
+    "M": r"\d{2}",
+    "S": r"\d{2}",
+    "j": r"\d{3}",
+    "s": r"\d+(?:\.\d+)?",
+}
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
 _PARQUET_HINT = "pip install 'kmeans-monitor[parquet]'"
 
@@ -58,6 +77,8 @@ class FilesOptions:
     timestamp_column: str = "timestamp"
     ignore_extra: bool = False
     max_age: float | None = None  # window: file only; seconds
+    time_from: str = "modified"  # window: file only: "modified" or "name"
+    name_time: str | None = None  # time_from: name: a strftime-like format or a regex
 
 
 def parse_options(
@@ -95,6 +116,7 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
         ),
         _unless(isinstance(o.ignore_extra, bool), "ignore_extra", "true or false", o.ignore_extra),
         _max_age_problem(o),
+        *_time_from_problems(o),
     ]
     if features is not None and o.window == "time_range" and o.timestamp_column in features:
         found.append(
@@ -117,11 +139,94 @@ def _max_age_problem(o: FilesOptions) -> Problem | None:
     return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", o.max_age)
 
 
+def _time_from_problems(o: FilesOptions) -> list[Problem]:
+    """Problems of time_from and name_time, which only make sense together."""
+    choice = problem_of(check_choice, o.time_from, "time_from", TIME_FROM)
+    if choice is not None:
+        return [choice]
+    if o.time_from == "modified":
+        if o.name_time is not None:
+            return [Problem("name_time", "omitted unless time_from is 'name'", o.name_time)]
+        return []
+    found = []
+    if o.window != "file":
+        found.append(Problem("time_from", "'modified' unless window is 'file'", o.time_from))
+    if o.max_age is not None:
+        found.append(Problem("max_age", "omitted with time_from: name", o.max_age))
+    try:
+        NameTime(o.name_time)
+    except ValueError as exc:
+        found.append(Problem("name_time", str(exc), o.name_time))
+    return found
+
+
+class NameTime:
+    """The time in a file name, by a strftime-like format or a regex with a ``time`` group.
+
+    A format (``%Y%m%dT%H%M%S``, ``%Y-%m-%d_%H%M``, ``%s``) is searched for anywhere in
+    the name and read as UTC; a regex (it holds ``(?P<time>``) is searched for and its
+    ``time`` group read as unix seconds or ISO-8601 (naive: UTC).
+    """
+
+    def __init__(self, spec: object) -> None:
+        if not isinstance(spec, str) or not spec:
+            raise ValueError(
+                "a format such as '%Y%m%dT%H%M%S' or a regex with a (?P<time>...) group"
+            )
+        self.spec = spec
+        self._format: str | None = None
+        if "(?P<time>" in spec:
+            try:
+                self._regex = re.compile(spec)
+            except re.error as exc:
+                raise ValueError(f"a valid regex ({exc})") from None
+        else:
+            self._format = spec
+            self._regex = re.compile(_format_regex(spec))
+
+    def parse(self, name: str) -> float | None:
+        """Unix seconds of the time in ``name``; None when the name holds none."""
+        match = self._regex.search(name)
+        if match is None:
+            return None
+        text = match.group("time") if self._format is None else match.group(0)
+        try:
+            if self._format is None:
+                return parse_time(text, name)
+            if self._format == "%s":
+                return float(text)
+            return datetime.strptime(text, self._format).replace(tzinfo=UTC).timestamp()
+        except (ValueError, InvalidInputError):
+            return None  # "20241399" matches the digits but is no date
+
+
+def _format_regex(spec: str) -> str:
+    """The regex a name_time format matches; ValueError for a directive it does not know."""
+    out = []
+    i = 0
+    while i < len(spec):
+        if spec[i] != "%":
+            out.append(re.escape(spec[i]))
+            i += 1
+            continue
+        code = spec[i + 1 : i + 2]
+        if code == "%":
+            out.append("%")
+        elif code in _DIRECTIVES and (code != "s" or spec == "%s"):
+            out.append(_DIRECTIVES[code])
+        else:
+            known = " ".join(f"%{c}" for c in _DIRECTIVES)
+            raise ValueError(f"a format of the directives {known} (%s alone)")
+        i += 2
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class _File:
     path: Path
     format: str
     mtime: float
+    name_time: float | None = None  # time_from: name
 
 
 class FilesSource:
@@ -132,12 +237,15 @@ class FilesSource:
         self._features = tuple(features)
         self._options = options
         self._name = f"files source of model {model!r}"
+        self._name_time = NameTime(options.name_time) if options.time_from == "name" else None
 
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the window ``[start, end)``, read as the options' ``window`` mode says."""
         start, end = check_bounds(start, end, "FilesSource")
         files = self._list()
-        if self._options.window == "file":
+        if self._options.time_from == "name":
+            X, label = self._read_named(files, start, end)
+        elif self._options.window == "file":
             X, label = self._read_newest(files, end)
         else:
             X, label = self._read_range(files, start, end)
@@ -172,9 +280,20 @@ class FilesSource:
                 mtime = path.stat().st_mtime_ns / 1e9
             except OSError:  # removed between the listing and the stat: not part of this run
                 continue
+            if self._name_time is not None:
+                named = self._name_time.parse(path.name)
+                if named is None:
+                    ignored += 1
+                    continue
+                out.append(_File(path, fmt, mtime, named))
+                continue
             out.append(_File(path, fmt, mtime))
         if ignored:
-            _log.debug("%s: ignored %d file(s) of unknown format or hidden", self._name, ignored)
+            _log.debug(
+                "%s: ignored %d file(s) of unknown format, hidden or without a name time",
+                self._name,
+                ignored,
+            )
         return out
 
     def _read_newest(self, files: list[_File], end: float) -> tuple[FloatArray, str]:
@@ -195,6 +314,22 @@ class FilesSource:
             )
         X, _ = self._read(newest, with_timestamps=False)
         return X, f"{newest.path.name} (modified {format_time(newest.mtime)})"
+
+    def _read_named(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
+        """Every file whose name time is in ``[start, end)``, in name-time order."""
+        chosen = sorted(
+            (f for f in files if f.name_time is not None and start <= f.name_time < end),
+            key=lambda f: (f.name_time, f.path.name),
+        )
+        if not chosen:
+            raise SourceError(
+                f"{self._name}: no file matching {self._options.pattern!r} in "
+                f"{self._options.path!r} has a name time ({self._options.name_time}) in "
+                f"[{format_time(start)}, {format_time(end)})"
+            )
+        parts = [self._read(f, with_timestamps=False)[0] for f in chosen]
+        names = ", ".join(f.path.name for f in chosen[:3]) + (", ..." if len(chosen) > 3 else "")
+        return np.concatenate(parts), f"{len(chosen)} file(s) named in the window: {names}"
 
     def _read_range(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
         parts: list[FloatArray] = []

@@ -158,7 +158,8 @@ def test_null_options_take_their_defaults() -> None:
         (
             {"events": [{"kind": "outage", "when": "5m"}]},
             "source.events[0].when: must be omitted (unknown field; valid: after, cluster, "
-            "duration, factor, feature, kind, magnitude, ratio, share); got '5m'",
+            "duration, factor, feature, kind, magnitude, placement, ramp, ratio, share); "
+            "got '5m'",
         ),
         (
             {
@@ -214,7 +215,8 @@ def test_typed_options_get_the_same_checks() -> None:
     bad_events = replace(options, events=[Event("outage")])  # type: ignore[arg-type]
     assert options_problems(bad_events)[-1].config() == (
         "events: must be a tuple of Event; got [Event(kind='outage', after=0.0, duration=None, "
-        "cluster=None, feature=None, magnitude=None, factor=None, ratio=None, share=None)]"
+        "cluster=None, feature=None, magnitude=None, factor=None, ratio=None, share=None, "
+        "ramp=None, placement=None)]"
     )
 
 

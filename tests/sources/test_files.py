@@ -79,7 +79,7 @@ def test_defaults() -> None:
         (
             {"path": "d", "glob": "*.csv"},
             "source.glob: must be omitted (unknown field; valid: format, ignore_extra, max_age, "
-            "path, pattern, timestamp_column, window); got '*.csv'",
+            "name_time, path, pattern, time_from, timestamp_column, window); got '*.csv'",
         ),
     ],
 )

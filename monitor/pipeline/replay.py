@@ -1,0 +1,170 @@
+"""Replay a model over a stretch of history through the same ``evaluate`` the daemon runs.
+
+One run per scheduled time, with time taken from the data: the run at ``t`` reads the
+window ``[t - window, t)`` and is evaluated with ``now = t``, so seeds, reference
+periods and snapshot times are what the daemon would have used at ``t``. The caller
+passes the run times (the composition root computes them from the schedule), the
+stores (in-memory ones, so nothing reaches the live store) and the ``for:`` of each
+alert; a run that fails becomes a ``RunFailure`` classified by the caller's rule.
+What each run measured then goes through ``monitor.alerting``: the conditions that
+held, the alerts firing, flags and pages.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from monitor import alerting
+from monitor.config import ModelSettings
+from monitor.pipeline import evaluate
+from monitor.ports import History, SnapshotStore, TelemetrySource
+from monitor.records import Evaluation, RunFailure
+from monitor.timestamps import format_time
+
+__all__ = ["Replay", "ReplayWindow", "judge", "replay"]
+
+Result = Evaluation | RunFailure
+
+
+@dataclass(frozen=True)
+class ReplayWindow:
+    """One replayed run: its window, what it returned and what it would have raised."""
+
+    index: int
+    start: float
+    end: float  # the run's time
+    result: Result
+    held: tuple[alerting.Condition, ...]  # conditions that held on this run
+    firing: tuple[alerting.Condition, ...]  # alerts firing before the next run
+    flag: bool
+    page: bool
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run failed."""
+        return isinstance(self.result, RunFailure)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Every replayed run of one model, oldest first: first window start to last run time."""
+
+    model: str
+    start: float
+    end: float
+    windows: tuple[ReplayWindow, ...]
+
+    @property
+    def flags(self) -> int:
+        """Runs on which any alert condition held."""
+        return sum(w.flag for w in self.windows)
+
+    @property
+    def pages(self) -> int:
+        """Pages: streaks of at least two flags in a row."""
+        return sum(w.page for w in self.windows)
+
+    @property
+    def failures(self) -> int:
+        """Runs that failed."""
+        return sum(w.failed for w in self.windows)
+
+    def alerts(self) -> dict[str, int]:
+        """Alert name -> alert instances (severity, feature) that started firing, by name."""
+        started: Counter[str] = Counter()
+        before: set[tuple[str, str, str | None]] = set()
+        for w in self.windows:
+            now = {c.key for c in w.firing}
+            started.update(key[0] for key in now - before)
+            before = now
+        return dict(sorted(started.items()))
+
+
+def replay(
+    model: ModelSettings,
+    source: TelemetrySource,
+    store: SnapshotStore,
+    history: History,
+    times: Sequence[float],
+    *,
+    next_time: float,
+    durations: Mapping[tuple[str, str], float],
+    classify: Callable[[BaseException], str],
+    package_version: str = "",
+    working_memory_mib: float = 64.0,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> Replay:
+    """Run ``model`` once per time in ``times`` (ascending) and judge the runs.
+
+    ``next_time`` is when the run after the last would be (the last run's values stand
+    until then); ``durations`` the ``for:`` per (alert, severity); ``classify`` turns an
+    exception of a run into its bounded failure reason; ``on_result(i, result)`` is
+    called after each run (progress).
+    """
+    if any(b <= a for a, b in itertools.pairwise(times)):
+        raise ValueError("replay: run times must be strictly ascending")
+    results: list[Result] = []
+    for i, t in enumerate(times):
+        result = _run(
+            model, source, store, history, t, classify, package_version, working_memory_mib
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(i, result)
+    return judge(model, times, results, next_time=next_time, durations=durations)
+
+
+def _run(
+    model: ModelSettings,
+    source: TelemetrySource,
+    store: SnapshotStore,
+    history: History,
+    t: float,
+    classify: Callable[[BaseException], str],
+    package_version: str,
+    working_memory_mib: float,
+) -> Result:
+    """One run at ``t``; a failure is recorded in ``history`` and returned, as the runner does."""
+    try:
+        evaluation, _ = evaluate(
+            model,
+            source,
+            store,
+            history,
+            t,
+            package_version=package_version,
+            working_memory_mib=working_memory_mib,
+        )
+    except Exception as exc:  # every failure of a run is a result of the replay
+        label = f"[{format_time(t - model.window)}, {format_time(t)})"
+        failure = RunFailure(model.name, classify(exc), str(exc), t, window_label=label)
+        history.append_failure(failure)
+        return failure
+    return evaluation
+
+
+def judge(
+    model: ModelSettings,
+    times: Sequence[float],
+    results: Sequence[Result],
+    *,
+    next_time: float,
+    durations: Mapping[tuple[str, str], float],
+) -> Replay:
+    """The conditions, firing alerts, flags and pages of runs at ``times``."""
+    held = [alerting.held_conditions(r) for r in results]
+    flagged = alerting.flags(held)
+    paged = alerting.pages(flagged)
+    fired = alerting.firing(times, held, durations, next_time=next_time)
+    windows = tuple(
+        ReplayWindow(i, t - model.window, t, r, h, f, fl, p)
+        for i, (t, r, h, f, fl, p) in enumerate(
+            zip(times, results, held, fired, flagged, paged, strict=True)
+        )
+    )
+    if not times:
+        return Replay(model.name, next_time, next_time, ())
+    return Replay(model.name, times[0] - model.window, times[-1], windows)

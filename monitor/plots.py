@@ -1,0 +1,133 @@
+"""Plots of a backtest: each SLI the alerts compare, against its threshold, over time.
+
+The only module that imports matplotlib (optional extra ``plot``), and only when a plot
+is drawn: without it, ``PlotUnavailableError`` names the install command. Figures are
+built with matplotlib's object API (no pyplot state, no display), so drawing is safe in
+any thread and needs no GUI backend.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor import alerting
+from monitor.errors import InvalidInputError
+from monitor.pipeline.replay import Replay
+from monitor.records import Evaluation
+
+__all__ = [
+    "FORMATS",
+    "INSTALL_HINT",
+    "PlotUnavailableError",
+    "plot_format",
+    "plot_replay",
+    "require_matplotlib",
+]
+
+#: File suffixes the plot can be written as.
+FORMATS = {".png": "png", ".svg": "svg"}
+INSTALL_HINT = "pip install 'kmeans-monitor[plot]'"
+
+
+class PlotUnavailableError(InvalidInputError):
+    """matplotlib is not installed; the message names the extra that brings it."""
+
+
+def require_matplotlib() -> None:
+    """PlotUnavailableError unless matplotlib can be imported."""
+    _matplotlib()
+
+
+def _matplotlib() -> tuple[Any, Any, Any]:
+    try:
+        from matplotlib import rc_context
+        from matplotlib.dates import DateFormatter
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PlotUnavailableError(
+            f"plots need matplotlib, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return Figure, DateFormatter, rc_context
+
+
+def plot_format(path: Path) -> str:
+    """The format of ``path`` from its suffix; InvalidInputError for any other suffix."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise InvalidInputError(
+            f"--plot {str(path)!r}: the file name must end in {' or '.join(FORMATS)}"
+        )
+    return fmt
+
+
+def plot_replay(replay: Replay, path: Path) -> None:
+    """Write one panel per compared SLI: its value and threshold per run, alerts shaded.
+
+    Windows after which an alert fires are shaded red in every panel, runs whose SLI is
+    past its threshold are red dots on its line, failed runs grey vertical lines.
+    """
+    fmt = plot_format(path)
+    Figure, DateFormatter, rc_context = _matplotlib()
+    panels = alerting.COMPARED
+    fig = Figure(figsize=(11, 1.9 * len(panels) + 0.8), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    times = [_utc(w.end) for w in replay.windows]
+    for ax, (sli, threshold) in zip(axes, panels, strict=True):
+        values = [_value(w.result, sli, slis=True) for w in replay.windows]
+        limits = [_value(w.result, threshold, slis=False) for w in replay.windows]
+        ax.plot(times, values, color="tab:blue", linewidth=1.2, label=f"{sli} (SLI)")
+        ax.step(
+            times,
+            limits,
+            where="post",
+            color="tab:orange",
+            linewidth=1.0,
+            label=f"{threshold} (threshold)",
+        )
+        over = [
+            (t, v)
+            for t, v, limit in zip(times, values, limits, strict=True)
+            if alerting.past(v, limit, sli)
+        ]
+        if over:
+            ax.plot(*zip(*over, strict=True), "o", color="tab:red", markersize=3)
+        _mark(ax, replay, times)
+        ax.set_ylabel(sli, fontsize=8)
+        ax.legend(loc="upper left", fontsize=7, frameon=False)
+        ax.grid(alpha=0.3)
+    axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M"))
+    axes[-1].set_xlabel("run time (UTC)")
+    fig.suptitle(
+        f"backtest of {replay.model}: {len(replay.windows)} windows, {replay.flags} flags, "
+        f"{replay.pages} pages (red: an alert fires)",
+        fontsize=10,
+    )
+    # No creation date in the file: the same backtest writes the same SVG.
+    metadata = {"Date": None} if fmt == "svg" else {}
+    # SVG text stays text (searchable, selectable) instead of glyph outlines.
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, format=fmt, metadata=metadata, dpi=110)
+
+
+def _mark(ax: Any, replay: Replay, times: list[datetime]) -> None:
+    """Shade the windows after which an alert fires; a grey line at each failed run."""
+    for w, t in zip(replay.windows, times, strict=True):
+        if w.firing:
+            ax.axvspan(_utc(w.start), t, color="tab:red", alpha=0.15, linewidth=0)
+        if w.failed:
+            ax.axvline(t, color="0.5", linewidth=0.8, linestyle="--")
+
+
+def _value(result: Any, key: str, *, slis: bool) -> float:
+    """An SLI or threshold of a run; NaN (a gap in the line) when absent or failed."""
+    if not isinstance(result, Evaluation):
+        return math.nan
+    value = (result.slis if slis else result.thresholds).get(key)
+    return math.nan if value is None else float(value)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,366 @@
+"""In-memory snapshot store and history: the ports' rules without a disk, for backtests.
+
+``MemorySnapshotStore`` follows ``DirectorySnapshotStore``'s rules: versions numbered
+max + 1 and never reused, one live and at most one pending version (a new live version
+clears the pending one; a pending pointer equal to the live one is no candidate),
+approval guarded by the reviewed version, retention after each save, and the same
+errors (``SnapshotNotFoundError``, ``LivePointerError`` when versions exist but none is
+live, ``InvalidInputError`` for a refused state change). ``MemoryHistory`` follows
+``SQLiteHistory``: newest first for ``recent``/``failures``, oldest first for
+``since`` (the newest ``limit`` when there are more), idempotent ``record_version``
+and ``reconcile`` from the store's listing. Both are thread-safe; nothing outlives
+the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from monitor.checks import check_choice, check_float, check_int
+from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
+from monitor.ports import SnapshotStore
+from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
+from monitor.store._names import check_model_name
+from monitor.store.snapshots import RetentionPolicy
+
+__all__ = ["MemoryHistory", "MemorySnapshotStore"]
+
+_STORE = "MemorySnapshotStore"
+_HISTORY = "MemoryHistory"
+_T = TypeVar("_T", Evaluation, RunFailure)
+
+
+@dataclass
+class _Model:
+    """One model's versions and pointers."""
+
+    versions: dict[int, Snapshot] = dataclasses.field(default_factory=dict)
+    live: int | None = None
+    pending: int | None = None
+
+
+def _checksum(s: Snapshot, version: int) -> str:
+    """A sha256 over what tells versions apart (identity, scalars, the arrays' bytes)."""
+    h = hashlib.sha256(f"{s.model}\x1f{version}\x1f{s.created_at!r}\x1f{s.seed}".encode())
+    for array in (s.centers, s.scaler.center, s.scaler.scale, s.reference_shares, s.sample):
+        h.update(array.tobytes())
+    return f"sha256:{h.hexdigest()}"
+
+
+class MemorySnapshotStore:
+    """Snapshots in a dict; meets ``SnapshotStore`` with the directory store's rules."""
+
+    def __init__(
+        self,
+        *,
+        retention: RetentionPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """An empty store; ``retention`` prunes after each save, ages measured by ``clock``."""
+        if retention is not None and not isinstance(retention, RetentionPolicy):
+            raise InvalidInputError(
+                f"The 'retention' parameter of {_STORE} must be a RetentionPolicy or None. "
+                f"Got {type(retention).__name__} instead."
+            )
+        self._models: dict[str, _Model] = {}
+        self._retention = retention
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"{_STORE}({len(self._models)} model(s))"
+
+    # ------------------------------------------------------------------ queries
+
+    def models(self) -> list[str]:
+        """Models that have at least one snapshot, sorted by name."""
+        with self._lock:
+            return sorted(name for name, m in self._models.items() if m.versions)
+
+    def versions(self, model: str) -> list[int]:
+        """All stored versions of a model, ascending (empty for an unknown model)."""
+        with self._lock:
+            return sorted(self._get(model, "versions").versions)
+
+    def live_version(self, model: str) -> int | None:
+        """The live version; None only when no version is stored ("no model yet")."""
+        with self._lock:
+            m = self._get(model, "live_version")
+            if not m.versions:
+                return None
+            if m.live is None:
+                raise LivePointerError(
+                    f"model {model!r}: no version is live; stored versions: "
+                    f"{sorted(m.versions)}. Make one live with set_live"
+                )
+            return m.live
+
+    def pending_version(self, model: str) -> int | None:
+        """The candidate awaiting approval, or None."""
+        with self._lock:
+            m = self._get(model, "pending_version")
+            return None if m.pending == m.live else m.pending
+
+    def load(self, model: str, version: int | None = None) -> Snapshot:
+        """A stored version (the live one when ``version`` is None)."""
+        with self._lock:
+            m = self._get(model, "load")
+            if version is not None:
+                version = check_int(version, "version", low=1, owner=f"{_STORE}.load")
+            if not m.versions:
+                raise SnapshotNotFoundError(
+                    f"no snapshot of model {model!r} in memory; models with snapshots: "
+                    f"{self.models()}"
+                )
+            if version is None:
+                live = self.live_version(model)
+                assert live is not None  # versions exist: a live one, or LivePointerError
+                version = live
+            return self._version(model, m, version)
+
+    def list_versions(self, model: str) -> list[VersionInfo]:
+        """Every stored version with its state, ascending."""
+        with self._lock:
+            m = self._get(model, "list_versions")
+            return [_info(s, self._state(m, v)) for v, s in sorted(m.versions.items())]
+
+    # ------------------------------------------------------------------ writes
+
+    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
+        """Store ``snapshot`` as version max + 1 (live or pending if asked); return it."""
+        owner = f"{_STORE}.save"
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInputError(
+                f"The 'snapshot' parameter of {owner} must be a Snapshot. "
+                f"Got {type(snapshot).__name__} instead."
+            )
+        if state is not None:
+            check_choice(state, "state", ("live", "pending"), owner=owner)
+        check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
+        with self._lock:
+            m = self._models.setdefault(check_model_name(snapshot.model, owner), _Model())
+            version = max(m.versions, default=0) + 1
+            stored = dataclasses.replace(
+                snapshot, version=version, checksum=_checksum(snapshot, version)
+            )
+            m.versions[version] = stored
+            if state == "live":
+                m.live, m.pending = version, None
+            elif state == "pending":
+                m.pending = version
+            self._prune(m)
+            return stored
+
+    def set_live(self, model: str, version: int) -> None:
+        """Make an existing version live (a pending one stops being pending)."""
+        with self._lock:
+            m, version = self._target(model, version, "set_live")
+            m.live = version
+            if m.pending == version:
+                m.pending = None
+
+    def set_pending(self, model: str, version: int | None) -> None:
+        """Mark an existing version as the candidate awaiting approval (None: none)."""
+        with self._lock:
+            if version is None:
+                self._get(model, "set_pending").pending = None
+                return
+            m, version = self._target(model, version, "set_pending")
+            if m.live == version:
+                raise InvalidInputError(
+                    f"model {model!r}: v{version} is the live version; it cannot be pending"
+                )
+            m.pending = version
+
+    def approve(self, model: str, version: int | None = None) -> int:
+        """Make the pending version (which ``version``, if given, must name) live; return it."""
+        owner = f"{_STORE}.approve"
+        with self._lock:
+            m = self._get(model, "approve")
+            if version is not None:
+                version = check_int(version, "version", low=1, owner=owner)
+            pending = None if m.pending == m.live else m.pending
+            if pending is None:
+                raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
+            if version is not None and version != pending:
+                raise InvalidInputError(
+                    f"model {model!r}: v{version} is not the pending version (v{pending} is: "
+                    "a later run replaced the candidate)"
+                )
+            m.live, m.pending = pending, None
+            return pending
+
+    # ------------------------------------------------------------------ internals
+
+    def _get(self, model: str, method: str) -> _Model:
+        name = check_model_name(model, f"{_STORE}.{method}")
+        return self._models.get(name) or _Model()
+
+    def _target(self, model: str, version: int, method: str) -> tuple[_Model, int]:
+        owner = f"{_STORE}.{method}"
+        name = check_model_name(model, owner)
+        version = check_int(version, "version", low=1, owner=owner)
+        m = self._models.get(name) or _Model()
+        self._version(name, m, version)
+        return m, version
+
+    @staticmethod
+    def _version(model: str, m: _Model, version: int) -> Snapshot:
+        try:
+            return m.versions[version]
+        except KeyError:
+            raise SnapshotNotFoundError(
+                f"model {model!r} has no version {version}; stored versions: {sorted(m.versions)}"
+            ) from None
+
+    @staticmethod
+    def _state(m: _Model, version: int) -> str:
+        if version == m.live:
+            return "live"
+        return "pending" if version == m.pending else "retired"
+
+    def _prune(self, m: _Model) -> None:
+        """Retention, as the directory store applies it after each save."""
+        policy = self._retention
+        if policy is None or (policy.versions is None and policy.age is None):
+            return
+        ordered = sorted(m.versions)
+        keep = {m.live, m.pending, *ordered[-(policy.versions or 1) :]}
+        now = self._clock()
+        for v in ordered:
+            young = policy.age is not None and now - m.versions[v].created_at < policy.age
+            if v not in keep and not young:
+                del m.versions[v]
+
+
+def _info(s: Snapshot, state: str) -> VersionInfo:
+    return VersionInfo(
+        model=s.model,
+        version=s.version,
+        state=state,
+        created_at=s.created_at,
+        reason=s.reason,
+        parent_version=s.parent_version,
+        k=s.k,
+        n_rows=s.n_rows,
+        checksum=s.checksum,
+    )
+
+
+class MemoryHistory:
+    """Evaluations, failed runs and version rows in lists; meets ``History``."""
+
+    def __init__(self) -> None:
+        self._evaluations: list[Evaluation] = []
+        self._failures: list[RunFailure] = []
+        self._versions: dict[tuple[str, int], str | None] = {}  # -> checksum
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{_HISTORY}({len(self._evaluations)} evaluation(s))"
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        """Every evaluation appended, oldest first (a copy)."""
+        with self._lock:
+            return list(self._evaluations)
+
+    def append(self, evaluation: Evaluation) -> None:
+        """Record one evaluation."""
+        if not isinstance(evaluation, Evaluation):
+            raise InvalidInputError(
+                f"The 'evaluation' parameter of {_HISTORY}.append must be an Evaluation. "
+                f"Got {type(evaluation).__name__} instead."
+            )
+        check_model_name(evaluation.model, f"{_HISTORY}.append")
+        with self._lock:
+            self._evaluations.append(evaluation)
+
+    def append_failure(self, failure: RunFailure) -> None:
+        """Record one failed run."""
+        if not isinstance(failure, RunFailure):
+            raise InvalidInputError(
+                f"The 'failure' parameter of {_HISTORY}.append_failure must be a RunFailure. "
+                f"Got {type(failure).__name__} instead."
+            )
+        check_model_name(failure.model, f"{_HISTORY}.append_failure")
+        with self._lock:
+            self._failures.append(failure)
+
+    def record_version(self, snapshot: Snapshot) -> None:
+        """Record a stored version; recording it again is harmless."""
+        owner = f"{_HISTORY}.record_version"
+        if not isinstance(snapshot, Snapshot) or not snapshot.checksum:
+            raise InvalidInputError(
+                f"The 'snapshot' parameter of {owner} must be a Snapshot as the store "
+                f"returned it (version and checksum set). Got {snapshot!r:.60} instead."
+            )
+        check_int(snapshot.version, "snapshot.version", low=1, owner=owner)
+        with self._lock:
+            self._versions[(snapshot.model, snapshot.version)] = snapshot.checksum
+
+    def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
+        """Add the rows missing (or whose checksum differs) for versions in ``store``."""
+        found = [info for model in store.models() for info in store.list_versions(model)]
+        added = []
+        with self._lock:
+            for i in found:
+                key = (i.model, i.version)
+                known = key in self._versions
+                if not known or (i.checksum is not None and self._versions[key] != i.checksum):
+                    self._versions[key] = i.checksum
+                    added.append(key)
+        return added
+
+    def recorded_versions(self, model: str) -> list[int]:
+        """The versions of a model that have a row, ascending."""
+        check_model_name(model, f"{_HISTORY}.recorded_versions")
+        with self._lock:
+            return sorted(v for m, v in self._versions if m == model)
+
+    def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
+        """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
+        limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.recent")
+        with self._lock:
+            mine = [(e.evaluated_at, i, e) for i, e in enumerate(self._evaluations)]
+        return [e for _, _, e in sorted(_of(mine, model), reverse=True)[:limit]]
+
+    def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
+        """The latest failed runs of a model, newest (by ``at``) first."""
+        limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.failures")
+        with self._lock:
+            mine = [(f.at, i, f) for i, f in enumerate(self._failures)]
+        return [f for _, _, f in sorted(_of(mine, model), reverse=True)[:limit]]
+
+    def since(
+        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+    ) -> RunHistory:
+        """Evaluations and failures in ``[since, until)``, oldest first (the newest ``limit``)."""
+        owner = f"{_HISTORY}.since"
+        check_model_name(model, owner)
+        since = check_float(since, "since", owner=owner)
+        end = float("inf") if until is None else check_float(until, "until", owner=owner)
+        limit = check_int(limit, "limit", low=1, owner=owner)
+        with self._lock:
+            evs = [(e.evaluated_at, i, e) for i, e in enumerate(self._evaluations)]
+            fails = [(f.at, i, f) for i, f in enumerate(self._failures)]
+
+        def pick(rows: list[tuple[float, int, _T]]) -> tuple[_T, ...]:
+            inside = sorted(r for r in _of(rows, model) if since <= r[0] < end)
+            return tuple(r[2] for r in inside[-limit:])
+
+        return RunHistory(model, since, None if until is None else end, pick(evs), pick(fails))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _of(rows: list[tuple[float, int, _T]], model: str) -> list[tuple[float, int, _T]]:
+    """The rows of one model; sorting them never compares the records (index breaks ties)."""
+    return [r for r in rows if r[2].model == model]

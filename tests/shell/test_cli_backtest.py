@@ -1,0 +1,189 @@
+"""kmeans-monitor backtest as a user types it: text, --json, --plot and the user errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor import slis as S
+from monitor.cli import main
+
+FROM, TO = "2024-03-04T00:00:00Z", "2024-03-04T02:00:00Z"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "monitor.yaml"
+    model = {
+        "features": ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps"],
+        "k": 3,
+        "window": "15m",
+        "schedule": {"interval": "15m"},
+        "training": {"n_init": 1, "silhouette_sample": 300},
+        "source": {
+            "kind": "synthetic",
+            "seed": 5,
+            "regimes": 3,
+            "rows_per_window": 300,
+            "origin": FROM,
+            "events": [{"kind": "mean_shift", "after": "1h", "cluster": 1, "magnitude": 4}],
+        },
+    }
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "daemon": {"state_dir": "state"},
+                "models": [{"name": "shop", **model}, {"name": "cart", **model}],
+            }
+        )
+    )
+    return cfg
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_text_shows_each_window_against_its_thresholds_and_a_summary(config: Path) -> None:
+    result = invoke(
+        "backtest", "--config", str(config), "--from", FROM, "--to", TO, "--model", "shop"
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model shop: 8 window(s) from 2024-03-04 00:00:00 to")
+    assert lines[1].split()[:4] == ["time", "(UTC)", "rows", S.CENTROID_DRIFT_MAX]
+    rows = lines[2:10]
+    assert rows[0].startswith("2024-03-04 00:15     300  0.000/0.500")
+    shifted = rows[4]  # the window [1h, 1h15m): cluster 1 moved by 4 of its spreads
+    assert shifted.startswith("2024-03-04 01:15") and "flag: " in shifted and "*" in shifted
+    assert "PAGE" in rows[5]
+    assert lines[10].startswith("summary shop: 8 windows, ") and "pages" in lines[10]
+    assert not (config.parent / "state").exists()
+
+
+def test_json_has_every_window_and_both_models(config: Path) -> None:
+    result = invoke(
+        "backtest", "--config", str(config), "--from", FROM, "--to", "1709514000", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [r["model"] for r in out] == ["shop", "cart"]
+    shop = out[0]
+    assert shop["start_utc"] == "2024-03-04T00:00:00Z" and shop["end_utc"] == "2024-03-04T01:00:00Z"
+    assert len(shop["windows"]) == 4 and shop["summary"]["windows"] == 4
+    w = shop["windows"][1]
+    assert w["end_utc"] == "2024-03-04T00:30:00Z" and w["failed"] is False and w["n_rows"] == 300
+    assert set(w["thresholds"]) == set(S.THRESHOLDS)
+    assert S.CENTROID_DRIFT_MAX in w["slis"] and set(w[S.FEATURE_PSI]) == {
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "cpu_ratio",
+        "rps",
+    }
+    assert {"conditions", "firing", "flag", "page"} <= set(w)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"shop{suffix}"
+    result = invoke(
+        "backtest",
+        "--config",
+        str(config),
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--model",
+        "shop",
+        "--plot",
+        str(path),
+    )
+    assert result.exit_code == 0, result.output
+    data = path.read_bytes()
+    assert len(data) > 1000
+    if suffix == ".png":
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    else:
+        root = ET.fromstring(data)
+        assert root.tag.endswith("svg")
+        text = "".join(root.itertext())
+        assert "backtest of shop" in text and S.FEATURE_PSI_MAX in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", TO, "--to", FROM], "must be after --from"),
+        (["--from", FROM, "--to", FROM], "must be after --from"),
+        (["--from", "yesterday", "--to", TO], "--from: timestamp 'yesterday' is neither"),
+        (
+            ["--from", FROM, "--to", TO, "--model", "nope"],
+            "no model named 'nope'; configured: shop, cart",
+        ),
+        (
+            ["--from", FROM, "--to", TO, "--model", "shop", "--plot", "out.pdf"],
+            "must end in .png or .svg",
+        ),
+        (["--from", FROM, "--to", TO, "--plot", "out.png"], "--plot draws one model: add --model"),
+        (["--from", FROM, "--to", "2024-03-04T00:10:00Z"], "no run of model 'shop' fits"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], message: str) -> None:
+    result = invoke("backtest", "--config", str(config), *args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line
+
+
+def test_a_missing_matplotlib_names_the_extra(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A None entry in sys.modules makes the import fail as if the package were absent.
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.dates"):
+        monkeypatch.setitem(sys.modules, name, None)
+    path = tmp_path / "shop.png"
+    result = invoke(
+        "backtest",
+        "--config",
+        str(config),
+        "--from",
+        FROM,
+        "--to",
+        TO,
+        "--model",
+        "shop",
+        "--plot",
+        str(path),
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: plots need matplotlib, which is not installed: pip install 'kmeans-monitor[plot]'"
+    )
+    assert result.stdout == "" and not path.exists()  # refused before any replay
+
+
+def test_progress_goes_to_stderr_for_long_replays(tmp_path: Path, config: Path) -> None:
+    raw = yaml.safe_load(config.read_text())
+    raw["models"] = raw["models"][:1]
+    raw["models"][0]["window"] = "1m"
+    raw["models"][0]["schedule"] = {"interval": "1m"}
+    config.write_text(yaml.safe_dump(raw))
+    result = invoke(
+        "backtest", "--config", str(config), "--from", FROM, "--to", "2024-03-04T00:50:00Z"
+    )
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.stderr.splitlines() if line.startswith("backtest shop:")]
+    assert (
+        progress[0] == "backtest shop: 5/50 windows"
+        and progress[-1] == "backtest shop: 50/50 windows"
+    )
+    assert len(progress) == 10
+    assert "backtest shop:" not in result.stdout

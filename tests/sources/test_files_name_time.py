@@ -1,0 +1,105 @@
+"""The files source with time from file names: a window reads the files named in it."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.errors import SourceError
+from monitor.sources.files import NameTime, build, parse_options
+from monitor.timestamps import parse_time
+
+FEATURES = ("latency_ms", "cpu_ratio", "rps")
+T0 = parse_time("2024-01-01T00:00:00Z", "T0")
+
+
+def _source(tmp_path: Path, **options: Any) -> Any:
+    parsed, problems = parse_options({"path": str(tmp_path), "time_from": "name", **options})
+    assert problems == [] and parsed is not None
+    return build("checkout", FEATURES, parsed)
+
+
+def _npy(path: Path, value: float, rows: int = 4) -> None:
+    np.save(path, np.full((rows, len(FEATURES)), value))
+    # Every file has the same, recent modification time: only the names tell them apart.
+    os.utime(path, (T0 + 10 * 86400, T0 + 10 * 86400))
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "expected"),
+    [
+        ("%Y%m%dT%H%M%S", "tel-20240101T001500.npy", "2024-01-01T00:15:00Z"),
+        ("%Y-%m-%d_%H%M", "2024-01-01_2330-part.csv", "2024-01-01T23:30:00Z"),
+        ("%Y%j%H", "x2024032-07", None),  # the hour has no place: the format needs it adjacent
+        ("%Y%j%H", "x202403207", "2024-02-01T07:00:00Z"),
+        ("%s", "window-1704067200.npy", "2024-01-01T00:00:00Z"),
+        (r"w(?P<time>\d+)\.", "w1704067200.npy", "2024-01-01T00:00:00Z"),
+        (r"_(?P<time>[0-9T:-]+Z)\.", "m_2024-01-01T00:15:00Z.csv", "2024-01-01T00:15:00Z"),
+        ("%Y%m%dT%H%M%S", "tel-20241399T001500.npy", None),  # month 13: no date
+        ("%Y%m%dT%H%M%S", "latest.npy", None),
+    ],
+)
+def test_name_times(spec: str, name: str, expected: str | None) -> None:
+    got = NameTime(spec).parse(name)
+    assert got == (None if expected is None else parse_time(expected, "expected"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"time_from": "name"}, "source.name_time: must be a format such as '%Y%m%dT%H%M%S'"),
+        ({"time_from": "ctime"}, "source.time_from: must be one of {'modified', 'name'}"),
+        ({"name_time": "%Y"}, "source.name_time: must be omitted unless time_from is 'name'"),
+        (
+            {"time_from": "name", "name_time": "%Y%b"},
+            "source.name_time: must be a format of the directives %Y %m %d %H %M %S %j %s",
+        ),
+        (
+            {"time_from": "name", "name_time": "(?P<time>[0-9"},
+            "source.name_time: must be a valid regex",
+        ),
+        (
+            {"time_from": "name", "name_time": "%s", "window": "time_range"},
+            "source.time_from: must be 'modified' unless window is 'file'",
+        ),
+        (
+            {"time_from": "name", "name_time": "%s", "max_age": "1h"},
+            "source.max_age: must be omitted with time_from: name",
+        ),
+    ],
+)
+def test_option_problems(raw: dict[str, Any], expected: str) -> None:
+    options, problems = parse_options({"path": "/data", **raw}, FEATURES)
+    assert options is None
+    assert any(p.config("source").startswith(expected) for p in problems), problems
+
+
+def test_a_window_reads_the_files_named_in_it_whatever_their_modification_time(
+    tmp_path: Path,
+) -> None:
+    for i in range(6):
+        _npy(tmp_path / f"tel-{_stamp(T0 + 900 * i)}.npy", float(i))
+    _npy(tmp_path / "notes.npy", 99.0)  # no time in the name: never read
+    src = _source(tmp_path, pattern="*.npy", name_time="%Y%m%dT%H%M%S")
+    w = src.read_window(T0 + 900, T0 + 1800)
+    np.testing.assert_array_equal(w.X, np.full((4, 3), 1.0))
+    assert "tel-20240101T001500.npy" in w.label
+    # A longer window reads several files, oldest name first.
+    w = src.read_window(T0 + 1800, T0 + 4500)
+    np.testing.assert_array_equal(w.X[:, 0], np.repeat([2.0, 3.0, 4.0], 4))
+
+
+def test_a_window_without_a_named_file_is_a_source_error(tmp_path: Path) -> None:
+    _npy(tmp_path / f"tel-{_stamp(T0)}.npy", 1.0)
+    src = _source(tmp_path, name_time="%Y%m%dT%H%M%S")
+    with pytest.raises(SourceError, match=r"no file matching '\*' .* has a name time"):
+        src.read_window(T0 + 900, T0 + 1800)
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y%m%dT%H%M%S")

@@ -1,0 +1,183 @@
+"""The in-memory store and history against the ports: the same answers as the real ones.
+
+Every scenario runs on the directory store (or SQLite history) and on the in-memory one;
+where both must agree, the test compares them rather than restating the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _store_factories import make_evaluation, make_failure, make_snapshot
+
+from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
+from monitor.ports import History, SnapshotStore
+from monitor.store import DirectorySnapshotStore, RetentionPolicy, SQLiteHistory
+from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+
+Store = Any  # either store: both meet SnapshotStore
+
+
+@pytest.fixture(params=["directory", "memory"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
+    def make(**kw: Any) -> Store:
+        if request.param == "directory":
+            return DirectorySnapshotStore(tmp_path / "state" / "snapshots", **kw)
+        return MemorySnapshotStore(**kw)
+
+    return make
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    h: Any = SQLiteHistory(tmp_path / "h.sqlite") if request.param == "sqlite" else MemoryHistory()
+    yield h
+    h.close()
+
+
+def test_both_meet_the_ports() -> None:
+    assert isinstance(MemorySnapshotStore(), SnapshotStore)
+    assert isinstance(MemoryHistory(), History)
+
+
+def test_no_model_yet(make_store: Callable[..., Store]) -> None:
+    store = make_store()
+    assert store.live_version("m1") is None and store.pending_version("m1") is None
+    assert store.versions("m1") == [] and store.list_versions("m1") == [] and store.models() == []
+    with pytest.raises(SnapshotNotFoundError, match="no snapshot of model 'm1'"):
+        store.load("m1")
+
+
+def test_versions_states_and_listing(make_store: Callable[..., Store]) -> None:
+    store = make_store()
+    first = store.save(make_snapshot(seed=1), state="live")
+    second = store.save(make_snapshot(seed=2, parent_version=1, reason="drift"), state="pending")
+    third = store.save(make_snapshot(seed=3))
+    assert (first.version, second.version, third.version) == (1, 2, 3)
+    assert first.checksum and len({first.checksum, second.checksum, third.checksum}) == 3
+    assert store.live_version("m1") == 1 and store.pending_version("m1") == 2
+    assert store.versions("m1") == [1, 2, 3] and store.models() == ["m1"]
+    assert store.load("m1").seed == 1 and store.load("m1", 3).seed == 3
+    listed = store.list_versions("m1")
+    assert [(i.version, i.state) for i in listed] == [(1, "live"), (2, "pending"), (3, "retired")]
+    assert listed[1].parent_version == 1 and listed[1].reason == "drift" and listed[1].k == 3
+    assert listed[1].n_rows == 1234 and listed[1].checksum == second.checksum
+    assert listed[0].created_at == 1_700_000_000.25
+
+
+def test_approve_and_its_guard(make_store: Callable[..., Store]) -> None:
+    store = make_store()
+    store.save(make_snapshot(seed=1), state="live")
+    with pytest.raises(SnapshotNotFoundError, match="no pending version"):
+        store.approve("m1")
+    store.save(make_snapshot(seed=2), state="pending")
+    store.save(make_snapshot(seed=3), state="pending")  # a later run replaces the candidate
+    with pytest.raises(InvalidInputError, match="v2 is not the pending version"):
+        store.approve("m1", 2)
+    assert store.approve("m1", 3) == 3
+    assert store.live_version("m1") == 3 and store.pending_version("m1") is None
+
+
+def test_a_new_live_version_clears_the_candidate_and_set_live_follows_it(
+    make_store: Callable[..., Store],
+) -> None:
+    store = make_store()
+    store.save(make_snapshot(seed=1), state="live")
+    store.save(make_snapshot(seed=2), state="pending")
+    store.save(make_snapshot(seed=3), state="live")
+    assert store.pending_version("m1") is None and store.live_version("m1") == 3
+    store.set_pending("m1", 2)
+    store.set_live("m1", 2)  # rolling forward onto the candidate clears it
+    assert store.live_version("m1") == 2 and store.pending_version("m1") is None
+    with pytest.raises(InvalidInputError, match="live version"):
+        store.set_pending("m1", 2)
+    store.set_pending("m1", 1)
+    store.set_pending("m1", None)
+    assert store.pending_version("m1") is None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.load("m1", 9),
+        lambda s: s.set_live("m1", 9),
+        lambda s: s.set_pending("m1", 9),
+    ],
+)
+def test_an_unknown_version_is_not_found(make_store: Callable[..., Store], call: Any) -> None:
+    store = make_store()
+    store.save(make_snapshot(seed=1), state="live")
+    with pytest.raises(SnapshotNotFoundError, match="no version 9"):
+        call(store)
+    assert store.live_version("m1") == 1
+
+
+def test_versions_without_a_live_one_are_a_live_pointer_error(
+    make_store: Callable[..., Store],
+) -> None:
+    store = make_store()
+    store.save(make_snapshot(seed=1))
+    with pytest.raises(LivePointerError):
+        store.live_version("m1")
+    assert store.load("m1", 1).seed == 1  # an explicit version still loads
+
+
+@pytest.mark.parametrize("bad", ["", "../x", 3])
+def test_bad_model_names_and_states_are_refused(make_store: Callable[..., Store], bad: Any) -> None:
+    store = make_store()
+    with pytest.raises(InvalidInputError):
+        store.versions(bad)
+    with pytest.raises(InvalidInputError):
+        store.save(make_snapshot(), state="retired")
+    with pytest.raises(InvalidInputError):
+        store.save("not a snapshot")
+
+
+def test_retention_keeps_live_pending_and_the_newest(make_store: Callable[..., Store]) -> None:
+    store = make_store(retention=RetentionPolicy(versions=2))
+    store.save(make_snapshot(seed=1), state="live")
+    store.save(make_snapshot(seed=2), state="pending")
+    for seed in range(3, 8):
+        store.save(make_snapshot(seed=seed))
+    assert store.versions("m1") == [1, 2, 6, 7]
+    assert store.save(make_snapshot(seed=8)).version == 8  # numbers are never reused
+
+
+# ------------------------------------------------------------------------- history
+
+
+def test_history_recent_failures_and_since_agree_with_the_port(history: Any) -> None:
+    for t in (300.0, 100.0, 200.0):
+        history.append(make_evaluation(evaluated_at=t))
+    history.append(make_evaluation("m2", evaluated_at=150.0))
+    history.append_failure(make_failure(at=250.0))
+    history.append_failure(make_failure(at=50.0))
+    assert [e.evaluated_at for e in history.recent("m1")] == [300.0, 200.0, 100.0]
+    assert [e.evaluated_at for e in history.recent("m1", limit=1)] == [300.0]
+    assert [f.at for f in history.failures("m1")] == [250.0, 50.0]
+    got = history.since("m1", 100.0, 300.0)
+    assert [e.evaluated_at for e in got.evaluations] == [100.0, 200.0]
+    assert [f.at for f in got.failures] == [250.0]
+    assert got.until == 300.0 and history.since("m1", 0.0).until is None
+    assert [e.evaluated_at for e in history.since("m1", 0.0, limit=2).evaluations] == [200.0, 300.0]
+
+
+def test_history_versions_and_reconcile(history: Any, tmp_path: Path) -> None:
+    store = MemorySnapshotStore()
+    one = store.save(make_snapshot(seed=1), state="live")
+    store.save(make_snapshot(seed=2))
+    history.record_version(one)
+    history.record_version(one)
+    assert history.recorded_versions("m1") == [1]
+    assert history.reconcile(store) == [("m1", 2)]
+    assert history.reconcile(store) == []
+    assert history.recorded_versions("m1") == [1, 2]
+
+
+@pytest.mark.parametrize("call", ["append", "append_failure", "record_version"])
+def test_history_refuses_what_is_not_its_record(history: Any, call: str) -> None:
+    with pytest.raises(InvalidInputError):
+        getattr(history, call)(object())
