@@ -18,7 +18,7 @@ from monitor.config import ModelSettings, Settings, StoreSettings, load
 from monitor.errors import ConfigError, InvalidInputError
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
-from monitor.http import HttpServer, Routes
+from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
@@ -53,6 +53,7 @@ __all__ = [
     "simulator_server",
     "snapshot_summary",
     "version_summary",
+    "web_config",
 ]
 
 log = logging.getLogger("monitor")
@@ -72,8 +73,19 @@ def load_settings(
     raw: Any = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """The settings of a configuration file (or of ``raw``), every source kind known."""
-    return load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
+    """The settings of a configuration file (or of ``raw``), every source kind known.
+
+    What only the adapters can check is checked too: the web configuration file.
+    """
+    settings = load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
+    web_config(settings)
+    return settings
+
+
+def web_config(settings: Settings) -> WebConfig | None:
+    """The HTTP endpoint's TLS and basic-auth configuration (ConfigError when invalid)."""
+    path = settings.daemon.web_config_file
+    return None if path is None else load_web_config(path)
 
 
 def _build_sources(settings: Settings) -> dict[str, TelemetrySource]:

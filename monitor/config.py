@@ -196,6 +196,7 @@ class DaemonSettings:
     blas_threads: int = 1  # BLAS threads per process (0: leave the library's default)
     pushgateway: str | None = None
     log_level: str = "INFO"
+    web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "blas_threads": _int(0, 256),
     "pushgateway": _text,
     "log_level": _choice(LOG_LEVELS),
+    "web_config_file": lambda value, name: Path(_text(value, name)),
 }
 
 
@@ -660,11 +662,23 @@ def load(
         raise ConfigError(problems + exc.problems) from None
     if problems:
         raise ConfigError(problems)
-    if path is not None and not settings.daemon.state_dir.is_absolute():
-        # A relative state_dir is relative to the configuration file, not to the cwd.
-        state = (Path(path).resolve().parent / settings.daemon.state_dir).resolve()
-        settings = replace(settings, daemon=replace(settings.daemon, state_dir=state))
-    return settings
+    return settings if path is None else _relative_to(settings, Path(path).resolve().parent)
+
+
+def _relative_to(settings: Settings, base: Path) -> Settings:
+    """Relative paths of the file are relative to the file's directory, not to the cwd."""
+
+    def resolve(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else (base / p).resolve()
+
+    d, st = settings.daemon, settings.store
+    daemon = replace(
+        d,
+        state_dir=resolve(d.state_dir) or d.state_dir,
+        web_config_file=resolve(d.web_config_file) or d.web_config_file,
+    )
+    store = replace(st, key_file=resolve(st.key_file) or st.key_file)
+    return replace(settings, daemon=daemon, store=store)
 
 
 def _layered(

@@ -15,9 +15,9 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App
+from monitor.bootstrap import App, web_config
 from monitor.config import parse_listen
-from monitor.http import HttpServer, Routes
+from monitor.http import HttpServer, MetricsCache, Routes
 from monitor.scheduling import Scheduler
 
 __all__ = ["Daemon", "Service", "run_until_signal"]
@@ -46,14 +46,17 @@ class Daemon:
                 runbook_html=views.runbook_html,
                 models_json=lambda: views.models_json(app.state),
                 index_html=lambda: views.index_html(app.state),
+                # /metrics is encoded once per change of the state, not once per scrape.
+                metrics=MetricsCache(app.registry, lambda: app.state.generation),
             ),
+            web=web_config(app.settings),
         )
 
     @property
     def url(self) -> str:
         host, port = self.http.address
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}"
+        return f"{self.http.scheme}://{host}:{port}"
 
     def ready(self) -> tuple[bool, str]:
         if not self.scheduler.running:

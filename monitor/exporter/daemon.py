@@ -113,11 +113,17 @@ class MonitorState:
     def __init__(self, specs: Sequence[ModelSpec], *, started_at: float, version: str) -> None:
         self._lock = threading.Lock()
         self._models = {s.name: _ModelState(s) for s in specs}
+        self._generation = 0  # bumped by every change: /metrics re-encodes only then
         self.started_at = started_at
         self.version = version
 
     def models(self) -> list[str]:
         return list(self._models)
+
+    @property
+    def generation(self) -> int:
+        """A counter every change of the state bumps (what the /metrics cache keys on)."""
+        return self._generation
 
     def _observe(self, m: _ModelState, duration: float, at: float) -> None:
         m.runs += 1
@@ -145,6 +151,7 @@ class MonitorState:
             self._set_live(m, live)
             # What this run compared its SLIs with (they depend on its size).
             m.thresholds = dict(evaluation.thresholds)
+            self._generation += 1
 
     def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
         """A run failed with a bounded ``reason``; the latest evaluation stays."""
@@ -153,6 +160,7 @@ class MonitorState:
             self._observe(m, duration, at)
             m.failures[reason if reason in m.failures else "internal"] += 1
             m.stale = True
+            self._generation += 1
 
     def set_live(self, live: Snapshot, *, promoted: bool = False) -> None:
         """The live snapshot changed outside a run (start-up, rollback)."""
@@ -161,6 +169,7 @@ class MonitorState:
             if promoted and m.live_version is not None and m.live_version != live.version:
                 m.promotions += 1
             self._set_live(m, live)
+            self._generation += 1
 
     @staticmethod
     def _set_live(m: _ModelState, live: Snapshot) -> None:
