@@ -316,8 +316,8 @@ class Measurement:
 
 
 #: What a decision does: train the first model; keep the live one; reject the candidate;
-#: promote a new model; store a new model pending approval; wait for the pending one.
-DECISION_ACTIONS = ("initial", "keep", "reject", "promote", "pend", "await")
+#: promote a new model; store a new model pending approval (replacing any pending one).
+DECISION_ACTIONS = ("initial", "keep", "reject", "promote", "pend")
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,7 @@ class Decision:
     action: str  # one of DECISION_ACTIONS
     text: str  # what the run reports, e.g. "retrained on drift: feature PSI 0.404"
     retrain_reason: str = ""  # the new snapshot's reason ("drift", "scheduled")
-    awaiting: int | None = None  # action "await": the version already awaiting approval
+    replaces: int | None = None  # action "pend": the pending version the new one replaces
 
     @property
     def trains(self) -> bool:

@@ -74,14 +74,14 @@ JOINT = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, EMPTY_CLUSTERS)
 SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX)
 CALIBRATABLE = (*JOINT, *SEPARATE)
 
-DRAW_BUDGET = 3e7  # gathered values per size (draws * n * (d + 2)): bounds the work
-MIN_DRAWS, MAX_DRAWS = 1000, 6000
+DRAW_BUDGET = 1.5e7  # gathered values per size (draws * n * (d + 2)): bounds the work
+MIN_DRAWS, MAX_DRAWS = 1000, 3000
 MIN_TAIL = 10  # empirical tail quantiles need this many exceedances; beyond, a fitted tail
 SILHOUETTE_REFERENCE = 1000  # reference points each point's silhouette is measured against
 SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the blocks)
 SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (the default)
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
-SILHOUETTE_DRAWS = 600  # null windows per size for the exact silhouette
+SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
 _SEED_HIGH = 2**31 - 1
 
 

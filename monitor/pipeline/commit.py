@@ -27,7 +27,7 @@ def commit(
     if m.undefined:
         names = ", ".join(m.undefined)
         text += f"; not drift signals at {int(m.X.shape[0])} rows: {names}"
-    candidate: int | None = decision.awaiting
+    candidate: int | None = None
     live = m.live
     if m.reference is not None:  # the first model of this name: live at once
         with phases.phase("store"):

@@ -29,7 +29,8 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
     """What to do with the candidate of ``m`` under the model's retrain policy.
 
     ``pending`` is the version already awaiting manual approval, if any: under the
-    manual policy one candidate awaits at a time.
+    manual policy one candidate awaits at a time, refreshed from each drifting window
+    so that what an operator approves reflects the latest data.
     """
     if m.live is None:
         return Decision("initial", "initial reference model trained")
@@ -50,7 +51,5 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
         return Decision("promote", "retrained on drift: " + ", ".join(why), "drift")
     text = "drift awaits manual approval: " + ", ".join(why)
     if pending is not None:
-        return Decision(
-            "await", f"{text}; candidate v{pending} already awaits approval", awaiting=pending
-        )
+        return Decision("pend", f"{text}; refreshing candidate v{pending}", "drift", pending)
     return Decision("pend", text, "drift")

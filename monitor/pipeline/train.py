@@ -226,7 +226,7 @@ def _calibrated(
         Xs, block, snap.centers, snap.bins, snap.outliers,
         starts=ref.starts, ends=ref.ends, sizes=size_grid(ref, model),
         keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
-        phases=phases, n_fits=max(30, 20 * cfg.calibration_refits),
+        phases=phases, n_fits=max(30, 12 * cfg.calibration_refits),
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None

@@ -13,6 +13,7 @@ from monitor.config import ModelSettings, parse
 from monitor.pipeline import decide, drift_reasons
 from monitor.pipeline.train import fixed_thresholds
 from monitor.records import (
+    DECISION_ACTIONS,
     Decision,
     Measurement,
     OutlierThresholds,
@@ -148,10 +149,10 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
             PSI,
             7,
             Decision(
-                "await",
-                "drift awaits manual approval: feature PSI 0.404; candidate v7 already awaits "
-                "approval",
-                awaiting=7,
+                "pend",
+                "drift awaits manual approval: feature PSI 0.404; refreshing candidate v7",
+                "drift",
+                replaces=7,
             ),
         ),
         # Below the critical PSI level a warning is not drift that retrains.
@@ -192,16 +193,13 @@ def test_without_a_live_model_the_first_one_is_trained() -> None:
 
 
 def test_only_promote_and_pend_train_a_new_snapshot() -> None:
-    trains = {
-        a: Decision(a, "").trains for a in ("initial", "keep", "reject", "promote", "pend", "await")
-    }
+    trains = {a: Decision(a, "").trains for a in DECISION_ACTIONS}
     assert trains == {
         "initial": False,
         "keep": False,
         "reject": False,
         "promote": True,
         "pend": True,
-        "await": False,
     }
 
 

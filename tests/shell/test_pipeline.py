@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor import pipeline
 from monitor.config import ModelSettings, parse
 from monitor.errors import (
     InvalidValuesError,
@@ -47,6 +46,9 @@ def model(**over: Any) -> ModelSettings:
         "source": {"kind": "fake"},
         "training": {"n_init": 2, "seed": 3, "silhouette_sample": 600},
         "retrain": "on-drift",
+        # One window of reference keeps these tests about the pipeline's mechanics;
+        # reference periods have their own tests (test_reference_period.py).
+        "reference": {"window": "10m"},
     }
     m.update(over)
     return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
@@ -123,22 +125,22 @@ def test_a_shift_is_measured_and_promoted_on_drift() -> None:
     assert ev2.slis["centroid_drift_max"] < 0.2
 
 
-def test_manual_policy_stores_one_pending_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_manual_policy_keeps_one_pending_candidate_fresh() -> None:
     h = Harness(model(retrain="manual"))
     h.run(steady)
     ev, snap = h.run(shifted)
     assert not ev.promoted and snap.version == 1
     assert ev.candidate_version == 2 and "candidate v2 stored, awaiting approval" in ev.decision
     assert h.store.versions("m") == [1, 2] and h.store.live_version("m") == 1
-    trained = []
-    original = pipeline.train_reference
-    monkeypatch.setattr(
-        pipeline, "train_reference", lambda *a, **k: trained.append(1) or original(*a, **k)
-    )
+    assert h.store.pending_version("m") == 2
+    # Drift persists: the candidate is retrained on the latest window and replaces v2, so
+    # that an approval later promotes a model of the data as it is now.
     ev, _ = h.run(shifted)
-    assert h.store.versions("m") == [1, 2] and ev.candidate_version == 2
-    assert "already awaits approval" in ev.decision
-    assert trained == []  # no reference is trained only to be dropped
+    assert "refreshing candidate v2" in ev.decision and ev.candidate_version == 3
+    assert h.store.pending_version("m") == 3 and h.store.live_version("m") == 1
+    # Drift gone: the pending candidate stays for a person to judge.
+    ev, _ = h.run(steady)
+    assert ev.decision == "kept: no drift" and h.store.pending_version("m") == 3
 
 
 def test_scheduled_policy_waits_for_retrain_every() -> None:
