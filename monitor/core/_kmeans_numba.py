@@ -40,7 +40,15 @@ try:
 except ImportError:  # the optional extra is not installed: the numpy engine runs
     numba = None  # type: ignore[assignment]
 
-__all__ = ["AVAILABLE", "CHUNK_ROWS", "Engine", "FastResult", "fast_assign", "fast_lloyd"]
+__all__ = [
+    "AVAILABLE",
+    "CHUNK_ROWS",
+    "Engine",
+    "FastResult",
+    "fast_assign",
+    "fast_lloyd",
+    "warm_up",
+]
 
 AVAILABLE = numba is not None
 
@@ -552,3 +560,31 @@ def _centres_from(totals: Totals, old: Float) -> Float:
     full = totals.wsum > 0
     new[full] = totals.sums[full] / totals.wsum[full, None]
     return new.astype(old.dtype)
+
+
+def warm_up() -> bool:
+    """Compile (or load from numba's on-disk cache) every kernel for float32 and float64.
+
+    The first call of a kernel in a process costs its compilation, about 10 s per
+    dtype on a cold cache and well under a second from the cache; a daemon calls this
+    once at start-up so that no model's first run pays it. Returns False (and does
+    nothing) without numba.
+    """
+    if not AVAILABLE:
+        return False
+    rng = np.random.default_rng(0)
+
+    def no_relocation(*args: object) -> int:
+        return 0
+
+    for dtype in (np.float32, np.float64):
+        X: Float = rng.normal(size=(64, 2)).astype(dtype)
+        xn: Float = np.einsum("ij,ij->i", X, X)
+        C: Float = X[:3].copy()
+        labels, _ = fast_assign(X, xn, C, 1)
+        for init_labels in (None, labels):
+            fast_lloyd(
+                X, np.ones(64, dtype=dtype), xn, C, max_iter=2, tol=0.0, n_threads=1,
+                relocate=no_relocation, init_labels=init_labels,
+            )  # fmt: skip
+    return True

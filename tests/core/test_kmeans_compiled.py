@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits, load_iris, make_blobs
 
 from monitor import KMeans
 from monitor.core import _kmeans_numba
-from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.core.kmeans import assign_labels, fit_kmeans, warm_up
 from monitor.errors import InvalidInputError
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -215,3 +215,9 @@ def test_sampled_seeding_is_seeded_and_row_order_free() -> None:
     c = fit_kmeans(X, 6, init_sample=500, random_state=8, max_iter=1)
     np.testing.assert_allclose(a.centers, b.centers, rtol=1e-12)
     assert not np.allclose(a.centers, c.centers)  # the seed matters
+
+
+def test_warm_up_compiles_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert warm_up() is True
+    monkeypatch.setattr(_kmeans_numba, "AVAILABLE", False)
+    assert warm_up() is False
