@@ -27,6 +27,7 @@ from monitor.core._kmeans_lloyd import (
     Data,
     LloydResult,
     assign,
+    assign_second,
     canonical,
     count_distinct_keys,
     count_distinct_rows,
@@ -43,6 +44,7 @@ from monitor.records import KMeansFit
 
 __all__ = [
     "assign_labels",
+    "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
 ]
@@ -131,7 +133,7 @@ def assign_with(
 ) -> tuple[NDArray[np.int64], NDArray[Any]]:
     """Labels and squared distances from the chosen kernel (compiled: Euclidean only)."""
     if compiled:
-        return _kmeans_numba.fast_assign(data.X, data.xn, centers, data.n_threads)
+        return _kmeans_numba.fast_assign(data.X, data.xn, centers, data.n_threads)[:2]
     return assign(data, centers)
 
 
@@ -280,6 +282,56 @@ def assign_labels(
         n_threads=threads,
     )
     return assign_with(data, C, compiled)
+
+
+def assign_two_nearest(
+    X: ArrayLike,
+    centers: ArrayLike,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    n_threads: int = 1,
+    kernel: str = "auto",
+) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
+    """``assign_labels`` plus the squared distance to the second-nearest centre.
+
+    The same pass over ``X`` finds both, so a caller that also needs the distance to
+    the nearest *other* centre (the simplified silhouette: ``silhouette_simplified(...,
+    sq_second=...)``) does not pay a second pass with its own distance blocks.
+
+    Parameters
+    ----------
+    X, centers, working_memory_mib, n_threads, kernel
+        As in ``assign_labels``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+    sq_distances : ndarray of shape (n_samples,)
+        To the nearest centre, as ``assign_labels`` returns them.
+    sq_second : ndarray of shape (n_samples,)
+        To the nearest centre other than ``labels`` (the second smallest distance; equal
+        to ``sq_distances`` on a tie), clipped at 0, in X's dtype; inf when there is one
+        centre.
+    """
+    owner = "assign_two_nearest"
+    wm = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    Xa = check_array(X)
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
+    C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
+    data = prepare(
+        Xa,
+        np.ones(0, dtype=Xa.dtype),
+        cosine=False,
+        k=C.shape[0],
+        working_memory_mib=wm,
+        n_threads=threads,
+    )
+    if compiled:
+        return _kmeans_numba.fast_assign(Xa, data.xn, C, threads, with_second=True)
+    return assign_second(data, C)
 
 
 def fit_kmeans(

@@ -191,7 +191,17 @@ class Blocks:
 
     def nearest(self, s: slice, *, with_min: bool = True) -> tuple[Int64, Float | None]:
         """Index of the smallest G of each row of ``s`` (lowest on ties) and that G."""
+        return self._nearest_in(self.block(s), with_min=with_min)
+
+    def nearest_two(self, s: slice) -> tuple[Int64, Float, Float]:
+        """``nearest`` and the second-smallest G of each row (inf when k = 1)."""
         G = self.block(s)
+        lab, low = self._nearest_in(G, with_min=True)
+        assert low is not None
+        G[np.arange(G.shape[0]), lab] = np.inf  # the block is this thread's scratch
+        return lab, low, G.min(axis=1)
+
+    def _nearest_in(self, G: Float, *, with_min: bool) -> tuple[Int64, Float | None]:
         if not self.vertical:
             lab = G.argmin(axis=1)
             if not with_min:
@@ -237,6 +247,23 @@ def assign(data: Data, centers: Float, *, chunk: int | None = None) -> tuple[Int
 
     blocks.map(chunk_labels)
     return labels, sq
+
+
+def assign_second(data: Data, centers: Float) -> tuple[Int64, Float, Float]:
+    """``assign``, plus the squared distance to the second-nearest centre (inf if k = 1)."""
+    blocks = Blocks(data, centers)
+    labels = np.empty(data.n, dtype=np.int64)
+    sq = np.empty(data.n, dtype=data.X.dtype)
+    second = np.full(data.n, np.inf, dtype=data.X.dtype)
+
+    def chunk_labels(s: slice) -> None:
+        lab, g, g2 = blocks.nearest_two(s)
+        labels[s] = lab
+        sq[s] = blocks.to_sq_dist(s, g)
+        second[s] = blocks.to_sq_dist(s, g2)
+
+    blocks.map(chunk_labels)
+    return labels, sq, second
 
 
 def _sq_dist_to(data: Data, centers: Float, labels: Int64) -> F64:

@@ -194,8 +194,9 @@ def _adopt_chunk(  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _assign_chunk(X, start, stop, C2, csq, xn, bits, labels, sq):  # type: ignore[no-untyped-def]
-    """Nearest centre and squared distance (clipped at 0) of rows ``start:stop``."""
+def _assign_chunk(X, start, stop, C2, csq, xn, bits, labels, sq, second):  # type: ignore[no-untyped-def]
+    """Nearest centre and squared distance (clipped at 0) of rows ``start:stop``, and,
+    when ``second`` is not empty, the squared distance to the second-nearest centre."""
     k = C2.shape[0]
     m_blk = min(BLOCK_ROWS, stop - start)
     G = np.empty((k, m_blk), dtype=X.dtype)
@@ -211,6 +212,10 @@ def _assign_chunk(X, start, stop, C2, csq, xn, bits, labels, sq):  # type: ignor
         for r in range(m):
             labels[s + r] = index[r]
             sq[s + r] = best[r]
+        if second.shape[0] and k > 1:
+            _, nxt = _unpack(P2, m, bits)
+            for r in range(m):
+                second[s + r] = nxt[r]
 
 
 @_jit
@@ -370,7 +375,9 @@ class _State:
     slack: F64
 
 
-def fast_assign(X: Float, xn: Float, centers: Float, n_threads: int) -> tuple[Int64, Float]:
+def fast_assign(
+    X: Float, xn: Float, centers: Float, n_threads: int, *, with_second: bool = False
+) -> tuple[Int64, Float, Float]:
     """Labels and squared distances (clipped at 0), as ``_kmeans_lloyd.assign``.
 
     Parameters
@@ -380,6 +387,9 @@ def fast_assign(X: Float, xn: Float, centers: Float, n_threads: int) -> tuple[In
         ``||x||^2`` of each row, in X's dtype.
     centers : ndarray of shape (k, d), in X's dtype
     n_threads : int
+    with_second : bool
+        Also return the squared distance to the second-nearest centre, shape (n,) (inf
+        when k = 1); otherwise that array is empty.
     """
     n, k = X.shape[0], centers.shape[0]
     C = np.ascontiguousarray(centers, dtype=X.dtype)
@@ -387,11 +397,13 @@ def fast_assign(X: Float, xn: Float, centers: Float, n_threads: int) -> tuple[In
     csq = np.einsum("ij,ij->i", C, C).astype(X.dtype)
     labels = np.empty(n, dtype=np.int64)
     sq = np.empty(n, dtype=X.dtype)
+    second = np.full(n if with_second else 0, np.inf, dtype=X.dtype)
+    bits = index_bits(k)
     with Engine(n_threads) as eng:
         eng.map(
-            lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, index_bits(k), labels, sq), n
+            lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, bits, labels, sq, second), n
         )
-    return labels, sq
+    return labels, sq, second
 
 
 @dataclass(eq=False)
@@ -581,7 +593,7 @@ def warm_up() -> bool:
         X: Float = rng.normal(size=(64, 2)).astype(dtype)
         xn: Float = np.einsum("ij,ij->i", X, X)
         C: Float = X[:3].copy()
-        labels, _ = fast_assign(X, xn, C, 1)
+        labels = fast_assign(X, xn, C, 1, with_second=True)[0]
         for init_labels in (None, labels):
             fast_lloyd(
                 X, np.ones(64, dtype=dtype), xn, C, max_iter=2, tol=0.0, n_threads=1,

@@ -27,7 +27,12 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from monitor.core._kmeans_estimator import KMeans, MiniBatchKMeans, NotFittedError
-from monitor.core._kmeans_fit import assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.core._kmeans_fit import (
+    assign_labels,
+    assign_two_nearest,
+    fit_kmeans,
+    kmeans_plusplus,
+)
 from monitor.core._kmeans_numba import warm_up
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "MiniBatchKMeans",
     "NotFittedError",
     "assign_labels",
+    "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
     "warm_up",
