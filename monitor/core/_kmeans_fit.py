@@ -53,8 +53,8 @@ METRICS = ("euclidean", "cosine")
 INITS = ("k-means++", "random")
 KERNELS = ("auto", "numpy", "compiled")
 FAST_HINT = "pip install 'kmeans-monitor[fast]'"
-# Packed distances give the centre index this many low bits of the mantissa (see
-# _kmeans_numba._scan_block); beyond it the numpy kernel runs.
+# The compiled kernel's per-thread blocks are (k, 256) distances and keys: up to this
+# many clusters they stay within a few MiB; beyond it the numpy kernel runs.
 MAX_COMPILED_CLUSTERS = 4096
 # k-means++ seeds on a sample of max(SEED_MIN_ROWS, SEED_ROWS_PER_CLUSTER * k) rows by
 # default (init_sample="auto"): docs/benchmarks.md shows the inertia after Lloyd.
@@ -368,8 +368,8 @@ def fit_kmeans(
         Most Lloyd iterations per restart.
     tol : float
         Stop when the total squared centre shift is at most ``tol`` times the mean
-        per-feature (weighted) variance of ``X``, as in scikit-learn. Labels that stop
-        changing always stop the run (strict convergence).
+        per-feature (weighted) variance of ``X``, as in scikit-learn, or when the labels
+        stop changing (strict convergence).
     random_state : int, numpy Generator or RandomState, optional
     sample_weight : array-like of shape (n_samples,), optional
     metric : {"euclidean", "cosine"}
@@ -378,19 +378,16 @@ def fit_kmeans(
     working_memory_mib : float
         Budget for one chunk's temporaries, per thread.
     n_threads : int
-        Threads over chunks; the result does not depend on it. Give BLAS one thread
-        when it is above 1 (see ``assign_labels``).
+        Threads over chunks, as in ``assign_labels`` (BLAS on one thread when above 1).
     kernel : {"auto", "numpy", "compiled"}
-        See ``assign_labels``. The compiled kernel runs the Euclidean metric and skips,
-        with Hamerly's bounds, the distances that cannot change an assignment.
+        See ``assign_labels``; the compiled kernel skips, with Hamerly's bounds, the
+        distances that cannot change an assignment.
     init_sample : int or "auto"
-        k-means++ seeds on this many rows drawn by weight (the whole window when it
-        has no more rows); ``"auto"`` is ``max(16384, 256 * n_clusters)``.
+        k-means++ seeds on this many rows drawn by weight (all when there are fewer);
+        ``"auto"`` is ``max(16384, 256 * n_clusters)``.
     init_labels : array-like of shape (n_samples,), optional
-        With array ``init`` only: the nearest centre of each row under ``init``, as an
-        earlier assignment (``assign_labels``) found it. It stands in for the first
-        E-step, so a model scored on this window and then refitted from its own centres
-        pays for that assignment once.
+        With an array ``init``: each row's nearest centre under ``init``, from an
+        earlier ``assign_labels``; it stands in for the first E-step.
 
     Returns
     -------

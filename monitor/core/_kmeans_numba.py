@@ -63,6 +63,10 @@ Int64 = NDArray[np.int64]
 CHUNK_ROWS = 16384
 # Rows per GEMM inside a chunk: the (k, block) distance block stays in L2 cache.
 BLOCK_ROWS = 256
+# Above this share of rows scanned, the bounds cost more than they save: that many
+# E-steps scan every row before the bounds are tried again.
+FULL_SCAN_SHARE = 0.5
+FULL_SCAN_RUN = 4
 
 
 def _jit(fn: Callable[..., Any]) -> Any:
@@ -76,47 +80,57 @@ def _jit(fn: Callable[..., Any]) -> Any:
 
 
 @_jit
-def _scan_block(XB, C2, csq, xn_b, G, D, P1, P2, m, bits):  # type: ignore[no-untyped-def]
-    """Nearest and second nearest centre of the ``m`` rows of ``XB``, packed.
+def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m):  # type: ignore[no-untyped-def]
+    """Nearest and second nearest centre of the ``m`` rows of ``XB``, as sortable keys.
 
-    ``G = -2 C XB^T`` is one BLAS product; ``D[c, i] = G + ||c||^2 + ||x_i||^2`` is the
-    squared distance, in float64 whatever X's dtype. A non-negative float64 orders like
-    its bit pattern read as an int64, so each distance becomes one int64 whose low
-    ``bits`` bits hold the centre's index: a plain integer minimum over the centres then
-    yields distance and index together, and ties (equal distances) go to the lowest
-    index, as numpy's argmin does. Integer min/max vectorise where a float minimum with
-    an index does not (the index select becomes masked stores, which are slow). The
-    index bits replace the lowest bits of the 52-bit mantissa: distances within a
-    relative 2^(bits - 52) of each other count as tied. Negative squares (rounding, for
-    a row on a centre) are clipped to 0 by an integer max.
+    ``G[c, i] = ||c||^2 - 2 x_i.c`` (one BLAS product, then ``||c||^2`` added in X's
+    dtype), centre-major so that every loop below runs along rows and vectorises.
+    Each G becomes an integer key that orders exactly as the float does (the bit
+    pattern, with the non-sign bits flipped for negatives): the minimum key is then an
+    integer minimum, which vectorises where a float minimum carrying an index compiled
+    to masked stores (about 10x slower per element here). ``lab`` gets the lowest index
+    holding the minimum (numpy's argmin on ties), ``k1``/``k2`` the keys of the nearest
+    and of the nearest other centre.
     """
     k = C2.shape[0]
     np.dot(C2, XB.T, G)
+    top = K.itemsize * 8 - 1
+    low = (K.dtype.type(1) << top) - 1  # the largest key, and the non-sign bits
+    bits = G.view(K.dtype)
     for c in range(k):
-        cc = np.float64(csq[c])
+        cc = csq[c]
         for i in range(m):
-            D[c, i] = np.float64(G[c, i]) + cc + np.float64(xn_b[i])
-    Di = D.view(np.int64)
-    keep = np.int64(~((1 << bits) - 1))
+            G[c, i] = G[c, i] + cc
+        for i in range(m):
+            b = bits[c, i]
+            K[c, i] = b ^ ((b >> top) & low)
     for i in range(m):
-        P1[i] = np.int64(0x7FFFFFFFFFFFFFFF)
-        P2[i] = np.int64(0x7FFFFFFFFFFFFFFF)
+        k1[i] = low
+        lab[i] = k
     for c in range(k):
-        ci = np.int64(c)
         for i in range(m):
-            p = max((Di[c, i] & keep) | ci, ci)
-            a = P1[i]
-            P2[i] = min(P2[i], max(a, p))
-            P1[i] = min(a, p)
+            k1[i] = min(k1[i], K[c, i])
+    for c in range(k):
+        ci = np.int32(c)
+        for i in range(m):
+            lab[i] = min(lab[i], ci if K[c, i] == k1[i] else np.int32(k))
+    for i in range(m):
+        k2[i] = low
+    for c in range(k):
+        for i in range(m):
+            k2[i] = min(k2[i], low if lab[i] == c else K[c, i])
 
 
 @_jit
-def _unpack(P, m, bits):  # type: ignore[no-untyped-def]
-    """Index and squared distance of the first ``m`` packed values of ``P``."""
-    low = np.int64((1 << bits) - 1)
-    index = P[:m] & low
-    value = (P[:m] & ~low).view(np.float64)
-    return index, value
+def _decode(keys, m, like):  # type: ignore[no-untyped-def]
+    """The G values of the first ``m`` keys, as float64 (``like``: an array of X's dtype)."""
+    top = keys.itemsize * 8 - 1
+    low = (keys.dtype.type(1) << top) - 1
+    out = np.empty(m, dtype=keys.dtype)
+    for r in range(m):
+        b = keys[r]
+        out[r] = b ^ ((b >> top) & low)  # the flip is its own inverse
+    return out.view(like.dtype).astype(np.float64)
 
 
 @_jit
@@ -131,20 +145,20 @@ def _sq_to(X, i, C, a):  # type: ignore[no-untyped-def]
 
 @_jit
 def _scan_rows(  # type: ignore[no-untyped-def]
-    X, rows, nrows, start, gather, C2, csq, xn, slack, bits, labels, upper, lower
+    X, rows, nrows, start, gather, C2, csq, xn, slack, labels, upper, lower, K
 ):
     """Full scan of ``rows[:nrows]`` (or, without ``gather``, of ``start:start + nrows``):
-    labels, and bounds widened by ``slack``."""
+    labels, and bounds widened by ``slack``. ``K``: an empty array of the key type."""
     if nrows == 0:
         return
     k, d = C2.shape
     m_blk = min(BLOCK_ROWS, nrows)
     XB = np.empty((m_blk, d), dtype=X.dtype)
-    xb = np.empty(m_blk, dtype=X.dtype)
     G = np.empty((k, m_blk), dtype=X.dtype)
-    D = np.empty((k, m_blk), dtype=np.float64)
-    P1 = np.empty(m_blk, dtype=np.int64)
-    P2 = np.empty(m_blk, dtype=np.int64)
+    keys = np.empty((k, m_blk), dtype=K.dtype)
+    lab = np.empty(m_blk, dtype=np.int32)
+    k1 = np.empty(m_blk, dtype=K.dtype)
+    k2 = np.empty(m_blk, dtype=K.dtype)
     for s in range(0, nrows, m_blk):
         m = min(m_blk, nrows - s)
         if m < m_blk:  # the last, short block: exact shapes for BLAS
@@ -153,20 +167,19 @@ def _scan_rows(  # type: ignore[no-untyped-def]
         if gather:
             for r in range(m):
                 src = rows[s + r]
-                xb[r] = xn[src]
                 for j in range(d):
                     XB[r, j] = X[src, j]
-            _scan_block(XB, C2, csq, xb, G, D, P1, P2, m, bits)
+            _scan_block(XB, C2, csq, G, keys, lab, k1, k2, m)
         else:
-            at = start + s
-            _scan_block(X[at : at + m], C2, csq, xn[at : at + m], G, D, P1, P2, m, bits)
-        index, best = _unpack(P1, m, bits)
-        _, second = _unpack(P2, m, bits)
+            _scan_block(X[start + s : start + s + m], C2, csq, G, keys, lab, k1, k2, m)
+        best = _decode(k1, m, G)
+        second = _decode(k2, m, G)
         for r in range(m):
             i = rows[s + r] if gather else start + s + r
-            labels[i] = index[r]
-            upper[i] = np.sqrt(best[r] + slack[i])
-            lower[i] = np.sqrt(max(second[r] - slack[i], 0.0)) if k > 1 else np.inf
+            xi = np.float64(xn[i])
+            labels[i] = lab[r]
+            upper[i] = np.sqrt(max(xi + best[r], 0.0) + slack[i])
+            lower[i] = np.sqrt(max(xi + second[r] - slack[i], 0.0)) if k > 1 else np.inf
 
 
 @_jit
@@ -194,28 +207,29 @@ def _adopt_chunk(  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _assign_chunk(X, start, stop, C2, csq, xn, bits, labels, sq, second):  # type: ignore[no-untyped-def]
+def _assign_chunk(X, start, stop, C2, csq, xn, labels, sq, second, K):  # type: ignore[no-untyped-def]
     """Nearest centre and squared distance (clipped at 0) of rows ``start:stop``, and,
     when ``second`` is not empty, the squared distance to the second-nearest centre."""
     k = C2.shape[0]
     m_blk = min(BLOCK_ROWS, stop - start)
     G = np.empty((k, m_blk), dtype=X.dtype)
-    D = np.empty((k, m_blk), dtype=np.float64)
-    P1 = np.empty(m_blk, dtype=np.int64)
-    P2 = np.empty(m_blk, dtype=np.int64)
+    keys = np.empty((k, m_blk), dtype=K.dtype)
+    lab = np.empty(m_blk, dtype=np.int32)
+    k1 = np.empty(m_blk, dtype=K.dtype)
+    k2 = np.empty(m_blk, dtype=K.dtype)
     for s in range(start, stop, m_blk):
         m = min(m_blk, stop - s)
         if m < m_blk:
             G = np.empty((k, m), dtype=X.dtype)
-        _scan_block(X[s : s + m], C2, csq, xn[s : s + m], G, D, P1, P2, m, bits)
-        index, best = _unpack(P1, m, bits)
+        _scan_block(X[s : s + m], C2, csq, G, keys, lab, k1, k2, m)
+        best = _decode(k1, m, G)
         for r in range(m):
-            labels[s + r] = index[r]
-            sq[s + r] = best[r]
+            labels[s + r] = lab[r]
+            sq[s + r] = max(np.float64(xn[s + r]) + best[r], 0.0)
         if second.shape[0] and k > 1:
-            _, nxt = _unpack(P2, m, bits)
+            nxt = _decode(k2, m, G)
             for r in range(m):
-                second[s + r] = nxt[r]
+                second[s + r] = max(np.float64(xn[s + r]) + nxt[r], 0.0)
 
 
 @_jit
@@ -229,7 +243,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     csq,
     xn,
     slack,
-    bits,
+    K,
     shift,
     other,
     half,
@@ -246,7 +260,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     ``first``: scan every row and add it to ``sums``/``wsums``/``counts`` (weighted rows,
     weights, rows of positive weight); otherwise move only the rows whose cluster
     changes (they leave one cluster's totals and join another's).
-    Returns the number of rows that changed cluster.
+    Returns the number of rows that changed cluster and the number scanned.
     """
     n_rows = stop - start
     rows = np.empty(n_rows, dtype=np.int64)
@@ -256,7 +270,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
         for r in range(n_rows):
             rows[r] = start + r
             old[r] = labels[start + r]
-        _scan_rows(X, rows, n_rows, start, False, C2, csq, xn, slack, bits, labels, upper, lower)
+        _scan_rows(X, rows, n_rows, start, False, C2, csq, xn, slack, labels, upper, lower, K)
         n_scan = n_rows
     else:
         for i in range(start, stop):
@@ -272,36 +286,40 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
                     old[n_scan] = a
                     n_scan += 1
             upper[i] = u
-        _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, bits, labels, upper, lower)
+        _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K)
+    moved = _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts)
+    return moved, n_scan
+
+
+@_jit
+def _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts):  # type: ignore[no-untyped-def]
+    """Bring the cluster totals up to date with the scanned rows; return how many moved.
+
+    ``first``: every row is new, so add each to its cluster (``moved`` then counts the
+    rows whose label differs from the one the scan replaced). Otherwise a row that
+    changed cluster leaves its old cluster's totals and joins the new one's.
+    """
     moved = 0
     d = X.shape[1]
     for r in range(n_scan):
         i = rows[r]
         new = labels[i]
-        wi = np.float64(w[i])
-        if first:
-            # Moved against the labels this scan replaced (a fresh fit's are meaningless,
-            # and its caller does not look at them).
-            moved += new != old[r]
-            if wi > 0.0:
-                counts[new] += 1
-                wsums[new] += wi
-                for j in range(d):
-                    sums[new, j] += wi * X[i, j]
-            continue
         a = old[r]
-        if new == a:
+        wi = np.float64(w[i])
+        if new == a and not first:
             continue
-        moved += 1
-        if wi > 0.0:
-            counts[new] += 1
+        moved += new != a
+        if wi <= 0.0:
+            continue
+        counts[new] += 1
+        wsums[new] += wi
+        for j in range(d):
+            sums[new, j] += wi * X[i, j]
+        if not first:
             counts[a] -= 1
-            wsums[new] += wi
             wsums[a] -= wi
             for j in range(d):
-                v = wi * X[i, j]
-                sums[new, j] += v
-                sums[a, j] -= v
+                sums[a, j] -= wi * X[i, j]
     return moved
 
 
@@ -335,9 +353,9 @@ class Engine:
         return list(self._pool.map(fn, slices))
 
 
-def index_bits(k: int) -> int:
-    """Low bits of a packed distance that hold a centre index in ``[0, k)``."""
-    return max(1, int(k - 1).bit_length())
+def _key_type(X: Float) -> NDArray[np.signedinteger[Any]]:
+    """An empty array of the integer type that holds the sortable keys of X's floats."""
+    return np.empty(0, dtype=np.int32 if X.dtype == np.float32 else np.int64)
 
 
 def half_separation(C: F64) -> F64:
@@ -391,18 +409,16 @@ def fast_assign(
         Also return the squared distance to the second-nearest centre, shape (n,) (inf
         when k = 1); otherwise that array is empty.
     """
-    n, k = X.shape[0], centers.shape[0]
+    n = X.shape[0]
     C = np.ascontiguousarray(centers, dtype=X.dtype)
     C2 = np.ascontiguousarray(-2.0 * C)  # exact: a power of two
     csq = np.einsum("ij,ij->i", C, C).astype(X.dtype)
     labels = np.empty(n, dtype=np.int64)
     sq = np.empty(n, dtype=X.dtype)
     second = np.full(n if with_second else 0, np.inf, dtype=X.dtype)
-    bits = index_bits(k)
+    K = _key_type(X)
     with Engine(n_threads) as eng:
-        eng.map(
-            lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, bits, labels, sq, second), n
-        )
+        eng.map(lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, labels, sq, second, K), n)
     return labels, sq, second
 
 
@@ -450,8 +466,8 @@ def _shifts(C: Float, prev_C: Float) -> tuple[F64, F64]:
 
 def _estep(
     eng: Engine, X: Float, w: Float, xn: Float, C: Float, prev_C: Float | None, st: _State
-) -> tuple[Totals, int]:
-    """One E-step over every chunk: the totals (or their changes) and the rows moved.
+) -> tuple[Totals, int, int]:
+    """One E-step over every chunk: the totals (or their changes), rows moved and scanned.
 
     ``prev_C`` None is a first E-step: every row is scanned and the totals are built
     from nothing. Otherwise the totals returned are the changes to add to the old ones.
@@ -463,20 +479,21 @@ def _estep(
     C2 = np.ascontiguousarray(-2.0 * C)
     csq = np.einsum("ij,ij->i", C, C).astype(X.dtype)
 
-    def chunk(s: slice) -> tuple[Totals, int]:
+    def chunk(s: slice) -> tuple[Totals, int, int]:
         part = Totals(np.zeros((k, d)), np.zeros(k), np.zeros(k, dtype=np.int64))
-        moved = _estep_chunk(
-            X, w, s.start, s.stop, C, C2, csq, xn, st.slack, index_bits(k), shift, other,
+        moved, scanned = _estep_chunk(
+            X, w, s.start, s.stop, C, C2, csq, xn, st.slack, _key_type(X), shift, other,
             half, first, st.labels, st.upper, st.lower, part.sums, part.wsum, part.counts,
         )  # fmt: skip
-        return part, int(moved)
+        return part, int(moved), int(scanned)
 
     total = Totals(np.zeros((k, d)), np.zeros(k), np.zeros(k, dtype=np.int64))
-    moved = 0
-    for part, part_moved in eng.map(chunk, X.shape[0]):
+    moved = scanned = 0
+    for part, part_moved, part_scanned in eng.map(chunk, X.shape[0]):
         total.add(part)  # in chunk order: the same sums for any thread count
         moved += part_moved
-    return total, moved
+        scanned += part_scanned
+    return total, moved, scanned
 
 
 def _adopt(eng: Engine, X: Float, w: Float, C: Float, st: _State) -> Totals:
@@ -525,15 +542,18 @@ def fast_lloyd(
     prev: Float | None = None
     n_relocated = n_iter = 0
     converged = False
+    bounded = 0  # E-steps left before bounds are tried again (see _next_bounded)
     with Engine(n_threads) as eng:
         for i in range(max_iter):
             n_iter = i + 1
+            full = prev is None or bounded > 0
             if i == 0 and init_labels is not None:
                 st.labels[...] = init_labels
-                change, moved = _adopt(eng, X, w, C, st), 0
+                change, moved, scanned = _adopt(eng, X, w, C, st), 0, 0
             else:
-                change, moved = _estep(eng, X, w, xn, C, prev, st)
-            if totals is None or prev is None:
+                change, moved, scanned = _estep(eng, X, w, xn, C, None if full else prev, st)
+            bounded = max(bounded - 1, 0) if full else _next_bounded(scanned, n)
+            if totals is None or full:
                 totals = change
             else:
                 totals.add(change)
@@ -548,9 +568,22 @@ def fast_lloyd(
                 break
             if relocated:
                 prev = None  # the next E-step rebuilds totals and bounds from scratch
-        _estep(eng, X, w, xn, C, prev, st)  # labels consistent with the final centres
+        # labels consistent with the final centres
+        _estep(eng, X, w, xn, C, None if bounded > 0 else prev, st)
         sq = _own_sq(eng, X, C, st.labels)
     return FastResult(C, st.labels, sq, n_iter, converged, n_relocated)
+
+
+def _next_bounded(scanned: int, n: int) -> int:
+    """Full E-steps to run before the next one with bounds, after one that scanned
+    ``scanned`` of ``n`` rows.
+
+    When the bounds leave most rows to scan (heavily overlapping clusters), their
+    bookkeeping (an exact distance for every row whose bound failed, a gather of the
+    rest) costs more than it saves: a plain scan of every row is cheaper. The bounds
+    are tried again every few E-steps, since they prune more as the centres settle.
+    """
+    return FULL_SCAN_RUN if scanned > FULL_SCAN_SHARE * n else 0
 
 
 @_jit
