@@ -1,9 +1,8 @@
 """The compiled k-means kernel against the numpy one, and the APIs that came with it.
 
-The two kernels compute the same Lloyd iterates by different routes: numpy sums the
-cross term -2 x.c with BLAS and takes an argmin in the data's dtype; the compiled kernel
-adds ||x||^2 + ||c||^2 in float64 and packs the centre index into the low mantissa bits
-(ties within 2^-46 relative), and skips rows with Hamerly's bounds. So labels agree
+The two kernels compute the same Lloyd iterates by different routes: both take an exact
+argmin of ||c||^2 - 2 x.c in the data's dtype, but BLAS sums the products in another
+order in each, and the compiled kernel skips rows with Hamerly's bounds. So labels agree
 wherever the nearest centre is not tied within rounding, which holds for every data set
 here (checked: equal labels), and centres are weighted means of the same rows summed in
 another order: float64 sums, rounded to the data's dtype, so they agree to a few ulps of
@@ -48,6 +47,20 @@ def test_same_iterates_as_numpy_on_overlapping_blobs(dtype: type, max_iter: int)
     init = X[:12].copy()
     ours = fit_kmeans(X, 12, init=init, max_iter=max_iter, kernel="compiled")
     ref = fit_kmeans(X, 12, init=init, max_iter=max_iter, kernel="numpy")
+    assert_same_fit(ours, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_iterates_on_separated_blobs_where_bounds_skip(dtype: type) -> None:
+    # Separated clusters: after a few iterations the bounds settle nearly every row
+    # without a scan, so this exercises the skipping path (the overlapping blobs above
+    # mostly exercise full scans).
+    X, _ = make_blobs(20_000, 8, centers=15, cluster_std=1.0, random_state=4)
+    X = X.astype(dtype)
+    init = X[np.random.default_rng(0).choice(X.shape[0], 15, replace=False)]
+    ours = fit_kmeans(X, 15, init=init, tol=0.0, kernel="compiled")
+    ref = fit_kmeans(X, 15, init=init, tol=0.0, kernel="numpy")
+    assert ours.n_iter > 3
     assert_same_fit(ours, ref, dtype)
 
 
