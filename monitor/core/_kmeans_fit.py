@@ -392,11 +392,10 @@ def fit_kmeans(
     Returns
     -------
     KMeansFit
-        ``centers`` (n_clusters, n_features) in the dtype of ``X``, ``labels``
-        (n_samples,) int64 consistent with the centres, ``inertia`` (weighted sum of
-        squared distances), ``n_iter``, ``converged``, ``n_relocated`` (empty clusters
-        moved, over the kept restart) and ``n_distinct_points`` (set only when there
-        are fewer distinct rows than clusters).
+        ``centers`` (n_clusters, n_features) in X's dtype, ``labels`` (n_samples,) int64
+        consistent with them, ``inertia`` (weighted sum of squared distances), ``n_iter``,
+        ``converged``, ``n_relocated`` (empty clusters moved, in the kept restart) and
+        ``n_distinct_points`` (only when there are fewer distinct rows than clusters).
     """
     return validate_and_fit(
         X,

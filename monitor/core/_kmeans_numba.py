@@ -20,7 +20,9 @@ nearest other centre) cannot change cluster and is skipped. Otherwise ``u`` is t
 to the exact distance and, if that does not settle it, the row is scanned against all
 centres. The labels are those of plain Lloyd: only work that cannot change an
 assignment is skipped. Bounds are kept in float64 and widened by the rounding of the
-distance expansion, so that rounding can only cause an extra scan, never a skip.
+distance expansion, so that rounding can only cause an extra scan, never a skip. When
+the bounds leave most rows to scan (overlapping clusters), a few E-steps scan every row
+without them (``_next_bounded``).
 """
 
 from __future__ import annotations
@@ -529,11 +531,32 @@ def fast_lloyd(
 ) -> FastResult:
     """Lloyd iterations with Hamerly's bounds, stopping as ``_kmeans_lloyd.lloyd`` does.
 
-    ``relocate(centers, labels, sums, wsum)`` is the numpy engine's empty-cluster
-    relocation (it edits the sums and weights in place and returns how many moved);
-    after a relocation the next E-step rebuilds the totals and bounds with a full scan.
-    ``init_labels`` (the nearest centres under ``centers_init``) replace the first
-    E-step, as in ``_kmeans_lloyd.lloyd``.
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64, C-contiguous
+    w : ndarray of shape (n,)
+        Non-negative weights, in X's dtype.
+    xn : ndarray of shape (n,)
+        ``||x||^2`` of each row, in X's dtype.
+    centers_init : ndarray of shape (k, d)
+    max_iter : int
+    tol : float
+        Absolute: stop when the total squared centre shift is at most this.
+    n_threads : int
+        Threads of the fit's own pool (see ``Engine``); the result does not depend on it.
+    relocate : callable
+        ``relocate(centers, labels, sums, wsum)``, the numpy engine's empty-cluster
+        relocation: it edits the (k, d) sums and (k,) weights in place and returns how
+        many clusters moved; the next E-step then rebuilds totals and bounds.
+    init_labels : ndarray of shape (n,), optional
+        The nearest centres under ``centers_init``; they replace the first E-step.
+
+    Returns
+    -------
+    FastResult
+        Centres (k, d) in X's dtype, labels (n,) consistent with them, squared
+        distances (n,) to the own centre by exact differences, iterations, whether it
+        converged, and the relocations made.
     """
     n = X.shape[0]
     C = np.array(centers_init, dtype=X.dtype, order="C", copy=True)
