@@ -164,8 +164,11 @@ def _worker(spec: dict[str, Any]) -> dict[str, float]:
     make = _separated if spec.get("data") == "separated" else _data
     X = make(spec["n"], spec["d"], k, spec["dtype"])
     ours = engine in ("numpy", "compiled")
+    # The fitter imports its library first: a threadpoolctl limit only reaches the BLAS
+    # and OpenMP libraries already loaded when it is set (scipy's OpenBLAS, which both
+    # of our kernels call, loads with monitor's first import of scipy.linalg).
+    fit = _fitter(engine, X, k, t)
     with threadpool_limits(limits=1 if ours or engine == "faiss" else t):
-        fit = _fitter(engine, X, k, t)
         if spec["what"] == "memory":
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]

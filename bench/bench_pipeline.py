@@ -323,6 +323,10 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
 
     live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
     X = make_window(args.n, args.d, args.k, seed=1)
+    for engine in engines:
+        # Load every library before the limit is set: threadpoolctl only reaches the
+        # BLAS and OpenMP libraries already loaded.
+        _kmeans_parts(engine, args.threads)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
     with threadpool_limits(args.threads):
         for _ in range(args.repeats):  # interleaved so that machine noise hits every side
