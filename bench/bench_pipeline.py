@@ -176,10 +176,11 @@ def _kmeans_parts(engine: str, threads: int) -> tuple[Any, Any]:
         from sklearn.cluster import KMeans
 
     def sk_predict(Xs: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        # Fitted on the centres themselves from the centres: each is its own cluster's
+        # mean, so the model is exactly the live one (oneDAL's estimator cannot have
+        # cluster_centers_ set by hand).
         km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=1)
-        km.fit(centers)
-        km.cluster_centers_ = centers
-        return km.predict(Xs)
+        return km.fit(centers).predict(Xs)
 
     def sk_fit(Xs: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, int]:
         km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=300, tol=1e-4)
