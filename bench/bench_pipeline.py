@@ -176,11 +176,12 @@ def _kmeans_parts(engine: str, threads: int) -> tuple[Any, Any]:
         from sklearn.cluster import KMeans
 
     def sk_predict(Xs: np.ndarray, centers: np.ndarray) -> np.ndarray:
-        # Fitted on the centres themselves from the centres: each is its own cluster's
-        # mean, so the model is exactly the live one (oneDAL's estimator cannot have
-        # cluster_centers_ set by hand).
+        # Fitted on every centre twice, from the centres: each is its own cluster's
+        # mean, so the model is exactly the live one. (oneDAL's estimator cannot have
+        # cluster_centers_ set by hand, and with as many rows as clusters it falls back
+        # to scikit-learn's fit but not its predict.)
         km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=1)
-        return km.fit(centers).predict(Xs)
+        return km.fit(np.repeat(centers, 2, axis=0)).predict(Xs)
 
     def sk_fit(Xs: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, int]:
         km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=300, tol=1e-4)
