@@ -193,7 +193,7 @@ def _kmeans_parts(engine: str, threads: int) -> tuple[Any, Any]:
 
 # faiss.Kmeans runs a fixed number of iterations; scikit-learn's warm fit converged in
 # this many on the benchmark's window (printed as "warm-started KMeans iterations").
-FAISS_ITERATIONS = 3
+FAISS_ITERATIONS = 6
 
 
 def run_reference(
@@ -330,9 +330,14 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
         # BLAS and OpenMP libraries already loaded.
         _kmeans_parts(engine, args.threads)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
-    with threadpool_limits(args.threads):
-        for _ in range(args.repeats):  # interleaved so that machine noise hits every side
+    for _ in range(args.repeats):  # interleaved so that machine noise hits every side
+        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads; the
+        # pipeline passes no n_threads to the core yet, so it runs one thread of its
+        # own): two BLAS threads under a busy machine's load are the 3-20x slowdown of
+        # docs/decisions.md. The libraries get --threads.
+        with threadpool_limits(1):
             runs["ours"].append(run_ours(X, live, args.restarts))
+        with threadpool_limits(args.threads):
             for engine in engines:
                 runs[engine].append(run_reference(X, live, engine, args.threads))
     medians = {side: statistics.median(r["total"] for r in rs) for side, rs in runs.items()}
