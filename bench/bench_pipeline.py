@@ -311,6 +311,66 @@ def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int)
     )
 
 
+def _pieces(args: argparse.Namespace) -> None:
+    """Each piece of a window's work alone, as the pipeline calls it today and with the
+    core's APIs that share passes (``--pieces``): what wiring them would save."""
+    from threadpoolctl import threadpool_limits
+
+    from monitor.core import drift, quality, scaling
+    from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, warm_up
+
+    warm_up()
+    live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
+    X = make_window(args.n, args.d, args.k, seed=1)
+    C, k = live.centers, live.k
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t = time.perf_counter()
+        out = fn()
+        times.setdefault(name, []).append(time.perf_counter() - t)
+        return out
+
+    buf = np.empty_like(X)
+
+    def one_round() -> None:
+        Xs = timed("scale, a fresh array", lambda: scaling.transform(live.scaler, X))
+        timed("scale, out=buffer", lambda: scaling.transform(live.scaler, X, out=buf))
+        labels, sq = timed("assign_labels", lambda: assign_labels(Xs, C))
+        _, _, sq2 = timed("assign_two_nearest", lambda: assign_two_nearest(Xs, C))
+        simp, ch = quality.silhouette_simplified, quality.calinski_harabasz
+        timed("simplified silhouette, own pass", lambda: simp(Xs, labels, C, sq_distances=sq))
+        timed(
+            "simplified silhouette, sq_second",
+            lambda: simp(Xs, labels, C, sq_distances=sq, sq_second=sq2),
+        )
+        timed("Calinski-Harabasz, two passes", lambda: ch(Xs, labels))
+        timed("Calinski-Harabasz, centers+sq", lambda: ch(Xs, labels, centers=C, sq_distances=sq))
+        db = quality.davies_bouldin
+        timed("Davies-Bouldin, sq", lambda: db(Xs, labels, C, sq_distances=sq))
+        timed(
+            "exact silhouette, 10k sample",
+            lambda: quality.silhouette_sampled(Xs, labels, sample_size=10_000, random_state=0),
+        )
+        timed("PSI", lambda: drift.psi(live.bins, Xs))
+        timed("candidate, compiled", lambda: fit_kmeans(Xs, k, init=C, random_state=0))
+        timed(
+            "candidate, init_labels",
+            lambda: fit_kmeans(Xs, k, init=C, random_state=0, init_labels=labels),
+        )
+        timed(
+            "candidate, numpy kernel",
+            lambda: fit_kmeans(Xs, k, init=C, random_state=0, kernel="numpy"),
+        )
+
+    with threadpool_limits(1):
+        for _ in range(args.repeats):
+            one_round()
+    print("| piece | s (median) |\n|---|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} |")
+
+
 def _installed(engine: str) -> bool:
     try:
         __import__({"sklearn": "sklearn", "sklearnex": "sklearnex", "faiss": "faiss"}[engine])
@@ -390,10 +450,17 @@ def main(argv: list[str]) -> int:
         help="candidate_restarts on our side (0 matches the reference)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--pieces", action="store_true", help="time each piece alone, today's call and the new"
+    )
     parser.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_child(args.memory_child, args.n, args.d, args.k, args.threads, args.restarts)
+        return 0
+
+    if args.pieces:
+        _pieces(args)
         return 0
 
     from threadpoolctl import threadpool_info
