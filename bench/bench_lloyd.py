@@ -1,22 +1,33 @@
-"""Seconds per Lloyd iteration, ours vs scikit-learn, and peak memory of a fit.
+"""k-means engines side by side: seconds per Lloyd iteration, a default fit, peak memory.
 
-Run (the OpenBLAS variables are unset for this command only, so that both libraries'
-BLAS pick their best kernels for this CPU)::
+Run (the OpenBLAS variables are unset for this command only, so that every library's
+BLAS picks its best kernels for this CPU)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench lloyd
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench lloyd --what fit --n 1000000
 
-Per-iteration time is the slope between a fit of ``--short`` and one of ``--long``
-iterations (tol=0, the same fixed init, n_init=1), so set-up and the final E-step
-cancel. Each measurement runs in a fresh worker process (in one shared process
-scikit-learn's timings shifted by up to 1.5x). Threads: scikit-learn runs ``--threads``
-OpenMP threads under a ``threadpoolctl`` limit (and runs BLAS on one thread inside them
-itself); ours runs ``n_threads=--threads`` threads of its own over chunks with BLAS
-limited to one thread, as its documentation asks. Ours and scikit-learn's workers
-alternate, ``--reps`` of each, and the table gives the medians and the median of the
-paired ratios. Wall time is what is asked for; process CPU time is printed next to it
-because the machine is shared: other processes stretch wall time but hardly this
-process's CPU time (with one thread the two agree when the machine is quiet). Peak
-memory is the tracemalloc peak (numpy allocations) of one whole fit, beyond the window.
+Engines (a column each; a library that is not installed is left out with a note):
+``numpy`` and ``compiled`` are ``monitor.core.kmeans.fit_kmeans`` with
+``kernel="numpy"``/``"compiled"``; ``sklearn`` is ``sklearn.cluster.KMeans``;
+``sklearnex`` is scikit-learn-intelex's (oneDAL's) ``KMeans``; ``faiss`` is
+``faiss.Kmeans`` (float32 only, every row used: ``max_points_per_centroid`` unbounded).
+
+Data: ``--data overlapping`` (default) or ``separated`` blobs, see ``_data``.
+``--what slope``: seconds per iteration, the slope between a fit of ``--short`` and
+one of ``--long`` iterations (tol=0, the same fixed init: the first k rows), so set-up
+and the final E-step cancel. ``--what fit``: a default fit (each library's k-means++
+or its own default seeding, one init, to convergence), seconds and inertia, seeds
+0..reps-1. ``--what memory``: tracemalloc peak of a 3-iteration fit beyond the window.
+
+Every measurement runs in a fresh worker process (in one shared process scikit-learn's
+timings shifted by up to 1.5x), the engines alternate within each repetition so that
+machine noise hits them alike, and the tables give medians and the medians of the
+ratios to scikit-learn and scikit-learn-intelex. Threads: ours runs ``n_threads=t``
+threads of its own with BLAS on one thread (as its documentation asks); scikit-learn
+runs t OpenMP threads under a ``threadpoolctl`` limit of t; oneDAL gets
+``daal4py.daalinit(t)``; faiss ``omp_set_num_threads(t)``. The compiled kernel is
+compiled (or loaded from numba's cache) by an untimed warm-up in each worker; the
+first-call cost is measured separately (``--what jit``).
 """
 
 from __future__ import annotations
@@ -32,115 +43,143 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
+
+ENGINES = ("numpy", "compiled", "sklearn", "sklearnex", "faiss")
+REFERENCES = ("sklearn", "sklearnex")
 
 
 def _data(n: int, d: int, k: int, dtype: str, seed: int = 0) -> np.ndarray:
     """Overlapping Gaussian blobs around k centres, written chunk by chunk.
 
     The blobs overlap (centre spread ~ noise), so Lloyd keeps moving for many more
-    iterations than the benchmark runs and neither library stops early.
+    iterations than the slope runs and no engine stops early (checked).
     """
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=0.5, size=(k, d))
     X = np.empty((n, d), dtype=dtype)
-    step = 65536
-    for s in range(0, n, step):
-        m = min(step, n - s)
+    for s in range(0, n, 65536):
+        m = min(65536, n - s)
         X[s : s + m] = centres[rng.integers(0, k, size=m)] + rng.normal(size=(m, d))
     return X
 
 
-def _runner(
-    lib: str, X: np.ndarray, init: np.ndarray, wm: float, threads: int
-) -> Callable[[int], Any]:
-    k = init.shape[0]
-    if lib == "ours":
-        from monitor.core.kmeans import fit_kmeans
+def _separated(n: int, d: int, k: int, dtype: str, seed: int = 0) -> np.ndarray:
+    """Blobs that stand apart (centre spread 4x the noise), as a monitored service's
+    regimes do (``--data separated``)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(k, d))
+    X = np.empty((n, d), dtype=dtype)
+    for s in range(0, n, 65536):
+        m = min(65536, n - s)
+        X[s : s + m] = centres[rng.integers(0, k, size=m)] + rng.normal(size=(m, d))
+    return X
 
-        def ours(max_iter: int) -> Any:
+
+def installed(engine: str) -> bool:
+    """Whether the library behind ``engine`` imports here."""
+    module = {"sklearnex": "sklearnex", "faiss": "faiss", "compiled": "numba"}.get(engine)
+    if module is None:
+        return True
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _fitter(engine: str, X: np.ndarray, k: int, threads: int) -> Callable[..., Any]:
+    """A function ``fit(max_iter, init, tol, seed) -> (n_iter, inertia)`` for ``engine``."""
+    if engine in ("numpy", "compiled"):
+        from monitor.core.kmeans import fit_kmeans, warm_up
+
+        warm_up()
+
+        def ours(max_iter: int, init: Any, tol: float, seed: int) -> tuple[int, float]:
             fit = fit_kmeans(
-                X,
-                k,
-                init=init,
-                max_iter=max_iter,
-                tol=0.0,
-                working_memory_mib=wm,
-                n_threads=threads,
-            )
-            if fit.n_iter != max_iter:
-                raise RuntimeError(f"ours stopped after {fit.n_iter} < {max_iter} iterations")
-            return fit
+                X, k, init=init, max_iter=max_iter, tol=tol, random_state=seed,
+                n_threads=threads, kernel=engine,
+            )  # fmt: skip
+            return fit.n_iter, fit.inertia
 
         return ours
+    if engine == "faiss":
+        import faiss
 
-    from sklearn.cluster import KMeans
+        faiss.omp_set_num_threads(threads)
 
-    def sklearn(max_iter: int) -> Any:
-        km = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=0.0, algorithm="lloyd")
-        km.fit(X)
-        if km.n_iter_ != max_iter:
-            raise RuntimeError(f"sklearn stopped after {km.n_iter_} < {max_iter} iterations")
-        return km
+        def faiss_fit(max_iter: int, init: Any, tol: float, seed: int) -> tuple[int, float]:
+            km = faiss.Kmeans(
+                X.shape[1], k, niter=max_iter, seed=seed, verbose=False,
+                max_points_per_centroid=X.shape[0],
+            )  # fmt: skip
+            km.train(X, init_centroids=None if isinstance(init, str) else init)
+            return max_iter, float(km.obj[-1]) if len(km.obj) else float("nan")
 
-    return sklearn
+        return faiss_fit
+    if engine == "sklearnex":
+        import daal4py
+        from sklearnex.cluster import KMeans
 
-
-def _slope(run: Callable[[int], Any], short: int, long: int) -> tuple[float, float]:
-    """Wall and process-CPU seconds per iteration between ``short`` and ``long``."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    run(short)
-    t1, c1 = time.perf_counter(), time.process_time()
-    run(long)
-    t2, c2 = time.perf_counter(), time.process_time()
-    span = long - short
-    return ((t2 - t1) - (t1 - t0)) / span, ((c2 - c1) - (c1 - c0)) / span
-
-
-def _seeding(lib: str, X: np.ndarray, k: int, threads: int) -> dict[str, float]:
-    """Wall and CPU seconds of one k-means++ seeding (after one untimed call)."""
-    seed: Callable[..., Any]
-    if lib == "ours":
-        from monitor.core.kmeans import kmeans_plusplus
-
-        seed = partial(kmeans_plusplus, n_threads=threads)
+        daal4py.daalinit(threads)
     else:
-        from sklearn.cluster import kmeans_plusplus as sk_kmeans_plusplus
+        from sklearn.cluster import KMeans
 
-        seed = sk_kmeans_plusplus
-    seed(X, k, random_state=0)
+    def sk(max_iter: int, init: Any, tol: float, seed: int) -> tuple[int, float]:
+        km = KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=tol, random_state=seed)
+        km.fit(X)
+        return int(km.n_iter_), float(km.inertia_)
+
+    return sk
+
+
+def _slope(fit: Callable[..., Any], init: np.ndarray, short: int, long: int) -> dict[str, float]:
+    """Wall and process-CPU seconds per iteration between ``short`` and ``long``."""
+    fit(1, init, 0.0, 0)  # warm-up: BLAS buffers, the library's own copies, JIT cache
     t0, c0 = time.perf_counter(), time.process_time()
-    seed(X, k, random_state=1)
-    return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}
+    n_short, _ = fit(short, init, 0.0, 0)
+    t1, c1 = time.perf_counter(), time.process_time()
+    n_long, _ = fit(long, init, 0.0, 0)
+    t2, c2 = time.perf_counter(), time.process_time()
+    if (n_short, n_long) != (short, long):
+        raise RuntimeError(f"stopped early: {n_short}/{short}, {n_long}/{long} iterations")
+    span = long - short
+    return {"wall": ((t2 - t1) - (t1 - t0)) / span, "cpu": ((c2 - c1) - (c1 - c0)) / span}
 
 
 def _worker(spec: dict[str, Any]) -> dict[str, float]:
-    """One measurement in this (fresh) process: a slope, or a peak of traced memory."""
+    """One measurement in this (fresh) process."""
     from threadpoolctl import threadpool_limits
 
-    warnings.simplefilter("ignore")  # sklearn's FutureWarnings are not the point here
-    X = _data(spec["n"], spec["d"], spec["k"], spec["dtype"])
-    init = X[: spec["k"]].copy()
-    run = _runner(spec["lib"], X, init, spec["wm"], spec["threads"])
-    # Ours runs its own threads over chunks with BLAS on one thread (as its docs ask);
-    # scikit-learn runs OpenMP threads (and limits BLAS to one inside them itself).
-    limit = 1 if spec["lib"] == "ours" else spec["threads"]
-    with threadpool_limits(limits=limit):
+    warnings.simplefilter("ignore")  # libraries' FutureWarnings are not the point here
+    engine, k, t = spec["engine"], spec["k"], spec["threads"]
+    if spec["what"] == "jit":
+        t0 = time.perf_counter()
+        from monitor.core.kmeans import warm_up
+
+        warm_up()
+        return {"wall": time.perf_counter() - t0}
+    make = _separated if spec.get("data") == "separated" else _data
+    X = make(spec["n"], spec["d"], k, spec["dtype"])
+    ours = engine in ("numpy", "compiled")
+    # The fitter imports its library first: a threadpoolctl limit only reaches the BLAS
+    # and OpenMP libraries already loaded when it is set (scipy's OpenBLAS, which both
+    # of our kernels call, loads with monitor's first import of scipy.linalg).
+    fit = _fitter(engine, X, k, t)
+    with threadpool_limits(limits=1 if ours or engine == "faiss" else t):
         if spec["what"] == "memory":
             tracemalloc.start()
             base = tracemalloc.get_traced_memory()[0]
-            run(3)
+            fit(3, X[:k].copy(), 0.0, 0)
             peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
             return {"peak_mib": (peak - base) / 2**20, "window_mib": X.nbytes / 2**20}
-        if spec["what"] == "seeding":
-            return _seeding(spec["lib"], X, spec["k"], spec["threads"])
-        run(1)  # warm-up: BLAS buffers, page faults of the library's own copies
-        wall, cpu = _slope(run, spec["short"], spec["long"])
-        return {"wall": wall, "cpu": cpu}
+        if spec["what"] == "fit":
+            t0 = time.perf_counter()
+            n_iter, inertia = fit(300, "k-means++", 1e-4, spec["seed"])
+            return {"wall": time.perf_counter() - t0, "inertia": inertia, "n_iter": n_iter}
+        return _slope(fit, X[:k].copy(), spec["short"], spec["long"])
 
 
 def _spawn(spec: dict[str, Any]) -> dict[str, float]:
@@ -149,114 +188,124 @@ def _spawn(spec: dict[str, Any]) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _ratio(results: dict[str, list[dict[str, float]]], a: str, b: str, key: str) -> str:
+    if a not in results or b not in results:
+        return "-"
+    pairs = zip(results[a], results[b], strict=True)
+    return f"{statistics.median(x[key] / y[key] for x, y in pairs):.2f}"
+
+
+def _run_cell(spec: dict[str, Any], engines: list[str], reps: int) -> dict[str, list[Any]]:
+    """``reps`` rounds, each engine once per round in turn (so noise hits all alike)."""
+    out: dict[str, list[Any]] = {e: [] for e in engines}
+    for rep in range(reps):
+        for engine in engines:
+            if engine == "faiss" and spec.get("dtype") != "float32":
+                continue
+            out[engine].append(_spawn(spec | {"engine": engine, "seed": rep}))
+    return {e: r for e, r in out.items() if r}
+
+
+def _print_slopes(args: argparse.Namespace, engines: list[str], base: dict[str, Any]) -> None:
+    cols = " | ".join(f"{e} ms" for e in engines)
+    refs = [e for e in ("compiled", "numpy", "sklearnex", "faiss") if e in engines]
+    ratio_cols = " | ".join(f"{e}/sklearn" for e in refs)
+    print(f"| n | dtype | threads | {cols} | {ratio_cols} | compiled/sklearnex |")
+    print("|---:|---|---:|" + "---:|" * (len(engines) + len(refs) + 1))
+    for n in args.n:
+        for dtype in args.dtype:
+            for t in args.threads:
+                spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "slope"}
+                res = _run_cell(spec, engines, args.reps)
+                ms = " | ".join(
+                    f"{1e3 * statistics.median(r['wall'] for r in res[e]):.1f}" if e in res else "-"
+                    for e in engines
+                )
+                ratios = " | ".join(_ratio(res, e, "sklearn", "wall") for e in refs)
+                vs_dal = _ratio(res, "compiled", "sklearnex", "wall")
+                print(f"| {n:,} | {dtype} | {t} | {ms} | {ratios} | {vs_dal} |", flush=True)
+
+
+def _print_fits(args: argparse.Namespace, engines: list[str], base: dict[str, Any]) -> None:
+    print("| n | dtype | threads | engine | s (median) | vs sklearn | vs sklearnex "
+          "| inertia / sklearn median | iterations |")  # fmt: skip
+    print("|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    for n in args.n:
+        for dtype in args.dtype:
+            for t in args.threads:
+                spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "fit"}
+                res = _run_cell(spec, engines, args.reps)
+                sk_inertia = statistics.median(r["inertia"] for r in res["sklearn"])
+                for e, runs in res.items():
+                    wall = statistics.median(r["wall"] for r in runs)
+                    inertia = statistics.median(r["inertia"] for r in runs)
+                    its = statistics.median(r["n_iter"] for r in runs)
+                    print(
+                        f"| {n:,} | {dtype} | {t} | {e} | {wall:.2f} "
+                        f"| {_ratio(res, e, 'sklearn', 'wall')} "
+                        f"| {_ratio(res, e, 'sklearnex', 'wall')} "
+                        f"| {inertia / sk_inertia:.4f} | {its:.0f} |",
+                        flush=True,
+                    )
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark and print Markdown tables."""
     p = argparse.ArgumentParser(prog="python -m bench lloyd", description=__doc__.split("\n")[0])
+    p.add_argument("--what", choices=["slope", "fit", "memory", "jit"], default="slope")
     p.add_argument("--n", type=int, nargs="+", default=[200_000, 1_000_000])
     p.add_argument("--d", type=int, default=32)
     p.add_argument("--k", type=int, default=64)
-    p.add_argument("--dtype", nargs="+", default=["float32", "float64"])
+    p.add_argument("--dtype", nargs="+", default=["float32"])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument(
+        "--data",
+        choices=["overlapping", "separated"],
+        default="overlapping",
+        help="blobs whose centres spread 0.5x (overlapping) or 4x (separated) the noise",
+    )
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--short", type=int, default=2)
     p.add_argument("--long", type=int, default=14)
-    p.add_argument("--working-memory-mib", type=float, default=64.0)
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
-    p.add_argument("--seeding", action="store_true", help="also time k-means++ seeding")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
-
+    engines = [e for e in args.engines if installed(e)]
+    for missing in sorted(set(args.engines) - set(engines)):
+        print(f"note: {missing} is not installed; its column is left out", file=sys.stderr)
+    import numba
     from threadpoolctl import threadpool_info
 
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            print(f"note: {var}={os.environ[var]} is set; see the docstring", file=sys.stderr)
-    libs = sorted(
-        {f"{i['internal_api']} {i.get('architecture') or ''}".strip() for i in threadpool_info()}
-    )
+    libs = sorted({f"{i['internal_api']} {i.get('architecture') or ''}" for i in threadpool_info()})
     print(
-        f"# Lloyd: d={args.d}, k={args.k}, reps={args.reps}, slope {args.short}->{args.long} "
-        f"iterations, python {platform.python_version()}, numpy {np.__version__}, "
-        f"cpu count {os.cpu_count()}, libraries: {', '.join(libs)}, "
-        f"load average at start {os.getloadavg()[0]:.2f}\n"
+        f"# {args.what}: {args.data} blobs, d={args.d}, k={args.k}, reps={args.reps}, python "
+        f"{platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"cpu count {os.cpu_count()}, BLAS {', '.join(libs)}, load average at start "
+        f"{os.getloadavg()[0]:.2f}\n"
     )
-    print(
-        "| n | dtype | threads | ours s/iter | sklearn s/iter | ratio ours/sklearn "
-        "| ours CPU s/iter | sklearn CPU s/iter | CPU-time ratio |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    base = {"d": args.d, "k": args.k, "wm": args.working_memory_mib}
-    base |= {"short": args.short, "long": args.long}
-    memory = []
-    seeding = []
-    for n in args.n:
-        for dtype in args.dtype:
-            for t in args.threads:
-                if args.seeding:
-                    spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "seeding"}
-                    res_s: dict[str, list[dict[str, float]]] = {"ours": [], "sklearn": []}
-                    for _ in range(args.reps):
-                        for lib in res_s:
-                            res_s[lib].append(_spawn(spec | {"lib": lib}))
-                    seeding.append((n, dtype, t, res_s))
-                spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "slope"}
-                res: dict[str, list[dict[str, float]]] = {"ours": [], "sklearn": []}
-                for _ in range(args.reps):
-                    for lib in res:
-                        res[lib].append(_spawn(spec | {"lib": lib}))
-                med = {
-                    (lib, key): statistics.median(r[key] for r in rs)
-                    for lib, rs in res.items()
-                    for key in ("wall", "cpu")
-                }
-                ratio = {
-                    key: statistics.median(
-                        a[key] / b[key] for a, b in zip(res["ours"], res["sklearn"], strict=True)
-                    )
-                    for key in ("wall", "cpu")
-                }
-                print(
-                    f"| {n:,} | {dtype} | {t} | {med['ours', 'wall']:.4f} "
-                    f"| {med['sklearn', 'wall']:.4f} | {ratio['wall']:.2f} "
-                    f"| {med['ours', 'cpu']:.4f} | {med['sklearn', 'cpu']:.4f} "
-                    f"| {ratio['cpu']:.2f} |",
-                    flush=True,
-                )
-            if not args.no_memory:
+    base = {"d": args.d, "k": args.k, "short": args.short, "long": args.long, "data": args.data}
+    if args.what == "slope":
+        _print_slopes(args, engines, base)
+    elif args.what == "fit":
+        _print_fits(args, engines, base)
+    elif args.what == "jit":
+        runs = [_spawn(base | {"what": "jit", "engine": "compiled", "threads": 1})["wall"]]
+        runs += [_spawn(base | {"what": "jit", "engine": "compiled", "threads": 1})["wall"]]
+        print(f"warm_up() in a fresh process: first {runs[0]:.2f} s, then {runs[1]:.2f} s")
+    else:
+        print("| n | dtype | engine | window MiB | peak MiB beyond it |")
+        print("|---:|---|---|---:|---:|")
+        for n in args.n:
+            for dtype in args.dtype:
                 spec = base | {"n": n, "dtype": dtype, "threads": 1, "what": "memory"}
-                mem = {lib: _spawn(spec | {"lib": lib}) for lib in ("ours", "sklearn")}
-                memory.append((n, dtype, mem))
-    if seeding:
-        print("\nk-means++ seeding (greedy, 2 + int(ln k) trials), seconds per call:\n")
-        print("| n | dtype | threads | ours s | sklearn s | ratio | CPU-time ratio |")
-        print("|---:|---|---:|---:|---:|---:|---:|")
-        for n, dtype, t, res_s in seeding:
-            m = {lib: statistics.median(r["wall"] for r in rs) for lib, rs in res_s.items()}
-            r_wall, r_cpu = (
-                statistics.median(
-                    a[key] / b[key] for a, b in zip(res_s["ours"], res_s["sklearn"], strict=True)
-                )
-                for key in ("wall", "cpu")
-            )
-            print(
-                f"| {n:,} | {dtype} | {t} | {m['ours']:.3f} | {m['sklearn']:.3f} "
-                f"| {r_wall:.2f} | {r_cpu:.2f} |"
-            )
-    if memory:
-        print(
-            f"\nPeak traced memory of one fit (3 iterations, working_memory_mib="
-            f"{args.working_memory_mib}), beyond the window itself:\n"
-        )
-        print("| n | dtype | window MiB | ours peak MiB | sklearn peak MiB |")
-        print("|---:|---|---:|---:|---:|")
-        for n, dtype, mem in memory:
-            print(
-                f"| {n:,} | {dtype} | {mem['ours']['window_mib']:.0f} "
-                f"| {mem['ours']['peak_mib']:.0f} | {mem['sklearn']['peak_mib']:.0f} |"
-            )
+                for e, runs in _run_cell(spec, engines, 1).items():
+                    r = runs[0]
+                    print(f"| {n:,} | {dtype} | {e} | {r['window_mib']:.0f} "
+                          f"| {r['peak_mib']:.0f} |")  # fmt: skip
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -7,12 +7,16 @@ start their warm-started candidate from the same centroids.
 Ours: ``monitor.pipeline.evaluate`` over in-memory ports (read, validate, scale, every
 SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``.
 
-Reference assembly, same process, same thread limit: the frozen scaling in numpy,
-``KMeans.predict``, distances to the assigned centre in numpy, ``silhouette_score`` on a
-10k sample, ``davies_bouldin_score``, ``calinski_harabasz_score``, PSI by
-``np.searchsorted`` + ``np.bincount`` per feature on the reference's quantile bins,
-label-share PSI, ``KMeans(init=live_centers, n_init=1).fit``, and
-``linear_sum_assignment`` on the centroid distances.
+Reference assemblies (one per library installed: scikit-learn, scikit-learn-intelex,
+faiss; ``--engines``), same process, same thread limit, sides interleaved: the frozen
+scaling in numpy, ``KMeans.predict``, distances to the assigned centre in numpy,
+``silhouette_score`` on a 10k sample, ``davies_bouldin_score``,
+``calinski_harabasz_score``, PSI by ``np.searchsorted`` + ``np.bincount`` per feature on
+the reference's quantile bins, label-share PSI, ``KMeans(init=live_centers,
+n_init=1).fit``, and ``linear_sum_assignment`` on the centroid distances. The
+scikit-learn-intelex assembly swaps in its ``KMeans`` (predict and warm fit); the faiss
+one assigns with an ``IndexFlatL2`` search and refits with ``faiss.Kmeans`` from the
+live centroids.
 
 Peak memory is measured per side in a fresh subprocess: the peak RSS (VmHWM, reset once
 the window is in memory) minus the RSS at that moment.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -142,13 +147,68 @@ def run_ours(X: np.ndarray, live: Any, restarts: int) -> dict[str, Any]:
     }
 
 
-def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
-    """The same run assembled from scikit-learn and scipy parts."""
+def _kmeans_parts(engine: str, threads: int) -> tuple[Any, Any]:
+    """``predict(Xs, centers)`` and ``fit_warm(Xs, centers) -> (centers, n_iter)`` of a library."""
+    if engine == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+
+        def faiss_predict(Xs: np.ndarray, centers: np.ndarray) -> np.ndarray:
+            index = faiss.IndexFlatL2(centers.shape[1])
+            index.add(centers)
+            return index.search(Xs, 1)[1][:, 0]
+
+        def faiss_fit(Xs: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, int]:
+            # faiss has no tolerance: as many iterations as scikit-learn's warm fit took
+            # on this data (FAISS_ITERATIONS), every row used.
+            km = faiss.Kmeans(
+                Xs.shape[1], centers.shape[0], niter=FAISS_ITERATIONS, verbose=False,
+                max_points_per_centroid=Xs.shape[0],
+            )  # fmt: skip
+            km.train(Xs, init_centroids=centers)
+            return km.centroids, FAISS_ITERATIONS
+
+        return faiss_predict, faiss_fit
+    if engine == "sklearnex":
+        import daal4py
+        from sklearnex.cluster import KMeans
+
+        daal4py.daalinit(threads)
+    else:
+        from sklearn.cluster import KMeans
+
+    def sk_predict(Xs: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        # Fitted on every centre twice, from the centres: each is its own cluster's
+        # mean, so the model is exactly the live one. (oneDAL's estimator cannot have
+        # cluster_centers_ set by hand, and with as many rows as clusters it falls back
+        # to scikit-learn's fit but not its predict.)
+        km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=1)
+        return km.fit(np.repeat(centers, 2, axis=0)).predict(Xs)
+
+    def sk_fit(Xs: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, int]:
+        km = KMeans(n_clusters=centers.shape[0], init=centers, n_init=1, max_iter=300, tol=1e-4)
+        km.fit(Xs)
+        return km.cluster_centers_, int(km.n_iter_)
+
+    return sk_predict, sk_fit
+
+
+# faiss.Kmeans runs a fixed number of iterations; scikit-learn's warm fit converged in
+# this many on the benchmark's window (printed as "warm-started KMeans iterations").
+FAISS_ITERATIONS = 6
+
+
+def run_reference(
+    X: np.ndarray, live: Any, engine: str = "sklearn", threads: int = 1
+) -> dict[str, Any]:
+    """The same run assembled from library parts: ``engine``'s k-means, scikit-learn's
+    metrics and scipy's Hungarian matching."""
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
-    from sklearn.cluster import KMeans
     from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+    predict, fit_warm = _kmeans_parts(engine, threads)
     phases: dict[str, float] = {}
     t_all = time.perf_counter()
 
@@ -170,9 +230,7 @@ def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
         return out
 
     Xs = timed("scale", scale)
-    km_live = KMeans(n_clusters=k, init=centers, n_init=1, max_iter=1).fit(centers)
-    km_live.cluster_centers_ = centers
-    labels = timed("predict", lambda: km_live.predict(Xs))
+    labels = timed("predict", lambda: predict(Xs, centers))
     timed("distances", lambda: np.linalg.norm(Xs - centers[labels], axis=1))
     rng = np.random.default_rng(0)
     idx = rng.choice(Xs.shape[0], min(10_000, Xs.shape[0]), replace=False)
@@ -180,7 +238,7 @@ def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
     timed("davies_bouldin", lambda: davies_bouldin_score(Xs, labels))
     timed("calinski_harabasz", lambda: calinski_harabasz_score(Xs, labels))
 
-    def psi() -> np.ndarray:
+    def psi() -> tuple[np.ndarray, float]:
         out = np.empty(Xs.shape[1])
         for j, (edges, ref) in enumerate(
             zip(live.bins.edges, live.bins.reference_fractions, strict=True)
@@ -196,13 +254,10 @@ def run_reference(X: np.ndarray, live: Any) -> dict[str, Any]:
         return out, float(np.sum((shares - ref_shares) * np.log(shares / ref_shares)))
 
     timed("psi", psi)
-    cand = timed(
-        "kmeans_warm",
-        lambda: KMeans(n_clusters=k, init=centers, n_init=1, max_iter=300, tol=1e-4).fit(Xs),
-    )
-    timed("hungarian", lambda: linear_sum_assignment(cdist(centers, cand.cluster_centers_)))
+    cand, n_iter = timed("kmeans_warm", lambda: fit_warm(Xs, centers))
+    timed("hungarian", lambda: linear_sum_assignment(cdist(centers, cand)))
     total = time.perf_counter() - t_all
-    return {"total": total, "phases": phases, "silhouette": float(sil), "n_iter": int(cand.n_iter_)}
+    return {"total": total, "phases": phases, "silhouette": float(sil), "n_iter": n_iter}
 
 
 def _status_mib(field: str) -> float:
@@ -259,8 +314,127 @@ def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int)
     )
 
 
+def _pieces(args: argparse.Namespace) -> None:
+    """Each piece of a window's work alone, as the pipeline calls it today and with the
+    core's APIs that share passes (``--pieces``): what wiring them would save."""
+    from threadpoolctl import threadpool_limits
+
+    from monitor.core import drift, quality, scaling
+    from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, warm_up
+
+    warm_up()
+    live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
+    X = make_window(args.n, args.d, args.k, seed=1)
+    C, k = live.centers, live.k
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t = time.perf_counter()
+        out = fn()
+        times.setdefault(name, []).append(time.perf_counter() - t)
+        return out
+
+    buf = np.empty_like(X)
+
+    def one_round() -> None:
+        Xs = timed("scale, a fresh array", lambda: scaling.transform(live.scaler, X))
+        timed("scale, out=buffer", lambda: scaling.transform(live.scaler, X, out=buf))
+        labels, sq = timed("assign_labels", lambda: assign_labels(Xs, C))
+        _, _, sq2 = timed("assign_two_nearest", lambda: assign_two_nearest(Xs, C))
+        simp, ch = quality.silhouette_simplified, quality.calinski_harabasz
+        timed("simplified silhouette, own pass", lambda: simp(Xs, labels, C, sq_distances=sq))
+        timed(
+            "simplified silhouette, sq_second",
+            lambda: simp(Xs, labels, C, sq_distances=sq, sq_second=sq2),
+        )
+        timed("Calinski-Harabasz, two passes", lambda: ch(Xs, labels))
+        timed("Calinski-Harabasz, centers+sq", lambda: ch(Xs, labels, centers=C, sq_distances=sq))
+        db = quality.davies_bouldin
+        timed("Davies-Bouldin, sq", lambda: db(Xs, labels, C, sq_distances=sq))
+        timed(
+            "exact silhouette, 10k sample",
+            lambda: quality.silhouette_sampled(Xs, labels, sample_size=10_000, random_state=0),
+        )
+        timed("PSI", lambda: drift.psi(live.bins, Xs))
+        timed("candidate, compiled", lambda: fit_kmeans(Xs, k, init=C, random_state=0))
+        timed(
+            "candidate, init_labels",
+            lambda: fit_kmeans(Xs, k, init=C, random_state=0, init_labels=labels),
+        )
+        timed(
+            "candidate, numpy kernel",
+            lambda: fit_kmeans(Xs, k, init=C, random_state=0, kernel="numpy"),
+        )
+
+    with threadpool_limits(1):
+        for _ in range(args.repeats):
+            one_round()
+    print("| piece | s (median) |\n|---|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} |")
+
+
+def _installed(engine: str) -> bool:
+    try:
+        __import__({"sklearn": "sklearn", "sklearnex": "sklearnex", "faiss": "faiss"}[engine])
+    except ImportError:
+        return False
+    return True
+
+
+def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
+    """Every side once per repeat, in turn, then the medians, phases and ratios."""
+    from threadpoolctl import threadpool_limits
+
+    live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
+    X = make_window(args.n, args.d, args.k, seed=1)
+    for engine in engines:
+        # Load every library before the limit is set: threadpoolctl only reaches the
+        # BLAS and OpenMP libraries already loaded.
+        _kmeans_parts(engine, args.threads)
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
+    for _ in range(args.repeats):  # interleaved so that machine noise hits every side
+        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads; the
+        # pipeline passes no n_threads to the core yet, so it runs one thread of its
+        # own): two BLAS threads under a busy machine's load are the 3-20x slowdown of
+        # docs/decisions.md. The libraries get --threads.
+        with threadpool_limits(1):
+            runs["ours"].append(run_ours(X, live, args.restarts))
+        with threadpool_limits(args.threads):
+            for engine in engines:
+                runs[engine].append(run_reference(X, live, engine, args.threads))
+    medians = {side: statistics.median(r["total"] for r in rs) for side, rs in runs.items()}
+    for side, rs in runs.items():
+        each = ", ".join(f"{r['total']:.2f}" for r in rs)
+        print(f"\n{side:<9} median {medians[side]:7.2f} s  (runs: {each})")
+        for name in rs[0]["phases"]:
+            print(f"  {name:<18} {statistics.median(r['phases'][name] for r in rs):7.3f} s")
+    if "sklearn" in runs:
+        print(f"  (scikit-learn's warm-started KMeans iterations: {runs['sklearn'][0]['n_iter']})")
+    for engine in engines:
+        ratio = statistics.median(
+            r["total"] / o["total"] for r, o in zip(runs[engine], runs["ours"], strict=True)
+        )
+        print(f"speed-up ({engine} assembly / ours, median of paired runs): {ratio:.2f}x")
+
+
+def _memory(args: argparse.Namespace) -> None:
+    for side in ("ours", "reference"):
+        cmd = [sys.executable, "-m", "bench", "pipeline", "--memory-child", side]
+        cmd += ["--n", str(args.n), "--d", str(args.d), "--k", str(args.k)]
+        cmd += ["--threads", str(args.threads), "--restarts", str(args.restarts)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        m = json.loads(out.stdout.strip().splitlines()[-1])
+        bound = m["window_mib"] + WORKING_MEMORY_MIB
+        print(
+            f"peak memory {side:<9}: {m['extra_mib']:7.1f} MiB above the window "
+            f"(window {m['window_mib']:.0f} MiB; target for ours: extra <= window + budget "
+            f"= {bound:.0f} MiB)"
+        )
+
+
 def main(argv: list[str]) -> int:
-    """Time both sides (medians of ``--repeats``) and measure their peak memory."""
+    """Time every side (medians of ``--repeats``) and measure peak memory."""
     parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=32)
@@ -268,10 +442,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--engines", nargs="+", default=["sklearn", "sklearnex", "faiss"],
+        choices=["sklearn", "sklearnex", "faiss"],
+        help="libraries whose k-means the reference assemblies use (when installed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--restarts",
         type=int,
         default=0,
         help="candidate_restarts on our side (0 matches the reference)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--pieces", action="store_true", help="time each piece alone, today's call and the new"
     )
     parser.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -279,69 +462,28 @@ def main(argv: list[str]) -> int:
         memory_child(args.memory_child, args.n, args.d, args.k, args.threads, args.restarts)
         return 0
 
-    from threadpoolctl import threadpool_info, threadpool_limits
+    if args.pieces:
+        _pieces(args)
+        return 0
 
+    from threadpoolctl import threadpool_info
+
+    engines = [e for e in args.engines if _installed(e)]
+    for missing in sorted(set(args.engines) - set(engines)):
+        print(f"note: {missing} is not installed; its assembly is left out", file=sys.stderr)
     print(
         f"window {args.n} x {args.d} float32, k={args.k}, threads={args.threads}, "
-        f"repeats={args.repeats}, candidate_restarts={args.restarts}"
+        f"repeats={args.repeats}, candidate_restarts={args.restarts}, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
     )
     print(
         "BLAS:",
         ", ".join(f"{i['internal_api']} {i.get('architecture', '')}" for i in threadpool_info()),
     )
-    live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
-    X = make_window(args.n, args.d, args.k, seed=1)
-    ours, ref = [], []
-    with threadpool_limits(args.threads):
-        for _ in range(args.repeats):  # interleaved so that machine noise hits both sides
-            ours.append(run_ours(X, live, args.restarts))
-            ref.append(run_reference(X, live))
-    t_ours = statistics.median(r["total"] for r in ours)
-    t_ref = statistics.median(r["total"] for r in ref)
-    for side, runs, t in (("ours", ours, t_ours), ("reference", ref, t_ref)):
-        each = ", ".join(f"{r['total']:.2f}" for r in runs)
-        print(f"\n{side:<9} median {t:7.2f} s  (runs: {each})")
-        for name in runs[0]["phases"]:
-            print(f"  {name:<18} {statistics.median(r['phases'][name] for r in runs):7.3f} s")
-    print(f"  (reference warm-started KMeans iterations: {ref[0]['n_iter']})")
-    print(f"speed-up (reference / ours): {t_ref / t_ours:.2f}x")
-    print(
-        f"silhouette on 10k: ours {ours[0]['silhouette']:.4f}, reference {ref[0]['silhouette']:.4f}"
-        " (different seeded samples)"
-    )
-
-    budget = WORKING_MEMORY_MIB
-    for side in ("ours", "reference"):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench",
-                "pipeline",
-                "--memory-child",
-                side,
-                "--n",
-                str(args.n),
-                "--d",
-                str(args.d),
-                "--k",
-                str(args.k),
-                "--threads",
-                str(args.threads),
-                "--restarts",
-                str(args.restarts),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        m = json.loads(out.stdout.strip().splitlines()[-1])
-        bound = m["window_mib"] + budget
-        print(
-            f"peak memory {side:<9}: {m['extra_mib']:7.1f} MiB above the window "
-            f"(window {m['window_mib']:.0f} MiB; target for ours: extra <= window + budget "
-            f"= {bound:.0f} MiB)"
-        )
+    _time_sides(args, engines)
+    if not args.no_memory:
+        _memory(args)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 

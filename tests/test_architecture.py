@@ -73,6 +73,9 @@ def test_core_imports_only_numpy_scipy_stdlib_records_errors_checks(name: str) -
             # The estimator's optional scikit-learn integration, imported lazily only.
             assert name == "monitor.core._kmeans_estimator", f"{name} imports {imp}"
             assert not any(i.startswith("sklearn") for i in TOP_LEVEL[name]), name
+        elif top == "numba":
+            # The optional compiled kernel (extra "fast"); the numpy kernel runs without it.
+            assert name == "monitor.core._kmeans_numba", f"{name} imports {imp}"
         else:
             assert top in {"numpy", "scipy", "__future__"} or top in STDLIB, f"{name} imports {imp}"
         # No clock, no files, no environment, no network in the core.
@@ -159,6 +162,7 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ("click", {"monitor.cli"}),
         ("sklearn", {"monitor.core._kmeans_estimator"}),
         ("matplotlib", {"monitor.plots"}),
+        ("numba", {"monitor.core._kmeans_numba"}),
     ],
 )
 def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:

@@ -29,9 +29,11 @@ from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
 from monitor.core._kmeans_fit import (
     INITS,
     METRICS,
+    assign_with,
     check_enough_samples,
     check_nonzero_rows,
     check_weights,
+    resolve_kernel,
     resolve_n_init,
     validate_and_fit,
 )
@@ -217,6 +219,9 @@ class _KMeansBase:
     def _threads(self) -> int:
         return 1
 
+    def _compiled(self) -> bool:
+        return False
+
     def _data_for(self, Xa: NDArray[np.floating[Any]]) -> Any:
         return prepare(
             Xa,
@@ -231,7 +236,7 @@ class _KMeansBase:
         self, Xa: NDArray[np.floating[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
         C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        return assign(self._data_for(Xa), C)
+        return assign_with(self._data_for(Xa), C, self._compiled())
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -286,8 +291,8 @@ class _KMeansBase:
 class KMeans(_KMeansBase):
     """k-means clustering (k-means++ seeding, chunked Lloyd) with the scikit-learn API.
 
-    Parameters are those of ``monitor.core.kmeans.fit_kmeans`` (``n_threads`` also
-    for predict, transform and score); ``n_init="auto"`` is
+    Parameters are those of ``monitor.core.kmeans.fit_kmeans`` (``n_threads`` and
+    ``kernel`` also for predict, transform and score); ``n_init="auto"`` is
     1 run for k-means++ or an array init and 10 for random. Fitted attributes:
     ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``, ``n_features_in_``,
     ``converged_``, ``n_relocated_``, ``n_distinct_points_`` and ``fit_`` (the
@@ -306,6 +311,8 @@ class KMeans(_KMeansBase):
         metric: str = "euclidean",
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
         n_threads: int = 1,
+        kernel: str = "auto",
+        init_sample: int | str = "auto",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -316,9 +323,15 @@ class KMeans(_KMeansBase):
         self.metric = metric
         self.working_memory_mib = working_memory_mib
         self.n_threads = n_threads
+        self.kernel = kernel
+        self.init_sample = init_sample
 
     def _threads(self) -> int:
         return check_int(self.n_threads, "n_threads", low=1, owner="KMeans")
+
+    def _compiled(self) -> bool:
+        k = self.cluster_centers_.shape[0]
+        return resolve_kernel(self.kernel, metric=self.metric, k=k, owner="KMeans")
 
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
@@ -336,6 +349,8 @@ class KMeans(_KMeansBase):
             working_memory_mib=self.working_memory_mib,
             n_threads=self.n_threads,
             owner="KMeans",
+            kernel=self.kernel,
+            init_sample=self.init_sample,
         )
         self.fit_ = fit
         self.cluster_centers_ = fit.centers

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,14 @@ from monitor.checks import (
     check_random_state,
     check_sample_weight,
 )
-from monitor.core._checks import check_centers
+from monitor.core import _kmeans_numba
+from monitor.core._checks import check_centers, check_labels
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._kmeans_lloyd import (
     Data,
     LloydResult,
     assign,
+    assign_second,
     canonical,
     count_distinct_keys,
     count_distinct_rows,
@@ -31,6 +35,8 @@ from monitor.core._kmeans_lloyd import (
     lloyd,
     prepare,
     random_init,
+    relocate_empty,
+    sampled_kmeans_plusplus,
     weighted_mean_var,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -38,12 +44,22 @@ from monitor.records import KMeansFit
 
 __all__ = [
     "assign_labels",
+    "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
 ]
 
 METRICS = ("euclidean", "cosine")
 INITS = ("k-means++", "random")
+KERNELS = ("auto", "numpy", "compiled")
+FAST_HINT = "pip install 'kmeans-monitor[fast]'"
+# The compiled kernel's per-thread blocks are (k, 256) distances and keys: up to this
+# many clusters they stay within a few MiB; beyond it the numpy kernel runs.
+MAX_COMPILED_CLUSTERS = 4096
+# k-means++ seeds on a sample of max(SEED_MIN_ROWS, SEED_ROWS_PER_CLUSTER * k) rows by
+# default (init_sample="auto"): docs/benchmarks.md shows the inertia after Lloyd.
+SEED_MIN_ROWS = 16384
+SEED_ROWS_PER_CLUSTER = 256
 
 
 # ------------------------------------------------------------------ validation helpers
@@ -87,6 +103,68 @@ def resolve_n_init(n_init: Any, init: Any, owner: str) -> int:
         check_choice(n_init, "n_init", ("auto",), owner=owner)
         return 10 if isinstance(init, str) and init == "random" else 1
     return check_int(n_init, "n_init", low=1, owner=owner)
+
+
+def resolve_kernel(kernel: Any, *, metric: str, k: int, owner: str) -> bool:
+    """Whether the compiled kernel runs: ``kernel`` checked against what is installed.
+
+    ``"auto"`` takes the compiled kernel when numba is installed and it applies (the
+    Euclidean metric, ``k`` up to ``MAX_COMPILED_CLUSTERS``); ``"compiled"`` insists.
+    """
+    kernel = check_choice(kernel, "kernel", KERNELS, owner=owner)
+    applies = metric == "euclidean" and k <= MAX_COMPILED_CLUSTERS
+    if kernel == "compiled":
+        if not _kmeans_numba.AVAILABLE:
+            raise InvalidInputError(
+                f"The 'kernel' parameter of {owner} is 'compiled', but numba is not "
+                f"installed; install it with {FAST_HINT} or pass kernel='auto'."
+            )
+        if not applies:
+            raise InvalidInputError(
+                f"The 'kernel' parameter of {owner} is 'compiled', which runs the Euclidean "
+                f"metric with at most {MAX_COMPILED_CLUSTERS} clusters; got metric="
+                f"{metric!r} and {k} clusters."
+            )
+    return kernel != "numpy" and applies and _kmeans_numba.AVAILABLE
+
+
+def assign_with(
+    data: Data, centers: NDArray[Any], compiled: bool
+) -> tuple[NDArray[np.int64], NDArray[Any]]:
+    """Labels and squared distances from the chosen kernel (compiled: Euclidean only)."""
+    if compiled:
+        return _kmeans_numba.fast_assign(data.X, data.xn, centers, data.n_threads)[:2]
+    return assign(data, centers)
+
+
+def lloyd_with(
+    data: Data,
+    centers: NDArray[Any],
+    *,
+    max_iter: int,
+    tol: float,
+    compiled: bool,
+    init_labels: NDArray[np.int64] | None = None,
+) -> LloydResult:
+    """One Lloyd run on the chosen kernel; both end in the same kind of result."""
+    if not compiled:
+        return lloyd(data, centers, max_iter=max_iter, tol=tol, init_labels=init_labels)
+    res = _kmeans_numba.fast_lloyd(
+        data.X,
+        data.w,
+        data.xn,
+        centers,
+        max_iter=max_iter,
+        tol=tol,
+        n_threads=data.n_threads,
+        relocate=partial(relocate_empty, data),
+        init_labels=init_labels,
+    )
+    inertia = float(data.w.astype(np.float64) @ res.sq_distances.astype(np.float64))
+    return LloydResult(
+        res.centers, res.labels, res.sq_distances, inertia, res.n_iter, res.converged,
+        res.n_relocated,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ public functions
@@ -160,6 +238,7 @@ def assign_labels(
     *,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     n_threads: int = 1,
+    kernel: str = "auto",
 ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
     """Nearest centre (Euclidean) of every row, chunk by chunk.
 
@@ -173,6 +252,10 @@ def assign_labels(
         Threads over chunks; the result does not depend on it. Give BLAS one thread
         when it is above 1 (``threadpoolctl`` or ``OPENBLAS_NUM_THREADS=1``), otherwise
         each chunk's product starts BLAS threads of its own and they oversubscribe.
+    kernel : {"auto", "numpy", "compiled"}
+        ``"auto"``: the compiled kernel when numba is installed (extra ``fast``), else
+        numpy; ``"compiled"`` requires it. Both find the same nearest centres, up to
+        ties within rounding (see docs/decisions.md, "A compiled k-means kernel").
 
     Returns
     -------
@@ -189,6 +272,7 @@ def assign_labels(
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
     data = prepare(
         Xa,
         np.ones(0, dtype=Xa.dtype),
@@ -197,7 +281,57 @@ def assign_labels(
         working_memory_mib=wm,
         n_threads=threads,
     )
-    return assign(data, C)
+    return assign_with(data, C, compiled)
+
+
+def assign_two_nearest(
+    X: ArrayLike,
+    centers: ArrayLike,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    n_threads: int = 1,
+    kernel: str = "auto",
+) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
+    """``assign_labels`` plus the squared distance to the second-nearest centre.
+
+    The same pass over ``X`` finds both, so a caller that also needs the distance to
+    the nearest *other* centre (the simplified silhouette: ``silhouette_simplified(...,
+    sq_second=...)``) does not pay a second pass with its own distance blocks.
+
+    Parameters
+    ----------
+    X, centers, working_memory_mib, n_threads, kernel
+        As in ``assign_labels``.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int64
+    sq_distances : ndarray of shape (n_samples,)
+        To the nearest centre, as ``assign_labels`` returns them.
+    sq_second : ndarray of shape (n_samples,)
+        To the nearest centre other than ``labels`` (the second smallest distance; equal
+        to ``sq_distances`` on a tie), clipped at 0, in X's dtype; inf when there is one
+        centre.
+    """
+    owner = "assign_two_nearest"
+    wm = check_float(
+        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
+    )
+    Xa = check_array(X)
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
+    C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
+    data = prepare(
+        Xa,
+        np.ones(0, dtype=Xa.dtype),
+        cosine=False,
+        k=C.shape[0],
+        working_memory_mib=wm,
+        n_threads=threads,
+    )
+    if compiled:
+        return _kmeans_numba.fast_assign(Xa, data.xn, C, threads, with_second=True)
+    return assign_second(data, C)
 
 
 def fit_kmeans(
@@ -213,6 +347,9 @@ def fit_kmeans(
     metric: str = "euclidean",
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     n_threads: int = 1,
+    kernel: str = "auto",
+    init_sample: int | str = "auto",
+    init_labels: ArrayLike | None = None,
 ) -> KMeansFit:
     """Fit k-means with Lloyd iterations and keep the restart of lowest inertia.
 
@@ -231,8 +368,8 @@ def fit_kmeans(
         Most Lloyd iterations per restart.
     tol : float
         Stop when the total squared centre shift is at most ``tol`` times the mean
-        per-feature (weighted) variance of ``X``, as in scikit-learn. Labels that stop
-        changing always stop the run (strict convergence).
+        per-feature (weighted) variance of ``X``, as in scikit-learn, or when the labels
+        stop changing (strict convergence).
     random_state : int, numpy Generator or RandomState, optional
     sample_weight : array-like of shape (n_samples,), optional
     metric : {"euclidean", "cosine"}
@@ -241,17 +378,24 @@ def fit_kmeans(
     working_memory_mib : float
         Budget for one chunk's temporaries, per thread.
     n_threads : int
-        Threads over chunks; the result does not depend on it. Give BLAS one thread
-        when it is above 1 (see ``assign_labels``).
+        Threads over chunks, as in ``assign_labels`` (BLAS on one thread when above 1).
+    kernel : {"auto", "numpy", "compiled"}
+        See ``assign_labels``; the compiled kernel skips, with Hamerly's bounds, the
+        distances that cannot change an assignment.
+    init_sample : int or "auto"
+        k-means++ seeds on this many rows drawn by weight (all when there are fewer);
+        ``"auto"`` is ``max(16384, 256 * n_clusters)``.
+    init_labels : array-like of shape (n_samples,), optional
+        With an array ``init``: each row's nearest centre under ``init``, from an
+        earlier ``assign_labels``; it stands in for the first E-step.
 
     Returns
     -------
     KMeansFit
-        ``centers`` (n_clusters, n_features) in the dtype of ``X``, ``labels``
-        (n_samples,) int64 consistent with the centres, ``inertia`` (weighted sum of
-        squared distances), ``n_iter``, ``converged``, ``n_relocated`` (empty clusters
-        moved, over the kept restart) and ``n_distinct_points`` (set only when there
-        are fewer distinct rows than clusters).
+        ``centers`` (n_clusters, n_features) in X's dtype, ``labels`` (n_samples,) int64
+        consistent with them, ``inertia`` (weighted sum of squared distances), ``n_iter``,
+        ``converged``, ``n_relocated`` (empty clusters moved, in the kept restart) and
+        ``n_distinct_points`` (only when there are fewer distinct rows than clusters).
     """
     return validate_and_fit(
         X,
@@ -266,6 +410,9 @@ def fit_kmeans(
         working_memory_mib=working_memory_mib,
         n_threads=n_threads,
         owner="fit_kmeans",
+        kernel=kernel,
+        init_sample=init_sample,
+        init_labels=init_labels,
     )
 
 
@@ -283,6 +430,9 @@ def validate_and_fit(
     working_memory_mib: Any,
     owner: str,
     n_threads: Any = 1,
+    kernel: Any = "auto",
+    init_sample: Any = "auto",
+    init_labels: ArrayLike | None = None,
 ) -> KMeansFit:
     """``fit_kmeans`` with parameter errors naming ``owner`` (the function or estimator)."""
     Xa = check_array(X)
@@ -317,8 +467,46 @@ def validate_and_fit(
     rng = check_random_state(random_state)
     if metric == "cosine":
         check_nonzero_rows(Xa)
+    run = _Run(
+        max_iter=max_iter,
+        tol=tol,
+        compiled=resolve_kernel(kernel, metric=metric, k=k, owner=owner),
+        sample_rows=_check_init_sample(init_sample, k, owner),
+        init_labels=_check_init_labels(init_labels, init_centers, Xa.shape[0], k, owner),
+    )
     data = prepare(Xa, w, cosine=metric == "cosine", k=k, working_memory_mib=wm, n_threads=threads)
-    return _fit(data, k, init if init_centers is None else init_centers, n_runs, max_iter, tol, rng)
+    return _fit(data, k, init if init_centers is None else init_centers, n_runs, run, rng)
+
+
+def _check_init_sample(init_sample: Any, k: int, owner: str) -> int:
+    if isinstance(init_sample, str):
+        check_choice(init_sample, "init_sample", ("auto",), owner=owner)
+        return max(SEED_MIN_ROWS, SEED_ROWS_PER_CLUSTER * k)
+    return check_int(init_sample, "init_sample", low=k, owner=owner)
+
+
+def _check_init_labels(
+    init_labels: ArrayLike | None, init_centers: NDArray[Any] | None, n: int, k: int, owner: str
+) -> NDArray[np.int64] | None:
+    if init_labels is None:
+        return None
+    if init_centers is None:
+        raise InvalidInputError(
+            f"The 'init_labels' parameter of {owner} needs an array 'init': they must be "
+            f"the nearest centres under those initial centres."
+        )
+    return check_labels(init_labels, n, k, name="init_labels", owner=owner).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How each Lloyd run of a fit goes."""
+
+    max_iter: int
+    tol: float  # relative to the data's variance, as given
+    compiled: bool
+    sample_rows: int
+    init_labels: NDArray[np.int64] | None
 
 
 # ------------------------------------------------------------------ private driver
@@ -345,11 +533,10 @@ def _fit(
     k: int,
     init: Any,
     n_runs: int,
-    max_iter: int,
-    tol: float,
+    run: _Run,
     rng: np.random.Generator,
 ) -> KMeansFit:
-    tol_abs = float(np.mean(weighted_mean_var(data))) * tol
+    tol_abs = float(np.mean(weighted_mean_var(data))) * run.tol
     # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
     # needs it when its fit leaves a cluster without weight: k clusters holding weight
     # prove k distinct rows, since identical rows always share a cluster.
@@ -361,14 +548,21 @@ def _fit(
         if isinstance(init, str):
             assert canon is not None
             if init == "k-means++":
-                centers, _ = greedy_kmeans_plusplus(data, canon, k, rng, trials)
+                centers, _ = sampled_kmeans_plusplus(data, canon, k, rng, trials, run.sample_rows)
             else:
                 centers, _ = random_init(data, canon, k, rng)
         else:
             centers = init.copy()
             if data.cosine:
                 centers /= np.sqrt(np.einsum("ij,ij->i", centers, centers))[:, None]
-        res = lloyd(data, centers, max_iter=max_iter, tol=tol_abs)
+        res = lloyd_with(
+            data,
+            centers,
+            max_iter=run.max_iter,
+            tol=tol_abs,
+            compiled=run.compiled,
+            init_labels=run.init_labels,
+        )
         if best is None or res.inertia < best.inertia:
             best = res
     assert best is not None

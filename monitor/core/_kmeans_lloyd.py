@@ -191,7 +191,17 @@ class Blocks:
 
     def nearest(self, s: slice, *, with_min: bool = True) -> tuple[Int64, Float | None]:
         """Index of the smallest G of each row of ``s`` (lowest on ties) and that G."""
+        return self._nearest_in(self.block(s), with_min=with_min)
+
+    def nearest_two(self, s: slice) -> tuple[Int64, Float, Float]:
+        """``nearest`` and the second-smallest G of each row (inf when k = 1)."""
         G = self.block(s)
+        lab, low = self._nearest_in(G, with_min=True)
+        assert low is not None
+        G[np.arange(G.shape[0]), lab] = np.inf  # the block is this thread's scratch
+        return lab, low, G.min(axis=1)
+
+    def _nearest_in(self, G: Float, *, with_min: bool) -> tuple[Int64, Float | None]:
         if not self.vertical:
             lab = G.argmin(axis=1)
             if not with_min:
@@ -237,6 +247,23 @@ def assign(data: Data, centers: Float, *, chunk: int | None = None) -> tuple[Int
 
     blocks.map(chunk_labels)
     return labels, sq
+
+
+def assign_second(data: Data, centers: Float) -> tuple[Int64, Float, Float]:
+    """``assign``, plus the squared distance to the second-nearest centre (inf if k = 1)."""
+    blocks = Blocks(data, centers)
+    labels = np.empty(data.n, dtype=np.int64)
+    sq = np.empty(data.n, dtype=data.X.dtype)
+    second = np.full(data.n, np.inf, dtype=data.X.dtype)
+
+    def chunk_labels(s: slice) -> None:
+        lab, g, g2 = blocks.nearest_two(s)
+        labels[s] = lab
+        sq[s] = blocks.to_sq_dist(s, g)
+        second[s] = blocks.to_sq_dist(s, g2)
+
+    blocks.map(chunk_labels)
+    return labels, sq, second
 
 
 def _sq_dist_to(data: Data, centers: Float, labels: Int64) -> F64:
@@ -412,6 +439,41 @@ def greedy_kmeans_plusplus(
     return centers, indices
 
 
+def sampled_kmeans_plusplus(
+    data: Data,
+    canon: Canonical,
+    n_clusters: int,
+    rng: np.random.Generator,
+    n_local_trials: int,
+    sample_rows: int,
+) -> tuple[Float, NDArray[np.intp]]:
+    """Greedy k-means++ on ``sample_rows`` rows drawn by weight; the whole window if smaller.
+
+    Rows are drawn with replacement along the value order (so the draw, like the full
+    seeding, does not depend on the row order of the window), and a row drawn ``c``
+    times carries weight ``c`` in the sample: the sample's weighted distribution is an
+    unbiased estimate of the window's. The centres are rows of the window.
+    """
+    if data.n <= sample_rows or canon.order.size <= sample_rows:
+        return greedy_kmeans_plusplus(data, canon, n_clusters, rng, n_local_trials)
+    drawn = _sample_cdf(np.cumsum(canon.w), rng.random(sample_rows), canon.order)
+    rows, counts = np.unique(drawn, return_counts=True)
+    Xs = np.ascontiguousarray(data.X[rows])
+    sub = prepare(
+        Xs,
+        counts.astype(data.X.dtype),
+        cosine=data.cosine,
+        k=n_clusters,
+        working_memory_mib=data.working_memory_mib,
+        n_threads=data.n_threads,
+    )
+    sub_canon = canonical(sub)
+    if sub_canon.order.size < n_clusters:  # too few distinct rows drawn: seed on all
+        return greedy_kmeans_plusplus(data, canon, n_clusters, rng, n_local_trials)
+    centers, idx = greedy_kmeans_plusplus(sub, sub_canon, n_clusters, rng, n_local_trials)
+    return centers, rows[idx]
+
+
 def random_init(
     data: Data, canon: Canonical, n_clusters: int, rng: np.random.Generator
 ) -> tuple[Float, NDArray[np.intp]]:
@@ -497,7 +559,7 @@ def _accumulate(
         sums += delta @ data.X[rows]
 
 
-def _relocate_empty(
+def relocate_empty(
     data: Data,
     centers: Float,
     labels: Int64,
@@ -545,12 +607,32 @@ def _update_centers(data: Data, sums: F64, wsum: F64, old: Float) -> Float:
     return new.astype(data.X.dtype, copy=False)
 
 
-def lloyd(data: Data, centers_init: Float, *, max_iter: int, tol: float) -> LloydResult:
+def _totals_of(data: Data, labels: Int64, sums: F64, wsum: F64) -> None:
+    """Per-cluster weighted sums and weights of given labels, chunk by chunk, in place."""
+    k = sums.shape[0]
+    sums[...] = 0.0
+    for s in iter_slices(data.n, data.chunk):
+        m = s.stop - s.start
+        onehot = sparse.csc_array((data.w_eff(s), labels[s], np.arange(m + 1)), shape=(k, m))
+        sums += onehot @ data.X[s]
+    wsum[...] = np.bincount(labels, weights=data.w_eff(slice(None)), minlength=k)
+
+
+def lloyd(
+    data: Data,
+    centers_init: Float,
+    *,
+    max_iter: int,
+    tol: float,
+    init_labels: Int64 | None = None,
+) -> LloydResult:
     """Lloyd iterations as scikit-learn's ``algorithm="lloyd"`` defines them.
 
     Stops when the labels of two consecutive E-steps are equal (strict convergence) or
     when the total squared centre shift is at most ``tol`` (already absolute). Ends with
     an E-step against the final centres, so labels and centres are always consistent.
+    ``init_labels``, the nearest centre of every row under ``centers_init`` (as an
+    earlier assignment found it), stands in for the first E-step.
     """
     centers = np.array(centers_init, dtype=data.X.dtype, order="C", copy=True)
     labels = np.full(data.n, -1, dtype=np.int64)
@@ -563,9 +645,12 @@ def lloyd(data: Data, centers_init: Float, *, max_iter: int, tol: float) -> Lloy
     full = True
     for i in range(max_iter):
         n_iter = i + 1
-        blocks = Blocks(data, centers)
-        _accumulate(data, blocks, labels, labels_old, sums, wsum, full=full)
-        moved = _relocate_empty(data, centers, labels, sums, wsum)
+        if i == 0 and init_labels is not None:
+            labels[...] = init_labels
+            _totals_of(data, labels, sums, wsum)
+        else:
+            _accumulate(data, Blocks(data, centers), labels, labels_old, sums, wsum, full=full)
+        moved = relocate_empty(data, centers, labels, sums, wsum)
         n_relocated += moved
         # Relocation edits the sums without relabelling: start afresh next time.
         full = moved > 0

@@ -20,12 +20,21 @@ Decisions worth knowing:
 * Fewer distinct rows than clusters warns ``DegenerateDataWarning`` and sets
   ``KMeansFit.n_distinct_points``; the extra centres repeat rows, never NaN.
 * Reaching ``max_iter`` does not warn: ``KMeansFit.converged`` says so.
+* With numba installed (extra ``fast``) the Euclidean metric runs on a compiled kernel
+  (``kernel="auto"``); ``warm_up()`` compiles it ahead of the first fit.
 """
 
 from __future__ import annotations
 
 from monitor.core._kmeans_estimator import KMeans, MiniBatchKMeans, NotFittedError
-from monitor.core._kmeans_fit import METRICS, assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.core._kmeans_fit import (
+    METRICS,
+    assign_labels,
+    assign_two_nearest,
+    fit_kmeans,
+    kmeans_plusplus,
+)
+from monitor.core._kmeans_numba import warm_up
 
 __all__ = [
     "METRICS",
@@ -33,6 +42,8 @@ __all__ = [
     "MiniBatchKMeans",
     "NotFittedError",
     "assign_labels",
+    "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
+    "warm_up",
 ]

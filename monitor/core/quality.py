@@ -324,12 +324,24 @@ def silhouette_sampled(
     )
 
 
+def _check_sq_second(sq_second: ArrayLike, n: int, owner: str) -> F64:
+    """Second-nearest squared distances: like ``sq_distances``, but inf is allowed (k = 1)."""
+    arr = np.asarray(sq_second, dtype=np.float64)
+    if arr.shape != (n,) or np.isnan(arr).any() or (arr < 0).any():
+        raise InvalidInputError(
+            f"The 'sq_second' parameter of {owner} must be {n} non-negative squared "
+            f"distances, one per row of X. Got an array of shape {arr.shape} instead."
+        )
+    return arr
+
+
 def silhouette_simplified(
     X: ArrayLike,
     labels: ArrayLike,
     centers: ArrayLike,
     *,
     sq_distances: ArrayLike | None = None,
+    sq_second: ArrayLike | None = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> Silhouette:
     """Simplified (centroid) silhouette over the whole window in O(n k).
@@ -344,6 +356,11 @@ def silhouette_simplified(
         Squared distance of each point to its own centre when already known (for
         example from ``assign_labels``); saves a pass over ``X``. Computed exactly from
         differences when None.
+    sq_second : array-like of shape (n,), optional
+        With ``sq_distances``: the squared distance of each point to the nearest centre
+        other than its own, as ``assign_two_nearest`` returns it with the labels; the
+        silhouette then needs no pass over ``X`` at all. Only valid when ``labels`` are
+        the nearest centres (so that the second nearest is the nearest other).
     working_memory_mib : float
         Budget for the (chunk, k) distance blocks.
 
@@ -375,10 +392,18 @@ def silhouette_simplified(
             score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
         )
     if sq_distances is None:
+        if sq_second is not None:
+            raise InvalidInputError(
+                "The 'sq_second' parameter of silhouette_simplified needs 'sq_distances': "
+                "both must come from one assignment."
+            )
         a, b = own_and_nearest_other(Xa, lab, C, working_memory_mib)
     else:
-        a = np.sqrt(np.maximum(check_sq_distances(sq_distances, n, owner=owner), 0.0))
-        b = nearest_other(Xa, lab, C, working_memory_mib)
+        a = np.sqrt(check_sq_distances(sq_distances, n, owner=owner))
+        if sq_second is None:
+            b = nearest_other(Xa, lab, C, working_memory_mib)
+        else:
+            b = np.sqrt(_check_sq_second(sq_second, n, owner))
     s = silhouette_from_ab(a, b)
     return Silhouette(
         score=float(s.mean()),
@@ -465,7 +490,12 @@ def davies_bouldin(
 
 
 def calinski_harabasz(
-    X: ArrayLike, labels: ArrayLike, *, working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB
+    X: ArrayLike,
+    labels: ArrayLike,
+    *,
+    centers: ArrayLike | None = None,
+    sq_distances: ArrayLike | None = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> ScalarIndex:
     """Calinski-Harabasz index (variance ratio; higher is better).
 
@@ -474,6 +504,11 @@ def calinski_harabasz(
     X : array-like of shape (n, d)
     labels : array-like of shape (n,)
         Cluster index of each point, ``>= 0``.
+    centers, sq_distances : array-like of shapes (k, d) and (n,), optional
+        Given together (for example the live model's centres and what
+        ``assign_labels`` returned): the within-cluster sum comes from them as
+        ``W = sum_i sq_i - sum_j n_j |mu_j - c_j|^2`` (exact algebra; only the
+        distances' rounding differs), which saves the second pass over ``X``.
     working_memory_mib : float
         Budget for the row chunks (no length-n temporaries are kept).
 
@@ -488,9 +523,15 @@ def calinski_harabasz(
     """
     owner = "calinski_harabasz"
     Xa = check_array(X, name="X")
-    lab = check_labels(labels, Xa.shape[0], owner=owner)
+    if (centers is None) != (sq_distances is None):
+        raise InvalidInputError(
+            "The 'centers' and 'sq_distances' parameters of calinski_harabasz go together: "
+            "the distances must be to those centres."
+        )
+    C = None if centers is None else check_centers(centers, Xa.shape[1], owner=owner)
+    lab = check_labels(labels, Xa.shape[0], None if C is None else C.shape[0], owner=owner)
     n = Xa.shape[0]
-    k = int(lab.max()) + 1
+    k = int(lab.max()) + 1 if C is None else C.shape[0]
     counts = np.bincount(lab, minlength=k)
     kp = int(np.count_nonzero(counts))
     if kp < 2:
@@ -500,7 +541,17 @@ def calinski_harabasz(
     # The grand mean from the cluster sums: no float64 copy of a float32 window.
     overall = sums.sum(axis=0) / n
     between = float(np.sum(counts * np.sum((means - overall) ** 2, axis=1)))
-    within = float(_own_center_sums(Xa, lab, means, working_memory_mib, root=False).sum())
+    if C is None:
+        within = float(_own_center_sums(Xa, lab, means, working_memory_mib, root=False).sum())
+    else:
+        sq = check_sq_distances(sq_distances, n, owner=owner)  # type: ignore[arg-type]
+        total = float(sq.sum())
+        offset = float(counts @ np.sum((means - C) ** 2, axis=1))
+        within = total - offset
+        # What is left of W after the subtraction is rounding when all points sit on
+        # their means: then W is 0, as the two-pass sum finds it.
+        if within <= 1e-12 * total:
+            within = 0.0
     if within == 0.0:
         return ScalarIndex(name="calinski_harabasz", value=1.0)
     return ScalarIndex(name="calinski_harabasz", value=between * (n - kp) / (within * (kp - 1)))

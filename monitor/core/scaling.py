@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.checks import check_array, check_choice
+from monitor.errors import InvalidInputError
 from monitor.records import Scaler
 
 __all__ = ["SCALER_KINDS", "fit_scaler", "inverse_transform", "transform"]
@@ -54,11 +55,27 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
     return Scaler(kind, center, scale)
 
 
-def transform(scaler: Scaler, X: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
-    """``(X - center) / scale`` in the dtype of ``X``; shape (n_samples, n_features)."""
+def transform(
+    scaler: Scaler,
+    X: NDArray[np.floating[Any]],
+    *,
+    out: NDArray[np.floating[Any]] | None = None,
+) -> NDArray[np.floating[Any]]:
+    """``(X - center) / scale`` in the dtype of ``X``; shape (n_samples, n_features).
+
+    ``out``: where to write the result, an array of X's shape and dtype; ``X`` itself
+    scales in place. A caller that keeps one buffer per window size pays the first
+    touch of a fresh window-sized array (page faults, about as long as the arithmetic)
+    once instead of on every window.
+    """
     center = scaler.center.astype(X.dtype, copy=False)
     scale = scaler.scale.astype(X.dtype, copy=False)
-    out = X - center
+    if out is not None and (out.shape != X.shape or out.dtype != X.dtype):
+        raise InvalidInputError(
+            f"The 'out' parameter of transform must have X's shape {X.shape} and dtype "
+            f"{X.dtype}; got shape {out.shape} and dtype {out.dtype}."
+        )
+    out = np.subtract(X, center, out=out)
     out /= scale
     return out
 
