@@ -1,0 +1,126 @@
+"""A reference that is a period: read window by window, calibrated at each run's size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor import slis as S
+from monitor.config import ModelSettings, parse
+from monitor.errors import SourceError
+from monitor.pipeline import evaluate
+from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
+
+FEATURES = ("a", "b", "c")
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
+NOW = 1_800_000_000.0  # a multiple of a day plus 16 h (UTC)
+DAY = 86400.0
+
+
+def model(**over: Any) -> ModelSettings:
+    m: dict[str, Any] = {
+        "name": "m",
+        "features": list(FEATURES),
+        "k": 3,
+        "window": "1h",
+        "schedule": {"interval": "1h"},
+        "source": {"kind": "fake"},
+        "training": {"n_init": 1, "seed": 3, "silhouette_sample": 400},
+        "reference": {"window": "1d"},
+    }
+    m.update(over)
+    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
+
+
+def daily_mix(start: float, end: float) -> np.ndarray:
+    """Cluster shares that turn smoothly with the time of day (a traffic mix)."""
+    angle = 2 * np.pi * ((start + end) / 2 % DAY) / DAY
+    weights = np.exp(1.5 * np.cos(angle - np.array([0.0, 2.1, 4.2])))
+    shares = weights / weights.sum()
+    rng = np.random.default_rng(int(start) % 100_000)
+    labels = rng.choice(3, size=600, p=shares)
+    return CENTERS[labels] + 0.4 * rng.normal(size=(600, 3))
+
+
+def run(m: ModelSettings, make: Any, now: float = NOW, store: MemoryStore | None = None) -> Any:
+    src = FakeSource(FEATURES, make)
+    store = store or MemoryStore()
+    ev, snap = evaluate(m, src, store, MemoryHistory(), now)
+    return ev, snap, src, store
+
+
+def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
+    ev, snap, src, _ = run(model(), lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    # This window first, then the 23 other hours of the period (this one is not read twice).
+    assert len(src.calls) == len(set(src.calls)) == 24
+    assert sorted(src.calls)[0] == (NOW - DAY, NOW - DAY + 3600)
+    assert snap.window_start == NOW - DAY and snap.window_end == NOW
+    assert snap.n_rows == 24 * 300
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 24
+    assert (snap.reference_windows.rows == 300).all()
+    assert snap.null is not None and snap.null.sizes[0] == 100  # validation.min_rows
+    # The first evaluation reports this window, scored by the new model.
+    assert ev.n_rows == 300 and ev.window_start == NOW - 3600
+
+
+def test_windows_that_cannot_be_read_are_left_out_and_named(caplog: Any) -> None:
+    def flaky(start: float, end: float) -> np.ndarray:
+        if int((start - NOW) // 3600) % 5 == 0 and end < NOW:
+            raise SourceError("scrape gap")
+        return blobs(300, CENTERS, seed=int(start) % 1000)
+
+    _, snap, _, _ = run(model(), flaky)
+    assert snap.reference_windows is not None and snap.reference_windows.values.shape[0] == 20
+    assert "4 of 24 windows left out" in caplog.text and "scrape gap" in caplog.text
+
+
+def test_a_period_with_no_usable_window_fails_the_run_with_the_source_error() -> None:
+    def down(start: float, end: float) -> np.ndarray:
+        if end < NOW:
+            raise SourceError("no history before today")
+        return blobs(300, CENTERS, seed=1)
+
+    # The current window alone is usable: the reference is that one window.
+    _, snap, _, _ = run(model(), down)
+    assert snap.n_rows == 300
+    with pytest.raises(SourceError, match="history"):
+        run(model(), lambda s, e: (_ for _ in ()).throw(SourceError("history unavailable")))
+
+
+def test_a_daily_mix_does_not_alarm_when_compared_at_its_phase() -> None:
+    seasonal = model(seasonality="daily", thresholds={"mode": "calibrated"})
+    plain = model(thresholds={"mode": "calibrated"})
+    for m in (seasonal, plain):
+        _, _, _, store = run(m, daily_mix)
+        # Runs at other hours of the next day: the mix turned, as every day.
+        for hour in (3, 11, 19):
+            ev, *_ = run(m, daily_mix, NOW + DAY + hour * 3600 - 16 * 3600, store)
+            assert ev.decision == "kept: no drift", (m.seasonality, hour, ev.decision)
+    # Compared at the same phase, the label PSI is far smaller than against the whole day.
+    _, _, _, s_store = run(seasonal, daily_mix)
+    _, _, _, p_store = run(plain, daily_mix)
+    at = NOW + DAY + 3 * 3600 - 16 * 3600
+    ev_s, *_ = run(seasonal, daily_mix, at, s_store)
+    ev_p, *_ = run(plain, daily_mix, at, p_store)
+    assert ev_s.slis[S.LABEL_PSI] < ev_p.slis[S.LABEL_PSI] / 3
+    assert ev_s.thresholds[S.THRESHOLD_LABEL_PSI] < ev_p.thresholds[S.THRESHOLD_LABEL_PSI] / 3
+
+
+def test_thresholds_follow_the_size_of_each_run() -> None:
+    m = model(thresholds={"mode": "calibrated"}, validation={"min_rows": 20})
+    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    small, *_ = run(m, lambda s, e: blobs(40, CENTERS, seed=2), NOW + 3600, store)
+    large, *_ = run(m, lambda s, e: blobs(600, CENTERS, seed=3), NOW + 7200, store)
+    key = S.THRESHOLD_FEATURE_PSI_WARNING
+    assert small.thresholds[key] > 2 * large.thresholds[key]
+
+
+def test_an_sli_without_a_null_at_this_size_is_not_a_drift_signal_and_the_run_says_so() -> None:
+    m = model(thresholds={"mode": "auto"}, validation={"min_rows": 3})
+    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    ev, *_ = run(m, lambda s, e: blobs(4, CENTERS, seed=5), NOW + 3600, store)
+    assert S.THRESHOLD_CENTROID_DRIFT not in ev.thresholds
+    assert "not drift signals at 4 rows: centroid_drift_max" in ev.decision
