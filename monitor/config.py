@@ -99,6 +99,7 @@ class ThresholdSettings:
     silhouette_drop: float = 0.15
     outlier_ratio: float = 0.05
     empty_clusters: int = 0
+    split_gain: float = 0.1
     outlier_quantile: float = 0.99
     calibration_refits: int = 5  # warm-started refits: centroid drift, and the model optimism
 

@@ -108,6 +108,15 @@ class CentroidDrift:
     appeared: tuple[int, ...]  # current centroids left unmatched (k_cur > k_ref)
 
 
+@dataclass(frozen=True)
+class SplitGain:
+    """What one more cluster would explain of a window (``drift.split_gain``)."""
+
+    gain: float  # relative inertia saved by the best (k+1)-th centre, in [0, 1]
+    share: float  # share of the rows in that new cluster
+    defined: bool = True
+
+
 @dataclass(frozen=True, eq=False)
 class OutlierThresholds:
     """Per-cluster distance thresholds fitted on the reference."""

@@ -62,6 +62,7 @@ CENTROID_DRIFT = "centroid_drift"
 CENTROID_DRIFT_MAX = "centroid_drift_max"
 CENTROID_DRIFT_MEAN = "centroid_drift_mean"
 CLUSTERS_APPEARED = "clusters_appeared"
+SPLIT_GAIN = "split_gain"
 CLUSTERS_VANISHED = "clusters_vanished"
 LABEL_AGREEMENT = "label_agreement"
 
@@ -73,6 +74,7 @@ THRESHOLD_CENTROID_DRIFT = "centroid_drift"
 THRESHOLD_SILHOUETTE_MIN = "silhouette_min"
 THRESHOLD_OUTLIER_RATIO = "outlier_ratio"
 THRESHOLD_EMPTY_CLUSTERS = "empty_clusters"
+THRESHOLD_SPLIT_GAIN = "split_gain"
 
 
 @dataclass(frozen=True)
@@ -347,24 +349,38 @@ SLIS: Mapping[str, Sli] = _sli(
         code="monitor.core.drift.centroid_drift",
     ),
     Sli(
+        SPLIT_GAIN,
+        "kmeans_split_gain_ratio",
+        "Share of the inertia one more cluster would save (a regime forming).",
+        "ratio",
+        "Share of the candidate's inertia that a (k+1)-th centre saves: a regime that no "
+        "centre covers, outside the others or between them, raises it.",
+        direction=ABOVE,
+        thresholds=(THRESHOLD_SPLIT_GAIN,),
+        formula="split-gain",
+        code="monitor.core.drift.split_gain",
+    ),
+    Sli(
         CLUSTERS_APPEARED,
         "kmeans_clusters_appeared",
-        "Candidate clusters with no live match.",
+        "Clusters that formed in the window (split gain above its threshold).",
         "clusters",
-        "Candidate clusters with no live match (the candidate has more clusters).",
+        "1 when the window holds a regime the model has no cluster for (the split gain is "
+        "above its threshold), else 0.",
         direction=ABOVE,
-        formula="centroid-drift",
-        code="monitor.core.drift.centroid_drift",
+        formula="split-gain",
+        code="monitor.core.drift.split_gain",
     ),
     Sli(
         CLUSTERS_VANISHED,
         "kmeans_clusters_vanished",
-        "Live clusters with no candidate match.",
+        "Live clusters that received no point where the reference expects ten or more.",
         "clusters",
-        "Live clusters with no candidate match.",
+        "Clusters of the live model with no point of the window although the reference "
+        "(at this phase, for a seasonal model) expects at least ten there.",
         direction=ABOVE,
-        formula="centroid-drift",
-        code="monitor.core.drift.centroid_drift",
+        formula="cluster-sizes",
+        code="monitor.core.quality.cluster_sizes",
     ),
     Sli(
         LABEL_AGREEMENT,
@@ -440,6 +456,16 @@ THRESHOLDS: Mapping[str, Threshold] = MappingProxyType(
                 domain="count",
             ),
             Threshold(
+                THRESHOLD_SPLIT_GAIN,
+                "kmeans_split_gain_threshold",
+                "Threshold for split gain.",
+                "ratio",
+                "`kmeans_split_gain_ratio` above it (a new cluster is forming).",
+                config="split_gain",
+                calibration="replace",
+                domain="ratio",
+            ),
+            Threshold(
                 THRESHOLD_OUTLIER_RATIO,
                 "kmeans_outlier_ratio_threshold",
                 "Threshold for outlier ratio.",
@@ -469,6 +495,7 @@ CALIBRATED: tuple[str, ...] = (
     CENTROID_DRIFT_MAX,
     SILHOUETTE,
     EMPTY_CLUSTERS,
+    SPLIT_GAIN,
 )
 
 #: Drift that may retrain a model, in the order a decision lists it.
@@ -514,6 +541,7 @@ ALERT_CONDITIONS: tuple[AlertCondition, ...] = (
     AlertCondition("KMeansSilhouetteDrop", "warning", SILHOUETTE, THRESHOLD_SILHOUETTE_MIN),
     AlertCondition("KMeansOutlierRatioHigh", "warning", OUTLIER_RATIO, THRESHOLD_OUTLIER_RATIO),
     AlertCondition("KMeansEmptyClusters", "warning", EMPTY_CLUSTERS, THRESHOLD_EMPTY_CLUSTERS),
+    AlertCondition("KMeansClusterForming", "warning", SPLIT_GAIN, THRESHOLD_SPLIT_GAIN),
 )
 
 #: The fields of a run's one-line summary.

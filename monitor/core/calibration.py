@@ -36,6 +36,7 @@ from monitor.checks import (
     check_int,
     check_random_state,
 )
+from monitor.core import drift
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._psi import bin_index, psi_rows
 from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
@@ -52,6 +53,7 @@ from monitor.slis import (
     OUTLIER_RATIO,
     SILHOUETTE,
     SLIS,
+    SPLIT_GAIN,
 )
 
 __all__ = [
@@ -70,13 +72,16 @@ Int = NDArray[np.intp]
 #: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
 JOINT = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, EMPTY_CLUSTERS)
 #: SLIs calibrated on their own null windows, each with a Bonferroni share: the
-#: silhouette (exact within small windows) and the centroid drift (a refit per window).
-SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX)
+#: silhouette (exact within small windows), and the centroid drift and the split gain
+#: (a refit per window).
+SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX, SPLIT_GAIN)
+_REFITTED = (CENTROID_DRIFT_MAX, SPLIT_GAIN)
 CALIBRATABLE = (*JOINT, *SEPARATE)
 
 DRAW_BUDGET = 1.5e7  # gathered values per size (draws * n * (d + 2)): bounds the work
 MIN_DRAWS, MAX_DRAWS = 1000, 3000
 MIN_TAIL = 10  # empirical tail quantiles need this many exceedances; beyond, a fitted tail
+MIN_BLOCKS = 10  # fewer reference windows than this: null windows are bootstrapped
 SILHOUETTE_REFERENCE = 1000  # reference points each point's silhouette is measured against
 SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the blocks)
 SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (the default)
@@ -193,9 +198,11 @@ def calibrate(
             values[g, keys_t.index(key)] = value
     if SILHOUETTE in separate:
         values[:, keys_t.index(SILHOUETTE)] = _silhouette_thresholds(pool, grid, alpha / m, rng)
-    if CENTROID_DRIFT_MAX in separate and n_fits > 0:
-        column = _refit_thresholds(pool, C, grid, n_fits, alpha / m, rng, wm)
-        values[:, keys_t.index(CENTROID_DRIFT_MAX)] = column
+    refitted = [key for key in separate if key in _REFITTED]
+    if refitted and n_fits > 0:
+        columns = _refit_thresholds(pool, C, grid, n_fits, alpha / m, rng, wm)
+        for key in refitted:
+            values[:, keys_t.index(key)] = columns[key]
     table = NullTable(
         sizes=grid,
         keys=keys_t,
@@ -402,18 +409,21 @@ def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tup
 
     A window is ``n`` rows drawn without replacement from one block, so that it is an
     honest sample of that stretch of time; when blocks hold fewer than ``n`` rows, from
-    the run of consecutive blocks that does (a bigger window of the same time). Only a
-    reference smaller than ``n`` in all forces drawing with replacement.
+    the run of consecutive blocks that does (a bigger window of the same time). Drawn
+    from a random block, such a subsample varies as a fresh window of ``n`` rows would:
+    around its block, and the block around the period. With fewer than MIN_BLOCKS blocks
+    the second part is not represented (a one-window reference resampled without
+    replacement would give the reference itself every time), so rows are then drawn with
+    replacement (the bootstrap), as they are when the whole period is smaller than ``n``.
     """
+    if np.count_nonzero(pool.length) < MIN_BLOCKS:
+        return _bootstrap_rows(pool, n, count, rng)
     ends = pool.first + pool.length
     reach = np.searchsorted(np.cumsum(pool.length), pool.first + n, side="left")
     ok = (pool.length > 0) & (reach < pool.length.shape[0])
     starts = np.flatnonzero(ok)
     if starts.size == 0:  # the whole reference is smaller than one window
-        starts = np.flatnonzero(pool.length > 0)
-        pick = starts[rng.integers(0, starts.size, size=count)]
-        total = int(pool.length.sum())
-        return pick, rng.integers(0, total, size=(count, n)).astype(np.intp)
+        return _bootstrap_rows(pool, n, count, rng)
     span = ends[reach[starts]] - pool.first[starts]
     pick = rng.integers(0, starts.size, size=count)
     lengths = span[pick]
@@ -423,6 +433,14 @@ def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tup
     if offsets is None:
         offsets = np.tile(np.arange(n), (count, 1))
     return starts[pick], (pool.first[starts[pick]][:, None] + offsets).astype(np.intp)
+
+
+def _bootstrap_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tuple[Int, Int]:
+    """Null windows of ``n`` rows drawn with replacement within a random block."""
+    usable = np.flatnonzero(pool.length > 0)
+    pick = usable[rng.integers(0, usable.size, size=count)]
+    offsets = (rng.random((count, n)) * pool.length[pick][:, None]).astype(np.intp)
+    return pick, pool.first[pick][:, None] + offsets
 
 
 def _n_draws(n: int, d: int) -> int:
@@ -635,39 +653,56 @@ def _refit_thresholds(
     level: float,
     rng: np.random.Generator,
     wm: float,
-) -> F64:
-    """Centroid drift thresholds from warm refits on null windows.
+) -> dict[str, F64]:
+    """Centroid drift and split gain thresholds from warm refits on null windows.
 
     At up to three sizes (the smallest, the middle and the largest the budget affords),
-    ``n_fits`` refits each (up to twice as many where refits are cheap). The far
-    quantile of a few hundred drifts is extrapolated twice, by a log-normal fitted to
-    all of them and by an exponential tail of log-drift fitted to the top tenth (a Pareto
-    tail, which small windows need: a cluster with a handful of points swings far), and
-    the larger is kept. Between sizes log-log interpolation; beyond the largest refitted
-    size its value (the drift only shrinks with n).
+    ``n_fits`` refits each (up to twice as many where refits are cheap); each gives a
+    centroid drift and, from the refitted centres, a split gain. The far quantile of a
+    few hundred values is extrapolated twice, by a log-normal fitted to all of them and
+    by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
+    windows need: a cluster with a handful of points swings far), and the larger is
+    kept. Between sizes log-log interpolation; beyond the largest refitted size its
+    value (both only shrink with n).
     """
     k, d = C.shape
-    fitted: dict[int, float] = {}
+    fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
     spent = 0.0
     for g in sorted({0, grid.shape[0] // 2, grid.shape[0] - 1}):
         n = int(grid[g])
-        cost = float(n) * k * d * 20 * n_fits  # about 20 Lloyd iterations from a warm start
-        if n < k * 2 or (fitted and spent + cost > REFIT_BUDGET):
+        cost = float(n) * k * d * 20 * n_fits * (1 + drift.SPLIT_SEEDS)  # ~20 iterations
+        if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
         count = int(min(2 * n_fits, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        _, windows = _draw_rows(pool, n, count, rng)
-        drifts = np.empty(windows.shape[0])
-        for i, rows in enumerate(windows):
-            fit = fit_kmeans(
-                pool.X[rows], k, init=C, n_init=1,
-                random_state=int(rng.integers(0, _SEED_HIGH)), working_memory_mib=wm,
-            )  # fmt: skip
-            drifts[i] = centroid_drift(C, fit.centers).max
-        logs = np.log(np.maximum(drifts, 1e-12))
-        lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
-        fitted[g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
-    return _interpolate_log(grid, fitted)
+        values = _refits(pool, C, n, count, rng, wm)
+        for key, column in values.items():
+            finite = column[np.isfinite(column)]
+            if finite.shape[0] < max(2, column.shape[0] // 2):
+                continue  # undefined at this size
+            logs = np.log(np.maximum(finite, 1e-12))
+            lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
+            fitted[key][g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
+    return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
+
+
+def _refits(
+    pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float
+) -> dict[str, F64]:
+    """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
+    _, windows = _draw_rows(pool, n, count, rng)
+    out = {key: np.empty(count) for key in _REFITTED}
+    for i, rows in enumerate(windows):
+        seed = int(rng.integers(0, _SEED_HIGH))
+        fit = fit_kmeans(
+            pool.X[rows], C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm
+        )
+        out[CENTROID_DRIFT_MAX][i] = centroid_drift(C, fit.centers).max
+        split = drift.split_gain(
+            pool.X[rows], fit.centers, random_state=seed, working_memory_mib=wm
+        )
+        out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
+    return out
 
 
 def _interpolate_log(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:

@@ -18,12 +18,20 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from monitor.checks import check_array, check_choice, check_float, check_int
+from monitor.checks import (
+    RandomStateLike,
+    check_array,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+)
 from monitor.core._checks import check_labels, check_shares
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._psi import bin_index, psi_from_fractions
+from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import InvalidInputError
-from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins
+from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins, SplitGain
 
 __all__ = [
     "DEFAULT_EPSILON",
@@ -32,6 +40,7 @@ __all__ = [
     "label_agreement",
     "label_drift",
     "psi",
+    "split_gain",
 ]
 
 Floats = NDArray[np.floating[Any]]
@@ -352,3 +361,74 @@ def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLi
     mapping = np.full(size, -1, dtype=np.intp)
     mapping[P[:, 0]] = P[:, 1]
     return float(np.mean(mapping[r] == c))
+
+
+SPLIT_SEEDS = 3  # candidate positions tried for a new cluster
+SPLIT_ROWS = 20_000  # the split is fitted on a sample of at most this many rows
+SPLIT_ITER = 30
+
+
+def split_gain(
+    X: ArrayLike,
+    centers: ArrayLike,
+    *,
+    random_state: RandomStateLike = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> SplitGain:
+    """How much one more cluster would explain: the relative inertia a (k+1)-th centre saves.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        The window, in the model's scaled units (a sample of ``SPLIT_ROWS`` rows is used).
+    centers : array-like of shape (k, d)
+        The window's k centres (the candidate trained on it).
+    random_state : int, Generator, RandomState or None
+        Seeds the sample and the candidate positions.
+
+    Returns
+    -------
+    SplitGain
+        ``gain`` = (I_k - I_{k+1}) / I_k in [0, 1], where I_k is the inertia of the sample
+        on ``centers`` and I_{k+1} the best inertia of ``SPLIT_SEEDS`` fits with one more
+        centre, each started from ``centers`` plus a point drawn with probability
+        proportional to its squared distance (k-means++'s rule, which favours a regime
+        that no centre covers, between the others as well as outside); ``share`` is the
+        share of the sample in the new cluster of the best fit. A regime that appears
+        raises the gain well above what splitting a normal cluster in two saves.
+
+    Notes
+    -----
+    Undefined (``defined=False``, gain 0) with fewer than k + 2 distinct rows.
+    """
+    owner = "split_gain"
+    Xa = check_array(X, name="X")
+    C = check_array(centers, name="centers", dtype=Xa.dtype)
+    if C.shape[1] != Xa.shape[1]:
+        raise InvalidInputError(
+            f"The 'centers' parameter of {owner} must have {Xa.shape[1]} feature(s); "
+            f"got an array of shape {C.shape}."
+        )
+    rng = check_random_state(random_state)
+    k = C.shape[0]
+    if Xa.shape[0] > SPLIT_ROWS:
+        Xa = Xa[np.sort(rng.choice(Xa.shape[0], SPLIT_ROWS, replace=False))]
+    _, sq = assign_labels(Xa, C, working_memory_mib=working_memory_mib)
+    base = float(np.sum(sq, dtype=np.float64))
+    if Xa.shape[0] < k + 2 or base <= 0:
+        return SplitGain(0.0, 0.0, defined=False)
+    weights = np.asarray(sq, dtype=np.float64) / base
+    best, share = base, 0.0
+    for seed in rng.choice(Xa.shape[0], SPLIT_SEEDS, replace=True, p=weights):
+        fit = fit_kmeans(
+            Xa,
+            k + 1,
+            init=np.vstack([C, Xa[seed]]),
+            n_init=1,
+            max_iter=SPLIT_ITER,
+            random_state=int(rng.integers(0, 2**31 - 1)),
+            working_memory_mib=working_memory_mib,
+        )
+        if fit.inertia < best:
+            best, share = float(fit.inertia), float(np.mean(fit.labels == k))
+    return SplitGain(gain=max(0.0, (base - best) / base), share=share)

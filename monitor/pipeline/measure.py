@@ -85,6 +85,7 @@ def _no_comparison(view: WindowView) -> dict[str, float]:
         **view.slis,
         S.CENTROID_DRIFT_MAX: 0.0,
         S.CENTROID_DRIFT_MEAN: 0.0,
+        S.SPLIT_GAIN: 0.0,
         S.CLUSTERS_APPEARED: 0.0,
         S.CLUSTERS_VANISHED: 0.0,
         S.LABEL_AGREEMENT: 1.0,
@@ -146,6 +147,7 @@ def _measure_with(
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
     )
+    compare = train.comparison(live, window)
     with phases.phase("score"):
         Xs = prepare(X, live.scaler, model.metric)
         view = score(
@@ -155,7 +157,7 @@ def _measure_with(
             silhouette_sample=model.training.silhouette_sample,
             working_memory_mib=wm,
             thresholds=thresholds,
-            compare=train.comparison(live, window),
+            compare=compare,
         )
     base = Measurement(
         model=model.name,
@@ -180,12 +182,16 @@ def _measure_with(
         agreement = drift.label_agreement(view.labels, cand_labels, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
+        split = drift.split_gain(Xs, cand_centers, random_state=seed, working_memory_mib=wm)
+        forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
+        shares = live.reference_shares if compare is None else compare[0]
         slis = {
             **view.slis,
             S.CENTROID_DRIFT_MAX: float(cd.max),
             S.CENTROID_DRIFT_MEAN: float(cd.mean),
-            S.CLUSTERS_APPEARED: float(len(cd.appeared)),
-            S.CLUSTERS_VANISHED: float(len(cd.vanished)),
+            S.SPLIT_GAIN: split.gain,
+            S.CLUSTERS_APPEARED: float(split.defined and split.gain > forming),
+            S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares)),
             S.LABEL_AGREEMENT: float(agreement),
         }
         candidate_ok = bool((np.bincount(cand_labels, minlength=live.k) > 0).all())
@@ -196,6 +202,18 @@ def _measure_with(
         candidate_centers=cand_centers,
         candidate_ok=candidate_ok,
     )
+
+
+#: Rows the reference expects in a cluster for its emptiness to mean it vanished: a
+#: Poisson count of this mean is 0 with probability 4.5e-5.
+VANISHED_EXPECTED = 10.0
+
+
+def _vanished(sizes: tuple[int, ...], shares: FloatArray) -> int:
+    """Clusters with no row although the reference expects at least VANISHED_EXPECTED."""
+    n = sum(sizes)
+    expected = np.asarray(shares, dtype=np.float64) * n
+    return int(np.sum((np.asarray(sizes) == 0) & (expected >= VANISHED_EXPECTED)))
 
 
 def retrain(

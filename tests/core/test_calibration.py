@@ -21,7 +21,7 @@ from monitor.core.calibration import (
     calibrate,
     threshold_at,
 )
-from monitor.core.drift import centroid_drift, fit_reference_bins, label_drift, psi
+from monitor.core.drift import centroid_drift, fit_reference_bins, label_drift, psi, split_gain
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
 from monitor.core.quality import silhouette_sampled
@@ -104,6 +104,7 @@ def window_slis(ref: Reference, W: np.ndarray) -> dict[str, float]:
         S.EMPTY_CLUSTERS: float((np.bincount(labels, minlength=3) == 0).sum()),
         S.SILHOUETTE: sil,
         S.CENTROID_DRIFT_MAX: centroid_drift(ref.centers, fit.centers).max,
+        S.SPLIT_GAIN: split_gain(W, fit.centers, random_state=0).gain,
     }
 
 
@@ -140,6 +141,10 @@ def test_a_real_change_crosses_the_thresholds(reference: Reference) -> None:
     rng = np.random.default_rng(7)
     shifted = alarms(thresholds, window_slis(reference, draw(rng, 500, shift=1.5)))
     assert S.FEATURE_PSI_MAX in shifted and S.CENTROID_DRIFT_MAX in shifted
+    # A tight regime of 10 % of the rows between the clusters: no centre covers it.
+    forming = np.array([2.0, 2.0, 0.5]) + 0.3 * rng.normal(size=(50, 3))
+    between = np.vstack([draw(rng, 450), forming])
+    assert S.SPLIT_GAIN in alarms(thresholds, window_slis(reference, between))
     mix = alarms(thresholds, window_slis(reference, draw(rng, 500, np.array([0.2, 0.3, 0.5]))))
     assert S.LABEL_PSI in mix
 

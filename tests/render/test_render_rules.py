@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "KMeansFeatureDrift": "feature PSI: warning moderate, critical significant",
     "KMeansManyFeaturesDrifting": "one alert per model when many features drift",
     "KMeansLabelDrift": "label-share drift",
+    "KMeansClusterForming": "a regime that no cluster covers (split gain)",
     "KMeansSilhouetteDrop": "silhouette drop",
     "KMeansOutlierRatioHigh": "outlier ratio high",
     "KMeansEmptyClusters": "empty clusters",
