@@ -57,7 +57,7 @@ __all__ = [
 
 RETRAIN_POLICIES = ("scheduled", "on-drift", "manual")
 THRESHOLD_MODES = ("auto", "fixed", "calibrated")
-SEASONALITIES = ("none", "daily", "weekly")
+SEASONALITIES = ("auto", "none", "daily", "weekly")
 #: Seconds in one cycle of each seasonality.
 SEASON_PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0}
 NAN_POLICIES = ("fail", "drop")
@@ -83,14 +83,15 @@ class KRange:
 class ThresholdSettings:
     """Alarm thresholds (docs/slis.md, calibration).
 
-    ``fixed``: exactly the values below. ``calibrated``: each threshold where quiet
-    windows of the run's size, drawn from the reference period, cross it with the
-    family-wise probability ``false_alarm_rate``. ``auto`` (the default): the values below,
-    raised (lowered, for SLIs that alarm when low) to the calibrated ones where sampling
-    noise alone would cross them, as it does in small windows.
+    ``calibrated`` (the default): each threshold where quiet windows of the run's size,
+    drawn from the reference period, cross it with the family-wise probability
+    ``false_alarm_rate``; the critical PSI level stays at least at the configured one.
+    ``auto``: the values below, raised (lowered, for SLIs that alarm when low) to the
+    calibrated ones where sampling noise alone would cross them, as it does in small
+    windows: never more sensitive than configured. ``fixed``: exactly the values below.
     """
 
-    mode: str = "auto"
+    mode: str = "calibrated"
     false_alarm_rate: float = 0.01
     feature_psi_warning: float = 0.1
     feature_psi_critical: float = 0.25
@@ -178,7 +179,7 @@ class ModelSettings:
     retrain: str = "manual"
     misfire_grace: float | None = None  # None: half the interval
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
-    seasonality: str = "none"
+    seasonality: str = "none"  # none | daily | weekly (the file's "auto" is resolved)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     slo: SloSettings = field(default_factory=SloSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
@@ -568,8 +569,13 @@ def _parse_model(
         ("retrain", RETRAIN_POLICIES),
         ("seasonality", SEASONALITIES),
     ):
-        values[key] = r.get(key, _default(ModelSettings, key), _choice(choices))
+        default = "auto" if key == "seasonality" else _default(ModelSettings, key)
+        values[key] = r.get(key, default, _choice(choices))
     r.finish()
+    if values["seasonality"] == "auto":
+        # Telemetry follows the day: a reference of a day or more is compared by phase.
+        whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
+        values["seasonality"] = "daily" if whole_day else "none"
     for problem in _seasonal_problems(values["reference"], values["seasonality"], window):
         r.add(problem)
     min_rows = values["validation"].min_rows

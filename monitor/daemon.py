@@ -17,6 +17,7 @@ from typing import Protocol
 from monitor import views
 from monitor.bootstrap import App, web_config
 from monitor.config import parse_listen
+from monitor.core.kmeans import warm_up
 from monitor.http import HttpServer, MetricsCache, Routes
 from monitor.scheduling import Scheduler
 
@@ -66,6 +67,9 @@ class Daemon:
     def start(self) -> None:
         """Start serving and scheduling; the first run of every model starts at once."""
         self.http.start()
+        # Load the compiled k-means kernels (compile them on a cold cache) beside the
+        # first runs, rather than inside one of them; /healthz answers meanwhile.
+        threading.Thread(target=warm_up, name="kernels", daemon=True).start()
         for m in self.app.settings.models:
             grace = m.misfire_grace
             if grace is None and m.interval is not None:

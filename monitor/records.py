@@ -175,6 +175,7 @@ class SeasonalProfile:
     bin_counts: FloatArray  # (P, B) reference rows per phase and bin, features side by side
     bin_offsets: IntArray  # (d + 1,) feature j's bins are columns offsets[j]:offsets[j+1]
     width: int  # phases on each side pooled into the reference of a window
+    center_sums: FloatArray | None = None  # (P, k, d) sums of the scaled rows per cluster
 
     @property
     def n_phases(self) -> int:

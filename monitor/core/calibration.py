@@ -114,6 +114,7 @@ class _Pool:
     ref_shares: F64  # (b, k) label shares of each block's reference
     ref_bins: F64  # (b, B) bin shares of each block's reference, features side by side
     ref_rows: F64  # (b,) reference rows behind each block's shares
+    ref_centers: F64  # (b, k, d) the centres each block's refit is compared with
     offsets: Int  # (d + 1,)
     sil: F64 | None  # (S,) silhouette of the measured rows, grouped by block
     sil_first: Int  # (b,)
@@ -293,7 +294,16 @@ def _prepare(
     own_bins = _counts(
         (blk[:, None] * offsets[-1] + cols).ravel(), n_blocks * int(offsets[-1])
     ).reshape(n_blocks, int(offsets[-1]))
-    ref_l, ref_b = _block_references(own_labels, own_bins, phases)
+    own_sums = np.zeros((n_blocks, k, X.shape[1]))
+    np.add.at(own_sums, (blk, labels), X)
+    ref_l, ref_b, ref_sums = _block_references([own_labels, own_bins, own_sums], phases)
+    # The centres a block's refit is compared with: the reference's cluster means around
+    # the block's phase (its own rows left out); the model's centres where a cluster has
+    # no such row. Without seasonality the model's centres themselves.
+    counts = ref_l[:, :, None]
+    ref_centers = np.where(counts > 0, ref_sums / np.maximum(counts, 1.0), C[None, :, :])
+    if phases is None:
+        ref_centers = np.broadcast_to(C, ref_centers.shape).copy()
     sil, sil_first, sil_length = _silhouettes(X, labels, C, first, length, keys, rng, wm)
     return _Pool(
         X=X,
@@ -307,6 +317,7 @@ def _prepare(
         ref_shares=ref_l / np.maximum(ref_l.sum(axis=1, keepdims=True), 1.0),
         ref_bins=_per_feature_shares(ref_b, offsets),
         ref_rows=ref_l.sum(axis=1),
+        ref_centers=ref_centers,
         offsets=offsets,
         sil=sil,
         sil_first=sil_first,
@@ -319,29 +330,31 @@ def _counts(index: NDArray[Any], size: int) -> F64:
     return np.bincount(index, minlength=size).astype(np.float64)
 
 
-def _block_references(own_labels: F64, own_bins: F64, phases: Phases | None) -> tuple[F64, F64]:
+def _block_references(own: list[F64], phases: Phases | None) -> list[F64]:
     """Counts each block is compared with: the reference without the block itself.
 
+    ``own`` are per-block count arrays, (b, ...) each, the first one the cluster counts.
     Seasonal: the pooled phases around the block's phase. A block whose leave-out
     reference is empty (a one-window reference) is compared with the whole reference.
     """
-    total_l, total_b = own_labels.sum(axis=0), own_bins.sum(axis=0)
+    totals = [part.sum(axis=0) for part in own]
     if phases is None:
-        ref_l, ref_b = total_l - own_labels, total_b - own_bins
+        refs = [total - part for total, part in zip(totals, own, strict=True)]
     else:
         p = phases.n_phases
-        by_phase_l = np.zeros((p, own_labels.shape[1]))
-        by_phase_b = np.zeros((p, own_bins.shape[1]))
-        np.add.at(by_phase_l, phases.of_block, own_labels)
-        np.add.at(by_phase_b, phases.of_block, own_bins)
-        ref_l, ref_b = np.empty_like(own_labels), np.empty_like(own_bins)
-        for b, phase in enumerate(phases.of_block):
-            around = np.unique(np.arange(phase - phases.width, phase + phases.width + 1) % p)
-            ref_l[b] = by_phase_l[around].sum(axis=0) - own_labels[b]
-            ref_b[b] = by_phase_b[around].sum(axis=0) - own_bins[b]
-    empty = ref_l.sum(axis=1) <= 0
-    ref_l[empty], ref_b[empty] = total_l, total_b
-    return ref_l, ref_b
+        refs = []
+        for part in own:
+            by_phase = np.zeros((p, *part.shape[1:]))
+            np.add.at(by_phase, phases.of_block, part)
+            ref = np.empty_like(part)
+            for b, phase in enumerate(phases.of_block):
+                around = np.unique(np.arange(phase - phases.width, phase + phases.width + 1) % p)
+                ref[b] = by_phase[around].sum(axis=0) - part[b]
+            refs.append(ref)
+    empty = refs[0].sum(axis=1) <= 0
+    for ref, total in zip(refs, totals, strict=True):
+        ref[empty] = total
+    return refs
 
 
 def _per_feature_shares(counts: F64, offsets: Int) -> F64:
@@ -690,14 +703,14 @@ def _refits(
     pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float
 ) -> dict[str, F64]:
     """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
-    _, windows = _draw_rows(pool, n, count, rng)
+    blocks, windows = _draw_rows(pool, n, count, rng)
     out = {key: np.empty(count) for key in _REFITTED}
-    for i, rows in enumerate(windows):
+    for i, (b, rows) in enumerate(zip(blocks, windows, strict=True)):
         seed = int(rng.integers(0, _SEED_HIGH))
         fit = fit_kmeans(
             pool.X[rows], C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm
         )
-        out[CENTROID_DRIFT_MAX][i] = centroid_drift(C, fit.centers).max
+        out[CENTROID_DRIFT_MAX][i] = centroid_drift(pool.ref_centers[b], fit.centers).max
         split = drift.split_gain(
             pool.X[rows], fit.centers, random_state=seed, working_memory_mib=wm
         )

@@ -16,7 +16,7 @@ from monitor.checks import check_array, check_float, check_int
 from monitor.errors import InvalidInputError
 from monitor.records import ReferenceBins, SeasonalProfile
 
-__all__ = ["fit_profile", "phase_index", "phase_reference", "pooled_counts"]
+__all__ = ["fit_profile", "phase_centers", "phase_index", "phase_reference", "pooled_counts"]
 
 F64 = NDArray[np.float64]
 
@@ -36,6 +36,7 @@ def fit_profile(
     period: float,
     n_phases: int,
     width: int,
+    center_sums: ArrayLike | None = None,
 ) -> SeasonalProfile:
     """Counts of the reference by phase, from counts of its windows.
 
@@ -55,6 +56,9 @@ def fit_profile(
         Phases per cycle.
     width : int
         Phases on each side pooled into a window's reference, in [0, n_phases // 2].
+    center_sums : array-like of shape (b, k, d), optional
+        Sums of each window's scaled rows per cluster: the phase's cluster means, which a
+        candidate is compared with when the levels follow the cycle.
 
     Returns
     -------
@@ -77,21 +81,46 @@ def fit_profile(
     by_bin = np.zeros((n_phases, bins.shape[1]))
     np.add.at(by_label, phase, labels)
     np.add.at(by_bin, phase, bins)
+    by_center = None
+    if center_sums is not None:
+        sums = np.asarray(center_sums, dtype=np.float64)
+        by_center = np.zeros((n_phases, *sums.shape[1:]))
+        np.add.at(by_center, phase, sums)
     return SeasonalProfile(
         period=period,
         label_counts=by_label,
         bin_counts=by_bin,
         bin_offsets=np.asarray(bin_offsets, dtype=np.intp),
         width=width,
+        center_sums=by_center,
     )
+
+
+def _around(profile: SeasonalProfile, phase: int) -> NDArray[np.intp]:
+    p = profile.n_phases
+    around = np.arange(phase - profile.width, phase + profile.width + 1) % p
+    return np.unique(around)  # a width of half the cycle covers each phase once
 
 
 def pooled_counts(profile: SeasonalProfile, phase: int) -> tuple[F64, F64]:
     """Cluster and bin counts of the phases within ``profile.width`` of ``phase`` (circular)."""
-    p = profile.n_phases
-    around = np.arange(phase - profile.width, phase + profile.width + 1) % p
-    around = np.unique(around)  # a width of half the cycle covers each phase once
+    around = _around(profile, phase)
     return profile.label_counts[around].sum(axis=0), profile.bin_counts[around].sum(axis=0)
+
+
+def phase_centers(profile: SeasonalProfile, t: float, centers: ArrayLike) -> F64:
+    """The reference's cluster means at the phase of ``t`` (k, d); ``centers`` where a
+    cluster has no reference row there, or the profile holds no sums."""
+    C = np.asarray(centers, dtype=np.float64)
+    if profile.center_sums is None:
+        return C
+    around = _around(
+        profile, int(phase_index(np.asarray([t]), profile.period, profile.n_phases)[0])
+    )
+    counts = profile.label_counts[around].sum(axis=0)[:, None]
+    sums = profile.center_sums[around].sum(axis=0)
+    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1.0), C)
+    return out
 
 
 def phase_reference(

@@ -44,11 +44,13 @@ class RunContext:
 
 
 def _train_candidate(
-    Xs: FloatArray, live: Snapshot, model: ModelSettings, seed: int, wm: float
+    Xs: FloatArray, live: Snapshot, labels: IntArray, model: ModelSettings, seed: int, wm: float
 ) -> tuple[FloatArray, IntArray]:
     """Warm start from the live centroids, plus k-means++ restarts on a sample.
 
-    A restart replaces the warm start only when it also wins on the whole window.
+    ``labels`` are the window's assignment to the live centroids (the scoring's): the warm
+    start's first E-step is that assignment, so it is not computed twice. A restart
+    replaces the warm start only when it also wins on the whole window.
     """
     t = model.training
     common: dict[str, Any] = {
@@ -59,7 +61,7 @@ def _train_candidate(
         "random_state": seed,
     }
     try:
-        warm = fit_kmeans(Xs, live.k, init=live.centers, n_init=1, **common)
+        warm = fit_kmeans(Xs, live.k, init=live.centers, init_labels=labels, n_init=1, **common)
         if t.candidate_restarts == 0 or Xs.shape[0] <= live.k:
             return warm.centers, warm.labels
         n = Xs.shape[0]
@@ -176,9 +178,9 @@ def _measure_with(
     if not candidate:
         return base
     with phases.phase("train"):
-        cand_centers, cand_labels = _train_candidate(Xs, live, model, seed, wm)
+        cand_centers, cand_labels = _train_candidate(Xs, live, view.labels, model, seed, wm)
     with phases.phase("compare"):
-        cd = drift.centroid_drift(live.centers, cand_centers)
+        cd = drift.centroid_drift(train.reference_centers(live, window), cand_centers)
         agreement = drift.label_agreement(view.labels, cand_labels, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from monitor import slis as S
 from monitor.config import KRange, ModelSettings
 from monitor.core import drift, outliers, quality, scaling
-from monitor.core.kmeans import assign_labels
+from monitor.core.kmeans import assign_two_nearest
 from monitor.errors import InvalidValuesError, SchemaError, TooFewRowsError
 from monitor.records import ReferenceBins, Scaler, Snapshot, Window, WindowView
 
@@ -142,26 +142,26 @@ def score(
     shares, bins = compare if compare is not None else (snapshot.reference_shares, snapshot.bins)
     thresholds = snapshot.thresholds if thresholds is None else thresholds
     k = snapshot.k
-    labels, sq = assign_labels(Xs, snapshot.centers, working_memory_mib=working_memory_mib)
+    C = snapshot.centers
+    # One pass gives every point its nearest and second-nearest centre: the assignment,
+    # the simplified silhouette, Davies-Bouldin and Calinski-Harabasz all read it.
+    labels, sq, sq_second = assign_two_nearest(Xs, C, working_memory_mib=working_memory_mib)
     # The labels and distances stay alive through every pass below: the passes' chunks
     # get what remains of the budget.
-    wm = max(1.0, working_memory_mib - (labels.nbytes + sq.nbytes) / 2**20)
+    wm = max(1.0, working_memory_mib - (labels.nbytes + 2 * sq.nbytes) / 2**20)
     sizes = quality.cluster_sizes(labels, k)
     sil = quality.silhouette_sampled(
         Xs, labels, sample_size=silhouette_sample, random_state=seed, working_memory_mib=wm
     )
-    # assign_labels already measured every point's distance to its own centre.
     simp = quality.silhouette_simplified(
-        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
+        Xs, labels, C, sq_distances=sq, sq_second=sq_second, working_memory_mib=wm
     )
     psi = drift.psi(bins, Xs, working_memory_mib=wm)
     label = drift.label_drift(shares, labels, k)
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
-    db = quality.davies_bouldin(
-        Xs, labels, snapshot.centers, sq_distances=sq, working_memory_mib=wm
-    )
-    ch = quality.calinski_harabasz(Xs, labels, working_memory_mib=wm)
+    db = quality.davies_bouldin(Xs, labels, C, sq_distances=sq, working_memory_mib=wm)
+    ch = quality.calinski_harabasz(Xs, labels, centers=C, sq_distances=sq, working_memory_mib=wm)
     values = {
         S.SILHOUETTE: sil.score,
         S.SIMPLIFIED_SILHOUETTE: simp.score,

@@ -249,17 +249,19 @@ def _profile(
 ) -> SeasonalProfile:
     """The reference's counts by phase of ``cycle`` = (period, phases, width)."""
     period, n_phases, width = cycle
-    labels, counts, offsets = _window_counts(Xs, block, ref.n_windows, snap, wm)
+    labels, counts, offsets, sums = _window_counts(Xs, block, ref.n_windows, snap, wm)
     mid = (ref.starts + ref.ends) / 2
     return seasonal.fit_profile(
-        mid, labels, counts, offsets, period=period, n_phases=n_phases, width=width
-    )
+        mid, labels, counts, offsets, period=period, n_phases=n_phases, width=width,
+        center_sums=sums,
+    )  # fmt: skip
 
 
 def _window_counts(
     Xs: FloatArray, block: IntArray, n_windows: int, snap: Snapshot, wm: float
-) -> tuple[FloatArray, FloatArray, IntArray]:
-    """Rows of each reference window per cluster, and per bin (features side by side)."""
+) -> tuple[FloatArray, FloatArray, IntArray, FloatArray]:
+    """Rows of each reference window per cluster and per bin (features side by side), and
+    the sums of its scaled rows per cluster."""
     k = snap.k
     labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
     by_label = np.bincount(block * k + labels, minlength=n_windows * k).reshape(n_windows, k)
@@ -271,7 +273,9 @@ def _window_counts(
     by_bin = np.bincount(
         (block[:, None] * width + cols).ravel(), minlength=n_windows * width
     ).reshape(n_windows, width)
-    return by_label.astype(np.float64), by_bin.astype(np.float64), offsets.astype(np.intp)
+    sums = np.zeros((n_windows, k, Xs.shape[1]))
+    np.add.at(sums, (block, labels), Xs)
+    return by_label.astype(np.float64), by_bin.astype(np.float64), offsets.astype(np.intp), sums
 
 
 def comparison(snap: Snapshot, window: Window) -> tuple[FloatArray, ReferenceBins] | None:
@@ -279,3 +283,13 @@ def comparison(snap: Snapshot, window: Window) -> tuple[FloatArray, ReferenceBin
     if snap.profile is None:
         return None
     return seasonal.phase_reference(snap.profile, (window.start + window.end) / 2, snap.bins)
+
+
+def reference_centers(snap: Snapshot, window: Window) -> FloatArray:
+    """The centres a window's candidate is compared with: under a seasonal model the
+    reference's cluster means at the window's phase (levels that follow the cycle are
+    not drift), else the model's centres."""
+    if snap.profile is None:
+        return snap.centers
+    mid = (window.start + window.end) / 2
+    return seasonal.phase_centers(snap.profile, mid, snap.centers)

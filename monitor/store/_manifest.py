@@ -156,6 +156,8 @@ def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[
             ("profile_bins", s.profile.bin_counts, (p, None)),
             ("profile_offsets", s.profile.bin_offsets, (d + 1,)),
         ]
+        if s.profile.center_sums is not None:
+            out.append(("profile_centers", s.profile.center_sums, (p, k, d)))
     if s.reference_windows is not None:
         w = s.reference_windows
         b, m = len(w.starts), len(w.keys)
@@ -211,6 +213,7 @@ def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
             bin_counts=arrays["profile_bins"],
             bin_offsets=arrays["profile_offsets"],
             width=int(m["profile"]["width"]),
+            center_sums=arrays.get("profile_centers"),
         )
     if m.get("reference_windows") is not None:
         out["reference_windows"] = ReferenceWindows(

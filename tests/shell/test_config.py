@@ -82,7 +82,7 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].thresholds.bogus: must be omitted (unknown field; valid: "
             "calibration_refits, centroid_drift, empty_clusters, false_alarm_rate, "
             "feature_psi_critical, feature_psi_warning, label_psi, mode, outlier_quantile, "
-            "outlier_ratio, silhouette_drop); got 1",
+            "outlier_ratio, silhouette_drop, split_gain); got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: features, k, "
             "metric, name, reference, retrain, scaling, schedule, seasonality, slo, source, "
             "thresholds, training, validation, window); got True",
@@ -295,7 +295,7 @@ def test_config_never_imports_a_source() -> None:
         ),
         (
             {"seasonality": "hourly"},
-            "models[checkout].seasonality: must be one of {'none', 'daily', 'weekly'}; "
+            "models[checkout].seasonality: must be one of {'auto', 'none', 'daily', 'weekly'}; "
             "got 'hourly'",
         ),
     ],
@@ -307,7 +307,12 @@ def test_reference_period_and_seasonality_problems(extra: dict[str, Any], expect
 
 def test_a_reference_period_by_window_or_by_range() -> None:
     default = parse(minimal(), sources=SOURCES).models[0]
-    assert default.reference.window == 86400.0 and default.seasonality == "none"
+    # A day of reference is compared by phase of the day unless said otherwise.
+    assert default.reference.window == 86400.0 and default.seasonality == "daily"
+    short = parse(minimal(reference={"window": "1h"}), sources=SOURCES).models[0]
+    assert short.seasonality == "none"
+    plain = parse(minimal(seasonality="none"), sources=SOURCES).models[0]
+    assert plain.seasonality == "none"
     assert default.reference.span(1000.0) == (1000.0 - 86400.0, 1000.0)
     weekly = parse(
         minimal(reference={"window": "7d"}, seasonality="weekly"), sources=SOURCES

@@ -106,6 +106,7 @@ def test_replay_records_in_the_stores_it_is_given() -> None:
                     "schedule": {"interval": "10m"},
                     "source": {"kind": "synthetic"},
                     "validation": {"min_rows": 10},
+                    "reference": {"window": "10m"},
                 }
             ]
         },
