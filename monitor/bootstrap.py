@@ -27,7 +27,7 @@ from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
 from monitor.scheduling import run_times, schedule_interval_seconds
-from monitor.simulator import ServiceOptions, Simulator
+from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
 from monitor.store import (
     DirectorySnapshotStore,
@@ -50,6 +50,8 @@ __all__ = [
     "diff_snapshots",
     "load_settings",
     "open_store",
+    "read_table",
+    "simulator_options",
     "simulator_server",
     "snapshot_summary",
     "version_summary",
@@ -80,6 +82,13 @@ def load_settings(
     settings = load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
     web_config(settings)
     return settings
+
+
+def read_table(path: Path, features: list[str] | None = None) -> tuple[list[str], Any]:
+    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads."""
+    from monitor.sources.files import read_table as read
+
+    return read(path, features)
 
 
 def web_config(settings: Settings) -> WebConfig | None:
@@ -152,6 +161,11 @@ class SimulatorServer:
         self._stop.set()
         self._http.stop()
         self._thread.join(timeout=5)
+
+
+def simulator_options(raw: Any) -> ServiceOptions:
+    """The options of ``kmeans-monitor simulate`` from its YAML (None: the defaults)."""
+    return parse_service_options(raw)
 
 
 def simulator_server(

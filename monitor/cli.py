@@ -722,9 +722,9 @@ def choose_k(
     """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic."""
     import numpy as np
 
+    from monitor.bootstrap import read_table
     from monitor.core import scaling as scaling_mod
     from monitor.core import selection
-    from monitor.sources.files import read_table
 
     with _user_errors():
         if k_min < 1 or k_max <= k_min:
@@ -841,14 +841,13 @@ def runbook(alertname: str) -> None:
 )
 def simulate(config_path: Path | None, listen: str, refresh: float) -> None:
     """Serve simulated service telemetry on /metrics for Prometheus (one series per instance)."""
-    from monitor.bootstrap import simulator_server
+    from monitor.bootstrap import simulator_options, simulator_server
     from monitor.config import parse_listen
     from monitor.daemon import run_until_signal
-    from monitor.simulator import parse_service_options
     from monitor.yamlfile import read_yaml
 
     with _user_errors():
-        options = parse_service_options(None if config_path is None else read_yaml(config_path))
+        options = simulator_options(None if config_path is None else read_yaml(config_path))
         host, port = parse_listen(listen)
         server = simulator_server(options, host, port, refresh=refresh)
     run_until_signal(

@@ -163,8 +163,81 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ("sklearn", {"monitor.core._kmeans_estimator"}),
         ("matplotlib", {"monitor.plots"}),
         ("numba", {"monitor.core._kmeans_numba"}),
+        ("yaml", {"monitor.yamlfile"}),
+        (
+            "prometheus_client",
+            {
+                "monitor.exporter.daemon",
+                "monitor.exporter.exposition",
+                "monitor.exporter.simulated",
+            },
+        ),
+        ("sqlite3", {"monitor.store.history"}),
+        ("pyarrow", {"monitor.sources.files"}),
+        ("urllib.request", {"monitor.sources.prometheus"}),
+        ("http.client", {"monitor.sources.prometheus"}),
+        ("cryptography", {"monitor.store._crypto"}),
+        ("bcrypt", {"monitor.http._auth"}),
     ],
 )
 def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:
     users = {m for m in MODULES if uses(m, library)}
     assert users <= owners, f"{library} is imported by {sorted(users - owners)}"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
+def test_the_core_starts_no_process_and_reads_no_interpreter_state(name: str) -> None:
+    """No sys, random or subprocess in the core. Threads only where the k-means kernels
+    run chunks on a pool that one call creates and sizes by its n_threads parameter
+    (docs/decisions.md: no pool outlives the call, nothing is shared between calls)."""
+    kernels = {"monitor.core._kmeans_lloyd", "monitor.core._kmeans_numba"}
+    for imp in MODULES[name]:
+        top = imp.split(".")[0]
+        assert top not in {"sys", "random", "subprocess", "multiprocessing"}, f"{name}: {imp}"
+        if top in {"threading", "concurrent"}:
+            assert name in kernels, f"{name} imports {imp}"
+
+
+ADAPTERS = (
+    "monitor.sources",
+    "monitor.store",
+    "monitor.simulator",
+    "monitor.http",
+    "monitor.scheduling",
+    "monitor.exporter",
+)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_only_the_composition_root_composes_adapters(name: str) -> None:
+    """Only bootstrap (and the daemon, which runs what bootstrap built) bring adapters
+    together; the CLI reaches them through bootstrap."""
+    if name in {"monitor.bootstrap", "monitor.daemon"} or name.startswith(ADAPTERS):
+        return
+    for imp in MODULES[name]:
+        for adapter in ("monitor.sources", "monitor.store", "monitor.simulator"):
+            assert not (imp == adapter or imp.startswith(adapter + ".")), (
+                f"{name} imports {imp}: adapters are built by monitor.bootstrap"
+            )
+
+
+def private_names(path: Path) -> list[str]:
+    """Leading-underscore names imported from another module (``from m import _x``).
+
+    A package's private submodule (``from monitor.core import _psi``) is not a private
+    name of a module: the package shares it with its own modules.
+    """
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}" in MODULES
+                if alias.name.startswith("_") and not submodule:
+                    out.append(f"{node.module}.{alias.name}")
+    return out
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_no_module_imports_another_modules_private_names(path: Path) -> None:
+    found = [n for n in private_names(path) if not n.endswith(".__version__")]
+    assert not found, f"{path.relative_to(PACKAGE.parent)} imports private names {found}"
