@@ -16,6 +16,7 @@ from monitor import __version__, alerting
 from monitor.checks import check_float
 from monitor.config import ModelSettings, Settings, StoreSettings, load
 from monitor.errors import ConfigError, InvalidInputError
+from monitor.explain import WindowSampler, explain
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
@@ -283,16 +284,18 @@ def build_app(
         [model_spec(m, now) for m in settings.models], started_at=clock.now(), version=__version__
     )
     stopping = threading.Event()
+    # The pages and the exporter explain each window against the live snapshot.
+    sampler = WindowSampler(built)
     runner = Runner(
         settings,
-        sources=built,
+        sources=sampler.sources,
         store=store,
         history=history,
         state=state,
         clock=clock,
         package_version=__version__,
         should_stop=stopping.is_set,
-        on_result=on_result,
+        on_result=(_explainer(state, sampler), *on_result),
     )
     runner.refresh_live()
     return App(
@@ -305,6 +308,25 @@ def build_app(
         runner=runner,
         stopping=stopping,
     )
+
+
+def _explainer(
+    state: MonitorState, sampler: WindowSampler
+) -> Callable[[Evaluation | RunFailure], None]:
+    """After each successful run: explain its window against the live snapshot."""
+
+    def on_result(result: Evaluation | RunFailure) -> None:
+        if not isinstance(result, Evaluation):
+            return
+        try:
+            live = state.status(result.model).live
+            sample = sampler.sample(result.model, result.window_start, result.window_end)
+            if live is not None and sample is not None:
+                state.set_explanation(explain(live, sample, result.window_start, result.window_end))
+        except Exception as exc:  # an explanation is a nicety; the run stands
+            log.warning("model=%s cannot explain the window: %s", result.model, exc)
+
+    return on_result
 
 
 def backtest(
