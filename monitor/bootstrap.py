@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,7 @@ def simulator_server(
     routes = Routes(
         registry=simulated_registry(collector),
         ready=lambda: (True, "ready"),
-        runbook_html=lambda name: None,
+        runbook_html=lambda name, model: None,
         models_json=lambda: [],
         index_html=lambda: _SIMULATOR_INDEX,
     )
@@ -241,6 +241,7 @@ class App:
     registry: Registry  # what /metrics and the Pushgateway serve
     runner: Runner
     stopping: threading.Event  # set when the process is asked to stop
+    clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -307,6 +308,7 @@ def build_app(
         registry=make_registry(state),
         runner=runner,
         stopping=stopping,
+        clock=clock,
     )
 
 

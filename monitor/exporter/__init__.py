@@ -10,6 +10,7 @@ from __future__ import annotations
 from monitor.exporter.daemon import (
     DURATION_BUCKETS,
     ModelSpec,
+    ModelStatus,
     MonitorCollector,
     MonitorState,
     make_registry,
@@ -20,6 +21,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "ModelSpec",
+    "ModelStatus",
     "MonitorCollector",
     "MonitorState",
     "Registry",
