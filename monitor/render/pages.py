@@ -110,7 +110,8 @@ def runbook_page(
     the commands; ``models`` lists the daemon's models to pick from when there is none.
     ``static`` renders the site's copy, which links the daemon for the live values.
     """
-    head, sections = _sections(_fill(runbook_markdown(alertname), view))
+    options = options or RenderOptions()
+    head, sections = _sections(_fill(runbook_markdown(alertname, options), view))
     return render_template(
         "html",
         "pages/runbook.html.j2",
@@ -120,7 +121,7 @@ def runbook_page(
         view=view,
         models=list(models),
         static=static,
-        options=options or RenderOptions(),
+        options=options,
         now=None if view is None else view["generated_at"],
         **_HELPERS,
     )
