@@ -17,8 +17,8 @@ from urllib.parse import quote_plus
 
 from monitor import render
 from monitor import slis as S
-from monitor.exporter import ModelStatus, MonitorState
 from monitor.explain import Explanation
+from monitor.exporter import ModelStatus, MonitorState
 from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure
 from monitor.render.options import RenderOptions

@@ -6,8 +6,8 @@ committed; ``stale_files`` tells whether they still match their sources.
 
 Modules: ``options`` (RenderOptions), ``templates`` (loader and environments), ``rules``,
 ``dashboards`` (the Grafana JSON builder), ``runbooks``, ``markdown`` (the Markdown
-subset as HTML), ``pages`` (HTML with autoescape: the daemon's pages and the static runbook site) and
-``files`` (render_all, stale_files).
+subset as HTML), ``pages`` (HTML with autoescape: the daemon's pages and the static
+runbook site) and ``files`` (render_all, stale_files).
 """
 
 from __future__ import annotations

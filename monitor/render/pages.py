@@ -56,7 +56,7 @@ def _ago(seconds: float) -> str:
 def _num(value: float | None, digits: int = 3) -> str:
     """A number for people: 3 significant digits, or a dash when there is none."""
     if value is None:
-        return "–"
+        return "\u2013"  # an en dash
     if not math.isfinite(value):
         return str(value)
     return f"{value:.{digits}g}"
@@ -197,7 +197,7 @@ def histogram(bins: Mapping[str, Sequence[float]]) -> dict[str, Any]:
 
 
 def _bin_title(edges: list[float], b: int, reference: float, current: float) -> str:
-    low = "−∞" if b == 0 else _num(edges[b - 1])
+    low = "\u2212∞"  # minus sign if b == 0 else _num(edges[b - 1])
     high = "∞" if b == len(edges) else _num(edges[b])
     return f"({low}, {high}]: reference {reference:.1%}, now {current:.1%}"
 

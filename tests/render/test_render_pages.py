@@ -24,6 +24,7 @@ from tests.render._support import REPO
 NAMES = alert_names()
 LINKS = ["/metrics", "/api/models", "/healthz", "/readyz"]
 NOW = 1_800_000_000.0
+DASH = "\u2013"  # an en dash: no value
 
 
 class _Page(HTMLParser):
@@ -243,7 +244,9 @@ def _view(**changes: Any) -> dict[str, Any]:
             "live_reason": "initial",
             "k": 4,
             "pending": 4,
-            "approve_command": "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km",
+            "approve_command": (
+                "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
+            ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
             "rollback_command": None,
         },
@@ -324,8 +327,9 @@ def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
 
 def test_runbook_without_a_model_offers_the_daemons_models() -> None:
     parser = _Page(runbook_page("KMeansFeatureDrift", models=["checkout", "search"]))
-    assert ["?model=checkout", "?model=search"] == [
-        link for link in parser.links if link and link.startswith("?model=")
+    assert [link for link in parser.links if link and link.startswith("?model=")] == [
+        "?model=checkout",
+        "?model=search",
     ]
 
 
@@ -366,12 +370,12 @@ def test_index_page_lists_each_model_with_its_state_and_the_links() -> None:
             "checkout",
             "critical",
             "3",
-            "–",
+            DASH,
             "retrained on drift: feature PSI 0.404",
             "07:59:30 UTC (30s ago)",
         ],
-        ["search", "failing", "1", "–", "no successful run yet", "never"],
-        ["fresh", "no run yet", "none", "–", "no successful run yet", "never"],
+        ["search", "failing", "1", DASH, "no successful run yet", "never"],
+        ["fresh", "no run yet", "none", DASH, "no successful run yet", "never"],
     ]
     assert parser.links == ["/models/checkout", "/models/search", "/models/fresh", *LINKS]
     assert "<title>kmeans-monitor</title>" in page

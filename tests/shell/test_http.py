@@ -24,9 +24,7 @@ def server() -> Iterator[str]:
     routes = Routes(
         registry=registry,
         ready=lambda: (False, "store not readable: boom"),
-        runbook_html=lambda name, model: (
-            f"<h1>{name} {model}</h1>" if name == "KMeansX" else None
-        ),
+        runbook_html=lambda name, model: f"<h1>{name} {model}</h1>" if name == "KMeansX" else None,
         models_json=lambda: [{"model": "m"}],
         model_html=lambda name: f"<h1>{name}</h1>" if name == "m" else None,
         model_json=lambda name: {"model": name} if name == "m" else None,
