@@ -197,7 +197,7 @@ def histogram(bins: Mapping[str, Sequence[float]]) -> dict[str, Any]:
 
 
 def _bin_title(edges: list[float], b: int, reference: float, current: float) -> str:
-    low = "\u2212∞"  # minus sign if b == 0 else _num(edges[b - 1])
+    low = "\u2212∞" if b == 0 else _num(edges[b - 1])  # a minus sign
     high = "∞" if b == len(edges) else _num(edges[b])
     return f"({low}, {high}]: reference {reference:.1%}, now {current:.1%}"
 
