@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from monitor.exporter.daemon import (
     DURATION_BUCKETS,
+    TOP_FEATURE_METRIC,
     ModelSpec,
     ModelStatus,
     MonitorCollector,
@@ -20,6 +21,7 @@ from monitor.exporter.exposition import CONTENT_TYPE, Registry, encode, push
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "TOP_FEATURE_METRIC",
     "ModelSpec",
     "ModelStatus",
     "MonitorCollector",
