@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from monitor.exporter import TOP_FEATURE_METRIC, ModelSpec, MonitorState
 from monitor.explain import SAMPLE_ROWS, WindowSampler, explain
+from monitor.exporter import TOP_FEATURE_METRIC, ModelSpec, MonitorState
 from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Window
 from tests.fakes import FakeSource
 from tests.shell.test_exporter import samples

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.exporter import ModelSpec, MonitorState
 from monitor.explain import explain
+from monitor.exporter import ModelSpec, MonitorState
 from monitor.records import Evaluation
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.views import ModelPages, sli_state
