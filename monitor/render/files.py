@@ -67,7 +67,7 @@ def stale_files(root: Path) -> list[str]:
 
 def _generated(options: RenderOptions) -> dict[str, str]:
     files = {RULES_FILE: render_rules(options)}
-    files.update({f"dashboards/{name}": text for name, text in render_dashboards().items()})
+    files.update({f"dashboards/{name}": text for name, text in render_dashboards(options).items()})
     files.update({f"runbooks/{name}": text for name, text in render_runbooks(options).items()})
     files.update(render_docs(options))
     files.update({f"{SITE_DIR}/{path}": page for path, page in site_pages(options).items()})
