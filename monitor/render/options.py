@@ -90,26 +90,32 @@ def _check_pattern(pattern: object, field: str, *, needs_alertname: bool) -> Non
     """A str without spaces whose placeholders are labels of PLACEHOLDERS."""
     labels = [p for p in PLACEHOLDERS if p != "alertname" or not needs_alertname]
     named = ", ".join(f"{{{p}}}" for p in labels)
-    expected = (
-        f"a URL without spaces with {{alertname}} and any of the labels {named}"
-        if needs_alertname
-        else f"a URL without spaces with any of the labels {named}"
-    )
-    templated = isinstance(pattern, str) and ("{{" in pattern or "}}" in pattern)
-    if templated:
-        expected += " (a label is written {model}, not as a Prometheus template)"
-    if not isinstance(pattern, str) or templated or any(c.isspace() for c in pattern):
-        raise Mismatch(Problem(field, expected, pattern), _OWNER)
+    expected = f"a URL without spaces with any of the labels {named}"
+    if needs_alertname:
+        expected = f"a URL without spaces with {{alertname}} and any of the labels {named}"
+    why = _pattern_problem(pattern, needs_alertname)
+    if why is not None:
+        raise Mismatch(Problem(field, expected + why, pattern), _OWNER)
+
+
+def _pattern_problem(pattern: object, needs_alertname: bool) -> str | None:
+    """None for a valid pattern, else what to add to the expectation ("" for nothing)."""
+    if not isinstance(pattern, str):
+        return ""
+    if "{{" in pattern or "}}" in pattern:
+        return " (a label is written {model}, not as a Prometheus template)"
+    if any(c.isspace() for c in pattern):
+        return ""
     try:
         names = {n for n in _fields(pattern) if n is not None}
     except ValueError:  # a stray brace, a format spec
-        raise Mismatch(Problem(field, expected, pattern), _OWNER) from None
+        return ""
     unknown = sorted(names - set(PLACEHOLDERS))
     if unknown:
-        which = ", ".join(f"{{{u}}}" if u else "{}" for u in unknown)
-        raise Mismatch(Problem(field, f"{expected} (unknown: {which})", pattern), _OWNER)
+        return f" (unknown: {', '.join(f'{{{u}}}' if u else '{}' for u in unknown)})"
     if needs_alertname and "alertname" not in names:
-        raise Mismatch(Problem(field, expected, pattern), _OWNER)
+        return ""
+    return None
 
 
 def _expand(pattern: str, alertname: str, *, absent: str) -> str:
