@@ -107,16 +107,19 @@ class WindowSampler:
         }
 
     def keep(self, model: str, window: Window) -> None:
-        """Keep a sample of ``window`` (its finite rows), replacing the oldest kept."""
+        """Keep a sample of ``window`` (rows with a NaN or infinity left out)."""
         X = np.asarray(window.X)
-        finite = X[np.isfinite(X).all(axis=1)] if X.ndim == 2 else X[:0]
-        if finite.shape[0] > self._rows:
-            # Seeded by the window, so the same window gives the same explanation.
+        if X.ndim != 2:
+            X = X.reshape(0, len(window.features))
+        if X.shape[0] > self._rows:
+            # Seeded by the window, so the same window gives the same explanation. Rows
+            # are drawn first and checked after: a whole-window pass would cost more.
             rng = np.random.default_rng(int(window.start * 1000) % 2**32)
-            finite = finite[np.sort(rng.choice(finite.shape[0], self._rows, replace=False))]
+            X = X[np.sort(rng.choice(X.shape[0], self._rows, replace=False))]
+        finite = np.array(X[np.isfinite(X).all(axis=1)], dtype=np.float64)
         with self._lock:
             kept = self._kept[model]
-            kept[(window.start, window.end)] = np.array(finite, dtype=np.float64)
+            kept[(window.start, window.end)] = finite
             while len(kept) > _KEPT_WINDOWS:
                 kept.popitem(last=False)
 
