@@ -99,8 +99,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("mean_shift", cluster=1, magnitude=4),),
         seed=2,
+        # The explanation names the cluster that moved most and its main feature.
         description=r"^A centroid of model mean-shift on \S+ is [0-9.e+]+ scaled units .*"
-        r"\(threshold 0\.5\)\.$",
+        r"\(threshold 0\.5\)\. Cluster [0-3] moved most, mainly along "
+        r"(latency_p50_ms|latency_p99_ms|cpu_ratio|rps|error_ratio)\.$",
     ),
     Scenario(
         "new-cluster",
