@@ -244,7 +244,9 @@ class ModelPages:
     def _versions(self, model: str, ctx: _Context) -> dict[str, Any]:
         live = ctx.status.live
         out: dict[str, Any] = {
-            "live": ctx.live,
+            "live": ctx.live,  # the store's pointer
+            # The live snapshot the daemon has loaded: it follows the pointer within seconds.
+            "loaded": live.version if live is not None else None,
             "live_created_at": live.created_at if live is not None else None,
             "live_reason": live.reason if live is not None else None,
             "k": live.k if live is not None else None,

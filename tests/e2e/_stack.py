@@ -467,7 +467,8 @@ def approve_from_page(daemon: Service, model: str, attempts: int = 3) -> dict[st
     record["followed_after"] = None
     while "approved" in record and time.monotonic() - started < 20:
         view = daemon.get_json(f"/api/models/{model}")
-        if view["versions"]["live"] == record["approved"]:
+        # The pointer moves at once; the daemon loads the new live snapshot within seconds.
+        if view["versions"]["loaded"] == record["approved"]:
             record["followed_after"] = round(time.monotonic() - started, 1)
             record["pending_after"] = view["versions"]["pending"]
             break

@@ -240,6 +240,7 @@ def _view(**changes: Any) -> dict[str, Any]:
         "failing_since": None,
         "versions": {
             "live": 3,
+            "loaded": 3,
             "live_created_at": NOW - 86400,
             "live_reason": "initial",
             "k": 4,

@@ -181,3 +181,21 @@ def test_the_templates_test_data_has_the_views_shape(
     for key in ("slis", "features", "clusters", "runs", "failures"):
         assert set(shape(real[key])[0]) == set(shape(made[key])[0]), key
     assert dataclasses.is_dataclass(pages[1].status("m1"))
+
+
+def test_an_approval_shows_at_once_and_the_loaded_version_follows(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view_, state, _, store = pages
+    store.approve("m1", 2)
+    view = view_.model("m1")
+    assert view is not None
+    # The pointer moved; the daemon still scores version 1 until it reloads.
+    assert (view["versions"]["live"], view["versions"]["loaded"]) == (2, 1)
+    assert view["versions"]["pending"] is None and view["versions"]["approve_command"] is None
+    text = " ".join(view_.model_html("m1").split())  # type: ignore[union-attr]
+    assert "The daemon still scores version 1 and follows within seconds." in text
+    state.set_live(store.load("m1", 2), promoted=True)
+    view = view_.model("m1")
+    assert view is not None and view["versions"]["loaded"] == 2
+    assert view["versions"]["rollback_command"] is not None  # v2's parent is v1
