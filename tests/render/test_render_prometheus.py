@@ -155,7 +155,11 @@ def test_firing_alerts_expand_their_annotations(stack: Stack) -> None:
     assert wanted <= set(fired), fired
     drift = fired["KMeansCentroidDrift"]
     assert "model tight on 127.0.0.1:" in drift["description"]
-    assert drift["description"].endswith("(threshold 1e-09).")
+    # The daemon explained the run: the description names the cluster and its feature.
+    assert re.search(
+        r"\(threshold 1e-09\)\. Cluster [0-9]+ moved most, mainly along [a-z0-9_]+\.$",
+        drift["description"],
+    ), drift["description"]
     # Prometheus fills the alert's labels into the links (URL-encoded).
     assert drift["runbook_url"] == (
         "http://127.0.0.1:9312/runbooks/KMeansCentroidDrift.html?model=tight"
