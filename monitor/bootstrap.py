@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from monitor import __version__, alerting
 from monitor.checks import check_float
 from monitor.config import ModelSettings, Settings, StoreSettings, load
 from monitor.errors import ConfigError, InvalidInputError
+from monitor.explain import WindowSampler, explain
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
@@ -187,7 +188,7 @@ def simulator_server(
     routes = Routes(
         registry=simulated_registry(collector),
         ready=lambda: (True, "ready"),
-        runbook_html=lambda name: None,
+        runbook_html=lambda name, model: None,
         models_json=lambda: [],
         index_html=lambda: _SIMULATOR_INDEX,
     )
@@ -254,6 +255,7 @@ class App:
     registry: Registry  # what /metrics and the Pushgateway serve
     runner: Runner
     stopping: threading.Event  # set when the process is asked to stop
+    clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -297,16 +299,18 @@ def build_app(
         [model_spec(m, now) for m in settings.models], started_at=clock.now(), version=__version__
     )
     stopping = threading.Event()
+    # The pages and the exporter explain each window against the live snapshot.
+    sampler = WindowSampler(built)
     runner = Runner(
         settings,
-        sources=built,
+        sources=sampler.sources,
         store=store,
         history=history,
         state=state,
         clock=clock,
         package_version=__version__,
         should_stop=stopping.is_set,
-        on_result=on_result,
+        on_result=(_explainer(state, sampler), *on_result),
     )
     runner.refresh_live()
     return App(
@@ -318,7 +322,27 @@ def build_app(
         registry=make_registry(state),
         runner=runner,
         stopping=stopping,
+        clock=clock,
     )
+
+
+def _explainer(
+    state: MonitorState, sampler: WindowSampler
+) -> Callable[[Evaluation | RunFailure], None]:
+    """After each successful run: explain its window against the live snapshot."""
+
+    def on_result(result: Evaluation | RunFailure) -> None:
+        if not isinstance(result, Evaluation):
+            return
+        try:
+            live = state.status(result.model).live
+            sample = sampler.sample(result.model, result.window_start, result.window_end)
+            if live is not None and sample is not None:
+                state.set_explanation(explain(live, sample, result.window_start, result.window_end))
+        except Exception as exc:  # an explanation is a nicety; the run stands
+            log.warning("model=%s cannot explain the window: %s", result.model, exc)
+
+    return on_result
 
 
 def backtest(

@@ -772,10 +772,20 @@ def choose_k(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Where alerts/, dashboards/ and runbooks/ are written.",
+    help="Where alerts/, dashboards/, runbooks/, site/ and the generated docs are written.",
 )
 @click.option("--check", is_flag=True, help="Only report files that are stale; exit 1 if any.")
-@click.option("--runbook-url-pattern", help="Pattern for runbook_url, with {alertname}.")
+@click.option(
+    "--runbook-url-pattern",
+    help="runbook_url of the alerts: where site/ is served, with {alertname} and labels "
+    "such as {model} (default http://127.0.0.1:9312/runbooks/{alertname}.html?model={model}).",
+)
+@click.option(
+    "--dashboard-url-pattern",
+    help="dashboard_url of the alerts: the Grafana on-call dashboard, with labels such as "
+    "{job} and {model}.",
+)
+@click.option("--daemon-url", help="The daemon's address, linked from site/ for the live values.")
 @click.option(
     "--time-scale",
     type=float,
@@ -783,8 +793,15 @@ def choose_k(
     show_default=True,
     help="Multiply every for: and range window of the rules (tests use small values).",
 )
-def render(root: Path, check: bool, runbook_url_pattern: str | None, time_scale: float) -> None:
-    """Regenerate dashboards, alert rules and runbooks from their one source."""
+def render(
+    root: Path,
+    check: bool,
+    runbook_url_pattern: str | None,
+    dashboard_url_pattern: str | None,
+    daemon_url: str | None,
+    time_scale: float,
+) -> None:
+    """Regenerate dashboards, alert rules, runbooks and the runbook site from their one source."""
     from monitor import render as render_mod
 
     if check:
@@ -796,10 +813,14 @@ def render(root: Path, check: bool, runbook_url_pattern: str | None, time_scale:
             sys.exit(1)
         click.echo("generated files are up to date")
         return
-    options = render_mod.RenderOptions(time_scale=time_scale)
-    if runbook_url_pattern:
+    given: dict[str, Any] = {
+        "runbook_url_pattern": runbook_url_pattern,
+        "dashboard_url_pattern": dashboard_url_pattern,
+        "daemon_url": daemon_url,
+    }
+    with _user_errors():
         options = render_mod.RenderOptions(
-            runbook_url_pattern=runbook_url_pattern, time_scale=time_scale
+            time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
         )
     for written in render_mod.render_all(root, options):
         click.echo(f"wrote {written}")

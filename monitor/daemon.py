@@ -38,15 +38,24 @@ class Daemon:
         self._stopped = threading.Event()
         self.scheduler = Scheduler(app.settings.daemon.max_workers)
         host, port = parse_listen(listen or app.settings.daemon.listen)
+        pages = views.ModelPages(
+            app.state,
+            app.history,
+            app.store,
+            state_dir=app.settings.daemon.state_dir,
+            clock=app.clock.now,
+        )
         self.http = HttpServer(
             host,
             port,
             Routes(
                 registry=app.registry,
                 ready=self.ready,
-                runbook_html=views.runbook_html,
-                models_json=lambda: views.models_json(app.state),
-                index_html=lambda: views.index_html(app.state),
+                runbook_html=pages.runbook_html,
+                models_json=pages.index,
+                model_html=pages.model_html,
+                model_json=pages.model,
+                index_html=pages.index_html,
                 # /metrics is encoded once per change of the state, not once per scrape.
                 metrics=MetricsCache(app.registry, lambda: app.state.generation),
             ),

@@ -1,51 +1,385 @@
-"""What the daemon's pages show: the latest state of every model, as data and as HTML."""
+"""What the daemon's pages show: each model's live state, as data (JSON) and as HTML.
+
+``ModelPages`` reads the daemon's state (the latest evaluation and its explanation),
+the run history (since when each SLI has been in its state, recent runs and failures)
+and the snapshot store (the live and pending versions), and builds one JSON-friendly
+view per model; ``monitor.render.pages`` turns it into the HTML pages.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 from monitor import render
-from monitor.exporter import MonitorState
-from monitor.slis import FEATURE_PSI
+from monitor import slis as S
+from monitor.explain import Explanation
+from monitor.exporter import ModelStatus, MonitorState
+from monitor.ports import History, SnapshotStore
+from monitor.records import Evaluation, RunFailure
+from monitor.render.options import RenderOptions
+from monitor.runner import approve_command
 
-__all__ = ["index_html", "models_json", "runbook_html"]
+__all__ = ["HISTORY_SECONDS", "ModelPages", "sli_state"]
+
+log = logging.getLogger("monitor.http")
+
+#: How far back a page looks for "since when" and the recent runs.
+HISTORY_SECONDS = 7 * 86400.0
+_HISTORY_ROWS = 2000  # at most this many runs are read per page (the newest)
+_RECENT = 10  # runs and failures listed on a page
+_MOVED = 3  # features listed per cluster
+OK, WARNING, CRITICAL = "ok", "warning", "critical"
+_RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 
 
-def models_json(state: MonitorState) -> list[dict[str, Any]]:
-    """The latest evaluation of each model, JSON-friendly."""
+def _conditions(sli: str) -> list[S.AlertCondition]:
+    """The alert conditions that judge ``sli`` on one run (per feature for the PSI)."""
+    key = S.FEATURE_PSI if sli == S.FEATURE_PSI_MAX else sli
+    return [c for c in S.ALERT_CONDITIONS if c.sli == key and not c.at_least]
+
+
+def sli_state(sli: str, value: float, thresholds: Mapping[str, float]) -> str:
+    """ok, warning or critical: the most severe alert condition ``value`` meets."""
+    direction = S.SLIS[sli].direction
+    state = OK
+    for c in _conditions(sli):
+        limit = thresholds.get(c.threshold)
+        if limit is None:  # not a drift signal at this window size
+            continue
+        past = value > limit if direction == S.ABOVE else value < limit
+        if past and _RANK[c.severity] > _RANK[state]:
+            state = c.severity
+    return state
+
+
+def _since(
+    evaluations: Sequence[Evaluation], state: str, judge: Callable[[Evaluation], str | None]
+) -> float | None:
+    """When the latest unbroken run of ``state`` began (evaluations oldest first)."""
+    since = None
+    for ev in reversed(evaluations):
+        if judge(ev) != state:
+            break
+        since = ev.evaluated_at
+    return since
+
+
+@dataclass(frozen=True)
+class _Context:
+    status: ModelStatus
+    evaluations: tuple[Evaluation, ...]
+    failures: tuple[RunFailure, ...]
+    live: int | None
+    pending: int | None
+
+
+class ModelPages:
+    """Builds the pages' data from the daemon's state, history and store."""
+
+    def __init__(
+        self,
+        state: MonitorState,
+        history: History,
+        store: SnapshotStore,
+        *,
+        state_dir: Path,
+        clock: Callable[[], float],
+        options: RenderOptions | None = None,
+    ) -> None:
+        self._state = state
+        self._history = history
+        self._store = store
+        self._state_dir = state_dir
+        self._clock = clock
+        self._options = options or RenderOptions()
+
+    def models(self) -> list[str]:
+        """The configured models."""
+        return self._state.models()
+
+    # ---------------------------------------------------------------- data
+
+    def _context(self, model: str) -> _Context:
+        status = self._state.status(model)
+        now = self._clock()
+        try:
+            runs = self._history.since(model, now - HISTORY_SECONDS, limit=_HISTORY_ROWS)
+            evaluations, failures = runs.evaluations, runs.failures
+        except Exception as exc:  # a page without history beats no page
+            log.warning("model=%s cannot read the history: %s", model, exc)
+            evaluations, failures = (), ()
+        live = pending = None
+        try:
+            live = self._store.live_version(model)
+            pending = self._store.pending_version(model)
+        except Exception as exc:
+            log.warning("model=%s cannot read the store's pointers: %s", model, exc)
+        return _Context(status, tuple(evaluations), tuple(failures), live, pending)
+
+    def model(self, model: str) -> dict[str, Any] | None:
+        """The view of one model (JSON-friendly); None for a model that is not configured."""
+        if model not in self._state.models():
+            return None
+        ctx = self._context(model)
+        ev = ctx.status.evaluation
+        slis = self._slis(ctx)
+        return {
+            "model": model,
+            "generated_at": self._clock(),
+            "state": _overall(ctx, slis),
+            "latest": None if ev is None else _latest(ev, ctx.status),
+            "slis": slis,
+            "features": self._features(ctx),
+            "clusters": _clusters(ctx),
+            "runs": [_run(e) for e in reversed(ctx.evaluations[-_RECENT:])],
+            "failures": [_failure(f) for f in reversed(ctx.failures[-_RECENT:])],
+            "failing_since": _failing_since(ctx),
+            "versions": self._versions(model, ctx),
+            "links": self._links(model),
+        }
+
+    def index(self) -> list[dict[str, Any]]:
+        """Every model with its state and latest decision (the ``/`` page, ``/api/models``)."""
+        out = []
+        for model in self._state.models():
+            view = self.model(model)
+            assert view is not None
+            out.append(
+                {
+                    "model": model,
+                    "state": view["state"],
+                    "live_version": view["versions"]["live"],
+                    "pending_version": view["versions"]["pending"],
+                    "latest": view["latest"],
+                    "failing_since": view["failing_since"],
+                    "top_feature": view["features"][0] if view["features"] else None,
+                    "links": view["links"],
+                }
+            )
+        return out
+
+    # ---------------------------------------------------------------- pages
+
+    def index_html(self) -> str:
+        """The ``/`` page."""
+        return render.index_page(self.index(), now=self._clock())
+
+    def model_html(self, model: str) -> str | None:
+        """The ``/models/NAME`` page; None for a model that is not configured."""
+        view = self.model(model)
+        return None if view is None else render.model_page(view)
+
+    def runbook_html(self, alertname: str, model: str | None) -> str | None:
+        """An alert's runbook, with the live block of ``model`` on top when it is one of ours."""
+        view = self.model(model) if model else None
+        try:
+            return render.runbook_page(
+                alertname, view=view, models=self.models(), options=self._options
+            )
+        except render.UnknownAlertError:
+            return None
+
+    def _slis(self, ctx: _Context) -> list[dict[str, Any]]:
+        ev = ctx.status.evaluation
+        if ev is None:
+            return []
+        out = []
+        for key in S.SCALAR:
+            sli = S.SLIS[key]
+            if key not in ev.slis:
+                continue
+            value = ev.slis[key]
+            state = sli_state(key, value, ev.thresholds)
+
+            def judge(e: Evaluation, key: str = key) -> str | None:
+                return sli_state(key, e.slis[key], e.thresholds) if key in e.slis else None
+
+            out.append(
+                {
+                    "sli": key,
+                    "metric": sli.metric,
+                    "value": value,
+                    "direction": sli.direction,
+                    "thresholds": {t: ev.thresholds.get(t) for t in sli.thresholds},
+                    "state": state,
+                    "since": _since(ctx.evaluations, state, judge) if sli.thresholds else None,
+                }
+            )
+        # The SLIs with a threshold first, the worst on top; the descriptive ones after.
+        out.sort(key=lambda s: (not s["thresholds"], -_RANK[str(s["state"])]))
+        return out
+
+    def _features(self, ctx: _Context) -> list[dict[str, Any]]:
+        ev, explanation = ctx.status.evaluation, ctx.status.explanation
+        if ev is None:
+            return []
+        bins = {} if explanation is None else {f.feature: f for f in explanation.features}
+        out = []
+        for feature, psi in sorted(ev.feature_psi.items(), key=lambda kv: -kv[1]):
+            state = sli_state(S.FEATURE_PSI_MAX, psi, ev.thresholds)
+
+            def judge(e: Evaluation, f: str = feature) -> str | None:
+                value = e.feature_psi.get(f)
+                return None if value is None else sli_state(S.FEATURE_PSI_MAX, value, e.thresholds)
+
+            b = bins.get(feature)
+            out.append(
+                {
+                    "feature": feature,
+                    "psi": psi,
+                    "state": state,
+                    "since": _since(ctx.evaluations, state, judge),
+                    "bins": None
+                    if b is None
+                    else {"edges": b.edges, "reference": b.reference, "current": b.current},
+                }
+            )
+        return out
+
+    def _versions(self, model: str, ctx: _Context) -> dict[str, Any]:
+        live = ctx.status.live
+        out: dict[str, Any] = {
+            "live": ctx.live,  # the store's pointer
+            # The live snapshot the daemon has loaded: it follows the pointer within seconds.
+            "loaded": live.version if live is not None else None,
+            "live_created_at": live.created_at if live is not None else None,
+            "live_reason": live.reason if live is not None else None,
+            "k": live.k if live is not None else None,
+            "pending": ctx.pending,
+            "approve_command": None,
+            "diff_command": None,
+            "rollback_command": None,
+        }
+        state_dir = self._state_dir
+        if ctx.pending is not None:
+            out["approve_command"] = approve_command(model, ctx.pending, state_dir)
+            if ctx.live is not None:
+                out["diff_command"] = (
+                    f"kmeans-monitor snapshots diff {model} {ctx.live} {ctx.pending} "
+                    f"--state-dir {state_dir}"
+                )
+        if live is not None and live.parent_version is not None:
+            out["rollback_command"] = (
+                f"kmeans-monitor snapshots rollback {model} --to {live.parent_version} "
+                f"--state-dir {state_dir}"
+            )
+        return out
+
+    def _links(self, model: str) -> dict[str, Any]:
+        o = self._options
+        dashboard = o.dashboard_url_pattern.format_map(
+            _Labels(model=model, job=o.job, alertname="", severity="", instance="", feature="")
+        )
+        return {
+            "page": f"/models/{model}",
+            "json": f"/api/models/{model}",
+            "dashboard": dashboard,
+            "runbooks": [
+                {"alert": name, "url": f"/runbooks/{name}?model={model}"}
+                for name in render.alert_names()
+            ],
+        }
+
+
+class _Labels(dict[str, str]):
+    """Alert labels for a link pattern, URL-encoded; an empty label selects every value."""
+
+    def __getitem__(self, key: str) -> str:
+        return quote_plus(super().get(key) or "$__all", safe="-_.~")
+
+
+def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
+    return {
+        "window_start": ev.window_start,
+        "window_end": ev.window_end,
+        "evaluated_at": ev.evaluated_at,
+        "scored_version": ev.live_version,
+        "candidate_version": ev.candidate_version,
+        "n_rows": ev.n_rows,
+        "decision": ev.decision,
+        "promoted": ev.promoted,
+        "stale": status.stale,
+        "last_run": status.last_run,
+        "last_success": status.last_success,
+    }
+
+
+def _overall(ctx: _Context, slis: list[dict[str, Any]]) -> str:
+    """The model's state: failing, no run yet, or the worst SLI state of the latest run."""
+    if ctx.status.stale:
+        return "failing"
+    if ctx.status.evaluation is None:
+        return "no run yet" if ctx.status.runs == 0 else "failing"
+    return max((s["state"] for s in slis), key=lambda s: _RANK[s], default=OK)
+
+
+def _failing_since(ctx: _Context) -> float | None:
+    """The first failure after the latest success, while the latest run failed."""
+    if not ctx.status.stale:
+        return None
+    after = ctx.status.evaluation.evaluated_at if ctx.status.evaluation else float("-inf")
+    times = [f.at for f in ctx.failures if f.at >= after]
+    return min(times) if times else None
+
+
+def _clusters(ctx: _Context) -> list[dict[str, Any]]:
+    ev, explanation = ctx.status.evaluation, ctx.status.explanation
+    live = ctx.status.live
+    if ev is None:
+        return []
+    reference = [] if live is None else [float(s) for s in live.reference_shares]
     out = []
-    for name in state.models():
-        ev = state.latest(name)
+    for c, drift in enumerate(ev.centroid_drift):
         out.append(
             {
-                "model": name,
-                "live_version": state.live_version(name),
-                "latest": None
-                if ev is None
-                else {
-                    "window_start": ev.window_start,
-                    "window_end": ev.window_end,
-                    "scored_version": ev.live_version,
-                    "n_rows": ev.n_rows,
-                    "decision": ev.decision,
-                    "promoted": ev.promoted,
-                    "slis": dict(ev.slis),
-                    FEATURE_PSI: dict(ev.feature_psi),
-                    "thresholds": dict(ev.thresholds),
-                },
+                "cluster": c,
+                "drift": drift,
+                "size": ev.cluster_sizes[c] if c < len(ev.cluster_sizes) else 0,
+                "share": ev.cluster_shares[c] if c < len(ev.cluster_shares) else 0.0,
+                "reference_share": reference[c] if c < len(reference) else None,
+                "moved": _moved(explanation, c),
             }
         )
+    out.sort(key=lambda item: -float(item["drift"]))  # type: ignore[arg-type]
     return out
 
 
-def index_html(state: MonitorState) -> str:
-    """A plain page that lists the models and links to everything else."""
-    return render.index_page(models_json(state))
+def _moved(explanation: Explanation | None, c: int) -> list[dict[str, Any]]:
+    """The features along which cluster ``c``'s points moved most, in their own units."""
+    if explanation is None or c >= len(explanation.clusters):
+        return []
+    shift = explanation.clusters[c]
+    if shift.n_sample == 0:
+        return []
+    return [
+        {
+            "feature": explanation.feature_names[j],
+            "centre": shift.centre[j],
+            "mean": shift.mean[j],
+            "shift": shift.mean[j] - shift.centre[j],
+            "shift_scaled": shift.shift_scaled[j],
+            "units": explanation.units,
+        }
+        for j in shift.ranked()[:_MOVED]
+    ]
 
 
-def runbook_html(name: str) -> str | None:
-    """An alert's runbook as a page, or None when there is no such alert."""
-    try:
-        return render.runbook_page(name)
-    except KeyError:
-        return None
+def _run(ev: Evaluation) -> dict[str, Any]:
+    return {
+        "evaluated_at": ev.evaluated_at,
+        "version": ev.live_version,
+        "n_rows": ev.n_rows,
+        "decision": ev.decision,
+        "promoted": ev.promoted,
+        "candidate_version": ev.candidate_version,
+        "slis": {p.sli: ev.slis.get(p.sli) for p in S.PROGRESS if p.name},
+    }
+
+
+def _failure(f: RunFailure) -> dict[str, Any]:
+    return {"at": f.at, "reason": f.reason, "message": f.message, "window": f.window_label}

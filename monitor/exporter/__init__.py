@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from monitor.exporter.daemon import (
     DURATION_BUCKETS,
+    TOP_FEATURE_METRIC,
     ModelSpec,
+    ModelStatus,
     MonitorCollector,
     MonitorState,
     make_registry,
@@ -19,7 +21,9 @@ from monitor.exporter.exposition import CONTENT_TYPE, Registry, encode, push
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "TOP_FEATURE_METRIC",
     "ModelSpec",
+    "ModelStatus",
     "MonitorCollector",
     "MonitorState",
     "Registry",

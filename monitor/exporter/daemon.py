@@ -23,11 +23,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitor import slis as S
+from monitor.explain import Explanation
 from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
 
 __all__ = [
     "DURATION_BUCKETS",
+    "TOP_FEATURE_METRIC",
     "ModelSpec",
+    "ModelStatus",
     "MonitorCollector",
     "MonitorState",
     "make_registry",
@@ -50,6 +53,9 @@ DURATION_BUCKETS = (
     600.0,
     1800.0,
 )
+
+#: One series per drifted cluster: the feature along which its points moved most.
+TOP_FEATURE_METRIC = "kmeans_centroid_drift_top_feature_info"
 
 # The labelled SLIs: where an Evaluation keeps their values.
 _PER_CLUSTER: dict[str, Callable[[Evaluation], Sequence[float]]] = {
@@ -87,6 +93,8 @@ class _ModelState:
     live_created: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
     stale: bool = False  # the latest run failed: the SLIs are the last good run's
+    live: Snapshot | None = None  # the live snapshot itself (pages explain against it)
+    explanation: Explanation | None = None  # of the latest evaluation, against ``live``
 
     def copy(self) -> _ModelState:
         return _ModelState(
@@ -104,7 +112,48 @@ class _ModelState:
             live_created=self.live_created,
             thresholds=dict(self.thresholds),
             stale=self.stale,
+            live=self.live,
+            explanation=self.explanation,
         )
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(
+            spec=self.spec,
+            runs=self.runs,
+            failures=dict(self.failures),
+            last_run=self.last_run,
+            last_success=self.last_success,
+            promotions=self.promotions,
+            stale=self.stale,
+            evaluation=self.evaluation,
+            live=self.live,
+            explanation=self.current_explanation(),
+        )
+
+    def current_explanation(self) -> Explanation | None:
+        """The explanation, if it explains the latest evaluation under the live snapshot."""
+        e, ev = self.explanation, self.evaluation
+        if e is None or ev is None or e.version != self.live_version:
+            return None
+        if (e.window_start, e.window_end) != (ev.window_start, ev.window_end):
+            return None
+        return e
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model as the daemon knows it now (what its pages show)."""
+
+    spec: ModelSpec
+    runs: int
+    failures: dict[str, int]  # reason -> failed runs since start-up
+    last_run: float  # unix seconds; 0 before the first run
+    last_success: float
+    promotions: int
+    stale: bool  # the latest run failed
+    evaluation: Evaluation | None  # of the latest successful run
+    live: Snapshot | None
+    explanation: Explanation | None  # of ``evaluation`` under ``live``; None when not known
 
 
 class MonitorState:
@@ -171,8 +220,23 @@ class MonitorState:
             self._set_live(m, live)
             self._generation += 1
 
+    def set_explanation(self, explanation: Explanation) -> None:
+        """The explanation of a model's latest window (ignored for an unknown model)."""
+        with self._lock:
+            m = self._models.get(explanation.model)
+            if m is None:
+                return
+            m.explanation = explanation
+            self._generation += 1
+
+    def status(self, model: str) -> ModelStatus:
+        """What the daemon knows of one model now; KeyError for an unknown model."""
+        with self._lock:
+            return self._models[model].status()
+
     @staticmethod
     def _set_live(m: _ModelState, live: Snapshot) -> None:
+        m.live = live
         m.live_version = live.version
         m.live_k = live.k
         m.live_created = live.created_at
@@ -324,6 +388,25 @@ class MonitorCollector(Collector):
                 for c, value in enumerate(values(ev)):
                     families[key].add_metric([name, str(c)], value)
         yield from families.values()
+        yield self._top_features(view)
+
+    @staticmethod
+    def _top_features(view: list[_ModelState]) -> Metric:
+        """The feature that moved each drifted cluster most; at most one series per cluster."""
+        family = _gauge(
+            TOP_FEATURE_METRIC,
+            "Always 1; per drifted cluster, the feature along which its points moved most.",
+            ["model", "cluster", "feature"],
+        )
+        for m in view:
+            e, ev = m.current_explanation(), m.evaluation
+            if e is None or ev is None:
+                continue
+            for c, drift in enumerate(ev.centroid_drift):
+                top = e.top_feature(c) if c < len(e.clusters) and drift > 0 else None
+                if top is not None:
+                    family.add_metric([m.spec.name, str(c), top], 1)
+        return family
 
 
 def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:

@@ -1,10 +1,14 @@
-"""What the daemon answers on each path; runs on a worker thread, never on the event loop."""
+"""What the daemon answers on each path; runs on a worker thread, never on the event loop.
+
+Pages: ``/`` (the models), ``/models/NAME`` (one model's live state; its data at
+``/api/models/NAME`` or ``/models/NAME.json``), ``/runbooks/NAME[.html][?model=M]``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,11 @@ def _always_ready() -> tuple[bool, str]:
     return True, "ok"
 
 
-def _no_runbook(name: str) -> str | None:
+def _no_runbook(name: str, model: str | None) -> str | None:
+    return None
+
+
+def _no_model(name: str) -> None:
     return None
 
 
@@ -40,14 +48,17 @@ class Routes:
 
     registry: Registry
     ready: Callable[[], tuple[bool, str]] = _always_ready
-    runbook_html: Callable[[str], str | None] = _no_runbook  # None: no such runbook
+    # (alert, model from ?model= or None) -> the page; None: no such runbook
+    runbook_html: Callable[[str, str | None], str | None] = _no_runbook
     models_json: Callable[[], Any] | None = None  # None: no /api/models
+    model_html: Callable[[str], str | None] = _no_model  # /models/NAME; None: no such model
+    model_json: Callable[[str], Any] = _no_model  # /api/models/NAME; None: no such model
     index_html: Callable[[], str] = _plain_index
     # Pre-rendered /metrics bytes (a MetricsCache); None encodes the registry per scrape.
     metrics: Callable[[], bytes] | None = None
 
 
-def _route(routes: Routes, path: str) -> Response:
+def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
     if path == "/metrics":
         body = routes.metrics() if routes.metrics is not None else encode(routes.registry)
         return Response(200, body, CONTENT_TYPE)
@@ -57,22 +68,36 @@ def _route(routes: Routes, path: str) -> Response:
         ok, why = routes.ready()
         return Response.text(200 if ok else 503, why)
     if path.startswith("/runbooks/"):
-        page = routes.runbook_html(path.removeprefix("/runbooks/").strip("/"))
+        # /runbooks/NAME.html is the static site's path: one link pattern fits both.
+        name = path.removeprefix("/runbooks/").strip("/").removesuffix(".html")
+        page = routes.runbook_html(name, query.get("model") or None)
         if page is None:
             return Response.text(404, "no such runbook")
         return Response(200, page.encode(), _HTML)
     if path == "/api/models" and routes.models_json is not None:
-        body = json.dumps(routes.models_json(), indent=2).encode()
-        return Response(200, body, "application/json")
+        return _json(routes.models_json())
+    if path.startswith("/api/models/") or (path.startswith("/models/") and path.endswith(".json")):
+        name = path.removeprefix("/api/models/").removeprefix("/models/").removesuffix(".json")
+        data = routes.model_json(name.strip("/"))
+        return Response.text(404, "no such model") if data is None else _json(data)
+    if path.startswith("/models/"):
+        page = routes.model_html(path.removeprefix("/models/").strip("/"))
+        if page is None:
+            return Response.text(404, "no such model")
+        return Response(200, page.encode(), _HTML)
     if path == "/":
         return Response(200, routes.index_html().encode(), _HTML)
     return Response.text(404, "not found")
 
 
-def dispatch(routes: Routes, path: str) -> Response:
+def _json(data: Any) -> Response:
+    return Response(200, json.dumps(data, indent=2).encode(), "application/json")
+
+
+def dispatch(routes: Routes, path: str, query: Mapping[str, str] | None = None) -> Response:
     """The response for a GET of ``path``; a broken page is a 500, never a dead server."""
     try:
-        return _route(routes, path)
+        return _route(routes, path, query or {})
     except Exception:
         log.exception("error serving %s", path)
         return Response.text(500, "internal error")

@@ -344,10 +344,10 @@ class _Engine:
         """Runs on a worker: authentication (bcrypt is slow) and the route."""
         path = request.path
         if self._auth is None or path in self._public:
-            return dispatch(self._routes, path)
+            return dispatch(self._routes, path, request.query)
         if not self._auth.check(request.headers.get("authorization")):
             return _UNAUTHORIZED
-        return dispatch(self._routes, path)
+        return dispatch(self._routes, path, request.query)
 
 
 def _listen(host: str, port: int) -> socket.socket:

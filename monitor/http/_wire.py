@@ -11,7 +11,7 @@ import email.utils
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "MAX_HEADERS",
@@ -47,6 +47,11 @@ class Request:
     @property
     def path(self) -> str:
         return unquote(urlsplit(self.target).path)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters (the first value of each)."""
+        return {k: v[0] for k, v in parse_qs(urlsplit(self.target).query).items()}
 
     @property
     def keep_alive(self) -> bool:

@@ -6,7 +6,8 @@ committed; ``stale_files`` tells whether they still match their sources.
 
 Modules: ``options`` (RenderOptions), ``templates`` (loader and environments), ``rules``,
 ``dashboards`` (the Grafana JSON builder), ``runbooks``, ``markdown`` (the Markdown
-subset as HTML), ``pages`` (HTML with autoescape) and ``files`` (render_all, stale_files).
+subset as HTML), ``pages`` (HTML with autoescape: the daemon's pages and the static
+runbook site) and ``files`` (render_all, stale_files).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from monitor.render.dashboards import render_dashboards
 from monitor.render.files import render_all, stale_files
 from monitor.render.markdown import markdown_to_html
 from monitor.render.options import RenderOptions
-from monitor.render.pages import index_page, runbook_page
+from monitor.render.pages import index_page, model_page, runbook_page, site_pages
 from monitor.render.rules import alert_names, render_rules
 from monitor.render.runbooks import UnknownAlertError, render_runbooks, runbook_markdown
 
@@ -25,11 +26,13 @@ __all__ = [
     "alert_names",
     "index_page",
     "markdown_to_html",
+    "model_page",
     "render_all",
     "render_dashboards",
     "render_rules",
     "render_runbooks",
     "runbook_markdown",
     "runbook_page",
+    "site_pages",
     "stale_files",
 ]

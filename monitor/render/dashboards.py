@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+import string
 from collections.abc import Mapping
 from typing import Any
 
 from monitor.errors import InvalidInputError
+from monitor.render.options import RenderOptions
 from monitor.render.templates import read_asset
 from monitor.yamlfile import load_yaml
 
@@ -29,13 +31,25 @@ def _spec() -> dict[str, Any]:
     return spec
 
 
-def render_dashboards() -> dict[str, str]:
+def render_dashboards(options: RenderOptions | None = None) -> dict[str, str]:
     """The Grafana dashboards: file name -> JSON text."""
     spec = _spec()
+    urls = _link_urls(options or RenderOptions())
     return {
-        board["file"]: json.dumps(_dashboard(board, spec), indent=2, ensure_ascii=False) + "\n"
+        board["file"]: json.dumps(_dashboard(board, spec, urls), indent=2, ensure_ascii=False)
+        + "\n"
         for board in spec["dashboards"]
     }
+
+
+def _link_urls(options: RenderOptions) -> dict[str, str]:
+    """What ``{runbook}`` and ``{daemon}`` stand for in a data link of the spec."""
+    # The runbook pattern's labels become the table row's fields: ${__data.fields.model}.
+    runbook = "".join(
+        literal + ("" if name is None else f"${{__data.fields.{name}}}")
+        for literal, name, _, _ in string.Formatter().parse(options.runbook_url_pattern)
+    )
+    return {"runbook": runbook, "daemon": options.daemon_url}
 
 
 def panel_titles() -> dict[str, tuple[str, set[str]]]:
@@ -47,7 +61,9 @@ def panel_titles() -> dict[str, tuple[str, set[str]]]:
     return out
 
 
-def _dashboard(board: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+def _dashboard(
+    board: Mapping[str, Any], spec: Mapping[str, Any], urls: Mapping[str, str]
+) -> dict[str, Any]:
     common = spec["common"]
     return {
         "uid": board["uid"],
@@ -73,7 +89,7 @@ def _dashboard(board: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, A
         ],
         "templating": {"list": _variables(common)},
         "annotations": {"list": [_annotation(a) for a in board.get("annotations", [])]},
-        "panels": _panels(board["panels"]),
+        "panels": _panels(board["panels"], urls),
     }
 
 
@@ -135,7 +151,7 @@ def _annotation(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _panels(specs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _panels(specs: list[Mapping[str, Any]], urls: Mapping[str, str]) -> list[dict[str, Any]]:
     """Lay the panels out left to right, wrapping at the grid width; a row starts a line."""
     panels: list[dict[str, Any]] = []
     x = y = line_height = 0
@@ -150,7 +166,7 @@ def _panels(specs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if x + w > _GRID_WIDTH:
             y += line_height
             x = line_height = 0
-        panels.append(_panel(panel_id, spec, {"h": h, "w": w, "x": x, "y": y}))
+        panels.append(_panel(panel_id, spec, {"h": h, "w": w, "x": x, "y": y}, urls))
         x += w
         line_height = max(line_height, h)
     return panels
@@ -167,13 +183,18 @@ def _row(panel_id: int, title: str, y: int) -> dict[str, Any]:
     }
 
 
-def _panel(panel_id: int, spec: Mapping[str, Any], grid: dict[str, int]) -> dict[str, Any]:
+def _panel(
+    panel_id: int, spec: Mapping[str, Any], grid: dict[str, int], urls: Mapping[str, str]
+) -> dict[str, Any]:
     kind = spec["type"]
     targets = [_target(kind, index, target) for index, target in enumerate(spec["targets"])]
     overrides = [
         _threshold_override(entry["refId"])
         for entry, target in zip(targets, spec["targets"], strict=True)
         if target.get("threshold")
+    ]
+    overrides += [
+        _links_override(field, links, urls) for field, links in spec.get("links", {}).items()
     ]
     panel: dict[str, Any] = {
         "id": panel_id,
@@ -188,8 +209,25 @@ def _panel(panel_id: int, spec: Mapping[str, Any], grid: dict[str, int]) -> dict
     }
     if kind == "table":
         hidden = {name: True for name in spec.get("hide", [])}
-        panel["transformations"] = [{"id": "organize", "options": {"excludeByName": hidden}}]
+        organize = {"excludeByName": hidden, "renameByName": dict(spec.get("rename", {}))}
+        panel["transformations"] = [{"id": "organize", "options": organize}]
     return panel
+
+
+def _links_override(
+    field: str, links: list[Mapping[str, str]], urls: Mapping[str, str]
+) -> dict[str, Any]:
+    """Data links on one column of a table: ``{runbook}``/``{daemon}`` filled in."""
+    value = []
+    for link in links:
+        url = link["url"]
+        for key, target in urls.items():
+            url = url.replace("{" + key + "}", target)
+        value.append({"title": link["title"], "url": url, "targetBlank": False})
+    return {
+        "matcher": {"id": "byName", "options": field},
+        "properties": [{"id": "links", "value": value}],
+    }
 
 
 def _field_defaults(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:

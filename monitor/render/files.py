@@ -1,7 +1,7 @@
 """The generated files under a checkout: writing them, and telling which are stale.
 
-``alerts/*.yml``, ``dashboards/*.json``, ``runbooks/*.md``, ``docs/metrics.md`` and
-``docs/architecture.md`` are generated and
+``alerts/*.yml``, ``dashboards/*.json``, ``runbooks/*.md``, the runbook site under
+``site/``, ``docs/metrics.md`` and ``docs/architecture.md`` are generated and
 committed; CI runs ``kmeans-monitor render --check`` so that they never drift from
 their sources in ``monitor/assets``.
 """
@@ -13,14 +13,23 @@ from pathlib import Path
 from monitor.render.dashboards import render_dashboards
 from monitor.render.docs import render_docs
 from monitor.render.options import RenderOptions
+from monitor.render.pages import site_pages
 from monitor.render.rules import render_rules
 from monitor.render.runbooks import render_runbooks
 
-__all__ = ["RULES_FILE", "render_all", "stale_files"]
+__all__ = ["RULES_FILE", "SITE_DIR", "render_all", "stale_files"]
 
 RULES_FILE = "alerts/kmeans-monitor.yml"
+#: The static runbook site: serve this directory with any web server (deploy/README.md).
+SITE_DIR = "site"
 # Every file these patterns match is generated: one that nothing generates is stale.
-_GENERATED_GLOBS = (("alerts", "*.yml"), ("dashboards", "*.json"), ("runbooks", "*.md"))
+_GENERATED_GLOBS = (
+    ("alerts", "*.yml"),
+    ("dashboards", "*.json"),
+    ("runbooks", "*.md"),
+    (SITE_DIR, "*.html"),
+    (f"{SITE_DIR}/runbooks", "*.html"),
+)
 
 
 def render_all(root: Path, options: RenderOptions | None = None) -> list[Path]:
@@ -58,9 +67,10 @@ def stale_files(root: Path) -> list[str]:
 
 def _generated(options: RenderOptions) -> dict[str, str]:
     files = {RULES_FILE: render_rules(options)}
-    files.update({f"dashboards/{name}": text for name, text in render_dashboards().items()})
+    files.update({f"dashboards/{name}": text for name, text in render_dashboards(options).items()})
     files.update({f"runbooks/{name}": text for name, text in render_runbooks(options).items()})
     files.update(render_docs(options))
+    files.update({f"{SITE_DIR}/{path}": page for path, page in site_pages(options).items()})
     return files
 
 

@@ -1,36 +1,215 @@
-"""The HTML pages the daemon serves, rendered from ``monitor/assets/pages/`` with autoescape."""
+"""The HTML pages, rendered from ``monitor/assets/pages/`` with autoescape.
+
+- the daemon's: ``index_page`` (``/``), ``model_page`` (``/models/NAME``) and
+  ``runbook_page`` (``/runbooks/NAME``; with a model, its live block on top);
+- the static runbook site that ``render`` writes to ``site/`` (``site_pages``): the same
+  runbook pages without live values, servable by any web server while the daemon is down.
+
+Runbook pages put Mitigation first: someone who arrives from an alert wants what to do.
+Charts are inline SVG built here as numbers and drawn by the templates (no script).
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.render.markdown import markdown_to_html
+from monitor.render.options import RenderOptions
+from monitor.render.rules import alert_names
 from monitor.render.runbooks import runbook_markdown
 from monitor.render.templates import render_template
 
-__all__ = ["index_page", "runbook_page"]
+__all__ = ["SECTION_ORDER", "index_page", "model_page", "runbook_page", "site_pages"]
+
+#: The order of a runbook page's sections in HTML (the Markdown keeps the conventions').
+SECTION_ORDER = ("Mitigation", "Meaning", "Impact", "Diagnosis")
+_SECTION = re.compile(r"^## +(.+?)\s*$", re.M)
+_CHART_WIDTH = 320
+_CHART_HEIGHT = 96
 
 
-def runbook_page(alertname: str) -> str:
-    """The runbook of one alert as a self-contained HTML document; UnknownAlertError if none."""
-    body = markdown_to_html(runbook_markdown(alertname))
-    return render_template("html", "pages/runbook.html.j2", alertname=alertname, body=body)
+def _when(ts: float | None, now: float | None = None) -> str:
+    """A unix time as ``2026-05-01 12:00:00 UTC``, with ``(5m ago)`` when ``now`` is given."""
+    if ts is None or not math.isfinite(ts) or ts <= 0:
+        return "never"
+    at = datetime.fromtimestamp(ts, UTC)
+    if now is None:
+        return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Today's times need no date: the page says when it was made.
+    same_day = at.date() == datetime.fromtimestamp(now, UTC).date()
+    text = at.strftime("%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M:%S UTC")
+    return f"{text} ({_ago(now - ts)})"
 
 
-def index_page(models: Sequence[Mapping[str, Any]]) -> str:
-    """The daemon's ``/`` page: each model's live version and latest decision, and the links.
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
 
-    ``models`` are the entries of the ``/api/models`` view: ``model``, ``live_version``
-    (None before the first snapshot) and ``latest`` (None before the first run, else a
-    mapping with the ``decision``).
-    """
-    rows = [
-        {
-            "name": item["model"],
-            "live_version": "none" if item["live_version"] is None else item["live_version"],
-            "decision": item["latest"]["decision"] if item.get("latest") else "no run yet",
-        }
-        for item in models
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A number for people: 3 significant digits, or a dash when there is none."""
+    if value is None:
+        return "\u2013"  # an en dash
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+_HELPERS = {"when": _when, "num": _num}
+
+
+# ------------------------------------------------------------------------ runbooks
+
+
+def _sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
+    """The runbook's head (title) and its ``##`` sections in page order, as HTML."""
+    parts = _SECTION.split(markdown)
+    head, pairs = parts[0], list(zip(parts[1::2], parts[2::2], strict=True))
+    ordered = sorted(
+        pairs, key=lambda p: SECTION_ORDER.index(p[0]) if p[0] in SECTION_ORDER else 99
+    )
+    return markdown_to_html(head), [
+        (title, markdown_to_html(f"## {title}\n{body}")) for title, body in ordered
     ]
-    return render_template("html", "pages/index.html.j2", models=rows)
+
+
+def _fill(markdown: str, view: Mapping[str, Any] | None) -> str:
+    """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled in."""
+    if view is None:
+        return markdown
+    versions = view["versions"]
+    values = {"MODEL": view["model"]}
+    if versions["live"] is not None:
+        values["LIVE_VERSION"] = str(versions["live"])
+    if versions["pending"] is not None:
+        values["CANDIDATE_VERSION"] = str(versions["pending"])
+    if view["features"]:
+        values["FEATURE"] = view["features"][0]["feature"]
+    # Model and feature names are letters, digits and ._:- (monitor.checks): no Markdown.
+    return re.sub(r"\b(" + "|".join(values) + r")\b", lambda m: values[m.group(1)], markdown)
+
+
+def runbook_page(
+    alertname: str,
+    *,
+    view: Mapping[str, Any] | None = None,
+    models: Sequence[str] = (),
+    options: RenderOptions | None = None,
+    static: bool = False,
+) -> str:
+    """One alert's runbook as a self-contained page; UnknownAlertError if there is none.
+
+    ``view`` (a model's page data) puts its live block on top and fills its names into
+    the commands; ``models`` lists the daemon's models to pick from when there is none.
+    ``static`` renders the site's copy, which links the daemon for the live values.
+    """
+    options = options or RenderOptions()
+    head, sections = _sections(_fill(runbook_markdown(alertname, options), view))
+    return render_template(
+        "html",
+        "pages/runbook.html.j2",
+        alertname=alertname,
+        head=head,
+        sections=sections,
+        view=view,
+        models=list(models),
+        static=static,
+        options=options,
+        now=None if view is None else view["generated_at"],
+        **_HELPERS,
+    )
+
+
+def site_pages(options: RenderOptions | None = None) -> dict[str, str]:
+    """The static site: path under ``site/`` -> page (every runbook, and an index)."""
+    options = options or RenderOptions()
+    names = alert_names()
+    pages = {
+        options.site_runbook_path(name): runbook_page(name, options=options, static=True)
+        for name in names
+    }
+    pages["index.html"] = render_template(
+        "html",
+        "pages/site_index.html.j2",
+        alerts=[(name, options.site_runbook_path(name)) for name in names],
+        options=options,
+    )
+    return pages
+
+
+# ------------------------------------------------------------------------ models
+
+
+def index_page(models: Sequence[Mapping[str, Any]], now: float | None = None) -> str:
+    """The daemon's ``/`` page: each model's state, versions and latest decision."""
+    return render_template("html", "pages/index.html.j2", models=list(models), now=now, **_HELPERS)
+
+
+def model_page(view: Mapping[str, Any]) -> str:
+    """One model's live page (the data of ``monitor.views.ModelPages.model``)."""
+    return render_template(
+        "html",
+        "pages/model.html.j2",
+        view=view,
+        now=view["generated_at"],
+        charts={f["feature"]: histogram(f["bins"]) for f in view["features"] if f["bins"]},
+        sizes=share_bars(view["clusters"]),
+        **_HELPERS,
+    )
+
+
+def histogram(bins: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+    """Bar geometry of a feature's reference and current bin shares, side by side."""
+    reference, current = list(bins["reference"]), list(bins["current"])
+    n = len(reference)
+    top = max([*reference, *current, 1e-12])
+    slot = _CHART_WIDTH / n
+    bars = []
+    for b in range(n):
+        ref_h = _CHART_HEIGHT * reference[b] / top
+        cur_h = _CHART_HEIGHT * current[b] / top
+        bars.append(
+            {
+                "x": round(b * slot + 1, 2),
+                "w": round(max(1.0, slot / 2 - 1), 2),
+                "ref_y": round(_CHART_HEIGHT - ref_h, 2),
+                "ref_h": round(ref_h, 2),
+                "cur_y": round(_CHART_HEIGHT - cur_h, 2),
+                "cur_h": round(cur_h, 2),
+                "title": _bin_title(list(bins["edges"]), b, reference[b], current[b]),
+            }
+        )
+    edges = list(bins["edges"])
+    return {
+        "width": _CHART_WIDTH,
+        "height": _CHART_HEIGHT,
+        "bars": bars,
+        "low": _num(edges[0]) if edges else "",
+        "high": _num(edges[-1]) if edges else "",
+    }
+
+
+def _bin_title(edges: list[float], b: int, reference: float, current: float) -> str:
+    low = "\u2212∞" if b == 0 else _num(edges[b - 1])  # a minus sign
+    high = "∞" if b == len(edges) else _num(edges[b])
+    return f"({low}, {high}]: reference {reference:.1%}, now {current:.1%}"
+
+
+def share_bars(clusters: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Widths (percent of the cell) of each cluster's current and reference share bars."""
+    shares = [c["share"] for c in clusters] + [c["reference_share"] or 0.0 for c in clusters]
+    top = max([*shares, 1e-12])
+    return {
+        c["cluster"]: {
+            "now": round(100 * c["share"] / top, 1),
+            "ref": round(100 * (c["reference_share"] or 0.0) / top, 1),
+        }
+        for c in clusters
+    }

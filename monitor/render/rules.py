@@ -31,6 +31,7 @@ def _render_rules(options: RenderOptions) -> str:
         dur=lambda text: scale_prometheus_duration(text, options.time_scale),
         # A JSON string is a valid YAML scalar whatever the URL holds (&, #, quotes).
         runbook_url=lambda name: json.dumps(options.runbook_url(name)),
+        dashboard_url=lambda name: json.dumps(options.dashboard_url(name)),
     )
 
 

@@ -39,9 +39,9 @@ def render_runbooks(options: RenderOptions | None = None) -> dict[str, str]:
     return dict(_render_runbooks(options or RenderOptions()))
 
 
-def runbook_markdown(alertname: str) -> str:
-    """The runbook page of one alert, as Markdown (default options)."""
-    pages = dict(_render_runbooks(RenderOptions()))
+def runbook_markdown(alertname: str, options: RenderOptions | None = None) -> str:
+    """The runbook page of one alert, as Markdown."""
+    pages = dict(_render_runbooks(options or RenderOptions()))
     try:
         return pages[f"{alertname}.md"]
     except KeyError:

@@ -18,9 +18,13 @@ Timeline (seconds)::
 from __future__ import annotations
 
 import copy
+import html
 import json
 import math
+import re
+import shlex
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -34,7 +38,8 @@ from typing import Any
 import yaml
 
 from monitor.durations import parse_duration
-from monitor.render import RenderOptions, render_rules
+from monitor.render import RenderOptions, render_all, render_rules
+from tests.e2e.grafana import GrafanaStub
 from tests.e2e.webhook import Alert, WebhookReceiver
 from tests.services import Service, ServiceError, Services, free_port
 
@@ -94,8 +99,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "warning",
         (_at("mean_shift", cluster=1, magnitude=4),),
         seed=2,
+        # The explanation names the cluster that moved most and its main feature.
         description=r"^A centroid of model mean-shift on \S+ is [0-9.e+]+ scaled units .*"
-        r"\(threshold 0\.5\)\.$",
+        r"\(threshold 0\.5\)\. Cluster [0-3] moved most, mainly along "
+        r"(latency_p50_ms|latency_p99_ms|cpu_ratio|rps|error_ratio)\.$",
     ),
     Scenario(
         "new-cluster",
@@ -357,7 +364,10 @@ class RunRecord:
     daemon_url: str
     injections: dict[str, float]
     alerts: list[Alert]
-    runbooks: dict[str, tuple[int, str]]  # runbook_url -> (status, body)
+    runbooks: dict[str, tuple[int, str]]  # runbook_url -> (status, body), daemon stopped
+    dashboards: dict[str, tuple[int, str]]  # dashboard_url -> (status, body), daemon stopped
+    daemon_down: str  # what fetching the daemon's / gave once it was stopped
+    approval: dict[str, Any]  # the pending candidate approved with the page's command
     figures: dict[str, Any]
     diagnostics: str
 
@@ -396,14 +406,82 @@ def run_stack(services: Services, workdir: Path) -> RunRecord:
     suite_start = time.time()
     webhook = WebhookReceiver(log_path=workdir / "webhook.jsonl")
     webhook.start()
+    grafana = GrafanaStub(REPO / "dashboards")
+    grafana.start()
     try:
-        return _run(services, workdir, webhook, suite_start)
+        return _run(services, workdir, webhook, grafana, suite_start)
     finally:
+        grafana.stop()
         webhook.stop()
 
 
+def _site(services: Services, workdir: Path) -> Service:
+    """The static runbook site, as `render` writes it, served by a plain web server."""
+    render_all(workdir / "rendered")
+    port = free_port()
+    return services.start(
+        "site",
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(workdir / "rendered" / "site"),
+        ],
+        port=port,
+        ready_path="/index.html",
+    )
+
+
+APPROVED_MODEL = "mean-shift"
+
+
+def approve_from_page(daemon: Service, model: str, attempts: int = 3) -> dict[str, Any]:
+    """Run the approve command printed on the model's page, as printed; wait for the daemon.
+
+    A run may replace the pending candidate between reading the page and approving (the
+    command then names a version no longer pending): read the page again and retry.
+    """
+    record: dict[str, Any] = {"model": model, "attempts": []}
+    for _ in range(attempts):
+        _, body = daemon.request(f"/models/{model}")
+        found = re.search(r'<code id="approve-command">([^<]*)</code>', body.decode())
+        if found is None:
+            record["attempts"].append({"command": None, "page": body.decode()[:2000]})
+            time.sleep(INTERVAL)
+            continue
+        command = html.unescape(found.group(1))
+        done = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=60, check=False
+        )
+        record["attempts"].append(
+            {"command": command, "returncode": done.returncode, "output": done.stdout + done.stderr}
+        )
+        if done.returncode == 0:
+            record["approved"] = int(shlex.split(command)[4])
+            break
+    started = time.monotonic()
+    record["followed_after"] = None
+    while "approved" in record and time.monotonic() - started < 20:
+        view = daemon.get_json(f"/api/models/{model}")
+        # The pointer moves at once; the daemon loads the new live snapshot within seconds.
+        if view["versions"]["loaded"] == record["approved"]:
+            record["followed_after"] = round(time.monotonic() - started, 1)
+            record["pending_after"] = view["versions"]["pending"]
+            break
+        time.sleep(POLL)
+    return record
+
+
 def _run(
-    services: Services, workdir: Path, webhook: WebhookReceiver, suite_start: float
+    services: Services,
+    workdir: Path,
+    webhook: WebhookReceiver,
+    grafana: GrafanaStub,
+    suite_start: float,
 ) -> RunRecord:
     shipped = yaml.safe_load(SHIPPED_ALERTMANAGER.read_text(encoding="utf-8"))
     am_file = workdir / "alertmanager.yml"
@@ -452,13 +530,21 @@ def _run(
         on_fail=lambda: exporter.log_tail() + "\n" + prometheus.log_tail(),
     )
 
+    site = _site(services, workdir)
     t0 = time.time()
     config_file = workdir / "monitor.yml"
     config_file.write_text(yaml.safe_dump(daemon_config(t0, prometheus.url)), encoding="utf-8")
     daemon = services.kmeans_monitor("run", "--config", str(config_file), ready_path="/readyz")
     rules_file = workdir / "rules.yml"
+    # The links as an installation renders them: the runbook on the static site (it must
+    # answer with the daemon down), the on-call dashboard on the model that fired.
     options = RenderOptions(
-        runbook_url_pattern=f"{daemon.url}/runbooks/{{alertname}}", time_scale=TIME_SCALE
+        runbook_url_pattern=f"{site.url}/runbooks/{{alertname}}.html?model={{model}}",
+        dashboard_url_pattern=(
+            f"{grafana.url}/d/kmeans-monitor-oncall/?var-job={{job}}&var-model={{model}}"
+        ),
+        daemon_url=daemon.url,
+        time_scale=TIME_SCALE,
     )
     rules_file.write_text(render_rules(options), encoding="utf-8")
     # First the daemon's target, then (once it is up) the rules: rules evaluated before the
@@ -518,14 +604,24 @@ def _run(
     time.sleep(1.5)
     t_end = time.time()
     alerts = webhook.alerts()
+    # After the alerts, so that the approval cannot resolve one before it arrives.
+    approval = approve_from_page(daemon, APPROVED_MODEL)
+    saved = diagnostics()
 
+    # The on-call engineer follows the links with the daemon down.
+    daemon.stop()
+    status, said = _get(daemon.url + "/")
+    daemon_down = said if status == 0 else f"answered {status}"
     runbooks: dict[str, tuple[int, str]] = {}
+    dashboards: dict[str, tuple[int, str]] = {}
     for a in alerts:
-        url = a.annotations.get("runbook_url", "")
-        if url and url not in runbooks:
-            runbooks[url] = _get(url)
+        for key, seen in (("runbook_url", runbooks), ("dashboard_url", dashboards)):
+            url = a.annotations.get(key, "")
+            if url and url not in seen:
+                seen[url] = _get(url)
 
     figures = _figures(prometheus, alerts, injections, t0, t_end, runbooks)
+    figures["approval"] = approval
     figures["suite_seconds"] = round(time.time() - suite_start, 1)
     return RunRecord(
         t0=t0,
@@ -534,8 +630,11 @@ def _run(
         injections=injections,
         alerts=alerts,
         runbooks=runbooks,
+        dashboards=dashboards,
+        daemon_down=daemon_down,
+        approval=approval,
         figures=figures,
-        diagnostics=diagnostics(),
+        diagnostics=saved,
     )
 
 

@@ -7,6 +7,7 @@ printed at the end of the session and written to ``e2e-figures.json``.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -24,7 +25,8 @@ from tests.e2e._stack import (
 
 pytestmark = pytest.mark.e2e
 
-SECTIONS = ("Meaning", "Impact", "Diagnosis", "Mitigation")
+# The runbook pages put Mitigation first (the Markdown keeps the conventions' order).
+SECTIONS = ("Mitigation", "Meaning", "Impact", "Diagnosis")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)
@@ -61,16 +63,50 @@ def test_the_description_says_what_happened(e2e_run: RunRecord, scenario: Scenar
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)
-def test_the_runbook_link_answers_with_the_runbook(e2e_run: RunRecord, scenario: Scenario) -> None:
+def test_the_runbook_link_answers_with_the_runbook_while_the_daemon_is_down(
+    e2e_run: RunRecord, scenario: Scenario
+) -> None:
     alert = first_match(e2e_run.alerts, scenario)
     assert alert is not None, e2e_run.explain()
     url = alert.annotations["runbook_url"]
-    assert url == f"{e2e_run.daemon_url}/runbooks/{scenario.alertname}"
+    # The static site's page, opened on the model that fired.
+    assert url.endswith(f"/runbooks/{scenario.alertname}.html?model={scenario.model}"), url
+    assert not url.startswith(e2e_run.daemon_url)
+    assert "refused" in e2e_run.daemon_down, e2e_run.daemon_down  # it was followed after
     status, body = e2e_run.runbooks[url]
     assert status == 200, body[:500]
     assert f">{scenario.alertname}</h1>" in body
     headings = re.findall(r"<h2[^>]*>([^<]+)</h2>", body)
     assert [h for h in headings if h in SECTIONS] == list(SECTIONS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)
+def test_the_dashboard_link_opens_the_oncall_dashboard_on_the_model(
+    e2e_run: RunRecord, scenario: Scenario
+) -> None:
+    alert = first_match(e2e_run.alerts, scenario)
+    assert alert is not None, e2e_run.explain()
+    url = alert.annotations["dashboard_url"]
+    status, body = e2e_run.dashboards[url]
+    assert status == 200, body[:500]
+    answer = json.loads(body)
+    assert answer["dashboard"]["uid"] == "kmeans-monitor-oncall"
+    assert answer["selected"]["model"] == [scenario.model]
+    assert answer["selected"]["job"] == [alert.labels["job"]]
+
+
+def test_a_pending_candidate_is_approved_with_the_command_on_its_page(e2e_run: RunRecord) -> None:
+    approval = e2e_run.approval
+    assert "approved" in approval, approval
+    command = approval["attempts"][-1]["command"]
+    # The command as the page printed it, run as printed (no --config needed).
+    assert command.startswith(f"kmeans-monitor snapshots approve {approval['model']} "), command
+    assert "--state-dir " in command and "--config" not in command
+    assert approval["attempts"][-1]["returncode"] == 0, approval
+    assert f"approved v{approval['approved']}" in approval["attempts"][-1]["output"]
+    # The running daemon followed: the candidate is live and no longer pending.
+    assert approval["followed_after"] is not None, approval
+    assert approval["pending_after"] != approval["approved"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.model)

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from monitor.render import render_dashboards
+from monitor.render import RenderOptions, render_dashboards
 from tests.render._support import METRIC, contract, contract_name, is_counter
 
 SCHEMA = json.loads((Path(__file__).parent / "grafana_dashboard.schema.json").read_text())
@@ -22,7 +22,7 @@ STABLE_UIDS = {
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # A selector: a metric name and, if any, its label matchers.
-SELECTOR = re.compile(r"\b(kmeans_[a-z0-9_]+|ALERTS|up)\b(\{[^}]*\})?")
+SELECTOR = re.compile(r"\b(kmeans_[a-z0-9_]+|ALERTS|ALERTS_FOR_STATE|up)\b(\{[^}]*\})?")
 
 
 def _panels() -> list[tuple[str, dict[str, Any]]]:
@@ -113,7 +113,7 @@ def test_query_filters_job_and_model_and_rates_counters(
         name, matchers = match.group(1), match.group(2) or ""
         assert 'job=~"$job"' in matchers, f"{name} is not filtered on job"
         labels = contract()[contract_name(name) or ""][1] if contract_name(name) else set()
-        if name == "ALERTS":
+        if name in ("ALERTS", "ALERTS_FOR_STATE"):
             # Daemon-level alerts carry no model label: let them through.
             assert 'model=~"($model)?"' in matchers
         elif "model" in labels:
@@ -207,7 +207,10 @@ def test_debug_marks_snapshot_versions_with_annotations() -> None:
                 "Centroid drift",
                 "PSI by feature",
                 "Outlier ratio",
-                "Active alerts",
+                "Firing alerts",
+                "Clusters that moved, and along which feature",
+                "Centroid drift per cluster",
+                "Cluster shares",
             ],
         ),
         ("debug.json", ["Cluster sizes", "Silhouette", "Inertia"]),
@@ -216,6 +219,48 @@ def test_debug_marks_snapshot_versions_with_annotations() -> None:
 def test_dashboards_have_the_panels_the_issue_asks_for(name: str, titles: list[str]) -> None:
     present = {p["title"] for p in DASHBOARDS[name]["panels"]}
     assert set(titles) <= present
-    if name == "oncall.json":
-        (alerts,) = [p for p in DASHBOARDS[name]["panels"] if p["title"] == "Active alerts"]
-        assert alerts["targets"][0]["expr"].startswith("ALERTS{")
+
+
+# A 1080p screen shows about this many grid rows of Grafana (30 px each with its margin)
+# below the browser's and Grafana's bars.
+ONCALL_FOLD = 22
+
+
+def test_oncall_opens_with_the_firing_alerts_then_drift_above_the_fold() -> None:
+    panels = [p for p in DASHBOARDS["oncall.json"]["panels"] if p["type"] != "row"]
+    first = panels[0]
+    assert first["title"] == "Firing alerts" and first["gridPos"]["y"] <= 1
+    expr = first["targets"][0]["expr"]
+    assert "ALERTS_FOR_STATE{" in expr and 'ALERTS{alertstate="firing"' in expr
+    assert first["fieldConfig"]["defaults"]["unit"] == "dateTimeFromNow"
+    assert expr.strip().startswith("1000 *")  # Grafana's time units are milliseconds
+    for title in ("PSI by feature", "Centroid drift", "Outlier ratio"):
+        (panel,) = [p for p in panels if p["title"] == title]
+        assert panel["gridPos"]["y"] + panel["gridPos"]["h"] <= ONCALL_FOLD, title
+
+
+def test_oncall_alerts_link_their_runbook_and_the_model_page() -> None:
+    (alerts,) = [p for p in DASHBOARDS["oncall.json"]["panels"] if p["title"] == "Firing alerts"]
+    links = {
+        o["matcher"]["options"]: o["properties"][0]["value"][0]["url"]
+        for o in alerts["fieldConfig"]["overrides"]
+    }
+    assert links == {
+        "alertname": "http://127.0.0.1:9312/runbooks/${__data.fields.alertname}.html"
+        "?model=${__data.fields.model}",
+        "model": "http://127.0.0.1:9310/models/${__data.fields.model}",
+    }
+    options = RenderOptions(
+        runbook_url_pattern="https://rb.example/{alertname}/{feature}",
+        daemon_url="https://km.example",
+    )
+    board = json.loads(render_dashboards(options)["oncall.json"])
+    text = json.dumps(board)
+    assert "https://rb.example/${__data.fields.alertname}/${__data.fields.feature}" in text
+    assert "https://km.example/models/${__data.fields.model}" in text
+
+
+def test_oncall_marks_promotions_and_rollbacks() -> None:
+    (annotation,) = DASHBOARDS["oncall.json"]["annotations"]["list"]
+    assert "changes(kmeans_snapshot_version{" in annotation["expr"]
+    assert "{{model}}" in annotation["titleFormat"]

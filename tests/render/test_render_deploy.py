@@ -6,12 +6,15 @@ from __future__ import annotations
 import shlex
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from monitor.render import RenderOptions
+from tests.e2e._stack import alertmanager_config
+from tests.e2e.webhook import WebhookReceiver
 from tests.render._support import REPO, parse_cli, run
 from tests.services import Services, require_binary
 
@@ -109,6 +112,77 @@ def test_alertmanager_inhibits_a_warning_by_the_matching_critical(services: Serv
             break
         time.sleep(0.2)
     assert got == expected, am.log_tail()
+
+
+def _post(am: Any, *alerts: dict[str, Any]) -> None:
+    status, body = am.request("/api/v2/alerts", method="POST", body=list(alerts))
+    assert status == 200, body
+
+
+def _pages(webhook: WebhookReceiver, model: str) -> list[tuple[str, list[str]]]:
+    """(group key, firing alert names) of each notification the pager got for ``model``."""
+    out = []
+    for n in webhook.notifications():
+        alerts = [a for a in n.payload["alerts"] if a["labels"].get("model") == model]
+        if n.path == "/pager" and alerts:
+            names = sorted(a["labels"]["alertname"] for a in alerts if a["status"] == "firing")
+            out.append((n.payload["groupKey"], names))
+    return out
+
+
+def _wait(check: Any, what: str, am: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{am.log_tail()}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("burn_first", [True, False], ids=["burn-then-stale", "stale-then-burn"])
+def test_one_source_outage_pages_once(services: Services, tmp_path: Path, burn_first: bool) -> None:
+    # The shipped routing and inhibitions, with Alertmanager's waits scaled to seconds
+    # (group_interval 5m -> 3 s) and the receivers pointed at a webhook.
+    webhook = WebhookReceiver()
+    webhook.start()
+    try:
+        shipped = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
+        config = tmp_path / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(alertmanager_config(shipped, webhook.url, 0.01)))
+        am = services.alertmanager(config)
+        burn = _alert(alertname="KMeansRunSuccessBudgetBurn", severity="critical", model="orders")
+        stale = _alert(alertname="KMeansEvaluationStale", severity="critical", model="orders")
+        first, second = (burn, stale) if burn_first else (stale, burn)
+        _post(am, first)
+        _wait(lambda: _pages(webhook, "orders"), "the first page", am)
+        _post(am, first, second)
+        if burn_first:
+            # The group is notified again at its next group_interval (3 s here).
+            _wait(
+                lambda: ["KMeansEvaluationStale"] in [n for _, n in _pages(webhook, "orders")],
+                "the group's update",
+                am,
+            )
+        else:
+            # The burn arrives inhibited: nothing new to say. Three group intervals
+            # show that nothing is said.
+            time.sleep(10)
+        pages = _pages(webhook, "orders")
+        # One group: one incident on the pager, whatever order the two alerts came in.
+        assert len({key for key, _ in pages}) == 1, pages
+        # Once the model is stale, the burn is inhibited: the update names the outage.
+        assert pages[-1][1] == ["KMeansEvaluationStale"], pages
+        if not burn_first:
+            assert all(names == ["KMeansEvaluationStale"] for _, names in pages), pages
+        # Another model's outage is another incident.
+        _post(
+            am,
+            first,
+            second,
+            _alert(alertname="KMeansEvaluationStale", severity="critical", model="search"),
+        )
+        _wait(lambda: _pages(webhook, "search"), "the other model's page", am)
+        assert {k for k, _ in _pages(webhook, "search")}.isdisjoint({k for k, _ in pages})
+    finally:
+        webhook.stop()
 
 
 def test_grafana_provisioning_examples() -> None:

@@ -25,6 +25,8 @@ EXPECTED = sorted(
     + [f"dashboards/{name}" for name in ("debug.json", "executive.json", "oncall.json")]
     + [f"runbooks/{name}.md" for name in alert_names()]
     + ["docs/architecture.md", "docs/metrics.md"]
+    + ["site/index.html"]
+    + [f"site/runbooks/{name}.html" for name in alert_names()]
 )
 
 
@@ -101,7 +103,18 @@ def test_options_change_rules_and_runbooks_but_not_dashboards(tmp_path: Path) ->
     stale = stale_files(tmp_path)
     assert "alerts/kmeans-monitor.yml" in stale
     assert "runbooks/KMeansCentroidDrift.md" in stale  # it quotes the rule's for:
+    assert "site/runbooks/KMeansCentroidDrift.html" in stale  # the same page, as HTML
     assert not [s for s in stale if s.startswith("dashboards/")]
+
+
+def test_the_site_links_the_daemon_it_is_rendered_for(tmp_path: Path) -> None:
+    render_all(tmp_path, RenderOptions(daemon_url="https://kmeans.example.com:9310/"))
+    page = (tmp_path / "site/runbooks/KMeansFeatureDrift.html").read_text()
+    assert '<a href="https://kmeans.example.com:9310/">' in page
+    assert "site/runbooks/KMeansFeatureDrift.html" in stale_files(tmp_path)
+    # The site, and the on-call dashboard's links to the model pages.
+    others = [s for s in stale_files(tmp_path) if not s.startswith("site/")]
+    assert others == ["dashboards/oncall.json"]
 
 
 def test_rendering_does_not_depend_on_the_working_directory(tmp_path: Path) -> None:

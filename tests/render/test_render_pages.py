@@ -9,16 +9,22 @@ from typing import Any, ClassVar
 import pytest
 
 from monitor.render import (
+    RenderOptions,
     alert_names,
     index_page,
     markdown_to_html,
+    model_page,
     runbook_markdown,
     runbook_page,
+    site_pages,
 )
+from monitor.render.pages import SECTION_ORDER, histogram
 from tests.render._support import REPO
 
 NAMES = alert_names()
 LINKS = ["/metrics", "/api/models", "/healthz", "/readyz"]
+NOW = 1_800_000_000.0
+DASH = "\u2013"  # an en dash: no value
 
 
 class _Page(HTMLParser):
@@ -33,6 +39,7 @@ class _Page(HTMLParser):
         self.text: list[str] = []
         self.rows: list[list[str]] = []
         self.links: list[str | None] = []
+        self.ids: list[str] = []
         self.feed(page)
         self.close()
 
@@ -45,6 +52,9 @@ class _Page(HTMLParser):
             self.rows[-1].append("")
         elif tag == "a":
             self.links.append(dict(attrs).get("href"))
+        ident = dict(attrs).get("id")
+        if ident:
+            self.ids.append(ident)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack.pop() != tag:
@@ -52,7 +62,7 @@ class _Page(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
-        if self.stack and self.stack[-1] in {"td", "th"}:
+        if {"td", "th"} & set(self.stack):  # text inside a cell, at any depth
             self.rows[-1][-1] += data
 
 
@@ -68,68 +78,313 @@ def _self_contained(page: str) -> None:
 # ------------------------------------------------------------------------ runbooks
 
 
+def _h2(page: str) -> list[str]:
+    return re.findall(r"<h2[^>]*>([^<]+)</h2>", page)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_runbook_page_is_a_balanced_self_contained_page(name: str) -> None:
     page = runbook_page(name)
     _self_contained(page)
     assert f"<title>{name} · kmeans-monitor runbook</title>" in page
     assert f'<h1 id="{name.lower()}">{name}</h1>' in page
-    assert 'href="http' not in page
     visible = "".join(_Page(page).text)
     # Markdown syntax left in the visible text means the converter missed something.
     assert "**" not in visible and "```" not in visible and "## " not in visible
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_runbook_page_holds_the_converted_runbook_unescaped_once(name: str) -> None:
-    # The body is HTML already (the converter escaped the Markdown): the template must
-    # not escape it a second time, or the page would show "&lt;h1&gt;".
+def test_runbook_page_puts_mitigation_first_and_keeps_every_section_once(name: str) -> None:
     page = runbook_page(name)
-    body = markdown_to_html(runbook_markdown(name))
-    assert page.count("<main>\n") == 1
-    assert page.split("<main>\n")[1].removesuffix("</main>\n</body>\n</html>\n") == body
+    assert _h2(page) == list(SECTION_ORDER)
+    # Each section is the converted Markdown, unescaped once (not "&lt;h2&gt;").
+    markdown = runbook_markdown(name)
+    for title in SECTION_ORDER:
+        section = markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+        assert markdown_to_html(f"## {title}\n{section}") in page
+    # The contents line links every section, in page order.
+    assert _Page(page).links[: len(SECTION_ORDER)] == [f"#{t.lower()}" for t in SECTION_ORDER]
 
 
 def test_pages_inline_the_style_sheet_on_one_line() -> None:
     rules = (REPO / "monitor" / "assets" / "pages" / "page.css").read_text().splitlines()
-    for page in (runbook_page(NAMES[0]), index_page([])):
+    for page in (runbook_page(NAMES[0]), index_page([]), model_page(_view())):
         (style,) = re.findall(r"<style>(.*?)</style>", page, re.S)
         assert "\n" not in style
         assert style.startswith("".join(rules))
 
 
+# ------------------------------------------------------------------------ the static site
+
+
+def test_the_site_has_every_runbook_and_an_index() -> None:
+    options = RenderOptions(daemon_url="http://kmeans.internal:9310")
+    pages = site_pages(options)
+    assert sorted(pages) == sorted(["index.html", *(f"runbooks/{n}.html" for n in NAMES)])
+    index = _Page(pages["index.html"])
+    assert index.links == ["http://kmeans.internal:9310/", *(f"runbooks/{n}.html" for n in NAMES)]
+    for name in NAMES:
+        page = pages[f"runbooks/{name}.html"]
+        _self_contained(page)
+        assert _h2(page) == list(SECTION_ORDER)
+        # Without the daemon there are no live values: the page says where they are.
+        assert "http://kmeans.internal:9310/" in _Page(page).links
+        assert 'id="live"' not in page
+
+
+def test_the_runbook_url_pattern_points_at_the_site_layout() -> None:
+    # The default link is the site's path, opened on the model that fired.
+    options = RenderOptions()
+    url = options.runbook_url("KMeansFeatureDrift")
+    assert url.startswith(
+        "http://127.0.0.1:9312/" + options.site_runbook_path("KMeansFeatureDrift")
+    )
+    assert options.site_runbook_path("KMeansFeatureDrift") in site_pages(options)
+
+
+# ------------------------------------------------------------------------ a model's view
+
+
+def _view(**changes: Any) -> dict[str, Any]:
+    """Page data shaped like monitor.views.ModelPages.model (checked against it in
+    tests/shell/test_views.py)."""
+    view: dict[str, Any] = {
+        "model": "checkout",
+        "generated_at": NOW,
+        "state": "critical",
+        "latest": {
+            "window_start": NOW - 900,
+            "window_end": NOW - 60,
+            "evaluated_at": NOW - 60,
+            "scored_version": 3,
+            "candidate_version": 4,
+            "n_rows": 3000,
+            "decision": "drift awaits manual approval: feature PSI 0.404",
+            "promoted": False,
+            "stale": False,
+            "last_run": NOW - 60,
+            "last_success": NOW - 60,
+        },
+        "slis": [
+            {
+                "sli": "feature_psi_max",
+                "metric": "kmeans_feature_psi_max",
+                "value": 0.404,
+                "direction": "above",
+                "thresholds": {"feature_psi_warning": 0.1, "feature_psi_critical": 0.25},
+                "state": "critical",
+                "since": NOW - 1200,
+            },
+            {
+                "sli": "label_psi",
+                "metric": "kmeans_label_psi",
+                "value": 0.01,
+                "direction": "above",
+                "thresholds": {"label_psi": None},
+                "state": "ok",
+                "since": NOW - 86400 * 2,
+            },
+        ],
+        "features": [
+            {
+                "feature": "latency_p99_ms",
+                "psi": 0.404,
+                "state": "critical",
+                "since": NOW - 1200,
+                "bins": {
+                    "edges": [100.0, 250.0],
+                    "reference": [0.5, 0.3, 0.2],
+                    "current": [0.1, 0.3, 0.6],
+                },
+            },
+            {"feature": "rps", "psi": 0.01, "state": "ok", "since": None, "bins": None},
+        ],
+        "clusters": [
+            {
+                "cluster": 1,
+                "drift": 0.85,
+                "size": 900,
+                "share": 0.3,
+                "reference_share": 0.25,
+                "moved": [
+                    {
+                        "feature": "latency_p99_ms",
+                        "centre": 180.0,
+                        "mean": 420.0,
+                        "shift": 240.0,
+                        "shift_scaled": 2.4,
+                        "units": "raw",
+                    },
+                ],
+            },
+        ],
+        "runs": [
+            {
+                "evaluated_at": NOW - 60,
+                "version": 3,
+                "n_rows": 3000,
+                "decision": "drift awaits manual approval: feature PSI 0.404",
+                "promoted": False,
+                "candidate_version": 4,
+                "slis": {},
+            },
+        ],
+        "failures": [
+            {
+                "at": NOW - 4000,
+                "reason": "source_timeout",
+                "message": "timed out after 30s",
+                "window": "",
+            },
+        ],
+        "failing_since": None,
+        "versions": {
+            "live": 3,
+            "loaded": 3,
+            "live_created_at": NOW - 86400,
+            "live_reason": "initial",
+            "k": 4,
+            "pending": 4,
+            "approve_command": (
+                "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
+            ),
+            "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
+            "rollback_command": None,
+        },
+        "links": {
+            "page": "/models/checkout",
+            "json": "/api/models/checkout",
+            "dashboard": "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout",
+            "runbooks": [{"alert": n, "url": f"/runbooks/{n}?model=checkout"} for n in NAMES],
+        },
+    }
+    view.update(changes)
+    return view
+
+
+def test_model_page_shows_the_live_values_and_the_exact_commands() -> None:
+    page = model_page(_view())
+    _self_contained(page)
+    parser = _Page(page)
+    text = " ".join("".join(parser.text).split())
+    assert "Model checkout" in text
+    assert "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km" in text
+    assert "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km" in text
+    assert {"approve-command", "diff-command", "slis", "features-table"} <= set(parser.ids)
+    assert "rollback-command" not in parser.ids  # the live version has no parent
+    rows = {r[0]: [" ".join(cell.split()) for cell in r] for r in parser.rows if r}
+    assert rows["feature_psi_max"][1:4] == [
+        "0.404",
+        "feature_psi_warning 0.1; feature_psi_critical 0.25",
+        "critical",
+    ]
+    assert rows["feature_psi_max"][4] == "07:40:00 UTC (20m ago)"
+    # An absent threshold is not a drift signal at this window size: said, not hidden.
+    assert rows["label_psi"][2] == "label_psi none (not a drift signal at this size)"
+    assert rows["label_psi"][4] == "2027-01-13 08:00:00 UTC (2d ago)"
+    assert rows["1"][1:4] == ["0.85", "900", "30.0% / 25.0%"]
+    assert rows["1"][4] == "latency_p99_ms 180 → 420 (+240)"
+    assert "/runbooks/KMeansFeatureDrift?model=checkout" in parser.links
+    assert "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout" in parser.links
+
+
+def test_model_page_draws_each_explained_feature_as_an_svg_histogram() -> None:
+    page = model_page(_view())
+    (svg,) = re.findall(r"<svg .*?</svg>", page, re.S)  # rps has no bins yet
+    assert 'role="img"' in svg and "<title>Bin shares of latency_p99_ms" in svg
+    assert svg.count('class="ref"') == 3 and svg.count('class="cur"') == 3
+    assert "(250, ∞]: reference 20.0%, now 60.0%" in svg
+    assert "not explained yet" in page
+
+
+def test_histogram_bars_are_proportional_to_the_shares() -> None:
+    chart = histogram({"edges": [1.0], "reference": [0.25, 0.75], "current": [0.5, 0.5]})
+    (a, b) = chart["bars"]
+    assert (a["ref_h"], a["cur_h"], b["ref_h"], b["cur_h"]) == (32.0, 64.0, 96.0, 64.0)
+    assert a["ref_y"] + a["ref_h"] == chart["height"] == b["cur_y"] + b["cur_h"]
+    assert (chart["low"], chart["high"]) == ("1", "1")
+
+
+def test_a_failing_model_says_since_when_and_why() -> None:
+    view = _view(state="failing", failing_since=NOW - 600)
+    text = " ".join("".join(_Page(model_page(view)).text).split())
+    assert "runs have failed since 07:50:00 UTC (10m ago)" in text
+    assert "Latest failure: source_timeout: timed out after 30s" in text
+
+
+def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
+    page = runbook_page("KMeansFeatureDrift", view=_view())
+    _self_contained(page)
+    assert page.index('id="live"') < page.index('<h2 id="mitigation">')
+    parser = _Page(page)
+    text = " ".join("".join(parser.text).split())
+    assert "Model checkout now" in text
+    assert "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km" in text
+    # The runbook's placeholders are the model's names and versions.
+    assert 'model="checkout", feature="latency_p99_ms"' in text
+    assert "MODEL" not in text and "CANDIDATE_VERSION" not in text and "LIVE_VERSION" not in text
+    assert "snapshots diff --config /etc/kmeans-monitor/config.yml checkout 3 4" in text
+
+
+def test_runbook_without_a_model_offers_the_daemons_models() -> None:
+    parser = _Page(runbook_page("KMeansFeatureDrift", models=["checkout", "search"]))
+    assert [link for link in parser.links if link and link.startswith("?model=")] == [
+        "?model=checkout",
+        "?model=search",
+    ]
+
+
 # ------------------------------------------------------------------------ index
 
 
-def _model(name: str, version: Any, decision: str | None) -> dict[str, Any]:
-    """An entry shaped like the daemon's /api/models view."""
-    latest = None if decision is None else {"decision": decision, "promoted": False}
-    return {"model": name, "live_version": version, "latest": latest}
+def _entry(name: str, version: Any, decision: str | None, state: str = "ok") -> dict[str, Any]:
+    """An entry shaped like monitor.views.ModelPages.index."""
+    latest = None if decision is None else {"decision": decision, "evaluated_at": NOW - 30}
+    return {
+        "model": name,
+        "state": state,
+        "live_version": version,
+        "pending_version": None,
+        "latest": latest,
+        "failing_since": None,
+        "links": {"page": f"/models/{name}"},
+    }
 
 
-def test_index_page_lists_each_model_and_the_links() -> None:
+HEADER = ["model", "state", "live version", "pending", "latest decision", "latest success"]
+
+
+def test_index_page_lists_each_model_with_its_state_and_the_links() -> None:
     page = index_page(
         [
-            _model("checkout", 3, "retrained on drift: feature PSI 0.404"),
-            _model("search", 1, None),
-            _model("fresh", None, None),
-        ]
+            _entry("checkout", 3, "retrained on drift: feature PSI 0.404", "critical"),
+            _entry("search", 1, None, "failing"),
+            _entry("fresh", None, None, "no run yet"),
+        ],
+        now=NOW,
     )
     _self_contained(page)
     parser = _Page(page)
     assert parser.rows == [
-        ["model", "live version", "latest decision"],
-        ["checkout", "3", "retrained on drift: feature PSI 0.404"],
-        ["search", "1", "no run yet"],
-        ["fresh", "none", "no run yet"],
+        HEADER,
+        [
+            "checkout",
+            "critical",
+            "3",
+            DASH,
+            "retrained on drift: feature PSI 0.404",
+            "07:59:30 UTC (30s ago)",
+        ],
+        ["search", "failing", "1", DASH, "no successful run yet", "never"],
+        ["fresh", "no run yet", "none", DASH, "no successful run yet", "never"],
     ]
-    assert parser.links == LINKS
+    assert parser.links == ["/models/checkout", "/models/search", "/models/fresh", *LINKS]
     assert "<title>kmeans-monitor</title>" in page
 
 
 def test_index_page_without_models_says_so() -> None:
     parser = _Page(index_page([]))
-    assert parser.rows == [["model", "live version", "latest decision"], ["no model configured"]]
+    assert parser.rows == [HEADER, ["no model configured"]]
     assert parser.links == LINKS
 
 
@@ -142,9 +397,11 @@ def test_index_page_without_models_says_so() -> None:
         "{{ 7 * 7 }} {% if x %}",  # template syntax in a value stays text
     ],
 )
-def test_index_page_escapes_every_value(text: str) -> None:
-    page = index_page([_model(text, text, text)])
-    assert "<script" not in page and "<img" not in page and "<b>" not in page
-    assert "</td></tr></table><" not in page
-    # Escaped, the strings read back exactly as given, each in its own cell.
-    assert _Page(page).rows[1] == [text, text, text]
+def test_pages_escape_every_value(text: str) -> None:
+    for page in (
+        index_page([_entry(text, text, text, text)]),
+        model_page(_view(model=text, latest={**_view()["latest"], "decision": text})),
+    ):
+        assert "<script" not in page and "<img" not in page and "<b>" not in page
+        assert "</td></tr></table><" not in page
+        assert text in "".join(_Page(page).text)

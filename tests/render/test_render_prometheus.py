@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -154,8 +155,19 @@ def test_firing_alerts_expand_their_annotations(stack: Stack) -> None:
     assert wanted <= set(fired), fired
     drift = fired["KMeansCentroidDrift"]
     assert "model tight on 127.0.0.1:" in drift["description"]
-    assert drift["description"].endswith("(threshold 1e-09).")
-    assert drift["runbook_url"] == "http://127.0.0.1:9310/runbooks/KMeansCentroidDrift"
+    # The daemon explained the run: the description names the cluster and its feature.
+    assert re.search(
+        r"\(threshold 1e-09\)\. Cluster [0-9]+ moved most, mainly along [a-z0-9_]+\.$",
+        drift["description"],
+    ), drift["description"]
+    # Prometheus fills the alert's labels into the links (URL-encoded).
+    assert drift["runbook_url"] == (
+        "http://127.0.0.1:9312/runbooks/KMeansCentroidDrift.html?model=tight"
+    )
+    url = urllib.parse.urlsplit(drift["dashboard_url"])
+    assert url.path == "/d/kmeans-monitor-oncall/"
+    query = urllib.parse.parse_qs(url.query)
+    assert query["var-model"] == ["tight"] and len(query["var-job"]) == 1
 
 
 @pytest.mark.parametrize("page", sorted(render_runbooks()))
@@ -173,10 +185,12 @@ def test_runbook_queries_parse(stack: Stack, page: str) -> None:
 
 @pytest.mark.parametrize("name", alert_names())
 def test_the_daemon_serves_every_runbook_as_html(stack: Stack, name: str) -> None:
-    # The default runbook_url pattern points at the daemon itself.
-    status, body = stack.demo.request(f"/runbooks/{name}")
-    assert status == 200
-    assert f'<h1 id="{name.lower()}">{name}</h1>' in body.decode()
+    # Also at the static site's path, so one link pattern can point at either.
+    for path in (f"/runbooks/{name}", f"/runbooks/{name}.html?model=checkout"):
+        status, body = stack.demo.request(path)
+        assert status == 200
+        assert f'<h1 id="{name.lower()}">{name}</h1>' in body.decode()
+    assert 'id="live"' in body.decode()  # opened on a model of the demo
 
 
 def test_the_daemon_answers_404_for_unknown_runbooks(stack: Stack) -> None:

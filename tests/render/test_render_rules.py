@@ -98,14 +98,17 @@ def test_alert_follows_the_conventions(rule: dict[str, Any]) -> None:
     assert re.fullmatch(r"KMeans[A-Z][A-Za-z0-9]+", name)
     assert rule["labels"]["severity"] in {"critical", "warning", "info"}
     annotations = rule["annotations"]
-    assert set(annotations) == {"summary", "description", "runbook_url"}
+    assert set(annotations) == {"summary", "description", "runbook_url", "dashboard_url"}
     summary = annotations["summary"]
     assert summary[0].isupper() and summary.endswith(".") and summary.count(". ") == 0
     assert "{{" not in summary  # one fixed sentence per alert: it titles notifications
     assert "$labels.model" in annotations["description"] or name in CONSTANT_VALUE
     assert "$labels." in annotations["description"]
     assert "$value" in annotations["description"] or name in CONSTANT_VALUE
-    assert annotations["runbook_url"] == f"http://127.0.0.1:9310/runbooks/{name}"
+    # The static site's page (reachable while the daemon is down), opened on the model.
+    assert annotations["runbook_url"] == (
+        f"http://127.0.0.1:9312/runbooks/{name}.html?model={{{{ $labels.model | urlquery }}}}"
+    )
 
 
 @pytest.mark.parametrize("rule", ALERT_RULES, ids=_alert_ids)
@@ -213,6 +216,31 @@ def test_runbook_url_pattern_option() -> None:
         assert rule["annotations"]["runbook_url"] == expected
 
 
+def test_link_patterns_template_the_alert_labels() -> None:
+    options = RenderOptions(
+        runbook_url_pattern="https://rb.example/{alertname}.html?model={model}&f={feature}",
+        dashboard_url_pattern="https://g.example/d/oncall?var-model={model}&x={alertname}",
+    )
+    for rule in rules(options):
+        name = rule["alert"]
+        assert rule["annotations"]["runbook_url"] == (
+            f"https://rb.example/{name}.html?model={{{{ $labels.model | urlquery }}}}"
+            "&f={{ $labels.feature | urlquery }}"
+        )
+        # A label an alert lacks (the daemon-level alerts have no model) selects all.
+        assert rule["annotations"]["dashboard_url"] == (
+            'https://g.example/d/oncall?var-model={{ or $labels.model "$__all" | urlquery }}'
+            f"&x={name}"
+        )
+
+
+def test_every_alert_links_the_oncall_dashboard_with_its_job_and_model() -> None:
+    for rule in rules():
+        url = rule["annotations"]["dashboard_url"]
+        assert url.startswith("http://127.0.0.1:3000/d/kmeans-monitor-oncall/?"), url
+        assert "var-job={{ or $labels.job" in url and "var-model={{ or $labels.model" in url
+
+
 def test_job_and_storm_options() -> None:
     options = RenderOptions(job="kmeans-e2e", drift_storm_features=5)
     by_name = {(r["alert"], r["labels"]["severity"]): r["expr"] for r in rules(options)}
@@ -220,6 +248,12 @@ def test_job_and_storm_options() -> None:
     assert by_name["KMeansDaemonAbsent", "critical"].strip() == 'absent(up{job="kmeans-e2e"})'
     assert ">= 5" in by_name["KMeansManyFeaturesDrifting", "warning"]
     assert ">= 5" in by_name["KMeansFeatureDrift", "critical"]
+
+
+RUNBOOK_PATTERN = (
+    "The 'runbook_url_pattern' parameter of RenderOptions must be a URL without spaces with "
+    "{alertname} and any of the labels {severity}, {job}, {instance}, {model}, {feature}"
+)
 
 
 @pytest.mark.parametrize(
@@ -237,14 +271,32 @@ def test_job_and_storm_options() -> None:
         ),
         (
             {"runbook_url_pattern": "http://x/runbooks/"},
-            "The 'runbook_url_pattern' parameter of RenderOptions must be a str without "
-            "spaces whose only field is '{alertname}'. Got 'http://x/runbooks/' instead.",
+            f"{RUNBOOK_PATTERN}. Got 'http://x/runbooks/' instead.",
         ),
         (
-            {"runbook_url_pattern": "http://x/{alertname}/{model}"},
-            "The 'runbook_url_pattern' parameter of RenderOptions must be a str without "
-            "spaces whose only field is '{alertname}'. Got 'http://x/{alertname}/{model}' "
+            {"runbook_url_pattern": "http://x/{alertname}/{modle}"},
+            f"{RUNBOOK_PATTERN} (unknown: {{modle}}). Got 'http://x/{{alertname}}/{{modle}}' "
             "instead.",
+        ),
+        (
+            {"runbook_url_pattern": "http://x/{alertname}?m={{$labels.model}}"},
+            f"{RUNBOOK_PATTERN} (a label is written {{model}}, not as a Prometheus template). "
+            "Got 'http://x/{alertname}?m={{$labels.model}}' instead.",
+        ),
+        (
+            {"runbook_url_pattern": "http://x/{alertname}/{model!r}"},
+            f"{RUNBOOK_PATTERN}. Got 'http://x/{{alertname}}/{{model!r}}' instead.",
+        ),
+        (
+            {"dashboard_url_pattern": "http://g/d/x?var-model={model"},
+            "The 'dashboard_url_pattern' parameter of RenderOptions must be a URL without "
+            "spaces with any of the labels {alertname}, {severity}, {job}, {instance}, "
+            "{model}, {feature}. Got 'http://g/d/x?var-model={model' instead.",
+        ),
+        (
+            {"daemon_url": "127.0.0.1:9310"},
+            "The 'daemon_url' parameter of RenderOptions must be an http(s) URL without "
+            "spaces or quotes. Got '127.0.0.1:9310' instead.",
         ),
         (
             {"job": 'kmeans"} or vector(1) #'},
@@ -301,7 +353,12 @@ def test_every_alert_has_promtool_cases(alert: str) -> None:
             silent_throughout |= max(t for t, _ in evals) >= for_seconds
         for _, expected in evals:
             for exp in expected:
-                assert set(exp["exp_annotations"]) == {"summary", "description", "runbook_url"}
+                assert set(exp["exp_annotations"]) == {
+                    "summary",
+                    "description",
+                    "runbook_url",
+                    "dashboard_url",
+                }
                 fired.add(exp["exp_labels"]["severity"])
     assert silent_then_firing, f"{alert}: no case silent one step before firing"
     assert silent_throughout, f"{alert}: no case that must stay silent past its for:"

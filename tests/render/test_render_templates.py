@@ -25,6 +25,7 @@ def test_rules_flavour_passes_go_templates_through() -> None:
         threshold=THRESHOLDS,
         dur=str,
         runbook_url=repr,
+        dashboard_url=repr,
     )
     # Prometheus expands {{ $labels.model }} at alert time; Jinja must leave it alone.
     assert "{{ $labels.model }}" in text
@@ -38,11 +39,22 @@ def test_markdown_flavour_does_not_escape() -> None:
 
 
 def test_html_flavour_escapes_and_fails_on_a_missing_value() -> None:
-    page = render_template("html", "pages/runbook.html.j2", alertname="<A>", body="<p>x</p>")
+    context = {
+        "alertname": "<A>",
+        "head": "<h1>x</h1>",
+        "sections": [("S", "<p>y</p>")],
+        "view": None,
+        "models": [],
+        "static": False,
+        "options": RenderOptions(),
+    }
+    page = render_template("html", "pages/runbook.html.j2", **context)
     assert "<title>&lt;A&gt; · kmeans-monitor runbook</title>" in page
-    assert "<main>\n<p>x</p></main>" in page  # the body is marked safe in the template
-    with pytest.raises(Exception, match="'body' is undefined"):
-        render_template("html", "pages/runbook.html.j2", alertname="A")
+    # The converted Markdown is marked safe in the template.
+    assert "<main>\n<h1>x</h1>" in page and "<p>y</p></main>" in page
+    del context["head"]
+    with pytest.raises(Exception, match="'head' is undefined"):
+        render_template("html", "pages/runbook.html.j2", **context)
 
 
 def test_unknown_flavour_and_template() -> None:

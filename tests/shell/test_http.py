@@ -24,8 +24,10 @@ def server() -> Iterator[str]:
     routes = Routes(
         registry=registry,
         ready=lambda: (False, "store not readable: boom"),
-        runbook_html=lambda name: f"<h1>{name}</h1>" if name == "KMeansX" else None,
+        runbook_html=lambda name, model: f"<h1>{name} {model}</h1>" if name == "KMeansX" else None,
         models_json=lambda: [{"model": "m"}],
+        model_html=lambda name: f"<h1>{name}</h1>" if name == "m" else None,
+        model_json=lambda name: {"model": name} if name == "m" else None,
         index_html=broken,
     )
     srv = HttpServer("127.0.0.1", 0, routes)
@@ -53,8 +55,16 @@ def test_routes(server: str) -> None:
         "text/plain; charset=utf-8",
         "store not readable: boom\n",
     )
-    assert get(server + "/runbooks/KMeansX")[0::2] == (200, "<h1>KMeansX</h1>")
+    assert get(server + "/runbooks/KMeansX")[0::2] == (200, "<h1>KMeansX None</h1>")
+    # The static site's path and the model to open the runbook on.
+    assert get(server + "/runbooks/KMeansX.html?model=m&x=1")[2] == "<h1>KMeansX m</h1>"
     assert get(server + "/runbooks/Nope")[0] == 404
+    assert get(server + "/models/m") == (200, "text/html; charset=utf-8", "<h1>m</h1>")
+    for path in ("/api/models/m", "/models/m.json"):
+        status, ctype, body = get(server + path)
+        assert (status, ctype, json.loads(body)) == (200, "application/json", {"model": "m"})
+    for path in ("/models/nope", "/api/models/nope", "/models/nope.json"):
+        assert get(server + path)[0::2] == (404, "no such model\n")
     status, _, body = get(server + "/api/models")
     assert status == 200 and json.loads(body) == [{"model": "m"}]
     assert get(server + "/nowhere")[0] == 404

@@ -1,0 +1,137 @@
+"""The pages in a real browser: Debian's headless Chromium on the real daemon.
+
+Each page must render, hold the live values the daemon's JSON holds, and pass axe-core's
+WCAG 2.1 A/AA and best-practice rules at desktop (1920x1080) and phone (390x844) width.
+The screenshots in docs/screenshots/ come from the same pages
+(``python -m tests.pages.screenshots``); a test checks they are there at those sizes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.render import RenderOptions, site_pages
+from monitor.render.pages import SECTION_ORDER
+from tests.pages._browser import Browser, Page
+from tests.pages.conftest import DRIFTING, QUIET, DaemonPages
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+VIEWPORTS = {"desktop": (1920, 1080), "phone": (390, 844)}
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _open(
+    browser: Browser, pages: DaemonPages, path: str, viewport: str, model: str = DRIFTING
+) -> tuple[Page, list[dict[str, Any]]]:
+    """The page, and the model's JSON just before and just after it was loaded.
+
+    The daemon runs every 3 s: the page shows one of the two states.
+    """
+    width, height = VIEWPORTS[viewport]
+    before = pages.json(model)
+    page = browser.page(pages.url(path), width, height, mobile=viewport == "phone")
+    return page, [before, pages.json(model)]
+
+
+def _one_of(
+    text: str, views: list[dict[str, Any]], expected: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    """Every string ``expected(view)`` is in ``text`` for one of the views."""
+    wanted = [expected(v) for v in views]
+    assert any(all(w in text for w in strings) for strings in wanted), (wanted, text[:3000])
+
+
+def _live_values(view: dict[str, Any]) -> list[str]:
+    top = view["features"][0]
+    return [
+        view["versions"]["approve_command"],
+        view["latest"]["decision"],
+        f"{top['feature']}",
+        _num(top["psi"]),
+        view["state"],
+    ]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_model_page_shows_the_live_values(
+    browser: Browser, daemon_pages: DaemonPages, viewport: str
+) -> None:
+    page, views = _open(browser, daemon_pages, f"/models/{DRIFTING}", viewport)
+    assert page.status == 200
+    text = page.text()
+    assert f"Model {DRIFTING}" in text
+    _one_of(text, views, _live_values)
+    # One histogram per explained feature, each a labelled image.
+    charts = page.evaluate("Array.from(document.querySelectorAll('svg[role=img]')).length")
+    assert charts == len(views[-1]["features"])
+    moved = views[-1]["clusters"][0]["moved"][0]["feature"]
+    assert moved in page.evaluate("document.querySelector('#clusters-table').innerText")
+    # The approve command is printed whole, as one block to copy.
+    command = page.evaluate("document.querySelector('#approve-command').textContent")
+    assert command in [v["versions"]["approve_command"] for v in views]
+    assert page.axe() == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_runbook_opened_on_the_model_shows_its_live_block_then_mitigation(
+    browser: Browser, daemon_pages: DaemonPages, viewport: str
+) -> None:
+    path = f"/runbooks/KMeansFeatureDrift.html?model={DRIFTING}"
+    page, views = _open(browser, daemon_pages, path, viewport)
+    assert page.status == 200
+    text = page.text()
+    assert text.index(f"Model {DRIFTING} now") < text.index("Mitigation\n")
+    headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+    assert [h for h in headings if h in SECTION_ORDER] == list(SECTION_ORDER)
+    _one_of(text, views, lambda v: [v["versions"]["approve_command"], v["features"][0]["feature"]])
+    assert page.axe() == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_index_lists_both_models_with_their_state(
+    browser: Browser, daemon_pages: DaemonPages, viewport: str
+) -> None:
+    page, _ = _open(browser, daemon_pages, "/", viewport)
+    links = page.evaluate("Array.from(document.querySelectorAll('#models a')).map(a => a.href)")
+    assert links == [daemon_pages.url(f"/models/{m}") for m in (DRIFTING, QUIET)]
+    quiet = daemon_pages.json(QUIET)
+    assert quiet["state"] in page.text()
+    assert page.axe() == []
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_static_site_passes_too(browser: Browser, tmp_path: Path, viewport: str) -> None:
+    for relative, html in site_pages(RenderOptions()).items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+    width, height = VIEWPORTS[viewport]
+    for relative in ("index.html", "runbooks/KMeansEvaluationStale.html"):
+        page = browser.page((tmp_path / relative).as_uri(), width, height)
+        assert page.axe() == [], relative
+        assert "kmeans-monitor" in page.text()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("name", ["model", "runbook"])
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_screenshots_are_kept_at_both_widths(name: str, viewport: str) -> None:
+    path = SCREENSHOTS / f"{name}-{viewport}.png"
+    assert _png_size(path) == VIEWPORTS[viewport]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"docs/screenshots/{name}-{viewport}.png" in readme

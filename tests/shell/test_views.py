@@ -1,0 +1,201 @@
+"""The pages' data: states against the run's thresholds, since when from the history, the
+versions and the commands, and the shape the templates read (tests/render)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.explain import explain
+from monitor.exporter import ModelSpec, MonitorState
+from monitor.records import Evaluation
+from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.views import ModelPages, sli_state
+from tests.render.test_render_pages import _view
+from tests.store._store_factories import make_evaluation, make_failure, make_snapshot
+
+T0 = 1_700_000_000.0
+SPEC = ModelSpec("m1", ("f0", "f1"), 60.0, 30.0, 86400.0, 0.99)
+THRESHOLDS = {"feature_psi_warning": 0.1, "feature_psi_critical": 0.25, "outlier_ratio": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("sli", "value", "thresholds", "state"),
+    [
+        ("feature_psi_max", 0.05, THRESHOLDS, "ok"),
+        ("feature_psi_max", 0.1, THRESHOLDS, "ok"),  # alerts fire strictly above
+        ("feature_psi_max", 0.2, THRESHOLDS, "warning"),
+        ("feature_psi_max", 0.3, THRESHOLDS, "critical"),
+        ("silhouette", 0.4, {"silhouette_min": 0.5}, "warning"),  # bad below
+        ("silhouette", 0.6, {"silhouette_min": 0.5}, "ok"),
+        ("label_psi", 9.0, {}, "ok"),  # no threshold at this size: not a drift signal
+        ("inertia", 1e9, THRESHOLDS, "ok"),  # descriptive: no alert reads it
+    ],
+)
+def test_sli_state_is_the_worst_alert_condition_met(
+    sli: str, value: float, thresholds: dict[str, float], state: str
+) -> None:
+    assert sli_state(sli, value, thresholds) == state
+
+
+def _ev(at: float, psi: float, **changes: Any) -> Evaluation:
+    return make_evaluation(
+        "m1",
+        evaluated_at=at,
+        live_version=1,
+        candidate_version=None,
+        slis={"feature_psi_max": psi, "outlier_ratio": 0.01, "silhouette": 0.7},
+        feature_psi={"f0": 0.01, "f1": psi},
+        cluster_sizes=(200, 180, 120),
+        cluster_shares=(0.4, 0.36, 0.24),
+        centroid_drift=(0.1, 0.0, 0.25),
+        thresholds=THRESHOLDS,
+        **changes,
+    )
+
+
+@pytest.fixture
+def pages(tmp_path: Path) -> tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore]:
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    history, store = MemoryHistory(), MemorySnapshotStore()
+    live = store.save(make_snapshot("m1", k=3, d=2, version=0), state="live")
+    store.save(make_snapshot("m1", k=3, d=2, version=0, seed=1, parent_version=1), state="pending")
+    # psi of f1 over the runs: ok, warning, critical, critical, critical.
+    runs = [_ev(T0 + 60 * i, psi) for i, psi in enumerate((0.05, 0.2, 0.3, 0.4, 0.5))]
+    for ev in runs:
+        history.append(ev)
+    state.record_success(runs[-1], live, duration=1.0, at=runs[-1].evaluated_at)
+    clock = lambda: T0 + 600  # noqa: E731
+    view = ModelPages(state, history, store, state_dir=tmp_path / "state", clock=clock)
+    return view, state, history, store
+
+
+def test_states_are_judged_with_each_runs_thresholds_and_dated_from_history(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view = pages[0].model("m1")
+    assert view is not None
+    assert view["state"] == "critical"
+    psi = next(s for s in view["slis"] if s["sli"] == "feature_psi_max")
+    assert (psi["value"], psi["state"], psi["since"]) == (0.5, "critical", T0 + 120)
+    outliers = next(s for s in view["slis"] if s["sli"] == "outlier_ratio")
+    assert (outliers["state"], outliers["since"]) == ("ok", T0)
+    # The SLIs with a threshold first, worst on top.
+    assert view["slis"][0]["sli"] == "feature_psi_max"
+    f1, f0 = view["features"]
+    assert (f1["feature"], f1["state"], f1["since"]) == ("f1", "critical", T0 + 120)
+    assert (f0["feature"], f0["state"], f0["since"]) == ("f0", "ok", T0)
+    assert f1["bins"] is None  # no explanation yet
+    assert [r["evaluated_at"] for r in view["runs"]] == [T0 + 240 - 60 * i for i in range(5)]
+
+
+def test_versions_name_the_exact_commands(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore], tmp_path: Path
+) -> None:
+    view = pages[0].model("m1")
+    assert view is not None
+    state_dir = tmp_path / "state"
+    assert view["versions"]["live"] == 1 and view["versions"]["pending"] == 2
+    assert view["versions"]["approve_command"] == (
+        f"kmeans-monitor snapshots approve m1 2 --state-dir {state_dir}"
+    )
+    assert view["versions"]["diff_command"] == (
+        f"kmeans-monitor snapshots diff m1 1 2 --state-dir {state_dir}"
+    )
+    assert view["versions"]["rollback_command"] is None  # the live version has no parent
+    assert view["links"]["dashboard"] == (
+        "http://127.0.0.1:3000/d/kmeans-monitor-oncall/?var-job=kmeans-monitor&var-model=m1"
+    )
+
+
+def test_a_failing_model_says_since_when(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view_, state, history, _ = pages
+    for i in range(3):
+        at = T0 + 300 + 60 * i
+        history.append_failure(make_failure("m1", at=at, reason="source_unavailable"))
+        state.record_failure("m1", "source_unavailable", duration=0.1, at=at)
+    view = view_.model("m1")
+    assert view is not None
+    assert view["state"] == "failing"
+    assert view["failing_since"] == T0 + 300
+    assert [f["at"] for f in view["failures"]] == [T0 + 420, T0 + 360, T0 + 300]
+    assert view["latest"]["stale"] is True
+    assert view_.index()[0]["state"] == "failing"
+
+
+def test_explained_windows_carry_histograms_and_moves(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view_, state, _, _ = pages
+    live = state.status("m1").live
+    ev = state.status("m1").evaluation
+    assert live is not None and ev is not None
+    rows = np.random.default_rng(0).normal(size=(300, 2)) * live.scaler.scale + live.scaler.center
+    state.set_explanation(explain(live, rows, ev.window_start, ev.window_end))
+    view = view_.model("m1")
+    assert view is not None
+    f1 = view["features"][0]
+    assert len(f1["bins"]["current"]) == len(f1["bins"]["edges"]) + 1
+    top = view["clusters"][0]
+    assert top["cluster"] == 2 and top["drift"] == 0.25  # ranked by drift
+    assert len(top["moved"]) == 2 and top["moved"][0]["units"] == "raw"
+    moved = top["moved"][0]
+    assert moved["shift"] == pytest.approx(moved["mean"] - moved["centre"])
+
+
+def test_unknown_models_and_alerts_have_no_page(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view = pages[0]
+    assert view.model("nope") is None and view.model_html("nope") is None
+    assert view.runbook_html("KMeansNope", "m1") is None
+    page = view.runbook_html("KMeansFeatureDrift", "m1")
+    assert page is not None and 'id="live"' in page
+    assert 'id="live"' not in (view.runbook_html("KMeansFeatureDrift", "nope") or "")
+
+
+def test_the_templates_test_data_has_the_views_shape(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # tests/render builds pages from hand-made data: it must stay shaped like the real one.
+    pages[2].append_failure(make_failure("m1", at=T0 + 30))
+    real = pages[0].model("m1")
+    assert real is not None
+
+    def shape(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items() if k != "bins"}
+        if isinstance(value, list) and value:
+            return [shape(value[0])]
+        return None
+
+    made = _view()
+    assert shape(real)["versions"] == shape(made)["versions"]
+    assert set(real) == set(made)
+    for key in ("slis", "features", "clusters", "runs", "failures"):
+        assert set(shape(real[key])[0]) == set(shape(made[key])[0]), key
+    assert dataclasses.is_dataclass(pages[1].status("m1"))
+
+
+def test_an_approval_shows_at_once_and_the_loaded_version_follows(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view_, state, _, store = pages
+    store.approve("m1", 2)
+    view = view_.model("m1")
+    assert view is not None
+    # The pointer moved; the daemon still scores version 1 until it reloads.
+    assert (view["versions"]["live"], view["versions"]["loaded"]) == (2, 1)
+    assert view["versions"]["pending"] is None and view["versions"]["approve_command"] is None
+    text = " ".join(view_.model_html("m1").split())  # type: ignore[union-attr]
+    assert "The daemon still scores version 1 and follows within seconds." in text
+    state.set_live(store.load("m1", 2), promoted=True)
+    view = view_.model("m1")
+    assert view is not None and view["versions"]["loaded"] == 2
+    assert view["versions"]["rollback_command"] is not None  # v2's parent is v1
