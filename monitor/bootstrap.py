@@ -49,6 +49,7 @@ __all__ = [
     "build_app",
     "diff_snapshots",
     "load_settings",
+    "open_history",
     "open_store",
     "simulator_server",
     "snapshot_summary",
@@ -57,6 +58,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("monitor")
+
+#: The run history's file under a state directory.
+HISTORY_FILE = "history.sqlite"
 
 
 class SystemClock:
@@ -214,6 +218,11 @@ def open_store(
     )
 
 
+def open_history(state_dir: Path) -> SQLiteHistory:
+    """The run history under a state directory, read-only (StoreError when there is none)."""
+    return SQLiteHistory(Path(state_dir) / HISTORY_FILE, read_only=True)
+
+
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
     """The exporter's view of a configured model."""
     interval = schedule_interval_seconds(m.interval, m.cron, now)
@@ -274,7 +283,7 @@ def build_app(
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
     store = store or open_store(state_dir, settings.store)
-    history = history or SQLiteHistory(Path(state_dir) / "history.sqlite")
+    history = history or SQLiteHistory(Path(state_dir) / HISTORY_FILE)
     reconciled = history.reconcile(store)
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))

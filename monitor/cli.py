@@ -680,6 +680,199 @@ def _live_or_none(store: Any, model: str) -> int | None:
     return live
 
 
+# ------------------------------------------------------------------------ history
+
+#: Runs and failures shown at most (each): the newest ones of the range.
+HISTORY_LIMIT = 10_000
+
+
+def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
+    """The state directory that --state-dir names, or else that of --config."""
+    if state_dir is None and config_path is None:
+        raise click.UsageError("give --config FILE or --state-dir DIR to find the state")
+    if config_path is not None:
+        return _settings(config_path, state_dir=state_dir).daemon.state_dir
+    assert state_dir is not None
+    return state_dir
+
+
+def _when(text: str, option: str, now: float) -> float:
+    """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
+    from monitor.durations import parse_duration
+    from monitor.timestamps import parse_time
+
+    try:
+        return parse_time(text, option)
+    except InvalidInputError:
+        pass
+    try:
+        # A bare number was taken as a time above: a duration here always has a unit.
+        return now - parse_duration(text, option)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "
+            "time (ISO-8601 such as 2026-05-01T12:00Z, or unix seconds)"
+        ) from None
+
+
+@main.command()
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.option(
+    "--since",
+    default="6h",
+    show_default=True,
+    metavar="WHEN",
+    help="Start: a duration back from now (6h, 2d) or a time (ISO-8601 or unix seconds).",
+)
+@click.option("--until", metavar="WHEN", help="End (exclusive), same forms; default: now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def history(
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str,
+    since: str,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """The runs of MODEL from its history: SLIs against thresholds, decisions, failures.
+
+    Times are UTC. The history database is opened read-only, so this is safe while the
+    daemon runs.
+    """
+    from monitor.bootstrap import open_history
+
+    with _user_errors():
+        directory = _state_dir_of(config_path, state_dir)
+        now = time.time()
+        start = _when(since, "--since", now)
+        end = None if until is None else _when(until, "--until", now)
+        if end is not None and end <= start:
+            raise InvalidInputError(
+                f"--until ({format_time(end)}) must be after --since ({format_time(start)})"
+            )
+        with open_history(directory) as h:
+            found = h.since(model, start, end, limit=HISTORY_LIMIT)
+            latest = _latest_run(h, model) if not _runs(found) else None
+    if as_json:
+        click.echo(json.dumps(_history_json(found, now), indent=2))
+        return
+    _print_history(found, now, latest)
+
+
+def _runs(found: Any) -> list[Evaluation | RunFailure]:
+    """Evaluations and failures of a RunHistory merged in time order."""
+    runs: list[Evaluation | RunFailure] = [*found.evaluations, *found.failures]
+    return sorted(runs, key=_run_time)
+
+
+def _run_time(run: Evaluation | RunFailure) -> float:
+    return run.at if isinstance(run, RunFailure) else run.evaluated_at
+
+
+def _latest_run(h: Any, model: str) -> float | None:
+    """When the newest run of ``model`` (success or failure) happened, if any."""
+    times = [e.evaluated_at for e in h.recent(model, 1)] + [f.at for f in h.failures(model, 1)]
+    return max(times, default=None)
+
+
+def _history_line(run: Evaluation | RunFailure) -> str:
+    """One run of the history in one line: SLIs as value/threshold, then the decision."""
+    from monitor.alerting import COMPARED, past
+
+    when = _ts(_run_time(run))
+    if isinstance(run, RunFailure):
+        where = f" [{run.window_label}]" if run.window_label else ""
+        return f"{when}  {'-':>4}  {'-':>6}  FAILED ({run.reason}): {run.message}{where}"
+    cells = []
+    for sli, key in COMPARED:
+        value, threshold = run.slis.get(sli), run.thresholds.get(key)
+        if value is not None and math.isnan(value):
+            value = None  # not measured on this window (too few rows for it): shown as -
+        cell = _cell(value, threshold, ".3f")
+        if value is not None and threshold is not None and past(value, threshold, sli):
+            cell += "*"
+        cells.append(f"{cell:<{_width(sli)}}")
+    version = f"v{run.live_version}"
+    return f"{when}  {version:>4}  {run.n_rows:>6}  {'  '.join(cells)}  {run.decision}"
+
+
+def _print_history(found: Any, now: float, latest: float | None) -> None:
+    from monitor.alerting import COMPARED
+
+    end = now if found.until is None else found.until
+    span = f"from {_ts(found.since)} to {_ts(end)} UTC"
+    runs = _runs(found)
+    if not runs:
+        hint = (
+            "history holds no run of it"
+            if latest is None
+            else f"its latest run was at {_ts(latest)} UTC: widen --since"
+        )
+        click.echo(f"model {found.model}: no run {span}; {hint}")
+        return
+    click.echo(
+        f"model {found.model}: {len(runs)} run(s) {span}; "
+        "each SLI as value/threshold, * past its threshold"
+    )
+    header = "  ".join(f"{sli:<{_width(sli)}}" for sli, _ in COMPARED)
+    click.echo(f"{'time (UTC)':<19}  {'live':>4}  {'rows':>6}  {header}  decision")
+    for run in runs:
+        click.echo(_history_line(run))
+    click.echo(_history_summary(found))
+
+
+def _history_summary(found: Any) -> str:
+    """Counts over the range: runs, retrains, candidates stored, failures by reason."""
+    evs = found.evaluations
+    promoted = sum(1 for e in evs if e.promoted)
+    pending = sum(1 for e in evs if e.candidate_version is not None and not e.promoted)
+    reasons: dict[str, int] = {}
+    for f in found.failures:
+        reasons[f.reason] = reasons.get(f.reason, 0) + 1
+    failed = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
+    truncated = any(len(x) >= HISTORY_LIMIT for x in (evs, found.failures))
+    more = f" (the newest {HISTORY_LIMIT:,} of each: narrow the range)" if truncated else ""
+    return (
+        f"summary {found.model}: {len(evs)} evaluation(s), {promoted} made a version live, "
+        f"{pending} left a candidate awaiting approval; failures: {failed}{more}"
+    )
+
+
+def _history_json(found: Any, now: float) -> dict[str, Any]:
+    end = now if found.until is None else found.until
+    return {
+        "model": found.model,
+        "since": found.since,
+        "until": end,
+        "since_utc": format_time(found.since),
+        "until_utc": format_time(end),
+        "runs": [_run_json(r) for r in _runs(found)],
+    }
+
+
+def _run_json(run: Evaluation | RunFailure) -> dict[str, Any]:
+    """A run as JSON: the evaluation's fields (or the failure's), with times in both forms."""
+    at = _run_time(run)
+    out: dict[str, Any] = {"at": at, "at_utc": format_time(at), **_result_json(run)}
+    if isinstance(run, RunFailure):
+        out["window_label"] = run.window_label
+        return out
+    out.update(
+        window_start=run.window_start,
+        window_end=run.window_end,
+        window_start_utc=format_time(run.window_start),
+        window_end_utc=format_time(run.window_end),
+        cluster_sizes=list(run.cluster_sizes),
+        centroid_drift=[_finite(v) for v in run.centroid_drift],
+        duration_seconds=run.duration_seconds,
+    )
+    for key in ("slis", FEATURE_PSI, "thresholds"):
+        out[key] = {name: _finite(v) for name, v in out[key].items()}
+    return out
+
+
 # ------------------------------------------------------------------------ choose-k
 
 
