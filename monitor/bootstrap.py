@@ -38,6 +38,7 @@ from monitor.store import (
 )
 from monitor.store.history import SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "build_app",
     "diff_snapshots",
     "load_settings",
+    "open_dry_run",
     "open_history",
     "open_store",
     "simulator_server",
@@ -221,6 +223,22 @@ def open_store(
 def open_history(state_dir: Path) -> SQLiteHistory:
     """The run history under a state directory, read-only (StoreError when there is none)."""
     return SQLiteHistory(Path(state_dir) / HISTORY_FILE, read_only=True)
+
+
+def open_dry_run(settings: Settings) -> tuple[OverlaySnapshotStore, OverlayHistory]:
+    """A store and a history that read the state directory's and keep every write in memory.
+
+    Nothing is created in the state directory: without a store or a history there, the
+    dry run reads them as empty (a first run). The history is opened read-only.
+    """
+    state_dir = Path(settings.daemon.state_dir)
+    inner_store: SnapshotStore = MemorySnapshotStore()
+    if (state_dir / "snapshots").is_dir():
+        inner_store = open_store(state_dir, settings.store)
+    inner_history: History = MemoryHistory()
+    if (state_dir / HISTORY_FILE).is_file():
+        inner_history = open_history(state_dir)
+    return OverlaySnapshotStore(inner_store), OverlayHistory(inner_history)
 
 
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:

@@ -115,7 +115,9 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     daemon.serve_forever()
 
 
-def _progress_line(result: Evaluation | RunFailure, t0: float, state_dir: Path) -> str:
+def _progress_line(
+    result: Evaluation | RunFailure, t0: float, state_dir: Path, *, approve: bool = True
+) -> str:
     """One run in one line (two when a candidate awaits approval: the command to approve)."""
     from monitor.runner import approve_command, awaiting_approval
 
@@ -133,7 +135,7 @@ def _progress_line(result: Evaluation | RunFailure, t0: float, state_dir: Path) 
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"{fields}  {flag}{result.decision}"
     )
-    if awaiting_approval(result):
+    if approve and awaiting_approval(result):
         command = approve_command(result.model, result.candidate_version, state_dir)
         line += f"\n{'':>8} approve with: {command}"
     return line
@@ -188,6 +190,12 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @click.option("--push-to", metavar="URL", help="Pushgateway to push the metrics to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluations as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run for real but write nothing: no snapshot, pointer or history row changes, "
+    "under any retrain policy; safe for diagnosis. Prints what each run would have decided.",
+)
 def evaluate(
     config_path: Path | None,
     state_dir: Path | None,
@@ -195,12 +203,14 @@ def evaluate(
     models: tuple[str, ...],
     push_to: str | None,
     as_json: bool,
+    dry_run: bool,
 ) -> None:
     """Batch mode for cron and CronJobs: run models once, optionally push to a Pushgateway.
 
-    Exits 1 when any run failed.
+    Exits 1 when any run failed. With --dry-run each run reads its window, scores the
+    live model and trains a candidate as usual, but what it would store stays in memory.
     """
-    from monitor.bootstrap import build_app
+    from monitor.bootstrap import build_app, open_dry_run
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
@@ -209,29 +219,97 @@ def evaluate(
         names = list(models) or [m.name for m in settings.models]
         for name in names:
             settings.model(name)
+        if dry_run and push_to:
+            raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
         _limit_blas(settings)
-        app = build_app(settings)
-    results = []
+        store, history = open_dry_run(settings) if dry_run else (None, None)
+        app = build_app(settings, store=store, history=history)
     try:
-        t0 = time.monotonic()
-        for name in names:
-            result = app.runner.run_model(name)
-            results.append(result)
-            if not as_json:
-                click.echo(_progress_line(result, t0, settings.daemon.state_dir))
-        gateway = push_to or settings.daemon.pushgateway
-        if gateway:
-            from monitor.exporter import push
-
-            push(gateway, app.registry)
-            if not as_json:
-                click.echo(f"pushed metrics to {gateway}")
+        with _quiet_run_log() if dry_run else contextlib.nullcontext():
+            results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
+        _push(app, push_to or settings.daemon.pushgateway, as_json=as_json, dry_run=dry_run)
     finally:
         app.close()
     if as_json:
-        click.echo(json.dumps([_result_json(r) for r in results], indent=2))
+        click.echo(json.dumps([_result_json(r) | _dry(dry_run) for r in results], indent=2))
     if any(isinstance(r, RunFailure) for r in results):
         sys.exit(1)
+
+
+def _run_each(
+    app: Any, names: list[str], state_dir: Path, as_json: bool, *, dry: Any = None
+) -> list[Evaluation | RunFailure]:
+    """Run each model once, printing a line per run unless the output is JSON.
+
+    ``dry`` is the dry run's overlay store (None for a real run): it says what was saved.
+    """
+    if dry is not None and not as_json:
+        click.echo(
+            "dry run: real runs whose snapshots, pointers and history rows stay in memory; "
+            f"nothing is written to {state_dir}"
+        )
+    results = []
+    t0 = time.monotonic()
+    for name in names:
+        result = app.runner.run_model(name)
+        results.append(result)
+        if as_json:
+            continue
+        click.echo(_progress_line(result, t0, state_dir, approve=dry is None))
+        if dry is not None:
+            saved = {s.version for s in dry.saved(name)}
+            click.echo(f"{'':>8} dry run: {_would_write(result, saved)}; nothing written")
+    return results
+
+
+def _would_write(result: Evaluation | RunFailure, saved: set[int]) -> str:
+    """What a dry run's result would have written; ``saved``: the versions it stored."""
+    if isinstance(result, RunFailure):
+        return "would have recorded the failure"
+    v = result.candidate_version
+    if v is None or v not in saved:
+        return "would have stored no version"
+    if result.promoted and result.live_version == v:
+        return f"would have stored v{v} as the model's first live version"
+    if result.promoted:
+        return f"would have stored v{v} and made it live"
+    return f"would have stored v{v} as a candidate awaiting approval"
+
+
+def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> None:
+    """Push the metrics of the runs to a Pushgateway, if one is set (never in a dry run)."""
+    if not gateway:
+        return
+    if dry_run:
+        click.echo(f"dry run: metrics not pushed to {gateway}", err=True)
+        return
+    from monitor.exporter import push
+
+    push(gateway, app.registry)
+    if not as_json:
+        click.echo(f"pushed metrics to {gateway}")
+
+
+def _dry(dry_run: bool) -> dict[str, bool]:
+    return {"dry_run": True} if dry_run else {}
+
+
+@contextlib.contextmanager
+def _quiet_run_log() -> Iterator[None]:
+    """Leave the terminal to the command's own line per run, unless --log-level was given.
+
+    The runner logs each run at INFO (with an approve command for a candidate that a
+    dry run never stored); warnings and errors still show.
+    """
+    ctx = click.get_current_context().find_root()
+    logger = logging.getLogger("monitor")
+    level = logger.level
+    if ctx.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
