@@ -111,7 +111,7 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     with _user_errors():
         settings = _settings(config_path, listen=listen, state_dir=state_dir)
         _limit_blas(settings)
-        daemon = Daemon(build_app(settings))
+        daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()
 
 
@@ -223,7 +223,7 @@ def evaluate(
             raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
         _limit_blas(settings)
         store, history = open_dry_run(settings) if dry_run else (None, None)
-        app = build_app(settings, store=store, history=history)
+        app = build_app(settings, store=store, history=history, config_path=config_path)
     try:
         with _quiet_run_log() if dry_run else contextlib.nullcontext():
             results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
@@ -231,7 +231,8 @@ def evaluate(
     finally:
         app.close()
     if as_json:
-        click.echo(json.dumps([_result_json(r) | _dry(dry_run) for r in results], indent=2))
+        out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
+        click.echo(json.dumps(out, indent=2))
     if any(isinstance(r, RunFailure) for r in results):
         sys.exit(1)
 
@@ -256,6 +257,8 @@ def _run_each(
         if as_json:
             continue
         click.echo(_progress_line(result, t0, state_dir, approve=dry is None))
+        if name in app.k_warnings:
+            click.echo(f"{'':>8} warning: {app.k_warnings[name]}")
         if dry is not None:
             saved = {s.version for s in dry.saved(name)}
             click.echo(f"{'':>8} dry run: {_would_write(result, saved)}; nothing written")
@@ -292,6 +295,11 @@ def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> Non
 
 def _dry(dry_run: bool) -> dict[str, bool]:
     return {"dry_run": True} if dry_run else {}
+
+
+def _k_note(app: Any, model: str) -> dict[str, str]:
+    """The warning that the configured k is not the live model's, when it is not."""
+    return {"k_warning": app.k_warnings[model]} if model in app.k_warnings else {}
 
 
 @contextlib.contextmanager
@@ -352,6 +360,22 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
     )
+    for warning in _state_warnings(settings, config_file):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
+    """What the state directory, when there is one, says against the configuration."""
+    from monitor.bootstrap import k_mismatches, open_store
+
+    root = Path(settings.daemon.state_dir) / "snapshots"
+    if not root.is_dir():
+        return []
+    try:
+        store = open_store(settings.daemon.state_dir, settings.store)
+    except (ConfigError, InvalidInputError, StoreError) as exc:
+        return [f"cannot read the snapshots in {root}: {exc}"]
+    return list(k_mismatches(settings, store, config_file).values())
 
 
 # ------------------------------------------------------------------------ backtest
@@ -558,7 +582,7 @@ def _finite(value: float) -> float | None:
 
 @main.group()
 def snapshots() -> None:
-    """List, show, diff and roll back model versions."""
+    """List, show, diff, approve, roll back and retrain model versions."""
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
@@ -748,6 +772,70 @@ def snapshots_approve(
         f"model {model}: approved v{approved}; live {was} -> v{approved}. "
         "A running daemon follows within seconds."
     )
+
+
+@snapshots.command("retrain")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.option(
+    "--live", is_flag=True, help="Make the new version live at once (default: it awaits approval)."
+)
+def snapshots_retrain(
+    config_path: Path | None, state_dir: Path | None, model: str, live: bool
+) -> None:
+    """Train a new version of MODEL on its reference period ending now, with the configured k.
+
+    The way to apply a changed k (or any training setting) deliberately: the new version
+    is pending until `snapshots approve`, or live at once with --live; a running daemon
+    follows. Reads the model's source, so it needs --config, and takes as long as the
+    model's first run. Exits 1 when the source cannot be read or training fails.
+    """
+    from monitor.bootstrap import retrain
+    from monitor.errors import SourceError, TrainingError
+    from monitor.runner import approve_command, classify_failure
+
+    if config_path is None:
+        raise click.UsageError("snapshots retrain needs --config FILE: it reads the model's source")
+    with _user_errors():
+        settings = _settings(config_path, state_dir=state_dir)
+        _limit_blas(settings)
+        try:
+            done = retrain(settings, model, live=live, on_start=_retrain_started(model))
+        except (SourceError, TrainingError) as exc:
+            click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
+            sys.exit(1)
+    snap = done.snapshot
+    period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
+    if done.skipped:
+        click.echo(
+            f"note: {len(done.skipped)} window(s) of the period left out; the first: "
+            f"{done.skipped[0]}",
+            err=True,
+        )
+    head = f"model {model}: trained v{snap.version} (k={snap.k}) on {period}"
+    was = "none" if done.live_before is None else f"v{done.live_before}"
+    if done.state == "live":
+        click.echo(
+            f"{head}; live {was} -> v{snap.version}. A running daemon follows within seconds."
+        )
+        return
+    state = Path(settings.daemon.state_dir).resolve()
+    click.echo(f"{head}; it awaits approval (live stays {was}).")
+    click.echo(f"approve with: {approve_command(model, snap.version, state)}")
+
+
+def _retrain_started(model: str) -> Any:
+    """A callback that says on stderr what is being trained, before the slow part."""
+
+    def started(start: float, end: float) -> None:
+        click.echo(
+            f"training {model} on its reference period, {_ts(start)} to {_ts(end)} UTC; "
+            "this takes as long as the model's first run",
+            err=True,
+        )
+
+    return started
 
 
 def _live_or_none(store: Any, model: str) -> int | None:
