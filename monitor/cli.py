@@ -9,7 +9,8 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -1042,6 +1043,110 @@ def _run_json(run: Evaluation | RunFailure) -> dict[str, Any]:
 # ------------------------------------------------------------------------ choose-k
 
 
+class _ProgressBar:
+    """A bar redrawn in place on a terminal's stderr; silent when the stream is no terminal.
+
+    The time left is estimated from the pace of the steps after the first ``eta_from``
+    (steps that cost alike), and not shown before.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+        every: float = 0.1,
+        eta_from: int = 0,
+    ) -> None:
+        self._label, self._stream, self._clock = label, stream, clock
+        self._width, self._every = width, every
+        isatty = getattr(stream, "isatty", None)
+        self.enabled = bool(isatty()) if callable(isatty) else False
+        self._t0 = clock()
+        self._last = -math.inf
+        self._drawn = ""
+        self._eta_from = eta_from
+        self._mark: tuple[int, float] | None = (0, self._t0) if eta_from <= 0 else None
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` steps, the time spent and an estimate of what is left."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        if self._mark is None and done >= self._eta_from:
+            self._mark = (done, now)
+        if done < total and now - self._last < self._every:
+            return  # a redraw at most every ``every`` seconds, and always the last one
+        self._last = now
+        elapsed = now - self._t0
+        filled = round(self._width * done / total) if total else self._width
+        text = (
+            f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}] "
+            f"{done}/{total} fits, {elapsed:.0f} s"
+        )
+        if self._mark is not None and self._mark[0] < done < total:
+            pace = (now - self._mark[1]) / (done - self._mark[0])
+            text += f", about {pace * (total - done):.0f} s left"
+        # Spaces over the end of a longer previous line; \r goes back to the line's start.
+        self._stream.write("\r" + text + " " * max(0, len(self._drawn) - len(text)))
+        self._stream.flush()
+        self._drawn = text
+
+    def close(self) -> None:
+        """End the bar's line, so that what follows starts on a line of its own."""
+        if self.enabled and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+@dataclass(frozen=True)
+class _KData:
+    """The rows choose-k works on, and how they were taken from the file."""
+
+    names: list[str]
+    X: Any  # (n_used, d) scaled rows
+    n_file: int  # rows in the file
+    sampled: bool
+    dropped: int  # rows left out for NaN or infinity (after sampling)
+
+    @property
+    def n_used(self) -> int:
+        return int(self.X.shape[0])
+
+
+def _k_data(path: Path, features: str | None, scaling: str, sample: int, seed: int) -> _KData:
+    """Read the file, sample it down to ``sample`` rows, drop non-finite rows, scale."""
+    import numpy as np
+
+    from monitor.core import scaling as scaling_mod
+    from monitor.sources.files import read_table
+
+    names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
+    n_file = X.shape[0]
+    rng = np.random.default_rng(seed)
+    if n_file > sample:
+        X = X[np.sort(rng.choice(n_file, sample, replace=False))]
+    ok = np.isfinite(X).all(axis=1)
+    dropped = int((~ok).sum())
+    if dropped:
+        X = X[ok]
+    Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+    return _KData(list(names), Xs, n_file, n_file > sample, dropped)
+
+
+def _k_rows_text(data: _KData, sample: int) -> str:
+    """How many rows the curves were computed on, and whether they were sampled."""
+    if data.sampled:
+        text = f"sampled {min(sample, data.n_file):,} of {data.n_file:,} rows (--sample)"
+    else:
+        text = f"{data.n_file:,} rows"
+    if data.dropped:
+        text += f", {data.dropped:,} with NaN or infinity left out"
+    return text
+
+
 @main.command("choose-k")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--k-min", type=int, default=2, show_default=True)
@@ -1055,10 +1160,10 @@ def _run_json(run: Evaluation | RunFailure) -> dict[str, Any]:
 )
 @click.option(
     "--sample",
-    type=int,
+    type=click.IntRange(min=2),
     default=20000,
     show_default=True,
-    help="Rows sampled from the file (k selection is quadratic in places).",
+    help="Rows sampled from a larger file (k selection is quadratic in places).",
 )
 @click.option(
     "--refs",
@@ -1068,6 +1173,13 @@ def _run_json(run: Evaluation | RunFailure) -> dict[str, Any]:
     help="Uniform reference sets for the gap statistic (B).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the elbow, silhouette and gap curves, each choice marked "
+    "(FILE.png or FILE.svg; needs the plot extra).",
+)
 def choose_k(
     path: Path,
     k_min: int,
@@ -1077,49 +1189,81 @@ def choose_k(
     sample: int,
     refs: int,
     seed: int,
+    as_json: bool,
+    plot: Path | None,
 ) -> None:
-    """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic."""
-    import numpy as np
+    """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic.
 
-    from monitor.core import scaling as scaling_mod
+    A file longer than --sample rows is sampled, and the output says so. On a terminal,
+    a progress bar on stderr follows the fits.
+    """
+    from monitor import plots
     from monitor.core import selection
-    from monitor.sources.files import read_table
 
     with _user_errors():
         if k_min < 1 or k_max <= k_min:
             raise InvalidInputError(f"need 1 <= --k-min < --k-max; got {k_min} and {k_max}")
-        names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
-        rng = np.random.default_rng(seed)
-        if X.shape[0] > sample:
-            X = X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
-        ok = np.isfinite(X).all(axis=1)
-        if not ok.all():
-            click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
-            X = X[ok]
-        Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+        if plot is not None:
+            plots.plot_format(plot)
+            plots.require_matplotlib()
+        data = _k_data(path, features, scaling, sample, seed)
         ks = list(range(k_min, k_max + 1))
-        sel = selection.choose_k(Xs, ks, n_refs=refs, random_state=seed)
-    click.echo(f"{path}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(names)})")
-    top = float(np.max(sel.silhouette)) if np.max(sel.silhouette) > 0 else 1.0
+        # Each k's own fit and silhouette come first and cost more than a reference fit.
+        bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
+        try:
+            sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
+        finally:
+            bar.close()
+        rows = _k_rows_text(data, sample)
+        if plot is not None:
+            title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
+            plots.plot_k_selection(sel, plot, title=title)
+    if as_json:
+        click.echo(json.dumps(_k_json(path, data, sel), indent=2))
+    else:
+        _print_k_table(path, data, sel, rows)
+    if plot is not None:
+        click.echo(f"plot written to {plot}", err=True)
+
+
+def _print_k_table(path: Path, data: _KData, sel: Any, rows: str) -> None:
+    click.echo(f"{path}: {rows} x {len(data.names)} features ({', '.join(data.names)})")
+    best_silhouette = max((float(v) for v in sel.silhouette), default=0.0)
+    top = best_silhouette if best_silhouette > 0 else 1.0
     click.echo(f"{'k':>3}  {'inertia':>12}  {'silhouette':>10}  {'gap':>8}  {'s_k':>7}  silhouette")
     for i, k in enumerate(sel.ks):
         bar = "#" * max(0, round(30 * float(sel.silhouette[i]) / top))
-        marks = [
-            name
-            for name, best in (
-                ("elbow", sel.best_elbow),
-                ("silhouette", sel.best_silhouette),
-                ("gap", sel.best_gap),
-            )
-            if best == k
-        ]
+        marks = [rule for rule, best in _k_choices(sel).items() if best == k]
         click.echo(
             f"{k:>3}  {sel.inertia[i]:>12.4g}  {sel.silhouette[i]:>10.4f}  {sel.gap[i]:>8.4f}  "
             f"{sel.gap_sk[i]:>7.4f}  {bar:<30} {' '.join('<- ' + m for m in marks)}"
         )
-    click.echo(
-        f"elbow: k={sel.best_elbow}  silhouette: k={sel.best_silhouette}  gap: k={sel.best_gap}"
-    )
+    click.echo("  ".join(f"{rule}: k={best}" for rule, best in _k_choices(sel).items()))
+
+
+def _k_choices(sel: Any) -> dict[str, int]:
+    return {
+        "elbow": int(sel.best_elbow),
+        "silhouette": int(sel.best_silhouette),
+        "gap": int(sel.best_gap),
+    }
+
+
+def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "features": data.names,
+        "rows_in_file": data.n_file,
+        "rows_used": data.n_used,
+        "sampled": data.sampled,
+        "rows_dropped": data.dropped,
+        "ks": [int(k) for k in sel.ks],
+        "inertia": [_finite(v) for v in sel.inertia],
+        "silhouette": [_finite(v) for v in sel.silhouette],
+        "gap": [_finite(v) for v in sel.gap],
+        "gap_sk": [_finite(v) for v in sel.gap_sk],
+        "best": _k_choices(sel),
+    }
 
 
 # ------------------------------------------------------------------------ as code
