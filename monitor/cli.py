@@ -219,22 +219,22 @@ def evaluate(
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
-    with _user_errors():
-        settings = _settings(config_path, state_dir=state_dir)
-        names = list(models) or [m.name for m in settings.models]
-        for name in names:
-            settings.model(name)
-        if dry_run and push_to:
-            raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
-        _limit_blas(settings)
-        store, history = open_dry_run(settings) if dry_run else (None, None)
-        app = build_app(settings, store=store, history=history, config_path=config_path)
-    try:
-        with _quiet_run_log() if dry_run else contextlib.nullcontext():
+    with _quiet_run_log() if dry_run else contextlib.nullcontext():
+        with _user_errors():
+            settings = _settings(config_path, state_dir=state_dir)
+            names = list(models) or [m.name for m in settings.models]
+            for name in names:
+                settings.model(name)
+            if dry_run and push_to:
+                raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
+            _limit_blas(settings)
+            store, history = open_dry_run(settings) if dry_run else (None, None)
+            app = build_app(settings, store=store, history=history, config_path=config_path)
+        try:
             results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
-        _push(app, push_to or settings.daemon.pushgateway, as_json=as_json, dry_run=dry_run)
-    finally:
-        app.close()
+            _push(app, push_to or settings.daemon.pushgateway, as_json=as_json, dry_run=dry_run)
+        finally:
+            app.close()
     if as_json:
         out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
         click.echo(json.dumps(out, indent=2))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -70,13 +72,17 @@ def drift(data: Path) -> None:
     write_csv(data / "w2.csv", blobs(900, moved, seed=2), time.time() - 10)
 
 
-def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(tmp_path: Path) -> None:
+def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor")
     cfg, data = config(tmp_path, "on-drift")
     write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), time.time() - 100)
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
     drift(data)
     state = tmp_path / "state"
     before = state_digest(state)
+    caplog.clear()
 
     dry = invoke("evaluate", "--config", str(cfg), "--dry-run")
     assert dry.exit_code == 0, dry.output
@@ -86,12 +92,14 @@ def test_a_dry_run_decides_as_the_real_run_and_writes_nothing(tmp_path: Path) ->
     assert "retrained on drift" in lines[1]
     assert lines[2].strip() == "dry run: would have stored v2 and made it live; nothing written"
     assert state_digest(state) == before
-    # The runner's own log of the run (and its commands) is left out of a dry run.
-    assert "model=shop" not in dry.stderr
+    # The runner's own log of the run (and its commands) is left out of a dry run...
+    assert not [r for r in caplog.records if r.levelno < logging.WARNING]
+    assert logging.getLogger("monitor").level == logging.INFO  # ...and only for its time.
 
     real = invoke("evaluate", "--config", str(cfg), "--json")
     [ev] = json.loads(real.stdout)
     assert ev["promoted"] and ev["candidate_version"] == 2 and "dry_run" not in ev
+    assert any("model=shop" in r.getMessage() for r in caplog.records)
 
 
 def test_a_dry_run_on_a_new_state_dir_trains_the_first_model_in_memory(tmp_path: Path) -> None:
