@@ -262,11 +262,11 @@ def _run_each(
         if as_json:
             continue
         click.echo(_progress_line(result, t0, state_dir, approve=dry is None))
-        if name in app.k_warnings:
-            click.echo(f"{'':>8} warning: {app.k_warnings[name]}")
         if dry is not None:
             saved = {s.version for s in dry.saved(name)}
             click.echo(f"{'':>8} dry run: {_would_write(result, saved)}; nothing written")
+        if name in app.k_warnings:
+            click.echo(f"{'':>8} warning: {app.k_warnings[name]}")
     return results
 
 
@@ -819,12 +819,7 @@ def snapshots_retrain(
             sys.exit(1)
     snap = done.snapshot
     period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
-    if done.skipped:
-        click.echo(
-            f"note: {len(done.skipped)} window(s) of the period left out; the first: "
-            f"{done.skipped[0]}",
-            err=True,
-        )
+    # Windows of the period left out are logged as a warning by the reading itself.
     head = f"model {model}: trained v{snap.version} (k={snap.k}) on {period}"
     was = "none" if done.live_before is None else f"v{done.live_before}"
     if done.state == "live":

@@ -115,6 +115,11 @@ def test_a_dry_run_on_a_new_state_dir_trains_the_first_model_in_memory(tmp_path:
     assert "would have stored v1 as the model's first live version" in text.stdout
 
 
+def states(cfg: Path) -> dict[int, str]:
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    return {v["version"]: v["state"] for v in listing["shop"]}
+
+
 def test_a_manual_candidate_stays_unwritten_and_no_approve_command_is_printed(
     tmp_path: Path,
 ) -> None:
@@ -129,11 +134,39 @@ def test_a_manual_candidate_stays_unwritten_and_no_approve_command_is_printed(
     assert "would have stored v2 as a candidate awaiting approval" in dry.stdout
     assert "approve with" not in dry.output
     assert state_digest(tmp_path / "state") == before
-    # Once a real run stored the candidate, a dry run would store nothing more.
+    assert states(cfg) == {1: "live"}
+    # The real run does what the dry run said, and prints the command to approve.
     assert "approve with" in invoke("evaluate", "--config", str(cfg)).stdout
-    again = invoke("evaluate", "--config", str(cfg), "--dry-run")
-    assert "candidate v2 already awaits approval" in again.stdout
-    assert "dry run: would have stored no version; nothing written" in again.stdout
+    assert states(cfg) == {1: "live", 2: "pending"}
+
+
+def test_with_a_candidate_pending_the_dry_run_says_what_the_next_real_run_does(
+    tmp_path: Path,
+) -> None:
+    cfg, data = config(tmp_path, "manual")
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), time.time() - 100)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    drift(data)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    pending = states(cfg)
+    dry = invoke("evaluate", "--config", str(cfg), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    [said] = [
+        ln.strip() for ln in dry.stdout.splitlines() if ln.strip().startswith("dry run: would")
+    ]
+    assert states(cfg) == pending
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    after = states(cfg)
+    # Whatever the policy does with a pending candidate (keep it, or store a fresher one),
+    # the dry run said it before the real run did it.
+    if said == "dry run: would have stored no version; nothing written":
+        assert after == pending
+    else:
+        [new] = set(after) - set(pending)
+        assert said == (
+            f"dry run: would have stored v{new} as a candidate awaiting approval; nothing written"
+        )
+        assert after[new] == "pending"
 
 
 def test_a_failed_dry_run_exits_1_and_records_nothing(tmp_path: Path) -> None:
