@@ -7,6 +7,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS='-x tests/shell'
 
 .PHONY: demo test lint bench render e2e venv clean-venv
 
@@ -34,7 +35,7 @@ test:
 	./scripts/install-test-deps
 	$(MAKE) $(VENV)/.installed-test
 	$(MAKE) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check monitor tests bench
