@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import alerting
+from monitor.core.selection import CRITERIA
 from monitor.errors import InvalidInputError
 from monitor.pipeline.replay import Replay
 from monitor.records import Evaluation, KSelection
@@ -126,6 +127,8 @@ def plot_k_selection(selection: KSelection, path: Path, *, title: str) -> None:
     Figure, _, rc_context = _matplotlib()
     fig = Figure(figsize=(12, 3.8), layout="constrained")
     elbow, silhouette, gap = fig.subplots(1, 3, squeeze=True)
+    # The rules' names as choose_k knows them (a rule, not the silhouette SLI).
+    by_elbow, by_silhouette, by_gap = CRITERIA
     ks = [int(k) for k in selection.ks]
     inertia = [float(v) for v in selection.inertia]
     elbow.plot(ks, inertia, "o-", color="tab:blue", markersize=4)
@@ -133,16 +136,16 @@ def plot_k_selection(selection: KSelection, path: Path, *, title: str) -> None:
         elbow.plot(
             [ks[0], ks[-1]], [inertia[0], inertia[-1]], "--", color="0.6", linewidth=0.8
         )  # the chord
-    _choice(elbow, ks, inertia, selection.best_elbow, "elbow", "inertia (within-cluster SS)")
+    _choice(elbow, ks, inertia, selection.best_elbow, by_elbow, "inertia (within-cluster SS)")
     multi = [i for i, k in enumerate(ks) if k >= 2]  # silhouette is undefined for k = 1
     sil = [float(selection.silhouette[i]) for i in multi]
     silhouette.plot([ks[i] for i in multi], sil, "o-", color="tab:blue", markersize=4)
-    _choice(silhouette, [ks[i] for i in multi], sil, selection.best_silhouette, "silhouette",
+    _choice(silhouette, [ks[i] for i in multi], sil, selection.best_silhouette, by_silhouette,
             "mean silhouette")  # fmt: skip
     values = [float(v) for v in selection.gap]
     gap.errorbar(ks, values, yerr=[float(v) for v in selection.gap_sk], fmt="o-",
                  color="tab:blue", markersize=4, capsize=3, linewidth=1.0)  # fmt: skip
-    _choice(gap, ks, values, selection.best_gap, "gap", "gap statistic (bars: s_k)")
+    _choice(gap, ks, values, selection.best_gap, by_gap, "gap statistic (bars: s_k)")
     fig.suptitle(title, fontsize=10)
     metadata = {"Date": None} if fmt == "svg" else {}
     with rc_context(_SVG):
