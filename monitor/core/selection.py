@@ -263,6 +263,11 @@ def _best_silhouette(ks: NDArray[np.intp], silhouette: F64) -> int:
 
 def _counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
     """A ``done()`` that counts steps and tells ``progress(done, total)`` after each."""
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(
+            f"The 'progress' parameter of choose_k must be a callable or None. "
+            f"Got {progress!r} instead."
+        )
     count = 0
 
     def done() -> None:
@@ -318,9 +323,7 @@ def choose_k(
     working_memory_mib : float
         Budget passed to the fits and the silhouette.
     progress : callable(done, total) or None
-        Called after each step of work with the steps done and the steps in all: one
-        step per candidate k (its fit and silhouette), plus one per reference fit of
-        the gap statistic (``len(ks) * n_refs``). It does not change the result.
+        Called after each step: each k's fit (and silhouette), then each reference fit.
 
     Returns
     -------
@@ -344,26 +347,32 @@ def choose_k(
     fit, sample_size, n_refs = _check_settings(
         n_init, max_iter, working_memory_mib, silhouette_sample_size, n_refs
     )
-    if progress is not None and not callable(progress):
-        raise InvalidInputError(
-            f"The 'progress' parameter of choose_k must be a callable or None. "
-            f"Got {progress!r} instead."
-        )
-    fit_seeds, silhouette_seed, ref_seeds = _draw_seeds(random_state, k_arr.shape[0], n_refs)
-    sample = (sample_size, silhouette_seed) if "silhouette" in chosen else None
     m = k_arr.shape[0]
     done = _counter(progress, m * (1 + (n_refs if "gap" in chosen else 0)))
+    fit_seeds, silhouette_seed, ref_seeds = _draw_seeds(random_state, m, n_refs)
+    sample = (sample_size, silhouette_seed) if "silhouette" in chosen else None
     inertia, silhouette = _fit_each_k(Xa, k_arr, fit, fit_seeds, sample, done)
     gap, gap_sk = np.zeros(m), np.zeros(m)
     if "gap" in chosen:
         gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, fit, ref_seeds, reference, done)
+    return _selection(k_arr, chosen, inertia, silhouette, (gap, gap_sk))
+
+
+def _selection(
+    ks: NDArray[np.intp],
+    chosen: tuple[str, ...],
+    inertia: F64,
+    silhouette: F64,
+    gap: tuple[F64, F64],
+) -> KSelection:
+    """The curves, and each chosen rule's k (0 for a rule left out)."""
     return KSelection(
-        ks=k_arr.astype(np.int64),
+        ks=ks.astype(np.int64),
         inertia=inertia,
         silhouette=silhouette,
-        gap=gap,
-        gap_sk=gap_sk,
-        best_elbow=_elbow(k_arr, inertia) if "elbow" in chosen else 0,
-        best_silhouette=_best_silhouette(k_arr, silhouette) if sample is not None else 0,
-        best_gap=_gap_choice(k_arr, gap, gap_sk) if "gap" in chosen else 0,
+        gap=gap[0],
+        gap_sk=gap[1],
+        best_elbow=_elbow(ks, inertia) if "elbow" in chosen else 0,
+        best_silhouette=_best_silhouette(ks, silhouette) if "silhouette" in chosen else 0,
+        best_gap=_gap_choice(ks, *gap) if "gap" in chosen else 0,
     )
