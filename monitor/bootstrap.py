@@ -14,16 +14,17 @@ from typing import Any
 
 from monitor import __version__, alerting
 from monitor.checks import check_float
-from monitor.config import ModelSettings, Settings, StoreSettings, load
-from monitor.errors import ConfigError, InvalidInputError
+from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load
+from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
-from monitor.pipeline import diff_snapshots
+from monitor.pipeline import diff_snapshots, train_reference
+from monitor.pipeline.reference import read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, RunFailure
+from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
@@ -39,19 +40,26 @@ from monitor.store import (
 )
 from monitor.store.history import SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time
 
 __all__ = [
     "App",
     "Replay",
+    "Retrained",
     "SimulatorServer",
     "SystemClock",
     "backtest",
     "build_app",
     "diff_snapshots",
+    "k_mismatches",
     "load_settings",
+    "open_dry_run",
+    "open_history",
     "open_store",
     "read_table",
+    "retrain",
+    "retrain_command",
     "simulator_options",
     "simulator_server",
     "snapshot_summary",
@@ -60,6 +68,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("monitor")
+
+#: The run history's file under a state directory.
+HISTORY_FILE = "history.sqlite"
 
 
 class SystemClock:
@@ -229,6 +240,27 @@ def open_store(
     )
 
 
+def open_history(state_dir: Path) -> SQLiteHistory:
+    """The run history under a state directory, read-only (StoreError when there is none)."""
+    return SQLiteHistory(Path(state_dir) / HISTORY_FILE, read_only=True)
+
+
+def open_dry_run(settings: Settings) -> tuple[OverlaySnapshotStore, OverlayHistory]:
+    """A store and a history that read the state directory's and keep every write in memory.
+
+    Nothing is created in the state directory: without a store or a history there, the
+    dry run reads them as empty (a first run). The history is opened read-only.
+    """
+    state_dir = Path(settings.daemon.state_dir)
+    inner_store: SnapshotStore = MemorySnapshotStore()
+    if (state_dir / "snapshots").is_dir():
+        inner_store = open_store(state_dir, settings.store)
+    inner_history: History = MemoryHistory()
+    if (state_dir / HISTORY_FILE).is_file():
+        inner_history = open_history(state_dir)
+    return OverlaySnapshotStore(inner_store), OverlayHistory(inner_history)
+
+
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
     """The exporter's view of a configured model."""
     interval = schedule_interval_seconds(m.interval, m.cron, now)
@@ -256,6 +288,8 @@ class App:
     runner: Runner
     stopping: threading.Event  # set when the process is asked to stop
     clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"
+    # Model -> why its configured k is not the live model's (logged at start-up).
+    k_warnings: Mapping[str, str] = field(default_factory=dict)
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -284,16 +318,24 @@ def build_app(
     history: History | None = None,
     sources: Mapping[str, TelemetrySource] | None = None,
     on_result: Sequence[Callable[[Evaluation | RunFailure], None]] = (),
+    config_path: Path | None = None,
 ) -> App:
-    """Wire the application; every collaborator can be replaced (tests pass fakes)."""
+    """Wire the application; every collaborator can be replaced (tests pass fakes).
+
+    ``config_path`` is the file the settings came from, for the commands that warnings
+    print.
+    """
     built = dict(sources) if sources is not None else _build_sources(settings)
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
     store = store or open_store(state_dir, settings.store)
-    history = history or SQLiteHistory(Path(state_dir) / "history.sqlite")
+    history = history or SQLiteHistory(Path(state_dir) / HISTORY_FILE)
     reconciled = history.reconcile(store)
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
+    k_warnings = k_mismatches(settings, store, config_path)
+    for warning in k_warnings.values():
+        log.warning("%s", warning)
     now = datetime.fromtimestamp(clock.now(), UTC)
     state = MonitorState(
         [model_spec(m, now) for m in settings.models], started_at=clock.now(), version=__version__
@@ -323,6 +365,7 @@ def build_app(
         runner=runner,
         stopping=stopping,
         clock=clock,
+        k_warnings=k_warnings,
     )
 
 
@@ -395,3 +438,127 @@ def backtest(
         )
     finally:
         source.close()
+
+
+# ---------------------------------------------------------------------- k and retraining
+
+
+def retrain_command(model: str, config_path: Path | None, state_dir: Path) -> str:
+    """The command that retrains ``model`` on its reference period, runnable as printed."""
+    config = "FILE" if config_path is None else str(Path(config_path).resolve())
+    return (
+        f"kmeans-monitor snapshots retrain {model} --config {config} "
+        f"--state-dir {Path(state_dir).resolve()}"
+    )
+
+
+def _k_text(k: int | KRange) -> str:
+    return f"k={k}" if isinstance(k, int) else f"k in [{k.min}, {k.max}]"
+
+
+def _live_k(store: SnapshotStore, model: str) -> tuple[int, int] | None:
+    """(live version, its k) from the manifests; None when unknown (no model, a broken pointer)."""
+    try:
+        live = store.live_version(model)
+        infos = store.list_versions(model) if live is not None else []
+    except (OSError, ValueError, KeyError):  # StoreError, a bad name: other checks report it
+        return None
+    k = next((i.k for i in infos if i.version == live and not i.corrupt), None)
+    return None if live is None or k is None else (live, int(k))
+
+
+def k_mismatches(
+    settings: Settings, store: SnapshotStore, config_path: Path | None = None
+) -> dict[str, str]:
+    """Model -> a warning, for each model whose live version's k the configuration does not allow.
+
+    k is chosen only when a reference model is trained, so a changed ``k`` is otherwise
+    ignored until a retrain; the warning names the command that retrains deliberately.
+    """
+    out: dict[str, str] = {}
+    for m in settings.models:
+        found = _live_k(store, m.name)
+        if found is None:
+            continue
+        version, k = found
+        fits = k == m.k if isinstance(m.k, int) else m.k.min <= k <= m.k.max
+        if not fits:
+            command = retrain_command(m.name, config_path, settings.daemon.state_dir)
+            out[m.name] = (
+                f"model {m.name!r}: the configuration asks for {_k_text(m.k)} but the live "
+                f"model v{version} has k={k}, which runs keep until a new reference is "
+                f"trained; retrain with: {command} (pending; --live makes it live at once)"
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """A version trained by hand on the model's reference period, and what was live before."""
+
+    snapshot: Snapshot
+    state: str  # "live" or "pending"
+    live_before: int | None
+    start: float  # the reference period trained on
+    end: float
+    windows: int  # windows of the period that were read and used
+    skipped: tuple[str, ...]  # windows left out, with why
+
+
+def retrain(
+    settings: Settings,
+    name: str,
+    *,
+    live: bool,
+    clock: Clock | None = None,
+    store: SnapshotStore | None = None,
+    history: History | None = None,
+    source: TelemetrySource | None = None,
+    on_start: Callable[[float, float], None] | None = None,
+) -> Retrained:
+    """Train a new version of ``name`` on its reference period ending now; store it.
+
+    It is pending (awaiting ``snapshots approve``), or live with ``live`` or when the
+    model has no live version yet. ``on_start(start, end)`` is told the period before
+    the (slow) reading and training start. The source's and training's errors propagate.
+    """
+    try:
+        m = settings.model(name)
+    except KeyError as exc:
+        raise InvalidInputError(str(exc.args[0])) from None
+    clock = clock or SystemClock()
+    state_dir = Path(settings.daemon.state_dir)
+    store = store or open_store(state_dir, settings.store)
+    src = source or SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+    try:
+        try:
+            parent: Snapshot | None = store.load(name)
+        except SnapshotNotFoundError:
+            parent = None
+        now = clock.now()
+        start, end = m.reference.span(now)
+        if on_start is not None:
+            on_start(start, end)
+        ref = read_reference(src, m, now, src.read_window(end - m.window, end))
+        snap = train_reference(
+            ref,
+            m,
+            now=now,
+            reason="manual",
+            package_version=__version__,
+            working_memory_mib=settings.daemon.working_memory_mib,
+            parent=parent,
+        )
+    finally:
+        if source is None:
+            src.close()
+    state = "live" if live or parent is None else "pending"
+    saved = store.save(snap, state=state)
+    hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
+    try:
+        hist.record_version(saved)
+    finally:
+        if history is None:
+            hist.close()
+    live_before = None if parent is None else parent.version
+    return Retrained(saved, state, live_before, start, end, ref.n_windows, ref.skipped)

@@ -9,7 +9,8 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -111,11 +112,13 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     with _user_errors():
         settings = _settings(config_path, listen=listen, state_dir=state_dir)
         _limit_blas(settings)
-        daemon = Daemon(build_app(settings))
+        daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()
 
 
-def _progress_line(result: Evaluation | RunFailure, t0: float, state_dir: Path) -> str:
+def _progress_line(
+    result: Evaluation | RunFailure, t0: float, state_dir: Path, *, approve: bool = True
+) -> str:
     """One run in one line (two when a candidate awaits approval: the command to approve)."""
     from monitor.runner import approve_command, awaiting_approval
 
@@ -133,7 +136,7 @@ def _progress_line(result: Evaluation | RunFailure, t0: float, state_dir: Path) 
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"{fields}  {flag}{result.decision}"
     )
-    if awaiting_approval(result):
+    if approve and awaiting_approval(result):
         command = approve_command(result.model, result.candidate_version, state_dir)
         line += f"\n{'':>8} approve with: {command}"
     return line
@@ -173,11 +176,15 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
             f"  metrics:   {daemon.url}/metrics\n"
             f"  models:    {daemon.url}/api/models\n"
             f"  snapshots: kmeans-monitor snapshots list --state-dir {state_dir}\n"
-            f"'checkout' drifts about a minute in. "
+            f"  history:   kmeans-monitor history checkout --state-dir {state_dir}\n"
+            "The first run of each model trains it on a simulated day of telemetry and takes "
+            "a few seconds; 'checkout' drifts about a minute in. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
         )
 
-    run_until_signal(daemon, duration, stop_event=app.stopping, on_started=started)
+    # One line per run: the demo's own; the daemon's log of the same run stays out.
+    with _quiet_run_log(scheduler=True):
+        run_until_signal(daemon, duration, stop_event=app.stopping, on_started=started)
     click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
 
 
@@ -188,6 +195,12 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @click.option("--push-to", metavar="URL", help="Pushgateway to push the metrics to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluations as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run for real but write nothing: no snapshot, pointer or history row changes, "
+    "under any retrain policy; safe for diagnosis. Prints what each run would have decided.",
+)
 def evaluate(
     config_path: Path | None,
     state_dir: Path | None,
@@ -195,43 +208,128 @@ def evaluate(
     models: tuple[str, ...],
     push_to: str | None,
     as_json: bool,
+    dry_run: bool,
 ) -> None:
     """Batch mode for cron and CronJobs: run models once, optionally push to a Pushgateway.
 
-    Exits 1 when any run failed.
+    Exits 1 when any run failed. With --dry-run each run reads its window, scores the
+    live model and trains a candidate as usual, but what it would store stays in memory.
     """
-    from monitor.bootstrap import build_app
+    from monitor.bootstrap import build_app, open_dry_run
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
-    with _user_errors():
-        settings = _settings(config_path, state_dir=state_dir)
-        names = list(models) or [m.name for m in settings.models]
-        for name in names:
-            settings.model(name)
-        _limit_blas(settings)
-        app = build_app(settings)
-    results = []
-    try:
-        t0 = time.monotonic()
-        for name in names:
-            result = app.runner.run_model(name)
-            results.append(result)
-            if not as_json:
-                click.echo(_progress_line(result, t0, settings.daemon.state_dir))
-        gateway = push_to or settings.daemon.pushgateway
-        if gateway:
-            from monitor.exporter import push
-
-            push(gateway, app.registry)
-            if not as_json:
-                click.echo(f"pushed metrics to {gateway}")
-    finally:
-        app.close()
+    with _quiet_run_log() if dry_run else contextlib.nullcontext():
+        with _user_errors():
+            settings = _settings(config_path, state_dir=state_dir)
+            names = list(models) or [m.name for m in settings.models]
+            for name in names:
+                settings.model(name)
+            if dry_run and push_to:
+                raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
+            _limit_blas(settings)
+            store, history = open_dry_run(settings) if dry_run else (None, None)
+            app = build_app(settings, store=store, history=history, config_path=config_path)
+        try:
+            results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
+            _push(app, push_to or settings.daemon.pushgateway, as_json=as_json, dry_run=dry_run)
+        finally:
+            app.close()
     if as_json:
-        click.echo(json.dumps([_result_json(r) for r in results], indent=2))
+        out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
+        click.echo(json.dumps(out, indent=2))
     if any(isinstance(r, RunFailure) for r in results):
         sys.exit(1)
+
+
+def _run_each(
+    app: Any, names: list[str], state_dir: Path, as_json: bool, *, dry: Any = None
+) -> list[Evaluation | RunFailure]:
+    """Run each model once, printing a line per run unless the output is JSON.
+
+    ``dry`` is the dry run's overlay store (None for a real run): it says what was saved.
+    """
+    if dry is not None and not as_json:
+        click.echo(
+            "dry run: real runs whose snapshots, pointers and history rows stay in memory; "
+            f"nothing is written to {state_dir}"
+        )
+    results = []
+    t0 = time.monotonic()
+    for name in names:
+        result = app.runner.run_model(name)
+        results.append(result)
+        if as_json:
+            continue
+        click.echo(_progress_line(result, t0, state_dir, approve=dry is None))
+        if dry is not None:
+            saved = {s.version for s in dry.saved(name)}
+            click.echo(f"{'':>8} dry run: {_would_write(result, saved)}; nothing written")
+        if name in app.k_warnings:
+            click.echo(f"{'':>8} warning: {app.k_warnings[name]}")
+    return results
+
+
+def _would_write(result: Evaluation | RunFailure, saved: set[int]) -> str:
+    """What a dry run's result would have written; ``saved``: the versions it stored."""
+    if isinstance(result, RunFailure):
+        return "would have recorded the failure"
+    v = result.candidate_version
+    if v is None or v not in saved:
+        return "would have stored no version"
+    if result.promoted and result.live_version == v:
+        return f"would have stored v{v} as the model's first live version"
+    if result.promoted:
+        return f"would have stored v{v} and made it live"
+    return f"would have stored v{v} as a candidate awaiting approval"
+
+
+def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> None:
+    """Push the metrics of the runs to a Pushgateway, if one is set (never in a dry run)."""
+    if not gateway:
+        return
+    if dry_run:
+        click.echo(f"dry run: metrics not pushed to {gateway}", err=True)
+        return
+    from monitor.exporter import push
+
+    push(gateway, app.registry)
+    if not as_json:
+        click.echo(f"pushed metrics to {gateway}")
+
+
+def _dry(dry_run: bool) -> dict[str, bool]:
+    return {"dry_run": True} if dry_run else {}
+
+
+def _k_note(app: Any, model: str) -> dict[str, str]:
+    """The warning that the configured k is not the live model's, when it is not."""
+    return {"k_warning": app.k_warnings[model]} if model in app.k_warnings else {}
+
+
+@contextlib.contextmanager
+def _quiet_run_log(*, scheduler: bool = False) -> Iterator[None]:
+    """Leave the terminal to the command's own line per run, unless --log-level was given.
+
+    The runner logs each run at INFO (with an approve command for a candidate that a
+    dry run never stored); warnings and errors still show. With ``scheduler``, so do
+    only the scheduler's errors: its warnings are about ticks skipped while a run
+    overran its interval, which the demo's first runs do by design.
+    """
+    ctx = click.get_current_context().find_root()
+    if ctx.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT:
+        yield
+        return
+    quieter = {"monitor": logging.WARNING} | ({"apscheduler": logging.ERROR} if scheduler else {})
+    loggers = {logging.getLogger(name): level for name, level in quieter.items()}
+    before = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(max(logger.getEffectiveLevel(), level))
+    try:
+        yield
+    finally:
+        for logger, level in before.items():
+            logger.setLevel(level)
 
 
 def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
@@ -274,6 +372,22 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
     )
+    for warning in _state_warnings(settings, config_file):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
+    """What the state directory, when there is one, says against the configuration."""
+    from monitor.bootstrap import k_mismatches, open_store
+
+    root = Path(settings.daemon.state_dir) / "snapshots"
+    if not root.is_dir():
+        return []
+    try:
+        store = open_store(settings.daemon.state_dir, settings.store)
+    except (ConfigError, InvalidInputError, StoreError) as exc:
+        return [f"cannot read the snapshots in {root}: {exc}"]
+    return list(k_mismatches(settings, store, config_file).values())
 
 
 # ------------------------------------------------------------------------ backtest
@@ -480,7 +594,7 @@ def _finite(value: float) -> float | None:
 
 @main.group()
 def snapshots() -> None:
-    """List, show, diff and roll back model versions."""
+    """List, show, diff, approve, roll back and retrain model versions."""
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
@@ -672,6 +786,65 @@ def snapshots_approve(
     )
 
 
+@snapshots.command("retrain")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.option(
+    "--live", is_flag=True, help="Make the new version live at once (default: it awaits approval)."
+)
+def snapshots_retrain(
+    config_path: Path | None, state_dir: Path | None, model: str, live: bool
+) -> None:
+    """Train a new version of MODEL on its reference period ending now, with the configured k.
+
+    The way to apply a changed k (or any training setting) deliberately: the new version
+    is pending until `snapshots approve`, or live at once with --live; a running daemon
+    follows. Reads the model's source, so it needs --config, and takes as long as the
+    model's first run. Exits 1 when the source cannot be read or training fails.
+    """
+    from monitor.bootstrap import retrain
+    from monitor.errors import SourceError, TrainingError
+    from monitor.runner import approve_command, classify_failure
+
+    if config_path is None:
+        raise click.UsageError("snapshots retrain needs --config FILE: it reads the model's source")
+    with _user_errors():
+        settings = _settings(config_path, state_dir=state_dir)
+        _limit_blas(settings)
+        try:
+            done = retrain(settings, model, live=live, on_start=_retrain_started(model))
+        except (SourceError, TrainingError) as exc:
+            click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
+            sys.exit(1)
+    snap = done.snapshot
+    period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
+    # Windows of the period left out are logged as a warning by the reading itself.
+    head = f"model {model}: trained v{snap.version} (k={snap.k}) on {period}"
+    was = "none" if done.live_before is None else f"v{done.live_before}"
+    if done.state == "live":
+        click.echo(
+            f"{head}; live {was} -> v{snap.version}. A running daemon follows within seconds."
+        )
+        return
+    state = Path(settings.daemon.state_dir).resolve()
+    click.echo(f"{head}; it awaits approval (live stays {was}).")
+    click.echo(f"approve with: {approve_command(model, snap.version, state)}")
+
+
+def _retrain_started(model: str) -> Any:
+    """A callback that says on stderr what is being trained, before the slow part."""
+
+    def started(start: float, end: float) -> None:
+        click.echo(
+            f"training {model} on its reference period, {_ts(start)} to {_ts(end)} UTC; "
+            "this takes as long as the model's first run",
+            err=True,
+        )
+
+    return started
+
+
 def _live_or_none(store: Any, model: str) -> int | None:
     try:
         live: int | None = store.live_version(model)
@@ -680,7 +853,304 @@ def _live_or_none(store: Any, model: str) -> int | None:
     return live
 
 
+# ------------------------------------------------------------------------ history
+
+#: Runs and failures shown at most (each): the newest ones of the range.
+HISTORY_LIMIT = 10_000
+
+
+def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
+    """The state directory that --state-dir names, or else that of --config."""
+    if state_dir is None and config_path is None:
+        raise click.UsageError("give --config FILE or --state-dir DIR to find the state")
+    if config_path is not None:
+        return _settings(config_path, state_dir=state_dir).daemon.state_dir
+    assert state_dir is not None
+    return state_dir
+
+
+def _when(text: str, option: str, now: float) -> float:
+    """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
+    from monitor.durations import parse_duration
+    from monitor.timestamps import parse_time
+
+    try:
+        return parse_time(text, option)
+    except InvalidInputError:
+        pass
+    try:
+        # A bare number was taken as a time above: a duration here always has a unit.
+        return now - parse_duration(text, option)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "
+            "time (ISO-8601 such as 2026-05-01T12:00Z, or unix seconds)"
+        ) from None
+
+
+@main.command()
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.option(
+    "--since",
+    default="6h",
+    show_default=True,
+    metavar="WHEN",
+    help="Start: a duration back from now (6h, 2d) or a time (ISO-8601 or unix seconds).",
+)
+@click.option("--until", metavar="WHEN", help="End (exclusive), same forms; default: now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def history(
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str,
+    since: str,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """The runs of MODEL from its history: SLIs against thresholds, decisions, failures.
+
+    Times are UTC. The history database is opened read-only, so this is safe while the
+    daemon runs.
+    """
+    from monitor.bootstrap import open_history
+
+    with _user_errors():
+        directory = _state_dir_of(config_path, state_dir)
+        now = time.time()
+        start = _when(since, "--since", now)
+        end = None if until is None else _when(until, "--until", now)
+        if end is not None and end <= start:
+            raise InvalidInputError(
+                f"--until ({format_time(end)}) must be after --since ({format_time(start)})"
+            )
+        with open_history(directory) as h:
+            found = h.since(model, start, end, limit=HISTORY_LIMIT)
+            latest = _latest_run(h, model) if not _runs(found) else None
+    if as_json:
+        click.echo(json.dumps(_history_json(found, now), indent=2))
+        return
+    _print_history(found, now, latest)
+
+
+def _runs(found: Any) -> list[Evaluation | RunFailure]:
+    """Evaluations and failures of a RunHistory merged in time order."""
+    runs: list[Evaluation | RunFailure] = [*found.evaluations, *found.failures]
+    return sorted(runs, key=_run_time)
+
+
+def _run_time(run: Evaluation | RunFailure) -> float:
+    return run.at if isinstance(run, RunFailure) else run.evaluated_at
+
+
+def _latest_run(h: Any, model: str) -> float | None:
+    """When the newest run of ``model`` (success or failure) happened, if any."""
+    times = [e.evaluated_at for e in h.recent(model, 1)] + [f.at for f in h.failures(model, 1)]
+    return max(times, default=None)
+
+
+def _history_line(run: Evaluation | RunFailure) -> str:
+    """One run of the history in one line: SLIs as value/threshold, then the decision."""
+    from monitor.alerting import COMPARED, past
+
+    when = _ts(_run_time(run))
+    if isinstance(run, RunFailure):
+        where = f" [{run.window_label}]" if run.window_label else ""
+        return f"{when}  {'-':>4}  {'-':>6}  FAILED ({run.reason}): {run.message}{where}"
+    cells = []
+    for sli, key in COMPARED:
+        value, threshold = run.slis.get(sli), run.thresholds.get(key)
+        if value is not None and math.isnan(value):
+            value = None  # not measured on this window (too few rows for it): shown as -
+        cell = _cell(value, threshold, ".3f")
+        if value is not None and threshold is not None and past(value, threshold, sli):
+            cell += "*"
+        cells.append(f"{cell:<{_width(sli)}}")
+    version = f"v{run.live_version}"
+    return f"{when}  {version:>4}  {run.n_rows:>6}  {'  '.join(cells)}  {run.decision}"
+
+
+def _print_history(found: Any, now: float, latest: float | None) -> None:
+    from monitor.alerting import COMPARED
+
+    end = now if found.until is None else found.until
+    span = f"from {_ts(found.since)} to {_ts(end)} UTC"
+    runs = _runs(found)
+    if not runs:
+        hint = (
+            "history holds no run of it"
+            if latest is None
+            else f"its latest run was at {_ts(latest)} UTC: widen --since"
+        )
+        click.echo(f"model {found.model}: no run {span}; {hint}")
+        return
+    click.echo(
+        f"model {found.model}: {len(runs)} run(s) {span}; "
+        "each SLI as value/threshold, * past its threshold"
+    )
+    header = "  ".join(f"{sli:<{_width(sli)}}" for sli, _ in COMPARED)
+    click.echo(f"{'time (UTC)':<19}  {'live':>4}  {'rows':>6}  {header}  decision")
+    for run in runs:
+        click.echo(_history_line(run))
+    click.echo(_history_summary(found))
+
+
+def _history_summary(found: Any) -> str:
+    """Counts over the range: runs, retrains, candidates stored, failures by reason."""
+    evs = found.evaluations
+    promoted = sum(1 for e in evs if e.promoted)
+    pending = sum(1 for e in evs if e.candidate_version is not None and not e.promoted)
+    reasons: dict[str, int] = {}
+    for f in found.failures:
+        reasons[f.reason] = reasons.get(f.reason, 0) + 1
+    failed = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
+    truncated = any(len(x) >= HISTORY_LIMIT for x in (evs, found.failures))
+    more = f" (the newest {HISTORY_LIMIT:,} of each: narrow the range)" if truncated else ""
+    return (
+        f"summary {found.model}: {len(evs)} evaluation(s), {promoted} made a version live, "
+        f"{pending} left a candidate awaiting approval; failures: {failed}{more}"
+    )
+
+
+def _history_json(found: Any, now: float) -> dict[str, Any]:
+    end = now if found.until is None else found.until
+    return {
+        "model": found.model,
+        "since": found.since,
+        "until": end,
+        "since_utc": format_time(found.since),
+        "until_utc": format_time(end),
+        "runs": [_run_json(r) for r in _runs(found)],
+    }
+
+
+def _run_json(run: Evaluation | RunFailure) -> dict[str, Any]:
+    """A run as JSON: the evaluation's fields (or the failure's), with times in both forms."""
+    at = _run_time(run)
+    out: dict[str, Any] = {"at": at, "at_utc": format_time(at), **_result_json(run)}
+    if isinstance(run, RunFailure):
+        out["window_label"] = run.window_label
+        return out
+    out.update(
+        window_start=run.window_start,
+        window_end=run.window_end,
+        window_start_utc=format_time(run.window_start),
+        window_end_utc=format_time(run.window_end),
+        cluster_sizes=list(run.cluster_sizes),
+        centroid_drift=[_finite(v) for v in run.centroid_drift],
+        duration_seconds=run.duration_seconds,
+    )
+    for key in ("slis", FEATURE_PSI, "thresholds"):
+        out[key] = {name: _finite(v) for name, v in out[key].items()}
+    return out
+
+
 # ------------------------------------------------------------------------ choose-k
+
+
+class _ProgressBar:
+    """A bar redrawn in place on a terminal's stderr; silent when the stream is no terminal.
+
+    The time left is estimated from the pace of the steps after the first ``eta_from``
+    (steps that cost alike), and not shown before.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+        every: float = 0.1,
+        eta_from: int = 0,
+    ) -> None:
+        self._label, self._stream, self._clock = label, stream, clock
+        self._width, self._every = width, every
+        isatty = getattr(stream, "isatty", None)
+        self.enabled = bool(isatty()) if callable(isatty) else False
+        self._t0 = clock()
+        self._last = -math.inf
+        self._drawn = ""
+        self._eta_from = eta_from
+        self._mark: tuple[int, float] | None = (0, self._t0) if eta_from <= 0 else None
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` steps, the time spent and an estimate of what is left."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        if self._mark is None and done >= self._eta_from:
+            self._mark = (done, now)
+        if done < total and now - self._last < self._every:
+            return  # a redraw at most every ``every`` seconds, and always the last one
+        self._last = now
+        elapsed = now - self._t0
+        filled = round(self._width * done / total) if total else self._width
+        text = (
+            f"{self._label} [{'#' * filled}{'.' * (self._width - filled)}] "
+            f"{done}/{total} fits, {elapsed:.0f} s"
+        )
+        if self._mark is not None and self._mark[0] < done < total:
+            pace = (now - self._mark[1]) / (done - self._mark[0])
+            text += f", about {pace * (total - done):.0f} s left"
+        # Spaces over the end of a longer previous line; \r goes back to the line's start.
+        self._stream.write("\r" + text + " " * max(0, len(self._drawn) - len(text)))
+        self._stream.flush()
+        self._drawn = text
+
+    def close(self) -> None:
+        """End the bar's line, so that what follows starts on a line of its own."""
+        if self.enabled and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+@dataclass(frozen=True)
+class _KData:
+    """The rows choose-k works on, and how they were taken from the file."""
+
+    names: list[str]
+    X: Any  # (n_used, d) scaled rows
+    n_file: int  # rows in the file
+    sampled: bool
+    dropped: int  # rows left out for NaN or infinity (after sampling)
+
+    @property
+    def n_used(self) -> int:
+        return int(self.X.shape[0])
+
+
+def _k_data(path: Path, features: str | None, scaling: str, sample: int, seed: int) -> _KData:
+    """Read the file, sample it down to ``sample`` rows, drop non-finite rows, scale."""
+    import numpy as np
+
+    from monitor.bootstrap import read_table
+    from monitor.core import scaling as scaling_mod
+
+    names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
+    n_file = X.shape[0]
+    rng = np.random.default_rng(seed)
+    if n_file > sample:
+        X = X[np.sort(rng.choice(n_file, sample, replace=False))]
+    ok = np.isfinite(X).all(axis=1)
+    dropped = int((~ok).sum())
+    if dropped:
+        X = X[ok]
+    Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+    return _KData(list(names), Xs, n_file, n_file > sample, dropped)
+
+
+def _k_rows_text(data: _KData, sample: int) -> str:
+    """How many rows the curves were computed on, and whether they were sampled."""
+    if data.sampled:
+        text = f"sampled {min(sample, data.n_file):,} of {data.n_file:,} rows (--sample)"
+    else:
+        text = f"{data.n_file:,} rows"
+    if data.dropped:
+        text += f", {data.dropped:,} with NaN or infinity left out"
+    return text
 
 
 @main.command("choose-k")
@@ -696,10 +1166,10 @@ def _live_or_none(store: Any, model: str) -> int | None:
 )
 @click.option(
     "--sample",
-    type=int,
+    type=click.IntRange(min=2),
     default=20000,
     show_default=True,
-    help="Rows sampled from the file (k selection is quadratic in places).",
+    help="Rows sampled from a larger file (k selection is quadratic in places).",
 )
 @click.option(
     "--refs",
@@ -709,6 +1179,13 @@ def _live_or_none(store: Any, model: str) -> int | None:
     help="Uniform reference sets for the gap statistic (B).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the elbow, silhouette and gap curves, each choice marked "
+    "(FILE.png or FILE.svg; needs the plot extra).",
+)
 def choose_k(
     path: Path,
     k_min: int,
@@ -718,49 +1195,81 @@ def choose_k(
     sample: int,
     refs: int,
     seed: int,
+    as_json: bool,
+    plot: Path | None,
 ) -> None:
-    """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic."""
-    import numpy as np
+    """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic.
 
-    from monitor.bootstrap import read_table
-    from monitor.core import scaling as scaling_mod
+    A file longer than --sample rows is sampled, and the output says so. On a terminal,
+    a progress bar on stderr follows the fits.
+    """
+    from monitor import plots
     from monitor.core import selection
 
     with _user_errors():
         if k_min < 1 or k_max <= k_min:
             raise InvalidInputError(f"need 1 <= --k-min < --k-max; got {k_min} and {k_max}")
-        names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
-        rng = np.random.default_rng(seed)
-        if X.shape[0] > sample:
-            X = X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
-        ok = np.isfinite(X).all(axis=1)
-        if not ok.all():
-            click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
-            X = X[ok]
-        Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+        if plot is not None:
+            plots.plot_format(plot)
+            plots.require_matplotlib()
+        data = _k_data(path, features, scaling, sample, seed)
         ks = list(range(k_min, k_max + 1))
-        sel = selection.choose_k(Xs, ks, n_refs=refs, random_state=seed)
-    click.echo(f"{path}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(names)})")
-    top = float(np.max(sel.silhouette)) if np.max(sel.silhouette) > 0 else 1.0
+        # Each k's own fit and silhouette come first and cost more than a reference fit.
+        bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
+        try:
+            sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
+        finally:
+            bar.close()
+        rows = _k_rows_text(data, sample)
+        if plot is not None:
+            title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
+            plots.plot_k_selection(sel, plot, title=title)
+    if as_json:
+        click.echo(json.dumps(_k_json(path, data, sel), indent=2))
+    else:
+        _print_k_table(path, data, sel, rows)
+    if plot is not None:
+        click.echo(f"plot written to {plot}", err=True)
+
+
+def _print_k_table(path: Path, data: _KData, sel: Any, rows: str) -> None:
+    click.echo(f"{path}: {rows} x {len(data.names)} features ({', '.join(data.names)})")
+    best_silhouette = max((float(v) for v in sel.silhouette), default=0.0)
+    top = best_silhouette if best_silhouette > 0 else 1.0
     click.echo(f"{'k':>3}  {'inertia':>12}  {'silhouette':>10}  {'gap':>8}  {'s_k':>7}  silhouette")
     for i, k in enumerate(sel.ks):
         bar = "#" * max(0, round(30 * float(sel.silhouette[i]) / top))
-        marks = [
-            name
-            for name, best in (
-                ("elbow", sel.best_elbow),
-                ("silhouette", sel.best_silhouette),
-                ("gap", sel.best_gap),
-            )
-            if best == k
-        ]
+        marks = [rule for rule, best in _k_choices(sel).items() if best == k]
         click.echo(
             f"{k:>3}  {sel.inertia[i]:>12.4g}  {sel.silhouette[i]:>10.4f}  {sel.gap[i]:>8.4f}  "
             f"{sel.gap_sk[i]:>7.4f}  {bar:<30} {' '.join('<- ' + m for m in marks)}"
         )
-    click.echo(
-        f"elbow: k={sel.best_elbow}  silhouette: k={sel.best_silhouette}  gap: k={sel.best_gap}"
-    )
+    click.echo("  ".join(f"{rule}: k={best}" for rule, best in _k_choices(sel).items()))
+
+
+def _k_choices(sel: Any) -> dict[str, int]:
+    return {
+        "elbow": int(sel.best_elbow),
+        "silhouette": int(sel.best_silhouette),
+        "gap": int(sel.best_gap),
+    }
+
+
+def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "features": data.names,
+        "rows_in_file": data.n_file,
+        "rows_used": data.n_used,
+        "sampled": data.sampled,
+        "rows_dropped": data.dropped,
+        "ks": [int(k) for k in sel.ks],
+        "inertia": [_finite(v) for v in sel.inertia],
+        "silhouette": [_finite(v) for v in sel.silhouette],
+        "gap": [_finite(v) for v in sel.gap],
+        "gap_sk": [_finite(v) for v in sel.gap_sk],
+        "best": _k_choices(sel),
+    }
 
 
 # ------------------------------------------------------------------------ as code

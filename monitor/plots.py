@@ -1,4 +1,4 @@
-"""Plots of a backtest: each SLI the alerts compare, against its threshold, over time.
+"""Plots: a backtest's SLIs against their thresholds over time, and choose-k's curves.
 
 The only module that imports matplotlib (optional extra ``plot``), and only when a plot
 is drawn: without it, ``PlotUnavailableError`` names the install command. Figures are
@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from monitor import alerting
+from monitor.core.selection import CRITERIA
 from monitor.errors import InvalidInputError
 from monitor.pipeline.replay import Replay
-from monitor.records import Evaluation
+from monitor.records import Evaluation, KSelection
 
 __all__ = [
     "FORMATS",
     "INSTALL_HINT",
     "PlotUnavailableError",
     "plot_format",
+    "plot_k_selection",
     "plot_replay",
     "require_matplotlib",
 ]
@@ -30,6 +32,9 @@ __all__ = [
 #: File suffixes the plot can be written as.
 FORMATS = {".png": "png", ".svg": "svg"}
 INSTALL_HINT = "pip install 'kmeans-monitor[plot]'"
+# SVG text stays text (searchable, selectable) instead of glyph outlines, and element ids
+# come from a fixed salt instead of a random one, so the same data draws the same file.
+_SVG = {"svg.fonttype": "none", "svg.hashsalt": "kmeans-monitor"}
 
 
 class PlotUnavailableError(InvalidInputError):
@@ -107,9 +112,59 @@ def plot_replay(replay: Replay, path: Path) -> None:
     )
     # No creation date in the file: the same backtest writes the same SVG.
     metadata = {"Date": None} if fmt == "svg" else {}
-    # SVG text stays text (searchable, selectable) instead of glyph outlines.
-    with rc_context({"svg.fonttype": "none"}):
+    with rc_context(_SVG):
         fig.savefig(path, format=fmt, metadata=metadata, dpi=110)
+
+
+def plot_k_selection(selection: KSelection, path: Path, *, title: str) -> None:
+    """Write the elbow, silhouette and gap curves over k, each rule's choice marked.
+
+    The elbow panel draws the chord the rule measures from; the gap panel draws the
+    error bars s_k the rule compares with. A rule that was not computed (its choice is
+    0) says so in its panel.
+    """
+    fmt = plot_format(path)
+    Figure, _, rc_context = _matplotlib()
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    elbow, silhouette, gap = fig.subplots(1, 3, squeeze=True)
+    # The rules' names as choose_k knows them (a rule, not the silhouette SLI).
+    by_elbow, by_silhouette, by_gap = CRITERIA
+    ks = [int(k) for k in selection.ks]
+    inertia = [float(v) for v in selection.inertia]
+    elbow.plot(ks, inertia, "o-", color="tab:blue", markersize=4)
+    if len(ks) > 1:
+        elbow.plot(
+            [ks[0], ks[-1]], [inertia[0], inertia[-1]], "--", color="0.6", linewidth=0.8
+        )  # the chord
+    _choice(elbow, ks, inertia, selection.best_elbow, by_elbow, "inertia (within-cluster SS)")
+    multi = [i for i, k in enumerate(ks) if k >= 2]  # silhouette is undefined for k = 1
+    sil = [float(selection.silhouette[i]) for i in multi]
+    silhouette.plot([ks[i] for i in multi], sil, "o-", color="tab:blue", markersize=4)
+    _choice(silhouette, [ks[i] for i in multi], sil, selection.best_silhouette, by_silhouette,
+            "mean silhouette")  # fmt: skip
+    values = [float(v) for v in selection.gap]
+    gap.errorbar(ks, values, yerr=[float(v) for v in selection.gap_sk], fmt="o-",
+                 color="tab:blue", markersize=4, capsize=3, linewidth=1.0)  # fmt: skip
+    _choice(gap, ks, values, selection.best_gap, by_gap, "gap statistic (bars: s_k)")
+    fig.suptitle(title, fontsize=10)
+    metadata = {"Date": None} if fmt == "svg" else {}
+    with rc_context(_SVG):
+        fig.savefig(path, format=fmt, metadata=metadata, dpi=110)
+
+
+def _choice(ax: Any, ks: list[int], values: list[float], best: int, rule: str, label: str) -> None:
+    """Mark a rule's chosen k on its panel (a red point and line), or say it was not computed."""
+    ax.set_xlabel("k")
+    ax.set_ylabel(label, fontsize=8)
+    ax.grid(alpha=0.3)
+    if ks:
+        ax.set_xticks(ks)
+    if best not in ks:
+        ax.set_title(f"{rule}: not computed", fontsize=9)
+        return
+    ax.axvline(best, color="tab:red", linewidth=1.0, alpha=0.6)
+    ax.plot([best], [values[ks.index(best)]], "o", color="tab:red", markersize=8)
+    ax.set_title(f"{rule}: k={best}", fontsize=9)
 
 
 def _mark(ax: Any, replay: Replay, times: list[datetime]) -> None:

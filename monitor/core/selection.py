@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,8 +188,12 @@ def _fit_each_k(
     fit: _Fitter,
     seeds: NDArray[np.int64],
     sample: tuple[int, int] | None,
+    done: Callable[[], None],
 ) -> tuple[F64, F64]:
-    """Inertia of each k's fit and, when ``sample`` (size, seed) is given, its silhouette."""
+    """Inertia of each k's fit and, when ``sample`` (size, seed) is given, its silhouette.
+
+    ``done()`` is called after each k.
+    """
     inertia = np.empty(ks.shape[0], dtype=np.float64)
     silhouette = np.zeros(ks.shape[0], dtype=np.float64)
     for i, k in enumerate(ks):
@@ -204,6 +208,7 @@ def _fit_each_k(
                 n_clusters=int(k),
                 working_memory_mib=fit.working_memory_mib,
             ).score
+        done()
     return inertia, silhouette
 
 
@@ -214,8 +219,12 @@ def _gap_statistic(
     fit: _Fitter,
     ref_seeds: NDArray[np.int64],
     reference: str,
+    done: Callable[[], None],
 ) -> tuple[F64, F64]:
-    """Gap(k) and s_k over the B = len(ref_seeds) reference sets (the same sets for every k)."""
+    """Gap(k) and s_k over the B = len(ref_seeds) reference sets (the same sets for every k).
+
+    ``done()`` is called after each fit of a reference set.
+    """
     n, m, n_refs = X.shape[0], ks.shape[0], ref_seeds.shape[0]
     total_ss = float(np.sum((X - X.mean(axis=0)) ** 2))
     floor = max(1e-12 * total_ss, np.finfo(np.float64).tiny)
@@ -229,6 +238,7 @@ def _gap_statistic(
         for i, k in enumerate(ks):
             log_ref[b, i], hit = _log_w(fit(Z, int(k), int(seeds[i])).inertia, floor)
             floored |= hit
+            done()
     log_data = np.empty(m, dtype=np.float64)
     for i in range(m):
         log_data[i], hit = _log_w(float(inertia[i]), floor)
@@ -251,6 +261,24 @@ def _best_silhouette(ks: NDArray[np.intp], silhouette: F64) -> int:
     return int(ks[multi[np.argmax(silhouette[multi])]]) if multi.size else int(ks[0])
 
 
+def _counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
+    """A ``done()`` that counts steps and tells ``progress(done, total)`` after each."""
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(
+            f"The 'progress' parameter of choose_k must be a callable or None. "
+            f"Got {progress!r} instead."
+        )
+    count = 0
+
+    def done() -> None:
+        nonlocal count
+        count += 1
+        if progress is not None:
+            progress(count, total)
+
+    return done
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -266,6 +294,7 @@ def choose_k(
     silhouette_sample_size: int = 10000,
     random_state: RandomStateLike = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    progress: Callable[[int, int], None] | None = None,
 ) -> KSelection:
     """Fit k-means for each candidate k and report what each rule would pick.
 
@@ -293,6 +322,8 @@ def choose_k(
         Seeds every fit, the silhouette sample and the reference draws.
     working_memory_mib : float
         Budget passed to the fits and the silhouette.
+    progress : callable(done, total) or None
+        Called after each step: each k's fit (and silhouette), then each reference fit.
 
     Returns
     -------
@@ -316,20 +347,32 @@ def choose_k(
     fit, sample_size, n_refs = _check_settings(
         n_init, max_iter, working_memory_mib, silhouette_sample_size, n_refs
     )
-    fit_seeds, silhouette_seed, ref_seeds = _draw_seeds(random_state, k_arr.shape[0], n_refs)
-    sample = (sample_size, silhouette_seed) if "silhouette" in chosen else None
-    inertia, silhouette = _fit_each_k(Xa, k_arr, fit, fit_seeds, sample)
     m = k_arr.shape[0]
+    done = _counter(progress, m * (1 + (n_refs if "gap" in chosen else 0)))
+    fit_seeds, silhouette_seed, ref_seeds = _draw_seeds(random_state, m, n_refs)
+    sample = (sample_size, silhouette_seed) if "silhouette" in chosen else None
+    inertia, silhouette = _fit_each_k(Xa, k_arr, fit, fit_seeds, sample, done)
     gap, gap_sk = np.zeros(m), np.zeros(m)
     if "gap" in chosen:
-        gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, fit, ref_seeds, reference)
+        gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, fit, ref_seeds, reference, done)
+    return _selection(k_arr, chosen, inertia, silhouette, (gap, gap_sk))
+
+
+def _selection(
+    ks: NDArray[np.intp],
+    chosen: tuple[str, ...],
+    inertia: F64,
+    silhouette: F64,
+    gap: tuple[F64, F64],
+) -> KSelection:
+    """The curves, and each chosen rule's k (0 for a rule left out)."""
     return KSelection(
-        ks=k_arr.astype(np.int64),
+        ks=ks.astype(np.int64),
         inertia=inertia,
         silhouette=silhouette,
-        gap=gap,
-        gap_sk=gap_sk,
-        best_elbow=_elbow(k_arr, inertia) if "elbow" in chosen else 0,
-        best_silhouette=_best_silhouette(k_arr, silhouette) if sample is not None else 0,
-        best_gap=_gap_choice(k_arr, gap, gap_sk) if "gap" in chosen else 0,
+        gap=gap[0],
+        gap_sk=gap[1],
+        best_elbow=_elbow(ks, inertia) if "elbow" in chosen else 0,
+        best_silhouette=_best_silhouette(ks, silhouette) if "silhouette" in chosen else 0,
+        best_gap=_gap_choice(ks, *gap) if "gap" in chosen else 0,
     )

@@ -161,10 +161,20 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
 class SQLiteHistory:
     """Evaluations and failed runs in an SQLite file; meets ``History``; thread-safe."""
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
-        """Open (creating and migrating if needed) the history database at ``path``."""
+    def __init__(self, path: Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
+        """Open (creating and migrating if needed) the history database at ``path``.
+
+        ``read_only`` opens an existing file for queries only: nothing is created,
+        migrated or chmod-ed, and every write raises StoreError (what commands that
+        only read use, so that a newer CLI never migrates an older daemon's file).
+        """
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.read_only = bool(read_only)
+        self._conn: sqlite3.Connection | None = None
+        if self.read_only:
+            self._conn = _open_read_only(self.path, timeout)
+            return
         try:
             make_dirs(self.path.parent)
             _private_file(self.path)
@@ -174,7 +184,7 @@ class SQLiteHistory:
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
-        self._conn: sqlite3.Connection | None = conn
+        self._conn = conn
         try:
             try:
                 _switch_to_wal(conn, timeout)
@@ -386,6 +396,34 @@ class SQLiteHistory:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
+
+
+def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A query-only connection to an existing history file whose schema this code reads."""
+    if not path.is_file():
+        raise StoreError(f"no history database at {path}")
+    try:
+        # as_uri() percent-encodes the path, so no character of it reads as a URI option.
+        uri = path.resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the history database {path}: {exc}") from exc
+    try:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot read the history database {path}: {exc}") from exc
+    current = 0 if row[0] is None else int(row[0])
+    if not 1 <= current <= SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"history database {path} has schema version {current}; this kmeans-monitor "
+            f"reads 1 to {SCHEMA_VERSION}"
+            + (": upgrade kmeans-monitor" if current > SCHEMA_VERSION else "")
+        )
+    return conn
 
 
 # ---------------------------------------------------------------------- rows

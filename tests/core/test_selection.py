@@ -187,8 +187,33 @@ def test_only_k_one_picks_it_for_every_rule() -> None:
         ([1, 2], {"criteria": "gap"}, r"non-empty sequence of names"),
         ([1, 2], {"n_refs": 0}, r"The 'n_refs' parameter of choose_k must be an int in \[1, inf\)"),
         ([1, 2], {"reference": "ball"}, r"'reference' parameter of choose_k must be one of"),
+        ([1, 2], {"progress": 3}, r"'progress' parameter of choose_k must be a callable or None"),
     ],
 )
 def test_choose_k_rejects_bad_input(ks: list[int], kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         choose_k(four_blobs(0, n=50), ks, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "total"),
+    [(("elbow", "silhouette", "gap"), 4 * (1 + 3)), (("elbow", "silhouette"), 4)],
+)
+def test_progress_counts_every_step_and_changes_nothing(
+    criteria: tuple[str, ...], total: int
+) -> None:
+    X = four_blobs(7, n=120)
+    calls: list[tuple[int, int]] = []
+    seen = choose_k(
+        X,
+        [1, 2, 3, 4],
+        criteria=criteria,
+        n_refs=3,
+        random_state=2,
+        progress=lambda *a: calls.append(a),
+    )
+    # One step per k, then one per reference fit of the gap statistic, counted in order.
+    assert calls == [(i, total) for i in range(1, total + 1)]
+    unseen = choose_k(X, [1, 2, 3, 4], criteria=criteria, n_refs=3, random_state=2)
+    for field in ("inertia", "silhouette", "gap", "gap_sk"):
+        np.testing.assert_array_equal(getattr(seen, field), getattr(unseen, field))

@@ -416,3 +416,56 @@ def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: P
         )
     finally:
         conn.close()
+
+
+# ---------------------------------------------------------------------- read-only
+
+
+def test_read_only_reads_what_a_writer_wrote_while_it_is_open(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as writer:
+        writer.append(make_evaluation())
+        with SQLiteHistory(path, read_only=True) as reader:
+            assert reader.recent("m1") == [make_evaluation()]
+            # A row written after the reader opened is seen by its next query.
+            writer.append_failure(make_failure())
+            assert reader.since("m1", 0.0).failures == (make_failure(),)
+
+
+def test_read_only_creates_migrates_and_writes_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "h.sqlite"
+    with pytest.raises(StoreError, match=r"no history database at .*nowhere"):
+        SQLiteHistory(missing, read_only=True)
+    assert not missing.parent.exists()
+
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as h:
+        h.append(make_evaluation())
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE versions; DELETE FROM schema_version WHERE version > 1;")
+    conn.close()
+    before = path.read_bytes()
+    with SQLiteHistory(path, read_only=True) as reader:
+        assert reader.recent("m1") == [make_evaluation()]  # schema 1 holds the runs
+        with pytest.raises(StoreError, match="readonly"):
+            reader.append(make_evaluation(evaluated_at=1.0))
+        with pytest.raises(StoreError, match="readonly"):
+            reader.append_failure(make_failure())
+    assert path.read_bytes() == before  # not migrated, nothing appended
+
+
+def test_read_only_refuses_a_newer_schema_and_a_file_that_is_not_a_database(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite"
+    SQLiteHistory(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade"):
+        SQLiteHistory(path, read_only=True)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match=r"junk\.sqlite"):
+        SQLiteHistory(junk, read_only=True)

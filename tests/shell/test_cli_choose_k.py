@@ -1,0 +1,158 @@
+"""``kmeans-monitor choose-k``: what it says about sampling, --json, --plot, the progress bar."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import _ProgressBar, main
+from tests.fakes import blobs
+
+CENTERS = np.array([[0.0, 0.0, 0.0], [12.0, 0.0, 3.0], [0.0, 12.0, -3.0]])
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """600 rows around three well separated centres; two rows hold NaN."""
+    X = blobs(600, CENTERS, seed=4)
+    X[[5, 17], 1] = np.nan
+    path = tmp_path / "blobs.csv"
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    return path
+
+
+def test_the_output_says_when_it_sampled(data: Path) -> None:
+    whole = invoke("choose-k", str(data), "--k-max", "5", "--refs", "3")
+    assert whole.exit_code == 0, whole.output
+    assert whole.stdout.splitlines()[0] == (
+        f"{data}: 600 rows, 2 with NaN or infinity left out x 3 features (a, b, c)"
+    )
+    assert whole.stdout.splitlines()[-1] == "elbow: k=3  silhouette: k=3  gap: k=3"
+    sampled = invoke("choose-k", str(data), "--k-max", "5", "--refs", "3", "--sample", "300")
+    assert sampled.exit_code == 0, sampled.output
+    first = sampled.stdout.splitlines()[0]
+    assert first.startswith(f"{data}: sampled 300 of 600 rows (--sample)")
+    # No progress bar when stderr is not a terminal (here: captured).
+    assert "fits" not in sampled.stderr
+
+
+def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
+    result = invoke("choose-k", str(data), "--k-min", "1", "--k-max", "5", "--refs", "3", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["best"] == {"elbow": 3, "silhouette": 3, "gap": 3}
+    assert out["ks"] == [1, 2, 3, 4, 5] and out["features"] == ["a", "b", "c"]
+    assert (out["rows_in_file"], out["rows_used"], out["rows_dropped"]) == (600, 598, 2)
+    assert out["sampled"] is False
+    assert len(out["inertia"]) == len(out["silhouette"]) == len(out["gap"]) == 5
+    assert out["inertia"] == sorted(out["inertia"], reverse=True)
+    assert out["silhouette"][0] == 0.0  # undefined for k = 1, reported as 0
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_draws_the_three_curves_with_each_choice(
+    data: Path, tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"k{suffix}"
+    args = ["choose-k", str(data), "--k-max", "6", "--refs", "3", "--plot", str(path)]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == f"plot written to {path}"
+    raw = path.read_bytes()
+    if suffix == ".png":
+        assert raw.startswith(b"\x89PNG\r\n\x1a\n") and len(raw) > 10_000
+        return
+    text = "".join(ET.fromstring(raw).itertext())
+    for title in ("elbow: k=3", "silhouette: k=3", "gap: k=3", "choose-k on blobs.csv"):
+        assert title in text
+    # The same data and seed draw the same file.
+    invoke(*args)
+    assert path.read_bytes() == raw
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plot", "k.pdf"], "error: --plot 'k.pdf': the file name must end in .png or .svg"),
+        (["--k-min", "4", "--k-max", "3"], "error: need 1 <= --k-min < --k-max; got 4 and 3"),
+        (["--sample", "1"], "Invalid value for '--sample': 1 is not in the range x>=2."),
+    ],
+)
+def test_user_errors_exit_2_before_any_fit(data: Path, args: list[str], message: str) -> None:
+    result = invoke("choose-k", str(data), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_a_missing_matplotlib_is_named_before_any_fit(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.dates"):
+        monkeypatch.setitem(sys.modules, name, None)
+    result = invoke("choose-k", str(data), "--plot", str(tmp_path / "k.png"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: plots need matplotlib, which is not installed: pip install 'kmeans-monitor[plot]'"
+    )
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_the_bar_redraws_in_place_with_the_time_left_from_the_pace_of_alike_steps() -> None:
+    stream, clock = Terminal(), Clock()
+    bar = _ProgressBar("choose-k", stream, clock=clock, width=10, eta_from=2)
+    clock.t += 4.0
+    bar(1, 6)  # the costly steps first: no estimate yet
+    clock.t += 4.0
+    bar(2, 6)
+    clock.t += 0.05
+    bar(3, 6)  # within 0.1 s of the last redraw: skipped
+    clock.t += 1.95
+    bar(4, 6)  # two alike steps in 2 s: 1 s each, 2 left
+    clock.t += 2.0
+    bar(6, 6)  # the last step is always drawn
+    bar.close()
+    frames = stream.getvalue().split("\r")[1:]
+    assert [f.rstrip() for f in frames] == [
+        "choose-k [##........] 1/6 fits, 4 s",
+        "choose-k [###.......] 2/6 fits, 8 s",
+        "choose-k [#######...] 4/6 fits, 10 s, about 2 s left",
+        "choose-k [##########] 6/6 fits, 12 s",
+    ]
+    assert stream.getvalue().endswith("\n")  # close() ends the line
+    # A shorter frame blanks what the longer one before it left on the line.
+    assert frames[3].startswith("choose-k [##########] 6/6 fits, 12 s" + " " * 15)
+
+
+def test_the_bar_is_silent_off_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = _ProgressBar("choose-k", stream)
+    bar(1, 2)
+    bar(2, 2)
+    bar.close()
+    assert not bar.enabled and stream.getvalue() == ""

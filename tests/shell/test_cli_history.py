@@ -1,0 +1,225 @@
+"""``kmeans-monitor history``: the runs, SLIs, thresholds, decisions and failures of a model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.records import Evaluation, RunFailure
+from monitor.store import SQLiteHistory
+
+HOUR = 3600.0
+# Every SLI and threshold the table shows (alerting.COMPARED), quiet values.
+SLIS = {
+    "centroid_drift_max": 0.1,
+    "feature_psi_max": 0.02,
+    "label_psi": 0.01,
+    "silhouette": 0.8,
+    "outlier_ratio": 0.01,
+    "empty_clusters": 0.0,
+}
+THRESHOLDS = {
+    "centroid_drift": 1.0,
+    "feature_psi_warning": 0.1,
+    "feature_psi_critical": 0.25,
+    "label_psi": 0.1,
+    "silhouette_min": 0.6,
+    "outlier_ratio": 0.05,
+    "empty_clusters": 0.0,
+}
+
+
+def evaluation(at: float, decision: str, **slis: float) -> Evaluation:
+    return Evaluation(
+        model="shop",
+        window_start=at - HOUR,
+        window_end=at,
+        evaluated_at=at,
+        n_rows=900,
+        live_version=1,
+        candidate_version=None,
+        promoted=False,
+        decision=decision,
+        slis={**SLIS, **slis},
+        feature_psi={"a": slis.get("feature_psi_max", 0.02), "b": 0.01},
+        cluster_sizes=(300, 300, 300),
+        cluster_shares=(1 / 3, 1 / 3, 1 / 3),
+        centroid_drift=(0.1, 0.05, 0.0),
+        thresholds=THRESHOLDS,
+        phase_seconds={"read": 0.1},
+        duration_seconds=0.5,
+    )
+
+
+def utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> tuple[Path, float]:
+    """A state dir whose history holds runs 8 h, 3 h, 2 h and 1 h ago and a failure 90 min ago."""
+    now = time.time()
+    directory = tmp_path / "state"
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        h.append(evaluation(now - 8 * HOUR, "initial reference model trained"))
+        h.append(evaluation(now - 3 * HOUR, "kept: no drift"))
+        h.append(
+            evaluation(
+                now - 2 * HOUR,
+                "drift awaits manual approval: feature PSI 0.404",
+                feature_psi_max=0.404,
+                silhouette=0.55,
+            )
+        )
+        h.append_failure(
+            RunFailure("shop", "source_unavailable", "connection refused", now - 1.5 * HOUR, "w7")
+        )
+        h.append(evaluation(now - HOUR, "kept: no drift", outlier_ratio=math.nan))
+        h.append(dataclasses.replace(evaluation(now - HOUR, "another model's run"), model="other"))
+    return directory, now
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_the_table_lists_runs_and_failures_in_time_order_with_thresholds(
+    state: tuple[Path, float],
+) -> None:
+    directory, now = state
+    result = invoke("history", "shop", "--state-dir", str(directory))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # The default range is the last 6 hours: the run 8 h ago is left out.
+    assert lines[0].startswith("model shop: 4 run(s) from ")
+    assert lines[0].endswith("UTC; each SLI as value/threshold, * past its threshold")
+    assert lines[1].split()[:4] == ["time", "(UTC)", "live", "rows"]
+    body = lines[2:-1]
+    assert [ln[:19] for ln in body] == [
+        utc(now - 3 * HOUR),
+        utc(now - 2 * HOUR),
+        utc(now - 1.5 * HOUR),
+        utc(now - HOUR),
+    ]
+    assert body[0].endswith("kept: no drift") and "*" not in body[0]
+    drifting = body[1]
+    assert "0.404/0.100*" in drifting and "0.550/0.600*" in drifting
+    assert "0.800/0.600" not in drifting and drifting.endswith("feature PSI 0.404")
+    assert body[2].endswith("FAILED (source_unavailable): connection refused [w7]")
+    assert "-/0.050" in body[3]  # an SLI the run could not measure (NaN) is shown as -
+    assert lines[-1] == (
+        "summary shop: 3 evaluation(s), 0 made a version live, 0 left a candidate awaiting "
+        "approval; failures: source_unavailable=1"
+    )
+    assert "another model" not in result.output
+
+
+def test_since_and_until_take_durations_and_times(state: tuple[Path, float]) -> None:
+    directory, now = state
+    wide = invoke("history", "shop", "--state-dir", str(directory), "--since", "1d")
+    assert wide.exit_code == 0 and "model shop: 5 run(s)" in wide.output
+    assert "initial reference model trained" in wide.output
+    iso = datetime.fromtimestamp(now - 2.5 * HOUR, UTC).isoformat()
+    window = invoke(
+        "history", "shop", "--state-dir", str(directory), "--since", iso, "--until", "80m"
+    )
+    assert window.exit_code == 0, window.output
+    # From 2.5 h ago to 80 minutes ago: the drifting run and the failure.
+    assert "model shop: 2 run(s)" in window.output
+    assert "feature PSI 0.404" in window.output and "FAILED" in window.output
+
+
+def test_json_has_every_run_with_utc_times_and_no_nan(state: tuple[Path, float]) -> None:
+    directory, now = state
+    result = invoke("history", "shop", "--state-dir", str(directory), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["model"] == "shop" and out["until"] == pytest.approx(now, abs=60)
+    runs = out["runs"]
+    assert [r["failed"] for r in runs] == [False, False, True, False]
+    assert runs[2] == {
+        "at": pytest.approx(now - 1.5 * HOUR),
+        "at_utc": runs[2]["at_utc"],
+        "model": "shop",
+        "failed": True,
+        "reason": "source_unavailable",
+        "message": "connection refused",
+        "window_label": "w7",
+    }
+    assert runs[2]["at_utc"].startswith(utc(now - 1.5 * HOUR).replace(" ", "T"))
+    assert runs[1]["slis"]["feature_psi_max"] == 0.404
+    assert runs[1]["thresholds"]["feature_psi_warning"] == 0.1
+    assert runs[1]["decision"] == "drift awaits manual approval: feature PSI 0.404"
+    assert runs[3]["slis"]["outlier_ratio"] is None  # NaN is not JSON
+
+
+def test_an_empty_range_says_when_the_latest_run_was(state: tuple[Path, float]) -> None:
+    directory, now = state
+    result = invoke("history", "shop", "--state-dir", str(directory), "--since", "10m")
+    assert result.exit_code == 0
+    assert f"its latest run was at {utc(now - HOUR)} UTC: widen --since" in result.output
+    never = invoke("history", "nope", "--state-dir", str(directory))
+    assert never.exit_code == 0 and "history holds no run of it" in never.output
+
+
+@pytest.mark.usefixtures("state")
+def test_config_names_the_state_dir(tmp_path: Path) -> None:
+    cfg = tmp_path / "monitor.yaml"
+    model = {
+        "name": "shop",
+        "features": ["a", "b"],
+        "k": 3,
+        "window": "1h",
+        "schedule": {"interval": "5m"},
+        "source": {"kind": "synthetic"},
+    }
+    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
+    result = invoke("history", "shop", "--config", str(cfg))
+    assert result.exit_code == 0 and "model shop: 4 run(s)" in result.output
+
+
+def test_history_reads_only(state: tuple[Path, float]) -> None:
+    """An older daemon's file (schema 1) is read as it is, never migrated under it."""
+    directory, _ = state
+    db = directory / "history.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript("DROP TABLE versions; DELETE FROM schema_version WHERE version > 1;")
+    conn.close()
+    before = db.read_bytes()
+    assert invoke("history", "shop", "--state-dir", str(directory)).exit_code == 0
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--state-dir", "{tmp}/nowhere"], "error: no history database at "),
+        (
+            ["--state-dir", "{state}", "--since", "yesterday"],
+            "error: --since: 'yesterday' is neither",
+        ),
+        (["--state-dir", "{state}", "--since", "1h", "--until", "2h"], "must be after --since"),
+        ([], "give --config FILE or --state-dir DIR"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(
+    tmp_path: Path, state: tuple[Path, float], args: list[str], message: str
+) -> None:
+    directory, _ = state
+    filled = [a.format(tmp=tmp_path, state=directory) for a in args]
+    result = invoke("history", "shop", *filled)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "nowhere").exists()

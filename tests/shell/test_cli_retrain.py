@@ -1,0 +1,166 @@
+"""A configured k that the live model does not have: warned about everywhere, with the
+command that retrains deliberately (``snapshots retrain``), which runs as printed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.bootstrap import build_app, k_mismatches, load_settings
+from monitor.cli import main
+from monitor.store.memory import MemorySnapshotStore
+from tests.fakes import blobs
+from tests.store._store_factories import make_snapshot
+
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0], [4.0, 4.0, 0.0]])
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def write_config(cfg: Path, data: Path, k: Any, retrain: str = "manual") -> None:
+    model = {
+        "name": "shop",
+        "features": ["a", "b", "c"],
+        "k": k,
+        "window": "1h",
+        "schedule": {"interval": "5m"},
+        "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
+        "training": {"n_init": 2, "silhouette_sample": 500},
+        "retrain": retrain,
+    }
+    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> tuple[Path, Path]:
+    """A model trained with k=3 (v1 live), whose configuration now asks for k=4."""
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "w1.csv"
+    np.savetxt(path, blobs(1200, CENTERS, seed=1), delimiter=",", header="a,b,c", comments="")
+    os.utime(path, (time.time() - 100,) * 2)
+    cfg = tmp_path / "monitor.yaml"
+    write_config(cfg, data, 3)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    write_config(cfg, data, 4)
+    return cfg, tmp_path / "state"
+
+
+def printed_command(output: str, prefix: str) -> list[str]:
+    """The arguments of the kmeans-monitor command that follows ``prefix`` in ``output``."""
+    line = next(ln for ln in output.splitlines() if prefix in ln)
+    words = shlex.split(line.split(prefix, 1)[1])
+    assert words[0] == "kmeans-monitor"
+    end = words.index("(pending;") if "(pending;" in words else len(words)
+    return words[1:end]
+
+
+def test_check_config_and_evaluate_warn_with_the_command_to_retrain(
+    three: tuple[Path, Path],
+) -> None:
+    cfg, state = three
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0
+    expected = (
+        "warning: model 'shop': the configuration asks for k=4 but the live model v1 has k=3, "
+        "which runs keep until a new reference is trained; retrain with: kmeans-monitor "
+        f"snapshots retrain shop --config {cfg.resolve()} --state-dir {state.resolve()} "
+        "(pending; --live makes it live at once)"
+    )
+    assert checked.stderr.strip() == expected
+    evaluated = invoke("evaluate", "--config", str(cfg))
+    assert evaluated.exit_code == 0
+    assert evaluated.stdout.splitlines()[1].strip() == expected
+    as_json = json.loads(invoke("evaluate", "--config", str(cfg), "--json").stdout)
+    assert as_json[0]["k_warning"] == expected.removeprefix("warning: ")
+
+
+def test_the_daemon_logs_the_warning_at_start_up(
+    three: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg, _ = three
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        app = build_app(load_settings(cfg), config_path=cfg)
+    app.close()
+    assert list(app.k_warnings) == ["shop"]
+    assert [r.getMessage() for r in caplog.records] == [app.k_warnings["shop"]]
+
+
+def test_the_printed_retrain_then_approve_run_as_printed(three: tuple[Path, Path]) -> None:
+    cfg, _ = three
+    warned = invoke("check-config", str(cfg)).stderr
+    retrained = invoke(*printed_command(warned, "retrain with: "))
+    assert retrained.exit_code == 0, retrained.output
+    assert "training shop on its reference period" in retrained.stderr
+    assert "model shop: trained v2 (k=4) on " in retrained.stdout
+    assert "it awaits approval (live stays v1)." in retrained.stdout
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert [(v["version"], v["state"], v["k"], v["reason"]) for v in listing["shop"]] == [
+        (1, "live", 3, "initial"),
+        (2, "pending", 4, "manual"),
+    ]
+    approved = invoke(*printed_command(retrained.stdout, "approve with: "))
+    assert approved.exit_code == 0, approved.output
+    assert "live v1 -> v2" in approved.stdout
+    # The configuration and the live model agree again: no warning anywhere.
+    assert invoke("check-config", str(cfg)).stderr == ""
+    evaluated = invoke("evaluate", "--config", str(cfg))
+    assert "warning" not in evaluated.output and " v2 " in evaluated.stdout
+
+
+def test_retrain_live_makes_the_new_version_live_at_once(three: tuple[Path, Path]) -> None:
+    cfg, _ = three
+    result = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")
+    assert result.exit_code == 0, result.output
+    assert "trained v2 (k=4)" in result.stdout and "live v1 -> v2." in result.stdout
+    shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop").stdout)
+    assert (shown["version"], shown["k"], shown["parent_version"]) == (2, 4, 1)
+
+
+def test_retrain_errors(tmp_path: Path, three: tuple[Path, Path]) -> None:
+    cfg, state = three
+    no_config = invoke("snapshots", "retrain", "shop", "--state-dir", str(state))
+    assert no_config.exit_code == 2 and "snapshots retrain needs --config FILE" in no_config.output
+    unknown = invoke("snapshots", "retrain", "nope", "--config", str(cfg))
+    assert unknown.exit_code == 2 and "no model named 'nope'; configured: shop" in unknown.output
+    # A source that cannot be read: a failed retrain (exit 1), nothing stored.
+    write_config(cfg, tmp_path / "missing", 4)
+    failed = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert failed.exit_code == 1, failed.output
+    started, error = failed.stderr.splitlines()  # the note that training starts, the error
+    assert started.startswith("training shop on its reference period")
+    assert error.startswith("error: retrain failed (source_unavailable): files source of model")
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert [v["version"] for v in listing["shop"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("k", "warned"),
+    [(3, False), (4, True), ({"min": 2, "max": 3}, False), ({"min": 4, "max": 6}, True)],
+)
+def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
+    tmp_path: Path, k: Any, warned: bool
+) -> None:
+    cfg = tmp_path / "monitor.yaml"
+    write_config(cfg, tmp_path, k)
+    store = MemorySnapshotStore()
+    store.save(make_snapshot("shop", k=3, d=3), state="live")
+    store.save(make_snapshot("shop", k=5, d=3), state="pending")  # only the live k counts
+    found = k_mismatches(load_settings(cfg), store, cfg)
+    assert bool(found) is warned
+    if isinstance(k, dict) and warned:
+        assert "asks for k in [4, 6] but the live model v1 has k=3" in found["shop"]
+    # No model yet, or a model of another name: nothing to compare.
+    assert k_mismatches(load_settings(cfg), MemorySnapshotStore(), None) == {}
