@@ -102,7 +102,9 @@ class _GuardedSource:
         timeout: float | None,
         stopping: Callable[[], bool],
         reads: dict[str, tuple[threading.Thread, float]],
+        timer: Callable[[], float],
     ) -> None:
+        self._timer = timer
         self._model = model
         self._source = source
         self._deadline = deadline
@@ -117,7 +119,7 @@ class _GuardedSource:
         if running is not None and running[0].is_alive():
             raise SourceTimeoutError(
                 f"the source of model {self._model!r} has still not returned from a read "
-                f"started {time.monotonic() - running[1]:.0f}s ago; no new read until it does"
+                f"started {self._timer() - running[1]:.0f}s ago; no new read until it does"
             )
         outcome: list[Window | BaseException] = []
         done = threading.Event()
@@ -131,12 +133,12 @@ class _GuardedSource:
                 done.set()
 
         thread = threading.Thread(target=read, name=f"read:{self._model}", daemon=True)
-        self._reads[self._model] = (thread, time.monotonic())
+        self._reads[self._model] = (thread, self._timer())
         thread.start()
         while not done.wait(_READ_POLL_SECONDS):
             if self._stopping():
                 raise RunCancelledError("run abandoned while reading: the daemon is stopping")
-            if time.monotonic() >= self._deadline:
+            if self._timer() >= self._deadline:
                 raise SourceTimeoutError(
                     f"the source of model {self._model!r} did not deliver the window within "
                     f"the run's deadline of {self._timeout:g}s (schedule.run_timeout)"
@@ -167,6 +169,7 @@ class Runner:
         should_stop: Callable[[], bool] = lambda: False,
         on_result: Sequence[Callable[[Result], None]] = (),
         run_timeouts: Mapping[str, float] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._sources = sources
@@ -179,6 +182,7 @@ class Runner:
         self._on_result = tuple(on_result)
         self._run_timeouts = dict(run_timeouts or {})
         self._reads: dict[str, tuple[threading.Thread, float]] = {}
+        self._timer = timer  # the clock of deadlines (monotonic)
 
     def run_timeout(self, name: str) -> float | None:
         """Seconds a run of ``name`` may take before it is abandoned; None: no deadline."""
@@ -190,10 +194,16 @@ class Runner:
         t0 = time.perf_counter()
         now = self._clock.now()
         timeout = self._run_timeouts.get(name)
-        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        deadline = self._timer() + timeout if timeout is not None else float("inf")
         # Always guarded: even without a deadline, a stop must not wait for a hung read.
         source = _GuardedSource(
-            name, self._sources[name], deadline, timeout, self._should_stop, self._reads
+            name,
+            self._sources[name],
+            deadline,
+            timeout,
+            self._should_stop,
+            self._reads,
+            self._timer,
         )
         try:
             evaluation, live = evaluate(
@@ -204,7 +214,7 @@ class Runner:
                 now,
                 package_version=self._package_version,
                 working_memory_mib=self._settings.daemon.working_memory_mib,
-                should_stop=lambda: self._should_stop() or time.monotonic() >= deadline,
+                should_stop=lambda: self._should_stop() or self._timer() >= deadline,
             )
         except RunCancelledError as exc:
             if not self._should_stop():  # the deadline, not a stop, ended it
