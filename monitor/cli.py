@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from monitor import __version__
+from monitor.checks import Mismatch
 from monitor.config import Settings
 from monitor.errors import (
     ConfigError,
@@ -78,7 +79,9 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _error_line(exc: BaseException) -> str:
-    """A user error as people read it: no errno, no quotes around a KeyError's text."""
+    """A user error as people read it: no errno, no API phrasing of a value check."""
+    if isinstance(exc, Mismatch):  # "model: must be ...; got 'x'", not "The 'model' parameter"
+        return exc.problem.config()
     if isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.strerror:
         name = exc.filename if exc.filename is not None else None
         return f"{exc.strerror}: {str(name)!r}" if name is not None else exc.strerror
