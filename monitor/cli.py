@@ -83,7 +83,7 @@ def _error_line(exc: BaseException) -> str:
     if isinstance(exc, Mismatch):  # "model: must be ...; got 'x'", not "The 'model' parameter"
         return exc.problem.config()
     if isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.strerror:
-        name = exc.filename if exc.filename is not None else None
+        name = exc.filename
         return f"{exc.strerror}: {str(name)!r}" if name is not None else exc.strerror
     return str(exc)
 

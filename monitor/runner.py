@@ -114,7 +114,10 @@ class _GuardedSource:
         self.windows: list[Window] = []  # what this run read, for diagnosing its failure
 
     def read_window(self, start: float, end: float) -> Window:
-        """The source's window, or SourceTimeoutError at the deadline."""
+        """The source's window, or SourceTimeoutError at the deadline.
+
+        Each read may take ``timeout`` at most, and none may end past the run's deadline.
+        """
         running = self._reads.get(self._model)
         if running is not None and running[0].is_alive():
             raise SourceTimeoutError(
@@ -133,12 +136,16 @@ class _GuardedSource:
                 done.set()
 
         thread = threading.Thread(target=read, name=f"read:{self._model}", daemon=True)
-        self._reads[self._model] = (thread, self._timer())
+        started = self._timer()
+        deadline = self._deadline
+        if self._timeout is not None:
+            deadline = min(deadline, started + self._timeout)
+        self._reads[self._model] = (thread, started)
         thread.start()
         while not done.wait(_READ_POLL_SECONDS):
             if self._stopping():
                 raise RunCancelledError("run abandoned while reading: the daemon is stopping")
-            if self._timer() >= self._deadline:
+            if self._timer() >= deadline:
                 raise SourceTimeoutError(
                     f"the source of model {self._model!r} did not deliver the window within "
                     f"the run's deadline of {self._timeout:g}s (schedule.run_timeout)"
@@ -184,17 +191,16 @@ class Runner:
         self._reads: dict[str, tuple[threading.Thread, float]] = {}
         self._timer = timer  # the clock of deadlines (monotonic)
 
-    def run_timeout(self, name: str) -> float | None:
-        """Seconds a run of ``name`` may take before it is abandoned; None: no deadline."""
-        return self._run_timeouts.get(name)
-
     def run_model(self, name: str) -> Result:
         """One run of one model; a failure is recorded and returned, never raised."""
         m = self._settings.model(name)
         t0 = time.perf_counter()
         now = self._clock.now()
         timeout = self._run_timeouts.get(name)
-        deadline = self._timer() + timeout if timeout is not None else float("inf")
+        # A first run trains the reference: slower by design, and abandoning it would
+        # leave the model without one for ever. Only its reads are bounded then.
+        bounded = timeout is not None and self._has_live(name)
+        deadline = self._timer() + timeout if bounded and timeout is not None else float("inf")
         # Always guarded: even without a deadline, a stop must not wait for a hung read.
         source = _GuardedSource(
             name,
@@ -241,6 +247,13 @@ class Runner:
             )
         return self._finish(evaluation)
 
+    def _has_live(self, name: str) -> bool:
+        """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""
+        try:
+            return self._store.live_version(name) is not None
+        except Exception:
+            return True
+
     def _diagnose(self, name: str, exc: Exception, windows: list[Window]) -> Exception:
         """A clearer error for a failure that finite but huge values caused.
 
@@ -251,7 +264,7 @@ class Runner:
         if classify_failure(exc) not in ("internal", "training"):
             return exc
         scaler = self._live_scaler(name)
-        units = "the model's scaled units" if scaler else "the scaling of a new reference"
+        units = "the model's scaled units" if scaler is not None else "a new reference's scaling"
         for window in windows:
             message = overflow_message(window.X, window.features, scaler, units)
             if message is not None:
