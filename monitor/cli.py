@@ -808,7 +808,10 @@ def choose_k(
 
     if k_max <= k_min:
         raise InvalidInputError(f"need --k-min < --k-max; got {k_min} and {k_max}")
-    names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
+    wanted = [f.strip() for f in features.split(",")] if features else None
+    if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
+        raise InvalidInputError(f"--features names {repeated} more than once")
+    names, X = read_table(path, wanted)
     if not names:
         raise InvalidInputError(f"{path}: no numeric column to choose k on")
     rng = np.random.default_rng(seed)

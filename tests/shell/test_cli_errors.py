@@ -377,6 +377,7 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         (["choose-k", "{tmp}/nope.csv"], 2, "does not exist"),
         (["choose-k", "{tmp}/data/w.csv", "--k-min", "5", "--k-max", "3"], 2, "--k-min <"),
         (["choose-k", "{tmp}/data/w.csv", "--sample", "0"], 2, "--sample"),
+        (["choose-k", "{tmp}/data/w.csv", "--features", "a,a"], 2, "names ['a'] more than"),
         (["runbook", "KMeansNope"], 2, "no alert named 'KMeansNope'"),
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
