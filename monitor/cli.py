@@ -762,6 +762,39 @@ def _live_or_none(store: Any, model: str) -> int | None:
 # ------------------------------------------------------------------------ choose-k
 
 
+def _choose_k_rows(
+    path: Path, features: str | None, sample: int, seed: int, k_max: int
+) -> tuple[list[str], Any]:
+    """The columns and the finite rows (a sample) that choose-k can use; user errors else."""
+    import numpy as np
+
+    from monitor.runner import overflow_message
+    from monitor.sources.files import read_table
+
+    wanted = [f.strip() for f in features.split(",")] if features else None
+    if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
+        raise InvalidInputError(f"--features names {repeated} more than once")
+    names, X = read_table(path, wanted)
+    if not names:
+        raise InvalidInputError(f"{path}: no numeric column to choose k on")
+    if X.shape[0] > sample:
+        rng = np.random.default_rng(seed)
+        X = X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
+    ok = np.isfinite(X).all(axis=1)
+    if not ok.all():
+        click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
+        X = X[ok]
+    if X.shape[0] < k_max:
+        raise InvalidInputError(
+            f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
+            f"least {k_max}"
+        )
+    overflow = overflow_message(X, names, None, "squared distances")
+    if overflow is not None:
+        raise InvalidInputError(f"{path}: {overflow}")
+    return names, X
+
+
 @main.command("choose-k")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--k-min", type=click.IntRange(min=1), default=2, show_default=True)
@@ -803,32 +836,10 @@ def choose_k(
 
     from monitor.core import scaling as scaling_mod
     from monitor.core import selection
-    from monitor.runner import overflow_message
-    from monitor.sources.files import read_table
 
     if k_max <= k_min:
         raise InvalidInputError(f"need --k-min < --k-max; got {k_min} and {k_max}")
-    wanted = [f.strip() for f in features.split(",")] if features else None
-    if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
-        raise InvalidInputError(f"--features names {repeated} more than once")
-    names, X = read_table(path, wanted)
-    if not names:
-        raise InvalidInputError(f"{path}: no numeric column to choose k on")
-    rng = np.random.default_rng(seed)
-    if X.shape[0] > sample:
-        X = X[np.sort(rng.choice(X.shape[0], sample, replace=False))]
-    ok = np.isfinite(X).all(axis=1)
-    if not ok.all():
-        click.echo(f"dropping {int((~ok).sum())} rows with NaN or infinity", err=True)
-        X = X[ok]
-    if X.shape[0] < k_max:
-        raise InvalidInputError(
-            f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
-            f"least {k_max}"
-        )
-    overflow = overflow_message(X, names, None, "squared distances")
-    if overflow is not None:
-        raise InvalidInputError(f"{path}: {overflow}")
+    names, X = _choose_k_rows(path, features, sample, seed, k_max)
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
     ks = list(range(k_min, k_max + 1))
     sel = selection.choose_k(Xs, ks, n_refs=refs, random_state=seed)
