@@ -55,7 +55,8 @@ def _setup_logging(level: str) -> None:
     )
     # The last line of defence: no URL credentials in any log line, whoever writes it.
     for handler in logging.root.handlers:
-        handler.addFilter(RedactingFilter())
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
     # daemon logs each run and each skipped run itself.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
