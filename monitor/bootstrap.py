@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, alerting
-from monitor.checks import check_float
-from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load
+from monitor.checks import Problem, check_float
+from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
@@ -28,7 +30,7 @@ from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
-from monitor.scheduling import run_times, schedule_interval_seconds
+from monitor.scheduling import cron_problem, run_times, schedule_gaps
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
 from monitor.store import (
@@ -53,6 +55,7 @@ __all__ = [
     "build_app",
     "diff_snapshots",
     "k_mismatches",
+    "listen_problem",
     "load_settings",
     "open_dry_run",
     "open_history",
@@ -60,6 +63,7 @@ __all__ = [
     "read_table",
     "retrain",
     "retrain_command",
+    "run_timeout",
     "simulator_options",
     "simulator_server",
     "snapshot_summary",
@@ -86,13 +90,27 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     raw: Any = None,
     env: Mapping[str, str] | None = None,
+    serve: bool = False,
 ) -> Settings:
     """The settings of a configuration file (or of ``raw``), every source kind known.
 
-    What only the adapters can check is checked too: the web configuration file.
+    What only the adapters can check is checked too, every problem in one ConfigError:
+    crontab expressions (by the scheduler's own parser), each source's credential and
+    certificate files, the web configuration file and, with ``serve`` (``run``,
+    ``demo``, ``check-config``), that the listen address can be listened on.
     """
-    settings = load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
-    web_config(settings)
+    settings = load(
+        path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
+    )
+    problems = _source_problems(settings)
+    try:
+        web_config(settings)
+    except ConfigError as exc:
+        problems += exc.problems
+    if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
+        problems.append(listen.config("daemon"))
+    if problems:
+        raise ConfigError(problems)
     return settings
 
 
@@ -107,6 +125,54 @@ def web_config(settings: Settings) -> WebConfig | None:
     """The HTTP endpoint's TLS and basic-auth configuration (ConfigError when invalid)."""
     path = settings.daemon.web_config_file
     return None if path is None else load_web_config(path)
+
+
+def _source_problems(settings: Settings) -> list[str]:
+    """What building each source finds (files it reads, certificates it loads)."""
+    try:
+        sources = _build_sources(settings)
+    except ConfigError as exc:
+        return exc.problems
+    for source in sources.values():
+        source.close()
+    return []
+
+
+def listen_problem(listen: str) -> Problem | None:
+    """Why ``listen`` cannot be listened on (a name that does not resolve, an address
+    not on this host, a port in use); None when a socket binds there now."""
+    host, port = parse_listen(listen)
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        why = f"the host {host!r} does not resolve: {getattr(exc, 'strerror', None) or exc}"
+        return Problem("listen", f"an address this host can listen on ({why})", listen)
+    # Bound as the server binds (SO_REUSEADDR), then closed at once.
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            why = bind_error(exc, host, port)
+            return Problem("listen", f"an address this host can listen on ({why})", listen)
+    return None
+
+
+def bind_error(exc: OSError, host: str, port: int) -> str:
+    """Why binding ``host:port`` failed, in words that say what to change."""
+    where = host or "every interface"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} of {where} is in use: another process listens there, perhaps a "
+            "kmeans-monitor already running"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this host"
+    if exc.errno == errno.EACCES:
+        return f"port {port} needs privileges this process lacks (ports below 1024)"
+    return f"{where}:{port}: {exc.strerror or exc}"
 
 
 def _build_sources(settings: Settings) -> dict[str, TelemetrySource]:
@@ -261,9 +327,15 @@ def open_dry_run(settings: Settings) -> tuple[OverlaySnapshotStore, OverlayHisto
     return OverlaySnapshotStore(inner_store), OverlayHistory(inner_history)
 
 
+# A run's default deadline: this share of the shortest gap between two of its runs...
+RUN_TIMEOUT_SHARE = 0.8
+# ...but never less: a short interval must not abandon a first run training its reference.
+MIN_RUN_TIMEOUT = 60.0
+
+
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
     """The exporter's view of a configured model."""
-    interval = schedule_interval_seconds(m.interval, m.cron, now)
+    interval = schedule_gaps(m.interval, m.cron, now)[1]
     budget = m.slo.run_duration_budget or interval / 2
     return ModelSpec(
         name=m.name,
@@ -273,6 +345,15 @@ def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
         freshness_slo_seconds=m.slo.freshness,
         run_success_objective=m.slo.run_success,
     )
+
+
+def run_timeout(m: ModelSettings, now: datetime) -> float:
+    """The deadline of a run of ``m``: ``schedule.run_timeout``, or by default 80% of
+    the shortest gap between two runs (so it ends before the next), at least a minute."""
+    if m.run_timeout is not None:
+        return m.run_timeout
+    shortest = schedule_gaps(m.interval, m.cron, now)[0]
+    return max(RUN_TIMEOUT_SHARE * shortest, MIN_RUN_TIMEOUT)
 
 
 @dataclass
@@ -353,6 +434,7 @@ def build_app(
         package_version=__version__,
         should_stop=stopping.is_set,
         on_result=(_explainer(state, sampler), *on_result),
+        run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
     )
     runner.refresh_live()
     return App(

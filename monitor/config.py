@@ -39,6 +39,7 @@ from monitor.timestamps import format_time, parse_time
 from monitor.yamlfile import read_yaml
 
 __all__ = [
+    "CronCheck",
     "DaemonSettings",
     "KRange",
     "ModelSettings",
@@ -66,6 +67,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 T = TypeVar("T")
 S = TypeVar("S")
+# Why a crontab expression would be refused by the scheduler; None when it is accepted.
+CronCheck = Callable[[str], str | None]
 # A check of one value: (value, field name) -> the typed value, or Mismatch.
 Convert = Callable[[Any, str], T]
 
@@ -178,6 +181,7 @@ class ModelSettings:
     metric: str = "euclidean"
     retrain: str = "manual"
     misfire_grace: float | None = None  # None: half the interval
+    run_timeout: float | None = None  # None: 80% of the interval, at least 1 minute
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     seasonality: str = "none"  # none | daily | weekly (the file's "auto" is resolved)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
@@ -199,6 +203,7 @@ class DaemonSettings:
     pushgateway: str | None = None
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
+    shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
 
 
 @dataclass(frozen=True)
@@ -229,12 +234,23 @@ class Settings:
         raise KeyError(f"no model named {name!r}; configured: {names}")
 
 
+LISTEN_FORMS = "HOST:PORT like 127.0.0.1:9310, :9310 (every interface) or [::1]:9310"
+
+
 def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); Mismatch when malformed."""
+    """Split ``HOST:PORT``; ``:PORT`` is every interface (host ``""``), ``[::1]:PORT`` IPv6.
+
+    An IPv6 address must be in brackets, or its last group would read as the port.
+    Mismatch when malformed.
+    """
     host, sep, port = str(value).rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise Mismatch(Problem("listen", "HOST:PORT like 127.0.0.1:9310", value))
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    plain = not any(c in host for c in ":[]")
+    valid_host = bool(host) and ":" in host if bracketed else plain
+    if not sep or not valid_host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise Mismatch(Problem("listen", LISTEN_FORMS, value))
     return host, int(port)
 
 
@@ -362,6 +378,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "pushgateway": _text,
     "log_level": _choice(LOG_LEVELS),
     "web_config_file": lambda value, name: Path(_text(value, name)),
+    "shutdown_grace": _duration,
 }
 
 
@@ -497,16 +514,25 @@ def _seasonal_problems(
     return problems
 
 
-def _schedule(r: _Reader) -> tuple[float | None, str | None, float | None]:
-    """(interval, cron, misfire_grace); exactly one of the first two is set when valid."""
+def _schedule(
+    r: _Reader, check_cron: CronCheck | None
+) -> tuple[float | None, str | None, float | None, float | None]:
+    """(interval, cron, misfire_grace, run_timeout); one of the first two is set when valid.
+
+    ``check_cron`` says why a 5-field expression would be refused by the scheduler.
+    """
     interval = r.get("interval", None, _duration)
     cron = r.get("cron", None, _cron)
+    if cron is not None and check_cron is not None and (why := check_cron(cron)) is not None:
+        r.add(Problem("cron", f"a crontab expression the scheduler accepts ({why})", cron))
+        cron = None
     grace = r.get("misfire_grace", None, _duration)
+    timeout = r.get("run_timeout", None, _duration)
     if (r.raw.get("interval") is None) == (r.raw.get("cron") is None):
         expected = "a mapping with exactly one of 'interval' or 'cron'"
         r.problems.append(Problem(r.where, expected, dict(r.raw)).config())
     r.finish()
-    return interval, cron, grace
+    return interval, cron, grace, timeout
 
 
 def _k(r: _Reader, max_clusters: int) -> int | KRange | None:
@@ -546,7 +572,10 @@ def _default(cls: type, name: str) -> Any:
 
 
 def _parse_model(
-    r: _Reader, daemon: DaemonSettings, sources: Mapping[str, SourceKind]
+    r: _Reader,
+    daemon: DaemonSettings,
+    sources: Mapping[str, SourceKind],
+    check_cron: CronCheck | None,
 ) -> ModelSettings | None:
     name = r.require("name", partial(check_name, pattern=MODEL_NAME))
     if name is not None:
@@ -555,7 +584,7 @@ def _parse_model(
     k = _k(r, daemon.max_clusters)
     window = r.require("window", _duration)
     source = _source(r.child("source"), features, sources)
-    interval, cron, grace = _schedule(r.child("schedule"))
+    interval, cron, grace, run_timeout = _schedule(r.child("schedule"), check_cron)
     values: dict[str, Any] = {
         "reference": _reference(r.child("reference")),
         "thresholds": _thresholds(r.child("thresholds")),
@@ -596,14 +625,19 @@ def _parse_model(
         interval=interval,
         cron=cron,
         misfire_grace=grace,
+        run_timeout=run_timeout,
         **values,
     )
 
 
-def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
+def parse(
+    raw: Any, *, sources: Mapping[str, SourceKind], check_cron: CronCheck | None = None
+) -> Settings:
     """Validate a configuration mapping; raise ConfigError listing every problem.
 
-    ``sources`` maps each ``source.kind`` to the kind that parses its options.
+    ``sources`` maps each ``source.kind`` to the kind that parses its options;
+    ``check_cron`` (the scheduler's own parser, passed by the composition root) says why
+    a crontab expression would be refused, or None when it is accepted.
     """
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(
@@ -623,7 +657,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
         if not isinstance(item, Mapping):
             problems.append(Problem(f"models[{i}]", "a mapping", item).config())
             continue
-        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon, sources)
+        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon, sources, check_cron)
         if model is not None and any(m.name == model.name for m in models):
             problems.append(Problem(f"models[{i}].name", "unique", model.name).config())
         elif model is not None:
@@ -653,6 +687,7 @@ def load(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     raw: Any = None,
+    check_cron: CronCheck | None = None,
 ) -> Settings:
     """Read the YAML file (or take ``raw``), layer environment then ``overrides`` on ``daemon``.
 
@@ -664,7 +699,7 @@ def load(
         raw = read_yaml(path)
     data, problems = _layered(raw, os.environ if env is None else env, overrides or {})
     try:
-        settings = parse(data, sources=sources)
+        settings = parse(data, sources=sources, check_cron=check_cron)
     except ConfigError as exc:
         raise ConfigError(problems + exc.problems) from None
     if problems:

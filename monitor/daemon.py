@@ -11,22 +11,27 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App, web_config
-from monitor.config import parse_listen
+from monitor.bootstrap import App, bind_error, web_config
+from monitor.config import Settings, parse_listen
 from monitor.core.kmeans import warm_up
+from monitor.errors import InvalidInputError
 from monitor.http import HttpServer, MetricsCache, Routes
-from monitor.scheduling import Scheduler
+from monitor.scheduling import Scheduler, schedule_gaps
 
-__all__ = ["Daemon", "Service", "run_until_signal"]
+__all__ = ["Daemon", "Service", "first_run_offsets", "run_until_signal"]
 
 log = logging.getLogger("monitor")
 
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
+# First runs are spread over at most this many seconds (or the interval, if shorter).
+STAGGER_SECONDS = 60.0
+_MODEL_JOB = "model:"
 
 
 class Daemon:
@@ -36,7 +41,7 @@ class Daemon:
         self.app = app
         self._stopping = app.stopping
         self._stopped = threading.Event()
-        self.scheduler = Scheduler(app.settings.daemon.max_workers)
+        self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
         host, port = parse_listen(listen or app.settings.daemon.listen)
         pages = views.ModelPages(
             app.state,
@@ -45,22 +50,24 @@ class Daemon:
             state_dir=app.settings.daemon.state_dir,
             clock=app.clock.now,
         )
-        self.http = HttpServer(
-            host,
-            port,
-            Routes(
-                registry=app.registry,
-                ready=self.ready,
-                runbook_html=pages.runbook_html,
-                models_json=pages.index,
-                model_html=pages.model_html,
-                model_json=pages.model,
-                index_html=pages.index_html,
-                # /metrics is encoded once per change of the state, not once per scrape.
-                metrics=MetricsCache(app.registry, lambda: app.state.generation),
-            ),
-            web=web_config(app.settings),
+        routes = Routes(
+            registry=app.registry,
+            ready=self.ready,
+            runbook_html=pages.runbook_html,
+            models_json=pages.index,
+            model_html=pages.model_html,
+            model_json=pages.model,
+            index_html=pages.index_html,
+            # /metrics is encoded once per change of the state, not once per scrape.
+            metrics=MetricsCache(app.registry, lambda: app.state.generation),
         )
+        try:
+            self.http = HttpServer(host, port, routes, web=web_config(app.settings))
+        except OSError as exc:  # lost a race with another process since check-config
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise InvalidInputError(
+                f"cannot listen on {where} (daemon.listen): {bind_error(exc, host, port)}"
+            ) from None
 
     @property
     def url(self) -> str:
@@ -74,21 +81,23 @@ class Daemon:
         return self.app.ready()
 
     def start(self) -> None:
-        """Start serving and scheduling; the first run of every model starts at once."""
+        """Start serving and scheduling; first runs are staggered (``first_run_offsets``)."""
         self.http.start()
         # Load the compiled k-means kernels (compile them on a cold cache) beside the
         # first runs, rather than inside one of them; /healthz answers meanwhile.
         threading.Thread(target=warm_up, name="kernels", daemon=True).start()
+        offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
             grace = m.misfire_grace
             if grace is None and m.interval is not None:
                 grace = m.interval / 2
             self.scheduler.add(
-                f"model:{m.name}",
+                _MODEL_JOB + m.name,
                 functools.partial(self.app.runner.run_model, m.name),
                 interval=m.interval,
                 cron=m.cron,
                 misfire_grace=grace,
+                start_in=offsets[m.name],
             )
         self.scheduler.add(
             "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
@@ -100,15 +109,39 @@ class Daemon:
             self.url,
         )
 
+    def _skipped(self, job_id: str, reason: str, count: int) -> None:
+        """Count scheduled runs of a model that did not start (the scheduler's report)."""
+        if not job_id.startswith(_MODEL_JOB):
+            return
+        model = job_id[len(_MODEL_JOB) :]
+        self.app.state.record_skipped(model, reason, count)
+        log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
+
     def stop(self) -> None:
-        """Stop firing, let runs in progress end at their next phase, close everything."""
+        """Stop firing, give runs in progress ``daemon.shutdown_grace`` to end, close.
+
+        Runs abandon at their next phase (a read at once); one still busy after the grace
+        is left behind on its daemon thread: it has stored nothing, and every store write
+        is atomic, so leaving is as safe as a kill.
+        """
         if self._stopped.is_set():
             return
         self._stopping.set()
-        log.info("stopping: waiting for runs in progress to finish or abandon")
-        self.scheduler.shutdown(wait=True)
+        grace = self.app.settings.daemon.shutdown_grace
+        log.info("stopping: waiting up to %gs for runs in progress to end", grace)
+        self.scheduler.shutdown(wait=False)
+        idle = self.scheduler.wait_idle(grace)
         self.http.stop()
-        self.app.close()
+        if idle:
+            self.app.close()
+        else:
+            # Closing the history under a run could fail it; the exit releases everything.
+            log.warning(
+                "stopping with %d run(s) still in progress after %gs (daemon.shutdown_grace); "
+                "they are abandoned and store nothing",
+                self.scheduler.runs_in_progress(),
+                grace,
+            )
         self._stopped.set()
         log.info("stopped")
 
@@ -123,6 +156,19 @@ class Daemon:
     def serve_forever(self, duration: float | None = None) -> None:
         """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop."""
         run_until_signal(self, duration, stop_event=self._stopping)
+
+
+def first_run_offsets(settings: Settings, now: datetime | None = None) -> dict[str, float]:
+    """Seconds after start-up of each model's first run, spread so that they do not all
+    start at the same instant: model i of n starts at i/n of its interval (at most
+    ``STAGGER_SECONDS``). Interval schedules keep the offset, so equal intervals stay apart.
+    """
+    models = settings.models
+    when = now or datetime.now(UTC)
+    return {
+        m.name: i / len(models) * min(schedule_gaps(m.interval, m.cron, when)[0], STAGGER_SECONDS)
+        for i, m in enumerate(models)
+    }
 
 
 class Service(Protocol):

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from monitor import slis as S
 from monitor.explain import Explanation
-from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
+from monitor.records import FAILURE_REASONS, SKIP_REASONS, Evaluation, Snapshot
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -82,6 +82,7 @@ class _ModelState:
     spec: ModelSpec
     runs: int = 0
     failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_REASONS, 0))
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
     last_run: float = 0.0
@@ -101,6 +102,7 @@ class _ModelState:
             spec=self.spec,
             runs=self.runs,
             failures=dict(self.failures),
+            skipped=dict(self.skipped),
             bucket_counts=list(self.bucket_counts),
             duration_sum=self.duration_sum,
             last_run=self.last_run,
@@ -211,6 +213,13 @@ class MonitorState:
             m.stale = True
             self._generation += 1
 
+    def record_skipped(self, model: str, reason: str, count: int = 1) -> None:
+        """``count`` scheduled runs of ``model`` did not start (one of ``SKIP_REASONS``)."""
+        with self._lock:
+            m = self._models[model]
+            m.skipped[reason if reason in m.skipped else "missed"] += count
+            self._generation += 1
+
     def set_live(self, live: Snapshot, *, promoted: bool = False) -> None:
         """The live snapshot changed outside a run (start-up, rollback)."""
         with self._lock:
@@ -294,6 +303,11 @@ class MonitorCollector(Collector):
         fails = CounterMetricFamily(
             "kmeans_run_failures", "Runs that failed, by reason.", labels=["model", "reason"]
         )
+        skipped = CounterMetricFamily(
+            "kmeans_runs_skipped",
+            "Scheduled runs that did not start, by reason.",
+            labels=["model", "reason"],
+        )
         promos = CounterMetricFamily(
             "kmeans_promotions", "Candidates promoted to live.", labels=["model"]
         )
@@ -328,6 +342,8 @@ class MonitorCollector(Collector):
             runs.add_metric([name], m.runs)
             for reason in FAILURE_REASONS:
                 fails.add_metric([name, reason], m.failures.get(reason, 0))
+            for reason in SKIP_REASONS:
+                skipped.add_metric([name, reason], m.skipped.get(reason, 0))
             promos.add_metric([name], m.promotions)
             cumulative, buckets = 0, []
             for le, count in zip((*DURATION_BUCKETS, math.inf), m.bucket_counts, strict=True):
@@ -341,7 +357,7 @@ class MonitorCollector(Collector):
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
             gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
-        yield from (runs, fails, promos, hist)
+        yield from (runs, fails, skipped, promos, hist)
         yield from gauges.values()
 
     def _snapshot(self, view: list[_ModelState]) -> Iterator[Metric]:

@@ -26,6 +26,7 @@ from tests.services import require_binary
 # The issue's list, one alert (name) per item; a renamed or dropped alert fails here.
 EXPECTED_ALERTS = {
     "KMeansRunsFailing": "a monitored model's runs failing",
+    "KMeansRunsSkipped": "scheduled runs that never started (issue 10)",
     "KMeansEvaluationStale": "no successful run for two intervals",
     "KMeansModelStale": "not retrained for longer than its freshness SLO",
     "KMeansDaemonDown": "daemon down",

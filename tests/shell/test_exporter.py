@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.exporter import ModelSpec, MonitorState, make_registry
-from monitor.records import FAILURE_REASONS
+from monitor.records import FAILURE_REASONS, SKIP_REASONS
 from tests.store._store_factories import make_evaluation, make_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,25 @@ def test_series_exist_from_start_up() -> None:
     assert got[("kmeans_daemon_start_timestamp_seconds", ())] == 100
     assert got[("kmeans_models_configured", ())] == 1
     assert not any(name == "kmeans_snapshot_info" for name, _ in got)
+
+
+def test_skipped_runs_are_counted_by_reason_from_zero() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    key = "kmeans_runs_skipped_total"
+    assert {r: samples(state)[(key, (("model", "m1"), ("reason", r)))] for r in SKIP_REASONS} == {
+        "missed": 0,
+        "still_running": 0,
+    }
+    before = state.generation
+    state.record_skipped("m1", "missed", 4)
+    state.record_skipped("m1", "still_running")
+    state.record_skipped("m1", "not-a-reason")  # bounded: counted as missed
+    got = samples(state)
+    assert got[(key, (("model", "m1"), ("reason", "missed")))] == 5
+    assert got[(key, (("model", "m1"), ("reason", "still_running")))] == 1
+    # A skip is not a run, and it re-encodes /metrics like any change.
+    assert got[("kmeans_runs_total", (("model", "m1"),))] == 0
+    assert state.generation == before + 3
 
 
 def test_values_follow_runs_failures_and_rollbacks() -> None:
