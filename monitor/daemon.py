@@ -1,7 +1,7 @@
 """Lifecycle: start the scheduler and the HTTP server, stop cleanly on SIGTERM/SIGINT.
 
-``run_until_signal`` is the one place that handles signals: the daemon, the demo and
-the simulator all stop through it.
+``run_until_signal`` is the one place that handles signals: the daemon, the demo, the
+label server and the simulator all stop through it.
 """
 
 from __future__ import annotations
@@ -15,17 +15,34 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App, web_config
-from monitor.config import parse_listen
-from monitor.http import HttpServer, MetricsCache, Routes
+from monitor.bootstrap import App, ServingApp, web_config
+from monitor.config import Settings, parse_listen
+from monitor.errors import InvalidInputError
+from monitor.http import HttpServer, Limits, MetricsCache, Routes
 from monitor.scheduling import Scheduler
 
-__all__ = ["Daemon", "Service", "run_until_signal"]
+__all__ = ["Daemon", "LabelServer", "Service", "run_until_signal"]
 
 log = logging.getLogger("monitor")
 
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
+
+
+def _limits(settings: Settings, **overrides: int) -> Limits:
+    """The server's limits with the label API's body size (and room for four such bodies)."""
+    size = settings.serving.max_body_bytes
+    return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
+
+
+def _listening(
+    host: str, port: int, routes: Routes, settings: Settings, limits: Limits
+) -> HttpServer:
+    """The HTTP server; a port in use (or a bad host) is an InvalidInputError."""
+    try:
+        return HttpServer(host, port, routes, web=web_config(settings), limits=limits)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class Daemon:
@@ -48,8 +65,10 @@ class Daemon:
                 index_html=lambda: views.index_html(app.state),
                 # /metrics is encoded once per change of the state, not once per scrape.
                 metrics=MetricsCache(app.registry, lambda: app.state.generation),
+                api=None if app.serving is None else app.serving.api,
             ),
             web=web_config(app.settings),
+            limits=_limits(app.settings),
         )
 
     @property
@@ -80,6 +99,12 @@ class Daemon:
         self.scheduler.add(
             "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
         )
+        if self.app.serving is not None:
+            self.scheduler.add(
+                "refresh-serving",
+                self.app.serving.catalog.refresh,
+                interval=self.app.settings.serving.refresh,
+            )
         self.scheduler.start()
         log.info(
             "kmeans-monitor serving %d model(s); metrics at %s/metrics",
@@ -110,6 +135,53 @@ class Daemon:
     def serve_forever(self, duration: float | None = None) -> None:
         """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop."""
         run_until_signal(self, duration, stop_event=self._stopping)
+
+
+class LabelServer:
+    """`kmeans-monitor serve`: the label API and its /metrics, following the store's
+    live and pending pointers, with no runs of its own."""
+
+    def __init__(self, app: ServingApp, *, listen: str | None = None) -> None:
+        self.app = app
+        settings = app.settings
+        host, port = parse_listen(listen or settings.serving.listen)
+        routes = Routes(
+            registry=app.registry,
+            ready=app.ready,
+            # The serving series change with every answer: at most one encoding a second.
+            metrics=MetricsCache(app.registry, lambda: 0),
+            api=app.serving.api,
+        )
+        # nice 0: answering is this process's job, there are no runs to yield to.
+        self.http = _listening(host, port, routes, settings, _limits(settings, nice=0))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="serving-refresh", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.http.address
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.http.scheme}://{host}:{port}"
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.app.settings.serving.refresh):
+            try:
+                self.app.serving.catalog.refresh()  # logs the problems of the store itself
+            except Exception:  # a bug: the next refresh tries again
+                log.exception("serving: refresh failed")
+
+    def start(self) -> None:
+        """Serve, and follow promotions, rollbacks and candidates."""
+        self.http.start()
+        self._thread.start()
+        log.info("kmeans-monitor serving labels at %s/v1/models", self.url)
+
+    def stop(self) -> None:
+        """Stop following the store and serving; idempotent."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.http.stop()
 
 
 class Service(Protocol):

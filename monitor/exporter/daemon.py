@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitor import slis as S
+from monitor.exporter.serving import ServingCollector, ServingStats
 from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
 
 __all__ = [
@@ -326,12 +327,21 @@ class MonitorCollector(Collector):
         yield from families.values()
 
 
-def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:
-    """A private registry with the monitor's collector (and the process/platform ones)."""
+def make_registry(
+    state: MonitorState | None,
+    *,
+    process_metrics: bool = True,
+    serving: ServingStats | None = None,
+) -> CollectorRegistry:
+    """A private registry with the monitor's collector (None: a process that only serves
+    labels), the label API's when ``serving`` is given, and the process/platform ones."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(MonitorCollector(state))
+    if state is not None:
+        registry.register(MonitorCollector(state))
+    if serving is not None:
+        registry.register(ServingCollector(serving))
     if process_metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

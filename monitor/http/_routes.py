@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.exporter import CONTENT_TYPE, Registry, encode
-from monitor.http._wire import Response
+from monitor.http._api import Api
+from monitor.http._wire import Request, Response
 
-__all__ = ["Routes", "dispatch"]
+__all__ = ["Routes", "allowed_methods", "dispatch", "dispatch_request"]
 
 log = logging.getLogger("monitor.http")
 
@@ -45,6 +46,20 @@ class Routes:
     index_html: Callable[[], str] = _plain_index
     # Pre-rendered /metrics bytes (a MetricsCache); None encodes the registry per scrape.
     metrics: Callable[[], bytes] | None = None
+    # Routes that take request bodies (the label API); None: GET and HEAD only.
+    api: Api | None = None
+
+
+_PAGE_METHODS = ("GET", "HEAD")
+
+
+def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
+    """The methods ``path`` answers, and whether the API owns it."""
+    if routes.api is not None:
+        methods = routes.api.methods(path)
+        if methods:
+            return methods, True
+    return _PAGE_METHODS, False
 
 
 def _route(routes: Routes, path: str) -> Response:
@@ -75,4 +90,16 @@ def dispatch(routes: Routes, path: str) -> Response:
         return _route(routes, path)
     except Exception:
         log.exception("error serving %s", path)
+        return Response.text(500, "internal error")
+
+
+def dispatch_request(routes: Routes, request: Request) -> Response:
+    """The response to ``request``: the API's for its paths, the pages' otherwise."""
+    path = request.path
+    if routes.api is None or not routes.api.methods(path):
+        return dispatch(routes, path)
+    try:
+        return routes.api.handle([request])[0]
+    except Exception:
+        log.exception("error serving %s %s", request.method, path)
         return Response.text(500, "internal error")
