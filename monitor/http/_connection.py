@@ -348,8 +348,8 @@ class Connection(asyncio.Protocol):
         del self._buffer[: body.length]
         self._body = None
         self._disarm()
-        # What follows (a pipelined request, a flood) waits in the kernel until this is answered.
-        self._pause_reading()
+        # Reading goes on (pausing costs two epoll calls, more than answering a small
+        # request): what arrives meanwhile waits in the buffer, up to a head's worth.
         request = dataclasses.replace(body.request, body=data, received=time.monotonic())
         future = self._host.answer_api(request)
         future.add_done_callback(functools.partial(self._answered, request, body.keep))

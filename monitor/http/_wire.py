@@ -9,6 +9,7 @@ from being taken for the next request.
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -52,7 +53,7 @@ class Request:
     # time.monotonic() when the whole request was in (API requests): latencies start here.
     received: float = 0.0
 
-    @property
+    @functools.cached_property  # read by each layer a request goes through
     def path(self) -> str:
         return unquote(urlsplit(self.target).path)
 

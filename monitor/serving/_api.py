@@ -14,6 +14,7 @@ are labelled in one call, so a burst of single rows costs one assignment.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -80,6 +81,7 @@ class _Target:
     action: str  # "", "labels" or "parameters"
 
 
+@functools.lru_cache(maxsize=256)  # each layer asks; the paths in use are few
 def _target(path: str) -> _Target | None:
     if path in (PREFIX, PREFIX + "/"):
         return _Target(None, "")
@@ -117,13 +119,10 @@ class _Job:
 
 def _finite_rows(rows: FloatArray, served: ServedModel, policy: str) -> Mask | None:
     """The rows to label: None when all are finite; 400 for the first bad one under reject."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(rows.sum()):  # one pass proves a clean batch (NaN and inf survive a sum)
-            return None
     finite = np.isfinite(rows)
-    valid = cast(Mask, finite.all(axis=1))
-    if valid.all():
+    if finite.all():
         return None
+    valid = cast(Mask, finite.all(axis=1))
     if policy == "reject":
         i, j = np.argwhere(~finite)[0]
         raise RequestError(
@@ -182,7 +181,9 @@ class ServingApi:
 
     def refused(self, request: Request, status: int) -> None:
         target = _target(request.path)
-        if target is not None and target.model and self._catalog.policy(target.model):
+        if target is None or target.action != "labels" or target.model is None:
+            return  # only label requests are counted, and only for served models
+        if self._catalog.policy(target.model) is not None:
             # Refused before it was routed: counted with the live model.
             self._recorder.answered(target.model, LIVE, status)
 
