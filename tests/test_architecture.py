@@ -164,3 +164,28 @@ def test_an_adapter_never_imports_another(name: str) -> None:
 def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:
     users = {m for m in MODULES if uses(m, library)}
     assert users <= owners, f"{library} is imported by {sorted(users - owners)}"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.serving")))
+def test_serving_gets_its_store_through_the_port_and_its_metrics_through_a_protocol(
+    name: str,
+) -> None:
+    for prefix in (
+        "monitor.store",
+        "monitor.sources",
+        "monitor.exporter",
+        "monitor.bootstrap",
+        "monitor.daemon",
+        "monitor.scheduling",
+        "monitor.cli",
+        "monitor.render",
+        "prometheus_client",
+        "apscheduler",
+    ):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+
+
+def test_the_serving_client_needs_only_the_standard_library_and_numpy() -> None:
+    for imp in MODULES["monitor.serving.client"]:
+        top = imp.split(".")[0]
+        assert top in STDLIB or top in {"numpy", "__future__"}, imp
