@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +210,46 @@ def _histogram(
     return buckets, total
 
 
+_MV = ["model", "variant"]
+# The counters of each variant: (metric name without _total, help, the _Variant field).
+_VARIANT_COUNTERS = (
+    (
+        "kmeans_serving_slow_requests",
+        "Requests answered with labels later than the latency objective's threshold.",
+        "slow",
+    ),
+    ("kmeans_serving_outlier_rows", "Rows labelled as outliers.", "outliers"),
+    (
+        "kmeans_serving_invalid_rows",
+        "Rows answered without a label (NaN or infinity, nan_policy null).",
+        "invalid",
+    ),
+)
+# The per-model gauges: (metric name, help, how to read it from a _Model).
+_MODEL_GAUGES: tuple[tuple[str, str, Callable[[_Model], float]], ...] = (
+    (
+        "kmeans_serving_canary_share_ratio",
+        "Share of requests the canary answers now (0 without a pending candidate).",
+        lambda m: m.canary_share,
+    ),
+    (
+        "kmeans_serving_latency_threshold_seconds",
+        "Latency above which an answered request is slow.",
+        lambda m: m.spec.latency_seconds,
+    ),
+    (
+        "kmeans_serving_latency_objective_ratio",
+        "Share of answered requests that must not be slow.",
+        lambda m: m.spec.latency_objective,
+    ),
+    (
+        "kmeans_serving_success_objective_ratio",
+        "Share of requests that must not get a server error (5xx).",
+        lambda m: m.spec.success_objective,
+    ),
+)
+
+
 class ServingCollector(Collector):
     """Turns ``ServingStats`` into the serving families of docs/metrics.md at scrape time."""
 
@@ -220,84 +260,49 @@ class ServingCollector(Collector):
         return self.collect()
 
     def collect(self) -> Iterator[Metric]:
-        mv = ["model", "variant"]
         requests = CounterMetricFamily(
             "kmeans_serving_requests",
             "Label requests answered, by status code.",
-            labels=[*mv, "code"],
+            labels=[*_MV, "code"],
         )
         duration = HistogramMetricFamily(
             "kmeans_serving_request_duration_seconds",
             "Time from a whole request to its answer, for requests answered with labels.",
-            labels=mv,
+            labels=_MV,
         )
         batch = HistogramMetricFamily(
-            "kmeans_serving_batch_rows", "Rows in a request answered with labels.", labels=mv
+            "kmeans_serving_batch_rows", "Rows in a request answered with labels.", labels=_MV
         )
-        counters = {
-            "slow": CounterMetricFamily(
-                "kmeans_serving_slow_requests",
-                "Requests answered with labels later than the latency objective's threshold.",
-                labels=mv,
-            ),
-            "outliers": CounterMetricFamily(
-                "kmeans_serving_outlier_rows", "Rows labelled as outliers.", labels=mv
-            ),
-            "invalid": CounterMetricFamily(
-                "kmeans_serving_invalid_rows",
-                "Rows answered without a label (NaN or infinity, nan_policy null).",
-                labels=mv,
-            ),
-        }
+        counters = [
+            (CounterMetricFamily(name, doc, labels=_MV), attr)
+            for name, doc, attr in _VARIANT_COUNTERS
+        ]
         clusters = CounterMetricFamily(
-            "kmeans_serving_cluster_rows", "Rows labelled, by cluster.", labels=[*mv, "cluster"]
+            "kmeans_serving_cluster_rows", "Rows labelled, by cluster.", labels=[*_MV, "cluster"]
         )
         version = GaugeMetricFamily(
             "kmeans_serving_model_version",
             "Snapshot version a variant serves (0: none).",
-            labels=mv,
+            labels=_MV,
         )
-        per_model = {
-            "share": GaugeMetricFamily(
-                "kmeans_serving_canary_share_ratio",
-                "Share of requests the canary answers now (0 without a pending candidate).",
-                labels=["model"],
-            ),
-            "latency": GaugeMetricFamily(
-                "kmeans_serving_latency_threshold_seconds",
-                "Latency above which an answered request is slow.",
-                labels=["model"],
-            ),
-            "latency_objective": GaugeMetricFamily(
-                "kmeans_serving_latency_objective_ratio",
-                "Share of answered requests that must not be slow.",
-                labels=["model"],
-            ),
-            "success_objective": GaugeMetricFamily(
-                "kmeans_serving_success_objective_ratio",
-                "Share of requests that must not get a server error (5xx).",
-                labels=["model"],
-            ),
-        }
+        gauges = [
+            (GaugeMetricFamily(n, doc, labels=["model"]), read) for n, doc, read in _MODEL_GAUGES
+        ]
         for m in self._stats.view():
-            name = m.spec.name
-            per_model["share"].add_metric([name], m.canary_share)
-            per_model["latency"].add_metric([name], m.spec.latency_seconds)
-            per_model["latency_objective"].add_metric([name], m.spec.latency_objective)
-            per_model["success_objective"].add_metric([name], m.spec.success_objective)
+            for gauge, read in gauges:
+                gauge.add_metric([m.spec.name], read(m))
             for variant, v in m.variants.items():
-                labels = [name, variant]
+                labels = [m.spec.name, variant]
                 for code, count in v.codes.items():
                     requests.add_metric([*labels, code], count)
                 duration.add_metric(
                     labels, *_histogram(LATENCY_BUCKETS, v.durations, v.duration_sum)
                 )
                 batch.add_metric(labels, *_histogram(BATCH_BUCKETS, v.batches, float(v.rows)))
-                counters["slow"].add_metric(labels, v.slow)
-                counters["outliers"].add_metric(labels, v.outliers)
-                counters["invalid"].add_metric(labels, v.invalid)
+                for family, attr in counters:
+                    family.add_metric(labels, getattr(v, attr))
                 for cluster, count in enumerate(v.clusters.tolist()):
                     clusters.add_metric([*labels, str(cluster)], count)
                 version.add_metric(labels, v.version)
-        yield from (requests, duration, batch, *counters.values(), clusters, version)
-        yield from per_model.values()
+        yield from (requests, duration, batch, *(f for f, _ in counters), clusters, version)
+        yield from (g for g, _ in gauges)
