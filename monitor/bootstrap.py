@@ -304,7 +304,7 @@ def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None)
     store = store or open_store(settings.daemon.state_dir, settings.store)
     serving = build_serving(settings, store)
     serving.catalog.refresh()
-    registry = make_registry(None, serving=serving.stats)
+    registry = make_registry(None, serving=serving.stats, version=__version__)
     return ServingApp(settings=settings, store=store, serving=serving, registry=registry)
 
 

@@ -120,3 +120,12 @@ def test_promtool_check_metrics_is_clean(stats: ServingStats) -> None:
     text = generate_latest(make_registry(None, serving=stats))
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_a_process_that_only_serves_names_its_version() -> None:
+    stats = ServingStats([ServingSpec("shop", 0.1, 0.95, 0.999)])
+    text = generate_latest(make_registry(None, process_metrics=False, serving=stats, version="9.9"))
+    families = {f.name: f for f in text_string_to_metric_families(text.decode())}
+    (info,) = families["kmeans_build_info"].samples
+    assert info.labels["version"] == "9.9" and info.value == 1
+    assert not any(name.startswith("kmeans_runs") for name in families)
