@@ -344,7 +344,8 @@ class Connection(asyncio.Protocol):
             return
         if len(self._buffer) < body.length:
             return
-        data = bytes(self._buffer[: body.length])
+        with memoryview(self._buffer) as view:  # one copy of the body, not two
+            data = bytes(view[: body.length])
         del self._buffer[: body.length]
         self._body = None
         self._disarm()
