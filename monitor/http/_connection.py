@@ -7,8 +7,9 @@ costs a fraction of the stream machinery (docs/decisions.md has the figures).
 States: waiting for a head (the server may evict the connection then), reading a body
 (an API POST: admitted first, its credentials checked before a byte of it is kept, then
 read in full within ``body_timeout``), answering (on the fast path within the callback;
-on a worker with reading paused), writing (the client must keep reading,
-``MIN_PROGRESS_BYTES`` per ``write_timeout``), lingering (after the last response), closed.
+a page on a worker with reading paused; an API request at the loop's next turn or on a
+worker), writing (the client must keep reading, ``MIN_PROGRESS_BYTES`` per
+``write_timeout``), lingering (after the last response), closed.
 """
 
 from __future__ import annotations
