@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App, ServingApp, web_config
+from monitor.bootstrap import App, Serving, ServingApp, web_config
 from monitor.config import Settings, parse_listen
 from monitor.errors import InvalidInputError
 from monitor.http import HttpServer, Limits, MetricsCache, Routes
@@ -33,6 +33,35 @@ def _limits(settings: Settings, **overrides: int) -> Limits:
     """The server's limits with the label API's body size (and room for four such bodies)."""
     size = settings.serving.max_body_bytes
     return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
+
+
+class _Follower:
+    """A thread that makes the served models follow the store's pointers.
+
+    Its own thread rather than a scheduler job: jobs wait for a free worker behind the
+    model runs, which can take minutes, and a rollback must reach the API in seconds.
+    """
+
+    def __init__(self, serving: Serving, interval: float) -> None:
+        self._serving = serving
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="serving-refresh", daemon=True)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._serving.catalog.refresh()  # logs the problems of the store itself
+            except Exception:  # a bug: the next refresh tries again
+                log.exception("serving: refresh failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
 
 def _listening(
@@ -70,6 +99,10 @@ class Daemon:
             web=web_config(app.settings),
             limits=_limits(app.settings),
         )
+        serving = app.serving
+        self._follower = (
+            None if serving is None else _Follower(serving, app.settings.serving.refresh)
+        )
 
     @property
     def url(self) -> str:
@@ -99,13 +132,9 @@ class Daemon:
         self.scheduler.add(
             "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
         )
-        if self.app.serving is not None:
-            self.scheduler.add(
-                "refresh-serving",
-                self.app.serving.catalog.refresh,
-                interval=self.app.settings.serving.refresh,
-            )
         self.scheduler.start()
+        if self._follower is not None:
+            self._follower.start()
         log.info(
             "kmeans-monitor serving %d model(s); metrics at %s/metrics",
             len(self.app.settings.models),
@@ -119,6 +148,8 @@ class Daemon:
         self._stopping.set()
         log.info("stopping: waiting for runs in progress to finish or abandon")
         self.scheduler.shutdown(wait=True)
+        if self._follower is not None:
+            self._follower.stop()
         self.http.stop()
         self.app.close()
         self._stopped.set()
@@ -154,8 +185,7 @@ class LabelServer:
         )
         # nice 0: answering is this process's job, there are no runs to yield to.
         self.http = _listening(host, port, routes, settings, _limits(settings, nice=0))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, name="serving-refresh", daemon=True)
+        self._follower = _Follower(app.serving, settings.serving.refresh)
 
     @property
     def url(self) -> str:
@@ -163,24 +193,15 @@ class LabelServer:
         host = f"[{host}]" if ":" in host else host
         return f"{self.http.scheme}://{host}:{port}"
 
-    def _follow(self) -> None:
-        while not self._stop.wait(self.app.settings.serving.refresh):
-            try:
-                self.app.serving.catalog.refresh()  # logs the problems of the store itself
-            except Exception:  # a bug: the next refresh tries again
-                log.exception("serving: refresh failed")
-
     def start(self) -> None:
         """Serve, and follow promotions, rollbacks and candidates."""
         self.http.start()
-        self._thread.start()
+        self._follower.start()
         log.info("kmeans-monitor serving labels at %s/v1/models", self.url)
 
     def stop(self) -> None:
         """Stop following the store and serving; idempotent."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._follower.stop()
         self.http.stop()
 
 

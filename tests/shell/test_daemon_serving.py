@@ -3,6 +3,7 @@ of its own runs at once (not at the next poll), and the serving series on /metri
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,17 @@ from monitor.records import Evaluation
 from monitor.serving.client import LabelsClient, LabelsError
 from monitor.timestamps import parse_time
 from tests.fakes import FakeClock
+from tests.serving._support import wait_until
 
 FEATURES = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps"]
 T0 = parse_time("2024-03-04T00:00:00Z", "T0")
 
 
-def settings(tmp_path: Path, *, enabled: bool = True) -> Any:
+def settings(tmp_path: Path, *, enabled: bool = True, refresh: str = "1h") -> Any:
     shift = {"kind": "mean_shift", "after": "30m", "cluster": 1, "magnitude": 4}
     raw = {
         "daemon": {"state_dir": str(tmp_path / "state"), "listen": "127.0.0.1:0"},
-        "serving": {"enabled": enabled, "refresh": "1h"},  # only runs make it reload here
+        "serving": {"enabled": enabled, "refresh": refresh},
         "models": [
             {
                 "name": "shop",
@@ -51,7 +53,7 @@ def settings(tmp_path: Path, *, enabled: bool = True) -> Any:
 
 def test_the_daemon_serves_labels_and_follows_its_own_promotions(tmp_path: Path) -> None:
     clock = FakeClock(T0 + 900)
-    app = build_app(settings(tmp_path), clock=clock)
+    app = build_app(settings(tmp_path), clock=clock)  # refresh 1h: only runs reload here
     daemon = Daemon(app)
     daemon.http.start()  # the server alone: the test runs the model itself
     try:
@@ -101,3 +103,23 @@ def test_serving_can_be_turned_off(tmp_path: Path) -> None:
     finally:
         daemon.http.stop()
         app.close()
+
+
+def test_the_daemon_follows_a_rollback_typed_elsewhere(tmp_path: Path) -> None:
+    """Between runs (here every 15 min), the pointers are read every serving.refresh."""
+    app = build_app(settings(tmp_path, refresh="0.05s"), clock=FakeClock(T0 + 900))
+    assert isinstance(app.runner.run_model("shop"), Evaluation)
+    copy = app.store.save(dataclasses.replace(app.store.load("shop", 1), reason="manual"))
+    daemon = Daemon(app)
+    daemon.start()
+    try:
+        rows = np.array([[50.0, 200.0, 0.5, 100.0]])
+        # The run the scheduler starts at once ends first: after it, no run (and so no
+        # reload after a run) comes for 15 minutes.
+        assert wait_until(lambda: app.state.view()[0].runs >= 2, timeout=60)
+        with LabelsClient(daemon.url) as client:
+            assert client.labels("shop", rows).version == 1
+            app.store.set_live("shop", copy.version)  # `snapshots rollback shop --to 2`
+            assert wait_until(lambda: client.labels("shop", rows).version == copy.version)
+    finally:
+        daemon.stop()
