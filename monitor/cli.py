@@ -510,7 +510,7 @@ def _finite(value: float) -> float | None:
 
 @main.group()
 def snapshots() -> None:
-    """List, show, diff and roll back model versions."""
+    """List, show, diff and roll back model versions; approve or reject a candidate."""
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
