@@ -86,7 +86,9 @@ class Catalog:
         """Ready once every model that has a live version serves it."""
         if not self._refreshed:
             return False, "serving: the store has not been read yet"
-        problems = [f"{name}: {why}" for name, why in sorted(self._problems.items())]
+        # copy() runs in C under the GIL: a refresh on another thread cannot change the
+        # dictionary while it is read.
+        problems = [f"{name}: {why}" for name, why in sorted(self._problems.copy().items())]
         return (False, "serving: " + "; ".join(problems)) if problems else (True, "ready")
 
     def _refresh(self, name: str) -> None:
