@@ -19,9 +19,11 @@ share the machine's cores with the server, as clients on the same host would.
                             [--format npy|json] [--backends monitor,sklearn]
 
 Prints, per backend and batch size, the median over the runs of p50/p95/p99 latency,
-requests and rows per second; the load average before and after. The runs alternate
-between the backends, so that the load of a shared machine weighs on both alike. Exit 1 when the
-issue's target is missed: p95 under 5 ms for a single row (monitor backend).
+requests and rows per second, and the server's CPU time per request (less inflated than
+latency by other processes on the machine: it counts running, not waiting for a core);
+the load average before and after. The runs alternate between the backends, so that the
+load of a shared machine weighs on both alike. Exit 1 when the issue's target is missed:
+p95 under 5 ms for a single row (monitor backend).
 """
 
 from __future__ import annotations
@@ -131,8 +133,10 @@ def client_process(
     host: str, port: int, request: bytes, clients: int, seconds: float, conn: Any
 ) -> None:
     """Warm up for a second, then measure for ``seconds``; send the figures back."""
-    asyncio.run(_drive(host, port, request, clients, 1.0))
-    conn.send(asyncio.run(_drive(host, port, request, clients, seconds)))
+    warm = asyncio.run(_drive(host, port, request, clients, 1.0))
+    out = asyncio.run(_drive(host, port, request, clients, seconds))
+    out["warmup_requests"] = len(warm["latencies"])
+    conn.send(out)
     conn.close()
 
 
@@ -268,12 +272,17 @@ def _measure(server: Server, rows: int, args: argparse.Namespace) -> dict[str, f
         target=client_process,
         args=(host, port, _request(rows, args.format), args.clients, args.seconds, child),
     )
+    cpu0 = time.process_time()  # this process is the server (its threads included)
     proc.start()
     out = parent.recv()
     proc.join()
+    cpu = time.process_time() - cpu0
     ms = np.array(out["latencies"]) * 1000
     n = len(ms)
     return {
+        # Server CPU per request, warm-up included: what the load of the machine does not
+        # inflate as much as latency (it is time spent running, not waiting for a core).
+        "cpu_us": cpu / max(1, n + out["warmup_requests"]) * 1e6,
         "p50": float(np.percentile(ms, 50)) if n else float("nan"),
         "p95": float(np.percentile(ms, 95)) if n else float("nan"),
         "p99": float(np.percentile(ms, 99)) if n else float("nan"),
@@ -310,7 +319,9 @@ def main(argv: list[str]) -> int:
     )
     columns = ("p50 ms", "p95 ms", "p99 ms", "req/s")
     print(
-        f"{'backend':<8} {'rows':>6} " + " ".join(f"{c:>8}" for c in columns) + "     rows/s errors"
+        f"{'backend':<8} {'rows':>6} "
+        + " ".join(f"{c:>8}" for c in columns)
+        + "     rows/s errors  server CPU us/req"
     )
     # Both servers stay up and the runs alternate between them, batch by batch, so that
     # the machine's load (other processes come and go) weighs on both alike.
@@ -333,7 +344,7 @@ def main(argv: list[str]) -> int:
     ):
         print(
             f"{backend:<8} {rows:>6} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['rps']:>8.0f} {r['rows_ps']:>10.0f} {r['errors']:>6.0f}"
+            f"{r['rps']:>8.0f} {r['rows_ps']:>10.0f} {r['errors']:>6.0f} {r['cpu_us']:>18.0f}"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     single = results.get(("monitor", 1))
