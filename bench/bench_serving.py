@@ -307,9 +307,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--format", choices=("npy", "json"), default="npy")
     parser.add_argument("--backends", default="monitor,sklearn")
     args = parser.parse_args(argv)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
     batches = [int(b) for b in args.batches.split(",")]
     load_before = os.getloadavg()
     print(
@@ -330,6 +327,12 @@ def main(argv: list[str]) -> int:
     try:
         for server in servers.values():
             server.start()
+        # After the servers are built: a limit applies to the BLAS libraries loaded when it
+        # is set, and numpy's and scipy's OpenBLAS (the core's GEMM) are two (as the CLI
+        # sets daemon.blas_threads after loading the package).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
         for _ in range(args.runs):
             for rows in batches:
                 for backend, server in servers.items():
