@@ -76,6 +76,19 @@ class Request:
         Repeated headers arrive joined by commas; equal repeats are one length (RFC 9110
         section 8.6), different ones a 400, like a chunked body sent with a length.
         """
+        length = self._length
+        if isinstance(length, BadRequest):
+            raise length
+        return length
+
+    @functools.cached_property  # the server and the API both ask
+    def _length(self) -> int | BadRequest:
+        try:
+            return self._parse_length()
+        except BadRequest as exc:
+            return exc
+
+    def _parse_length(self) -> int:
         if "transfer-encoding" in self.headers:
             raise BadRequest(411, "a request body needs a Content-Length; chunked is not accepted")
         raw = self.headers.get("content-length")
