@@ -19,7 +19,14 @@ from monitor.checks import Problem, check_float
 from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
-from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
+from monitor.exporter import (
+    ModelSpec,
+    MonitorState,
+    Registry,
+    ServingSpec,
+    ServingStats,
+    make_registry,
+)
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
@@ -31,6 +38,7 @@ from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
 from monitor.scheduling import cron_problem, run_times, schedule_gaps
+from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
 from monitor.store import (
@@ -49,10 +57,14 @@ __all__ = [
     "App",
     "Replay",
     "Retrained",
+    "Serving",
+    "ServingApp",
     "SimulatorServer",
     "SystemClock",
     "backtest",
     "build_app",
+    "build_serving",
+    "build_serving_app",
     "diff_snapshots",
     "k_mismatches",
     "listen_problem",
@@ -357,6 +369,74 @@ def run_timeout(m: ModelSettings, now: datetime) -> float:
 
 
 @dataclass
+class Serving:
+    """The label API and what it reads: the served models and the API's metrics."""
+
+    catalog: Catalog
+    api: ServingApi
+    stats: ServingStats
+
+
+def build_serving(
+    settings: Settings, store: SnapshotStore, *, assigner: Assigner | None = None
+) -> Serving:
+    """The label API over ``store`` for every configured model (nothing loaded yet:
+    ``catalog.refresh()`` reads the store); ``assigner`` replaces the monitor's own."""
+    stats = ServingStats(
+        [
+            ServingSpec(
+                m.name,
+                latency_seconds=m.serving.latency,
+                latency_objective=m.serving.latency_objective,
+                success_objective=m.serving.availability,
+            )
+            for m in settings.models
+        ]
+    )
+
+    def loaded(name: str, variants: Variants) -> None:
+        live, canary = variants.live, variants.canary
+        stats.loaded(
+            name,
+            live=None if live is None else (live.version, live.k),
+            canary=None if canary is None else (canary.version, canary.k),
+            share=variants.share,
+        )
+
+    catalog = Catalog(
+        {m.name: m.serving for m in settings.models},
+        store,
+        assigner or core_assigner(settings.daemon.working_memory_mib),
+        on_change=loaded,
+    )
+    api = ServingApi(catalog, stats, expose_parameters=settings.serving.expose_parameters)
+    return Serving(catalog, api, stats)
+
+
+@dataclass
+class ServingApp:
+    """What `kmeans-monitor serve` runs: the label API over the store, and its metrics."""
+
+    settings: Settings
+    store: SnapshotStore
+    serving: Serving
+    registry: Registry
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once every model with a live version serves it."""
+        return self.serving.catalog.ready()
+
+
+def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None) -> ServingApp:
+    """The label API of ``settings`` with its models loaded from the store."""
+    store = store or open_store(settings.daemon.state_dir, settings.store)
+    serving = build_serving(settings, store)
+    serving.catalog.refresh()
+    registry = make_registry(None, serving=serving.stats, version=__version__)
+    return ServingApp(settings=settings, store=store, serving=serving, registry=registry)
+
+
+@dataclass
 class App:
     """Everything a daemon or a one-off evaluation needs, wired together."""
 
@@ -371,6 +451,7 @@ class App:
     clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"
     # Model -> why its configured k is not the live model's (logged at start-up).
     k_warnings: Mapping[str, str] = field(default_factory=dict)
+    serving: Serving | None = None  # the label API, when serving.enabled
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -424,6 +505,10 @@ def build_app(
     stopping = threading.Event()
     # The pages and the exporter explain each window against the live snapshot.
     sampler = WindowSampler(built)
+    serving = build_serving(settings, store) if settings.serving.enabled else None
+    if serving is not None:
+        # A run that promoted is served at once, not at the next poll of the pointers.
+        on_result = (*on_result, lambda result: serving.catalog.refresh([result.model]))
     runner = Runner(
         settings,
         sources=sampler.sources,
@@ -437,17 +522,20 @@ def build_app(
         run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
     )
     runner.refresh_live()
+    if serving is not None:
+        serving.catalog.refresh()
     return App(
         settings=settings,
         store=store,
         history=history,
         sources=built,
         state=state,
-        registry=make_registry(state),
+        registry=make_registry(state, serving=None if serving is None else serving.stats),
         runner=runner,
         stopping=stopping,
         clock=clock,
         k_warnings=k_warnings,
+        serving=serving,
     )
 
 

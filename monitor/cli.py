@@ -172,6 +172,35 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     daemon.serve_forever()
 
 
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--listen", metavar="HOST:PORT", help="Address of the label API (default serving.listen)."
+)
+@STATE_DIR_OPTION
+def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
+    """Serve cluster labels from the live models (and their canaries) on /v1/models.
+
+    Follows promotions, rollbacks and pending candidates without a restart (docs/serving.md).
+    """
+    from monitor.bootstrap import build_serving_app
+    from monitor.config import parse_listen
+    from monitor.daemon import LabelServer, run_until_signal
+
+    settings = _settings(config_path, state_dir=state_dir)
+    if listen is not None:
+        parse_listen(listen)
+    _limit_blas(settings)
+    server = LabelServer(build_serving_app(settings), listen=listen)
+    run_until_signal(
+        server,
+        on_started=lambda: click.echo(
+            f"serving labels of {len(settings.models)} model(s) at {server.url}/v1/models "
+            "(Ctrl-C to stop)"
+        ),
+    )
+
+
 def _progress_line(
     result: Evaluation | RunFailure, t0: float, state_dir: Path, *, approve: bool = True
 ) -> str:
@@ -677,7 +706,7 @@ def _finite(value: float) -> float | None:
 
 @main.group()
 def snapshots() -> None:
-    """List, show, diff, approve, roll back and retrain model versions."""
+    """List, show, diff, approve, reject, roll back and retrain model versions."""
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
@@ -920,6 +949,33 @@ def _retrain_started(model: str) -> Any:
         )
 
     return started
+
+
+@snapshots.command("reject")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.argument("version", type=VERSION, required=False)
+def snapshots_reject(
+    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+) -> None:
+    """Withdraw the pending candidate of MODEL: no approval awaits it and its canary stops.
+
+    The version stays stored (retired); VERSION, if given, must be the pending one.
+    """
+    store = _open_store(config_path, state_dir)
+    pending = store.pending_version(model)
+    if pending is None:
+        raise SnapshotNotFoundError(f"model {model!r} has no pending candidate")
+    if version is not None and version != pending:
+        raise InvalidInputError(
+            f"model {model!r}: v{version} is not the pending candidate (v{pending} is)"
+        )
+    store.set_pending(model, None)
+    click.echo(
+        f"model {model}: rejected v{pending}; it stays stored, retired. "
+        "A running server stops its canary within seconds."
+    )
 
 
 def _live_or_none(store: Any, model: str) -> int | None:

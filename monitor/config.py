@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import partial
@@ -42,8 +43,10 @@ __all__ = [
     "CronCheck",
     "DaemonSettings",
     "KRange",
+    "ModelServingSettings",
     "ModelSettings",
     "ReferenceSettings",
+    "ServingSettings",
     "Settings",
     "SloSettings",
     "SourceSettings",
@@ -62,6 +65,7 @@ SEASONALITIES = ("auto", "none", "daily", "weekly")
 #: Seconds in one cycle of each seasonality.
 SEASON_PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0}
 NAN_POLICIES = ("fail", "drop")
+SERVING_NAN_POLICIES = ("reject", "null")
 K_CRITERIA = ("silhouette", "gap", "elbow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -159,6 +163,20 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class ModelServingSettings:
+    """How the label API serves one model (docs/serving.md)."""
+
+    max_rows: int = 10_000  # rows in one request (413 beyond)
+    nan_policy: str = "reject"  # a row with NaN/inf: the request is a 400 | that row is null
+    canary_share: float = 0.0  # share of requests the pending candidate answers (0: none)
+    key_header: str = "X-Kmeans-Key"  # sticky routing key: this header...
+    key_field: str = "key"  # ...or this field of a JSON body
+    latency: float = 0.1  # latency SLO: requests answered within this many seconds...
+    latency_objective: float = 0.95  # ...make up at least this share of them
+    availability: float = 0.999  # share of requests answered without a server error
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """Where a model's windows come from: a source kind and its typed options."""
 
@@ -188,6 +206,7 @@ class ModelSettings:
     slo: SloSettings = field(default_factory=SloSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    serving: ModelServingSettings = field(default_factory=ModelServingSettings)
 
 
 @dataclass(frozen=True)
@@ -219,12 +238,24 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The label API of the process (docs/serving.md); each model's policy is its own."""
+
+    enabled: bool = True  # `run` answers /v1 on daemon.listen too
+    listen: str = "127.0.0.1:9320"  # where `kmeans-monitor serve` listens
+    max_body_bytes: int = 16 * 2**20  # one request body (413 beyond)
+    refresh: float = 2.0  # seconds between two reads of the live and pending pointers
+    expose_parameters: bool = False  # GET /v1/models/NAME/parameters: centres and scaler
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon needs, validated."""
 
     daemon: DaemonSettings
     models: tuple[ModelSettings, ...]
     store: StoreSettings = field(default_factory=StoreSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -386,6 +417,38 @@ def _flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise Mismatch(Problem(name, "true or false", value))
     return value
+
+
+# An HTTP header name (RFC 9110 token) and a JSON field that is not the body's own.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_KEY_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _key_field(value: Any, name: str) -> str:
+    field_name = check_name(value, name, _KEY_FIELD)
+    if field_name in ("rows", "features"):
+        raise Mismatch(Problem(name, "a field other than rows and features", value))
+    return field_name
+
+
+_SERVING: Mapping[str, Convert[Any]] = {
+    "enabled": _flag,
+    "listen": _listen,
+    "max_body_bytes": _int(1024, 2**31),
+    "refresh": _duration,
+    "expose_parameters": _flag,
+}
+_MODEL_SERVING: Mapping[str, Convert[Any]] = {
+    "max_rows": _int(1, 10**7),
+    "nan_policy": _choice(SERVING_NAN_POLICIES),
+    "canary_share": _float(0, 1),
+    "key_header": partial(check_name, pattern=_HEADER_NAME),
+    "key_field": _key_field,
+    "latency": _duration,
+    # An objective of 100% leaves no error budget for the burn-rate alerts.
+    "latency_objective": _float(0.5, 1, high_inclusive=False),
+    "availability": _float(0.5, 1, high_inclusive=False),
+}
 
 
 def _store(r: _Reader) -> StoreSettings:
@@ -591,6 +654,7 @@ def _parse_model(
         "slo": _section(r.child("slo"), SloSettings, _SLO),
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
         "training": _section(r.child("training"), TrainingSettings, _TRAINING),
+        "serving": _section(r.child("serving"), ModelServingSettings, _MODEL_SERVING),
     }
     for key, choices in (
         ("scaling", SCALER_KINDS),
@@ -647,6 +711,7 @@ def parse(
     top = _Reader(raw, "", problems)
     daemon = _section(top.child("daemon"), DaemonSettings, _DAEMON)
     store = _store(top.child("store"))
+    serving = _section(top.child("serving"), ServingSettings, _SERVING)
     top.seen.add("models")
     items = top.raw.get("models")
     if not isinstance(items, list) or not items:
@@ -665,7 +730,7 @@ def parse(
     top.finish()
     if problems:
         raise ConfigError(problems)
-    return Settings(daemon=daemon, models=tuple(models), store=store)
+    return Settings(daemon=daemon, models=tuple(models), store=store, serving=serving)
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,7 +1,7 @@
 """Lifecycle: start the scheduler and the HTTP server, stop cleanly on SIGTERM/SIGINT.
 
-``run_until_signal`` is the one place that handles signals: the daemon, the demo and
-the simulator all stop through it.
+``run_until_signal`` is the one place that handles signals: the daemon, the demo, the
+label server and the simulator all stop through it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App, bind_error, web_config
+from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.core.kmeans import warm_up
 from monitor.errors import InvalidInputError
-from monitor.http import HttpServer, MetricsCache, Routes
+from monitor.http import HttpServer, Limits, MetricsCache, Routes
 from monitor.scheduling import Scheduler, schedule_gaps
 
-__all__ = ["Daemon", "Service", "first_run_offsets", "run_until_signal"]
+__all__ = ["Daemon", "LabelServer", "Service", "first_run_offsets", "run_until_signal"]
 
 log = logging.getLogger("monitor")
 
@@ -32,6 +32,57 @@ LIVE_REFRESH_SECONDS = 2.0
 # First runs are spread over at most this many seconds (or the interval, if shorter).
 STAGGER_SECONDS = 60.0
 _MODEL_JOB = "model:"
+
+
+def _limits(settings: Settings, **overrides: int) -> Limits:
+    """The server's limits with the label API's body size (and room for four such bodies)."""
+    size = settings.serving.max_body_bytes
+    return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
+
+
+class _Follower:
+    """A thread that makes the served models follow the store's pointers.
+
+    Its own thread rather than a scheduler job: jobs wait for a free worker behind the
+    model runs, which can take minutes, and a rollback must reach the API in seconds.
+    """
+
+    def __init__(self, serving: Serving, interval: float) -> None:
+        self._serving = serving
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="serving-refresh", daemon=True)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._serving.catalog.refresh()  # logs the problems of the store itself
+            except Exception:  # a bug: the next refresh tries again
+                log.exception("serving: refresh failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+def _listening(
+    host: str, port: int, routes: Routes, settings: Settings, limits: Limits, option: str
+) -> HttpServer:
+    """The HTTP server; a port in use (or a bad host) is an InvalidInputError.
+
+    check-config probes the address first; this is the race lost to another process since.
+    """
+    try:
+        return HttpServer(host, port, routes, web=web_config(settings), limits=limits)
+    except OSError as exc:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise InvalidInputError(
+            f"cannot listen on {where} ({option}): {bind_error(exc, host, port)}"
+        ) from None
 
 
 class Daemon:
@@ -60,14 +111,12 @@ class Daemon:
             index_html=pages.index_html,
             # /metrics is encoded once per change of the state, not once per scrape.
             metrics=MetricsCache(app.registry, lambda: app.state.generation),
+            api=None if app.serving is None else app.serving.api,
         )
-        try:
-            self.http = HttpServer(host, port, routes, web=web_config(app.settings))
-        except OSError as exc:  # lost a race with another process since check-config
-            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise InvalidInputError(
-                f"cannot listen on {where} (daemon.listen): {bind_error(exc, host, port)}"
-            ) from None
+        settings = app.settings
+        self.http = _listening(host, port, routes, settings, _limits(settings), "daemon.listen")
+        serving = app.serving
+        self._follower = None if serving is None else _Follower(serving, settings.serving.refresh)
 
     @property
     def url(self) -> str:
@@ -103,6 +152,8 @@ class Daemon:
             "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
         )
         self.scheduler.start()
+        if self._follower is not None:
+            self._follower.start()
         log.info(
             "kmeans-monitor serving %d model(s); metrics at %s/metrics",
             len(self.app.settings.models),
@@ -131,6 +182,8 @@ class Daemon:
         log.info("stopping: waiting up to %gs for runs in progress to end", grace)
         self.scheduler.shutdown(wait=False)
         idle = self.scheduler.wait_idle(grace)
+        if self._follower is not None:
+            self._follower.stop()
         self.http.stop()
         if idle:
             self.app.close()
@@ -169,6 +222,44 @@ def first_run_offsets(settings: Settings, now: datetime | None = None) -> dict[s
         m.name: i / len(models) * min(schedule_gaps(m.interval, m.cron, when)[0], STAGGER_SECONDS)
         for i, m in enumerate(models)
     }
+
+
+class LabelServer:
+    """`kmeans-monitor serve`: the label API and its /metrics, following the store's
+    live and pending pointers, with no runs of its own."""
+
+    def __init__(self, app: ServingApp, *, listen: str | None = None) -> None:
+        self.app = app
+        settings = app.settings
+        host, port = parse_listen(listen or settings.serving.listen)
+        routes = Routes(
+            registry=app.registry,
+            ready=app.ready,
+            # The serving series change with every answer: at most one encoding a second.
+            metrics=MetricsCache(app.registry, lambda: 0),
+            api=app.serving.api,
+        )
+        # nice 0: answering is this process's job, there are no runs to yield to.
+        limits = _limits(settings, nice=0)
+        self.http = _listening(host, port, routes, settings, limits, "serving.listen")
+        self._follower = _Follower(app.serving, settings.serving.refresh)
+
+    @property
+    def url(self) -> str:
+        host, port = self.http.address
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.http.scheme}://{host}:{port}"
+
+    def start(self) -> None:
+        """Serve, and follow promotions, rollbacks and candidates."""
+        self.http.start()
+        self._follower.start()
+        log.info("kmeans-monitor serving labels at %s/v1/models", self.url)
+
+    def stop(self) -> None:
+        """Stop following the store and serving; idempotent."""
+        self._follower.stop()
+        self.http.stop()
 
 
 class Service(Protocol):

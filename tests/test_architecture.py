@@ -241,3 +241,28 @@ def private_names(path: Path) -> list[str]:
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     found = [n for n in private_names(path) if not n.endswith(".__version__")]
     assert not found, f"{path.relative_to(PACKAGE.parent)} imports private names {found}"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.serving")))
+def test_serving_gets_its_store_through_the_port_and_its_metrics_through_a_protocol(
+    name: str,
+) -> None:
+    for prefix in (
+        "monitor.store",
+        "monitor.sources",
+        "monitor.exporter",
+        "monitor.bootstrap",
+        "monitor.daemon",
+        "monitor.scheduling",
+        "monitor.cli",
+        "monitor.render",
+        "prometheus_client",
+        "apscheduler",
+    ):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+
+
+def test_the_serving_client_needs_only_the_standard_library_and_numpy() -> None:
+    for imp in MODULES["monitor.serving.client"]:
+        top = imp.split(".")[0]
+        assert top in STDLIB or top in {"numpy", "__future__"}, imp

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from monitor import slis as S
 from monitor.explain import Explanation
+from monitor.exporter.serving import ServingCollector, ServingStats
 from monitor.records import FAILURE_REASONS, SKIP_REASONS, Evaluation, Snapshot
 
 __all__ = [
@@ -269,6 +270,26 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ("model",)) -> GaugeMetr
     return GaugeMetricFamily(name, doc, labels=list(labels))
 
 
+def _build_info(version: str) -> GaugeMetricFamily:
+    build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
+    build.add_metric([version, platform.python_version()], 1)
+    return build
+
+
+class _BuildInfoCollector(Collector):
+    """kmeans_build_info alone: what a process without runs (`serve`) says about itself,
+    so that dashboards find its job."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        yield _build_info(self._version)
+
+
 class MonitorCollector(Collector):
     """Turns ``MonitorState`` into the metric families of docs/metrics.md at scrape time."""
 
@@ -282,9 +303,7 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         st = self._state
         view = st.view()
-        build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
-        build.add_metric([st.version, platform.python_version()], 1)
-        yield build
+        yield _build_info(st.version)
         start = GaugeMetricFamily(
             "kmeans_daemon_start_timestamp_seconds", "When the daemon started, unix seconds."
         )
@@ -425,12 +444,25 @@ class MonitorCollector(Collector):
         return family
 
 
-def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:
-    """A private registry with the monitor's collector (and the process/platform ones)."""
+def make_registry(
+    state: MonitorState | None,
+    *,
+    process_metrics: bool = True,
+    serving: ServingStats | None = None,
+    version: str | None = None,
+) -> CollectorRegistry:
+    """A private registry with the monitor's collector (None: a process that only serves
+    labels, which then exports only ``kmeans_build_info`` of ``version``), the label
+    API's when ``serving`` is given, and the process/platform ones."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(MonitorCollector(state))
+    if state is not None:
+        registry.register(MonitorCollector(state))
+    elif version is not None:
+        registry.register(_BuildInfoCollector(version))
+    if serving is not None:
+        registry.register(ServingCollector(serving))
     if process_metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

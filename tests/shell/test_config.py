@@ -84,8 +84,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "feature_psi_critical, feature_psi_warning, label_psi, mode, outlier_quantile, "
             "outlier_ratio, silhouette_drop, split_gain); got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: features, k, "
-            "metric, name, reference, retrain, scaling, schedule, seasonality, slo, source, "
-            "thresholds, training, validation, window); got True",
+            "metric, name, reference, retrain, scaling, schedule, seasonality, serving, slo, "
+            "source, thresholds, training, validation, window); got True",
             # The source's own problems come in the same pass, under the model's name.
             "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
         ]

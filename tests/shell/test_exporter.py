@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exporter import ModelSpec, MonitorState, make_registry
+from monitor.exporter import ModelSpec, MonitorState, ServingSpec, ServingStats, make_registry
 from monitor.records import FAILURE_REASONS, SKIP_REASONS
 from tests.store._store_factories import make_evaluation, make_snapshot
 
@@ -116,7 +116,8 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
 def test_every_exported_name_is_in_the_contract() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
-    text = generate_latest(make_registry(state, process_metrics=False)).decode()
+    serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])  # the daemon serves labels too
+    text = generate_latest(make_registry(state, process_metrics=False, serving=serving)).decode()
     exported = {fam.name for fam in text_string_to_metric_families(text)}
     contract_text = (ROOT / "docs" / "metrics.md").read_text()
     contract = set(re.findall(r"^\| `(kmeans_[a-z_]+)`", contract_text, flags=re.M))
@@ -130,7 +131,9 @@ def test_promtool_check_metrics_is_clean() -> None:
     assert promtool, "promtool missing: run scripts/install-test-deps"
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
-    text = generate_latest(make_registry(state))
+    serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])
+    serving.loaded("m1", live=(3, 4), canary=None, share=0.0)
+    text = generate_latest(make_registry(state, serving=serving))
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )
