@@ -430,7 +430,9 @@ def _quiet_run_log(*, scheduler: bool = False) -> Iterator[None]:
     if ctx.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT:
         yield
         return
-    quieter = {"monitor": logging.WARNING} | ({"apscheduler": logging.ERROR} if scheduler else {})
+    quieter = {"monitor": logging.WARNING}
+    if scheduler:
+        quieter |= {"apscheduler": logging.ERROR, "monitor.schedule": logging.ERROR}
     loggers = {logging.getLogger(name): level for name, level in quieter.items()}
     before = {logger: logger.level for logger in loggers}
     for logger, level in loggers.items():

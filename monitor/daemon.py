@@ -26,6 +26,8 @@ from monitor.scheduling import Scheduler, schedule_gaps
 __all__ = ["Daemon", "LabelServer", "Service", "first_run_offsets", "run_until_signal"]
 
 log = logging.getLogger("monitor")
+# Skipped runs on a logger of their own, which the demo quiets (its first runs overrun).
+skip_log = logging.getLogger("monitor.schedule")
 
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
@@ -166,7 +168,7 @@ class Daemon:
             return
         model = job_id[len(_MODEL_JOB) :]
         self.app.state.record_skipped(model, reason, count)
-        log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
+        skip_log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
 
     def stop(self) -> None:
         """Stop firing, give runs in progress ``daemon.shutdown_grace`` to end, close.
