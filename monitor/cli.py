@@ -388,21 +388,13 @@ def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> str
     if dry_run:
         click.echo(f"dry run: metrics not pushed to {redact_url(gateway)}", err=True)
         return None
-    import http.client
-
+    from monitor.errors import PushError
     from monitor.exporter import push
 
     try:
         push(gateway, app.registry)
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
-        if isinstance(code, int):
-            why = f"HTTP {code} {reason or ''}".rstrip()
-        elif isinstance(reason, OSError) and reason.strerror:
-            why = reason.strerror
-        else:
-            why = str(reason or exc) or type(exc).__name__
-        return redact_text(f"cannot push the metrics to {redact_url(gateway)}: {why}")
+    except PushError as exc:
+        return redact_text(f"cannot push the metrics to {redact_url(gateway)}: {exc}")
     if not as_json:
         click.echo(f"pushed metrics to {redact_url(gateway)}")
     return None

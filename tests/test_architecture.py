@@ -169,13 +169,18 @@ def test_an_adapter_never_imports_another(name: str) -> None:
             {
                 "monitor.exporter.daemon",
                 "monitor.exporter.exposition",
+                "monitor.exporter.serving",
                 "monitor.exporter.simulated",
             },
         ),
         ("sqlite3", {"monitor.store.history"}),
         ("pyarrow", {"monitor.sources.files"}),
         ("urllib.request", {"monitor.sources.prometheus"}),
-        ("http.client", {"monitor.sources.prometheus"}),
+        # HTTP clients: the telemetry source, the Pushgateway's errors, the label API's client.
+        (
+            "http.client",
+            {"monitor.sources.prometheus", "monitor.exporter.exposition", "monitor.serving.client"},
+        ),
         ("cryptography", {"monitor.store._crypto"}),
         ("bcrypt", {"monitor.http._auth"}),
     ],

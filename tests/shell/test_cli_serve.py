@@ -114,7 +114,7 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(config: Path) -> None:
             main, ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
         )
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port} (serving.listen): ")
     assert result.output.count("\n") == 1
 
 
