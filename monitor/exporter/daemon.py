@@ -86,6 +86,7 @@ class _ModelState:
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
+    reference_seconds: float | None = None  # the latest reference period read and trained
     last_run: float = 0.0
     last_success: float = 0.0
     promotions: int = 0
@@ -106,6 +107,7 @@ class _ModelState:
             skipped=dict(self.skipped),
             bucket_counts=list(self.bucket_counts),
             duration_sum=self.duration_sum,
+            reference_seconds=self.reference_seconds,
             last_run=self.last_run,
             last_success=self.last_success,
             promotions=self.promotions,
@@ -191,9 +193,18 @@ class MonitorState:
     def record_success(
         self, evaluation: Evaluation, live: Snapshot, *, duration: float, at: float
     ) -> None:
-        """A run succeeded: its evaluation becomes the latest, ``live`` the live snapshot."""
+        """A run succeeded: its evaluation becomes the latest, ``live`` the live snapshot.
+
+        The time a first run spends reading and training its reference period is its own
+        gauge, not part of the run's duration: the run budget is for the scheduled work,
+        which a one-off training of a day of data would otherwise put over it.
+        """
         with self._lock:
             m = self._models[evaluation.model]
+            reference = evaluation.phase_seconds.get("reference")
+            if reference is not None:
+                m.reference_seconds = reference
+                duration = max(0.0, duration - reference)
             self._observe(m, duration, at)
             m.last_success = at
             m.evaluation = evaluation
@@ -331,7 +342,9 @@ class MonitorCollector(Collector):
             "kmeans_promotions", "Candidates promoted to live.", labels=["model"]
         )
         hist = HistogramMetricFamily(
-            "kmeans_run_duration_seconds", "Wall time of a run.", labels=["model"]
+            "kmeans_run_duration_seconds",
+            "Wall time of a run, less the reading and training of a reference period.",
+            labels=["model"],
         )
         gauges = {
             "last_run": _gauge(
@@ -346,6 +359,11 @@ class MonitorCollector(Collector):
             ),
             "budget": _gauge(
                 "kmeans_run_duration_budget_seconds", "Configured budget for one run."
+            ),
+            "reference": _gauge(
+                "kmeans_reference_training_seconds",
+                "Wall time of the latest reference training: reading the period, training "
+                "and calibrating.",
             ),
             "fresh": _gauge("kmeans_freshness_slo_seconds", "Maximum age of the live snapshot."),
             "objective": _gauge(
@@ -373,6 +391,8 @@ class MonitorCollector(Collector):
             gauges["last_success"].add_metric([name], m.last_success)
             gauges["interval"].add_metric([name], m.spec.interval_seconds)
             gauges["budget"].add_metric([name], m.spec.run_duration_budget_seconds)
+            if m.reference_seconds is not None:
+                gauges["reference"].add_metric([name], m.reference_seconds)
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
             gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)

@@ -56,7 +56,7 @@ def evaluate(
         pending = store.pending_version(model.name) if live is not None else None
     reference = None
     if live is None:  # the first model is trained on the reference period
-        with phases.phase("read"):
+        with phases.phase("reference"):
             reference = read_reference(source, model, now, window)
     ctx = RunContext(now, package_version, working_memory_mib)
     m = measure(window, live, model, phases, ctx, reference)

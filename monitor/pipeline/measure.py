@@ -110,7 +110,7 @@ def measure(
     with phases.phase("validate"):
         X = validate_window(window, model)
     if live is None:
-        with phases.phase("train"):
+        with phases.phase("reference"):
             first = train.train_reference(
                 reference if reference is not None else train.one_window(window, X),
                 model,

@@ -62,6 +62,22 @@ def test_skipped_runs_are_counted_by_reason_from_zero() -> None:
     assert state.generation == before + 3
 
 
+def test_a_reference_training_is_its_own_gauge_not_part_of_the_run_duration() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    snap = make_snapshot("m1", k=3, d=2, version=1, created_at=1234.0)
+    assert ("kmeans_reference_training_seconds", (("model", "m1"),)) not in samples(state)
+    first = make_evaluation("m1", phase_seconds={"read": 0.5, "reference": 40.0, "score": 1.0})
+    state.record_success(first, snap, duration=42.0, at=200.0)
+    steady = make_evaluation("m1", phase_seconds={"read": 0.5, "score": 1.0})
+    state.record_success(steady, snap, duration=2.0, at=300.0)
+    got = samples(state)
+    assert got[("kmeans_reference_training_seconds", (("model", "m1"),))] == 40.0
+    # Both runs are counted; the first with its 2 s of scheduled work only.
+    assert got[("kmeans_run_duration_seconds_count", (("model", "m1"),))] == 2
+    assert got[("kmeans_run_duration_seconds_sum", (("model", "m1"),))] == 4.0
+    assert got[("kmeans_runs_total", (("model", "m1"),))] == 2
+
+
 def test_values_follow_runs_failures_and_rollbacks() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     snap = make_snapshot("m1", k=3, d=2, version=3, created_at=1234.0)
