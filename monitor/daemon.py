@@ -167,6 +167,8 @@ class Daemon:
         if not job_id.startswith(_MODEL_JOB):
             return
         model = job_id[len(_MODEL_JOB) :]
+        if reason == "still_running" and not self.app.state.has_run(model):
+            reason = "first_run"
         self.app.state.record_skipped(model, reason, count)
         skip_log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
 

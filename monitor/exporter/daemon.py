@@ -225,6 +225,11 @@ class MonitorState:
             m.stale = True
             self._generation += 1
 
+    def has_run(self, model: str) -> bool:
+        """Whether a run of ``model`` (successful or not) has ended in this process."""
+        with self._lock:
+            return self._models[model].runs > 0
+
     def record_skipped(self, model: str, reason: str, count: int = 1) -> None:
         """``count`` scheduled runs of ``model`` did not start (one of ``SKIP_REASONS``)."""
         with self._lock:

@@ -49,6 +49,7 @@ def test_skipped_runs_are_counted_by_reason_from_zero() -> None:
     assert {r: samples(state)[(key, (("model", "m1"), ("reason", r)))] for r in SKIP_REASONS} == {
         "missed": 0,
         "still_running": 0,
+        "first_run": 0,
     }
     before = state.generation
     state.record_skipped("m1", "missed", 4)
@@ -60,6 +61,13 @@ def test_skipped_runs_are_counted_by_reason_from_zero() -> None:
     # A skip is not a run, and it re-encodes /metrics like any change.
     assert got[("kmeans_runs_total", (("model", "m1"),))] == 0
     assert state.generation == before + 3
+
+
+def test_has_run_once_any_run_of_the_model_ended() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    assert not state.has_run("m1")
+    state.record_failure("m1", "source", duration=1.0, at=200.0)
+    assert state.has_run("m1")
 
 
 def test_a_reference_training_is_its_own_gauge_not_part_of_the_run_duration() -> None:
