@@ -187,32 +187,59 @@ def calibrate(
     separate = [key for key in keys_t if key in SEPARATE]
     m = len(joint) + len(separate)
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
-    draws = 0
-    for g, n in enumerate(grid):
-        if not joint:
-            break
-        samples = _null_draws(pool, int(n), joint, rng)
-        draws = max(draws, samples.shape[0])
-        for key, value in zip(
-            joint, _family_thresholds(samples, joint, alpha * len(joint) / m), strict=True
-        ):
-            values[g, keys_t.index(key)] = value
-    if SILHOUETTE in separate:
-        values[:, keys_t.index(SILHOUETTE)] = _silhouette_thresholds(pool, grid, alpha / m, rng)
-    refitted = [key for key in separate if key in _REFITTED]
-    if refitted and n_fits > 0:
-        columns = _refit_thresholds(pool, C, grid, n_fits, alpha / m, rng, wm)
-        for key in refitted:
-            values[:, keys_t.index(key)] = columns[key]
+    rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
+    joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), rng)
+    for j, key in enumerate(joint):
+        values[:, keys_t.index(key)] = joint_values[:, j]
+    for key, column in _separate_thresholds(pool, C, grid, separate, n_fits, rate, rng, wm):
+        values[:, keys_t.index(key)] = column
     table = NullTable(
         sizes=grid,
         keys=keys_t,
         values=values,
         false_alarm_rate=alpha,
-        per_sli_rate=alpha / max(1, m),
+        per_sli_rate=rate,
         n_draws=draws,
     )
     return table, _reference_windows(pool, starts, ends)
+
+
+def _joint_thresholds(
+    pool: _Pool, grid: NDArray[np.int64], joint: list[str], rate: float, rng: np.random.Generator
+) -> tuple[F64, int]:
+    """The thresholds of the SLIs drawn together, at each size (``rate`` for them all),
+    and the most null windows drawn at one size."""
+    values = np.full((grid.shape[0], len(joint)), np.nan)
+    draws = 0
+    if not joint:
+        return values, draws
+    for g, n in enumerate(grid):
+        samples = _null_draws(pool, int(n), joint, rng)
+        draws = max(draws, samples.shape[0])
+        values[g] = _family_thresholds(samples, joint, rate)
+    return values, draws
+
+
+def _separate_thresholds(
+    pool: _Pool,
+    C: F64,
+    grid: NDArray[np.int64],
+    separate: list[str],
+    n_fits: int,
+    rate: float,
+    rng: np.random.Generator,
+    wm: float,
+) -> list[tuple[str, F64]]:
+    """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
+    the silhouette from its own draws, the refitted ones from warm refits."""
+    out = []
+    if SILHOUETTE in separate:
+        out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
+    refitted = [key for key in separate if key in _REFITTED]
+    if refitted and n_fits > 0:
+        columns = _refit_thresholds(pool, C, grid, n_fits, rate, rng, wm)
+        out += [(key, columns[key]) for key in refitted]
+    return out
 
 
 def _check(
