@@ -11,15 +11,22 @@ from monitor.records import Decision, Measurement
 __all__ = ["decide", "drift_reasons"]
 
 
-def drift_reasons(slis: Mapping[str, float], thresholds: Mapping[str, float]) -> list[str]:
-    """What drifted past a retrain trigger, as the decision names it ("feature PSI 0.404")."""
+def drift_reasons(
+    slis: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    where: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What drifted past a retrain trigger, as the decision names it: "feature PSI 0.404",
+    or with ``where`` (SLI key -> what its value is the largest of) "feature PSI 0.404
+    (latency_p99_ms)", "centroid drift 0.907 (cluster 1)"."""
     reasons: list[str] = []
     for trigger in S.RETRAIN_TRIGGERS:
         value = slis[trigger.sli]
         if trigger.threshold:
             # A threshold left out at this window size is not a drift signal here.
             if value > thresholds.get(trigger.threshold, float("inf")):
-                reasons.append(f"{trigger.text} {value:.3f}")
+                at = (where or {}).get(trigger.sli)
+                reasons.append(f"{trigger.text} {value:.3f}" + (f" ({at})" if at else ""))
         elif value and trigger.text not in reasons:
             reasons.append(trigger.text)
     return reasons
@@ -44,7 +51,7 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
                 "promote", f"scheduled retrain: live model is {age:.0f}s old", "scheduled"
             )
         return Decision("keep", "kept: scheduled retrain not due")
-    why = drift_reasons(m.slis, m.thresholds)
+    why = drift_reasons(m.slis, m.thresholds, _largest(m))
     if not why:
         return Decision("keep", "kept: no drift")
     if policy == "on-drift":
@@ -53,3 +60,15 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
     if pending is not None:
         return Decision("pend", f"{text}; refreshing candidate v{pending}", "drift", pending)
     return Decision("pend", text, "drift")
+
+
+def _largest(m: Measurement) -> dict[str, str]:
+    """The feature of the largest PSI and the cluster of the largest centroid drift."""
+    out = {}
+    psi = m.view.feature_psi
+    if psi:
+        out[S.FEATURE_PSI_MAX] = max(psi, key=lambda f: psi[f])
+    if m.centroid_drift:
+        drift = m.centroid_drift
+        out[S.CENTROID_DRIFT_MAX] = f"cluster {max(range(len(drift)), key=drift.__getitem__)}"
+    return out

@@ -84,7 +84,8 @@ def measurement(
         labels=np.zeros(4, dtype=np.int64),
         sq_distances=np.zeros(4),
         slis=slis,
-        feature_psi={"a": 0.0, "b": 0.0},
+        # The largest PSI is feature b's, the largest centroid drift cluster 1's.
+        feature_psi={"a": 0.0, "b": slis[S.FEATURE_PSI_MAX]},
         cluster_sizes=(2, 2),
         cluster_shares=(0.5, 0.5),
     )
@@ -100,7 +101,7 @@ def measurement(
         slis,
         thresholds,
         (),
-        (0.0, 0.0),
+        (0.0, slis[S.CENTROID_DRIFT_MAX]),
         np.zeros((2, 2)),
         candidate_ok,
     )
@@ -119,7 +120,7 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
             "on-drift",
             PSI,
             None,
-            Decision("promote", "retrained on drift: feature PSI 0.404", "drift"),
+            Decision("promote", "retrained on drift: feature PSI 0.404 (b)", "drift"),
         ),
         (
             "on-drift",
@@ -127,7 +128,8 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
             None,
             Decision(
                 "promote",
-                "retrained on drift: feature PSI 0.300, label PSI 0.200, centroid drift 0.900",
+                "retrained on drift: feature PSI 0.300 (b), label PSI 0.200, "
+                "centroid drift 0.900 (cluster 1)",
                 "drift",
             ),
         ),
@@ -142,7 +144,7 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
             "manual",
             PSI,
             None,
-            Decision("pend", "drift awaits manual approval: feature PSI 0.404", "drift"),
+            Decision("pend", "drift awaits manual approval: feature PSI 0.404 (b)", "drift"),
         ),
         (
             "manual",
@@ -150,7 +152,7 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
             7,
             Decision(
                 "pend",
-                "drift awaits manual approval: feature PSI 0.404; refreshing candidate v7",
+                "drift awaits manual approval: feature PSI 0.404 (b); refreshing candidate v7",
                 "drift",
                 replaces=7,
             ),
@@ -209,3 +211,7 @@ def test_drift_reasons_compare_strictly_above_the_threshold() -> None:
     at = QUIET | {S.FEATURE_PSI_MAX: 0.25}
     assert drift_reasons(at, thresholds) == []
     assert drift_reasons(at | {S.FEATURE_PSI_MAX: 0.2501}, thresholds) == ["feature PSI 0.250"]
+    where = {S.FEATURE_PSI_MAX: "rps"}
+    assert drift_reasons(at | {S.FEATURE_PSI_MAX: 0.2501}, thresholds, where) == [
+        "feature PSI 0.250 (rps)"
+    ]
