@@ -202,7 +202,12 @@ def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) 
 
 
 def _progress_line(
-    result: Evaluation | RunFailure, t0: float, state_dir: Path, *, approve: bool = True
+    result: Evaluation | RunFailure,
+    t0: float,
+    state_dir: Path,
+    *,
+    approve: bool = True,
+    config: Path | None = None,
 ) -> str:
     """One run in one line (two when a candidate awaits approval: the command to approve)."""
     from monitor.runner import approve_command, awaiting_approval
@@ -222,7 +227,7 @@ def _progress_line(
         f"{fields}  {flag}{result.decision}"
     )
     if approve and awaiting_approval(result):
-        command = approve_command(result.model, result.candidate_version, state_dir)
+        command = approve_command(result.model, result.candidate_version, state_dir, config)
         line += f"\n{'':>8} approve with: {command}"
     return line
 
@@ -358,7 +363,8 @@ def _run_each(
         results.append(result)
         if as_json:
             continue
-        click.echo(_progress_line(result, t0, state_dir, approve=dry is None))
+        line = _progress_line(result, t0, state_dir, approve=dry is None, config=app.settings.path)
+        click.echo(line)
         if dry is not None:
             saved = {s.version for s in dry.saved(name)}
             click.echo(f"{'':>8} dry run: {_would_write(result, saved)}; nothing written")
@@ -929,7 +935,7 @@ def snapshots_retrain(
         return
     state = Path(settings.daemon.state_dir).resolve()
     click.echo(f"{head}; it awaits approval (live stays {was}).")
-    click.echo(f"approve with: {approve_command(model, snap.version, state)}")
+    click.echo(f"approve with: {approve_command(model, snap.version, state, settings.path)}")
 
 
 def _retrain_started(model: str) -> Any:

@@ -256,6 +256,8 @@ class Settings:
     models: tuple[ModelSettings, ...]
     store: StoreSettings = field(default_factory=StoreSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    # The file these settings were read from (absolute), for the commands they print.
+    path: Path | None = None
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -769,7 +771,10 @@ def load(
         raise ConfigError(problems + exc.problems) from None
     if problems:
         raise ConfigError(problems)
-    return settings if path is None else _relative_to(settings, Path(path).resolve().parent)
+    if path is None:
+        return settings
+    file = Path(path).resolve()
+    return replace(_relative_to(settings, file.parent), path=file)
 
 
 def _relative_to(settings: Settings, base: Path) -> Settings:

@@ -102,6 +102,7 @@ class Daemon:
             app.store,
             state_dir=app.settings.daemon.state_dir,
             clock=app.clock.now,
+            config=app.settings.path,
         )
         routes = Routes(
             registry=app.registry,

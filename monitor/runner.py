@@ -49,6 +49,7 @@ __all__ = [
     "awaiting_approval",
     "classify_failure",
     "overflow_message",
+    "store_options",
     "summary",
 ]
 
@@ -242,7 +243,10 @@ class Runner:
                 "model=%s approve with: %s",
                 name,
                 approve_command(
-                    name, evaluation.candidate_version, self._settings.daemon.state_dir
+                    name,
+                    evaluation.candidate_version,
+                    self._settings.daemon.state_dir,
+                    self._settings.path,
                 ),
             )
         return self._finish(evaluation)
@@ -350,9 +354,20 @@ def awaiting_approval(evaluation: Evaluation) -> bool:
     return evaluation.candidate_version is not None and not evaluation.promoted
 
 
-def approve_command(model: str, version: int | None, state_dir: Path) -> str:
+def store_options(state_dir: Path, config: Path | None = None) -> str:
+    """The options of a printed ``snapshots`` command that open the store as the daemon
+    does: with the configuration file when there is one, for its key (an encrypted or
+    signed store cannot be read from the state directory alone)."""
+    if config is None:
+        return f"--state-dir {state_dir}"
+    return f"--config {config} --state-dir {state_dir}"
+
+
+def approve_command(
+    model: str, version: int | None, state_dir: Path, config: Path | None = None
+) -> str:
     """The command that approves a pending candidate, runnable as printed."""
-    return f"kmeans-monitor snapshots approve {model} {version} --state-dir {state_dir}"
+    return f"kmeans-monitor snapshots approve {model} {version} {store_options(state_dir, config)}"
 
 
 def summary(evaluation: Evaluation) -> str:

@@ -22,7 +22,7 @@ from monitor.exporter import ModelStatus, MonitorState
 from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure
 from monitor.render.options import RenderOptions
-from monitor.runner import approve_command
+from monitor.runner import approve_command, store_options
 
 __all__ = ["HISTORY_SECONDS", "ModelPages", "sli_state"]
 
@@ -90,11 +90,13 @@ class ModelPages:
         state_dir: Path,
         clock: Callable[[], float],
         options: RenderOptions | None = None,
+        config: Path | None = None,
     ) -> None:
         self._state = state
         self._history = history
         self._store = store
         self._state_dir = state_dir
+        self._config = config  # the daemon's configuration file, named by the commands
         self._clock = clock
         self._options = options or RenderOptions()
 
@@ -256,17 +258,16 @@ class ModelPages:
             "rollback_command": None,
         }
         state_dir = self._state_dir
+        where = store_options(state_dir, self._config)
         if ctx.pending is not None:
-            out["approve_command"] = approve_command(model, ctx.pending, state_dir)
+            out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
             if ctx.live is not None:
                 out["diff_command"] = (
-                    f"kmeans-monitor snapshots diff {model} {ctx.live} {ctx.pending} "
-                    f"--state-dir {state_dir}"
+                    f"kmeans-monitor snapshots diff {model} {ctx.live} {ctx.pending} {where}"
                 )
         if live is not None and live.parent_version is not None:
             out["rollback_command"] = (
-                f"kmeans-monitor snapshots rollback {model} --to {live.parent_version} "
-                f"--state-dir {state_dir}"
+                f"kmeans-monitor snapshots rollback {model} --to {live.parent_version} {where}"
             )
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -31,8 +32,9 @@ def write_csv(path: Path, X: np.ndarray, mtime: float) -> None:
 
 
 @pytest.fixture
-def manual(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A manual-policy model with v1 live and v2 pending (a drifting window came)."""
+def manual(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, Path]:
+    """A manual-policy model with v1 live and v2 pending (a drifting window came), in a
+    plain store and in an encrypted one (which needs the configuration's key)."""
     data = tmp_path / "data"
     data.mkdir()
     cfg = tmp_path / "monitor.yaml"
@@ -45,7 +47,13 @@ def manual(tmp_path: Path) -> tuple[Path, Path, Path]:
         "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
         "training": {"n_init": 2, "silhouette_sample": 500},
     }
-    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
+    config: dict = {"daemon": {"state_dir": "state"}, "models": [model]}
+    if getattr(request, "param", "plain") == "encrypted":
+        key = tmp_path / "store.key"
+        key.write_bytes(os.urandom(32).hex().encode())
+        key.chmod(0o600)
+        config["store"] = {"key_file": "store.key", "encrypt": True}
+    cfg.write_text(yaml.safe_dump(config))
     now = time.time()
     write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), now - 100)
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
@@ -54,11 +62,13 @@ def manual(tmp_path: Path) -> tuple[Path, Path, Path]:
     write_csv(data / "w2.csv", blobs(900, moved, seed=2), now - 10)
     second = invoke("evaluate", "--config", str(cfg))
     assert second.exit_code == 0 and "drift awaits manual approval" in second.output
-    # The command printed is the one that approves, as printed (the test runs it).
+    # The command printed is the one that approves, as printed (the test runs it): with
+    # the configuration file, whose key opens an encrypted store.
     state = (tmp_path / "state").resolve()
-    assert f"approve with: kmeans-monitor snapshots approve shop 2 --state-dir {state}" in (
-        second.output
+    printed = (
+        f"kmeans-monitor snapshots approve shop 2 --config {cfg.resolve()} --state-dir {state}"
     )
+    assert f"approve with: {printed}" in second.output
     return cfg, data, tmp_path / "state"
 
 
@@ -67,6 +77,7 @@ def states(cfg: Path) -> dict[int, str]:
     return {v["version"]: v["state"] for v in out["shop"]}
 
 
+@pytest.mark.parametrize("manual", ["plain", "encrypted"], indirect=True)
 def test_a_pending_candidate_is_listed_as_pending_and_approved_as_printed(
     manual: tuple[Path, Path, Path],
 ) -> None:
@@ -75,13 +86,13 @@ def test_a_pending_candidate_is_listed_as_pending_and_approved_as_printed(
     shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop", "v2").output)
     assert shown["state"] == "pending" and shown["live"] is False
 
-    printed = f"snapshots approve shop 2 --state-dir {state.resolve()}"
+    printed = f"snapshots approve shop 2 --config {cfg.resolve()} --state-dir {state.resolve()}"
     approved = invoke(*printed.split())
     assert approved.exit_code == 0, approved.output
     assert "approved v2; live v1 -> v2" in approved.output
     assert states(cfg) == {1: "retired", 2: "live"}
 
-    again = invoke("snapshots", "approve", "shop", "--state-dir", str(state))
+    again = invoke("snapshots", "approve", "shop", "--config", str(cfg))
     assert again.exit_code == 2 and "error:" in again.output
     assert states(cfg) == {1: "retired", 2: "live"}  # nothing changed
 
