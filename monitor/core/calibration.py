@@ -21,7 +21,7 @@ has fewer of them, gets a Bonferroni share. See docs/slis.md, "Calibration".
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
+# How a null window's rows are refitted from centres C with a seed: the centres found.
+Refit = Callable[[F64, F64, int], NDArray[Any]]
 Int = NDArray[np.intp]
 
 #: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
@@ -138,6 +140,7 @@ def calibrate(
     n_fits: int = 100,
     random_state: RandomStateLike = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    refit: Refit | None = None,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -154,18 +157,18 @@ def calibrate(
     sizes : sequence of int
         Window sizes (rows) to calibrate at, ascending, each >= 1.
     keys : sequence of str
-        SLI keys of the catalogue to calibrate: any of ``CALIBRATABLE`` and
-        ``centroid_drift_max``.
+        SLI keys to calibrate: any of ``CALIBRATABLE`` and ``centroid_drift_max``.
     false_alarm_rate : float
         Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
     phases : Phases or None
         With a seasonal model, the phase of each block: each block is then compared with
         the reference rows of its own phase (its neighbours'), like a monitored window.
     n_fits : int
-        Null windows refitted per size for the centroid drift (at three sizes, the
-        others interpolated); 0 leaves the centroid drift uncalibrated.
-    random_state : int, Generator, RandomState or None
-    working_memory_mib : float
+        Null windows refitted per size (at three sizes, the others interpolated); 0 leaves
+        the centroid drift uncalibrated.
+    random_state, working_memory_mib : the seed and the memory budget.
+    refit : callable (X, C, seed) -> centres, optional; how a null window is refitted
+        (default: Lloyd warm from C; the pipeline passes its candidate training).
 
     Returns
     -------
@@ -191,16 +194,10 @@ def calibrate(
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), rng)
     for j, key in enumerate(joint):
         values[:, keys_t.index(key)] = joint_values[:, j]
-    for key, column in _separate_thresholds(pool, C, grid, separate, n_fits, rate, rng, wm):
+    refits = (n_fits, refit or _warm_refit(wm))
+    for key, column in _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm):
         values[:, keys_t.index(key)] = column
-    table = NullTable(
-        sizes=grid,
-        keys=keys_t,
-        values=values,
-        false_alarm_rate=alpha,
-        per_sli_rate=rate,
-        n_draws=draws,
-    )
+    table = NullTable(grid, keys_t, values, alpha, per_sli_rate=rate, n_draws=draws)
     return table, _reference_windows(pool, starts, ends)
 
 
@@ -225,19 +222,21 @@ def _separate_thresholds(
     C: F64,
     grid: NDArray[np.int64],
     separate: list[str],
-    n_fits: int,
+    refits: tuple[int, Refit],
     rate: float,
     rng: np.random.Generator,
     wm: float,
 ) -> list[tuple[str, F64]]:
     """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
-    the silhouette from its own draws, the refitted ones from warm refits."""
+    the silhouette from its own draws, the refitted ones from ``refits`` (how many null
+    windows per size, and how each is refitted)."""
+    n_fits, refit = refits
     out = []
     if SILHOUETTE in separate:
         out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
     refitted = [key for key in separate if key in _REFITTED]
     if refitted and n_fits > 0:
-        columns = _refit_thresholds(pool, C, grid, n_fits, rate, rng, wm)
+        columns = _refit_thresholds(pool, C, grid, n_fits, rate, rng, wm, refit)
         out += [(key, columns[key]) for key in refitted]
     return out
 
@@ -693,8 +692,9 @@ def _refit_thresholds(
     level: float,
     rng: np.random.Generator,
     wm: float,
+    refit: Refit,
 ) -> dict[str, F64]:
-    """Centroid drift and split gain thresholds from warm refits on null windows.
+    """Centroid drift and split gain thresholds from refits (``refit``) of null windows.
 
     At up to three sizes (the smallest, the middle and the largest the budget affords),
     ``n_fits`` refits each (up to twice as many where refits are cheap); each gives a
@@ -715,7 +715,7 @@ def _refit_thresholds(
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
         count = int(min(2 * n_fits, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        values = _refits(pool, C, n, count, rng, wm)
+        values = _refits(pool, C, n, count, rng, wm, refit)
         for key, column in values.items():
             finite = column[np.isfinite(column)]
             if finite.shape[0] < max(2, column.shape[0] // 2):
@@ -726,21 +726,27 @@ def _refit_thresholds(
     return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
 
 
+def _warm_refit(wm: float) -> Refit:
+    """A null window refitted by Lloyd warm from the reference centres."""
+
+    def refit(X: F64, C: F64, seed: int) -> NDArray[Any]:
+        fit = fit_kmeans(X, C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm)
+        return fit.centers
+
+    return refit
+
+
 def _refits(
-    pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float
+    pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float, refit: Refit
 ) -> dict[str, F64]:
     """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
     blocks, windows = _draw_rows(pool, n, count, rng)
     out = {key: np.empty(count) for key in _REFITTED}
     for i, (b, rows) in enumerate(zip(blocks, windows, strict=True)):
         seed = int(rng.integers(0, _SEED_HIGH))
-        fit = fit_kmeans(
-            pool.X[rows], C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm
-        )
-        out[CENTROID_DRIFT_MAX][i] = centroid_drift(pool.ref_centers[b], fit.centers).max
-        split = drift.split_gain(
-            pool.X[rows], fit.centers, random_state=seed, working_memory_mib=wm
-        )
+        centers = refit(pool.X[rows], C, seed)
+        out[CENTROID_DRIFT_MAX][i] = centroid_drift(pool.ref_centers[b], centers).max
+        split = drift.split_gain(pool.X[rows], centers, random_state=seed, working_memory_mib=wm)
         out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
     return out
 

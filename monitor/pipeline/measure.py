@@ -14,21 +14,17 @@ from numpy.typing import NDArray
 from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core import drift, scaling
-from monitor.core.kmeans import assign_labels, fit_kmeans
-from monitor.errors import SchemaError, TrainingError
+from monitor.errors import SchemaError
 from monitor.pipeline import train
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.scoring import prepare, score, seed_for, validate_window
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.records import Decision, Measurement, ReferencePeriod, Snapshot, Window, WindowView
 
-__all__ = ["RESTART_ROWS", "RunContext", "measure", "retrain"]
+__all__ = ["RunContext", "measure", "retrain"]
 
 FloatArray = NDArray[np.floating[Any]]
 IntArray = NDArray[np.integer[Any]]
-
-RESTART_ROWS = 50_000  # k-means++ restarts of a candidate run on a sample this large
-_TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 
 
 @dataclass(frozen=True)
@@ -41,41 +37,6 @@ class RunContext:
 
 
 # ---------------------------------------------------------------------------- candidate
-
-
-def _train_candidate(
-    Xs: FloatArray, live: Snapshot, labels: IntArray, model: ModelSettings, seed: int, wm: float
-) -> tuple[FloatArray, IntArray]:
-    """Warm start from the live centroids, plus k-means++ restarts on a sample.
-
-    ``labels`` are the window's assignment to the live centroids (the scoring's): the warm
-    start's first E-step is that assignment, so it is not computed twice. A restart
-    replaces the warm start only when it also wins on the whole window.
-    """
-    t = model.training
-    common: dict[str, Any] = {
-        "max_iter": t.max_iter,
-        "tol": t.tol,
-        "metric": model.metric,
-        "working_memory_mib": wm,
-        "random_state": seed,
-    }
-    try:
-        warm = fit_kmeans(Xs, live.k, init=live.centers, init_labels=labels, n_init=1, **common)
-        if t.candidate_restarts == 0 or Xs.shape[0] <= live.k:
-            return warm.centers, warm.labels
-        n = Xs.shape[0]
-        rng = np.random.default_rng(seed)
-        sample = Xs if n <= RESTART_ROWS else Xs[rng.choice(n, RESTART_ROWS, replace=False)]
-        restart = fit_kmeans(sample, live.k, n_init=t.candidate_restarts, **common)
-        _, sq = assign_labels(Xs, restart.centers, working_memory_mib=wm)
-        if float(sq.sum(dtype=np.float64)) < warm.inertia:
-            polished = fit_kmeans(Xs, live.k, init=restart.centers, n_init=1, **common)
-            if polished.inertia < warm.inertia:
-                return polished.centers, polished.labels
-        return warm.centers, warm.labels
-    except _TRAINING_ERRORS as exc:
-        raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------- measure
@@ -178,7 +139,9 @@ def _measure_with(
     if not candidate:
         return base
     with phases.phase("train"):
-        cand_centers, cand_labels = _train_candidate(Xs, live, view.labels, model, seed, wm)
+        cand_centers, cand_labels = train.train_candidate(
+            Xs, live.centers, model, seed, wm, labels=view.labels
+        )
     with phases.phase("compare"):
         cd = drift.centroid_drift(train.reference_centers(live, window), cand_centers)
         agreement = drift.label_agreement(view.labels, cand_labels, cd.pairs)

@@ -39,6 +39,7 @@ __all__ = [
     "fixed_thresholds",
     "one_window",
     "size_grid",
+    "train_candidate",
     "train_reference",
 ]
 
@@ -52,6 +53,50 @@ CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of this many 
 OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period is measured on
 PHASES = {"daily": 24, "weekly": 168}  # hours of the cycle
 _TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
+RESTART_ROWS = 50_000  # k-means++ restarts of a candidate run on a sample this large
+
+
+def train_candidate(
+    Xs: FloatArray,
+    centers: FloatArray,
+    model: ModelSettings,
+    seed: int,
+    wm: float,
+    *,
+    labels: IntArray | None = None,
+) -> tuple[FloatArray, IntArray]:
+    """A candidate on a window's scaled rows: warm from ``centers``, plus k-means++
+    restarts on a sample; the calibration's null windows are refitted by it too.
+
+    ``labels``, the window's assignment to ``centers`` when the caller has it, is the
+    warm start's first E-step. A restart replaces the warm start only when it also wins
+    on the whole window.
+    """
+    t = model.training
+    k = centers.shape[0]
+    common: dict[str, Any] = {
+        "max_iter": t.max_iter,
+        "tol": t.tol,
+        "metric": model.metric,
+        "working_memory_mib": wm,
+        "random_state": seed,
+    }
+    try:
+        warm = fit_kmeans(Xs, k, init=centers, init_labels=labels, n_init=1, **common)
+        if t.candidate_restarts == 0 or Xs.shape[0] <= k:
+            return warm.centers, warm.labels
+        n = Xs.shape[0]
+        rng = np.random.default_rng(seed)
+        sample = Xs if n <= RESTART_ROWS else Xs[rng.choice(n, RESTART_ROWS, replace=False)]
+        restart = fit_kmeans(sample, k, n_init=t.candidate_restarts, **common)
+        _, sq = assign_labels(Xs, restart.centers, working_memory_mib=wm)
+        if float(sq.sum(dtype=np.float64)) < warm.inertia:
+            polished = fit_kmeans(Xs, k, init=restart.centers, n_init=1, **common)
+            if polished.inertia < warm.inertia:
+                return polished.centers, polished.labels
+        return warm.centers, warm.labels
+    except _TRAINING_ERRORS as exc:
+        raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
 
 
 def one_window(window: Window, X: FloatArray) -> ReferencePeriod:
@@ -228,6 +273,9 @@ def _calibrated(
         keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
         phases=phases, n_fits=max(30, 12 * cfg.calibration_refits),
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
+        # Null windows refitted as a run trains its candidate (restarts too): the centroid
+        # drift's null must hold what a run's candidate can do, not a warm start alone.
+        refit=lambda X, C, seed: train_candidate(X, C, model, seed, wm)[0],
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(snap, null=kept, profile=profile, reference_windows=windows)
