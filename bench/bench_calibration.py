@@ -171,7 +171,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     live = replace(snap, null=null)
     out: dict[str, Any] = {
         "seed": seed,
-        "calibration_seconds": round(time.perf_counter() - t0, 1),
+        "train_and_calibrate_seconds": round(time.perf_counter() - t0, 1),
         "sizes": [],
     }
     features = model.features
