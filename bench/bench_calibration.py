@@ -287,12 +287,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--d", type=int, default=5, help="features")
     parser.add_argument("--rows", type=int, default=2000, help="rows per reference window")
     parser.add_argument("--blocks", type=int, default=288, help="reference windows")
-    parser.add_argument("--false-alarm-rate", type=float, default=0.01)
+    parser.add_argument(
+        "--false-alarm-rate", type=float, default=0.01, help="family-wise, per window"
+    )
     parser.add_argument("--sizes", type=_int_list, default=[50, 500, 5000], help="window rows")
     parser.add_argument(
-        "--windows", type=_int_list, default=[1000], help="fresh windows per size (or one per size)"
+        "--windows",
+        type=_int_list,
+        default=[1000],
+        help="fresh windows: one count for every size, or one per size",
     )
-    parser.add_argument("--seeds", type=_int_list, default=[0])
+    parser.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds")
     parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
     args = parser.parse_args(argv)
     if min(args.k, args.d, args.rows, args.blocks) < 1:
