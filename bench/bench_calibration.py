@@ -166,7 +166,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         prepare(ref.X, snap.scaler, snap.metric), ref.block, snap.centers, snap.bins,
         snap.outliers, starts=ref.starts, ends=ref.ends, sizes=size_grid(args.sizes),
         keys=keys, false_alarm_rate=args.false_alarm_rate, n_fits=FITS,
-        random_state=seed,
+        random_state=seed, refit=train.candidate_refit(model, 64.0),
     )  # fmt: skip
     live = replace(snap, null=null)
     out: dict[str, Any] = {

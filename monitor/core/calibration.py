@@ -61,6 +61,7 @@ __all__ = [
     "JOINT",
     "SEPARATE",
     "Phases",
+    "Refit",
     "block_phases",
     "calibrate",
     "threshold_at",

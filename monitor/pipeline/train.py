@@ -36,6 +36,7 @@ __all__ = [
     "CALIBRATION_ROWS",
     "SAMPLE_ROWS",
     "TRAINING_ROWS",
+    "candidate_refit",
     "fixed_thresholds",
     "one_window",
     "size_grid",
@@ -54,6 +55,12 @@ OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period 
 PHASES = {"daily": 24, "weekly": 168}  # hours of the cycle
 _TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 RESTART_ROWS = 50_000  # k-means++ restarts of a candidate run on a sample this large
+
+
+def candidate_refit(model: ModelSettings, wm: float) -> calibration.Refit:
+    """How the calibration refits a null window: as a run trains its candidate (restarts
+    too), so that the centroid drift's null holds what a run's candidate can do."""
+    return lambda X, C, seed: train_candidate(X, C, model, seed, wm)[0]
 
 
 def train_candidate(
@@ -273,9 +280,7 @@ def _calibrated(
         keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
         phases=phases, n_fits=max(30, 12 * cfg.calibration_refits),
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
-        # Null windows refitted as a run trains its candidate (restarts too): the centroid
-        # drift's null must hold what a run's candidate can do, not a warm start alone.
-        refit=lambda X, C, seed: train_candidate(X, C, model, seed, wm)[0],
+        refit=candidate_refit(model, wm),
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(snap, null=kept, profile=profile, reference_windows=windows)
