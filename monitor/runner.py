@@ -27,7 +27,7 @@ from monitor.errors import (
 )
 from monitor.exporter import MonitorState
 from monitor.pipeline import evaluate
-from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
+from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 
 __all__ = ["Runner", "approve_command", "awaiting_approval", "classify_failure", "summary"]
@@ -71,8 +71,10 @@ class Runner:
         package_version: str,
         should_stop: Callable[[], bool] = lambda: False,
         on_result: Sequence[Callable[[Result], None]] = (),
+        engines: Mapping[str, Engine] | None = None,
     ) -> None:
         self._settings = settings
+        self._engines = dict(engines or {})  # models without one compute in this process
         self._sources = sources
         self._store = store
         self._history = history
@@ -97,6 +99,7 @@ class Runner:
                 package_version=self._package_version,
                 working_memory_mib=self._settings.daemon.working_memory_mib,
                 should_stop=self._should_stop,
+                engine=self._engines.get(name),
             )
         except RunCancelledError as exc:
             log.info("model=%s %s", name, exc)

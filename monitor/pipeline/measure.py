@@ -20,7 +20,16 @@ from monitor.pipeline import train
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.scoring import prepare, score, seed_for, validate_window
 from monitor.pipeline.thresholds import run_thresholds
-from monitor.records import Decision, Measurement, ReferencePeriod, Snapshot, Window, WindowView
+from monitor.ports import Engine
+from monitor.records import (
+    CandidateFit,
+    Decision,
+    Measurement,
+    ReferencePeriod,
+    Snapshot,
+    Window,
+    WindowView,
+)
 
 __all__ = ["RESTART_ROWS", "RunContext", "measure", "retrain"]
 
@@ -38,6 +47,7 @@ class RunContext:
     now: float  # unix seconds: the end of the window and the new snapshots' creation time
     package_version: str = ""
     working_memory_mib: float = 64.0
+    engine: Engine | None = None  # where scoring and the candidate run; None: this process
 
 
 # ---------------------------------------------------------------------------- candidate
@@ -76,6 +86,31 @@ def _train_candidate(
         return warm.centers, warm.labels
     except _TRAINING_ERRORS as exc:
         raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
+
+
+def _candidate(
+    Xs: FloatArray,
+    live: Snapshot,
+    view: WindowView,
+    model: ModelSettings,
+    seed: int,
+    ctx: RunContext,
+) -> CandidateFit:
+    """The candidate's centres and its relabelling of the window, from the run's engine."""
+    wm = ctx.working_memory_mib
+    if ctx.engine is not None:
+        t = model.training
+        try:
+            return ctx.engine.candidate(
+                Xs, live, max_iter=t.max_iter, tol=t.tol, working_memory_mib=wm
+            )
+        except _TRAINING_ERRORS as exc:
+            raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
+    assert view.labels is not None  # the local scoring keeps every row's label
+    centers, labels = _train_candidate(Xs, live, view.labels, model, seed, wm)
+    table = np.zeros((live.k, live.k), dtype=np.int64)
+    np.add.at(table, (view.labels, labels), 1)
+    return CandidateFit(centers=centers, table=table)
 
 
 # ---------------------------------------------------------------------------- measure
@@ -119,10 +154,10 @@ def measure(
                 package_version=ctx.package_version,
                 working_memory_mib=ctx.working_memory_mib,
             )
-        m = _measure_with(window, X, first, model, phases, ctx.working_memory_mib, candidate=False)
+        m = _measure_with(window, X, first, model, phases, ctx, candidate=False)
         return replace(m, live=None, reference=first)
     _check_features(live, model)
-    return _measure_with(window, X, live, model, phases, ctx.working_memory_mib, candidate=True)
+    return _measure_with(window, X, live, model, phases, ctx, candidate=True)
 
 
 def _check_features(live: Snapshot, model: ModelSettings) -> None:
@@ -140,11 +175,13 @@ def _measure_with(
     live: Snapshot,
     model: ModelSettings,
     phases: Phases,
-    wm: float,
+    ctx: RunContext,
     *,
     candidate: bool,
 ) -> Measurement:
     """Score ``live`` on the window; with ``candidate``, train one and compare."""
+    wm = ctx.working_memory_mib
+    scorer = score if ctx.engine is None else ctx.engine.score
     seed = seed_for(model.training.seed, window.start)
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
@@ -152,7 +189,7 @@ def _measure_with(
     compare = train.comparison(live, window)
     with phases.phase("score"):
         Xs = prepare(X, live.scaler, model.metric)
-        view = score(
+        view = scorer(
             Xs,
             live,
             seed=seed,
@@ -178,10 +215,11 @@ def _measure_with(
     if not candidate:
         return base
     with phases.phase("train"):
-        cand_centers, cand_labels = _train_candidate(Xs, live, view.labels, model, seed, wm)
+        fit = _candidate(Xs, live, view, model, seed, ctx)
+    cand_centers = fit.centers
     with phases.phase("compare"):
         cd = drift.centroid_drift(train.reference_centers(live, window), cand_centers)
-        agreement = drift.label_agreement(view.labels, cand_labels, cd.pairs)
+        agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
         split = drift.split_gain(Xs, cand_centers, random_state=seed, working_memory_mib=wm)
@@ -196,7 +234,7 @@ def _measure_with(
             S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares)),
             S.LABEL_AGREEMENT: float(agreement),
         }
-        candidate_ok = bool((np.bincount(cand_labels, minlength=live.k) > 0).all())
+        candidate_ok = bool((fit.table.sum(axis=0) > 0).all())
     return replace(
         base,
         slis=slis,
