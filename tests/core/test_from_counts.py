@@ -91,9 +91,7 @@ def test_label_agreement_from_table_equals_label_agreement(seed: int) -> None:
     pairs = np.array([[0, 1], [1, 2], [2, 3], [3, 0]])
     table = np.zeros((4, 4), dtype=np.int64)
     np.add.at(table, (ref, cur), 1)
-    assert drift.label_agreement_from_table(table, pairs) == drift.label_agreement(
-        ref, cur, pairs
-    )
+    assert drift.label_agreement_from_table(table, pairs) == drift.label_agreement(ref, cur, pairs)
     # Fewer pairs than clusters: the unmatched clusters' points count as disagreeing.
     assert drift.label_agreement_from_table(table, pairs[:2]) == drift.label_agreement(
         ref, cur, pairs[:2]
@@ -166,9 +164,7 @@ def test_indices_from_sums_are_undefined_with_one_populated_cluster() -> None:
     with pytest.warns(DegenerateDataWarning, match="two populated clusters"):
         db = quality.davies_bouldin_from_sums(counts, np.array([3.0, 0.0]), C)
     with pytest.warns(DegenerateDataWarning, match="two populated clusters"):
-        ch = quality.calinski_harabasz_from_sums(
-            counts, np.array([[1.0, 1.0], [0.0, 0.0]]), 2.0, C
-        )
+        ch = quality.calinski_harabasz_from_sums(counts, np.array([[1.0, 1.0], [0.0, 0.0]]), 2.0, C)
     assert (db.defined, ch.defined) == (False, False)
 
 
