@@ -25,6 +25,7 @@ from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest
+from monitor.errors import SchemaError, SourceError
 from monitor.records import (
     CandidateFit,
     OutlierThresholds,
@@ -33,15 +34,35 @@ from monitor.records import (
     WindowView,
 )
 
-__all__ = ["SparkEngine", "blocks_of_frame", "lloyd", "session"]
+__all__ = [
+    "SparkEngine",
+    "blocks_of_frame",
+    "candidate_blocks",
+    "lloyd",
+    "read_rows",
+    "score_blocks",
+    "session",
+]
 
 F64 = NDArray[np.floating[Any]]  # float64 in practice; numpy's stubs lose the width
 I64 = NDArray[Any]  # int64 counts
 Blocks = RDD  # an RDD whose partitions each hold numpy blocks of rows (n_i, d)
 
 
-def session(settings: SparkSettings, app_name: str = "kmeans-monitor") -> SparkSession:
-    """The process's Spark session, started with the model's master and properties."""
+# Spark allows one session per process: the first engine built configures it, and the
+# spark source (which has no settings of its own) reads through the same one.
+_FIRST: list[SparkSettings] = []
+
+
+def session(
+    settings: SparkSettings | None = None, app_name: str = "kmeans-monitor"
+) -> SparkSession:
+    """The process's Spark session, started with a model's master and properties.
+
+    Without settings: those of the first engine built, else Spark's defaults.
+    """
+    if settings is None:
+        settings = _FIRST[0] if _FIRST else SparkSettings()
     builder = SparkSession.builder.master(settings.master).appName(app_name)
     for key, value in settings.conf:
         builder = builder.config(key, value)
@@ -405,14 +426,18 @@ class SparkEngine:
         spark: SparkSession | None = None,
     ) -> None:
         self._settings = settings
+        if not _FIRST:
+            _FIRST.append(settings)
         self._app_name = app_name
         self._spark = spark
-        self._owned = spark is None  # a session passed in is closed by its owner
+        self._owned = False  # a session passed in is closed by its owner
 
     @property
     def spark(self) -> SparkSession:
         """The session, started on first use (not when the daemon is wired)."""
         if self._spark is None:
+            # A session someone else started (a notebook, a test) is theirs to stop.
+            self._owned = SparkSession.getActiveSession() is None
             self._spark = session(self._settings, self._app_name)
         return self._spark
 
@@ -497,3 +522,77 @@ def candidate_blocks(
         "relabelling",
     )
     return CandidateFit(centers=centers, table=table)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_rows(
+    spark: SparkSession,
+    *,
+    path: str | None,
+    table: str | None,
+    fmt: str,
+    time_column: str,
+    features: tuple[str, ...],
+    start: float,
+    end: float,
+    where: str,
+) -> NDArray[np.float64]:
+    """The features of the rows whose time is in ``[start, end)``, float64 (n, d).
+
+    The time filter and the column selection go to Spark (Parquet pushes them down to
+    the files); a time column of timestamps is compared in unix seconds, a numeric one
+    is taken as unix seconds. SchemaError when columns are missing, SourceError when
+    Spark cannot read.
+    """
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
+
+    try:
+        frame = _open(spark, path=path, table=table, fmt=fmt)
+        types = {f.name: f.dataType for f in frame.schema.fields}
+        missing = [c for c in (*features, time_column) if c not in types]
+        if missing:
+            raise SchemaError(f"{where}: missing column(s) {missing}; the data has {sorted(types)}")
+        kind = types[time_column]
+        if isinstance(kind, TimestampType | TimestampNTZType):
+            t = F.unix_micros(F.col(time_column).cast("timestamp")) / 1e6
+        elif isinstance(kind, NumericType):
+            t = F.col(time_column).cast("double")
+        else:
+            raise SchemaError(
+                f"{where}: time column {time_column!r} holds {kind.simpleString()}; "
+                "expected timestamps or unix seconds"
+            )
+        rows = frame.where((t >= start) & (t < end)).select(
+            *[F.col(f).cast("double").alias(f) for f in features]
+        )
+        return _to_numpy(rows, len(features))
+    except PySparkException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{where}: Spark cannot read it: {first}") from exc
+
+
+def _open(spark: SparkSession, *, path: str | None, table: str | None, fmt: str) -> DataFrame:
+    if table is not None:
+        return spark.table(table)
+    reader = spark.read.format(fmt)
+    if fmt == "csv":  # a header row names the columns; numbers are read as numbers
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    return reader.load(path)
+
+
+def _to_numpy(rows: DataFrame, d: int) -> NDArray[np.float64]:
+    """Collect through Arrow when Spark has it (no Python object per value)."""
+    to_arrow = getattr(rows, "toArrow", None)
+    if to_arrow is not None:
+        table = to_arrow()
+        columns = [table.column(j).to_numpy(zero_copy_only=False) for j in range(d)]
+        out = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
+        # Spark's nulls arrive as NaN: the pipeline's value policy judges them.
+        return np.asarray(out, dtype=np.float64).reshape(table.num_rows, d)
+    collected = rows.collect()
+    values = [[np.nan if v is None else v for v in r] for r in collected]
+    return np.asarray(values, dtype=np.float64).reshape(len(collected), d)

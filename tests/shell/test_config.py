@@ -128,8 +128,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         ({"daemon": 5, **minimal()}, "daemon: must be a mapping; got 5"),
         (
             minimal(source={}),
-            "models[checkout].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; "
-            "got None",
+            "models[checkout].source.kind: must be one of {'files', 'prometheus', 'spark', "
+            "'synthetic'}; got None",
         ),
         (
             minimal(source={"kind": "synthetic", "colour": "red"}),
@@ -152,7 +152,8 @@ def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
         "models[0].k: must be an int in [2, 128]; got None",
         "models[0].window: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
         "number of seconds; got None",
-        "models[0].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got None",
+        "models[0].source.kind: must be one of {'files', 'prometheus', 'spark', 'synthetic'}; "
+        "got None",
         "models[0].schedule: must be a mapping with exactly one of 'interval' or 'cron'; got {}",
     ]
 
