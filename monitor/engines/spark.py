@@ -24,7 +24,7 @@ from monitor import slis as S
 from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
-from monitor.core.kmeans import assign_labels, assign_two_nearest
+from monitor.core.kmeans import assign_labels, assign_two_nearest, kmeans_plusplus
 from monitor.errors import SchemaError, SourceError
 from monitor.records import (
     CandidateFit,
@@ -42,6 +42,7 @@ __all__ = [
     "read_rows",
     "score_blocks",
     "session",
+    "train_centers",
 ]
 
 F64 = NDArray[np.floating[Any]]  # float64 in practice; numpy's stubs lose the width
@@ -398,6 +399,43 @@ def lloyd(
     return centers, inertia, n_iter
 
 
+#: Rows the k-means++ seeding of a reference runs on: a uniform sample of the period.
+SEED_ROWS = 100_000
+
+
+def train_centers(
+    blocks: Blocks,
+    k: int,
+    *,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    cosine: bool = False,
+    sample_size: int = SEED_ROWS,
+    working_memory_mib: float = 64.0,
+) -> tuple[F64, float, int]:
+    """Reference centres on rows spread over partitions: (centres, inertia, iterations).
+
+    Greedy k-means++ on a uniform sample of at most ``sample_size`` rows (the only rows
+    that come to the driver), then Lloyd over every row from those seeds.
+    """
+    sample = _sample(blocks, sample_size, seed)
+    if sample.shape[0] < k:
+        raise ValueError(f"{sample.shape[0]} rows cannot seed {k} clusters")
+    if cosine:
+        norms = np.linalg.norm(sample, axis=1, keepdims=True)
+        sample = sample / np.where(norms > 0, norms, 1.0)
+    init, _ = kmeans_plusplus(sample, k, random_state=seed)
+    return lloyd(
+        blocks,
+        np.asarray(init, dtype=np.float64),
+        max_iter=max_iter,
+        tol=tol,
+        cosine=cosine,
+        working_memory_mib=working_memory_mib,
+    )
+
+
 def _table_partition(
     parts: Iterable[NDArray[Any]], live: F64, candidate: F64, wm: float
 ) -> Iterator[I64]:
@@ -492,6 +530,16 @@ class SparkEngine:
                 tol=tol,
                 working_memory_mib=working_memory_mib,
             )
+        finally:
+            blocks.unpersist()
+
+    def fit(
+        self, Xs: NDArray[np.floating[Any]], k: int, *, seed: int, max_iter: int, tol: float
+    ) -> tuple[F64, float, int]:
+        """``train_centers`` on scaled rows held here: a reference trained on the cluster."""
+        blocks = self.blocks(Xs).cache()
+        try:
+            return train_centers(blocks, k, seed=seed, max_iter=max_iter, tol=tol)
         finally:
             blocks.unpersist()
 

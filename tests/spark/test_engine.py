@@ -16,7 +16,8 @@ import pytest
 from monitor import slis as S
 from monitor.config import ModelSettings, SparkSettings, parse
 from monitor.core import drift
-from monitor.engines.spark import SparkEngine, candidate_blocks, score_blocks
+from monitor.core.kmeans import fit_kmeans
+from monitor.engines.spark import SparkEngine, candidate_blocks, lloyd, score_blocks
 from monitor.pipeline import evaluate
 from monitor.pipeline.measure import _train_candidate
 from monitor.pipeline.scoring import prepare, score
@@ -163,3 +164,26 @@ def test_the_pipeline_with_the_spark_engine_records_what_the_local_one_does(
         np.testing.assert_allclose(b.centroid_drift, a.centroid_drift, atol=1e-9)
         np.testing.assert_allclose(snap_b.centers, snap_a.centers, atol=1e-9)
     assert local[1][0].promoted  # the drift was acted on, by both
+
+
+def test_distributed_lloyd_from_an_init_is_the_local_fit_from_it(spark: Any) -> None:
+    X = blobs(3000, np.vstack([CENTERS, CENTERS + 1.5]), seed=4, scale=0.8)
+    init = X[:8]
+    local = fit_kmeans(X, 8, init=init, n_init=1, max_iter=300, tol=1e-4)
+    blocks = spark.sparkContext.parallelize(np.array_split(X, 4), 4)
+    centers, _, n_iter = lloyd(blocks, init, max_iter=300, tol=1e-4)
+    np.testing.assert_allclose(centers, local.centers, rtol=0, atol=1e-9)
+    assert n_iter > 2  # overlapping blobs take a few iterations: they are compared
+
+
+def test_a_reference_trained_on_spark_finds_the_blobs(spark: Any) -> None:
+    X = blobs(4000, CENTERS * 3, seed=5)
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    centers, inertia, _ = engine.fit(X, 4, seed=0, max_iter=100, tol=1e-4)
+    local = fit_kmeans(X, 4, n_init=3, random_state=0)
+    # Well-separated blobs: any good seeding ends in the same partition of the rows.
+    assert inertia == pytest.approx(local.inertia, rel=1e-6)
+    order = np.lexsort(centers.T[::-1])
+    np.testing.assert_allclose(
+        centers[order], local.centers[np.lexsort(local.centers.T[::-1])], atol=1e-9
+    )
