@@ -45,6 +45,10 @@ __all__ = [
     "train_centers",
 ]
 
+#: The executors' assignment kernel: numpy's. The compiled one would be JIT-compiled
+#: again in every Python worker Spark starts (seconds each), for no gain per partition.
+KERNEL = "numpy"
+
 F64 = NDArray[np.floating[Any]]  # float64 in practice; numpy's stubs lose the width
 I64 = NDArray[Any]  # int64 counts
 Blocks = RDD  # an RDD whose partitions each hold numpy blocks of rows (n_i, d)
@@ -97,6 +101,18 @@ def _sum(rdd: RDD, name: str) -> Any:
     return functools.reduce(operator.add, found)
 
 
+def _cluster_sums(X: NDArray[Any], labels: NDArray[Any], k: int) -> F64:
+    """Per-cluster sums of the rows, float64 (k, d): a bincount per feature.
+
+    ``np.add.at`` would do it in one call but is tens of times slower on many rows.
+    """
+    if X.shape[1] == 0:
+        return np.zeros((k, 0))
+    return np.column_stack(
+        [np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])]
+    ).astype(np.float64)
+
+
 # ---------------------------------------------------------------------------- scoring
 
 
@@ -135,9 +151,8 @@ def _score_partition(
     if X is None:
         return
     k = centers.shape[0]
-    labels, sq, sq2 = assign_two_nearest(X, centers, working_memory_mib=wm)
-    sums = np.zeros((k, X.shape[1]))
-    np.add.at(sums, labels, X)
+    labels, sq, sq2 = assign_two_nearest(X, centers, working_memory_mib=wm, kernel=KERNEL)
+    sums = _cluster_sums(X, labels, k)
     a = np.sqrt(sq.astype(np.float64))
     # The simplified silhouette needs a second centre (silhouette_simplified's rule).
     s = silhouette_from_ab(a, np.sqrt(sq2.astype(np.float64))) if k > 1 else np.zeros_like(a)
@@ -288,10 +303,9 @@ def _step_partition(parts: Iterable[NDArray[Any]], centers: F64, wm: float) -> I
     if X is None:
         return
     k = centers.shape[0]
-    labels, sq = assign_labels(X, centers, working_memory_mib=wm)
+    labels, sq = assign_labels(X, centers, working_memory_mib=wm, kernel=KERNEL)
     sq = sq.astype(np.float64)
-    sums = np.zeros((k, X.shape[1]))
-    np.add.at(sums, labels, X)
+    sums = _cluster_sums(X, labels, k)
     far = np.argsort(-sq, kind="stable")[:k]
     yield _Step(
         np.bincount(labels, minlength=k).astype(np.int64),
@@ -443,8 +457,8 @@ def _table_partition(
     if X is None:
         return
     k = live.shape[0]
-    a, _ = assign_labels(X, live, working_memory_mib=wm)
-    b, _ = assign_labels(X, candidate, working_memory_mib=wm)
+    a, _ = assign_labels(X, live, working_memory_mib=wm, kernel=KERNEL)
+    b, _ = assign_labels(X, candidate, working_memory_mib=wm, kernel=KERNEL)
     yield np.bincount(a * k + b, minlength=k * k).reshape(k, k).astype(np.int64)
 
 
@@ -469,6 +483,7 @@ class SparkEngine:
         self._app_name = app_name
         self._spark = spark
         self._owned = False  # a session passed in is closed by its owner
+        self._cached: tuple[NDArray[Any], Blocks] | None = None
 
     @property
     def spark(self) -> SparkSession:
@@ -480,10 +495,24 @@ class SparkEngine:
         return self._spark
 
     def blocks(self, Xs: NDArray[Any]) -> Blocks:
-        """Rows held by this process, spread over the session's default parallelism."""
+        """Rows held by this process, spread over the session's default parallelism.
+
+        Cached on the executors until other rows come: a run's scoring and candidate
+        read the same scaled window, which is then shipped once.
+        """
+        if self._cached is not None and self._cached[0] is Xs:
+            return self._cached[1]
+        self._release()
         sc = self.spark.sparkContext
         n = max(1, min(sc.defaultParallelism, Xs.shape[0]))
-        return sc.parallelize(np.array_split(Xs, n), n)
+        blocks = sc.parallelize(np.array_split(Xs, n), n).cache()
+        self._cached = (Xs, blocks)
+        return blocks
+
+    def _release(self) -> None:
+        if self._cached is not None:
+            self._cached[1].unpersist()
+            self._cached = None
 
     def score(
         self,
@@ -497,19 +526,15 @@ class SparkEngine:
         compare: tuple[NDArray[np.floating[Any]], ReferenceBins] | None = None,
     ) -> WindowView:
         """``score_blocks`` on the window's scaled rows."""
-        blocks = self.blocks(Xs).cache()
-        try:
-            return score_blocks(
-                blocks,
-                snapshot,
-                seed=seed,
-                silhouette_sample=silhouette_sample,
-                working_memory_mib=working_memory_mib,
-                thresholds=thresholds,
-                compare=compare,
-            )
-        finally:
-            blocks.unpersist()
+        return score_blocks(
+            self.blocks(Xs),
+            snapshot,
+            seed=seed,
+            silhouette_sample=silhouette_sample,
+            working_memory_mib=working_memory_mib,
+            thresholds=thresholds,
+            compare=compare,
+        )
 
     def candidate(
         self,
@@ -521,30 +546,27 @@ class SparkEngine:
         working_memory_mib: float,
     ) -> CandidateFit:
         """Distributed Lloyd from the live centres, then the live x candidate table."""
-        blocks = self.blocks(Xs).cache()
         try:
             return candidate_blocks(
-                blocks,
+                self.blocks(Xs),
                 live,
                 max_iter=max_iter,
                 tol=tol,
                 working_memory_mib=working_memory_mib,
             )
         finally:
-            blocks.unpersist()
+            self._release()  # the candidate is a run's last pass over its rows
 
     def fit(
         self, Xs: NDArray[np.floating[Any]], k: int, *, seed: int, max_iter: int, tol: float
     ) -> tuple[F64, float, int]:
         """``train_centers`` on scaled rows held here: a reference trained on the cluster."""
-        blocks = self.blocks(Xs).cache()
-        try:
-            return train_centers(blocks, k, seed=seed, max_iter=max_iter, tol=tol)
-        finally:
-            blocks.unpersist()
+        return train_centers(self.blocks(Xs), k, seed=seed, max_iter=max_iter, tol=tol)
 
     def close(self) -> None:
         """Stop the session if this engine started it."""
+        if self._spark is not None:
+            self._release()
         if self._owned and self._spark is not None:
             self._spark.stop()
             self._spark = None

@@ -108,9 +108,9 @@ def _candidate(
             raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
     assert view.labels is not None  # the local scoring keeps every row's label
     centers, labels = _train_candidate(Xs, live, view.labels, model, seed, wm)
-    table = np.zeros((live.k, live.k), dtype=np.int64)
-    np.add.at(table, (view.labels, labels), 1)
-    return CandidateFit(centers=centers, table=table)
+    k = live.k
+    table = np.bincount(view.labels * k + labels, minlength=k * k).reshape(k, k)
+    return CandidateFit(centers=centers, table=table.astype(np.int64))
 
 
 # ---------------------------------------------------------------------------- measure

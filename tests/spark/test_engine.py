@@ -41,6 +41,9 @@ def model(**over: Any) -> ModelSettings:
         "training": {"n_init": 2, "seed": 3, "silhouette_sample": 2000, "candidate_restarts": 0},
         "retrain": "on-drift",
         "reference": {"window": "10m"},
+        # Fixed thresholds skip the calibration's refits: local work these tests do not
+        # compare (the engine scores and trains the candidate, not the reference).
+        "thresholds": {"mode": "fixed", "calibration_refits": 0},
     }
     m.update(over)
     return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]

@@ -112,6 +112,7 @@ models:
     engine: spark
     spark: {{master: "local[2]", conf: {{spark.ui.showConsoleProgress: false}}}}
     training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
+    thresholds: {{mode: fixed, calibration_refits: 0}}
     source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
 """
     )
