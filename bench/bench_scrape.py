@@ -7,8 +7,9 @@ exporter's registry with process metrics, a ``MetricsCache`` bumped after every 
 (standing in for the version counter MonitorState is to get), and the ``HttpServer``
 with its default ``Limits``. Its soft descriptor limit is lowered to ``--nofile``
 (1,024, systemd's default) as in the issue's reports. A thread that sleeps 20 ms at a
-time records how late it wakes, every run's start is compared with its schedule, and
-APScheduler's "missed" warnings are counted.
+time records how late it wakes, every run's start is compared with its schedule (first
+runs staggered as the daemon staggers them), and the runs the scheduler reports as
+skipped (what ``kmeans_runs_skipped_total`` counts) are counted.
 
 Clients run in other processes, as asyncio Protocols on raw sockets with keep-alive
 like Prometheus, so their cost per request is small and their parsing does not compete
@@ -206,7 +207,9 @@ class RunLog:
     durations: dict[str, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wrap(self, name: str, run: Callable[[str], object]) -> Callable[[], None]:
+    def wrap(
+        self, name: str, run: Callable[[str], object], offset: float = 0.0
+    ) -> Callable[[], None]:
         def timed() -> None:
             start = time.time()
             run(name)
@@ -214,7 +217,7 @@ class RunLog:
                 self.starts[name].append(start)
                 self.durations[name].append(time.time() - start)
 
-        self.added[name] = time.time()
+        self.added[name] = time.time() + offset  # the first run is due then
         self.starts[name] = []
         self.durations[name] = []
         return timed
@@ -245,24 +248,20 @@ class RunLog:
         }
 
 
-class MissedRuns(logging.Handler):
-    """Counts the runs APScheduler gave up on (its only report of them is a log line)."""
+class MissedRuns:
+    """Runs the scheduler reports as not started (the daemon's kmeans_runs_skipped_total)."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
         self.times: list[float] = []
+        self.lock = threading.Lock()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "maximum number of running instances" in message:
-            self.times.append(record.created)
-        elif "was missed by" in message:
-            # "... was missed by 0:00:02.918259": count it at the time it was due.
-            h, m, sec = message.rsplit(" ", 1)[1].split(":")
-            self.times.append(record.created - (int(h) * 3600 + int(m) * 60 + float(sec)))
+    def __call__(self, job_id: str, reason: str, count: int) -> None:
+        with self.lock:
+            self.times += [time.time()] * count
 
     def window(self, t0: float, t1: float) -> dict[str, float]:
-        return {"missed": sum(t0 <= at < t1 for at in self.times)}
+        with self.lock:
+            return {"missed": sum(t0 <= at < t1 for at in self.times)}
 
 
 class Ticker(threading.Thread):
@@ -289,6 +288,7 @@ class Ticker(threading.Thread):
 
 def _settings(models: int, interval: float, rows: int, state_dir: Path) -> Any:
     from monitor.config import parse
+    from monitor.sources import SOURCES
 
     features = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
     return parse(
@@ -310,7 +310,8 @@ def _settings(models: int, interval: float, rows: int, state_dir: Path) -> Any:
                 }
                 for i in range(models)
             ],
-        }
+        },
+        sources=SOURCES,
     )
 
 
@@ -318,41 +319,42 @@ class Target:
     """The daemon's parts in this process: app, scheduler, metrics cache, HTTP server."""
 
     def __init__(self, args: argparse.Namespace, state_dir: Path) -> None:
+        from monitor import views
         from monitor.bootstrap import build_app
         from monitor.http import HttpServer, Limits, MetricsCache, Routes
         from monitor.scheduling import Scheduler
 
         self.app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
-        self.changes = 0  # the version counter the lead adds to MonitorState
-        self.app.on_result.append(self._changed)
-        cache = MetricsCache(self.app.registry, lambda: self.changes)
+        state = self.app.state
+        cache = MetricsCache(self.app.registry, lambda: state.generation)
         routes = Routes(
             registry=self.app.registry,
             ready=self.app.ready,
-            models_json=self.app.models_json,
-            index_html=self.app.index_html,
+            runbook_html=views.runbook_html,
+            models_json=lambda: views.models_json(state),
+            index_html=lambda: views.index_html(state),
             metrics=None if args.no_cache else cache,
         )
         self.server = HttpServer("127.0.0.1", 0, routes, limits=Limits(nice=args.nice))
-        self.scheduler = Scheduler(2)
+        self.missed = MissedRuns()
+        self.scheduler = Scheduler(2, on_skipped=self.missed)
         self.runs = RunLog(args.interval)
         self.ticker = Ticker()
-        self.missed = MissedRuns()
-        logging.getLogger("apscheduler").addHandler(self.missed)
         self._interval = args.interval
 
-    def _changed(self, result: object) -> None:
-        self.changes += 1
-
     def start(self) -> None:
+        from monitor.daemon import first_run_offsets
+
         self.server.start()
         self.ticker.start()
+        offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
             self.scheduler.add(
                 f"model:{m.name}",
-                self.runs.wrap(m.name, self.app.run_model),
+                self.runs.wrap(m.name, self.app.runner.run_model, offsets[m.name]),
                 interval=self._interval,
                 misfire_grace=self._interval / 2,
+                start_in=offsets[m.name],
             )
         self.scheduler.start()
 

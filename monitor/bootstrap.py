@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,12 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, alerting
-from monitor.checks import check_float
-from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load
+from monitor.checks import Problem, check_float
+from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
 from monitor.engines import spark_engine
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
-from monitor.exporter import ModelSpec, MonitorState, Registry, make_registry
+from monitor.exporter import (
+    ModelSpec,
+    MonitorState,
+    Registry,
+    ServingSpec,
+    ServingStats,
+    make_registry,
+)
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
@@ -29,7 +38,8 @@ from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
-from monitor.scheduling import run_times, schedule_interval_seconds
+from monitor.scheduling import cron_problem, run_times, schedule_gaps
+from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
 from monitor.store import (
@@ -48,12 +58,17 @@ __all__ = [
     "App",
     "Replay",
     "Retrained",
+    "Serving",
+    "ServingApp",
     "SimulatorServer",
     "SystemClock",
     "backtest",
     "build_app",
+    "build_serving",
+    "build_serving_app",
     "diff_snapshots",
     "k_mismatches",
+    "listen_problem",
     "load_settings",
     "open_dry_run",
     "open_history",
@@ -61,6 +76,7 @@ __all__ = [
     "read_table",
     "retrain",
     "retrain_command",
+    "run_timeout",
     "simulator_options",
     "simulator_server",
     "snapshot_summary",
@@ -87,13 +103,27 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     raw: Any = None,
     env: Mapping[str, str] | None = None,
+    serve: bool = False,
 ) -> Settings:
     """The settings of a configuration file (or of ``raw``), every source kind known.
 
-    What only the adapters can check is checked too: the web configuration file.
+    What only the adapters can check is checked too, every problem in one ConfigError:
+    crontab expressions (by the scheduler's own parser), each source's credential and
+    certificate files, the web configuration file and, with ``serve`` (``run``,
+    ``demo``, ``check-config``), that the listen address can be listened on.
     """
-    settings = load(path, sources=SOURCES, env=env, overrides=overrides, raw=raw)
-    web_config(settings)
+    settings = load(
+        path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
+    )
+    problems = _source_problems(settings)
+    try:
+        web_config(settings)
+    except ConfigError as exc:
+        problems += exc.problems
+    if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
+        problems.append(listen.config("daemon"))
+    if problems:
+        raise ConfigError(problems)
     return settings
 
 
@@ -108,6 +138,54 @@ def web_config(settings: Settings) -> WebConfig | None:
     """The HTTP endpoint's TLS and basic-auth configuration (ConfigError when invalid)."""
     path = settings.daemon.web_config_file
     return None if path is None else load_web_config(path)
+
+
+def _source_problems(settings: Settings) -> list[str]:
+    """What building each source finds (files it reads, certificates it loads)."""
+    try:
+        sources = _build_sources(settings)
+    except ConfigError as exc:
+        return exc.problems
+    for source in sources.values():
+        source.close()
+    return []
+
+
+def listen_problem(listen: str) -> Problem | None:
+    """Why ``listen`` cannot be listened on (a name that does not resolve, an address
+    not on this host, a port in use); None when a socket binds there now."""
+    host, port = parse_listen(listen)
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        why = f"the host {host!r} does not resolve: {getattr(exc, 'strerror', None) or exc}"
+        return Problem("listen", f"an address this host can listen on ({why})", listen)
+    # Bound as the server binds (SO_REUSEADDR), then closed at once.
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            why = bind_error(exc, host, port)
+            return Problem("listen", f"an address this host can listen on ({why})", listen)
+    return None
+
+
+def bind_error(exc: OSError, host: str, port: int) -> str:
+    """Why binding ``host:port`` failed, in words that say what to change."""
+    where = host or "every interface"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} of {where} is in use: another process listens there, perhaps a "
+            "kmeans-monitor already running"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this host"
+    if exc.errno == errno.EACCES:
+        return f"port {port} needs privileges this process lacks (ports below 1024)"
+    return f"{where}:{port}: {exc.strerror or exc}"
 
 
 def _build_sources(settings: Settings) -> dict[str, TelemetrySource]:
@@ -262,9 +340,15 @@ def open_dry_run(settings: Settings) -> tuple[OverlaySnapshotStore, OverlayHisto
     return OverlaySnapshotStore(inner_store), OverlayHistory(inner_history)
 
 
+# A run's default deadline: this share of the shortest gap between two of its runs...
+RUN_TIMEOUT_SHARE = 0.8
+# ...but never less: a short interval must not abandon a first run training its reference.
+MIN_RUN_TIMEOUT = 60.0
+
+
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
     """The exporter's view of a configured model."""
-    interval = schedule_interval_seconds(m.interval, m.cron, now)
+    interval = schedule_gaps(m.interval, m.cron, now)[1]
     budget = m.slo.run_duration_budget or interval / 2
     return ModelSpec(
         name=m.name,
@@ -288,6 +372,83 @@ def build_engines(settings: Settings) -> dict[str, Engine]:
     }
 
 
+def run_timeout(m: ModelSettings, now: datetime) -> float:
+    """The deadline of a run of ``m``: ``schedule.run_timeout``, or by default 80% of
+    the shortest gap between two runs (so it ends before the next), at least a minute."""
+    if m.run_timeout is not None:
+        return m.run_timeout
+    shortest = schedule_gaps(m.interval, m.cron, now)[0]
+    return max(RUN_TIMEOUT_SHARE * shortest, MIN_RUN_TIMEOUT)
+
+
+@dataclass
+class Serving:
+    """The label API and what it reads: the served models and the API's metrics."""
+
+    catalog: Catalog
+    api: ServingApi
+    stats: ServingStats
+
+
+def build_serving(
+    settings: Settings, store: SnapshotStore, *, assigner: Assigner | None = None
+) -> Serving:
+    """The label API over ``store`` for every configured model (nothing loaded yet:
+    ``catalog.refresh()`` reads the store); ``assigner`` replaces the monitor's own."""
+    stats = ServingStats(
+        [
+            ServingSpec(
+                m.name,
+                latency_seconds=m.serving.latency,
+                latency_objective=m.serving.latency_objective,
+                success_objective=m.serving.availability,
+            )
+            for m in settings.models
+        ]
+    )
+
+    def loaded(name: str, variants: Variants) -> None:
+        live, canary = variants.live, variants.canary
+        stats.loaded(
+            name,
+            live=None if live is None else (live.version, live.k),
+            canary=None if canary is None else (canary.version, canary.k),
+            share=variants.share,
+        )
+
+    catalog = Catalog(
+        {m.name: m.serving for m in settings.models},
+        store,
+        assigner or core_assigner(settings.daemon.working_memory_mib),
+        on_change=loaded,
+    )
+    api = ServingApi(catalog, stats, expose_parameters=settings.serving.expose_parameters)
+    return Serving(catalog, api, stats)
+
+
+@dataclass
+class ServingApp:
+    """What `kmeans-monitor serve` runs: the label API over the store, and its metrics."""
+
+    settings: Settings
+    store: SnapshotStore
+    serving: Serving
+    registry: Registry
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready once every model with a live version serves it."""
+        return self.serving.catalog.ready()
+
+
+def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None) -> ServingApp:
+    """The label API of ``settings`` with its models loaded from the store."""
+    store = store or open_store(settings.daemon.state_dir, settings.store)
+    serving = build_serving(settings, store)
+    serving.catalog.refresh()
+    registry = make_registry(None, serving=serving.stats, version=__version__)
+    return ServingApp(settings=settings, store=store, serving=serving, registry=registry)
+
+
 @dataclass
 class App:
     """Everything a daemon or a one-off evaluation needs, wired together."""
@@ -304,6 +465,7 @@ class App:
     # Model -> why its configured k is not the live model's (logged at start-up).
     k_warnings: Mapping[str, str] = field(default_factory=dict)
     engines: Mapping[str, Engine] = field(default_factory=dict)  # models not run locally
+    serving: Serving | None = None  # the label API, when serving.enabled
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model."""
@@ -363,6 +525,10 @@ def build_app(
     stopping = threading.Event()
     # The pages and the exporter explain each window against the live snapshot.
     sampler = WindowSampler(built)
+    serving = build_serving(settings, store) if settings.serving.enabled else None
+    if serving is not None:
+        # A run that promoted is served at once, not at the next poll of the pointers.
+        on_result = (*on_result, lambda result: serving.catalog.refresh([result.model]))
     runner = Runner(
         settings,
         sources=sampler.sources,
@@ -374,20 +540,24 @@ def build_app(
         should_stop=stopping.is_set,
         on_result=(_explainer(state, sampler), *on_result),
         engines=engines,
+        run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
     )
     runner.refresh_live()
+    if serving is not None:
+        serving.catalog.refresh()
     return App(
         settings=settings,
         store=store,
         history=history,
         sources=built,
         state=state,
-        registry=make_registry(state),
+        registry=make_registry(state, serving=None if serving is None else serving.stats),
         runner=runner,
         stopping=stopping,
         clock=clock,
         k_warnings=k_warnings,
         engines=engines,
+        serving=serving,
     )
 
 

@@ -9,6 +9,7 @@ import math
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,18 @@ from typing import Any
 import click
 
 from monitor import __version__
+from monitor.checks import Mismatch
 from monitor.config import Settings
-from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
+from monitor.errors import (
+    ConfigError,
+    InvalidInputError,
+    SnapshotNotFoundError,
+    SourceError,
+    StoreError,
+    TrainingError,
+)
 from monitor.records import Evaluation, RunFailure
+from monitor.redact import RedactingFilter, redact_text, redact_url
 from monitor.slis import FEATURE_PSI, PROGRESS
 from monitor.timestamps import format_time
 
@@ -46,21 +56,62 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # APScheduler logs every job execution at INFO; the daemon logs each run itself.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+    # The last line of defence: no URL credentials in any log line, whoever writes it.
+    for handler in logging.root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
+    # daemon logs each run and each skipped run itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
 
 
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into a message and exit code 2, not a traceback."""
-    try:
-        yield
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except (InvalidInputError, SnapshotNotFoundError, StoreError, KeyError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+# Exit codes (docs/configuration.md#exit-codes).
+EXIT_FAILED = 1  # evaluate: a run failed or the push failed; render --check: stale files
+EXIT_USER = 2  # the input, the configuration, an option, a file, the store: fix and retry
+EXIT_INTERNAL = 70  # a bug in kmeans-monitor (EX_SOFTWARE of sysexits.h)
+
+# What a user can fix: the configuration, the data, a file, an option, the store.
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    InvalidInputError,
+    SnapshotNotFoundError,
+    StoreError,
+    SourceError,
+    TrainingError,
+    OSError,
+)
+
+
+def _error_line(exc: BaseException) -> str:
+    """A user error as people read it: no errno, no API phrasing of a value check."""
+    if isinstance(exc, Mismatch):  # "model: must be ...; got 'x'", not "The 'model' parameter"
+        return exc.problem.config()
+    if isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.strerror:
+        name = exc.filename
+        return f"{exc.strerror}: {str(name)!r}" if name is not None else exc.strerror
+    return str(exc)
+
+
+class _Commands(click.Group):
+    """The command group: every error leaves as a line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except _USER_ERRORS as exc:
+            click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
+            sys.exit(EXIT_USER)
+        except Exception as exc:
+            trace = "".join(traceback.format_exception(exc)).rstrip()
+            click.echo(redact_text(trace), err=True)
+            click.echo(
+                f"internal error: {redact_text(str(exc)) or type(exc).__name__} (a bug in "
+                f"kmeans-monitor {__version__}: please report it with the traceback above)",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
 
 
 def _limit_blas(settings: Settings) -> None:
@@ -72,17 +123,23 @@ def _limit_blas(settings: Settings) -> None:
 
 
 def _settings(
-    config_path: Path | None, *, listen: str | None = None, state_dir: Path | None = None
+    config_path: Path | None,
+    *,
+    listen: str | None = None,
+    state_dir: Path | None = None,
+    serve: bool = False,
 ) -> Settings:
+    """The checked settings; ``serve`` also checks that the listen address is free."""
     from monitor.bootstrap import load_settings
 
     return load_settings(
         config_path,
         overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
+        serve=serve,
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kmeans-monitor")
 @click.option(
     "--log-level",
@@ -109,11 +166,39 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     from monitor.bootstrap import build_app
     from monitor.daemon import Daemon
 
-    with _user_errors():
-        settings = _settings(config_path, listen=listen, state_dir=state_dir)
-        _limit_blas(settings)
-        daemon = Daemon(build_app(settings, config_path=config_path))
+    settings = _settings(config_path, listen=listen, state_dir=state_dir, serve=True)
+    _limit_blas(settings)
+    daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--listen", metavar="HOST:PORT", help="Address of the label API (default serving.listen)."
+)
+@STATE_DIR_OPTION
+def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
+    """Serve cluster labels from the live models (and their canaries) on /v1/models.
+
+    Follows promotions, rollbacks and pending candidates without a restart (docs/serving.md).
+    """
+    from monitor.bootstrap import build_serving_app
+    from monitor.config import parse_listen
+    from monitor.daemon import LabelServer, run_until_signal
+
+    settings = _settings(config_path, state_dir=state_dir)
+    if listen is not None:
+        parse_listen(listen)
+    _limit_blas(settings)
+    server = LabelServer(build_serving_app(settings), listen=listen)
+    run_until_signal(
+        server,
+        on_started=lambda: click.echo(
+            f"serving labels of {len(settings.models)} model(s) at {server.url}/v1/models "
+            "(Ctrl-C to stop)"
+        ),
+    )
 
 
 def _progress_line(
@@ -160,14 +245,15 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     t0 = time.monotonic()
-    with _user_errors():
-        text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
-        overrides = {"listen": listen, "state_dir": str(state_dir)}
-        settings = load_settings(None, raw=load_yaml(text, "demo.yaml"), overrides=overrides)
-        _limit_blas(settings)
-        state = settings.daemon.state_dir
-        app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
-        daemon = Daemon(app)
+    text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
+    overrides = {"listen": listen, "state_dir": str(state_dir)}
+    settings = load_settings(
+        None, raw=load_yaml(text, "demo.yaml"), overrides=overrides, serve=True
+    )
+    _limit_blas(settings)
+    state = settings.daemon.state_dir
+    app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
+    daemon = Daemon(app)
 
     def started() -> None:
         click.echo(
@@ -212,34 +298,45 @@ def evaluate(
 ) -> None:
     """Batch mode for cron and CronJobs: run models once, optionally push to a Pushgateway.
 
-    Exits 1 when any run failed. With --dry-run each run reads its window, scores the
-    live model and trains a candidate as usual, but what it would store stays in memory.
+    Exits 1 when any run failed or the push failed. With --dry-run each run reads its
+    window, scores the live model and trains a candidate as usual, but what it would
+    store stays in memory.
     """
     from monitor.bootstrap import build_app, open_dry_run
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
     with _quiet_run_log() if dry_run else contextlib.nullcontext():
-        with _user_errors():
-            settings = _settings(config_path, state_dir=state_dir)
-            names = list(models) or [m.name for m in settings.models]
-            for name in names:
-                settings.model(name)
-            if dry_run and push_to:
-                raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
-            _limit_blas(settings)
-            store, history = open_dry_run(settings) if dry_run else (None, None)
-            app = build_app(settings, store=store, history=history, config_path=config_path)
+        settings = _settings(config_path, state_dir=state_dir)
+        names = list(models) or [m.name for m in settings.models]
+        for name in names:
+            _model(settings, name)
+        if dry_run and push_to:
+            raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
+        _limit_blas(settings)
+        store, history = open_dry_run(settings) if dry_run else (None, None)
+        app = build_app(settings, store=store, history=history, config_path=config_path)
         try:
             results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
-            _push(app, push_to or settings.daemon.pushgateway, as_json=as_json, dry_run=dry_run)
+            gateway = push_to or settings.daemon.pushgateway
+            push_error = _push(app, gateway, as_json=as_json, dry_run=dry_run)
         finally:
             app.close()
     if as_json:
         out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
         click.echo(json.dumps(out, indent=2))
-    if any(isinstance(r, RunFailure) for r in results):
-        sys.exit(1)
+    if push_error is not None:
+        click.echo(f"error: {push_error}", err=True)
+    if push_error is not None or any(isinstance(r, RunFailure) for r in results):
+        sys.exit(EXIT_FAILED)
+
+
+def _model(settings: Settings, name: str) -> None:
+    """InvalidInputError naming the configured models when ``name`` is not one of them."""
+    try:
+        settings.model(name)
+    except KeyError as exc:
+        raise InvalidInputError(str(exc.args[0])) from None
 
 
 def _run_each(
@@ -284,18 +381,23 @@ def _would_write(result: Evaluation | RunFailure, saved: set[int]) -> str:
     return f"would have stored v{v} as a candidate awaiting approval"
 
 
-def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> None:
-    """Push the metrics of the runs to a Pushgateway, if one is set (never in a dry run)."""
+def _push(app: Any, gateway: str | None, *, as_json: bool, dry_run: bool) -> str | None:
+    """Push the runs' metrics to a Pushgateway if one is set (never in a dry run); why not."""
     if not gateway:
-        return
+        return None
     if dry_run:
-        click.echo(f"dry run: metrics not pushed to {gateway}", err=True)
-        return
+        click.echo(f"dry run: metrics not pushed to {redact_url(gateway)}", err=True)
+        return None
+    from monitor.errors import PushError
     from monitor.exporter import push
 
-    push(gateway, app.registry)
+    try:
+        push(gateway, app.registry)
+    except PushError as exc:
+        return redact_text(f"cannot push the metrics to {redact_url(gateway)}: {exc}")
     if not as_json:
-        click.echo(f"pushed metrics to {gateway}")
+        click.echo(f"pushed metrics to {redact_url(gateway)}")
+    return None
 
 
 def _dry(dry_run: bool) -> dict[str, bool]:
@@ -320,7 +422,9 @@ def _quiet_run_log(*, scheduler: bool = False) -> Iterator[None]:
     if ctx.get_parameter_source("log_level") is not click.core.ParameterSource.DEFAULT:
         yield
         return
-    quieter = {"monitor": logging.WARNING} | ({"apscheduler": logging.ERROR} if scheduler else {})
+    quieter = {"monitor": logging.WARNING}
+    if scheduler:
+        quieter |= {"apscheduler": logging.ERROR, "monitor.schedule": logging.ERROR}
     loggers = {logging.getLogger(name): level for name, level in quieter.items()}
     before = {logger: logger.level for logger in loggers}
     for logger, level in loggers.items():
@@ -358,16 +462,21 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
 @main.command("check-config")
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config_file: Path) -> None:
-    """Validate a configuration file; list every problem with its model and field."""
+    """Validate a configuration file; list every problem with its model and field.
+
+    Everything `run` would refuse is checked: the schedules by the scheduler's parser,
+    the sources' credential and certificate files, the web configuration file, and that
+    the listen address resolves, is on this host and is free.
+    """
     from monitor.bootstrap import load_settings
 
     try:
-        settings = load_settings(config_file)
+        settings = load_settings(config_file, serve=True)
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:
-            click.echo(f"  - {p}", err=True)
-        sys.exit(2)
+            click.echo(f"  - {redact_text(p)}", err=True)
+        sys.exit(EXIT_USER)
     click.echo(
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
@@ -423,23 +532,20 @@ def backtest(
     from monitor.bootstrap import backtest as run_backtest
     from monitor.timestamps import parse_time
 
-    with _user_errors():
-        settings = _settings(config_path)
-        t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
-        names = list(models) or [m.name for m in settings.models]
-        if plot is not None:
-            plots.plot_format(plot)
-            plots.require_matplotlib()
-            if len(names) > 1:
-                raise InvalidInputError(
-                    f"--plot draws one model: add --model (configured: {', '.join(names)})"
-                )
-        _limit_blas(settings)
-        replays = [
-            run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names
-        ]
-        if plot is not None:
-            plots.plot_replay(replays[0], plot)
+    settings = _settings(config_path)
+    t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
+    names = list(models) or [m.name for m in settings.models]
+    if plot is not None:
+        plots.plot_format(plot)
+        plots.require_matplotlib()
+        if len(names) > 1:
+            raise InvalidInputError(
+                f"--plot draws one model: add --model (configured: {', '.join(names)})"
+            )
+    _limit_blas(settings)
+    replays = [run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names]
+    if plot is not None:
+        plots.plot_replay(replays[0], plot)
     if as_json:
         click.echo(json.dumps([_replay_json(r) for r in replays], indent=2))
     else:
@@ -594,7 +700,7 @@ def _finite(value: float) -> float | None:
 
 @main.group()
 def snapshots() -> None:
-    """List, show, diff, approve, roll back and retrain model versions."""
+    """List, show, diff, approve, reject, roll back and retrain model versions."""
 
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
@@ -653,13 +759,12 @@ def snapshots_list(
     """
     from monitor.bootstrap import version_summary
 
-    with _user_errors():
-        store = _open_store(config_path, state_dir)
-        models = [model] if model else store.models()
-        listed = {name: store.list_versions(name) for name in models}
-        warnings = [w for name in models if (w := _live_warning(store, name))]
-        if model and not listed[model]:
-            raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
+    store = _open_store(config_path, state_dir)
+    models = [model] if model else store.models()
+    listed = {name: store.list_versions(name) for name in models}
+    warnings = [w for name in models if (w := _live_warning(store, name))]
+    if model and not listed[model]:
+        raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
     if as_json:
         out = {name: [version_summary(i) for i in infos] for name, infos in listed.items()}
         click.echo(json.dumps(out, indent=2))
@@ -705,11 +810,10 @@ def snapshots_show(
     """Show one version (the live one by default) as JSON, with its state."""
     from monitor.bootstrap import snapshot_summary
 
-    with _user_errors():
-        store = _open_store(config_path, state_dir)
-        snap = store.load(model, version)
-        state = next(i.state for i in store.list_versions(model) if i.version == snap.version)
-        click.echo(json.dumps(snapshot_summary(snap, state=state), indent=2))
+    store = _open_store(config_path, state_dir)
+    snap = store.load(model, version)
+    state = next(i.state for i in store.list_versions(model) if i.version == snap.version)
+    click.echo(json.dumps(snapshot_summary(snap, state=state), indent=2))
 
 
 @snapshots.command("diff")
@@ -724,10 +828,9 @@ def snapshots_diff(
     """Matched centroid drift and feature PSI from version A to version B."""
     from monitor.bootstrap import diff_snapshots
 
-    with _user_errors():
-        store = _open_store(config_path, state_dir)
-        sa, sb = store.load(model, a), store.load(model, b)
-        d = diff_snapshots(sa, sb)
+    store = _open_store(config_path, state_dir)
+    sa, sb = store.load(model, a), store.load(model, b)
+    d = diff_snapshots(sa, sb)
     cd = d.centroid_drift
     click.echo(
         f"model {model}: v{a} (k={sa.k}) -> v{b} (k={sb.k}), distances in v{a}'s scaled units"
@@ -759,9 +862,8 @@ def snapshots_rollback(
 
     With --to it also repairs a missing or broken live pointer.
     """
-    with _user_errors():
-        store = _open_store(config_path, state_dir)
-        before, after = store.rollback(model, to)
+    store = _open_store(config_path, state_dir)
+    before, after = store.rollback(model, to)
     was = "none" if before is None else f"v{before}"
     click.echo(f"model {model}: live {was} -> v{after}. A running daemon follows within seconds.")
 
@@ -775,10 +877,9 @@ def snapshots_approve(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
 ) -> None:
     """Make the pending candidate of MODEL live (VERSION, if given, must be that candidate)."""
-    with _user_errors():
-        store = _open_store(config_path, state_dir)
-        before = _live_or_none(store, model)
-        approved = store.approve(model, version)
+    store = _open_store(config_path, state_dir)
+    before = _live_or_none(store, model)
+    approved = store.approve(model, version)
     was = "none" if before is None else f"v{before}"
     click.echo(
         f"model {model}: approved v{approved}; live {was} -> v{approved}. "
@@ -809,14 +910,13 @@ def snapshots_retrain(
 
     if config_path is None:
         raise click.UsageError("snapshots retrain needs --config FILE: it reads the model's source")
-    with _user_errors():
-        settings = _settings(config_path, state_dir=state_dir)
-        _limit_blas(settings)
-        try:
-            done = retrain(settings, model, live=live, on_start=_retrain_started(model))
-        except (SourceError, TrainingError) as exc:
-            click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
-            sys.exit(1)
+    settings = _settings(config_path, state_dir=state_dir)
+    _limit_blas(settings)
+    try:
+        done = retrain(settings, model, live=live, on_start=_retrain_started(model))
+    except (SourceError, TrainingError) as exc:
+        click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
+        sys.exit(1)
     snap = done.snapshot
     period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
     # Windows of the period left out are logged as a warning by the reading itself.
@@ -843,6 +943,33 @@ def _retrain_started(model: str) -> Any:
         )
 
     return started
+
+
+@snapshots.command("reject")
+@CONFIG_OPTION
+@STATE_DIR_OPTION
+@click.argument("model")
+@click.argument("version", type=VERSION, required=False)
+def snapshots_reject(
+    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+) -> None:
+    """Withdraw the pending candidate of MODEL: no approval awaits it and its canary stops.
+
+    The version stays stored (retired); VERSION, if given, must be the pending one.
+    """
+    store = _open_store(config_path, state_dir)
+    pending = store.pending_version(model)
+    if pending is None:
+        raise SnapshotNotFoundError(f"model {model!r} has no pending candidate")
+    if version is not None and version != pending:
+        raise InvalidInputError(
+            f"model {model!r}: v{version} is not the pending candidate (v{pending} is)"
+        )
+    store.set_pending(model, None)
+    click.echo(
+        f"model {model}: rejected v{pending}; it stays stored, retired. "
+        "A running server stops its canary within seconds."
+    )
 
 
 def _live_or_none(store: Any, model: str) -> int | None:
@@ -916,18 +1043,17 @@ def history(
     """
     from monitor.bootstrap import open_history
 
-    with _user_errors():
-        directory = _state_dir_of(config_path, state_dir)
-        now = time.time()
-        start = _when(since, "--since", now)
-        end = None if until is None else _when(until, "--until", now)
-        if end is not None and end <= start:
-            raise InvalidInputError(
-                f"--until ({format_time(end)}) must be after --since ({format_time(start)})"
-            )
-        with open_history(directory) as h:
-            found = h.since(model, start, end, limit=HISTORY_LIMIT)
-            latest = _latest_run(h, model) if not _runs(found) else None
+    directory = _state_dir_of(config_path, state_dir)
+    now = time.time()
+    start = _when(since, "--since", now)
+    end = None if until is None else _when(until, "--until", now)
+    if end is not None and end <= start:
+        raise InvalidInputError(
+            f"--until ({format_time(end)}) must be after --since ({format_time(start)})"
+        )
+    with open_history(directory) as h:
+        found = h.since(model, start, end, limit=HISTORY_LIMIT)
+        latest = _latest_run(h, model) if not _runs(found) else None
     if as_json:
         click.echo(json.dumps(_history_json(found, now), indent=2))
         return
@@ -1122,22 +1248,38 @@ class _KData:
         return int(self.X.shape[0])
 
 
-def _k_data(path: Path, features: str | None, scaling: str, sample: int, seed: int) -> _KData:
-    """Read the file, sample it down to ``sample`` rows, drop non-finite rows, scale."""
+def _k_data(
+    path: Path, features: str | None, scaling: str, sample: int, seed: int, k_max: int
+) -> _KData:
+    """The file's rows sampled down to ``sample``, finite ones only, scaled; user errors else."""
     import numpy as np
 
     from monitor.bootstrap import read_table
     from monitor.core import scaling as scaling_mod
+    from monitor.runner import overflow_message
 
-    names, X = read_table(path, [f.strip() for f in features.split(",")] if features else None)
+    wanted = [f.strip() for f in features.split(",")] if features else None
+    if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
+        raise InvalidInputError(f"--features names {repeated} more than once")
+    names, X = read_table(path, wanted)
+    if not names:
+        raise InvalidInputError(f"{path}: no numeric column to choose k on")
     n_file = X.shape[0]
-    rng = np.random.default_rng(seed)
     if n_file > sample:
+        rng = np.random.default_rng(seed)
         X = X[np.sort(rng.choice(n_file, sample, replace=False))]
     ok = np.isfinite(X).all(axis=1)
     dropped = int((~ok).sum())
     if dropped:
         X = X[ok]
+    if X.shape[0] < k_max:
+        raise InvalidInputError(
+            f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
+            f"least {k_max}"
+        )
+    overflow = overflow_message(X, names, None, "squared distances")
+    if overflow is not None:
+        raise InvalidInputError(f"{path}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
     return _KData(list(names), Xs, n_file, n_file > sample, dropped)
 
@@ -1155,8 +1297,8 @@ def _k_rows_text(data: _KData, sample: int) -> str:
 
 @main.command("choose-k")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--k-min", type=int, default=2, show_default=True)
-@click.option("--k-max", type=int, default=10, show_default=True)
+@click.option("--k-min", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--k-max", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
 @click.option(
     "--scaling",
@@ -1173,12 +1315,12 @@ def _k_rows_text(data: _KData, sample: int) -> str:
 )
 @click.option(
     "--refs",
-    type=int,
+    type=click.IntRange(min=1),
     default=10,
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
     "--plot",
@@ -1206,24 +1348,23 @@ def choose_k(
     from monitor import plots
     from monitor.core import selection
 
-    with _user_errors():
-        if k_min < 1 or k_max <= k_min:
-            raise InvalidInputError(f"need 1 <= --k-min < --k-max; got {k_min} and {k_max}")
-        if plot is not None:
-            plots.plot_format(plot)
-            plots.require_matplotlib()
-        data = _k_data(path, features, scaling, sample, seed)
-        ks = list(range(k_min, k_max + 1))
-        # Each k's own fit and silhouette come first and cost more than a reference fit.
-        bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
-        try:
-            sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
-        finally:
-            bar.close()
-        rows = _k_rows_text(data, sample)
-        if plot is not None:
-            title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
-            plots.plot_k_selection(sel, plot, title=title)
+    if k_max <= k_min:
+        raise InvalidInputError(f"need --k-min < --k-max; got {k_min} and {k_max}")
+    if plot is not None:
+        plots.plot_format(plot)
+        plots.require_matplotlib()
+    data = _k_data(path, features, scaling, sample, seed, k_max)
+    ks = list(range(k_min, k_max + 1))
+    # Each k's own fit and silhouette come first and cost more than a reference fit.
+    bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
+    try:
+        sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
+    finally:
+        bar.close()
+    rows = _k_rows_text(data, sample)
+    if plot is not None:
+        title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
+        plots.plot_k_selection(sel, plot, title=title)
     if as_json:
         click.echo(json.dumps(_k_json(path, data, sel), indent=2))
     else:
@@ -1327,10 +1468,9 @@ def render(
         "dashboard_url_pattern": dashboard_url_pattern,
         "daemon_url": daemon_url,
     }
-    with _user_errors():
-        options = render_mod.RenderOptions(
-            time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
-        )
+    options = render_mod.RenderOptions(
+        time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
+    )
     for written in render_mod.render_all(root, options):
         click.echo(f"wrote {written}")
 
@@ -1341,8 +1481,11 @@ def runbook(alertname: str) -> None:
     """Print the runbook of an alert."""
     from monitor import render as render_mod
 
-    with _user_errors():
-        click.echo(render_mod.runbook_markdown(alertname))
+    try:
+        page = render_mod.runbook_markdown(alertname)
+    except render_mod.UnknownAlertError as exc:  # a KeyError whose text lists the names
+        raise InvalidInputError(str(exc)) from None
+    click.echo(page)
 
 
 # ------------------------------------------------------------------------ simulate
@@ -1376,10 +1519,9 @@ def simulate(config_path: Path | None, listen: str, refresh: float) -> None:
     from monitor.daemon import run_until_signal
     from monitor.yamlfile import read_yaml
 
-    with _user_errors():
-        options = simulator_options(None if config_path is None else read_yaml(config_path))
-        host, port = parse_listen(listen)
-        server = simulator_server(options, host, port, refresh=refresh)
+    options = simulator_options(None if config_path is None else read_yaml(config_path))
+    host, port = parse_listen(listen)
+    server = simulator_server(options, host, port, refresh=refresh)
     run_until_signal(
         server,
         on_started=lambda: click.echo(

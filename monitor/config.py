@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import partial
@@ -39,10 +40,13 @@ from monitor.timestamps import format_time, parse_time
 from monitor.yamlfile import read_yaml
 
 __all__ = [
+    "CronCheck",
     "DaemonSettings",
     "KRange",
+    "ModelServingSettings",
     "ModelSettings",
     "ReferenceSettings",
+    "ServingSettings",
     "Settings",
     "SloSettings",
     "SourceSettings",
@@ -62,6 +66,7 @@ SEASONALITIES = ("auto", "none", "daily", "weekly")
 #: Seconds in one cycle of each seasonality.
 SEASON_PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0}
 NAN_POLICIES = ("fail", "drop")
+SERVING_NAN_POLICIES = ("reject", "null")
 K_CRITERIA = ("silhouette", "gap", "elbow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: Where a model's numeric work runs: this process, or a Spark cluster (monitor.engines).
@@ -69,6 +74,8 @@ ENGINES = ("local", "spark")
 
 T = TypeVar("T")
 S = TypeVar("S")
+# Why a crontab expression would be refused by the scheduler; None when it is accepted.
+CronCheck = Callable[[str], str | None]
 # A check of one value: (value, field name) -> the typed value, or Mismatch.
 Convert = Callable[[Any, str], T]
 
@@ -159,6 +166,20 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class ModelServingSettings:
+    """How the label API serves one model (docs/serving.md)."""
+
+    max_rows: int = 10_000  # rows in one request (413 beyond)
+    nan_policy: str = "reject"  # a row with NaN/inf: the request is a 400 | that row is null
+    canary_share: float = 0.0  # share of requests the pending candidate answers (0: none)
+    key_header: str = "X-Kmeans-Key"  # sticky routing key: this header...
+    key_field: str = "key"  # ...or this field of a JSON body
+    latency: float = 0.1  # latency SLO: requests answered within this many seconds...
+    latency_objective: float = 0.95  # ...make up at least this share of them
+    availability: float = 0.999  # share of requests answered without a server error
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """Where a model's windows come from: a source kind and its typed options."""
 
@@ -189,6 +210,7 @@ class ModelSettings:
     metric: str = "euclidean"
     retrain: str = "manual"
     misfire_grace: float | None = None  # None: half the interval
+    run_timeout: float | None = None  # None: 80% of the interval, at least 1 minute
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     seasonality: str = "none"  # none | daily | weekly (the file's "auto" is resolved)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
@@ -197,6 +219,7 @@ class ModelSettings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     engine: str = "local"
     spark: SparkSettings = field(default_factory=SparkSettings)
+    serving: ModelServingSettings = field(default_factory=ModelServingSettings)
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,7 @@ class DaemonSettings:
     pushgateway: str | None = None
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
+    shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
 
 
 @dataclass(frozen=True)
@@ -227,12 +251,24 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The label API of the process (docs/serving.md); each model's policy is its own."""
+
+    enabled: bool = True  # `run` answers /v1 on daemon.listen too
+    listen: str = "127.0.0.1:9320"  # where `kmeans-monitor serve` listens
+    max_body_bytes: int = 16 * 2**20  # one request body (413 beyond)
+    refresh: float = 2.0  # seconds between two reads of the live and pending pointers
+    expose_parameters: bool = False  # GET /v1/models/NAME/parameters: centres and scaler
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon needs, validated."""
 
     daemon: DaemonSettings
     models: tuple[ModelSettings, ...]
     store: StoreSettings = field(default_factory=StoreSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -242,12 +278,23 @@ class Settings:
         raise KeyError(f"no model named {name!r}; configured: {names}")
 
 
+LISTEN_FORMS = "HOST:PORT like 127.0.0.1:9310, :9310 (every interface) or [::1]:9310"
+
+
 def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); Mismatch when malformed."""
+    """Split ``HOST:PORT``; ``:PORT`` is every interface (host ``""``), ``[::1]:PORT`` IPv6.
+
+    An IPv6 address must be in brackets, or its last group would read as the port.
+    Mismatch when malformed.
+    """
     host, sep, port = str(value).rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise Mismatch(Problem("listen", "HOST:PORT like 127.0.0.1:9310", value))
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    plain = not any(c in host for c in ":[]")
+    valid_host = bool(host) and ":" in host if bracketed else plain
+    if not sep or not valid_host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise Mismatch(Problem("listen", LISTEN_FORMS, value))
     return host, int(port)
 
 
@@ -375,6 +422,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "pushgateway": _text,
     "log_level": _choice(LOG_LEVELS),
     "web_config_file": lambda value, name: Path(_text(value, name)),
+    "shutdown_grace": _duration,
 }
 
 
@@ -382,6 +430,38 @@ def _flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise Mismatch(Problem(name, "true or false", value))
     return value
+
+
+# An HTTP header name (RFC 9110 token) and a JSON field that is not the body's own.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_KEY_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _key_field(value: Any, name: str) -> str:
+    field_name = check_name(value, name, _KEY_FIELD)
+    if field_name in ("rows", "features"):
+        raise Mismatch(Problem(name, "a field other than rows and features", value))
+    return field_name
+
+
+_SERVING: Mapping[str, Convert[Any]] = {
+    "enabled": _flag,
+    "listen": _listen,
+    "max_body_bytes": _int(1024, 2**31),
+    "refresh": _duration,
+    "expose_parameters": _flag,
+}
+_MODEL_SERVING: Mapping[str, Convert[Any]] = {
+    "max_rows": _int(1, 10**7),
+    "nan_policy": _choice(SERVING_NAN_POLICIES),
+    "canary_share": _float(0, 1),
+    "key_header": partial(check_name, pattern=_HEADER_NAME),
+    "key_field": _key_field,
+    "latency": _duration,
+    # An objective of 100% leaves no error budget for the burn-rate alerts.
+    "latency_objective": _float(0.5, 1, high_inclusive=False),
+    "availability": _float(0.5, 1, high_inclusive=False),
+}
 
 
 def _store(r: _Reader) -> StoreSettings:
@@ -510,16 +590,25 @@ def _seasonal_problems(
     return problems
 
 
-def _schedule(r: _Reader) -> tuple[float | None, str | None, float | None]:
-    """(interval, cron, misfire_grace); exactly one of the first two is set when valid."""
+def _schedule(
+    r: _Reader, check_cron: CronCheck | None
+) -> tuple[float | None, str | None, float | None, float | None]:
+    """(interval, cron, misfire_grace, run_timeout); one of the first two is set when valid.
+
+    ``check_cron`` says why a 5-field expression would be refused by the scheduler.
+    """
     interval = r.get("interval", None, _duration)
     cron = r.get("cron", None, _cron)
+    if cron is not None and check_cron is not None and (why := check_cron(cron)) is not None:
+        r.add(Problem("cron", f"a crontab expression the scheduler accepts ({why})", cron))
+        cron = None
     grace = r.get("misfire_grace", None, _duration)
+    timeout = r.get("run_timeout", None, _duration)
     if (r.raw.get("interval") is None) == (r.raw.get("cron") is None):
         expected = "a mapping with exactly one of 'interval' or 'cron'"
         r.problems.append(Problem(r.where, expected, dict(r.raw)).config())
     r.finish()
-    return interval, cron, grace
+    return interval, cron, grace, timeout
 
 
 def _k(r: _Reader, max_clusters: int) -> int | KRange | None:
@@ -584,7 +673,10 @@ def _default(cls: type, name: str) -> Any:
 
 
 def _parse_model(
-    r: _Reader, daemon: DaemonSettings, sources: Mapping[str, SourceKind]
+    r: _Reader,
+    daemon: DaemonSettings,
+    sources: Mapping[str, SourceKind],
+    check_cron: CronCheck | None,
 ) -> ModelSettings | None:
     name = r.require("name", partial(check_name, pattern=MODEL_NAME))
     if name is not None:
@@ -593,7 +685,7 @@ def _parse_model(
     k = _k(r, daemon.max_clusters)
     window = r.require("window", _duration)
     source = _source(r.child("source"), features, sources)
-    interval, cron, grace = _schedule(r.child("schedule"))
+    interval, cron, grace, run_timeout = _schedule(r.child("schedule"), check_cron)
     values: dict[str, Any] = {
         "reference": _reference(r.child("reference")),
         "thresholds": _thresholds(r.child("thresholds")),
@@ -601,6 +693,7 @@ def _parse_model(
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
         "training": _section(r.child("training"), TrainingSettings, _TRAINING),
         "spark": _spark(r.child("spark")),
+        "serving": _section(r.child("serving"), ModelServingSettings, _MODEL_SERVING),
     }
     for key, choices in (
         ("scaling", SCALER_KINDS),
@@ -636,14 +729,19 @@ def _parse_model(
         interval=interval,
         cron=cron,
         misfire_grace=grace,
+        run_timeout=run_timeout,
         **values,
     )
 
 
-def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
+def parse(
+    raw: Any, *, sources: Mapping[str, SourceKind], check_cron: CronCheck | None = None
+) -> Settings:
     """Validate a configuration mapping; raise ConfigError listing every problem.
 
-    ``sources`` maps each ``source.kind`` to the kind that parses its options.
+    ``sources`` maps each ``source.kind`` to the kind that parses its options;
+    ``check_cron`` (the scheduler's own parser, passed by the composition root) says why
+    a crontab expression would be refused, or None when it is accepted.
     """
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(
@@ -653,6 +751,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
     top = _Reader(raw, "", problems)
     daemon = _section(top.child("daemon"), DaemonSettings, _DAEMON)
     store = _store(top.child("store"))
+    serving = _section(top.child("serving"), ServingSettings, _SERVING)
     top.seen.add("models")
     items = top.raw.get("models")
     if not isinstance(items, list) or not items:
@@ -663,7 +762,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
         if not isinstance(item, Mapping):
             problems.append(Problem(f"models[{i}]", "a mapping", item).config())
             continue
-        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon, sources)
+        model = _parse_model(_Reader(item, f"models[{i}]", problems), daemon, sources, check_cron)
         if model is not None and any(m.name == model.name for m in models):
             problems.append(Problem(f"models[{i}].name", "unique", model.name).config())
         elif model is not None:
@@ -671,7 +770,7 @@ def parse(raw: Any, *, sources: Mapping[str, SourceKind]) -> Settings:
     top.finish()
     if problems:
         raise ConfigError(problems)
-    return Settings(daemon=daemon, models=tuple(models), store=store)
+    return Settings(daemon=daemon, models=tuple(models), store=store, serving=serving)
 
 
 # --------------------------------------------------------------------------- loading
@@ -693,6 +792,7 @@ def load(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     raw: Any = None,
+    check_cron: CronCheck | None = None,
 ) -> Settings:
     """Read the YAML file (or take ``raw``), layer environment then ``overrides`` on ``daemon``.
 
@@ -704,7 +804,7 @@ def load(
         raw = read_yaml(path)
     data, problems = _layered(raw, os.environ if env is None else env, overrides or {})
     try:
-        settings = parse(data, sources=sources)
+        settings = parse(data, sources=sources, check_cron=check_cron)
     except ConfigError as exc:
         raise ConfigError(problems + exc.problems) from None
     if problems:

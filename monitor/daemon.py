@@ -1,7 +1,7 @@
 """Lifecycle: start the scheduler and the HTTP server, stop cleanly on SIGTERM/SIGINT.
 
-``run_until_signal`` is the one place that handles signals: the daemon, the demo and
-the simulator all stop through it.
+``run_until_signal`` is the one place that handles signals: the daemon, the demo, the
+label server and the simulator all stop through it.
 """
 
 from __future__ import annotations
@@ -11,22 +11,80 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Protocol
 
 from monitor import views
-from monitor.bootstrap import App, web_config
-from monitor.config import parse_listen
+from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
+from monitor.config import Settings, parse_listen
 from monitor.core.kmeans import warm_up
-from monitor.http import HttpServer, MetricsCache, Routes
-from monitor.scheduling import Scheduler
+from monitor.errors import InvalidInputError
+from monitor.http import HttpServer, Limits, MetricsCache, Routes
+from monitor.scheduling import Scheduler, schedule_gaps
 
-__all__ = ["Daemon", "Service", "run_until_signal"]
+__all__ = ["Daemon", "LabelServer", "Service", "first_run_offsets", "run_until_signal"]
 
 log = logging.getLogger("monitor")
+# Skipped runs on a logger of their own, which the demo quiets (its first runs overrun).
+skip_log = logging.getLogger("monitor.schedule")
 
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
+# First runs are spread over at most this many seconds (or the interval, if shorter).
+STAGGER_SECONDS = 60.0
+_MODEL_JOB = "model:"
+
+
+def _limits(settings: Settings, **overrides: int) -> Limits:
+    """The server's limits with the label API's body size (and room for four such bodies)."""
+    size = settings.serving.max_body_bytes
+    return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
+
+
+class _Follower:
+    """A thread that makes the served models follow the store's pointers.
+
+    Its own thread rather than a scheduler job: jobs wait for a free worker behind the
+    model runs, which can take minutes, and a rollback must reach the API in seconds.
+    """
+
+    def __init__(self, serving: Serving, interval: float) -> None:
+        self._serving = serving
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="serving-refresh", daemon=True)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._serving.catalog.refresh()  # logs the problems of the store itself
+            except Exception:  # a bug: the next refresh tries again
+                log.exception("serving: refresh failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+def _listening(
+    host: str, port: int, routes: Routes, settings: Settings, limits: Limits, option: str
+) -> HttpServer:
+    """The HTTP server; a port in use (or a bad host) is an InvalidInputError.
+
+    check-config probes the address first; this is the race lost to another process since.
+    """
+    try:
+        return HttpServer(host, port, routes, web=web_config(settings), limits=limits)
+    except OSError as exc:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise InvalidInputError(
+            f"cannot listen on {where} ({option}): {bind_error(exc, host, port)}"
+        ) from None
 
 
 class Daemon:
@@ -36,7 +94,7 @@ class Daemon:
         self.app = app
         self._stopping = app.stopping
         self._stopped = threading.Event()
-        self.scheduler = Scheduler(app.settings.daemon.max_workers)
+        self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
         host, port = parse_listen(listen or app.settings.daemon.listen)
         pages = views.ModelPages(
             app.state,
@@ -45,22 +103,22 @@ class Daemon:
             state_dir=app.settings.daemon.state_dir,
             clock=app.clock.now,
         )
-        self.http = HttpServer(
-            host,
-            port,
-            Routes(
-                registry=app.registry,
-                ready=self.ready,
-                runbook_html=pages.runbook_html,
-                models_json=pages.index,
-                model_html=pages.model_html,
-                model_json=pages.model,
-                index_html=pages.index_html,
-                # /metrics is encoded once per change of the state, not once per scrape.
-                metrics=MetricsCache(app.registry, lambda: app.state.generation),
-            ),
-            web=web_config(app.settings),
+        routes = Routes(
+            registry=app.registry,
+            ready=self.ready,
+            runbook_html=pages.runbook_html,
+            models_json=pages.index,
+            model_html=pages.model_html,
+            model_json=pages.model,
+            index_html=pages.index_html,
+            # /metrics is encoded once per change of the state, not once per scrape.
+            metrics=MetricsCache(app.registry, lambda: app.state.generation),
+            api=None if app.serving is None else app.serving.api,
         )
+        settings = app.settings
+        self.http = _listening(host, port, routes, settings, _limits(settings), "daemon.listen")
+        serving = app.serving
+        self._follower = None if serving is None else _Follower(serving, settings.serving.refresh)
 
     @property
     def url(self) -> str:
@@ -74,41 +132,71 @@ class Daemon:
         return self.app.ready()
 
     def start(self) -> None:
-        """Start serving and scheduling; the first run of every model starts at once."""
+        """Start serving and scheduling; first runs are staggered (``first_run_offsets``)."""
         self.http.start()
         # Load the compiled k-means kernels (compile them on a cold cache) beside the
         # first runs, rather than inside one of them; /healthz answers meanwhile.
         threading.Thread(target=warm_up, name="kernels", daemon=True).start()
+        offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
             grace = m.misfire_grace
             if grace is None and m.interval is not None:
                 grace = m.interval / 2
             self.scheduler.add(
-                f"model:{m.name}",
+                _MODEL_JOB + m.name,
                 functools.partial(self.app.runner.run_model, m.name),
                 interval=m.interval,
                 cron=m.cron,
                 misfire_grace=grace,
+                start_in=offsets[m.name],
             )
         self.scheduler.add(
             "refresh-live", self.app.runner.refresh_live, interval=LIVE_REFRESH_SECONDS
         )
         self.scheduler.start()
+        if self._follower is not None:
+            self._follower.start()
         log.info(
             "kmeans-monitor serving %d model(s); metrics at %s/metrics",
             len(self.app.settings.models),
             self.url,
         )
 
+    def _skipped(self, job_id: str, reason: str, count: int) -> None:
+        """Count scheduled runs of a model that did not start (the scheduler's report)."""
+        if not job_id.startswith(_MODEL_JOB):
+            return
+        model = job_id[len(_MODEL_JOB) :]
+        self.app.state.record_skipped(model, reason, count)
+        skip_log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
+
     def stop(self) -> None:
-        """Stop firing, let runs in progress end at their next phase, close everything."""
+        """Stop firing, give runs in progress ``daemon.shutdown_grace`` to end, close.
+
+        Runs abandon at their next phase (a read at once); one still busy after the grace
+        is left behind on its daemon thread: it has stored nothing, and every store write
+        is atomic, so leaving is as safe as a kill.
+        """
         if self._stopped.is_set():
             return
         self._stopping.set()
-        log.info("stopping: waiting for runs in progress to finish or abandon")
-        self.scheduler.shutdown(wait=True)
+        grace = self.app.settings.daemon.shutdown_grace
+        log.info("stopping: waiting up to %gs for runs in progress to end", grace)
+        self.scheduler.shutdown(wait=False)
+        idle = self.scheduler.wait_idle(grace)
+        if self._follower is not None:
+            self._follower.stop()
         self.http.stop()
-        self.app.close()
+        if idle:
+            self.app.close()
+        else:
+            # Closing the history under a run could fail it; the exit releases everything.
+            log.warning(
+                "stopping with %d run(s) still in progress after %gs (daemon.shutdown_grace); "
+                "they are abandoned and store nothing",
+                self.scheduler.runs_in_progress(),
+                grace,
+            )
         self._stopped.set()
         log.info("stopped")
 
@@ -123,6 +211,57 @@ class Daemon:
     def serve_forever(self, duration: float | None = None) -> None:
         """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop."""
         run_until_signal(self, duration, stop_event=self._stopping)
+
+
+def first_run_offsets(settings: Settings, now: datetime | None = None) -> dict[str, float]:
+    """Seconds after start-up of each model's first run, spread so that they do not all
+    start at the same instant: model i of n starts at i/n of its interval (at most
+    ``STAGGER_SECONDS``). Interval schedules keep the offset, so equal intervals stay apart.
+    """
+    models = settings.models
+    when = now or datetime.now(UTC)
+    return {
+        m.name: i / len(models) * min(schedule_gaps(m.interval, m.cron, when)[0], STAGGER_SECONDS)
+        for i, m in enumerate(models)
+    }
+
+
+class LabelServer:
+    """`kmeans-monitor serve`: the label API and its /metrics, following the store's
+    live and pending pointers, with no runs of its own."""
+
+    def __init__(self, app: ServingApp, *, listen: str | None = None) -> None:
+        self.app = app
+        settings = app.settings
+        host, port = parse_listen(listen or settings.serving.listen)
+        routes = Routes(
+            registry=app.registry,
+            ready=app.ready,
+            # The serving series change with every answer: at most one encoding a second.
+            metrics=MetricsCache(app.registry, lambda: 0),
+            api=app.serving.api,
+        )
+        # nice 0: answering is this process's job, there are no runs to yield to.
+        limits = _limits(settings, nice=0)
+        self.http = _listening(host, port, routes, settings, limits, "serving.listen")
+        self._follower = _Follower(app.serving, settings.serving.refresh)
+
+    @property
+    def url(self) -> str:
+        host, port = self.http.address
+        host = f"[{host}]" if ":" in host else host
+        return f"{self.http.scheme}://{host}:{port}"
+
+    def start(self) -> None:
+        """Serve, and follow promotions, rollbacks and candidates."""
+        self.http.start()
+        self._follower.start()
+        log.info("kmeans-monitor serving labels at %s/v1/models", self.url)
+
+    def stop(self) -> None:
+        """Stop following the store and serving; idempotent."""
+        self._follower.stop()
+        self.http.stop()
 
 
 class Service(Protocol):

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidValuesError",
     "LivePointerError",
+    "PushError",
     "RunCancelledError",
     "SchemaError",
     "SnapshotNotFoundError",
@@ -63,6 +64,10 @@ class SourceError(RuntimeError):
 
 class SourceTimeoutError(SourceError, TimeoutError):
     """A telemetry source did not answer in time."""
+
+
+class PushError(RuntimeError):
+    """The Pushgateway could not be reached or refused the metrics (the text says why)."""
 
 
 class StoreError(OSError):

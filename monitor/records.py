@@ -366,8 +366,15 @@ FAILURE_REASONS = (
     "too_few_rows",
     "training",
     "store",
+    "run_timeout",
     "internal",
 )
+
+# The bounded values of the ``reason`` label of kmeans_runs_skipped_total: scheduled
+# runs that never started. ``missed``: not started within the misfire grace (no free
+# worker, or the process stalled); ``still_running``: the model's previous run had not
+# ended.
+SKIP_REASONS = ("missed", "still_running")
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,29 @@
 A run either returns an Evaluation or becomes a RunFailure with a bounded reason: it is
 counted, logged with the model and the window, recorded in the history, and the last
 good snapshot stays live. Nothing a run raises reaches the scheduler.
+
+A run has a deadline (``schedule.run_timeout``). The source is read on a helper thread
+that the run waits for until the deadline or a stop, so a read that hangs frees the
+worker (reason ``source_timeout``); between the pipeline's phases the deadline is
+checked too (reason ``run_timeout``). Failure messages are redacted before they are
+logged, stored or returned: no URL credentials, no secret a source named.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from monitor import slis as S
 from monitor.config import Settings
+from monitor.core.scaling import transform
 from monitor.errors import (
     InvalidValuesError,
     RunCancelledError,
@@ -28,16 +39,34 @@ from monitor.errors import (
 from monitor.exporter import MonitorState
 from monitor.pipeline import evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, RunFailure
+from monitor.records import Evaluation, RunFailure, Scaler, Window
+from monitor.redact import redact_text
 
-__all__ = ["Runner", "approve_command", "awaiting_approval", "classify_failure", "summary"]
+__all__ = [
+    "RunTimeoutError",
+    "Runner",
+    "approve_command",
+    "awaiting_approval",
+    "classify_failure",
+    "overflow_message",
+    "summary",
+]
 
 log = logging.getLogger("monitor")
 
 Result = Evaluation | RunFailure
 
+# How often a run waiting for its source looks at the clock and the stop flag.
+_READ_POLL_SECONDS = 0.05
+
+
+class RunTimeoutError(TimeoutError):
+    """A run went past its deadline between two phases and was abandoned."""
+
+
 # Most specific first: SourceTimeoutError is a SourceError, SchemaError an InvalidInputError.
 _FAILURE_TYPES: tuple[tuple[type[BaseException], str], ...] = (
+    (RunTimeoutError, "run_timeout"),
     (SourceTimeoutError, "source_timeout"),
     (SourceError, "source_unavailable"),
     (SchemaError, "schema"),
@@ -56,6 +85,81 @@ def classify_failure(exc: BaseException) -> str:
     return "internal"
 
 
+class _GuardedSource:
+    """A model's source for one run: each read on a helper thread, waited for until the
+    run's deadline or a stop, so that a hung read frees the run's worker.
+
+    A read that outlives its run keeps going in the background (a thread cannot be
+    killed); the model's next run fails at once while it does, so at most one read per
+    model hangs at a time.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        source: TelemetrySource,
+        deadline: float,
+        timeout: float | None,
+        stopping: Callable[[], bool],
+        reads: dict[str, tuple[threading.Thread, float]],
+        timer: Callable[[], float],
+    ) -> None:
+        self._timer = timer
+        self._model = model
+        self._source = source
+        self._deadline = deadline
+        self._timeout = timeout
+        self._stopping = stopping
+        self._reads = reads
+        self.windows: list[Window] = []  # what this run read, for diagnosing its failure
+
+    def read_window(self, start: float, end: float) -> Window:
+        """The source's window, or SourceTimeoutError at the deadline.
+
+        Each read may take ``timeout`` at most, and none may end past the run's deadline.
+        """
+        running = self._reads.get(self._model)
+        if running is not None and running[0].is_alive():
+            raise SourceTimeoutError(
+                f"the source of model {self._model!r} has still not returned from a read "
+                f"started {self._timer() - running[1]:.0f}s ago; no new read until it does"
+            )
+        outcome: list[Window | BaseException] = []
+        done = threading.Event()
+
+        def read() -> None:
+            try:
+                outcome.append(self._source.read_window(start, end))
+            except BaseException as exc:  # handed to the run, which classifies it
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=read, name=f"read:{self._model}", daemon=True)
+        started = self._timer()
+        deadline = self._deadline
+        if self._timeout is not None:
+            deadline = min(deadline, started + self._timeout)
+        self._reads[self._model] = (thread, started)
+        thread.start()
+        while not done.wait(_READ_POLL_SECONDS):
+            if self._stopping():
+                raise RunCancelledError("run abandoned while reading: the daemon is stopping")
+            if self._timer() >= deadline:
+                raise SourceTimeoutError(
+                    f"the source of model {self._model!r} did not deliver the window within "
+                    f"the run's deadline of {self._timeout:g}s (schedule.run_timeout)"
+                )
+        [result] = outcome
+        if isinstance(result, BaseException):
+            raise result
+        self.windows.append(result)
+        return result
+
+    def close(self) -> None:
+        """The source belongs to the application, which closes it."""
+
+
 class Runner:
     """Runs models through the pipeline and applies the failure policy."""
 
@@ -72,6 +176,8 @@ class Runner:
         should_stop: Callable[[], bool] = lambda: False,
         on_result: Sequence[Callable[[Result], None]] = (),
         engines: Mapping[str, Engine] | None = None,
+        run_timeouts: Mapping[str, float] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._engines = dict(engines or {})  # models without one compute in this process
@@ -83,58 +189,120 @@ class Runner:
         self._package_version = package_version
         self._should_stop = should_stop
         self._on_result = tuple(on_result)
+        self._run_timeouts = dict(run_timeouts or {})
+        self._reads: dict[str, tuple[threading.Thread, float]] = {}
+        self._timer = timer  # the clock of deadlines (monotonic)
 
     def run_model(self, name: str) -> Result:
         """One run of one model; a failure is recorded and returned, never raised."""
         m = self._settings.model(name)
         t0 = time.perf_counter()
         now = self._clock.now()
+        timeout = self._run_timeouts.get(name)
+        # A first run trains the reference: slower by design, and abandoning it would
+        # leave the model without one for ever. Only its reads are bounded then.
+        bounded = timeout is not None and self._has_live(name)
+        deadline = self._timer() + timeout if bounded and timeout is not None else float("inf")
+        # Always guarded: even without a deadline, a stop must not wait for a hung read.
+        source = _GuardedSource(
+            name,
+            self._sources[name],
+            deadline,
+            timeout,
+            self._should_stop,
+            self._reads,
+            self._timer,
+        )
         try:
             evaluation, live = evaluate(
                 m,
-                self._sources[name],
+                source,
                 self._store,
                 self._history,
                 now,
                 package_version=self._package_version,
                 working_memory_mib=self._settings.daemon.working_memory_mib,
-                should_stop=self._should_stop,
+                should_stop=lambda: self._should_stop() or self._timer() >= deadline,
                 engine=self._engines.get(name),
             )
         except RunCancelledError as exc:
+            if not self._should_stop():  # the deadline, not a stop, ended it
+                late = RunTimeoutError(
+                    f"run abandoned after {time.perf_counter() - t0:.1f}s, past its deadline "
+                    f"of {timeout:g}s (schedule.run_timeout); nothing was stored"
+                )
+                return self._finish(self._failed(name, late, now, time.perf_counter() - t0))
             log.info("model=%s %s", name, exc)
             return RunFailure(name, "internal", str(exc), now)
         except Exception as exc:
-            result: Result = self._failed(name, exc, now, time.perf_counter() - t0)
-        else:
-            duration = time.perf_counter() - t0
-            self._state.record_success(evaluation, live, duration=duration, at=self._clock.now())
-            log.info("model=%s %s (%.2fs)", name, summary(evaluation), duration)
-            if awaiting_approval(evaluation):
-                log.info(
-                    "model=%s approve with: %s",
-                    name,
-                    approve_command(
-                        name, evaluation.candidate_version, self._settings.daemon.state_dir
-                    ),
-                )
-            result = evaluation
+            exc = self._diagnose(name, exc, source.windows)
+            return self._finish(self._failed(name, exc, now, time.perf_counter() - t0))
+        duration = time.perf_counter() - t0
+        self._state.record_success(evaluation, live, duration=duration, at=self._clock.now())
+        log.info("model=%s %s (%.2fs)", name, summary(evaluation), duration)
+        if awaiting_approval(evaluation):
+            log.info(
+                "model=%s approve with: %s",
+                name,
+                approve_command(
+                    name, evaluation.candidate_version, self._settings.daemon.state_dir
+                ),
+            )
+        return self._finish(evaluation)
+
+    def _has_live(self, name: str) -> bool:
+        """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""
+        try:
+            return self._store.live_version(name) is not None
+        except Exception:
+            return True
+
+    def _diagnose(self, name: str, exc: Exception, windows: list[Window]) -> Exception:
+        """A clearer error for a failure that finite but huge values caused.
+
+        Values near 1e308 are finite, so they pass validation, but their squared
+        distances overflow; the numeric code then fails on an infinity it did not expect
+        (``internal``, ``training``). Only those failures are looked at again.
+        """
+        if classify_failure(exc) not in ("internal", "training"):
+            return exc
+        scaler = self._live_scaler(name)
+        units = "the model's scaled units" if scaler is not None else "a new reference's scaling"
+        for window in windows:
+            message = overflow_message(window.X, window.features, scaler, units)
+            if message is not None:
+                where = f"model {name!r}, window {window.label or window.start}"
+                return InvalidValuesError(f"{where}: {message}")
+        return exc
+
+    def _live_scaler(self, name: str) -> Scaler | None:
+        try:
+            version = self._store.live_version(name)
+            return None if version is None else self._store.load(name, version).scaler
+        except Exception:  # no live model to judge by: raw units then
+            return None
+
+    def _finish(self, result: Result) -> Result:
         for callback in self._on_result:
             callback(result)
         return result
 
     def _failed(self, name: str, exc: Exception, now: float, duration: float) -> RunFailure:
         reason = classify_failure(exc)
+        message = redact_text(str(exc))
         self._state.record_failure(name, reason, duration=duration, at=self._clock.now())
         if reason == "internal":
-            log.exception("model=%s run failed (internal): %s", name, exc)
+            trace = redact_text("".join(traceback.format_exception(exc)).rstrip())
+            log.error("model=%s run failed (internal): %s\n%s", name, message, trace)
         else:
-            log.error("model=%s run failed (%s): %s", name, reason, exc)
-        failure = RunFailure(name, reason, str(exc), now)
+            log.error("model=%s run failed (%s): %s", name, reason, message)
+        failure = RunFailure(name, reason, message, now)
         try:
             self._history.append_failure(failure)
         except Exception as hexc:
-            log.error("model=%s cannot record the failure in history: %s", name, hexc)
+            log.error(
+                "model=%s cannot record the failure in history: %s", name, redact_text(str(hexc))
+            )
         return failure
 
     def refresh_live(self) -> None:
@@ -147,6 +315,37 @@ class Runner:
                     log.info("model=%s live snapshot is now v%d", m.name, version)
             except Exception as exc:  # the next refresh tries again
                 log.warning("model=%s cannot read the live snapshot: %s", m.name, exc)
+
+
+def overflow_message(
+    X: object, features: Sequence[str], scaler: Scaler | None, units: str
+) -> str | None:
+    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
+
+    With ``scaler`` the rows are judged in its scaled units; without, as they are (a
+    scaler fitted on them would have a spread that overflows). ``units`` names what
+    overflows in the message ("the model's scaled units").
+    """
+    values = np.asarray(X, dtype=np.float64)
+    if values.ndim != 2 or not values.size:
+        return None
+    rows = values[np.isfinite(values).all(axis=1)]
+    if not rows.size:
+        return None
+    with np.errstate(all="ignore"):
+        scaled = transform(scaler, rows) if scaler is not None else rows
+        squares = np.einsum("ij,ij->i", scaled, scaled)
+        spread = np.var(rows, axis=0)
+    bad = ~np.isfinite(squares)
+    if not bad.any() and (scaler is not None or np.isfinite(spread).all()):
+        return None
+    i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
+    j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
+    return (
+        f"values overflow {units}: {int(max(bad.sum(), 1))} of {len(rows)} rows, e.g. "
+        f"{features[j]} = {rows[i, j]:.3g}, whose square is beyond the largest float; the "
+        "data is probably in the wrong unit or corrupt"
+    )
 
 
 def awaiting_approval(evaluation: Evaluation) -> bool:

@@ -1,28 +1,107 @@
-"""The only module that imports APScheduler: one job per model, coalesced, one at a time."""
+"""The only module that imports APScheduler: one job per model, coalesced, one at a time.
+
+Jobs run on a small pool of daemon threads (``max_workers``), so that a run still going
+when the process stops cannot hold it: the daemon waits a bounded grace
+(``wait_idle``) and leaves. Every scheduled run that does not start on time is reported
+to ``on_skipped(job_id, reason, count)``: ``missed`` when it could not start within its
+misfire grace (or was folded into a later run by coalescing), ``still_running`` when the
+job's previous run had not ended.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
+import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["Scheduler", "run_times", "schedule_interval_seconds"]
+__all__ = [
+    "Scheduler",
+    "cron_problem",
+    "run_times",
+    "schedule_gaps",
+    "schedule_interval_seconds",
+]
 
 log = logging.getLogger(__name__)
 
+# The fields of a 5-field crontab expression, as APScheduler's from_crontab names them.
+_CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# Fire times walked to count runs folded away by coalescing (a bound, not a schedule).
+_MAX_COALESCED = 100_000
 
-def _trigger(interval: float | None, cron: str | None) -> BaseTrigger:
+OnSkipped = Callable[[str, str, int], None]
+
+
+def _trigger(
+    interval: float | None, cron: str | None, start: datetime | None = None
+) -> BaseTrigger:
     if cron is not None:
         return CronTrigger.from_crontab(cron, timezone=UTC)
     assert interval is not None
-    return IntervalTrigger(seconds=interval, timezone=UTC)
+    return IntervalTrigger(seconds=interval, start_date=start, timezone=UTC)
+
+
+def cron_problem(expression: str, now: datetime | None = None) -> str | None:
+    """Why APScheduler would refuse a 5-field crontab expression; None when it accepts it.
+
+    The reason names the field ("minute '61': ...") and says when the expression can
+    never fire ("0 0 31 2 *").
+    """
+    values = expression.split()
+    if len(values) != len(_CRON_FIELDS):
+        return f"5 fields ({' '.join(_CRON_FIELDS)}), not {len(values)}"
+    for name, value in zip(_CRON_FIELDS, values, strict=True):
+        try:
+            CronTrigger(timezone=UTC, **{name: value})
+        except ValueError as exc:
+            return f"{name} {value!r}: {exc}"
+    try:
+        trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+    except ValueError as exc:
+        return str(exc)
+    if trigger.get_next_fire_time(None, now or datetime.now(UTC)) is None:
+        return "it never fires"
+    return None
+
+
+def schedule_gaps(interval: float | None, cron: str | None, now: datetime) -> tuple[float, float]:
+    """The shortest and the longest gap between two runs (cron: over the next week)."""
+    if cron is None:
+        assert interval is not None
+        return interval, interval
+    trigger = _trigger(None, cron)
+    horizon = now + timedelta(days=7)
+    prev = trigger.get_next_fire_time(None, now)
+    shortest, longest = math.inf, 0.0
+    fires = 0
+    while prev is not None and prev < horizon and fires < 20_000:
+        nxt = trigger.get_next_fire_time(prev, prev + timedelta(microseconds=1))
+        if nxt is None:
+            break
+        gap = (nxt - prev).total_seconds()
+        shortest, longest = min(shortest, gap), max(longest, gap)
+        prev, fires = nxt, fires + 1
+    if longest <= 0:
+        return 7 * 86400.0, 7 * 86400.0
+    return shortest, longest
 
 
 def schedule_interval_seconds(interval: float | None, cron: str | None, now: datetime) -> float:
@@ -31,21 +110,7 @@ def schedule_interval_seconds(interval: float | None, cron: str | None, now: dat
     Staleness alerts wait for two intervals, so the longest gap (not the mean) keeps a
     schedule like "weekdays at 09:00" from paging every weekend.
     """
-    if cron is None:
-        assert interval is not None
-        return interval
-    trigger = _trigger(None, cron)
-    horizon = now + timedelta(days=7)
-    prev = trigger.get_next_fire_time(None, now)
-    longest = 0.0
-    fires = 0
-    while prev is not None and prev < horizon and fires < 20_000:
-        nxt = trigger.get_next_fire_time(prev, prev + timedelta(microseconds=1))
-        if nxt is None:
-            break
-        longest = max(longest, (nxt - prev).total_seconds())
-        prev, fires = nxt, fires + 1
-    return longest if longest > 0 else 7 * 86400.0
+    return schedule_gaps(interval, cron, now)[1]
 
 
 def run_times(
@@ -73,16 +138,93 @@ def run_times(
     return times, after
 
 
-class Scheduler:
-    """APScheduler in a background thread pool, with the job defaults the daemon needs."""
+class _DaemonThreadExecutor(BaseExecutor):
+    """Runs jobs on at most ``max_workers`` daemon threads, and says when none is running.
+
+    APScheduler's ThreadPoolExecutor uses concurrent.futures, whose threads the
+    interpreter joins at exit: one run stuck in a long computation would hold the
+    process after SIGTERM. Daemon threads do not, and ``wait_idle`` bounds the wait.
+    """
 
     def __init__(self, max_workers: int) -> None:
+        super().__init__()
+        self._max_workers = max_workers
+        self._queue: queue.SimpleQueue[tuple[Any, list[datetime]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._busy = threading.Condition()
+        self._pending = 0  # submitted and not finished
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        with self._busy:
+            self._pending += 1
+            if len(self._threads) < min(self._max_workers, self._pending):
+                thread = threading.Thread(
+                    target=self._work, name=f"run-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put((job, run_times))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            job, times = item
+            try:
+                events = run_job(job, job._jobstore_alias, times, self._logger.name)
+            except BaseException:
+                self._run_job_error(job.id, *sys.exc_info()[1:])
+            else:
+                self._run_job_success(job.id, events)
+            finally:
+                with self._busy:
+                    self._pending -= 1
+                    self._busy.notify_all()
+
+    def running(self) -> int:
+        """Jobs submitted and not finished."""
+        with self._busy:
+            return self._pending
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no job is running (True), or ``timeout`` seconds (False)."""
+        with self._busy:
+            return self._busy.wait_for(lambda: self._pending == 0, timeout)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Drop the jobs not started yet, end the workers; with ``wait`` join them."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._run_job_success(item[0].id, [])  # releases its instance count
+                with self._busy:
+                    self._pending -= 1
+                    self._busy.notify_all()
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+class Scheduler:
+    """APScheduler in the background, with the job defaults and reports the daemon needs."""
+
+    def __init__(self, max_workers: int, *, on_skipped: OnSkipped | None = None) -> None:
+        self._executor = _DaemonThreadExecutor(max_workers)
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers)},
+            executors={"default": self._executor},
             # coalesce: a backlog of missed runs becomes one run; max_instances: one run
             # per model at a time, whatever the interval.
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
+        )
+        self._on_skipped = on_skipped
+        self._triggers: dict[str, BaseTrigger] = {}
+        self._last_due: dict[str, datetime] = {}  # the latest run time seen per job
+        self._scheduler.add_listener(
+            self._event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED
         )
 
     def add(
@@ -93,18 +235,58 @@ class Scheduler:
         interval: float | None = None,
         cron: str | None = None,
         misfire_grace: float | None = None,
-        run_now: bool = True,
+        start_in: float = 0.0,
     ) -> None:
-        """Schedule ``func``; with ``run_now`` the first run starts immediately."""
+        """Schedule ``func``; its first run starts ``start_in`` seconds from now.
+
+        An interval schedule keeps that offset (runs at start, start + interval, ...),
+        so jobs started at staggered offsets stay apart; a cron schedule follows its
+        expression after the first run.
+        """
+        start = datetime.now(UTC) + timedelta(seconds=max(0.0, start_in))
+        trigger = _trigger(interval, cron, start)
+        self._triggers[job_id] = trigger
+        self._last_due.pop(job_id, None)
         self._scheduler.add_job(
             func,
-            _trigger(interval, cron),
+            trigger,
             id=job_id,
             name=job_id,
             misfire_grace_time=None if misfire_grace is None else max(1, int(misfire_grace)),
-            next_run_time=datetime.now(UTC) if run_now else None,
+            next_run_time=start,
             replace_existing=True,
         )
+
+    def _event(self, event: JobSubmissionEvent | JobExecutionEvent) -> None:
+        """Count the run times that did not start: missed, folded away, or overlapping."""
+        if self._on_skipped is None:
+            return
+        if event.code == EVENT_JOB_MISSED:
+            self._on_skipped(event.job_id, "missed", 1)
+            return
+        times: list[datetime] = list(event.scheduled_run_times)
+        folded = self._coalesced(event.job_id, times[0]) if times else 0
+        if times:
+            self._last_due[event.job_id] = times[-1]
+        if folded:
+            self._on_skipped(event.job_id, "missed", folded)
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            self._on_skipped(event.job_id, "still_running", len(times))
+
+    def _coalesced(self, job_id: str, first: datetime) -> int:
+        """Fire times strictly between the job's previous run time and ``first``.
+
+        Coalescing hands the executor only the latest of a backlog of run times; the
+        others would vanish without a trace.
+        """
+        previous, trigger = self._last_due.get(job_id), self._triggers.get(job_id)
+        if previous is None or trigger is None:
+            return 0
+        count, fire = 0, trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
+        while fire is not None and fire < first and count < _MAX_COALESCED:
+            count += 1
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        return count
 
     def start(self) -> None:
         self._scheduler.start()
@@ -113,7 +295,15 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
+    def runs_in_progress(self) -> int:
+        """Jobs started (or queued for a worker) and not finished."""
+        return self._executor.running()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no job is running (True) or ``timeout`` seconds pass (False)."""
+        return self._executor.wait_idle(timeout)
+
     def shutdown(self, *, wait: bool = True) -> None:
-        """Stop firing; with ``wait`` let runs in progress finish."""
+        """Stop firing; with ``wait`` let runs in progress finish, else leave them running."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -70,6 +72,7 @@ FAKE_SOURCES: Mapping[str, SourceKind] = MappingProxyType({"fake": FakeKind()})
 MemoryStore = MemorySnapshotStore
 __all__ = [
     "FAKE_SOURCES",
+    "DripServer",
     "FakeClock",
     "FakeKind",
     "FakeSource",
@@ -85,3 +88,57 @@ def blobs(n: int, centers: np.ndarray, *, seed: int, scale: float = 0.3) -> np.n
     k, d = centers.shape
     labels = np.arange(n) % k
     return centers[labels] + rng.normal(scale=scale, size=(n, d))
+
+
+class DripServer:
+    """An HTTP server on 127.0.0.1 that answers every request one byte at a time, forever.
+
+    ``head=True`` drips the status line itself; otherwise the head arrives whole with a
+    large Content-Length and the body drips. Each connection is served by its own thread
+    until ``close`` (or the client leaving).
+    """
+
+    def __init__(self, pace: float = 0.5, *, head: bool = True) -> None:
+        self.pace = pace
+        self.head = head
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept, name="drip", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(1.0)
+            try:
+                conn.recv(65536)  # the request; its content does not matter
+                # A head line that never ends, or a body that never does.
+                start = b"HTTP/1.1 200 OK\r\nX-Drip: " if self.head else b'{"status": "success'
+                if not self.head:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+                for byte in start:
+                    if self._stop.wait(self.pace):
+                        return
+                    conn.sendall(bytes([byte]))
+                while not self._stop.wait(self.pace):
+                    conn.sendall(b"a")
+            except OSError:  # the client gave up
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(5)

@@ -170,13 +170,18 @@ def test_an_adapter_never_imports_another(name: str) -> None:
             {
                 "monitor.exporter.daemon",
                 "monitor.exporter.exposition",
+                "monitor.exporter.serving",
                 "monitor.exporter.simulated",
             },
         ),
         ("sqlite3", {"monitor.store.history"}),
         ("pyarrow", {"monitor.sources.files"}),
         ("urllib.request", {"monitor.sources.prometheus"}),
-        ("http.client", {"monitor.sources.prometheus"}),
+        # HTTP clients: the telemetry source, the Pushgateway's errors, the label API's client.
+        (
+            "http.client",
+            {"monitor.sources.prometheus", "monitor.exporter.exposition", "monitor.serving.client"},
+        ),
         ("cryptography", {"monitor.store._crypto"}),
         ("bcrypt", {"monitor.http._auth"}),
         ("pyspark", {"monitor.engines.spark"}),
@@ -255,3 +260,28 @@ def test_the_daemon_imports_no_spark_unless_a_model_asks_for_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.serving")))
+def test_serving_gets_its_store_through_the_port_and_its_metrics_through_a_protocol(
+    name: str,
+) -> None:
+    for prefix in (
+        "monitor.store",
+        "monitor.sources",
+        "monitor.exporter",
+        "monitor.bootstrap",
+        "monitor.daemon",
+        "monitor.scheduling",
+        "monitor.cli",
+        "monitor.render",
+        "prometheus_client",
+        "apscheduler",
+    ):
+        assert not uses(name, prefix), f"{name} imports {prefix}"
+
+
+def test_the_serving_client_needs_only_the_standard_library_and_numpy() -> None:
+    for imp in MODULES["monitor.serving.client"]:
+        top = imp.split(".")[0]
+        assert top in STDLIB or top in {"numpy", "__future__"}, imp

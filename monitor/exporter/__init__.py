@@ -2,6 +2,7 @@
 
 - ``daemon``: ``MonitorState`` (written by runs) and the Collector that reads it at
   scrape time;
+- ``serving``: ``ServingStats`` (written by the label API) and its Collector;
 - ``exposition``: the bytes of ``/metrics`` and the Pushgateway push.
 """
 
@@ -17,6 +18,7 @@ from monitor.exporter.daemon import (
     make_registry,
 )
 from monitor.exporter.exposition import CONTENT_TYPE, Registry, encode, push
+from monitor.exporter.serving import ServingSpec, ServingStats
 
 __all__ = [
     "CONTENT_TYPE",
@@ -27,6 +29,8 @@ __all__ = [
     "MonitorCollector",
     "MonitorState",
     "Registry",
+    "ServingSpec",
+    "ServingStats",
     "encode",
     "make_registry",
     "push",

@@ -24,7 +24,8 @@ from prometheus_client.registry import Collector
 
 from monitor import slis as S
 from monitor.explain import Explanation
-from monitor.records import FAILURE_REASONS, Evaluation, Snapshot
+from monitor.exporter.serving import ServingCollector, ServingStats
+from monitor.records import FAILURE_REASONS, SKIP_REASONS, Evaluation, Snapshot
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -83,6 +84,7 @@ class _ModelState:
     spec: ModelSpec
     runs: int = 0
     failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAILURE_REASONS, 0))
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
     last_run: float = 0.0
@@ -102,6 +104,7 @@ class _ModelState:
             spec=self.spec,
             runs=self.runs,
             failures=dict(self.failures),
+            skipped=dict(self.skipped),
             bucket_counts=list(self.bucket_counts),
             duration_sum=self.duration_sum,
             last_run=self.last_run,
@@ -212,6 +215,13 @@ class MonitorState:
             m.stale = True
             self._generation += 1
 
+    def record_skipped(self, model: str, reason: str, count: int = 1) -> None:
+        """``count`` scheduled runs of ``model`` did not start (one of ``SKIP_REASONS``)."""
+        with self._lock:
+            m = self._models[model]
+            m.skipped[reason if reason in m.skipped else "missed"] += count
+            self._generation += 1
+
     def set_live(self, live: Snapshot, *, promoted: bool = False) -> None:
         """The live snapshot changed outside a run (start-up, rollback)."""
         with self._lock:
@@ -261,6 +271,26 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ("model",)) -> GaugeMetr
     return GaugeMetricFamily(name, doc, labels=list(labels))
 
 
+def _build_info(version: str) -> GaugeMetricFamily:
+    build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
+    build.add_metric([version, platform.python_version()], 1)
+    return build
+
+
+class _BuildInfoCollector(Collector):
+    """kmeans_build_info alone: what a process without runs (`serve`) says about itself,
+    so that dashboards find its job."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        yield _build_info(self._version)
+
+
 class MonitorCollector(Collector):
     """Turns ``MonitorState`` into the metric families of docs/metrics.md at scrape time."""
 
@@ -274,9 +304,7 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         st = self._state
         view = st.view()
-        build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
-        build.add_metric([st.version, platform.python_version()], 1)
-        yield build
+        yield _build_info(st.version)
         start = GaugeMetricFamily(
             "kmeans_daemon_start_timestamp_seconds", "When the daemon started, unix seconds."
         )
@@ -294,6 +322,11 @@ class MonitorCollector(Collector):
         runs = CounterMetricFamily("kmeans_runs", "Runs started.", labels=["model"])
         fails = CounterMetricFamily(
             "kmeans_run_failures", "Runs that failed, by reason.", labels=["model", "reason"]
+        )
+        skipped = CounterMetricFamily(
+            "kmeans_runs_skipped",
+            "Scheduled runs that did not start, by reason.",
+            labels=["model", "reason"],
         )
         promos = CounterMetricFamily(
             "kmeans_promotions", "Candidates promoted to live.", labels=["model"]
@@ -329,6 +362,8 @@ class MonitorCollector(Collector):
             runs.add_metric([name], m.runs)
             for reason in FAILURE_REASONS:
                 fails.add_metric([name, reason], m.failures.get(reason, 0))
+            for reason in SKIP_REASONS:
+                skipped.add_metric([name, reason], m.skipped.get(reason, 0))
             promos.add_metric([name], m.promotions)
             cumulative, buckets = 0, []
             for le, count in zip((*DURATION_BUCKETS, math.inf), m.bucket_counts, strict=True):
@@ -342,7 +377,7 @@ class MonitorCollector(Collector):
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
             gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
-        yield from (runs, fails, promos, hist)
+        yield from (runs, fails, skipped, promos, hist)
         yield from gauges.values()
 
     def _snapshot(self, view: list[_ModelState]) -> Iterator[Metric]:
@@ -416,12 +451,25 @@ class MonitorCollector(Collector):
         return family
 
 
-def make_registry(state: MonitorState, *, process_metrics: bool = True) -> CollectorRegistry:
-    """A private registry with the monitor's collector (and the process/platform ones)."""
+def make_registry(
+    state: MonitorState | None,
+    *,
+    process_metrics: bool = True,
+    serving: ServingStats | None = None,
+    version: str | None = None,
+) -> CollectorRegistry:
+    """A private registry with the monitor's collector (None: a process that only serves
+    labels, which then exports only ``kmeans_build_info`` of ``version``), the label
+    API's when ``serving`` is given, and the process/platform ones."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(MonitorCollector(state))
+    if state is not None:
+        registry.register(MonitorCollector(state))
+    elif version is not None:
+        registry.register(_BuildInfoCollector(version))
+    if serving is not None:
+        registry.register(ServingCollector(serving))
     if process_metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)

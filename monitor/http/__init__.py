@@ -1,22 +1,31 @@
-"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /runbooks/NAME, /api/models.
+"""The daemon's HTTP endpoints: /metrics, /healthz, /readyz, /runbooks/NAME, /api/models,
+and the label API under /v1 when one is given.
 
 - ``HttpServer``: an event-loop server that survives abuse (capped connections, a worker
-  pool, deadlines on every wait, quiet disconnects), with optional TLS and basic auth;
+  pool, deadlines on every wait, bounded request bodies, quiet disconnects), with
+  optional TLS and basic auth;
 - ``Routes``: what it answers; ``MetricsCache``: /metrics bytes rendered once per change;
+- ``Api``: what an API that takes request bodies gives the server; ``Request`` and
+  ``Response`` are what it reads and answers;
 - ``WebConfig``/``load_web_config``: the exporter-toolkit style web configuration file.
 """
 
 from __future__ import annotations
 
+from monitor.http._api import Api
 from monitor.http._metrics import MetricsCache
 from monitor.http._routes import Routes
 from monitor.http._server import HttpServer, Limits
 from monitor.http._webconfig import TlsConfig, WebConfig, load_web_config, parse_web_config
+from monitor.http._wire import Request, Response
 
 __all__ = [
+    "Api",
     "HttpServer",
     "Limits",
     "MetricsCache",
+    "Request",
+    "Response",
     "Routes",
     "TlsConfig",
     "WebConfig",

@@ -4,21 +4,26 @@ A Protocol, not a coroutine over streams: a request is a few callbacks on the ev
 loop and one timer per connection is re-armed as the connection changes state, which
 costs a fraction of the stream machinery (docs/decisions.md has the figures).
 
-States: waiting for a head (the server may evict the connection then), answering
-(on the fast path within the callback; on a worker with reading paused), writing (the
-client must keep reading, ``MIN_PROGRESS_BYTES`` per ``write_timeout``), lingering
-(after the last response), closed.
+States: waiting for a head (the server may evict the connection then), reading a body
+(an API POST: admitted first, its credentials checked before a byte of it is kept, then
+read in full within ``body_timeout``), answering (on the fast path within the callback;
+a page on a worker with reading paused; an API request at the loop's next turn or on a
+worker), writing (the client must keep reading, ``MIN_PROGRESS_BYTES`` per
+``write_timeout``), lingering (after the last response), closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from monitor.http._wire import (
+    CONTINUE,
     BadRequest,
     Request,
     Response,
@@ -34,7 +39,7 @@ log = logging.getLogger("monitor.http")
 # A client must take at least this much of its response per write_timeout (64 KiB per
 # 10 s is 6.4 KB/s: far below any real scraper, far above a slow-read attack).
 MIN_PROGRESS_BYTES = 65536
-_NOT_ALLOWED = Response.text(405, "only GET and HEAD", ("Allow", "GET, HEAD"))
+_BODY_TIMEOUT = Response.text(408, "request body not received in time")
 
 
 class Host(Protocol):
@@ -43,6 +48,7 @@ class Host(Protocol):
     header_timeout: float
     idle_timeout: float
     write_timeout: float
+    body_timeout: float
     max_head_bytes: int
     max_requests: int
 
@@ -59,6 +65,30 @@ class Host(Protocol):
     def fast_response(self, request: Request) -> Response | None: ...
 
     def submit(self, request: Request) -> asyncio.Future[Response]: ...
+
+    def refuse_method(self, request: Request) -> Response | None: ...
+
+    # A refusal of a POST body before it is read, or None (its length is then reserved).
+    def admit_body(self, request: Request, length: int) -> Response | None: ...
+
+    def release_body(self, length: int) -> None: ...
+
+    # A future of the refusal (401) or None, when credentials need a worker's check.
+    def check_auth(self, request: Request) -> asyncio.Future[Response | None] | None: ...
+
+    def answer_api(self, request: Request) -> asyncio.Future[Response]: ...
+
+    def refused(self, request: Request, status: int) -> None: ...
+
+
+@dataclasses.dataclass
+class _Body:
+    """An API request whose body is being read."""
+
+    request: Request
+    length: int
+    keep: bool
+    started: bool = False  # credentials are settled and the deadline armed
 
 
 class Connection(asyncio.Protocol):
@@ -83,6 +113,8 @@ class Connection(asyncio.Protocol):
         self._keep = True
         self._eof = False
         self._served = 0
+        self._body: _Body | None = None
+        self._reserved = 0  # body bytes this connection holds of the server's budget
 
     # -- timers ---------------------------------------------------------------------
 
@@ -154,6 +186,9 @@ class Connection(asyncio.Protocol):
         if self._lingering:
             return  # after the last response: read only to let the client see it whole
         self._buffer += data
+        if self._body is not None:
+            self._take_body()
+            return
         if self._answering:
             # The next request waits its turn; a client that floods meanwhile is paused.
             if len(self._buffer) > self._host.max_head_bytes:
@@ -166,8 +201,9 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
-        # Answer a request in flight before closing; otherwise let asyncio close.
-        return self._answering and not self._lingering
+        # Answer a request in flight before closing; otherwise let asyncio close. A body
+        # that stops half-way will never be whole: close rather than wait for its deadline.
+        return self._answering and not self._lingering and self._body is None
 
     def pause_writing(self) -> None:
         self._write_blocked = True
@@ -179,6 +215,8 @@ class Connection(asyncio.Protocol):
             self._after_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        self._body = None
         self._disarm()
         if self._timer is not None:
             self._timer.cancel()
@@ -209,23 +247,30 @@ class Connection(asyncio.Protocol):
         self._disarm()
 
     def _pause_reading(self) -> None:
-        # Only while a worker answers: the fast path answers before the next read.
+        # While a request is answered or its credentials checked: the next waits its turn.
         if self._transport is not None and not self._reading_paused:
             self._reading_paused = True
             self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     def _answer(self, request: Request) -> None:
         self._begin_answer()
         self._served += 1
         keep = (
-            request.keep_alive
-            and not request.has_body  # its unread body would be taken for the next request
-            and self._served < self._host.max_requests
-            and not self._host.closing
+            request.keep_alive and self._served < self._host.max_requests and not self._host.closing
         )
-        if request.method not in ("GET", "HEAD"):
-            self._send(request, _NOT_ALLOWED, keep=False)
+        refusal = self._host.refuse_method(request)
+        if refusal is not None:
+            self._send(request, refusal, keep=False)
             return
+        if request.method == "POST":  # only the API allows it
+            self._start_body(request, keep)
+            return
+        keep = keep and not request.has_body  # its unread body would be taken for the next request
         response = self._host.fast_response(request)
         if response is not None:
             self._send(request, response, keep=keep)
@@ -247,12 +292,96 @@ class Connection(asyncio.Protocol):
             response, keep = Response.text(500, "internal error"), False
         self._send(request, response, keep=keep)
 
+    # -- request bodies (API POSTs) ------------------------------------------------------
+
+    def _start_body(self, request: Request, keep: bool) -> None:
+        """Admit the body (size, API checks, the server's budget), then settle credentials."""
+        try:
+            length = request.content_length()
+        except BadRequest as exc:
+            self._refuse(request, Response.text(exc.status, str(exc)))
+            return
+        refusal = self._host.admit_body(request, length)
+        if refusal is not None:
+            self._refuse(request, refusal)
+            return
+        self._reserved = length
+        self._body = _Body(request, length, keep)
+        check = self._host.check_auth(request)
+        if check is None:
+            self._receive_body()
+            return
+        # bcrypt runs on a worker; nothing of the body is kept before it says yes.
+        self._pause_reading()
+        check.add_done_callback(self._authorized)
+
+    def _authorized(self, future: asyncio.Future[Response | None]) -> None:
+        body = self._body
+        if body is None or self._transport is None or self._transport.is_closing():
+            return
+        if future.cancelled():
+            self.abort()
+            return
+        failed = future.exception() is not None  # a bug in the check: never a way in
+        refusal = Response.text(500, "internal error") if failed else future.result()
+        if refusal is not None:
+            self._refuse(body.request, refusal)
+            return
+        self._receive_body()
+
+    def _receive_body(self) -> None:
+        body = self._body
+        assert body is not None and self._transport is not None
+        body.started = True
+        self._arm(self._host.body_timeout, self._on_body_timeout)
+        if body.request.expects_continue and len(self._buffer) < body.length:
+            self._transport.write(CONTINUE)
+        self._resume_reading()
+        self._take_body()
+
+    def _take_body(self) -> None:
+        body = self._body
+        if body is None or not body.started:
+            return
+        if len(self._buffer) < body.length:
+            return
+        with memoryview(self._buffer) as view:  # one copy of the body, not two
+            data = bytes(view[: body.length])
+        del self._buffer[: body.length]
+        self._body = None
+        self._disarm()
+        # Reading goes on (pausing costs two epoll calls, more than answering a small
+        # request): what arrives meanwhile waits in the buffer, up to a head's worth.
+        head = body.request  # built directly: dataclasses.replace costs more than a parse
+        request = Request(
+            head.method, head.target, head.version, head.headers, data, time.monotonic()
+        )
+        future = self._host.answer_api(request)
+        future.add_done_callback(functools.partial(self._answered, request, body.keep))
+
+    def _on_body_timeout(self) -> None:
+        if self._body is not None:
+            log.debug("%s: request body not received in time", self.peer)
+            self._refuse(self._body.request, _BODY_TIMEOUT)
+
+    def _refuse(self, request: Request, response: Response) -> None:
+        """Answer an API POST without reading (the rest of) its body, and close."""
+        self._body = None
+        self._host.refused(request, response.status)
+        self._send(request, response, keep=False)
+
+    def _release(self) -> None:
+        if self._reserved:
+            self._host.release_body(self._reserved)
+            self._reserved = 0
+
     def _reject(self, exc: BadRequest) -> None:
         log.debug("%s: bad request: %s", self.peer, exc)
         self._begin_answer()
         self._send(None, Response.text(exc.status, str(exc)), keep=False)
 
     def _send(self, request: Request | None, response: Response, *, keep: bool) -> None:
+        self._release()
         if self._transport is None or self._transport.is_closing():
             return
         head = response_head(response, keep_alive=keep)
@@ -280,9 +409,7 @@ class Connection(asyncio.Protocol):
         else:
             self._waiting_first_byte = True
             self._arm(self._host.idle_timeout, self._on_idle_timeout)
-        if self._reading_paused and self._transport is not None:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        self._resume_reading()
 
     # -- ending ---------------------------------------------------------------------
 

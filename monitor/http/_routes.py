@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.exporter import CONTENT_TYPE, Registry, encode
-from monitor.http._wire import Response
+from monitor.http._api import Api
+from monitor.http._wire import Request, Response
 
-__all__ = ["Routes", "dispatch"]
+__all__ = ["Routes", "allowed_methods", "dispatch", "dispatch_request"]
 
 log = logging.getLogger("monitor.http")
 
@@ -56,6 +57,20 @@ class Routes:
     index_html: Callable[[], str] = _plain_index
     # Pre-rendered /metrics bytes (a MetricsCache); None encodes the registry per scrape.
     metrics: Callable[[], bytes] | None = None
+    # Routes that take request bodies (the label API); None: GET and HEAD only.
+    api: Api | None = None
+
+
+_PAGE_METHODS = ("GET", "HEAD")
+
+
+def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
+    """The methods ``path`` answers, and whether the API owns it."""
+    if routes.api is not None:
+        methods = routes.api.methods(path)
+        if methods:
+            return methods, True
+    return _PAGE_METHODS, False
 
 
 def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
@@ -100,4 +115,16 @@ def dispatch(routes: Routes, path: str, query: Mapping[str, str] | None = None) 
         return _route(routes, path, query or {})
     except Exception:
         log.exception("error serving %s", path)
+        return Response.text(500, "internal error")
+
+
+def dispatch_request(routes: Routes, request: Request) -> Response:
+    """The response to ``request``: the API's for its paths, the pages' otherwise."""
+    path = request.path
+    if routes.api is None or not routes.api.methods(path):
+        return dispatch(routes, path, request.query)
+    try:
+        return routes.api.handle([request])[0]
+    except Exception:
+        log.exception("error serving %s %s", request.method, path)
         return Response.text(500, "internal error")

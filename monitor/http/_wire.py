@@ -1,19 +1,22 @@
 """HTTP/1.x on the wire: parse a request head, build a response head (pure functions).
 
-The server only answers GET and HEAD without a body, so the parser needs no chunked
-decoding and no body handling: a request that announces a body is answered and the
-connection closed, which keeps the unread body from being taken for the next request.
+Bodies are read only for POST to the API, and only with a ``Content-Length`` (no
+chunked decoding: a chunked body is refused with 411). Any other request that
+announces a body is answered and the connection closed, which keeps the unread body
+from being taken for the next request.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
+    "CONTINUE",
     "MAX_HEADERS",
     "BadRequest",
     "Request",
@@ -25,6 +28,9 @@ __all__ = [
 
 MAX_HEADERS = 100  # browsers send about 15; hundreds are an attack on the parser
 SERVER = "kmeans-monitor"  # no version: nothing for a scanner to match against a CVE list
+# The interim answer to "Expect: 100-continue": send the body now (curl waits a second
+# for it before sending a body larger than 1 KiB).
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BadRequest(ValueError):
@@ -37,14 +43,17 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    """A parsed request head; header names are lower-case."""
+    """A parsed request (head, and the body of an API POST); header names are lower-case."""
 
     method: str
     target: str
     version: str
     headers: dict[str, str]
+    body: bytes = b""
+    # time.monotonic() when the whole request was in (API requests): latencies start here.
+    received: float = 0.0
 
-    @property
+    @functools.cached_property  # read by each layer a request goes through
     def path(self) -> str:
         return unquote(urlsplit(self.target).path)
 
@@ -65,6 +74,43 @@ class Request:
     def has_body(self) -> bool:
         length = self.headers.get("content-length", "0").strip()
         return "transfer-encoding" in self.headers or length not in ("", "0")
+
+    def content_length(self) -> int:
+        """The body's length in bytes (0 without the header); BadRequest when it is invalid.
+
+        Repeated headers arrive joined by commas; equal repeats are one length (RFC 9110
+        section 8.6), different ones a 400, like a chunked body sent with a length.
+        """
+        length = self._length
+        if isinstance(length, BadRequest):
+            raise length
+        return length
+
+    @functools.cached_property  # the server and the API both ask
+    def _length(self) -> int | BadRequest:
+        try:
+            return self._parse_length()
+        except BadRequest as exc:
+            return exc
+
+    def _parse_length(self) -> int:
+        if "transfer-encoding" in self.headers:
+            raise BadRequest(411, "a request body needs a Content-Length; chunked is not accepted")
+        raw = self.headers.get("content-length")
+        if raw is None:
+            return 0
+        values = {v.strip() for v in raw.split(",")}
+        # 18 digits: no real body is an exabyte, and int() of a huge string is slow.
+        value = values.pop() if len(values) == 1 else ""
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise BadRequest(400, "invalid Content-Length")
+        return int(value)
+
+    @property
+    def expects_continue(self) -> bool:
+        """The client waits for "100 Continue" before it sends its body."""
+        expect = self.headers.get("expect", "").lower()
+        return self.version == "HTTP/1.1" and expect == "100-continue"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -492,17 +493,56 @@ def read_table(
 
 
 def _npy_load(path: Path, where: str) -> FloatArray:
-    """A 2-D float64 array from an NPY file; SourceError or SchemaError otherwise."""
+    """A 2-D float64 array from an NPY file; SourceError or SchemaError otherwise.
+
+    The header is checked before anything is allocated: a header that announces more
+    bytes than the file holds (a truncated file, or a forged shape of terabytes) is
+    refused instead of being handed to numpy, which would try to allocate it.
+    """
+    try:
+        with path.open("rb") as fh:
+            shape, dtype = _npy_header(fh)
+            holds = os.fstat(fh.fileno()).st_size - fh.tell()
+    except (OSError, ValueError, EOFError) as exc:
+        raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
+    if len(shape) != 2 or dtype.kind not in "biuf":
+        raise SchemaError(
+            f"{where}: expected a 2-D numeric array; got shape {shape} of dtype {dtype}."
+        )
+    need = math.prod(shape) * dtype.itemsize
+    if need > holds:
+        raise SourceError(
+            f"{where}: unreadable NPY file: its header announces {shape[0]} x {shape[1]} "
+            f"values of {dtype} ({_size(need)}) but the file holds {_size(holds)} of data "
+            "(truncated, or not what it claims to be)"
+        )
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
-    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind not in "biuf":
-        raise SchemaError(
-            f"{where}: expected a 2-D numeric array; got shape "
-            f"{getattr(arr, 'shape', None)} of dtype {getattr(arr, 'dtype', None)}."
-        )
     return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """The shape and dtype an NPY header announces; ValueError when it is not one."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:  # 3.0 only differs for structured dtypes, which are no table of numbers
+        raise ValueError(f"NPY format version {version} holds no 2-D numeric array")
+    return tuple(int(n) for n in shape), dtype
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 2.0 TiB, 512 B."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
 
 
 def _csv_rows(path: Path, where: str) -> tuple[list[str], list[list[str]], list[int]]:

@@ -1,40 +1,62 @@
-"""Windows built from Prometheus range queries (``/api/v1/query_range``), over urllib.
+"""Windows built from Prometheus range queries (``/api/v1/query_range``), over http.client.
 
 Each feature is one PromQL expression. Every (series, step) of an expression's answer is
 one value of that feature; the values of the features are joined into rows on the
 series' labels (all of them but ``__name__``, or only ``join_on``) and the timestamp.
 Rows that miss a feature are dropped and counted in a debug log line.
+
+Reading a window has one deadline, ``timeout``, for everything it does: every request,
+every retry, every byte. The response is read in chunks and each socket read waits at
+most for what is left, so a server that sends a byte every half second cannot keep a
+read alive. Connection errors, 5xx and 429 answers are retried with exponential backoff
+and full jitter while the deadline allows. Credentials (a bearer token file, basic auth
+with a password file, the userinfo of the URL, secret headers) are sent and never
+shown: every message masks them (``monitor.redact``).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
+import io
 import json
 import logging
 import math
+import random
 import re
-import urllib.error
+import socket
+import ssl
+import time
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from functools import reduce
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import Problem, check_int, is_real, problem_of, read_fields
+from monitor.checks import (
+    Problem,
+    check_int,
+    is_real,
+    problem_of,
+    read_fields,
+)
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
 from monitor.records import Window
+from monitor.redact import MASK, is_secret_header, is_secret_name, redact_text, redact_url
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
 
 __all__ = [
+    "BasicAuth",
     "PrometheusOptions",
     "PrometheusSource",
+    "TlsOptions",
     "build",
     "options_problems",
     "parse_options",
@@ -44,10 +66,37 @@ _log = logging.getLogger(__name__)
 
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS_LIMIT = 11000
+MAX_RETRIES = 10
+# The backoff doubles per attempt up to this many seconds (before jitter).
+MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers the source sets itself; Authorization only when no other credential is given.
+_RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent"}
+)
 
 Key = tuple[tuple[str, str], ...]
 Series = dict[Key, tuple[NDArray[np.int64], NDArray[np.float64]]]  # key -> (ms, values)
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """HTTP basic authentication: a user name and a file holding the password."""
+
+    username: str
+    password_file: str
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """How an https URL is verified, and the client certificate it presents."""
+
+    ca_file: str | None = None  # None: the system's CA certificates
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,9 +106,26 @@ class PrometheusOptions:
     url: str
     features: Mapping[str, str]  # feature name -> PromQL expression
     step: float = 60.0  # seconds between points
-    timeout: float = 30.0  # seconds to wait for each answer
+    timeout: float = 30.0  # seconds for reading a whole window: every request and retry
     join_on: tuple[str, ...] | None = None  # None: all labels but __name__
     max_points: int = 10000  # points per series per request; longer windows are split
+    bearer_token_file: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TlsOptions | None = None
+    # Values may be credentials: never in a repr.
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    retries: int = 2  # attempts after the first, on connection errors, 5xx and 429
+    retry_backoff: float = 0.25  # seconds before the first retry; doubles, with full jitter
+
+
+class _Shown:
+    """A value shown in a problem as given text (a redacted URL, a mask), never the raw one."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
 
 
 def parse_options(
@@ -67,37 +133,177 @@ def parse_options(
 ) -> tuple[PrometheusOptions | None, list[Problem]]:
     """Typed options from a mapping of options, and every problem found.
 
-    With ``features``, the expressions must be exactly one per feature.
+    With ``features``, the expressions must be exactly one per feature. No I/O: the
+    credential and certificate files are read by ``build``.
     """
     names = [f.name for f in fields(PrometheusOptions)]
-    durations = {"step": check_duration, "timeout": check_duration}
+    durations = {"step": check_duration, "timeout": check_duration, "retry_backoff": check_duration}
     values, problems = read_fields(raw, names, durations)
+    problems = [_masked(p) for p in problems]
     values.setdefault("url", None)
     values.setdefault("features", None)
     if isinstance(values["features"], Mapping):
         values["features"] = MappingProxyType(dict(values["features"]))
     if isinstance(values.get("join_on"), list):
         values["join_on"] = tuple(values["join_on"])
+    nested = (
+        ("basic_auth", _parse_basic_auth),
+        ("tls", _parse_tls),
+        ("headers", _parse_headers),
+    )
+    for key, parse in nested:
+        if key in values:
+            parsed, found = parse(values[key])
+            problems += found
+            if parsed is None:  # reported; the other checks go on without it
+                del values[key]
+            else:
+                values[key] = parsed
     options = PrometheusOptions(**values)
     problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
 
 
+def _masked(problem: Problem) -> Problem:
+    """``problem`` without its value when the field's name says it holds a secret."""
+    name = problem.field.rsplit(".", 1)[-1]
+    if is_secret_name(name) and not name.endswith("_file"):
+        return Problem(problem.field, problem.expected, _Shown(MASK))
+    return problem
+
+
+def _section(raw: Any, where: str, names: Sequence[str]) -> tuple[dict[str, Any], list[Problem]]:
+    """The fields of a nested mapping, its problems named ``where.field``."""
+    if not isinstance(raw, Mapping):
+        return {}, [Problem(where, f"a mapping of {', '.join(names)}", _Shown(type(raw).__name__))]
+    values, problems = read_fields(raw, names, where=where)
+    return values, [_masked(p) for p in problems]
+
+
+def _path_problem(values: Mapping[str, Any], key: str, where: str) -> Problem | None:
+    value = values.get(key)
+    if value is None or (isinstance(value, str) and value.strip()):
+        return None
+    return Problem(f"{where}.{key}", "a file path", value)
+
+
+def _parse_basic_auth(raw: Any) -> tuple[BasicAuth | None, list[Problem]]:
+    values, problems = _section(raw, "basic_auth", ("username", "password_file"))
+    if not isinstance(raw, Mapping):
+        return None, problems
+    username, password_file = values.get("username"), values.get("password_file")
+    if not isinstance(username, str) or not username or ":" in username:
+        problems.append(Problem("basic_auth.username", "a user name without ':'", username))
+    if password_file is None:
+        expected = "a file holding the password (the password itself never goes here)"
+        problems.append(Problem("basic_auth.password_file", expected, None))
+    elif (found := _path_problem(values, "password_file", "basic_auth")) is not None:
+        problems.append(found)
+    if problems:
+        return None, problems
+    return BasicAuth(str(username), str(password_file)), []
+
+
+def _parse_tls(raw: Any) -> tuple[TlsOptions | None, list[Problem]]:
+    names = [f.name for f in fields(TlsOptions)]
+    values, problems = _section(raw, "tls", names)
+    if not isinstance(raw, Mapping):
+        return None, problems
+    for key in ("ca_file", "cert_file", "key_file"):
+        if (found := _path_problem(values, key, "tls")) is not None:
+            problems.append(found)
+    skip = values.get("insecure_skip_verify", False)
+    if not isinstance(skip, bool):
+        problems.append(Problem("tls.insecure_skip_verify", "true or false", skip))
+    if ("cert_file" in values) != ("key_file" in values):
+        missing = "key_file" if "cert_file" in values else "cert_file"
+        problems.append(Problem(f"tls.{missing}", "given with the other (a client key pair)", None))
+    if problems:
+        return None, problems
+    return TlsOptions(**values), []
+
+
+def _parse_headers(raw: Any) -> tuple[Mapping[str, str] | None, list[Problem]]:
+    """Extra request headers; a problem never repeats a value (it may be a credential)."""
+    if not isinstance(raw, Mapping):
+        return None, [Problem("headers", "a mapping of header names to values", _Shown("..."))]
+    problems = []
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            problems.append(Problem("headers", "header names made of letters, digits, '-'", name))
+        elif name.lower() in _RESERVED_HEADERS:
+            problems.append(
+                Problem(f"headers.{name}", "omitted (the source sets it)", _Shown("..."))
+            )
+        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            expected = "a single-line string"
+            problems.append(Problem(f"headers.{name}", expected, _Shown(type(value).__name__)))
+    return (None, problems) if problems else (MappingProxyType(dict(raw)), [])
+
+
 def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None) -> list[Problem]:
     """Every problem of ``o``; with ``features``, also features without an expression."""
-    parts = urllib.parse.urlsplit(o.url) if isinstance(o.url, str) else None
     found = [
-        None
-        if parts is not None and parts.scheme in ("http", "https") and parts.netloc
-        else Problem("url", "an http(s) URL such as 'http://prometheus:9090'", o.url),
+        *_url_problems(o),
         _duration_problem("step", o.step),
         _duration_problem("timeout", o.timeout),
+        _duration_problem("retry_backoff", o.retry_backoff),
         None
         if o.join_on is None or _is_labels(o.join_on)
         else Problem("join_on", "a non-empty list of label names", o.join_on),
         problem_of(check_int, o.max_points, "max_points", low=1, high=MAX_POINTS_LIMIT),
+        problem_of(check_int, o.retries, "retries", low=0, high=MAX_RETRIES),
+        *_credential_problems(o),
     ]
     return [p for p in found if p is not None] + _expression_problems(o.features, features)
+
+
+def _url_problems(o: PrometheusOptions) -> list[Problem]:
+    if not isinstance(o.url, str):
+        return [Problem("url", "an http(s) URL such as 'http://prometheus:9090'", o.url)]
+    shown = _Shown(repr(redact_url(o.url)))
+    try:
+        parts = urllib.parse.urlsplit(o.url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return [Problem("url", "an http(s) URL such as 'http://prometheus:9090'", shown)]
+    if parts.query or parts.fragment:
+        return [Problem("url", "a base URL without a query or a fragment", shown)]
+    if o.tls is not None and parts.scheme != "https":
+        return [Problem("tls", "omitted unless the url is https", _Shown("{...}"))]
+    return []
+
+
+def _credential_problems(o: PrometheusOptions) -> list[Problem]:
+    """At most one way to authenticate; an Authorization header counts as one."""
+    ways = [
+        field
+        for field, given in (
+            ("url", isinstance(o.url, str) and "@" in _netloc(o.url)),
+            ("bearer_token_file", o.bearer_token_file is not None),
+            ("basic_auth", o.basic_auth is not None),
+            ("headers.Authorization", any(h.lower() == "authorization" for h in o.headers)),
+        )
+        if given
+    ]
+    problems = []
+    if o.bearer_token_file is not None and not (
+        isinstance(o.bearer_token_file, str) and o.bearer_token_file.strip()
+    ):
+        problems.append(Problem("bearer_token_file", "a file path", o.bearer_token_file))
+    if len(ways) > 1:
+        expected = f"omitted: one way to authenticate, not {' and '.join(ways)}"
+        problems.append(Problem(ways[-1], expected, _Shown("...")))
+    return problems
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return ""
 
 
 def _duration_problem(field: str, value: Any) -> Problem | None:
@@ -137,20 +343,232 @@ def _expression_problems(expressions: Any, features: Sequence[str] | None) -> li
     return found
 
 
+# --------------------------------------------------------------------------- files
+
+
+def _read_secret(path: str, what: str) -> str:
+    """The stripped text of a credential file; OSError or ValueError naming the file only."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        raise ValueError(f"{what} {path!r} is empty")
+    return text
+
+
+def _file_problems(o: PrometheusOptions) -> list[Problem]:
+    """What only reading the files reveals: credential files and certificates that fail."""
+    problems = []
+    secrets = []
+    if o.bearer_token_file is not None:
+        secrets.append(("bearer_token_file", o.bearer_token_file))
+    if o.basic_auth is not None:
+        secrets.append(("basic_auth.password_file", o.basic_auth.password_file))
+    for where, path in secrets:
+        try:
+            _read_secret(path, "the file")
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            shown = _Shown(_why(exc, path))
+            problems.append(Problem(where, "a readable, non-empty UTF-8 file", shown))
+    if o.tls is not None:
+        try:
+            _tls_context(o.tls)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            problems.append(Problem("tls", "certificates and a key that load", _Shown(_why(exc))))
+    return problems
+
+
+def _why(exc: BaseException, path: str | None = None) -> str:
+    """An OS or TLS error in a few words, never the content of a file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename if exc.filename is not None else path
+        return f"{exc.strerror}: {name!r}" if name is not None else exc.strerror
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {path!r}"
+    return str(exc) or type(exc).__name__
+
+
+def _tls_context(tls: TlsOptions | None) -> ssl.SSLContext:
+    """The client context: the CA file (or the system's), the client pair, verification."""
+    if tls is None:
+        return ssl.create_default_context()
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class _Deadline:
+    """The end of one window's read, on a monotonic clock."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.seconds = seconds
+        self.end = clock() + seconds
+
+    def left(self) -> float:
+        """Seconds left; TimeoutError once there are none."""
+        left = self.end - self._clock()
+        if left <= 0:
+            raise TimeoutError("the read's deadline passed")
+        return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket, each read waiting at most for what is left of the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """The part of a socket http.client uses, with every operation under the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._deadline.left())  # sendall's timeout is a total
+        self._sock.sendall(data)
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+    def close(self) -> None:
+        """Nothing yet: http.client closes the connection before it reads the body, which
+        a socket's own makefile survives by reference counting; the request closes the
+        socket itself once the body is read (``_Connection.release``)."""
+
+
+class _Connection(http.client.HTTPConnection):
+    """One HTTP(S) connection whose connect, TLS handshake and reads share one deadline."""
+
+    def __init__(
+        self, host: str, port: int, deadline: _Deadline, context: ssl.SSLContext | None
+    ) -> None:
+        super().__init__(host, port, timeout=deadline.left())
+        self._deadline = deadline
+        self._context = context
+        self._socket: socket.socket | None = None
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self._deadline.left())
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                # The handshake's timeout is a total for the whole handshake.
+                sock.settimeout(self._deadline.left())
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self._socket = sock
+        self.sock = _DeadlineSocket(sock, self._deadline)
+
+    def release(self) -> None:
+        """Close the connection and its socket."""
+        self.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    retry_after: float | None  # seconds, from a Retry-After header
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header given in seconds (an HTTP date is not waited for)."""
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or 500 <= status <= 599
+
+
+class _Failure(Exception):
+    """One attempt failed in a way worth retrying; ``text`` completes the endpoint."""
+
+    def __init__(self, text: str, retry_after: float | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.retry_after = retry_after
+
+
+# --------------------------------------------------------------------------- the source
+
+
 class PrometheusSource:
     """A TelemetrySource that reads a window with one range query per feature."""
 
-    def __init__(self, model: str, features: tuple[str, ...], options: PrometheusOptions) -> None:
+    def __init__(
+        self,
+        model: str,
+        features: tuple[str, ...],
+        options: PrometheusOptions,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._model = model
         self._features = tuple(features)
         self._options = options
-        self._endpoint = options.url.rstrip("/") + "/api/v1/query_range"
+        parts = urllib.parse.urlsplit(options.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = parts.path.rstrip("/") + "/api/v1/query_range"
+        self._userinfo = (
+            (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+            if "@" in parts.netloc
+            else None
+        )
+        self._context = (tls_context or _tls_context(options.tls)) if self._https else None
+        self._endpoint = redact_url(options.url.rstrip("/") + "/api/v1/query_range")
         self._name = f"prometheus source of model {model!r}"
+        self._rng = rng if rng is not None else random.Random()
+        self._sleep = sleep
+        self._clock = clock
+        # Values to mask in any text this source shows; credentials read later join them.
+        self._secrets: set[str] = {v for k, v in options.headers.items() if is_secret_header(k)}
+        if self._userinfo is not None:
+            self._secrets.update(s for s in self._userinfo if s)
 
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the points at ``start, start + step, ...`` before ``end``."""
         start, end = check_bounds(start, end, "PrometheusSource")
-        series = [self._fetch(feature, start, end) for feature in self._features]
+        try:
+            deadline = _Deadline(self._options.timeout, self._clock)
+            headers = self._headers()
+            series = [self._fetch(f, start, end, deadline, headers) for f in self._features]
+        except SourceError as exc:
+            cleaned = self._scrub(str(exc))
+            if cleaned == str(exc):
+                raise
+            raise type(exc)(cleaned) from None
         X, dropped = _join(series)
         if dropped:
             _log.debug(
@@ -173,22 +591,60 @@ class PrometheusSource:
         )
 
     def close(self) -> None:
-        """urllib keeps no connection open between requests."""
+        """Each request has its own connection: nothing stays open between windows."""
 
-    def _fetch(self, feature: str, start: float, end: float) -> Series:
+    def _scrub(self, text: str) -> str:
+        return redact_text(text, self._secrets)
+
+    def _headers(self) -> dict[str, str]:
+        """The request's headers, credentials read afresh (so a rotated token is used)."""
+        o = self._options
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "kmeans-monitor",
+            **o.headers,
+        }
+        user_password = self._userinfo
+        try:
+            if o.bearer_token_file is not None:
+                token = _read_secret(o.bearer_token_file, "bearer_token_file")
+                self._secrets.add(token)
+                headers["Authorization"] = f"Bearer {token}"
+            if o.basic_auth is not None:
+                password = _read_secret(o.basic_auth.password_file, "basic_auth.password_file")
+                user_password = (o.basic_auth.username, password)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{self._name}: cannot read its credentials: {_why(exc)}") from None
+        if user_password is not None:
+            self._secrets.add(user_password[1])
+            pair = f"{user_password[0]}:{user_password[1]}".encode()
+            encoded = base64.b64encode(pair).decode("ascii")
+            self._secrets.add(encoded)
+            headers["Authorization"] = f"Basic {encoded}"
+        if "Authorization" in headers:
+            self._secrets.add(headers["Authorization"])
+        return headers
+
+    def _fetch(
+        self, feature: str, start: float, end: float, deadline: _Deadline, headers: dict[str, str]
+    ) -> Series:
         """The series of one feature over the window, split into requests of max_points."""
         step = self._options.step
         n_points = max(0, math.ceil((end - start) / step))
         if n_points and start + (n_points - 1) * step >= end:  # rounding put one too many
             n_points -= 1
         expr = self._options.features[feature]
+        where = f"{self._name}: feature {feature!r}: {self._endpoint}"
         found: dict[Key, tuple[list[NDArray[np.int64]], list[NDArray[np.float64]]]] = {}
         for first in range(0, n_points, self._options.max_points):
             last = min(n_points, first + self._options.max_points) - 1
-            result = self._query(feature, expr, start + first * step, start + last * step)
+            body = self._body(expr, start + first * step, start + last * step, deadline, where)
+            result = _result(self._post(body, deadline, headers, where), where)
             seen: set[Key] = set()
-            for item in result:
-                key = self._key(item.get("metric", {}))
+            for i, item in enumerate(result):
+                metric, values = _series(item, i, where)
+                key = self._key(metric)
                 if key in seen:
                     labels = ", ".join(f'{k}="{v}"' for k, v in key)
                     raise SourceError(
@@ -197,12 +653,11 @@ class PrometheusSource:
                         f"or list more labels in join_on"
                     )
                 seen.add(key)
-                where = f"{self._name}: feature {feature!r}: {self._endpoint}"
-                ms, values = _points(item.get("values", []), where)
+                ms, vals = _points(values, where)
                 keep = (ms >= round(start * 1000)) & (ms < round(end * 1000))
                 entry = found.setdefault(key, ([], []))
                 entry[0].append(ms[keep])
-                entry[1].append(values[keep])
+                entry[1].append(vals[keep])
         return {k: (np.concatenate(ms), np.concatenate(v)) for k, (ms, v) in found.items()}
 
     def _key(self, metric: Mapping[str, str]) -> Key:
@@ -211,57 +666,145 @@ class PrometheusSource:
         # An absent label is the empty string, as in PromQL's own matching.
         return tuple((k, metric.get(k, "")) for k in self._options.join_on)
 
-    def _query(self, feature: str, expr: str, start: float, end: float) -> list[dict[str, Any]]:
-        """The ``result`` of one query_range request (a list of series)."""
-        o = self._options
-        body = urllib.parse.urlencode(
+    def _body(self, expr: str, start: float, end: float, deadline: _Deadline, where: str) -> bytes:
+        """The form of one request; Prometheus is told how long is left of the deadline."""
+        try:
+            left = deadline.left()
+        except TimeoutError:
+            raise self._timeout(where, 1) from None
+        return urllib.parse.urlencode(
             {
                 "query": expr,
                 "start": f"{start:.3f}",
                 "end": f"{end:.3f}",
-                "step": repr(float(o.step)),
-                "timeout": repr(float(o.timeout)),
+                "step": repr(float(self._options.step)),
+                "timeout": repr(round(left, 3)),
             }
         ).encode()
-        # POST keeps long expressions out of URL length limits; Prometheus takes both.
-        request = urllib.request.Request(
-            self._endpoint,
-            data=body,
-            method="POST",
-            headers={"Accept": "application/json", "User-Agent": "kmeans-monitor"},
+
+    def _timeout(self, where: str, attempts: int) -> SourceTimeoutError:
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        return SourceTimeoutError(
+            f"{where} did not answer within {self._options.timeout:g}s{tries}; the source's "
+            "timeout bounds the whole read of a window"
         )
-        where = f"{self._name}: feature {feature!r}: {self._endpoint}"
+
+    def _post(self, body: bytes, deadline: _Deadline, headers: dict[str, str], where: str) -> bytes:
+        """The body of a 200 answer, retrying connection errors, 5xx and 429 in the deadline."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(body, deadline, headers, where)
+            except TimeoutError:
+                raise self._timeout(where, attempt) from None
+            except _Failure as failure:
+                delay = self._backoff(attempt, failure.retry_after)
+                try:
+                    wait_ok = attempt <= self._options.retries and delay < deadline.left()
+                except TimeoutError:
+                    wait_ok = False
+                if not wait_ok:
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise SourceError(f"{where} {failure.text}{tries}") from None
+                _log.info(
+                    "%s %s; retry %d of %d in %.2fs",
+                    where,
+                    self._scrub(failure.text),
+                    attempt,
+                    self._options.retries,
+                    delay,
+                )
+                self._sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter over an exponential cap; at least what a Retry-After asked for."""
+        cap = min(MAX_BACKOFF, self._options.retry_backoff * 2 ** (attempt - 1))
+        delay = self._rng.uniform(0.0, cap)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def _attempt(
+        self, body: bytes, deadline: _Deadline, headers: dict[str, str], where: str
+    ) -> bytes:
+        """One request; _Failure when worth retrying, SourceError when not."""
         try:
-            with urllib.request.urlopen(request, timeout=o.timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            raise SourceError(f"{where} answered HTTP {exc.code}: {_error_text(exc)}") from exc
-        except TimeoutError as exc:
-            raise SourceTimeoutError(f"{where} did not answer within {o.timeout:g}s") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise SourceTimeoutError(f"{where} did not answer within {o.timeout:g}s") from exc
-            raise SourceError(f"{where} is unreachable: {exc.reason}") from exc
+            answer = self._request(body, deadline, headers)
+        except ssl.SSLCertVerificationError as exc:
+            raise SourceError(
+                f"{where}: the server's TLS certificate is not trusted: {exc.verify_message} "
+                "(set tls.ca_file to the CA that signed it)"
+            ) from None
+        except ssl.SSLError as exc:
+            raise SourceError(f"{where}: the TLS handshake failed: {exc.reason or exc}") from None
+        except TimeoutError:
+            raise
         except (OSError, http.client.HTTPException) as exc:
-            raise SourceError(f"{where} failed: {exc!r}") from exc
+            raise _Failure(f"is unreachable: {_why(exc)}") from None
+        if answer.status == 200:
+            return answer.body
+        text = f"answered HTTP {answer.status}: {_error_text(answer.body, answer.status)}"
+        if _retryable(answer.status):
+            raise _Failure(text, answer.retry_after)
+        raise SourceError(f"{where} {text}")
+
+    def _request(self, body: bytes, deadline: _Deadline, headers: dict[str, str]) -> _Answer:
+        connection = _Connection(self._host, self._port, deadline, self._context)
         try:
-            answer = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{where} answered with something that is not JSON: {exc}") from exc
-        if not isinstance(answer, dict):
-            raise SourceError(f"{where} answered with unexpected JSON {str(answer)[:200]!r}")
-        if answer.get("status") != "success":
-            raise SourceError(
-                f"{where} answered status {answer.get('status')!r}: {_error_of(answer)}"
+            # POST keeps long expressions out of URL length limits; Prometheus takes both.
+            connection.request("POST", self._path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            return _Answer(
+                response.status, payload, _retry_after(response.getheader("Retry-After"))
             )
-        for warning in answer.get("warnings") or ():
-            _log.warning("%s: Prometheus warns: %s", where, warning)
-        data = answer.get("data") or {}
-        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-            raise SourceError(
-                f"{where} answered a {data.get('resultType')!r} where a 'matrix' was expected"
-            )
-        return data["result"]
+        finally:
+            connection.close()
+
+
+def _result(payload: bytes, where: str) -> list[Any]:
+    """The ``data.result`` list of a successful query_range answer."""
+    try:
+        answer = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{where} answered with something that is not JSON: {exc}") from None
+    if not isinstance(answer, dict):
+        raise SourceError(f"{where} answered with unexpected JSON {str(answer)[:200]!r}")
+    if answer.get("status") != "success":
+        raise SourceError(f"{where} answered status {answer.get('status')!r}: {_error_of(answer)}")
+    warnings = answer.get("warnings")
+    for warning in warnings if isinstance(warnings, list) else ():
+        _log.warning("%s: Prometheus warns: %s", where, str(warning)[:300])
+    data = answer.get("data")
+    kind = data.get("resultType") if isinstance(data, dict) else None
+    if kind != "matrix" or not isinstance(data, dict) or not isinstance(data.get("result"), list):
+        raise SourceError(f"{where} answered a {kind!r} where a 'matrix' was expected")
+    result: list[Any] = data["result"]
+    return result
+
+
+def _series(item: Any, i: int, where: str) -> tuple[Mapping[str, str], Any]:
+    """The labels and points of one series of an answer; SourceError when malformed."""
+    expected = "{'metric': {label: value, ...}, 'values': [[time, 'value'], ...]}"
+    if not isinstance(item, dict):
+        shown = str(item)[:80]
+        raise SourceError(
+            f"{where} answered a malformed series: result[{i}] is {shown!r}, not {expected}"
+        )
+    metric = item.get("metric", {})
+    if not isinstance(metric, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metric.items()
+    ):
+        raise SourceError(
+            f"{where} answered a malformed series: result[{i}].metric is "
+            f"{str(metric)[:80]!r}, not a mapping of label names to values"
+        )
+    values = item.get("values")
+    if not isinstance(values, list):
+        raise SourceError(
+            f"{where} answered a malformed series: result[{i}].values is "
+            f"{str(values)[:80]!r}, not a list of [time, 'value'] pairs"
+        )
+    return metric, values
 
 
 def _points(values: Any, where: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -270,7 +813,7 @@ def _points(values: Any, where: str) -> tuple[NDArray[np.int64], NDArray[np.floa
         ms = np.array([round(float(t) * 1000) for t, _ in values], dtype=np.int64)
         # float() reads Prometheus' "NaN", "+Inf" and "-Inf" as they are meant.
         vals = np.array([float(v) for _, v in values], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise SourceError(f"{where}: malformed sample in the answer: {exc}") from exc
     order = np.argsort(ms, kind="stable")
     return ms[order], vals[order]
@@ -305,25 +848,36 @@ def _error_of(answer: Mapping[str, Any]) -> str:
     return f"{kind}: {text}" if kind else str(text)
 
 
-def _error_text(exc: urllib.error.HTTPError) -> str:
+def _error_text(body: bytes, status: int) -> str:
     """Prometheus' error text from an HTTP error answer, or the start of its body."""
-    try:
-        body = exc.read()
-    except OSError:
-        body = b""
     try:
         answer = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         text = body[:300].decode("utf-8", "replace").strip()
-        return text or str(exc.reason)
+        return text or http.client.responses.get(status, "no reason given")
     if isinstance(answer, dict) and ("error" in answer or "errorType" in answer):
         return _error_of(answer)
     return str(answer)[:300]
 
 
-def build(model: str, features: tuple[str, ...], options: PrometheusOptions) -> PrometheusSource:
-    """A prometheus source for ``model``; ConfigError unless every feature has an expression."""
+def build(
+    model: str,
+    features: tuple[str, ...],
+    options: PrometheusOptions,
+    *,
+    rng: random.Random | None = None,
+) -> PrometheusSource:
+    """A prometheus source for ``model``; ConfigError for options, files or certificates
+    that do not work (a credential file that cannot be read, a CA that does not load)."""
     problems = options_problems(options, features)
+    if not problems:
+        problems = _file_problems(options)
     if problems:
         raise ConfigError([p.config("source") for p in problems])
-    return PrometheusSource(model, tuple(features), options)
+    if options.tls is not None and options.tls.insecure_skip_verify:
+        _log.warning(
+            "prometheus source of model %r: tls.insecure_skip_verify is on: the server's "
+            "certificate is not checked, so anyone on the path can read the credentials",
+            model,
+        )
+    return PrometheusSource(model, tuple(features), options, rng=rng)

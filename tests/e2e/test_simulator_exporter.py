@@ -289,9 +289,9 @@ def test_the_cli_reads_its_config_strictly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--listen", "nowhere"], "The 'listen' parameter must be HOST:PORT like 127.0.0.1:9310."),
+        (["--listen", "nowhere"], "error: listen: must be HOST:PORT like 127.0.0.1:9310"),
         (["--config", "/nonexistent/sim.yml"], "/nonexistent/sim.yml: cannot read"),
-        (["--refresh", "0"], "The 'refresh' parameter of simulator_server"),
+        (["--refresh", "0"], "error: refresh: must be a float in (0, inf); got 0.0"),
     ],
 )
 def test_the_cli_refuses_bad_arguments(args: list[str], message: str) -> None:

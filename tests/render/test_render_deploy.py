@@ -202,8 +202,9 @@ def test_grafana_provisioning_examples() -> None:
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
 
 
-def test_systemd_unit_runs_commands_the_cli_has() -> None:
-    unit = (DEPLOY / "systemd" / "kmeans-monitor.service").read_text()
+@pytest.mark.parametrize("unit_name", ["kmeans-monitor.service", "kmeans-monitor-serve.service"])
+def test_systemd_unit_runs_commands_the_cli_has(unit_name: str) -> None:
+    unit = (DEPLOY / "systemd" / unit_name).read_text()
     commands = [
         line.split("=", 1)[1]
         for line in unit.splitlines()

@@ -26,6 +26,7 @@ from tests.services import require_binary
 # The issue's list, one alert (name) per item; a renamed or dropped alert fails here.
 EXPECTED_ALERTS = {
     "KMeansRunsFailing": "a monitored model's runs failing",
+    "KMeansRunsSkipped": "scheduled runs that never started (issue 10)",
     "KMeansEvaluationStale": "no successful run for two intervals",
     "KMeansModelStale": "not retrained for longer than its freshness SLO",
     "KMeansDaemonDown": "daemon down",
@@ -40,6 +41,8 @@ EXPECTED_ALERTS = {
     "KMeansEmptyClusters": "empty clusters",
     "KMeansRunOverBudget": "run duration over its budget",
     "KMeansRunSuccessBudgetBurn": "run-success SLO burning its error budget",
+    "KMeansServingErrorBudgetBurn": "label API: error-ratio SLO burning its budget",
+    "KMeansServingLatencyBudgetBurn": "label API: p95 latency SLO burning its budget",
 }
 
 # SLI alerts and the threshold series they compare with (never a constant).
@@ -60,12 +63,28 @@ THRESHOLD_SERIES = {
     "KMeansModelStale": ["kmeans_freshness_slo_seconds"],
     "KMeansEvaluationStale": ["kmeans_schedule_interval_seconds"],
     "KMeansRunSuccessBudgetBurn": ["kmeans_run_success_objective_ratio"],
+    "KMeansServingErrorBudgetBurn": ["kmeans_serving_success_objective_ratio"],
+    "KMeansServingLatencyBudgetBurn": ["kmeans_serving_latency_objective_ratio"],
 }
 
 # Alerts whose expression value is a constant (up == 0, absent() == 1): their
 # descriptions name the target instead of quoting $value.
 CONSTANT_VALUE = {"KMeansDaemonDown", "KMeansDaemonAbsent"}
-BURN_RATE = {"KMeansRunSuccessBudgetBurn"}
+# Each burn-rate alert: the counter of bad events whose rate its windows read, and its objective.
+BURN_RATE = {
+    "KMeansRunSuccessBudgetBurn": (
+        r"kmeans_run_failures_total",
+        "kmeans_run_success_objective_ratio",
+    ),
+    "KMeansServingErrorBudgetBurn": (
+        r'kmeans_serving_requests_total\{code=~"5\.\."\}',
+        "kmeans_serving_success_objective_ratio",
+    ),
+    "KMeansServingLatencyBudgetBurn": (
+        r"kmeans_serving_slow_requests_total",
+        "kmeans_serving_latency_objective_ratio",
+    ),
+}
 ALERT_RULES = [r for r in rules() if "alert" in r]
 
 
@@ -121,13 +140,15 @@ def test_state_alerts_wait_15_to_30_minutes(rule: dict[str, Any]) -> None:
         assert 15 * 60 <= seconds(rule["for"]) <= 30 * 60
 
 
-def test_burn_rate_pairs_are_the_workbooks() -> None:
-    burn = {r["labels"]["severity"]: r["expr"] for r in ALERT_RULES if r["alert"] in BURN_RATE}
+@pytest.mark.parametrize("alert", sorted(BURN_RATE))
+def test_burn_rate_pairs_are_the_workbooks(alert: str) -> None:
+    burn = {r["labels"]["severity"]: r["expr"] for r in ALERT_RULES if r["alert"] == alert}
     assert set(burn) == {"critical", "warning"}
+    bad, objective = BURN_RATE[alert]
 
     def pairs(expr: str) -> list[tuple[str, str]]:
-        windows = re.findall(r"rate\(kmeans_run_failures_total\[(\w+)\]\)", expr)
-        factors = re.findall(r"\(([\d.]+) \* \(1 - kmeans_run_success_objective_ratio\)\)", expr)
+        windows = re.findall(rf"rate\({bad}\[(\w+)\]\)", expr)
+        factors = re.findall(rf"\(([\d.]+) \* \(1 - {objective}\)\)", expr)
         assert len(factors) == len(windows)
         return list(zip(windows, factors, strict=True))
 

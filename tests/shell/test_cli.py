@@ -37,7 +37,8 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
     cfg.write_text(
         yaml.safe_dump(
             {
-                "daemon": {"state_dir": "state"},
+                # Port 0: check-config probes the address, and 9310 may be taken here.
+                "daemon": {"state_dir": "state", "listen": "127.0.0.1:0"},
                 "models": [
                     {
                         "name": "shop",

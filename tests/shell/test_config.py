@@ -85,7 +85,7 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "outlier_ratio, silhouette_drop, split_gain); got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: engine, "
             "features, k, metric, name, reference, retrain, scaling, schedule, seasonality, "
-            "slo, source, spark, thresholds, training, validation, window); got True",
+            "serving, slo, source, spark, thresholds, training, validation, window); got True",
             # The source's own problems come in the same pass, under the model's name.
             "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
         ]
@@ -115,7 +115,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         ),
         (
             {"daemon": {"listen": "nohost"}, **minimal()},
-            "daemon.listen: must be HOST:PORT like 127.0.0.1:9310; got 'nohost'",
+            "daemon.listen: must be HOST:PORT like 127.0.0.1:9310, :9310 (every interface) or "
+            "[::1]:9310; got 'nohost'",
         ),
         (
             minimal(slo={"run_success": 1.0}),
@@ -183,14 +184,62 @@ def test_duplicate_model_names() -> None:
     assert problems_of(raw) == ["models[1].name: must be unique; got 'checkout'"]
 
 
-def test_parse_listen() -> None:
-    assert parse_listen("127.0.0.1:9310") == ("127.0.0.1", 9310)
-    assert parse_listen("[::1]:80") == ("::1", 80)
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:9310", ("127.0.0.1", 9310)),
+        (":9310", ("", 9310)),  # every interface
+        ("[::1]:80", ("::1", 80)),
+        ("[::]:9310", ("::", 9310)),
+        ("localhost:0", ("localhost", 0)),
+    ],
+)
+def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["nohost", "::1:9310", "[::1]", "[]:9310", "[127.0.0.1]:80", "h:65536", "h:-1", "h:"]
+)
+def test_parse_listen_refuses(value: str) -> None:
     with pytest.raises(Mismatch) as info:
-        parse_listen("nohost")
+        parse_listen(value)
     assert info.value.problem.config() == (
-        "listen: must be HOST:PORT like 127.0.0.1:9310; got 'nohost'"
+        "listen: must be HOST:PORT like 127.0.0.1:9310, :9310 (every interface) or "
+        f"[::1]:9310; got {value!r}"
     )
+
+
+def test_run_timeout_and_shutdown_grace() -> None:
+    raw = minimal(schedule={"interval": "5m", "run_timeout": "2m"})
+    s = parse({**raw, "daemon": {"shutdown_grace": "3s"}}, sources=SOURCES)
+    assert s.models[0].run_timeout == 120.0 and s.daemon.shutdown_grace == 3.0
+    default = parse(minimal(), sources=SOURCES)
+    assert default.models[0].run_timeout is None and default.daemon.shutdown_grace == 10.0
+    assert problems_of(minimal(schedule={"interval": "5m", "run_timeout": 0})) == [
+        "models[checkout].schedule.run_timeout: must be a duration such as '90s', '5m', '2h', "
+        "'1d' or a positive number of seconds; got 0"
+    ]
+
+
+def test_cron_goes_through_the_check_passed_in() -> None:
+    seen: list[str] = []
+
+    def check(expression: str) -> str | None:
+        seen.append(expression)
+        return "minute '61': too big" if expression.startswith("61") else None
+
+    raw = minimal(schedule={"cron": "61 * * * *"})
+    with pytest.raises(ConfigError) as info:
+        parse(raw, sources=SOURCES, check_cron=check)
+    assert info.value.problems == [
+        "models[checkout].schedule.cron: must be a crontab expression the scheduler accepts "
+        "(minute '61': too big); got '61 * * * *'"
+    ]
+    assert parse(minimal(schedule={"cron": "1 * * * *"}), sources=SOURCES, check_cron=check)
+    assert seen == ["61 * * * *", "1 * * * *"]
+    # Without a check, only the shape is checked (the configuration knows no scheduler).
+    assert parse(raw, sources=SOURCES).models[0].cron == "61 * * * *"
 
 
 def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:

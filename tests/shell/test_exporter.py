@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exporter import ModelSpec, MonitorState, make_registry
-from monitor.records import FAILURE_REASONS
+from monitor.exporter import ModelSpec, MonitorState, ServingSpec, ServingStats, make_registry
+from monitor.records import FAILURE_REASONS, SKIP_REASONS
 from tests.store._store_factories import make_evaluation, make_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,25 @@ def test_the_engine_of_each_model_is_a_label() -> None:
         if name == "kmeans_model_engine_info"
     }
     assert engines == {"m1": "local", "m2": "spark"}
+
+
+def test_skipped_runs_are_counted_by_reason_from_zero() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    key = "kmeans_runs_skipped_total"
+    assert {r: samples(state)[(key, (("model", "m1"), ("reason", r)))] for r in SKIP_REASONS} == {
+        "missed": 0,
+        "still_running": 0,
+    }
+    before = state.generation
+    state.record_skipped("m1", "missed", 4)
+    state.record_skipped("m1", "still_running")
+    state.record_skipped("m1", "not-a-reason")  # bounded: counted as missed
+    got = samples(state)
+    assert got[(key, (("model", "m1"), ("reason", "missed")))] == 5
+    assert got[(key, (("model", "m1"), ("reason", "still_running")))] == 1
+    # A skip is not a run, and it re-encodes /metrics like any change.
+    assert got[("kmeans_runs_total", (("model", "m1"),))] == 0
+    assert state.generation == before + 3
 
 
 def test_values_follow_runs_failures_and_rollbacks() -> None:
@@ -109,7 +128,8 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
 def test_every_exported_name_is_in_the_contract() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
-    text = generate_latest(make_registry(state, process_metrics=False)).decode()
+    serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])  # the daemon serves labels too
+    text = generate_latest(make_registry(state, process_metrics=False, serving=serving)).decode()
     exported = {fam.name for fam in text_string_to_metric_families(text)}
     contract_text = (ROOT / "docs" / "metrics.md").read_text()
     contract = set(re.findall(r"^\| `(kmeans_[a-z_]+)`", contract_text, flags=re.M))
@@ -123,7 +143,9 @@ def test_promtool_check_metrics_is_clean() -> None:
     assert promtool, "promtool missing: run scripts/install-test-deps"
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
-    text = generate_latest(make_registry(state))
+    serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])
+    serving.loaded("m1", live=(3, 4), canary=None, share=0.0)
+    text = generate_latest(make_registry(state, serving=serving))
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 
-from monitor.scheduling import Scheduler, schedule_interval_seconds
+from monitor.scheduling import Scheduler, cron_problem, schedule_gaps, schedule_interval_seconds
 
 MONDAY = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -57,3 +59,133 @@ def test_one_run_at_a_time_and_a_clean_shutdown() -> None:
     assert runs >= 2
     assert peak == 1  # max_instances=1: a slow run is never overlapped by the next
     assert running == 0  # shutdown waited for the run in progress
+
+
+# --------------------------------------------------------------------------- cron
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("*/5 * * * *", None),
+        ("0 9 * * mon-fri", None),
+        (
+            "61 * * * *",
+            "minute '61': Error validating expression '61': the last value (61) is higher "
+            "than the maximum value (59)",
+        ),
+        ("a b c d e", 'minute \'a\': Unrecognized expression "a" for field "minute"'),
+        ("*/0 * * * *", "minute '*/0': Increment must be higher than 0"),
+        ("0 0 31 2 *", "it never fires"),
+        ("* * *", "5 fields (minute hour day month day_of_week), not 3"),
+    ],
+)
+def test_cron_problem_uses_the_scheduler_s_own_parser(expression: str, reason: str | None) -> None:
+    assert cron_problem(expression, MONDAY) == reason
+
+
+def test_schedule_gaps_of_a_cron_are_its_shortest_and_longest() -> None:
+    assert schedule_gaps(None, "0,15 * * * *", MONDAY) == (900.0, 2700.0)
+    assert schedule_gaps(60.0, None, MONDAY) == (60.0, 60.0)
+
+
+# --------------------------------------------------------------------------- skipped runs
+
+
+class Skips:
+    """Records on_skipped reports."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, job_id: str, reason: str, count: int) -> None:
+        with self.lock:
+            self.seen.append((job_id, reason, count))
+
+    def total(self, job_id: str, reason: str) -> int:
+        with self.lock:
+            return sum(n for j, r, n in self.seen if (j, r) == (job_id, reason))
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def test_a_run_due_while_the_previous_one_runs_is_skipped_as_still_running() -> None:
+    skips = Skips()
+    release = threading.Event()
+    s = Scheduler(max_workers=2, on_skipped=skips)
+    s.add("slow", lambda: release.wait(5), interval=0.1)
+    s.start()
+    try:
+        assert wait_until(lambda: skips.total("slow", "still_running") >= 3)
+    finally:
+        release.set()
+        s.shutdown(wait=True)
+    assert skips.total("slow", "missed") == 0
+
+
+def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
+    # One worker, held for 2.5 s by "hog": "late" waits in the queue past its 1 s grace.
+    skips = Skips()
+    ran: list[str] = []
+    s = Scheduler(max_workers=1, on_skipped=skips)
+    s.add("hog", lambda: (ran.append("hog"), time.sleep(2.5)), interval=3600)
+    s.add("late", lambda: ran.append("late"), interval=3600, misfire_grace=1, start_in=0.2)
+    s.start()
+    try:
+        assert wait_until(lambda: skips.total("late", "missed") == 1)
+    finally:
+        s.shutdown(wait=True)
+    assert ran == ["hog"]  # the late run never started
+    assert skips.total("hog", "missed") == skips.total("late", "still_running") == 0
+
+
+def test_run_times_folded_away_by_coalescing_are_counted_as_missed() -> None:
+    skips = Skips()
+    s = Scheduler(max_workers=1, on_skipped=skips)
+    s.add("m", lambda: None, interval=10, start_in=3600)  # never due during the test
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    s._event(JobSubmissionEvent(EVENT_JOB_SUBMITTED, "m", "default", [t0]))
+    assert skips.seen == []
+    # The scheduler woke 50 s late: it hands over only the latest of five due times.
+    s._event(JobSubmissionEvent(EVENT_JOB_SUBMITTED, "m", "default", [t0 + timedelta(seconds=50)]))
+    assert skips.seen == [("m", "missed", 4)]
+    late = t0 + timedelta(seconds=70)
+    s._event(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "m", "default", [late]))
+    assert skips.seen[1:] == [("m", "missed", 1), ("m", "still_running", 1)]
+
+
+def test_first_runs_start_at_their_offset_and_keep_it() -> None:
+    s = Scheduler(max_workers=1)
+    before = datetime.now(UTC)
+    s.add("a", lambda: None, interval=60, start_in=0)
+    s.add("b", lambda: None, interval=60, start_in=30)
+    first_b = s._scheduler.get_job("b").next_run_time
+    assert timedelta(seconds=29) < first_b - before < timedelta(seconds=31)
+    trigger = s._scheduler.get_job("b").trigger
+    assert trigger.get_next_fire_time(first_b, first_b) == first_b + timedelta(seconds=60)
+
+
+def test_a_stuck_run_does_not_hold_the_stop_beyond_the_wait() -> None:
+    stuck = threading.Event()
+    started = threading.Event()
+    s = Scheduler(max_workers=1)
+    s.add("stuck", lambda: (started.set(), stuck.wait(30)), interval=3600)
+    s.start()
+    try:
+        assert started.wait(10)
+        s.shutdown(wait=False)
+        assert s.wait_idle(0.2) is False and s.runs_in_progress() == 1
+        # The worker is a daemon thread: the interpreter will not wait for it at exit.
+        [worker] = [t for t in threading.enumerate() if t.name == "run-0" and t.is_alive()]
+        assert worker.daemon
+    finally:
+        stuck.set()
+    assert s.wait_idle(10) is True and s.runs_in_progress() == 0

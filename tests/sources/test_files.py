@@ -247,6 +247,55 @@ def test_truncated_files_are_source_errors_naming_the_file(tmp_path: Path, suffi
     assert str(path) in str(info.value)
 
 
+def _forged_npy(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> Path:
+    """An NPY file whose header announces ``shape`` over 64 bytes of data."""
+    import io
+
+    head = io.BytesIO()
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(head, header)
+    path.write_bytes(head.getvalue() + b"\0" * 64)
+    return path
+
+
+def test_an_npy_header_announcing_terabytes_is_refused_before_allocating(tmp_path: Path) -> None:
+    # 2**38 x 1 doubles: 2 TiB that numpy would try to allocate before reading a byte.
+    path = _forged_npy(tmp_path / "w.npy", (2**38, 1))
+    os.utime(path, (T0 - 1, T0 - 1))
+    expected = (
+        f"files source of model 'checkout': {str(path)!r}: unreadable NPY file: its header "
+        "announces 274877906944 x 1 values of float64 (2.0 TiB) but the file holds 64 B of "
+        "data (truncated, or not what it claims to be)"
+    )
+    with pytest.raises(SourceError) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(info.value) == expected
+    with pytest.raises(SourceError, match=r"announces 274877906944 x 1 values .* \(2.0 TiB\)"):
+        read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "error", "message"),
+    [
+        ((4,), "<f8", SchemaError, r"expected a 2-D numeric array; got shape \(4,\)"),
+        ((2, 2), "|O", SchemaError, "expected a 2-D numeric array; got shape .* of dtype object"),
+        ((2, 2), "<U3", SchemaError, "of dtype <U3"),
+    ],
+)
+def test_npy_headers_of_no_table_of_numbers_are_schema_errors(
+    tmp_path: Path, shape: tuple[int, ...], descr: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        read_table(_forged_npy(tmp_path / "w.npy", shape, descr))
+
+
+def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "w.npy"
+    path.write_bytes(b"latency,cpu\n1,2\n")
+    with pytest.raises(SourceError, match="unreadable NPY file: the magic string is not correct"):
+        read_table(path)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,11 +42,13 @@ def matrix(*series: tuple[dict[str, str], list[tuple[float, str]]]) -> Answer:
 class FakePrometheus:
     """Answers POST /<prefix>/api/v1/query_range from ``answer(params)``; records requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[dict[str, str]] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []  # of each request, names lower-cased
         self.answer: Callable[[dict[str, str]], Answer] = lambda p: matrix()
         self.release = threading.Event()  # ends every stall at teardown
+        self.extra_headers: dict[str, str] = {}  # sent with every answer
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,11 +58,14 @@ class FakePrometheus:
                 params = {k: v[0] for k, v in form.items()}
                 fake.requests.append(params)
                 fake.paths.append(self.path)
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 status, body, stall = fake.answer(params)
                 if stall:
                     fake.release.wait(stall)
                 try:
                     self.send_response(status)
+                    for name, value in fake.extra_headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
@@ -74,7 +78,11 @@ class FakePrometheus:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -141,8 +149,9 @@ def test_parse_options_converts_durations_and_lists() -> None:
         ),
         (
             {"url": "http://p", "features": EXPRS, "query": "up"},
-            "source.query: must be omitted (unknown field; valid: features, join_on, max_points, "
-            "step, timeout, url); got 'up'",
+            "source.query: must be omitted (unknown field; valid: basic_auth, bearer_token_file, "
+            "features, headers, join_on, max_points, retries, retry_backoff, step, timeout, tls, "
+            "url); got 'up'",
         ),
     ],
 )
@@ -215,12 +224,14 @@ def test_requests_carry_the_window_the_step_and_the_timeout(prom: FakePrometheus
     assert prom.paths == ["/prom/api/v1/query_range"] * 2
     assert [r["query"] for r in prom.requests] == [EXPRS["latency"], EXPRS["rps"]]
     # Points at T0 .. T0 + 240: the window ends before T0 + 300.
-    assert prom.requests[0] == {
+    first = dict(prom.requests[0])
+    # Prometheus is given what is left of the read's deadline of 2 s.
+    assert 0 < float(first.pop("timeout")) <= 2.0
+    assert first == {
         "query": EXPRS["latency"],
         "start": "1700000000.000",
         "end": "1700000240.000",
         "step": "60.0",
-        "timeout": "2.0",
     }
 
 
@@ -339,11 +350,11 @@ def test_connection_refused_is_a_source_error() -> None:
 
 
 def test_a_connect_timeout_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    # urllib wraps a timeout during connect in URLError; a fake urlopen stands in for an
-    # unroutable address, which a sandbox may answer at once.
-    def urlopen(*args: Any, **kwargs: Any) -> Any:
-        raise urllib.error.URLError(TimeoutError("timed out"))
+    # An unroutable address stands in for a server that never accepts; a sandbox may
+    # refuse it at once, so the connect itself is made to time out.
+    def create_connection(*args: Any, **kwargs: Any) -> Any:
+        raise TimeoutError("timed out")
 
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
     with pytest.raises(SourceTimeoutError, match="did not answer within 2s"):
         source("http://prometheus.invalid:9090").read_window(T0, T0 + 60)

@@ -1,0 +1,376 @@
+"""The label API under /v1 (a ``monitor.http.Api``).
+
+- ``POST /v1/models/NAME/labels``: a batch of rows (JSON or NPY) -> per row the label,
+  the distance to its centre and the outlier flag, from the variant the request was
+  routed to (the live model, or the pending candidate for the canary's share);
+- ``GET /v1/models`` and ``GET /v1/models/NAME``: what is served (versions, features,
+  canary share, the request policy);
+- ``GET /v1/models/NAME/parameters``: the live (and canary) centres, scaler and outlier
+  thresholds, for clients that label rows themselves (``serving.expose_parameters``).
+
+Requests that arrive together are answered together: those routed to the same model
+are labelled in one call, so a burst of single rows costs one assignment.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.config import ModelServingSettings
+from monitor.http import Request, Response
+from monitor.serving._catalog import Catalog, Variants
+from monitor.serving._formats import (
+    JSON,
+    NPY,
+    RequestError,
+    decode_json,
+    encode_json,
+    encode_npy,
+    json_rows,
+    media_type,
+    npy_rows,
+    response_type,
+)
+from monitor.serving._model import Assignment, ServedModel
+from monitor.serving._routing import CANARY, LIVE, Splitter
+
+__all__ = ["PREFIX", "Recorder", "ServingApi"]
+
+log = logging.getLogger("monitor.serving")
+
+PREFIX = "/v1/models"
+_METHODS = {"": ("GET", "HEAD"), "parameters": ("GET", "HEAD"), "labels": ("POST",)}
+_MAX_KEY_CHARS = 256
+FloatArray = NDArray[np.float64]
+Mask = NDArray[np.bool_]
+
+
+class Recorder(Protocol):
+    """Where the API counts what it answers (``monitor.exporter.ServingStats``)."""
+
+    def answered(self, model: str, variant: str, status: int) -> None:
+        """A request for ``model`` answered with an error ``status`` (4xx, 5xx)."""
+        ...
+
+    def served(
+        self,
+        model: str,
+        variant: str,
+        *,
+        seconds: float,
+        rows: int,
+        labels: NDArray[np.integer[Any]],
+        outliers: int,
+    ) -> None:
+        """A request answered with labels: its latency, its rows, the labels of its valid rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Target:
+    model: str | None  # None: the list of models
+    action: str  # "", "labels" or "parameters"
+
+
+@functools.lru_cache(maxsize=256)  # each layer asks; the paths in use are few
+def _target(path: str) -> _Target | None:
+    if path in (PREFIX, PREFIX + "/"):
+        return _Target(None, "")
+    if not path.startswith(PREFIX + "/"):
+        return None
+    parts = path[len(PREFIX) + 1 :].split("/")
+    if len(parts) == 1 and parts[0]:
+        return _Target(parts[0], "")
+    if len(parts) == 2 and parts[0] and parts[1] in _METHODS:
+        return _Target(parts[0], parts[1])
+    return None
+
+
+def _json(status: int, body: Any, *headers: tuple[str, str]) -> Response:
+    return Response(status, json.dumps(body).encode(), JSON, headers)
+
+
+def _error(exc: RequestError) -> Response:
+    return _json(exc.status, {"error": {"code": exc.code, "message": str(exc)}})
+
+
+@dataclass(eq=False)
+class _Job:
+    """A labels request that passed every check, waiting for its model's assignment."""
+
+    request: Request
+    model: str
+    variant: str
+    served: ServedModel
+    rows: FloatArray  # (n, d) as sent
+    valid: Mask | None  # rows to label; None: all of them
+    answer: str  # JSON or NPY
+    result: Assignment | None = None
+
+
+def _finite_rows(rows: FloatArray, served: ServedModel, policy: str) -> Mask | None:
+    """The rows to label: None when all are finite; 400 for the first bad one under reject."""
+    finite = np.isfinite(rows)
+    if finite.all():
+        return None
+    valid = cast(Mask, finite.all(axis=1))
+    if policy == "reject":
+        i, j = np.argwhere(~finite)[0]
+        raise RequestError(
+            400,
+            "invalid_values",
+            f"row {int(i)}, feature {served.features[int(j)]!r} is {float(rows[i, j])}; "
+            "rows must be finite (serving.nan_policy: reject)",
+        )
+    return valid
+
+
+class ServingApi:
+    """Answers the label API from a ``Catalog``; counts what it answers in a ``Recorder``."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        recorder: Recorder,
+        *,
+        splitter: Splitter | None = None,
+        expose_parameters: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._catalog = catalog
+        self._recorder = recorder
+        self._splitter = splitter or Splitter()
+        self._expose_parameters = expose_parameters
+        self._clock = clock
+
+    # -- monitor.http.Api -------------------------------------------------------------
+
+    def methods(self, path: str) -> tuple[str, ...]:
+        target = _target(path)
+        return () if target is None else _METHODS[target.action]
+
+    def admit(self, request: Request) -> Response | None:
+        """Refuse before the body is read: unknown model, media types, an empty body."""
+        target = _target(request.path)
+        assert target is not None and target.model is not None
+        try:
+            if self._catalog.policy(target.model) is None:
+                raise self._unknown(target.model)
+            kind = media_type(request.headers.get("content-type"))
+            if kind not in (JSON, NPY):
+                raise RequestError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type must be {JSON} or {NPY}; got {kind or 'none'!r}",
+                )
+            response_type(request.headers.get("accept"))
+            if request.content_length() == 0:
+                raise RequestError(400, "bad_rows", "the request has no body: send rows")
+        except RequestError as exc:
+            return _error(exc)
+        return None
+
+    def refused(self, request: Request, status: int) -> None:
+        target = _target(request.path)
+        if target is None or target.action != "labels" or target.model is None:
+            return  # only label requests are counted, and only for served models
+        if self._catalog.policy(target.model) is not None:
+            # Refused before it was routed: counted with the live model.
+            self._recorder.answered(target.model, LIVE, status)
+
+    def handle(self, requests: Sequence[Request]) -> list[Response]:
+        answers: list[Response | _Job] = [self._answer(r) for r in requests]
+        jobs = [a for a in answers if isinstance(a, _Job)]
+        if jobs:
+            self._assign(jobs)
+        return [a if isinstance(a, Response) else self._labels(a) for a in answers]
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _answer(self, request: Request) -> Response | _Job:
+        target = _target(request.path)
+        assert target is not None
+        if target.model is None:
+            return _json(200, [self._describe(name) for name in self._catalog.names()])
+        if self._catalog.get(target.model) is None:
+            return _error(self._unknown(target.model))
+        if target.action == "labels":
+            return self._prepare(request, target.model)
+        if target.action == "parameters":
+            return self._parameters(target.model)
+        return _json(200, self._describe(target.model))
+
+    def _unknown(self, name: str) -> RequestError:
+        names = ", ".join(self._catalog.names()) or "none"
+        return RequestError(404, "unknown_model", f"no model {name!r} is served; served: {names}")
+
+    def _prepare(self, request: Request, name: str) -> Response | _Job:
+        """Parse, route and check one labels request; an error answer is counted here."""
+        policy = self._catalog.policy(name)
+        variants = self._catalog.get(name)
+        assert policy is not None and variants is not None
+        variant = LIVE
+        try:
+            answer = response_type(request.headers.get("accept"))
+            doc = None
+            if media_type(request.headers.get("content-type")) == JSON:
+                doc = decode_json(request.body, policy.key_field)
+            variant, served = self._route(name, variants, self._key(request, doc, policy))
+            if doc is not None:
+                rows = json_rows(doc, served.features, policy.max_rows)
+            else:
+                rows = npy_rows(request.body, served.features, policy.max_rows)
+            valid = _finite_rows(rows, served, policy.nan_policy)
+        except RequestError as exc:
+            self._recorder.answered(name, variant, exc.status)
+            return _error(exc)
+        return _Job(request, name, variant, served, rows, valid, answer)
+
+    def _key(
+        self, request: Request, doc: Mapping[str, Any] | None, policy: ModelServingSettings
+    ) -> str | None:
+        """The routing key: the header, else the body's field; None when neither is sent."""
+        key: Any = request.headers.get(policy.key_header.lower())
+        if key is None and doc is not None:
+            key = doc.get(policy.key_field)
+            if isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)
+        if key is None:
+            return None
+        if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS:
+            raise RequestError(
+                400,
+                "bad_key",
+                f"the routing key must be a non-empty string of at most {_MAX_KEY_CHARS} chars",
+            )
+        return key
+
+    def _route(self, name: str, variants: Variants, key: str | None) -> tuple[str, ServedModel]:
+        if variants.live is None:
+            raise RequestError(503, "no_model", f"model {name!r} has no live version to serve yet")
+        canary = variants.canary
+        if canary is not None and self._splitter.to_canary(
+            name, canary.version, variants.share, key
+        ):
+            return CANARY, canary
+        return LIVE, variants.live
+
+    def _assign(self, jobs: list[_Job]) -> None:
+        """Label every job, one assignment per model for the jobs routed to it."""
+        groups: dict[int, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(id(job.served), []).append(job)
+        for group in groups.values():
+            parts = [j.rows if j.valid is None else j.rows[j.valid] for j in group]
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            try:
+                result = group[0].served.assign(rows) if rows.shape[0] else None
+            except Exception:
+                log.exception("model=%s: labelling %d rows failed", group[0].model, rows.shape[0])
+                continue  # their result stays None: a 500 each
+            start = 0
+            for job, part in zip(group, parts, strict=True):
+                stop = start + part.shape[0]
+                job.result = _slice(result, start, stop)
+                start = stop
+
+    def _labels(self, job: _Job) -> Response:
+        if job.result is None:
+            self._recorder.answered(job.model, job.variant, 500)
+            return _error(
+                RequestError(500, "internal", "labelling failed; the server log says why")
+            )
+        n = job.rows.shape[0]
+        if job.answer == NPY:
+            body = encode_npy(job.result, job.valid, n)
+        else:
+            head = {"model": job.model, "version": job.served.version, "variant": job.variant}
+            body = encode_json(head, job.result, job.valid, n)
+        headers = (
+            ("X-Kmeans-Model-Version", str(job.served.version)),
+            ("X-Kmeans-Variant", job.variant),
+        )
+        response = Response(200, body, job.answer, headers)
+        self._recorder.served(
+            job.model,
+            job.variant,
+            seconds=max(0.0, self._clock() - job.request.received),
+            rows=n,
+            labels=job.result.labels,
+            outliers=int(np.count_nonzero(job.result.outliers)),
+        )
+        return response
+
+    # -- descriptions -----------------------------------------------------------------
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        variants = self._catalog.get(name)
+        policy = self._catalog.policy(name)
+        assert variants is not None and policy is not None
+        live, canary = variants.live, variants.canary
+        return {
+            "model": name,
+            "live_version": None if live is None else live.version,
+            "canary_version": None if canary is None else canary.version,
+            "canary_share": variants.share,
+            "features": None if live is None else list(live.features),
+            "k": None if live is None else live.k,
+            "metric": None if live is None else live.metric,
+            "max_rows": policy.max_rows,
+            "nan_policy": policy.nan_policy,
+            "key_header": policy.key_header,
+            "key_field": policy.key_field,
+        }
+
+    def _parameters(self, name: str) -> Response:
+        if not self._expose_parameters:
+            return _error(
+                RequestError(
+                    404,
+                    "not_exposed",
+                    "model parameters are not exposed (serving.expose_parameters)",
+                )
+            )
+        variants = self._catalog.get(name)
+        assert variants is not None
+        if variants.live is None:
+            return _error(
+                RequestError(503, "no_model", f"model {name!r} has no live version to serve yet")
+            )
+        return _json(
+            200, {"model": name, "live": _params(variants.live), "canary": _params(variants.canary)}
+        )
+
+
+def _slice(result: Assignment | None, start: int, stop: int) -> Assignment:
+    if result is None:  # every row of the group was left out by the NaN policy
+        return Assignment(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=bool))
+    return Assignment(
+        result.labels[start:stop], result.distances[start:stop], result.outliers[start:stop]
+    )
+
+
+def _params(served: ServedModel | None) -> dict[str, Any] | None:
+    if served is None:
+        return None
+    return {
+        "version": served.version,
+        "features": list(served.features),
+        "metric": served.metric,
+        "scaler": {
+            "kind": served.scaler.kind,
+            "center": served.scaler.center.tolist(),
+            "scale": served.scaler.scale.tolist(),
+        },
+        "centers": served.centers.tolist(),
+        "outlier_thresholds": served.thresholds.tolist(),
+    }

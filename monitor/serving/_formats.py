@@ -1,0 +1,317 @@
+"""Request bodies in, response bodies out: JSON and NPY, each checked before it is read.
+
+JSON: ``{"rows": [[...], ...], "features": [...], "key": "..."}`` (``features`` and the
+key optional; a row may also be an object keyed by feature name). ``null``, ``NaN`` and
+``Infinity`` are values that are missing; the model's NaN policy decides about them.
+
+NPY: numpy's format, read with ``numpy.lib.format``: the magic, version and header are
+parsed first (never with pickles), and the dtype, shape and byte count are checked
+before the data is touched; the rows are then a view of the body, copied once to float64.
+Parsing a header costs numpy a ``compile`` (about 60 us, more than labelling a row), and
+a client sends the same few headers again and again, so parsed headers are remembered
+by their bytes (which determine the parse), as are the headers of answers by row count.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.lib import format as npy_format
+from numpy.typing import NDArray
+
+from monitor.serving._model import Assignment
+
+__all__ = [
+    "JSON",
+    "NPY",
+    "RESPONSE_DTYPE",
+    "RequestError",
+    "decode_json",
+    "encode_json",
+    "encode_npy",
+    "json_rows",
+    "media_type",
+    "npy_rows",
+    "response_type",
+]
+
+JSON = "application/json"
+NPY = "application/x-npy"
+#: One record per row of an NPY answer; a row the NaN policy left out has label -1,
+#: distance NaN and outlier false.
+RESPONSE_DTYPE = np.dtype([("label", "<i8"), ("distance", "<f8"), ("outlier", "?")])
+_NPY_HEADER_BYTES = 4096  # a 2-D header is under 128 bytes; numpy's own cap is 10,000
+_NPY_MAGIC = b"\x93NUMPY"
+_HEADER_CACHE = 256  # distinct request headers remembered (a few per client and batch size)
+_headers: dict[bytes, tuple[tuple[int, ...], bool, np.dtype[Any]]] = {}
+_NUMBER_TYPES = frozenset({int, float, type(None)})  # bool is not a number here
+FloatArray = NDArray[np.float64]
+
+
+class RequestError(ValueError):
+    """A request the API refuses: an HTTP status, a stable code, and one sentence."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def media_type(header: str | None) -> str:
+    """``type/subtype`` of a Content-Type or Accept item, lower-case, parameters dropped."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _accepted(accept: str) -> list[str]:
+    """The media ranges of an Accept header that are not refused with ``q=0``."""
+    out = []
+    for item in accept.split(","):
+        kind, *params = (p.strip() for p in item.split(";"))
+        if not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            out.append(kind.lower())
+    return out
+
+
+@functools.lru_cache(maxsize=64)  # clients repeat their Accept header; parsing it is not free
+def response_type(accept: str | None) -> str:
+    """NPY when the client asks for it, JSON otherwise; 406 for an Accept with neither."""
+    if not accept:
+        return JSON
+    kinds = _accepted(accept)
+    if NPY in kinds:
+        return NPY
+    if {JSON, "application/*", "*/*"} & set(kinds):
+        return JSON
+    raise RequestError(406, "not_acceptable", f"answers are {JSON} or {NPY}; Accept: {accept}")
+
+
+# ------------------------------------------------------------------------------ JSON
+
+
+def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
+    """The body as a JSON object with only the fields the API knows."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise RequestError(
+            400, "bad_json", f"the body must be a JSON object with 'rows'; got {type(doc).__name__}"
+        )
+    unknown = sorted(set(doc) - {"rows", "features", key_field})
+    if unknown:
+        valid = ", ".join(sorted({"rows", "features", key_field}))
+        raise RequestError(400, "bad_json", f"unknown field {unknown[0]!r} (valid: {valid})")
+    return doc
+
+
+def _schema(expected: Sequence[str], got: Any) -> None:
+    if not isinstance(got, list) or not all(isinstance(f, str) for f in got):
+        raise RequestError(400, "schema", "'features' must be a list of feature names")
+    if list(got) == list(expected):
+        return
+    missing = [f for f in expected if f not in got]
+    extra = [f for f in got if f not in expected]
+    parts = [f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"] * bool(extra)
+    what = ", ".join(parts) or "out of order"
+    raise RequestError(400, "schema", f"features {what}: the model reads {list(expected)}")
+
+
+def _check_count(n: int, max_rows: int) -> None:
+    if n == 0:
+        raise RequestError(400, "bad_rows", "'rows' is empty: send at least one row")
+    if n > max_rows:
+        raise RequestError(
+            413, "too_many_rows", f"{n} rows in one request; at most {max_rows} (serving.max_rows)"
+        )
+
+
+def _bad_value(rows: list[list[Any]], features: Sequence[str]) -> RequestError:
+    """The first value that is not a number or null, named by row and feature."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if type(value) not in _NUMBER_TYPES:
+                return RequestError(
+                    400,
+                    "bad_rows",
+                    f"row {i}, feature {features[j]!r}: not a number or null: {value!r:.40}",
+                )
+    return RequestError(400, "bad_rows", "a value cannot be read as a number")
+
+
+def _listed(rows: list[Any], features: Sequence[str]) -> list[list[Any]]:
+    """Rows as lists in the model's feature order (rows given as objects are reordered)."""
+    d = len(features)
+    kinds = set(map(type, rows))
+    if kinds == {list}:
+        lengths = set(map(len, rows))
+        if lengths != {d}:
+            i = next(i for i, row in enumerate(rows) if len(row) != d)
+            raise RequestError(
+                400,
+                "bad_rows",
+                f"row {i} has {len(rows[i])} values; the model reads {d} ({', '.join(features)})",
+            )
+        return rows
+    if kinds == {dict}:
+        wanted = set(features)
+        for i, row in enumerate(rows):
+            if row.keys() != wanted:
+                missing = sorted(wanted - row.keys())
+                extra = sorted(row.keys() - wanted)
+                parts = [f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"] * bool(
+                    extra
+                )
+                raise RequestError(400, "schema", f"row {i}: {', '.join(parts)}")
+        return [[row[f] for f in features] for row in rows]
+    raise RequestError(
+        400, "bad_rows", "each row must be a list of numbers or an object of feature: number"
+    )
+
+
+def json_rows(doc: Mapping[str, Any], features: Sequence[str], max_rows: int) -> FloatArray:
+    """The rows of a decoded body as a float64 array (n, d); NaN where a value is missing."""
+    if "features" in doc:
+        _schema(features, doc["features"])
+    rows = doc.get("rows")
+    if not isinstance(rows, list):
+        raise RequestError(400, "bad_rows", "'rows' must be a list of rows")
+    _check_count(len(rows), max_rows)
+    listed = _listed(rows, features)
+    # One pass in C over every value: the types a JSON array can hold, bool excluded.
+    if not set(map(type, itertools.chain.from_iterable(listed))) <= _NUMBER_TYPES:
+        raise _bad_value(listed, features)
+    try:
+        return np.array(listed, dtype=np.float64)
+    except (OverflowError, ValueError, TypeError):
+        raise RequestError(400, "bad_rows", "a value is too large for a 64-bit float") from None
+
+
+# ------------------------------------------------------------------------------- NPY
+
+
+def _header_end(body: bytes) -> int:
+    """Where the header of an NPY body of version 1.0 or 2.0 ends; 0 when it is not one."""
+    if body[:6] != _NPY_MAGIC or len(body) < 12 or body[7] != 0 or body[6] not in (1, 2):
+        return 0
+    start = 10 if body[6] == 1 else 12
+    return start + int.from_bytes(body[8:start], "little")
+
+
+def _npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """(shape, fortran_order, dtype, data offset) of an NPY body."""
+    end = _header_end(body)
+    known = _headers.get(body[:end]) if 0 < end <= len(body) else None
+    if known is not None:
+        return (*known, end)
+    shape, fortran, dtype, offset = _parse_npy_header(body)
+    if len(_headers) >= _HEADER_CACHE:
+        _headers.clear()  # rare: clients send a handful of distinct headers
+    _headers[body[:offset]] = (shape, fortran, dtype)
+    return shape, fortran, dtype, offset
+
+
+def _parse_npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """numpy's own reading of the magic, the version and the header."""
+    stream = io.BytesIO(body)
+    try:
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(
+                stream, max_header_size=_NPY_HEADER_BYTES
+            )
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(
+                stream, max_header_size=_NPY_HEADER_BYTES
+            )
+        else:
+            raise ValueError(f"NPY format version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
+    except (ValueError, EOFError) as exc:
+        raise RequestError(400, "bad_npy", f"the body is not an NPY array: {exc}") from None
+    return shape, fortran, dtype, stream.tell()
+
+
+def npy_rows(body: bytes, features: Sequence[str], max_rows: int) -> FloatArray:
+    """The rows of an NPY body as a float64 array (n, d)."""
+    shape, fortran, dtype, offset = _npy_header(body)
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in "fiu" or dtype.itemsize > 8:
+        raise RequestError(
+            400,
+            "bad_npy",
+            f"NPY dtype {dtype.str}: rows must be floats or integers of at most 8 bytes",
+        )
+    d = len(features)
+    if len(shape) != 2 or shape[1] != d:
+        raise RequestError(
+            400,
+            "bad_npy",
+            f"NPY shape {shape}: expected (rows, {d}) for features {', '.join(features)}",
+        )
+    _check_count(shape[0], max_rows)
+    need = shape[0] * d * dtype.itemsize
+    if len(body) - offset != need:
+        raise RequestError(
+            400, "bad_npy", f"NPY data is {len(body) - offset} bytes; its header announces {need}"
+        )
+    data = np.frombuffer(body, dtype=dtype, count=shape[0] * d, offset=offset)
+    return data.reshape(shape, order="F" if fortran else "C").astype(np.float64, order="C")
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _full(result: Assignment, valid: NDArray[np.bool_] | None, n: int) -> Assignment:
+    """``result`` spread over all ``n`` rows when only the ``valid`` ones were labelled."""
+    if valid is None:
+        return result
+    labels = np.full(n, -1, dtype=np.int64)
+    distances = np.full(n, np.nan)
+    outliers = np.zeros(n, dtype=bool)
+    labels[valid], distances[valid], outliers[valid] = (
+        result.labels,
+        result.distances,
+        result.outliers,
+    )
+    return Assignment(labels, distances, outliers)
+
+
+def encode_json(
+    head: Mapping[str, Any], result: Assignment, valid: NDArray[np.bool_] | None, n: int
+) -> bytes:
+    """``head`` (model, version, variant) with the labels, distances and outlier flags."""
+    full = _full(result, valid, n)
+    labels: list[Any] = full.labels.tolist()
+    distances: list[Any] = full.distances.tolist()
+    outliers: list[Any] = full.outliers.tolist()
+    if valid is not None:
+        for i in np.flatnonzero(~valid).tolist():
+            labels[i] = distances[i] = outliers[i] = None
+    body = {**head, "labels": labels, "distances": distances, "outliers": outliers}
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+@functools.lru_cache(maxsize=_HEADER_CACHE)
+def _answer_header(n: int) -> bytes:
+    """The NPY header of an answer of ``n`` records."""
+    stream = io.BytesIO()
+    header = {
+        "descr": npy_format.dtype_to_descr(RESPONSE_DTYPE),
+        "fortran_order": False,
+        "shape": (n,),
+    }
+    npy_format.write_array_header_1_0(stream, header)
+    return stream.getvalue()
+
+
+def encode_npy(result: Assignment, valid: NDArray[np.bool_] | None, n: int) -> bytes:
+    """One ``RESPONSE_DTYPE`` record per row, as an NPY file."""
+    full = _full(result, valid, n)
+    out = np.empty(n, dtype=RESPONSE_DTYPE)
+    out["label"], out["distance"], out["outlier"] = full.labels, full.distances, full.outliers
+    return _answer_header(n) + out.tobytes()

@@ -1,0 +1,275 @@
+"""Every bad request gets a 4xx with a JSON error: a stable code and one sentence that
+says what was wrong; it is counted under its status code, and the server goes on."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import Settings
+from monitor.exporter import encode
+from monitor.ports import SnapshotStore
+from monitor.store.memory import MemorySnapshotStore
+from tests.serving._support import JSON, NPY, Running, error_of, fitted, npy, post, settings
+
+Serve = Callable[[Settings, SnapshotStore], Running]
+GOOD = json.dumps({"rows": [[1.0, 20.0, 300.0]]}).encode()
+
+
+@dataclass(frozen=True)
+class Case:
+    """A bad request and what it must get: status, error code, words of the message."""
+
+    id: str
+    body: bytes
+    ctype: str | None
+    headers: dict[str, str]
+    status: int
+    code: str
+    words: str
+
+
+def _npy_header(descr: str, shape: str) -> bytes:
+    """A hand-written NPY 1.0 header (a body whose data may not match it)."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+CASES = [
+    Case("not json", b"{rows: 1}", JSON, {}, 400, "bad_json", "not valid JSON"),
+    Case("not utf-8", b'{"rows": "\xff"}', JSON, {}, 400, "bad_json", "not valid JSON"),
+    Case("a list", b"[[1, 2, 3]]", JSON, {}, 400, "bad_json", "JSON object with 'rows'"),
+    Case("deep", b"[" * 100_000, JSON, {}, 400, "bad_json", "not valid JSON"),
+    Case("unknown field", b'{"rows": [[1,2,3]], "row": 1}', JSON, {}, 400, "bad_json", "'row'"),
+    Case("no rows", b'{"key": "a"}', JSON, {}, 400, "bad_rows", "list of rows"),
+    Case("empty rows", b'{"rows": []}', JSON, {}, 400, "bad_rows", "at least one row"),
+    Case(
+        "short row", b'{"rows": [[1,2,3],[1,2]]}', JSON, {}, 400, "bad_rows", "row 1 has 2 values"
+    ),
+    Case("a string", b'{"rows": [[1,"2",3]]}', JSON, {}, 400, "bad_rows", "feature 'f1'"),
+    Case("a boolean", b'{"rows": [[1,2,true]]}', JSON, {}, 400, "bad_rows", "feature 'f2'"),
+    Case("a nested list", b'{"rows": [[1,[2],3]]}', JSON, {}, 400, "bad_rows", "feature 'f1'"),
+    Case(
+        "huge number",
+        b'{"rows": [[1,2,1' + b"0" * 400 + b"]]}",
+        JSON,
+        {},
+        400,
+        "bad_rows",
+        "too large",
+    ),
+    Case(
+        "mixed rows",
+        b'{"rows": [[1,2,3], {"f0": 1}]}',
+        JSON,
+        {},
+        400,
+        "bad_rows",
+        "list of numbers",
+    ),
+    Case(
+        "object rows",
+        b'{"rows": [{"f0": 1, "f1": 2, "x": 3}]}',
+        JSON,
+        {},
+        400,
+        "schema",
+        "missing ['f2'], unexpected ['x']",
+    ),
+    Case(
+        "features",
+        b'{"rows": [[1,2,3]], "features": ["f0","f2","f1"]}',
+        JSON,
+        {},
+        400,
+        "schema",
+        "out of order",
+    ),
+    Case(
+        "features missing",
+        b'{"rows": [[1,2,3]], "features": ["f0","f1"]}',
+        JSON,
+        {},
+        400,
+        "schema",
+        "missing ['f2']",
+    ),
+    Case(
+        "nan",
+        b'{"rows": [[1,2,3],[1,NaN,3]]}',
+        JSON,
+        {},
+        400,
+        "invalid_values",
+        "row 1, feature 'f1' is nan",
+    ),
+    Case("null", b'{"rows": [[1,2,null]]}', JSON, {}, 400, "invalid_values", "feature 'f2' is nan"),
+    Case(
+        "too many rows",
+        json.dumps({"rows": [[1, 2, 3]] * 11}).encode(),
+        JSON,
+        {},
+        413,
+        "too_many_rows",
+        "at most 10",
+    ),
+    Case(
+        "bad key", b'{"rows": [[1,2,3]], "key": {"a": 1}}', JSON, {}, 400, "bad_key", "routing key"
+    ),
+    Case("long key", GOOD, JSON, {"X-Kmeans-Key": "k" * 300}, 400, "bad_key", "at most 256"),
+    Case("media type", GOOD, "text/csv", {}, 415, "unsupported_media_type", "'text/csv'"),
+    Case("no media type", GOOD, None, {}, 415, "unsupported_media_type", "'none'"),
+    Case("accept", GOOD, JSON, {"Accept": "text/html"}, 406, "not_acceptable", "Accept: text/html"),
+    Case(
+        "npy refused by q=0",
+        GOOD,
+        JSON,
+        {"Accept": "application/x-npy;q=0"},
+        406,
+        "not_acceptable",
+        "",
+    ),
+    Case("empty body", b"", JSON, {}, 400, "bad_rows", "no body"),
+    Case("not npy", b"PK\x03\x04 a zip", NPY, {}, 400, "bad_npy", "not an NPY array"),
+    Case("npy 3.0", b"\x93NUMPY\x03\x00" + bytes(100), NPY, {}, 400, "bad_npy", "version 3.0"),
+    Case(
+        "npy pickles", _npy_header("|O", "(1, 3)") + bytes(24), NPY, {}, 400, "bad_npy", "dtype |O"
+    ),
+    Case("npy strings", npy(np.array([["a", "b", "c"]])), NPY, {}, 400, "bad_npy", "dtype <U1"),
+    Case("npy complex", npy(np.ones((1, 3), dtype=complex)), NPY, {}, 400, "bad_npy", "dtype <c16"),
+    Case("npy records", npy(np.zeros(1, dtype=[("a", "<f8")])), NPY, {}, 400, "bad_npy", "dtype"),
+    Case("npy 1-D", npy(np.ones(3)), NPY, {}, 400, "bad_npy", "shape (3,)"),
+    Case("npy columns", npy(np.ones((2, 4))), NPY, {}, 400, "bad_npy", "expected (rows, 3)"),
+    Case(
+        "npy truncated",
+        npy(np.ones((4, 3)))[:-8],
+        NPY,
+        {},
+        400,
+        "bad_npy",
+        "88 bytes; its header announces 96",
+    ),
+    Case("npy trailing", npy(np.ones((4, 3))) + b"x", NPY, {}, 400, "bad_npy", "97 bytes"),
+    Case(
+        "npy lies",
+        _npy_header("<f8", "(1000000, 3)") + bytes(24),
+        NPY,
+        {},
+        413,
+        "too_many_rows",
+        "1000000 rows",
+    ),
+    Case("npy no rows", npy(np.ones((0, 3))), NPY, {}, 400, "bad_rows", "at least one row"),
+]
+
+
+@pytest.fixture
+def running(serve_labels: Serve) -> Running:
+    store = MemorySnapshotStore()
+    store.save(fitted().snapshot, state="live")
+    return serve_labels(settings({"shop": {"max_rows": 10}}), store)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_request_is_a_4xx_with_a_one_line_reason(running: Running, case: Case) -> None:
+    got, got_headers, answer = post(running, case.body, case.ctype, headers=case.headers)
+    assert got == case.status, answer
+    assert got_headers["content-type"] == JSON
+    code, message = error_of(answer)
+    assert code == case.code
+    assert case.words in message and "\n" not in message and "Traceback" not in message
+    # The server goes on answering good requests.
+    assert post(running, GOOD)[0] == 200
+
+
+def _count(running: Running, code: str, variant: str = "live") -> float:
+    text = encode(running.app.registry).decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "kmeans_serving_requests_total" and sample.labels == {
+                "model": "shop",
+                "variant": variant,
+                "code": code,
+            }:
+                return sample.value
+    raise AssertionError(f"no kmeans_serving_requests_total series for code {code}")
+
+
+def test_bad_requests_are_counted_by_status_code(running: Running) -> None:
+    for case in CASES:
+        post(running, case.body, case.ctype, headers=case.headers)
+    post(running, GOOD)
+    expected: dict[str, int] = {}
+    for case in CASES:
+        expected[str(case.status)] = expected.get(str(case.status), 0) + 1
+    for code, n in expected.items():
+        assert _count(running, code) == n, code
+    assert _count(running, "200") == 1
+
+
+def test_unknown_model_and_paths(running: Running) -> None:
+    status, _, body = post(running, GOOD, model="nope")
+    assert (status, error_of(body)) == (
+        404,
+        ("unknown_model", "no model 'nope' is served; served: shop"),
+    )
+    assert post(running, b"", None, path="/v1/models/shop/labels", method="GET")[0] == 405
+    status, headers, _ = post(running, GOOD, path="/v1/models/shop")
+    assert (status, headers["allow"]) == (405, "GET, HEAD")
+    assert post(running, b"", None, path="/v1/models/shop/other", method="GET")[0] == 404
+    assert post(running, b"", None, path="/v1/models/shop/parameters", method="GET")[0] == 404
+    assert post(running, GOOD, path="/metrics")[0] == 405
+    assert _count(running, "405") == 1  # the GET of the labels path; other paths are not a model's
+
+
+def test_a_model_with_no_version_yet_is_a_503(serve_labels: Serve) -> None:
+    running = serve_labels(settings(), MemorySnapshotStore())
+    status, _, body = post(running, GOOD)
+    assert (status, error_of(body)[0]) == (503, "no_model")
+    assert running.app.ready() == (True, "ready")  # nothing to load is not a failure
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(serve_labels: Serve) -> None:
+    store = MemorySnapshotStore()
+    store.save(fitted().snapshot, state="live")
+    running = serve_labels(settings(serving={"max_body_bytes": 4096}), store)
+    host, port = running.address
+    with socket.create_connection((host, port), timeout=15) as sock:
+        # Announce 5,000 bytes and send none of them: the answer comes anyway.
+        sock.sendall(
+            b"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
+    assert b"request body of 5000 bytes; at most 4096" in answer
+    assert _count(running, "413") == 1
+
+
+def test_a_chunked_body_is_refused_with_411(running: Running) -> None:
+    host, port = running.address
+    with socket.create_connection((host, port), timeout=15) as sock:
+        sock.sendall(
+            b"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 411 ")
+    assert _count(running, "411") == 1
+
+
+def test_npy_answers_carry_the_version_and_variant_in_headers(running: Running) -> None:
+    status, headers, body = post(running, npy(np.ones((2, 3))), NPY, headers={"Accept": NPY})
+    assert status == 200 and (headers["x-kmeans-model-version"], headers["x-kmeans-variant"]) == (
+        "1",
+        "live",
+    )
+    assert np.load(io.BytesIO(body), allow_pickle=False).shape == (2,)

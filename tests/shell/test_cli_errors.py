@@ -1,0 +1,413 @@
+"""Every command on odd input: one line, a documented exit code, nothing stored changed.
+
+Exit codes: 0 done, 1 a run failed or the push failed (evaluate) or files are stale
+(render --check), 2 a user error (option, configuration, input, store), 70 a bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
+from tests.fakes import blobs
+from tests.sources.test_prometheus import FakePrometheus
+
+CENTERS = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def model(source: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "shop",
+        "features": ["a", "b"],
+        "k": 3,
+        "window": "1h",
+        "schedule": {"interval": "5m"},
+        "source": source,
+        "training": {"n_init": 1, "silhouette_sample": 300},
+        **extra,
+    }
+
+
+def write_config(tmp_path: Path, *models: dict[str, Any], **daemon: Any) -> Path:
+    cfg = tmp_path / "monitor.yaml"
+    section = {"state_dir": "state", "listen": "127.0.0.1:0", **daemon}
+    cfg.write_text(yaml.safe_dump({"daemon": section, "models": list(models)}))
+    return cfg
+
+
+def stored(state: Path) -> dict[str, str]:
+    """Every file of the snapshot store, by content (the history is checked apart)."""
+    root = state / "snapshots"
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def history_rows(state: Path) -> dict[str, int]:
+    path = state / "history.sqlite"
+    if not path.exists():
+        return {}
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        return {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+
+
+@pytest.fixture
+def files_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """A files-source model with one trained version in the store."""
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savetxt(
+        data / "w.csv", blobs(600, CENTERS, seed=1), delimiter=",", header="a,b", comments=""
+    )
+    cfg = write_config(tmp_path, model({"kind": "files", "path": str(data), "pattern": "*.csv"}))
+    first = invoke("evaluate", "--config", str(cfg))
+    assert first.exit_code == 0, first.output
+    return cfg, data
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        (
+            "61 * * * *",
+            "models[shop].schedule.cron: must be a crontab expression the scheduler accepts "
+            "(minute '61': Error validating expression '61': the last value (61) is higher "
+            "than the maximum value (59)); got '61 * * * *'",
+        ),
+        (
+            "a b c d e",
+            "models[shop].schedule.cron: must be a crontab expression the scheduler accepts "
+            "(minute 'a': Unrecognized expression \"a\" for field \"minute\"); got 'a b c d e'",
+        ),
+    ],
+)
+def test_check_config_runs_cron_through_the_scheduler(
+    tmp_path: Path, cron: str, problem: str
+) -> None:
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}, schedule={"cron": cron}))
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr.splitlines() == [f"{cfg}: 1 problem(s)", f"  - {problem}"]
+    # run refuses the same file with the same line, before touching anything.
+    ran = invoke("run", "--config", str(cfg))
+    assert ran.exit_code == EXIT_USER and problem in ran.stderr
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
+    tmp_path: Path, busy_port: int
+) -> None:
+    cases = {
+        f"127.0.0.1:{busy_port}": f"port {busy_port} of 127.0.0.1 is in use: another process "
+        "listens there, perhaps a kmeans-monitor already running",
+        "nonexistent.invalid:9310": "the host 'nonexistent.invalid' does not resolve",
+        # TEST-NET-1 (RFC 5737): never an address of this host.
+        "192.0.2.1:9310": "192.0.2.1 is not an address of this host",
+    }
+    for listen, why in cases.items():
+        cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == EXIT_USER
+        [line] = [ln for ln in checked.stderr.splitlines() if ln.startswith("  - ")]
+        assert line.startswith("  - daemon.listen: must be an address this host can listen on (")
+        assert why in line and line.endswith(f"; got {listen!r}")
+        for command in (["run", "--config", str(cfg)], ["demo", "--listen", listen]):
+            result = invoke(*command, "--state-dir", str(tmp_path / "state"))
+            assert result.exit_code == EXIT_USER, result.output
+            assert why in result.stderr and "Traceback" not in result.output
+    assert stored(tmp_path / "state") == {}
+
+
+@pytest.mark.parametrize("listen", [":0", "[::1]:0", "127.0.0.1:0"])
+def test_every_interface_and_ipv6_are_accepted(tmp_path: Path, listen: str) -> None:
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{cfg}: OK, 1 model(s): shop\n"
+
+
+def test_check_config_reads_the_source_credentials(tmp_path: Path) -> None:
+    source = {
+        "kind": "prometheus",
+        "url": "https://prom:9090",
+        "features": {"a": "up", "b": "up"},
+        "bearer_token_file": str(tmp_path / "token"),
+        "tls": {"ca_file": str(tmp_path / "ca.pem")},
+    }
+    cfg = write_config(tmp_path, model(source))
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == EXIT_USER
+    problems = result.stderr.splitlines()
+    assert problems[0] == f"{cfg}: 2 problem(s)"
+    assert problems[1] == (
+        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file; "
+        f"got No such file or directory: '{tmp_path / 'token'}'"
+    )
+    assert problems[2].startswith("  - models[shop].source.tls: must be certificates and a key")
+
+
+# --------------------------------------------------------------------------- odd data
+
+
+def test_values_at_1e308_scale_are_invalid_values_that_say_why(
+    files_setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cfg, data = files_setup
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    np.savetxt(
+        data / "w.csv",
+        blobs(600, CENTERS, seed=2) * 1e306,
+        delimiter=",",
+        header="a,b",
+        comments="",
+    )
+    result = invoke("evaluate", "--config", str(cfg), "--json")
+    assert result.exit_code == EXIT_FAILED
+    [failure] = json.loads(result.stdout)
+    assert failure["reason"] == "invalid_values"
+    assert "values overflow the model's scaled units: 600 of 600 rows" in failure["message"]
+    assert stored(tmp_path / "state") == before
+    after = history_rows(tmp_path / "state")
+    # The failure is recorded, and nothing else: no evaluation, no version.
+    assert after.pop("failures") == rows.pop("failures") + 1
+    after.pop("sqlite_sequence"), rows.pop("sqlite_sequence")
+    assert after == rows
+
+
+def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    np.savetxt(big, blobs(300, CENTERS, seed=2) * 1e306, delimiter=",", header="a,b", comments="")
+    result = invoke("choose-k", str(big))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr.startswith(f"error: {big}: values overflow squared distances: 300 of 300")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("a,b\n")
+    result = invoke("choose-k", str(empty))
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USER,
+        f"error: {empty}: 0 row(s) with finite values; --k-max 10 needs at least 10\n",
+    )
+    text = tmp_path / "hosts.csv"
+    text.write_text("host,zone\nweb1,eu\n")
+    result = invoke("choose-k", str(text))
+    assert result.stderr == f"error: {text}: no numeric column to choose k on\n"
+
+
+def _npy_claiming(path: Path, rows: int) -> Path:
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f8", "fortran_order": False, "shape": (rows, 2)}
+    )
+    path.write_bytes(head.getvalue() + b"\0" * 64)
+    return path
+
+
+def test_an_npy_header_claiming_2_tib_is_refused(tmp_path: Path) -> None:
+    path = _npy_claiming(tmp_path / "huge.npy", 2**37)
+    result = invoke("choose-k", str(path))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr == (
+        f"error: {str(path)!r}: unreadable NPY file: its header announces 137438953472 x 2 "
+        "values of float64 (2.0 TiB) but the file holds 64 B of data (truncated, or not what "
+        "it claims to be)\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    path.rename(data / "huge.npy")
+    cfg = write_config(tmp_path, model({"kind": "files", "path": str(data), "pattern": "*.npy"}))
+    ran = invoke("evaluate", "--config", str(cfg))
+    assert ran.exit_code == EXIT_FAILED
+    assert "FAILED (source_unavailable)" in ran.stdout and "(2.0 TiB)" in ran.stdout
+    assert stored(tmp_path / "state") == {}
+
+
+# --------------------------------------------------------------------------- prometheus
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    yield fake
+    fake.close()
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ([1, 2, 3], "answered a malformed series: result[0] is '1'"),
+        ([{"metric": "x", "values": []}], "result[0].metric is 'x', not a mapping"),
+    ],
+)
+def test_malformed_prometheus_answers_fail_the_run_not_the_process(
+    tmp_path: Path, prom: FakePrometheus, result: Any, message: str
+) -> None:
+    body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    prom.answer = lambda params: (200, json.dumps(body).encode(), 0.0)
+    source = {"kind": "prometheus", "url": prom.url, "features": {"a": "up", "b": "up"}}
+    cfg = write_config(tmp_path, model(source))
+    ran = invoke("evaluate", "--config", str(cfg), "--json")
+    assert ran.exit_code == EXIT_FAILED
+    [failure] = json.loads(ran.stdout)
+    assert failure["reason"] == "source_unavailable" and message in failure["message"]
+    assert stored(tmp_path / "state") == {}
+
+
+def test_no_credential_reaches_any_output_or_the_history(
+    tmp_path: Path, prom: FakePrometheus
+) -> None:
+    secret, token = "hunter2-pass", "tok-9a8b7c6d5e"
+    # A proxy that echoes the request's headers in its error page.
+    prom.answer = lambda params: (502, json.dumps(prom.headers[-1]).encode(), 0.0)
+    (tmp_path / "token").write_text(token)
+    url = prom.url.replace("http://", f"http://kmeans:{secret}@")
+    bad = {"kind": "prometheus", "url": url, "features": {"a": "up", "b": "up"}, "retries": 0}
+    bearer = {**bad, "url": prom.url, "bearer_token_file": str(tmp_path / "token")}
+    cfg = write_config(tmp_path, model(bad), {**model(bearer), "name": "billing"})
+    ran = invoke("--log-level", "DEBUG", "evaluate", "--config", str(cfg), "--json")
+    assert ran.exit_code == EXIT_FAILED
+    failures = json.loads(ran.stdout)
+    assert [f["reason"] for f in failures] == ["source_unavailable"] * 2
+    assert "http://***@127.0.0.1" in failures[0]["message"]
+    history = (tmp_path / "state" / "history.sqlite").read_bytes()
+    for text in (ran.stdout, ran.stderr, history.decode("latin-1")):
+        assert secret not in text and token not in text
+    # check-config on an invalid URL with credentials shows it masked too.
+    cfg.write_text(cfg.read_text().replace(f"{secret}@127.0.0.1:", f"{secret}@127.0.0.1:x"))
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER and "http://***@127.0.0.1:x" in checked.stderr
+    assert secret not in checked.output
+
+
+# --------------------------------------------------------------------------- pushgateway
+
+
+@pytest.fixture
+def gateway_500() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(500)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"boom")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
+    files_setup: tuple[Path, Path], gateway_500: str
+) -> None:
+    cfg, _ = files_setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    for gateway, why in (
+        (down, "Connection refused"),
+        (gateway_500, "HTTP 500 Internal Server Error"),
+    ):
+        result = invoke("evaluate", "--config", str(cfg), "--push-to", gateway, "--json")
+        assert result.exit_code == EXIT_FAILED, result.output
+        assert json.loads(result.stdout)[0]["failed"] is False  # the run itself is fine
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+        assert errors == [f"error: cannot push the metrics to {gateway}: {why}"]
+        assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["check-config", "{tmp}/nope.yaml"], 2, "nope.yaml: cannot read: No such file"),
+        (["check-config", "{tmp}"], 2, "is a directory"),
+        (["run"], 2, "error: invalid configuration:\n  - no configuration: give --config FILE"),
+        (["run", "--config", "{tmp}/nope.yaml"], 2, "nope.yaml: cannot read"),
+        (["evaluate", "--config", "{cfg}", "--model", "nope"], 2, "no model named 'nope'"),
+        (["backtest", "--config", "{cfg}", "--from", "x", "--to", "y"], 2, "timestamp 'x'"),
+        (["snapshots", "list"], 2, "give --config FILE or --state-dir DIR"),
+        (["snapshots", "list", "--state-dir", "{tmp}/nowhere"], 2, "no snapshot store at"),
+        (["snapshots", "show", "--config", "{cfg}", "shop", "99"], 2, "has no version 99"),
+        (["snapshots", "show", "--config", "{cfg}", "a/b"], 2, "error: model: must be a str"),
+        (["snapshots", "diff", "--config", "{cfg}", "shop", "one", "2"], 2, "'one' is not a"),
+        (["snapshots", "rollback", "--config", "{cfg}", "shop", "--to", "9"], 2, "no version 9"),
+        (["snapshots", "approve", "--config", "{cfg}", "shop"], 2, "no pending version"),
+        (["choose-k", "{tmp}/nope.csv"], 2, "does not exist"),
+        (["choose-k", "{tmp}/data/w.csv", "--k-min", "5", "--k-max", "3"], 2, "--k-min <"),
+        (["choose-k", "{tmp}/data/w.csv", "--sample", "0"], 2, "--sample"),
+        (["choose-k", "{tmp}/data/w.csv", "--features", "a,a"], 2, "names ['a'] more than"),
+        (["runbook", "KMeansNope"], 2, "no alert named 'KMeansNope'"),
+        (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
+        (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
+        (["demo", "--listen", "nohost"], 2, "daemon.listen: must be HOST:PORT"),
+        (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
+    ],
+)
+def test_bad_input_to_every_command_is_one_message_and_a_code(
+    files_setup: tuple[Path, Path], tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    cfg, _ = files_setup
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    filled = [a.format(tmp=tmp_path, cfg=cfg) for a in args]
+    result = invoke(*filled)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+    assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
+def test_a_bug_is_internal_with_exit_70(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import render
+
+    def broken(name: str) -> str:
+        raise RuntimeError("unexpected state at https://u:pw-123456@host/")
+
+    monkeypatch.setattr(render, "runbook_markdown", broken)
+    result = invoke("runbook", "KMeansFeatureDrift")
+    assert result.exit_code == EXIT_INTERNAL
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("internal error: unexpected state at https://***@host/ (a bug")
+    assert "pw-123456" not in result.stderr

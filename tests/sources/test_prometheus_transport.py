@@ -1,0 +1,447 @@
+"""The prometheus source's transport: one deadline per read, retries with backoff,
+credentials, TLS with a CA made here, and no secret in anything it shows."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.sources.prometheus import PrometheusSource, build, parse_options
+from tests.fakes import DripServer
+from tests.sources.test_prometheus import EXPRS, FEATURES, T0, Answer, FakePrometheus, matrix
+
+TOKEN = "tok-3f9a1c-very-secret"
+PASSWORD = "pa55-w0rd-secret"
+
+
+def make_source(url: str, *, sleep: Any = None, **options: Any) -> PrometheusSource:
+    raw = {"url": url, "features": EXPRS, "step": "60s", "timeout": "2s", **options}
+    parsed, problems = parse_options(raw, FEATURES)
+    assert problems == [] and parsed is not None, problems
+    source = build("checkout", FEATURES, parsed, rng=random.Random(7))
+    if sleep is not None:
+        source._sleep = sleep  # the backoff's waits, recorded instead of slept
+    return source
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    yield fake
+    fake.close()
+
+
+# --------------------------------------------------------------------------- deadline
+
+
+@pytest.mark.parametrize("head", [True, False], ids=["dripped-head", "dripped-body"])
+def test_a_server_that_drips_bytes_cannot_keep_a_read_alive(head: bool) -> None:
+    # A byte every 0.1 s: each socket read succeeds, so a per-read timeout never fires.
+    drip = DripServer(pace=0.1, head=head)
+    try:
+        source = make_source(drip.url, timeout="1s")
+        t0 = time.monotonic()
+        with pytest.raises(SourceTimeoutError) as info:
+            source.read_window(T0, T0 + 60)
+        elapsed = time.monotonic() - t0
+    finally:
+        drip.close()
+    assert "did not answer within 1s; the source's timeout bounds the whole read" in str(info.value)
+    # The drip would go on for ever; the read ended at its deadline (slack for a busy host).
+    assert elapsed < 5.0
+    assert drip.connections == 1  # a timeout is not retried: the deadline is spent
+
+
+def test_the_deadline_covers_every_request_of_a_window(prom: FakePrometheus) -> None:
+    # Each answer takes 0.6 s; two features make two requests, which a 1 s budget
+    # for the whole window cannot hold (a per-request timeout of 1 s would).
+    prom.answer = lambda params: (*matrix()[:2], 0.6)
+    with pytest.raises(SourceTimeoutError, match="feature 'rps'"):
+        make_source(prom.url, timeout="1s").read_window(T0, T0 + 60)
+    # Prometheus was told what was left for the second request, not the whole budget.
+    assert float(prom.requests[1]["timeout"]) < 0.5
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_5xx_and_429_are_retried_with_growing_jittered_backoff(prom: FakePrometheus) -> None:
+    answers: list[Answer] = [
+        (503, b"busy", 0.0),
+        (429, b"slow down", 0.0),
+        (502, b"bad gateway", 0.0),
+    ]
+    prom.answer = lambda params: answers.pop(0) if answers else matrix(({"i": "a"}, [(T0, "1")]))
+    waits: list[float] = []
+    source = make_source(prom.url, retries=3, retry_backoff="0.2s", sleep=waits.append)
+    window = source.read_window(T0, T0 + 60)
+    assert window.X.tolist() == [[1.0, 1.0]]
+    assert len(prom.requests) == 5  # three failures, then one answer per feature
+    # Full jitter under a cap that doubles: [0, 0.2], [0, 0.4], [0, 0.8].
+    assert len(waits) == 3
+    assert all(0 <= w <= cap for w, cap in zip(waits, (0.2, 0.4, 0.8), strict=True))
+    assert len(set(waits)) == 3  # jittered, not a fixed ladder
+
+
+def test_retries_stop_at_the_configured_count_and_say_how_many(prom: FakePrometheus) -> None:
+    prom.answer = lambda params: (500, b'{"status":"error","error":"boom"}', 0.0)
+    waits: list[float] = []
+    with pytest.raises(SourceError) as info:
+        make_source(prom.url, retries=2, sleep=waits.append).read_window(T0, T0 + 60)
+    assert str(info.value).endswith("answered HTTP 500: boom (after 3 attempts)")
+    assert len(prom.requests) == 3 and len(waits) == 2
+
+
+def test_a_retry_after_header_is_waited_for(prom: FakePrometheus) -> None:
+    answers: list[Answer] = [(429, b"", 0.0)]
+    prom.extra_headers = {"Retry-After": "1"}
+    prom.answer = lambda params: answers.pop(0) if answers else matrix()
+    waits: list[float] = []
+    make_source(prom.url, retry_backoff="0.01s", sleep=waits.append).read_window(T0, T0 + 60)
+    assert waits == [1.0]
+
+
+def test_a_backoff_that_would_pass_the_deadline_is_not_waited(prom: FakePrometheus) -> None:
+    prom.extra_headers = {"Retry-After": "30"}
+    prom.answer = lambda params: (503, b"", 0.0)
+    waits: list[float] = []
+    with pytest.raises(SourceError, match=r"answered HTTP 503: Service Unavailable$"):
+        make_source(prom.url, sleep=waits.append).read_window(T0, T0 + 60)
+    assert waits == [] and len(prom.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_errors_are_not_retried(prom: FakePrometheus, status: int) -> None:
+    prom.answer = lambda params: (status, b'{"status":"error","errorType":"bad_data"}', 0.0)
+    with pytest.raises(SourceError, match=f"answered HTTP {status}: bad_data"):
+        make_source(prom.url, sleep=lambda s: None).read_window(T0, T0 + 60)
+    assert len(prom.requests) == 1
+
+
+def test_connection_errors_are_retried() -> None:
+    drip = DripServer()
+    url = drip.url
+    drip.close()  # nothing listens there any more: every connect is refused
+    waits: list[float] = []
+    with pytest.raises(SourceError, match=r"is unreachable: .*refused.* \(after 3 attempts\)"):
+        make_source(url, sleep=waits.append).read_window(T0, T0 + 60)
+    assert len(waits) == 2
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_a_bearer_token_file_is_sent_and_reread_for_each_window(
+    prom: FakePrometheus, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    source = make_source(prom.url, bearer_token_file=str(token))
+    source.read_window(T0, T0 + 60)
+    token.write_text("rotated-token")
+    source.read_window(T0, T0 + 60)
+    sent = [h["authorization"] for h in prom.headers]
+    assert sent == [f"Bearer {TOKEN}"] * 2 + ["Bearer rotated-token"] * 2
+
+
+def test_basic_auth_reads_its_password_from_a_file(prom: FakePrometheus, tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text(PASSWORD)
+    basic = {"username": "kmeans", "password_file": str(password)}
+    make_source(prom.url, basic_auth=basic).read_window(T0, T0 + 60)
+    expected = "Basic " + base64.b64encode(f"kmeans:{PASSWORD}".encode()).decode()
+    assert {h["authorization"] for h in prom.headers} == {expected}
+
+
+def test_credentials_in_the_url_become_basic_auth(prom: FakePrometheus) -> None:
+    url = prom.url.replace("http://", f"http://kmeans:{PASSWORD}@")
+    make_source(url).read_window(T0, T0 + 60)
+    expected = "Basic " + base64.b64encode(f"kmeans:{PASSWORD}".encode()).decode()
+    assert {h["authorization"] for h in prom.headers} == {expected}
+
+
+def test_extra_headers_are_sent(prom: FakePrometheus) -> None:
+    headers = {"X-Scope-OrgID": "tenant-1", "X-Api-Key": TOKEN}
+    make_source(prom.url, headers=headers).read_window(T0, T0 + 60)
+    assert {(h["x-scope-orgid"], h["x-api-key"]) for h in prom.headers} == {("tenant-1", TOKEN)}
+
+
+def test_no_secret_appears_in_errors_or_logs(
+    prom: FakePrometheus, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A misbehaving proxy echoes the request's headers in its error page.
+    def echo(params: dict[str, str]) -> Answer:
+        return 502, json.dumps(prom.headers[-1]).encode(), 0.0
+
+    prom.answer = echo
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    url = prom.url.replace("http://", f"http://kmeans:{PASSWORD}@")
+    caplog.set_level(logging.DEBUG)
+    source = make_source(
+        url,
+        headers={"X-Api-Key": "key-abcdef-secret"},
+        sleep=lambda s: None,
+    )
+    with pytest.raises(SourceError) as info:
+        source.read_window(T0, T0 + 60)
+    shown = str(info.value) + caplog.text
+    basic = base64.b64encode(f"kmeans:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, "key-abcdef-secret", basic):
+        assert secret not in shown
+    assert "http://***@127.0.0.1" in str(info.value)
+    assert "answered HTTP 502" in str(info.value)
+    # The same with a token: the echoed Authorization header is masked too.
+    bearer = make_source(prom.url, bearer_token_file=str(token), sleep=lambda s: None)
+    with pytest.raises(SourceError) as info:
+        bearer.read_window(T0, T0 + 60)
+    assert TOKEN not in str(info.value) + caplog.text and "***" in str(info.value)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"basic_auth": {"username": "u", "password": PASSWORD}},
+            [
+                "source.basic_auth.password: must be omitted (unknown field; valid: "
+                "password_file, username); got ***",
+                "source.basic_auth.password_file: must be a file holding the password (the "
+                "password itself never goes here); got None",
+            ],
+        ),
+        (
+            {"token": TOKEN},
+            ["source.token: must be omitted (unknown field; valid: basic_auth, "],
+        ),
+        (
+            {"headers": {"Authorization": f"Bearer {TOKEN}", "Host": "x"}},
+            ["source.headers.Host: must be omitted (the source sets it); got ..."],
+        ),
+        (
+            {"headers": {"X-Token": TOKEN + "\r\nX-Evil: 1"}},
+            ["source.headers.X-Token: must be a single-line string; got str"],
+        ),
+        (
+            {"tls": {"ca_file": "/ca.pem"}},
+            ["source.tls: must be omitted unless the url is https; got {...}"],
+        ),
+        (
+            {"bearer_token_file": "/t", "basic_auth": {"username": "u", "password_file": "/p"}},
+            [
+                "source.basic_auth: must be omitted: one way to authenticate, not "
+                "bearer_token_file and basic_auth; got ..."
+            ],
+        ),
+        (
+            {"tls": {"cert_file": "/c.pem"}, "url": "https://p"},
+            ["source.tls.key_file: must be given with the other (a client key pair); got None"],
+        ),
+        ({"retries": 11}, ["source.retries: must be an int in [0, 10]; got 11"]),
+        (
+            {"url": f"http://u:{PASSWORD}@p:90x"},
+            [
+                "source.url: must be an http(s) URL such as 'http://prometheus:9090'; got "
+                "'http://***@p:90x'"
+            ],
+        ),
+    ],
+)
+def test_option_problems_never_repeat_a_secret(options: dict, expected: list[str]) -> None:
+    raw = {"url": "http://p", "features": EXPRS, **options}
+    parsed, problems = parse_options(raw, FEATURES)
+    rendered = [p.config("source") for p in problems]
+    assert parsed is None
+    assert len(rendered) == len(expected)
+    for line, start in zip(rendered, expected, strict=True):
+        assert line.startswith(start), rendered
+        assert TOKEN not in line and PASSWORD not in line
+
+
+def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    raw = {
+        "url": "https://p",
+        "features": EXPRS,
+        "bearer_token_file": str(tmp_path / "missing"),
+        "tls": {"ca_file": str(empty)},
+    }
+    parsed, problems = parse_options(raw, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems[0] == (
+        "source.bearer_token_file: must be a readable, non-empty UTF-8 file; got No such file "
+        f"or directory: '{tmp_path / 'missing'}'"
+    )
+    assert info.value.problems[1].startswith("source.tls: must be certificates and a key that load")
+    assert len(info.value.problems) == 2
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA made for the test, a server certificate for 127.0.0.1 and a client pair."""
+
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _key_file(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _issue(
+    name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any, *, ca: bool
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def make_pki(directory: Path) -> Pki:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = _issue("test CA", ca_key, ca_name, ca_key, ca=True)
+    pem = serialization.Encoding.PEM
+    (directory / "ca.crt").write_bytes(ca.public_bytes(pem))
+    files = {}
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(who, key, ca_name, ca_key, ca=False)
+        (directory / f"{who}.crt").write_bytes(cert.public_bytes(pem))
+        files[who] = (directory / f"{who}.crt", _key_file(directory / f"{who}.key", key))
+    return Pki(directory / "ca.crt", *files["server"], *files["client"])
+
+
+def server_context(pki: Pki, *, require_client: bool = False) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    if require_client:
+        context.load_verify_locations(pki.ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path)
+
+
+def test_https_with_the_ca_that_signed_the_server(pki: Pki) -> None:
+    fake = FakePrometheus(tls=server_context(pki))
+    try:
+        fake.answer = lambda params: matrix(({"i": "a"}, [(T0, "2")]))
+        window = make_source(fake.url, tls={"ca_file": str(pki.ca_file)}).read_window(T0, T0 + 60)
+    finally:
+        fake.close()
+    assert fake.url.startswith("https://") and window.X.tolist() == [[2.0, 2.0]]
+
+
+def test_https_without_the_ca_is_refused_and_not_retried(pki: Pki) -> None:
+    fake = FakePrometheus(tls=server_context(pki))
+    waits: list[float] = []
+    try:
+        with pytest.raises(SourceError, match="TLS certificate is not trusted") as info:
+            make_source(fake.url, sleep=waits.append).read_window(T0, T0 + 60)
+        # insecure_skip_verify reads it anyway (and build warns that it does).
+        skip = make_source(fake.url, tls={"insecure_skip_verify": True})
+        assert skip.read_window(T0, T0 + 60).X.shape == (0, 2)
+    finally:
+        fake.close()
+    assert "set tls.ca_file to the CA that signed it" in str(info.value)
+    assert waits == []
+
+
+def test_a_client_certificate_is_presented(pki: Pki) -> None:
+    fake = FakePrometheus(tls=server_context(pki, require_client=True))
+    try:
+        with pytest.raises(SourceError, match=r"the TLS handshake failed: [A-Z0-9_]+"):
+            make_source(fake.url, tls={"ca_file": str(pki.ca_file)}, retries=0).read_window(
+                T0, T0 + 60
+            )
+        tls = {
+            "ca_file": str(pki.ca_file),
+            "cert_file": str(pki.client_cert),
+            "key_file": str(pki.client_key),
+        }
+        assert make_source(fake.url, tls=tls).read_window(T0, T0 + 60).X.shape == (0, 2)
+    finally:
+        fake.close()
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ([1, 2, 3], "answered a malformed series: result[0] is '1', not {'metric'"),
+        ([{"metric": "x", "values": []}], "result[0].metric is 'x', not a mapping of label"),
+        (
+            [{"metric": {"a": 1}, "values": []}],
+            "result[0].metric is \"{'a': 1}\", not a mapping of label names",
+        ),
+        ([{"metric": {}, "values": 5}], "result[0].values is '5', not a list of [time, 'value']"),
+        ([{"metric": {}, "values": [5]}], "malformed sample in the answer"),
+    ],
+)
+def test_malformed_answers_are_source_errors(
+    prom: FakePrometheus, result: Any, message: str
+) -> None:
+    body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    prom.answer = lambda params: (200, json.dumps(body).encode(), 0.0)
+    with pytest.raises(SourceError) as info:
+        make_source(prom.url).read_window(T0, T0 + 60)
+    assert message in str(info.value)
+
+
+def test_an_answer_whose_data_is_not_a_mapping_is_a_source_error(prom: FakePrometheus) -> None:
+    prom.answer = lambda params: (200, b'{"status": "success", "data": [1]}', 0.0)
+    with pytest.raises(SourceError, match="answered a None where a 'matrix' was expected"):
+        make_source(prom.url).read_window(T0, T0 + 60)
