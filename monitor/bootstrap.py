@@ -17,6 +17,7 @@ from typing import Any
 from monitor import __version__, alerting
 from monitor.checks import Problem, check_float
 from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
+from monitor.engines import spark_engine
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import (
@@ -32,7 +33,7 @@ from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.replay import Replay, replay
-from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
+from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
@@ -356,7 +357,19 @@ def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
         run_duration_budget_seconds=budget,
         freshness_slo_seconds=m.slo.freshness,
         run_success_objective=m.slo.run_success,
+        engine=m.engine,
     )
+
+
+def build_engines(settings: Settings) -> dict[str, Engine]:
+    """The engine of every model that does not compute in this process (``engine: spark``).
+
+    Spark is imported only here and only for such models; its session starts on the
+    first run, not now. ConfigError when pyspark is missing.
+    """
+    return {
+        m.name: spark_engine(m.spark, model=m.name) for m in settings.models if m.engine == "spark"
+    }
 
 
 def run_timeout(m: ModelSettings, now: datetime) -> float:
@@ -451,6 +464,7 @@ class App:
     clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"
     # Model -> why its configured k is not the live model's (logged at start-up).
     k_warnings: Mapping[str, str] = field(default_factory=dict)
+    engines: Mapping[str, Engine] = field(default_factory=dict)  # models not run locally
     serving: Serving | None = None  # the label API, when serving.enabled
 
     def ready(self) -> tuple[bool, str]:
@@ -463,12 +477,17 @@ class App:
         return True, "ready"
 
     def close(self) -> None:
-        """Close the sources and the history."""
+        """Close the sources, the engines and the history."""
         for source in self.sources.values():
             try:
                 source.close()
             except Exception as exc:
                 log.warning("closing a source failed: %s", exc)
+        for engine in self.engines.values():
+            try:
+                engine.close()
+            except Exception as exc:
+                log.warning("closing the %s engine failed: %s", engine.name, exc)
         self.history.close()
 
 
@@ -487,6 +506,7 @@ def build_app(
     ``config_path`` is the file the settings came from, for the commands that warnings
     print.
     """
+    engines = build_engines(settings)
     built = dict(sources) if sources is not None else _build_sources(settings)
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
@@ -519,6 +539,7 @@ def build_app(
         package_version=__version__,
         should_stop=stopping.is_set,
         on_result=(_explainer(state, sampler), *on_result),
+        engines=engines,
         run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
     )
     runner.refresh_live()
@@ -535,6 +556,7 @@ def build_app(
         stopping=stopping,
         clock=clock,
         k_warnings=k_warnings,
+        engines=engines,
         serving=serving,
     )
 

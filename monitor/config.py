@@ -50,6 +50,7 @@ __all__ = [
     "Settings",
     "SloSettings",
     "SourceSettings",
+    "SparkSettings",
     "StoreSettings",
     "ThresholdSettings",
     "TrainingSettings",
@@ -68,6 +69,8 @@ NAN_POLICIES = ("fail", "drop")
 SERVING_NAN_POLICIES = ("reject", "null")
 K_CRITERIA = ("silhouette", "gap", "elbow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Where a model's numeric work runs: this process, or a Spark cluster (monitor.engines).
+ENGINES = ("local", "spark")
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -185,6 +188,14 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class SparkSettings:
+    """The Spark session of a model with ``engine: spark`` (docs/configuration.md)."""
+
+    master: str = "local[*]"
+    conf: tuple[tuple[str, str], ...] = ()  # spark.* properties, in the file's order
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     """One monitored model."""
 
@@ -206,6 +217,8 @@ class ModelSettings:
     slo: SloSettings = field(default_factory=SloSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    engine: str = "local"
+    spark: SparkSettings = field(default_factory=SparkSettings)
     serving: ModelServingSettings = field(default_factory=ModelServingSettings)
 
 
@@ -630,6 +643,31 @@ def _source(
     return None if problems else SourceSettings(kind, options)
 
 
+def _spark(r: _Reader) -> SparkSettings:
+    """``{master: URL, conf: {spark.key: value}}``; values are passed to Spark as text."""
+    master = r.get("master", SparkSettings.master, _text)
+    none: Mapping[str, Any] = {}
+    raw = r.get("conf", none, check_mapping)
+    conf = []
+    for key, value in raw.items():
+        try:
+            conf.append(_spark_property(key, value, f"conf.{key}"))
+        except Mismatch as exc:
+            r.add(exc.problem)
+    r.finish()
+    return SparkSettings(master=master, conf=tuple(conf))
+
+
+def _spark_property(key: Any, value: Any, name: str) -> tuple[str, str]:
+    if not isinstance(key, str) or not key.startswith("spark."):
+        raise Mismatch(Problem(name, "a Spark property name starting with 'spark.'", key))
+    if isinstance(value, bool):
+        return key, str(value).lower()  # Spark spells booleans true/false
+    if not isinstance(value, str | int | float):
+        raise Mismatch(Problem(name, "a string, number or boolean", value))
+    return key, str(value)
+
+
 def _default(cls: type, name: str) -> Any:
     [f] = [f for f in fields(cls) if f.name == name]
     assert f.default is not MISSING
@@ -656,6 +694,7 @@ def _parse_model(
         "slo": _section(r.child("slo"), SloSettings, _SLO),
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
         "training": _section(r.child("training"), TrainingSettings, _TRAINING),
+        "spark": _spark(r.child("spark")),
         "serving": _section(r.child("serving"), ModelServingSettings, _MODEL_SERVING),
     }
     for key, choices in (
@@ -663,6 +702,7 @@ def _parse_model(
         ("metric", METRICS),
         ("retrain", RETRAIN_POLICIES),
         ("seasonality", SEASONALITIES),
+        ("engine", ENGINES),
     ):
         default = "auto" if key == "seasonality" else _default(ModelSettings, key)
         values[key] = r.get(key, default, _choice(choices))

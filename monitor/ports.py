@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+from numpy.typing import NDArray
+
 from monitor.checks import Problem
-from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo, Window
+from monitor.records import (
+    CandidateFit,
+    Evaluation,
+    ReferenceBins,
+    RunFailure,
+    RunHistory,
+    Snapshot,
+    VersionInfo,
+    Window,
+    WindowView,
+)
 
 
 @runtime_checkable
@@ -147,3 +160,47 @@ class Clock(Protocol):
     """Wall-clock time in unix seconds; injected so that tests control it."""
 
     def now(self) -> float: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Where the measure step's numeric work runs (``engine:`` of a model).
+
+    Without one the pipeline computes in this process (``engine: local``). An engine
+    gives the same records from the same scaled rows, whatever it spreads them over.
+    """
+
+    @property
+    def name(self) -> str:
+        """The ``engine`` value that selects it (the ``engine`` label of the job metrics)."""
+        ...
+
+    def score(
+        self,
+        Xs: NDArray[np.floating[Any]],
+        snapshot: Snapshot,
+        *,
+        seed: int,
+        silhouette_sample: int,
+        working_memory_mib: float,
+        thresholds: Mapping[str, float] | None = None,
+        compare: tuple[NDArray[np.floating[Any]], ReferenceBins] | None = None,
+    ) -> WindowView:
+        """Every SLI of ``snapshot`` on the scaled rows, as ``pipeline.score`` computes them."""
+        ...
+
+    def candidate(
+        self,
+        Xs: NDArray[np.floating[Any]],
+        live: Snapshot,
+        *,
+        max_iter: int,
+        tol: float,
+        working_memory_mib: float,
+    ) -> CandidateFit:
+        """Lloyd iterations on the scaled rows warm-started from the live centres."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine's sessions."""
+        ...

@@ -294,12 +294,24 @@ class Evaluation:
 class WindowView:
     """A model's view of one window: labels, squared distances and the SLIs they give."""
 
-    labels: IntArray  # (n,) the cluster of each row
-    sq_distances: FloatArray  # (n,) squared distance of each row to its centre
+    # Per row; None when the rows stay on a cluster (engine: spark) and only their
+    # aggregates come back.
+    labels: IntArray | None  # (n,) the cluster of each row
+    sq_distances: FloatArray | None  # (n,) squared distance of each row to its centre
     slis: Mapping[str, float]  # scalar SLIs of the model on the window (slis.SCALAR keys)
     feature_psi: Mapping[str, float]  # feature -> PSI
     cluster_sizes: tuple[int, ...]
     cluster_shares: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateFit:
+    """A candidate trained on a window by an engine: its centres and how it relabels rows."""
+
+    centers: FloatArray  # (k, d) scaled units
+    # (k, k): rows with live label i (the scoring's) and candidate label j; its column
+    # sums are the candidate's cluster sizes.
+    table: IntArray
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,7 +38,7 @@ from monitor.errors import (
 )
 from monitor.exporter import MonitorState
 from monitor.pipeline import evaluate
-from monitor.ports import Clock, History, SnapshotStore, TelemetrySource
+from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Scaler, Window
 from monitor.redact import redact_text
 
@@ -176,10 +176,12 @@ class Runner:
         package_version: str,
         should_stop: Callable[[], bool] = lambda: False,
         on_result: Sequence[Callable[[Result], None]] = (),
+        engines: Mapping[str, Engine] | None = None,
         run_timeouts: Mapping[str, float] | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._engines = dict(engines or {})  # models without one compute in this process
         self._sources = sources
         self._store = store
         self._history = history
@@ -222,6 +224,7 @@ class Runner:
                 package_version=self._package_version,
                 working_memory_mib=self._settings.daemon.working_memory_mib,
                 should_stop=lambda: self._should_stop() or self._timer() >= deadline,
+                engine=self._engines.get(name),
             )
         except RunCancelledError as exc:
             if not self._should_stop():  # the deadline, not a stop, ended it

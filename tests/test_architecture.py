@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -183,6 +184,7 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ),
         ("cryptography", {"monitor.store._crypto"}),
         ("bcrypt", {"monitor.http._auth"}),
+        ("pyspark", {"monitor.engines.spark"}),
     ],
 )
 def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:
@@ -246,6 +248,18 @@ def private_names(path: Path) -> list[str]:
 def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     found = [n for n in private_names(path) if not n.endswith(".__version__")]
     assert not found, f"{path.relative_to(PACKAGE.parent)} imports private names {found}"
+
+
+def test_the_daemon_imports_no_spark_unless_a_model_asks_for_it() -> None:
+    """pyspark is an optional extra: wiring local models must not even import it."""
+    code = (
+        "import sys, monitor.cli, monitor.bootstrap, monitor.engines; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.serving")))

@@ -10,7 +10,7 @@ See ``docs/slis.md`` for the bin edges of discrete and constant features.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,15 @@ from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins, Split
 
 __all__ = [
     "DEFAULT_EPSILON",
+    "bin_counts",
     "centroid_drift",
     "fit_reference_bins",
     "label_agreement",
+    "label_agreement_from_table",
     "label_drift",
+    "label_drift_from_counts",
     "psi",
+    "psi_from_counts",
     "split_gain",
 ]
 
@@ -235,11 +239,88 @@ def psi(
     if Xa.shape[1] != d:
         raise InvalidInputError(f"X has {Xa.shape[1]} feature(s) but the reference bins have {d}.")
     limits = _check_thresholds(thresholds)
-    counts = _bin_counts(bins.edges, Xa, working_memory_mib)
-    n = Xa.shape[0]
+    return _psi(bins, _bin_counts(bins.edges, Xa, working_memory_mib), limits)
+
+
+def bin_counts(
+    edges: tuple[Floats, ...],
+    X: ArrayLike,
+    *,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> list[NDArray[np.int64]]:
+    """Rows of ``X`` in each reference bin, per feature: what ``psi`` counts.
+
+    Parameters
+    ----------
+    edges : tuple of d arrays
+        Inner edges of each feature (``ReferenceBins.edges``); bins are right-closed.
+    X : array-like of shape (n, d)
+    working_memory_mib : float
+        Budget for the row chunks binned at a time.
+
+    Returns
+    -------
+    list of d int64 arrays
+        Feature ``j``'s counts, shape ``(len(edges[j]) + 1,)``; they add up over any
+        split of the rows, so the counts of a window's pieces sum to the window's.
+    """
+    Xa = check_array(X, name="X", min_samples=0)
+    if Xa.shape[1] != len(edges):
+        raise InvalidInputError(
+            f"X has {Xa.shape[1]} feature(s) but the reference bins have {len(edges)}."
+        )
+    return _bin_counts(edges, Xa, working_memory_mib)
+
+
+def psi_from_counts(
+    bins: ReferenceBins,
+    counts: Sequence[ArrayLike],
+    *,
+    thresholds: Mapping[str, float] | None = None,
+) -> PSI:
+    """``psi`` from the window's rows per reference bin (``bin_counts``, summed over pieces).
+
+    Parameters
+    ----------
+    bins : ReferenceBins
+    counts : sequence of d arrays
+        Feature ``j``'s rows per bin, shape ``(len(bins.edges[j]) + 1,)``; every feature
+        counts the same rows (at least one).
+    thresholds : mapping of str to float, optional
+        As in ``psi``.
+
+    Returns
+    -------
+    PSI
+        What ``psi(bins, X)`` returns on the rows these counts were taken over.
+    """
+    d = len(bins.edges)
+    arrays = [np.asarray(c) for c in counts]
+    shapes_ok = len(arrays) == d and all(
+        a.shape == (e.shape[0] + 1,) and a.dtype.kind in "iu"
+        for a, e in zip(arrays, bins.edges, strict=False)
+    )
+    if not shapes_ok:
+        raise InvalidInputError(
+            f"The 'counts' parameter of psi_from_counts must hold {d} integer arrays, one per "
+            f"feature, with one count per reference bin."
+        )
+    totals = {int(a.sum()) for a in arrays}
+    if len(totals) != 1 or 0 in totals:
+        raise InvalidInputError(
+            "The 'counts' parameter of psi_from_counts must count the same rows (at least "
+            f"one) for every feature; got totals {sorted(totals)}."
+        )
+    return _psi(bins, [a.astype(np.int64) for a in arrays], _check_thresholds(thresholds))
+
+
+def _psi(
+    bins: ReferenceBins, counts: Sequence[NDArray[np.int64]], limits: Mapping[str, float]
+) -> PSI:
+    d = len(bins.edges)
     values = np.empty(d, dtype=np.float64)
     for j in range(d):
-        q = counts[j] / n
+        q = counts[j] / counts[j].sum()
         values[j] = psi_from_fractions(bins.reference_fractions[j], q, bins.epsilon)
     above = {name: int(np.count_nonzero(values > lim)) for name, lim in limits.items()}
     return PSI(per_feature=values, max=float(values.max()), n_features_above=above)
@@ -279,6 +360,36 @@ def label_drift(
         )
     epsilon = _check_epsilon(epsilon, owner)
     q = _fractions(lab, k)
+    return LabelDrift(psi=psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
+
+
+def label_drift_from_counts(
+    reference_shares: ArrayLike, counts: ArrayLike, *, epsilon: float = DEFAULT_EPSILON
+) -> LabelDrift:
+    """``label_drift`` from the window's points per cluster.
+
+    Parameters
+    ----------
+    reference_shares : array-like of shape (k,)
+    counts : array-like of shape (k,)
+        Non-negative integer points per cluster; at least one point.
+    epsilon : float, default 1e-4
+
+    Returns
+    -------
+    LabelDrift
+        What ``label_drift(reference_shares, labels, k)`` returns for labels with these counts.
+    """
+    owner = "label_drift_from_counts"
+    c = np.asarray(counts)
+    if c.ndim != 1 or c.dtype.kind not in "iu" or (c < 0).any() or c.sum() == 0:
+        raise InvalidInputError(
+            f"The 'counts' parameter of {owner} must be non-negative integer counts per "
+            f"cluster, at least one point in all; got {c!r}."
+        )
+    p = check_shares(reference_shares, c.shape[0], name="reference_shares", owner=owner)
+    epsilon = _check_epsilon(epsilon, owner)
+    q = c.astype(np.float64) / c.sum()
     return LabelDrift(psi=psi_from_fractions(p, q, epsilon), reference_shares=p, current_shares=q)
 
 
@@ -361,6 +472,44 @@ def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLi
     mapping = np.full(size, -1, dtype=np.intp)
     mapping[P[:, 0]] = P[:, 1]
     return float(np.mean(mapping[r] == c))
+
+
+def label_agreement_from_table(table: ArrayLike, pairs: ArrayLike) -> float:
+    """``label_agreement`` from the contingency table of the two labellings.
+
+    Parameters
+    ----------
+    table : array-like of shape (k_ref, k_cur)
+        ``table[r, c]``: points with reference label ``r`` and current label ``c`` (the
+        tables of a window's pieces add up to the window's).
+    pairs : array-like of shape (m, 2)
+        ``(reference, current)`` index pairs, as in :attr:`CentroidDrift.pairs`.
+
+    Returns
+    -------
+    float
+        The share of points on a matched pair, in [0, 1].
+    """
+    owner = "label_agreement_from_table"
+    T = np.asarray(table)
+    if T.ndim != 2 or T.dtype.kind not in "iu" or (T < 0).any() or T.sum() == 0:
+        raise InvalidInputError(
+            f"The 'table' parameter of {owner} must be a 2-D table of non-negative integer "
+            f"counts holding at least one point; got an array of shape {T.shape}."
+        )
+    P = np.asarray(pairs)
+    if P.ndim != 2 or P.shape[1] != 2 or (P.size and P.dtype.kind not in "iu"):
+        raise InvalidInputError(
+            f"The 'pairs' parameter of {owner} must be an integer array of shape (m, 2); "
+            f"got an array of shape {P.shape}."
+        )
+    if P.size and ((P < 0).any() or (P[:, 0] >= T.shape[0]).any() or (P[:, 1] >= T.shape[1]).any()):
+        raise InvalidInputError(
+            f"The 'pairs' parameter of {owner} must index the table's {T.shape[0]} rows and "
+            f"{T.shape[1]} columns."
+        )
+    matched = int(T[P[:, 0], P[:, 1]].sum()) if P.size else 0
+    return matched / int(T.sum())
 
 
 SPLIT_SEEDS = 3  # candidate positions tried for a new cluster

@@ -7,14 +7,17 @@ squared) Euclidean distances in scaled units, the unit of ``docs/metrics.md``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.checks import check_float, check_int
 from monitor.core._checks import check_labels, check_sq_distances
+from monitor.errors import InvalidInputError
 from monitor.records import OutlierRate, OutlierThresholds
 
-__all__ = ["fit_outlier_thresholds", "outlier_rate"]
+__all__ = ["fit_outlier_thresholds", "outlier_counts", "outlier_rate", "outlier_rate_from_counts"]
 
 F64 = NDArray[np.float64]
 
@@ -94,8 +97,58 @@ def outlier_rate(
     k = t.shape[0]
     lab = check_labels(labels, sq.shape[0], k, owner=owner)
     is_out = _distances(sq) > t[lab]
-    n_out = int(np.count_nonzero(is_out))
     counts = np.bincount(lab, minlength=k)
-    per_cluster_out = np.bincount(lab, weights=is_out.astype(np.float64), minlength=k)
-    per_cluster = np.where(counts > 0, per_cluster_out / np.maximum(counts, 1), 0.0)
-    return OutlierRate(ratio=n_out / sq.shape[0], n_outliers=n_out, per_cluster=per_cluster)
+    return _rate(np.bincount(lab[is_out], minlength=k), counts)
+
+
+def outlier_counts(
+    thresholds: OutlierThresholds, sq_distances: ArrayLike, labels: ArrayLike
+) -> NDArray[np.int64]:
+    """Outliers per cluster (the counts of ``outlier_rate``), shape (k,).
+
+    They add up over any split of the rows, so a distributed pass sums its pieces'.
+    """
+    owner = "outlier_counts"
+    sq = check_sq_distances(sq_distances, owner=owner)
+    t = np.asarray(thresholds.thresholds, dtype=np.float64)
+    lab = check_labels(labels, sq.shape[0], t.shape[0], owner=owner)
+    return np.bincount(lab[_distances(sq) > t[lab]], minlength=t.shape[0]).astype(np.int64)
+
+
+def outlier_rate_from_counts(outliers: ArrayLike, counts: ArrayLike) -> OutlierRate:
+    """``outlier_rate`` from the outliers and the points of each cluster.
+
+    Parameters
+    ----------
+    outliers : array-like of shape (k,)
+        Outliers per cluster (``outlier_counts``, summed over a window's pieces).
+    counts : array-like of shape (k,)
+        Points per cluster; at least one point, and at least the outliers of each.
+
+    Returns
+    -------
+    OutlierRate
+        What ``outlier_rate`` returns on the points these counts were taken over.
+    """
+    o, c = np.asarray(outliers), np.asarray(counts)
+    valid = (
+        o.ndim == 1
+        and o.shape == c.shape
+        and o.dtype.kind in "iu"
+        and c.dtype.kind in "iu"
+        and bool(((o >= 0) & (o <= c)).all())
+        and c.sum() > 0
+    )
+    if not valid:
+        raise InvalidInputError(
+            "The 'outliers' and 'counts' parameters of outlier_rate_from_counts must be "
+            "non-negative integer counts per cluster of one shape, with at most as many "
+            "outliers as points in each cluster and at least one point in all."
+        )
+    return _rate(o, c)
+
+
+def _rate(outliers: NDArray[Any], counts: NDArray[Any]) -> OutlierRate:
+    n_out = int(outliers.sum())
+    per_cluster = np.where(counts > 0, outliers / np.maximum(counts, 1), 0.0)
+    return OutlierRate(ratio=n_out / int(counts.sum()), n_outliers=n_out, per_cluster=per_cluster)

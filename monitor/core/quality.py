@@ -48,11 +48,15 @@ from monitor.records import ClusterSizes, ScalarIndex, Silhouette
 
 __all__ = [
     "calinski_harabasz",
+    "calinski_harabasz_from_sums",
     "cluster_sizes",
     "davies_bouldin",
+    "davies_bouldin_from_sums",
     "inertia",
     "silhouette_sampled",
     "silhouette_simplified",
+    "simplified_from_sums",
+    "sizes_from_counts",
 ]
 
 F64 = NDArray[np.float64]
@@ -479,6 +483,40 @@ def davies_bouldin(
         sums = np.asarray(
             np.bincount(lab, weights=np.sqrt(np.maximum(sq, 0.0)), minlength=k), dtype=np.float64
         )
+    return _davies_bouldin(counts, sums, C)
+
+
+def davies_bouldin_from_sums(
+    counts: ArrayLike, dist_sums: ArrayLike, centers: ArrayLike
+) -> ScalarIndex:
+    """Davies-Bouldin index from per-cluster sums, as a distributed pass gathers them.
+
+    Parameters
+    ----------
+    counts : array-like of shape (k,)
+        Points per cluster.
+    dist_sums : array-like of shape (k,)
+        Per cluster, the sum of its points' distances to its centre in ``centers``.
+    centers : array-like of shape (k, d)
+
+    Returns
+    -------
+    ScalarIndex
+        The value ``davies_bouldin(X, labels, centers)`` gives on the points these sums
+        were taken over (same formula, same edge cases).
+    """
+    owner = "davies_bouldin_from_sums"
+    c = _check_counts(counts, None, owner)
+    C = _centers_for(centers, c.shape[0], owner)
+    sums = _check_sums(dist_sums, c.shape[0], "dist_sums", owner)
+    populated = np.flatnonzero(c)
+    if populated.shape[0] < 2:
+        return _undefined("davies_bouldin", int(populated.shape[0]))
+    return _davies_bouldin(c, sums, C)
+
+
+def _davies_bouldin(counts: NDArray[Any], sums: F64, C: F64) -> ScalarIndex:
+    populated = np.flatnonzero(counts)
     scatter = (sums / np.maximum(counts, 1))[populated]
     separation = cdist(C[populated], C[populated])
     if np.allclose(scatter, 0.0) or np.allclose(separation, 0.0):
@@ -537,21 +575,67 @@ def calinski_harabasz(
     if kp < 2:
         return _undefined("calinski_harabasz", kp)
     sums = _cluster_sums(Xa, lab, k, working_memory_mib)
+    if C is None:
+        means = sums / np.maximum(counts, 1)[:, None]
+        within = float(_own_center_sums(Xa, lab, means, working_memory_mib, root=False).sum())
+        return _calinski_harabasz(counts, sums, within)
+    sq = check_sq_distances(sq_distances, n, owner=owner)  # type: ignore[arg-type]
+    return _calinski_harabasz(counts, sums, _within(counts, sums, float(sq.sum()), C))
+
+
+def calinski_harabasz_from_sums(
+    counts: ArrayLike, sums: ArrayLike, sq_total: float, centers: ArrayLike
+) -> ScalarIndex:
+    """Calinski-Harabasz index from per-cluster sums, as a distributed pass gathers them.
+
+    Parameters
+    ----------
+    counts : array-like of shape (k,)
+        Points per cluster.
+    sums : array-like of shape (k, d)
+        Per cluster, the sum of its points.
+    sq_total : float
+        The sum over all points of the squared distance to their centre in ``centers``.
+    centers : array-like of shape (k, d)
+
+    Returns
+    -------
+    ScalarIndex
+        The value ``calinski_harabasz(X, labels, centers=centers, sq_distances=...)``
+        gives on the points these sums were taken over.
+    """
+    owner = "calinski_harabasz_from_sums"
+    c = _check_counts(counts, None, owner)
+    C = _centers_for(centers, c.shape[0], owner)
+    S = np.asarray(sums, dtype=np.float64)
+    if S.shape != C.shape:
+        raise InvalidInputError(
+            f"The 'sums' parameter of {owner} must have the shape of centers {C.shape}; "
+            f"got {S.shape}."
+        )
+    kp = int(np.count_nonzero(c))
+    if kp < 2:
+        return _undefined("calinski_harabasz", kp)
+    total = check_float(sq_total, "sq_total", low=0.0, owner=owner)
+    return _calinski_harabasz(c, S, _within(c, S, total, C))
+
+
+def _within(counts: NDArray[Any], sums: F64, total: float, C: F64) -> float:
+    """W from the squared distances to other centres: ``sum sq - sum_j n_j |mu_j - c_j|^2``."""
+    means = sums / np.maximum(counts, 1)[:, None]
+    within = total - float(counts @ np.sum((means - C) ** 2, axis=1))
+    # What is left of W after the subtraction is rounding when all points sit on their
+    # means: then W is 0, as the two-pass sum finds it.
+    return 0.0 if within <= 1e-12 * total else within
+
+
+def _calinski_harabasz(counts: NDArray[Any], sums: F64, within: float) -> ScalarIndex:
+    n = int(counts.sum())
+    kp = int(np.count_nonzero(counts))
     means = sums / np.maximum(counts, 1)[:, None]
     # The grand mean from the cluster sums: no float64 copy of a float32 window.
     overall = sums.sum(axis=0) / n
     between = float(np.sum(counts * np.sum((means - overall) ** 2, axis=1)))
-    if C is None:
-        within = float(_own_center_sums(Xa, lab, means, working_memory_mib, root=False).sum())
-    else:
-        sq = check_sq_distances(sq_distances, n, owner=owner)  # type: ignore[arg-type]
-        total = float(sq.sum())
-        offset = float(counts @ np.sum((means - C) ** 2, axis=1))
-        within = total - offset
-        # What is left of W after the subtraction is rounding when all points sit on
-        # their means: then W is 0, as the two-pass sum finds it.
-        if within <= 1e-12 * total:
-            within = 0.0
     if within == 0.0:
         return ScalarIndex(name="calinski_harabasz", value=1.0)
     return ScalarIndex(name="calinski_harabasz", value=between * (n - kp) / (within * (kp - 1)))
@@ -618,10 +702,37 @@ def cluster_sizes(
     w = check_sample_weight(sample_weight, lab.shape[0], np.float64)
     counts = np.bincount(lab, minlength=k)
     sizes = (
-        counts.astype(np.float64)
+        None
         if sample_weight is None
-        else np.bincount(lab, weights=w, minlength=k)
+        else np.bincount(lab, weights=w, minlength=k).astype(np.float64)
     )
+    return _sizes(counts, sizes)
+
+
+def sizes_from_counts(counts: ArrayLike) -> ClusterSizes:
+    """``cluster_sizes`` from the points per cluster, as a distributed pass counts them.
+
+    Parameters
+    ----------
+    counts : array-like of shape (k,)
+        Non-negative points per cluster; at least one point in all.
+
+    Returns
+    -------
+    ClusterSizes
+        What ``cluster_sizes(labels, k)`` returns for labels with these counts.
+    """
+    c = _check_counts(counts, None, "sizes_from_counts")
+    if c.sum() == 0:
+        raise InvalidInputError(
+            "The 'counts' parameter of sizes_from_counts must count at least one point; got none."
+        )
+    return _sizes(c, None)
+
+
+def _sizes(counts: NDArray[Any], weighted: F64 | None) -> ClusterSizes:
+    sizes = counts.astype(np.float64) if weighted is None else weighted
+    k = counts.shape[0]
     total = float(sizes.sum())
     shares = sizes / total
     mean = total / k
@@ -632,3 +743,69 @@ def cluster_sizes(
         cv=cv,
         n_empty=int(np.count_nonzero(counts == 0)),
     )
+
+
+def simplified_from_sums(counts: ArrayLike, silhouette_sums: ArrayLike) -> Silhouette:
+    """The simplified silhouette from per-cluster sums of the points' values ``s_i``.
+
+    Parameters
+    ----------
+    counts : array-like of shape (k,)
+        Points per cluster; at least one point in all.
+    silhouette_sums : array-like of shape (k,)
+        Per cluster, the sum of ``s_i = (b_i - a_i) / max(a_i, b_i)`` over its points.
+
+    Returns
+    -------
+    Silhouette
+        ``method="simplified"``, the mean over all points and per cluster; with one
+        centre, a warning and ``defined=False`` as ``silhouette_simplified``.
+    """
+    owner = "simplified_from_sums"
+    c = _check_counts(counts, None, owner)
+    k = c.shape[0]
+    sums = _check_sums(silhouette_sums, k, "silhouette_sums", owner)
+    n = int(c.sum())
+    if k < 2 or n == 0:
+        warnings.warn(
+            f"The simplified silhouette needs at least two centres and one point; got {k} "
+            f"centre(s) and {n} point(s). Reporting 0.0 (undefined).",
+            DegenerateDataWarning,
+            stacklevel=2,
+        )
+        return Silhouette(
+            score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
+        )
+    per_cluster = np.where(c > 0, sums / np.maximum(c, 1), 0.0)
+    return Silhouette(
+        score=float(sums.sum() / n), per_cluster=per_cluster, n_points=n, method="simplified"
+    )
+
+
+def _check_counts(counts: ArrayLike, k: int | None, owner: str) -> NDArray[np.int64]:
+    arr = np.asarray(counts)
+    if arr.ndim != 1 or (k is not None and arr.shape[0] != k) or arr.shape[0] == 0:
+        raise InvalidInputError(
+            f"The 'counts' parameter of {owner} must be a non-empty 1-D array"
+            f"{'' if k is None else f' of length {k}'}; got an array of shape {arr.shape}."
+        )
+    if arr.dtype.kind not in "iu" or (arr < 0).any():
+        raise InvalidInputError(
+            f"The 'counts' parameter of {owner} must hold non-negative integers; got {arr!r}."
+        )
+    return arr.astype(np.int64)
+
+
+def _centers_for(centers: ArrayLike, k: int, owner: str) -> F64:
+    C = check_array(centers, name="centers", dtype=np.float64)
+    return check_centers(C, C.shape[1], n_clusters=k, owner=owner)
+
+
+def _check_sums(sums: ArrayLike, k: int, name: str, owner: str) -> F64:
+    arr = np.asarray(sums, dtype=np.float64)
+    if arr.shape != (k,) or not np.isfinite(arr).all():
+        raise InvalidInputError(
+            f"The {name!r} parameter of {owner} must be {k} finite sums, one per cluster; "
+            f"got an array of shape {arr.shape}."
+        )
+    return arr

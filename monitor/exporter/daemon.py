@@ -76,6 +76,7 @@ class ModelSpec:
     run_duration_budget_seconds: float
     freshness_slo_seconds: float
     run_success_objective: float
+    engine: str = "local"  # where its runs compute (config ``engine``)
 
 
 @dataclass
@@ -416,10 +417,16 @@ class MonitorCollector(Collector):
             "When the live snapshot was trained, unix seconds.",
         )
         nfeat = _gauge("kmeans_model_features", "Number of features the model reads.")
+        engine = _gauge(
+            "kmeans_model_engine_info",
+            "Always 1; the engine that runs the model's windows (local or spark).",
+            ["model", "engine"],
+        )
         thresholds = {t.key: _gauge(t.metric, t.help) for t in S.THRESHOLDS.values()}
         for m in view:
             name = m.spec.name
             nfeat.add_metric([name], len(m.spec.features))
+            engine.add_metric([name, m.spec.engine], 1)
             if m.live_version is None:
                 continue
             info.add_metric([name, str(m.live_version), str(m.live_k)], 1)
@@ -428,7 +435,7 @@ class MonitorCollector(Collector):
             for key, fam in thresholds.items():
                 if key in m.thresholds:
                     fam.add_metric([name], m.thresholds[key])
-        yield from (info, version, created, nfeat)
+        yield from (info, version, created, nfeat, engine)
         yield from thresholds.values()
 
     def _slis(self, view: list[_ModelState]) -> Iterator[Metric]:

@@ -19,7 +19,7 @@ from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
-from monitor.ports import History, SnapshotStore, TelemetrySource
+from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, Snapshot
 
 __all__ = [
@@ -46,8 +46,12 @@ def evaluate(
     package_version: str = "",
     working_memory_mib: float = 64.0,
     should_stop: Callable[[], bool] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[Evaluation, Snapshot]:
-    """Run one window for one model; return the evaluation and the snapshot live after it."""
+    """Run one window for one model; return the evaluation and the snapshot live after it.
+
+    ``engine`` scores the window and trains the candidate (default: in this process).
+    """
     phases = Phases(should_stop)
     with phases.phase("read"):
         window = source.read_window(now - model.window, now)
@@ -58,7 +62,7 @@ def evaluate(
     if live is None:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window)
-    ctx = RunContext(now, package_version, working_memory_mib)
+    ctx = RunContext(now, package_version, working_memory_mib, engine)
     m = measure(window, live, model, phases, ctx, reference)
     decision = decide(m, model, now=now, pending=pending)
     new = retrain(m, decision, model, phases, ctx)

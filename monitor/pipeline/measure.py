@@ -14,17 +14,27 @@ from numpy.typing import NDArray
 from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core import drift, scaling
-from monitor.errors import SchemaError
+from monitor.errors import SchemaError, TrainingError
 from monitor.pipeline import train
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.scoring import prepare, score, seed_for, validate_window
 from monitor.pipeline.thresholds import run_thresholds
-from monitor.records import Decision, Measurement, ReferencePeriod, Snapshot, Window, WindowView
+from monitor.ports import Engine
+from monitor.records import (
+    CandidateFit,
+    Decision,
+    Measurement,
+    ReferencePeriod,
+    Snapshot,
+    Window,
+    WindowView,
+)
 
 __all__ = ["RunContext", "measure", "retrain"]
 
 FloatArray = NDArray[np.floating[Any]]
 IntArray = NDArray[np.integer[Any]]
+_TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 
 
 @dataclass(frozen=True)
@@ -34,9 +44,35 @@ class RunContext:
     now: float  # unix seconds: the end of the window and the new snapshots' creation time
     package_version: str = ""
     working_memory_mib: float = 64.0
+    engine: Engine | None = None  # where scoring and the candidate run; None: this process
 
 
 # ---------------------------------------------------------------------------- candidate
+
+
+def _candidate(
+    Xs: FloatArray,
+    live: Snapshot,
+    view: WindowView,
+    model: ModelSettings,
+    seed: int,
+    ctx: RunContext,
+) -> CandidateFit:
+    """The candidate's centres and its relabelling of the window, from the run's engine."""
+    wm = ctx.working_memory_mib
+    if ctx.engine is not None:
+        t = model.training
+        try:
+            return ctx.engine.candidate(
+                Xs, live, max_iter=t.max_iter, tol=t.tol, working_memory_mib=wm
+            )
+        except _TRAINING_ERRORS as exc:
+            raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
+    assert view.labels is not None  # the local scoring keeps every row's label
+    centers, labels = train.train_candidate(Xs, live.centers, model, seed, wm, labels=view.labels)
+    k = live.k
+    table = np.bincount(view.labels * k + labels, minlength=k * k).reshape(k, k)
+    return CandidateFit(centers=centers, table=table.astype(np.int64))
 
 
 # ---------------------------------------------------------------------------- measure
@@ -80,10 +116,10 @@ def measure(
                 package_version=ctx.package_version,
                 working_memory_mib=ctx.working_memory_mib,
             )
-        m = _measure_with(window, X, first, model, phases, ctx.working_memory_mib, candidate=False)
+        m = _measure_with(window, X, first, model, phases, ctx, candidate=False)
         return replace(m, live=None, reference=first)
     _check_features(live, model)
-    return _measure_with(window, X, live, model, phases, ctx.working_memory_mib, candidate=True)
+    return _measure_with(window, X, live, model, phases, ctx, candidate=True)
 
 
 def _check_features(live: Snapshot, model: ModelSettings) -> None:
@@ -101,11 +137,13 @@ def _measure_with(
     live: Snapshot,
     model: ModelSettings,
     phases: Phases,
-    wm: float,
+    ctx: RunContext,
     *,
     candidate: bool,
 ) -> Measurement:
     """Score ``live`` on the window; with ``candidate``, train one and compare."""
+    wm = ctx.working_memory_mib
+    scorer = score if ctx.engine is None else ctx.engine.score
     seed = seed_for(model.training.seed, window.start)
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
@@ -113,7 +151,7 @@ def _measure_with(
     compare = train.comparison(live, window)
     with phases.phase("score"):
         Xs = prepare(X, live.scaler, model.metric)
-        view = score(
+        view = scorer(
             Xs,
             live,
             seed=seed,
@@ -139,12 +177,11 @@ def _measure_with(
     if not candidate:
         return base
     with phases.phase("train"):
-        cand_centers, cand_labels = train.train_candidate(
-            Xs, live.centers, model, seed, wm, labels=view.labels
-        )
+        fit = _candidate(Xs, live, view, model, seed, ctx)
+    cand_centers = fit.centers
     with phases.phase("compare"):
         cd = drift.centroid_drift(train.reference_centers(live, window), cand_centers)
-        agreement = drift.label_agreement(view.labels, cand_labels, cd.pairs)
+        agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
         split = drift.split_gain(Xs, cand_centers, random_state=seed, working_memory_mib=wm)
@@ -159,7 +196,7 @@ def _measure_with(
             S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares)),
             S.LABEL_AGREEMENT: float(agreement),
         }
-        candidate_ok = bool((np.bincount(cand_labels, minlength=live.k) > 0).all())
+        candidate_ok = bool((fit.table.sum(axis=0) > 0).all())
     return replace(
         base,
         slis=slis,

@@ -13,7 +13,7 @@ from typing import Any
 from monitor.checks import Problem, check_choice, problem_of
 from monitor.errors import InvalidInputError
 from monitor.ports import SourceKind, TelemetrySource
-from monitor.sources import files, prometheus, synthetic
+from monitor.sources import files, prometheus, spark, synthetic
 
 __all__ = ["SOURCES", "Kind", "UnknownSourceKindError"]
 
@@ -63,5 +63,6 @@ SOURCES: Mapping[str, SourceKind] = _Registry(
         Kind("synthetic", synthetic.parse_options, synthetic.build),
         Kind("files", files.parse_options, files.build),
         Kind("prometheus", prometheus.parse_options, prometheus.build),
+        Kind("spark", spark.parse_options, spark.build),
     )
 )

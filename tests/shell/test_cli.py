@@ -88,8 +88,8 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     assert result.exit_code == 2
     assert "models[shop].source.regimes" in result.output
     assert (
-        "models[x].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got 'kafka'"
-        in result.output
+        "models[x].source.kind: must be one of {'files', 'prometheus', 'spark', 'synthetic'}; "
+        "got 'kafka'" in result.output
     )
     # A problem only the features reveal (an event on a feature the model does not read).
     raw["models"][0]["source"] = {

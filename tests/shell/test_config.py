@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from monitor.checks import Mismatch
-from monitor.config import KRange, SourceSettings, load, parse, parse_listen
+from monitor.config import KRange, SourceSettings, SparkSettings, load, parse, parse_listen
 from monitor.errors import ConfigError
 from monitor.simulator import SimulatorOptions
 from monitor.sources import SOURCES
@@ -83,9 +83,9 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "calibration_refits, centroid_drift, empty_clusters, false_alarm_rate, "
             "feature_psi_critical, feature_psi_warning, label_psi, mode, outlier_quantile, "
             "outlier_ratio, silhouette_drop, split_gain); got 1",
-            "models[checkout].extra_field: must be omitted (unknown field; valid: features, k, "
-            "metric, name, reference, retrain, scaling, schedule, seasonality, serving, slo, "
-            "source, thresholds, training, validation, window); got True",
+            "models[checkout].extra_field: must be omitted (unknown field; valid: engine, "
+            "features, k, metric, name, reference, retrain, scaling, schedule, seasonality, "
+            "serving, slo, source, spark, thresholds, training, validation, window); got True",
             # The source's own problems come in the same pass, under the model's name.
             "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
         ]
@@ -129,8 +129,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         ({"daemon": 5, **minimal()}, "daemon: must be a mapping; got 5"),
         (
             minimal(source={}),
-            "models[checkout].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; "
-            "got None",
+            "models[checkout].source.kind: must be one of {'files', 'prometheus', 'spark', "
+            "'synthetic'}; got None",
         ),
         (
             minimal(source={"kind": "synthetic", "colour": "red"}),
@@ -153,7 +153,8 @@ def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
         "models[0].k: must be an int in [2, 128]; got None",
         "models[0].window: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
         "number of seconds; got None",
-        "models[0].source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got None",
+        "models[0].source.kind: must be one of {'files', 'prometheus', 'spark', 'synthetic'}; "
+        "got None",
         "models[0].schedule: must be a mapping with exactly one of 'interval' or 'cron'; got {}",
     ]
 
@@ -383,3 +384,36 @@ def test_threshold_levels_of_one_sli_are_ordered_once() -> None:
         )
         == 1
     )
+
+
+def test_engine_defaults_to_local_and_spark_options_are_typed() -> None:
+    assert parse(minimal(), sources=SOURCES).models[0].engine == "local"
+    raw = minimal(
+        engine="spark",
+        spark={
+            "master": "local[2]",
+            "conf": {"spark.ui.enabled": False, "spark.sql.shuffle.partitions": 2},
+        },
+    )
+    m = parse(raw, sources=SOURCES).models[0]
+    assert m.engine == "spark"
+    assert m.spark == SparkSettings(
+        master="local[2]",
+        conf=(("spark.ui.enabled", "false"), ("spark.sql.shuffle.partitions", "2")),
+    )
+
+
+def test_engine_and_spark_problems_name_their_field() -> None:
+    found = problems_of(
+        minimal(
+            engine="dask",
+            spark={"master": "", "conf": {"ui": 1, "spark.x": [1]}, "mastr": "y"},
+        )
+    )
+    text = "\n".join(found)
+    assert "models[checkout].engine" in text and "'local', 'spark'" in text
+    assert "models[checkout].spark.master" in text
+    assert "models[checkout].spark.conf.ui: must be a Spark property name" in text
+    assert "models[checkout].spark.conf.spark.x: must be a string, number or boolean" in text
+    assert "models[checkout].spark.mastr" in text
+    assert len(found) == 5

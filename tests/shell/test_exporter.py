@@ -41,6 +41,18 @@ def test_series_exist_from_start_up() -> None:
     assert got[("kmeans_daemon_start_timestamp_seconds", ())] == 100
     assert got[("kmeans_models_configured", ())] == 1
     assert not any(name == "kmeans_snapshot_info" for name, _ in got)
+    assert got[("kmeans_model_engine_info", (("engine", "local"), ("model", "m1")))] == 1
+
+
+def test_the_engine_of_each_model_is_a_label() -> None:
+    spark = dataclasses.replace(SPEC, name="m2", engine="spark")
+    got = samples(MonitorState([SPEC, spark], started_at=100.0, version="1.2.3"))
+    engines = {
+        dict(labels)["model"]: dict(labels)["engine"]
+        for name, labels in got
+        if name == "kmeans_model_engine_info"
+    }
+    assert engines == {"m1": "local", "m2": "spark"}
 
 
 def test_skipped_runs_are_counted_by_reason_from_zero() -> None:

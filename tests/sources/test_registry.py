@@ -9,7 +9,7 @@ from monitor.sources import SOURCES, UnknownSourceKindError
 
 
 def test_every_kind_parses_and_builds() -> None:
-    assert sorted(SOURCES) == ["files", "prometheus", "synthetic"]
+    assert sorted(SOURCES) == ["files", "prometheus", "spark", "synthetic"]
     for name, kind in SOURCES.items():
         assert isinstance(kind, SourceKind) and kind.name == name
 
@@ -23,7 +23,7 @@ def test_an_unknown_kind_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownSourceKindError) as info:
         SOURCES["kafka"]
     assert str(info.value) == (
-        "source.kind: must be one of {'files', 'prometheus', 'synthetic'}; got 'kafka'"
+        "source.kind: must be one of {'files', 'prometheus', 'spark', 'synthetic'}; got 'kafka'"
     )
     # Callers that know only the builtins catch it either way.
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)

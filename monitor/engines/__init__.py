@@ -1,0 +1,30 @@
+"""Execution engines: where a model's measure step does its numeric work.
+
+``engine: local`` needs none (the pipeline computes in this process); ``engine: spark``
+is ``monitor.engines.spark.SparkEngine``, the only module that imports pyspark, loaded
+only when a model asks for it so that the core runs without Spark installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from monitor.config import SparkSettings
+from monitor.errors import ConfigError
+from monitor.ports import Engine
+
+__all__ = ["spark_engine"]
+
+
+def spark_engine(settings: SparkSettings, *, model: str) -> Engine:
+    """A Spark engine for ``model``; ConfigError in one line when pyspark is missing."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(
+            [
+                f"models[{model}].engine: spark needs pyspark (and a Java 17 runtime): "
+                "pip install 'kmeans-monitor[spark]'"
+            ]
+        )
+    from monitor.engines.spark import SparkEngine
+
+    return SparkEngine(settings, app_name=f"kmeans-monitor {model}")

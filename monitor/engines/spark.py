@@ -1,0 +1,668 @@
+"""The Spark engine: scoring and the candidate's Lloyd iterations as partition sums.
+
+The only module that imports pyspark (the optional extra ``spark``). Every pass maps
+each partition to one numpy block and returns sums of size k x d, k or the reference
+bins, added on the driver; rows never come back, except the bounded sample of the
+exact silhouette. The sums are those of ``monitor.core``'s ``*_from_counts`` /
+``*_from_sums`` functions, so an SLI is the row form's value on the same rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pyspark import RDD
+from pyspark.sql import DataFrame, SparkSession
+
+from monitor import slis as S
+from monitor.config import SparkSettings
+from monitor.core import drift, outliers, quality
+from monitor.core._distances import silhouette_from_ab
+from monitor.core.kmeans import assign_labels, assign_two_nearest, kmeans_plusplus
+from monitor.errors import SchemaError, SourceError
+from monitor.records import (
+    CandidateFit,
+    OutlierThresholds,
+    ReferenceBins,
+    Snapshot,
+    WindowView,
+)
+
+__all__ = [
+    "SparkEngine",
+    "blocks_of_frame",
+    "candidate_blocks",
+    "lloyd",
+    "read_rows",
+    "score_blocks",
+    "session",
+    "train_centers",
+]
+
+#: The executors' assignment kernel: numpy's. The compiled one would be JIT-compiled
+#: again in every Python worker Spark starts (seconds each), for no gain per partition.
+KERNEL = "numpy"
+
+F64 = NDArray[np.floating[Any]]  # float64 in practice; numpy's stubs lose the width
+I64 = NDArray[Any]  # int64 counts
+Blocks = RDD  # an RDD whose partitions each hold numpy blocks of rows (n_i, d)
+
+
+# Spark allows one session per process: the first engine built configures it, and the
+# spark source (which has no settings of its own) reads through the same one.
+_FIRST: list[SparkSettings] = []
+
+
+def session(
+    settings: SparkSettings | None = None, app_name: str = "kmeans-monitor"
+) -> SparkSession:
+    """The process's Spark session, started with a model's master and properties.
+
+    Without settings: those of the first engine built, else Spark's defaults.
+    """
+    if settings is None:
+        settings = _FIRST[0] if _FIRST else SparkSettings()
+    builder = SparkSession.builder.master(settings.master).appName(app_name)
+    for key, value in settings.conf:
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def blocks_of_frame(frame: DataFrame, features: tuple[str, ...]) -> Blocks:
+    """The feature columns of a DataFrame as one float64 block per partition."""
+    return frame.select(*features).rdd.mapPartitions(_rows_to_block)
+
+
+def _rows_to_block(rows: Iterable[Any]) -> Iterator[F64]:
+    block = np.asarray([tuple(r) for r in rows], dtype=np.float64)
+    if block.shape[0]:
+        yield block
+
+
+def _block(parts: Iterable[NDArray[Any]]) -> NDArray[Any] | None:
+    """A partition's rows as one array (None when it holds none)."""
+    arrays = [p for p in parts if p.shape[0]]
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _sum(rdd: RDD, name: str) -> Any:
+    """The sum of the partitions' records; a window with no row is an error."""
+    found = rdd.collect()  # one small record per non-empty partition
+    if not found:
+        raise ValueError(f"the {name} pass found no rows")
+    return functools.reduce(operator.add, found)
+
+
+def _cluster_sums(X: NDArray[Any], labels: NDArray[Any], k: int) -> F64:
+    """Per-cluster sums of the rows, float64 (k, d): a bincount per feature.
+
+    ``np.add.at`` would do it in one call but is tens of times slower on many rows.
+    """
+    if X.shape[1] == 0:
+        return np.zeros((k, 0))
+    return np.column_stack(
+        [np.bincount(labels, weights=X[:, j], minlength=k) for j in range(X.shape[1])]
+    ).astype(np.float64)
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class _ScoreSums:
+    """What the scoring pass adds up over a window's rows (each field sums over pieces)."""
+
+    counts: I64  # (k,) rows per nearest centre
+    sums: F64  # (k, d) sums of the rows per cluster
+    sq_total: float  # inertia
+    dist: F64  # (k,) sums of the distances to the own centre
+    silhouette: F64  # (k,) sums of the simplified silhouette values
+    outliers: I64  # (k,)
+    bins: tuple[I64, ...]  # per feature, rows per reference bin
+
+    def __add__(self, o: _ScoreSums) -> _ScoreSums:
+        return _ScoreSums(
+            self.counts + o.counts,
+            self.sums + o.sums,
+            self.sq_total + o.sq_total,
+            self.dist + o.dist,
+            self.silhouette + o.silhouette,
+            self.outliers + o.outliers,
+            tuple(a + b for a, b in zip(self.bins, o.bins, strict=True)),
+        )
+
+
+def _score_partition(
+    parts: Iterable[NDArray[Any]],
+    centers: F64,
+    limits: OutlierThresholds,
+    edges: tuple[F64, ...],
+    wm: float,
+) -> Iterator[_ScoreSums]:
+    X = _block(parts)
+    if X is None:
+        return
+    k = centers.shape[0]
+    labels, sq, sq2 = assign_two_nearest(X, centers, working_memory_mib=wm, kernel=KERNEL)
+    sums = _cluster_sums(X, labels, k)
+    a = np.sqrt(sq.astype(np.float64))
+    # The simplified silhouette needs a second centre (silhouette_simplified's rule).
+    s = silhouette_from_ab(a, np.sqrt(sq2.astype(np.float64))) if k > 1 else np.zeros_like(a)
+    yield _ScoreSums(
+        counts=np.bincount(labels, minlength=k).astype(np.int64),
+        sums=sums,
+        sq_total=float(sq.sum(dtype=np.float64)),
+        dist=np.bincount(labels, weights=a, minlength=k).astype(np.float64),
+        silhouette=np.bincount(labels, weights=s, minlength=k).astype(np.float64),
+        outliers=outliers.outlier_counts(limits, sq, labels),
+        bins=tuple(drift.bin_counts(edges, X, working_memory_mib=wm)),
+    )
+
+
+def _sample_partition(
+    index: int, parts: Iterable[NDArray[Any]], size: int, seed: int
+) -> Iterator[tuple[F64, NDArray[Any]]]:
+    """The partition's ``size`` rows of smallest random priority (with the priorities).
+
+    The ``size`` smallest priorities over all partitions are then a uniform sample of the
+    window without replacement, whatever the partitioning.
+    """
+    X = _block(parts)
+    if X is None:
+        return
+    priority = np.asarray(np.random.default_rng([seed, index]).random(X.shape[0]))
+    keep = np.argsort(priority, kind="stable")[:size]
+    yield priority[keep], X[keep]
+
+
+def _sample(blocks: Blocks, size: int, seed: int) -> NDArray[Any]:
+    found = blocks.mapPartitionsWithIndex(
+        functools.partial(_sample_partition, size=size, seed=seed)
+    ).collect()
+    priority = np.concatenate([p for p, _ in found])
+    rows = np.concatenate([x for _, x in found])
+    return rows[np.argsort(priority, kind="stable")[:size]]
+
+
+def score_blocks(
+    blocks: Blocks,
+    snapshot: Snapshot,
+    *,
+    seed: int,
+    silhouette_sample: int,
+    working_memory_mib: float,
+    thresholds: Mapping[str, float] | None = None,
+    compare: tuple[F64, ReferenceBins] | None = None,
+) -> WindowView:
+    """Every SLI of ``snapshot`` on scaled rows spread over partitions.
+
+    The same values as ``pipeline.score`` on the same rows (to float summation order),
+    except the exact silhouette: on more than ``silhouette_sample`` rows its sample is
+    drawn here, uniformly, but not the local path's sample.
+    """
+    shares, bins = compare if compare is not None else (snapshot.reference_shares, snapshot.bins)
+    thresholds = snapshot.thresholds if thresholds is None else thresholds
+    C = np.asarray(snapshot.centers, dtype=np.float64)
+    t = _sum(
+        blocks.mapPartitions(
+            functools.partial(
+                _score_partition,
+                centers=C,
+                limits=snapshot.outliers,
+                edges=bins.edges,
+                wm=working_memory_mib,
+            )
+        ),
+        "scoring",
+    )
+    sample = _sample(blocks, silhouette_sample, seed)
+    sample_labels, _ = assign_labels(sample, C, working_memory_mib=working_memory_mib)
+    sil = quality.silhouette_sampled(
+        sample,
+        sample_labels,
+        sample_size=silhouette_sample,
+        random_state=seed,
+        n_clusters=snapshot.k,
+        working_memory_mib=working_memory_mib,
+    )
+    return _view(snapshot, t, sil.score, shares, bins, thresholds)
+
+
+def _view(
+    snapshot: Snapshot,
+    t: _ScoreSums,
+    silhouette: float,
+    shares: F64,
+    bins: ReferenceBins,
+    thresholds: Mapping[str, float],
+) -> WindowView:
+    C = np.asarray(snapshot.centers, dtype=np.float64)
+    sizes = quality.sizes_from_counts(t.counts)
+    psi = drift.psi_from_counts(bins, t.bins)
+    warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
+    values = {
+        S.SILHOUETTE: silhouette,
+        S.SIMPLIFIED_SILHOUETTE: quality.simplified_from_sums(t.counts, t.silhouette).score,
+        S.INERTIA: t.sq_total,
+        S.DAVIES_BOULDIN: quality.davies_bouldin_from_sums(t.counts, t.dist, C).value,
+        S.CALINSKI_HARABASZ: quality.calinski_harabasz_from_sums(
+            t.counts, t.sums, t.sq_total, C
+        ).value,
+        S.CLUSTER_SIZE_CV: sizes.cv,
+        S.EMPTY_CLUSTERS: float(sizes.n_empty),
+        S.OUTLIER_RATIO: outliers.outlier_rate_from_counts(t.outliers, t.counts).ratio,
+        S.FEATURE_PSI_MAX: psi.max,
+        S.FEATURES_DRIFTING: float((psi.per_feature > warn).sum()),
+        S.LABEL_PSI: drift.label_drift_from_counts(shares, t.counts).psi,
+    }
+    return WindowView(
+        labels=None,
+        sq_distances=None,
+        slis={key: float(v) for key, v in values.items()},
+        feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
+        cluster_sizes=tuple(int(c) for c in t.counts),
+        cluster_shares=tuple(float(s) for s in sizes.shares),
+    )
+
+
+# ---------------------------------------------------------------------------- Lloyd
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One E-step's sums over some rows, and their rows farthest from their centres."""
+
+    counts: I64  # (k,)
+    sums: F64  # (k, d)
+    inertia: float
+    far_sq: F64  # (f,) at most k per piece: enough to refill every empty cluster
+    far_rows: F64  # (f, d)
+    far_labels: I64  # (f,)
+
+    def __add__(self, o: _Step) -> _Step:
+        return _Step(
+            self.counts + o.counts,
+            self.sums + o.sums,
+            self.inertia + o.inertia,
+            np.concatenate([self.far_sq, o.far_sq]),
+            np.concatenate([self.far_rows, o.far_rows]),
+            np.concatenate([self.far_labels, o.far_labels]),
+        )
+
+
+def _step_partition(parts: Iterable[NDArray[Any]], centers: F64, wm: float) -> Iterator[_Step]:
+    X = _block(parts)
+    if X is None:
+        return
+    k = centers.shape[0]
+    labels, sq = assign_labels(X, centers, working_memory_mib=wm, kernel=KERNEL)
+    sq = sq.astype(np.float64)
+    sums = _cluster_sums(X, labels, k)
+    far = np.argsort(-sq, kind="stable")[:k]
+    yield _Step(
+        np.bincount(labels, minlength=k).astype(np.int64),
+        sums,
+        float(sq.sum()),
+        sq[far],
+        X[far].astype(np.float64),
+        labels[far],
+    )
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Rows, mean and sums of squared deviations per feature (Chan et al.'s merge)."""
+
+    n: int
+    mean: F64
+    m2: F64
+
+    def __add__(self, o: _Moments) -> _Moments:
+        n = self.n + o.n
+        delta = o.mean - self.mean
+        mean = self.mean + delta * (o.n / n)
+        return _Moments(n, mean, self.m2 + o.m2 + delta**2 * (self.n * o.n / n))
+
+
+def _moments_partition(parts: Iterable[NDArray[Any]]) -> Iterator[_Moments]:
+    X = _block(parts)
+    if X is None:
+        return
+    X = X.astype(np.float64, copy=False)
+    mean = X.mean(axis=0)
+    yield _Moments(X.shape[0], mean, ((X - mean) ** 2).sum(axis=0))
+
+
+def _relocate(step: _Step, centers: F64) -> tuple[I64, F64]:
+    """Counts and sums after moving each empty cluster onto a row farthest from its centre.
+
+    As the single-machine fit does: farthest first, never a row at distance 0; the
+    rows' sums move from their clusters to the empty ones.
+    """
+    counts, sums = step.counts.copy(), step.sums.copy()
+    empty = np.flatnonzero(counts == 0)
+    order = np.argsort(-step.far_sq, kind="stable")[: empty.size]
+    for cluster, i in zip(empty, order, strict=False):
+        if step.far_sq[i] <= 0.0:
+            break
+        old = step.far_labels[i]
+        sums[old] -= step.far_rows[i]
+        counts[old] -= 1
+        sums[cluster] = step.far_rows[i]
+        counts[cluster] = 1
+    return counts, sums
+
+
+def _update(counts: I64, sums: F64, centers: F64, cosine: bool) -> F64:
+    new = centers.copy()
+    full = counts > 0
+    if cosine:  # spherical k-means: the centre is the normalised sum
+        norms = np.linalg.norm(sums, axis=1)
+        ok = full & (norms > 0)
+        new[ok] = sums[ok] / norms[ok, None]
+    else:
+        new[full] = sums[full] / counts[full, None]
+    return new
+
+
+def lloyd(
+    blocks: Blocks,
+    init: F64,
+    *,
+    max_iter: int,
+    tol: float,
+    cosine: bool = False,
+    working_memory_mib: float = 64.0,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> tuple[F64, float, int]:
+    """Lloyd iterations over partitions from ``init``: (centres, inertia before the last
+    update, iterations).
+
+    Each iteration sends k x d centres out and brings k x d sums, k counts and at most
+    k far rows per partition back. Stops as ``fit_kmeans`` does: when the total squared
+    centre shift is at most ``tol`` times the mean feature variance (unchanged labels
+    give a shift of 0).
+    """
+    moments = _sum(blocks.mapPartitions(_moments_partition), "moments")
+    tol_abs = float(np.mean(moments.m2 / moments.n)) * tol
+    centers: F64 = np.array(init, dtype=np.float64)
+    inertia, n_iter = 0.0, 0
+    for n_iter in range(1, max_iter + 1):
+        step = _sum(
+            blocks.mapPartitions(
+                functools.partial(_step_partition, centers=centers, wm=working_memory_mib)
+            ),
+            "Lloyd",
+        )
+        inertia = step.inertia
+        new = _update(*_relocate(step, centers), centers, cosine)
+        shift = float(np.sum((new - centers) ** 2))
+        centers = new
+        if on_iteration is not None:
+            on_iteration(n_iter, inertia)
+        if shift <= tol_abs:
+            break
+    return centers, inertia, n_iter
+
+
+#: Rows the k-means++ seeding of a reference runs on: a uniform sample of the period.
+SEED_ROWS = 100_000
+
+
+def train_centers(
+    blocks: Blocks,
+    k: int,
+    *,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    cosine: bool = False,
+    sample_size: int = SEED_ROWS,
+    working_memory_mib: float = 64.0,
+) -> tuple[F64, float, int]:
+    """Reference centres on rows spread over partitions: (centres, inertia, iterations).
+
+    Greedy k-means++ on a uniform sample of at most ``sample_size`` rows (the only rows
+    that come to the driver), then Lloyd over every row from those seeds.
+    """
+    sample = _sample(blocks, sample_size, seed)
+    if sample.shape[0] < k:
+        raise ValueError(f"{sample.shape[0]} rows cannot seed {k} clusters")
+    if cosine:
+        norms = np.linalg.norm(sample, axis=1, keepdims=True)
+        sample = sample / np.where(norms > 0, norms, 1.0)
+    init, _ = kmeans_plusplus(sample, k, random_state=seed)
+    return lloyd(
+        blocks,
+        np.asarray(init, dtype=np.float64),
+        max_iter=max_iter,
+        tol=tol,
+        cosine=cosine,
+        working_memory_mib=working_memory_mib,
+    )
+
+
+def _table_partition(
+    parts: Iterable[NDArray[Any]], live: F64, candidate: F64, wm: float
+) -> Iterator[I64]:
+    X = _block(parts)
+    if X is None:
+        return
+    k = live.shape[0]
+    a, _ = assign_labels(X, live, working_memory_mib=wm, kernel=KERNEL)
+    b, _ = assign_labels(X, candidate, working_memory_mib=wm, kernel=KERNEL)
+    yield np.bincount(a * k + b, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+class SparkEngine:
+    """``engine: spark``: the measure step's passes as Spark jobs over the window's rows."""
+
+    name = "spark"
+
+    def __init__(
+        self,
+        settings: SparkSettings,
+        *,
+        app_name: str = "kmeans-monitor",
+        spark: SparkSession | None = None,
+    ) -> None:
+        self._settings = settings
+        if not _FIRST:
+            _FIRST.append(settings)
+        self._app_name = app_name
+        self._spark = spark
+        self._owned = False  # a session passed in is closed by its owner
+        self._cached: tuple[NDArray[Any], Blocks] | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session, started on first use (not when the daemon is wired)."""
+        if self._spark is None:
+            # A session someone else started (a notebook, a test) is theirs to stop.
+            self._owned = SparkSession.getActiveSession() is None
+            self._spark = session(self._settings, self._app_name)
+        return self._spark
+
+    def blocks(self, Xs: NDArray[Any]) -> Blocks:
+        """Rows held by this process, spread over the session's default parallelism.
+
+        Cached on the executors until other rows come: a run's scoring and candidate
+        read the same scaled window, which is then shipped once.
+        """
+        if self._cached is not None and self._cached[0] is Xs:
+            return self._cached[1]
+        self._release()
+        sc = self.spark.sparkContext
+        n = max(1, min(sc.defaultParallelism, Xs.shape[0]))
+        blocks = sc.parallelize(np.array_split(Xs, n), n).cache()
+        self._cached = (Xs, blocks)
+        return blocks
+
+    def _release(self) -> None:
+        if self._cached is not None:
+            self._cached[1].unpersist()
+            self._cached = None
+
+    def score(
+        self,
+        Xs: NDArray[np.floating[Any]],
+        snapshot: Snapshot,
+        *,
+        seed: int,
+        silhouette_sample: int,
+        working_memory_mib: float,
+        thresholds: Mapping[str, float] | None = None,
+        compare: tuple[NDArray[np.floating[Any]], ReferenceBins] | None = None,
+    ) -> WindowView:
+        """``score_blocks`` on the window's scaled rows."""
+        return score_blocks(
+            self.blocks(Xs),
+            snapshot,
+            seed=seed,
+            silhouette_sample=silhouette_sample,
+            working_memory_mib=working_memory_mib,
+            thresholds=thresholds,
+            compare=compare,
+        )
+
+    def candidate(
+        self,
+        Xs: NDArray[np.floating[Any]],
+        live: Snapshot,
+        *,
+        max_iter: int,
+        tol: float,
+        working_memory_mib: float,
+    ) -> CandidateFit:
+        """Distributed Lloyd from the live centres, then the live x candidate table."""
+        try:
+            return candidate_blocks(
+                self.blocks(Xs),
+                live,
+                max_iter=max_iter,
+                tol=tol,
+                working_memory_mib=working_memory_mib,
+            )
+        finally:
+            self._release()  # the candidate is a run's last pass over its rows
+
+    def fit(
+        self, Xs: NDArray[np.floating[Any]], k: int, *, seed: int, max_iter: int, tol: float
+    ) -> tuple[F64, float, int]:
+        """``train_centers`` on scaled rows held here: a reference trained on the cluster."""
+        return train_centers(self.blocks(Xs), k, seed=seed, max_iter=max_iter, tol=tol)
+
+    def close(self) -> None:
+        """Stop the session if this engine started it."""
+        if self._spark is not None:
+            self._release()
+        if self._owned and self._spark is not None:
+            self._spark.stop()
+            self._spark = None
+
+
+def candidate_blocks(
+    blocks: Blocks, live: Snapshot, *, max_iter: int, tol: float, working_memory_mib: float
+) -> CandidateFit:
+    """The candidate on rows spread over partitions: warm-started Lloyd, then its table."""
+    C = np.asarray(live.centers, dtype=np.float64)
+    centers, _, _ = lloyd(
+        blocks,
+        C,
+        max_iter=max_iter,
+        tol=tol,
+        cosine=live.metric == "cosine",
+        working_memory_mib=working_memory_mib,
+    )
+    table = _sum(
+        blocks.mapPartitions(
+            functools.partial(_table_partition, live=C, candidate=centers, wm=working_memory_mib)
+        ),
+        "relabelling",
+    )
+    return CandidateFit(centers=centers, table=table)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_rows(
+    spark: SparkSession,
+    *,
+    path: str | None,
+    table: str | None,
+    fmt: str,
+    time_column: str,
+    features: tuple[str, ...],
+    start: float,
+    end: float,
+    where: str,
+) -> NDArray[np.float64]:
+    """The features of the rows whose time is in ``[start, end)``, float64 (n, d).
+
+    The time filter and the column selection go to Spark (Parquet pushes them down to
+    the files); a time column of timestamps is compared in unix seconds, a numeric one
+    is taken as unix seconds. SchemaError when columns are missing, SourceError when
+    Spark cannot read.
+    """
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
+
+    try:
+        frame = _open(spark, path=path, table=table, fmt=fmt)
+        types = {f.name: f.dataType for f in frame.schema.fields}
+        missing = [c for c in (*features, time_column) if c not in types]
+        if missing:
+            raise SchemaError(f"{where}: missing column(s) {missing}; the data has {sorted(types)}")
+        kind = types[time_column]
+        if isinstance(kind, TimestampType | TimestampNTZType):
+            t = F.unix_micros(F.col(time_column).cast("timestamp")) / 1e6
+        elif isinstance(kind, NumericType):
+            t = F.col(time_column).cast("double")
+        else:
+            raise SchemaError(
+                f"{where}: time column {time_column!r} holds {kind.simpleString()}; "
+                "expected timestamps or unix seconds"
+            )
+        rows = frame.where((t >= start) & (t < end)).select(
+            *[F.col(f).cast("double").alias(f) for f in features]
+        )
+        return _to_numpy(rows, len(features))
+    except PySparkException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{where}: Spark cannot read it: {first}") from exc
+
+
+def _open(spark: SparkSession, *, path: str | None, table: str | None, fmt: str) -> DataFrame:
+    if table is not None:
+        return spark.table(table)
+    reader = spark.read.format(fmt)
+    if fmt == "csv":  # a header row names the columns; numbers are read as numbers
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    return reader.load(path)
+
+
+def _to_numpy(rows: DataFrame, d: int) -> NDArray[np.float64]:
+    """Collect through Arrow when Spark has it (no Python object per value)."""
+    to_arrow = getattr(rows, "toArrow", None)
+    if to_arrow is not None:
+        table = to_arrow()
+        columns = [table.column(j).to_numpy(zero_copy_only=False) for j in range(d)]
+        out = np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
+        # Spark's nulls arrive as NaN: the pipeline's value policy judges them.
+        return np.asarray(out, dtype=np.float64).reshape(table.num_rows, d)
+    collected = rows.collect()
+    values = [[np.nan if v is None else v for v in r] for r in collected]
+    return np.asarray(values, dtype=np.float64).reshape(len(collected), d)

@@ -1,0 +1,88 @@
+"""Spark source: a window's rows read by Spark from Parquet or CSV paths, or a table.
+
+The time-range filter and the column selection run in Spark (pushed down to Parquet),
+so only the window's feature columns leave the files. The reading itself lives in
+``monitor.engines.spark`` (the one pyspark owner), imported on the first read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from monitor.checks import Problem, check_choice, problem_of, read_fields
+from monitor.records import Window
+from monitor.sources._common import check_bounds
+
+__all__ = ["FORMATS", "SparkSource", "SparkSourceOptions", "build", "parse_options"]
+
+FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class SparkSourceOptions:
+    """Options of the spark source (see docs/sources.md)."""
+
+    path: str | None = None  # a file, a directory or a glob; any URL Spark reads (s3a://)
+    table: str | None = None  # or a table of Spark's catalog
+    format: str = "parquet"
+    time_column: str = "timestamp"
+
+
+def parse_options(
+    raw: Mapping[str, Any], features: Sequence[str] | None = None
+) -> tuple[SparkSourceOptions | None, list[Problem]]:
+    """Typed options from a mapping of options, and every problem found."""
+    values, problems = read_fields(raw, [f.name for f in fields(SparkSourceOptions)])
+    o = SparkSourceOptions(**values)
+    for name in ("path", "table", "time_column"):
+        value = getattr(o, name)
+        if value is not None and not (isinstance(value, str) and value):
+            problems.append(Problem(name, "a non-empty string", value))
+    if (o.path is None) == (o.table is None):
+        problems.append(Problem("path", "set, or table, but not both", o.path))
+    problem = problem_of(check_choice, o.format, "format", FORMATS)
+    if problem is not None:
+        problems.append(problem)
+    if features is not None and o.time_column in features:
+        problems.append(
+            Problem("time_column", "a column that is not one of the features", o.time_column)
+        )
+    return (None, problems) if problems else (o, [])
+
+
+class SparkSource:
+    """Reads ``[start, end)`` of a model's rows through the process's Spark session."""
+
+    def __init__(self, model: str, features: tuple[str, ...], options: SparkSourceOptions) -> None:
+        self._model = model
+        self._features = features
+        self._o = options
+
+    def read_window(self, start: float, end: float) -> Window:
+        """The rows whose time column is in ``[start, end)``."""
+        start, end = check_bounds(start, end, "SparkSource")
+        from monitor.engines import spark
+
+        what = self._o.table or self._o.path
+        X = spark.read_rows(
+            spark.session(),
+            path=self._o.path,
+            table=self._o.table,
+            fmt=self._o.format,
+            time_column=self._o.time_column,
+            features=self._features,
+            start=start,
+            end=end,
+            where=f"model {self._model!r}, spark source {what}",
+        )
+        return Window(self._model, start, end, self._features, X, label=f"{what} (spark)")
+
+    def close(self) -> None:
+        """Nothing to release: the session belongs to the process (the engine stops it)."""
+
+
+def build(model: str, features: tuple[str, ...], options: SparkSourceOptions) -> SparkSource:
+    """A spark source for ``model``."""
+    return SparkSource(model, features, options)

@@ -1,0 +1,191 @@
+"""The Spark engine against the local path on the same rows: same SLIs, same candidate.
+
+Tolerances: the engine adds per-partition sums in another order than the local path's
+row chunks, so float64 sums agree to rounding (rel 1e-9 is thousands of ulps above it and
+far below any SLI's resolution); counts, bins and shares are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor import slis as S
+from monitor.config import ModelSettings, SparkSettings, parse
+from monitor.core import drift
+from monitor.core.kmeans import fit_kmeans
+from monitor.engines.spark import SparkEngine, candidate_blocks, lloyd, score_blocks
+from monitor.pipeline import evaluate
+from monitor.pipeline.scoring import prepare, score
+from monitor.pipeline.train import one_window, train_candidate, train_reference
+from monitor.records import Snapshot, Window
+from tests.fakes import FAKE_SOURCES, FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
+
+FEATURES = ("a", "b", "c")
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0], [3.0, 3.0, 3.0]])
+REL = 1e-9
+
+
+def model(**over: Any) -> ModelSettings:
+    m: dict[str, Any] = {
+        "name": "m",
+        "features": list(FEATURES),
+        "k": 4,
+        "window": "10m",
+        "schedule": {"interval": "1m"},
+        "source": {"kind": "fake"},
+        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 2000, "candidate_restarts": 0},
+        "retrain": "on-drift",
+        "reference": {"window": "10m"},
+        # Fixed thresholds skip the calibration's refits: local work these tests do not
+        # compare (the engine scores and trains the candidate, not the reference).
+        "thresholds": {"mode": "fixed", "calibration_refits": 0},
+    }
+    m.update(over)
+    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
+
+
+def reference(m: ModelSettings) -> Snapshot:
+    X = blobs(1200, CENTERS, seed=1)
+    w = Window(m.name, 0.0, 600.0, FEATURES, X)
+    return train_reference(
+        one_window(w, X), m, now=600.0, reason="initial", package_version="", working_memory_mib=64
+    )
+
+
+def drifted(seed: int = 2, n: int = 1500) -> np.ndarray:
+    moved = CENTERS.copy()
+    moved[1] += [0.0, 1.5, 0.0]
+    X = blobs(n, moved, seed=seed, scale=0.5)
+    X[:7] += 9.0  # a few outliers
+    return X
+
+
+@pytest.fixture(scope="module")
+def snap() -> Snapshot:
+    return reference(model())
+
+
+@pytest.mark.parametrize("partitions", [2, 5])
+def test_scoring_gives_the_local_slis(spark: Any, snap: Snapshot, partitions: int) -> None:
+    Xs = prepare(drifted(), snap.scaler, snap.metric)
+    kw: dict[str, Any] = {"seed": 7, "silhouette_sample": 2000, "working_memory_mib": 64.0}
+    local = score(Xs, snap, **kw)
+    blocks = spark.sparkContext.parallelize(np.array_split(Xs, partitions), partitions)
+    remote = score_blocks(blocks, snap, **kw)
+    assert remote.slis.keys() == local.slis.keys()
+    for key, value in local.slis.items():
+        assert remote.slis[key] == pytest.approx(value, rel=REL, abs=1e-12), key
+    assert remote.cluster_sizes == local.cluster_sizes
+    assert remote.cluster_shares == local.cluster_shares
+    assert remote.feature_psi == local.feature_psi
+    # The window does drift, so the comparison is not between zeros.
+    assert local.slis[S.FEATURE_PSI_MAX] > 0.1 and local.slis[S.OUTLIER_RATIO] > 0.0
+    assert remote.labels is None and remote.sq_distances is None
+
+
+def test_a_sampled_silhouette_is_a_uniform_sample_of_the_window(spark: Any, snap: Snapshot) -> None:
+    """Above silhouette_sample rows the sample differs from the local one, not its law."""
+    Xs = prepare(drifted(n=6000), snap.scaler, snap.metric)
+    kw: dict[str, Any] = {"silhouette_sample": 1000, "working_memory_mib": 64.0}
+    local = score(Xs, snap, seed=1, **kw).slis[S.SILHOUETTE]
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    values = [engine.score(Xs, snap, seed=s, **kw).slis[S.SILHOUETTE] for s in (1, 2, 3)]
+    assert len(set(values)) == 3  # each seed draws its own sample
+    # Sampling noise of a mean of 1000 silhouettes: a few 0.01s.
+    assert all(abs(v - local) < 0.05 for v in values)
+    assert engine.score(Xs, snap, seed=2, **kw).slis[S.SILHOUETTE] == values[1]
+
+
+def test_the_candidate_is_the_local_warm_start(spark: Any, snap: Snapshot) -> None:
+    m = model()
+    Xs = prepare(drifted(), snap.scaler, snap.metric)
+    local_view = score(Xs, snap, seed=7, silhouette_sample=2000, working_memory_mib=64.0)
+    assert local_view.labels is not None
+    centers, labels = train_candidate(Xs, snap.centers, m, 7, 64.0, labels=local_view.labels)
+    blocks = spark.sparkContext.parallelize(np.array_split(Xs, 3), 3)
+    fit = candidate_blocks(blocks, snap, max_iter=300, tol=1e-4, working_memory_mib=64.0)
+    # Same iterations on the same labels; the centres differ by summation order only.
+    np.testing.assert_allclose(fit.centers, centers, rtol=0, atol=1e-9)
+    assert np.abs(centers - snap.centers).max() > 0.1  # the candidate did move
+    np.testing.assert_array_equal(fit.table.sum(axis=0), np.bincount(labels, minlength=snap.k))
+    np.testing.assert_array_equal(fit.table.sum(axis=1), local_view.cluster_sizes)
+    pairs = drift.centroid_drift(snap.centers, centers).pairs
+    assert drift.label_agreement_from_table(fit.table, pairs) == drift.label_agreement(
+        local_view.labels, labels, pairs
+    )
+
+
+def test_an_empty_cluster_is_moved_to_the_farthest_row_as_locally(
+    spark: Any, snap: Snapshot
+) -> None:
+    m = model()
+    centers = snap.centers.copy()
+    centers[3] = 100.0  # no row is nearest to it: the first M-step must relocate it
+    far = replace(snap, centers=centers)
+    Xs = prepare(drifted(), snap.scaler, snap.metric)
+    view = score(Xs, far, seed=7, silhouette_sample=2000, working_memory_mib=64.0)
+    assert view.cluster_sizes[3] == 0 and view.labels is not None
+    want, _ = train_candidate(Xs, far.centers, m, 7, 64.0, labels=view.labels)
+    blocks = spark.sparkContext.parallelize(np.array_split(Xs, 2), 2)
+    fit = candidate_blocks(blocks, far, max_iter=300, tol=1e-4, working_memory_mib=64.0)
+    np.testing.assert_allclose(fit.centers, want, rtol=0, atol=1e-9)
+    assert (fit.table.sum(axis=0) > 0).all()
+
+
+def _run(m: ModelSettings, engine: Any) -> list[Any]:
+    store, history, clock = MemoryStore(), MemoryHistory(), FakeClock()
+    out = []
+    for make in (lambda s, e: blobs(1200, CENTERS, seed=1), lambda s, e: drifted()):
+        clock.advance(60)
+        src = FakeSource(FEATURES, make)
+        out.append(evaluate(m, src, store, history, clock.now(), engine=engine))
+    return out
+
+
+def test_the_pipeline_with_the_spark_engine_records_what_the_local_one_does(
+    spark: Any,
+) -> None:
+    m = model()
+    local = _run(m, None)
+    remote = _run(m, SparkEngine(SparkSettings(), spark=spark))
+    for (a, snap_a), (b, snap_b) in zip(local, remote, strict=True):
+        assert (a.live_version, a.candidate_version, a.promoted, a.decision) == (
+            b.live_version,
+            b.candidate_version,
+            b.promoted,
+            b.decision,
+        )
+        assert a.slis.keys() == b.slis.keys()
+        for key, value in a.slis.items():
+            assert b.slis[key] == pytest.approx(value, rel=1e-7, abs=1e-9), key
+        assert a.cluster_sizes == b.cluster_sizes and a.feature_psi == b.feature_psi
+        np.testing.assert_allclose(b.centroid_drift, a.centroid_drift, atol=1e-9)
+        np.testing.assert_allclose(snap_b.centers, snap_a.centers, atol=1e-9)
+    assert local[1][0].promoted  # the drift was acted on, by both
+
+
+def test_distributed_lloyd_from_an_init_is_the_local_fit_from_it(spark: Any) -> None:
+    X = blobs(3000, np.vstack([CENTERS, CENTERS + 1.5]), seed=4, scale=0.8)
+    init = X[:8]
+    local = fit_kmeans(X, 8, init=init, n_init=1, max_iter=300, tol=1e-4)
+    blocks = spark.sparkContext.parallelize(np.array_split(X, 4), 4)
+    centers, _, n_iter = lloyd(blocks, init, max_iter=300, tol=1e-4)
+    np.testing.assert_allclose(centers, local.centers, rtol=0, atol=1e-9)
+    assert n_iter > 2  # overlapping blobs take a few iterations: they are compared
+
+
+def test_a_reference_trained_on_spark_finds_the_blobs(spark: Any) -> None:
+    X = blobs(4000, CENTERS * 3, seed=5)
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    centers, inertia, _ = engine.fit(X, 4, seed=0, max_iter=100, tol=1e-4)
+    local = fit_kmeans(X, 4, n_init=3, random_state=0)
+    # Well-separated blobs: any good seeding ends in the same partition of the rows.
+    assert inertia == pytest.approx(local.inertia, rel=1e-6)
+    order = np.lexsort(centers.T[::-1])
+    np.testing.assert_allclose(
+        centers[order], local.centers[np.lexsort(local.centers.T[::-1])], atol=1e-9
+    )

@@ -1,0 +1,135 @@
+"""The spark source (Parquet, CSV, a table) and a model with engine: spark from the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.errors import SchemaError, SourceError
+from monitor.sources import SOURCES
+from monitor.sources.spark import SparkSourceOptions, build
+from tests.fakes import blobs
+
+FEATURES = ("a", "b", "c")
+CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
+
+
+def write_parquet(directory: Path, name: str, times: np.ndarray, X: np.ndarray) -> None:
+    """Rows with a timestamp column (microseconds, UTC) as Spark writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    columns: dict[str, Any] = {
+        "ts": pa.array((times * 1e6).astype(np.int64), type=pa.timestamp("us", tz="UTC"))
+    }
+    columns |= {f: X[:, j] for j, f in enumerate(FEATURES)}
+    columns["host"] = pa.array(["h1"] * len(times))  # an extra column is not read
+    pq.write_table(pa.table(columns), directory / name)
+
+
+def test_a_window_is_the_rows_of_its_time_range_across_files(spark: Any, tmp_path: Path) -> None:
+    X = blobs(400, CENTERS, seed=1)
+    times = 1_000_000.0 + np.arange(400) * 3.0  # one row every 3 s
+    write_parquet(tmp_path / "d", "part-0.parquet", times[:250], X[:250])
+    write_parquet(tmp_path / "d", "part-1.parquet", times[250:], X[250:])
+    source = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "d"), time_column="ts"))
+    window = source.read_window(1_000_300.0, 1_000_900.0)  # rows 100..299, end excluded
+    got = window.X[np.lexsort(window.X.T[::-1])]
+    want = X[100:300][np.lexsort(X[100:300].T[::-1])]
+    np.testing.assert_array_equal(got, want)
+    assert window.features == FEATURES and (window.start, window.end) == (1_000_300.0, 1_000_900.0)
+
+
+def test_csv_with_unix_seconds_and_a_table(spark: Any, tmp_path: Path) -> None:
+    X = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    lines = ["t,a,b,c"] + [f"{10 * i},{r[0]},{r[1]},{r[2]}" for i, r in enumerate(X)]
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    csv = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "w.csv"), format="csv"))
+    with pytest.raises(SchemaError, match=r"missing column\(s\) \['timestamp'\]"):
+        csv.read_window(0.0, 100.0)
+    csv = build(
+        "m",
+        FEATURES,
+        SparkSourceOptions(path=str(tmp_path / "w.csv"), format="csv", time_column="t"),
+    )
+    np.testing.assert_array_equal(csv.read_window(5.0, 25.0).X, X[1:3])
+    frame = (
+        spark.read.option("header", "true")
+        .option("inferSchema", "true")
+        .csv(str(tmp_path / "w.csv"))
+    )
+    frame.createOrReplaceTempView("telemetry")
+    table = build("m", FEATURES, SparkSourceOptions(table="telemetry", time_column="t"))
+    np.testing.assert_array_equal(table.read_window(0.0, 10.0).X, X[:1])
+
+
+def test_an_unreadable_path_is_a_source_error_in_one_line(spark: Any, tmp_path: Path) -> None:
+    source = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "nothing")))
+    with pytest.raises(SourceError) as info:
+        source.read_window(0.0, 1.0)
+    assert "spark source" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_options_are_checked_when_the_config_is_parsed() -> None:
+    kind = SOURCES["spark"]
+    _, problems = kind.parse_options({"format": "orc", "time_column": "a"}, FEATURES)
+    text = " / ".join(p.config() for p in problems)
+    assert "path: must be set, or table, but not both" in text
+    assert "format: must be one of" in text
+    assert "time_column: must be a column that is not one of the features" in text
+    options, problems = kind.parse_options({"path": "s3a://bucket/t/", "time_column": "ts"}, None)
+    assert problems == [] and options == SparkSourceOptions(
+        path="s3a://bucket/t/", time_column="ts"
+    )
+
+
+def test_evaluate_once_with_engine_spark_reads_parquet_and_records_the_runs(
+    spark: Any, tmp_path: Path
+) -> None:
+    now = time.time()
+    # One row a second from 20 minutes ago to 10 minutes ahead: every run's window is full.
+    times = now - 1200 + np.arange(1800) * 1.0
+    X = blobs(1800, CENTERS, seed=2)
+    write_parquet(tmp_path / "data", "part-0.parquet", times, X)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+daemon: {{state_dir: {tmp_path / "state"}}}
+models:
+  - name: orders
+    features: [a, b, c]
+    k: 3
+    window: 10m
+    reference: {{window: 10m}}
+    schedule: {{interval: 10m}}
+    engine: spark
+    spark: {{master: "local[2]", conf: {{spark.ui.showConsoleProgress: false}}}}
+    training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
+    thresholds: {{mode: fixed, calibration_refits: 0}}
+    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
+"""
+    )
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(main, ["evaluate", "--config", str(config), "--json"])
+        assert result.exit_code == 0, result.output
+    [run] = json.loads(result.stdout)
+    assert run["model"] == "orders" and run["live_version"] == 1
+    assert run["n_rows"] in (600, 601)  # the last ten minutes' rows
+    assert run["slis"]["label_psi"] < 0.1  # a steady window
+    listing = runner.invoke(
+        main, ["snapshots", "list", "orders", "--state-dir", str(tmp_path / "state")]
+    )
+    assert listing.exit_code == 0 and "live" in listing.output
+    history = runner.invoke(
+        main, ["history", "orders", "--state-dir", str(tmp_path / "state"), "--json"]
+    )
+    assert history.exit_code == 0 and len(json.loads(history.stdout)["runs"]) == 2
+    assert spark.sparkContext._jsc is not None  # the CLI left the shared session running
