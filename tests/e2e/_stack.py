@@ -239,6 +239,12 @@ def _model(name: str, interval: float, source: Mapping[str, Any], k: int = 4) ->
         # references must be trained within the quiet stretch (reference periods have
         # tests of their own).
         "reference": {"window": f"{WINDOW:g}s"},
+        # Fixed thresholds: calibrating a model (its first run, and every refreshed
+        # candidate under manual approval) takes 5 to 7 s of CPU at 2,000 rows, two
+        # intervals at this time scale (a few percent of a 5-minute one), and nine models
+        # on two cores would starve each other. Calibration has its own benchmarks
+        # (bench detection, bench calibration); this suite tests the alerts' path.
+        "thresholds": {"mode": "fixed"},
         "schedule": {"interval": f"{interval:g}s"},
         # The default, said explicitly: under on-drift the first drifting runs promote and
         # the drift is gone before a `for:` elapses (docs/decisions.md; ON_DRIFT shows it).

@@ -99,9 +99,10 @@ def test_a_pending_candidate_is_approved_with_the_command_on_its_page(e2e_run: R
     approval = e2e_run.approval
     assert "approved" in approval, approval
     command = approval["attempts"][-1]["command"]
-    # The command as the page printed it, run as printed (no --config needed).
+    # The command as the page printed it, run as printed: it names the daemon's
+    # configuration file (whose store key it would need) and its state directory.
     assert command.startswith(f"kmeans-monitor snapshots approve {approval['model']} "), command
-    assert "--state-dir " in command and "--config" not in command
+    assert "--config " in command and "--state-dir " in command
     assert approval["attempts"][-1]["returncode"] == 0, approval
     assert f"approved v{approval['approved']}" in approval["attempts"][-1]["output"]
     # The running daemon followed: the candidate is live and no longer pending.
