@@ -21,6 +21,7 @@ import copy
 import html
 import json
 import math
+import os
 import re
 import shlex
 import signal
@@ -460,8 +461,16 @@ def approve_from_page(daemon: Service, model: str, attempts: int = 3) -> dict[st
             time.sleep(INTERVAL)
             continue
         command = html.unescape(found.group(1))
+        # As a user whose PATH holds the installation's scripts (an activated venv): the
+        # kmeans-monitor next to this interpreter, not another one found first on PATH.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         done = subprocess.run(
-            shlex.split(command), capture_output=True, text=True, timeout=60, check=False
+            shlex.split(command),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PATH": path},
         )
         record["attempts"].append(
             {"command": command, "returncode": done.returncode, "output": done.stdout + done.stderr}
