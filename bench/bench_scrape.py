@@ -324,15 +324,21 @@ class Target:
         from monitor.http import HttpServer, Limits, MetricsCache, Routes
         from monitor.scheduling import Scheduler
 
-        self.app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
-        state = self.app.state
-        cache = MetricsCache(self.app.registry, lambda: state.generation)
+        self.app = app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
+        state = app.state
+        cache = MetricsCache(app.registry, lambda: state.generation)
+        # The daemon's routes (monitor.daemon.Daemon), with the cache optional.
+        pages = views.ModelPages(
+            state, app.history, app.store, state_dir=state_dir, clock=app.clock.now
+        )
         routes = Routes(
-            registry=self.app.registry,
-            ready=self.app.ready,
-            runbook_html=views.runbook_html,
-            models_json=lambda: views.models_json(state),
-            index_html=lambda: views.index_html(state),
+            registry=app.registry,
+            ready=app.ready,
+            runbook_html=pages.runbook_html,
+            models_json=pages.index,
+            model_html=pages.model_html,
+            model_json=pages.model,
+            index_html=pages.index_html,
             metrics=None if args.no_cache else cache,
         )
         self.server = HttpServer("127.0.0.1", 0, routes, limits=Limits(nice=args.nice))
