@@ -319,28 +319,13 @@ class Target:
     """The daemon's parts in this process: app, scheduler, metrics cache, HTTP server."""
 
     def __init__(self, args: argparse.Namespace, state_dir: Path) -> None:
-        from monitor import views
         from monitor.bootstrap import build_app
-        from monitor.http import HttpServer, Limits, MetricsCache, Routes
+        from monitor.daemon import daemon_routes
+        from monitor.http import HttpServer, Limits
         from monitor.scheduling import Scheduler
 
-        self.app = app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
-        state = app.state
-        cache = MetricsCache(app.registry, lambda: state.generation)
-        # The daemon's routes (monitor.daemon.Daemon), with the cache optional.
-        pages = views.ModelPages(
-            state, app.history, app.store, state_dir=state_dir, clock=app.clock.now
-        )
-        routes = Routes(
-            registry=app.registry,
-            ready=app.ready,
-            runbook_html=pages.runbook_html,
-            models_json=pages.index,
-            model_html=pages.model_html,
-            model_json=pages.model,
-            index_html=pages.index_html,
-            metrics=None if args.no_cache else cache,
-        )
+        self.app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
+        routes = daemon_routes(self.app, self.app.ready, cache=not args.no_cache)
         self.server = HttpServer("127.0.0.1", 0, routes, limits=Limits(nice=args.nice))
         self.missed = MissedRuns()
         self.scheduler = Scheduler(2, on_skipped=self.missed)

@@ -38,7 +38,7 @@ from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure
-from monitor.scheduling import cron_problem, run_times, schedule_gaps
+from monitor.scheduling import cron_problem, run_times, schedule_gaps, schedule_interval_seconds
 from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
@@ -348,7 +348,7 @@ MIN_RUN_TIMEOUT = 60.0
 
 def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
     """The exporter's view of a configured model."""
-    interval = schedule_gaps(m.interval, m.cron, now)[1]
+    interval = schedule_interval_seconds(m.interval, m.cron, now)
     budget = m.slo.run_duration_budget or interval / 2
     return ModelSpec(
         name=m.name,

@@ -23,7 +23,14 @@ from monitor.errors import InvalidInputError
 from monitor.http import HttpServer, Limits, MetricsCache, Routes
 from monitor.scheduling import Scheduler, schedule_gaps
 
-__all__ = ["Daemon", "LabelServer", "Service", "first_run_offsets", "run_until_signal"]
+__all__ = [
+    "Daemon",
+    "LabelServer",
+    "Service",
+    "daemon_routes",
+    "first_run_offsets",
+    "run_until_signal",
+]
 
 log = logging.getLogger("monitor")
 # Skipped runs on a logger of their own, which the demo quiets (its first runs overrun).
@@ -87,6 +94,32 @@ def _listening(
         ) from None
 
 
+def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: bool = True) -> Routes:
+    """What the daemon's HTTP server answers: metrics, probes, pages and the label API.
+
+    With ``cache``, /metrics is encoded once per change of the state, not once per scrape.
+    """
+    pages = views.ModelPages(
+        app.state,
+        app.history,
+        app.store,
+        state_dir=app.settings.daemon.state_dir,
+        clock=app.clock.now,
+        config=app.settings.path,
+    )
+    return Routes(
+        registry=app.registry,
+        ready=ready,
+        runbook_html=pages.runbook_html,
+        models_json=pages.index,
+        model_html=pages.model_html,
+        model_json=pages.model,
+        index_html=pages.index_html,
+        metrics=MetricsCache(app.registry, lambda: app.state.generation) if cache else None,
+        api=None if app.serving is None else app.serving.api,
+    )
+
+
 class Daemon:
     """Runs every model on its schedule and serves /metrics until told to stop."""
 
@@ -96,26 +129,7 @@ class Daemon:
         self._stopped = threading.Event()
         self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
         host, port = parse_listen(listen or app.settings.daemon.listen)
-        pages = views.ModelPages(
-            app.state,
-            app.history,
-            app.store,
-            state_dir=app.settings.daemon.state_dir,
-            clock=app.clock.now,
-            config=app.settings.path,
-        )
-        routes = Routes(
-            registry=app.registry,
-            ready=self.ready,
-            runbook_html=pages.runbook_html,
-            models_json=pages.index,
-            model_html=pages.model_html,
-            model_json=pages.model,
-            index_html=pages.index_html,
-            # /metrics is encoded once per change of the state, not once per scrape.
-            metrics=MetricsCache(app.registry, lambda: app.state.generation),
-            api=None if app.serving is None else app.serving.api,
-        )
+        routes = daemon_routes(app, self.ready)
         settings = app.settings
         self.http = _listening(host, port, routes, settings, _limits(settings), "daemon.listen")
         serving = app.serving
