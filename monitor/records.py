@@ -410,6 +410,21 @@ class VersionInfo:
     signed: bool = False
     encrypted: bool = False
 
+    @classmethod
+    def of(cls, snapshot: Snapshot, state: str) -> VersionInfo:
+        """The listing row of a snapshot held in memory (sound, unsigned, unencrypted)."""
+        return cls(
+            model=snapshot.model,
+            version=snapshot.version,
+            state=state,
+            created_at=snapshot.created_at,
+            reason=snapshot.reason,
+            parent_version=snapshot.parent_version,
+            k=snapshot.k,
+            n_rows=snapshot.n_rows,
+            checksum=snapshot.checksum,
+        )
+
 
 @dataclass(frozen=True)
 class RunHistory:

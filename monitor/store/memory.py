@@ -29,7 +29,7 @@ from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, Versio
 from monitor.store._names import check_model_name
 from monitor.store.snapshots import RetentionPolicy
 
-__all__ = ["MemoryHistory", "MemorySnapshotStore"]
+__all__ = ["AppendedRuns", "MemoryHistory", "MemorySnapshotStore"]
 
 _STORE = "MemorySnapshotStore"
 _HISTORY = "MemoryHistory"
@@ -128,7 +128,7 @@ class MemorySnapshotStore:
         """Every stored version with its state, ascending."""
         with self._lock:
             m = self._get(model, "list_versions")
-            return [_info(s, self._state(m, v)) for v, s in sorted(m.versions.items())]
+            return [VersionInfo.of(s, self._state(m, v)) for v, s in sorted(m.versions.items())]
 
     # ------------------------------------------------------------------ writes
 
@@ -239,35 +239,19 @@ class MemorySnapshotStore:
                 del m.versions[v]
 
 
-def _info(s: Snapshot, state: str) -> VersionInfo:
-    return VersionInfo(
-        model=s.model,
-        version=s.version,
-        state=state,
-        created_at=s.created_at,
-        reason=s.reason,
-        parent_version=s.parent_version,
-        k=s.k,
-        n_rows=s.n_rows,
-        checksum=s.checksum,
-    )
+class AppendedRuns:
+    """Evaluations and failed runs appended in memory, checked as the ``History`` port asks."""
 
-
-class MemoryHistory:
-    """Evaluations, failed runs and version rows in lists; meets ``History``."""
-
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        """Empty lists; ``name`` is the class that errors name."""
+        self._name = name
         self._evaluations: list[Evaluation] = []
         self._failures: list[RunFailure] = []
-        self._versions: dict[tuple[str, int], str | None] = {}  # -> checksum
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"{_HISTORY}({len(self._evaluations)} evaluation(s))"
 
     @property
     def evaluations(self) -> list[Evaluation]:
-        """Every evaluation appended, oldest first (a copy)."""
+        """The evaluations appended here, oldest first (a copy)."""
         with self._lock:
             return list(self._evaluations)
 
@@ -275,10 +259,10 @@ class MemoryHistory:
         """Record one evaluation."""
         if not isinstance(evaluation, Evaluation):
             raise InvalidInputError(
-                f"The 'evaluation' parameter of {_HISTORY}.append must be an Evaluation. "
+                f"The 'evaluation' parameter of {self._name}.append must be an Evaluation. "
                 f"Got {type(evaluation).__name__} instead."
             )
-        check_model_name(evaluation.model, f"{_HISTORY}.append")
+        check_model_name(evaluation.model, f"{self._name}.append")
         with self._lock:
             self._evaluations.append(evaluation)
 
@@ -286,12 +270,23 @@ class MemoryHistory:
         """Record one failed run."""
         if not isinstance(failure, RunFailure):
             raise InvalidInputError(
-                f"The 'failure' parameter of {_HISTORY}.append_failure must be a RunFailure. "
+                f"The 'failure' parameter of {self._name}.append_failure must be a RunFailure. "
                 f"Got {type(failure).__name__} instead."
             )
-        check_model_name(failure.model, f"{_HISTORY}.append_failure")
+        check_model_name(failure.model, f"{self._name}.append_failure")
         with self._lock:
             self._failures.append(failure)
+
+
+class MemoryHistory(AppendedRuns):
+    """Evaluations, failed runs and version rows in lists; meets ``History``."""
+
+    def __init__(self) -> None:
+        super().__init__(_HISTORY)
+        self._versions: dict[tuple[str, int], str | None] = {}  # -> checksum
+
+    def __repr__(self) -> str:
+        return f"{_HISTORY}({len(self._evaluations)} evaluation(s))"
 
     def record_version(self, snapshot: Snapshot) -> None:
         """Record a stored version; recording it again is harmless."""

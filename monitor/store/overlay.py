@@ -29,6 +29,7 @@ from monitor.errors import InvalidInputError, SnapshotNotFoundError
 from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
+from monitor.store.memory import AppendedRuns
 
 __all__ = ["OverlayHistory", "OverlaySnapshotStore"]
 
@@ -127,7 +128,7 @@ class OverlaySnapshotStore:
         with self._lock:
             c = self._of(model, "list_versions")
             real = self._inner.list_versions(model)
-            infos = real + [_info(s) for _, s in sorted(c.saved.items())]
+            infos = real + [VersionInfo.of(s, "retired") for _, s in sorted(c.saved.items())]
             if not (c.live_moved or c.pending_moved or c.saved):
                 return real
             live, pending = self.live_version(model), self.pending_version(model)
@@ -229,66 +230,22 @@ def _state(version: int, live: int | None, pending: int | None) -> str:
     return "pending" if version == pending else "retired"
 
 
-def _info(s: Snapshot) -> VersionInfo:
-    return VersionInfo(
-        model=s.model,
-        version=s.version,
-        state="retired",
-        created_at=s.created_at,
-        reason=s.reason,
-        parent_version=s.parent_version,
-        k=s.k,
-        n_rows=s.n_rows,
-        checksum=s.checksum,
-    )
-
-
-class OverlayHistory:
+class OverlayHistory(AppendedRuns):
     """Reads ``inner`` and adds what was appended here; writes stay here. Meets ``History``."""
 
     def __init__(self, inner: History) -> None:
         """An overlay on ``inner``, which is only ever read (and closed with this one)."""
+        super().__init__(_HISTORY)
         self._inner = inner
-        self._evaluations: list[Evaluation] = []
-        self._failures: list[RunFailure] = []
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"{_HISTORY}({self._inner!r})"
-
-    @property
-    def evaluations(self) -> list[Evaluation]:
-        """The evaluations appended here (never written underneath), oldest first."""
-        with self._lock:
-            return list(self._evaluations)
 
     @property
     def appended_failures(self) -> list[RunFailure]:
         """The failed runs appended here, oldest first."""
         with self._lock:
             return list(self._failures)
-
-    def append(self, evaluation: Evaluation) -> None:
-        """Keep one evaluation in memory."""
-        if not isinstance(evaluation, Evaluation):
-            raise InvalidInputError(
-                f"The 'evaluation' parameter of {_HISTORY}.append must be an Evaluation. "
-                f"Got {type(evaluation).__name__} instead."
-            )
-        check_model_name(evaluation.model, f"{_HISTORY}.append")
-        with self._lock:
-            self._evaluations.append(evaluation)
-
-    def append_failure(self, failure: RunFailure) -> None:
-        """Keep one failed run in memory."""
-        if not isinstance(failure, RunFailure):
-            raise InvalidInputError(
-                f"The 'failure' parameter of {_HISTORY}.append_failure must be a RunFailure. "
-                f"Got {type(failure).__name__} instead."
-            )
-        check_model_name(failure.model, f"{_HISTORY}.append_failure")
-        with self._lock:
-            self._failures.append(failure)
 
     def record_version(self, snapshot: Snapshot) -> None:
         """Nothing to keep: the version exists only in the overlay store, gone with it."""
