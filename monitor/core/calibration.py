@@ -122,6 +122,8 @@ class _Pool:
     sil: F64 | None  # (S,) silhouette of the measured rows, grouped by block
     sil_first: Int  # (b,)
     sil_length: Int  # (b,)
+    sil_centre: F64  # (b,) each block's silhouette, shrunk to the spread between blocks
+    sil_between: float  # the variance of the blocks' true silhouettes (method of moments)
     k: int
 
 
@@ -332,6 +334,7 @@ def _prepare(
     if phases is None:
         ref_centers = np.broadcast_to(C, ref_centers.shape).copy()
     sil, sil_first, sil_length = _silhouettes(X, labels, C, first, length, keys, rng, wm)
+    sil_centre, sil_between = _block_centres(sil, sil_length)
     return _Pool(
         X=X,
         labels=labels,
@@ -349,6 +352,8 @@ def _prepare(
         sil=sil,
         sil_first=sil_first,
         sil_length=sil_length,
+        sil_centre=sil_centre,
+        sil_between=sil_between,
         k=k,
     )
 
@@ -436,6 +441,35 @@ def _silhouettes(
     return sil, sil_first, take.astype(np.intp)
 
 
+def _block_centres(sil: F64 | None, length: Int) -> tuple[F64, float]:
+    """Each block's mean silhouette (``sil``: its measured rows, grouped by block) shrunk
+    towards the period's, so that the centres spread as the blocks' true means do and not
+    as means of a few measured rows do; and the variance of those true means.
+
+    A block has only ``SILHOUETTE_ROWS / b`` measured rows (tens, for a day of windows):
+    the variance of their mean is the between-block variance plus the within-block
+    variance over that count, which dwarfs a window of hundreds of rows. The method of
+    moments splits the two, and the centres keep only the first.
+    """
+    b = length.shape[0]
+    if sil is None:
+        return np.zeros(b), 0.0
+    block_of = np.repeat(np.arange(b), length)
+    sums = np.bincount(block_of, weights=sil, minlength=b)
+    means = np.where(length > 0, sums / np.maximum(length, 1), 0.0)
+    measured = np.flatnonzero(length > 1)
+    if measured.size == 0:
+        return means, 0.0
+    squares = np.bincount(block_of, weights=sil * sil, minlength=b)
+    m = length[measured].astype(np.float64)
+    within = (squares[measured] - m * means[measured] ** 2) / (m - 1)  # unbiased, per block
+    grand = float(np.average(means[measured], weights=m))
+    spread = float(np.var(means[measured], ddof=1)) if measured.size > 1 else 0.0
+    between = max(0.0, spread - float(np.mean(np.maximum(within, 0.0) / m)))
+    shrink = math.sqrt(between / spread) if spread > 0 else 0.0
+    return np.where(length > 0, grand + shrink * (means - grand), 0.0), between
+
+
 def _sq_dist(A: F64, B: F64) -> F64:
     out: F64 = (A * A).sum(axis=1)[:, None] - 2.0 * (A @ B.T) + (B * B).sum(axis=1)[None, :]
     return out
@@ -519,8 +553,6 @@ def _window_slis(
             out[:, j] = pool.flags[rows].mean(axis=1)
         elif key == EMPTY_CLUSTERS:
             out[:, j] = (counts == 0).sum(axis=1)
-        elif key == SILHOUETTE:
-            out[:, j] = _silhouette_means(pool, blocks, n, rng)
     return out
 
 
@@ -556,15 +588,17 @@ def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generat
     return best
 
 
-def _silhouette_means(pool: _Pool, blocks: Int, n: int, rng: np.random.Generator) -> F64:
-    if pool.sil is None:
-        return np.full(blocks.shape[0], np.nan)
-    length = pool.sil_length[blocks]
-    picks = pool.sil_first[blocks][:, None] + (
-        rng.random((blocks.shape[0], min(n, SILHOUETTE_WINDOW))) * length[:, None]
-    ).astype(np.intp)
-    means = pool.sil[picks].mean(axis=1)
-    return np.where(length > 0, means, np.nan)
+def _silhouette_means(
+    pool: _Pool, blocks: Int, n: int, noise: float, rng: np.random.Generator
+) -> F64:
+    """The silhouette of null windows of ``n`` rows starting at ``blocks``: the block's
+    centre plus the window's own noise, normal with variance ``noise`` at
+    EXACT_SILHOUETTE rows and falling as 1/n (a mean over n points; measured: its
+    standard deviation halves from 500 to 2,000 rows).
+    """
+    scale = math.sqrt(noise * EXACT_SILHOUETTE / min(n, SILHOUETTE_WINDOW))
+    values = pool.sil_centre[blocks] + scale * rng.standard_normal(blocks.shape[0])
+    return np.where(pool.sil_length[blocks] > 0, values, np.nan)
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -574,28 +608,39 @@ def _family_thresholds(samples: F64, keys: list[str], level: float) -> list[floa
     """Thresholds that together alarm on at most ``level`` of the null windows (min-p).
 
     Each SLI's null p-value of a window is the share of null windows at least as bad;
-    the family alarms when the smallest p-value of a window is at most ``c``, with
-    ``c`` the largest value for which that happens on at most ``level`` of the windows.
-    Each threshold is then the SLI's value at p-value ``c``.
+    the family alarms when the smallest p-value of a window is at most ``c``, and each
+    threshold is the SLI's value at p-value ``c``. ``c`` is the largest cut at which
+    the thresholds themselves (strictly above alarms) alarm on at most ``level`` of the
+    null windows: counting the alarms, not the p-values, spends the whole share where an
+    SLI is discrete (an outlier count, ties) and its threshold sits on a tied value.
     """
     worse = np.column_stack([_oriented(samples[:, j], key) for j, key in enumerate(keys)])
     defined = np.mean(np.isfinite(worse), axis=0) >= 0.5
     pvals = np.full(worse.shape, np.inf)
+    columns: dict[int, F64] = {}
     for j in map(int, np.flatnonzero(defined)):
         col = worse[:, j]
         ok = np.isfinite(col)
         srt = np.sort(col[ok])
+        columns[j] = srt
         pvals[ok, j] = (srt.shape[0] - np.searchsorted(srt, col[ok], side="left")) / srt.shape[0]
-    min_p = pvals.min(axis=1)
-    cut = _level_cut(min_p, level)
+    cut = _level_cut(pvals.min(axis=1), level, lambda c: _alarms(worse, columns, c))
     out = []
     for j, key in enumerate(keys):
         if not defined[j]:
             out.append(math.nan)
             continue
-        t = _upper_threshold(worse[:, j][np.isfinite(worse[:, j])], cut)
+        t = _upper_threshold(columns[j], cut)
         out.append(-t if SLIS[key].direction == BELOW else t)
     return out
+
+
+def _alarms(worse: F64, columns: dict[int, F64], cut: float) -> int:
+    """Null windows on which any SLI is strictly past its threshold at p-value ``cut``."""
+    hit = np.zeros(worse.shape[0], dtype=bool)
+    for j, srt in columns.items():
+        hit |= worse[:, j] > _upper_threshold(srt, cut)  # NaN never alarms
+    return int(np.count_nonzero(hit))
 
 
 def _oriented(values: F64, key: str) -> F64:
@@ -603,18 +648,27 @@ def _oriented(values: F64, key: str) -> F64:
     return -values if SLIS[key].direction == BELOW else values
 
 
-def _level_cut(min_p: F64, level: float) -> float:
-    """Largest p-value cut at which at most ``level`` of the windows alarm."""
-    finite = np.sort(min_p[np.isfinite(min_p)])
+def _level_cut(min_p: F64, level: float, alarms: Callable[[float], int]) -> float:
+    """Largest p-value cut whose thresholds alarm on at most ``level`` of the windows.
+
+    ``alarms(c)`` counts the windows the thresholds at cut ``c`` alarm on; it grows with
+    ``c``, so the candidates (the windows' smallest p-values) are searched by bisection.
+    """
+    finite = np.unique(min_p[np.isfinite(min_p)])
     if finite.size == 0:
         return level
     allowed = math.floor(level * min_p.shape[0])
-    if allowed <= 0:
-        return float(finite[0]) * 0.5  # below every observed p-value: the fitted tail decides
-    # p-values tie: keep the cut where the count of windows at or below it fits.
-    candidates = np.unique(finite)
-    fits = [c for c in candidates if np.count_nonzero(finite <= c) <= allowed]
-    return float(fits[-1]) if fits else float(finite[0]) * 0.5
+    fallback = float(finite[0]) * 0.5  # below every observed p-value: the fitted tail decides
+    if allowed <= 0 or alarms(float(finite[0])) > allowed:
+        return fallback
+    lo, hi = 0, finite.size - 1  # alarms(finite[lo]) fits; find the last candidate that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if alarms(float(finite[mid])) <= allowed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return float(finite[lo])
 
 
 def _upper_threshold(values: F64, p: float) -> float:
@@ -640,18 +694,30 @@ def _upper_threshold(values: F64, p: float) -> float:
 def _silhouette_thresholds(
     pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator
 ) -> F64:
-    """Lower silhouette thresholds by size: exact within small null windows, where the
-    minimum over clusters of few distances biases the window's silhouette low; from
-    per-point silhouettes in larger ones, where that bias is negligible."""
+    """Lower silhouette thresholds by size: exact within null windows up to
+    EXACT_SILHOUETTE rows; beyond, each block's silhouette plus a window's own noise.
+
+    A window's silhouette is exact within the window: each point's mean distances come
+    from the window's few points per cluster, which makes it vary about twice as much as
+    a mean of per-point silhouettes measured against the reference. That noise is
+    measured on exact null windows of EXACT_SILHOUETTE rows (less the variance between
+    blocks) and scaled as 1/n to larger windows.
+    """
     out = np.full(grid.shape[0], np.nan)
     if pool.sil is None:
         return out
+    noise = math.nan
     for g, n in enumerate(grid):
         if n <= EXACT_SILHOUETTE:
             values = _exact_silhouettes(pool, int(n), rng)
         else:
+            if math.isnan(noise):
+                exact = _exact_silhouettes(pool, EXACT_SILHOUETTE, rng)
+                exact = exact[np.isfinite(exact)]
+                spread = float(np.var(exact, ddof=1)) if exact.shape[0] > 1 else 0.0
+                noise = max(0.0, spread - pool.sil_between)
             blocks, _ = _draw_rows(pool, 1, MIN_DRAWS, rng)
-            values = _silhouette_means(pool, blocks, int(n), rng)
+            values = _silhouette_means(pool, blocks, int(n), noise, rng)
         values = values[np.isfinite(values)]
         if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
             out[g] = -_upper_threshold(-values, level)
@@ -703,8 +769,8 @@ def _refit_thresholds(
     few hundred values is extrapolated twice, by a log-normal fitted to all of them and
     by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
     windows need: a cluster with a handful of points swings far), and the larger is
-    kept. Between sizes log-log interpolation; beyond the largest refitted size its
-    value (both only shrink with n).
+    kept. Between sizes linear in 1/sqrt(n) (``_interpolate_root``); beyond the largest
+    refitted size its value (both only shrink with n).
     """
     k, d = C.shape
     fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
@@ -724,7 +790,7 @@ def _refit_thresholds(
             logs = np.log(np.maximum(finite, 1e-12))
             lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
             fitted[key][g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
-    return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
+    return {key: _interpolate_root(grid, fitted[key]) for key in _REFITTED}
 
 
 def _warm_refit(wm: float) -> Refit:
@@ -752,16 +818,26 @@ def _refits(
     return out
 
 
-def _interpolate_log(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
+def _interpolate_root(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
+    """Thresholds at every size from those at the refitted sizes: linear in 1/sqrt(n).
+
+    A refitted centre moves about its place by noise of order 1/sqrt(n), plus what
+    varies between windows (a constant), and the gain of a split tends to a constant
+    (splitting a Gaussian cluster saves a fixed share) plus noise of that order: both
+    are nearly straight lines in 1/sqrt(n). Log-log interpolation, which assumes a pure
+    power of n, put the split gain's threshold at 500 rows above what refits at 500
+    rows give (0.142 against 0.135 in docs/benchmarks.md's mixture).
+    """
     out = np.full(grid.shape[0], np.nan)
     if not fitted:
         return out
-    xs = np.log(grid[sorted(fitted)].astype(np.float64))
-    ys = np.log([fitted[g] for g in sorted(fitted)])
+    order = sorted(fitted, reverse=True)  # largest size first: 1/sqrt(n) ascending
+    xs = 1.0 / np.sqrt(grid[order].astype(np.float64))
+    ys = np.asarray([fitted[g] for g in order])
     for g, n in enumerate(grid):
         if n < int(grid[min(fitted)]):
             continue  # below the smallest refittable size the drift stays undefined
-        out[g] = float(np.exp(np.interp(np.log(float(n)), xs, ys)))
+        out[g] = float(np.interp(1.0 / math.sqrt(float(n)), xs, ys))
     return out
 
 

@@ -17,6 +17,8 @@ import pytest
 from monitor import slis as S
 from monitor.core.calibration import (
     CALIBRATABLE,
+    _family_thresholds,
+    _interpolate_root,
     block_phases,
     calibrate,
     threshold_at,
@@ -262,3 +264,58 @@ def test_bad_parameters_are_named(reference: Reference, change: dict, message: s
             reference.X, kw.pop("block"), reference.centers, reference.bins, reference.outliers,
             starts=[0.0], ends=[1.0], **kw,  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+def test_the_family_spends_its_share_where_an_sli_is_discrete() -> None:
+    """Beyond the resolution of the draws each threshold comes from a fitted tail, and a
+    count of outliers ties: thresholds then alarm on fewer null windows than their
+    p-values say. The cut is chosen by the alarms themselves, so the family spends its
+    share (counting p-values instead, these five draws alarmed on 15, 10, 19, 11 and 7
+    windows of the 18 allowed)."""
+    draws, level = 3000, 0.006
+    keys = [S.FEATURE_PSI_MAX, S.LABEL_PSI, S.OUTLIER_RATIO]
+    allowed = int(level * draws)
+    counts = []
+    for seed in range(11, 16):
+        rng = np.random.default_rng(seed)
+        samples = np.column_stack(
+            [
+                rng.gamma(2.0, size=draws),
+                rng.gamma(3.0, size=draws),
+                rng.poisson(5.0, size=draws) / 500.0,  # outliers among 500 rows
+            ]
+        )
+        thresholds = np.asarray(_family_thresholds(samples, keys, level))
+        counts.append(int((samples > thresholds[None, :]).any(axis=1).sum()))
+    assert max(counts) <= allowed, counts
+    assert np.mean(counts) >= 0.85 * allowed, counts
+
+
+def test_the_silhouette_null_of_large_windows_spreads_as_fresh_windows_do(
+    reference: Reference,
+) -> None:
+    """Beyond EXACT_SILHOUETTE rows the null adds a window's own noise to its block's
+    silhouette: its threshold sits as many standard deviations below the mean as the
+    rate asks, measured on fresh windows' exact silhouettes."""
+    n = 1200
+    table = table_of(reference, [n], keys=[S.SILHOUETTE])
+    threshold = threshold_at(table, n)[S.SILHOUETTE]
+    assert threshold is not None
+    rng = np.random.default_rng(12)
+    fresh = []
+    for _ in range(150):
+        W = draw(rng, n)
+        labels, _ = assign_labels(W, reference.centers)
+        fresh.append(silhouette_sampled(W, labels, sample_size=n, random_state=0).score)
+    mean, sd = float(np.mean(fresh)), float(np.std(fresh, ddof=1))
+    # One SLI at rate ALPHA: z = 1.645; 150 windows estimate sd to about 6 %.
+    assert 1.645 * 0.75 <= (mean - threshold) / sd <= 1.645 * 1.25, (mean, sd, threshold)
+
+
+def test_refitted_thresholds_are_interpolated_linearly_in_one_over_root_n() -> None:
+    grid = np.array([50, 100, 200, 400, 800])
+    law = {g: 0.09 + 0.7 / np.sqrt(grid[g]) for g in (0, 4)}  # a constant plus noise
+    column = _interpolate_root(grid, law)
+    np.testing.assert_allclose(column, 0.09 + 0.7 / np.sqrt(grid), rtol=1e-12)
+    below = _interpolate_root(grid, {2: 1.0, 4: 0.5})
+    assert np.isnan(below[:2]).all() and below[2] == 1.0  # undefined below the smallest
