@@ -763,19 +763,21 @@ def _refit_thresholds(
 ) -> dict[str, F64]:
     """Centroid drift and split gain thresholds from refits (``refit``) of null windows.
 
-    At up to three sizes (the smallest, the middle and the largest the budget affords),
-    ``n_fits`` refits each (up to twice as many where refits are cheap); each gives a
-    centroid drift and, from the refitted centres, a split gain. The far quantile of a
+    At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
+    as the budget affords), ``n_fits`` refits each (up
+    to twice as many where refits are cheap); each gives a centroid drift and, from the
+    refitted centres, a split gain. The far quantile of a
     few hundred values is extrapolated twice, by a log-normal fitted to all of them and
     by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
     windows need: a cluster with a handful of points swings far), and the larger is
-    kept. Between sizes linear in 1/sqrt(n) (``_interpolate_root``); beyond the largest
-    refitted size its value (both only shrink with n).
+    kept. Between sizes log-log interpolation; beyond the largest refitted size its
+    value (both only shrink with n).
     """
     k, d = C.shape
     fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
     spent = 0.0
-    for g in sorted({0, grid.shape[0] // 2, grid.shape[0] - 1}):
+    bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
+    for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits * (1 + drift.SPLIT_SEEDS)  # ~20 iterations
         if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
@@ -790,7 +792,23 @@ def _refit_thresholds(
             logs = np.log(np.maximum(finite, 1e-12))
             lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
             fitted[key][g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
-    return {key: _interpolate_root(grid, fitted[key]) for key in _REFITTED}
+    return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
+
+
+def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
+    """Indices of the grid sizes refitted: the smallest, the largest up to ``largest``
+    rows, and the one halfway between them in log size.
+
+    With a one-window reference (a retrained candidate's) ``largest`` is the window's
+    rows: null windows beyond it are its rows drawn again with replacement, the dearest
+    refits and the least telling, for sizes a run rarely has (they take its value).
+    """
+    top = max(0, int(np.searchsorted(grid, largest, side="right")) - 1)
+    if top == 0:
+        return [0]
+    logs = np.log(grid[: top + 1].astype(np.float64))
+    mid = int(np.argmin(np.abs(logs - (logs[0] + logs[-1]) / 2)))
+    return sorted({0, mid, top})
 
 
 def _warm_refit(wm: float) -> Refit:
@@ -818,26 +836,16 @@ def _refits(
     return out
 
 
-def _interpolate_root(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
-    """Thresholds at every size from those at the refitted sizes: linear in 1/sqrt(n).
-
-    A refitted centre moves about its place by noise of order 1/sqrt(n), plus what
-    varies between windows (a constant), and the gain of a split tends to a constant
-    (splitting a Gaussian cluster saves a fixed share) plus noise of that order: both
-    are nearly straight lines in 1/sqrt(n). Log-log interpolation, which assumes a pure
-    power of n, put the split gain's threshold at 500 rows above what refits at 500
-    rows give (0.142 against 0.135 in docs/benchmarks.md's mixture).
-    """
+def _interpolate_log(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
     out = np.full(grid.shape[0], np.nan)
     if not fitted:
         return out
-    order = sorted(fitted, reverse=True)  # largest size first: 1/sqrt(n) ascending
-    xs = 1.0 / np.sqrt(grid[order].astype(np.float64))
-    ys = np.asarray([fitted[g] for g in order])
+    xs = np.log(grid[sorted(fitted)].astype(np.float64))
+    ys = np.log([fitted[g] for g in sorted(fitted)])
     for g, n in enumerate(grid):
         if n < int(grid[min(fitted)]):
             continue  # below the smallest refittable size the drift stays undefined
-        out[g] = float(np.interp(1.0 / math.sqrt(float(n)), xs, ys))
+        out[g] = float(np.exp(np.interp(np.log(float(n)), xs, ys)))
     return out
 
 

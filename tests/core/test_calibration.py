@@ -18,7 +18,7 @@ from monitor import slis as S
 from monitor.core.calibration import (
     CALIBRATABLE,
     _family_thresholds,
-    _interpolate_root,
+    _refit_sizes,
     block_phases,
     calibrate,
     threshold_at,
@@ -312,10 +312,16 @@ def test_the_silhouette_null_of_large_windows_spreads_as_fresh_windows_do(
     assert 1.645 * 0.75 <= (mean - threshold) / sd <= 1.645 * 1.25, (mean, sd, threshold)
 
 
-def test_refitted_thresholds_are_interpolated_linearly_in_one_over_root_n() -> None:
-    grid = np.array([50, 100, 200, 400, 800])
-    law = {g: 0.09 + 0.7 / np.sqrt(grid[g]) for g in (0, 4)}  # a constant plus noise
-    column = _interpolate_root(grid, law)
-    np.testing.assert_allclose(column, 0.09 + 0.7 / np.sqrt(grid), rtol=1e-12)
-    below = _interpolate_root(grid, {2: 1.0, 4: 0.5})
-    assert np.isnan(below[:2]).all() and below[2] == 1.0  # undefined below the smallest
+@pytest.mark.parametrize(
+    ("grid", "window", "refitted"),
+    [
+        ([100, 200, 400, 800, 1600, 2000, 3200, 4000], 2000, [100, 400, 2000]),
+        ([50, 100, 200, 400, 800, 1600, 3200, 5000], 5000, [50, 400, 5000]),
+        ([100, 200, 400], 50, [100]),  # a window smaller than every size: the smallest
+    ],
+)
+def test_refits_stop_at_the_largest_size_asked(
+    grid: list[int], window: int, refitted: list[int]
+) -> None:
+    sizes = np.asarray(grid)
+    assert [int(sizes[g]) for g in _refit_sizes(sizes, window)] == refitted
