@@ -783,7 +783,10 @@ def _refit_thresholds(
         if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
-        count = int(min(2 * n_fits, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
+        # More refits where they are cheap; not for a one-window (bootstrapped) null, which
+        # a retrained candidate recomputes on every drifting window.
+        most = n_fits if bootstrapped else 2 * n_fits
+        count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
         values = _refits(pool, C, n, count, rng, wm, refit)
         for key, column in values.items():
             finite = column[np.isfinite(column)]
