@@ -716,7 +716,10 @@ def _silhouette_thresholds(
                 exact = exact[np.isfinite(exact)]
                 spread = float(np.var(exact, ddof=1)) if exact.shape[0] > 1 else 0.0
                 noise = max(0.0, spread - pool.sil_between)
-            blocks, _ = _draw_rows(pool, 1, MIN_DRAWS, rng)
+            # Cheap draws: enough for the empirical quantile, not a fitted tail (an
+            # exponential tail put on a normal one sets the threshold too far out).
+            draws = max(MIN_DRAWS, math.ceil(2 * MIN_TAIL / level))
+            blocks, _ = _draw_rows(pool, 1, draws, rng)
             values = _silhouette_means(pool, blocks, int(n), noise, rng)
         values = values[np.isfinite(values)]
         if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
