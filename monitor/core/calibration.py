@@ -122,8 +122,6 @@ class _Pool:
     sil: F64 | None  # (S,) silhouette of the measured rows, grouped by block
     sil_first: Int  # (b,)
     sil_length: Int  # (b,)
-    sil_centre: F64  # (b,) each block's silhouette, shrunk to the spread between blocks
-    sil_between: float  # the variance of the blocks' true silhouettes (method of moments)
     k: int
 
 
@@ -334,7 +332,6 @@ def _prepare(
     if phases is None:
         ref_centers = np.broadcast_to(C, ref_centers.shape).copy()
     sil, sil_first, sil_length = _silhouettes(X, labels, C, first, length, keys, rng, wm)
-    sil_centre, sil_between = _block_centres(sil, sil_length)
     return _Pool(
         X=X,
         labels=labels,
@@ -352,8 +349,6 @@ def _prepare(
         sil=sil,
         sil_first=sil_first,
         sil_length=sil_length,
-        sil_centre=sil_centre,
-        sil_between=sil_between,
         k=k,
     )
 
@@ -441,35 +436,6 @@ def _silhouettes(
     return sil, sil_first, take.astype(np.intp)
 
 
-def _block_centres(sil: F64 | None, length: Int) -> tuple[F64, float]:
-    """Each block's mean silhouette (``sil``: its measured rows, grouped by block) shrunk
-    towards the period's, so that the centres spread as the blocks' true means do and not
-    as means of a few measured rows do; and the variance of those true means.
-
-    A block has only ``SILHOUETTE_ROWS / b`` measured rows (tens, for a day of windows):
-    the variance of their mean is the between-block variance plus the within-block
-    variance over that count, which dwarfs a window of hundreds of rows. The method of
-    moments splits the two, and the centres keep only the first.
-    """
-    b = length.shape[0]
-    if sil is None:
-        return np.zeros(b), 0.0
-    block_of = np.repeat(np.arange(b), length)
-    sums = np.bincount(block_of, weights=sil, minlength=b)
-    means = np.where(length > 0, sums / np.maximum(length, 1), 0.0)
-    measured = np.flatnonzero(length > 1)
-    if measured.size == 0:
-        return means, 0.0
-    squares = np.bincount(block_of, weights=sil * sil, minlength=b)
-    m = length[measured].astype(np.float64)
-    within = (squares[measured] - m * means[measured] ** 2) / (m - 1)  # unbiased, per block
-    grand = float(np.average(means[measured], weights=m))
-    spread = float(np.var(means[measured], ddof=1)) if measured.size > 1 else 0.0
-    between = max(0.0, spread - float(np.mean(np.maximum(within, 0.0) / m)))
-    shrink = math.sqrt(between / spread) if spread > 0 else 0.0
-    return np.where(length > 0, grand + shrink * (means - grand), 0.0), between
-
-
 def _sq_dist(A: F64, B: F64) -> F64:
     out: F64 = (A * A).sum(axis=1)[:, None] - 2.0 * (A @ B.T) + (B * B).sum(axis=1)[None, :]
     return out
@@ -553,6 +519,8 @@ def _window_slis(
             out[:, j] = pool.flags[rows].mean(axis=1)
         elif key == EMPTY_CLUSTERS:
             out[:, j] = (counts == 0).sum(axis=1)
+        elif key == SILHOUETTE:
+            out[:, j] = _silhouette_means(pool, blocks, n, rng)
     return out
 
 
@@ -588,17 +556,15 @@ def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generat
     return best
 
 
-def _silhouette_means(
-    pool: _Pool, blocks: Int, n: int, noise: float, rng: np.random.Generator
-) -> F64:
-    """The silhouette of null windows of ``n`` rows starting at ``blocks``: the block's
-    centre plus the window's own noise, normal with variance ``noise`` at
-    EXACT_SILHOUETTE rows and falling as 1/n (a mean over n points; measured: its
-    standard deviation halves from 500 to 2,000 rows).
-    """
-    scale = math.sqrt(noise * EXACT_SILHOUETTE / min(n, SILHOUETTE_WINDOW))
-    values = pool.sil_centre[blocks] + scale * rng.standard_normal(blocks.shape[0])
-    return np.where(pool.sil_length[blocks] > 0, values, np.nan)
+def _silhouette_means(pool: _Pool, blocks: Int, n: int, rng: np.random.Generator) -> F64:
+    if pool.sil is None:
+        return np.full(blocks.shape[0], np.nan)
+    length = pool.sil_length[blocks]
+    picks = pool.sil_first[blocks][:, None] + (
+        rng.random((blocks.shape[0], min(n, SILHOUETTE_WINDOW))) * length[:, None]
+    ).astype(np.intp)
+    means = pool.sil[picks].mean(axis=1)
+    return np.where(length > 0, means, np.nan)
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -694,33 +660,18 @@ def _upper_threshold(values: F64, p: float) -> float:
 def _silhouette_thresholds(
     pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator
 ) -> F64:
-    """Lower silhouette thresholds by size: exact within null windows up to
-    EXACT_SILHOUETTE rows; beyond, each block's silhouette plus a window's own noise.
-
-    A window's silhouette is exact within the window: each point's mean distances come
-    from the window's few points per cluster, which makes it vary about twice as much as
-    a mean of per-point silhouettes measured against the reference. That noise is
-    measured on exact null windows of EXACT_SILHOUETTE rows (less the variance between
-    blocks) and scaled as 1/n to larger windows.
-    """
+    """Lower silhouette thresholds by size: exact within small null windows, where the
+    minimum over clusters of few distances biases the window's silhouette low; from
+    per-point silhouettes in larger ones, where that bias is negligible."""
     out = np.full(grid.shape[0], np.nan)
     if pool.sil is None:
         return out
-    noise = math.nan
     for g, n in enumerate(grid):
         if n <= EXACT_SILHOUETTE:
             values = _exact_silhouettes(pool, int(n), rng)
         else:
-            if math.isnan(noise):
-                exact = _exact_silhouettes(pool, EXACT_SILHOUETTE, rng)
-                exact = exact[np.isfinite(exact)]
-                spread = float(np.var(exact, ddof=1)) if exact.shape[0] > 1 else 0.0
-                noise = max(0.0, spread - pool.sil_between)
-            # Cheap draws: enough for the empirical quantile, not a fitted tail (an
-            # exponential tail put on a normal one sets the threshold too far out).
-            draws = max(MIN_DRAWS, math.ceil(2 * MIN_TAIL / level))
-            blocks, _ = _draw_rows(pool, 1, draws, rng)
-            values = _silhouette_means(pool, blocks, int(n), noise, rng)
+            blocks, _ = _draw_rows(pool, 1, MIN_DRAWS, rng)
+            values = _silhouette_means(pool, blocks, int(n), rng)
         values = values[np.isfinite(values)]
         if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
             out[g] = -_upper_threshold(-values, level)
