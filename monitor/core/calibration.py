@@ -574,28 +574,39 @@ def _family_thresholds(samples: F64, keys: list[str], level: float) -> list[floa
     """Thresholds that together alarm on at most ``level`` of the null windows (min-p).
 
     Each SLI's null p-value of a window is the share of null windows at least as bad;
-    the family alarms when the smallest p-value of a window is at most ``c``, with
-    ``c`` the largest value for which that happens on at most ``level`` of the windows.
-    Each threshold is then the SLI's value at p-value ``c``.
+    the family alarms when the smallest p-value of a window is at most ``c``, and each
+    threshold is the SLI's value at p-value ``c``. ``c`` is the largest cut at which
+    the thresholds themselves (strictly above alarms) alarm on at most ``level`` of the
+    null windows: counting the alarms, not the p-values, spends the whole share where an
+    SLI is discrete (an outlier count, ties) and its threshold sits on a tied value.
     """
     worse = np.column_stack([_oriented(samples[:, j], key) for j, key in enumerate(keys)])
     defined = np.mean(np.isfinite(worse), axis=0) >= 0.5
     pvals = np.full(worse.shape, np.inf)
+    columns: dict[int, F64] = {}
     for j in map(int, np.flatnonzero(defined)):
         col = worse[:, j]
         ok = np.isfinite(col)
         srt = np.sort(col[ok])
+        columns[j] = srt
         pvals[ok, j] = (srt.shape[0] - np.searchsorted(srt, col[ok], side="left")) / srt.shape[0]
-    min_p = pvals.min(axis=1)
-    cut = _level_cut(min_p, level)
+    cut = _level_cut(pvals.min(axis=1), level, lambda c: _alarms(worse, columns, c))
     out = []
     for j, key in enumerate(keys):
         if not defined[j]:
             out.append(math.nan)
             continue
-        t = _upper_threshold(worse[:, j][np.isfinite(worse[:, j])], cut)
+        t = _upper_threshold(columns[j], cut)
         out.append(-t if SLIS[key].direction == BELOW else t)
     return out
+
+
+def _alarms(worse: F64, columns: dict[int, F64], cut: float) -> int:
+    """Null windows on which any SLI is strictly past its threshold at p-value ``cut``."""
+    hit = np.zeros(worse.shape[0], dtype=bool)
+    for j, srt in columns.items():
+        hit |= worse[:, j] > _upper_threshold(srt, cut)  # NaN never alarms
+    return int(np.count_nonzero(hit))
 
 
 def _oriented(values: F64, key: str) -> F64:
@@ -603,18 +614,27 @@ def _oriented(values: F64, key: str) -> F64:
     return -values if SLIS[key].direction == BELOW else values
 
 
-def _level_cut(min_p: F64, level: float) -> float:
-    """Largest p-value cut at which at most ``level`` of the windows alarm."""
-    finite = np.sort(min_p[np.isfinite(min_p)])
+def _level_cut(min_p: F64, level: float, alarms: Callable[[float], int]) -> float:
+    """Largest p-value cut whose thresholds alarm on at most ``level`` of the windows.
+
+    ``alarms(c)`` counts the windows the thresholds at cut ``c`` alarm on; it grows with
+    ``c``, so the candidates (the windows' smallest p-values) are searched by bisection.
+    """
+    finite = np.unique(min_p[np.isfinite(min_p)])
     if finite.size == 0:
         return level
     allowed = math.floor(level * min_p.shape[0])
-    if allowed <= 0:
-        return float(finite[0]) * 0.5  # below every observed p-value: the fitted tail decides
-    # p-values tie: keep the cut where the count of windows at or below it fits.
-    candidates = np.unique(finite)
-    fits = [c for c in candidates if np.count_nonzero(finite <= c) <= allowed]
-    return float(fits[-1]) if fits else float(finite[0]) * 0.5
+    fallback = float(finite[0]) * 0.5  # below every observed p-value: the fitted tail decides
+    if allowed <= 0 or alarms(float(finite[0])) > allowed:
+        return fallback
+    lo, hi = 0, finite.size - 1  # alarms(finite[lo]) fits; find the last candidate that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if alarms(float(finite[mid])) <= allowed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return float(finite[lo])
 
 
 def _upper_threshold(values: F64, p: float) -> float:
@@ -697,9 +717,10 @@ def _refit_thresholds(
 ) -> dict[str, F64]:
     """Centroid drift and split gain thresholds from refits (``refit``) of null windows.
 
-    At up to three sizes (the smallest, the middle and the largest the budget affords),
-    ``n_fits`` refits each (up to twice as many where refits are cheap); each gives a
-    centroid drift and, from the refitted centres, a split gain. The far quantile of a
+    At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
+    as the budget affords), ``n_fits`` refits each (up
+    to twice as many where refits are cheap); each gives a centroid drift and, from the
+    refitted centres, a split gain. The far quantile of a
     few hundred values is extrapolated twice, by a log-normal fitted to all of them and
     by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
     windows need: a cluster with a handful of points swings far), and the larger is
@@ -709,13 +730,17 @@ def _refit_thresholds(
     k, d = C.shape
     fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
     spent = 0.0
-    for g in sorted({0, grid.shape[0] // 2, grid.shape[0] - 1}):
+    bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
+    for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits * (1 + drift.SPLIT_SEEDS)  # ~20 iterations
         if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
-        count = int(min(2 * n_fits, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
+        # More refits where they are cheap; not for a one-window (bootstrapped) null, which
+        # a retrained candidate recomputes on every drifting window.
+        most = n_fits if bootstrapped else 2 * n_fits
+        count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
         values = _refits(pool, C, n, count, rng, wm, refit)
         for key, column in values.items():
             finite = column[np.isfinite(column)]
@@ -725,6 +750,22 @@ def _refit_thresholds(
             lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
             fitted[key][g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
     return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
+
+
+def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
+    """Indices of the grid sizes refitted: the smallest, the largest up to ``largest``
+    rows, and the one halfway between them in log size.
+
+    With a one-window reference (a retrained candidate's) ``largest`` is the window's
+    rows: null windows beyond it are its rows drawn again with replacement, the dearest
+    refits and the least telling, for sizes a run rarely has (they take its value).
+    """
+    top = max(0, int(np.searchsorted(grid, largest, side="right")) - 1)
+    if top == 0:
+        return [0]
+    logs = np.log(grid[: top + 1].astype(np.float64))
+    mid = int(np.argmin(np.abs(logs - (logs[0] + logs[-1]) / 2)))
+    return sorted({0, mid, top})
 
 
 def _warm_refit(wm: float) -> Refit:

@@ -242,15 +242,21 @@ def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[s
 
 def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     """Window sizes to calibrate at: doubling from the smallest a run accepts to twice the
-    largest reference window (runs outside take the nearest end)."""
+    largest reference window, and that window's own size (runs outside take the nearest
+    end).
+
+    A run usually has about a reference window's rows: calibrated at that size, its
+    thresholds need no interpolation, and the refits stop there (beyond it they would
+    be dearest and least used).
+    """
     k_max = model.k.max if isinstance(model.k, KRange) else model.k
     low = max(2, model.validation.min_rows, k_max)
-    rows = np.bincount(ref.block, minlength=ref.n_windows)
-    high = max(low, 2 * int(rows.max()))
+    window = int(np.bincount(ref.block, minlength=ref.n_windows).max())
+    high = max(low, 2 * window)
     sizes = [low]
     while sizes[-1] < high:
         sizes.append(min(high, sizes[-1] * 2))
-    return sizes
+    return sorted(set(sizes) | ({window} if window > low else set()))
 
 
 def _calibrated(

@@ -17,6 +17,8 @@ import pytest
 from monitor import slis as S
 from monitor.core.calibration import (
     CALIBRATABLE,
+    _family_thresholds,
+    _refit_sizes,
     block_phases,
     calibrate,
     threshold_at,
@@ -262,3 +264,43 @@ def test_bad_parameters_are_named(reference: Reference, change: dict, message: s
             reference.X, kw.pop("block"), reference.centers, reference.bins, reference.outliers,
             starts=[0.0], ends=[1.0], **kw,  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+def test_the_family_spends_its_share_where_an_sli_is_discrete() -> None:
+    """Beyond the resolution of the draws each threshold comes from a fitted tail, and a
+    count of outliers ties: thresholds then alarm on fewer null windows than their
+    p-values say. The cut is chosen by the alarms themselves, so the family spends its
+    share (counting p-values instead, these five draws alarmed on 15, 10, 19, 11 and 7
+    windows of the 18 allowed)."""
+    draws, level = 3000, 0.006
+    keys = [S.FEATURE_PSI_MAX, S.LABEL_PSI, S.OUTLIER_RATIO]
+    allowed = int(level * draws)
+    counts = []
+    for seed in range(11, 16):
+        rng = np.random.default_rng(seed)
+        samples = np.column_stack(
+            [
+                rng.gamma(2.0, size=draws),
+                rng.gamma(3.0, size=draws),
+                rng.poisson(5.0, size=draws) / 500.0,  # outliers among 500 rows
+            ]
+        )
+        thresholds = np.asarray(_family_thresholds(samples, keys, level))
+        counts.append(int((samples > thresholds[None, :]).any(axis=1).sum()))
+    assert max(counts) <= allowed, counts
+    assert np.mean(counts) >= 0.85 * allowed, counts
+
+
+@pytest.mark.parametrize(
+    ("grid", "window", "refitted"),
+    [
+        ([100, 200, 400, 800, 1600, 2000, 3200, 4000], 2000, [100, 400, 2000]),
+        ([50, 100, 200, 400, 800, 1600, 3200, 5000], 5000, [50, 400, 5000]),
+        ([100, 200, 400], 50, [100]),  # a window smaller than every size: the smallest
+    ],
+)
+def test_refits_stop_at_the_largest_size_asked(
+    grid: list[int], window: int, refitted: list[int]
+) -> None:
+    sizes = np.asarray(grid)
+    assert [int(sizes[g]) for g in _refit_sizes(sizes, window)] == refitted

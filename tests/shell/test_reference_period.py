@@ -62,6 +62,8 @@ def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
     assert snap.reference_windows.values.shape[0] == 24
     assert (snap.reference_windows.rows == 300).all()
     assert snap.null is not None and snap.null.sizes[0] == 100  # validation.min_rows
+    # Doubling to twice a reference window's rows, and that window's own size (300).
+    assert list(snap.null.sizes) == [100, 200, 300, 400, 600]
     # The first evaluation reports this window, scored by the new model.
     assert ev.n_rows == 300 and ev.window_start == NOW - 3600
 
