@@ -142,4 +142,11 @@ models:
         main, ["history", "orders", "--state-dir", str(tmp_path / "state"), "--json"]
     )
     assert history.exit_code == 0 and len(json.loads(history.stdout)["runs"]) == 2
+    # A retrain by hand trains on the cluster as well, and waits for approval.
+    retrained = runner.invoke(main, ["snapshots", "retrain", "orders", "--config", str(config)])
+    assert retrained.exit_code == 0, retrained.output
+    listing = runner.invoke(
+        main, ["snapshots", "list", "orders", "--state-dir", str(tmp_path / "state")]
+    )
+    assert "pending" in listing.output
     assert spark.sparkContext._jsc is not None  # the CLI left the shared session running
