@@ -157,23 +157,29 @@ def test_rows_kept_in_spark_never_reach_the_driver(
 def test_a_reference_beyond_its_sample_is_fitted_on_every_row(
     spark: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Seeds on the sample, then Lloyd on the cluster: the centres are every row's means."""
-    monkeypatch.setattr(train, "TRAINING_ROWS", 500)
-    m = model(thresholds={"mode": "calibrated", "calibration_refits": 1})
-    X = blobs(20_000, np.vstack([CENTERS, CENTERS + 1.2]), seed=4, scale=0.9)
+    """Seeds on the sample, then Lloyd on the cluster: the centres are every row's means.
+
+    A reference period of three windows, each of 5 000 rows, sampled to 300 rows.
+    """
+    monkeypatch.setattr(train, "TRAINING_ROWS", 300)
+    m = model(
+        thresholds={"mode": "calibrated", "calibration_refits": 1}, reference={"window": "30m"}
+    )
+    X = blobs(5000, np.vstack([CENTERS, CENTERS + 1.2]), seed=4, scale=0.9)
     engine = SparkEngine(SparkSettings(), spark=spark)
     src = RemoteSource(spark, lambda s, e: X, partitions=4)
-    evaluation, snap = evaluate(m, src, MemoryStore(), MemoryHistory(), 600.0, engine=engine)
-    assert snap.n_rows == evaluation.n_rows == 20_000 and snap.null is not None
-    # The calibration's window sizes follow the window's rows, not the sample's.
-    assert snap.null.sizes[-1] == 40_000
+    evaluation, snap = evaluate(m, src, MemoryStore(), MemoryHistory(), 1800.0, engine=engine)
+    assert evaluation.n_rows == 5000 and snap.n_rows == 15_000 and snap.null is not None
+    # The calibration's window sizes follow the windows' rows, not the sample's.
+    assert snap.null.sizes[-1] == 10_000
+    assert snap.reference_windows is not None and snap.reference_windows.starts.shape == (3,)
     Xs = prepare(X, snap.scaler, snap.metric)
     labels, _ = assign_labels(Xs, snap.centers)
     means = np.vstack([Xs[labels == j].mean(axis=0) for j in range(snap.k)])
     # Lloyd stopped at a shift of at most tol x the mean variance: within 1e-2 of a
     # fixed point, where the sample's own fit is off by far more (checked below).
     np.testing.assert_allclose(snap.centers, means, atol=1e-2)
-    sample = train.one_window(Window("m", 0.0, 600.0, FEATURES, X), X[:500])
+    sample = train.one_window(Window("m", 0.0, 600.0, FEATURES, X), X[:300])
     alone = train.train_reference(
         replace(sample), m, now=600.0, reason="initial", package_version="", working_memory_mib=64
     )
