@@ -3,7 +3,8 @@
 Run::
 
     python -m bench spark                         # 1 000 000 x 32, k = 64, local[2]
-    python -m bench spark --n 10000000 --reps 3   # the size, when time allows
+    python -m bench spark --n 10000000 --reps 3 --short 1 --long 4 --partitions 8 \
+        --driver-memory 12g                       # the size (about 13 GB of JVM)
 
 Both engines run on one SparkSession (``--master``, default ``local[2]``) over the same
 cached data, generated on the executors (overlapping Gaussian blobs, float64, one
@@ -27,6 +28,7 @@ import argparse
 import json
 import re
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             short = _timed(lambda fit=fit: fit(args.short))
             long = _timed(lambda fit=fit: fit(args.long))
             per_iter[name].append((long - short) / (args.long - args.short))
+            # A long run's figures so far, so that a run cut short still reports them.
+            print(f"{name}: {per_iter[name][-1]:.2f} s / iteration", file=sys.stderr, flush=True)
     spark.stop()
     cores = _cores(args.master)
     out: dict[str, Any] = {"n": n, "d": args.d, "k": args.k, "master": args.master}

@@ -722,6 +722,8 @@ def retrain(
     state_dir = Path(settings.daemon.state_dir)
     store = store or open_store(state_dir, settings.store)
     src = source or SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+    # A Spark model trains on the cluster here too (rows of a spark source stay there).
+    engine = spark_engine(m.spark, model=m.name) if m.engine == "spark" else None
     try:
         try:
             parent: Snapshot | None = store.load(name)
@@ -731,7 +733,7 @@ def retrain(
         start, end = m.reference.span(now)
         if on_start is not None:
             on_start(start, end)
-        ref = read_reference(src, m, now, src.read_window(end - m.window, end))
+        ref = read_reference(src, m, now, src.read_window(end - m.window, end), engine)
         snap = train_reference(
             ref,
             m,
@@ -740,8 +742,11 @@ def retrain(
             package_version=__version__,
             working_memory_mib=settings.daemon.working_memory_mib,
             parent=parent,
+            engine=engine,
         )
     finally:
+        if engine is not None:
+            engine.close()
         if source is None:
             src.close()
     state = "live" if live or parent is None else "pending"

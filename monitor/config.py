@@ -738,6 +738,21 @@ def _parse_model(
     )
 
 
+def _one_spark_session(models: list[ModelSettings]) -> list[str]:
+    """Spark allows one session per process, configured by the first model that starts
+    it: a model asking for another master or other properties would silently get the
+    first one's, so that is a problem of the file."""
+    spark = [m for m in models if m.engine == "spark"]
+    return [
+        f"models[{m.name}].spark: must equal models[{spark[0].name}].spark (one Spark session "
+        f"per process: the same master and conf for every model with engine: spark); got "
+        f"master {m.spark.master!r} and {len(m.spark.conf)} properties against "
+        f"{spark[0].spark.master!r} and {len(spark[0].spark.conf)}"
+        for m in spark[1:]
+        if m.spark != spark[0].spark
+    ]
+
+
 def parse(
     raw: Any, *, sources: Mapping[str, SourceKind], check_cron: CronCheck | None = None
 ) -> Settings:
@@ -771,6 +786,7 @@ def parse(
             problems.append(Problem(f"models[{i}].name", "unique", model.name).config())
         elif model is not None:
             models.append(model)
+    problems += _one_spark_session(models)
     top.finish()
     if problems:
         raise ConfigError(problems)

@@ -109,6 +109,8 @@ class WindowSampler:
     def keep(self, model: str, window: Window) -> None:
         """Keep a sample of ``window`` (rows with a NaN or infinity left out)."""
         X = np.asarray(window.X)
+        if window.remote is not None:  # rows kept in Spark: only the sample comes here
+            X = window.remote.sample(self._rows, int(window.start * 1000) % 2**32)
         if X.ndim != 2:
             X = X.reshape(0, len(window.features))
         if X.shape[0] > self._rows:

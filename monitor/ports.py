@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from monitor.checks import Problem
 from monitor.records import (
     CandidateFit,
+    CountedRows,
     Evaluation,
     ReferenceBins,
     RunFailure,
@@ -168,6 +169,8 @@ class Engine(Protocol):
 
     Without one the pipeline computes in this process (``engine: local``). An engine
     gives the same records from the same scaled rows, whatever it spreads them over.
+    Rows come as an array held here, or as ``CountedRows`` that stay on the engine
+    (a window whose ``remote`` rows the engine reads where they are).
     """
 
     @property
@@ -177,7 +180,7 @@ class Engine(Protocol):
 
     def score(
         self,
-        Xs: NDArray[np.floating[Any]],
+        Xs: NDArray[np.floating[Any]] | CountedRows,
         snapshot: Snapshot,
         *,
         seed: int,
@@ -191,14 +194,31 @@ class Engine(Protocol):
 
     def candidate(
         self,
-        Xs: NDArray[np.floating[Any]],
+        Xs: NDArray[np.floating[Any]] | CountedRows,
         live: Snapshot,
         *,
         max_iter: int,
         tol: float,
         working_memory_mib: float,
+        restarts: int = 0,
+        seed: int = 0,
     ) -> CandidateFit:
-        """Lloyd iterations on the scaled rows warm-started from the live centres."""
+        """Lloyd iterations on the scaled rows warm-started from the live centres; with
+        ``restarts``, k-means++ restarts on a sample that replace it when they do better
+        on every row (``pipeline.train.train_candidate``'s rule)."""
+        ...
+
+    def fit(
+        self,
+        Xs: NDArray[np.floating[Any]] | CountedRows,
+        init: NDArray[np.floating[Any]],
+        *,
+        max_iter: int,
+        tol: float,
+        cosine: bool,
+        working_memory_mib: float,
+    ) -> NDArray[np.floating[Any]]:
+        """Lloyd iterations over every scaled row from ``init`` (a fit on a sample)."""
         ...
 
     def close(self) -> None:

@@ -8,9 +8,9 @@ hold arrays compare by identity (``eq=False``); compare their fields instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -196,6 +196,57 @@ class ReferenceWindows:
 # --------------------------------------------------------------------------- shell
 
 
+@runtime_checkable
+class RemoteRows(Protocol):
+    """Rows that stay where an engine computes (a Spark DataFrame's partitions).
+
+    Only functions of row blocks travel to them, and only what those functions return
+    comes back, one result per block: the pipeline validates and scales such rows
+    without holding them (``monitor.pipeline.remote``).
+    """
+
+    @property
+    def engine(self) -> str:
+        """The engine that reads them (an ``Engine.name``)."""
+        ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def map_blocks(self, fn: Callable[[FloatArray], FloatArray]) -> RemoteRows:
+        """The rows that ``fn`` makes of each block (lazily, where they are)."""
+        ...
+
+    def summarise(self, fn: Callable[[FloatArray], Any]) -> list[Any]:
+        """``fn`` of each non-empty block; its results (keep them small) come back."""
+        ...
+
+    def sample(self, size: int, seed: int) -> FloatArray:
+        """At most ``size`` rows drawn uniformly without replacement, in the rows' order."""
+        ...
+
+    def concat(self, others: Sequence[RemoteRows]) -> RemoteRows:
+        """These rows followed by those of ``others`` (of the same engine)."""
+        ...
+
+    def collect(self) -> FloatArray:
+        """Every row, here: for a model whose engine cannot read them where they are."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class CountedRows:
+    """Validated rows kept on an engine, with their number (one counting pass found it)."""
+
+    rows: RemoteRows
+    n: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, features), as an array's: code that only counts reads it alike."""
+        return (self.n, self.rows.n_features)
+
+
 @dataclass(frozen=True, eq=False)
 class Window:
     """One window of telemetry for one model, columns in the model's feature order."""
@@ -206,6 +257,8 @@ class Window:
     features: tuple[str, ...]
     X: FloatArray  # (n, d), may still hold NaN/inf: the pipeline validates
     label: str = ""  # human description of the window (file name, time range)
+    # The rows when they stay where they were read (a spark source); X then holds none.
+    remote: RemoteRows | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,10 +270,26 @@ class ReferencePeriod:
     starts: FloatArray  # (b,) unix seconds
     ends: FloatArray  # (b,)
     skipped: tuple[str, ...] = ()  # windows of the period left out, each with why
+    # When the rows stay on an engine: X is a uniform sample of them (the same share of
+    # every window), ``remote`` every row and ``counts`` the rows of each window.
+    remote: CountedRows | None = None
+    counts: IntArray | None = None  # (b,)
 
     @property
     def n_windows(self) -> int:
         return int(self.starts.shape[0])
+
+    @property
+    def window_rows(self) -> IntArray:
+        """Rows in each window of the period (not of the sample)."""
+        if self.counts is not None:
+            return self.counts
+        return np.bincount(self.block, minlength=self.n_windows)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the period (not in the sample)."""
+        return int(self.remote.n if self.remote is not None else self.X.shape[0])
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,7 +394,7 @@ class Measurement:
 
     model: str
     window: Window
-    X: FloatArray  # (n, d) the validated rows, raw units
+    X: FloatArray | CountedRows  # (n, d) the validated rows, raw units (or kept on an engine)
     live: Snapshot | None
     reference: Snapshot | None
     view: WindowView

@@ -9,9 +9,10 @@ exact silhouette. The sums are those of ``monitor.core``'s ``*_from_counts`` /
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,22 +25,26 @@ from monitor import slis as S
 from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
-from monitor.core.kmeans import assign_labels, assign_two_nearest, kmeans_plusplus
+from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
 from monitor.errors import SchemaError, SourceError
 from monitor.records import (
     CandidateFit,
+    CountedRows,
     OutlierThresholds,
     ReferenceBins,
+    RemoteRows,
     Snapshot,
     WindowView,
 )
 
 __all__ = [
     "SparkEngine",
+    "SparkRows",
     "blocks_of_frame",
     "candidate_blocks",
     "lloyd",
     "read_rows",
+    "rows_of",
     "score_blocks",
     "session",
     "train_centers",
@@ -113,6 +118,90 @@ def _cluster_sums(X: NDArray[Any], labels: NDArray[Any], k: int) -> F64:
     ).astype(np.float64)
 
 
+# ---------------------------------------------------------------------------- rows
+
+
+@contextlib.contextmanager
+def _read_errors(where: str) -> Iterator[None]:
+    """Spark's failures while it reads a window's rows, as a SourceError in one line."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JError) as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise SourceError(f"{where}: Spark cannot read it: {first}") from exc
+
+
+class SparkRows:
+    """A window's rows kept in Spark's partitions (``monitor.records.RemoteRows``).
+
+    Row blocks are built on the executors, one per partition; only the results of the
+    functions given to ``summarise`` and the bounded ``sample`` come to the driver.
+    """
+
+    engine = "spark"
+
+    def __init__(
+        self, blocks: Blocks, n_features: int, *, frame: DataFrame | None = None, where: str = ""
+    ) -> None:
+        self.blocks = blocks
+        self._d = n_features
+        self._frame = frame  # the rows as Spark read them, for a faster collect
+        self._where = where or "the window's rows"
+
+    @property
+    def n_features(self) -> int:
+        """Columns of every row."""
+        return self._d
+
+    def map_blocks(self, fn: Callable[[F64], F64]) -> SparkRows:
+        """``fn`` applied to each block on the executors, lazily."""
+        return SparkRows(self.blocks.map(fn), self._d, where=self._where)
+
+    def summarise(self, fn: Callable[[F64], Any]) -> list[Any]:
+        """``fn`` of each non-empty block; one result per block comes back."""
+        with _read_errors(self._where):
+            return self.blocks.filter(_not_empty).map(fn).collect()
+
+    def sample(self, size: int, seed: int) -> F64:
+        """At most ``size`` rows, uniform without replacement, in the rows' order."""
+        with _read_errors(self._where):
+            rows = _sample(self.blocks, size, seed)
+        return rows.reshape(-1, self._d)
+
+    def concat(self, others: Sequence[RemoteRows]) -> SparkRows:
+        """These rows then ``others``' (Spark's union: no data moves)."""
+        rdds = [self.blocks] + [_spark_rows(o).blocks for o in others]
+        return SparkRows(self.blocks.context.union(rdds), self._d, where=self._where)
+
+    def collect(self) -> F64:
+        """Every row, to this process (through Arrow when Spark read them)."""
+        with _read_errors(self._where):
+            if self._frame is not None:
+                return _to_numpy(self._frame, self._d)
+            found = [b for b in self.blocks.collect() if b.shape[0]]
+        return np.concatenate(found) if found else np.empty((0, self._d))
+
+
+def _not_empty(block: NDArray[Any]) -> bool:
+    return bool(block.shape[0])
+
+
+def _spark_rows(rows: RemoteRows) -> SparkRows:
+    if not isinstance(rows, SparkRows):
+        raise TypeError(f"the spark engine cannot read rows of the {rows.engine!r} engine")
+    return rows
+
+
+def rows_of(sc: Any, X: NDArray[Any], partitions: int) -> SparkRows:
+    """Rows held here, spread over ``partitions`` blocks (tests, benchmarks)."""
+    n = max(1, min(partitions, X.shape[0]))
+    return SparkRows(sc.parallelize(np.array_split(X, n), n), X.shape[1])
+
+
 # ---------------------------------------------------------------------------- scoring
 
 
@@ -167,29 +256,43 @@ def _score_partition(
     )
 
 
-def _sample_partition(
-    index: int, parts: Iterable[NDArray[Any]], size: int, seed: int
-) -> Iterator[tuple[F64, NDArray[Any]]]:
-    """The partition's ``size`` rows of smallest random priority (with the priorities).
-
-    The ``size`` smallest priorities over all partitions are then a uniform sample of the
-    window without replacement, whatever the partitioning.
-    """
+def _count_partition(index: int, parts: Iterable[NDArray[Any]]) -> Iterator[tuple[int, int]]:
     X = _block(parts)
+    if X is not None:
+        yield index, X.shape[0]
+
+
+def _take_partition(
+    index: int, parts: Iterable[NDArray[Any]], take: Mapping[int, int], seed: int
+) -> Iterator[NDArray[Any]]:
+    """``take[index]`` of the partition's rows, uniformly without replacement, in order."""
+    m = take.get(index, 0)
+    X = _block(parts) if m else None
     if X is None:
         return
-    priority = np.asarray(np.random.default_rng([seed, index]).random(X.shape[0]))
-    keep = np.argsort(priority, kind="stable")[:size]
-    yield priority[keep], X[keep]
+    rng = np.random.default_rng([seed, index])
+    yield X[np.sort(rng.choice(X.shape[0], m, replace=False))]
 
 
 def _sample(blocks: Blocks, size: int, seed: int) -> NDArray[Any]:
+    """A uniform sample of at most ``size`` rows without replacement, in the rows' order:
+    every row, in order, when there are no more (as a local path that takes them all).
+
+    Two passes: the partitions' row counts, then from each the number of rows that a
+    multivariate hypergeometric draw on the driver gives it, so that exactly ``size``
+    rows come back whatever the number of partitions.
+    """
+    counts = blocks.mapPartitionsWithIndex(_count_partition).collect()
+    if not counts:
+        return np.empty((0, 0))
+    n = np.asarray([c for _, c in counts], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    shares = n if n.sum() <= size else rng.multivariate_hypergeometric(n, size)
+    take = {i: int(m) for (i, _), m in zip(counts, shares, strict=True)}
     found = blocks.mapPartitionsWithIndex(
-        functools.partial(_sample_partition, size=size, seed=seed)
+        functools.partial(_take_partition, take=take, seed=seed)
     ).collect()
-    priority = np.concatenate([p for p, _ in found])
-    rows = np.concatenate([x for _, x in found])
-    return rows[np.argsort(priority, kind="stable")[:size]]
+    return np.concatenate(found) if found else np.empty((0, 0))
 
 
 def score_blocks(
@@ -483,7 +586,7 @@ class SparkEngine:
         self._app_name = app_name
         self._spark = spark
         self._owned = False  # a session passed in is closed by its owner
-        self._cached: tuple[NDArray[Any], Blocks] | None = None
+        self._cached: tuple[NDArray[Any] | CountedRows, Blocks] | None = None
 
     @property
     def spark(self) -> SparkSession:
@@ -494,18 +597,22 @@ class SparkEngine:
             self._spark = session(self._settings, self._app_name)
         return self._spark
 
-    def blocks(self, Xs: NDArray[Any]) -> Blocks:
-        """Rows held by this process, spread over the session's default parallelism.
+    def blocks(self, Xs: NDArray[Any] | CountedRows) -> Blocks:
+        """The rows' blocks: those of rows kept in Spark, or rows held by this process
+        spread over the session's default parallelism.
 
         Cached on the executors until other rows come: a run's scoring and candidate
-        read the same scaled window, which is then shipped once.
+        read the same scaled window, which is then shipped (or read and scaled) once.
         """
         if self._cached is not None and self._cached[0] is Xs:
             return self._cached[1]
         self._release()
-        sc = self.spark.sparkContext
-        n = max(1, min(sc.defaultParallelism, Xs.shape[0]))
-        blocks = sc.parallelize(np.array_split(Xs, n), n).cache()
+        if isinstance(Xs, CountedRows):
+            blocks = _spark_rows(Xs.rows).blocks.cache()
+        else:
+            sc = self.spark.sparkContext
+            n = max(1, min(sc.defaultParallelism, Xs.shape[0]))
+            blocks = sc.parallelize(np.array_split(Xs, n), n).cache()
         self._cached = (Xs, blocks)
         return blocks
 
@@ -516,7 +623,7 @@ class SparkEngine:
 
     def score(
         self,
-        Xs: NDArray[np.floating[Any]],
+        Xs: NDArray[np.floating[Any]] | CountedRows,
         snapshot: Snapshot,
         *,
         seed: int,
@@ -538,14 +645,17 @@ class SparkEngine:
 
     def candidate(
         self,
-        Xs: NDArray[np.floating[Any]],
+        Xs: NDArray[np.floating[Any]] | CountedRows,
         live: Snapshot,
         *,
         max_iter: int,
         tol: float,
         working_memory_mib: float,
+        restarts: int = 0,
+        seed: int = 0,
     ) -> CandidateFit:
-        """Distributed Lloyd from the live centres, then the live x candidate table."""
+        """Distributed Lloyd from the live centres (and restarts), then the live x
+        candidate table."""
         try:
             return candidate_blocks(
                 self.blocks(Xs),
@@ -553,15 +663,35 @@ class SparkEngine:
                 max_iter=max_iter,
                 tol=tol,
                 working_memory_mib=working_memory_mib,
+                restarts=restarts,
+                seed=seed,
             )
         finally:
             self._release()  # the candidate is a run's last pass over its rows
 
     def fit(
-        self, Xs: NDArray[np.floating[Any]], k: int, *, seed: int, max_iter: int, tol: float
-    ) -> tuple[F64, float, int]:
-        """``train_centers`` on scaled rows held here: a reference trained on the cluster."""
-        return train_centers(self.blocks(Xs), k, seed=seed, max_iter=max_iter, tol=tol)
+        self,
+        Xs: NDArray[np.floating[Any]] | CountedRows,
+        init: NDArray[np.floating[Any]],
+        *,
+        max_iter: int,
+        tol: float,
+        cosine: bool,
+        working_memory_mib: float,
+    ) -> F64:
+        """Distributed Lloyd over every scaled row from ``init`` (a fit on a sample)."""
+        try:
+            centers, _, _ = lloyd(
+                self.blocks(Xs),
+                np.asarray(init, dtype=np.float64),
+                max_iter=max_iter,
+                tol=tol,
+                cosine=cosine,
+                working_memory_mib=working_memory_mib,
+            )
+            return centers
+        finally:
+            self._release()  # training is the last pass over a period's rows
 
     def close(self) -> None:
         """Stop the session if this engine started it."""
@@ -572,26 +702,81 @@ class SparkEngine:
             self._spark = None
 
 
+#: Rows the k-means++ restarts of a candidate run on (``pipeline.train.RESTART_ROWS``).
+RESTART_ROWS = 50_000
+
+
 def candidate_blocks(
-    blocks: Blocks, live: Snapshot, *, max_iter: int, tol: float, working_memory_mib: float
+    blocks: Blocks,
+    live: Snapshot,
+    *,
+    max_iter: int,
+    tol: float,
+    working_memory_mib: float,
+    restarts: int = 0,
+    seed: int = 0,
 ) -> CandidateFit:
-    """The candidate on rows spread over partitions: warm-started Lloyd, then its table."""
+    """The candidate on rows spread over partitions: warm-started Lloyd (replaced by
+    ``restarts`` k-means++ restarts when they do better), then its table."""
     C = np.asarray(live.centers, dtype=np.float64)
+    cosine = live.metric == "cosine"
+    wm = working_memory_mib
     centers, _, _ = lloyd(
-        blocks,
-        C,
-        max_iter=max_iter,
-        tol=tol,
-        cosine=live.metric == "cosine",
-        working_memory_mib=working_memory_mib,
+        blocks, C, max_iter=max_iter, tol=tol, cosine=cosine, working_memory_mib=wm
     )
+    if restarts > 0:
+        centers = _restarted(blocks, centers, live, (max_iter, tol, wm), restarts, seed)
     table = _sum(
-        blocks.mapPartitions(
-            functools.partial(_table_partition, live=C, candidate=centers, wm=working_memory_mib)
-        ),
+        blocks.mapPartitions(functools.partial(_table_partition, live=C, candidate=centers, wm=wm)),
         "relabelling",
     )
     return CandidateFit(centers=centers, table=table)
+
+
+def _restarted(
+    blocks: Blocks,
+    warm: F64,
+    live: Snapshot,
+    fitting: tuple[int, float, float],
+    restarts: int,
+    seed: int,
+) -> F64:
+    """The warm candidate, or restarts on a sample polished on every row when they beat it.
+
+    ``pipeline.train.train_candidate``'s rule: k-means++ restarts on a uniform sample of
+    RESTART_ROWS rows; their best replaces the warm start only if it costs less on every
+    row, and still does after Lloyd iterations over every row.
+    """
+    max_iter, tol, wm = fitting
+    cosine = live.metric == "cosine"
+    sample = _sample(blocks, RESTART_ROWS, seed)
+    if sample.shape[0] <= live.k:
+        return warm
+    restart = fit_kmeans(
+        sample, live.k, n_init=restarts, max_iter=max_iter, tol=tol, metric=live.metric,
+        random_state=seed, working_memory_mib=wm,
+    )  # fmt: skip
+    warm_cost = _cost(blocks, warm, wm)
+    if _cost(blocks, restart.centers, wm) >= warm_cost:
+        return warm
+    polished, _, _ = lloyd(
+        blocks, restart.centers, max_iter=max_iter, tol=tol, cosine=cosine, working_memory_mib=wm
+    )
+    return polished if _cost(blocks, polished, wm) < warm_cost else warm
+
+
+def _cost_partition(parts: Iterable[NDArray[Any]], centers: F64, wm: float) -> Iterator[float]:
+    X = _block(parts)
+    if X is None:
+        return
+    _, sq = assign_labels(X, centers, working_memory_mib=wm, kernel=KERNEL)
+    yield float(sq.sum(dtype=np.float64))
+
+
+def _cost(blocks: Blocks, centers: F64, wm: float) -> float:
+    """The inertia of every row on ``centers``."""
+    part = functools.partial(_cost_partition, centers=np.asarray(centers, np.float64), wm=wm)
+    return float(_sum(blocks.mapPartitions(part), "cost"))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -608,13 +793,13 @@ def read_rows(
     start: float,
     end: float,
     where: str,
-) -> NDArray[np.float64]:
-    """The features of the rows whose time is in ``[start, end)``, float64 (n, d).
+) -> SparkRows:
+    """The features of the rows whose time is in ``[start, end)``, kept in Spark.
 
     The time filter and the column selection go to Spark (Parquet pushes them down to
     the files); a time column of timestamps is compared in unix seconds, a numeric one
-    is taken as unix seconds. SchemaError when columns are missing, SourceError when
-    Spark cannot read.
+    is taken as unix seconds. Nothing is read yet: the pipeline's first pass reads the
+    files. SchemaError when columns are missing, SourceError when Spark cannot read.
     """
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
@@ -639,7 +824,8 @@ def read_rows(
         rows = frame.where((t >= start) & (t < end)).select(
             *[F.col(f).cast("double").alias(f) for f in features]
         )
-        return _to_numpy(rows, len(features))
+        d = len(features)
+        return SparkRows(blocks_of_frame(rows, features), d, frame=rows, where=where)
     except PySparkException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceError(f"{where}: Spark cannot read it: {first}") from exc

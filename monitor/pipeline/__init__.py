@@ -61,7 +61,7 @@ def evaluate(
     reference = None
     if live is None:  # the first model is trained on the reference period
         with phases.phase("reference"):
-            reference = read_reference(source, model, now, window)
+            reference = read_reference(source, model, now, window, engine)
     ctx = RunContext(now, package_version, working_memory_mib, engine)
     m = measure(window, live, model, phases, ctx, reference)
     decision = decide(m, model, now=now, pending=pending)

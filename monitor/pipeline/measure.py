@@ -5,6 +5,7 @@ Pure: no clock, no store, no source. Everything it finds is a ``Measurement``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,13 +16,14 @@ from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core import drift, scaling
 from monitor.errors import SchemaError, TrainingError
-from monitor.pipeline import train
+from monitor.pipeline import remote, train
 from monitor.pipeline.phases import Phases
-from monitor.pipeline.scoring import prepare, score, seed_for, validate_window
+from monitor.pipeline.scoring import score, seed_for
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.ports import Engine
 from monitor.records import (
     CandidateFit,
+    CountedRows,
     Decision,
     Measurement,
     ReferencePeriod,
@@ -51,7 +53,7 @@ class RunContext:
 
 
 def _candidate(
-    Xs: FloatArray,
+    Xs: remote.Rows,
     live: Snapshot,
     view: WindowView,
     model: ModelSettings,
@@ -64,11 +66,13 @@ def _candidate(
         t = model.training
         try:
             return ctx.engine.candidate(
-                Xs, live, max_iter=t.max_iter, tol=t.tol, working_memory_mib=wm
-            )
+                Xs, live, max_iter=t.max_iter, tol=t.tol, working_memory_mib=wm,
+                restarts=t.candidate_restarts, seed=seed,
+            )  # fmt: skip
         except _TRAINING_ERRORS as exc:
             raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
     assert view.labels is not None  # the local scoring keeps every row's label
+    assert not isinstance(Xs, CountedRows)  # rows stay on an engine only with one
     centers, labels = train.train_candidate(Xs, live.centers, model, seed, wm, labels=view.labels)
     k = live.k
     table = np.bincount(view.labels * k + labels, minlength=k * k).reshape(k, k)
@@ -105,7 +109,7 @@ def measure(
     default: this window alone) and this window is scored with it.
     """
     with phases.phase("validate"):
-        X = validate_window(window, model)
+        X = remote.validate(window, model, ctx.engine)
     if live is None:
         with phases.phase("reference"):
             first = train.train_reference(
@@ -115,6 +119,7 @@ def measure(
                 reason="initial",
                 package_version=ctx.package_version,
                 working_memory_mib=ctx.working_memory_mib,
+                engine=ctx.engine,
             )
         m = _measure_with(window, X, first, model, phases, ctx, candidate=False)
         return replace(m, live=None, reference=first)
@@ -133,7 +138,7 @@ def _check_features(live: Snapshot, model: ModelSettings) -> None:
 
 def _measure_with(
     window: Window,
-    X: FloatArray,
+    X: remote.Rows,
     live: Snapshot,
     model: ModelSettings,
     phases: Phases,
@@ -143,14 +148,15 @@ def _measure_with(
 ) -> Measurement:
     """Score ``live`` on the window; with ``candidate``, train one and compare."""
     wm = ctx.working_memory_mib
-    scorer = score if ctx.engine is None else ctx.engine.score
+    # Rows kept on an engine (CountedRows) come only with that engine.
+    scorer: Callable[..., WindowView] = score if ctx.engine is None else ctx.engine.score
     seed = seed_for(model.training.seed, window.start)
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
     )
     compare = train.comparison(live, window)
     with phases.phase("score"):
-        Xs = prepare(X, live.scaler, model.metric)
+        Xs = remote.scaled(X, live.scaler, model.metric)
         view = scorer(
             Xs,
             live,
@@ -184,7 +190,9 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        split = drift.split_gain(Xs, cand_centers, random_state=seed, working_memory_mib=wm)
+        split = drift.split_gain(
+            remote.split_rows(Xs, seed), cand_centers, random_state=seed, working_memory_mib=wm
+        )
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
         slis = {
@@ -245,4 +253,5 @@ def retrain(
             working_memory_mib=ctx.working_memory_mib,
             init_raw_centers=init,
             parent=m.live,
+            engine=ctx.engine,
         )

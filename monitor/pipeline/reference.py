@@ -14,9 +14,10 @@ import numpy as np
 
 from monitor.config import ModelSettings
 from monitor.errors import InvalidInputError, SourceError
-from monitor.pipeline.scoring import validate_window
-from monitor.ports import TelemetrySource
-from monitor.records import ReferencePeriod, Window
+from monitor.pipeline import remote, train
+from monitor.pipeline.scoring import seed_for
+from monitor.ports import Engine, TelemetrySource
+from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
 __all__ = ["MAX_REFERENCE_WINDOWS", "read_reference"]
@@ -30,16 +31,21 @@ MAX_REFERENCE_WINDOWS = 288
 
 
 def read_reference(
-    source: TelemetrySource, model: ModelSettings, now: float, current: Window
+    source: TelemetrySource,
+    model: ModelSettings,
+    now: float,
+    current: Window,
+    engine: Engine | None = None,
 ) -> ReferencePeriod:
     """The reference period of ``model`` for a first run at ``now``.
 
     ``current`` is the window this run already read: when the period ends now, it is the
-    period's last window and is not read twice.
+    period's last window and is not read twice. Windows whose rows stay on ``engine``
+    make a period of a bounded sample (``remote.sampled_period``).
     """
     start, end = model.reference.span(now)
     ends = _window_ends(start, end, model.window)
-    rows: list[np.ndarray] = []
+    rows: list[np.ndarray | CountedRows] = []
     blocks: list[np.ndarray] = []
     starts: list[float] = []
     stops: list[float] = []
@@ -49,13 +55,14 @@ def read_reference(
         s = e - model.window
         try:
             window = current if (s, e) == (current.start, current.end) else source.read_window(s, e)
-            X = validate_window(window, model)
+            X = remote.validate(window, model, engine)
         except (SourceError, InvalidInputError) as exc:
             skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
             last_error = exc
             continue
         rows.append(X)
-        blocks.append(np.full(X.shape[0], len(starts), dtype=np.intp))
+        if not isinstance(X, CountedRows):
+            blocks.append(np.full(X.shape[0], len(starts), dtype=np.intp))
         starts.append(s)
         stops.append(e)
     if not rows:
@@ -66,8 +73,15 @@ def read_reference(
             "model=%s reference period: %d of %d windows left out; the first: %s",
             model.name, len(skipped), len(ends), skipped[0],
         )  # fmt: skip
+    kept = [X for X in rows if isinstance(X, CountedRows)]
+    if kept:  # the source keeps its rows on the engine: every window does
+        seed = seed_for(model.training.seed, starts[0])
+        return remote.sampled_period(
+            kept, starts, stops, limit=train.TRAINING_ROWS, seed=seed, skipped=tuple(skipped)
+        )
+    arrays = [X for X in rows if not isinstance(X, CountedRows)]
     return ReferencePeriod(
-        X=np.concatenate(rows) if len(rows) > 1 else rows[0],
+        X=np.concatenate(arrays) if len(arrays) > 1 else arrays[0],
         block=np.concatenate(blocks),
         starts=np.asarray(starts),
         ends=np.asarray(stops),

@@ -20,7 +20,16 @@ from monitor.core.kmeans import assign_two_nearest
 from monitor.errors import InvalidValuesError, SchemaError, TooFewRowsError
 from monitor.records import ReferenceBins, Scaler, Snapshot, Window, WindowView
 
-__all__ = ["prepare", "schema_hash", "score", "seed_for", "validate_window"]
+__all__ = [
+    "check_enough_rows",
+    "check_invalid_rows",
+    "check_schema",
+    "prepare",
+    "schema_hash",
+    "score",
+    "seed_for",
+    "validate_window",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +50,17 @@ def seed_for(base: int, window_start: float) -> int:
 # ---------------------------------------------------------------------------- validate
 
 
-def validate_window(window: Window, model: ModelSettings) -> FloatArray:
-    """Check schema and values of a window; return its rows (NaN rows dropped by policy)."""
+def check_schema(window: Window, model: ModelSettings) -> str:
+    """Check a window's columns; return how messages name it ("model 'm', window ...")."""
     where = f"model {model.name!r}, window {window.label or _span(window)}"
     if tuple(window.features) != model.features:
         raise SchemaError(f"{where}: {_schema_problem(model.features, tuple(window.features))}")
+    return where
+
+
+def validate_window(window: Window, model: ModelSettings) -> FloatArray:
+    """Check schema and values of a window; return its rows (NaN rows dropped by policy)."""
+    where = check_schema(window, model)
     X = np.asarray(window.X)
     if X.ndim != 2 or X.shape[1] != len(model.features):
         raise SchemaError(
@@ -55,13 +70,18 @@ def validate_window(window: Window, model: ModelSettings) -> FloatArray:
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     X = _drop_invalid_rows(X, model, where)
+    check_enough_rows(int(X.shape[0]), model, where)
+    return X
+
+
+def check_enough_rows(n: int, model: ModelSettings, where: str) -> None:
+    """TooFewRowsError when ``n`` valid rows are fewer than the model accepts."""
     need = max(model.validation.min_rows, _k_max(model))
-    if X.shape[0] < need:
+    if n < need:
         raise TooFewRowsError(
-            f"{where}: {X.shape[0]} valid rows; at least {need} required "
+            f"{where}: {n} valid rows; at least {need} required "
             f"(validation.min_rows={model.validation.min_rows}, k up to {_k_max(model)})"
         )
-    return X
 
 
 def _drop_invalid_rows(X: FloatArray, model: ModelSettings, where: str) -> FloatArray:
@@ -75,19 +95,26 @@ def _drop_invalid_rows(X: FloatArray, model: ModelSettings, where: str) -> Float
     n_bad = int(bad_rows.sum())
     if not n_bad:
         return X
-    per_feature = (~np.isfinite(X)).sum(axis=0)
+    check_invalid_rows(int(X.shape[0]), n_bad, (~np.isfinite(X)).sum(axis=0), model, where)
+    return X[~bad_rows]
+
+
+def check_invalid_rows(
+    n: int, n_bad: int, per_feature: IntArray, model: ModelSettings, where: str
+) -> None:
+    """The NaN policy on ``n_bad`` of ``n`` rows with a NaN or infinity (``per_feature``
+    non-finite values per column): InvalidValuesError, or a warning that they are dropped."""
     worst = ", ".join(
         f"{model.features[j]}: {int(per_feature[j])}" for j in np.flatnonzero(per_feature)[:5]
     )
-    ratio = n_bad / max(1, X.shape[0])
+    ratio = n_bad / max(1, n)
     v = model.validation
     if v.nan_policy == "fail" or ratio > v.max_invalid_ratio:
         raise InvalidValuesError(
-            f"{where}: {n_bad} of {X.shape[0]} rows ({ratio:.1%}) hold NaN or infinity "
+            f"{where}: {n_bad} of {n} rows ({ratio:.1%}) hold NaN or infinity "
             f"({worst}); nan_policy={v.nan_policy}, max_invalid_ratio={v.max_invalid_ratio}"
         )
     log.warning("%s: dropped %d rows with NaN or infinity (%s)", where, n_bad, worst)
-    return X[~bad_rows]
 
 
 def _span(window: Window) -> str:

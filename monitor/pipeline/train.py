@@ -22,11 +22,15 @@ from monitor.core import calibration, drift, outliers, quality, scaling, seasona
 from monitor.core._psi import bin_index
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import TrainingError
+from monitor.pipeline.remote import Rows, sampled_period, scaled
 from monitor.pipeline.scoring import prepare, schema_hash, score, seed_for
+from monitor.ports import Engine
 from monitor.records import (
+    CountedRows,
     NullTable,
     ReferenceBins,
     ReferencePeriod,
+    Scaler,
     SeasonalProfile,
     Snapshot,
     Window,
@@ -106,8 +110,12 @@ def train_candidate(
         raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
 
 
-def one_window(window: Window, X: FloatArray) -> ReferencePeriod:
-    """A reference period of one window: its validated rows ``X``."""
+def one_window(window: Window, X: Rows) -> ReferencePeriod:
+    """A reference period of one window: its validated rows ``X`` (a sample of them, when
+    they stay on an engine)."""
+    if isinstance(X, CountedRows):
+        seed = int(window.start) % 2**32
+        return sampled_period([X], [window.start], [window.end], limit=TRAINING_ROWS, seed=seed)
     return ReferencePeriod(
         X=X,
         block=np.zeros(X.shape[0], dtype=np.intp),
@@ -126,11 +134,14 @@ def train_reference(
     working_memory_mib: float,
     init_raw_centers: FloatArray | None = None,
     parent: Snapshot | None = None,
+    engine: Engine | None = None,
 ) -> Snapshot:
     """Fit scaler, centroids, bins and outlier thresholds on a period; calibrate there.
 
     ``init_raw_centers`` (raw units) warm-starts the fit, as when a candidate that was
-    trained in the old scaled units is promoted on a window whose scale moved.
+    trained in the old scaled units is promoted on a window whose scale moved. A period
+    whose rows stay on ``engine`` is fitted on its sample, then its centres by Lloyd
+    iterations over every row on the engine.
     """
     seed = seed_for(model.training.seed, float(ref.starts[0]))
     wm = working_memory_mib
@@ -143,6 +154,8 @@ def train_reference(
     if init_raw_centers is not None:
         init = prepare(np.asarray(init_raw_centers, dtype=Xs.dtype), scaler, model.metric)
     centers = _fit_centers(Xs, model, seed, wm, init)
+    if ref.remote is not None and engine is not None and X.shape[0] < ref.n_rows:
+        centers = _fit_everywhere(engine, ref.remote, scaler, centers, model, wm)
     k = centers.shape[0]
     labels, sq = assign_labels(Xs, centers, working_memory_mib=wm)
     take = rng.choice(X.shape[0], min(SAMPLE_ROWS, X.shape[0]), replace=False)
@@ -163,7 +176,7 @@ def train_reference(
         seed=seed,
         window_start=float(ref.starts[0]),
         window_end=float(ref.ends[-1]),
-        n_rows=int(ref.X.shape[0]),
+        n_rows=ref.n_rows,
         schema_hash=schema_hash(model.features),
         package_version=package_version,
         slis={},
@@ -190,6 +203,26 @@ def _sample_per_window(ref: ReferencePeriod, limit: int, rng: np.random.Generato
         return np.arange(n)
     keep = rng.random(n) < limit / n
     return np.flatnonzero(keep)
+
+
+def _fit_everywhere(
+    engine: Engine,
+    rows: CountedRows,
+    scaler: Scaler,
+    centers: FloatArray,
+    model: ModelSettings,
+    wm: float,
+) -> FloatArray:
+    """The sample's centres refined by Lloyd iterations over every row of the period."""
+    t = model.training
+    Xs = scaled(rows, scaler, model.metric)
+    try:
+        return engine.fit(
+            Xs, centers, max_iter=t.max_iter, tol=t.tol, cosine=model.metric == "cosine",
+            working_memory_mib=wm,
+        )  # fmt: skip
+    except _TRAINING_ERRORS as exc:
+        raise TrainingError(f"model {model.name!r}: training failed: {exc}") from exc
 
 
 def _choose_k(Xs: FloatArray, model: ModelSettings, seed: int, wm: float) -> int:
@@ -251,7 +284,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     """
     k_max = model.k.max if isinstance(model.k, KRange) else model.k
     low = max(2, model.validation.min_rows, k_max)
-    window = int(np.bincount(ref.block, minlength=ref.n_windows).max())
+    window = int(ref.window_rows.max())
     high = max(low, 2 * window)
     sizes = [low]
     while sizes[-1] < high:

@@ -1,7 +1,9 @@
 """Spark source: a window's rows read by Spark from Parquet or CSV paths, or a table.
 
 The time-range filter and the column selection run in Spark (pushed down to Parquet),
-so only the window's feature columns leave the files. The reading itself lives in
+so only the window's feature columns leave the files. The window's rows stay in Spark
+(``Window.remote``): a model with ``engine: spark`` never brings them to the daemon,
+any other engine collects them once. The reading itself lives in
 ``monitor.engines.spark`` (the one pyspark owner), imported on the first read.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
+
+import numpy as np
 
 from monitor.checks import Problem, check_choice, problem_of, read_fields
 from monitor.records import Window
@@ -66,7 +70,7 @@ class SparkSource:
         from monitor.engines import spark
 
         what = self._o.table or self._o.path
-        X = spark.read_rows(
+        rows = spark.read_rows(
             spark.session(),
             path=self._o.path,
             table=self._o.table,
@@ -77,7 +81,12 @@ class SparkSource:
             end=end,
             where=f"model {self._model!r}, spark source {what}",
         )
-        return Window(self._model, start, end, self._features, X, label=f"{what} (spark)")
+        # The rows stay in Spark: the pipeline reads them there on a spark engine and
+        # collects them otherwise.
+        empty = np.empty((0, len(self._features)))
+        return Window(
+            self._model, start, end, self._features, empty, label=f"{what} (spark)", remote=rows
+        )
 
     def close(self) -> None:
         """Nothing to release: the session belongs to the process (the engine stops it)."""

@@ -417,3 +417,22 @@ def test_engine_and_spark_problems_name_their_field() -> None:
     assert "models[checkout].spark.conf.spark.x: must be a string, number or boolean" in text
     assert "models[checkout].spark.mastr" in text
     assert len(found) == 5
+
+
+def test_models_on_spark_share_one_session_so_their_spark_settings_must_agree() -> None:
+    raw = minimal(engine="spark", spark={"master": "local[2]"})
+    model = raw["models"][0]
+    same = {**model, "name": "search"}
+    local = {**model, "name": "local", "engine": "local", "spark": {"master": "yarn"}}
+    # The same settings, and a local model's unused ones, are fine.
+    assert len(parse({"models": [model, same, local]}, sources=SOURCES).models) == 3
+    other = {**model, "name": "search", "spark": {"master": "spark://h:7077"}}
+    conf = {**model, "name": "ads", "spark": {"master": "local[2]", "conf": {"spark.x": 1}}}
+    assert problems_of({"models": [model, other, conf]}) == [
+        "models[search].spark: must equal models[checkout].spark (one Spark session per "
+        "process: the same master and conf for every model with engine: spark); got master "
+        "'spark://h:7077' and 0 properties against 'local[2]' and 0",
+        "models[ads].spark: must equal models[checkout].spark (one Spark session per "
+        "process: the same master and conf for every model with engine: spark); got master "
+        "'local[2]' and 1 properties against 'local[2]' and 0",
+    ]

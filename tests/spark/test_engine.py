@@ -17,7 +17,13 @@ from monitor import slis as S
 from monitor.config import ModelSettings, SparkSettings, parse
 from monitor.core import drift
 from monitor.core.kmeans import fit_kmeans
-from monitor.engines.spark import SparkEngine, candidate_blocks, lloyd, score_blocks
+from monitor.engines.spark import (
+    SparkEngine,
+    candidate_blocks,
+    lloyd,
+    score_blocks,
+    train_centers,
+)
 from monitor.pipeline import evaluate
 from monitor.pipeline.scoring import prepare, score
 from monitor.pipeline.train import one_window, train_candidate, train_reference
@@ -180,8 +186,8 @@ def test_distributed_lloyd_from_an_init_is_the_local_fit_from_it(spark: Any) -> 
 
 def test_a_reference_trained_on_spark_finds_the_blobs(spark: Any) -> None:
     X = blobs(4000, CENTERS * 3, seed=5)
-    engine = SparkEngine(SparkSettings(), spark=spark)
-    centers, inertia, _ = engine.fit(X, 4, seed=0, max_iter=100, tol=1e-4)
+    blocks = spark.sparkContext.parallelize(np.array_split(X, 3), 3)
+    centers, inertia, _ = train_centers(blocks, 4, seed=0, max_iter=100, tol=1e-4)
     local = fit_kmeans(X, 4, n_init=3, random_state=0)
     # Well-separated blobs: any good seeding ends in the same partition of the rows.
     assert inertia == pytest.approx(local.inertia, rel=1e-6)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.errors import SchemaError, SourceError
+from monitor.records import Window
 from monitor.sources import SOURCES
 from monitor.sources.spark import SparkSourceOptions, build
 from tests.fakes import blobs
@@ -34,6 +35,12 @@ def write_parquet(directory: Path, name: str, times: np.ndarray, X: np.ndarray) 
     pq.write_table(pa.table(columns), directory / name)
 
 
+def rows(window: Window) -> np.ndarray:
+    """The window's rows, collected from Spark."""
+    assert window.remote is not None
+    return window.remote.collect()
+
+
 def test_a_window_is_the_rows_of_its_time_range_across_files(spark: Any, tmp_path: Path) -> None:
     X = blobs(400, CENTERS, seed=1)
     times = 1_000_000.0 + np.arange(400) * 3.0  # one row every 3 s
@@ -41,7 +48,10 @@ def test_a_window_is_the_rows_of_its_time_range_across_files(spark: Any, tmp_pat
     write_parquet(tmp_path / "d", "part-1.parquet", times[250:], X[250:])
     source = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "d"), time_column="ts"))
     window = source.read_window(1_000_300.0, 1_000_900.0)  # rows 100..299, end excluded
-    got = window.X[np.lexsort(window.X.T[::-1])]
+    # The rows stay in Spark until the pipeline reads them there (or collects them).
+    assert window.X.shape == (0, 3) and window.remote is not None
+    read = window.remote.collect()
+    got = read[np.lexsort(read.T[::-1])]
     want = X[100:300][np.lexsort(X[100:300].T[::-1])]
     np.testing.assert_array_equal(got, want)
     assert window.features == FEATURES and (window.start, window.end) == (1_000_300.0, 1_000_900.0)
@@ -59,7 +69,7 @@ def test_csv_with_unix_seconds_and_a_table(spark: Any, tmp_path: Path) -> None:
         FEATURES,
         SparkSourceOptions(path=str(tmp_path / "w.csv"), format="csv", time_column="t"),
     )
-    np.testing.assert_array_equal(csv.read_window(5.0, 25.0).X, X[1:3])
+    np.testing.assert_array_equal(rows(csv.read_window(5.0, 25.0)), X[1:3])
     frame = (
         spark.read.option("header", "true")
         .option("inferSchema", "true")
@@ -67,7 +77,7 @@ def test_csv_with_unix_seconds_and_a_table(spark: Any, tmp_path: Path) -> None:
     )
     frame.createOrReplaceTempView("telemetry")
     table = build("m", FEATURES, SparkSourceOptions(table="telemetry", time_column="t"))
-    np.testing.assert_array_equal(table.read_window(0.0, 10.0).X, X[:1])
+    np.testing.assert_array_equal(rows(table.read_window(0.0, 10.0)), X[:1])
 
 
 def test_an_unreadable_path_is_a_source_error_in_one_line(spark: Any, tmp_path: Path) -> None:
@@ -132,4 +142,11 @@ models:
         main, ["history", "orders", "--state-dir", str(tmp_path / "state"), "--json"]
     )
     assert history.exit_code == 0 and len(json.loads(history.stdout)["runs"]) == 2
+    # A retrain by hand trains on the cluster as well, and waits for approval.
+    retrained = runner.invoke(main, ["snapshots", "retrain", "orders", "--config", str(config)])
+    assert retrained.exit_code == 0, retrained.output
+    listing = runner.invoke(
+        main, ["snapshots", "list", "orders", "--state-dir", str(tmp_path / "state")]
+    )
+    assert "pending" in listing.output
     assert spark.sparkContext._jsc is not None  # the CLI left the shared session running

@@ -1,0 +1,231 @@
+"""Windows whose rows stay in Spark: the pipeline validates, scales, scores, trains and
+retrains them there, with the local engine's results and without collecting them.
+
+Tolerances as in test_engine.py: per-partition sums add in another order than the local
+path's chunks, so float64 values agree to rounding; counts, bins and shares are exact.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from pyspark import RDD
+
+from monitor import slis as S
+from monitor.config import ModelSettings, SparkSettings
+from monitor.core.kmeans import assign_labels
+from monitor.engines.spark import SparkEngine, SparkRows, candidate_blocks, rows_of
+from monitor.errors import InvalidValuesError
+from monitor.pipeline import evaluate, train
+from monitor.pipeline.scoring import prepare
+from monitor.pipeline.train import train_candidate
+from monitor.records import Window
+from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
+from tests.spark.test_engine import CENTERS, FEATURES, drifted, model, reference
+
+
+class RemoteSource:
+    """A source whose windows keep their rows in Spark, as the spark source's do."""
+
+    def __init__(self, spark: Any, make: Any, partitions: int = 3) -> None:
+        self._sc = spark.sparkContext
+        self._make = make
+        self._partitions = partitions
+
+    def read_window(self, start: float, end: float) -> Window:
+        X = self._make(start, end)
+        rows = rows_of(self._sc, X, self._partitions)
+        return Window("m", start, end, FEATURES, np.empty((0, 3)), label="remote", remote=rows)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def with_nans(X: np.ndarray) -> np.ndarray:
+    """A few rows with a NaN or an infinity (under the default 1% a drop policy accepts)."""
+    X = X.copy()
+    X[[5, 400, 901], [0, 2, 1]] = [np.nan, np.inf, np.nan]
+    return X
+
+
+WINDOWS = (lambda s, e: with_nans(blobs(1200, CENTERS, seed=1)), lambda s, e: drifted())
+
+
+def _runs(m: ModelSettings, make_source: Any, engine: Any) -> list[Any]:
+    store, history, clock = MemoryStore(), MemoryHistory(), FakeClock()
+    out = []
+    for make in WINDOWS:
+        clock.advance(60)
+        out.append(evaluate(m, make_source(make), store, history, clock.now(), engine=engine))
+    return out
+
+
+def test_a_window_kept_in_spark_gives_the_local_runs(spark: Any) -> None:
+    """First model (with rows dropped by the NaN policy), then a drift that retrains."""
+    m = model(validation={"nan_policy": "drop"})
+    local = _runs(m, lambda make: FakeSource(FEATURES, make), None)
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    remote = _runs(m, lambda make: RemoteSource(spark, make), engine)
+    for (a, snap_a), (b, snap_b) in zip(local, remote, strict=True):
+        assert (a.n_rows, a.live_version, a.candidate_version, a.promoted, a.decision) == (
+            b.n_rows,
+            b.live_version,
+            b.candidate_version,
+            b.promoted,
+            b.decision,
+        )
+        assert a.slis.keys() == b.slis.keys()
+        for key, value in a.slis.items():
+            assert b.slis[key] == pytest.approx(value, rel=1e-7, abs=1e-9), key
+        assert a.cluster_sizes == b.cluster_sizes and a.feature_psi == b.feature_psi
+        np.testing.assert_allclose(snap_b.centers, snap_a.centers, atol=1e-9)
+        assert snap_b.n_rows == snap_a.n_rows
+        np.testing.assert_array_equal(snap_b.sample, snap_a.sample)
+    assert local[0][0].n_rows == 1197  # three rows dropped, by both
+    assert local[1][0].promoted  # the drift was acted on, by both
+
+
+def test_the_nan_policy_fails_a_window_kept_in_spark_as_a_local_one(spark: Any) -> None:
+    m = model()  # nan_policy: fail
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    messages = []
+    for source, run_engine in (
+        (FakeSource(FEATURES, WINDOWS[0]), None),
+        (RemoteSource(spark, WINDOWS[0]), engine),
+    ):
+        with pytest.raises(InvalidValuesError) as info:
+            evaluate(m, source, MemoryStore(), MemoryHistory(), 60.0, engine=run_engine)
+        messages.append(str(info.value).split(": ", 1)[1])  # the window's label differs
+    assert messages[0] == messages[1] and "3 of 1200 rows" in messages[0]
+
+
+class Collected:
+    """What every RDD.collect brought to the driver, in pickled bytes per call."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collected]:
+    seen = Collected()
+    original = RDD.collect
+
+    def counting(self: RDD) -> list[Any]:
+        found = original(self)
+        seen.sizes.append(len(pickle.dumps(found)))
+        return found
+
+    def refuse(self: SparkRows) -> np.ndarray:
+        raise AssertionError("the window's rows were collected")
+
+    monkeypatch.setattr(RDD, "collect", counting)
+    monkeypatch.setattr(SparkRows, "collect", refuse)
+    yield seen
+
+
+def test_rows_kept_in_spark_never_reach_the_driver(
+    spark: Any, collected: Collected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run and a retrain on 200 000 rows: only samples and sums come back."""
+    n, d = 200_000, 3
+    monkeypatch.setattr(train, "TRAINING_ROWS", 5000)  # the training's sample, not the window
+    m = model(validation={"nan_policy": "drop"})
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    windows = (lambda s, e: with_nans(blobs(n, CENTERS, seed=1)), lambda s, e: drifted(n=n))
+    store, history, clock = MemoryStore(), MemoryHistory(), FakeClock()
+    runs = []
+    for make in windows:
+        clock.advance(60)
+        source = RemoteSource(spark, make, partitions=4)
+        runs.append(evaluate(m, source, store, history, clock.now(), engine=engine))
+    assert [r[0].n_rows for r in runs] == [n - 3, n] and runs[1][0].promoted
+    assert runs[1][1].n_rows == n  # the retrained model saw every row (its count does)
+    window_bytes = n * d * 8
+    # The largest collect is the split gain's sample of SPLIT_ROWS rows; everything else
+    # is k x d sums, bin counts and the samples of the silhouette and the training.
+    assert max(collected.sizes) < 20_000 * d * 8 * 1.1 + 65_536
+    assert sum(collected.sizes) < window_bytes / 4
+    assert len(collected.sizes) > 10  # the passes did go through RDD.collect
+
+
+def test_a_reference_beyond_its_sample_is_fitted_on_every_row(
+    spark: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds on the sample, then Lloyd on the cluster: the centres are every row's means.
+
+    A reference period of three windows, each of 5 000 rows, sampled to 300 rows.
+    """
+    monkeypatch.setattr(train, "TRAINING_ROWS", 300)
+    m = model(
+        thresholds={"mode": "calibrated", "calibration_refits": 1}, reference={"window": "30m"}
+    )
+    X = blobs(5000, np.vstack([CENTERS, CENTERS + 1.2]), seed=4, scale=0.9)
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    src = RemoteSource(spark, lambda s, e: X, partitions=4)
+    evaluation, snap = evaluate(m, src, MemoryStore(), MemoryHistory(), 1800.0, engine=engine)
+    assert evaluation.n_rows == 5000 and snap.n_rows == 15_000 and snap.null is not None
+    # The calibration's window sizes follow the windows' rows, not the sample's.
+    assert snap.null.sizes[-1] == 10_000
+    assert snap.reference_windows is not None and snap.reference_windows.starts.shape == (3,)
+    Xs = prepare(X, snap.scaler, snap.metric)
+    labels, _ = assign_labels(Xs, snap.centers)
+    means = np.vstack([Xs[labels == j].mean(axis=0) for j in range(snap.k)])
+    # Lloyd stopped at a shift of at most tol x the mean variance: within 1e-2 of a
+    # fixed point, where the sample's own fit is off by far more (checked below).
+    np.testing.assert_allclose(snap.centers, means, atol=1e-2)
+    sample = train.one_window(Window("m", 0.0, 600.0, FEATURES, X), X[:300])
+    alone = train.train_reference(
+        replace(sample), m, now=600.0, reason="initial", package_version="", working_memory_mib=64
+    )
+    a_labels, _ = assign_labels(Xs, alone.centers)
+    a_means = np.vstack([Xs[a_labels == j].mean(axis=0) for j in range(alone.k)])
+    assert np.abs(alone.centers - a_means).max() > 2e-2
+
+
+def test_candidate_restarts_on_spark_leave_a_local_minimum_as_locally(spark: Any) -> None:
+    blob_centres = CENTERS * 3
+    X = blobs(4000, blob_centres, seed=6, scale=0.3)
+    m = model(training={"candidate_restarts": 3, "seed": 3})
+    snap = reference(m)
+    # Two centres share the first blob, one sits on the second and one between the last
+    # two: Lloyd from there stays put, k-means++ restarts find the four blobs.
+    stuck = np.vstack(
+        [
+            blob_centres[0] - 0.2,
+            blob_centres[0] + 0.2,
+            blob_centres[1],
+            (blob_centres[2] + blob_centres[3]) / 2,
+        ]
+    )
+    live = replace(snap, centers=stuck, scaler=replace(snap.scaler, center=np.zeros(3)))
+    live = replace(live, scaler=replace(live.scaler, scale=np.ones(3)))
+    Xs = prepare(X, live.scaler, live.metric)
+    blocks = spark.sparkContext.parallelize(np.array_split(Xs, 3), 3)
+    kw: dict[str, Any] = {"max_iter": 300, "tol": 1e-4, "working_memory_mib": 64.0}
+    warm = candidate_blocks(blocks, live, **kw)
+    restarted = candidate_blocks(blocks, live, restarts=3, seed=7, **kw)
+    local, _ = train_candidate(Xs, stuck, m, 7, 64.0)
+
+    def cost(C: np.ndarray) -> float:
+        return float(assign_labels(Xs, C)[1].sum())
+
+    assert cost(restarted.centers) < 0.5 * cost(warm.centers)
+    order = np.lexsort(restarted.centers.T[::-1])
+    np.testing.assert_allclose(
+        restarted.centers[order], local[np.lexsort(local.T[::-1])], atol=1e-9
+    )
+    assert restarted.table.sum() == X.shape[0]
+
+
+def test_a_first_model_on_spark_reports_the_window_it_was_scored_on(spark: Any) -> None:
+    m = model()
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    src = RemoteSource(spark, lambda s, e: blobs(1200, CENTERS, seed=1))
+    evaluation, _ = evaluate(m, src, MemoryStore(), MemoryHistory(), 600.0, engine=engine)
+    assert evaluation.n_rows == 1200 and evaluation.slis[S.SILHOUETTE] > 0.5
