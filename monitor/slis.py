@@ -166,7 +166,7 @@ SLIS: Mapping[str, Sli] = _sli(
         "rows",
         "Rows in the window after validation.",
         formula="validation",
-        code="monitor.pipeline.measure.validate_window",
+        code="monitor.pipeline.scoring.validate_window",
     ),
     Sli(
         SILHOUETTE,
