@@ -22,7 +22,7 @@ scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
 scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
-                           [--nice 10] [--client-nice 0]
+                           [--nice 10] [--client-nice 0] [--no-freeze]
 
 Exit 1 when a target of issue 10 is missed: /metrics p99 under 20 ms, no error, no
 missed or late (beyond half an interval) run.
@@ -332,11 +332,17 @@ class Target:
         self.runs = RunLog(args.interval)
         self.ticker = Ticker()
         self._interval = args.interval
+        self._freeze = not args.no_freeze
 
     def start(self) -> None:
-        from monitor.daemon import first_run_offsets
+        from monitor.core.kmeans import warm_up
+        from monitor.daemon import first_run_offsets, settle
 
         self.server.start()
+        # As the daemon does: the kernels load beside the first runs, then the start-up
+        # heap is frozen (unless --no-freeze, the figures before it was).
+        settling = settle if self._freeze else warm_up
+        threading.Thread(target=settling, name="kernels", daemon=True).start()
         self.ticker.start()
         offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
@@ -447,14 +453,14 @@ class Sampler(threading.Thread):
             self.peak_fds = max(self.peak_fds, len(os.listdir("/proc/self/fd")))
 
 
-def _wait_for_first_runs(target: Target, timeout: float = 120.0) -> None:
+def _wait_for_first_runs(target: Target, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with target.runs.lock:
             if all(target.runs.starts.values()):
                 return
         time.sleep(0.2)
-    raise SystemExit("the models did not all run within 120 s; is the machine overloaded?")
+    raise SystemExit(f"the models did not all run within {timeout:g} s; is the machine overloaded?")
 
 
 @dataclass
@@ -545,6 +551,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rows", type=int, default=3000)
     p.add_argument("--nofile", type=int, default=1024, help="soft descriptor limit")
     p.add_argument("--no-cache", action="store_true", help="encode the registry per scrape")
+    p.add_argument(
+        "--no-freeze", action="store_true", help="leave the start-up heap to the collector"
+    )
+    p.add_argument(
+        "--first-runs-timeout",
+        type=float,
+        default=600.0,
+        help="seconds the first runs (reference training) may take before the phases",
+    )
     p.add_argument("--nice", type=int, default=10, help="Limits.nice of the server threads")
     p.add_argument(
         "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
@@ -558,6 +573,7 @@ def main(argv: list[str]) -> int:
         f"# /metrics under load: {args.models} models every {args.interval:g} s "
         f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
         f"server threads nice +{args.nice}, clients nice {args.client_nice}, "
+        f"start-up heap {'left to the collector' if args.no_freeze else 'frozen'}, "
         f"python {platform.python_version()}, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.1f} at start\n"
     )
@@ -565,7 +581,7 @@ def main(argv: list[str]) -> int:
         target = Target(args, Path(tmp))
         target.start()
         try:
-            _wait_for_first_runs(target)
+            _wait_for_first_runs(target, args.first_runs_timeout)
             phases, note = _phases(target, args)
             time.sleep(args.interval + 2)  # runs due at the end of a phase start late
             rows, ok = _report(target, phases, args.interval)
