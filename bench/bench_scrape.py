@@ -333,6 +333,7 @@ class Target:
         self.ticker = Ticker()
         self._interval = args.interval
         self._freeze = not args.no_freeze
+        self._stop = threading.Event()
 
     def start(self) -> None:
         from monitor.core.kmeans import warm_up
@@ -341,8 +342,16 @@ class Target:
         self.server.start()
         # As the daemon does: the kernels load beside the first runs, then the start-up
         # heap is frozen (unless --no-freeze, the figures before it was).
-        settling = settle if self._freeze else warm_up
-        threading.Thread(target=settling, name="kernels", daemon=True).start()
+        if self._freeze:
+            models = [m.name for m in self.app.settings.models]
+
+            def done() -> bool:
+                return all(map(self.app.state.has_run, models))
+
+            kernels = threading.Thread(target=settle, args=(done, self._stop), daemon=True)
+        else:
+            kernels = threading.Thread(target=warm_up, daemon=True)
+        kernels.start()
         self.ticker.start()
         offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
@@ -356,6 +365,7 @@ class Target:
         self.scheduler.start()
 
     def stop(self) -> None:
+        self._stop.set()
         self.scheduler.shutdown(wait=True)
         self.server.stop()
         self.ticker.stop.set()

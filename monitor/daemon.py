@@ -11,6 +11,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -41,6 +42,8 @@ skip_log = logging.getLogger("monitor.schedule")
 
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
+# The start-up heap is frozen once every model has run, or after this many seconds.
+SETTLE_PATIENCE_SECONDS = 600.0
 # First runs are spread over at most this many seconds (or the interval, if shorter).
 STAGGER_SECONDS = 60.0
 _MODEL_JOB = "model:"
@@ -154,7 +157,13 @@ class Daemon:
         self.http.start()
         # Load the compiled k-means kernels (compile them on a cold cache) beside the
         # first runs, rather than inside one of them; /healthz answers meanwhile.
-        threading.Thread(target=settle, name="kernels", daemon=True).start()
+        models = [m.name for m in self.app.settings.models]
+        threading.Thread(
+            target=settle,
+            args=(lambda: all(map(self.app.state.has_run, models)), self._stopping),
+            name="kernels",
+            daemon=True,
+        ).start()
         offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
             grace = m.misfire_grace
@@ -247,9 +256,19 @@ def freeze_heap() -> int:
     return gc.get_freeze_count()
 
 
-def settle() -> None:
-    """Load the compiled k-means kernels, then freeze the heap start-up made."""
-    warm_up()
+def settle(
+    first_runs_done: Callable[[], bool],
+    stopping: threading.Event,
+    patience: float = SETTLE_PATIENCE_SECONDS,
+    warm: Callable[[], object] = warm_up,
+) -> None:
+    """Load the compiled k-means kernels (``warm``), wait for every model's first run (the
+    imports, reference models and caches they bring stay too), then freeze the heap."""
+    warm()
+    deadline = time.monotonic() + patience
+    while not first_runs_done() and time.monotonic() < deadline:
+        if stopping.wait(1.0):
+            return
     frozen = freeze_heap()
     log.debug("start-up heap frozen: %d objects out of the collector's reach", frozen)
 
