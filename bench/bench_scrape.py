@@ -23,6 +23,8 @@ scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
                            [--nice 10] [--client-nice 0] [--no-freeze]
+    python -m bench scrape --heap            # what a full collection costs, before and after
+                                             # the daemon freezes its start-up heap
 
 Exit 1 when a target of issue 10 is missed: /metrics p99 under 20 ms, no error, no
 missed or late (beyond half an interval) run.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -544,6 +547,43 @@ def _report(target: Target, phases: list[Phase], interval: float) -> tuple[list[
     return rows, ok
 
 
+def _full_collection_ms(repeats: int = 7) -> float:
+    """Median CPU milliseconds of a full collection (thread CPU: not the machine's load)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        gc.collect()
+        times.append((time.thread_time() - t0) * 1000)
+    return statistics.median(times)
+
+
+def heap_report(args: argparse.Namespace) -> int:
+    """What a full collection costs in the daemon-like process, before and after the freeze."""
+    from monitor.bootstrap import build_app
+    from monitor.daemon import daemon_routes, freeze_heap
+
+    with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
+        app = build_app(_settings(args.models, args.interval, args.rows, Path(tmp)))
+        metrics = daemon_routes(app, app.ready).metrics
+        assert metrics is not None
+        rows = [("built", len(gc.get_objects()), _full_collection_ms())]
+        for m in app.settings.models:
+            app.runner.run_model(m.name)
+        metrics()
+        rows.append(("after every model's first run", len(gc.get_objects()), _full_collection_ms()))
+        frozen = freeze_heap()
+        for m in app.settings.models:
+            app.runner.run_model(m.name)
+        metrics()
+        rows.append(("frozen, after a second round", len(gc.get_objects()), _full_collection_ms()))
+        gc.unfreeze()
+        app.close()
+    print("| heap | objects tracked | full collection, ms of CPU |\n|---|---|---|")
+    print("\n".join(f"| {name} | {count:,} | {ms:.2f} |" for name, count, ms in rows))
+    print(f"\n{frozen:,} objects frozen")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run the phases and print a Markdown table; 1 when a target is missed."""
     p = argparse.ArgumentParser(prog="python -m bench scrape", description=__doc__.split("\n")[0])
@@ -574,7 +614,12 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
     )
+    p.add_argument(
+        "--heap", action="store_true", help="only report what a full collection costs, and exit"
+    )
     args = p.parse_args(argv)
+    if args.heap:
+        return heap_report(args)
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
