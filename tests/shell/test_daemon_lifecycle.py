@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -107,3 +108,25 @@ def test_settling_freezes_once_every_model_has_run_and_not_when_stopping(
     warmed: list[bool] = []
     settle(lambda: next(answers), threading.Event(), warm=lambda: warmed.append(True))
     assert warmed == [True] and gc.get_freeze_count() > 0
+
+
+def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_stop(
+    tmp_path: Path, unfrozen: None
+) -> None:
+    quick = model("m", interval="1h")
+    quick["source"]["rows_per_window"] = 300
+    quick["training"] = {"n_init": 1, "silhouette_sample": 300}
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "listen": "127.0.0.1:0"},
+        "models": [quick],
+    }
+    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 300  # bounds a hang: a first run trains a reference
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert daemon.app.state.has_run("m") and gc.get_freeze_count() > 0
+    finally:
+        daemon.stop()
+    assert gc.get_freeze_count() == 0
