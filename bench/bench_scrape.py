@@ -22,7 +22,9 @@ scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
 scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
-                           [--nice 10] [--client-nice 0]
+                           [--nice 10] [--client-nice 0] [--no-freeze]
+    python -m bench scrape --heap            # what a full collection costs, before and after
+                                             # the daemon freezes its start-up heap
 
 Exit 1 when a target of issue 10 is missed: /metrics p99 under 20 ms, no error, no
 missed or late (beyond half an interval) run.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -332,11 +335,26 @@ class Target:
         self.runs = RunLog(args.interval)
         self.ticker = Ticker()
         self._interval = args.interval
+        self._freeze = not args.no_freeze
+        self._stop = threading.Event()
 
     def start(self) -> None:
-        from monitor.daemon import first_run_offsets
+        from monitor.core.kmeans import warm_up
+        from monitor.daemon import first_run_offsets, settle
 
         self.server.start()
+        # As the daemon does: the kernels load beside the first runs, then the start-up
+        # heap is frozen (unless --no-freeze, the figures before it was).
+        if self._freeze:
+            models = [m.name for m in self.app.settings.models]
+
+            def done() -> bool:
+                return all(map(self.app.state.has_run, models))
+
+            kernels = threading.Thread(target=settle, args=(done, self._stop), daemon=True)
+        else:
+            kernels = threading.Thread(target=warm_up, daemon=True)
+        kernels.start()
         self.ticker.start()
         offsets = first_run_offsets(self.app.settings)
         for m in self.app.settings.models:
@@ -350,6 +368,7 @@ class Target:
         self.scheduler.start()
 
     def stop(self) -> None:
+        self._stop.set()
         self.scheduler.shutdown(wait=True)
         self.server.stop()
         self.ticker.stop.set()
@@ -447,14 +466,14 @@ class Sampler(threading.Thread):
             self.peak_fds = max(self.peak_fds, len(os.listdir("/proc/self/fd")))
 
 
-def _wait_for_first_runs(target: Target, timeout: float = 120.0) -> None:
+def _wait_for_first_runs(target: Target, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with target.runs.lock:
             if all(target.runs.starts.values()):
                 return
         time.sleep(0.2)
-    raise SystemExit("the models did not all run within 120 s; is the machine overloaded?")
+    raise SystemExit(f"the models did not all run within {timeout:g} s; is the machine overloaded?")
 
 
 @dataclass
@@ -528,6 +547,43 @@ def _report(target: Target, phases: list[Phase], interval: float) -> tuple[list[
     return rows, ok
 
 
+def _full_collection_ms(repeats: int = 7) -> float:
+    """Median CPU milliseconds of a full collection (thread CPU: not the machine's load)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        gc.collect()
+        times.append((time.thread_time() - t0) * 1000)
+    return statistics.median(times)
+
+
+def heap_report(args: argparse.Namespace) -> int:
+    """What a full collection costs in the daemon-like process, before and after the freeze."""
+    from monitor.bootstrap import build_app
+    from monitor.daemon import daemon_routes, freeze_heap
+
+    with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
+        app = build_app(_settings(args.models, args.interval, args.rows, Path(tmp)))
+        metrics = daemon_routes(app, app.ready).metrics
+        assert metrics is not None
+        rows = [("built", len(gc.get_objects()), _full_collection_ms())]
+        for m in app.settings.models:
+            app.runner.run_model(m.name)
+        metrics()
+        rows.append(("after every model's first run", len(gc.get_objects()), _full_collection_ms()))
+        frozen = freeze_heap()
+        for m in app.settings.models:
+            app.runner.run_model(m.name)
+        metrics()
+        rows.append(("frozen, after a second round", len(gc.get_objects()), _full_collection_ms()))
+        gc.unfreeze()
+        app.close()
+    print("| heap | objects tracked | full collection, ms of CPU |\n|---|---|---|")
+    print("\n".join(f"| {name} | {count:,} | {ms:.2f} |" for name, count, ms in rows))
+    print(f"\n{frozen:,} objects frozen")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """Run the phases and print a Markdown table; 1 when a target is missed."""
     p = argparse.ArgumentParser(prog="python -m bench scrape", description=__doc__.split("\n")[0])
@@ -545,11 +601,25 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rows", type=int, default=3000)
     p.add_argument("--nofile", type=int, default=1024, help="soft descriptor limit")
     p.add_argument("--no-cache", action="store_true", help="encode the registry per scrape")
+    p.add_argument(
+        "--no-freeze", action="store_true", help="leave the start-up heap to the collector"
+    )
+    p.add_argument(
+        "--first-runs-timeout",
+        type=float,
+        default=600.0,
+        help="seconds the first runs (reference training) may take before the phases",
+    )
     p.add_argument("--nice", type=int, default=10, help="Limits.nice of the server threads")
     p.add_argument(
         "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
     )
+    p.add_argument(
+        "--heap", action="store_true", help="only report what a full collection costs, and exit"
+    )
     args = p.parse_args(argv)
+    if args.heap:
+        return heap_report(args)
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
@@ -558,6 +628,7 @@ def main(argv: list[str]) -> int:
         f"# /metrics under load: {args.models} models every {args.interval:g} s "
         f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
         f"server threads nice +{args.nice}, clients nice {args.client_nice}, "
+        f"start-up heap {'left to the collector' if args.no_freeze else 'frozen'}, "
         f"python {platform.python_version()}, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.1f} at start\n"
     )
@@ -565,7 +636,7 @@ def main(argv: list[str]) -> int:
         target = Target(args, Path(tmp))
         target.start()
         try:
-            _wait_for_first_runs(target)
+            _wait_for_first_runs(target, args.first_runs_timeout)
             phases, note = _phases(target, args)
             time.sleep(args.interval + 2)  # runs due at the end of a phase start late
             rows, ok = _report(target, phases, args.interval)

@@ -384,10 +384,15 @@ class Connection(asyncio.Protocol):
         self._release()
         if self._transport is None or self._transport.is_closing():
             return
-        head = response_head(response, keep_alive=keep)
         head_only = request is not None and request.method == "HEAD"
-        # One write: two small ones would wait on delayed ACKs.
-        self._transport.write(head if head_only else head + response.body)
+        if keep and not head_only and response.wire is not None:
+            # Framed once for every scrape of the same bytes: no head to format, no
+            # copy of the body into a new one.
+            self._transport.write(response.wire)
+        else:
+            head = response_head(response, keep_alive=keep)
+            # One write: two small ones would wait on delayed ACKs.
+            self._transport.write(head if head_only else head + response.body)
         if request is not None:
             log.debug("%s %s %s %d", self.peer, request.method, request.target, response.status)
         self._keep = keep

@@ -162,6 +162,8 @@ class _Engine:
         self.max_head_bytes = limits.max_head_bytes
         self.max_requests = limits.max_requests_per_connection
         self._body_bytes = 0  # reserved by admitted bodies not yet answered
+        # The fast path's /metrics answer: (second of its Date, the framed response).
+        self._metrics_framed: tuple[int, Response] | None = None
         # Small API requests waiting for the next turn of the loop, with their futures.
         self._fast: list[tuple[Request, asyncio.Future[Response]]] = []
         self._pool = ThreadPoolExecutor(
@@ -355,7 +357,16 @@ class _Engine:
             return _HEALTHY
         cache = self._routes.metrics
         body = cache.peek() if isinstance(cache, MetricsCache) else None
-        return None if body is None else Response(200, body, CONTENT_TYPE)
+        return None if body is None else self._metrics_answer(body)
+
+    def _metrics_answer(self, body: bytes) -> Response:
+        """``body`` as a framed response, reused while the bytes and the Date second hold."""
+        second = int(time.time())
+        answer = self._metrics_framed
+        if answer is None or answer[0] != second or answer[1].body is not body:
+            answer = (second, Response.framed(200, body, CONTENT_TYPE))
+            self._metrics_framed = answer
+        return answer[1]
 
     def submit(self, request: Request) -> asyncio.Future[Response]:
         assert self._loop is not None

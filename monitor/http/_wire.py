@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -53,9 +54,9 @@ class Request:
     # time.monotonic() when the whole request was in (API requests): latencies start here.
     received: float = 0.0
 
-    @functools.cached_property  # read by each layer a request goes through
+    @property
     def path(self) -> str:
-        return unquote(urlsplit(self.target).path)
+        return _path(self.target)
 
     @property
     def query(self) -> dict[str, str]:
@@ -121,10 +122,31 @@ class Response:
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    # The whole keep-alive answer (head and body), framed once for many requests
+    # (``framed``); None frames it per request.
+    wire: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def text(cls, status: int, text: str, *headers: tuple[str, str]) -> Response:
         return cls(status, (text + "\n").encode(), headers=headers)
+
+    @classmethod
+    def framed(cls, status: int, body: bytes, content_type: str) -> Response:
+        """A response that carries its keep-alive framing, built now: its Date is now's."""
+        plain = cls(status, body, content_type)
+        return cls(status, body, content_type, wire=response_head(plain, keep_alive=True) + body)
+
+
+# A target made of these alone is its own path (no query, fragment, escape, authority).
+_PLAIN_TARGET = re.compile(r"/(?!/)[A-Za-z0-9/._~!$&'()*+,;=:@-]*")
+
+
+def _path(target: str) -> str:
+    """The decoded path of a request target; scrapes take the shortcut (read by each
+    layer a request goes through: a parse of the URL each time costs more than the rest)."""
+    if _PLAIN_TARGET.fullmatch(target):
+        return target
+    return unquote(urlsplit(target).path)
 
 
 def take_head(buffer: bytearray, max_bytes: int) -> list[bytes] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 
@@ -10,9 +11,16 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
 from monitor.checks import Mismatch
-from monitor.exporter import Registry, encode
-from monitor.http import MetricsCache, Routes
-from tests.http_server._support import Running
+from monitor.exporter import CONTENT_TYPE, Registry, encode
+from monitor.http import MetricsCache, Response, Routes, _server, _wire
+from monitor.http._wire import response_head
+from tests.http_server._support import (
+    PATIENCE,
+    Running,
+    closed_by_server,
+    read_response,
+    request,
+)
 
 
 class Clock:
@@ -158,3 +166,100 @@ def test_peek_returns_fresh_bytes_only_and_never_encodes(registry: CollectorRegi
     clock.now += 1.0
     assert cache.peek() is None
     assert encoder.calls == 2
+
+
+# -- the fast path's framed answer: built once per bytes and per second of its Date --
+
+
+class FakeTime:
+    """time.time for the server and the wire module, moved by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.monotonic = time.monotonic
+
+    def time(self) -> float:
+        return self.now
+
+
+def cached_server(
+    serve: Callable[..., Running], registry: CollectorRegistry
+) -> tuple[Running, MetricsCache, list[int]]:
+    version = [0]
+    cache = MetricsCache(registry, lambda: version[0], max_age=None)
+    cache()  # fresh bytes from the start: every scrape takes the fast path
+    return serve(Routes(registry=registry, metrics=cache)), cache, version
+
+
+def test_keep_alive_scrapes_get_the_cached_bytes_with_every_header_of_a_response(
+    serve: Callable[..., Running], registry: CollectorRegistry
+) -> None:
+    running, cache, _ = cached_server(serve, registry)
+    with running.connect() as sock:
+        answers = []
+        for _ in range(3):
+            request(sock)
+            answers.append(read_response(sock))
+    expected = response_head(Response(200, cache(), CONTENT_TYPE), keep_alive=True)
+    names = {line.split(":")[0].lower() for line in expected.decode().split("\r\n")[1:] if line}
+    for status, headers, body in answers:
+        assert status == 200 and body == cache()
+        assert set(headers) == names
+        assert headers["content-length"] == str(len(body))
+        assert headers["content-type"] == CONTENT_TYPE
+        assert headers["connection"] == "keep-alive"
+
+
+def test_head_and_a_last_request_are_framed_as_they_ask_not_as_the_cached_answer(
+    serve: Callable[..., Running], registry: CollectorRegistry
+) -> None:
+    running, cache, _ = cached_server(serve, registry)
+    with running.connect() as sock:
+        sock.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        sock.settimeout(PATIENCE)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        assert head.endswith(b"\r\n\r\n")  # no body followed the head
+        assert f"Content-Length: {len(cache())}\r\n".encode() in head
+        request(sock, extra="Connection: close\r\n")
+        status, headers, body = read_response(sock)
+        assert (status, body, headers["connection"]) == (200, cache(), "close")
+        assert closed_by_server(sock)
+
+
+def test_new_bytes_are_served_at_once_and_the_date_follows_the_clock(
+    serve: Callable[..., Running],
+    registry: CollectorRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeTime(1_000_000_000.0)
+    monkeypatch.setattr(_server, "time", clock)
+    monkeypatch.setattr(_wire, "time", clock)
+    running, cache, version = cached_server(serve, registry)
+    gauge = registry._names_to_collectors["kmeans_value"]  # type: ignore[attr-defined]
+    with running.connect() as sock:
+        request(sock)
+        _, first, body = read_response(sock)
+        assert b"kmeans_value 1.0" in body and first["date"] == "Sun, 09 Sep 2001 01:46:40 GMT"
+        gauge.set(2)
+        version[0] += 1
+        cache()  # the state changed and was encoded again: the fast path has new bytes
+        request(sock)
+        _, _, body = read_response(sock)
+        assert b"kmeans_value 2.0" in body
+        clock.now += 1.0
+        request(sock)
+        _, later, same = read_response(sock)
+        assert same == body and later["date"] == "Sun, 09 Sep 2001 01:46:41 GMT"
+
+
+def test_a_framed_response_is_its_keep_alive_head_and_its_body() -> None:
+    framed = Response.framed(200, b"x 1\n", CONTENT_TYPE)
+    assert framed == Response(200, b"x 1\n", CONTENT_TYPE)  # the framing is not its identity
+    assert framed.wire is not None
+    head, _, body = framed.wire.partition(b"\r\n\r\n")
+    assert body == b"x 1\n"
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nContent-Length: 4\r\n" in head and b"\r\nConnection: keep-alive" in head
+    assert Response(200, b"x 1\n").wire is None

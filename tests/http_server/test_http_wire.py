@@ -128,3 +128,22 @@ def test_take_head_refuses_a_head_beyond_the_limit(raw: bytes) -> None:
     with pytest.raises(BadRequest) as caught:
         take_head(bytearray(raw), 64)
     assert caught.value.status == 431
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("/metrics", "/metrics"),
+        ("/", "/"),
+        ("/models/shop.json", "/models/shop.json"),
+        ("/runbooks/KMeans%20X", "/runbooks/KMeans X"),
+        ("/runbooks/KMeansFeatureDrift?model=shop", "/runbooks/KMeansFeatureDrift"),
+        ("/a#fragment", "/a"),
+        ("//host/metrics", "/metrics"),  # an authority, not a path that starts with two slashes
+        ("http://host/metrics", "/metrics"),
+        ("/caf\u00e9", "/caf\u00e9"),
+        ("*", "*"),
+    ],
+)
+def test_the_path_of_a_target_is_the_decoded_path_of_its_url(target: str, path: str) -> None:
+    assert Request("GET", target, "HTTP/1.1", {}).path == path

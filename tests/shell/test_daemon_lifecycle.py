@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,7 @@ import pytest
 
 from monitor.bootstrap import build_app
 from monitor.config import parse
-from monitor.daemon import Daemon, first_run_offsets
+from monitor.daemon import Daemon, first_run_offsets, freeze_heap, settle
 from monitor.errors import InvalidInputError
 from monitor.sources import SOURCES
 
@@ -59,3 +64,69 @@ def test_a_port_taken_after_the_checks_is_a_user_error(tmp_path: Path) -> None:
         f"cannot listen on 127.0.0.1:{port} (daemon.listen): port {port} of 127.0.0.1 is in "
         "use: another process listens there, perhaps a kmeans-monitor already running"
     )
+
+
+class Node:
+    """A container the collector tracks, with a slot for a reference cycle."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Give the collector back every object a test froze."""
+    yield
+    gc.unfreeze()
+
+
+def test_the_start_up_heap_is_frozen_after_its_garbage_cycles_are_collected(
+    unfrozen: None,
+) -> None:
+    alive = {"kept": [1, 2, 3]}
+    garbage_a, garbage_b = Node(), Node()
+    garbage_a.other, garbage_b.other = garbage_b, garbage_a
+    gone = weakref.ref(garbage_a)
+    del garbage_a, garbage_b  # a cycle: only a collection frees it
+    frozen = freeze_heap()
+    assert gone() is None  # collected before the freeze, not kept for ever
+    assert frozen == gc.get_freeze_count() > 0
+    assert not any(o is alive for o in gc.get_objects())  # out of every generation
+    gc.unfreeze()
+    assert any(o is alive for o in gc.get_objects())
+
+
+def test_settling_freezes_once_every_model_has_run_and_not_when_stopping(
+    unfrozen: None,
+) -> None:
+    assert gc.get_freeze_count() == 0
+    stopping = threading.Event()
+    stopping.set()
+    settle(lambda: False, stopping, warm=lambda: None)
+    assert gc.get_freeze_count() == 0  # stopped while waiting for first runs: nothing frozen
+    answers = iter([False, False, True])
+    warmed: list[bool] = []
+    settle(lambda: next(answers), threading.Event(), warm=lambda: warmed.append(True))
+    assert warmed == [True] and gc.get_freeze_count() > 0
+
+
+def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_stop(
+    tmp_path: Path, unfrozen: None
+) -> None:
+    quick = model("m", interval="1h")
+    quick["source"]["rows_per_window"] = 300
+    quick["training"] = {"n_init": 1, "silhouette_sample": 300}
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "listen": "127.0.0.1:0"},
+        "models": [quick],
+    }
+    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 300  # bounds a hang: a first run trains a reference
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert daemon.app.state.has_run("m") and gc.get_freeze_count() > 0
+    finally:
+        daemon.stop()
+    assert gc.get_freeze_count() == 0
