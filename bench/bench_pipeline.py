@@ -79,15 +79,15 @@ def _model(d: int, k: int, restarts: int) -> Any:
 def _live_snapshot(d: int, k: int, ref_rows: int) -> Any:
     from monitor import __version__
     from monitor.pipeline import train_reference
+    from monitor.pipeline.train import one_window
     from monitor.records import Window
 
     model = _model(d, k, 0)
     X = make_window(ref_rows, d, k, seed=99)
     window = Window("bench", 0.0, 3600.0, model.features, X)
     return train_reference(
-        X,
+        one_window(window, X),
         model,
-        window=window,
         now=3600.0,
         reason="initial",
         package_version=__version__,
