@@ -119,6 +119,15 @@ class _Ports:
     def versions(self, model: str) -> list[int]:
         return [1]
 
+    def pending_version(self, model: str) -> int | None:
+        return None
+
+    def save(self, snapshot: Any, *, state: str | None = None) -> Any:
+        return snapshot  # a retrain is measured, not kept
+
+    def record_version(self, snapshot: Any) -> None:
+        pass
+
     def append(self, evaluation: Any) -> None:
         pass
 
