@@ -79,15 +79,15 @@ def _model(d: int, k: int, restarts: int) -> Any:
 def _live_snapshot(d: int, k: int, ref_rows: int) -> Any:
     from monitor import __version__
     from monitor.pipeline import train_reference
+    from monitor.pipeline.train import one_window
     from monitor.records import Window
 
     model = _model(d, k, 0)
     X = make_window(ref_rows, d, k, seed=99)
     window = Window("bench", 0.0, 3600.0, model.features, X)
     return train_reference(
-        X,
+        one_window(window, X),
         model,
-        window=window,
         now=3600.0,
         reason="initial",
         package_version=__version__,
@@ -118,6 +118,15 @@ class _Ports:
 
     def versions(self, model: str) -> list[int]:
         return [1]
+
+    def pending_version(self, model: str) -> int | None:
+        return None
+
+    def save(self, snapshot: Any, *, state: str | None = None) -> Any:
+        return snapshot  # a retrain is measured, not kept
+
+    def record_version(self, snapshot: Any) -> None:
+        pass
 
     def append(self, evaluation: Any) -> None:
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,7 +37,7 @@ from monitor.core._kmeans_lloyd import (
     prepare,
     random_init,
     relocate_empty,
-    sampled_kmeans_plusplus,
+    sampled_seeding,
     weighted_mean_var,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -60,6 +61,12 @@ MAX_COMPILED_CLUSTERS = 4096
 # default (init_sample="auto"): docs/benchmarks.md shows the inertia after Lloyd.
 SEED_MIN_ROWS = 16384
 SEED_ROWS_PER_CLUSTER = 256
+# On a sample, each seeding tries this many times scikit-learn's 2 + ln(k) candidates
+# per centre, and the best of SAMPLE_SEEDINGS seedings (each polished by Lloyd on the
+# sample) starts the fit: one seeding with 2 + ln(k) trials missed a separated blob in
+# most seeds at 1M x 32, k = 64 (docs/benchmarks.md, issue 12).
+SAMPLE_TRIALS_FACTOR = 4
+SAMPLE_SEEDINGS = 2
 
 
 # ------------------------------------------------------------------ validation helpers
@@ -383,8 +390,10 @@ def fit_kmeans(
         See ``assign_labels``; the compiled kernel skips, with Hamerly's bounds, the
         distances that cannot change an assignment.
     init_sample : int or "auto"
-        k-means++ seeds on this many rows drawn by weight (all when there are fewer);
-        ``"auto"`` is ``max(16384, 256 * n_clusters)``.
+        k-means++ seeds on this many rows drawn by weight: the best (by the sample's
+        inertia) of two greedy seedings with ``4 * (2 + ln k)`` trials each, polished by
+        Lloyd on the sample, starts the fit. A window no larger is seeded whole, once,
+        with ``2 + ln k`` trials. ``"auto"`` is ``max(16384, 256 * n_clusters)``.
     init_labels : array-like of shape (n_samples,), optional
         With an array ``init``: each row's nearest centre under ``init``, from an
         earlier ``assign_labels``; it stands in for the first E-step.
@@ -528,6 +537,31 @@ def _warn_if_degenerate(data: Data, canon: Any, k: int) -> int | None:
     return n_distinct
 
 
+def _seed(
+    data: Data,
+    canon: Any,
+    k: int,
+    rng: np.random.Generator,
+    sample_rows: int,
+    polish: Callable[[Data, NDArray[Any]], LloydResult],
+) -> NDArray[Any]:
+    """k-means++ starting centres: on a sample when the window is larger, else whole."""
+    trials = 2 + int(math.log(k))
+    centers = sampled_seeding(
+        data,
+        canon,
+        k,
+        rng,
+        n_local_trials=SAMPLE_TRIALS_FACTOR * trials,
+        sample_rows=sample_rows,
+        polish=polish,
+        n_seedings=SAMPLE_SEEDINGS,
+    )
+    if centers is None:
+        centers, _ = greedy_kmeans_plusplus(data, canon, k, rng, trials)
+    return centers
+
+
 def _fit(
     data: Data,
     k: int,
@@ -542,13 +576,13 @@ def _fit(
     # prove k distinct rows, since identical rows always share a cluster.
     canon = canonical(data) if isinstance(init, str) else None
     n_distinct = None if canon is None else _warn_if_degenerate(data, canon, k)
-    trials = 2 + int(math.log(k))
+    polish = partial(lloyd_with, max_iter=run.max_iter, tol=tol_abs, compiled=run.compiled)
     best: LloydResult | None = None
     for _ in range(n_runs):
         if isinstance(init, str):
             assert canon is not None
             if init == "k-means++":
-                centers, _ = sampled_kmeans_plusplus(data, canon, k, rng, trials, run.sample_rows)
+                centers = _seed(data, canon, k, rng, run.sample_rows, polish)
             else:
                 centers, _ = random_init(data, canon, k, rng)
         else:

@@ -439,39 +439,66 @@ def greedy_kmeans_plusplus(
     return centers, indices
 
 
-def sampled_kmeans_plusplus(
+def draw_sample(
+    data: Data, canon: Canonical, rng: np.random.Generator, rows: int, k: int
+) -> Data | None:
+    """``rows`` rows drawn with replacement by weight, as a Data in value order.
+
+    A row drawn ``c`` times carries weight ``c``, so the sample's weighted distribution
+    is an unbiased estimate of the window's. The draw walks the value order and the
+    sample keeps it, so neither depends on the row order of the window. None when the
+    window has no more positive-weight rows than ``rows`` (seed on all of it).
+    """
+    if data.n <= rows or canon.order.size <= rows:
+        return None
+    cum = np.cumsum(canon.w)
+    at = np.minimum(np.searchsorted(cum, rng.random(rows) * cum[-1], side="right"), cum.size - 1)
+    positions, counts = np.unique(at, return_counts=True)
+    return prepare(
+        np.ascontiguousarray(data.X[canon.order[positions]]),
+        counts.astype(data.X.dtype),
+        cosine=data.cosine,
+        k=k,
+        working_memory_mib=data.working_memory_mib,
+        n_threads=data.n_threads,
+    )
+
+
+def sampled_seeding(
     data: Data,
     canon: Canonical,
     n_clusters: int,
     rng: np.random.Generator,
+    *,
     n_local_trials: int,
     sample_rows: int,
-) -> tuple[Float, NDArray[np.intp]]:
-    """Greedy k-means++ on ``sample_rows`` rows drawn by weight; the whole window if smaller.
+    polish: Callable[[Data, Float], LloydResult],
+    n_seedings: int,
+) -> Float | None:
+    """Starting centres from greedy k-means++ on a sample, polished by Lloyd on it.
 
-    Rows are drawn with replacement along the value order (so the draw, like the full
-    seeding, does not depend on the row order of the window), and a row drawn ``c``
-    times carries weight ``c`` in the sample: the sample's weighted distribution is an
-    unbiased estimate of the window's. The centres are rows of the window.
+    ``n_seedings`` greedy seedings (``n_local_trials`` candidates per centre) each run
+    to convergence on the sample with ``polish``; the one of lowest sample inertia wins.
+    A single seeding misses a well-separated cluster often enough to cost ~10 % of
+    inertia after Lloyd (docs/benchmarks.md, issue 12), and on a sample both the extra
+    trials and the extra seeding are cheap next to one pass over the window. None when
+    the window is to be seeded whole: no larger than the sample, or too few distinct
+    rows drawn.
     """
-    if data.n <= sample_rows or canon.order.size <= sample_rows:
-        return greedy_kmeans_plusplus(data, canon, n_clusters, rng, n_local_trials)
-    drawn = _sample_cdf(np.cumsum(canon.w), rng.random(sample_rows), canon.order)
-    rows, counts = np.unique(drawn, return_counts=True)
-    Xs = np.ascontiguousarray(data.X[rows])
-    sub = prepare(
-        Xs,
-        counts.astype(data.X.dtype),
-        cosine=data.cosine,
-        k=n_clusters,
-        working_memory_mib=data.working_memory_mib,
-        n_threads=data.n_threads,
-    )
+    sub = draw_sample(data, canon, rng, sample_rows, n_clusters)
+    if sub is None:
+        return None
     sub_canon = canonical(sub)
-    if sub_canon.order.size < n_clusters:  # too few distinct rows drawn: seed on all
-        return greedy_kmeans_plusplus(data, canon, n_clusters, rng, n_local_trials)
-    centers, idx = greedy_kmeans_plusplus(sub, sub_canon, n_clusters, rng, n_local_trials)
-    return centers, rows[idx]
+    if sub_canon.order.size < n_clusters:
+        return None
+    best: LloydResult | None = None
+    for _ in range(n_seedings):
+        centers, _ = greedy_kmeans_plusplus(sub, sub_canon, n_clusters, rng, n_local_trials)
+        res = polish(sub, centers)
+        if best is None or res.inertia < best.inertia:
+            best = res
+    assert best is not None
+    return best.centers
 
 
 def random_init(
