@@ -15,6 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.services import services
+
+__all__ = ["services"]  # a fixture: the daemon test starts `kmeans-monitor run`
+
 
 def _missing() -> str | None:
     if importlib.util.find_spec("pyspark") is None:

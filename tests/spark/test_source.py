@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from monitor.records import Window
 from monitor.sources import SOURCES
 from monitor.sources.spark import SparkSourceOptions, build
 from tests.fakes import blobs
+from tests.services import Services
 
 FEATURES = ("a", "b", "c")
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
@@ -150,3 +152,55 @@ models:
     )
     assert "pending" in listing.output
     assert spark.sparkContext._jsc is not None  # the CLI left the shared session running
+
+
+def _metric(text: str, name: str, model: str) -> float | None:
+    """The value of ``name{model="..."...}`` in an exposition, or None."""
+    found = re.search(rf'^{name}{{[^}}]*model="{model}"[^}}]*}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def test_the_daemon_runs_a_spark_model_from_kmeans_monitor_run(
+    spark: Any, services: Services, tmp_path: Path
+) -> None:
+    # The daemon as a user starts it: its own process and its own Spark session.
+    now = time.time()
+    times = now - 1200 + np.arange(2400) * 1.0  # a row a second, 20 min back to 20 min on
+    write_parquet(tmp_path / "data", "part-0.parquet", times, blobs(2400, CENTERS, seed=3))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+daemon: {{state_dir: {tmp_path / "state"}}}
+models:
+  - name: orders
+    features: [a, b, c]
+    k: 3
+    window: 5m
+    reference: {{window: 10m}}
+    schedule: {{interval: 20s}}
+    engine: spark
+    spark: {{master: "local[2]", conf: {{spark.ui.enabled: false, spark.driver.memory: 1g}}}}
+    training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
+    thresholds: {{mode: fixed}}
+    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
+"""
+    )
+    daemon = services.kmeans_monitor("run", "--config", str(config), ready_path="/metrics")
+    deadline = time.monotonic() + 240  # a JVM's start and a reference under CI's load
+    text = ""
+    while time.monotonic() < deadline:
+        text = daemon.request("/metrics")[1].decode()
+        done = _metric(text, "kmeans_last_success_timestamp_seconds", "orders") or 0.0
+        if done > 0 and (_metric(text, "kmeans_runs_total", "orders") or 0) >= 1:
+            break
+        assert daemon.alive(), daemon.log_tail()
+        time.sleep(1.0)
+    else:
+        raise daemon.fail("ran no successful run of the spark model in 240 s")
+    assert 'kmeans_model_engine_info{engine="spark",model="orders"} 1.0' in text
+    assert _metric(text, "kmeans_slis_stale", "orders") == 0.0, text
+    model = daemon.get_json("/api/models/orders")
+    assert model["versions"]["live"] == 1, model
+    daemon.stop()
+    assert daemon.process.returncode == 0, daemon.log_tail()
+    assert "Traceback" not in daemon.log_tail(10_000)
