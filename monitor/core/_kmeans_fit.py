@@ -390,10 +390,9 @@ def fit_kmeans(
         See ``assign_labels``; the compiled kernel skips, with Hamerly's bounds, the
         distances that cannot change an assignment.
     init_sample : int or "auto"
-        k-means++ seeds on this many rows drawn by weight: the best (by the sample's
-        inertia) of two greedy seedings with ``4 * (2 + ln k)`` trials each, polished by
-        Lloyd on the sample, starts the fit. A window no larger is seeded whole, once,
-        with ``2 + ln k`` trials. ``"auto"`` is ``max(16384, 256 * n_clusters)``.
+        Seed on this many rows drawn by weight (``"auto"``: ``max(16384, 256 * k)``): of two
+        greedy k-means++ with ``4 * (2 + ln k)`` trials, each Lloyd-polished on the sample,
+        the lower sample inertia wins. A window no larger: one, whole, ``2 + ln k`` trials.
     init_labels : array-like of shape (n_samples,), optional
         With an array ``init``: each row's nearest centre under ``init``, from an
         earlier ``assign_labels``; it stands in for the first E-step.
