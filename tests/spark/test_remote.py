@@ -26,7 +26,14 @@ from monitor.pipeline.scoring import prepare
 from monitor.pipeline.train import train_candidate
 from monitor.records import Window
 from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
-from tests.spark.test_engine import CENTERS, FEATURES, drifted, model, reference
+from tests.spark.test_engine import (
+    CENTERS,
+    FEATURES,
+    assert_same_run,
+    drifted,
+    model,
+    reference,
+)
 
 
 class RemoteSource:
@@ -72,19 +79,8 @@ def test_a_window_kept_in_spark_gives_the_local_runs(spark: Any) -> None:
     engine = SparkEngine(SparkSettings(), spark=spark)
     remote = _runs(m, lambda make: RemoteSource(spark, make), engine)
     for (a, snap_a), (b, snap_b) in zip(local, remote, strict=True):
-        assert (a.n_rows, a.live_version, a.candidate_version, a.promoted, a.decision) == (
-            b.n_rows,
-            b.live_version,
-            b.candidate_version,
-            b.promoted,
-            b.decision,
-        )
-        assert a.slis.keys() == b.slis.keys()
-        for key, value in a.slis.items():
-            assert b.slis[key] == pytest.approx(value, rel=1e-7, abs=1e-9), key
-        assert a.cluster_sizes == b.cluster_sizes and a.feature_psi == b.feature_psi
-        np.testing.assert_allclose(snap_b.centers, snap_a.centers, atol=1e-9)
-        assert snap_b.n_rows == snap_a.n_rows
+        assert_same_run(a, snap_a, b, snap_b)
+        assert a.n_rows == b.n_rows and snap_b.n_rows == snap_a.n_rows
         np.testing.assert_array_equal(snap_b.sample, snap_a.sample)
     assert local[0][0].n_rows == 1197  # three rows dropped, by both
     assert local[1][0].promoted  # the drift was acted on, by both

@@ -37,6 +37,29 @@ def write_parquet(directory: Path, name: str, times: np.ndarray, X: np.ndarray) 
     pq.write_table(pa.table(columns), directory / name)
 
 
+def write_config(tmp_path: Path, *, window: str, interval: str, thresholds: str) -> Path:
+    """One model, orders, with engine: spark on local[2] reading the Parquet of ``data``."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+daemon: {{state_dir: {tmp_path / "state"}}}
+models:
+  - name: orders
+    features: [a, b, c]
+    k: 3
+    window: {window}
+    reference: {{window: 10m}}
+    schedule: {{interval: {interval}}}
+    engine: spark
+    spark: {{master: "local[2]", conf: {{spark.ui.enabled: false, spark.driver.memory: 1g}}}}
+    training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
+    thresholds: {thresholds}
+    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
+"""
+    )
+    return config
+
+
 def rows(window: Window) -> np.ndarray:
     """The window's rows, collected from Spark."""
     assert window.remote is not None
@@ -110,23 +133,8 @@ def test_evaluate_once_with_engine_spark_reads_parquet_and_records_the_runs(
     times = now - 1200 + np.arange(1800) * 1.0
     X = blobs(1800, CENTERS, seed=2)
     write_parquet(tmp_path / "data", "part-0.parquet", times, X)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""
-daemon: {{state_dir: {tmp_path / "state"}}}
-models:
-  - name: orders
-    features: [a, b, c]
-    k: 3
-    window: 10m
-    reference: {{window: 10m}}
-    schedule: {{interval: 10m}}
-    engine: spark
-    spark: {{master: "local[2]", conf: {{spark.ui.showConsoleProgress: false}}}}
-    training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
-    thresholds: {{mode: fixed, calibration_refits: 0}}
-    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
-"""
+    config = write_config(
+        tmp_path, window="10m", interval="10m", thresholds="{mode: fixed, calibration_refits: 0}"
     )
     runner = CliRunner()
     for _ in range(2):
@@ -167,24 +175,7 @@ def test_the_daemon_runs_a_spark_model_from_kmeans_monitor_run(
     now = time.time()
     times = now - 1200 + np.arange(2400) * 1.0  # a row a second, 20 min back to 20 min on
     write_parquet(tmp_path / "data", "part-0.parquet", times, blobs(2400, CENTERS, seed=3))
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""
-daemon: {{state_dir: {tmp_path / "state"}}}
-models:
-  - name: orders
-    features: [a, b, c]
-    k: 3
-    window: 5m
-    reference: {{window: 10m}}
-    schedule: {{interval: 20s}}
-    engine: spark
-    spark: {{master: "local[2]", conf: {{spark.ui.enabled: false, spark.driver.memory: 1g}}}}
-    training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
-    thresholds: {{mode: fixed}}
-    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
-"""
-    )
+    config = write_config(tmp_path, window="5m", interval="20s", thresholds="{mode: fixed}")
     daemon = services.kmeans_monitor("run", "--config", str(config), ready_path="/metrics")
     deadline = time.monotonic() + 240  # a JVM's start and a reference under CI's load
     text = ""
