@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +76,13 @@ def session(
     if settings is None:
         settings = _FIRST[0] if _FIRST else SparkSettings()
     builder = SparkSession.builder.master(settings.master).appName(app_name)
-    for key, value in settings.conf:
+    conf = dict(settings.conf)
+    if settings.master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        # Local workers are processes of this machine: this interpreter is the one with
+        # kmeans-monitor installed (a venv), where Spark's default, `python3` on PATH,
+        # may not have it. A cluster's executors take PYSPARK_PYTHON (docs/scaling.md).
+        conf.setdefault("spark.pyspark.python", sys.executable)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
