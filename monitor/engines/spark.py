@@ -76,13 +76,13 @@ def session(
     if settings is None:
         settings = _FIRST[0] if _FIRST else SparkSettings()
     builder = SparkSession.builder.master(settings.master).appName(app_name)
-    conf = dict(settings.conf)
-    if settings.master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+    if settings.master.startswith("local") and "spark.pyspark.python" not in dict(settings.conf):
         # Local workers are processes of this machine: this interpreter is the one with
-        # kmeans-monitor installed (a venv), where Spark's default, `python3` on PATH,
-        # may not have it. A cluster's executors take PYSPARK_PYTHON (docs/scaling.md).
-        conf.setdefault("spark.pyspark.python", sys.executable)
-    for key, value in conf.items():
+        # kmeans-monitor installed (a venv), where pyspark's default, `python3` on PATH,
+        # may not have it. pyspark reads the variable when the context starts; a set one
+        # stands, and a cluster's executors take the user's (docs/scaling.md).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in settings.conf:
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
