@@ -29,6 +29,7 @@ from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
 from monitor.errors import SchemaError, SourceError
+from monitor.pipeline.train import RESTART_ROWS
 from monitor.records import (
     CandidateFit,
     CountedRows,
@@ -708,10 +709,6 @@ class SparkEngine:
         if self._owned and self._spark is not None:
             self._spark.stop()
             self._spark = None
-
-
-#: Rows the k-means++ restarts of a candidate run on (``pipeline.train.RESTART_ROWS``).
-RESTART_ROWS = 50_000
 
 
 def candidate_blocks(
