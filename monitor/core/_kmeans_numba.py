@@ -22,7 +22,8 @@ centres. The labels are those of plain Lloyd: only work that cannot change an
 assignment is skipped. Bounds are kept in float64 and widened by the rounding of the
 distance expansion, so that rounding can only cause an extra scan, never a skip. When
 the bounds leave most rows to scan (overlapping clusters), a few E-steps scan every row
-without them (``_next_bounded``).
+without them (``_next_bounded``, waiting longer after each failure in a row); those scans
+skip the second-nearest pass and the bounds, except the last before bounds are tried.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ BLOCK_ROWS = 256
 # E-steps scan every row before the bounds are tried again.
 FULL_SCAN_SHARE = 0.5
 FULL_SCAN_RUN = 4
+MAX_BACKOFF = 2
 
 
 def _jit(fn: Callable[..., Any]) -> Any:
@@ -82,8 +84,9 @@ def _jit(fn: Callable[..., Any]) -> Any:
 
 
 @_jit
-def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m):  # type: ignore[no-untyped-def]
-    """Nearest and second nearest centre of the ``m`` rows of ``XB``, as sortable keys.
+def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m, second):  # type: ignore[no-untyped-def]
+    """Nearest (and, if ``second``, second nearest) centre of the ``m`` rows of ``XB``,
+    as sortable keys.
 
     ``G[c, i] = ||c||^2 - 2 x_i.c`` (one BLAS product, then ``||c||^2`` added in X's
     dtype), centre-major so that every loop below runs along rows and vectorises.
@@ -96,8 +99,7 @@ def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m):  # type: ignore[no-untyped-d
     """
     k = C2.shape[0]
     np.dot(C2, XB.T, G)
-    top = K.itemsize * 8 - 1
-    low = (K.dtype.type(1) << top) - 1  # the largest key, and the non-sign bits
+    top, low = _key_bits(K)
     bits = G.view(K.dtype)
     for c in range(k):
         cc = csq[c]
@@ -116,6 +118,8 @@ def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m):  # type: ignore[no-untyped-d
         ci = np.int32(c)
         for i in range(m):
             lab[i] = min(lab[i], ci if K[c, i] == k1[i] else np.int32(k))
+    if not second:
+        return
     for i in range(m):
         k2[i] = low
     for c in range(k):
@@ -124,15 +128,26 @@ def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m):  # type: ignore[no-untyped-d
 
 
 @_jit
-def _decode(keys, m, like):  # type: ignore[no-untyped-def]
-    """The G values of the first ``m`` keys, as float64 (``like``: an array of X's dtype)."""
-    top = keys.itemsize * 8 - 1
-    low = (keys.dtype.type(1) << top) - 1
-    out = np.empty(m, dtype=keys.dtype)
+def _key_bits(K):  # type: ignore[no-untyped-def]
+    """The sign bit's shift and the mask of the other bits, for keys of ``K``'s type.
+
+    From ``np.iinfo``, which numba folds to constants: read from the array at run time
+    (its ``itemsize``), the shift amount was a variable and the key passes did not
+    vectorise (about 1.7x slower).
+    """
+    info = np.iinfo(K.dtype)
+    return info.bits - 1, K.dtype.type(info.max)
+
+
+@_jit
+def _decode(keys, m, bits):  # type: ignore[no-untyped-def]
+    """Turn the first ``m`` keys back into their floats, in place: ``bits``, a view of
+    ``keys``' buffer in X's dtype, then holds the G values."""
+    top, low = _key_bits(keys)
     for r in range(m):
         b = keys[r]
-        out[r] = b ^ ((b >> top) & low)  # the flip is its own inverse
-    return out.view(like.dtype).astype(np.float64)
+        keys[r] = b ^ ((b >> top) & low)  # the flip is its own inverse
+    return bits
 
 
 @_jit
@@ -147,10 +162,12 @@ def _sq_to(X, i, C, a):  # type: ignore[no-untyped-def]
 
 @_jit
 def _scan_rows(  # type: ignore[no-untyped-def]
-    X, rows, nrows, start, gather, C2, csq, xn, slack, labels, upper, lower, K
+    X, rows, nrows, start, gather, C2, csq, xn, slack, labels, upper, lower, K, bounds
 ):
     """Full scan of ``rows[:nrows]`` (or, without ``gather``, of ``start:start + nrows``):
-    labels, and bounds widened by ``slack``. ``K``: an empty array of the key type."""
+    labels and, if ``bounds``, the bounds widened by ``slack``. ``K``: an empty array of
+    the key type. Without ``bounds`` the second-nearest pass is skipped and the bounds
+    go stale: for E-steps whose successor scans every row anyway."""
     if nrows == 0:
         return
     k, d = C2.shape
@@ -161,6 +178,7 @@ def _scan_rows(  # type: ignore[no-untyped-def]
     lab = np.empty(m_blk, dtype=np.int32)
     k1 = np.empty(m_blk, dtype=K.dtype)
     k2 = np.empty(m_blk, dtype=K.dtype)
+    f1, f2 = k1.view(X.dtype), k2.view(X.dtype)
     for s in range(0, nrows, m_blk):
         m = min(m_blk, nrows - s)
         if m < m_blk:  # the last, short block: exact shapes for BLAS
@@ -171,17 +189,21 @@ def _scan_rows(  # type: ignore[no-untyped-def]
                 src = rows[s + r]
                 for j in range(d):
                     XB[r, j] = X[src, j]
-            _scan_block(XB, C2, csq, G, keys, lab, k1, k2, m)
+            _scan_block(XB, C2, csq, G, keys, lab, k1, k2, m, bounds)
         else:
-            _scan_block(X[start + s : start + s + m], C2, csq, G, keys, lab, k1, k2, m)
-        best = _decode(k1, m, G)
-        second = _decode(k2, m, G)
+            _scan_block(X[start + s : start + s + m], C2, csq, G, keys, lab, k1, k2, m, bounds)
+        if not bounds:
+            for r in range(m):
+                labels[rows[s + r] if gather else start + s + r] = lab[r]
+            continue
+        best = _decode(k1, m, f1)
+        second = _decode(k2, m, f2)
         for r in range(m):
             i = rows[s + r] if gather else start + s + r
             xi = np.float64(xn[i])
             labels[i] = lab[r]
-            upper[i] = np.sqrt(max(xi + best[r], 0.0) + slack[i])
-            lower[i] = np.sqrt(max(xi + second[r] - slack[i], 0.0)) if k > 1 else np.inf
+            upper[i] = np.sqrt(max(xi + np.float64(best[r]), 0.0) + slack[i])
+            lower[i] = np.sqrt(max(xi + np.float64(second[r]) - slack[i], 0.0)) if k > 1 else np.inf
 
 
 @_jit
@@ -219,19 +241,20 @@ def _assign_chunk(X, start, stop, C2, csq, xn, labels, sq, second, K):  # type: 
     lab = np.empty(m_blk, dtype=np.int32)
     k1 = np.empty(m_blk, dtype=K.dtype)
     k2 = np.empty(m_blk, dtype=K.dtype)
+    f1, f2 = k1.view(X.dtype), k2.view(X.dtype)
     for s in range(start, stop, m_blk):
         m = min(m_blk, stop - s)
         if m < m_blk:
             G = np.empty((k, m), dtype=X.dtype)
-        _scan_block(X[s : s + m], C2, csq, G, keys, lab, k1, k2, m)
-        best = _decode(k1, m, G)
+        _scan_block(X[s : s + m], C2, csq, G, keys, lab, k1, k2, m, second.shape[0] > 0)
+        best = _decode(k1, m, f1)
         for r in range(m):
             labels[s + r] = lab[r]
-            sq[s + r] = max(np.float64(xn[s + r]) + best[r], 0.0)
+            sq[s + r] = max(np.float64(xn[s + r]) + np.float64(best[r]), 0.0)
         if second.shape[0] and k > 1:
-            nxt = _decode(k2, m, G)
+            nxt = _decode(k2, m, f2)
             for r in range(m):
-                second[s + r] = max(np.float64(xn[s + r]) + nxt[r], 0.0)
+                second[s + r] = max(np.float64(xn[s + r]) + np.float64(nxt[r]), 0.0)
 
 
 @_jit
@@ -250,6 +273,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     other,
     half,
     first,
+    bounds,
     labels,
     upper,
     lower,
@@ -260,8 +284,9 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     """One E-step of Lloyd on rows ``start:stop`` with Hamerly's bounds.
 
     ``first``: scan every row and add it to ``sums``/``wsums``/``counts`` (weighted rows,
-    weights, rows of positive weight); otherwise move only the rows whose cluster
-    changes (they leave one cluster's totals and join another's).
+    weights, rows of positive weight), leaving the bounds stale unless ``bounds``;
+    otherwise move only the rows whose cluster changes (they leave one cluster's totals
+    and join another's).
     Returns the number of rows that changed cluster and the number scanned.
     """
     n_rows = stop - start
@@ -272,7 +297,9 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
         for r in range(n_rows):
             rows[r] = start + r
             old[r] = labels[start + r]
-        _scan_rows(X, rows, n_rows, start, False, C2, csq, xn, slack, labels, upper, lower, K)
+        _scan_rows(
+            X, rows, n_rows, start, False, C2, csq, xn, slack, labels, upper, lower, K, bounds
+        )
         n_scan = n_rows
     else:
         for i in range(start, stop):
@@ -288,7 +315,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
                     old[n_scan] = a
                     n_scan += 1
             upper[i] = u
-        _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K)
+        _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K, True)
     moved = _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts)
     return moved, n_scan
 
@@ -467,12 +494,20 @@ def _shifts(C: Float, prev_C: Float) -> tuple[F64, F64]:
 
 
 def _estep(
-    eng: Engine, X: Float, w: Float, xn: Float, C: Float, prev_C: Float | None, st: _State
+    eng: Engine,
+    X: Float,
+    w: Float,
+    xn: Float,
+    C: Float,
+    prev_C: Float | None,
+    st: _State,
+    bounds: bool = True,
 ) -> tuple[Totals, int, int]:
     """One E-step over every chunk: the totals (or their changes), rows moved and scanned.
 
     ``prev_C`` None is a first E-step: every row is scanned and the totals are built
-    from nothing. Otherwise the totals returned are the changes to add to the old ones.
+    from nothing, with the bounds only if ``bounds`` (the next E-step uses them).
+    Otherwise the totals returned are the changes to add to the old ones.
     """
     k, d = C.shape
     first = prev_C is None
@@ -485,7 +520,8 @@ def _estep(
         part = Totals(np.zeros((k, d)), np.zeros(k), np.zeros(k, dtype=np.int64))
         moved, scanned = _estep_chunk(
             X, w, s.start, s.stop, C, C2, csq, xn, st.slack, _key_type(X), shift, other,
-            half, first, st.labels, st.upper, st.lower, part.sums, part.wsum, part.counts,
+            half, first, bounds, st.labels, st.upper, st.lower, part.sums, part.wsum,
+            part.counts,
         )  # fmt: skip
         return part, int(moved), int(scanned)
 
@@ -565,7 +601,7 @@ def fast_lloyd(
     prev: Float | None = None
     n_relocated = n_iter = 0
     converged = False
-    bounded = 0  # E-steps left before bounds are tried again (see _next_bounded)
+    bounded = misses = 0  # full E-steps before bounds are tried again (_next_bounded)
     with Engine(n_threads) as eng:
         for i in range(max_iter):
             n_iter = i + 1
@@ -574,8 +610,13 @@ def fast_lloyd(
                 st.labels[...] = init_labels
                 change, moved, scanned = _adopt(eng, X, w, C, st), 0, 0
             else:
-                change, moved, scanned = _estep(eng, X, w, xn, C, None if full else prev, st)
-            bounded = max(bounded - 1, 0) if full else _next_bounded(scanned, n)
+                # a full E-step followed by another full one needs no bounds
+                need = not full or bounded <= 1
+                change, moved, scanned = _estep(eng, X, w, xn, C, None if full else prev, st, need)
+            if full:
+                bounded = max(bounded - 1, 0)
+            else:
+                bounded, misses = _next_bounded(scanned, n, misses)
             if totals is None or full:
                 totals = change
             else:
@@ -592,21 +633,25 @@ def fast_lloyd(
             if relocated:
                 prev = None  # the next E-step rebuilds totals and bounds from scratch
         # labels consistent with the final centres
-        _estep(eng, X, w, xn, C, None if bounded > 0 else prev, st)
+        _estep(eng, X, w, xn, C, None if bounded > 0 else prev, st, bounds=False)
         sq = _own_sq(eng, X, C, st.labels)
     return FastResult(C, st.labels, sq, n_iter, converged, n_relocated)
 
 
-def _next_bounded(scanned: int, n: int) -> int:
+def _next_bounded(scanned: int, n: int, misses: int) -> tuple[int, int]:
     """Full E-steps to run before the next one with bounds, after one that scanned
-    ``scanned`` of ``n`` rows.
+    ``scanned`` of ``n`` rows and ``misses`` such failures in a row before it; and the
+    new count of failures in a row.
 
     When the bounds leave most rows to scan (heavily overlapping clusters), their
     bookkeeping (an exact distance for every row whose bound failed, a gather of the
     rest) costs more than it saves: a plain scan of every row is cheaper. The bounds
-    are tried again every few E-steps, since they prune more as the centres settle.
+    are tried again after a few E-steps, since they prune more as the centres settle;
+    each failure in a row doubles the wait, up to ``FULL_SCAN_RUN << MAX_BACKOFF``.
     """
-    return FULL_SCAN_RUN if scanned > FULL_SCAN_SHARE * n else 0
+    if scanned <= FULL_SCAN_SHARE * n:
+        return 0, 0
+    return FULL_SCAN_RUN << min(misses, MAX_BACKOFF), misses + 1
 
 
 @_jit

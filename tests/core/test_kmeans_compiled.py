@@ -11,6 +11,8 @@ that dtype (rtol 1e-5 for float32, 1e-12 for float64).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, load_iris, make_blobs
@@ -63,6 +65,46 @@ def test_same_iterates_on_separated_blobs_where_bounds_skip(dtype: type) -> None
     ref = fit_kmeans(X, 15, init=init, tol=0.0, kernel="numpy")
     assert ours.n_iter > 3
     assert_same_fit(ours, ref, dtype)
+
+
+def test_full_scans_skip_the_bounds_only_when_the_next_scan_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On overlapping blobs the bounds fail and runs of full scans follow; only the last
+    # of a run computes the bounds the next (bounded) E-step reads. A stale bound read
+    # by a bounded E-step would skip rows that move, and the labels would part from
+    # numpy's.
+    X = overlapping(6000, 5, 12, np.float64, seed=1)
+    init = X[:12].copy()
+    steps: list[tuple[bool, bool]] = []
+    real = _kmeans_numba._estep
+
+    def spy(eng, X, w, xn, C, prev_C, st, bounds=True):  # type: ignore[no-untyped-def]
+        steps.append((prev_C is None, bounds))
+        return real(eng, X, w, xn, C, prev_C, st, bounds)
+
+    monkeypatch.setattr(_kmeans_numba, "_estep", spy)
+    ours = fit_kmeans(X, 12, init=init, max_iter=40, tol=0.0, kernel="compiled")
+    ref = fit_kmeans(X, 12, init=init, max_iter=40, tol=0.0, kernel="numpy")
+    assert_same_fit(ours, ref, np.float64)
+    loop = steps[:-1]  # the last E-step only makes the labels final
+    assert (True, False) in loop  # full scans without bounds happened
+    for before, after in itertools.pairwise(loop):
+        if not after[0]:  # a bounded E-step reads the bounds of the one before
+            assert before[1]
+
+
+def test_failed_bounds_back_off() -> None:
+    n = 1000
+    run, misses = _kmeans_numba._next_bounded(900, n, 0)
+    assert (run, misses) == (_kmeans_numba.FULL_SCAN_RUN, 1)
+    waits = []
+    for _ in range(5):
+        run, misses = _kmeans_numba._next_bounded(900, n, misses)
+        waits.append(run)
+    top = _kmeans_numba.FULL_SCAN_RUN << _kmeans_numba.MAX_BACKOFF
+    assert waits == sorted(waits) and waits[-1] == top and waits[0] > _kmeans_numba.FULL_SCAN_RUN
+    assert _kmeans_numba._next_bounded(100, n, misses) == (0, 0)  # a success resets
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
