@@ -167,9 +167,11 @@ def _scan_rows(  # type: ignore[no-untyped-def]
     """Full scan of ``rows[:nrows]`` (or, without ``gather``, of ``start:start + nrows``):
     labels and, if ``bounds``, the bounds widened by ``slack``. ``K``: an empty array of
     the key type. Without ``bounds`` the second-nearest pass is skipped and the bounds
-    go stale: for E-steps whose successor scans every row anyway."""
+    go stale: for E-steps whose successor scans every row anyway. Returns how many
+    labels changed."""
+    changed = 0
     if nrows == 0:
-        return
+        return changed
     k, d = C2.shape
     m_blk = min(BLOCK_ROWS, nrows)
     XB = np.empty((m_blk, d), dtype=X.dtype)
@@ -192,18 +194,20 @@ def _scan_rows(  # type: ignore[no-untyped-def]
             _scan_block(XB, C2, csq, G, keys, lab, k1, k2, m, bounds)
         else:
             _scan_block(X[start + s : start + s + m], C2, csq, G, keys, lab, k1, k2, m, bounds)
+        for r in range(m):
+            i = rows[s + r] if gather else start + s + r
+            changed += labels[i] != lab[r]
+            labels[i] = lab[r]
         if not bounds:
-            for r in range(m):
-                labels[rows[s + r] if gather else start + s + r] = lab[r]
             continue
         best = _decode(k1, m, f1)
         second = _decode(k2, m, f2)
         for r in range(m):
             i = rows[s + r] if gather else start + s + r
             xi = np.float64(xn[i])
-            labels[i] = lab[r]
             upper[i] = np.sqrt(max(xi + np.float64(best[r]), 0.0) + slack[i])
             lower[i] = np.sqrt(max(xi + np.float64(second[r]) - slack[i], 0.0)) if k > 1 else np.inf
+    return changed
 
 
 @_jit
@@ -216,18 +220,12 @@ def _adopt_chunk(  # type: ignore[no-untyped-def]
     least ``2 s - u`` away (triangle inequality, ``s`` half the distance from the own
     centre to its nearest other centre), which is the lower bound.
     """
-    d = X.shape[1]
     for i in range(start, stop):
         a = labels[i]
         u = np.sqrt(_sq_to(X, i, C, a) + slack[i])
         upper[i] = u
         lower[i] = max(2.0 * half[a] - u, 0.0)
-        wi = np.float64(w[i])
-        if wi > 0.0:
-            counts[a] += 1
-            wsums[a] += wi
-            for j in range(d):
-                sums[a, j] += wi * X[i, j]
+    _add_rows(X, w, start, stop, labels, sums, wsums, counts)
 
 
 @_jit
@@ -289,44 +287,55 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     and join another's).
     Returns the number of rows that changed cluster and the number scanned.
     """
-    n_rows = stop - start
-    rows = np.empty(n_rows, dtype=np.int64)
-    old = np.empty(n_rows, dtype=np.int64)
-    n_scan = 0
     if first:
-        for r in range(n_rows):
-            rows[r] = start + r
-            old[r] = labels[start + r]
-        _scan_rows(
-            X, rows, n_rows, start, False, C2, csq, xn, slack, labels, upper, lower, K, bounds
-        )
-        n_scan = n_rows
-    else:
-        for i in range(start, stop):
-            a = labels[i]
-            u = upper[i] + shift[a]
-            lo = lower[i] - other[a]
-            lower[i] = lo
-            z = max(lo, half[a])
+        no_rows = np.empty(0, dtype=np.int64)  # rows start:stop, in place
+        moved = _scan_rows(
+            X, no_rows, stop - start, start, False, C2, csq, xn, slack, labels, upper, lower,
+            K, bounds,
+        )  # fmt: skip
+        _add_rows(X, w, start, stop, labels, sums, wsums, counts)
+        return moved, stop - start
+    rows = np.empty(stop - start, dtype=np.int64)
+    old = np.empty(stop - start, dtype=np.int64)
+    n_scan = 0
+    for i in range(start, stop):
+        a = labels[i]
+        u = upper[i] + shift[a]
+        lo = lower[i] - other[a]
+        lower[i] = lo
+        z = max(lo, half[a])
+        if u > z:
+            u = np.sqrt(_sq_to(X, i, C, a) + slack[i])
             if u > z:
-                u = np.sqrt(_sq_to(X, i, C, a) + slack[i])
-                if u > z:
-                    rows[n_scan] = i
-                    old[n_scan] = a
-                    n_scan += 1
-            upper[i] = u
-        _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K, True)
-    moved = _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts)
-    return moved, n_scan
+                rows[n_scan] = i
+                old[n_scan] = a
+                n_scan += 1
+        upper[i] = u
+    _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K, True)
+    return _move_rows(X, w, rows, old, n_scan, labels, sums, wsums, counts), n_scan
 
 
 @_jit
-def _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts):  # type: ignore[no-untyped-def]
+def _add_rows(X, w, start, stop, labels, sums, wsums, counts):  # type: ignore[no-untyped-def]
+    """Add rows ``start:stop`` to their clusters' totals (weighted sums, weights, rows of
+    positive weight)."""
+    d = X.shape[1]
+    for i in range(start, stop):
+        a = labels[i]
+        wi = np.float64(w[i])
+        if wi <= 0.0:
+            continue
+        counts[a] += 1
+        wsums[a] += wi
+        for j in range(d):
+            sums[a, j] += wi * X[i, j]
+
+
+@_jit
+def _move_rows(X, w, rows, old, n_scan, labels, sums, wsums, counts):  # type: ignore[no-untyped-def]
     """Bring the cluster totals up to date with the scanned rows; return how many moved.
 
-    ``first``: every row is new, so add each to its cluster (``moved`` then counts the
-    rows whose label differs from the one the scan replaced). Otherwise a row that
-    changed cluster leaves its old cluster's totals and joins the new one's.
+    A row that changed cluster leaves its old cluster's totals and joins the new one's.
     """
     moved = 0
     d = X.shape[1]
@@ -334,21 +343,19 @@ def _update_totals(X, w, rows, old, n_scan, first, labels, sums, wsums, counts):
         i = rows[r]
         new = labels[i]
         a = old[r]
-        wi = np.float64(w[i])
-        if new == a and not first:
+        if new == a:
             continue
-        moved += new != a
+        moved += 1
+        wi = np.float64(w[i])
         if wi <= 0.0:
             continue
         counts[new] += 1
         wsums[new] += wi
+        counts[a] -= 1
+        wsums[a] -= wi
         for j in range(d):
             sums[new, j] += wi * X[i, j]
-        if not first:
-            counts[a] -= 1
-            wsums[a] -= wi
-            for j in range(d):
-                sums[a, j] -= wi * X[i, j]
+            sums[a, j] -= wi * X[i, j]
     return moved
 
 
@@ -609,14 +616,11 @@ def fast_lloyd(
             if i == 0 and init_labels is not None:
                 st.labels[...] = init_labels
                 change, moved, scanned = _adopt(eng, X, w, C, st), 0, 0
-            else:
-                # a full E-step followed by another full one needs no bounds
-                need = not full or bounded <= 1
-                change, moved, scanned = _estep(eng, X, w, xn, C, None if full else prev, st, need)
-            if full:
-                bounded = max(bounded - 1, 0)
-            else:
-                bounded, misses = _next_bounded(scanned, n, misses)
+            else:  # a full E-step followed by another full one needs no bounds
+                prev_C = None if full else prev
+                change, moved, scanned = _estep(eng, X, w, xn, C, prev_C, st, bounded <= 1)
+            step = (max(bounded - 1, 0), misses) if full else _next_bounded(scanned, n, misses)
+            bounded, misses = step
             if totals is None or full:
                 totals = change
             else:
