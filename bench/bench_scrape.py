@@ -12,9 +12,10 @@ runs staggered as the daemon staggers them), and the runs the scheduler reports 
 skipped (what ``kmeans_runs_skipped_total`` counts) are counted.
 
 Clients run in other processes, as asyncio Protocols on raw sockets with keep-alive
-like Prometheus, so their cost per request is small and their parsing does not compete
-for the server's GIL. They do share the machine's cores: ``--client-nice 19`` makes
-them yield, closer to scrapers on other machines; the default (0) is the harsher case.
+and asking for gzip like Prometheus (``--plain``: plain text), so their cost per
+request is small and their parsing does not compete for the server's GIL. They do
+share the machine's cores: ``--client-nice 19`` makes them yield, closer to scrapers on
+other machines; the default (0) is the harsher case.
 
 Phases: ``quiet`` (no clients: the baseline of run lateness), ``scrape`` (``--clients``
 scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
@@ -22,7 +23,7 @@ scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
 scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
-                           [--nice 10] [--client-nice 0] [--no-freeze]
+                           [--nice 10] [--client-nice 0] [--no-freeze] [--plain]
     python -m bench scrape --heap            # what a full collection costs, before and after
                                              # the daemon freezes its start-up heap
 
@@ -67,8 +68,11 @@ class _Scraper(asyncio.Protocol):
     so the figures are the server's and not the load generator's.
     """
 
-    def __init__(self, until: float, latencies: list[float], errors: list[str]) -> None:
+    def __init__(
+        self, until: float, latencies: list[float], errors: list[str], request: bytes
+    ) -> None:
         self.until = until
+        self.request = request
         self.latencies = latencies
         self.errors = errors
         self.done = asyncio.get_running_loop().create_future()
@@ -77,6 +81,7 @@ class _Scraper(asyncio.Protocol):
         self.need = -1  # bytes of the whole response once its head is parsed
         self.status = 0
         self.close_after = False
+        self.gzipped = False
         self.t0 = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,7 +94,7 @@ class _Scraper(asyncio.Protocol):
         self.buffer.clear()
         self.need = -1
         self.t0 = time.perf_counter()
-        self.transport.write(_REQUEST)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -102,11 +107,14 @@ class _Scraper(asyncio.Protocol):
             length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
             self.need = end + 4 + length
             self.close_after = b"connection: close" in head
+            self.gzipped = b"content-encoding: gzip" in head
         if len(self.buffer) < self.need:
             return
         self.latencies.append(time.perf_counter() - self.t0)
         if self.status != 200:
             self.errors.append(f"HTTP {self.status}")
+        elif self.gzipped != (b"gzip" in self.request):  # the path meant to be measured
+            self.errors.append("gzip asked, plain answered" if not self.gzipped else "gzip unasked")
         if self.close_after or time.monotonic() >= self.until:
             assert self.transport is not None
             self.transport.close()
@@ -120,17 +128,22 @@ class _Scraper(asyncio.Protocol):
             self.done.set_result(None)
 
 
-_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n\r\n"
+def scrape_request(gzipped: bool) -> bytes:
+    """A scrape as Prometheus sends it (which asks for gzip), or one asking for plain text."""
+    encoding = b"Accept-Encoding: gzip\r\n" if gzipped else b""
+    return b"GET /metrics HTTP/1.1\r\nHost: bench\r\nAccept: */*\r\n" + encoding + b"\r\n"
 
 
 async def _scrape_one(
-    host: str, port: int, until: float, latencies: list[float], errors: list[str]
+    host: str, port: int, until: float, latencies: list[float], errors: list[str], request: bytes
 ) -> None:
     loop = asyncio.get_running_loop()
     while time.monotonic() < until:
         try:
             _, scraper = await asyncio.wait_for(
-                loop.create_connection(lambda: _Scraper(until, latencies, errors), host, port),
+                loop.create_connection(
+                    lambda: _Scraper(until, latencies, errors, request), host, port
+                ),
                 5,
             )
             await asyncio.wait_for(scraper.done, max(5.0, until - time.monotonic() + 5))
@@ -139,7 +152,9 @@ async def _scrape_one(
             await asyncio.sleep(0.01)
 
 
-def scrape_process(host: str, port: int, clients: int, seconds: float, nice: int, out: Any) -> None:
+def scrape_process(
+    host: str, port: int, clients: int, seconds: float, nice: int, gzipped: bool, out: Any
+) -> None:
     """Child process: ``clients`` keep-alive scrapers back to back for ``seconds``."""
     os.nice(nice)
     latencies: list[float] = []
@@ -148,7 +163,10 @@ def scrape_process(host: str, port: int, clients: int, seconds: float, nice: int
 
     async def main() -> None:
         await asyncio.gather(
-            *(_scrape_one(host, port, until, latencies, errors) for _ in range(clients))
+            *(
+                _scrape_one(host, port, until, latencies, errors, scrape_request(gzipped))
+                for _ in range(clients)
+            )
         )
 
     asyncio.run(main())
@@ -392,11 +410,11 @@ def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
 
 
 def _scrape_phase(
-    target: Target, clients: int, seconds: float, processes: int, nice: int
+    target: Target, clients: int, seconds: float, processes: int, nice: int, gzipped: bool
 ) -> tuple[list[float], list[str]]:
     host, port = target.server.address
     shares = [clients // processes + (i < clients % processes) for i in range(processes)]
-    spawned = [_spawn(scrape_process, host, port, n, seconds, nice) for n in shares if n]
+    spawned = [_spawn(scrape_process, host, port, n, seconds, nice, gzipped) for n in shares if n]
     latencies: list[float] = []
     errors: list[str] = []
     for proc, conn in spawned:
@@ -500,7 +518,9 @@ def _phases(target: Target, args: argparse.Namespace) -> tuple[list[Phase], str]
     )
 
     t0, cpu, ccpu = time.time(), http_cpu_seconds(), children_cpu_seconds()
-    lat, err = _scrape_phase(target, args.clients, args.seconds, args.processes, args.client_nice)
+    lat, err = _scrape_phase(
+        target, args.clients, args.seconds, args.processes, args.client_nice, not args.plain
+    )
     name = f"scrape: {args.clients} clients"
     cpu = http_cpu_seconds() - cpu
     ccpu = children_cpu_seconds() - ccpu
@@ -515,7 +535,9 @@ def _phases(target: Target, args: argparse.Namespace) -> tuple[list[Phase], str]
     sampler.start()
     time.sleep(3)  # let the holder open its connections
     t0, cpu = time.time(), http_cpu_seconds()
-    lat, err = _scrape_phase(target, args.idle_scrapers, args.seconds, 1, args.client_nice)
+    lat, err = _scrape_phase(
+        target, args.idle_scrapers, args.seconds, 1, args.client_nice, not args.plain
+    )
     name = f"idle: {args.idle} held + {args.idle_scrapers} clients"
     phase = Phase(name, args.seconds, t0, time.time(), lat, err, http_cpu_seconds() - cpu)
     opened, reopened, failed = conn.recv()
@@ -602,6 +624,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--nofile", type=int, default=1024, help="soft descriptor limit")
     p.add_argument("--no-cache", action="store_true", help="encode the registry per scrape")
     p.add_argument(
+        "--plain",
+        action="store_true",
+        help="clients ask for plain text (default: gzip, as Prometheus asks)",
+    )
+    p.add_argument(
         "--no-freeze", action="store_true", help="leave the start-up heap to the collector"
     )
     p.add_argument(
@@ -627,7 +654,8 @@ def main(argv: list[str]) -> int:
     print(
         f"# /metrics under load: {args.models} models every {args.interval:g} s "
         f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
-        f"server threads nice +{args.nice}, clients nice {args.client_nice}, "
+        f"server threads nice +{args.nice}, clients nice {args.client_nice} "
+        f"asking for {'plain text' if args.plain else 'gzip'}, "
         f"start-up heap {'left to the collector' if args.no_freeze else 'frozen'}, "
         f"python {platform.python_version()}, {os.cpu_count()} cpus, "
         f"load average {os.getloadavg()[0]:.1f} at start\n"

@@ -76,7 +76,8 @@ def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
 def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
     if path == "/metrics":
         body = routes.metrics() if routes.metrics is not None else encode(routes.registry)
-        return Response(200, body, CONTENT_TYPE)
+        # the server answers gzip itself when asked (MetricsCache.gzipped)
+        return Response(200, body, CONTENT_TYPE, (("Vary", "Accept-Encoding"),))
     if path == "/healthz":
         return Response.text(200, "ok")
     if path == "/readyz":

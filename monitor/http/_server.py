@@ -34,7 +34,7 @@ from monitor.http._connection import Connection
 from monitor.http._metrics import MetricsCache
 from monitor.http._routes import Routes, allowed_methods, dispatch_request
 from monitor.http._webconfig import WebConfig, ssl_context
-from monitor.http._wire import Request, Response, response_head
+from monitor.http._wire import Request, Response, accepts_gzip, response_head
 
 __all__ = ["HttpServer", "Limits"]
 
@@ -52,6 +52,8 @@ _UNAUTHORIZED = Response.text(
 _BUSY = Response.text(503, "too many connections")
 _BODIES_BUSY = Response.text(503, "too many request bodies in flight; retry", ("Retry-After", "1"))
 _HEALTHY = Response.text(200, "ok")
+_GZIP = ("Content-Encoding", "gzip")
+_VARY = ("Vary", "Accept-Encoding")  # /metrics comes plain or compressed
 _FAST_BATCH = 64  # small API requests answered together in one turn of the event loop
 
 
@@ -163,7 +165,7 @@ class _Engine:
         self.max_requests = limits.max_requests_per_connection
         self._body_bytes = 0  # reserved by admitted bodies not yet answered
         # The fast path's /metrics answer: (second of its Date, the framed response).
-        self._metrics_framed: tuple[int, Response] | None = None
+        self._metrics_framed: dict[bool, tuple[int, Response]] = {}  # by gzipped
         # Small API requests waiting for the next turn of the loop, with their futures.
         self._fast: list[tuple[Request, asyncio.Future[Response]]] = []
         self._pool = ThreadPoolExecutor(
@@ -356,17 +358,30 @@ class _Engine:
         if path == "/healthz":
             return _HEALTHY
         cache = self._routes.metrics
-        body = cache.peek() if isinstance(cache, MetricsCache) else None
-        return None if body is None else self._metrics_answer(body)
+        if not isinstance(cache, MetricsCache):
+            return None
+        gzipped = accepts_gzip(request.headers.get("accept-encoding"))
+        body = cache.peek(gzipped=gzipped)
+        return None if body is None else self._metrics_answer(body, gzipped)
 
-    def _metrics_answer(self, body: bytes) -> Response:
+    def _metrics_answer(self, body: bytes, gzipped: bool) -> Response:
         """``body`` as a framed response, reused while the bytes and the Date second hold."""
         second = int(time.time())
-        answer = self._metrics_framed
+        answer = self._metrics_framed.get(gzipped)
         if answer is None or answer[0] != second or answer[1].body is not body:
-            answer = (second, Response.framed(200, body, CONTENT_TYPE))
-            self._metrics_framed = answer
+            headers = (_GZIP, _VARY) if gzipped else (_VARY,)
+            answer = (second, Response.framed(200, body, CONTENT_TYPE, *headers))
+            self._metrics_framed[gzipped] = answer
         return answer[1]
+
+    def _metrics_gzipped(self, request: Request) -> Response | None:
+        """/metrics compressed, for a scraper that accepts gzip (Prometheus does)."""
+        cache = self._routes.metrics
+        if request.path != "/metrics" or not isinstance(cache, MetricsCache):
+            return None
+        if not accepts_gzip(request.headers.get("accept-encoding")):
+            return None
+        return self._metrics_answer(cache.gzipped(), True)
 
     def submit(self, request: Request) -> asyncio.Future[Response]:
         assert self._loop is not None
@@ -374,11 +389,11 @@ class _Engine:
 
     def _respond(self, request: Request) -> Response:
         """Runs on a worker: authentication (bcrypt is slow) and the route."""
-        if self._auth is None or request.path in self._public:
-            return dispatch_request(self._routes, request)
-        if not self._auth.check(request.headers.get("authorization")):
+        auth = self._auth
+        public = request.path in self._public
+        if auth is not None and not public and not auth.check(request.headers.get("authorization")):
             return _UNAUTHORIZED
-        return dispatch_request(self._routes, request)
+        return self._metrics_gzipped(request) or dispatch_request(self._routes, request)
 
     # -- API requests with a body -----------------------------------------------------
 

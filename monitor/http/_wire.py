@@ -22,6 +22,7 @@ __all__ = [
     "BadRequest",
     "Request",
     "Response",
+    "accepts_gzip",
     "parse_head",
     "response_head",
     "take_head",
@@ -131,10 +132,33 @@ class Response:
         return cls(status, (text + "\n").encode(), headers=headers)
 
     @classmethod
-    def framed(cls, status: int, body: bytes, content_type: str) -> Response:
+    def framed(
+        cls, status: int, body: bytes, content_type: str, *headers: tuple[str, str]
+    ) -> Response:
         """A response that carries its keep-alive framing, built now: its Date is now's."""
-        plain = cls(status, body, content_type)
-        return cls(status, body, content_type, wire=response_head(plain, keep_alive=True) + body)
+        plain = cls(status, body, content_type, headers)
+        wire = response_head(plain, keep_alive=True) + body
+        return cls(status, body, content_type, headers, wire=wire)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header value admits gzip (RFC 9110 section 12.5.3):
+    ``gzip`` or ``x-gzip`` listed with a weight above 0."""
+    if not accept_encoding:
+        return False
+    for item in accept_encoding.split(","):
+        coding, *params = item.split(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value.strip()) > 0.0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 # A target made of these alone is its own path (no query, fragment, escape, authority).

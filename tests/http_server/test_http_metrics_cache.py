@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 import urllib.request
@@ -200,7 +201,8 @@ def test_keep_alive_scrapes_get_the_cached_bytes_with_every_header_of_a_response
         for _ in range(3):
             request(sock)
             answers.append(read_response(sock))
-    expected = response_head(Response(200, cache(), CONTENT_TYPE), keep_alive=True)
+    vary = (("Vary", "Accept-Encoding"),)
+    expected = response_head(Response(200, cache(), CONTENT_TYPE, vary), keep_alive=True)
     names = {line.split(":")[0].lower() for line in expected.decode().split("\r\n")[1:] if line}
     for status, headers, body in answers:
         assert status == 200 and body == cache()
@@ -208,6 +210,7 @@ def test_keep_alive_scrapes_get_the_cached_bytes_with_every_header_of_a_response
         assert headers["content-length"] == str(len(body))
         assert headers["content-type"] == CONTENT_TYPE
         assert headers["connection"] == "keep-alive"
+        assert headers["vary"] == "Accept-Encoding" and "content-encoding" not in headers
 
 
 def test_head_and_a_last_request_are_framed_as_they_ask_not_as_the_cached_answer(
@@ -263,3 +266,63 @@ def test_a_framed_response_is_its_keep_alive_head_and_its_body() -> None:
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nContent-Length: 4\r\n" in head and b"\r\nConnection: keep-alive" in head
     assert Response(200, b"x 1\n").wire is None
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("x-gzip", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=bad", False),
+        ("identity", False),
+        ("*", False),  # plain is acceptable under "*" too: no need to compress
+        ("", False),
+        (None, False),
+    ],
+)
+def test_accept_encoding_admits_gzip_only_with_a_positive_weight(
+    value: str | None, accepted: bool
+) -> None:
+    assert _wire.accepts_gzip(value) is accepted
+
+
+def test_a_scraper_that_accepts_gzip_gets_the_same_exposition_compressed(
+    serve: Callable[..., Running], registry: CollectorRegistry
+) -> None:
+    running, cache, version = cached_server(serve, registry)
+    assert cache.peek(gzipped=True) is None  # compressed on the first request for it
+    answers = []
+    with running.connect() as sock:
+        for _ in range(2):  # the first on a worker, the next on the fast path
+            request(sock, extra="Accept-Encoding: gzip\r\n")
+            answers.append(read_response(sock))
+        version[0] += 1  # new bytes: compressed again
+        request(sock, extra="Accept-Encoding: gzip\r\n")
+        answers.append(read_response(sock))
+        request(sock, extra="Accept-Encoding: gzip;q=0\r\n")
+        plain = read_response(sock)
+    for status, headers, body in answers:
+        assert status == 200 and headers["content-encoding"] == "gzip"
+        assert headers["vary"] == "Accept-Encoding"
+        assert headers["content-length"] == str(len(body))
+        assert gzip.decompress(body) == cache()
+    assert answers[0][2] == answers[1][2] == cache.peek(gzipped=True)
+    assert cache.encodings == 2
+    assert plain[0] == 200 and "content-encoding" not in plain[1] and plain[2] == cache()
+
+
+def test_gzipped_bytes_follow_the_plain_ones(registry: CollectorRegistry) -> None:
+    gauge = Gauge("g", "a gauge", registry=registry)
+    version = [0]
+    cache = MetricsCache(registry, lambda: version[0], max_age=None)
+    first = cache.gzipped()
+    assert cache.gzipped() is first and cache.peek(gzipped=True) is first
+    gauge.set(7)
+    assert cache.peek(gzipped=True) is first  # no version bump: the state says nothing changed
+    version[0] += 1
+    assert cache.peek(gzipped=True) is None  # stale: never compressed on the event loop
+    assert b"g 7.0" in gzip.decompress(cache.gzipped())
