@@ -110,6 +110,29 @@ def test_silhouette_chunked_equals_unchunked(
     np.testing.assert_allclose(res.per_cluster, expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("working_memory_mib", [0.02, 0.5, 1e6])
+def test_silhouette_is_the_same_on_any_number_of_threads(working_memory_mib: float) -> None:
+    # 0.02 MiB takes the independent row chunks, 0.5 MiB the upper triangle in many
+    # blocks dealt to the lanes, 1e6 MiB one block. Equal, not close: the lanes are
+    # fixed, each is filled in block order, and they are added in lane order.
+    X, labels = blobs(900, 5, 7, seed=12)
+    runs = [
+        silhouette_sampled(X, labels, working_memory_mib=working_memory_mib, n_threads=t)
+        for t in (1, 2, 3)
+    ]
+    reference = metrics.silhouette_samples(X, labels)
+    for res in runs:
+        assert res.score == runs[0].score
+        np.testing.assert_array_equal(res.per_cluster, runs[0].per_cluster)
+    # Same float64 expansion as scikit-learn, different summation order (see above).
+    assert runs[0].score == pytest.approx(reference.mean(), abs=1e-12)
+
+
+def test_silhouette_rejects_bad_thread_count() -> None:
+    with pytest.raises(InvalidInputError, match="n_threads"):
+        silhouette_sampled(LINE, LINE_LABELS, n_threads=0)
+
+
 def test_silhouette_repairs_negative_squares_of_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     # Exact duplicates far from the origin: |x|^2 + |y|^2 - 2xy rounds to small negatives
     # for some pairs, whose root is NaN until the block is repaired (reduced twice).
