@@ -144,10 +144,10 @@ def _silhouette_exact_values(
     ``[x, |x|^2, 1] . [-2y, 1, |y|^2]``, then a square root (negative squares from
     rounding count as 0, and self-distances are exactly 0); the distances to each
     cluster are summed with ``np.add.reduceat`` over the label-sorted columns. When the
-    ``SILHOUETTE_LANES`` (m, kp) accumulators fit in half the budget, only the upper triangle of the distance
-    matrix is computed and each block is reduced both along its rows and its columns,
-    which halves the GEMM and square-root work. Otherwise rows are processed in
-    independent chunks.
+    ``SILHOUETTE_LANES`` (m, kp) accumulators fit in half the budget, only the upper
+    triangle of the distance matrix is computed and each block is reduced both along its
+    rows and its columns, which halves the GEMM and square-root work. Otherwise rows are
+    processed in independent chunks.
     """
     m, d = Xs.shape
     kp = counts.shape[0]
