@@ -351,11 +351,7 @@ def silhouette_sampled(
     k = int(lab.max()) + 1 if n_clusters is None else n_clusters
     rng = check_random_state(random_state)
 
-    if n > sample_size:
-        idx = rng.choice(n, size=sample_size, replace=False)
-        Xs, ls = Xa[idx], lab[idx]
-    else:
-        Xs, ls = Xa, lab
+    Xs, ls = _draw(Xa, lab, sample_size, rng)
     m = ls.shape[0]
     order = np.argsort(ls, kind="stable")
     ls_sorted = ls[order]
@@ -381,6 +377,17 @@ def silhouette_sampled(
         n_points=m,
         method="exact",
     )
+
+
+def _draw(
+    X: NDArray[Any], labels: Intp, sample_size: int, rng: np.random.Generator
+) -> tuple[NDArray[Any], Intp]:
+    """The documented sample: ``rng.choice(n, sample_size, replace=False)``, or every row."""
+    n = X.shape[0]
+    if n <= sample_size:
+        return X, labels
+    idx = rng.choice(n, size=sample_size, replace=False)
+    return X[idx], labels[idx]
 
 
 def _check_sq_second(sq_second: ArrayLike, n: int, owner: str) -> F64:
