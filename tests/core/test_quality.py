@@ -133,6 +133,23 @@ def test_silhouette_rejects_bad_thread_count() -> None:
         silhouette_sampled(LINE, LINE_LABELS, n_threads=0)
 
 
+@pytest.mark.parametrize("working_memory_mib", [0.01, 64.0])
+def test_cluster_sums_add_each_clusters_rows_in_row_order(working_memory_mib: float) -> None:
+    # Equal, not close, to the plainest float64 sum in row order: the sparse product
+    # must neither reorder a cluster's rows nor round through float32. 0.01 MiB cuts
+    # the window into many chunks; an empty cluster (index 5) keeps zeros.
+    from monitor.core.quality import _cluster_sums
+
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(5000, 7)) * 10 ** rng.uniform(-3, 3, size=(5000, 1))).astype(np.float32)
+    labels = rng.choice([0, 1, 2, 3, 4, 6], size=5000)
+    expected = np.zeros((7, 7))
+    np.add.at(expected, labels, X.astype(np.float64))
+    got = _cluster_sums(X, labels, 7, working_memory_mib)
+    np.testing.assert_array_equal(got, expected)
+    assert not got[5].any()
+
+
 def test_silhouette_repairs_negative_squares_of_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     # Exact duplicates far from the origin: |x|^2 + |y|^2 - 2xy rounds to small negatives
     # for some pairs, whose root is NaN until the block is repaired (reduced twice).
