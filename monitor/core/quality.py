@@ -315,7 +315,8 @@ def silhouette_sampled(
     Parameters
     ----------
     X : array-like of shape (n, d)
-        The window.
+        The window. Only the sampled rows are read, so only they must be finite (a
+        NaN or infinity there is an error naming its row in X).
     labels : array-like of shape (n,)
         Cluster index of each point, in ``[0, k)``.
     sample_size : int, default 10000
@@ -341,7 +342,7 @@ def silhouette_sampled(
         clusters in the sample: a warning, ``defined=False`` and 0.0.
     """
     owner = "silhouette_sampled"
-    Xa = check_array(X, name="X")
+    Xa = check_array(X, name="X", allow_nan=True)  # values: on the sample (_draw)
     n = Xa.shape[0]
     if n_clusters is not None:
         n_clusters = check_int(n_clusters, "n_clusters", low=1, owner=owner)
@@ -385,12 +386,21 @@ def silhouette_sampled(
 def _draw(
     X: NDArray[Any], labels: Intp, sample_size: int, rng: np.random.Generator
 ) -> tuple[NDArray[Any], Intp]:
-    """The documented sample: ``rng.choice(n, sample_size, replace=False)``, or every row."""
+    """The documented sample, ``rng.choice(n, sample_size, replace=False)`` or every row,
+    checked finite (the error names the row of X). Only the rows read are checked: a
+    NaN scan of a whole 1M-row window took longer than drawing and checking the sample."""
     n = X.shape[0]
-    if n <= sample_size:
-        return X, labels
-    idx = rng.choice(n, size=sample_size, replace=False)
-    return X[idx], labels[idx]
+    idx = None if n <= sample_size else rng.choice(n, size=sample_size, replace=False)
+    Xs = X if idx is None else X[idx]
+    finite = np.isfinite(Xs)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        where = int(row) if idx is None else int(idx[row])
+        raise InvalidInputError(
+            f"X contains NaN or infinity: the first read at row {where}, column {col} "
+            f"({float(Xs[row, col])})."
+        )
+    return (X, labels) if idx is None else (Xs, labels[idx])
 
 
 def _check_sq_second(sq_second: ArrayLike, n: int, owner: str) -> F64:
@@ -442,7 +452,8 @@ def silhouette_simplified(
         ``k = 1`` it warns and returns ``defined=False`` and 0.0.
     """
     owner = "silhouette_simplified"
-    Xa = check_array(X, name="X")
+    # Given both distances, X is not read: its shape is checked, not its values.
+    Xa = check_array(X, name="X", allow_nan=sq_distances is not None and sq_second is not None)
     C = check_centers(centers, Xa.shape[1], owner=owner)
     k = C.shape[0]
     lab = check_labels(labels, Xa.shape[0], k, owner=owner)
@@ -526,7 +537,8 @@ def davies_bouldin(
         Fewer than two populated clusters: a warning and ``defined=False``.
     """
     owner = "davies_bouldin"
-    Xa = check_array(X, name="X")
+    # Given centres and distances, X is not read: its shape is checked, not its values.
+    Xa = check_array(X, name="X", allow_nan=centers is not None and sq_distances is not None)
     C = None if centers is None else check_centers(centers, Xa.shape[1], owner=owner)
     lab = check_labels(labels, Xa.shape[0], None if C is None else C.shape[0], owner=owner)
     k = int(lab.max()) + 1 if C is None else C.shape[0]

@@ -276,6 +276,20 @@ def test_silhouette_rejects_nan() -> None:
         silhouette_sampled(X, LINE_LABELS)
 
 
+def test_silhouette_checks_the_values_it_reads_the_sample() -> None:
+    # 3000 rows, a sample of 500: a NaN on a row outside the sample cannot change the
+    # score, one on a sampled row is an error that names that row of X.
+    X, labels = blobs(3000, 4, 6, seed=7)
+    idx = np.random.default_rng(42).choice(3000, size=500, replace=False)
+    outside = np.setdiff1d(np.arange(3000), idx)[0]
+    clean = silhouette_sampled(X, labels, sample_size=500, random_state=42)
+    X[outside, 1] = np.nan
+    assert silhouette_sampled(X, labels, sample_size=500, random_state=42).score == clean.score
+    X[idx[7], 2] = np.inf
+    with pytest.raises(InvalidInputError, match=rf"row {idx[7]}, column 2 \(inf\)"):
+        silhouette_sampled(X, labels, sample_size=500, random_state=42)
+
+
 # --------------------------------------------------------------------------- simplified
 
 
@@ -480,3 +494,41 @@ def test_known_squared_distances_give_the_same_simplified_silhouette_and_db() ->
     message = "'sq_distances' parameter of silhouette_simplified"
     with pytest.raises(InvalidInputError, match=message):
         silhouette_simplified(X, labels, centers, sq_distances=sq[:-1])
+
+
+def test_silhouette_from_ab_by_the_formula_with_coincident_points() -> None:
+    # s = (b - a) / max(a, b), 0 where a = b = 0: by hand, then bit for bit against the
+    # formula written out with np.where on random distances with zeros and ties.
+    from monitor.core._distances import silhouette_from_ab
+
+    got = silhouette_from_ab(np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 3.0, 1.0, 3.0]))
+    np.testing.assert_array_equal(got, [0.0, 2 / 3, -0.5, 0.0])
+    assert not np.signbit(got[0])
+    rng = np.random.default_rng(4)
+    a = np.where(rng.random(1000) < 0.2, 0.0, rng.random(1000))
+    b = np.where(rng.random(1000) < 0.2, a, rng.random(1000))
+    denom = np.maximum(a, b)
+    want = np.where(denom > 0, (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
+    np.testing.assert_array_equal(silhouette_from_ab(a, b), want)
+
+
+def test_indices_that_do_not_read_x_do_not_check_its_values() -> None:
+    # Given the centres and both distances, neither index reads X: a NaN there changes
+    # nothing. Without the distances X is read, and its NaN is an error.
+    X, labels = blobs(300, 3, 4, seed=9)
+    C = np.array([X[labels == c].mean(axis=0) for c in range(4)])
+    sq = np.sum((X - C[labels]) ** 2, axis=1)
+    others = np.sum((X[:, None, :] - C[None, :, :]) ** 2, axis=2)
+    others[np.arange(300), labels] = np.inf
+    sq2 = others.min(axis=1)
+    simp = silhouette_simplified(X, labels, C, sq_distances=sq, sq_second=sq2)
+    db = davies_bouldin(X, labels, C, sq_distances=sq)
+    X[5, 1] = np.nan
+    again = silhouette_simplified(X, labels, C, sq_distances=sq, sq_second=sq2)
+    assert again.score == simp.score
+    np.testing.assert_array_equal(again.per_cluster, simp.per_cluster)
+    assert davies_bouldin(X, labels, C, sq_distances=sq) == db
+    with pytest.raises(InvalidInputError, match="row 5, column 1"):
+        silhouette_simplified(X, labels, C, sq_distances=sq)
+    with pytest.raises(InvalidInputError, match="row 5, column 1"):
+        davies_bouldin(X, labels, C)
