@@ -5,7 +5,9 @@ the live model was trained on an earlier window of the same distribution, so bot
 start their warm-started candidate from the same centroids.
 
 Ours: ``monitor.pipeline.evaluate`` over in-memory ports (read, validate, scale, every
-SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``.
+SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``,
+on ``--threads`` threads of its own and one BLAS thread, with a ``ScaleBuffer`` kept
+across the repeats as the daemon keeps one per model.
 
 Reference assemblies (one per library installed: scikit-learn, scikit-learn-intelex,
 faiss; ``--engines``), same process, same thread limit, sides interleaved: the frozen
