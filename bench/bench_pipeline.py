@@ -5,7 +5,9 @@ the live model was trained on an earlier window of the same distribution, so bot
 start their warm-started candidate from the same centroids.
 
 Ours: ``monitor.pipeline.evaluate`` over in-memory ports (read, validate, scale, every
-SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``.
+SLI, warm-started candidate, Hungarian drift), phases from ``Evaluation.phase_seconds``,
+on ``--threads`` threads of its own and one BLAS thread, with a ``ScaleBuffer`` kept
+across the repeats as the daemon keeps one per model.
 
 Reference assemblies (one per library installed: scikit-learn, scikit-learn-intelex,
 faiss; ``--engines``), same process, same thread limit, sides interleaved: the frozen
@@ -136,8 +138,11 @@ class _Ports:
         pass
 
 
-def run_ours(X: np.ndarray, live: Any, restarts: int) -> dict[str, Any]:
-    """One pipeline run; seconds by phase."""
+def run_ours(
+    X: np.ndarray, live: Any, restarts: int, threads: int = 1, buffer: Any = None
+) -> dict[str, Any]:
+    """One pipeline run on ``threads`` threads, scaling into ``buffer`` (a ScaleBuffer kept
+    across runs, as the daemon keeps one per model); seconds by phase."""
     from monitor.pipeline import evaluate
 
     ports = _Ports(X, live)
@@ -149,7 +154,9 @@ def run_ours(X: np.ndarray, live: Any, restarts: int) -> dict[str, Any]:
         ports,
         ports,
         7200.0,
-        working_memory_mib=WORKING_MEMORY_MIB,  # type: ignore[arg-type]
+        working_memory_mib=WORKING_MEMORY_MIB,
+        n_threads=threads,
+        buffer=buffer,
     )
     total = time.perf_counter() - t0
     return {
@@ -296,21 +303,26 @@ def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int)
     """Run one side once in this (fresh) process; print peak RSS above the window's RSS."""
     from threadpoolctl import threadpool_limits
 
+    from monitor.pipeline import ScaleBuffer
+
     live = _live_snapshot(d, k, min(n, 200_000))
-    with threadpool_limits(threads):
+    # Ours: one BLAS thread and its own threads (see _time_sides); a fresh buffer whose
+    # window-sized memory this run allocates, so the peak counts it.
+    buffer = ScaleBuffer()
+    with threadpool_limits(1 if side == "ours" else threads):
         # Warm up on a small window: imports, BLAS thread buffers and allocator pools are
         # the process's fixed cost, not the run's.
         small = make_window(max(20 * k, 2000), d, k, seed=2)
         if side == "ours":
-            run_ours(small, live, restarts)
+            run_ours(small, live, restarts, threads, buffer)
         else:
             run_reference(small, live)
     X = make_window(n, d, k, seed=1)
     _reset_peak_rss()
     base = _status_mib("VmRSS")
-    with threadpool_limits(threads):
+    with threadpool_limits(1 if side == "ours" else threads):
         if side == "ours":
-            run_ours(X, live, restarts)
+            run_ours(X, live, restarts, threads, buffer)
         else:
             run_reference(X, live)
     peak = _status_mib("VmHWM")
@@ -328,17 +340,22 @@ def memory_child(side: str, n: int, d: int, k: int, threads: int, restarts: int)
 
 
 def _pieces(args: argparse.Namespace) -> None:
-    """Each piece of a window's work alone, as the pipeline calls it today and with the
-    core's APIs that share passes (``--pieces``): what wiring them would save."""
+    """The score step's pieces, each timed alone as ``scoring.score`` calls them, on
+    ``--threads`` threads of ours and one BLAS thread (``--pieces``): where a window's
+    scoring spends its time. The PSI count and the fresh scaling also run the way they
+    did before (numpy count; a fresh array), for the ratio."""
     from threadpoolctl import threadpool_limits
 
-    from monitor.core import drift, quality, scaling
-    from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, warm_up
+    from monitor.core import _psi, drift, outliers, quality
+    from monitor.core.kmeans import assign_two_nearest, fit_kmeans, warm_up
+    from monitor.pipeline import ScaleBuffer
+    from monitor.pipeline.scoring import prepare, score
 
     warm_up()
+    _psi.warm_up()
     live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
     X = make_window(args.n, args.d, args.k, seed=1)
-    C, k = live.centers, live.k
+    C, k, th, wm = live.centers, live.k, args.threads, WORKING_MEMORY_MIB
     times: dict[str, list[float]] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -347,44 +364,73 @@ def _pieces(args: argparse.Namespace) -> None:
         times.setdefault(name, []).append(time.perf_counter() - t)
         return out
 
-    buf = np.empty_like(X)
+    buffer = ScaleBuffer()
 
     def one_round() -> None:
-        Xs = timed("scale, a fresh array", lambda: scaling.transform(live.scaler, X))
-        timed("scale, out=buffer", lambda: scaling.transform(live.scaler, X, out=buf))
-        labels, sq = timed("assign_labels", lambda: assign_labels(Xs, C))
-        _, _, sq2 = timed("assign_two_nearest", lambda: assign_two_nearest(Xs, C))
-        simp, ch = quality.silhouette_simplified, quality.calinski_harabasz
-        timed("simplified silhouette, own pass", lambda: simp(Xs, labels, C, sq_distances=sq))
-        timed(
-            "simplified silhouette, sq_second",
-            lambda: simp(Xs, labels, C, sq_distances=sq, sq_second=sq2),
-        )
-        timed("Calinski-Harabasz, two passes", lambda: ch(Xs, labels))
-        timed("Calinski-Harabasz, centers+sq", lambda: ch(Xs, labels, centers=C, sq_distances=sq))
-        db = quality.davies_bouldin
-        timed("Davies-Bouldin, sq", lambda: db(Xs, labels, C, sq_distances=sq))
-        timed(
-            "exact silhouette, 10k sample",
-            lambda: quality.silhouette_sampled(Xs, labels, sample_size=10_000, random_state=0),
-        )
-        timed("PSI", lambda: drift.psi(live.bins, Xs))
-        timed("candidate, compiled", lambda: fit_kmeans(Xs, k, init=C, random_state=0))
-        timed(
-            "candidate, init_labels",
-            lambda: fit_kmeans(Xs, k, init=C, random_state=0, init_labels=labels),
-        )
-        timed(
-            "candidate, numpy kernel",
-            lambda: fit_kmeans(Xs, k, init=C, random_state=0, kernel="numpy"),
-        )
+        scaler = live.scaler
+        timed("scale into a fresh array", lambda: prepare(X, scaler, "euclidean"))
+        with buffer.rows(X.shape, X.dtype) as out:
+            Xs = timed(
+                "scale into the kept buffer", lambda: prepare(X, scaler, "euclidean", out=out)
+            )
+            lab, sq, sq2 = timed(
+                "assign_two_nearest", lambda: assign_two_nearest(Xs, C, n_threads=th)
+            )
+            timed("cluster sizes", lambda: quality.cluster_sizes(lab, k))
+            timed(
+                "exact silhouette, 10k sample",
+                lambda: quality.silhouette_sampled(
+                    Xs, lab, sample_size=10_000, random_state=0, working_memory_mib=wm, n_threads=th
+                ),
+            )
+            timed(
+                "simplified silhouette (sq_second)",
+                lambda: quality.silhouette_simplified(Xs, lab, C, sq_distances=sq, sq_second=sq2),
+            )
+            timed("PSI, compiled count", lambda: drift.psi(live.bins, Xs, n_threads=th))
+            timed(
+                "PSI, numpy count (before)",
+                lambda: drift._psi(live.bins, _numpy_counts(live.bins.edges, Xs), {}),
+            )
+            timed("label PSI", lambda: drift.label_drift(live.reference_shares, lab, k))
+            timed("outlier rate", lambda: outliers.outlier_rate(live.outliers, sq, lab))
+            timed("Davies-Bouldin", lambda: quality.davies_bouldin(Xs, lab, C, sq_distances=sq))
+            timed(
+                "Calinski-Harabasz",
+                lambda: quality.calinski_harabasz(Xs, lab, centers=C, sq_distances=sq),
+            )
+            timed("inertia", lambda: float(sq.sum(dtype=np.float64)))
+            timed(
+                "score() as a whole",
+                lambda: score(
+                    Xs, live, seed=0, silhouette_sample=10_000, working_memory_mib=wm, n_threads=th
+                ),
+            )
+            timed(
+                "candidate (init_labels)",
+                lambda: fit_kmeans(Xs, k, init=C, random_state=0, init_labels=lab, n_threads=th),
+            )
 
     with threadpool_limits(1):
         for _ in range(args.repeats):
             one_round()
-    print("| piece | s (median) |\n|---|---:|")
+    print(f"threads {th}, load average {os.getloadavg()[0]:.2f}")
+    print("| piece | s (median) | runs |\n|---|---:|---|")
     for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.3f} |")
+        runs = ", ".join(f"{v:.3f}" for v in values)
+        print(f"| {name} | {statistics.median(values):.3f} | {runs} |")
+
+
+def _numpy_counts(edges: Any, Xs: np.ndarray) -> Any:
+    """drift's numpy count (the fallback without numba), as PSI counted before."""
+    from monitor.core import drift
+
+    compiled = drift.COMPILED
+    drift.COMPILED = False
+    try:
+        return drift._bin_counts(edges, Xs, WORKING_MEMORY_MIB)
+    finally:
+        drift.COMPILED = compiled
 
 
 def _installed(engine: str) -> bool:
@@ -405,14 +451,21 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
         # Load every library before the limit is set: threadpoolctl only reaches the
         # BLAS and OpenMP libraries already loaded.
         _kmeans_parts(engine, args.threads)
+    from monitor.core import _psi
+    from monitor.core.kmeans import warm_up
+    from monitor.pipeline import ScaleBuffer
+
+    warm_up()  # the daemon compiles (or loads) its kernels at start-up
+    _psi.warm_up()
+    buffer = ScaleBuffer()  # kept across runs, as the daemon keeps one per model
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
     for _ in range(args.repeats):  # interleaved so that machine noise hits every side
-        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads; the
-        # pipeline passes no n_threads to the core yet, so it runs one thread of its
-        # own): two BLAS threads under a busy machine's load are the 3-20x slowdown of
-        # docs/decisions.md. The libraries get --threads.
+        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads) and
+        # --threads threads of its own (evaluate's n_threads): two BLAS threads under a
+        # busy machine's load are the 3-20x slowdown of docs/decisions.md. The libraries
+        # get --threads.
         with threadpool_limits(1):
-            runs["ours"].append(run_ours(X, live, args.restarts))
+            runs["ours"].append(run_ours(X, live, args.restarts, args.threads, buffer))
         with threadpool_limits(args.threads):
             for engine in engines:
                 runs[engine].append(run_reference(X, live, engine, args.threads))
@@ -467,7 +520,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument(
-        "--pieces", action="store_true", help="time each piece alone, today's call and the new"
+        "--pieces", action="store_true", help="time each piece of the score step alone"
     )
     parser.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -57,6 +57,10 @@ def test_the_modules_are_found() -> None:
     assert {"monitor.core.kmeans", "monitor.pipeline", "monitor.cli"} <= set(MODULES)
 
 
+# The compiled kernels of the core: k-means, and the PSI count (docs/decisions.md).
+NUMBA_OWNERS = {"monitor.core._kmeans_numba", "monitor.core._psi"}
+
+
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
 def test_core_imports_only_numpy_scipy_stdlib_records_errors_checks(name: str) -> None:
     allowed_project = (
@@ -75,8 +79,8 @@ def test_core_imports_only_numpy_scipy_stdlib_records_errors_checks(name: str) -
             assert name == "monitor.core._kmeans_estimator", f"{name} imports {imp}"
             assert not any(i.startswith("sklearn") for i in TOP_LEVEL[name]), name
         elif top == "numba":
-            # The optional compiled kernel (extra "fast"); the numpy kernel runs without it.
-            assert name == "monitor.core._kmeans_numba", f"{name} imports {imp}"
+            # The optional compiled kernels (extra "fast"); numpy runs without them.
+            assert name in NUMBA_OWNERS, f"{name} imports {imp}"
         else:
             assert top in {"numpy", "scipy", "__future__"} or top in STDLIB, f"{name} imports {imp}"
         # No clock, no files, no environment, no network in the core.
@@ -163,7 +167,7 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ("click", {"monitor.cli"}),
         ("sklearn", {"monitor.core._kmeans_estimator"}),
         ("matplotlib", {"monitor.plots"}),
-        ("numba", {"monitor.core._kmeans_numba"}),
+        ("numba", NUMBA_OWNERS),
         ("yaml", {"monitor.yamlfile"}),
         (
             "prometheus_client",
@@ -194,10 +198,16 @@ def test_each_library_has_one_owner(library: str, owners: set[str]) -> None:
 
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
 def test_the_core_starts_no_process_and_reads_no_interpreter_state(name: str) -> None:
-    """No sys, random or subprocess in the core. Threads only where the k-means kernels
-    run chunks on a pool that one call creates and sizes by its n_threads parameter
-    (docs/decisions.md: no pool outlives the call, nothing is shared between calls)."""
-    kernels = {"monitor.core._kmeans_lloyd", "monitor.core._kmeans_numba"}
+    """No sys, random or subprocess in the core. Threads only where the k-means kernels,
+    the PSI count and the exact silhouette run chunks on a pool that one call creates
+    and sizes by its n_threads parameter (docs/decisions.md: no pool outlives the call,
+    nothing is shared between calls)."""
+    kernels = {
+        "monitor.core._kmeans_lloyd",
+        "monitor.core._kmeans_numba",
+        "monitor.core._psi",
+        "monitor.core.quality",
+    }
     for imp in MODULES[name]:
         top = imp.split(".")[0]
         assert top not in {"sys", "random", "subprocess", "multiprocessing"}, f"{name}: {imp}"

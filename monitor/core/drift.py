@@ -28,7 +28,7 @@ from monitor.checks import (
 )
 from monitor.core._checks import check_labels, check_shares
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
-from monitor.core._psi import bin_index, psi_from_fractions
+from monitor.core._psi import COMPILED, bin_counts_compiled, bin_index, psi_from_fractions
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import InvalidInputError
 from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins, SplitGain
@@ -77,13 +77,17 @@ def _feature_edges(column: Floats, n_bins: int, strategy: str) -> Floats:
 
 
 def _bin_counts(
-    edges: tuple[Floats, ...], X: NDArray[Any], working_memory_mib: float
+    edges: tuple[Floats, ...], X: NDArray[Any], working_memory_mib: float, n_threads: int = 1
 ) -> list[NDArray[np.int64]]:
     """Counts per bin of every feature, one row chunk at a time; shapes (len(edges[j]) + 1,).
 
-    Each chunk is transposed once so that every feature's values are contiguous for
-    ``searchsorted``; a strided column search is several times slower.
+    With numba, one compiled pass on ``n_threads`` threads counts every feature (the
+    same counts, ``tests/core/test_psi_compiled.py``). Without it, each chunk is
+    transposed once so that every feature's values are contiguous for ``searchsorted``;
+    a strided column search is several times slower.
     """
+    if COMPILED and X.flags.c_contiguous:
+        return bin_counts_compiled(edges, X, n_threads)
     n, d = X.shape
     counts = [np.zeros(e.shape[0] + 1, dtype=np.int64) for e in edges]
     # Per row: the transposed chunk, plus one feature's float64 needle and bin index.
@@ -211,6 +215,7 @@ def psi(
     *,
     thresholds: Mapping[str, float] | None = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    n_threads: int = 1,
 ) -> PSI:
     """Population stability index of each feature of ``X`` against the reference bins.
 
@@ -226,6 +231,8 @@ def psi(
     working_memory_mib : float
         Budget for the row chunks that are binned at a time (float32 windows are binned
         without a float64 copy of the window).
+    n_threads : int
+        Threads of the compiled count (with numba); the result is the same for any.
 
     Returns
     -------
@@ -239,7 +246,8 @@ def psi(
     if Xa.shape[1] != d:
         raise InvalidInputError(f"X has {Xa.shape[1]} feature(s) but the reference bins have {d}.")
     limits = _check_thresholds(thresholds)
-    return _psi(bins, _bin_counts(bins.edges, Xa, working_memory_mib), limits)
+    threads = check_int(n_threads, "n_threads", low=1, owner="psi")
+    return _psi(bins, _bin_counts(bins.edges, Xa, working_memory_mib, threads), limits)
 
 
 def bin_counts(

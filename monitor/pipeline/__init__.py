@@ -17,13 +17,14 @@ from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, retrain
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import read_reference
-from monitor.pipeline.scoring import schema_hash, score, validate_window
+from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, Snapshot
 
 __all__ = [
     "RunContext",
+    "ScaleBuffer",
     "SnapshotDiff",
     "decide",
     "diff_snapshots",
@@ -47,10 +48,14 @@ def evaluate(
     working_memory_mib: float = 64.0,
     should_stop: Callable[[], bool] | None = None,
     engine: Engine | None = None,
+    n_threads: int = 1,
+    buffer: ScaleBuffer | None = None,
 ) -> tuple[Evaluation, Snapshot]:
     """Run one window for one model; return the evaluation and the snapshot live after it.
 
-    ``engine`` scores the window and trains the candidate (default: in this process).
+    ``engine`` scores the window and trains the candidate (default: in this process, on
+    ``n_threads`` threads); ``buffer``, the model's own, keeps the memory of its scaled
+    window from one run to the next.
     """
     phases = Phases(should_stop)
     with phases.phase("read"):
@@ -62,7 +67,7 @@ def evaluate(
     if live is None:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window, engine)
-    ctx = RunContext(now, package_version, working_memory_mib, engine)
+    ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
     m = measure(window, live, model, phases, ctx, reference)
     decision = decide(m, model, now=now, pending=pending)
     new = retrain(m, decision, model, phases, ctx)

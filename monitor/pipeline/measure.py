@@ -5,7 +5,9 @@ Pure: no clock, no store, no source. Everything it finds is a ``Measurement``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +20,7 @@ from monitor.core import drift, scaling
 from monitor.errors import SchemaError, TrainingError
 from monitor.pipeline import remote, train
 from monitor.pipeline.phases import Phases
-from monitor.pipeline.scoring import score, seed_for
+from monitor.pipeline.scoring import ScaleBuffer, prepare, score, seed_for
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.ports import Engine
 from monitor.records import (
@@ -47,6 +49,11 @@ class RunContext:
     package_version: str = ""
     working_memory_mib: float = 64.0
     engine: Engine | None = None  # where scoring and the candidate run; None: this process
+    # Threads of this process's scoring and candidate; every result is the same for any.
+    n_threads: int = 1
+    # Where this process scales the model's window, kept across its runs (None: a fresh
+    # array per run). One per model: see ScaleBuffer.
+    buffer: ScaleBuffer | None = None
 
 
 # ---------------------------------------------------------------------------- candidate
@@ -73,7 +80,9 @@ def _candidate(
             raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
     assert view.labels is not None  # the local scoring keeps every row's label
     assert not isinstance(Xs, CountedRows)  # rows stay on an engine only with one
-    centers, labels = train.train_candidate(Xs, live.centers, model, seed, wm, labels=view.labels)
+    centers, labels = train.train_candidate(
+        Xs, live.centers, model, seed, wm, labels=view.labels, n_threads=ctx.n_threads
+    )
     k = live.k
     table = np.bincount(view.labels * k + labels, minlength=k * k).reshape(k, k)
     return CandidateFit(centers=centers, table=table.astype(np.int64))
@@ -121,10 +130,24 @@ def measure(
                 working_memory_mib=ctx.working_memory_mib,
                 engine=ctx.engine,
             )
-        m = _measure_with(window, X, first, model, phases, ctx, candidate=False)
+        with _scale_into(X, ctx) as out:
+            m = _measure_with(window, X, first, model, phases, ctx, candidate=False, out=out)
         return replace(m, live=None, reference=first)
     _check_features(live, model)
-    return _measure_with(window, X, live, model, phases, ctx, candidate=True)
+    with _scale_into(X, ctx) as out:
+        return _measure_with(window, X, live, model, phases, ctx, candidate=True, out=out)
+
+
+@contextmanager
+def _scale_into(X: remote.Rows, ctx: RunContext) -> Iterator[FloatArray | None]:
+    """The run's buffer for the scaled rows, lent for the whole measure step (the scaled
+    rows are read until the comparison ends and kept by nothing after it); None without
+    one, or when the rows stay on an engine."""
+    if ctx.buffer is None or isinstance(X, CountedRows) or ctx.engine is not None:
+        yield None
+        return
+    with ctx.buffer.rows(X.shape, X.dtype) as out:
+        yield out
 
 
 def _check_features(live: Snapshot, model: ModelSettings) -> None:
@@ -136,6 +159,24 @@ def _check_features(live: Snapshot, model: ModelSettings) -> None:
         )
 
 
+def _scorer(ctx: RunContext) -> Callable[..., WindowView]:
+    """The run's engine's scoring, or this process's on the run's threads (rows kept on
+    an engine, CountedRows, come only with that engine)."""
+    if ctx.engine is not None:
+        return ctx.engine.score
+    return functools.partial(score, n_threads=ctx.n_threads)
+
+
+def _scaled(
+    X: remote.Rows, live: Snapshot, model: ModelSettings, out: FloatArray | None
+) -> remote.Rows:
+    """The window in the live model's units, written to ``out`` when the run lends one."""
+    if out is None:
+        return remote.scaled(X, live.scaler, model.metric)
+    assert not isinstance(X, CountedRows)  # _scale_into lends no buffer for those
+    return prepare(X, live.scaler, model.metric, out=out)
+
+
 def _measure_with(
     window: Window,
     X: remote.Rows,
@@ -145,19 +186,19 @@ def _measure_with(
     ctx: RunContext,
     *,
     candidate: bool,
+    out: FloatArray | None = None,
 ) -> Measurement:
-    """Score ``live`` on the window; with ``candidate``, train one and compare."""
+    """Score ``live`` on the window (its scaled rows written to ``out`` when given); with
+    ``candidate``, train one and compare."""
     wm = ctx.working_memory_mib
-    # Rows kept on an engine (CountedRows) come only with that engine.
-    scorer: Callable[..., WindowView] = score if ctx.engine is None else ctx.engine.score
     seed = seed_for(model.training.seed, window.start)
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
     )
     compare = train.comparison(live, window)
     with phases.phase("score"):
-        Xs = remote.scaled(X, live.scaler, model.metric)
-        view = scorer(
+        Xs = _scaled(X, live, model, out)
+        view = _scorer(ctx)(
             Xs,
             live,
             seed=seed,

@@ -75,13 +75,14 @@ def train_candidate(
     wm: float,
     *,
     labels: IntArray | None = None,
+    n_threads: int = 1,
 ) -> tuple[FloatArray, IntArray]:
     """A candidate on a window's scaled rows: warm from ``centers``, plus k-means++
     restarts on a sample; the calibration's null windows are refitted by it too.
 
     ``labels``, the window's assignment to ``centers`` when the caller has it, is the
     warm start's first E-step. A restart replaces the warm start only when it also wins
-    on the whole window.
+    on the whole window. ``n_threads``: the fits' threads (the same fit for any).
     """
     t = model.training
     k = centers.shape[0]
@@ -91,6 +92,7 @@ def train_candidate(
         "metric": model.metric,
         "working_memory_mib": wm,
         "random_state": seed,
+        "n_threads": n_threads,
     }
     try:
         warm = fit_kmeans(Xs, k, init=centers, init_labels=labels, n_init=1, **common)
@@ -100,7 +102,7 @@ def train_candidate(
         rng = np.random.default_rng(seed)
         sample = Xs if n <= RESTART_ROWS else Xs[rng.choice(n, RESTART_ROWS, replace=False)]
         restart = fit_kmeans(sample, k, n_init=t.candidate_restarts, **common)
-        _, sq = assign_labels(Xs, restart.centers, working_memory_mib=wm)
+        _, sq = assign_labels(Xs, restart.centers, working_memory_mib=wm, n_threads=n_threads)
         if float(sq.sum(dtype=np.float64)) < warm.inertia:
             polished = fit_kmeans(Xs, k, init=restart.centers, n_init=1, **common)
             if polished.inertia < warm.inertia:

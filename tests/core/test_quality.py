@@ -110,6 +110,46 @@ def test_silhouette_chunked_equals_unchunked(
     np.testing.assert_allclose(res.per_cluster, expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("working_memory_mib", [0.02, 0.5, 1e6])
+def test_silhouette_is_the_same_on_any_number_of_threads(working_memory_mib: float) -> None:
+    # 0.02 MiB takes the independent row chunks, 0.5 MiB the upper triangle in many
+    # blocks dealt to the lanes, 1e6 MiB one block. Equal, not close: the lanes are
+    # fixed, each is filled in block order, and they are added in lane order.
+    X, labels = blobs(900, 5, 7, seed=12)
+    runs = [
+        silhouette_sampled(X, labels, working_memory_mib=working_memory_mib, n_threads=t)
+        for t in (1, 2, 3)
+    ]
+    reference = metrics.silhouette_samples(X, labels)
+    for res in runs:
+        assert res.score == runs[0].score
+        np.testing.assert_array_equal(res.per_cluster, runs[0].per_cluster)
+    # Same float64 expansion as scikit-learn, different summation order (see above).
+    assert runs[0].score == pytest.approx(reference.mean(), abs=1e-12)
+
+
+def test_silhouette_rejects_bad_thread_count() -> None:
+    with pytest.raises(InvalidInputError, match="n_threads"):
+        silhouette_sampled(LINE, LINE_LABELS, n_threads=0)
+
+
+@pytest.mark.parametrize("working_memory_mib", [0.01, 64.0])
+def test_cluster_sums_add_each_clusters_rows_in_row_order(working_memory_mib: float) -> None:
+    # Equal, not close, to the plainest float64 sum in row order: the sparse product
+    # must neither reorder a cluster's rows nor round through float32. 0.01 MiB cuts
+    # the window into many chunks; an empty cluster (index 5) keeps zeros.
+    from monitor.core.quality import _cluster_sums
+
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(5000, 7)) * 10 ** rng.uniform(-3, 3, size=(5000, 1))).astype(np.float32)
+    labels = rng.choice([0, 1, 2, 3, 4, 6], size=5000)
+    expected = np.zeros((7, 7))
+    np.add.at(expected, labels, X.astype(np.float64))
+    got = _cluster_sums(X, labels, 7, working_memory_mib)
+    np.testing.assert_array_equal(got, expected)
+    assert not got[5].any()
+
+
 def test_silhouette_repairs_negative_squares_of_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
     # Exact duplicates far from the origin: |x|^2 + |y|^2 - 2xy rounds to small negatives
     # for some pairs, whose root is NaN until the block is repaired (reduced twice).
@@ -234,6 +274,20 @@ def test_silhouette_rejects_nan() -> None:
     X[2, 0] = np.nan
     with pytest.raises(InvalidInputError, match="row 2, column 0"):
         silhouette_sampled(X, LINE_LABELS)
+
+
+def test_silhouette_checks_the_values_it_reads_the_sample() -> None:
+    # 3000 rows, a sample of 500: a NaN on a row outside the sample cannot change the
+    # score, one on a sampled row is an error that names that row of X.
+    X, labels = blobs(3000, 4, 6, seed=7)
+    idx = np.random.default_rng(42).choice(3000, size=500, replace=False)
+    outside = np.setdiff1d(np.arange(3000), idx)[0]
+    clean = silhouette_sampled(X, labels, sample_size=500, random_state=42)
+    X[outside, 1] = np.nan
+    assert silhouette_sampled(X, labels, sample_size=500, random_state=42).score == clean.score
+    X[idx[7], 2] = np.inf
+    with pytest.raises(InvalidInputError, match=rf"row {idx[7]}, column 2 \(inf\)"):
+        silhouette_sampled(X, labels, sample_size=500, random_state=42)
 
 
 # --------------------------------------------------------------------------- simplified
@@ -440,3 +494,41 @@ def test_known_squared_distances_give_the_same_simplified_silhouette_and_db() ->
     message = "'sq_distances' parameter of silhouette_simplified"
     with pytest.raises(InvalidInputError, match=message):
         silhouette_simplified(X, labels, centers, sq_distances=sq[:-1])
+
+
+def test_silhouette_from_ab_by_the_formula_with_coincident_points() -> None:
+    # s = (b - a) / max(a, b), 0 where a = b = 0: by hand, then bit for bit against the
+    # formula written out with np.where on random distances with zeros and ties.
+    from monitor.core._distances import silhouette_from_ab
+
+    got = silhouette_from_ab(np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 3.0, 1.0, 3.0]))
+    np.testing.assert_array_equal(got, [0.0, 2 / 3, -0.5, 0.0])
+    assert not np.signbit(got[0])
+    rng = np.random.default_rng(4)
+    a = np.where(rng.random(1000) < 0.2, 0.0, rng.random(1000))
+    b = np.where(rng.random(1000) < 0.2, a, rng.random(1000))
+    denom = np.maximum(a, b)
+    want = np.where(denom > 0, (b - a) / np.where(denom > 0, denom, 1.0), 0.0)
+    np.testing.assert_array_equal(silhouette_from_ab(a, b), want)
+
+
+def test_indices_that_do_not_read_x_do_not_check_its_values() -> None:
+    # Given the centres and both distances, neither index reads X: a NaN there changes
+    # nothing. Without the distances X is read, and its NaN is an error.
+    X, labels = blobs(300, 3, 4, seed=9)
+    C = np.array([X[labels == c].mean(axis=0) for c in range(4)])
+    sq = np.sum((X - C[labels]) ** 2, axis=1)
+    others = np.sum((X[:, None, :] - C[None, :, :]) ** 2, axis=2)
+    others[np.arange(300), labels] = np.inf
+    sq2 = others.min(axis=1)
+    simp = silhouette_simplified(X, labels, C, sq_distances=sq, sq_second=sq2)
+    db = davies_bouldin(X, labels, C, sq_distances=sq)
+    X[5, 1] = np.nan
+    again = silhouette_simplified(X, labels, C, sq_distances=sq, sq_second=sq2)
+    assert again.score == simp.score
+    np.testing.assert_array_equal(again.per_cluster, simp.per_cluster)
+    assert davies_bouldin(X, labels, C, sq_distances=sq) == db
+    with pytest.raises(InvalidInputError, match="row 5, column 1"):
+        silhouette_simplified(X, labels, C, sq_distances=sq)
+    with pytest.raises(InvalidInputError, match="row 5, column 1"):
+        davies_bouldin(X, labels, C)
