@@ -234,10 +234,19 @@ class DaemonSettings:
     max_clusters: int = 128
     max_workers: int = 2
     blas_threads: int = 1  # BLAS threads per process (0: leave the library's default)
+    run_threads: int = 0  # threads of one run's compiled work (0: cores / max_workers)
     pushgateway: str | None = None
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
     shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
+
+    @property
+    def threads_per_run(self) -> int:
+        """``run_threads``, or with 0 the cores shared out among the ``max_workers`` runs
+        that may go side by side (at least one)."""
+        if self.run_threads:
+            return self.run_threads
+        return max(1, (os.cpu_count() or 1) // self.max_workers)
 
 
 @dataclass(frozen=True)
@@ -423,6 +432,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "max_clusters": _int(2, 4096),
     "max_workers": _int(1, 64),
     "blas_threads": _int(0, 256),
+    "run_threads": _int(0, 256),
     "pushgateway": _text,
     "log_level": _choice(LOG_LEVELS),
     "web_config_file": lambda value, name: Path(_text(value, name)),

@@ -37,7 +37,7 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.exporter import MonitorState
-from monitor.pipeline import evaluate
+from monitor.pipeline import ScaleBuffer, evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Scaler, Window
 from monitor.redact import redact_text
@@ -182,6 +182,8 @@ class Runner:
     ) -> None:
         self._settings = settings
         self._engines = dict(engines or {})  # models without one compute in this process
+        # each model's scaled window, kept between its runs (runs of a model never overlap)
+        self._buffers: dict[str, ScaleBuffer] = {}
         self._sources = sources
         self._store = store
         self._history = history
@@ -225,6 +227,8 @@ class Runner:
                 working_memory_mib=self._settings.daemon.working_memory_mib,
                 should_stop=lambda: self._should_stop() or self._timer() >= deadline,
                 engine=self._engines.get(name),
+                n_threads=self._settings.daemon.threads_per_run,
+                buffer=self._buffers.setdefault(name, ScaleBuffer()),
             )
         except RunCancelledError as exc:
             if not self._should_stop():  # the deadline, not a stop, ended it

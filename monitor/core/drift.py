@@ -28,7 +28,13 @@ from monitor.checks import (
 )
 from monitor.core._checks import check_labels, check_shares
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
-from monitor.core._psi import COMPILED, bin_counts_compiled, bin_index, psi_from_fractions
+from monitor.core._psi import (
+    COMPILED,
+    bin_counts_compiled,
+    bin_index,
+    psi_from_fractions,
+    warm_up,
+)
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import InvalidInputError
 from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins, SplitGain
@@ -45,6 +51,7 @@ __all__ = [
     "psi",
     "psi_from_counts",
     "split_gain",
+    "warm_up",
 ]
 
 Floats = NDArray[np.floating[Any]]

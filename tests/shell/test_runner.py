@@ -6,17 +6,19 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pytest
 
+from monitor import runner as runner_module
 from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, run_timeout
 from monitor.config import Settings, parse
-from monitor.errors import SourceError
+from monitor.errors import ConfigError, SourceError
 from monitor.exporter import MonitorState
+from monitor.pipeline import ScaleBuffer
 from monitor.records import Evaluation, RunFailure, Window
 from monitor.runner import Runner, overflow_message
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
@@ -284,3 +286,35 @@ def test_an_internal_failure_is_logged_with_a_redacted_traceback(
     assert isinstance(result, RunFailure) and result.reason == "internal"
     assert "Traceback" in caplog.text and "RuntimeError" in caplog.text
     assert "s3cr3t-pw" not in caplog.text and "s3cr3t-pw" not in result.message
+
+
+@pytest.mark.parametrize(("run_threads", "expected"), [(3, 3), (0, None)])
+def test_runs_get_the_configured_threads_and_keep_their_scaling_buffer(
+    monkeypatch: pytest.MonkeyPatch, run_threads: int, expected: int | None
+) -> None:
+    s = settings()
+    s = replace(s, daemon=replace(s.daemon, run_threads=run_threads, max_workers=2))
+    monkeypatch.setattr("monitor.config.os.cpu_count", lambda: 6)
+    made = harness(s)
+    seen: list[tuple[int, object]] = []
+    real = runner_module.evaluate
+
+    def spy(*args: Any, n_threads: int, buffer: object, **kwargs: Any) -> Any:
+        seen.append((n_threads, buffer))
+        return real(*args, n_threads=n_threads, buffer=buffer, **kwargs)
+
+    monkeypatch.setattr(runner_module, "evaluate", spy)
+    for _ in range(2):
+        assert isinstance(made.runner.run_model("shop"), Evaluation)
+    (threads, first), (_, second) = seen
+    assert threads == (expected or 6 // 2)  # auto: the cores shared among max_workers runs
+    assert isinstance(first, ScaleBuffer) and second is first  # one model, one buffer
+
+
+def test_run_threads_is_a_checked_daemon_setting() -> None:
+    raw = {"name": "shop", "features": list(FEATURES), "k": 3, "window": "10m",
+           "schedule": {"interval": "1m"}, "source": {"kind": "fake"}}  # fmt: skip
+    ok = parse({"daemon": {"run_threads": 2}, "models": [raw]}, sources=FAKE_SOURCES)
+    assert ok.daemon.threads_per_run == 2
+    with pytest.raises(ConfigError, match="run_threads"):
+        parse({"daemon": {"run_threads": -1}, "models": [raw]}, sources=FAKE_SOURCES)
