@@ -446,11 +446,13 @@ def _site(services: Services, workdir: Path) -> Service:
 APPROVED_MODEL = "mean-shift"
 
 
-def approve_from_page(daemon: Service, model: str, attempts: int = 3) -> dict[str, Any]:
+def approve_from_page(daemon: Service, model: str, attempts: int = 5) -> dict[str, Any]:
     """Run the approve command printed on the model's page, as printed; wait for the daemon.
 
     A run may replace the pending candidate between reading the page and approving (the
-    command then names a version no longer pending): read the page again and retry.
+    command then names a version no longer pending): read the page again and retry. On a
+    loaded machine the command's own start-up (imports) can outlast a run interval, so
+    a few attempts may lose that race before one wins it.
     """
     record: dict[str, Any] = {"model": model, "attempts": []}
     for _ in range(attempts):
