@@ -57,8 +57,9 @@ def test_the_modules_are_found() -> None:
     assert {"monitor.core.kmeans", "monitor.pipeline", "monitor.cli"} <= set(MODULES)
 
 
-# The compiled kernels of the core: k-means, and the PSI count (docs/decisions.md).
-NUMBA_OWNERS = {"monitor.core._kmeans_numba", "monitor.core._psi"}
+# The optional compiler of the core's kernels (k-means, the PSI count), imported in one
+# place (docs/decisions.md).
+NUMBA_OWNERS = {"monitor.core._numba"}
 
 
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))

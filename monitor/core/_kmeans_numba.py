@@ -37,11 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.core._chunking import iter_slices
-
-try:
-    import numba
-except ImportError:  # the optional extra is not installed: the numpy engine runs
-    numba = None  # type: ignore[assignment]
+from monitor.core._numba import AVAILABLE
+from monitor.core._numba import jit as _jit
 
 __all__ = [
     "AVAILABLE",
@@ -52,8 +49,6 @@ __all__ = [
     "fast_lloyd",
     "warm_up",
 ]
-
-AVAILABLE = numba is not None
 
 Float = NDArray[np.floating[Any]]
 F64 = NDArray[np.float64]
@@ -71,13 +66,6 @@ BLOCK_ROWS = 256
 FULL_SCAN_SHARE = 0.5
 FULL_SCAN_RUN = 4
 MAX_BACKOFF = 2
-
-
-def _jit(fn: Callable[..., Any]) -> Any:
-    """Compile ``fn`` lazily, without the GIL, cached on disk (see docs/decisions.md)."""
-    if numba is None:
-        return fn
-    return numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
 
 
 # ------------------------------------------------------------------ kernels

@@ -16,11 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.core._chunking import iter_slices
-
-try:
-    import numba
-except ImportError:  # the optional extra is not installed: drift's numpy counting runs
-    numba = None  # type: ignore[assignment]
+from monitor.core._numba import AVAILABLE
+from monitor.core._numba import jit as _jit
 
 __all__ = [
     "COMPILED",
@@ -33,7 +30,7 @@ __all__ = [
 
 Floats = NDArray[np.floating[Any]]
 
-COMPILED = numba is not None
+COMPILED = AVAILABLE  # without numba, drift's numpy counting runs
 
 # Rows per task of the threaded count. Large enough that a task's fixed cost (a kernel
 # call, its (d, bins) counts) is small next to its work; the counts are integers, so
@@ -69,13 +66,6 @@ def bin_index(edges: Floats, x: NDArray[np.floating]) -> NDArray[np.intp]:
 
 
 # ------------------------------------------------------------------ compiled count
-
-
-def _jit(fn: Any) -> Any:
-    """Compile lazily, without the GIL, cached on disk (as the k-means kernels are)."""
-    if numba is None:
-        return fn
-    return numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
 
 
 @_jit
