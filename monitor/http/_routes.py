@@ -16,11 +16,13 @@ from monitor.exporter import CONTENT_TYPE, Registry, encode
 from monitor.http._api import Api
 from monitor.http._wire import Request, Response
 
-__all__ = ["Routes", "allowed_methods", "dispatch", "dispatch_request"]
+__all__ = ["VARY_ENCODING", "Routes", "allowed_methods", "dispatch", "dispatch_request"]
 
 log = logging.getLogger("monitor.http")
 
 _HTML = "text/html; charset=utf-8"
+# /metrics comes plain or gzip-compressed, by the request's Accept-Encoding.
+VARY_ENCODING = ("Vary", "Accept-Encoding")
 
 
 def _always_ready() -> tuple[bool, str]:
@@ -77,7 +79,7 @@ def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
     if path == "/metrics":
         body = routes.metrics() if routes.metrics is not None else encode(routes.registry)
         # the server answers gzip itself when asked (MetricsCache.gzipped)
-        return Response(200, body, CONTENT_TYPE, (("Vary", "Accept-Encoding"),))
+        return Response(200, body, CONTENT_TYPE, (VARY_ENCODING,))
     if path == "/healthz":
         return Response.text(200, "ok")
     if path == "/readyz":

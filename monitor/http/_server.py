@@ -32,7 +32,7 @@ from monitor.exporter import CONTENT_TYPE
 from monitor.http._auth import BasicAuth
 from monitor.http._connection import Connection
 from monitor.http._metrics import MetricsCache
-from monitor.http._routes import Routes, allowed_methods, dispatch_request
+from monitor.http._routes import VARY_ENCODING, Routes, allowed_methods, dispatch_request
 from monitor.http._webconfig import WebConfig, ssl_context
 from monitor.http._wire import Request, Response, accepts_gzip, response_head
 
@@ -53,7 +53,6 @@ _BUSY = Response.text(503, "too many connections")
 _BODIES_BUSY = Response.text(503, "too many request bodies in flight; retry", ("Retry-After", "1"))
 _HEALTHY = Response.text(200, "ok")
 _GZIP = ("Content-Encoding", "gzip")
-_VARY = ("Vary", "Accept-Encoding")  # /metrics comes plain or compressed
 _FAST_BATCH = 64  # small API requests answered together in one turn of the event loop
 
 
@@ -369,7 +368,7 @@ class _Engine:
         second = int(time.time())
         answer = self._metrics_framed.get(gzipped)
         if answer is None or answer[0] != second or answer[1].body is not body:
-            headers = (_GZIP, _VARY) if gzipped else (_VARY,)
+            headers = (_GZIP, VARY_ENCODING) if gzipped else (VARY_ENCODING,)
             answer = (second, Response.framed(200, body, CONTENT_TYPE, *headers))
             self._metrics_framed[gzipped] = answer
         return answer[1]
