@@ -22,6 +22,7 @@ from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import (
     ModelSpec,
+    MonitorRegistry,
     MonitorState,
     Registry,
     ServingSpec,
@@ -458,7 +459,7 @@ class App:
     history: History
     sources: dict[str, TelemetrySource]
     state: MonitorState
-    registry: Registry  # what /metrics and the Pushgateway serve
+    registry: MonitorRegistry  # what /metrics and the Pushgateway serve
     runner: Runner
     stopping: threading.Event  # set when the process is asked to stop
     clock: Clock = field(default_factory=SystemClock)  # what the pages call "now"

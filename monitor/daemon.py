@@ -121,7 +121,15 @@ def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: boo
         model_html=pages.model_html,
         model_json=pages.model,
         index_html=pages.index_html,
-        metrics=MetricsCache(app.registry, lambda: app.state.generation) if cache else None,
+        metrics=(
+            MetricsCache(
+                app.registry.steady,
+                lambda: app.state.generation,
+                volatile=app.registry.volatile,
+            )
+            if cache
+            else None
+        ),
         api=None if app.serving is None else app.serving.api,
     )
 

@@ -14,6 +14,7 @@ from monitor.exporter.daemon import (
     ModelSpec,
     ModelStatus,
     MonitorCollector,
+    MonitorRegistry,
     MonitorState,
     make_registry,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ModelSpec",
     "ModelStatus",
     "MonitorCollector",
+    "MonitorRegistry",
     "MonitorState",
     "Registry",
     "ServingSpec",

@@ -33,6 +33,7 @@ __all__ = [
     "ModelSpec",
     "ModelStatus",
     "MonitorCollector",
+    "MonitorRegistry",
     "MonitorState",
     "make_registry",
 ]
@@ -476,27 +477,53 @@ class MonitorCollector(Collector):
         return family
 
 
+class MonitorRegistry(CollectorRegistry):
+    """Every family a process exports, collected as two parts that /metrics caches apart.
+
+    ``steady`` (the monitor's families, the build and platform info) changes only when
+    the state says so (its ``generation``); ``volatile`` (process CPU and memory, the
+    garbage collector, the label API's counters) changes at any moment. Re-encoding the
+    small volatile part alone each second costs a fraction of re-encoding everything.
+    Collected whole, as any registry, it yields ``steady`` then ``volatile``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=True)
+        self.steady = CollectorRegistry(auto_describe=True)
+        self.volatile = CollectorRegistry(auto_describe=True)
+        self.register(_Part(self.steady))
+        self.register(_Part(self.volatile))
+
+
+class _Part(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+
 def make_registry(
     state: MonitorState | None,
     *,
     process_metrics: bool = True,
     serving: ServingStats | None = None,
     version: str | None = None,
-) -> CollectorRegistry:
+) -> MonitorRegistry:
     """A private registry with the monitor's collector (None: a process that only serves
     labels, which then exports only ``kmeans_build_info`` of ``version``), the label
     API's when ``serving`` is given, and the process/platform ones."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
-    registry = CollectorRegistry(auto_describe=True)
+    registry = MonitorRegistry()
     if state is not None:
-        registry.register(MonitorCollector(state))
+        registry.steady.register(MonitorCollector(state))
     elif version is not None:
-        registry.register(_BuildInfoCollector(version))
+        registry.steady.register(_BuildInfoCollector(version))
     if serving is not None:
-        registry.register(ServingCollector(serving))
+        registry.volatile.register(ServingCollector(serving))
     if process_metrics:
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
+        PlatformCollector(registry=registry.steady)
+        ProcessCollector(registry=registry.volatile)
+        GCCollector(registry=registry.volatile)
     return registry

@@ -128,6 +128,45 @@ def test_concurrent_stale_scrapes_share_one_encoding(registry: CollectorRegistry
     assert calls == 1 and len(results) == 8 and len(set(results)) == 1
 
 
+
+def test_max_age_re_encodes_the_volatile_part_alone(registry: CollectorRegistry) -> None:
+    volatile = CollectorRegistry()
+    cpu = Gauge("process_cpu", "CPU seconds.", registry=volatile)
+    clock, version = Clock(), [0]
+    encoded: list[Registry] = []
+
+    def encoder(reg: Registry) -> bytes:
+        encoded.append(reg)
+        return encode(reg)
+
+    cache = MetricsCache(
+        registry, lambda: version[0], volatile=volatile, encoder=encoder, clock=clock
+    )
+    assert cache() == encode(registry) + encode(volatile) and encoded == [registry, volatile]
+    cpu.set(3)
+    clock.now += 1.0  # aged: only the volatile part changes without a version bump
+    assert b"process_cpu 3.0" in cache() and encoded[2:] == [volatile]
+    version[0] += 1
+    assert cache() == encode(registry) + encode(volatile) and encoded[3:] == [registry, volatile]
+    assert cache.encodings == 3
+
+
+def test_a_monitor_registry_is_its_steady_part_then_its_volatile_part() -> None:
+    from monitor.exporter import MonitorState, make_registry
+
+    state = MonitorState([], started_at=0.0, version="9.9")
+    registry = make_registry(state)
+    steady, volatile = encode(registry.steady), encode(registry.volatile)
+    assert b"kmeans_build_info" in steady and b"python_info" in steady
+    assert b"process_" in volatile and b"python_gc_" in volatile
+    assert b"process_" not in steady and b"kmeans_" not in volatile
+    # Process figures move between two encodings: compare the families, not the values.
+    whole = encode(registry)
+    names = [line for line in whole.splitlines() if line.startswith(b"# TYPE")]
+    assert names == [
+        line for line in (steady + volatile).splitlines() if line.startswith(b"# TYPE")
+    ]
+
 @pytest.mark.parametrize("max_age", [-1.0, float("nan"), "1"])
 def test_a_bad_max_age_is_a_parameter_error(registry: CollectorRegistry, max_age: object) -> None:
     with pytest.raises(Mismatch, match="The 'max_age' parameter of MetricsCache must be a float"):
@@ -167,6 +206,37 @@ def test_peek_returns_fresh_bytes_only_and_never_encodes(registry: CollectorRegi
     clock.now += 1.0
     assert cache.peek() is None
     assert encoder.calls == 2
+
+
+def test_peek_serves_the_bytes_being_replaced_while_newer_ones_are_encoded(
+    registry: CollectorRegistry,
+) -> None:
+    """The event loop never queues scrapes behind an encoding another thread has begun."""
+    version = [0]
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_encode(reg: Registry) -> bytes:
+        if version[0]:
+            entered.set()
+            assert release.wait(PATIENCE)
+        return encode(reg)
+
+    cache = MetricsCache(registry, lambda: version[0], max_age=None, encoder=slow_encode)
+    old, old_gz = cache(), cache.gzipped()
+    version[0] += 1
+    assert cache.peek() is None  # stale and nobody encoding: the caller must encode
+    worker = threading.Thread(target=cache.gzipped)
+    worker.start()
+    try:
+        assert entered.wait(PATIENCE)
+        assert cache.peek() is old and cache.peek(gzipped=True) is old_gz
+    finally:
+        release.set()
+        worker.join(PATIENCE)
+    new = cache.peek()
+    assert new is not None and new is not old and cache.encodings == 2
+    new_gz = cache.peek(gzipped=True)  # compressed in the same step as the new encoding
+    assert new_gz is not None and gzip.decompress(new_gz) == new
 
 
 # -- the fast path's framed answer: built once per bytes and per second of its Date --
