@@ -22,7 +22,7 @@ from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.core import drift, kmeans
 from monitor.errors import InvalidInputError
-from monitor.http import HttpServer, Limits, MetricsCache, Routes
+from monitor.http import HttpServer, Limits, MetricsCache, Routes, Volatile
 from monitor.scheduling import Scheduler, schedule_gaps
 
 __all__ = [
@@ -121,16 +121,22 @@ def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: boo
         model_html=pages.model_html,
         model_json=pages.model,
         index_html=pages.index_html,
-        metrics=(
-            MetricsCache(
-                app.registry.steady,
-                lambda: app.state.generation,
-                volatile=app.registry.volatile,
-            )
-            if cache
-            else None
-        ),
+        metrics=_metrics_cache(app) if cache else None,
         api=None if app.serving is None else app.serving.api,
+    )
+
+
+def _metrics_cache(app: App) -> MetricsCache:
+    """The daemon's /metrics bytes: each part of its registry encoded again only when it
+    changes (the process part: at most once a second)."""
+    stats = None if app.serving is None else app.serving.stats
+    serving = Volatile(
+        app.registry.serving, (lambda: 0) if stats is None else (lambda: stats.changes)
+    )
+    return MetricsCache(
+        app.registry.steady,
+        lambda: app.state.generation,
+        volatile=(serving, Volatile(app.registry.process)),
     )
 
 

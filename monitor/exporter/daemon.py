@@ -478,21 +478,23 @@ class MonitorCollector(Collector):
 
 
 class MonitorRegistry(CollectorRegistry):
-    """Every family a process exports, collected as two parts that /metrics caches apart.
+    """Every family a process exports, collected in three parts that /metrics caches apart.
 
     ``steady`` (the monitor's families, the build and platform info) changes only when
-    the state says so (its ``generation``); ``volatile`` (process CPU and memory, the
-    garbage collector, the label API's counters) changes at any moment. Re-encoding the
-    small volatile part alone each second costs a fraction of re-encoding everything.
-    Collected whole, as any registry, it yields ``steady`` then ``volatile``.
+    the state says so (its ``generation``); ``serving`` (the label API's counters) when
+    its ``ServingStats.changes`` moves; ``process`` (CPU, memory, descriptors, the
+    garbage collector) at every moment. Re-encoding only the part that changed costs
+    a fraction of re-encoding everything. Collected whole, as any registry, it yields
+    the three parts in that order.
     """
 
     def __init__(self) -> None:
         super().__init__(auto_describe=True)
         self.steady = CollectorRegistry(auto_describe=True)
-        self.volatile = CollectorRegistry(auto_describe=True)
-        self.register(_Part(self.steady))
-        self.register(_Part(self.volatile))
+        self.serving = CollectorRegistry(auto_describe=True)
+        self.process = CollectorRegistry(auto_describe=True)
+        for part in (self.steady, self.serving, self.process):
+            self.register(_Part(part))
 
 
 class _Part(Collector):
@@ -521,9 +523,9 @@ def make_registry(
     elif version is not None:
         registry.steady.register(_BuildInfoCollector(version))
     if serving is not None:
-        registry.volatile.register(ServingCollector(serving))
+        registry.serving.register(ServingCollector(serving))
     if process_metrics:
         PlatformCollector(registry=registry.steady)
-        ProcessCollector(registry=registry.volatile)
-        GCCollector(registry=registry.volatile)
+        ProcessCollector(registry=registry.process)
+        GCCollector(registry=registry.process)
     return registry

@@ -137,6 +137,12 @@ class ServingStats:
     def __init__(self, specs: Sequence[ServingSpec]) -> None:
         self._lock = threading.Lock()
         self._models = {s.name: _Model(s) for s in specs}
+        self._changes = 0  # bumped by every change: /metrics re-encodes these only then
+
+    @property
+    def changes(self) -> int:
+        """A counter every change bumps (what the /metrics cache keys this part on)."""
+        return self._changes
 
     def answered(self, model: str, variant: str, status: int) -> None:
         """A request answered with an error ``status``."""
@@ -144,6 +150,7 @@ class ServingStats:
             m = self._models.get(model)
             if m is not None and variant in m.variants:
                 m.variants[variant].codes[status_code(status)] += 1
+                self._changes += 1
 
     def served(
         self,
@@ -172,6 +179,7 @@ class ServingStats:
             v.invalid += rows - int(labels.size)
             v.touch_clusters(counts.shape[0])
             v.clusters[: counts.shape[0]] += counts
+            self._changes += 1
 
     def loaded(
         self,
@@ -192,6 +200,7 @@ class ServingStats:
                 v.version = 0 if served is None else served[0]
                 if served is not None:
                     v.touch_clusters(served[1])
+            self._changes += 1
 
     def view(self) -> list[_Model]:
         """A consistent copy of every model's counters."""

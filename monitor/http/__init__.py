@@ -13,7 +13,7 @@ and the label API under /v1 when one is given.
 from __future__ import annotations
 
 from monitor.http._api import Api
-from monitor.http._metrics import MetricsCache
+from monitor.http._metrics import MetricsCache, Volatile
 from monitor.http._routes import Routes
 from monitor.http._server import HttpServer, Limits
 from monitor.http._webconfig import TlsConfig, WebConfig, load_web_config, parse_web_config
@@ -28,6 +28,7 @@ __all__ = [
     "Response",
     "Routes",
     "TlsConfig",
+    "Volatile",
     "WebConfig",
     "load_web_config",
     "parse_web_config",

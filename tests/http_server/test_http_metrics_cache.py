@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from monitor.checks import Mismatch
 from monitor.exporter import CONTENT_TYPE, Registry, encode
-from monitor.http import MetricsCache, Response, Routes, _server, _wire
+from monitor.http import MetricsCache, Response, Routes, Volatile, _server, _wire
 from monitor.http._wire import response_head
 from tests.http_server._support import (
     PATIENCE,
@@ -128,11 +128,13 @@ def test_concurrent_stale_scrapes_share_one_encoding(registry: CollectorRegistry
     assert calls == 1 and len(results) == 8 and len(set(results)) == 1
 
 
-
-def test_max_age_re_encodes_the_volatile_part_alone(registry: CollectorRegistry) -> None:
-    volatile = CollectorRegistry()
-    cpu = Gauge("process_cpu", "CPU seconds.", registry=volatile)
-    clock, version = Clock(), [0]
+def test_max_age_re_encodes_only_the_volatile_parts_that_changed(
+    registry: CollectorRegistry,
+) -> None:
+    process, serving = CollectorRegistry(), CollectorRegistry()
+    cpu = Gauge("process_cpu", "CPU seconds.", registry=process)
+    answers = Gauge("serving_answers", "Answers.", registry=serving)
+    clock, version, serving_changes = Clock(), [0], [0]
     encoded: list[Registry] = []
 
     def encoder(reg: Registry) -> bytes:
@@ -140,32 +142,55 @@ def test_max_age_re_encodes_the_volatile_part_alone(registry: CollectorRegistry)
         return encode(reg)
 
     cache = MetricsCache(
-        registry, lambda: version[0], volatile=volatile, encoder=encoder, clock=clock
+        registry,
+        lambda: version[0],
+        volatile=(Volatile(serving, lambda: serving_changes[0]), Volatile(process)),
+        encoder=encoder,
+        clock=clock,
     )
-    assert cache() == encode(registry) + encode(volatile) and encoded == [registry, volatile]
+
+    def whole() -> bytes:
+        return encode(registry) + encode(serving) + encode(process)
+
+    assert cache() == whole() and encoded == [registry, serving, process]
     cpu.set(3)
-    clock.now += 1.0  # aged: only the volatile part changes without a version bump
-    assert b"process_cpu 3.0" in cache() and encoded[2:] == [volatile]
-    version[0] += 1
-    assert cache() == encode(registry) + encode(volatile) and encoded[3:] == [registry, volatile]
-    assert cache.encodings == 3
+    answers.set(5)  # without its counter moving: not encoded again
+    clock.now += 0.5
+    assert cache.peek() is not None and encoded[3:] == []  # young: fresh
+    clock.now += 0.5
+    assert cache.peek() is None  # aged, and the process part always changes
+    assert b"process_cpu 3.0" in cache() and b"serving_answers 0.0" in cache()
+    assert encoded[3:] == [process]
+    serving_changes[0] += 1
+    assert cache.peek() is not None  # the serving part waits for max_age too
+    clock.now += 1.0
+    assert b"serving_answers 5.0" in cache() and encoded[4:] == [serving, process]
+    version[0] += 1  # the state changed: its part at once, the serving part as it was
+    assert cache() == whole() and encoded[6:] == [registry, process]
+    assert cache.encodings == 4
 
 
-def test_a_monitor_registry_is_its_steady_part_then_its_volatile_part() -> None:
-    from monitor.exporter import MonitorState, make_registry
+def test_a_monitor_registry_is_its_steady_then_serving_then_process_parts() -> None:
+    from monitor.exporter import MonitorState, ServingSpec, ServingStats, make_registry
 
     state = MonitorState([], started_at=0.0, version="9.9")
-    registry = make_registry(state)
-    steady, volatile = encode(registry.steady), encode(registry.volatile)
-    assert b"kmeans_build_info" in steady and b"python_info" in steady
-    assert b"process_" in volatile and b"python_gc_" in volatile
-    assert b"process_" not in steady and b"kmeans_" not in volatile
+    stats = ServingStats([ServingSpec("m", 0.1, 0.99, 0.999)])
+    registry = make_registry(state, serving=stats)
+    parts = [encode(registry.steady), encode(registry.serving), encode(registry.process)]
+    assert b"kmeans_build_info" in parts[0] and b"python_info" in parts[0]
+    assert b"kmeans_serving_" in parts[1] and b"kmeans_serving_" not in parts[0] + parts[2]
+    assert b"process_" in parts[2] and b"python_gc_" in parts[2]
+    assert b"process_" not in parts[0] + parts[1]
     # Process figures move between two encodings: compare the families, not the values.
-    whole = encode(registry)
-    names = [line for line in whole.splitlines() if line.startswith(b"# TYPE")]
-    assert names == [
-        line for line in (steady + volatile).splitlines() if line.startswith(b"# TYPE")
-    ]
+    assert _families(encode(registry)) == _families(b"".join(parts))
+    before = stats.changes
+    stats.answered("m", "live", 400)
+    assert stats.changes == before + 1
+
+
+def _families(exposition: bytes) -> list[bytes]:
+    return [line for line in exposition.splitlines() if line.startswith(b"# TYPE")]
+
 
 @pytest.mark.parametrize("max_age", [-1.0, float("nan"), "1"])
 def test_a_bad_max_age_is_a_parameter_error(registry: CollectorRegistry, max_age: object) -> None:
