@@ -102,7 +102,7 @@ class _GuardedSource:
         deadline: float,
         timeout: float | None,
         stopping: Callable[[], bool],
-        reads: dict[str, tuple[threading.Thread, float]],
+        reads: dict[str, tuple[threading.Event, float]],
         timer: Callable[[], float],
     ) -> None:
         self._timer = timer
@@ -120,7 +120,10 @@ class _GuardedSource:
         Each read may take ``timeout`` at most, and none may end past the run's deadline.
         """
         running = self._reads.get(self._model)
-        if running is not None and running[0].is_alive():
+        # The read's own event, not its thread's life: a thread lives on for a moment
+        # after its read returned, and a run reading windows back to back (a reference
+        # period) would take that moment for a hung read.
+        if running is not None and not running[0].is_set():
             raise SourceTimeoutError(
                 f"the source of model {self._model!r} has still not returned from a read "
                 f"started {self._timer() - running[1]:.0f}s ago; no new read until it does"
@@ -141,7 +144,7 @@ class _GuardedSource:
         deadline = self._deadline
         if self._timeout is not None:
             deadline = min(deadline, started + self._timeout)
-        self._reads[self._model] = (thread, started)
+        self._reads[self._model] = (done, started)
         thread.start()
         while not done.wait(_READ_POLL_SECONDS):
             if self._stopping():
@@ -193,7 +196,7 @@ class Runner:
         self._should_stop = should_stop
         self._on_result = tuple(on_result)
         self._run_timeouts = dict(run_timeouts or {})
-        self._reads: dict[str, tuple[threading.Thread, float]] = {}
+        self._reads: dict[str, tuple[threading.Event, float]] = {}
         self._timer = timer  # the clock of deadlines (monotonic)
 
     def run_model(self, name: str) -> Result:

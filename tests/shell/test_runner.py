@@ -162,11 +162,33 @@ def test_a_hung_read_frees_the_run_at_its_deadline_as_source_timeout(h: Harness)
     # Once it returns, runs read again.
     h.source.gate.set()
     deadline = time.monotonic() + 10
-    while h.runner._reads["shop"][0].is_alive() and time.monotonic() < deadline:
+    while not h.runner._reads["shop"][0].is_set() and time.monotonic() < deadline:
         time.sleep(0.01)
     h.source.gate = None
     assert isinstance(h.runner.run_model("shop"), Evaluation)
     assert [f.reason for f in h.history.failures("shop")] == ["source_timeout"] * 2
+
+
+def test_a_read_that_returned_never_blocks_the_next_while_its_thread_exits(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference period reads windows back to back: a read thread that has delivered
+    its window but not yet exited is not a hung read (it was, under GIL contention)."""
+    exiting = threading.Event()
+
+    class Lingering(threading.Thread):
+        def run(self) -> None:
+            super().run()
+            if self.name.startswith("read:"):
+                exiting.wait(10)  # alive after its read returned, as a descheduled thread is
+
+    monkeypatch.setattr(threading, "Thread", Lingering)
+    try:
+        assert isinstance(h.runner.run_model("shop"), Evaluation)
+        assert isinstance(h.runner.run_model("shop"), Evaluation)
+    finally:
+        exiting.set()
+    assert h.source.reads == 2
 
 
 def test_a_stop_abandons_a_hung_read_at_once(h: Harness) -> None:
