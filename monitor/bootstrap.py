@@ -24,7 +24,6 @@ from monitor.exporter import (
     ModelSpec,
     MonitorRegistry,
     MonitorState,
-    Registry,
     ServingSpec,
     ServingStats,
     make_registry,
@@ -434,7 +433,7 @@ class ServingApp:
     settings: Settings
     store: SnapshotStore
     serving: Serving
-    registry: Registry
+    registry: MonitorRegistry
 
     def ready(self) -> tuple[bool, str]:
         """Ready once every model with a live version serves it."""
