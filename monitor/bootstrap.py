@@ -24,6 +24,7 @@ from monitor.exporter import (
     ModelSpec,
     MonitorRegistry,
     MonitorState,
+    Registry,
     ServingSpec,
     ServingStats,
     make_registry,
@@ -433,7 +434,7 @@ class ServingApp:
     settings: Settings
     store: SnapshotStore
     serving: Serving
-    registry: MonitorRegistry
+    registry: Registry
 
     def ready(self) -> tuple[bool, str]:
         """Ready once every model with a live version serves it."""

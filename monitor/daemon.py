@@ -22,7 +22,6 @@ from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.core import drift, kmeans
 from monitor.errors import InvalidInputError
-from monitor.exporter import MonitorRegistry
 from monitor.http import HttpServer, Limits, MetricsCache, Routes, Volatile
 from monitor.scheduling import Scheduler, schedule_gaps
 
@@ -122,26 +121,22 @@ def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: boo
         model_html=pages.model_html,
         model_json=pages.model,
         index_html=pages.index_html,
-        metrics=(
-            _metrics_cache(app.registry, lambda: app.state.generation, app.serving)
-            if cache
-            else None
-        ),
+        metrics=_metrics_cache(app) if cache else None,
         api=None if app.serving is None else app.serving.api,
     )
 
 
-def _metrics_cache(
-    registry: MonitorRegistry, version: Callable[[], int], serving: Serving | None
-) -> MetricsCache:
-    """A process's /metrics bytes: each part of its registry encoded again only when it
-    changes (the label API's and the process's at most once a second)."""
-    stats = None if serving is None else serving.stats
-    counter = (lambda: 0) if stats is None else (lambda: stats.changes)
+def _metrics_cache(app: App) -> MetricsCache:
+    """The daemon's /metrics bytes: each part of its registry encoded again only when it
+    changes (the process part: at most once a second)."""
+    stats = None if app.serving is None else app.serving.stats
+    serving = Volatile(
+        app.registry.serving, (lambda: 0) if stats is None else (lambda: stats.changes)
+    )
     return MetricsCache(
-        registry.steady,
-        version,
-        volatile=(Volatile(registry.serving, counter), Volatile(registry.process)),
+        app.registry.steady,
+        lambda: app.state.generation,
+        volatile=(serving, Volatile(app.registry.process)),
     )
 
 
@@ -329,8 +324,8 @@ class LabelServer:
         routes = Routes(
             registry=app.registry,
             ready=app.ready,
-            # No state of its own: only the serving and process parts change.
-            metrics=_metrics_cache(app.registry, lambda: 0, app.serving),
+            # The serving series change with every answer: at most one encoding a second.
+            metrics=MetricsCache(app.registry, lambda: 0),
             api=app.serving.api,
         )
         # nice 0: answering is this process's job, there are no runs to yield to.
