@@ -21,6 +21,7 @@ from tests.http_server._support import (
     closed_by_server,
     read_response,
     registry_with_counter,
+    request,
     wait_until,
 )
 
@@ -112,6 +113,9 @@ def test_small_requests_that_arrive_together_are_answered_in_one_call(
 ) -> None:
     running = start()
     socks = [running.connect() for _ in range(8)]
+    for sock in socks:  # each connection accepted and reading before the loop is held
+        request(sock, "/healthz")
+        assert read_response(sock)[0] == 200
     release = api.block = threading.Event()
     socks[0].sendall(post_head(3) + b"abc")
     assert wait_until(lambda: api.batches == [1])  # the loop now waits in handle()
