@@ -55,7 +55,9 @@ import re
 import secrets
 import shlex
 import shutil
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -135,6 +137,26 @@ class RetentionPolicy:
             check_float(self.age, "age", low=0.0, low_inclusive=False, owner="RetentionPolicy")
 
 
+# Versions whose verified snapshots are kept for reloading: a few per model is plenty
+# (the live one, a pending one, a rollback's target).
+_VERIFIED_KEPT = 64
+_Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+def _fingerprint(vdir: Path) -> _Fingerprint | None:
+    """Name, size, inode and modification time of each file of a version directory;
+    None when it cannot be listed (the read that follows says why)."""
+    try:
+        with os.scandir(vdir) as entries:
+            found = []
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                found.append((entry.name, st.st_size, st.st_ino, st.st_mtime_ns))
+    except OSError:
+        return None
+    return tuple(sorted(found))
+
+
 class DirectorySnapshotStore:
     """Snapshots as immutable version directories under ``root``; meets ``SnapshotStore``."""
 
@@ -167,6 +189,9 @@ class DirectorySnapshotStore:
         self._retention = retention
         self._clock = clock
         self._warned: set[tuple[str, int]] = set()
+        # Versions read and verified, by the files they were read from (_fingerprint).
+        self._verified: OrderedDict[tuple[str, int], tuple[_Fingerprint, Snapshot]] = OrderedDict()
+        self._verified_lock = threading.Lock()
         try:
             make_dirs(self.root)
             _tighten(self.root)
@@ -434,8 +459,31 @@ class DirectorySnapshotStore:
         return locked(model_dir / LOCK)
 
     def _read(self, model_dir: Path, model: str, version: int) -> Snapshot:
+        """Read and verify a version, or return the snapshot verified from the very same
+        files (same names, sizes, inodes and modification times): a daemon loads its live
+        version on every run, and the arrays are read-only, so the copy is shared.
+
+        A file changed since is read and verified again, so what comes back was always
+        verified from what its files held then, never from unverified bytes.
+        """
+        vdir = model_dir / _version_dirname(version)
+        seen = _fingerprint(vdir)
+        with self._verified_lock:
+            hit = self._verified.get((model, version))
+            if hit is not None and seen is not None and hit[0] == seen:
+                self._verified.move_to_end((model, version))
+                return hit[1]
+        snapshot = self._read_files(vdir, model, version)
+        if seen is not None:
+            with self._verified_lock:
+                self._verified[(model, version)] = (seen, snapshot)
+                while len(self._verified) > _VERIFIED_KEPT:
+                    self._verified.popitem(last=False)
+        return snapshot
+
+    def _read_files(self, vdir: Path, model: str, version: int) -> Snapshot:
         snapshot, signed = read_snapshot(
-            model_dir / _version_dirname(version),
+            vdir,
             model,
             version,
             key=self._key,

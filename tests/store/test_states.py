@@ -430,8 +430,35 @@ def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
     assert all(i.corrupt is None for i in store.list_versions("m1"))
     assert read == [MANIFEST, MANIFEST]
-    store.load("m1", 1)  # the recording does see array files when they are read
+    # The recording does see array files when they are read (by a store that has not
+    # verified this version yet: set_live did, and kept it).
+    DirectorySnapshotStore(store.root).load("m1", 1)
     assert read[-1] == ARRAYS
+
+
+def test_a_version_verified_once_is_reloaded_only_when_its_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store_with(tmp_path, 1, live=1)
+    first = store.load("m1", 1)
+    read: list[str] = []
+    real_read_bytes = Path.read_bytes
+
+    def recording_read_bytes(self: Path) -> bytes:
+        read.append(self.name)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    assert store.load("m1") is first and read == []
+    # A file rewritten in place (same size, a byte changed) is read and verified again.
+    vdir = next(p for p in (store.root / "m1").iterdir() if p.is_dir())
+    arrays = vdir / ARRAYS
+    data = bytearray(real_read_bytes(arrays))
+    data[-30] ^= 0xFF
+    arrays.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"corrupt|hash|checksum"):
+        store.load("m1", 1)
+    assert ARRAYS in read
 
 
 # --------------------------------------------------------------------------- rollback
