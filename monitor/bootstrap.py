@@ -54,6 +54,7 @@ from monitor.store.history import SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time
+from monitor.workers import RunWorkers
 
 __all__ = [
     "App",
@@ -489,7 +490,16 @@ class App:
                 engine.close()
             except Exception as exc:
                 log.warning("closing the %s engine failed: %s", engine.name, exc)
+        self.runner.close()
         self.history.close()
+
+
+def run_workers(settings: Settings) -> RunWorkers | None:
+    """The worker processes of ``daemon.run_isolation: process`` (none start until used)."""
+    d = settings.daemon
+    if d.run_isolation != "process":
+        return None
+    return RunWorkers(d.max_workers, blas_threads=d.blas_threads)
 
 
 def build_app(
@@ -542,6 +552,7 @@ def build_app(
         on_result=(_explainer(state, sampler), *on_result),
         engines=engines,
         run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
+        workers=run_workers(settings),
     )
     runner.refresh_live()
     if serving is not None:

@@ -69,6 +69,7 @@ NAN_POLICIES = ("fail", "drop")
 SERVING_NAN_POLICIES = ("reject", "null")
 K_CRITERIA = ("silhouette", "gap", "elbow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+RUN_ISOLATIONS = ("thread", "process")  # where a run's numeric middle computes
 #: Where a model's numeric work runs: this process, or a Spark cluster (monitor.engines).
 ENGINES = ("local", "spark")
 
@@ -239,6 +240,8 @@ class DaemonSettings:
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
     shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
+    # "process": score, train and compare in worker processes at a lower priority
+    run_isolation: str = "thread"
 
     @property
     def threads_per_run(self) -> int:
@@ -437,6 +440,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "log_level": _choice(LOG_LEVELS),
     "web_config_file": lambda value, name: Path(_text(value, name)),
     "shutdown_grace": _duration,
+    "run_isolation": _choice(RUN_ISOLATIONS),
 }
 
 

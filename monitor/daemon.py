@@ -49,9 +49,15 @@ STAGGER_SECONDS = 60.0
 _MODEL_JOB = "model:"
 
 
-def _limits(settings: Settings, **overrides: int) -> Limits:
-    """The server's limits with the label API's body size (and room for four such bodies)."""
+def daemon_limits(settings: Settings, **overrides: int) -> Limits:
+    """The server's limits with the label API's body size (and room for four such bodies).
+
+    With the runs in worker processes at a lower priority (``daemon.run_isolation:
+    process``), the server's threads need no handicap of their own: nice 0.
+    """
     size = settings.serving.max_body_bytes
+    if settings.daemon.run_isolation == "process":
+        overrides = {"nice": 0, **overrides}
     return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
 
 
@@ -151,7 +157,8 @@ class Daemon:
         host, port = parse_listen(listen or app.settings.daemon.listen)
         routes = daemon_routes(app, self.ready)
         settings = app.settings
-        self.http = _listening(host, port, routes, settings, _limits(settings), "daemon.listen")
+        limits = daemon_limits(settings)
+        self.http = _listening(host, port, routes, settings, limits, "daemon.listen")
         serving = app.serving
         self._follower = None if serving is None else _Follower(serving, settings.serving.refresh)
 
@@ -169,6 +176,7 @@ class Daemon:
     def start(self) -> None:
         """Start serving and scheduling; first runs are staggered (``first_run_offsets``)."""
         self.http.start()
+        self.app.runner.start_workers()
         # Load the compiled k-means kernels (compile them on a cold cache) beside the
         # first runs, rather than inside one of them; /healthz answers meanwhile.
         models = [m.name for m in self.app.settings.models]
@@ -329,7 +337,7 @@ class LabelServer:
             api=app.serving.api,
         )
         # nice 0: answering is this process's job, there are no runs to yield to.
-        limits = _limits(settings, nice=0)
+        limits = daemon_limits(settings, nice=0)
         self.http = _listening(host, port, routes, settings, limits, "serving.listen")
         self._follower = _Follower(app.serving, settings.serving.refresh)
 

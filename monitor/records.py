@@ -394,7 +394,9 @@ class Measurement:
 
     model: str
     window: Window
-    X: FloatArray | CountedRows  # (n, d) the validated rows, raw units (or kept on an engine)
+    # (n, d) the validated rows, raw units (or kept on an engine); (0, d) when the
+    # measurement came back from a worker process, which kept the rows
+    X: FloatArray | CountedRows
     live: Snapshot | None
     reference: Snapshot | None
     view: WindowView
@@ -404,6 +406,7 @@ class Measurement:
     centroid_drift: tuple[float, ...]  # per live cluster; 0.0 where unmatched
     candidate_centers: FloatArray | None  # (k, d) in the live model's scaled units
     candidate_ok: bool  # False when the candidate left a cluster empty
+    n_rows: int  # validated rows in the window
 
 
 #: What a decision does: train the first model; keep the live one; reject the candidate;

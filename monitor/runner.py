@@ -7,12 +7,15 @@ good snapshot stays live. Nothing a run raises reaches the scheduler.
 A run has a deadline (``schedule.run_timeout``). The source is read on a helper thread
 that the run waits for until the deadline or a stop, so a read that hangs frees the
 worker (reason ``source_timeout``); between the pipeline's phases the deadline is
-checked too (reason ``run_timeout``). Failure messages are redacted before they are
-logged, stored or returned: no URL credentials, no secret a source named.
+checked too (reason ``run_timeout``); a run whose middle computes in a worker process
+(``daemon.run_isolation: process``) is ended by stopping that process. Failure messages
+are redacted before they are logged, stored or returned: no URL credentials, no secret
+a source named.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -37,10 +40,11 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.exporter import MonitorState
-from monitor.pipeline import ScaleBuffer, evaluate
+from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Scaler, Window
 from monitor.redact import redact_text
+from monitor.workers import RunWorkers
 
 __all__ = [
     "RunTimeoutError",
@@ -182,8 +186,11 @@ class Runner:
         engines: Mapping[str, Engine] | None = None,
         run_timeouts: Mapping[str, float] | None = None,
         timer: Callable[[], float] = time.monotonic,
+        workers: RunWorkers | None = None,
     ) -> None:
         self._settings = settings
+        # where the middle of a run computes (daemon.run_isolation: process); None: here
+        self._workers = workers
         self._engines = dict(engines or {})  # models without one compute in this process
         # each model's scaled window, kept between its runs (runs of a model never overlap)
         self._buffers: dict[str, ScaleBuffer] = {}
@@ -232,6 +239,7 @@ class Runner:
                 engine=self._engines.get(name),
                 n_threads=self._settings.daemon.threads_per_run,
                 buffer=self._buffers.setdefault(name, ScaleBuffer()),
+                assess_with=self._assess_with(name, deadline),
             )
         except RunCancelledError as exc:
             if not self._should_stop():  # the deadline, not a stop, ended it
@@ -260,6 +268,22 @@ class Runner:
                 ),
             )
         return self._finish(evaluation)
+
+    def _assess_with(self, name: str, deadline: float) -> Assess:
+        """In a worker process when the daemon has them, unless an engine runs the model."""
+        if self._workers is None or name in self._engines:
+            return assess
+        return functools.partial(self._workers.assess, seconds_left=deadline - self._timer())
+
+    def start_workers(self) -> None:
+        """Start the worker processes now rather than at the first run that needs one."""
+        if self._workers is not None:
+            self._workers.start()
+
+    def close(self) -> None:
+        """Stop the worker processes (a run still in one is abandoned and stores nothing)."""
+        if self._workers is not None:
+            self._workers.close()
 
     def _has_live(self, name: str) -> bool:
         """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""

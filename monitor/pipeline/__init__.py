@@ -9,6 +9,7 @@ an HTTP client: they come in as arguments that meet ``monitor.ports``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from monitor.config import ModelSettings
 from monitor.pipeline.commit import commit
@@ -20,12 +21,15 @@ from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, Snapshot
+from monitor.records import Decision, Evaluation, Measurement, Snapshot, Window
 
 __all__ = [
+    "Assess",
+    "Assessment",
     "RunContext",
     "ScaleBuffer",
     "SnapshotDiff",
+    "assess",
     "decide",
     "diff_snapshots",
     "drift_reasons",
@@ -35,6 +39,44 @@ __all__ = [
     "train_reference",
     "validate_window",
 ]
+
+
+class Assessment(NamedTuple):
+    """What the middle of a run found and wants: the measurement, the decision on it,
+    and the snapshot that decision trained (None when it trains none)."""
+
+    measurement: Measurement
+    decision: Decision
+    new: Snapshot | None
+
+
+def assess(
+    window: Window,
+    live: Snapshot,
+    model: ModelSettings,
+    pending: int | None,
+    phases: Phases,
+    ctx: RunContext,
+) -> Assessment:
+    """measure -> decide -> retrain for a model that has a live snapshot. Pure, so it
+    may run in another process (``monitor.workers``)."""
+    m = measure(window, live, model, phases, ctx)
+    decision = decide(m, model, now=ctx.now, pending=pending)
+    return Assessment(m, decision, retrain(m, decision, model, phases, ctx))
+
+
+class Assess(Protocol):
+    """Where ``assess`` runs: ``assess`` itself, or ``RunWorkers.assess`` bound to a run."""
+
+    def __call__(
+        self,
+        window: Window,
+        live: Snapshot,
+        model: ModelSettings,
+        pending: int | None,
+        phases: Phases,
+        ctx: RunContext,
+    ) -> Assessment: ...
 
 
 def evaluate(
@@ -50,12 +92,14 @@ def evaluate(
     engine: Engine | None = None,
     n_threads: int = 1,
     buffer: ScaleBuffer | None = None,
+    assess_with: Assess = assess,
 ) -> tuple[Evaluation, Snapshot]:
     """Run one window for one model; return the evaluation and the snapshot live after it.
 
     ``engine`` scores the window and trains the candidate (default: in this process, on
     ``n_threads`` threads); ``buffer``, the model's own, keeps the memory of its scaled
-    window from one run to the next.
+    window from one run to the next; ``assess_with`` computes the middle of a run with a
+    live model (a first run, which trains on the reference period, stays here).
     """
     phases = Phases(should_stop)
     with phases.phase("read"):
@@ -63,14 +107,15 @@ def evaluate(
     with phases.phase("load"):
         live = _live(store, model.name)
         pending = store.pending_version(model.name) if live is not None else None
-    reference = None
-    if live is None:  # the first model is trained on the reference period
+    ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
+    if live is not None:
+        m, decision, new = assess_with(window, live, model, pending, phases, ctx)
+    else:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window, engine)
-    ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
-    m = measure(window, live, model, phases, ctx, reference)
-    decision = decide(m, model, now=now, pending=pending)
-    new = retrain(m, decision, model, phases, ctx)
+        m = measure(window, None, model, phases, ctx, reference)
+        decision = decide(m, model, now=now, pending=None)
+        new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)
 
 

@@ -26,7 +26,7 @@ def commit(
     text = decision.text
     if m.undefined:
         names = ", ".join(m.undefined)
-        text += f"; not drift signals at {int(m.X.shape[0])} rows: {names}"
+        text += f"; not drift signals at {m.n_rows} rows: {names}"
     candidate: int | None = None
     live = m.live
     if m.reference is not None:  # the first model of this name: live at once
@@ -64,7 +64,7 @@ def _evaluation(
         window_start=m.window.start,
         window_end=m.window.end,
         evaluated_at=now,
-        n_rows=int(m.X.shape[0]),
+        n_rows=m.n_rows,
         live_version=scored.version,
         candidate_version=candidate,
         promoted=decision.action in ("initial", "promote"),

@@ -220,6 +220,7 @@ def _measure_with(
         centroid_drift=(0.0,) * live.k,
         candidate_centers=None,
         candidate_ok=True,
+        n_rows=int(X.shape[0]),
     )
     if not candidate:
         return base

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from monitor.errors import RunCancelledError
@@ -22,13 +22,22 @@ class Phases:
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Time the block under ``name`` (phases met twice add up)."""
-        if self._should_stop is not None and self._should_stop():
+        if self.stopping():
             raise RunCancelledError(f"run abandoned before phase {name!r}: the daemon is stopping")
         t0 = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def stopping(self) -> bool:
+        """Whether the run has been asked to stop (its deadline, the daemon's stop)."""
+        return self._should_stop is not None and self._should_stop()
+
+    def add(self, seconds: Mapping[str, float]) -> None:
+        """Phases timed elsewhere (a worker process), added to this run's."""
+        for name, value in seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + value
 
     def elapsed(self) -> float:
         """Seconds since the run started."""

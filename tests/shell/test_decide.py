@@ -104,6 +104,7 @@ def measurement(
         (0.0, slis[S.CENTROID_DRIFT_MAX]),
         np.zeros((2, 2)),
         candidate_ok,
+        4,
     )
 
 

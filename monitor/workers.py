@@ -1,0 +1,298 @@
+"""Runs measured in worker processes (``daemon.run_isolation: process``).
+
+A run's numeric middle (score the live model, train the candidate, compare, decide,
+retrain: ``pipeline.assess``) is pure, so it can run in another process: the daemon
+reads the window and commits the result, a worker computes in between. Two things
+follow that threads cannot give (docs/decisions.md): the runs' Python no longer holds
+the daemon's GIL while /metrics and the label API answer, and the workers run at a
+lower CPU priority (nice +``RUN_NICE``) than the process that serves, so on a busy
+machine a scrape waits for neither. A run past its deadline, or in progress at a stop,
+is ended by killing its worker; a new one starts for the next run.
+
+The workers start with forkserver (a fork of a clean process, not of the threaded
+daemon), compile the kernels before their first run, and exit when the daemon's end of
+their pipe closes, so a daemon killed with -9 leaves none behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from monitor.config import ModelSettings
+from monitor.errors import RunCancelledError
+from monitor.pipeline import Assessment, RunContext, ScaleBuffer, assess
+from monitor.pipeline.phases import Phases
+from monitor.records import Snapshot, Window
+
+__all__ = ["RUN_NICE", "RunWorkers"]
+
+log = logging.getLogger("monitor.workers")
+
+RUN_NICE = 10  # added to a worker's nice value: serving comes first on a busy machine
+_POLL_SECONDS = 0.05  # how often a waiting run looks at its deadline and the stop flag
+_KILL_PATIENCE = 2.0  # seconds a terminated worker gets before SIGKILL
+
+
+def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, ...]:
+    return _mapping_proxy, (dict(proxy),)
+
+
+# Settings and records keep read-only mappings; the pipe to a worker carries them as such.
+ForkingPickler.register(MappingProxyType, _reduce_mapping_proxy)
+
+
+# What a measurement sent back carries in place of the window the daemon already holds.
+_NO_WINDOW = Window("", 0.0, 0.0, (), np.empty((0, 0)))
+
+
+@dataclass(frozen=True)
+class _Task:
+    model: ModelSettings
+    window: Window
+    live: Snapshot
+    pending: int | None
+    now: float
+    package_version: str
+    working_memory_mib: float
+    n_threads: int
+    seconds_left: float  # until the run's deadline; inf: none
+
+
+@dataclass(frozen=True)
+class _Done:
+    assessment: Assessment
+    seconds: dict[str, float]  # the worker's phases
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+    trace: str  # the worker's traceback, for a failure classed internal
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else a RuntimeError saying what it was."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _without_rows(found: Assessment) -> Assessment:
+    """The assessment to send back: the rows stay here (the daemon has the window, and
+    the commit only counts them), so a large window crosses the pipe once."""
+    m = found.measurement
+    assert isinstance(m.X, np.ndarray)  # rows stay on an engine only with one, never here
+    return found._replace(measurement=replace(m, window=_NO_WINDOW, X=m.X[:0], live=None))
+
+
+def _past(deadline: float) -> bool:
+    return time.monotonic() >= deadline
+
+
+def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> None:
+    """A worker's life: lower its priority, compile the kernels, then assess each task."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the daemon's to handle
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(OSError):  # not allowed: the worker runs at the daemon's priority
+        os.nice(nice)
+    if blas_threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=blas_threads)
+    from monitor.core.kmeans import warm_up
+
+    warm_up()
+    buffers: dict[str, ScaleBuffer] = {}
+    while True:
+        try:
+            task: _Task = conn.recv()
+        except (EOFError, OSError):  # the daemon has gone
+            return
+        phases = Phases(functools.partial(_past, time.monotonic() + task.seconds_left))
+        ctx = RunContext(
+            task.now,
+            task.package_version,
+            task.working_memory_mib,
+            None,
+            task.n_threads,
+            buffers.setdefault(task.model.name, ScaleBuffer()),
+        )
+        reply: _Done | _Failed
+        try:
+            found = assess(task.window, task.live, task.model, task.pending, phases, ctx)
+            reply = _Done(_without_rows(found), phases.seconds)
+        except Exception as exc:
+            reply = _Failed(_portable(exc), "".join(traceback.format_exception(exc)))
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    """One worker process and the daemon's end of its pipe."""
+
+    def __init__(self, nice: int, blas_threads: int) -> None:
+        context = multiprocessing.get_context("forkserver")
+        self.conn, child = context.Pipe()
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        self.process = context.Process(
+            target=_serve,
+            args=(child, nice, blas_threads, level),
+            name="kmeans-monitor-run",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        self.conn.close()
+        self.process.terminate()
+        self.process.join(_KILL_PATIENCE)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def _ended(worker: _Worker) -> RuntimeError:
+    """The error of a run whose worker process ended under it (killed, out of memory)."""
+    worker.process.join(_KILL_PATIENCE)
+    return RuntimeError(
+        f"the run's worker process ended (exit code {worker.process.exitcode}) before "
+        f"answering; nothing was stored, and the next run starts a new one"
+    )
+
+
+class RunWorkers:
+    """``size`` worker processes, one per run that may go side by side.
+
+    ``assess`` has ``pipeline.assess``'s signature, so the pipeline calls it where it
+    would call its own; the phases' stop check (the run's deadline, the daemon's stop)
+    is watched while the worker computes.
+    """
+
+    def __init__(self, size: int, *, nice: int = RUN_NICE, blas_threads: int = 1) -> None:
+        self._nice = nice
+        self._blas_threads = blas_threads
+        self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._all: set[_Worker] = set()
+        self._size = size
+        for _ in range(size):
+            self._idle.put(None)  # a slot whose worker starts when first needed
+
+    def start(self) -> None:
+        """Start every worker now (they compile while the daemon's first runs go)."""
+        slots = [self._idle.get() for _ in range(self._size)]
+        for slot in slots:
+            self._idle.put(slot if slot is not None else self._spawn())
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self._nice, self._blas_threads)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+
+    def assess(
+        self,
+        window: Window,
+        live: Snapshot,
+        model: ModelSettings,
+        pending: int | None,
+        phases: Phases,
+        ctx: RunContext,
+        *,
+        seconds_left: float = float("inf"),
+    ) -> Assessment:
+        """``pipeline.assess`` in a worker, which gives up ``seconds_left`` from now."""
+        worker = self._idle.get()
+        try:
+            if worker is None or not worker.process.is_alive():
+                if worker is not None:
+                    self._retire(worker)
+                worker = self._spawn()
+            task = _Task(
+                model,
+                window,
+                live,
+                pending,
+                ctx.now,
+                ctx.package_version,
+                ctx.working_memory_mib,
+                ctx.n_threads,
+                seconds_left,
+            )
+            try:
+                worker.conn.send(task)
+            except OSError:  # the worker ended before it had read the task
+                raise _ended(worker) from None
+            reply = self._wait(worker, phases)
+        except BaseException:
+            if worker is not None:
+                self._retire(worker)
+            self._idle.put(None)
+            raise
+        self._idle.put(worker)
+        if isinstance(reply, _Failed):
+            if not isinstance(reply.error, RunCancelledError):
+                reply.error.add_note(f"in the run's worker process:\n{reply.trace.rstrip()}")
+            raise reply.error
+        phases.add(reply.seconds)
+        m = reply.assessment.measurement
+        return reply.assessment._replace(measurement=replace(m, window=window, live=live))
+
+    @staticmethod
+    def _wait(worker: _Worker, phases: Phases) -> _Done | _Failed:
+        while not worker.conn.poll(_POLL_SECONDS):
+            if phases.stopping():
+                raise RunCancelledError(
+                    "run abandoned in its worker process, which was stopped: "
+                    "the daemon is stopping or the run is past its deadline"
+                )
+            if not worker.process.is_alive():
+                raise _ended(worker)
+        try:
+            reply: _Done | _Failed = worker.conn.recv()
+        except (EOFError, OSError):
+            raise _ended(worker) from None
+        return reply
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers started and not yet stopped."""
+        with self._lock:
+            return sorted(w.process.pid for w in self._all if w.process.pid is not None)
+
+    def close(self) -> None:
+        """Stop every worker (a run still in one is abandoned; it stores nothing)."""
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.kill()

@@ -1,0 +1,152 @@
+"""daemon.run_isolation: process. A run's middle computes in a worker process and
+gives what the same run in a thread gives; a deadline, a stop or a dead worker ends the
+run with nothing stored, and the next run gets a fresh worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from monitor.config import parse
+from monitor.errors import ConfigError
+from monitor.records import Evaluation, RunFailure, Window
+from monitor.workers import RunWorkers
+from tests.fakes import FAKE_SOURCES, blobs
+from tests.shell.test_runner import CENTERS, FEATURES, Harness, Source, harness, settings
+
+
+class BigSource(Source):
+    """Windows large enough that a worker computes for a second or more."""
+
+    def read_window(self, start: float, end: float) -> Window:
+        window = super().read_window(start, end)
+        if self.reads == 1:  # the reference stays small: it trains in the daemon
+            return window
+        X = blobs(400_000, CENTERS, seed=self.reads)
+        return Window("shop", start, end, FEATURES, X, label="big window")
+
+
+def isolated(timeouts: dict[str, float] | None = None) -> Harness:
+    made = harness(settings(), timeouts)
+    made.runner._workers = RunWorkers(1)
+    return made
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    made = isolated()
+    yield made
+    made.runner.close()
+
+
+def test_a_run_in_a_worker_gives_what_a_run_in_a_thread_gives(h: Harness) -> None:
+    here = harness(settings())
+    for _ in range(3):
+        got, want = h.runner.run_model("shop"), here.runner.run_model("shop")
+        assert isinstance(got, Evaluation) and isinstance(want, Evaluation)
+        assert got.slis == want.slis
+        assert got.thresholds == want.thresholds
+        assert (got.decision, got.cluster_sizes) == (want.decision, want.cluster_sizes)
+        assert got.centroid_drift == want.centroid_drift
+        assert {"read", "load"} <= set(got.phase_seconds)
+    assert {"score", "train", "compare"} <= set(got.phase_seconds)
+    [pid] = h.runner._workers.pids()
+    assert pid != os.getpid()
+
+
+def test_a_worker_killed_between_runs_is_replaced(h: Harness) -> None:
+    assert isinstance(h.runner.run_model("shop"), Evaluation)  # the reference, here
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    [first] = h.runner._workers.pids()
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.2)
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    [second] = h.runner._workers.pids()
+    assert second != first
+
+
+def big(timeouts: dict[str, float] | None = None) -> Harness:
+    made = isolated(timeouts)
+    made.source = BigSource()
+    made.runner._sources = {"shop": made.source}
+    assert isinstance(made.runner.run_model("shop"), Evaluation)  # v1, trained here
+    made.runner._workers.start()
+    return made
+
+
+def versions(made: Harness) -> list[int]:
+    return [v.version for v in made.store.list_versions("shop")]
+
+
+def test_a_worker_that_dies_mid_run_fails_the_run_and_stores_nothing() -> None:
+    made = big()
+    try:
+        before = versions(made)
+        [pid] = made.runner._workers.pids()
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        result = made.runner.run_model("shop")
+        assert isinstance(result, RunFailure) and result.reason == "internal"
+        assert "worker process ended (exit code -9)" in result.message
+        assert versions(made) == before
+        assert made.runner._workers.pids() == []
+    finally:
+        made.runner.close()
+
+
+def test_a_stop_ends_the_run_in_its_worker_at_once() -> None:
+    made = big()
+    try:
+        [pid] = made.runner._workers.pids()
+        threading.Timer(0.3, made.stopping.set).start()
+        t0 = time.monotonic()
+        result = made.runner.run_model("shop")
+        assert time.monotonic() - t0 < 3
+        assert isinstance(result, RunFailure) and "daemon is stopping" in result.message
+        with pytest.raises(ProcessLookupError):  # stopped, not left computing
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+    finally:
+        made.runner.close()
+
+
+def test_a_run_past_its_deadline_in_its_worker_is_a_run_timeout() -> None:
+    made = big({"shop": 100.0})
+    try:
+        before = versions(made)
+        made.timer.t = 0.0
+        threading.Timer(0.3, setattr, (made.timer, "t", 1000.0)).start()
+        result = made.runner.run_model("shop")
+        assert isinstance(result, RunFailure) and result.reason == "run_timeout"
+        assert "past its deadline of 100s" in result.message
+        assert versions(made) == before
+        made.source = made.runner._sources["shop"]
+        assert made.failures() == {"run_timeout": 1}
+    finally:
+        made.runner.close()
+
+
+def test_a_user_error_raised_in_a_worker_keeps_its_reason(h: Harness) -> None:
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    h.source.scale = np.inf  # every row invalid: the worker's validation refuses it
+    result = h.runner.run_model("shop")
+    assert isinstance(result, RunFailure) and result.reason == "invalid_values"
+
+
+def test_run_isolation_takes_thread_or_process() -> None:
+    def daemon(**options: str) -> dict[str, object]:
+        model = {"name": "m", "features": ["a"], "k": 2, "window": "5m", "source": {"kind": "fake"}}
+        model["schedule"] = {"interval": "1m"}
+        return {"daemon": options, "models": [model]}
+
+    chosen = parse(daemon(run_isolation="process"), sources=FAKE_SOURCES)
+    assert chosen.daemon.run_isolation == "process"
+    assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "thread"
+    with pytest.raises(ConfigError, match=r"daemon\.run_isolation.*'fork'"):
+        parse(daemon(run_isolation="fork"), sources=FAKE_SOURCES)
