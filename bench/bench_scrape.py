@@ -19,6 +19,9 @@ other machines; the default (0) is the harsher case. ``--wrk`` uses ``wrk`` (C; 
 package) instead, ``--processes`` threads of it: less client CPU per request.
 ``--no-runs`` stops the schedule after the first runs, so that the phases measure the
 server with nothing else in the process (the run columns are then not judged).
+``--run-isolation process`` computes the runs in worker processes
+(``daemon.run_isolation: process``), and the server's threads then run at nice 0 as the
+daemon's do.
 
 Phases: ``quiet`` (no clients: the baseline of run lateness), ``scrape`` (``--clients``
 scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
@@ -27,7 +30,7 @@ scrape back to back).
 
     python -m bench scrape [--clients 50] [--seconds 60] [--idle 1000] [--no-cache]
                            [--nice 10] [--client-nice 0] [--no-freeze] [--plain]
-                           [--wrk] [--no-runs]
+                           [--wrk] [--no-runs] [--run-isolation thread|process]
     python -m bench scrape --heap            # what a full collection costs, before and after
                                              # the daemon freezes its start-up heap
 
@@ -383,14 +386,20 @@ class Ticker(threading.Thread):
         }
 
 
-def _settings(models: int, interval: float, rows: int, state_dir: Path) -> Any:
+def _settings(
+    models: int, interval: float, rows: int, state_dir: Path, run_isolation: str = "thread"
+) -> Any:
     from monitor.config import parse
     from monitor.sources import SOURCES
 
     features = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
     return parse(
         {
-            "daemon": {"state_dir": str(state_dir), "max_workers": 2},
+            "daemon": {
+                "state_dir": str(state_dir),
+                "max_workers": 2,
+                "run_isolation": run_isolation,
+            },
             "models": [
                 {
                     "name": f"service{i}",
@@ -417,13 +426,15 @@ class Target:
 
     def __init__(self, args: argparse.Namespace, state_dir: Path) -> None:
         from monitor.bootstrap import build_app
-        from monitor.daemon import daemon_routes
-        from monitor.http import HttpServer, Limits
+        from monitor.daemon import daemon_limits, daemon_routes
+        from monitor.http import HttpServer
         from monitor.scheduling import Scheduler
 
-        self.app = build_app(_settings(args.models, args.interval, args.rows, state_dir))
+        settings = _settings(args.models, args.interval, args.rows, state_dir, args.run_isolation)
+        self.app = build_app(settings)
         routes = daemon_routes(self.app, self.app.ready, cache=not args.no_cache)
-        self.server = HttpServer("127.0.0.1", 0, routes, limits=Limits(nice=args.nice))
+        nice = {} if args.nice is None else {"nice": args.nice}
+        self.server = HttpServer("127.0.0.1", 0, routes, limits=daemon_limits(settings, **nice))
         self.missed = MissedRuns()
         self.scheduler = Scheduler(2, on_skipped=self.missed)
         self.runs = RunLog(args.interval)
@@ -437,6 +448,7 @@ class Target:
         from monitor.daemon import first_run_offsets, settle
 
         self.server.start()
+        self.app.runner.start_workers()
         # As the daemon does: the kernels load beside the first runs, then the start-up
         # heap is frozen (unless --no-freeze, the figures before it was).
         if self._freeze:
@@ -713,7 +725,19 @@ def main(argv: list[str]) -> int:
         default=600.0,
         help="seconds the first runs (reference training) may take before the phases",
     )
-    p.add_argument("--nice", type=int, default=10, help="Limits.nice of the server threads")
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="Limits.nice of the server threads (default: the daemon's, +10; with "
+        "--run-isolation process, 0)",
+    )
+    p.add_argument(
+        "--run-isolation",
+        choices=("thread", "process"),
+        default="thread",
+        help="daemon.run_isolation of the models (default: the daemon's default, thread)",
+    )
     p.add_argument(
         "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
     )
@@ -737,18 +761,20 @@ def main(argv: list[str]) -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    print(
-        f"# /metrics under load: {args.models} models every {args.interval:g} s "
-        f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
-        f"server threads nice +{args.nice}, {'wrk' if args.wrk else 'our'} clients at nice "
-        f"{args.client_nice} "
-        f"asking for {'plain text' if args.plain else 'gzip'}, "
-        f"start-up heap {'left to the collector' if args.no_freeze else 'frozen'}, "
-        f"python {platform.python_version()}, {os.cpu_count()} cpus, "
-        f"load average {os.getloadavg()[0]:.1f} at start\n"
-    )
     with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
         target = Target(args, Path(tmp))
+        print(
+            f"# /metrics under load: {args.models} models every {args.interval:g} s "
+            f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
+            f"runs in {args.run_isolation} isolation, "
+            f"server threads nice +{target.server.limits.nice}, "
+            f"{'wrk' if args.wrk else 'our'} clients at nice "
+            f"{args.client_nice} "
+            f"asking for {'plain text' if args.plain else 'gzip'}, "
+            f"start-up heap {'left to the collector' if args.no_freeze else 'frozen'}, "
+            f"python {platform.python_version()}, {os.cpu_count()} cpus, "
+            f"load average {os.getloadavg()[0]:.1f} at start\n"
+        )
         target.start()
         try:
             _wait_for_first_runs(target, args.first_runs_timeout)
