@@ -7,7 +7,9 @@ follow that threads cannot give (docs/decisions.md): the runs' Python no longer 
 the daemon's GIL while /metrics and the label API answer, and the workers run at a
 lower CPU priority (nice +``RUN_NICE``) than the process that serves, so on a busy
 machine a scrape waits for neither. A run past its deadline, or in progress at a stop,
-is ended by killing its worker; a new one starts for the next run.
+is ended by killing its worker (SIGKILL: it holds nothing to save, and it ignores the
+SIGTERM and SIGINT a process or control group receives, which are the daemon's to
+handle); a new one starts for the next run.
 
 The workers start with forkserver (a fork of a clean process, not of the threaded
 daemon), compile the kernels before their first run, and exit when the daemon's end of
@@ -47,7 +49,7 @@ log = logging.getLogger("monitor.workers")
 
 RUN_NICE = 10  # added to a worker's nice value: serving comes first on a busy machine
 _POLL_SECONDS = 0.05  # how often a waiting run looks at its deadline and the stop flag
-_KILL_PATIENCE = 2.0  # seconds a terminated worker gets before SIGKILL
+_EXIT_PATIENCE = 2.0  # seconds a worker whose pipe broke gets to report its exit code
 
 
 def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -114,7 +116,10 @@ def _past(deadline: float) -> bool:
 
 def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> None:
     """A worker's life: lower its priority, compile the kernels, then assess each task."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the daemon's to handle
+    # A stop is the daemon's to handle, even when the signal reaches the whole process
+    # group (Ctrl-C) or control group (systemd): it ends the run and then its worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(OSError):  # not allowed: the worker runs at the daemon's priority
         os.nice(nice)
@@ -169,17 +174,15 @@ class _Worker:
         child.close()
 
     def kill(self) -> None:
+        """SIGKILL: a worker holds nothing that a stop must save (it ignores SIGTERM)."""
         self.conn.close()
-        self.process.terminate()
-        self.process.join(_KILL_PATIENCE)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        self.process.kill()
+        self.process.join()
 
 
 def _ended(worker: _Worker) -> RuntimeError:
     """The error of a run whose worker process ended under it (killed, out of memory)."""
-    worker.process.join(_KILL_PATIENCE)
+    worker.process.join(_EXIT_PATIENCE)
     return RuntimeError(
         f"the run's worker process ended (exit code {worker.process.exitcode}) before "
         f"answering; nothing was stored, and the next run starts a new one"

@@ -60,6 +60,21 @@ def test_a_run_in_a_worker_gives_what_a_run_in_a_thread_gives(h: Harness) -> Non
     assert pid != os.getpid()
 
 
+def test_a_worker_leaves_sigterm_to_the_daemon(h: Harness) -> None:
+    """systemd signals the whole control group: the daemon's stop ends the workers."""
+    assert isinstance(h.runner.run_model("shop"), Evaluation)  # the reference, here
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    [pid] = h.runner._workers.pids()
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    assert h.runner._workers.pids() == [pid]
+    h.runner.close()
+    assert h.runner._workers.pids() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_a_worker_killed_between_runs_is_replaced(h: Harness) -> None:
     assert isinstance(h.runner.run_model("shop"), Evaluation)  # the reference, here
     assert isinstance(h.runner.run_model("shop"), Evaluation)
