@@ -9,7 +9,7 @@ an HTTP client: they come in as arguments that meet ``monitor.ports``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from monitor.config import ModelSettings
 from monitor.pipeline.commit import commit
@@ -65,18 +65,8 @@ def assess(
     return Assessment(m, decision, retrain(m, decision, model, phases, ctx))
 
 
-class Assess(Protocol):
-    """Where ``assess`` runs: ``assess`` itself, or ``RunWorkers.assess`` bound to a run."""
-
-    def __call__(
-        self,
-        window: Window,
-        live: Snapshot,
-        model: ModelSettings,
-        pending: int | None,
-        phases: Phases,
-        ctx: RunContext,
-    ) -> Assessment: ...
+# Where ``assess`` runs: ``assess`` itself, or ``RunWorkers.assess`` bound to a run.
+Assess = Callable[[Window, Snapshot, ModelSettings, int | None, Phases, RunContext], Assessment]
 
 
 def evaluate(

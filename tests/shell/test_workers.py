@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,11 +60,17 @@ def test_a_run_in_a_worker_gives_what_a_run_in_a_thread_gives(h: Harness) -> Non
     assert pid != os.getpid()
 
 
-def test_a_worker_leaves_sigterm_to_the_daemon(h: Harness) -> None:
-    """systemd signals the whole control group: the daemon's stop ends the workers."""
-    assert isinstance(h.runner.run_model("shop"), Evaluation)  # the reference, here
+def worker_after_a_run(h: Harness) -> int:
+    """The pid of the worker that ran the model's second run (the first trains here)."""
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
     assert isinstance(h.runner.run_model("shop"), Evaluation)
     [pid] = h.runner._workers.pids()
+    return pid
+
+
+def test_a_worker_leaves_sigterm_to_the_daemon(h: Harness) -> None:
+    """systemd signals the whole control group: the daemon's stop ends the workers."""
+    pid = worker_after_a_run(h)
     os.kill(pid, signal.SIGTERM)
     time.sleep(0.2)
     assert isinstance(h.runner.run_model("shop"), Evaluation)
@@ -76,9 +82,7 @@ def test_a_worker_leaves_sigterm_to_the_daemon(h: Harness) -> None:
 
 
 def test_a_worker_killed_between_runs_is_replaced(h: Harness) -> None:
-    assert isinstance(h.runner.run_model("shop"), Evaluation)  # the reference, here
-    assert isinstance(h.runner.run_model("shop"), Evaluation)
-    [first] = h.runner._workers.pids()
+    first = worker_after_a_run(h)
     os.kill(first, signal.SIGKILL)
     time.sleep(0.2)
     assert isinstance(h.runner.run_model("shop"), Evaluation)
@@ -99,12 +103,29 @@ def versions(made: Harness) -> list[int]:
     return [v.version for v in made.store.list_versions("shop")]
 
 
-def test_a_worker_that_dies_mid_run_fails_the_run_and_stores_nothing() -> None:
+def on_wait(monkeypatch: pytest.MonkeyPatch, act: Callable[[], None]) -> list[float]:
+    """Call ``act`` once the worker has its task, as the daemon starts waiting for it;
+    returns the list that gets the time.monotonic() of that moment."""
+    wait = RunWorkers._wait
+    when: list[float] = []
+
+    def acting(worker: Any, phases: Any) -> Any:
+        when.append(time.monotonic())
+        act()
+        return wait(worker, phases)
+
+    monkeypatch.setattr(RunWorkers, "_wait", staticmethod(acting))
+    return when
+
+
+def test_a_worker_that_dies_mid_run_fails_the_run_and_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     made = big()
     try:
         before = versions(made)
         [pid] = made.runner._workers.pids()
-        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        on_wait(monkeypatch, lambda: os.kill(pid, signal.SIGKILL))
         result = made.runner.run_model("shop")
         assert isinstance(result, RunFailure) and result.reason == "internal"
         assert "worker process ended (exit code -9)" in result.message
@@ -114,34 +135,32 @@ def test_a_worker_that_dies_mid_run_fails_the_run_and_stores_nothing() -> None:
         made.runner.close()
 
 
-def test_a_stop_ends_the_run_in_its_worker_at_once() -> None:
+def test_a_stop_ends_the_run_in_its_worker_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     made = big()
     try:
         [pid] = made.runner._workers.pids()
-        threading.Timer(0.3, made.stopping.set).start()
-        t0 = time.monotonic()
+        stopped = on_wait(monkeypatch, made.stopping.set)
         result = made.runner.run_model("shop")
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - stopped[0] < 3  # the big window takes longer than that
         assert isinstance(result, RunFailure) and "daemon is stopping" in result.message
-        with pytest.raises(ProcessLookupError):  # stopped, not left computing
-            for _ in range(50):
-                os.kill(pid, 0)
-                time.sleep(0.1)
+        with pytest.raises(ProcessLookupError):  # killed, not left computing
+            os.kill(pid, 0)
     finally:
         made.runner.close()
 
 
-def test_a_run_past_its_deadline_in_its_worker_is_a_run_timeout() -> None:
+def test_a_run_past_its_deadline_in_its_worker_is_a_run_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     made = big({"shop": 100.0})
     try:
         before = versions(made)
         made.timer.t = 0.0
-        threading.Timer(0.3, setattr, (made.timer, "t", 1000.0)).start()
+        on_wait(monkeypatch, lambda: setattr(made.timer, "t", 1000.0))
         result = made.runner.run_model("shop")
         assert isinstance(result, RunFailure) and result.reason == "run_timeout"
         assert "past its deadline of 100s" in result.message
         assert versions(made) == before
-        made.source = made.runner._sources["shop"]
         assert made.failures() == {"run_timeout": 1}
     finally:
         made.runner.close()

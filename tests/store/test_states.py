@@ -418,8 +418,8 @@ def test_listing_survives_broken_pointers(tmp_path: Path) -> None:
     assert [i.state for i in store.list_versions("m1")] == ["retired", "retired"]
 
 
-def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = _store_with(tmp_path, 2, live=1)
+def _record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files read whole from now on (Path.read_bytes), in order."""
     read: list[str] = []
     real_read_bytes = Path.read_bytes
 
@@ -428,6 +428,12 @@ def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         return real_read_bytes(self)
 
     monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    return read
+
+
+def test_listing_reads_no_array_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store_with(tmp_path, 2, live=1)
+    read = _record_reads(monkeypatch)
     assert all(i.corrupt is None for i in store.list_versions("m1"))
     assert read == [MANIFEST, MANIFEST]
     # The recording does see array files when they are read (by a store that has not
@@ -441,19 +447,12 @@ def test_a_version_verified_once_is_reloaded_only_when_its_files_change(
 ) -> None:
     store = _store_with(tmp_path, 1, live=1)
     first = store.load("m1", 1)
-    read: list[str] = []
-    real_read_bytes = Path.read_bytes
-
-    def recording_read_bytes(self: Path) -> bytes:
-        read.append(self.name)
-        return real_read_bytes(self)
-
-    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    read = _record_reads(monkeypatch)
     assert store.load("m1") is first and read == []
     # A file rewritten in place (same size, a byte changed) is read and verified again.
     vdir = next(p for p in (store.root / "m1").iterdir() if p.is_dir())
     arrays = vdir / ARRAYS
-    data = bytearray(real_read_bytes(arrays))
+    data = bytearray(arrays.read_bytes())
     data[-30] ^= 0xFF
     arrays.write_bytes(bytes(data))
     with pytest.raises(StoreError, match=r"corrupt|hash|checksum"):
