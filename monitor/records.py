@@ -445,8 +445,10 @@ FAILURE_REASONS = (
 # The bounded values of the ``reason`` label of kmeans_runs_skipped_total: scheduled
 # runs that never started. ``missed``: not started within the misfire grace (no free
 # worker, or the process stalled); ``still_running``: the model's previous run had not
-# ended; ``first_run``: the same, while that run was the model's first in this process
-# (which trains its reference when there is no live model: slow by design).
+# ended within that grace (a run due meanwhile waits for it that long; a third one due
+# meanwhile is skipped at once); ``first_run``: the same, while that run was the model's
+# first in this process (which trains its reference when there is no live model: slow
+# by design).
 SKIP_REASONS = ("missed", "still_running", "first_run")
 
 

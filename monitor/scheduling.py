@@ -2,10 +2,13 @@
 
 Jobs run on a small pool of daemon threads (``max_workers``), so that a run still going
 when the process stops cannot hold it: the daemon waits a bounded grace
-(``wait_idle``) and leaves. Every scheduled run that does not start on time is reported
-to ``on_skipped(job_id, reason, count)``: ``missed`` when it could not start within its
-misfire grace (or was folded into a later run by coalescing), ``still_running`` when the
-job's previous run had not ended.
+(``wait_idle``) and leaves. A run that falls due while the job's previous run is still
+going waits for it, and starts when it ends if that is within its misfire grace: a run
+that overran its interval by a little (a retrain) delays the next rather than dropping
+it. Every scheduled run that does not start is reported to ``on_skipped(job_id,
+reason, count)``: ``missed`` when it could not start within its misfire grace (or was
+folded into a later run by coalescing), ``still_running`` when the job's previous run
+had not ended within it (or a third run fell due meanwhile).
 """
 
 from __future__ import annotations
@@ -146,15 +149,32 @@ class _DaemonThreadExecutor(BaseExecutor):
     process after SIGTERM. Daemon threads do not, and ``wait_idle`` bounds the wait.
     """
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, on_skipped: OnSkipped | None = None) -> None:
         super().__init__()
         self._max_workers = max_workers
+        self._on_skipped = on_skipped
         self._queue: queue.SimpleQueue[tuple[Any, list[datetime]] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy = threading.Condition()
         self._pending = 0  # submitted and not finished
+        self._active: set[str] = set()  # jobs with a run queued or going
+        # Per job, the run due while its previous one goes (one at most: max_instances 2).
+        self._held: dict[str, tuple[Any, list[datetime]]] = {}
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        with self._busy:
+            going = job.id in self._active
+            older = self._held.get(job.id) if going else None
+            if going:
+                self._held[job.id] = (job, run_times)
+            else:
+                self._active.add(job.id)
+        if not going:
+            self._enqueue(job, run_times)
+        elif older is not None:  # a newer due run replaces the one held, as coalescing does
+            self._drop(job.id, older[1])
+
+    def _enqueue(self, job: Any, run_times: list[datetime]) -> None:
         with self._busy:
             self._pending += 1
             if len(self._threads) < min(self._max_workers, self._pending):
@@ -164,6 +184,29 @@ class _DaemonThreadExecutor(BaseExecutor):
                 self._threads.append(thread)
                 thread.start()
         self._queue.put((job, run_times))
+
+    def _release_held(self, job_id: str) -> None:
+        """The job's run ended: start the run held behind it if still within its grace."""
+        with self._busy:
+            held = self._held.pop(job_id, None)
+            if held is None:
+                self._active.discard(job_id)
+                return
+        job, times = held
+        grace = job.misfire_grace_time
+        late = (datetime.now(UTC) - times[-1]).total_seconds()
+        if grace is None or late <= grace:
+            self._enqueue(job, times)
+            return
+        with self._busy:
+            self._active.discard(job_id)
+        self._drop(job_id, times)
+
+    def _drop(self, job_id: str, times: list[datetime]) -> None:
+        """A due run that never starts: its instance released, reported as still_running."""
+        self._run_job_success(job_id, [])
+        if self._on_skipped is not None:
+            self._on_skipped(job_id, "still_running", len(times))
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -175,6 +218,7 @@ class _DaemonThreadExecutor(BaseExecutor):
             else:
                 self._run_job_success(job.id, events)
             finally:
+                self._release_held(job.id)
                 with self._busy:
                     self._pending -= 1
                     self._busy.notify_all()
@@ -191,6 +235,10 @@ class _DaemonThreadExecutor(BaseExecutor):
 
     def shutdown(self, wait: bool = True) -> None:
         """Drop the jobs not started yet, end the workers; with ``wait`` join them."""
+        with self._busy:
+            held, self._held = list(self._held.values()), {}
+        for job, _ in held:
+            self._run_job_success(job.id, [])
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -212,12 +260,13 @@ class Scheduler:
     """APScheduler in the background, with the job defaults and reports the daemon needs."""
 
     def __init__(self, max_workers: int, *, on_skipped: OnSkipped | None = None) -> None:
-        self._executor = _DaemonThreadExecutor(max_workers)
+        self._executor = _DaemonThreadExecutor(max_workers, on_skipped)
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
-            # coalesce: a backlog of missed runs becomes one run; max_instances: one run
-            # per model at a time, whatever the interval.
-            job_defaults={"coalesce": True, "max_instances": 1},
+            # coalesce: a backlog of missed runs becomes one run; max_instances: a run
+            # going and one due behind it, which the executor holds until the first ends
+            # (one run per model at a time, whatever the interval).
+            job_defaults={"coalesce": True, "max_instances": 2},
             timezone=UTC,
         )
         self._on_skipped = on_skipped

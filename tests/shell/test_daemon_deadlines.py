@@ -109,11 +109,11 @@ def test_sigterm_with_every_worker_in_a_hung_read(tmp_path: Path, drip: DripServ
         wait_for(lambda: drip.connections >= 2, 60, "both hung reads", log)
         base = f"http://127.0.0.1:{port}"
         runs = value(scrape(base), "kmeans_runs_total", model="healthy")
-        time.sleep(1.5)  # a run a second is due: none can start, both workers are held
+        time.sleep(2.5)  # a run a second is due: none can start, both workers are held
         got = scrape(base)
         assert value(got, "kmeans_runs_total", model="healthy") == runs
-        # Each run due meanwhile is counted as skipped: it waits behind a queued one
-        # (first_run: the queued one is the model's first).
+        # The first run due behind the queued one is held for it; each one due after that
+        # is counted as skipped (first_run: the queued one is the model's first).
         skipped = [
             value(got, "kmeans_runs_skipped_total", model="healthy", reason=reason)
             for reason in ("missed", "still_running", "first_run")

@@ -131,6 +131,52 @@ def test_a_run_due_while_the_previous_one_runs_is_skipped_as_still_running() -> 
     assert skips.total("slow", "missed") == 0
 
 
+def test_a_run_due_while_the_previous_one_runs_starts_when_it_ends_within_its_grace() -> None:
+    # The first run overruns the 0.5 s interval by 0.3 s (a retrain); the next waits for
+    # it instead of being dropped, and starts 0.3 s late, within its 1 s grace.
+    skips = Skips()
+    starts: list[float] = []
+
+    def job() -> None:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            time.sleep(0.8)
+
+    s = Scheduler(max_workers=2, on_skipped=skips)
+    s.add("j", job, interval=0.5, misfire_grace=1)
+    s.start()
+    try:
+        assert wait_until(lambda: len(starts) >= 3)
+    finally:
+        s.shutdown(wait=True)
+    assert 0.75 <= starts[1] - starts[0] < 1.0
+    assert skips.seen == []
+
+
+def test_a_run_held_past_its_grace_behind_the_previous_one_is_still_running() -> None:
+    # The first run takes 2.5 s on a 1 s interval with a 1 s grace: the run due at 1 s is
+    # held, the one due at 2 s finds two instances (still_running at once), and at 2.5 s
+    # the held one is 1.5 s late, past its grace (still_running); the run due at 3 s goes.
+    skips = Skips()
+    starts: list[float] = []
+
+    def job() -> None:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            time.sleep(2.5)
+
+    s = Scheduler(max_workers=2, on_skipped=skips)
+    s.add("j", job, interval=1, misfire_grace=1)
+    s.start()
+    try:
+        assert wait_until(lambda: len(starts) >= 2)
+    finally:
+        s.shutdown(wait=True)
+    assert skips.total("j", "still_running") == 2
+    assert skips.total("j", "missed") == 0
+    assert 2.9 <= starts[1] - starts[0] < 3.5
+
+
 def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
     # One worker, held for 2.5 s by "hog": "late" waits in the queue past its 1 s grace.
     skips = Skips()
