@@ -45,8 +45,6 @@ from monitor.records import Snapshot, Window
 
 __all__ = ["RUN_NICE", "RunWorkers"]
 
-log = logging.getLogger("monitor.workers")
-
 RUN_NICE = 10  # added to a worker's nice value: serving comes first on a busy machine
 _POLL_SECONDS = 0.05  # how often a waiting run looks at its deadline and the stop flag
 _EXIT_PATIENCE = 2.0  # seconds a worker whose pipe broke gets to report its exit code
@@ -74,10 +72,7 @@ class _Task:
     window: Window
     live: Snapshot
     pending: int | None
-    now: float
-    package_version: str
-    working_memory_mib: float
-    n_threads: int
+    ctx: RunContext  # without a buffer: each worker keeps its own per model
     seconds_left: float  # until the run's deadline; inf: none
 
 
@@ -137,14 +132,7 @@ def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> No
         except (EOFError, OSError):  # the daemon has gone
             return
         phases = Phases(functools.partial(_past, time.monotonic() + task.seconds_left))
-        ctx = RunContext(
-            task.now,
-            task.package_version,
-            task.working_memory_mib,
-            None,
-            task.n_threads,
-            buffers.setdefault(task.model.name, ScaleBuffer()),
-        )
+        ctx = replace(task.ctx, buffer=buffers.setdefault(task.model.name, ScaleBuffer()))
         reply: _Done | _Failed
         try:
             found = assess(task.window, task.live, task.model, task.pending, phases, ctx)
@@ -242,17 +230,7 @@ class RunWorkers:
                 if worker is not None:
                     self._retire(worker)
                 worker = self._spawn()
-            task = _Task(
-                model,
-                window,
-                live,
-                pending,
-                ctx.now,
-                ctx.package_version,
-                ctx.working_memory_mib,
-                ctx.n_threads,
-                seconds_left,
-            )
+            task = _Task(model, window, live, pending, replace(ctx, buffer=None), seconds_left)
             try:
                 worker.conn.send(task)
             except OSError:  # the worker ended before it had read the task
