@@ -131,17 +131,23 @@ def test_a_run_due_while_the_previous_one_runs_is_skipped_as_still_running() -> 
     assert skips.total("slow", "missed") == 0
 
 
-def test_a_run_due_while_the_previous_one_runs_starts_when_it_ends_within_its_grace() -> None:
-    # The first run overruns the 0.5 s interval by 0.3 s (a retrain); the next waits for
-    # it instead of being dropped, and starts 0.3 s late, within its 1 s grace.
-    skips = Skips()
+def first_run_takes(seconds: float) -> tuple[list[float], Any]:
+    """A job whose first run takes ``seconds`` and later ones none; and its start times."""
     starts: list[float] = []
 
     def job() -> None:
         starts.append(time.monotonic())
         if len(starts) == 1:
-            time.sleep(0.8)
+            time.sleep(seconds)
 
+    return starts, job
+
+
+def test_a_run_due_while_the_previous_one_runs_starts_when_it_ends_within_its_grace() -> None:
+    # The first run overruns the 0.5 s interval by 0.3 s (a retrain); the next waits for
+    # it instead of being dropped, and starts 0.3 s late, within its 1 s grace.
+    skips = Skips()
+    starts, job = first_run_takes(0.8)
     s = Scheduler(max_workers=2, on_skipped=skips)
     s.add("j", job, interval=0.5, misfire_grace=1)
     s.start()
@@ -158,13 +164,7 @@ def test_a_run_held_past_its_grace_behind_the_previous_one_is_still_running() ->
     # held, the one due at 2 s finds two instances (still_running at once), and at 2.5 s
     # the held one is 1.5 s late, past its grace (still_running); the run due at 3 s goes.
     skips = Skips()
-    starts: list[float] = []
-
-    def job() -> None:
-        starts.append(time.monotonic())
-        if len(starts) == 1:
-            time.sleep(2.5)
-
+    starts, job = first_run_takes(2.5)
     s = Scheduler(max_workers=2, on_skipped=skips)
     s.add("j", job, interval=1, misfire_grace=1)
     s.start()
