@@ -11,7 +11,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -319,6 +319,9 @@ def evaluate(
         if dry_run and push_to:
             raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
         _limit_blas(settings)
+        # One run per model and no server to keep responsive: worker processes would only
+        # add their start-up, about 3 s (daemon.run_isolation is the daemon's).
+        settings = replace(settings, daemon=replace(settings.daemon, run_isolation="thread"))
         store, history = open_dry_run(settings) if dry_run else (None, None)
         app = build_app(settings, store=store, history=history, config_path=config_path)
         try:

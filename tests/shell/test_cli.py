@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.cli import main
+from monitor.workers import RunWorkers
 from tests.fakes import blobs
 
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
@@ -141,6 +142,29 @@ def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path
     assert "live v2 -> v1" in back.output
     shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop").output)
     assert shown["version"] == 1
+
+
+def test_evaluate_computes_in_its_own_process_whatever_the_isolation(
+    setup: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A one-shot run has no server to keep fast: a worker would only add its start-up.
+    cfg, data = setup
+    raw = yaml.safe_load(cfg.read_text())
+    raw["daemon"]["run_isolation"] = "process"
+    cfg.write_text(yaml.safe_dump(raw))
+
+    def no_worker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluate handed a run to a worker process")
+
+    monkeypatch.setattr(RunWorkers, "assess", no_worker)
+    now = time.time()
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), now - 100)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0  # the reference
+    write_csv(data / "w2.csv", blobs(900, CENTERS, seed=2), now - 10)
+    second = invoke("evaluate", "--config", str(cfg), "--json")
+    assert second.exit_code == 0, second.output
+    [ev] = json.loads(second.stdout)
+    assert ev["live_version"] == 1 and "score" in ev["phase_seconds"]
 
 
 def test_evaluate_fails_with_exit_1_and_the_reason(setup: tuple[Path, Path]) -> None:
