@@ -444,8 +444,8 @@ class Target:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        from monitor.core.kmeans import warm_up
         from monitor.daemon import first_run_offsets, settle
+        from monitor.pipeline import warm_kernels
 
         self.server.start()
         self.app.runner.start_workers()
@@ -459,7 +459,7 @@ class Target:
 
             kernels = threading.Thread(target=settle, args=(done, self._stop), daemon=True)
         else:
-            kernels = threading.Thread(target=warm_up, daemon=True)
+            kernels = threading.Thread(target=warm_kernels, daemon=True)
         kernels.start()
         self.ticker.start()
         offsets = first_run_offsets(self.app.settings)

@@ -20,9 +20,9 @@ from typing import Protocol
 from monitor import views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
-from monitor.core import drift, kmeans
 from monitor.errors import InvalidInputError
 from monitor.http import HttpServer, Limits, MetricsCache, Routes, Volatile
+from monitor.pipeline import warm_kernels
 from monitor.scheduling import Scheduler, schedule_gaps
 
 __all__ = [
@@ -280,13 +280,6 @@ def freeze_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def warm_kernels() -> None:
-    """Compile (or load from numba's cache) the k-means and PSI-count kernels, so that no
-    model's first run pays it (about 2.5 s for the PSI count alone on a cold process)."""
-    kmeans.warm_up()
-    drift.warm_up()
 
 
 def settle(

@@ -122,9 +122,9 @@ def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> No
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=blas_threads)
-    from monitor.core.kmeans import warm_up
+    from monitor.pipeline import warm_kernels
 
-    warm_up()
+    warm_kernels()
     buffers: dict[str, ScaleBuffer] = {}
     while True:
         try:

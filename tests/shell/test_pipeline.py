@@ -366,3 +366,15 @@ def test_an_undefined_null_leaves_the_sli_out_as_a_drift_signal() -> None:
     # At a size where both ends are defined it is back.
     thresholds, undefined = run_thresholds(FIXED, null, "auto", 1000)
     assert undefined == () and thresholds["centroid_drift"] == 0.5
+
+
+def test_warm_kernels_loads_every_compiled_kernel_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon and each worker process call it before their first run.
+    import monitor.pipeline as pipeline
+    from monitor.core import drift, kmeans
+
+    loaded: list[str] = []
+    monkeypatch.setattr(kmeans, "warm_up", lambda: loaded.append("k-means"))
+    monkeypatch.setattr(drift, "warm_up", lambda: loaded.append("PSI count"))
+    pipeline.warm_kernels()
+    assert sorted(loaded) == ["PSI count", "k-means"]
