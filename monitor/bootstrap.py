@@ -592,6 +592,10 @@ def _explainer(
     return on_result
 
 
+#: Runs of one model in one backtest at most: a month of runs a minute apart is 44,640.
+MAX_REPLAY_RUNS = 100_000
+
+
 def backtest(
     settings: Settings,
     name: str,
@@ -605,7 +609,7 @@ def backtest(
     One run per scheduled time whose window fits in the range, starting from no model
     (the first run trains the reference as a new model's would); nothing is written to
     the state directory. ``on_result(i, n, result)`` follows progress. InvalidInputError
-    for an unknown model or a range that holds no run.
+    for an unknown model, or a range that holds no run or more than MAX_REPLAY_RUNS.
     """
     try:
         m = settings.model(name)
@@ -615,7 +619,12 @@ def backtest(
         raise InvalidInputError(
             f"backtest: --to ({format_time(end)}) must be after --from ({format_time(start)})"
         )
-    times, after = run_times(m.interval, m.cron, start + m.window, end)
+    times, after = run_times(m.interval, m.cron, start + m.window, end, limit=MAX_REPLAY_RUNS)
+    if len(times) > MAX_REPLAY_RUNS:
+        raise InvalidInputError(
+            f"backtest: [{format_time(start)}, {format_time(end)}) holds more than "
+            f"{MAX_REPLAY_RUNS:,} runs of model {name!r}; replay a shorter range"
+        )
     if not times:
         raise InvalidInputError(
             f"backtest: no run of model {name!r} fits in [{format_time(start)}, "

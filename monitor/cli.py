@@ -1005,20 +1005,26 @@ def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
 def _when(text: str, option: str, now: float) -> float:
     """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
     from monitor.durations import parse_duration
-    from monitor.timestamps import parse_time
+    from monitor.timestamps import EARLIEST, TIME_RANGE, parse_time
 
     try:
         return parse_time(text, option)
-    except InvalidInputError:
-        pass
+    except InvalidInputError as exc:
+        if TIME_RANGE in str(exc):
+            raise  # a time, out of range
     try:
         # A bare number was taken as a time above: a duration here always has a unit.
-        return now - parse_duration(text, option)
+        back = parse_duration(text, option)
     except InvalidInputError:
         raise InvalidInputError(
             f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "
             "time (ISO-8601 such as 2026-05-01T12:00Z, or unix seconds)"
         ) from None
+    if now - back < EARLIEST:
+        raise InvalidInputError(
+            f"{option}: {text!r} back from now is before {format_time(EARLIEST)}"
+        )
+    return now - back
 
 
 @main.command()

@@ -36,7 +36,7 @@ from monitor.durations import check_duration, format_duration
 from monitor.errors import ConfigError, InvalidInputError
 from monitor.ports import SourceKind
 from monitor.slis import SLIS, THRESHOLDS
-from monitor.timestamps import format_time, parse_time
+from monitor.timestamps import TIME_EXPECTED, format_time, parse_time
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -580,7 +580,7 @@ def parse_time_field(value: Any, name: str) -> float:
     try:
         return parse_time(value, name)
     except InvalidInputError:
-        raise Mismatch(Problem(name, "unix seconds or an ISO-8601 time", value)) from None
+        raise Mismatch(Problem(name, TIME_EXPECTED, value)) from None
 
 
 def _seasonal_problems(

@@ -134,6 +134,11 @@ def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> Non
         ),
         (["--from", FROM, "--to", TO, "--plot", "out.png"], "--plot draws one model: add --model"),
         (["--from", FROM, "--to", "2024-03-04T00:10:00Z"], "no run of model 'shop' fits"),
+        (["--from", "1e20", "--to", "1e21"], "--from: timestamp '1e20' is not between 1970"),
+        (["--from", "0001-01-01", "--to", TO], "timestamp '0001-01-01' is not between 1970"),
+        (["--from", FROM, "--to", "9999-12-31"], "timestamp '9999-12-31' is not between 1970"),
+        # 54 years of runs every 15 minutes: refused at once, not listed nor replayed.
+        (["--from", "0", "--to", TO], "holds more than 100,000 runs of model 'shop'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], message: str) -> None:
@@ -141,6 +146,7 @@ def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], mess
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
+    assert not (config.parent / "state").exists()
 
 
 def test_a_missing_matplotlib_names_the_extra(

@@ -340,8 +340,13 @@ def test_config_never_imports_a_source() -> None:
         ),
         (
             {"reference": {"from": "yesterday", "to": "2026-11-01"}},
-            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time; "
-            "got 'yesterday'",
+            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 'yesterday'",
+        ),
+        (
+            {"reference": {"from": 0, "to": 1e20}},
+            "models[checkout].reference.to: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 1e+20",
         ),
         (
             {"seasonality": "hourly"},
