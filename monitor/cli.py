@@ -1270,7 +1270,9 @@ def _k_data(
     from monitor.core import scaling as scaling_mod
     from monitor.runner import overflow_message
 
-    wanted = [f.strip() for f in features.split(",")] if features else None
+    wanted = None if features is None else [f.strip() for f in features.split(",")]
+    if wanted is not None and "" in wanted:
+        raise InvalidInputError(f"--features {features!r} has an empty column name")
     if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
         raise InvalidInputError(f"--features names {repeated} more than once")
     names, X = read_table(path, wanted)
