@@ -239,14 +239,16 @@ def _progress_line(
     "--duration",
     type=float,
     default=0.0,
-    help="Stop after this many seconds (default: run until Ctrl-C).",
+    help="Stop after this many seconds (default 0: run until Ctrl-C).",
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
     from monitor.bootstrap import build_app, load_settings
+    from monitor.checks import check_float
     from monitor.daemon import Daemon, run_until_signal
     from monitor.yamlfile import load_yaml
 
+    check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     t0 = time.monotonic()

@@ -382,6 +382,9 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
         (["demo", "--listen", "nohost"], 2, "daemon.listen: must be HOST:PORT"),
+        (["demo", "--duration", "nan"], 2, "error: --duration: must be a float in [0, inf); got "),
+        (["demo", "--duration", "-5"], 2, "error: --duration: must be a float in [0, inf); got "),
+        (["demo", "--duration", "inf"], 2, "error: --duration: must be a float in [0, inf); got "),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
     ],
 )
