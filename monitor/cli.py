@@ -60,9 +60,21 @@ def _setup_logging(level: str) -> None:
     for handler in logging.root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+    _set_log_level(level)
+
+
+def _set_log_level(level: str) -> None:
+    logging.root.setLevel(getattr(logging, level.upper()))
     # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
     # daemon logs each run and each skipped run itself.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
+
+
+def _configured_log_level(settings: Settings) -> None:
+    """daemon.log_level (or KMEANS_MONITOR_LOG_LEVEL) applies unless --log-level was given."""
+    ctx = click.get_current_context().find_root()
+    if ctx.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        _set_log_level(settings.daemon.log_level)
 
 
 # Exit codes (docs/configuration.md#exit-codes).
@@ -132,11 +144,13 @@ def _settings(
     """The checked settings; ``serve`` also checks that the listen address is free."""
     from monitor.bootstrap import load_settings
 
-    return load_settings(
+    settings = load_settings(
         config_path,
         overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
         serve=serve,
     )
+    _configured_log_level(settings)
+    return settings
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -257,6 +271,7 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     settings = load_settings(
         None, raw=load_yaml(text, "demo.yaml"), overrides=overrides, serve=True
     )
+    _configured_log_level(settings)
     _limit_blas(settings)
     state = settings.daemon.state_dir
     app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])

@@ -405,6 +405,13 @@ _text: Convert[str] = partial(check_str, non_empty=True)
 _duration: Convert[float] = check_duration
 
 
+def _log_level(value: Any, name: str) -> str:
+    """One of LOG_LEVELS in any case, as --log-level takes it."""
+    if isinstance(value, str) and value.upper() in LOG_LEVELS:
+        return value.upper()
+    return check_choice(value, name, choices=LOG_LEVELS)  # raises, with the value as written
+
+
 def _cron(value: Any, name: str) -> str:
     if not isinstance(value, str) or len(value.split()) != 5:
         raise Mismatch(Problem(name, "a 5-field crontab expression like '*/5 * * * *'", value))
@@ -437,7 +444,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "blas_threads": _int(0, 256),
     "run_threads": _int(0, 256),
     "pushgateway": _text,
-    "log_level": _choice(LOG_LEVELS),
+    "log_level": _log_level,
     "web_config_file": lambda value, name: Path(_text(value, name)),
     "shutdown_grace": _duration,
     "run_isolation": _choice(RUN_ISOLATIONS),

@@ -262,6 +262,10 @@ def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:
         overrides={"listen": "127.0.0.1:3000"},
     )
     assert s.daemon.listen == "127.0.0.1:3000"
+    # Any case, as --log-level takes it.
+    assert load(
+        cfg, sources=SOURCES, env={"KMEANS_MONITOR_LOG_LEVEL": "error"}
+    ).daemon.log_level == ("ERROR")
 
 
 def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
