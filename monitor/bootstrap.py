@@ -112,7 +112,8 @@ def load_settings(
     What only the adapters can check is checked too, every problem in one ConfigError:
     crontab expressions (by the scheduler's own parser), each source's credential and
     certificate files, the web configuration file and, with ``serve`` (``run``,
-    ``demo``, ``check-config``), that the listen address can be listened on.
+    ``demo``, ``check-config``), that the listen address can be listened on and that no
+    file stands where the state directory is to be.
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
@@ -124,9 +125,22 @@ def load_settings(
         problems += exc.problems
     if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
         problems.append(listen.config("daemon"))
+    if serve and (state := _state_dir_problem(Path(settings.daemon.state_dir))) is not None:
+        problems.append(state.config("daemon"))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _state_dir_problem(directory: Path) -> Problem | None:
+    """A file where the state directory (or a directory above it) should be, if there is one."""
+    for path in (directory, *directory.parents):
+        if path.is_dir():
+            return None
+        if path.exists():
+            expected = f"a directory, or a path where one can be made ({path} is a file)"
+            return Problem("state_dir", expected, str(directory))
+    return None
 
 
 def read_table(path: Path, features: list[str] | None = None) -> tuple[list[str], Any]:

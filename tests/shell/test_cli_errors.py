@@ -152,6 +152,26 @@ def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
     assert stored(tmp_path / "state") == {}
 
 
+@pytest.mark.parametrize("where", ["state", "state/below"])
+def test_check_config_refuses_a_file_where_the_state_directory_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """check-config said OK where run then failed to open its store."""
+    (tmp_path / "state").write_text("not a directory\n")
+    state = tmp_path / where
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    for command in (["check-config", str(cfg)], ["run", "--config", str(cfg)]):
+        result = invoke(*command)
+        assert result.exit_code == EXIT_USER, result.output
+        assert (
+            f"  - daemon.state_dir: must be a directory, or a path where one can be made "
+            f"({tmp_path / 'state'} is a file); got {str(state)!r}\n"
+        ) in result.stderr
+        assert "Traceback" not in result.output
+    assert (tmp_path / "state").read_text() == "not a directory\n"
+
+
 @pytest.mark.parametrize("listen", [":0", "[::1]:0", "127.0.0.1:0"])
 def test_every_interface_and_ipv6_are_accepted(tmp_path: Path, listen: str) -> None:
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
