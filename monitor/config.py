@@ -785,7 +785,10 @@ def parse(
     """
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(
-            [f"top level: must be a mapping of daemon and models; got a {type(raw).__name__}"]
+            [
+                "top level: must be a mapping of daemon, store, serving and models; "
+                f"got a {type(raw).__name__}"
+            ]
         )
     problems: list[str] = []
     top = _Reader(raw, "", problems)

@@ -137,8 +137,11 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].source.colour: must be omitted (unknown field; valid: events,",
         ),
         (minimal(schedule={"cron": "* * *"}), "models[checkout].schedule.cron: must be a 5-field"),
-        ([1, 2], "top level: must be a mapping of daemon and models; got a list"),
-        ("a string", "top level: must be a mapping of daemon and models; got a str"),
+        ([1, 2], "top level: must be a mapping of daemon, store, serving and models; got a list"),
+        (
+            "a string",
+            "top level: must be a mapping of daemon, store, serving and models; got a str",
+        ),
     ],
 )
 def test_single_problems(raw: Any, expected: str) -> None:
@@ -289,7 +292,10 @@ def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
         ("models: [\n", "not valid YAML"),
         # The strict loader: a key given twice is refused, not silently the last one.
         ("models: []\nmodels: []\n", "duplicate key 'models'"),
-        ("- 1\n- 2\n", "top level: must be a mapping of daemon and models; got a list"),
+        (
+            "- 1\n- 2\n",
+            "top level: must be a mapping of daemon, store, serving and models; got a list",
+        ),
         ("daemon: 5\nmodels: []\n", "daemon: must be a mapping; got 5"),
     ],
 )
