@@ -1381,6 +1381,8 @@ def choose_k(
 
     if k_max <= k_min:
         raise InvalidInputError(f"need --k-min < --k-max; got {k_min} and {k_max}")
+    if sample < k_max:
+        raise InvalidInputError(f"--sample {sample} rows cannot hold --k-max {k_max} clusters")
     if plot is not None:
         plots.plot_format(plot)
         plots.require_matplotlib()
