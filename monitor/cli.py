@@ -330,7 +330,7 @@ def evaluate(
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
     with _quiet_run_log() if dry_run else contextlib.nullcontext():
         settings = _settings(config_path, state_dir=state_dir)
-        names = list(models) or [m.name for m in settings.models]
+        names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
         for name in names:
             _model(settings, name)
         if dry_run and push_to:
@@ -557,7 +557,7 @@ def backtest(
 
     settings = _settings(config_path)
     t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
-    names = list(models) or [m.name for m in settings.models]
+    names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
     if plot is not None:
         plots.plot_format(plot)
         plots.require_matplotlib()

@@ -90,6 +90,15 @@ def test_json_has_every_window_and_both_models(config: Path) -> None:
     assert {"conditions", "firing", "flag", "page"} <= set(w)
 
 
+def test_a_model_named_twice_is_replayed_once(config: Path) -> None:
+    args = ["--from", FROM, "--to", "1709514000", "--json", "--model", "cart"]
+    result = invoke(
+        "backtest", "--config", str(config), *args, "--model", "shop", "--model", "cart"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["cart", "shop"]
+
+
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"shop{suffix}"

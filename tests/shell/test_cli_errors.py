@@ -421,6 +421,18 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
 
 
+def test_a_model_named_twice_runs_once(files_setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """--model shop --model shop ran shop twice: two evaluations, two history rows."""
+    cfg, _ = files_setup
+    before = history_rows(tmp_path / "state")
+    result = invoke(
+        "evaluate", "--config", str(cfg), "--model", "shop", "--model", "shop", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["shop"]
+    assert history_rows(tmp_path / "state")["evaluations"] == before["evaluations"] + 1
+
+
 def test_a_bug_is_internal_with_exit_70(monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor import render
 
