@@ -112,7 +112,8 @@ def load_settings(
     What only the adapters can check is checked too, every problem in one ConfigError:
     crontab expressions (by the scheduler's own parser), each source's credential and
     certificate files, the web configuration file and, with ``serve`` (``run``,
-    ``demo``, ``check-config``), that the listen address can be listened on.
+    ``demo``, ``check-config``), that the listen address can be listened on and that no
+    file stands where the state directory is to be.
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
@@ -124,9 +125,22 @@ def load_settings(
         problems += exc.problems
     if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
         problems.append(listen.config("daemon"))
+    if serve and (state := _state_dir_problem(Path(settings.daemon.state_dir))) is not None:
+        problems.append(state.config("daemon"))
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _state_dir_problem(directory: Path) -> Problem | None:
+    """A file where the state directory (or a directory above it) should be, if there is one."""
+    for path in (directory, *directory.parents):
+        if path.is_dir():
+            return None
+        if path.exists():
+            expected = f"a directory, or a path where one can be made ({path} is a file)"
+            return Problem("state_dir", expected, str(directory))
+    return None
 
 
 def read_table(path: Path, features: list[str] | None = None) -> tuple[list[str], Any]:
@@ -592,6 +606,10 @@ def _explainer(
     return on_result
 
 
+#: Runs of one model in one backtest at most: a month of runs a minute apart is 44,640.
+MAX_REPLAY_RUNS = 100_000
+
+
 def backtest(
     settings: Settings,
     name: str,
@@ -605,7 +623,7 @@ def backtest(
     One run per scheduled time whose window fits in the range, starting from no model
     (the first run trains the reference as a new model's would); nothing is written to
     the state directory. ``on_result(i, n, result)`` follows progress. InvalidInputError
-    for an unknown model or a range that holds no run.
+    for an unknown model, or a range that holds no run or more than MAX_REPLAY_RUNS.
     """
     try:
         m = settings.model(name)
@@ -615,7 +633,12 @@ def backtest(
         raise InvalidInputError(
             f"backtest: --to ({format_time(end)}) must be after --from ({format_time(start)})"
         )
-    times, after = run_times(m.interval, m.cron, start + m.window, end)
+    times, after = run_times(m.interval, m.cron, start + m.window, end, limit=MAX_REPLAY_RUNS)
+    if len(times) > MAX_REPLAY_RUNS:
+        raise InvalidInputError(
+            f"backtest: [{format_time(start)}, {format_time(end)}) holds more than "
+            f"{MAX_REPLAY_RUNS:,} runs of model {name!r}; replay a shorter range"
+        )
     if not times:
         raise InvalidInputError(
             f"backtest: no run of model {name!r} fits in [{format_time(start)}, "

@@ -60,9 +60,21 @@ def _setup_logging(level: str) -> None:
     for handler in logging.root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+    _set_log_level(level)
+
+
+def _set_log_level(level: str) -> None:
+    logging.root.setLevel(getattr(logging, level.upper()))
     # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
     # daemon logs each run and each skipped run itself.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
+
+
+def _configured_log_level(settings: Settings) -> None:
+    """daemon.log_level (or KMEANS_MONITOR_LOG_LEVEL) applies unless --log-level was given."""
+    ctx = click.get_current_context().find_root()
+    if ctx.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        _set_log_level(settings.daemon.log_level)
 
 
 # Exit codes (docs/configuration.md#exit-codes).
@@ -132,11 +144,13 @@ def _settings(
     """The checked settings; ``serve`` also checks that the listen address is free."""
     from monitor.bootstrap import load_settings
 
-    return load_settings(
+    settings = load_settings(
         config_path,
         overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
         serve=serve,
     )
+    _configured_log_level(settings)
+    return settings
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,14 +253,16 @@ def _progress_line(
     "--duration",
     type=float,
     default=0.0,
-    help="Stop after this many seconds (default: run until Ctrl-C).",
+    help="Stop after this many seconds (default 0: run until Ctrl-C).",
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
     from monitor.bootstrap import build_app, load_settings
+    from monitor.checks import check_float
     from monitor.daemon import Daemon, run_until_signal
     from monitor.yamlfile import load_yaml
 
+    check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     t0 = time.monotonic()
@@ -255,6 +271,7 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     settings = load_settings(
         None, raw=load_yaml(text, "demo.yaml"), overrides=overrides, serve=True
     )
+    _configured_log_level(settings)
     _limit_blas(settings)
     state = settings.daemon.state_dir
     app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
@@ -313,7 +330,7 @@ def evaluate(
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
     with _quiet_run_log() if dry_run else contextlib.nullcontext():
         settings = _settings(config_path, state_dir=state_dir)
-        names = list(models) or [m.name for m in settings.models]
+        names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
         for name in names:
             _model(settings, name)
         if dry_run and push_to:
@@ -543,7 +560,7 @@ def backtest(
 
     settings = _settings(config_path)
     t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
-    names = list(models) or [m.name for m in settings.models]
+    names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
     if plot is not None:
         plots.plot_format(plot)
         plots.require_matplotlib()
@@ -1008,20 +1025,26 @@ def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
 def _when(text: str, option: str, now: float) -> float:
     """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
     from monitor.durations import parse_duration
-    from monitor.timestamps import parse_time
+    from monitor.timestamps import EARLIEST, TIME_RANGE, parse_time
 
     try:
         return parse_time(text, option)
-    except InvalidInputError:
-        pass
+    except InvalidInputError as exc:
+        if TIME_RANGE in str(exc):
+            raise  # a time, out of range
     try:
         # A bare number was taken as a time above: a duration here always has a unit.
-        return now - parse_duration(text, option)
+        back = parse_duration(text, option)
     except InvalidInputError:
         raise InvalidInputError(
             f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "
             "time (ISO-8601 such as 2026-05-01T12:00Z, or unix seconds)"
         ) from None
+    if now - back < EARLIEST:
+        raise InvalidInputError(
+            f"{option}: {text!r} back from now is before {format_time(EARLIEST)}"
+        )
+    return now - back
 
 
 @main.command()
@@ -1267,7 +1290,9 @@ def _k_data(
     from monitor.core import scaling as scaling_mod
     from monitor.runner import overflow_message
 
-    wanted = [f.strip() for f in features.split(",")] if features else None
+    wanted = None if features is None else [f.strip() for f in features.split(",")]
+    if wanted is not None and "" in wanted:
+        raise InvalidInputError(f"--features {features!r} has an empty column name")
     if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
         raise InvalidInputError(f"--features names {repeated} more than once")
     names, X = read_table(path, wanted)
@@ -1359,6 +1384,8 @@ def choose_k(
 
     if k_max <= k_min:
         raise InvalidInputError(f"need --k-min < --k-max; got {k_min} and {k_max}")
+    if sample < k_max:
+        raise InvalidInputError(f"--sample {sample} rows cannot hold --k-max {k_max} clusters")
     if plot is not None:
         plots.plot_format(plot)
         plots.require_matplotlib()

@@ -36,7 +36,7 @@ from monitor.durations import check_duration, format_duration
 from monitor.errors import ConfigError, InvalidInputError
 from monitor.ports import SourceKind
 from monitor.slis import SLIS, THRESHOLDS
-from monitor.timestamps import format_time, parse_time
+from monitor.timestamps import TIME_EXPECTED, format_time, parse_time
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -405,6 +405,13 @@ _text: Convert[str] = partial(check_str, non_empty=True)
 _duration: Convert[float] = check_duration
 
 
+def _log_level(value: Any, name: str) -> str:
+    """One of LOG_LEVELS in any case, as --log-level takes it."""
+    if isinstance(value, str) and value.upper() in LOG_LEVELS:
+        return value.upper()
+    return check_choice(value, name, choices=LOG_LEVELS)  # raises, with the value as written
+
+
 def _cron(value: Any, name: str) -> str:
     if not isinstance(value, str) or len(value.split()) != 5:
         raise Mismatch(Problem(name, "a 5-field crontab expression like '*/5 * * * *'", value))
@@ -437,7 +444,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "blas_threads": _int(0, 256),
     "run_threads": _int(0, 256),
     "pushgateway": _text,
-    "log_level": _choice(LOG_LEVELS),
+    "log_level": _log_level,
     "web_config_file": lambda value, name: Path(_text(value, name)),
     "shutdown_grace": _duration,
     "run_isolation": _choice(RUN_ISOLATIONS),
@@ -580,7 +587,7 @@ def parse_time_field(value: Any, name: str) -> float:
     try:
         return parse_time(value, name)
     except InvalidInputError:
-        raise Mismatch(Problem(name, "unix seconds or an ISO-8601 time", value)) from None
+        raise Mismatch(Problem(name, TIME_EXPECTED, value)) from None
 
 
 def _seasonal_problems(
@@ -778,7 +785,10 @@ def parse(
     """
     if raw is not None and not isinstance(raw, Mapping):
         raise ConfigError(
-            [f"top level: must be a mapping of daemon and models; got a {type(raw).__name__}"]
+            [
+                "top level: must be a mapping of daemon, store, serving and models; "
+                f"got a {type(raw).__name__}"
+            ]
         )
     problems: list[str] = []
     top = _Reader(raw, "", problems)

@@ -383,7 +383,8 @@ def run_until_signal(
         service.start()
         if on_started is not None:
             on_started()
-        stop.wait(duration if duration and duration > 0 else None)
+        # A wait longer than TIMEOUT_MAX (292 years) overflows; it is as good as none.
+        stop.wait(min(duration, threading.TIMEOUT_MAX) if duration and duration > 0 else None)
     except KeyboardInterrupt:
         pass
     finally:

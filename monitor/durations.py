@@ -19,6 +19,7 @@ from monitor.checks import Mismatch, Problem, check_float, check_int
 from monitor.errors import InvalidInputError
 
 __all__ = [
+    "PROMETHEUS_MAX_SECONDS",
     "check_duration",
     "format_duration",
     "format_prometheus_duration",
@@ -42,6 +43,8 @@ _PROMETHEUS_UNITS = {
     "ms": 0.001,
 }
 _PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UNITS))
+#: Prometheus durations are int64 nanoseconds: a longer one is "out of range" to it.
+PROMETHEUS_MAX_SECONDS = (2**63 - 1) // 10**9
 _FORMAT_UNITS = ("d", "h", "m", "s")  # days, never weeks or years: "14d" reads plainly
 
 
@@ -134,4 +137,9 @@ def scale_prometheus_duration(text: str, scale: float) -> str:
     )
     # Prometheus windows below a second are noise, and a zero window is an error.
     seconds = math.floor(parse_prometheus_duration(text) * factor + 0.5)
+    if seconds > PROMETHEUS_MAX_SECONDS:
+        raise InvalidInputError(
+            f"time_scale: {factor:g} scales {text} beyond the longest duration Prometheus "
+            "reads (about 292 years)"
+        )
     return format_prometheus_duration(max(1, seconds))

@@ -117,24 +117,26 @@ def schedule_interval_seconds(interval: float | None, cron: str | None, now: dat
 
 
 def run_times(
-    interval: float | None, cron: str | None, first: float, last: float
+    interval: float | None, cron: str | None, first: float, last: float, *, limit: int
 ) -> tuple[list[float], float]:
     """The scheduled run times in ``[first, last]`` and the time of the run after them.
 
     With an interval, ``first`` and every interval after it (as a replay starts its
     first run at ``first``); with cron, the fire times of the expression (UTC). Backtests
-    use it to replay a schedule without running the scheduler.
+    use it to replay a schedule without running the scheduler. At most ``limit + 1``
+    times are listed, so that a range of centuries costs no more than one past the limit.
     """
     if cron is None:
         assert interval is not None and interval > 0
         count = math.floor((last - first) / interval) + 1 if last >= first else 0
+        count = min(count, limit + 1)
         # Multiplying, not adding, keeps the thousandth run on the grid.
         return [float(first + i * interval) for i in range(count)], float(first + count * interval)
     trigger = _trigger(None, cron)
     start = datetime.fromtimestamp(first, UTC)
     fire = trigger.get_next_fire_time(None, start)
     times: list[float] = []
-    while fire is not None and fire.timestamp() <= last:
+    while fire is not None and fire.timestamp() <= last and len(times) <= limit:
         times.append(fire.timestamp())
         fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
     after = math.inf if fire is None else fire.timestamp()

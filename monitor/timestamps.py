@@ -9,7 +9,16 @@ from typing import Any
 
 from monitor.errors import InvalidInputError
 
-__all__ = ["format_time", "parse_time"]
+__all__ = ["EARLIEST", "LATEST", "TIME_EXPECTED", "TIME_RANGE", "format_time", "parse_time"]
+
+#: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
+#: Every one of them, and the windows and reference periods around it, has a calendar
+#: date to show; telemetry has no time outside them.
+EARLIEST = 0.0
+LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+TIME_RANGE = "between 1970-01-01 and 9999-01-01 UTC"
+#: What a configuration field of a time must be, as its problem says.
+TIME_EXPECTED = f"unix seconds or an ISO-8601 time {TIME_RANGE}"
 
 
 def parse_time(value: Any, where: str) -> float:
@@ -18,8 +27,16 @@ def parse_time(value: Any, where: str) -> float:
     Naive times are taken as UTC. Raises InvalidInputError naming ``where`` and saying
     what was wrong with the value.
     """
+    seconds = _seconds(value, where)
+    if EARLIEST <= seconds < LATEST:
+        return seconds
+    raise InvalidInputError(f"{where}: timestamp {value!r} is not {TIME_RANGE}.")
+
+
+def _seconds(value: Any, where: str) -> float:
+    """Unix seconds of ``value``, finite but not yet checked against the range."""
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        return _timestamp(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if math.isfinite(float(value)):
             return float(value)
@@ -41,6 +58,11 @@ def parse_time(value: Any, where: str) -> float:
         raise InvalidInputError(
             f"{where}: timestamp {value!r} is neither unix seconds nor ISO-8601."
         ) from None
+    return _timestamp(moment)
+
+
+def _timestamp(moment: datetime) -> float:
+    """Unix seconds of a datetime; naive ones are UTC."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 

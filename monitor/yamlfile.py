@@ -44,6 +44,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *shared`: the base class merges it; keys written here win
             key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)

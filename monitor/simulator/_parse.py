@@ -11,7 +11,7 @@ from monitor.checks import Mismatch, Problem, check_choice, problem_of, read_fie
 from monitor.durations import check_duration
 from monitor.errors import InvalidInputError
 from monitor.simulator._options import EVENT_KINDS, Event, SimulatorOptions, options_problems
-from monitor.timestamps import parse_time
+from monitor.timestamps import TIME_EXPECTED, parse_time
 
 __all__ = ["parse_options"]
 
@@ -44,7 +44,7 @@ def _origin(value: Any, name: str) -> float:
     try:
         return parse_time(value, name)
     except InvalidInputError:
-        raise Mismatch(Problem(name, "unix seconds or an ISO-8601 time", value)) from None
+        raise Mismatch(Problem(name, TIME_EXPECTED, value)) from None
 
 
 def _parse_events(raw: Any) -> tuple[tuple[Event, ...] | None, list[Problem]]:

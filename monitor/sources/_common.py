@@ -13,7 +13,7 @@ from monitor.checks import check_float, is_real
 from monitor.errors import SchemaError
 from monitor.timestamps import parse_time
 
-__all__ = ["check_bounds", "match_columns", "parse_timestamps"]
+__all__ = ["check_bounds", "check_unique", "match_columns", "parse_timestamps"]
 
 
 def check_bounds(start: Any, end: Any, owner: str) -> tuple[float, float]:
@@ -25,6 +25,13 @@ def check_bounds(start: Any, end: Any, owner: str) -> tuple[float, float]:
 
 def _normalise(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def check_unique(columns: Sequence[str], where: str) -> None:
+    """SchemaError naming the columns that a file has more than once."""
+    duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
+    if duplicated:
+        raise SchemaError(f"{where}: duplicated column(s) {duplicated}.")
 
 
 def match_columns(
@@ -40,9 +47,7 @@ def match_columns(
     The error names the missing columns, the extra ones and, where a missing feature and an
     extra column differ only in case or punctuation, the likely renames.
     """
-    duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
-    if duplicated:
-        raise SchemaError(f"{where}: duplicated column(s) {duplicated}.")
+    check_unique(columns, where)
     index = {c: i for i, c in enumerate(columns)}
     skip = set(allowed_extra)
     missing = [f for f in features if f not in index]

@@ -30,7 +30,7 @@ from monitor.checks import Problem, check_choice, is_real, problem_of, read_fiel
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
-from monitor.sources._common import check_bounds, match_columns, parse_timestamps
+from monitor.sources._common import check_bounds, check_unique, match_columns, parse_timestamps
 from monitor.timestamps import format_time, parse_time
 
 __all__ = [
@@ -466,6 +466,7 @@ def read_table(
         pa, pq = _pyarrow(where)
         schema = _parquet_schema(pa, pq, file, where)
         if wanted is None:
+            check_unique(schema.names, where)
             wanted = [f.name for f in schema if _arrow_numeric(pa, f.type)]
         else:
             match_columns(schema.names, wanted, ignore_extra=True, where=where)
@@ -476,6 +477,7 @@ def read_table(
         return wanted, X
     header, rows, lines = _csv_rows(file, where)
     if wanted is None:
+        check_unique(header, where)
         names, columns = [], []
         for i, name in enumerate(header):
             try:

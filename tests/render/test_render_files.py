@@ -129,3 +129,20 @@ def test_rendering_does_not_depend_on_the_working_directory(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [render_rules(), render_dashboards(), render_runbooks()]
+
+
+def test_a_time_scale_prometheus_cannot_read_writes_nothing(tmp_path: Path) -> None:
+    """--time-scale 1e300 wrote rules with a 300-digit `for:` that Prometheus refuses."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    render_all(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["render", "--root", str(tmp_path), "--time-scale", "1e300"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: time_scale: 1e+300 scales 15m beyond the longest duration Prometheus reads "
+        "(about 292 years)\n"
+    )
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

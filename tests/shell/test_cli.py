@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -235,3 +236,32 @@ def test_blas_threads_limits_the_process() -> None:
         env={**os.environ, "OPENBLAS_NUM_THREADS": "2"},
     )
     assert out.stdout.strip() == "[1]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "level"),
+    [
+        ({}, [], logging.ERROR),  # the file's daemon.log_level
+        ({"KMEANS_MONITOR_LOG_LEVEL": "debug"}, [], logging.DEBUG),  # the environment's
+        ({"KMEANS_MONITOR_LOG_LEVEL": "debug"}, ["--log-level", "info"], logging.INFO),  # the flag
+    ],
+)
+def test_the_configured_log_level_applies_unless_the_flag_is_given(
+    setup: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: list[str],
+    level: int,
+) -> None:
+    """daemon.log_level and KMEANS_MONITOR_LOG_LEVEL were checked, then ignored."""
+    cfg, _ = setup
+    raw = yaml.safe_load(cfg.read_text())
+    raw["daemon"]["log_level"] = "ERROR"
+    cfg.write_text(yaml.safe_dump(raw))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test
+    result = CliRunner().invoke(main, [*args, "history", "shop", "--config", str(cfg)])
+    assert result.exit_code == 2 and "no history database" in result.stderr
+    assert root.level == level

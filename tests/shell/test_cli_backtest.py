@@ -90,6 +90,15 @@ def test_json_has_every_window_and_both_models(config: Path) -> None:
     assert {"conditions", "firing", "flag", "page"} <= set(w)
 
 
+def test_a_model_named_twice_is_replayed_once(config: Path) -> None:
+    args = ["--from", FROM, "--to", "1709514000", "--json", "--model", "cart"]
+    result = invoke(
+        "backtest", "--config", str(config), *args, "--model", "shop", "--model", "cart"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["cart", "shop"]
+
+
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"shop{suffix}"
@@ -134,6 +143,11 @@ def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> Non
         ),
         (["--from", FROM, "--to", TO, "--plot", "out.png"], "--plot draws one model: add --model"),
         (["--from", FROM, "--to", "2024-03-04T00:10:00Z"], "no run of model 'shop' fits"),
+        (["--from", "1e20", "--to", "1e21"], "--from: timestamp '1e20' is not between 1970"),
+        (["--from", "0001-01-01", "--to", TO], "timestamp '0001-01-01' is not between 1970"),
+        (["--from", FROM, "--to", "9999-12-31"], "timestamp '9999-12-31' is not between 1970"),
+        # 54 years of runs every 15 minutes: refused at once, not listed nor replayed.
+        (["--from", "0", "--to", TO], "holds more than 100,000 runs of model 'shop'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], message: str) -> None:
@@ -141,6 +155,7 @@ def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], mess
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
+    assert not (config.parent / "state").exists()
 
 
 def test_a_missing_matplotlib_names_the_extra(

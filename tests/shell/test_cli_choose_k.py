@@ -88,12 +88,38 @@ def test_plot_draws_the_three_curves_with_each_choice(
         (["--plot", "k.pdf"], "error: --plot 'k.pdf': the file name must end in .png or .svg"),
         (["--k-min", "4", "--k-max", "3"], "error: need --k-min < --k-max; got 4 and 3"),
         (["--sample", "1"], "Invalid value for '--sample': 1 is not in the range x>=2."),
+        # "2 row(s) with finite values" said the file, not the option, was short.
+        (
+            ["--sample", "2", "--k-max", "3"],
+            "error: --sample 2 rows cannot hold --k-max 3 clusters\n",
+        ),
+        (["--features", "a,,b"], "error: --features 'a,,b' has an empty column name\n"),
+        (["--features", ""], "error: --features '' has an empty column name\n"),
+        (["--features", "a,b,a"], "error: --features names ['a'] more than once\n"),
     ],
 )
 def test_user_errors_exit_2_before_any_fit(data: Path, args: list[str], message: str) -> None:
     result = invoke("choose-k", str(data), *args)
     assert result.exit_code == 2
     assert message in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_column_named_twice_is_refused_not_used_twice(tmp_path: Path, suffix: str) -> None:
+    """Without --features every numeric column is used: one named twice is an error."""
+    path = tmp_path / f"dup{suffix}"
+    X = blobs(60, CENTERS, seed=4)
+    if suffix == ".csv":
+        np.savetxt(path, X, delimiter=",", header="a,a,b", comments="")
+    else:
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table(list(X.T), names=["a", "a", "b"]), path)
+    before = path.read_bytes()
+    result = invoke("choose-k", str(path), "--k-max", "3")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {str(path)!r}: duplicated column(s) ['a'].\n"
+    assert result.stdout == "" and path.read_bytes() == before
 
 
 def test_a_missing_matplotlib_is_named_before_any_fit(

@@ -152,6 +152,26 @@ def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
     assert stored(tmp_path / "state") == {}
 
 
+@pytest.mark.parametrize("where", ["state", "state/below"])
+def test_check_config_refuses_a_file_where_the_state_directory_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """check-config said OK where run then failed to open its store."""
+    (tmp_path / "state").write_text("not a directory\n")
+    state = tmp_path / where
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    for command in (["check-config", str(cfg)], ["run", "--config", str(cfg)]):
+        result = invoke(*command)
+        assert result.exit_code == EXIT_USER, result.output
+        assert (
+            f"  - daemon.state_dir: must be a directory, or a path where one can be made "
+            f"({tmp_path / 'state'} is a file); got {str(state)!r}\n"
+        ) in result.stderr
+        assert "Traceback" not in result.output
+    assert (tmp_path / "state").read_text() == "not a directory\n"
+
+
 @pytest.mark.parametrize("listen", [":0", "[::1]:0", "127.0.0.1:0"])
 def test_every_interface_and_ipv6_are_accepted(tmp_path: Path, listen: str) -> None:
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
@@ -382,6 +402,9 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
         (["demo", "--listen", "nohost"], 2, "daemon.listen: must be HOST:PORT"),
+        (["demo", "--duration", "nan"], 2, "error: --duration: must be a float in [0, inf); got "),
+        (["demo", "--duration", "-5"], 2, "error: --duration: must be a float in [0, inf); got "),
+        (["demo", "--duration", "inf"], 2, "error: --duration: must be a float in [0, inf); got "),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
     ],
 )
@@ -396,6 +419,18 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
+def test_a_model_named_twice_runs_once(files_setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """--model shop --model shop ran shop twice: two evaluations, two history rows."""
+    cfg, _ = files_setup
+    before = history_rows(tmp_path / "state")
+    result = invoke(
+        "evaluate", "--config", str(cfg), "--model", "shop", "--model", "shop", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["shop"]
+    assert history_rows(tmp_path / "state")["evaluations"] == before["evaluations"] + 1
 
 
 def test_a_bug_is_internal_with_exit_70(monkeypatch: pytest.MonkeyPatch) -> None:

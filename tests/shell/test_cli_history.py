@@ -211,15 +211,30 @@ def test_history_reads_only(state: tuple[Path, float]) -> None:
         ),
         (["--state-dir", "{state}", "--since", "1h", "--until", "2h"], "must be after --since"),
         ([], "give --config FILE or --state-dir DIR"),
+        (
+            ["--state-dir", "{state}", "--since", "1e20"],
+            "error: --since: timestamp '1e20' is not between 1970-01-01 and 9999-01-01 UTC.\n",
+        ),
+        (
+            ["--state-dir", "{state}", "--since", "1", "--until", "0001-01-01T00:00Z"],
+            "error: --until: timestamp '0001-01-01T00:00Z' is not between 1970-01-01 and ",
+        ),
+        (
+            ["--state-dir", "{state}", "--since", "999999999999d"],
+            "error: --since: '999999999999d' back from now is before 1970-01-01T00:00:00Z\n",
+        ),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(
     tmp_path: Path, state: tuple[Path, float], args: list[str], message: str
 ) -> None:
     directory, _ = state
+    db = directory / "history.sqlite"
+    before = db.read_bytes()
     filled = [a.format(tmp=tmp_path, state=directory) for a in args]
     result = invoke("history", "shop", *filled)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "nowhere").exists()
+    assert db.read_bytes() == before

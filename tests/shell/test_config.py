@@ -137,8 +137,11 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].source.colour: must be omitted (unknown field; valid: events,",
         ),
         (minimal(schedule={"cron": "* * *"}), "models[checkout].schedule.cron: must be a 5-field"),
-        ([1, 2], "top level: must be a mapping of daemon and models; got a list"),
-        ("a string", "top level: must be a mapping of daemon and models; got a str"),
+        ([1, 2], "top level: must be a mapping of daemon, store, serving and models; got a list"),
+        (
+            "a string",
+            "top level: must be a mapping of daemon, store, serving and models; got a str",
+        ),
     ],
 )
 def test_single_problems(raw: Any, expected: str) -> None:
@@ -262,6 +265,10 @@ def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:
         overrides={"listen": "127.0.0.1:3000"},
     )
     assert s.daemon.listen == "127.0.0.1:3000"
+    # Any case, as --log-level takes it.
+    assert load(
+        cfg, sources=SOURCES, env={"KMEANS_MONITOR_LOG_LEVEL": "error"}
+    ).daemon.log_level == ("ERROR")
 
 
 def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
@@ -285,7 +292,10 @@ def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
         ("models: [\n", "not valid YAML"),
         # The strict loader: a key given twice is refused, not silently the last one.
         ("models: []\nmodels: []\n", "duplicate key 'models'"),
-        ("- 1\n- 2\n", "top level: must be a mapping of daemon and models; got a list"),
+        (
+            "- 1\n- 2\n",
+            "top level: must be a mapping of daemon, store, serving and models; got a list",
+        ),
         ("daemon: 5\nmodels: []\n", "daemon: must be a mapping; got 5"),
     ],
 )
@@ -340,8 +350,13 @@ def test_config_never_imports_a_source() -> None:
         ),
         (
             {"reference": {"from": "yesterday", "to": "2026-11-01"}},
-            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time; "
-            "got 'yesterday'",
+            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 'yesterday'",
+        ),
+        (
+            {"reference": {"from": 0, "to": 1e20}},
+            "models[checkout].reference.to: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 1e+20",
         ),
         (
             {"seasonality": "hourly"},

@@ -16,7 +16,7 @@ import pytest
 
 from monitor.bootstrap import build_app
 from monitor.config import parse
-from monitor.daemon import Daemon, first_run_offsets, freeze_heap, settle
+from monitor.daemon import Daemon, first_run_offsets, freeze_heap, run_until_signal, settle
 from monitor.errors import InvalidInputError
 from monitor.sources import SOURCES
 
@@ -130,3 +130,20 @@ def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_sto
     finally:
         daemon.stop()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_duration_of_centuries_waits_like_none() -> None:
+    """demo --duration 1e300 is a wait threading cannot express: as long as it can, not a crash."""
+    calls: list[str] = []
+
+    class Service:
+        def start(self) -> None:
+            calls.append("start")
+
+        def stop(self) -> None:
+            calls.append("stop")
+
+    stop = threading.Event()
+    timer = threading.Timer(0.2, stop.set)
+    run_until_signal(Service(), 1e300, stop_event=stop, on_started=timer.start)
+    assert calls == ["start", "stop"]

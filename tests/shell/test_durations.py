@@ -137,6 +137,16 @@ def test_scale_prometheus_duration(text: str, scale: float, scaled: str) -> None
     assert scale_prometheus_duration(text, scale) == scaled
 
 
+def test_a_scale_beyond_what_prometheus_reads_is_refused() -> None:
+    """Prometheus durations are int64 nanoseconds: 292 years is the longest one."""
+    assert scale_prometheus_duration("1d", 100_000.0) == "100000d"
+    with pytest.raises(InvalidInputError) as info:
+        scale_prometheus_duration("1d", 1_000_000.0)
+    assert str(info.value) == (
+        "time_scale: 1e+06 scales 1d beyond the longest duration Prometheus reads (about 292 years)"
+    )
+
+
 @pytest.mark.parametrize("scale", [0, -1.0, float("nan"), float("inf"), "2"])
 def test_scale_must_be_positive_and_finite(scale: object) -> None:
     with pytest.raises(InvalidInputError) as info:

@@ -189,10 +189,18 @@ def test_backtest_refuses_what_cannot_be_replayed(tmp_path: Path) -> None:
 
 
 def test_run_times_interval_and_cron() -> None:
-    assert run_times(300.0, None, 1000.0, 2000.0) == ([1000.0, 1300.0, 1600.0, 1900.0], 2200.0)
-    assert run_times(300.0, None, 1000.0, 900.0) == ([], 1000.0)
-    times, after = run_times(None, "0 */6 * * *", T0 + 1, T0 + 86400)
+    grid = [1000.0, 1300.0, 1600.0, 1900.0]
+    assert run_times(300.0, None, 1000.0, 2000.0, limit=9) == (grid, 2200.0)
+    assert run_times(300.0, None, 1000.0, 900.0, limit=9) == ([], 1000.0)
+    times, after = run_times(None, "0 */6 * * *", T0 + 1, T0 + 86400, limit=9)
     assert times == [T0 + h * 3600 for h in (6, 12, 18, 24)] and after == T0 + 30 * 3600
+
+
+def test_run_times_stop_one_past_the_limit() -> None:
+    """A range of centuries lists limit + 1 times, whatever its length."""
+    assert run_times(1.0, None, 0.0, 1e11, limit=2)[0] == [0.0, 1.0, 2.0]
+    times, _ = run_times(None, "* * * * *", T0 + 1, T0 + 1e11, limit=2)
+    assert times == [T0 + 60, T0 + 120, T0 + 180]
 
 
 def test_the_backtest_shows_what_the_daemon_exported_for_the_same_windows(tmp_path: Path) -> None:

@@ -37,6 +37,10 @@ def test_parse_time(value: object) -> None:
         ("yesterday", "is neither unix seconds nor ISO-8601"),
         (True, "is neither a number nor a string"),
         (None, "is neither a number nor a string"),
+        (-1.0, "is not between 1970-01-01 and 9999-01-01 UTC"),
+        ("1e20", "is not between 1970-01-01 and 9999-01-01 UTC"),
+        ("0001-01-01", "is not between 1970-01-01 and 9999-01-01 UTC"),
+        (datetime(9999, 6, 1), "is not between 1970-01-01 and 9999-01-01 UTC"),
     ],
 )
 def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:

@@ -33,6 +33,17 @@ def test_a_few_aliases_are_fine_and_an_alias_bomb_is_refused() -> None:
     assert f"more than {MAX_ALIASES} alias uses" in problem(bomb)
 
 
+def test_merge_keys_share_options_and_the_keys_written_win() -> None:
+    """`<<: *m` stopped the loader with "could not determine a constructor for the tag"."""
+    text = "a: &m {x: 1, y: 2}\nb:\n  <<: *m\n  y: 3\nc: {<<: [*m, {z: 4}], x: 5}\n"
+    assert load_yaml(text, "f.yml") == {
+        "a": {"x": 1, "y": 2},
+        "b": {"x": 1, "y": 3},
+        "c": {"x": 5, "y": 2, "z": 4},
+    }
+    assert "duplicate key 'y'" in problem("a: &m {x: 1}\nb: {<<: *m, y: 1, y: 2}\n")
+
+
 def test_syntax_errors_are_one_line_with_the_position() -> None:
     msg = problem("a: [1, 2\n")
     assert msg.startswith("f.yml: not valid YAML: line ")
