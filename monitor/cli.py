@@ -28,6 +28,7 @@ from monitor.errors import (
     SnapshotNotFoundError,
     SourceError,
     StoreError,
+    TimeRangeError,
     TrainingError,
 )
 from monitor.records import Evaluation, RunFailure
@@ -1025,13 +1026,14 @@ def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
 def _when(text: str, option: str, now: float) -> float:
     """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
     from monitor.durations import parse_duration
-    from monitor.timestamps import EARLIEST, TIME_RANGE, parse_time
+    from monitor.timestamps import EARLIEST, parse_time
 
     try:
         return parse_time(text, option)
-    except InvalidInputError as exc:
-        if TIME_RANGE in str(exc):
-            raise  # a time, out of range
+    except TimeRangeError:
+        raise  # a time, out of range
+    except InvalidInputError:
+        pass
     try:
         # A bare number was taken as a time above: a duration here always has a unit.
         back = parse_duration(text, option)

@@ -33,10 +33,10 @@ from monitor.checks import (
 from monitor.core.kmeans import METRICS
 from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import check_duration, format_duration
-from monitor.errors import ConfigError, InvalidInputError
+from monitor.errors import ConfigError
 from monitor.ports import SourceKind
 from monitor.slis import SLIS, THRESHOLDS
-from monitor.timestamps import TIME_EXPECTED, format_time, parse_time
+from monitor.timestamps import format_time, time_field
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -565,8 +565,8 @@ def _thresholds(r: _Reader) -> ThresholdSettings:
 def _reference(r: _Reader) -> ReferenceSettings:
     """``{window: D}`` or ``{from: T1, to: T2}``."""
     window = r.get("window", None, _duration)
-    start = r.get("from", None, parse_time_field)
-    end = r.get("to", None, parse_time_field)
+    start = r.get("from", None, time_field)
+    end = r.get("to", None, time_field)
     r.finish()
     if (start is None) != (end is None):
         r.add(
@@ -580,14 +580,6 @@ def _reference(r: _Reader) -> ReferenceSettings:
             return ReferenceSettings()
         return ReferenceSettings(window=end - start, start=start, end=end)
     return ReferenceSettings() if window is None else ReferenceSettings(window=window)
-
-
-def parse_time_field(value: Any, name: str) -> float:
-    """A point in time (unix seconds or ISO-8601, UTC when naive) as a configuration field."""
-    try:
-        return parse_time(value, name)
-    except InvalidInputError:
-        raise Mismatch(Problem(name, TIME_EXPECTED, value)) from None
 
 
 def _seasonal_problems(

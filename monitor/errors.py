@@ -21,6 +21,7 @@ __all__ = [
     "SourceError",
     "SourceTimeoutError",
     "StoreError",
+    "TimeRangeError",
     "TooFewRowsError",
     "TrainingError",
 ]
@@ -40,6 +41,10 @@ class InvalidValuesError(InvalidInputError):
 
 class TooFewRowsError(InvalidInputError):
     """A window has fewer rows than the model needs."""
+
+
+class TimeRangeError(InvalidInputError):
+    """A point in time that parses but lies outside 1970-01-01 to 9999-01-01 UTC."""
 
 
 class TrainingError(RuntimeError):

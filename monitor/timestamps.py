@@ -7,30 +7,38 @@ import numbers
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.errors import InvalidInputError
+from monitor.checks import Mismatch, Problem
+from monitor.errors import InvalidInputError, TimeRangeError
 
-__all__ = ["EARLIEST", "LATEST", "TIME_EXPECTED", "TIME_RANGE", "format_time", "parse_time"]
+__all__ = ["EARLIEST", "LATEST", "format_time", "parse_time", "time_field"]
 
 #: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
 #: Every one of them, and the windows and reference periods around it, has a calendar
 #: date to show; telemetry has no time outside them.
 EARLIEST = 0.0
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
-TIME_RANGE = "between 1970-01-01 and 9999-01-01 UTC"
-#: What a configuration field of a time must be, as its problem says.
-TIME_EXPECTED = f"unix seconds or an ISO-8601 time {TIME_RANGE}"
+_RANGE = "between 1970-01-01 and 9999-01-01 UTC"
 
 
 def parse_time(value: Any, where: str) -> float:
     """Unix seconds of a number, a numeric string, a datetime or an ISO-8601 string.
 
     Naive times are taken as UTC. Raises InvalidInputError naming ``where`` and saying
-    what was wrong with the value.
+    what was wrong with the value (TimeRangeError for a time outside EARLIEST..LATEST).
     """
     seconds = _seconds(value, where)
     if EARLIEST <= seconds < LATEST:
         return seconds
-    raise InvalidInputError(f"{where}: timestamp {value!r} is not {TIME_RANGE}.")
+    raise TimeRangeError(f"{where}: timestamp {value!r} is not {_RANGE}.")
+
+
+def time_field(value: Any, name: str) -> float:
+    """``parse_time`` for a configuration field: a bad value is its Problem (a Mismatch)."""
+    try:
+        return parse_time(value, name)
+    except InvalidInputError:
+        expected = f"unix seconds or an ISO-8601 time {_RANGE}"
+        raise Mismatch(Problem(name, expected, value)) from None
 
 
 def _seconds(value: Any, where: str) -> float:

@@ -7,11 +7,10 @@ from dataclasses import fields
 from functools import partial
 from typing import Any
 
-from monitor.checks import Mismatch, Problem, check_choice, problem_of, read_fields
+from monitor.checks import Problem, check_choice, problem_of, read_fields
 from monitor.durations import check_duration
-from monitor.errors import InvalidInputError
 from monitor.simulator._options import EVENT_KINDS, Event, SimulatorOptions, options_problems
-from monitor.timestamps import TIME_EXPECTED, parse_time
+from monitor.timestamps import time_field
 
 __all__ = ["parse_options"]
 
@@ -28,7 +27,7 @@ def parse_options(
     ``features``, events that name another feature are problems too. The options are
     None exactly when there are problems.
     """
-    values, problems = read_fields(raw, (*_OPTION_FIELDS, "events"), {"origin": _origin})
+    values, problems = read_fields(raw, (*_OPTION_FIELDS, "events"), {"origin": time_field})
     events, event_problems = _parse_events(values.pop("events", []))
     problems += event_problems
     if events is None:
@@ -38,13 +37,6 @@ def parse_options(
     options = SimulatorOptions(**values, events=events)
     problems += options_problems(options, features)
     return (None, problems) if problems else (options, [])
-
-
-def _origin(value: Any, name: str) -> float:
-    try:
-        return parse_time(value, name)
-    except InvalidInputError:
-        raise Mismatch(Problem(name, TIME_EXPECTED, value)) from None
 
 
 def _parse_events(raw: Any) -> tuple[tuple[Event, ...] | None, list[Problem]]:
