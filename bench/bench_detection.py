@@ -2,13 +2,15 @@
 
 The synthetic source with a daily cycle in its regimes' shares and levels (simulator
 ``seasonality`` 0.2, ``noise`` 1.0), five service features, four regimes, windows of 15
-minutes run every 15 minutes, a one-day reference (``reference: {window: 1d}``,
-``seasonality: daily``). Every replay goes through ``monitor.bootstrap.backtest``, the
-code behind ``kmeans-monitor backtest``: the same pipeline as the daemon, on in-memory
-stores, with each run's alert conditions judged by ``monitor.alerting``.
+minutes run every 15 minutes, a one-day reference (``reference: {window: 1d}``;
+``--reference`` sets another), ``seasonality: daily``. Every replay goes through
+``monitor.bootstrap.backtest``, the code behind ``kmeans-monitor backtest``: the same
+pipeline as the daemon, on in-memory stores, with each run's alert conditions judged by
+``monitor.alerting``.
 
 The first run (index 0) ends one day after the simulator's origin, so the reference
-period is that first day; the windows after it are numbered from 1.
+period is that first day (a longer one reaches back before the origin, where the
+simulator's rows follow the same cycle); the windows after it are numbered from 1.
 
 (a) Quiet: ``--windows`` windows after the reference, no event: flags (runs on which
     any alert condition held) per 1,000 windows, pages (streaks of two flags or more,
@@ -24,7 +26,8 @@ period is that first day; the windows after it are numbered from 1.
     the delay within the target and shorter than that.
 
     python -m bench detection [--rows 2000|50] [--mode auto|fixed|calibrated]
-                              [--windows 1000] [--seed 0] [--kinds K,...] [--json PATH]
+                              [--windows 1000] [--seed 0] [--kinds K,...]
+                              [--reference 1d] [--json PATH]
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ EVENTS: dict[str, dict[str, Any]] = {
 TARGET = {"gradual": 4}  # detection target in windows; 2 for every other kind
 
 
-def configuration(rows: int, mode: str, seed: int, events: list[dict[str, Any]]) -> Any:
-    """The settings of the benchmark's one model."""
+def configuration(
+    rows: int, mode: str, seed: int, events: list[dict[str, Any]], reference: str = "1d"
+) -> Any:
+    """The settings of the benchmark's one model; ``reference``: its period's duration."""
     from monitor.bootstrap import load_settings
 
     model = {
@@ -68,7 +73,7 @@ def configuration(rows: int, mode: str, seed: int, events: list[dict[str, Any]])
         "k": 4,
         "window": "15m",
         "schedule": {"interval": "15m"},
-        "reference": {"window": "1d"},
+        "reference": {"window": reference},
         "seasonality": "daily",
         "thresholds": {"mode": mode},
         "validation": {"min_rows": min(100, rows)},
@@ -87,19 +92,23 @@ def configuration(rows: int, mode: str, seed: int, events: list[dict[str, Any]])
     return load_settings(None, raw={"daemon": {"state_dir": "/nonexistent"}, "models": [model]})
 
 
-def _replay(rows: int, mode: str, seed: int, windows: int, events: list[dict[str, Any]]) -> Any:
+def _replay(
+    rows: int, mode: str, seed: int, windows: int, events: list[dict[str, Any]], reference: str
+) -> Any:
     """Runs 0 (the reference, ending one day after the origin) to ``windows``."""
     from monitor.bootstrap import backtest
 
-    settings = configuration(rows, mode, seed, events)
+    settings = configuration(rows, mode, seed, events, reference)
     first_end = ORIGIN + DAY
     return backtest(settings, "bench", first_end - STEP, first_end + windows * STEP)
 
 
-def quiet(rows: int, mode: str, seed: int, windows: int) -> tuple[dict[str, Any], list[bool]]:
+def quiet(
+    rows: int, mode: str, seed: int, windows: int, reference: str = "1d"
+) -> tuple[dict[str, Any], list[bool]]:
     """Flags and pages over ``windows`` quiet windows after the reference; every run's flag."""
     t0 = time.perf_counter()
-    r = _replay(rows, mode, seed, windows, [])
+    r = _replay(rows, mode, seed, windows, [], reference)
     after = r.windows[1:]
     flagged = [w for w in after if w.flag]
     by_alert: dict[str, int] = {}
@@ -127,14 +136,16 @@ def _detection(flag: list[bool]) -> int | None:
     return next((p for p in range(ONSET + 1, end) if flag[p] and flag[p - 1]), None)
 
 
-def event(rows: int, mode: str, seed: int, kind: str, control: list[bool]) -> dict[str, Any]:
+def event(
+    rows: int, mode: str, seed: int, kind: str, control: list[bool], reference: str = "1d"
+) -> dict[str, Any]:
     """The detection delay of one kind of change, and the alerts that saw it.
 
     ``control`` are the flags of the quiet replay (same seed, no event): the delay the
     same rule finds there says how much of the detection the change can claim.
     """
     spec = {**EVENTS[kind], "after": DAY + (ONSET - 1) * STEP}
-    r = _replay(rows, mode, seed, ONSET + HORIZON, [spec])
+    r = _replay(rows, mode, seed, ONSET + HORIZON, [spec], reference)
     pages = [w.index for w in r.windows[1:] if w.page]
     detected = _detection([w.flag for w in r.windows])
     last = detected if detected is not None else len(r.windows) - 1
@@ -162,7 +173,8 @@ def _delay(detected: int | None) -> int | None:
 def _table(result: dict[str, Any]) -> str:
     q = result["quiet"]
     lines = [
-        f"rows={result['rows']} mode={result['mode']} seed={result['seed']}",
+        f"rows={result['rows']} mode={result['mode']} seed={result['seed']} "
+        f"reference={result['reference']}",
         f"quiet: {q['windows']} windows, {q['flags']} flags ({q['flags_per_1000']:.0f} per "
         f"1,000), {q['pages']} pages ({q['paging_windows']} windows flagged after a flag), "
         f"{q['failed']} failed; flags by alert: "
@@ -180,6 +192,20 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _reference(text: str) -> str:
+    """``--reference``: a duration of at least a day (the model's seasonality is daily)."""
+    from monitor.checks import Mismatch
+    from monitor.durations import check_duration
+
+    try:
+        seconds = check_duration(text, "--reference")
+    except Mismatch as exc:
+        raise argparse.ArgumentTypeError(f"must be {exc.problem.expected}; got {text!r}") from None
+    if seconds < DAY:
+        raise argparse.ArgumentTypeError(f"must be at least 1d (a daily cycle); got {text!r}")
+    return text
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark, print the table, write the JSON."""
     import warnings
@@ -194,19 +220,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--windows", type=int, default=1000, help="quiet windows")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default=",".join(EVENTS), help="comma-separated kinds")
+    parser.add_argument(
+        "--reference", type=_reference, default="1d", help="the reference period (1d or more)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = sorted(set(kinds) - set(EVENTS))
     if unknown:
         parser.error(f"unknown kinds {unknown}; valid: {', '.join(EVENTS)}")
-    result: dict[str, Any] = {"rows": args.rows, "mode": args.mode, "seed": args.seed}
-    result["quiet"], control = quiet(args.rows, args.mode, args.seed, args.windows)
+    result: dict[str, Any] = {
+        "rows": args.rows, "mode": args.mode, "seed": args.seed, "reference": args.reference,
+    }  # fmt: skip
+    result["quiet"], control = quiet(args.rows, args.mode, args.seed, args.windows, args.reference)
     print(f"quiet windows done in {result['quiet']['seconds']} s", file=sys.stderr)
-    result["events"] = [event(args.rows, args.mode, args.seed, k, control) for k in kinds]
+    result["events"] = [
+        event(args.rows, args.mode, args.seed, k, control, args.reference) for k in kinds
+    ]
     print(_table(result))
     path = args.json or Path(__file__).parent / "results" / (
-        f"detection-{args.rows}-{args.mode}-{args.seed}.json"
+        f"detection-{args.rows}-{args.mode}-{args.seed}-{args.reference}.json"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,29 @@
+"""The detection benchmark's reference option: the model it configures, and bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bench_detection import DAY, configuration, main
+
+
+def test_the_reference_option_sets_the_models_reference_period() -> None:
+    assert configuration(50, "calibrated", 0, []).models[0].reference.window == DAY
+    longer = configuration(50, "calibrated", 0, [], reference="3d")
+    assert longer.models[0].reference.window == 3 * DAY
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("12h", "must be at least 1d (a daily cycle); got '12h'"),
+        ("soon", "must be a duration such as '90s'"),
+    ],
+)
+def test_a_reference_the_model_could_not_take_is_a_usage_error(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--reference", value, "--windows", "1"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
