@@ -41,6 +41,7 @@ from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_
 from monitor.core._psi import bin_index, psi_rows
 from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
 from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.core.outliers import leave_out_thresholds
 from monitor.core.seasonal import phase_index
 from monitor.errors import InvalidInputError
 from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
@@ -310,8 +311,9 @@ def _prepare(
     first = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.intp)
     labels, sq = assign_labels(X, C, working_memory_mib=wm)
     labels = np.asarray(labels, dtype=np.intp)
-    limits = np.asarray(outliers.thresholds, dtype=np.float64)
-    flags = (np.sqrt(np.asarray(sq, dtype=np.float64)) > limits[labels]).astype(np.float64)
+    # Each block's outliers by thresholds fitted without it, as a fresh window's are.
+    limits = leave_out_thresholds(sq, labels, blk, outliers, max(1, n_blocks))
+    flags = (np.sqrt(np.asarray(sq, dtype=np.float64)) > limits[blk, labels]).astype(np.float64)
     offsets = np.concatenate(([0], np.cumsum([e.shape[0] + 1 for e in bins.edges]))).astype(np.intp)
     cols = np.empty(X.shape, dtype=np.int32)
     for j, edges in enumerate(bins.edges):

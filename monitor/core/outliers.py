@@ -7,6 +7,7 @@ squared) Euclidean distances in scaled units, the unit of ``docs/metrics.md``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,13 @@ from monitor.core._checks import check_labels, check_sq_distances
 from monitor.errors import InvalidInputError
 from monitor.records import OutlierRate, OutlierThresholds
 
-__all__ = ["fit_outlier_thresholds", "outlier_counts", "outlier_rate", "outlier_rate_from_counts"]
+__all__ = [
+    "fit_outlier_thresholds",
+    "leave_out_thresholds",
+    "outlier_counts",
+    "outlier_rate",
+    "outlier_rate_from_counts",
+]
 
 F64 = NDArray[np.float64]
 
@@ -68,6 +75,75 @@ def fit_outlier_thresholds(
     lab = check_labels(labels, sq.shape[0], k, owner=owner)
     q = check_float(quantile, "quantile", low=0.0, high=1.0, low_inclusive=False, owner=owner)
     return OutlierThresholds(thresholds=_thresholds(_distances(sq), lab, k, q), quantile=q)
+
+
+def leave_out_thresholds(
+    sq_distances: ArrayLike,
+    labels: ArrayLike,
+    groups: ArrayLike,
+    thresholds: OutlierThresholds,
+    n_groups: int,
+) -> F64:
+    """Each group's per-cluster thresholds fitted without the group's own points.
+
+    A window of the reference judged by thresholds fitted on it too sees fewer outliers
+    than a fresh window does (the quantile was placed among its own points); with a small
+    reference the difference is large. Fitted without it, the thresholds treat it as the
+    fresh window it stands for in a null distribution.
+
+    Parameters
+    ----------
+    sq_distances, labels : as for :func:`fit_outlier_thresholds`.
+    groups : array-like of shape (n,)
+        Group of each point (a reference window), in ``[0, n_groups)``.
+    thresholds : OutlierThresholds
+        Their ``quantile`` is used; their ``thresholds`` stand in where a cluster has no
+        point outside a group.
+    n_groups : int
+
+    Returns
+    -------
+    ndarray of shape (n_groups, k)
+        What :func:`fit_outlier_thresholds` fits on the points outside each group (numpy's
+        linear quantile, so a group with no point changes nothing).
+    """
+    owner = "leave_out_thresholds"
+    sq = check_sq_distances(sq_distances, owner=owner)
+    t = np.asarray(thresholds.thresholds, dtype=np.float64)
+    k = t.shape[0]
+    lab = check_labels(labels, sq.shape[0], k, owner=owner)
+    g = check_labels(groups, sq.shape[0], check_int(n_groups, "n_groups", low=1), owner=owner)
+    out = np.broadcast_to(t, (n_groups, k)).copy()
+    dist = _distances(sq)
+    for cluster in range(k):
+        mine = lab == cluster
+        order = np.argsort(dist[mine], kind="stable")
+        values, owners = dist[mine][order], g[mine][order]
+        _leave_each_out(values, owners, thresholds.quantile, out[:, cluster])
+    return out
+
+
+def _leave_each_out(values: F64, owners: NDArray[np.intp], q: float, out: F64) -> None:
+    """``out[g]``: the ``q``-quantile of sorted ``values`` without those owned by group g.
+
+    Leaving out the points at sorted positions ``p`` (ascending), rank ``j`` of the rest
+    is position ``j + s``, with ``s`` the number of ``p[i] - i <= j``.
+    """
+    by_owner = np.argsort(owners, kind="stable")  # positions, grouped, ascending in a group
+    counts = np.bincount(owners, minlength=out.shape[0])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    for group in np.flatnonzero(counts):
+        p = by_owner[starts[group] : starts[group] + counts[group]]
+        rest = values.shape[0] - p.shape[0]
+        if rest == 0:
+            continue  # every point of the cluster is the group's: keep the fitted one
+        shift = p - np.arange(p.shape[0])
+        h = q * (rest - 1)
+        lo = math.floor(h)
+        hi = min(lo + 1, rest - 1)
+        at_lo = values[lo + np.searchsorted(shift, lo, side="right")]
+        at_hi = values[hi + np.searchsorted(shift, hi, side="right")]
+        out[group] = at_lo + (h - lo) * (at_hi - at_lo)
 
 
 def outlier_rate(

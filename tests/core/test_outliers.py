@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
+from monitor.core.outliers import fit_outlier_thresholds, leave_out_thresholds, outlier_rate
 from monitor.errors import InvalidInputError
 
 
@@ -95,3 +95,41 @@ def test_rate_rejects_labels_beyond_thresholds() -> None:
     thresholds = fit_outlier_thresholds(np.array([1.0]), np.array([0]), 2)
     with pytest.raises(InvalidInputError, match=r"'labels' parameter of outlier_rate"):
         outlier_rate(thresholds, np.array([1.0]), np.array([2]))
+
+
+@pytest.mark.parametrize("q", [0.5, 0.73, 0.99, 1.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_leave_out_thresholds_are_the_fit_without_each_group(q: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k, groups = int(rng.integers(1, 300)), int(rng.integers(1, 5)), int(rng.integers(1, 9))
+    sq = rng.exponential(size=n)
+    if seed % 2:
+        sq = np.round(sq, 1)  # ties
+    labels, owner = rng.integers(0, k, n), rng.integers(0, groups, n)
+    fitted = fit_outlier_thresholds(sq, labels, k, quantile=q)
+    got = leave_out_thresholds(sq, labels, owner, fitted, groups)
+    assert got.shape == (groups, k)
+    for g in range(groups):
+        for c in range(k):
+            rest = (owner != g) & (labels == c)
+            # No point of the cluster outside the group: the fitted threshold stands.
+            want = np.quantile(np.sqrt(sq[rest]), q) if rest.any() else fitted.thresholds[c]
+            assert got[g, c] == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_leave_out_thresholds_by_hand() -> None:
+    # Group 0: distances 1..18; group 1: 100 and 200. Fitted on all 20 at q = 0.9:
+    # 18 + 0.1 * (100 - 18) = 26.2. Without group 1: 16 + 0.3 * 1 = 16.3 (rank 15.3 of 18);
+    # without group 0: 100 + 0.9 * 100 = 190.
+    dist = np.concatenate((np.arange(1.0, 19.0), [100.0, 200.0]))
+    owner = np.array([0] * 18 + [1, 1])
+    fitted = fit_outlier_thresholds(dist**2, np.zeros(20, dtype=np.intp), 1, quantile=0.9)
+    assert fitted.thresholds[0] == pytest.approx(26.2)
+    limits = leave_out_thresholds(dist**2, np.zeros(20, dtype=np.intp), owner, fitted, 2)
+    assert limits[:, 0] == pytest.approx([190.0, 16.3])
+
+
+def test_leave_out_thresholds_reject_groups_out_of_range() -> None:
+    fitted = fit_outlier_thresholds([1.0, 4.0], [0, 0], 1)
+    with pytest.raises(InvalidInputError, match="leave_out_thresholds"):
+        leave_out_thresholds([1.0, 4.0], [0, 0], [0, 2], fitted, 2)
