@@ -172,6 +172,65 @@ def test_check_config_refuses_a_file_where_the_state_directory_goes(
     assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
+KEY_HINT = (
+    "must be at least 32 bytes of random key material (make one with python3 -c 'import "
+    "secrets; print(secrets.token_hex(32))')"
+)
+
+
+@pytest.mark.parametrize(
+    ("store", "env", "problem"),
+    [
+        (
+            {"key_file": "missing.key"},
+            {},
+            "store.key_file: must be a key the store can load (cannot read the store key file "
+            "{tmp}/missing.key: No such file or directory); got '{tmp}/missing.key'",
+        ),
+        (
+            {"key_env": "KMEANS_TEST_STORE_KEY"},
+            {},
+            "store.key_env: must be a key the store can load (the environment variable "
+            "KMEANS_TEST_STORE_KEY that should hold the store key is unset or empty); got "
+            "'KMEANS_TEST_STORE_KEY'",
+        ),
+        (
+            {"key_env": "KMEANS_TEST_STORE_KEY", "encrypt": True},
+            {"KMEANS_TEST_STORE_KEY": "short"},
+            f"store.key_env: {KEY_HINT}; got '5 bytes'",
+        ),
+    ],
+    ids=["missing-file", "unset-variable", "short-key"],
+)
+def test_check_config_and_run_refuse_a_store_key_that_does_not_load(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store: dict[str, Any],
+    env: dict[str, str],
+    problem: str,
+) -> None:
+    """check-config said OK where run and the snapshots commands then refused the key."""
+    monkeypatch.delenv("KMEANS_TEST_STORE_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = tmp_path / "monitor.yaml"
+    section = {"state_dir": "state", "listen": "127.0.0.1:0"}
+    raw = {"daemon": section, "store": store, "models": [model({"kind": "synthetic"})]}
+    cfg.write_text(yaml.safe_dump(raw))
+    line = f"  - {problem.format(tmp=tmp_path)}"
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert checked.stderr.splitlines() == [f"{cfg}: 1 problem(s)", line]
+    ran = invoke("run", "--config", str(cfg))
+    assert ran.exit_code == EXIT_USER, ran.output
+    assert ran.stderr.splitlines() == ["error: invalid configuration:", line]
+    assert not (tmp_path / "state").exists()
+    # With the key in place, the same file is fine.
+    (tmp_path / "missing.key").write_bytes(b"k" * 32)
+    monkeypatch.setenv("KMEANS_TEST_STORE_KEY", "k" * 32)
+    assert invoke("check-config", str(cfg)).exit_code == 0
+
+
 @pytest.mark.parametrize("listen", [":0", "[::1]:0", "127.0.0.1:0"])
 def test_every_interface_and_ipv6_are_accepted(tmp_path: Path, listen: str) -> None:
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
