@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.errors import InvalidInputError
+from monitor.redact import redact_url
 
 __all__ = [
     "FEATURE_NAME",
@@ -37,6 +39,7 @@ __all__ = [
     "Problem",
     "RandomStateLike",
     "check_array",
+    "check_base_url",
     "check_choice",
     "check_float",
     "check_float_mapping",
@@ -195,6 +198,29 @@ def check_name(value: Any, name: str, pattern: re.Pattern[str], *, owner: str | 
     """Return ``value`` if it is a str that ``pattern`` matches in full; raise otherwise."""
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise Mismatch(Problem(name, f"a name matching {pattern.pattern}", value), owner)
+    return value
+
+
+def check_base_url(value: Any, name: str, *, example: str, owner: str | None = None) -> str:
+    """Return ``value`` if it is the base URL of an HTTP service; raise otherwise.
+
+    Base URL: scheme http or https, a host, a port (if any) that is a number, no query
+    and no fragment (paths are appended to it). ``example`` completes "an http(s) URL
+    such as ...". The value in the problem has its credentials masked.
+    """
+    expected = f"an http(s) URL such as {example!r}"
+    if not isinstance(value, str):
+        raise Mismatch(Problem(name, expected, value), owner)
+    shown = redact_url(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise Mismatch(Problem(name, expected, shown), owner) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Mismatch(Problem(name, expected, shown), owner)
+    if parts.query or parts.fragment:
+        raise Mismatch(Problem(name, "a base URL without a query or a fragment", shown), owner)
     return value
 
 

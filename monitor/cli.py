@@ -20,8 +20,8 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.checks import Mismatch
-from monitor.config import Settings
+from monitor.checks import Mismatch, check_base_url
+from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
     InvalidInputError,
@@ -336,6 +336,8 @@ def evaluate(
             _model(settings, name)
         if dry_run and push_to:
             raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
+        if push_to is not None:  # before the runs, like daemon.pushgateway at load
+            check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
         # add their start-up, about 3 s (daemon.run_isolation is the daemon's).

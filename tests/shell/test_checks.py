@@ -11,6 +11,7 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    check_base_url,
     check_int,
     check_mapping,
     check_name,
@@ -92,3 +93,18 @@ def test_read_fields_converts_and_collects_every_problem() -> None:
 def test_read_fields_names_fields_under_a_path() -> None:
     _, problems = read_fields({"after": "x", "y": 1}, ["after"], {"after": check_duration}, "e[0]")
     assert sorted(p.field for p in problems) == ["e[0].after", "e[0].y"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://push:9091", "https://u:pw@push.example.com/prefix/", "http://[::1]:9091"]
+)
+def test_a_base_url_is_returned_as_given(url: str) -> None:
+    assert check_base_url(url, "pushgateway", example="http://h:1") == url
+
+
+def test_a_base_url_problem_masks_the_credentials() -> None:
+    with pytest.raises(Mismatch) as info:
+        check_base_url("https://me:s3cret@push:port", "pushgateway", example="http://h:1")
+    assert info.value.problem == Problem(
+        "pushgateway", "an http(s) URL such as 'http://h:1'", "https://***@push:port"
+    )

@@ -434,6 +434,37 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("where", ["file", "flag"])
+def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
+    files_setup: tuple[Path, Path], tmp_path: Path, where: str
+) -> None:
+    """evaluate ran every model, then failed the push with exit 1."""
+    cfg, _ = files_setup
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    if where == "file":
+        raw = yaml.safe_load(cfg.read_text())
+        raw["daemon"]["pushgateway"] = "pushgateway:9091"
+        cfg.write_text(yaml.safe_dump(raw))
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == EXIT_USER
+        assert checked.stderr.splitlines() == [
+            f"{cfg}: 1 problem(s)",
+            "  - daemon.pushgateway: must be an http(s) URL such as 'http://127.0.0.1:9091'; "
+            "got 'pushgateway:9091'",
+        ]
+        result = invoke("evaluate", "--config", str(cfg))
+        field = "  - daemon.pushgateway"
+    else:
+        result = invoke("evaluate", "--config", str(cfg), "--push-to", "pushgateway:9091")
+        field = "error: --push-to"
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"{field}: must be an http(s) URL such as 'http://127.0.0.1:9091'; got 'pushgateway:9091'"
+    )
+    assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
