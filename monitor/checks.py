@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import sys
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "check_str",
     "is_int",
     "is_real",
+    "overflow_message",
     "problem_of",
     "read_fields",
     "unknown_fields",
@@ -392,3 +394,50 @@ def check_random_state(seed: RandomStateLike) -> np.random.Generator:
         f"The 'random_state' parameter must be None, an int, a numpy Generator or "
         f"RandomState. Got {seed!r} instead."
     )
+
+
+def overflow_message(
+    X: ArrayLike,
+    features: Sequence[str],
+    units: str,
+    scale: Callable[[NDArray[np.float64]], NDArray[np.floating[Any]]] | None = None,
+) -> str | None:
+    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
+
+    With ``scale`` (a fitted scaler's transform) the rows are judged in its units;
+    without, as they are, and a column whose variance overflows counts too (a scaler
+    fitted on them would be infinite). ``units`` names what overflows in the message.
+    Rows with NaN or infinity are not judged: the NaN policy deals with them.
+    """
+    values = np.asarray(X)
+    if values.ndim != 2 or not values.size:
+        return None
+    if scale is None and _squares_bounded(values):
+        return None  # the common case, in two passes and no copy
+    values = values.astype(np.float64, copy=False)
+    rows = values[np.isfinite(values).all(axis=1)]
+    if not rows.size:
+        return None
+    with np.errstate(all="ignore"):
+        scaled = scale(rows) if scale is not None else rows
+        squares = np.einsum("ij,ij->i", scaled, scaled)
+        spread = np.var(rows, axis=0)
+    bad = ~np.isfinite(squares)
+    if not bad.any() and (scale is not None or np.isfinite(spread).all()):
+        return None
+    i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
+    j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
+    return (
+        f"values overflow {units}: {int(max(bad.sum(), 1))} of {len(rows)} rows, e.g. "
+        f"{features[j]} = {rows[i, j]:.3g}, whose square is beyond the largest float; the "
+        "data is probably in the wrong unit or corrupt"
+    )
+
+
+def _squares_bounded(values: NDArray[Any]) -> bool:
+    """Whether no row's squared norm and no column's variance can overflow: every value
+    is at most m in size and 4 m^2 d is finite (a deviation from the mean is at most 2 m).
+    False too for a NaN or an infinity, which the exact check then looks at."""
+    with np.errstate(invalid="ignore"):
+        m = max(abs(float(values.max())), abs(float(values.min())))
+    return 4.0 * m * m * values.shape[1] <= sys.float_info.max

@@ -1291,8 +1291,8 @@ def _k_data(
     import numpy as np
 
     from monitor.bootstrap import read_table
+    from monitor.checks import overflow_message
     from monitor.core import scaling as scaling_mod
-    from monitor.runner import overflow_message
 
     wanted = None if features is None else [f.strip() for f in features.split(",")]
     if wanted is not None and "" in wanted:
@@ -1315,7 +1315,7 @@ def _k_data(
             f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
             f"least {k_max}"
         )
-    overflow = overflow_message(X, names, None, "squared distances")
+    overflow = overflow_message(X, names, "squared distances")
     if overflow is not None:
         raise InvalidInputError(f"{path}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import numpy as np
 import pytest
 
 from monitor.checks import (
@@ -15,6 +17,7 @@ from monitor.checks import (
     check_int,
     check_mapping,
     check_name,
+    overflow_message,
     problem_of,
     read_fields,
     unknown_fields,
@@ -108,3 +111,31 @@ def test_a_base_url_problem_masks_the_credentials() -> None:
     assert info.value.problem == Problem(
         "pushgateway", "an http(s) URL such as 'http://h:1'", "https://***@push:port"
     )
+
+
+# The largest value whose square fits a float, in one column, and the bound that the quick
+# check of overflow_message uses (4 m^2 d): between the two only the exact check decides.
+ROOT_MAX = np.sqrt(sys.float_info.max)
+
+
+@pytest.mark.parametrize(
+    ("value", "overflows"),
+    [
+        (1.0, False),
+        (ROOT_MAX / 2, False),  # on the quick check's bound
+        (ROOT_MAX * 0.99, False),  # past the bound: the exact check says it fits
+        (ROOT_MAX * 1.01, True),
+        (-1e300, True),
+    ],
+)
+def test_overflow_message_is_exact_on_either_side_of_its_quick_check(
+    value: float, overflows: bool
+) -> None:
+    X = np.array([[0.0], [value]])
+    message = overflow_message(X, ["a"], "u")
+    assert (message is not None) == overflows
+    if overflows:
+        assert message == (
+            f"values overflow u: 1 of 2 rows, e.g. a = {value:.3g}, whose square is beyond "
+            "the largest float; the data is probably in the wrong unit or corrupt"
+        )

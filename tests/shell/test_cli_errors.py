@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import socket
 import sqlite3
 import threading
@@ -278,13 +279,39 @@ def test_values_at_1e308_scale_are_invalid_values_that_say_why(
     assert result.exit_code == EXIT_FAILED
     [failure] = json.loads(result.stdout)
     assert failure["reason"] == "invalid_values"
-    assert "values overflow the model's scaled units: 600 of 600 rows" in failure["message"]
+    assert "values overflow squared distances: 600 of 600 rows" in failure["message"]
     assert stored(tmp_path / "state") == before
     after = history_rows(tmp_path / "state")
     # The failure is recorded, and nothing else: no evaluation, no version.
     assert after.pop("failures") == rows.pop("failures") + 1
     after.pop("sqlite_sequence"), rows.pop("sqlite_sequence")
     assert after == rows
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["first-run", "live-model"])
+def test_values_near_1e300_fail_the_run_as_invalid_values_and_store_nothing(
+    files_setup: tuple[Path, Path], tmp_path: Path, live: bool
+) -> None:
+    """Training on them worked (the scaler's spread overflowed to inf) and stored a model
+    that could neither score nor serve; choose-k refused the same file."""
+    cfg, data = files_setup
+    if not live:
+        shutil.rmtree(tmp_path / "state")
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    X = blobs(600, CENTERS, seed=2) * 1e300
+    np.savetxt(data / "w.csv", X, delimiter=",", header="a,b", comments="")
+    result = invoke("evaluate", "--config", str(cfg), "--json")
+    assert result.exit_code == EXIT_FAILED, result.output
+    [failure] = json.loads(result.stdout)
+    assert failure["reason"] == "invalid_values"
+    assert "values overflow squared distances: 600 of 600 rows, e.g. " in failure["message"]
+    assert stored(tmp_path / "state") == before
+    after = history_rows(tmp_path / "state")
+    assert after["failures"] == rows.get("failures", 0) + 1
+    assert after["evaluations"] == rows.get("evaluations", 0)
+    chose = invoke("choose-k", str(data / "w.csv"))
+    assert chose.exit_code == EXIT_USER
+    assert "values overflow squared distances: 600 of 600 rows, e.g. " in chose.stderr
 
 
 def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
