@@ -565,8 +565,7 @@ def backtest(
     t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
     names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
     if plot is not None:
-        plots.plot_format(plot)
-        plots.require_matplotlib()
+        _check_plot(plot)
         if len(names) > 1:
             raise InvalidInputError(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
@@ -582,6 +581,17 @@ def backtest(
             _print_replay(r)
     if plot is not None:
         click.echo(f"plot written to {plot}", err=True)
+
+
+def _check_plot(plot: Path) -> None:
+    """Refuse a --plot file that could not be written before any work is done: its
+    format, matplotlib, and a directory to write it in."""
+    from monitor import plots
+
+    plots.plot_format(plot)
+    plots.require_matplotlib()
+    if not plot.parent.is_dir():
+        raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
 
 
 def _backtest_progress(model: str) -> Any:
@@ -1391,8 +1401,7 @@ def choose_k(
     if sample < k_max:
         raise InvalidInputError(f"--sample {sample} rows cannot hold --k-max {k_max} clusters")
     if plot is not None:
-        plots.plot_format(plot)
-        plots.require_matplotlib()
+        _check_plot(plot)
     data = _k_data(path, features, scaling, sample, seed, k_max)
     ks = list(range(k_min, k_max + 1))
     # Each k's own fit and silhouette come first and cost more than a reference fit.

@@ -314,6 +314,33 @@ def test_values_near_1e300_fail_the_run_as_invalid_values_and_store_nothing(
     assert "values overflow squared distances: 600 of 600 rows, e.g. " in chose.stderr
 
 
+@pytest.mark.parametrize("command", ["choose-k", "backtest"])
+def test_a_plot_into_a_missing_directory_is_refused_before_any_work(
+    files_setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """choose-k ran every fit (backtest every window) before it found nowhere to write."""
+    from monitor import bootstrap
+    from monitor.core import selection
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the work started before the plot's path was checked")
+
+    monkeypatch.setattr(selection, "choose_k", no_work)
+    monkeypatch.setattr(bootstrap, "backtest", no_work)
+    cfg, data = files_setup
+    plot = tmp_path / "nowhere" / "k.svg"
+    if command == "choose-k":
+        result = invoke("choose-k", str(data / "w.csv"), "--plot", str(plot))
+    else:
+        window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
+        result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: --plot {str(plot)!r}: there is no directory {str(plot.parent)!r}\n"
+    )
+    assert not plot.parent.exists()
+
+
 def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
     big = tmp_path / "big.csv"
     np.savetxt(big, blobs(300, CENTERS, seed=2) * 1e306, delimiter=",", header="a,b", comments="")
