@@ -12,6 +12,8 @@ import json
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -545,10 +547,6 @@ def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
         (["runbook", "KMeansNope"], 2, "no alert named 'KMeansNope'"),
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
-        (["demo", "--listen", "nohost"], 2, "daemon.listen: must be HOST:PORT"),
-        (["demo", "--duration", "nan"], 2, "error: --duration: must be a float in [0, inf); got "),
-        (["demo", "--duration", "-5"], 2, "error: --duration: must be a float in [0, inf); got "),
-        (["demo", "--duration", "inf"], 2, "error: --duration: must be a float in [0, inf); got "),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
     ],
 )
@@ -563,6 +561,37 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
+# A demo that got past its checks would run on: each case runs in a process of its own
+# with a deadline, so that a regression fails here instead of hanging the suite. Start-up
+# takes a few seconds on a busy machine; a demo that started trains for longer than this.
+DEMO_DEADLINE = 30.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "nan"], "error: --duration: must be a float in [0, inf); got nan"),
+        (["--duration", "-5"], "error: --duration: must be a float in [0, inf); got -5.0"),
+        (["--duration", "inf"], "error: --duration: must be a float in [0, inf); got inf"),
+        (["--listen", "nohost"], "  - daemon.listen: must be HOST:PORT like 127.0.0.1:9310, "),
+    ],
+)
+def test_demo_refuses_bad_options_before_it_starts(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    state = tmp_path / "demo"
+    argv = [sys.executable, "-m", "monitor", "demo", "--listen", "127.0.0.1:0"]
+    argv += ["--state-dir", str(state), *args]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=DEMO_DEADLINE)
+    except subprocess.TimeoutExpired:  # run() has killed it
+        pytest.fail(f"demo {' '.join(args)} still ran after {DEMO_DEADLINE:g} s: it started")
+    assert result.returncode == EXIT_USER, result.stderr
+    assert result.stdout == ""
+    assert message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+    assert not state.exists()
 
 
 def test_a_model_named_twice_runs_once(files_setup: tuple[Path, Path], tmp_path: Path) -> None:
