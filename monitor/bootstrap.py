@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__, alerting
-from monitor.checks import Problem, check_float
+from monitor.checks import Mismatch, Problem, check_float
 from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
 from monitor.engines import spark_engine
-from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError
+from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import (
     ModelSpec,
@@ -112,8 +112,9 @@ def load_settings(
     What only the adapters can check is checked too, every problem in one ConfigError:
     crontab expressions (by the scheduler's own parser), each source's credential and
     certificate files, the web configuration file and, with ``serve`` (``run``,
-    ``demo``, ``check-config``), that the listen address can be listened on and that no
-    file stands where the state directory is to be.
+    ``demo``, ``check-config``), that the listen address can be listened on, that no
+    file stands where the state directory is to be, and that the store's key loads
+    (from ``env``, the process's environment by default).
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
@@ -127,6 +128,8 @@ def load_settings(
         problems.append(listen.config("daemon"))
     if serve and (state := _state_dir_problem(Path(settings.daemon.state_dir))) is not None:
         problems.append(state.config("daemon"))
+    if serve and (key := _store_key_problem(settings, env)) is not None:
+        problems.append(key.config("store"))
     if problems:
         raise ConfigError(problems)
     return settings
@@ -140,6 +143,19 @@ def _state_dir_problem(directory: Path) -> Problem | None:
         if path.exists():
             expected = f"a directory, or a path where one can be made ({path} is a file)"
             return Problem("state_dir", expected, str(directory))
+    return None
+
+
+def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Problem | None:
+    """Why the store's key does not load, as opening the store would find, if it does not."""
+    s = settings.store
+    field, value = ("key_file", str(s.key_file)) if s.key_file else ("key_env", s.key_env)
+    try:
+        load_key(key_file=s.key_file, key_env=s.key_env, environ=os.environ if env is None else env)
+    except Mismatch as exc:  # the key itself, too short: what it must be, about the key
+        return Problem(field, exc.problem.expected, exc.problem.got)
+    except (StoreError, InvalidInputError) as exc:
+        return Problem(field, f"a key the store can load ({exc})", value)
     return None
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable, Mapping
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.errors import InvalidInputError
+from monitor.redact import redact_url
 
 __all__ = [
     "FEATURE_NAME",
@@ -37,6 +40,7 @@ __all__ = [
     "Problem",
     "RandomStateLike",
     "check_array",
+    "check_base_url",
     "check_choice",
     "check_float",
     "check_float_mapping",
@@ -49,6 +53,7 @@ __all__ = [
     "check_str",
     "is_int",
     "is_real",
+    "overflow_message",
     "problem_of",
     "read_fields",
     "unknown_fields",
@@ -195,6 +200,29 @@ def check_name(value: Any, name: str, pattern: re.Pattern[str], *, owner: str | 
     """Return ``value`` if it is a str that ``pattern`` matches in full; raise otherwise."""
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise Mismatch(Problem(name, f"a name matching {pattern.pattern}", value), owner)
+    return value
+
+
+def check_base_url(value: Any, name: str, *, example: str, owner: str | None = None) -> str:
+    """Return ``value`` if it is the base URL of an HTTP service; raise otherwise.
+
+    Base URL: scheme http or https, a host, a port (if any) that is a number, no query
+    and no fragment (paths are appended to it). ``example`` completes "an http(s) URL
+    such as ...". The value in the problem has its credentials masked.
+    """
+    expected = f"an http(s) URL such as {example!r}"
+    if not isinstance(value, str):
+        raise Mismatch(Problem(name, expected, value), owner)
+    shown = redact_url(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise Mismatch(Problem(name, expected, shown), owner) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Mismatch(Problem(name, expected, shown), owner)
+    if parts.query or parts.fragment:
+        raise Mismatch(Problem(name, "a base URL without a query or a fragment", shown), owner)
     return value
 
 
@@ -366,3 +394,50 @@ def check_random_state(seed: RandomStateLike) -> np.random.Generator:
         f"The 'random_state' parameter must be None, an int, a numpy Generator or "
         f"RandomState. Got {seed!r} instead."
     )
+
+
+def overflow_message(
+    X: ArrayLike,
+    features: Sequence[str],
+    units: str,
+    scale: Callable[[NDArray[np.float64]], NDArray[np.floating[Any]]] | None = None,
+) -> str | None:
+    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
+
+    With ``scale`` (a fitted scaler's transform) the rows are judged in its units;
+    without, as they are, and a column whose variance overflows counts too (a scaler
+    fitted on them would be infinite). ``units`` names what overflows in the message.
+    Rows with NaN or infinity are not judged: the NaN policy deals with them.
+    """
+    values = np.asarray(X)
+    if values.ndim != 2 or not values.size:
+        return None
+    if scale is None and _squares_bounded(values):
+        return None  # the common case, in two passes and no copy
+    values = values.astype(np.float64, copy=False)
+    rows = values[np.isfinite(values).all(axis=1)]
+    if not rows.size:
+        return None
+    with np.errstate(all="ignore"):
+        scaled = scale(rows) if scale is not None else rows
+        squares = np.einsum("ij,ij->i", scaled, scaled)
+        spread = np.var(rows, axis=0)
+    bad = ~np.isfinite(squares)
+    if not bad.any() and (scale is not None or np.isfinite(spread).all()):
+        return None
+    i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
+    j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
+    return (
+        f"values overflow {units}: {int(max(bad.sum(), 1))} of {len(rows)} rows, e.g. "
+        f"{features[j]} = {rows[i, j]:.3g}, whose square is beyond the largest float; the "
+        "data is probably in the wrong unit or corrupt"
+    )
+
+
+def _squares_bounded(values: NDArray[Any]) -> bool:
+    """Whether no row's squared norm and no column's variance can overflow: every value
+    is at most m in size and 4 m^2 d is finite (a deviation from the mean is at most 2 m).
+    False too for a NaN or an infinity, which the exact check then looks at."""
+    with np.errstate(invalid="ignore"):
+        m = max(abs(float(values.max())), abs(float(values.min())))
+    return 4.0 * m * m * values.shape[1] <= sys.float_info.max

@@ -20,8 +20,8 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.checks import Mismatch
-from monitor.config import Settings
+from monitor.checks import Mismatch, check_base_url
+from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
     InvalidInputError,
@@ -336,6 +336,8 @@ def evaluate(
             _model(settings, name)
         if dry_run and push_to:
             raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
+        if push_to is not None:  # before the runs, like daemon.pushgateway at load
+            check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
         # add their start-up, about 3 s (daemon.run_isolation is the daemon's).
@@ -563,8 +565,7 @@ def backtest(
     t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
     names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
     if plot is not None:
-        plots.plot_format(plot)
-        plots.require_matplotlib()
+        _check_plot(plot)
         if len(names) > 1:
             raise InvalidInputError(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
@@ -580,6 +581,17 @@ def backtest(
             _print_replay(r)
     if plot is not None:
         click.echo(f"plot written to {plot}", err=True)
+
+
+def _check_plot(plot: Path) -> None:
+    """Refuse a --plot file that could not be written before any work is done: its
+    format, matplotlib, and a directory to write it in."""
+    from monitor import plots
+
+    plots.plot_format(plot)
+    plots.require_matplotlib()
+    if not plot.parent.is_dir():
+        raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
 
 
 def _backtest_progress(model: str) -> Any:
@@ -1289,8 +1301,8 @@ def _k_data(
     import numpy as np
 
     from monitor.bootstrap import read_table
+    from monitor.checks import overflow_message
     from monitor.core import scaling as scaling_mod
-    from monitor.runner import overflow_message
 
     wanted = None if features is None else [f.strip() for f in features.split(",")]
     if wanted is not None and "" in wanted:
@@ -1313,7 +1325,7 @@ def _k_data(
             f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
             f"least {k_max}"
         )
-    overflow = overflow_message(X, names, None, "squared distances")
+    overflow = overflow_message(X, names, "squared distances")
     if overflow is not None:
         raise InvalidInputError(f"{path}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
@@ -1389,8 +1401,7 @@ def choose_k(
     if sample < k_max:
         raise InvalidInputError(f"--sample {sample} rows cannot hold --k-max {k_max} clusters")
     if plot is not None:
-        plots.plot_format(plot)
-        plots.require_matplotlib()
+        _check_plot(plot)
     data = _k_data(path, features, scaling, sample, seed, k_max)
     ks = list(range(k_min, k_max + 1))
     # Each k's own fit and silhouette come first and cost more than a reference fit.

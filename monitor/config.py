@@ -22,6 +22,7 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    check_base_url,
     check_choice,
     check_float,
     check_int,
@@ -72,6 +73,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RUN_ISOLATIONS = ("thread", "process")  # where a run's numeric middle computes
 #: Where a model's numeric work runs: this process, or a Spark cluster (monitor.engines).
 ENGINES = ("local", "spark")
+
+PUSHGATEWAY_EXAMPLE = "http://127.0.0.1:9091"
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -325,10 +328,12 @@ class _Reader:
         self.problems = problems
         self.seen: set[str] = set()
         self.raw: Mapping[str, Any] = {}
+        self.valid = True  # False when the value is not a mapping (reported)
         try:
             self.raw = check_mapping({} if raw is None else raw, where)
         except Mismatch as exc:
             problems.append(exc.problem.config())
+            self.valid = False
 
     def path(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
@@ -418,6 +423,20 @@ def _cron(value: Any, name: str) -> str:
     return value
 
 
+#: The shortest schedule.interval. The scheduler counts a run's misfire grace in whole
+#: seconds (monitor.scheduling), so it cannot honour a shorter one: every run would be
+#: due before the last had started. A cron fires at most once a minute.
+MIN_INTERVAL = 1.0
+
+
+def _interval(value: Any, name: str) -> float:
+    seconds = check_duration(value, name)
+    if seconds < MIN_INTERVAL:
+        least = format_duration(MIN_INTERVAL)
+        raise Mismatch(Problem(name, f"a duration of at least {least}", value))
+    return seconds
+
+
 def _listen(value: Any, name: str) -> str:
     parse_listen(_text(value, name))
     return str(value)
@@ -443,7 +462,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "max_workers": _int(1, 64),
     "blas_threads": _int(0, 256),
     "run_threads": _int(0, 256),
-    "pushgateway": _text,
+    "pushgateway": partial(check_base_url, example=PUSHGATEWAY_EXAMPLE),
     "log_level": _log_level,
     "web_config_file": lambda value, name: Path(_text(value, name)),
     "shutdown_grace": _duration,
@@ -562,47 +581,68 @@ def _thresholds(r: _Reader) -> ThresholdSettings:
     return t
 
 
-def _reference(r: _Reader) -> ReferenceSettings:
-    """``{window: D}`` or ``{from: T1, to: T2}``."""
+def _reference(r: _Reader) -> ReferenceSettings | None:
+    """``{window: D}`` or ``{from: T1, to: T2}``; None when it has a problem (reported)."""
+    before = len(r.problems) - (not r.valid)
     window = r.get("window", None, _duration)
     start = r.get("from", None, time_field)
     end = r.get("to", None, time_field)
     r.finish()
-    if (start is None) != (end is None):
-        r.add(
-            Problem("to" if end is None else "from", "given with the other end of the range", None)
-        )
+    # Whether an end was written, not whether it parsed: a bad one is its own problem.
+    given_from, given_to = (r.raw.get(key) is not None for key in ("from", "to"))
+    if given_from != given_to:
+        r.add(Problem("from" if given_to else "to", "given with the other end of the range", None))
+    if given_from and given_to and window is not None:
+        r.add(Problem("window", "omitted with from/to (one way to say the period)", window))
+    if start is not None and end is not None and end <= start:
+        r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
+    if len(r.problems) > before:
+        return None
     if start is not None and end is not None:
-        if window is not None:
-            r.add(Problem("window", "omitted with from/to (one way to say the period)", window))
-        if end <= start:
-            r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
-            return ReferenceSettings()
         return ReferenceSettings(window=end - start, start=start, end=end)
     return ReferenceSettings() if window is None else ReferenceSettings(window=window)
 
 
+def _reference_written(raw: Any) -> str | None:
+    """Which field says a model's reference period: ``reference.window``, ``reference``
+    (a from/to range), or None when the default period applies."""
+    if not isinstance(raw, Mapping):
+        return None
+    if raw.get("from") is not None or raw.get("to") is not None:
+        return "reference"
+    return "reference.window" if raw.get("window") is not None else None
+
+
 def _seasonal_problems(
-    reference: ReferenceSettings, seasonality: str, window: float | None
+    reference: ReferenceSettings, seasonality: str, window: float | None, written: str | None
 ) -> list[Problem]:
+    """The reference period against the cycle and the window it must hold.
+
+    Each problem names the field the user wrote: ``reference.window``, or ``reference``
+    for a from/to range; with the default period (a day), the model's ``seasonality``
+    or ``window`` that needs a longer one.
+    """
+    shown = format_duration(reference.window)
+    if written == "reference":
+        span = f"{format_time(reference.start or 0)} to {format_time(reference.end or 0)}"
+        shown = f"{span} ({shown})"
+    fix = f"the reference period (by default {shown}: set reference.window to at least"
     problems = []
     period = SEASON_PERIODS.get(seasonality)
     if period is not None and reference.window < period:
+        cycle = format_duration(period)
+        what = f"one {seasonality} cycle ({cycle}) with seasonality: {seasonality}"
         problems.append(
-            Problem(
-                "reference.window",
-                f"at least one {seasonality} cycle ({format_duration(period)}) with "
-                f"seasonality: {seasonality}",
-                format_duration(reference.window),
-            )
+            Problem(written, f"at least {what}", shown)
+            if written
+            else Problem("seasonality", f"a cycle within {fix} {cycle})", seasonality)
         )
     if window is not None and reference.window < window:
+        length = format_duration(window)
         problems.append(
-            Problem(
-                "reference.window",
-                f"at least the monitored window ({format_duration(window)})",
-                format_duration(reference.window),
-            )
+            Problem(written, f"at least the monitored window ({length})", shown)
+            if written
+            else Problem("window", f"at most {fix} {length})", length)
         )
     return problems
 
@@ -614,7 +654,7 @@ def _schedule(
 
     ``check_cron`` says why a 5-field expression would be refused by the scheduler.
     """
-    interval = r.get("interval", None, _duration)
+    interval = r.get("interval", None, _interval)
     cron = r.get("cron", None, _cron)
     if cron is not None and check_cron is not None and (why := check_cron(cron)) is not None:
         r.add(Problem("cron", f"a crontab expression the scheduler accepts ({why})", cron))
@@ -703,8 +743,9 @@ def _parse_model(
     window = r.require("window", _duration)
     source = _source(r.child("source"), features, sources)
     interval, cron, grace, run_timeout = _schedule(r.child("schedule"), check_cron)
+    reference = _reference(r.child("reference"))  # None: its problems are reported
     values: dict[str, Any] = {
-        "reference": _reference(r.child("reference")),
+        "reference": reference or ReferenceSettings(),
         "thresholds": _thresholds(r.child("thresholds")),
         "slo": _section(r.child("slo"), SloSettings, _SLO),
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
@@ -726,8 +767,10 @@ def _parse_model(
         # Telemetry follows the day: a reference of a day or more is compared by phase.
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
-    for problem in _seasonal_problems(values["reference"], values["seasonality"], window):
-        r.add(problem)
+    if reference is not None:  # an invalid one says so already, and nothing more
+        written = _reference_written(r.raw.get("reference"))
+        for problem in _seasonal_problems(reference, values["seasonality"], window, written):
+            r.add(problem)
     min_rows = values["validation"].min_rows
     if isinstance(k, int) and k > min_rows:
         r.add(

@@ -97,7 +97,8 @@ def format_duration(seconds: float) -> str:
     """The shortest exact form of ``seconds`` in the largest fitting unit ("90s", "5m", "1d")."""
     for unit in ("w", "d", "h", "m", "s"):
         size = _UNITS[unit]
-        if seconds >= size and float(seconds / size).is_integer():
+        # Beyond 2^53 every float is an integer: 1e300 would be a 300-digit count of weeks.
+        if size <= seconds < size * 2**53 and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{seconds:g}s"
 

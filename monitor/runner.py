@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from monitor import slis as S
+from monitor.checks import overflow_message
 from monitor.config import Settings
 from monitor.core.scaling import transform
 from monitor.errors import (
@@ -52,7 +51,6 @@ __all__ = [
     "approve_command",
     "awaiting_approval",
     "classify_failure",
-    "overflow_message",
     "store_options",
     "summary",
 ]
@@ -304,7 +302,8 @@ class Runner:
         scaler = self._live_scaler(name)
         units = "the model's scaled units" if scaler is not None else "a new reference's scaling"
         for window in windows:
-            message = overflow_message(window.X, window.features, scaler, units)
+            scale = None if scaler is None else functools.partial(transform, scaler)
+            message = overflow_message(window.X, window.features, units, scale)
             if message is not None:
                 where = f"model {name!r}, window {window.label or window.start}"
                 return InvalidValuesError(f"{where}: {message}")
@@ -350,37 +349,6 @@ class Runner:
                     log.info("model=%s live snapshot is now v%d", m.name, version)
             except Exception as exc:  # the next refresh tries again
                 log.warning("model=%s cannot read the live snapshot: %s", m.name, exc)
-
-
-def overflow_message(
-    X: object, features: Sequence[str], scaler: Scaler | None, units: str
-) -> str | None:
-    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
-
-    With ``scaler`` the rows are judged in its scaled units; without, as they are (a
-    scaler fitted on them would have a spread that overflows). ``units`` names what
-    overflows in the message ("the model's scaled units").
-    """
-    values = np.asarray(X, dtype=np.float64)
-    if values.ndim != 2 or not values.size:
-        return None
-    rows = values[np.isfinite(values).all(axis=1)]
-    if not rows.size:
-        return None
-    with np.errstate(all="ignore"):
-        scaled = transform(scaler, rows) if scaler is not None else rows
-        squares = np.einsum("ij,ij->i", scaled, scaled)
-        spread = np.var(rows, axis=0)
-    bad = ~np.isfinite(squares)
-    if not bad.any() and (scaler is not None or np.isfinite(spread).all()):
-        return None
-    i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
-    j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
-    return (
-        f"values overflow {units}: {int(max(bad.sum(), 1))} of {len(rows)} rows, e.g. "
-        f"{features[j]} = {rows[i, j]:.3g}, whose square is beyond the largest float; the "
-        "data is probably in the wrong unit or corrupt"
-    )
 
 
 def awaiting_approval(evaluation: Evaluation) -> bool:

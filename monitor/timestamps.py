@@ -10,7 +10,7 @@ from typing import Any
 from monitor.checks import Mismatch, Problem
 from monitor.errors import InvalidInputError, TimeRangeError
 
-__all__ = ["EARLIEST", "LATEST", "format_time", "parse_time", "time_field"]
+__all__ = ["EARLIEST", "LATEST", "format_time", "out_of_range", "parse_time", "time_field"]
 
 #: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
 #: Every one of them, and the windows and reference periods around it, has a calendar
@@ -29,7 +29,13 @@ def parse_time(value: Any, where: str) -> float:
     seconds = _seconds(value, where)
     if EARLIEST <= seconds < LATEST:
         return seconds
-    raise TimeRangeError(f"{where}: timestamp {value!r} is not {_RANGE}.")
+    raise out_of_range(value, where)
+
+
+def out_of_range(value: Any, where: str) -> TimeRangeError:
+    """The error of a time outside EARLIEST..LATEST, as written (``value``) at ``where``;
+    for checks of many times at once that must say what ``parse_time`` says."""
+    return TimeRangeError(f"{where}: timestamp {value!r} is not {_RANGE}.")
 
 
 def time_field(value: Any, name: str) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor import slis as S
+from monitor.checks import overflow_message
 from monitor.config import KRange, ModelSettings
 from monitor.core import drift, outliers, quality, scaling
 from monitor.core.kmeans import assign_two_nearest
@@ -73,6 +74,10 @@ def validate_window(window: Window, model: ModelSettings) -> FloatArray:
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     X = _drop_invalid_rows(X, model, where)
+    # Finite values whose squares overflow (1e300) would train a model that cannot be
+    # scored or served; choose-k refuses them with the same check.
+    if (overflow := overflow_message(X, model.features, "squared distances")) is not None:
+        raise InvalidValuesError(f"{where}: {overflow}")
     check_enough_rows(int(X.shape[0]), model, where)
     return X
 

@@ -11,9 +11,9 @@ from numpy.typing import NDArray
 
 from monitor.checks import check_float, is_real
 from monitor.errors import SchemaError
-from monitor.timestamps import parse_time
+from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time
 
-__all__ = ["check_bounds", "check_unique", "match_columns", "parse_timestamps"]
+__all__ = ["check_bounds", "check_times", "check_unique", "match_columns", "parse_timestamps"]
 
 
 def check_bounds(start: Any, end: Any, owner: str) -> tuple[float, float]:
@@ -91,7 +91,8 @@ def parse_timestamps(
     """Unix seconds of numbers or ISO-8601 strings (naive times are taken as UTC).
 
     A bad value raises InvalidInputError naming ``where`` and its position: "row i", or
-    ``positions = (word, numbers)`` to say e.g. "line 12" for the i-th value.
+    ``positions = (word, numbers)`` to say e.g. "line 12" for the i-th value. Every time
+    is checked against the range ``parse_time`` accepts, with its message.
     """
     try:
         # Numbers and numeric strings convert in one go; anything else takes the slow path.
@@ -99,23 +100,53 @@ def parse_timestamps(
     except (TypeError, ValueError):
         pass
     else:
-        if fast.ndim == 1 and np.isfinite(fast).all():
+        # A time in range is finite, so one check does for both. A column that fails it
+        # goes down the slow path, which says what is wrong (not finite, out of range).
+        if fast.ndim == 1 and _all_inside(fast):
             return fast
     out = np.empty(len(values), dtype=np.float64)
     cache: dict[str, float] = {}
     for i, v in enumerate(values):
         if is_real(v):
-            out[i] = float(v)
+            out[i] = float(v)  # its range is checked below, with every other number's
             continue
         if isinstance(v, str) and v in cache:
             out[i] = cache[v]
             continue
-        at = (
-            f"{where}, row {i}"
-            if positions is None
-            else f"{where}, {positions[0]} {positions[1][i]}"
-        )
-        out[i] = parse_time(v, at)
+        out[i] = parse_time(v, _position(where, positions, i))
         if isinstance(v, str):
             cache[v] = out[i]
-    return out
+    return check_times(out, where, positions, values)
+
+
+def check_times(
+    seconds: NDArray[np.float64],
+    where: str,
+    positions: tuple[str, Sequence[int]] | None = None,
+    written: Sequence[Any] | None = None,
+) -> NDArray[np.float64]:
+    """``seconds`` when every one is a time ``parse_time`` accepts (from 1970 to 9999);
+    else its error for the first that is not, with the text ``written`` there if any."""
+    if _all_inside(seconds):
+        return seconds
+    with np.errstate(invalid="ignore"):
+        inside = (seconds >= EARLIEST) & (seconds < LATEST)  # NaN is outside
+    i = int(np.flatnonzero(~inside)[0])
+    text = None if written is None else written[i]
+    value = text if isinstance(text, str) else float(seconds[i])
+    raise out_of_range(value, _position(where, positions, i))
+
+
+def _all_inside(seconds: NDArray[np.float64]) -> bool:
+    """Whether every one of ``seconds`` is a time ``parse_time`` accepts, in two passes that
+    allocate nothing: a NaN makes the minimum and the maximum NaN, which fail both tests."""
+    if not seconds.size:
+        return True
+    return bool(seconds.min() >= EARLIEST and seconds.max() < LATEST)
+
+
+def _position(where: str, positions: tuple[str, Sequence[int]] | None, i: int) -> str:
+    """Where the i-th value is: "row i", or the caller's word and number for it."""
+    return (
+        f"{where}, row {i}" if positions is None else f"{where}, {positions[0]} {positions[1][i]}"
+    )

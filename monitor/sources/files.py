@@ -30,7 +30,13 @@ from monitor.checks import Problem, check_choice, is_real, problem_of, read_fiel
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
-from monitor.sources._common import check_bounds, check_unique, match_columns, parse_timestamps
+from monitor.sources._common import (
+    check_bounds,
+    check_times,
+    check_unique,
+    match_columns,
+    parse_timestamps,
+)
 from monitor.timestamps import format_time, parse_time
 
 __all__ = [
@@ -427,6 +433,10 @@ class FilesSource:
         if not np.isfinite(ts).all():
             row = int(np.flatnonzero(~np.isfinite(ts))[0])
             raise SourceError(f"{where}, row {row}: timestamp {ts[row]!r} is not a finite number")
+        try:
+            check_times(ts, where)
+        except InvalidInputError as exc:
+            raise SourceError(str(exc)) from exc
         return np.ascontiguousarray(data[:, 1:]), ts
 
 
@@ -621,19 +631,18 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
     t = col.type
     if col.null_count:
         raise SourceError(f"{where}: {col.null_count} row(s) have no timestamp")
-    if pa.types.is_timestamp(t):
-        per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
-        # Naive timestamps are taken as UTC, like naive ISO strings.
-        return col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
-    if _arrow_numeric(pa, t):
-        values: Any = np.asarray(col.cast(pa.float64()).to_numpy(), dtype=np.float64)
-    elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        values = col.to_pylist()
-    else:
+    text = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if not (pa.types.is_timestamp(t) or _arrow_numeric(pa, t) or text):
         raise SchemaError(
             f"{where}: timestamp column has type {t}; expected unix seconds or ISO-8601."
         )
     try:
+        if pa.types.is_timestamp(t):
+            per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
+            # Naive timestamps are taken as UTC, like naive ISO strings.
+            seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
+            return check_times(seconds, where)
+        values: Any = col.to_pylist() if text else col.cast(pa.float64()).to_numpy()
         return parse_timestamps(values, where)
     except InvalidInputError as exc:
         raise SourceError(str(exc)) from exc

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from monitor.checks import (
     Problem,
+    check_base_url,
     check_int,
     is_real,
     problem_of,
@@ -259,19 +260,10 @@ def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None
 
 
 def _url_problems(o: PrometheusOptions) -> list[Problem]:
-    if not isinstance(o.url, str):
-        return [Problem("url", "an http(s) URL such as 'http://prometheus:9090'", o.url)]
-    shown = _Shown(repr(redact_url(o.url)))
-    try:
-        parts = urllib.parse.urlsplit(o.url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return [Problem("url", "an http(s) URL such as 'http://prometheus:9090'", shown)]
-    if parts.query or parts.fragment:
-        return [Problem("url", "a base URL without a query or a fragment", shown)]
-    if o.tls is not None and parts.scheme != "https":
+    problem = problem_of(check_base_url, o.url, "url", example="http://prometheus:9090")
+    if problem is not None:
+        return [problem]
+    if o.tls is not None and urllib.parse.urlsplit(o.url).scheme != "https":
         return [Problem("tls", "omitted unless the url is https", _Shown("{...}"))]
     return []
 

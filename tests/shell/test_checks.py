@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import numpy as np
 import pytest
 
 from monitor.checks import (
@@ -11,9 +13,11 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    check_base_url,
     check_int,
     check_mapping,
     check_name,
+    overflow_message,
     problem_of,
     read_fields,
     unknown_fields,
@@ -92,3 +96,46 @@ def test_read_fields_converts_and_collects_every_problem() -> None:
 def test_read_fields_names_fields_under_a_path() -> None:
     _, problems = read_fields({"after": "x", "y": 1}, ["after"], {"after": check_duration}, "e[0]")
     assert sorted(p.field for p in problems) == ["e[0].after", "e[0].y"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://push:9091", "https://u:pw@push.example.com/prefix/", "http://[::1]:9091"]
+)
+def test_a_base_url_is_returned_as_given(url: str) -> None:
+    assert check_base_url(url, "pushgateway", example="http://h:1") == url
+
+
+def test_a_base_url_problem_masks_the_credentials() -> None:
+    with pytest.raises(Mismatch) as info:
+        check_base_url("https://me:s3cret@push:port", "pushgateway", example="http://h:1")
+    assert info.value.problem == Problem(
+        "pushgateway", "an http(s) URL such as 'http://h:1'", "https://***@push:port"
+    )
+
+
+# The largest value whose square fits a float, in one column, and the bound that the quick
+# check of overflow_message uses (4 m^2 d): between the two only the exact check decides.
+ROOT_MAX = np.sqrt(sys.float_info.max)
+
+
+@pytest.mark.parametrize(
+    ("value", "overflows"),
+    [
+        (1.0, False),
+        (ROOT_MAX / 2, False),  # on the quick check's bound
+        (ROOT_MAX * 0.99, False),  # past the bound: the exact check says it fits
+        (ROOT_MAX * 1.01, True),
+        (-1e300, True),
+    ],
+)
+def test_overflow_message_is_exact_on_either_side_of_its_quick_check(
+    value: float, overflows: bool
+) -> None:
+    X = np.array([[0.0], [value]])
+    message = overflow_message(X, ["a"], "u")
+    assert (message is not None) == overflows
+    if overflows:
+        assert message == (
+            f"values overflow u: 1 of 2 rows, e.g. a = {value:.3g}, whose square is beyond "
+            "the largest float; the data is probably in the wrong unit or corrupt"
+        )

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,6 +175,65 @@ def test_check_config_refuses_a_file_where_the_state_directory_goes(
     assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
+KEY_HINT = (
+    "must be at least 32 bytes of random key material (make one with python3 -c 'import "
+    "secrets; print(secrets.token_hex(32))')"
+)
+
+
+@pytest.mark.parametrize(
+    ("store", "env", "problem"),
+    [
+        (
+            {"key_file": "missing.key"},
+            {},
+            "store.key_file: must be a key the store can load (cannot read the store key file "
+            "{tmp}/missing.key: No such file or directory); got '{tmp}/missing.key'",
+        ),
+        (
+            {"key_env": "KMEANS_TEST_STORE_KEY"},
+            {},
+            "store.key_env: must be a key the store can load (the environment variable "
+            "KMEANS_TEST_STORE_KEY that should hold the store key is unset or empty); got "
+            "'KMEANS_TEST_STORE_KEY'",
+        ),
+        (
+            {"key_env": "KMEANS_TEST_STORE_KEY", "encrypt": True},
+            {"KMEANS_TEST_STORE_KEY": "short"},
+            f"store.key_env: {KEY_HINT}; got '5 bytes'",
+        ),
+    ],
+    ids=["missing-file", "unset-variable", "short-key"],
+)
+def test_check_config_and_run_refuse_a_store_key_that_does_not_load(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store: dict[str, Any],
+    env: dict[str, str],
+    problem: str,
+) -> None:
+    """check-config said OK where run and the snapshots commands then refused the key."""
+    monkeypatch.delenv("KMEANS_TEST_STORE_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cfg = tmp_path / "monitor.yaml"
+    section = {"state_dir": "state", "listen": "127.0.0.1:0"}
+    raw = {"daemon": section, "store": store, "models": [model({"kind": "synthetic"})]}
+    cfg.write_text(yaml.safe_dump(raw))
+    line = f"  - {problem.format(tmp=tmp_path)}"
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert checked.stderr.splitlines() == [f"{cfg}: 1 problem(s)", line]
+    ran = invoke("run", "--config", str(cfg))
+    assert ran.exit_code == EXIT_USER, ran.output
+    assert ran.stderr.splitlines() == ["error: invalid configuration:", line]
+    assert not (tmp_path / "state").exists()
+    # With the key in place, the same file is fine.
+    (tmp_path / "missing.key").write_bytes(b"k" * 32)
+    monkeypatch.setenv("KMEANS_TEST_STORE_KEY", "k" * 32)
+    assert invoke("check-config", str(cfg)).exit_code == 0
+
+
 @pytest.mark.parametrize("listen", [":0", "[::1]:0", "127.0.0.1:0"])
 def test_every_interface_and_ipv6_are_accepted(tmp_path: Path, listen: str) -> None:
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=listen)
@@ -219,13 +281,66 @@ def test_values_at_1e308_scale_are_invalid_values_that_say_why(
     assert result.exit_code == EXIT_FAILED
     [failure] = json.loads(result.stdout)
     assert failure["reason"] == "invalid_values"
-    assert "values overflow the model's scaled units: 600 of 600 rows" in failure["message"]
+    assert "values overflow squared distances: 600 of 600 rows" in failure["message"]
     assert stored(tmp_path / "state") == before
     after = history_rows(tmp_path / "state")
     # The failure is recorded, and nothing else: no evaluation, no version.
     assert after.pop("failures") == rows.pop("failures") + 1
     after.pop("sqlite_sequence"), rows.pop("sqlite_sequence")
     assert after == rows
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["first-run", "live-model"])
+def test_values_near_1e300_fail_the_run_as_invalid_values_and_store_nothing(
+    files_setup: tuple[Path, Path], tmp_path: Path, live: bool
+) -> None:
+    """Training on them worked (the scaler's spread overflowed to inf) and stored a model
+    that could neither score nor serve; choose-k refused the same file."""
+    cfg, data = files_setup
+    if not live:
+        shutil.rmtree(tmp_path / "state")
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    X = blobs(600, CENTERS, seed=2) * 1e300
+    np.savetxt(data / "w.csv", X, delimiter=",", header="a,b", comments="")
+    result = invoke("evaluate", "--config", str(cfg), "--json")
+    assert result.exit_code == EXIT_FAILED, result.output
+    [failure] = json.loads(result.stdout)
+    assert failure["reason"] == "invalid_values"
+    assert "values overflow squared distances: 600 of 600 rows, e.g. " in failure["message"]
+    assert stored(tmp_path / "state") == before
+    after = history_rows(tmp_path / "state")
+    assert after["failures"] == rows.get("failures", 0) + 1
+    assert after["evaluations"] == rows.get("evaluations", 0)
+    chose = invoke("choose-k", str(data / "w.csv"))
+    assert chose.exit_code == EXIT_USER
+    assert "values overflow squared distances: 600 of 600 rows, e.g. " in chose.stderr
+
+
+@pytest.mark.parametrize("command", ["choose-k", "backtest"])
+def test_a_plot_into_a_missing_directory_is_refused_before_any_work(
+    files_setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """choose-k ran every fit (backtest every window) before it found nowhere to write."""
+    from monitor import bootstrap
+    from monitor.core import selection
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the work started before the plot's path was checked")
+
+    monkeypatch.setattr(selection, "choose_k", no_work)
+    monkeypatch.setattr(bootstrap, "backtest", no_work)
+    cfg, data = files_setup
+    plot = tmp_path / "nowhere" / "k.svg"
+    if command == "choose-k":
+        result = invoke("choose-k", str(data / "w.csv"), "--plot", str(plot))
+    else:
+        window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
+        result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: --plot {str(plot)!r}: there is no directory {str(plot.parent)!r}\n"
+    )
+    assert not plot.parent.exists()
 
 
 def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
@@ -375,6 +490,37 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("where", ["file", "flag"])
+def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
+    files_setup: tuple[Path, Path], tmp_path: Path, where: str
+) -> None:
+    """evaluate ran every model, then failed the push with exit 1."""
+    cfg, _ = files_setup
+    before, rows = stored(tmp_path / "state"), history_rows(tmp_path / "state")
+    if where == "file":
+        raw = yaml.safe_load(cfg.read_text())
+        raw["daemon"]["pushgateway"] = "pushgateway:9091"
+        cfg.write_text(yaml.safe_dump(raw))
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == EXIT_USER
+        assert checked.stderr.splitlines() == [
+            f"{cfg}: 1 problem(s)",
+            "  - daemon.pushgateway: must be an http(s) URL such as 'http://127.0.0.1:9091'; "
+            "got 'pushgateway:9091'",
+        ]
+        result = invoke("evaluate", "--config", str(cfg))
+        field = "  - daemon.pushgateway"
+    else:
+        result = invoke("evaluate", "--config", str(cfg), "--push-to", "pushgateway:9091")
+        field = "error: --push-to"
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"{field}: must be an http(s) URL such as 'http://127.0.0.1:9091'; got 'pushgateway:9091'"
+    )
+    assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -401,10 +547,6 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
         (["runbook", "KMeansNope"], 2, "no alert named 'KMeansNope'"),
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
-        (["demo", "--listen", "nohost"], 2, "daemon.listen: must be HOST:PORT"),
-        (["demo", "--duration", "nan"], 2, "error: --duration: must be a float in [0, inf); got "),
-        (["demo", "--duration", "-5"], 2, "error: --duration: must be a float in [0, inf); got "),
-        (["demo", "--duration", "inf"], 2, "error: --duration: must be a float in [0, inf); got "),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
     ],
 )
@@ -419,6 +561,37 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
+
+
+# A demo that got past its checks would run on: each case runs in a process of its own
+# with a deadline, so that a regression fails here instead of hanging the suite. Start-up
+# takes a few seconds on a busy machine; a demo that started trains for longer than this.
+DEMO_DEADLINE = 30.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "nan"], "error: --duration: must be a float in [0, inf); got nan"),
+        (["--duration", "-5"], "error: --duration: must be a float in [0, inf); got -5.0"),
+        (["--duration", "inf"], "error: --duration: must be a float in [0, inf); got inf"),
+        (["--listen", "nohost"], "  - daemon.listen: must be HOST:PORT like 127.0.0.1:9310, "),
+    ],
+)
+def test_demo_refuses_bad_options_before_it_starts(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    state = tmp_path / "demo"
+    argv = [sys.executable, "-m", "monitor", "demo", "--listen", "127.0.0.1:0"]
+    argv += ["--state-dir", str(state), *args]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=DEMO_DEADLINE)
+    except subprocess.TimeoutExpired:  # run() has killed it
+        pytest.fail(f"demo {' '.join(args)} still ran after {DEMO_DEADLINE:g} s: it started")
+    assert result.returncode == EXIT_USER, result.stderr
+    assert result.stdout == ""
+    assert message in result.stderr.splitlines()[-1] and "Traceback" not in result.stderr
+    assert not state.exists()
 
 
 def test_a_model_named_twice_runs_once(files_setup: tuple[Path, Path], tmp_path: Path) -> None:

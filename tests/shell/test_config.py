@@ -363,11 +363,93 @@ def test_config_never_imports_a_source() -> None:
             "models[checkout].seasonality: must be one of {'auto', 'none', 'daily', 'weekly'}; "
             "got 'hourly'",
         ),
+        # A bad end of the range is its only problem, not also a missing one.
+        (
+            {"reference": {"from": 0, "to": "bad"}},
+            "models[checkout].reference.to: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 'bad'",
+        ),
+        (
+            {"reference": {"from": "never", "to": "2026-11-01"}},
+            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
+            "between 1970-01-01 and 9999-01-01 UTC; got 'never'",
+        ),
+        # An invalid reference says so, and the window is not judged against a default.
+        (
+            {"reference": {"window": "ten days"}, "window": "2d"},
+            "models[checkout].reference.window: must be a duration such as '90s', '5m', "
+            "'2h', '1d' or a positive number of seconds; got 'ten days'",
+        ),
+        ({"reference": 5, "window": "2d"}, "models[checkout].reference: must be a mapping; got 5"),
+        # With the default period (a day), the field the user wrote is the one named.
+        (
+            {"window": "2d"},
+            "models[checkout].window: must be at most the reference period (by default 1d: "
+            "set reference.window to at least 2d); got '2d'",
+        ),
+        (
+            {"window": 1e300},
+            "models[checkout].window: must be at most the reference period (by default 1d: "
+            "set reference.window to at least 1e+300s); got '1e+300s'",
+        ),
+        (
+            {"seasonality": "weekly"},
+            "models[checkout].seasonality: must be a cycle within the reference period (by "
+            "default 1d: set reference.window to at least 1w); got 'weekly'",
+        ),
+        (
+            {"reference": {"from": "2026-11-01", "to": "2026-11-01T00:05:00"}},
+            "models[checkout].reference: must be at least the monitored window (10m); got "
+            "'2026-11-01T00:00:00Z to 2026-11-01T00:05:00Z (5m)'",
+        ),
     ],
 )
 def test_reference_period_and_seasonality_problems(extra: dict[str, Any], expected: str) -> None:
     raw = minimal(**extra)
-    assert expected in problems_of(raw)
+    assert problems_of(raw) == [expected]
+
+
+@pytest.mark.parametrize("interval", ["0.0001s", 0.5, "999ms", "0.5s"])
+def test_an_interval_under_a_second_is_refused(interval: Any) -> None:
+    # The scheduler counts misfire grace in whole seconds: it cannot honour less.
+    assert problems_of(minimal(schedule={"interval": interval})) == [
+        f"models[checkout].schedule.interval: must be a duration of at least 1s; got {interval!r}"
+    ]
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("1s", 1.0), (1, 1.0), ("1500ms", 1.5)])
+def test_an_interval_of_a_second_or_more_is_accepted(interval: Any, seconds: float) -> None:
+    assert parse(minimal(schedule={"interval": interval}), sources=SOURCES).models[0].interval == (
+        seconds
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("127.0.0.1:9091", "an http(s) URL such as 'http://127.0.0.1:9091'; got '127.0.0.1:9091'"),
+        ("ftp://push:9091", "an http(s) URL such as 'http://127.0.0.1:9091'; got 'ftp://push:9091'"),
+        ("http://", "an http(s) URL such as 'http://127.0.0.1:9091'; got 'http://'"),
+        ("http://push:port", "an http(s) URL such as 'http://127.0.0.1:9091'; got 'http://push:port'"),
+        ("http://u:pw@push:x", "an http(s) URL such as 'http://127.0.0.1:9091'; got 'http://***@push:x'"),
+        ("http://push:9091/?a=1", "a base URL without a query or a fragment; got 'http://push:9091/?a=1'"),
+        (9091, "an http(s) URL such as 'http://127.0.0.1:9091'; got 9091"),
+    ],
+)  # fmt: skip
+def test_the_pushgateway_must_be_an_http_url(url: Any, expected: str) -> None:
+    raw = {**minimal(), "daemon": {"pushgateway": url}}
+    assert problems_of(raw) == [f"daemon.pushgateway: must be {expected}"]
+
+
+def test_the_pushgateway_from_the_environment_is_checked_too() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, raw=minimal(), sources=SOURCES, env={"KMEANS_MONITOR_PUSHGATEWAY": "push:9"})
+    assert info.value.problems == [
+        "daemon.pushgateway: must be an http(s) URL such as 'http://127.0.0.1:9091'; got 'push:9'"
+    ]
+    for url in ("http://127.0.0.1:9091", "https://push.example.com/prefix"):
+        env = {"KMEANS_MONITOR_PUSHGATEWAY": url}
+        assert load(None, raw=minimal(), sources=SOURCES, env=env).daemon.pushgateway == url
 
 
 def test_a_reference_period_by_window_or_by_range() -> None:

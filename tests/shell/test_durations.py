@@ -64,6 +64,11 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert parse_duration(text, "x") == seconds
 
 
+def test_a_huge_duration_is_formatted_short() -> None:
+    # A configuration problem shows it: not a 300-digit count of weeks.
+    assert format_duration(1e300) == "1e+300s"
+
+
 # ------------------------------------------------------------------------ Prometheus form
 
 

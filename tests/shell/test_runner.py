@@ -15,12 +15,13 @@ import pytest
 
 from monitor import runner as runner_module
 from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, run_timeout
+from monitor.checks import overflow_message
 from monitor.config import Settings, parse
 from monitor.errors import ConfigError, SourceError
 from monitor.exporter import MonitorState
 from monitor.pipeline import ScaleBuffer
 from monitor.records import Evaluation, RunFailure, Window
-from monitor.runner import Runner, overflow_message
+from monitor.runner import Runner
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from tests.fakes import FAKE_SOURCES, FakeClock, blobs
 
@@ -269,17 +270,18 @@ def test_values_that_overflow_are_invalid_values_that_say_so(live: bool) -> None
     h.source.scale = 1e306  # finite, but squared distances overflow
     result = h.runner.run_model("shop")
     assert isinstance(result, RunFailure) and result.reason == "invalid_values"
-    units = "the model's scaled units" if live else "a new reference's scaling"
-    assert result.message.startswith(f"model 'shop', window fake window: values overflow {units}: ")
+    # Refused where NaN is, by the window's validation, before anything is trained on it.
+    prefix = "model 'shop', window fake window: values overflow squared distances: "
+    assert result.message.startswith(prefix)
     assert "whose square is beyond the largest float" in result.message
     assert h.store.versions("shop") == ([1] if live else [])
 
 
 def test_overflow_message_needs_a_real_overflow() -> None:
     X = np.array([[1.0, 2.0], [np.nan, 1e308], [3.0, 4.0]])
-    assert overflow_message(X, FEATURES, None, "u") is None  # the NaN row is not judged
+    assert overflow_message(X, FEATURES, "u") is None  # the NaN row is not judged
     X[1, 0] = 1.0
-    assert overflow_message(X, FEATURES, None, "u") == (
+    assert overflow_message(X, FEATURES, "u") == (
         "values overflow u: 1 of 3 rows, e.g. b = 1e+308, whose square is beyond the largest "
         "float; the data is probably in the wrong unit or corrupt"
     )

@@ -444,6 +444,55 @@ def test_time_range_timestamp_problems(
         _range_source(tmp_path).read_window(T0 - 60, T0)
 
 
+# Times outside 1970..9999 (docs/sources.md): refused with parse_time's one message,
+# whichever way the column was parsed: numbers in one go (CSV of numbers, a numeric or
+# timestamp Parquet column, NPY), or value by value (a column that mixes in ISO text).
+OUT_OF_RANGE = "is not between 1970-01-01 and 9999-01-01 UTC"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "stamps", "where"),
+    [
+        (".csv", [T0, 1e20, T0, T0, T0], "line 3: timestamp '1e+20' "),
+        (".csv", [T0, T0, T0, -1.5, T0], "line 5: timestamp '-1.5' "),
+        (".csv", ["2023-11-14", "1e20", "x", "y", "z"], "line 3: timestamp '1e20' "),
+        (".parquet", [T0, T0, 1e20, T0, T0], "row 2: timestamp 1e+20 "),
+        (".parquet", [T0, T0, T0, T0, -1.0], "row 4: timestamp -1.0 "),
+        (".npy", [T0, 1e20, T0, T0, T0], "row 1: timestamp 1e+20 "),
+        (".npy", [-86400.0, T0, T0, T0, T0], "row 0: timestamp -86400.0 "),
+    ],
+    ids=[
+        "csv-numbers",
+        "csv-before-1970",
+        "csv-mixed",
+        "parquet",
+        "parquet-negative",
+        "npy",
+        "npy-before-1970",
+    ],
+)
+def test_time_range_refuses_times_outside_1970_to_9999_in_every_format(
+    tmp_path: Path, suffix: str, stamps: list[Any], where: str
+) -> None:
+    if suffix == ".npy":
+        np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]))
+    else:
+        write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
+    with pytest.raises(SourceError) as info:
+        _range_source(tmp_path).read_window(T0 - 60, T0)
+    file = tmp_path / f"w{suffix}"
+    assert str(info.value) == f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
+
+
+def test_time_range_refuses_an_arrow_timestamp_before_1970(tmp_path: Path) -> None:
+    stamps = np.array([T0, T0, T0, -86400.0, T0]) * 1000
+    table = pa.table({"ts": pa.array(stamps.astype("int64"), pa.timestamp("ms")), **named(ROWS)})
+    pq.write_table(table, tmp_path / "w.parquet")
+    with pytest.raises(SourceError) as info:
+        _range_source(tmp_path).read_window(T0 - 60, T0)
+    assert str(info.value).endswith(f"w.parquet', row 3: timestamp -86400.0 {OUT_OF_RANGE}.")
+
+
 # --------------------------------------------------------------------------- read_table
 
 
