@@ -437,7 +437,13 @@ def overflow_message(
 def _squares_bounded(values: NDArray[Any]) -> bool:
     """Whether no row's squared norm and no column's variance can overflow: every value
     is at most m in size and 4 m^2 d is finite (a deviation from the mean is at most 2 m).
-    False too for a NaN or an infinity, which the exact check then looks at."""
+    False too for a NaN or an infinity, which the exact check then looks at. A dtype
+    whose largest value cannot overflow (float32: a window's usual type) needs no pass."""
+    if values.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            largest = float(np.finfo(values.dtype).max)
+            if 4.0 * largest * largest * values.shape[1] <= sys.float_info.max:
+                return True
     with np.errstate(invalid="ignore"):
         m = max(abs(float(values.max())), abs(float(values.min())))
     return 4.0 * m * m * values.shape[1] <= sys.float_info.max

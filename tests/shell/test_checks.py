@@ -139,3 +139,13 @@ def test_overflow_message_is_exact_on_either_side_of_its_quick_check(
             f"values overflow u: 1 of 2 rows, e.g. a = {value:.3g}, whose square is beyond "
             "the largest float; the data is probably in the wrong unit or corrupt"
         )
+
+
+def test_float32_rows_never_overflow_squared_distances_in_float64() -> None:
+    # The largest float32 squared is about 1.2e77: a float32 window fits, down to its
+    # extremes, so the check needs no pass over it (and gives the same answer).
+    largest = np.finfo(np.float32).max
+    X = np.array([[largest, -largest], [0.0, 1.0]], dtype=np.float32)
+    assert overflow_message(X, ["a", "b"], "u") is None
+    assert overflow_message(X.astype(np.float64), ["a", "b"], "u") is None
+    assert overflow_message(np.array([[1e300]]), ["a"], "u") is not None
