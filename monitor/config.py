@@ -423,16 +423,17 @@ def _cron(value: Any, name: str) -> str:
     return value
 
 
-#: The shortest schedule.interval. The scheduler counts a run's misfire grace in whole
-#: seconds (monitor.scheduling), so it cannot honour a shorter one: every run would be
-#: due before the last had started. A cron fires at most once a minute.
-MIN_INTERVAL = 1.0
+#: The shortest schedule.interval and misfire_grace. The scheduler counts a run's misfire
+#: grace in whole seconds (monitor.scheduling): it cannot honour a shorter interval (every
+#: run would be due before the last had started), and a shorter grace would silently be
+#: a second. A cron fires at most once a minute.
+MIN_SCHEDULE_SECONDS = 1.0
 
 
-def _interval(value: Any, name: str) -> float:
+def _schedule_seconds(value: Any, name: str) -> float:
     seconds = check_duration(value, name)
-    if seconds < MIN_INTERVAL:
-        least = format_duration(MIN_INTERVAL)
+    if seconds < MIN_SCHEDULE_SECONDS:
+        least = format_duration(MIN_SCHEDULE_SECONDS)
         raise Mismatch(Problem(name, f"a duration of at least {least}", value))
     return seconds
 
@@ -654,12 +655,12 @@ def _schedule(
 
     ``check_cron`` says why a 5-field expression would be refused by the scheduler.
     """
-    interval = r.get("interval", None, _interval)
+    interval = r.get("interval", None, _schedule_seconds)
     cron = r.get("cron", None, _cron)
     if cron is not None and check_cron is not None and (why := check_cron(cron)) is not None:
         r.add(Problem("cron", f"a crontab expression the scheduler accepts ({why})", cron))
         cron = None
-    grace = r.get("misfire_grace", None, _duration)
+    grace = r.get("misfire_grace", None, _schedule_seconds)
     timeout = r.get("run_timeout", None, _duration)
     if (r.raw.get("interval") is None) == (r.raw.get("cron") is None):
         expected = "a mapping with exactly one of 'interval' or 'cron'"

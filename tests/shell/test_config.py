@@ -417,6 +417,15 @@ def test_an_interval_under_a_second_is_refused(interval: Any) -> None:
     ]
 
 
+@pytest.mark.parametrize("grace", ["0.001s", 0.5, "999ms"])
+def test_a_misfire_grace_under_a_second_is_refused(grace: Any) -> None:
+    # The scheduler would make it a second without a word.
+    raw = minimal(schedule={"interval": "5m", "misfire_grace": grace})
+    assert problems_of(raw) == [
+        f"models[checkout].schedule.misfire_grace: must be a duration of at least 1s; got {grace!r}"
+    ]
+
+
 @pytest.mark.parametrize(("interval", "seconds"), [("1s", 1.0), (1, 1.0), ("1500ms", 1.5)])
 def test_an_interval_of_a_second_or_more_is_accepted(interval: Any, seconds: float) -> None:
     assert parse(minimal(schedule={"interval": interval}), sources=SOURCES).models[0].interval == (
