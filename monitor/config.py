@@ -584,7 +584,9 @@ def _thresholds(r: _Reader) -> ThresholdSettings:
 
 def _reference(r: _Reader) -> ReferenceSettings | None:
     """``{window: D}`` or ``{from: T1, to: T2}``; None when it has a problem (reported)."""
-    before = len(r.problems) - (not r.valid)
+    if not r.valid:
+        return None  # not a mapping: the reader has said so
+    before = len(r.problems)
     window = r.get("window", None, _duration)
     start = r.get("from", None, time_field)
     end = r.get("to", None, time_field)

@@ -117,8 +117,9 @@ def leave_out_thresholds(
     dist = _distances(sq)
     for cluster in range(k):
         mine = lab == cluster
-        order = np.argsort(dist[mine], kind="stable")
-        values, owners = dist[mine][order], g[mine][order]
+        values = dist[mine]
+        order = np.argsort(values, kind="stable")
+        values, owners = values[order], g[mine][order]
         _leave_each_out(values, owners, thresholds.quantile, out[:, cluster])
     return out
 

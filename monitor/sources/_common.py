@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ def _normalise(name: str) -> str:
 
 def check_unique(columns: Sequence[str], where: str) -> None:
     """SchemaError naming the columns that a file has more than once."""
-    duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
+    duplicated = sorted(c for c, n in Counter(columns).items() if n > 1)
     if duplicated:
         raise SchemaError(f"{where}: duplicated column(s) {duplicated}.")
 
