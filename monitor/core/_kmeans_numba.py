@@ -59,8 +59,13 @@ Int64 = NDArray[np.int64]
 # tasks each and a late one does not hold the other up; it must not depend on the
 # thread count (it sets the order of the float sums).
 CHUNK_ROWS = 16384
-# Rows per GEMM inside a chunk: the (k, block) distance block stays in L2 cache.
-BLOCK_ROWS = 256
+# Rows per GEMM inside a chunk: as many as keep the (k, rows) distance block within
+# BLOCK_BYTES (well inside any current x86 core's L2), between 256 and 1024. Longer
+# blocks amortise BLAS's per-call packing: at k = 64, float32, one scan of 200 000 x 32
+# took 12.8-15.3 ms in 1024-row blocks against 17.1-22.4 ms in 256-row ones (medians of
+# 15, docs/benchmarks.md).
+BLOCK_BYTES = 1 << 18
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 256, 1024
 # Above this share of rows scanned, the bounds cost more than they save: that many
 # E-steps scan every row before the bounds are tried again.
 FULL_SCAN_SHARE = 0.5
@@ -72,70 +77,48 @@ MAX_BACKOFF = 2
 
 
 @_jit
-def _scan_block(XB, C2, csq, G, K, lab, k1, k2, m, second):  # type: ignore[no-untyped-def]
-    """Nearest (and, if ``second``, second nearest) centre of the ``m`` rows of ``XB``,
-    as sortable keys.
+def _scan_block(XB, C2, csq, G, lab, best, nxt, m, second):  # type: ignore[no-untyped-def]
+    """Nearest (and, if ``second``, second nearest) centre of the ``m`` rows of ``XB``.
 
-    ``G[c, i] = ||c||^2 - 2 x_i.c`` (one BLAS product, then ``||c||^2`` added in X's
-    dtype), centre-major so that every loop below runs along rows and vectorises.
-    Each G becomes an integer key that orders exactly as the float does (the bit
-    pattern, with the non-sign bits flipped for negatives): the minimum key is then an
-    integer minimum, which vectorises where a float minimum carrying an index compiled
-    to masked stores (about 10x slower per element here). ``lab`` gets the lowest index
-    holding the minimum (numpy's argmin on ties), ``k1``/``k2`` the keys of the nearest
-    and of the nearest other centre.
+    ``G[c, i] = -2 x_i.c`` is one BLAS product, centre-major so that every loop below
+    runs along rows and vectorises; ``||c||^2`` is added in X's dtype as each value is
+    read, and the running minimum is kept with selects, not branches (LLVM vectorises
+    selects; a branch that stores an index compiled to masked stores, about 10x slower
+    per element). Only a strictly smaller value replaces the running one, so ``lab``
+    gets the lowest index holding the minimum (numpy's argmin on ties). ``best``/``nxt``
+    get ``||c||^2 - 2 x.c`` of the nearest centre and of the nearest other centre (the
+    same value as ``best`` when two centres tie).
     """
     k = C2.shape[0]
     np.dot(C2, XB.T, G)
-    top, low = _key_bits(K)
-    bits = G.view(K.dtype)
-    for c in range(k):
+    cc = csq[0]
+    for i in range(m):
+        best[i] = G[0, i] + cc
+        lab[i] = 0
+        nxt[i] = np.inf
+    for c in range(1, k):
         cc = csq[c]
-        for i in range(m):
-            G[c, i] = G[c, i] + cc
-        for i in range(m):
-            b = bits[c, i]
-            K[c, i] = b ^ ((b >> top) & low)
-    for i in range(m):
-        k1[i] = low
-        lab[i] = k
-    for c in range(k):
-        for i in range(m):
-            k1[i] = min(k1[i], K[c, i])
-    for c in range(k):
         ci = np.int32(c)
-        for i in range(m):
-            lab[i] = min(lab[i], ci if K[c, i] == k1[i] else np.int32(k))
-    if not second:
-        return
-    for i in range(m):
-        k2[i] = low
-    for c in range(k):
-        for i in range(m):
-            k2[i] = min(k2[i], low if lab[i] == c else K[c, i])
+        if second:
+            for i in range(m):
+                g = G[c, i] + cc
+                b = best[i]
+                n = nxt[i]
+                nxt[i] = b if g < b else (g if g < n else n)
+                lab[i] = ci if g < b else lab[i]
+                best[i] = g if g < b else b
+        else:
+            for i in range(m):
+                g = G[c, i] + cc
+                b = best[i]
+                lab[i] = ci if g < b else lab[i]
+                best[i] = g if g < b else b
 
 
 @_jit
-def _key_bits(K):  # type: ignore[no-untyped-def]
-    """The sign bit's shift and the mask of the other bits, for keys of ``K``'s type.
-
-    From ``np.iinfo``, which numba folds to constants: read from the array at run time
-    (its ``itemsize``), the shift amount was a variable and the key passes did not
-    vectorise (about 1.7x slower).
-    """
-    info = np.iinfo(K.dtype)
-    return info.bits - 1, K.dtype.type(info.max)
-
-
-@_jit
-def _decode(keys, m, bits):  # type: ignore[no-untyped-def]
-    """Turn the first ``m`` keys back into their floats, in place: ``bits``, a view of
-    ``keys``' buffer in X's dtype, then holds the G values."""
-    top, low = _key_bits(keys)
-    for r in range(m):
-        b = keys[r]
-        keys[r] = b ^ ((b >> top) & low)  # the flip is its own inverse
-    return bits
+def _block_rows(k, itemsize):  # type: ignore[no-untyped-def]
+    """Rows per GEMM for ``k`` centres of ``itemsize``-byte floats (see BLOCK_BYTES)."""
+    return min(max(BLOCK_BYTES // (k * itemsize), MIN_BLOCK_ROWS), MAX_BLOCK_ROWS)
 
 
 @_jit
@@ -150,25 +133,23 @@ def _sq_to(X, i, C, a):  # type: ignore[no-untyped-def]
 
 @_jit
 def _scan_rows(  # type: ignore[no-untyped-def]
-    X, rows, nrows, start, gather, C2, csq, xn, slack, labels, upper, lower, K, bounds
+    X, rows, nrows, start, gather, C2, csq, xn, slack, labels, upper, lower, bounds
 ):
     """Full scan of ``rows[:nrows]`` (or, without ``gather``, of ``start:start + nrows``):
-    labels and, if ``bounds``, the bounds widened by ``slack``. ``K``: an empty array of
-    the key type. Without ``bounds`` the second-nearest pass is skipped and the bounds
+    labels and, if ``bounds``, the bounds widened by ``slack``. Without ``bounds`` the
+    second nearest centre is not tracked and the bounds
     go stale: for E-steps whose successor scans every row anyway. Returns how many
     labels changed."""
     changed = 0
     if nrows == 0:
         return changed
     k, d = C2.shape
-    m_blk = min(BLOCK_ROWS, nrows)
+    m_blk = min(_block_rows(k, X.itemsize), nrows)
     XB = np.empty((m_blk, d), dtype=X.dtype)
     G = np.empty((k, m_blk), dtype=X.dtype)
-    keys = np.empty((k, m_blk), dtype=K.dtype)
     lab = np.empty(m_blk, dtype=np.int32)
-    k1 = np.empty(m_blk, dtype=K.dtype)
-    k2 = np.empty(m_blk, dtype=K.dtype)
-    f1, f2 = k1.view(X.dtype), k2.view(X.dtype)
+    best = np.empty(m_blk, dtype=X.dtype)
+    second = np.empty(m_blk, dtype=X.dtype)
     for s in range(0, nrows, m_blk):
         m = min(m_blk, nrows - s)
         if m < m_blk:  # the last, short block: exact shapes for BLAS
@@ -179,17 +160,15 @@ def _scan_rows(  # type: ignore[no-untyped-def]
                 src = rows[s + r]
                 for j in range(d):
                     XB[r, j] = X[src, j]
-            _scan_block(XB, C2, csq, G, keys, lab, k1, k2, m, bounds)
+            _scan_block(XB, C2, csq, G, lab, best, second, m, bounds)
         else:
-            _scan_block(X[start + s : start + s + m], C2, csq, G, keys, lab, k1, k2, m, bounds)
+            _scan_block(X[start + s : start + s + m], C2, csq, G, lab, best, second, m, bounds)
         for r in range(m):
             i = rows[s + r] if gather else start + s + r
             changed += labels[i] != lab[r]
             labels[i] = lab[r]
         if not bounds:
             continue
-        best = _decode(k1, m, f1)
-        second = _decode(k2, m, f2)
         for r in range(m):
             i = rows[s + r] if gather else start + s + r
             xi = np.float64(xn[i])
@@ -217,28 +196,24 @@ def _adopt_chunk(  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _assign_chunk(X, start, stop, C2, csq, xn, labels, sq, second, K):  # type: ignore[no-untyped-def]
+def _assign_chunk(X, start, stop, C2, csq, xn, labels, sq, second):  # type: ignore[no-untyped-def]
     """Nearest centre and squared distance (clipped at 0) of rows ``start:stop``, and,
     when ``second`` is not empty, the squared distance to the second-nearest centre."""
     k = C2.shape[0]
-    m_blk = min(BLOCK_ROWS, stop - start)
+    m_blk = min(_block_rows(k, X.itemsize), stop - start)
     G = np.empty((k, m_blk), dtype=X.dtype)
-    keys = np.empty((k, m_blk), dtype=K.dtype)
     lab = np.empty(m_blk, dtype=np.int32)
-    k1 = np.empty(m_blk, dtype=K.dtype)
-    k2 = np.empty(m_blk, dtype=K.dtype)
-    f1, f2 = k1.view(X.dtype), k2.view(X.dtype)
+    best = np.empty(m_blk, dtype=X.dtype)
+    nxt = np.empty(m_blk, dtype=X.dtype)
     for s in range(start, stop, m_blk):
         m = min(m_blk, stop - s)
         if m < m_blk:
             G = np.empty((k, m), dtype=X.dtype)
-        _scan_block(X[s : s + m], C2, csq, G, keys, lab, k1, k2, m, second.shape[0] > 0)
-        best = _decode(k1, m, f1)
+        _scan_block(X[s : s + m], C2, csq, G, lab, best, nxt, m, second.shape[0] > 0)
         for r in range(m):
             labels[s + r] = lab[r]
             sq[s + r] = max(np.float64(xn[s + r]) + np.float64(best[r]), 0.0)
         if second.shape[0] and k > 1:
-            nxt = _decode(k2, m, f2)
             for r in range(m):
                 second[s + r] = max(np.float64(xn[s + r]) + np.float64(nxt[r]), 0.0)
 
@@ -254,7 +229,6 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
     csq,
     xn,
     slack,
-    K,
     shift,
     other,
     half,
@@ -279,7 +253,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
         no_rows = np.empty(0, dtype=np.int64)  # rows start:stop, in place
         moved = _scan_rows(
             X, no_rows, stop - start, start, False, C2, csq, xn, slack, labels, upper, lower,
-            K, bounds,
+            bounds,
         )  # fmt: skip
         _add_rows(X, w, start, stop, labels, sums, wsums, counts)
         return moved, stop - start
@@ -299,7 +273,7 @@ def _estep_chunk(  # type: ignore[no-untyped-def]
                 old[n_scan] = a
                 n_scan += 1
         upper[i] = u
-    _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, K, True)
+    _scan_rows(X, rows, n_scan, start, True, C2, csq, xn, slack, labels, upper, lower, True)
     return _move_rows(X, w, rows, old, n_scan, labels, sums, wsums, counts), n_scan
 
 
@@ -377,11 +351,6 @@ class Engine:
         return list(self._pool.map(fn, slices))
 
 
-def _key_type(X: Float) -> NDArray[np.signedinteger[Any]]:
-    """An empty array of the integer type that holds the sortable keys of X's floats."""
-    return np.empty(0, dtype=np.int32 if X.dtype == np.float32 else np.int64)
-
-
 def half_separation(C: F64) -> F64:
     """Half the distance from each centre to its nearest other centre, shape (k,).
 
@@ -440,9 +409,8 @@ def fast_assign(
     labels = np.empty(n, dtype=np.int64)
     sq = np.empty(n, dtype=X.dtype)
     second = np.full(n if with_second else 0, np.inf, dtype=X.dtype)
-    K = _key_type(X)
     with Engine(n_threads) as eng:
-        eng.map(lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, labels, sq, second, K), n)
+        eng.map(lambda s: _assign_chunk(X, s.start, s.stop, C2, csq, xn, labels, sq, second), n)
     return labels, sq, second
 
 
@@ -514,7 +482,7 @@ def _estep(
     def chunk(s: slice) -> tuple[Totals, int, int]:
         part = Totals(np.zeros((k, d)), np.zeros(k), np.zeros(k, dtype=np.int64))
         moved, scanned = _estep_chunk(
-            X, w, s.start, s.stop, C, C2, csq, xn, st.slack, _key_type(X), shift, other,
+            X, w, s.start, s.stop, C, C2, csq, xn, st.slack, shift, other,
             half, first, bounds, st.labels, st.upper, st.lower, part.sums, part.wsum,
             part.counts,
         )  # fmt: skip
