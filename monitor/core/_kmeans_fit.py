@@ -569,7 +569,12 @@ def _fit(
     run: _Run,
     rng: np.random.Generator,
 ) -> KMeansFit:
-    tol_abs = float(np.mean(weighted_mean_var(data))) * run.tol
+    var = (
+        _kmeans_numba.fast_mean_var(data.X, data.w, data.n_threads)
+        if run.compiled
+        else weighted_mean_var(data)
+    )
+    tol_abs = float(np.mean(var)) * run.tol
     # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
     # needs it when its fit leaves a cluster without weight: k clusters holding weight
     # prove k distinct rows, since identical rows always share a cluster.

@@ -47,6 +47,7 @@ __all__ = [
     "FastResult",
     "fast_assign",
     "fast_lloyd",
+    "fast_mean_var",
     "warm_up",
 ]
 
@@ -434,6 +435,48 @@ class Totals:
         self.wsum[empty] = 0.0
 
 
+@_jit
+def _moment_chunk(X, w, start, stop, centre, power, out):  # type: ignore[no-untyped-def]
+    """Add ``sum_i w_i (x_ij - centre_j)^power`` over rows ``start:stop`` to ``out[j]``
+    (``power`` 1 or 2), in float64."""
+    d = X.shape[1]
+    if power == 1:  # two loops, not a test per element
+        for i in range(start, stop):
+            wi = np.float64(w[i])
+            for j in range(d):
+                out[j] += wi * (np.float64(X[i, j]) - centre[j])
+        return
+    for i in range(start, stop):
+        wi = np.float64(w[i])
+        for j in range(d):
+            t = np.float64(X[i, j]) - centre[j]
+            out[j] += wi * (t * t)
+
+
+def fast_mean_var(X: Float, w: Float, n_threads: int) -> F64:
+    """Weighted per-feature variance of the rows, float64, as
+    ``_kmeans_lloyd.weighted_mean_var`` (the mean first, then the centred squares; the
+    same up to the order of the float sums), on the engine's threads. Partial sums are
+    added in chunk order, so the result does not depend on ``n_threads``."""
+    d = X.shape[1]
+    wsum = float(w.sum(dtype=np.float64))
+
+    def moment(centre: F64, power: int, eng: Engine) -> F64:
+        def chunk(s: slice) -> F64:
+            out = np.zeros(d)
+            _moment_chunk(X, w, s.start, s.stop, centre, power, out)
+            return out
+
+        total = np.zeros(d)
+        for part in eng.map(chunk, X.shape[0]):
+            total += part
+        return total
+
+    with Engine(n_threads) as eng:
+        mean = moment(np.zeros(d), 1, eng) / wsum
+        return moment(mean, 2, eng) / wsum
+
+
 @dataclass(frozen=True, eq=False)
 class FastResult:
     """What ``fast_lloyd`` hands back: the fitted centres and the last E-step's labels."""
@@ -655,6 +698,7 @@ def warm_up() -> bool:
         xn: Float = np.einsum("ij,ij->i", X, X)
         C: Float = X[:3].copy()
         labels = fast_assign(X, xn, C, 1, with_second=True)[0]
+        fast_mean_var(X, np.ones(64, dtype=dtype), 1)
         for init_labels in (None, labels):
             fast_lloyd(
                 X, np.ones(64, dtype=dtype), xn, C, max_iter=2, tol=0.0, n_threads=1,

@@ -19,7 +19,14 @@ from sklearn.datasets import load_digits, load_iris, make_blobs
 
 from monitor import KMeans
 from monitor.core import _kmeans_numba
-from monitor.core._kmeans_lloyd import Data, LloydResult, canonical, prepare, sampled_seeding
+from monitor.core._kmeans_lloyd import (
+    Data,
+    LloydResult,
+    canonical,
+    prepare,
+    sampled_seeding,
+    weighted_mean_var,
+)
 from monitor.core.kmeans import assign_labels, fit_kmeans, warm_up
 from monitor.errors import InvalidInputError
 
@@ -151,6 +158,23 @@ def test_ties_go_to_the_lowest_index() -> None:
     C = np.array([[1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])  # row 0: all three at sqrt(2)
     labels, _ = assign_labels(X, C, kernel="compiled")
     np.testing.assert_array_equal(labels, [0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_variance_is_the_numpy_one_for_any_thread_count(dtype: type) -> None:
+    # The variance sets the fit's absolute tolerance; the compiled one sums in another
+    # order (float64 throughout), so it agrees to float64 rounding, and its chunk-order
+    # sums make it bit-identical for one and two threads. Rows > one chunk, uneven
+    # weights, a mean far from 0 (where a one-pass formula would cancel).
+    rng = np.random.default_rng(5)
+    n = _kmeans_numba.CHUNK_ROWS * 2 + 777
+    X = (1e3 + rng.normal(scale=[1.0, 0.01, 50.0], size=(n, 3))).astype(dtype)
+    w = rng.uniform(0.0, 3.0, n).astype(dtype)
+    data = prepare(X, w, cosine=False, k=2, working_memory_mib=64.0)
+    ref = weighted_mean_var(data)
+    one = _kmeans_numba.fast_mean_var(X, w, 1)
+    np.testing.assert_allclose(one, ref, rtol=1e-12)
+    np.testing.assert_array_equal(_kmeans_numba.fast_mean_var(X, w, 2), one)
 
 
 def test_compiled_fit_does_not_depend_on_row_order() -> None:
