@@ -22,7 +22,9 @@ import numbers
 import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,7 @@ __all__ = [
     "is_real",
     "overflow_message",
     "problem_of",
+    "proven_finite",
     "read_fields",
     "unknown_fields",
 ]
@@ -283,6 +286,29 @@ def check_float_mapping(value: Any, name: str, *, owner: str | None = None) -> d
     return out
 
 
+# Arrays whose values a caller has already checked, for the duration of a
+# ``proven_finite`` block in this thread (or task): ``check_array`` skips their scan.
+_PROVEN_FINITE: ContextVar[tuple[NDArray[Any], ...]] = ContextVar("proven_finite", default=())
+
+
+@contextmanager
+def proven_finite(*arrays: NDArray[Any]) -> Iterator[None]:
+    """Within the block, ``check_array`` takes these very arrays (the same objects, not
+    copies or slices) as free of NaN and infinity and skips the scan.
+
+    For a pipeline that checked a window once and hands it to several public functions,
+    each of which would otherwise scan it again (at 1M x 32 float32 about 20 ms a scan
+    on this project's machine). The caller must have checked the values (``check_array``
+    itself) and must not write to the arrays inside the block. Scoped to the current
+    thread or task (a ``ContextVar``) and undone on leaving the block.
+    """
+    token = _PROVEN_FINITE.set(_PROVEN_FINITE.get() + arrays)
+    try:
+        yield
+    finally:
+        _PROVEN_FINITE.reset(token)
+
+
 def check_array(
     X: ArrayLike,
     *,
@@ -345,7 +371,7 @@ def check_array(
         if copy
         else np.ascontiguousarray(arr, dtype=target)
     )
-    if not allow_nan:
+    if not allow_nan and not any(arr is a for a in _PROVEN_FINITE.get()):
         finite = np.isfinite(arr)
         if not finite.all():
             row, col = np.argwhere(~finite)[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor import slis as S
+from monitor.checks import check_array, proven_finite
 from monitor.config import ModelSettings
 from monitor.core import drift, scaling
 from monitor.errors import SchemaError, TrainingError
@@ -130,24 +131,36 @@ def measure(
                 working_memory_mib=ctx.working_memory_mib,
                 engine=ctx.engine,
             )
-        with _scale_into(X, ctx) as out:
-            m = _measure_with(window, X, first, model, phases, ctx, candidate=False, out=out)
+        with _scaled_rows(X, first, model, phases, ctx) as Xs:
+            m = _measure_with(window, X, Xs, first, model, phases, ctx, candidate=False)
         return replace(m, live=None, reference=first)
     _check_features(live, model)
-    with _scale_into(X, ctx) as out:
-        return _measure_with(window, X, live, model, phases, ctx, candidate=True, out=out)
+    with _scaled_rows(X, live, model, phases, ctx) as Xs:
+        return _measure_with(window, X, Xs, live, model, phases, ctx, candidate=True)
 
 
 @contextmanager
-def _scale_into(X: remote.Rows, ctx: RunContext) -> Iterator[FloatArray | None]:
-    """The run's buffer for the scaled rows, lent for the whole measure step (the scaled
-    rows are read until the comparison ends and kept by nothing after it); None without
-    one, or when the rows stay on an engine."""
-    if ctx.buffer is None or isinstance(X, CountedRows) or ctx.engine is not None:
-        yield None
-        return
-    with ctx.buffer.rows(X.shape, X.dtype) as out:
-        yield out
+def _scaled_rows(
+    X: remote.Rows, live: Snapshot, model: ModelSettings, phases: Phases, ctx: RunContext
+) -> Iterator[remote.Rows]:
+    """The window in ``live``'s units, for the whole measure step (timed as scoring).
+
+    Written to the run's buffer when it lends one (the scaled rows are read until the
+    comparison ends and kept by nothing after it). Rows here are checked once for
+    values that scaling overflowed, and that scan stands for the one each public
+    function they go to would make (``checks.proven_finite``). Rows kept on an engine
+    stay there.
+    """
+    with ExitStack() as stack:
+        out = None
+        if ctx.buffer is not None and not isinstance(X, CountedRows) and ctx.engine is None:
+            out = stack.enter_context(ctx.buffer.rows(X.shape, X.dtype))
+        with phases.phase("score"):
+            Xs = _scaled(X, live, model, out)
+            if isinstance(Xs, np.ndarray):
+                Xs = check_array(Xs, name="X")
+                stack.enter_context(proven_finite(Xs))
+        yield Xs
 
 
 def _check_features(live: Snapshot, model: ModelSettings) -> None:
@@ -173,22 +186,22 @@ def _scaled(
     """The window in the live model's units, written to ``out`` when the run lends one."""
     if out is None:
         return remote.scaled(X, live.scaler, model.metric)
-    assert not isinstance(X, CountedRows)  # _scale_into lends no buffer for those
+    assert not isinstance(X, CountedRows)  # _scaled_rows lends no buffer for those
     return prepare(X, live.scaler, model.metric, out=out)
 
 
 def _measure_with(
     window: Window,
     X: remote.Rows,
+    Xs: remote.Rows,
     live: Snapshot,
     model: ModelSettings,
     phases: Phases,
     ctx: RunContext,
     *,
     candidate: bool,
-    out: FloatArray | None = None,
 ) -> Measurement:
-    """Score ``live`` on the window (its scaled rows written to ``out`` when given); with
+    """Score ``live`` on the window (``X``, and ``Xs`` in ``live``'s units); with
     ``candidate``, train one and compare."""
     wm = ctx.working_memory_mib
     seed = seed_for(model.training.seed, window.start)
@@ -197,7 +210,6 @@ def _measure_with(
     )
     compare = train.comparison(live, window)
     with phases.phase("score"):
-        Xs = _scaled(X, live, model, out)
         view = _scorer(ctx)(
             Xs,
             live,

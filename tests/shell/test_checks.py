@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -13,16 +14,19 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    check_array,
     check_base_url,
     check_int,
     check_mapping,
     check_name,
     overflow_message,
     problem_of,
+    proven_finite,
     read_fields,
     unknown_fields,
 )
 from monitor.durations import check_duration
+from monitor.errors import InvalidInputError
 
 
 def test_a_problem_renders_in_both_forms() -> None:
@@ -149,3 +153,30 @@ def test_float32_rows_never_overflow_squared_distances_in_float64() -> None:
     assert overflow_message(X, ["a", "b"], "u") is None
     assert overflow_message(X.astype(np.float64), ["a", "b"], "u") is None
     assert overflow_message(np.array([[1e300]]), ["a"], "u") is not None
+
+
+def test_proven_finite_skips_the_scan_of_those_very_arrays_only_within_the_block() -> None:
+    # The array holds a NaN so that a skipped scan shows: the caller vouches for the
+    # values (the pipeline checks the scaled window once, then enters the block).
+    X = np.array([[0.0, 1.0], [np.nan, 2.0]])
+    with pytest.raises(InvalidInputError, match="NaN or infinity"):
+        check_array(X)
+    with proven_finite(X):
+        assert check_array(X) is X
+        for other in (X.copy(), X[1:], X.T):  # copies and views are scanned
+            with pytest.raises(InvalidInputError, match="NaN or infinity"):
+                check_array(other)
+        errors: list[BaseException] = []
+
+        def elsewhere() -> None:  # another thread does not see this block
+            try:
+                check_array(X)
+            except InvalidInputError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert len(errors) == 1
+    with pytest.raises(InvalidInputError, match="NaN or infinity"):
+        check_array(X)
