@@ -46,6 +46,7 @@ __all__ = [
     "Engine",
     "FastResult",
     "fast_assign",
+    "fast_cluster_sums",
     "fast_lloyd",
     "fast_mean_var",
     "warm_up",
@@ -477,6 +478,36 @@ def fast_mean_var(X: Float, w: Float, n_threads: int) -> F64:
         return moment(mean, 2, eng) / wsum
 
 
+@_jit
+def _sum_rows(X, start, stop, labels, sums):  # type: ignore[no-untyped-def]
+    """Add rows ``start:stop`` to their clusters' rows of ``sums`` (float64)."""
+    d = X.shape[1]
+    for i in range(start, stop):
+        a = labels[i]
+        for j in range(d):
+            sums[a, j] += X[i, j]
+
+
+def fast_cluster_sums(X: Float, labels: Int64, k: int, n_threads: int) -> F64:
+    """Per-cluster column sums of ``X``, shape (k, d), float64, on the engine's threads.
+
+    Each chunk's rows are added in row order and the chunks' sums in chunk order, so the
+    result does not depend on ``n_threads``; on one chunk it is the row-order sum.
+    """
+    d = X.shape[1]
+
+    def chunk(s: slice) -> F64:
+        part = np.zeros((k, d))
+        _sum_rows(X, s.start, s.stop, labels, part)
+        return part
+
+    total = np.zeros((k, d))
+    with Engine(n_threads) as eng:
+        for part in eng.map(chunk, X.shape[0]):
+            total += part
+    return total
+
+
 @dataclass(frozen=True, eq=False)
 class FastResult:
     """What ``fast_lloyd`` hands back: the fitted centres and the last E-step's labels."""
@@ -699,6 +730,7 @@ def warm_up() -> bool:
         C: Float = X[:3].copy()
         labels = fast_assign(X, xn, C, 1, with_second=True)[0]
         fast_mean_var(X, np.ones(64, dtype=dtype), 1)
+        fast_cluster_sums(X, labels, 3, 1)
         for init_labels in (None, labels):
             fast_lloyd(
                 X, np.ones(64, dtype=dtype), xn, C, max_iter=2, tol=0.0, n_threads=1,

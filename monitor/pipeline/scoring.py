@@ -250,7 +250,9 @@ def score(
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
     db = quality.davies_bouldin(Xs, labels, C, sq_distances=sq, working_memory_mib=wm)
-    ch = quality.calinski_harabasz(Xs, labels, centers=C, sq_distances=sq, working_memory_mib=wm)
+    ch = quality.calinski_harabasz(
+        Xs, labels, centers=C, sq_distances=sq, working_memory_mib=wm, n_threads=n_threads
+    )
     values = {
         S.SILHOUETTE: sil.score,
         S.SIMPLIFIED_SILHOUETTE: simp.score,

@@ -131,15 +131,25 @@ def test_silhouette_is_the_same_on_any_number_of_threads(working_memory_mib: flo
 def test_silhouette_rejects_bad_thread_count() -> None:
     with pytest.raises(InvalidInputError, match="n_threads"):
         silhouette_sampled(LINE, LINE_LABELS, n_threads=0)
+    with pytest.raises(InvalidInputError, match="n_threads.*calinski_harabasz"):
+        calinski_harabasz(LINE, LINE_LABELS, n_threads=0)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("working_memory_mib", [0.01, 64.0])
-def test_cluster_sums_add_each_clusters_rows_in_row_order(working_memory_mib: float) -> None:
-    # Equal, not close, to the plainest float64 sum in row order: the sparse product
-    # must neither reorder a cluster's rows nor round through float32. 0.01 MiB cuts
-    # the window into many chunks; an empty cluster (index 5) keeps zeros.
+def test_cluster_sums_add_each_clusters_rows_in_row_order(
+    working_memory_mib: float, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Equal, not close, to the plainest float64 sum in row order: neither path may
+    # reorder a cluster's rows (within the compiled path's one chunk here) nor round
+    # through float32. 0.01 MiB cuts the numpy path's window into many chunks; an empty
+    # cluster (index 5) keeps zeros.
+    from monitor.core import _kmeans_numba
     from monitor.core.quality import _cluster_sums
 
+    if compiled and not _kmeans_numba.AVAILABLE:
+        pytest.fail("numba (extra 'fast') is part of the test extras")
+    monkeypatch.setattr(_kmeans_numba, "AVAILABLE", compiled)
     rng = np.random.default_rng(3)
     X = (rng.normal(size=(5000, 7)) * 10 ** rng.uniform(-3, 3, size=(5000, 1))).astype(np.float32)
     labels = rng.choice([0, 1, 2, 3, 4, 6], size=5000)
@@ -148,6 +158,22 @@ def test_cluster_sums_add_each_clusters_rows_in_row_order(working_memory_mib: fl
     got = _cluster_sums(X, labels, 7, working_memory_mib)
     np.testing.assert_array_equal(got, expected)
     assert not got[5].any()
+
+
+def test_compiled_cluster_sums_do_not_depend_on_the_thread_count() -> None:
+    # Several chunks: partial sums added in chunk order, so one and two threads give the
+    # same bits, and both agree with the row-order sum to float64 rounding.
+    from monitor.core import _kmeans_numba
+
+    rng = np.random.default_rng(4)
+    n = 2 * _kmeans_numba.CHUNK_ROWS + 99
+    X = rng.normal(loc=100.0, size=(n, 5)).astype(np.float32)
+    labels = rng.integers(0, 9, size=n)
+    expected = np.zeros((9, 5))
+    np.add.at(expected, labels, X.astype(np.float64))
+    one = _kmeans_numba.fast_cluster_sums(X, labels, 9, 1)
+    np.testing.assert_array_equal(_kmeans_numba.fast_cluster_sums(X, labels, 9, 2), one)
+    np.testing.assert_allclose(one, expected, rtol=1e-13)
 
 
 def test_silhouette_repairs_negative_squares_of_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
