@@ -423,10 +423,11 @@ def _cron(value: Any, name: str) -> str:
     return value
 
 
-#: The shortest schedule.interval and misfire_grace. The scheduler counts a run's misfire
-#: grace in whole seconds (monitor.scheduling): it cannot honour a shorter interval (every
-#: run would be due before the last had started), and a shorter grace would silently be
-#: a second. A cron fires at most once a minute.
+#: The shortest schedule.interval, misfire_grace and run_timeout. The scheduler counts a
+#: run's misfire grace in whole seconds (monitor.scheduling): it cannot honour a shorter
+#: interval (every run would be due before the last had started), and a shorter grace
+#: would silently be a second. A cron fires at most once a minute. A run given less than
+#: a second fails every time (source_timeout) before it has read anything.
 MIN_SCHEDULE_SECONDS = 1.0
 
 
@@ -435,6 +436,19 @@ def _schedule_seconds(value: Any, name: str) -> float:
     if seconds < MIN_SCHEDULE_SECONDS:
         least = format_duration(MIN_SCHEDULE_SECONDS)
         raise Mismatch(Problem(name, f"a duration of at least {least}", value))
+    return seconds
+
+
+#: The longest window or reference period. A longer one is almost surely a slip of the
+#: unit (``100000d``): it would read for minutes before its run's deadline ended it.
+MAX_PERIOD_SECONDS = 366 * 86400.0
+
+
+def _period_seconds(value: Any, name: str) -> float:
+    seconds = check_duration(value, name)
+    if seconds > MAX_PERIOD_SECONDS:
+        most = format_duration(MAX_PERIOD_SECONDS)
+        raise Mismatch(Problem(name, f"a duration of at most {most}", value))
     return seconds
 
 
@@ -587,7 +601,7 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
     if not r.valid:
         return None  # not a mapping: the reader has said so
     before = len(r.problems)
-    window = r.get("window", None, _duration)
+    window = r.get("window", None, _period_seconds)
     start = r.get("from", None, time_field)
     end = r.get("to", None, time_field)
     r.finish()
@@ -599,6 +613,9 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
         r.add(Problem("window", "omitted with from/to (one way to say the period)", window))
     if start is not None and end is not None and end <= start:
         r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
+    elif start is not None and end is not None and end - start > MAX_PERIOD_SECONDS:
+        most = f"at most {format_duration(MAX_PERIOD_SECONDS)} after from ({format_time(start)})"
+        r.add(Problem("to", most, format_time(end)))
     if len(r.problems) > before:
         return None
     if start is not None and end is not None:
@@ -663,7 +680,7 @@ def _schedule(
         r.add(Problem("cron", f"a crontab expression the scheduler accepts ({why})", cron))
         cron = None
     grace = r.get("misfire_grace", None, _schedule_seconds)
-    timeout = r.get("run_timeout", None, _duration)
+    timeout = r.get("run_timeout", None, _schedule_seconds)
     if (r.raw.get("interval") is None) == (r.raw.get("cron") is None):
         expected = "a mapping with exactly one of 'interval' or 'cron'"
         r.problems.append(Problem(r.where, expected, dict(r.raw)).config())
@@ -743,7 +760,7 @@ def _parse_model(
         r.where = f"models[{name}]"
     features = r.require("features", _features)
     k = _k(r, daemon.max_clusters)
-    window = r.require("window", _duration)
+    window = r.require("window", _period_seconds)
     source = _source(r.child("source"), features, sources)
     interval, cron, grace, run_timeout = _schedule(r.child("schedule"), check_cron)
     reference = _reference(r.child("reference"))  # None: its problems are reported

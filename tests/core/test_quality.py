@@ -131,7 +131,7 @@ def test_silhouette_is_the_same_on_any_number_of_threads(working_memory_mib: flo
 def test_silhouette_rejects_bad_thread_count() -> None:
     with pytest.raises(InvalidInputError, match="n_threads"):
         silhouette_sampled(LINE, LINE_LABELS, n_threads=0)
-    with pytest.raises(InvalidInputError, match="n_threads.*calinski_harabasz"):
+    with pytest.raises(InvalidInputError, match=r"n_threads.*calinski_harabasz"):
         calinski_harabasz(LINE, LINE_LABELS, n_threads=0)
 
 

@@ -389,8 +389,7 @@ def test_config_never_imports_a_source() -> None:
         ),
         (
             {"window": 1e300},
-            "models[checkout].window: must be at most the reference period (by default 1d: "
-            "set reference.window to at least 1e+300s); got '1e+300s'",
+            "models[checkout].window: must be a duration of at most 366d; got 1e+300",
         ),
         (
             {"seasonality": "weekly"},
@@ -424,6 +423,41 @@ def test_a_misfire_grace_under_a_second_is_refused(grace: Any) -> None:
     assert problems_of(raw) == [
         f"models[checkout].schedule.misfire_grace: must be a duration of at least 1s; got {grace!r}"
     ]
+
+
+def test_a_run_timeout_under_a_second_is_refused() -> None:
+    # Every run would fail (source_timeout) before it had read anything.
+    raw = minimal(schedule={"interval": "5m", "run_timeout": "10ms"})
+    assert problems_of(raw) == [
+        "models[checkout].schedule.run_timeout: must be a duration of at least 1s; got '10ms'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"window": "100000d"}, "window: must be a duration of at most 366d; got '100000d'"),
+        (
+            {"window": "1h", "reference": {"window": "367d"}},
+            "reference.window: must be a duration of at most 366d; got '367d'",
+        ),
+        (
+            {"reference": {"from": "2024-01-01", "to": "2026-01-01"}},
+            "reference.to: must be at most 366d after from (2024-01-01T00:00:00Z); "
+            "got '2026-01-01T00:00:00Z'",
+        ),
+    ],
+)
+def test_a_window_or_reference_period_over_a_year_is_refused(
+    extra: dict[str, Any], expected: str
+) -> None:
+    # A slip of the unit would otherwise read for minutes before the run's deadline.
+    assert problems_of(minimal(**extra)) == [f"models[checkout].{expected}"]
+
+
+def test_a_year_of_window_and_reference_is_accepted() -> None:
+    model = parse(minimal(window="366d", reference={"window": "366d"}), sources=SOURCES).models[0]
+    assert model.window == model.reference.window == 366 * 86400.0
 
 
 @pytest.mark.parametrize(("interval", "seconds"), [("1s", 1.0), (1, 1.0), ("1500ms", 1.5)])
