@@ -39,6 +39,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "MODEL_NAME",
     "Mismatch",
+    "Overflow",
     "Problem",
     "RandomStateLike",
     "check_array",
@@ -53,6 +54,7 @@ __all__ = [
     "check_real",
     "check_sample_weight",
     "check_str",
+    "find_overflow",
     "is_int",
     "is_real",
     "overflow_message",
@@ -422,19 +424,28 @@ def check_random_state(seed: RandomStateLike) -> np.random.Generator:
     )
 
 
-def overflow_message(
-    X: ArrayLike,
-    features: Sequence[str],
-    units: str,
-    scale: Callable[[NDArray[np.float64]], NDArray[np.floating[Any]]] | None = None,
-) -> str | None:
-    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
+@dataclass(frozen=True)
+class Overflow:
+    """Finite rows whose squared distances overflow: how many (at least 1 when only a
+    column's variance does), of how many judged, and one value to show (feature index)."""
 
-    With ``scale`` (a fitted scaler's transform) the rows are judged in its units;
-    without, as they are, and a column whose variance overflows counts too (a scaler
-    fitted on them would be infinite). ``units`` names what overflows in the message.
-    Rows with NaN or infinity are not judged: the NaN policy deals with them.
-    """
+    rows: int
+    judged: int
+    feature: int
+    value: float
+
+    def message(self, features: Sequence[str], units: str) -> str:
+        return (
+            f"values overflow {units}: {self.rows} of {self.judged} rows, e.g. "
+            f"{features[self.feature]} = {self.value:.3g}, whose square is beyond the largest "
+            "float; the data is probably in the wrong unit or corrupt"
+        )
+
+
+def find_overflow(
+    X: ArrayLike, scale: Callable[[NDArray[np.float64]], NDArray[np.floating[Any]]] | None = None
+) -> Overflow | None:
+    """What ``overflow_message`` reports, as numbers (blocks of one window add up)."""
     values = np.asarray(X)
     if values.ndim != 2 or not values.size:
         return None
@@ -453,11 +464,24 @@ def overflow_message(
         return None
     i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
     j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
-    return (
-        f"values overflow {units}: {int(max(bad.sum(), 1))} of {len(rows)} rows, e.g. "
-        f"{features[j]} = {rows[i, j]:.3g}, whose square is beyond the largest float; the "
-        "data is probably in the wrong unit or corrupt"
-    )
+    return Overflow(int(max(bad.sum(), 1)), len(rows), j, float(rows[i, j]))
+
+
+def overflow_message(
+    X: ArrayLike,
+    features: Sequence[str],
+    units: str,
+    scale: Callable[[NDArray[np.float64]], NDArray[np.floating[Any]]] | None = None,
+) -> str | None:
+    """Why the finite rows of ``X`` overflow squared distances, or None when they do not.
+
+    With ``scale`` (a fitted scaler's transform) the rows are judged in its units;
+    without, as they are, and a column whose variance overflows counts too (a scaler
+    fitted on them would be infinite). ``units`` names what overflows in the message.
+    Rows with NaN or infinity are not judged: the NaN policy deals with them.
+    """
+    found = find_overflow(X, scale)
+    return None if found is None else found.message(features, units)
 
 
 def _squares_bounded(values: NDArray[Any]) -> bool:

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.checks import Overflow, find_overflow
 from monitor.config import ModelSettings
 from monitor.core import drift
-from monitor.errors import SchemaError
+from monitor.errors import InvalidValuesError, SchemaError
 from monitor.pipeline.scoring import (
     check_enough_rows,
     check_invalid_rows,
@@ -42,7 +43,9 @@ def validate(window: Window, model: ModelSettings, engine: Engine | None) -> Row
     """``validate_window``, on the engine when it can read the window's rows where they are.
 
     The same checks and the same errors: the columns, the NaN policy (rows with a NaN
-    or infinity counted in one pass, then dropped by a map), ``min_rows``.
+    or infinity counted in one pass, then dropped by a map), values whose squares
+    overflow (found in the same pass, block by block: a column whose variance overflows
+    only across blocks goes unseen), ``min_rows``.
     """
     if window.remote is None:
         return validate_window(window, model)
@@ -55,19 +58,28 @@ def validate(window: Window, model: ModelSettings, engine: Engine | None) -> Row
             f"{where}: expected {len(model.features)} columns; the rows have {rows.n_features}"
         )
     n, n_bad, per_feature = 0, 0, np.zeros(rows.n_features, dtype=np.int64)
-    for rows_i, bad_i, per_i in rows.summarise(_invalid_counts):
+    overflows = []
+    for rows_i, bad_i, per_i, overflow_i in rows.summarise(_invalid_counts):
         n, n_bad, per_feature = n + rows_i, n_bad + bad_i, per_feature + per_i
+        if overflow_i is not None:
+            overflows.append(overflow_i)
     if n_bad:
         check_invalid_rows(n, n_bad, per_feature, model, where)
         rows = rows.map_blocks(_finite_rows)
+    if overflows:
+        first = overflows[0]  # blocks come back in the rows' order
+        found = replace(first, rows=sum(o.rows for o in overflows), judged=n - n_bad)
+        raise InvalidValuesError(f"{where}: {found.message(model.features, 'squared distances')}")
     check_enough_rows(n - n_bad, model, where)
     return CountedRows(rows, n - n_bad)
 
 
-def _invalid_counts(X: FloatArray) -> tuple[int, int, IntArray]:
-    """A block's rows, rows with a NaN or infinity, and such values per feature."""
+def _invalid_counts(X: FloatArray) -> tuple[int, int, IntArray, Overflow | None]:
+    """A block's rows, rows with a NaN or infinity, such values per feature, and its
+    finite rows whose squares overflow."""
     bad = ~np.isfinite(X)
-    return int(X.shape[0]), int(bad.any(axis=1).sum()), bad.sum(axis=0).astype(np.int64)
+    per_feature = bad.sum(axis=0).astype(np.int64)
+    return int(X.shape[0]), int(bad.any(axis=1).sum()), per_feature, find_overflow(X)
 
 
 def _finite_rows(X: FloatArray) -> FloatArray:

@@ -100,6 +100,30 @@ def test_the_nan_policy_fails_a_window_kept_in_spark_as_a_local_one(spark: Any) 
     assert messages[0] == messages[1] and "3 of 1200 rows" in messages[0]
 
 
+def test_values_whose_squares_overflow_fail_a_window_kept_in_spark_as_a_local_one(
+    spark: Any,
+) -> None:
+    # Finite values, but squares beyond the largest float: refused by both, the same
+    # message (rows counted over every block, the first such row shown).
+    def huge(start: float, end: float) -> np.ndarray:
+        X = blobs(1200, CENTERS, seed=1)
+        X[[5, 700, 701], 1] = 1e300
+        return X
+
+    m = model()
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    messages = []
+    for source, run_engine in (
+        (FakeSource(FEATURES, huge), None),
+        (RemoteSource(spark, huge), engine),
+    ):
+        with pytest.raises(InvalidValuesError) as info:
+            evaluate(m, source, MemoryStore(), MemoryHistory(), 60.0, engine=run_engine)
+        messages.append(str(info.value).split(": ", 1)[1])
+    assert messages[0] == messages[1]
+    assert "values overflow squared distances: 3 of 1200 rows, e.g. b = 1e+300" in messages[0]
+
+
 class Collected:
     """What every RDD.collect brought to the driver, in pickled bytes per call."""
 
