@@ -139,9 +139,8 @@ def _scan_rows(  # type: ignore[no-untyped-def]
 ):
     """Full scan of ``rows[:nrows]`` (or, without ``gather``, of ``start:start + nrows``):
     labels and, if ``bounds``, the bounds widened by ``slack``. Without ``bounds`` the
-    second nearest centre is not tracked and the bounds
-    go stale: for E-steps whose successor scans every row anyway. Returns how many
-    labels changed."""
+    second nearest centre is not tracked and the bounds go stale: for E-steps whose
+    successor scans every row anyway. Returns how many labels changed."""
     changed = 0
     if nrows == 0:
         return changed
@@ -478,16 +477,6 @@ def fast_mean_var(X: Float, w: Float, n_threads: int) -> F64:
         return moment(mean, 2, eng) / wsum
 
 
-@_jit
-def _sum_rows(X, start, stop, labels, sums):  # type: ignore[no-untyped-def]
-    """Add rows ``start:stop`` to their clusters' rows of ``sums`` (float64)."""
-    d = X.shape[1]
-    for i in range(start, stop):
-        a = labels[i]
-        for j in range(d):
-            sums[a, j] += X[i, j]
-
-
 def fast_cluster_sums(X: Float, labels: Int64, k: int, n_threads: int) -> F64:
     """Per-cluster column sums of ``X``, shape (k, d), float64, on the engine's threads.
 
@@ -495,10 +484,11 @@ def fast_cluster_sums(X: Float, labels: Int64, k: int, n_threads: int) -> F64:
     result does not depend on ``n_threads``; on one chunk it is the row-order sum.
     """
     d = X.shape[1]
+    ones = np.ones(X.shape[0], dtype=X.dtype)  # unit weights: the sums of the fit's E-step
 
     def chunk(s: slice) -> F64:
         part = np.zeros((k, d))
-        _sum_rows(X, s.start, s.stop, labels, part)
+        _add_rows(X, ones, s.start, s.stop, labels, part, np.zeros(k), np.zeros(k, np.int64))
         return part
 
     total = np.zeros((k, d))
