@@ -427,7 +427,7 @@ def _cron(value: Any, name: str) -> str:
 #: run's misfire grace in whole seconds (monitor.scheduling): it cannot honour a shorter
 #: interval (every run would be due before the last had started), and a shorter grace
 #: would silently be a second. A cron fires at most once a minute. A run given less than
-#: a second fails every time (source_timeout) before it has read anything.
+#: a second would fail every time, before it had read anything.
 MIN_SCHEDULE_SECONDS = 1.0
 
 

@@ -646,6 +646,7 @@ def calinski_harabasz(
         Fewer than two populated clusters: a warning and ``defined=False``.
     """
     owner = "calinski_harabasz"
+    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     Xa = check_array(X, name="X")
     if (centers is None) != (sq_distances is None):
         raise InvalidInputError(
@@ -660,7 +661,6 @@ def calinski_harabasz(
     kp = int(np.count_nonzero(counts))
     if kp < 2:
         return _undefined("calinski_harabasz", kp)
-    threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     sums = _cluster_sums(Xa, lab, k, working_memory_mib, threads)
     if C is None:
         means = sums / np.maximum(counts, 1)[:, None]
