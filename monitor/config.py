@@ -431,25 +431,27 @@ def _cron(value: Any, name: str) -> str:
 MIN_SCHEDULE_SECONDS = 1.0
 
 
-def _schedule_seconds(value: Any, name: str) -> float:
-    seconds = check_duration(value, name)
-    if seconds < MIN_SCHEDULE_SECONDS:
-        least = format_duration(MIN_SCHEDULE_SECONDS)
-        raise Mismatch(Problem(name, f"a duration of at least {least}", value))
-    return seconds
-
-
 #: The longest window or reference period. A longer one is almost surely a slip of the
 #: unit (``100000d``): it would read for minutes before its run's deadline ended it.
 MAX_PERIOD_SECONDS = 366 * 86400.0
 
 
-def _period_seconds(value: Any, name: str) -> float:
-    seconds = check_duration(value, name)
-    if seconds > MAX_PERIOD_SECONDS:
-        most = format_duration(MAX_PERIOD_SECONDS)
-        raise Mismatch(Problem(name, f"a duration of at most {most}", value))
-    return seconds
+def _duration_in(least: float | None = None, most: float | None = None) -> Convert[float]:
+    """A duration, refused below ``least`` or above ``most`` seconds (each optional)."""
+
+    def convert(value: Any, name: str) -> float:
+        seconds = check_duration(value, name)
+        if least is not None and seconds < least:
+            raise Mismatch(Problem(name, f"a duration of at least {format_duration(least)}", value))
+        if most is not None and seconds > most:
+            raise Mismatch(Problem(name, f"a duration of at most {format_duration(most)}", value))
+        return seconds
+
+    return convert
+
+
+_schedule_seconds = _duration_in(least=MIN_SCHEDULE_SECONDS)
+_period_seconds = _duration_in(most=MAX_PERIOD_SECONDS)
 
 
 def _listen(value: Any, name: str) -> str:
