@@ -19,9 +19,9 @@ other machines; the default (0) is the harsher case. ``--wrk`` uses ``wrk`` (C; 
 package) instead, ``--processes`` threads of it: less client CPU per request.
 ``--no-runs`` stops the schedule after the first runs, so that the phases measure the
 server with nothing else in the process (the run columns are then not judged).
-``--run-isolation process`` computes the runs in worker processes
-(``daemon.run_isolation: process``), and the server's threads then run at nice 0 as the
-daemon's do.
+``--run-isolation thread`` computes the runs in the server's process
+(``daemon.run_isolation: thread``) instead of worker processes (the default,
+``process``), and the server's threads then run at nice +10 as the daemon's do.
 
 Phases: ``quiet`` (no clients: the baseline of run lateness), ``scrape`` (``--clients``
 scraping back to back), ``idle`` (``--idle`` silent connections, each reopened
@@ -387,19 +387,16 @@ class Ticker(threading.Thread):
 
 
 def _settings(
-    models: int, interval: float, rows: int, state_dir: Path, run_isolation: str = "thread"
+    models: int, interval: float, rows: int, state_dir: Path, run_isolation: str | None = None
 ) -> Any:
     from monitor.config import parse
     from monitor.sources import SOURCES
 
     features = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
+    isolation = {} if run_isolation is None else {"run_isolation": run_isolation}
     return parse(
         {
-            "daemon": {
-                "state_dir": str(state_dir),
-                "max_workers": 2,
-                "run_isolation": run_isolation,
-            },
+            "daemon": {"state_dir": str(state_dir), "max_workers": 2, **isolation},
             "models": [
                 {
                     "name": f"service{i}",
@@ -729,14 +726,14 @@ def main(argv: list[str]) -> int:
         "--nice",
         type=int,
         default=None,
-        help="Limits.nice of the server threads (default: the daemon's, +10; with "
-        "--run-isolation process, 0)",
+        help="Limits.nice of the server threads (default: the daemon's, 0; with "
+        "--run-isolation thread, +10)",
     )
     p.add_argument(
         "--run-isolation",
         choices=("thread", "process"),
-        default="thread",
-        help="daemon.run_isolation of the models (default: the daemon's default, thread)",
+        default=None,
+        help="daemon.run_isolation of the models (default: the daemon's default, process)",
     )
     p.add_argument(
         "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
@@ -766,7 +763,7 @@ def main(argv: list[str]) -> int:
         print(
             f"# /metrics under load: {args.models} models every {args.interval:g} s "
             f"({args.rows} rows), metrics {'encoded per scrape' if args.no_cache else 'cached'}, "
-            f"runs in {args.run_isolation} isolation, "
+            f"runs in {target.app.settings.daemon.run_isolation} isolation, "
             f"server threads nice +{target.server.limits.nice}, "
             f"{'wrk' if args.wrk else 'our'} clients at nice "
             f"{args.client_nice} "

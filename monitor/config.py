@@ -243,8 +243,9 @@ class DaemonSettings:
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
     shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
-    # "process": score, train and compare in worker processes at a lower priority
-    run_isolation: str = "thread"
+    # "process": score, train and compare in worker processes at a lower priority;
+    # "thread": in the daemon's threads
+    run_isolation: str = "process"
 
     @property
     def threads_per_run(self) -> int:

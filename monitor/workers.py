@@ -12,8 +12,11 @@ SIGTERM and SIGINT a process or control group receives, which are the daemon's t
 handle); a new one starts for the next run.
 
 The workers start with forkserver (a fork of a clean process, not of the threaded
-daemon), compile the kernels before their first run, and exit when the daemon's end of
-their pipe closes, so a daemon killed with -9 leaves none behind.
+daemon), compile or load the kernels and then say they are ready, and exit when the
+daemon's end of their pipe closes, so a daemon killed with -9 leaves none behind. A run
+that finds its worker still starting (the daemon's start, a replacement for a worker
+that was killed) is computed in the daemon's thread instead: at nice +10 on a busy
+machine a worker's start-up takes seconds, and no run should wait for it.
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ from monitor.records import Snapshot, Window
 
 __all__ = ["RUN_NICE", "RunWorkers"]
 
+log = logging.getLogger(__name__)
+
 RUN_NICE = 10  # added to a worker's nice value: serving comes first on a busy machine
 _POLL_SECONDS = 0.05  # how often a waiting run looks at its deadline and the stop flag
 _EXIT_PATIENCE = 2.0  # seconds a worker whose pipe broke gets to report its exit code
+_READY = "ready"  # what a worker sends once its kernels are loaded, before any task
 
 
 def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -125,6 +131,10 @@ def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> No
     from monitor.pipeline import warm_kernels
 
     warm_kernels()
+    try:
+        conn.send(_READY)
+    except (BrokenPipeError, OSError):
+        return
     buffers: dict[str, ScaleBuffer] = {}
     while True:
         try:
@@ -160,6 +170,16 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self.ready = False
+
+    def poll_ready(self, timeout: float = 0.0) -> bool:
+        """Whether the worker has loaded its kernels (waiting at most ``timeout`` s)."""
+        try:
+            if not self.ready and self.conn.poll(max(0.0, timeout)):
+                self.ready = self.conn.recv() == _READY
+        except (EOFError, OSError):  # it died starting: the next run replaces it
+            return False
+        return self.ready
 
     def kill(self) -> None:
         """SIGKILL: a worker holds nothing that a stop must save (it ignores SIGTERM)."""
@@ -182,7 +202,8 @@ class RunWorkers:
 
     ``assess`` has ``pipeline.assess``'s signature, so the pipeline calls it where it
     would call its own; the phases' stop check (the run's deadline, the daemon's stop)
-    is watched while the worker computes.
+    is watched while the worker computes. A worker that has not yet said it is ready
+    leaves the run to the calling thread.
     """
 
     def __init__(self, size: int, *, nice: int = RUN_NICE, blas_threads: int = 1) -> None:
@@ -201,6 +222,17 @@ class RunWorkers:
         for slot in slots:
             self._idle.put(slot if slot is not None else self._spawn())
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Start every worker and wait up to ``timeout`` s until each is ready."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        slots = [self._idle.get() for _ in range(self._size)]
+        try:
+            return all(w is not None and w.poll_ready(deadline - time.monotonic()) for w in slots)
+        finally:
+            for slot in slots:
+                self._idle.put(slot)
+
     def _spawn(self) -> _Worker:
         worker = _Worker(self._nice, self._blas_threads)
         with self._lock:
@@ -211,6 +243,24 @@ class RunWorkers:
         worker.kill()
         with self._lock:
             self._all.discard(worker)
+
+    def _checkout(self) -> _Worker | None:
+        """An idle worker that is ready, or None when the free slot's is still starting
+        (a slot without one, or whose worker died, starts a new one)."""
+        worker = self._idle.get()
+        try:
+            if worker is not None and not worker.process.is_alive():
+                self._retire(worker)
+                worker = None
+            if worker is None:
+                worker = self._spawn()
+        except BaseException:
+            self._idle.put(None)
+            raise
+        if worker.poll_ready():
+            return worker
+        self._idle.put(worker)
+        return None
 
     def assess(
         self,
@@ -224,12 +274,11 @@ class RunWorkers:
         seconds_left: float = float("inf"),
     ) -> Assessment:
         """``pipeline.assess`` in a worker, which gives up ``seconds_left`` from now."""
-        worker = self._idle.get()
+        worker = self._checkout()
+        if worker is None:
+            log.debug("model=%s its worker process is still starting: run here", model.name)
+            return assess(window, live, model, pending, phases, ctx)
         try:
-            if worker is None or not worker.process.is_alive():
-                if worker is not None:
-                    self._retire(worker)
-                worker = self._spawn()
             task = _Task(model, window, live, pending, replace(ctx, buffer=None), seconds_left)
             try:
                 worker.conn.send(task)
@@ -237,8 +286,7 @@ class RunWorkers:
                 raise _ended(worker) from None
             reply = self._wait(worker, phases)
         except BaseException:
-            if worker is not None:
-                self._retire(worker)
+            self._retire(worker)
             self._idle.put(None)
             raise
         self._idle.put(worker)

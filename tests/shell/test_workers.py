@@ -33,8 +33,10 @@ class BigSource(Source):
 
 
 def isolated(timeouts: dict[str, float] | None = None) -> Harness:
+    """A harness whose runs after the first go to one worker, started and ready."""
     made = harness(settings(), timeouts)
     made.runner._workers = RunWorkers(1)
+    assert made.runner._workers.wait_ready(120)
     return made
 
 
@@ -88,6 +90,32 @@ def test_a_worker_killed_between_runs_is_replaced(h: Harness) -> None:
     assert isinstance(h.runner.run_model("shop"), Evaluation)
     [second] = h.runner._workers.pids()
     assert second != first
+
+
+def test_a_run_does_not_wait_for_a_worker_still_starting(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replacement of a killed worker imports and loads its kernels, seconds at
+    nice +10 on a busy machine: the run that starts it computes in the daemon's thread,
+    and runs go to the worker once it has said it is ready."""
+    handed: list[int] = []
+    wait = RunWorkers._wait
+
+    def counting(worker: Any, phases: Any) -> Any:
+        handed.append(worker.process.pid)
+        return wait(worker, phases)
+
+    monkeypatch.setattr(RunWorkers, "_wait", staticmethod(counting))
+    first = worker_after_a_run(h)
+    assert handed == [first]
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.2)
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    [second] = h.runner._workers.pids()
+    assert second != first and handed == [first]  # computed here, not handed over
+    assert h.runner._workers.wait_ready(120)
+    assert isinstance(h.runner.run_model("shop"), Evaluation)
+    assert handed == [first, second]
 
 
 def big(timeouts: dict[str, float] | None = None) -> Harness:
@@ -181,6 +209,9 @@ def test_run_isolation_takes_thread_or_process() -> None:
 
     chosen = parse(daemon(run_isolation="process"), sources=FAKE_SOURCES)
     assert chosen.daemon.run_isolation == "process"
-    assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "thread"
+    assert (
+        parse(daemon(run_isolation="thread"), sources=FAKE_SOURCES).daemon.run_isolation == "thread"
+    )
+    assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "process"
     with pytest.raises(ConfigError, match=r"daemon\.run_isolation.*'fork'"):
         parse(daemon(run_isolation="fork"), sources=FAKE_SOURCES)
