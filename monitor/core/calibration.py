@@ -521,8 +521,6 @@ def _window_slis(
             out[:, j] = pool.flags[rows].mean(axis=1)
         elif key == EMPTY_CLUSTERS:
             out[:, j] = (counts == 0).sum(axis=1)
-        elif key == SILHOUETTE:
-            out[:, j] = _silhouette_means(pool, blocks, n, rng)
     return out
 
 
@@ -556,17 +554,6 @@ def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generat
         ref = _perturbed(pool.ref_bins[blocks, lo:hi], pool.ref_rows[blocks], n, rng)
         best = np.maximum(best, psi_rows(ref, counts[:, lo:hi] / n, DEFAULT_EPSILON))
     return best
-
-
-def _silhouette_means(pool: _Pool, blocks: Int, n: int, rng: np.random.Generator) -> F64:
-    if pool.sil is None:
-        return np.full(blocks.shape[0], np.nan)
-    length = pool.sil_length[blocks]
-    picks = pool.sil_first[blocks][:, None] + (
-        rng.random((blocks.shape[0], min(n, SILHOUETTE_WINDOW))) * length[:, None]
-    ).astype(np.intp)
-    means = pool.sil[picks].mean(axis=1)
-    return np.where(length > 0, means, np.nan)
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -662,46 +649,94 @@ def _upper_threshold(values: F64, p: float) -> float:
 def _silhouette_thresholds(
     pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator
 ) -> F64:
-    """Lower silhouette thresholds by size: exact within small null windows, where the
-    minimum over clusters of few distances biases the window's silhouette low; from
-    per-point silhouettes in larger ones, where that bias is negligible."""
+    """Lower silhouette thresholds by size, from exact silhouettes of null windows: at
+    each size up to EXACT_SILHOUETTE rows, where the minimum over clusters of few
+    distances biases a small window's silhouette low; beyond, the windows of
+    EXACT_SILHOUETTE rows with their spread rescaled to the size (``_rescaled``)."""
     out = np.full(grid.shape[0], np.nan)
     if pool.sil is None:
         return out
+    base: tuple[F64, float] | None = None
     for g, n in enumerate(grid):
         if n <= EXACT_SILHOUETTE:
-            values = _exact_silhouettes(pool, int(n), rng)
+            values = _exact_silhouettes(pool, int(n), rng)[0]
         else:
-            blocks, _ = _draw_rows(pool, 1, MIN_DRAWS, rng)
-            values = _silhouette_means(pool, blocks, int(n), rng)
+            base = base or _silhouette_spread(pool, rng)
+            values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW))
         values = values[np.isfinite(values)]
         if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
             out[g] = -_upper_threshold(-values, level)
     return out
 
 
-def _exact_silhouettes(pool: _Pool, n: int, rng: np.random.Generator) -> F64:
-    """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN: undefined)."""
+def _exact_silhouettes(
+    pool: _Pool, n: int, rng: np.random.Generator, *, halves: bool = False
+) -> tuple[F64, F64]:
+    """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN:
+    undefined) and, with ``halves``, the silhouettes of two random halves of each
+    (``(draws, 2)``; otherwise empty)."""
     out = np.full(SILHOUETTE_DRAWS, np.nan)
+    parts = np.full((SILHOUETTE_DRAWS if halves else 0, 2), np.nan)
     _, windows = _draw_rows(pool, n, SILHOUETTE_DRAWS, rng)
     for i, rows in enumerate(windows):
-        labels = pool.labels[rows]
-        if np.unique(labels).shape[0] < 2:
-            continue
-        dist = np.sqrt(np.maximum(_sq_dist(pool.X[rows], pool.X[rows]), 0.0))
-        onehot = np.zeros((n, pool.k))
-        onehot[np.arange(n), labels] = 1.0
-        size = onehot.sum(axis=0)
-        sums = dist @ onehot
-        own = sums[np.arange(n), labels] / np.maximum(size[labels] - 1.0, 1.0)
-        other = sums / np.maximum(size, 1.0)
-        other[np.arange(n), labels] = np.inf
-        other[:, size == 0] = np.inf
-        nearest = other.min(axis=1)
-        s = (nearest - own) / np.maximum(np.maximum(own, nearest), 1e-300)
-        s[size[labels] <= 1] = 0.0  # a point alone in its cluster scores 0 (Rousseeuw)
-        out[i] = float(s.mean())
-    return out
+        out[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
+        if halves:
+            split = np.array_split(rng.permutation(rows), 2)
+            parts[i] = [_window_silhouette(pool.X[h], pool.labels[h], pool.k) for h in split]
+    return out, parts
+
+
+def _window_silhouette(X: F64, labels: Int, k: int) -> float:
+    """The exact silhouette of one window (NaN with fewer than two populated clusters)."""
+    n = X.shape[0]
+    if np.unique(labels).shape[0] < 2:
+        return math.nan
+    dist = np.sqrt(np.maximum(_sq_dist(X, X), 0.0))
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), labels] = 1.0
+    size = onehot.sum(axis=0)
+    sums = dist @ onehot
+    own = sums[np.arange(n), labels] / np.maximum(size[labels] - 1.0, 1.0)
+    other = sums / np.maximum(size, 1.0)
+    other[np.arange(n), labels] = np.inf
+    other[:, size == 0] = np.inf
+    nearest = other.min(axis=1)
+    s = (nearest - own) / np.maximum(np.maximum(own, nearest), 1e-300)
+    s[size[labels] <= 1] = 0.0  # a point alone in its cluster scores 0 (Rousseeuw)
+    return float(s.mean())
+
+
+def _silhouette_spread(pool: _Pool, rng: np.random.Generator) -> tuple[F64, float]:
+    """Exact silhouettes of null windows of EXACT_SILHOUETTE rows, and the part of their
+    variance that the window's rows share with any other rows of its stretch of time.
+
+    The two halves of a null window are disjoint samples of the same stretch, so the
+    covariance of their silhouettes over the draws is the variance between stretches
+    (a daily cycle, a drifting mix), which no window size averages away; the rest of the
+    variance is the window's own sampling noise.
+    """
+    whole, parts = _exact_silhouettes(pool, EXACT_SILHOUETTE, rng, halves=True)
+    ok = np.isfinite(whole) & np.isfinite(parts).all(axis=1)
+    if np.count_nonzero(ok) < 3:
+        return whole, 0.0
+    shared = float(np.cov(parts[ok, 0], parts[ok, 1])[0, 1])
+    return whole, max(shared, 0.0)
+
+
+def _rescaled(values: F64, shared: float, n: int) -> F64:
+    """Null silhouettes at ``n`` rows from ``values`` at EXACT_SILHOUETTE rows: the same
+    centre, the shared variance kept and the window's own shrunk as 1/n (an upper bound:
+    rows drawn without replacement from a stretch vary less). The centre is not moved:
+    the small-window bias lowers it, so the lower threshold errs on the quiet side."""
+    ok = values[np.isfinite(values)]
+    if ok.shape[0] < 2:
+        return values
+    centre, total = float(ok.mean()), float(ok.var(ddof=1))
+    if total <= 0.0:
+        return values
+    shared = min(shared, total)
+    scale = math.sqrt((shared + (total - shared) * EXACT_SILHOUETTE / n) / total)
+    return centre + (values - centre) * scale
 
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)

@@ -75,14 +75,15 @@ def reference() -> Reference:
 
 
 def table_of(ref: Reference, sizes: list[int], **kw: object) -> NullTable:
+    blocks = int(ref.block.max()) + 1
     table, _ = calibrate(
         ref.X,
         ref.block,
         ref.centers,
         ref.bins,
         ref.outliers,
-        starts=np.arange(BLOCKS) * 300.0,
-        ends=np.arange(1, BLOCKS + 1) * 300.0,
+        starts=np.arange(blocks) * 300.0,
+        ends=np.arange(1, blocks + 1) * 300.0,
         sizes=sizes,
         keys=kw.pop("keys", KEYS),  # type: ignore[arg-type]
         false_alarm_rate=kw.pop("false_alarm_rate", ALPHA),  # type: ignore[arg-type]
@@ -304,3 +305,21 @@ def test_refits_stop_at_the_largest_size_asked(
 ) -> None:
     sizes = np.asarray(grid)
     assert [int(sizes[g]) for g in _refit_sizes(sizes, window)] == refitted
+
+
+def test_the_silhouette_holds_its_rate_beyond_the_exact_sizes() -> None:
+    """Above 250 rows the silhouette's null is rescaled from exact 250-row windows; a
+    reference of many short windows (100 rows, 34 of them measured per window by the
+    per-point silhouettes) made it as wide as a 34-row window's, so that it never alarmed."""
+    rng = np.random.default_rng(11)
+    blocks, rows, n = 288, 100, 1000
+    ref = fit_reference(draw(rng, blocks * rows), np.repeat(np.arange(blocks), rows))
+    threshold = threshold_at(table_of(ref, [n], keys=[S.SILHOUETTE]), n)[S.SILHOUETTE]
+    assert threshold is not None
+    trials = 200
+    below = 0
+    for _ in range(trials):
+        W = draw(rng, n)
+        labels, _ = assign_labels(W, ref.centers)
+        below += silhouette_sampled(W, labels, sample_size=n, random_state=0).score < threshold
+    assert ALPHA / 2 <= below / trials <= 2 * ALPHA, below
