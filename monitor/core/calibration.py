@@ -91,6 +91,7 @@ SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the
 SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (the default)
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
 SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
+SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger sizes' null
 _SEED_HIGH = 2**31 - 1
 
 
@@ -656,13 +657,14 @@ def _silhouette_thresholds(
     out = np.full(grid.shape[0], np.nan)
     if pool.sil is None:
         return out
-    base: tuple[F64, float] | None = None
+    base: tuple[F64, float, float] | None = None
+    reference = (int(pool.X.shape[0]), int(np.count_nonzero(pool.length)))
     for g, n in enumerate(grid):
         if n <= EXACT_SILHOUETTE:
             values = _exact_silhouettes(pool, int(n), rng)[0]
         else:
             base = base or _silhouette_spread(pool, rng)
-            values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW))
+            values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW), reference)
         values = values[np.isfinite(values)]
         if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
             out[g] = -_upper_threshold(-values, level)
@@ -672,12 +674,13 @@ def _silhouette_thresholds(
 def _exact_silhouettes(
     pool: _Pool, n: int, rng: np.random.Generator, *, halves: bool = False
 ) -> tuple[F64, F64]:
-    """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN:
-    undefined) and, with ``halves``, the silhouettes of two random halves of each
-    (``(draws, 2)``; otherwise empty)."""
-    out = np.full(SILHOUETTE_DRAWS, np.nan)
-    parts = np.full((SILHOUETTE_DRAWS if halves else 0, 2), np.nan)
-    _, windows = _draw_rows(pool, n, SILHOUETTE_DRAWS, rng)
+    """The window silhouette of null windows of ``n`` rows (NaN: undefined),
+    SILHOUETTE_DRAWS of them; with ``halves``, SPREAD_DRAWS of them and the silhouettes
+    of two random halves of each (``(draws, 2)``; otherwise empty)."""
+    draws = SPREAD_DRAWS if halves else SILHOUETTE_DRAWS
+    out = np.full(draws, np.nan)
+    parts = np.full((draws if halves else 0, 2), np.nan)
+    _, windows = _draw_rows(pool, n, draws, rng)
     for i, rows in enumerate(windows):
         out[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
         if halves:
@@ -706,37 +709,47 @@ def _window_silhouette(X: F64, labels: Int, k: int) -> float:
     return float(s.mean())
 
 
-def _silhouette_spread(pool: _Pool, rng: np.random.Generator) -> tuple[F64, float]:
-    """Exact silhouettes of null windows of EXACT_SILHOUETTE rows, and the part of their
-    variance that the window's rows share with any other rows of its stretch of time.
+def _silhouette_spread(pool: _Pool, rng: np.random.Generator) -> tuple[F64, float, float]:
+    """Exact silhouettes of null windows of EXACT_SILHOUETTE rows; the part of their
+    variance that the window's rows share with any other rows of its stretch of time;
+    and how much lower a window of half as many rows scores on average.
 
     The two halves of a null window are disjoint samples of the same stretch, so the
     covariance of their silhouettes over the draws is the variance between stretches
     (a daily cycle, a drifting mix), which no window size averages away; the rest of the
-    variance is the window's own sampling noise.
+    variance is the window's own sampling noise. The halves' mean against the windows'
+    is the small-window bias (the minimum over clusters of few distances), which falls
+    as 1/n.
     """
     whole, parts = _exact_silhouettes(pool, EXACT_SILHOUETTE, rng, halves=True)
     ok = np.isfinite(whole) & np.isfinite(parts).all(axis=1)
     if np.count_nonzero(ok) < 3:
-        return whole, 0.0
+        return whole, 0.0, 0.0
     shared = float(np.cov(parts[ok, 0], parts[ok, 1])[0, 1])
-    return whole, max(shared, 0.0)
+    return whole, max(shared, 0.0), float(whole[ok].mean() - parts[ok].mean())
 
 
-def _rescaled(values: F64, shared: float, n: int) -> F64:
-    """Null silhouettes at ``n`` rows from ``values`` at EXACT_SILHOUETTE rows: the same
-    centre, the shared variance kept and the window's own shrunk as 1/n (an upper bound:
-    rows drawn without replacement from a stretch vary less). The centre is not moved:
-    the small-window bias lowers it, so the lower threshold errs on the quiet side."""
+def _rescaled(values: F64, shared: float, bias: float, n: int, reference: tuple[int, int]) -> F64:
+    """Null silhouettes at ``n`` rows from ``values`` at EXACT_SILHOUETTE rows (E).
+
+    The variance: the shared part kept and the window's own shrunk as 1/n (an upper
+    bound: rows drawn without replacement from a stretch vary less), plus what the
+    reference (``reference``: its rows N and windows B) got wrong by chance, which a
+    fresh window does not share: ``shared / B + own E / N``. The centre: moved by the
+    small-window bias (``bias``, between E/2 and E rows) as 1/n, by ``bias (1 - E/n)``.
+    """
     ok = values[np.isfinite(values)]
+    shift = bias * (1.0 - EXACT_SILHOUETTE / n)
     if ok.shape[0] < 2:
-        return values
+        return values + shift
     centre, total = float(ok.mean()), float(ok.var(ddof=1))
     if total <= 0.0:
-        return values
+        return values + shift
     shared = min(shared, total)
-    scale = math.sqrt((shared + (total - shared) * EXACT_SILHOUETTE / n) / total)
-    return centre + (values - centre) * scale
+    rows, blocks = reference
+    own = (total - shared) * EXACT_SILHOUETTE * (1.0 / n + 1.0 / max(rows, 1))
+    scale = math.sqrt((shared * (1.0 + 1.0 / max(blocks, 1)) + own) / total)
+    return centre + shift + (values - centre) * scale
 
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
