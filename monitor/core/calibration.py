@@ -665,9 +665,9 @@ def _silhouette_thresholds(
         else:
             base = base or _silhouette_spread(pool, rng)
             values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW), reference)
-        values = values[np.isfinite(values)]
-        if values.shape[0] >= 0.5 * SILHOUETTE_DRAWS:
-            out[g] = -_upper_threshold(-values, level)
+        defined = values[np.isfinite(values)]
+        if defined.shape[0] >= 0.5 * values.shape[0]:  # else undefined at this size
+            out[g] = -_upper_threshold(-defined, level)
     return out
 
 

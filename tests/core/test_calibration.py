@@ -323,3 +323,22 @@ def test_the_silhouette_holds_its_rate_beyond_the_exact_sizes() -> None:
         labels, _ = assign_labels(W, ref.centers)
         below += silhouette_sampled(W, labels, sample_size=n, random_state=0).score < threshold
     assert ALPHA / 2 <= below / trials <= 2 * ALPHA, below
+
+
+def test_a_silhouette_undefined_in_most_null_windows_gets_no_threshold_above_250_rows() -> None:
+    """One row in 1,000 in the second cluster: most 250-row null windows hold one
+    cluster only, so the silhouette is no drift signal at 500 rows either."""
+    rng = np.random.default_rng(2)
+    n_rows = 20_000
+    labels = np.zeros(n_rows, dtype=np.intp)
+    labels[rng.choice(n_rows, 20, replace=False)] = 1
+    centers = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]])
+    X = centers[labels] + rng.normal(size=(n_rows, 3))
+    _, sq = assign_labels(X, centers)
+    table, _ = calibrate(
+        X, np.repeat(np.arange(20), 1000), centers, fit_reference_bins(X),
+        fit_outlier_thresholds(sq, labels, 2, quantile=0.99),
+        starts=np.arange(20.0), ends=np.arange(1.0, 21.0), sizes=[500], keys=[S.SILHOUETTE],
+        random_state=0,
+    )  # fmt: skip
+    assert threshold_at(table, 500)[S.SILHOUETTE] is None
