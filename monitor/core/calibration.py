@@ -661,7 +661,7 @@ def _silhouette_thresholds(
     reference = (int(pool.X.shape[0]), int(np.count_nonzero(pool.length)))
     for g, n in enumerate(grid):
         if n <= EXACT_SILHOUETTE:
-            values = _exact_silhouettes(pool, int(n), rng)[0]
+            values = _exact_silhouettes(pool, int(n), rng)
         else:
             base = base or _silhouette_spread(pool, rng)
             values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW), reference)
@@ -671,22 +671,13 @@ def _silhouette_thresholds(
     return out
 
 
-def _exact_silhouettes(
-    pool: _Pool, n: int, rng: np.random.Generator, *, halves: bool = False
-) -> tuple[F64, F64]:
-    """The window silhouette of null windows of ``n`` rows (NaN: undefined),
-    SILHOUETTE_DRAWS of them; with ``halves``, SPREAD_DRAWS of them and the silhouettes
-    of two random halves of each (``(draws, 2)``; otherwise empty)."""
-    draws = SPREAD_DRAWS if halves else SILHOUETTE_DRAWS
-    out = np.full(draws, np.nan)
-    parts = np.full((draws if halves else 0, 2), np.nan)
-    _, windows = _draw_rows(pool, n, draws, rng)
+def _exact_silhouettes(pool: _Pool, n: int, rng: np.random.Generator) -> F64:
+    """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN: undefined)."""
+    out = np.full(SILHOUETTE_DRAWS, np.nan)
+    _, windows = _draw_rows(pool, n, SILHOUETTE_DRAWS, rng)
     for i, rows in enumerate(windows):
         out[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
-        if halves:
-            split = np.array_split(rng.permutation(rows), 2)
-            parts[i] = [_window_silhouette(pool.X[h], pool.labels[h], pool.k) for h in split]
-    return out, parts
+    return out
 
 
 def _window_silhouette(X: F64, labels: Int, k: int) -> float:
@@ -721,7 +712,13 @@ def _silhouette_spread(pool: _Pool, rng: np.random.Generator) -> tuple[F64, floa
     is the small-window bias (the minimum over clusters of few distances), which falls
     as 1/n.
     """
-    whole, parts = _exact_silhouettes(pool, EXACT_SILHOUETTE, rng, halves=True)
+    whole = np.full(SPREAD_DRAWS, np.nan)
+    parts = np.full((SPREAD_DRAWS, 2), np.nan)
+    _, windows = _draw_rows(pool, EXACT_SILHOUETTE, SPREAD_DRAWS, rng)
+    for i, rows in enumerate(windows):
+        whole[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
+        halves = np.array_split(rng.permutation(rows), 2)
+        parts[i] = [_window_silhouette(pool.X[h], pool.labels[h], pool.k) for h in halves]
     ok = np.isfinite(whole) & np.isfinite(parts).all(axis=1)
     if np.count_nonzero(ok) < 3:
         return whole, 0.0, 0.0
