@@ -663,7 +663,7 @@ class PrometheusSource:
         try:
             left = deadline.left()
         except TimeoutError:
-            raise self._timeout(where, 1) from None
+            raise self._timeout(where, 1, None) from None
         return urllib.parse.urlencode(
             {
                 "query": expr,
@@ -674,8 +674,10 @@ class PrometheusSource:
             }
         ).encode()
 
-    def _timeout(self, where: str, attempts: int) -> SourceTimeoutError:
-        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+    def _timeout(self, where: str, attempts: int, last: _Failure | None) -> SourceTimeoutError:
+        """The deadline passed; an earlier attempt's failure is named, as it is the cause a
+        user can act on (a 503 that ate the deadline in retries reads as a 503)."""
+        tries = f" ({attempts} attempts; the last to finish {last.text})" if last else ""
         return SourceTimeoutError(
             f"{where} did not answer within {self._options.timeout:g}s{tries}; the source's "
             "timeout bounds the whole read of a window"
@@ -684,13 +686,15 @@ class PrometheusSource:
     def _post(self, body: bytes, deadline: _Deadline, headers: dict[str, str], where: str) -> bytes:
         """The body of a 200 answer, retrying connection errors, 5xx and 429 in the deadline."""
         attempt = 0
+        last: _Failure | None = None
         while True:
             attempt += 1
             try:
                 return self._attempt(body, deadline, headers, where)
             except TimeoutError:
-                raise self._timeout(where, attempt) from None
+                raise self._timeout(where, attempt, last) from None
             except _Failure as failure:
+                last = failure
                 delay = self._backoff(attempt, failure.retry_after)
                 try:
                     wait_ok = attempt <= self._options.retries and delay < deadline.left()

@@ -118,6 +118,19 @@ def test_a_retry_after_header_is_waited_for(prom: FakePrometheus) -> None:
     assert waits == [1.0]
 
 
+def test_a_timeout_after_failed_attempts_names_the_last_answer(prom: FakePrometheus) -> None:
+    # Two 503s, then an answer slower than what is left: the read times out, and the
+    # message keeps the overload the server reported (the cause a user can act on).
+    answers: list[Answer] = [(503, b"too many queries", 0.0), (503, b"too many queries", 0.0)]
+    prom.answer = lambda params: answers.pop(0) if answers else (*matrix()[:2], 3.0)
+    with pytest.raises(SourceTimeoutError) as info:
+        make_source(prom.url, timeout="0.5s", sleep=lambda s: None).read_window(T0, T0 + 60)
+    assert str(info.value).endswith(
+        "did not answer within 0.5s (3 attempts; the last to finish answered HTTP 503: "
+        "too many queries); the source's timeout bounds the whole read of a window"
+    )
+
+
 def test_a_backoff_that_would_pass_the_deadline_is_not_waited(prom: FakePrometheus) -> None:
     prom.extra_headers = {"Retry-After": "30"}
     prom.answer = lambda params: (503, b"", 0.0)
