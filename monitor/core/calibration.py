@@ -105,6 +105,15 @@ class Phases:
 
 
 @dataclass(frozen=True, eq=False)
+class _Windows:
+    """Null windows: ``rows[i]`` drawn from the stretch of blocks ``first[i]``..``last[i]``."""
+
+    first: Int  # (c,)
+    last: Int  # (c,)
+    rows: Int  # (c, n)
+
+
+@dataclass(frozen=True, eq=False)
 class _Pool:
     """Per-row facts of the reference, computed once; a null window only gathers them."""
 
@@ -115,11 +124,13 @@ class _Pool:
     first: Int  # (b,) first row of each block
     length: Int  # (b,) rows of each block
     own_labels: F64  # (b, k) rows of each block per cluster
-    own_bins: F64  # (b, B) rows of each block per bin
-    ref_shares: F64  # (b, k) label shares of each block's reference
-    ref_bins: F64  # (b, B) bin shares of each block's reference, features side by side
-    ref_rows: F64  # (b,) reference rows behind each block's shares
-    ref_centers: F64  # (b, k, d) the centres each block's refit is compared with
+    own_bins: F64  # (b, B) rows of each block per bin, features side by side
+    own_sums: F64  # (b, k, d) sums of each block's rows per cluster
+    ref_labels: F64  # (b, k) rows per cluster of each block's reference (it left out)
+    ref_bins: F64  # (b, B) rows per bin of each block's reference
+    ref_sums: F64  # (b, k, d) sums per cluster of each block's reference
+    centers: F64  # (k, d) the model's centres
+    phases: Phases | None
     offsets: Int  # (d + 1,)
     sil: F64 | None  # (S,) silhouette of the measured rows, grouped by block
     sil_first: Int  # (b,)
@@ -327,13 +338,6 @@ def _prepare(
     own_sums = np.zeros((n_blocks, k, X.shape[1]))
     np.add.at(own_sums, (blk, labels), X)
     ref_l, ref_b, ref_sums = _block_references([own_labels, own_bins, own_sums], phases)
-    # The centres a block's refit is compared with: the reference's cluster means around
-    # the block's phase (its own rows left out); the model's centres where a cluster has
-    # no such row. Without seasonality the model's centres themselves.
-    counts = ref_l[:, :, None]
-    ref_centers = np.where(counts > 0, ref_sums / np.maximum(counts, 1.0), C[None, :, :])
-    if phases is None:
-        ref_centers = np.broadcast_to(C, ref_centers.shape).copy()
     sil, sil_first, sil_length = _silhouettes(X, labels, C, first, length, keys, rng, wm)
     return _Pool(
         X=X,
@@ -344,10 +348,12 @@ def _prepare(
         length=length,
         own_labels=own_labels,
         own_bins=own_bins,
-        ref_shares=ref_l / np.maximum(ref_l.sum(axis=1, keepdims=True), 1.0),
-        ref_bins=_per_feature_shares(ref_b, offsets),
-        ref_rows=ref_l.sum(axis=1),
-        ref_centers=ref_centers,
+        own_sums=own_sums,
+        ref_labels=ref_l,
+        ref_bins=ref_b,
+        ref_sums=ref_sums,
+        centers=C,
+        phases=phases,
         offsets=offsets,
         sil=sil,
         sil_first=sil_first,
@@ -447,43 +453,76 @@ def _sq_dist(A: F64, B: F64) -> F64:
 # --------------------------------------------------------------------------- null draws
 
 
-def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tuple[Int, Int]:
-    """``count`` null windows of ``n`` rows: (the block each starts at, (count, n) rows).
+def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Windows:
+    """``count`` null windows of ``n`` rows.
 
     A window is ``n`` rows drawn without replacement from one block, so that it is an
     honest sample of that stretch of time; when blocks hold fewer than ``n`` rows, from
-    the run of consecutive blocks that does (a bigger window of the same time). Drawn
-    from a random block, such a subsample varies as a fresh window of ``n`` rows would:
-    around its block, and the block around the period. With fewer than MIN_BLOCKS blocks
-    the second part is not represented (a one-window reference resampled without
-    replacement would give the reference itself every time), so rows are then drawn with
-    replacement (the bootstrap), as they are when the whole period is smaller than ``n``.
+    the run of consecutive blocks that does (a bigger window of the same time, compared
+    with a reference that leaves them all out). Drawn from a random block, such a
+    subsample varies as a fresh window of ``n`` rows would: around its block, and the
+    block around the period. With fewer than MIN_BLOCKS blocks the second part is not
+    represented (a one-window reference resampled without replacement would give the
+    reference itself every time), so rows are then drawn with replacement (the
+    bootstrap), as they are when the whole period is smaller than ``n``.
     """
     if np.count_nonzero(pool.length) < MIN_BLOCKS:
         return _bootstrap_rows(pool, n, count, rng)
-    ends = pool.first + pool.length
-    reach = np.searchsorted(np.cumsum(pool.length), pool.first + n, side="left")
+    ends = np.cumsum(pool.length)
+    reach = np.searchsorted(ends, pool.first + n, side="left")
     ok = (pool.length > 0) & (reach < pool.length.shape[0])
     starts = np.flatnonzero(ok)
     if starts.size == 0:  # the whole reference is smaller than one window
         return _bootstrap_rows(pool, n, count, rng)
-    span = ends[reach[starts]] - pool.first[starts]
-    pick = rng.integers(0, starts.size, size=count)
-    lengths = span[pick]
+    first = starts[rng.integers(0, starts.size, size=count)]
+    lengths = ends[reach[first]] - pool.first[first]
     keys = rng.random((count, int(lengths.max())))
     keys[np.arange(keys.shape[1])[None, :] >= lengths[:, None]] = 2.0  # past the span
     offsets = np.argpartition(keys, n - 1, axis=1)[:, :n] if n < keys.shape[1] else None
     if offsets is None:
         offsets = np.tile(np.arange(n), (count, 1))
-    return starts[pick], (pool.first[starts[pick]][:, None] + offsets).astype(np.intp)
+    rows = (pool.first[first][:, None] + offsets).astype(np.intp)
+    return _Windows(first, reach[first].astype(np.intp), rows)
 
 
-def _bootstrap_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> tuple[Int, Int]:
+def _bootstrap_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Windows:
     """Null windows of ``n`` rows drawn with replacement within a random block."""
     usable = np.flatnonzero(pool.length > 0)
     pick = usable[rng.integers(0, usable.size, size=count)]
     offsets = (rng.random((count, n)) * pool.length[pick][:, None]).astype(np.intp)
-    return pick, pool.first[pick][:, None] + offsets
+    return _Windows(pick, pick, pool.first[pick][:, None] + offsets)
+
+
+def _spanned(pool: _Pool, win: _Windows) -> list[tuple[Int, NDArray[np.bool_]]]:
+    """The blocks after each window's first that its reference leaves out too.
+
+    Pairs (block of each window, whether it is left out): the blocks of the window's
+    stretch that its first block's reference holds (all of them; for a seasonal model,
+    those of the phases pooled around the first block's). A window whose reference would
+    be left empty keeps its first block's (a reference of a block or two).
+    """
+    out: list[tuple[Int, NDArray[np.bool_]]] = []
+    left = pool.ref_labels[win.first].sum(axis=1)
+    top = pool.length.shape[0] - 1
+    for t in range(1, int(np.max(win.last - win.first, initial=0)) + 1):
+        b = np.minimum(win.first + t, top)
+        take = win.first + t <= win.last
+        if pool.phases is not None:
+            phase = pool.phases.of_block
+            gap = np.abs(phase[b] - phase[win.first])
+            take &= np.minimum(gap, pool.phases.n_phases - gap) <= pool.phases.width
+        left = left - np.where(take, pool.length[b], 0)
+        out.append((b, take))
+    kept = left > 0
+    return [(b, take & kept) for b, take in out]
+
+
+def _left_out(own: F64, ref: F64, win: _Windows, spanned: list[tuple[Int, NDArray[Any]]]) -> F64:
+    """Each window's reference counts: its first block's, less the rest of its stretch."""
+    out = ref[win.first].copy()
+    for b, take in spanned:
+        out[take] -= own[b[take]]
+    return out
 
 
 def _n_draws(n: int, d: int) -> int:
@@ -497,27 +536,30 @@ def _null_draws(pool: _Pool, n: int, keys: list[str], rng: np.random.Generator) 
     out = np.empty((total, len(keys)))
     per_chunk = max(1, int(2e6 // (max(n, int(pool.length.max())) * (d + 2))))
     for s in iter_slices(total, per_chunk):
-        blocks, rows = _draw_rows(pool, n, s.stop - s.start, rng)
-        out[s] = _window_slis(pool, blocks, rows, keys, rng)
+        out[s] = _window_slis(pool, _draw_rows(pool, n, s.stop - s.start, rng), keys, rng)
     return out
 
 
-def _window_slis(
-    pool: _Pool, blocks: Int, rows: Int, keys: list[str], rng: np.random.Generator
-) -> F64:
-    """The SLIs of null windows: ``rows[i]`` drawn from block ``blocks[i]``."""
+def _window_slis(pool: _Pool, win: _Windows, keys: list[str], rng: np.random.Generator) -> F64:
+    """The SLIs of null windows, each against the reference that leaves its stretch out."""
+    rows = win.rows
     c, n = rows.shape
     k = pool.k
     counts = np.bincount(
         (pool.labels[rows] + k * np.arange(c)[:, None]).ravel(), minlength=c * k
     ).reshape(c, k)
+    spanned = _spanned(pool, win)
+    ref_labels = _left_out(pool.own_labels, pool.ref_labels, win, spanned)
+    ref_rows = ref_labels.sum(axis=1)
     out = np.empty((c, len(keys)))
     for j, key in enumerate(keys):
         if key == LABEL_PSI:
-            ref = _perturbed(pool.ref_shares[blocks], pool.ref_rows[blocks], n, rng)
+            shares = ref_labels / np.maximum(ref_rows[:, None], 1.0)
+            ref = _perturbed(shares, ref_rows, n, rng)
             out[:, j] = psi_rows(ref, counts / n, DEFAULT_EPSILON)
         elif key == FEATURE_PSI_MAX:
-            out[:, j] = _feature_psi_max(pool, blocks, rows, rng)
+            ref_bins = _left_out(pool.own_bins, pool.ref_bins, win, spanned)
+            out[:, j] = _feature_psi_max(pool, rows, ref_bins, ref_rows, rng)
         elif key == OUTLIER_RATIO:
             out[:, j] = pool.flags[rows].mean(axis=1)
         elif key == EMPTY_CLUSTERS:
@@ -542,8 +584,12 @@ def _perturbed(shares: F64, ref_rows: F64, n: int, rng: np.random.Generator) -> 
     return out
 
 
-def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generator) -> F64:
+def _feature_psi_max(
+    pool: _Pool, rows: Int, ref_bins: F64, ref_rows: F64, rng: np.random.Generator
+) -> F64:
+    """The largest feature PSI of each window against its reference's bin counts."""
     c, n = rows.shape
+    ref_shares = _per_feature_shares(ref_bins, pool.offsets)
     width = int(pool.offsets[-1])
     cols = pool.bins[rows]  # (c, n, d)
     counts = np.bincount(
@@ -552,7 +598,7 @@ def _feature_psi_max(pool: _Pool, blocks: Int, rows: Int, rng: np.random.Generat
     best = np.zeros(c)
     for j in range(pool.offsets.shape[0] - 1):
         lo, hi = pool.offsets[j], pool.offsets[j + 1]
-        ref = _perturbed(pool.ref_bins[blocks, lo:hi], pool.ref_rows[blocks], n, rng)
+        ref = _perturbed(ref_shares[:, lo:hi], ref_rows, n, rng)
         best = np.maximum(best, psi_rows(ref, counts[:, lo:hi] / n, DEFAULT_EPSILON))
     return best
 
@@ -674,8 +720,7 @@ def _silhouette_thresholds(
 def _exact_silhouettes(pool: _Pool, n: int, rng: np.random.Generator) -> F64:
     """The window silhouette of SILHOUETTE_DRAWS null windows of ``n`` rows (NaN: undefined)."""
     out = np.full(SILHOUETTE_DRAWS, np.nan)
-    _, windows = _draw_rows(pool, n, SILHOUETTE_DRAWS, rng)
-    for i, rows in enumerate(windows):
+    for i, rows in enumerate(_draw_rows(pool, n, SILHOUETTE_DRAWS, rng).rows):
         out[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
     return out
 
@@ -714,8 +759,7 @@ def _silhouette_spread(pool: _Pool, rng: np.random.Generator) -> tuple[F64, floa
     """
     whole = np.full(SPREAD_DRAWS, np.nan)
     parts = np.full((SPREAD_DRAWS, 2), np.nan)
-    _, windows = _draw_rows(pool, EXACT_SILHOUETTE, SPREAD_DRAWS, rng)
-    for i, rows in enumerate(windows):
+    for i, rows in enumerate(_draw_rows(pool, EXACT_SILHOUETTE, SPREAD_DRAWS, rng).rows):
         whole[i] = _window_silhouette(pool.X[rows], pool.labels[rows], pool.k)
         halves = np.array_split(rng.permutation(rows), 2)
         parts[i] = [_window_silhouette(pool.X[h], pool.labels[h], pool.k) for h in halves]
@@ -829,14 +873,29 @@ def _refits(
     pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float, refit: Refit
 ) -> dict[str, F64]:
     """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
-    blocks, windows = _draw_rows(pool, n, count, rng)
+    win = _draw_rows(pool, n, count, rng)
+    compared = _compared_centers(pool, win)
     out = {key: np.empty(count) for key in _REFITTED}
-    for i, (b, rows) in enumerate(zip(blocks, windows, strict=True)):
+    for i, rows in enumerate(win.rows):
         seed = int(rng.integers(0, _SEED_HIGH))
         centers = refit(pool.X[rows], C, seed)
-        out[CENTROID_DRIFT_MAX][i] = centroid_drift(pool.ref_centers[b], centers).max
+        out[CENTROID_DRIFT_MAX][i] = centroid_drift(compared[i], centers).max
         split = drift.split_gain(pool.X[rows], centers, random_state=seed, working_memory_mib=wm)
         out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
+    return out
+
+
+def _compared_centers(pool: _Pool, win: _Windows) -> F64:
+    """(c, k, d) the centres each window's refit is compared with: without seasonality
+    the model's; with it, the reference's cluster means around the window's phase with
+    its stretch left out (the model's centre where a cluster has no such row)."""
+    c = win.first.shape[0]
+    if pool.phases is None:
+        return np.broadcast_to(pool.centers, (c, *pool.centers.shape))
+    spanned = _spanned(pool, win)
+    counts = _left_out(pool.own_labels, pool.ref_labels, win, spanned)[:, :, None]
+    sums = _left_out(pool.own_sums, pool.ref_sums, win, spanned)
+    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1.0), pool.centers[None, :, :])
     return out
 
 
@@ -881,14 +940,16 @@ def _reference_windows(pool: _Pool, starts: ArrayLike, ends: ArrayLike) -> Refer
     length = np.maximum(pool.length, 1).astype(np.float64)
     b = length.shape[0]
     psi = np.zeros(b)
+    ref_bins = _per_feature_shares(pool.ref_bins, pool.offsets)
     for j in range(pool.offsets.shape[0] - 1):
         lo, hi = pool.offsets[j], pool.offsets[j + 1]
         shares = pool.own_bins[:, lo:hi] / length[:, None]
-        psi = np.maximum(psi, psi_rows(pool.ref_bins[:, lo:hi], shares, DEFAULT_EPSILON))
+        psi = np.maximum(psi, psi_rows(ref_bins[:, lo:hi], shares, DEFAULT_EPSILON))
     block_of_row = np.repeat(np.arange(b), pool.length)
+    ref_shares = pool.ref_labels / np.maximum(pool.ref_labels.sum(axis=1, keepdims=True), 1.0)
     columns = {
         FEATURE_PSI_MAX: psi,
-        LABEL_PSI: psi_rows(pool.ref_shares, pool.own_labels / length[:, None], DEFAULT_EPSILON),
+        LABEL_PSI: psi_rows(ref_shares, pool.own_labels / length[:, None], DEFAULT_EPSILON),
         OUTLIER_RATIO: np.bincount(block_of_row, weights=pool.flags, minlength=b) / length,
         EMPTY_CLUSTERS: (pool.own_labels == 0).sum(axis=1).astype(np.float64),
     }

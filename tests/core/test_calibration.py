@@ -180,6 +180,22 @@ def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:
         assert label_drift(swinging.shares, labels, 3).psi < wide
 
 
+def test_a_null_window_over_several_blocks_is_compared_without_any_of_them() -> None:
+    """A null window larger than a block spans several; the reference it is compared with
+    leaves them all out, as a fresh window's reference does not hold the window."""
+    rng = np.random.default_rng(5)
+    order = [0, 0, 1, 1, 2, 2] * 4  # blocks of 100 rows, in pairs of one cluster each
+    X = np.concatenate([10 * CENTERS[c] + rng.normal(size=(100, 3)) for c in order])
+    ref = fit_reference(X, np.repeat(np.arange(len(order)), 100))
+    t = threshold_at(table_of(ref, [200], keys=[S.LABEL_PSI]), 200)[S.LABEL_PSI]
+    # Half the null windows are one pair, a single cluster: against the other 22 blocks
+    # its share is 6 of 22 (7 of 23 with only the first block left out, a narrower null).
+    labels, _ = assign_labels(10 * CENTERS[0] + rng.normal(size=(200, 3)), ref.centers)
+    counts = np.full(3, 8.0)
+    counts[labels[0]] -= 2
+    assert t is not None and t >= label_drift(counts / counts.sum(), labels, 3).psi
+
+
 def test_comparing_at_the_same_phase_narrows_a_seasonal_null() -> None:
     rng = np.random.default_rng(4)
     day = 86400.0
