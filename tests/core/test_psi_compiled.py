@@ -9,6 +9,9 @@ numbers of edges, and more rows than one chunk on several threads.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -137,3 +140,23 @@ def test_warm_up_compiles_both_kernels_for_both_dtypes() -> None:
     for kernel in (_psi._count_linear, _psi._count_search):
         dtypes = {sig[0].dtype.name for sig in kernel.signatures}
         assert {"float32", "float64"} <= dtypes
+
+
+def test_kernels_compile_where_numba_cannot_write_its_cache() -> None:
+    """A read-only install under a sandbox (systemd's ProtectSystem and ProtectHome) leaves
+    numba no directory for its cache; numba then raises at import. The kernels compile
+    uncached instead, with one warning that names the fix."""
+    script = (
+        "from numba.core import caching\n"
+        "caching.CacheImpl._locator_classes = []  # no directory numba may write\n"
+        "import numpy as np\n"
+        "from monitor.core import _kmeans_numba, _psi\n"
+        "counts = _psi.bin_counts_compiled((np.array([0.0]),), np.array([[-1.0], [1.0], [2.0]]))\n"
+        "assert [c.tolist() for c in counts] == [[1, 2]], counts\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("set NUMBA_CACHE_DIR to a writable directory") == 1, done.stderr
+    assert "Traceback" not in done.stderr

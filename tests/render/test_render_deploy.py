@@ -215,3 +215,15 @@ def test_systemd_unit_runs_commands_the_cli_has(unit_name: str) -> None:
         argv = shlex.split(command)
         assert argv[0].endswith("/kmeans-monitor")
         parse_cli(argv[1:])
+
+
+@pytest.mark.parametrize("unit_name", ["kmeans-monitor.service", "kmeans-monitor-serve.service"])
+def test_systemd_unit_gives_numba_a_cache_it_can_write(unit_name: str) -> None:
+    # ProtectSystem=strict makes the installed package read-only, where numba would cache
+    # its compiled kernels; the unit points numba at the cache directory systemd makes.
+    lines = (DEPLOY / "systemd" / unit_name).read_text().splitlines()
+    settings = dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+    assert settings["ProtectSystem"] == "strict"
+    name, _, value = settings["Environment"].partition("=")
+    assert name == "NUMBA_CACHE_DIR"
+    assert value.startswith(f"/var/cache/{settings['CacheDirectory']}/")
