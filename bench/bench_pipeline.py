@@ -23,7 +23,12 @@ live centroids.
 Peak memory is measured per side in a fresh subprocess: the peak RSS (VmHWM, reset once
 the window is in memory) minus the RSS at that moment.
 
+Our run's middle computes in a worker process, as the daemon's default
+(``daemon.run_isolation: process``) runs it; ``--run-isolation thread`` times it in this
+process, as the figures before 2026-12-02 were.
+
     python -m bench pipeline [--n 1000000] [--d 32] [--k 64] [--repeats 3] [--threads 2]
+                             [--run-isolation process|thread]
 """
 
 from __future__ import annotations
@@ -139,11 +144,18 @@ class _Ports:
 
 
 def run_ours(
-    X: np.ndarray, live: Any, restarts: int, threads: int = 1, buffer: Any = None
+    X: np.ndarray,
+    live: Any,
+    restarts: int,
+    threads: int = 1,
+    buffer: Any = None,
+    workers: Any = None,
 ) -> dict[str, Any]:
     """One pipeline run on ``threads`` threads, scaling into ``buffer`` (a ScaleBuffer kept
-    across runs, as the daemon keeps one per model); seconds by phase."""
-    from monitor.pipeline import evaluate
+    across runs, as the daemon keeps one per model), its middle in one of ``workers``
+    (``monitor.workers.RunWorkers``) when given, as the daemon's default runs it; seconds
+    by phase."""
+    from monitor.pipeline import assess, evaluate
 
     ports = _Ports(X, live)
     model = _model(X.shape[1], live.k, restarts)
@@ -157,6 +169,7 @@ def run_ours(
         working_memory_mib=WORKING_MEMORY_MIB,
         n_threads=threads,
         buffer=buffer,
+        assess_with=workers.assess if workers is not None else assess,
     )
     total = time.perf_counter() - t0
     return {
@@ -458,6 +471,13 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
     warm_up()  # the daemon compiles (or loads) its kernels at start-up
     _psi.warm_up()
     buffer = ScaleBuffer()  # kept across runs, as the daemon keeps one per model
+    workers = None
+    if args.run_isolation == "process":  # one worker, as the daemon starts them
+        from monitor.workers import RunWorkers
+
+        workers = RunWorkers(1)
+        if not workers.wait_ready(600):
+            raise SystemExit("bench pipeline: the run's worker process did not start")
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
     for _ in range(args.repeats):  # interleaved so that machine noise hits every side
         # Ours under the daemon's default of one BLAS thread (daemon.blas_threads) and
@@ -465,10 +485,12 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
         # busy machine's load are the 3-20x slowdown of docs/decisions.md. The libraries
         # get --threads.
         with threadpool_limits(1):
-            runs["ours"].append(run_ours(X, live, args.restarts, args.threads, buffer))
+            runs["ours"].append(run_ours(X, live, args.restarts, args.threads, buffer, workers))
         with threadpool_limits(args.threads):
             for engine in engines:
                 runs[engine].append(run_reference(X, live, engine, args.threads))
+    if workers is not None:
+        workers.close()
     medians = {side: statistics.median(r["total"] for r in rs) for side, rs in runs.items()}
     for side, rs in runs.items():
         each = ", ".join(f"{r['total']:.2f}" for r in rs)
@@ -501,6 +523,8 @@ def _memory(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     """Time every side (medians of ``--repeats``) and measure peak memory."""
+    from monitor.config import DaemonSettings
+
     parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=32)
@@ -517,6 +541,13 @@ def main(argv: list[str]) -> int:
         type=int,
         default=0,
         help="candidate_restarts on our side (0 matches the reference)",
+    )
+    parser.add_argument(
+        "--run-isolation",
+        choices=["thread", "process"],
+        default=DaemonSettings().run_isolation,
+        help="where our run's middle computes (daemon.run_isolation; default: the "
+        "daemon's); the peak-memory runs are in one process either way",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument(
@@ -540,6 +571,7 @@ def main(argv: list[str]) -> int:
     print(
         f"window {args.n} x {args.d} float32, k={args.k}, threads={args.threads}, "
         f"repeats={args.repeats}, candidate_restarts={args.restarts}, "
+        f"run_isolation={args.run_isolation}, "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
     print(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from monitor import workers
 from monitor.config import parse
 from monitor.errors import ConfigError
 from monitor.records import Evaluation, RunFailure, Window
@@ -60,6 +61,65 @@ def test_a_run_in_a_worker_gives_what_a_run_in_a_thread_gives(h: Harness) -> Non
     assert {"score", "train", "compare"} <= set(got.phase_seconds)
     [pid] = h.runner._workers.pids()
     assert pid != os.getpid()
+
+
+def shared_files(pid: int | None = None) -> list[str]:
+    """This process's windows in shared memory (another pid's with ``pid``)."""
+    prefix = f"kmeans-monitor-rows-{os.getpid() if pid is None else pid}-"
+    return [name for name in os.listdir(workers.SHARED_DIR) if name.startswith(prefix)]
+
+
+def test_a_window_in_shared_memory_gives_what_the_pipe_gives(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    piped = isolated()
+    try:
+        shared: list[str] = []
+        share = workers._share
+
+        def sharing(X: np.ndarray) -> Any:
+            rows = share(X)
+            if rows is not None:
+                shared.append(rows.path)
+            return rows
+
+        monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)  # every window goes through it
+        monkeypatch.setattr(workers, "_share", sharing)
+        for _ in range(3):
+            got = h.runner.run_model("shop")
+            monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 1 << 40)
+            want = piped.runner.run_model("shop")
+            monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)
+            assert isinstance(got, Evaluation) and isinstance(want, Evaluation)
+            assert (got.slis, got.thresholds) == (want.slis, want.thresholds)
+            assert (got.cluster_sizes, got.centroid_drift) == (
+                want.cluster_sizes,
+                want.centroid_drift,
+            )
+        assert len(shared) == 2  # the first run trains in the daemon
+        assert shared_files() == []  # each removed once mapped
+    finally:
+        piped.runner.close()
+
+
+def test_shared_windows_of_a_daemon_that_is_gone_are_removed() -> None:
+    gone = os.fork()
+    if gone == 0:
+        os._exit(0)
+    os.waitpid(gone, 0)
+    mine, theirs = (
+        os.path.join(workers.SHARED_DIR, f"kmeans-monitor-rows-{pid}-test")
+        for pid in (os.getpid(), gone)
+    )
+    for path in (mine, theirs):
+        with open(path, "wb") as f:
+            f.write(b"rows")
+    try:
+        RunWorkers(1).close()
+        assert shared_files() == [f"kmeans-monitor-rows-{os.getpid()}-test"]
+        assert shared_files(gone) == []
+    finally:
+        os.unlink(mine)
 
 
 def worker_after_a_run(h: Harness) -> int:
@@ -159,6 +219,7 @@ def test_a_worker_that_dies_mid_run_fails_the_run_and_stores_nothing(
         assert "worker process ended (exit code -9)" in result.message
         assert versions(made) == before
         assert made.runner._workers.pids() == []
+        assert shared_files() == []  # the big window's file, removed by the daemon
     finally:
         made.runner.close()
 
