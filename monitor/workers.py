@@ -106,13 +106,15 @@ def _share(X: np.ndarray) -> _Rows | None:
     if X.nbytes < SHARED_MIN_BYTES or not os.path.isdir(SHARED_DIR):
         return None
     rows = np.ascontiguousarray(X)
-    fd, path = tempfile.mkstemp(prefix=f"{_SHARED_PREFIX}{os.getpid()}-", dir=SHARED_DIR)
-    try:
+    path = ""
+    try:  # mode 0600: the rows are the daemon's user's alone, as in its memory
+        fd, path = tempfile.mkstemp(prefix=f"{_SHARED_PREFIX}{os.getpid()}-", dir=SHARED_DIR)
         with os.fdopen(fd, "wb") as f:
             rows.tofile(f)
     except OSError as exc:
-        _unlink(path)
-        log.warning("cannot write a window to %s (%s): it goes through the pipe", path, exc)
+        if path:
+            _unlink(path)
+        log.warning("cannot write a window to %s (%s): it goes through the pipe", SHARED_DIR, exc)
         return None
     return _Rows(path, rows.dtype.str, rows.shape)
 

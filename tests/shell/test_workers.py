@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -100,6 +101,20 @@ def test_a_window_in_shared_memory_gives_what_the_pipe_gives(
         assert shared_files() == []  # each removed once mapped
     finally:
         piped.runner.close()
+
+
+def test_a_window_that_cannot_go_to_shared_memory_goes_through_the_pipe(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def full(**kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    for _ in range(2):  # the first trains in the daemon, the second goes to the worker
+        assert isinstance(h.runner.run_model("shop"), Evaluation)
+    assert "goes through the pipe" in caplog.text and "No space left" in caplog.text
+    assert h.runner._workers is not None and len(h.runner._workers.pids()) == 1
 
 
 def test_shared_windows_of_a_daemon_that_is_gone_are_removed() -> None:
