@@ -70,37 +70,28 @@ def shared_files(pid: int | None = None) -> list[str]:
     return [name for name in os.listdir(workers.SHARED_DIR) if name.startswith(prefix)]
 
 
-def test_a_window_in_shared_memory_gives_what_the_pipe_gives(
+def test_a_window_in_shared_memory_gives_what_a_run_in_a_thread_gives(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    piped = isolated()
-    try:
-        shared: list[str] = []
-        share = workers._share
+    shared: list[str] = []
+    share = workers._share
 
-        def sharing(X: np.ndarray) -> Any:
-            rows = share(X)
-            if rows is not None:
-                shared.append(rows.path)
-            return rows
+    def sharing(X: np.ndarray) -> Any:
+        rows = share(X)
+        if rows is not None:
+            shared.append(rows.path)
+        return rows
 
-        monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)  # every window goes through it
-        monkeypatch.setattr(workers, "_share", sharing)
-        for _ in range(3):
-            got = h.runner.run_model("shop")
-            monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 1 << 40)
-            want = piped.runner.run_model("shop")
-            monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)
-            assert isinstance(got, Evaluation) and isinstance(want, Evaluation)
-            assert (got.slis, got.thresholds) == (want.slis, want.thresholds)
-            assert (got.cluster_sizes, got.centroid_drift) == (
-                want.cluster_sizes,
-                want.centroid_drift,
-            )
-        assert len(shared) == 2  # the first run trains in the daemon
-        assert shared_files() == []  # each removed once mapped
-    finally:
-        piped.runner.close()
+    monkeypatch.setattr(workers, "SHARED_MIN_BYTES", 0)  # every window goes through it
+    monkeypatch.setattr(workers, "_share", sharing)
+    here = harness(settings())
+    for _ in range(3):
+        got, want = h.runner.run_model("shop"), here.runner.run_model("shop")
+        assert isinstance(got, Evaluation) and isinstance(want, Evaluation)
+        assert (got.slis, got.thresholds) == (want.slis, want.thresholds)
+        assert (got.cluster_sizes, got.centroid_drift) == (want.cluster_sizes, want.centroid_drift)
+    assert len(shared) == 2  # the first run trains in the daemon
+    assert shared_files() == []  # each removed once mapped
 
 
 def test_a_window_that_cannot_go_to_shared_memory_goes_through_the_pipe(
