@@ -206,6 +206,28 @@ def _reference(text: str) -> str:
     return text
 
 
+def _parser() -> argparse.ArgumentParser:
+    """The options; ``--mode`` defaults to the daemon's ``thresholds.mode``."""
+    from monitor.config import THRESHOLD_MODES, ThresholdSettings
+
+    parser = argparse.ArgumentParser(prog="python -m bench detection", description=__doc__)
+    parser.add_argument("--rows", type=int, default=2000, help="rows per window (2000 or 50)")
+    parser.add_argument(
+        "--mode",
+        choices=THRESHOLD_MODES,
+        default=ThresholdSettings().mode,
+        help="thresholds.mode (default: the daemon's, %(default)s)",
+    )
+    parser.add_argument("--windows", type=int, default=1000, help="quiet windows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", default=",".join(EVENTS), help="comma-separated kinds")
+    parser.add_argument(
+        "--reference", type=_reference, default="1d", help="the reference period (1d or more)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
+    return parser
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark, print the table, write the JSON."""
     import warnings
@@ -214,16 +236,7 @@ def main(argv: list[str]) -> int:
 
     # A unit change puts a whole window in one cluster: the warnings say so at every run.
     warnings.simplefilter("ignore", DegenerateDataWarning)
-    parser = argparse.ArgumentParser(prog="python -m bench detection", description=__doc__)
-    parser.add_argument("--rows", type=int, default=2000, help="rows per window (2000 or 50)")
-    parser.add_argument("--mode", choices=("auto", "fixed", "calibrated"), default="auto")
-    parser.add_argument("--windows", type=int, default=1000, help="quiet windows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kinds", default=",".join(EVENTS), help="comma-separated kinds")
-    parser.add_argument(
-        "--reference", type=_reference, default="1d", help="the reference period (1d or more)"
-    )
-    parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
+    parser = _parser()
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = sorted(set(kinds) - set(EVENTS))

@@ -1,16 +1,32 @@
-"""The detection benchmark's reference option: the model it configures, and bad values."""
+"""The detection benchmark's options: the model they configure, and bad values."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.bench_detection import DAY, configuration, main
+from bench.bench_detection import DAY, _parser, configuration, main
+from monitor.bootstrap import load_settings
 
 
 def test_the_reference_option_sets_the_models_reference_period() -> None:
     assert configuration(50, "calibrated", 0, []).models[0].reference.window == DAY
     longer = configuration(50, "calibrated", 0, [], reference="3d")
     assert longer.models[0].reference.window == 3 * DAY
+
+
+def test_without_mode_the_benchmark_measures_the_daemons_default_thresholds() -> None:
+    # What a model gets when its configuration says nothing about thresholds.
+    model = {
+        "name": "m",
+        "features": ["x"],
+        "k": 2,
+        "window": "5m",
+        "source": {"kind": "synthetic"},
+        "schedule": {"interval": "5m"},
+    }
+    raw = {"daemon": {"state_dir": "/nonexistent"}, "models": [model]}
+    daemon_default = load_settings(None, raw=raw).models[0].thresholds.mode
+    assert _parser().parse_args([]).mode == daemon_default
 
 
 @pytest.mark.parametrize(
