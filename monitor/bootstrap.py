@@ -17,6 +17,7 @@ from typing import Any
 from monitor import __version__, alerting
 from monitor.checks import Mismatch, Problem, check_float
 from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
+from monitor.durations import MAX_SECONDS
 from monitor.engines import spark_engine
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.explain import WindowSampler, explain
@@ -301,9 +302,12 @@ def simulator_server(
 ) -> SimulatorServer:
     """Wire a Simulator, its gauges and an HTTP server on ``host:port`` (0: any free port).
 
-    InvalidInputError when ``refresh`` is not positive or the address cannot be listened on.
+    InvalidInputError when ``refresh`` is not positive, is longer than
+    ``durations.MAX_SECONDS`` or the address cannot be listened on.
     """
-    refresh = check_float(refresh, "refresh", low=0, low_inclusive=False, owner="simulator_server")
+    refresh = check_float(
+        refresh, "refresh", low=0, low_inclusive=False, high=MAX_SECONDS, owner="simulator_server"
+    )
     collector = SimulatorCollector(
         Simulator(options.features, options.simulator), options.instances
     )

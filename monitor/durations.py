@@ -19,6 +19,7 @@ from monitor.checks import Mismatch, Problem, check_float, check_int
 from monitor.errors import InvalidInputError
 
 __all__ = [
+    "MAX_SECONDS",
     "PROMETHEUS_MAX_SECONDS",
     "check_duration",
     "format_duration",
@@ -45,14 +46,18 @@ _PROMETHEUS_UNITS = {
 _PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UNITS))
 #: Prometheus durations are int64 nanoseconds: a longer one is "out of range" to it.
 PROMETHEUS_MAX_SECONDS = (2**63 - 1) // 10**9
+#: The longest duration anything takes (about a century): a longer one is a slip of the
+#: unit, and beyond it the clocks and timers it reaches overflow (a timestamp past the
+#: platform's time_t, a timedelta past its days).
+MAX_SECONDS = 5200 * 604800.0
 _FORMAT_UNITS = ("d", "h", "m", "s")  # days, never weeks or years: "14d" reads plainly
 
 
 def check_duration(value: Any, name: str, *, allow_zero: bool = False) -> float:
     """Seconds in ``value``; compound forms like "1h30m" or "1h 30m" are accepted.
 
-    Raises ``Mismatch`` naming ``name`` when the value is not a duration, or is zero and
-    ``allow_zero`` is False.
+    Raises ``Mismatch`` naming ``name`` when the value is not a duration, is zero and
+    ``allow_zero`` is False, or is longer than ``MAX_SECONDS``.
     """
     seconds = _seconds(value)
     if (
@@ -64,6 +69,14 @@ def check_duration(value: Any, name: str, *, allow_zero: bool = False) -> float:
         kind = "non-negative" if allow_zero else "positive"
         expected = f"a duration such as '90s', '5m', '2h', '1d' or a {kind} number of seconds"
         raise Mismatch(Problem(name, expected, value))
+    if seconds > MAX_SECONDS:
+        raise Mismatch(
+            Problem(
+                name,
+                f"a duration of at most {format_duration(MAX_SECONDS)} (about a century)",
+                value,
+            )
+        )
     return seconds
 
 

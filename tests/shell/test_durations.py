@@ -6,6 +6,7 @@ import pytest
 
 from monitor.checks import Mismatch, Problem
 from monitor.durations import (
+    MAX_SECONDS,
     check_duration,
     format_duration,
     format_prometheus_duration,
@@ -62,6 +63,17 @@ def test_zero_is_refused_unless_allowed(value: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize("value", ["999999999999d", "5201w", 1e308, 2**70])
+def test_a_duration_past_a_century_is_refused(value: object) -> None:
+    # Beyond it the timers it reaches overflow (timedelta, time_t): one line, not a crash.
+    with pytest.raises(InvalidInputError) as info:
+        parse_duration(value, "schedule.interval")
+    assert str(info.value) == (
+        f"schedule.interval: must be a duration of at most 5200w (about a century); got {value!r}"
+    )
+    assert parse_duration("5200w", "schedule.interval") == MAX_SECONDS
 
 
 def test_a_huge_duration_is_formatted_short() -> None:
