@@ -610,8 +610,16 @@ def _arrow_floats(pa: Any, col: Any, name: str, where: str) -> FloatArray:
         raise SchemaError(f"{where}: column {name!r} has type {col.type}; expected numbers.")
     if col.null_count == 0 and pa.types.is_float64(col.type):
         return np.asarray(col.to_numpy(), dtype=np.float64)  # no cast, no null pass
-    # Nulls become NaN: missing values are for the pipeline's value policy to judge.
-    return np.asarray(col.cast(pa.float64()).fill_null(float("nan")).to_numpy(), dtype=np.float64)
+    # Nulls become NaN: missing values are for the pipeline's value policy to judge. An
+    # integer beyond 2**53 is rounded, as a CSV cell of its digits is: Arrow's safe cast
+    # would refuse the whole file.
+    floats = _to_float64(pa, col)
+    return np.asarray(floats.fill_null(float("nan")).to_numpy(), dtype=np.float64)
+
+
+def _to_float64(pa: Any, col: Any) -> Any:
+    """A numeric Arrow column cast to float64, large integers rounded."""
+    return col.cast(pa.float64(), safe=False)
 
 
 def _pyarrow(where: str) -> tuple[Any, Any]:
@@ -642,7 +650,7 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             # Naive timestamps are taken as UTC, like naive ISO strings.
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
             return check_times(seconds, where)
-        values: Any = col.to_pylist() if text else col.cast(pa.float64()).to_numpy()
+        values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
         return parse_timestamps(values, where)
     except InvalidInputError as exc:
         raise SourceError(str(exc)) from exc

@@ -228,6 +228,22 @@ def test_missing_values_become_nan(tmp_path: Path) -> None:
     np.testing.assert_array_equal(X, [[1.0, 0.5, 3.0], [np.nan, 0.25, np.nan]])
 
 
+def test_parquet_integers_beyond_2_to_the_53_are_rounded_as_a_csv_cell_is(tmp_path: Path) -> None:
+    # Arrow's safe cast refuses them; the file is not unreadable for that.
+    big = [2**63 - 1, 2**53 + 1]
+    table = pa.table(
+        {
+            "latency_ms": pa.array(big, pa.int64()),
+            "cpu_ratio": pa.array([2**64 - 1, 1], pa.uint64()),
+            "rps": [3.0, 4.0],
+        }
+    )
+    pq.write_table(table, tmp_path / "w.parquet")
+    os.utime(tmp_path / "w.parquet", (T0 - 1, T0 - 1))
+    X = source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, [[float(2**63 - 1), float(2**64 - 1), 3.0], [2.0**53, 1, 4]])
+
+
 # --------------------------------------------------------------------------- unreadable files
 
 
@@ -482,6 +498,16 @@ def test_time_range_refuses_times_outside_1970_to_9999_in_every_format(
         _range_source(tmp_path).read_window(T0 - 60, T0)
     file = tmp_path / f"w{suffix}"
     assert str(info.value) == f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
+
+
+def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path) -> None:
+    stamps = pa.array([T0, T0, 2**63 - 1, T0, T0], pa.int64())
+    pq.write_table(pa.table({"ts": stamps, **named(ROWS)}), tmp_path / "w.parquet")
+    with pytest.raises(SourceError) as info:
+        _range_source(tmp_path).read_window(T0 - 60, T0)
+    assert str(info.value).endswith(
+        f"w.parquet', row 2: timestamp 9.223372036854776e+18 {OUT_OF_RANGE}."
+    )
 
 
 def test_time_range_refuses_an_arrow_timestamp_before_1970(tmp_path: Path) -> None:
