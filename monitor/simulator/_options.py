@@ -56,6 +56,9 @@ _EVENT_VALUES = (
 PLACEMENTS = ("outside", "between")
 
 DEFAULT_ROWS_PER_WINDOW = 2000
+#: The most rows one window may hold (``rows_per_window``, or ``rate`` times its length):
+#: far past any monitored window, short of a request for terabytes.
+MAX_ROWS_PER_WINDOW = 10_000_000
 MAX_REGIMES = 64
 MAX_SEED = 2**63 - 1
 # Shifts and spreads are bounded so that exp() of the latent values stays finite.
@@ -150,7 +153,7 @@ def _scalar_problems(o: SimulatorOptions) -> list[Problem]:
     found = [
         problem_of(check_int, o.seed, "seed", low=0, high=MAX_SEED),
         problem_of(check_int, o.regimes, "regimes", low=1, high=MAX_REGIMES),
-        _optional(check_int, o.rows_per_window, "rows_per_window", low=1),
+        _optional(check_int, o.rows_per_window, "rows_per_window", low=1, high=MAX_ROWS_PER_WINDOW),
         _optional(check_float, o.rate, "rate", low=0, low_inclusive=False),
         problem_of(check_float, o.seasonality, "seasonality", low=0, high=2),
         problem_of(check_float, o.noise, "noise", low=0, high=10, low_inclusive=False),

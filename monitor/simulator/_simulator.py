@@ -19,6 +19,7 @@ from monitor.checks import Mismatch, Problem, check_float, check_int
 from monitor.errors import SourceError
 from monitor.simulator._options import (
     DEFAULT_ROWS_PER_WINDOW,
+    MAX_ROWS_PER_WINDOW,
     Event,
     SimulatorOptions,
     event_end,
@@ -151,6 +152,13 @@ class Simulator:
         end = check_float(end, "end", low=start, low_inclusive=False, owner="Simulator.sample")
         n = self.n_rows(start, end) if n_rows is None else n_rows
         n = check_int(n, "n_rows", low=0, owner="Simulator.sample")
+        if n > MAX_ROWS_PER_WINDOW:
+            raise SourceError(
+                f"a window of {end - start:g} s at rate {self._options.rate:g} rows/s holds "
+                f"{float(n):.3g} rows; at most {MAX_ROWS_PER_WINDOW} a window: lower source.rate"
+                if n_rows is None
+                else f"{n} rows asked; at most {MAX_ROWS_PER_WINDOW} a window"
+            )
         self._pin_origin(start)
         self._raise_on_outage(end)
         return self._sample(start, end, n, _CHUNK)

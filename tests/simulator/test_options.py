@@ -87,6 +87,10 @@ def test_null_options_take_their_defaults() -> None:
             "source.rate: must be omitted when rows_per_window is set; got 5",
         ),
         ({"rate": 0}, "source.rate: must be a float in (0, inf); got 0"),
+        (
+            {"rows_per_window": 10**9},
+            "source.rows_per_window: must be an int in [1, 10000000]; got 1000000000",
+        ),
         ({"seasonality": 3}, "source.seasonality: must be a float in [0, 2]; got 3"),
         ({"noise": 0}, "source.noise: must be a float in (0, 10]; got 0"),
         ({"origin": "yesterday"}, "source.origin: must be unix seconds or an ISO-8601 time"),

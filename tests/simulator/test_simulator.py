@@ -104,6 +104,16 @@ def test_volume(options: SimulatorOptions, span: float, n: int) -> None:
     assert rows.timestamps.shape == rows.regimes.shape == (n,)
 
 
+def test_a_rate_that_would_fill_memory_is_a_source_error_before_any_row() -> None:
+    sim = Simulator(FEATURES, SimulatorOptions(rate=1e300))
+    with pytest.raises(SourceError) as info:
+        sim.sample(T0, T0 + 300)
+    assert str(info.value) == (
+        "a window of 300 s at rate 1e+300 rows/s holds 3e+302 rows; at most 10000000 a "
+        "window: lower source.rate"
+    )
+
+
 def test_rows_are_ordered_in_the_window_and_service_like() -> None:
     rows = Simulator(FEATURES, replace(BASE, seasonality=0.3)).sample(T0, T0 + 300)
     t = rows.timestamps
