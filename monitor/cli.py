@@ -1047,8 +1047,9 @@ def _when(text: str, option: str, now: float) -> float:
     except InvalidInputError:
         pass
     try:
-        # A bare number was taken as a time above: a duration here always has a unit.
-        back = parse_duration(text, option)
+        # A bare number was taken as a time above: a duration here always has a unit. One
+        # too long for a timer is still a duration: the range check below names it.
+        back = parse_duration(text, option, allow_zero=True, most=math.inf)
     except InvalidInputError:
         raise InvalidInputError(
             f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "

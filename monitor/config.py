@@ -33,7 +33,7 @@ from monitor.checks import (
 )
 from monitor.core.kmeans import METRICS
 from monitor.core.scaling import SCALER_KINDS
-from monitor.durations import check_duration, format_duration
+from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError
 from monitor.ports import SourceKind
 from monitor.slis import SLIS, THRESHOLDS
@@ -441,11 +441,9 @@ def _duration_in(least: float | None = None, most: float | None = None) -> Conve
     """A duration, refused below ``least`` or above ``most`` seconds (each optional)."""
 
     def convert(value: Any, name: str) -> float:
-        seconds = check_duration(value, name)
+        seconds = check_duration(value, name, most=MAX_SECONDS if most is None else most)
         if least is not None and seconds < least:
             raise Mismatch(Problem(name, f"a duration of at least {format_duration(least)}", value))
-        if most is not None and seconds > most:
-            raise Mismatch(Problem(name, f"a duration of at most {format_duration(most)}", value))
         return seconds
 
     return convert

@@ -53,11 +53,14 @@ MAX_SECONDS = 5200 * 604800.0
 _FORMAT_UNITS = ("d", "h", "m", "s")  # days, never weeks or years: "14d" reads plainly
 
 
-def check_duration(value: Any, name: str, *, allow_zero: bool = False) -> float:
+def check_duration(
+    value: Any, name: str, *, allow_zero: bool = False, most: float = MAX_SECONDS
+) -> float:
     """Seconds in ``value``; compound forms like "1h30m" or "1h 30m" are accepted.
 
     Raises ``Mismatch`` naming ``name`` when the value is not a duration, is zero and
-    ``allow_zero`` is False, or is longer than ``MAX_SECONDS``.
+    ``allow_zero`` is False, or is longer than ``most`` (``MAX_SECONDS`` unless the
+    caller judges longer ones itself).
     """
     seconds = _seconds(value)
     if (
@@ -69,21 +72,20 @@ def check_duration(value: Any, name: str, *, allow_zero: bool = False) -> float:
         kind = "non-negative" if allow_zero else "positive"
         expected = f"a duration such as '90s', '5m', '2h', '1d' or a {kind} number of seconds"
         raise Mismatch(Problem(name, expected, value))
-    if seconds > MAX_SECONDS:
+    if seconds > most:
+        century = " (about a century)" if most == MAX_SECONDS else ""
         raise Mismatch(
-            Problem(
-                name,
-                f"a duration of at most {format_duration(MAX_SECONDS)} (about a century)",
-                value,
-            )
+            Problem(name, f"a duration of at most {format_duration(most)}{century}", value)
         )
     return seconds
 
 
-def parse_duration(value: Any, field: str, *, allow_zero: bool = False) -> float:
+def parse_duration(
+    value: Any, field: str, *, allow_zero: bool = False, most: float = MAX_SECONDS
+) -> float:
     """``check_duration`` with its error in the configuration form ("field: must be ...")."""
     try:
-        return check_duration(value, field, allow_zero=allow_zero)
+        return check_duration(value, field, allow_zero=allow_zero, most=most)
     except Mismatch as exc:
         raise InvalidInputError(exc.problem.config()) from None
 

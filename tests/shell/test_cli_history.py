@@ -138,6 +138,11 @@ def test_since_and_until_take_durations_and_times(state: tuple[Path, float]) -> 
     # From 2.5 h ago to 80 minutes ago: the drifting run and the failure.
     assert "model shop: 2 run(s)" in window.output
     assert "feature PSI 0.404" in window.output and "FAILED" in window.output
+    # "0s" back is now: a duration like any other, not "neither a duration nor a time".
+    until_now = invoke(
+        "history", "shop", "--state-dir", str(directory), "--since", "1d", "--until", "0s"
+    )
+    assert until_now.exit_code == 0 and "model shop: 5 run(s)" in until_now.output
 
 
 def test_json_has_every_run_with_utc_times_and_no_nan(state: tuple[Path, float]) -> None:
