@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.errors import InvalidInputError
-from monitor.redact import redact_url
+from monitor.redact import MASK, is_secret_name, redact_url
 
 __all__ = [
     "FEATURE_NAME",
@@ -83,9 +83,13 @@ class Problem:
     got: Any
 
     def config(self, prefix: str = "") -> str:
-        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
+        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0".
+
+        A value under a name that says it holds a secret (``redact.is_secret_name``: a
+        password, a token, an unknown ``api_key``) is shown as ``***``, at any depth.
+        """
         where = f"{prefix}.{self.field}" if prefix else self.field
-        return f"{where}: must be {self.expected}; got {self.got!r}"
+        return f"{where}: must be {self.expected}; got {_shown(self.field, self.got)!r}"
 
     def param(self, owner: str | None = None) -> str:
         """The parameter form of the public API."""
@@ -93,6 +97,30 @@ class Problem:
         return (
             f"The {self.field!r} parameter{of} must be {self.expected}. Got {self.got!r} instead."
         )
+
+
+class _Masked:
+    """A masked value: its repr is the mask, unquoted."""
+
+    def __repr__(self) -> str:
+        return MASK
+
+
+def _secret_field(field: str) -> bool:
+    """Whether a field's own name says it holds a secret (a ``*_file`` holds a path, a
+    ``*_env`` the name of an environment variable)."""
+    name = field.rsplit(".", 1)[-1].split("[", 1)[0]
+    return is_secret_name(name) and not name.endswith(("_file", "_env"))
+
+
+def _shown(field: str, value: Any) -> Any:
+    """``value`` as a problem may show it: masked where its name, or a key within it, is
+    a secret's."""
+    if _secret_field(field) and value is not None:
+        return _Masked()
+    if isinstance(value, Mapping):
+        return {k: _shown(f"{field}.{k}", v) for k, v in value.items()}
+    return value
 
 
 class Mismatch(InvalidInputError):

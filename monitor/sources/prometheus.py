@@ -49,7 +49,7 @@ from monitor.checks import (
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
 from monitor.records import Window
-from monitor.redact import MASK, is_secret_header, is_secret_name, redact_text, redact_url
+from monitor.redact import is_secret_header, redact_text, redact_url
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
 
@@ -140,7 +140,6 @@ def parse_options(
     names = [f.name for f in fields(PrometheusOptions)]
     durations = {"step": check_duration, "timeout": check_duration, "retry_backoff": check_duration}
     values, problems = read_fields(raw, names, durations)
-    problems = [_masked(p) for p in problems]
     values.setdefault("url", None)
     values.setdefault("features", None)
     if isinstance(values["features"], Mapping):
@@ -165,20 +164,11 @@ def parse_options(
     return (None, problems) if problems else (options, [])
 
 
-def _masked(problem: Problem) -> Problem:
-    """``problem`` without its value when the field's name says it holds a secret."""
-    name = problem.field.rsplit(".", 1)[-1]
-    if is_secret_name(name) and not name.endswith("_file"):
-        return Problem(problem.field, problem.expected, _Shown(MASK))
-    return problem
-
-
 def _section(raw: Any, where: str, names: Sequence[str]) -> tuple[dict[str, Any], list[Problem]]:
     """The fields of a nested mapping, its problems named ``where.field``."""
     if not isinstance(raw, Mapping):
         return {}, [Problem(where, f"a mapping of {', '.join(names)}", _Shown(type(raw).__name__))]
-    values, problems = read_fields(raw, names, where=where)
-    return values, [_masked(p) for p in problems]
+    return read_fields(raw, names, where=where)
 
 
 def _path_problem(values: Mapping[str, Any], key: str, where: str) -> Problem | None:

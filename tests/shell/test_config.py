@@ -149,6 +149,31 @@ def test_single_problems(raw: Any, expected: str) -> None:
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"password": "hunter2", **minimal()}, "password"),
+        ({"daemon": {"api_token": "hunter2"}, **minimal()}, "daemon.api_token"),
+        ({"store": {"secret": "hunter2"}, **minimal()}, "store.secret"),
+        ({"serving": {"auth": {"password": "hunter2"}}, **minimal()}, "serving.auth"),
+        (minimal(training={"secret_key": "hunter2"}), "models[checkout].training.secret_key"),
+        (
+            minimal(source={"kind": "synthetic", "password": "hunter2"}),
+            "models[checkout].source.password",
+        ),
+    ],
+)
+def test_an_unknown_field_named_like_a_secret_is_shown_masked(raw: Any, where: str) -> None:
+    (problem,) = problems_of(raw)
+    assert problem.startswith(f"{where}: must be omitted (unknown field; valid: ")
+    assert problem.endswith("; got ***") and "hunter2" not in problem
+
+
+def test_a_secret_inside_an_unknown_mapping_is_masked_and_the_rest_shown() -> None:
+    (problem,) = problems_of({"serving": {"extra": {"token": "hunter2", "n": 3}}, **minimal()})
+    assert problem.endswith("got {'token': ***, 'n': 3}"), problem
+
+
 def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
     assert problems_of({"models": [{}]}) == [
         "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; got None",
