@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -62,6 +63,20 @@ def _setup_logging(level: str) -> None:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     _set_log_level(level)
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one log line: what it says, not the source file and line that raised
+    it (Python's default shows both, on two lines)."""
+    logging.getLogger("monitor").warning("%s: %s", category.__name__, message)
 
 
 def _set_log_level(level: str) -> None:

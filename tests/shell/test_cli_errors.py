@@ -619,3 +619,15 @@ def test_a_bug_is_internal_with_exit_70(monkeypatch: pytest.MonkeyPatch) -> None
     assert lines[0] == "Traceback (most recent call last):"
     assert lines[-1].startswith("internal error: unexpected state at https://***@host/ (a bug")
     assert "pw-123456" not in result.stderr
+
+
+def test_a_warning_reaches_the_user_as_one_log_line_without_source_code(tmp_path: Path) -> None:
+    # Constant rows: one populated cluster, so the silhouette warns that it is undefined.
+    data = tmp_path / "flat.csv"
+    data.write_text("a,b\n" + "1,1\n" * 300, encoding="utf-8")
+    argv = [sys.executable, "-m", "monitor", "choose-k", str(data), "--k-max", "3"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    warned = [line for line in result.stderr.splitlines() if "DegenerateDataWarning" in line]
+    assert warned, result.stderr
+    assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
+    assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
