@@ -97,6 +97,7 @@ def _configured_log_level(settings: Settings) -> None:
 EXIT_FAILED = 1  # evaluate: a run failed or the push failed; render --check: stale files
 EXIT_USER = 2  # the input, the configuration, an option, a file, the store: fix and retry
 EXIT_INTERNAL = 70  # a bug in kmeans-monitor (EX_SOFTWARE of sysexits.h)
+EXIT_INTERRUPTED = 130  # Ctrl-C outside the daemon: 128 + SIGINT, as shells report it
 
 # What a user can fix: the configuration, the data, a file, an option, the store.
 _USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -128,6 +129,10 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except KeyboardInterrupt:
+            # run and demo stop on SIGINT themselves (exit 0); any other command is cut short.
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except _USER_ERRORS as exc:
             click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
             sys.exit(EXIT_USER)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
+from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, main
 from tests.fakes import blobs
 from tests.sources.test_prometheus import FakePrometheus
 
@@ -619,6 +619,20 @@ def test_a_bug_is_internal_with_exit_70(monkeypatch: pytest.MonkeyPatch) -> None
     assert lines[0] == "Traceback (most recent call last):"
     assert lines[-1].startswith("internal error: unexpected state at https://***@host/ (a bug")
     assert "pw-123456" not in result.stderr
+
+
+def test_ctrl_c_outside_the_daemon_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor import render
+
+    def interrupted(name: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "runbook_markdown", interrupted)
+    result = invoke("runbook", "KMeansFeatureDrift")
+    assert result.exit_code == EXIT_INTERRUPTED == 130
+    assert result.stderr == "interrupted\n"  # not Click's "Aborted!" and its exit 1
 
 
 def test_a_warning_reaches_the_user_as_one_log_line_without_source_code(tmp_path: Path) -> None:
