@@ -478,6 +478,9 @@ def read_table(
         if wanted is None:
             check_unique(schema.names, where)
             wanted = [f.name for f in schema if _arrow_numeric(pa, f.type)]
+            for f in schema:
+                if f.name not in wanted:
+                    _left_out(where, f.name, f"type {f.type}")
         else:
             match_columns(schema.names, wanted, ignore_extra=True, where=where)
         table = _parquet_table(pa, pq, file, wanted, where)
@@ -492,7 +495,8 @@ def read_table(
         for i, name in enumerate(header):
             try:
                 columns.append(_csv_column(rows, i, name, lines, where))
-            except SourceError:  # a column of text (host names, ISO times): not a feature
+            except SourceError as exc:  # a column of text (host names, ISO times)
+                _left_out(where, name, str(exc).removeprefix(f"{where}, "))
                 continue
             names.append(name)
         X = np.column_stack(columns) if columns else np.empty((len(rows), 0))
@@ -502,6 +506,14 @@ def read_table(
     for j, i in enumerate(index):
         X[:, j] = _csv_column(rows, i, header[i], lines, where)
     return wanted, X
+
+
+def _left_out(where: str, name: str, why: str) -> None:
+    """Say that a column is not taken as a feature: a number column with one bad cell
+    must not vanish unseen."""
+    _log.info(
+        "%s: column %r left out, not numbers (%s); --features names the columns", where, name, why
+    )
 
 
 def _npy_load(path: Path, where: str) -> FloatArray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import sys
 from pathlib import Path
@@ -537,3 +538,22 @@ def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> N
     np.testing.assert_array_equal(X, VALUES)
     with pytest.raises(SchemaError, match=r"missing \['error_ratio'\]"):
         read_table(tmp_path / "t.csv", ["error_ratio"])
+
+
+def test_read_table_says_which_columns_it_leaves_out_and_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A column of numbers with one bad cell is no feature; it must not vanish unseen.
+    (tmp_path / "t.csv").write_text("a,b\n1,2\nx,3\n4,5\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="monitor.sources.files"):
+        names, _ = read_table(tmp_path / "t.csv")
+    assert names == ["b"]
+    assert caplog.messages == [
+        f"'{tmp_path / 't.csv'}': column 'a' left out, not numbers (line 3: column 'a' holds "
+        "'x', not a number); --features names the columns"
+    ]
+    caplog.clear()
+    write(tmp_path / "t.parquet", named(host=["a", "b", "c"]))
+    with caplog.at_level(logging.INFO, logger="monitor.sources.files"):
+        read_table(tmp_path / "t.parquet")
+    assert [m for m in caplog.messages if "'host' left out" in m and "(type string)" in m]
