@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -353,6 +354,26 @@ def open_store(
         require_signature=s.require_signature,
         retention=retention,
     )
+
+
+def state_dir_problems(state_dir: Path) -> list[str]:
+    """What in the state directory would stop ``run`` from opening its store and history
+    (check-config reports it; nothing is created there, a probe file is removed at once)."""
+    where = Path(state_dir)
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    if not existing.is_dir():
+        return []  # the configuration's own check names it
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return [f"daemon.state_dir: cannot write in {str(existing)!r}: {exc.strerror or exc}"]
+    found = []
+    if (where / "snapshots").exists() and not (where / "snapshots").is_dir():
+        found.append(f"daemon.state_dir: {str(where / 'snapshots')!r} is not a directory")
+    if (where / HISTORY_FILE).exists() and not (where / HISTORY_FILE).is_file():
+        found.append(f"daemon.state_dir: {str(where / HISTORY_FILE)!r} is not a file")
+    return found
 
 
 def open_history(state_dir: Path) -> SQLiteHistory:

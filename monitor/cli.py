@@ -514,13 +514,17 @@ def check_config(config_file: Path) -> None:
     """Validate a configuration file; list every problem with its model and field.
 
     Everything `run` would refuse is checked: the schedules by the scheduler's parser,
-    the sources' credential and certificate files, the web configuration file, and that
-    the listen address resolves, is on this host and is free.
+    the sources' credential and certificate files, the web configuration file, that
+    the listen address resolves, is on this host and is free, and that the state
+    directory is one that can be written (its snapshots a directory, its history a file).
     """
-    from monitor.bootstrap import load_settings
+    from monitor.bootstrap import load_settings, state_dir_problems
 
     try:
         settings = load_settings(config_file, serve=True)
+        problems = state_dir_problems(Path(settings.daemon.state_dir))
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:

@@ -175,6 +175,31 @@ def test_check_config_refuses_a_file_where_the_state_directory_goes(
     assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        ("snapshots", "'{state}/snapshots' is not a directory"),
+        ("history.sqlite", "'{state}/history.sqlite' is not a file"),
+    ],
+)
+def test_check_config_refuses_a_state_directory_run_cannot_open(
+    tmp_path: Path, make: str, problem: str
+) -> None:
+    """check-config said OK where run then failed to open its store or its history."""
+    state = tmp_path / "state"
+    state.mkdir()
+    if make == "snapshots":
+        (state / make).write_text("a file\n")
+    else:
+        (state / make).mkdir()
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(state))
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert f"  - daemon.state_dir: {problem.format(state=state)}\n" in checked.stderr
+    started = invoke("run", "--config", str(cfg))
+    assert started.exit_code == EXIT_USER and "Traceback" not in started.output
+
+
 KEY_HINT = (
     "must be at least 32 bytes of random key material (make one with python3 -c 'import "
     "secrets; print(secrets.token_hex(32))')"
