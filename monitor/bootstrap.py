@@ -357,23 +357,29 @@ def open_store(
 
 
 def state_dir_problems(state_dir: Path) -> list[str]:
-    """What in the state directory would stop ``run`` from opening its store and history
-    (check-config reports it; nothing is created there, a probe file is removed at once)."""
+    """What in the state directory would stop ``run`` from opening its store and history:
+    its ``snapshots`` that is not a directory, its history that is not a file."""
     where = Path(state_dir)
-    existing = next(p for p in (where, *where.parents) if p.exists())
-    if not existing.is_dir():
-        return []  # the configuration's own check names it
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        return [f"daemon.state_dir: cannot write in {str(existing)!r}: {exc.strerror or exc}"]
     found = []
     if (where / "snapshots").exists() and not (where / "snapshots").is_dir():
         found.append(f"daemon.state_dir: {str(where / 'snapshots')!r} is not a directory")
     if (where / HISTORY_FILE).exists() and not (where / HISTORY_FILE).is_file():
         found.append(f"daemon.state_dir: {str(where / HISTORY_FILE)!r} is not a file")
     return found
+
+
+def state_dir_unwritable(state_dir: Path) -> str | None:
+    """Why this process could not write in the state directory (or the directory it
+    would be made in), or None. A probe file is made there and removed at once."""
+    where = Path(state_dir)
+    existing = next(p for p in (where, *where.parents) if p.exists())
+    if not existing.is_dir():
+        return None  # the configuration's own check names it
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as exc:
+        return f"cannot write in {str(existing)!r} as this user: {exc.strerror or exc}"
 
 
 def open_history(state_dir: Path) -> SQLiteHistory:

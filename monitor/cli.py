@@ -516,7 +516,8 @@ def check_config(config_file: Path) -> None:
     Everything `run` would refuse is checked: the schedules by the scheduler's parser,
     the sources' credential and certificate files, the web configuration file, that
     the listen address resolves, is on this host and is free, and that the state
-    directory is one that can be written (its snapshots a directory, its history a file).
+    directory's snapshots are a directory and its history a file. A state directory
+    this user cannot write in is a warning: the daemon may run as another user.
     """
     from monitor.bootstrap import load_settings, state_dir_problems
 
@@ -540,8 +541,11 @@ def check_config(config_file: Path) -> None:
 
 def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     """What the state directory, when there is one, says against the configuration."""
-    from monitor.bootstrap import k_mismatches, open_store
+    from monitor.bootstrap import k_mismatches, open_store, state_dir_unwritable
 
+    unwritable = state_dir_unwritable(Path(settings.daemon.state_dir))
+    if unwritable is not None:  # a problem for run as this user; not, perhaps, as the daemon's
+        return [f"daemon.state_dir: {unwritable}: run as this user would stop"]
     root = Path(settings.daemon.state_dir) / "snapshots"
     if not root.is_dir():
         return []

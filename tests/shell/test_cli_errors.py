@@ -200,6 +200,27 @@ def test_check_config_refuses_a_state_directory_run_cannot_open(
     assert started.exit_code == EXIT_USER and "Traceback" not in started.output
 
 
+def test_check_config_warns_of_a_state_directory_this_user_cannot_write_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root writes anywhere: the refusal is simulated where the probe file is made.
+    from types import SimpleNamespace
+
+    from monitor import bootstrap
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(bootstrap, "tempfile", SimpleNamespace(TemporaryFile=refused))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(tmp_path / "s"))
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0, checked.output  # the daemon may run as another user
+    assert checked.stderr == (
+        f"warning: daemon.state_dir: cannot write in {str(tmp_path)!r} as this user: "
+        "Permission denied: run as this user would stop\n"
+    )
+
+
 KEY_HINT = (
     "must be at least 32 bytes of random key material (make one with python3 -c 'import "
     "secrets; print(secrets.token_hex(32))')"
