@@ -543,17 +543,18 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     """What the state directory, when there is one, says against the configuration."""
     from monitor.bootstrap import k_mismatches, open_store, state_dir_unwritable
 
+    found = []
     unwritable = state_dir_unwritable(Path(settings.daemon.state_dir))
     if unwritable is not None:  # a problem for run as this user; not, perhaps, as the daemon's
-        return [f"daemon.state_dir: {unwritable}: run as this user would stop"]
+        found.append(f"daemon.state_dir: {unwritable}: run as this user would stop")
     root = Path(settings.daemon.state_dir) / "snapshots"
     if not root.is_dir():
-        return []
+        return found
     try:
         store = open_store(settings.daemon.state_dir, settings.store)
     except (ConfigError, InvalidInputError, StoreError) as exc:
-        return [f"cannot read the snapshots in {root}: {exc}"]
-    return list(k_mismatches(settings, store, config_file).values())
+        return [*found, f"cannot read the snapshots in {root}: {exc}"]
+    return [*found, *k_mismatches(settings, store, config_file).values()]
 
 
 # ------------------------------------------------------------------------ backtest
