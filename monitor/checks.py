@@ -83,13 +83,9 @@ class Problem:
     got: Any
 
     def config(self, prefix: str = "") -> str:
-        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0".
-
-        A value under a name that says it holds a secret (``redact.is_secret_name``: a
-        password, a token, an unknown ``api_key``) is shown as ``***``, at any depth.
-        """
+        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
         where = f"{prefix}.{self.field}" if prefix else self.field
-        return f"{where}: must be {self.expected}; got {_shown(self.field, self.got)!r}"
+        return f"{where}: must be {self.expected}; got {self.got!r}"
 
     def param(self, owner: str | None = None) -> str:
         """The parameter form of the public API."""
@@ -114,8 +110,9 @@ def _secret_field(field: str) -> bool:
 
 
 def _shown(field: str, value: Any) -> Any:
-    """``value`` as a problem may show it: masked where its name, or a key within it, is
-    a secret's."""
+    """An unknown field's value as its problem shows it: masked where its name, or a key
+    within it, is a secret's (``redact.is_secret_name``: a password, a token, an
+    ``api_key``)."""
     if _secret_field(field) and value is not None:
         return _Masked()
     if isinstance(value, Mapping):
@@ -271,11 +268,16 @@ def problem_of(
 
 
 def unknown_fields(raw: Mapping[Any, Any], valid: Iterable[str], where: str = "") -> list[Problem]:
-    """One Problem per key of ``raw`` that is not in ``valid``, named ``where.key``."""
+    """One Problem per key of ``raw`` that is not in ``valid``, named ``where.key``; a
+    value named like a secret is shown masked (fixing the problem never needs it)."""
     names = sorted(valid)
     expected = f"omitted (unknown field; valid: {', '.join(names)})"
     prefix = f"{where}." if where else ""
-    return [Problem(f"{prefix}{key}", expected, raw[key]) for key in raw if key not in names]
+    return [
+        Problem(f"{prefix}{key}", expected, _shown(str(key), raw[key]))
+        for key in raw
+        if key not in names
+    ]
 
 
 def read_fields(
