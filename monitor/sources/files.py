@@ -572,7 +572,7 @@ def _size(n: int) -> str:
 def _csv_rows(path: Path, where: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and the line number of each row of a CSV file."""
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # a BOM is no part of a name
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:

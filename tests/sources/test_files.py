@@ -540,6 +540,13 @@ def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> N
         read_table(tmp_path / "t.csv", ["error_ratio"])
 
 
+def test_a_csv_written_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
+    # Spreadsheet exports start UTF-8 CSV with a BOM; it is not part of the first name.
+    (tmp_path / "w.csv").write_bytes(b"\xef\xbb\xbflatency_ms,cpu_ratio,rps\n1,0.5,3\n")
+    os.utime(tmp_path / "w.csv", (T0 - 1, T0 - 1))
+    np.testing.assert_array_equal(source(tmp_path).read_window(T0 - 60, T0).X, [[1.0, 0.5, 3.0]])
+
+
 def test_read_table_says_which_columns_it_leaves_out_and_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
