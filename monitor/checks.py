@@ -42,6 +42,7 @@ __all__ = [
     "Overflow",
     "Problem",
     "RandomStateLike",
+    "Shown",
     "check_array",
     "check_base_url",
     "check_choice",
@@ -95,11 +96,15 @@ class Problem:
         )
 
 
-class _Masked:
-    """A masked value: its repr is the mask, unquoted."""
+class Shown:
+    """A value shown in a problem as given text (a redacted URL, a mask, a type's name),
+    never the raw one: its repr is the text, unquoted."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
 
     def __repr__(self) -> str:
-        return MASK
+        return self._text
 
 
 def _secret_field(field: str) -> bool:
@@ -114,7 +119,7 @@ def _shown(field: str, value: Any) -> Any:
     within it, is a secret's (``redact.is_secret_name``: a password, a token, an
     ``api_key``)."""
     if _secret_field(field) and value is not None:
-        return _Masked()
+        return Shown(MASK)
     if isinstance(value, Mapping):
         return {k: _shown(f"{field}.{k}", v) for k, v in value.items()}
     return value

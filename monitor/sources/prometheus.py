@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from monitor.checks import (
     Problem,
+    Shown,
     check_base_url,
     check_int,
     is_real,
@@ -119,16 +120,6 @@ class PrometheusOptions:
     retry_backoff: float = 0.25  # seconds before the first retry; doubles, with full jitter
 
 
-class _Shown:
-    """A value shown in a problem as given text (a redacted URL, a mask), never the raw one."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def __repr__(self) -> str:
-        return self._text
-
-
 def parse_options(
     raw: Mapping[str, Any], features: Sequence[str] | None = None
 ) -> tuple[PrometheusOptions | None, list[Problem]]:
@@ -167,7 +158,7 @@ def parse_options(
 def _section(raw: Any, where: str, names: Sequence[str]) -> tuple[dict[str, Any], list[Problem]]:
     """The fields of a nested mapping, its problems named ``where.field``."""
     if not isinstance(raw, Mapping):
-        return {}, [Problem(where, f"a mapping of {', '.join(names)}", _Shown(type(raw).__name__))]
+        return {}, [Problem(where, f"a mapping of {', '.join(names)}", Shown(type(raw).__name__))]
     return read_fields(raw, names, where=where)
 
 
@@ -217,18 +208,18 @@ def _parse_tls(raw: Any) -> tuple[TlsOptions | None, list[Problem]]:
 def _parse_headers(raw: Any) -> tuple[Mapping[str, str] | None, list[Problem]]:
     """Extra request headers; a problem never repeats a value (it may be a credential)."""
     if not isinstance(raw, Mapping):
-        return None, [Problem("headers", "a mapping of header names to values", _Shown("..."))]
+        return None, [Problem("headers", "a mapping of header names to values", Shown("..."))]
     problems = []
     for name, value in raw.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             problems.append(Problem("headers", "header names made of letters, digits, '-'", name))
         elif name.lower() in _RESERVED_HEADERS:
             problems.append(
-                Problem(f"headers.{name}", "omitted (the source sets it)", _Shown("..."))
+                Problem(f"headers.{name}", "omitted (the source sets it)", Shown("..."))
             )
         elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             expected = "a single-line string"
-            problems.append(Problem(f"headers.{name}", expected, _Shown(type(value).__name__)))
+            problems.append(Problem(f"headers.{name}", expected, Shown(type(value).__name__)))
     return (None, problems) if problems else (MappingProxyType(dict(raw)), [])
 
 
@@ -254,7 +245,7 @@ def _url_problems(o: PrometheusOptions) -> list[Problem]:
     if problem is not None:
         return [problem]
     if o.tls is not None and urllib.parse.urlsplit(o.url).scheme != "https":
-        return [Problem("tls", "omitted unless the url is https", _Shown("{...}"))]
+        return [Problem("tls", "omitted unless the url is https", Shown("{...}"))]
     return []
 
 
@@ -277,7 +268,7 @@ def _credential_problems(o: PrometheusOptions) -> list[Problem]:
         problems.append(Problem("bearer_token_file", "a file path", o.bearer_token_file))
     if len(ways) > 1:
         expected = f"omitted: one way to authenticate, not {' and '.join(ways)}"
-        problems.append(Problem(ways[-1], expected, _Shown("...")))
+        problems.append(Problem(ways[-1], expected, Shown("...")))
     return problems
 
 
@@ -348,13 +339,13 @@ def _file_problems(o: PrometheusOptions) -> list[Problem]:
         try:
             _read_secret(path, "the file")
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            shown = _Shown(_why(exc, path))
+            shown = Shown(_why(exc, path))
             problems.append(Problem(where, "a readable, non-empty UTF-8 file", shown))
     if o.tls is not None:
         try:
             _tls_context(o.tls)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            problems.append(Problem("tls", "certificates and a key that load", _Shown(_why(exc))))
+            problems.append(Problem("tls", "certificates and a key that load", Shown(_why(exc))))
     return problems
 
 
