@@ -130,6 +130,8 @@ def load_settings(
         problems.append(listen.config("daemon"))
     if serve and (state := _state_dir_problem(Path(settings.daemon.state_dir))) is not None:
         problems.append(state.config("daemon"))
+    if serve:
+        problems += _state_dir_contents(Path(settings.daemon.state_dir))
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
     if problems:
@@ -137,15 +139,29 @@ def load_settings(
     return settings
 
 
+def _nearest_existing(directory: Path) -> Path:
+    """The state directory, or the directory above it that exists (where it would be made)."""
+    return next(p for p in (directory, *directory.parents) if p.exists())
+
+
 def _state_dir_problem(directory: Path) -> Problem | None:
     """A file where the state directory (or a directory above it) should be, if there is one."""
-    for path in (directory, *directory.parents):
-        if path.is_dir():
-            return None
-        if path.exists():
-            expected = f"a directory, or a path where one can be made ({path} is a file)"
-            return Problem("state_dir", expected, str(directory))
-    return None
+    path = _nearest_existing(directory)
+    if path.is_dir():
+        return None
+    expected = f"a directory, or a path where one can be made ({path} is a file)"
+    return Problem("state_dir", expected, str(directory))
+
+
+def _state_dir_contents(directory: Path) -> list[str]:
+    """What in the state directory would stop opening its store and history: its
+    ``snapshots`` that is not a directory, its history that is not a file."""
+    found = []
+    if (directory / "snapshots").exists() and not (directory / "snapshots").is_dir():
+        found.append(f"daemon.state_dir: {str(directory / 'snapshots')!r} is not a directory")
+    if (directory / HISTORY_FILE).exists() and not (directory / HISTORY_FILE).is_file():
+        found.append(f"daemon.state_dir: {str(directory / HISTORY_FILE)!r} is not a file")
+    return found
 
 
 def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Problem | None:
@@ -356,23 +372,10 @@ def open_store(
     )
 
 
-def state_dir_problems(state_dir: Path) -> list[str]:
-    """What in the state directory would stop ``run`` from opening its store and history:
-    its ``snapshots`` that is not a directory, its history that is not a file."""
-    where = Path(state_dir)
-    found = []
-    if (where / "snapshots").exists() and not (where / "snapshots").is_dir():
-        found.append(f"daemon.state_dir: {str(where / 'snapshots')!r} is not a directory")
-    if (where / HISTORY_FILE).exists() and not (where / HISTORY_FILE).is_file():
-        found.append(f"daemon.state_dir: {str(where / HISTORY_FILE)!r} is not a file")
-    return found
-
-
 def state_dir_unwritable(state_dir: Path) -> str | None:
     """Why this process could not write in the state directory (or the directory it
     would be made in), or None. A probe file is made there and removed at once."""
-    where = Path(state_dir)
-    existing = next(p for p in (where, *where.parents) if p.exists())
+    existing = _nearest_existing(Path(state_dir))
     if not existing.is_dir():
         return None  # the configuration's own check names it
     try:

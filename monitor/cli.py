@@ -519,13 +519,10 @@ def check_config(config_file: Path) -> None:
     directory's snapshots are a directory and its history a file. A state directory
     this user cannot write in is a warning: the daemon may run as another user.
     """
-    from monitor.bootstrap import load_settings, state_dir_problems
+    from monitor.bootstrap import load_settings
 
     try:
         settings = load_settings(config_file, serve=True)
-        problems = state_dir_problems(Path(settings.daemon.state_dir))
-        if problems:
-            raise ConfigError(problems)
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:
