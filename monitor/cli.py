@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.checks import Mismatch, check_base_url
+from monitor.checks import MODEL_NAME, Mismatch, check_base_url, check_name
 from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
@@ -50,6 +50,14 @@ STATE_DIR_OPTION = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of snapshots and history (overrides daemon.state_dir).",
 )
+
+
+def _model_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A MODEL argument is held to the configuration's rule, so both name the same rule."""
+    return value if value is None else check_name(value, "model", MODEL_NAME)
+
+
+MODEL_ARGUMENT = click.argument("model", callback=_model_name)
 
 
 def _setup_logging(level: str) -> None:
@@ -813,7 +821,7 @@ def _approve_command(model: str, version: int, state_dir: Path) -> str:
 @snapshots.command("list")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model", required=False)
+@click.argument("model", required=False, callback=_model_name)
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def snapshots_list(
     config_path: Path | None, state_dir: Path | None, model: str | None, as_json: bool
@@ -867,7 +875,7 @@ def _version_line(i: Any) -> str:
 @snapshots.command("show")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_show(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
@@ -884,7 +892,7 @@ def snapshots_show(
 @snapshots.command("diff")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.argument("a", type=VERSION)
 @click.argument("b", type=VERSION)
 def snapshots_diff(
@@ -916,7 +924,7 @@ def snapshots_diff(
 @snapshots.command("rollback")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.option(
     "--to", "to", type=VERSION, help="Version to make live (default: the live one's parent)."
 )
@@ -936,7 +944,7 @@ def snapshots_rollback(
 @snapshots.command("approve")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_approve(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
@@ -955,7 +963,7 @@ def snapshots_approve(
 @snapshots.command("retrain")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.option(
     "--live", is_flag=True, help="Make the new version live at once (default: it awaits approval)."
 )
@@ -1013,7 +1021,7 @@ def _retrain_started(model: str) -> Any:
 @snapshots.command("reject")
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_reject(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
@@ -1091,7 +1099,7 @@ def _when(text: str, option: str, now: float) -> float:
 @main.command()
 @CONFIG_OPTION
 @STATE_DIR_OPTION
-@click.argument("model")
+@MODEL_ARGUMENT
 @click.option(
     "--since",
     default="6h",

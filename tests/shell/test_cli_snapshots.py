@@ -145,3 +145,27 @@ def test_a_copied_store_keeps_its_states(manual: tuple[Path, Path, Path], tmp_pa
     shutil.copytree(state, copy)
     out = json.loads(invoke("snapshots", "list", "--state-dir", str(copy), "--json").stdout)
     assert [(v["version"], v["state"]) for v in out["shop"]] == [(1, "live"), (2, "pending")]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["snapshots", "list"],
+        ["snapshots", "show"],
+        ["snapshots", "approve"],
+        ["snapshots", "reject"],
+        ["snapshots", "rollback"],
+        ["snapshots", "retrain"],
+        ["history"],
+    ],
+)
+@pytest.mark.parametrize("name", ["a b", "a" * 64, "../etc"])
+def test_a_model_argument_is_held_to_the_configurations_name_rule(
+    command: list[str], name: str, tmp_path: Path
+) -> None:
+    # The store accepts longer names than a configuration may give; the CLI said so.
+    result = invoke(*command, name, "--state-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: model: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{{0,62}}; got {name!r}\n"
+    )
