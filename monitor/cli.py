@@ -39,15 +39,25 @@ from monitor.timestamps import format_time
 
 log = logging.getLogger("monitor")
 
+
+class NonEmptyPath(click.Path):
+    """``click.Path`` refusing an empty value, which ``Path("")`` would read as "."."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 CONFIG_OPTION = click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     help="The YAML configuration file.",
 )
 STATE_DIR_OPTION = click.option(
     "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(file_okay=False, path_type=Path),
     help="Directory of snapshots and history (overrides daemon.state_dir).",
 )
 
@@ -517,7 +527,7 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
 
 
 @main.command("check-config")
-@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config_file", type=NonEmptyPath(dir_okay=False, path_type=Path))
 def check_config(config_file: Path) -> None:
     """Validate a configuration file; list every problem with its model and field.
 
@@ -575,7 +585,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print every window as JSON.")
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     help="Also draw each SLI against its threshold over time (FILE.png or FILE.svg).",
 )
 def backtest(
@@ -1379,7 +1389,7 @@ def _k_rows_text(data: _KData, sample: int) -> str:
 
 
 @main.command("choose-k")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=NonEmptyPath(exists=True, dir_okay=False, path_type=Path))
 @click.option("--k-min", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--k-max", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
@@ -1407,7 +1417,7 @@ def _k_rows_text(data: _KData, sample: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     help="Also draw the elbow, silhouette and gap curves, each choice marked "
     "(FILE.png or FILE.svg; needs the plot extra).",
 )
@@ -1503,7 +1513,7 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
 @main.command()
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=NonEmptyPath(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
     help="Where alerts/, dashboards/, runbooks/, site/ and the generated docs are written.",
@@ -1579,7 +1589,7 @@ def runbook(alertname: str) -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=NonEmptyPath(dir_okay=False, path_type=Path),
     help="YAML with features, instances and simulator options (docs/e2e.md).",
 )
 @click.option(
