@@ -43,6 +43,7 @@ __all__ = [
     "Problem",
     "RandomStateLike",
     "Shown",
+    "brief",
     "check_array",
     "check_base_url",
     "check_choice",
@@ -86,14 +87,31 @@ class Problem:
     def config(self, prefix: str = "") -> str:
         """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
         where = f"{prefix}.{self.field}" if prefix else self.field
-        return f"{where}: must be {self.expected}; got {self.got!r}"
+        return f"{where}: must be {self.expected}; got {brief(self.got)}"
 
     def param(self, owner: str | None = None) -> str:
         """The parameter form of the public API."""
         of = f" of {owner}" if owner else ""
         return (
-            f"The {self.field!r} parameter{of} must be {self.expected}. Got {self.got!r} instead."
+            f"The {self.field!r} parameter{of} must be {self.expected}. "
+            f"Got {brief(self.got)} instead."
         )
+
+
+BRIEF_MOST = 120  # characters of a value's repr a message shows in full
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` for a message, its middle left out beyond ``BRIEF_MOST`` characters.
+
+    A value of megabytes (a YAML string, a CSV cell) must not become a line of megabytes
+    in a terminal, a log and the run history: its start and its end are shown, and how
+    long it was.
+    """
+    text = repr(value)
+    if len(text) <= BRIEF_MOST:
+        return text
+    return f"{text[:80]}...{text[-20:]} ({len(text)} characters)"
 
 
 class Shown:

@@ -7,7 +7,7 @@ import numbers
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.checks import Mismatch, Problem
+from monitor.checks import Mismatch, Problem, brief
 from monitor.errors import InvalidInputError, TimeRangeError
 
 __all__ = ["EARLIEST", "LATEST", "format_time", "out_of_range", "parse_time", "time_field"]
@@ -35,7 +35,7 @@ def parse_time(value: Any, where: str) -> float:
 def out_of_range(value: Any, where: str) -> TimeRangeError:
     """The error of a time outside EARLIEST..LATEST, as written (``value``) at ``where``;
     for checks of many times at once that must say what ``parse_time`` says."""
-    return TimeRangeError(f"{where}: timestamp {value!r} is not {_RANGE}.")
+    return TimeRangeError(f"{where}: timestamp {brief(value)} is not {_RANGE}.")
 
 
 def time_field(value: Any, name: str) -> float:
@@ -54,9 +54,11 @@ def _seconds(value: Any, where: str) -> float:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if math.isfinite(float(value)):
             return float(value)
-        raise InvalidInputError(f"{where}: timestamp {value!r} is not a finite number.")
+        raise InvalidInputError(f"{where}: timestamp {brief(value)} is not a finite number.")
     if not isinstance(value, str):
-        raise InvalidInputError(f"{where}: timestamp {value!r} is neither a number nor a string.")
+        raise InvalidInputError(
+            f"{where}: timestamp {brief(value)} is neither a number nor a string."
+        )
     stripped = value.strip()
     try:
         seconds = float(stripped)
@@ -65,12 +67,12 @@ def _seconds(value: Any, where: str) -> float:
     else:
         if math.isfinite(seconds):
             return seconds
-        raise InvalidInputError(f"{where}: timestamp {value!r} is not a finite number.")
+        raise InvalidInputError(f"{where}: timestamp {brief(value)} is not a finite number.")
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
         raise InvalidInputError(
-            f"{where}: timestamp {value!r} is neither unix seconds nor ISO-8601."
+            f"{where}: timestamp {brief(value)} is neither unix seconds nor ISO-8601."
         ) from None
     return _timestamp(moment)
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import Problem, check_choice, is_real, problem_of, read_fields
+from monitor.checks import Problem, brief, check_choice, is_real, problem_of, read_fields
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
@@ -432,7 +432,9 @@ class FilesSource:
         ts = data[:, 0].copy()
         if not np.isfinite(ts).all():
             row = int(np.flatnonzero(~np.isfinite(ts))[0])
-            raise SourceError(f"{where}, row {row}: timestamp {ts[row]!r} is not a finite number")
+            raise SourceError(
+                f"{where}, row {row}: timestamp {brief(ts[row])} is not a finite number"
+            )
         try:
             check_times(ts, where)
         except InvalidInputError as exc:
@@ -687,7 +689,7 @@ def _csv_column(
             out[k] = float(text)
         except ValueError:
             raise SourceError(
-                f"{where}, line {lines[k]}: column {name!r} holds {cell!r}, not a number"
+                f"{where}, line {lines[k]}: column {name!r} holds {brief(cell)}, not a number"
             ) from None
     return out
 

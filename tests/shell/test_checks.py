@@ -14,6 +14,7 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    brief,
     check_array,
     check_base_url,
     check_int,
@@ -63,8 +64,18 @@ def test_names_must_match_in_full(pattern: Any, good: list[str], bad: list[Any])
         with pytest.raises(Mismatch) as info:
             check_name(name, "name", pattern)
         assert info.value.problem.config() == (
-            f"name: must be a name matching {pattern.pattern}; got {name!r}"
+            f"name: must be a name matching {pattern.pattern}; got {brief(name)}"
         )
+
+
+def test_a_long_value_is_shown_by_its_ends_and_its_length() -> None:
+    assert brief("x" * 118) == repr("x" * 118)  # 120 characters with the quotes: in full
+    long = "a" + "x" * 10**6 + "z"
+    shown = brief(long)
+    assert shown.startswith("'axx") and shown.endswith("xxz' (1000004 characters)")
+    assert len(shown) < 130
+    problem = Problem("models[0].name", "a name", long).config()
+    assert problem.endswith("xxz' (1000004 characters)") and len(problem) < 170
 
 
 def test_problem_of_returns_the_problem_instead_of_raising() -> None:

@@ -318,6 +318,11 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
     [
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+        # A cell of 100 kB is shown by its ends, not echoed into every log line.
+        (
+            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
+            r"holds 'x+\.\.\.x+' \(100002 char",
+        ),
         ("", r"empty CSV file"),
     ],
 )
@@ -450,6 +455,7 @@ def test_time_range_without_rows_gives_an_empty_window(tmp_path: Path) -> None:
         (None, SchemaError, r"no timestamp column 'ts'"),
         (["2023-11-14", "yesterday", "x", "y", "z"], SourceError, r"line 3: timestamp 'yesterday'"),
         ([1.0, "", 3.0, 4.0, 5.0], SourceError, r"line 3: timestamp '' is neither"),
+        ([1.0, "t" * 400, 3, 4, 5], SourceError, r"line 3: timestamp 't+\.\.\.t+' \(402 char"),
     ],
 )
 def test_time_range_timestamp_problems(
