@@ -660,7 +660,7 @@ def _replay_line(w: Any) -> str:
     """One window of a backtest in one line."""
     from monitor.alerting import COMPARED, past
 
-    when = _ts(w.end)[:16]
+    when = _ts(w.end)
     if w.failed:
         r = w.result
         return f"{when}  {'-':>6}  FAILED ({r.reason}): {r.message}  " + _alert_text(w)
@@ -710,7 +710,7 @@ def _print_replay(r: Any) -> None:
         "each SLI as value/threshold, * where an alert condition held, ! critical"
     )
     header = "  ".join(f"{sli:<{_width(sli)}}" for sli, _ in COMPARED)
-    click.echo(f"{'time (UTC)':<16}  {'rows':>6}  {header}  alerts")
+    click.echo(f"{'time (UTC)':<19}  {'rows':>6}  {header}  alerts")
     for w in r.windows:
         click.echo(_replay_line(w))
     click.echo(_replay_summary(r))

@@ -60,12 +60,23 @@ def test_text_shows_each_window_against_its_thresholds_and_a_summary(config: Pat
     assert lines[0].startswith("model shop: 8 window(s) from 2024-03-04 00:00:00 to")
     assert lines[1].split()[:4] == ["time", "(UTC)", "rows", S.CENTROID_DRIFT_MAX]
     rows = lines[2:10]
-    assert rows[0].startswith("2024-03-04 00:15     300  0.000/")  # no candidate yet
+    assert rows[0].startswith("2024-03-04 00:15:00     300  0.000/")  # no candidate yet
     shifted = rows[4]  # the window [1h, 1h15m): cluster 1 moved by 4 of its spreads
-    assert shifted.startswith("2024-03-04 01:15") and "flag: " in shifted and "*" in shifted
+    assert shifted.startswith("2024-03-04 01:15:00") and "flag: " in shifted and "*" in shifted
     assert "PAGE" in rows[5]
     assert lines[10].startswith("summary shop: 8 windows, ") and "pages" in lines[10]
     assert not (config.parent / "state").exists()
+
+
+def test_windows_shorter_than_a_minute_are_told_apart_by_their_seconds(config: Path) -> None:
+    raw = yaml.safe_load(config.read_text())
+    raw["models"] = [{**raw["models"][0], "window": "30s", "schedule": {"interval": "30s"}}]
+    config.write_text(yaml.safe_dump(raw))
+    to = "2024-03-04T00:02:00Z"
+    result = invoke("backtest", "--config", str(config), "--from", FROM, "--to", to)
+    assert result.exit_code == 0, result.output
+    times = [" ".join(line.split()[:2]) for line in result.stdout.splitlines()[2:-1]]
+    assert times == [f"2024-03-04 00:{t}" for t in ("00:30", "01:00", "01:30", "02:00")]
 
 
 def test_json_has_every_window_and_both_models(config: Path) -> None:
