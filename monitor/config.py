@@ -22,6 +22,7 @@ from monitor.checks import (
     MODEL_NAME,
     Mismatch,
     Problem,
+    Shown,
     check_base_url,
     check_choice,
     check_float,
@@ -36,6 +37,7 @@ from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError
 from monitor.ports import SourceKind
+from monitor.redact import MASK
 from monitor.slis import SLIS, THRESHOLDS
 from monitor.timestamps import format_time, time_field
 from monitor.yamlfile import read_yaml
@@ -314,8 +316,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     plain = not any(c in host for c in ":[]")
     valid_host = bool(host) and ":" in host if bracketed else plain
     if not sep or not valid_host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise Mismatch(Problem("listen", LISTEN_FORMS, value))
+        raise Mismatch(Problem("listen", LISTEN_FORMS, _without_userinfo(value)))
     return host, int(port)
+
+
+def _without_userinfo(value: Any) -> Any:
+    """``user:password@host:port`` as ``'***@host:port'``: a URL's credentials pasted in."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    return Shown(repr(f"{MASK}@{value.rpartition('@')[2]}"))
 
 
 # --------------------------------------------------------------------------- reading

@@ -174,6 +174,13 @@ def test_a_secret_inside_an_unknown_mapping_is_masked_and_the_rest_shown() -> No
     assert problem.endswith("got {'token': ***, 'n': 3}"), problem
 
 
+@pytest.mark.parametrize("listen", ["admin:hunter2@127.0.0.1:9310", "http://u:hunter2@h:1"])
+def test_credentials_pasted_into_a_listen_address_are_masked(listen: str) -> None:
+    (problem,) = problems_of({"daemon": {"listen": listen}, **minimal()})
+    assert problem.startswith("daemon.listen: must be HOST:PORT like ")
+    assert problem.endswith(f"; got '***@{listen.rpartition('@')[2]}'"), problem
+
+
 def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
     assert problems_of({"models": [{}]}) == [
         "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; got None",
