@@ -160,6 +160,7 @@ def train_reference(
         centers = _fit_everywhere(engine, ref.remote, scaler, centers, model, wm)
     k = centers.shape[0]
     labels, sq = assign_labels(Xs, centers, working_memory_mib=wm)
+    _refuse_empty_clusters(labels, k, Xs, model)
     take = rng.choice(X.shape[0], min(SAMPLE_ROWS, X.shape[0]), replace=False)
     provisional = Snapshot(
         model=model.name,
@@ -196,6 +197,20 @@ def train_reference(
         slis=own.slis,
     )
     return _calibrated(snap, ref, model, rng, wm)
+
+
+def _refuse_empty_clusters(labels: IntArray, k: int, Xs: FloatArray, model: ModelSettings) -> None:
+    """TrainingError when the rows hold fewer than k distinct points as the model sees
+    them (scaled; for cosine, directions), so that the fit left clusters empty: a constant
+    or stuck source. Such a model would report empty clusters from its first window on,
+    and none of its candidates could be promoted."""
+    empty = k - np.unique(labels).size
+    if empty and (distinct := np.unique(Xs, axis=0).shape[0]) < k:
+        raise TrainingError(
+            f"model {model.name!r}: cannot train {k} clusters on rows that hold "
+            f"{distinct} distinct point(s): {empty} would be empty. A constant or stuck "
+            "feature upstream, or k too large for this data"
+        )
 
 
 def _sample_per_window(ref: ReferencePeriod, limit: int, rng: np.random.Generator) -> IntArray:

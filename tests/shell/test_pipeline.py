@@ -205,6 +205,32 @@ def test_bad_windows_fail_and_store_nothing(
     assert h.store.live_version("m") == 1
 
 
+@pytest.mark.parametrize(
+    ("rows", "distinct", "metric"),
+    [
+        (np.ones((900, 3)), 1, "euclidean"),
+        (np.tile([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], (450, 1)), 2, "euclidean"),
+        # Cosine sees directions: rows that are multiples of one another are one point.
+        (np.outer(np.arange(900.0) % 2 + 1, [1.0, 2.0, 3.0]), 1, "cosine"),
+    ],
+)
+def test_a_first_model_on_fewer_distinct_rows_than_k_fails_and_stores_nothing(
+    rows: np.ndarray, distinct: int, metric: str
+) -> None:
+    h = Harness(model(metric=metric, scaling="none"))
+    with pytest.raises(TrainingError) as info:
+        h.run(lambda s, e: rows)
+    assert str(info.value) == (
+        f"model 'm': cannot train 3 clusters on rows that hold {distinct} distinct point(s): "
+        f"{3 - distinct} would be empty. A constant or stuck feature upstream, or k too large "
+        "for this data"
+    )
+    assert classify_failure(info.value) == "training"
+    assert h.store.versions("m") == [] and h.history.evaluations == []
+    ev, snap = h.run(steady)  # the source mended: the first model comes then
+    assert ev.decision.startswith("initial") and snap.version == 1
+
+
 def test_drop_policy_drops_few_bad_rows() -> None:
     h = Harness(model(validation={"nan_policy": "drop", "max_invalid_ratio": 0.05}))
     h.run(steady)
