@@ -10,7 +10,6 @@ import sys
 import tempfile
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -32,8 +31,9 @@ from monitor.errors import (
     TimeRangeError,
     TrainingError,
 )
+from monitor.logs import set_log_level, setup_logging
 from monitor.records import Evaluation, RunFailure
-from monitor.redact import RedactingFilter, redact_text, redact_url
+from monitor.redact import redact_text, redact_url
 from monitor.slis import FEATURE_PSI, PROGRESS
 from monitor.timestamps import format_time
 
@@ -70,45 +70,11 @@ def _model_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 MODEL_ARGUMENT = click.argument("model", callback=_model_name)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # The last line of defence: no URL credentials in any log line, whoever writes it.
-    for handler in logging.root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-    _set_log_level(level)
-    warnings.showwarning = _log_warning
-
-
-def _log_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    """A warning as one log line: what it says, not the source file and line that raised
-    it (Python's default shows both, on two lines)."""
-    logging.getLogger("monitor").warning("%s: %s", category.__name__, message)
-
-
-def _set_log_level(level: str) -> None:
-    logging.root.setLevel(getattr(logging, level.upper()))
-    # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
-    # daemon logs each run and each skipped run itself.
-    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
-
-
 def _configured_log_level(settings: Settings) -> None:
     """daemon.log_level (or KMEANS_MONITOR_LOG_LEVEL) applies unless --log-level was given."""
     ctx = click.get_current_context().find_root()
     if ctx.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
-        _set_log_level(settings.daemon.log_level)
+        set_log_level(settings.daemon.log_level)
 
 
 # Exit codes (docs/configuration.md#exit-codes).
@@ -204,7 +170,7 @@ def _settings(
 def main(log_level: str) -> None:
     """Keep k-means models honest in production: drift, quality and job-health SLIs
     exported to Prometheus."""
-    _setup_logging(log_level)
+    setup_logging(log_level)
 
 
 # ------------------------------------------------------------------------ daemon

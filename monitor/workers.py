@@ -47,6 +47,7 @@ import numpy as np
 
 from monitor.config import ModelSettings
 from monitor.errors import RunCancelledError
+from monitor.logs import setup_logging
 from monitor.pipeline import Assessment, RunContext, ScaleBuffer, assess
 from monitor.pipeline.phases import Phases
 from monitor.records import Snapshot, Window
@@ -190,7 +191,7 @@ def _serve(conn: Connection, nice: int, blas_threads: int, log_level: str) -> No
     # group (Ctrl-C) or control group (systemd): it ends the run and then its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level)
     with contextlib.suppress(OSError):  # not allowed: the worker runs at the daemon's priority
         os.nice(nice)
     if blas_threads > 0:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -282,3 +285,36 @@ def test_run_isolation_takes_thread_or_process() -> None:
     assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "process"
     with pytest.raises(ConfigError, match=r"daemon\.run_isolation.*'fork'"):
         parse(daemon(run_isolation="fork"), sources=FAKE_SOURCES)
+
+
+# The window after the reference is one point repeated: scoring it and training its
+# candidate in the worker raise DegenerateDataWarning there.
+WARNING_IN_A_WORKER = """
+from monitor.logs import setup_logging
+from tests.shell.test_workers import isolated
+
+setup_logging("WARNING")
+made = isolated()
+made.runner.run_model("shop")
+made.source.scale = 0.0
+made.runner.run_model("shop")
+made.runner.close()
+"""
+
+
+def test_a_warning_in_a_worker_is_one_log_line_as_in_the_daemon() -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", WARNING_IN_A_WORKER],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    warned = [line for line in lines if "DegenerateDataWarning" in line]
+    assert warned, result.stderr
+    assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
+    assert not [line for line in lines if ".py:" in line], result.stderr  # no source lines

@@ -1,0 +1,51 @@
+"""The logging of every process: the CLI's and each run worker's.
+
+One format, URL credentials masked in every line whoever writes it, and a Python
+warning as one line (a worker used to print its warnings in Python's own two-line form,
+with the source file and the code line).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from typing import Any
+
+from monitor.redact import RedactingFilter
+
+__all__ = ["FORMAT", "set_log_level", "setup_logging"]
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr at ``level`` (a name such as ``"INFO"``), redacted, warnings included."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format=FORMAT, stream=sys.stderr)
+    # The last line of defence: no URL credentials in any log line, whoever writes it.
+    for handler in logging.root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    set_log_level(level)
+    warnings.showwarning = _log_warning
+
+
+def set_log_level(level: str) -> None:
+    """The root logger's level; APScheduler's stays at ERROR or above."""
+    logging.root.setLevel(getattr(logging, level.upper()))
+    # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
+    # daemon logs each run and each skipped run itself.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one log line: what it says, not the source file and line that raised
+    it (Python's default shows both, on two lines)."""
+    logging.getLogger("monitor").warning("%s: %s", category.__name__, message)
