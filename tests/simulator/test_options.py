@@ -218,10 +218,10 @@ def test_typed_options_get_the_same_checks() -> None:
         "source.events[0].cluster: must be an int in [0, 1]; got 2",
     ]
     bad_events = replace(options, events=[Event("outage")])  # type: ignore[arg-type]
+    # A value longer than 120 characters is shown by its ends (checks.brief).
     assert options_problems(bad_events)[-1].config() == (
         "events: must be a tuple of Event; got [Event(kind='outage', after=0.0, duration=None, "
-        "cluster=None, feature=None, magnitude=None, factor=None, ratio=None, share=None, "
-        "ramp=None, placement=None)]"
+        "cluster=None, feature=None, magn...ne, placement=None)] (156 characters)"
     )
 
 
