@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import (
+    Problem,
     check_float,
     check_float_mapping,
     check_int,
@@ -50,6 +51,7 @@ from monitor.ports import SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._fs import FILE_MODE, make_dirs
 from monitor.store._names import check_model_name
+from monitor.timestamps import parse_time
 
 __all__ = ["SCHEMA_VERSION", "SQLiteHistory"]
 
@@ -302,7 +304,7 @@ class SQLiteHistory:
             since=since,
             until=until if until is None else end,
             evaluations=tuple(self._evaluation(row) for row in reversed(evaluations)),
-            failures=tuple(_failure(row) for row in reversed(failures)),
+            failures=tuple(self._failure(row) for row in reversed(failures)),
         )
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
@@ -327,7 +329,7 @@ class SQLiteHistory:
                 "ORDER BY at DESC, id DESC LIMIT ?",
                 (model, limit),
             ).fetchall()
-        return [_failure(row) for row in rows]
+        return [self._failure(row) for row in rows]
 
     def close(self) -> None:
         """Close the database; later calls raise StoreError. Closing twice is harmless."""
@@ -352,9 +354,9 @@ class SQLiteHistory:
         try:
             return Evaluation(
                 model=row[0],
-                window_start=float(row[1]),
-                window_end=float(row[2]),
-                evaluated_at=float(row[3]),
+                window_start=_time(row[1], "window_start"),
+                window_end=_time(row[2], "window_end"),
+                evaluated_at=_time(row[3], "evaluated_at"),
                 n_rows=int(row[4]),
                 live_version=int(row[5]),
                 candidate_version=None if row[6] is None else int(row[6]),
@@ -371,6 +373,14 @@ class SQLiteHistory:
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
+
+    def _failure(self, row: tuple[Any, ...]) -> RunFailure:
+        m, reason, message, at, label = row
+        try:
+            when = _time(at, "at")
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
+        return RunFailure(model=m, reason=reason, message=message, at=when, window_label=label)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
@@ -446,9 +456,9 @@ def _evaluation_row(e: Evaluation) -> tuple[Any, ...]:
         )
     return (
         check_model_name(e.model, owner),
-        _not_nan(e.window_start, "evaluation.window_start", owner),
-        _not_nan(e.window_end, "evaluation.window_end", owner),
-        _not_nan(e.evaluated_at, "evaluation.evaluated_at", owner),
+        _run_time(e.window_start, "evaluation.window_start", owner),
+        _run_time(e.window_end, "evaluation.window_end", owner),
+        _run_time(e.evaluated_at, "evaluation.evaluated_at", owner),
         check_int(e.n_rows, "evaluation.n_rows", low=0, owner=owner),
         check_int(e.live_version, "evaluation.live_version", owner=owner),
         candidate,
@@ -476,14 +486,15 @@ def _failure_row(f: RunFailure) -> tuple[Any, ...]:
         check_model_name(f.model, owner),
         check_str(f.reason, "failure.reason", owner=owner),
         check_str(f.message, "failure.message", owner=owner),
-        _not_nan(f.at, "failure.at", owner),
+        _run_time(f.at, "failure.at", owner),
         check_str(f.window_label, "failure.window_label", owner=owner),
     )
 
 
-def _failure(row: tuple[Any, ...]) -> RunFailure:
-    m, reason, message, at, label = row
-    return RunFailure(model=m, reason=reason, message=message, at=float(at), window_label=label)
+def _time(value: Any, name: str) -> float:
+    """A stored time: finite unix seconds from 1970 to 9999, as every run's time is (a row
+    edited by hand may hold any real: ValueError then, which names ``name``)."""
+    return parse_time(float(value), name)
 
 
 _UPSERT_VERSION = """
@@ -526,6 +537,17 @@ def _info_row(i: VersionInfo) -> tuple[Any, ...]:
         i.n_rows,
         i.corrupt,
     )
+
+
+def _run_time(value: Any, name: str, owner: str) -> float:
+    """A run's time or its window's bound: unix seconds from 1970 to 9999, as ``_time``
+    reads them back (a row that fails there is corrupt)."""
+    seconds = check_real(value, name, owner=owner, allow_nan=False)
+    try:
+        return _time(seconds, name)
+    except InvalidInputError:
+        expected = "unix seconds between 1970-01-01 and 9999-01-01 UTC"
+        raise InvalidInputError(Problem(name, expected, value).param(owner)) from None
 
 
 def _not_nan(value: Any, name: str, owner: str) -> float:

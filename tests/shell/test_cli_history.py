@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -243,3 +244,33 @@ def test_user_errors_are_one_line_and_exit_2(
     assert "Traceback" not in result.output
     assert not (tmp_path / "nowhere").exists()
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "shown"),
+    [
+        ("UPDATE evaluations SET evaluated_at = 999999999999.0", "evaluated_at", "999999999999.0"),
+        # No run left in the range: the corrupt one is read as the latest run.
+        (
+            "UPDATE evaluations SET evaluated_at = -1e12; DELETE FROM failures",
+            "evaluated_at",
+            "-1000000000000.0",
+        ),
+        ("UPDATE evaluations SET window_end = 1e300", "window_end", "1e+300"),
+        ("UPDATE failures SET at = 1e300", "at", "1e+300"),
+    ],
+)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_time_edited_out_of_range_is_a_corrupt_row_not_a_crash(
+    state: tuple[Path, float], edit: str, field: str, shown: str, as_json: bool
+) -> None:
+    directory, _ = state
+    with contextlib.closing(sqlite3.connect(directory / "history.sqlite")) as conn:
+        conn.executescript(edit)
+    args = ["--state-dir", str(directory), *(["--json"] if as_json else [])]
+    result = invoke("history", "shop", *args)
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: history database {directory / 'history.sqlite'} holds a corrupt row: "
+        f"{field}: timestamp {shown} is not between 1970-01-01 and 9999-01-01 UTC.\n"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import re
 import shutil
@@ -188,6 +189,16 @@ def test_closed_history_raises_and_closing_twice_is_harmless(tmp_path: Path) -> 
         (lambda h: h.append(make_evaluation("../m")), "The 'model' parameter of SQLiteHistory"),
         (lambda h: h.append(make_failure()), "must be an Evaluation. Got RunFailure instead"),
         (lambda h: h.append_failure(make_failure(at=float("nan"))), "'failure.at'"),
+        # What the reader would refuse as a corrupt row is refused at the write.
+        (
+            lambda h: h.append(make_evaluation(window_start=-1.0)),
+            re.escape(
+                "The 'evaluation.window_start' parameter of SQLiteHistory.append must be unix "
+                "seconds between 1970-01-01 and 9999-01-01 UTC. Got -1.0 instead."
+            ),
+        ),
+        (lambda h: h.append_failure(make_failure(at=1e300)), "'failure.at' .* Got 1e\\+300"),
+        (lambda h: h.append(make_evaluation(evaluated_at=math.inf)), "Got inf instead"),
         (lambda h: h.append_failure(make_failure(reason=None)), "'failure.reason' .* a str"),
         (
             lambda h: h.recent("m1", limit=0),
