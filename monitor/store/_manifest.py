@@ -44,6 +44,7 @@ from monitor.records import (
 )
 from monitor.store._crypto import CIPHER_ALG, StoreKey
 from monitor.store._names import check_model_name
+from monitor.timestamps import parse_time
 
 __all__ = [
     "ARRAYS",
@@ -508,7 +509,7 @@ def inspect(
     """The manifest of a version and None, or None and why the version is corrupt.
 
     Checks what can be checked without reading the array bytes: the manifest, its
-    signature, its place and format, and the array file's size.
+    signature, its place and format, its creation time, and the array file's size.
     """
     try:
         m = parse_manifest(vdir, model, version, key=key, require_signature=require_signature)
@@ -527,9 +528,19 @@ def inspect(
             raise StoreError(
                 f"{_who(model, version)} is encrypted: configure the store key to read it"
             )
+        try:
+            _created_at(m.body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{m.path} is corrupt: {exc}") from exc
     except StoreError as exc:
         return None, str(exc)
     return m, None
+
+
+def _created_at(m: Mapping[str, Any]) -> float:
+    """The manifest's creation time: unix seconds from 1970 to 9999, as the store wrote
+    it (a hand-edited 1e300 or NaN raises ValueError, naming the field)."""
+    return parse_time(float(m["created_at"]), "created_at")
 
 
 def _read_arrays(
@@ -576,7 +587,7 @@ def _snapshot_from(
     return Snapshot(
         model=str(m["model"]),
         version=int(m["version"]),
-        created_at=float(m["created_at"]),
+        created_at=_created_at(m),
         features=tuple(str(f) for f in m["features"]),
         metric=str(m["metric"]),
         centers=arrays["centers"],

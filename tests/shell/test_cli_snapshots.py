@@ -169,3 +169,32 @@ def test_a_model_argument_is_held_to_the_configurations_name_rule(
     assert result.output == (
         f"error: model: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{{0,62}}; got {name!r}\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("1e300", "timestamp 1e+300 is not between 1970-01-01 and 9999-01-01 UTC."),
+        ("-1e12", "timestamp -1000000000000.0 is not between 1970-01-01 and 9999-01-01 UTC."),
+        ("NaN", "timestamp nan is not a finite number."),
+    ],
+)
+def test_a_creation_time_edited_out_of_range_is_listed_as_corrupt(
+    manual: tuple[Path, Path, Path], written: str, why: str
+) -> None:
+    # Listing reads manifests without their checksum: an edit there reached the table.
+    cfg, _, state = manual
+    manifest = state / "snapshots" / "shop" / "v000001" / "manifest.json"
+    body = json.loads(manifest.read_text())
+    manifest.write_text(
+        manifest.read_text().replace(
+            f'"created_at": {json.dumps(body["created_at"])}', f'"created_at": {written}'
+        )
+    )
+    listing = invoke("snapshots", "list", "--config", str(cfg))
+    assert listing.exit_code == 0, listing.output
+    [line] = [ln for ln in listing.stdout.splitlines() if ln.split()[:2] == ["shop", "1"]]
+    assert line.endswith(f"CORRUPT  {manifest} is corrupt: created_at: {why}")
+    as_json = invoke("snapshots", "list", "--config", str(cfg), "--json")
+    assert as_json.exit_code == 0
+    json.loads(as_json.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
