@@ -694,7 +694,11 @@ def backtest(
             f"backtest: no run of model {name!r} fits in [{format_time(start)}, "
             f"{format_time(end)}): each run reads a window of {m.window:g}s before it"
         )
-    source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+    kind = SOURCES[m.source.kind]
+    cannot = kind.replay_problem(m.source.options)
+    if cannot is not None:
+        raise InvalidInputError(f"backtest: model {name!r} cannot be replayed: {cannot}")
+    source = kind.build(m.name, m.features, m.source.options)
     # Retention by count only: snapshot ages are data times, not the wall clock's.
     keep = settings.store.keep_versions
     store = MemorySnapshotStore(retention=RetentionPolicy(versions=keep) if keep else None)

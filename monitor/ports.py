@@ -69,6 +69,11 @@ class SourceKind(Protocol):
         """A source for ``model`` from options that ``parse_options`` returned."""
         ...
 
+    def replay_problem(self, options: Any) -> str | None:
+        """Why a source with these options cannot read past windows as they were (a
+        backtest would replay something else), or None when it can."""
+        ...
+
 
 @runtime_checkable
 class SnapshotStore(Protocol):

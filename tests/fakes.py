@@ -62,6 +62,9 @@ class FakeKind:
     def build(self, model: str, features: tuple[str, ...], options: Any) -> FakeSource:
         return FakeSource(features, lambda start, end: np.empty((0, len(features))))
 
+    def replay_problem(self, options: Any) -> str | None:
+        return None
+
 
 # The registry to parse settings with when a test hands the pipeline its own source.
 FAKE_SOURCES: Mapping[str, SourceKind] = MappingProxyType({"fake": FakeKind()})

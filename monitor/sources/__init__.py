@@ -1,7 +1,8 @@
 """Telemetry sources, picked by the configuration's ``kind`` from an immutable map.
 
 Each kind meets ``monitor.ports.SourceKind``: ``parse_options(raw, features)`` gives its
-typed options and every problem, ``build(model, features, options)`` the source.
+typed options and every problem, ``build(model, features, options)`` the source, and
+``replay_problem(options)`` why it could not replay the past (a backtest refuses then).
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from monitor.sources import files, prometheus, spark, synthetic
 __all__ = ["SOURCES", "Kind", "UnknownSourceKindError"]
 
 
+def _replays(options: Any) -> str | None:
+    """Every past window reads as it was (synthetic rows follow from the time; Prometheus
+    and Spark are queried by time range)."""
+    return None
+
+
 @dataclass(frozen=True)
 class Kind:
-    """A SourceKind made of a source module's ``parse_options`` and ``build``."""
+    """A SourceKind made of a source module's ``parse_options``, ``build`` and, when some
+    of its options cannot read the past, ``replay_problem``."""
 
     name: str
     parse_options: Callable[[Mapping[str, Any], Sequence[str] | None], tuple[Any, list[Problem]]]
     build: Callable[[str, tuple[str, ...], Any], TelemetrySource]
+    replay_problem: Callable[[Any], str | None] = _replays
 
 
 class UnknownSourceKindError(KeyError, InvalidInputError):
@@ -61,7 +70,7 @@ class _Registry(Mapping[str, SourceKind]):
 SOURCES: Mapping[str, SourceKind] = _Registry(
     (
         Kind("synthetic", synthetic.parse_options, synthetic.build),
-        Kind("files", files.parse_options, files.build),
+        Kind("files", files.parse_options, files.build, files.replay_problem),
         Kind("prometheus", prometheus.parse_options, prometheus.build),
         Kind("spark", spark.parse_options, spark.build),
     )

@@ -694,6 +694,18 @@ def _csv_column(
     return out
 
 
+def replay_problem(options: FilesOptions) -> str | None:
+    """Why these options cannot replay the past: a file chosen by its modification time
+    is today's newest one for every past window."""
+    if options.window == "file" and options.time_from == "modified":
+        return (
+            "the files source picks each window's file by modification time "
+            "(time_from: modified), so every past window would read today's newest file; "
+            "set source.time_from: name with a name_time, or window: time_range"
+        )
+    return None
+
+
 def build(model: str, features: tuple[str, ...], options: FilesOptions) -> FilesSource:
     """A files source for ``model``; ConfigError when the options do not fit its features."""
     problems = options_problems(options, features)

@@ -188,6 +188,19 @@ def test_backtest_refuses_what_cannot_be_replayed(tmp_path: Path) -> None:
         backtest(cfg, "shop", T0, T0 + 600)
 
 
+def test_backtest_refuses_files_picked_by_modification_time(tmp_path: Path) -> None:
+    # Every past window would read today's newest file: six identical windows, no flag.
+    (tmp_path / "data").mkdir()
+    source = {"kind": "files", "path": str(tmp_path / "data"), "pattern": "*.csv"}
+    with pytest.raises(InvalidInputError) as info:
+        backtest(settings(tmp_path, source), "shop", T0, T0 + 6 * 900)
+    assert str(info.value) == (
+        "backtest: model 'shop' cannot be replayed: the files source picks each window's file "
+        "by modification time (time_from: modified), so every past window would read today's "
+        "newest file; set source.time_from: name with a name_time, or window: time_range"
+    )
+
+
 def test_run_times_interval_and_cron() -> None:
     grid = [1000.0, 1300.0, 1600.0, 1900.0]
     assert run_times(300.0, None, 1000.0, 2000.0, limit=9) == (grid, 2200.0)
