@@ -1103,10 +1103,11 @@ def history(
     directory = _state_dir_of(config_path, state_dir)
     now = time.time()
     start = _when(since, "--since", now)
-    end = None if until is None else _when(until, "--until", now)
-    if end is not None and end <= start:
+    end = now if until is None else _when(until, "--until", now)
+    if end <= start:
+        upto = "now" if until is None else "--until"
         raise InvalidInputError(
-            f"--until ({format_time(end)}) must be after --since ({format_time(start)})"
+            f"{upto} ({format_time(end)}) must be after --since ({format_time(start)})"
         )
     with open_history(directory) as h:
         found = h.since(model, start, end, limit=HISTORY_LIMIT)

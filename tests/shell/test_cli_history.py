@@ -225,6 +225,7 @@ def test_history_reads_only(state: tuple[Path, float]) -> None:
             ["--state-dir", "{state}", "--since", "1", "--until", "0001-01-01T00:00Z"],
             "error: --until: timestamp '0001-01-01T00:00Z' is not between 1970-01-01 and ",
         ),
+        (["--state-dir", "{state}", "--since", "2030-01-01"], "must be after --since (2030-01-01"),
         (
             ["--state-dir", "{state}", "--since", "999999999999d"],
             "error: --since: '999999999999d' back from now is before 1970-01-01T00:00:00Z\n",
@@ -249,7 +250,12 @@ def test_user_errors_are_one_line_and_exit_2(
 @pytest.mark.parametrize(
     ("edit", "field", "shown"),
     [
-        ("UPDATE evaluations SET evaluated_at = 999999999999.0", "evaluated_at", "999999999999.0"),
+        # After now, out of the range: read as the latest run when nothing else is left.
+        (
+            "UPDATE evaluations SET evaluated_at = 999999999999.0; DELETE FROM failures",
+            "evaluated_at",
+            "999999999999.0",
+        ),
         # No run left in the range: the corrupt one is read as the latest run.
         (
             "UPDATE evaluations SET evaluated_at = -1e12; DELETE FROM failures",
@@ -257,7 +263,7 @@ def test_user_errors_are_one_line_and_exit_2(
             "-1000000000000.0",
         ),
         ("UPDATE evaluations SET window_end = 1e300", "window_end", "1e+300"),
-        ("UPDATE failures SET at = 1e300", "at", "1e+300"),
+        ("UPDATE failures SET at = 1e300; DELETE FROM evaluations", "at", "1e+300"),
     ],
 )
 @pytest.mark.parametrize("as_json", [False, True])
@@ -274,3 +280,13 @@ def test_a_time_edited_out_of_range_is_a_corrupt_row_not_a_crash(
         f"error: history database {directory / 'history.sqlite'} holds a corrupt row: "
         f"{field}: timestamp {shown} is not between 1970-01-01 and 9999-01-01 UTC.\n"
     )
+
+
+def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
+    directory, now = state
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        h.append(evaluation(now + 86400, "a run dated tomorrow (a clock set wrong)"))
+    result = invoke("history", "shop", "--state-dir", str(directory), "--json")
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)["runs"]
+    assert runs and all(r["at"] < now + 60 for r in runs)
