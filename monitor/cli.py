@@ -1035,14 +1035,22 @@ def _live_or_none(store: Any, model: str) -> int | None:
 HISTORY_LIMIT = 10_000
 
 
-def _state_dir_of(config_path: Path | None, state_dir: Path | None) -> Path:
-    """The state directory that --state-dir names, or else that of --config."""
+def _state_dir_of(config_path: Path | None, state_dir: Path | None, model: str) -> Path:
+    """The state directory that --state-dir names, or else that of --config, where
+    ``model`` must be configured (a model no longer configured: --state-dir reads it)."""
     if state_dir is None and config_path is None:
         raise click.UsageError("give --config FILE or --state-dir DIR to find the state")
-    if config_path is not None:
-        return _settings(config_path, state_dir=state_dir).daemon.state_dir
-    assert state_dir is not None
-    return state_dir
+    if config_path is None:
+        assert state_dir is not None
+        return state_dir
+    settings = _settings(config_path, state_dir=state_dir)
+    try:
+        settings.model(model)
+    except KeyError as exc:
+        raise InvalidInputError(
+            f"{exc.args[0]} (--state-dir instead of --config reads a model no longer configured)"
+        ) from None
+    return settings.daemon.state_dir
 
 
 def _when(text: str, option: str, now: float) -> float:
@@ -1100,7 +1108,7 @@ def history(
     """
     from monitor.bootstrap import open_history
 
-    directory = _state_dir_of(config_path, state_dir)
+    directory = _state_dir_of(config_path, state_dir, model)
     now = time.time()
     start = _when(since, "--since", now)
     end = now if until is None else _when(until, "--until", now)

@@ -193,6 +193,15 @@ def test_config_names_the_state_dir(tmp_path: Path) -> None:
     cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
     result = invoke("history", "shop", "--config", str(cfg))
     assert result.exit_code == 0 and "model shop: 4 run(s)" in result.output
+    # "other" has runs in the history but is not configured: --config refuses it, as
+    # evaluate and backtest do; --state-dir reads it.
+    other = invoke("history", "other", "--config", str(cfg))
+    assert other.exit_code == 2
+    assert other.output == (
+        "error: no model named 'other'; configured: shop (--state-dir instead of --config "
+        "reads a model no longer configured)\n"
+    )
+    assert invoke("history", "other", "--state-dir", str(tmp_path / "state")).exit_code == 0
 
 
 def test_history_reads_only(state: tuple[Path, float]) -> None:
