@@ -56,7 +56,7 @@ def match_columns(
     if not missing and (ignore_extra or not extra):
         return [index[f] for f in features]
     raise SchemaError(
-        f"{where}: columns do not match the model's features {list(features)}: "
+        f"{where}: columns do not match the model's features {_some(features)}: "
         f"{_mismatch(missing, extra, ignore_extra)}."
     )
 
@@ -77,11 +77,22 @@ def _mismatch(missing: list[str], extra: list[str], ignore_extra: bool) -> str:
     if len(missing) == 1 and len(extra) == 1 and not renamed:
         # One column gone and one new column: most likely the same column under a new name.
         renamed.append(f"{missing[0]!r} -> {extra[0]!r}?")
-    parts = [f"missing {missing}"] if missing else []
+    parts = [f"missing {_some(missing)}"] if missing else []
     parts += [f"renamed {', '.join(renamed)}"] if renamed else []
     if reported:
-        parts.append(f"extra {reported} (set ignore_extra: true to allow extra columns)")
+        parts.append(f"extra {_some(reported)} (set ignore_extra: true to allow extra columns)")
     return "; ".join(parts)
+
+
+SOME_NAMES = 10  # column names a schema error lists before it counts the rest
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first ``SOME_NAMES`` names and how many more: a file of 10,000 unexpected
+    columns must not make a failure line of 90 kB in the log, the history and the metrics."""
+    shown = ", ".join(repr(n) for n in names[:SOME_NAMES])
+    more = len(names) - SOME_NAMES
+    return f"[{shown}, ... and {more:,} more]" if more > 0 else f"[{shown}]"
 
 
 def parse_timestamps(
