@@ -7,6 +7,7 @@ umask can only remove bits and an odd umask could remove the owner's).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "fsync_dir",
     "locked",
     "make_dirs",
+    "read_file",
     "read_pointer",
     "remove_pointer",
     "temp_entry",
@@ -91,13 +93,32 @@ def write_file(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------- pointers
 
 
+POINTER_BYTES = 64  # a pointer file holds a version number and a newline
+
+
+def read_file(path: Path, *, most: int) -> bytes:
+    """The first bytes of the regular file ``path``, up to ``most`` + 1 of them (one more
+    than a caller expects tells it the file is longer); OSError for any other kind.
+
+    Opened without blocking and looked at before it is read: a FIFO or a device put in a
+    store file's place (by hand) would hang the reader or fill its memory.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read(most + 1)
+
+
 def read_pointer(path: Path) -> int | None:
     """The version named by a pointer file (LIVE, PENDING), or None when it is absent."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = read_file(path, most=POINTER_BYTES).decode("ascii")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise StoreError(f"cannot read the pointer {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
         raise StoreError(f"cannot read the pointer {path}: {exc}") from exc
     match = _POINTER_TEXT.fullmatch(text)
     if match is None:

@@ -43,6 +43,7 @@ from monitor.records import (
     Snapshot,
 )
 from monitor.store._crypto import CIPHER_ALG, StoreKey
+from monitor.store._fs import read_file
 from monitor.store._names import check_model_name
 from monitor.timestamps import parse_time
 
@@ -64,6 +65,7 @@ ARRAYS = "arrays.npz"
 ARRAYS_ENCRYPTED = "arrays.npz.enc"
 _ARRAY_KINDS = "biuf"  # bool, int, uint, float: all storable without pickle
 _SAVE = "DirectorySnapshotStore.save"
+MANIFEST_BYTES = 16 << 20  # a manifest holds names, specs and numbers: kilobytes
 
 
 def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
@@ -359,7 +361,7 @@ def parse_manifest(
     """Read and check ``vdir``'s manifest: syntax, format, place, signature; raise StoreError."""
     path = vdir / MANIFEST
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, most=MANIFEST_BYTES)
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
     # Every manifest is written ending in a newline; without it, the tail was cut off
@@ -475,14 +477,17 @@ def _read_payload(vdir: Path, m: Manifest, model: str, version: int, key: StoreK
     """The npz bytes of a version: size and hash checked, decrypted when encrypted."""
     path = vdir / m.file_name
     try:
-        data = path.read_bytes()
+        data = read_file(path, most=m.file_size)
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
     # Either file may be the damaged one here, so the messages name both.
-    if len(data) != m.file_size:
-        what = "truncated" if len(data) < m.file_size else "longer than written"
+    if len(data) < m.file_size:
         raise StoreError(
-            f"{path} is {what}: {len(data)} bytes where {MANIFEST} says {m.file_size} bytes"
+            f"{path} is truncated: {len(data)} bytes where {MANIFEST} says {m.file_size} bytes"
+        )
+    if len(data) > m.file_size:
+        raise StoreError(
+            f"{path} is longer than written: more than the {m.file_size} bytes {MANIFEST} says"
         )
     if hashlib.sha256(data).hexdigest() != m.file_sha256:
         raise StoreError(f"{path} is corrupt: its sha256 does not match {MANIFEST}")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from _store_factories import make_snapshot, stored_files
 
 from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
 from monitor.records import VersionInfo
-from monitor.store import DirectorySnapshotStore, version_summary
+from monitor.store import DirectorySnapshotStore, _manifest, version_summary
 from monitor.store.snapshots import ARRAYS, LIVE, MANIFEST, PENDING
 
 
@@ -419,15 +420,15 @@ def test_listing_survives_broken_pointers(tmp_path: Path) -> None:
 
 
 def _record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the files read whole from now on (Path.read_bytes), in order."""
+    """The names of the manifest and array files read from now on, in order."""
     read: list[str] = []
-    real_read_bytes = Path.read_bytes
+    real_read_file = _manifest.read_file
 
-    def recording_read_bytes(self: Path) -> bytes:
-        read.append(self.name)
-        return real_read_bytes(self)
+    def recording_read_file(path: Path, *, most: int) -> bytes:
+        read.append(path.name)
+        return real_read_file(path, most=most)
 
-    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    monkeypatch.setattr(_manifest, "read_file", recording_read_file)
     return read
 
 
@@ -510,3 +511,43 @@ def test_rollback_without_a_target_refuses_and_changes_nothing(
     with pytest.raises(SnapshotNotFoundError, match=r"no snapshot of model 'm1'|has no version 9"):
         store.rollback("m1", to=9)
     assert stored_files(store.root) == before
+
+
+def _within(seconds: float, call: Any) -> Any:
+    """``call()``'s result or exception; the test fails instead of hanging past ``seconds``."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as exc:
+            out.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        pytest.fail(f"still reading after {seconds} s")
+    return out[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("name", [LIVE, MANIFEST, ARRAYS])
+def test_a_fifo_or_device_in_a_store_files_place_is_refused_not_read(
+    tmp_path: Path, kind: str, name: str
+) -> None:
+    # Put there by hand: a FIFO made the reader wait forever, /dev/zero fill its memory.
+    store = _store_with(tmp_path, 1, live=1)
+    model_dir = store.root / "m1"
+    path = model_dir / name if name == LIVE else next(model_dir.glob("v*")) / name
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    fresh = DirectorySnapshotStore(store.root)  # nothing verified and kept in memory
+    error = _within(20, lambda: fresh.load("m1", None if name == LIVE else 1))
+    assert isinstance(error, StoreError)
+    assert f"{path}: not a regular file" in str(error), error
+    listed = _within(20, lambda: fresh.list_versions("m1"))
+    assert isinstance(listed, list) and len(listed) == 1
