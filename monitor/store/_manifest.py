@@ -318,6 +318,9 @@ class Encoded:
 def encode(snapshot: Snapshot, *, key: StoreKey | None, encrypt: bool) -> Encoded:
     """Validate ``snapshot`` and build what the store writes (the version comes later)."""
     body, arrays = _serialise(snapshot)
+    why = _inconsistent(snapshot)
+    if why is not None:  # what a load would refuse is not written
+        raise InvalidInputError(f"The 'snapshot' parameter of {_SAVE} is unusable: {why}")
     payload = _npz_bytes(arrays)
     encryption = None
     if encrypt:
@@ -470,7 +473,46 @@ def read_snapshot(
         raise StoreError(
             f"{m.path} does not describe a snapshot of format {FORMAT}: {exc!r}"
         ) from exc
+    why = _inconsistent(snapshot)
+    if why is not None:
+        raise StoreError(f"{m.path} describes a snapshot no model can use: {why}")
     return snapshot, m.signed
+
+
+def _inconsistent(s: Snapshot) -> str | None:
+    """What in the arrays of ``s`` disagrees with its features and k, or None.
+
+    The checksum proves a snapshot unchanged, not sound: one rewritten together with its
+    checksum (by hand, or by a tool of its own) reached the runs as an "internal" failure,
+    or as silently wrong SLIs (outlier thresholds of the wrong length, bins without edges).
+    """
+    d = len(s.features)
+    k = s.centers.shape[0] if s.centers.ndim == 2 else 0
+    expected = {
+        "centers": (s.centers, (k, d)),
+        "scaler_center": (s.scaler.center, (d,)),
+        "scaler_scale": (s.scaler.scale, (d,)),
+        "reference_shares": (s.reference_shares, (k,)),
+        "outlier_thresholds": (s.outliers.thresholds, (k,)),
+    }
+    if k < 1:
+        return f"centers has shape {s.centers.shape}: no cluster of {d} feature(s)"
+    for name, (array, shape) in expected.items():
+        if array.shape != shape:
+            return f"{name} has shape {array.shape}, not {shape} (k={k}, {d} features)"
+        if np.isnan(array).any() or (name != "outlier_thresholds" and not np.isfinite(array).all()):
+            return f"{name} holds NaN or infinity"
+    for j, (edges, fractions) in enumerate(
+        zip(s.bins.edges, s.bins.reference_fractions, strict=True)
+    ):
+        if edges.ndim != 1 or fractions.shape != (edges.size + 1,):
+            return f"feature {j} has {edges.size} inner bin edge(s), {fractions.size} fraction(s)"
+        if (
+            not (np.isfinite(edges).all() and np.isfinite(fractions).all())
+            or (np.diff(edges) <= 0).any()
+        ):
+            return f"feature {j}'s bin edges are not finite and increasing"
+    return None
 
 
 def _read_payload(vdir: Path, m: Manifest, model: str, version: int, key: StoreKey | None) -> bytes:
