@@ -27,7 +27,7 @@ from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFound
 from monitor.ports import SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
-from monitor.store.snapshots import RetentionPolicy
+from monitor.store.snapshots import RetentionPolicy, check_approvable
 
 __all__ = ["AppendedRuns", "MemoryHistory", "MemorySnapshotStore"]
 
@@ -186,13 +186,9 @@ class MemorySnapshotStore:
             if version is not None:
                 version = check_int(version, "version", low=1, owner=owner)
             pending = None if m.pending == m.live else m.pending
-            if pending is None:
-                raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
-            if version is not None and version != pending:
-                raise InvalidInputError(
-                    f"model {model!r}: v{version} is not the pending version (v{pending} is: "
-                    "a later run replaced the candidate)"
-                )
+            pending = check_approvable(
+                model, pending, version, live=m.live, versions=sorted(m.versions)
+            )
             m.live, m.pending = pending, None
             return pending
 

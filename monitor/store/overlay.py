@@ -30,6 +30,7 @@ from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
+from monitor.store.snapshots import check_approvable
 
 __all__ = ["OverlayHistory", "OverlaySnapshotStore"]
 
@@ -193,14 +194,13 @@ class OverlaySnapshotStore:
             c = self._changed(model, "approve")
             if version is not None:
                 version = check_int(version, "version", low=1, owner=f"{_STORE}.approve")
-            pending = self.pending_version(model)
-            if pending is None:
-                raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
-            if version is not None and version != pending:
-                raise InvalidInputError(
-                    f"model {model!r}: v{version} is not the pending version (v{pending} is: "
-                    "a later run replaced the candidate)"
-                )
+            pending = check_approvable(
+                model,
+                self.pending_version(model),
+                version,
+                live=self.live_version(model),
+                versions=self.versions(model),
+            )
             c.make_live(pending)
             c.make_pending(None)
             return pending

@@ -416,8 +416,10 @@ class DirectorySnapshotStore:
             version = check_int(version, "version", low=1, owner=owner)
         try:
             with self._locked(model, model_dir):
-                pending = self._pending(model_dir, _list_versions(model_dir))
-                pending = _check_approvable(model, pending, version)
+                versions = _list_versions(model_dir)
+                live, _ = _pointers_or_none(model_dir)
+                pending = self._pending(model_dir, versions)
+                pending = check_approvable(model, pending, version, live=live, versions=versions)
                 self._read_listed(model_dir, model, pending)
                 write_pointer(model_dir / LIVE, pending)  # the commit point
                 remove_pointer(model_dir / PENDING)
@@ -637,17 +639,29 @@ def _check_options(key: Any, encrypt: Any, require_signature: Any, retention: An
         require_cipher()
 
 
-def _check_approvable(model: str, pending: int | None, version: int | None) -> int:
-    """The version to approve: the pending one, which ``version`` (if given) must name."""
+def check_approvable(
+    model: str, pending: int | None, version: int | None, *, live: int | None, versions: list[int]
+) -> int:
+    """The version to approve: the pending one, which ``version`` (if given) must name.
+
+    Every store's approval (directory, memory, overlay) says the same: what ``version``
+    is instead (live, not stored, an older candidate) and what to do.
+    """
     if pending is None:
         raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
-    if version is not None and version != pending:
-        raise InvalidInputError(
-            f"model {model!r}: v{version} is not the pending version (v{pending} is: a later "
-            f"run replaced the candidate); review v{pending} and approve it, or make "
-            f"v{version} live with `kmeans-monitor snapshots rollback {model} --to {version}`"
+    if version is None or version == pending:
+        return pending
+    if version == live:
+        why = f"v{version} is live already; the pending version is v{pending}"
+    elif version not in versions:
+        why = f"it has no version {version}; the pending version is v{pending}"
+    else:
+        why = (
+            f"v{version} is not the pending version (v{pending} is: a later run replaced the "
+            f"candidate); review v{pending} and approve it, or make v{version} live with "
+            f"`kmeans-monitor snapshots rollback {model} --to {version}`"
         )
-    return pending
+    raise InvalidInputError(f"model {model!r}: {why}")
 
 
 def _claim(model_dir: Path, tmp: Path, enc: Encoded, state: str | None) -> tuple[int, str]:

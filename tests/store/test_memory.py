@@ -77,6 +77,11 @@ def test_approve_and_its_guard(make_store: Callable[..., Store]) -> None:
     store.save(make_snapshot(seed=3), state="pending")  # a later run replaces the candidate
     with pytest.raises(InvalidInputError, match="v2 is not the pending version"):
         store.approve("m1", 2)
+    # Not a replaced candidate: the message says what the version is instead.
+    with pytest.raises(InvalidInputError, match="v1 is live already; the pending version is v3"):
+        store.approve("m1", 1)
+    with pytest.raises(InvalidInputError, match="has no version 9; the pending version is v3"):
+        store.approve("m1", 9)
     assert store.approve("m1", 3) == 3
     assert store.live_version("m1") == 3 and store.pending_version("m1") is None
 
