@@ -1170,11 +1170,11 @@ def _print_history(found: Any, now: float, latest: float | None) -> None:
     span = f"from {_ts(found.since)} to {_ts(end)} UTC"
     runs = _runs(found)
     if not runs:
-        hint = (
-            "history holds no run of it"
-            if latest is None
-            else f"its latest run was at {_ts(latest)} UTC: widen --since"
-        )
+        if latest is None:
+            hint = "history holds no run of it"
+        else:
+            widen = "--until" if latest >= end else "--since"
+            hint = f"its latest run was at {_ts(latest)} UTC: widen {widen}"
         click.echo(f"model {found.model}: no run {span}; {hint}")
         return
     click.echo(

@@ -175,6 +175,10 @@ def test_an_empty_range_says_when_the_latest_run_was(state: tuple[Path, float]) 
     result = invoke("history", "shop", "--state-dir", str(directory), "--since", "10m")
     assert result.exit_code == 0
     assert f"its latest run was at {utc(now - HOUR)} UTC: widen --since" in result.output
+    before = invoke(
+        "history", "shop", "--state-dir", str(directory), "--since", "0", "--until", "1"
+    )
+    assert f"its latest run was at {utc(now - HOUR)} UTC: widen --until" in before.output
     never = invoke("history", "nope", "--state-dir", str(directory))
     assert never.exit_code == 0 and "history holds no run of it" in never.output
 
