@@ -41,11 +41,15 @@ log = logging.getLogger("monitor")
 
 
 class NonEmptyPath(click.Path):
-    """``click.Path`` refusing an empty value, which ``Path("")`` would read as "."."""
+    """``click.Path`` refusing an empty value, which ``Path("")`` would read as ".", and a
+    file's path ending in "/"."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "":
             self.fail("the path is empty", param, ctx)
+        # pathlib drops a trailing "/": 'x.png/' would have written the file x.png.
+        if not self.dir_okay and isinstance(value, str) and value.endswith("/"):
+            self.fail(f"{value!r} ends in '/', which names a directory, not a file", param, ctx)
         return super().convert(value, param, ctx)
 
 

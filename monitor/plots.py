@@ -60,6 +60,11 @@ def _matplotlib() -> tuple[Any, Any, Any]:
 
 def plot_format(path: Path) -> str:
     """The format of ``path`` from its suffix; InvalidInputError for any other suffix."""
+    name = Path(path).name.lower()
+    if name in FORMATS:  # ".png" alone is a hidden file's name without a suffix
+        raise InvalidInputError(
+            f"--plot {str(path)!r}: give the file a name before its suffix, such as 'plot{name}'"
+        )
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise InvalidInputError(
