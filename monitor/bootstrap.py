@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -690,10 +691,14 @@ def backtest(
             f"{MAX_REPLAY_RUNS:,} runs of model {name!r}; replay a shorter range"
         )
     if not times:
-        raise InvalidInputError(
-            f"backtest: no run of model {name!r} fits in [{format_time(start)}, "
-            f"{format_time(end)}): each run reads a window of {m.window:g}s before it"
-        )
+        span = f"[{format_time(start)}, {format_time(end)})"
+        if end - start < m.window:
+            why = f"each run reads a window of {m.window:g}s before it"
+        else:  # a cron that does not fire between the first window's end and --to
+            nxt = f"; it fires next at {format_time(after)}" if math.isfinite(after) else ""
+            first = format_time(start + m.window)
+            why = f"its cron {m.cron!r} does not fire between {first} and --to{nxt}"
+        raise InvalidInputError(f"backtest: no run of model {name!r} fits in {span}: {why}")
     kind = SOURCES[m.source.kind]
     cannot = kind.replay_problem(m.source.options)
     if cannot is not None:

@@ -186,6 +186,9 @@ def test_backtest_refuses_what_cannot_be_replayed(tmp_path: Path) -> None:
         backtest(cfg, "shop", T0, T0)
     with pytest.raises(InvalidInputError, match="no run of model 'shop' fits"):
         backtest(cfg, "shop", T0, T0 + 600)
+    yearly = settings(tmp_path, synthetic(), schedule={"cron": "0 0 1 1 *"})
+    with pytest.raises(InvalidInputError, match=r"its cron '0 0 1 1 \*' does not fire between "):
+        backtest(yearly, "shop", T0, T0 + 6 * 3600)
 
 
 def test_backtest_refuses_files_picked_by_modification_time(tmp_path: Path) -> None:
