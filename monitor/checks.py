@@ -511,9 +511,10 @@ def find_overflow(
     with np.errstate(all="ignore"):
         scaled = scale(rows) if scale is not None else rows
         squares = np.einsum("ij,ij->i", scaled, scaled)
-        spread = np.var(rows, axis=0)
+        # Only in raw units: a scaler fitted on the rows would have this spread.
+        spread_finite = scale is not None or bool(np.isfinite(np.var(rows, axis=0)).all())
     bad = ~np.isfinite(squares)
-    if not bad.any() and (scale is not None or np.isfinite(spread).all()):
+    if not bad.any() and spread_finite:
         return None
     i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
     j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
