@@ -9,7 +9,8 @@
   thresholds, for clients that label rows themselves (``serving.expose_parameters``).
 
 Requests that arrive together are answered together: those routed to the same model
-are labelled in one call, so a burst of single rows costs one assignment.
+are labelled in one call, so a burst of single rows costs one assignment. What one of
+them holds or meets (rows that overflow, a bug) is its own answer, never the others'.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ log = logging.getLogger("monitor.serving")
 PREFIX = "/v1/models"
 _METHODS = {"": ("GET", "HEAD"), "parameters": ("GET", "HEAD"), "labels": ("POST",)}
 _MAX_KEY_CHARS = 256
+_INTERNAL = RequestError(500, "internal", "labelling failed; the server log says why")
 FloatArray = NDArray[np.float64]
 Mask = NDArray[np.bool_]
 
@@ -115,6 +117,7 @@ class _Job:
     valid: Mask | None  # rows to label; None: all of them
     answer: str  # JSON or NPY
     result: Assignment | None = None
+    error: RequestError | None = None  # found with the other jobs: rows that overflow
 
 
 def _finite_rows(rows: FloatArray, served: ServedModel, policy: str) -> Mask | None:
@@ -188,11 +191,18 @@ class ServingApi:
             self._recorder.answered(target.model, LIVE, status)
 
     def handle(self, requests: Sequence[Request]) -> list[Response]:
-        answers: list[Response | _Job] = [self._answer(r) for r in requests]
+        """The answers; a request that meets a bug gets a 500 of its own, the others theirs."""
+        answers: list[Response | _Job] = []
+        for request in requests:
+            try:
+                answers.append(self._answer(request))
+            except Exception:
+                self.refused(request, 500)  # not routed yet: counted with the live model
+                answers.append(_internal(request))
         jobs = [a for a in answers if isinstance(a, _Job)]
         if jobs:
             self._assign(jobs)
-        return [a if isinstance(a, Response) else self._labels(a) for a in answers]
+        return [a if isinstance(a, Response) else self._labels_or_500(a) for a in answers]
 
     # -- requests ---------------------------------------------------------------------
 
@@ -270,25 +280,26 @@ class ServingApi:
         for job in jobs:
             groups.setdefault(id(job.served), []).append(job)
         for group in groups.values():
-            parts = [j.rows if j.valid is None else j.rows[j.valid] for j in group]
-            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
             try:
-                result = group[0].served.assign(rows) if rows.shape[0] else None
+                _assign_group(group)
             except Exception:
-                log.exception("model=%s: labelling %d rows failed", group[0].model, rows.shape[0])
-                continue  # their result stays None: a 500 each
-            start = 0
-            for job, part in zip(group, parts, strict=True):
-                stop = start + part.shape[0]
-                job.result = _slice(result, start, stop)
-                start = stop
+                log.exception("model=%s: labelling %d requests failed", group[0].model, len(group))
+                # their result stays None: a 500 each
+
+    def _labels_or_500(self, job: _Job) -> Response:
+        try:
+            return self._labels(job)
+        except Exception:
+            self._recorder.answered(job.model, job.variant, 500)
+            return _internal(job.request)
 
     def _labels(self, job: _Job) -> Response:
+        if job.error is not None:
+            self._recorder.answered(job.model, job.variant, job.error.status)
+            return _error(job.error)
         if job.result is None:
             self._recorder.answered(job.model, job.variant, 500)
-            return _error(
-                RequestError(500, "internal", "labelling failed; the server log says why")
-            )
+            return _error(_INTERNAL)
         n = job.rows.shape[0]
         if job.answer == NPY:
             body = encode_npy(job.result, job.valid, n)
@@ -349,6 +360,32 @@ class ServingApi:
         return _json(
             200, {"model": name, "live": _params(variants.live), "canary": _params(variants.canary)}
         )
+
+
+def _internal(request: Request) -> Response:
+    """The 500 of a request that met a bug; called while handling its exception."""
+    log.exception("error serving %s %s", request.method, request.path)
+    return _error(_INTERNAL)
+
+
+def _assign_group(group: list[_Job]) -> None:
+    """Label the jobs routed to one model in one call; each takes its slice."""
+    served = group[0].served
+    parts = [j.rows if j.valid is None else j.rows[j.valid] for j in group]
+    rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if served.overflow(rows) is not None:
+        # Rare: the requests that hold such rows are refused, the others labelled.
+        for i, job in enumerate(group):
+            if (why := served.overflow(parts[i])) is not None:
+                job.error = RequestError(400, "invalid_values", why)
+                parts[i] = parts[i][:0]
+        rows = np.concatenate(parts)
+    result = served.assign(rows) if rows.shape[0] else None
+    start = 0
+    for job, part in zip(group, parts, strict=True):
+        stop = start + part.shape[0]
+        job.result = _slice(result, start, stop)
+        start = stop
 
 
 def _slice(result: Assignment | None, start: int, stop: int) -> Assignment:

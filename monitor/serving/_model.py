@@ -4,7 +4,9 @@ Labels are what the monitor itself computes for a window: rows scaled with the s
 frozen in the snapshot (``monitor.pipeline.scoring.prepare``, which also normalises
 rows for cosine models), then the nearest centre by ``monitor.core.kmeans.assign_labels``.
 A row is an outlier when its distance to that centre is above its cluster's threshold,
-as ``monitor.core.outliers.outlier_rate`` counts them.
+as ``monitor.core.outliers.outlier_rate`` counts them. Rows whose squared distances
+overflow in the snapshot's scaled units are judged as a run judges a window against a
+live model (``monitor.checks.overflow_message``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.checks import overflow_message
 from monitor.core.kmeans import assign_labels
+from monitor.core.scaling import transform
 from monitor.errors import InvalidInputError
 from monitor.pipeline.scoring import prepare
 from monitor.records import Scaler, Snapshot
@@ -97,6 +101,12 @@ class ServedModel:
     @property
     def k(self) -> int:
         return int(self.centers.shape[0])
+
+    def overflow(self, X: FloatArray) -> str | None:
+        """Why finite raw rows ``X`` (n, d) overflow squared distances in this model's
+        scaled units (one sentence), or None when they can be labelled."""
+        units = "squared distances in the model's scaled units"
+        return overflow_message(X, self.features, units, functools.partial(transform, self.scaler))
 
     def assign(self, X: FloatArray) -> Assignment:
         """Labels, distances and outlier flags of finite raw rows ``X`` (n, d), float64."""

@@ -7,15 +7,19 @@ import io
 import json
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.bootstrap import build_serving
 from monitor.config import Settings
+from monitor.core.kmeans import assign_labels
 from monitor.exporter import encode
+from monitor.http import Request, Response
 from monitor.ports import SnapshotStore
+from monitor.records import Scaler
 from monitor.store.memory import MemorySnapshotStore
 from tests.serving._support import JSON, NPY, Running, error_of, fitted, npy, post, settings
 
@@ -112,6 +116,26 @@ CASES = [
         "row 1, feature 'f1' is nan",
     ),
     Case("null", b'{"rows": [[1,2,null]]}', JSON, {}, 400, "invalid_values", "feature 'f2' is nan"),
+    # Finite, but the squared distance overflows: an infinite distance JSON cannot carry.
+    Case(
+        "huge value",
+        b'{"rows": [[1,2,3],[1,2,1e200]]}',
+        JSON,
+        {},
+        400,
+        "invalid_values",
+        "values overflow squared distances in the model's scaled units: 1 of 2 rows, "
+        "e.g. f2 = 1e+200",
+    ),
+    Case(
+        "npy huge value",
+        npy(np.array([[1.0, 2.0, -1e300]])),
+        NPY,
+        {"Accept": NPY},
+        400,
+        "invalid_values",
+        "f2 = -1e+300",
+    ),
     Case(
         "too many rows",
         json.dumps({"rows": [[1, 2, 3]] * 11}).encode(),
@@ -213,6 +237,70 @@ def test_bad_requests_are_counted_by_status_code(running: Running) -> None:
     for code, n in expected.items():
         assert _count(running, code) == n, code
     assert _count(running, "200") == 1
+
+
+def _request(body: bytes, ctype: str = JSON) -> Request:
+    """A labels request for shop as the server hands it to the API; answers in ``ctype``."""
+    headers = {"content-type": ctype, "accept": ctype, "content-length": str(len(body))}
+    return Request("POST", "/v1/models/shop/labels", "HTTP/1.1", headers, body)
+
+
+def _statuses(answers: list[Response]) -> list[int]:
+    for answer in answers:  # errors are the API's JSON, whatever was asked for
+        assert answer.status == 200 or answer.content_type == JSON, answer
+    return [answer.status for answer in answers]
+
+
+def test_a_bad_request_fails_none_of_those_answered_with_it(running: Running) -> None:
+    """Requests that arrive together are labelled in one call per model: a row that
+    overflows is its own request's 400, and the others are labelled."""
+    batch = [
+        _request(GOOD),
+        _request(b'{"rows": [[1e200, 2, 3]]}'),
+        _request(npy(np.ones((2, 3))), NPY),
+        _request(npy(np.full((1, 3), 1e300)), NPY),
+        _request(GOOD),
+    ]
+    answers = running.app.serving.api.handle(batch)
+    assert _statuses(answers) == [200, 400, 200, 400, 200]
+    assert error_of(answers[3].body)[0] == "invalid_values"
+
+
+def test_values_are_judged_in_the_models_scaled_units(serve_labels: Serve) -> None:
+    """1e150 squares to a float, but not once divided by a feature's scale of 1e-10."""
+    snapshot = fitted().snapshot
+    scaler = Scaler(snapshot.scaler.kind, snapshot.scaler.center, snapshot.scaler.scale * 1e-10)
+    store = MemorySnapshotStore()
+    store.save(replace(snapshot, scaler=scaler), state="live")
+    running = serve_labels(settings(), store)
+    status, _, body = post(running, b'{"rows": [[1e150, 20, 300]]}')
+    assert (status, error_of(body)[0]) == (400, "invalid_values")
+    assert "f0 = 1e+150" in error_of(body)[1]
+
+
+def test_a_failure_is_a_json_500_for_its_own_request_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug that one request meets, reading it or encoding its answer, costs only it."""
+
+    def assign(Xs: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels, sq = assign_labels(Xs, centers)
+        return labels, np.where(Xs[:, 0] > 1e3, np.inf, sq)  # a distance JSON cannot carry
+
+    def unreadable(*args: object) -> np.ndarray:
+        raise RuntimeError("a bug")
+
+    store = MemorySnapshotStore()
+    store.save(fitted().snapshot, state="live")
+    serving = build_serving(settings(), store, assigner=assign)
+    serving.catalog.refresh()
+    monkeypatch.setattr("monitor.serving._api.npy_rows", unreadable)
+    batch = [
+        _request(GOOD),
+        _request(b'{"rows": [[1e6, 2, 3]]}'),
+        _request(npy(np.ones((1, 3))), NPY),
+    ]
+    answers = serving.api.handle(batch)
+    assert _statuses(answers) == [200, 500, 500]
+    assert error_of(answers[1].body)[0] == error_of(answers[2].body)[0] == "internal"
 
 
 def test_unknown_model_and_paths(running: Running) -> None:
