@@ -2,7 +2,8 @@
 
 JSON: ``{"rows": [[...], ...], "features": [...], "key": "..."}`` (``features`` and the
 key optional; a row may also be an object keyed by feature name). ``null``, ``NaN`` and
-``Infinity`` are values that are missing; the model's NaN policy decides about them.
+``Infinity`` are values that are missing; the model's NaN policy decides about them. A
+key given twice in one object is refused: Python's reader would keep the last silently.
 
 NPY: numpy's format, read with ``numpy.lib.format``: the magic, version and header are
 parsed first (never with pickles), and the dtype, shape and byte count are checked
@@ -14,6 +15,7 @@ by their bytes (which determine the parse), as are the headers of answers by row
 
 from __future__ import annotations
 
+import collections
 import functools
 import io
 import itertools
@@ -25,6 +27,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 from numpy.typing import NDArray
 
+from monitor.checks import brief
 from monitor.serving._model import Assignment
 
 __all__ = [
@@ -94,10 +97,21 @@ def response_type(accept: str | None) -> str:
 # ------------------------------------------------------------------------------ JSON
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object, refused when a key is given twice (which value would count?)."""
+    doc = dict(pairs)
+    if len(doc) < len(pairs):
+        key = next(k for k, n in collections.Counter(k for k, _ in pairs).items() if n > 1)
+        raise RequestError(400, "bad_json", f"key {brief(key)} appears more than once in an object")
+    return doc
+
+
 def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
     """The body as a JSON object with only the fields the API knows."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, object_pairs_hook=_unique_keys)
+    except RequestError:
+        raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
