@@ -20,6 +20,7 @@ import functools
 import io
 import itertools
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,8 +113,17 @@ def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
         doc = json.loads(body, object_pairs_hook=_unique_keys)
     except RequestError:
         raise
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    except ValueError:
+        # The reader's one other error: int() refuses a literal beyond Python's limit
+        # on digits, in words about sys.set_int_max_str_digits().
+        raise RequestError(
+            400,
+            "bad_rows",
+            f"a number with more than {sys.get_int_max_str_digits()} digits, "
+            "too large for a 64-bit float",
+        ) from None
     if not isinstance(doc, dict):
         raise RequestError(
             400, "bad_json", f"the body must be a JSON object with 'rows'; got {type(doc).__name__}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -87,6 +88,15 @@ CASES = [
         400,
         "bad_rows",
         "too large",
+    ),
+    Case(
+        "number of 5000 digits",
+        b'{"rows": [[1,2,' + b"9" * 5000 + b"]]}",
+        JSON,
+        {},
+        400,
+        "bad_rows",
+        f"a number with more than {sys.get_int_max_str_digits()} digits, too large for",
     ),
     Case(
         "mixed rows",
