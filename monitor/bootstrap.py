@@ -535,13 +535,14 @@ class App:
     serving: Serving | None = None  # the label API, when serving.enabled
 
     def ready(self) -> tuple[bool, str]:
-        """Readiness: the store answers for every model."""
+        """Readiness: the store answers for every model, and the label API (when on)
+        serves every live version, as ``ServingApp.ready`` requires of `serve`."""
         try:
             for m in self.settings.models:
                 self.store.live_version(m.name)
         except Exception as exc:
             return False, f"store not readable: {exc}"
-        return True, "ready"
+        return (True, "ready") if self.serving is None else self.serving.catalog.ready()
 
     def close(self) -> None:
         """Close the sources, the engines and the history."""

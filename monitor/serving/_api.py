@@ -264,9 +264,16 @@ class ServingApi:
             )
         return key
 
+    def _no_model(self, name: str) -> RequestError:
+        """No live model to answer from: none stored yet, or the stored one does not load."""
+        problem = self._catalog.problem(name)
+        if problem is None:
+            return RequestError(503, "no_model", f"model {name!r} has no live version to serve yet")
+        return RequestError(503, "no_model", f"model {name!r} has no version to serve: {problem}")
+
     def _route(self, name: str, variants: Variants, key: str | None) -> tuple[str, ServedModel]:
         if variants.live is None:
-            raise RequestError(503, "no_model", f"model {name!r} has no live version to serve yet")
+            raise self._no_model(name)
         canary = variants.canary
         if canary is not None and self._splitter.to_canary(
             name, canary.version, variants.share, key
@@ -354,9 +361,7 @@ class ServingApi:
         variants = self._catalog.get(name)
         assert variants is not None
         if variants.live is None:
-            return _error(
-                RequestError(503, "no_model", f"model {name!r} has no live version to serve yet")
-            )
+            return _error(self._no_model(name))
         return _json(
             200, {"model": name, "live": _params(variants.live), "canary": _params(variants.canary)}
         )

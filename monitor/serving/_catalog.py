@@ -82,6 +82,10 @@ class Catalog:
                     self._refresh(name)
             self._refreshed = self._refreshed or names is None
 
+    def problem(self, name: str) -> str | None:
+        """Why ``name``'s live version is not served as the store says (None: it is)."""
+        return self._problems.get(name)
+
     def ready(self) -> tuple[bool, str]:
         """Ready once every model that has a live version serves it."""
         if not self._refreshed:

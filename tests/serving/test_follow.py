@@ -16,7 +16,7 @@ from monitor.ports import SnapshotStore
 from monitor.records import Snapshot
 from monitor.serving.client import LabelsClient, LabelsError
 from monitor.store.memory import MemorySnapshotStore
-from tests.serving._support import Running, fitted, settings, wait_until
+from tests.serving._support import Running, error_of, fitted, post, settings, wait_until
 
 Serve = Callable[[Settings, SnapshotStore], Running]
 
@@ -166,6 +166,17 @@ def test_a_live_version_that_does_not_load_leaves_the_last_one_serving(
     assert not ready and "live version 2 does not load" in why
     store.broken = 0
     assert wait_until(lambda: running.app.ready()[0])
+
+
+def test_a_live_version_that_never_loaded_is_a_503_naming_it(serve_labels: Serve) -> None:
+    store = BrokenStore(broken=1)
+    store.save(fitted(seed=1).snapshot, state="live")
+    running = serve_labels(settings(), store)
+    status, _, body = post(running, b'{"rows": [[1, 2, 3]]}')
+    assert (status, error_of(body)) == (
+        503,
+        ("no_model", "model 'shop' has no version to serve: live version 1 does not load"),
+    )
 
 
 def test_a_candidate_that_does_not_load_serves_no_canary(serve_labels: Serve) -> None:

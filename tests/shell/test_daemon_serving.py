@@ -4,11 +4,13 @@ of its own runs at once (not at the next poll), and the serving series on /metri
 from __future__ import annotations
 
 import dataclasses
+import json
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.bootstrap import build_app, load_settings
@@ -123,3 +125,28 @@ def test_the_daemon_follows_a_rollback_typed_elsewhere(tmp_path: Path) -> None:
             assert wait_until(lambda: client.labels("shop", rows).version == copy.version)
     finally:
         daemon.stop()
+
+
+def test_a_live_version_that_does_not_load_makes_the_daemon_unready(tmp_path: Path) -> None:
+    """As `serve` answers (docs/serving.md): the daemon's API cannot serve the model."""
+    app = build_app(settings(tmp_path), clock=FakeClock(T0 + 900))
+    assert isinstance(app.runner.run_model("shop"), Evaluation)
+    app.close()
+    manifest = tmp_path / "state" / "snapshots" / "shop" / "v000001" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**doc, "created_at": doc["created_at"] + 1}))  # corrupt
+    app = build_app(settings(tmp_path), clock=FakeClock(T0 + 1800))
+    daemon = Daemon(app)
+    daemon.http.start()
+    try:
+        assert app.ready() == (False, "serving: shop: live version 1 does not load")
+        with LabelsClient(daemon.url) as client, pytest.raises(LabelsError) as info:
+            client.labels("shop", np.array([[50.0, 200.0, 0.5, 100.0]]))
+        assert (info.value.status, info.value.code, info.value.message) == (
+            503,
+            "no_model",
+            "model 'shop' has no version to serve: live version 1 does not load",
+        )
+    finally:
+        daemon.http.stop()
+        app.close()
