@@ -608,12 +608,20 @@ def _check_plot(plot: Path) -> None:
         raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
 
 
-def _backtest_progress(model: str) -> Any:
-    """A progress callback: a line on stderr at every tenth of a long replay."""
+PROGRESS_SECONDS = 30.0  # the longest a long replay goes without a progress line
+
+
+def _backtest_progress(model: str, clock: Callable[[], float] = time.monotonic) -> Any:
+    """A progress callback: a line on stderr at every tenth of a long replay, and at least
+    every ``PROGRESS_SECONDS`` (a tenth of 100,000 runs takes minutes)."""
+    last = clock()
 
     def report(i: int, n: int, result: Evaluation | RunFailure) -> None:
-        if n >= 50 and (i + 1) * 10 // n != i * 10 // n:
+        nonlocal last
+        now = clock()
+        if n >= 50 and ((i + 1) * 10 // n != i * 10 // n or now - last >= PROGRESS_SECONDS):
             click.echo(f"backtest {model}: {i + 1}/{n} windows", err=True)
+            last = now
 
     return report
 

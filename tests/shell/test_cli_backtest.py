@@ -213,3 +213,15 @@ def test_progress_goes_to_stderr_for_long_replays(tmp_path: Path, config: Path) 
     )
     assert len(progress) == 10
     assert "backtest shop:" not in result.stdout
+
+
+def test_a_long_replay_reports_every_30_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import _backtest_progress
+
+    t = [0.0]
+    report = _backtest_progress("shop", clock=lambda: t[0])
+    for i in range(25):  # 25 of 100,000 runs, 10 s each: no tenth reached yet
+        t[0] += 10.0
+        report(i, 100_000, None)  # type: ignore[arg-type]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"backtest shop: {i}/100000 windows" for i in (3, 6, 9, 12, 15, 18, 21, 24)]
