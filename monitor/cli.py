@@ -6,6 +6,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import select
 import sys
 import tempfile
 import time
@@ -86,6 +88,7 @@ EXIT_FAILED = 1  # evaluate: a run failed or the push failed; render --check: st
 EXIT_USER = 2  # the input, the configuration, an option, a file, the store: fix and retry
 EXIT_INTERNAL = 70  # a bug in kmeans-monitor (EX_SOFTWARE of sysexits.h)
 EXIT_INTERRUPTED = 130  # Ctrl-C outside the daemon: 128 + SIGINT, as shells report it
+EXIT_PIPE = 141  # stdout's reader went away (`| head`): 128 + SIGPIPE, as shells report it
 
 # What a user can fix: the configuration, the data, a file, an option, the store.
 _USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -121,6 +124,14 @@ class _Commands(click.Group):
             # run and demo stop on SIGINT themselves (exit 0); any other command is cut short.
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError as exc:
+            if not _stdout_closed():  # another pipe or socket: an error like any other
+                click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
+                sys.exit(EXIT_USER)
+            # The reader of stdout has gone (`| head`): nothing is wrong, nothing to say.
+            # Python's final flush of stdout would fail again: it goes to /dev/null.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_PIPE)
         except _USER_ERRORS as exc:
             click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
             sys.exit(EXIT_USER)
@@ -133,6 +144,16 @@ class _Commands(click.Group):
                 err=True,
             )
             sys.exit(EXIT_INTERNAL)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no file descriptor (a test's capture): not a pipe
+        return False
 
 
 def _limit_blas(settings: Settings) -> None:

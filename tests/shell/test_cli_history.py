@@ -7,6 +7,8 @@ import dataclasses
 import json
 import math
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -303,3 +305,19 @@ def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
     assert result.exit_code == 0, result.output
     runs = json.loads(result.stdout)["runs"]
     assert runs and all(r["at"] < now + 60 for r in runs)
+
+
+def test_a_reader_that_leaves_early_ends_it_quietly_with_141(tmp_path: Path) -> None:
+    # `kmeans-monitor history shop | head -1`: the table's next line met a closed pipe,
+    # which read as "error: Broken pipe" and exit 2.
+    now = time.time()
+    with SQLiteHistory(tmp_path / "history.sqlite") as h:
+        for i in range(600):  # about 100 kB of table, more than a pipe holds
+            h.append(evaluation(now - 3000 + i, "kept: no drift"))
+    argv = [sys.executable, "-m", "monitor", "history", "shop", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"model shop: 600 run(s)")
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == b""
