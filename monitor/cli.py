@@ -607,15 +607,13 @@ def backtest(
             )
     _limit_blas(settings)
     replays = [run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names]
-    if plot is not None:
-        plots.plot_replay(replays[0], plot)
     if as_json:
         click.echo(json.dumps([_replay_json(r) for r in replays], indent=2))
     else:
         for r in replays:
             _print_replay(r)
     if plot is not None:
-        click.echo(f"plot written to {plot}", err=True)
+        _write_plot(plot, lambda: plots.plot_replay(replays[0], plot))
 
 
 def _check_plot(plot: Path) -> None:
@@ -627,6 +625,18 @@ def _check_plot(plot: Path) -> None:
     plots.require_matplotlib()
     if not plot.parent.is_dir():
         raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
+
+
+def _write_plot(plot: Path, draw: Callable[[], None]) -> None:
+    """Draw the plot after the results are printed: a file that cannot be written (a full
+    disk, an immutable directory) is one line naming --plot, and loses no result."""
+    try:
+        draw()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"--plot {str(plot)!r}: cannot write it: {exc.strerror or exc}"
+        ) from None
+    click.echo(f"plot written to {plot}", err=True)
 
 
 PROGRESS_SECONDS = 30.0  # the longest a long replay goes without a progress line
@@ -1464,15 +1474,13 @@ def choose_k(
     finally:
         bar.close()
     rows = _k_rows_text(data, sample)
-    if plot is not None:
-        title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
-        plots.plot_k_selection(sel, plot, title=title)
     if as_json:
         click.echo(json.dumps(_k_json(path, data, sel), indent=2))
     else:
         _print_k_table(path, data, sel, rows)
     if plot is not None:
-        click.echo(f"plot written to {plot}", err=True)
+        title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
+        _write_plot(plot, lambda: plots.plot_k_selection(sel, plot, title=title))
 
 
 def _print_k_table(path: Path, data: _KData, sel: Any, rows: str) -> None:

@@ -225,3 +225,24 @@ def test_a_long_replay_reports_every_30_seconds(capsys: pytest.CaptureFixture[st
         report(i, 100_000, None)  # type: ignore[arg-type]
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"backtest shop: {i}/100000 windows" for i in (3, 6, 9, 12, 15, 18, 21, 24)]
+
+
+def test_a_plot_that_cannot_be_written_loses_no_result(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An immutable directory or a full disk: found only when the file is written, after
+    # the replay. The results came after the plot and were lost with a bare OS message.
+    from monitor import plots
+
+    def refused(replay: Any, path: Path) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(plots, "plot_replay", refused)
+    plot = tmp_path / "out.png"
+    args = ["--from", FROM, "--to", TO, "--model", "shop", "--plot", str(plot)]
+    result = invoke("backtest", "--config", str(config), *args)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-1].startswith("summary shop: 8 windows, ")
+    assert result.stderr.splitlines()[-1] == (
+        f"error: --plot {str(plot)!r}: cannot write it: Operation not permitted"
+    )
