@@ -807,7 +807,8 @@ def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
     assert state_dir is not None
     root = Path(state_dir) / "snapshots"
     if not root.is_dir():
-        raise StoreError(f"no snapshot store at {root}")
+        there = ": it is not a directory" if root.exists() else ""
+        raise StoreError(f"no snapshot store at {root}{there}")
     return open_store(Path(state_dir), settings.store if settings is not None else None)
 
 

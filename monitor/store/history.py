@@ -411,7 +411,8 @@ class SQLiteHistory:
 def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A query-only connection to an existing history file whose schema this code reads."""
     if not path.is_file():
-        raise StoreError(f"no history database at {path}")
+        there = ": it is a directory" if path.is_dir() else ""
+        raise StoreError(f"no history database at {path}{there}")
     try:
         # as_uri() percent-encodes the path, so no character of it reads as a URI option.
         uri = path.resolve().as_uri() + "?mode=ro"

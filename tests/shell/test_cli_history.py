@@ -321,3 +321,12 @@ def test_a_reader_that_leaves_early_ends_it_quietly_with_141(tmp_path: Path) -> 
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 141 and stderr == b""
+
+
+def test_a_directory_where_the_history_goes_is_named_so(tmp_path: Path) -> None:
+    (tmp_path / "history.sqlite").mkdir()
+    result = invoke("history", "shop", "--state-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: no history database at {tmp_path / 'history.sqlite'}: it is a directory\n"
+    )

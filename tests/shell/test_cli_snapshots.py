@@ -137,6 +137,11 @@ def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     result = invoke("snapshots", "list", "--state-dir", str(tmp_path / "nope"))
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "no snapshot store at" in result.output
+    (tmp_path / "snapshots").write_text("")  # a file where the store goes
+    there = invoke("snapshots", "list", "--state-dir", str(tmp_path))
+    assert there.exit_code == 2
+    store = tmp_path / "snapshots"
+    assert there.output == f"error: no snapshot store at {store}: it is not a directory\n"
 
 
 def test_a_copied_store_keeps_its_states(manual: tuple[Path, Path, Path], tmp_path: Path) -> None:
