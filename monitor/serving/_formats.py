@@ -131,7 +131,7 @@ def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
     unknown = sorted(set(doc) - {"rows", "features", key_field})
     if unknown:
         valid = ", ".join(sorted({"rows", "features", key_field}))
-        raise RequestError(400, "bad_json", f"unknown field {unknown[0]!r} (valid: {valid})")
+        raise RequestError(400, "bad_json", f"unknown field {brief(unknown[0])} (valid: {valid})")
     return doc
 
 

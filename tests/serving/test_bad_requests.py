@@ -55,6 +55,15 @@ CASES = [
     Case("deep", b"[" * 100_000, JSON, {}, 400, "bad_json", "not valid JSON"),
     Case("unknown field", b'{"rows": [[1,2,3]], "row": 1}', JSON, {}, 400, "bad_json", "'row'"),
     Case(
+        "unknown field of 100 kB",  # named by its ends, not echoed whole into the answer
+        b'{"rows": [[1,2,3]], "' + b"x" * 100_000 + b'": 1}',
+        JSON,
+        {},
+        400,
+        "bad_json",
+        "xxx' (100002 characters) (valid: ",
+    ),
+    Case(
         "field twice",
         b'{"rows": [[1,2,3]], "rows": [[4,5,6]]}',
         JSON,
