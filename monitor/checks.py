@@ -35,6 +35,7 @@ from monitor.errors import InvalidInputError
 from monitor.redact import MASK, is_secret_name, redact_url
 
 __all__ = [
+    "BRIEF_MOST",
     "FEATURE_NAME",
     "FLOAT_DTYPES",
     "MODEL_NAME",
@@ -259,20 +260,25 @@ def check_name(value: Any, name: str, pattern: re.Pattern[str], *, owner: str | 
 def check_base_url(value: Any, name: str, *, example: str, owner: str | None = None) -> str:
     """Return ``value`` if it is the base URL of an HTTP service; raise otherwise.
 
-    Base URL: scheme http or https, a host, a port (if any) that is a number, no query
-    and no fragment (paths are appended to it). ``example`` completes "an http(s) URL
-    such as ...". The value in the problem has its credentials masked.
+    Base URL: ASCII without spaces, scheme http or https, a host, a port (if any) that is
+    a number other than 0, no query and no fragment (paths are appended to it).
+    ``example`` completes "an http(s) URL such as ...". The value in the problem has its
+    credentials masked.
     """
     expected = f"an http(s) URL such as {example!r}"
     if not isinstance(value, str):
         raise Mismatch(Problem(name, expected, value), owner)
     shown = redact_url(value)
+    # HTTP carries a URL as ASCII: a space, a control or a non-ASCII character (write it
+    # percent-encoded) failed every request after check-config had accepted it.
+    if not all(0x21 <= ord(c) <= 0x7E for c in value):
+        raise Mismatch(Problem(name, f"{expected}, in ASCII without spaces", shown), owner)
     try:
         parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        port = parts.port  # raises ValueError for a port that is not a number
     except ValueError:
         raise Mismatch(Problem(name, expected, shown), owner) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise Mismatch(Problem(name, expected, shown), owner)
     if parts.query or parts.fragment:
         raise Mismatch(Problem(name, "a base URL without a query or a fragment", shown), owner)

@@ -39,8 +39,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.checks import (
+    BRIEF_MOST,
     Problem,
     Shown,
+    brief,
     check_base_url,
     check_int,
     is_real,
@@ -69,6 +71,7 @@ _log = logging.getLogger(__name__)
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS_LIMIT = 11000
 MAX_RETRIES = 10
+MAX_WARNINGS_LOGGED = 3  # of one answer's warnings; the rest are counted in one line
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -217,8 +220,8 @@ def _parse_headers(raw: Any) -> tuple[Mapping[str, str] | None, list[Problem]]:
             problems.append(
                 Problem(f"headers.{name}", "omitted (the source sets it)", Shown("..."))
             )
-        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            expected = "a single-line string"
+        elif not isinstance(value, str) or not _header_safe(value):
+            expected = "a single-line string a header can carry (Latin-1, no control character)"
             problems.append(Problem(f"headers.{name}", expected, Shown(type(value).__name__)))
     return (None, problems) if problems else (MappingProxyType(dict(raw)), [])
 
@@ -319,11 +322,23 @@ def _expression_problems(expressions: Any, features: Sequence[str] | None) -> li
 # --------------------------------------------------------------------------- files
 
 
-def _read_secret(path: str, what: str) -> str:
-    """The stripped text of a credential file; OSError or ValueError naming the file only."""
+def _header_safe(text: str) -> bool:
+    """Whether ``text`` can be a header's value as http.client sends it (Latin-1): no
+    control character (a line break would end the header), nothing beyond Latin-1."""
+    return all(c == "\t" or 0x20 <= ord(c) <= 0x7E or 0xA0 <= ord(c) <= 0xFF for c in text)
+
+
+def _read_secret(path: str, what: str, *, header: bool = False) -> str:
+    """The stripped text of a credential file; OSError or ValueError naming the file only
+    (never its text). ``header``: the text goes into a header as it is (a bearer token)."""
     text = Path(path).read_text(encoding="utf-8").strip()
     if not text:
         raise ValueError(f"{what} {path!r} is empty")
+    if header and not _header_safe(text):
+        raise ValueError(
+            f"{what} {path!r} holds a line break, a control or a non-Latin-1 character, "
+            "which a header cannot carry"
+        )
     return text
 
 
@@ -332,12 +347,12 @@ def _file_problems(o: PrometheusOptions) -> list[Problem]:
     problems = []
     secrets = []
     if o.bearer_token_file is not None:
-        secrets.append(("bearer_token_file", o.bearer_token_file))
-    if o.basic_auth is not None:
-        secrets.append(("basic_auth.password_file", o.basic_auth.password_file))
-    for where, path in secrets:
+        secrets.append(("bearer_token_file", o.bearer_token_file, True))
+    if o.basic_auth is not None:  # sent base64-encoded: any text goes
+        secrets.append(("basic_auth.password_file", o.basic_auth.password_file, False))
+    for where, path, header in secrets:
         try:
-            _read_secret(path, "the file")
+            _read_secret(path, "the file", header=header)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             shown = Shown(_why(exc, path))
             problems.append(Problem(where, "a readable, non-empty UTF-8 file", shown))
@@ -581,7 +596,7 @@ class PrometheusSource:
         user_password = self._userinfo
         try:
             if o.bearer_token_file is not None:
-                token = _read_secret(o.bearer_token_file, "bearer_token_file")
+                token = _read_secret(o.bearer_token_file, "bearer_token_file", header=True)
                 self._secrets.add(token)
                 headers["Authorization"] = f"Bearer {token}"
             if o.basic_auth is not None:
@@ -717,6 +732,10 @@ class PrometheusSource:
             raise
         except (OSError, http.client.HTTPException) as exc:
             raise _Failure(f"is unreachable: {_why(exc)}") from None
+        except ValueError:  # http.client's words would quote the header: maybe a secret
+            raise SourceError(
+                f"{where}: the request cannot be sent: a header holds a character HTTP cannot carry"
+            ) from None
         if answer.status == 200:
             return answer.body
         text = f"answered HTTP {answer.status}: {_error_text(answer.body, answer.status)}"
@@ -742,19 +761,27 @@ def _result(payload: bytes, where: str) -> list[Any]:
     """The ``data.result`` list of a successful query_range answer."""
     try:
         answer = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: recursion
         raise SourceError(f"{where} answered with something that is not JSON: {exc}") from None
     if not isinstance(answer, dict):
         raise SourceError(f"{where} answered with unexpected JSON {str(answer)[:200]!r}")
     if answer.get("status") != "success":
         raise SourceError(f"{where} answered status {answer.get('status')!r}: {_error_of(answer)}")
     warnings = answer.get("warnings")
-    for warning in warnings if isinstance(warnings, list) else ():
+    warnings = warnings if isinstance(warnings, list) else []
+    for warning in warnings[:MAX_WARNINGS_LOGGED]:
         _log.warning("%s: Prometheus warns: %s", where, str(warning)[:300])
+    if len(warnings) > MAX_WARNINGS_LOGGED:
+        _log.warning(
+            "%s: Prometheus warns %d times more", where, len(warnings) - MAX_WARNINGS_LOGGED
+        )
     data = answer.get("data")
     kind = data.get("resultType") if isinstance(data, dict) else None
-    if kind != "matrix" or not isinstance(data, dict) or not isinstance(data.get("result"), list):
+    if kind != "matrix" or not isinstance(data, dict):
         raise SourceError(f"{where} answered a {kind!r} where a 'matrix' was expected")
+    if not isinstance(data.get("result"), list):
+        shown = str(data.get("result"))[:80]
+        raise SourceError(f"{where} answered a matrix whose result is {shown!r}, not a list")
     result: list[Any] = data["result"]
     return result
 
@@ -789,11 +816,19 @@ def _points(values: Any, where: str) -> tuple[NDArray[np.int64], NDArray[np.floa
     try:
         ms = np.array([round(float(t) * 1000) for t, _ in values], dtype=np.int64)
         # float() reads Prometheus' "NaN", "+Inf" and "-Inf" as they are meant.
-        vals = np.array([float(v) for _, v in values], dtype=np.float64)
+        vals = np.array([_sample(v) for _, v in values], dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
         raise SourceError(f"{where}: malformed sample in the answer: {exc}") from exc
     order = np.argsort(ms, kind="stable")
     return ms[order], vals[order]
+
+
+def _sample(value: Any) -> float:
+    """A sample's value: Prometheus writes each as a string of a Go float. ``float`` alone
+    took JSON's ``true`` as 1.0 and Python's ``"1_000"`` as 1000."""
+    if not isinstance(value, str) or "_" in value:
+        raise ValueError(f"value {brief(value)} is not a sample value (a number in a string)")
+    return float(value)
 
 
 def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
@@ -820,16 +855,19 @@ def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
 
 
 def _error_of(answer: Mapping[str, Any]) -> str:
+    """Prometheus' error text, shortened (``checks.brief``) when it is long: it goes into
+    the run's one failure line, the log and the history."""
     kind = answer.get("errorType")
     text = answer.get("error") or "no error text"
-    return f"{kind}: {text}" if kind else str(text)
+    full = f"{kind}: {text}" if kind else str(text)
+    return full if len(full) <= BRIEF_MOST else brief(full)
 
 
 def _error_text(body: bytes, status: int) -> str:
     """Prometheus' error text from an HTTP error answer, or the start of its body."""
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = body[:300].decode("utf-8", "replace").strip()
         return text or http.client.responses.get(status, "no reason given")
     if isinstance(answer, dict) and ("error" in answer or "errorType" in answer):

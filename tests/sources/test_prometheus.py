@@ -324,8 +324,53 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
             r"malformed sample",
         ),
         ((200, matrix()[1], 3.0), SourceTimeoutError, r"did not answer within 0.2s"),
+        # What a tester's fake Prometheus sent; each was "internal" or read as a number.
+        ((200, b"[" * 100_000 + b"]" * 100_000, 0), SourceError, "not JSON: maximum recursion"),
+        (
+            (200, b'{"status":"success","data":{"resultType":"matrix","result":null}}', 0),
+            SourceError,
+            r"answered a matrix whose result is 'None', not a list",
+        ),
+        (
+            (
+                200,
+                b'{"status":"success","data":{"resultType":"matrix","result":'
+                b'[{"metric":{},"values":[[1,true]]}]}}',
+                0,
+            ),
+            SourceError,
+            r"malformed sample in the answer: value True is not a sample value",
+        ),
+        (
+            (
+                200,
+                b'{"status":"success","data":{"resultType":"matrix","result":'
+                b'[{"metric":{},"values":[[1,"1_000"]]}]}}',
+                0,
+            ),
+            SourceError,
+            r"value '1_000' is not a sample value",
+        ),
+        (
+            (400, b'{"status":"error","error":"' + b"e" * 200_000 + b'"}', 0),
+            SourceError,
+            r"answered HTTP 400: 'e+\.\.\.e+' \(200002 characters\)$",
+        ),
     ],
-    ids=["http-400", "http-503", "status-error", "not-json", "vector", "bad-sample", "slow"],
+    ids=[
+        "http-400",
+        "http-503",
+        "status-error",
+        "not-json",
+        "vector",
+        "bad-sample",
+        "slow",
+        "deep-json",
+        "null-result",
+        "bool-value",
+        "underscore-value",
+        "long-error",
+    ],
 )
 def test_failures_name_the_source_and_the_cause(
     prom: FakePrometheus, answer: Answer, error: type[Exception], message: str

@@ -29,6 +29,7 @@ from tests.sources.test_prometheus import EXPRS, FEATURES, T0, Answer, FakeProme
 
 TOKEN = "tok-3f9a1c-very-secret"
 PASSWORD = "pa55-w0rd-secret"
+HEADER_VALUE = "a single-line string a header can carry (Latin-1, no control character)"
 
 
 def make_source(url: str, *, sleep: Any = None, **options: Any) -> PrometheusSource:
@@ -253,7 +254,12 @@ def test_no_secret_appears_in_errors_or_logs(
         ),
         (
             {"headers": {"X-Token": TOKEN + "\r\nX-Evil: 1"}},
-            ["source.headers.X-Token: must be a single-line string; got str"],
+            [f"source.headers.X-Token: must be {HEADER_VALUE}; got str"],
+        ),
+        # http.client sends headers in Latin-1: this failed every run as "internal".
+        (
+            {"headers": {"X-Scope-OrgID": "tenant€"}},
+            [f"source.headers.X-Scope-OrgID: must be {HEADER_VALUE}; got str"],
         ),
         (
             {"tls": {"ca_file": "/ca.pem"}},
@@ -458,3 +464,52 @@ def test_an_answer_whose_data_is_not_a_mapping_is_a_source_error(prom: FakeProme
     prom.answer = lambda params: (200, b'{"status": "success", "data": [1]}', 0.0)
     with pytest.raises(SourceError, match="answered a None where a 'matrix' was expected"):
         make_source(prom.url).read_window(T0, T0 + 60)
+
+
+@pytest.mark.parametrize("token", ["abc\ndef-" + TOKEN, TOKEN + "€"])
+def test_a_token_a_header_cannot_carry_is_refused_and_never_shown(
+    prom: FakePrometheus, tmp_path: Path, caplog: pytest.LogCaptureFixture, token: str
+) -> None:
+    # http.client refused it with its own words, which quoted the header: the token went
+    # into the run's "internal" failure, the log and the history.
+    path = tmp_path / "token"
+    path.write_text(TOKEN)
+    raw = {"url": prom.url, "features": EXPRS, "bearer_token_file": str(path)}
+    parsed, _ = parse_options(raw, FEATURES)
+    assert parsed is not None
+    source = build("checkout", FEATURES, parsed)
+    path.write_text(token)  # rotated to a bad one after the build
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(SourceError) as info:
+        source.read_window(T0, T0 + 60)
+    assert "holds a line break, a control or a non-Latin-1 character" in str(info.value)
+    for part in (TOKEN, "def-"):
+        assert part not in str(info.value) + caplog.text
+    with pytest.raises(ConfigError) as refused:  # check-config builds the source too
+        build("checkout", FEATURES, parsed)
+    assert "source.bearer_token_file: must be a readable, non-empty UTF-8 file" in str(
+        refused.value
+    )
+
+
+@pytest.mark.parametrize("url", ["http://p/ök", "http://p/a b", "http://p:0"])
+def test_a_url_http_cannot_carry_is_refused(url: str) -> None:
+    _, problems = parse_options({"url": url, "features": EXPRS}, FEATURES)
+    assert [p.config("source") for p in problems] == [
+        "source.url: must be an http(s) URL such as 'http://prometheus:9090'"
+        + (", in ASCII without spaces" if ":0" not in url else "")
+        + f"; got {url!r}"
+    ]
+
+
+def test_the_warnings_of_an_answer_are_logged_three_and_counted(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = json.loads(matrix()[1])
+    answer["warnings"] = [f"warning {i}" for i in range(5000)]
+    prom.answer = lambda params: (200, json.dumps(answer).encode(), 0.0)
+    caplog.set_level(logging.WARNING)
+    make_source(prom.url).read_window(T0, T0 + 60)
+    per_request = [r.getMessage() for r in caplog.records][:4]
+    assert per_request[2].endswith("Prometheus warns: warning 2")
+    assert per_request[3].endswith("Prometheus warns 4997 times more")
