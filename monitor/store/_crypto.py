@@ -99,7 +99,9 @@ class StoreKey:
             raise StoreError(
                 f"the environment variable {name} that should hold the store key is unset or empty"
             )
-        return cls(value.encode("utf-8"), source=f"environment variable {name}")
+        # The variable's bytes as the process got them, as a key file's are read: Python
+        # holds bytes that are not UTF-8 as surrogates, which a strict encode refused.
+        return cls(value.encode("utf-8", "surrogateescape"), source=f"environment variable {name}")
 
     # ------------------------------------------------------------------ signing
 

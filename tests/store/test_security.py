@@ -284,6 +284,18 @@ def test_keys_from_a_file_and_from_the_environment_agree(tmp_path: Path) -> None
     assert from_file._sign != from_file._encrypt
 
 
+def test_a_key_in_the_environment_that_is_not_utf8_is_its_bytes(tmp_path: Path) -> None:
+    # Python holds such a variable with surrogates; the strict encode was an exit 70.
+    raw = b"\xff" + b"k" * 40
+    path = tmp_path / "key"
+    path.write_bytes(raw)
+    os.chmod(path, 0o600)
+    from_env = load_key(key_env="KM_KEY", environ={"KM_KEY": os.fsdecode(raw)})
+    from_file = load_key(key_file=path, environ={})
+    assert from_env is not None and from_file is not None
+    assert from_env.key_id == from_file.key_id
+
+
 def test_a_key_file_others_can_read_is_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
