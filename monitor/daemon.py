@@ -369,6 +369,8 @@ def run_until_signal(
 ) -> None:
     """Start ``service``, wait for SIGTERM/SIGINT (or ``duration``), stop it, restore handlers.
 
+    SIGHUP is logged and ignored: there is no reload.
+
     ``stop_event`` is set on a signal (a daemon passes its own, so that runs in progress
     see it); a KeyboardInterrupt raised between handlers counts as a signal too.
     """
@@ -378,7 +380,16 @@ def run_until_signal(
         log.info("received %s", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        log.warning(
+            "received SIGHUP: ignored (no reload: restart the daemon to read a changed "
+            "configuration; SIGTERM or SIGINT stop it)"
+        )
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP's default ended the daemon at once, with no log line and no clean stop: sent
+    # to reload out of habit, or by a terminal that closed.
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         service.start()
         if on_started is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -147,3 +150,34 @@ def test_a_duration_of_centuries_waits_like_none() -> None:
     timer = threading.Timer(0.2, stop.set)
     run_until_signal(Service(), 1e300, stop_event=stop, on_started=timer.start)
     assert calls == ["start", "stop"]
+
+
+def test_sighup_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    # Its default ended the daemon at once (exit 129), with no log line and no clean stop.
+    calls: list[str] = []
+
+    class Service:
+        def start(self) -> None:
+            calls.append("start")
+
+        def stop(self) -> None:
+            calls.append("stop")
+
+    stop = threading.Event()
+
+    def hang_up_then_stop() -> None:
+        os.kill(os.getpid(), signal.SIGHUP)
+        threading.Timer(0.3, stop.set).start()
+
+    def outside(signum: int, frame: Any) -> None:
+        calls.append("outside")  # the handler before the daemon's: it must not see one
+
+    before = signal.signal(signal.SIGHUP, outside)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            run_until_signal(Service(), None, stop_event=stop, on_started=hang_up_then_stop)
+        assert signal.getsignal(signal.SIGHUP) is outside  # restored
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert calls == ["start", "stop"]
+    assert any("received SIGHUP: ignored" in r.getMessage() for r in caplog.records)
