@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import math
 import os
@@ -53,6 +54,7 @@ from monitor.store import (
     snapshot_summary,
     version_summary,
 )
+from monitor.store._fs import make_dirs
 from monitor.store.history import SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
@@ -566,6 +568,34 @@ def run_workers(settings: Settings) -> RunWorkers | None:
     if d.run_isolation != "process":
         return None
     return RunWorkers(d.max_workers, blas_threads=d.blas_threads)
+
+
+DAEMON_LOCK = "daemon.lock"  # in the state directory: held by the daemon that runs on it
+
+
+def claim_state_dir(state_dir: Path) -> int:
+    """Hold ``state_dir`` for this daemon until the process ends (the descriptor stays
+    open; the kernel drops the lock with the process, a kill -9 included).
+
+    Two daemons on one state directory ran every model twice, and both could promote.
+    InvalidInputError naming the other daemon's pid when one holds it.
+    """
+    make_dirs(Path(state_dir))
+    path = Path(state_dir) / DAEMON_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise InvalidInputError(
+            f"another kmeans-monitor daemon (pid {other}) runs on the state directory "
+            f"{state_dir}: it would run every model a second time; stop it, or give this "
+            "one its own daemon.state_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def build_app(

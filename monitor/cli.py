@@ -207,10 +207,11 @@ def main(log_level: str) -> None:
 @STATE_DIR_OPTION
 def run(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
     """Run the daemon: every model on its schedule, metrics on /metrics."""
-    from monitor.bootstrap import build_app
+    from monitor.bootstrap import build_app, claim_state_dir
     from monitor.daemon import Daemon
 
     settings = _settings(config_path, listen=listen, state_dir=state_dir, serve=True)
+    claim_state_dir(settings.daemon.state_dir)  # held until the process ends
     _limit_blas(settings)
     daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from monitor.bootstrap import build_app
+from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
 from monitor.daemon import Daemon, first_run_offsets, freeze_heap, run_until_signal, settle
 from monitor.errors import InvalidInputError
@@ -181,3 +181,20 @@ def test_sighup_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
         signal.signal(signal.SIGHUP, before)
     assert calls == ["start", "stop"]
     assert any("received SIGHUP: ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_a_second_daemon_on_one_state_directory_is_refused(tmp_path: Path) -> None:
+    # Both ran every model, a second apart, and both could promote.
+    state = tmp_path / "state"
+    held = claim_state_dir(state)
+    try:
+        with pytest.raises(InvalidInputError) as info:
+            claim_state_dir(state)  # flock: another open file, as another process's
+        assert str(info.value) == (
+            f"another kmeans-monitor daemon (pid {os.getpid()}) runs on the state directory "
+            f"{state}: it would run every model a second time; stop it, or give this one "
+            "its own daemon.state_dir"
+        )
+    finally:
+        os.close(held)
+    os.close(claim_state_dir(state))  # free again once the first has gone
