@@ -174,9 +174,12 @@ def _settings(
     """The checked settings; ``serve`` also checks that the listen address is free."""
     from monitor.bootstrap import load_settings
 
+    # A relative --state-dir is relative to the working directory, as every path on the
+    # command line is (and as it is without --config); only the file's own paths are
+    # relative to the file.
     settings = load_settings(
         config_path,
-        overrides={"listen": listen, "state_dir": str(state_dir) if state_dir else None},
+        overrides={"listen": listen, "state_dir": str(state_dir.absolute()) if state_dir else None},
         serve=serve,
     )
     _configured_log_level(settings)

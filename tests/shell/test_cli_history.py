@@ -330,3 +330,27 @@ def test_a_directory_where_the_history_goes_is_named_so(tmp_path: Path) -> None:
     assert result.output == (
         f"error: no history database at {tmp_path / 'history.sqlite'}: it is a directory\n"
     )
+
+
+def test_a_relative_state_dir_flag_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With --config it was taken relative to the file's directory, without it to the cwd.
+    (tmp_path / "etc").mkdir()
+    cfg = tmp_path / "etc" / "monitor.yaml"
+    model = {
+        "name": "shop",
+        "features": ["a", "b"],
+        "k": 3,
+        "window": "1h",
+        "schedule": {"interval": "5m"},
+        "source": {"kind": "synthetic"},
+    }
+    cfg.write_text(yaml.safe_dump({"models": [model]}))
+    work = tmp_path / "work"
+    with SQLiteHistory(work / "rel" / "history.sqlite") as h:
+        h.append(evaluation(time.time() - 60, "kept: no drift"))
+    monkeypatch.chdir(work)
+    result = invoke("history", "shop", "--config", str(cfg), "--state-dir", "rel")
+    assert result.exit_code == 0, result.output
+    assert "model shop: 1 run(s)" in result.output
