@@ -505,8 +505,17 @@ class ServingApp:
     registry: Registry
 
     def ready(self) -> tuple[bool, str]:
-        """Ready once every model with a live version serves it."""
-        return self.serving.catalog.ready()
+        """Ready once every model with a live version serves it, in a store still there."""
+        gone = _store_gone(self.store)
+        return (False, gone) if gone else self.serving.catalog.ready()
+
+
+def _store_gone(store: SnapshotStore) -> str | None:
+    """Why a directory store's directory is no longer there (deleted under the daemon),
+    or None. Its models read as "no model yet" then: not ready, rather than serving none."""
+    if isinstance(store, DirectorySnapshotStore) and not store.root.is_dir():
+        return f"the snapshot store {store.root} is gone: restore it, or restart the daemon"
+    return None
 
 
 def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None) -> ServingApp:
@@ -544,6 +553,8 @@ class App:
                 self.store.live_version(m.name)
         except Exception as exc:
             return False, f"store not readable: {exc}"
+        if gone := _store_gone(self.store):
+            return False, gone
         return (True, "ready") if self.serving is None else self.serving.catalog.ready()
 
     def close(self) -> None:

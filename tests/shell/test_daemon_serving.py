@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -149,4 +150,18 @@ def test_a_live_version_that_does_not_load_makes_the_daemon_unready(tmp_path: Pa
         )
     finally:
         daemon.http.stop()
+        app.close()
+
+
+def test_a_state_directory_deleted_under_the_daemon_makes_it_unready(tmp_path: Path) -> None:
+    # Its models read as "no model yet": /readyz said ready while nothing was served.
+    app = build_app(settings(tmp_path), clock=FakeClock(T0 + 900))
+    try:
+        assert isinstance(app.runner.run_model("shop"), Evaluation)
+        assert app.ready()[0]
+        shutil.rmtree(tmp_path / "state")
+        snapshots = tmp_path / "state" / "snapshots"
+        gone = f"the snapshot store {snapshots} is gone: restore it, or restart the daemon"
+        assert app.ready() == (False, gone)
+    finally:
         app.close()
