@@ -196,6 +196,7 @@ class Runner:
         self._store = store
         self._history = history
         self._state = state
+        self._live_problems: dict[str, str] = {}  # what refresh_live last logged, per model
         self._clock = clock
         self._package_version = package_version
         self._should_stop = should_stop
@@ -348,7 +349,13 @@ class Runner:
                     self._state.set_live(self._store.load(m.name, version), promoted=True)
                     log.info("model=%s live snapshot is now v%d", m.name, version)
             except Exception as exc:  # the next refresh tries again
-                log.warning("model=%s cannot read the live snapshot: %s", m.name, exc)
+                # Logged when it starts or changes, not every refresh (1,800 lines an hour).
+                if self._live_problems.get(m.name) != (text := str(exc)):
+                    log.warning("model=%s cannot read the live snapshot: %s", m.name, text)
+                self._live_problems[m.name] = text
+            else:
+                if self._live_problems.pop(m.name, None) is not None:
+                    log.info("model=%s the live snapshot reads again", m.name)
 
 
 def awaiting_approval(evaluation: Evaluation) -> bool:

@@ -17,7 +17,7 @@ from monitor import runner as runner_module
 from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, run_timeout
 from monitor.checks import overflow_message
 from monitor.config import Settings, parse
-from monitor.errors import ConfigError, SourceError
+from monitor.errors import ConfigError, LivePointerError, SourceError
 from monitor.exporter import MonitorState
 from monitor.pipeline import ScaleBuffer
 from monitor.records import Evaluation, RunFailure, Window
@@ -342,3 +342,24 @@ def test_run_threads_is_a_checked_daemon_setting() -> None:
     assert ok.daemon.threads_per_run == 2
     with pytest.raises(ConfigError, match="run_threads"):
         parse({"daemon": {"run_threads": -1}, "models": [raw]}, sources=FAKE_SOURCES)
+
+
+def test_a_live_pointer_that_stays_broken_is_logged_once_and_its_repair_once(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The refresh runs every 2 s: it logged the same warning 1,800 times an hour.
+    def broken() -> None:
+        raise LivePointerError("model 'shop': the live pointer is missing")
+
+    h.store.on_live = broken
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        for _ in range(5):
+            h.runner.refresh_live()
+        h.store.on_live = None
+        for _ in range(3):
+            h.runner.refresh_live()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "model=shop cannot read the live snapshot: model 'shop': the live pointer is missing",
+        "model=shop the live snapshot reads again",
+    ]
