@@ -558,6 +558,14 @@ class PrometheusSource:
                 raise
             raise type(exc)(cleaned) from None
         X, dropped = _join(series)
+        if dropped and not X.shape[0]:
+            # Every row lacks a feature: the series do not line up (a run said only "0 valid
+            # rows", the reason at DEBUG).
+            raise SourceError(
+                f"{self._name}: none of the {dropped} row(s) of [{format_time(start)}, "
+                f"{format_time(end)}) has every feature: the features' series differ in their "
+                "labels (see join_on) or their timestamps, or a feature has no series"
+            )
         if dropped:
             _log.debug(
                 "%s: dropped %d row(s) of [%s, %s) that miss at least one feature",

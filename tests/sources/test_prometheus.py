@@ -219,6 +219,26 @@ def test_series_are_joined_on_labels_and_time(
     assert "dropped 1 row(s)" in caplog.text
 
 
+def test_series_that_never_line_up_are_a_source_error_that_says_why(
+    prom: FakePrometheus,
+) -> None:
+    # Half a second apart, or an extra label: a run said only "0 valid rows".
+    a = {"instance": "a"}
+    prom.answer = by_query(
+        {
+            EXPRS["latency"]: matrix((a, [(T0, "0.1"), (T0 + 60, "0.2")])),
+            EXPRS["rps"]: matrix((a, [(T0 + 0.5, "10"), (T0 + 60.5, "20")])),
+        }
+    )
+    with pytest.raises(SourceError) as info:
+        source(prom.url).read_window(T0, T0 + 120)
+    assert str(info.value).endswith(
+        "none of the 4 row(s) of [2023-11-14T22:13:20Z, 2023-11-14T22:15:20Z) has every "
+        "feature: the features' series differ in their labels (see join_on) or their "
+        "timestamps, or a feature has no series"
+    )
+
+
 def test_requests_carry_the_window_the_step_and_the_timeout(prom: FakePrometheus) -> None:
     source(prom.url + "/prom/").read_window(T0, T0 + 300)
     assert prom.paths == ["/prom/api/v1/query_range"] * 2
@@ -248,7 +268,8 @@ def test_join_on_restricts_the_labels_that_must_agree(prom: FakePrometheus) -> N
             EXPRS["rps"]: matrix(({"pod": "p1", "code": "200"}, [(T0, "2")])),
         }
     )
-    assert source(prom.url).read_window(T0, T0 + 60).X.shape == (0, 2)
+    with pytest.raises(SourceError, match=r"has every feature: .* \(see join_on\)"):
+        source(prom.url).read_window(T0, T0 + 60)  # their other labels differ
     joined = source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
     np.testing.assert_array_equal(joined.X, [[1.0, 2.0]])
 
