@@ -93,6 +93,17 @@ def state(tmp_path: Path) -> tuple[Path, float]:
     return directory, now
 
 
+# A configured model "shop", for the commands given --config.
+SHOP = {
+    "name": "shop",
+    "features": ["a", "b"],
+    "k": 3,
+    "window": "1h",
+    "schedule": {"interval": "5m"},
+    "source": {"kind": "synthetic"},
+}
+
+
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args))
 
@@ -188,15 +199,7 @@ def test_an_empty_range_says_when_the_latest_run_was(state: tuple[Path, float]) 
 @pytest.mark.usefixtures("state")
 def test_config_names_the_state_dir(tmp_path: Path) -> None:
     cfg = tmp_path / "monitor.yaml"
-    model = {
-        "name": "shop",
-        "features": ["a", "b"],
-        "k": 3,
-        "window": "1h",
-        "schedule": {"interval": "5m"},
-        "source": {"kind": "synthetic"},
-    }
-    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
+    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [SHOP]}))
     result = invoke("history", "shop", "--config", str(cfg))
     assert result.exit_code == 0 and "model shop: 4 run(s)" in result.output
     # "other" has runs in the history but is not configured: --config refuses it, as
@@ -338,15 +341,7 @@ def test_a_relative_state_dir_flag_is_relative_to_the_working_directory(
     # With --config it was taken relative to the file's directory, without it to the cwd.
     (tmp_path / "etc").mkdir()
     cfg = tmp_path / "etc" / "monitor.yaml"
-    model = {
-        "name": "shop",
-        "features": ["a", "b"],
-        "k": 3,
-        "window": "1h",
-        "schedule": {"interval": "5m"},
-        "source": {"kind": "synthetic"},
-    }
-    cfg.write_text(yaml.safe_dump({"models": [model]}))
+    cfg.write_text(yaml.safe_dump({"models": [SHOP]}))
     work = tmp_path / "work"
     with SQLiteHistory(work / "rel" / "history.sqlite") as h:
         h.append(evaluation(time.time() - 60, "kept: no drift"))

@@ -135,33 +135,34 @@ def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_sto
     assert gc.get_freeze_count() == 0
 
 
+class Service:
+    """A service that records its start and stop."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+
 def test_a_duration_of_centuries_waits_like_none() -> None:
     """demo --duration 1e300 is a wait threading cannot express: as long as it can, not a crash."""
-    calls: list[str] = []
-
-    class Service:
-        def start(self) -> None:
-            calls.append("start")
-
-        def stop(self) -> None:
-            calls.append("stop")
+    service = Service()
+    calls = service.calls
 
     stop = threading.Event()
     timer = threading.Timer(0.2, stop.set)
-    run_until_signal(Service(), 1e300, stop_event=stop, on_started=timer.start)
+    run_until_signal(service, 1e300, stop_event=stop, on_started=timer.start)
     assert calls == ["start", "stop"]
 
 
 def test_sighup_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
     # Its default ended the daemon at once (exit 129), with no log line and no clean stop.
-    calls: list[str] = []
-
-    class Service:
-        def start(self) -> None:
-            calls.append("start")
-
-        def stop(self) -> None:
-            calls.append("stop")
+    service = Service()
+    calls = service.calls
 
     stop = threading.Event()
 
@@ -175,7 +176,7 @@ def test_sighup_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
     before = signal.signal(signal.SIGHUP, outside)
     try:
         with caplog.at_level(logging.WARNING, logger="monitor"):
-            run_until_signal(Service(), None, stop_event=stop, on_started=hang_up_then_stop)
+            run_until_signal(service, None, stop_event=stop, on_started=hang_up_then_stop)
         assert signal.getsignal(signal.SIGHUP) is outside  # restored
     finally:
         signal.signal(signal.SIGHUP, before)
