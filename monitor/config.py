@@ -30,6 +30,7 @@ from monitor.checks import (
     check_mapping,
     check_name,
     check_str,
+    problem_of,
     unknown_fields,
 )
 from monitor.core.kmeans import METRICS
@@ -467,14 +468,24 @@ def _listen(value: Any, name: str) -> str:
     return str(value)
 
 
-def _features(value: Any, name: str) -> tuple[str, ...]:
+def _features(r: _Reader) -> tuple[str, ...] | None:
+    """The model's features; None, with a problem for every bad or repeated name (the
+    first alone left the others for the next try)."""
+    r.seen.add("features")
+    value = r.raw.get("features")
     if not isinstance(value, list) or not value:
-        raise Mismatch(Problem(name, "a non-empty list of feature names", value))
+        r.add(Problem("features", "a non-empty list of feature names", value))
+        return None
+    found = []
     for i, feature in enumerate(value):
-        check_name(feature, f"{name}[{i}]", FEATURE_NAME)
-        if feature in value[:i]:
-            raise Mismatch(Problem(f"{name}[{i}]", "unique", feature))
-    return tuple(value)
+        problem = problem_of(check_name, feature, f"features[{i}]", FEATURE_NAME)
+        if problem is None and feature in value[:i]:
+            problem = Problem(f"features[{i}]", "unique", feature)
+        if problem is not None:
+            found.append(problem)
+    for problem in found:
+        r.add(problem)
+    return None if found else tuple(value)
 
 
 # --------------------------------------------------------------------------- sections
@@ -768,7 +779,7 @@ def _parse_model(
     name = r.require("name", partial(check_name, pattern=MODEL_NAME))
     if name is not None:
         r.where = f"models[{name}]"
-    features = r.require("features", _features)
+    features = _features(r)
     k = _k(r, daemon.max_clusters)
     window = r.require("window", _period_seconds)
     source = _source(r.child("source"), features, sources)

@@ -608,3 +608,13 @@ def test_models_on_spark_share_one_session_so_their_spark_settings_must_agree() 
         "process: the same master and conf for every model with engine: spark); got master "
         "'local[2]' and 1 properties against 'local[2]' and 0",
     ]
+
+
+def test_every_bad_feature_name_is_a_problem_not_only_the_first() -> None:
+    rule = "must be a name matching [A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}"
+    assert problems_of(minimal(features=["a b", "ok", "c d", 7, "ok"])) == [
+        f"models[checkout].features[0]: {rule}; got 'a b'",
+        f"models[checkout].features[2]: {rule}; got 'c d'",
+        f"models[checkout].features[3]: {rule}; got 7",
+        "models[checkout].features[4]: must be unique; got 'ok'",
+    ]
