@@ -480,6 +480,7 @@ class _Answer:
     status: int
     body: bytes
     retry_after: float | None  # seconds, from a Retry-After header
+    location: str | None = None  # where a redirect points (it is not followed)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -747,6 +748,10 @@ class PrometheusSource:
         if answer.status == 200:
             return answer.body
         text = f"answered HTTP {answer.status}: {_error_text(answer.body, answer.status)}"
+        if 300 <= answer.status < 400 and answer.location:
+            # Not followed: credentials must not go where the configuration does not say.
+            where_to = redact_url(brief(answer.location))
+            text += f" (to {where_to}; redirects are not followed: point url at the server)"
         if _retryable(answer.status):
             raise _Failure(text, answer.retry_after)
         raise SourceError(f"{where} {text}")
@@ -759,7 +764,10 @@ class PrometheusSource:
             response = connection.getresponse()
             payload = response.read()
             return _Answer(
-                response.status, payload, _retry_after(response.getheader("Retry-After"))
+                response.status,
+                payload,
+                _retry_after(response.getheader("Retry-After")),
+                response.getheader("Location"),
             )
         finally:
             connection.close()

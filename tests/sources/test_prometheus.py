@@ -426,3 +426,15 @@ def test_a_connect_timeout_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(socket, "create_connection", create_connection)
     with pytest.raises(SourceTimeoutError, match="did not answer within 2s"):
         source("http://prometheus.invalid:9090").read_window(T0, T0 + 60)
+
+
+def test_a_redirect_is_not_followed_and_says_where_it_points(prom: FakePrometheus) -> None:
+    # It said only "answered HTTP 302: Found".
+    prom.answer = lambda params: (302, b"", 0.0)
+    prom.extra_headers = {"Location": "http://u:secret@other:9090/api/v1/query_range"}
+    with pytest.raises(SourceError) as info:
+        source(prom.url).read_window(T0, T0 + 60)
+    assert str(info.value).endswith(
+        "answered HTTP 302: Found (to 'http://***@other:9090/api/v1/query_range'; redirects "
+        "are not followed: point url at the server)"
+    )
