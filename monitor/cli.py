@@ -76,6 +76,15 @@ def _model_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
 MODEL_ARGUMENT = click.argument("model", callback=_model_name)
 
 
+def _flag_log_level() -> str | None:
+    """--log-level when given: it wins over the variable and the file, a bad one included."""
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        return None
+    level = root.params.get("log_level")
+    return None if level is None else str(level)
+
+
 def _configured_log_level(settings: Settings) -> None:
     """daemon.log_level (or KMEANS_MONITOR_LOG_LEVEL) applies unless --log-level was given."""
     ctx = click.get_current_context().find_root()
@@ -179,7 +188,11 @@ def _settings(
     # relative to the file.
     settings = load_settings(
         config_path,
-        overrides={"listen": listen, "state_dir": str(state_dir.absolute()) if state_dir else None},
+        overrides={
+            "listen": listen,
+            "state_dir": str(state_dir.absolute()) if state_dir else None,
+            "log_level": _flag_log_level(),
+        },
         serve=serve,
     )
     _configured_log_level(settings)
@@ -535,7 +548,9 @@ def check_config(config_file: Path) -> None:
     from monitor.bootstrap import load_settings
 
     try:
-        settings = load_settings(config_file, serve=True)
+        settings = load_settings(
+            config_file, overrides={"log_level": _flag_log_level()}, serve=True
+        )
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:

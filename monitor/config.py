@@ -922,11 +922,11 @@ def load(
         if path is None:
             raise ConfigError(["no configuration: give --config FILE"])
         raw = read_yaml(path)
-    data, problems = _layered(raw, os.environ if env is None else env, overrides or {})
+    data, problems, origins = _layered(raw, os.environ if env is None else env, overrides or {})
     try:
         settings = parse(data, sources=sources, check_cron=check_cron)
     except ConfigError as exc:
-        raise ConfigError(problems + exc.problems) from None
+        raise ConfigError(problems + [_named(p, origins) for p in exc.problems]) from None
     if problems:
         raise ConfigError(problems)
     if path is None:
@@ -953,8 +953,10 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
 
 def _layered(
     raw: Any, environ: Mapping[str, str], overrides: Mapping[str, Any]
-) -> tuple[Any, list[str]]:
-    """``raw`` with the environment and the overrides laid over its ``daemon`` mapping.
+) -> tuple[Any, list[str], dict[str, str]]:
+    """``raw`` with the environment and the overrides laid over its ``daemon`` mapping,
+    the problems found on the way, and where each laid value came from (a variable, a
+    command-line option) by its ``daemon`` field.
 
     A file whose top level or ``daemon`` is not a mapping is returned as it is, for
     ``parse`` to report.
@@ -962,12 +964,13 @@ def _layered(
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        return raw, []
+        return raw, [], {}
     given = raw.get("daemon")
     if given is not None and not isinstance(given, Mapping):
-        return raw, []
+        return raw, [], {}
     daemon = dict(given or {})
     problems: list[str] = []
+    origins: dict[str, str] = {}
     for key, target in _ENV_KEYS.items():
         if ENV_PREFIX + key not in environ:
             continue
@@ -979,5 +982,19 @@ def _layered(
                 problems.append(f"{ENV_PREFIX}{key}: must be a number; got {value!r}")
                 continue
         daemon[target] = value
-    daemon.update({key: value for key, value in overrides.items() if value is not None})
-    return {**raw, "daemon": daemon}, problems
+        origins[target] = ENV_PREFIX + key
+    for key, value in overrides.items():
+        if value is not None:
+            daemon[key] = value
+            origins[key] = "--" + key.replace("_", "-")
+    return {**raw, "daemon": daemon}, problems, origins
+
+
+def _named(problem: str, origins: Mapping[str, str]) -> str:
+    """A problem of a ``daemon`` field given by a variable or an option, named by it: the
+    file may not hold the field at all."""
+    for name, origin in origins.items():
+        prefix = f"daemon.{name}:"
+        if problem.startswith(prefix):
+            return f"{origin} (daemon.{name}):{problem[len(prefix) :]}"
+    return problem

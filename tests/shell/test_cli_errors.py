@@ -628,7 +628,10 @@ DEMO_DEADLINE = 30.0
         (["--duration", "nan"], "error: --duration: must be a float in [0, inf); got nan"),
         (["--duration", "-5"], "error: --duration: must be a float in [0, inf); got -5.0"),
         (["--duration", "inf"], "error: --duration: must be a float in [0, inf); got inf"),
-        (["--listen", "nohost"], "  - daemon.listen: must be HOST:PORT like 127.0.0.1:9310, "),
+        (
+            ["--listen", "nohost"],
+            "  - --listen (daemon.listen): must be HOST:PORT like 127.0.0.1:9310, ",
+        ),
     ],
 )
 def test_demo_refuses_bad_options_before_it_starts(
@@ -698,3 +701,20 @@ def test_a_warning_reaches_the_user_as_one_log_line_without_source_code(tmp_path
     assert warned, result.stderr
     assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
     assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
+
+
+def test_a_bad_variable_is_named_and_log_level_wins_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It read as the file's problem ("daemon.log_level"), which the file did not hold, and
+    # --log-level did not win over it as configuration.md says.
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    monkeypatch.setenv("KMEANS_MONITOR_LOG_LEVEL", "TRACE")
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER
+    assert checked.stderr.splitlines()[1] == (
+        "  - KMEANS_MONITOR_LOG_LEVEL (daemon.log_level): must be one of {'DEBUG', 'INFO', "
+        "'WARNING', 'ERROR'}; got 'TRACE'"
+    )
+    flagged = invoke("--log-level", "debug", "check-config", str(cfg))
+    assert flagged.exit_code == 0, flagged.output

@@ -313,7 +313,8 @@ def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
         load(cfg, sources=SOURCES, env=env)
     assert info.value.problems == [
         "KMEANS_MONITOR_WORKING_MEMORY_MIB: must be a number; got 'lots'",
-        "daemon.log_level: must be one of {'DEBUG', 'INFO', 'WARNING', 'ERROR'}; got 'LOUD'",
+        "KMEANS_MONITOR_LOG_LEVEL (daemon.log_level): must be one of {'DEBUG', 'INFO', 'WARNING', "
+        "'ERROR'}; got 'LOUD'",
         "models[checkout].k: must be an int in [2, 128]; got 1",
     ]
 
@@ -520,7 +521,8 @@ def test_the_pushgateway_from_the_environment_is_checked_too() -> None:
     with pytest.raises(ConfigError) as info:
         load(None, raw=minimal(), sources=SOURCES, env={"KMEANS_MONITOR_PUSHGATEWAY": "push:9"})
     assert info.value.problems == [
-        "daemon.pushgateway: must be an http(s) URL such as 'http://127.0.0.1:9091'; got 'push:9'"
+        "KMEANS_MONITOR_PUSHGATEWAY (daemon.pushgateway): must be an http(s) URL such as "
+        "'http://127.0.0.1:9091'; got 'push:9'"
     ]
     for url in ("http://127.0.0.1:9091", "https://push.example.com/prefix"):
         env = {"KMEANS_MONITOR_PUSHGATEWAY": url}
