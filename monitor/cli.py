@@ -1446,7 +1446,7 @@ def _k_rows_text(data: _KData, sample: int) -> str:
 )
 @click.option(
     "--refs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1000),
     default=10,
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",

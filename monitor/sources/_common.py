@@ -42,8 +42,11 @@ def match_columns(
     allowed_extra: Iterable[str] = (),
     ignore_extra: bool = False,
     where: str,
+    named: str = "the model's features",
 ) -> list[int]:
     """Index in ``columns`` of each feature, in feature order; SchemaError on a mismatch.
+
+    ``named`` says what the features are in the message (a command's option, say).
 
     The error names the missing columns, the extra ones and, where a missing feature and an
     extra column differ only in case or punctuation, the likely renames.
@@ -56,7 +59,7 @@ def match_columns(
     if not missing and (ignore_extra or not extra):
         return [index[f] for f in features]
     raise SchemaError(
-        f"{where}: columns do not match the model's features {_some(features)}: "
+        f"{where}: columns do not match {named} {_some(features)}: "
         f"{_mismatch(missing, extra, ignore_extra)}."
     )
 

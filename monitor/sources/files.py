@@ -484,7 +484,7 @@ def read_table(
                 if f.name not in wanted:
                     _left_out(where, f.name, f"type {f.type}")
         else:
-            match_columns(schema.names, wanted, ignore_extra=True, where=where)
+            match_columns(schema.names, wanted, ignore_extra=True, where=where, named="--features")
         table = _parquet_table(pa, pq, file, wanted, where)
         X = np.empty((table.num_rows, len(wanted)))
         for j, name in enumerate(wanted):
@@ -503,7 +503,7 @@ def read_table(
             names.append(name)
         X = np.column_stack(columns) if columns else np.empty((len(rows), 0))
         return names, X
-    index = match_columns(header, wanted, ignore_extra=True, where=where)
+    index = match_columns(header, wanted, ignore_extra=True, where=where, named="--features")
     X = np.empty((len(rows), len(wanted)))
     for j, i in enumerate(index):
         X[:, j] = _csv_column(rows, i, header[i], lines, where)

@@ -597,6 +597,8 @@ def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
         (["choose-k", "{tmp}/data/w.csv", "--k-min", "5", "--k-max", "3"], 2, "--k-min <"),
         (["choose-k", "{tmp}/data/w.csv", "--sample", "0"], 2, "--sample"),
         (["choose-k", "{tmp}/data/w.csv", "--features", "a,a"], 2, "names ['a'] more than"),
+        (["choose-k", "{tmp}/data/w.csv", "--features", "zz"], 2, "do not match --features"),
+        (["choose-k", "{tmp}/data/w.csv", "--refs", "100000"], 2, "'--refs': 100000 is not in"),
         (["runbook", "KMeansNope"], 2, "no alert named 'KMeansNope'"),
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
