@@ -87,8 +87,7 @@ def _flag_log_level() -> str | None:
 
 def _configured_log_level(settings: Settings) -> None:
     """daemon.log_level (or KMEANS_MONITOR_LOG_LEVEL) applies unless --log-level was given."""
-    ctx = click.get_current_context().find_root()
-    if ctx.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+    if _flag_log_level() is None:
         set_log_level(settings.daemon.log_level)
 
 
@@ -1184,9 +1183,9 @@ def history(
         found = h.since(model, start, end, limit=HISTORY_LIMIT)
         latest = _latest_run(h, model) if not _runs(found) else None
     if as_json:
-        click.echo(json.dumps(_history_json(found, now), indent=2))
+        click.echo(json.dumps(_history_json(found, end), indent=2))
         return
-    _print_history(found, now, latest)
+    _print_history(found, end, latest)
 
 
 def _runs(found: Any) -> list[Evaluation | RunFailure]:
@@ -1226,10 +1225,9 @@ def _history_line(run: Evaluation | RunFailure) -> str:
     return f"{when}  {version:>4}  {run.n_rows:>6}  {'  '.join(cells)}  {run.decision}"
 
 
-def _print_history(found: Any, now: float, latest: float | None) -> None:
+def _print_history(found: Any, end: float, latest: float | None) -> None:
     from monitor.alerting import COMPARED
 
-    end = now if found.until is None else found.until
     span = f"from {_ts(found.since)} to {_ts(end)} UTC"
     runs = _runs(found)
     if not runs:
@@ -1268,8 +1266,7 @@ def _history_summary(found: Any) -> str:
     )
 
 
-def _history_json(found: Any, now: float) -> dict[str, Any]:
-    end = now if found.until is None else found.until
+def _history_json(found: Any, end: float) -> dict[str, Any]:
     return {
         "model": found.model,
         "since": found.since,

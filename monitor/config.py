@@ -476,16 +476,15 @@ def _features(r: _Reader) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not value:
         r.add(Problem("features", "a non-empty list of feature names", value))
         return None
-    found = []
+    valid = True
     for i, feature in enumerate(value):
         problem = problem_of(check_name, feature, f"features[{i}]", FEATURE_NAME)
         if problem is None and feature in value[:i]:
             problem = Problem(f"features[{i}]", "unique", feature)
         if problem is not None:
-            found.append(problem)
-    for problem in found:
-        r.add(problem)
-    return None if found else tuple(value)
+            r.add(problem)
+            valid = False
+    return tuple(value) if valid else None
 
 
 # --------------------------------------------------------------------------- sections
