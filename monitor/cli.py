@@ -120,12 +120,56 @@ def _error_line(exc: BaseException) -> str:
     return str(exc)
 
 
+class _UsageLine(click.UsageError):
+    """A bad option or argument as one line, as every other error is: click's own form
+    is four (usage, hint, blank, error)."""
+
+    def __init__(self, message: str, command_path: str) -> None:
+        super().__init__(message)
+        self.command_path = command_path
+
+    def show(self, file: Any = None) -> None:
+        message = " ".join(self.format_message().split()).removesuffix(".")
+        hint = f"see '{self.command_path} --help'"
+        click.echo(f"error: {message} ({hint})", file=file, err=file is None)
+
+
+def _usage_line(exc: click.UsageError, command_path: str) -> click.UsageError:
+    """``exc`` as one line; a group called without a command still shows its help.
+
+    ``command_path`` names the command when click does not say (a missing option value
+    is raised by its parser, before the command's context exists)."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError | _UsageLine):
+        return exc
+    path = exc.ctx.command_path if exc.ctx is not None else command_path
+    return _UsageLine(exc.format_message(), path)
+
+
 class _Commands(click.Group):
     """The command group: every error leaves as a line on stderr and an exit code."""
+
+    group_class = type  # `snapshots` is a group of the same kind
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # an option of this group itself (--log-level)
+            path = " ".join(filter(None, [parent.command_path if parent else None, info_name]))
+            raise _usage_line(exc, path) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a command's option, argument or name
+            raise _usage_line(
+                exc, f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
+            ) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:

@@ -87,7 +87,7 @@ def test_plot_draws_the_three_curves_with_each_choice(
     [
         (["--plot", "k.pdf"], "error: --plot 'k.pdf': the file name must end in .png or .svg"),
         (["--k-min", "4", "--k-max", "3"], "error: need --k-min < --k-max; got 4 and 3"),
-        (["--sample", "1"], "Invalid value for '--sample': 1 is not in the range x>=2."),
+        (["--sample", "1"], "Invalid value for '--sample': 1 is not in the range x>=2 (see '"),
         # "2 row(s) with finite values" said the file, not the option, was short.
         (
             ["--sample", "2", "--k-max", "3"],

@@ -603,6 +603,13 @@ def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: listen: must be HOST:PORT"),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
+        (["--log-level"], 2, "'--log-level' requires an argument (see '"),
+        (["nope"], 2, "error: No such command 'nope' (see '"),
+        (["run", "--nope"], 2, "error: No such option '--nope' (see '"),
+        (["history", "--since"], 2, "'--since' requires an argument (see '"),
+        (["snapshots", "nope"], 2, "No such command 'nope' (see '"),
+        (["snapshots", "list", "--until"], 2, "No such option '--until'"),
+        (["snapshots", "show"], 2, "error: Missing argument 'MODEL' (see '"),
     ],
 )
 def test_bad_input_to_every_command_is_one_message_and_a_code(
@@ -614,6 +621,8 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     result = invoke(*filled)
     assert result.exit_code == code, result.output
     assert message in result.stderr, result.stderr
+    # One line, click's usage errors included; a configuration's problems follow it.
+    assert len([ln for ln in result.stderr.splitlines() if not ln.startswith("  - ")]) == 1
     assert "Traceback" not in result.output
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
 
