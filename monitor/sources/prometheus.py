@@ -71,6 +71,9 @@ _log = logging.getLogger(__name__)
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS_LIMIT = 11000
 MAX_RETRIES = 10
+# One answer's body: Prometheus' own --query.max-samples (50 million) is about 1.5 GB of
+# JSON, far past what a window of rows needs; the default guards the daemon's memory.
+MAX_ANSWER_BYTES = 2**32
 MAX_WARNINGS_LOGGED = 3  # of one answer's warnings; the rest are counted in one line
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
@@ -121,6 +124,7 @@ class PrometheusOptions:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     retries: int = 2  # attempts after the first, on connection errors, 5xx and 429
     retry_backoff: float = 0.25  # seconds before the first retry; doubles, with full jitter
+    max_answer_bytes: int = 256 * 2**20  # one answer's body; a larger one fails the run
 
 
 def parse_options(
@@ -238,6 +242,9 @@ def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None
         else Problem("join_on", "a non-empty list of label names", o.join_on),
         problem_of(check_int, o.max_points, "max_points", low=1, high=MAX_POINTS_LIMIT),
         problem_of(check_int, o.retries, "retries", low=0, high=MAX_RETRIES),
+        problem_of(
+            check_int, o.max_answer_bytes, "max_answer_bytes", low=1024, high=MAX_ANSWER_BYTES
+        ),
         *_credential_problems(o),
     ]
     return [p for p in found if p is not None] + _expression_problems(o.features, features)
@@ -745,6 +752,12 @@ class PrometheusSource:
             raise SourceError(
                 f"{where}: the request cannot be sent: a header holds a character HTTP cannot carry"
             ) from None
+        if len(answer.body) > self._options.max_answer_bytes:
+            raise SourceError(
+                f"{where} answered more than max_answer_bytes "
+                f"({self._options.max_answer_bytes} bytes) to one request: select fewer "
+                "series in the expression, lower max_points, or raise max_answer_bytes"
+            )
         if answer.status == 200:
             return answer.body
         text = f"answered HTTP {answer.status}: {_error_text(answer.body, answer.status)}"
@@ -762,7 +775,8 @@ class PrometheusSource:
             # POST keeps long expressions out of URL length limits; Prometheus takes both.
             connection.request("POST", self._path, body=body, headers=headers)
             response = connection.getresponse()
-            payload = response.read()
+            # One byte past the limit tells an answer at the limit from a larger one.
+            payload = response.read(self._options.max_answer_bytes + 1)
             return _Answer(
                 response.status,
                 payload,

@@ -513,3 +513,30 @@ def test_the_warnings_of_an_answer_are_logged_three_and_counted(
     per_request = [r.getMessage() for r in caplog.records][:4]
     assert per_request[2].endswith("Prometheus warns: warning 2")
     assert per_request[3].endswith("Prometheus warns 4997 times more")
+
+
+def test_an_answer_past_max_answer_bytes_fails_the_read_unread(prom: FakePrometheus) -> None:
+    # The whole body was read into memory: 300 MB of answer took the daemon to 766 MB.
+    padded = json.loads(matrix(({"i": "a"}, [(T0, "1")]))[1])
+    padded["data"]["result"][0]["metric"]["pad"] = "x" * 3000
+    body = json.dumps(padded).encode()
+    prom.answer = lambda params: (200, body, 0.0)
+    with pytest.raises(SourceError) as info:
+        make_source(prom.url, max_answer_bytes=2048).read_window(T0, T0 + 60)
+    assert str(info.value).endswith(
+        "answered more than max_answer_bytes (2048 bytes) to one request: select fewer series "
+        "in the expression, lower max_points, or raise max_answer_bytes"
+    )
+    assert len(prom.requests) == 1  # not retried: the same query would answer the same
+    limit = len(body)  # an answer of exactly the limit is read
+    window = make_source(prom.url, max_answer_bytes=limit).read_window(T0, T0 + 60)
+    assert window.X.tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.parametrize("size", [1023, 2**32 + 1, "1M", True])
+def test_max_answer_bytes_out_of_range_is_a_problem(size: object) -> None:
+    raw = {"url": "http://p:9090", "features": EXPRS, "max_answer_bytes": size}
+    _, problems = parse_options(raw, FEATURES)
+    assert [p.config("source") for p in problems] == [
+        f"source.max_answer_bytes: must be an int in [1024, 4294967296]; got {size!r}"
+    ]
