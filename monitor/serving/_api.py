@@ -175,6 +175,13 @@ class ServingApi:
                     "unsupported_media_type",
                     f"Content-Type must be {JSON} or {NPY}; got {kind or 'none'!r}",
                 )
+            coding = (request.headers.get("content-encoding") or "identity").strip().lower()
+            if coding != "identity":  # a gzip body read as rows: "not UTF-8" or bad NPY
+                raise RequestError(
+                    415,
+                    "unsupported_encoding",
+                    f"Content-Encoding {coding!r} is not accepted: send the body uncompressed",
+                )
             response_type(request.headers.get("accept"))
             if request.content_length() == 0:
                 raise RequestError(400, "bad_rows", "the request has no body: send rows")

@@ -3,6 +3,7 @@ says what was wrong; it is counted under its status code, and the server goes on
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import socket
@@ -188,6 +189,15 @@ CASES = [
     Case("long key", GOOD, JSON, {"X-Kmeans-Key": "k" * 300}, 400, "bad_key", "at most 256"),
     Case("media type", GOOD, "text/csv", {}, 415, "unsupported_media_type", "'text/csv'"),
     Case("no media type", GOOD, None, {}, 415, "unsupported_media_type", "'none'"),
+    Case(
+        "gzip body",
+        gzip.compress(GOOD),
+        JSON,
+        {"Content-Encoding": "gzip"},
+        415,
+        "unsupported_encoding",
+        "Content-Encoding 'gzip' is not accepted: send the body uncompressed",
+    ),
     Case("accept", GOOD, JSON, {"Accept": "text/html"}, 406, "not_acceptable", "Accept: text/html"),
     Case(
         "npy refused by q=0",
