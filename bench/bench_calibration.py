@@ -47,8 +47,9 @@ import numpy as np
 
 STEP = 300.0  # seconds per window: five minutes (times only label the windows)
 SPREAD = 4.0  # standard deviation of the mixture's centres; the clusters' is 1
-# Null windows refitted per size for the centroid drift and the split gain: what the
-# pipeline uses, max(30, 12 * calibration_refits), at the default calibration_refits=5.
+# Null windows refitted per size for the centroid drift (the split gain is measured on
+# the same null windows): what the pipeline uses, max(30, 12 * calibration_refits), at
+# the default calibration_refits=5.
 FITS = 60
 
 
@@ -167,6 +168,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         snap.outliers, starts=ref.starts, ends=ref.ends, sizes=size_grid(args.sizes),
         keys=keys, false_alarm_rate=args.false_alarm_rate, n_fits=FITS,
         random_state=seed, refit=train.candidate_refit(model, 64.0),
+        split_baseline=snap.split_baseline,
     )  # fmt: skip
     live = replace(snap, null=null)
     out: dict[str, Any] = {

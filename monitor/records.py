@@ -110,10 +110,11 @@ class CentroidDrift:
 
 @dataclass(frozen=True)
 class SplitGain:
-    """What one more cluster would explain of a window (``drift.split_gain``)."""
+    """How much more a cluster of a window saves cut in two than in the reference
+    (``drift.split_gain``)."""
 
-    gain: float  # relative inertia saved by the best (k+1)-th centre, in [0, 1]
-    share: float  # share of the rows in that new cluster
+    gain: float  # the largest ratio of a cluster's saving per row to its reference's
+    cluster: int  # the cluster that has it; -1 when undefined
     defined: bool = True
 
 
@@ -330,6 +331,10 @@ class Snapshot:
     null: NullTable | None = None  # thresholds by window size (None: fixed thresholds only)
     profile: SeasonalProfile | None = None  # with a seasonality: the reference by phase
     reference_windows: ReferenceWindows | None = None  # the reference period, window by window
+    # (k,) what cutting each cluster in two saves per row in a reference window
+    # (drift.split_baseline);
+    # None in snapshots written before it: their runs leave the split gain undefined.
+    split_baseline: FloatArray | None = None
 
     @property
     def k(self) -> int:

@@ -351,10 +351,12 @@ SLIS: Mapping[str, Sli] = _sli(
     Sli(
         SPLIT_GAIN,
         "kmeans_split_gain_ratio",
-        "Share of the inertia one more cluster would save (a regime forming).",
+        "How many times its reference's saving a cluster's cut in two saves (a regime forming).",
         "ratio",
-        "Share of the candidate's inertia that a (k+1)-th centre saves: a regime that no "
-        "centre covers, outside the others or between them, raises it.",
+        "The largest, over the live clusters, of the inertia per row that cutting the "
+        "cluster in two saves on the window, divided by what it saved in the reference "
+        "windows: a regime that no centre covers, outside the others or between them, "
+        "joins the nearest cluster and raises it.",
         direction=ABOVE,
         thresholds=(THRESHOLD_SPLIT_GAIN,),
         formula="split-gain",
@@ -463,7 +465,6 @@ THRESHOLDS: Mapping[str, Threshold] = MappingProxyType(
                 "`kmeans_split_gain_ratio` above it (a new cluster is forming).",
                 config="split_gain",
                 calibration="replace",
-                domain="ratio",
             ),
             Threshold(
                 THRESHOLD_OUTLIER_RATIO,

@@ -82,6 +82,7 @@ __all__ = [
     "MemoryHistory",
     "MemoryStore",
     "blobs",
+    "long_and_tight",
 ]
 
 
@@ -91,6 +92,18 @@ def blobs(n: int, centers: np.ndarray, *, seed: int, scale: float = 0.3) -> np.n
     k, d = centers.shape
     labels = np.arange(n) % k
     return centers[labels] + rng.normal(scale=scale, size=(n, d))
+
+
+def long_and_tight(n: int, *, seed: int, new: float = 0.0) -> np.ndarray:
+    """Two regimes in two features, one long (cutting it in two saves much in every
+    window) around (0, 0), one tight around (0, 8); ``new`` of the rows in a third,
+    tight regime between them at (0, 5)."""
+    rng = np.random.default_rng(seed)
+    fresh = round(new * n)
+    long = rng.normal(size=(n // 2, 2)) * [3.0, 0.3]
+    tight = rng.normal(size=(n - n // 2 - fresh, 2)) * 0.3 + [0.0, 8.0]
+    between = rng.normal(size=(fresh, 2)) * 0.3 + [0.0, 5.0]
+    return np.vstack([long, tight, between])
 
 
 class DripServer:

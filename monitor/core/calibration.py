@@ -105,6 +105,16 @@ class Phases:
 
 
 @dataclass(frozen=True, eq=False)
+class _Refits:
+    """How the refitted SLIs are drawn: null windows per size, how each is refitted, and
+    the split baseline the split gain is measured against (None: not measured)."""
+
+    count: int
+    refit: Refit
+    split_baseline: F64 | None
+
+
+@dataclass(frozen=True, eq=False)
 class _Windows:
     """Null windows: ``rows[i]`` drawn from the stretch of blocks ``first[i]``..``last[i]``."""
 
@@ -155,6 +165,7 @@ def calibrate(
     random_state: RandomStateLike = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     refit: Refit | None = None,
+    split_baseline: ArrayLike | None = None,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -183,6 +194,9 @@ def calibrate(
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> centres, optional; how a null window is refitted
         (default: Lloyd warm from C; the pipeline passes its candidate training).
+    split_baseline : array-like of shape (k,), optional
+        ``drift.split_baseline`` of the reference, which the split gain is measured
+        against; without it the split gain is left uncalibrated (NaN).
 
     Returns
     -------
@@ -208,7 +222,8 @@ def calibrate(
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), rng)
     for j, key in enumerate(joint):
         values[:, keys_t.index(key)] = joint_values[:, j]
-    refits = (n_fits, refit or _warm_refit(wm))
+    baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
+    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline)
     for key, column in _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm):
         values[:, keys_t.index(key)] = column
     table = NullTable(grid, keys_t, values, alpha, per_sli_rate=rate, n_draws=draws)
@@ -236,7 +251,7 @@ def _separate_thresholds(
     C: F64,
     grid: NDArray[np.int64],
     separate: list[str],
-    refits: tuple[int, Refit],
+    refits: _Refits,
     rate: float,
     rng: np.random.Generator,
     wm: float,
@@ -244,13 +259,12 @@ def _separate_thresholds(
     """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
     the silhouette from its own draws, the refitted ones from ``refits`` (how many null
     windows per size, and how each is refitted)."""
-    n_fits, refit = refits
     out = []
     if SILHOUETTE in separate:
         out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
     refitted = [key for key in separate if key in _REFITTED]
-    if refitted and n_fits > 0:
-        columns = _refit_thresholds(pool, C, grid, n_fits, rate, rng, wm, refit)
+    if refitted and refits.count > 0:
+        columns = _refit_thresholds(pool, C, grid, refits, rate, rng, wm)
         out += [(key, columns[key]) for key in refitted]
     return out
 
@@ -800,18 +814,18 @@ def _refit_thresholds(
     pool: _Pool,
     C: F64,
     grid: NDArray[np.int64],
-    n_fits: int,
+    refits: _Refits,
     level: float,
     rng: np.random.Generator,
     wm: float,
-    refit: Refit,
 ) -> dict[str, F64]:
-    """Centroid drift and split gain thresholds from refits (``refit``) of null windows.
+    """Centroid drift and split gain thresholds from refits (``refits.refit``) of null
+    windows.
 
     At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
-    as the budget affords), ``n_fits`` refits each (up
-    to twice as many where refits are cheap); each gives a centroid drift and, from the
-    refitted centres, a split gain. The far quantile of a
+    as the budget affords), ``refits.count`` refits each (up to twice as many where refits
+    are cheap); each gives a centroid drift and, on the same null window, a split gain
+    (which needs no refit: the live model's clusters cut in two). The far quantile of a
     few hundred values is extrapolated twice, by a log-normal fitted to all of them and
     by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
     windows need: a cluster with a handful of points swings far), and the larger is
@@ -819,12 +833,14 @@ def _refit_thresholds(
     value (both only shrink with n).
     """
     k, d = C.shape
+    n_fits = refits.count
     fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
     spent = 0.0
     bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
     for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
-        cost = float(n) * k * d * 20 * n_fits * (1 + drift.SPLIT_SEEDS)  # ~20 iterations
+        # ~20 iterations of the refit's k centres, and of two per cluster for the split
+        cost = float(n) * d * 20 * n_fits * (k + 2 * drift.SPLIT_SEEDS)
         if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
@@ -832,7 +848,7 @@ def _refit_thresholds(
         # a retrained candidate recomputes on every drifting window.
         most = n_fits if bootstrapped else 2 * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        values = _refits(pool, C, n, count, rng, wm, refit)
+        values = _refits(pool, C, n, count, rng, wm, refits)
         for key, column in values.items():
             finite = column[np.isfinite(column)]
             if finite.shape[0] < max(2, column.shape[0] // 2):
@@ -870,18 +886,28 @@ def _warm_refit(wm: float) -> Refit:
 
 
 def _refits(
-    pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, wm: float, refit: Refit
+    pool: _Pool,
+    C: F64,
+    n: int,
+    count: int,
+    rng: np.random.Generator,
+    wm: float,
+    refits: _Refits,
 ) -> dict[str, F64]:
     """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
     win = _draw_rows(pool, n, count, rng)
     compared = _compared_centers(pool, win)
-    out = {key: np.empty(count) for key in _REFITTED}
+    out = {key: np.full(count, np.nan) for key in _REFITTED}
+    baseline = refits.split_baseline
     for i, rows in enumerate(win.rows):
         seed = int(rng.integers(0, _SEED_HIGH))
-        centers = refit(pool.X[rows], C, seed)
+        centers = refits.refit(pool.X[rows], C, seed)
         out[CENTROID_DRIFT_MAX][i] = centroid_drift(compared[i], centers).max
-        split = drift.split_gain(pool.X[rows], centers, random_state=seed, working_memory_mib=wm)
-        out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
+        if baseline is not None:
+            split = drift.split_gain(
+                pool.X[rows], C, baseline, random_state=seed, working_memory_mib=wm
+            )
+            out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
     return out
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_EPSILON",
     "bin_counts",
     "centroid_drift",
+    "cluster_split_savings",
     "fit_reference_bins",
     "label_agreement",
     "label_agreement_from_table",
@@ -50,6 +51,7 @@ __all__ = [
     "label_drift_from_counts",
     "psi",
     "psi_from_counts",
+    "split_baseline",
     "split_gain",
     "warm_up",
 ]
@@ -527,43 +529,131 @@ def label_agreement_from_table(table: ArrayLike, pairs: ArrayLike) -> float:
     return matched / int(T.sum())
 
 
-SPLIT_SEEDS = 3  # candidate positions tried for a new cluster
-SPLIT_ROWS = 20_000  # the split is fitted on a sample of at most this many rows
+SPLIT_SEEDS = 3  # k-means++ restarts of each cluster's cut in two
+SPLIT_ROWS = 20_000  # a window's split is measured on a sample of at most this many rows
 SPLIT_ITER = 30
+SPLIT_MIN_ROWS = 10  # a cluster with fewer rows in a window is not cut
+
+
+def cluster_split_savings(
+    X: ArrayLike,
+    labels: ArrayLike,
+    k: int,
+    *,
+    random_state: RandomStateLike = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> NDArray[np.float64]:
+    """Per cluster, the inertia per row that cutting it in two saves.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Rows in the model's scaled units.
+    labels : array-like of shape (n,)
+        The cluster of each row, in ``[0, k)``.
+    k : int
+    random_state : int, Generator, RandomState or None
+        Seeds the cuts (``SPLIT_SEEDS`` k-means++ restarts of 2-means each).
+
+    Returns
+    -------
+    ndarray of shape (k,)
+        ``(I_1 - I_2) / n_c`` per cluster of ``n_c`` rows, with ``I_1`` their inertia
+        about their mean and ``I_2`` the best inertia of two centres; NaN for a cluster
+        of fewer than ``SPLIT_MIN_ROWS`` rows.
+    """
+    owner = "cluster_split_savings"
+    Xa = check_array(X, name="X")
+    k = check_int(k, "k", low=1, owner=owner)
+    y = check_labels(labels, Xa.shape[0], k, owner=owner)
+    rng = check_random_state(random_state)
+    savings = np.full(k, np.nan)
+    order = np.argsort(y, kind="stable")
+    bounds = np.searchsorted(y[order], np.arange(k + 1))
+    for c in range(k):
+        P = Xa[order[bounds[c] : bounds[c + 1]]]
+        if P.shape[0] < SPLIT_MIN_ROWS:
+            continue
+        whole = float(np.sum((P - P.mean(axis=0)) ** 2, dtype=np.float64))
+        cut = whole
+        if whole > 0.0:
+            cut = fit_kmeans(
+                P,
+                2,
+                n_init=SPLIT_SEEDS,
+                max_iter=SPLIT_ITER,
+                random_state=int(rng.integers(0, 2**31 - 1)),
+                working_memory_mib=working_memory_mib,
+            ).inertia
+        savings[c] = max(0.0, whole - cut) / P.shape[0]
+    return savings
+
+
+def split_baseline(
+    X: ArrayLike,
+    labels: ArrayLike,
+    block: ArrayLike,
+    k: int,
+    *,
+    random_state: RandomStateLike = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> NDArray[np.float64]:
+    """What cutting each cluster in two saves per row in a reference window: the median
+    over the windows (``block``, one id per window) of :func:`cluster_split_savings`.
+    0.0 for a cluster that no window holds ``SPLIT_MIN_ROWS`` rows of, or whose rows
+    never differ: :func:`split_gain` leaves it out."""
+    Xa = check_array(X, name="X")
+    blk = np.asarray(block, dtype=np.intp)
+    y = check_labels(labels, Xa.shape[0], k, owner="split_baseline")
+    rng = check_random_state(random_state)
+    ids = np.unique(blk)
+    per_block = np.full((max(1, ids.shape[0]), k), np.nan)
+    for i, b in enumerate(ids):
+        rows = blk == b
+        per_block[i] = cluster_split_savings(
+            Xa[rows], y[rows], k, random_state=rng, working_memory_mib=working_memory_mib
+        )
+    seen = np.isfinite(per_block).any(axis=0)
+    out = np.zeros(k)
+    out[seen] = np.nanmedian(per_block[:, seen], axis=0)
+    return out
 
 
 def split_gain(
     X: ArrayLike,
     centers: ArrayLike,
+    baseline: ArrayLike,
     *,
     random_state: RandomStateLike = None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> SplitGain:
-    """How much one more cluster would explain: the relative inertia a (k+1)-th centre saves.
+    """How many times as much a cluster saves per row, cut in two, as in the reference.
 
     Parameters
     ----------
     X : array-like of shape (n, d)
         The window, in the model's scaled units (a sample of ``SPLIT_ROWS`` rows is used).
     centers : array-like of shape (k, d)
-        The window's k centres (the candidate trained on it).
+        The live model's centres: each row goes to the nearest.
+    baseline : array-like of shape (k,)
+        :func:`split_baseline` of the reference; a cluster whose baseline is 0 is left out.
     random_state : int, Generator, RandomState or None
-        Seeds the sample and the candidate positions.
+        Seeds the sample and the cuts.
 
     Returns
     -------
     SplitGain
-        ``gain`` = (I_k - I_{k+1}) / I_k in [0, 1], where I_k is the inertia of the sample
-        on ``centers`` and I_{k+1} the best inertia of ``SPLIT_SEEDS`` fits with one more
-        centre, each started from ``centers`` plus a point drawn with probability
-        proportional to its squared distance (k-means++'s rule, which favours a regime
-        that no centre covers, between the others as well as outside); ``share`` is the
-        share of the sample in the new cluster of the best fit. A regime that appears
-        raises the gain well above what splitting a normal cluster in two saves.
+        ``gain``: the largest ratio over clusters of :func:`cluster_split_savings` on the
+        window to the baseline, and ``cluster`` the cluster that has it. A regime that
+        appears beside or between the clusters joins the nearest one, whose cut in two
+        then separates it and saves far more per row than a cut of that cluster did in
+        the reference. A (k+1)-th centre over the whole window measures the same thing,
+        but there the clusters whose shape already cuts well drown it.
 
     Notes
     -----
-    Undefined (``defined=False``, gain 0) with fewer than k + 2 distinct rows.
+    Undefined (``defined=False``, gain 0) when no cluster with a baseline holds
+    ``SPLIT_MIN_ROWS`` rows of the window.
     """
     owner = "split_gain"
     Xa = check_array(X, name="X")
@@ -573,26 +663,22 @@ def split_gain(
             f"The 'centers' parameter of {owner} must have {Xa.shape[1]} feature(s); "
             f"got an array of shape {C.shape}."
         )
+    base = np.asarray(baseline, dtype=np.float64)
+    if base.shape != (C.shape[0],) or not np.isfinite(base).all() or (base < 0).any():
+        raise InvalidInputError(
+            f"The 'baseline' parameter of {owner} must hold one non-negative number per "
+            f"cluster ({C.shape[0]}); got an array of shape {base.shape}."
+        )
     rng = check_random_state(random_state)
-    k = C.shape[0]
     if Xa.shape[0] > SPLIT_ROWS:
         Xa = Xa[np.sort(rng.choice(Xa.shape[0], SPLIT_ROWS, replace=False))]
-    _, sq = assign_labels(Xa, C, working_memory_mib=working_memory_mib)
-    base = float(np.sum(sq, dtype=np.float64))
-    if Xa.shape[0] < k + 2 or base <= 0:
-        return SplitGain(0.0, 0.0, defined=False)
-    weights = np.asarray(sq, dtype=np.float64) / base
-    best, share = base, 0.0
-    for seed in rng.choice(Xa.shape[0], SPLIT_SEEDS, replace=True, p=weights):
-        fit = fit_kmeans(
-            Xa,
-            k + 1,
-            init=np.vstack([C, Xa[seed]]),
-            n_init=1,
-            max_iter=SPLIT_ITER,
-            random_state=int(rng.integers(0, 2**31 - 1)),
-            working_memory_mib=working_memory_mib,
-        )
-        if fit.inertia < best:
-            best, share = float(fit.inertia), float(np.mean(fit.labels == k))
-    return SplitGain(gain=max(0.0, (base - best) / base), share=share)
+    labels, _ = assign_labels(Xa, C, working_memory_mib=working_memory_mib)
+    savings = cluster_split_savings(
+        Xa, labels, C.shape[0], random_state=rng, working_memory_mib=working_memory_mib
+    )
+    usable = (base > 0) & np.isfinite(savings)
+    if not usable.any():
+        return SplitGain(0.0, -1, defined=False)
+    ratios = np.where(usable, savings / np.where(usable, base, 1.0), -np.inf)
+    best = int(np.argmax(ratios))
+    return SplitGain(gain=float(ratios[best]), cluster=best)

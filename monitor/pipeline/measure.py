@@ -31,6 +31,7 @@ from monitor.records import (
     Measurement,
     ReferencePeriod,
     Snapshot,
+    SplitGain,
     Window,
     WindowView,
 )
@@ -208,6 +209,10 @@ def _measure_with(
     thresholds, undefined = run_thresholds(
         live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
     )
+    if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
+        # A model stored before the split baseline: nothing to measure the split against.
+        thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
+        undefined = (*undefined, S.SPLIT_GAIN)
     compare = train.comparison(live, window)
     with phases.phase("score"):
         view = _scorer(ctx)(
@@ -244,9 +249,7 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        split = drift.split_gain(
-            remote.split_rows(Xs, seed), cand_centers, random_state=seed, working_memory_mib=wm
-        )
+        split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
         slis = {
@@ -265,6 +268,20 @@ def _measure_with(
         centroid_drift=tuple(float(x) for x in per_cluster),
         candidate_centers=cand_centers,
         candidate_ok=candidate_ok,
+    )
+
+
+def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitGain:
+    """The live clusters cut in two against the reference's cuts (undefined without a
+    split baseline: a model stored before it)."""
+    if live.split_baseline is None:
+        return SplitGain(0.0, -1, defined=False)
+    return drift.split_gain(
+        remote.split_rows(Xs, seed),
+        live.centers,
+        live.split_baseline,
+        random_state=seed,
+        working_memory_mib=wm,
     )
 
 

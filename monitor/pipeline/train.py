@@ -55,6 +55,7 @@ SAMPLE_ROWS = 5000  # rows of the reference kept in a snapshot (diffs, pages)
 K_SELECTION_ROWS = 20_000  # choosing k is quadratic in places: it runs on a sample
 TRAINING_ROWS = 250_000  # a longer reference period trains on a sample per window
 CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of this many rows
+BASELINE_WINDOWS = 96  # reference windows (evenly spaced) behind the split baseline
 OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period is measured on
 PHASES = {"daily": 24, "weekly": 168}  # hours of the cycle
 _TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
@@ -316,8 +317,10 @@ def _calibrated(
     rng: np.random.Generator,
     wm: float,
 ) -> Snapshot:
-    """The snapshot with its null table, seasonal profile and reference windows."""
+    """The snapshot with its split baseline, null table, seasonal profile and reference
+    windows."""
     cfg = model.thresholds
+    baseline = _split_baseline(ref, snap, wm)
     rows = _sample_per_window(ref, CALIBRATION_ROWS, rng)
     Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
     block = ref.block[rows]
@@ -336,10 +339,35 @@ def _calibrated(
         keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
         phases=phases, n_fits=max(30, 12 * cfg.calibration_refits),
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
-        refit=candidate_refit(model, wm),
+        refit=candidate_refit(model, wm), split_baseline=baseline,
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
-    return replace(snap, null=kept, profile=profile, reference_windows=windows)
+    return replace(
+        snap, null=kept, profile=profile, reference_windows=windows, split_baseline=baseline
+    )
+
+
+def _split_baseline(ref: ReferencePeriod, snap: Snapshot, wm: float) -> FloatArray:
+    """``drift.split_baseline`` on whole reference windows (at most ``BASELINE_WINDOWS``,
+    evenly spaced; each cut to the sample a run's split gain takes): a window's clusters,
+    not a thinned one's, which cut in two differently. Seeded by the snapshot's seed, so
+    that the calibration's draws do not depend on it."""
+    rng = np.random.default_rng(snap.seed)
+    n = ref.n_windows
+    chosen = np.unique(np.linspace(0, n - 1, min(n, BASELINE_WINDOWS)).round().astype(np.intp))
+    rows = np.flatnonzero(np.isin(ref.block, chosen))
+    keep = []
+    for b in chosen:
+        mine = rows[ref.block[rows] == b]
+        if mine.shape[0] > drift.SPLIT_ROWS:
+            mine = np.sort(rng.choice(mine, drift.SPLIT_ROWS, replace=False))
+        keep.append(mine)
+    taken = np.concatenate(keep) if keep else rows
+    Xs = prepare(ref.X[taken], snap.scaler, snap.metric)
+    labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
+    return drift.split_baseline(
+        Xs, labels, ref.block[taken], snap.k, random_state=rng, working_memory_mib=wm
+    )
 
 
 def _phase_width(window: float, period: float, n_phases: int) -> int:

@@ -147,8 +147,11 @@ def _serialise(s: Snapshot) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]
 
 
 def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[int | None, ...]]]:
-    """The arrays of the calibration, the seasonal profile and the reference windows."""
+    """The arrays of the calibration, the seasonal profile, the reference windows and the
+    split baseline."""
     out: list[tuple[str, Any, tuple[int | None, ...]]] = []
+    if s.split_baseline is not None:
+        out.append(("split_baseline", s.split_baseline, (k,)))
     if s.null is not None:
         g, m = len(s.null.sizes), len(s.null.keys)
         out += [("null_sizes", s.null.sizes, (g,)), ("null_values", s.null.values, (g, m))]
@@ -198,7 +201,12 @@ def _optional_body(s: Snapshot) -> dict[str, Any]:
 
 def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """The optional records of a manifest (absent from snapshots written before them)."""
-    out: dict[str, Any] = {"null": None, "profile": None, "reference_windows": None}
+    out: dict[str, Any] = {
+        "null": None,
+        "profile": None,
+        "reference_windows": None,
+        "split_baseline": arrays.get("split_baseline"),
+    }
     if m.get("null") is not None:
         n = m["null"]
         out["null"] = NullTable(
@@ -238,6 +246,7 @@ def _field(array_name: str) -> str:
         "reference_shares": "snapshot.reference_shares",
         "outlier_thresholds": "snapshot.outliers.thresholds",
         "sample": "snapshot.sample",
+        "split_baseline": "snapshot.split_baseline",
     }
     if array_name in fixed:
         return fixed[array_name]
@@ -495,6 +504,8 @@ def _inconsistent(s: Snapshot) -> str | None:
         "reference_shares": (s.reference_shares, (k,)),
         "outlier_thresholds": (s.outliers.thresholds, (k,)),
     }
+    if s.split_baseline is not None:
+        expected["split_baseline"] = (s.split_baseline, (k,))
     if k < 1:
         return f"centers has shape {s.centers.shape}: no cluster of {d} feature(s)"
     for name, (array, shape) in expected.items():
@@ -502,6 +513,8 @@ def _inconsistent(s: Snapshot) -> str | None:
             return f"{name} has shape {array.shape}, not {shape} (k={k}, {d} features)"
         if np.isnan(array).any() or (name != "outlier_thresholds" and not np.isfinite(array).all()):
             return f"{name} holds NaN or infinity"
+        if name == "split_baseline" and (array < 0).any():
+            return "split_baseline holds a negative value"
     for j, (edges, fractions) in enumerate(
         zip(s.bins.edges, s.bins.reference_fractions, strict=True)
     ):

@@ -23,7 +23,14 @@ from monitor.core.calibration import (
     calibrate,
     threshold_at,
 )
-from monitor.core.drift import centroid_drift, fit_reference_bins, label_drift, psi, split_gain
+from monitor.core.drift import (
+    centroid_drift,
+    fit_reference_bins,
+    label_drift,
+    psi,
+    split_baseline,
+    split_gain,
+)
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
 from monitor.core.quality import silhouette_sampled
@@ -52,6 +59,7 @@ class Reference:
     bins: ReferenceBins
     outliers: OutlierThresholds
     shares: np.ndarray
+    baseline: np.ndarray  # what a cut in two saves per row, per cluster
 
 
 def fit_reference(X: np.ndarray, block: np.ndarray) -> Reference:
@@ -64,6 +72,7 @@ def fit_reference(X: np.ndarray, block: np.ndarray) -> Reference:
         bins=fit_reference_bins(X),
         outliers=fit_outlier_thresholds(sq, labels, 3, quantile=0.99),
         shares=np.bincount(labels, minlength=3) / labels.shape[0],
+        baseline=split_baseline(X, labels, block, 3, random_state=0),
     )
 
 
@@ -85,6 +94,7 @@ def table_of(ref: Reference, sizes: list[int], **kw: object) -> NullTable:
         starts=np.arange(blocks) * 300.0,
         ends=np.arange(1, blocks + 1) * 300.0,
         sizes=sizes,
+        split_baseline=ref.baseline,
         keys=kw.pop("keys", KEYS),  # type: ignore[arg-type]
         false_alarm_rate=kw.pop("false_alarm_rate", ALPHA),  # type: ignore[arg-type]
         random_state=1,
@@ -107,7 +117,7 @@ def window_slis(ref: Reference, W: np.ndarray) -> dict[str, float]:
         S.EMPTY_CLUSTERS: float((np.bincount(labels, minlength=3) == 0).sum()),
         S.SILHOUETTE: sil,
         S.CENTROID_DRIFT_MAX: centroid_drift(ref.centers, fit.centers).max,
-        S.SPLIT_GAIN: split_gain(W, fit.centers, random_state=0).gain,
+        S.SPLIT_GAIN: split_gain(W, ref.centers, ref.baseline, random_state=0).gain,
     }
 
 

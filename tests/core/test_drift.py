@@ -7,15 +7,21 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
 
 from monitor.core.drift import (
+    SPLIT_MIN_ROWS,
     centroid_drift,
+    cluster_split_savings,
     fit_reference_bins,
     label_agreement,
     label_drift,
     psi,
+    split_baseline,
+    split_gain,
 )
 from monitor.errors import InvalidInputError
+from tests.fakes import long_and_tight
 
 ONE_TO_HUNDRED = np.arange(1.0, 101.0).reshape(-1, 1)
 
@@ -360,3 +366,57 @@ def test_many_bins_take_the_binary_search_and_agree_with_a_direct_count() -> Non
         p = np.maximum(bins.reference_fractions[j], bins.epsilon)
         p /= p.sum()
         assert got[j] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- split gain
+
+
+def test_a_cut_in_two_saves_what_scikit_learn_s_2_means_saves() -> None:
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(size=(300, 4)), rng.normal(3.0, 1.0, size=(40, 4))])
+    labels = np.zeros(X.shape[0], dtype=np.intp)
+    labels[::7] = 1  # a second cluster of spread-out rows
+    got = cluster_split_savings(X, labels, 2, random_state=0)
+    for c in (0, 1):
+        P = X[labels == c]
+        whole = float(((P - P.mean(axis=0)) ** 2).sum())
+        km = KMeans(2, n_init=10, random_state=0).fit(P)
+        # Both are local optima of the same objective from several k-means++ starts; on
+        # a two-lump cluster they find the same cut (to the last Lloyd step's tolerance).
+        assert got[c] == pytest.approx((whole - km.inertia_) / P.shape[0], rel=1e-6)
+
+
+def test_a_cluster_too_small_to_cut_is_nan_and_identical_rows_save_nothing() -> None:
+    X = np.vstack([np.ones((SPLIT_MIN_ROWS, 2)), np.zeros((SPLIT_MIN_ROWS - 1, 2))])
+    labels = np.repeat([0, 1], [SPLIT_MIN_ROWS, SPLIT_MIN_ROWS - 1])
+    got = cluster_split_savings(X, labels, 3, random_state=0)
+    assert got[0] == 0.0 and np.isnan(got[1]) and np.isnan(got[2])
+
+
+def test_a_small_regime_next_to_a_tight_cluster_raises_the_split_gain() -> None:
+    centers = np.array([[0.0, 0.0], [0.0, 8.0]])
+    ref = [long_and_tight(1000, seed=s) for s in range(20)]
+    X = np.vstack(ref)
+    labels = np.argmin(((X[:, None, :] - centers) ** 2).sum(-1), axis=1)
+    block = np.repeat(np.arange(20), 1000)
+    baseline = split_baseline(X, labels, block, 2, random_state=0)
+    quiet = [
+        split_gain(long_and_tight(1000, seed=20 + s), centers, baseline, random_state=s)
+        for s in range(5)
+    ]
+    event = split_gain(long_and_tight(1000, seed=30, new=0.05), centers, baseline, random_state=0)
+    # The elongated cluster cuts well in every window, the tight one does not: a global
+    # (k+1)-th centre saved 0.5 of the inertia either way. Against each cluster's own
+    # reference the quiet windows stay near 1 and the regime beside the tight one stands out.
+    assert max(q.gain for q in quiet) < 1.5
+    assert event.gain > 5 and event.cluster == 1
+
+
+def test_split_gain_is_undefined_without_a_baseline_and_refuses_a_wrong_one() -> None:
+    X = long_and_tight(200, seed=0)
+    centers = np.array([[0.0, 0.0], [0.0, 8.0]])
+    undefined = split_gain(X, centers, np.zeros(2), random_state=0)
+    assert (undefined.defined, undefined.gain, undefined.cluster) == (False, 0.0, -1)
+    for bad in (np.ones(3), np.array([1.0, np.nan]), np.array([1.0, -1.0])):
+        with pytest.raises(InvalidInputError, match="'baseline' parameter of split_gain"):
+            split_gain(X, centers, bad)

@@ -51,6 +51,7 @@ def _edge_values(s: Any) -> Any:
 
 VARIANTS = {
     "float64": lambda: make_snapshot(),
+    "split_baseline": lambda: make_snapshot(split_baseline=np.array([0.25, 0.0, 1e-9])),
     "float32": lambda: make_snapshot(dtype=np.float32, k=4, d=3),
     "big_endian": lambda: make_snapshot(dtype=np.dtype(">f8"), k=1, d=1),
     "edge_values": lambda: _edge_values(make_snapshot(d=4)),
@@ -626,6 +627,8 @@ def _unusable(s: Any) -> dict[str, Any]:
         "edges_decreasing": {
             "bins": dataclasses.replace(bins, edges=(bins.edges[0][::-1], *bins.edges[1:]))
         },
+        "nan_split_baseline": {"split_baseline": np.array([0.1, np.nan, 0.2])},
+        "negative_split_baseline": {"split_baseline": np.array([0.1, -0.5, 0.2])},
     }
 
 
@@ -636,6 +639,8 @@ def _unusable(s: Any) -> dict[str, Any]:
         ("thresholds_of_another_k", "must have shape (3,) (k=3, d=2). Got shape (7,)"),
         ("infinite_scale", "scaler_scale holds NaN or infinity"),
         ("edges_decreasing", "feature 0's bin edges are not finite and increasing"),
+        ("nan_split_baseline", "split_baseline holds NaN or infinity"),
+        ("negative_split_baseline", "split_baseline holds a negative value"),
     ],
 )
 def test_a_snapshot_whose_arrays_disagree_is_not_saved(tmp_path: Path, case: str, why: str) -> None:
@@ -652,6 +657,7 @@ def test_a_snapshot_whose_arrays_disagree_is_not_saved(tmp_path: Path, case: str
         ("nan_centers", "centers holds NaN or infinity"),
         ("infinite_scale", "scaler_scale holds NaN or infinity"),
         ("edges_decreasing", "feature 0's bin edges are not finite and increasing"),
+        ("negative_split_baseline", "split_baseline holds a negative value"),
     ],
 )
 def test_a_snapshot_whose_arrays_disagree_is_not_loaded(
