@@ -17,9 +17,11 @@ helpers then assume valid input.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import re
+import reprlib
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +37,7 @@ from monitor.errors import InvalidInputError
 from monitor.redact import MASK, is_secret_name, redact_url
 
 __all__ = [
+    "BRIEF_ITEMS",
     "BRIEF_MOST",
     "FEATURE_NAME",
     "FLOAT_DTYPES",
@@ -100,6 +103,8 @@ class Problem:
 
 
 BRIEF_MOST = 120  # characters of a value's repr a message shows in full
+BRIEF_ITEMS = 10_000  # items (nested ones too) of a value brief() builds the whole repr of
+_END = object()
 
 
 def brief(value: Any) -> str:
@@ -107,12 +112,40 @@ def brief(value: Any) -> str:
 
     A value of megabytes (a YAML string, a CSV cell) must not become a line of megabytes
     in a terminal, a log and the run history: its start and its end are shown, and how
-    long it was.
+    long it was. Nor may it take the work of a line of gigabytes: a value of more than
+    ``BRIEF_ITEMS`` items, or one that holds itself, is shown abridged by ``reprlib``.
     """
-    text = repr(value)
-    if len(text) <= BRIEF_MOST:
-        return text
-    return f"{text[:80]}...{text[-20:]} ({len(text)} characters)"
+    if _holds_more_than(value, BRIEF_ITEMS):
+        text, size = reprlib.repr(value), f"more than {BRIEF_ITEMS:,} items"
+    else:
+        text = repr(value)
+        if len(text) <= BRIEF_MOST:
+            return text
+        size = f"{len(text)} characters"
+    if len(text) > BRIEF_MOST:
+        text = f"{text[:80]}...{text[-20:]}"
+    return f"{text} ({size})"
+
+
+def _holds_more_than(value: Any, most: int) -> bool:
+    """Whether the lists, tuples, sets and mappings in ``value`` hold more than ``most``
+    items in all; counting stops there, so a value that holds itself, or the same list
+    a billion times over, costs ``most`` steps."""
+    count = 0
+    pending: list[Iterator[Any]] = [iter([value])]
+    while pending:
+        item = next(pending[-1], _END)
+        if item is _END:
+            pending.pop()
+            continue
+        count += 1
+        if count > most:
+            return True
+        if isinstance(item, Mapping):
+            pending.append(itertools.chain.from_iterable(item.items()))
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.append(iter(item))
+    return False
 
 
 class Shown:

@@ -15,31 +15,72 @@ import yaml
 
 from monitor.errors import ConfigError
 
-__all__ = ["MAX_ALIASES", "MAX_BYTES", "dump_yaml", "load_yaml", "read_yaml"]
+__all__ = ["MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_BYTES", "dump_yaml", "load_yaml", "read_yaml"]
 
 MAX_BYTES = 4 * 2**20  # a configuration or asset file larger than this is a mistake
 MAX_ALIASES = 100  # anchors are handy for shared options; thousands of uses are an attack
+# Values (scalars, lists, mappings) the aliases of a document stand for, all uses added
+# up: 100 models merging 100 shared options are about 20,000; nine aliases to nine aliases...
+# ten levels deep (a 359-byte file) are 3.4 billion, which any walk of the value repeats.
+MAX_ALIAS_NODES = 100_000
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and counts alias uses."""
+    """SafeLoader that rejects duplicate keys, and aliases that are too many, stand for
+    too much or hold themselves."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._aliases = 0
+        self._alias_nodes = 0  # values the aliases stand for so far
+        self._sizes: dict[yaml.Node, int] = {}  # values under each node, aliases expanded
+        self._open: set[str] = set()  # anchors of the nodes being composed
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                mark = self.peek_event().start_mark
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"more than {MAX_ALIASES} alias uses (*name); expand them by hand",
-                    mark,
-                )
-        return super().compose_node(parent, index)
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._count_alias(event)
+            return super().compose_node(parent, index)
+        anchor = getattr(event, "anchor", None)  # a start or scalar event
+        if anchor is None:
+            return super().compose_node(parent, index)
+        self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.discard(anchor)
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        self._aliases += 1
+        if self._aliases > MAX_ALIASES:
+            raise self._refuse(f"more than {MAX_ALIASES} alias uses (*name); expand them by hand")
+        if event.anchor in self._open:
+            raise self._refuse(f"alias *{event.anchor} is inside the value it names")
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return  # the base class reports an undefined alias
+        self._alias_nodes += self._size(target)
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise self._refuse(
+                f"aliases (*name) stand for more than {MAX_ALIAS_NODES:,} values in all"
+            )
+
+    def _refuse(self, problem: str) -> yaml.constructor.ConstructorError:
+        """``problem`` at the event about to be composed."""
+        return yaml.constructor.ConstructorError(None, None, problem, self.peek_event().start_mark)
+
+    def _size(self, node: yaml.Node) -> int:
+        """How many values ``node`` is, its aliases expanded; each node is counted once."""
+        size = self._sizes.get(node)
+        if size is None:
+            if isinstance(node, yaml.MappingNode):
+                size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                size = 1 + sum(self._size(item) for item in node.value)
+            else:
+                size = 1
+            self._sizes[node] = size
+        return size
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}

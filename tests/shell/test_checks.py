@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from monitor.checks import (
+    BRIEF_ITEMS,
     FEATURE_NAME,
     MODEL_NAME,
     Mismatch,
@@ -76,6 +77,21 @@ def test_a_long_value_is_shown_by_its_ends_and_its_length() -> None:
     assert len(shown) < 130
     problem = Problem("models[0].name", "a name", long).config()
     assert problem.endswith("xxz' (1000004 characters)") and len(problem) < 170
+
+
+def test_a_value_of_millions_of_items_is_shown_without_building_its_repr() -> None:
+    """One list nine times over, seven deep, is a few objects but 4.8 million items:
+    brief() built their repr (from a YAML alias bomb, 17 GB) before shortening it."""
+    value: Any = ["x"] * 9
+    for _ in range(6):
+        value = [value] * 9
+    shown = brief(value)
+    assert shown.startswith("[[[[[[") and shown.endswith(f"(more than {BRIEF_ITEMS:,} items)")
+    assert len(shown) < 130
+    looped: list[Any] = [1]
+    looped.append(looped)
+    assert brief(looped).endswith(f"(more than {BRIEF_ITEMS:,} items)")
+    assert brief({"b": 1, "a": [2]}) == "{'b': 1, 'a': [2]}"  # small values: their repr
 
 
 def test_problem_of_returns_the_problem_instead_of_raising() -> None:

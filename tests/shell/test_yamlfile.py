@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.yamlfile import MAX_ALIASES, MAX_BYTES, dump_yaml, load_yaml, read_yaml
+from monitor.yamlfile import (
+    MAX_ALIAS_NODES,
+    MAX_ALIASES,
+    MAX_BYTES,
+    dump_yaml,
+    load_yaml,
+    read_yaml,
+)
 
 
 def problem(text: str) -> str:
@@ -31,6 +38,31 @@ def test_a_few_aliases_are_fine_and_an_alias_bomb_is_refused() -> None:
     assert load_yaml("a: &x [1, 2]\nb: *x\n", "f.yml") == {"a": [1, 2], "b": [1, 2]}
     bomb = "a: &a [x]\n" + "".join(f"b{i}: [{', '.join(['*a'] * 9)}]\n" for i in range(20))
     assert f"more than {MAX_ALIASES} alias uses" in problem(bomb)
+
+
+def test_aliases_to_aliases_that_stand_for_billions_of_values_are_refused() -> None:
+    """90 aliases, 359 bytes, 3.4 billion values: check-config used gigabytes (a
+    MemoryError, exit 70) walking and showing them."""
+    text = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for p, c in zip("abcdefghi", "bcdefghij", strict=True):
+        text += f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+    msg = problem(text)
+    assert msg == (
+        f"f.yml: not valid YAML: line 6, column 8: aliases (*name) stand for more than "
+        f"{MAX_ALIAS_NODES:,} values in all"
+    )
+
+
+def test_many_uses_of_shared_options_are_fine() -> None:
+    shared = "d: &d {" + ", ".join(f"o{i}: {i}" for i in range(100)) + "}\n"
+    text = shared + "".join(f"m{i}: {{<<: *d, name: m{i}}}\n" for i in range(99))
+    assert load_yaml(text, "f.yml")["m98"]["o99"] == 99
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n", "a: &a {b: [1, *a]}\n"])
+def test_an_alias_inside_the_value_it_names_is_refused(text: str) -> None:
+    """A value that holds itself took check-config into a RecursionError (exit 70)."""
+    assert problem(text).endswith("alias *a is inside the value it names")
 
 
 def test_merge_keys_share_options_and_the_keys_written_win() -> None:
