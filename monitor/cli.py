@@ -1595,7 +1595,11 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
     show_default=True,
     help="Where alerts/, dashboards/, runbooks/, site/ and the generated docs are written.",
 )
-@click.option("--check", is_flag=True, help="Only report files that are stale; exit 1 if any.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only report files that differ from what these options render; exit 1 if any.",
+)
 @click.option(
     "--runbook-url-pattern",
     help="runbook_url of the alerts: where site/ is served, with {alertname} and labels "
@@ -1625,15 +1629,6 @@ def render(
     """Regenerate dashboards, alert rules, runbooks and the runbook site from their one source."""
     from monitor import render as render_mod
 
-    if check:
-        stale = render_mod.stale_files(root)
-        for name in stale:
-            click.echo(f"stale: {name}", err=True)
-        if stale:
-            click.echo("run `kmeans-monitor render` and commit the result", err=True)
-            sys.exit(1)
-        click.echo("generated files are up to date")
-        return
     given: dict[str, Any] = {
         "runbook_url_pattern": runbook_url_pattern,
         "dashboard_url_pattern": dashboard_url_pattern,
@@ -1642,6 +1637,15 @@ def render(
     options = render_mod.RenderOptions(
         time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
     )
+    if check:
+        stale = render_mod.stale_files(root, options)
+        for name in stale:
+            click.echo(f"stale: {name}", err=True)
+        if stale:
+            click.echo("run the same command without --check to rewrite them", err=True)
+            sys.exit(1)
+        click.echo("generated files are up to date")
+        return
     for written in render_mod.render_all(root, options):
         click.echo(f"wrote {written}")
 

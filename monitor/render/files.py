@@ -52,14 +52,15 @@ def render_all(root: Path, options: RenderOptions | None = None) -> list[Path]:
     return written
 
 
-def stale_files(root: Path) -> list[str]:
-    """Generated files under ``root`` that differ from a fresh rendering (default options).
+def stale_files(root: Path, options: RenderOptions | None = None) -> list[str]:
+    """Generated files under ``root`` that differ from a fresh rendering with ``options``
+    (the defaults, those of the committed files, when None).
 
     Missing files, files with other content and leftover files that nothing
     generates are all stale; paths are relative to ``root``, sorted.
     """
     root = Path(root)
-    files = _generated(RenderOptions())
+    files = _generated(options or RenderOptions())
     stale = set(_existing(root) - files.keys())
     stale.update(relative for relative, text in files.items() if not _holds(root / relative, text))
     return sorted(stale)

@@ -214,6 +214,27 @@ def test_render_writes_then_check_finds_nothing_stale(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, ["render", "--check", "--root", str(tmp_path)]).exit_code == 1
 
 
+def test_render_check_compares_with_what_the_same_options_render(tmp_path: Path) -> None:
+    """--check ignored the options: it called the files of a render with a pattern stale,
+    and those of a default render up to date for any pattern."""
+    custom = [
+        "--runbook-url-pattern",
+        "https://x/{alertname}.html",
+        "--dashboard-url-pattern",
+        "https://g/d/x/?var-model={model}",
+        "--daemon-url",
+        "https://d.example.com",
+        "--time-scale",
+        "0.5",
+    ]
+    root = ["render", "--root", str(tmp_path)]
+    assert invoke(*root, *custom).exit_code == 0
+    assert invoke(*root, *custom, "--check").output == "generated files are up to date\n"
+    for i in range(0, len(custom), 2):  # each option changes some file
+        other = CliRunner().invoke(main, [*root, *custom[:i], *custom[i + 2 :], "--check"])
+        assert other.exit_code == 1 and "stale: " in other.output, custom[i]
+
+
 def test_blas_threads_limits_the_process() -> None:
     import subprocess
     import sys
