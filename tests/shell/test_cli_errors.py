@@ -537,6 +537,45 @@ def test_a_pushgateway_down_or_failing_is_one_line_and_exit_1(
 
 
 @pytest.mark.parametrize("where", ["file", "flag"])
+def test_a_pushgateway_url_with_credentials_pushes_with_basic_auth(
+    files_setup: tuple[Path, Path], where: str
+) -> None:
+    """The client took 'u:pw@127.0.0.1' for a host name: 'Name or service not known'."""
+    cfg, _ = files_setup
+    got: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://pusher:s%40cret-pw@127.0.0.1:{server.server_address[1]}"
+    try:
+        if where == "file":
+            raw = yaml.safe_load(cfg.read_text())
+            raw["daemon"]["pushgateway"] = url
+            cfg.write_text(yaml.safe_dump(raw))
+            result = invoke("evaluate", "--config", str(cfg))
+        else:
+            result = invoke("evaluate", "--config", str(cfg), "--push-to", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert f"pushed metrics to http://***@127.0.0.1:{server.server_address[1]}" in result.stdout
+    assert "s%40cret" not in result.output and "s@cret" not in result.output
+    assert got == [("/metrics/job/kmeans-monitor", "Basic cHVzaGVyOnNAY3JldC1wdw==")]
+
+
+@pytest.mark.parametrize("where", ["file", "flag"])
 def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
     files_setup: tuple[Path, Path], tmp_path: Path, where: str
 ) -> None:
