@@ -42,6 +42,7 @@ __all__ = [
     "FEATURE_NAME",
     "FLOAT_DTYPES",
     "MODEL_NAME",
+    "SOME_NAMES",
     "Mismatch",
     "Overflow",
     "Problem",
@@ -67,6 +68,7 @@ __all__ = [
     "problem_of",
     "proven_finite",
     "read_fields",
+    "some_names",
     "unknown_fields",
 ]
 
@@ -146,6 +148,18 @@ def _holds_more_than(value: Any, most: int) -> bool:
         elif isinstance(item, list | tuple | set | frozenset):
             pending.append(iter(item))
     return False
+
+
+SOME_NAMES = 10  # names (columns, features) a message lists before it counts the rest
+
+
+def some_names(names: Sequence[Any], show: Callable[[Any], str] = str) -> str:
+    """The first ``SOME_NAMES`` of ``names``, each as ``show`` writes it, and how many
+    more: a file of 200,000 columns must not make a line of megabytes in a terminal, the
+    log, the history and the metrics."""
+    shown = ", ".join(show(n) for n in names[:SOME_NAMES])
+    more = len(names) - SOME_NAMES
+    return f"{shown}, ... and {more:,} more" if more > 0 else shown
 
 
 class Shown:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.checks import MODEL_NAME, Mismatch, check_base_url, check_name
+from monitor.checks import MODEL_NAME, Mismatch, brief, check_base_url, check_name, some_names
 from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
@@ -51,7 +52,9 @@ class NonEmptyPath(click.Path):
             self.fail("the path is empty", param, ctx)
         # pathlib drops a trailing "/": 'x.png/' would have written the file x.png.
         if not self.dir_okay and isinstance(value, str) and value.endswith("/"):
-            self.fail(f"{value!r} ends in '/', which names a directory, not a file", param, ctx)
+            self.fail(
+                f"{brief(value)} ends in '/', which names a directory, not a file", param, ctx
+            )
         return super().convert(value, param, ctx)
 
 
@@ -889,7 +892,7 @@ class VersionType(click.ParamType):
         text = str(value).strip()
         digits = text[1:] if text[:1] in ("v", "V") else text
         if not digits.isdigit() or int(digits) < 1:
-            self.fail(f"{value!r} is not a version such as 3, v3 or v000003", param, ctx)
+            self.fail(f"{brief(value)} is not a version such as 3, v3 or v000003", param, ctx)
         return int(digits)
 
 
@@ -1176,12 +1179,12 @@ def _when(text: str, option: str, now: float) -> float:
         back = parse_duration(text, option, allow_zero=True, most=math.inf)
     except InvalidInputError:
         raise InvalidInputError(
-            f"{option}: {text!r} is neither a duration back from now (6h, 2d, 90m) nor a "
+            f"{option}: {brief(text)} is neither a duration back from now (6h, 2d, 90m) nor a "
             "time (ISO-8601 such as 2026-05-01T12:00Z, or unix seconds)"
         ) from None
     if now - back < EARLIEST:
         raise InvalidInputError(
-            f"{option}: {text!r} back from now is before {format_time(EARLIEST)}"
+            f"{option}: {brief(text)} back from now is before {format_time(EARLIEST)}"
         )
     return now - back
 
@@ -1430,9 +1433,9 @@ def _k_data(
 
     wanted = None if features is None else [f.strip() for f in features.split(",")]
     if wanted is not None and "" in wanted:
-        raise InvalidInputError(f"--features {features!r} has an empty column name")
-    if wanted is not None and (repeated := sorted({f for f in wanted if wanted.count(f) > 1})):
-        raise InvalidInputError(f"--features names {repeated} more than once")
+        raise InvalidInputError(f"--features {brief(features)} has an empty column name")
+    if wanted is not None and (repeated := sorted(n for n, c in Counter(wanted).items() if c > 1)):
+        raise InvalidInputError(f"--features names [{some_names(repeated, repr)}] more than once")
     names, X = read_table(path, wanted)
     if not names:
         raise InvalidInputError(f"{path}: no numeric column to choose k on")
@@ -1545,7 +1548,8 @@ def choose_k(
 
 
 def _print_k_table(path: Path, data: _KData, sel: Any, rows: str) -> None:
-    click.echo(f"{path}: {rows} x {len(data.names)} features ({', '.join(data.names)})")
+    names = some_names(data.names)
+    click.echo(f"{path}: {rows} x {len(data.names):,} features ({names})")
     best_silhouette = max((float(v) for v in sel.silhouette), default=0.0)
     top = best_silhouette if best_silhouette > 0 else 1.0
     click.echo(f"{'k':>3}  {'inertia':>12}  {'silhouette':>10}  {'gap':>8}  {'s_k':>7}  silhouette")

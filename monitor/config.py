@@ -23,6 +23,7 @@ from monitor.checks import (
     Mismatch,
     Problem,
     Shown,
+    brief,
     check_base_url,
     check_choice,
     check_float,
@@ -979,7 +980,7 @@ def _layered(
             try:
                 value = float(value)
             except ValueError:
-                problems.append(f"{ENV_PREFIX}{key}: must be a number; got {value!r}")
+                problems.append(f"{ENV_PREFIX}{key}: must be a number; got {brief(value)}")
                 continue
         daemon[target] = value
         origins[target] = ENV_PREFIX + key

@@ -15,7 +15,7 @@ import numbers
 import re
 from typing import Any
 
-from monitor.checks import Mismatch, Problem, check_float, check_int
+from monitor.checks import Mismatch, Problem, brief, check_float, check_int
 from monitor.errors import InvalidInputError
 
 __all__ = [
@@ -129,7 +129,7 @@ def parse_prometheus_duration(text: str) -> float:
     match = _PROMETHEUS.fullmatch(text) if isinstance(text, str) else None
     if match is None or not text:
         raise InvalidInputError(
-            f"not a Prometheus duration such as '90s', '1h30m' or '250ms': {text!r}"
+            f"not a Prometheus duration such as '90s', '1h30m' or '250ms': {brief(text)}"
         )
     counts = (int(n) if n else 0 for n in match.groups())
     return float(sum(c * size for c, size in zip(counts, _PROMETHEUS_UNITS.values(), strict=True)))

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from monitor.checks import brief
 from monitor.errors import ConfigError
 
 __all__ = ["MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_BYTES", "dump_yaml", "load_yaml", "read_yaml"]
@@ -96,7 +97,7 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",
                     node.start_mark,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    f"duplicate key {brief(key)} (first at line {seen[key].line + 1})",
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 
+from monitor.checks import brief
 from monitor.durations import scale_prometheus_duration
 from monitor.errors import InvalidInputError
 from monitor.render.dashboards import panel_titles
@@ -31,7 +32,7 @@ class UnknownAlertError(KeyError):
         self.valid = list(valid)
 
     def __str__(self) -> str:  # KeyError quotes its argument; a sentence reads better
-        return f"no alert named {self.alertname!r}; valid names: {', '.join(self.valid)}"
+        return f"no alert named {brief(self.alertname)}; valid names: {', '.join(self.valid)}"
 
 
 def render_runbooks(options: RenderOptions | None = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import check_float, is_real
+from monitor.checks import check_float, is_real, some_names
 from monitor.errors import SchemaError
 from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time
 
@@ -32,7 +32,7 @@ def check_unique(columns: Sequence[str], where: str) -> None:
     """SchemaError naming the columns that a file has more than once."""
     duplicated = sorted(c for c, n in Counter(columns).items() if n > 1)
     if duplicated:
-        raise SchemaError(f"{where}: duplicated column(s) {duplicated}.")
+        raise SchemaError(f"{where}: duplicated column(s) {_some(duplicated)}.")
 
 
 def match_columns(
@@ -87,15 +87,9 @@ def _mismatch(missing: list[str], extra: list[str], ignore_extra: bool) -> str:
     return "; ".join(parts)
 
 
-SOME_NAMES = 10  # column names a schema error lists before it counts the rest
-
-
 def _some(names: Sequence[str]) -> str:
-    """The first ``SOME_NAMES`` names and how many more: a file of 10,000 unexpected
-    columns must not make a failure line of 90 kB in the log, the history and the metrics."""
-    shown = ", ".join(repr(n) for n in names[:SOME_NAMES])
-    more = len(names) - SOME_NAMES
-    return f"[{shown}, ... and {more:,} more]" if more > 0 else f"[{shown}]"
+    """A list of the first few names, quoted, and how many more (``checks.some_names``)."""
+    return f"[{some_names(names, repr)}]"
 
 
 def parse_timestamps(

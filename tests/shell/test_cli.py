@@ -214,6 +214,14 @@ def test_render_writes_then_check_finds_nothing_stale(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, ["render", "--check", "--root", str(tmp_path)]).exit_code == 1
 
 
+def test_runbook_of_a_long_unknown_name_echoes_it_shortened() -> None:
+    """A name of 131,000 characters came back whole: an error line of 131 kB."""
+    unknown = CliRunner().invoke(main, ["runbook", "A" * 131_000])
+    assert unknown.exit_code == 2 and len(unknown.stderr) < 2_000
+    assert unknown.stderr.startswith("error: no alert named 'AAAA")
+    assert "AAA' (131002 characters); valid names: KMeans" in unknown.stderr
+
+
 def test_render_check_compares_with_what_the_same_options_render(tmp_path: Path) -> None:
     """--check ignored the options: it called the files of a render with a pattern stale,
     and those of a default render up to date for any pattern."""

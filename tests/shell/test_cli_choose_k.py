@@ -122,6 +122,34 @@ def test_a_column_named_twice_is_refused_not_used_twice(tmp_path: Path, suffix: 
     assert result.stdout == "" and path.read_bytes() == before
 
 
+def test_a_file_of_many_columns_is_named_by_their_count_and_the_first_few(tmp_path: Path) -> None:
+    """A CSV of 200,000 columns printed a first line of 1.7 MB naming every one."""
+    names = [f"f{i}" for i in range(40)]
+    path = tmp_path / "wide.csv"
+    X = blobs(30, np.zeros((3, 40)), seed=4)
+    np.savetxt(path, X, delimiter=",", header=",".join(names), comments="")
+    result = invoke("choose-k", str(path), "--k-max", "3", "--refs", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: 30 rows x 40 features (f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, ... and 30 more)"
+    )
+    twice = ",".join(names + names)
+    many = invoke("choose-k", str(path), "--features", twice)
+    assert many.stderr == (
+        "error: --features names ['f0', 'f1', 'f10', 'f11', 'f12', 'f13', 'f14', 'f15', "
+        "'f16', 'f17', ... and 30 more] more than once\n"
+    )
+    empty = invoke("choose-k", str(path), "--features", twice + ",")
+    assert empty.exit_code == 2 and len(empty.stderr) < 200, empty.stderr
+    assert empty.stderr.endswith(" (302 characters) has an empty column name\n")
+    np.savetxt(path, np.hstack([X, X]), delimiter=",", header=twice, comments="")
+    doubled = invoke("choose-k", str(path))
+    assert doubled.stderr.endswith(
+        "duplicated column(s) ['f0', 'f1', 'f10', 'f11', 'f12', "
+        "'f13', 'f14', 'f15', 'f16', 'f17', ... and 30 more].\n"
+    )
+
+
 def test_a_missing_matplotlib_is_named_before_any_fit(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

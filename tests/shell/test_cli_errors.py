@@ -666,6 +666,25 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check-config", "{cfg}" + "x" * 100_000 + "/"],
+        ["history", "shop", "--config", "{cfg}", "--since", "x" * 100_000],
+        ["snapshots", "show", "--config", "{cfg}", "shop", "v" + "x" * 100_000],
+    ],
+    ids=["path", "since", "version"],
+)
+def test_a_long_bad_argument_is_echoed_shortened(
+    files_setup: tuple[Path, Path], tmp_path: Path, args: list[str]
+) -> None:
+    """An argument of 100,000 characters came back whole in the error line."""
+    cfg, _ = files_setup
+    result = invoke(*[a.format(cfg=cfg) for a in args])
+    assert result.exit_code == EXIT_USER, result.output
+    assert len(result.stderr) < 500 and " characters)" in result.stderr, result.stderr[:500]
+
+
 # A demo that got past its checks would run on: each case runs in a process of its own
 # with a deadline, so that a regression fails here instead of hanging the suite. Start-up
 # takes a few seconds on a busy machine; a demo that started trains for longer than this.

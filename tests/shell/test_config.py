@@ -303,6 +303,18 @@ def test_load_precedence_and_relative_state_dir(tmp_path: Path) -> None:
     ).daemon.log_level == ("ERROR")
 
 
+def test_a_long_variable_that_is_no_number_is_echoed_shortened(tmp_path: Path) -> None:
+    import yaml
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump(minimal()))
+    env = {"KMEANS_MONITOR_WORKING_MEMORY_MIB": "9" * 100_000 + "x"}
+    with pytest.raises(ConfigError) as info:
+        load(cfg, sources=SOURCES, env=env)
+    [problem] = info.value.problems
+    assert problem.endswith("99x' (100003 characters)") and len(problem) < 200
+
+
 def test_load_reports_the_environment_with_the_file(tmp_path: Path) -> None:
     import yaml
 

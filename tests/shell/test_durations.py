@@ -113,6 +113,12 @@ def test_parse_prometheus_duration_refuses_what_prometheus_refuses(text: object)
     )
 
 
+def test_a_long_text_that_is_no_duration_is_echoed_shortened() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_prometheus_duration("1h" * 100_000)
+    assert str(info.value).endswith("1h1h' (200002 characters)") and len(str(info.value)) < 200
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0, "0s"), (59, "59s"), (60, "1m"), (3600, "1h"), (93784, "1d2h3m4s"), (604800, "7d")],

@@ -76,6 +76,12 @@ def test_merge_keys_share_options_and_the_keys_written_win() -> None:
     assert "duplicate key 'y'" in problem("a: &m {x: 1}\nb: {<<: *m, y: 1, y: 2}\n")
 
 
+def test_a_long_duplicate_key_is_named_shortened() -> None:
+    key = "k" * 1_000_000
+    msg = problem(f"? {key}\n: 1\n? {key}\n: 2\n")  # plain keys: 1024 at most
+    assert "kkk' (1000002 characters) (first at line 1)" in msg and len(msg) < 250
+
+
 def test_syntax_errors_are_one_line_with_the_position() -> None:
     msg = problem("a: [1, 2\n")
     assert msg.startswith("f.yml: not valid YAML: line ")
