@@ -8,8 +8,10 @@ their sources in ``monitor/assets``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from monitor.errors import InvalidInputError
 from monitor.render.dashboards import render_dashboards
 from monitor.render.docs import render_docs
 from monitor.render.options import RenderOptions
@@ -45,7 +47,7 @@ def render_all(root: Path, options: RenderOptions | None = None) -> list[Path]:
     written = []
     for relative, text in sorted(files.items()):
         path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_directory(path.parent)
         if not _holds(path, text):  # an unchanged file keeps its modification time
             path.write_text(text, encoding="utf-8")
         written.append(path)
@@ -81,6 +83,21 @@ def _existing(root: Path) -> set[str]:
         for path in (root / directory).glob(pattern):
             found.add(path.relative_to(root).as_posix())
     return found
+
+
+def _make_directory(path: Path) -> None:
+    """``mkdir -p path``; InvalidInputError saying what stands in the way, where mkdir
+    only says "File exists"."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        blocker = Path(exc.filename or path)
+        what = "not a directory"
+        if blocker.is_symlink() and not blocker.exists():
+            what = f"a broken symbolic link (to {os.readlink(blocker)}), {what}"
+        elif blocker.is_file():
+            what = f"a file, {what}"
+        raise InvalidInputError(f"{blocker} is {what}") from None
 
 
 def _holds(path: Path, text: str) -> bool:

@@ -243,6 +243,21 @@ def test_render_check_compares_with_what_the_same_options_render(tmp_path: Path)
         assert other.exit_code == 1 and "stale: " in other.output, custom[i]
 
 
+def test_render_says_what_stands_where_a_directory_goes(tmp_path: Path) -> None:
+    """Both said only "File exists"."""
+    (tmp_path / "alerts").write_text("not a directory\n")
+    (tmp_path / "site").symlink_to(tmp_path / "gone")
+    result = CliRunner().invoke(main, ["render", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {tmp_path}/alerts is a file, not a directory\n"
+    (tmp_path / "alerts").unlink()
+    result = CliRunner().invoke(main, ["render", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {tmp_path}/site is a broken symbolic link (to {tmp_path}/gone), not a directory\n"
+    )
+
+
 def test_blas_threads_limits_the_process() -> None:
     import subprocess
     import sys
