@@ -87,6 +87,7 @@ __all__ = [
     "simulator_options",
     "simulator_server",
     "snapshot_summary",
+    "state_dir_problems",
     "version_summary",
     "web_config",
 ]
@@ -131,10 +132,8 @@ def load_settings(
         problems += exc.problems
     if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
         problems.append(listen.config("daemon"))
-    if serve and (state := _state_dir_problem(Path(settings.daemon.state_dir))) is not None:
-        problems.append(state.config("daemon"))
     if serve:
-        problems += _state_dir_contents(Path(settings.daemon.state_dir))
+        problems += state_dir_problems(Path(settings.daemon.state_dir))
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
     if problems:
@@ -145,6 +144,16 @@ def load_settings(
 def _nearest_existing(directory: Path) -> Path:
     """The state directory, or the directory above it that exists (where it would be made)."""
     return next(p for p in (directory, *directory.parents) if p.exists())
+
+
+def state_dir_problems(directory: Path) -> list[str]:
+    """Why no run could use ``directory`` as its state directory, as configuration
+    problems: a file where it (or a directory above it) should be, a ``snapshots`` that
+    is not a directory, a history that is not a file."""
+    problems = _state_dir_contents(directory)
+    if (state := _state_dir_problem(directory)) is not None:
+        problems.insert(0, state.config("daemon"))
+    return problems
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:

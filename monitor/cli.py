@@ -417,7 +417,7 @@ def evaluate(
     window, scores the live model and trains a candidate as usual, but what it would
     store stays in memory.
     """
-    from monitor.bootstrap import build_app, open_dry_run
+    from monitor.bootstrap import build_app, open_dry_run, state_dir_problems
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
@@ -430,6 +430,9 @@ def evaluate(
             raise InvalidInputError("--dry-run pushes nothing: drop --push-to")
         if push_to is not None:  # before the runs, like daemon.pushgateway at load
             check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
+        # A dry run creates nothing there, but a path no run can use fails it too.
+        if problems := state_dir_problems(Path(settings.daemon.state_dir)):
+            raise ConfigError(problems)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
         # add their start-up, about 3 s (daemon.run_isolation is the daemon's).

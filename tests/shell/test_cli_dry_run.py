@@ -181,6 +181,29 @@ def test_a_failed_dry_run_exits_1_and_records_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.parametrize("where", ["under a file", "snapshots is a file"])
+def test_a_dry_run_refuses_a_state_dir_the_real_run_refuses(tmp_path: Path, where: str) -> None:
+    """The dry run read a state directory under /dev/null as empty and exited 0 ('would
+    have stored v1'); the real run exits 2 on it."""
+    cfg, data = config(tmp_path, "manual")
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), time.time() - 100)
+    (tmp_path / "file").write_text("")
+    state = tmp_path / "file" / "state"
+    problem = (
+        f"must be a directory, or a path where one can be made ({tmp_path / 'file'} is a file)"
+    )
+    if where == "snapshots is a file":
+        state = tmp_path / "state"
+        (state / "snapshots").parent.mkdir()
+        (state / "snapshots").write_text("")
+        problem = f"{str(state / 'snapshots')!r} is not a directory"
+    for dry in ([], ["--dry-run"]):
+        result = invoke("evaluate", "--config", str(cfg), "--state-dir", str(state), *dry)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines()[-1].startswith(f"  - daemon.state_dir: {problem}")
+        assert result.stdout == ""
+
+
 def test_a_dry_run_pushes_nothing(tmp_path: Path) -> None:
     cfg, _ = config(tmp_path, "manual")
     result = invoke(
