@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import SEED_MAX, Parser, clusters, integer, integers, number, output_file
+
 STEP = 300.0  # seconds per window: five minutes (times only label the windows)
 SPREAD = 4.0  # standard deviation of the mixture's centres; the clusters' is 1
 # Null windows refitted per size for the centroid drift (the split gain is measured on
@@ -261,16 +263,41 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers; got {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, every bad value refused (one line, exit 2) before any work."""
+    parser = Parser(prog="python -m bench calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=clusters, default=4, help="clusters of the mixture and model")
+    parser.add_argument("--d", type=integer(1), default=5, help="features")
+    parser.add_argument("--rows", type=integer(1), default=2000, help="rows per reference window")
+    parser.add_argument("--blocks", type=integer(1), default=288, help="reference windows")
+    parser.add_argument(
+        "--false-alarm-rate",
+        type=number(above=0, below=0.5),
+        default=0.01,
+        help="family-wise, per window",
+    )
+    parser.add_argument("--sizes", type=integers(2), default=[50, 500, 5000], help="window rows")
+    parser.add_argument(
+        "--windows",
+        type=integers(1),
+        default=[1000],
+        help="fresh windows: one count for every size, or one per size",
+    )
+    parser.add_argument(
+        "--seeds", type=integers(0, SEED_MAX), default=[0], help="comma-separated seeds"
+    )
+    parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    if min(args.sizes) < args.k:
+        parser.error(f"--sizes must be at least --k ({args.k}) rows; got {min(args.sizes)}")
+    if args.rows * args.blocks < args.k:
+        parser.error(f"--rows x --blocks is the reference: it needs at least --k ({args.k}) rows")
+    if len(args.windows) == 1:
+        args.windows = args.windows * len(args.sizes)
+    if len(args.windows) != len(args.sizes):
+        parser.error("--windows takes one positive count, or one per size")
+    parser.check_model(lambda: model_settings(args.k, args.d, min(args.sizes), args.seeds[0]))
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -279,39 +306,10 @@ def main(argv: list[str]) -> int:
 
     from monitor.errors import ConvergenceWarning, DegenerateDataWarning
 
+    args = _options(argv)
     # Small windows leave clusters empty and candidates unconverged: the SLIs say so.
     warnings.simplefilter("ignore", DegenerateDataWarning)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    parser = argparse.ArgumentParser(
-        prog="python -m bench calibration", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--k", type=int, default=4, help="clusters of the mixture and model")
-    parser.add_argument("--d", type=int, default=5, help="features")
-    parser.add_argument("--rows", type=int, default=2000, help="rows per reference window")
-    parser.add_argument("--blocks", type=int, default=288, help="reference windows")
-    parser.add_argument(
-        "--false-alarm-rate", type=float, default=0.01, help="family-wise, per window"
-    )
-    parser.add_argument("--sizes", type=_int_list, default=[50, 500, 5000], help="window rows")
-    parser.add_argument(
-        "--windows",
-        type=_int_list,
-        default=[1000],
-        help="fresh windows: one count for every size, or one per size",
-    )
-    parser.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds")
-    parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
-    args = parser.parse_args(argv)
-    if min(args.k, args.d, args.rows, args.blocks) < 1:
-        parser.error("--k, --d, --rows and --blocks must be at least 1")
-    if not 0 < args.false_alarm_rate < 0.5:
-        parser.error("--false-alarm-rate must be in (0, 0.5)")
-    if min(args.sizes) < max(2, args.k):
-        parser.error(f"--sizes must be at least max(2, k) = {max(2, args.k)} rows")
-    if len(args.windows) == 1:
-        args.windows = args.windows * len(args.sizes)
-    if len(args.windows) != len(args.sizes) or min(args.windows) < 1:
-        parser.error("--windows takes one positive count, or one per size")
     result: dict[str, Any] = {
         "k": args.k,
         "d": args.d,

@@ -40,11 +40,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import Parser, integer, names, output_file, seed
+
 DAY = 86400.0
 STEP = 900.0  # window and interval: 15 minutes
 ORIGIN = 1_704_067_200.0  # 2024-01-01T00:00:00Z: the simulator's origin
 ONSET = 4  # events start with window 4 (three quiet windows before them)
 HORIZON = 30  # windows after the onset in which a page counts as a detection
+K = 4  # the model's clusters, and the simulator's regimes
 FEATURES = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
 
 # The kinds of change of issue 9; "after" is added from ONSET.
@@ -70,7 +73,7 @@ def configuration(
     model = {
         "name": "bench",
         "features": FEATURES,
-        "k": 4,
+        "k": K,
         "window": "15m",
         "schedule": {"interval": "15m"},
         "reference": {"window": reference},
@@ -81,7 +84,7 @@ def configuration(
         "source": {
             "kind": "synthetic",
             "seed": seed,
-            "regimes": 4,
+            "regimes": K,
             "rows_per_window": rows,
             "seasonality": 0.2,
             "noise": 1.0,
@@ -210,21 +213,25 @@ def _parser() -> argparse.ArgumentParser:
     """The options; ``--mode`` defaults to the daemon's ``thresholds.mode``."""
     from monitor.config import THRESHOLD_MODES, ThresholdSettings
 
-    parser = argparse.ArgumentParser(prog="python -m bench detection", description=__doc__)
-    parser.add_argument("--rows", type=int, default=2000, help="rows per window (2000 or 50)")
+    parser = Parser(prog="python -m bench detection", description=__doc__)
+    parser.add_argument(
+        "--rows", type=integer(K), default=2000, help=f"rows per window (2000 or 50; at least {K})"
+    )
     parser.add_argument(
         "--mode",
         choices=THRESHOLD_MODES,
         default=ThresholdSettings().mode,
         help="thresholds.mode (default: the daemon's, %(default)s)",
     )
-    parser.add_argument("--windows", type=int, default=1000, help="quiet windows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--kinds", default=",".join(EVENTS), help="comma-separated kinds")
+    parser.add_argument("--windows", type=integer(1), default=1000, help="quiet windows")
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument(
+        "--kinds", type=names(EVENTS), default=list(EVENTS), help="comma-separated kinds"
+    )
     parser.add_argument(
         "--reference", type=_reference, default="1d", help="the reference period (1d or more)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="where the JSON goes")
+    parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
     return parser
 
 
@@ -234,14 +241,12 @@ def main(argv: list[str]) -> int:
 
     from monitor.errors import DegenerateDataWarning
 
-    # A unit change puts a whole window in one cluster: the warnings say so at every run.
-    warnings.simplefilter("ignore", DegenerateDataWarning)
     parser = _parser()
     args = parser.parse_args(argv)
-    kinds = [k for k in args.kinds.split(",") if k]
-    unknown = sorted(set(kinds) - set(EVENTS))
-    if unknown:
-        parser.error(f"unknown kinds {unknown}; valid: {', '.join(EVENTS)}")
+    kinds = args.kinds
+    parser.check_model(lambda: configuration(args.rows, args.mode, args.seed, [], args.reference))
+    # A unit change puts a whole window in one cluster: the warnings say so at every run.
+    warnings.simplefilter("ignore", DegenerateDataWarning)
     result: dict[str, Any] = {
         "rows": args.rows, "mode": args.mode, "seed": args.seed, "reference": args.reference,
     }  # fmt: skip

@@ -1,0 +1,84 @@
+"""Every benchmark refuses a bad option before any work: one line on stderr, exit 2.
+
+The benchmarks run in this process through their ``main``; where each one's work
+begins (a random draw, a subprocess, a temporary directory, a replay...) raises
+``Started`` here, so that a value let through fails the test at once rather than
+starting a benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+
+class Started(Exception):
+    """A benchmark began its work: the option was not refused first."""
+
+
+WORK = (
+    "numpy.random.default_rng",
+    "subprocess.run",
+    "subprocess.Popen",
+    "tempfile.TemporaryDirectory",
+    "resource.setrlimit",
+    "multiprocessing.process.BaseProcess.start",
+    "monitor.bootstrap.backtest",
+    "monitor.core.kmeans.warm_up",
+)
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    def started(*args: object, **kwargs: object) -> None:
+        raise Started
+
+    for target in WORK:
+        monkeypatch.setattr(target, started)
+
+
+BAD = [
+    # calibration
+    ("calibration", ["--k", "1"], "argument --k: must be an integer from 2 to 128; got '1'"),
+    ("calibration", ["--false-alarm-rate", "0.5"], "must be a number above 0 and below 0.5"),
+    ("calibration", ["--false-alarm-rate", "nan"], "must be a number above 0 and below 0.5"),
+    ("calibration", ["--sizes", "50,x"], "argument --sizes: must be comma-separated integers"),
+    ("calibration", ["--sizes", "3", "--k", "4"], "--sizes must be at least --k (4) rows; got 3"),
+    ("calibration", ["--windows", "0"], "argument --windows: must be comma-separated integers"),
+    ("calibration", ["--windows", "1,2", "--sizes", "50"], "--windows takes one positive count"),
+    ("calibration", ["--seeds", "-1"], "argument --seeds: must be comma-separated integers"),
+    ("calibration", ["--rows", "1", "--blocks", "3"], "it needs at least --k (4) rows"),
+    ("calibration", ["--json", "/"], "argument --json: '/' is a directory, not a file"),
+    ("calibration", ["--json", "/proc/1/x/y.json"], "argument --json: '/proc/1/x/y.json'"),
+    # detection
+    ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
+    ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
+    (
+        "detection",
+        ["--rows", "20000000"],
+        "source.rows_per_window: must be an int in [1, 10000000]",
+    ),
+    ("detection", ["--seed", "-1"], "argument --seed: must be an integer from 0 to"),
+    ("detection", ["--kinds", "vanish,nope"], "argument --kinds: must be comma-separated names"),
+    ("detection", ["--kinds", ","], "argument --kinds: must be comma-separated names"),
+    ("detection", ["--reference", "12h"], "must be at least 1d (a daily cycle); got '12h'"),
+    ("detection", ["--nope"], "unrecognized arguments: --nope"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "message"), BAD, ids=[f"{n} {' '.join(a)}" for n, a, _ in BAD]
+)
+@pytest.mark.usefixtures("no_work")
+def test_a_bad_option_is_refused_in_one_line_before_any_work(
+    name: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = importlib.import_module(f"bench.bench_{name}")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert err.endswith(f" (see 'python -m bench {name} --help')\n"), err
