@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import Parser, integer, seed
+
 
 def _write_csv(path: Path, rows: int, d: int, k: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -62,20 +64,45 @@ def _phases(path: Path, args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, refused (one line, exit 2) where the command would refuse them."""
+    p = Parser(prog="python -m bench choose_k", description=__doc__.split("\n")[0])
+    p.add_argument("--rows", type=integer(1), default=200_000)
+    p.add_argument("--d", type=integer(1), default=5)
+    p.add_argument("--clusters", type=integer(1), default=5)
+    p.add_argument("--k-min", type=integer(1), default=2)
+    p.add_argument("--k-max", type=integer(2), default=10)
+    p.add_argument("--sample", type=integer(2), default=20_000, help="the command's --sample")
+    p.add_argument("--refs", type=integer(1, 1000), default=10, help="the command's --refs")
+    p.add_argument("--reps", type=integer(1), default=1)
+    p.add_argument("--seed", type=seed, default=0)
+    args = p.parse_args(argv)
+    if args.k_max <= args.k_min:
+        p.error(f"need --k-min < --k-max; got {args.k_min} and {args.k_max}")
+    if min(args.rows, args.sample) < args.k_max:
+        p.error(
+            f"--rows {args.rows} and --sample {args.sample} must both hold --k-max "
+            f"{args.k_max} clusters"
+        )
+    return args
+
+
+def _time_command(command: list[str], reps: int) -> list[float]:
+    """Wall seconds of ``reps`` runs of the command; its error as one line if it fails."""
+    walls = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SystemExit(f"error: the choose-k command failed ({done.returncode}): {last}")
+        walls.append(time.perf_counter() - t0)
+    return walls
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark and print a Markdown table."""
-    p = argparse.ArgumentParser(prog="python -m bench choose_k", description=__doc__.split("\n")[0])
-    p.add_argument("--rows", type=int, default=200_000)
-    p.add_argument("--d", type=int, default=5)
-    p.add_argument("--clusters", type=int, default=5)
-    p.add_argument("--k-min", type=int, default=2)
-    p.add_argument("--k-max", type=int, default=10)
-    p.add_argument("--sample", type=int, default=20_000, help="the command's --sample")
-    p.add_argument("--refs", type=int, default=10, help="the command's --refs")
-    p.add_argument("--reps", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-
+    args = _options(argv)
     with tempfile.TemporaryDirectory(prefix="bench-choose-k-") as tmp:
         path = Path(tmp) / "data.csv"
         _write_csv(path, args.rows, args.d, args.clusters, args.seed)
@@ -84,11 +111,7 @@ def main(argv: list[str]) -> int:
             "--k-min", str(args.k_min), "--k-max", str(args.k_max),
             "--sample", str(args.sample), "--refs", str(args.refs), "--seed", str(args.seed),
         ]  # fmt: skip
-        walls = []
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            walls.append(time.perf_counter() - t0)
+        walls = _time_command(command, args.reps)
         phases = _phases(path, args)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(

@@ -9,6 +9,9 @@ starting a benchmark.
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +54,17 @@ BAD = [
     ("calibration", ["--rows", "1", "--blocks", "3"], "it needs at least --k (4) rows"),
     ("calibration", ["--json", "/"], "argument --json: '/' is a directory, not a file"),
     ("calibration", ["--json", "/proc/1/x/y.json"], "argument --json: '/proc/1/x/y.json'"),
+    # choose_k
+    ("choose_k", ["--rows", "-5"], "argument --rows: must be an integer of at least 1; got '-5'"),
+    ("choose_k", ["--rows", "0"], "argument --rows: must be an integer of at least 1; got '0'"),
+    ("choose_k", ["--reps", "0"], "argument --reps: must be an integer of at least 1; got '0'"),
+    ("choose_k", ["--k-min", "5", "--k-max", "2"], "need --k-min < --k-max; got 5 and 2"),
+    ("choose_k", ["--rows", "5"], "--rows 5 and --sample 20000 must both hold --k-max 10"),
+    ("choose_k", ["--sample", "1"], "argument --sample: must be an integer of at least 2"),
+    ("choose_k", ["--refs", "1001"], "argument --refs: must be an integer from 1 to 1,000"),
+    ("choose_k", ["--d", "0"], "argument --d: must be an integer of at least 1"),
+    ("choose_k", ["--clusters", "0"], "argument --clusters: must be an integer of at least 1"),
+    ("choose_k", ["--seed", "x"], "argument --seed: must be an integer from 0 to"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
@@ -82,3 +96,28 @@ def test_a_bad_option_is_refused_in_one_line_before_any_work(
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err
     assert err.endswith(f" (see 'python -m bench {name} --help')\n"), err
+
+
+def test_the_command_line_refuses_a_bad_option_in_one_line() -> None:
+    # Negative rows made numpy's traceback before the CSV was written (exit 1).
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "choose_k", "--rows", "-5"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: argument --rows: must be an integer of at least 1; got '-5' "
+        "(see 'python -m bench choose_k --help')\n"
+    )
+
+
+def test_a_failed_command_is_one_line_not_a_traceback() -> None:
+    from bench.bench_choose_k import _time_command
+
+    fails = [sys.executable, "-c", "import sys; print('x', file=sys.stderr); sys.exit('boom')"]
+    with pytest.raises(SystemExit, match=r"^error: the choose-k command failed \(1\): boom$"):
+        _time_command(fails, 1)
