@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
@@ -145,3 +146,14 @@ def output_file(text: str) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text!r}: cannot write in {existing}")
     return path
+
+
+def run_child(command: list[str], what: str) -> str:
+    """The standard output of ``command``, a benchmark's child process; when the child
+    fails, an exit with one line (``what`` failed, and its last line of stderr) rather
+    than the CalledProcessError traceback."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"error: {what} failed (exit {done.returncode}): {last}")
+    return done.stdout

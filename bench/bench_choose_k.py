@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import Parser, integer, seed
+from bench import Parser, integer, run_child, seed
 
 
 def _write_csv(path: Path, rows: int, d: int, k: int, seed: int) -> None:
@@ -92,10 +91,7 @@ def _time_command(command: list[str], reps: int) -> list[float]:
     walls = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise SystemExit(f"error: the choose-k command failed ({done.returncode}): {last}")
+        run_child(command, "the choose-k command")
         walls.append(time.perf_counter() - t0)
     return walls
 

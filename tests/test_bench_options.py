@@ -115,9 +115,10 @@ def test_the_command_line_refuses_a_bad_option_in_one_line() -> None:
     )
 
 
-def test_a_failed_command_is_one_line_not_a_traceback() -> None:
-    from bench.bench_choose_k import _time_command
+def test_a_failed_child_process_is_one_line_not_a_traceback() -> None:
+    from bench import run_child
 
     fails = [sys.executable, "-c", "import sys; print('x', file=sys.stderr); sys.exit('boom')"]
-    with pytest.raises(SystemExit, match=r"^error: the choose-k command failed \(1\): boom$"):
-        _time_command(fails, 1)
+    with pytest.raises(SystemExit, match=r"^error: the child failed \(exit 1\): boom$"):
+        run_child(fails, "the child")
+    assert run_child([sys.executable, "-c", "print('fine')"], "the child") == "fine\n"
