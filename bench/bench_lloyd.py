@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -46,6 +45,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from bench import Parser, integer, run_child
 
 ENGINES = ("numpy", "compiled", "sklearn", "sklearnex", "faiss")
 REFERENCES = ("sklearn", "sklearnex")
@@ -184,7 +185,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, float]:
 
 def _spawn(spec: dict[str, Any]) -> dict[str, float]:
     cmd = [sys.executable, "-m", "bench", "lloyd", "--worker", json.dumps(spec)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = run_child(cmd, f"the {spec['engine']} worker ({spec['what']})")
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -235,29 +236,30 @@ def _print_fits(args: argparse.Namespace, engines: list[str], base: dict[str, An
             for t in args.threads:
                 spec = base | {"n": n, "dtype": dtype, "threads": t, "what": "fit"}
                 res = _run_cell(spec, engines, args.reps)
-                sk_inertia = statistics.median(r["inertia"] for r in res["sklearn"])
+                sk = [r["inertia"] for r in res.get("sklearn", [])]  # not among --engines: "-"
                 for e, runs in res.items():
                     wall = statistics.median(r["wall"] for r in runs)
                     inertia = statistics.median(r["inertia"] for r in runs)
+                    vs_sk = f"{inertia / statistics.median(sk):.4f}" if sk else "-"
                     its = statistics.median(r["n_iter"] for r in runs)
                     print(
                         f"| {n:,} | {dtype} | {t} | {e} | {wall:.2f} "
                         f"| {_ratio(res, e, 'sklearn', 'wall')} "
                         f"| {_ratio(res, e, 'sklearnex', 'wall')} "
-                        f"| {inertia / sk_inertia:.4f} | {its:.0f} |",
+                        f"| {vs_sk} | {its:.0f} |",
                         flush=True,
                     )
 
 
-def main(argv: list[str]) -> int:
-    """Run the benchmark and print Markdown tables."""
-    p = argparse.ArgumentParser(prog="python -m bench lloyd", description=__doc__.split("\n")[0])
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, every bad value refused (one line, exit 2) before any worker starts."""
+    p = Parser(prog="python -m bench lloyd", description=__doc__.split("\n")[0])
     p.add_argument("--what", choices=["slope", "fit", "memory", "jit"], default="slope")
-    p.add_argument("--n", type=int, nargs="+", default=[200_000, 1_000_000])
-    p.add_argument("--d", type=int, default=32)
-    p.add_argument("--k", type=int, default=64)
-    p.add_argument("--dtype", nargs="+", default=["float32"])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--n", type=integer(1), nargs="+", default=[200_000, 1_000_000])
+    p.add_argument("--d", type=integer(1), default=32)
+    p.add_argument("--k", type=integer(1), default=64)
+    p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "float64"])
+    p.add_argument("--threads", type=integer(1), nargs="+", default=[1, 2])
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     p.add_argument(
         "--data",
@@ -265,13 +267,23 @@ def main(argv: list[str]) -> int:
         default="overlapping",
         help="blobs whose centres spread 0.5x (overlapping) or 4x (separated) the noise",
     )
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--short", type=int, default=2)
-    p.add_argument("--long", type=int, default=14)
-    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--reps", type=integer(1), default=5)
+    p.add_argument("--short", type=integer(1), default=2, help="iterations of the short fit")
+    p.add_argument("--long", type=integer(2), default=14, help="iterations of the long fit")
+    p.add_argument("--worker", type=json.loads, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.long <= args.short:
+        p.error(f"--long must be greater than --short; got {args.long} and {args.short}")
+    if min(args.n) < args.k:
+        p.error(f"every --n must hold --k {args.k} clusters; got {min(args.n)} rows")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark and print Markdown tables."""
+    args = _options(argv)
     if args.worker:
-        print(json.dumps(_worker(json.loads(args.worker))))
+        print(json.dumps(_worker(args.worker)))
         return 0
     engines = [e for e in args.engines if installed(e)]
     for missing in sorted(set(args.engines) - set(engines)):

@@ -8,6 +8,7 @@ starting a benchmark.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import subprocess
 import sys
@@ -65,6 +66,20 @@ BAD = [
     ("choose_k", ["--d", "0"], "argument --d: must be an integer of at least 1"),
     ("choose_k", ["--clusters", "0"], "argument --clusters: must be an integer of at least 1"),
     ("choose_k", ["--seed", "x"], "argument --seed: must be an integer from 0 to"),
+    # lloyd
+    ("lloyd", ["--n", "-1"], "argument --n: must be an integer of at least 1; got '-1'"),
+    ("lloyd", ["--n", "100", "0"], "argument --n: must be an integer of at least 1; got '0'"),
+    ("lloyd", ["--k", "0"], "argument --k: must be an integer of at least 1; got '0'"),
+    ("lloyd", ["--threads", "0"], "argument --threads: must be an integer of at least 1"),
+    ("lloyd", ["--short", "5", "--long", "1"], "argument --long: must be an integer of at least 2"),
+    ("lloyd", ["--short", "5", "--long", "4"], "--long must be greater than --short; got 4 and 5"),
+    ("lloyd", ["--short", "0"], "argument --short: must be an integer of at least 1"),
+    ("lloyd", ["--reps", "0"], "argument --reps: must be an integer of at least 1"),
+    ("lloyd", ["--d", "0"], "argument --d: must be an integer of at least 1"),
+    ("lloyd", ["--dtype", "int8"], "argument --dtype: invalid choice: 'int8'"),
+    ("lloyd", ["--n", "10", "--k", "64"], "every --n must hold --k 64 clusters; got 10 rows"),
+    ("lloyd", ["--engines", "nope"], "argument --engines: invalid choice: 'nope'"),
+    ("lloyd", ["--worker", "{"], "argument --worker: invalid loads value: '{'"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
@@ -122,3 +137,16 @@ def test_a_failed_child_process_is_one_line_not_a_traceback() -> None:
     with pytest.raises(SystemExit, match=r"^error: the child failed \(exit 1\): boom$"):
         run_child(fails, "the child")
     assert run_child([sys.executable, "-c", "print('fine')"], "the child") == "fine\n"
+
+
+def test_lloyds_fits_without_scikit_learn_leave_its_inertia_ratio_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import bench_lloyd
+
+    # --what fit --engines numpy: there was no sklearn median to divide by (KeyError).
+    one = {"wall": 1.0, "inertia": 2.0, "n_iter": 3}
+    monkeypatch.setattr(bench_lloyd, "_run_cell", lambda spec, engines, reps: {"numpy": [one]})
+    args = argparse.Namespace(n=[100], dtype=["float32"], threads=[1], reps=1)
+    bench_lloyd._print_fits(args, ["numpy"], {})
+    assert "| 100 | float32 | 1 | numpy | 1.00 | - | - | - | 3 |" in capsys.readouterr().out
