@@ -454,10 +454,33 @@ def _installed(engine: str) -> bool:
     return True
 
 
-def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
-    """Every side once per repeat, in turn, then the medians, phases and ratios."""
+def _interleaved(
+    args: argparse.Namespace,
+    engines: list[str],
+    X: np.ndarray,
+    live: Any,
+    buffer: Any,
+    workers: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every side once per repeat, in turn, so that machine noise hits every side."""
     from threadpoolctl import threadpool_limits
 
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
+    for _ in range(args.repeats):
+        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads) and
+        # --threads threads of its own (evaluate's n_threads): two BLAS threads under a
+        # busy machine's load are the 3-20x slowdown of docs/decisions.md. The libraries
+        # get --threads.
+        with threadpool_limits(1):
+            runs["ours"].append(run_ours(X, live, args.restarts, args.threads, buffer, workers))
+        with threadpool_limits(args.threads):
+            for engine in engines:
+                runs[engine].append(run_reference(X, live, engine, args.threads))
+    return runs
+
+
+def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
+    """Every side once per repeat, in turn, then the medians, phases and ratios."""
     live = _live_snapshot(args.d, args.k, min(args.n, 200_000))
     X = make_window(args.n, args.d, args.k, seed=1)
     for engine in engines:
@@ -476,21 +499,13 @@ def _time_sides(args: argparse.Namespace, engines: list[str]) -> None:
         from monitor.workers import RunWorkers
 
         workers = RunWorkers(1)
-        if not workers.wait_ready(600):
-            raise SystemExit("bench pipeline: the run's worker process did not start")
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in ["ours", *engines]}
-    for _ in range(args.repeats):  # interleaved so that machine noise hits every side
-        # Ours under the daemon's default of one BLAS thread (daemon.blas_threads) and
-        # --threads threads of its own (evaluate's n_threads): two BLAS threads under a
-        # busy machine's load are the 3-20x slowdown of docs/decisions.md. The libraries
-        # get --threads.
-        with threadpool_limits(1):
-            runs["ours"].append(run_ours(X, live, args.restarts, args.threads, buffer, workers))
-        with threadpool_limits(args.threads):
-            for engine in engines:
-                runs[engine].append(run_reference(X, live, engine, args.threads))
-    if workers is not None:
-        workers.close()
+    try:
+        if workers is not None and not workers.wait_ready(600):
+            raise SystemExit("error: bench pipeline: the run's worker process did not start")
+        runs = _interleaved(args, engines, X, live, buffer, workers)
+    finally:  # after a failed run too: the worker ignores SIGTERM, so exit hung on it
+        if workers is not None:
+            workers.close()
     medians = {side: statistics.median(r["total"] for r in rs) for side, rs in runs.items()}
     for side, rs in runs.items():
         each = ", ".join(f"{r['total']:.2f}" for r in rs)

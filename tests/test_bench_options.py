@@ -150,3 +150,36 @@ def test_lloyds_fits_without_scikit_learn_leave_its_inertia_ratio_out(
     args = argparse.Namespace(n=[100], dtype=["float32"], threads=[1], reps=1)
     bench_lloyd._print_fits(args, ["numpy"], {})
     assert "| 100 | float32 | 1 | numpy | 1.00 | - | - | - | 3 |" in capsys.readouterr().out
+
+
+def test_a_failed_pipeline_run_stops_its_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker ignores SIGTERM: left running after a failed run, it hung the exit.
+    from bench import bench_pipeline
+
+    class Workers:
+        closed = False
+
+        def __init__(self, size: int) -> None:
+            pass
+
+        def wait_ready(self, timeout: float) -> bool:
+            return True
+
+        def close(self) -> None:
+            Workers.closed = True
+
+    def fails(*args: object) -> None:
+        raise RuntimeError("the run failed")
+
+    monkeypatch.setattr("monitor.workers.RunWorkers", Workers)
+    monkeypatch.setattr("monitor.core.kmeans.warm_up", lambda: None)
+    monkeypatch.setattr("monitor.core._psi.warm_up", lambda: None)
+    monkeypatch.setattr(bench_pipeline, "_live_snapshot", lambda *args: None)
+    monkeypatch.setattr(bench_pipeline, "make_window", lambda *args, **kwargs: None)
+    monkeypatch.setattr(bench_pipeline, "run_ours", fails)
+    args = argparse.Namespace(
+        n=100, d=2, k=2, threads=1, repeats=1, restarts=0, run_isolation="process"
+    )
+    with pytest.raises(RuntimeError, match="the run failed"):
+        bench_pipeline._time_sides(args, [])
+    assert Workers.closed
