@@ -37,12 +37,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
 import numpy as np
+
+from bench import Parser, clusters, integer, run_child
 
 WORKING_MEMORY_MIB = 64.0
 
@@ -526,8 +527,8 @@ def _memory(args: argparse.Namespace) -> None:
         cmd = [sys.executable, "-m", "bench", "pipeline", "--memory-child", side]
         cmd += ["--n", str(args.n), "--d", str(args.d), "--k", str(args.k)]
         cmd += ["--threads", str(args.threads), "--restarts", str(args.restarts)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        m = json.loads(out.stdout.strip().splitlines()[-1])
+        out = run_child(cmd, f"the peak-memory run of {side}")
+        m = json.loads(out.strip().splitlines()[-1])
         bound = m["window_mib"] + WORKING_MEMORY_MIB
         print(
             f"peak memory {side:<9}: {m['extra_mib']:7.1f} MiB above the window "
@@ -536,16 +537,16 @@ def _memory(args: argparse.Namespace) -> None:
         )
 
 
-def main(argv: list[str]) -> int:
-    """Time every side (medians of ``--repeats``) and measure peak memory."""
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, every bad value refused (one line, exit 2) before any work."""
     from monitor.config import DaemonSettings
 
-    parser = argparse.ArgumentParser(prog="python -m bench pipeline", description=__doc__)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--k", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = Parser(prog="python -m bench pipeline", description=__doc__)
+    parser.add_argument("--n", type=integer(1), default=1_000_000, help="window rows")
+    parser.add_argument("--d", type=integer(1), default=32)
+    parser.add_argument("--k", type=clusters, default=64)
+    parser.add_argument("--repeats", type=integer(1), default=3)
+    parser.add_argument("--threads", type=integer(1), default=2)
     parser.add_argument(
         "--engines", nargs="+", default=["sklearn", "sklearnex", "faiss"],
         choices=["sklearn", "sklearnex", "faiss"],
@@ -553,7 +554,7 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--restarts",
-        type=int,
+        type=integer(0),
         default=0,
         help="candidate_restarts on our side (0 matches the reference)",
     )
@@ -570,6 +571,15 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--memory-child", choices=["ours", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.n < args.k:
+        parser.error(f"--n must hold --k {args.k} clusters; got {args.n} rows")
+    parser.check_model(lambda: _model(args.d, args.k, args.restarts))
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Time every side (medians of ``--repeats``) and measure peak memory."""
+    args = _options(argv)
     if args.memory_child:
         memory_child(args.memory_child, args.n, args.d, args.k, args.threads, args.restarts)
         return 0

@@ -80,6 +80,16 @@ BAD = [
     ("lloyd", ["--n", "10", "--k", "64"], "every --n must hold --k 64 clusters; got 10 rows"),
     ("lloyd", ["--engines", "nope"], "argument --engines: invalid choice: 'nope'"),
     ("lloyd", ["--worker", "{"], "argument --worker: invalid loads value: '{'"),
+    # pipeline
+    ("pipeline", ["--threads", "0", "--n", "100", "--repeats", "1"], "argument --threads: must"),
+    ("pipeline", ["--n", "0"], "argument --n: must be an integer of at least 1; got '0'"),
+    ("pipeline", ["--k", "0"], "argument --k: must be an integer from 2 to 128; got '0'"),
+    ("pipeline", ["--repeats", "0"], "argument --repeats: must be an integer of at least 1"),
+    ("pipeline", ["--n", "10"], "--n must hold --k 64 clusters; got 10 rows"),
+    ("pipeline", ["--restarts", "-1"], "argument --restarts: must be an integer of at least 0"),
+    ("pipeline", ["--restarts", "101"], "training.candidate_restarts: must be an int in [0, 100]"),
+    ("pipeline", ["--d", "0"], "argument --d: must be an integer of at least 1"),
+    ("pipeline", ["--run-isolation", "fork"], "argument --run-isolation: invalid choice"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
