@@ -14,7 +14,6 @@ per-run ratios, the largest value difference, and the tracemalloc peak of one ca
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bench import Parser, integer, number, seed
 from monitor.core.quality import silhouette_sampled
 
 
@@ -46,20 +46,39 @@ def _peak_mib(call: Callable[[], float]) -> float:
     return (peak - base) / 2**20
 
 
+def _parser() -> Parser:
+    p = Parser(prog="python -m bench silhouette", description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=integer(3), default=50_000, help="window rows (the sample is drawn)")
+    p.add_argument("--sample", type=integer(3), default=10_000)
+    p.add_argument("--d", type=integer(1), default=32)
+    p.add_argument("--k", type=integer(2), default=64)
+    p.add_argument("--threads", type=integer(1), nargs="+", default=[1, 2])
+    p.add_argument("--reps", type=integer(1), default=7)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--target", type=number(above=0), default=5.0, help="minimum median speed-up")
+    return p
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark and print a Markdown table; 1 if the speed-up misses --target."""
-    p = argparse.ArgumentParser(
-        prog="python -m bench silhouette", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--n", type=int, default=50_000, help="window rows (the sample is drawn)")
-    p.add_argument("--sample", type=int, default=10_000)
-    p.add_argument("--d", type=int, default=32)
-    p.add_argument("--k", type=int, default=64)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target", type=float, default=5.0, help="minimum median speed-up")
+    p = _parser()
     args = p.parse_args(argv)
+    if args.k >= min(args.n, args.sample):
+        # scikit-learn scores 2 to (rows - 1) clusters.
+        p.error(
+            f"--k must be below the rows scored (--n {args.n}, --sample {args.sample}); "
+            f"got {args.k}"
+        )
+    X, labels = _data(args.n, args.d, args.k, args.seed)
+    # The draw silhouette_sampled documents for random_state=seed.
+    idx = (
+        np.random.default_rng(args.seed).choice(args.n, size=args.sample, replace=False)
+        if args.n > args.sample
+        else np.arange(args.n)
+    )
+    Xs, ls = X[idx], labels[idx]
+    if np.unique(ls).size < 2:
+        p.error(f"the {ls.size} rows scored all fell in one cluster: raise --sample or --n")
 
     from sklearn.metrics import silhouette_score
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -78,14 +97,6 @@ def main(argv: list[str]) -> int:
         f"reps={args.reps}, python {platform.python_version()}, numpy {np.__version__}, "
         f"cpu count {os.cpu_count()}, libraries: {', '.join(libs)}\n"
     )
-    X, labels = _data(args.n, args.d, args.k, args.seed)
-    # The draw silhouette_sampled documents for random_state=seed.
-    idx = (
-        np.random.default_rng(args.seed).choice(args.n, size=args.sample, replace=False)
-        if args.n > args.sample
-        else np.arange(args.n)
-    )
-    Xs, ls = X[idx], labels[idx]
 
     def ours() -> float:
         res = silhouette_sampled(X, labels, sample_size=args.sample, random_state=args.seed)

@@ -90,6 +90,15 @@ BAD = [
     ("pipeline", ["--restarts", "101"], "training.candidate_restarts: must be an int in [0, 100]"),
     ("pipeline", ["--d", "0"], "argument --d: must be an integer of at least 1"),
     ("pipeline", ["--run-isolation", "fork"], "argument --run-isolation: invalid choice"),
+    # silhouette
+    ("silhouette", ["--n", "0"], "argument --n: must be an integer of at least 3; got '0'"),
+    ("silhouette", ["--sample", "-1"], "argument --sample: must be an integer of at least 3"),
+    ("silhouette", ["--k", "0"], "argument --k: must be an integer of at least 2; got '0'"),
+    ("silhouette", ["--k", "10", "--sample", "10"], "--k must be below the rows scored"),
+    ("silhouette", ["--threads", "1", "0"], "argument --threads: must be an integer of at least 1"),
+    ("silhouette", ["--reps", "0"], "argument --reps: must be an integer of at least 1"),
+    ("silhouette", ["--target", "inf"], "argument --target: must be a number above 0"),
+    ("silhouette", ["--d", "0"], "argument --d: must be an integer of at least 1"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
@@ -193,3 +202,20 @@ def test_a_failed_pipeline_run_stops_its_worker_process(monkeypatch: pytest.Monk
     with pytest.raises(RuntimeError, match="the run failed"):
         bench_pipeline._time_sides(args, [])
     assert Workers.closed
+
+
+def test_silhouettes_rows_in_one_cluster_are_refused_before_timing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from bench import bench_silhouette
+
+    # scikit-learn raised on a single label, after the header was printed.
+    one = (np.zeros((5, 2)), np.zeros(5, dtype=np.int64))
+    monkeypatch.setattr(bench_silhouette, "_data", lambda *args: one)
+    with pytest.raises(SystemExit) as exit_info:
+        bench_silhouette.main(["--n", "5", "--sample", "5", "--k", "2", "--reps", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the 5 rows scored all fell in one cluster"), err
