@@ -20,7 +20,6 @@ and the growth per hour at one save per second.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import Parser, integer
 from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Snapshot
 from monitor.store import DirectorySnapshotStore, RetentionPolicy, StoreKey
 
@@ -147,11 +147,11 @@ def _fmt(times: list[float]) -> str:
 
 def main(argv: list[str]) -> int:
     """Run the listing and the retention benchmarks."""
-    parser = argparse.ArgumentParser(prog="python -m bench store", description=__doc__)
-    parser.add_argument("--versions", type=int, default=3000)
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--rows", type=int, default=5000, help="sample rows per snapshot")
-    parser.add_argument("--saves", type=int, default=600)
+    parser = Parser(prog="python -m bench store", description=__doc__)
+    parser.add_argument("--versions", type=integer(1), default=3000)
+    parser.add_argument("--reps", type=integer(1), default=5)
+    parser.add_argument("--rows", type=integer(1), default=5000, help="sample rows per snapshot")
+    parser.add_argument("--saves", type=integer(1), default=600)
     parser.add_argument("--only", choices=["listing", "retention"])
     args = parser.parse_args(argv)
     if args.only in (None, "listing"):

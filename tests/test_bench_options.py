@@ -99,6 +99,12 @@ BAD = [
     ("silhouette", ["--reps", "0"], "argument --reps: must be an integer of at least 1"),
     ("silhouette", ["--target", "inf"], "argument --target: must be a number above 0"),
     ("silhouette", ["--d", "0"], "argument --d: must be an integer of at least 1"),
+    # store
+    ("store", ["--versions", "-1"], "argument --versions: must be an integer of at least 1"),
+    ("store", ["--reps", "0"], "argument --reps: must be an integer of at least 1; got '0'"),
+    ("store", ["--saves", "-1", "--only", "retention"], "argument --saves: must be an integer"),
+    ("store", ["--rows", "0"], "argument --rows: must be an integer of at least 1; got '0'"),
+    ("store", ["--only", "both"], "argument --only: invalid choice: 'both'"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
