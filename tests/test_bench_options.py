@@ -105,6 +105,15 @@ BAD = [
     ("store", ["--saves", "-1", "--only", "retention"], "argument --saves: must be an integer"),
     ("store", ["--rows", "0"], "argument --rows: must be an integer of at least 1; got '0'"),
     ("store", ["--only", "both"], "argument --only: invalid choice: 'both'"),
+    # serving
+    ("serving", ["--backends", "nope"], "argument --backends: must be comma-separated names"),
+    ("serving", ["--backends", ""], "argument --backends: must be comma-separated names"),
+    ("serving", ["--seconds", "-1"], "argument --seconds: must be a number above 0; got '-1'"),
+    ("serving", ["--clients", "0"], "argument --clients: must be an integer of at least 1"),
+    ("serving", ["--runs", "0"], "argument --runs: must be an integer of at least 1; got '0'"),
+    ("serving", ["--batches", "1,0"], "argument --batches: must be comma-separated integers"),
+    ("serving", ["--batches", "100001"], "each from 1 to 100,000; got '100001'"),
+    ("serving", ["--format", "csv"], "argument --format: invalid choice: 'csv'"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
