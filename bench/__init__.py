@@ -13,8 +13,9 @@ import os
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
+T = TypeVar("T")
 SEED_MAX = 2**32 - 1  # the models' training.seed; numpy's generators take no negative seed
 
 
@@ -26,13 +27,13 @@ class Parser(argparse.ArgumentParser):
         line = " ".join(message.split())
         self.exit(2, f"error: {line} (see '{self.prog} --help')\n")
 
-    def check_model(self, build: Callable[[], object]) -> None:
+    def check_model(self, build: Callable[[], T]) -> T:
         """Build the benchmark's model settings now: what the configuration refuses
         (too few rows for k, say) is a bad option, not a traceback once the work began."""
         from monitor.errors import ConfigError
 
         try:
-            build()
+            return build()
         except ConfigError as exc:
             self.error("these options make a model the monitor refuses: " + "; ".join(exc.problems))
 
@@ -94,7 +95,7 @@ def number(
     """An option's type: a finite number ``> above``, ``>= at_least`` and ``< below``."""
     wanted = [
         f"{word} {bound:g}"
-        for word, bound in (("above", above), ("at least", at_least), ("below", below))
+        for word, bound in (("above", above), ("of at least", at_least), ("below", below))
         if bound is not None
     ]
 

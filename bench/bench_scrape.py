@@ -65,6 +65,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import Parser, integer, number
+
 P99_TARGET_MS = 20.0
 
 
@@ -403,7 +405,7 @@ def _settings(
                     "features": features,
                     "k": 4,
                     "window": "30s",
-                    "schedule": {"interval": f"{interval:g}s"},
+                    "schedule": {"interval": interval},  # seconds ('1e+06s' is no duration)
                     "source": {
                         "kind": "synthetic",
                         "seed": i,
@@ -691,22 +693,33 @@ def heap_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    """Run the phases and print a Markdown table; 1 when a target is missed."""
-    p = argparse.ArgumentParser(prog="python -m bench scrape", description=__doc__.split("\n")[0])
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--seconds", type=float, default=60.0, help="length of each loaded phase")
-    p.add_argument("--quiet", type=float, default=15.0, help="length of the baseline phase")
-    p.add_argument("--idle", type=int, default=1000, help="silent connections held open")
-    p.add_argument("--idle-scrapers", type=int, default=2)
+def _parser() -> Parser:
+    p = Parser(prog="python -m bench scrape", description=__doc__.split("\n")[0])
+    p.add_argument("--clients", type=integer(1), default=50)
     p.add_argument(
-        "--reopen-after", type=float, default=1.0, help="seconds before a closed one is reopened"
+        "--seconds", type=number(above=0), default=60.0, help="length of each loaded phase"
     )
-    p.add_argument("--processes", type=int, default=2, help="client processes")
-    p.add_argument("--models", type=int, default=6)
-    p.add_argument("--interval", type=float, default=5.0)
-    p.add_argument("--rows", type=int, default=3000)
-    p.add_argument("--nofile", type=int, default=1024, help="soft descriptor limit")
+    p.add_argument(
+        "--quiet", type=number(at_least=0), default=15.0, help="length of the baseline phase"
+    )
+    p.add_argument("--idle", type=integer(0), default=1000, help="silent connections held open")
+    p.add_argument("--idle-scrapers", type=integer(1), default=2)
+    p.add_argument(
+        "--reopen-after",
+        type=number(at_least=0),
+        default=1.0,
+        help="seconds before a closed one is reopened",
+    )
+    p.add_argument("--processes", type=integer(1), default=2, help="client processes")
+    p.add_argument("--models", type=integer(1), default=6)
+    p.add_argument("--interval", type=number(at_least=1), default=5.0, help="seconds between runs")
+    p.add_argument("--rows", type=integer(1), default=3000)
+    p.add_argument(
+        "--nofile",
+        type=integer(64),
+        default=1024,
+        help="soft descriptor limit (at least 64: the process's own files, sockets and pipes)",
+    )
     p.add_argument("--no-cache", action="store_true", help="encode the registry per scrape")
     p.add_argument(
         "--plain",
@@ -718,13 +731,13 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument(
         "--first-runs-timeout",
-        type=float,
+        type=number(above=0),
         default=600.0,
         help="seconds the first runs (reference training) may take before the phases",
     )
     p.add_argument(
         "--nice",
-        type=int,
+        type=integer(0, 19),
         default=None,
         help="Limits.nice of the server threads (default: the daemon's, 0; with "
         "--run-isolation thread, +10)",
@@ -736,7 +749,10 @@ def main(argv: list[str]) -> int:
         help="daemon.run_isolation of the models (default: the daemon's default, process)",
     )
     p.add_argument(
-        "--client-nice", type=int, default=0, help="nice of the client processes (19: remote-like)"
+        "--client-nice",
+        type=integer(0, 19),
+        default=0,
+        help="nice of the client processes (19: remote-like)",
     )
     p.add_argument(
         "--wrk", action="store_true", help="wrk as the clients (--processes: its threads)"
@@ -749,11 +765,32 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--heap", action="store_true", help="only report what a full collection costs, and exit"
     )
+    return p
+
+
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, every bad value refused (one line, exit 2) before any work."""
+    p = _parser()
     args = p.parse_args(argv)
+    if args.wrk and shutil.which("wrk") is None:
+        p.error("--wrk: wrk is not installed (Debian: apt-get install wrk)")
+    # One model says it all: the models differ only in their names and seeds.
+    settings = p.check_model(
+        lambda: _settings(1, args.interval, args.rows, Path("unused"), args.run_isolation)
+    )
+    min_rows = settings.models[0].validation.min_rows
+    if args.rows < min_rows:
+        p.error(
+            f"--rows must be at least the models' validation.min_rows ({min_rows}); got {args.rows}"
+        )
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Run the phases and print a Markdown table; 1 when a target is missed."""
+    args = _options(argv)
     if args.heap:
         return heap_report(args)
-    if args.wrk and shutil.which("wrk") is None:
-        raise SystemExit("--wrk: wrk is not installed (Debian: apt-get install wrk)")
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
