@@ -25,6 +25,7 @@ Medians over ``--reps`` repetitions, the engines alternating within each.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import statistics
@@ -33,6 +34,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from bench import Parser, integer, seed
 
 
 def _block(index: int, rows: int, d: int, k: int, seed: int) -> np.ndarray:
@@ -50,14 +53,18 @@ def _cores(master: str) -> int:
 def _session(master: str, memory: str) -> Any:
     from pyspark.sql import SparkSession
 
-    spark = (
-        SparkSession.builder.master(master)
-        .appName("bench spark")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", memory)
-        .getOrCreate()
-    )
+    try:
+        spark = (
+            SparkSession.builder.master(master)
+            .appName("bench spark")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.memory", memory)
+            .getOrCreate()
+        )
+    except Exception as exc:  # no Java 17, say: a line, not pyspark's traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SystemExit(f"error: Spark did not start on {master}: {first}") from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -154,22 +161,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str]) -> int:
-    """Parse the arguments, run, print a table and the JSON figures."""
-    p = argparse.ArgumentParser(prog="python -m bench spark", description=__doc__)
-    p.add_argument("--n", type=int, default=1_000_000)
-    p.add_argument("--d", type=int, default=32)
-    p.add_argument("--k", type=int, default=64)
-    p.add_argument("--master", default="local[2]")
-    p.add_argument("--partitions", type=int, default=0, help="default: the parallelism")
-    p.add_argument("--short", type=int, default=2)
-    p.add_argument("--long", type=int, default=8)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--driver-memory", default="4g")
+def _memory(text: str) -> str:
+    """``--driver-memory``: a size as Spark reads one (``4g``, ``4096m``), checked before
+    a JVM starts."""
+    if re.fullmatch(r"[1-9]\d*([kmgtp]b?|b)?", text.lower()) is None:
+        raise argparse.ArgumentTypeError(f"must be a size such as '4g' or '4096m'; got {text!r}")
+    return text
+
+
+def _master(text: str) -> str:
+    """``--master``: a Spark master URL, checked before a JVM starts."""
+    local = r"local(\[([1-9]\d*|\*)(,[1-9]\d*)?\])?"
+    if re.fullmatch(rf"{local}|yarn|(spark|k8s|mesos)://\S+", text) is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a Spark master such as 'local[2]', 'yarn' or 'spark://HOST:PORT'; "
+            f"got {text!r}"
+        )
+    return text
+
+
+def _options(argv: list[str]) -> argparse.Namespace:
+    """The options, every bad value refused (one line, exit 2) before Spark starts."""
+    p = Parser(prog="python -m bench spark", description=__doc__)
+    p.add_argument("--n", type=integer(1), default=1_000_000)
+    p.add_argument("--d", type=integer(1), default=32)
+    p.add_argument("--k", type=integer(1), default=64)
+    p.add_argument("--master", type=_master, default="local[2]")
+    p.add_argument("--partitions", type=integer(0), default=0, help="default: the parallelism")
+    p.add_argument("--short", type=integer(1), default=2)
+    p.add_argument("--long", type=integer(2), default=8)
+    p.add_argument("--reps", type=integer(1), default=3)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--driver-memory", type=_memory, default="4g")
     args = p.parse_args(argv)
     if args.long <= args.short:
-        p.error("--long must be greater than --short")
+        p.error(f"--long must be greater than --short; got {args.long} and {args.short}")
+    # The first k rows of the first partition start both engines (with the default
+    # --partitions 0 the partitions are known once Spark runs: the rows at least).
+    rows = -(-args.n // (args.partitions or 1))
+    if rows < args.k:
+        p.error(f"each partition's rows must hold --k {args.k} clusters; got {rows}")
+    if importlib.util.find_spec("pyspark") is None:
+        p.error("pyspark is not installed (the extra 'spark': pip install 'kmeans-monitor[spark]')")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Parse the arguments, run, print a table and the JSON figures."""
+    args = _options(argv)
     out = run(args)
     print(f"{out['n']} x {out['d']}, k = {out['k']}, {out['master']}, {out['partitions']} parts")
     print("| engine | s / iteration (median) | rows / s / core | runs (s / iteration) |")

@@ -30,6 +30,7 @@ WORK = (
     "multiprocessing.process.BaseProcess.start",
     "monitor.bootstrap.backtest",
     "monitor.core.kmeans.warm_up",
+    "bench.bench_spark._session",  # pyspark starts its JVM with its own Popen
 )
 
 
@@ -130,6 +131,16 @@ BAD = [
     ("scrape", ["--client-nice", "-5"], "argument --client-nice: must be an integer from 0 to"),
     ("scrape", ["--first-runs-timeout", "0"], "argument --first-runs-timeout: must be a number"),
     ("scrape", ["--heap", "--models", "0"], "argument --models: must be an integer of at least"),
+    # spark
+    ("spark", ["--n", "-1"], "argument --n: must be an integer of at least 1; got '-1'"),
+    ("spark", ["--k", "0"], "argument --k: must be an integer of at least 1; got '0'"),
+    ("spark", ["--short", "3", "--long", "3"], "--long must be greater than --short; got 3 and 3"),
+    ("spark", ["--reps", "0"], "argument --reps: must be an integer of at least 1; got '0'"),
+    ("spark", ["--partitions", "-1"], "argument --partitions: must be an integer of at least 0"),
+    ("spark", ["--n", "100", "--partitions", "4"], "each partition's rows must hold --k 64"),
+    ("spark", ["--master", "local[0]"], "argument --master: must be a Spark master such as"),
+    ("spark", ["--driver-memory", "lots"], "argument --driver-memory: must be a size such as"),
+    ("spark", ["--seed", "-1"], "argument --seed: must be an integer from 0 to"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
