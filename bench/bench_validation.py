@@ -23,7 +23,6 @@ measured in the same run, so the machine's load moves both.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import Parser, integer
 from monitor.checks import overflow_message
 from monitor.sources._common import parse_timestamps
 
@@ -55,10 +55,10 @@ def _row(what: str, seconds: float, reference: float) -> str:
 
 def main(argv: list[str]) -> int:
     """Print one table row per input: the check's time, its reference's, their ratio."""
-    parser = argparse.ArgumentParser(prog="python -m bench validation")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser = Parser(prog="python -m bench validation", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=integer(1), default=1_000_000)
+    parser.add_argument("--features", type=integer(1), default=32)
+    parser.add_argument("--repeats", type=integer(1), default=7)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     seconds = T0 + rng.uniform(0, 86400, args.rows)

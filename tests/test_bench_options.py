@@ -141,6 +141,10 @@ BAD = [
     ("spark", ["--master", "local[0]"], "argument --master: must be a Spark master such as"),
     ("spark", ["--driver-memory", "lots"], "argument --driver-memory: must be a size such as"),
     ("spark", ["--seed", "-1"], "argument --seed: must be an integer from 0 to"),
+    # validation
+    ("validation", ["--rows", "0"], "argument --rows: must be an integer of at least 1"),
+    ("validation", ["--features", "0"], "argument --features: must be an integer of at least 1"),
+    ("validation", ["--repeats", "0"], "argument --repeats: must be an integer of at least 1"),
     # detection
     ("detection", ["--windows", "-1"], "argument --windows: must be an integer of at least 1"),
     ("detection", ["--rows", "3"], "argument --rows: must be an integer of at least 4; got '3'"),
