@@ -178,6 +178,31 @@ def test_a_bad_option_is_refused_in_one_line_before_any_work(
     assert err.endswith(f" (see 'python -m bench {name} --help')\n"), err
 
 
+GOOD = [(name, []) for name in sorted({name for name, _, _ in BAD})] + [
+    ("calibration", ["--k", "2", "--sizes", "2", "--rows", "1", "--blocks", "2"]),
+    ("choose_k", ["--rows", "10", "--sample", "10", "--k-min", "9", "--k-max", "10"]),
+    ("lloyd", ["--short", "1", "--long", "2", "--n", "64", "--dtype", "float64"]),
+    ("pipeline", ["--n", "64", "--restarts", "100"]),
+    ("scrape", ["--heap", "--rows", "100", "--interval", "1"]),
+    ("serving", ["--backends", "sklearn,monitor,sklearn", "--batches", "100000"]),
+    ("silhouette", ["--n", "3", "--sample", "3", "--k", "2"]),
+    (
+        "spark",
+        ["--master", "local[*]", "--driver-memory", "512m", "--n", "64", "--partitions", "1"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "argv"), GOOD, ids=[f"{n} {' '.join(a)}" for n, a in GOOD])
+@pytest.mark.usefixtures("no_work")
+def test_the_defaults_and_the_edges_of_each_range_start_the_work(
+    name: str, argv: list[str]
+) -> None:
+    module = importlib.import_module(f"bench.bench_{name}")
+    with pytest.raises(Started):
+        module.main(argv)
+
+
 def test_the_command_line_refuses_a_bad_option_in_one_line() -> None:
     # Negative rows made numpy's traceback before the CSV was written (exit 1).
     done = subprocess.run(
