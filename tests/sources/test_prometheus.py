@@ -150,8 +150,8 @@ def test_parse_options_converts_durations_and_lists() -> None:
         (
             {"url": "http://p", "features": EXPRS, "query": "up"},
             "source.query: must be omitted (unknown field; valid: basic_auth, bearer_token_file, "
-            "features, headers, join_on, max_points, retries, retry_backoff, step, timeout, tls, "
-            "url); got 'up'",
+            "features, headers, join_on, max_answer_bytes, max_points, retries, retry_backoff, "
+            "step, timeout, tls, url); got 'up'",
         ),
     ],
 )
