@@ -39,7 +39,7 @@ from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError
 from monitor.ports import SourceKind
-from monitor.redact import MASK
+from monitor.redact import MASK, redact_text
 from monitor.slis import SLIS, THRESHOLDS
 from monitor.timestamps import format_time, time_field
 from monitor.yamlfile import read_yaml
@@ -742,7 +742,7 @@ def _source(
 
 def _spark(r: _Reader) -> SparkSettings:
     """``{master: URL, conf: {spark.key: value}}``; values are passed to Spark as text."""
-    master = r.get("master", SparkSettings.master, _text)
+    master = r.get("master", SparkSettings.master, _spark_master)
     none: Mapping[str, Any] = {}
     raw = r.get("conf", none, check_mapping)
     conf = []
@@ -753,6 +753,40 @@ def _spark(r: _Reader) -> SparkSettings:
             r.add(exc.problem)
     r.finish()
     return SparkSettings(master=master, conf=tuple(conf))
+
+
+#: The master URLs Spark accepts (docs: "Master URLs"), as a problem names them.
+_SPARK_MASTERS = (
+    "a Spark master URL: local, local[N] or local[N,F] (N at least 1 or *, F at least 1), "
+    "spark://HOST:PORT (HA: spark://HOST1:PORT1,HOST2:PORT2), yarn or k8s://URL"
+)
+_LOCAL_MASTER = re.compile(r"local(?:\[(?P<n>[0-9]+|\*)(?:\s*,\s*(?P<f>[0-9]+))?\])?")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
+
+
+def _spark_master(value: Any, name: str) -> str:
+    """A master URL of a form Spark accepts, checked without starting Spark: a bad one
+    (``bogus://x``, ``local[0]``) failed every run, after a JVM's start, with Java's
+    stack trace."""
+    text = _text(value, name)
+    if not _is_spark_master(text):
+        raise Mismatch(Problem(name, _SPARK_MASTERS, Shown(repr(redact_text(text)))))
+    return text
+
+
+def _is_spark_master(text: str) -> bool:
+    local = _LOCAL_MASTER.fullmatch(text)
+    if local is not None:
+        return all(v in (None, "*") or int(v) >= 1 for v in (local["n"], local["f"]))
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text == "yarn"
+    if scheme == "k8s":  # k8s://https://HOST:PORT or k8s://HOST:PORT; Spark checks the rest
+        return bool(rest.strip())
+    if scheme != "spark":
+        return False
+    found = [_HOST_PORT.fullmatch(address) for address in rest.split(",")]
+    return all(m is not None and 1 <= int(m["port"]) <= 65535 for m in found)
 
 
 def _spark_property(key: Any, value: Any, name: str) -> tuple[str, str]:

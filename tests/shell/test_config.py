@@ -605,6 +605,22 @@ def test_engine_and_spark_problems_name_their_field() -> None:
     assert len(found) == 5
 
 
+def test_a_spark_master_spark_would_refuse_is_a_problem_before_spark_starts() -> None:
+    # check-config said OK; every run then failed after a JVM's start, with a stack trace.
+    good = ["local", "local[1]", "local[*]", "local[4,2]", "local[*, 3]", "yarn"]
+    good += ["spark://h:7077", "spark://h1:7077,10.0.0.2:7077", "spark://[::1]:7077"]
+    for master in [*good, "k8s://https://api.example:6443"]:
+        assert parse(minimal(spark={"master": master}), sources=SOURCES).models[0].spark.master
+    bad = ["bogus://x", "local[0]", "local[2,0]", "local[x]", "localhost", "spark://h"]
+    bad += ["spark://h:0", "spark://h:99999", "k8s://", "mesos://h:5050", "yarn-client"]
+    for master in bad:
+        [problem] = problems_of(minimal(engine="spark", spark={"master": master}))
+        assert problem.startswith("models[checkout].spark.master: must be a Spark master URL: ")
+        assert problem.endswith(f"; got {master!r}") and "\n" not in problem
+    [problem] = problems_of(minimal(spark={"master": "spark://user:hunter22@h"}))
+    assert "hunter22" not in problem and problem.endswith("got 'spark://***@h'")
+
+
 def test_models_on_spark_share_one_session_so_their_spark_settings_must_agree() -> None:
     raw = minimal(engine="spark", spark={"master": "local[2]"})
     model = raw["models"][0]
