@@ -15,13 +15,22 @@ from typing import Any
 
 import numpy as np
 
-from monitor.checks import Problem, check_choice, problem_of, read_fields
+from monitor.checks import Problem, Shown, check_choice, problem_of, read_fields
 from monitor.records import Window
+from monitor.redact import redact_url
 from monitor.sources._common import check_bounds
 
 __all__ = ["FORMATS", "SparkSource", "SparkSourceOptions", "build", "parse_options"]
 
 FORMATS = ("parquet", "csv")
+
+# Spark writes paths as given into its own log (a WARN for a missing directory), which
+# no masking here reaches: credentials go to Hadoop's settings, never into a path.
+_NO_CREDENTIALS = (
+    "a path without credentials (Spark logs paths as given): set them as Hadoop "
+    "properties such as spark.hadoop.fs.s3a.access.key and spark.hadoop.fs.s3a.secret.key "
+    "(the spark.conf of a model with engine: spark, or Spark's spark-defaults.conf)"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ def parse_options(
         value = getattr(o, name)
         if value is not None and not (isinstance(value, str) and value):
             problems.append(Problem(name, "a non-empty string", value))
+    if isinstance(o.path, str) and redact_url(o.path) != o.path:
+        problems.append(Problem("path", _NO_CREDENTIALS, Shown(repr(redact_url(o.path)))))
     if (o.path is None) == (o.table is None):
         problems.append(Problem("path", "set, or table, but not both", o.path))
     problem = problem_of(check_choice, o.format, "format", FORMATS)

@@ -125,6 +125,19 @@ def test_options_are_checked_when_the_config_is_parsed() -> None:
     )
 
 
+def test_credentials_in_a_path_are_refused_as_spark_would_log_them() -> None:
+    # Spark's own WARN line showed the secret of s3a://AKIA:supersecret@b/p/ on stderr.
+    kind = SOURCES["spark"]
+    for path in ("s3a://AKIA:supersecret@b/p/", "s3a://supersecret@b/p/"):
+        _, problems = kind.parse_options({"path": path, "time_column": "ts"}, FEATURES)
+        [text] = [p.config("models[m].source") for p in problems]
+        assert text.startswith("models[m].source.path: must be a path without credentials")
+        assert "spark.hadoop.fs.s3a.secret.key" in text and text.endswith("got 's3a://***@b/p/'")
+        assert "supersecret" not in text and "\n" not in text
+    options, problems = kind.parse_options({"path": "s3a://b/p@2024/", "time_column": "ts"})
+    assert problems == [] and options is not None
+
+
 def test_evaluate_once_with_engine_spark_reads_parquet_and_records_the_runs(
     spark: Any, tmp_path: Path
 ) -> None:
