@@ -49,6 +49,7 @@ __all__ = [
     "RandomStateLike",
     "Shown",
     "brief",
+    "brief_text",
     "check_array",
     "check_base_url",
     "check_choice",
@@ -160,6 +161,12 @@ def some_names(names: Sequence[Any], show: Callable[[Any], str] = str) -> str:
     shown = ", ".join(show(n) for n in names[:SOME_NAMES])
     more = len(names) - SOME_NAMES
     return f"{shown}, ... and {more:,} more" if more > 0 else shown
+
+
+def brief_text(text: str) -> str:
+    """A message's own text (an error a server or a library returned) as it is when it is
+    short, else ``brief(text)``: it goes into one line of a log, a history and a terminal."""
+    return text if len(text) <= BRIEF_MOST else brief(text)
 
 
 class Shown:

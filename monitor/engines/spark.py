@@ -24,6 +24,7 @@ from pyspark import RDD
 from pyspark.sql import DataFrame, SparkSession
 
 from monitor import slis as S
+from monitor.checks import brief_text
 from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
@@ -45,6 +46,7 @@ __all__ = [
     "SparkRows",
     "blocks_of_frame",
     "candidate_blocks",
+    "error_line",
     "lloyd",
     "read_rows",
     "rows_of",
@@ -130,18 +132,41 @@ def _cluster_sums(X: NDArray[Any], labels: NDArray[Any], k: int) -> F64:
 # ---------------------------------------------------------------------------- rows
 
 
-@contextlib.contextmanager
-def _read_errors(where: str) -> Iterator[None]:
-    """Spark's failures while it reads a window's rows, as a SourceError in one line."""
+def error_line(exc: BaseException) -> str:
+    """What a Spark error says went wrong, in one bounded line (``checks.brief_text``).
+
+    pyspark's own errors (``AnalysisException``, ``IllegalArgumentException``, ...) say it
+    in their first line. An error pyspark does not convert, a ``Py4JJavaError``, reads
+    "An error occurred while calling o28.load." then ": java.lang.Runtime...: ..." and
+    Java's stack trace: the second line says it.
+    """
+    try:
+        text = str(exc)
+    except Exception:  # a Py4JJavaError asks the JVM for its text, which may be gone
+        text = ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    first = lines[0]
+    if first.startswith("An error occurred while calling") and len(lines) > 1:
+        first = lines[1].removeprefix(":").strip()
+    return brief_text(first)
+
+
+def _spark_errors() -> tuple[type[Exception], ...]:
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
+    return (PySparkException, Py4JError)
+
+
+@contextlib.contextmanager
+def _read_errors(where: str) -> Iterator[None]:
+    """Spark's failures while it reads a window's rows, as a SourceError in one line."""
     try:
         yield
-    except (PySparkException, Py4JError) as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise SourceError(f"{where}: Spark cannot read it: {first}") from exc
+    except _spark_errors() as exc:
+        raise SourceError(f"{where}: Spark cannot read it: {error_line(exc)}") from exc
 
 
 class SparkRows:
@@ -806,11 +831,10 @@ def read_rows(
     is taken as unix seconds. Nothing is read yet: the pipeline's first pass reads the
     files. SchemaError when columns are missing, SourceError when Spark cannot read.
     """
-    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
 
-    try:
+    with _read_errors(where):
         frame = _open(spark, path=path, table=table, fmt=fmt)
         types = {f.name: f.dataType for f in frame.schema.fields}
         missing = [c for c in (*features, time_column) if c not in types]
@@ -831,9 +855,6 @@ def read_rows(
         )
         d = len(features)
         return SparkRows(blocks_of_frame(rows, features), d, frame=rows, where=where)
-    except PySparkException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceError(f"{where}: Spark cannot read it: {first}") from exc
 
 
 def _open(spark: SparkSession, *, path: str | None, table: str | None, fmt: str) -> DataFrame:

@@ -39,10 +39,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.checks import (
-    BRIEF_MOST,
     Problem,
     Shown,
     brief,
+    brief_text,
     check_base_url,
     check_int,
     is_real,
@@ -885,12 +885,12 @@ def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
 
 
 def _error_of(answer: Mapping[str, Any]) -> str:
-    """Prometheus' error text, shortened (``checks.brief``) when it is long: it goes into
+    """Prometheus' error text, shortened (``checks.brief_text``) when it is long: it goes into
     the run's one failure line, the log and the history."""
     kind = answer.get("errorType")
     text = answer.get("error") or "no error text"
     full = f"{kind}: {text}" if kind else str(text)
-    return full if len(full) <= BRIEF_MOST else brief(full)
+    return brief_text(full)
 
 
 def _error_text(body: bytes, status: int) -> str:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
+from monitor.engines.spark import error_line
 from monitor.errors import SchemaError, SourceError
 from monitor.records import Window
 from monitor.sources import SOURCES
@@ -110,6 +111,43 @@ def test_an_unreadable_path_is_a_source_error_in_one_line(spark: Any, tmp_path: 
     with pytest.raises(SourceError) as info:
         source.read_window(0.0, 1.0)
     assert "spark source" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_filesystem_spark_lacks_fails_the_run_in_one_line_with_its_reason(
+    spark: Any, tmp_path: Path
+) -> None:
+    # An error pyspark does not convert (a Py4JJavaError: s3a:// without hadoop-aws) was
+    # "FAILED (internal)" with 180 lines of Java stack trace as the run's message.
+    source = build("m", FEATURES, SparkSourceOptions(path="nosuchfs://bucket/t/"))
+    with pytest.raises(SourceError) as info:
+        source.read_window(0.0, 1.0)
+    assert str(info.value) == (
+        "model 'm', spark source nosuchfs://bucket/t/: Spark cannot read it: "
+        'org.apache.hadoop.fs.UnsupportedFileSystemException: No FileSystem for scheme "nosuchfs"'
+    )
+    config = tmp_path / "config.yaml"
+    model = "{name: m, features: [a, b, c], k: 3, window: 10m, schedule: {interval: 10m}"
+    source_yaml = "{kind: spark, path: 'nosuchfs://bucket/t/', time_column: ts}"
+    config.write_text(
+        f"daemon: {{state_dir: {tmp_path / 'state'}}}\n"
+        f"models:\n  - {model}, source: {source_yaml}}}\n"
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 1
+    [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert failed.endswith("FAILED (source_unavailable): " + str(info.value)), result.stdout
+    assert len(result.stdout.splitlines()) == 3 and "Traceback" not in result.stderr
+
+
+def test_a_spark_error_is_the_line_that_says_why_bounded() -> None:
+    java = "An error occurred while calling o1.load.\n: java.io.IOException: " + "x" * 500
+    line = error_line(RuntimeError(java + "\n\tat org.apache.hadoop.fs.FileSystem.get(F.java:1)"))
+    assert line.startswith("'java.io.IOException: xxx") and line.endswith("(523 characters)")
+    assert len(line) < 150 and "\n" not in line
+    assert error_line(RuntimeError("[PATH_NOT_FOUND] Path does not exist.\n\nJVM stack")) == (
+        "[PATH_NOT_FOUND] Path does not exist."
+    )
+    assert error_line(RuntimeError("")) == "RuntimeError"
 
 
 def test_options_are_checked_when_the_config_is_parsed() -> None:
