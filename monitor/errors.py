@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "ConvergenceWarning",
     "DegenerateDataWarning",
+    "EngineError",
     "InvalidInputError",
     "InvalidValuesError",
     "LivePointerError",
@@ -69,6 +70,11 @@ class SourceError(RuntimeError):
 
 class SourceTimeoutError(SourceError, TimeoutError):
     """A telemetry source did not answer in time."""
+
+
+class EngineError(RuntimeError):
+    """A model's engine could not start (a Spark session on an unreachable or refused
+    master, a JVM that exits): not the data, not a bug; the message says why."""
 
 
 class PushError(RuntimeError):

@@ -444,6 +444,7 @@ FAILURE_REASONS = (
     "training",
     "store",
     "run_timeout",
+    "engine_unavailable",
     "internal",
 )
 

@@ -29,6 +29,7 @@ from monitor.checks import overflow_message
 from monitor.config import Settings
 from monitor.core.scaling import transform
 from monitor.errors import (
+    EngineError,
     InvalidValuesError,
     RunCancelledError,
     SchemaError,
@@ -77,6 +78,7 @@ _FAILURE_TYPES: tuple[tuple[type[BaseException], str], ...] = (
     (TooFewRowsError, "too_few_rows"),
     (TrainingError, "training"),
     (StoreError, "store"),
+    (EngineError, "engine_unavailable"),
 )
 
 

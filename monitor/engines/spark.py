@@ -29,7 +29,7 @@ from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
-from monitor.errors import SchemaError, SourceError
+from monitor.errors import EngineError, SchemaError, SourceError
 from monitor.pipeline.train import RESTART_ROWS
 from monitor.records import (
     CandidateFit,
@@ -75,6 +75,7 @@ def session(
     """The process's Spark session, started with a model's master and properties.
 
     Without settings: those of the first engine built, else Spark's defaults.
+    EngineError in one line when it does not start (``error_line``).
     """
     if settings is None:
         settings = _FIRST[0] if _FIRST else SparkSettings()
@@ -87,7 +88,25 @@ def session(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in settings.conf:
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    try:
+        return builder.getOrCreate()
+    except _spark_errors() as exc:
+        _stop_failed_context()
+        raise EngineError(
+            f"the Spark session on master {settings.master!r} did not start: {error_line(exc)}"
+        ) from exc
+
+
+def _stop_failed_context() -> None:
+    """Forget a context that failed as the session started, so that the next run starts
+    Spark again: a standalone master that never answered leaves a stopped context that
+    pyspark would hand out, failing every later run at once."""
+    from pyspark import SparkContext
+
+    failed = SparkContext._active_spark_context
+    if failed is not None:
+        with contextlib.suppress(Exception):
+            failed.stop()
 
 
 def blocks_of_frame(frame: DataFrame, features: tuple[str, ...]) -> Blocks:

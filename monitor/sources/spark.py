@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import Problem, Shown, check_choice, problem_of, read_fields
+from monitor.errors import EngineError, SourceError
 from monitor.records import Window
 from monitor.redact import redact_url
 from monitor.sources._common import check_bounds
@@ -81,8 +82,13 @@ class SparkSource:
         from monitor.engines import spark
 
         what = self._o.table or self._o.path
+        where = f"model {self._model!r}, spark source {what}"
+        try:
+            session = spark.session()
+        except EngineError as exc:  # the source cannot be read without it
+            raise SourceError(f"{where}: {exc}") from exc
         rows = spark.read_rows(
-            spark.session(),
+            session,
             path=self._o.path,
             table=self._o.table,
             fmt=self._o.format,
@@ -90,7 +96,7 @@ class SparkSource:
             features=self._features,
             start=start,
             end=end,
-            where=f"model {self._model!r}, spark source {what}",
+            where=where,
         )
         # The rows stay in Spark: the pipeline reads them there on a spark engine and
         # collects them otherwise.

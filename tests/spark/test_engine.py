@@ -7,7 +7,11 @@ far below any SLI's resolution); counts, bins and shares are exact.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,3 +207,29 @@ def test_a_reference_trained_on_spark_finds_the_blobs(spark: Any) -> None:
     np.testing.assert_allclose(
         centers[order], local.centers[np.lexsort(local.centers.T[::-1])], atol=1e-9
     )
+
+
+def test_a_spark_session_that_does_not_start_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    # It was "FAILED (internal)" and a Python traceback on stderr. No Java here (JAVA_HOME
+    # names none), as with a JVM that exits: the gateway never starts, in a few seconds.
+    models = [
+        "{name: eng, features: [a, b], k: 2, window: 10m, schedule: {interval: 10m}, "
+        "engine: spark, spark: {master: 'local[1]'}, source: {kind: synthetic}}",
+        "{name: src, features: [a, b], k: 2, window: 10m, schedule: {interval: 10m}, "
+        f"source: {{kind: spark, path: '{tmp_path}', time_column: ts}}}}",
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"daemon: {{state_dir: {tmp_path / 'state'}}}\nmodels:\n"
+        + "".join(f"  - {m}\n" for m in models)
+    )
+    argv = [sys.executable, "-m", "monitor", "evaluate", "--config", str(config), "--dry-run"]
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stderr
+    failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    why = "the Spark session on master 'local[1]' did not start: [JAVA_GATEWAY_EXITED] "
+    assert len(failed) == 2 and len(done.stdout.splitlines()) == 5, done.stdout
+    assert f"eng        FAILED (engine_unavailable): {why}" in failed[0]
+    assert f"FAILED (source_unavailable): model 'src', spark source {tmp_path}: {why}" in failed[1]
+    assert "Traceback" not in done.stderr, done.stderr
