@@ -55,6 +55,9 @@ __all__ = [
     "train_centers",
 ]
 
+#: Spark's log level (``spark.log.level``) unless the model's ``spark.conf`` sets one.
+LOG_LEVEL = "ERROR"
+
 #: The executors' assignment kernel: numpy's. The compiled one would be JIT-compiled
 #: again in every Python worker Spark starts (seconds each), for no gain per partition.
 KERNEL = "numpy"
@@ -86,6 +89,10 @@ def session(
         # may not have it. pyspark reads the variable when the context starts; a set one
         # stands, and a cluster's executors take the user's (docs/scaling.md).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Spark's log goes to stderr at ERROR: its WARN lines carry Java stack traces (a
+    # missing path, a master that does not answer) and paths as given, out of reach of
+    # the daemon's masking. Applied as the context starts; the file's value wins.
+    builder = builder.config("spark.log.level", LOG_LEVEL)
     for key, value in settings.conf:
         builder = builder.config(key, value)
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,31 @@ def test_a_filesystem_spark_lacks_fails_the_run_in_one_line_with_its_reason(
     [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line]
     assert failed.endswith("FAILED (source_unavailable): " + str(info.value)), result.stdout
     assert len(result.stdout.splitlines()) == 3 and "Traceback" not in result.stderr
+
+
+def test_a_missing_path_fails_in_one_line_and_spark_logs_no_warning_or_stack_trace(
+    tmp_path: Path,
+) -> None:
+    # Its own process, as a user runs it: Spark's WARN for the missing directory came with
+    # a Java stack trace (about 100 lines on stderr) and shows the path as given.
+    missing = tmp_path / "nothing"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"daemon: {{state_dir: {tmp_path / 'state'}}}\nmodels:\n  - {{name: m, features: [a], "
+        f"k: 2, window: 10m, schedule: {{interval: 10m}}, "
+        f"source: {{kind: spark, path: '{missing}', time_column: ts}}}}\n"
+    )
+    argv = [sys.executable, "-m", "monitor", "evaluate", "--config", str(config), "--dry-run"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    [failed] = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    # Spark's line names the path again: beyond 120 characters its middle is left out.
+    where = f"m          FAILED (source_unavailable): model 'm', spark source {missing}: "
+    assert where + "Spark cannot read it: '[PATH_NOT_FOUND] Path does not exist: " in failed
+    assert "SQLSTATE: 42K03" in failed
+    # Spark's start-up lines (a loopback hostname, no native Hadoop) come before its level.
+    assert "FileStreamSink" not in done.stderr and "\tat " not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
 
 
 def test_a_spark_error_is_the_line_that_says_why_bounded() -> None:
