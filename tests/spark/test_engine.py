@@ -233,3 +233,33 @@ def test_a_spark_session_that_does_not_start_fails_the_run_in_one_line(tmp_path:
     assert f"eng        FAILED (engine_unavailable): {why}" in failed[0]
     assert f"FAILED (source_unavailable): model 'src', spark source {tmp_path}: {why}" in failed[1]
     assert "Traceback" not in done.stderr, done.stderr
+
+
+RESTART = """
+from pyspark import SparkContext
+from monitor.config import SparkSettings
+from monitor.engines.spark import session
+from monitor.errors import EngineError
+
+settings = SparkSettings("local[1]", (("spark.ui.enabled", "false"),))
+# What a standalone master that never answered leaves: a context Spark stopped as it started.
+SparkContext(master="local[1]")._jsc.sc().stop()
+try:
+    session(settings)
+except EngineError as exc:
+    print("first:", exc)
+print("then:", session(settings).range(3).count())
+"""
+
+
+def test_a_session_that_did_not_start_is_started_again_by_the_next_run() -> None:
+    # pyspark kept handing out the stopped context: every later run failed at once, so a
+    # daemon started while its master was down never recovered.
+    argv = [sys.executable, "-c", RESTART]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "first: the Spark session on master 'local[1]' did not start: "
+        "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.",
+        "then: 3",
+    ], done.stdout
