@@ -291,8 +291,7 @@ class SimulatorServer:
     @property
     def url(self) -> str:
         """``http://HOST:PORT`` (the port the OS chose when 0 was asked for)."""
-        host, port = self._http.address
-        return f"http://{host}:{port}"
+        return self._http.url
 
     def start(self) -> None:
         """Compute the first snapshot, then serve and keep refreshing."""

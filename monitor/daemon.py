@@ -164,9 +164,7 @@ class Daemon:
 
     @property
     def url(self) -> str:
-        host, port = self.http.address
-        host = f"[{host}]" if ":" in host else host
-        return f"{self.http.scheme}://{host}:{port}"
+        return self.http.url
 
     def ready(self) -> tuple[bool, str]:
         if not self.scheduler.running:
@@ -336,9 +334,7 @@ class LabelServer:
 
     @property
     def url(self) -> str:
-        host, port = self.http.address
-        host = f"[{host}]" if ":" in host else host
-        return f"{self.http.scheme}://{host}:{port}"
+        return self.http.url
 
     def start(self) -> None:
         """Serve, and follow promotions, rollbacks and candidates."""

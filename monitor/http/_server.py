@@ -528,6 +528,11 @@ class HttpServer:
         return str(host), int(port)
 
     @property
+    def url(self) -> str:
+        """``scheme://HOST:PORT``, an IPv6 host in brackets (``http://[::1]:9310``)."""
+        return f"{self.scheme}://{_peer(self.address)}"
+
+    @property
     def open_connections(self) -> int:
         """Client connections admitted and not yet closed."""
         return self._engine.open_connections

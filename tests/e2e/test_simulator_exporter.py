@@ -233,6 +233,20 @@ def test_an_address_in_use_is_one_clear_error() -> None:
         first.stop()
 
 
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_an_ipv6_address_is_in_brackets_in_the_url(host: str) -> None:
+    """`simulate --listen '[::1]:0'` printed http://::1:PORT/metrics, which no client reads."""
+    server = simulator_server(ServiceOptions(instances=1), host, 0)
+    server.start()
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        assert server.url == f"http://[{host}]:{port}"
+        with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        server.stop()
+
+
 def test_the_server_refreshes_and_serves_metrics_that_promtool_accepts(tmp_path: Path) -> None:
     options = ServiceOptions(features=FEATURES, instances=3)
     clock_times = iter(float(T + i) for i in range(10_000))
