@@ -211,6 +211,19 @@ def _stdout_closed() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _options_named(**options: str) -> Iterator[None]:
+    """A value check's problem names the command-line option that gave the value
+    (``--refresh: must be ...``), not the parameter it reached (``refresh``)."""
+    try:
+        yield
+    except Mismatch as exc:
+        option = options.get(exc.problem.field)
+        if option is None:
+            raise
+        raise Mismatch(replace(exc.problem, field=option)) from None
+
+
 def _limit_blas(settings: Settings) -> None:
     """Apply daemon.blas_threads to this process's BLAS and OpenMP pools."""
     if settings.daemon.blas_threads > 0:
@@ -296,7 +309,8 @@ def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) 
 
     settings = _settings(config_path, state_dir=state_dir)
     if listen is not None:
-        parse_listen(listen)
+        with _options_named(listen="--listen"):
+            parse_listen(listen)
     _limit_blas(settings)
     server = LabelServer(build_serving_app(settings), listen=listen)
     run_until_signal(
@@ -1702,8 +1716,9 @@ def simulate(config_path: Path | None, listen: str, refresh: float) -> None:
     from monitor.yamlfile import read_yaml
 
     options = simulator_options(None if config_path is None else read_yaml(config_path))
-    host, port = parse_listen(listen)
-    server = simulator_server(options, host, port, refresh=refresh)
+    with _options_named(listen="--listen", refresh="--refresh"):
+        host, port = parse_listen(listen)
+        server = simulator_server(options, host, port, refresh=refresh)
     run_until_signal(
         server,
         on_started=lambda: click.echo(

@@ -304,12 +304,13 @@ def test_the_cli_reads_its_config_strictly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--listen", "nowhere"], "error: listen: must be HOST:PORT like 127.0.0.1:9310"),
+        (["--listen", "nowhere"], "error: --listen: must be HOST:PORT like 127.0.0.1:9310"),
         (["--config", "/nonexistent/sim.yml"], "/nonexistent/sim.yml: cannot read"),
-        (["--refresh", "0"], "error: refresh: must be a float in (0, 3144960000.0]; got 0.0"),
+        (["--refresh", "0"], "error: --refresh: must be a float in (0, 3144960000.0]; got 0.0"),
     ],
 )
 def test_the_cli_refuses_bad_arguments(args: list[str], message: str) -> None:
+    """Each error names the option as it was typed (it said 'listen:' and 'refresh:')."""
     result = CliRunner().invoke(main, ["simulate", *args])
     assert result.exit_code == 2
     assert message in result.output
