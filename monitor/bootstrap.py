@@ -42,7 +42,7 @@ from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
-from monitor.runner import Runner, classify_failure
+from monitor.runner import Runner, classify_failure, store_options
 from monitor.scheduling import cron_problem, run_times, schedule_gaps, schedule_interval_seconds
 from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
@@ -781,11 +781,9 @@ def backtest(
 
 def retrain_command(model: str, config_path: Path | None, state_dir: Path) -> str:
     """The command that retrains ``model`` on its reference period, runnable as printed."""
-    config = "FILE" if config_path is None else str(Path(config_path).resolve())
-    return (
-        f"kmeans-monitor snapshots retrain {model} --config {config} "
-        f"--state-dir {Path(state_dir).resolve()}"
-    )
+    config = Path("FILE") if config_path is None else Path(config_path).resolve()
+    where = store_options(Path(state_dir).resolve(), config)
+    return f"kmeans-monitor snapshots retrain {model} {where}"
 
 
 def _k_text(k: int | KRange) -> str:

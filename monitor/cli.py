@@ -367,6 +367,7 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     from monitor.bootstrap import build_app, load_settings
     from monitor.checks import check_float
     from monitor.daemon import Daemon, run_until_signal
+    from monitor.runner import store_options
     from monitor.yamlfile import load_yaml
 
     check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
@@ -390,8 +391,8 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
             f"built-in simulator, a run every 5 s.\n"
             f"  metrics:   {daemon.url}/metrics\n"
             f"  models:    {daemon.url}/api/models\n"
-            f"  snapshots: kmeans-monitor snapshots list --state-dir {state_dir}\n"
-            f"  history:   kmeans-monitor history checkout --state-dir {state_dir}\n"
+            f"  snapshots: kmeans-monitor snapshots list {store_options(state_dir)}\n"
+            f"  history:   kmeans-monitor history checkout {store_options(state_dir)}\n"
             "The first run of each model trains it on a simulated day of telemetry and takes "
             "a few seconds; 'checkout' drifts about a minute in. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shlex
 import threading
 import time
 import traceback
@@ -368,10 +369,10 @@ def awaiting_approval(evaluation: Evaluation) -> bool:
 def store_options(state_dir: Path, config: Path | None = None) -> str:
     """The options of a printed ``snapshots`` command that open the store as the daemon
     does: with the configuration file when there is one, for its key (an encrypted or
-    signed store cannot be read from the state directory alone)."""
-    if config is None:
-        return f"--state-dir {state_dir}"
-    return f"--config {config} --state-dir {state_dir}"
+    signed store cannot be read from the state directory alone). Paths are quoted for
+    the shell, so that a printed command runs as pasted ('sd with space')."""
+    where = f"--state-dir {shlex.quote(str(state_dir))}"
+    return where if config is None else f"--config {shlex.quote(str(config))} {where}"
 
 
 def approve_command(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shlex
 import signal
 import subprocess
 import sys
@@ -56,3 +57,25 @@ def test_the_demo_prints_each_run_once_and_no_daemon_log_of_it(tmp_path: Path) -
     assert "model=checkout" not in err and "model=search" not in err, err
     assert "apscheduler" not in err, err
     assert proc.returncode == 0
+
+
+def demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``kmeans-monitor demo`` on any free port, run to its end (give it a --duration)."""
+    argv = [sys.executable, "-m", "monitor", "demo", "--listen", "127.0.0.1:0", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_printed_commands_run_as_pasted(tmp_path: Path) -> None:
+    """The commands were printed unquoted: pasted, `--state-dir sd with space` read 'sd'."""
+    state = tmp_path / "sd with space"
+    result = demo("--state-dir", str(state), "--duration", "0.1")
+    assert result.returncode == 0, result.stderr
+    commands = {
+        line.split(":", 1)[0].strip(): shlex.split(line.split(":", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith(("  snapshots:", "  history:"))
+    }
+    assert commands == {
+        "snapshots": ["kmeans-monitor", "snapshots", "list", "--state-dir", str(state)],
+        "history": ["kmeans-monitor", "history", "checkout", "--state-dir", str(state)],
+    }

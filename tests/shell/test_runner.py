@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor import runner as runner_module
-from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, run_timeout
+from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, retrain_command, run_timeout
 from monitor.checks import overflow_message
 from monitor.config import Settings, parse
 from monitor.errors import ConfigError, LivePointerError, SourceError
@@ -363,3 +365,15 @@ def test_a_live_pointer_that_stays_broken_is_logged_once_and_its_repair_once(
         "model=shop cannot read the live snapshot: model 'shop': the live pointer is missing",
         "model=shop the live snapshot reads again",
     ]
+
+
+def test_printed_commands_quote_their_paths_for_the_shell(tmp_path: Path) -> None:
+    """--state-dir 'sd with space' printed unquoted ran `snapshots approve` on 'sd'."""
+    state, config = tmp_path / "sd with space", tmp_path / "it's.yaml"
+    command = runner_module.approve_command("shop", 2, state, config)
+    assert shlex.split(command) == [
+        *["kmeans-monitor", "snapshots", "approve", "shop", "2"],
+        *["--config", str(config), "--state-dir", str(state)],
+    ]
+    retrain = shlex.split(retrain_command("shop", config, state))
+    assert retrain[-4:] == ["--config", str(config.resolve()), "--state-dir", str(state.resolve())]
