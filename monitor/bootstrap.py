@@ -592,12 +592,13 @@ def run_workers(settings: Settings) -> RunWorkers | None:
 DAEMON_LOCK = "daemon.lock"  # in the state directory: held by the daemon that runs on it
 
 
-def claim_state_dir(state_dir: Path) -> int:
+def claim_state_dir(state_dir: Path, *, option: str = "daemon.state_dir") -> int:
     """Hold ``state_dir`` for this daemon until the process ends (the descriptor stays
     open; the kernel drops the lock with the process, a kill -9 included).
 
     Two daemons on one state directory ran every model twice, and both could promote.
-    InvalidInputError naming the other daemon's pid when one holds it.
+    InvalidInputError naming the other daemon's pid when one holds it, and ``option``,
+    where this one's state directory came from.
     """
     make_dirs(Path(state_dir))
     path = Path(state_dir) / DAEMON_LOCK
@@ -610,7 +611,7 @@ def claim_state_dir(state_dir: Path) -> int:
         raise InvalidInputError(
             f"another kmeans-monitor daemon (pid {other}) runs on the state directory "
             f"{state_dir}: it would run every model a second time; stop it, or give this "
-            "one its own daemon.state_dir"
+            f"one its own {option}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

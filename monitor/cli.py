@@ -364,7 +364,7 @@ def _progress_line(
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
-    from monitor.bootstrap import build_app, load_settings
+    from monitor.bootstrap import build_app, claim_state_dir, load_settings
     from monitor.checks import check_float
     from monitor.daemon import Daemon, run_until_signal
     from monitor.runner import store_options
@@ -380,8 +380,9 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
         None, raw=load_yaml(text, "demo.yaml"), overrides=overrides, serve=True
     )
     _configured_log_level(settings)
-    _limit_blas(settings)
     state = settings.daemon.state_dir
+    claim_state_dir(state, option="--state-dir")  # held until the process ends
+    _limit_blas(settings)
     app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
     daemon = Daemon(app)
 

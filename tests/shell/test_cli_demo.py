@@ -12,6 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from monitor.bootstrap import DAEMON_LOCK, claim_state_dir
+from monitor.cli import EXIT_USER
+
 RUN_LINE = re.compile(r"^\[\s*\d+s\] (checkout|search)\s+v\d+\s+rows=\d+ ")
 
 
@@ -59,10 +62,12 @@ def test_the_demo_prints_each_run_once_and_no_daemon_log_of_it(tmp_path: Path) -
     assert proc.returncode == 0
 
 
-def demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``kmeans-monitor demo`` on any free port, run to its end (give it a --duration)."""
     argv = [sys.executable, "-m", "monitor", "demo", "--listen", "127.0.0.1:0", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
 
 
 def test_the_printed_commands_run_as_pasted(tmp_path: Path) -> None:
@@ -79,3 +84,21 @@ def test_the_printed_commands_run_as_pasted(tmp_path: Path) -> None:
         "snapshots": ["kmeans-monitor", "snapshots", "list", "--state-dir", str(state)],
         "history": ["kmeans-monitor", "history", "checkout", "--state-dir", str(state)],
     }
+
+
+def test_a_demo_refuses_a_state_directory_another_daemon_holds(tmp_path: Path) -> None:
+    """The demo ignored the lock: beside a `run`, it trained a v2 the daemon then served."""
+    state = tmp_path / "state"
+    held = claim_state_dir(state)  # as a `run` (or another demo) on it holds it
+    try:
+        result = demo("--state-dir", str(state), "--duration", "0.1")
+    finally:
+        os.close(held)
+    assert result.returncode == EXIT_USER, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: another kmeans-monitor daemon (pid {os.getpid()}) runs on the state "
+        f"directory {state}: it would run every model a second time; stop it, or give this "
+        "one its own --state-dir\n"
+    )
+    assert sorted(p.name for p in state.iterdir()) == [DAEMON_LOCK]  # nothing trained
