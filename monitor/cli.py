@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import select
+import shutil
 import sys
 import tempfile
 import time
@@ -364,15 +365,39 @@ def _progress_line(
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
     """Watch two simulated services; one of them drifts after about a minute."""
-    from monitor.bootstrap import build_app, claim_state_dir, load_settings
     from monitor.checks import check_float
+
+    check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
+    with _demo_state_dir(state_dir) as (directory, keep):
+        _demo(listen, directory, duration, on_started=keep)
+
+
+@contextlib.contextmanager
+def _demo_state_dir(given: Path | None) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """The demo's state directory and the call that keeps it: ``given``, or a new
+    temporary one, removed when the demo ends before ``keep`` (before it printed the
+    directory's name: a bad --listen, a port in use, a signal)."""
+    if given is not None:
+        yield given, lambda: None
+        return
+    made = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
+    kept: list[bool] = []
+    try:
+        yield made, lambda: kept.append(True)
+    finally:
+        if not kept:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _demo(
+    listen: str | None, state_dir: Path, duration: float, on_started: Callable[[], None]
+) -> None:
+    """Run the demo on ``state_dir``, held as `run` holds its own (``claim_state_dir``)."""
+    from monitor.bootstrap import build_app, claim_state_dir, load_settings
     from monitor.daemon import Daemon, run_until_signal
     from monitor.runner import store_options
     from monitor.yamlfile import load_yaml
 
-    check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
-    if state_dir is None:
-        state_dir = Path(tempfile.mkdtemp(prefix="kmeans-monitor-demo-"))
     t0 = time.monotonic()
     text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
     overrides = {"listen": listen, "state_dir": str(state_dir)}
@@ -398,6 +423,7 @@ def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
             "a few seconds; 'checkout' drifts about a minute in. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
         )
+        on_started()
 
     # One line per run: the demo's own; the daemon's log of the same run stays out.
     with _quiet_run_log(scheduler=True):

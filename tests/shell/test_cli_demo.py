@@ -7,10 +7,13 @@ import re
 import selectors
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from monitor.bootstrap import DAEMON_LOCK, claim_state_dir
 from monitor.cli import EXIT_USER
@@ -102,3 +105,27 @@ def test_a_demo_refuses_a_state_directory_another_daemon_holds(tmp_path: Path) -
         "one its own --state-dir\n"
     )
     assert sorted(p.name for p in state.iterdir()) == [DAEMON_LOCK]  # nothing trained
+
+
+@pytest.mark.parametrize("listen", ["foo", "in use"])
+def test_a_demo_that_does_not_start_leaves_no_temporary_directory(
+    tmp_path: Path, listen: str
+) -> None:
+    """`demo --listen foo` left a new /tmp/kmeans-monitor-demo-* behind at every try."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if listen == "in use":
+            listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = demo("--listen", listen, env={"TMPDIR": str(tmp_path)})
+    assert result.returncode == EXIT_USER, result.stderr
+    assert result.stderr.startswith("error: invalid configuration:\n  - ")
+    assert "daemon.listen" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_demo_that_ran_keeps_its_temporary_directory(tmp_path: Path) -> None:
+    result = demo("--duration", "0.1", env={"TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    (made,) = tmp_path.iterdir()
+    assert result.stdout.splitlines()[-1] == f"demo stopped; snapshots and history kept in {made}"
