@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import math
 import signal
 import threading
 import time
@@ -40,6 +41,8 @@ log = logging.getLogger("monitor")
 # Skipped runs on a logger of their own, which the demo quiets (its first runs overrun).
 skip_log = logging.getLogger("monitor.schedule")
 
+# At most this long between a SIGTERM or SIGINT that another thread received and the stop.
+SIGNAL_LATENCY_SECONDS = 0.5
 # How often the daemon looks for a live pointer changed by `snapshots rollback`.
 LIVE_REFRESH_SECONDS = 2.0
 # The start-up heap is frozen once every model has run, or after this many seconds.
@@ -356,6 +359,19 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
 
+def _wait(stop: threading.Event, duration: float) -> None:
+    """Wait until ``stop`` is set or ``duration`` seconds (inf: no end) have passed.
+
+    The wait wakes every ``SIGNAL_LATENCY_SECONDS``: the kernel hands a signal to any
+    thread of the process, and Python runs its handler in the main thread only when
+    that thread runs; one left blocked in a wait that does not end sees it never (a
+    SIGTERM early in `run` was lost so, and the daemon served on).
+    """
+    end = time.monotonic() + duration
+    while not stop.is_set() and (left := end - time.monotonic()) > 0:
+        stop.wait(min(left, SIGNAL_LATENCY_SECONDS))
+
+
 def run_until_signal(
     service: Service,
     duration: float | None = None,
@@ -390,8 +406,7 @@ def run_until_signal(
         service.start()
         if on_started is not None:
             on_started()
-        # A wait longer than TIMEOUT_MAX (292 years) overflows; it is as good as none.
-        stop.wait(min(duration, threading.TIMEOUT_MAX) if duration and duration > 0 else None)
+        _wait(stop, duration if duration and duration > 0 else math.inf)
     except KeyboardInterrupt:
         pass
     finally:

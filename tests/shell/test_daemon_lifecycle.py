@@ -159,6 +159,28 @@ def test_a_duration_of_centuries_waits_like_none() -> None:
     assert calls == ["start", "stop"]
 
 
+def test_a_signal_another_thread_receives_stops_the_service(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The kernel may hand SIGTERM to any thread: the main thread, blocked in a wait
+    without end, never ran the handler, and a `run` signalled early served on."""
+    service = Service()
+
+    def to_this_thread() -> None:
+        time.sleep(0.3)  # the main thread waits by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    def from_another_thread() -> None:
+        threading.Thread(target=to_this_thread, daemon=True).start()
+
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        run_until_signal(service, 30, on_started=from_another_thread)
+    assert time.monotonic() - t0 < 10  # it waited its 30 s
+    assert service.calls == ["start", "stop"]
+    assert any(r.getMessage() == "received SIGTERM" for r in caplog.records)
+
+
 def test_sighup_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
     # Its default ended the daemon at once (exit 129), with no log line and no clean stop.
     service = Service()
