@@ -261,6 +261,18 @@ def test_no_module_imports_another_modules_private_names(path: Path) -> None:
     assert not found, f"{path.relative_to(PACKAGE.parent)} imports private names {found}"
 
 
+def test_importing_the_package_imports_no_kernels() -> None:
+    """Python imports the package before the command line's first line, which handles
+    the signals: its estimators' kernels (numba, most of a second) made that long
+    window in which a Ctrl-C printed a traceback and a SIGTERM killed the process."""
+    heavy = "{'numba', 'numpy', 'importlib.metadata'}"
+    code = f"import sys, monitor; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_daemon_imports_no_spark_unless_a_model_asks_for_it() -> None:
     """pyspark is an optional extra: wiring local models must not even import it."""
     code = (
