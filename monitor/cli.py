@@ -35,6 +35,7 @@ from monitor.errors import (
     TimeRangeError,
     TrainingError,
 )
+from monitor.interrupts import by_signal, exit_interrupted
 from monitor.logs import set_log_level, setup_logging
 from monitor.records import Evaluation, RunFailure
 from monitor.redact import redact_text, redact_url
@@ -99,7 +100,7 @@ def _configured_log_level(settings: Settings) -> None:
 EXIT_FAILED = 1  # evaluate: a run failed or the push failed; render --check: stale files
 EXIT_USER = 2  # the input, the configuration, an option, a file, the store: fix and retry
 EXIT_INTERNAL = 70  # a bug in kmeans-monitor (EX_SOFTWARE of sysexits.h)
-EXIT_INTERRUPTED = 130  # Ctrl-C outside the daemon: 128 + SIGINT, as shells report it
+# 130: interrupted, SIGINT or SIGTERM (monitor.interrupts.EXIT_INTERRUPTED)
 EXIT_PIPE = 141  # stdout's reader went away (`| head`): 128 + SIGPIPE, as shells report it
 
 # What a user can fix: the configuration, the data, a file, an option, the store.
@@ -166,6 +167,8 @@ class _Commands(click.Group):
         except click.UsageError as exc:  # an option of this group itself (--log-level)
             path = " ".join(filter(None, [parent.command_path if parent else None, info_name]))
             raise _usage_line(exc, path) from None
+        except KeyboardInterrupt:  # not click's "Aborted!" and exit 1
+            exit_interrupted()
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -177,9 +180,10 @@ class _Commands(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
-            # run and demo stop on SIGINT themselves (exit 0); any other command is cut short.
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            # SIGINT or SIGTERM (monitor.interrupts): run, serve, demo and simulate stop on
+            # them with 0 once they serve (run_until_signal); before, and any other
+            # command, are cut short.
+            exit_interrupted()
         except BrokenPipeError as exc:
             if not _stdout_closed():  # another pipe or socket: an error like any other
                 click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
@@ -188,10 +192,12 @@ class _Commands(click.Group):
             # Python's final flush of stdout would fail again: it goes to /dev/null.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_PIPE)
-        except _USER_ERRORS as exc:
-            click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
-            sys.exit(EXIT_USER)
         except Exception as exc:
+            if by_signal(exc):  # a C extension's import cut short: an ImportError from it
+                exit_interrupted()
+            if isinstance(exc, _USER_ERRORS):
+                click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
+                sys.exit(EXIT_USER)
             trace = "".join(traceback.format_exception(exc)).rstrip()
             click.echo(redact_text(trace), err=True)
             click.echo(

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, main
+from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
+from monitor.interrupts import EXIT_INTERRUPTED
 from tests.fakes import blobs
 from tests.sources.test_prometheus import FakePrometheus
 

@@ -1,0 +1,100 @@
+"""SIGINT and SIGTERM on the command line, from the first line of ``monitor.__main__``.
+
+While a command works, either raises ``Interrupted`` (a KeyboardInterrupt), which ends
+it with the line ``interrupted`` and exit 130; ``monitor.daemon.run_until_signal`` takes
+both over while ``run``, ``serve``, ``demo`` or ``simulate`` serves, and those stop
+cleanly with 0. Once the command has ended, a signal ends the process at once with the
+command's exit code. This module is imported before the handlers exist: the standard
+library only, and little of it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+from types import FrameType
+from typing import NoReturn
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "Interrupted",
+    "by_signal",
+    "ended",
+    "exit_interrupted",
+    "handle_signals",
+]
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_exit_code: list[int] = []  # the command's, once it has ended
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (its name is the message).
+
+    Not KeyboardInterrupt itself: CPython remembers a KeyboardInterrupt that left code
+    run by ``exec`` of a string (dataclasses, namedtuple and numba run such code while
+    they are imported) and, handled or not, ends the process by SIGINT at exit instead
+    of with its exit code. It checks for that exact class, not a subclass.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if not _exit_code:
+        raise Interrupted(signum)
+    # Python is shutting down (joining threads, running exit handlers), where the
+    # exception would be printed with its traceback: leave now, as the command said.
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(_exit_code[0])
+
+
+def _ignore() -> None:
+    """The last exit handler: Python then resets ours, and a signal would end the rest of
+    its shutdown by the signal rather than with the command's exit code."""
+    for sig in _SIGNALS:
+        if signal.getsignal(sig) is _on_signal:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def handle_signals() -> None:
+    """SIGINT and SIGTERM raise ``Interrupted`` from now on, unless the parent process
+    had them ignored (a shell starts a background job with SIGINT ignored)."""
+    for sig, default in zip(_SIGNALS, (signal.default_int_handler, signal.SIG_DFL), strict=True):
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, _on_signal)
+    atexit.register(_ignore)  # registered first, so run last
+
+
+def ended(code: object) -> None:
+    """The command has ended with ``code`` (a SystemExit's): a signal from now on ends
+    the process at once with it."""
+    _exit_code.append(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def by_signal(exc: BaseException) -> bool:
+    """Whether ``exc`` is an interrupt or what one left: a C extension whose import is cut
+    short fails with ImportError('initialization failed') caused by the interrupt."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def exit_interrupted() -> NoReturn:
+    """End the command as interrupted: one line on stderr, exit 130."""
+    sys.stderr.write("interrupted\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_INTERRUPTED)
