@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Protocol
 
-from monitor import views
+from monitor import interrupts, views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.errors import InvalidInputError
@@ -386,6 +386,7 @@ def run_until_signal(
     ``stop_event`` is set on a signal (a daemon passes its own, so that runs in progress
     see it); a KeyboardInterrupt raised between handlers counts as a signal too.
     """
+    interrupts.raise_lost()  # a signal during the start-up that some code took
     stop = stop_event or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -25,11 +27,13 @@ __all__ = [
     "ended",
     "exit_interrupted",
     "handle_signals",
+    "raise_lost",
 ]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _exit_code: list[int] = []  # the command's, once it has ended
+_raised: list[int] = []  # the signals that raised an Interrupted
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,6 +52,7 @@ class Interrupted(KeyboardInterrupt):
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     if not _exit_code:
+        _raised.append(signum)
         raise Interrupted(signum)
     # Python is shutting down (joining threads, running exit handlers), where the
     # exception would be printed with its traceback: leave now, as the command said.
@@ -65,12 +70,31 @@ def _ignore() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def _quiet(report: Callable[..., object], *args: Any) -> None:
+    """``sys.excepthook`` or ``sys.unraisablehook`` (``report``), silent about an
+    ``Interrupted``: code that cannot pass one on prints it that way and goes on (an
+    object's finalizer; numpy's C API when a C extension's import is cut short)."""
+    value = args[1] if len(args) == 3 else args[0].exc_value
+    if not isinstance(value, Interrupted):
+        report(*args)
+
+
+def raise_lost() -> None:
+    """Raise again the ``Interrupted`` that something took and did not pass on (see
+    ``_quiet``; a library may also catch it): a command about to serve until a signal
+    calls this first, or it would serve on (a demo signalled as it started did)."""
+    if _raised:
+        raise Interrupted(_raised[0])
+
+
 def handle_signals() -> None:
     """SIGINT and SIGTERM raise ``Interrupted`` from now on, unless the parent process
     had them ignored (a shell starts a background job with SIGINT ignored)."""
     for sig, default in zip(_SIGNALS, (signal.default_int_handler, signal.SIG_DFL), strict=True):
         if signal.getsignal(sig) is default:
             signal.signal(sig, _on_signal)
+    sys.excepthook = functools.partial(_quiet, sys.excepthook)
+    sys.unraisablehook = functools.partial(_quiet, sys.unraisablehook)
     atexit.register(_ignore)  # registered first, so run last
 
 
@@ -82,7 +106,11 @@ def ended(code: object) -> None:
 
 def by_signal(exc: BaseException) -> bool:
     """Whether ``exc`` is an interrupt or what one left: a C extension whose import is cut
-    short fails with ImportError('initialization failed') caused by the interrupt."""
+    short fails with ImportError('initialization failed') caused by the interrupt, or
+    with one that no longer says so (numpy's C API prints the interrupt and raises
+    "numpy._core.multiarray failed to import"): any error after a signal counts."""
+    if _raised:
+        return True
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:

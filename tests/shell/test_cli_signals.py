@@ -129,6 +129,58 @@ def test_an_interrupt_that_left_code_run_by_exec_still_exits_130(tmp_path: Path)
     assert (done.returncode, done.stderr) == (EXIT_INTERRUPTED, "interrupted\n")
 
 
+# Ways code that cannot pass an interrupt on takes it: Python prints one raised in a
+# finalizer and drops it; numpy's C API prints one (sys.excepthook) when it cuts short a
+# C extension's import and raises an ImportError of its own; a library may catch it.
+TAKEN = {
+    "finalizer": (
+        "class Dropped:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs in here\n"
+        "Dropped()\n"
+    ),
+    "printed": (
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "except BaseException:\n"
+        "    sys.excepthook(*sys.exc_info())\n"
+    ),
+    "caught": (
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "except BaseException:\n"
+        "    pass\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("taken", TAKEN)
+def test_an_interrupt_taken_during_the_start_stops_a_service_before_it_serves(
+    taken: str,
+) -> None:
+    """A demo signalled while it started printed a traceback and served on."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from monitor import interrupts\n"
+        "from monitor.daemon import run_until_signal\n"
+        "interrupts.handle_signals()\n"
+        "class Service:\n"
+        "    def start(self):\n"
+        "        print('started')\n"
+        "    def stop(self):\n"
+        "        pass\n"
+        "try:\n"
+        + "".join(f"    {line}\n" for line in TAKEN[taken].splitlines())
+        + "    run_until_signal(Service(), 30)\n"
+        "except KeyboardInterrupt:\n"
+        "    interrupts.exit_interrupted()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (EXIT_INTERRUPTED, "", "interrupted\n")
+
+
 def test_a_signal_once_the_command_has_ended_keeps_its_exit_code() -> None:
     """Python's shutdown reset the handlers: a signal then killed the process (143)."""
     code = (
@@ -154,6 +206,24 @@ def test_an_import_cut_short_is_an_interrupt_not_a_bug(monkeypatch: pytest.Monke
     monkeypatch.setattr(render, "runbook_markdown", cut_short)
     result = CliRunner().invoke(main, ["runbook", "KMeansFeatureDrift"])
     assert (result.exit_code, result.stderr) == (EXIT_INTERRUPTED, "interrupted\n")
+
+
+def test_an_error_after_a_signal_is_an_interrupt_not_a_bug() -> None:
+    """numpy's C API printed the interrupt and raised an ImportError of its own."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from monitor import interrupts\n"
+        "interrupts.handle_signals()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "except BaseException:\n"
+        "    sys.excepthook(*sys.exc_info())\n"
+        "    error = ImportError('numpy._core.multiarray failed to import')\n"
+        "assert interrupts.by_signal(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_by_signal_follows_causes_and_contexts() -> None:
