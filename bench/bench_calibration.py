@@ -49,9 +49,9 @@ from bench import SEED_MAX, Parser, clusters, integer, integers, number, output_
 
 STEP = 300.0  # seconds per window: five minutes (times only label the windows)
 SPREAD = 4.0  # standard deviation of the mixture's centres; the clusters' is 1
-# Null windows refitted per size for the centroid drift (the split gain is measured on
-# the same null windows): what the pipeline uses, max(30, 12 * calibration_refits), at
-# the default calibration_refits=5.
+# Null windows refitted per size for the centroid drift (the split gain draws half to
+# twice as many at every size): what the pipeline uses, max(30, 12 * calibration_refits),
+# at the default calibration_refits=5.
 FITS = 60
 
 

@@ -76,10 +76,9 @@ Int = NDArray[np.intp]
 #: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
 JOINT = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, EMPTY_CLUSTERS)
 #: SLIs calibrated on their own null windows, each with a Bonferroni share: the
-#: silhouette (exact within small windows), and the centroid drift and the split gain
-#: (a refit per window).
+#: silhouette (exact within small windows), the centroid drift (a refit per window) and
+#: the split gain (every cluster cut in two per window).
 SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX, SPLIT_GAIN)
-_REFITTED = (CENTROID_DRIFT_MAX, SPLIT_GAIN)
 CALIBRATABLE = (*JOINT, *SEPARATE)
 
 DRAW_BUDGET = 1.5e7  # gathered values per size (draws * n * (d + 2)): bounds the work
@@ -92,6 +91,7 @@ SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
 SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
 SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger sizes' null
+SPLIT_ROWS_PER_SIZE = 150_000  # rows cut in two per size for the split gain's null
 _SEED_HIGH = 2**31 - 1
 
 
@@ -106,8 +106,9 @@ class Phases:
 
 @dataclass(frozen=True, eq=False)
 class _Refits:
-    """How the refitted SLIs are drawn: null windows per size, how each is refitted, and
-    the split baseline the split gain is measured against (None: not measured)."""
+    """How the costly SLIs are drawn: null windows per size (the split gain's scale with
+    it), how each is refitted, and the split baseline the split gain is measured against
+    (None: not measured)."""
 
     count: int
     refit: Refit
@@ -189,8 +190,8 @@ def calibrate(
         With a seasonal model, the phase of each block: each block is then compared with
         the reference rows of its own phase (its neighbours'), like a monitored window.
     n_fits : int
-        Null windows refitted per size (at three sizes, the others interpolated); 0 leaves
-        the centroid drift uncalibrated.
+        Null windows refitted per size (at three sizes, the others interpolated); the
+        split gain draws about as many at every size. 0 calibrates neither.
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> centres, optional; how a null window is refitted
         (default: Lloyd warm from C; the pipeline passes its candidate training).
@@ -257,15 +258,18 @@ def _separate_thresholds(
     wm: float,
 ) -> list[tuple[str, F64]]:
     """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
-    the silhouette from its own draws, the refitted ones from ``refits`` (how many null
-    windows per size, and how each is refitted)."""
+    the silhouette from its own draws, the centroid drift and the split gain as
+    ``refits`` says (how many null windows per size, how each is refitted, the split
+    baseline)."""
     out = []
     if SILHOUETTE in separate:
         out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
-    refitted = [key for key in separate if key in _REFITTED]
-    if refitted and refits.count > 0:
-        columns = _refit_thresholds(pool, C, grid, refits, rate, rng, wm)
-        out += [(key, columns[key]) for key in refitted]
+    if refits.count > 0 and CENTROID_DRIFT_MAX in separate:
+        out.append((CENTROID_DRIFT_MAX, _refit_thresholds(pool, C, grid, refits, rate, rng, wm)))
+    baseline = refits.split_baseline
+    if refits.count > 0 and SPLIT_GAIN in separate and baseline is not None:
+        split = _split_thresholds(pool, grid, baseline, refits.count, rate, rng, wm)
+        out.append((SPLIT_GAIN, split))
     return out
 
 
@@ -818,45 +822,92 @@ def _refit_thresholds(
     level: float,
     rng: np.random.Generator,
     wm: float,
-) -> dict[str, F64]:
-    """Centroid drift and split gain thresholds from refits (``refits.refit``) of null
-    windows.
+) -> F64:
+    """Centroid drift thresholds from refits (``refits.refit``) of null windows.
 
     At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
     as the budget affords), ``refits.count`` refits each (up to twice as many where refits
-    are cheap); each gives a centroid drift and, on the same null window, a split gain
-    (which needs no refit: the live model's clusters cut in two). The far quantile of a
-    few hundred values is extrapolated twice, by a log-normal fitted to all of them and
-    by an exponential tail of the log fitted to the top tenth (a Pareto tail, which small
-    windows need: a cluster with a handful of points swings far), and the larger is
-    kept. Between sizes log-log interpolation; beyond the largest refitted size its
-    value (both only shrink with n).
+    are cheap), each value's far quantile by ``_far_quantile``. Between sizes log-log
+    interpolation; beyond the largest refitted size its value (the drift only shrinks
+    with n).
     """
     k, d = C.shape
     n_fits = refits.count
-    fitted: dict[str, dict[int, float]] = {key: {} for key in _REFITTED}
+    fitted: dict[int, float] = {}
     spent = 0.0
     bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
     for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
-        # ~20 iterations of the refit's k centres, and of two per cluster for the split
-        cost = float(n) * d * 20 * n_fits * (k + 2 * drift.SPLIT_SEEDS)
-        if n < k * 2 or (fitted[CENTROID_DRIFT_MAX] and spent + cost > REFIT_BUDGET):
+        cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres
+        if n < k * 2 or (fitted and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
         # More refits where they are cheap; not for a one-window (bootstrapped) null, which
         # a retrained candidate recomputes on every drifting window.
         most = n_fits if bootstrapped else 2 * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        values = _refits(pool, C, n, count, rng, wm, refits)
-        for key, column in values.items():
-            finite = column[np.isfinite(column)]
-            if finite.shape[0] < max(2, column.shape[0] // 2):
-                continue  # undefined at this size
-            logs = np.log(np.maximum(finite, 1e-12))
-            lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
-            fitted[key][g] = math.exp(max(lognormal, _upper_threshold(logs, level)))
-    return {key: _interpolate_log(grid, fitted[key]) for key in _REFITTED}
+        quantile = _far_quantile(_refits(pool, C, n, count, rng, refits.refit), level)
+        if quantile is not None:
+            fitted[g] = quantile
+    return _interpolate_log(grid, fitted)
+
+
+def _far_quantile(values: F64, level: float) -> float | None:
+    """The value null windows exceed with probability ``level``, from a few hundred of
+    them (None: undefined at this size, NaN in half of them or more).
+
+    Extrapolated twice, by a log-normal fitted to all of them and by an exponential tail
+    of the log fitted to the top tenth (a Pareto tail, which small windows need: a
+    cluster with a handful of points swings far); the larger is kept.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.shape[0] < max(2, values.shape[0] // 2):
+        return None
+    logs = np.log(np.maximum(finite, 1e-12))
+    lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
+    return math.exp(max(lognormal, _upper_threshold(logs, level)))
+
+
+def _split_thresholds(
+    pool: _Pool,
+    grid: NDArray[np.int64],
+    baseline: F64,
+    n_fits: int,
+    level: float,
+    rng: np.random.Generator,
+    wm: float,
+) -> F64:
+    """Split gain thresholds at every size of the grid, from null windows' split gains
+    against ``baseline`` (no refit: the live model's clusters cut in two).
+
+    Its null moves with the window's rows in no simple way (a small cluster's cut saves
+    much by chance, and the baseline is a whole reference window's), so every size is
+    drawn rather than interpolated: up to ``SPLIT_ROWS_PER_SIZE`` rows, between half
+    and twice ``n_fits`` windows. A one-window (bootstrapped) null stops at the
+    window's rows, as the refits do; larger sizes take its value.
+    """
+    bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
+    largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
+    most = n_fits if bootstrapped else 2 * n_fits
+    fitted: dict[int, float] = {}
+    for g, n in enumerate(map(int, grid)):
+        if n > largest and fitted:
+            break
+        count = int(min(most, max(n_fits // 2, 1, SPLIT_ROWS_PER_SIZE // n)))
+        values = np.full(count, np.nan)
+        for i, rows in enumerate(_draw_rows(pool, n, count, rng).rows):
+            split = drift.split_gain(
+                pool.X[rows],
+                pool.centers,
+                baseline,
+                random_state=int(rng.integers(0, _SEED_HIGH)),
+                working_memory_mib=wm,
+            )
+            values[i] = split.gain if split.defined else np.nan
+        quantile = _far_quantile(values, level)
+        if quantile is not None:
+            fitted[g] = quantile
+    return _interpolate_log(grid, fitted)
 
 
 def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
@@ -885,29 +936,14 @@ def _warm_refit(wm: float) -> Refit:
     return refit
 
 
-def _refits(
-    pool: _Pool,
-    C: F64,
-    n: int,
-    count: int,
-    rng: np.random.Generator,
-    wm: float,
-    refits: _Refits,
-) -> dict[str, F64]:
-    """Centroid drift and split gain of ``count`` null windows of ``n`` rows."""
+def _refits(pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, refit: Refit) -> F64:
+    """Centroid drift of ``count`` null windows of ``n`` rows, each refitted by ``refit``."""
     win = _draw_rows(pool, n, count, rng)
     compared = _compared_centers(pool, win)
-    out = {key: np.full(count, np.nan) for key in _REFITTED}
-    baseline = refits.split_baseline
+    out = np.full(count, np.nan)
     for i, rows in enumerate(win.rows):
-        seed = int(rng.integers(0, _SEED_HIGH))
-        centers = refits.refit(pool.X[rows], C, seed)
-        out[CENTROID_DRIFT_MAX][i] = centroid_drift(compared[i], centers).max
-        if baseline is not None:
-            split = drift.split_gain(
-                pool.X[rows], C, baseline, random_state=seed, working_memory_mib=wm
-            )
-            out[SPLIT_GAIN][i] = split.gain if split.defined else np.nan
+        centers = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
+        out[i] = centroid_drift(compared[i], centers).max
     return out
 
 

@@ -35,7 +35,7 @@ from monitor.core._psi import (
     psi_from_fractions,
     warm_up,
 )
-from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.core.kmeans import assign_labels
 from monitor.errors import InvalidInputError
 from monitor.records import PSI, CentroidDrift, LabelDrift, ReferenceBins, SplitGain
 
@@ -541,7 +541,6 @@ def cluster_split_savings(
     k: int,
     *,
     random_state: RandomStateLike = None,
-    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> NDArray[np.float64]:
     """Per cluster, the inertia per row that cutting it in two saves.
 
@@ -553,40 +552,90 @@ def cluster_split_savings(
         The cluster of each row, in ``[0, k)``.
     k : int
     random_state : int, Generator, RandomState or None
-        Seeds the cuts (``SPLIT_SEEDS`` k-means++ restarts of 2-means each).
+        Seeds the cuts (``SPLIT_SEEDS`` k-means++ starts of 2-means each).
 
     Returns
     -------
     ndarray of shape (k,)
         ``(I_1 - I_2) / n_c`` per cluster of ``n_c`` rows, with ``I_1`` their inertia
-        about their mean and ``I_2`` the best inertia of two centres; NaN for a cluster
-        of fewer than ``SPLIT_MIN_ROWS`` rows.
+        about their mean and ``I_2`` the best inertia of two centres (Lloyd from each
+        start, every cluster's cut at once: ``_cut_inertia``); NaN for a cluster of
+        fewer than ``SPLIT_MIN_ROWS`` rows.
     """
     owner = "cluster_split_savings"
-    Xa = check_array(X, name="X")
+    Xa = np.asarray(check_array(X, name="X"), dtype=np.float64)
     k = check_int(k, "k", low=1, owner=owner)
     y = check_labels(labels, Xa.shape[0], k, owner=owner)
     rng = check_random_state(random_state)
+    size = np.bincount(y, minlength=k)
+    mean = np.zeros((k, Xa.shape[1]))
+    np.add.at(mean, y, Xa)
+    mean /= np.maximum(size, 1)[:, None]
+    whole = np.bincount(y, weights=((Xa - mean[y]) ** 2).sum(axis=1), minlength=k)
     savings = np.full(k, np.nan)
-    order = np.argsort(y, kind="stable")
-    bounds = np.searchsorted(y[order], np.arange(k + 1))
-    for c in range(k):
-        P = Xa[order[bounds[c] : bounds[c + 1]]]
-        if P.shape[0] < SPLIT_MIN_ROWS:
-            continue
-        whole = float(np.sum((P - P.mean(axis=0)) ** 2, dtype=np.float64))
-        cut = whole
-        if whole > 0.0:
-            cut = fit_kmeans(
-                P,
-                2,
-                n_init=SPLIT_SEEDS,
-                max_iter=SPLIT_ITER,
-                random_state=int(rng.integers(0, 2**31 - 1)),
-                working_memory_mib=working_memory_mib,
-            ).inertia
-        savings[c] = max(0.0, whole - cut) / P.shape[0]
+    big = size >= SPLIT_MIN_ROWS
+    savings[big] = 0.0
+    cut = big & (whole > 0.0)
+    if cut.any():
+        code = np.cumsum(cut) - 1  # the cut clusters numbered 0, 1, ...
+        order = np.flatnonzero(cut[y])
+        order = order[np.argsort(y[order], kind="stable")]
+        # fit_kmeans's stopping rule: a shift of 1e-4 of the cluster's mean variance
+        tol = 1e-4 * whole[cut] / (size[cut] * Xa.shape[1])
+        inertia = _cut_inertia(Xa[order], code[y[order]], tol, rng)
+        savings[cut] = np.maximum(0.0, whole[cut] - inertia) / size[cut]
     return savings
+
+
+def _cut_inertia(
+    P: NDArray[np.float64],
+    group: NDArray[np.intp],
+    tol: NDArray[np.float64],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """The best inertia of two centres per group over ``SPLIT_SEEDS`` starts.
+
+    ``P``'s rows are sorted by ``group`` (``m`` groups, each with two distinct rows at
+    least). Each start picks its two centres by k-means++ within every group (a random
+    row, then one drawn in proportion to the squared distance from it), then runs Lloyd
+    for every group at once: a row goes to the second centre when it lies past the
+    perpendicular bisector, ``x . (b - a) > (b - a) . (a + b) / 2``, until no row moves,
+    every group's centres move by at most ``tol`` (squared, summed over both), or after
+    ``SPLIT_ITER`` steps.
+    """
+    m = tol.shape[0]
+    size = np.bincount(group, minlength=m)
+    first = np.concatenate(([0], np.cumsum(size)[:-1]))
+    last = first + size - 1
+    total = np.add.reduceat(P, first, axis=0)
+    best = np.full(m, np.inf)
+    for _ in range(SPLIT_SEEDS):
+        a = P[first + (rng.random(m) * size).astype(np.intp)]
+        mass = np.cumsum(((P - a[group]) ** 2).sum(axis=1))
+        below = np.concatenate(([0.0], mass))[first]
+        target = below + rng.random(m) * (mass[last] - below)
+        b = P[np.clip(np.searchsorted(mass, target, side="right"), first, last)]
+        side = np.zeros(P.shape[0], dtype=bool)
+        for step in range(SPLIT_ITER):
+            normal = b - a
+            level = 0.5 * np.einsum("ij,ij->i", normal, a + b)
+            moved = np.einsum("ij,ij->i", P, normal[group]) > level[group]
+            if step and np.array_equal(moved, side):
+                break
+            side = moved
+            count_b = np.add.reduceat(side.astype(np.float64), first)[:, None]
+            sum_b = np.add.reduceat(P * side[:, None], first, axis=0)
+            count_a = size[:, None] - count_b
+            new_a = np.where(count_a > 0, (total - sum_b) / np.maximum(count_a, 1.0), a)
+            new_b = np.where(count_b > 0, sum_b / np.maximum(count_b, 1.0), b)
+            shift = ((new_a - a) ** 2).sum(axis=1) + ((new_b - b) ** 2).sum(axis=1)
+            a, b = new_a, new_b
+            if np.all(shift <= tol):
+                break
+        centre = np.where(side[:, None], b[group], a[group])
+        inertia = np.add.reduceat(((P - centre) ** 2).sum(axis=1), first)
+        best = np.minimum(best, inertia)
+    return best
 
 
 def split_baseline(
@@ -596,7 +645,6 @@ def split_baseline(
     k: int,
     *,
     random_state: RandomStateLike = None,
-    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> NDArray[np.float64]:
     """What cutting each cluster in two saves per row in a reference window: the median
     over the windows (``block``, one id per window) of :func:`cluster_split_savings`.
@@ -610,9 +658,7 @@ def split_baseline(
     per_block = np.full((max(1, ids.shape[0]), k), np.nan)
     for i, b in enumerate(ids):
         rows = blk == b
-        per_block[i] = cluster_split_savings(
-            Xa[rows], y[rows], k, random_state=rng, working_memory_mib=working_memory_mib
-        )
+        per_block[i] = cluster_split_savings(Xa[rows], y[rows], k, random_state=rng)
     seen = np.isfinite(per_block).any(axis=0)
     out = np.zeros(k)
     out[seen] = np.nanmedian(per_block[:, seen], axis=0)
@@ -673,9 +719,7 @@ def split_gain(
     if Xa.shape[0] > SPLIT_ROWS:
         Xa = Xa[np.sort(rng.choice(Xa.shape[0], SPLIT_ROWS, replace=False))]
     labels, _ = assign_labels(Xa, C, working_memory_mib=working_memory_mib)
-    savings = cluster_split_savings(
-        Xa, labels, C.shape[0], random_state=rng, working_memory_mib=working_memory_mib
-    )
+    savings = cluster_split_savings(Xa, labels, C.shape[0], random_state=rng)
     usable = (base > 0) & np.isfinite(savings)
     if not usable.any():
         return SplitGain(0.0, -1, defined=False)

@@ -365,9 +365,7 @@ def _split_baseline(ref: ReferencePeriod, snap: Snapshot, wm: float) -> FloatArr
     taken = np.concatenate(keep) if keep else rows
     Xs = prepare(ref.X[taken], snap.scaler, snap.metric)
     labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
-    return drift.split_baseline(
-        Xs, labels, ref.block[taken], snap.k, random_state=rng, working_memory_mib=wm
-    )
+    return drift.split_baseline(Xs, labels, ref.block[taken], snap.k, random_state=rng)
 
 
 def _phase_width(window: float, period: float, n_phases: int) -> int:

@@ -368,3 +368,28 @@ def test_a_silhouette_undefined_in_most_null_windows_gets_no_threshold_above_250
         random_state=0,
     )  # fmt: skip
     assert threshold_at(table, 500)[S.SILHOUETTE] is None
+
+
+@pytest.mark.parametrize("n", [100, 400])
+def test_the_split_gain_holds_its_rate_between_the_refitted_sizes(
+    reference: Reference, n: int
+) -> None:
+    """The split gain is drawn at every size of the grid: interpolated in log-log from the
+    three sizes the centroid drift is refitted at (25, 200, 1,600 here), its threshold
+    let 2.3 times its rate through at 100 rows, and a tenth of it at 400. Sizes within
+    one reference window (600 rows), where a run's usually are: a null window spanning
+    two of the 60 blocks draws from 59 stretches only, whose tail the 1,000 fresh windows
+    here find too thin."""
+    grid = [25, 50, 100, 200, 400, 800, 1600]
+    alpha = 0.01
+    table = table_of(reference, grid, keys=[S.SPLIT_GAIN], false_alarm_rate=alpha)
+    threshold = threshold_at(table, n)[S.SPLIT_GAIN]
+    assert threshold is not None
+    rng = np.random.default_rng(5)
+    trials = 1000
+    gains = [
+        split_gain(draw(rng, n), reference.centers, reference.baseline, random_state=i).gain
+        for i in range(trials)
+    ]
+    rate = float(np.mean(np.asarray(gains) > threshold))
+    assert alpha / 2 <= rate <= 2 * alpha, rate
