@@ -1657,13 +1657,14 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
 )
 @click.option(
     "--runbook-url-pattern",
-    help="runbook_url of the alerts: where site/ is served, with {alertname} and labels "
-    "such as {model} (default http://127.0.0.1:9312/runbooks/{alertname}.html?model={model}).",
+    help="runbook_url of the alerts, an http(s) URL: where site/ is served, with {alertname} "
+    "and labels such as {model} (default "
+    "http://127.0.0.1:9312/runbooks/{alertname}.html?model={model}).",
 )
 @click.option(
     "--dashboard-url-pattern",
-    help="dashboard_url of the alerts: the Grafana on-call dashboard, with labels such as "
-    "{job} and {model}.",
+    help="dashboard_url of the alerts, an http(s) URL: the Grafana on-call dashboard, with "
+    "labels such as {job} and {model}.",
 )
 @click.option("--daemon-url", help="The daemon's address, linked from site/ for the live values.")
 @click.option(

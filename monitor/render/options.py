@@ -87,12 +87,14 @@ def _fields(pattern: str) -> list[str | None]:
 
 
 def _check_pattern(pattern: object, field: str, *, needs_alertname: bool) -> None:
-    """A str without spaces whose placeholders are labels of PLACEHOLDERS."""
+    """An http(s) URL without spaces whose placeholders are labels of PLACEHOLDERS: a
+    link an on-call engineer clicks in an alert, a dashboard or the site (not
+    ``javascript:`` or ``file:``)."""
     labels = [p for p in PLACEHOLDERS if p != "alertname" or not needs_alertname]
     named = ", ".join(f"{{{p}}}" for p in labels)
-    expected = f"a URL without spaces with any of the labels {named}"
+    expected = f"an http(s) URL without spaces with any of the labels {named}"
     if needs_alertname:
-        expected = f"a URL without spaces with {{alertname}} and any of the labels {named}"
+        expected = f"an http(s) URL without spaces with {{alertname}} and any of the labels {named}"
     why = _pattern_problem(pattern, needs_alertname)
     if why is not None:
         raise Mismatch(Problem(field, expected + why, pattern), _OWNER)
@@ -100,7 +102,7 @@ def _check_pattern(pattern: object, field: str, *, needs_alertname: bool) -> Non
 
 def _pattern_problem(pattern: object, needs_alertname: bool) -> str | None:
     """None for a valid pattern, else what to add to the expectation ("" for nothing)."""
-    if not isinstance(pattern, str):
+    if not isinstance(pattern, str) or not re.match(r"https?://[^/\s]", pattern, re.IGNORECASE):
         return ""
     if "{{" in pattern or "}}" in pattern:
         return " (a label is written {model}, not as a Prometheus template)"

@@ -272,8 +272,9 @@ def test_job_and_storm_options() -> None:
 
 
 RUNBOOK_PATTERN = (
-    "The 'runbook_url_pattern' parameter of RenderOptions must be a URL without spaces with "
-    "{alertname} and any of the labels {severity}, {job}, {instance}, {model}, {feature}"
+    "The 'runbook_url_pattern' parameter of RenderOptions must be an http(s) URL without "
+    "spaces with {alertname} and any of the labels {severity}, {job}, {instance}, {model}, "
+    "{feature}"
 )
 
 
@@ -310,9 +311,19 @@ RUNBOOK_PATTERN = (
         ),
         (
             {"dashboard_url_pattern": "http://g/d/x?var-model={model"},
-            "The 'dashboard_url_pattern' parameter of RenderOptions must be a URL without "
-            "spaces with any of the labels {alertname}, {severity}, {job}, {instance}, "
+            "The 'dashboard_url_pattern' parameter of RenderOptions must be an http(s) URL "
+            "without spaces with any of the labels {alertname}, {severity}, {job}, {instance}, "
             "{model}, {feature}. Got 'http://g/d/x?var-model={model' instead.",
+        ),
+        (
+            {"dashboard_url_pattern": "javascript:alert(1)//{model}"},
+            "The 'dashboard_url_pattern' parameter of RenderOptions must be an http(s) URL "
+            "without spaces with any of the labels {alertname}, {severity}, {job}, {instance}, "
+            "{model}, {feature}. Got 'javascript:alert(1)//{model}' instead.",
+        ),
+        (
+            {"runbook_url_pattern": "/runbooks/{alertname}.html"},
+            f"{RUNBOOK_PATTERN}. Got '/runbooks/{{alertname}}.html' instead.",
         ),
         (
             {"daemon_url": "127.0.0.1:9310"},
