@@ -2,8 +2,9 @@
 
 PyYAML's safe loader accepts what an operator never means: a key given twice (the last
 one silently wins, so ``k: 3`` then ``k: 40`` runs with 40), aliases that expand to
-gigabytes (the "billion laughs"), and it reports bytes that are not UTF-8 as a decoder
-traceback. ``load_yaml`` refuses each of these with one line that names the file.
+gigabytes (the "billion laughs"), YAML 1.1's octal and base-60 numbers (``k: 010`` is 8,
+``1:30`` is 90), and it reports bytes that are not UTF-8 as a decoder traceback.
+``load_yaml`` refuses each of these with one line that names the file.
 """
 
 from __future__ import annotations
@@ -83,6 +84,30 @@ class _StrictLoader(yaml.SafeLoader):
             self._sizes[node] = size
         return size
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """YAML 1.1's int, less its octal (``010`` is 8) and base-60 (``1:30`` is 90)
+        forms, which nobody writing a configuration means."""
+        digits = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in digits or (len(digits) > 1 and digits[0] == "0" and digits[1] in "01234567"):
+            self._ambiguous(node, super().construct_yaml_int(node))
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        """YAML 1.1's float, less its base-60 form (``1:30.5`` is 90.5)."""
+        if ":" in str(node.value):
+            self._ambiguous(node, super().construct_yaml_float(node))
+        return super().construct_yaml_float(node)
+
+    def _ambiguous(self, node: yaml.ScalarNode, value: Any) -> None:
+        form = "base 60" if ":" in str(node.value) else "octal"
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{node.value} is {value} in YAML 1.1 ({form}): write {value}, or quote it "
+            f"('{node.value}') for the text",
+            node.start_mark,
+        )
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
@@ -102,6 +127,10 @@ class _StrictLoader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

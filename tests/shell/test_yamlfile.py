@@ -76,6 +76,30 @@ def test_merge_keys_share_options_and_the_keys_written_win() -> None:
     assert "duplicate key 'y'" in problem("a: &m {x: 1}\nb: {<<: *m, y: 1, y: 2}\n")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "k: 010\n",
+            "line 1, column 4: 010 is 8 in YAML 1.1 (octal): write 8, or quote it ('010')",
+        ),
+        ("k: -0_17\n", "-0_17 is -15 in YAML 1.1 (octal)"),
+        ("at: 1:30\n", "1:30 is 90 in YAML 1.1 (base 60): write 90, or quote it ('1:30')"),
+        ("x: [1, 1:30.5]\n", "line 1, column 8: 1:30.5 is 90.5 in YAML 1.1 (base 60)"),
+    ],
+)
+def test_yaml_1_1_octal_and_base_60_numbers_are_refused(text: str, message: str) -> None:
+    assert message in problem(text)
+
+
+def test_numbers_that_read_as_written_stay_numbers() -> None:
+    text = "a: 0\nb: 10\nc: -3\nd: 0.5\ne: 1_000\nf: 0x1f\ng: 08\nh: '010'\ni: 1e3\n"
+    assert load_yaml(text, "f.yml") == {
+        "a": 0, "b": 10, "c": -3, "d": 0.5, "e": 1000, "f": 31, "g": "08", "h": "010",
+        "i": "1e3",
+    }  # fmt: skip
+
+
 def test_a_long_duplicate_key_is_named_shortened() -> None:
     key = "k" * 1_000_000
     msg = problem(f"? {key}\n: 1\n? {key}\n: 2\n")  # plain keys: 1024 at most
