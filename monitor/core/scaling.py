@@ -15,8 +15,8 @@ __all__ = ["SCALER_KINDS", "fit_scaler", "inverse_transform", "transform"]
 
 SCALER_KINDS = ("standard", "robust", "none")
 
-# Below this spread (relative to the feature's magnitude) a feature counts as constant:
-# dividing by it would turn rounding noise into signal.
+# Below this spread (relative to the feature's largest value) a feature counts as
+# constant: dividing by it would turn rounding noise into signal.
 _CONSTANT_RTOL = 1e-12
 
 
@@ -35,7 +35,11 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
     -------
     Scaler
         ``center`` and ``scale`` of shape (n_features,); ``scale`` is strictly positive,
-        1.0 for constant features.
+        1.0 for constant features (a spread of at most 1e-12 of the feature's largest
+        absolute value: what rounding leaves of a constant). Small units are no constant:
+        a feature of values near 1e-13, or near 1e-160, is scaled like any other (its
+        spread is measured on the values divided by the largest, whose squares do not
+        underflow).
     """
     check_choice(kind, "kind", SCALER_KINDS, owner="fit_scaler")
     X = check_array(X, name="X")
@@ -43,15 +47,17 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
     if kind == "none":
         return Scaler(kind, np.zeros(d), np.ones(d))
     Xd = X.astype(np.float64, copy=False)
-    std = Xd.std(axis=0)
+    with np.errstate(invalid="ignore"):
+        largest = np.abs(Xd).max(axis=0) if Xd.shape[0] else np.zeros(d)
+    unit = np.where((largest > 0) & np.isfinite(largest), largest, 1.0)
+    std = (Xd / unit).std(axis=0) * unit
     if kind == "standard":
         center = Xd.mean(axis=0)
         scale = std
     else:
         q25, center, q75 = np.quantile(Xd, [0.25, 0.5, 0.75], axis=0)
         scale = np.where(q75 - q25 > 0, q75 - q25, std)
-    magnitude = np.maximum(np.abs(center), 1.0)
-    scale = np.where(scale > _CONSTANT_RTOL * magnitude, scale, 1.0)
+    scale = np.where(scale > _CONSTANT_RTOL * largest, scale, 1.0)
     return Scaler(kind, center, scale)
 
 

@@ -61,6 +61,17 @@ def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> 
     assert out["silhouette"][0] == 0.0  # undefined for k = 1, reported as 0
 
 
+def test_data_in_tiny_units_chooses_as_in_unit_one(data: Path, tmp_path: Path) -> None:
+    """Values near 1e-160 square to below the smallest normal float: the scaler took
+    every feature for a constant and the elbow and gap chose k=2 from underflow."""
+    X = np.genfromtxt(data, delimiter=",", skip_header=1) * 1e-160
+    tiny = tmp_path / "tiny.csv"
+    np.savetxt(tiny, X, delimiter=",", header="a,b,c", comments="")
+    result = invoke("choose-k", str(tiny), "--k-max", "5", "--refs", "3")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "elbow: k=3  silhouette: k=3  gap: k=3"
+
+
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_draws_the_three_curves_with_each_choice(
     data: Path, tmp_path: Path, suffix: str
