@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -445,6 +446,19 @@ class FilesSource:
 # --------------------------------------------------------------------------- one file
 
 
+def _not_a_file(file: Path) -> str:
+    """Why ``file``, which is no regular file, cannot be read: what it is instead."""
+    try:
+        mode = file.stat().st_mode
+    except OSError as exc:
+        return "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a regular file: save the data to a file first"
+    return "a device or socket, not a file"
+
+
 def read_table(
     path: str | os.PathLike[str], features: Sequence[str] | None = None
 ) -> tuple[list[str], FloatArray]:
@@ -462,7 +476,7 @@ def read_table(
             f"{where}: unknown file format {file.suffix!r}; expected one of {sorted(_SUFFIXES)}."
         )
     if not file.is_file():
-        raise SourceError(f"{where}: no such file")
+        raise SourceError(f"{where}: {_not_a_file(file)}")
     wanted = None if features is None else list(features)
     if fmt == "npy":
         data = _npy_load(file, where)

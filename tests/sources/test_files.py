@@ -551,6 +551,19 @@ def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> N
         read_table(tmp_path / "t.csv", ["error_ratio"])
 
 
+def test_read_table_says_what_a_path_is_when_it_is_no_regular_file(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")  # it said "no such file" of a pipe that was there
+    (tmp_path / "dir.csv").mkdir()
+    for name, why in [
+        ("pipe.csv", "a named pipe (FIFO), not a regular file: save the data to a file first"),
+        ("dir.csv", "a directory, not a file"),
+        ("gone.csv", "no such file"),
+    ]:
+        with pytest.raises(SourceError) as info:
+            read_table(tmp_path / name)
+        assert str(info.value) == f"{str(tmp_path / name)!r}: {why}"
+
+
 def test_a_csv_written_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
     # Spreadsheet exports start UTF-8 CSV with a BOM; it is not part of the first name.
     (tmp_path / "w.csv").write_bytes(b"\xef\xbb\xbflatency_ms,cpu_ratio,rps\n1,0.5,3\n")
