@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import select
 import shutil
 import sys
@@ -115,6 +116,9 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ")
+
+
 def _error_line(exc: BaseException) -> str:
     """A user error as people read it: no errno, no API phrasing of a value check."""
     if isinstance(exc, Mismatch):  # "model: must be ...; got 'x'", not "The 'model' parameter"
@@ -122,7 +126,8 @@ def _error_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.strerror:
         name = exc.filename
         return f"{exc.strerror}: {str(name)!r}" if name is not None else exc.strerror
-    return str(exc)
+    # An OSError quoted inside another error's text ("cannot open the store at S: ...").
+    return _ERRNO.sub("", str(exc))
 
 
 class _UsageLine(click.UsageError):

@@ -790,3 +790,22 @@ def test_a_bad_variable_is_named_and_log_level_wins_over_it(
     )
     flagged = invoke("--log-level", "debug", "check-config", str(cfg))
     assert flagged.exit_code == 0, flagged.output
+
+
+def test_an_os_error_inside_a_store_error_is_shown_without_its_errno(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root writes anywhere: a read-only file system is simulated where the store is made.
+    from monitor.store import snapshots
+
+    def read_only(path: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(snapshots, "make_dirs", read_only)
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(tmp_path / "s"))
+    result = invoke("evaluate", "--config", str(cfg))
+    assert result.exit_code == EXIT_USER, result.output
+    root = tmp_path / "s" / "snapshots"
+    assert result.stderr == (
+        f"error: cannot open the snapshot store at {root}: Read-only file system: '{root}'\n"
+    )
