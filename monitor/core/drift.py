@@ -559,83 +559,102 @@ def cluster_split_savings(
     ndarray of shape (k,)
         ``(I_1 - I_2) / n_c`` per cluster of ``n_c`` rows, with ``I_1`` their inertia
         about their mean and ``I_2`` the best inertia of two centres (Lloyd from each
-        start, every cluster's cut at once: ``_cut_inertia``); NaN for a cluster of
-        fewer than ``SPLIT_MIN_ROWS`` rows.
+        start, every cluster's cut at once: ``_best_cuts``); NaN for a cluster of
+        fewer than ``SPLIT_MIN_ROWS`` rows. Memory: one copy of ``X``.
     """
     owner = "cluster_split_savings"
     Xa = np.asarray(check_array(X, name="X"), dtype=np.float64)
     k = check_int(k, "k", low=1, owner=owner)
     y = check_labels(labels, Xa.shape[0], k, owner=owner)
     rng = check_random_state(random_state)
-    size = np.bincount(y, minlength=k)
-    mean = np.zeros((k, Xa.shape[1]))
-    np.add.at(mean, y, Xa)
-    mean /= np.maximum(size, 1)[:, None]
-    whole = np.bincount(y, weights=((Xa - mean[y]) ** 2).sum(axis=1), minlength=k)
+    order = np.argsort(y, kind="stable")
+    P = Xa[order]  # a copy: each cluster's rows together, centred on their mean below
+    bounds = np.searchsorted(y[order], np.arange(k + 1))
+    size = np.diff(bounds)
+    whole = np.zeros(k)
+    for c in map(int, np.flatnonzero(size)):
+        rows = P[bounds[c] : bounds[c + 1]]
+        rows -= rows.mean(axis=0)
+        whole[c] = float(np.einsum("ij,ij->", rows, rows))
     savings = np.full(k, np.nan)
     big = size >= SPLIT_MIN_ROWS
     savings[big] = 0.0
-    cut = big & (whole > 0.0)
-    if cut.any():
-        code = np.cumsum(cut) - 1  # the cut clusters numbered 0, 1, ...
-        order = np.flatnonzero(cut[y])
-        order = order[np.argsort(y[order], kind="stable")]
+    cut = np.flatnonzero(big & (whole > 0.0))
+    if cut.size:
+        spans = [slice(int(bounds[c]), int(bounds[c + 1])) for c in cut]
         # fit_kmeans's stopping rule: a shift of 1e-4 of the cluster's mean variance
         tol = 1e-4 * whole[cut] / (size[cut] * Xa.shape[1])
-        inertia = _cut_inertia(Xa[order], code[y[order]], tol, rng)
-        savings[cut] = np.maximum(0.0, whole[cut] - inertia) / size[cut]
+        savings[cut] = _best_cuts(P, spans, tol, rng) / size[cut]
     return savings
 
 
-def _cut_inertia(
-    P: NDArray[np.float64],
-    group: NDArray[np.intp],
-    tol: NDArray[np.float64],
-    rng: np.random.Generator,
+def _best_cuts(
+    P: NDArray[np.float64], spans: list[slice], tol: NDArray[np.float64], rng: np.random.Generator
 ) -> NDArray[np.float64]:
-    """The best inertia of two centres per group over ``SPLIT_SEEDS`` starts.
+    """Per group of rows (``P[span]``, centred on its mean, two distinct rows at least)
+    the most that two centres save over one: the best over ``SPLIT_SEEDS`` starts.
 
-    ``P``'s rows are sorted by ``group`` (``m`` groups, each with two distinct rows at
-    least). Each start picks its two centres by k-means++ within every group (a random
-    row, then one drawn in proportion to the squared distance from it), then runs Lloyd
-    for every group at once: a row goes to the second centre when it lies past the
-    perpendicular bisector, ``x . (b - a) > (b - a) . (a + b) / 2``, until no row moves,
-    every group's centres move by at most ``tol`` (squared, summed over both), or after
-    ``SPLIT_ITER`` steps.
+    Each start picks the two centres by k-means++ (a random row, then one drawn in
+    proportion to the squared distance from it) and runs Lloyd on every group at once:
+    a row goes to the second centre when it lies past the perpendicular bisector,
+    ``x . (b - a) > (b - a) . (a + b) / 2``, until no row moves, every group's centres
+    move by at most ``tol`` (squared, summed over both), or after ``SPLIT_ITER`` steps.
+    Each step is two matrix-vector products per group (no copy of the rows), and the
+    saving of a cut is its between-groups sum of squares, ``|s|^2 n / (n_a n_b)`` with
+    ``s`` the sum of the second part's rows (the first's is ``-s``): no difference of
+    large inertias.
     """
-    m = tol.shape[0]
-    size = np.bincount(group, minlength=m)
-    first = np.concatenate(([0], np.cumsum(size)[:-1]))
-    last = first + size - 1
-    total = np.add.reduceat(P, first, axis=0)
-    best = np.full(m, np.inf)
+    m, d = len(spans), P.shape[1]
+    n = np.array([s.stop - s.start for s in spans], dtype=np.float64)
+    norms = np.einsum("ij,ij->i", P, P)
+    best = np.zeros(m)
     for _ in range(SPLIT_SEEDS):
-        a = P[first + (rng.random(m) * size).astype(np.intp)]
-        mass = np.cumsum(((P - a[group]) ** 2).sum(axis=1))
-        below = np.concatenate(([0.0], mass))[first]
-        target = below + rng.random(m) * (mass[last] - below)
-        b = P[np.clip(np.searchsorted(mass, target, side="right"), first, last)]
+        a, b = _plus_plus(P, norms, spans, rng)
         side = np.zeros(P.shape[0], dtype=bool)
+        sums = np.zeros((m, d))
+        count = np.zeros(m)
         for step in range(SPLIT_ITER):
             normal = b - a
             level = 0.5 * np.einsum("ij,ij->i", normal, a + b)
-            moved = np.einsum("ij,ij->i", P, normal[group]) > level[group]
+            moved = np.zeros(P.shape[0], dtype=bool)
+            for g, s in enumerate(spans):
+                moved[s] = P[s] @ normal[g] > level[g]
             if step and np.array_equal(moved, side):
                 break
             side = moved
-            count_b = np.add.reduceat(side.astype(np.float64), first)[:, None]
-            sum_b = np.add.reduceat(P * side[:, None], first, axis=0)
-            count_a = size[:, None] - count_b
-            new_a = np.where(count_a > 0, (total - sum_b) / np.maximum(count_a, 1.0), a)
-            new_b = np.where(count_b > 0, sum_b / np.maximum(count_b, 1.0), b)
+            weight = side.astype(np.float64)
+            for g, s in enumerate(spans):
+                sums[g] = weight[s] @ P[s]
+                count[g] = weight[s].sum()
+            new_a = np.where((count < n)[:, None], -sums / np.maximum(n - count, 1.0)[:, None], a)
+            new_b = np.where((count > 0)[:, None], sums / np.maximum(count, 1.0)[:, None], b)
             shift = ((new_a - a) ** 2).sum(axis=1) + ((new_b - b) ** 2).sum(axis=1)
             a, b = new_a, new_b
             if np.all(shift <= tol):
                 break
-        centre = np.where(side[:, None], b[group], a[group])
-        inertia = np.add.reduceat(((P - centre) ** 2).sum(axis=1), first)
-        best = np.minimum(best, inertia)
+        parted = (count > 0) & (count < n)
+        saving = np.where(
+            parted, (sums**2).sum(axis=1) * n / np.maximum(count * (n - count), 1.0), 0.0
+        )
+        best = np.maximum(best, saving)
     return best
+
+
+def _plus_plus(
+    P: NDArray[np.float64], norms: NDArray[np.float64], spans: list[slice], rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """k-means++ starts of two centres per group: a random row, then a row drawn in
+    proportion to its squared distance from the first (``norms``: the rows' squared norms)."""
+    a = np.empty((len(spans), P.shape[1]))
+    b = np.empty_like(a)
+    for g, s in enumerate(spans):
+        rows = P[s]
+        a[g] = rows[rng.integers(rows.shape[0])]
+        sq = np.maximum(norms[s] - 2.0 * (rows @ a[g]) + a[g] @ a[g], 0.0)
+        mass = np.cumsum(sq)
+        pick = int(np.searchsorted(mass, rng.random() * mass[-1], side="right"))
+        b[g] = rows[min(pick, rows.shape[0] - 1)]
+    return a, b
 
 
 def split_baseline(
