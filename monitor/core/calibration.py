@@ -14,8 +14,9 @@ block gives the noise of the window's size.
 The false-alarm rate is controlled for the model as a whole, per window: the SLIs that
 are computed on the same null windows get thresholds from their joint null (the
 max-statistic, or min-p, method: the family alarms on at most ``false_alarm_rate`` of
-the null windows), and the centroid drift, which needs a refit per null window and so
-has fewer of them, gets a Bonferroni share. See docs/slis.md, "Calibration".
+the null windows), and the silhouette, the centroid drift and the split gain, each
+drawn on fewer null windows of its own (a refit or a cut per window), get a Bonferroni
+share each. See docs/slis.md, "Calibration".
 """
 
 from __future__ import annotations
