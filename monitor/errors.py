@@ -74,7 +74,8 @@ class SourceTimeoutError(SourceError, TimeoutError):
 
 class EngineError(RuntimeError):
     """A model's engine could not start (a Spark session on an unreachable or refused
-    master, a JVM that exits): not the data, not a bug; the message says why."""
+    master, a JVM that exits) or lost a run's job (a master or executors gone): not the
+    data, not a bug; the message says why."""
 
 
 class PushError(RuntimeError):

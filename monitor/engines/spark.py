@@ -678,8 +678,28 @@ class SparkEngine:
 
     def _release(self) -> None:
         if self._cached is not None:
-            self._cached[1].unpersist()
+            blocks, self._cached = self._cached[1], None
+            with contextlib.suppress(*_spark_errors()):  # a context that has gone away
+                blocks.unpersist()
+
+    @contextlib.contextmanager
+    def _job(self, what: str) -> Iterator[None]:
+        """Spark's failures in a run's job as an EngineError in one line, the session
+        this engine started given up, so that the next run starts Spark again (a master
+        that went away stops the context for good). An error in a Python worker is the
+        job's own code (``PythonException``): it stays what it is."""
+        from pyspark.errors import PythonException
+
+        try:
+            yield
+        except PythonException:
+            raise
+        except _spark_errors() as exc:
             self._cached = None
+            if self._owned and self._spark is not None:
+                self._spark = None
+                _stop_failed_context()
+            raise EngineError(f"the Spark job {what} failed: {error_line(exc)}") from exc
 
     def score(
         self,
@@ -693,15 +713,16 @@ class SparkEngine:
         compare: tuple[NDArray[np.floating[Any]], ReferenceBins] | None = None,
     ) -> WindowView:
         """``score_blocks`` on the window's scaled rows."""
-        return score_blocks(
-            self.blocks(Xs),
-            snapshot,
-            seed=seed,
-            silhouette_sample=silhouette_sample,
-            working_memory_mib=working_memory_mib,
-            thresholds=thresholds,
-            compare=compare,
-        )
+        with self._job("that scores the window"):
+            return score_blocks(
+                self.blocks(Xs),
+                snapshot,
+                seed=seed,
+                silhouette_sample=silhouette_sample,
+                working_memory_mib=working_memory_mib,
+                thresholds=thresholds,
+                compare=compare,
+            )
 
     def candidate(
         self,
@@ -716,18 +737,19 @@ class SparkEngine:
     ) -> CandidateFit:
         """Distributed Lloyd from the live centres (and restarts), then the live x
         candidate table."""
-        try:
-            return candidate_blocks(
-                self.blocks(Xs),
-                live,
-                max_iter=max_iter,
-                tol=tol,
-                working_memory_mib=working_memory_mib,
-                restarts=restarts,
-                seed=seed,
-            )
-        finally:
-            self._release()  # the candidate is a run's last pass over its rows
+        with self._job("that trains the candidate"):
+            try:
+                return candidate_blocks(
+                    self.blocks(Xs),
+                    live,
+                    max_iter=max_iter,
+                    tol=tol,
+                    working_memory_mib=working_memory_mib,
+                    restarts=restarts,
+                    seed=seed,
+                )
+            finally:
+                self._release()  # the candidate is a run's last pass over its rows
 
     def fit(
         self,
@@ -740,18 +762,19 @@ class SparkEngine:
         working_memory_mib: float,
     ) -> F64:
         """Distributed Lloyd over every scaled row from ``init`` (a fit on a sample)."""
-        try:
-            centers, _, _ = lloyd(
-                self.blocks(Xs),
-                np.asarray(init, dtype=np.float64),
-                max_iter=max_iter,
-                tol=tol,
-                cosine=cosine,
-                working_memory_mib=working_memory_mib,
-            )
-            return centers
-        finally:
-            self._release()  # training is the last pass over a period's rows
+        with self._job("that trains the model"):
+            try:
+                centers, _, _ = lloyd(
+                    self.blocks(Xs),
+                    np.asarray(init, dtype=np.float64),
+                    max_iter=max_iter,
+                    tol=tol,
+                    cosine=cosine,
+                    working_memory_mib=working_memory_mib,
+                )
+                return centers
+            finally:
+                self._release()  # training is the last pass over a period's rows
 
     def close(self) -> None:
         """Stop the session if this engine started it."""

@@ -263,3 +263,44 @@ def test_a_session_that_did_not_start_is_started_again_by_the_next_run() -> None
         "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.",
         "then: 3",
     ], done.stdout
+
+
+LOST = """
+import numpy as np
+from monitor.config import SparkSettings
+from monitor.engines.spark import SparkEngine
+from monitor.errors import EngineError
+
+X = np.random.default_rng(0).normal(size=(400, 2))
+engine = SparkEngine(SparkSettings("local[1]", (("spark.ui.enabled", "false"),)))
+
+
+def fit():
+    return engine.fit(X, X[:3], max_iter=5, tol=1e-4, cosine=False, working_memory_mib=64).shape
+
+
+print("before:", fit())
+# What a master that went away leaves: Spark stops the context under the session.
+engine.spark.sparkContext._jsc.sc().stop()
+try:
+    fit()
+except EngineError as exc:
+    print("lost:", exc)
+print("then:", fit())
+engine.close()
+"""
+
+
+def test_a_session_that_lost_its_spark_fails_the_job_in_one_line_and_the_next_run_recovers() -> (
+    None
+):
+    # The job's Py4JJavaError was an internal failure with Java's stack as its message,
+    # and the engine kept the stopped session: every later run failed the same way.
+    done = subprocess.run([sys.executable, "-c", LOST], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\r")[-1] for line in done.stdout.splitlines()] == [
+        "before: (3, 2)",
+        "lost: the Spark job that trains the model failed: java.lang.IllegalStateException: "
+        "Cannot call methods on a stopped SparkContext.",
+        "then: (3, 2)",
+    ], done.stdout
