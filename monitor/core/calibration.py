@@ -92,7 +92,8 @@ SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
 SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
 SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger sizes' null
-SPLIT_ROWS_PER_SIZE = 150_000  # rows cut in two per size for the split gain's null
+SPLIT_ROWS_PER_SIZE = 300_000  # rows cut in two per size for the split gain's null
+SPLIT_DRAWS_PER_FIT = 8  # the split gain's null windows per size, at most, per refit
 _SEED_HIGH = 2**31 - 1
 
 
@@ -883,13 +884,16 @@ def _split_thresholds(
 
     Its null moves with the window's rows in no simple way (a small cluster's cut saves
     much by chance, and the baseline is a whole reference window's), so every size is
-    drawn rather than interpolated: up to ``SPLIT_ROWS_PER_SIZE`` rows, between half
-    and twice ``n_fits`` windows. A one-window (bootstrapped) null stops at the
-    window's rows, as the refits do; larger sizes take its value.
+    drawn rather than interpolated: up to ``SPLIT_ROWS_PER_SIZE`` rows, between
+    ``n_fits / 2`` and ``SPLIT_DRAWS_PER_FIT * n_fits`` windows (a cut costs a fraction of
+    a refit, and its far quantile from 120 windows swung enough that one mixture's
+    threshold at 500 rows let eight times its share through). A one-window
+    (bootstrapped) null draws ``n_fits`` windows at most, and stops at the window's rows
+    as the refits do; larger sizes take its value.
     """
     bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
     largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
-    most = n_fits if bootstrapped else 2 * n_fits
+    most = n_fits if bootstrapped else SPLIT_DRAWS_PER_FIT * n_fits
     fitted: dict[int, float] = {}
     for g, n in enumerate(map(int, grid)):
         if n > largest and fitted:
