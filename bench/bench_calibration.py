@@ -8,7 +8,10 @@ centres, reference bins, outlier distances), and ``monitor.core.calibration.cali
 sets the thresholds of every calibrated SLI (``monitor.slis.CALIBRATED``) at
 ``--false-alarm-rate``, on the pipeline's kind of size grid: doubling from the smallest
 of ``--sizes`` up to the largest, the sizes in between interpolated by ``threshold_at``
-as in a run.
+as in a run. The model has the default ``seasonality: daily`` (the reference is one
+day), so a window is compared with the reference at its phase of the day, and the
+calibration compares each reference window the same way
+(``monitor.pipeline.train.calibration_phases``), as the pipeline's does.
 
 Fresh quiet windows, drawn from the same mixture (not from the reference), of each of
 ``--sizes`` rows then go through the pipeline's measure step
@@ -169,6 +172,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         prepare(ref.X, snap.scaler, snap.metric), ref.block, snap.centers, snap.bins,
         snap.outliers, starts=ref.starts, ends=ref.ends, sizes=size_grid(args.sizes),
         keys=keys, false_alarm_rate=args.false_alarm_rate, n_fits=FITS,
+        phases=train.calibration_phases(ref, model),
         random_state=seed, refit=train.candidate_refit(model, 64.0),
         split_baseline=snap.split_baseline,
     )  # fmt: skip

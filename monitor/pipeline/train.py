@@ -40,6 +40,7 @@ __all__ = [
     "CALIBRATION_ROWS",
     "SAMPLE_ROWS",
     "TRAINING_ROWS",
+    "calibration_phases",
     "candidate_refit",
     "fixed_thresholds",
     "one_window",
@@ -324,14 +325,11 @@ def _calibrated(
     rows = _sample_per_window(ref, CALIBRATION_ROWS, rng)
     Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
     block = ref.block[rows]
-    phases = profile = None
-    if model.seasonality in SEASON_PERIODS:
+    phases = calibration_phases(ref, model)
+    profile = None
+    if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
-        width = _phase_width(model.window, period, PHASES[model.seasonality])
-        phases = calibration.block_phases(
-            ref.starts, ref.ends, period, PHASES[model.seasonality], width
-        )
-        profile = _profile(Xs, block, ref, snap, (period, PHASES[model.seasonality], width), wm)
+        profile = _profile(Xs, block, ref, snap, (period, phases.n_phases, phases.width), wm)
     calibrated = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
     null, windows = calibration.calibrate(
         Xs, block, snap.centers, snap.bins, snap.outliers,
@@ -345,6 +343,17 @@ def _calibrated(
     return replace(
         snap, null=kept, profile=profile, reference_windows=windows, split_baseline=baseline
     )
+
+
+def calibration_phases(ref: ReferencePeriod, model: ModelSettings) -> calibration.Phases | None:
+    """The seasonal phase of each reference window, which the calibration compares it at
+    as a run compares a window (None: the model has no seasonality)."""
+    if model.seasonality not in SEASON_PERIODS:
+        return None
+    period = SEASON_PERIODS[model.seasonality]
+    n_phases = PHASES[model.seasonality]
+    width = _phase_width(model.window, period, n_phases)
+    return calibration.block_phases(ref.starts, ref.ends, period, n_phases, width)
 
 
 def _split_baseline(ref: ReferencePeriod, snap: Snapshot, wm: float) -> FloatArray:
