@@ -1695,9 +1695,11 @@ def render(
         "dashboard_url_pattern": dashboard_url_pattern,
         "daemon_url": daemon_url,
     }
-    options = render_mod.RenderOptions(
-        time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
-    )
+    flags = {name: "--" + name.replace("_", "-") for name in [*given, "time_scale"]}
+    with _options_named(**flags):
+        options = render_mod.RenderOptions(
+            time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
+        )
     if check:
         stale = render_mod.stale_files(root, options)
         for name in stale:

@@ -146,3 +146,29 @@ def test_a_time_scale_prometheus_cannot_read_writes_nothing(tmp_path: Path) -> N
         "(about 292 years)\n"
     )
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--dashboard-url-pattern", "javascript:x"],
+            "--dashboard-url-pattern: must be an http(s) URL",
+        ),
+        (["--runbook-url-pattern", "http://x/"], "--runbook-url-pattern: must be an http(s) URL"),
+        (["--daemon-url", "127.0.0.1:9"], "--daemon-url: must be an http(s) URL"),
+        (["--time-scale", "0"], "--time-scale: must be a float in (0.0, inf); got 0.0"),
+    ],
+)
+def test_a_bad_option_is_named_as_typed_and_writes_nothing(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    """They were named as the parameters they reach (`dashboard_url_pattern: must ...`)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    result = CliRunner().invoke(main, ["render", "--root", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {line}") and result.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir())
