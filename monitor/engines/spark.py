@@ -683,11 +683,12 @@ class SparkEngine:
                 blocks.unpersist()
 
     @contextlib.contextmanager
-    def _job(self, what: str) -> Iterator[None]:
+    def _job(self, what: str, *, last_pass: bool = False) -> Iterator[None]:
         """Spark's failures in a run's job as an EngineError in one line, the session
         this engine started given up, so that the next run starts Spark again (a master
         that went away stops the context for good). An error in a Python worker is the
-        job's own code (``PythonException``): it stays what it is."""
+        job's own code (``PythonException``): it stays what it is. ``last_pass``: the
+        job is the last over its rows, whose cache is released however it ends."""
         from pyspark.errors import PythonException
 
         try:
@@ -700,6 +701,9 @@ class SparkEngine:
                 self._spark = None
                 _stop_failed_context()
             raise EngineError(f"the Spark job {what} failed: {error_line(exc)}") from exc
+        finally:
+            if last_pass:
+                self._release()
 
     def score(
         self,
@@ -737,19 +741,17 @@ class SparkEngine:
     ) -> CandidateFit:
         """Distributed Lloyd from the live centres (and restarts), then the live x
         candidate table."""
-        with self._job("that trains the candidate"):
-            try:
-                return candidate_blocks(
-                    self.blocks(Xs),
-                    live,
-                    max_iter=max_iter,
-                    tol=tol,
-                    working_memory_mib=working_memory_mib,
-                    restarts=restarts,
-                    seed=seed,
-                )
-            finally:
-                self._release()  # the candidate is a run's last pass over its rows
+        # The candidate is a run's last pass over its rows.
+        with self._job("that trains the candidate", last_pass=True):
+            return candidate_blocks(
+                self.blocks(Xs),
+                live,
+                max_iter=max_iter,
+                tol=tol,
+                working_memory_mib=working_memory_mib,
+                restarts=restarts,
+                seed=seed,
+            )
 
     def fit(
         self,
@@ -762,19 +764,17 @@ class SparkEngine:
         working_memory_mib: float,
     ) -> F64:
         """Distributed Lloyd over every scaled row from ``init`` (a fit on a sample)."""
-        with self._job("that trains the model"):
-            try:
-                centers, _, _ = lloyd(
-                    self.blocks(Xs),
-                    np.asarray(init, dtype=np.float64),
-                    max_iter=max_iter,
-                    tol=tol,
-                    cosine=cosine,
-                    working_memory_mib=working_memory_mib,
-                )
-                return centers
-            finally:
-                self._release()  # training is the last pass over a period's rows
+        # Training is the last pass over a period's rows.
+        with self._job("that trains the model", last_pass=True):
+            centers, _, _ = lloyd(
+                self.blocks(Xs),
+                np.asarray(init, dtype=np.float64),
+                max_iter=max_iter,
+                tol=tol,
+                cosine=cosine,
+                working_memory_mib=working_memory_mib,
+            )
+            return centers
 
     def close(self) -> None:
         """Stop the session if this engine started it."""
