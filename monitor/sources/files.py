@@ -5,7 +5,9 @@ whose modification time is before ``end``: one file is one window; with ``time_f
 name`` the time is read from each file's name instead (``name_time``, a strftime-like
 format or a regex with a ``time`` group) and the window reads every file whose name
 time is in ``[start, end)``, so that history can be replayed. ``window: time_range``
-reads every matching file and keeps the rows whose timestamp is in ``[start, end)``.
+reads every matching file and keeps the rows whose timestamp is in ``[start, end)``; a
+file read that way is kept parsed (``_Parsed``) until it changes, so that the many windows
+of a reference period, or of a backtest, do not parse it again each.
 Parquet and CSV columns are matched to the features by name; NPY columns by position.
 pyarrow is imported only when a Parquet file is read.
 """
@@ -18,6 +20,7 @@ import math
 import os
 import re
 import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -235,6 +238,48 @@ class _File:
     format: str
     mtime: float
     name_time: float | None = None  # time_from: name
+    # (inode, size, mtime_ns, ctime_ns): any write changes it (ctime cannot be set back)
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+#: Bytes of parsed rows the ``window: time_range`` mode keeps between reads, per source.
+PARSED_BYTES = 256 * 2**20
+
+
+class _Parsed:
+    """Parsed files (rows and timestamps) by path, each with the stamp it was read at;
+    the least recently read go first beyond ``PARSED_BYTES``. Files change while the
+    daemon runs, so an entry counts only while the file's stamp is the same."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, int, int, int], FloatArray, FloatArray]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, f: _File) -> tuple[FloatArray, FloatArray] | None:
+        with self._lock:
+            entry = self._entries.pop(f.path, None)
+            if entry is None:
+                return None
+            self._bytes -= entry[1].nbytes + entry[2].nbytes
+            if entry[0] != f.stamp:
+                return None
+        self.put(f, entry[1], entry[2])  # the most recently read now
+        return entry[1], entry[2]
+
+    def put(self, f: _File, X: FloatArray, ts: FloatArray) -> None:
+        size = X.nbytes + ts.nbytes
+        if size > PARSED_BYTES:
+            return
+        with self._lock:
+            old = self._entries.pop(f.path, None)  # read twice at once: keep the last
+            if old is not None:
+                self._bytes -= old[1].nbytes + old[2].nbytes
+            while self._entries and self._bytes + size > PARSED_BYTES:
+                _, old_X, old_ts = self._entries.pop(next(iter(self._entries)))
+                self._bytes -= old_X.nbytes + old_ts.nbytes
+            self._entries[f.path] = (f.stamp, X, ts)
+            self._bytes += size
 
 
 class FilesSource:
@@ -246,6 +291,7 @@ class FilesSource:
         self._options = options
         self._name = f"files source of model {model!r}"
         self._name_time = NameTime(options.name_time) if options.time_from == "name" else None
+        self._parsed = _Parsed()
 
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the window ``[start, end)``, read as the options' ``window`` mode says."""
@@ -262,7 +308,8 @@ class FilesSource:
         )
 
     def close(self) -> None:
-        """Nothing stays open between windows."""
+        """No file stays open between windows; the parsed files are let go."""
+        self._parsed = _Parsed()
 
     # ------------------------------------------------------------------ listing
 
@@ -283,19 +330,21 @@ class FilesSource:
                 ignored += 1
                 continue
             try:
-                if not path.is_file():
-                    continue
-                mtime = path.stat().st_mtime_ns / 1e9
+                st = path.stat()
             except OSError:  # removed between the listing and the stat: not part of this run
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            mtime = st.st_mtime_ns / 1e9
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             if self._name_time is not None:
                 named = self._name_time.parse(path.name)
                 if named is None:
                     ignored += 1
                     continue
-                out.append(_File(path, fmt, mtime, named))
+                out.append(_File(path, fmt, mtime, named, stamp))
                 continue
-            out.append(_File(path, fmt, mtime))
+            out.append(_File(path, fmt, mtime, stamp=stamp))
         if ignored:
             _log.debug(
                 "%s: ignored %d file(s) of unknown format, hidden or without a name time",
@@ -343,8 +392,13 @@ class FilesSource:
         parts: list[FloatArray] = []
         used = 0
         for f in files:
-            X, ts = self._read(f, with_timestamps=True)
-            assert ts is not None
+            parsed = self._parsed.get(f)
+            if parsed is None:
+                X, read_ts = self._read(f, with_timestamps=True)
+                assert read_ts is not None
+                self._parsed.put(f, X, read_ts)
+                parsed = X, read_ts
+            X, ts = parsed
             keep = (ts >= start) & (ts < end)
             if keep.any():
                 parts.append(X[keep])

@@ -436,6 +436,64 @@ def test_time_range_split_windows_add_up_to_the_whole(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_sorted_rows(whole), _sorted_rows(expected))
 
 
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+    read = FilesSource._read
+
+    def counted(self: FilesSource, f: Any, *, with_timestamps: bool) -> Any:
+        parsed.append(f.path.name)
+        return read(self, f, with_timestamps=with_timestamps)
+
+    monkeypatch.setattr(FilesSource, "_read", counted)
+    return parsed
+
+
+def test_time_range_parses_a_file_once_for_many_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference period (or a backtest) reads hundreds of windows from the same files."""
+    _write_shards(tmp_path, np.random.default_rng(3))
+    parsed = _count_parses(monkeypatch)
+    src = _range_source(tmp_path)
+    for a in T0 + np.arange(0, 600, 10):
+        src.read_window(a, a + 10)
+    assert sorted(parsed) == ["s0.csv", "s1.parquet", "s2.npy"]
+    src.close()  # lets the parsed files go
+    src.read_window(T0, T0 + 10)
+    assert len(parsed) == 6
+
+
+def test_time_range_reads_a_file_again_once_it_changed(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
+    src = _range_source(tmp_path)
+    np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, ROWS[[1, 2]])
+    before = path.stat()
+    # Rewritten in place with the same size and its modification time put back: the
+    # change time still moves, so the rows are read again.
+    write(path, named(ROWS[:, ::-1], ts=STAMPS))  # the same characters in another order
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, ROWS[[1, 2], ::-1])
+    # Replaced by another file under the same name.
+    write(tmp_path / "new.csv", named(ROWS + 2.0, ts=STAMPS)).replace(path)
+    np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, ROWS[[1, 2]] + 2.0)
+
+
+def test_time_range_keeps_parsed_files_within_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_shards(tmp_path, np.random.default_rng(4))  # 200 rows a shard: 6.4 kB parsed each
+    monkeypatch.setattr("monitor.sources.files.PARSED_BYTES", 14_000)
+    parsed = _count_parses(monkeypatch)
+    src = _range_source(tmp_path)
+    whole = src.read_window(T0, T0 + 600).X
+    assert len(parsed) == 3
+    # Two shards fit: the least recently read one went and is parsed again.
+    np.testing.assert_array_equal(src.read_window(T0, T0 + 600).X, whole)
+    assert len(parsed) > 3
+    assert src._parsed._bytes <= 14_000
+
+
 def test_time_range_does_not_depend_on_the_row_order_in_files(tmp_path: Path) -> None:
     truth = _write_shards(tmp_path, np.random.default_rng(1))
     before = _range_source(tmp_path).read_window(T0 + 50, T0 + 450).X
