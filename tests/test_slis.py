@@ -129,3 +129,11 @@ def test_alert_conditions_match_the_rendered_rules() -> None:
     # Every drift and quality alert is covered.
     drift = {a for a, group in rules.items() for r in group if "threshold" in str(r["expr"])}
     assert drift == {c.alert for c in S.ALERT_CONDITIONS}
+
+
+def test_the_backtests_table_of_alert_conditions_names_every_one() -> None:
+    slis_md = (ROOT / "docs" / "slis.md").read_text(encoding="utf-8")
+    table = slis_md.split('<a id="backtests"></a>', 1)[1].split("**Flags and pages.**", 1)[0]
+    for c in S.ALERT_CONDITIONS:
+        row = next((line for line in table.splitlines() if line.startswith(f"| `{c.alert}`")), "")
+        assert f"`{S.SLIS[c.sli].key}" in row or c.sli == S.FEATURE_PSI, (c.alert, row)
