@@ -778,11 +778,11 @@ def _options(argv: list[str]) -> argparse.Namespace:
     settings = p.check_model(
         lambda: _settings(1, args.interval, args.rows, Path("unused"), args.run_isolation)
     )
-    min_rows = settings.models[0].validation.min_rows
-    if args.rows < min_rows:
-        p.error(
-            f"--rows must be at least the models' validation.min_rows ({min_rows}); got {args.rows}"
-        )
+    from monitor.pipeline.scoring import least_rows
+
+    need, why = least_rows(settings.models[0])
+    if args.rows < need:
+        p.error(f"--rows must be at least {need}, as the models need ({why}); got {args.rows}")
     return args
 
 

@@ -31,6 +31,7 @@ from monitor.checks import (
     check_mapping,
     check_name,
     check_str,
+    is_int,
     problem_of,
     unknown_fields,
 )
@@ -157,7 +158,9 @@ class SloSettings:
 class ValidationSettings:
     """What a window must satisfy before it is scored."""
 
-    min_rows: int = 100
+    # None ("auto"): as many as clusters (at least 2), and once the model has a reference
+    # period half the rows of its smallest window (monitor.pipeline.scoring.least_rows)
+    min_rows: int | None = None
     nan_policy: str = "fail"
     max_invalid_ratio: float = 0.01  # with nan_policy=drop: the share of rows that may go
 
@@ -587,8 +590,18 @@ _SLO: Mapping[str, Convert[Any]] = {
     "run_success": _float(0.5, 1, high_inclusive=False),
     "run_duration_budget": _duration,
 }
+
+
+def _rows_or_auto(value: Any, name: str) -> int | None:
+    if value == "auto":
+        return None
+    if not is_int(value) or value < 2:
+        raise Mismatch(Problem(name, "'auto' or an int in [2, inf)", value))
+    return int(value)
+
+
 _VALIDATION: Mapping[str, Convert[Any]] = {
-    "min_rows": _int(2),
+    "min_rows": _rows_or_auto,
     "nan_policy": _choice(NAN_POLICIES),
     "max_invalid_ratio": _float(0, 1),
 }
@@ -848,7 +861,7 @@ def _parse_model(
         for problem in _seasonal_problems(reference, values["seasonality"], window, written):
             r.add(problem)
     min_rows = values["validation"].min_rows
-    if isinstance(k, int) and k > min_rows:
+    if isinstance(k, int) and min_rows is not None and k > min_rows:
         r.add(
             Problem("k", f"at most validation.min_rows ({min_rows}), as k clusters need k rows", k)
         )

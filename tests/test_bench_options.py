@@ -125,7 +125,11 @@ BAD = [
     ("scrape", ["--processes", "0"], "argument --processes: must be an integer of at least 1"),
     ("scrape", ["--models", "0"], "argument --models: must be an integer of at least 1"),
     ("scrape", ["--interval", "0.5"], "argument --interval: must be a number of at least 1"),
-    ("scrape", ["--rows", "99"], "--rows must be at least the models' validation.min_rows (100)"),
+    (
+        "scrape",
+        ["--rows", "3"],
+        "--rows must be at least 4, as the models need (validation.min_rows=",
+    ),
     ("scrape", ["--nofile", "-1"], "argument --nofile: must be an integer of at least 64"),
     ("scrape", ["--nice", "20"], "argument --nice: must be an integer from 0 to 19; got '20'"),
     ("scrape", ["--client-nice", "-5"], "argument --client-nice: must be an integer from 0 to"),

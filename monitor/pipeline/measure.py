@@ -120,7 +120,9 @@ def measure(
     default: this window alone) and this window is scored with it.
     """
     with phases.phase("validate"):
-        X = remote.validate(window, model, ctx.engine)
+        windows = live.reference_windows if live is not None else None
+        reference_rows = windows.rows if windows is not None else None
+        X = remote.validate(window, model, ctx.engine, reference_rows)
     if live is None:
         with phases.phase("reference"):
             first = train.train_reference(

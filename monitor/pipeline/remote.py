@@ -39,18 +39,25 @@ IntArray = NDArray[np.integer[Any]]
 Rows = FloatArray | CountedRows  # a window's validated rows, here or on its engine
 
 
-def validate(window: Window, model: ModelSettings, engine: Engine | None) -> Rows:
+def validate(
+    window: Window,
+    model: ModelSettings,
+    engine: Engine | None,
+    reference_rows: IntArray | None = None,
+) -> Rows:
     """``validate_window``, on the engine when it can read the window's rows where they are.
 
     The same checks and the same errors: the columns, the NaN policy (rows with a NaN
     or infinity counted in one pass, then dropped by a map), values whose squares
     overflow (found in the same pass, block by block: a column whose variance overflows
-    only across blocks goes unseen), ``min_rows``.
+    only across blocks goes unseen), ``min_rows`` (against ``reference_rows``, the live
+    model's reference windows' rows, with ``auto``).
     """
     if window.remote is None:
-        return validate_window(window, model)
+        return validate_window(window, model, reference_rows)
     if engine is None or engine.name != window.remote.engine:
-        return validate_window(replace(window, X=window.remote.collect(), remote=None), model)
+        collected = replace(window, X=window.remote.collect(), remote=None)
+        return validate_window(collected, model, reference_rows)
     where = check_schema(window, model)
     rows = window.remote
     if rows.n_features != len(model.features):
@@ -70,7 +77,7 @@ def validate(window: Window, model: ModelSettings, engine: Engine | None) -> Row
         first = overflows[0]  # blocks come back in the rows' order
         found = replace(first, rows=sum(o.rows for o in overflows), judged=n - n_bad)
         raise InvalidValuesError(f"{where}: {found.message(model.features, 'squared distances')}")
-    check_enough_rows(n - n_bad, model, where)
+    check_enough_rows(n - n_bad, model, where, reference_rows)
     return CountedRows(rows, n - n_bad)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "check_enough_rows",
     "check_invalid_rows",
     "check_schema",
+    "least_rows",
     "prepare",
     "schema_hash",
     "score",
@@ -62,8 +63,14 @@ def check_schema(window: Window, model: ModelSettings) -> str:
     return where
 
 
-def validate_window(window: Window, model: ModelSettings) -> FloatArray:
-    """Check schema and values of a window; return its rows (NaN rows dropped by policy)."""
+def validate_window(
+    window: Window, model: ModelSettings, reference_rows: IntArray | None = None
+) -> FloatArray:
+    """Check schema and values of a window; return its rows (NaN rows dropped by policy).
+
+    ``reference_rows``: the rows of each window of the live model's reference period,
+    which ``validation.min_rows: auto`` measures a window's rows against (``least_rows``).
+    """
     where = check_schema(window, model)
     X = np.asarray(window.X)
     if X.ndim != 2 or X.shape[1] != len(model.features):
@@ -78,18 +85,37 @@ def validate_window(window: Window, model: ModelSettings) -> FloatArray:
     # scored or served; choose-k refuses them with the same check.
     if (overflow := overflow_message(X, model.features, "squared distances")) is not None:
         raise InvalidValuesError(f"{where}: {overflow}")
-    check_enough_rows(int(X.shape[0]), model, where)
+    check_enough_rows(int(X.shape[0]), model, where, reference_rows)
     return X
 
 
-def check_enough_rows(n: int, model: ModelSettings, where: str) -> None:
+def least_rows(model: ModelSettings, reference_rows: IntArray | None = None) -> tuple[int, str]:
+    """The fewest valid rows a window of ``model`` may have, and why (the error says it).
+
+    ``validation.min_rows`` when set (and k at least). With ``auto``, the default: as many
+    rows as clusters (at least 2) and, once the model has a reference period
+    (``reference_rows``, the rows of each of its windows), half the rows of its smallest
+    window: a window far thinner than any the model was trained on is a broken feed, a
+    data-quality failure, while telemetry of a dozen points a window still runs.
+    """
+    k = _k_max(model)
+    fixed = model.validation.min_rows
+    if fixed is not None:
+        return max(fixed, k), f"validation.min_rows={fixed}, k up to {k}"
+    if reference_rows is None or len(reference_rows) == 0:
+        return max(2, k), f"validation.min_rows=auto, k up to {k}"
+    smallest = int(np.min(reference_rows))
+    why = f"half the {smallest} rows of the reference period's smallest window"
+    return max(2, k, -(-smallest // 2)), f"validation.min_rows=auto: {why}, k up to {k}"
+
+
+def check_enough_rows(
+    n: int, model: ModelSettings, where: str, reference_rows: IntArray | None = None
+) -> None:
     """TooFewRowsError when ``n`` valid rows are fewer than the model accepts."""
-    need = max(model.validation.min_rows, _k_max(model))
+    need, why = least_rows(model, reference_rows)
     if n < need:
-        raise TooFewRowsError(
-            f"{where}: {n} valid rows; at least {need} required "
-            f"(validation.min_rows={model.validation.min_rows}, k up to {_k_max(model)})"
-        )
+        raise TooFewRowsError(f"{where}: {n} valid rows; at least {need} required ({why})")
 
 
 def _drop_invalid_rows(X: FloatArray, model: ModelSettings, where: str) -> FloatArray:

@@ -23,7 +23,7 @@ from monitor.core._psi import bin_index
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import TrainingError
 from monitor.pipeline.remote import Rows, sampled_period, scaled
-from monitor.pipeline.scoring import prepare, schema_hash, score, seed_for
+from monitor.pipeline.scoring import least_rows, prepare, schema_hash, score, seed_for
 from monitor.ports import Engine
 from monitor.records import (
     CountedRows,
@@ -301,8 +301,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     thresholds need no interpolation, and the refits stop there (beyond it they would
     be dearest and least used).
     """
-    k_max = model.k.max if isinstance(model.k, KRange) else model.k
-    low = max(2, model.validation.min_rows, k_max)
+    low = least_rows(model, ref.window_rows)[0]
     window = int(ref.window_rows.max())
     high = max(low, 2 * window)
     sizes = [low]

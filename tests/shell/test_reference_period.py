@@ -9,7 +9,7 @@ import pytest
 
 from monitor import slis as S
 from monitor.config import ModelSettings, parse
-from monitor.errors import SourceError
+from monitor.errors import ConfigError, SourceError, TooFewRowsError
 from monitor.pipeline import evaluate
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
 
@@ -61,9 +61,9 @@ def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
     assert snap.reference_windows is not None
     assert snap.reference_windows.values.shape[0] == 24
     assert (snap.reference_windows.rows == 300).all()
-    assert snap.null is not None and snap.null.sizes[0] == 100  # validation.min_rows
-    # Doubling to twice a reference window's rows, and that window's own size (300).
-    assert list(snap.null.sizes) == [100, 200, 300, 400, 600]
+    # From validation.min_rows (auto: half the rows of the smallest window, 300), doubling
+    # to twice a reference window's rows, and that window's own size (300).
+    assert snap.null is not None and list(snap.null.sizes) == [150, 300, 600]
     # The first evaluation reports this window, scored by the new model.
     assert ev.n_rows == 300 and ev.window_start == NOW - 3600
 
@@ -126,3 +126,35 @@ def test_an_sli_without_a_null_at_this_size_is_not_a_drift_signal_and_the_run_sa
     ev, *_ = run(m, lambda s, e: blobs(4, CENTERS, seed=5), NOW + 3600, store)
     assert S.THRESHOLD_CENTROID_DRIFT not in ev.thresholds
     assert "not drift signals at 4 rows: centroid_drift_max" in ev.decision
+
+
+def test_by_default_a_window_needs_half_the_rows_of_the_references_smallest() -> None:
+    """``validation.min_rows: auto``: telemetry of a dozen points a window runs, and a
+    window far thinner than the reference's is a broken feed (too_few_rows)."""
+    m = model()
+    assert m.validation.min_rows is None
+    sizes = {NOW - DAY + 3600: 9}  # one thin window in the period: the smallest
+    _, snap, _, store = run(m, lambda s, e: blobs(sizes.get(e, 12), CENTERS, seed=int(s) % 1000))
+    assert snap.n_rows == 23 * 12 + 9
+    assert snap.null is not None and snap.null.sizes[0] == 5  # half of 9, rounded up
+    ev, *_ = run(m, lambda s, e: blobs(5, CENTERS, seed=5), NOW + 3600, store)
+    assert ev.n_rows == 5
+    with pytest.raises(TooFewRowsError) as caught:
+        run(m, lambda s, e: blobs(4, CENTERS, seed=6), NOW + 7200, store)
+    assert str(caught.value).endswith(
+        "4 valid rows; at least 5 required (validation.min_rows=auto: half the 9 rows of "
+        "the reference period's smallest window, k up to 3)"
+    )
+
+
+@pytest.mark.parametrize("value", ["auto", 3, 500])
+def test_min_rows_is_auto_or_a_count_of_at_least_two(value: Any) -> None:
+    assert model(validation={"min_rows": value}).validation.min_rows == (
+        None if value == "auto" else value
+    )
+
+
+@pytest.mark.parametrize("value", [1, "aut", 2.5, True])
+def test_a_min_rows_that_is_neither_auto_nor_a_count_is_refused(value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"validation\.min_rows: must be 'auto' or an int in"):
+        model(validation={"min_rows": value})
