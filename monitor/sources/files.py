@@ -267,6 +267,13 @@ class _Parsed:
         self.put(f, entry[1], entry[2])  # the most recently read now
         return entry[1], entry[2]
 
+    def keep_only(self, paths: set[Path]) -> None:
+        """Let go of the files no longer listed (removed, renamed, rotated out)."""
+        with self._lock:
+            for path in [p for p in self._entries if p not in paths]:
+                _, X, ts = self._entries.pop(path)
+                self._bytes -= X.nbytes + ts.nbytes
+
     def put(self, f: _File, X: FloatArray, ts: FloatArray) -> None:
         size = X.nbytes + ts.nbytes
         if size > PARSED_BYTES:
@@ -391,6 +398,7 @@ class FilesSource:
     def _read_range(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
         parts: list[FloatArray] = []
         used = 0
+        self._parsed.keep_only({f.path for f in files})
         for f in files:
             parsed = self._parsed.get(f)
             if parsed is None:

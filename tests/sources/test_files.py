@@ -479,6 +479,17 @@ def test_time_range_reads_a_file_again_once_it_changed(tmp_path: Path) -> None:
     np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, ROWS[[1, 2]] + 2.0)
 
 
+def test_time_range_lets_go_of_files_no_longer_listed(tmp_path: Path) -> None:
+    _write_shards(tmp_path, np.random.default_rng(5))
+    src = _range_source(tmp_path)
+    src.read_window(T0, T0 + 600)
+    held = src._parsed._bytes
+    (tmp_path / "s1.parquet").unlink()  # rotated out
+    src.read_window(T0, T0 + 600)
+    assert src._parsed._bytes < held
+    assert sorted(p.name for p in src._parsed._entries) == ["s0.csv", "s2.npy"]
+
+
 def test_time_range_keeps_parsed_files_within_its_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
