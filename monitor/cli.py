@@ -1696,12 +1696,16 @@ def render(
         "daemon_url": daemon_url,
     }
     flags = {name: "--" + name.replace("_", "-") for name in [*given, "time_scale"]}
+    # The options are checked as they are given, and as they scale the rules' durations.
     with _options_named(**flags):
         options = render_mod.RenderOptions(
             time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
         )
+        if check:
+            stale = render_mod.stale_files(root, options)
+        else:
+            written = render_mod.render_all(root, options)
     if check:
-        stale = render_mod.stale_files(root, options)
         for name in stale:
             click.echo(f"stale: {name}", err=True)
         if stale:
@@ -1709,8 +1713,8 @@ def render(
             sys.exit(1)
         click.echo("generated files are up to date")
         return
-    for written in render_mod.render_all(root, options):
-        click.echo(f"wrote {written}")
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @main.command()

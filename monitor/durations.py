@@ -154,8 +154,10 @@ def scale_prometheus_duration(text: str, scale: float) -> str:
     # Prometheus windows below a second are noise, and a zero window is an error.
     seconds = math.floor(parse_prometheus_duration(text) * factor + 0.5)
     if seconds > PROMETHEUS_MAX_SECONDS:
-        raise InvalidInputError(
-            f"time_scale: {factor:g} scales {text} beyond the longest duration Prometheus "
-            "reads (about 292 years)"
+        # Named as the rules' option (``--time-scale`` on the command line, cli.py).
+        limit = PROMETHEUS_MAX_SECONDS / parse_prometheus_duration(text)
+        reach = "the longest duration Prometheus reads (about 292 years)"
+        raise Mismatch(
+            Problem("time_scale", f"at most {limit:.3g}, which scales {text} to {reach}", factor)
         )
     return format_prometheus_duration(max(1, seconds))

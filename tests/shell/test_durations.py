@@ -166,7 +166,8 @@ def test_a_scale_beyond_what_prometheus_reads_is_refused() -> None:
     with pytest.raises(InvalidInputError) as info:
         scale_prometheus_duration("1d", 1_000_000.0)
     assert str(info.value) == (
-        "time_scale: 1e+06 scales 1d beyond the longest duration Prometheus reads (about 292 years)"
+        "The 'time_scale' parameter must be at most 1.07e+05, which scales 1d to the longest "
+        "duration Prometheus reads (about 292 years). Got 1000000.0 instead."
     )
 
 
