@@ -158,8 +158,9 @@ class SloSettings:
 class ValidationSettings:
     """What a window must satisfy before it is scored."""
 
-    # None ("auto"): as many as clusters (at least 2), and once the model has a reference
-    # period half the rows of its smallest window (monitor.pipeline.scoring.least_rows)
+    # None ("auto"): as many as clusters (at least 2), and when the live model's reference
+    # period spans a day or more, half the rows of its smallest window
+    # (monitor.pipeline.scoring.least_rows)
     min_rows: int | None = None
     nan_policy: str = "fail"
     max_invalid_ratio: float = 0.01  # with nan_policy=drop: the share of rows that may go

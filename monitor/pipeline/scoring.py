@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from monitor import slis as S
 from monitor.checks import overflow_message
-from monitor.config import KRange, ModelSettings
+from monitor.config import SEASON_PERIODS, KRange, ModelSettings
 from monitor.core import drift, outliers, quality, scaling
 from monitor.core.kmeans import assign_two_nearest
 from monitor.errors import InvalidValuesError, SchemaError, TooFewRowsError
@@ -30,6 +30,7 @@ __all__ = [
     "check_schema",
     "least_rows",
     "prepare",
+    "reference_rows",
     "schema_hash",
     "score",
     "seed_for",
@@ -89,11 +90,23 @@ def validate_window(
     return X
 
 
+def reference_rows(rows: IntArray, starts: FloatArray, ends: FloatArray) -> IntArray | None:
+    """The rows of each window of a reference period that ``least_rows`` may measure
+    windows against: one that spans a day or more (None otherwise).
+
+    Rows per window follow the day in event telemetry; a shorter period, such as the one
+    window a retrained model is trained on, may hold none of the night's thin windows.
+    """
+    if rows.shape[0] == 0 or float(ends.max() - starts.min()) < SEASON_PERIODS["daily"]:
+        return None
+    return rows
+
+
 def least_rows(model: ModelSettings, reference_rows: IntArray | None = None) -> tuple[int, str]:
     """The fewest valid rows a window of ``model`` may have, and why (the error says it).
 
     ``validation.min_rows`` when set (and k at least). With ``auto``, the default: as many
-    rows as clusters (at least 2) and, once the model has a reference period
+    rows as clusters (at least 2) and, given a reference period of a day or more
     (``reference_rows``, the rows of each of its windows), half the rows of its smallest
     window: a window far thinner than any the model was trained on is a broken feed, a
     data-quality failure, while telemetry of a dozen points a window still runs.

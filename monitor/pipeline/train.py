@@ -23,7 +23,14 @@ from monitor.core._psi import bin_index
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import TrainingError
 from monitor.pipeline.remote import Rows, sampled_period, scaled
-from monitor.pipeline.scoring import least_rows, prepare, schema_hash, score, seed_for
+from monitor.pipeline.scoring import (
+    least_rows,
+    prepare,
+    reference_rows,
+    schema_hash,
+    score,
+    seed_for,
+)
 from monitor.ports import Engine
 from monitor.records import (
     CountedRows,
@@ -301,7 +308,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     thresholds need no interpolation, and the refits stop there (beyond it they would
     be dearest and least used).
     """
-    low = least_rows(model, ref.window_rows)[0]
+    low = least_rows(model, reference_rows(ref.window_rows, ref.starts, ref.ends))[0]
     window = int(ref.window_rows.max())
     high = max(low, 2 * window)
     sizes = [low]

@@ -188,7 +188,7 @@ def test_unit_change_shows_in_that_features_psi() -> None:
             "invalid_values",
             r"model 'm', window fake\[.*\): 90 of 900 rows \(10.0%\) hold NaN",
         ),
-        (lambda s, e: steady(s, e)[:50], TooFewRowsError, "too_few_rows", "50 valid rows"),
+        (lambda s, e: steady(s, e)[:2], TooFewRowsError, "too_few_rows", "2 valid rows"),
         (lambda s, e: steady(s, e)[:, :2], SchemaError, "schema", "expected 3 columns"),
     ],
 )

@@ -158,3 +158,13 @@ def test_min_rows_is_auto_or_a_count_of_at_least_two(value: Any) -> None:
 def test_a_min_rows_that_is_neither_auto_nor_a_count_is_refused(value: Any) -> None:
     with pytest.raises(ConfigError, match=r"validation\.min_rows: must be 'auto' or an int in"):
         model(validation={"min_rows": value})
+
+
+def test_a_reference_shorter_than_a_day_sets_no_bar_beyond_k() -> None:
+    """A retrained model's reference is its one window, which may be the day's busiest:
+    the night's thinner windows must still run."""
+    m = model(reference={"window": "1h"})
+    _, snap, _, store = run(m, lambda s, e: blobs(12, CENTERS, seed=int(s) % 1000))
+    assert snap.null is not None and snap.null.sizes[0] == 3  # k
+    ev, *_ = run(m, lambda s, e: blobs(3, CENTERS, seed=5), NOW + 3600, store)
+    assert ev.n_rows == 3
