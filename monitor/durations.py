@@ -152,10 +152,11 @@ def scale_prometheus_duration(text: str, scale: float) -> str:
         scale, "scale", low=0.0, low_inclusive=False, owner="scale_prometheus_duration"
     )
     # Prometheus windows below a second are noise, and a zero window is an error.
-    seconds = math.floor(parse_prometheus_duration(text) * factor + 0.5)
+    base = parse_prometheus_duration(text)
+    seconds = math.floor(base * factor + 0.5)
     if seconds > PROMETHEUS_MAX_SECONDS:
         # Named as the rules' option (``--time-scale`` on the command line, cli.py).
-        limit = PROMETHEUS_MAX_SECONDS / parse_prometheus_duration(text)
+        limit = PROMETHEUS_MAX_SECONDS / base
         reach = "the longest duration Prometheus reads (about 292 years)"
         raise Mismatch(
             Problem("time_scale", f"at most {limit:.3g}, which scales {text} to {reach}", factor)

@@ -21,7 +21,7 @@ from monitor.core import drift, scaling
 from monitor.errors import SchemaError, TrainingError
 from monitor.pipeline import remote, train
 from monitor.pipeline.phases import Phases
-from monitor.pipeline.scoring import ScaleBuffer, prepare, reference_rows, score, seed_for
+from monitor.pipeline.scoring import ScaleBuffer, day_long_rows, prepare, score, seed_for
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.ports import Engine
 from monitor.records import (
@@ -122,7 +122,7 @@ def measure(
     with phases.phase("validate"):
         windows = live.reference_windows if live is not None else None
         rows = (
-            None if windows is None else reference_rows(windows.rows, windows.starts, windows.ends)
+            None if windows is None else day_long_rows(windows.rows, windows.starts, windows.ends)
         )
         X = remote.validate(window, model, ctx.engine, rows)
     if live is None:

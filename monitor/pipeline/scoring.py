@@ -28,9 +28,9 @@ __all__ = [
     "check_enough_rows",
     "check_invalid_rows",
     "check_schema",
+    "day_long_rows",
     "least_rows",
     "prepare",
-    "reference_rows",
     "schema_hash",
     "score",
     "seed_for",
@@ -90,7 +90,7 @@ def validate_window(
     return X
 
 
-def reference_rows(rows: IntArray, starts: FloatArray, ends: FloatArray) -> IntArray | None:
+def day_long_rows(rows: IntArray, starts: FloatArray, ends: FloatArray) -> IntArray | None:
     """The rows of each window of a reference period that ``least_rows`` may measure
     windows against: one that spans a day or more (None otherwise).
 

@@ -24,9 +24,9 @@ from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import TrainingError
 from monitor.pipeline.remote import Rows, sampled_period, scaled
 from monitor.pipeline.scoring import (
+    day_long_rows,
     least_rows,
     prepare,
-    reference_rows,
     schema_hash,
     score,
     seed_for,
@@ -308,7 +308,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     thresholds need no interpolation, and the refits stop there (beyond it they would
     be dearest and least used).
     """
-    low = least_rows(model, reference_rows(ref.window_rows, ref.starts, ref.ends))[0]
+    low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
     window = int(ref.window_rows.max())
     high = max(low, 2 * window)
     sizes = [low]

@@ -236,14 +236,20 @@ def _format_regex(spec: str) -> str:
 class _File:
     path: Path
     format: str
-    mtime: float
-    name_time: float | None = None  # time_from: name
     # (inode, size, mtime_ns, ctime_ns): any write changes it (ctime cannot be set back)
-    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
+    stamp: tuple[int, int, int, int]
+    name_time: float | None = None  # time_from: name
+
+    @property
+    def mtime(self) -> float:
+        """The modification time, unix seconds."""
+        return self.stamp[2] / 1e9
 
 
 #: Bytes of parsed rows the ``window: time_range`` mode keeps between reads, per source.
 PARSED_BYTES = 256 * 2**20
+
+_Entry = tuple[tuple[int, int, int, int], FloatArray, FloatArray]  # stamp, rows, times
 
 
 class _Parsed:
@@ -252,41 +258,43 @@ class _Parsed:
     daemon runs, so an entry counts only while the file's stamp is the same."""
 
     def __init__(self) -> None:
-        self._entries: dict[Path, tuple[tuple[int, int, int, int], FloatArray, FloatArray]] = {}
+        self._entries: dict[Path, _Entry] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, f: _File) -> tuple[FloatArray, FloatArray] | None:
         with self._lock:
-            entry = self._entries.pop(f.path, None)
+            entry = self._entries.get(f.path)
             if entry is None:
                 return None
-            self._bytes -= entry[1].nbytes + entry[2].nbytes
             if entry[0] != f.stamp:
+                self._pop(f.path)
                 return None
-        self.put(f, entry[1], entry[2])  # the most recently read now
-        return entry[1], entry[2]
+            self._entries[f.path] = self._entries.pop(f.path)  # the most recently read now
+            return entry[1], entry[2]
 
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
         with self._lock:
             for path in [p for p in self._entries if p not in paths]:
-                _, X, ts = self._entries.pop(path)
-                self._bytes -= X.nbytes + ts.nbytes
+                self._pop(path)
 
     def put(self, f: _File, X: FloatArray, ts: FloatArray) -> None:
         size = X.nbytes + ts.nbytes
         if size > PARSED_BYTES:
             return
         with self._lock:
-            old = self._entries.pop(f.path, None)  # read twice at once: keep the last
-            if old is not None:
-                self._bytes -= old[1].nbytes + old[2].nbytes
+            self._pop(f.path)  # read twice at once: keep the last
             while self._entries and self._bytes + size > PARSED_BYTES:
-                _, old_X, old_ts = self._entries.pop(next(iter(self._entries)))
-                self._bytes -= old_X.nbytes + old_ts.nbytes
+                self._pop(next(iter(self._entries)))
             self._entries[f.path] = (f.stamp, X, ts)
             self._bytes += size
+
+    def _pop(self, path: Path) -> None:
+        """Drop ``path``'s entry, if any (the lock held)."""
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            self._bytes -= entry[1].nbytes + entry[2].nbytes
 
 
 class FilesSource:
@@ -342,16 +350,15 @@ class FilesSource:
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            mtime = st.st_mtime_ns / 1e9
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             if self._name_time is not None:
                 named = self._name_time.parse(path.name)
                 if named is None:
                     ignored += 1
                     continue
-                out.append(_File(path, fmt, mtime, named, stamp))
+                out.append(_File(path, fmt, stamp, named))
                 continue
-            out.append(_File(path, fmt, mtime, stamp=stamp))
+            out.append(_File(path, fmt, stamp))
         if ignored:
             _log.debug(
                 "%s: ignored %d file(s) of unknown format, hidden or without a name time",
