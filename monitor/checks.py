@@ -66,6 +66,8 @@ __all__ = [
     "is_int",
     "is_real",
     "overflow_message",
+    "plain_float",
+    "plain_texts",
     "problem_of",
     "proven_finite",
     "read_fields",
@@ -219,6 +221,24 @@ def is_real(value: Any) -> bool:
         and not isinstance(value, bool)
         and math.isfinite(float(value))
     )
+
+
+def plain_float(text: str) -> float:
+    """``float(text)`` for a number as files and APIs write one.
+
+    Python's ``float`` also reads ``"1_000"`` (as 1000) and digits of other scripts
+    (``"١٢"`` as 12), which no CSV writer or exporter means as numbers: ValueError here.
+    """
+    if not plain_texts((text,)):
+        raise ValueError(f"{brief(text)} is not a plain number")
+    return float(text)
+
+
+def plain_texts(texts: Sequence[str]) -> bool:
+    """Whether every string of ``texts`` is free of what ``plain_float`` refuses (a
+    check for the fast paths that convert a whole column at once)."""
+    joined = "".join(texts)
+    return "_" not in joined and joined.isascii()
 
 
 def _interval(

@@ -7,7 +7,7 @@ import numbers
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.checks import Mismatch, Problem, brief
+from monitor.checks import Mismatch, Problem, brief, plain_float
 from monitor.errors import InvalidInputError, TimeRangeError
 
 __all__ = ["EARLIEST", "LATEST", "format_time", "out_of_range", "parse_time", "time_field"]
@@ -61,7 +61,7 @@ def _seconds(value: Any, where: str) -> float:
         )
     stripped = value.strip()
     try:
-        seconds = float(stripped)
+        seconds = plain_float(stripped)
     except ValueError:
         pass
     else:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import check_float, is_real, some_names
+from monitor.checks import check_float, is_real, plain_texts, some_names
 from monitor.errors import SchemaError
 from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time
 
@@ -104,8 +104,12 @@ def parse_timestamps(
     is checked against the range ``parse_time`` accepts, with its message.
     """
     try:
-        # Numbers and numeric strings convert in one go; anything else takes the slow path.
+        # Numbers and plain numeric strings convert in one go; anything else (numpy, like
+        # float, reads "1_700_000_000") takes the slow path.
         fast = np.asarray(values, dtype=np.float64)
+        numeric = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
+        if not numeric and not plain_texts([v for v in values if isinstance(v, str)]):
+            raise ValueError("not plain numbers")
     except (TypeError, ValueError):
         pass
     else:

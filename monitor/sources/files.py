@@ -30,7 +30,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import Problem, brief, check_choice, is_real, problem_of, read_fields
+from monitor.checks import (
+    Problem,
+    brief,
+    check_choice,
+    is_real,
+    plain_float,
+    plain_texts,
+    problem_of,
+    read_fields,
+)
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
@@ -758,10 +767,11 @@ def _csv_column(
 ) -> FloatArray:
     """Floats of column ``i``; empty cells are NaN; SourceError names a non-number cell."""
     cells = [r[i] for r in rows]
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:
-        pass
+    if plain_texts(cells):
+        try:
+            return np.array(cells, dtype=np.float64)
+        except ValueError:
+            pass
     out = np.empty(len(cells))
     for k, cell in enumerate(cells):
         text = cell.strip()
@@ -769,7 +779,7 @@ def _csv_column(
             out[k] = np.nan
             continue
         try:
-            out[k] = float(text)
+            out[k] = plain_float(text)
         except ValueError:
             raise SourceError(
                 f"{where}, line {lines[k]}: column {name!r} holds {brief(cell)}, not a number"

@@ -46,6 +46,7 @@ from monitor.checks import (
     check_base_url,
     check_int,
     is_real,
+    plain_texts,
     problem_of,
     read_fields,
 )
@@ -855,8 +856,8 @@ def _points(values: Any, where: str) -> tuple[NDArray[np.int64], NDArray[np.floa
 
 def _sample(value: Any) -> float:
     """A sample's value: Prometheus writes each as a string of a Go float. ``float`` alone
-    took JSON's ``true`` as 1.0 and Python's ``"1_000"`` as 1000."""
-    if not isinstance(value, str) or "_" in value:
+    took JSON's ``true`` as 1.0, Python's ``"1_000"`` as 1000 and ``"١"`` as 1."""
+    if not isinstance(value, str) or not plain_texts((value,)):
         raise ValueError(f"value {brief(value)} is not a sample value (a number in a string)")
     return float(value)
 

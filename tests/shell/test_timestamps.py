@@ -35,6 +35,12 @@ def test_parse_time(value: object) -> None:
         (float("nan"), "is not a finite number"),
         ("inf", "is not a finite number"),
         ("yesterday", "is neither unix seconds nor ISO-8601"),
+        # float() reads both as numbers; no file means them as times.
+        ("1_700_000_000", "is neither unix seconds nor ISO-8601"),
+        (
+            "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+            "is neither unix seconds nor ISO-8601",
+        ),
         (True, "is neither a number nor a string"),
         (None, "is neither a number nor a string"),
         (-1.0, "is not between 1970-01-01 and 9999-01-01 UTC"),

@@ -633,6 +633,20 @@ def test_read_table_says_what_a_path_is_when_it_is_no_regular_file(tmp_path: Pat
         assert str(info.value) == f"{str(tmp_path / name)!r}: {why}"
 
 
+@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662"])
+def test_a_csv_cell_is_a_number_only_as_files_write_one(tmp_path: Path, cell: str) -> None:
+    # Python's float() read "1_000" as 1000 and Arabic-Indic "12" as 12: silently.
+    (tmp_path / "t.csv").write_text(f"a,b\n1,2\n{cell},3\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=f"line 3: column 'a' holds '{cell}', not a number"):
+        read_table(tmp_path / "t.csv", ["a", "b"])
+    (tmp_path / "t.csv").write_text(
+        f"timestamp,{','.join(FEATURES)}\n1700000000,1,2,3\n{cell}{cell},1,2,3\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SourceError, match=r"line 3: timestamp .* is neither unix seconds"):
+        source(tmp_path, window="time_range").read_window(0, 2e9)
+
+
 def test_a_csv_written_with_a_byte_order_mark_reads_its_first_column(tmp_path: Path) -> None:
     # Spreadsheet exports start UTF-8 CSV with a BOM; it is not part of the first name.
     (tmp_path / "w.csv").write_bytes(b"\xef\xbb\xbflatency_ms,cpu_ratio,rps\n1,0.5,3\n")

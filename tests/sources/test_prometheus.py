@@ -373,6 +373,16 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
             r"value '1_000' is not a sample value",
         ),
         (
+            (
+                200,
+                '{"status":"success","data":{"resultType":"matrix","result":'
+                '[{"metric":{},"values":[[1,"\u0661"]]}]}}'.encode(),
+                0,
+            ),
+            SourceError,
+            r"value '\u0661' is not a sample value",
+        ),
+        (
             (400, b'{"status":"error","error":"' + b"e" * 200_000 + b'"}', 0),
             SourceError,
             r"answered HTTP 400: 'e+\.\.\.e+' \(200002 characters\)$",
@@ -390,6 +400,7 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
         "null-result",
         "bool-value",
         "underscore-value",
+        "other-script-digit",
         "long-error",
     ],
 )
