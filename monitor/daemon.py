@@ -227,7 +227,9 @@ class Daemon:
 
         Runs abandon at their next phase (a read at once); one still busy after the grace
         is left behind on its daemon thread: it has stored nothing, and every store write
-        is atomic, so leaving is as safe as a kill.
+        is atomic, so leaving is as safe as a kill. The worker processes are stopped either
+        way: they ignore SIGTERM, so the interpreter's exit, which joins them, would wait
+        for ever for a worker whose pipe is still open.
         """
         if self._stopped.is_set():
             return
@@ -242,7 +244,8 @@ class Daemon:
         if idle:
             self.app.close()
         else:
-            # Closing the history under a run could fail it; the exit releases everything.
+            # Closing the history under a run could fail it; the exit releases the rest.
+            self.app.runner.close()
             log.warning(
                 "stopping with %d run(s) still in progress after %gs (daemon.shutdown_grace); "
                 "they are abandoned and store nothing",

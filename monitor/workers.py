@@ -383,19 +383,24 @@ class RunWorkers:
 
     @staticmethod
     def _wait(worker: _Worker, phases: Phases) -> _Done | _Failed:
-        while not worker.conn.poll(_POLL_SECONDS):
-            if phases.stopping():
-                raise RunCancelledError(
-                    "run abandoned in its worker process, which was stopped: "
-                    "the daemon is stopping or the run is past its deadline"
-                )
-            if not worker.process.is_alive():
-                raise _ended(worker)
+        """The worker's reply; a stop or a deadline abandons the run (also when the stop
+        closed the worker's pipe under it), a worker that died fails it."""
         try:
-            reply: _Done | _Failed = worker.conn.recv()
+            while not worker.conn.poll(_POLL_SECONDS):
+                if phases.stopping():
+                    break
+                if not worker.process.is_alive():
+                    raise _ended(worker)
+            else:
+                reply: _Done | _Failed = worker.conn.recv()
+                return reply
         except (EOFError, OSError):
-            raise _ended(worker) from None
-        return reply
+            if not phases.stopping():
+                raise _ended(worker) from None
+        raise RunCancelledError(
+            "run abandoned in its worker process, which was stopped: "
+            "the daemon is stopping or the run is past its deadline"
+        )
 
     def pids(self) -> list[int]:
         """The process ids of the workers started and not yet stopped."""

@@ -21,6 +21,7 @@ from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
 from monitor.daemon import Daemon, first_run_offsets, freeze_heap, run_until_signal, settle
 from monitor.errors import InvalidInputError
+from monitor.pipeline import train
 from monitor.sources import SOURCES
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -133,6 +134,45 @@ def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_sto
     finally:
         daemon.stop()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_stop_past_its_grace_stops_the_worker_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unfrozen: None
+) -> None:
+    # Workers ignore SIGTERM, and the interpreter's exit joins them: a stop that left them
+    # running once a run outlived the grace made `demo` hang at exit after a SIGINT.
+    inside, release = threading.Event(), threading.Event()
+    train_reference = train.train_reference
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(60)
+        return train_reference(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_reference", held)  # the first run, in the daemon
+    raw = {
+        "daemon": {
+            "state_dir": str(tmp_path / "state"),
+            "listen": "127.0.0.1:0",
+            "shutdown_grace": "0.2s",
+        },
+        "models": [model("m", interval="1h")],
+    }
+    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    daemon.start()
+    try:
+        assert inside.wait(60)
+        pool = daemon.app.runner._workers
+        assert pool is not None
+        pids = pool.pids()
+        assert pids
+        daemon.stop()
+        assert pool.pids() == []
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):  # killed and reaped
+                os.kill(pid, 0)
+    finally:
+        release.set()
 
 
 class Service:

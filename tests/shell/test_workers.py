@@ -247,6 +247,29 @@ def test_a_stop_ends_the_run_in_its_worker_at_once(monkeypatch: pytest.MonkeyPat
         made.runner.close()
 
 
+def test_a_stop_that_closes_the_workers_under_a_run_abandons_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stop past its grace closes the workers while the run waits on its pipe: the run
+    # is abandoned as at any stop, not failed as if its worker had died.
+    made = big()
+    try:
+        before = versions(made)
+
+        def stop() -> None:
+            made.stopping.set()
+            made.runner.close()
+
+        on_wait(monkeypatch, stop)
+        result = made.runner.run_model("shop")
+        assert isinstance(result, RunFailure) and "daemon is stopping" in result.message
+        assert versions(made) == before
+        assert made.failures() == {}
+        assert made.runner._workers.pids() == []
+    finally:
+        made.runner.close()
+
+
 def test_a_run_past_its_deadline_in_its_worker_is_a_run_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
