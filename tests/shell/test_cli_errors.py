@@ -78,18 +78,30 @@ def history_rows(state: Path) -> dict[str, int]:
         return {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
 
 
-@pytest.fixture
-def files_setup(tmp_path: Path) -> tuple[Path, Path]:
-    """A files-source model with one trained version in the store."""
-    data = tmp_path / "data"
-    data.mkdir()
+def files_config(root: Path) -> Path:
+    source = {"kind": "files", "path": str(root / "data"), "pattern": "*.csv"}
+    return write_config(root, model(source))
+
+
+@pytest.fixture(scope="module")
+def files_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A files-source model with one trained version in the store, trained once."""
+    root = tmp_path_factory.mktemp("files-setup")
+    (root / "data").mkdir()
     np.savetxt(
-        data / "w.csv", blobs(600, CENTERS, seed=1), delimiter=",", header="a,b", comments=""
-    )
-    cfg = write_config(tmp_path, model({"kind": "files", "path": str(data), "pattern": "*.csv"}))
-    first = invoke("evaluate", "--config", str(cfg))
+        root / "data" / "w.csv", blobs(600, CENTERS, seed=1), delimiter=",", header="a,b",
+        comments="",
+    )  # fmt: skip
+    first = invoke("evaluate", "--config", str(files_config(root)))
     assert first.exit_code == 0, first.output
-    return cfg, data
+    return root
+
+
+@pytest.fixture
+def files_setup(files_trained: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``files_trained`` of the test's own: its tests change what is stored."""
+    shutil.copytree(files_trained, tmp_path, dirs_exist_ok=True)
+    return files_config(tmp_path), tmp_path / "data"
 
 
 # --------------------------------------------------------------------------- check-config
