@@ -175,13 +175,19 @@ def delay(flags: list[bool], onset: int) -> int | None:
 
 
 def event(
-    window: str, kind: str, values: Any, change: Callable[[Any, Any], Any], control: list[bool]
+    window: str,
+    kind: str,
+    values: Any,
+    change: Callable[[Any, Any], Any],
+    control: list[bool],
+    end: float = EVENT_END,
 ) -> dict[str, Any]:
-    """The delay of one change (configuration ``weekly``), against the quiet replay's."""
+    """The delay of one change (configuration ``weekly``), against the quiet replay's,
+    in windows up to ``end``."""
     after = START + STEP * np.arange(values.shape[0]) >= ONSET
     with tempfile.TemporaryDirectory(prefix="bench-realdata-") as tmp:
         write_csv(Path(tmp) / "demand.csv", features(change(values.copy(), after)))
-        r = replay(window, "weekly", Path(tmp), EVENT_END)
+        r = replay(window, "weekly", Path(tmp), end)
     flags = [w.flag for w in r.windows]
     onset = onset_index(window)
     found = delay(flags, onset)

@@ -87,6 +87,7 @@ def test_a_change_put_into_the_real_series_pages_within_a_few_windows(
     warnings.simplefilter("ignore", DegenerateDataWarning)  # a flat line: too few distinct rows
     quiet = [False] * (real.onset_index("6h") + 60)
     change = real.changes(np.random.default_rng(0))[kind]
-    found = real.event("6h", kind, demand, change, quiet)
+    end = real.ONSET + 8 * real.WINDOWS["6h"]  # twice the latest page allowed (4 windows)
+    found = real.event("6h", kind, demand, change, quiet, end)
     assert found["delay"] is not None and found["delay"] <= most, found
     assert found["flags_before_onset"] <= 1, found
