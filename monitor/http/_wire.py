@@ -215,6 +215,12 @@ def parse_head(lines: list[bytes]) -> Request:
         key = name.lower()
         value = value.strip(" \t")
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    # RFC 9112, section 3.2: an HTTP/1.1 request without a Host header, or with more than
+    # one, is answered 400 (a host name holds no comma, so a comma is a second header).
+    if version == "HTTP/1.1" and "host" not in headers:
+        raise BadRequest(400, "no Host header")
+    if "," in headers.get("host", ""):
+        raise BadRequest(400, "more than one Host header")
     return Request(method, target, version, headers)
 
 

@@ -131,7 +131,8 @@ def test_small_requests_that_arrive_together_are_answered_in_one_call(
 
 def test_keep_alive_and_pipelining_after_a_body(start: Callable[..., Running]) -> None:
     sock = start().connect()
-    sock.sendall(post_head(2) + b"hi" + post_head(3) + b"you" + b"GET /healthz HTTP/1.1\r\n\r\n")
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    sock.sendall(post_head(2) + b"hi" + post_head(3) + b"you" + healthz)
     assert read_response(sock)[2] == echo(b"hi")
     assert read_response(sock)[2] == echo(b"you")
     assert read_response(sock)[:1] == (200,)

@@ -262,10 +262,11 @@ def test_pipelined_requests_are_answered_in_order(serve: Callable[..., Running])
     running = serve(Routes(registry=registry_with_counter(), models_json=lambda: ["m"]))
     sock = running.connect()
     sock.sendall(
-        b"GET /healthz HTTP/1.1\r\n\r\n"
-        b"GET /api/models HTTP/1.1\r\n\r\n"  # answered by a worker, between two fast ones
-        b"GET /nowhere HTTP/1.1\r\n\r\n"
-        b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        # answered by a worker, between two fast ones
+        b"GET /api/models HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
     )
     answers = [read_response(sock) for _ in range(4)]
     assert [(status, body) for status, _, body in answers] == [
@@ -316,7 +317,7 @@ for sock in held:
     sock.close()
 time.sleep(1.5)  # the server resumes accepting after its pause
 client = socket.create_connection((host, port), timeout=5)
-client.sendall(b"GET /healthz HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n")
+client.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n")
 print(client.recv(100).split(b"\\r\\n")[0].decode())
 server.stop()
 print(stream.getvalue().count("cannot accept connections"))

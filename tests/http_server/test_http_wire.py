@@ -33,7 +33,7 @@ def test_a_head_is_parsed_with_lower_case_names_and_joined_repeats() -> None:
 def test_keep_alive_follows_the_version_and_the_connection_header(
     version: str, connection: str | None, keep: bool
 ) -> None:
-    head = f"GET / {version}" + (f"\nConnection: {connection}" if connection else "")
+    head = f"GET / {version}\nHost: t" + (f"\nConnection: {connection}" if connection else "")
     assert parse_head(lines(head)).keep_alive is keep
 
 
@@ -43,11 +43,12 @@ def test_keep_alive_follows_the_version_and_the_connection_header(
      ("\nTransfer-Encoding: chunked", True)],
 )  # fmt: skip
 def test_a_body_is_noticed(headers: str, has_body: bool) -> None:
-    assert parse_head(lines("GET / HTTP/1.1" + headers)).has_body is has_body
+    assert parse_head(lines("GET / HTTP/1.1\nHost: t" + headers)).has_body is has_body
 
 
 def test_a_percent_encoded_path_is_decoded() -> None:
-    assert parse_head(lines("GET /runbooks/KMeans%20X HTTP/1.1")).path == "/runbooks/KMeans X"
+    request = parse_head(lines("GET /runbooks/KMeans%20X HTTP/1.1\nHost: t"))
+    assert request.path == "/runbooks/KMeans X"
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,10 @@ def test_a_percent_encoded_path_is_decoded() -> None:
         ("GET / HTTP/1.1\n folded: a", 400, "malformed header line"),
         ("GET / HTTP/1.1\n: empty name", 400, "malformed header line"),
         ("GET / HTTP/1.1" + "\nX: y" * (MAX_HEADERS + 1), 431, "more than 100 header lines"),
+        # RFC 9112, section 3.2: HTTP/1.1 needs exactly one Host header (1.0 none).
+        ("GET / HTTP/1.1", 400, "no Host header"),
+        ("GET / HTTP/1.1\nHost: a\nhost: b", 400, "more than one Host header"),
+        ("GET / HTTP/1.0\nHost: a\nHost: b", 400, "more than one Host header"),
     ],
 )
 def test_bad_heads_are_refused_with_a_status(head: str, status: int, reason: str) -> None:
@@ -81,8 +86,8 @@ def test_a_request_line_that_is_not_ascii_is_a_400() -> None:
         (b"GET / HTTP/3\r\n\r\n", 505),
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431),
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 1000 + b"\r\n", 431),
-        (b"DELETE /metrics HTTP/1.1\r\n\r\n", 405),
-        (b"GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 200),
+        (b"DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 405),
+        (b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", 200),
     ],
 )
 def test_a_raw_client_gets_the_status_and_a_closed_connection(
@@ -99,7 +104,7 @@ def test_a_raw_client_gets_the_status_and_a_closed_connection(
 def test_empty_lines_before_a_request_are_ignored(serve: Callable[..., Running]) -> None:
     running = serve()
     sock = running.connect()
-    sock.sendall(b"\r\n\nGET /healthz HTTP/1.1\r\n\r\n")
+    sock.sendall(b"\r\n\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
     assert read_response(sock)[:1] == (200,)
 
 
