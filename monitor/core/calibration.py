@@ -506,9 +506,12 @@ def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Wi
 
 
 def _bootstrap_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Windows:
-    """Null windows of ``n`` rows drawn with replacement within a random block."""
+    """Null windows of ``n`` rows drawn with replacement within a random block, a block as
+    often as its rows make it: a thin one (the period's first window, cut short) would
+    otherwise stand for as much of the period as a full one, its few rows drawn over."""
     usable = np.flatnonzero(pool.length > 0)
-    pick = usable[rng.integers(0, usable.size, size=count)]
+    weight = pool.length[usable].astype(np.float64)
+    pick = rng.choice(usable, size=count, p=weight / weight.sum())
     offsets = (rng.random((count, n)) * pool.length[pick][:, None]).astype(np.intp)
     return _Windows(pick, pick, pool.first[pick][:, None] + offsets)
 

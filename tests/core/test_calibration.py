@@ -190,6 +190,21 @@ def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:
         assert label_drift(swinging.shares, labels, 3).psi < wide
 
 
+def test_a_short_reference_draws_a_thin_window_as_often_as_its_rows() -> None:
+    """Under 10 windows the null resamples rows within a block: a block of a few rows (the
+    period's first window, cut short) stands for no more of the period than its rows."""
+    rng = np.random.default_rng(4)
+    full = draw(rng, 4 * ROWS)
+    thin = draw(rng, 5, shift=6.0)  # few rows, far off: its own windows alarm
+    X = np.concatenate([full, thin])
+    block = np.repeat(np.arange(5), [ROWS, ROWS, ROWS, ROWS, 5])
+    keys = [S.FEATURE_PSI_MAX]
+    with_thin = threshold_at(table_of(fit_reference(X, block), [50], keys=keys), 50)
+    without = threshold_at(table_of(fit_reference(full, block[:-5]), [50], keys=keys), 50)
+    t, u = with_thin[S.FEATURE_PSI_MAX], without[S.FEATURE_PSI_MAX]
+    assert t is not None and u is not None and t < 1.5 * u
+
+
 def test_a_null_window_over_several_blocks_is_compared_without_any_of_them() -> None:
     """A null window larger than a block spans several; the reference it is compared with
     leaves them all out, as a fresh window's reference does not hold the window."""
