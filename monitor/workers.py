@@ -265,6 +265,14 @@ class _Worker:
         self.process.join()
 
 
+def _abandoned() -> RunCancelledError:
+    """The error of a run given up in its worker, which is then stopped."""
+    return RunCancelledError(
+        "run abandoned in its worker process, which was stopped: "
+        "the daemon is stopping or the run is past its deadline"
+    )
+
+
 def _ended(worker: _Worker) -> RuntimeError:
     """The error of a run whose worker process ended under it (killed, out of memory)."""
     worker.process.join(_EXIT_PATIENCE)
@@ -388,19 +396,13 @@ class RunWorkers:
         try:
             while not worker.conn.poll(_POLL_SECONDS):
                 if phases.stopping():
-                    break
+                    raise _abandoned()
                 if not worker.process.is_alive():
                     raise _ended(worker)
-            else:
-                reply: _Done | _Failed = worker.conn.recv()
-                return reply
+            reply: _Done | _Failed = worker.conn.recv()
         except (EOFError, OSError):
-            if not phases.stopping():
-                raise _ended(worker) from None
-        raise RunCancelledError(
-            "run abandoned in its worker process, which was stopped: "
-            "the daemon is stopping or the run is past its deadline"
-        )
+            raise (_abandoned() if phases.stopping() else _ended(worker)) from None
+        return reply
 
     def pids(self) -> list[int]:
         """The process ids of the workers started and not yet stopped."""

@@ -103,20 +103,19 @@ def parse_timestamps(
     ``positions = (word, numbers)`` to say e.g. "line 12" for the i-th value. Every time
     is checked against the range ``parse_time`` accepts, with its message.
     """
-    try:
-        # Numbers and plain numeric strings convert in one go; anything else (numpy, like
-        # float, reads "1_700_000_000") takes the slow path.
-        fast = np.asarray(values, dtype=np.float64)
-        numeric = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
-        if not numeric and not plain_texts([v for v in values if isinstance(v, str)]):
-            raise ValueError("not plain numbers")
-    except (TypeError, ValueError):
-        pass
-    else:
-        # A time in range is finite, so one check does for both. A column that fails it
-        # goes down the slow path, which says what is wrong (not finite, out of range).
-        if fast.ndim == 1 and _all_inside(fast):
-            return fast
+    # Numbers and plain numeric strings convert in one go; anything else takes the slow
+    # path (numpy, like float, would read "1_700_000_000" as a number).
+    numeric = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"
+    if numeric or plain_texts([v for v in values if isinstance(v, str)]):
+        try:
+            fast = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+        else:
+            # A time in range is finite, so one check does for both. A column that fails
+            # it goes down the slow path, which says what is wrong (not finite, range).
+            if fast.ndim == 1 and _all_inside(fast):
+                return fast
     out = np.empty(len(values), dtype=np.float64)
     cache: dict[str, float] = {}
     for i, v in enumerate(values):
