@@ -13,6 +13,7 @@ import contextlib
 import functools
 import operator
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,10 @@ def session(
     builder = builder.config("spark.log.level", LOG_LEVEL)
     for key, value in settings.conf:
         builder = builder.config(key, value)
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is None:
+        _check_master_answers(settings.master)
     try:
         return builder.getOrCreate()
     except _spark_errors() as exc:
@@ -102,6 +107,36 @@ def session(
         raise EngineError(
             f"the Spark session on master {settings.master!r} did not start: {error_line(exc)}"
         ) from exc
+
+
+#: Seconds to wait for a standalone master's port to accept a connection.
+MASTER_CONNECT_TIMEOUT = 10.0
+
+
+def _check_master_answers(master: str) -> None:
+    """An EngineError at once when no master of a ``spark://`` URL accepts a connection.
+
+    Spark itself gives up on such a master only after three registrations 20 s apart
+    (constants of its ``StandaloneAppClient``), holding the run's worker all that time and
+    ending on "Cannot call methods on a stopped SparkContext". A port that accepts is left
+    to Spark: whether a master answers there is Spark's to find out.
+    """
+    scheme, _, rest = master.partition("://")
+    if scheme != "spark":
+        return  # local runs in this process; yarn and k8s find their masters themselves
+    refused = []
+    for address in rest.split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection(
+                (host.strip("[]"), int(port)), timeout=MASTER_CONNECT_TIMEOUT
+            ):
+                return
+        except OSError as exc:
+            refused.append(f"{address}: {exc.strerror or exc or type(exc).__name__}")
+    raise EngineError(
+        f"the Spark master {master!r} does not answer (no connection to {'; '.join(refused)})"
+    )
 
 
 def _stop_failed_context() -> None:

@@ -8,6 +8,7 @@ far below any SLI's resolution); counts, bins and shares are exact.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -23,11 +24,13 @@ from monitor.core import drift
 from monitor.core.kmeans import fit_kmeans
 from monitor.engines.spark import (
     SparkEngine,
+    _check_master_answers,
     candidate_blocks,
     lloyd,
     score_blocks,
     train_centers,
 )
+from monitor.errors import EngineError
 from monitor.pipeline import evaluate
 from monitor.pipeline.scoring import prepare, score
 from monitor.pipeline.train import one_window, train_candidate, train_reference
@@ -263,6 +266,50 @@ def test_a_session_that_did_not_start_is_started_again_by_the_next_run() -> None
         "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.",
         "then: 3",
     ], done.stdout
+
+
+REFUSED = """
+import socket
+from pyspark import SparkContext
+from monitor.config import SparkSettings
+from monitor.engines.spark import session
+from monitor.errors import EngineError
+
+with socket.socket() as s:  # a port nothing listens on once it is closed
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+try:
+    session(SparkSettings(f"spark://127.0.0.1:{port}"))
+except EngineError as exc:
+    print(str(exc).replace(str(port), "PORT"))
+print("context:", SparkContext._active_spark_context)
+"""
+
+
+def test_a_standalone_master_that_refuses_connections_fails_before_spark_starts() -> None:
+    # Spark gave up on it only after three registrations 20 s apart: each run held its
+    # worker for over a minute and failed on "Cannot call methods on a stopped SparkContext".
+    argv = [sys.executable, "-c", REFUSED]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "the Spark master 'spark://127.0.0.1:PORT' does not answer "
+        "(no connection to 127.0.0.1:PORT: Connection refused)",
+        "context: None",
+    ], done.stdout
+
+
+def test_a_master_of_a_high_availability_url_that_accepts_is_enough() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = closed.getsockname()[1]
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        _check_master_answers(f"spark://127.0.0.1:{refused},127.0.0.1:{port}")
+        with pytest.raises(EngineError, match=f"127.0.0.1:{refused}: Connection refused"):
+            _check_master_answers(f"spark://127.0.0.1:{refused}")
 
 
 LOST = """
