@@ -4,9 +4,10 @@ A Protocol, not a coroutine over streams: a request is a few callbacks on the ev
 loop and one timer per connection is re-armed as the connection changes state, which
 costs a fraction of the stream machinery (docs/decisions.md has the figures).
 
-States: waiting for a head (the server may evict the connection then), reading a body
-(an API POST: admitted first, its credentials checked before a byte of it is kept, then
-read in full within ``body_timeout``), answering (on the fast path within the callback;
+States: waiting for a head (the server may evict the connection then), settling the
+credentials of a request (reading paused: nothing of it is looked at before they are
+verified), reading a body (an API POST: admitted, then read in full within
+``body_timeout``), answering (on the fast path within the callback;
 a page on a worker with reading paused; an API request at the loop's next turn or on a
 worker), writing (the client must keep reading, ``MIN_PROGRESS_BYTES`` per
 ``write_timeout``), lingering (after the last response), closed.
@@ -88,7 +89,6 @@ class _Body:
     request: Request
     length: int
     keep: bool
-    started: bool = False  # credentials are settled and the deadline armed
 
 
 class Connection(asyncio.Protocol):
@@ -263,6 +263,34 @@ class Connection(asyncio.Protocol):
         keep = (
             request.keep_alive and self._served < self._host.max_requests and not self._host.closing
         )
+        check = self._host.check_auth(request)
+        if check is None:
+            self._route(request, keep)
+            return
+        # bcrypt runs on the server's one checking thread: nothing of the request is
+        # looked at (its path, its body) before it says yes.
+        self._pause_reading()
+        check.add_done_callback(functools.partial(self._authorized, request, keep))
+
+    def _authorized(
+        self, request: Request, keep: bool, future: asyncio.Future[Response | None]
+    ) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if future.cancelled():
+            self.abort()
+            return
+        failed = future.exception() is not None  # a bug in the check: never a way in
+        refusal = Response.text(500, "internal error") if failed else future.result()
+        if refusal is None:
+            self._route(request, keep)
+        elif request.method == "POST":
+            self._refuse(request, refusal)
+        else:  # an unread body would be taken for the next request
+            self._send(request, refusal, keep=keep and not request.has_body)
+
+    def _route(self, request: Request, keep: bool) -> None:
+        """Answer a request whose credentials are settled."""
         refusal = self._host.refuse_method(request)
         if refusal is not None:
             self._send(request, refusal, keep=False)
@@ -295,7 +323,7 @@ class Connection(asyncio.Protocol):
     # -- request bodies (API POSTs) ------------------------------------------------------
 
     def _start_body(self, request: Request, keep: bool) -> None:
-        """Admit the body (size, API checks, the server's budget), then settle credentials."""
+        """Admit the body (size, API checks, the server's budget), then read it."""
         try:
             length = request.content_length()
         except BadRequest as exc:
@@ -307,43 +335,16 @@ class Connection(asyncio.Protocol):
             return
         self._reserved = length
         self._body = _Body(request, length, keep)
-        check = self._host.check_auth(request)
-        if check is None:
-            self._receive_body()
-            return
-        # bcrypt runs on a worker; nothing of the body is kept before it says yes.
-        self._pause_reading()
-        check.add_done_callback(self._authorized)
-
-    def _authorized(self, future: asyncio.Future[Response | None]) -> None:
-        body = self._body
-        if body is None or self._transport is None or self._transport.is_closing():
-            return
-        if future.cancelled():
-            self.abort()
-            return
-        failed = future.exception() is not None  # a bug in the check: never a way in
-        refusal = Response.text(500, "internal error") if failed else future.result()
-        if refusal is not None:
-            self._refuse(body.request, refusal)
-            return
-        self._receive_body()
-
-    def _receive_body(self) -> None:
-        body = self._body
-        assert body is not None and self._transport is not None
-        body.started = True
+        assert self._transport is not None
         self._arm(self._host.body_timeout, self._on_body_timeout)
-        if body.request.expects_continue and len(self._buffer) < body.length:
+        if request.expects_continue and len(self._buffer) < length:
             self._transport.write(CONTINUE)
         self._resume_reading()
         self._take_body()
 
     def _take_body(self) -> None:
         body = self._body
-        if body is None or not body.started:
-            return
-        if len(self._buffer) < body.length:
+        if body is None or len(self._buffer) < body.length:
             return
         with memoryview(self._buffer) as view:  # one copy of the body, not two
             data = bytes(view[: body.length])

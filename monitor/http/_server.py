@@ -60,7 +60,7 @@ _FAST_BATCH = 64  # small API requests answered together in one turn of the even
 class Limits:
     """How much the server takes before pushing back; sized for a few Prometheus scrapers."""
 
-    workers: int = 4  # threads that run routes (and bcrypt); the loop never blocks on them
+    workers: int = 4  # threads that run routes (bcrypt has its own); the loop never blocks on them
     max_connections: int = 256  # open client connections, far below any fd limit
     header_timeout: float = 10.0  # seconds from connect (or first byte) to a whole head
     idle_timeout: float = 30.0  # seconds a keep-alive connection may wait for a request
@@ -173,6 +173,17 @@ class _Engine:
             initializer=_lower_priority,
             initargs=(limits.nice,),
         )
+        # bcrypt checks, one at a time: a flood of guesses costs one core, no worker.
+        self._checker = (
+            None
+            if auth is None
+            else ThreadPoolExecutor(
+                1,
+                thread_name_prefix="http-auth",
+                initializer=_lower_priority,
+                initargs=(limits.nice,),
+            )
+        )
         self._conns: dict[_Conn, None] = {}  # every admitted connection
         # Connections waiting for a request head, longest-waiting first: those that never
         # completed a request (silent or slow clients), and kept-alive ones that did.
@@ -212,6 +223,8 @@ class _Engine:
             self._listener.close()
             await self._drain(grace)
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._checker is not None:
+                self._checker.shutdown(wait=False, cancel_futures=True)
 
     async def _drain(self, grace: float) -> None:
         """Close idle connections now, busy ones once answered or after ``grace``."""
@@ -347,13 +360,6 @@ class _Engine:
         path = request.path
         if path not in ("/metrics", "/healthz"):
             return None
-        auth = self._auth
-        if (
-            auth is not None
-            and path not in self._public
-            and not auth.remembered(request.headers.get("authorization"))
-        ):
-            return None  # credentials not seen before: bcrypt on a worker decides
         if path == "/healthz":
             return _HEALTHY
         cache = self._routes.metrics
@@ -387,11 +393,7 @@ class _Engine:
         return self._loop.run_in_executor(self._pool, self._respond, request)
 
     def _respond(self, request: Request) -> Response:
-        """Runs on a worker: authentication (bcrypt is slow) and the route."""
-        auth = self._auth
-        public = request.path in self._public
-        if auth is not None and not public and not auth.check(request.headers.get("authorization")):
-            return _UNAUTHORIZED
+        """Runs on a worker: the route of a request whose credentials are settled."""
         return self._metrics_gzipped(request) or dispatch_request(self._routes, request)
 
     # -- API requests with a body -----------------------------------------------------
@@ -425,14 +427,16 @@ class _Engine:
         self._body_bytes -= length
 
     def check_auth(self, request: Request) -> asyncio.Future[Response | None] | None:
-        """None when no check is needed (or the credentials are remembered)."""
+        """None when no check is needed (or the credentials are remembered); else the
+        check on the one checking thread, which answers None or the 401. The workers
+        never wait on bcrypt, so a flood of guesses cannot hold up remembered clients."""
         auth = self._auth
         header = request.headers.get("authorization")
         if auth is None or request.path in self._public or auth.remembered(header):
             return None
-        assert self._loop is not None
+        assert self._loop is not None and self._checker is not None
         return self._loop.run_in_executor(
-            self._pool, lambda: None if auth.check(header) else _UNAUTHORIZED
+            self._checker, lambda: None if auth.check(header) else _UNAUTHORIZED
         )
 
     def answer_api(self, request: Request) -> asyncio.Future[Response]:

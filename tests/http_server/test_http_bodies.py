@@ -4,6 +4,7 @@ answered on the event loop together when small, on a worker when large."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import socket
 import threading
@@ -15,6 +16,7 @@ import bcrypt
 import pytest
 
 from monitor.http import Limits, Request, Response, Routes, WebConfig
+from monitor.http._auth import BasicAuth
 from tests.http_server._support import (
     PATIENCE,
     Running,
@@ -263,8 +265,6 @@ def _web(tmp_path: Path) -> WebConfig:
 
 
 def _basic(password: str) -> str:
-    import base64
-
     return "Authorization: Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()
 
 
@@ -283,3 +283,56 @@ def test_no_byte_of_a_body_is_read_before_the_credentials_hold(
     for _ in range(2):  # checked with bcrypt on a worker, then remembered
         sock.sendall(post_head(4, _basic("s3cret") + "\r\n") + b"data")
         assert read_response(sock)[2] == echo(b"data")
+
+
+def test_credentials_are_checked_before_the_api_looks_at_a_request(
+    start: Callable[..., Running], api: EchoApi, tmp_path: Path
+) -> None:
+    # The API's answers (its 415, 404 naming the served models, 405, 413) told a client
+    # without credentials what only a verified one may learn.
+    running = start(Limits(max_body_bytes=1000), web=_web(tmp_path))
+    heads = [
+        post_head(4, ctype="text/plain"),
+        post_head(5000),
+        f"PUT {PATH} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n".encode(),
+    ]
+    for head in heads:
+        for credentials in ("", _basic("wrong") + "\r\n"):
+            sock = running.connect()
+            sock.sendall(head.replace(b"\r\n\r\n", f"\r\n{credentials}\r\n".encode(), 1))
+            assert read_response(sock)[0] == 401, head
+    sock = running.connect()
+    sock.sendall(post_head(4, _basic("s3cret") + "\r\n", ctype="text/plain") + b"data")
+    assert read_response(sock)[0] == 415
+
+
+def test_guesses_waiting_for_bcrypt_hold_no_budget_and_no_worker(
+    start: Callable[..., Running], api: EchoApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flood of wrong passwords reserved the bodies' budget (every verified client's
+    # POST was a 503) and held every worker (its pages waited on the guesses' bcrypt).
+    gate = threading.Event()
+    real = BasicAuth.check
+
+    def slow_for_guesses(self: BasicAuth, header: str | None) -> bool:
+        if header is None or "wrong" not in base64.b64decode(header.split()[1]).decode():
+            return real(self, header)
+        assert gate.wait(PATIENCE)
+        return real(self, header)
+
+    monkeypatch.setattr(BasicAuth, "check", slow_for_guesses)
+    running = start(Limits(max_body_bytes=1000, body_budget_bytes=1000, workers=2), _web(tmp_path))
+    good = running.connect()
+    good.sendall(post_head(4, _basic("s3cret") + "\r\n") + b"data")  # now remembered
+    assert read_response(good)[2] == echo(b"data")
+    guesses = [running.connect() for _ in range(4)]
+    for i, sock in enumerate(guesses):
+        head = post_head(1000, _basic("wrong") + "\r\n") if i % 2 else b"GET /x HTTP/1.1\r\n"
+        sock.sendall(head if i % 2 else head + f"Host: t\r\n{_basic('wrong')}\r\n\r\n".encode())
+    time.sleep(0.2)  # the guesses are waiting for their check
+    good.sendall(post_head(4, _basic("s3cret") + "\r\n") + b"more")
+    assert read_response(good)[2] == echo(b"more")
+    good.sendall(f"GET /nowhere HTTP/1.1\r\nHost: t\r\n{_basic('s3cret')}\r\n\r\n".encode())
+    assert read_response(good)[0] == 404
+    gate.set()
+    assert [read_response(sock)[0] for sock in guesses] == [401] * 4
