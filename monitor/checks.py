@@ -524,26 +524,40 @@ def check_sample_weight(
     """Return weights of shape (n_samples,) as ``dtype``; ones when None."""
     if sample_weight is None:
         return np.ones(n_samples, dtype=dtype)
-    w = np.asarray(sample_weight, dtype=dtype)
-    if w.ndim == 0:
-        return np.full(n_samples, float(w), dtype=dtype)
-    if w.shape != (n_samples,):
+    given = np.asarray(sample_weight)
+    if given.dtype.kind not in "biuf":
+        raise InvalidInputError(f"sample_weight must be numeric; got dtype {given.dtype}.")
+    if given.ndim == 0:
+        given = np.full(n_samples, given)
+    if given.shape != (n_samples,):
         raise InvalidInputError(
-            f"sample_weight must have shape ({n_samples},) to match X; got {w.shape}."
+            f"sample_weight must have shape ({n_samples},) to match X; got {given.shape}."
         )
-    if not np.isfinite(w).all():
+    if not np.isfinite(given).all():
         raise InvalidInputError("sample_weight contains NaN or infinity.")
-    if (w < 0).any():
+    if (given < 0).any():
         raise InvalidInputError(
-            f"sample_weight must be non-negative; got a minimum of {w.min()!r}."
+            f"sample_weight must be non-negative; got a minimum of {given.min()!r}."
         )
-    if not (w > 0).any():
+    if not (given > 0).any():
         raise InvalidInputError("sample_weight must have at least one positive weight.")
-    return np.ascontiguousarray(w)
+    with np.errstate(over="ignore"):
+        w = np.ascontiguousarray(given, dtype=dtype)
+        total = w.sum(dtype=np.float64)
+    if not (np.isfinite(w).all() and np.isfinite(total)):
+        raise InvalidInputError(
+            f"sample_weight is too large: its sum overflows {np.dtype(dtype).name}; "
+            f"scale the weights down (the centres depend only on their ratios)."
+        )
+    return w
 
 
 def check_random_state(seed: RandomStateLike) -> np.random.Generator:
     """Turn ``seed`` into a ``numpy.random.Generator`` without touching global state."""
+    if isinstance(seed, numbers.Integral) and int(seed) < 0:
+        raise InvalidInputError(
+            f"The 'random_state' parameter must be a non-negative int; got {int(seed)}."
+        )
     if seed is None or isinstance(seed, numbers.Integral):
         return np.random.default_rng(None if seed is None else int(seed))
     if isinstance(seed, np.random.Generator):

@@ -32,6 +32,8 @@ class KMeansFit:
     converged: bool
     n_relocated: int = 0  # empty clusters relocated during the fit
     n_distinct_points: int | None = None  # set when fewer distinct points than k
+    # The mean X was fitted around (``_kmeans_fit.OFFSET_LOSS``); None when not centred.
+    offset: FloatArray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,7 +10,9 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError as SkNotFittedError
+from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
@@ -158,3 +160,18 @@ def test_works_inside_a_sklearn_pipeline() -> None:
     pipe = make_pipeline(StandardScaler(), KMeans(2, random_state=0)).fit(X)
     labels = pipe.predict(X)
     assert len(set(labels[:40].tolist())) == 1 and labels[0] != labels[-1]
+
+
+def test_predict_and_transform_keep_the_precision_of_a_fit_around_an_offset() -> None:
+    X0 = make_blobs(2000, 3, centers=4, cluster_std=0.3, random_state=1)[0]
+    far = KMeans(4, random_state=0).fit(X0 + 1.7e9)
+    near = KMeans(4, random_state=0).fit(X0)
+    # The same partition, under other cluster numbers (the seeding's row order follows
+    # the rows' bytes): the distances to each row's own centre agree.
+    labels = far.predict(X0 + 1.7e9)
+    np.testing.assert_array_equal(labels, far.labels_)
+    assert adjusted_rand_score(labels, near.labels_) == 1.0
+    rows = np.arange(len(X0))
+    own_far = far.transform(X0 + 1.7e9)[rows, labels]
+    np.testing.assert_allclose(own_far, near.transform(X0)[rows, near.labels_], atol=1e-5)
+    assert far.score(X0 + 1.7e9) == pytest.approx(near.score(X0), rel=1e-6)

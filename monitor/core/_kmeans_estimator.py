@@ -30,6 +30,7 @@ from monitor.core._kmeans_fit import (
     INITS,
     METRICS,
     assign_with,
+    centred_rows,
     check_enough_samples,
     check_nonzero_rows,
     check_weights,
@@ -232,11 +233,24 @@ class _KMeansBase:
             n_threads=self._threads(),
         )
 
+    def _offset(self) -> NDArray[Any] | None:
+        """The mean the fit centred X around (``KMeansFit.offset``), if it did."""
+        return None
+
+    def _rows_and_centres(self, Xa: NDArray[np.floating[Any]]) -> tuple[Any, NDArray[Any]]:
+        """X's rows and the centres as distances are computed on them: around the fit's
+        offset when it had one, so that predict keeps the fit's precision."""
+        C = self.cluster_centers_
+        offset = self._offset()
+        if offset is not None:
+            Xa = centred_rows(Xa, offset, self._wm())
+            C = C.astype(np.float64) - offset
+        return self._data_for(Xa), C.astype(Xa.dtype, copy=False)
+
     def _labels_sq(
         self, Xa: NDArray[np.floating[Any]]
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
-        C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        return assign_with(self._data_for(Xa), C, self._compiled())
+        return assign_with(*self._rows_and_centres(Xa), self._compiled())
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -251,8 +265,8 @@ class _KMeansBase:
         unit-norm centre, sqrt(2 (1 - cos)).
         """
         Xa = self._check_test_X(X)
-        C = self.cluster_centers_.astype(Xa.dtype, copy=False)
-        blocks = Blocks(self._data_for(Xa), C)
+        data, C = self._rows_and_centres(Xa)
+        blocks = Blocks(data, C)
         out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
 
         def distances(s: slice) -> None:
@@ -332,6 +346,9 @@ class KMeans(_KMeansBase):
     def _compiled(self) -> bool:
         k = self.cluster_centers_.shape[0]
         return resolve_kernel(self.kernel, metric=self.metric, k=k, owner="KMeans")
+
+    def _offset(self) -> NDArray[Any] | None:
+        return self.fit_.offset
 
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""

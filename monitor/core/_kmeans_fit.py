@@ -67,6 +67,11 @@ SEED_ROWS_PER_CLUSTER = 256
 # most seeds at 1M x 32, k = 64 (docs/benchmarks.md, issue 12).
 SAMPLE_TRIALS_FACTOR = 4
 SAMPLE_SEEDINGS = 2
+# X is fitted around its mean when the expansion ||x||^2 - 2 x.c + ||c||^2 would lose
+# more than this share of its spread (sum of variances) to rounding at X's precision:
+# Unix times in float64, or values near 1e4 in float32, came out mislabelled
+# (scikit-learn always centres; this copies X only where it matters).
+OFFSET_LOSS = 1e-6
 
 
 # ------------------------------------------------------------------ validation helpers
@@ -371,14 +376,13 @@ def fit_kmeans(
         then warns and is ignored, as in scikit-learn).
     n_init : int or "auto"
         Restarts; ``"auto"`` is 1 for k-means++ or an array and 10 for random.
-    max_iter : int
-        Most Lloyd iterations per restart.
+    max_iter : int, most Lloyd iterations per restart
     tol : float
         Stop when the total squared centre shift is at most ``tol`` times the mean
         per-feature (weighted) variance of ``X``, as in scikit-learn, or when the labels
         stop changing (strict convergence).
-    random_state : int, numpy Generator or RandomState, optional
-    sample_weight : array-like of shape (n_samples,), optional
+    random_state : int (at least 0), numpy Generator or RandomState, optional
+    sample_weight : array-like of shape (n_samples,) or a number for every row, optional
     metric : {"euclidean", "cosine"}
         ``"cosine"`` is spherical k-means on the L2-normalised rows: unit-norm centres,
         distances ``||x/|x| - c||^2 = 2 (1 - cos)``. Rows of zero norm are an error.
@@ -402,8 +406,9 @@ def fit_kmeans(
     KMeansFit
         ``centers`` (n_clusters, n_features) in X's dtype, ``labels`` (n_samples,) int64
         consistent with them, ``inertia`` (weighted sum of squared distances), ``n_iter``,
-        ``converged``, ``n_relocated`` (empty clusters moved, in the kept restart) and
-        ``n_distinct_points`` (only when there are fewer distinct rows than clusters).
+        ``converged``, ``n_relocated`` (empty clusters moved, in the kept restart),
+        ``n_distinct_points`` (only when there are fewer distinct rows than clusters),
+        ``offset`` (the mean X was fitted around when far from 0, ``OFFSET_LOSS``).
     """
     return validate_and_fit(
         X,
@@ -456,6 +461,11 @@ def validate_and_fit(
     init_centers: NDArray[Any] | None = None
     if isinstance(init, str):
         check_choice(init, "init", INITS, owner=owner)
+    elif callable(init):
+        raise InvalidInputError(
+            f"The 'init' parameter of {owner} must be one of {INITS} or an array of shape "
+            f"(n_clusters, n_features); a callable is not taken: pass the centres it returns."
+        )
     else:
         init_centers = check_centers(
             init, Xa.shape[1], n_clusters=k, dtype=Xa.dtype, name="init", owner=owner
@@ -569,12 +579,18 @@ def _fit(
     run: _Run,
     rng: np.random.Generator,
 ) -> KMeansFit:
-    var = (
+    mean, var = (
         _kmeans_numba.fast_mean_var(data.X, data.w, data.n_threads)
         if run.compiled
         else weighted_mean_var(data)
     )
     tol_abs = float(np.mean(var)) * run.tol
+    offset = None
+    if not data.cosine and far_from_origin(mean, var, data.X.dtype):
+        offset = mean
+        data = _centred(data, k, mean)
+        if not isinstance(init, str):
+            init = (init - mean).astype(data.X.dtype)
     # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
     # needs it when its fit leaves a cluster without weight: k clusters holding weight
     # prove k distinct rows, since identical rows always share a cluster.
@@ -606,12 +622,43 @@ def _fit(
     assert best is not None
     if canon is None and not (np.bincount(best.labels, weights=data.w, minlength=k) > 0).all():
         n_distinct = _warn_if_degenerate(data, canonical(data), k)
+    centers = best.centers
+    if offset is not None:
+        centers = (centers.astype(np.float64) + offset).astype(centers.dtype)
     return KMeansFit(
-        centers=best.centers,
+        centers=centers,
         labels=best.labels,
         inertia=best.inertia,
         n_iter=best.n_iter,
         converged=best.converged,
         n_relocated=best.n_relocated,
         n_distinct_points=n_distinct,
+        offset=offset,
+    )
+
+
+def far_from_origin(mean: NDArray[Any], var: NDArray[Any], dtype: Any) -> bool:
+    """True when rows around ``mean`` are too far from the origin for their distances
+    ``||x||^2 - 2 x.c + ||c||^2`` to keep ``OFFSET_LOSS`` of the spread in ``dtype``."""
+    eps = float(np.finfo(dtype).eps)
+    return eps * float(mean @ mean) > OFFSET_LOSS * float(var.sum())
+
+
+def centred_rows(X: NDArray[Any], offset: NDArray[Any], working_memory_mib: float) -> NDArray[Any]:
+    """``X - offset`` in X's dtype, chunk by chunk (no float64 copy of a float32 X)."""
+    out = np.empty_like(X, order="C")
+    for s in iter_slices(X.shape[0], chunk_rows(X.shape[0], X.shape[1], working_memory_mib)):
+        np.subtract(X[s], offset, out=out[s], casting="unsafe")
+    return out
+
+
+def _centred(data: Data, k: int, mean: NDArray[Any]) -> Data:
+    X = centred_rows(data.X, mean, data.working_memory_mib)
+    return prepare(
+        X,
+        data.w,
+        cosine=False,
+        k=k,
+        working_memory_mib=data.working_memory_mib,
+        n_threads=data.n_threads,
     )

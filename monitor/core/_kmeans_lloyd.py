@@ -279,8 +279,9 @@ def _sq_dist_to(data: Data, centers: Float, labels: Int64) -> F64:
     return out
 
 
-def weighted_mean_var(data: Data) -> F64:
-    """Weighted per-feature variance of the rows (normalised rows for cosine), float64."""
+def weighted_mean_var(data: Data) -> tuple[F64, F64]:
+    """Weighted per-feature mean and variance of the rows (normalised rows for cosine),
+    float64."""
     d = data.X.shape[1]
     step = cache_rows(data.n, 3 * d * 8, data.working_memory_mib)
     wsum = float(data.w.sum(dtype=np.float64))
@@ -298,23 +299,29 @@ def weighted_mean_var(data: Data) -> F64:
             Xs *= data.xn[s, None]
         Xs -= mean
         acc += data.w[s].astype(np.float64) @ (Xs * Xs)
-    return acc / wsum
+    return mean, acc / wsum
 
 
 # ------------------------------------------------------------------ canonical order
 
 
 def _row_keys(X: Float, working_memory_mib: float) -> NDArray[np.uint64]:
-    """A 64-bit hash of each row's bytes: equal rows get equal keys, wherever they are."""
+    """A 64-bit hash of each row's bytes: equal rows get equal keys, wherever they are.
+
+    -0.0 is hashed as 0.0 (adding +0.0 turns one into the other): they are equal rows.
+    """
     d = X.shape[1]
-    words = X.view(np.uint64 if X.itemsize == 8 else np.uint32)
+    word = np.uint64 if X.itemsize == 8 else np.uint32
+    zero = X.dtype.type(0)
     mult = np.random.default_rng(_HASH_SEED).integers(
         1, 2**63, size=d, dtype=np.uint64, endpoint=False
     ) * np.uint64(2) + np.uint64(1)
     keys = np.empty(X.shape[0], dtype=np.uint64)
     step = cache_rows(X.shape[0], 2 * d * 8, working_memory_mib)
     for s in iter_slices(X.shape[0], step):
-        h = (words[s].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64)
+        # The addition makes the copy that the widening would make anyway (float64).
+        words = (X[s] + zero).view(word).astype(np.uint64, copy=False)
+        h = (words * mult).sum(axis=1, dtype=np.uint64)
         # splitmix64 finaliser: spreads the linear combination over all 64 bits.
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)

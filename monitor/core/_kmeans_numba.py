@@ -453,8 +453,8 @@ def _moment_chunk(X, w, start, stop, centre, power, out):  # type: ignore[no-unt
             out[j] += wi * (t * t)
 
 
-def fast_mean_var(X: Float, w: Float, n_threads: int) -> F64:
-    """Weighted per-feature variance of the rows, float64, as
+def fast_mean_var(X: Float, w: Float, n_threads: int) -> tuple[F64, F64]:
+    """Weighted per-feature mean and variance of the rows, float64, as
     ``_kmeans_lloyd.weighted_mean_var`` (the mean first, then the centred squares; the
     same up to the order of the float sums), on the engine's threads. Partial sums are
     added in chunk order, so the result does not depend on ``n_threads``."""
@@ -474,7 +474,7 @@ def fast_mean_var(X: Float, w: Float, n_threads: int) -> F64:
 
     with Engine(n_threads) as eng:
         mean = moment(np.zeros(d), 1, eng) / wsum
-        return moment(mean, 2, eng) / wsum
+        return mean, moment(mean, 2, eng) / wsum
 
 
 def fast_cluster_sums(X: Float, labels: Int64, k: int, n_threads: int) -> F64:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits, load_iris, make_blobs
+from sklearn.metrics import adjusted_rand_score
 
 from monitor.core.kmeans import assign_labels, fit_kmeans, kmeans_plusplus
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -425,6 +426,14 @@ def test_cosine_zero_row_is_an_error() -> None:
         ({"sample_weight": -np.ones(10)}, r"sample_weight must be non-negative"),
         ({"sample_weight": np.ones(9)}, r"sample_weight must have shape \(10,\)"),
         ({"random_state": "x"}, r"'random_state' parameter must be None, an int"),
+        ({"random_state": -1}, r"'random_state' parameter must be a non-negative int; got -1"),
+        ({"init": lambda X, k, rs: X[:k]}, r"'init' parameter.*a callable is not taken"),
+        # A scalar weight is every row's: it gets the checks an array gets.
+        ({"sample_weight": -1.0}, r"sample_weight must be non-negative"),
+        ({"sample_weight": np.nan}, r"sample_weight contains NaN or infinity"),
+        ({"sample_weight": np.inf}, r"sample_weight contains NaN or infinity"),
+        ({"sample_weight": "heavy"}, r"sample_weight must be numeric; got dtype <U5"),
+        ({"sample_weight": np.full(10, 1e308)}, r"sample_weight is too large: its sum overflows"),
         ({"n_threads": 0}, r"'n_threads' parameter of fit_kmeans must be an int in \[1, inf\)"),
     ],
 )
@@ -480,3 +489,41 @@ def test_fewer_positive_weight_rows_than_clusters(init: str) -> None:
         fit = fit_kmeans(X, 3, sample_weight=[1.0, 1.0, 0.0], init=init, random_state=0)
     assert fit.centers.shape == (3, 1)
     assert set(fit.centers.ravel().tolist()) == {0.0, 5.0}
+
+
+@pytest.mark.parametrize(
+    ("offset", "dtype"), [(1.7e9, np.float64), (1e8, np.float64), (1e4, np.float32)]
+)
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_far_offset_fits_as_the_data_around_the_origin(
+    offset: float, dtype: type, kernel: str
+) -> None:
+    # Unix times in float64, values near 1e4 in float32: ||x||^2 - 2 x.c + ||c||^2 lost
+    # the spread to rounding (inertia 100x scikit-learn's, most labels not the nearest).
+    # Around their mean the data fits as it does at the origin; what is left is the
+    # centres' own rounding in X's dtype (float32 keeps 1e4 to 1e-3).
+    X0 = make_blobs(3000, 3, centers=4, cluster_std=0.3, random_state=0)[0]
+    near = fit_kmeans(X0.astype(dtype), 4, random_state=0, kernel=kernel)
+    far = fit_kmeans((X0 + offset).astype(dtype), 4, random_state=0, kernel=kernel)
+    assert far.offset is not None and near.offset is None
+    # The seeding draws rows in an order of their bytes, which the offset changes: the
+    # same partition comes out under other cluster numbers.
+    assert adjusted_rand_score(far.labels, near.labels) == 1.0
+    assert far.inertia == pytest.approx(near.inertia, rel=1e-3 if dtype == np.float32 else 1e-6)
+    atol = 2e-3 if dtype == np.float32 else 1e-6
+    shifted = far.centers.astype(float) - offset
+    np.testing.assert_allclose(_by_rows(shifted), _by_rows(near.centers), atol=atol)
+    sk = SkKMeans(4, random_state=0, n_init=1).fit((X0 + offset).astype(dtype))
+    assert far.inertia <= sk.inertia_ * 1.001
+
+
+def _by_rows(C: np.ndarray) -> np.ndarray:
+    return C[np.lexsort(C.T[::-1])]
+
+
+def test_minus_zero_is_the_same_row_as_zero() -> None:
+    # Their bytes differ: hashed as bytes, two distinct "rows" hid a degenerate window.
+    X = np.array([[0.0], [-0.0], [0.0], [-0.0]])
+    with pytest.warns(DegenerateDataWarning, match="1 distinct row"):
+        fit = fit_kmeans(X, 2, random_state=0)
+    assert fit.n_distinct_points == 1
