@@ -201,6 +201,10 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._transport is not None and self._transport.get_extra_info("sslcontext"):
+            # TLS: the client's close_notify. asyncio closes a TLS transport whatever the
+            # answer (True only adds a warning to the log, one per such client).
+            return False
         # Answer a request in flight before closing; otherwise let asyncio close. A body
         # that stops half-way will never be whole: close rather than wait for its deadline.
         return self._answering and not self._lingering and self._body is None

@@ -99,14 +99,7 @@ class Request:
         if "transfer-encoding" in self.headers:
             raise BadRequest(411, "a request body needs a Content-Length; chunked is not accepted")
         raw = self.headers.get("content-length")
-        if raw is None:
-            return 0
-        values = {v.strip() for v in raw.split(",")}
-        # 18 digits: no real body is an exabyte, and int() of a huge string is slow.
-        value = values.pop() if len(values) == 1 else ""
-        if not (value.isascii() and value.isdigit() and len(value) <= 18):
-            raise BadRequest(400, "invalid Content-Length")
-        return int(value)
+        return 0 if raw is None else _content_length(raw)
 
     @property
     def expects_continue(self) -> bool:
@@ -139,6 +132,15 @@ class Response:
         plain = cls(status, body, content_type, headers)
         wire = response_head(plain, keep_alive=True) + body
         return cls(status, body, content_type, headers, wire=wire)
+
+
+def _content_length(raw: str) -> int:
+    values = {v.strip() for v in raw.split(",")}
+    # 18 digits: no real body is an exabyte, and int() of a huge string is slow.
+    value = values.pop() if len(values) == 1 else ""
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise BadRequest(400, "invalid Content-Length")
+    return int(value)
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -209,19 +211,39 @@ def parse_head(lines: list[bytes]) -> Request:
     headers: dict[str, str] = {}
     for raw in lines[1:]:
         name, sep, value = raw.decode("latin-1").rstrip("\r\n").partition(":")
-        # A folded line (leading space) or a space before the colon is a smuggling vector.
-        if not sep or not name or name != name.strip() or name[0] in " \t":
+        # A folded line (leading space), a space before the colon, a name that is not a
+        # token (RFC 9110, section 5.1): each is a smuggling vector.
+        if not sep or _TOKEN.fullmatch(name) is None:
             raise BadRequest(400, "malformed header line")
+        # RFC 9110, section 5.5: a CR, LF or NUL in a value is refused.
+        if "\r" in value or "\x00" in value:
+            raise BadRequest(400, "malformed header value")
         key = name.lower()
         value = value.strip(" \t")
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    # RFC 9112, section 3.2: an HTTP/1.1 request without a Host header, or with more than
-    # one, is answered 400 (a host name holds no comma, so a comma is a second header).
-    if version == "HTTP/1.1" and "host" not in headers:
-        raise BadRequest(400, "no Host header")
-    if "," in headers.get("host", ""):
-        raise BadRequest(400, "more than one Host header")
+    _check_host(version, headers.get("host"))
+    if "content-length" in headers:  # RFC 9112, section 6.3: invalid on any request
+        _content_length(headers["content-length"])
     return Request(method, target, version, headers)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# RFC 9110, section 7.2: uri-host [ ":" port ]; a reg-name holds no comma (sub-delims
+# but ","), so a comma is a second Host header joined to the first.
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]*)(?::[0-9]*)?")
+
+
+def _check_host(version: str, host: str | None) -> None:
+    """RFC 9112, section 3.2: an HTTP/1.1 request without a Host header, with more than
+    one, or with an invalid one, is answered 400."""
+    if host is None:
+        if version == "HTTP/1.1":
+            raise BadRequest(400, "no Host header")
+        return
+    if "," in host:
+        raise BadRequest(400, "more than one Host header")
+    if _HOST.fullmatch(host) is None:
+        raise BadRequest(400, "invalid Host header")
 
 
 _date_cache: tuple[int, str] = (0, "")

@@ -182,7 +182,9 @@ def test_bodies_refused_before_a_byte_is_read(
     sock.sendall(head)
     got, headers, answer = read_response(sock)
     assert (got, headers["connection"]) == (status, "close") and words in answer
-    assert api.refusals == [status] and api.batches == []
+    # An invalid length is refused with the head (RFC 9112, section 6.3, on any request),
+    # before the request reaches the API that counts its refusals.
+    assert api.refusals == ([] if status == 400 else [status]) and api.batches == []
     assert closed_by_server(sock)
 
 

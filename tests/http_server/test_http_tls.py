@@ -7,6 +7,7 @@ import base64
 import http.client
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import bcrypt
 import pytest
 
 from monitor.http import Limits, TlsConfig, WebConfig
+from monitor.http._auth import BasicAuth
 from tests.http_server._support import (
     PATIENCE,
     Certificate,
@@ -120,3 +122,33 @@ def test_min_version_refuses_older_clients(
     with pytest.raises(ssl.SSLError):
         https_get(running, old)
     assert https_get(running, client_context(certificate.cert_file))[0] == 200
+
+
+def test_a_client_that_closes_its_side_of_tls_leaves_no_warning(
+    serve: Callable[..., Running],
+    certificate: Certificate,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The request still in flight (its credentials being checked) when close_notify came:
+    # the answer to asyncio was "keep it open", which TLS ignores with a WARNING line, one
+    # per client, for any client to write into the log.
+    gate = threading.Event()
+    real = BasicAuth.check
+
+    def held(self: BasicAuth, header: str | None) -> bool:
+        assert gate.wait(PATIENCE)
+        return real(self, header)
+
+    monkeypatch.setattr(BasicAuth, "check", held)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    tls = TlsConfig(certificate.cert_file, certificate.key_file)
+    running = serve(web=WebConfig(tls=tls, users={"prometheus": hashed}))
+    caplog.set_level(logging.DEBUG)
+    context = client_context(certificate.cert_file)
+    with context.wrap_socket(running.connect(), server_hostname="localhost") as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        sock.unwrap()  # close_notify, and the server's in return
+    gate.set()
+    assert wait_until(lambda: running.server.open_connections == 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -66,12 +66,32 @@ def test_a_percent_encoded_path_is_decoded() -> None:
         ("GET / HTTP/1.1", 400, "no Host header"),
         ("GET / HTTP/1.1\nHost: a\nhost: b", 400, "more than one Host header"),
         ("GET / HTTP/1.0\nHost: a\nHost: b", 400, "more than one Host header"),
+        ("GET / HTTP/1.1\nHost: a b", 400, "invalid Host header"),
+        ("GET / HTTP/1.1\nHost: <script>", 400, "invalid Host header"),
+        ("GET / HTTP/1.1\nHost: a\x01", 400, "invalid Host header"),
+        # RFC 9110, section 5.1: a field name is a token.
+        ("GET / HTTP/1.1\nHost: a\nX A: b", 400, "malformed header line"),
+        ("GET / HTTP/1.1\nHost: a\nX(A): b", 400, "malformed header line"),
+        ("GET / HTTP/1.1\nHost: a\nX-A: a\rb", 400, "malformed header value"),
+        ("GET / HTTP/1.1\nHost: a\nX-A: a\x00b", 400, "malformed header value"),
+        # RFC 9112, section 6.3: an invalid Content-Length is a 400 on any request.
+        ("GET / HTTP/1.1\nHost: a\nContent-Length: abc", 400, "invalid Content-Length"),
+        ("GET / HTTP/1.1\nHost: a\nContent-Length: -1", 400, "invalid Content-Length"),
+        ("GET / HTTP/1.1\nHost: a\nContent-Length: 1, 2", 400, "invalid Content-Length"),
+        ("GET / HTTP/1.1\nHost: a\nContent-Length: " + "9" * 23, 400, "invalid Content-Length"),
     ],
 )
 def test_bad_heads_are_refused_with_a_status(head: str, status: int, reason: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_head(lines(head))
     assert (caught.value.status, str(caught.value)) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    "host", ["", "a", "a.b-c_d~e:9310", "127.0.0.1:80", "[::1]:9310", "[fe80::1]", "x%41y"]
+)
+def test_valid_hosts_pass(host: str) -> None:
+    assert parse_head(lines(f"GET / HTTP/1.1\nHost: {host}")).headers["host"] == host
 
 
 def test_a_request_line_that_is_not_ascii_is_a_400() -> None:
