@@ -28,33 +28,56 @@ def commit(
         names = ", ".join(m.undefined)
         text += f"; not drift signals at {m.n_rows} rows: {names}"
     candidate: int | None = None
-    live = m.live
+    scored = after = m.live
+    promoted = False
     if m.reference is not None:  # the first model of this name: live at once
         with phases.phase("store"):
-            live = store.save(m.reference, state="live")
-            history.record_version(live)
-        candidate = live.version
+            scored = after = store.save(m.reference, state="live")
+            history.record_version(scored)
+        candidate, promoted = scored.version, True
     elif new is not None:
-        promote = decision.action == "promote"
+        assert scored is not None
         with phases.phase("store"):
-            new = store.save(new, state="live" if promote else "pending")
-            history.record_version(new)
-        candidate = new.version
-        if not promote:
-            text += f"; candidate v{new.version} stored, awaiting approval"
-    assert live is not None  # a measurement has a live model or a new reference
-    evaluation = _evaluation(m, live, candidate, decision, text, phases, now)
+            moved = _made_live_meanwhile(store, m.model, scored.version)
+        if moved is not None:
+            # An approval or a rollback made another version live while this run measured
+            # the old one: storing its candidate would undo the operator's choice
+            # (promote) or put a candidate of the old model up for approval (pend).
+            text += (
+                f"; v{moved.version} was made live during the run, which measured "
+                f"v{scored.version}: its candidate is not stored"
+            )
+            after = moved
+        else:
+            promoted = decision.action == "promote"
+            with phases.phase("store"):
+                new = store.save(new, state="live" if promoted else "pending")
+                history.record_version(new)
+            candidate = new.version
+            if promoted:
+                after = new
+            else:
+                text += f"; candidate v{new.version} stored, awaiting approval"
+    assert scored is not None and after is not None  # a live model or a new reference
+    evaluation = _evaluation(m, scored, candidate, promoted, text, phases, now)
     with phases.phase("store"):
         history.append(evaluation)
-    after = new if new is not None and decision.action == "promote" else live
     return evaluation, after
+
+
+def _made_live_meanwhile(store: SnapshotStore, model: str, measured: int) -> Snapshot | None:
+    """The live snapshot when another version was made live (a missing pointer is the
+    store's to report, as every run without a live model does)."""
+    if store.live_version(model) in (None, measured):
+        return None
+    return store.load(model)
 
 
 def _evaluation(
     m: Measurement,
     scored: Snapshot,
     candidate: int | None,
-    decision: Decision,
+    promoted: bool,
     text: str,
     phases: Phases,
     now: float,
@@ -67,7 +90,7 @@ def _evaluation(
         n_rows=m.n_rows,
         live_version=scored.version,
         candidate_version=candidate,
-        promoted=decision.action in ("initial", "promote"),
+        promoted=promoted,
         decision=text,
         slis=dict(m.slis),
         feature_psi=dict(m.view.feature_psi),

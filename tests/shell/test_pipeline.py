@@ -18,7 +18,7 @@ from monitor.errors import (
     TooFewRowsError,
     TrainingError,
 )
-from monitor.pipeline import diff_snapshots, evaluate
+from monitor.pipeline import assess, diff_snapshots, evaluate
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.records import FAILURE_REASONS, NullTable
 from monitor.runner import classify_failure
@@ -143,6 +143,30 @@ def test_manual_policy_keeps_one_pending_candidate_fresh() -> None:
     # Drift gone: the pending candidate stays for a person to judge.
     ev, _ = h.run(steady)
     assert ev.decision == "kept: no drift" and h.store.pending_version("m") == 3
+
+
+@pytest.mark.parametrize("policy", ["manual", "on-drift"])
+def test_a_version_made_live_during_a_run_is_not_undone_by_its_candidate(policy: str) -> None:
+    # An approval while a run measured the old live version: the run stored a candidate
+    # of the old model as pending (v13 of parent 1, served as a canary), or promoted
+    # over the operator's choice.
+    h = Harness(model(retrain=policy))
+    h.run(steady)
+    h.run(shifted)  # v2: live (on-drift) or pending (manual)
+    h.store.set_live("m", 1)  # back to v1, so that the next run drifts again
+
+    def approving(*args: Any) -> Any:
+        done = assess(*args)
+        h.store.set_live("m", 2)  # the operator, while the run works
+        return done
+
+    ev, live = h.run(shifted, assess_with=approving)
+    assert ev.live_version == 1 and ev.candidate_version is None and not ev.promoted
+    assert ev.decision.endswith(
+        "; v2 was made live during the run, which measured v1: its candidate is not stored"
+    )
+    assert live.version == 2 and h.store.live_version("m") == 2
+    assert h.store.versions("m") == [1, 2] and h.store.pending_version("m") is None
 
 
 def test_scheduled_policy_waits_for_retrain_every() -> None:
