@@ -20,6 +20,7 @@ import functools
 import io
 import itertools
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,27 +73,48 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def _accepted(accept: str) -> list[str]:
-    """The media ranges of an Accept header that are not refused with ``q=0``."""
-    out = []
+def _quality(accept: str, kind: str) -> tuple[float, int]:
+    """The weight an Accept header gives ``kind`` (RFC 9110, section 12.5.1): the q of
+    the most specific media range that matches it (type/subtype, then type/*, then */*),
+    with that specificity; (0, -1) when no range matches. A range whose q is not a
+    qvalue is left out."""
+    major = kind.split("/", 1)[0]
+    best = (0.0, -1)
     for item in accept.split(","):
-        kind, *params = (p.strip() for p in item.split(";"))
-        if not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
-            out.append(kind.lower())
-    return out
+        media, *params = (p.strip() for p in item.split(";"))
+        media = media.lower()
+        rank = {kind: 2, f"{major}/*": 1, "*/*": 0}.get(media)
+        if rank is None or rank <= best[1]:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                q = _qvalue(value.strip())
+        if q >= 0.0:
+            best = (q, rank)
+    return best
+
+
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
+def _qvalue(text: str) -> float:
+    """A qvalue (0 to 1, at most three decimals); -1 when it is not one."""
+    return float(text) if _QVALUE.fullmatch(text) else -1.0
 
 
 @functools.lru_cache(maxsize=64)  # clients repeat their Accept header; parsing it is not free
 def response_type(accept: str | None) -> str:
-    """NPY when the client asks for it, JSON otherwise; 406 for an Accept with neither."""
+    """The format the Accept header weighs highest, NPY or JSON (JSON without a header;
+    on a tie, the one named by the more specific range, then JSON); 406 when it accepts
+    neither."""
     if not accept:
         return JSON
-    kinds = _accepted(accept)
-    if NPY in kinds:
-        return NPY
-    if {JSON, "application/*", "*/*"} & set(kinds):
-        return JSON
-    raise RequestError(406, "not_acceptable", f"answers are {JSON} or {NPY}; Accept: {accept}")
+    npy, json_ = _quality(accept, NPY), _quality(accept, JSON)
+    if max(npy[0], json_[0]) <= 0.0:
+        raise RequestError(406, "not_acceptable", f"answers are {JSON} or {NPY}; Accept: {accept}")
+    return NPY if npy > json_ else JSON
 
 
 # ------------------------------------------------------------------------------ JSON

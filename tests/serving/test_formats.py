@@ -34,13 +34,22 @@ FEATURES = ("a", "b", "c")
         ("text/html, application/x-npy;q=0.9", NPY),
         ("application/x-npy; q=0, application/json", JSON),
         ("APPLICATION/X-NPY", NPY),
+        # RFC 9110, section 12.5.1: the highest weight wins, the most specific range
+        # sets a type's weight, and the parameter's name is case-insensitive.
+        ("application/x-npy;q=0.5, application/json;q=0.9", JSON),
+        ("application/json;q=0, */*;q=0.1", NPY),
+        ("application/x-npy, */*", NPY),
+        ("application/*;q=0.2, application/x-npy;q=0.1", JSON),
+        ("application/x-npy;q=abc, application/json;q=0.1", JSON),
     ],
 )
 def test_accept_chooses_the_answer_format(accept: str | None, kind: str) -> None:
     assert response_type(accept) == kind
 
 
-@pytest.mark.parametrize("accept", ["text/html", "application/x-npy;q=0", "image/*"])
+@pytest.mark.parametrize(
+    "accept", ["text/html", "application/x-npy;q=0", "image/*", "application/json;Q=0", "*/*;q=0"]
+)
 def test_an_accept_that_allows_neither_is_a_406(accept: str) -> None:
     with pytest.raises(RequestError) as info:
         response_type(accept)
