@@ -86,7 +86,9 @@ def _unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], where: str)
     return problems
 
 
-def _parse_tls(data: Any, base: Path, where: str) -> tuple[TlsConfig | None, list[str]]:
+def _parse_tls(
+    data: Any, base: Path, where: str, read_files: bool
+) -> tuple[TlsConfig | None, list[str]]:
     field_ = "tls_server_config"
     if not isinstance(data, Mapping):
         return None, [f"{where}: {Problem(field_, 'a mapping', data).config()}"]
@@ -101,6 +103,10 @@ def _parse_tls(data: Any, base: Path, where: str) -> tuple[TlsConfig | None, lis
             values[key] = base / check_str(data[key], key, non_empty=True)
         except Mismatch as exc:
             problems.append(f"{where}: {exc.problem.config(field_)}")
+            continue
+        # Said with the other problems, not after them: every problem at once.
+        if read_files and (unreadable := _readable(values[key], key, where)) is not None:
+            problems.append(unreadable)
     for key, choices in (("client_auth_type", CLIENT_AUTH_TYPES), ("min_version", MIN_VERSIONS)):
         if key in data:
             try:
@@ -138,8 +144,11 @@ def _parse_users(data: Any, where: str) -> tuple[dict[str, str], list[str]]:
     return users, problems
 
 
-def parse_web_config(data: Any, *, base_dir: Path, where: str = "web config") -> WebConfig:
-    """Validate parsed YAML; every problem at once as a ConfigError naming ``where``."""
+def parse_web_config(
+    data: Any, *, base_dir: Path, where: str = "web config", read_files: bool = False
+) -> WebConfig:
+    """Validate parsed YAML; every problem at once as a ConfigError naming ``where``
+    (with ``read_files``, TLS files that cannot be read among them)."""
     if data is None:  # an empty file: plain HTTP, no authentication
         return WebConfig()
     if not isinstance(data, Mapping):
@@ -149,7 +158,7 @@ def parse_web_config(data: Any, *, base_dir: Path, where: str = "web config") ->
     tls: TlsConfig | None = None
     users: dict[str, str] = {}
     if data.get("tls_server_config") is not None:
-        tls, found = _parse_tls(data["tls_server_config"], base_dir, where)
+        tls, found = _parse_tls(data["tls_server_config"], base_dir, where, read_files)
         problems += found
     if data.get("basic_auth_users") is not None:
         users, found = _parse_users(data["basic_auth_users"], where)
@@ -198,7 +207,8 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and try the TLS files of the web config at ``path``."""
     path = Path(path)
-    config = parse_web_config(read_yaml(path), base_dir=path.parent, where=str(path))
+    data = read_yaml(path)
+    config = parse_web_config(data, base_dir=path.parent, where=str(path), read_files=True)
     if config.tls is not None:
         ssl_context(config.tls, str(path))
     return config

@@ -158,6 +158,23 @@ def test_a_missing_certificate_is_named(tmp_path: Path) -> None:
     ]
 
 
+def test_a_missing_key_is_named_with_the_other_problems(
+    tmp_path: Path, certificate: Certificate
+) -> None:
+    # It came only once the others were fixed: check-config promises every problem at once.
+    config_file = write(
+        tmp_path / "web.yml",
+        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n  key_file: ca.key\n"
+        "  min_version: TLS11\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    assert [p.split(": ", 2)[1] for p in caught.value.problems] == [
+        "tls_server_config.key_file",
+        "tls_server_config.min_version",
+    ]
+
+
 def test_a_key_that_does_not_match_the_certificate_is_named(tmp_path: Path) -> None:
     one, other = make_certificate(tmp_path, "one"), make_certificate(tmp_path, "other")
     config_file = write(
