@@ -310,6 +310,11 @@ def test_a_failing_model_says_since_when_and_why() -> None:
     text = " ".join("".join(_Page(model_page(view)).text).split())
     assert "runs have failed since 07:50:00 UTC (10m ago)" in text
     assert "Latest failure: source_timeout: timed out after 30s" in text
+    assert "The values below are the last good run's." in text
+    # Without a run that succeeded there are no values of one to speak of.
+    never = _view(state="failing", failing_since=NOW - 600, latest=None)
+    text = " ".join("".join(_Page(model_page(never)).text).split())
+    assert "no successful run yet" in text and "last good run" not in text
 
 
 def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
