@@ -32,6 +32,7 @@ from apscheduler.events import (
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -57,13 +58,59 @@ def _trigger(
     interval: float | None, cron: str | None, start: datetime | None = None
 ) -> BaseTrigger:
     if cron is not None:
-        return CronTrigger.from_crontab(cron, timezone=UTC)
+        return crontab_trigger(cron)
     assert interval is not None
     return IntervalTrigger(seconds=interval, start_date=start, timezone=UTC)
 
 
+# Crontab's days of the week, 0 (and 7) Sunday; APScheduler counts from Monday, so days
+# go to it by name. Its from_crontab passes the numbers through: "0" ran on Mondays.
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_day(text: str) -> int:
+    if text.isascii() and text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _CRON_DAYS:
+        return _CRON_DAYS.index(text)
+    raise ValueError(f"{text!r} is not a day of the week (0 to 7, 0 and 7 Sunday, or sun to sat)")
+
+
+def _cron_weekdays(field: str) -> str:
+    """A crontab day-of-week field (lists, ranges, steps, names) as APScheduler's days."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        span, slash, step = item.partition("/")
+        if slash and not (step.isascii() and step.isdigit() and int(step) >= 1):
+            raise ValueError(f"{item!r}: a step is a whole number of at least 1")
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, dash, last = span.partition("-")
+            low = _cron_day(first)
+            high = _cron_day(last) if dash else (6 if slash else low)
+        if low > high:
+            raise ValueError(f"{item!r}: a range goes from the earlier day to the later one")
+        days.update(day % 7 for day in range(low, high + 1, int(step) if slash else 1))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def crontab_trigger(expression: str) -> BaseTrigger:
+    """A trigger that fires as cron would (UTC): days of the week counted from Sunday, and
+    when both the day of the month and the day of the week are restricted (neither
+    starts with ``*``), on the days either names, as cron does. ValueError if invalid."""
+    minute, hour, day, month, weekday = expression.split()
+    days = _cron_weekdays(weekday)
+    times = {"minute": minute, "hour": hour, "month": month, "timezone": UTC}
+    if day.startswith("*") or weekday.startswith("*"):
+        return CronTrigger(day=day, day_of_week=days, **times)
+    return OrTrigger([CronTrigger(day=day, **times), CronTrigger(day_of_week=days, **times)])
+
+
 def cron_problem(expression: str, now: datetime | None = None) -> str | None:
-    """Why APScheduler would refuse a 5-field crontab expression; None when it accepts it.
+    """Why a 5-field crontab expression would be refused; None when it is accepted.
 
     The reason names the field ("minute '61': ...") and says when the expression can
     never fire ("0 0 31 2 *").
@@ -71,13 +118,14 @@ def cron_problem(expression: str, now: datetime | None = None) -> str | None:
     values = expression.split()
     if len(values) != len(_CRON_FIELDS):
         return f"5 fields ({' '.join(_CRON_FIELDS)}), not {len(values)}"
-    for name, value in zip(_CRON_FIELDS, values, strict=True):
+    for name, raw in zip(_CRON_FIELDS, values, strict=True):
         try:
+            value = _cron_weekdays(raw) if name == "day_of_week" else raw
             CronTrigger(timezone=UTC, **{name: value})
         except ValueError as exc:
-            return f"{name} {value!r}: {exc}"
+            return f"{name} {raw!r}: {exc}"
     try:
-        trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+        trigger = crontab_trigger(expression)
     except ValueError as exc:
         return str(exc)
     if trigger.get_next_fire_time(None, now or datetime.now(UTC)) is None:

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 
-from monitor.scheduling import Scheduler, cron_problem, schedule_gaps, schedule_interval_seconds
+from monitor.scheduling import (
+    Scheduler,
+    cron_problem,
+    run_times,
+    schedule_gaps,
+    schedule_interval_seconds,
+)
 
 MONDAY = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -78,10 +84,46 @@ def test_one_run_at_a_time_and_a_clean_shutdown() -> None:
         ("*/0 * * * *", "minute '*/0': Increment must be higher than 0"),
         ("0 0 31 2 *", "it never fires"),
         ("* * *", "5 fields (minute hour day month day_of_week), not 3"),
+        ("0 0 * * 7", None),
+        (
+            "0 0 * * 8",
+            "day_of_week '8': '8' is not a day of the week (0 to 7, 0 and 7 Sunday, or sun to sat)",
+        ),
+        (
+            "0 0 * * fri-mon",
+            "day_of_week 'fri-mon': 'fri-mon': a range goes from the earlier day to the later one",
+        ),
+        ("0 0 * * 1/0", "day_of_week '1/0': '1/0': a step is a whole number of at least 1"),
     ],
 )
 def test_cron_problem_uses_the_scheduler_s_own_parser(expression: str, reason: str | None) -> None:
     assert cron_problem(expression, MONDAY) == reason
+
+
+def _fires(expression: str, count: int) -> list[str]:
+    times, _ = run_times(None, expression, MONDAY.timestamp(), float("inf"), limit=count - 1)
+    return [datetime.fromtimestamp(t, UTC).strftime("%a %d") for t in times]
+
+
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        # Crontab counts the week from Sunday (0 or 7): APScheduler's from_crontab, which
+        # counts from Monday, ran "0" on Mondays and "1-5" from Tuesday to Saturday.
+        ("0 0 * * 0", ["Sun 29", "Sun 06", "Sun 13"]),
+        ("0 0 * * 7", ["Sun 29", "Sun 06", "Sun 13"]),
+        ("0 0 * * 1-5", ["Tue 24", "Wed 25", "Thu 26", "Fri 27", "Mon 30", "Tue 01"]),
+        ("0 0 * * */3", ["Wed 25", "Sat 28", "Sun 29", "Wed 02", "Sat 05", "Sun 06"]),
+        ("0 0 * * 5-7", ["Fri 27", "Sat 28", "Sun 29", "Fri 04"]),
+        ("0 0 * * SAT,sun", ["Sat 28", "Sun 29", "Sat 05"]),
+        # Both days restricted: cron runs on either (the 1st, and every Thursday).
+        ("0 0 1 * 4", ["Thu 26", "Tue 01", "Thu 03", "Thu 10"]),
+        # One of them starting with "*": both must hold (Mondays on a 1st, 11th, 21st...).
+        ("0 0 */10 * 1", ["Mon 21", "Mon 11"]),
+    ],
+)
+def test_cron_days_are_crontab_s(expression: str, days: list[str]) -> None:
+    assert _fires(expression, len(days)) == days
 
 
 def test_schedule_gaps_of_a_cron_are_its_shortest_and_longest() -> None:
