@@ -1,7 +1,7 @@
 """Durations in their two written forms: the configuration's and Prometheus'.
 
 The configuration form is what operators write in the YAML file: "90s", "1h 30m",
-"1.5h", "2M" or a number of seconds (``parse_duration``, ``format_duration``). The
+"1.5h", "250ms" or a number of seconds (``parse_duration``, ``format_duration``). The
 Prometheus form is what rules and queries contain: integers with units from the largest
 to the smallest, each unit at most once, "1h30m" but never "30m1h"
 (``parse_prometheus_duration``, ``format_prometheus_duration``); the rendered alert
@@ -98,7 +98,9 @@ def _seconds(value: Any) -> float | None:
         return float(value)
     if not isinstance(value, str):
         return None
-    text = "".join(value.split()).lower()
+    # Units are lower-case, as Prometheus writes them: "1M" read as a minute where a
+    # month was meant would retrain every minute.
+    text = "".join(value.split())
     if _NUMBER.fullmatch(text):
         return float(text)
     parts = _PART.findall(text)

@@ -28,7 +28,7 @@ from monitor.errors import InvalidInputError
         ("1h30m", 5400.0),
         ("1h 30m", 5400.0),
         ("250ms", 0.25),
-        (" 2M ", 120.0),
+        (" 2m ", 120.0),
         ("1.5h", 5400.0),
         ("45", 45.0),
         (42, 42.0),
@@ -40,7 +40,9 @@ def test_parse_duration(value: object, seconds: float) -> None:
     assert parse_duration(value, "source.step", allow_zero=True) == seconds
 
 
-@pytest.mark.parametrize("value", ["5 minutes", "m5", "", "1h30", "-5s", -1, True, None, "inf"])
+@pytest.mark.parametrize(
+    "value", ["5 minutes", "m5", "", "1h30", "-5s", -1, True, None, "inf", "1M", "1H", "5S"]
+)
 def test_parse_duration_names_the_field(value: object) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_duration(value, "source.events[0].after", allow_zero=True)
