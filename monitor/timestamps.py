@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from monitor.checks import Mismatch, Problem, brief, plain_float
@@ -21,7 +21,7 @@ _RANGE = "between 1970-01-01 and 9999-01-01 UTC"
 
 
 def parse_time(value: Any, where: str) -> float:
-    """Unix seconds of a number, a numeric string, a datetime or an ISO-8601 string.
+    """Unix seconds of a number, a numeric string, a datetime or date, or an ISO-8601 string.
 
     Naive times are taken as UTC. Raises InvalidInputError naming ``where`` and saying
     what was wrong with the value (TimeRangeError for a time outside EARLIEST..LATEST).
@@ -51,6 +51,8 @@ def _seconds(value: Any, where: str) -> float:
     """Unix seconds of ``value``, finite but not yet checked against the range."""
     if isinstance(value, datetime):
         return _timestamp(value)
+    if isinstance(value, date):  # YAML's unquoted 2024-01-01: its midnight, UTC
+        return _timestamp(datetime(value.year, value.month, value.day))
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if math.isfinite(float(value)):
             return float(value)

@@ -9,6 +9,7 @@ gigabytes (the "billion laughs"), YAML 1.1's octal and base-60 numbers (``k: 010
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,14 @@ class _StrictLoader(yaml.SafeLoader):
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+# YAML 1.2's exponent floats: YAML 1.1 (PyYAML) needs a point and a signed exponent, so it
+# read `tol: 1e-4` and `1.5e3` as strings, which a float field refused ("must be a float;
+# got '1e-4'").
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from monitor.errors import InvalidInputError
 from monitor.timestamps import format_time, parse_time
+from monitor.yamlfile import load_yaml
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
@@ -53,6 +54,12 @@ def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_time(value, "data.csv, line 3")
     assert str(info.value) == f"data.csv, line 3: timestamp {value!r} {reason}."
+
+
+def test_a_date_is_its_midnight_utc() -> None:
+    # What YAML makes of an unquoted `from: 2023-11-14`: refused as "datetime.date(...)".
+    assert load_yaml("t: 2023-11-14\n", "f.yml")["t"] == date(2023, 11, 14)
+    assert parse_time(date(2023, 11, 14), "reference.from") == T0 - 22 * 3600 - 13 * 60 - 20
 
 
 def test_format_time() -> None:

@@ -96,8 +96,23 @@ def test_numbers_that_read_as_written_stay_numbers() -> None:
     text = "a: 0\nb: 10\nc: -3\nd: 0.5\ne: 1_000\nf: 0x1f\ng: 08\nh: '010'\ni: 1e3\n"
     assert load_yaml(text, "f.yml") == {
         "a": 0, "b": 10, "c": -3, "d": 0.5, "e": 1000, "f": 31, "g": "08", "h": "010",
-        "i": "1e3",
+        "i": 1000.0,
     }  # fmt: skip
+
+
+def test_exponent_floats_are_floats_as_in_yaml_1_2() -> None:
+    # YAML 1.1 wants a point and a signed exponent: `tol: 1e-4` was the string '1e-4',
+    # which a float field refused as "must be a float".
+    text = "a: 1e-4\nb: 1E6\nc: -3e+2\nd: 1.5e3\ne: .5e2\nf: '1e5'\ng: 1e\n"
+    assert load_yaml(text, "f.yml") == {
+        "a": 1e-4,
+        "b": 1e6,
+        "c": -300.0,
+        "d": 1500.0,
+        "e": 50.0,
+        "f": "1e5",
+        "g": "1e",
+    }
 
 
 def test_a_long_duplicate_key_is_named_shortened() -> None:
