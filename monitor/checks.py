@@ -126,7 +126,9 @@ def brief(value: Any) -> str:
         text = repr(value)
         if len(text) <= BRIEF_MOST:
             return text
-        size = f"{len(text)} characters"
+        # A text's own length, not its repr's (the quotes and escapes are ours).
+        length = len(value) if isinstance(value, str | bytes) else len(text)
+        size = f"{length} {'bytes' if isinstance(value, bytes) else 'characters'}"
     if len(text) > BRIEF_MOST:
         text = f"{text[:80]}...{text[-20:]}"
     return f"{text} ({size})"

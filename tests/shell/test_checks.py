@@ -73,10 +73,13 @@ def test_a_long_value_is_shown_by_its_ends_and_its_length() -> None:
     assert brief("x" * 118) == repr("x" * 118)  # 120 characters with the quotes: in full
     long = "a" + "x" * 10**6 + "z"
     shown = brief(long)
-    assert shown.startswith("'axx") and shown.endswith("xxz' (1000004 characters)")
+    assert shown.startswith("'axx") and shown.endswith("xxz' (1000002 characters)")
     assert len(shown) < 130
     problem = Problem("models[0].name", "a name", long).config()
-    assert problem.endswith("xxz' (1000004 characters)") and len(problem) < 170
+    assert problem.endswith("xxz' (1000002 characters)") and len(problem) < 170
+    # The length is the text's, not its repr's (quotes, escapes), and bytes are bytes.
+    assert brief("\n" * 200).endswith("' (200 characters)")
+    assert brief(b"y" * 200).endswith("' (200 bytes)")
 
 
 def test_a_value_of_millions_of_items_is_shown_without_building_its_repr() -> None:

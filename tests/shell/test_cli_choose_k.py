@@ -152,7 +152,7 @@ def test_a_file_of_many_columns_is_named_by_their_count_and_the_first_few(tmp_pa
     )
     empty = invoke("choose-k", str(path), "--features", twice + ",")
     assert empty.exit_code == 2 and len(empty.stderr) < 200, empty.stderr
-    assert empty.stderr.endswith(" (302 characters) has an empty column name\n")
+    assert empty.stderr.endswith(" (300 characters) has an empty column name\n")
     np.savetxt(path, np.hstack([X, X]), delimiter=",", header=twice, comments="")
     doubled = invoke("choose-k", str(path))
     assert doubled.stderr.endswith(

@@ -169,7 +169,7 @@ def test_a_missing_path_fails_in_one_line_and_spark_logs_no_warning_or_stack_tra
 def test_a_spark_error_is_the_line_that_says_why_bounded() -> None:
     java = "An error occurred while calling o1.load.\n: java.io.IOException: " + "x" * 500
     line = error_line(RuntimeError(java + "\n\tat org.apache.hadoop.fs.FileSystem.get(F.java:1)"))
-    assert line.startswith("'java.io.IOException: xxx") and line.endswith("(523 characters)")
+    assert line.startswith("'java.io.IOException: xxx") and line.endswith("(521 characters)")
     assert len(line) < 150 and "\n" not in line
     assert error_line(RuntimeError("[PATH_NOT_FOUND] Path does not exist.\n\nJVM stack")) == (
         "[PATH_NOT_FOUND] Path does not exist."
