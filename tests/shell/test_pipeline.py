@@ -20,7 +20,8 @@ from monitor.errors import (
 )
 from monitor.pipeline import assess, diff_snapshots, evaluate
 from monitor.pipeline.thresholds import run_thresholds
-from monitor.records import FAILURE_REASONS, NullTable
+from monitor.pipeline.train import CALIBRATION_ROWS, size_grid
+from monitor.records import FAILURE_REASONS, NullTable, ReferencePeriod
 from monitor.runner import classify_failure
 from monitor.slis import THRESHOLDS
 from tests.fakes import (
@@ -167,6 +168,20 @@ def test_a_version_made_live_during_a_run_is_not_undone_by_its_candidate(policy:
     )
     assert live.version == 2 and h.store.live_version("m") == 2
     assert h.store.versions("m") == [1, 2] and h.store.pending_version("m") is None
+
+
+@pytest.mark.parametrize(("rows", "top"), [(3000, 6000), (150_000, 200_000), (300_000, 200_000)])
+def test_calibration_sizes_stop_at_the_sample_null_windows_are_drawn_from(
+    rows: int, top: int
+) -> None:
+    # Twice a window of a million rows was calibrated at 2M rows drawn over from a 200,000-
+    # row sample: 6 minutes for a first run, in that sample's noise, not a window's.
+    ref = ReferencePeriod(
+        np.zeros((rows, 3)), np.zeros(rows, dtype=np.int64), np.zeros(1), np.full(1, 600.0)
+    )
+    grid = size_grid(ref, model())
+    assert grid[-1] == top == min(2 * rows, CALIBRATION_ROWS)
+    assert min(rows, CALIBRATION_ROWS) in grid
 
 
 def test_scheduled_policy_waits_for_retrain_every() -> None:
