@@ -500,7 +500,7 @@ def evaluate(
             app.close()
     if as_json:
         out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_json_text(out))
     if push_error is not None:
         click.echo(f"error: {push_error}", err=True)
     if push_error is not None or any(isinstance(r, RunFailure) for r in results):
@@ -729,7 +729,7 @@ def backtest(
     _limit_blas(settings)
     replays = [run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names]
     if as_json:
-        click.echo(json.dumps([_replay_json(r) for r in replays], indent=2))
+        click.echo(_json_text([_replay_json(r) for r in replays]))
     else:
         for r in replays:
             _print_replay(r)
@@ -908,6 +908,22 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _json_text(data: Any) -> str:
+    """``data`` as indented JSON, every NaN or infinity in it null (json.dumps would
+    write ``Infinity``, which no JSON parser is bound to read)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float):
+            return _finite(value)
+        if isinstance(value, dict):
+            return {key: plain(v) for key, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps(plain(data), indent=2, allow_nan=False)
+
+
 # ------------------------------------------------------------------------ snapshots
 
 
@@ -981,7 +997,7 @@ def snapshots_list(
         raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
     if as_json:
         out = {name: [version_summary(i) for i in infos] for name, infos in listed.items()}
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_json_text(out))
     else:
         click.echo(
             f"{'model':<16} {'version':>7}  {'state':<8} {'created (UTC)':<19}  {'k':>3} "
@@ -1027,7 +1043,7 @@ def snapshots_show(
     store = _open_store(config_path, state_dir)
     snap = store.load(model, version)
     state = next(i.state for i in store.list_versions(model) if i.version == snap.version)
-    click.echo(json.dumps(snapshot_summary(snap, state=state), indent=2))
+    click.echo(_json_text(snapshot_summary(snap, state=state)))
 
 
 @snapshots.command("diff")
@@ -1286,7 +1302,7 @@ def history(
         found = h.since(model, start, end, limit=HISTORY_LIMIT)
         latest = _latest_run(h, model) if not _runs(found) else None
     if as_json:
-        click.echo(json.dumps(_history_json(found, end), indent=2))
+        click.echo(_json_text(_history_json(found, end)))
         return
     _print_history(found, end, latest)
 
@@ -1595,7 +1611,7 @@ def choose_k(
         bar.close()
     rows = _k_rows_text(data, sample)
     if as_json:
-        click.echo(json.dumps(_k_json(path, data, sel), indent=2))
+        click.echo(_json_text(_k_json(path, data, sel)))
     else:
         _print_k_table(path, data, sel, rows)
     if plot is not None:

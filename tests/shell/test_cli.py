@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from monitor.cli import main
+from monitor.cli import _json_text, main
 from monitor.workers import RunWorkers
 from tests.fakes import blobs
 
@@ -309,3 +309,15 @@ def test_the_configured_log_level_applies_unless_the_flag_is_given(
     result = CliRunner().invoke(main, [*args, "history", "shop", "--config", str(cfg)])
     assert result.exit_code == 2 and "no history database" in result.stderr
     assert root.level == level
+
+
+def test_json_output_holds_no_nan_or_infinity() -> None:
+    # evaluate --json printed "calinski_harabasz": Infinity (a window of values near 1e152
+    # under scaling: none), which strict JSON parsers refuse; every --json goes through it.
+    data = {"a": float("inf"), "b": [float("nan"), 1.5, np.float64(-np.inf)], "c": ({"d": 2},)}
+    text = _json_text(data)
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None,
+        "b": [None, 1.5, None],
+        "c": [{"d": 2}],
+    }
