@@ -327,7 +327,8 @@ class Runner:
 
     def _failed(self, name: str, exc: Exception, now: float, duration: float) -> RunFailure:
         reason = classify_failure(exc)
-        message = redact_text(str(exc))
+        # Never an empty message: MemoryError (and a few others) carry no text of their own.
+        message = redact_text(str(exc) or type(exc).__name__)
         self._state.record_failure(name, reason, duration=duration, at=self._clock.now())
         if reason == "internal":
             trace = redact_text("".join(traceback.format_exception(exc)).rstrip())

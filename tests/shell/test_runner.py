@@ -314,6 +314,13 @@ def test_an_internal_failure_is_logged_with_a_redacted_traceback(
     assert "s3cr3t-pw" not in caplog.text and "s3cr3t-pw" not in result.message
 
 
+def test_a_failure_without_text_is_named_by_its_kind(h: Harness) -> None:
+    # A read that ran out of memory failed as "FAILED (internal): " with nothing after.
+    h.source.error = MemoryError()
+    result = h.runner.run_model("shop")
+    assert isinstance(result, RunFailure) and result.message == "MemoryError"
+
+
 @pytest.mark.parametrize(("run_threads", "expected"), [(3, 3), (0, None)])
 def test_runs_get_the_configured_threads_and_keep_their_scaling_buffer(
     monkeypatch: pytest.MonkeyPatch, run_threads: int, expected: int | None

@@ -385,7 +385,7 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
         (
             (400, b'{"status":"error","error":"' + b"e" * 200_000 + b'"}', 0),
             SourceError,
-            r"answered HTTP 400: 'e+\.\.\.e+' \(200002 characters\)$",
+            r"answered HTTP 400: 'e+\.\.\.e+' \(200000 characters\)$",
         ),
     ],
     ids=[
