@@ -76,7 +76,9 @@ _DIRECTIVES = {
     "M": r"\d{2}",
     "S": r"\d{2}",
     "j": r"\d{3}",
-    "s": r"\d+(?:\.\d+)?",
+    # Unix seconds of 9 to 11 digits (1973 to 5138), not part of a longer number: the
+    # "2" of "metrics-v2-1717200000.npy" was read as a time of 1970.
+    "s": r"(?<!\d)\d{9,11}(?:\.\d+)?(?!\d)",
 }
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
 _PARQUET_HINT = "pip install 'kmeans-monitor[parquet]'"
@@ -121,9 +123,12 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
     found = [
         _unless(isinstance(o.path, str) and o.path, "path", "a directory", o.path),
         _unless(
-            isinstance(o.pattern, str) and o.pattern and not os.path.isabs(o.pattern),
+            isinstance(o.pattern, str)
+            and o.pattern
+            and not os.path.isabs(o.pattern)
+            and ".." not in Path(o.pattern).parts,
             "pattern",
-            "a glob relative to path, such as '*.parquet'",
+            "a glob relative to path that stays inside it, such as '*.parquet'",
             o.pattern,
         ),
         None if o.format is None else problem_of(check_choice, o.format, "format", FORMATS),
@@ -205,10 +210,20 @@ class NameTime:
             self._regex = re.compile(_format_regex(spec))
 
     def parse(self, name: str) -> float | None:
-        """Unix seconds of the time in ``name``; None when the name holds none."""
-        match = self._regex.search(name)
-        if match is None:
-            return None
+        """Unix seconds of the first time in ``name``; None when the name holds none.
+
+        Every match is tried, from the left: in ``host-12345678-20240601.csv`` the first
+        eight digits are no date (month 56), the second are.
+        """
+        pos = 0
+        while (match := self._regex.search(name, pos)) is not None:
+            seconds = self._read(match, name)
+            if seconds is not None:
+                return seconds
+            pos = match.start() + 1
+        return None
+
+    def _read(self, match: re.Match[str], name: str) -> float | None:
         text = match.group("time") if self._format is None else match.group(0)
         try:
             if self._format is None:

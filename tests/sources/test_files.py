@@ -73,6 +73,9 @@ def test_defaults() -> None:
             "source.format: must be one of {'parquet', 'csv', 'npy'}",
         ),
         ({"path": "d", "pattern": "/etc/*"}, "source.pattern: must be a glob relative to path"),
+        # A pattern that climbs out of path read files beside it.
+        ({"path": "d", "pattern": "../*.csv"}, "source.pattern: must be a glob relative to path"),
+        ({"path": "d", "pattern": "a/../../*/w.csv"}, "source.pattern: must be a glob relative"),
         ({"path": "d", "ignore_extra": "yes"}, "source.ignore_extra: must be true or false"),
         ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
         (

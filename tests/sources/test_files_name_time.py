@@ -42,6 +42,12 @@ def _npy(path: Path, value: float, rows: int = 4) -> None:
         (r"_(?P<time>[0-9T:-]+Z)\.", "m_2024-01-01T00:15:00Z.csv", "2024-01-01T00:15:00Z"),
         ("%Y%m%dT%H%M%S", "tel-20241399T001500.npy", None),  # month 13: no date
         ("%Y%m%dT%H%M%S", "latest.npy", None),
+        # Every match is tried: a first one that is no time does not hide the real one.
+        ("%s", "metrics-v2-1717200000.npy", "2024-06-01T00:00:00Z"),
+        ("%s", "shard3-1717200000.csv", "2024-06-01T00:00:00Z"),
+        ("%Y%m%d", "host-12345678-20240601.csv", "2024-06-01T00:00:00Z"),
+        ("%Y%m%d", "120240601.csv", "2024-06-01T00:00:00Z"),
+        ("%s", "w-1704067200000.npy", None),  # milliseconds: 13 digits, no %s
     ],
 )
 def test_name_times(spec: str, name: str, expected: str | None) -> None:
