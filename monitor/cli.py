@@ -778,12 +778,16 @@ def _backtest_progress(model: str, clock: Callable[[], float] = time.monotonic) 
     return report
 
 
-def _cell(value: float | None, threshold: float | None, fmt: str) -> str:
+def _cell(value: float | None, threshold: float | None) -> str:
     """``value/threshold``, starred when past it; ``-`` for what the run did not have."""
-    shown = "-" if value is None else f"{value:{fmt}}"
-    if threshold is None:
-        return f"{shown}/-"
-    return f"{shown}/{threshold:{fmt}}"
+    shown = "-" if value is None else _number(value)
+    return f"{shown}/{'-' if threshold is None else _number(threshold)}"
+
+
+def _number(value: float) -> str:
+    """Three decimals, as a table cell holds them; beyond a million (a threshold no run
+    reaches, values of an unscaled feature near 1e150) in three significant digits."""
+    return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def _replay_line(w: Any) -> str:
@@ -798,7 +802,7 @@ def _replay_line(w: Any) -> str:
     cells = []
     for sli, key in COMPARED:
         value, threshold = ev.slis.get(sli), ev.thresholds.get(key)
-        cell = _cell(value, threshold, ".3f")
+        cell = _cell(value, threshold)
         if value is not None and threshold is not None and past(value, threshold, sli):
             cell += "*"
         cells.append(f"{cell:<{_width(sli)}}")
@@ -1336,7 +1340,7 @@ def _history_line(run: Evaluation | RunFailure) -> str:
         value, threshold = run.slis.get(sli), run.thresholds.get(key)
         if value is not None and math.isnan(value):
             value = None  # not measured on this window (too few rows for it): shown as -
-        cell = _cell(value, threshold, ".3f")
+        cell = _cell(value, threshold)
         if value is not None and threshold is not None and past(value, threshold, sli):
             cell += "*"
         cells.append(f"{cell:<{_width(sli)}}")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from monitor.cli import _json_text, main
+from monitor.cli import _cell, _json_text, main
 from monitor.workers import RunWorkers
 from tests.fakes import blobs
 
@@ -321,3 +321,10 @@ def test_json_output_holds_no_nan_or_infinity() -> None:
         "b": [None, 1.5, None],
         "c": [{"d": 2}],
     }
+
+
+def test_table_cells_keep_their_width_for_huge_values() -> None:
+    # A threshold of 1.7e155 was printed with its 156 digits, which broke the columns.
+    assert _cell(0.0, 1.7e155) == "0.000/1.7e+155"
+    assert _cell(0.1234, 0.5) == "0.123/0.500" and _cell(None, None) == "-/-"
+    assert _cell(-2.5e7, None) == "-2.5e+07/-"
