@@ -620,10 +620,18 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
             "failed": True,
             "reason": result.reason,
             "message": result.message,
+            "at": result.at,
+            "window": result.window_label or None,
         }
     return {
         "model": result.model,
         "failed": False,
+        # The window the run read, as backtest --json gives each of its windows.
+        "start": result.window_start,
+        "end": result.window_end,
+        "start_utc": format_time(result.window_start),
+        "end_utc": format_time(result.window_end),
+        "at": result.evaluated_at,
         "live_version": result.live_version,
         "candidate_version": result.candidate_version,
         "promoted": result.promoted,

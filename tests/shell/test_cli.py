@@ -113,6 +113,9 @@ def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path
     assert "--once is the only mode" in first.stderr
     [ev] = json.loads(first.stdout)
     assert ev["promoted"] and ev["live_version"] == 1
+    # Which window it read, as backtest --json says each of its own (it did not say).
+    assert ev["end"] - ev["start"] == 3600 and ev["start"] < now <= ev["end"] <= ev["at"]
+    assert ev["end_utc"].endswith("Z")
 
     moved = CENTERS.copy()
     moved[1, 1] += 3.0
