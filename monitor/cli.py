@@ -499,7 +499,9 @@ def evaluate(
         finally:
             app.close()
     if as_json:
-        out = [_result_json(r) | _dry(dry_run) | _k_note(app, r.model) for r in results]
+        out = [
+            _result_json(r) | _read_when(r) | _dry(dry_run) | _k_note(app, r.model) for r in results
+        ]
         click.echo(_json_text(out))
     if push_error is not None:
         click.echo(f"error: {push_error}", err=True)
@@ -613,6 +615,20 @@ def _quiet_run_log(*, scheduler: bool = False) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def _read_when(result: Evaluation | RunFailure) -> dict[str, Any]:
+    """When a run was and, if it got that far, the window it read (backtest --json names
+    each of its windows the same way; a failed run has the window's label)."""
+    if isinstance(result, RunFailure):
+        return {"at": result.at, "window_label": result.window_label}
+    return {
+        "at": result.evaluated_at,
+        "start": result.window_start,
+        "end": result.window_end,
+        "start_utc": format_time(result.window_start),
+        "end_utc": format_time(result.window_end),
+    }
+
+
 def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
     if isinstance(result, RunFailure):
         return {
@@ -620,18 +636,10 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
             "failed": True,
             "reason": result.reason,
             "message": result.message,
-            "at": result.at,
-            "window": result.window_label or None,
         }
     return {
         "model": result.model,
         "failed": False,
-        # The window the run read, as backtest --json gives each of its windows.
-        "start": result.window_start,
-        "end": result.window_end,
-        "start_utc": format_time(result.window_start),
-        "end_utc": format_time(result.window_end),
-        "at": result.evaluated_at,
         "live_version": result.live_version,
         "candidate_version": result.candidate_version,
         "promoted": result.promoted,
