@@ -55,7 +55,7 @@ from monitor.store import (
     version_summary,
 )
 from monitor.store._fs import make_dirs
-from monitor.store.history import SQLiteHistory
+from monitor.store.history import SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time
@@ -173,6 +173,8 @@ def _state_dir_contents(directory: Path) -> list[str]:
         found.append(f"daemon.state_dir: {str(directory / 'snapshots')!r} is not a directory")
     if (directory / HISTORY_FILE).exists() and not (directory / HISTORY_FILE).is_file():
         found.append(f"daemon.state_dir: {str(directory / HISTORY_FILE)!r} is not a file")
+    elif (problem := history_problem(directory / HISTORY_FILE)) is not None:
+        found.append(f"daemon.state_dir: {problem}")
     return found
 
 

@@ -25,6 +25,7 @@ shortest round-trip repr, so every value comes back bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -53,7 +54,7 @@ from monitor.store._fs import FILE_MODE, make_dirs
 from monitor.store._names import check_model_name
 from monitor.timestamps import parse_time
 
-__all__ = ["SCHEMA_VERSION", "SQLiteHistory"]
+__all__ = ["SCHEMA_VERSION", "SQLiteHistory", "history_problem"]
 
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
 # Float columns have no declared type on purpose: with REAL affinity SQLite stores
@@ -384,6 +385,8 @@ class SQLiteHistory:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
+            if foreign := _foreign_tables(conn):
+                raise StoreError(f"{self.path} {foreign}")
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             # IMMEDIATE takes the write lock first, so two processes opening a new file
             # do not both apply the same migration.
@@ -406,6 +409,41 @@ class SQLiteHistory:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
+
+
+def _foreign_tables(conn: sqlite3.Connection) -> str | None:
+    """What is wrong with a database that holds tables but not ours (another program's
+    file, named as the history): it must not be written into."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if not names or "schema_version" in names:
+        return None
+    shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+    return f"is a database of something else (tables {shown}), not a kmeans-monitor history"
+
+
+def history_problem(path: Path) -> str | None:
+    """Why a run could not open the history database at ``path`` (which it creates when
+    missing): not a database, another program's, or of a newer schema. None if it can."""
+    if not path.exists():
+        return None
+    try:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
+            if foreign := _foreign_tables(conn):
+                return f"{path} {foreign}"
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not any(r[0] == "schema_version" for r in tables):
+                return None  # an empty database: the run makes its tables
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    except sqlite3.Error as exc:
+        return f"cannot open the history database {path}: {exc}"
+    current = 0 if row[0] is None else int(row[0])
+    if current > SCHEMA_VERSION:
+        return (
+            f"history database {path} has schema version {current}; this kmeans-monitor "
+            f"reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
+        )
+    return None
 
 
 def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:

@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 a run failed or the push failed (evaluate) or files are st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -188,11 +189,39 @@ def test_check_config_refuses_a_file_where_the_state_directory_goes(
     assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
+def _newer_history(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (99)")
+        conn.commit()
+
+
+def _foreign_database(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE x (a)")
+        conn.commit()
+
+
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
         ("snapshots", "'{state}/snapshots' is not a directory"),
         ("history.sqlite", "'{state}/history.sqlite' is not a file"),
+        # A history run refuses (and evaluate wrote its tables into another program's).
+        (
+            "newer",
+            "history database {state}/history.sqlite has schema version 99; this "
+            "kmeans-monitor reads up to 2: upgrade kmeans-monitor",
+        ),
+        (
+            "garbage",
+            "cannot open the history database {state}/history.sqlite: file is not a database",
+        ),
+        (
+            "foreign",
+            "{state}/history.sqlite is a database of something else (tables x), not a "
+            "kmeans-monitor history",
+        ),
     ],
 )
 def test_check_config_refuses_a_state_directory_run_cannot_open(
@@ -201,8 +230,15 @@ def test_check_config_refuses_a_state_directory_run_cannot_open(
     """check-config said OK where run then failed to open its store or its history."""
     state = tmp_path / "state"
     state.mkdir()
+    history = state / "history.sqlite"
     if make == "snapshots":
         (state / make).write_text("a file\n")
+    elif make == "newer":
+        _newer_history(history)
+    elif make == "garbage":
+        history.write_text("garbage")
+    elif make == "foreign":
+        _foreign_database(history)
     else:
         (state / make).mkdir()
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(state))
