@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import multiprocessing
@@ -146,6 +147,20 @@ def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade"):
         SQLiteHistory(path)
+
+
+def test_another_programs_database_is_not_written_into(tmp_path: Path) -> None:
+    # Its tables were kept and ours added beside them, as if it were an empty file.
+    path = tmp_path / "h.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE accounts (id)")
+        conn.commit()
+    with pytest.raises(StoreError, match=r"database of something else \(tables accounts\)"):
+        SQLiteHistory(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("accounts",)]
+    SQLiteHistory(tmp_path / "empty.sqlite").close()  # an empty file is a new history
 
 
 def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
