@@ -594,13 +594,15 @@ def run_workers(settings: Settings) -> RunWorkers | None:
 DAEMON_LOCK = "daemon.lock"  # in the state directory: held by the daemon that runs on it
 
 
-def claim_state_dir(state_dir: Path, *, option: str = "daemon.state_dir") -> int:
+def claim_state_dir(
+    state_dir: Path, *, option: str = "daemon.state_dir", advice: str | None = None
+) -> int:
     """Hold ``state_dir`` for this daemon until the process ends (the descriptor stays
     open; the kernel drops the lock with the process, a kill -9 included).
 
     Two daemons on one state directory ran every model twice, and both could promote.
     InvalidInputError naming the other daemon's pid when one holds it, and ``option``,
-    where this one's state directory came from.
+    where this one's state directory came from (or ``advice``, what to do instead).
     """
     make_dirs(Path(state_dir))
     path = Path(state_dir) / DAEMON_LOCK
@@ -610,10 +612,12 @@ def claim_state_dir(state_dir: Path, *, option: str = "daemon.state_dir") -> int
     except BlockingIOError:
         other = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
+        advice = advice or (
+            f"it would run every model a second time; stop it, or give this one its own {option}"
+        )
         raise InvalidInputError(
             f"another kmeans-monitor daemon (pid {other}) runs on the state directory "
-            f"{state_dir}: it would run every model a second time; stop it, or give this "
-            f"one its own {option}"
+            f"{state_dir}: {advice}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

@@ -470,7 +470,7 @@ def evaluate(
     window, scores the live model and trains a candidate as usual, but what it would
     store stays in memory.
     """
-    from monitor.bootstrap import build_app, open_dry_run, state_dir_problems
+    from monitor.bootstrap import build_app, claim_state_dir, open_dry_run, state_dir_problems
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
@@ -491,6 +491,8 @@ def evaluate(
         # add their start-up, about 3 s (daemon.run_isolation is the daemon's).
         settings = replace(settings, daemon=replace(settings.daemon, run_isolation="thread"))
         store, history = open_dry_run(settings) if dry_run else (None, None)
+        # A dry run stores nothing: it may run beside a daemon, a real one may not.
+        claim = None if dry_run else claim_state_dir(settings.daemon.state_dir, advice=_BESIDE)
         app = build_app(settings, store=store, history=history, config_path=config_path)
         try:
             results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
@@ -498,6 +500,8 @@ def evaluate(
             push_error = _push(app, gateway, as_json=as_json, dry_run=dry_run)
         finally:
             app.close()
+            if claim is not None:
+                os.close(claim)
     if as_json:
         out = [
             _result_json(r) | _read_when(r) | _dry(dry_run) | _k_note(app, r.model) for r in results
@@ -613,6 +617,12 @@ def _quiet_run_log(*, scheduler: bool = False) -> Iterator[None]:
     finally:
         for logger, level in before.items():
             logger.setLevel(level)
+
+
+_BESIDE = (
+    "evaluate would run its models a second time beside it, and both could promote; "
+    "--dry-run runs them without storing anything"
+)
 
 
 def _read_when(result: Evaluation | RunFailure) -> dict[str, Any]:

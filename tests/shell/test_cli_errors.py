@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -26,6 +27,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from monitor.bootstrap import claim_state_dir
 from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
 from monitor.interrupts import EXIT_INTERRUPTED
 from tests.fakes import blobs
@@ -857,3 +859,25 @@ def test_an_os_error_inside_a_store_error_is_shown_without_its_errno(
     assert result.stderr == (
         f"error: cannot open the snapshot store at {root}: Read-only file system: '{root}'\n"
     )
+
+
+def test_evaluate_beside_a_daemon_is_refused_and_a_dry_run_is_not(tmp_path: Path) -> None:
+    # It ran the daemon's models a second time, writing history and promoting beside it.
+    synthetic = {"kind": "synthetic", "seed": 1, "regimes": 3, "rows_per_window": 300}
+    cfg = write_config(tmp_path, model(synthetic, reference={"window": "1h"}))
+    state = tmp_path / "state"
+    held = claim_state_dir(state)  # as a daemon holds it (another open file: refused)
+    try:
+        result = invoke("evaluate", "--config", str(cfg))
+        assert result.exit_code == EXIT_USER, result.output
+        assert result.stderr == (
+            f"error: another kmeans-monitor daemon (pid {os.getpid()}) runs on the state "
+            f"directory {state}: evaluate would run its models a second time beside it, and "
+            "both could promote; --dry-run runs them without storing anything\n"
+        )
+        assert not (state / "history.sqlite").exists()
+        assert invoke("evaluate", "--config", str(cfg), "--dry-run").exit_code == 0
+    finally:
+        os.close(held)
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0  # the claim was let go
