@@ -113,6 +113,7 @@ class Sli:
     thresholds: tuple[str, ...] = ()  # Threshold keys, mildest first
     formula: str = ""  # section of docs/slis.md
     code: str = ""  # the function that computes it
+    most: float | None = None  # the largest value it can take (a share: 1), if bounded
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ SLIS: Mapping[str, Sli] = _sli(
         thresholds=(THRESHOLD_OUTLIER_RATIO,),
         formula="outliers",
         code="monitor.core.outliers.outlier_rate",
+        most=1.0,
     ),
     Sli(
         FEATURE_PSI,

@@ -32,7 +32,10 @@ def run_thresholds(
     undefined: list[str] = []
     for key, value in calibrated.items():
         sli = S.SLIS[key]
-        if value is None:
+        # A threshold the SLI cannot pass (an outlier ratio above 1, from a reference of a
+        # few distinct values) is no drift signal either: said, not silently never fired.
+        beyond = value is not None and sli.most is not None and value >= sli.most
+        if value is None or beyond:
             undefined.append(key)
             for tkey in sli.thresholds:
                 out.pop(tkey, None)

@@ -433,6 +433,16 @@ def test_an_undefined_null_leaves_the_sli_out_as_a_drift_signal() -> None:
     assert undefined == () and thresholds["centroid_drift"] == 0.5
 
 
+def test_a_threshold_the_sli_cannot_pass_leaves_it_out_as_a_drift_signal() -> None:
+    # An outlier-ratio threshold of 2.1 (a reference of three distinct points) was kept:
+    # the alert could never fire, and nothing said so.
+    null = table(outlier_ratio=[2.1, 0.02])
+    thresholds, undefined = run_thresholds(FIXED, null, "calibrated", 100)
+    assert undefined == ("outlier_ratio",) and "outlier_ratio" not in thresholds
+    thresholds, undefined = run_thresholds(FIXED, null, "calibrated", 1000)
+    assert undefined == () and thresholds["outlier_ratio"] == pytest.approx(0.02)
+
+
 def test_warm_kernels_loads_every_compiled_kernel_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     # The daemon and each worker process call it before their first run.
     import monitor.pipeline as pipeline
