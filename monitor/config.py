@@ -38,7 +38,7 @@ from monitor.checks import (
 from monitor.core.kmeans import METRICS
 from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, InvalidInputError
 from monitor.ports import SourceKind
 from monitor.redact import MASK, redact_text
 from monitor.slis import SLIS, THRESHOLDS
@@ -139,9 +139,19 @@ class ReferenceSettings:
     end: float | None = None
 
     def span(self, now: float) -> tuple[float, float]:
-        """The reference period as (start, end) unix seconds for a model first run at ``now``."""
+        """The reference period as (start, end) unix seconds for a model first run at ``now``.
+
+        A fixed range ends at ``now`` at the latest: a run cannot have read later rows (a
+        backtest, whose files hold them, would train on its own future). InvalidInputError
+        when it starts after ``now``.
+        """
         if self.start is not None and self.end is not None:
-            return self.start, self.end
+            if self.start >= now:
+                raise InvalidInputError(
+                    f"the reference period starts at {format_time(self.start)}, after this "
+                    f"run at {format_time(now)}: none of it has been read yet"
+                )
+            return self.start, min(self.end, now)
         return now - self.window, now
 
 

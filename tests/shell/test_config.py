@@ -9,7 +9,7 @@ import pytest
 
 from monitor.checks import Mismatch
 from monitor.config import KRange, SourceSettings, SparkSettings, load, parse, parse_listen
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, InvalidInputError
 from monitor.simulator import SimulatorOptions
 from monitor.sources import SOURCES
 
@@ -557,8 +557,13 @@ def test_a_reference_period_by_window_or_by_range() -> None:
     ranged = parse(
         minimal(reference={"from": "2026-11-01T00:00:00Z", "to": 1793577600}), sources=SOURCES
     ).models[0]
-    assert ranged.reference.span(0.0) == (1793491200.0, 1793577600.0)
+    assert ranged.reference.span(2e9) == (1793491200.0, 1793577600.0)
     assert ranged.reference.window == 86400.0
+    # A run reads nothing after itself: a backtest's first run at 10:00 on the first day
+    # trained on the whole day, its own future, which no daemon could have read.
+    assert ranged.reference.span(1793527200.0) == (1793491200.0, 1793527200.0)
+    with pytest.raises(InvalidInputError, match="starts at 2026-11-01T00:00:00Z, after this run"):
+        ranged.reference.span(1793491200.0)
 
 
 def test_threshold_levels_of_one_sli_are_ordered_once() -> None:
