@@ -14,6 +14,8 @@ pyarrow is imported only when a Parquet file is read.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import logging
 import math
@@ -731,8 +733,29 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
                     rows, lines, sent = [], [], True
             if rows or not sent:
                 yield header, rows, lines
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        # The decoder reads ahead of the parser: its position is within its buffer.
+        raise SourceError(f"{where}: unreadable CSV file: {_not_utf8(path, exc)}") from exc
+    except (OSError, csv.Error) as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8: the line and the byte offset of the first bad byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = offset = 0
+    with contextlib.suppress(OSError), path.open("rb") as fh:
+        while block := fh.read(2**20):
+            pending = len(decoder.getstate()[0])  # bytes of a character the last block cut
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as bad:
+                at = max(0, bad.start - pending)
+                line = lines + block[:at].count(b"\n") + 1
+                return f"line {line} (byte {offset + at}) is not UTF-8 text: {bad.reason}"
+            lines += block.count(b"\n")
+            offset += len(block)
+    return str(exc)
 
 
 def _parquet_schema(pa: Any, pq: Any, path: Path, where: str) -> Any:

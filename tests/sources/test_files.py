@@ -719,3 +719,16 @@ def test_a_large_csv_takes_about_the_memory_of_its_arrays(
     # Held whole as text the rows took about 12 times their array's bytes; in chunks,
     # the chunks' arrays, their concatenation and one chunk of text.
     assert peak < 4 * X.nbytes, peak / X.nbytes
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
+    # The decoder's position within its read-ahead buffer was given ("position 867").
+    lines = ["latency_ms,cpu_ratio,rps"] + [f"{i},0.5,{i}" for i in range(5000)]
+    data = "\n".join(lines).encode()
+    at = data.index(b"\n3999,") + 1  # the start of line 4001
+    (tmp_path / "w.csv").write_bytes(data[:at] + b"\xff" + data[at:])
+    with pytest.raises(SourceError) as info:
+        source(tmp_path).read_window(0.0, 4e9)
+    assert str(info.value).endswith(
+        f"unreadable CSV file: line 4001 (byte {at}) is not UTF-8 text: invalid start byte"
+    )
