@@ -120,6 +120,8 @@ def brief(value: Any) -> str:
     long it was. Nor may it take the work of a line of gigabytes: a value of more than
     ``BRIEF_ITEMS`` items, or one that holds itself, is shown abridged by ``reprlib``.
     """
+    if isinstance(value, np.generic):  # numpy 2 writes np.float64(nan): the value is nan
+        value = value.item()
     if _holds_more_than(value, BRIEF_ITEMS):
         text, size = reprlib.repr(value), f"more than {BRIEF_ITEMS:,} items"
     else:

@@ -77,6 +77,9 @@ def test_a_long_value_is_shown_by_its_ends_and_its_length() -> None:
     assert len(shown) < 130
     problem = Problem("models[0].name", "a name", long).config()
     assert problem.endswith("xxz' (1000002 characters)") and len(problem) < 170
+    # numpy 2's scalars are shown as their values ("np.float64(nan)" is nan).
+    shown = brief(np.float64("nan")), brief(np.int64(3)), brief(np.str_("a"))
+    assert shown == ("nan", "3", "'a'")
     # The length is the text's, not its repr's (quotes, escapes), and bytes are bytes.
     assert brief("\n" * 200).endswith("' (200 characters)")
     assert brief(b"y" * 200).endswith("' (200 bytes)")
