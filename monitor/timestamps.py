@@ -70,6 +70,8 @@ def _seconds(value: Any, where: str) -> float:
         if math.isfinite(seconds):
             return seconds
         raise InvalidInputError(f"{where}: timestamp {brief(value)} is not a finite number.")
+    if stripped.endswith("z"):  # RFC 3339 allows a lower-case z; fromisoformat does not
+        stripped = stripped[:-1] + "Z"
     try:
         moment = datetime.fromisoformat(stripped)
     except ValueError:
