@@ -60,8 +60,18 @@ def match_columns(
         return [index[f] for f in features]
     raise SchemaError(
         f"{where}: columns do not match {named} {_some(features)}: "
-        f"{_mismatch(missing, extra, ignore_extra)}."
+        f"{_mismatch(missing, extra, ignore_extra)}.{_separator_hint(columns)}"
     )
+
+
+def _separator_hint(columns: Sequence[str]) -> str:
+    """A hint when the one column read holds the features joined by another separator."""
+    if len(columns) != 1:
+        return ""
+    for name, sep in (("semicolons", ";"), ("tabs", "\t"), ("'|'", "|")):
+        if sep in columns[0]:
+            return f" The header looks separated by {name}: a CSV file here is separated by commas."
+    return ""
 
 
 def _mismatch(missing: list[str], extra: list[str], ignore_extra: bool) -> str:

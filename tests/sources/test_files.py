@@ -732,3 +732,9 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
     assert str(info.value).endswith(
         f"unreadable CSV file: line 4001 (byte {at}) is not UTF-8 text: invalid start byte"
     )
+
+
+def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_text("latency_ms;cpu_ratio;rps\n1;0.5;3\n")
+    with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
+        source(tmp_path).read_window(0.0, 4e9)
