@@ -208,6 +208,13 @@ class NameTime:
             except re.error as exc:
                 raise ValueError(f"a valid regex ({exc})") from None
         else:
+            if not re.search(r"%[^%]", spec.replace("%%", "")):
+                # Literal text only (a regex whose group is not named "time", say): no name
+                # could ever give a time.
+                raise ValueError(
+                    "a format with at least one directive such as %Y, or a regex with a "
+                    "(?P<time>...) group"
+                )
             self._format = spec
             self._regex = re.compile(_format_regex(spec))
 

@@ -65,6 +65,11 @@ def test_name_times(spec: str, name: str, expected: str | None) -> None:
             {"time_from": "name", "name_time": "%Y%b"},
             "source.name_time: must be a format of the directives %Y %m %d %H %M %S %j %s",
         ),
+        # No directive and no time group: no name could ever give a time.
+        (
+            {"time_from": "name", "name_time": "(?P<tim>x)"},
+            "source.name_time: must be a format with at least one directive such as %Y",
+        ),
         (
             {"time_from": "name", "name_time": "(?P<time>[0-9"},
             "source.name_time: must be a valid regex",
