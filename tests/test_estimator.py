@@ -175,3 +175,23 @@ def test_predict_and_transform_keep_the_precision_of_a_fit_around_an_offset() ->
     own_far = far.transform(X0 + 1.7e9)[rows, labels]
     np.testing.assert_allclose(own_far, near.transform(X0)[rows, near.labels_], atol=1e-5)
     assert far.score(X0 + 1.7e9) == pytest.approx(near.score(X0), rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_a_dataframes_columns_are_its_feature_names_and_must_match(cls: type) -> None:
+    # A reordered frame was taken as it came: every label from the wrong features.
+    pd = pytest.importorskip("pandas")
+    X = make_blobs(300, 4, centers=3, random_state=2)[0]
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = cls(3, random_state=0).fit(frame)
+    assert list(est.feature_names_in_) == ["a", "b", "c", "d"]
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(est.predict(frame), est.predict(X))
+    with pytest.raises(InvalidInputError, match="feature names should match those that were"):
+        est.predict(frame[["d", "c", "b", "a"]])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        est.predict(X)
+    plain = cls(3, random_state=0).fit(X)
+    assert not hasattr(plain, "feature_names_in_")
+    with pytest.warns(UserWarning, match="X has feature names, but"):
+        plain.predict(frame)

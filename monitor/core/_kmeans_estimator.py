@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.checks import (
+    brief,
     check_array,
     check_choice,
     check_float,
@@ -96,6 +98,18 @@ def _require_sklearn() -> Any:
             f"scikit-learn is needed for this (estimator tags); install it with {SKLEARN_HINT}"
         ) from exc
     return sk_utils
+
+
+def _feature_names(X: Any) -> NDArray[np.object_] | None:
+    """The column names of a DataFrame when they are all strings (scikit-learn's feature
+    names), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if names.ndim != 1 or not all(isinstance(n, str) for n in names):
+        return None
+    return names
 
 
 def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
@@ -196,8 +210,42 @@ class _KMeansBase:
         if not self.__sklearn_is_fitted__():
             raise _not_fitted(self)
 
+    def _remember_names(self, X: Any) -> None:
+        """``feature_names_in_`` from a fit on a DataFrame (scikit-learn's convention)."""
+        names = _feature_names(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_names(self, X: Any) -> None:
+        """A DataFrame's columns must be those of the fit, in order (a reordered frame gave
+        the wrong labels); a mix of named and unnamed input is warned about, as in
+        scikit-learn."""
+        fitted = getattr(self, "feature_names_in_", None)
+        names = _feature_names(X)
+        owner = type(self).__name__
+        if fitted is None and names is not None:
+            warnings.warn(
+                f"X has feature names, but {owner} was fitted without feature names",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif fitted is not None and names is None:
+            warnings.warn(
+                f"X does not have valid feature names, but {owner} was fitted with feature names",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif fitted is not None and names is not None and list(names) != list(fitted):
+            raise InvalidInputError(
+                f"The feature names should match those that were passed during fit: got "
+                f"{brief(list(names))}, fitted on {brief(list(fitted))}."
+            )
+
     def _check_test_X(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
         self._check_fitted()
+        self._check_names(X)
         Xa = _check_X(X)
         if Xa.shape[1] != self.n_features_in_:
             raise InvalidInputError(
@@ -309,8 +357,8 @@ class KMeans(_KMeansBase):
     ``kernel`` also for predict, transform and score); ``n_init="auto"`` is
     1 run for k-means++ or an array init and 10 for random. Fitted attributes:
     ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``, ``n_features_in_``,
-    ``converged_``, ``n_relocated_``, ``n_distinct_points_`` and ``fit_`` (the
-    ``KMeansFit`` record).
+    ``converged_``, ``n_relocated_``, ``n_distinct_points_``, ``fit_`` (the
+    ``KMeansFit`` record) and, fitted on a DataFrame, ``feature_names_in_``.
     """
 
     def __init__(
@@ -378,6 +426,7 @@ class KMeans(_KMeansBase):
         self.n_relocated_ = fit.n_relocated
         self.n_distinct_points_ = fit.n_distinct_points
         self.n_features_in_ = int(Xa.shape[1])
+        self._remember_names(X)
         return self
 
 
@@ -533,6 +582,7 @@ class MiniBatchKMeans(_KMeansBase):
             if stopped:
                 break
         self.n_features_in_ = int(Xa.shape[1])
+        self._remember_names(X)
         labels, sq = self._labels_sq(Xa)
         self.labels_ = labels
         self.inertia_ = float(w.astype(np.float64) @ sq.astype(np.float64))
@@ -559,5 +609,6 @@ class MiniBatchKMeans(_KMeansBase):
             self.counts_ = np.zeros(k)
             self.n_steps_ = 0
             self.n_features_in_ = int(Xa.shape[1])
+            self._remember_names(X)
         self._steps(Xa, w, self._rng.permutation(Xa.shape[0]), batch)
         return self
