@@ -1031,14 +1031,18 @@ def _layered(
     problems: list[str] = []
     origins: dict[str, str] = {}
     for key, target in _ENV_KEYS.items():
-        if ENV_PREFIX + key not in environ:
+        # Set but empty is unset, as shells and env files mean it (VAR= in a unit file).
+        if not environ.get(ENV_PREFIX + key, "").strip():
             continue
         value: Any = environ[ENV_PREFIX + key]
         if target == "working_memory_mib":
             try:
                 value = float(value)
             except ValueError:
-                problems.append(f"{ENV_PREFIX}{key}: must be a number; got {brief(value)}")
+                problems.append(
+                    f"{ENV_PREFIX}{key} (daemon.working_memory_mib): must be a number; "
+                    f"got {brief(value)}"
+                )
                 continue
         daemon[target] = value
         origins[target] = ENV_PREFIX + key
