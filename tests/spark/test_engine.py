@@ -258,14 +258,19 @@ print("then:", session(settings).range(3).count())
 def test_a_session_that_did_not_start_is_started_again_by_the_next_run() -> None:
     # pyspark kept handing out the stopped context: every later run failed at once, so a
     # daemon started while its master was down never recovered.
-    argv = [sys.executable, "-c", RESTART]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert _printed(RESTART) == [
         "first: the Spark session on master 'local[1]' did not start: "
         "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.",
         "then: 3",
-    ], done.stdout
+    ]
+
+
+def _printed(script: str) -> list[str]:
+    """The lines a script printed in a Python of its own (Spark's one session a process)."""
+    argv = [sys.executable, "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
 
 
 REFUSED = """
@@ -289,14 +294,11 @@ print("context:", SparkContext._active_spark_context)
 def test_a_standalone_master_that_refuses_connections_fails_before_spark_starts() -> None:
     # Spark gave up on it only after three registrations 20 s apart: each run held its
     # worker for over a minute and failed on "Cannot call methods on a stopped SparkContext".
-    argv = [sys.executable, "-c", REFUSED]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert _printed(REFUSED) == [
         "the Spark master 'spark://127.0.0.1:PORT' does not answer "
         "(no connection to 127.0.0.1:PORT: Connection refused)",
         "context: None",
-    ], done.stdout
+    ]
 
 
 def test_a_master_of_a_high_availability_url_that_accepts_is_enough() -> None:
