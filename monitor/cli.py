@@ -630,13 +630,13 @@ def _read_when(result: Evaluation | RunFailure) -> dict[str, Any]:
     each of its windows the same way; a failed run has the window's label)."""
     if isinstance(result, RunFailure):
         return {"at": result.at, "window_label": result.window_label}
-    return {
-        "at": result.evaluated_at,
-        "start": result.window_start,
-        "end": result.window_end,
-        "start_utc": format_time(result.window_start),
-        "end_utc": format_time(result.window_end),
-    }
+    return {"at": result.evaluated_at, **_span_json(result.window_start, result.window_end)}
+
+
+def _span_json(start: float, end: float) -> dict[str, Any]:
+    """A window or a range in the JSON outputs: unix seconds, and UTC text."""
+    utc = {"start_utc": format_time(start), "end_utc": format_time(end)}
+    return {"start": start, "end": end, **utc}
 
 
 def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
@@ -887,10 +887,7 @@ def _replay_summary(r: Any) -> str:
 def _replay_json(r: Any) -> dict[str, Any]:
     return {
         "model": r.model,
-        "start": r.start,
-        "end": r.end,
-        "start_utc": format_time(r.start),
-        "end_utc": format_time(r.end),
+        **_span_json(r.start, r.end),
         "windows": [_window_json(w) for w in r.windows],
         "summary": {
             "windows": len(r.windows),
@@ -905,10 +902,7 @@ def _replay_json(r: Any) -> dict[str, Any]:
 def _window_json(w: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "index": w.index,
-        "start": w.start,
-        "end": w.end,
-        "start_utc": format_time(w.start),
-        "end_utc": format_time(w.end),
+        **_span_json(w.start, w.end),
         **_result_json(w.result),
         "conditions": [_condition_json(c) for c in w.held],
         "firing": [_condition_json(c) for c in w.firing],
