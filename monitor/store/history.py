@@ -385,7 +385,7 @@ class SQLiteHistory:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
-            if foreign := _foreign_tables(conn):
+            if foreign := _foreign_tables(_tables(conn)):
                 raise StoreError(f"{self.path} {foreign}")
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             # IMMEDIATE takes the write lock first, so two processes opening a new file
@@ -395,10 +395,7 @@ class SQLiteHistory:
                 current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
                 current = 0 if current is None else int(current)
                 if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"history database {self.path} has schema version {current}; this "
-                        f"kmeans-monitor reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
-                    )
+                    raise StoreError(_newer_schema(self.path, current))
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[version - 1]:
                         conn.execute(statement)
@@ -411,10 +408,20 @@ class SQLiteHistory:
             raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
 
 
-def _foreign_tables(conn: sqlite3.Connection) -> str | None:
-    """What is wrong with a database that holds tables but not ours (another program's
-    file, named as the history): it must not be written into."""
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def _newer_schema(path: Path, current: int) -> str:
+    return (
+        f"history database {path} has schema version {current}; this kmeans-monitor reads "
+        f"up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
+    )
+
+
+def _foreign_tables(names: list[str]) -> str | None:
+    """What is wrong with a database whose tables (``names``) are not ours (another
+    program's file, named as the history): it must not be written into."""
     if not names or "schema_version" in names:
         return None
     shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
@@ -429,21 +436,16 @@ def history_problem(path: Path) -> str | None:
     try:
         uri = path.resolve().as_uri() + "?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
-            if foreign := _foreign_tables(conn):
+            names = _tables(conn)
+            if foreign := _foreign_tables(names):
                 return f"{path} {foreign}"
-            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if not any(r[0] == "schema_version" for r in tables):
+            if "schema_version" not in names:
                 return None  # an empty database: the run makes its tables
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     except sqlite3.Error as exc:
         return f"cannot open the history database {path}: {exc}"
     current = 0 if row[0] is None else int(row[0])
-    if current > SCHEMA_VERSION:
-        return (
-            f"history database {path} has schema version {current}; this kmeans-monitor "
-            f"reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
-        )
-    return None
+    return _newer_schema(path, current) if current > SCHEMA_VERSION else None
 
 
 def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
