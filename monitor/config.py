@@ -38,7 +38,7 @@ from monitor.checks import (
 from monitor.core.kmeans import METRICS
 from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
-from monitor.errors import ConfigError, InvalidInputError
+from monitor.errors import ConfigError, TooFewRowsError
 from monitor.ports import SourceKind
 from monitor.redact import MASK, redact_text
 from monitor.slis import SLIS, THRESHOLDS
@@ -142,12 +142,12 @@ class ReferenceSettings:
         """The reference period as (start, end) unix seconds for a model first run at ``now``.
 
         A fixed range ends at ``now`` at the latest: a run cannot have read later rows (a
-        backtest, whose files hold them, would train on its own future). InvalidInputError
-        when it starts after ``now``.
+        backtest, whose files hold them, would train on its own future). TooFewRowsError
+        when it starts after ``now``: no row of it can have been read yet.
         """
         if self.start is not None and self.end is not None:
             if self.start >= now:
-                raise InvalidInputError(
+                raise TooFewRowsError(
                     f"the reference period starts at {format_time(self.start)}, after this "
                     f"run at {format_time(now)}: none of it has been read yet"
                 )

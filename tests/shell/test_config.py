@@ -9,7 +9,8 @@ import pytest
 
 from monitor.checks import Mismatch
 from monitor.config import KRange, SourceSettings, SparkSettings, load, parse, parse_listen
-from monitor.errors import ConfigError, InvalidInputError
+from monitor.errors import ConfigError, TooFewRowsError
+from monitor.runner import classify_failure
 from monitor.simulator import SimulatorOptions
 from monitor.sources import SOURCES
 
@@ -573,8 +574,10 @@ def test_a_reference_period_by_window_or_by_range() -> None:
     # A run reads nothing after itself: a backtest's first run at 10:00 on the first day
     # trained on the whole day, its own future, which no daemon could have read.
     assert ranged.reference.span(1793527200.0) == (1793491200.0, 1793527200.0)
-    with pytest.raises(InvalidInputError, match="starts at 2026-11-01T00:00:00Z, after this run"):
+    # A run's failure of its data (too_few_rows), not a bug (internal, with a traceback).
+    with pytest.raises(TooFewRowsError, match="starts at 2026-11-01T00:00:00Z, after this run"):
         ranged.reference.span(1793491200.0)
+    assert classify_failure(TooFewRowsError("x")) == "too_few_rows"
 
 
 def test_threshold_levels_of_one_sli_are_ordered_once() -> None:
