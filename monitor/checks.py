@@ -94,9 +94,14 @@ class Problem:
     got: Any
 
     def config(self, prefix: str = "") -> str:
-        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0"."""
+        """The configuration form: "source.regimes: must be an int in [1, 64]; got 0".
+
+        YAML gives None for a field left out and for one left empty (``k:``); a user who
+        wrote neither ``None`` nor ``null`` is told that the field is missing or empty.
+        """
         where = f"{prefix}.{self.field}" if prefix else self.field
-        return f"{where}: must be {self.expected}; got {brief(self.got)}"
+        got = "it is missing or empty" if self.got is None else f"got {brief(self.got)}"
+        return f"{where}: must be {self.expected}; {got}"
 
     def param(self, owner: str | None = None) -> str:
         """The parameter form of the public API."""

@@ -115,7 +115,7 @@ def test_every_problem_is_listed_with_its_field() -> None:
         ),
         (
             {"features": ["rps"], "simulator": {"events": [{"kind": "vanish"}]}},
-            "simulator.events[0].cluster: must be set for a 'vanish' event; got None",
+            "simulator.events[0].cluster: must be set for a 'vanish' event; it is missing or empty",
         ),
         (
             {

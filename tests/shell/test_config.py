@@ -96,8 +96,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (None, "models: must be a non-empty list of models; got None"),
-        ({}, "models: must be a non-empty list of models; got None"),
+        (None, "models: must be a non-empty list of models; it is missing or empty"),
+        ({}, "models: must be a non-empty list of models; it is missing or empty"),
         ({"models": []}, "models: must be a non-empty list of models; got []"),
         ({"models": {}}, "models: must be a non-empty list of models; got {}"),
         # A model that is not a mapping is one problem, not one per missing field.
@@ -131,7 +131,7 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         (
             minimal(source={}),
             "models[checkout].source.kind: must be one of {'files', 'prometheus', 'spark', "
-            "'synthetic'}; got None",
+            "'synthetic'}; it is missing or empty",
         ),
         (
             minimal(source={"kind": "synthetic", "colour": "red"}),
@@ -184,13 +184,14 @@ def test_credentials_pasted_into_a_listen_address_are_masked(listen: str) -> Non
 
 def test_a_model_without_fields_gets_one_problem_per_required_field() -> None:
     assert problems_of({"models": [{}]}) == [
-        "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; got None",
-        "models[0].features: must be a non-empty list of feature names; got None",
-        "models[0].k: must be an int in [2, 128]; got None",
+        "models[0].name: must be a name matching [A-Za-z0-9][A-Za-z0-9_.-]{0,62}; "
+        "it is missing or empty",
+        "models[0].features: must be a non-empty list of feature names; it is missing or empty",
+        "models[0].k: must be an int in [2, 128]; it is missing or empty",
         "models[0].window: must be a duration such as '90s', '5m', '2h', '1d' or a positive "
-        "number of seconds; got None",
+        "number of seconds; it is missing or empty",
         "models[0].source.kind: must be one of {'files', 'prometheus', 'spark', 'synthetic'}; "
-        "got None",
+        "it is missing or empty",
         "models[0].schedule: must be a mapping with exactly one of 'interval' or 'cron'; got {}",
     ]
 
@@ -403,7 +404,7 @@ def test_config_never_imports_a_source() -> None:
         (
             {"reference": {"from": "2026-11-01"}},
             "models[checkout].reference.to: must be given with the other end of the range; "
-            "got None",
+            "it is missing or empty",
         ),
         (
             {"reference": {"from": "yesterday", "to": "2026-11-01"}},

@@ -101,7 +101,7 @@ def test_null_options_take_their_defaults() -> None:
         (
             {"events": [{"after": "1m"}]},
             "source.events[0].kind: must be one of {'mean_shift', 'new_cluster', 'vanish', "
-            "'variance', 'unit_change', 'nan_burst', 'outage'}; got None",
+            "'variance', 'unit_change', 'nan_burst', 'outage'}; it is missing or empty",
         ),
         (
             {"events": [{"kind": "foo"}]},
@@ -110,7 +110,7 @@ def test_null_options_take_their_defaults() -> None:
         ),
         (
             {"events": [{"kind": "vanish"}]},
-            "source.events[0].cluster: must be set for a 'vanish' event; got None",
+            "source.events[0].cluster: must be set for a 'vanish' event; it is missing or empty",
         ),
         (
             {"events": [{"kind": "vanish", "cluster": 1, "magnitude": 2}]},

@@ -65,7 +65,7 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({}, "source.path: must be a directory; got None"),
+        ({}, "source.path: must be a directory; it is missing or empty"),
         ({"path": ""}, "source.path: must be a directory; got ''"),
         ({"path": "d", "window": "day"}, "source.window: must be one of {'file', 'time_range'}"),
         (

@@ -241,7 +241,7 @@ def test_no_secret_appears_in_errors_or_logs(
                 "source.basic_auth.password: must be omitted (unknown field; valid: "
                 "password_file, username); got ***",
                 "source.basic_auth.password_file: must be a file holding the password (the "
-                "password itself never goes here); got None",
+                "password itself never goes here); it is missing or empty",
             ],
         ),
         (
@@ -274,7 +274,10 @@ def test_no_secret_appears_in_errors_or_logs(
         ),
         (
             {"tls": {"cert_file": "/c.pem"}, "url": "https://p"},
-            ["source.tls.key_file: must be given with the other (a client key pair); got None"],
+            [
+                "source.tls.key_file: must be given with the other (a client key pair); "
+                "it is missing or empty"
+            ],
         ),
         ({"retries": 11}, ["source.retries: must be an int in [0, 10]; got 11"]),
         (
