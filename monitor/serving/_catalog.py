@@ -61,6 +61,7 @@ class Catalog:
         self._variants: dict[str, Variants] = dict.fromkeys(self._policies, _EMPTY)
         self._problems: dict[str, str] = {}  # model -> why its pointers could not be followed
         self._failed: set[tuple[str, int]] = set()  # versions that did not load (logged once)
+        self._vanished: set[str] = set()  # models served on after the store lost their versions
         self._refreshed = False
         self._lock = threading.Lock()  # one refresh at a time; readers never wait
 
@@ -104,16 +105,31 @@ class Catalog:
         except Exception as exc:  # a broken pointer: keep serving what is loaded
             self._problem(name, f"cannot read its pointers: {exc}")
             return
-        live = self._loaded(name, live_version, current.live)
-        if live_version is not None and (live is None or live.version != live_version):
+        # After its versions vanished, a version of a number served before is another
+        # model (the store numbers anew from 1): nothing loaded is reused for it.
+        vanished = name in self._vanished
+        live = self._loaded(name, live_version, current.live, reuse=not vanished)
+        if live_version is None and current.live is not None:
+            # The versions it served from are gone (a deleted directory, a store not
+            # mounted): the store cannot say which to serve, so the loaded one stays.
+            self._vanished.add(name)
+            live = current.live
+            self._problem(
+                name,
+                f"the store holds no version of it any more; still serving v{live.version}",
+            )
+        elif live_version is not None and (
+            live is None or live.version != live_version or (vanished and live is current.live)
+        ):
             self._problem(name, f"live version {live_version} does not load")
         else:
+            self._vanished.discard(name)
             self._problems.pop(name, None)
-        canary = self._loaded(name, pending, current.canary)
+        canary = self._loaded(name, pending, current.canary, reuse=not vanished)
         if canary is not None and canary.version != pending:
             canary = None  # the old candidate is no longer pending, the new one did not load
         new = Variants(live, canary, share if canary is not None and live is not None else 0.0)
-        if new.versions == current.versions and new.share == current.share:
+        if new.live is current.live and new.canary is current.canary and new.share == current.share:
             return
         self._variants[name] = new  # the swap: one reference, the models already whole
         log.info(
@@ -127,16 +143,17 @@ class Catalog:
             self._on_change(name, new)
 
     def _loaded(
-        self, name: str, version: int | None, have: ServedModel | None
+        self, name: str, version: int | None, have: ServedModel | None, *, reuse: bool = True
     ) -> ServedModel | None:
-        """``version`` ready to serve: ``have`` when it is that version, else a fresh load.
+        """``version`` ready to serve: ``have`` when it is that version (and ``reuse``),
+        else a fresh load.
 
         One that fails to load gives ``have``: a live model keeps serving (the caller
         reports it), a canary is dropped (the caller compares versions).
         """
         if version is None:
             return None
-        if have is not None and have.version == version:
+        if reuse and have is not None and have.version == version:
             return have
         try:
             served = ServedModel.from_snapshot(self._store.load(name, version), self._assigner)

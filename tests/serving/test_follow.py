@@ -3,6 +3,7 @@ and every answer comes whole from one version: never a half-loaded model."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -212,3 +213,24 @@ def test_building_the_app_loads_every_model_before_serving(tmp_path: Path) -> No
     assert app.serving.catalog.get("shop").versions == (1, None)
     assert app.serving.catalog.get("idle").versions == (None, None)
     assert app.ready() == (True, "ready")
+
+
+def test_versions_gone_from_the_store_keep_the_loaded_one_serving_and_not_ready(
+    tmp_path: Path, serve_labels: Serve
+) -> None:
+    store = open_store(tmp_path)
+    one = fitted(seed=1)
+    store.save(one.snapshot, state="live")
+    running = serve_labels(settings(), store)
+    shutil.rmtree(tmp_path / "snapshots" / "shop")
+    assert wait_until(lambda: not running.app.ready()[0])
+    assert "the store holds no version of it any more; still serving v1" in running.app.ready()[1]
+    with LabelsClient(running.url) as client:
+        assert client.labels("shop", one.X[:3]).version == 1
+    two = fitted(seed=2)
+    store.save(two.snapshot, state="live")  # the next run stores v1 anew: it is served
+    assert wait_until(lambda: running.app.ready()[0])
+    with LabelsClient(running.url) as client:
+        answer = client.labels("shop", two.X[:3])
+    assert answer.version == 1
+    np.testing.assert_array_equal(answer.labels, two.predict(two.X[:3]))
