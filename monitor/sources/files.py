@@ -819,6 +819,8 @@ def _pyarrow(where: str) -> tuple[Any, Any]:
 
 def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
     """Unix seconds of an Arrow column of numbers, timestamps or ISO-8601 strings."""
+    if pa.types.is_dictionary(col.type):  # a categorical column (pandas writes them)
+        col = col.cast(col.type.value_type)
     t = col.type
     if col.null_count:
         raise SourceError(f"{where}: {col.null_count} row(s) have no timestamp")

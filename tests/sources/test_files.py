@@ -407,6 +407,14 @@ def test_time_range_reads_arrow_timestamp_columns(tmp_path: Path) -> None:
     np.testing.assert_array_equal(X, ROWS[[1, 2]])
 
 
+def test_time_range_reads_a_categorical_timestamp_column(tmp_path: Path) -> None:
+    # pandas writes a Categorical column as a dictionary-encoded one
+    text = pa.array([f"{t!r}" for t in STAMPS]).dictionary_encode()
+    pq.write_table(pa.table({"ts": text, **named(ROWS)}), tmp_path / "w.parquet")
+    X = _range_source(tmp_path).read_window(T0 - 60, T0).X
+    np.testing.assert_array_equal(X, ROWS[[1, 2]])
+
+
 def test_time_range_npy_has_the_timestamp_first(tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", np.column_stack([STAMPS, ROWS]))
     X = _range_source(tmp_path).read_window(T0 - 60, T0 + 60).X
