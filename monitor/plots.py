@@ -46,16 +46,28 @@ def require_matplotlib() -> None:
     _matplotlib()
 
 
-def _matplotlib() -> tuple[Any, Any, Any]:
+def _matplotlib() -> tuple[Any, Any]:
     try:
         from matplotlib import rc_context
-        from matplotlib.dates import DateFormatter
+        from matplotlib.dates import AutoDateLocator  # noqa: F401  (the time axis needs it)
         from matplotlib.figure import Figure
     except ImportError:
         raise PlotUnavailableError(
             f"plots need matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None
-    return Figure, DateFormatter, rc_context
+    return Figure, rc_context
+
+
+def _time_axis(axis: Any) -> None:
+    """Ticks at round times for the range shown, labelled to the precision they need
+    (seconds over a few minutes, days over weeks), in UTC."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = AutoDateLocator(tz=UTC)
+    axis.set_major_locator(locator)
+    # Seconds as a whole time ("00:01:30"), not matplotlib's bare "30".
+    formats = ["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"]
+    axis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC, formats=formats))
 
 
 def plot_format(path: Path) -> str:
@@ -80,7 +92,7 @@ def plot_replay(replay: Replay, path: Path) -> None:
     past its threshold are red dots on its line, failed runs grey vertical lines.
     """
     fmt = plot_format(path)
-    Figure, DateFormatter, rc_context = _matplotlib()
+    Figure, rc_context = _matplotlib()
     panels = alerting.COMPARED
     fig = Figure(figsize=(11, 1.9 * len(panels) + 0.8), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
@@ -108,7 +120,7 @@ def plot_replay(replay: Replay, path: Path) -> None:
         ax.set_ylabel(sli, fontsize=8)
         ax.legend(loc="upper left", fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
-    axes[-1].xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M"))
+    _time_axis(axes[-1].xaxis)
     axes[-1].set_xlabel("run time (UTC)")
     fig.suptitle(
         f"backtest of {replay.model}: {len(replay.windows)} windows, {replay.flags} flags, "
@@ -129,7 +141,7 @@ def plot_k_selection(selection: KSelection, path: Path, *, title: str) -> None:
     0) says so in its panel.
     """
     fmt = plot_format(path)
-    Figure, _, rc_context = _matplotlib()
+    Figure, rc_context = _matplotlib()
     fig = Figure(figsize=(12, 3.8), layout="constrained")
     elbow, silhouette, gap = fig.subplots(1, 3, squeeze=True)
     # The rules' names as choose_k knows them (a rule, not the silhouette SLI).

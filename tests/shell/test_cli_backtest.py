@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -108,6 +109,21 @@ def test_a_model_named_twice_is_replayed_once(config: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert [r["model"] for r in json.loads(result.stdout)] == ["cart", "shop"]
+
+
+def test_plot_labels_each_time_tick_once_over_a_few_minutes(config: Path, tmp_path: Path) -> None:
+    # "%m-%d %H:%M" labelled ticks 30 s apart alike: 00:01, 00:01, 00:02, 00:02, ...
+    doc = yaml.safe_load(config.read_text())
+    doc["models"][0].update(window="30s", schedule={"interval": "30s"})
+    config.write_text(yaml.safe_dump(doc))
+    path = tmp_path / "shop.svg"
+    args = ["--to", "2024-03-04T00:04:00Z", "--model", "shop", "--plot", str(path)]
+    result = invoke("backtest", "--config", str(config), "--from", FROM, *args)
+    assert result.exit_code == 0, result.output
+    texts = [t.strip() for t in ET.fromstring(path.read_bytes()).itertext()]
+    ticks = [t for t in texts if re.fullmatch(r"(\d\d-\d\d )?\d\d:\d\d(:\d\d)?", t)]
+    assert len(ticks) >= 4 and len(set(ticks)) == len(ticks), ticks
+    assert "00:01:30" in ticks
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
