@@ -645,7 +645,7 @@ class PrometheusSource:
         for first in range(0, n_points, self._options.max_points):
             last = min(n_points, first + self._options.max_points) - 1
             body = self._body(expr, start + first * step, start + last * step, deadline, where)
-            result = _result(self._post(body, deadline, headers, where), where)
+            result = _result(self._post(body, deadline, headers, where), where, self._scrub)
             seen: set[Key] = set()
             for i, item in enumerate(result):
                 metric, values = _series(item, i, where)
@@ -788,8 +788,9 @@ class PrometheusSource:
             connection.close()
 
 
-def _result(payload: bytes, where: str) -> list[Any]:
-    """The ``data.result`` list of a successful query_range answer."""
+def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> list[Any]:
+    """The ``data.result`` list of a successful query_range answer; its warnings are
+    logged through ``scrub`` (a proxy may echo the request's credentials into them)."""
     try:
         answer = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: recursion
@@ -801,7 +802,7 @@ def _result(payload: bytes, where: str) -> list[Any]:
     warnings = answer.get("warnings")
     warnings = warnings if isinstance(warnings, list) else []
     for warning in warnings[:MAX_WARNINGS_LOGGED]:
-        _log.warning("%s: Prometheus warns: %s", where, str(warning)[:300])
+        _log.warning("%s: Prometheus warns: %s", where, scrub(str(warning))[:300])
     if len(warnings) > MAX_WARNINGS_LOGGED:
         _log.warning(
             "%s: Prometheus warns %d times more", where, len(warnings) - MAX_WARNINGS_LOGGED

@@ -229,6 +229,28 @@ def test_no_secret_appears_in_errors_or_logs(
     assert TOKEN not in str(info.value) + caplog.text and "***" in str(info.value)
 
 
+def test_no_secret_appears_in_the_warnings_of_an_answer(
+    prom: FakePrometheus, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A proxy that echoes the request's headers into the answer's warnings.
+    def echo(params: dict[str, str]) -> Answer:
+        answer = json.loads(matrix()[1])
+        answer["warnings"] = [f"auth was {prom.headers[-1].get('authorization')}"]
+        return 200, json.dumps(answer).encode(), 0.0
+
+    prom.answer = echo
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    caplog.set_level(logging.WARNING)
+    make_source(prom.url, bearer_token_file=str(token)).read_window(T0, T0 + 60)
+    url = prom.url.replace("http://", f"http://kmeans:{PASSWORD}@")
+    make_source(url).read_window(T0, T0 + 60)
+    basic = base64.b64encode(f"kmeans:{PASSWORD}".encode()).decode()
+    assert caplog.text.count("Prometheus warns: auth was ***") == 2 * len(FEATURES)
+    for secret in (TOKEN, PASSWORD, basic):
+        assert secret not in caplog.text
+
+
 # --------------------------------------------------------------------------- options
 
 
