@@ -134,7 +134,9 @@ class _Ports:
     def pending_version(self, model: str) -> int | None:
         return None
 
-    def save(self, snapshot: Any, *, state: str | None = None) -> Any:
+    def save(
+        self, snapshot: Any, *, state: str | None = None, expect_live: int | None = None
+    ) -> Any:
         return snapshot  # a retrain is measured, not kept
 
     def record_version(self, snapshot: Any) -> None:

@@ -90,6 +90,17 @@ class LivePointerError(StoreError):
     """A model has stored versions but no usable live one; the message names the fix."""
 
 
+class LiveMovedError(StoreError):
+    """A save made on condition that a version is live found another one live: an
+    approval or a rollback landed first. Nothing was stored; ``live`` is the live one."""
+
+    def __init__(self, model: str, expected: int, live: int) -> None:
+        self.live = live
+        super().__init__(
+            f"model {model!r}: v{live} was made live while v{expected} was measured; nothing stored"
+        )
+
+
 class SnapshotNotFoundError(KeyError):
     """No snapshot with that model and version exists."""
 

@@ -83,12 +83,16 @@ class SnapshotStore(Protocol):
     means versions exist but none is usably live; its message names the fix.
     """
 
-    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
+    def save(
+        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+    ) -> Snapshot:
         """Persist atomically as version max + 1; return it with version and checksum set.
 
         ``state`` "live" or "pending" also points that pointer at it (a new live
         version clears the pending one); None stores it retired. Retention may then
-        remove old retired versions.
+        remove old retired versions. With ``expect_live``, the save happens only while
+        that version (or none) is live, checked under the lock the pointers move under:
+        ``LiveMovedError`` (nothing stored) when an approval or a rollback came first.
         """
         ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.errors import LiveMovedError
 from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
 from monitor.records import Decision, Evaluation, Measurement, Snapshot
@@ -37,22 +38,26 @@ def commit(
         candidate, promoted = scored.version, True
     elif new is not None:
         assert scored is not None
-        with phases.phase("store"):
-            moved = _made_live_meanwhile(store, m.model, scored.version)
-        if moved is not None:
-            # An approval or a rollback made another version live while this run measured
-            # the old one: storing its candidate would undo the operator's choice
-            # (promote) or put a candidate of the old model up for approval (pend).
+        promoted = decision.action == "promote"
+        try:
+            with phases.phase("store"):
+                # Stored only while the measured version is still live, checked under the
+                # store's lock: an approval or a rollback made another version live while
+                # this run measured the old one, and storing its candidate would undo the
+                # operator's choice (promote) or put up a candidate of the old model (pend).
+                new = store.save(
+                    new, state="live" if promoted else "pending", expect_live=scored.version
+                )
+                history.record_version(new)
+        except LiveMovedError as moved:
+            promoted = False
             text += (
-                f"; v{moved.version} was made live during the run, which measured "
+                f"; v{moved.live} was made live during the run, which measured "
                 f"v{scored.version}: its candidate is not stored"
             )
-            after = moved
-        else:
-            promoted = decision.action == "promote"
             with phases.phase("store"):
-                new = store.save(new, state="live" if promoted else "pending")
-                history.record_version(new)
+                after = store.load(m.model)
+        else:
             candidate = new.version
             if promoted:
                 after = new
@@ -63,14 +68,6 @@ def commit(
     with phases.phase("store"):
         history.append(evaluation)
     return evaluation, after
-
-
-def _made_live_meanwhile(store: SnapshotStore, model: str, measured: int) -> Snapshot | None:
-    """The live snapshot when another version was made live (a missing pointer is the
-    store's to report, as every run without a live model does)."""
-    if store.live_version(model) in (None, measured):
-        return None
-    return store.load(model)
 
 
 def _evaluation(

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from monitor.checks import check_choice, check_float, check_int
-from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
+from monitor.errors import (
+    InvalidInputError,
+    LiveMovedError,
+    LivePointerError,
+    SnapshotNotFoundError,
+)
 from monitor.ports import SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
@@ -132,8 +137,11 @@ class MemorySnapshotStore:
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
-        """Store ``snapshot`` as version max + 1 (live or pending if asked); return it."""
+    def save(
+        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+    ) -> Snapshot:
+        """Store ``snapshot`` as version max + 1 (live or pending if asked); return it.
+        ``expect_live``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -145,6 +153,8 @@ class MemorySnapshotStore:
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
         with self._lock:
             m = self._models.setdefault(check_model_name(snapshot.model, owner), _Model())
+            if expect_live is not None and m.live not in (None, expect_live):
+                raise LiveMovedError(snapshot.model, expect_live, m.live)
             version = max(m.versions, default=0) + 1
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from monitor.checks import check_choice, check_float, check_int
-from monitor.errors import InvalidInputError, SnapshotNotFoundError
+from monitor.errors import InvalidInputError, LiveMovedError, SnapshotNotFoundError
 from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
@@ -140,8 +140,11 @@ class OverlaySnapshotStore:
 
     # ------------------------------------------------------------------ writes (in memory)
 
-    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
-        """Keep ``snapshot`` as the version after the highest real or saved one; return it."""
+    def save(
+        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+    ) -> Snapshot:
+        """Keep ``snapshot`` as the version after the highest real or saved one; return it.
+        ``expect_live``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -153,6 +156,11 @@ class OverlaySnapshotStore:
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
         with self._lock:
             c = self._changes.setdefault(check_model_name(snapshot.model, owner), _Changes())
+            if expect_live is not None and (live := self.live_version(snapshot.model)) not in (
+                None,
+                expect_live,
+            ):
+                raise LiveMovedError(snapshot.model, expect_live, live)
             version = max(self.versions(snapshot.model), default=0) + 1
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)

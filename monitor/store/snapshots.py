@@ -66,7 +66,13 @@ from pathlib import Path
 from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_choice, check_float, check_int
-from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
+from monitor.errors import (
+    InvalidInputError,
+    LiveMovedError,
+    LivePointerError,
+    SnapshotNotFoundError,
+    StoreError,
+)
 from monitor.records import Snapshot, VersionInfo
 from monitor.store._crypto import StoreKey, require_cipher
 from monitor.store._fs import (
@@ -295,12 +301,14 @@ class DirectorySnapshotStore:
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, snapshot: Snapshot, *, state: str | None = None) -> Snapshot:
+    def save(
+        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+    ) -> Snapshot:
         """Store ``snapshot`` as a new version (max existing + 1); return it as stored.
 
         ``state`` "live" or "pending" also moves that pointer to the new version, under
         the model's lock (a new live version clears the pending one, made obsolete);
-        None stores it retired. Retention runs afterwards.
+        None stores it retired. Retention runs afterwards. ``expect_live``: see the port.
         """
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -317,6 +325,8 @@ class DirectorySnapshotStore:
             with temp_entry(model_dir, directory=True) as (tmp, _):
                 write_file(tmp / enc.payload_name, enc.payload)
                 with locked(model_dir / LOCK):
+                    if expect_live is not None:
+                        self._check_live(model, model_dir, expect_live)
                     version, checksum = _claim(model_dir, tmp, enc, state)
                     self._prune_after_save(model, model_dir)
         except StoreError:
@@ -512,6 +522,14 @@ class DirectorySnapshotStore:
                 f"stored versions: {_format_versions(versions)}"
             )
         return self._read(model_dir, model, version)
+
+    def _check_live(self, model: str, model_dir: Path, expected: int) -> None:
+        """LiveMovedError when a version other than ``expected`` is live (the caller holds
+        the model's lock); a store without versions is the save's to fill."""
+        versions = _list_versions(model_dir)
+        live = self._resolve_live(model, model_dir, versions) if versions else None
+        if live is not None and live != expected:
+            raise LiveMovedError(model, expected, live)
 
     def _resolve_live(self, model: str, model_dir: Path, versions: list[int]) -> int:
         path = model_dir / LIVE

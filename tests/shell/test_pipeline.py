@@ -170,6 +170,30 @@ def test_a_version_made_live_during_a_run_is_not_undone_by_its_candidate(policy:
     assert h.store.versions("m") == [1, 2] and h.store.pending_version("m") is None
 
 
+@pytest.mark.parametrize("policy", ["manual", "on-drift"])
+def test_a_version_made_live_while_the_candidate_is_written_is_not_undone(policy: str) -> None:
+    # The approval lands after the run looked at the live pointer, while its snapshot is
+    # encoded and written: the save must not move the pointer back over it.
+    h = Harness(model(retrain=policy))
+    h.run(steady)
+    h.run(shifted)
+    h.store.set_live("m", 1)
+    save = h.store.save
+
+    def approving_first(snapshot: Any, **kw: Any) -> Any:
+        h.store.set_live("m", 2)  # the operator, between the run's check and its save
+        return save(snapshot, **kw)
+
+    h.store.save = approving_first  # type: ignore[method-assign]
+    ev, live = h.run(shifted)
+    assert ev.decision.endswith(
+        "; v2 was made live during the run, which measured v1: its candidate is not stored"
+    )
+    assert ev.candidate_version is None and not ev.promoted
+    assert live.version == 2 and h.store.live_version("m") == 2
+    assert h.store.versions("m") == [1, 2] and h.store.pending_version("m") is None
+
+
 @pytest.mark.parametrize(("rows", "top"), [(3000, 6000), (150_000, 200_000), (300_000, 200_000)])
 def test_calibration_sizes_stop_at_the_sample_null_windows_are_drawn_from(
     rows: int, top: int

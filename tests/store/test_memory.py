@@ -13,10 +13,16 @@ from typing import Any
 import pytest
 from _store_factories import make_evaluation, make_failure, make_snapshot
 
-from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
+from monitor.errors import (
+    InvalidInputError,
+    LiveMovedError,
+    LivePointerError,
+    SnapshotNotFoundError,
+)
 from monitor.ports import History, SnapshotStore
 from monitor.store import DirectorySnapshotStore, RetentionPolicy, SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.store.overlay import OverlaySnapshotStore
 
 Store = Any  # either store: both meet SnapshotStore
 
@@ -49,6 +55,23 @@ def test_no_model_yet(make_store: Callable[..., Store]) -> None:
     assert store.versions("m1") == [] and store.list_versions("m1") == [] and store.models() == []
     with pytest.raises(SnapshotNotFoundError, match="no snapshot of model 'm1'"):
         store.load("m1")
+
+
+@pytest.mark.parametrize("state", ["live", "pending", None])
+@pytest.mark.parametrize("overlay", [False, True])
+def test_a_save_expecting_a_live_version_stores_nothing_when_another_is_live(
+    make_store: Callable[..., Store], state: str | None, overlay: bool
+) -> None:
+    store = make_store()
+    assert store.save(make_snapshot(seed=1), state="live", expect_live=1).version == 1  # no live
+    store.save(make_snapshot(seed=2), state="live")
+    store = OverlaySnapshotStore(store) if overlay else store
+    with pytest.raises(LiveMovedError, match="'m1': v2 was made live while v1 was measured") as e:
+        store.save(make_snapshot(seed=3), state=state, expect_live=1)
+    assert e.value.live == 2
+    assert store.versions("m1") == [1, 2] and store.live_version("m1") == 2
+    assert store.pending_version("m1") is None
+    assert store.save(make_snapshot(seed=3), state=state, expect_live=2).version == 3
 
 
 def test_versions_states_and_listing(make_store: Callable[..., Store]) -> None:
