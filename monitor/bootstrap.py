@@ -130,8 +130,13 @@ def load_settings(
         web_config(settings)
     except ConfigError as exc:
         problems += exc.problems
-    if serve and (listen := listen_problem(settings.daemon.listen)) is not None:
-        problems.append(listen.config("daemon"))
+    if serve:
+        # The daemon of this state directory listens on its address: checking the file
+        # before restarting it (the runbooks' advice) must not fail for that.
+        running = daemon_holding(Path(settings.daemon.state_dir))
+        listen = listen_problem(settings.daemon.listen, in_use_by=running)
+        if listen is not None:
+            problems.append(listen.config("daemon"))
     if serve:
         problems += state_dir_problems(Path(settings.daemon.state_dir))
     if serve and (key := _store_key_problem(settings, env)) is not None:
@@ -215,9 +220,10 @@ def _source_problems(settings: Settings) -> list[str]:
     return []
 
 
-def listen_problem(listen: str) -> Problem | None:
+def listen_problem(listen: str, *, in_use_by: str | None = None) -> Problem | None:
     """Why ``listen`` cannot be listened on (a name that does not resolve, an address
-    not on this host, a port in use); None when a socket binds there now."""
+    not on this host, a port in use); None when a socket binds there now, or when the
+    port is in use and ``in_use_by`` names the daemon (its pid) taken to hold it."""
     host, port = parse_listen(listen)
     try:
         family, _, _, _, address = socket.getaddrinfo(
@@ -232,6 +238,9 @@ def listen_problem(listen: str) -> Problem | None:
         try:
             sock.bind(address)
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and in_use_by is not None:
+                log.info("%s is in use, taken to be by the daemon (pid %s)", listen, in_use_by)
+                return None
             why = bind_error(exc, host, port)
             return Problem("listen", f"an address this host can listen on ({why})", listen)
     return None
@@ -622,6 +631,26 @@ def claim_state_dir(
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def daemon_holding(state_dir: Path) -> str | None:
+    """The pid of the daemon that last claimed ``state_dir`` while that process lives,
+    else None. Only looks: takes no lock (a daemon starting at that moment must not find
+    its state directory held), so a pid reused by another process reads as a daemon."""
+    try:
+        text = (Path(state_dir) / DAEMON_LOCK).read_text("ascii", "replace").strip()
+        pid = int(text)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return text  # alive, another user's
+    except OSError:
+        return None
+    return text
 
 
 def build_app(

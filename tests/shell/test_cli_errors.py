@@ -171,6 +171,27 @@ def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
     assert stored(tmp_path / "state") == {}
 
 
+def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
+    tmp_path: Path, busy_port: int
+) -> None:
+    # The runbooks' "check the file, then restart the daemon" failed on the daemon's own
+    # port, and so did the serve unit's ExecStartPre beside a running daemon.
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=f"127.0.0.1:{busy_port}")
+    held = claim_state_dir(tmp_path / "state")  # as the running daemon holds it
+    try:
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == 0, checked.output
+        ran = invoke("run", "--config", str(cfg))  # refused all the same, by the claim
+        assert ran.exit_code == EXIT_USER
+        assert f"another kmeans-monitor daemon (pid {os.getpid()})" in ran.stderr
+    finally:
+        os.close(held)
+    # A daemon that has stopped left its pid behind: the port is another process's.
+    (tmp_path / "state" / "daemon.lock").write_text("999999999\n")
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER and "is in use" in checked.stderr
+
+
 @pytest.mark.parametrize("where", ["state", "state/below"])
 def test_check_config_refuses_a_file_where_the_state_directory_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
