@@ -706,6 +706,9 @@ def build_app(
         workers=run_workers(settings),
     )
     runner.refresh_live()
+    for m in settings.models:
+        for last in history.recent(m.name, limit=1):
+            state.restore_last_success(m.name, last.evaluated_at + last.duration_seconds)
     if serving is not None:
         serving.catalog.refresh()
     return App(

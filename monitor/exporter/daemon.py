@@ -218,6 +218,15 @@ class MonitorState:
             m.thresholds = dict(evaluation.thresholds)
             self._generation += 1
 
+    def restore_last_success(self, model: str, at: float) -> None:
+        """The end of the latest successful run before this process, from the history:
+        a restart whose first run fails must not read as a model that never succeeded."""
+        with self._lock:
+            m = self._models[model]
+            if at > m.last_success:
+                m.last_success = at
+                self._generation += 1
+
     def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
         """A run failed with a bounded ``reason``; the latest evaluation stays."""
         with self._lock:
@@ -289,7 +298,9 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ("model",)) -> GaugeMetr
 
 
 def _build_info(version: str) -> GaugeMetricFamily:
-    build = _gauge("kmeans_build_info", "Always 1; the package version.", ["version", "python"])
+    build = _gauge(
+        "kmeans_build_info", "Always 1; the package version and Python's.", ["version", "python"]
+    )
     build.add_metric([version, platform.python_version()], 1)
     return build
 
@@ -336,7 +347,9 @@ class MonitorCollector(Collector):
         yield from self._slis(view)
 
     def _job_health(self, view: list[_ModelState]) -> Iterator[Metric]:
-        runs = CounterMetricFamily("kmeans_runs", "Runs started.", labels=["model"])
+        runs = CounterMetricFamily(
+            "kmeans_runs", "Runs ended, successful or not.", labels=["model"]
+        )
         fails = CounterMetricFamily(
             "kmeans_run_failures", "Runs that failed, by reason.", labels=["model", "reason"]
         )

@@ -22,6 +22,7 @@ from monitor.config import parse
 from monitor.daemon import Daemon, first_run_offsets, freeze_heap, run_until_signal, settle
 from monitor.errors import InvalidInputError
 from monitor.pipeline import train
+from monitor.records import RunFailure
 from monitor.sources import SOURCES
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
@@ -261,3 +262,24 @@ def test_a_second_daemon_on_one_state_directory_is_refused(tmp_path: Path) -> No
     finally:
         os.close(held)
     os.close(claim_state_dir(state))  # free again once the first has gone
+
+
+def test_a_restart_keeps_the_time_of_the_last_success_from_the_history(tmp_path: Path) -> None:
+    # Restarted, with a first run that failed, the gauge read 0 ("no run has succeeded
+    # yet") though the history held successes: alerts and panels said the wrong thing.
+    raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
+    app = build_app(parse(raw, sources=SOURCES))
+    try:
+        done = app.runner.run_model("m")
+        assert not isinstance(done, RunFailure), done
+        ended = app.state.status("m").last_success
+    finally:
+        app.close()
+    assert done.evaluated_at <= ended
+    app = build_app(parse(raw, sources=SOURCES))
+    try:
+        restored = app.state.status("m").last_success
+    finally:
+        app.close()
+    assert restored == pytest.approx(done.evaluated_at + done.duration_seconds)
+    assert abs(restored - ended) < 5.0
