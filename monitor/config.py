@@ -370,10 +370,13 @@ class _Reader:
         self.problems.append(problem.config(self.where))
 
     def get(self, key: str, default: T, convert: Convert[T]) -> T:
-        """The converted value of ``key``; ``default`` when it is absent, null or invalid."""
+        """The converted value of ``key``; ``default`` when it is absent, null (unless the
+        field takes a null as a value) or invalid."""
         self.seen.add(key)
         value = self.raw.get(key)
-        return default if value is None else self._convert(key, value, convert, default)
+        if value is None and not (key in self.raw and convert in _NULL_IS_A_VALUE):
+            return default
+        return self._convert(key, value, convert, default)
 
     def require(self, key: str, convert: Convert[T]) -> T | None:
         """The converted value of ``key``; None (and a problem) when absent or invalid."""
@@ -435,6 +438,15 @@ def _choice(choices: tuple[str, ...]) -> Convert[str]:
 
 _text: Convert[str] = partial(check_str, non_empty=True)
 _duration: Convert[float] = check_duration
+
+
+def _serving_nan_policy(value: Any, name: str) -> str:
+    """One of SERVING_NAN_POLICIES; YAML reads the policy written ``nan_policy: null``
+    (as the docs write it) as a null, which here is that policy's name."""
+    return check_choice("null" if value is None else value, name, choices=SERVING_NAN_POLICIES)
+
+
+_NULL_IS_A_VALUE: frozenset[Convert[Any]] = frozenset({_serving_nan_policy})
 
 
 def _log_level(value: Any, name: str) -> str:
@@ -548,7 +560,7 @@ _SERVING: Mapping[str, Convert[Any]] = {
 }
 _MODEL_SERVING: Mapping[str, Convert[Any]] = {
     "max_rows": _int(1, 10**7),
-    "nan_policy": _choice(SERVING_NAN_POLICIES),
+    "nan_policy": _serving_nan_policy,
     "canary_share": _float(0, 1),
     "key_header": partial(check_name, pattern=_HEADER_NAME),
     "key_field": _key_field,

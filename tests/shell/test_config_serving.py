@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from monitor.config import ModelServingSettings, ServingSettings, parse
 from monitor.errors import ConfigError
@@ -48,6 +49,16 @@ def test_every_field_is_read() -> None:
     assert s.models[0].serving == ModelServingSettings(
         500, "null", 0.05, "X-Session-Id", "session", 0.02, 0.99, 0.9995
     )
+
+
+def test_an_unquoted_null_policy_is_the_null_policy() -> None:
+    # The docs write `nan_policy: null`; YAML reads it as a null, which had given the
+    # default, reject, without a word.
+    text = "models:\n  - serving:\n      nan_policy: null\n"
+    assert yaml.safe_load(text)["models"][0]["serving"] == {"nan_policy": None}
+    s = parse(minimal(serving={"nan_policy": None}), sources=SOURCES)
+    assert s.models[0].serving.nan_policy == "null"
+    assert parse(minimal(serving={}), sources=SOURCES).models[0].serving.nan_policy == "reject"
 
 
 @pytest.mark.parametrize(
