@@ -429,7 +429,14 @@ class DirectorySnapshotStore:
                 versions = _list_versions(model_dir)
                 live, _ = _pointers_or_none(model_dir)
                 pending = self._pending(model_dir, versions)
-                pending = check_approvable(model, pending, version, live=live, versions=versions)
+                pending = check_approvable(
+                    model,
+                    pending,
+                    version,
+                    live=live,
+                    versions=versions,
+                    where=f" --state-dir {shlex.quote(str(self.state_dir))}",
+                )
                 self._read_listed(model_dir, model, pending)
                 write_pointer(model_dir / LIVE, pending)  # the commit point
                 remove_pointer(model_dir / PENDING)
@@ -658,12 +665,19 @@ def _check_options(key: Any, encrypt: Any, require_signature: Any, retention: An
 
 
 def check_approvable(
-    model: str, pending: int | None, version: int | None, *, live: int | None, versions: list[int]
+    model: str,
+    pending: int | None,
+    version: int | None,
+    *,
+    live: int | None,
+    versions: list[int],
+    where: str = "",
 ) -> int:
     """The version to approve: the pending one, which ``version`` (if given) must name.
 
     Every store's approval (directory, memory, overlay) says the same: what ``version``
-    is instead (live, not stored, an older candidate) and what to do.
+    is instead (live, not stored, another version) and what to do; ``where`` is the
+    option the printed command finds the store with (`` --state-dir DIR``).
     """
     if pending is None:
         raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
@@ -675,9 +689,9 @@ def check_approvable(
         why = f"it has no version {version}; the pending version is v{pending}"
     else:
         why = (
-            f"v{version} is not the pending version (v{pending} is: a later run replaced the "
-            f"candidate); review v{pending} and approve it, or make v{version} live with "
-            f"`kmeans-monitor snapshots rollback {model} --to {version}`"
+            f"v{version} is not the pending version (v{pending} is); review "
+            f"v{pending} and approve it, or make v{version} live with "
+            f"`kmeans-monitor snapshots rollback {model} --to {version}{where}`"
         )
     raise InvalidInputError(f"model {model!r}: {why}")
 

@@ -237,9 +237,9 @@ def test_approve_with_a_stale_version_refuses_and_changes_nothing(tmp_path: Path
     with pytest.raises(InvalidInputError) as info:
         store.approve("m1", 2)
     assert str(info.value) == (
-        "model 'm1': v2 is not the pending version (v3 is: a later run replaced the "
-        "candidate); review v3 and approve it, or make v2 live with "
-        "`kmeans-monitor snapshots rollback m1 --to 2`"
+        "model 'm1': v2 is not the pending version (v3 is); review v3 and approve it, or "
+        "make v2 live with "
+        f"`kmeans-monitor snapshots rollback m1 --to 2 --state-dir {store.state_dir}`"
     )
     assert stored_files(store.root) == before
     assert store.approve("m1", 3) == 3
