@@ -173,7 +173,9 @@ def _check_features(live: Snapshot, model: ModelSettings) -> None:
         raise SchemaError(
             f"model {model.name!r}: live snapshot v{live.version} was trained on features "
             f"{list(live.features)} but the configuration lists {list(model.features)}; "
-            f"retrain deliberately (move the model's snapshots aside) rather than mixing schemas"
+            f"train a model of the configured features with `kmeans-monitor snapshots retrain "
+            f"{model.name} --config FILE --live` (the old versions stay for rollback), or "
+            "restore the configured features"
         )
 
 

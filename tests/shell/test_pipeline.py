@@ -316,6 +316,21 @@ def test_renamed_feature_is_a_schema_error() -> None:
         evaluate(h.model, src, h.store, h.history, h.clock.now())
 
 
+def test_reordered_features_fail_the_run_naming_the_retrain_that_keeps_the_versions() -> None:
+    # The advice had been to move the model's snapshots aside: rollback and versions lost.
+    h = Harness(model())
+    h.run(steady)
+    src = FakeSource(("b", "a", "c"), steady)
+    with pytest.raises(SchemaError) as info:
+        evaluate(model(features=["b", "a", "c"]), src, h.store, h.history, h.clock.now())
+    assert str(info.value) == (
+        "model 'm': live snapshot v1 was trained on features ['a', 'b', 'c'] but the "
+        "configuration lists ['b', 'a', 'c']; train a model of the configured features with "
+        "`kmeans-monitor snapshots retrain m --config FILE --live` (the old versions stay for "
+        "rollback), or restore the configured features"
+    )
+
+
 def test_source_errors_pass_through_with_their_reason() -> None:
     h = Harness(model())
 
