@@ -1591,6 +1591,13 @@ def _k_rows_text(data: _KData, sample: int) -> str:
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",
 )
+@click.option(
+    "--n-init",
+    type=click.IntRange(min=1, max=100),
+    default=3,
+    show_default=True,
+    help="k-means++ restarts of each k's fit, the best kept (one each for the gap's references).",
+)
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
@@ -1607,6 +1614,7 @@ def choose_k(
     scaling: str,
     sample: int,
     refs: int,
+    n_init: int,
     seed: int,
     as_json: bool,
     plot: Path | None,
@@ -1630,7 +1638,9 @@ def choose_k(
     # Each k's own fit and silhouette come first and cost more than a reference fit.
     bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
     try:
-        sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
+        sel = selection.choose_k(
+            data.X, ks, n_refs=refs, n_init=n_init, random_state=seed, progress=bar
+        )
     finally:
         bar.close()
     rows = _k_rows_text(data, sample)

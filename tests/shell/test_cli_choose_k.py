@@ -61,6 +61,26 @@ def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> 
     assert out["silhouette"][0] == 0.0  # undefined for k = 1, reported as 0
 
 
+def test_n_init_sets_the_restarts_of_each_ks_fit(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each k had one k-means++ attempt, so easy data landed in local minima."""
+    from monitor.core import selection
+
+    real = selection.choose_k
+    seen: list[int] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["n_init"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "choose_k", spy)
+    for args in ([], ["--n-init", "7"]):
+        result = invoke("choose-k", str(data), "--k-max", "4", "--refs", "2", *args)
+        assert result.exit_code == 0, result.output
+    assert seen == [3, 7]
+
+
 def test_data_in_tiny_units_chooses_as_in_unit_one(data: Path, tmp_path: Path) -> None:
     """Values near 1e-160 square to below the smallest normal float: the scaler took
     every feature for a constant and the elbow and gap chose k=2 from underflow."""
@@ -104,6 +124,7 @@ def test_plot_draws_the_three_curves_with_each_choice(
             ["--sample", "2", "--k-max", "3"],
             "error: --sample 2 rows cannot hold --k-max 3 clusters\n",
         ),
+        (["--n-init", "0"], "Invalid value for '--n-init': 0 is not in the range 1<=x<=100"),
         (["--features", "a,,b"], "error: --features 'a,,b' has an empty column name\n"),
         (["--features", ""], "error: --features '' has an empty column name\n"),
         (["--features", "a,b,a"], "error: --features names ['a'] more than once\n"),
