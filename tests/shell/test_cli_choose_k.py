@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from monitor.cli import _ProgressBar, main
 from tests.fakes import blobs
 
+SVG = "{http://www.w3.org/2000/svg}"
 CENTERS = np.array([[0.0, 0.0, 0.0], [12.0, 0.0, 3.0], [0.0, 12.0, -3.0]])
 
 
@@ -111,6 +112,45 @@ def test_plot_draws_the_three_curves_with_each_choice(
     # The same data and seed draw the same file.
     invoke(*args)
     assert path.read_bytes() == raw
+
+
+def k_tick_labels(svg: bytes) -> list[list[str]]:
+    """The k axis's tick labels of each panel (text, as svg.fonttype is none)."""
+    root = ET.fromstring(svg)
+    panels = [g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("axes_")]
+    return [
+        [
+            "".join(t.itertext()).strip()
+            for t in panel.iter(f"{SVG}g")
+            if t.get("id", "").startswith("xtick_")
+        ]
+        for panel in panels
+    ]
+
+
+@pytest.mark.parametrize(("k_min", "k_max"), [(1, 60), (2, 31), (2, 8), (2, 14)])
+def test_the_k_axis_labels_every_k_of_a_short_range_and_round_ones_of_a_long(
+    tmp_path: Path, k_min: int, k_max: int
+) -> None:
+    """Every k was labelled: from --k-max 30 on, the labels ran together."""
+    pytest.importorskip("matplotlib")
+    from monitor.plots import plot_k_selection
+    from monitor.records import KSelection
+
+    ks = np.arange(k_min, k_max + 1)
+    curve = np.linspace(1.0, 0.1, ks.size)
+    sel = KSelection(ks=ks, inertia=curve, silhouette=curve, gap=curve, gap_sk=curve / 10,
+                     best_elbow=k_min, best_silhouette=k_max, best_gap=k_max)  # fmt: skip
+    path = tmp_path / "k.svg"
+    plot_k_selection(sel, path, title="ticks")
+    panels = k_tick_labels(path.read_bytes())
+    assert len(panels) == 3
+    for labels in panels:
+        assert all(label.isdigit() and k_min <= int(label) <= k_max for label in labels), labels
+        if k_max - k_min < 13:
+            assert labels == [str(k) for k in ks]
+        else:
+            assert 5 <= len(labels) <= 15, labels
 
 
 @pytest.mark.parametrize(
