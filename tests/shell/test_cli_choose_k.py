@@ -49,6 +49,35 @@ def test_the_output_says_when_it_sampled(data: Path) -> None:
     assert "fits" not in sampled.stderr
 
 
+def test_the_sample_is_drawn_among_the_finite_rows(tmp_path: Path) -> None:
+    """Rows with NaN were left out after sampling: 12 rows sampled from a file whose
+    every other row holds a NaN left 2, and the error blamed the file's 150 finite rows."""
+    X = blobs(300, CENTERS, seed=4)
+    X[::2, 0] = np.nan
+    path = tmp_path / "halfnan.csv"
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    args = ["choose-k", str(path), "--k-max", "10", "--refs", "2"]
+    result = invoke(*args, "--sample", "12")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: sampled 12 of 300 rows (--sample), 150 with NaN or infinity left out first "
+        "x 3 features (a, b, c)"
+    )
+    out = json.loads(invoke(*args, "--sample", "12", "--json").stdout)
+    assert (out["rows_in_file"], out["rows_used"], out["rows_dropped"]) == (300, 12, 150)
+    assert out["sampled"] is True
+    # More rows than --sample, but fewer finite ones: all of those, nothing sampled.
+    out = json.loads(invoke(*args, "--sample", "200", "--json").stdout)
+    assert (out["rows_used"], out["rows_dropped"], out["sampled"]) == (150, 150, False)
+    X[1:290:2, 1] = np.inf
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    short = invoke(*args, "--sample", "12")
+    assert short.exit_code == 2 and short.stdout == ""
+    assert short.stderr == (
+        f"error: {path}: 5 row(s) with finite values; --k-max 10 needs at least 10\n"
+    )
+
+
 def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
     result = invoke("choose-k", str(data), "--k-min", "1", "--k-max", "5", "--refs", "3", "--json")
     assert result.exit_code == 0, result.output
