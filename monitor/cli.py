@@ -1510,7 +1510,7 @@ class _KData:
     X: Any  # (n_used, d) scaled rows
     n_file: int  # rows in the file
     sampled: bool
-    dropped: int  # rows left out for NaN or infinity (after sampling)
+    dropped: int  # rows of the file left out for NaN or infinity (before sampling)
 
     @property
     def n_used(self) -> int:
@@ -1520,7 +1520,7 @@ class _KData:
 def _k_data(
     path: Path, features: str | None, scaling: str, sample: int, seed: int, k_max: int
 ) -> _KData:
-    """The file's rows sampled down to ``sample``, finite ones only, scaled; user errors else."""
+    """The file's finite rows sampled down to ``sample``, scaled; user errors else."""
     import numpy as np
 
     from monitor.bootstrap import read_table
@@ -1536,13 +1536,15 @@ def _k_data(
     if not names:
         raise InvalidInputError(f"{path}: no numeric column to choose k on")
     n_file = X.shape[0]
-    if n_file > sample:
-        rng = np.random.default_rng(seed)
-        X = X[np.sort(rng.choice(n_file, sample, replace=False))]
+    # Rows with NaN or infinity are left out first, so that a sample is all finite rows.
     ok = np.isfinite(X).all(axis=1)
     dropped = int((~ok).sum())
     if dropped:
         X = X[ok]
+    n_finite = X.shape[0]
+    if n_finite > sample:
+        rng = np.random.default_rng(seed)
+        X = X[np.sort(rng.choice(n_finite, sample, replace=False))]
     if X.shape[0] < k_max:
         raise InvalidInputError(
             f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
@@ -1552,17 +1554,17 @@ def _k_data(
     if overflow is not None:
         raise InvalidInputError(f"{path}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
-    return _KData(list(names), Xs, n_file, n_file > sample, dropped)
+    return _KData(list(names), Xs, n_file, n_finite > sample, dropped)
 
 
-def _k_rows_text(data: _KData, sample: int) -> str:
+def _k_rows_text(data: _KData) -> str:
     """How many rows the curves were computed on, and whether they were sampled."""
+    text = f"{data.n_file:,} rows"
     if data.sampled:
-        text = f"sampled {min(sample, data.n_file):,} of {data.n_file:,} rows (--sample)"
-    else:
-        text = f"{data.n_file:,} rows"
+        text = f"sampled {data.n_used:,} of {data.n_file:,} rows (--sample)"
     if data.dropped:
         text += f", {data.dropped:,} with NaN or infinity left out"
+        text += " first" if data.sampled else ""
     return text
 
 
@@ -1591,6 +1593,13 @@ def _k_rows_text(data: _KData, sample: int) -> str:
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",
 )
+@click.option(
+    "--n-init",
+    type=click.IntRange(min=1, max=100),
+    default=3,
+    show_default=True,
+    help="k-means++ restarts of each k's fit, the best kept (one each for the gap's references).",
+)
 @click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
@@ -1607,13 +1616,14 @@ def choose_k(
     scaling: str,
     sample: int,
     refs: int,
+    n_init: int,
     seed: int,
     as_json: bool,
     plot: Path | None,
 ) -> None:
     """Choose k on a data file (CSV, Parquet, NPY): elbow, silhouette and gap statistic.
 
-    A file longer than --sample rows is sampled, and the output says so. On a terminal,
+    A file of more than --sample finite rows is sampled, and the output says so. On a terminal,
     a progress bar on stderr follows the fits.
     """
     from monitor import plots
@@ -1630,10 +1640,12 @@ def choose_k(
     # Each k's own fit and silhouette come first and cost more than a reference fit.
     bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
     try:
-        sel = selection.choose_k(data.X, ks, n_refs=refs, random_state=seed, progress=bar)
+        sel = selection.choose_k(
+            data.X, ks, n_refs=refs, n_init=n_init, random_state=seed, progress=bar
+        )
     finally:
         bar.close()
-    rows = _k_rows_text(data, sample)
+    rows = _k_rows_text(data)
     if as_json:
         click.echo(_json_text(_k_json(path, data, sel)))
     else:

@@ -171,11 +171,16 @@ def plot_k_selection(selection: KSelection, path: Path, *, title: str) -> None:
 
 def _choice(ax: Any, ks: list[int], values: list[float], best: int, rule: str, label: str) -> None:
     """Mark a rule's chosen k on its panel (a red point and line), or say it was not computed."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("k")
     ax.set_ylabel(label, fontsize=8)
     ax.grid(alpha=0.3)
     if ks:
-        ax.set_xticks(ks)
+        # Every k of a short range; of a long one, at most a dozen or so, at round steps
+        # (labelling every k ran the labels together from about 20 ks).
+        ticks = MaxNLocator(nbins=12, integer=True, steps=[1, 2, 5, 10]).tick_values(ks[0], ks[-1])
+        ax.set_xticks([int(t) for t in ticks if ks[0] <= t <= ks[-1]])
     if best not in ks:
         ax.set_title(f"{rule}: not computed", fontsize=9)
         return

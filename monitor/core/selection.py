@@ -3,10 +3,11 @@
 Gap statistic as in Tibshirani, Walther & Hastie (2001), "Estimating the number of
 clusters in a data set via the gap statistic", J. R. Statist. Soc. B 63(2): 411-423.
 
-Cost of ``choose_k``: ``len(ks) * (1 + B)`` k-means fits on n points for the gap
-statistic; pass a sample of the window when n is large. A fit with no within-cluster
-dispersion (k at least the number of distinct points) has its W floored at 1e-12 of the
-total sum of squares, with a ``DegenerateDataWarning``, so that the logs stay finite.
+Cost of ``choose_k``: ``len(ks) * (n_init + B * ref_n_init)`` k-means++ restarts on n
+points with the gap statistic; pass a sample of the window when n is large. A fit with
+no within-cluster dispersion (k at least the number of distinct points) has its W
+floored at 1e-12 of the total sum of squares, with a ``DegenerateDataWarning``, so that
+the logs stay finite.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -152,9 +153,14 @@ class _Fitter:
 
 
 def _check_settings(
-    n_init: Any, max_iter: Any, working_memory_mib: Any, sample_size: Any, n_refs: Any
-) -> tuple[_Fitter, int, int]:
-    """The fit settings, the silhouette sample size and B, checked."""
+    n_init: Any,
+    ref_n_init: Any,
+    max_iter: Any,
+    working_memory_mib: Any,
+    sample_size: Any,
+    n_refs: Any,
+) -> tuple[_Fitter, _Fitter, int, int]:
+    """The fits of the data and of the reference sets, the silhouette sample size and B."""
     owner = "choose_k"
     fit = _Fitter(
         n_init=check_int(n_init, "n_init", low=1, owner=owner),
@@ -163,8 +169,9 @@ def _check_settings(
             working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
         ),
     )
+    ref_fit = replace(fit, n_init=check_int(ref_n_init, "ref_n_init", low=1, owner=owner))
     size = check_int(sample_size, "silhouette_sample_size", low=2, owner=owner)
-    return fit, size, check_int(n_refs, "n_refs", low=1, owner=owner)
+    return fit, ref_fit, size, check_int(n_refs, "n_refs", low=1, owner=owner)
 
 
 def _draw_seeds(
@@ -289,7 +296,8 @@ def choose_k(
     criteria: Sequence[str] = CRITERIA,
     n_refs: int = 10,
     reference: str = "box",
-    n_init: int = 1,
+    n_init: int = 3,
+    ref_n_init: int = 1,
     max_iter: int = 300,
     silhouette_sample_size: int = 10000,
     random_state: RandomStateLike = None,
@@ -314,7 +322,12 @@ def choose_k(
         Reference distribution of the gap statistic: uniform over the bounding box of
         the features (the paper's option a) or over the box aligned with the principal
         components (option b).
-    n_init, max_iter : int
+    n_init : int, default 3
+        k-means++ restarts of each k's fit on the data, the lowest inertia kept (one
+        lands in local minima that move the picks: ``docs/slis.md``).
+    ref_n_init : int, default 1
+        Restarts of each reference set's fit, B times as many (why one: ``docs/slis.md``).
+    max_iter : int
         Passed to ``fit_kmeans`` for every fit (data and references alike).
     silhouette_sample_size : int
         Sample of the exact silhouette; one seeded sample shared by every k.
@@ -344,8 +357,8 @@ def choose_k(
     k_arr = _check_ks(ks, Xa.shape[0])
     chosen = _check_criteria(criteria)
     reference = check_choice(reference, "reference", REFERENCES, owner="choose_k")
-    fit, sample_size, n_refs = _check_settings(
-        n_init, max_iter, working_memory_mib, silhouette_sample_size, n_refs
+    fit, ref_fit, sample_size, n_refs = _check_settings(
+        n_init, ref_n_init, max_iter, working_memory_mib, silhouette_sample_size, n_refs
     )
     m = k_arr.shape[0]
     done = _counter(progress, m * (1 + (n_refs if "gap" in chosen else 0)))
@@ -354,7 +367,7 @@ def choose_k(
     inertia, silhouette = _fit_each_k(Xa, k_arr, fit, fit_seeds, sample, done)
     gap, gap_sk = np.zeros(m), np.zeros(m)
     if "gap" in chosen:
-        gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, fit, ref_seeds, reference, done)
+        gap, gap_sk = _gap_statistic(Xa, k_arr, inertia, ref_fit, ref_seeds, reference, done)
     return _selection(k_arr, chosen, inertia, silhouette, (gap, gap_sk))
 
 

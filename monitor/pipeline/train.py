@@ -258,7 +258,10 @@ def _choose_k(Xs: FloatArray, model: ModelSettings, seed: int, wm: float) -> int
     n = Xs.shape[0]
     sample = Xs if n <= K_SELECTION_ROWS else Xs[rng.choice(n, K_SELECTION_ROWS, replace=False)]
     ks = list(range(model.k.min, model.k.max + 1))
-    sel = selection.choose_k(sample, ks, random_state=seed, working_memory_mib=wm)
+    t = model.training
+    sel = selection.choose_k(
+        sample, ks, n_init=t.n_init, max_iter=t.max_iter, random_state=seed, working_memory_mib=wm
+    )
     return int(getattr(sel, f"best_{model.k.criterion}"))
 
 

@@ -141,6 +141,51 @@ def test_obvious_k_is_found_by_every_rule(seed: int) -> None:
     assert np.all(np.isfinite(res.gap))
 
 
+def six_blobs() -> np.ndarray:
+    """Six blobs in two standardised features, some close enough to share a centre
+    when k-means++ seeds badly."""
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(
+        n_samples=1200,
+        centers=6,
+        n_features=2,
+        cluster_std=0.8,
+        random_state=0,
+        center_box=(-10, 10),
+    )
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_six_blobs_are_found_whatever_the_seed(seed: int) -> None:
+    """One k-means++ attempt per k fell into local minima (inertia 198 at k=5 or 155 at
+    k=6, against 163 and 110): seeds 0 and 1 picked 5 and 4 by the silhouette, 5 and 7
+    by the gap."""
+    res = choose_k(six_blobs(), range(2, 11), criteria=("silhouette", "gap"), random_state=seed)
+    assert (res.best_silhouette, res.best_gap) == (6, 6)
+    assert res.inertia[res.ks.tolist().index(6)] == pytest.approx(110.2, abs=0.1)
+
+
+def test_restarts_keep_the_best_fit_of_the_data_and_one_of_each_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = _RecordingFit()
+    restarts: list[tuple[bool, int]] = []
+
+    def fit(X: Any, n_clusters: int, **kwargs: Any) -> KMeansFit:
+        restarts.append((np.array_equal(X, data), kwargs["n_init"]))
+        return fake(X, n_clusters, **kwargs)
+
+    monkeypatch.setattr(selection, "fit_kmeans", fit)
+    data = four_blobs(0, n=60)
+    choose_k(data, [1, 2], n_refs=2, random_state=0)
+    assert restarts == [(True, 3)] * 2 + [(False, 1)] * 4  # the defaults
+    restarts.clear()
+    choose_k(data, [1, 2], n_refs=2, n_init=5, ref_n_init=2, random_state=0)
+    assert restarts == [(True, 5)] * 2 + [(False, 2)] * 4
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("reference", ["box", "pca"])
 def test_uniform_data_has_no_clusters_by_the_gap(seed: int, reference: str) -> None:
@@ -187,6 +232,8 @@ def test_only_k_one_picks_it_for_every_rule() -> None:
         ([1, 2], {"criteria": "gap"}, r"non-empty sequence of names"),
         ([1, 2], {"n_refs": 0}, r"The 'n_refs' parameter of choose_k must be an int in \[1, inf\)"),
         ([1, 2], {"reference": "ball"}, r"'reference' parameter of choose_k must be one of"),
+        ([1, 2], {"n_init": 0}, r"The 'n_init' parameter of choose_k must be an int in \[1, inf\)"),
+        ([1, 2], {"ref_n_init": 0}, r"The 'ref_n_init' parameter of choose_k must be an int in"),
         ([1, 2], {"progress": 3}, r"'progress' parameter of choose_k must be a callable or None"),
     ],
 )

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from monitor.cli import _ProgressBar, main
 from tests.fakes import blobs
 
+SVG = "{http://www.w3.org/2000/svg}"
 CENTERS = np.array([[0.0, 0.0, 0.0], [12.0, 0.0, 3.0], [0.0, 12.0, -3.0]])
 
 
@@ -48,6 +49,35 @@ def test_the_output_says_when_it_sampled(data: Path) -> None:
     assert "fits" not in sampled.stderr
 
 
+def test_the_sample_is_drawn_among_the_finite_rows(tmp_path: Path) -> None:
+    """Rows with NaN were left out after sampling: 12 rows sampled from a file whose
+    every other row holds a NaN left 2, and the error blamed the file's 150 finite rows."""
+    X = blobs(300, CENTERS, seed=4)
+    X[::2, 0] = np.nan
+    path = tmp_path / "halfnan.csv"
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    args = ["choose-k", str(path), "--k-max", "10", "--refs", "2"]
+    result = invoke(*args, "--sample", "12")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: sampled 12 of 300 rows (--sample), 150 with NaN or infinity left out first "
+        "x 3 features (a, b, c)"
+    )
+    out = json.loads(invoke(*args, "--sample", "12", "--json").stdout)
+    assert (out["rows_in_file"], out["rows_used"], out["rows_dropped"]) == (300, 12, 150)
+    assert out["sampled"] is True
+    # More rows than --sample, but fewer finite ones: all of those, nothing sampled.
+    out = json.loads(invoke(*args, "--sample", "200", "--json").stdout)
+    assert (out["rows_used"], out["rows_dropped"], out["sampled"]) == (150, 150, False)
+    X[1:290:2, 1] = np.inf
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    short = invoke(*args, "--sample", "12")
+    assert short.exit_code == 2 and short.stdout == ""
+    assert short.stderr == (
+        f"error: {path}: 5 row(s) with finite values; --k-max 10 needs at least 10\n"
+    )
+
+
 def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
     result = invoke("choose-k", str(data), "--k-min", "1", "--k-max", "5", "--refs", "3", "--json")
     assert result.exit_code == 0, result.output
@@ -59,6 +89,26 @@ def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> 
     assert len(out["inertia"]) == len(out["silhouette"]) == len(out["gap"]) == 5
     assert out["inertia"] == sorted(out["inertia"], reverse=True)
     assert out["silhouette"][0] == 0.0  # undefined for k = 1, reported as 0
+
+
+def test_n_init_sets_the_restarts_of_each_ks_fit(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each k had one k-means++ attempt, so easy data landed in local minima."""
+    from monitor.core import selection
+
+    real = selection.choose_k
+    seen: list[int] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["n_init"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "choose_k", spy)
+    for args in ([], ["--n-init", "7"]):
+        result = invoke("choose-k", str(data), "--k-max", "4", "--refs", "2", *args)
+        assert result.exit_code == 0, result.output
+    assert seen == [3, 7]
 
 
 def test_data_in_tiny_units_chooses_as_in_unit_one(data: Path, tmp_path: Path) -> None:
@@ -93,6 +143,45 @@ def test_plot_draws_the_three_curves_with_each_choice(
     assert path.read_bytes() == raw
 
 
+def k_tick_labels(svg: bytes) -> list[list[str]]:
+    """The k axis's tick labels of each panel (text, as svg.fonttype is none)."""
+    root = ET.fromstring(svg)
+    panels = [g for g in root.iter(f"{SVG}g") if (g.get("id") or "").startswith("axes_")]
+    return [
+        [
+            "".join(t.itertext()).strip()
+            for t in panel.iter(f"{SVG}g")
+            if t.get("id", "").startswith("xtick_")
+        ]
+        for panel in panels
+    ]
+
+
+@pytest.mark.parametrize(("k_min", "k_max"), [(1, 60), (2, 31), (2, 8), (2, 14)])
+def test_the_k_axis_labels_every_k_of_a_short_range_and_round_ones_of_a_long(
+    tmp_path: Path, k_min: int, k_max: int
+) -> None:
+    """Every k was labelled: from --k-max 30 on, the labels ran together."""
+    pytest.importorskip("matplotlib")
+    from monitor.plots import plot_k_selection
+    from monitor.records import KSelection
+
+    ks = np.arange(k_min, k_max + 1)
+    curve = np.linspace(1.0, 0.1, ks.size)
+    sel = KSelection(ks=ks, inertia=curve, silhouette=curve, gap=curve, gap_sk=curve / 10,
+                     best_elbow=k_min, best_silhouette=k_max, best_gap=k_max)  # fmt: skip
+    path = tmp_path / "k.svg"
+    plot_k_selection(sel, path, title="ticks")
+    panels = k_tick_labels(path.read_bytes())
+    assert len(panels) == 3
+    for labels in panels:
+        assert all(label.isdigit() and k_min <= int(label) <= k_max for label in labels), labels
+        if k_max - k_min < 13:
+            assert labels == [str(k) for k in ks]
+        else:
+            assert 5 <= len(labels) <= 15, labels
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -104,6 +193,7 @@ def test_plot_draws_the_three_curves_with_each_choice(
             ["--sample", "2", "--k-max", "3"],
             "error: --sample 2 rows cannot hold --k-max 3 clusters\n",
         ),
+        (["--n-init", "0"], "Invalid value for '--n-init': 0 is not in the range 1<=x<=100"),
         (["--features", "a,,b"], "error: --features 'a,,b' has an empty column name\n"),
         (["--features", ""], "error: --features '' has an empty column name\n"),
         (["--features", "a,b,a"], "error: --features names ['a'] more than once\n"),

@@ -92,6 +92,25 @@ def test_first_run_trains_the_reference() -> None:
     assert sorted(ev.cluster_sizes) == [300, 300, 300]
 
 
+def test_a_k_range_is_chosen_with_the_models_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """k selection made one k-means++ attempt per k whatever training.n_init said."""
+    from monitor.core import selection
+
+    real = selection.choose_k
+    seen: list[dict[str, Any]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "choose_k", spy)
+    k = {"min": 2, "max": 4, "criterion": "silhouette"}
+    training = {"n_init": 4, "max_iter": 50, "seed": 3, "silhouette_sample": 600}
+    ev, snap = Harness(model(k=k, training=training)).run(steady)
+    assert ev.promoted and snap.k == 3
+    assert [(kw["n_init"], kw["max_iter"]) for kw in seen] == [(4, 50)]
+
+
 def test_steady_state_keeps_the_model_and_reports_small_drift() -> None:
     h = Harness(model())
     first, _ = h.run(steady)
