@@ -19,7 +19,15 @@ from typing import Any
 
 from monitor import __version__, alerting
 from monitor.checks import Mismatch, Problem, check_float
-from monitor.config import KRange, ModelSettings, Settings, StoreSettings, load, parse_listen
+from monitor.config import (
+    KRange,
+    ModelSettings,
+    Settings,
+    StoreSettings,
+    load,
+    named_by_origin,
+    parse_listen,
+)
 from monitor.durations import MAX_SECONDS
 from monitor.engines import spark_engine
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
@@ -136,7 +144,7 @@ def load_settings(
         running = daemon_holding(Path(settings.daemon.state_dir))
         listen = listen_problem(settings.daemon.listen, in_use_by=running)
         if listen is not None:
-            problems.append(listen.config("daemon"))
+            problems.append(named_by_origin(listen.config("daemon"), env, overrides))
     if serve:
         problems += state_dir_problems(Path(settings.daemon.state_dir))
     if serve and (key := _store_key_problem(settings, env)) is not None:

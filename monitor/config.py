@@ -62,6 +62,7 @@ __all__ = [
     "TrainingSettings",
     "ValidationSettings",
     "load",
+    "named_by_origin",
     "parse",
     "parse_listen",
 ]
@@ -1063,6 +1064,15 @@ def _layered(
             daemon[key] = value
             origins[key] = "--" + key.replace("_", "-")
     return {**raw, "daemon": daemon}, problems, origins
+
+
+def named_by_origin(
+    problem: str, env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None
+) -> str:
+    """A problem of a ``daemon`` field found after ``load`` (a port in use), named by the
+    variable or option that gave the field, as ``load`` names its own."""
+    _, _, origins = _layered({}, os.environ if env is None else env, overrides or {})
+    return _named(problem, origins)
 
 
 def _named(problem: str, origins: Mapping[str, str]) -> str:

@@ -61,7 +61,11 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+        if len(self.problems) == 1:  # one problem, one line
+            super().__init__(f"invalid configuration: {self.problems[0]}")
+        else:
+            listed = "\n".join(f"  - {p}" for p in self.problems)
+            super().__init__(f"invalid configuration:\n{listed}")
 
 
 class SourceError(RuntimeError):

@@ -64,8 +64,9 @@ def test_names_must_match_in_full(pattern: Any, good: list[str], bad: list[Any])
     for name in [*bad, good[0] + "\n", 3, None]:
         with pytest.raises(Mismatch) as info:
             check_name(name, "name", pattern)
+        got = "it is missing or empty" if name is None else f"got {brief(name)}"
         assert info.value.problem.config() == (
-            f"name: must be a name matching {pattern.pattern}; got {brief(name)}"
+            f"name: must be a name matching {pattern.pattern}; {got}"
         )
 
 

@@ -200,7 +200,9 @@ def test_a_dry_run_refuses_a_state_dir_the_real_run_refuses(tmp_path: Path, wher
     for dry in ([], ["--dry-run"]):
         result = invoke("evaluate", "--config", str(cfg), "--state-dir", str(state), *dry)
         assert result.exit_code == 2, result.output
-        assert result.stderr.splitlines()[-1].startswith(f"  - daemon.state_dir: {problem}")
+        assert result.stderr.splitlines()[-1].startswith(
+            f"error: invalid configuration: daemon.state_dir: {problem}"
+        )
         assert result.stdout == ""
 
 
