@@ -46,9 +46,10 @@ def test_parse_duration(value: object, seconds: float) -> None:
 def test_parse_duration_names_the_field(value: object) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_duration(value, "source.events[0].after", allow_zero=True)
+    got = "it is missing or empty" if value is None else f"got {value!r}"
     assert str(info.value) == (
         "source.events[0].after: must be a duration such as '90s', '5m', '2h', '1d' or a "
-        f"non-negative number of seconds; got {value!r}"
+        f"non-negative number of seconds; {got}"
     )
 
 
