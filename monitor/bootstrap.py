@@ -656,7 +656,7 @@ def daemon_holding(state_dir: Path) -> str | None:
         os.kill(pid, 0)
     except PermissionError:
         return text  # alive, another user's
-    except OSError:
+    except (OSError, OverflowError):  # no such process, or a number no pid can be
         return None
     return text
 

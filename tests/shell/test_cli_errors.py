@@ -186,10 +186,13 @@ def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
         assert f"another kmeans-monitor daemon (pid {os.getpid()})" in ran.stderr
     finally:
         os.close(held)
-    # A daemon that has stopped left its pid behind: the port is another process's.
-    (tmp_path / "state" / "daemon.lock").write_text("999999999\n")
-    checked = invoke("check-config", str(cfg))
-    assert checked.exit_code == EXIT_USER and "is in use" in checked.stderr
+    # A daemon that has stopped left its pid behind: the port is another process's. So
+    # does a lock file holding a number no pid can be (os.kill raised OverflowError).
+    for left in ("999999999", "9" * 30):
+        (tmp_path / "state" / "daemon.lock").write_text(f"{left}\n")
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == EXIT_USER, checked.output
+        assert "is in use" in checked.stderr
 
 
 @pytest.mark.parametrize("where", ["state", "state/below"])
