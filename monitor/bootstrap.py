@@ -145,7 +145,6 @@ def load_settings(
         listen = listen_problem(settings.daemon.listen, in_use_by=running)
         if listen is not None:
             problems.append(named_by_origin(listen.config("daemon"), env, overrides))
-    if serve:
         problems += state_dir_problems(Path(settings.daemon.state_dir))
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))

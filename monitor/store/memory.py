@@ -23,16 +23,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from monitor.checks import check_choice, check_float, check_int
-from monitor.errors import (
-    InvalidInputError,
-    LiveMovedError,
-    LivePointerError,
-    SnapshotNotFoundError,
-)
+from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
 from monitor.ports import SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
-from monitor.store.snapshots import RetentionPolicy, check_approvable
+from monitor.store.snapshots import RetentionPolicy, check_approvable, check_unmoved
 
 __all__ = ["AppendedRuns", "MemoryHistory", "MemorySnapshotStore"]
 
@@ -153,8 +148,8 @@ class MemorySnapshotStore:
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
         with self._lock:
             m = self._models.setdefault(check_model_name(snapshot.model, owner), _Model())
-            if expect_live is not None and m.live not in (None, expect_live):
-                raise LiveMovedError(snapshot.model, expect_live, m.live)
+            if expect_live is not None:
+                check_unmoved(snapshot.model, expect_live, m.live)
             version = max(m.versions, default=0) + 1
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)

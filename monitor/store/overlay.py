@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from monitor.checks import check_choice, check_float, check_int
-from monitor.errors import InvalidInputError, LiveMovedError, SnapshotNotFoundError
+from monitor.errors import InvalidInputError, SnapshotNotFoundError
 from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
-from monitor.store.snapshots import check_approvable
+from monitor.store.snapshots import check_approvable, check_unmoved
 
 __all__ = ["OverlayHistory", "OverlaySnapshotStore"]
 
@@ -156,11 +156,8 @@ class OverlaySnapshotStore:
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
         with self._lock:
             c = self._changes.setdefault(check_model_name(snapshot.model, owner), _Changes())
-            if expect_live is not None and (live := self.live_version(snapshot.model)) not in (
-                None,
-                expect_live,
-            ):
-                raise LiveMovedError(snapshot.model, expect_live, live)
+            if expect_live is not None:
+                check_unmoved(snapshot.model, expect_live, self.live_version(snapshot.model))
             version = max(self.versions(snapshot.model), default=0) + 1
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)

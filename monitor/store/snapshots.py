@@ -435,7 +435,7 @@ class DirectorySnapshotStore:
                     version,
                     live=live,
                     versions=versions,
-                    where=f" --state-dir {shlex.quote(str(self.state_dir))}",
+                    where=f" {self._state_dir_option()}",
                 )
                 self._read_listed(model_dir, model, pending)
                 write_pointer(model_dir / LIVE, pending)  # the commit point
@@ -531,12 +531,11 @@ class DirectorySnapshotStore:
         return self._read(model_dir, model, version)
 
     def _check_live(self, model: str, model_dir: Path, expected: int) -> None:
-        """LiveMovedError when a version other than ``expected`` is live (the caller holds
-        the model's lock); a store without versions is the save's to fill."""
+        """``check_unmoved`` on the live pointer (the caller holds the model's lock)."""
         versions = _list_versions(model_dir)
-        live = self._resolve_live(model, model_dir, versions) if versions else None
-        if live is not None and live != expected:
-            raise LiveMovedError(model, expected, live)
+        check_unmoved(
+            model, expected, self._resolve_live(model, model_dir, versions) if versions else None
+        )
 
     def _resolve_live(self, model: str, model_dir: Path, versions: list[int]) -> int:
         path = model_dir / LIVE
@@ -587,8 +586,12 @@ class DirectorySnapshotStore:
             )
         return LivePointerError(
             f"{head}. Roll back to the newest valid version: `kmeans-monitor snapshots "
-            f"rollback {model} --to {newest} --state-dir {shlex.quote(str(self.state_dir))}`"
+            f"rollback {model} --to {newest} {self._state_dir_option()}`"
         )
+
+    def _state_dir_option(self) -> str:
+        """The option that finds this store in the commands its errors print."""
+        return f"--state-dir {shlex.quote(str(self.state_dir))}"
 
     def _newest_valid(self, model: str, model_dir: Path, versions: list[int]) -> int | None:
         """The newest version that loads; a pending candidate only when nothing else does."""
@@ -662,6 +665,14 @@ def _check_options(key: Any, encrypt: Any, require_signature: Any, retention: An
         )
     if encrypt:
         require_cipher()
+
+
+def check_unmoved(model: str, expected: int, live: int | None) -> None:
+    """LiveMovedError when a save that expected ``expected`` live finds another version
+    live; a store without a live version is the save's to fill. Every store's save
+    (directory, memory, overlay) says the same."""
+    if live is not None and live != expected:
+        raise LiveMovedError(model, expected, live)
 
 
 def check_approvable(
