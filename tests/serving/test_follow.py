@@ -192,18 +192,30 @@ def test_a_candidate_that_does_not_load_serves_no_canary(serve_labels: Serve) ->
     assert catalog.get("shop").share == 0.0
 
 
-def test_a_broken_live_pointer_keeps_serving_and_is_not_ready(
-    tmp_path: Path, serve_labels: Serve
-) -> None:
+def _v1_served_on_after(
+    tmp_path: Path, serve_labels: Serve, damage: Callable[[Path], Any], why: str
+) -> tuple[SnapshotStore, Running]:
+    """v1 served from a store on disk, then ``damage`` done to the model's directory:
+    the loaded v1 keeps serving, and the server is not ready, saying ``why``."""
     store = open_store(tmp_path)
     one = fitted(seed=1)
     store.save(one.snapshot, state="live")
     running = serve_labels(settings(), store)
-    (tmp_path / "snapshots" / "shop" / "LIVE").write_text("99\n")
+    damage(tmp_path / "snapshots" / "shop")
     assert wait_until(lambda: not running.app.ready()[0])
-    assert "cannot read its pointers" in running.app.ready()[1]
+    assert why in running.app.ready()[1]
     with LabelsClient(running.url) as client:
         assert client.labels("shop", one.X[:3]).version == 1
+    return store, running
+
+
+def test_a_broken_live_pointer_keeps_serving_and_is_not_ready(
+    tmp_path: Path, serve_labels: Serve
+) -> None:
+    def garbage_pointer(model_dir: Path) -> None:
+        (model_dir / "LIVE").write_text("99\n")
+
+    _v1_served_on_after(tmp_path, serve_labels, garbage_pointer, "cannot read its pointers")
 
 
 def test_building_the_app_loads_every_model_before_serving(tmp_path: Path) -> None:
@@ -218,15 +230,8 @@ def test_building_the_app_loads_every_model_before_serving(tmp_path: Path) -> No
 def test_versions_gone_from_the_store_keep_the_loaded_one_serving_and_not_ready(
     tmp_path: Path, serve_labels: Serve
 ) -> None:
-    store = open_store(tmp_path)
-    one = fitted(seed=1)
-    store.save(one.snapshot, state="live")
-    running = serve_labels(settings(), store)
-    shutil.rmtree(tmp_path / "snapshots" / "shop")
-    assert wait_until(lambda: not running.app.ready()[0])
-    assert "the store holds no version of it any more; still serving v1" in running.app.ready()[1]
-    with LabelsClient(running.url) as client:
-        assert client.labels("shop", one.X[:3]).version == 1
+    why = "the store holds no version of it any more; still serving v1"
+    store, running = _v1_served_on_after(tmp_path, serve_labels, shutil.rmtree, why)
     two = fitted(seed=2)
     store.save(two.snapshot, state="live")  # the next run stores v1 anew: it is served
     assert wait_until(lambda: running.app.ready()[0])
