@@ -714,8 +714,10 @@ def build_app(
     )
     runner.refresh_live()
     for m in settings.models:
-        for last in history.recent(m.name, limit=1):
-            state.restore_last_success(m.name, last.evaluated_at + last.duration_seconds)
+        latest = next(iter(history.recent(m.name, limit=1)), None)
+        failed = next(iter(history.failures(m.name, limit=1)), None)
+        after = failed is not None and (latest is None or failed.at > latest.evaluated_at)
+        state.restore(m.name, latest, failed_since=after)
     if serving is not None:
         serving.catalog.refresh()
     return App(
@@ -732,6 +734,14 @@ def build_app(
         engines=engines,
         serving=serving,
     )
+
+
+def carry_over_runs(app: App) -> None:
+    """Batch mode: each model's counters and the start time carry on from the history
+    (``MonitorState.carry_over``), so that what ``evaluate`` pushes moves as a daemon's
+    counters do."""
+    for m in app.settings.models:
+        app.state.carry_over(m.name, app.history.totals(m.name))
 
 
 def _explainer(

@@ -470,7 +470,13 @@ def evaluate(
     window, scores the live model and trains a candidate as usual, but what it would
     store stays in memory.
     """
-    from monitor.bootstrap import build_app, claim_state_dir, open_dry_run, state_dir_problems
+    from monitor.bootstrap import (
+        build_app,
+        carry_over_runs,
+        claim_state_dir,
+        open_dry_run,
+        state_dir_problems,
+    )
 
     if once:
         click.echo("note: --once is the only mode of evaluate; the flag can go", err=True)
@@ -495,6 +501,7 @@ def evaluate(
         claim = None if dry_run else claim_state_dir(settings.daemon.state_dir, advice=_BESIDE)
         app = build_app(settings, store=store, history=history, config_path=config_path)
         try:
+            carry_over_runs(app)
             results = _run_each(app, names, settings.daemon.state_dir, as_json, dry=store)
             gateway = push_to or settings.daemon.pushgateway
             push_error = _push(app, gateway, as_json=as_json, dry_run=dry_run)

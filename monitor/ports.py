@@ -16,6 +16,7 @@ from monitor.records import (
     ReferenceBins,
     RunFailure,
     RunHistory,
+    RunTotals,
     Snapshot,
     VersionInfo,
     Window,
@@ -155,6 +156,10 @@ class History(Protocol):
 
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
         """The latest failed runs of a model, newest first."""
+        ...
+
+    def totals(self, model: str) -> RunTotals:
+        """Every run of a model it holds, counted as the exporter counts runs."""
         ...
 
     def since(

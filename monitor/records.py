@@ -350,7 +350,7 @@ class Evaluation:
     model: str
     window_start: float
     window_end: float
-    evaluated_at: float  # unix seconds at the end of the run
+    evaluated_at: float  # unix seconds when the run started (its clock: the window ends here)
     n_rows: int
     live_version: int  # the version scored (after the decision: the live one)
     candidate_version: int | None  # stored candidate, if one was trained
@@ -467,8 +467,9 @@ class RunFailure:
     model: str
     reason: str  # one of FAILURE_REASONS
     message: str
-    at: float
+    at: float  # when the run started
     window_label: str = ""
+    duration_seconds: float | None = None  # None in rows recorded before it was kept
 
 
 # The states of a stored model version (see monitor/store/snapshots.py).
@@ -517,3 +518,63 @@ class RunHistory:
     until: float | None  # None: up to now
     evaluations: tuple[Evaluation, ...]
     failures: tuple[RunFailure, ...]
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Every run a history holds of one model, counted as the exporter counts runs.
+
+    What a batch job pushes (``evaluate --push-to``): its counters carry on from push
+    to push, as a daemon's do from scrape to scrape. ``durations`` holds each run's
+    wall time less its reference training, for the runs whose time was recorded.
+    """
+
+    runs: int = 0
+    failures: Mapping[str, int] = field(default_factory=dict)  # reason -> runs
+    promotions: int = 0
+    durations: tuple[float, ...] = ()
+    first: float | None = None  # when the earliest run started; None: no run
+    last_end: float | None = None  # when the latest run ended
+
+    @classmethod
+    def of(cls, evaluations: Sequence[Evaluation], failures: Sequence[RunFailure]) -> RunTotals:
+        """The totals of these runs (all of one model)."""
+        by_reason: dict[str, int] = {}
+        for f in failures:
+            by_reason[f.reason] = by_reason.get(f.reason, 0) + 1
+        ends = [e.evaluated_at + e.duration_seconds for e in evaluations]
+        # A failure recorded without its duration counts as ending when it started.
+        ends += [f.at + (f.duration_seconds or 0.0) for f in failures]
+        starts = [e.evaluated_at for e in evaluations] + [f.at for f in failures]
+        return cls(
+            runs=len(evaluations) + len(failures),
+            failures=by_reason,
+            promotions=sum(e.promoted for e in evaluations),
+            durations=tuple(
+                scheduled_seconds(e.duration_seconds, e.phase_seconds) for e in evaluations
+            )
+            + tuple(f.duration_seconds for f in failures if f.duration_seconds is not None),
+            first=min(starts, default=None),
+            last_end=max(ends, default=None),
+        )
+
+    def __add__(self, other: RunTotals) -> RunTotals:
+        failures = dict(self.failures)
+        for reason, n in other.failures.items():
+            failures[reason] = failures.get(reason, 0) + n
+        firsts = [t for t in (self.first, other.first) if t is not None]
+        ends = [t for t in (self.last_end, other.last_end) if t is not None]
+        return RunTotals(
+            runs=self.runs + other.runs,
+            failures=failures,
+            promotions=self.promotions + other.promotions,
+            durations=self.durations + other.durations,
+            first=min(firsts, default=None),
+            last_end=max(ends, default=None),
+        )
+
+
+def scheduled_seconds(duration: float, phase_seconds: Mapping[str, float]) -> float:
+    """A run's wall time less the reading and training of its reference period (the run
+    budget is for the scheduled work, which a one-off training would put over it)."""
+    return max(0.0, duration - phase_seconds.get("reference", 0.0))

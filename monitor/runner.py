@@ -335,7 +335,7 @@ class Runner:
             log.error("model=%s run failed (internal): %s\n%s", name, message, trace)
         else:
             log.error("model=%s run failed (%s): %s", name, reason, message)
-        failure = RunFailure(name, reason, message, now)
+        failure = RunFailure(name, reason, message, now, duration_seconds=duration)
         try:
             self._history.append_failure(failure)
         except Exception as hexc:

@@ -7,6 +7,7 @@ can raise in ``collect`` beyond building the families. Names: docs/metrics.md.
 
 from __future__ import annotations
 
+import bisect
 import math
 import platform
 import threading
@@ -25,7 +26,7 @@ from prometheus_client.registry import Collector
 from monitor import slis as S
 from monitor.explain import Explanation
 from monitor.exporter.serving import ServingCollector, ServingStats
-from monitor.records import FAILURE_REASONS, SKIP_REASONS, Evaluation, Snapshot
+from monitor.records import FAILURE_REASONS, SKIP_REASONS, Evaluation, RunTotals, Snapshot
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -184,13 +185,7 @@ class MonitorState:
     def _observe(self, m: _ModelState, duration: float, at: float) -> None:
         m.runs += 1
         m.last_run = at
-        m.duration_sum += duration
-        for i, le in enumerate(DURATION_BUCKETS):
-            if duration <= le:
-                m.bucket_counts[i] += 1
-                break
-        else:
-            m.bucket_counts[-1] += 1
+        _time_run(m, duration)
 
     def record_success(
         self, evaluation: Evaluation, live: Snapshot, *, duration: float, at: float
@@ -218,14 +213,45 @@ class MonitorState:
             m.thresholds = dict(evaluation.thresholds)
             self._generation += 1
 
-    def restore_last_success(self, model: str, at: float) -> None:
-        """The end of the latest successful run before this process, from the history:
-        a restart whose first run fails must not read as a model that never succeeded."""
+    def restore(self, model: str, latest: Evaluation | None, *, failed_since: bool) -> None:
+        """What the history knew of a model before this process: its latest successful
+        run (``failed_since``: a failed run came after it, or it is None and one failed).
+
+        A restart must not read as a model that never succeeded, nor export SLIs of 0
+        until its first run ends (a silhouette of 0 is below any threshold). Call it after
+        the live snapshot is set: the latest run's thresholds are kept when it scored
+        that same version.
+        """
         with self._lock:
             m = self._models[model]
-            if at > m.last_success:
-                m.last_success = at
-                self._generation += 1
+            m.stale = failed_since
+            if latest is not None:
+                m.evaluation = latest
+                m.last_success = max(m.last_success, latest.evaluated_at + latest.duration_seconds)
+                if latest.live_version == m.live_version:
+                    m.thresholds = dict(latest.thresholds)
+            self._generation += 1
+
+    def carry_over(self, model: str, totals: RunTotals) -> None:
+        """Count the runs a history holds before this process (batch mode only).
+
+        Each ``evaluate --push-to`` is a new process: counters that started at 0 at every
+        push would never increase in Prometheus, and a start time of now at every push
+        would hold KMeansEvaluationStale off for ever. The counters carry on from the
+        history instead, and the start is that of the earliest run it holds.
+        """
+        with self._lock:
+            m = self._models[model]
+            m.runs += totals.runs
+            for reason, n in totals.failures.items():
+                m.failures[reason if reason in m.failures else "internal"] += n
+            m.promotions += totals.promotions
+            for duration in totals.durations:
+                _time_run(m, duration)
+            m.last_run = max(m.last_run, totals.last_end or 0.0)
+            if totals.first is not None:
+                self.started_at = min(self.started_at, totals.first)
+            self._generation += 1
 
     def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
         """A run failed with a bounded ``reason``; the latest evaluation stays."""
@@ -291,6 +317,12 @@ class MonitorState:
         """A consistent copy of every model's state."""
         with self._lock:
             return [m.copy() for m in self._models.values()]
+
+
+def _time_run(m: _ModelState, duration: float) -> None:
+    """Add one run's ``duration`` to the model's duration histogram."""
+    m.duration_sum += duration
+    m.bucket_counts[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str] = ("model",)) -> GaugeMetricFamily:

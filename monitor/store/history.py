@@ -49,7 +49,15 @@ from monitor.checks import (
 )
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import SnapshotStore
-from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
+from monitor.records import (
+    Evaluation,
+    RunFailure,
+    RunHistory,
+    RunTotals,
+    Snapshot,
+    VersionInfo,
+    scheduled_seconds,
+)
 from monitor.store._fs import FILE_MODE, make_dirs
 from monitor.store._names import check_model_name
 from monitor.timestamps import parse_time
@@ -114,6 +122,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # NULL in the rows recorded before: their durations are not known.
+        "ALTER TABLE failures ADD COLUMN duration_seconds "
+        "CHECK (duration_seconds IS NULL OR typeof(duration_seconds) = 'real')",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -122,7 +135,7 @@ _EVALUATION_COLUMNS = (
     "promoted, decision, slis, feature_psi, cluster_sizes, cluster_shares, centroid_drift, "
     "thresholds, phase_seconds, duration_seconds"
 )
-_FAILURE_COLUMNS = "model, reason, message, at, window_label"
+_FAILURE_COLUMNS = "model, reason, message, at, window_label, duration_seconds"
 
 
 def _private_file(path: Path) -> None:
@@ -177,6 +190,7 @@ class SQLiteHistory:
         self._conn: sqlite3.Connection | None = None
         if self.read_only:
             self._conn = _open_read_only(self.path, timeout)
+            self._failure_columns = _failure_columns(self._conn, self.path)
             return
         try:
             make_dirs(self.path.parent)
@@ -195,6 +209,7 @@ class SQLiteHistory:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
             self._migrate(conn)
+            self._failure_columns = _failure_columns(conn, self.path)
         except BaseException:
             conn.close()
             self._conn = None
@@ -223,9 +238,12 @@ class SQLiteHistory:
 
     def append_failure(self, failure: RunFailure) -> None:
         """Record one failed run."""
-        row = _failure_row(failure)
+        columns = self._failure_columns  # fewer in an old file opened read-only: it fails
+        row = _failure_row(failure)[: columns.count(",") + 1]
         with self._connection() as conn:
-            conn.execute(f"INSERT INTO failures ({_FAILURE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", row)
+            conn.execute(
+                f"INSERT INTO failures ({columns}) VALUES ({', '.join('?' * len(row))})", row
+            )
 
     def record_version(self, snapshot: Snapshot) -> None:
         """Record a stored version (after the store wrote it); recording again is harmless."""
@@ -276,6 +294,36 @@ class SQLiteHistory:
             ).fetchall()
         return [int(v) for (v,) in rows]
 
+    def totals(self, model: str) -> RunTotals:
+        """Every run of a model the file holds, counted (what a batch job exports)."""
+        model = check_model_name(model, "SQLiteHistory.totals")
+        with self._connection() as conn:
+            evaluations = conn.execute(
+                "SELECT evaluated_at, duration_seconds, promoted, phase_seconds "
+                "FROM evaluations WHERE model = ?",
+                (model,),
+            ).fetchall()
+            failures = conn.execute(
+                f"SELECT {self._failure_columns} FROM failures WHERE model = ?", (model,)
+            ).fetchall()
+        try:
+            failed = RunTotals.of([], [self._failure(row) for row in failures])
+            # Only a first run's phases name a reference: parse only those.
+            durations = [
+                scheduled_seconds(float(s), _loads_mapping(p) if "reference" in p else {})
+                for _, s, _, p in evaluations
+            ]
+            succeeded = RunTotals(
+                runs=len(evaluations),
+                promotions=sum(int(promoted) for _, _, promoted, _ in evaluations),
+                durations=tuple(durations),
+                first=min((float(at) for at, *_ in evaluations), default=None),
+                last_end=max((float(at) + float(s) for at, s, *_ in evaluations), default=None),
+            )
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
+        return succeeded + failed
+
     def since(
         self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
     ) -> RunHistory:
@@ -296,7 +344,7 @@ class SQLiteHistory:
                 (model, since, end, limit),
             ).fetchall()
             failures = conn.execute(
-                f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
+                f"SELECT {self._failure_columns} FROM failures WHERE model = ? "
                 "AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
                 (model, since, end, limit),
             ).fetchall()
@@ -326,7 +374,7 @@ class SQLiteHistory:
         limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.failures")
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_FAILURE_COLUMNS} FROM failures WHERE model = ? "
+                f"SELECT {self._failure_columns} FROM failures WHERE model = ? "
                 "ORDER BY at DESC, id DESC LIMIT ?",
                 (model, limit),
             ).fetchall()
@@ -376,12 +424,13 @@ class SQLiteHistory:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
 
     def _failure(self, row: tuple[Any, ...]) -> RunFailure:
-        m, reason, message, at, label = row
+        m, reason, message, at, label, seconds = row if len(row) == 6 else (*row, None)
         try:
             when = _time(at, "at")
+            seconds = None if seconds is None else float(seconds)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
-        return RunFailure(model=m, reason=reason, message=message, at=when, window_label=label)
+        return RunFailure(m, reason, message, when, window_label=label, duration_seconds=seconds)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
@@ -406,6 +455,19 @@ class SQLiteHistory:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
+
+
+def _failure_columns(conn: sqlite3.Connection, path: Path) -> str:
+    """The failure columns this file holds: a file of schema 2 or older opened read-only
+    has no ``duration_seconds`` (its failed runs' durations were not kept)."""
+    try:
+        names = {row[1] for row in conn.execute("PRAGMA table_info(failures)")}
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot read the history database {path}: {exc}") from exc
+    if "duration_seconds" in names:
+        return _FAILURE_COLUMNS
+    return _FAILURE_COLUMNS.removesuffix(", duration_seconds")
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
@@ -529,6 +591,9 @@ def _failure_row(f: RunFailure) -> tuple[Any, ...]:
         check_str(f.message, "failure.message", owner=owner),
         _run_time(f.at, "failure.at", owner),
         check_str(f.window_label, "failure.window_label", owner=owner),
+        None
+        if f.duration_seconds is None
+        else _not_nan(f.duration_seconds, "failure.duration_seconds", owner),
     )
 
 

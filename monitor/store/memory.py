@@ -25,7 +25,7 @@ from typing import TypeVar
 from monitor.checks import check_choice, check_float, check_int
 from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
 from monitor.ports import SnapshotStore
-from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
+from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
 from monitor.store.snapshots import RetentionPolicy, check_approvable, check_unmoved
 
@@ -266,6 +266,14 @@ class AppendedRuns:
         check_model_name(evaluation.model, f"{self._name}.append")
         with self._lock:
             self._evaluations.append(evaluation)
+
+    def totals(self, model: str) -> RunTotals:
+        """Every run of a model appended here, counted."""
+        check_model_name(model, f"{self._name}.totals")
+        with self._lock:
+            evaluations = [e for e in self._evaluations if e.model == model]
+            failures = [f for f in self._failures if f.model == model]
+        return RunTotals.of(evaluations, failures)
 
     def append_failure(self, failure: RunFailure) -> None:
         """Record one failed run."""

@@ -27,7 +27,7 @@ from typing import TypeVar
 from monitor.checks import check_choice, check_float, check_int
 from monitor.errors import InvalidInputError, SnapshotNotFoundError
 from monitor.ports import History, SnapshotStore
-from monitor.records import Evaluation, RunFailure, RunHistory, Snapshot, VersionInfo
+from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
 from monitor.store.snapshots import check_approvable, check_unmoved
@@ -263,6 +263,10 @@ class OverlayHistory(AppendedRuns):
     def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
         """Repair nothing (the daemon reconciles at its start); no row is added."""
         return []
+
+    def totals(self, model: str) -> RunTotals:
+        """Every run of a model, real and appended here, counted."""
+        return self._inner.totals(model) + super().totals(model)
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
         """The latest evaluations, real and appended here, newest first."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
@@ -24,6 +25,7 @@ from monitor.errors import InvalidInputError
 from monitor.pipeline import train
 from monitor.records import RunFailure
 from monitor.sources import SOURCES
+from monitor.store import SQLiteHistory
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
@@ -283,3 +285,33 @@ def test_a_restart_keeps_the_time_of_the_last_success_from_the_history(tmp_path:
         app.close()
     assert restored == pytest.approx(done.evaluated_at + done.duration_seconds)
     assert abs(restored - ended) < 5.0
+
+
+def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
+    tmp_path: Path,
+) -> None:
+    # Restarted, the SLI gauges read 0 until the first run ended, with the last success
+    # restored and the SLIs not marked stale: a silhouette of 0 is below any threshold,
+    # so KMeansSilhouetteDrop could fire on a restart (or on every model that a batch
+    # `evaluate --model` did not run).
+    raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
+    app = build_app(parse(raw, sources=SOURCES))
+    try:
+        done = app.runner.run_model("m")
+        assert not isinstance(done, RunFailure), done
+    finally:
+        app.close()
+    for failed_after in (False, True):
+        if failed_after:
+            with SQLiteHistory(tmp_path / "state" / "history.sqlite") as history:
+                history.append_failure(RunFailure("m", "schema", "gone", done.evaluated_at + 60))
+        app = build_app(parse(raw, sources=SOURCES))
+        try:
+            status = app.state.status("m")
+            text = generate_latest(app.registry).decode()
+        finally:
+            app.close()
+        assert status.evaluation == done and status.stale is failed_after
+        silhouette = done.slis["silhouette"]
+        assert f'kmeans_silhouette_score{{model="m"}} {silhouette!r}' in text
+        assert f'kmeans_slis_stale{{model="m"}} {float(failed_after)!r}' in text

@@ -7,13 +7,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.exporter import ModelSpec, MonitorState, ServingSpec, ServingStats, make_registry
-from monitor.records import FAILURE_REASONS, SKIP_REASONS
+from monitor.records import FAILURE_REASONS, SKIP_REASONS, RunFailure
+from monitor.store.memory import MemoryHistory
 from tests.store._store_factories import make_evaluation, make_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +149,51 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
     assert got[("kmeans_feature_psi_warning_threshold", m)] == 0.1
     state.record_success(make_evaluation("m1"), snap, duration=0.7, at=2300.0)
     assert samples(state)[("kmeans_slis_stale", m)] == 0
+
+
+def test_a_batch_job_carries_the_counts_of_the_history_on() -> None:
+    # `evaluate --push-to` is a new process at every push: counters from 0 at each one
+    # never moved in Prometheus (rate() saw no increase, so the run-success burn alerts
+    # could not fire), and a start of "now" held KMeansEvaluationStale off for ever.
+    daemon = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    history = MemoryHistory()
+    snap = make_snapshot("m1", k=3, d=2, version=1, created_at=90.0)
+    first = make_evaluation(
+        "m1",
+        evaluated_at=100.0,
+        duration_seconds=42.0,
+        promoted=True,
+        phase_seconds={"reference": 40.0, "score": 1.0},
+    )
+    steady = make_evaluation("m1", evaluated_at=400.0, duration_seconds=0.7)
+    failures = [RunFailure("m1", "schema", "x", 200.0, duration_seconds=40.0)]
+    failures.append(RunFailure("m1", "not-a-reason", "x", 300.0, duration_seconds=0.01))
+    for run in (first, *failures, steady):  # in the order they ran
+        if isinstance(run, RunFailure):
+            ended = run.at + (run.duration_seconds or 0.0)
+            daemon.record_failure("m1", run.reason, duration=run.duration_seconds or 0.0, at=ended)
+            history.append_failure(run)
+        else:
+            ended = run.evaluated_at + run.duration_seconds
+            daemon.record_success(run, snap, duration=run.duration_seconds, at=ended)
+            history.append(run)
+    batch = MonitorState([SPEC], started_at=5000.0, version="1.2.3")
+    batch.carry_over("m1", history.totals("m1"))
+    counted = (
+        "kmeans_runs",
+        "kmeans_run_failures",
+        "kmeans_promotions",
+        "kmeans_run_duration",
+        "kmeans_last_run",
+    )
+
+    def counts(state: MonitorState) -> dict[Any, float]:
+        return {k: v for k, v in samples(state).items() if k[0].startswith(counted)}
+
+    assert counts(batch) == counts(daemon)
+    assert counts(batch)[("kmeans_runs_total", (("model", "m1"),))] == 4
+    # The start is that of the earliest run the history holds.
+    assert samples(batch)[("kmeans_daemon_start_timestamp_seconds", ())] == 100.0
 
 
 def test_every_exported_name_is_in_the_contract() -> None:

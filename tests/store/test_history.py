@@ -423,18 +423,31 @@ def test_reconcile_replaces_a_row_whose_version_number_was_reused(
     assert checksum == new.checksum
 
 
-def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "h.sqlite"
+def _schema_1_file(path: Path) -> None:
+    """A history file as the first kmeans-monitor left it: one evaluation, one failure."""
     with SQLiteHistory(path) as h:
         h.append(make_evaluation())
+        h.append_failure(make_failure())
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TABLE versions; DELETE FROM schema_version WHERE version > 1;"
-    )  # as an older kmeans-monitor left it
+        "DROP TABLE versions; ALTER TABLE failures DROP COLUMN duration_seconds; "
+        "DELETE FROM schema_version WHERE version > 1;"
+    )
     conn.close()
+
+
+def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    _schema_1_file(path)
     with SQLiteHistory(path) as h:
         assert h.recent("m1") == [make_evaluation()]
         assert h.recorded_versions("m1") == []
+        # The failure recorded before durations were kept has none; a new one has it.
+        h.append_failure(make_failure(at=2e9, duration_seconds=2.5))
+        assert h.failures("m1") == [make_failure(at=2e9, duration_seconds=2.5), make_failure()]
+        totals = h.totals("m1")
+        assert (totals.runs, dict(totals.failures)) == (3, {"source_timeout": 2})
+        assert totals.durations == (make_evaluation().duration_seconds, 2.5)
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (
@@ -465,14 +478,12 @@ def test_read_only_creates_migrates_and_writes_nothing(tmp_path: Path) -> None:
     assert not missing.parent.exists()
 
     path = tmp_path / "h.sqlite"
-    with SQLiteHistory(path) as h:
-        h.append(make_evaluation())
-    conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE versions; DELETE FROM schema_version WHERE version > 1;")
-    conn.close()
+    _schema_1_file(path)
     before = path.read_bytes()
     with SQLiteHistory(path, read_only=True) as reader:
         assert reader.recent("m1") == [make_evaluation()]  # schema 1 holds the runs
+        assert reader.failures("m1") == [make_failure()]
+        assert reader.totals("m1").runs == 2
         with pytest.raises(StoreError, match="readonly"):
             reader.append(make_evaluation(evaluated_at=1.0))
         with pytest.raises(StoreError, match="readonly"):

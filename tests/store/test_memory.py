@@ -20,6 +20,7 @@ from monitor.errors import (
     SnapshotNotFoundError,
 )
 from monitor.ports import History, SnapshotStore
+from monitor.records import RunTotals
 from monitor.store import DirectorySnapshotStore, RetentionPolicy, SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlaySnapshotStore
@@ -191,6 +192,27 @@ def test_history_recent_failures_and_since_agree_with_the_port(history: Any) -> 
     assert [f.at for f in got.failures] == [250.0]
     assert got.until == 300.0 and history.since("m1", 0.0).until is None
     assert [e.evaluated_at for e in history.since("m1", 0.0, limit=2).evaluations] == [200.0, 300.0]
+
+
+def test_history_totals_count_every_run_as_the_exporter_does(history: Any) -> None:
+    assert history.totals("m1") == RunTotals()
+    # A first run whose reference training (2 s of its 3) is not the scheduled work.
+    first = {"phase_seconds": {"reference": 2.0, "train": 0.5}, "promoted": True}
+    history.append(make_evaluation(evaluated_at=100.0, duration_seconds=3.0, **first))
+    history.append_failure(make_failure(at=200.0, reason="schema", duration_seconds=0.25))
+    history.append(make_evaluation(evaluated_at=300.0, duration_seconds=1.5))
+    history.append(make_evaluation("m2", evaluated_at=150.0))
+    # Recorded before durations were kept: counted, not timed, ending when it started.
+    history.append_failure(make_failure(at=400.0))
+    got = history.totals("m1")
+    assert (got.runs, dict(got.failures), got.promotions) == (
+        4,
+        {"schema": 1, "source_timeout": 1},
+        1,
+    )
+    assert sorted(got.durations) == [0.25, 1.0, 1.5]
+    assert (got.first, got.last_end) == (100.0, 400.0)
+    assert history.totals("m2").runs == 1
 
 
 def test_history_versions_and_reconcile(history: Any, tmp_path: Path) -> None:
