@@ -10,7 +10,13 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits, load_iris, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from monitor.core.kmeans import assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.core.kmeans import (
+    KMeans,
+    MiniBatchKMeans,
+    assign_labels,
+    fit_kmeans,
+    kmeans_plusplus,
+)
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 
 
@@ -442,6 +448,26 @@ def test_fit_kmeans_parameter_errors(kwargs: dict, match: str) -> None:
     args = {"n_clusters": 2} | kwargs
     with pytest.raises(InvalidInputError, match=match):
         fit_kmeans(X, **args)
+
+
+def test_weights_that_underflow_in_float32_are_an_error_not_a_traceback() -> None:
+    # Positivity was checked before the cast to X's dtype: 1e-50 became 0 in float32, and
+    # the seeding failed on an empty row set (IndexError in _sample_cdf).
+    X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    w = np.full(20, 1e-50)
+    match = r"sample_weight underflows: its positive weights \(at most 1e-50\) are all 0 as float32"
+    with pytest.raises(InvalidInputError, match=match):
+        fit_kmeans(X, 2, sample_weight=w, random_state=0)
+    with pytest.raises(InvalidInputError, match=match):
+        kmeans_plusplus(X, 2, sample_weight=w, random_state=0)
+    for est in (KMeans(2, random_state=0), MiniBatchKMeans(2, random_state=0)):
+        with pytest.raises(InvalidInputError, match=match):
+            est.fit(X, sample_weight=w)
+    with pytest.raises(InvalidInputError, match=match):
+        MiniBatchKMeans(2, random_state=0).partial_fit(X, sample_weight=w)
+    # In float64 the same weights are fine, and so are float32 weights that survive.
+    fit_kmeans(X.astype(np.float64), 2, sample_weight=w, random_state=0)
+    fit_kmeans(X, 2, sample_weight=np.full(20, 1e-40), random_state=0)
 
 
 @pytest.mark.parametrize(
