@@ -557,7 +557,10 @@ class MiniBatchKMeans(_KMeansBase):
         self._rng = rng  # partial_fit after fit continues from this generator
         n = Xa.shape[0]
         init_size = min(n, max(3 * batch, 3 * k))
-        sub = np.sort(rng.choice(n, init_size, replace=False)) if init_size < n else np.arange(n)
+        # Seed on rows that can be drawn: a sample of all rows could hold no positive
+        # weight (an IndexError). With every weight positive, the same draws as before.
+        pos = np.flatnonzero(w > 0)
+        sub = np.sort(rng.choice(pos, init_size, replace=False)) if init_size < pos.size else pos
         self._dtype = Xa.dtype
         self._centers64 = self._init_centers(Xa[sub], w[sub], k, rng, n_runs)
         self.counts_ = np.zeros(k)

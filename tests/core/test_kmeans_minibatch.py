@@ -95,3 +95,25 @@ def test_partial_fit_errors() -> None:
         mb.partial_fit(np.zeros((10, 3)))
     with pytest.raises(InvalidInputError, match=r"'batch_size' parameter of MiniBatchKMeans"):
         MiniBatchKMeans(2, batch_size=0).fit(np.zeros((10, 2)))
+
+
+def test_fit_seeds_on_positive_weight_rows() -> None:
+    # The seeding's sample of 3 * batch_size rows was drawn from all rows: with three
+    # weighted rows in 10000 it held none, and the seeding failed (IndexError).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10000, 2))
+    w = np.zeros(10000)
+    w[-3:] = 1.0
+    mb = MiniBatchKMeans(3, random_state=1).fit(X, sample_weight=w)
+    # Three clusters, three weighted rows: a centre on each, and an inertia of 0 up to
+    # the rounding of ||x||^2 - 2 x.c + ||c||^2 for rows of norm ~1 (a few eps).
+    np.testing.assert_array_equal(_by_rows(mb.cluster_centers_), _by_rows(X[-3:]))
+    assert mb.inertia_ == pytest.approx(0.0, abs=1e-12)
+    # Unit weights draw the sample as before: the same model as without weights.
+    plain = MiniBatchKMeans(3, random_state=1).fit(X)
+    ones = MiniBatchKMeans(3, random_state=1).fit(X, sample_weight=np.ones(10000))
+    np.testing.assert_array_equal(plain.cluster_centers_, ones.cluster_centers_)
+
+
+def _by_rows(C: np.ndarray) -> np.ndarray:
+    return C[np.lexsort(C.T[::-1])]
