@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -321,6 +322,31 @@ def test_permutation_invariance_of_the_fit() -> None:
     # Same centres in the same order; only the order of the float64 sums differs.
     np.testing.assert_allclose(a.centers, b.centers, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(a.labels[perm], b.labels)
+
+
+@pytest.mark.parametrize("init_sample", ["auto", 1000], ids=["whole", "sampled"])
+def test_permutation_and_repetition_invariance_far_from_the_origin(init_sample: Any) -> None:
+    # Around the mean, the rows' bytes follow the mean's last bits, which follow the
+    # summation order: hashed after centring, the value order (and so the seeding) moved
+    # with the row order (inertia 3160.9 vs 3184.6) and with repetition (4776.0 vs 4724.6).
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 3)) + 1.7e9
+    perm = rng.permutation(3000)
+    reps = rng.integers(1, 3, size=3000)
+    a = fit_kmeans(X, 8, random_state=0, init_sample=init_sample)
+    b = fit_kmeans(X[perm], 8, random_state=0, init_sample=init_sample)
+    c = fit_kmeans(X, 8, sample_weight=reps.astype(float), random_state=0, init_sample=init_sample)
+    d = fit_kmeans(np.repeat(X, reps, axis=0), 8, random_state=0, init_sample=init_sample)
+    assert a.offset is not None
+    # The same centres in the same order, up to the float sums' order: the offsets
+    # differ in their last bit, and a centre at 1.7e9 is kept to ulp(1.7e9) = 2.4e-7,
+    # so a few ulps (1e-6) apart; the inertia (~3000) to 1e-9 of itself.
+    np.testing.assert_allclose(a.centers, b.centers, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(a.labels[perm], b.labels)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-9)
+    np.testing.assert_allclose(c.centers, d.centers, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.repeat(c.labels, reps), d.labels)
+    assert c.inertia == pytest.approx(d.inertia, rel=1e-9)
 
 
 def test_integer_weights_equal_repetition() -> None:
