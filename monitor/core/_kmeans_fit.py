@@ -647,6 +647,13 @@ def far_from_origin(mean: NDArray[Any], var: NDArray[Any], dtype: Any) -> bool:
     return eps * float(mean @ mean) > OFFSET_LOSS * float(var.sum())
 
 
+def offset_of(X: NDArray[Any], w: NDArray[Any], working_memory_mib: float) -> NDArray[Any] | None:
+    """The weighted mean to fit X around when X is far from the origin, else None."""
+    data = prepare(X, w, cosine=False, k=1, working_memory_mib=working_memory_mib)
+    mean, var = weighted_mean_var(data)
+    return mean if far_from_origin(mean, var, X.dtype) else None
+
+
 def centred_rows(X: NDArray[Any], offset: NDArray[Any], working_memory_mib: float) -> NDArray[Any]:
     """``X - offset`` in X's dtype, chunk by chunk (no float64 copy of a float32 X)."""
     out = np.empty_like(X, order="C")
