@@ -558,6 +558,17 @@ def check_sample_weight(
             f"sample_weight is too large: its sum overflows {np.dtype(dtype).name}; "
             f"scale the weights down (the centres depend only on their ratios)."
         )
+    if not (w > 0).any():
+        # Positive weights that all round to 0 in X's dtype (float32 below ~1e-45) left
+        # no row to sample from: an IndexError deep in the seeding. An error, as for
+        # overflow, rather than rescaling them here: each weighted sum reported (inertia,
+        # score) would have to undo the scale, and partial_fit's chunks would each get a
+        # scale of their own, changing the weights' ratios between chunks.
+        raise InvalidInputError(
+            f"sample_weight underflows: its positive weights (at most {float(given.max()):g}) are "
+            f"all 0 as {np.dtype(dtype).name}; scale the weights up (the centres depend "
+            f"only on their ratios)."
+        )
     return w
 
 

@@ -162,10 +162,12 @@ def test_works_inside_a_sklearn_pipeline() -> None:
     assert len(set(labels[:40].tolist())) == 1 and labels[0] != labels[-1]
 
 
-def test_predict_and_transform_keep_the_precision_of_a_fit_around_an_offset() -> None:
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_predict_and_transform_keep_the_precision_of_a_fit_around_an_offset(cls: type) -> None:
+    # MiniBatchKMeans fitted without an offset: inertia_ 2048 for a true 176737 at 1e9.
     X0 = make_blobs(2000, 3, centers=4, cluster_std=0.3, random_state=1)[0]
-    far = KMeans(4, random_state=0).fit(X0 + 1.7e9)
-    near = KMeans(4, random_state=0).fit(X0)
+    far = cls(4, random_state=0).fit(X0 + 1.7e9)
+    near = cls(4, random_state=0).fit(X0)
     # The same partition, under other cluster numbers (the seeding's row order follows
     # the rows' bytes): the distances to each row's own centre agree.
     labels = far.predict(X0 + 1.7e9)
@@ -175,6 +177,11 @@ def test_predict_and_transform_keep_the_precision_of_a_fit_around_an_offset() ->
     own_far = far.transform(X0 + 1.7e9)[rows, labels]
     np.testing.assert_allclose(own_far, near.transform(X0)[rows, near.labels_], atol=1e-5)
     assert far.score(X0 + 1.7e9) == pytest.approx(near.score(X0), rel=1e-6)
+    assert far.score(X0 + 1.7e9) == pytest.approx(-far.inertia_, rel=1e-12)
+    # A pickled model keeps the offset it was fitted around.
+    again = pickle.loads(pickle.dumps(far))
+    np.testing.assert_array_equal(again.predict(X0 + 1.7e9), labels)
+    np.testing.assert_array_equal(again.transform(X0 + 1.7e9), far.transform(X0 + 1.7e9))
 
 
 @pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])

@@ -36,6 +36,7 @@ from monitor.core._kmeans_fit import (
     check_enough_samples,
     check_nonzero_rows,
     check_weights,
+    offset_of,
     resolve_kernel,
     resolve_n_init,
     validate_and_fit,
@@ -285,20 +286,24 @@ class _KMeansBase:
         """The mean the fit centred X around (``KMeansFit.offset``), if it did."""
         return None
 
-    def _rows_and_centres(self, Xa: NDArray[np.floating[Any]]) -> tuple[Any, NDArray[Any]]:
+    def _rows_and_centres(
+        self, Xa: NDArray[np.floating[Any]], *, centred: bool = False
+    ) -> tuple[Any, NDArray[Any]]:
         """X's rows and the centres as distances are computed on them: around the fit's
-        offset when it had one, so that predict keeps the fit's precision."""
+        offset when it had one, so that predict keeps the fit's precision (``centred``:
+        X is already around it)."""
         C = self.cluster_centers_
         offset = self._offset()
         if offset is not None:
-            Xa = centred_rows(Xa, offset, self._wm())
+            if not centred:
+                Xa = centred_rows(Xa, offset, self._wm())
             C = C.astype(np.float64) - offset
         return self._data_for(Xa), C.astype(Xa.dtype, copy=False)
 
     def _labels_sq(
-        self, Xa: NDArray[np.floating[Any]]
+        self, Xa: NDArray[np.floating[Any]], *, centred: bool = False
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
-        return assign_with(*self._rows_and_centres(Xa), self._compiled())
+        return assign_with(*self._rows_and_centres(Xa, centred=centred), self._compiled())
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -438,7 +443,13 @@ class MiniBatchKMeans(_KMeansBase):
     for ``max_no_improvement`` batches. ``partial_fit`` consumes a window chunk by chunk
     (the first chunk seeds the centres and needs at least ``n_clusters`` rows); each
     chunk is split into shuffled batches of ``batch_size``. Centres are kept in float64.
+    Data far from the origin is fitted around its weighted mean, as in KMeans: that of
+    the first data seen (``fit``'s window, ``partial_fit``'s first chunk), kept for the
+    later chunks, predict, transform and score.
     """
+
+    # The mean the centres are kept around (KMeansFit.offset's role), or None.
+    _fit_offset: NDArray[np.float64] | None = None
 
     def __init__(
         self,
@@ -464,6 +475,20 @@ class MiniBatchKMeans(_KMeansBase):
         self.working_memory_mib = working_memory_mib
 
     # -------------------------------------------------------------- helpers
+
+    def _offset(self) -> NDArray[Any] | None:
+        return self._fit_offset
+
+    def _start(
+        self, Xa: NDArray[np.floating[Any]], w: NDArray[np.floating[Any]]
+    ) -> NDArray[np.floating[Any]]:
+        """Choose the offset on the first data seen (never for cosine); Xa around it."""
+        self._fit_offset = None if self.metric == "cosine" else offset_of(Xa, w, self._wm())
+        return self._centred(Xa)
+
+    def _centred(self, Xa: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
+        offset = self._fit_offset
+        return Xa if offset is None else centred_rows(Xa, offset, self._wm())
 
     def _params(self) -> tuple[int, int, str]:
         owner = "MiniBatchKMeans"
@@ -491,7 +516,7 @@ class MiniBatchKMeans(_KMeansBase):
             if cosine:
                 check_nonzero_rows(C, "init")
                 C /= np.sqrt(np.einsum("ij,ij->i", C, C))[:, None]
-            return C
+            return C if self._fit_offset is None else C - self._fit_offset
         data = prepare(Xa, w, cosine=cosine, k=k, working_memory_mib=self._wm())
         canon = canonical(data)
         best: NDArray[np.float64] | None = None
@@ -530,7 +555,9 @@ class MiniBatchKMeans(_KMeansBase):
             )
             out.append(inertia / max(float(wb.sum(dtype=np.float64)), 1e-300))
             self.n_steps_ += 1
-        self.cluster_centers_ = self._centers64.astype(self._dtype)
+        offset = self._fit_offset
+        C = self._centers64 if offset is None else self._centers64 + offset
+        self.cluster_centers_ = C.astype(self._dtype)
         return out
 
     # -------------------------------------------------------------- API
@@ -557,9 +584,13 @@ class MiniBatchKMeans(_KMeansBase):
         self._rng = rng  # partial_fit after fit continues from this generator
         n = Xa.shape[0]
         init_size = min(n, max(3 * batch, 3 * k))
-        sub = np.sort(rng.choice(n, init_size, replace=False)) if init_size < n else np.arange(n)
+        # Seed on rows that can be drawn: a sample of all rows could hold no positive
+        # weight (an IndexError). With every weight positive, the same draws as before.
+        pos = np.flatnonzero(w > 0)
+        sub = np.sort(rng.choice(pos, init_size, replace=False)) if init_size < pos.size else pos
         self._dtype = Xa.dtype
-        self._centers64 = self._init_centers(Xa[sub], w[sub], k, rng, n_runs)
+        Xc = self._start(Xa, w)
+        self._centers64 = self._init_centers(Xc[sub], w[sub], k, rng, n_runs)
         self.counts_ = np.zeros(k)
         self.n_steps_ = 0
         ewa: float | None = None
@@ -570,7 +601,7 @@ class MiniBatchKMeans(_KMeansBase):
         stopped = False
         for _ in range(max_iter):
             epochs += 1
-            for value in self._steps(Xa, w, rng.permutation(n), batch):
+            for value in self._steps(Xc, w, rng.permutation(n), batch):
                 ewa = value if ewa is None else (1 - alpha) * ewa + alpha * value
                 if ewa < best:
                     best, stale = ewa, 0
@@ -583,7 +614,7 @@ class MiniBatchKMeans(_KMeansBase):
                 break
         self.n_features_in_ = int(Xa.shape[1])
         self._remember_names(X)
-        labels, sq = self._labels_sq(Xa)
+        labels, sq = self._labels_sq(Xc, centred=True)
         self.labels_ = labels
         self.inertia_ = float(w.astype(np.float64) @ sq.astype(np.float64))
         self.n_iter_ = epochs
@@ -605,10 +636,13 @@ class MiniBatchKMeans(_KMeansBase):
             self._rng = check_random_state(self.random_state)
             n_runs = resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
             self._dtype = Xa.dtype
-            self._centers64 = self._init_centers(Xa, w, k, self._rng, n_runs)
+            Xc = self._start(Xa, w)
+            self._centers64 = self._init_centers(Xc, w, k, self._rng, n_runs)
             self.counts_ = np.zeros(k)
             self.n_steps_ = 0
             self.n_features_in_ = int(Xa.shape[1])
             self._remember_names(X)
-        self._steps(Xa, w, self._rng.permutation(Xa.shape[0]), batch)
+        else:
+            Xc = self._centred(Xa)
+        self._steps(Xc, w, self._rng.permutation(Xa.shape[0]), batch)
         return self

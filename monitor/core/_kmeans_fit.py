@@ -585,17 +585,20 @@ def _fit(
         else weighted_mean_var(data)
     )
     tol_abs = float(np.mean(var)) * run.tol
+    # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
+    # needs it when its fit leaves a cluster without weight: k clusters holding weight
+    # prove k distinct rows, since identical rows always share a cluster. It hashes the
+    # rows as given: centred, their bytes would follow the mean's last bits, which follow
+    # the summation order, and so would the seeding.
+    raw = data
+    canon = canonical(data) if isinstance(init, str) else None
+    n_distinct = None if canon is None else _warn_if_degenerate(data, canon, k)
     offset = None
     if not data.cosine and far_from_origin(mean, var, data.X.dtype):
         offset = mean
         data = _centred(data, k, mean)
         if not isinstance(init, str):
             init = (init - mean).astype(data.X.dtype)
-    # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
-    # needs it when its fit leaves a cluster without weight: k clusters holding weight
-    # prove k distinct rows, since identical rows always share a cluster.
-    canon = canonical(data) if isinstance(init, str) else None
-    n_distinct = None if canon is None else _warn_if_degenerate(data, canon, k)
     polish = partial(lloyd_with, max_iter=run.max_iter, tol=tol_abs, compiled=run.compiled)
     best: LloydResult | None = None
     for _ in range(n_runs):
@@ -621,7 +624,7 @@ def _fit(
             best = res
     assert best is not None
     if canon is None and not (np.bincount(best.labels, weights=data.w, minlength=k) > 0).all():
-        n_distinct = _warn_if_degenerate(data, canonical(data), k)
+        n_distinct = _warn_if_degenerate(raw, canonical(raw), k)
     centers = best.centers
     if offset is not None:
         centers = (centers.astype(np.float64) + offset).astype(centers.dtype)
@@ -642,6 +645,13 @@ def far_from_origin(mean: NDArray[Any], var: NDArray[Any], dtype: Any) -> bool:
     ``||x||^2 - 2 x.c + ||c||^2`` to keep ``OFFSET_LOSS`` of the spread in ``dtype``."""
     eps = float(np.finfo(dtype).eps)
     return eps * float(mean @ mean) > OFFSET_LOSS * float(var.sum())
+
+
+def offset_of(X: NDArray[Any], w: NDArray[Any], working_memory_mib: float) -> NDArray[Any] | None:
+    """The weighted mean to fit X around when X is far from the origin, else None."""
+    data = prepare(X, w, cosine=False, k=1, working_memory_mib=working_memory_mib)
+    mean, var = weighted_mean_var(data)
+    return mean if far_from_origin(mean, var, X.dtype) else None
 
 
 def centred_rows(X: NDArray[Any], offset: NDArray[Any], working_memory_mib: float) -> NDArray[Any]:

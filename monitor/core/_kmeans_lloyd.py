@@ -448,20 +448,23 @@ def greedy_kmeans_plusplus(
 
 def draw_sample(
     data: Data, canon: Canonical, rng: np.random.Generator, rows: int, k: int
-) -> Data | None:
+) -> tuple[Data, Canonical] | None:
     """``rows`` rows drawn with replacement by weight, as a Data in value order.
 
     A row drawn ``c`` times carries weight ``c``, so the sample's weighted distribution
     is an unbiased estimate of the window's. The draw walks the value order and the
-    sample keeps it, so neither depends on the row order of the window. None when the
-    window has no more positive-weight rows than ``rows`` (seed on all of it).
+    sample keeps it, so neither depends on the row order of the window; the sample's
+    own Canonical is that order (``canon``'s keys, not a hash of the sample's rows,
+    which ``canon`` may not have been computed on: the fit hashes rows before centring
+    them). None when the window has no more positive-weight rows than ``rows`` (seed
+    on all of it).
     """
     if data.n <= rows or canon.order.size <= rows:
         return None
     cum = np.cumsum(canon.w)
     at = np.minimum(np.searchsorted(cum, rng.random(rows) * cum[-1], side="right"), cum.size - 1)
     positions, counts = np.unique(at, return_counts=True)
-    return prepare(
+    sub = prepare(
         np.ascontiguousarray(data.X[canon.order[positions]]),
         counts.astype(data.X.dtype),
         cosine=data.cosine,
@@ -469,6 +472,8 @@ def draw_sample(
         working_memory_mib=data.working_memory_mib,
         n_threads=data.n_threads,
     )
+    order = np.arange(positions.size, dtype=np.intp)
+    return sub, Canonical(order, canon.keys[positions], counts.astype(np.float64))
 
 
 def sampled_seeding(
@@ -492,10 +497,10 @@ def sampled_seeding(
     the window is to be seeded whole: no larger than the sample, or too few distinct
     rows drawn.
     """
-    sub = draw_sample(data, canon, rng, sample_rows, n_clusters)
-    if sub is None:
+    drawn = draw_sample(data, canon, rng, sample_rows, n_clusters)
+    if drawn is None:
         return None
-    sub_canon = canonical(sub)
+    sub, sub_canon = drawn
     if sub_canon.order.size < n_clusters:
         return None
     best: LloydResult | None = None

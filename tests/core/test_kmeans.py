@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits, load_iris, make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from monitor.core.kmeans import assign_labels, fit_kmeans, kmeans_plusplus
+from monitor.core.kmeans import (
+    KMeans,
+    MiniBatchKMeans,
+    assign_labels,
+    fit_kmeans,
+    kmeans_plusplus,
+)
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 
 
@@ -317,6 +324,31 @@ def test_permutation_invariance_of_the_fit() -> None:
     np.testing.assert_array_equal(a.labels[perm], b.labels)
 
 
+@pytest.mark.parametrize("init_sample", ["auto", 1000], ids=["whole", "sampled"])
+def test_permutation_and_repetition_invariance_far_from_the_origin(init_sample: Any) -> None:
+    # Around the mean, the rows' bytes follow the mean's last bits, which follow the
+    # summation order: hashed after centring, the value order (and so the seeding) moved
+    # with the row order (inertia 3160.9 vs 3184.6) and with repetition (4776.0 vs 4724.6).
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 3)) + 1.7e9
+    perm = rng.permutation(3000)
+    reps = rng.integers(1, 3, size=3000)
+    a = fit_kmeans(X, 8, random_state=0, init_sample=init_sample)
+    b = fit_kmeans(X[perm], 8, random_state=0, init_sample=init_sample)
+    c = fit_kmeans(X, 8, sample_weight=reps.astype(float), random_state=0, init_sample=init_sample)
+    d = fit_kmeans(np.repeat(X, reps, axis=0), 8, random_state=0, init_sample=init_sample)
+    assert a.offset is not None
+    # The same centres in the same order, up to the float sums' order: the offsets
+    # differ in their last bit, and a centre at 1.7e9 is kept to ulp(1.7e9) = 2.4e-7,
+    # so a few ulps (1e-6) apart; the inertia (~3000) to 1e-9 of itself.
+    np.testing.assert_allclose(a.centers, b.centers, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(a.labels[perm], b.labels)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-9)
+    np.testing.assert_allclose(c.centers, d.centers, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.repeat(c.labels, reps), d.labels)
+    assert c.inertia == pytest.approx(d.inertia, rel=1e-9)
+
+
 def test_integer_weights_equal_repetition() -> None:
     X, _ = _blobs(n=300, k=4, d=3, seed=8, std=1.5)
     reps = np.random.default_rng(2).integers(0, 4, size=300)
@@ -442,6 +474,26 @@ def test_fit_kmeans_parameter_errors(kwargs: dict, match: str) -> None:
     args = {"n_clusters": 2} | kwargs
     with pytest.raises(InvalidInputError, match=match):
         fit_kmeans(X, **args)
+
+
+def test_weights_that_underflow_in_float32_are_an_error_not_a_traceback() -> None:
+    # Positivity was checked before the cast to X's dtype: 1e-50 became 0 in float32, and
+    # the seeding failed on an empty row set (IndexError in _sample_cdf).
+    X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    w = np.full(20, 1e-50)
+    match = r"sample_weight underflows: its positive weights \(at most 1e-50\) are all 0 as float32"
+    with pytest.raises(InvalidInputError, match=match):
+        fit_kmeans(X, 2, sample_weight=w, random_state=0)
+    with pytest.raises(InvalidInputError, match=match):
+        kmeans_plusplus(X, 2, sample_weight=w, random_state=0)
+    for est in (KMeans(2, random_state=0), MiniBatchKMeans(2, random_state=0)):
+        with pytest.raises(InvalidInputError, match=match):
+            est.fit(X, sample_weight=w)
+    with pytest.raises(InvalidInputError, match=match):
+        MiniBatchKMeans(2, random_state=0).partial_fit(X, sample_weight=w)
+    # In float64 the same weights are fine, and so are float32 weights that survive.
+    fit_kmeans(X.astype(np.float64), 2, sample_weight=w, random_state=0)
+    fit_kmeans(X, 2, sample_weight=np.full(20, 1e-40), random_state=0)
 
 
 @pytest.mark.parametrize(

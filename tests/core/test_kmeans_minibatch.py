@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 
 from monitor.core.kmeans import MiniBatchKMeans, fit_kmeans
@@ -65,6 +66,47 @@ def test_partial_fit_chunk_by_chunk_close_to_full() -> None:
     assert mb.counts_.sum() == pytest.approx(X.shape[0])
 
 
+@pytest.mark.parametrize(("offset", "dtype"), [(1e9, np.float64), (1e5, np.float32)])
+def test_far_from_the_origin_fits_around_the_mean(offset: float, dtype: type) -> None:
+    # Not centred, ||x||^2 - 2 x.c + ||c||^2 lost the spread to rounding: inertia_ 2048
+    # for a true 176737 at 1e9 (0.0 in float32 at 1e5), 18 % of labels_ at their nearest
+    # centre. scikit-learn's MiniBatchKMeans does not centre either (inertia ~186000
+    # then), so its KMeans, which does, is the reference.
+    X = (_blobs() + offset).astype(dtype)
+    mb = MiniBatchKMeans(5, random_state=0).fit(X)
+    assert mb.cluster_centers_.dtype == dtype
+    # Labels and inertia from the model's own centres, recomputed in float64 around the
+    # data's mean: the same up to float32's expansion of the distances (3e-7 of the sum,
+    # as at the origin; float64 agrees to the last bit).
+    Xc = X.astype(float) - X.astype(float).mean(axis=0)
+    C = mb.cluster_centers_.astype(float) - X.astype(float).mean(axis=0)
+    d2 = ((Xc[:, None, :] - C[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(mb.labels_, d2.argmin(axis=1))
+    assert mb.inertia_ == pytest.approx(d2.min(axis=1).sum(), rel=1e-6)
+    np.testing.assert_array_equal(mb.predict(X), mb.labels_)
+    # The fit is as good as near the origin: as there, within 2 % of full k-means'
+    # inertia and centres within 0.15 of its (blob std 1).
+    full = SkKMeans(5, random_state=0, n_init=3).fit(X)
+    assert mb.inertia_ <= full.inertia_ * 1.02
+    assert _matched_distance(mb.cluster_centers_ - offset, full.cluster_centers_ - offset) < 0.15
+
+
+def test_partial_fit_keeps_the_first_chunks_offset() -> None:
+    X = _blobs(seed=1) + 1e9
+    X = X[np.random.default_rng(0).permutation(X.shape[0])]
+    chunks = np.array_split(X, 12)
+    mb = MiniBatchKMeans(5, batch_size=200, random_state=0).partial_fit(chunks[0])
+    offset = mb._fit_offset
+    np.testing.assert_allclose(offset, chunks[0].mean(axis=0), rtol=1e-12)  # summation order
+    for chunk in chunks[1:]:
+        mb.partial_fit(chunk)
+    assert mb._fit_offset is offset
+    full = SkKMeans(5, random_state=0, n_init=3).fit(X)
+    # As near the origin (test_partial_fit_chunk_by_chunk_close_to_full).
+    assert _matched_distance(mb.cluster_centers_ - 1e9, full.cluster_centers_ - 1e9) < 0.2
+    assert mb.score(X) >= -full.inertia_ * 1.03
+
+
 def test_same_seed_same_result() -> None:
     X = _blobs(n=3000)
     a = MiniBatchKMeans(5, batch_size=100, random_state=3).fit(X)
@@ -95,3 +137,25 @@ def test_partial_fit_errors() -> None:
         mb.partial_fit(np.zeros((10, 3)))
     with pytest.raises(InvalidInputError, match=r"'batch_size' parameter of MiniBatchKMeans"):
         MiniBatchKMeans(2, batch_size=0).fit(np.zeros((10, 2)))
+
+
+def test_fit_seeds_on_positive_weight_rows() -> None:
+    # The seeding's sample of 3 * batch_size rows was drawn from all rows: with three
+    # weighted rows in 10000 it held none, and the seeding failed (IndexError).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10000, 2))
+    w = np.zeros(10000)
+    w[-3:] = 1.0
+    mb = MiniBatchKMeans(3, random_state=1).fit(X, sample_weight=w)
+    # Three clusters, three weighted rows: a centre on each, and an inertia of 0 up to
+    # the rounding of ||x||^2 - 2 x.c + ||c||^2 for rows of norm ~1 (a few eps).
+    np.testing.assert_array_equal(_by_rows(mb.cluster_centers_), _by_rows(X[-3:]))
+    assert mb.inertia_ == pytest.approx(0.0, abs=1e-12)
+    # Unit weights draw the sample as before: the same model as without weights.
+    plain = MiniBatchKMeans(3, random_state=1).fit(X)
+    ones = MiniBatchKMeans(3, random_state=1).fit(X, sample_weight=np.ones(10000))
+    np.testing.assert_array_equal(plain.cluster_centers_, ones.cluster_centers_)
+
+
+def _by_rows(C: np.ndarray) -> np.ndarray:
+    return C[np.lexsort(C.T[::-1])]
