@@ -56,6 +56,8 @@ _NPY_MAGIC = b"\x93NUMPY"
 _HEADER_CACHE = 256  # distinct request headers remembered (a few per client and batch size)
 _headers: dict[bytes, tuple[tuple[int, ...], bool, np.dtype[Any]]] = {}
 _NUMBER_TYPES = frozenset({int, float, type(None)})  # bool is not a number here
+# JSON's non-standard constants, each always this object: told apart from an overflow.
+_CONSTANTS = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
 FloatArray = NDArray[np.float64]
 
 
@@ -132,7 +134,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
     """The body as a JSON object with only the fields the API knows."""
     try:
-        doc = json.loads(body, object_pairs_hook=_unique_keys)
+        doc = json.loads(
+            body, object_pairs_hook=_unique_keys, parse_constant=_CONSTANTS.__getitem__
+        )
     except RequestError:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -234,9 +238,19 @@ def json_rows(doc: Mapping[str, Any], features: Sequence[str], max_rows: int) ->
     if not set(map(type, itertools.chain.from_iterable(listed))) <= _NUMBER_TYPES:
         raise _bad_value(listed, features)
     try:
-        return np.array(listed, dtype=np.float64)
+        out = np.array(listed, dtype=np.float64)
     except (OverflowError, ValueError, TypeError):
         raise RequestError(400, "bad_rows", "a value is too large for a 64-bit float") from None
+    for i, j in np.argwhere(np.isinf(out)):
+        # Python's reader makes a literal beyond float64 (1e400) an infinity, which would
+        # read as a missing value; the literal Infinity is one, as the same object always.
+        if not any(listed[i][j] is c for c in _CONSTANTS.values()):
+            raise RequestError(
+                400,
+                "bad_rows",
+                f"row {i}, feature {features[j]!r}: a number too large for a 64-bit float",
+            )
+    return out
 
 
 # ------------------------------------------------------------------------------- NPY

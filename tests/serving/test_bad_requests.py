@@ -99,6 +99,28 @@ CASES = [
         "bad_rows",
         "too large",
     ),
+    # Python's reader gives these infinity, which would read as a missing value.
+    Case(
+        "exponent overflow",
+        b'{"rows": [[1,2,1e400]]}',
+        JSON,
+        {},
+        400,
+        "bad_rows",
+        "feature 'f2': a number too large",
+    ),
+    Case(
+        "negative overflow", b'{"rows": [[-1.5E+999,2,3]]}', JSON, {}, 400, "bad_rows", "too large"
+    ),
+    Case(
+        "long fraction overflow",
+        b'{"rows": [[1,2,1' + b"0" * 400 + b".5]]}",
+        JSON,
+        {},
+        400,
+        "bad_rows",
+        "too large",
+    ),
     Case(
         "number of 5000 digits",
         b'{"rows": [[1,2,' + b"9" * 5000 + b"]]}",
