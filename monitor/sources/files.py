@@ -374,7 +374,7 @@ class FilesSource:
             raise SourceError(f"{self._name}: cannot list {str(root)!r}: {exc}") from exc
         for path in candidates:
             fmt = self._options.format or _SUFFIXES.get(path.suffix.lower())
-            if fmt is None or path.name.startswith("."):
+            if fmt is None or _hidden(path.relative_to(root)):
                 ignored += 1
                 continue
             try:
@@ -551,6 +551,14 @@ class FilesSource:
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
         return np.ascontiguousarray(data[:, 1:]), ts
+
+
+def _hidden(relative: Path) -> bool:
+    """Whether a listed file is hidden: a part of its path below the source's directory
+    starts with "." or "_", as Hadoop and Spark name files and directories that are no
+    data yet (``_temporary/0/part-0.parquet``, ``.staging/``, ``_SUCCESS``, ``.x.crc``).
+    """
+    return any(part.startswith((".", "_")) for part in relative.parts)
 
 
 # --------------------------------------------------------------------------- one file

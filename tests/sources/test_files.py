@@ -161,6 +161,24 @@ def test_pattern_format_and_hidden_files(tmp_path: Path) -> None:
     np.testing.assert_array_equal(forced.read_window(T0 - 60, T0).X, VALUES * 3)
 
 
+def test_recursive_patterns_skip_hidden_and_in_progress_directories(tmp_path: Path) -> None:
+    # Spark writes a job's files under _temporary/ and moves them out when done, and
+    # staging tools write under dot directories: "**/*.parquet" read each row three times.
+    rows = named(ts=[T0 - 30, T0 - 20, T0 - 10])
+    for where in ("out", "out/_temporary/0", "out/.staging", "_logs"):
+        (tmp_path / where).mkdir(parents=True)
+        write(tmp_path / where / "part-0.parquet", rows)
+    tree = source(tmp_path, pattern="**/*.parquet", window="time_range", timestamp_column="ts")
+    window = tree.read_window(T0 - 60, T0)
+    np.testing.assert_array_equal(window.X, VALUES)
+    assert window.label.endswith("from 1 of 1 file(s)"), window.label
+    # Only the parts below `path` count: the directory itself may be named _anything.
+    inside = source(
+        tmp_path / "_logs", pattern="*.parquet", window="time_range", timestamp_column="ts"
+    )
+    np.testing.assert_array_equal(inside.read_window(T0 - 60, T0).X, VALUES)
+
+
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a readable directory"):
         source(tmp_path / "nowhere").read_window(T0 - 60, T0)
