@@ -83,6 +83,9 @@ _DIRECTIVES = {
     "s": r"(?<!\d)\d{9,11}(?:\.\d+)?(?!\d)",
 }
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
+# Endings of files still being written (editors, downloads, copies, writers that rename
+# when done): never read, even with `format` set, which only says how to read the rest.
+TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".inprogress", ".crdownload", "~")
 _PARQUET_HINT = "pip install 'kmeans-monitor[parquet]'"
 
 _log = logging.getLogger(__name__)
@@ -373,8 +376,8 @@ class FilesSource:
         except (OSError, ValueError) as exc:
             raise SourceError(f"{self._name}: cannot list {str(root)!r}: {exc}") from exc
         for path in candidates:
-            fmt = self._options.format or _SUFFIXES.get(path.suffix.lower())
-            if fmt is None or _hidden(path.relative_to(root)):
+            fmt = None if _hidden(path.relative_to(root)) else _format(path, self._options.format)
+            if fmt is None:
                 ignored += 1
                 continue
             try:
@@ -394,7 +397,8 @@ class FilesSource:
             out.append(_File(path, fmt, stamp))
         if ignored:
             _log.debug(
-                "%s: ignored %d file(s) of unknown format, hidden or without a name time",
+                "%s: ignored %d file(s) hidden, being written, of unknown format or without "
+                "a name time",
                 self._name,
                 ignored,
             )
@@ -559,6 +563,17 @@ def _hidden(relative: Path) -> bool:
     data yet (``_temporary/0/part-0.parquet``, ``.staging/``, ``_SUCCESS``, ``.x.crc``).
     """
     return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def _format(path: Path, forced: str | None) -> str | None:
+    """The format a listed file is read in: ``forced`` (the ``format`` option), else
+    its extension's; None for a file still being written or of an unknown extension."""
+    name = path.name.lower()
+    if name.endswith(TEMPORARY_SUFFIXES):
+        return None
+    if forced is not None:
+        return forced
+    return _SUFFIXES.get(os.path.splitext(name)[1])
 
 
 # --------------------------------------------------------------------------- one file

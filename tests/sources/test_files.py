@@ -179,6 +179,19 @@ def test_recursive_patterns_skip_hidden_and_in_progress_directories(tmp_path: Pa
     np.testing.assert_array_equal(inside.read_window(T0 - 60, T0).X, VALUES)
 
 
+@pytest.mark.parametrize(
+    "name", ["b.csv.tmp", "b.csv.part", "b.csv.partial", "b.INPROGRESS", "b.csv~", "b.crdownload"]
+)
+def test_a_file_being_written_is_not_read_even_with_a_format(tmp_path: Path, name: str) -> None:
+    write(tmp_path / "a.csv", named(VALUES * 1), mtime=T0 - 30)
+    os.rename(write(tmp_path / "b.csv", named(VALUES * 2)), tmp_path / name)
+    os.utime(tmp_path / name, (T0 - 10, T0 - 10))  # the newest file, but half written
+    for options in ({}, {"format": "csv"}):
+        np.testing.assert_array_equal(
+            source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES
+        )
+
+
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a readable directory"):
         source(tmp_path / "nowhere").read_window(T0 - 60, T0)
