@@ -17,12 +17,15 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import gzip
+import io
 import logging
 import math
 import os
 import re
 import stat
 import threading
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -82,7 +85,13 @@ _DIRECTIVES = {
     # "2" of "metrics-v2-1717200000.npy" was read as a time of 1970.
     "s": r"(?<!\d)\d{9,11}(?:\.\d+)?(?!\d)",
 }
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
+_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv",  # gzip-compressed; a CSV file is also unzipped by its first bytes
+    ".npy": "npy",
+}
 # Endings of files still being written (editors, downloads, copies, writers that rename
 # when done): never read, even with `format` set, which only says how to read the rest.
 TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".inprogress", ".crdownload", "~")
@@ -573,7 +582,15 @@ def _format(path: Path, forced: str | None) -> str | None:
         return None
     if forced is not None:
         return forced
-    return _SUFFIXES.get(os.path.splitext(name)[1])
+    return _SUFFIXES.get(_suffix(name))
+
+
+def _suffix(name: str) -> str:
+    """The extension of a file name that says its format, ``.csv.gz`` as one."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix == ".gz":
+        suffix = os.path.splitext(name[: -len(suffix)])[1].lower() + suffix
+    return suffix
 
 
 # --------------------------------------------------------------------------- one file
@@ -595,7 +612,8 @@ def _not_a_file(file: Path) -> str:
 def read_table(
     path: str | os.PathLike[str], features: Sequence[str] | None = None
 ) -> tuple[list[str], FloatArray]:
-    """Column names and values of one CSV, Parquet or NPY file (format from its extension).
+    """Column names and values of one CSV (or gzip-compressed ``.csv.gz``), Parquet or
+    NPY file, the format from its extension.
 
     With ``features``, those columns in that order (NPY: named by position, the count must
     match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...).
@@ -603,10 +621,11 @@ def read_table(
     """
     file = Path(path)
     where = repr(str(file))
-    fmt = _SUFFIXES.get(file.suffix.lower())
+    fmt = _SUFFIXES.get(_suffix(file.name))
     if fmt is None:
         raise InvalidInputError(
-            f"{where}: unknown file format {file.suffix!r}; expected one of {sorted(_SUFFIXES)}."
+            f"{where}: unknown file format {_suffix(file.name)!r}; expected one of "
+            f"{sorted(_SUFFIXES)}."
         )
     if not file.is_file():
         raise SourceError(f"{where}: {_not_a_file(file)}")
@@ -733,13 +752,15 @@ def _size(n: int) -> str:
 
 
 CSV_CHUNK_ROWS = 65_536  # rows of a CSV file held as text at once
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[str]], list[int]]]:
     """The header, and the data rows of a CSV file with the line number of each, at most
     CSV_CHUNK_ROWS rows at a time (one chunk, maybe empty, at least)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # a BOM is no part of a name
+        # A byte order mark is no part of a name.
+        with _csv_bytes(path) as data, io.TextIOWrapper(data, "utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             first = next(reader, None)
             if first is None:
@@ -766,15 +787,30 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the parser: its position is within its buffer.
         raise SourceError(f"{where}: unreadable CSV file: {_not_utf8(path, exc)}") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # only gzip raises these
+        raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
     except (OSError, csv.Error) as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _csv_bytes(path: Path) -> Iterator[io.BufferedReader | gzip.GzipFile]:
+    """The bytes of a CSV file, unzipped when it is gzip-compressed: its first two bytes
+    say so, and no UTF-8 text starts with them (0x8B starts no character)."""
+    with path.open("rb") as raw:
+        if raw.peek(2)[:2] != _GZIP_MAGIC:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield unzipped
+
+
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
-    """Where the file stops being UTF-8: the line and the byte offset of the first bad byte."""
+    """Where the file stops being UTF-8: the line and the byte offset of the first bad byte
+    (of the unzipped text, for a gzip-compressed file)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines = offset = 0
-    with contextlib.suppress(OSError), path.open("rb") as fh:
+    with contextlib.suppress(OSError, EOFError, zlib.error), _csv_bytes(path) as fh:
         while block := fh.read(2**20):
             pending = len(decoder.getstate()[0])  # bytes of a character the last block cut
             try:

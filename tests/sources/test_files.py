@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 import os
 import sys
@@ -771,6 +772,42 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
     assert str(info.value).endswith(
         f"unreadable CSV file: line 4001 (byte {at}) is not UTF-8 text: invalid start byte"
     )
+
+
+def _gzip(path: Path, data: bytes) -> Path:
+    with gzip.open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("w.csv.gz", {}), ("w.csv.gz", {"pattern": "*.csv.gz"}), ("w.gz", {"format": "csv"})],
+)
+def test_a_gzip_compressed_csv_is_read(tmp_path: Path, name: str, options: dict) -> None:
+    # It was left out as of unknown extension ("no file matching '*.csv.gz' ... was
+    # modified before"), and with format: csv read as text ("line 1 is not UTF-8 text").
+    lines = ["latency_ms,cpu_ratio,rps"] + [",".join(map(repr, r)) for r in VALUES.tolist()]
+    _gzip(tmp_path / name, ("\n".join(lines) + "\n").encode())
+    os.utime(tmp_path / name, (T0 - 1, T0 - 1))
+    np.testing.assert_array_equal(source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES)
+    if name.endswith(".csv.gz"):
+        names, X = read_table(tmp_path / name)
+        assert names == list(FEATURES)
+        np.testing.assert_array_equal(X, VALUES)
+
+
+def test_a_gzip_compressed_csv_that_is_truncated_or_not_utf8_says_so(tmp_path: Path) -> None:
+    data = b"latency_ms,cpu_ratio,rps\n" + b"1,0.5,2\n" * 5000
+    whole = _gzip(tmp_path / "w.csv.gz", data).read_bytes()
+    (tmp_path / "w.csv.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match="unreadable gzip-compressed CSV file: Compressed file"):
+        source(tmp_path).read_window(0.0, 4e9)
+    at = data.index(b"\n", 100) + 1  # the start of a line of the unzipped text
+    _gzip(tmp_path / "w.csv.gz", data[:at] + b"\xff" + data[at:])
+    line = data[:at].count(b"\n") + 1
+    with pytest.raises(SourceError, match=rf"line {line} \(byte {at}\) is not UTF-8 text"):
+        source(tmp_path).read_window(0.0, 4e9)
 
 
 def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path) -> None:
