@@ -145,6 +145,7 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
             "a glob relative to path that stays inside it, such as '*.parquet'",
             o.pattern,
         ),
+        _unread_pattern_problem(o),
         None if o.format is None else problem_of(check_choice, o.format, "format", FORMATS),
         problem_of(check_choice, o.window, "window", WINDOW_MODES),
         _unless(
@@ -168,6 +169,38 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
 
 def _unless(ok: object, field: str, expected: str, got: Any) -> Problem | None:
     return None if ok else Problem(field, expected, got)
+
+
+def _unread_pattern_problem(o: FilesOptions) -> Problem | None:
+    """A pattern whose every file would be ignored: one below a hidden directory, or of an
+    extension that is not read (``*.parquet.gz``, ``*.csv.bz2``) without ``format``. The
+    run found no file and said only that none matched."""
+    if not isinstance(o.pattern, str) or not o.pattern or ".." in Path(o.pattern).parts:
+        return None  # no pattern, or one that climbs out of path: a problem of its own
+    if _hidden(Path(o.pattern)):
+        return Problem(
+            "pattern",
+            "a glob without a part starting with '.' or '_' (such files and directories are "
+            "hidden, or being written, and never read)",
+            o.pattern,
+        )
+    name = Path(o.pattern).name.lower()
+    if name.endswith(TEMPORARY_SUFFIXES):
+        return Problem(
+            "pattern",
+            f"a glob of finished files (names ending in {', '.join(TEMPORARY_SUFFIXES)} are "
+            "being written, and never read)",
+            o.pattern,
+        )
+    suffix = _suffix(name)
+    if o.format is not None or suffix in _SUFFIXES or not suffix.replace(".", "").isalnum():
+        return None  # a suffix with a wildcard ("data.*") may match readable files
+    return Problem(
+        "pattern",
+        f"a glob of files with an extension that is read ({', '.join(_SUFFIXES)}; no other "
+        "compressed files), or format set",
+        o.pattern,
+    )
 
 
 def _max_age_problem(o: FilesOptions) -> Problem | None:

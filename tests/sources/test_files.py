@@ -77,6 +77,20 @@ def test_defaults() -> None:
         # A pattern that climbs out of path read files beside it.
         ({"path": "d", "pattern": "../*.csv"}, "source.pattern: must be a glob relative to path"),
         ({"path": "d", "pattern": "a/../../*/w.csv"}, "source.pattern: must be a glob relative"),
+        # Patterns whose every file is ignored: the run said only that no file matched.
+        (
+            {"path": "d", "pattern": "*.parquet.gz"},
+            "source.pattern: must be a glob of files with an extension that is read (.parquet, "
+            ".pq, .csv, .csv.gz, .npy; no other compressed files), or format set",
+        ),
+        (
+            {"path": "d", "pattern": "*.csv.tmp", "format": "csv"},
+            "source.pattern: must be a glob of finished files",
+        ),
+        (
+            {"path": "d", "pattern": "out/_temporary/*.csv"},
+            "source.pattern: must be a glob without a part starting with '.' or '_'",
+        ),
         ({"path": "d", "ignore_extra": "yes"}, "source.ignore_extra: must be true or false"),
         ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
         (
