@@ -59,6 +59,13 @@ __all__ = [
 #: Spark's log level (``spark.log.level``) unless the model's ``spark.conf`` sets one.
 LOG_LEVEL = "ERROR"
 
+#: Spark's session time zone (``spark.sql.session.timeZone``) unless the model's
+#: ``spark.conf`` sets one. Spark reads naive times (CSV text without an offset, Parquet
+#: timestamps without a zone) in it, and its default is the host's zone: on a host in
+#: New York the spark source shifted every naive time by five hours, where the files
+#: source reads them as UTC.
+TIME_ZONE = "UTC"
+
 #: The executors' assignment kernel: numpy's. The compiled one would be JIT-compiled
 #: again in every Python worker Spark starts (seconds each), for no gain per partition.
 KERNEL = "numpy"
@@ -94,6 +101,9 @@ def session(
     # missing path, a master that does not answer) and paths as given, out of reach of
     # the daemon's masking. Applied as the context starts; the file's value wins.
     builder = builder.config("spark.log.level", LOG_LEVEL)
+    # Naive times are UTC, as in the files source, whatever the host's zone. A session
+    # that is already running takes it too (getOrCreate applies a builder's SQL settings).
+    builder = builder.config("spark.sql.session.timeZone", TIME_ZONE)
     for key, value in settings.conf:
         builder = builder.config(key, value)
     from pyspark import SparkContext
@@ -912,8 +922,10 @@ def read_rows(
 
     The time filter and the column selection go to Spark (Parquet pushes them down to
     the files); a time column of timestamps is compared in unix seconds, a numeric one
-    is taken as unix seconds. Nothing is read yet: the pipeline's first pass reads the
-    files. SchemaError when columns are missing, SourceError when Spark cannot read.
+    is taken as unix seconds. Naive times are read in the session's zone (``TIME_ZONE``,
+    UTC, unless the model's ``spark.conf`` sets ``spark.sql.session.timeZone``). Nothing
+    is read yet: the pipeline's first pass reads the files. SchemaError when columns are
+    missing, SourceError when Spark cannot read.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType

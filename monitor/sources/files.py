@@ -17,12 +17,15 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import gzip
+import io
 import logging
 import math
 import os
 import re
 import stat
 import threading
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -82,7 +85,16 @@ _DIRECTIVES = {
     # "2" of "metrics-v2-1717200000.npy" was read as a time of 1970.
     "s": r"(?<!\d)\d{9,11}(?:\.\d+)?(?!\d)",
 }
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".npy": "npy"}
+_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv",  # gzip-compressed; a CSV file is also unzipped by its first bytes
+    ".npy": "npy",
+}
+# Endings of files still being written (editors, downloads, copies, writers that rename
+# when done): never read, even with `format` set, which only says how to read the rest.
+TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".inprogress", ".crdownload", "~")
 _PARQUET_HINT = "pip install 'kmeans-monitor[parquet]'"
 
 _log = logging.getLogger(__name__)
@@ -133,6 +145,7 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
             "a glob relative to path that stays inside it, such as '*.parquet'",
             o.pattern,
         ),
+        _unread_pattern_problem(o),
         None if o.format is None else problem_of(check_choice, o.format, "format", FORMATS),
         problem_of(check_choice, o.window, "window", WINDOW_MODES),
         _unless(
@@ -156,6 +169,38 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
 
 def _unless(ok: object, field: str, expected: str, got: Any) -> Problem | None:
     return None if ok else Problem(field, expected, got)
+
+
+def _unread_pattern_problem(o: FilesOptions) -> Problem | None:
+    """A pattern whose every file would be ignored: one below a hidden directory, or of an
+    extension that is not read (``*.parquet.gz``, ``*.csv.bz2``) without ``format``. The
+    run found no file and said only that none matched."""
+    if not isinstance(o.pattern, str) or not o.pattern or ".." in Path(o.pattern).parts:
+        return None  # no pattern, or one that climbs out of path: a problem of its own
+    if _hidden(Path(o.pattern)):
+        return Problem(
+            "pattern",
+            "a glob without a part starting with '.' or '_' (such files and directories are "
+            "hidden, or being written, and never read)",
+            o.pattern,
+        )
+    name = Path(o.pattern).name.lower()
+    if name.endswith(TEMPORARY_SUFFIXES):
+        return Problem(
+            "pattern",
+            f"a glob of finished files (names ending in {', '.join(TEMPORARY_SUFFIXES)} are "
+            "being written, and never read)",
+            o.pattern,
+        )
+    suffix = _suffix(name)
+    if o.format is not None or suffix in _SUFFIXES or not suffix.replace(".", "").isalnum():
+        return None  # a suffix with a wildcard ("data.*") may match readable files
+    return Problem(
+        "pattern",
+        f"a glob of files with an extension that is read ({', '.join(_SUFFIXES)}; no other "
+        "compressed files), or format set",
+        o.pattern,
+    )
 
 
 def _max_age_problem(o: FilesOptions) -> Problem | None:
@@ -373,8 +418,8 @@ class FilesSource:
         except (OSError, ValueError) as exc:
             raise SourceError(f"{self._name}: cannot list {str(root)!r}: {exc}") from exc
         for path in candidates:
-            fmt = self._options.format or _SUFFIXES.get(path.suffix.lower())
-            if fmt is None or path.name.startswith("."):
+            fmt = None if _hidden(path.relative_to(root)) else _format(path, self._options.format)
+            if fmt is None:
                 ignored += 1
                 continue
             try:
@@ -394,7 +439,8 @@ class FilesSource:
             out.append(_File(path, fmt, stamp))
         if ignored:
             _log.debug(
-                "%s: ignored %d file(s) of unknown format, hidden or without a name time",
+                "%s: ignored %d file(s) hidden, being written, of unknown format or without "
+                "a name time",
                 self._name,
                 ignored,
             )
@@ -553,6 +599,33 @@ class FilesSource:
         return np.ascontiguousarray(data[:, 1:]), ts
 
 
+def _hidden(relative: Path) -> bool:
+    """Whether a listed file is hidden: a part of its path below the source's directory
+    starts with "." or "_", as Hadoop and Spark name files and directories that are no
+    data yet (``_temporary/0/part-0.parquet``, ``.staging/``, ``_SUCCESS``, ``.x.crc``).
+    """
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
+def _format(path: Path, forced: str | None) -> str | None:
+    """The format a listed file is read in: ``forced`` (the ``format`` option), else
+    its extension's; None for a file still being written or of an unknown extension."""
+    name = path.name.lower()
+    if name.endswith(TEMPORARY_SUFFIXES):
+        return None
+    if forced is not None:
+        return forced
+    return _SUFFIXES.get(_suffix(name))
+
+
+def _suffix(name: str) -> str:
+    """The extension of a file name that says its format, ``.csv.gz`` as one."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix == ".gz":
+        suffix = os.path.splitext(name[: -len(suffix)])[1].lower() + suffix
+    return suffix
+
+
 # --------------------------------------------------------------------------- one file
 
 
@@ -572,7 +645,8 @@ def _not_a_file(file: Path) -> str:
 def read_table(
     path: str | os.PathLike[str], features: Sequence[str] | None = None
 ) -> tuple[list[str], FloatArray]:
-    """Column names and values of one CSV, Parquet or NPY file (format from its extension).
+    """Column names and values of one CSV (or gzip-compressed ``.csv.gz``), Parquet or
+    NPY file, the format from its extension.
 
     With ``features``, those columns in that order (NPY: named by position, the count must
     match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...).
@@ -580,10 +654,11 @@ def read_table(
     """
     file = Path(path)
     where = repr(str(file))
-    fmt = _SUFFIXES.get(file.suffix.lower())
+    fmt = _SUFFIXES.get(_suffix(file.name))
     if fmt is None:
         raise InvalidInputError(
-            f"{where}: unknown file format {file.suffix!r}; expected one of {sorted(_SUFFIXES)}."
+            f"{where}: unknown file format {_suffix(file.name)!r}; expected one of "
+            f"{sorted(_SUFFIXES)}."
         )
     if not file.is_file():
         raise SourceError(f"{where}: {_not_a_file(file)}")
@@ -710,13 +785,15 @@ def _size(n: int) -> str:
 
 
 CSV_CHUNK_ROWS = 65_536  # rows of a CSV file held as text at once
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[str]], list[int]]]:
     """The header, and the data rows of a CSV file with the line number of each, at most
     CSV_CHUNK_ROWS rows at a time (one chunk, maybe empty, at least)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # a BOM is no part of a name
+        # A byte order mark is no part of a name.
+        with _csv_bytes(path) as data, io.TextIOWrapper(data, "utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)
             first = next(reader, None)
             if first is None:
@@ -743,15 +820,30 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the parser: its position is within its buffer.
         raise SourceError(f"{where}: unreadable CSV file: {_not_utf8(path, exc)}") from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # only gzip raises these
+        raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
     except (OSError, csv.Error) as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
 
 
+@contextlib.contextmanager
+def _csv_bytes(path: Path) -> Iterator[io.BufferedReader | gzip.GzipFile]:
+    """The bytes of a CSV file, unzipped when it is gzip-compressed: its first two bytes
+    say so, and no UTF-8 text starts with them (0x8B starts no character)."""
+    with path.open("rb") as raw:
+        if raw.peek(2)[:2] != _GZIP_MAGIC:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield unzipped
+
+
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
-    """Where the file stops being UTF-8: the line and the byte offset of the first bad byte."""
+    """Where the file stops being UTF-8: the line and the byte offset of the first bad byte
+    (of the unzipped text, for a gzip-compressed file)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines = offset = 0
-    with contextlib.suppress(OSError), path.open("rb") as fh:
+    with contextlib.suppress(OSError, EOFError, zlib.error), _csv_bytes(path) as fh:
         while block := fh.read(2**20):
             pending = len(decoder.getstate()[0])  # bytes of a character the last block cut
             try:

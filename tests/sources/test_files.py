@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 import os
 import sys
@@ -76,6 +77,20 @@ def test_defaults() -> None:
         # A pattern that climbs out of path read files beside it.
         ({"path": "d", "pattern": "../*.csv"}, "source.pattern: must be a glob relative to path"),
         ({"path": "d", "pattern": "a/../../*/w.csv"}, "source.pattern: must be a glob relative"),
+        # Patterns whose every file is ignored: the run said only that no file matched.
+        (
+            {"path": "d", "pattern": "*.parquet.gz"},
+            "source.pattern: must be a glob of files with an extension that is read (.parquet, "
+            ".pq, .csv, .csv.gz, .npy; no other compressed files), or format set",
+        ),
+        (
+            {"path": "d", "pattern": "*.csv.tmp", "format": "csv"},
+            "source.pattern: must be a glob of finished files",
+        ),
+        (
+            {"path": "d", "pattern": "out/_temporary/*.csv"},
+            "source.pattern: must be a glob without a part starting with '.' or '_'",
+        ),
         ({"path": "d", "ignore_extra": "yes"}, "source.ignore_extra: must be true or false"),
         ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
         (
@@ -159,6 +174,37 @@ def test_pattern_format_and_hidden_files(tmp_path: Path) -> None:
     os.utime(tmp_path / "c.dat", (T0 - 5, T0 - 5))  # a CSV under another extension
     forced = source(tmp_path, pattern="*.dat", format="csv")
     np.testing.assert_array_equal(forced.read_window(T0 - 60, T0).X, VALUES * 3)
+
+
+def test_recursive_patterns_skip_hidden_and_in_progress_directories(tmp_path: Path) -> None:
+    # Spark writes a job's files under _temporary/ and moves them out when done, and
+    # staging tools write under dot directories: "**/*.parquet" read each row three times.
+    rows = named(ts=[T0 - 30, T0 - 20, T0 - 10])
+    for where in ("out", "out/_temporary/0", "out/.staging", "_logs"):
+        (tmp_path / where).mkdir(parents=True)
+        write(tmp_path / where / "part-0.parquet", rows)
+    tree = source(tmp_path, pattern="**/*.parquet", window="time_range", timestamp_column="ts")
+    window = tree.read_window(T0 - 60, T0)
+    np.testing.assert_array_equal(window.X, VALUES)
+    assert window.label.endswith("from 1 of 1 file(s)"), window.label
+    # Only the parts below `path` count: the directory itself may be named _anything.
+    inside = source(
+        tmp_path / "_logs", pattern="*.parquet", window="time_range", timestamp_column="ts"
+    )
+    np.testing.assert_array_equal(inside.read_window(T0 - 60, T0).X, VALUES)
+
+
+@pytest.mark.parametrize(
+    "name", ["b.csv.tmp", "b.csv.part", "b.csv.partial", "b.INPROGRESS", "b.csv~", "b.crdownload"]
+)
+def test_a_file_being_written_is_not_read_even_with_a_format(tmp_path: Path, name: str) -> None:
+    write(tmp_path / "a.csv", named(VALUES * 1), mtime=T0 - 30)
+    os.rename(write(tmp_path / "b.csv", named(VALUES * 2)), tmp_path / name)
+    os.utime(tmp_path / name, (T0 - 10, T0 - 10))  # the newest file, but half written
+    for options in ({}, {"format": "csv"}):
+        np.testing.assert_array_equal(
+            source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES
+        )
 
 
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
@@ -740,6 +786,42 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line(tmp_path: Path) -> None:
     assert str(info.value).endswith(
         f"unreadable CSV file: line 4001 (byte {at}) is not UTF-8 text: invalid start byte"
     )
+
+
+def _gzip(path: Path, data: bytes) -> Path:
+    with gzip.open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("w.csv.gz", {}), ("w.csv.gz", {"pattern": "*.csv.gz"}), ("w.gz", {"format": "csv"})],
+)
+def test_a_gzip_compressed_csv_is_read(tmp_path: Path, name: str, options: dict) -> None:
+    # It was left out as of unknown extension ("no file matching '*.csv.gz' ... was
+    # modified before"), and with format: csv read as text ("line 1 is not UTF-8 text").
+    lines = ["latency_ms,cpu_ratio,rps"] + [",".join(map(repr, r)) for r in VALUES.tolist()]
+    _gzip(tmp_path / name, ("\n".join(lines) + "\n").encode())
+    os.utime(tmp_path / name, (T0 - 1, T0 - 1))
+    np.testing.assert_array_equal(source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES)
+    if name.endswith(".csv.gz"):
+        names, X = read_table(tmp_path / name)
+        assert names == list(FEATURES)
+        np.testing.assert_array_equal(X, VALUES)
+
+
+def test_a_gzip_compressed_csv_that_is_truncated_or_not_utf8_says_so(tmp_path: Path) -> None:
+    data = b"latency_ms,cpu_ratio,rps\n" + b"1,0.5,2\n" * 5000
+    whole = _gzip(tmp_path / "w.csv.gz", data).read_bytes()
+    (tmp_path / "w.csv.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match="unreadable gzip-compressed CSV file: Compressed file"):
+        source(tmp_path).read_window(0.0, 4e9)
+    at = data.index(b"\n", 100) + 1  # the start of a line of the unzipped text
+    _gzip(tmp_path / "w.csv.gz", data[:at] + b"\xff" + data[at:])
+    line = data[:at].count(b"\n") + 1
+    with pytest.raises(SourceError, match=rf"line {line} \(byte {at}\) is not UTF-8 text"):
+        source(tmp_path).read_window(0.0, 4e9)
 
 
 def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path) -> None:

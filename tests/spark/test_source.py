@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -106,6 +107,50 @@ def test_csv_with_unix_seconds_and_a_table(spark: Any, tmp_path: Path) -> None:
     frame.createOrReplaceTempView("telemetry")
     table = build("m", FEATURES, SparkSourceOptions(table="telemetry", time_column="t"))
     np.testing.assert_array_equal(rows(table.read_window(0.0, 10.0)), X[:1])
+
+
+NAIVE_TIMES = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from monitor.config import SparkSettings
+from monitor.engines import spark
+from monitor.sources.spark import SparkSourceOptions, build
+
+d = Path(sys.argv[1])
+(d / "csv").mkdir()
+(d / "pq").mkdir()
+times = np.datetime64("2024-01-01T00:00:00", "us") + np.arange(24) * np.timedelta64(1, "h")
+lines = ["ts,f1"] + [f"{str(t)[:19]},{h}.0" for h, t in enumerate(times)]  # no offset
+(d / "csv" / "w.csv").write_text("\\n".join(lines) + "\\n")
+naive = pa.array(times, type=pa.timestamp("us"))  # no zone
+pq.write_table(pa.table({"ts": naive, "f1": np.arange(24.0)}), d / "pq" / "w.parquet")
+start = 1704067200.0 + 3 * 3600  # 2024-01-01T03:00:00Z
+for fmt, sub in (("csv", "csv"), ("parquet", "pq")):
+    options = SparkSourceOptions(path=str(d / sub), format=fmt, time_column="ts")
+    window = build("m", ("f1",), options).read_window(start, start + 3600)
+    print(fmt, window.remote.collect()[:, 0].tolist())
+zone = (("spark.sql.session.timeZone", "Europe/Paris"),)
+print("conf", spark.session(SparkSettings(conf=zone)).conf.get("spark.sql.session.timeZone"))
+"""
+
+
+def test_naive_times_are_utc_whatever_the_hosts_time_zone(tmp_path: Path) -> None:
+    # Its own process, on a host in New York: Spark reads naive times in its session's
+    # zone, the host's by default, and the window [03:00, 04:00) UTC read nothing (its row
+    # came in [07:00, 08:00)); the files source reads them as UTC.
+    env = {**os.environ, "TZ": "America/New_York"}
+    argv = [sys.executable, "-c", NAIVE_TIMES, str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert printed[:2] == ["csv [3.0]", "parquet [3.0]"], done.stdout
+    # A zone set in a model's spark.conf is the user's choice, and stands.
+    assert printed[2] == "conf Europe/Paris", done.stdout
 
 
 def test_an_unreadable_path_is_a_source_error_in_one_line(spark: Any, tmp_path: Path) -> None:
