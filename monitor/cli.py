@@ -748,6 +748,7 @@ def backtest(
     """
     from monitor import plots
     from monitor.bootstrap import backtest as run_backtest
+    from monitor.pipeline.replay import ReplayInterrupted
     from monitor.timestamps import parse_time
 
     settings = _settings(config_path)
@@ -760,14 +761,39 @@ def backtest(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
             )
     _limit_blas(settings)
-    replays = [run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)) for n in names]
-    if as_json:
-        click.echo(_json_text([_replay_json(r) for r in replays]))
-    else:
-        for r in replays:
-            _print_replay(r)
+    replays = []
+    try:
+        for n in names:
+            replays.append(run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)))
+    except ReplayInterrupted as exc:
+        # What had finished is printed before the command ends as interrupted: a replay
+        # stopped an hour in must not lose the hour.
+        if exc.partial is not None:
+            replays.append(exc.partial)
+        done = 0 if exc.partial is None else len(exc.partial.windows)
+        click.echo(
+            f"backtest {names[len(replays) - (exc.partial is not None)]}: interrupted after "
+            f"{done} of {exc.total} windows; the windows replayed so far follow",
+            err=True,
+        )
+        _show_replays(replays, as_json, partial=exc.partial)
+        exit_interrupted()
+    _show_replays(replays, as_json)
     if plot is not None:
         _write_plot(plot, lambda: plots.plot_replay(replays[0], plot))
+
+
+def _show_replays(replays: list[Any], as_json: bool, *, partial: Any = None) -> None:
+    """The replays as text or JSON; ``partial``, the last of them, was cut short."""
+    if as_json:
+        click.echo(
+            _json_text(
+                [_replay_json(r) | ({"interrupted": True} if r is partial else {}) for r in replays]
+            )
+        )
+        return
+    for r in replays:
+        _print_replay(r)
 
 
 def _check_plot(plot: Path) -> None:

@@ -24,7 +24,7 @@ from monitor.ports import History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 from monitor.timestamps import format_time
 
-__all__ = ["Replay", "ReplayWindow", "judge", "replay"]
+__all__ = ["Replay", "ReplayInterrupted", "ReplayWindow", "judge", "replay"]
 
 Result = Evaluation | RunFailure
 
@@ -107,14 +107,30 @@ def replay(
     if any(b <= a for a, b in itertools.pairwise(times)):
         raise ValueError("replay: run times must be strictly ascending")
     results: list[Result] = []
-    for i, t in enumerate(times):
-        result = _run(
-            model, source, store, history, t, classify, package_version, working_memory_mib
-        )
-        results.append(result)
-        if on_result is not None:
-            on_result(i, result)
+    try:
+        for i, t in enumerate(times):
+            result = _run(
+                model, source, store, history, t, classify, package_version, working_memory_mib
+            )
+            results.append(result)
+            if on_result is not None:
+                on_result(i, result)
+    except KeyboardInterrupt as exc:
+        done = len(results)
+        upto = times[done] if done < len(times) else next_time
+        partial = judge(model, times[:done], results, next_time=upto, durations=durations)
+        raise ReplayInterrupted(partial if done else None, len(times)) from exc
     return judge(model, times, results, next_time=next_time, durations=durations)
+
+
+class ReplayInterrupted(KeyboardInterrupt):
+    """An interrupt (SIGINT, SIGTERM) during a replay, with the runs that had finished:
+    ``partial`` judges them (None when none had), of ``total`` runs due."""
+
+    def __init__(self, partial: Replay | None, total: int) -> None:
+        super().__init__(f"{0 if partial is None else len(partial.windows)} of {total} runs")
+        self.partial = partial
+        self.total = total
 
 
 def _run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -262,3 +263,36 @@ def test_a_plot_that_cannot_be_written_loses_no_result(
     assert result.stderr.splitlines()[-1] == (
         f"error: --plot {str(plot)!r}: cannot write it: Operation not permitted"
     )
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_interrupt_prints_the_windows_replayed_so_far(
+    config: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    # Ctrl-C an hour into a replay printed only "interrupted": the hour was lost.
+    from monitor.interrupts import Interrupted
+    from monitor.pipeline import replay as replay_module
+
+    run, calls = replay_module._run, []
+
+    def interrupted_at_the_eleventh(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 11:  # shop's 8 runs, then cart's third
+            raise Interrupted(signal.SIGINT)
+        return run(*args)
+
+    monkeypatch.setattr(replay_module, "_run", interrupted_at_the_eleventh)
+    args = ["backtest", "--config", str(config), "--from", FROM, "--to", TO]
+    result = invoke(*args, *(["--json"] if as_json else []))
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "backtest cart: interrupted after 2 of 8 windows; the windows replayed so far follow",
+        "interrupted",
+    ]
+    if as_json:
+        shop, cart = json.loads(result.stdout)
+        assert len(shop["windows"]) == 8 and "interrupted" not in shop
+        assert len(cart["windows"]) == 2 and cart["interrupted"] is True
+    else:
+        assert "model shop: 8 window(s)" in result.stdout
+        assert "summary cart: 2 windows, " in result.stdout
