@@ -462,6 +462,7 @@ def check_array(
     min_features: int = 1,
     allow_nan: bool = False,
     copy: bool = False,
+    rows: str = "n_samples",
 ) -> NDArray[np.floating[Any]]:
     """Return ``X`` as a C-contiguous 2-D float array, or raise a clear error.
 
@@ -474,6 +475,8 @@ def check_array(
         Smallest acceptable shape.
     allow_nan : bool
         When False, any NaN or inf is an error that names the first bad cell.
+    rows : str
+        What a row is, in the error for a shape that is not 2-D (``n_clusters`` for centres).
     """
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise InvalidInputError(
@@ -496,10 +499,13 @@ def check_array(
     dtypes = dtype if isinstance(dtype, tuple) else (dtype,)
     target = arr.dtype if arr.dtype in dtypes else np.dtype(dtypes[0])
     if arr.ndim != 2:
+        hint = (
+            " Reshape 1-D data with reshape(-1, 1) for a single feature or reshape(1, -1) "
+            "for a single sample."
+        )
         raise InvalidInputError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features); "
-            f"got an array of shape {arr.shape}. Reshape 1-D data with "
-            f"reshape(-1, 1) for a single feature or reshape(1, -1) for a single sample."
+            f"{name} must be a 2-D array of shape ({rows}, n_features); got an array of "
+            f"shape {arr.shape}.{hint if rows == 'n_samples' else ''}"
         )
     n, d = arr.shape
     if n < min_samples:

@@ -92,7 +92,7 @@ def check_centers(
     dtype : dtype
         Of the result (the data's dtype for the k-means engine, float64 for the SLIs).
     """
-    C = check_array(centers, name=name, dtype=dtype, copy=True)
+    C = check_array(centers, name=name, dtype=dtype, copy=True, rows="n_clusters")
     of = _of(owner)
     if n_clusters is not None and C.shape[0] != n_clusters:
         raise InvalidInputError(

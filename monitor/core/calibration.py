@@ -288,7 +288,7 @@ def _check(
 ) -> tuple[F64, Int, F64, NDArray[np.int64], tuple[str, ...], float, int, float]:
     owner = "calibrate"
     X = np.asarray(check_array(X_ref_scaled, name="X_ref_scaled"), dtype=np.float64)
-    C = np.asarray(check_array(centers, name="centers"), dtype=np.float64)
+    C = np.asarray(check_array(centers, name="centers", rows="n_clusters"), dtype=np.float64)
     blk = np.asarray(block)
     if blk.shape != (X.shape[0],) or blk.dtype.kind not in "iu" or (blk.size and blk.min() < 0):
         raise InvalidInputError(

@@ -314,13 +314,13 @@ def psi_from_counts(
     d = len(bins.edges)
     arrays = [np.asarray(c) for c in counts]
     shapes_ok = len(arrays) == d and all(
-        a.shape == (e.shape[0] + 1,) and a.dtype.kind in "iu"
+        a.shape == (e.shape[0] + 1,) and a.dtype.kind in "iu" and not (a < 0).any()
         for a, e in zip(arrays, bins.edges, strict=False)
     )
     if not shapes_ok:
         raise InvalidInputError(
-            f"The 'counts' parameter of psi_from_counts must hold {d} integer arrays, one per "
-            f"feature, with one count per reference bin."
+            f"The 'counts' parameter of psi_from_counts must hold {d} arrays of counts "
+            f"(integers, none negative), one per feature, with one count per reference bin."
         )
     totals = {int(a.sum()) for a in arrays}
     if len(totals) != 1 or 0 in totals:
@@ -428,8 +428,10 @@ def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> 
         unmatched indices on either side (``vanished`` reference, ``appeared`` current).
     """
     owner = "centroid_drift"
-    R = check_array(reference_centers, name="reference_centers", dtype=np.float64)
-    C = check_array(current_centers, name="current_centers", dtype=np.float64)
+    R = check_array(
+        reference_centers, name="reference_centers", dtype=np.float64, rows="n_clusters"
+    )
+    C = check_array(current_centers, name="current_centers", dtype=np.float64, rows="n_clusters")
     if R.shape[1] != C.shape[1]:
         raise InvalidInputError(
             f"The 'current_centers' parameter of {owner} must have {R.shape[1]} feature(s) "
@@ -722,7 +724,7 @@ def split_gain(
     """
     owner = "split_gain"
     Xa = check_array(X, name="X")
-    C = check_array(centers, name="centers", dtype=Xa.dtype)
+    C = check_array(centers, name="centers", dtype=Xa.dtype, rows="n_clusters")
     if C.shape[1] != Xa.shape[1]:
         raise InvalidInputError(
             f"The 'centers' parameter of {owner} must have {Xa.shape[1]} feature(s); "

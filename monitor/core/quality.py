@@ -884,7 +884,7 @@ def _check_counts(counts: ArrayLike, k: int | None, owner: str) -> NDArray[np.in
 
 
 def _centers_for(centers: ArrayLike, k: int, owner: str) -> F64:
-    C = check_array(centers, name="centers", dtype=np.float64)
+    C = check_array(centers, name="centers", dtype=np.float64, rows="n_clusters")
     return check_centers(C, C.shape[1], n_clusters=k, owner=owner)
 
 

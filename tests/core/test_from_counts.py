@@ -68,6 +68,12 @@ def test_psi_from_counts_rejects_counts_of_different_rows() -> None:
         drift.psi_from_counts(bins, counts[:2])
     with pytest.raises(InvalidInputError, match="one per feature"):
         drift.psi_from_counts(bins, [c.astype(np.float64) for c in counts])
+    # Negative counts with the same totals gave a PSI (6.9 for the tester's), no error.
+    moved = [c.copy() for c in drift.bin_counts(bins.edges, X)]
+    for c in moved:
+        c[0], c[1] = c[0] + c[1] + 5, -5
+    with pytest.raises(InvalidInputError, match="none negative"):
+        drift.psi_from_counts(bins, moved)
 
 
 def test_label_drift_from_counts_equals_label_drift() -> None:

@@ -453,6 +453,11 @@ def test_cosine_zero_row_is_an_error() -> None:
             r"got an array of shape \(3, 2\)",
         ),
         ({"init": np.zeros((2, 3))}, r"'init' parameter of fit_kmeans must have 2 feature\(s\)"),
+        # Centres, not samples: the shape named is theirs, with no reshape advice for data.
+        (
+            {"init": np.zeros(2)},
+            r"init must be a 2-D array of shape \(n_clusters, n_features\); .*\(2,\)\.$",
+        ),
         ({"working_memory_mib": 0.0}, r"'working_memory_mib'.*float in \(0\.0, inf\)"),
         ({"sample_weight": np.zeros(10)}, r"sample_weight has only zero weights"),
         ({"sample_weight": -np.ones(10)}, r"sample_weight must be non-negative"),
