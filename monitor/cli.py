@@ -1151,6 +1151,9 @@ def snapshots_rollback(
     """
     store = _open_store(config_path, state_dir)
     before, after = store.rollback(model, to)
+    if before == after:
+        click.echo(f"model {model}: v{after} is already live; nothing changed.")
+        return
     was = "none" if before is None else f"v{before}"
     click.echo(f"model {model}: live {was} -> v{after}. A running daemon follows within seconds.")
 

@@ -116,6 +116,11 @@ def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
     fixed = invoke("snapshots", "rollback", "shop", "--to", "1", "--state-dir", str(state))
     assert fixed.exit_code == 0 and "live none -> v1" in fixed.output
     assert states(cfg)[1] == "live"
+    # Again: v1 is live already, and saying "v1 -> v1" read as a change.
+    again = invoke("snapshots", "rollback", "shop", "--to", "1", "--state-dir", str(state))
+    assert again.exit_code == 0
+    assert again.output == "model shop: v1 is already live; nothing changed.\n"
+    assert states(cfg)[1] == "live"
 
 
 def test_a_corrupt_old_version_is_marked_and_the_others_still_listed(
