@@ -646,24 +646,38 @@ class PrometheusSource:
             last = min(n_points, first + self._options.max_points) - 1
             body = self._body(expr, start + first * step, start + last * step, deadline, where)
             result = _result(self._post(body, deadline, headers, where), where, self._scrub)
-            seen: set[Key] = set()
             for i, item in enumerate(result):
                 metric, values = _series(item, i, where)
-                key = self._key(metric)
-                if key in seen:
-                    labels = ", ".join(f'{k}="{v}"' for k, v in key)
-                    raise SourceError(
-                        f"{self._name}: feature {feature!r}: several series have the labels "
-                        f"{{{labels}}}; aggregate them in the expression (e.g. sum by (...)) "
-                        f"or list more labels in join_on"
-                    )
-                seen.add(key)
                 ms, vals = _points(values, where)
                 keep = (ms >= round(start * 1000)) & (ms < round(end * 1000))
-                entry = found.setdefault(key, ([], []))
+                entry = found.setdefault(self._key(metric), ([], []))
                 entry[0].append(ms[keep])
                 entry[1].append(vals[keep])
-        return {k: (np.concatenate(ms), np.concatenate(v)) for k, (ms, v) in found.items()}
+        return {k: self._one_series(feature, k, *parts) for k, parts in found.items()}
+
+    def _one_series(
+        self,
+        feature: str,
+        key: Key,
+        ms_parts: list[NDArray[np.int64]],
+        value_parts: list[NDArray[np.float64]],
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """The points of every series with the join labels ``key``, in time order.
+
+        Series that take turns (a label outside join_on changed mid-window: a pod
+        restarted) are one series; two with a point at the same time are an error.
+        """
+        ms, values = np.concatenate(ms_parts), np.concatenate(value_parts)
+        order = np.argsort(ms, kind="stable")
+        ms, values = ms[order], values[order]
+        if (np.diff(ms) == 0).any():
+            labels = ", ".join(f'{k}="{v}"' for k, v in key)
+            raise SourceError(
+                f"{self._name}: feature {feature!r}: several series have the labels "
+                f"{{{labels}}} at the same time; aggregate them in the expression (e.g. "
+                f"sum by (...)) or list more labels in join_on"
+            )
+        return ms, values
 
     def _key(self, metric: Mapping[str, str]) -> Key:
         if self._options.join_on is None:

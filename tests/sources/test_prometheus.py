@@ -279,8 +279,19 @@ def test_series_that_collide_under_join_on_are_an_error(prom: FakePrometheus) ->
         ({"pod": "p1", "code": "200"}, [(T0, "1")]),
         ({"pod": "p1", "code": "500"}, [(T0, "2")]),
     )
-    with pytest.raises(SourceError, match=r"several series have the labels \{pod=\"p1\"\}"):
+    with pytest.raises(SourceError, match=r"several series have the labels \{pod=\"p1\"\} at the"):
         source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
+
+
+def test_series_that_take_turns_under_join_on_are_one(prom: FakePrometheus) -> None:
+    # A label outside join_on changed mid-window (the pod restarted): the old and the new
+    # series never share a time, and the run failed as if they collided.
+    prom.answer = lambda params: matrix(
+        ({"instance": "a", "pod": "p2"}, [(T0 + 60, "3"), (T0 + 120, "4")]),
+        ({"instance": "a", "pod": "p1"}, [(T0, "1")]),
+    )
+    window = source(prom.url, join_on=["instance"]).read_window(T0, T0 + 180)
+    np.testing.assert_array_equal(window.X, [[1.0, 1.0], [3.0, 3.0], [4.0, 4.0]])
 
 
 def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) -> None:
