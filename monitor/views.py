@@ -9,6 +9,7 @@ view per model; ``monitor.render.pages`` turns it into the HTML pages.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,7 @@ class ModelPages:
             "failing_since": _failing_since(ctx),
             "versions": self._versions(model, ctx),
             "links": self._links(model),
+            "cli": self._cli(),
         }
 
     def index(self) -> list[dict[str, Any]]:
@@ -270,6 +272,14 @@ class ModelPages:
                 f"kmeans-monitor snapshots rollback {model} --to {live.parent_version} {where}"
             )
         return out
+
+    def _cli(self) -> dict[str, str | None]:
+        """How a printed command finds the daemon's files, quoted for the shell: the
+        options that open its store as it does, and its configuration file (None: none)."""
+        return {
+            "store_options": store_options(self._state_dir, self._config),
+            "config_file": None if self._config is None else shlex.quote(str(self._config)),
+        }
 
     def _links(self, model: str) -> dict[str, Any]:
         o = self._options

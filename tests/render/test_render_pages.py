@@ -257,6 +257,10 @@ def _view(**changes: Any) -> dict[str, Any]:
             "dashboard": "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout",
             "runbooks": [{"alert": n, "url": f"/runbooks/{n}?model=checkout"} for n in NAMES],
         },
+        "cli": {
+            "store_options": "--config /srv/km/monitor.yml --state-dir /var/lib/km",
+            "config_file": "/srv/km/monitor.yml",
+        },
     }
     view.update(changes)
     return view
@@ -328,7 +332,10 @@ def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
     # The runbook's placeholders are the model's names and versions.
     assert 'model="checkout", feature="latency_p99_ms"' in text
     assert "MODEL" not in text and "CANDIDATE_VERSION" not in text and "LIVE_VERSION" not in text
-    assert "snapshots diff --config /etc/kmeans-monitor/config.yml checkout 3 4" in text
+    # The daemon's own files, not the placeholder (tests/render/test_render_runbooks.py).
+    where = "--config /srv/km/monitor.yml --state-dir /var/lib/km"
+    assert f"snapshots diff {where} checkout 3 4" in text
+    assert "/etc/kmeans-monitor/config.yml" not in text
 
 
 def test_runbook_without_a_model_offers_the_daemons_models() -> None:

@@ -4,6 +4,7 @@ versions and the commands, and the shape the templates read (tests/render)."""
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,26 @@ def test_unknown_models_and_alerts_have_no_page(
     assert 'id="live"' not in (view.runbook_html("KMeansFeatureDrift", "nope") or "")
 
 
+def test_a_runbook_on_a_model_names_the_daemons_configuration_and_state_directory(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore], tmp_path: Path
+) -> None:
+    # As a daemon started with --config plain.yaml --state-dir state serves it.
+    _, state, history, store = pages
+    config, state_dir = tmp_path / "plain.yaml", tmp_path / "state"
+    daemon = ModelPages(
+        state, history, store, state_dir=state_dir, clock=lambda: T0 + 600, config=config
+    )
+    page = daemon.runbook_html("KMeansCentroidDrift", "m1")
+    assert page is not None
+    text = html.unescape(page)
+    where = f"--config {config} --state-dir {state_dir}"
+    assert f"kmeans-monitor snapshots approve {where} m1 2" in text  # Mitigation
+    assert f"kmeans-monitor snapshots diff {where} m1 1 2" in text  # Diagnosis
+    assert f"kmeans-monitor evaluate {where} --model m1 --json --dry-run" in text
+    assert f"kmeans-monitor check-config {config}\n" in text
+    assert "/etc/kmeans-monitor/config.yml" not in text
+
+
 def test_the_templates_test_data_has_the_views_shape(
     pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
 ) -> None:
@@ -177,6 +198,7 @@ def test_the_templates_test_data_has_the_views_shape(
 
     made = _view()
     assert shape(real)["versions"] == shape(made)["versions"]
+    assert shape(real)["cli"] == shape(made)["cli"]
     assert set(real) == set(made)
     for key in ("slis", "features", "clusters", "runs", "failures"):
         assert set(shape(real[key])[0]) == set(shape(made[key])[0]), key
