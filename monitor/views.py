@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,8 @@ class ModelPages:
         self._config = config  # the daemon's configuration file, named by the commands
         self._clock = clock
         self._options = options or RenderOptions()
+        self._logged: dict[tuple[str, str], str] = {}  # (model, what) -> the problem logged
+        self._logged_lock = threading.Lock()
 
     def models(self) -> list[str]:
         """The configured models."""
@@ -110,19 +113,40 @@ class ModelPages:
     def _context(self, model: str) -> _Context:
         status = self._state.status(model)
         now = self._clock()
+        history_problem = pointer_problem = None
         try:
             runs = self._history.since(model, now - HISTORY_SECONDS, limit=_HISTORY_ROWS)
             evaluations, failures = runs.evaluations, runs.failures
         except Exception as exc:  # a page without history beats no page
-            log.warning("model=%s cannot read the history: %s", model, exc)
+            history_problem = str(exc)
             evaluations, failures = (), ()
+        self._log_problem(model, "the history", history_problem)
         live = pending = None
         try:
             live = self._store.live_version(model)
             pending = self._store.pending_version(model)
         except Exception as exc:
-            log.warning("model=%s cannot read the store's pointers: %s", model, exc)
+            pointer_problem = str(exc)
+        self._log_problem(model, "the store's pointers", pointer_problem)
         return _Context(status, tuple(evaluations), tuple(failures), live, pending)
+
+    def _log_problem(self, model: str, what: str, problem: str | None) -> None:
+        """Log a problem reading ``what`` when it starts or changes, and its end: not on
+        every view (a page and the API calls of a dashboard would repeat it many times
+        a second while it lasts)."""
+        key = (model, what)
+        with self._logged_lock:
+            before = self._logged.get(key)
+            if problem == before:
+                return
+            if problem is None:
+                del self._logged[key]
+            else:
+                self._logged[key] = problem
+        if problem is not None:
+            log.warning("model=%s cannot read %s: %s", model, what, problem)
+        else:
+            log.info("model=%s reads %s again", model, what)
 
     def model(self, model: str) -> dict[str, Any] | None:
         """The view of one model (JSON-friendly); None for a model that is not configured."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from monitor.errors import LivePointerError
 from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
 from monitor.records import Evaluation
@@ -179,6 +181,36 @@ def test_a_runbook_on_a_model_names_the_daemons_configuration_and_state_director
     assert f"kmeans-monitor evaluate {where} --model m1 --json --dry-run" in text
     assert f"kmeans-monitor check-config {config}\n" in text
     assert "/etc/kmeans-monitor/config.yml" not in text
+
+
+def test_a_broken_pointer_is_logged_once_per_problem_not_per_view(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    view, _, _, store = pages
+    problem = ["model 'm1': the pointer LIVE is corrupt: 'zz'"]
+
+    def broken(model: str) -> int:
+        raise LivePointerError(problem[0])
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    monkeypatch.setattr(store, "live_version", broken)
+    with caplog.at_level(logging.INFO, logger="monitor.http"):
+        for _ in range(4):  # pages, their JSON, the index, a runbook: one line
+            assert view.model_html("m1") and view.model("m1") and view.index()
+            assert view.runbook_html("KMeansFeatureDrift", "m1")
+        assert warnings() == [f"model=m1 cannot read the store's pointers: {problem[0]}"]
+        problem[0] = "model 'm1': the pointer LIVE names v7, which is not stored"
+        view.model("m1")
+        view.model("m1")
+        assert len(warnings()) == 2 and problem[0] in warnings()[1]  # another problem
+        monkeypatch.undo()
+        view.model("m1")
+        assert caplog.records[-1].getMessage() == "model=m1 reads the store's pointers again"
+        assert len(warnings()) == 2
 
 
 def test_the_templates_test_data_has_the_views_shape(
