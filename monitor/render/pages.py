@@ -100,7 +100,8 @@ def _fill_names(markdown: str, view: Mapping[str, Any]) -> str:
     """MODEL, LIVE_VERSION, CANDIDATE_VERSION and FEATURE as the model's (those it has)."""
     versions = view["versions"]
     values = {"MODEL": view["model"]}
-    if versions["live"] is not None:
+    if versions["live"] is not None and versions["live_problem"] is None:
+        # A live version that does not load is no argument to type (the live block says so).
         values["LIVE_VERSION"] = str(versions["live"])
     if versions["pending"] is not None:
         values["CANDIDATE_VERSION"] = str(versions["pending"])

@@ -249,6 +249,8 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
             ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
+            "live_problem": None,
+            "rollback_to": None,
             "rollback_command": None,
         },
         "links": {
@@ -290,6 +292,44 @@ def test_model_page_shows_the_live_values_and_the_exact_commands() -> None:
     assert rows["1"][4] == "latency_p99_ms 180 → 420 (+240)"
     assert "/runbooks/KMeansFeatureDrift?model=checkout" in parser.links
     assert "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout" in parser.links
+
+
+def test_a_live_version_that_does_not_load_is_named_with_a_rollback_to_one_that_does() -> None:
+    where = "--state-dir /var/lib/km"
+    versions = {
+        **_view()["versions"],
+        "live": 4,
+        "loaded": 3,
+        "pending": 5,
+        "live_problem": "version 4 does not load: /var/lib/km/arrays.npz is corrupt",
+        "approve_command": f"kmeans-monitor snapshots approve checkout 5 {where}",
+        "diff_command": f"kmeans-monitor snapshots diff checkout 3 5 {where}",
+        "rollback_to": 3,
+        "rollback_command": f"kmeans-monitor snapshots rollback checkout --to 3 {where}",
+    }
+    page = model_page(_view(versions=versions))
+    _self_contained(page)
+    parser = _Page(page)
+    text = " ".join("".join(parser.text).split())
+    assert (
+        "Live version: 4. Broken: version 4 does not load: /var/lib/km/arrays.npz is corrupt. "
+        "Runs fail until the live version is one that loads; the daemon keeps version 3 loaded."
+    ) in text
+    assert "The daemon still scores" not in text
+    assert (
+        f"Compare it with version 3, the last that loads, first: {versions['diff_command']}" in text
+    )
+    assert f"Roll back to version 3, the last that loads: {versions['rollback_command']}" in text
+    assert {"live-problem", "rollback-command"} <= set(parser.ids)
+    # Nor does a runbook put the broken version into the commands it fills in.
+    runbook = _Page(runbook_page("KMeansFeatureDrift", view=_view(versions=versions)))
+    text = " ".join("".join(runbook.text).split())
+    assert "snapshots diff --config /srv/km/monitor.yml --state-dir /var/lib/km checkout " in text
+    assert "checkout LIVE_VERSION 5" in text and "checkout 4 5" not in text
+    # A pointer that cannot be read names no version.
+    versions |= {"live": None, "live_problem": "the live pointer cannot be read: 'zz'"}
+    text = " ".join("".join(_Page(model_page(_view(versions=versions))).text).split())
+    assert "Live version: unreadable. Broken: the live pointer cannot be read: 'zz'." in text
 
 
 def test_model_page_draws_each_explained_feature_as_an_svg_histogram() -> None:
