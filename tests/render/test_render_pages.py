@@ -361,6 +361,19 @@ def test_a_failing_model_says_since_when_and_why() -> None:
     assert "no successful run yet" in text and "last good run" not in text
 
 
+def test_a_model_without_a_run_says_so_once() -> None:
+    empty = {"latest": None, "slis": [], "features": [], "clusters": [], "runs": []}
+    for page in (
+        model_page(_view(state="no run yet", **empty)),
+        runbook_page("KMeansFeatureDrift", view=_view(state="no run yet", **empty)),
+    ):
+        text = " ".join("".join(_Page(page).text).split())
+        assert "State no run yet: the first run has not ended yet; its values show here" in text
+        assert "no successful run yet" not in text
+    text = " ".join("".join(_Page(model_page(_view(state="failing", **empty))).text).split())
+    assert "State failing: no successful run yet." in text
+
+
 def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
     page = runbook_page("KMeansFeatureDrift", view=_view())
     _self_contained(page)
