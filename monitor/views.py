@@ -9,6 +9,8 @@ view per model; ``monitor.render.pages`` turns it into the HTML pages.
 from __future__ import annotations
 
 import logging
+import shlex
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,7 @@ class _Context:
     failures: tuple[RunFailure, ...]
     live: int | None
     pending: int | None
+    pointer_problem: str | None  # why the store's pointers could not be read
 
 
 class ModelPages:
@@ -99,6 +102,8 @@ class ModelPages:
         self._config = config  # the daemon's configuration file, named by the commands
         self._clock = clock
         self._options = options or RenderOptions()
+        self._logged: dict[tuple[str, str], str] = {}  # (model, what) -> the problem logged
+        self._logged_lock = threading.Lock()
 
     def models(self) -> list[str]:
         """The configured models."""
@@ -109,19 +114,40 @@ class ModelPages:
     def _context(self, model: str) -> _Context:
         status = self._state.status(model)
         now = self._clock()
+        history_problem = pointer_problem = None
         try:
             runs = self._history.since(model, now - HISTORY_SECONDS, limit=_HISTORY_ROWS)
             evaluations, failures = runs.evaluations, runs.failures
         except Exception as exc:  # a page without history beats no page
-            log.warning("model=%s cannot read the history: %s", model, exc)
+            history_problem = str(exc)
             evaluations, failures = (), ()
+        self._log_problem(model, "the history", history_problem)
         live = pending = None
         try:
             live = self._store.live_version(model)
             pending = self._store.pending_version(model)
         except Exception as exc:
-            log.warning("model=%s cannot read the store's pointers: %s", model, exc)
-        return _Context(status, tuple(evaluations), tuple(failures), live, pending)
+            pointer_problem = str(exc)
+        self._log_problem(model, "the store's pointers", pointer_problem)
+        return _Context(status, tuple(evaluations), tuple(failures), live, pending, pointer_problem)
+
+    def _log_problem(self, model: str, what: str, problem: str | None) -> None:
+        """Log a problem reading ``what`` when it starts or changes, and its end: not on
+        every view (a page and the API calls of a dashboard would repeat it many times
+        a second while it lasts)."""
+        key = (model, what)
+        with self._logged_lock:
+            before = self._logged.get(key)
+            if problem == before:
+                return
+            if problem is None:
+                del self._logged[key]
+            else:
+                self._logged[key] = problem
+        if problem is not None:
+            log.warning("model=%s cannot read %s: %s", model, what, problem)
+        else:
+            log.info("model=%s reads %s again", model, what)
 
     def model(self, model: str) -> dict[str, Any] | None:
         """The view of one model (JSON-friendly); None for a model that is not configured."""
@@ -143,6 +169,7 @@ class ModelPages:
             "failing_since": _failing_since(ctx),
             "versions": self._versions(model, ctx),
             "links": self._links(model),
+            "cli": self._cli(),
         }
 
     def index(self) -> list[dict[str, Any]]:
@@ -245,31 +272,84 @@ class ModelPages:
 
     def _versions(self, model: str, ctx: _Context) -> dict[str, Any]:
         live = ctx.status.live
+        loaded = live.version if live is not None else None
+        problem = self._live_problem(model, ctx, loaded)
         out: dict[str, Any] = {
             "live": ctx.live,  # the store's pointer
-            # The live snapshot the daemon has loaded: it follows the pointer within seconds.
-            "loaded": live.version if live is not None else None,
+            # The live snapshot the daemon has loaded: it follows the pointer within
+            # seconds, unless the pointer names a version that does not load (the problem).
+            "loaded": loaded,
             "live_created_at": live.created_at if live is not None else None,
             "live_reason": live.reason if live is not None else None,
             "k": live.k if live is not None else None,
+            "live_problem": problem,
             "pending": ctx.pending,
             "approve_command": None,
             "diff_command": None,
+            # The live version's parent; while the live one does not load, the last that does.
+            "rollback_to": None,
             "rollback_command": None,
         }
+        base = ctx.live  # what the pending candidate is compared with
+        if problem is not None:
+            out["rollback_to"] = base = self._last_loadable(model, ctx, loaded)
+        elif live is not None:
+            out["rollback_to"] = live.parent_version
         state_dir = self._state_dir
         where = store_options(state_dir, self._config)
         if ctx.pending is not None:
             out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
-            if ctx.live is not None:
+            if base is not None and base != ctx.pending:
                 out["diff_command"] = (
-                    f"kmeans-monitor snapshots diff {model} {ctx.live} {ctx.pending} {where}"
+                    f"kmeans-monitor snapshots diff {model} {base} {ctx.pending} {where}"
                 )
-        if live is not None and live.parent_version is not None:
+        if out["rollback_to"] is not None:
             out["rollback_command"] = (
-                f"kmeans-monitor snapshots rollback {model} --to {live.parent_version} {where}"
+                f"kmeans-monitor snapshots rollback {model} --to {out['rollback_to']} {where}"
             )
         return out
+
+    def _live_problem(self, model: str, ctx: _Context, loaded: int | None) -> str | None:
+        """Why the store's live version cannot be scored, in one line (None: it can, or
+        the daemon follows it within seconds)."""
+        if ctx.pointer_problem is not None:
+            return f"the live pointer cannot be read: {_reason(ctx.pointer_problem)}"
+        if ctx.live is None or ctx.live == loaded:
+            return None
+        try:  # a moved pointer: loaded at the next refresh, if it loads
+            self._store.load(model, ctx.live)
+        except Exception as exc:
+            return f"version {ctx.live} does not load: {_reason(str(exc))}"
+        return None
+
+    def _last_loadable(self, model: str, ctx: _Context, loaded: int | None) -> int | None:
+        """The version to roll back to while the live one does not load: the one the daemon
+        still scores, else the newest that loads (the pending candidate only when no
+        other does, as the store's own error advises); None when none does."""
+        try:
+            infos = sorted(self._store.list_versions(model), key=lambda i: -i.version)
+        except Exception:
+            infos = []
+        skip = (ctx.live, ctx.pending)
+        order = [loaded] + [i.version for i in infos if i.corrupt is None and i.version not in skip]
+        order.append(ctx.pending)
+        for version in order:
+            if version is None or version == ctx.live:
+                continue
+            try:
+                self._store.load(model, version)  # the store keeps what it verified
+            except Exception:
+                continue
+            return version
+        return None
+
+    def _cli(self) -> dict[str, str | None]:
+        """How a printed command finds the daemon's files, quoted for the shell: the
+        options that open its store as it does, and its configuration file (None: none)."""
+        return {
+            "store_options": store_options(self._state_dir, self._config),
+            "config_file": None if self._config is None else shlex.quote(str(self._config)),
+        }
 
     def _links(self, model: str) -> dict[str, Any]:
         o = self._options
@@ -285,6 +365,13 @@ class ModelPages:
                 for name in render.alert_names()
             ],
         }
+
+
+def _reason(message: str) -> str:
+    """A store error's reason on one line: the advice the store appends ("; stored
+    versions: ... Roll back to ...") is left out, as the page prints its own command."""
+    lines = message.strip().splitlines() or [""]
+    return lines[0].split("; stored versions:")[0].rstrip(".")
 
 
 class _Labels(dict[str, str]):

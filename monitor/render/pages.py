@@ -20,7 +20,7 @@ from typing import Any
 from monitor.render.markdown import markdown_to_html
 from monitor.render.options import RenderOptions
 from monitor.render.rules import alert_names
-from monitor.render.runbooks import runbook_markdown
+from monitor.render.runbooks import CONFIG_PLACEHOLDER, runbook_markdown
 from monitor.render.templates import render_template
 
 __all__ = ["SECTION_ORDER", "index_page", "model_page", "runbook_page", "site_pages"]
@@ -81,12 +81,27 @@ def _sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _fill(markdown: str, view: Mapping[str, Any] | None) -> str:
-    """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled in."""
+    """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled
+    in, and the daemon's own files in place of the placeholder configuration file."""
     if view is None:
         return markdown
+    markdown = _fill_names(markdown, view)
+    # The options that open the store as the daemon does (its state directory may be a
+    # --state-dir of its command line, not the file's): every command that names the
+    # file takes them. check-config takes the file alone.
+    cli = view["cli"]
+    markdown = markdown.replace(f"--config {CONFIG_PLACEHOLDER}", cli["store_options"])
+    if cli["config_file"] is not None:
+        markdown = markdown.replace(CONFIG_PLACEHOLDER, cli["config_file"])
+    return markdown
+
+
+def _fill_names(markdown: str, view: Mapping[str, Any]) -> str:
+    """MODEL, LIVE_VERSION, CANDIDATE_VERSION and FEATURE as the model's (those it has)."""
     versions = view["versions"]
     values = {"MODEL": view["model"]}
-    if versions["live"] is not None:
+    if versions["live"] is not None and versions["live_problem"] is None:
+        # A live version that does not load is no argument to type (the live block says so).
         values["LIVE_VERSION"] = str(versions["live"])
     if versions["pending"] is not None:
         values["CANDIDATE_VERSION"] = str(versions["pending"])

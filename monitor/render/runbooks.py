@@ -18,8 +18,11 @@ from monitor.render.options import RenderOptions
 from monitor.render.rules import alert_names, rules_by_alert
 from monitor.render.templates import render_template
 
-__all__ = ["UnknownAlertError", "render_runbooks", "runbook_markdown"]
+__all__ = ["CONFIG_PLACEHOLDER", "UnknownAlertError", "render_runbooks", "runbook_markdown"]
 
+#: The configuration file the runbooks' commands name; a daemon serving a runbook on a
+#: model puts its own in its place (``monitor.render.pages``), the static copies keep it.
+CONFIG_PLACEHOLDER = "/etc/kmeans-monitor/config.yml"
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -68,6 +71,7 @@ def _render_runbooks(options: RenderOptions) -> tuple[tuple[str, str], ...]:
             alert=name,
             rules=rules[name],
             options=options,
+            config_placeholder=CONFIG_PLACEHOLDER,
             panel=panel,
             dur=lambda t: scale_prometheus_duration(t, options.time_scale),
         )

@@ -249,6 +249,8 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
             ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
+            "live_problem": None,
+            "rollback_to": None,
             "rollback_command": None,
         },
         "links": {
@@ -256,6 +258,10 @@ def _view(**changes: Any) -> dict[str, Any]:
             "json": "/api/models/checkout",
             "dashboard": "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout",
             "runbooks": [{"alert": n, "url": f"/runbooks/{n}?model=checkout"} for n in NAMES],
+        },
+        "cli": {
+            "store_options": "--config /srv/km/monitor.yml --state-dir /var/lib/km",
+            "config_file": "/srv/km/monitor.yml",
         },
     }
     view.update(changes)
@@ -288,6 +294,44 @@ def test_model_page_shows_the_live_values_and_the_exact_commands() -> None:
     assert "http://grafana/d/kmeans-monitor-oncall/?var-model=checkout" in parser.links
 
 
+def test_a_live_version_that_does_not_load_is_named_with_a_rollback_to_one_that_does() -> None:
+    where = "--state-dir /var/lib/km"
+    versions = {
+        **_view()["versions"],
+        "live": 4,
+        "loaded": 3,
+        "pending": 5,
+        "live_problem": "version 4 does not load: /var/lib/km/arrays.npz is corrupt",
+        "approve_command": f"kmeans-monitor snapshots approve checkout 5 {where}",
+        "diff_command": f"kmeans-monitor snapshots diff checkout 3 5 {where}",
+        "rollback_to": 3,
+        "rollback_command": f"kmeans-monitor snapshots rollback checkout --to 3 {where}",
+    }
+    page = model_page(_view(versions=versions))
+    _self_contained(page)
+    parser = _Page(page)
+    text = " ".join("".join(parser.text).split())
+    assert (
+        "Live version: 4. Broken: version 4 does not load: /var/lib/km/arrays.npz is corrupt. "
+        "Runs fail until the live version is one that loads; the daemon keeps version 3 loaded."
+    ) in text
+    assert "The daemon still scores" not in text
+    assert (
+        f"Compare it with version 3, the last that loads, first: {versions['diff_command']}" in text
+    )
+    assert f"Roll back to version 3, the last that loads: {versions['rollback_command']}" in text
+    assert {"live-problem", "rollback-command"} <= set(parser.ids)
+    # Nor does a runbook put the broken version into the commands it fills in.
+    runbook = _Page(runbook_page("KMeansFeatureDrift", view=_view(versions=versions)))
+    text = " ".join("".join(runbook.text).split())
+    assert "snapshots diff --config /srv/km/monitor.yml --state-dir /var/lib/km checkout " in text
+    assert "checkout LIVE_VERSION 5" in text and "checkout 4 5" not in text
+    # A pointer that cannot be read names no version.
+    versions |= {"live": None, "live_problem": "the live pointer cannot be read: 'zz'"}
+    text = " ".join("".join(_Page(model_page(_view(versions=versions))).text).split())
+    assert "Live version: unreadable. Broken: the live pointer cannot be read: 'zz'." in text
+
+
 def test_model_page_draws_each_explained_feature_as_an_svg_histogram() -> None:
     page = model_page(_view())
     (svg,) = re.findall(r"<svg .*?</svg>", page, re.S)  # rps has no bins yet
@@ -317,6 +361,19 @@ def test_a_failing_model_says_since_when_and_why() -> None:
     assert "no successful run yet" in text and "last good run" not in text
 
 
+def test_a_model_without_a_run_says_so_once() -> None:
+    empty = {"latest": None, "slis": [], "features": [], "clusters": [], "runs": []}
+    for page in (
+        model_page(_view(state="no run yet", **empty)),
+        runbook_page("KMeansFeatureDrift", view=_view(state="no run yet", **empty)),
+    ):
+        text = " ".join("".join(_Page(page).text).split())
+        assert "State no run yet: the first run has not ended yet; its values show here" in text
+        assert "no successful run yet" not in text
+    text = " ".join("".join(_Page(model_page(_view(state="failing", **empty))).text).split())
+    assert "State failing: no successful run yet." in text
+
+
 def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
     page = runbook_page("KMeansFeatureDrift", view=_view())
     _self_contained(page)
@@ -328,7 +385,10 @@ def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
     # The runbook's placeholders are the model's names and versions.
     assert 'model="checkout", feature="latency_p99_ms"' in text
     assert "MODEL" not in text and "CANDIDATE_VERSION" not in text and "LIVE_VERSION" not in text
-    assert "snapshots diff --config /etc/kmeans-monitor/config.yml checkout 3 4" in text
+    # The daemon's own files, not the placeholder (tests/render/test_render_runbooks.py).
+    where = "--config /srv/km/monitor.yml --state-dir /var/lib/km"
+    assert f"snapshots diff {where} checkout 3 4" in text
+    assert "/etc/kmeans-monitor/config.yml" not in text
 
 
 def test_runbook_without_a_model_offers_the_daemons_models() -> None:

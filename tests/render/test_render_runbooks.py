@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shlex
 from pathlib import Path
@@ -16,7 +17,9 @@ from monitor.render import (
     runbook_markdown,
     runbook_page,
 )
+from monitor.render.runbooks import CONFIG_PLACEHOLDER
 from tests.render._support import REPO, parse_cli
+from tests.render.test_render_pages import _view
 
 RUNBOOKS = render_runbooks()
 NAMES = alert_names()
@@ -105,6 +108,44 @@ def test_runbook_commands_exist_in_the_cli(
             parse_cli(tokens)
         except click.UsageError as exc:
             pytest.fail(f"{name}: `{line}` does not parse: {exc}")
+
+
+def _page_commands(page: str) -> list[str]:
+    """Every `kmeans-monitor ...` line of a page's code, as it is copied from the page."""
+    codes = re.findall(r"<code[^>]*>(.*?)</code>", page, re.S)
+    lines = (ln for code in codes for ln in html.unescape(code).splitlines())
+    return [ln for ln in lines if ln.startswith("kmeans-monitor ")]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_runbook_opened_on_a_model_names_the_daemons_files(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon started with --config '/srv/km/my monitor.yml' --state-dir /var/lib/km.
+    config, state_dir = "/srv/km/my monitor.yml", "/var/lib/km"
+    cli = {
+        "store_options": f"--config {shlex.quote(config)} --state-dir {state_dir}",
+        "config_file": shlex.quote(config),
+    }
+    page = runbook_page(name, view=_view(cli=cli))
+    assert CONFIG_PLACEHOLDER not in page
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "window.parquet").write_bytes(b"")  # choose-k insists the file exists
+    commands = _page_commands(page)
+    assert any(config in line for line in commands)
+    for line in commands:
+        tokens = shlex.split(line)[1:]
+        if "--config" in tokens:  # and the state directory the daemon opened
+            at = tokens.index("--config")
+            assert tokens[at : at + 4] == ["--config", config, "--state-dir", state_dir], line
+        if tokens[0] == "check-config":
+            assert tokens[1:] == [config], line
+        try:
+            parse_cli([PLACEHOLDERS.get(t, t) for t in tokens])
+        except click.UsageError as exc:
+            pytest.fail(f"{name}: `{line}` does not parse: {exc}")
+    # The static site's copy keeps the placeholder: no daemon, no files to name.
+    assert CONFIG_PLACEHOLDER in runbook_page(name, static=True)
 
 
 # ------------------------------------------------------------------------ lookup

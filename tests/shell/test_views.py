@@ -4,16 +4,24 @@ versions and the commands, and the shape the templates read (tests/render)."""
 from __future__ import annotations
 
 import dataclasses
+import html
+import logging
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from monitor.cli import main as cli
+from monitor.errors import LivePointerError
 from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
 from monitor.records import Evaluation
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.store.snapshots import DirectorySnapshotStore
 from monitor.views import ModelPages, sli_state
 from tests.render.test_render_pages import _view
 from tests.store._store_factories import make_evaluation, make_failure, make_snapshot
@@ -160,6 +168,127 @@ def test_unknown_models_and_alerts_have_no_page(
     assert 'id="live"' not in (view.runbook_html("KMeansFeatureDrift", "nope") or "")
 
 
+def test_a_runbook_on_a_model_names_the_daemons_configuration_and_state_directory(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore], tmp_path: Path
+) -> None:
+    # As a daemon started with --config plain.yaml --state-dir state serves it.
+    _, state, history, store = pages
+    config, state_dir = tmp_path / "plain.yaml", tmp_path / "state"
+    daemon = ModelPages(
+        state, history, store, state_dir=state_dir, clock=lambda: T0 + 600, config=config
+    )
+    page = daemon.runbook_html("KMeansCentroidDrift", "m1")
+    assert page is not None
+    text = html.unescape(page)
+    where = f"--config {config} --state-dir {state_dir}"
+    assert f"kmeans-monitor snapshots approve {where} m1 2" in text  # Mitigation
+    assert f"kmeans-monitor snapshots diff {where} m1 1 2" in text  # Diagnosis
+    assert f"kmeans-monitor evaluate {where} --model m1 --json --dry-run" in text
+    assert f"kmeans-monitor check-config {config}\n" in text
+    assert "/etc/kmeans-monitor/config.yml" not in text
+
+
+def test_a_broken_pointer_is_logged_once_per_problem_not_per_view(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    view, _, _, store = pages
+    problem = ["model 'm1': the pointer LIVE is corrupt: 'zz'"]
+
+    def broken(model: str) -> int:
+        raise LivePointerError(problem[0])
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    monkeypatch.setattr(store, "live_version", broken)
+    with caplog.at_level(logging.INFO, logger="monitor.http"):
+        for _ in range(4):  # pages, their JSON, the index, a runbook: one line
+            assert view.model_html("m1") and view.model("m1") and view.index()
+            assert view.runbook_html("KMeansFeatureDrift", "m1")
+        assert warnings() == [f"model=m1 cannot read the store's pointers: {problem[0]}"]
+        problem[0] = "model 'm1': the pointer LIVE names v7, which is not stored"
+        view.model("m1")
+        view.model("m1")
+        assert len(warnings()) == 2 and problem[0] in warnings()[1]  # another problem
+        monkeypatch.undo()
+        view.model("m1")
+        assert caplog.records[-1].getMessage() == "model=m1 reads the store's pointers again"
+        assert len(warnings()) == 2
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> tuple[ModelPages, DirectorySnapshotStore, Path]:
+    """A real store where v1 is live and loaded, v2 retired, v3 pending."""
+    state_dir = tmp_path / "state"
+    store = DirectorySnapshotStore(state_dir / "snapshots")
+    v1 = store.save(make_snapshot("m1", k=3, d=2), state="live")
+    store.save(make_snapshot("m1", k=3, d=2, seed=1, parent_version=1))
+    store.save(make_snapshot("m1", k=3, d=2, seed=2, parent_version=1), state="pending")
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    state.set_live(v1)
+    view = ModelPages(state, MemoryHistory(), store, state_dir=state_dir, clock=lambda: T0)
+    return view, store, state_dir / "snapshots" / "m1"
+
+
+def _text(page: str | None) -> str:
+    """A page's text, as read."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", page or "")).split())
+
+
+def _typed(command: str) -> Any:
+    """A printed command, run as typed."""
+    assert command.startswith("kmeans-monitor ")
+    return CliRunner().invoke(cli, shlex.split(command)[1:], catch_exceptions=False)
+
+
+def test_a_live_version_that_does_not_load_is_named_with_a_working_rollback(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, store, model_dir = broken
+    arrays = model_dir / "v000002" / "arrays.npz"
+    with arrays.open("r+b") as f:  # printf xx | dd of=arrays.npz bs=1 seek=1000 conv=notrunc
+        f.seek(1000)
+        f.write(b"xx")
+    (model_dir / "LIVE").write_text("2")
+    text = _text(pages.model_html("m1"))
+    why = f"{arrays} is corrupt: its sha256 does not match manifest.json"
+    assert f"Live version: 2. Broken: version 2 does not load: {why}." in text
+    assert "The daemon still scores" not in text  # it will not follow: v2 does not load
+    assert "Roll back to version 1, the last that loads: kmeans-monitor snapshots rollback" in text
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert (v["live"], v["loaded"], v["pending"], v["rollback_to"]) == (2, 1, 3, 1)
+    # Compared with what loads, not with the broken version: both commands work as typed.
+    assert " diff m1 1 3 " in v["diff_command"]
+    assert _typed(v["diff_command"]).exit_code == 0
+    assert _typed(v["rollback_command"]).exit_code == 0
+    assert store.live_version("m1") == 1
+    view = pages.model("m1")
+    assert view is not None and view["versions"]["live_problem"] is None
+
+
+def test_a_live_pointer_that_cannot_be_read_is_named_with_a_working_rollback(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, store, model_dir = broken
+    (model_dir / "LIVE").write_text("zz")
+    text = _text(pages.model_html("m1"))
+    assert (
+        "Live version: unreadable. Broken: the live pointer cannot be read: model 'm1': "
+        f"the pointer {model_dir / 'LIVE'} is corrupt: 'zz'. Runs fail"
+    ) in text
+    assert "The daemon still scores" not in text
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert (v["live"], v["loaded"], v["rollback_to"]) == (None, 1, 1)
+    assert _typed(v["rollback_command"]).exit_code == 0
+    assert store.live_version("m1") == 1
+
+
 def test_the_templates_test_data_has_the_views_shape(
     pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
 ) -> None:
@@ -177,6 +306,7 @@ def test_the_templates_test_data_has_the_views_shape(
 
     made = _view()
     assert shape(real)["versions"] == shape(made)["versions"]
+    assert shape(real)["cli"] == shape(made)["cli"]
     assert set(real) == set(made)
     for key in ("slis", "features", "clusters", "runs", "failures"):
         assert set(shape(real[key])[0]) == set(shape(made[key])[0]), key
