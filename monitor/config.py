@@ -260,6 +260,9 @@ class DaemonSettings:
     blas_threads: int = 1  # BLAS threads per process (0: leave the library's default)
     run_threads: int = 0  # threads of one run's compiled work (0: cores / max_workers)
     pushgateway: str | None = None
+    # The on-call dashboard the daemon's pages link to (None: Grafana on this host);
+    # RenderOptions.dashboard_url_pattern's placeholders.
+    dashboard_url_pattern: str | None = None
     log_level: str = "INFO"
     web_config_file: Path | None = None  # TLS and basic auth of the HTTP endpoint
     shutdown_grace: float = 10.0  # seconds a stop waits for runs in progress
@@ -527,11 +530,24 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "blas_threads": _int(0, 256),
     "run_threads": _int(0, 256),
     "pushgateway": partial(check_base_url, example=PUSHGATEWAY_EXAMPLE),
+    "dashboard_url_pattern": lambda value, name: _dashboard_url_pattern(value, name),
     "log_level": _log_level,
     "web_config_file": lambda value, name: Path(_text(value, name)),
     "shutdown_grace": _duration,
     "run_isolation": _choice(RUN_ISOLATIONS),
 }
+
+
+def _dashboard_url_pattern(value: Any, name: str) -> str:
+    """A link pattern as the rendered rules take it (``render --dashboard-url-pattern``)."""
+    # Only when the field is set: the render package brings Jinja2 with it.
+    from monitor.render.options import RenderOptions
+
+    try:
+        RenderOptions(dashboard_url_pattern=value)
+    except Mismatch as exc:
+        raise Mismatch(Problem(name, exc.problem.expected, value)) from None
+    return str(value)
 
 
 def _flag(value: Any, name: str) -> bool:

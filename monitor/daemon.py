@@ -121,6 +121,7 @@ def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: boo
         state_dir=app.settings.daemon.state_dir,
         clock=app.clock.now,
         config=app.settings.path,
+        options=views.page_options(app.settings.daemon.dashboard_url_pattern),
     )
     return Routes(
         registry=app.registry,

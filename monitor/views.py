@@ -26,7 +26,7 @@ from monitor.records import Evaluation, RunFailure
 from monitor.render.options import RenderOptions
 from monitor.runner import approve_command, store_options
 
-__all__ = ["HISTORY_SECONDS", "ModelPages", "sli_state"]
+__all__ = ["HISTORY_SECONDS", "ModelPages", "page_options", "sli_state"]
 
 log = logging.getLogger("monitor.http")
 
@@ -79,6 +79,13 @@ class _Context:
     live: int | None
     pending: int | None
     pointer_problem: str | None  # why the store's pointers could not be read
+
+
+def page_options(dashboard_url_pattern: str | None) -> RenderOptions:
+    """The options of the daemon's pages: its dashboard link (daemon.dashboard_url_pattern)."""
+    if dashboard_url_pattern is None:
+        return RenderOptions()
+    return RenderOptions(dashboard_url_pattern=dashboard_url_pattern)
 
 
 class ModelPages:

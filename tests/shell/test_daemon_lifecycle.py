@@ -20,8 +20,15 @@ from prometheus_client import generate_latest
 
 from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
-from monitor.daemon import Daemon, first_run_offsets, freeze_heap, run_until_signal, settle
-from monitor.errors import InvalidInputError
+from monitor.daemon import (
+    Daemon,
+    daemon_routes,
+    first_run_offsets,
+    freeze_heap,
+    run_until_signal,
+    settle,
+)
+from monitor.errors import ConfigError, InvalidInputError
 from monitor.pipeline import train
 from monitor.records import RunFailure
 from monitor.sources import SOURCES
@@ -315,3 +322,22 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
         silhouette = done.slis["silhouette"]
         assert f'kmeans_silhouette_score{{model="m"}} {silhouette!r}' in text
         assert f'kmeans_slis_stale{{model="m"}} {float(failed_after)!r}' in text
+
+
+def test_the_pages_link_the_dashboard_the_configuration_names(tmp_path: Path) -> None:
+    # The pages and /api/models linked Grafana on 127.0.0.1:3000 whatever the install: from
+    # an on-call engineer's laptop the link opened their own machine.
+    pattern = "https://grafana.example.com/d/oncall/?var-job={job}&var-model={model}"
+    daemon = {"state_dir": str(tmp_path / "state"), "dashboard_url_pattern": pattern}
+    raw = {"daemon": daemon, "models": [model("m", interval="1m")]}
+    app = build_app(parse(raw, sources=SOURCES))
+    try:
+        view = daemon_routes(app, lambda: (True, "ready"), cache=False).model_json("m")
+    finally:
+        app.close()
+    assert view["links"]["dashboard"] == (
+        "https://grafana.example.com/d/oncall/?var-job=kmeans-monitor&var-model=m"
+    )
+    bad = {**raw, "daemon": {"dashboard_url_pattern": "javascript:alert(1)"}}
+    with pytest.raises(ConfigError, match=r"daemon\.dashboard_url_pattern: must be an http\(s\)"):
+        parse(bad, sources=SOURCES)
