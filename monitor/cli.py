@@ -1020,7 +1020,9 @@ class VersionType(click.ParamType):
             return value
         text = str(value).strip()
         digits = text[1:] if text[:1] in ("v", "V") else text
-        if not digits.isdigit() or int(digits) < 1:
+        # ASCII digits only: str.isdigit takes "²" (which int() refuses) and "٣" (which
+        # it reads as 3); and few enough of them for int() to read (versions count runs).
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18) or int(digits) < 1:
             self.fail(f"{brief(value)} is not a version such as 3, v3 or v000003", param, ctx)
         return int(digits)
 

@@ -139,8 +139,13 @@ def test_evaluate_then_snapshots_list_show_diff_rollback(setup: tuple[Path, Path
         diff = invoke("snapshots", "diff", "--config", str(cfg), "shop", a, b)
         assert diff.exit_code == 0, diff.output
         assert "centroid drift: mean" in diff.output and "feature PSI" in diff.output
-    bad = invoke("snapshots", "diff", "--config", str(cfg), "shop", "one", "2")
-    assert bad.exit_code == 2 and "'one' is not a version such as 3, v3 or v000003" in bad.output
+    # Not ASCII digits, or too many for int(): these were tracebacks, or read "٣" as 3.
+    for word in ("one", "²", "٣", "9" * 5000):
+        bad = CliRunner().invoke(
+            main, ["snapshots", "diff", "--config", str(cfg), "shop", word, "2"]
+        )
+        assert bad.exit_code == 2, (word, bad.output)
+        assert "is not a version such as 3, v3 or v000003" in bad.output, bad.output
 
     back = invoke("snapshots", "rollback", "--config", str(cfg), "shop")
     assert "live v2 -> v1" in back.output
