@@ -1006,6 +1006,34 @@ def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
     return open_store(Path(state_dir), settings.store if settings is not None else None)
 
 
+def _refuse_other_features(
+    config_path: Path | None, state_dir: Path | None, store: Any, model: str, version: int | None
+) -> None:
+    """InvalidInputError when ``version`` reads other features than the configured model:
+    made live, every run would fail on the schema (and the label API would expect the
+    old features). Checked only with --config, against a configured model."""
+    if config_path is None or version is None:
+        return
+    from monitor.bootstrap import retrain_command
+
+    settings = _settings(config_path, state_dir=state_dir)
+    configured = next((m for m in settings.models if m.name == model), None)
+    if configured is None:
+        return
+    try:
+        features = store.load(model, version).features
+    except Exception:  # a version that does not load: the store's own call says why
+        return
+    if tuple(features) != tuple(configured.features):
+        command = retrain_command(model, settings.path, settings.daemon.state_dir)
+        raise InvalidInputError(
+            f"v{version} of model {model!r} reads the features {list(features)}, the "
+            f"configuration {list(configured.features)}: its runs would all fail. Change "
+            f"the configuration back first, or train a version on the configured features: "
+            f"{command}"
+        )
+
+
 def _ts(value: float) -> str:
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -1152,6 +1180,7 @@ def snapshots_rollback(
     With --to it also repairs a missing or broken live pointer.
     """
     store = _open_store(config_path, state_dir)
+    _refuse_other_features(config_path, state_dir, store, model, to)
     before, after = store.rollback(model, to)
     if before == after:
         click.echo(f"model {model}: v{after} is already live; nothing changed.")
@@ -1171,6 +1200,8 @@ def snapshots_approve(
     """Make the pending candidate of MODEL live (VERSION, if given, must be that candidate)."""
     store = _open_store(config_path, state_dir)
     before = _live_or_none(store, model)
+    pending = store.pending_version(model) if version is None else version
+    _refuse_other_features(config_path, state_dir, store, model, pending)
     approved = store.approve(model, version)
     was = "none" if before is None else f"v{before}"
     click.echo(

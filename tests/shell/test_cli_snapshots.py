@@ -97,6 +97,30 @@ def test_a_pending_candidate_is_listed_as_pending_and_approved_as_printed(
     assert states(cfg) == {1: "retired", 2: "live"}  # nothing changed
 
 
+def test_a_version_of_other_features_is_not_made_live_against_the_configuration(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # Approved or rolled back to, a version whose features the configuration no longer
+    # has failed every run on the schema afterwards.
+    cfg, _, state = manual
+    raw = yaml.safe_load(cfg.read_text())
+    raw["models"][0]["features"] = ["a", "b", "c", "d"]
+    cfg.write_text(yaml.safe_dump(raw))
+    for args in (["approve", "shop"], ["approve", "shop", "2"], ["rollback", "shop", "--to", "2"]):
+        refused = invoke("snapshots", *args, "--config", str(cfg))
+        assert refused.exit_code == 2, refused.output
+        [line] = refused.stderr.splitlines()
+        assert line.startswith(
+            "error: v2 of model 'shop' reads the features ['a', 'b', 'c'], the configuration "
+            "['a', 'b', 'c', 'd']: its runs would all fail."
+        ), line
+        assert f"snapshots retrain shop --config {cfg.resolve()}" in line
+        assert states(cfg) == {1: "live", 2: "pending"}  # nothing changed
+    # Without the configuration there is nothing to compare with: as before.
+    approved = invoke("snapshots", "approve", "shop", "--state-dir", str(state))
+    assert approved.exit_code == 0 and states(cfg) == {1: "retired", 2: "live"}
+
+
 def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
     manual: tuple[Path, Path, Path],
 ) -> None:
