@@ -47,7 +47,7 @@ from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, RunFailure, Snapshot
+from monitor.records import Evaluation, RunFailure, Snapshot, VersionInfo
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure, store_options
@@ -846,38 +846,46 @@ def _k_text(k: int | KRange) -> str:
     return f"k={k}" if isinstance(k, int) else f"k in [{k.min}, {k.max}]"
 
 
-def _live_k(store: SnapshotStore, model: str) -> tuple[int, int] | None:
-    """(live version, its k) from the manifests; None when unknown (no model, a broken pointer)."""
+def _live_info(store: SnapshotStore, model: str) -> VersionInfo | None:
+    """The live version's listing from the manifests; None when unknown (no model, a
+    broken pointer, a corrupt manifest)."""
     try:
         live = store.live_version(model)
         infos = store.list_versions(model) if live is not None else []
     except (OSError, ValueError, KeyError):  # StoreError, a bad name: other checks report it
         return None
-    k = next((i.k for i in infos if i.version == live and not i.corrupt), None)
-    return None if live is None or k is None else (live, int(k))
+    return next((i for i in infos if i.version == live and not i.corrupt), None)
 
 
 def k_mismatches(
     settings: Settings, store: SnapshotStore, config_path: Path | None = None
 ) -> dict[str, str]:
-    """Model -> a warning, for each model whose live version's k the configuration does not allow.
+    """Model -> a warning, for each model whose live version the configuration has changed
+    under it: other features (every run fails until a retrain), or a k it does not allow.
 
     k is chosen only when a reference model is trained, so a changed ``k`` is otherwise
     ignored until a retrain; the warning names the command that retrains deliberately.
     """
     out: dict[str, str] = {}
     for m in settings.models:
-        found = _live_k(store, m.name)
-        if found is None:
+        info = _live_info(store, m.name)
+        if info is None or info.k is None:
             continue
-        version, k = found
-        fits = k == m.k if isinstance(m.k, int) else m.k.min <= k <= m.k.max
+        command = retrain_command(m.name, config_path, settings.daemon.state_dir)
+        if info.features is not None and info.features != tuple(m.features):
+            out[m.name] = (
+                f"model {m.name!r}: the configuration reads the features {list(m.features)} "
+                f"but the live model v{info.version} reads {list(info.features)}: every run "
+                f"fails (schema) until a version on the configured features is trained; "
+                f"retrain with: {command} --live"
+            )
+            continue
+        fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= info.k <= m.k.max
         if not fits:
-            command = retrain_command(m.name, config_path, settings.daemon.state_dir)
             out[m.name] = (
                 f"model {m.name!r}: the configuration asks for {_k_text(m.k)} but the live "
-                f"model v{version} has k={k}, which runs keep until a new reference is "
-                f"trained; retrain with: {command} (pending; --live makes it live at once)"
+                f"model v{info.version} has k={info.k}, which runs keep until a new reference "
+                f"is trained; retrain with: {command} (pending; --live makes it live at once)"
             )
     return out
 

@@ -492,6 +492,7 @@ class VersionInfo:
     checksum: str | None = None
     signed: bool = False
     encrypted: bool = False
+    features: tuple[str, ...] | None = None  # None when the manifest is unreadable
 
     @classmethod
     def of(cls, snapshot: Snapshot, state: str) -> VersionInfo:
@@ -506,6 +507,7 @@ class VersionInfo:
             k=snapshot.k,
             n_rows=snapshot.n_rows,
             checksum=snapshot.checksum,
+            features=tuple(snapshot.features),
         )
 
 

@@ -773,6 +773,7 @@ def _version_info(
             checksum=m.checksum,
             signed=m.signed,
             encrypted=m.encrypted,
+            features=tuple(str(f) for f in b["features"]),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return VersionInfo(
@@ -818,6 +819,7 @@ def snapshot_summary(
 def version_summary(info: VersionInfo) -> dict[str, Any]:
     """JSON-friendly description of a listed version for ``snapshots list --json``."""
     out = dataclasses.asdict(info)
+    out["features"] = None if info.features is None else list(info.features)
     out["created_at_utc"] = None if info.created_at is None else _utc(info.created_at)
     return out
 

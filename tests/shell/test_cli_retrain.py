@@ -156,11 +156,19 @@ def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
     cfg = tmp_path / "monitor.yaml"
     write_config(cfg, tmp_path, k)
     store = MemorySnapshotStore()
-    store.save(make_snapshot("shop", k=3, d=3), state="live")
-    store.save(make_snapshot("shop", k=5, d=3), state="pending")  # only the live k counts
+    abc = ("a", "b", "c")  # the configured features
+    store.save(make_snapshot("shop", k=3, d=3, features=abc), state="live")
+    # Only the live version counts.
+    store.save(make_snapshot("shop", k=5, d=3, features=abc), state="pending")
     found = k_mismatches(load_settings(cfg), store, cfg)
     assert bool(found) is warned
     if isinstance(k, dict) and warned:
         assert "asks for k in [4, 6] but the live model v1 has k=3" in found["shop"]
+    # A live model of other features: warned of whatever k, with the retrain to make live.
+    other = MemorySnapshotStore()
+    other.save(make_snapshot("shop", k=3, d=3, features=("f0", "f1", "f2")), state="live")
+    [warning] = k_mismatches(load_settings(cfg), other, cfg).values()
+    assert "reads the features ['a', 'b', 'c'] but the live model v1 reads ['f0'" in warning
+    assert warning.endswith(" --live")
     # No model yet, or a model of another name: nothing to compare.
     assert k_mismatches(load_settings(cfg), MemorySnapshotStore(), None) == {}

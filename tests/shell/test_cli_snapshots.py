@@ -105,7 +105,16 @@ def test_a_version_of_other_features_is_not_made_live_against_the_configuration(
     cfg, _, state = manual
     raw = yaml.safe_load(cfg.read_text())
     raw["models"][0]["features"] = ["a", "b", "c", "d"]
+    raw["daemon"]["listen"] = "127.0.0.1:0"  # check-config probes it
     cfg.write_text(yaml.safe_dump(raw))
+    # check-config says so, as it does of a changed k (it said nothing).
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0, checked.output
+    assert (
+        "warning: model 'shop': the configuration reads the features ['a', 'b', 'c', 'd'] but "
+        "the live model v1 reads ['a', 'b', 'c']: every run fails (schema)" in checked.stderr
+    )
+    assert checked.stderr.rstrip().endswith(f"--state-dir {state.resolve()} --live")
     for args in (["approve", "shop"], ["approve", "shop", "2"], ["rollback", "shop", "--to", "2"]):
         refused = invoke("snapshots", *args, "--config", str(cfg))
         assert refused.exit_code == 2, refused.output

@@ -356,6 +356,7 @@ def test_listing_reports_each_version_from_its_manifest(tmp_path: Path) -> None:
             k=4,
             n_rows=10,
             checksum=a.checksum,
+            features=a.features,
         ),
         VersionInfo(
             model="m1",
@@ -367,12 +368,14 @@ def test_listing_reports_each_version_from_its_manifest(tmp_path: Path) -> None:
             k=3,
             n_rows=1234,
             checksum=b.checksum,
+            features=b.features,
         ),
     ]
     summary = version_summary(store.list_versions("m1")[1])
     assert json.loads(json.dumps(summary)) == summary
     assert summary["created_at_utc"] == "1970-01-01T00:00:05Z"
     assert summary["state"] == "pending" and summary["corrupt"] is None
+    assert summary["features"] == list(b.features)
 
 
 def _cut_manifest(vdir: Path) -> str:
