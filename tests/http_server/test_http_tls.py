@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -124,6 +125,32 @@ def test_min_version_refuses_older_clients(
     assert https_get(running, client_context(certificate.cert_file))[0] == 200
 
 
+class BioClient:
+    """A TLS client over memory buffers: it decides what goes out in each send."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+
+    def run(self, step: Callable[[], object]) -> None:
+        """``step`` (a handshake, an unwrap) to its end, sending and receiving as it asks."""
+        while True:
+            try:
+                step()
+                break
+            except ssl.SSLWantReadError:
+                self.send()
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed by the server") from None
+                self.incoming.write(data)
+        self.send()
+
+    def send(self) -> None:
+        self.sock.sendall(self.outgoing.read())
+
+
 def test_a_client_that_closes_its_side_of_tls_leaves_no_warning(
     serve: Callable[..., Running],
     certificate: Certificate,
@@ -145,10 +172,16 @@ def test_a_client_that_closes_its_side_of_tls_leaves_no_warning(
     tls = TlsConfig(certificate.cert_file, certificate.key_file)
     running = serve(web=WebConfig(tls=tls, users={"prometheus": hashed}))
     caplog.set_level(logging.DEBUG)
-    context = client_context(certificate.cert_file)
-    with context.wrap_socket(running.connect(), server_hostname="localhost") as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-        sock.unwrap()  # close_notify, and the server's in return
+    with running.connect() as sock:
+        client = BioClient(sock, client_context(certificate.cert_file))
+        client.run(client.tls.do_handshake)
+        client.tls.write(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        # The request and the close_notify in one send, so in one read of the server's:
+        # while credentials are checked the server reads nothing more (it would wait).
+        with pytest.raises(ssl.SSLWantReadError):
+            client.tls.unwrap()
+        client.send()
+        client.run(client.tls.unwrap)  # the server's close_notify, and no answer before it
     gate.set()
     assert wait_until(lambda: running.server.open_connections == 0)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
