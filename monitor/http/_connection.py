@@ -108,7 +108,7 @@ class Connection(asyncio.Protocol):
         self._lingering = False
         self._waiting_first_byte = False  # the timer is the keep-alive idle one
         self._answering = False
-        self._write_blocked = False
+        self._response_held = False  # _send's response not all taken from the transport yet
         self._unsent = 0  # bytes not yet taken by the kernel when the write deadline was set
         self._keep = True
         self._eof = False
@@ -177,7 +177,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        # No user-space buffering: resume_writing means the kernel has every byte.
+        # No user-space buffering: a response is written once the transport holds none of
+        # it. Plain TCP: the kernel has every byte. TLS: the encrypted bytes may still wait
+        # in asyncio's socket transport under the TLS one, which does not count them.
         transport.set_write_buffer_limits(high=0)
         self._arm(self._host.header_timeout, self._on_head_timeout)
         self._host.attach(self._key, self)
@@ -209,14 +211,22 @@ class Connection(asyncio.Protocol):
         # that stops half-way will never be whole: close rather than wait for its deadline.
         return self._answering and not self._lingering and self._body is None
 
-    def pause_writing(self) -> None:
-        self._write_blocked = True
-
     def resume_writing(self) -> None:
-        self._write_blocked = False
-        if self._answering and not self._closing:
-            self._disarm()
-            self._after_response()
+        """The transport's buffer is empty: finish a response ``_send`` left in it.
+
+        Only that: asyncio's TLS transport calls pause_writing and resume_writing each
+        time it moves bytes, its own too (TLS 1.3 session tickets), and with a limit of
+        0 an empty buffer counts as full: it alternates at every read and write. So
+        neither says anything about our response; ``_send`` asks the transport what it
+        holds instead. A resume taken for the end of a response ended requests still
+        being read, checked or answered: the rest of a body was parsed as the next
+        request (431, 400), a pipelined request was answered out of turn.
+        """
+        if self._response_held:
+            self._response_held = False
+            if not self._closing:
+                self._disarm()
+                self._after_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
@@ -401,7 +411,10 @@ class Connection(asyncio.Protocol):
         if request is not None:
             log.debug("%s %s %s %d", self.peer, request.method, request.target, response.status)
         self._keep = keep
-        if self._write_blocked:
+        # Asked after the write, and flagged only then: a resume_writing within the write
+        # (TLS, for its own bytes) must not finish this response before it is framed.
+        if self._transport.get_write_buffer_size():
+            self._response_held = True  # resume_writing finishes it
             self._watch_write()
         else:
             self._after_response()

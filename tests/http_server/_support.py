@@ -1,13 +1,16 @@
-"""Helpers of the HTTP server tests: raw-socket requests, waiting, a self-signed certificate."""
+"""Helpers of the HTTP server tests: raw-socket requests, waiting, a self-signed certificate,
+an API that echoes the digest of request bodies."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import socket
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, Counter
 
-from monitor.http import HttpServer
+from monitor.http import HttpServer, Request, Response
 
 # Generous: these bound a hang, they do not measure speed.
 PATIENCE = 15.0
@@ -136,3 +139,54 @@ def make_certificate(directory: Path, name: str = "server") -> Certificate:
         )
     )
     return Certificate(cert_file, key_file)
+
+
+PATH = "/v1/echo"
+
+
+class EchoApi:
+    """Answers a POST to PATH with the body's length and digest; records everything."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []  # size of each handle() call
+        self.threads: list[str] = []
+        self.refusals: list[int] = []
+        self.block: threading.Event | None = None  # makes the next handle() wait
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def methods(self, path: str) -> tuple[str, ...]:
+        return ("POST",) if path == PATH else ()
+
+    def admit(self, request: Request) -> Response | None:
+        if request.headers.get("content-type") != "application/octet-stream":
+            return Response.text(415, "octet-stream only")
+        return None
+
+    def handle(self, requests: Sequence[Request]) -> list[Response]:
+        with self.lock:
+            self.batches.append(len(requests))
+            self.threads.append(threading.current_thread().name)
+        block, self.block = self.block, None
+        if block is not None:
+            assert block.wait(PATIENCE)
+        if self.fail:
+            raise RuntimeError("API bug")
+        return [
+            Response.text(200, f"{len(r.body)} {hashlib.sha256(r.body).hexdigest()[:16]}")
+            for r in requests
+        ]
+
+    def refused(self, request: Request, status: int) -> None:
+        self.refusals.append(status)
+
+
+def post_head(length: int, extra: str = "", ctype: str = "application/octet-stream") -> bytes:
+    return (
+        f"POST {PATH} HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {length}\r\n{extra}\r\n"
+    ).encode()
+
+
+def echo(body: bytes) -> bytes:
+    return f"{len(body)} {hashlib.sha256(body).hexdigest()[:16]}\n".encode()

@@ -5,77 +5,30 @@ answered on the event loop together when small, on a worker when large."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
 
-from monitor.http import Limits, Request, Response, Routes, WebConfig
+from monitor.http import Limits, Routes, WebConfig
 from monitor.http._auth import BasicAuth
 from tests.http_server._support import (
+    PATH,
     PATIENCE,
+    EchoApi,
     Running,
     closed_by_server,
+    echo,
+    post_head,
     read_response,
     registry_with_counter,
     request,
     wait_until,
 )
-
-PATH = "/v1/echo"
-
-
-class EchoApi:
-    """Answers a POST to PATH with the body's length and digest; records everything."""
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []  # size of each handle() call
-        self.threads: list[str] = []
-        self.refusals: list[int] = []
-        self.block: threading.Event | None = None  # makes the next handle() wait
-        self.fail = False
-        self.lock = threading.Lock()
-
-    def methods(self, path: str) -> tuple[str, ...]:
-        return ("POST",) if path == PATH else ()
-
-    def admit(self, request: Request) -> Response | None:
-        if request.headers.get("content-type") != "application/octet-stream":
-            return Response.text(415, "octet-stream only")
-        return None
-
-    def handle(self, requests: Sequence[Request]) -> list[Response]:
-        with self.lock:
-            self.batches.append(len(requests))
-            self.threads.append(threading.current_thread().name)
-        block, self.block = self.block, None
-        if block is not None:
-            assert block.wait(PATIENCE)
-        if self.fail:
-            raise RuntimeError("API bug")
-        return [
-            Response.text(200, f"{len(r.body)} {hashlib.sha256(r.body).hexdigest()[:16]}")
-            for r in requests
-        ]
-
-    def refused(self, request: Request, status: int) -> None:
-        self.refusals.append(status)
-
-
-def post_head(length: int, extra: str = "", ctype: str = "application/octet-stream") -> bytes:
-    return (
-        f"POST {PATH} HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {length}\r\n{extra}\r\n"
-    ).encode()
-
-
-def echo(body: bytes) -> bytes:
-    return f"{len(body)} {hashlib.sha256(body).hexdigest()[:16]}\n".encode()
 
 
 @pytest.fixture
