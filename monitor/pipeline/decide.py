@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from monitor import slis as S
 from monitor.config import ModelSettings
+from monitor.core.calibration import MIN_BLOCKS
+from monitor.pipeline.reference import period_windows
 from monitor.records import Decision, Measurement
 
 __all__ = ["decide", "drift_reasons"]
@@ -40,7 +42,7 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
     so that what an operator approves reflects the latest data.
     """
     if m.live is None:
-        return Decision("initial", "initial reference model trained")
+        return Decision("initial", _initial(m, model, now))
     if not m.candidate_ok:
         return Decision("reject", "candidate rejected: it has empty clusters")
     policy = model.retrain
@@ -72,3 +74,19 @@ def _largest(m: Measurement) -> dict[str, str]:
         drift = m.centroid_drift
         out[S.CENTROID_DRIFT_MAX] = f"cluster {max(range(len(drift)), key=drift.__getitem__)}"
     return out
+
+
+def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
+    """What a first run says: how many distinct windows its reference period held, when
+    fewer than it was cut into (windows left out, or repeating an earlier one's rows)."""
+    text = "initial reference model trained"
+    windows = m.reference.reference_windows if m.reference is not None else None
+    if windows is None:
+        return text
+    held, read = int(windows.starts.shape[0]), period_windows(model, now)
+    if held >= read:
+        return text
+    text += f" on {held} distinct window(s) of the reference period's {read}"
+    if held < MIN_BLOCKS:  # calibration.MIN_BLOCKS: null windows bootstrapped within them
+        text += f" (fewer than {MIN_BLOCKS}: thresholds from their rows resampled)"
+    return text

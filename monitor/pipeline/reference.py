@@ -4,10 +4,19 @@ The period is cut into consecutive windows of the monitored duration, ending at 
 period's end, so that each is read, validated and later compared exactly like a
 monitored window. A window that cannot be read or does not validate is left out and
 named; a period with no usable window fails the run with the last window's error.
+
+A period holds each row once: a window whose rows are those of an earlier window of the
+period (a files source in ``window: file`` mode returns the newest file before each
+window's end, the same file for every window until the next one is written) is left out
+and counted, and the period keeps the first window that returned them (the one its file
+was written in). Counted twice, such rows would make the calibration's blocks identical
+copies, with no spread between them: thresholds at the level of one window's own noise,
+and every normal window past them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import numpy as np
@@ -20,7 +29,7 @@ from monitor.ports import Engine, TelemetrySource
 from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
-__all__ = ["MAX_REFERENCE_WINDOWS", "read_reference"]
+__all__ = ["MAX_REFERENCE_WINDOWS", "period_windows", "read_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,8 @@ def read_reference(
     starts: list[float] = []
     stops: list[float] = []
     skipped: list[str] = []
+    seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
+    repeated = 0
     last_error: Exception | None = None
     for e in ends:
         s = e - model.window
@@ -59,6 +70,10 @@ def read_reference(
         except (SourceError, InvalidInputError) as exc:
             skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
             last_error = exc
+            continue
+        digest = _digest(window)
+        if digest is not None and seen.setdefault(digest, s) != s:
+            repeated += 1  # the rows of an earlier window of the period: counted once
             continue
         rows.append(X)
         if not isinstance(X, CountedRows):
@@ -72,6 +87,13 @@ def read_reference(
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
             model.name, len(skipped), len(ends), skipped[0],
+        )  # fmt: skip
+    if repeated:
+        log.warning(
+            "model=%s reference period: %d of %d windows returned the rows of an earlier "
+            "window (as a files source with window: file returns one file until the next "
+            "is written) and are counted once: the period holds %d distinct window(s)",
+            model.name, repeated, len(ends), len(starts),
         )  # fmt: skip
     kept = [X for X in rows if isinstance(X, CountedRows)]
     if kept:  # the source keeps its rows on the engine: every window does
@@ -87,6 +109,22 @@ def read_reference(
         ends=np.asarray(stops),
         skipped=tuple(skipped),
     )
+
+
+def _digest(window: Window) -> bytes | None:
+    """A digest of the rows a source returned for ``window`` (None: they stay on an
+    engine, read by time and never twice)."""
+    if window.remote is not None:
+        return None
+    X = np.ascontiguousarray(window.X)
+    h = hashlib.blake2b(repr((X.shape, X.dtype.str)).encode(), digest_size=20)
+    h.update(X.data.cast("B"))
+    return h.digest()
+
+
+def period_windows(model: ModelSettings, now: float) -> int:
+    """How many windows a first run at ``now`` cuts the reference period into."""
+    return len(_window_ends(*model.reference.span(now), model.window))
 
 
 def _window_ends(start: float, end: float, window: float) -> list[float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +54,7 @@ def run(m: ModelSettings, make: Any, now: float = NOW, store: MemoryStore | None
 
 
 def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
-    ev, snap, src, _ = run(model(), lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    ev, snap, src, _ = run(model(), lambda s, e: blobs(300, CENTERS, seed=int(s)))
     # This window first, then the 23 other hours of the period (this one is not read twice).
     assert len(src.calls) == len(set(src.calls)) == 24
     assert sorted(src.calls)[0] == (NOW - DAY, NOW - DAY + 3600)
@@ -72,7 +74,7 @@ def test_windows_that_cannot_be_read_are_left_out_and_named(caplog: Any) -> None
     def flaky(start: float, end: float) -> np.ndarray:
         if int((start - NOW) // 3600) % 5 == 0 and end < NOW:
             raise SourceError("scrape gap")
-        return blobs(300, CENTERS, seed=int(start) % 1000)
+        return blobs(300, CENTERS, seed=int(start))
 
     _, snap, _, _ = run(model(), flaky)
     assert snap.reference_windows is not None and snap.reference_windows.values.shape[0] == 20
@@ -90,6 +92,65 @@ def test_a_period_with_no_usable_window_fails_the_run_with_the_source_error() ->
     assert snap.n_rows == 300
     with pytest.raises(SourceError, match="history"):
         run(model(), lambda s, e: (_ for _ in ()).throw(SourceError("history unavailable")))
+
+
+def newest_file(mtimes: list[float], seed: int = 0) -> Any:
+    """A source in the files source's ``window: file`` mode: each window gets the newest
+    of the files written at ``mtimes`` before its end (the same one until the next);
+    each file holds 300 fresh rows of the same blobs."""
+    files = {t: blobs(300, CENTERS, seed=seed + i, scale=0.6) for i, t in enumerate(mtimes)}
+
+    def make(start: float, end: float) -> np.ndarray:
+        return files[max(t for t in mtimes if t < end)]
+
+    return make
+
+
+def test_a_file_that_every_window_of_the_period_reads_is_counted_once() -> None:
+    """One file written 23.5 h ago, read by each of the 24 windows of a day's period:
+    counted 24 times, the calibration saw 24 identical blocks, no spread between them,
+    and every fresh window of the same data drifted."""
+    ev, snap, src, store = run(model(), newest_file([NOW - 23.5 * 3600]))
+    assert len(src.calls) == 24  # every window is still read
+    assert snap.n_rows == 300
+    windows = snap.reference_windows
+    assert windows is not None and windows.rows.tolist() == [300]
+    # The window the file was written in: the period's first.
+    assert (windows.starts[0], windows.ends[0]) == (NOW - DAY, NOW - DAY + 3600)
+    assert ev.decision == (
+        "initial reference model trained on 1 distinct window(s) of the reference "
+        "period's 24 (fewer than 10: thresholds from their rows resampled)"
+    )
+    for i in range(3):  # fresh files of the same data, an hour apart
+        fresh = newest_file([NOW + i * 3600 + 60], seed=100 + i)
+        later, *_ = run(model(), fresh, NOW + (i + 1) * 3600, store)
+        assert later.decision == "kept: no drift", later.decision
+
+
+def test_files_written_every_six_hours_are_each_one_window_of_the_period(caplog: Any) -> None:
+    mtimes = [NOW - (23.5 - 6 * i) * 3600 for i in range(4)]
+    ev, snap, _, _ = run(model(), newest_file(mtimes))
+    windows = snap.reference_windows
+    assert snap.n_rows == 4 * 300
+    assert windows is not None and windows.starts.tolist() == [
+        NOW - (24 - 6 * i) * 3600 for i in range(4)
+    ]
+    assert "20 of 24 windows returned the rows of an earlier window" in caplog.text
+    assert "on 4 distinct window(s) of the reference period's 24" in ev.decision
+
+
+def test_the_files_source_in_file_mode_gives_a_period_of_its_one_file(tmp_path: Path) -> None:
+    from monitor.sources.files import build, parse_options
+
+    X = blobs(300, CENTERS, seed=1, scale=0.6)
+    path = tmp_path / "t.csv"
+    np.savetxt(path, X, delimiter=",", header=",".join(FEATURES), comments="")
+    os.utime(path, (NOW - 23.5 * 3600, NOW - 23.5 * 3600))
+    options, problems = parse_options({"path": str(tmp_path)})  # window: file, the default
+    assert problems == [] and options is not None
+    _, snap = evaluate(model(), build("m", FEATURES, options), MemoryStore(), MemoryHistory(), NOW)
+    assert snap.n_rows == 300
+    assert snap.reference_windows is not None and snap.reference_windows.rows.tolist() == [300]
 
 
 def test_a_daily_mix_does_not_alarm_when_compared_at_its_phase() -> None:
@@ -113,7 +174,7 @@ def test_a_daily_mix_does_not_alarm_when_compared_at_its_phase() -> None:
 
 def test_thresholds_follow_the_size_of_each_run() -> None:
     m = model(thresholds={"mode": "calibrated"}, validation={"min_rows": 20})
-    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s)))
     small, *_ = run(m, lambda s, e: blobs(40, CENTERS, seed=2), NOW + 3600, store)
     large, *_ = run(m, lambda s, e: blobs(600, CENTERS, seed=3), NOW + 7200, store)
     key = S.THRESHOLD_FEATURE_PSI_WARNING
@@ -122,7 +183,7 @@ def test_thresholds_follow_the_size_of_each_run() -> None:
 
 def test_an_sli_without_a_null_at_this_size_is_not_a_drift_signal_and_the_run_says_so() -> None:
     m = model(thresholds={"mode": "auto"}, validation={"min_rows": 3})
-    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s) % 1000))
+    _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s)))
     ev, *_ = run(m, lambda s, e: blobs(4, CENTERS, seed=5), NOW + 3600, store)
     assert S.THRESHOLD_CENTROID_DRIFT not in ev.thresholds
     assert "not drift signals at 4 rows: centroid_drift_max" in ev.decision
@@ -134,7 +195,7 @@ def test_by_default_a_window_needs_half_the_rows_of_the_references_smallest() ->
     m = model()
     assert m.validation.min_rows is None
     sizes = {NOW - DAY + 3600: 9}  # one thin window in the period: the smallest
-    _, snap, _, store = run(m, lambda s, e: blobs(sizes.get(e, 12), CENTERS, seed=int(s) % 1000))
+    _, snap, _, store = run(m, lambda s, e: blobs(sizes.get(e, 12), CENTERS, seed=int(s)))
     assert snap.n_rows == 23 * 12 + 9
     assert snap.null is not None and snap.null.sizes[0] == 5  # half of 9, rounded up
     ev, *_ = run(m, lambda s, e: blobs(5, CENTERS, seed=5), NOW + 3600, store)
@@ -164,7 +225,7 @@ def test_a_reference_shorter_than_a_day_sets_no_bar_beyond_k() -> None:
     """A retrained model's reference is its one window, which may be the day's busiest:
     the night's thinner windows must still run."""
     m = model(reference={"window": "1h"})
-    _, snap, _, store = run(m, lambda s, e: blobs(12, CENTERS, seed=int(s) % 1000))
+    _, snap, _, store = run(m, lambda s, e: blobs(12, CENTERS, seed=int(s)))
     assert snap.null is not None and snap.null.sizes[0] == 3  # k
     ev, *_ = run(m, lambda s, e: blobs(3, CENTERS, seed=5), NOW + 3600, store)
     assert ev.n_rows == 3
