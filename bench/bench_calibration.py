@@ -27,9 +27,15 @@ changes go unseen.
 Each seed draws its own mixture, reference, model, calibration and windows; the table
 gives every seed and the median over seeds.
 
+``--pipeline`` calibrates as a first run does instead (``train.train_reference`` in
+``calibrated`` mode: null windows drawn from its sample of at most
+``train.CALIBRATION_ROWS`` rows, at the sizes of ``train.size_grid``), which is what
+large windows (more reference rows than that sample) need to be measured on, e.g.
+``--pipeline --blocks 24 --rows 200000 --sizes 20000,100000,200000 --windows 100``.
+
     python -m bench calibration [--k 4] [--d 5] [--rows 2000] [--blocks 288]
                                 [--false-alarm-rate 0.01] [--sizes 50,500,5000]
-                                [--windows 1000] [--seeds 0] [--json PATH]
+                                [--windows 1000] [--seeds 0] [--pipeline] [--json PATH]
 
 Exit status 1 when the median rate at some size is above twice the false-alarm rate.
 """
@@ -118,11 +124,12 @@ def draw(centres: np.ndarray, shares: np.ndarray, n: int, rng: np.random.Generat
     return centres[labels] + rng.normal(size=(n, centres.shape[1]))
 
 
-def model_settings(k: int, d: int, min_rows: int, seed: int) -> Any:
+def model_settings(k: int, d: int, min_rows: int, seed: int, mode: str = "fixed") -> Any:
     """The benchmark's one model: ``k`` clusters of ``d`` features, otherwise the defaults.
 
     ``fixed`` thresholds: training then leaves the calibration out (this benchmark runs
-    it), and the measure step's own thresholds are not what it counts.
+    it), and the measure step's own thresholds are not what it counts; ``calibrated``:
+    training calibrates as a first run does (``--pipeline``).
     """
     from monitor.bootstrap import load_settings
 
@@ -132,7 +139,7 @@ def model_settings(k: int, d: int, min_rows: int, seed: int) -> Any:
         "k": k,
         "window": f"{STEP:.0f}s",
         "schedule": {"interval": f"{STEP:.0f}s"},
-        "thresholds": {"mode": "fixed"},
+        "thresholds": {"mode": mode},
         "validation": {"min_rows": min_rows},
         "training": {"seed": seed},
         "source": {"kind": "synthetic"},
@@ -146,17 +153,15 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     from monitor import slis as S
     from monitor.core import calibration
     from monitor.pipeline import train
-    from monitor.pipeline.measure import RunContext, measure
-    from monitor.pipeline.phases import Phases
-    from monitor.pipeline.scoring import prepare
-    from monitor.records import ReferencePeriod, Window
+    from monitor.records import ReferencePeriod
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=SPREAD, size=(args.k, args.d))
     weights = np.arange(args.k, 0, -1, dtype=np.float64)
     shares = weights / weights.sum()
-    model = model_settings(args.k, args.d, min(args.sizes), seed)
+    mode = "calibrated" if args.pipeline else "fixed"
+    model = model_settings(args.k, args.d, min(args.sizes), seed, mode)
     ref = ReferencePeriod(
         X=draw(centres, shares, args.blocks * args.rows, rng),
         block=np.repeat(np.arange(args.blocks), args.rows),
@@ -168,6 +173,28 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         ref, model, now=end, reason="initial", package_version="", working_memory_mib=64.0
     )
     keys = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
+    null = snap.null if args.pipeline else _calibrate(args, ref, snap, model, keys, seed)
+    assert null is not None
+    live = replace(snap, null=null)
+    out: dict[str, Any] = {
+        "seed": seed,
+        "train_and_calibrate_seconds": round(time.perf_counter() - t0, 1),
+        "calibrated_at": [int(n) for n in null.sizes],
+        "sizes": [],
+    }
+    for size in zip(args.sizes, args.windows, strict=True):
+        out["sizes"].append(_count_flags(args, seed, size, live, model, (centres, shares), end))
+    return out
+
+
+def _calibrate(
+    args: argparse.Namespace, ref: Any, snap: Any, model: Any, keys: list[str], seed: int
+) -> Any:
+    """The null table on every row of ``ref``, at the benchmark's own size grid."""
+    from monitor.core import calibration
+    from monitor.pipeline import train
+    from monitor.pipeline.scoring import prepare
+
     null, _ = calibration.calibrate(
         prepare(ref.X, snap.scaler, snap.metric), ref.block, snap.centers, snap.bins,
         snap.outliers, starts=ref.starts, ends=ref.ends, sizes=size_grid(args.sizes),
@@ -176,41 +203,51 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         random_state=seed, refit=train.candidate_refit(model, 64.0),
         split_baseline=snap.split_baseline,
     )  # fmt: skip
-    live = replace(snap, null=null)
-    out: dict[str, Any] = {
-        "seed": seed,
-        "train_and_calibrate_seconds": round(time.perf_counter() - t0, 1),
-        "sizes": [],
+    return null
+
+
+def _count_flags(
+    args: argparse.Namespace,
+    seed: int,
+    size: tuple[int, int],
+    live: Any,
+    model: Any,
+    mixture: tuple[np.ndarray, np.ndarray],
+    end: float,
+) -> dict[str, Any]:
+    """Fresh quiet windows of ``size`` = (rows, count) drawn from ``mixture`` = (centres,
+    shares), measured as a run measures them and counted against ``live``'s null."""
+    from monitor import slis as S
+    from monitor.core import calibration
+    from monitor.pipeline.measure import RunContext, measure
+    from monitor.pipeline.phases import Phases
+    from monitor.records import Window
+
+    keys = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
+    n, count = size
+    t1 = time.perf_counter()
+    window_rng = np.random.default_rng([seed, n])
+    thresholds = calibration.threshold_at(live.null, n)
+    values = []
+    for i in range(count):
+        start = end + i * STEP
+        rows = draw(*mixture, n, window_rng)
+        window = Window("bench", start, start + STEP, model.features, rows)
+        m = measure(window, live, model, Phases(), RunContext(now=start + STEP))
+        values.append({key: m.slis[key] for key in keys})
+    t = tally(values, thresholds)
+    low, high = binomial_interval(t.flags, t.windows)
+    print(f"seed {seed}, {n} rows: {t.flags}/{t.windows} flagged", file=sys.stderr)
+    return {
+        "rows": n,
+        "windows": t.windows,
+        "flags": t.flags,
+        "rate": t.rate,
+        "interval": [low, high],
+        "flags_by_sli": t.by_sli,
+        "thresholds": thresholds,
+        "seconds": round(time.perf_counter() - t1, 1),
     }
-    features = model.features
-    for n, count in zip(args.sizes, args.windows, strict=True):
-        t1 = time.perf_counter()
-        window_rng = np.random.default_rng([seed, n])
-        thresholds = calibration.threshold_at(null, n)
-        values = []
-        for i in range(count):
-            start = end + i * STEP
-            window = Window(
-                "bench", start, start + STEP, features, draw(centres, shares, n, window_rng)
-            )
-            m = measure(window, live, model, Phases(), RunContext(now=start + STEP))
-            values.append({key: m.slis[key] for key in keys})
-        t = tally(values, thresholds)
-        low, high = binomial_interval(t.flags, t.windows)
-        out["sizes"].append(
-            {
-                "rows": n,
-                "windows": t.windows,
-                "flags": t.flags,
-                "rate": t.rate,
-                "interval": [low, high],
-                "flags_by_sli": t.by_sli,
-                "thresholds": thresholds,
-                "seconds": round(time.perf_counter() - t1, 1),
-            }
-        )
-        print(f"seed {seed}, {n} rows: {t.flags}/{t.windows} flagged", file=sys.stderr)
-    return out
 
 
 def summary(results: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
@@ -289,6 +326,11 @@ def _options(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--seeds", type=integers(0, SEED_MAX), default=[0], help="comma-separated seeds"
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="calibrate as a first run does (its sample and size grid), not on every row",
     )
     parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
     args = parser.parse_args(argv)
