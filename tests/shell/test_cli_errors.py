@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from monitor.bootstrap import claim_state_dir
 from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
 from monitor.interrupts import EXIT_INTERRUPTED
+from monitor.store.history import SCHEMA_VERSION
 from tests.fakes import blobs
 from tests.sources.test_prometheus import FakePrometheus
 
@@ -237,7 +238,7 @@ def _foreign_database(path: Path) -> None:
         (
             "newer",
             "history database {state}/history.sqlite has schema version 99; this "
-            "kmeans-monitor reads up to 2: upgrade kmeans-monitor",
+            f"kmeans-monitor reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor",
         ),
         (
             "garbage",
