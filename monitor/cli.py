@@ -1020,11 +1020,13 @@ def _refuse_other_features(
     configured = next((m for m in settings.models if m.name == model), None)
     if configured is None:
         return
+    # From the manifest (no arrays read: approving races the daemon's next candidate).
     try:
-        features = store.load(model, version).features
-    except Exception:  # a version that does not load: the store's own call says why
+        info = next((i for i in store.list_versions(model) if i.version == version), None)
+    except Exception:  # a store that cannot be listed: the store's own call says why
         return
-    if tuple(features) != tuple(configured.features):
+    features = None if info is None else info.features
+    if features is not None and features != tuple(configured.features):
         command = retrain_command(model, settings.path, settings.daemon.state_dir)
         raise InvalidInputError(
             f"v{version} of model {model!r} reads the features {list(features)}, the "
