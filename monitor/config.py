@@ -335,8 +335,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     if bracketed:
         host = host[1:-1]
     plain = not any(c in host for c in ":[]")
-    valid_host = bool(host) and ":" in host if bracketed else plain
-    if not sep or not valid_host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    valid_host = (bool(host) and ":" in host if bracketed else plain) and "\0" not in host
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not sep or not valid_host or not digits or not 0 <= int(port) <= 65535:
         raise Mismatch(Problem("listen", LISTEN_FORMS, _without_userinfo(value)))
     return host, int(port)
 
@@ -441,6 +442,16 @@ def _choice(choices: tuple[str, ...]) -> Convert[str]:
 
 
 _text: Convert[str] = partial(check_str, non_empty=True)
+
+
+def _path(value: Any, name: str) -> Path:
+    """A path of the configuration: text without a NUL byte (no file name holds one)."""
+    text = _text(value, name)
+    if "\0" in text:
+        raise Mismatch(Problem(name, "a path (it holds a NUL byte)", value))
+    return Path(text)
+
+
 _duration: Convert[float] = check_duration
 
 
@@ -523,7 +534,7 @@ def _features(r: _Reader) -> tuple[str, ...] | None:
 
 _DAEMON: Mapping[str, Convert[Any]] = {
     "listen": _listen,
-    "state_dir": lambda value, name: Path(_text(value, name)),
+    "state_dir": _path,
     "working_memory_mib": _float(1.0, 1e6),
     "max_clusters": _int(2, 4096),
     "max_workers": _int(1, 64),
@@ -532,7 +543,7 @@ _DAEMON: Mapping[str, Convert[Any]] = {
     "pushgateway": partial(check_base_url, example=PUSHGATEWAY_EXAMPLE),
     "dashboard_url_pattern": lambda value, name: _dashboard_url_pattern(value, name),
     "log_level": _log_level,
-    "web_config_file": lambda value, name: Path(_text(value, name)),
+    "web_config_file": _path,
     "shutdown_grace": _duration,
     "run_isolation": _choice(RUN_ISOLATIONS),
 }
@@ -597,7 +608,7 @@ def _store(r: _Reader) -> StoreSettings:
     out = StoreSettings(
         keep_versions=versions,
         keep_age=age,
-        key_file=r.get("key_file", d.key_file, lambda value, name: Path(_text(value, name))),
+        key_file=r.get("key_file", d.key_file, _path),
         key_env=r.get("key_env", d.key_env, _text),
         encrypt=r.get("encrypt", d.encrypt, _flag),
         require_signature=r.get("require_signature", d.require_signature, _flag),

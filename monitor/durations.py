@@ -30,8 +30,12 @@ __all__ = [
 ]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# ASCII digits only: \d also matches "٣" and "３", which float() reads as 3.
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", re.ASCII)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+#: The shortest duration anything takes: shorter, a window or a timeout vanishes in the
+#: rounding of a unix time (1e-300 s ended a window where it began).
+MIN_SECONDS = 0.001
 
 # Prometheus' own grammar (model.ParseDuration): each unit at most once, largest first.
 _PROMETHEUS_UNITS = {
@@ -43,7 +47,7 @@ _PROMETHEUS_UNITS = {
     "s": 1,
     "ms": 0.001,
 }
-_PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UNITS))
+_PROMETHEUS = re.compile("".join(f"(?:(\\d+){unit})?" for unit in _PROMETHEUS_UNITS), re.ASCII)
 #: Prometheus durations are int64 nanoseconds: a longer one is "out of range" to it.
 PROMETHEUS_MAX_SECONDS = (2**63 - 1) // 10**9
 #: The longest duration anything takes (about a century): a longer one is a slip of the
@@ -72,6 +76,8 @@ def check_duration(
         kind = "non-negative" if allow_zero else "positive"
         expected = f"a duration such as '90s', '5m', '2h', '1d' or a {kind} number of seconds"
         raise Mismatch(Problem(name, expected, value))
+    if 0 < seconds < MIN_SECONDS:
+        raise Mismatch(Problem(name, "a duration of at least 1ms", value))
     if seconds > most:
         century = " (about a century)" if most == MAX_SECONDS else ""
         raise Mismatch(
@@ -155,12 +161,12 @@ def scale_prometheus_duration(text: str, scale: float) -> str:
     )
     # Prometheus windows below a second are noise, and a zero window is an error.
     base = parse_prometheus_duration(text)
-    seconds = math.floor(base * factor + 0.5)
-    if seconds > PROMETHEUS_MAX_SECONDS:
+    scaled = base * factor  # infinite past float64 (--time-scale 1e308): refused below
+    if not scaled <= PROMETHEUS_MAX_SECONDS:
         # Named as the rules' option (``--time-scale`` on the command line, cli.py).
         limit = PROMETHEUS_MAX_SECONDS / base
         reach = "the longest duration Prometheus reads (about 292 years)"
         raise Mismatch(
             Problem("time_scale", f"at most {limit:.3g}, which scales {text} to {reach}", factor)
         )
-    return format_prometheus_duration(max(1, seconds))
+    return format_prometheus_duration(max(1, math.floor(scaled + 0.5)))

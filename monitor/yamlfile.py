@@ -91,6 +91,13 @@ class _StrictLoader(yaml.SafeLoader):
         digits = str(node.value).replace("_", "").lstrip("+-")
         if ":" in digits or (len(digits) > 1 and digits[0] == "0" and digits[1] in "01234567"):
             self._ambiguous(node, super().construct_yaml_int(node))
+        if len(digits) > _MAX_INT_DIGITS:  # int() refuses them, in words about sys
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {len(digits)} digits; no setting takes more than {_MAX_INT_DIGITS}",
+                node.start_mark,
+            )
         return super().construct_yaml_int(node)
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
@@ -130,6 +137,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_MAX_INT_DIGITS = 100
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
 # YAML 1.2's exponent floats: YAML 1.1 (PyYAML) needs a point and a signed exponent, so it

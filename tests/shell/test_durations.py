@@ -53,6 +53,23 @@ def test_parse_duration_names_the_field(value: object) -> None:
     )
 
 
+@pytest.mark.parametrize("value", ["٣m", "\uff13m", "٣", "1٣s"])
+def test_digits_are_ascii(value: object) -> None:
+    # "٣m" read as 3 minutes, where other fields refused such digits.
+    with pytest.raises(InvalidInputError, match="must be a duration such as"):
+        parse_duration(value, "window")
+
+
+@pytest.mark.parametrize("value", [1e-300, "0.0005s", "0.5ms"])
+def test_a_duration_under_a_millisecond_is_refused(value: object) -> None:
+    # A window of 1e-300 s ended where it began (now - window == now): every run failed
+    # with an internal error that check-config had passed.
+    with pytest.raises(InvalidInputError) as info:
+        parse_duration(value, "window")
+    assert str(info.value) == f"window: must be a duration of at least 1ms; got {value!r}"
+    assert parse_duration("1ms", "window") == 0.001
+
+
 @pytest.mark.parametrize("value", [0, "0s", "0"])
 def test_zero_is_refused_unless_allowed(value: object) -> None:
     with pytest.raises(InvalidInputError, match="a positive number of seconds"):
@@ -172,6 +189,9 @@ def test_a_scale_beyond_what_prometheus_reads_is_refused() -> None:
         "The 'time_scale' parameter must be at most 1.07e+05, which scales 1d to the longest "
         "duration Prometheus reads (about 292 years). Got 1000000.0 instead."
     )
+    # A product past float64 is infinite: it was an OverflowError (exit 70) in render.
+    with pytest.raises(InvalidInputError, match=r"must be at most 1\.07e"):
+        scale_prometheus_duration("1d", 1e308)
 
 
 @pytest.mark.parametrize("scale", [0, -1.0, float("nan"), float("inf"), "2"])

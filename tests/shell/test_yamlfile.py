@@ -92,6 +92,14 @@ def test_yaml_1_1_octal_and_base_60_numbers_are_refused(text: str, message: str)
     assert message in problem(text)
 
 
+def test_an_integer_of_thousands_of_digits_is_a_problem_not_a_traceback() -> None:
+    # int() refuses more than 4,300 digits: loading the file ended in a traceback, exit 70.
+    assert "line 1, column 4: an integer of 5000 digits; no setting takes more" in problem(
+        "k: " + "9" * 5000 + "\n"
+    )
+    assert load_yaml("k: " + "9" * 100 + "\n", "f.yml") == {"k": int("9" * 100)}
+
+
 def test_numbers_that_read_as_written_stay_numbers() -> None:
     text = "a: 0\nb: 10\nc: -3\nd: 0.5\ne: 1_000\nf: 0x1f\ng: 08\nh: '010'\ni: 1e3\n"
     assert load_yaml(text, "f.yml") == {
