@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_str
 from monitor.errors import StoreError
+from monitor.store._fs import read_file
 
 __all__ = ["ENCRYPTION_EXTRA", "MIN_KEY_BYTES", "StoreKey", "load_key", "require_cipher"]
 
@@ -72,9 +73,9 @@ class StoreKey:
         """The key in ``path`` (trailing newline ignored); warns when others may read it."""
         path = Path(path)
         try:
-            with open(path, "rb") as f:
-                mode = os.fstat(f.fileno()).st_mode
-                secret = f.read(_MAX_KEY_FILE_BYTES + 1)
+            # Never blocking: a FIFO in the key's place hung check-config and the daemon.
+            secret = read_file(path, most=_MAX_KEY_FILE_BYTES)
+            mode = os.stat(path).st_mode
         except OSError as exc:
             raise StoreError(f"cannot read the store key file {path}: {exc.strerror}") from exc
         if len(secret) > _MAX_KEY_FILE_BYTES:

@@ -284,6 +284,14 @@ def test_keys_from_a_file_and_from_the_environment_agree(tmp_path: Path) -> None
     assert from_file._sign != from_file._encrypt
 
 
+def test_a_key_file_that_is_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    # open() of a FIFO blocks until a writer comes: check-config and the daemon hung.
+    path = tmp_path / "key"
+    os.mkfifo(path)
+    with pytest.raises(StoreError, match=r"cannot read the store key file .*key: not a regular"):
+        load_key(key_file=path, environ={})
+
+
 def test_a_key_in_the_environment_that_is_not_utf8_is_its_bytes(tmp_path: Path) -> None:
     # Python holds such a variable with surrogates; the strict encode was an exit 70.
     raw = b"\xff" + b"k" * 40
