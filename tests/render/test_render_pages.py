@@ -245,10 +245,12 @@ def _view(**changes: Any) -> dict[str, Any]:
             "live_reason": "initial",
             "k": 4,
             "pending": 4,
+            "pending_problem": None,
             "approve_command": (
                 "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
             ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
+            "reject_command": None,
             "live_problem": None,
             "rollback_to": None,
             "rollback_command": None,
