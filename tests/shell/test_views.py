@@ -315,7 +315,10 @@ def test_a_pending_candidate_that_does_not_load_offers_no_command_that_fails(
     v = view["versions"]
     assert (v["pending"], v["approve_command"], v["diff_command"]) == (3, None, None)
     assert f"Reject the broken candidate (it stays stored, retired): {v['reject_command']}" in text
-    # Nor does a runbook type the broken version in.
+    # The index says so too, and a runbook does not type the broken version in.
+    (entry,) = pages.index()
+    assert (entry["pending_version"], entry["pending_problem"]) == (3, v["pending_problem"])
+    assert '<a href="/models/m1#pending-problem">3, broken</a>' in pages.index_html()
     runbook = _text(pages.runbook_html("KMeansCentroidDrift", "m1"))
     assert "snapshots approve --state-dir" in runbook and " m1 CANDIDATE_VERSION" in runbook
     assert _typed(v["reject_command"]).exit_code == 0
@@ -344,6 +347,25 @@ def test_a_pending_pointer_that_cannot_be_read_is_not_called_a_broken_live_one(
     assert (v["live"], v["live_problem"], v["rollback_to"], v["pending"]) == (1, None, None, None)
     assert "snapshots approve" not in text and "snapshots reject" not in text
     assert "Roll back" not in text  # the live version is fine
+
+
+def test_the_index_says_an_unreadable_live_pointer_is_unreadable_not_none(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, _, model_dir = broken
+    (model_dir / "LIVE").write_text("zz")
+    (entry,) = pages.index()
+    view = pages.model("m1")
+    assert view is not None
+    assert entry["live_version"] is None
+    assert entry["live_problem"] == view["versions"]["live_problem"]
+    assert entry["live_problem"].startswith("the live pointer cannot be read: model 'm1'")
+    page = pages.index_html()
+    # As the model page words it ("Live version: unreadable"), linked to its explanation.
+    assert '<td><a href="/models/m1#live-problem">unreadable</a></td>' in page
+    assert 'id="live-problem"' in (pages.model_html("m1") or "")
+    # The pending pointer, readable, is still shown: it was hidden with the live one.
+    assert entry["pending_version"] == 3 and "<td>3</td>" in page
 
 
 def test_the_templates_test_data_has_the_views_shape(
