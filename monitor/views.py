@@ -78,7 +78,8 @@ class _Context:
     failures: tuple[RunFailure, ...]
     live: int | None
     pending: int | None
-    pointer_problem: str | None  # why the store's pointers could not be read
+    pointer_problem: str | None  # why the store's live pointer could not be read
+    pending_pointer_problem: str | None  # why its pending pointer could not be read
 
 
 def page_options(dashboard_url_pattern: str | None) -> RenderOptions:
@@ -129,14 +130,26 @@ class ModelPages:
             history_problem = str(exc)
             evaluations, failures = (), ()
         self._log_problem(model, "the history", history_problem)
-        live = pending = None
+        live = pending = pending_problem = None
         try:
             live = self._store.live_version(model)
-            pending = self._store.pending_version(model)
         except Exception as exc:
             pointer_problem = str(exc)
-        self._log_problem(model, "the store's pointers", pointer_problem)
-        return _Context(status, tuple(evaluations), tuple(failures), live, pending, pointer_problem)
+        try:  # read on its own: a broken live pointer hid a readable pending one
+            pending = self._store.pending_version(model)
+        except Exception as exc:
+            pending_problem = str(exc)
+        problems = "; ".join(p for p in (pointer_problem, pending_problem) if p is not None)
+        self._log_problem(model, "the store's pointers", problems or None)
+        return _Context(
+            status,
+            tuple(evaluations),
+            tuple(failures),
+            live,
+            pending,
+            pointer_problem,
+            pending_problem,
+        )
 
     def _log_problem(self, model: str, what: str, problem: str | None) -> None:
         """Log a problem reading ``what`` when it starts or changes, and its end: not on
@@ -190,7 +203,9 @@ class ModelPages:
                     "model": model,
                     "state": view["state"],
                     "live_version": view["versions"]["live"],
+                    "live_problem": view["versions"]["live_problem"],
                     "pending_version": view["versions"]["pending"],
+                    "pending_problem": view["versions"]["pending_problem"],
                     "latest": view["latest"],
                     "failing_since": view["failing_since"],
                     "top_feature": view["features"][0] if view["features"] else None,
@@ -291,8 +306,11 @@ class ModelPages:
             "k": live.k if live is not None else None,
             "live_problem": problem,
             "pending": ctx.pending,
+            # Why the pending candidate cannot be approved (its pointer or files are broken).
+            "pending_problem": self._pending_problem(model, ctx),
             "approve_command": None,
             "diff_command": None,
+            "reject_command": None,  # offered for a broken candidate only
             # The live version's parent; while the live one does not load, the last that does.
             "rollback_to": None,
             "rollback_command": None,
@@ -304,7 +322,10 @@ class ModelPages:
             out["rollback_to"] = live.parent_version
         state_dir = self._state_dir
         where = store_options(state_dir, self._config)
-        if ctx.pending is not None:
+        if ctx.pending is not None and out["pending_problem"] is not None:
+            # Neither approve nor diff can read it: withdraw it (a run stores the next).
+            out["reject_command"] = f"kmeans-monitor snapshots reject {model} {ctx.pending} {where}"
+        elif ctx.pending is not None:
             out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
             if base is not None and base != ctx.pending:
                 out["diff_command"] = (
@@ -323,10 +344,24 @@ class ModelPages:
             return f"the live pointer cannot be read: {_reason(ctx.pointer_problem)}"
         if ctx.live is None or ctx.live == loaded:
             return None
-        try:  # a moved pointer: loaded at the next refresh, if it loads
-            self._store.load(model, ctx.live)
+        return self._load_problem(model, ctx.live)  # a moved pointer, loaded if it loads
+
+    def _pending_problem(self, model: str, ctx: _Context) -> str | None:
+        """Why the pending candidate cannot be approved or compared, in one line (None:
+        it can, or there is none). The store keeps what it verified: a page view loads
+        the candidate's files again only once they changed."""
+        if ctx.pending_pointer_problem is not None:
+            return f"the pending pointer cannot be read: {_reason(ctx.pending_pointer_problem)}"
+        if ctx.pending is None:
+            return None
+        return self._load_problem(model, ctx.pending)
+
+    def _load_problem(self, model: str, version: int) -> str | None:
+        """Why ``version`` does not load, in one line; None when it loads."""
+        try:
+            self._store.load(model, version)
         except Exception as exc:
-            return f"version {ctx.live} does not load: {_reason(str(exc))}"
+            return f"version {version} does not load: {_reason(str(exc))}"
         return None
 
     def _last_loadable(self, model: str, ctx: _Context, loaded: int | None) -> int | None:

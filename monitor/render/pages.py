@@ -103,8 +103,8 @@ def _fill_names(markdown: str, view: Mapping[str, Any]) -> str:
     if versions["live"] is not None and versions["live_problem"] is None:
         # A live version that does not load is no argument to type (the live block says so).
         values["LIVE_VERSION"] = str(versions["live"])
-    if versions["pending"] is not None:
-        values["CANDIDATE_VERSION"] = str(versions["pending"])
+    if versions["pending"] is not None and versions["pending_problem"] is None:
+        values["CANDIDATE_VERSION"] = str(versions["pending"])  # nor a broken candidate
     if view["features"]:
         values["FEATURE"] = view["features"][0]["feature"]
     # Model and feature names are letters, digits and ._:- (monitor.checks): no Markdown.

@@ -7,7 +7,9 @@ format or a regex with a ``time`` group) and the window reads every file whose n
 time is in ``[start, end)``, so that history can be replayed. ``window: time_range``
 reads every matching file and keeps the rows whose timestamp is in ``[start, end)``; a
 file read that way is kept parsed (``_Parsed``) until it changes, so that the many windows
-of a reference period, or of a backtest, do not parse it again each.
+of a reference period, or of a backtest, do not parse it again each. A file that does not
+read fails only the windows that hold its rows, by its timestamps read alone; when those
+cannot be read either, it fails every window.
 Parquet and CSV columns are matched to the features by name; NPY columns by position.
 pyarrow is imported only when a Parquet file is read.
 """
@@ -327,20 +329,23 @@ class _File:
 #: Bytes of parsed rows the ``window: time_range`` mode keeps between reads, per source.
 PARSED_BYTES = 256 * 2**20
 
-_Entry = tuple[tuple[int, int, int, int], FloatArray, FloatArray]  # stamp, rows, times
+# A parsed file: its stamp, rows and times, and why it did not read (no rows, then).
+_Rows = tuple[FloatArray, FloatArray, Exception | None]
+_Entry = tuple[tuple[int, int, int, int], FloatArray, FloatArray, Exception | None]
 
 
 class _Parsed:
-    """Parsed files (rows and timestamps) by path, each with the stamp it was read at;
-    the least recently read go first beyond ``PARSED_BYTES``. Files change while the
-    daemon runs, so an entry counts only while the file's stamp is the same."""
+    """Parsed files (rows and timestamps, or the times of one that did not read, and
+    why) by path, each with the stamp it was read at; the least recently read go first
+    beyond ``PARSED_BYTES``. Files change while the daemon runs, so an entry counts
+    only while the file's stamp is the same."""
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, f: _File) -> tuple[FloatArray, FloatArray] | None:
+    def get(self, f: _File) -> _Rows | None:
         with self._lock:
             entry = self._entries.get(f.path)
             if entry is None:
@@ -349,7 +354,7 @@ class _Parsed:
                 self._pop(f.path)
                 return None
             self._entries[f.path] = self._entries.pop(f.path)  # the most recently read now
-            return entry[1], entry[2]
+            return entry[1], entry[2], entry[3]
 
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
@@ -357,7 +362,7 @@ class _Parsed:
             for path in [p for p in self._entries if p not in paths]:
                 self._pop(path)
 
-    def put(self, f: _File, X: FloatArray, ts: FloatArray) -> None:
+    def put(self, f: _File, X: FloatArray, ts: FloatArray, error: Exception | None) -> None:
         size = X.nbytes + ts.nbytes
         if size > PARSED_BYTES:
             return
@@ -365,7 +370,7 @@ class _Parsed:
             self._pop(f.path)  # read twice at once: keep the last
             while self._entries and self._bytes + size > PARSED_BYTES:
                 self._pop(next(iter(self._entries)))
-            self._entries[f.path] = (f.stamp, X, ts)
+            self._entries[f.path] = (f.stamp, X, ts, error)
             self._bytes += size
 
     def _pop(self, path: Path) -> None:
@@ -486,17 +491,14 @@ class FilesSource:
         used = 0
         self._parsed.keep_only({f.path for f in files})
         for f in files:
-            parsed = self._parsed.get(f)
-            if parsed is None:
-                X, read_ts = self._read(f, with_timestamps=True)
-                assert read_ts is not None
-                self._parsed.put(f, X, read_ts)
-                parsed = X, read_ts
-            X, ts = parsed
+            X, ts, error = self._parsed_rows(f)
             keep = (ts >= start) & (ts < end)
-            if keep.any():
-                parts.append(X[keep])
-                used += 1
+            if not keep.any():
+                continue  # a file that did not read fails only the windows it has rows in
+            if error is not None:
+                raise type(error)(str(error))  # a new one: windows may be read in threads
+            parts.append(X[keep])
+            used += 1
         d = len(self._features)
         X = np.concatenate(parts) if parts else np.empty((0, d))
         label = (
@@ -504,6 +506,55 @@ class FilesSource:
             f"from {used} of {len(files)} file(s)"
         )
         return X, label
+
+    def _parsed_rows(self, f: _File) -> _Rows:
+        """A file's rows and times, parsed once while it is unchanged. A file that does
+        not read (a cell that is no number, a column too many) has no rows, its times
+        read alone and the error, for the windows they reach to raise; when its times
+        cannot be read either, the error is raised here: its rows may lie in any window,
+        and none may be left out silently."""
+        cached = self._parsed.get(f)
+        if cached is not None:
+            return cached
+        try:
+            X, read_ts = self._read(f, with_timestamps=True)
+        except (SourceError, InvalidInputError) as exc:
+            ts = self._times_only(f)
+            if ts is None:
+                raise
+            _log.warning("%s; %s", str(exc).rstrip("."), _failing_windows(ts))
+            # Kept without its traceback, which holds the frames of the failed parse.
+            rows: _Rows = (np.empty((0, len(self._features))), ts, type(exc)(str(exc)))
+            if not isinstance(exc.__cause__, OSError):  # an I/O error may pass: read again
+                self._parsed.put(f, *rows)
+            return rows
+        assert read_ts is not None
+        self._parsed.put(f, X, read_ts, None)
+        return X, read_ts, None
+
+    def _times_only(self, f: _File) -> FloatArray | None:
+        """The row times of a file that did not read whole, read alone; None when they
+        cannot be read either (NPY columns go by position: none is known to be the
+        timestamp in a file that does not read)."""
+        where = f"{self._name}: {str(f.path)!r}"
+        name = self._options.timestamp_column
+        try:
+            if f.format == "parquet":
+                pa, pq = _pyarrow(where)
+                if name not in _parquet_names(pa, pq, f.path, where):
+                    return None
+                table = _parquet_table(pa, pq, f.path, [name], where)
+                return _arrow_timestamps(pa, table.column(name), where)
+            if f.format == "csv":
+                stamps = []
+                for header, rows, lines in _csv_chunks(f.path, where):
+                    if name not in header:
+                        return None
+                    stamps.append(self._csv_times(header, rows, lines, where))
+                return np.concatenate(stamps)
+        except Exception:  # whatever it is, the times are unknown: the file's error stands
+            return None
+        return None
 
     # ------------------------------------------------------------------ readers
 
@@ -559,14 +610,19 @@ class FilesSource:
                 block[:, j] = _csv_column(rows, i, header[i], lines, where)
             parts.append(block)
             if with_timestamps:
-                i_ts = header.index(self._options.timestamp_column)
-                cells = [r[i_ts] for r in rows]
-                try:
-                    stamps.append(parse_timestamps(cells, where, positions=("line", lines)))
-                except InvalidInputError as exc:
-                    raise SourceError(str(exc)) from exc
+                stamps.append(self._csv_times(header, rows, lines, where))
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return X, (np.concatenate(stamps) if with_timestamps else None)
+
+    def _csv_times(
+        self, header: list[str], rows: list[list[str]], lines: list[int], where: str
+    ) -> FloatArray:
+        """The times of a chunk of CSV rows; SourceError names a line that has none."""
+        i = header.index(self._options.timestamp_column)
+        try:
+            return parse_timestamps([r[i] for r in rows], where, positions=("line", lines))
+        except InvalidInputError as exc:
+            raise SourceError(str(exc)) from exc
 
     def _read_npy(
         self, path: Path, where: str, with_timestamps: bool
@@ -597,6 +653,17 @@ class FilesSource:
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
         return np.ascontiguousarray(data[:, 1:]), ts
+
+
+def _failing_windows(ts: FloatArray) -> str:
+    """Which windows a file that does not read fails, by the times of its rows."""
+    if not ts.size:
+        return "it holds no row, so no window fails for it; it is read again once it changes"
+    return (
+        f"its {ts.size} row(s) are timed {format_time(float(ts.min()))} to "
+        f"{format_time(float(ts.max()))}: the windows that hold them fail, no other; it is "
+        "read again once it changes"
+    )
 
 
 def _hidden(relative: Path) -> bool:

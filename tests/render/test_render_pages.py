@@ -245,10 +245,12 @@ def _view(**changes: Any) -> dict[str, Any]:
             "live_reason": "initial",
             "k": 4,
             "pending": 4,
+            "pending_problem": None,
             "approve_command": (
                 "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
             ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
+            "reject_command": None,
             "live_problem": None,
             "rollback_to": None,
             "rollback_command": None,
@@ -409,7 +411,9 @@ def _entry(name: str, version: Any, decision: str | None, state: str = "ok") -> 
         "model": name,
         "state": state,
         "live_version": version,
+        "live_problem": None,
         "pending_version": None,
+        "pending_problem": None,
         "latest": latest,
         "failing_since": None,
         "links": {"page": f"/models/{name}"},
@@ -445,6 +449,32 @@ def test_index_page_lists_each_model_with_its_state_and_the_links() -> None:
     ]
     assert parser.links == ["/models/checkout", "/models/search", "/models/fresh", *LINKS]
     assert "<title>kmeans-monitor</title>" in page
+
+
+def test_index_page_names_a_broken_version_as_the_model_page_does() -> None:
+    unreadable = _entry("checkout", None, None) | {"live_problem": "the live pointer is 'zz'"}
+    broken = _entry("search", 4, None) | {
+        "live_problem": "version 4 does not load: x",
+        "pending_version": 5,
+        "pending_problem": "version 5 does not load: y",
+    }
+    no_model_yet = _entry("fresh", None, None)
+    parser = _Page(index_page([unreadable, broken, no_model_yet], now=NOW))
+    assert [row[2:4] for row in parser.rows[1:]] == [
+        ["unreadable", DASH],
+        ["4, broken", "5, broken"],
+        ["none", DASH],
+    ]
+    # Each links to what the model page says of it (ids live-problem, pending-problem).
+    assert parser.links == [
+        "/models/checkout",
+        "/models/checkout#live-problem",
+        "/models/search",
+        "/models/search#live-problem",
+        "/models/search#pending-problem",
+        "/models/fresh",
+        *LINKS,
+    ]
 
 
 def test_index_page_without_models_says_so() -> None:

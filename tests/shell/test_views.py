@@ -243,14 +243,19 @@ def _typed(command: str) -> Any:
     return CliRunner().invoke(cli, shlex.split(command)[1:], catch_exceptions=False)
 
 
+def _damage(path: Path) -> None:
+    """printf xx | dd of=PATH bs=1 seek=1000 conv=notrunc"""
+    with path.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"xx")
+
+
 def test_a_live_version_that_does_not_load_is_named_with_a_working_rollback(
     broken: tuple[ModelPages, DirectorySnapshotStore, Path],
 ) -> None:
     pages, store, model_dir = broken
     arrays = model_dir / "v000002" / "arrays.npz"
-    with arrays.open("r+b") as f:  # printf xx | dd of=arrays.npz bs=1 seek=1000 conv=notrunc
-        f.seek(1000)
-        f.write(b"xx")
+    _damage(arrays)
     (model_dir / "LIVE").write_text("2")
     text = _text(pages.model_html("m1"))
     why = f"{arrays} is corrupt: its sha256 does not match manifest.json"
@@ -287,6 +292,80 @@ def test_a_live_pointer_that_cannot_be_read_is_named_with_a_working_rollback(
     assert (v["live"], v["loaded"], v["rollback_to"]) == (None, 1, 1)
     assert _typed(v["rollback_command"]).exit_code == 0
     assert store.live_version("m1") == 1
+
+
+def test_a_pending_candidate_that_does_not_load_offers_no_command_that_fails(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, store, model_dir = broken
+    arrays = model_dir / "v000003" / "arrays.npz"
+    _damage(arrays)
+    text = _text(pages.model_html("m1"))
+    why = f"{arrays} is corrupt: its sha256 does not match manifest.json"
+    assert (
+        f"Pending candidate: 3. Broken: version 3 does not load: {why}. It cannot be "
+        "approved or compared; reject it, or leave it: the next candidate a run stores "
+        "replaces it."
+    ) in text
+    assert "Live version: 1, trained" in text and "live pointer" not in text  # it is fine
+    # approve and diff fail on it as typed: the page offers neither, but a reject that works.
+    assert "snapshots approve" not in text and "snapshots diff" not in text
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert (v["pending"], v["approve_command"], v["diff_command"]) == (3, None, None)
+    assert f"Reject the broken candidate (it stays stored, retired): {v['reject_command']}" in text
+    # The index says so too, and a runbook does not type the broken version in.
+    (entry,) = pages.index()
+    assert (entry["pending_version"], entry["pending_problem"]) == (3, v["pending_problem"])
+    assert '<a href="/models/m1#pending-problem">3, broken</a>' in pages.index_html()
+    runbook = _text(pages.runbook_html("KMeansCentroidDrift", "m1"))
+    assert "snapshots approve --state-dir" in runbook and " m1 CANDIDATE_VERSION" in runbook
+    assert _typed(v["reject_command"]).exit_code == 0
+    assert store.pending_version("m1") is None
+    view = pages.model("m1")
+    assert view is not None and view["versions"]["pending_problem"] is None
+    assert "No candidate waiting for approval." in _text(pages.model_html("m1"))
+
+
+def test_a_pending_pointer_that_cannot_be_read_is_not_called_a_broken_live_one(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, _, model_dir = broken
+    (model_dir / "PENDING").write_text("zz")
+    text = _text(pages.model_html("m1"))
+    pointer = model_dir / "PENDING"
+    assert (
+        "Pending candidate: unreadable. Broken: the pending pointer cannot be read: the "
+        f"pointer {pointer} is corrupt: 'zz'; remove it (`rm {pointer}`): the next drifting "
+        "run stores a new candidate. It cannot be approved or compared, and runs fail until "
+        "the pointer is removed."
+    ) in text
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert (v["live"], v["live_problem"], v["rollback_to"], v["pending"]) == (1, None, None, None)
+    assert "snapshots approve" not in text and "snapshots reject" not in text
+    assert "Roll back" not in text  # the live version is fine
+
+
+def test_the_index_says_an_unreadable_live_pointer_is_unreadable_not_none(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    pages, _, model_dir = broken
+    (model_dir / "LIVE").write_text("zz")
+    (entry,) = pages.index()
+    view = pages.model("m1")
+    assert view is not None
+    assert entry["live_version"] is None
+    assert entry["live_problem"] == view["versions"]["live_problem"]
+    assert entry["live_problem"].startswith("the live pointer cannot be read: model 'm1'")
+    page = pages.index_html()
+    # As the model page words it ("Live version: unreadable"), linked to its explanation.
+    assert '<td><a href="/models/m1#live-problem">unreadable</a></td>' in page
+    assert 'id="live-problem"' in (pages.model_html("m1") or "")
+    # The pending pointer, readable, is still shown: it was hidden with the live one.
+    assert entry["pending_version"] == 3 and "<td>3</td>" in page
 
 
 def test_the_templates_test_data_has_the_views_shape(

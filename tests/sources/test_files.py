@@ -600,6 +600,90 @@ def test_time_range_timestamp_problems(
         _range_source(tmp_path).read_window(T0 - 60, T0)
 
 
+# A file that does not read, whose times do: it fails the windows that hold its rows only.
+BAD_AT = T0 + 3600  # its rows' times, an hour after the good file's
+BAD = {
+    ".csv": ("column 'rps' holds 'oops', not a number", SourceError),
+    ".parquet": ("column 'rps' has type string; expected numbers", SchemaError),
+}
+
+
+def _bad_file(tmp_path: Path, suffix: str) -> Path:
+    stamps = [BAD_AT + i for i in range(5)]
+    rps = [1.0, 2.0, "oops", 4.0, 5.0] if suffix == ".csv" else [str(i) for i in range(5)]
+    columns = named(ROWS, ts=stamps) | {"rps": rps}
+    return write(tmp_path / f"old{suffix}", columns)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_time_range_a_bad_file_fails_only_the_windows_its_rows_are_in(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
+    bad = _bad_file(tmp_path, suffix)
+    message, error = BAD[suffix]
+    parsed = _count_parses(monkeypatch)
+    src = _range_source(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        for _ in range(3):  # the windows of a reference period: one parse, one warning
+            window = src.read_window(T0 - 60, T0)
+            np.testing.assert_array_equal(window.X, ROWS[[1, 2]])
+            assert window.label.endswith("from 1 of 2 file(s)")
+            assert src.read_window(BAD_AT + 5, BAD_AT + 60).X.shape == (0, 3)  # just after
+    assert sorted(parsed) == sorted(["w.csv", bad.name])
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning == (
+        f"files source of model 'checkout': '{bad}'{', line 4' if suffix == '.csv' else ''}: "
+        f"{message}; its 5 row(s) are timed 2023-11-14T23:13:20Z to 2023-11-14T23:13:24Z: "
+        "the windows that hold them fail, no other; it is read again once it changes"
+    )
+    # A window that holds any of its rows fails, as before: none is left out silently.
+    for start, end in [(BAD_AT, BAD_AT + 1), (BAD_AT + 4, BAD_AT + 5), (T0 - 60, T0 + 7200)]:
+        with pytest.raises(error) as info:
+            src.read_window(start, end)
+        assert str(info.value).startswith(f"files source of model 'checkout': '{bad}'")
+        assert message in str(info.value)
+
+
+def test_time_range_a_bad_file_without_rows_fails_no_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
+    (tmp_path / "x.csv").write_text("ts,latency_ms,cpu_ratio,rps,host\n")  # a column too many
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        X = _range_source(tmp_path).read_window(T0 - 86400, T0 + 86400).X
+    np.testing.assert_array_equal(X, ROWS)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "x.csv': columns do not match the model's features" in warning
+    assert warning.endswith(
+        "; it holds no row, so no window fails for it; it is read again once it changes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("garbage.csv", b"\x00\x01 not, a, csv\n\xff\xfe"),  # no header, not UTF-8
+        ("no-ts.csv", b"latency_ms,cpu_ratio,rps\n1,2,3\n"),  # no timestamp column
+        ("bad-ts.csv", b"ts,latency_ms,cpu_ratio,rps\nyesterday,1,2,oops\n"),
+        ("cut.parquet", b"PAR1 truncated"),
+        ("wide.npy", None),  # NPY columns go by position: none is known to be the time
+    ],
+)
+def test_time_range_a_file_whose_times_do_not_read_fails_every_window(
+    tmp_path: Path, name: str, content: bytes | None
+) -> None:
+    write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
+    if content is None:
+        np.save(tmp_path / name, np.column_stack([STAMPS, ROWS, ROWS]))
+    else:
+        (tmp_path / name).write_bytes(content)
+    src = _range_source(tmp_path)
+    for start in (T0 - 60, T0 + 86400 * 365):  # its rows could be in any window
+        with pytest.raises((SourceError, SchemaError), match=name):
+            src.read_window(start, start + 60)
+
+
 # Times outside 1970..9999 (docs/sources.md): refused with parse_time's one message,
 # whichever way the column was parsed: numbers in one go (CSV of numbers, a numeric or
 # timestamp Parquet column, NPY), or value by value (a column that mixes in ISO text).
