@@ -45,11 +45,15 @@ from monitor.records import (
 
 __all__ = [
     "CALIBRATION_ROWS",
+    "CALIBRATION_VALUES",
+    "NULL_WINDOWS",
     "SAMPLE_ROWS",
     "TRAINING_ROWS",
     "calibration_phases",
+    "calibration_rows",
     "candidate_refit",
     "fixed_thresholds",
+    "largest_null_window",
     "one_window",
     "size_grid",
     "train_candidate",
@@ -62,7 +66,9 @@ IntArray = NDArray[np.integer[Any]]
 SAMPLE_ROWS = 5000  # rows of the reference kept in a snapshot (diffs, pages)
 K_SELECTION_ROWS = 20_000  # choosing k is quadratic in places: it runs on a sample
 TRAINING_ROWS = 250_000  # a longer reference period trains on a sample per window
-CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of this many rows
+CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of at least this many rows
+CALIBRATION_VALUES = 20_000_000  # ... and of more, up to this many values, for large windows
+NULL_WINDOWS = 48  # a size is calibrated only if the sample holds this many windows of it
 BASELINE_WINDOWS = 96  # reference windows (evenly spaced) behind the split baseline
 OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period is measured on
 PHASES = {"daily": 24, "weekly": 168}  # hours of the cycle
@@ -305,23 +311,59 @@ def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[s
 def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     """Window sizes to calibrate at: doubling from the smallest a run accepts to twice the
     largest reference window, and that window's own size (runs outside take the nearest
-    end), all at most CALIBRATION_ROWS.
+    end), at most ``largest_null_window`` (below the smallest a run accepts if need be).
 
     A run usually has about a reference window's rows: calibrated at that size, its
     thresholds need no interpolation, and the refits stop there (beyond it they would
-    be dearest and least used). Null windows are drawn from a sample of CALIBRATION_ROWS
-    rows: a larger one would be that sample drawn over (its noise, not a window's), at a
-    cost that grows with the size (a 250,000-row window took 70 s to calibrate, a million
-    rows 6 minutes). Larger runs take the largest size's thresholds, which hold more
-    sampling noise than theirs: fewer flags, never more.
+    be dearest and least used). Larger runs take the largest size's thresholds, which
+    hold more sampling noise than theirs: fewer flags, never more (each calibrated SLI's
+    null only narrows as the rows grow).
     """
     low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
-    window = min(int(ref.window_rows.max()), CALIBRATION_ROWS)
-    high = min(max(low, 2 * window), max(low, CALIBRATION_ROWS))
+    window = int(ref.window_rows.max())
+    high = min(max(low, 2 * window), largest_null_window(ref))
+    window, low = min(window, high), min(low, high)
     sizes = [low]
     while sizes[-1] < high:
         sizes.append(min(high, sizes[-1] * 2))
     return sorted(set(sizes) | ({window} if window > low else set()))
+
+
+def calibration_rows(ref: ReferencePeriod) -> int:
+    """The rows of the period the calibration draws its null windows from: at most
+    CALIBRATION_ROWS, or, drawn from the windows (not bootstrapped), enough to hold
+    NULL_WINDOWS of twice the largest window, within CALIBRATION_VALUES values."""
+    if _bootstrapped(ref):
+        return min(ref.X.shape[0], CALIBRATION_ROWS)
+    wanted = NULL_WINDOWS * 2 * int(ref.window_rows.max())
+    values = CALIBRATION_VALUES // max(1, ref.X.shape[1])
+    return min(ref.X.shape[0], max(CALIBRATION_ROWS, min(wanted, values)))
+
+
+def largest_null_window(ref: ReferencePeriod) -> int:
+    """The most rows a calibrated size may have: a NULL_WINDOWS-th of the calibration's
+    sample, or CALIBRATION_ROWS when the null is bootstrapped.
+
+    A null window is drawn from one reference window (or a run of consecutive ones
+    where they are smaller), so of n rows there are only about sample / n different
+    ones, and the far tail that a threshold sits in (1/700 of the null windows at the
+    default rate and SLIs) cannot be read from a few dozen: 24 windows of 20,000 rows
+    calibrated at 20,000 flagged 5 % of quiet windows, and a day of 200,000-row windows
+    thinned to a 200,000-row sample, whose null window of 200,000 rows was the whole
+    sample, flagged two thirds (docs/benchmarks.md, "Large windows"). With fewer than
+    calibration.MIN_BLOCKS windows a null window's rows are drawn with replacement, a
+    fresh draw whatever its size, and larger sizes would only draw the sample over, at
+    a cost that grows with the size.
+    """
+    if _bootstrapped(ref):
+        return CALIBRATION_ROWS
+    return max(1, calibration_rows(ref) // NULL_WINDOWS)
+
+
+def _bootstrapped(ref: ReferencePeriod) -> bool:
+    """Whether the calibration bootstraps its null windows (too few reference windows)."""
+    windows = np.count_nonzero(np.bincount(ref.block, minlength=ref.n_windows))
+    return bool(windows < calibration.MIN_BLOCKS)
 
 
 def _calibrated(
@@ -335,7 +377,7 @@ def _calibrated(
     windows."""
     cfg = model.thresholds
     baseline = _split_baseline(ref, snap, wm)
-    rows = _sample_per_window(ref, CALIBRATION_ROWS, rng)
+    rows = _sample_per_window(ref, calibration_rows(ref), rng)
     Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
     block = ref.block[rows]
     phases = calibration_phases(ref, model)

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 
 from monitor import slis as S
+from monitor.alerting import past
 from monitor.config import ModelSettings, parse
+from monitor.core.calibration import threshold_at
 from monitor.errors import ConfigError, SourceError, TooFewRowsError
-from monitor.pipeline import evaluate
+from monitor.pipeline import evaluate, train
+from monitor.pipeline.scoring import prepare, score
+from monitor.records import ReferencePeriod
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
 
 FEATURES = ("a", "b", "c")
@@ -63,9 +67,9 @@ def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
     assert snap.reference_windows is not None
     assert snap.reference_windows.values.shape[0] == 24
     assert (snap.reference_windows.rows == 300).all()
-    # From validation.min_rows (auto: half the rows of the smallest window, 300), doubling
-    # to twice a reference window's rows, and that window's own size (300).
-    assert snap.null is not None and list(snap.null.sizes) == [150, 300, 600]
+    # Calibrated at one size: 7,200 rows hold 48 null windows of at most 150 rows (here
+    # validation.min_rows, half a window), and a run of 300 takes those thresholds.
+    assert snap.null is not None and list(snap.null.sizes) == [150]
     # The first evaluation reports this window, scored by the new model.
     assert ev.n_rows == 300 and ev.window_start == NOW - 3600
 
@@ -229,3 +233,39 @@ def test_a_reference_shorter_than_a_day_sets_no_bar_beyond_k() -> None:
     assert snap.null is not None and snap.null.sizes[0] == 3  # k
     ev, *_ = run(m, lambda s, e: blobs(3, CENTERS, seed=5), NOW + 3600, store)
     assert ev.n_rows == 3
+
+
+def mixture(blocks: int, rows: int, seed: int) -> ReferencePeriod:
+    """Hourly windows of one stationary mixture (no cycle, no change)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(3, size=blocks * rows, p=[0.5, 0.3, 0.2])
+    starts = NOW - DAY + 3600.0 * np.arange(blocks)
+    X = CENTERS[labels] + rng.normal(size=(blocks * rows, 3))
+    return ReferencePeriod(X, np.repeat(np.arange(blocks), rows), starts, starts + 3600.0)
+
+
+def test_quiet_windows_as_large_as_the_calibration_sample_are_not_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A day of 200,000-row windows was calibrated on a 200,000-row sample, where a null
+    window of 200,000 rows is the whole sample: its thresholds sat on the sample's own
+    values (an outlier ratio's 0.00007 above its mean) and two thirds of the quiet
+    windows were flagged. The same at 1/100 the size: 24 windows of 2,000 rows and a
+    sample of 2,400."""
+    monkeypatch.setattr(train, "CALIBRATION_ROWS", 2400)
+    m = model(seasonality="none", thresholds={"calibration_refits": 1})
+    snap = train.train_reference(
+        mixture(24, 2000, seed=0), m, now=NOW, reason="initial", package_version="",
+        working_memory_mib=64.0,
+    )  # fmt: skip
+    assert snap.null is not None
+    limits = threshold_at(snap.null, 2000)
+    keys = (S.OUTLIER_RATIO, S.FEATURE_PSI_MAX, S.LABEL_PSI)
+    flags = dict.fromkeys(keys, 0)
+    for i in range(60):  # fresh quiet windows of a reference window's rows
+        X = prepare(mixture(1, 2000, seed=100 + i).X, snap.scaler, snap.metric)
+        slis = score(X, snap, seed=i, silhouette_sample=400, working_memory_mib=64.0).slis
+        for key in keys:
+            limit = limits[key]
+            flags[key] += limit is not None and past(slis[key], limit, key)
+    assert sum(flags.values()) <= 2, (flags, limits)
