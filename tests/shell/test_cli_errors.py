@@ -384,6 +384,26 @@ def test_check_config_reads_the_source_credentials(tmp_path: Path) -> None:
     assert problems[2].startswith("  - models[shop].source.tls: must be certificates and a key")
 
 
+@pytest.mark.timeout(30)  # the old check-config waited for a writer for ever
+def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path: Path) -> None:
+    for name in ("token", "password", "web.yml"):
+        os.mkfifo(tmp_path / name)
+    bearer = {"kind": "prometheus", "url": "http://prom:9090", "features": {"a": "up", "b": "up"}}
+    basic = {**bearer, "basic_auth": {"username": "u", "password_file": str(tmp_path / "password")}}
+    shop = model({**bearer, "bearer_token_file": str(tmp_path / "token")})
+    cfg = write_config(tmp_path, shop, {**model(basic), "name": "cart"}, web_config_file="web.yml")
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr.splitlines() == [
+        f"{cfg}: 3 problem(s)",
+        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file; "
+        f"got not a regular file: '{tmp_path / 'token'}'",
+        "  - models[cart].source.basic_auth.password_file: must be a readable, non-empty UTF-8 "
+        f"file; got not a regular file: '{tmp_path / 'password'}'",
+        f"  - {tmp_path / 'web.yml'}: cannot read: not a regular file",
+    ]
+
+
 # --------------------------------------------------------------------------- odd data
 
 
