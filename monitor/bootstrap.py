@@ -169,12 +169,29 @@ def state_dir_problems(directory: Path) -> list[str]:
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:
-    """A file where the state directory (or a directory above it) should be, if there is one."""
-    path = _nearest_existing(directory)
-    if path.is_dir():
-        return None
-    expected = f"a directory, or a path where one can be made ({path} is a file)"
+    """A file where the state directory (or a directory above it) should be, or a
+    symbolic link loop on the way to it, if there is one."""
+    # exists() is False on a loop: it passed, and run stopped on "Too many levels of
+    # symbolic links" when it made its lock file.
+    looped = [p for p in (directory, *directory.parents) if _loops(p)]
+    if looped:
+        why = f"{looped[-1]} is a symbolic link loop"
+    else:
+        path = _nearest_existing(directory)
+        if path.is_dir():
+            return None
+        why = f"{path} is a file"
+    expected = f"a directory, or a path where one can be made ({why})"
     return Problem("state_dir", expected, str(directory))
+
+
+def _loops(path: Path) -> bool:
+    """Whether following ``path`` runs into a symbolic link loop."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _state_dir_contents(directory: Path) -> list[str]:

@@ -1038,7 +1038,9 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
     """Relative paths of the file are relative to the file's directory, not to the cwd."""
 
     def resolve(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else (base / p).resolve()
+        # os.path.realpath, not Path.resolve: that raised RuntimeError on a symbolic link
+        # loop (an internal error); the checks of the paths name it instead.
+        return None if p is None or p.is_absolute() else Path(os.path.realpath(base / p))
 
     d, st = settings.daemon, settings.store
     daemon = replace(

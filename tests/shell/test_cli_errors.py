@@ -216,6 +216,29 @@ def test_check_config_refuses_a_file_where_the_state_directory_goes(
     assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
+@pytest.mark.parametrize(
+    ("where", "absolute"), [("loop", False), ("loop/below", False), ("loop", True)]
+)
+def test_check_config_refuses_a_symbolic_link_loop_as_the_state_directory(
+    tmp_path: Path, where: str, absolute: bool
+) -> None:
+    """A loop passed check-config (exists() is False on it) and stopped run on its lock
+    file; given relative to the file, it was an internal error (Path.resolve raised)."""
+    (tmp_path / "loop").symlink_to("loop")
+    state = tmp_path / where
+    cfg = write_config(
+        tmp_path, model({"kind": "synthetic"}), state_dir=str(state) if absolute else where
+    )
+    for command in (["check-config", str(cfg)], ["run", "--config", str(cfg)]):
+        result = invoke(*command)
+        assert result.exit_code == EXIT_USER, result.output
+        assert (
+            f"daemon.state_dir: must be a directory, or a path where one can be made "
+            f"({tmp_path / 'loop'} is a symbolic link loop); got {str(state)!r}\n"
+        ) in result.stderr
+        assert "Traceback" not in result.output
+
+
 def _newer_history(path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
