@@ -1060,6 +1060,21 @@ class VersionType(click.ParamType):
 VERSION = VersionType()
 
 
+class WholeNumber(click.IntRange):
+    """An integer option in ASCII digits (a sign allowed), then checked against its range.
+
+    click's own INT takes what int() takes: "٣" (Arabic-Indic) or "３" (full-width) ran
+    choose-k as 3, where durations and versions refuse such digits.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            digits = value.strip().removeprefix("-").removeprefix("+")
+            if not (digits.isascii() and digits.isdigit()):
+                self.fail(f"{brief(value)} is not a whole number in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _approve_command(model: str, version: int, state_dir: Path) -> str:
     return f"kmeans-monitor snapshots approve {model} {version} --state-dir {state_dir}"
 
@@ -1641,8 +1656,8 @@ def _k_rows_text(data: _KData) -> str:
 
 @main.command("choose-k")
 @click.argument("path", type=NonEmptyPath(exists=True, dir_okay=False, path_type=Path))
-@click.option("--k-min", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--k-max", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--k-min", type=WholeNumber(min=1), default=2, show_default=True)
+@click.option("--k-max", type=WholeNumber(min=2), default=10, show_default=True)
 @click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
 @click.option(
     "--scaling",
@@ -1652,26 +1667,26 @@ def _k_rows_text(data: _KData) -> str:
 )
 @click.option(
     "--sample",
-    type=click.IntRange(min=2),
+    type=WholeNumber(min=2),
     default=20000,
     show_default=True,
     help="Rows sampled from a larger file (k selection is quadratic in places).",
 )
 @click.option(
     "--refs",
-    type=click.IntRange(min=1, max=1000),
+    type=WholeNumber(min=1, max=1000),
     default=10,
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",
 )
 @click.option(
     "--n-init",
-    type=click.IntRange(min=1, max=100),
+    type=WholeNumber(min=1, max=100),
     default=3,
     show_default=True,
     help="k-means++ restarts of each k's fit, the best kept (one each for the gap's references).",
 )
-@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=WholeNumber(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
     "--plot",
