@@ -1064,14 +1064,24 @@ class WholeNumber(click.IntRange):
     """An integer option in ASCII digits (a sign allowed), then checked against its range.
 
     click's own INT takes what int() takes: "٣" (Arabic-Indic) or "３" (full-width) ran
-    choose-k as 3, where durations and versions refuse such digits.
+    choose-k as 3, where durations and versions refuse such digits. A value of thousands
+    of digits was echoed whole, in click's error or in a later one (``--sample ... cannot
+    hold --k-max ...``): it is shown shortened, and at most 18 digits are read.
     """
+
+    most_digits = 18
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str):
             digits = value.strip().removeprefix("-").removeprefix("+")
             if not (digits.isascii() and digits.isdigit()):
                 self.fail(f"{brief(value)} is not a whole number in ASCII digits", param, ctx)
+            if len(digits) > self.most_digits:
+                self.fail(
+                    f"{brief(value)} is too large (more than {self.most_digits} digits)",
+                    param,
+                    ctx,
+                )
         return super().convert(value, param, ctx)
 
 
