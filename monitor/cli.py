@@ -298,7 +298,8 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     from monitor.daemon import Daemon
 
     settings = _settings(config_path, listen=listen, state_dir=state_dir, serve=True)
-    claim_state_dir(settings.daemon.state_dir)  # held until the process ends
+    # Held until the process ends.
+    claim_state_dir(settings.daemon.state_dir, option=settings.origin("state_dir"))
     _limit_blas(settings)
     daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()
@@ -490,7 +491,7 @@ def evaluate(
         if push_to is not None:  # before the runs, like daemon.pushgateway at load
             check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         # A dry run creates nothing there, but a path no run can use fails it too.
-        if problems := state_dir_problems(Path(settings.daemon.state_dir)):
+        if problems := state_dir_problems(settings):
             raise ConfigError(problems)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
@@ -498,7 +499,10 @@ def evaluate(
         settings = replace(settings, daemon=replace(settings.daemon, run_isolation="thread"))
         store, history = open_dry_run(settings) if dry_run else (None, None)
         # A dry run stores nothing: it may run beside a daemon, a real one may not.
-        claim = None if dry_run else claim_state_dir(settings.daemon.state_dir, advice=_BESIDE)
+        claim = None
+        if not dry_run:
+            option = settings.origin("state_dir")
+            claim = claim_state_dir(settings.daemon.state_dir, option=option, advice=_BESIDE)
         app = build_app(settings, store=store, history=history, config_path=config_path)
         try:
             carry_over_runs(app)
@@ -706,7 +710,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     found = []
     unwritable = state_dir_unwritable(Path(settings.daemon.state_dir))
     if unwritable is not None:  # a problem for run as this user; not, perhaps, as the daemon's
-        found.append(f"daemon.state_dir: {unwritable}: run as this user would stop")
+        found.append(settings.named(f"daemon.state_dir: {unwritable}: run as this user would stop"))
     root = Path(settings.daemon.state_dir) / "snapshots"
     if not root.is_dir():
         return found
