@@ -145,7 +145,7 @@ def load_settings(
         listen = listen_problem(settings.daemon.listen, in_use_by=running)
         if listen is not None:
             problems.append(named_by_origin(listen.config("daemon"), env, overrides))
-        problems += state_dir_problems(Path(settings.daemon.state_dir))
+        problems += state_dir_problems(settings)
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
     if problems:
@@ -158,23 +158,42 @@ def _nearest_existing(directory: Path) -> Path:
     return next(p for p in (directory, *directory.parents) if p.exists())
 
 
-def state_dir_problems(directory: Path) -> list[str]:
-    """Why no run could use ``directory`` as its state directory, as configuration
+def state_dir_problems(settings: Settings) -> list[str]:
+    """Why no run could use the state directory of ``settings``, as configuration
     problems: a file where it (or a directory above it) should be, a ``snapshots`` that
-    is not a directory, a history that is not a file."""
+    is not a directory, a history that is not a file. Each names the variable or option
+    that gave the directory, when one did (KMEANS_MONITOR_STATE_DIR, --state-dir)."""
+    directory = Path(settings.daemon.state_dir)
     problems = _state_dir_contents(directory)
     if (state := _state_dir_problem(directory)) is not None:
         problems.insert(0, state.config("daemon"))
-    return problems
+    return [settings.named(p) for p in problems]
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:
-    """A file where the state directory (or a directory above it) should be, if there is one."""
-    path = _nearest_existing(directory)
-    if path.is_dir():
-        return None
-    expected = f"a directory, or a path where one can be made ({path} is a file)"
+    """A file where the state directory (or a directory above it) should be, or a
+    symbolic link loop on the way to it, if there is one."""
+    # exists() is False on a loop: it passed, and run stopped on "Too many levels of
+    # symbolic links" when it made its lock file.
+    looped = [p for p in (directory, *directory.parents) if _loops(p)]
+    if looped:
+        why = f"{looped[-1]} is a symbolic link loop"
+    else:
+        path = _nearest_existing(directory)
+        if path.is_dir():
+            return None
+        why = f"{path} is a file"
+    expected = f"a directory, or a path where one can be made ({why})"
     return Problem("state_dir", expected, str(directory))
+
+
+def _loops(path: Path) -> bool:
+    """Whether following ``path`` runs into a symbolic link loop."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def _state_dir_contents(directory: Path) -> list[str]:
@@ -620,9 +639,16 @@ def claim_state_dir(
     InvalidInputError naming the other daemon's pid when one holds it, and ``option``,
     where this one's state directory came from (or ``advice``, what to do instead).
     """
-    make_dirs(Path(state_dir))
     path = Path(state_dir) / DAEMON_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        make_dirs(Path(state_dir))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # a parent that cannot be made, a directory not writable
+        name = exc.filename if exc.filename is not None else path
+        raise InvalidInputError(
+            f"{option}: cannot use the state directory {state_dir}: "
+            f"{exc.strerror or exc}: {str(name)!r}"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -298,7 +298,8 @@ def run(config_path: Path | None, listen: str | None, state_dir: Path | None) ->
     from monitor.daemon import Daemon
 
     settings = _settings(config_path, listen=listen, state_dir=state_dir, serve=True)
-    claim_state_dir(settings.daemon.state_dir)  # held until the process ends
+    # Held until the process ends.
+    claim_state_dir(settings.daemon.state_dir, option=settings.origin("state_dir"))
     _limit_blas(settings)
     daemon = Daemon(build_app(settings, config_path=config_path))
     daemon.serve_forever()
@@ -490,7 +491,7 @@ def evaluate(
         if push_to is not None:  # before the runs, like daemon.pushgateway at load
             check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         # A dry run creates nothing there, but a path no run can use fails it too.
-        if problems := state_dir_problems(Path(settings.daemon.state_dir)):
+        if problems := state_dir_problems(settings):
             raise ConfigError(problems)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
@@ -498,7 +499,10 @@ def evaluate(
         settings = replace(settings, daemon=replace(settings.daemon, run_isolation="thread"))
         store, history = open_dry_run(settings) if dry_run else (None, None)
         # A dry run stores nothing: it may run beside a daemon, a real one may not.
-        claim = None if dry_run else claim_state_dir(settings.daemon.state_dir, advice=_BESIDE)
+        claim = None
+        if not dry_run:
+            option = settings.origin("state_dir")
+            claim = claim_state_dir(settings.daemon.state_dir, option=option, advice=_BESIDE)
         app = build_app(settings, store=store, history=history, config_path=config_path)
         try:
             carry_over_runs(app)
@@ -706,7 +710,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     found = []
     unwritable = state_dir_unwritable(Path(settings.daemon.state_dir))
     if unwritable is not None:  # a problem for run as this user; not, perhaps, as the daemon's
-        found.append(f"daemon.state_dir: {unwritable}: run as this user would stop")
+        found.append(settings.named(f"daemon.state_dir: {unwritable}: run as this user would stop"))
     root = Path(settings.daemon.state_dir) / "snapshots"
     if not root.is_dir():
         return found
@@ -1058,6 +1062,31 @@ class VersionType(click.ParamType):
 
 
 VERSION = VersionType()
+
+
+class WholeNumber(click.IntRange):
+    """An integer option in ASCII digits (a sign allowed), then checked against its range.
+
+    click's own INT takes what int() takes: "٣" (Arabic-Indic) or "３" (full-width) ran
+    choose-k as 3, where durations and versions refuse such digits. A value of thousands
+    of digits was echoed whole, in click's error or in a later one (``--sample ... cannot
+    hold --k-max ...``): it is shown shortened, and at most 18 digits are read.
+    """
+
+    most_digits = 18
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            digits = value.strip().removeprefix("-").removeprefix("+")
+            if not (digits.isascii() and digits.isdigit()):
+                self.fail(f"{brief(value)} is not a whole number in ASCII digits", param, ctx)
+            if len(digits) > self.most_digits:
+                self.fail(
+                    f"{brief(value)} is too large (more than {self.most_digits} digits)",
+                    param,
+                    ctx,
+                )
+        return super().convert(value, param, ctx)
 
 
 def _approve_command(model: str, version: int, state_dir: Path) -> str:
@@ -1641,8 +1670,8 @@ def _k_rows_text(data: _KData) -> str:
 
 @main.command("choose-k")
 @click.argument("path", type=NonEmptyPath(exists=True, dir_okay=False, path_type=Path))
-@click.option("--k-min", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--k-max", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--k-min", type=WholeNumber(min=1), default=2, show_default=True)
+@click.option("--k-max", type=WholeNumber(min=2), default=10, show_default=True)
 @click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
 @click.option(
     "--scaling",
@@ -1652,26 +1681,26 @@ def _k_rows_text(data: _KData) -> str:
 )
 @click.option(
     "--sample",
-    type=click.IntRange(min=2),
+    type=WholeNumber(min=2),
     default=20000,
     show_default=True,
     help="Rows sampled from a larger file (k selection is quadratic in places).",
 )
 @click.option(
     "--refs",
-    type=click.IntRange(min=1, max=1000),
+    type=WholeNumber(min=1, max=1000),
     default=10,
     show_default=True,
     help="Uniform reference sets for the gap statistic (B).",
 )
 @click.option(
     "--n-init",
-    type=click.IntRange(min=1, max=100),
+    type=WholeNumber(min=1, max=100),
     default=3,
     show_default=True,
     help="k-means++ restarts of each k's fit, the best kept (one each for the gap's references).",
 )
-@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
+@click.option("--seed", type=WholeNumber(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the curves and choices as JSON.")
 @click.option(
     "--plot",

@@ -312,6 +312,18 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     # The file these settings were read from (absolute), for the commands they print.
     path: Path | None = None
+    # The variable or option that gave a ``daemon`` field, by field (KMEANS_MONITOR_...,
+    # --state-dir): a problem found later names it, as ``load`` names its own.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def named(self, problem: str) -> str:
+        """``problem`` ("daemon.FIELD: ...") named by the variable or option that gave
+        the field, when one did: the file may not hold the field at all."""
+        return _named(problem, self.origins)
+
+    def origin(self, name: str) -> str:
+        """``daemon.NAME``, after the variable or option that gave it when one did."""
+        return self.named(f"daemon.{name}:").removesuffix(":")
 
     def model(self, name: str) -> ModelSettings:
         for m in self.models:
@@ -1028,6 +1040,7 @@ def load(
         raise ConfigError(problems + [_named(p, origins) for p in exc.problems]) from None
     if problems:
         raise ConfigError(problems)
+    settings = replace(settings, origins=origins)
     if path is None:
         return settings
     file = Path(path).resolve()
@@ -1038,7 +1051,9 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
     """Relative paths of the file are relative to the file's directory, not to the cwd."""
 
     def resolve(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else (base / p).resolve()
+        # os.path.realpath, not Path.resolve: that raised RuntimeError on a symbolic link
+        # loop (an internal error); the checks of the paths name it instead.
+        return None if p is None or p.is_absolute() else Path(os.path.realpath(base / p))
 
     d, st = settings.daemon, settings.store
     daemon = replace(

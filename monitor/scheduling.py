@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # The fields of a 5-field crontab expression, as APScheduler's from_crontab names them.
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+# APScheduler reads its fields with \d, which matches "٣" and "３" too.
+_ASCII_ONLY = "digits 0-9, names and * , - / in ASCII only"
 # Fire times walked to count runs folded away by coalescing (a bound, not a schedule).
 _MAX_COALESCED = 100_000
 
@@ -101,6 +103,8 @@ def crontab_trigger(expression: str) -> BaseTrigger:
     """A trigger that fires as cron would (UTC): days of the week counted from Sunday, and
     when both the day of the month and the day of the week are restricted (neither
     starts with ``*``), on the days either names, as cron does. ValueError if invalid."""
+    if not expression.isascii():
+        raise ValueError(f"{expression!r}: {_ASCII_ONLY}")
     minute, hour, day, month, weekday = expression.split()
     days = _cron_weekdays(weekday)
     times = {"minute": minute, "hour": hour, "month": month, "timezone": UTC}
@@ -119,6 +123,8 @@ def cron_problem(expression: str, now: datetime | None = None) -> str | None:
     if len(values) != len(_CRON_FIELDS):
         return f"5 fields ({' '.join(_CRON_FIELDS)}), not {len(values)}"
     for name, raw in zip(_CRON_FIELDS, values, strict=True):
+        if not raw.isascii():  # APScheduler's \d took "٣" as 3
+            return f"{name} {raw!r}: {_ASCII_ONLY}"
         try:
             value = _cron_weekdays(raw) if name == "day_of_week" else raw
             CronTrigger(timezone=UTC, **{name: value})

@@ -17,6 +17,7 @@ import yaml
 
 from monitor.checks import brief
 from monitor.errors import ConfigError
+from monitor.regularfiles import read_file
 
 __all__ = ["MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_BYTES", "dump_yaml", "load_yaml", "read_yaml"]
 
@@ -170,11 +171,19 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError([f"{where}: not valid YAML: nested too deeply"]) from None
 
 
-def read_yaml(path: Path) -> Any:
-    """Read and parse a UTF-8 YAML file; every failure is a ConfigError naming the file."""
+def read_yaml(path: Path, *, regular: bool = False) -> Any:
+    """Read and parse a UTF-8 YAML file; every failure is a ConfigError naming the file.
+
+    ``regular``: only a regular file, opened without blocking (the web configuration: a
+    FIFO in its place hung check-config and the daemon). The configuration file itself
+    may be a pipe that a shell made (``check-config <(envsubst < monitor.yaml.in)``).
+    """
     try:
-        with Path(path).open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        if regular:
+            data = read_file(path, most=MAX_BYTES)
+        else:
+            with Path(path).open("rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     if len(data) > MAX_BYTES:

@@ -26,6 +26,7 @@ from typing import Any
 from monitor.checks import Mismatch, Problem, check_choice, check_str
 from monitor.errors import ConfigError
 from monitor.http._auth import is_bcrypt_hash
+from monitor.regularfiles import check_regular_file
 from monitor.yamlfile import read_yaml
 
 __all__ = ["TlsConfig", "WebConfig", "load_web_config", "parse_web_config", "ssl_context"]
@@ -170,8 +171,8 @@ def parse_web_config(
 
 def _readable(path: Path, key: str, where: str) -> str | None:
     try:
-        with path.open("rb"):
-            return None
+        check_regular_file(path)  # OpenSSL's open of a FIFO would block
+        return None
     except OSError as exc:
         return f"{where}: tls_server_config.{key}: cannot read {path}: {exc.strerror or exc}"
 
@@ -207,7 +208,7 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and try the TLS files of the web config at ``path``."""
     path = Path(path)
-    data = read_yaml(path)
+    data = read_yaml(path, regular=True)
     config = parse_web_config(data, base_dir=path.parent, where=str(path), read_files=True)
     if config.tls is not None:
         ssl_context(config.tls, str(path))

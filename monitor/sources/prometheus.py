@@ -31,7 +31,6 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import reduce
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -54,6 +53,7 @@ from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
 from monitor.records import Window
 from monitor.redact import is_secret_header, redact_text, redact_url
+from monitor.regularfiles import check_regular_file, read_file
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
 
@@ -76,6 +76,8 @@ MAX_RETRIES = 10
 # JSON, far past what a window of rows needs; the default guards the daemon's memory.
 MAX_ANSWER_BYTES = 2**32
 MAX_WARNINGS_LOGGED = 3  # of one answer's warnings; the rest are counted in one line
+# A bearer token or a password file of more is not a credential (a wrong path).
+MAX_SECRET_BYTES = 64 * 1024
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -338,8 +340,14 @@ def _header_safe(text: str) -> bool:
 
 def _read_secret(path: str, what: str, *, header: bool = False) -> str:
     """The stripped text of a credential file; OSError or ValueError naming the file only
-    (never its text). ``header``: the text goes into a header as it is (a bearer token)."""
-    text = Path(path).read_text(encoding="utf-8").strip()
+    (never its text). ``header``: the text goes into a header as it is (a bearer token).
+
+    Read without blocking, and only when it is a regular file: a FIFO in its place hung
+    check-config and every run of the daemon for ever."""
+    data = read_file(path, most=MAX_SECRET_BYTES)
+    if len(data) > MAX_SECRET_BYTES:
+        raise ValueError(f"{what} {path!r} is longer than {MAX_SECRET_BYTES // 1024} KiB")
+    text = data.decode("utf-8").strip()
     if not text:
         raise ValueError(f"{what} {path!r} is empty")
     if header and not _header_safe(text):
@@ -386,6 +394,9 @@ def _tls_context(tls: TlsOptions | None) -> ssl.SSLContext:
     """The client context: the CA file (or the system's), the client pair, verification."""
     if tls is None:
         return ssl.create_default_context()
+    for path in (tls.ca_file, tls.cert_file, tls.key_file):
+        if path is not None:  # OpenSSL opens them itself, blocking on a FIFO
+            check_regular_file(path)
     context = ssl.create_default_context(cafile=tls.ca_file)
     if tls.cert_file is not None and tls.key_file is not None:
         context.load_cert_chain(tls.cert_file, tls.key_file)

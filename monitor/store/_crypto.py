@@ -21,7 +21,7 @@ from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_str
 from monitor.errors import StoreError
-from monitor.store._fs import read_file
+from monitor.regularfiles import read_file
 
 __all__ = ["ENCRYPTION_EXTRA", "MIN_KEY_BYTES", "StoreKey", "load_key", "require_cipher"]
 

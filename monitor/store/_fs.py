@@ -7,7 +7,6 @@ umask can only remove bits and an odd umask could remove the owner's).
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import re
@@ -19,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from monitor.errors import StoreError
+from monitor.regularfiles import read_file
 
 __all__ = [
     "DIR_MODE",
@@ -29,7 +29,6 @@ __all__ = [
     "fsync_dir",
     "locked",
     "make_dirs",
-    "read_file",
     "read_pointer",
     "remove_pointer",
     "temp_entry",
@@ -94,20 +93,6 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 POINTER_BYTES = 64  # a pointer file holds a version number and a newline
-
-
-def read_file(path: Path, *, most: int) -> bytes:
-    """The first bytes of the regular file ``path``, up to ``most`` + 1 of them (one more
-    than a caller expects tells it the file is longer); OSError for any other kind.
-
-    Opened without blocking and looked at before it is read: a FIFO or a device put in a
-    store file's place (by hand) would hang the reader or fill its memory.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return f.read(most + 1)
 
 
 def read_pointer(path: Path) -> int | None:

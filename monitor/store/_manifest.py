@@ -42,8 +42,8 @@ from monitor.records import (
     SeasonalProfile,
     Snapshot,
 )
+from monitor.regularfiles import read_file
 from monitor.store._crypto import CIPHER_ALG, StoreKey
-from monitor.store._fs import read_file
 from monitor.store._names import check_model_name
 from monitor.timestamps import parse_time
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bcrypt
@@ -202,3 +203,30 @@ def test_yaml_problems_come_from_the_strict_loader(tmp_path: Path) -> None:
         load_web_config(config_file)
     with pytest.raises(ConfigError, match="cannot read"):
         load_web_config(tmp_path / "absent.yml")
+
+
+@pytest.mark.timeout(20)  # the old code waited for a writer for ever
+def test_a_web_config_file_that_is_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    # open() of a FIFO blocks until a writer comes: check-config and the daemon hung.
+    fifo = tmp_path / "web.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(fifo)
+    assert caught.value.problems == [f"{fifo}: cannot read: not a regular file"]
+
+
+@pytest.mark.timeout(20)  # OpenSSL's open of a FIFO blocks as Python's does
+def test_tls_files_that_are_fifos_are_refused_without_waiting(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    config_file = write(
+        tmp_path / "web.yml",
+        "tls_server_config:\n  cert_file: pipe\n  key_file: pipe\n  client_ca_file: pipe\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    assert caught.value.problems == [
+        f"{config_file}: tls_server_config.{key}: cannot read {tmp_path / 'pipe'}: "
+        "not a regular file"
+        for key in ("cert_file", "key_file", "client_ca_file")
+    ]

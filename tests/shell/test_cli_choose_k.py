@@ -205,6 +205,38 @@ def test_user_errors_exit_2_before_any_fit(data: Path, args: list[str], message:
     assert message in result.stderr and result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "option", ["--k-min", "--k-max", "--sample", "--refs", "--n-init", "--seed"]
+)
+@pytest.mark.parametrize("word", ["\u0663", "\uff13", "\u00b2", "1_000", "three"])
+def test_whole_number_options_take_ascii_digits_only(data: Path, option: str, word: str) -> None:
+    # click's INT takes what int() takes: "\u0663" (Arabic-Indic 3) ran choose-k as 3,
+    # where durations and versions refuse such digits.
+    result = invoke("choose-k", str(data), option, word)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: Invalid value for '{option}': {word!r} is not a whole number in ASCII digits "
+        "(see '"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--k-max", "--n-init", "--seed"])
+@pytest.mark.parametrize("size", [2000, 5000])
+def test_a_value_of_thousands_of_digits_is_shown_shortened(
+    data: Path, option: str, size: int
+) -> None:
+    # 5,000 digits were echoed whole by click; 2,000 (which int() reads) were echoed whole
+    # by the range check, or by "--sample 20000 rows cannot hold --k-max 999...".
+    result = invoke("choose-k", str(data), option, "9" * size)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"error: Invalid value for '{option}': '{'9' * 79}...{'9' * 19}' ({size} characters) "
+        "is too large (more than 18 digits) (see '"
+    )
+    assert len(result.stderr) < 300
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_column_named_twice_is_refused_not_used_twice(tmp_path: Path, suffix: str) -> None:
     """Without --features every numeric column is used: one named twice is an error."""

@@ -201,7 +201,7 @@ def test_a_dry_run_refuses_a_state_dir_the_real_run_refuses(tmp_path: Path, wher
         result = invoke("evaluate", "--config", str(cfg), "--state-dir", str(state), *dry)
         assert result.exit_code == 2, result.output
         assert result.stderr.splitlines()[-1].startswith(
-            f"error: invalid configuration: daemon.state_dir: {problem}"
+            f"error: invalid configuration: --state-dir (daemon.state_dir): {problem}"
         )
         assert result.stdout == ""
 

@@ -200,20 +200,45 @@ def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
 def test_check_config_refuses_a_file_where_the_state_directory_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """check-config said OK where run then failed to open its store."""
+    """check-config said OK where run then failed to open its store; the problem names
+    the variable that gave the directory (it said daemon.state_dir, which the file may
+    not even hold)."""
     (tmp_path / "state").write_text("not a directory\n")
     state = tmp_path / where
     monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
     cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    for command in ("check-config", "run", "evaluate"):
+        result = invoke(command, *([] if command == "check-config" else ["--config"]), str(cfg))
+        assert result.exit_code == EXIT_USER, result.output
+        assert (
+            "KMEANS_MONITOR_STATE_DIR (daemon.state_dir): must be a directory, or a path where "
+            f"one can be made ({tmp_path / 'state'} is a file); got {str(state)!r}\n"
+        ) in result.stderr
+        assert "Traceback" not in result.output
+    assert (tmp_path / "state").read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "absolute"), [("loop", False), ("loop/below", False), ("loop", True)]
+)
+def test_check_config_refuses_a_symbolic_link_loop_as_the_state_directory(
+    tmp_path: Path, where: str, absolute: bool
+) -> None:
+    """A loop passed check-config (exists() is False on it) and stopped run on its lock
+    file; given relative to the file, it was an internal error (Path.resolve raised)."""
+    (tmp_path / "loop").symlink_to("loop")
+    state = tmp_path / where
+    cfg = write_config(
+        tmp_path, model({"kind": "synthetic"}), state_dir=str(state) if absolute else where
+    )
     for command in (["check-config", str(cfg)], ["run", "--config", str(cfg)]):
         result = invoke(*command)
         assert result.exit_code == EXIT_USER, result.output
         assert (
             f"daemon.state_dir: must be a directory, or a path where one can be made "
-            f"({tmp_path / 'state'} is a file); got {str(state)!r}\n"
+            f"({tmp_path / 'loop'} is a symbolic link loop); got {str(state)!r}\n"
         ) in result.stderr
         assert "Traceback" not in result.output
-    assert (tmp_path / "state").read_text() == "not a directory\n"
 
 
 def _newer_history(path: Path) -> None:
@@ -276,8 +301,11 @@ def test_check_config_refuses_a_state_directory_run_cannot_open(
     assert started.exit_code == EXIT_USER and "Traceback" not in started.output
 
 
+@pytest.mark.parametrize(
+    "origin", ["daemon.state_dir", "KMEANS_MONITOR_STATE_DIR (daemon.state_dir)"]
+)
 def test_check_config_warns_of_a_state_directory_this_user_cannot_write_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, origin: str
 ) -> None:
     # Root writes anywhere: the refusal is simulated where the probe file is made.
     from types import SimpleNamespace
@@ -289,11 +317,50 @@ def test_check_config_warns_of_a_state_directory_this_user_cannot_write_in(
 
     monkeypatch.setattr(bootstrap, "tempfile", SimpleNamespace(TemporaryFile=refused))
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(tmp_path / "s"))
+    if origin.startswith("KMEANS"):  # it said daemon.state_dir, the file's other value
+        monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(tmp_path / "t"))
     checked = invoke("check-config", str(cfg))
     assert checked.exit_code == 0, checked.output  # the daemon may run as another user
     assert checked.stderr == (
-        f"warning: daemon.state_dir: cannot write in {str(tmp_path)!r} as this user: "
+        f"warning: {origin}: cannot write in {str(tmp_path)!r} as this user: "
         "Permission denied: run as this user would stop\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "origin"),
+    [
+        ("file", "daemon.state_dir"),
+        ("env", "KMEANS_MONITOR_STATE_DIR (daemon.state_dir)"),
+        ("flag", "--state-dir (daemon.state_dir)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "evaluate"])
+def test_a_state_directory_that_cannot_be_made_is_one_line_naming_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, origin: str, command: str
+) -> None:
+    """A parent that cannot be made, or a directory not writable: run and evaluate said
+    "No such file or directory: '/x'" (or "Permission denied"), naming neither the
+    field nor the variable that gave it."""
+    from monitor import bootstrap
+
+    state = tmp_path / "a" / "state"
+
+    def refused(path: Path) -> None:  # root makes anything: the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(tmp_path / "a"))
+
+    monkeypatch.setattr(bootstrap, "make_dirs", refused)
+    cfg = write_config(
+        tmp_path, model({"kind": "synthetic"}), state_dir=str(state) if given == "file" else "s"
+    )
+    flag = ["--state-dir", str(state)] if given == "flag" else []
+    if given == "env":
+        monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    result = invoke(command, "--config", str(cfg), *flag)
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: {origin}: cannot use the state directory {state}: Permission denied: "
+        f"{str(tmp_path / 'a')!r}\n"
     )
 
 
@@ -382,6 +449,26 @@ def test_check_config_reads_the_source_credentials(tmp_path: Path) -> None:
         f"got No such file or directory: '{tmp_path / 'token'}'"
     )
     assert problems[2].startswith("  - models[shop].source.tls: must be certificates and a key")
+
+
+@pytest.mark.timeout(30)  # the old check-config waited for a writer for ever
+def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path: Path) -> None:
+    for name in ("token", "password", "web.yml"):
+        os.mkfifo(tmp_path / name)
+    bearer = {"kind": "prometheus", "url": "http://prom:9090", "features": {"a": "up", "b": "up"}}
+    basic = {**bearer, "basic_auth": {"username": "u", "password_file": str(tmp_path / "password")}}
+    shop = model({**bearer, "bearer_token_file": str(tmp_path / "token")})
+    cfg = write_config(tmp_path, shop, {**model(basic), "name": "cart"}, web_config_file="web.yml")
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr.splitlines() == [
+        f"{cfg}: 3 problem(s)",
+        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file; "
+        f"got not a regular file: '{tmp_path / 'token'}'",
+        "  - models[cart].source.basic_auth.password_file: must be a readable, non-empty UTF-8 "
+        f"file; got not a regular file: '{tmp_path / 'password'}'",
+        f"  - {tmp_path / 'web.yml'}: cannot read: not a regular file",
+    ]
 
 
 # --------------------------------------------------------------------------- odd data

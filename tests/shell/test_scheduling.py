@@ -13,6 +13,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from monitor.scheduling import (
     Scheduler,
     cron_problem,
+    crontab_trigger,
     run_times,
     schedule_gaps,
     schedule_interval_seconds,
@@ -98,6 +99,26 @@ def test_one_run_at_a_time_and_a_clean_shutdown() -> None:
 )
 def test_cron_problem_uses_the_scheduler_s_own_parser(expression: str, reason: str | None) -> None:
     assert cron_problem(expression, MONDAY) == reason
+
+
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        ("\u0663 * * * *", "minute '\u0663'"),
+        ("*/\u0663 * * * *", "minute '*/\u0663'"),
+        ("0 1-\uff13 * * *", "hour '1-\uff13'"),
+        ("0 0 \u0661 * *", "day '\u0661'"),
+        ("0 0 * \u0661,2 *", "month '\u0661,2'"),
+    ],
+)
+def test_cron_fields_take_ascii_digits_only(expression: str, field: str) -> None:
+    # APScheduler's \d read Arabic-Indic "\u0663" and full-width "\uff13" as 3: they passed
+    # check-config and ran, where durations and versions refuse such digits.
+    assert (
+        cron_problem(expression, MONDAY) == f"{field}: digits 0-9, names and * , - / in ASCII only"
+    )
+    with pytest.raises(ValueError, match="in ASCII only"):
+        crontab_trigger(expression)
 
 
 def _fires(expression: str, count: int) -> list[str]:

@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import os
 import random
 import ssl
 import time
@@ -341,6 +342,69 @@ def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None
     )
     assert info.value.problems[1].startswith("source.tls: must be certificates and a key that load")
     assert len(info.value.problems) == 2
+
+
+_READABLE = "a readable, non-empty UTF-8 file"
+
+
+@pytest.mark.timeout(20)  # the old code waited for a writer for ever
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"bearer_token_file": "FIFO"}, f"bearer_token_file: must be {_READABLE}"),
+        (
+            {"basic_auth": {"username": "kmeans", "password_file": "FIFO"}},
+            f"basic_auth.password_file: must be {_READABLE}",
+        ),
+        (
+            {"url": "https://p", "tls": {"ca_file": "FIFO"}},
+            "tls: must be certificates and a key that load",
+        ),
+    ],
+    ids=["bearer_token_file", "basic_auth.password_file", "tls.ca_file"],
+)
+def test_a_credential_file_that_is_a_fifo_is_refused_without_waiting(
+    tmp_path: Path, options: dict[str, Any], problem: str
+) -> None:
+    # open() of a FIFO blocks until a writer comes: check-config and the daemon hung.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    given = json.loads(json.dumps(options).replace('"FIFO"', json.dumps(str(fifo))))
+    parsed, problems = parse_options({"url": "http://p", "features": EXPRS, **given}, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems == [f"source.{problem}; got not a regular file: {str(fifo)!r}"]
+
+
+@pytest.mark.timeout(20)  # the old code waited for a writer for ever
+def test_a_token_file_replaced_by_a_fifo_fails_the_run_without_waiting(
+    prom: FakePrometheus, tmp_path: Path
+) -> None:
+    # The token is read again for every window: a FIFO put there later hung every run.
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    source = make_source(prom.url, bearer_token_file=str(token))
+    token.unlink()
+    os.mkfifo(token)
+    with pytest.raises(SourceError, match="cannot read its credentials: not a regular file"):
+        source.read_window(T0, T0 + 60)
+
+
+def test_a_credential_file_of_more_than_64_kib_is_refused(tmp_path: Path) -> None:
+    # Not a credential: a wrong path (a log, a dump); it was read whole into memory.
+    token = tmp_path / "token"
+    token.write_text("t" * (64 * 1024 + 1))
+    parsed, _ = parse_options(
+        {"url": "http://p", "features": EXPRS, "bearer_token_file": str(token)}, FEATURES
+    )
+    assert parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems == [
+        "source.bearer_token_file: must be a readable, non-empty UTF-8 file; got the file "
+        f"{str(token)!r} is longer than 64 KiB"
+    ]
 
 
 # --------------------------------------------------------------------------- TLS

@@ -1,0 +1,50 @@
+"""Small files read without ever blocking: keys, tokens, passwords, pointers, web config.
+
+``open()`` of a FIFO waits for a writer: a named pipe put where one of these files
+should be (by hand, or by a mistake in a deployment) hung ``check-config`` and the
+daemon for ever. Here a file is opened with ``O_NONBLOCK`` and looked at before it is
+read; anything but a regular file is an OSError whose ``strerror`` says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["NOT_REGULAR", "check_regular_file", "read_file"]
+
+NOT_REGULAR = "not a regular file"
+
+
+def _open_regular(path: Path | str) -> int:
+    """A descriptor of the regular file ``path``, opened without blocking; OSError else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_file(path: Path | str, *, most: int) -> bytes:
+    """The first bytes of the regular file ``path``, up to ``most`` + 1 of them (one more
+    than a caller expects tells it the file is longer); OSError for any other kind.
+
+    Opened without blocking and looked at before it is read: a FIFO or a device in the
+    file's place would hang the reader or fill its memory.
+    """
+    with os.fdopen(_open_regular(path), "rb") as f:
+        return f.read(most + 1)
+
+
+def check_regular_file(path: Path | str) -> None:
+    """OSError unless ``path`` is a regular file this process can open for reading.
+
+    For files that a library opens itself (OpenSSL's certificates and keys): checked
+    first, a FIFO there is refused instead of blocking the library's ``open``.
+    """
+    os.close(_open_regular(path))
