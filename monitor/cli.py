@@ -61,6 +61,38 @@ class NonEmptyPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class DecimalNumber(click.ParamType):
+    """A number option written in ASCII: digits, a point, an exponent (``1.5``, ``2e3``).
+
+    click's FLOAT takes what float() takes: "\u0663" (Arabic-Indic 3) and "1_0" were read as
+    3 and 10, where durations and versions refuse such text; a value is echoed shortened.
+    """
+
+    name = "number"
+    # inf and nan pass to the option's own range check, which names its range.
+    _FORM = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return float(value)
+        if not (value.isascii() and self._FORM.fullmatch(value.strip())):
+            self.fail(f"{brief(value)} is not a number in ASCII digits (such as 1.5)", param, ctx)
+        return float(value)
+
+
+class BriefChoice(click.Choice):
+    """click's Choice, its error showing a long value shortened (it echoed 500 characters)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if not isinstance(value, str) or len(value) <= 80:
+                raise
+            names = ", ".join(map(repr, self.choices))
+            self.fail(f"{brief(value)} is not one of {names}", param, ctx)
+
+
 CONFIG_OPTION = click.option(
     "--config",
     "config_path",
@@ -274,7 +306,7 @@ def _settings(
 @click.version_option(__version__, prog_name="kmeans-monitor")
 @click.option(
     "--log-level",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=BriefChoice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
     show_default=True,
     help="Log verbosity (logs go to stderr).",
@@ -371,7 +403,7 @@ def _progress_line(
 @STATE_DIR_OPTION
 @click.option(
     "--duration",
-    type=float,
+    type=DecimalNumber(),
     default=0.0,
     help="Stop after this many seconds (default 0: run until Ctrl-C).",
 )
@@ -1675,7 +1707,7 @@ def _k_rows_text(data: _KData) -> str:
 @click.option("--features", help="Comma-separated columns to use (default: every numeric one).")
 @click.option(
     "--scaling",
-    type=click.Choice(["standard", "robust", "none"]),
+    type=BriefChoice(["standard", "robust", "none"]),
     default="standard",
     show_default=True,
 )
@@ -1826,7 +1858,7 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
 @click.option("--daemon-url", help="The daemon's address, linked from site/ for the live values.")
 @click.option(
     "--time-scale",
-    type=float,
+    type=DecimalNumber(),
     default=1.0,
     show_default=True,
     help="Multiply every for: and range window of the rules (tests use small values).",
@@ -1901,7 +1933,7 @@ def runbook(alertname: str) -> None:
 )
 @click.option(
     "--refresh",
-    type=float,
+    type=DecimalNumber(),
     default=1.0,
     show_default=True,
     help="Seconds between two computations of the gauges.",

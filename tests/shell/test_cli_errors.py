@@ -805,6 +805,11 @@ def test_a_pushgateway_that_is_no_url_is_refused_before_any_run(
         (["render", "--root", "/proc/kmeans-nope"], 2, "No such file or directory"),
         (["simulate", "--listen", "nohost"], 2, "error: --listen: must be HOST:PORT"),
         (["simulate", "--refresh", "-1"], 2, "error: --refresh: must be a float in (0, "),
+        # float() reads "1_0" as 10 and "\u0663" (Arabic-Indic 3) as 3: not a number here.
+        (["simulate", "--refresh", "1_0"], 2, "'1_0' is not a number in ASCII digits"),
+        (["render", "--root", "{tmp}/r", "--time-scale", "\u0663"], 2, "'\u0663' is not a"),
+        # A choice of 500 characters was echoed whole.
+        (["--log-level", "x" * 500, "run"], 2, "(500 characters) is not one of 'DEBUG', "),
         (["serve", "--config", "{cfg}", "--listen", "nohost"], 2, "error: --listen: must be"),
         (["--log-level", "NOPE", "run"], 2, "Invalid value for '--log-level'"),
         (["--log-level"], 2, "'--log-level' requires an argument (see '"),
@@ -862,6 +867,7 @@ DEMO_DEADLINE = 30.0
         (["--duration", "nan"], "error: --duration: must be a float in [0, inf); got nan"),
         (["--duration", "-5"], "error: --duration: must be a float in [0, inf); got -5.0"),
         (["--duration", "inf"], "error: --duration: must be a float in [0, inf); got inf"),
+        (["--duration", "\uff13"], "'--duration': '\uff13' is not a number in ASCII digits"),
         (
             ["--listen", "nohost"],
             "error: invalid configuration: --listen (daemon.listen): must be HOST:PORT like "
