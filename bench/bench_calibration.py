@@ -28,10 +28,10 @@ Each seed draws its own mixture, reference, model, calibration and windows; the 
 gives every seed and the median over seeds.
 
 ``--pipeline`` calibrates as a first run does instead (``train.train_reference`` in
-``calibrated`` mode: null windows drawn from its sample of at most
-``train.CALIBRATION_ROWS`` rows, at the sizes of ``train.size_grid``), which is what
-large windows (more reference rows than that sample) need to be measured on, e.g.
-``--pipeline --blocks 24 --rows 200000 --sizes 20000,100000,200000 --windows 100``.
+``calibrated`` mode: null windows drawn from its sample of ``train.calibration_rows``
+rows, at the sizes of ``train.size_grid``), which is what large windows (periods of more
+than ``train.CALIBRATION_ROWS`` rows) need to be measured on, e.g.
+``--pipeline --blocks 24 --rows 200000 --sizes 20000,100000,200000 --windows 60``.
 
     python -m bench calibration [--k 4] [--d 5] [--rows 2000] [--blocks 288]
                                 [--false-alarm-rate 0.01] [--sizes 50,500,5000]

@@ -342,20 +342,21 @@ def calibration_rows(ref: ReferencePeriod) -> int:
 
 def largest_null_window(ref: ReferencePeriod) -> int:
     """The most rows a calibrated size may have: a NULL_WINDOWS-th of the calibration's
-    sample, or CALIBRATION_ROWS when the null is bootstrapped.
+    sample when the period holds more than CALIBRATION_ROWS rows, CALIBRATION_ROWS else.
 
     A null window is drawn from one reference window (or a run of consecutive ones
     where they are smaller), so of n rows there are only about sample / n different
     ones, and the far tail that a threshold sits in (1/700 of the null windows at the
-    default rate and SLIs) cannot be read from a few dozen: 24 windows of 20,000 rows
-    calibrated at 20,000 flagged 5 % of quiet windows, and a day of 200,000-row windows
+    default rate and SLIs) cannot be read from a few dozen: a day of 200,000-row windows
     thinned to a 200,000-row sample, whose null window of 200,000 rows was the whole
-    sample, flagged two thirds (docs/benchmarks.md, "Large windows"). With fewer than
-    calibration.MIN_BLOCKS windows a null window's rows are drawn with replacement, a
-    fresh draw whatever its size, and larger sizes would only draw the sample over, at
-    a cost that grows with the size.
+    sample every time, flagged two thirds of the quiet windows, and 8,000 rows drawn
+    from 200,000 flagged 7 % (docs/benchmarks.md, "Large windows"). A period of at most
+    CALIBRATION_ROWS is kept whole and calibrated up to twice its largest window, as the
+    benchmarks measure it: its null windows of a window's rows are its own windows, the
+    thinner the fewer they are (docs/slis.md). With fewer than calibration.MIN_BLOCKS
+    windows a null window's rows are drawn with replacement, a fresh draw at any size.
     """
-    if _bootstrapped(ref):
+    if _bootstrapped(ref) or ref.n_rows <= CALIBRATION_ROWS:
         return CALIBRATION_ROWS
     return max(1, calibration_rows(ref) // NULL_WINDOWS)
 

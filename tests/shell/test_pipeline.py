@@ -236,35 +236,38 @@ def hourly_period(blocks: int, rows: int) -> ReferencePeriod:
 @pytest.mark.parametrize(
     ("blocks", "rows", "grid"),
     [
-        # A day of 5-minute windows, thinned to a 200,000-row sample.
-        (288, 2000, [100, 200, 400, 800, 1600, 2000, 3200, 4000]),  # capped at 4,166
-        # A day of hourly windows of 300 rows holds 48 null windows of 150 rows at most.
-        (24, 300, [100, 150]),
-        (100, 300, [100, 200, 300, 400, 600]),  # 30,000 rows: up to twice a window
+        # A day of 5-minute windows, thinned to a 200,000-row sample, which holds 48 null
+        # windows of 4,166 rows: more than twice a window.
+        (288, 2000, [100, 200, 400, 800, 1600, 2000, 3200, 4000]),
+        # At most 200,000 rows, kept whole: up to twice a window (its null windows of a
+        # window's rows are the windows themselves).
+        (24, 300, [100, 200, 300, 400, 600]),
         # Fewer than 10 windows: null windows are bootstrapped, any size a fresh draw.
         (9, 3000, [100, 200, 400, 800, 1600, 3000, 3200, 6000]),
     ],
 )
-def test_calibrated_sizes_stop_where_the_sample_holds_48_null_windows(
+def test_calibrated_sizes_of_windows_a_sample_holds_48_of(
     blocks: int, rows: int, grid: list[int]
 ) -> None:
-    # A null window of n rows is drawn from one reference window (or a run of them), so
-    # a sample of S rows holds about S / n different ones: 24 windows of 20,000 rows
-    # calibrated at 20,000 flagged 5 % of quiet windows against a family rate of 1 %.
     assert size_grid(hourly_period(blocks, rows), model(validation={"min_rows": 100})) == grid
 
 
-def test_the_calibration_sample_grows_for_large_windows_within_its_values(
+def test_a_large_period_calibrates_sizes_its_sample_holds_48_null_windows_of(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A null window of n rows is drawn from one reference window (or a run of them), so a
+    # sample of S rows holds about S / n different ones, and a threshold sits at 1/700 of
+    # them: a day of 200,000-row windows was calibrated at 200,000 rows on a 200,000-row
+    # sample, every null window the whole sample, and two thirds of quiet windows flagged.
     monkeypatch.setattr(train, "CALIBRATION_ROWS", 2400)
     ref = hourly_period(24, 2000)  # 48,000 rows of 3 features
-    # Enough rows for 48 null windows of twice a window's rows: here every row.
+    # The sample grows to hold 48 null windows of twice a window's rows: here every row.
     assert train.calibration_rows(ref) == 48_000 and train.largest_null_window(ref) == 1000
     monkeypatch.setattr(train, "CALIBRATION_VALUES", 60_000)  # 20,000 rows of 3 features
     assert train.calibration_rows(ref) == 20_000 and train.largest_null_window(ref) == 416
     monkeypatch.setattr(train, "CALIBRATION_VALUES", 3000)  # never below CALIBRATION_ROWS
     assert train.calibration_rows(ref) == 2400 and train.largest_null_window(ref) == 50
+    # Below the fewest rows a run accepts, if need be: larger runs take these thresholds.
     assert size_grid(ref, model(validation={"min_rows": 100})) == [50]
 
 

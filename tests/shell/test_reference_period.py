@@ -67,9 +67,9 @@ def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
     assert snap.reference_windows is not None
     assert snap.reference_windows.values.shape[0] == 24
     assert (snap.reference_windows.rows == 300).all()
-    # Calibrated at one size: 7,200 rows hold 48 null windows of at most 150 rows (here
-    # validation.min_rows, half a window), and a run of 300 takes those thresholds.
-    assert snap.null is not None and list(snap.null.sizes) == [150]
+    # From validation.min_rows (auto: half the rows of the smallest window, 300), doubling
+    # to twice a reference window's rows, and that window's own size (300).
+    assert snap.null is not None and list(snap.null.sizes) == [150, 300, 600]
     # The first evaluation reports this window, scored by the new model.
     assert ev.n_rows == 300 and ev.window_start == NOW - 3600
 
@@ -253,6 +253,7 @@ def test_quiet_windows_as_large_as_the_calibration_sample_are_not_flagged(
     windows were flagged. The same at 1/100 the size: 24 windows of 2,000 rows and a
     sample of 2,400."""
     monkeypatch.setattr(train, "CALIBRATION_ROWS", 2400)
+    monkeypatch.setattr(train, "CALIBRATION_VALUES", 3 * 2400)  # 3 features: 2,400 rows
     m = model(seasonality="none", thresholds={"calibration_refits": 1})
     snap = train.train_reference(
         mixture(24, 2000, seed=0), m, now=NOW, reason="initial", package_version="",
