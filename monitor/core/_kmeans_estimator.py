@@ -9,6 +9,7 @@ docs/decisions.md, "KMeans estimator without a scikit-learn base class").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -140,6 +141,23 @@ def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
             f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
     return check_array(arr, name=name)
+
+
+def _overflowed(Xa: NDArray[np.floating[Any]], values: NDArray[Any] | float) -> bool:
+    """Whether float32 rows gave squared distances beyond float32 (inf, or NaN from inf
+    - inf): values beyond about 1e19 / sqrt(n_features). The input holds no inf or NaN
+    (``check_array``), so only the arithmetic makes them, and the work is done again in
+    float64: checked on the results, the usual data pays nothing for it."""
+    return Xa.dtype == np.float32 and not bool(np.isfinite(values).all())
+
+
+def _quiet(Xa: NDArray[np.floating[Any]]) -> Any:
+    """numpy's overflow warnings silenced for float32 rows, whose overflow is then done
+    again in float64 (``_overflowed``): warnings filters, not ``np.errstate``, which does
+    not reach the worker threads."""
+    if Xa.dtype != np.float32:
+        return contextlib.nullcontext()
+    return warnings.catch_warnings(action="ignore", category=RuntimeWarning)
 
 
 class _KMeansBase:
@@ -303,7 +321,11 @@ class _KMeansBase:
     def _labels_sq(
         self, Xa: NDArray[np.floating[Any]], *, centred: bool = False
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
-        return assign_with(*self._rows_and_centres(Xa, centred=centred), self._compiled())
+        with _quiet(Xa):
+            labels, sq = assign_with(*self._rows_and_centres(Xa, centred=centred), self._compiled())
+        if _overflowed(Xa, sq):
+            return self._labels_sq(Xa.astype(np.float64), centred=centred)
+        return labels, sq
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -318,6 +340,13 @@ class _KMeansBase:
         unit-norm centre, sqrt(2 (1 - cos)).
         """
         Xa = self._check_test_X(X)
+        with _quiet(Xa):
+            out = self._distances(Xa)
+        if _overflowed(Xa, out):  # the distances fit in float32; their squares did not
+            return self._distances(Xa.astype(np.float64)).astype(Xa.dtype)
+        return out
+
+    def _distances(self, Xa: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
         data, C = self._rows_and_centres(Xa)
         blocks = Blocks(data, C)
         out = np.empty((Xa.shape[0], C.shape[0]), dtype=Xa.dtype)
@@ -406,7 +435,24 @@ class KMeans(_KMeansBase):
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
-        fit = validate_and_fit(
+        with _quiet(Xa):
+            fit = self._fit_rows(Xa, sample_weight)
+        if _overflowed(Xa, fit.inertia):  # fitted again in float64, centres in float32
+            fit = self._fit_rows(Xa.astype(np.float64), sample_weight)
+        self.fit_ = fit
+        self.cluster_centers_ = fit.centers.astype(Xa.dtype, copy=False)
+        self.labels_ = fit.labels
+        self.inertia_ = fit.inertia
+        self.n_iter_ = fit.n_iter
+        self.converged_ = fit.converged
+        self.n_relocated_ = fit.n_relocated
+        self.n_distinct_points_ = fit.n_distinct_points
+        self.n_features_in_ = int(Xa.shape[1])
+        self._remember_names(X)
+        return self
+
+    def _fit_rows(self, Xa: NDArray[np.floating[Any]], sample_weight: ArrayLike | None) -> Any:
+        return validate_and_fit(
             Xa,
             self.n_clusters,
             init=self.init,
@@ -422,17 +468,6 @@ class KMeans(_KMeansBase):
             kernel=self.kernel,
             init_sample=self.init_sample,
         )
-        self.fit_ = fit
-        self.cluster_centers_ = fit.centers
-        self.labels_ = fit.labels
-        self.inertia_ = fit.inertia
-        self.n_iter_ = fit.n_iter
-        self.converged_ = fit.converged
-        self.n_relocated_ = fit.n_relocated
-        self.n_distinct_points_ = fit.n_distinct_points
-        self.n_features_in_ = int(Xa.shape[1])
-        self._remember_names(X)
-        return self
 
 
 class MiniBatchKMeans(_KMeansBase):
@@ -566,8 +601,21 @@ class MiniBatchKMeans(_KMeansBase):
         self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
     ) -> MiniBatchKMeans:
         """Fit on the whole window X in mini-batches."""
-        owner = "MiniBatchKMeans"
         Xa = _check_X(X)
+        with _quiet(Xa):
+            steps = self._fit_rows(X, Xa, sample_weight)
+        if _overflowed(Xa, steps):
+            self._fit_rows(X, Xa.astype(np.float64), sample_weight)  # as KMeans does
+            self._dtype = Xa.dtype
+            self.cluster_centers_ = self.cluster_centers_.astype(Xa.dtype)
+        return self
+
+    def _fit_rows(
+        self, X: ArrayLike, Xa: NDArray[np.floating[Any]], sample_weight: ArrayLike | None
+    ) -> float:
+        """Fit; the last smoothed per-weight inertia of the steps (inf or NaN where the
+        squared distances overflowed)."""
+        owner = "MiniBatchKMeans"
         k, batch, metric = self._params()
         n_runs = resolve_n_init(self.n_init, self.init, owner)
         max_iter = check_int(self.max_iter, "max_iter", low=1, owner=owner)
@@ -619,7 +667,7 @@ class MiniBatchKMeans(_KMeansBase):
         self.inertia_ = float(w.astype(np.float64) @ sq.astype(np.float64))
         self.n_iter_ = epochs
         self.converged_ = stopped
-        return self
+        return 0.0 if ewa is None else ewa
 
     def partial_fit(
         self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None

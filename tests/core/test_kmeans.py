@@ -584,3 +584,23 @@ def test_minus_zero_is_the_same_row_as_zero() -> None:
     with pytest.warns(DegenerateDataWarning, match="1 distinct row"):
         fit = fit_kmeans(X, 2, random_state=0)
     assert fit.n_distinct_points == 1
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_float32_values_whose_squares_overflow_are_fitted_as_float64_would_be(cls: Any) -> None:
+    # Squared distances of float32 values near 1e20 are beyond float32 (inf): KMeans put
+    # every row in one cluster with an inertia of inf, and predict and score followed.
+    X, _ = make_blobs(3000, n_features=4, centers=3, cluster_std=1.0, random_state=0)
+    X32 = (X * 3e19).astype(np.float32)
+    ref = SkKMeans(n_clusters=3, n_init=3, random_state=0).fit(X32.astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a RuntimeWarning for the overflow redone
+        km = cls(n_clusters=3, n_init=3, random_state=0).fit(X32)
+        labels, distances, score = km.predict(X32), km.transform(X32), km.score(X32)
+    assert km.cluster_centers_.dtype == np.float32 and distances.dtype == np.float32
+    assert adjusted_rand_score(ref.labels_, km.labels_) == 1.0
+    assert adjusted_rand_score(ref.labels_, labels) == 1.0
+    np.testing.assert_allclose(km.inertia_, ref.inertia_, rtol=1e-5)  # float32 centres
+    np.testing.assert_allclose(-score, ref.inertia_, rtol=1e-5)
+    expected = ref.transform(X32.astype(np.float64))  # its centres in another order
+    np.testing.assert_allclose(np.sort(distances, axis=1), np.sort(expected, axis=1), rtol=1e-5)
