@@ -9,12 +9,12 @@ docs/decisions.md, "KMeans estimator without a scikit-learn base class").
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,6 +54,8 @@ from monitor.core._kmeans_lloyd import (
 from monitor.errors import InvalidInputError
 
 __all__ = ["KMeans", "MiniBatchKMeans", "NotFittedError"]
+
+_T = TypeVar("_T")
 
 SKLEARN_HINT = "pip install 'kmeans-monitor[sklearn]'"
 
@@ -143,21 +145,27 @@ def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
     return check_array(arr, name=name)
 
 
-def _overflowed(Xa: NDArray[np.floating[Any]], values: NDArray[Any] | float) -> bool:
-    """Whether float32 rows gave squared distances beyond float32 (inf, or NaN from inf
-    - inf): values beyond about 1e19 / sqrt(n_features). The input holds no inf or NaN
-    (``check_array``), so only the arithmetic makes them, and the work is done again in
-    float64: checked on the results, the usual data pays nothing for it."""
-    return Xa.dtype == np.float32 and not bool(np.isfinite(values).all())
+def _float64_on_overflow(
+    Xa: NDArray[np.floating[Any]],
+    compute: Callable[[NDArray[np.floating[Any]]], _T],
+    values: Callable[[_T], Any],
+) -> _T:
+    """``compute(Xa)``, done again on a float64 copy when float32 rows gave squared
+    distances beyond float32 (inf, or NaN from inf - inf: values beyond about
+    1e19 / sqrt(n_features)), which ``values`` of the result show.
 
-
-def _quiet(Xa: NDArray[np.floating[Any]]) -> Any:
-    """numpy's overflow warnings silenced for float32 rows, whose overflow is then done
-    again in float64 (``_overflowed``): warnings filters, not ``np.errstate``, which does
-    not reach the worker threads."""
+    The input holds no inf or NaN (``check_array``), so only the arithmetic makes them:
+    checked on the results, the usual data pays nothing for it. numpy's overflow
+    warnings of the float32 try are silenced by a warnings filter, not ``np.errstate``,
+    which does not reach the worker threads.
+    """
     if Xa.dtype != np.float32:
-        return contextlib.nullcontext()
-    return warnings.catch_warnings(action="ignore", category=RuntimeWarning)
+        return compute(Xa)
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
+        out = compute(Xa)
+    if np.isfinite(values(out)).all():
+        return out
+    return compute(Xa.astype(np.float64))
 
 
 class _KMeansBase:
@@ -321,11 +329,12 @@ class _KMeansBase:
     def _labels_sq(
         self, Xa: NDArray[np.floating[Any]], *, centred: bool = False
     ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
-        with _quiet(Xa):
-            labels, sq = assign_with(*self._rows_and_centres(Xa, centred=centred), self._compiled())
-        if _overflowed(Xa, sq):
-            return self._labels_sq(Xa.astype(np.float64), centred=centred)
-        return labels, sq
+        def assign(
+            rows: NDArray[np.floating[Any]],
+        ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
+            return assign_with(*self._rows_and_centres(rows, centred=centred), self._compiled())
+
+        return _float64_on_overflow(Xa, assign, lambda labels_sq: labels_sq[1])
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -340,11 +349,8 @@ class _KMeansBase:
         unit-norm centre, sqrt(2 (1 - cos)).
         """
         Xa = self._check_test_X(X)
-        with _quiet(Xa):
-            out = self._distances(Xa)
-        if _overflowed(Xa, out):  # the distances fit in float32; their squares did not
-            return self._distances(Xa.astype(np.float64)).astype(Xa.dtype)
-        return out
+        # The distances fit in float32 where their squares did not.
+        return _float64_on_overflow(Xa, self._distances, lambda d: d).astype(Xa.dtype, copy=False)
 
     def _distances(self, Xa: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
         data, C = self._rows_and_centres(Xa)
@@ -435,11 +441,10 @@ class KMeans(_KMeansBase):
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
-        with _quiet(Xa):
-            fit = self._fit_rows(Xa, sample_weight)
-        if _overflowed(Xa, fit.inertia):  # fitted again in float64, centres in float32
-            fit = self._fit_rows(Xa.astype(np.float64), sample_weight)
-        self.fit_ = fit
+        fit = _float64_on_overflow(
+            Xa, lambda rows: self._fit_rows(rows, sample_weight), lambda f: f.inertia
+        )
+        self.fit_ = fit  # centres in X's dtype below, where a float64 fit gave them
         self.cluster_centers_ = fit.centers.astype(Xa.dtype, copy=False)
         self.labels_ = fit.labels
         self.inertia_ = fit.inertia
@@ -602,12 +607,9 @@ class MiniBatchKMeans(_KMeansBase):
     ) -> MiniBatchKMeans:
         """Fit on the whole window X in mini-batches."""
         Xa = _check_X(X)
-        with _quiet(Xa):
-            steps = self._fit_rows(X, Xa, sample_weight)
-        if _overflowed(Xa, steps):
-            self._fit_rows(X, Xa.astype(np.float64), sample_weight)  # as KMeans does
-            self._dtype = Xa.dtype
-            self.cluster_centers_ = self.cluster_centers_.astype(Xa.dtype)
+        _float64_on_overflow(Xa, lambda rows: self._fit_rows(X, rows, sample_weight), float)
+        self._dtype = Xa.dtype  # as KMeans does, where the fit was done again in float64
+        self.cluster_centers_ = self.cluster_centers_.astype(Xa.dtype, copy=False)
         return self
 
     def _fit_rows(
