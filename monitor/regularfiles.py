@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["NOT_REGULAR", "check_regular_file", "read_file"]
+__all__ = ["NOT_REGULAR", "check_regular_file", "read_file", "read_file_and_mode"]
 
 NOT_REGULAR = "not a regular file"
 
@@ -37,8 +37,14 @@ def read_file(path: Path | str, *, most: int) -> bytes:
     Opened without blocking and looked at before it is read: a FIFO or a device in the
     file's place would hang the reader or fill its memory.
     """
+    return read_file_and_mode(path, most=most)[0]
+
+
+def read_file_and_mode(path: Path | str, *, most: int) -> tuple[bytes, int]:
+    """``read_file``, and the mode of the file it read (not of whatever ``path`` names
+    a moment later)."""
     with os.fdopen(_open_regular(path), "rb") as f:
-        return f.read(most + 1)
+        return f.read(most + 1), os.fstat(f.fileno()).st_mode
 
 
 def check_regular_file(path: Path | str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import stat
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_str
 from monitor.errors import StoreError
-from monitor.regularfiles import read_file
+from monitor.regularfiles import read_file_and_mode
 
 __all__ = ["ENCRYPTION_EXTRA", "MIN_KEY_BYTES", "StoreKey", "load_key", "require_cipher"]
 
@@ -74,8 +73,7 @@ class StoreKey:
         path = Path(path)
         try:
             # Never blocking: a FIFO in the key's place hung check-config and the daemon.
-            secret = read_file(path, most=_MAX_KEY_FILE_BYTES)
-            mode = os.stat(path).st_mode
+            secret, mode = read_file_and_mode(path, most=_MAX_KEY_FILE_BYTES)
         except OSError as exc:
             raise StoreError(f"cannot read the store key file {path}: {exc.strerror}") from exc
         if len(secret) > _MAX_KEY_FILE_BYTES:
