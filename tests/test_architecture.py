@@ -61,6 +61,10 @@ def test_the_modules_are_found() -> None:
 # place (docs/decisions.md).
 NUMBA_OWNERS = {"monitor.core._numba"}
 
+# Libraries the KMeans estimator imports only when asked: scikit-learn (its tags and
+# NotFittedError), pandas and polars (the DataFrames of set_output).
+ESTIMATOR_EXTRAS = {"sklearn", "pandas", "polars"}
+
 
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith("monitor.core")))
 def test_core_imports_only_numpy_scipy_stdlib_records_errors_checks(name: str) -> None:
@@ -75,10 +79,11 @@ def test_core_imports_only_numpy_scipy_stdlib_records_errors_checks(name: str) -
         top = imp.split(".")[0]
         if top == "monitor":
             assert imp.startswith(allowed_project), f"{name} imports {imp}"
-        elif top == "sklearn":
-            # The estimator's optional scikit-learn integration, imported lazily only.
+        elif top in ESTIMATOR_EXTRAS:
+            # The estimator's optional scikit-learn integration and the DataFrames of its
+            # set_output, imported lazily only (docs/decisions.md).
             assert name == "monitor.core._kmeans_estimator", f"{name} imports {imp}"
-            assert not any(i.startswith("sklearn") for i in TOP_LEVEL[name]), name
+            assert not any(i.split(".")[0] == top for i in TOP_LEVEL[name]), name
         elif top == "numba":
             # The optional compiled kernels (extra "fast"); numpy runs without them.
             assert name in NUMBA_OWNERS, f"{name} imports {imp}"
@@ -167,6 +172,8 @@ def test_an_adapter_never_imports_another(name: str) -> None:
         ("jinja2", {"monitor.render.templates"}),
         ("click", {"monitor.cli"}),
         ("sklearn", {"monitor.core._kmeans_estimator"}),
+        ("pandas", {"monitor.core._kmeans_estimator"}),
+        ("polars", {"monitor.core._kmeans_estimator"}),
         ("matplotlib", {"monitor.plots"}),
         ("numba", NUMBA_OWNERS),
         ("yaml", {"monitor.yamlfile"}),

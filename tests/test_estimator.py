@@ -202,3 +202,204 @@ def test_a_dataframes_columns_are_its_feature_names_and_must_match(cls: type) ->
     assert not hasattr(plain, "feature_names_in_")
     with pytest.warns(UserWarning, match="X has feature names, but"):
         plain.predict(frame)
+
+
+# -------------------------------------------------------------- set_output
+
+# Well-separated blobs around known centres: both libraries start from those centres.
+BLOB_CENTRES = np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]])
+
+
+def blobs() -> tuple[np.ndarray, float]:
+    """X, and the largest distance of a row to its blob's centre."""
+    X, y = make_blobs(300, 3, centers=BLOB_CENTRES, cluster_std=0.05, random_state=0)
+    return X, float(np.linalg.norm(X - BLOB_CENTRES[y], axis=1).max())
+
+
+def pair(cls: type, init: np.ndarray) -> tuple[object, object, float]:
+    """Our estimator, scikit-learn's, and the tolerance of their distances.
+
+    KMeans: from the true centres both converge in one Lloyd step to the blob means, and
+    both compute the distances in float64 as sqrt(|x|^2 - 2 x.c + |c|^2), whose rounding
+    (about 1e-14 on the squares here, 1.6e-12 measured on the smallest distances, which
+    are about 5e-3) is far below 1e-9.
+
+    MiniBatchKMeans: each centre moves to weighted means of its blob's rows in batches
+    that differ between the two (batch order, sampling), so they differ by up to 1e-2.
+    Each centre stays in the convex hull of its blob, within ``radius`` of the blob's
+    centre (scikit-learn's random reassignment is off), and a distance moves no more
+    than its centre: the two transforms differ by at most 2 * radius (0.36 here, where
+    a wrong column or centre is off by about 10).
+    """
+    import sklearn.cluster as sk
+
+    if cls is KMeans:
+        return KMeans(4, init=init), sk.KMeans(4, init=init, n_init=1), 1e-9
+    _, radius = blobs()
+    theirs = sk.MiniBatchKMeans(
+        4, init=init, n_init=1, batch_size=64, random_state=0, reassignment_ratio=0.0
+    )
+    return MiniBatchKMeans(4, init=init, batch_size=64, random_state=0), theirs, 2 * radius
+
+
+def assert_same_container(ours: object, theirs: object, tol: float) -> None:
+    """Same type, columns, index and dtypes, values within ``tol``."""
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, np.ndarray):
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+    elif type(theirs).__module__.startswith("pandas"):
+        import pandas as pd
+
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=tol, atol=tol)
+    else:
+        from polars.testing import assert_frame_equal
+
+        assert_frame_equal(ours, theirs, check_exact=False, rel_tol=tol, abs_tol=tol)
+
+
+@pytest.mark.parametrize("method", ["transform", "fit_transform"])
+@pytest.mark.parametrize("frame_input", [False, True], ids=["array", "frame"])
+@pytest.mark.parametrize("output", ["default", "pandas", "polars"])
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_set_output_gives_what_sklearn_gives(
+    cls: type, output: str, frame_input: bool, method: str
+) -> None:
+    import pandas as pd
+
+    X, _ = blobs()
+    if frame_input:  # an index of its own, which the pandas output must carry
+        X = pd.DataFrame(X, columns=["a", "b", "c"], index=[f"row{i}" for i in range(len(X))])
+    ours, theirs, tol = pair(cls, BLOB_CENTRES)
+    assert ours.set_output(transform=output) is ours
+    theirs.set_output(transform=output)
+    if method == "transform":
+        got, want = ours.fit(X).transform(X), theirs.fit(X).transform(X)
+    else:
+        got, want = ours.fit_transform(X), theirs.fit_transform(X)
+    assert_same_container(got, want, tol)
+    if output != "default":
+        prefix = cls.__name__.lower()
+        assert list(got.columns) == [f"{prefix}{i}" for i in range(4)]
+    if output == "pandas":
+        assert got.index.equals(X.index if frame_input else pd.RangeIndex(len(X)))
+
+
+def test_a_pipeline_set_to_pandas_output_ends_in_our_kmeans() -> None:
+    # Pipeline.set_output raised: "Unable to configure output ... set_output is not
+    # available" for a pipeline whose last step was our KMeans.
+    import pandas as pd
+    import sklearn.cluster as sk
+    from sklearn.pipeline import Pipeline
+
+    X, _ = blobs()
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=[f"r{i}" for i in range(len(X))])
+    init = StandardScaler().fit(frame).transform(pd.DataFrame(BLOB_CENTRES, columns=list("abc")))
+    ours = Pipeline([("scale", StandardScaler()), ("km", KMeans(4, init=init))])
+    theirs = Pipeline([("scale", StandardScaler()), ("km", sk.KMeans(4, init=init, n_init=1))])
+    assert ours.set_output(transform="pandas") is ours
+    theirs.set_output(transform="pandas")
+    got = ours.fit_transform(frame)
+    assert list(got.columns) == ["kmeans0", "kmeans1", "kmeans2", "kmeans3"]
+    assert got.index.equals(frame.index)
+    assert_same_container(got, theirs.fit_transform(frame), 1e-9)
+    assert_same_container(ours.transform(frame), theirs.transform(frame), 1e-9)
+    # The step saw the scaler's DataFrame: its columns are the feature names.
+    assert list(ours.named_steps["km"].feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(ours.predict(frame), theirs.predict(frame))
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+@pytest.mark.parametrize("value", ["numpy", "Pandas", "", 1, True])
+def test_set_output_rejects_an_unknown_container(cls: type, value: object) -> None:
+    est = cls(2)
+    with pytest.raises(InvalidInputError, match=r"^The 'transform' parameter of ") as info:
+        est.set_output(transform=value)
+    assert str(info.value).startswith(
+        f"The 'transform' parameter of {cls.__name__}.set_output must be one of "
+        "{'default', 'pandas', 'polars'}. Got "
+    )
+    assert isinstance(info.value, ValueError)
+    assert not hasattr(est, "_sklearn_output_config")  # the bad value was not kept
+
+
+def test_set_output_none_keeps_the_choice_and_clone_copies_it() -> None:
+    import pandas as pd
+    from sklearn import config_context
+
+    X, _ = blobs()
+    est = KMeans(4, init=BLOB_CENTRES)
+    # scikit-learn's global transform_output is not read (docs/decisions.md): arrays.
+    with config_context(transform_output="pandas"):
+        assert est.set_output(transform=None) is est
+        assert type(est.fit_transform(X)) is np.ndarray
+    est.set_output(transform="pandas").set_output(transform=None)
+    assert isinstance(est.fit(X).transform(X), pd.DataFrame)
+    assert isinstance(clone(est).fit_transform(X), pd.DataFrame)
+    assert type(pickle.loads(pickle.dumps(est)).transform(X)) is pd.DataFrame
+    assert type(est.set_output(transform="default").transform(X)) is np.ndarray
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_a_missing_frame_library_names_its_pip_package(
+    library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, _ = blobs()
+    est = KMeans(4, init=BLOB_CENTRES).fit(X)
+    monkeypatch.setitem(sys.modules, library, None)  # import fails as if not installed
+    est.set_output(transform=library)  # the library is not needed until a frame is made
+    with pytest.raises(ImportError, match=rf"needs {library}, .*: pip install {library}$"):
+        est.transform(X)
+
+
+def test_frame_libraries_are_imported_only_to_make_a_frame() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "import monitor\n"
+        "X = np.random.default_rng(0).normal(size=(50, 3))\n"
+        "km = monitor.KMeans(3, random_state=0).set_output(transform='default').fit(X)\n"
+        "km.transform(X), km.fit_transform(X)\n"
+        "km.set_output(transform='pandas')\n"
+        "loaded = {'pandas', 'polars', 'sklearn'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "assert type(km.transform(X)).__name__ == 'DataFrame'\n"
+        "assert 'pandas' in sys.modules and 'polars' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+SET_OUTPUT_CHECKS = [
+    "check_set_output_transform",
+    "check_set_output_transform_pandas",
+    "check_set_output_transform_polars",
+]
+
+
+# The checks fit on a frame and transform an array, and the other way round: warned.
+FEATURE_NAMES_WARNING = "ignore:X (does not have valid|has) feature names:UserWarning"
+
+
+@pytest.mark.filterwarnings(FEATURE_NAMES_WARNING)
+@pytest.mark.parametrize("check", SET_OUTPUT_CHECKS)
+@pytest.mark.parametrize(
+    "estimator", [KMeans(n_clusters=3), MiniBatchKMeans(n_clusters=2, batch_size=10)], ids=repr
+)
+def test_sklearn_set_output_checks(estimator: object, check: str) -> None:
+    # check_estimator does not run these (scikit-learn runs them on its own estimators).
+    import sklearn.utils.estimator_checks as checks
+
+    getattr(checks, check)(type(estimator).__name__, estimator)
+
+
+@pytest.mark.filterwarnings(FEATURE_NAMES_WARNING)
+@pytest.mark.parametrize(
+    "check", ["check_global_output_transform_pandas", "check_global_set_output_transform_polars"]
+)
+def test_sklearns_global_output_config_is_not_read(check: str) -> None:
+    # Reading it needs sys.modules in the core (docs/decisions.md, "set_output"): the
+    # check fails on our arrays, where it expects a frame, and not on a missing method.
+    import sklearn.utils.estimator_checks as checks
+
+    with pytest.raises(AssertionError) as info:
+        getattr(checks, check)("KMeans", KMeans(n_clusters=3))
+    assert "assert is_supported_dataframe(df_trans)" in str(info.traceback[-1].statement)

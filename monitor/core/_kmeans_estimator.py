@@ -5,6 +5,8 @@ signature; scikit-learn is imported only inside ``__sklearn_tags__``, which only
 scikit-learn calls. The numeric core therefore runs without scikit-learn installed,
 and the estimators still pass ``sklearn.utils.estimator_checks`` (see
 docs/decisions.md, "KMeans estimator without a scikit-learn base class").
+``set_output`` gives ``transform`` a pandas or polars DataFrame; those libraries too
+are imported only when such an output is made (docs/decisions.md, "set_output").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,6 +61,9 @@ _T = TypeVar("_T")
 
 SKLEARN_HINT = "pip install 'kmeans-monitor[sklearn]'"
 
+# set_output(transform=...): scikit-learn's containers ("default": the numpy array).
+TRANSFORM_OUTPUTS = ("default", "pandas", "polars")
+
 
 class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit`` (same bases as scikit-learn's)."""
@@ -102,6 +107,32 @@ def _require_sklearn() -> Any:
             f"scikit-learn is needed for this (estimator tags); install it with {SKLEARN_HINT}"
         ) from exc
     return sk_utils
+
+
+def _frame_hint(name: str) -> str:
+    return (
+        f"set_output(transform={name!r}) needs {name}, which is not installed: pip install {name}"
+    )
+
+
+def _as_pandas(out: NDArray[Any], X: Any, columns: NDArray[np.object_]) -> Any:
+    """``out`` as a pandas DataFrame, with the index of X where X is one."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError(_frame_hint("pandas")) from exc
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    # ``out`` is a fresh array of ours: the frame may keep it without a copy.
+    return pd.DataFrame(out, index=index, columns=columns, copy=False)
+
+
+def _as_polars(out: NDArray[Any], columns: NDArray[np.object_]) -> Any:
+    """``out`` as a polars DataFrame (polars has no index to carry over)."""
+    try:
+        import polars as pl
+    except ImportError as exc:
+        raise ImportError(_frame_hint("polars")) from exc
+    return pl.DataFrame(out, schema=columns.tolist(), orient="row")
 
 
 def _feature_names(X: Any) -> NDArray[np.object_] | None:
@@ -342,15 +373,46 @@ class _KMeansBase:
         """Index of the nearest centre of each row of X."""
         return self._labels_sq(self._check_test_X(X))[0]
 
-    def transform(self, X: ArrayLike) -> NDArray[np.floating[Any]]:
+    def set_output(self, *, transform: str | None = None) -> Self:
+        """Choose what ``transform`` and ``fit_transform`` return (scikit-learn's API).
+
+        ``"default"``: a numpy array; ``"pandas"``: a pandas DataFrame with the columns of
+        ``get_feature_names_out`` and, for a DataFrame X, X's index; ``"polars"``: a
+        polars DataFrame with those columns; None: unchanged. The library is imported when
+        a frame is made, not here. scikit-learn's global ``set_config(transform_output=)``
+        is not read (docs/decisions.md, "set_output"): set it on the estimator or the
+        Pipeline.
+        """
+        if transform is None:
+            return self
+        owner = f"{type(self).__name__}.set_output"
+        check_choice(transform, "transform", TRANSFORM_OUTPUTS, owner=owner)
+        # The attribute scikit-learn's clone() copies, so a clone keeps the choice.
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _output(self, out: NDArray[np.floating[Any]], X: Any) -> Any:
+        """``out`` in the container ``set_output`` chose."""
+        config = getattr(self, "_sklearn_output_config", {})
+        kind = config.get("transform", "default")
+        owner = f"{type(self).__name__}.set_output"
+        check_choice(kind, "transform", TRANSFORM_OUTPUTS, owner=owner)
+        if kind == "default":
+            return out
+        columns = self.get_feature_names_out()
+        return _as_pandas(out, X, columns) if kind == "pandas" else _as_polars(out, columns)
+
+    def transform(self, X: ArrayLike) -> Any:
         """Distance of each row to each centre, shape (n_samples, n_clusters).
 
         For the cosine metric: the Euclidean distance between the normalised row and the
-        unit-norm centre, sqrt(2 (1 - cos)).
+        unit-norm centre, sqrt(2 (1 - cos)). A numpy array, or the DataFrame that
+        ``set_output`` asks for.
         """
         Xa = self._check_test_X(X)
         # The distances fit in float32 where their squares did not.
-        return _float64_on_overflow(Xa, self._distances, lambda d: d).astype(Xa.dtype, copy=False)
+        out = _float64_on_overflow(Xa, self._distances, lambda d: d).astype(Xa.dtype, copy=False)
+        return self._output(out, X)
 
     def _distances(self, Xa: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
         data, C = self._rows_and_centres(Xa)
@@ -371,8 +433,9 @@ class _KMeansBase:
 
     def fit_transform(
         self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
-    ) -> NDArray[np.floating[Any]]:
-        """Fit, then return the distances of the training rows to the centres."""
+    ) -> Any:
+        """Fit, then return the distances of the training rows to the centres (in the
+        container ``set_output`` chose, as ``transform``)."""
         return self.fit(X, sample_weight=sample_weight).transform(X)  # type: ignore[attr-defined]
 
     def score(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
