@@ -156,7 +156,12 @@ def load_settings(
 
 
 def _nearest_existing(directory: Path) -> Path:
-    """The state directory, or the directory above it that exists (where it would be made)."""
+    """The state directory, or the directory above it that exists (where it would be made).
+
+    Symbolic links are followed first: a link to a directory not made yet (a dangling
+    link) is made where it points, as ``make_dirs`` makes it.
+    """
+    directory = Path(os.path.realpath(directory))
     return next(p for p in (directory, *directory.parents) if p.exists())
 
 
@@ -222,9 +227,14 @@ def check_state_dir(
 
 
 def _absent(directory: Path) -> str:
-    """Why a state directory is not there, when it is not."""
+    """Why a state directory is not there, when it is not: a dangling link says where
+    it points (its target was deleted, or is on a volume not mounted)."""
     if os.path.exists(directory):
         return ""
+    if os.path.islink(directory):
+        return (
+            f" ({directory} is a symbolic link to {os.readlink(directory)}, which does not exist)"
+        )
     return f" (there is no directory {directory})"
 
 

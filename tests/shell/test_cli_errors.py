@@ -424,7 +424,7 @@ def test_serve_history_and_snapshots_name_where_a_bad_state_directory_came_from(
 
 @pytest.mark.parametrize(("how", "origin"), [*ORIGINS, ("alone", "--state-dir (daemon.state_dir)")])
 @pytest.mark.parametrize("command", READERS, ids=" ".join)
-@pytest.mark.parametrize("bad", ["missing"])
+@pytest.mark.parametrize("bad", ["missing", "dangling link"])
 def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -478,6 +478,39 @@ def test_serve_and_retrain_on_a_directory_that_cannot_be_made_name_its_origin(
         f"error: {origin}: cannot use the state directory {state}: Permission denied: "
         f"{str(tmp_path / 'a')!r}\n"
     )
+
+
+def test_a_dangling_link_as_the_state_directory_is_made_where_it_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a missing directory is made: run and evaluate stopped on "No such file or
+    directory: '.../daemon.lock'" (mkdir found the link "existing"), serve on "cannot
+    open the snapshot store", though check-config passed it."""
+    from monitor import daemon
+
+    link, target = tmp_path / "state", tmp_path / "volume" / "kmeans"
+    link.symlink_to(target)
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(link))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    assert invoke("check-config", str(cfg)).exit_code == 0
+    os.close(claim_state_dir(link))  # what run and evaluate hold first
+    assert (target / "daemon.lock").is_file() and link.is_symlink()
+    target.joinpath("daemon.lock").unlink()
+    target.rmdir()
+
+    class Server:
+        url = "http://127.0.0.1:0"
+
+        def __init__(self, app: Any, listen: Any) -> None:
+            self.app = app
+
+    monkeypatch.setattr(daemon, "LabelServer", Server)
+    monkeypatch.setattr(daemon, "run_until_signal", lambda *args, **kwargs: None)
+    served = invoke("serve", "--config", str(cfg))
+    assert served.exit_code == 0, served.output
+    assert (target / "snapshots").is_dir() and link.is_symlink()
+    listed = invoke("snapshots", "list", "--state-dir", str(link))
+    assert listed.exit_code == 0, listed.output  # an empty store
 
 
 def test_a_state_directory_this_user_may_not_look_into_is_a_problem_naming_its_origin(
