@@ -11,7 +11,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +81,8 @@ __all__ = [
     "build_app",
     "build_serving",
     "build_serving_app",
+    "cannot_use_state_dir",
+    "check_state_dir",
     "diff_snapshots",
     "k_mismatches",
     "listen_problem",
@@ -145,7 +147,7 @@ def load_settings(
         listen = listen_problem(settings.daemon.listen, in_use_by=running)
         if listen is not None:
             problems.append(named_by_origin(listen.config("daemon"), env, overrides))
-        problems += state_dir_problems(settings)
+        problems += state_dir_problems(settings.daemon.state_dir, settings.named)
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
     if problems:
@@ -154,20 +156,93 @@ def load_settings(
 
 
 def _nearest_existing(directory: Path) -> Path:
-    """The state directory, or the directory above it that exists (where it would be made)."""
+    """The state directory, or the directory above it that exists (where it would be made).
+
+    Symbolic links are followed first: a link to a directory not made yet (a dangling
+    link) is made where it points, as ``make_dirs`` makes it.
+    """
+    directory = Path(os.path.realpath(directory))
     return next(p for p in (directory, *directory.parents) if p.exists())
 
 
-def state_dir_problems(settings: Settings) -> list[str]:
-    """Why no run could use the state directory of ``settings``, as configuration
-    problems: a file where it (or a directory above it) should be, a ``snapshots`` that
-    is not a directory, a history that is not a file. Each names the variable or option
-    that gave the directory, when one did (KMEANS_MONITOR_STATE_DIR, --state-dir)."""
-    directory = Path(settings.daemon.state_dir)
-    problems = _state_dir_contents(directory)
-    if (state := _state_dir_problem(directory)) is not None:
-        problems.insert(0, state.config("daemon"))
-    return [settings.named(p) for p in problems]
+#: The parts of a state directory a command may use: its snapshot store and its history.
+STATE_PARTS = ("snapshots", "history")
+
+
+def state_dir_problems(
+    directory: Path | str,
+    named: Callable[[str], str] = str,
+    *,
+    uses: Collection[str] = STATE_PARTS,
+) -> list[str]:
+    """Why no command could use the state directory ``directory``, as configuration
+    problems: a file where it (or a directory above it) should be, a symbolic link loop,
+    a ``snapshots`` that is not a directory, a history that is not a file (only the
+    parts in ``uses`` are looked at), a directory this user may not look into.
+
+    ``named`` names each problem ("daemon.state_dir: ...") by the variable or option that
+    gave the directory, when one did (``Settings.named``: KMEANS_MONITOR_STATE_DIR,
+    --state-dir).
+    """
+    directory = Path(directory)
+    try:
+        problems = _state_dir_contents(directory, uses)
+        if (state := _state_dir_problem(directory)) is not None:
+            problems.insert(0, state.config("daemon"))
+    except OSError as exc:  # a directory on the way this user may not search (EACCES)
+        problems = [f"daemon.state_dir: {cannot_use_state_dir(directory, exc)}"]
+    return [named(p) for p in problems]
+
+
+def check_state_dir(
+    directory: Path | str,
+    named: Callable[[str], str] = str,
+    *,
+    uses: Collection[str] = STATE_PARTS,
+    make: bool = False,
+) -> None:
+    """Refuse, as one line naming where the path came from (``named``, as
+    ``state_dir_problems``), a state directory whose parts in ``uses`` a command cannot
+    use: the problems of ``state_dir_problems`` (ConfigError, as `run` and `evaluate`
+    say them); with ``make`` (a command that writes, as `run`), a directory that cannot
+    be made; without it, one that does not hold them (StoreError: nothing is made).
+    InvalidInputError for a directory this user may not use.
+    """
+    directory = Path(directory)
+    if problems := state_dir_problems(directory, named, uses=uses):
+        raise ConfigError(problems)
+    origin = named("daemon.state_dir:").removesuffix(":")
+    store, history = directory / "snapshots", directory / HISTORY_FILE
+    try:
+        if make:
+            make_dirs(store if "snapshots" in uses else directory)
+        elif "snapshots" in uses and not store.is_dir():
+            raise StoreError(f"{origin}: no snapshot store at {store}{_absent(directory)}")
+        elif "history" in uses and not history.is_file():
+            raise StoreError(f"{origin}: no history database at {history}{_absent(directory)}")
+    except StoreError:
+        raise
+    except OSError as exc:  # EACCES, EPERM, ENOENT (/proc/1/nope), EROFS...
+        raise InvalidInputError(f"{origin}: {cannot_use_state_dir(directory, exc)}") from None
+
+
+def _absent(directory: Path) -> str:
+    """Why a state directory is not there, when it is not: a dangling link says where
+    it points (its target was deleted, or is on a volume not mounted)."""
+    if os.path.exists(directory):
+        return ""
+    if os.path.islink(directory):
+        return (
+            f" ({directory} is a symbolic link to {os.readlink(directory)}, which does not exist)"
+        )
+    return f" (there is no directory {directory})"
+
+
+def cannot_use_state_dir(state_dir: Path | str, exc: OSError, path: Path | None = None) -> str:
+    """Why the state directory cannot be used, from the error of the system call that
+    failed on it or on ``path`` in it: ``cannot use the state directory D: WHY: 'PATH'``."""
+    name = exc.filename if exc.filename is not None else path or state_dir
+    return f"cannot use the state directory {state_dir}: {exc.strerror or exc}: {str(name)!r}"
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:
@@ -196,12 +271,16 @@ def _loops(path: Path) -> bool:
     return False
 
 
-def _state_dir_contents(directory: Path) -> list[str]:
-    """What in the state directory would stop opening its store and history: its
-    ``snapshots`` that is not a directory, its history that is not a file."""
+def _state_dir_contents(directory: Path, uses: Collection[str] = STATE_PARTS) -> list[str]:
+    """What in the state directory would stop opening its store and history (those of
+    them in ``uses``): its ``snapshots`` that is not a directory, its history that is
+    not a file."""
     found = []
-    if (directory / "snapshots").exists() and not (directory / "snapshots").is_dir():
-        found.append(f"daemon.state_dir: {str(directory / 'snapshots')!r} is not a directory")
+    store = directory / "snapshots"
+    if "snapshots" in uses and store.exists() and not store.is_dir():
+        found.append(f"daemon.state_dir: {str(store)!r} is not a directory")
+    if "history" not in uses:
+        return found
     if (directory / HISTORY_FILE).exists() and not (directory / HISTORY_FILE).is_file():
         found.append(f"daemon.state_dir: {str(directory / HISTORY_FILE)!r} is not a file")
     elif (problem := history_problem(directory / HISTORY_FILE)) is not None:
@@ -644,11 +723,8 @@ def claim_state_dir(
         make_dirs(Path(state_dir))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:  # a parent that cannot be made, a directory not writable
-        name = exc.filename if exc.filename is not None else path
-        raise InvalidInputError(
-            f"{option}: cannot use the state directory {state_dir}: "
-            f"{exc.strerror or exc}: {str(name)!r}"
-        ) from None
+        why = cannot_use_state_dir(state_dir, exc, path)
+        raise InvalidInputError(f"{option}: {why}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -348,7 +348,7 @@ def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) 
 
     Follows promotions, rollbacks and pending candidates without a restart (docs/serving.md).
     """
-    from monitor.bootstrap import build_serving_app
+    from monitor.bootstrap import build_serving_app, check_state_dir
     from monitor.config import parse_listen
     from monitor.daemon import LabelServer, run_until_signal
 
@@ -356,6 +356,8 @@ def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) 
     if listen is not None:
         with _options_named(listen="--listen"):
             parse_listen(listen)
+    # Made when missing, as `run` makes it: serve may start before the first run.
+    check_state_dir(settings.daemon.state_dir, settings.named, uses=["snapshots"], make=True)
     _limit_blas(settings)
     server = LabelServer(build_serving_app(settings), listen=listen)
     run_until_signal(
@@ -523,7 +525,7 @@ def evaluate(
         if push_to is not None:  # before the runs, like daemon.pushgateway at load
             check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         # A dry run creates nothing there, but a path no run can use fails it too.
-        if problems := state_dir_problems(settings):
+        if problems := state_dir_problems(settings.daemon.state_dir, settings.named):
             raise ConfigError(problems)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
@@ -1027,19 +1029,29 @@ def snapshots() -> None:
 
 def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
     """The store of --config (with its key and retention) or of --state-dir."""
-    from monitor.bootstrap import open_store
+    from monitor.bootstrap import check_state_dir, open_store
 
     if state_dir is None and config_path is None:
         raise click.UsageError("give --config FILE or --state-dir DIR to find the snapshots")
-    settings = _settings(config_path, state_dir=state_dir) if config_path is not None else None
-    if settings is not None:
-        state_dir = settings.daemon.state_dir
+    settings, directory, named = _state_dir(config_path, state_dir)
+    check_state_dir(directory, named, uses=["snapshots"])
+    return open_store(directory, settings.store if settings is not None else None)
+
+
+def _state_dir(
+    config_path: Path | None, state_dir: Path | None
+) -> tuple[Settings | None, Path, Callable[[str], str]]:
+    """The settings of --config (None without it), the state directory they or
+    --state-dir name, and what names a problem of it by where it came from
+    (``Settings.named``: ``--state-dir (daemon.state_dir): ...``)."""
+    from monitor.config import named_by_origin
+
+    if config_path is not None:
+        settings = _settings(config_path, state_dir=state_dir)
+        return settings, Path(settings.daemon.state_dir), settings.named
     assert state_dir is not None
-    root = Path(state_dir) / "snapshots"
-    if not root.is_dir():
-        there = ": it is not a directory" if root.exists() else ""
-        raise StoreError(f"no snapshot store at {root}{there}")
-    return open_store(Path(state_dir), settings.store if settings is not None else None)
+    overrides = {"state_dir": str(state_dir)}
+    return None, state_dir, lambda p: named_by_origin(p, env={}, overrides=overrides)
 
 
 def _refuse_other_features(
@@ -1290,13 +1302,15 @@ def snapshots_retrain(
     follows. Reads the model's source, so it needs --config, and takes as long as the
     model's first run. Exits 1 when the source cannot be read or training fails.
     """
-    from monitor.bootstrap import retrain
+    from monitor.bootstrap import check_state_dir, retrain
     from monitor.errors import SourceError, TrainingError
     from monitor.runner import approve_command, classify_failure
 
     if config_path is None:
         raise click.UsageError("snapshots retrain needs --config FILE: it reads the model's source")
     settings = _settings(config_path, state_dir=state_dir)
+    # Before the (slow) training: it stores the version, then records it in the history.
+    check_state_dir(settings.daemon.state_dir, settings.named, make=True)
     _limit_blas(settings)
     try:
         done = retrain(settings, model, live=live, on_start=_retrain_started(model))
@@ -1372,22 +1386,24 @@ def _live_or_none(store: Any, model: str) -> int | None:
 HISTORY_LIMIT = 10_000
 
 
-def _state_dir_of(config_path: Path | None, state_dir: Path | None, model: str) -> Path:
+def _state_dir_of(
+    config_path: Path | None, state_dir: Path | None, model: str
+) -> tuple[Path, Callable[[str], str]]:
     """The state directory that --state-dir names, or else that of --config, where
-    ``model`` must be configured (a model no longer configured: --state-dir reads it)."""
+    ``model`` must be configured (a model no longer configured: --state-dir reads it),
+    and what names a problem of it by where it came from."""
     if state_dir is None and config_path is None:
         raise click.UsageError("give --config FILE or --state-dir DIR to find the state")
-    if config_path is None:
-        assert state_dir is not None
-        return state_dir
-    settings = _settings(config_path, state_dir=state_dir)
+    settings, directory, named = _state_dir(config_path, state_dir)
+    if settings is None:
+        return directory, named
     try:
         settings.model(model)
     except KeyError as exc:
         raise InvalidInputError(
             f"{exc.args[0]} (--state-dir instead of --config reads a model no longer configured)"
         ) from None
-    return settings.daemon.state_dir
+    return directory, named
 
 
 def _when(text: str, option: str, now: float) -> float:
@@ -1443,9 +1459,9 @@ def history(
     Times are UTC. The history database is opened read-only, so this is safe while the
     daemon runs.
     """
-    from monitor.bootstrap import open_history
+    from monitor.bootstrap import check_state_dir, open_history
 
-    directory = _state_dir_of(config_path, state_dir, model)
+    directory, named = _state_dir_of(config_path, state_dir, model)
     now = time.time()
     start = _when(since, "--since", now)
     end = now if until is None else _when(until, "--until", now)
@@ -1454,6 +1470,7 @@ def history(
         raise InvalidInputError(
             f"{upto} ({format_time(end)}) must be after --since ({format_time(start)})"
         )
+    check_state_dir(directory, named, uses=["history"])
     with open_history(directory) as h:
         found = h.since(model, start, end, limit=HISTORY_LIMIT)
         latest = _latest_run(h, model) if not _runs(found) else None

@@ -45,9 +45,14 @@ _MAX_ATTEMPTS = 1000
 
 
 def make_dirs(path: Path) -> None:
-    """Create ``path`` and any missing parents, each new one private (0700)."""
+    """Create ``path`` and any missing parents, each new one private (0700).
+
+    Symbolic links on the way are followed: a link to a directory not made yet (a
+    dangling one) has its target made, as a missing directory is (mkdir on the link
+    itself found it "existing", and the files then made in it failed).
+    """
     missing: list[Path] = []
-    p = path
+    p = Path(os.path.realpath(path))
     while not p.exists():
         missing.append(p)
         if p.parent == p:

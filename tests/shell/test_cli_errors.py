@@ -364,6 +364,183 @@ def test_a_state_directory_that_cannot_be_made_is_one_line_naming_where_it_came_
     )
 
 
+# The commands that read the state directory (nothing made there), and those that make
+# it when it is missing, as run does (serve may start before the first run).
+READERS = [
+    ["history", "shop"],
+    ["snapshots", "list"],
+    ["snapshots", "show", "shop"],
+    ["snapshots", "diff", "shop", "1", "2"],
+    ["snapshots", "approve", "shop"],
+    ["snapshots", "reject", "shop"],
+    ["snapshots", "rollback", "shop", "--to", "1"],
+]
+MAKERS = [["serve"], ["snapshots", "retrain", "shop"]]
+ORIGINS = [
+    ("file", "daemon.state_dir"),
+    ("env", "KMEANS_MONITOR_STATE_DIR (daemon.state_dir)"),
+    ("flag", "--state-dir (daemon.state_dir)"),
+]
+
+
+def given_as(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, state: Path) -> list[str]:
+    """The options that give ``state`` as the state directory ``how``: in the file, by
+    KMEANS_MONITOR_STATE_DIR or by --state-dir (with a file whose own is another)."""
+    in_file = str(state) if how == "file" else str(tmp_path / "elsewhere")
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=in_file)
+    if how == "env":
+        monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    return ["--config", str(cfg), *(["--state-dir", str(state)] if how == "flag" else [])]
+
+
+@pytest.mark.parametrize(("how", "origin"), ORIGINS)
+@pytest.mark.parametrize("command", READERS + MAKERS, ids=" ".join)
+@pytest.mark.parametrize("bad", ["under a file", "a link loop"])
+def test_serve_history_and_snapshots_name_where_a_bad_state_directory_came_from(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    origin: str,
+    command: list[str],
+    bad: str,
+) -> None:
+    """They said "no snapshot store at ..." or "cannot open the snapshot store at ...:
+    Not a directory", naming neither the field nor the variable or option that gave
+    the path; now they say what run and evaluate say."""
+    if bad == "under a file":
+        (tmp_path / "afile").write_text("x\n")
+        state, why = tmp_path / "afile" / "state", f"{tmp_path / 'afile'} is a file"
+    else:
+        state = tmp_path / "loop"
+        state.symlink_to(state)
+        why = f"{state} is a symbolic link loop"
+    result = invoke(*command, *given_as(tmp_path, monkeypatch, how, state))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: invalid configuration: {origin}: must be a directory, or a path where one "
+        f"can be made ({why}); got {str(state)!r}\n"
+    )
+
+
+@pytest.mark.parametrize(("how", "origin"), [*ORIGINS, ("alone", "--state-dir (daemon.state_dir)")])
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+@pytest.mark.parametrize("bad", ["missing", "dangling link"])
+def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    origin: str,
+    command: list[str],
+    bad: str,
+) -> None:
+    """The commands that only read say that there is nothing to read, naming where the
+    path came from and why it is not there (a dangling link names its target)."""
+    state = tmp_path / "state"
+    absent = f"there is no directory {state}"
+    if bad == "dangling link":
+        state.symlink_to(tmp_path / "target")
+        absent = f"{state} is a symbolic link to {tmp_path / 'target'}, which does not exist"
+    given = (
+        ["--state-dir", str(state)]
+        if how == "alone"
+        else given_as(tmp_path, monkeypatch, how, state)
+    )
+    result = invoke(*command, *given)
+    assert result.exit_code == EXIT_USER, result.output
+    what = (
+        "history database at history.sqlite"
+        if command[0] == "history"
+        else ("snapshot store at snapshots")
+    )
+    noun, name = what.rsplit(" at ", 1)
+    assert result.stderr == f"error: {origin}: no {noun} at {state / name} ({absent})\n"
+    assert not os.path.lexists(tmp_path / "target") and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(("how", "origin"), ORIGINS)
+@pytest.mark.parametrize("command", MAKERS, ids=" ".join)
+def test_serve_and_retrain_on_a_directory_that_cannot_be_made_name_its_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, origin: str, command: list[str]
+) -> None:
+    """They said "cannot open the snapshot store at ...: Permission denied" (retrain
+    only once it had trained), naming neither the field nor where the path came from."""
+    from monitor import bootstrap
+
+    state = tmp_path / "a" / "state"
+
+    def refused(path: Path) -> None:  # root makes anything: the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(tmp_path / "a"))
+
+    monkeypatch.setattr(bootstrap, "make_dirs", refused)
+    result = invoke(*command, *given_as(tmp_path, monkeypatch, how, state))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: {origin}: cannot use the state directory {state}: Permission denied: "
+        f"{str(tmp_path / 'a')!r}\n"
+    )
+
+
+def test_a_dangling_link_as_the_state_directory_is_made_where_it_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a missing directory is made: run and evaluate stopped on "No such file or
+    directory: '.../daemon.lock'" (mkdir found the link "existing"), serve on "cannot
+    open the snapshot store", though check-config passed it."""
+    from monitor import daemon
+
+    link, target = tmp_path / "state", tmp_path / "volume" / "kmeans"
+    link.symlink_to(target)
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(link))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    assert invoke("check-config", str(cfg)).exit_code == 0
+    os.close(claim_state_dir(link))  # what run and evaluate hold first
+    assert (target / "daemon.lock").is_file() and link.is_symlink()
+    target.joinpath("daemon.lock").unlink()
+    target.rmdir()
+
+    class Server:
+        url = "http://127.0.0.1:0"
+
+        def __init__(self, app: Any, listen: Any) -> None:
+            self.app = app
+
+    monkeypatch.setattr(daemon, "LabelServer", Server)
+    monkeypatch.setattr(daemon, "run_until_signal", lambda *args, **kwargs: None)
+    served = invoke("serve", "--config", str(cfg))
+    assert served.exit_code == 0, served.output
+    assert (target / "snapshots").is_dir() and link.is_symlink()
+    listed = invoke("snapshots", "list", "--state-dir", str(link))
+    assert listed.exit_code == 0, listed.output  # an empty store
+
+
+def test_a_state_directory_this_user_may_not_look_into_is_a_problem_naming_its_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-config and run said only "error: Permission denied: '.../snapshots'"."""
+    from monitor import bootstrap
+
+    state = tmp_path / "state"
+    state.mkdir()
+
+    def denied(path: Path) -> None:  # root looks anywhere: the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(bootstrap, "history_problem", denied)
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    problem = (
+        f"KMEANS_MONITOR_STATE_DIR (daemon.state_dir): cannot use the state directory {state}: "
+        f"Permission denied: {str(state / 'history.sqlite')!r}"
+    )
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert checked.stderr == f"{cfg}: 1 problem(s)\n  - {problem}\n"
+    for command in (["run"], ["history", "shop"]):
+        result = invoke(*command, "--config", str(cfg))
+        assert result.exit_code == EXIT_USER, result.output
+        assert result.stderr == f"error: invalid configuration: {problem}\n"
+
+
 KEY_HINT = (
     "must be at least 32 bytes of random key material (make one with python3 -c 'import "
     "secrets; print(secrets.token_hex(32))')"

@@ -228,7 +228,10 @@ def test_history_reads_only(state: tuple[Path, float]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--state-dir", "{tmp}/nowhere"], "error: no history database at "),
+        (
+            ["--state-dir", "{tmp}/nowhere"],
+            "error: --state-dir (daemon.state_dir): no history database at ",
+        ),
         (
             ["--state-dir", "{state}", "--since", "yesterday"],
             "error: --since: 'yesterday' is neither",
@@ -330,8 +333,9 @@ def test_a_directory_where_the_history_goes_is_named_so(tmp_path: Path) -> None:
     (tmp_path / "history.sqlite").mkdir()
     result = invoke("history", "shop", "--state-dir", str(tmp_path))
     assert result.exit_code == 2
-    assert result.output == (
-        f"error: no history database at {tmp_path / 'history.sqlite'}: it is a directory\n"
+    assert result.output == (  # as run and evaluate say it, naming the option
+        f"error: invalid configuration: --state-dir (daemon.state_dir): "
+        f"{str(tmp_path / 'history.sqlite')!r} is not a file\n"
     )
 
 

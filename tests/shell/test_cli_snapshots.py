@@ -179,7 +179,10 @@ def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     there = invoke("snapshots", "list", "--state-dir", str(tmp_path))
     assert there.exit_code == 2
     store = tmp_path / "snapshots"
-    assert there.output == f"error: no snapshot store at {store}: it is not a directory\n"
+    assert there.output == (  # as run and evaluate say it, naming the option
+        f"error: invalid configuration: --state-dir (daemon.state_dir): {str(store)!r} is not "
+        "a directory\n"
+    )
 
 
 def test_a_copied_store_keeps_its_states(manual: tuple[Path, Path, Path], tmp_path: Path) -> None:
