@@ -43,7 +43,7 @@ from monitor.core._psi import bin_index, psi_rows
 from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import leave_out_thresholds
-from monitor.core.seasonal import phase_index
+from monitor.core.seasonal import phase_index, phase_weights
 from monitor.errors import InvalidInputError
 from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
 from monitor.slis import (
@@ -95,6 +95,7 @@ SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger s
 SPLIT_ROWS_PER_SIZE = 300_000  # rows cut in two per size for the split gain's null
 SPLIT_DRAWS_PER_FIT = 8  # the split gain's null windows per size, at most, per refit
 _SEED_HIGH = 2**31 - 1
+RESIDUE = 1e-9  # weighted counts closer to 0 are rounding residue (_no_residue)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Phases:
     of_block: Int  # (b,) phase index of each block
     n_phases: int
     width: int  # phases on each side pooled into a block's reference
+    weights: F64  # (b, n_phases) each phase's part in a block's reference (phase_weights)
 
 
 @dataclass(frozen=True, eq=False)
@@ -390,7 +392,8 @@ def _block_references(own: list[F64], phases: Phases | None) -> list[F64]:
     """Counts each block is compared with: the reference without the block itself.
 
     ``own`` are per-block count arrays, (b, ...) each, the first one the cluster counts.
-    Seasonal: the pooled phases around the block's phase. A block whose leave-out
+    Seasonal: the phases around the block's midpoint, weighted as ``phase_weights``
+    says, less the block's own rows at its phase's weight. A block whose leave-out
     reference is empty (a one-window reference) is compared with the whole reference.
     """
     totals = [part.sum(axis=0) for part in own]
@@ -398,15 +401,13 @@ def _block_references(own: list[F64], phases: Phases | None) -> list[F64]:
         refs = [total - part for total, part in zip(totals, own, strict=True)]
     else:
         p = phases.n_phases
+        own_weight = phases.weights[np.arange(phases.of_block.shape[0]), phases.of_block]
         refs = []
         for part in own:
             by_phase = np.zeros((p, *part.shape[1:]))
             np.add.at(by_phase, phases.of_block, part)
-            ref = np.empty_like(part)
-            for b, phase in enumerate(phases.of_block):
-                around = np.unique(np.arange(phase - phases.width, phase + phases.width + 1) % p)
-                ref[b] = by_phase[around].sum(axis=0) - part[b]
-            refs.append(ref)
+            pooled = np.tensordot(phases.weights, by_phase, axes=1)
+            refs.append(_no_residue(pooled - _per_window(own_weight, part) * part))
     empty = refs[0].sum(axis=1) <= 0
     for ref, total in zip(refs, totals, strict=True):
         ref[empty] = total
@@ -516,36 +517,47 @@ def _bootstrap_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -
     return _Windows(pick, pick, pool.first[pick][:, None] + offsets)
 
 
-def _spanned(pool: _Pool, win: _Windows) -> list[tuple[Int, NDArray[np.bool_]]]:
+def _spanned(pool: _Pool, win: _Windows) -> list[tuple[Int, F64]]:
     """The blocks after each window's first that its reference leaves out too.
 
-    Pairs (block of each window, whether it is left out): the blocks of the window's
-    stretch that its first block's reference holds (all of them; for a seasonal model,
-    those of the phases pooled around the first block's). A window whose reference would
-    be left empty keeps its first block's (a reference of a block or two).
+    Pairs (block of each window, the weight its rows are left out with): the blocks of
+    the window's stretch, at the weight its first block's reference holds them with (1;
+    for a seasonal model, their phase's weight around the first block's midpoint). A
+    window whose reference would be left empty keeps its first block's (a reference of a
+    block or two).
     """
-    out: list[tuple[Int, NDArray[np.bool_]]] = []
+    out: list[tuple[Int, F64]] = []
     left = pool.ref_labels[win.first].sum(axis=1)
     top = pool.length.shape[0] - 1
     for t in range(1, int(np.max(win.last - win.first, initial=0)) + 1):
         b = np.minimum(win.first + t, top)
-        take = win.first + t <= win.last
+        weight = (win.first + t <= win.last).astype(np.float64)
         if pool.phases is not None:
-            phase = pool.phases.of_block
-            gap = np.abs(phase[b] - phase[win.first])
-            take &= np.minimum(gap, pool.phases.n_phases - gap) <= pool.phases.width
-        left = left - np.where(take, pool.length[b], 0)
-        out.append((b, take))
-    kept = left > 0
-    return [(b, take & kept) for b, take in out]
+            weight *= pool.phases.weights[win.first, pool.phases.of_block[b]]
+        left = left - weight * pool.length[b]
+        out.append((b, weight))
+    kept = _no_residue(left) > 0
+    return [(b, weight * kept) for b, weight in out]
 
 
-def _left_out(own: F64, ref: F64, win: _Windows, spanned: list[tuple[Int, NDArray[Any]]]) -> F64:
+def _left_out(own: F64, ref: F64, win: _Windows, spanned: list[tuple[Int, F64]]) -> F64:
     """Each window's reference counts: its first block's, less the rest of its stretch."""
     out = ref[win.first].copy()
-    for b, take in spanned:
-        out[take] -= own[b[take]]
-    return out
+    for b, weight in spanned:
+        out -= _per_window(weight, own) * own[b]
+    return _no_residue(out)
+
+
+def _per_window(weight: F64, like: F64) -> F64:
+    """``weight`` (one per window) shaped to multiply arrays shaped like ``like``."""
+    return weight.reshape(-1, *(1,) * (like.ndim - 1))
+
+
+def _no_residue(counts: F64) -> F64:
+    """Weighted counts with rounding residue (a row's worth taken off at a weight and
+    added at another) set to 0, so that no near-empty cluster's mean is divided out."""
+    counts[np.abs(counts) < RESIDUE] = 0.0
+    return counts
 
 
 def _n_draws(n: int, d: int) -> int:
@@ -965,7 +977,7 @@ def _compared_centers(pool: _Pool, win: _Windows) -> F64:
     spanned = _spanned(pool, win)
     counts = _left_out(pool.own_labels, pool.ref_labels, win, spanned)[:, :, None]
     sums = _left_out(pool.own_sums, pool.ref_sums, win, spanned)
-    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1.0), pool.centers[None, :, :])
+    out: F64 = np.where(counts > 0, sums / np.maximum(counts, RESIDUE), pool.centers[None, :, :])
     return out
 
 
@@ -1046,4 +1058,5 @@ def block_phases(
 ) -> Phases:
     """The phase of each block's midpoint."""
     mid = (np.asarray(starts, dtype=np.float64) + np.asarray(ends, dtype=np.float64)) / 2
-    return Phases(phase_index(mid, period, n_phases), n_phases, width)
+    weights = phase_weights(mid, period, n_phases, width)
+    return Phases(phase_index(mid, period, n_phases), n_phases, width, weights)

@@ -2,8 +2,8 @@
 
 A reference period that spans whole cycles (days, weeks) holds, for each phase of the
 cycle, how the telemetry was spread over clusters and bins then. A window is compared
-with the reference rows of its own phase, pooled over ``width`` neighbouring phases on
-each side, so that a daily rhythm in the traffic mix is not drift. See docs/slis.md,
+with the reference rows of the ``2 width + 1`` phases' worth of the cycle centred on its
+own time, so that a daily rhythm in the traffic mix is not drift. See docs/slis.md,
 "Seasonality".
 """
 
@@ -16,7 +16,14 @@ from monitor.checks import check_array, check_float, check_int
 from monitor.errors import InvalidInputError
 from monitor.records import ReferenceBins, SeasonalProfile
 
-__all__ = ["fit_profile", "phase_centers", "phase_index", "phase_reference", "pooled_counts"]
+__all__ = [
+    "fit_profile",
+    "phase_centers",
+    "phase_index",
+    "phase_reference",
+    "phase_weights",
+    "pooled_counts",
+]
 
 F64 = NDArray[np.float64]
 
@@ -96,46 +103,66 @@ def fit_profile(
     )
 
 
-def _around(profile: SeasonalProfile, phase: int) -> NDArray[np.intp]:
-    p = profile.n_phases
-    around = np.arange(phase - profile.width, phase + profile.width + 1) % p
-    return np.unique(around)  # a width of half the cycle covers each phase once
+def phase_weights(t: ArrayLike, period: float, n_phases: int, width: int) -> F64:
+    """(m, n_phases) how much of each phase the reference of each time ``t`` pools.
+
+    The reference of a time is the stretch of ``width + 1/2`` phases on each side of it
+    (circular); a phase counts for the part of it inside the stretch, its rows taken as
+    spread evenly over it. Centred on the time itself, not on its phase's middle: a window
+    near the end of an hour is compared with the hours around it, not with the hour before
+    it more than the one after. For a time at a phase's middle the weights are 1 on the
+    ``2 width + 1`` phases around it, as whole phases; a stretch of the whole cycle or
+    more weighs every phase 1.
+    """
+    x = np.mod(np.asarray(t, dtype=np.float64).ravel(), period) / period * n_phases
+    out = np.zeros((x.shape[0], n_phases))
+    if 2 * width + 1 >= n_phases:
+        out[:] = 1.0
+        return out
+    lo, hi = x - width - 0.5, x + width + 0.5
+    first = np.floor(lo).astype(np.intp)
+    rows = np.arange(x.shape[0])
+    for step in range(2 * width + 2):  # the stretch touches at most 2 width + 2 phases
+        j = first + step
+        part = np.clip(np.minimum(j + 1, hi) - np.maximum(j, lo), 0.0, None)
+        np.add.at(out, (rows, j % n_phases), part)
+    return out
 
 
-def pooled_counts(profile: SeasonalProfile, phase: int) -> tuple[F64, F64]:
-    """Cluster and bin counts of the phases within ``profile.width`` of ``phase`` (circular)."""
-    around = _around(profile, phase)
-    return profile.label_counts[around].sum(axis=0), profile.bin_counts[around].sum(axis=0)
+def _weights(profile: SeasonalProfile, t: float) -> F64:
+    return phase_weights([t], profile.period, profile.n_phases, profile.width)[0]
+
+
+def pooled_counts(profile: SeasonalProfile, t: float) -> tuple[F64, F64]:
+    """Cluster and bin counts of the reference of time ``t`` (``phase_weights``)."""
+    w = _weights(profile, t)
+    return w @ profile.label_counts, w @ profile.bin_counts
 
 
 def phase_centers(profile: SeasonalProfile, t: float, centers: ArrayLike) -> F64:
-    """The reference's cluster means at the phase of ``t`` (k, d); ``centers`` where a
+    """The reference's cluster means around time ``t`` (k, d); ``centers`` where a
     cluster has no reference row there, or the profile holds no sums."""
     C = np.asarray(centers, dtype=np.float64)
     if profile.center_sums is None:
         return C
-    around = _around(
-        profile, int(phase_index(np.asarray([t]), profile.period, profile.n_phases)[0])
-    )
-    counts = profile.label_counts[around].sum(axis=0)[:, None]
-    sums = profile.center_sums[around].sum(axis=0)
-    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1.0), C)
+    w = _weights(profile, t)
+    counts = (w @ profile.label_counts)[:, None]
+    sums = np.tensordot(w, profile.center_sums, axes=1)
+    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1e-12), C)
     return out
 
 
 def phase_reference(
     profile: SeasonalProfile, t: float, bins: ReferenceBins
 ) -> tuple[F64, ReferenceBins] | None:
-    """The reference shares and bins of the phase of time ``t``; None when it holds no row."""
-    phase = int(phase_index(np.asarray([t]), profile.period, profile.n_phases)[0])
-    labels, counts = pooled_counts(profile, phase)
+    """The reference shares and bins around time ``t``; None when it holds no row."""
+    labels, counts = pooled_counts(profile, t)
     total = float(labels.sum())
     if total <= 0:
         return None
     off = profile.bin_offsets
-    fractions = tuple(
-        counts[off[j] : off[j + 1]] / max(1.0, float(counts[off[j] : off[j + 1]].sum()))
-        for j in range(off.shape[0] - 1)
-    )
+    parts = [counts[off[j] : off[j + 1]] for j in range(off.shape[0] - 1)]
+    # Weighted counts: a stretch can hold less than one row's worth.
+    fractions = tuple(part / (part.sum() if part.sum() > 0 else 1.0) for part in parts)
     shares: F64 = labels / total
     return shares, ReferenceBins(bins.edges, fractions, bins.epsilon, bins.strategy)

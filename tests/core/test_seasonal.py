@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.core.seasonal import fit_profile, phase_index, phase_reference, pooled_counts
+from monitor.core.seasonal import (
+    fit_profile,
+    phase_centers,
+    phase_index,
+    phase_reference,
+    phase_weights,
+    pooled_counts,
+)
 from monitor.errors import InvalidInputError
 from monitor.records import ReferenceBins
 
@@ -34,18 +41,44 @@ def test_counts_land_in_their_phase() -> None:
 
 
 def test_pooling_wraps_around_midnight() -> None:
-    labels, _ = pooled_counts(profile(width=1), 0)  # phases 23, 0 and 1
+    labels, _ = pooled_counts(profile(width=1), 1800.0)  # phases 23, 0 and 1, whole
     assert labels.tolist() == [11, 19]
-    labels, _ = pooled_counts(profile(width=0), 12)
+    labels, _ = pooled_counts(profile(width=0), 12.5 * 3600)
     assert labels.tolist() == [5, 5]
     # Half the cycle on each side covers every phase exactly once.
-    labels, _ = pooled_counts(profile(width=12), 5)
+    labels, _ = pooled_counts(profile(width=12), 5.5 * 3600)
     assert labels.tolist() == [16, 24]
+
+
+def test_the_pool_is_centred_on_the_time_not_on_its_phase() -> None:
+    # At midnight the stretch of 1.5 phases on each side holds half of phases 22 and 1.
+    labels, _ = pooled_counts(profile(width=1), 0.0)
+    assert labels.tolist() == [11, 14]
+    w = phase_weights([0.0, 1800.0, 3300.0], DAY, 24, 1)
+    assert w.sum(axis=1).tolist() == pytest.approx([3, 3, 3])
+    assert w[0, [22, 23, 0, 1]].tolist() == [0.5, 1, 1, 0.5]
+    assert w[2, [23, 0, 1, 2]].tolist() == pytest.approx([7 / 12, 1, 1, 5 / 12])
+    assert phase_weights([0.0], DAY, 24, 12).tolist() == [[1.0] * 24]
+
+
+def test_phase_centers_follow_a_level_that_moves_through_the_hour() -> None:
+    # One cluster whose mean rises 1 per hour, a window every 15 minutes over 08:00-16:00:
+    # the reference around 11:50 is the level at 11:50, not at 11:30 (its hour's middle).
+    times = np.arange(8 * 3600 + 450, 16 * 3600, 900.0)
+    level = times / 3600.0
+    rows = np.full(times.shape[0], 100.0)
+    p = fit_profile(
+        times, rows[:, None], rows[:, None], [0, 1], period=DAY, n_phases=24, width=1,
+        center_sums=(rows * level)[:, None, None],
+    )  # fmt: skip
+    for t in (11 * 3600 + 3000.0, 12 * 3600 + 60.0, 12 * 3600 + 1800.0):
+        got = phase_centers(p, t, np.zeros((1, 1)))
+        assert got[0, 0] == pytest.approx(t / 3600.0, abs=1e-9)
 
 
 def test_phase_reference_gives_shares_and_per_feature_fractions() -> None:
     bins = ReferenceBins((np.zeros(1), np.zeros(1)), (np.ones(2) / 2,) * 2, 1e-4, "quantile")
-    ref = phase_reference(profile(width=0), 1900.0, bins)
+    ref = phase_reference(profile(width=0), 1800.0, bins)
     assert ref is not None
     shares, phased = ref
     assert shares.tolist() == [1.0, 0.0]
