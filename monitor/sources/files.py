@@ -337,11 +337,14 @@ _Entry = tuple[tuple[int, int, int, int], FloatArray, FloatArray, Exception | No
 class _Parsed:
     """Parsed files (rows and timestamps, or the times of one that did not read, and
     why) by path, each with the stamp it was read at; the least recently read go first
-    beyond ``PARSED_BYTES``. Files change while the daemon runs, so an entry counts
-    only while the file's stamp is the same."""
+    beyond ``PARSED_BYTES``. Each parsed file's time span is kept apart from its rows,
+    whatever their size, so a window skips the files it cannot reach without parsing
+    them again. Files change while the daemon runs, so an entry counts only while the
+    file's stamp is the same."""
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
+        self._spans: dict[Path, tuple[tuple[int, int, int, int], float, float]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -356,17 +359,29 @@ class _Parsed:
             self._entries[f.path] = self._entries.pop(f.path)  # the most recently read now
             return entry[1], entry[2], entry[3]
 
+    def outside(self, f: _File, start: float, end: float) -> bool:
+        """Whether ``f``, unchanged since it was parsed, has no row time in ``[start, end)``
+        (False when its span is not known)."""
+        with self._lock:
+            span = self._spans.get(f.path)
+        return span is not None and span[0] == f.stamp and not (span[1] < end and span[2] >= start)
+
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
         with self._lock:
             for path in [p for p in self._entries if p not in paths]:
                 self._pop(path)
+            for path in [p for p in self._spans if p not in paths]:
+                del self._spans[path]
 
     def put(self, f: _File, X: FloatArray, ts: FloatArray, error: Exception | None) -> None:
         size = X.nbytes + ts.nbytes
-        if size > PARSED_BYTES:
-            return
+        # No time: a span that reaches no window (the times are checked finite when read).
+        lo, hi = (float(ts.min()), float(ts.max())) if ts.size else (math.inf, -math.inf)
         with self._lock:
+            self._spans[f.path] = (f.stamp, lo, hi)
+            if size > PARSED_BYTES:
+                return
             self._pop(f.path)  # read twice at once: keep the last
             while self._entries and self._bytes + size > PARSED_BYTES:
                 self._pop(next(iter(self._entries)))
@@ -491,6 +506,8 @@ class FilesSource:
         used = 0
         self._parsed.keep_only({f.path for f in files})
         for f in files:
+            if self._parsed.outside(f, start, end):
+                continue  # parsed before, unchanged, with no row time in the window
             X, ts, error = self._parsed_rows(f)
             keep = (ts >= start) & (ts < end)
             if not keep.any():

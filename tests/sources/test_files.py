@@ -564,6 +564,47 @@ def test_time_range_keeps_parsed_files_within_its_budget(
     assert src._parsed._bytes <= 14_000
 
 
+def _write_hours(tmp_path: Path, rng: np.random.Generator, hours: int = 6) -> np.ndarray:
+    """One CSV file per hour from T0, 50 rows each at increasing times."""
+    parts = []
+    for h in range(hours):
+        stamps = T0 + 3600 * h + np.sort(rng.uniform(0, 3600, 50)).round(3)
+        rows = rng.normal(size=(50, 3))
+        write(tmp_path / f"h{h}.csv", named(rows, ts=stamps.tolist()))
+        parts.append(np.column_stack([stamps, rows]))
+    return np.concatenate(parts)
+
+
+def test_time_range_past_its_budget_parses_only_the_files_a_window_reaches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files too many for the budget: a backtest's windows in order parse each file once
+    for the window it starts in, not every file for every window (the spans are kept)."""
+    truth = _write_hours(tmp_path, np.random.default_rng(6))
+    monkeypatch.setattr("monitor.sources.files.PARSED_BYTES", 4_000)  # 1.6 kB a file
+    parsed = _count_parses(monkeypatch)
+    src = _range_source(tmp_path)
+    src.read_window(T0, T0 + 6 * 3600)  # the first run: every file, once
+    assert sorted(parsed) == [f"h{h}.csv" for h in range(6)]
+    parsed.clear()
+    got = [src.read_window(a, a + 900).X for a in T0 + np.arange(0, 6 * 3600, 900)]
+    assert sorted(parsed) == [f"h{h}.csv" for h in range(6)]  # once each, in its hour
+    np.testing.assert_array_equal(np.concatenate(got), truth[:, 1:])
+    assert src._parsed._bytes <= 4_000
+
+
+def test_time_range_reads_a_changed_file_whatever_its_old_span(tmp_path: Path) -> None:
+    _write_hours(tmp_path, np.random.default_rng(7), hours=2)
+    src = _range_source(tmp_path)
+    assert src.read_window(T0 + 7200, T0 + 9000).X.shape == (0, 3)
+    later = T0 + 7200 + np.arange(5.0)  # h0.csv rewritten with rows of the third hour
+    write(tmp_path / "h0.csv", named(ROWS, ts=later.tolist()))
+    np.testing.assert_array_equal(src.read_window(T0 + 7200, T0 + 9000).X, ROWS)
+    (tmp_path / "h0.csv").unlink()
+    assert src.read_window(T0 + 7200, T0 + 9000).X.shape == (0, 3)
+    assert sorted(p.name for p in src._parsed._spans) == ["h1.csv"]
+
+
 def test_time_range_does_not_depend_on_the_row_order_in_files(tmp_path: Path) -> None:
     truth = _write_shards(tmp_path, np.random.default_rng(1))
     before = _range_source(tmp_path).read_window(T0 + 50, T0 + 450).X
