@@ -737,25 +737,43 @@ class MiniBatchKMeans(_KMeansBase):
     def partial_fit(
         self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None
     ) -> MiniBatchKMeans:
-        """Update the centres with one chunk of a window (seeding them on the first)."""
+        """Update the centres with one chunk of a window (seeding them on the first).
+
+        A float32 chunk whose squared distances overflow is done again in float64 from
+        the state before it, as ``fit`` does with the whole window.
+        """
         first = not self.__sklearn_is_fitted__()
         Xa = _check_X(X) if first else self._check_test_X(X)
         k, batch, metric = self._params()
-        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
+        check_weights(sample_weight, Xa.shape[0], Xa.dtype)
         if metric == "cosine":
             check_nonzero_rows(Xa)
         if first:
             check_enough_samples(Xa, k)
             self._rng = check_random_state(self.random_state)
-            n_runs = resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
             self._dtype = Xa.dtype
-            Xc = self._start(Xa, w)
-            self._centers64 = self._init_centers(Xc, w, k, self._rng, n_runs)
-            self.counts_ = np.zeros(k)
-            self.n_steps_ = 0
+            before = None
+        else:
+            before = (self._centers64.copy(), self.counts_.copy(), self.n_steps_)
+        rng_state = self._rng.bit_generator.state
+
+        def update(rows: NDArray[np.floating[Any]]) -> list[float]:
+            self._rng.bit_generator.state = rng_state  # a retry draws as the first try did
+            w = check_weights(sample_weight, rows.shape[0], rows.dtype)
+            if before is None:
+                n_runs = resolve_n_init(self.n_init, self.init, "MiniBatchKMeans")
+                Xc = self._start(rows, w)
+                self._centers64 = self._init_centers(Xc, w, k, self._rng, n_runs)
+                self.counts_ = np.zeros(k)
+                self.n_steps_ = 0
+            else:
+                self._centers64, self.counts_ = before[0].copy(), before[1].copy()
+                self.n_steps_ = before[2]
+                Xc = self._centred(rows)
+            return self._steps(Xc, w, self._rng.permutation(rows.shape[0]), batch)
+
+        _float64_on_overflow(Xa, update, np.asarray)
+        if first:
             self.n_features_in_ = int(Xa.shape[1])
             self._remember_names(X)
-        else:
-            Xc = self._centred(Xa)
-        self._steps(Xc, w, self._rng.permutation(Xa.shape[0]), batch)
         return self

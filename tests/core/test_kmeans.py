@@ -604,3 +604,30 @@ def test_float32_values_whose_squares_overflow_are_fitted_as_float64_would_be(cl
     np.testing.assert_allclose(-score, ref.inertia_, rtol=1e-5)
     expected = ref.transform(X32.astype(np.float64))  # its centres in another order
     np.testing.assert_allclose(np.sort(distances, axis=1), np.sort(expected, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("overflowing", ["first", "later"])
+def test_float32_chunks_whose_squares_overflow_are_partial_fitted_as_float64(
+    overflowing: str,
+) -> None:
+    # A chunk is done again in float64 from the state before it; before, the float32
+    # steps went on with infinite distances and ended 4x above float64's inertia.
+    X, _ = make_blobs(2400, n_features=4, centers=3, cluster_std=1.0, random_state=1)
+    X32 = (X * 3e19).astype(np.float32)
+    if overflowing == "later":  # a first chunk in range, the others beyond it
+        X32[:400] = X[:400].astype(np.float32)
+    chunks = np.array_split(X32, 6)
+    a = MiniBatchKMeans(3, batch_size=200, random_state=0)
+    b = MiniBatchKMeans(3, batch_size=200, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a RuntimeWarning for the overflow redone
+        for i, chunk in enumerate(chunks):
+            a.partial_fit(chunk)
+            # The float32 first chunk that did not overflow stays float32 in both.
+            b.partial_fit(chunk if i == 0 and overflowing == "later" else chunk.astype(np.float64))
+    assert a.cluster_centers_.dtype == np.float32
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_.astype(np.float32))
+    assert a.n_steps_ == b.n_steps_ and np.array_equal(a.counts_, b.counts_)
+    ref = SkKMeans(n_clusters=3, n_init=3, random_state=0).fit(X32.astype(np.float64))
+    if overflowing == "first":
+        assert adjusted_rand_score(ref.labels_, a.predict(X32)) == 1.0
