@@ -452,7 +452,8 @@ def _demo(
     )
     _configured_log_level(settings)
     state = settings.daemon.state_dir
-    claim_state_dir(state, option="--state-dir")  # held until the process ends
+    # Held until the process ends; named as `run` names it: --state-dir (daemon.state_dir).
+    claim_state_dir(state, option=settings.origin("state_dir"))
     _limit_blas(settings)
     app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
     daemon = Daemon(app)

@@ -364,6 +364,27 @@ def test_a_state_directory_that_cannot_be_made_is_one_line_naming_where_it_came_
     )
 
 
+def test_a_demo_state_directory_that_cannot_be_made_is_named_as_run_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo said "--state-dir: cannot use ...", where run and evaluate say
+    "--state-dir (daemon.state_dir): cannot use ..."."""
+    from monitor import bootstrap
+
+    state = tmp_path / "a" / "state"
+
+    def refused(path: Path) -> None:  # root makes anything: the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(tmp_path / "a"))
+
+    monkeypatch.setattr(bootstrap, "make_dirs", refused)
+    result = invoke("demo", "--listen", "127.0.0.1:0", "--state-dir", str(state))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: --state-dir (daemon.state_dir): cannot use the state directory {state}: "
+        f"Permission denied: {str(tmp_path / 'a')!r}\n"
+    )
+
+
 # The commands that read the state directory (nothing made there), and those that make
 # it when it is missing, as run does (serve may start before the first run).
 READERS = [
