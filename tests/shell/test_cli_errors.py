@@ -443,7 +443,15 @@ def test_serve_history_and_snapshots_name_where_a_bad_state_directory_came_from(
     )
 
 
-@pytest.mark.parametrize(("how", "origin"), [*ORIGINS, ("alone", "--state-dir (daemon.state_dir)")])
+@pytest.mark.parametrize(
+    ("how", "origin"),
+    [
+        *ORIGINS,
+        ("alone", "--state-dir (daemon.state_dir)"),
+        # Without --config and --state-dir they asked for one of them, ignoring the variable.
+        ("env alone", "KMEANS_MONITOR_STATE_DIR (daemon.state_dir)"),
+    ],
+)
 @pytest.mark.parametrize("command", READERS, ids=" ".join)
 @pytest.mark.parametrize("bad", ["missing", "dangling link"])
 def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
@@ -461,11 +469,13 @@ def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
     if bad == "dangling link":
         state.symlink_to(tmp_path / "target")
         absent = f"{state} is a symbolic link to {tmp_path / 'target'}, which does not exist"
-    given = (
-        ["--state-dir", str(state)]
-        if how == "alone"
-        else given_as(tmp_path, monkeypatch, how, state)
-    )
+    if how == "env alone":
+        monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+        given = []
+    elif how == "alone":
+        given = ["--state-dir", str(state)]
+    else:
+        given = given_as(tmp_path, monkeypatch, how, state)
     result = invoke(*command, *given)
     assert result.exit_code == EXIT_USER, result.output
     what = (
