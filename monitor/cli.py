@@ -725,14 +725,15 @@ def check_config(config_file: Path) -> None:
     Everything `run` would refuse is checked: the schedules by the scheduler's parser,
     the sources' credential and certificate files, the web configuration file, that
     the listen address resolves, is on this host and is free, and that the state
-    directory's snapshots are a directory and its history a file. A state directory
-    this user cannot write in is a warning: the daemon may run as another user.
+    directory's snapshots are a directory and its history a file, and that it can be
+    made or written in. A state directory this user may not write in is a warning: the
+    daemon may run as another user.
     """
     from monitor.bootstrap import load_settings
 
     try:
         settings = load_settings(
-            config_file, overrides={"log_level": _flag_log_level()}, serve=True
+            config_file, overrides={"log_level": _flag_log_level()}, serve=True, probe=True
         )
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
