@@ -122,6 +122,7 @@ def load_settings(
     raw: Any = None,
     env: Mapping[str, str] | None = None,
     serve: bool = False,
+    probe: bool = False,
 ) -> Settings:
     """The settings of a configuration file (or of ``raw``), every source kind known.
 
@@ -130,7 +131,9 @@ def load_settings(
     certificate files, the web configuration file and, with ``serve`` (``run``,
     ``demo``, ``check-config``), that the listen address can be listened on, that no
     file stands where the state directory is to be, and that the store's key loads
-    (from ``env``, the process's environment by default).
+    (from ``env``, the process's environment by default); with ``probe`` too
+    (``check-config``), that the state directory can be made or written in by some
+    user (``state_dir_problems``).
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
@@ -147,7 +150,7 @@ def load_settings(
         listen = listen_problem(settings.daemon.listen, in_use_by=running)
         if listen is not None:
             problems.append(named_by_origin(listen.config("daemon"), env, overrides))
-        problems += state_dir_problems(settings.daemon.state_dir, settings.named)
+        problems += state_dir_problems(settings.daemon.state_dir, settings.named, probe=probe)
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
     if problems:
@@ -174,11 +177,17 @@ def state_dir_problems(
     named: Callable[[str], str] = str,
     *,
     uses: Collection[str] = STATE_PARTS,
+    probe: bool = False,
 ) -> list[str]:
     """Why no command could use the state directory ``directory``, as configuration
     problems: a file where it (or a directory above it) should be, a symbolic link loop,
     a ``snapshots`` that is not a directory, a history that is not a file (only the
     parts in ``uses`` are looked at), a directory this user may not look into.
+
+    With ``probe`` (check-config), also a directory that no user could make or write in
+    (under /proc, on a read-only file system), in the words `run` refuses it with
+    (``claim_state_dir``); one that only this user may not write in is not a problem
+    (``state_dir_unwritable``: the daemon may run as another user).
 
     ``named`` names each problem ("daemon.state_dir: ...") by the variable or option that
     gave the directory, when one did (``Settings.named``: KMEANS_MONITOR_STATE_DIR,
@@ -189,9 +198,42 @@ def state_dir_problems(
         problems = _state_dir_contents(directory, uses)
         if (state := _state_dir_problem(directory)) is not None:
             problems.insert(0, state.config("daemon"))
+        elif (
+            probe
+            and (refused := _write_probe(directory)) is not None
+            and refused.errno not in USER_ERRNOS  # those are state_dir_unwritable's
+        ):
+            why = cannot_use_state_dir(directory, refused)
+            problems.insert(0, f"daemon.state_dir: {why}")
     except OSError as exc:  # a directory on the way this user may not search (EACCES)
         problems = [f"daemon.state_dir: {cannot_use_state_dir(directory, exc)}"]
     return [named(p) for p in problems]
+
+
+#: Why a file cannot be made that depends on who makes it (permissions, a quota):
+#: another user, the daemon's, may, so check-config warns of these rather than calling
+#: the directory invalid (docs/decisions.md).
+USER_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def _write_probe(directory: Path) -> OSError | None:
+    """Why `run` could not make its first file or directory for the state directory
+    ``directory``, found by making a probe file (removed at once) in it, or in the
+    directory above it that exists when it does not: the error, naming what `run`
+    would have failed on (its lock file, or the first directory it would make). None
+    when the probe was made, or when no directory stands there (``_state_dir_problem``)."""
+    existing = _nearest_existing(directory)
+    if not existing.is_dir():
+        return None
+    real = Path(os.path.realpath(directory))
+    # make_dirs makes the missing directories from the top, at the link's target.
+    first = next((p for p in (real, *real.parents) if p != existing and p.parent == existing), None)
+    target = first or directory / DAEMON_LOCK
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as exc:
+        return OSError(exc.errno, exc.strerror or str(exc), str(target))
 
 
 def check_state_dir(
@@ -500,16 +542,14 @@ def open_store(
 
 
 def state_dir_unwritable(state_dir: Path) -> str | None:
-    """Why this process could not write in the state directory (or the directory it
-    would be made in), or None. A probe file is made there and removed at once."""
+    """Why this user may not write in the state directory (or the directory it would be
+    made in), or None. A probe file is made there and removed at once. A directory no
+    user could write in is ``state_dir_problems(probe=True)``'s."""
+    exc = _write_probe(Path(state_dir))
+    if exc is None or exc.errno not in USER_ERRNOS:
+        return None
     existing = _nearest_existing(Path(state_dir))
-    if not existing.is_dir():
-        return None  # the configuration's own check names it
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            return None
-    except OSError as exc:
-        return f"cannot write in {str(existing)!r} as this user: {exc.strerror or exc}"
+    return f"cannot write in {str(existing)!r} as this user: {exc.strerror}"
 
 
 def open_history(state_dir: Path) -> SQLiteHistory:

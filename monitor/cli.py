@@ -104,6 +104,15 @@ STATE_DIR_OPTION = click.option(
     type=NonEmptyPath(file_okay=False, path_type=Path),
     help="Directory of snapshots and history (overrides daemon.state_dir).",
 )
+# The commands that only read a state directory find it without a file too.
+READ_STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=NonEmptyPath(file_okay=False, path_type=Path),
+    help=(
+        "Directory of snapshots and history (overrides daemon.state_dir; with neither "
+        "this nor --config, KMEANS_MONITOR_STATE_DIR names it)."
+    ),
+)
 
 
 def _model_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -452,7 +461,8 @@ def _demo(
     )
     _configured_log_level(settings)
     state = settings.daemon.state_dir
-    claim_state_dir(state, option="--state-dir")  # held until the process ends
+    # Held until the process ends; named as `run` names it: --state-dir (daemon.state_dir).
+    claim_state_dir(state, option=settings.origin("state_dir"))
     _limit_blas(settings)
     app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
     daemon = Daemon(app)
@@ -715,14 +725,15 @@ def check_config(config_file: Path) -> None:
     Everything `run` would refuse is checked: the schedules by the scheduler's parser,
     the sources' credential and certificate files, the web configuration file, that
     the listen address resolves, is on this host and is free, and that the state
-    directory's snapshots are a directory and its history a file. A state directory
-    this user cannot write in is a warning: the daemon may run as another user.
+    directory's snapshots are a directory and its history a file, and that it can be
+    made or written in. A state directory this user may not write in is a warning: the
+    daemon may run as another user.
     """
     from monitor.bootstrap import load_settings
 
     try:
         settings = load_settings(
-            config_file, overrides={"log_level": _flag_log_level()}, serve=True
+            config_file, overrides={"log_level": _flag_log_level()}, serve=True, probe=True
         )
     except ConfigError as exc:
         click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
@@ -1031,27 +1042,34 @@ def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
     """The store of --config (with its key and retention) or of --state-dir."""
     from monitor.bootstrap import check_state_dir, open_store
 
-    if state_dir is None and config_path is None:
-        raise click.UsageError("give --config FILE or --state-dir DIR to find the snapshots")
-    settings, directory, named = _state_dir(config_path, state_dir)
+    settings, directory, named = _state_dir(config_path, state_dir, "the snapshots")
     check_state_dir(directory, named, uses=["snapshots"])
     return open_store(directory, settings.store if settings is not None else None)
 
 
 def _state_dir(
-    config_path: Path | None, state_dir: Path | None
+    config_path: Path | None, state_dir: Path | None, what: str
 ) -> tuple[Settings | None, Path, Callable[[str], str]]:
-    """The settings of --config (None without it), the state directory they or
-    --state-dir name, and what names a problem of it by where it came from
-    (``Settings.named``: ``--state-dir (daemon.state_dir): ...``)."""
-    from monitor.config import named_by_origin
+    """The settings of --config (None without it), the state directory they name (or
+    --state-dir, or else KMEANS_MONITOR_STATE_DIR, as they override the file's), and
+    what names a problem of it by where it came from (``Settings.named``:
+    ``--state-dir (daemon.state_dir): ...``). A usage error, about finding ``what``,
+    when none of them gives one."""
+    from monitor.config import daemon_given, named_by_origin
 
     if config_path is not None:
         settings = _settings(config_path, state_dir=state_dir)
         return settings, Path(settings.daemon.state_dir), settings.named
-    assert state_dir is not None
-    overrides = {"state_dir": str(state_dir)}
-    return None, state_dir, lambda p: named_by_origin(p, env={}, overrides=overrides)
+    # Without a file, a relative directory (option or variable) is relative to the
+    # working directory.
+    overrides = {"state_dir": None if state_dir is None else str(state_dir)}
+    given = daemon_given(None, overrides).get("state_dir")
+    if given is None:
+        raise click.UsageError(
+            f"give --config FILE or --state-dir DIR (or set KMEANS_MONITOR_STATE_DIR) "
+            f"to find {what}"
+        )
+    return None, Path(given), lambda p: named_by_origin(p, env=None, overrides=overrides)
 
 
 def _refuse_other_features(
@@ -1139,7 +1157,7 @@ def _approve_command(model: str, version: int, state_dir: Path) -> str:
 
 @snapshots.command("list")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @click.argument("model", required=False, callback=_model_name)
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def snapshots_list(
@@ -1193,7 +1211,7 @@ def _version_line(i: Any) -> str:
 
 @snapshots.command("show")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_show(
@@ -1210,7 +1228,7 @@ def snapshots_show(
 
 @snapshots.command("diff")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("a", type=VERSION)
 @click.argument("b", type=VERSION)
@@ -1242,7 +1260,7 @@ def snapshots_diff(
 
 @snapshots.command("rollback")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.option(
     "--to", "to", type=VERSION, help="Version to make live (default: the live one's parent)."
@@ -1266,7 +1284,7 @@ def snapshots_rollback(
 
 @snapshots.command("approve")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_approve(
@@ -1347,7 +1365,7 @@ def _retrain_started(model: str) -> Any:
 
 @snapshots.command("reject")
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
 def snapshots_reject(
@@ -1391,10 +1409,9 @@ def _state_dir_of(
 ) -> tuple[Path, Callable[[str], str]]:
     """The state directory that --state-dir names, or else that of --config, where
     ``model`` must be configured (a model no longer configured: --state-dir reads it),
-    and what names a problem of it by where it came from."""
-    if state_dir is None and config_path is None:
-        raise click.UsageError("give --config FILE or --state-dir DIR to find the state")
-    settings, directory, named = _state_dir(config_path, state_dir)
+    or else KMEANS_MONITOR_STATE_DIR (which overrides the file's too), and what names a
+    problem of it by where it came from."""
+    settings, directory, named = _state_dir(config_path, state_dir, "the history")
     if settings is None:
         return directory, named
     try:
@@ -1435,7 +1452,7 @@ def _when(text: str, option: str, now: float) -> float:
 
 @main.command()
 @CONFIG_OPTION
-@STATE_DIR_OPTION
+@READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.option(
     "--since",

@@ -61,6 +61,7 @@ __all__ = [
     "ThresholdSettings",
     "TrainingSettings",
     "ValidationSettings",
+    "daemon_given",
     "load",
     "named_by_origin",
     "parse",
@@ -1106,6 +1107,16 @@ def _layered(
             daemon[key] = value
             origins[key] = "--" + key.replace("_", "-")
     return {**raw, "daemon": daemon}, problems, origins
+
+
+def daemon_given(
+    env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``daemon`` fields that the environment (the process's by default) and the
+    overrides give, without a file, as ``load`` lays them (an override wins, a variable
+    set to nothing is unset); unchecked."""
+    data, _, _ = _layered({}, os.environ if env is None else env, overrides or {})
+    return dict(data["daemon"])
 
 
 def named_by_origin(

@@ -90,7 +90,8 @@ def test_the_printed_commands_run_as_pasted(tmp_path: Path) -> None:
 
 
 def test_a_demo_refuses_a_state_directory_another_daemon_holds(tmp_path: Path) -> None:
-    """The demo ignored the lock: beside a `run`, it trained a v2 the daemon then served."""
+    """The demo ignored the lock: beside a `run`, it trained a v2 the daemon then served.
+    It names its --state-dir as `run` does: "--state-dir (daemon.state_dir)"."""
     state = tmp_path / "state"
     held = claim_state_dir(state)  # as a `run` (or another demo) on it holds it
     try:
@@ -102,7 +103,7 @@ def test_a_demo_refuses_a_state_directory_another_daemon_holds(tmp_path: Path) -
     assert result.stderr == (
         f"error: another kmeans-monitor daemon (pid {os.getpid()}) runs on the state "
         f"directory {state}: it would run every model a second time; stop it, or give this "
-        "one its own --state-dir\n"
+        "one its own --state-dir (daemon.state_dir)\n"
     )
     assert sorted(p.name for p in state.iterdir()) == [DAEMON_LOCK]  # nothing trained
 

@@ -327,6 +327,67 @@ def test_check_config_warns_of_a_state_directory_this_user_cannot_write_in(
     )
 
 
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="as another user /proc/1 is not writable: a warning, as above"
+)
+@pytest.mark.parametrize("state", ["/proc/1/nope", "/proc/1/nope/deeper", "/proc/1"])
+def test_check_config_refuses_a_state_directory_run_cannot_make_as_run_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    """check-config exited 0 with "warning: daemon.state_dir: cannot write in '/proc/1'
+    as this user: No such file or directory: run as this user would stop", where run
+    then refused it: no user can make a directory in /proc."""
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", state)
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    started = invoke("run", "--config", str(cfg))
+    assert started.exit_code == EXIT_USER, started.output
+    [refused] = started.stderr.splitlines()
+    assert refused.startswith(
+        f"error: KMEANS_MONITOR_STATE_DIR (daemon.state_dir): cannot use the state directory "
+        f"{state}: "
+    )
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert checked.stderr == f"{cfg}: 1 problem(s)\n  - {refused.removeprefix('error: ')}\n"
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_check_config_refuses_a_read_only_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool
+) -> None:
+    """A read-only file system refuses every user: a problem naming what run would fail
+    on (the first directory it makes, or its lock file), not a warning."""
+    from types import SimpleNamespace
+
+    from monitor import bootstrap
+
+    def read_only(*args: Any, **kwargs: Any) -> Any:  # root writes anywhere: simulated
+        raise OSError(30, "Read-only file system", str(tmp_path / "tmpXYZ"))
+
+    monkeypatch.setattr(bootstrap, "tempfile", SimpleNamespace(TemporaryFile=read_only))
+    state = tmp_path / "ro" / "state"
+    (state if exists else state.parent).mkdir(parents=True)
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(state))
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    failed_on = state / "daemon.lock" if exists else state
+    assert checked.stderr == (
+        f"{cfg}: 1 problem(s)\n  - daemon.state_dir: cannot use the state directory {state}: "
+        f"Read-only file system: {str(failed_on)!r}\n"
+    )
+
+
+@pytest.mark.parametrize("below", ["state", "a/b/state"])
+def test_check_config_passes_a_missing_state_directory_it_can_make_and_makes_nothing(
+    tmp_path: Path, below: str
+) -> None:
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=below)
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0, checked.output
+    assert checked.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["monitor.yaml"]
+
+
 @pytest.mark.parametrize(
     ("given", "origin"),
     [
@@ -361,6 +422,27 @@ def test_a_state_directory_that_cannot_be_made_is_one_line_naming_where_it_came_
     assert result.stderr == (
         f"error: {origin}: cannot use the state directory {state}: Permission denied: "
         f"{str(tmp_path / 'a')!r}\n"
+    )
+
+
+def test_a_demo_state_directory_that_cannot_be_made_is_named_as_run_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo said "--state-dir: cannot use ...", where run and evaluate say
+    "--state-dir (daemon.state_dir): cannot use ..."."""
+    from monitor import bootstrap
+
+    state = tmp_path / "a" / "state"
+
+    def refused(path: Path) -> None:  # root makes anything: the refusal is simulated
+        raise PermissionError(13, "Permission denied", str(tmp_path / "a"))
+
+    monkeypatch.setattr(bootstrap, "make_dirs", refused)
+    result = invoke("demo", "--listen", "127.0.0.1:0", "--state-dir", str(state))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: --state-dir (daemon.state_dir): cannot use the state directory {state}: "
+        f"Permission denied: {str(tmp_path / 'a')!r}\n"
     )
 
 
@@ -422,7 +504,15 @@ def test_serve_history_and_snapshots_name_where_a_bad_state_directory_came_from(
     )
 
 
-@pytest.mark.parametrize(("how", "origin"), [*ORIGINS, ("alone", "--state-dir (daemon.state_dir)")])
+@pytest.mark.parametrize(
+    ("how", "origin"),
+    [
+        *ORIGINS,
+        ("alone", "--state-dir (daemon.state_dir)"),
+        # Without --config and --state-dir they asked for one of them, ignoring the variable.
+        ("env alone", "KMEANS_MONITOR_STATE_DIR (daemon.state_dir)"),
+    ],
+)
 @pytest.mark.parametrize("command", READERS, ids=" ".join)
 @pytest.mark.parametrize("bad", ["missing", "dangling link"])
 def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
@@ -440,11 +530,13 @@ def test_a_missing_state_directory_is_named_by_its_origin_and_not_made(
     if bad == "dangling link":
         state.symlink_to(tmp_path / "target")
         absent = f"{state} is a symbolic link to {tmp_path / 'target'}, which does not exist"
-    given = (
-        ["--state-dir", str(state)]
-        if how == "alone"
-        else given_as(tmp_path, monkeypatch, how, state)
-    )
+    if how == "env alone":
+        monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+        given = []
+    elif how == "alone":
+        given = ["--state-dir", str(state)]
+    else:
+        given = given_as(tmp_path, monkeypatch, how, state)
     result = invoke(*command, *given)
     assert result.exit_code == EXIT_USER, result.output
     what = (

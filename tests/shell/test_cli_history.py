@@ -213,6 +213,30 @@ def test_config_names_the_state_dir(tmp_path: Path) -> None:
     assert invoke("history", "other", "--state-dir", str(tmp_path / "state")).exit_code == 0
 
 
+def test_the_variable_names_the_state_dir_without_options(
+    state: tuple[Path, float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KMEANS_MONITOR_STATE_DIR overrides daemon.state_dir for run and the file; without
+    --config and --state-dir, history asked for one of them instead of reading it."""
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", "state")  # relative: to the cwd
+    monkeypatch.chdir(tmp_path)
+    result = invoke("history", "shop")
+    assert result.exit_code == 0, result.output
+    assert "model shop: 4 run(s)" in result.output
+    # --state-dir wins over it, as it does for run.
+    other = invoke("history", "shop", "--state-dir", str(tmp_path / "nowhere"))
+    assert other.exit_code == 2
+    assert other.stderr.startswith("error: --state-dir (daemon.state_dir): no history database")
+    # Set to nothing it is unset, as everywhere.
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", " ")
+    unset = invoke("history", "shop")
+    assert unset.exit_code == 2
+    assert unset.stderr.startswith(
+        "error: give --config FILE or --state-dir DIR (or set KMEANS_MONITOR_STATE_DIR) to "
+        "find the history"
+    )
+
+
 def test_history_reads_only(state: tuple[Path, float]) -> None:
     """An older daemon's file (schema 1) is read as it is, never migrated under it."""
     directory, _ = state

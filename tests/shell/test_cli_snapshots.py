@@ -193,6 +193,19 @@ def test_a_copied_store_keeps_its_states(manual: tuple[Path, Path, Path], tmp_pa
     assert [(v["version"], v["state"]) for v in out["shop"]] == [(1, "live"), (2, "pending")]
 
 
+def test_the_variable_names_the_store_without_options(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --config and --state-dir, the snapshots commands asked for one of them
+    instead of reading KMEANS_MONITOR_STATE_DIR, which run and the file honour."""
+    _, _, state = manual
+    monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
+    out = json.loads(invoke("snapshots", "list", "--json").stdout)
+    assert [(v["version"], v["state"]) for v in out["shop"]] == [(1, "live"), (2, "pending")]
+    shown = json.loads(invoke("snapshots", "show", "shop", "2").stdout)
+    assert shown["state"] == "pending"
+
+
 @pytest.mark.parametrize(
     "command",
     [
