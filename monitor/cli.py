@@ -104,7 +104,8 @@ STATE_DIR_OPTION = click.option(
     type=NonEmptyPath(file_okay=False, path_type=Path),
     help="Directory of snapshots and history (overrides daemon.state_dir).",
 )
-# The commands that only read a state directory find it without a file too.
+# The commands that use an existing state directory (history and snapshots but retrain)
+# find it without a file too.
 READ_STATE_DIR_OPTION = click.option(
     "--state-dir",
     type=NonEmptyPath(file_okay=False, path_type=Path),
