@@ -1161,12 +1161,28 @@ def _approve_command(model: str, version: int, state_dir: Path) -> str:
 @READ_STATE_DIR_OPTION
 @click.argument("model", required=False, callback=_model_name)
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help=(
+        "Also read every version's arrays and check them as loading does (sha256, "
+        "decryption, checksum); exit 1 when any version is CORRUPT."
+    ),
+)
 def snapshots_list(
-    config_path: Path | None, state_dir: Path | None, model: str | None, as_json: bool
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str | None,
+    as_json: bool,
+    verify: bool,
 ) -> None:
     """List the versions of every model (or of MODEL) with their state: live, pending, retired.
 
-    Corrupt versions are listed and marked; a broken live pointer is a warning line.
+    Corrupt versions (and those this store cannot use: encrypted, without its key) are
+    listed and marked; a broken live pointer is a warning line. The listing reads the
+    manifests only, so damage of the arrays that keeps their size passes it; --verify
+    reads the arrays too, marks a version that fails CORRUPT with why, and exits 1 when
+    any version is marked.
     """
     from monitor.bootstrap import version_summary
 
@@ -1176,6 +1192,8 @@ def snapshots_list(
     warnings = [w for name in models if (w := _live_warning(store, name))]
     if model and not listed[model]:
         raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
+    if verify:
+        listed = {name: [_verified(store, i) for i in infos] for name, infos in listed.items()}
     if as_json:
         out = {name: [version_summary(i) for i in infos] for name, infos in listed.items()}
         click.echo(_json_text(out))
@@ -1189,6 +1207,22 @@ def snapshots_list(
                 click.echo(_version_line(i))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+    if verify and any(i.corrupt for infos in listed.values() for i in infos):
+        sys.exit(1)
+
+
+def _verified(store: Any, info: Any) -> Any:
+    """``info``, marked corrupt with why when loading its version (every check ``show``
+    makes) fails."""
+    if info.corrupt:
+        return info
+    try:
+        store.load(info.model, info.version)
+    except SnapshotNotFoundError:
+        return info  # pruned since it was listed
+    except StoreError as exc:
+        return replace(info, corrupt=str(exc))
+    return info
 
 
 def _live_warning(store: Any, model: str) -> str | None:

@@ -171,6 +171,50 @@ def test_a_corrupt_old_version_is_marked_and_the_others_still_listed(
     assert "CORRUPT" in lines[0] and "pending" in lines[1]
 
 
+def _flip_a_byte(state: Path, version: int) -> Path:
+    """One byte of a version's arrays file changed in place: its size stays the same."""
+    vdir = state / "snapshots" / "shop" / f"v{version:06d}"
+    [arrays] = [p for p in vdir.iterdir() if p.suffix != ".json"]
+    data = bytearray(arrays.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    arrays.write_bytes(bytes(data))
+    return arrays
+
+
+@pytest.mark.parametrize("manual", ["plain", "encrypted"], indirect=True)
+def test_verify_reads_the_arrays_that_the_listing_does_not(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    cfg, _, state = manual
+    sound = invoke("snapshots", "list", "--config", str(cfg), "--verify")
+    assert sound.exit_code == 0, sound.output
+    arrays = _flip_a_byte(state, 1)
+    plain = invoke("snapshots", "list", "--config", str(cfg))
+    assert plain.exit_code == 0 and "CORRUPT" not in plain.output  # same size: unseen
+    checked = invoke("snapshots", "list", "--config", str(cfg), "--verify")
+    assert checked.exit_code == 1
+    lines = [ln for ln in checked.stdout.splitlines() if ln.startswith("shop")]
+    assert lines[0].split()[:3] == ["shop", "1", "CORRUPT"]
+    assert lines[0].endswith(f"{arrays} is corrupt: its sha256 does not match manifest.json")
+    assert lines[1].split()[:3] == ["shop", "2", "pending"]
+    as_json = invoke("snapshots", "list", "--config", str(cfg), "--verify", "--json")
+    assert as_json.exit_code == 1
+    out = json.loads(as_json.stdout)["shop"]
+    assert "sha256 does not match" in out[0]["corrupt"] and out[1]["corrupt"] is None
+
+
+@pytest.mark.parametrize("manual", ["encrypted"], indirect=True)
+def test_verify_without_the_store_key_fails_on_the_versions_it_cannot_read(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    _, _, state = manual
+    result = invoke("snapshots", "list", "--state-dir", str(state), "--verify")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("shop")]
+    assert [ln.split()[2] for ln in lines] == ["CORRUPT", "CORRUPT"]
+    assert lines[0].endswith("is encrypted: configure the store key to read it")
+
+
 def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     result = invoke("snapshots", "list", "--state-dir", str(tmp_path / "nope"))
     assert result.exit_code == 2
