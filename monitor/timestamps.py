@@ -10,7 +10,15 @@ from typing import Any
 from monitor.checks import Mismatch, Problem, brief, plain_float
 from monitor.errors import InvalidInputError, TimeRangeError
 
-__all__ = ["EARLIEST", "LATEST", "format_time", "out_of_range", "parse_time", "time_field"]
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "finer_unit",
+    "format_time",
+    "out_of_range",
+    "parse_time",
+    "time_field",
+]
 
 #: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
 #: Every one of them, and the windows and reference periods around it, has a calendar
@@ -18,6 +26,9 @@ __all__ = ["EARLIEST", "LATEST", "format_time", "out_of_range", "parse_time", "t
 EARLIEST = 0.0
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 _RANGE = "between 1970-01-01 and 9999-01-01 UTC"
+#: The finer units epoch times are often written in, per second (Java and JavaScript
+#: write milliseconds, pandas nanoseconds).
+_FINER = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 
 
 def parse_time(value: Any, where: str) -> float:
@@ -32,10 +43,24 @@ def parse_time(value: Any, where: str) -> float:
     raise out_of_range(value, where)
 
 
-def out_of_range(value: Any, where: str) -> TimeRangeError:
+def out_of_range(value: Any, where: str, expected: str = "") -> TimeRangeError:
     """The error of a time outside EARLIEST..LATEST, as written (``value``) at ``where``;
-    for checks of many times at once that must say what ``parse_time`` says."""
-    return TimeRangeError(f"{where}: timestamp {brief(value)} is not {_RANGE}.")
+    for checks of many times at once that must say what ``parse_time`` says.
+    ``expected``, if given, says what was expected instead, after a semicolon."""
+    instead = f"; expected {expected}" if expected else ""
+    return TimeRangeError(f"{where}: timestamp {brief(value)} is not {_RANGE}{instead}.")
+
+
+def finer_unit(value: Any) -> str:
+    """What a number too large for unix seconds reads as in the first finer unit that
+    makes it a time in range: "as milliseconds it is 2023-11-14T22:13:20Z"; else ""."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return ""
+    for unit, per_second in _FINER:
+        seconds = float(value) / per_second
+        if EARLIEST <= seconds < LATEST:  # false for NaN
+            return f"as {unit} it is {format_time(seconds)}"
+    return ""
 
 
 def time_field(value: Any, name: str) -> float:

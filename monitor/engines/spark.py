@@ -41,6 +41,7 @@ from monitor.records import (
     Snapshot,
     WindowView,
 )
+from monitor.timestamps import EARLIEST, LATEST, finer_unit, out_of_range
 
 __all__ = [
     "SparkEngine",
@@ -250,12 +251,26 @@ class SparkRows:
     engine = "spark"
 
     def __init__(
-        self, blocks: Blocks, n_features: int, *, frame: DataFrame | None = None, where: str = ""
+        self,
+        blocks: Blocks,
+        n_features: int,
+        *,
+        frame: DataFrame | None = None,
+        where: str = "",
+        if_empty: Callable[[], None] | None = None,
     ) -> None:
         self.blocks = blocks
         self._d = n_features
         self._frame = frame  # the rows as Spark read them, for a faster collect
         self._where = where or "the window's rows"
+        # Why no row came back, when Spark can tell (its error): run once, by the first
+        # pass that finds the rows empty.
+        self._if_empty = if_empty
+
+    def _found_none(self) -> None:
+        check, self._if_empty = self._if_empty, None
+        if check is not None:
+            check()
 
     @property
     def n_features(self) -> int:
@@ -269,7 +284,10 @@ class SparkRows:
     def summarise(self, fn: Callable[[F64], Any]) -> list[Any]:
         """``fn`` of each non-empty block; one result per block comes back."""
         with _read_errors(self._where):
-            return self.blocks.filter(_not_empty).map(fn).collect()
+            found = self.blocks.filter(_not_empty).map(fn).collect()
+            if not found:
+                self._found_none()
+        return found
 
     def sample(self, size: int, seed: int) -> F64:
         """At most ``size`` rows, uniform without replacement, in the rows' order."""
@@ -286,9 +304,13 @@ class SparkRows:
         """Every row, to this process (through Arrow when Spark read them)."""
         with _read_errors(self._where):
             if self._frame is not None:
-                return _to_numpy(self._frame, self._d)
-            found = [b for b in self.blocks.collect() if b.shape[0]]
-        return np.concatenate(found) if found else np.empty((0, self._d))
+                X = _to_numpy(self._frame, self._d)
+            else:
+                found = [b for b in self.blocks.collect() if b.shape[0]]
+                X = np.concatenate(found) if found else np.empty((0, self._d))
+            if not X.shape[0]:
+                self._found_none()
+        return X
 
 
 def _not_empty(block: NDArray[Any]) -> bool:
@@ -925,7 +947,9 @@ def read_rows(
     is taken as unix seconds. Naive times are read in the session's zone (``TIME_ZONE``,
     UTC, unless the model's ``spark.conf`` sets ``spark.sql.session.timeZone``). Nothing
     is read yet: the pipeline's first pass reads the files. SchemaError when columns are
-    missing, SourceError when Spark cannot read.
+    missing, SourceError when Spark cannot read, and when the window is empty because a
+    numeric time column holds times outside 1970..9999 as unix seconds (milliseconds,
+    say: ``_check_seconds``, run only by a pass that finds no row).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
@@ -937,10 +961,12 @@ def read_rows(
         if missing:
             raise SchemaError(f"{where}: missing column(s) {missing}; the data has {sorted(types)}")
         kind = types[time_column]
+        if_empty = None
         if isinstance(kind, TimestampType | TimestampNTZType):
             t = F.unix_micros(F.col(time_column).cast("timestamp")) / 1e6
         elif isinstance(kind, NumericType):
             t = F.col(time_column).cast("double")
+            if_empty = functools.partial(_check_seconds, frame, time_column, kind, where)
         else:
             raise SchemaError(
                 f"{where}: time column {time_column!r} holds {kind.simpleString()}; "
@@ -950,7 +976,34 @@ def read_rows(
             *[F.col(f).cast("double").alias(f) for f in features]
         )
         d = len(features)
-        return SparkRows(blocks_of_frame(rows, features), d, frame=rows, where=where)
+        blocks = blocks_of_frame(rows, features)
+        return SparkRows(blocks, d, frame=rows, where=where, if_empty=if_empty)
+
+
+def _check_seconds(frame: DataFrame, column: str, kind: Any, where: str) -> None:
+    """SourceError for a time of numeric ``column`` outside 1970..9999 as unix seconds:
+    the first Spark finds, as the files source says it (``timestamps.out_of_range``).
+
+    One job that stops at the first such row. Its filter compares the column as it is
+    typed (integral bounds for an integral column), which Parquet pushes down to its
+    row groups' statistics: on times in range only the files' footers are read. A CSV
+    file is read until such a row (to its end when there is none). A NaN time is not
+    looked for (Parquet's statistics leave NaN out).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegralType
+
+    low, high = (
+        (int(EARLIEST), int(LATEST)) if isinstance(kind, IntegralType) else (EARLIEST, LATEST)
+    )
+    c = F.col(column)
+    found = frame.where((c < low) | (c >= high)).select(c).limit(1).collect()
+    if found:
+        value = found[0][0]
+        hint = finer_unit(value)
+        expected = "seconds since the epoch or a timestamp type" + (f" ({hint})" if hint else "")
+        error = out_of_range(value, f"{where}, time column {column!r}", expected)
+        raise SourceError(str(error)) from error
 
 
 def _open(spark: SparkSession, *, path: str | None, table: str | None, fmt: str) -> DataFrame:

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from monitor.errors import InvalidInputError
-from monitor.timestamps import format_time, parse_time
+from monitor.timestamps import finer_unit, format_time, out_of_range, parse_time
 from monitor.yamlfile import load_yaml
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -55,6 +55,32 @@ def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_time(value, "data.csv, line 3")
     assert str(info.value) == f"data.csv, line 3: timestamp {value!r} {reason}."
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (T0 * 1e3, "as milliseconds it is 2023-11-14T22:13:20Z"),
+        (int(T0 * 1e6), "as microseconds it is 2023-11-14T22:13:20Z"),
+        (int(T0 * 1e9) + 250_000_000, "as nanoseconds it is 2023-11-14T22:13:20.250Z"),
+        (1e300, ""),  # no finer unit makes it a time
+        (-T0 * 1e3, ""),
+        (float("nan"), ""),
+        ("1700000000000", ""),  # text is not guessed at
+        (True, ""),
+    ],
+)
+def test_finer_unit_reads_a_number_too_large_for_seconds(value: object, read: str) -> None:
+    assert finer_unit(value) == read
+
+
+def test_out_of_range_says_what_was_expected_when_asked() -> None:
+    assert str(out_of_range(1e300, "w")) == (
+        "w: timestamp 1e+300 is not between 1970-01-01 and 9999-01-01 UTC."
+    )
+    assert str(out_of_range(-1, "w", "unix seconds")) == (
+        "w: timestamp -1 is not between 1970-01-01 and 9999-01-01 UTC; expected unix seconds."
+    )
 
 
 def test_a_date_is_its_midnight_utc() -> None:

@@ -153,6 +153,101 @@ def test_naive_times_are_utc_whatever_the_hosts_time_zone(tmp_path: Path) -> Non
     assert printed[2] == "conf Europe/Paris", done.stdout
 
 
+MILLISECONDS = (
+    "timestamp 1700000000000 is not between 1970-01-01 and 9999-01-01 UTC; expected seconds "
+    "since the epoch or a timestamp type (as milliseconds it is 2023-11-14T22:13:20Z)."
+)
+
+
+def write_epoch(path: Path, fmt: str, times: np.ndarray, X: np.ndarray) -> None:
+    """Rows with a time column ``ts`` of integers (``times`` as they are), CSV or Parquet."""
+    if fmt == "parquet":
+        pq.write_table(
+            pa.table({"ts": times, **{f: X[:, j] for j, f in enumerate(FEATURES)}}), path
+        )
+    else:
+        lines = ["ts,a,b,c"] + [f"{t},{r[0]},{r[1]},{r[2]}" for t, r in zip(times, X, strict=True)]
+        path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "per_second", "why"),
+    [
+        ("parquet", 1000, MILLISECONDS),
+        ("csv", 1000, MILLISECONDS),
+        (
+            "parquet",
+            1e9,  # as pandas writes int64 nanoseconds
+            "timestamp 1700000000000000000 is not between 1970-01-01 and 9999-01-01 UTC; "
+            "expected seconds since the epoch or a timestamp type "
+            "(as nanoseconds it is 2023-11-14T22:13:20Z).",
+        ),
+    ],
+    ids=["parquet-ms", "csv-ms", "parquet-ns"],
+)
+def test_epoch_times_in_a_finer_unit_fail_the_window_in_one_line_not_as_no_rows(
+    spark: Any, tmp_path: Path, fmt: str, per_second: float, why: str
+) -> None:
+    # Read as unix seconds, epoch milliseconds are in the year 55,000: every window was
+    # silently empty and runs failed as too_few_rows, where the files source says why.
+    times = 1_700_000_000.0 + np.arange(300) * 1.0
+    path = tmp_path / f"w.{fmt}"
+    write_epoch(path, fmt, (times * per_second).astype(np.int64), blobs(300, CENTERS, seed=4))
+    options = SparkSourceOptions(path=str(path), format=fmt, time_column="ts")
+    source = build("m", FEATURES, options)
+    # The first pass on the window: the spark engine's counting pass, or the collect of
+    # any other engine.
+    for first_pass in ("summarise", "collect"):
+        remote = source.read_window(times[0], times[-1] + 1.0).remote
+        assert remote is not None
+        with pytest.raises(SourceError) as info:
+            remote.summarise(len) if first_pass == "summarise" else remote.collect()
+        assert str(info.value) == f"model 'm', spark source {path}, time column 'ts': {why}"
+
+
+def test_a_window_without_rows_of_seconds_or_timestamps_is_empty_not_an_error(
+    spark: Any, tmp_path: Path
+) -> None:
+    times = 1_700_000_000.0 + np.arange(300) * 1.0
+    X = blobs(300, CENTERS, seed=5)
+    write_epoch(tmp_path / "seconds.parquet", "parquet", times.astype(np.int64), X)
+    write_parquet(tmp_path / "timestamps", "part-0.parquet", times, X)
+    for where in ("seconds.parquet", "timestamps"):
+        source = build(
+            "m", FEATURES, SparkSourceOptions(path=str(tmp_path / where), time_column="ts")
+        )
+        assert rows(source.read_window(1.0, 2.0)).shape == (0, 3)
+        remote = source.read_window(1.0, 2.0).remote
+        assert remote is not None and remote.summarise(len) == []
+        np.testing.assert_array_equal(rows(source.read_window(times[0], times[10])), X[:10])
+
+
+def test_a_run_on_epoch_milliseconds_fails_as_source_unavailable_saying_why(
+    spark: Any, tmp_path: Path
+) -> None:
+    now = time.time()
+    times = now - 1200 + np.arange(1800) * 1.0
+    write_epoch(
+        tmp_path / "w.parquet",
+        "parquet",
+        (times * 1000).astype(np.int64),
+        blobs(1800, CENTERS, seed=6),
+    )
+    config = tmp_path / "config.yaml"
+    model = "{name: m, features: [a, b, c], k: 3, window: 10m, schedule: {interval: 10m}"
+    source_yaml = f"{{kind: spark, path: '{tmp_path / 'w.parquet'}', time_column: ts}}"
+    config.write_text(
+        f"daemon: {{state_dir: {tmp_path / 'state'}}}\n"
+        f"models:\n  - {model}, source: {source_yaml}}}\n"
+    )
+    result = CliRunner().invoke(main, ["evaluate", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 1, result.output
+    [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line]
+    assert "FAILED (source_unavailable): model 'm', spark source " in failed, result.stdout
+    assert ", time column 'ts': timestamp 1" in failed and "as milliseconds it is" in failed
+    assert "Traceback" not in result.output
+
+
 def test_an_unreadable_path_is_a_source_error_in_one_line(spark: Any, tmp_path: Path) -> None:
     source = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "nothing")))
     with pytest.raises(SourceError) as info:
