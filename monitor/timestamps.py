@@ -17,6 +17,7 @@ __all__ = [
     "format_time",
     "out_of_range",
     "parse_time",
+    "seconds_expected",
     "time_field",
 ]
 
@@ -29,18 +30,31 @@ _RANGE = "between 1970-01-01 and 9999-01-01 UTC"
 #: The finer units epoch times are often written in, per second (Java and JavaScript
 #: write milliseconds, pandas nanoseconds).
 _FINER = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
+_HINTED = (  # the times finer_unit offers as a reading: 1980-01-01 to 2100-01-01 UTC
+    datetime(1980, 1, 1, tzinfo=UTC).timestamp(),
+    datetime(2100, 1, 1, tzinfo=UTC).timestamp(),
+)
 
 
-def parse_time(value: Any, where: str) -> float:
+def parse_time(value: Any, where: str, *, hint: bool = False) -> float:
     """Unix seconds of a number, a numeric string, a datetime or date, or an ISO-8601 string.
 
     Naive times are taken as UTC. Raises InvalidInputError naming ``where`` and saying
-    what was wrong with the value (TimeRangeError for a time outside EARLIEST..LATEST).
+    what was wrong with the value (TimeRangeError for a time outside EARLIEST..LATEST;
+    with ``hint``, for times read from data, it says what a number reads as in a finer
+    unit: ``seconds_expected``).
     """
     seconds = _seconds(value, where)
     if EARLIEST <= seconds < LATEST:
         return seconds
-    raise out_of_range(value, where)
+    raise out_of_range(value, where, seconds_expected(seconds) if hint else "")
+
+
+def seconds_expected(seconds: float) -> str:
+    """``out_of_range``'s "expected" part for a number read as ``seconds`` that a finer
+    unit reads as a time (``finer_unit``), else ""."""
+    hint = finer_unit(seconds)
+    return f"unix seconds or ISO-8601 ({hint})" if hint else ""
 
 
 def out_of_range(value: Any, where: str, expected: str = "") -> TimeRangeError:
@@ -53,12 +67,14 @@ def out_of_range(value: Any, where: str, expected: str = "") -> TimeRangeError:
 
 def finer_unit(value: Any) -> str:
     """What a number too large for unix seconds reads as in the first finer unit that
-    makes it a time in range: "as milliseconds it is 2023-11-14T22:13:20Z"; else ""."""
+    makes it a time from 1980 to 2100: "as milliseconds it is 2023-11-14T22:13:20Z";
+    else "" (a hint where telemetry's times would be, not a reading of every number:
+    1e20 as nanoseconds is the year 5138)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return ""
     for unit, per_second in _FINER:
         seconds = float(value) / per_second
-        if EARLIEST <= seconds < LATEST:  # false for NaN
+        if _HINTED[0] <= seconds < _HINTED[1]:  # false for NaN
             return f"as {unit} it is {format_time(seconds)}"
     return ""
 

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from monitor.checks import check_float, is_real, plain_texts, some_names
 from monitor.errors import SchemaError
-from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time
+from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time, seconds_expected
 
 __all__ = ["check_bounds", "check_times", "check_unique", "match_columns", "parse_timestamps"]
 
@@ -135,7 +135,7 @@ def parse_timestamps(
         if isinstance(v, str) and v in cache:
             out[i] = cache[v]
             continue
-        out[i] = parse_time(v, _position(where, positions, i))
+        out[i] = parse_time(v, _position(where, positions, i), hint=True)
         if isinstance(v, str):
             cache[v] = out[i]
     return check_times(out, where, positions, values)
@@ -156,7 +156,7 @@ def check_times(
     i = int(np.flatnonzero(~inside)[0])
     text = None if written is None else written[i]
     value = text if isinstance(text, str) else float(seconds[i])
-    raise out_of_range(value, _position(where, positions, i))
+    raise out_of_range(value, _position(where, positions, i), seconds_expected(float(seconds[i])))
 
 
 def _all_inside(seconds: NDArray[np.float64]) -> bool:

@@ -64,6 +64,7 @@ def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
         (int(T0 * 1e6), "as microseconds it is 2023-11-14T22:13:20Z"),
         (int(T0 * 1e9) + 250_000_000, "as nanoseconds it is 2023-11-14T22:13:20.250Z"),
         (1e300, ""),  # no finer unit makes it a time
+        (1e20, ""),  # as nanoseconds the year 5138: no hint
         (-T0 * 1e3, ""),
         (float("nan"), ""),
         ("1700000000000", ""),  # text is not guessed at
@@ -72,6 +73,17 @@ def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
 )
 def test_finer_unit_reads_a_number_too_large_for_seconds(value: object, read: str) -> None:
     assert finer_unit(value) == read
+
+
+@pytest.mark.parametrize("value", ["1700000000000", 1.7e12, 1_700_000_000_000])
+def test_parse_time_for_data_says_how_epoch_milliseconds_read(value: object) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        parse_time(value, "w", hint=True)
+    assert str(info.value).endswith(
+        "UTC; expected unix seconds or ISO-8601 (as milliseconds it is 2023-11-14T22:13:20Z)."
+    )
+    with pytest.raises(InvalidInputError, match=r"UTC\.$"):  # a stored field: no reading
+        parse_time(value, "w")
 
 
 def test_out_of_range_says_what_was_expected_when_asked() -> None:

@@ -765,6 +765,32 @@ def test_time_range_refuses_times_outside_1970_to_9999_in_every_format(
     assert str(info.value) == f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
 
 
+@pytest.mark.parametrize(
+    ("suffix", "stamps", "where"),
+    [
+        (".csv", [T0 * 1e3] * 5, "line 2: timestamp '1700000000000.0' "),
+        (".csv", [str(int(T0 * 1e3))] * 5, "line 2: timestamp '1700000000000' "),
+        (".parquet", [int(T0 * 1e3)] * 5, "row 0: timestamp 1700000000000.0 "),
+        (".npy", [T0 * 1e3] * 5, "row 0: timestamp 1700000000000.0 "),
+    ],
+    ids=["csv-numbers", "csv-text", "parquet-int", "npy"],
+)
+def test_time_range_says_how_epoch_milliseconds_read(
+    tmp_path: Path, suffix: str, stamps: list[Any], where: str
+) -> None:
+    """JavaScript and Java write epoch milliseconds: the one line says what they read as."""
+    if suffix == ".npy":
+        np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]))
+    else:
+        write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
+    with pytest.raises(SourceError) as info:
+        _range_source(tmp_path).read_window(T0 - 60, T0)
+    assert str(info.value).endswith(
+        f"{where}{OUT_OF_RANGE}; expected unix seconds or ISO-8601 "
+        "(as milliseconds it is 2023-11-14T22:13:20Z)."
+    )
+
+
 def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path) -> None:
     stamps = pa.array([T0, T0, 2**63 - 1, T0, T0], pa.int64())
     pq.write_table(pa.table({"ts": stamps, **named(ROWS)}), tmp_path / "w.parquet")
