@@ -755,14 +755,20 @@ OUT_OF_RANGE = "is not between 1970-01-01 and 9999-01-01 UTC"
 def test_time_range_refuses_times_outside_1970_to_9999_in_every_format(
     tmp_path: Path, suffix: str, stamps: list[Any], where: str
 ) -> None:
+    file = tmp_path / f"w{suffix}"
+    expected = f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
+    assert _refused_times(tmp_path, suffix, stamps) == expected
+
+
+def _refused_times(tmp_path: Path, suffix: str, stamps: list[Any]) -> str:
+    """The error of reading a window of file ``w<suffix>`` timed ``stamps``."""
     if suffix == ".npy":
         np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]))
     else:
         write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
-    file = tmp_path / f"w{suffix}"
-    assert str(info.value) == f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
+    return str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -779,13 +785,7 @@ def test_time_range_says_how_epoch_milliseconds_read(
     tmp_path: Path, suffix: str, stamps: list[Any], where: str
 ) -> None:
     """JavaScript and Java write epoch milliseconds: the one line says what they read as."""
-    if suffix == ".npy":
-        np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]))
-    else:
-        write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
-    with pytest.raises(SourceError) as info:
-        _range_source(tmp_path).read_window(T0 - 60, T0)
-    assert str(info.value).endswith(
+    assert _refused_times(tmp_path, suffix, stamps).endswith(
         f"{where}{OUT_OF_RANGE}; expected unix seconds or ISO-8601 "
         "(as milliseconds it is 2023-11-14T22:13:20Z)."
     )
