@@ -294,6 +294,7 @@ class NameTime:
 def _format_regex(spec: str) -> str:
     """The regex a name_time format matches; ValueError for a directive it does not know."""
     out = []
+    seen: set[str] = set()
     i = 0
     while i < len(spec):
         if spec[i] != "%":
@@ -303,8 +304,11 @@ def _format_regex(spec: str) -> str:
         code = spec[i + 1 : i + 2]
         if code == "%":
             out.append("%")
+        elif code in seen:  # strptime cannot read it: every name would fail its run
+            raise ValueError(f"a format that has each directive once; %{code} is repeated")
         elif code in _DIRECTIVES and (code != "s" or spec == "%s"):
             out.append(_DIRECTIVES[code])
+            seen.add(code)
         else:
             known = " ".join(f"%{c}" for c in _DIRECTIVES)
             raise ValueError(f"a format of the directives {known} (%s alone)")
