@@ -56,6 +56,7 @@ from monitor.sources._common import (
     check_unique,
     match_columns,
     parse_timestamps,
+    separator_hint,
 )
 from monitor.timestamps import format_time, parse_time
 
@@ -592,6 +593,7 @@ class FilesSource:
         if with_timestamps and ts not in columns:
             raise SchemaError(
                 f"{where}: no timestamp column {ts!r}; the columns are {list(columns)}."
+                f"{separator_hint(columns)}"
             )
         return match_columns(
             columns,

@@ -949,7 +949,10 @@ def test_a_gzip_compressed_csv_that_is_truncated_or_not_utf8_says_so(tmp_path: P
         source(tmp_path).read_window(0.0, 4e9)
 
 
-def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path) -> None:
-    (tmp_path / "w.csv").write_text("latency_ms;cpu_ratio;rps\n1;0.5;3\n")
+@pytest.mark.parametrize("window", ["file", "time_range"])
+def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path, window: str) -> None:
+    # In time_range mode the missing timestamp column was said first, without the hint.
+    (tmp_path / "w.csv").write_text("ts;latency_ms;cpu_ratio;rps\n1;1;0.5;3\n")
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
     with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
-        source(tmp_path).read_window(0.0, 4e9)
+        src.read_window(0.0, 4e9)
