@@ -890,18 +890,22 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
                 raise SourceError(f"{where}: empty CSV file (no header line)")
             header = [h.strip() for h in first]
             rows: list[list[str]] = []
-            lines: list[int] = []
+            lines: list[int] = []  # where each row starts: a quoted field may span lines
             sent = False
+            last = reader.line_num
             for row in reader:
+                line, last = last + 1, reader.line_num
                 if not row:
                     continue
                 if len(row) != len(header):
+                    # A quote left open runs to the end of the file: say where it opened.
+                    span = f" (a quoted field runs to line {last})" if last > line else ""
                     raise SourceError(
-                        f"{where}, line {reader.line_num}: {len(row)} field(s) where the "
+                        f"{where}, line {line}{span}: {len(row)} field(s) where the "
                         f"header has {len(header)} (truncated or malformed file)"
                     )
                 rows.append(row)
-                lines.append(reader.line_num)
+                lines.append(line)
                 if len(rows) == CSV_CHUNK_ROWS:
                     yield header, rows, lines
                     rows, lines, sent = [], [], True

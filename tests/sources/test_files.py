@@ -374,6 +374,13 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
     [
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+        # A quote left open takes the lines after it into one field: the error is where
+        # the record starts, not at the end of the file where the parser stopped.
+        (
+            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n7,8,9\n10,11,12\n',
+            r"line 3 \(a quoted field runs to line 5\): 1 field\(s\) where the header has 3",
+        ),
+        ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
         # A cell of 100 kB is shown by its ends, not echoed into every log line.
         (
             f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
