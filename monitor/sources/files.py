@@ -449,10 +449,14 @@ class FilesSource:
                 continue
             try:
                 st = path.stat()
-            except OSError:  # removed between the listing and the stat: not part of this run
+            except OSError as exc:
+                if not path.is_symlink():  # removed since the listing: not part of this run
+                    continue
+                raise self._unreadable(path, exc) from exc
+            if stat.S_ISDIR(st.st_mode):  # a directory the pattern matches holds no rows
                 continue
             if not stat.S_ISREG(st.st_mode):
-                continue
+                raise self._unreadable(path, None)
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             if self._name_time is not None:
                 named = self._name_time.parse(path.name)
@@ -470,6 +474,20 @@ class FilesSource:
                 ignored,
             )
         return out
+
+    def _unreadable(self, path: Path, exc: OSError | None) -> SourceError:
+        """A matching name that holds no file to read: a symbolic link that leads nowhere
+        (``exc``), a named pipe, a device. Its rows, if any, could be in any window: left
+        out, a run would read as if they were not there (an older file, in file mode)."""
+        why = _not_a_file(path)
+        if exc is not None:
+            with contextlib.suppress(OSError):
+                target = os.readlink(path)
+                why = f"a symbolic link to {target!r} that leads to no file ({exc.strerror})"
+        return SourceError(
+            f"{self._name}: {str(path)!r} matches {self._options.pattern!r} but is {why}; "
+            f"no window reads until it is fixed or moved out of {self._options.path!r}"
+        )
 
     def _read_newest(self, files: list[_File], end: float) -> tuple[FloatArray, str]:
         eligible = [f for f in files if f.mtime < end]

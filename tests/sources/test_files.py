@@ -207,6 +207,37 @@ def test_a_file_being_written_is_not_read_even_with_a_format(tmp_path: Path, nam
         )
 
 
+def _dangling(path: Path) -> str:
+    path.symlink_to(path.parent / "gone" / path.name)  # a mount that is not there, say
+    return r"a symbolic link to '.*gone.*' that leads to no file \(No such file or directory\)"
+
+
+def _loop(path: Path) -> str:
+    path.symlink_to(path.name)
+    return r"a symbolic link to 'b.csv' that leads to no file \(Too many levels of symbolic"
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return r"a named pipe \(FIFO\)"
+
+
+@pytest.mark.parametrize("make", [_dangling, _loop, _fifo])
+@pytest.mark.parametrize("window", ["file", "time_range"])
+def test_a_matching_name_that_is_no_file_to_read_fails_the_run(
+    tmp_path: Path, make: Any, window: str
+) -> None:
+    # It was left out without a word: in file mode the run read an older file as if it
+    # were the newest, in time_range mode its rows were missing from every window.
+    write(tmp_path / "a.csv", named(ts=[T0 - 30, T0 - 20, T0 - 10]), mtime=T0 - 30)
+    (tmp_path / "sub.csv").mkdir()  # a directory the pattern matches holds no rows: skipped
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
+    np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, VALUES)
+    why = make(tmp_path / "b.csv")
+    with pytest.raises(SourceError, match=rf"'.*b.csv' matches '\*' but is {why}.*; no window"):
+        src.read_window(T0 - 60, T0)
+
+
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a readable directory"):
         source(tmp_path / "nowhere").read_window(T0 - 60, T0)
