@@ -328,6 +328,17 @@ def test_a_time_edited_out_of_range_is_a_corrupt_row_not_a_crash(
     )
 
 
+def test_a_failure_whose_window_is_an_interval_shows_it_once_bracketed(tmp_path: Path) -> None:
+    # The daemon records a failed run's window as "[start, end)", as a backtest does.
+    now = time.time()
+    window = "[2026-12-04T16:02:49.216Z, 2026-12-04T17:02:49.216Z)"
+    with SQLiteHistory(tmp_path / "history.sqlite") as h:
+        h.append_failure(RunFailure("shop", "source_unavailable", "gone", now - 60, window))
+    result = invoke("history", "shop", "--state-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"FAILED (source_unavailable): gone {window}\n" in result.output
+
+
 def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
     directory, now = state
     with SQLiteHistory(directory / "history.sqlite") as h:
