@@ -675,7 +675,7 @@ class FilesSource:
             if with_timestamps
             else "the features, in order"
         )
-        data = _npy_load(path, where)
+        data, stored = _npy_load(path, where)
         if data.shape[1] != want:
             raise SchemaError(
                 f"{where}: {data.shape[1]} column(s) where {want} are expected ({layout}: "
@@ -693,6 +693,7 @@ class FilesSource:
             check_times(ts, where)
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
+        _check_time_precision(stored, ts, where)
         return np.ascontiguousarray(data[:, 1:]), ts
 
 
@@ -772,7 +773,7 @@ def read_table(
         raise SourceError(f"{where}: {_not_a_file(file)}")
     wanted = None if features is None else list(features)
     if fmt == "npy":
-        data = _npy_load(file, where)
+        data, _ = _npy_load(file, where)
         if wanted is None:
             return [f"x{j}" for j in range(data.shape[1])], data
         if data.shape[1] != len(wanted):
@@ -839,8 +840,9 @@ def _left_out(where: str, name: str, why: str) -> None:
     )
 
 
-def _npy_load(path: Path, where: str) -> FloatArray:
-    """A 2-D float64 array from an NPY file; SourceError or SchemaError otherwise.
+def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
+    """A 2-D float64 array from an NPY file, and the dtype the file stores it in;
+    SourceError or SchemaError otherwise.
 
     The header is checked before anything is allocated: a header that announces more
     bytes than the file holds (a truncated file, or a forged shape of terabytes) is
@@ -867,7 +869,21 @@ def _npy_load(path: Path, where: str) -> FloatArray:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return np.ascontiguousarray(arr, dtype=np.float64), dtype
+
+
+def _check_time_precision(stored: np.dtype[Any], ts: FloatArray, where: str) -> None:
+    """SchemaError when times were stored as floats too narrow for whole seconds: a
+    float32 holds a time of 2024 to the nearest 128 s, which moves rows into the wrong
+    windows without a word."""
+    if stored.kind != "f" or stored.itemsize >= 8 or not ts.size:
+        return
+    step = float(np.spacing(stored.type(np.abs(ts).max())))
+    if step > 1:
+        raise SchemaError(
+            f"{where}: timestamps stored as {stored} are rounded to {step:g} s at these "
+            "times, which moves rows between windows; store them as float64 or int64."
+        )
 
 
 def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
@@ -1040,9 +1056,12 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
             return check_times(seconds, where)
         values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
-        return parse_timestamps(values, where)
+        times = parse_timestamps(values, where)
     except InvalidInputError as exc:
         raise SourceError(str(exc)) from exc
+    if pa.types.is_floating(t):
+        _check_time_precision(np.dtype(t.to_pandas_dtype()), times, where)
+    return times
 
 
 def _csv_column(

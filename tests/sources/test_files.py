@@ -505,6 +505,24 @@ def test_time_range_npy_has_the_timestamp_first(tmp_path: Path) -> None:
     np.testing.assert_array_equal(X, ROWS[[1, 2, 3]])
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_time_range_refuses_times_stored_as_float32(tmp_path: Path, suffix: str) -> None:
+    # A float32 holds a time of 2023 to the nearest 128 s: rows were silently read into
+    # the wrong windows (118 of a window's 120 rows, the others in its neighbours).
+    stamps = np.asarray(STAMPS, dtype=np.float32)
+    if suffix == ".npy":
+        np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]).astype(np.float32))
+    else:
+        pq.write_table(pa.table({"ts": stamps, **named(ROWS)}), tmp_path / "w.parquet")
+    with pytest.raises(SchemaError, match=r"timestamps stored as float32 are rounded to 128 s"):
+        _range_source(tmp_path).read_window(T0 - 60, T0 + 60)
+    # Features may be float32; times that fit one to the second (small ones) too.
+    small = np.column_stack([np.arange(5.0), ROWS[:5]]).astype(np.float32)
+    np.save(tmp_path / "w.npy", small)
+    (tmp_path / "w.parquet").unlink(missing_ok=True)
+    assert _range_source(tmp_path).read_window(0, 3).X.shape == (3, 3)
+
+
 def _write_shards(tmp_path: Path, rng: np.random.Generator, n: int = 600) -> np.ndarray:
     """Rows with timestamps spread over T0 .. T0 + 600 in three shards of each format."""
     stamps = T0 + rng.uniform(0, 600, n).round(3)
