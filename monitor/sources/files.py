@@ -138,10 +138,14 @@ def parse_options(
 def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> list[Problem]:
     """Every problem of ``o``; with ``features``, also a timestamp column among them."""
     found = [
-        _unless(isinstance(o.path, str) and o.path, "path", "a directory", o.path),
+        # No file name holds a NUL: such a path or pattern could only fail every run.
+        _unless(
+            isinstance(o.path, str) and o.path and "\0" not in o.path, "path", "a directory", o.path
+        ),
         _unless(
             isinstance(o.pattern, str)
             and o.pattern
+            and "\0" not in o.pattern
             and not os.path.isabs(o.pattern)
             and ".." not in Path(o.pattern).parts,
             "pattern",

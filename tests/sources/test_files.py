@@ -68,6 +68,9 @@ def test_defaults() -> None:
     [
         ({}, "source.path: must be a directory; it is missing or empty"),
         ({"path": ""}, "source.path: must be a directory; got ''"),
+        # No path holds a NUL: check-config passed them, and every run then failed.
+        ({"path": "d\0x"}, "source.path: must be a directory; got 'd\\x00x'"),
+        ({"path": "d", "pattern": "a\0*"}, "source.pattern: must be a glob relative to path"),
         ({"path": "d", "window": "day"}, "source.window: must be one of {'file', 'time_range'}"),
         (
             {"path": "d", "format": "xlsx"},
