@@ -1554,7 +1554,9 @@ def _history_line(run: Evaluation | RunFailure) -> str:
 
     when = _ts(_run_time(run))
     if isinstance(run, RunFailure):
-        where = f" [{run.window_label}]" if run.window_label else ""
+        label = run.window_label
+        # A run's own "[start, end)" reads as a window already; a source's label does not.
+        where = "" if not label else f" {label}" if label.startswith("[") else f" [{label}]"
         return f"{when}  {'-':>4}  {'-':>6}  FAILED ({run.reason}): {run.message}{where}"
     cells = []
     for sli, key in COMPARED:

@@ -45,6 +45,7 @@ from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Scaler, Window
 from monitor.redact import redact_text
+from monitor.timestamps import format_time
 from monitor.workers import RunWorkers
 
 __all__ = [
@@ -335,7 +336,12 @@ class Runner:
             log.error("model=%s run failed (internal): %s\n%s", name, message, trace)
         else:
             log.error("model=%s run failed (%s): %s", name, reason, message)
-        failure = RunFailure(name, reason, message, now, duration_seconds=duration)
+        # The window the run read, as a backtest's failures carry it (`history` shows it).
+        start = now - self._settings.model(name).window
+        label = f"[{format_time(start)}, {format_time(now)})"
+        failure = RunFailure(
+            name, reason, message, now, window_label=label, duration_seconds=duration
+        )
         try:
             self._history.append_failure(failure)
         except Exception as hexc:

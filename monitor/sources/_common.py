@@ -14,7 +14,14 @@ from monitor.checks import check_float, is_real, plain_texts, some_names
 from monitor.errors import SchemaError
 from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time, seconds_expected
 
-__all__ = ["check_bounds", "check_times", "check_unique", "match_columns", "parse_timestamps"]
+__all__ = [
+    "check_bounds",
+    "check_times",
+    "check_unique",
+    "match_columns",
+    "parse_timestamps",
+    "separator_hint",
+]
 
 
 def check_bounds(start: Any, end: Any, owner: str) -> tuple[float, float]:
@@ -60,11 +67,11 @@ def match_columns(
         return [index[f] for f in features]
     raise SchemaError(
         f"{where}: columns do not match {named} {_some(features)}: "
-        f"{_mismatch(missing, extra, ignore_extra)}.{_separator_hint(columns)}"
+        f"{_mismatch(missing, extra, ignore_extra)}.{separator_hint(columns)}"
     )
 
 
-def _separator_hint(columns: Sequence[str]) -> str:
+def separator_hint(columns: Sequence[str]) -> str:
     """A hint when the one column read holds the features joined by another separator."""
     if len(columns) != 1:
         return ""

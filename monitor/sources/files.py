@@ -56,6 +56,7 @@ from monitor.sources._common import (
     check_unique,
     match_columns,
     parse_timestamps,
+    separator_hint,
 )
 from monitor.timestamps import format_time, parse_time
 
@@ -137,10 +138,14 @@ def parse_options(
 def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> list[Problem]:
     """Every problem of ``o``; with ``features``, also a timestamp column among them."""
     found = [
-        _unless(isinstance(o.path, str) and o.path, "path", "a directory", o.path),
+        # No file name holds a NUL: such a path or pattern could only fail every run.
+        _unless(
+            isinstance(o.path, str) and o.path and "\0" not in o.path, "path", "a directory", o.path
+        ),
         _unless(
             isinstance(o.pattern, str)
             and o.pattern
+            and "\0" not in o.pattern
             and not os.path.isabs(o.pattern)
             and ".." not in Path(o.pattern).parts,
             "pattern",
@@ -294,6 +299,7 @@ class NameTime:
 def _format_regex(spec: str) -> str:
     """The regex a name_time format matches; ValueError for a directive it does not know."""
     out = []
+    seen: set[str] = set()
     i = 0
     while i < len(spec):
         if spec[i] != "%":
@@ -303,8 +309,11 @@ def _format_regex(spec: str) -> str:
         code = spec[i + 1 : i + 2]
         if code == "%":
             out.append("%")
+        elif code in seen:  # strptime cannot read it: every name would fail its run
+            raise ValueError(f"a format that has each directive once; %{code} is repeated")
         elif code in _DIRECTIVES and (code != "s" or spec == "%s"):
             out.append(_DIRECTIVES[code])
+            seen.add(code)
         else:
             known = " ".join(f"%{c}" for c in _DIRECTIVES)
             raise ValueError(f"a format of the directives {known} (%s alone)")
@@ -444,10 +453,14 @@ class FilesSource:
                 continue
             try:
                 st = path.stat()
-            except OSError:  # removed between the listing and the stat: not part of this run
+            except OSError as exc:
+                if not path.is_symlink():  # removed since the listing: not part of this run
+                    continue
+                raise self._unreadable(path, exc) from exc
+            if stat.S_ISDIR(st.st_mode):  # a directory the pattern matches holds no rows
                 continue
             if not stat.S_ISREG(st.st_mode):
-                continue
+                raise self._unreadable(path, None)
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             if self._name_time is not None:
                 named = self._name_time.parse(path.name)
@@ -465,6 +478,20 @@ class FilesSource:
                 ignored,
             )
         return out
+
+    def _unreadable(self, path: Path, exc: OSError | None) -> SourceError:
+        """A matching name that holds no file to read: a symbolic link that leads nowhere
+        (``exc``), a named pipe, a device. Its rows, if any, could be in any window: left
+        out, a run would read as if they were not there (an older file, in file mode)."""
+        why = _not_a_file(path)
+        if exc is not None:
+            with contextlib.suppress(OSError):
+                target = os.readlink(path)
+                why = f"a symbolic link to {target!r} that leads to no file ({exc.strerror})"
+        return SourceError(
+            f"{self._name}: {str(path)!r} matches {self._options.pattern!r} but is {why}; "
+            f"no window reads until it is fixed or moved out of {self._options.path!r}"
+        )
 
     def _read_newest(self, files: list[_File], end: float) -> tuple[FloatArray, str]:
         eligible = [f for f in files if f.mtime < end]
@@ -588,6 +615,7 @@ class FilesSource:
         if with_timestamps and ts not in columns:
             raise SchemaError(
                 f"{where}: no timestamp column {ts!r}; the columns are {list(columns)}."
+                f"{separator_hint(columns)}"
             )
         return match_columns(
             columns,
@@ -651,7 +679,7 @@ class FilesSource:
             if with_timestamps
             else "the features, in order"
         )
-        data = _npy_load(path, where)
+        data, stored = _npy_load(path, where)
         if data.shape[1] != want:
             raise SchemaError(
                 f"{where}: {data.shape[1]} column(s) where {want} are expected ({layout}: "
@@ -669,6 +697,7 @@ class FilesSource:
             check_times(ts, where)
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
+        _check_time_precision(stored, ts, where)
         return np.ascontiguousarray(data[:, 1:]), ts
 
 
@@ -748,7 +777,7 @@ def read_table(
         raise SourceError(f"{where}: {_not_a_file(file)}")
     wanted = None if features is None else list(features)
     if fmt == "npy":
-        data = _npy_load(file, where)
+        data, _ = _npy_load(file, where)
         if wanted is None:
             return [f"x{j}" for j in range(data.shape[1])], data
         if data.shape[1] != len(wanted):
@@ -815,8 +844,9 @@ def _left_out(where: str, name: str, why: str) -> None:
     )
 
 
-def _npy_load(path: Path, where: str) -> FloatArray:
-    """A 2-D float64 array from an NPY file; SourceError or SchemaError otherwise.
+def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
+    """A 2-D float64 array from an NPY file, and the dtype the file stores it in;
+    SourceError or SchemaError otherwise.
 
     The header is checked before anything is allocated: a header that announces more
     bytes than the file holds (a truncated file, or a forged shape of terabytes) is
@@ -843,7 +873,21 @@ def _npy_load(path: Path, where: str) -> FloatArray:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    return np.ascontiguousarray(arr, dtype=np.float64), dtype
+
+
+def _check_time_precision(stored: np.dtype[Any], ts: FloatArray, where: str) -> None:
+    """SchemaError when times were stored as floats too narrow for whole seconds: a
+    float32 holds a time of 2024 to the nearest 128 s, which moves rows into the wrong
+    windows without a word."""
+    if stored.kind != "f" or stored.itemsize >= 8 or not ts.size:
+        return
+    step = float(np.spacing(stored.type(np.abs(ts).max())))
+    if step > 1:
+        raise SchemaError(
+            f"{where}: timestamps stored as {stored} are rounded to {step:g} s at these "
+            "times, which moves rows between windows; store them as float64 or int64."
+        )
 
 
 def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
@@ -884,18 +928,22 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
                 raise SourceError(f"{where}: empty CSV file (no header line)")
             header = [h.strip() for h in first]
             rows: list[list[str]] = []
-            lines: list[int] = []
+            lines: list[int] = []  # where each row starts: a quoted field may span lines
             sent = False
+            last = reader.line_num
             for row in reader:
+                line, last = last + 1, reader.line_num
                 if not row:
                     continue
                 if len(row) != len(header):
+                    # A quote left open runs to the end of the file: say where it opened.
+                    span = f" (a quoted field runs to line {last})" if last > line else ""
                     raise SourceError(
-                        f"{where}, line {reader.line_num}: {len(row)} field(s) where the "
+                        f"{where}, line {line}{span}: {len(row)} field(s) where the "
                         f"header has {len(header)} (truncated or malformed file)"
                     )
                 rows.append(row)
-                lines.append(reader.line_num)
+                lines.append(line)
                 if len(rows) == CSV_CHUNK_ROWS:
                     yield header, rows, lines
                     rows, lines, sent = [], [], True
@@ -1012,9 +1060,12 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
             return check_times(seconds, where)
         values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
-        return parse_timestamps(values, where)
+        times = parse_timestamps(values, where)
     except InvalidInputError as exc:
         raise SourceError(str(exc)) from exc
+    if pa.types.is_floating(t):
+        _check_time_precision(np.dtype(t.to_pandas_dtype()), times, where)
+    return times
 
 
 def _csv_column(

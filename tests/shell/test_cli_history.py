@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -327,6 +328,17 @@ def test_a_time_edited_out_of_range_is_a_corrupt_row_not_a_crash(
     )
 
 
+def test_a_failure_whose_window_is_an_interval_shows_it_once_bracketed(tmp_path: Path) -> None:
+    # The daemon records a failed run's window as "[start, end)", as a backtest does.
+    now = time.time()
+    window = "[2026-12-04T16:02:49.216Z, 2026-12-04T17:02:49.216Z)"
+    with SQLiteHistory(tmp_path / "history.sqlite") as h:
+        h.append_failure(RunFailure("shop", "source_unavailable", "gone", now - 60, window))
+    result = invoke("history", "shop", "--state-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"FAILED (source_unavailable): gone {window}\n" in result.output
+
+
 def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
     directory, now = state
     with SQLiteHistory(directory / "history.sqlite") as h:
@@ -337,17 +349,27 @@ def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
     assert runs and all(r["at"] < now + 60 for r in runs)
 
 
-def test_a_reader_that_leaves_early_ends_it_quietly_with_141(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_reader_that_leaves_early_ends_it_quietly_with_141(
+    tmp_path: Path, as_json: bool, unbuffered: str
+) -> None:
     # `kmeans-monitor history shop | head -1`: the table's next line met a closed pipe,
-    # which read as "error: Broken pipe" and exit 2.
+    # which read as "error: Broken pipe" and exit 2. With PYTHONUNBUFFERED=1 (as many
+    # container images set it), the JSON, one write larger than the pipe, was cut where
+    # the reader left and the command exited 0: stdout took a partial write as whole.
     now = time.time()
     with SQLiteHistory(tmp_path / "history.sqlite") as h:
         for i in range(600):  # about 100 kB of table, more than a pipe holds
             h.append(evaluation(now - 3000 + i, "kept: no drift"))
     argv = [sys.executable, "-m", "monitor", "history", "shop", "--state-dir", str(tmp_path)]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    argv += ["--json"] if as_json else []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env |= {"PYTHONUNBUFFERED": unbuffered} if unbuffered else {}
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert process.stdout is not None and process.stderr is not None
-    assert process.stdout.readline().startswith(b"model shop: 600 run(s)")
+    first = b"{" if as_json else b"model shop: 600 run(s)"
+    assert process.stdout.readline().startswith(first)
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 141 and stderr == b""

@@ -25,6 +25,7 @@ from monitor.pipeline import ScaleBuffer
 from monitor.records import Evaluation, RunFailure, Window
 from monitor.runner import Runner
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
+from monitor.timestamps import format_time
 from tests.fakes import FAKE_SOURCES, FakeClock, blobs
 
 FEATURES = ("a", "b")
@@ -312,6 +313,17 @@ def test_an_internal_failure_is_logged_with_a_redacted_traceback(
     assert isinstance(result, RunFailure) and result.reason == "internal"
     assert "Traceback" in caplog.text and "RuntimeError" in caplog.text
     assert "s3cr3t-pw" not in caplog.text and "s3cr3t-pw" not in result.message
+
+
+def test_a_failure_names_the_window_the_run_read(h: Harness) -> None:
+    # Failures of the daemon and of `evaluate` were recorded without their window, so
+    # `history` never showed the "[WINDOW]" it documents (only a backtest's did).
+    h.source.error = SourceError("the directory is gone")
+    result = h.runner.run_model("shop")
+    assert isinstance(result, RunFailure)
+    window = f"[{format_time(result.at - 600)}, {format_time(result.at)})"
+    assert result.window_label == window
+    assert [f.window_label for f in h.history.failures("shop")] == [window]
 
 
 def test_a_failure_without_text_is_named_by_its_kind(h: Harness) -> None:

@@ -68,6 +68,9 @@ def test_defaults() -> None:
     [
         ({}, "source.path: must be a directory; it is missing or empty"),
         ({"path": ""}, "source.path: must be a directory; got ''"),
+        # No path holds a NUL: check-config passed them, and every run then failed.
+        ({"path": "d\0x"}, "source.path: must be a directory; got 'd\\x00x'"),
+        ({"path": "d", "pattern": "a\0*"}, "source.pattern: must be a glob relative to path"),
         ({"path": "d", "window": "day"}, "source.window: must be one of {'file', 'time_range'}"),
         (
             {"path": "d", "format": "xlsx"},
@@ -205,6 +208,37 @@ def test_a_file_being_written_is_not_read_even_with_a_format(tmp_path: Path, nam
         np.testing.assert_array_equal(
             source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES
         )
+
+
+def _dangling(path: Path) -> str:
+    path.symlink_to(path.parent / "gone" / path.name)  # a mount that is not there, say
+    return r"a symbolic link to '.*gone.*' that leads to no file \(No such file or directory\)"
+
+
+def _loop(path: Path) -> str:
+    path.symlink_to(path.name)
+    return r"a symbolic link to 'b.csv' that leads to no file \(Too many levels of symbolic"
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return r"a named pipe \(FIFO\)"
+
+
+@pytest.mark.parametrize("make", [_dangling, _loop, _fifo])
+@pytest.mark.parametrize("window", ["file", "time_range"])
+def test_a_matching_name_that_is_no_file_to_read_fails_the_run(
+    tmp_path: Path, make: Any, window: str
+) -> None:
+    # It was left out without a word: in file mode the run read an older file as if it
+    # were the newest, in time_range mode its rows were missing from every window.
+    write(tmp_path / "a.csv", named(ts=[T0 - 30, T0 - 20, T0 - 10]), mtime=T0 - 30)
+    (tmp_path / "sub.csv").mkdir()  # a directory the pattern matches holds no rows: skipped
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
+    np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, VALUES)
+    why = make(tmp_path / "b.csv")
+    with pytest.raises(SourceError, match=rf"'.*b.csv' matches '\*' but is {why}.*; no window"):
+        src.read_window(T0 - 60, T0)
 
 
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
@@ -374,6 +408,13 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
     [
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+        # A quote left open takes the lines after it into one field: the error is where
+        # the record starts, not at the end of the file where the parser stopped.
+        (
+            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n7,8,9\n10,11,12\n',
+            r"line 3 \(a quoted field runs to line 5\): 1 field\(s\) where the header has 3",
+        ),
+        ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
         # A cell of 100 kB is shown by its ends, not echoed into every log line.
         (
             f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
@@ -465,6 +506,24 @@ def test_time_range_npy_has_the_timestamp_first(tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", np.column_stack([STAMPS, ROWS]))
     X = _range_source(tmp_path).read_window(T0 - 60, T0 + 60).X
     np.testing.assert_array_equal(X, ROWS[[1, 2, 3]])
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_time_range_refuses_times_stored_as_float32(tmp_path: Path, suffix: str) -> None:
+    # A float32 holds a time of 2023 to the nearest 128 s: rows were silently read into
+    # the wrong windows (118 of a window's 120 rows, the others in its neighbours).
+    stamps = np.asarray(STAMPS, dtype=np.float32)
+    if suffix == ".npy":
+        np.save(tmp_path / "w.npy", np.column_stack([stamps, ROWS]).astype(np.float32))
+    else:
+        pq.write_table(pa.table({"ts": stamps, **named(ROWS)}), tmp_path / "w.parquet")
+    with pytest.raises(SchemaError, match=r"timestamps stored as float32 are rounded to 128 s"):
+        _range_source(tmp_path).read_window(T0 - 60, T0 + 60)
+    # Features may be float32; times that fit one to the second (small ones) too.
+    small = np.column_stack([np.arange(5.0), ROWS[:5]]).astype(np.float32)
+    np.save(tmp_path / "w.npy", small)
+    (tmp_path / "w.parquet").unlink(missing_ok=True)
+    assert _range_source(tmp_path).read_window(0, 3).X.shape == (3, 3)
 
 
 def _write_shards(tmp_path: Path, rng: np.random.Generator, n: int = 600) -> np.ndarray:
@@ -975,7 +1034,10 @@ def test_a_gzip_compressed_csv_that_is_truncated_or_not_utf8_says_so(tmp_path: P
         source(tmp_path).read_window(0.0, 4e9)
 
 
-def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path) -> None:
-    (tmp_path / "w.csv").write_text("latency_ms;cpu_ratio;rps\n1;0.5;3\n")
+@pytest.mark.parametrize("window", ["file", "time_range"])
+def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path, window: str) -> None:
+    # In time_range mode the missing timestamp column was said first, without the hint.
+    (tmp_path / "w.csv").write_text("ts;latency_ms;cpu_ratio;rps\n1;1;0.5;3\n")
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
     with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
-        source(tmp_path).read_window(0.0, 4e9)
+        src.read_window(0.0, 4e9)

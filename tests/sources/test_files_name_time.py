@@ -65,6 +65,12 @@ def test_name_times(spec: str, name: str, expected: str | None) -> None:
             {"time_from": "name", "name_time": "%Y%b"},
             "source.name_time: must be a format of the directives %Y %m %d %H %M %S %j %s",
         ),
+        # strptime cannot read a directive twice: every matching name failed its run
+        # as an internal error (re.error) instead.
+        (
+            {"time_from": "name", "name_time": "%Y%m%d-%Y"},
+            "source.name_time: must be a format that has each directive once; %Y is repeated",
+        ),
         # No directive and no time group: no name could ever give a time.
         (
             {"time_from": "name", "name_time": "(?P<tim>x)"},
