@@ -234,7 +234,11 @@ def test_a_run_on_epoch_milliseconds_fails_as_source_unavailable_saying_why(
         blobs(1800, CENTERS, seed=6),
     )
     config = tmp_path / "config.yaml"
-    model = "{name: m, features: [a, b, c], k: 3, window: 10m, schedule: {interval: 10m}"
+    # A one-window reference: a day's would check each of its 144 empty windows (a minute).
+    model = (
+        "{name: m, features: [a, b, c], k: 3, window: 10m, schedule: {interval: 10m}, "
+        "reference: {window: 10m}"
+    )
     source_yaml = f"{{kind: spark, path: '{tmp_path / 'w.parquet'}', time_column: ts}}"
     config.write_text(
         f"daemon: {{state_dir: {tmp_path / 'state'}}}\n"
