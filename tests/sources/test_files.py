@@ -787,7 +787,9 @@ def test_time_range_a_file_whose_times_do_not_read_fails_every_window(
 # Times outside 1970..9999 (docs/sources.md): refused with parse_time's one message,
 # whichever way the column was parsed: numbers in one go (CSV of numbers, a numeric or
 # timestamp Parquet column, NPY), or value by value (a column that mixes in ISO text).
-OUT_OF_RANGE = "is not between 1970-01-01 and 9999-01-01 UTC"
+OUT_OF_RANGE = (
+    "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
+)
 
 
 @pytest.mark.parametrize(
