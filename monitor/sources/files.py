@@ -1058,7 +1058,7 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
             # Naive timestamps are taken as UTC, like naive ISO strings.
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
-            return check_times(seconds, where)
+            return check_times(seconds, where, dated=True)
         values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
         times = parse_timestamps(values, where)
     except InvalidInputError as exc:

@@ -862,13 +862,29 @@ def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path)
     )
 
 
-def test_time_range_refuses_an_arrow_timestamp_before_1970(tmp_path: Path) -> None:
-    stamps = np.array([T0, T0, T0, -86400.0, T0]) * 1000
-    table = pa.table({"ts": pa.array(stamps.astype("int64"), pa.timestamp("ms")), **named(ROWS)})
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-86400, "1969-12-31T00:00:00Z"),
+        # The "no end date" of many warehouses: a date, not 253402214400.0 seconds.
+        (253402214400, "9999-12-31T00:00:00Z"),
+        (-62135596800, "0001-01-01T00:00:00Z"),
+        # Past the calendar: no date to show, the seconds then (and no "expected unix
+        # seconds" hint: the column is typed).
+        (10**12, "1000000000000.0"),
+    ],
+    ids=["before-1970", "9999-12-31", "year-1", "past-year-9999"],
+)
+def test_time_range_shows_an_arrow_timestamp_out_of_range_as_a_date(
+    tmp_path: Path, seconds: int, shown: str
+) -> None:
+    """A timestamp column holds dates: its line shows the date, not unix seconds."""
+    stamps = np.array([T0, T0, T0, seconds, T0], dtype=np.int64)
+    table = pa.table({"ts": pa.array(stamps, pa.timestamp("s")), **named(ROWS)})
     pq.write_table(table, tmp_path / "w.parquet")
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
-    assert str(info.value).endswith(f"w.parquet', row 3: timestamp -86400.0 {OUT_OF_RANGE}.")
+    assert str(info.value).endswith(f"w.parquet', row 3: timestamp {shown} {OUT_OF_RANGE}.")
 
 
 # --------------------------------------------------------------------------- read_table
