@@ -421,6 +421,22 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
             r"holds 'x+\.\.\.x+' \(100000 char",
         ),
         ("", r"empty CSV file"),
+        # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
+        (
+            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'5' * (2**17 + 1)},6\n7,8,9\n",
+            r"w\.csv', line 3: a field longer than 131,072 characters, the most one CSV field "
+            r"may hold$",
+        ),
+        (
+            f"latency_ms,cpu_ratio,{'r' * (2**17 + 1)}\n1,2,3\n",
+            r"w\.csv', line 1: a field longer than 131,072 characters",
+        ),
+        # A quote left open makes one field of the lines after it, until the limit.
+        (
+            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n' + "7,8,9\n" * 2**15,
+            r"w\.csv', line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
+            r"than 131,072 characters",
+        ),
     ],
 )
 def test_malformed_csv_is_a_source_error_naming_the_line(
