@@ -11,6 +11,7 @@ from monitor.checks import Mismatch, Problem, brief, plain_float
 from monitor.errors import InvalidInputError, TimeRangeError
 
 __all__ = [
+    "ACCEPTED",
     "EARLIEST",
     "LATEST",
     "finer_unit",
@@ -26,7 +27,9 @@ __all__ = [
 #: date to show; telemetry has no time outside them.
 EARLIEST = 0.0
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
-_RANGE = "between 1970-01-01 and 9999-01-01 UTC"
+#: How every message says which times are accepted: LATEST itself is not (an exclusive
+#: end such as --to 9999-01-01 is refused too), which "between ... and" hid.
+ACCEPTED = "from 1970-01-01 up to, but not including, 9999-01-01 UTC"
 #: The finer units epoch times are often written in, per second (Java and JavaScript
 #: write milliseconds, pandas nanoseconds).
 _FINER = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
@@ -62,7 +65,10 @@ def out_of_range(value: Any, where: str, expected: str = "") -> TimeRangeError:
     for checks of many times at once that must say what ``parse_time`` says.
     ``expected``, if given, says what was expected instead, after a semicolon."""
     instead = f"; expected {expected}" if expected else ""
-    return TimeRangeError(f"{where}: timestamp {brief(value)} is not {_RANGE}{instead}.")
+    accepted = f"times are accepted {ACCEPTED}"
+    return TimeRangeError(
+        f"{where}: timestamp {brief(value)} is out of range: {accepted}{instead}."
+    )
 
 
 def finer_unit(value: Any) -> str:
@@ -84,7 +90,7 @@ def time_field(value: Any, name: str) -> float:
     try:
         return parse_time(value, name)
     except InvalidInputError:
-        expected = f"unix seconds or an ISO-8601 time {_RANGE}"
+        expected = f"unix seconds or an ISO-8601 time {ACCEPTED}"
         raise Mismatch(Problem(name, expected, value)) from None
 
 

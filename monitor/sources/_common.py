@@ -10,9 +10,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.checks import check_float, is_real, plain_texts, some_names
+from monitor.checks import Shown, check_float, is_real, plain_texts, some_names
 from monitor.errors import SchemaError
-from monitor.timestamps import EARLIEST, LATEST, out_of_range, parse_time, seconds_expected
+from monitor.timestamps import (
+    EARLIEST,
+    LATEST,
+    format_time,
+    out_of_range,
+    parse_time,
+    seconds_expected,
+)
 
 __all__ = [
     "check_bounds",
@@ -153,17 +160,34 @@ def check_times(
     where: str,
     positions: tuple[str, Sequence[int]] | None = None,
     written: Sequence[Any] | None = None,
+    *,
+    dated: bool = False,
 ) -> NDArray[np.float64]:
     """``seconds`` when every one is a time ``parse_time`` accepts (from 1970 to 9999);
-    else its error for the first that is not, with the text ``written`` there if any."""
+    else its error for the first that is not, with the text ``written`` there if any.
+
+    ``dated``: the times were written as dates (a Parquet timestamp column), so the
+    error shows the date, not the unix seconds it was read as, and says nothing of units.
+    """
     if _all_inside(seconds):
         return seconds
     with np.errstate(invalid="ignore"):
         inside = (seconds >= EARLIEST) & (seconds < LATEST)  # NaN is outside
     i = int(np.flatnonzero(~inside)[0])
+    if dated:
+        raise out_of_range(_date_of(float(seconds[i])), _position(where, positions, i))
     text = None if written is None else written[i]
     value = text if isinstance(text, str) else float(seconds[i])
     raise out_of_range(value, _position(where, positions, i), seconds_expected(float(seconds[i])))
+
+
+def _date_of(seconds: float) -> Any:
+    """The ISO-8601 date of ``seconds``, unquoted in a message; the seconds themselves
+    when the calendar has no date for them (before year 1, past year 9999)."""
+    try:
+        return Shown(format_time(seconds))
+    except (ValueError, OverflowError):
+        return seconds
 
 
 def _all_inside(seconds: NDArray[np.float64]) -> bool:

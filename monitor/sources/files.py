@@ -922,17 +922,15 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
     try:
         # A byte order mark is no part of a name.
         with _csv_bytes(path) as data, io.TextIOWrapper(data, "utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            first = next(reader, None)
+            records = _csv_records(csv.reader(fh), where)
+            first = next(records, None)
             if first is None:
                 raise SourceError(f"{where}: empty CSV file (no header line)")
-            header = [h.strip() for h in first]
+            header = [h.strip() for h in first[2]]
             rows: list[list[str]] = []
             lines: list[int] = []  # where each row starts: a quoted field may span lines
             sent = False
-            last = reader.line_num
-            for row in reader:
-                line, last = last + 1, reader.line_num
+            for line, last, row in records:
                 if not row:
                     continue
                 if len(row) != len(header):
@@ -954,8 +952,36 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
         raise SourceError(f"{where}: unreadable CSV file: {_not_utf8(path, exc)}") from exc
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # only gzip raises these
         raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
-    except (OSError, csv.Error) as exc:
+    except OSError as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+
+
+def _csv_records(reader: Any, where: str) -> Iterator[tuple[int, int, list[str]]]:
+    """Each record of a ``csv.reader`` with the lines it starts and ends on. A record
+    that does not parse is a SourceError naming the line where it starts (and how far
+    a quoted field left open ran): a field longer than Python's csv reads, the only
+    error of its default dialect, says the limit.
+
+    The limit (``csv.field_size_limit``, 131,072 characters) is kept: no number is that
+    long, and it stops a quote left open from taking the rest of a large file into one
+    field in memory.
+    """
+    last = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line, last = last + 1, reader.line_num
+            span = f" (a quoted field runs to line {last} at least)" if last > line else ""
+            why = str(exc)
+            if why.startswith("field larger than field limit"):
+                limit = csv.field_size_limit()
+                why = f"a field longer than {limit:,} characters, the most one CSV field may hold"
+            raise SourceError(f"{where}, line {line}{span}: {why}") from exc
+        line, last = last + 1, reader.line_num
+        yield line, last, row
 
 
 @contextlib.contextmanager
@@ -1058,7 +1084,7 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
             # Naive timestamps are taken as UTC, like naive ISO strings.
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
-            return check_times(seconds, where)
+            return check_times(seconds, where, dated=True)
         values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
         times = parse_timestamps(values, where)
     except InvalidInputError as exc:

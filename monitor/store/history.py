@@ -60,7 +60,7 @@ from monitor.records import (
 )
 from monitor.store._fs import FILE_MODE, make_dirs
 from monitor.store._names import check_model_name
-from monitor.timestamps import parse_time
+from monitor.timestamps import ACCEPTED, parse_time
 
 __all__ = ["SCHEMA_VERSION", "SQLiteHistory", "history_problem"]
 
@@ -652,7 +652,7 @@ def _run_time(value: Any, name: str, owner: str) -> float:
     try:
         return _time(seconds, name)
     except InvalidInputError:
-        expected = "unix seconds between 1970-01-01 and 9999-01-01 UTC"
+        expected = f"unix seconds {ACCEPTED}"
         raise InvalidInputError(Problem(name, expected, value).param(owner)) from None
 
 

@@ -416,12 +416,12 @@ def test_config_never_imports_a_source() -> None:
         (
             {"reference": {"from": "yesterday", "to": "2026-11-01"}},
             "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
-            "between 1970-01-01 and 9999-01-01 UTC; got 'yesterday'",
+            "from 1970-01-01 up to, but not including, 9999-01-01 UTC; got 'yesterday'",
         ),
         (
             {"reference": {"from": 0, "to": 1e20}},
             "models[checkout].reference.to: must be unix seconds or an ISO-8601 time "
-            "between 1970-01-01 and 9999-01-01 UTC; got 1e+20",
+            "from 1970-01-01 up to, but not including, 9999-01-01 UTC; got 1e+20",
         ),
         (
             {"seasonality": "hourly"},
@@ -432,12 +432,12 @@ def test_config_never_imports_a_source() -> None:
         (
             {"reference": {"from": 0, "to": "bad"}},
             "models[checkout].reference.to: must be unix seconds or an ISO-8601 time "
-            "between 1970-01-01 and 9999-01-01 UTC; got 'bad'",
+            "from 1970-01-01 up to, but not including, 9999-01-01 UTC; got 'bad'",
         ),
         (
             {"reference": {"from": "never", "to": "2026-11-01"}},
             "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
-            "between 1970-01-01 and 9999-01-01 UTC; got 'never'",
+            "from 1970-01-01 up to, but not including, 9999-01-01 UTC; got 'never'",
         ),
         # An invalid reference says so, and the window is not judged against a default.
         (

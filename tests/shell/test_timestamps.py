@@ -11,6 +11,9 @@ from monitor.timestamps import finer_unit, format_time, out_of_range, parse_time
 from monitor.yamlfile import load_yaml
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+OUT_OF_RANGE = (
+    "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
+)
 
 
 @pytest.mark.parametrize(
@@ -45,10 +48,22 @@ def test_parse_time(value: object) -> None:
         ),
         (True, "is neither a number nor a string"),
         (None, "is neither a number nor a string"),
-        (-1.0, "is not between 1970-01-01 and 9999-01-01 UTC"),
-        ("1e20", "is not between 1970-01-01 and 9999-01-01 UTC"),
-        ("0001-01-01", "is not between 1970-01-01 and 9999-01-01 UTC"),
-        (datetime(9999, 6, 1), "is not between 1970-01-01 and 9999-01-01 UTC"),
+        (
+            -1.0,
+            OUT_OF_RANGE,
+        ),
+        (
+            "1e20",
+            OUT_OF_RANGE,
+        ),
+        (
+            "0001-01-01",
+            OUT_OF_RANGE,
+        ),
+        (
+            datetime(9999, 6, 1),
+            OUT_OF_RANGE,
+        ),
     ],
 )
 def test_parse_time_says_what_is_wrong(value: object, reason: str) -> None:
@@ -87,11 +102,9 @@ def test_parse_time_for_data_says_how_epoch_milliseconds_read(value: object) -> 
 
 
 def test_out_of_range_says_what_was_expected_when_asked() -> None:
-    assert str(out_of_range(1e300, "w")) == (
-        "w: timestamp 1e+300 is not between 1970-01-01 and 9999-01-01 UTC."
-    )
+    assert str(out_of_range(1e300, "w")) == (f"w: timestamp 1e+300 {OUT_OF_RANGE}.")
     assert str(out_of_range(-1, "w", "unix seconds")) == (
-        "w: timestamp -1 is not between 1970-01-01 and 9999-01-01 UTC; expected unix seconds."
+        f"w: timestamp -1 {OUT_OF_RANGE}; expected unix seconds."
     )
 
 

@@ -421,6 +421,22 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
             r"holds 'x+\.\.\.x+' \(100000 char",
         ),
         ("", r"empty CSV file"),
+        # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
+        (
+            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'5' * (2**17 + 1)},6\n7,8,9\n",
+            r"w\.csv', line 3: a field longer than 131,072 characters, the most one CSV field "
+            r"may hold$",
+        ),
+        (
+            f"latency_ms,cpu_ratio,{'r' * (2**17 + 1)}\n1,2,3\n",
+            r"w\.csv', line 1: a field longer than 131,072 characters",
+        ),
+        # A quote left open makes one field of the lines after it, until the limit.
+        (
+            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n' + "7,8,9\n" * 2**15,
+            r"w\.csv', line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
+            r"than 131,072 characters",
+        ),
     ],
 )
 def test_malformed_csv_is_a_source_error_naming_the_line(
@@ -787,7 +803,9 @@ def test_time_range_a_file_whose_times_do_not_read_fails_every_window(
 # Times outside 1970..9999 (docs/sources.md): refused with parse_time's one message,
 # whichever way the column was parsed: numbers in one go (CSV of numbers, a numeric or
 # timestamp Parquet column, NPY), or value by value (a column that mixes in ISO text).
-OUT_OF_RANGE = "is not between 1970-01-01 and 9999-01-01 UTC"
+OUT_OF_RANGE = (
+    "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
+)
 
 
 @pytest.mark.parametrize(
@@ -860,13 +878,29 @@ def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path)
     )
 
 
-def test_time_range_refuses_an_arrow_timestamp_before_1970(tmp_path: Path) -> None:
-    stamps = np.array([T0, T0, T0, -86400.0, T0]) * 1000
-    table = pa.table({"ts": pa.array(stamps.astype("int64"), pa.timestamp("ms")), **named(ROWS)})
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (-86400, "1969-12-31T00:00:00Z"),
+        # The "no end date" of many warehouses: a date, not 253402214400.0 seconds.
+        (253402214400, "9999-12-31T00:00:00Z"),
+        (-62135596800, "0001-01-01T00:00:00Z"),
+        # Past the calendar: no date to show, the seconds then (and no "expected unix
+        # seconds" hint: the column is typed).
+        (10**12, "1000000000000.0"),
+    ],
+    ids=["before-1970", "9999-12-31", "year-1", "past-year-9999"],
+)
+def test_time_range_shows_an_arrow_timestamp_out_of_range_as_a_date(
+    tmp_path: Path, seconds: int, shown: str
+) -> None:
+    """A timestamp column holds dates: its line shows the date, not unix seconds."""
+    stamps = np.array([T0, T0, T0, seconds, T0], dtype=np.int64)
+    table = pa.table({"ts": pa.array(stamps, pa.timestamp("s")), **named(ROWS)})
     pq.write_table(table, tmp_path / "w.parquet")
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
-    assert str(info.value).endswith(f"w.parquet', row 3: timestamp -86400.0 {OUT_OF_RANGE}.")
+    assert str(info.value).endswith(f"w.parquet', row 3: timestamp {shown} {OUT_OF_RANGE}.")
 
 
 # --------------------------------------------------------------------------- read_table

@@ -153,8 +153,11 @@ def test_naive_times_are_utc_whatever_the_hosts_time_zone(tmp_path: Path) -> Non
     assert printed[2] == "conf Europe/Paris", done.stdout
 
 
+OUT_OF_RANGE = (
+    "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
+)
 MILLISECONDS = (
-    "timestamp 1700000000000 is not between 1970-01-01 and 9999-01-01 UTC; expected seconds "
+    f"timestamp 1700000000000 {OUT_OF_RANGE}; expected seconds "
     "since the epoch or a timestamp type (as milliseconds it is 2023-11-14T22:13:20Z)."
 )
 
@@ -178,7 +181,7 @@ def write_epoch(path: Path, fmt: str, times: np.ndarray, X: np.ndarray) -> None:
         (
             "parquet",
             1e9,  # as pandas writes int64 nanoseconds
-            "timestamp 1700000000000000000 is not between 1970-01-01 and 9999-01-01 UTC; "
+            f"timestamp 1700000000000000000 {OUT_OF_RANGE}; "
             "expected seconds since the epoch or a timestamp type "
             "(as nanoseconds it is 2023-11-14T22:13:20Z).",
         ),

@@ -209,7 +209,8 @@ def test_closed_history_raises_and_closing_twice_is_harmless(tmp_path: Path) -> 
             lambda h: h.append(make_evaluation(window_start=-1.0)),
             re.escape(
                 "The 'evaluation.window_start' parameter of SQLiteHistory.append must be unix "
-                "seconds between 1970-01-01 and 9999-01-01 UTC. Got -1.0 instead."
+                "seconds from 1970-01-01 up to, but not including, 9999-01-01 UTC. "
+                "Got -1.0 instead."
             ),
         ),
         (lambda h: h.append_failure(make_failure(at=1e300)), "'failure.at' .* Got 1e\\+300"),
