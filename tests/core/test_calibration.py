@@ -415,9 +415,20 @@ def test_a_silhouette_undefined_in_most_null_windows_gets_no_threshold_above_250
     assert threshold_at(table, 500)[S.SILHOUETTE] is None
 
 
+SPLIT_GRID = [25, 50, 100, 200, 400, 800, 1600]
+SPLIT_ALPHA = 0.01
+
+
+@pytest.fixture(scope="module")
+def split_gain_table(reference: Reference) -> NullTable:
+    """The split gain's table over SPLIT_GRID, calibrated once for both sizes tested
+    (about 7 s a calibration)."""
+    return table_of(reference, SPLIT_GRID, keys=[S.SPLIT_GAIN], false_alarm_rate=SPLIT_ALPHA)
+
+
 @pytest.mark.parametrize("n", [100, 400])
 def test_the_split_gain_holds_its_rate_between_the_refitted_sizes(
-    reference: Reference, n: int
+    reference: Reference, split_gain_table: NullTable, n: int
 ) -> None:
     """The split gain is drawn at every size of the grid: interpolated in log-log from the
     three sizes the centroid drift is refitted at (25, 200, 1,600 here), its threshold
@@ -425,10 +436,8 @@ def test_the_split_gain_holds_its_rate_between_the_refitted_sizes(
     one reference window (600 rows), where a run's usually are: a null window spanning
     two of the 60 blocks draws from 59 stretches only, whose tail the 1,000 fresh windows
     here find too thin."""
-    grid = [25, 50, 100, 200, 400, 800, 1600]
-    alpha = 0.01
-    table = table_of(reference, grid, keys=[S.SPLIT_GAIN], false_alarm_rate=alpha)
-    threshold = threshold_at(table, n)[S.SPLIT_GAIN]
+    alpha = SPLIT_ALPHA
+    threshold = threshold_at(split_gain_table, n)[S.SPLIT_GAIN]
     assert threshold is not None
     rng = np.random.default_rng(5)
     trials = 1000

@@ -2,7 +2,8 @@
 
 One Prometheus (scrape and rule evaluation every second) scrapes `kmeans-monitor demo`
 and a second daemon whose model `tight` has thresholds so low that its drift and outlier
-alerts must fire; the rules are loaded time-scaled, so `for: 15m` is a few seconds.
+alerts must fire, beside a model `promoted` that promotes every few seconds; the rules
+are loaded time-scaled, so `for: 15m` is a few seconds.
 Every dashboard query must parse and return data, every rule must evaluate cleanly, and
 the alerts that fire must expand their annotations.
 """
@@ -47,6 +48,18 @@ models:
     schedule: {interval: 2s}
     source: {kind: synthetic, seed: 3, regimes: 3, rows_per_window: 1000}
     thresholds: {mode: fixed, centroid_drift: 1.0e-9, outlier_ratio: 1.0e-9}
+    reference: {window: 30s}
+  # Promotes within seconds, so that the promotions annotation has data: the demo's first
+  # promotion (checkout's drift after 70 s) held the wait at 50 to 75 s.
+  - name: promoted
+    features: [latency_p50_ms, cpu_ratio, rps]
+    k: 3
+    window: 30s
+    schedule: {interval: 2s}
+    retrain: scheduled
+    training: {retrain_every: 5s}
+    source: {kind: synthetic, seed: 4, regimes: 3, rows_per_window: 1000}
+    thresholds: {mode: fixed}
     reference: {window: 30s}
 """
 
@@ -138,7 +151,7 @@ def test_variable_queries_find_the_jobs_and_models(stack: Stack) -> None:
         [("match[]", substitute('kmeans_last_run_timestamp_seconds{job=~"$job"}'))],
     )["data"]
     assert jobs == ["kmeans-monitor"]
-    assert set(models) == {"checkout", "search", "tight"}
+    assert set(models) == {"checkout", "search", "tight", "promoted"}
 
 
 def test_every_rule_evaluates_without_error(stack: Stack) -> None:

@@ -53,7 +53,11 @@ def signalled(args: list[str], sig: signal.Signals, delay: float) -> tuple[int, 
         while not handles(proc.pid, signal.SIGINT) and proc.poll() is None:
             assert time.monotonic() < deadline, "Python did not start in 30 s"
             time.sleep(0.001)
-        time.sleep(delay)
+        # A command that ends first (runbook, in about a second) gets no signal: stop
+        # waiting then rather than sleep out the longer delays.
+        until = time.monotonic() + delay
+        while proc.poll() is None and time.monotonic() < until:
+            time.sleep(min(0.01, max(0.0, until - time.monotonic())))
         ours = proc.poll() is None and handles(proc.pid, signal.SIGTERM)
         if proc.poll() is None:
             proc.send_signal(sig)

@@ -34,10 +34,37 @@ def write_csv(path: Path, X: np.ndarray, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
+@pytest.fixture(scope="module")
+def manual_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The stores ``manual`` copies, each trained once per module (two evaluate runs
+    with their calibration took 4 to 7 s, for each of the many tests that use one)."""
+    return {}
+
+
 @pytest.fixture
-def manual(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, Path]:
+def manual(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    manual_stores: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, Path]:
     """A manual-policy model with v1 live and v2 pending (a drifting window came), in a
-    plain store and in an encrypted one (which needs the configuration's key)."""
+    plain store and in an encrypted one (which needs the configuration's key).
+
+    A copy of the module's store of that kind: the state holds no path of its own."""
+    kind = getattr(request, "param", "plain")
+    if kind not in manual_stores:
+        manual_stores[kind] = tmp_path_factory.mktemp(f"manual-{kind}")
+        _train_manual(manual_stores[kind], kind)
+    made = manual_stores[kind]
+    shutil.copytree(made, tmp_path, dirs_exist_ok=True)
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(cfg.read_text().replace(str(made / "data"), str(tmp_path / "data")))
+    return cfg, tmp_path / "data", tmp_path / "state"
+
+
+def _train_manual(tmp_path: Path, kind: str) -> None:
+    """``manual``'s store of ``kind`` (plain or encrypted), trained in ``tmp_path``."""
     data = tmp_path / "data"
     data.mkdir()
     cfg = tmp_path / "monitor.yaml"
@@ -51,7 +78,7 @@ def manual(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, 
         "training": {"n_init": 2, "silhouette_sample": 500},
     }
     config: dict = {"daemon": {"state_dir": "state"}, "models": [model]}
-    if getattr(request, "param", "plain") == "encrypted":
+    if kind == "encrypted":
         key = tmp_path / "store.key"
         key.write_bytes(os.urandom(32).hex().encode())
         key.chmod(0o600)
@@ -72,7 +99,6 @@ def manual(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Path, 
         f"kmeans-monitor snapshots approve shop 2 --config {cfg.resolve()} --state-dir {state}"
     )
     assert f"approve with: {printed}" in second.output
-    return cfg, data, tmp_path / "state"
 
 
 def states(cfg: Path) -> dict[int, str]:

@@ -170,7 +170,9 @@ def test_a_version_made_live_during_a_run_is_not_undone_by_its_candidate(policy:
     # An approval while a run measured the old live version: the run stored a candidate
     # of the old model as pending (v13 of parent 1, served as a canary), or promoted
     # over the operator's choice.
-    h = Harness(model(retrain=policy))
+    # Fixed thresholds: the race is in the promotion, and each retrain's calibration
+    # took seconds.
+    h = Harness(model(retrain=policy, thresholds={"mode": "fixed"}))
     h.run(steady)
     h.run(shifted)  # v2: live (on-drift) or pending (manual)
     h.store.set_live("m", 1)  # back to v1, so that the next run drifts again
@@ -193,7 +195,9 @@ def test_a_version_made_live_during_a_run_is_not_undone_by_its_candidate(policy:
 def test_a_version_made_live_while_the_candidate_is_written_is_not_undone(policy: str) -> None:
     # The approval lands after the run looked at the live pointer, while its snapshot is
     # encoded and written: the save must not move the pointer back over it.
-    h = Harness(model(retrain=policy))
+    # Fixed thresholds: the race is in the promotion, and each retrain's calibration
+    # took seconds.
+    h = Harness(model(retrain=policy, thresholds={"mode": "fixed"}))
     h.run(steady)
     h.run(shifted)
     h.store.set_live("m", 1)
