@@ -94,8 +94,14 @@ def test_null_options_take_their_defaults() -> None:
         ({"seasonality": 3}, "source.seasonality: must be a float in [0, 2]; got 3"),
         ({"noise": 0}, "source.noise: must be a float in (0, 10]; got 0"),
         ({"origin": "yesterday"}, "source.origin: must be unix seconds or an ISO-8601 time"),
-        ({"origin": True}, "source.origin: must be unix seconds or an ISO-8601 time between"),
-        ({"origin": -1e15}, "source.origin: must be unix seconds or an ISO-8601 time between"),
+        (
+            {"origin": True},
+            "source.origin: must be unix seconds or an ISO-8601 time from 1970-01-01 up to",
+        ),
+        (
+            {"origin": -1e15},
+            "source.origin: must be unix seconds or an ISO-8601 time from 1970-01-01 up to",
+        ),
         ({"events": {"kind": "vanish"}}, "source.events: must be a list of events"),
         ({"events": [5]}, "source.events[0]: must be a mapping such as {kind: vanish, after: 10m}"),
         (
