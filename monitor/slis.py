@@ -61,6 +61,7 @@ LABEL_PSI = "label_psi"
 CENTROID_DRIFT = "centroid_drift"
 CENTROID_DRIFT_MAX = "centroid_drift_max"
 CENTROID_DRIFT_MEAN = "centroid_drift_mean"
+CENTROID_DRIFT_SE = "centroid_drift_se"
 CLUSTERS_APPEARED = "clusters_appeared"
 SPLIT_GAIN = "split_gain"
 CLUSTERS_VANISHED = "clusters_vanished"
@@ -71,6 +72,7 @@ THRESHOLD_FEATURE_PSI_WARNING = "feature_psi_warning"
 THRESHOLD_FEATURE_PSI_CRITICAL = "feature_psi_critical"
 THRESHOLD_LABEL_PSI = "label_psi"
 THRESHOLD_CENTROID_DRIFT = "centroid_drift"
+THRESHOLD_CENTROID_DRIFT_SE = "centroid_drift_se"
 THRESHOLD_SILHOUETTE_MIN = "silhouette_min"
 THRESHOLD_OUTLIER_RATIO = "outlier_ratio"
 THRESHOLD_EMPTY_CLUSTERS = "empty_clusters"
@@ -341,6 +343,21 @@ SLIS: Mapping[str, Sli] = _sli(
         code="monitor.core.drift.centroid_drift",
     ),
     Sli(
+        CENTROID_DRIFT_SE,
+        "kmeans_centroid_drift_standard_errors",
+        "Largest matched centroid distance in standard errors of its cluster's centre.",
+        "standard errors",
+        "The largest, over the live clusters, of the distance to its match in the candidate "
+        "divided by how far that centre moves in quiet windows of that many rows (its "
+        "cluster's spread over the square root of its rows, with the spread between "
+        "reference windows): a tight cluster's small move counts as much as a wide one's "
+        "large move.",
+        direction=ABOVE,
+        thresholds=(THRESHOLD_CENTROID_DRIFT_SE,),
+        formula="centroid-drift-se",
+        code="monitor.core.drift.standardised_drift",
+    ),
+    Sli(
         CENTROID_DRIFT_MEAN,
         "kmeans_centroid_drift_mean",
         "Mean matched centroid distance.",
@@ -439,6 +456,15 @@ THRESHOLDS: Mapping[str, Threshold] = MappingProxyType(
                 calibration="replace",
             ),
             Threshold(
+                THRESHOLD_CENTROID_DRIFT_SE,
+                "kmeans_centroid_drift_standard_errors_threshold",
+                "Threshold for centroid drift in standard errors.",
+                "standard errors",
+                "`kmeans_centroid_drift_standard_errors` above it.",
+                config="centroid_drift_se",
+                calibration="replace",
+            ),
+            Threshold(
                 THRESHOLD_SILHOUETTE_MIN,
                 "kmeans_silhouette_min_threshold",
                 "Threshold for silhouette min.",
@@ -496,6 +522,7 @@ CALIBRATED: tuple[str, ...] = (
     LABEL_PSI,
     OUTLIER_RATIO,
     CENTROID_DRIFT_MAX,
+    CENTROID_DRIFT_SE,
     SILHOUETTE,
     EMPTY_CLUSTERS,
     SPLIT_GAIN,
@@ -506,6 +533,7 @@ RETRAIN_TRIGGERS: tuple[Trigger, ...] = (
     Trigger(FEATURE_PSI_MAX, THRESHOLD_FEATURE_PSI_CRITICAL, "feature PSI"),
     Trigger(LABEL_PSI, THRESHOLD_LABEL_PSI, "label PSI"),
     Trigger(CENTROID_DRIFT_MAX, THRESHOLD_CENTROID_DRIFT, "centroid drift"),
+    Trigger(CENTROID_DRIFT_SE, THRESHOLD_CENTROID_DRIFT_SE, "centroid drift in standard errors"),
     Trigger(CLUSTERS_APPEARED, "", "clusters appeared or vanished"),
     Trigger(CLUSTERS_VANISHED, "", "clusters appeared or vanished"),
 )
@@ -518,6 +546,7 @@ DRIFT_STORM_FEATURES = 3
 #: the detection benchmark evaluate them, tests/render checks them against the rules.
 ALERT_CONDITIONS: tuple[AlertCondition, ...] = (
     AlertCondition("KMeansCentroidDrift", "warning", CENTROID_DRIFT_MAX, THRESHOLD_CENTROID_DRIFT),
+    AlertCondition("KMeansClusterMoved", "warning", CENTROID_DRIFT_SE, THRESHOLD_CENTROID_DRIFT_SE),
     AlertCondition(
         "KMeansFeatureDrift", "warning", FEATURE_PSI, THRESHOLD_FEATURE_PSI_WARNING, True
     ),
