@@ -167,6 +167,11 @@ class NullTable:
     false_alarm_rate: float  # family-wise, per window
     per_sli_rate: float  # false_alarm_rate / m (Bonferroni)
     n_draws: int  # null windows drawn per size
+    # (k, 2) per live cluster: its rows' mean squared distance to their window's mean
+    # within a reference window, and its centre's variance between quiet windows beyond
+    # what that spread explains (drift.standardised_drift); None where the calibration
+    # refitted no window (and in tables written before it).
+    drift_spread: FloatArray | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,15 +40,22 @@ from monitor.checks import (
 from monitor.core import drift
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._psi import bin_index, psi_rows
-from monitor.core.drift import DEFAULT_EPSILON, centroid_drift
+from monitor.core.drift import DEFAULT_EPSILON, centroid_drift, standardised_drift
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import leave_out_thresholds
 from monitor.core.seasonal import phase_index, phase_weights
 from monitor.errors import InvalidInputError
-from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
+from monitor.records import (
+    CentroidDrift,
+    NullTable,
+    OutlierThresholds,
+    ReferenceBins,
+    ReferenceWindows,
+)
 from monitor.slis import (
     BELOW,
     CENTROID_DRIFT_MAX,
+    CENTROID_DRIFT_SE,
     EMPTY_CLUSTERS,
     FEATURE_PSI_MAX,
     LABEL_PSI,
@@ -77,9 +84,12 @@ Int = NDArray[np.intp]
 #: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
 JOINT = (FEATURE_PSI_MAX, LABEL_PSI, OUTLIER_RATIO, EMPTY_CLUSTERS)
 #: SLIs calibrated on their own null windows, each with a Bonferroni share: the
-#: silhouette (exact within small windows), the centroid drift (a refit per window) and
-#: the split gain (every cluster cut in two per window).
-SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX, SPLIT_GAIN)
+#: silhouette (exact within small windows), the centroid drift in scaled units and in
+#: standard errors (the same refits, one per window) and the split gain (every cluster
+#: cut in two per window).
+SEPARATE = (SILHOUETTE, CENTROID_DRIFT_MAX, CENTROID_DRIFT_SE, SPLIT_GAIN)
+#: The SLIs measured on refits of null windows.
+REFITTED = (CENTROID_DRIFT_MAX, CENTROID_DRIFT_SE)
 CALIBRATABLE = (*JOINT, *SEPARATE)
 
 DRAW_BUDGET = 1.5e7  # gathered values per size (draws * n * (d + 2)): bounds the work
@@ -229,9 +239,12 @@ def calibrate(
         values[:, keys_t.index(key)] = joint_values[:, j]
     baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
     refits = _Refits(n_fits, refit or _warm_refit(wm), baseline)
-    for key, column in _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm):
+    columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm)
+    for key, column in columns:
         values[:, keys_t.index(key)] = column
-    table = NullTable(grid, keys_t, values, alpha, per_sli_rate=rate, n_draws=draws)
+    table = NullTable(
+        grid, keys_t, values, alpha, per_sli_rate=rate, n_draws=draws, drift_spread=spread
+    )
     return table, _reference_windows(pool, starts, ends)
 
 
@@ -260,21 +273,24 @@ def _separate_thresholds(
     rate: float,
     rng: np.random.Generator,
     wm: float,
-) -> list[tuple[str, F64]]:
+) -> tuple[list[tuple[str, F64]], F64 | None]:
     """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
-    the silhouette from its own draws, the centroid drift and the split gain as
+    the silhouette from its own draws, the centroid drifts and the split gain as
     ``refits`` says (how many null windows per size, how each is refitted, the split
-    baseline)."""
+    baseline); and the clusters' drift spread (None: no window refitted)."""
     out = []
+    spread = None
     if SILHOUETTE in separate:
         out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
-    if refits.count > 0 and CENTROID_DRIFT_MAX in separate:
-        out.append((CENTROID_DRIFT_MAX, _refit_thresholds(pool, C, grid, refits, rate, rng, wm)))
+    refitted = [key for key in REFITTED if key in separate]
+    if refits.count > 0 and refitted:
+        columns, spread = _refit_thresholds(pool, C, grid, refits, rate, rng, wm)
+        out += [(key, columns[key]) for key in refitted]
     baseline = refits.split_baseline
     if refits.count > 0 and SPLIT_GAIN in separate and baseline is not None:
         split = _split_thresholds(pool, grid, baseline, refits.count, rate, rng, wm)
         out.append((SPLIT_GAIN, split))
-    return out
+    return out, spread
 
 
 def _check(
@@ -839,34 +855,78 @@ def _refit_thresholds(
     level: float,
     rng: np.random.Generator,
     wm: float,
-) -> F64:
-    """Centroid drift thresholds from refits (``refits.refit``) of null windows.
+) -> tuple[dict[str, F64], F64 | None]:
+    """Centroid drift thresholds, in scaled units and in standard errors, from refits
+    (``refits.refit``) of null windows; and the clusters' drift spread they are measured
+    with (None: no size could be refitted).
 
     At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
     as the budget affords), ``refits.count`` refits each (up to twice as many where refits
     are cheap), each value's far quantile by ``_far_quantile``. Between sizes log-log
     interpolation; beyond the largest refitted size its value (the drift only shrinks
-    with n).
+    with n, and its standard errors level off). The spread comes from the largest size's
+    refits (``_drift_spread``), where a window's sampling noise hides the least of the
+    spread between windows.
     """
     k, d = C.shape
     n_fits = refits.count
-    fitted: dict[int, float] = {}
+    drawn: dict[int, list[tuple[CentroidDrift, Int]]] = {}
     spent = 0.0
     bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
     for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres
-        if n < k * 2 or (fitted and spent + cost > REFIT_BUDGET):
+        if n < k * 2 or (drawn and spent + cost > REFIT_BUDGET):
             continue  # too few rows for k centres, or beyond the budget
         spent += cost
         # More refits where they are cheap; not for a one-window (bootstrapped) null, which
         # a retrained candidate recomputes on every drifting window.
         most = n_fits if bootstrapped else 2 * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        quantile = _far_quantile(_refits(pool, C, n, count, rng, refits.refit), level)
-        if quantile is not None:
-            fitted[g] = quantile
-    return _interpolate_log(grid, fitted)
+        drawn[g] = _refits(pool, C, n, count, rng, refits.refit)
+    fitted: dict[str, dict[int, float]] = {key: {} for key in REFITTED}
+    if not drawn:
+        return {key: _interpolate_log(grid, fitted[key]) for key in REFITTED}, None
+    spread = _drift_spread(pool, drawn[max(drawn)])
+    for g, fits in drawn.items():
+        values = {
+            CENTROID_DRIFT_MAX: np.array([cd.max for cd, _ in fits]),
+            CENTROID_DRIFT_SE: np.array(
+                [standardised_drift(cd, counts, spread) for cd, counts in fits]
+            ),
+        }
+        for key, column in values.items():
+            quantile = _far_quantile(column, level)
+            if quantile is not None:
+                fitted[key][g] = quantile
+    return {key: _interpolate_log(grid, fitted[key]) for key in REFITTED}, spread
+
+
+def _drift_spread(pool: _Pool, fits: list[tuple[CentroidDrift, Int]]) -> F64:
+    """(k, 2) per cluster: ``v``, its rows' mean squared distance to their mean within a
+    reference window (the spread a window's centre has over the square root of its rows),
+    and ``tau^2``, what the refits' squared drifts hold beyond ``v / n`` on average (the
+    centre's movement between quiet windows: the phase references' own error, days that
+    differ), at least 0."""
+    k = pool.k
+    block = np.repeat(np.arange(pool.length.shape[0]), pool.length)
+    means = pool.own_sums / np.maximum(pool.own_labels, 1.0)[:, :, None]
+    res = pool.X - means[block, pool.labels]
+    ss = np.bincount(pool.labels, weights=np.einsum("ij,ij->i", res, res), minlength=k)
+    dof = np.maximum(pool.own_labels - 1.0, 0.0).sum(axis=0)
+    v = np.where(dof > 0, ss / np.maximum(dof, 1.0), 0.0)
+    sq = np.zeros(k)
+    inv = np.zeros(k)
+    seen = np.zeros(k)
+    for cd, counts in fits:
+        n = counts[cd.pairs[:, 1]]
+        ok = n > 0
+        ref = cd.pairs[ok, 0]
+        sq[ref] += cd.distances[ok] ** 2
+        inv[ref] += 1.0 / n[ok]
+        seen[ref] += 1.0
+    excess = np.where(seen > 0, (sq - v * inv) / np.maximum(seen, 1.0), 0.0)
+    return np.column_stack((v, np.maximum(excess, 0.0)))
 
 
 def _far_quantile(values: F64, level: float) -> float | None:
@@ -956,14 +1016,20 @@ def _warm_refit(wm: float) -> Refit:
     return refit
 
 
-def _refits(pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, refit: Refit) -> F64:
-    """Centroid drift of ``count`` null windows of ``n`` rows, each refitted by ``refit``."""
+def _refits(
+    pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, refit: Refit
+) -> list[tuple[CentroidDrift, Int]]:
+    """Centroid drift of ``count`` null windows of ``n`` rows, each refitted by ``refit``,
+    with the window's rows nearest each refitted centre."""
     win = _draw_rows(pool, n, count, rng)
     compared = _compared_centers(pool, win)
-    out = np.full(count, np.nan)
+    out = []
     for i, rows in enumerate(win.rows):
-        centers = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
-        out[i] = centroid_drift(compared[i], centers).max
+        X = pool.X[rows]
+        centers = np.asarray(refit(X, C, int(rng.integers(0, _SEED_HIGH))), dtype=np.float64)
+        nearest, _ = assign_labels(X, centers)
+        counts = np.bincount(nearest, minlength=centers.shape[0]).astype(np.intp)
+        out.append((centroid_drift(compared[i], centers), counts))
     return out
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "psi_from_counts",
     "split_baseline",
     "split_gain",
+    "standardised_drift",
     "warm_up",
 ]
 
@@ -449,6 +450,58 @@ def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> 
         vanished=tuple(int(i) for i in np.setdiff1d(np.arange(R.shape[0]), rows)),
         appeared=tuple(int(i) for i in np.setdiff1d(np.arange(C.shape[0]), cols)),
     )
+
+
+#: The smallest variance a centre's standard error is taken from (squared scaled units):
+#: a cluster of one repeated point that moves by rounding stays near 0, not infinite.
+SPREAD_FLOOR = 1e-20
+
+
+def standardised_drift(cd: CentroidDrift, current_counts: ArrayLike, spread: ArrayLike) -> float:
+    """The largest matched centroid distance in standard errors of its centre.
+
+    For reference cluster ``r`` matched with current centre ``c``, its distance over
+    ``sqrt(v_r / n_c + tau_r^2)``: ``n_c`` rows of the window are nearest ``c``, ``v_r`` is
+    the mean squared distance of the cluster's rows to their mean within a window, and
+    ``tau_r^2`` the centre's variance between quiet windows beyond that sampling noise.
+
+    Parameters
+    ----------
+    cd : CentroidDrift
+        ``centroid_drift(reference_centers, current_centers)``.
+    current_counts : array-like of shape (k_cur,)
+        Rows of the window nearest each current centre.
+    spread : array-like of shape (k_ref, 2)
+        ``v`` and ``tau^2`` per reference cluster (``NullTable.drift_spread``).
+
+    Returns
+    -------
+    float
+        The largest over the matched pairs whose current centre has a row; 0.0 when none
+        has (an empty centre is where the refit left it, not where rows are).
+    """
+    owner = "standardised_drift"
+    k_cur = int(cd.pairs[:, 1].max()) + 1 if cd.pairs.size else 0
+    counts = np.asarray(current_counts)
+    if counts.ndim != 1 or counts.shape[0] < k_cur or (counts.size and counts.min() < 0):
+        raise InvalidInputError(
+            f"The 'current_counts' parameter of {owner} must hold a non-negative count per "
+            f"current centre (at least {k_cur}); got an array of shape {counts.shape}."
+        )
+    s = check_array(spread, name="spread", dtype=np.float64)
+    k_ref = int(cd.pairs[:, 0].max()) + 1 if cd.pairs.size else 0
+    if s.shape[1] != 2 or s.shape[0] < k_ref or (s < 0).any():
+        raise InvalidInputError(
+            f"The 'spread' parameter of {owner} must hold two non-negative values per "
+            f"reference cluster (at least {k_ref}); got an array of shape {s.shape}."
+        )
+    ref, cur = cd.pairs[:, 0], cd.pairs[:, 1]
+    n = counts[cur].astype(np.float64)
+    has = n > 0
+    if not has.any():
+        return 0.0
+    var = s[ref[has], 0] / n[has] + s[ref[has], 1]
+    return float(np.max(cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))))
 
 
 def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLike) -> float:

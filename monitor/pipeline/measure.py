@@ -99,6 +99,7 @@ def _no_comparison(view: WindowView) -> dict[str, float]:
         **view.slis,
         S.CENTROID_DRIFT_MAX: 0.0,
         S.CENTROID_DRIFT_MEAN: 0.0,
+        S.CENTROID_DRIFT_SE: 0.0,
         S.SPLIT_GAIN: 0.0,
         S.CLUSTERS_APPEARED: 0.0,
         S.CLUSTERS_VANISHED: 0.0,
@@ -219,6 +220,9 @@ def _measure_with(
         # A model stored before the split baseline: nothing to measure the split against.
         thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
         undefined = (*undefined, S.SPLIT_GAIN)
+    spread = _drift_spread(live, thresholds)
+    if spread is None and live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
+        undefined = (*undefined, S.CENTROID_DRIFT_SE)  # a calibration stored before it
     compare = train.comparison(live, window)
     with phases.phase("score"):
         view = _scorer(ctx)(
@@ -255,6 +259,8 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
+        counts = fit.table.sum(axis=0)
+        se = 0.0 if spread is None else drift.standardised_drift(cd, counts, spread)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
@@ -262,6 +268,7 @@ def _measure_with(
             **view.slis,
             S.CENTROID_DRIFT_MAX: float(cd.max),
             S.CENTROID_DRIFT_MEAN: float(cd.mean),
+            S.CENTROID_DRIFT_SE: se,
             S.SPLIT_GAIN: split.gain,
             S.CLUSTERS_APPEARED: float(split.defined and split.gain > forming),
             S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares)),
@@ -275,6 +282,16 @@ def _measure_with(
         candidate_centers=cand_centers,
         candidate_ok=candidate_ok,
     )
+
+
+def _drift_spread(live: Snapshot, thresholds: dict[str, float]) -> FloatArray | None:
+    """The clusters' drift spread that the centroid drift in standard errors is measured
+    with, or None, its threshold then dropped: a model without a calibration (the fixed
+    mode) or whose calibration predates the spread has nothing to standardise by."""
+    spread = None if live.null is None else live.null.drift_spread
+    if spread is None:
+        thresholds.pop(S.THRESHOLD_CENTROID_DRIFT_SE, None)
+    return spread
 
 
 def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitGain:

@@ -155,6 +155,8 @@ def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[
     if s.null is not None:
         g, m = len(s.null.sizes), len(s.null.keys)
         out += [("null_sizes", s.null.sizes, (g,)), ("null_values", s.null.values, (g, m))]
+        if s.null.drift_spread is not None:
+            out.append(("null_drift_spread", s.null.drift_spread, (k, 2)))
     if s.profile is not None:
         p = s.profile.n_phases
         out += [
@@ -216,6 +218,7 @@ def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
             false_alarm_rate=float(n["false_alarm_rate"]),
             per_sli_rate=float(n["per_sli_rate"]),
             n_draws=int(n["n_draws"]),
+            drift_spread=arrays.get("null_drift_spread"),
         )
     if m.get("profile") is not None:
         out["profile"] = SeasonalProfile(
@@ -506,6 +509,8 @@ def _inconsistent(s: Snapshot) -> str | None:
     }
     if s.split_baseline is not None:
         expected["split_baseline"] = (s.split_baseline, (k,))
+    if s.null is not None and s.null.drift_spread is not None:
+        expected["null_drift_spread"] = (s.null.drift_spread, (k, 2))
     if k < 1:
         return f"centers has shape {s.centers.shape}: no cluster of {d} feature(s)"
     for name, (array, shape) in expected.items():
@@ -513,8 +518,8 @@ def _inconsistent(s: Snapshot) -> str | None:
             return f"{name} has shape {array.shape}, not {shape} (k={k}, {d} features)"
         if np.isnan(array).any() or (name != "outlier_thresholds" and not np.isfinite(array).all()):
             return f"{name} holds NaN or infinity"
-        if name == "split_baseline" and (array < 0).any():
-            return "split_baseline holds a negative value"
+        if name in ("split_baseline", "null_drift_spread") and (array < 0).any():
+            return f"{name} holds a negative value"
     for j, (edges, fractions) in enumerate(
         zip(s.bins.edges, s.bins.reference_fractions, strict=True)
     ):

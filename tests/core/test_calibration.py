@@ -30,6 +30,7 @@ from monitor.core.drift import (
     psi,
     split_baseline,
     split_gain,
+    standardised_drift,
 )
 from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
@@ -103,10 +104,13 @@ def table_of(ref: Reference, sizes: list[int], **kw: object) -> NullTable:
     return table
 
 
-def window_slis(ref: Reference, W: np.ndarray) -> dict[str, float]:
+def window_slis(ref: Reference, W: np.ndarray, table: NullTable) -> dict[str, float]:
     """The calibrated SLIs of a window, as the pipeline computes them."""
     labels, sq = assign_labels(W, ref.centers)
     fit = fit_kmeans(W, 3, init=ref.centers, n_init=1, random_state=0)
+    cd = centroid_drift(ref.centers, fit.centers)
+    assert table.drift_spread is not None
+    counts = np.bincount(fit.labels, minlength=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateDataWarning)
         sil = silhouette_sampled(W, labels, sample_size=600, random_state=0).score
@@ -116,7 +120,8 @@ def window_slis(ref: Reference, W: np.ndarray) -> dict[str, float]:
         S.OUTLIER_RATIO: outlier_rate(ref.outliers, sq, labels).ratio,
         S.EMPTY_CLUSTERS: float((np.bincount(labels, minlength=3) == 0).sum()),
         S.SILHOUETTE: sil,
-        S.CENTROID_DRIFT_MAX: centroid_drift(ref.centers, fit.centers).max,
+        S.CENTROID_DRIFT_MAX: cd.max,
+        S.CENTROID_DRIFT_SE: standardised_drift(cd, counts, table.drift_spread),
         S.SPLIT_GAIN: split_gain(W, ref.centers, ref.baseline, random_state=0).gain,
     }
 
@@ -142,7 +147,8 @@ def test_the_family_holds_its_false_alarm_rate_on_fresh_quiet_windows(
     rng = np.random.default_rng(42)
     trials = 400
     flagged = sum(
-        bool(alarms(thresholds, window_slis(reference, draw(rng, n)))) for _ in range(trials)
+        bool(alarms(thresholds, window_slis(reference, draw(rng, n), table)))
+        for _ in range(trials)
     )
     rate = flagged / trials
     # Within 2x of the target: about 2.2 standard errors below it, 4.6 above.
@@ -150,15 +156,17 @@ def test_the_family_holds_its_false_alarm_rate_on_fresh_quiet_windows(
 
 
 def test_a_real_change_crosses_the_thresholds(reference: Reference) -> None:
-    thresholds = threshold_at(table_of(reference, [500]), 500)
+    table = table_of(reference, [500])
+    thresholds = threshold_at(table, 500)
     rng = np.random.default_rng(7)
-    shifted = alarms(thresholds, window_slis(reference, draw(rng, 500, shift=1.5)))
-    assert S.FEATURE_PSI_MAX in shifted and S.CENTROID_DRIFT_MAX in shifted
+    shifted = alarms(thresholds, window_slis(reference, draw(rng, 500, shift=1.5), table))
+    assert {S.FEATURE_PSI_MAX, S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE} <= set(shifted)
     # A tight regime of 10 % of the rows between the clusters: no centre covers it.
     forming = np.array([2.0, 2.0, 0.5]) + 0.3 * rng.normal(size=(50, 3))
     between = np.vstack([draw(rng, 450), forming])
-    assert S.SPLIT_GAIN in alarms(thresholds, window_slis(reference, between))
-    mix = alarms(thresholds, window_slis(reference, draw(rng, 500, np.array([0.2, 0.3, 0.5]))))
+    assert S.SPLIT_GAIN in alarms(thresholds, window_slis(reference, between, table))
+    mixed = draw(rng, 500, np.array([0.2, 0.3, 0.5]))
+    mix = alarms(thresholds, window_slis(reference, mixed, table))
     assert S.LABEL_PSI in mix
 
 
@@ -169,6 +177,53 @@ def test_thresholds_shrink_with_the_window_size(reference: Reference) -> None:
         assert np.all(np.diff(column) < 0), (key, column)
     silhouette = table.values[:, table.keys.index(S.SILHOUETTE)]
     assert silhouette[0] < silhouette[-1]  # small windows: a lower minimum
+
+
+def test_the_drift_spread_separates_a_window_s_noise_from_what_moves_between_windows() -> None:
+    """``v``: each cluster's spread within a window (its rows' mean squared distance to
+    its centre, when the windows are alike); ``tau^2``: what the centre moves between
+    quiet windows beyond it, about 0 when the windows are alike and the wander's variance
+    (3 * 0.3^2) when the centres wander."""
+    rng = np.random.default_rng(5)
+    keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
+    alike = fit_reference(draw(rng, BLOCKS * ROWS), np.repeat(np.arange(BLOCKS), ROWS))
+    spread = table_of(alike, [300], keys=keys).drift_spread
+    assert spread is not None and spread.shape == (3, 2)
+    labels, sq = assign_labels(alike.X, alike.centers)
+    within = np.bincount(labels, weights=sq) / np.bincount(labels)  # about 3, cut by the cells
+    np.testing.assert_allclose(spread[:, 0], within, rtol=0.02)
+    assert np.all(spread[:, 1] < 0.02), spread
+    parts = []
+    for _ in range(BLOCKS):
+        labels = rng.choice(3, size=ROWS, p=SHARES)
+        wander = 0.3 * rng.normal(size=(3, 3))
+        parts.append(CENTERS[labels] + wander[labels] + rng.normal(size=(ROWS, 3)))
+    wandering = fit_reference(np.concatenate(parts), np.repeat(np.arange(BLOCKS), ROWS))
+    spread = table_of(wandering, [300], keys=keys).drift_spread
+    assert spread is not None
+    # Within a window the wander is gone: 3 per row, less what the cells cut off (as above).
+    np.testing.assert_allclose(spread[:, 0], 3.0, rtol=0.1)
+    np.testing.assert_allclose(spread[:, 1], 0.27, rtol=0.5)
+
+
+def test_a_tight_cluster_s_move_crosses_the_standard_errors_before_the_largest_drift() -> None:
+    """A wide cluster sets the largest drift's threshold; a tight one that moves by a few
+    of its own standard errors stays under it, but not under its threshold in standard
+    errors."""
+    rng = np.random.default_rng(6)
+    sd = np.array([3.0, 0.2, 1.0])  # per cluster
+
+    def mixed(n: int, move: float = 0.0) -> np.ndarray:
+        labels = rng.choice(3, size=n, p=SHARES)
+        X = 6 * CENTERS[labels] + sd[labels, None] * rng.normal(size=(n, 3))  # apart
+        X[labels == 1, 0] += move
+        return X
+
+    ref = fit_reference(mixed(BLOCKS * ROWS), np.repeat(np.arange(BLOCKS), ROWS))
+    table = table_of(ref, [1000], keys=[S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE])
+    thresholds = threshold_at(table, 1000)
+    moved = window_slis(ref, mixed(1000, move=0.15), table)
+    assert alarms(thresholds, moved) == [S.CENTROID_DRIFT_SE], (moved, thresholds)
 
 
 def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:

@@ -19,6 +19,7 @@ from monitor.core.drift import (
     psi,
     split_baseline,
     split_gain,
+    standardised_drift,
 )
 from monitor.errors import InvalidInputError
 from tests.fakes import long_and_tight
@@ -254,6 +255,48 @@ def test_centroid_drift_vanished_and_appeared_by_hand() -> None:
     assert flipped.pairs.tolist() == [[0, 2], [1, 0]]
     assert flipped.appeared == (1,)
     assert flipped.vanished == ()
+
+
+def test_standardised_drift_by_hand() -> None:
+    """Each matched distance over sqrt(v / n + tau^2) of its reference cluster, with the
+    rows of its current centre; the largest wins, and a tight cluster's small move can
+    outweigh a wide one's large move."""
+    ref = np.array([[0.0, 0.0], [10.0, 0.0]])
+    cur = np.array([[10.0, 1.0], [0.0, 2.0]])  # cluster 0 moved 2.0, cluster 1 moved 1.0
+    cd = centroid_drift(ref, cur)
+    spread = np.array([[400.0, 0.0], [0.09, 0.0016]])
+    counts = np.array([100, 25])  # current centre 0 (reference 1) has 100 rows
+    # cluster 0: 2 / sqrt(400 / 25) = 0.5; cluster 1: 1 / sqrt(0.09 / 100 + 0.0016) = 20
+    assert standardised_drift(cd, counts, spread) == pytest.approx(20.0)
+    wide_only = np.array([[400.0, 0.0], [400.0, 0.0]])
+    assert standardised_drift(cd, counts, wide_only) == pytest.approx(1.0 / math.sqrt(4.0))
+
+
+def test_standardised_drift_leaves_out_a_centre_with_no_row() -> None:
+    cd = centroid_drift(np.array([[0.0], [5.0]]), np.array([[0.1], [9.0]]))
+    spread = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert standardised_drift(cd, np.array([100, 0]), spread) == pytest.approx(1.0)
+    assert standardised_drift(cd, np.array([0, 0]), spread) == 0.0
+    # A cluster of one repeated point: finite however far it moves.
+    point = standardised_drift(cd, np.array([1, 1]), np.zeros((2, 2)))
+    assert math.isfinite(point) and point > 1e9
+
+
+@pytest.mark.parametrize(
+    ("counts", "spread", "message"),
+    [
+        (np.array([1]), np.ones((2, 2)), "count per current centre"),
+        (np.array([1, -1]), np.ones((2, 2)), "count per current centre"),
+        (np.array([1, 1]), np.ones((2, 3)), "two non-negative values"),
+        (np.array([1, 1]), -np.ones((2, 2)), "two non-negative values"),
+    ],
+)
+def test_standardised_drift_rejects_bad_counts_and_spreads(
+    counts: np.ndarray, spread: np.ndarray, message: str
+) -> None:
+    cd = centroid_drift(np.array([[0.0], [5.0]]), np.array([[0.1], [9.0]]))
+    with pytest.raises(InvalidInputError, match=message):
+        standardised_drift(cd, counts, spread)
 
 
 @pytest.mark.parametrize(("k_ref", "k_cur", "seed"), [(5, 5, 0), (6, 4, 1), (3, 6, 2)])

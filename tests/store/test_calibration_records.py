@@ -25,6 +25,7 @@ def calibrated(k: int = 3, d: int = 2):  # type: ignore[no-untyped-def]
         false_alarm_rate=0.01,
         per_sli_rate=0.005,
         n_draws=3000,
+        drift_spread=np.column_stack((np.linspace(1.0, 2.0, k), np.zeros(k))),
     )
     profile = SeasonalProfile(
         period=86400.0,
@@ -52,6 +53,7 @@ def test_round_trip(tmp_path: Path, key: StoreKey | None) -> None:
     assert got.null.keys == saved.null.keys and got.null.n_draws == 3000
     np.testing.assert_array_equal(got.null.values, saved.null.values)  # NaN where undefined
     np.testing.assert_array_equal(got.null.sizes, saved.null.sizes)
+    np.testing.assert_array_equal(got.null.drift_spread, saved.null.drift_spread)  # type: ignore[arg-type]
     assert got.profile is not None and got.profile.n_phases == 24 and got.profile.width == 1
     np.testing.assert_array_equal(got.profile.label_counts, saved.profile.label_counts)  # type: ignore[union-attr]
     assert got.reference_windows is not None and got.reference_windows.keys == (S.LABEL_PSI,)
@@ -70,5 +72,20 @@ def test_a_table_of_the_wrong_shape_is_refused_before_anything_is_written(tmp_pa
     bad = dataclasses.replace(snap, null=dataclasses.replace(snap.null, values=np.zeros((2, 2))))
     store = DirectorySnapshotStore(tmp_path / "s")
     with pytest.raises(InvalidInputError, match=r"snapshot\.null\.values"):
+        store.save(bad)
+    assert store.versions("m1") == []
+
+
+@pytest.mark.parametrize(
+    ("spread", "message"),
+    [(np.ones((2, 2)), r"snapshot\.null\.drift_spread.*shape \(3, 2\)"), (-np.ones((3, 2)), "negative")],
+)
+def test_a_drift_spread_that_does_not_fit_the_model_is_refused(
+    tmp_path: Path, spread: np.ndarray, message: str
+) -> None:
+    snap = calibrated()
+    bad = dataclasses.replace(snap, null=dataclasses.replace(snap.null, drift_spread=spread))
+    store = DirectorySnapshotStore(tmp_path / "s")
+    with pytest.raises(InvalidInputError, match=message):
         store.save(bad)
     assert store.versions("m1") == []

@@ -1,0 +1,87 @@
+"""The centroid drift in standard errors through the pipeline: a tight cluster's small move
+is seen where the largest drift, set by a wide cluster, is not; quiet windows stay under
+its threshold; without a calibration's drift spread it is not measured, and says so."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from monitor import slis as S
+from monitor.alerting import held_conditions
+from monitor.config import ModelSettings, parse
+from monitor.pipeline import evaluate
+from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, long_and_tight
+
+FEATURES = ("a", "b")
+NOW = 1_800_000_000.0
+
+
+def model(mode: str = "calibrated") -> ModelSettings:
+    m: dict[str, Any] = {
+        "name": "m",
+        "features": list(FEATURES),
+        "k": 2,
+        "window": "1h",
+        "schedule": {"interval": "1h"},
+        "source": {"kind": "fake"},
+        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 400},
+        "reference": {"window": "1d"},
+        "thresholds": {"mode": mode},
+    }
+    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
+
+
+def run(m: ModelSettings, store: MemoryStore, now: float, move: float = 0.0) -> Any:
+    """A window of the long cluster around (0, 0) and the tight one around (0, 8), the
+    tight one moved by ``move`` along b. Its centre's standard error is about 0.04: 0.019
+    from the window's 500 rows, the rest from the reference at the window's phase of the
+    day (a few hours' windows), which the drift spread's ``tau^2`` holds."""
+
+    def rows(start: float, end: float) -> np.ndarray:
+        X = long_and_tight(1000, seed=int(start) % 100_000)
+        X[500:, 1] += move
+        return X
+
+    ev, _ = evaluate(m, FakeSource(FEATURES, rows), store, MemoryHistory(), now)
+    return ev
+
+
+def test_a_tight_cluster_s_small_move_is_seen_in_standard_errors_only() -> None:
+    m, store = model(), MemoryStore()
+    run(m, store, NOW)
+    live = store.load("m")
+    assert live.null is not None and live.null.drift_spread is not None
+    quiet = [run(m, store, NOW + h * 3600) for h in (1, 2, 3)]
+    moved = run(m, store, NOW + 4 * 3600, move=0.3)
+    se = moved.thresholds[S.THRESHOLD_CENTROID_DRIFT_SE]
+    assert all(0.0 < ev.slis[S.CENTROID_DRIFT_SE] < se for ev in quiet)
+    assert moved.slis[S.CENTROID_DRIFT_SE] > 1.5 * se
+    assert moved.slis[S.CENTROID_DRIFT_MAX] < moved.thresholds[S.THRESHOLD_CENTROID_DRIFT]
+    held = {c.alert for c in held_conditions(moved)}
+    assert "KMeansClusterMoved" in held and "KMeansCentroidDrift" not in held
+    assert "centroid drift in standard errors" in moved.decision
+
+
+def test_the_fixed_mode_does_not_measure_it() -> None:
+    m, store = model("fixed"), MemoryStore()
+    run(m, store, NOW)
+    ev = run(m, store, NOW + 3600, move=0.3)
+    assert S.THRESHOLD_CENTROID_DRIFT_SE not in ev.thresholds
+    assert ev.slis[S.CENTROID_DRIFT_SE] == 0.0
+    assert "centroid_drift_se" not in ev.decision
+
+
+def test_a_calibration_stored_before_the_drift_spread_leaves_it_undefined() -> None:
+    m, store = model(), MemoryStore()
+    run(m, store, NOW)
+    live = store.load("m")
+    assert live.null is not None
+    null = dataclasses.replace(live.null, drift_spread=None)
+    store.save(dataclasses.replace(live, null=null, version=0, checksum=""), state="live")
+    ev = run(m, store, NOW + 3600, move=0.3)
+    assert S.THRESHOLD_CENTROID_DRIFT_SE not in ev.thresholds
+    assert ev.slis[S.CENTROID_DRIFT_SE] == 0.0
+    assert "not drift signals at 1000 rows: centroid_drift_se" in ev.decision
