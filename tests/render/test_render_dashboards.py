@@ -9,9 +9,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from monitor.render import RenderOptions, render_dashboards
-from tests.render._support import METRIC, contract, contract_name, is_counter
+from tests.render._support import METRIC, contract, contract_name, is_counter, run
+from tests.services import require_binary
 
 SCHEMA = json.loads((Path(__file__).parent / "grafana_dashboard.schema.json").read_text())
 DASHBOARDS = {name: json.loads(text) for name, text in render_dashboards().items()}
@@ -161,6 +163,7 @@ SLI_AGAINST_THRESHOLD = [
     ("kmeans_feature_psi", "kmeans_feature_psi_critical_threshold"),
     ("kmeans_label_psi", "kmeans_label_psi_threshold"),
     ("kmeans_centroid_drift_max", "kmeans_centroid_drift_threshold"),
+    ("kmeans_centroid_drift_standard_errors", "kmeans_centroid_drift_standard_errors_threshold"),
     ("kmeans_run_duration_seconds_bucket", "kmeans_run_duration_budget_seconds"),
     ("kmeans_snapshot_created_timestamp_seconds", "kmeans_freshness_slo_seconds"),
     ("kmeans_last_success_timestamp_seconds", "kmeans_schedule_interval_seconds"),
@@ -205,6 +208,7 @@ def test_debug_marks_snapshot_versions_with_annotations() -> None:
                 "Failing runs by reason",
                 "Run duration p95",
                 "Centroid drift",
+                "Centroid drift in standard errors",
                 "PSI by feature",
                 "Outlier ratio",
                 "Firing alerts",
@@ -234,7 +238,12 @@ def test_oncall_opens_with_the_firing_alerts_then_drift_above_the_fold() -> None
     assert "ALERTS_FOR_STATE{" in expr and 'ALERTS{alertstate="firing"' in expr
     assert first["fieldConfig"]["defaults"]["unit"] == "dateTimeFromNow"
     assert expr.strip().startswith("1000 *")  # Grafana's time units are milliseconds
-    for title in ("PSI by feature", "Centroid drift", "Outlier ratio"):
+    for title in (
+        "PSI by feature",
+        "Centroid drift",
+        "Centroid drift in standard errors",
+        "Outlier ratio",
+    ):
         (panel,) = [p for p in panels if p["title"] == title]
         assert panel["gridPos"]["y"] + panel["gridPos"]["h"] <= ONCALL_FOLD, title
 
@@ -264,3 +273,106 @@ def test_oncall_marks_promotions_and_rollbacks() -> None:
     (annotation,) = DASHBOARDS["oncall.json"]["annotations"]["list"]
     assert "changes(kmeans_snapshot_version{" in annotation["expr"]
     assert "{{model}}" in annotation["titleFormat"]
+
+
+def test_oncall_shows_the_drift_in_standard_errors_against_its_threshold() -> None:
+    (panel,) = [
+        p
+        for p in DASHBOARDS["oncall.json"]["panels"]
+        if p["title"] == "Centroid drift in standard errors"
+    ]
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert exprs[0].startswith("kmeans_centroid_drift_standard_errors{")
+    assert exprs[1].startswith("kmeans_centroid_drift_standard_errors_threshold{")
+    assert [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]] == ["B"]
+
+
+# The Executive dashboard's drift indicators: each model-level drift SLI against its
+# threshold (the feature PSI through its largest value).
+DRIFT_INDICATORS = [
+    ("kmeans_centroid_drift_max", "kmeans_centroid_drift_threshold"),
+    ("kmeans_centroid_drift_standard_errors", "kmeans_centroid_drift_standard_errors_threshold"),
+    ("kmeans_label_psi", "kmeans_label_psi_threshold"),
+    ("kmeans_feature_psi", "kmeans_feature_psi_warning_threshold"),
+]
+
+
+def _executive_expr(title: str) -> str:
+    (panel,) = [p for p in DASHBOARDS["executive.json"]["panels"] if p["title"] == title]
+    (target,) = panel["targets"]
+    return str(target["expr"])
+
+
+@pytest.mark.parametrize("title", ["Models drifting", "Drift status per model"])
+def test_executive_combines_every_drift_indicator(title: str) -> None:
+    expr = _executive_expr(title)
+    for sli, threshold in DRIFT_INDICATORS:
+        pattern = rf"\b{sli}\{{[^}}]*\}}\)? > bool on \(job, instance, model\) {threshold}\{{"
+        assert re.search(pattern, expr), f"{title} does not compare {sli} with {threshold}"
+
+
+def test_drift_status_maps_every_count_of_indicators() -> None:
+    (panel,) = [
+        p for p in DASHBOARDS["executive.json"]["panels"] if p["title"] == "Drift status per model"
+    ]
+    mapped = {int(v) for m in panel["fieldConfig"]["defaults"]["mappings"] for v in m["options"]}
+    assert mapped == set(range(len(DRIFT_INDICATORS) + 1))
+
+
+def test_executive_drift_counts_keep_models_without_a_drift_in_standard_errors(
+    tmp_path: Path,
+) -> None:
+    # Evaluated by promtool on hand-made series. calibrated: only its drift in standard
+    # errors is past the threshold; fixed: no threshold for it (thresholds mode fixed, or a
+    # model stored before the measure), its label PSI past; quiet: nothing past.
+    promtool = require_binary("promtool")
+    labels = 'job="kmeans-monitor", instance="127.0.0.1:9310", model="{}"'
+    values = {
+        "kmeans_centroid_drift_max": (0.1, 0.1, 0.1),
+        "kmeans_centroid_drift_threshold": (0.5, 0.5, 0.5),
+        "kmeans_centroid_drift_standard_errors": (6.0, 0.0, 1.0),
+        "kmeans_centroid_drift_standard_errors_threshold": (4.0, None, 4.0),
+        "kmeans_label_psi": (0.01, 0.3, 0.01),
+        "kmeans_label_psi_threshold": (0.1, 0.1, 0.1),
+        "kmeans_feature_psi_warning_threshold": (0.1, 0.1, 0.1),
+        "kmeans_window_rows": (2000, 2000, 2000),
+    }
+    series = [
+        {"series": f"{metric}{{{labels.format(model)}}}", "values": f"{value}x10"}
+        for metric, row in values.items()
+        for model, value in zip(("calibrated", "fixed", "quiet"), row, strict=True)
+        if value is not None
+    ]
+    series += [
+        {"series": f'kmeans_feature_psi{{{labels.format(m)}, feature="a"}}', "values": "0.02x10"}
+        for m in ("calibrated", "fixed", "quiet")
+    ]
+
+    def grafana(expr: str) -> str:  # every job and model selected
+        return expr.replace("$job", ".+").replace("$model", ".+")
+
+    tests = [
+        {
+            "expr": grafana(_executive_expr("Drift status per model")),
+            "eval_time": "5m",
+            "exp_samples": [
+                {"labels": f'{{model="{m}"}}', "value": v}
+                for m, v in (("calibrated", 1), ("fixed", 1), ("quiet", 0))
+            ],
+        },
+        {
+            "expr": grafana(_executive_expr("Models drifting")),
+            "eval_time": "5m",
+            "exp_samples": [{"labels": "{}", "value": 2}],
+        },
+    ]
+    (tmp_path / "none.yml").write_text("groups: []\n", encoding="utf-8")
+    document = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
+    path = tmp_path / "executive.test.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    result = run(promtool, "test", "rules", path, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

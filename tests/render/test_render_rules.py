@@ -32,6 +32,7 @@ EXPECTED_ALERTS = {
     "KMeansDaemonDown": "daemon down",
     "KMeansDaemonAbsent": "daemon absent",
     "KMeansCentroidDrift": "centroid drift above threshold",
+    "KMeansClusterMoved": "a centre moved more standard errors than quiet windows reach",
     "KMeansFeatureDrift": "feature PSI: warning moderate, critical significant",
     "KMeansManyFeaturesDrifting": "one alert per model when many features drift",
     "KMeansLabelDrift": "label-share drift",
@@ -48,6 +49,7 @@ EXPECTED_ALERTS = {
 # SLI alerts and the threshold series they compare with (never a constant).
 THRESHOLD_SERIES = {
     "KMeansCentroidDrift": ["kmeans_centroid_drift_threshold"],
+    "KMeansClusterMoved": ["kmeans_centroid_drift_standard_errors_threshold"],
     "KMeansFeatureDrift": [
         "kmeans_feature_psi_warning_threshold",
         "kmeans_feature_psi_critical_threshold",

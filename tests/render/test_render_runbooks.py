@@ -85,7 +85,12 @@ def test_runbook_is_concrete(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["KMeansCentroidDrift", "KMeansFeatureDrift", "KMeansManyFeaturesDrifting"],
+    [
+        "KMeansCentroidDrift",
+        "KMeansClusterMoved",
+        "KMeansFeatureDrift",
+        "KMeansManyFeaturesDrifting",
+    ],
 )
 def test_drift_runbooks_tell_a_real_shift_from_a_broken_pipeline(name: str) -> None:
     text = RUNBOOKS[f"{name}.md"]

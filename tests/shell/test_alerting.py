@@ -30,12 +30,14 @@ THRESHOLDS = {
     S.THRESHOLD_FEATURE_PSI_CRITICAL: 0.25,
     S.THRESHOLD_LABEL_PSI: 0.1,
     S.THRESHOLD_CENTROID_DRIFT: 0.5,
+    S.THRESHOLD_CENTROID_DRIFT_SE: 4.0,
     S.THRESHOLD_SILHOUETTE_MIN: 0.6,
     S.THRESHOLD_OUTLIER_RATIO: 0.05,
     S.THRESHOLD_EMPTY_CLUSTERS: 0.0,
 }
 QUIET = {
     S.CENTROID_DRIFT_MAX: 0.1,
+    S.CENTROID_DRIFT_SE: 1.0,
     S.LABEL_PSI: 0.01,
     S.SILHOUETTE: 0.8,
     S.OUTLIER_RATIO: 0.01,
@@ -84,6 +86,19 @@ W, C = "warning", "critical"
         (run(), []),
         (run({S.CENTROID_DRIFT_MAX: 0.51}), [("KMeansCentroidDrift", W, None)]),
         (run({S.CENTROID_DRIFT_MAX: 0.5}), []),  # the rules compare strictly
+        # A tight cluster's move: many standard errors, the largest distance still quiet.
+        (run({S.CENTROID_DRIFT_SE: 6.0}), [("KMeansClusterMoved", W, None)]),
+        (run({S.CENTROID_DRIFT_SE: 4.0}), []),
+        # Fixed thresholds, or a model stored before the measure: no threshold, no alert.
+        (
+            run(
+                {S.CENTROID_DRIFT_SE: 6.0},
+                thresholds={
+                    k: v for k, v in THRESHOLDS.items() if k != S.THRESHOLD_CENTROID_DRIFT_SE
+                },
+            ),
+            [],
+        ),
         (run({S.SILHOUETTE: 0.59}), [("KMeansSilhouetteDrop", W, None)]),
         (run({S.SILHOUETTE: 0.9, S.LABEL_PSI: 0.2}), [("KMeansLabelDrift", W, None)]),
         (run({S.OUTLIER_RATIO: 0.06}), [("KMeansOutlierRatioHigh", W, None)]),
