@@ -44,6 +44,7 @@ __all__ = [
     "bin_counts",
     "centroid_drift",
     "cluster_split_savings",
+    "drift_standard_errors",
     "fit_reference_bins",
     "label_agreement",
     "label_agreement_from_table",
@@ -458,7 +459,18 @@ SPREAD_FLOOR = 1e-20
 
 
 def standardised_drift(cd: CentroidDrift, current_counts: ArrayLike, spread: ArrayLike) -> float:
-    """The largest matched centroid distance in standard errors of its centre.
+    """The largest matched centroid distance in standard errors of its centre: the
+    largest of ``drift_standard_errors``, 0.0 when no matched current centre has a row (an
+    empty centre is where the refit left it, not where rows are)."""
+    z = drift_standard_errors(cd, current_counts, spread)
+    finite = z[np.isfinite(z)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def drift_standard_errors(
+    cd: CentroidDrift, current_counts: ArrayLike, spread: ArrayLike
+) -> NDArray[np.float64]:
+    """Each matched centroid distance in standard errors of its centre.
 
     For reference cluster ``r`` matched with current centre ``c``, its distance over
     ``sqrt(v_r / n_c + tau_r^2)``: ``n_c`` rows of the window are nearest ``c``, ``v_r`` is
@@ -476,11 +488,11 @@ def standardised_drift(cd: CentroidDrift, current_counts: ArrayLike, spread: Arr
 
     Returns
     -------
-    float
-        The largest over the matched pairs whose current centre has a row; 0.0 when none
-        has (an empty centre is where the refit left it, not where rows are).
+    ndarray of shape (m,)
+        One value per pair of ``cd.pairs``, in its order; NaN where the current centre
+        has no row.
     """
-    owner = "standardised_drift"
+    owner = "drift_standard_errors"
     k_cur = int(cd.pairs[:, 1].max()) + 1 if cd.pairs.size else 0
     counts = np.asarray(current_counts)
     if counts.ndim != 1 or counts.shape[0] < k_cur or (counts.size and counts.min() < 0):
@@ -497,11 +509,11 @@ def standardised_drift(cd: CentroidDrift, current_counts: ArrayLike, spread: Arr
         )
     ref, cur = cd.pairs[:, 0], cd.pairs[:, 1]
     n = counts[cur].astype(np.float64)
+    out = np.full(n.shape[0], np.nan)
     has = n > 0
-    if not has.any():
-        return 0.0
     var = s[ref[has], 0] / n[has] + s[ref[has], 1]
-    return float(np.max(cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))))
+    out[has] = cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))
+    return out
 
 
 def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLike) -> float:
