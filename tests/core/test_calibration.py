@@ -8,11 +8,13 @@ few hundred windows measure the rate to about +-0.012; the issue's alpha = 0.01 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from monitor import slis as S
 from monitor.core.calibration import (
@@ -147,8 +149,7 @@ def test_the_family_holds_its_false_alarm_rate_on_fresh_quiet_windows(
     rng = np.random.default_rng(42)
     trials = 400
     flagged = sum(
-        bool(alarms(thresholds, window_slis(reference, draw(rng, n), table)))
-        for _ in range(trials)
+        bool(alarms(thresholds, window_slis(reference, draw(rng, n), table))) for _ in range(trials)
     )
     rate = flagged / trials
     # Within 2x of the target: about 2.2 standard errors below it, 4.6 above.
@@ -224,6 +225,23 @@ def test_a_tight_cluster_s_move_crosses_the_standard_errors_before_the_largest_d
     thresholds = threshold_at(table, 1000)
     moved = window_slis(ref, mixed(1000, move=0.15), table)
     assert alarms(thresholds, moved) == [S.CENTROID_DRIFT_SE], (moved, thresholds)
+
+
+@pytest.mark.parametrize(("widths", "dof"), [((1.0, 1.0, 1.0), 3), ((1.0, 0.05, 0.05), 1)])
+def test_the_standard_errors_threshold_follows_the_chi_square_of_the_clusters_shape(
+    widths: tuple[float, float, float], dof: int
+) -> None:
+    """Alike windows, so each ``z^2`` is a chi-square of the cluster's degrees of freedom
+    over them: about 3 for a round cluster in 3 features, 1 for one spread along a line.
+    The threshold is where the three clusters' tails sum to the level, within 10 %."""
+    rng = np.random.default_rng(8)
+    labels = rng.choice(3, size=BLOCKS * ROWS, p=SHARES)
+    X = 6 * CENTERS[labels] + rng.normal(size=(labels.shape[0], 3)) * np.asarray(widths)
+    ref = fit_reference(X, np.repeat(np.arange(BLOCKS), ROWS))
+    level = 0.01
+    table = table_of(ref, [500], keys=[S.CENTROID_DRIFT_SE], false_alarm_rate=level)
+    expected = math.sqrt(chi2.isf(level / 3, dof) / dof)
+    assert table.values[0, 0] == pytest.approx(expected, rel=0.1)
 
 
 def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:

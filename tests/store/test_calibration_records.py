@@ -78,7 +78,10 @@ def test_a_table_of_the_wrong_shape_is_refused_before_anything_is_written(tmp_pa
 
 @pytest.mark.parametrize(
     ("spread", "message"),
-    [(np.ones((2, 2)), r"snapshot\.null\.drift_spread.*shape \(3, 2\)"), (-np.ones((3, 2)), "negative")],
+    [
+        (np.ones((2, 2)), r"snapshot\.null\.drift_spread.*shape \(3, 2\)"),
+        (-np.ones((3, 2)), "negative"),
+    ],
 )
 def test_a_drift_spread_that_does_not_fit_the_model_is_refused(
     tmp_path: Path, spread: np.ndarray, message: str
