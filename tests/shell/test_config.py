@@ -81,9 +81,9 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].thresholds.feature_psi_critical: must be at least "
             "feature_psi_warning (0.3); got 0.2",
             "models[checkout].thresholds.bogus: must be omitted (unknown field; valid: "
-            "calibration_refits, centroid_drift, empty_clusters, false_alarm_rate, "
-            "feature_psi_critical, feature_psi_warning, label_psi, mode, outlier_quantile, "
-            "outlier_ratio, silhouette_drop, split_gain); got 1",
+            "calibration_refits, centroid_drift, centroid_drift_se, empty_clusters, "
+            "false_alarm_rate, feature_psi_critical, feature_psi_warning, label_psi, mode, "
+            "outlier_quantile, outlier_ratio, silhouette_drop, split_gain); got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: engine, "
             "features, k, metric, name, reference, retrain, scaling, schedule, seasonality, "
             "serving, slo, source, spark, thresholds, training, validation, window); got True",
