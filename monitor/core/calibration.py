@@ -236,16 +236,12 @@ def calibrate(
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), rng)
-    for j, key in enumerate(joint):
-        values[:, keys_t.index(key)] = joint_values[:, j]
     baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
     refits = _Refits(n_fits, refit or _warm_refit(wm), baseline)
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm)
-    for key, column in columns:
+    for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
-    table = NullTable(
-        grid, keys_t, values, alpha, per_sli_rate=rate, n_draws=draws, drift_spread=spread
-    )
+    table = NullTable(grid, keys_t, values, alpha, rate, draws, drift_spread=spread)
     return table, _reference_windows(pool, starts, ends)
 
 

@@ -213,16 +213,7 @@ def _measure_with(
     ``candidate``, train one and compare."""
     wm = ctx.working_memory_mib
     seed = seed_for(model.training.seed, window.start)
-    thresholds, undefined = run_thresholds(
-        live.thresholds, live.null, model.thresholds.mode, int(X.shape[0])
-    )
-    if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
-        # A model stored before the split baseline: nothing to measure the split against.
-        thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
-        undefined = (*undefined, S.SPLIT_GAIN)
-    spread = _drift_spread(live, thresholds)
-    if spread is None and live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
-        undefined = (*undefined, S.CENTROID_DRIFT_SE)  # a calibration stored before it
+    thresholds, undefined, spread = _thresholds(live, model, int(X.shape[0]))
     compare = train.comparison(live, window)
     with phases.phase("score"):
         view = _scorer(ctx)(
@@ -284,14 +275,25 @@ def _measure_with(
     )
 
 
-def _drift_spread(live: Snapshot, thresholds: dict[str, float]) -> FloatArray | None:
-    """The clusters' drift spread that the centroid drift in standard errors is measured
-    with, or None, its threshold then dropped: a model without a calibration (the fixed
-    mode) or whose calibration predates the spread has nothing to standardise by."""
+def _thresholds(
+    live: Snapshot, model: ModelSettings, n: int
+) -> tuple[dict[str, float], tuple[str, ...], FloatArray | None]:
+    """The run's thresholds, the SLIs that are not drift signals in it, and the drift
+    spread that the centroid drift in standard errors is measured with (None: it is not,
+    and has no threshold)."""
+    thresholds, undefined = run_thresholds(live.thresholds, live.null, model.thresholds.mode, n)
+    if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
+        # A model stored before the split baseline: nothing to measure the split against.
+        thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
+        undefined = (*undefined, S.SPLIT_GAIN)
     spread = None if live.null is None else live.null.drift_spread
     if spread is None:
+        # No calibration (the fixed mode), or one stored before the spread: nothing to
+        # standardise by; only the latter is said (the fixed mode never measures it).
         thresholds.pop(S.THRESHOLD_CENTROID_DRIFT_SE, None)
-    return spread
+        if live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
+            undefined = (*undefined, S.CENTROID_DRIFT_SE)
+    return thresholds, undefined, spread
 
 
 def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitGain:
