@@ -2,7 +2,8 @@
 
 One Prometheus (scrape and rule evaluation every second) scrapes `kmeans-monitor demo`
 and a second daemon whose model `tight` has thresholds so low that its drift and outlier
-alerts must fire, beside a model `promoted` that promotes every few seconds; the rules
+alerts must fire, beside a model `promoted` that promotes every few seconds and a
+calibrated model `moving` whose regime 0 moves a few seconds after the start; the rules
 are loaded time-scaled, so `for: 15m` is a few seconds.
 Every dashboard query must parse and return data, every rule must evaluate cleanly, and
 the alerts that fire must expand their annotations.
@@ -61,6 +62,22 @@ models:
     source: {kind: synthetic, seed: 4, regimes: 3, rows_per_window: 1000}
     thresholds: {mode: fixed}
     reference: {window: 30s}
+  - name: moving
+    features: [latency_p50_ms, cpu_ratio, rps]
+    k: 3
+    window: 30s
+    schedule: {interval: 2s}
+    retrain: scheduled
+    training: {retrain_every: 1d}
+    source:
+      kind: synthetic
+      seed: 5
+      regimes: 3
+      rows_per_window: 1000
+      origin: ORIGIN
+      events: [{kind: mean_shift, after: 10s, cluster: 0, magnitude: 3}]
+    thresholds: {mode: calibrated}
+    reference: {window: 30s}
 """
 
 
@@ -110,7 +127,7 @@ def stack(module_services: Services, tmp_path_factory: pytest.TempPathFactory) -
     rules = work / "rules.yml"
     rules.write_text(render_rules(RenderOptions(time_scale=TIME_SCALE)), encoding="utf-8")
     config = work / "tight.yaml"
-    config.write_text(TIGHT_CONFIG, encoding="utf-8")
+    config.write_text(TIGHT_CONFIG.replace("ORIGIN", f"{time.time():.0f}"), encoding="utf-8")
     demo = module_services.kmeans_demo()
     tight = module_services.kmeans_monitor(
         "run", "--config", str(config), "--state-dir", str(work / "tight-state")
@@ -151,7 +168,7 @@ def test_variable_queries_find_the_jobs_and_models(stack: Stack) -> None:
         [("match[]", substitute('kmeans_last_run_timestamp_seconds{job=~"$job"}'))],
     )["data"]
     assert jobs == ["kmeans-monitor"]
-    assert set(models) == {"checkout", "search", "tight", "promoted"}
+    assert set(models) == {"checkout", "search", "tight", "promoted", "moving"}
 
 
 def test_every_rule_evaluates_without_error(stack: Stack) -> None:
@@ -164,21 +181,27 @@ def test_every_rule_evaluates_without_error(stack: Stack) -> None:
 
 def test_firing_alerts_expand_their_annotations(stack: Stack) -> None:
     # Thresholds of 1e-9: any centroid movement and any outlier is above them. A run
-    # can still land exactly on them, so collect what fired over a few polls.
-    wanted = {"KMeansCentroidDrift", "KMeansOutlierRatioHigh"}
-    fired: dict[str, dict[str, str]] = {}
-    deadline = time.monotonic() + 30
+    # can still land exactly on them, so collect what fired over a few polls. And the
+    # calibrated model whose regime moved by 3 of its standard deviations.
+    wanted = {("tight", "KMeansCentroidDrift"), ("tight", "KMeansOutlierRatioHigh")}
+    wanted.add(("moving", "KMeansClusterMoved"))
+    fired: dict[tuple[str, str], dict[str, str]] = {}
+    deadline = time.monotonic() + 60
     while not wanted <= set(fired) and time.monotonic() < deadline:
         alerts = stack.prometheus.get_json("/api/v1/alerts")["data"]["alerts"]
         for alert in alerts:
             for key, text in alert["annotations"].items():
                 assert "error expanding template" not in text, (key, text)
                 assert "<no value>" not in text, (key, text)
-            if alert["state"] == "firing" and alert["labels"].get("model") == "tight":
-                fired[alert["labels"]["alertname"]] = alert["annotations"]
+            if alert["state"] == "firing":
+                labels = alert["labels"]
+                fired[(labels.get("model", ""), labels["alertname"])] = alert["annotations"]
         time.sleep(0.5)
     assert wanted <= set(fired), fired
-    drift = fired["KMeansCentroidDrift"]
+    moved = fired[("moving", "KMeansClusterMoved")]["description"]
+    assert re.search(r"is [0-9.e+]+ standard errors from its match", moved), moved
+    assert re.search(r"centroid distance is [0-9.e+-]+ scaled units\.$", moved), moved
+    drift = fired[("tight", "KMeansCentroidDrift")]
     assert "model tight on 127.0.0.1:" in drift["description"]
     # The daemon explained the run: the description names the cluster and its feature.
     assert re.search(
