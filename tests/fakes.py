@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import Problem
+from monitor.config import ModelSettings, parse
 from monitor.ports import SourceKind
 from monitor.records import Window
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
@@ -92,6 +93,24 @@ def blobs(n: int, centers: np.ndarray, *, seed: int, scale: float = 0.3) -> np.n
     k, d = centers.shape
     labels = np.arange(n) % k
     return centers[labels] + rng.normal(scale=scale, size=(n, d))
+
+
+def long_and_tight_model(**over: Any) -> ModelSettings:
+    """An hourly model ``m`` of ``long_and_tight``'s two features (``a``, ``b``) on the
+    fake source, a day's reference, calibrated thresholds; ``over`` replaces fields."""
+    m: dict[str, Any] = {
+        "name": "m",
+        "features": ["a", "b"],
+        "k": 2,
+        "window": "1h",
+        "schedule": {"interval": "1h"},
+        "source": {"kind": "fake"},
+        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 400},
+        "reference": {"window": "1d"},
+        "thresholds": {"mode": "calibrated"},
+        **over,
+    }
+    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
 
 
 def long_and_tight(n: int, *, seed: int, new: float = 0.0) -> np.ndarray:

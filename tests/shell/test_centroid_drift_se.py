@@ -11,27 +11,22 @@ import numpy as np
 
 from monitor import slis as S
 from monitor.alerting import held_conditions
-from monitor.config import ModelSettings, parse
+from monitor.config import ModelSettings
 from monitor.pipeline import evaluate
-from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, long_and_tight
+from tests.fakes import (
+    FakeSource,
+    MemoryHistory,
+    MemoryStore,
+    long_and_tight,
+    long_and_tight_model,
+)
 
 FEATURES = ("a", "b")
 NOW = 1_800_000_000.0
 
 
 def model(mode: str = "calibrated") -> ModelSettings:
-    m: dict[str, Any] = {
-        "name": "m",
-        "features": list(FEATURES),
-        "k": 2,
-        "window": "1h",
-        "schedule": {"interval": "1h"},
-        "source": {"kind": "fake"},
-        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 400},
-        "reference": {"window": "1d"},
-        "thresholds": {"mode": mode},
-    }
-    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
+    return long_and_tight_model(thresholds={"mode": mode})
 
 
 def run(m: ModelSettings, store: MemoryStore, now: float, move: float = 0.0) -> Any:

@@ -7,28 +7,13 @@ import dataclasses
 from typing import Any
 
 from monitor import slis as S
-from monitor.config import ModelSettings, parse
+from monitor.config import ModelSettings
 from monitor.pipeline import evaluate
-from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, long_and_tight
+from tests.fakes import FakeSource, MemoryHistory, MemoryStore, long_and_tight
+from tests.fakes import long_and_tight_model as model
 
 FEATURES = ("a", "b")
 NOW = 1_800_000_000.0
-
-
-def model(**over: Any) -> ModelSettings:
-    m: dict[str, Any] = {
-        "name": "m",
-        "features": list(FEATURES),
-        "k": 2,
-        "window": "1h",
-        "schedule": {"interval": "1h"},
-        "source": {"kind": "fake"},
-        "training": {"n_init": 2, "seed": 3, "silhouette_sample": 400},
-        "reference": {"window": "1d"},
-        "thresholds": {"mode": "calibrated"},
-        **over,
-    }
-    return parse({"models": [m]}, sources=FAKE_SOURCES).models[0]
 
 
 def run(m: ModelSettings, store: MemoryStore, now: float, new: float = 0.0) -> Any:
