@@ -917,7 +917,7 @@ def _standard_errors_threshold(
     k = dof.shape[0]
     z = np.full((len(fits), k), np.nan)
     for i, (cd, counts) in enumerate(fits):
-        z[i, cd.pairs[:, 0]] = drift_standard_errors(cd, counts, spread)
+        z[i, cd.pairs[:, 0]] = drift_standard_errors(cd, counts[1], spread, counts[0])
     largest = np.nanmax(np.where(np.isfinite(z), z, -np.inf), axis=1)
     largest = largest[np.isfinite(largest)]
     if largest.shape[0] < max(2, len(fits) // 2):
@@ -976,8 +976,8 @@ def _drift_spread(pool: _Pool, fits: list[tuple[CentroidDrift, Int]]) -> F64:
     inv = np.zeros(k)
     seen = np.zeros(k)
     for cd, counts in fits:
-        n = counts[cd.pairs[:, 1]]
-        ok = n > 0
+        n = counts[1][cd.pairs[:, 1]]
+        ok = (n > 0) & (counts[0][cd.pairs[:, 0]] > 0)
         ref = cd.pairs[ok, 0]
         sq[ref] += cd.distances[ok] ** 2
         inv[ref] += 1.0 / n[ok]
@@ -1077,7 +1077,8 @@ def _refits(
     pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, refit: Refit
 ) -> list[tuple[CentroidDrift, Int]]:
     """Centroid drift of ``count`` null windows of ``n`` rows, each refitted by ``refit``,
-    with the window's rows nearest each refitted centre."""
+    with the window's rows nearest each of the model's centres and each refitted one
+    (2, k)."""
     win = _draw_rows(pool, n, count, rng)
     compared = _compared_centers(pool, win)
     out = []
@@ -1085,8 +1086,9 @@ def _refits(
         X = pool.X[rows]
         centers = np.asarray(refit(X, C, int(rng.integers(0, _SEED_HIGH))), dtype=np.float64)
         nearest, _ = assign_labels(X, centers)
-        counts = np.bincount(nearest, minlength=centers.shape[0]).astype(np.intp)
-        out.append((centroid_drift(compared[i], centers), counts))
+        live = np.bincount(pool.labels[rows], minlength=pool.k)
+        counts = np.stack((live, np.bincount(nearest, minlength=pool.k)))
+        out.append((centroid_drift(compared[i], centers), counts.astype(np.intp)))
     return out
 
 

@@ -458,17 +458,25 @@ def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> 
 SPREAD_FLOOR = 1e-20
 
 
-def standardised_drift(cd: CentroidDrift, current_counts: ArrayLike, spread: ArrayLike) -> float:
+def standardised_drift(
+    cd: CentroidDrift,
+    current_counts: ArrayLike,
+    spread: ArrayLike,
+    reference_counts: ArrayLike | None = None,
+) -> float:
     """The largest matched centroid distance in standard errors of its centre: the
-    largest of ``drift_standard_errors``, 0.0 when no matched current centre has a row (an
+    largest of ``drift_standard_errors``, 0.0 when no pair has rows on both sides (an
     empty centre is where the refit left it, not where rows are)."""
-    z = drift_standard_errors(cd, current_counts, spread)
+    z = drift_standard_errors(cd, current_counts, spread, reference_counts)
     finite = z[np.isfinite(z)]
     return float(finite.max()) if finite.size else 0.0
 
 
 def drift_standard_errors(
-    cd: CentroidDrift, current_counts: ArrayLike, spread: ArrayLike
+    cd: CentroidDrift,
+    current_counts: ArrayLike,
+    spread: ArrayLike,
+    reference_counts: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     """Each matched centroid distance in standard errors of its centre.
 
@@ -485,12 +493,17 @@ def drift_standard_errors(
         Rows of the window nearest each current centre.
     spread : array-like of shape (k_ref, 2)
         ``v`` and ``tau^2`` per reference cluster (``NullTable.drift_spread``).
+    reference_counts : array-like of shape (k_ref,), optional
+        Rows of the window nearest each reference centre. A reference cluster with none
+        is left out: the current centre matched to it is one the refit put among other
+        clusters' rows (a regime absent at this hour), not that cluster's centre moved;
+        empty and vanished clusters are other SLIs'.
 
     Returns
     -------
     ndarray of shape (m,)
-        One value per pair of ``cd.pairs``, in its order; NaN where the current centre
-        has no row.
+        One value per pair of ``cd.pairs``, in its order; NaN where the current centre,
+        or the reference cluster when ``reference_counts`` is given, has no row.
     """
     owner = "drift_standard_errors"
     k_cur = int(cd.pairs[:, 1].max()) + 1 if cd.pairs.size else 0
@@ -511,6 +524,14 @@ def drift_standard_errors(
     n = counts[cur].astype(np.float64)
     out = np.full(n.shape[0], np.nan)
     has = n > 0
+    if reference_counts is not None:
+        present = np.asarray(reference_counts)
+        if present.ndim != 1 or present.shape[0] < k_ref:
+            raise InvalidInputError(
+                f"The 'reference_counts' parameter of {owner} must hold a count per reference "
+                f"cluster (at least {k_ref}); got an array of shape {present.shape}."
+            )
+        has &= present[ref] > 0
     var = s[ref[has], 0] / n[has] + s[ref[has], 1]
     out[has] = cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))
     return out

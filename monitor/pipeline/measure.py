@@ -250,8 +250,8 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        counts = fit.table.sum(axis=0)
-        se = 0.0 if spread is None else drift.standardised_drift(cd, counts, spread)
+        live_rows, cand_rows = fit.table.sum(axis=1), fit.table.sum(axis=0)
+        se = 0.0 if spread is None else drift.standardised_drift(cd, cand_rows, spread, live_rows)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]

@@ -282,6 +282,18 @@ def test_standardised_drift_leaves_out_a_centre_with_no_row() -> None:
     assert math.isfinite(point) and point > 1e9
 
 
+def test_standardised_drift_leaves_out_a_reference_cluster_absent_from_the_window() -> None:
+    """Cluster 1 has no row of the window: the current centre matched to it (9.0) is one
+    the refit put among cluster 0's rows, not cluster 1's centre moved by 4."""
+    cd = centroid_drift(np.array([[0.0], [5.0]]), np.array([[0.1], [9.0]]))
+    spread = np.array([[1.0, 0.0], [1.0, 0.0]])
+    se = math.sqrt(1 / 50)
+    assert standardised_drift(cd, [50, 50], spread) == pytest.approx(4.0 / se)
+    assert standardised_drift(cd, [50, 50], spread, [100, 0]) == pytest.approx(0.1 / se)
+    with pytest.raises(InvalidInputError, match="count per reference cluster"):
+        standardised_drift(cd, [50, 50], spread, [100])
+
+
 @pytest.mark.parametrize(
     ("counts", "spread", "message"),
     [
