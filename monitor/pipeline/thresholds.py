@@ -1,7 +1,7 @@
 """The thresholds a run compares its SLIs with: the configured ones, calibrated at its size.
 
-``fixed``: the configured values. ``calibrated``: each calibrated SLI's null threshold at
-the run's row count replaces the values that guard it. ``auto`` (the default): the
+``fixed``: the configured values. ``calibrated`` (the default): each calibrated SLI's
+null threshold at the run's row count replaces the values that guard it. ``auto``: the
 configured value, unless sampling noise at this size would cross it more often than the
 false-alarm rate allows, in which case the calibrated value (the larger of the two for
 SLIs that alarm when high, the smaller for those that alarm when low). A critical level
