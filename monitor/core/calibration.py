@@ -884,8 +884,9 @@ def _refit_thresholds(
     fitted: dict[str, dict[int, float]] = {key: {} for key in REFITTED}
     if not drawn:
         return {key: _interpolate_log(grid, fitted[key]) for key in REFITTED}, None
-    spread = _drift_spread(pool, drawn[max(drawn)])
-    dof = _effective_dof(pool)
+    res = _within_residuals(pool)
+    spread = _drift_spread(pool, res, drawn[max(drawn)])
+    dof = _effective_dof(pool, res)
     for g, fits in drawn.items():
         drift_max = _far_quantile(np.array([cd.max for cd, _ in fits]), level)
         if drift_max is not None:
@@ -944,12 +945,12 @@ def _within_residuals(pool: _Pool) -> F64:
     return out
 
 
-def _effective_dof(pool: _Pool) -> F64:
+def _effective_dof(pool: _Pool, res: F64) -> F64:
     """(k,) per cluster, the degrees of freedom of its centre's squared error as a scaled
     chi-square (Satterthwaite): ``tr(S)^2 / tr(S^2)``, ``S`` the covariance of its rows
     about their window's mean; between 1 (all of the spread along one direction) and the
-    number of features (as much along each). ``d`` where a cluster has no spread."""
-    res = _within_residuals(pool)
+    number of features (as much along each). ``d`` where a cluster has no spread.
+    ``res``: ``_within_residuals(pool)``."""
     d = pool.X.shape[1]
     out = np.full(pool.k, float(d))
     for j in range(pool.k):
@@ -961,14 +962,13 @@ def _effective_dof(pool: _Pool) -> F64:
     return out
 
 
-def _drift_spread(pool: _Pool, fits: list[tuple[CentroidDrift, Int]]) -> F64:
+def _drift_spread(pool: _Pool, res: F64, fits: list[tuple[CentroidDrift, Int]]) -> F64:
     """(k, 2) per cluster: ``v``, its rows' mean squared distance to their mean within a
     reference window (the spread a window's centre has over the square root of its rows),
     and ``tau^2``, what the refits' squared drifts hold beyond ``v / n`` on average (the
     centre's movement between quiet windows: the phase references' own error, days that
-    differ), at least 0."""
+    differ), at least 0. ``res``: ``_within_residuals(pool)``."""
     k = pool.k
-    res = _within_residuals(pool)
     ss = np.bincount(pool.labels, weights=np.einsum("ij,ij->i", res, res), minlength=k)
     dof = np.maximum(pool.own_labels - 1.0, 0.0).sum(axis=0)
     v = np.where(dof > 0, ss / np.maximum(dof, 1.0), 0.0)
