@@ -140,6 +140,11 @@ def test_every_metric_in_the_dashboards_is_in_the_contract() -> None:
     assert not unknown, f"not in docs/metrics.md: {unknown}"
 
 
+def test_every_snippet_is_expanded() -> None:
+    for name, text in render_dashboards().items():
+        assert "<<" not in text, f"{name} holds a snippet reference"
+
+
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_layout_panels_fit_the_grid_without_overlap(name: str) -> None:
     ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
