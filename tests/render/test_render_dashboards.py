@@ -327,14 +327,14 @@ def test_drift_status_maps_every_count_of_indicators() -> None:
 def _assert_executive_drift_counts(
     tmp_path: Path,
     values: dict[str, tuple[float | None, ...]],
-    per_model: dict[str, int],
+    per_model: dict[str, int | None],
 ) -> None:
     """Evaluate the Executive drift panels' queries with promtool on hand-made series.
 
     ``values``: metric -> its value for each model of ``per_model`` in turn (None: not
     exported); every model has one feature PSI series of 0.02. ``per_model``: what
-    "Drift status per model" must show for each model; "Models drifting" must count
-    those above 0.
+    "Drift status per model" must show for each model (None: the model is not shown);
+    "Models drifting" must count those above 0.
     """
     promtool = require_binary("promtool")
     labels = 'job="kmeans-monitor", instance="127.0.0.1:9310", model="{}"'
@@ -357,13 +357,15 @@ def _assert_executive_drift_counts(
             "expr": grafana(_executive_expr("Drift status per model")),
             "eval_time": "5m",
             "exp_samples": [
-                {"labels": f'{{model="{m}"}}', "value": v} for m, v in per_model.items()
+                {"labels": f'{{model="{m}"}}', "value": v}
+                for m, v in per_model.items()
+                if v is not None
             ],
         },
         {
             "expr": grafana(_executive_expr("Models drifting")),
             "eval_time": "5m",
-            "exp_samples": [{"labels": "{}", "value": sum(v > 0 for v in per_model.values())}],
+            "exp_samples": [{"labels": "{}", "value": sum(bool(v) for v in per_model.values())}],
         },
     ]
     (tmp_path / "none.yml").write_text("groups: []\n", encoding="utf-8")
@@ -392,7 +394,7 @@ def test_executive_drift_counts_keep_models_without_a_drift_in_standard_errors(
         "kmeans_label_psi": (0.01, 0.3, 0.01),
         "kmeans_label_psi_threshold": (0.1, 0.1, 0.1),
         "kmeans_feature_psi_warning_threshold": (0.1, 0.1, 0.1),
-        "kmeans_window_rows": (2000, 2000, 2000),
+        "kmeans_snapshot_version": (1, 1, 1),
     }
     _assert_executive_drift_counts(tmp_path, values, {"calibrated": 1, "fixed": 1, "quiet": 0})
 
@@ -403,16 +405,24 @@ def test_executive_drift_counts_keep_models_missing_any_threshold(tmp_path: Path
     # thresholds.py): that indicator counts 0, the others still count. small: no centroid
     # drift threshold, label PSI past; small_quiet: the same, nothing past; no_label: no
     # label PSI threshold, centroid drift past; no_feature: no feature PSI threshold,
-    # label PSI and drift in standard errors past; bare: no threshold at all.
+    # label PSI and drift in standard errors past; bare: no threshold at all;
+    # unmonitored: no live snapshot (so no threshold either), left out of both panels.
     values = {
-        "kmeans_centroid_drift_max": (0.9, 0.9, 0.9, 0.1, 0.9),
-        "kmeans_centroid_drift_threshold": (None, None, 0.5, 0.5, None),
-        "kmeans_centroid_drift_standard_errors": (1.0, 1.0, 1.0, 6.0, 6.0),
-        "kmeans_centroid_drift_standard_errors_threshold": (4.0, 4.0, 4.0, 4.0, None),
-        "kmeans_label_psi": (0.3, 0.01, 0.3, 0.3, 0.3),
-        "kmeans_label_psi_threshold": (0.1, 0.1, None, 0.1, None),
-        "kmeans_feature_psi_warning_threshold": (0.1, 0.1, 0.1, None, None),
-        "kmeans_window_rows": (10, 10, 2000, 2000, 2000),
+        "kmeans_centroid_drift_max": (0.9, 0.9, 0.9, 0.1, 0.9, 0.9),
+        "kmeans_centroid_drift_threshold": (None, None, 0.5, 0.5, None, None),
+        "kmeans_centroid_drift_standard_errors": (1.0, 1.0, 1.0, 6.0, 6.0, 6.0),
+        "kmeans_centroid_drift_standard_errors_threshold": (4.0, 4.0, 4.0, 4.0, None, None),
+        "kmeans_label_psi": (0.3, 0.01, 0.3, 0.3, 0.3, 0.3),
+        "kmeans_label_psi_threshold": (0.1, 0.1, None, 0.1, None, None),
+        "kmeans_feature_psi_warning_threshold": (0.1, 0.1, 0.1, None, None, None),
+        "kmeans_snapshot_version": (1, 1, 1, 1, 1, None),
     }
-    per_model = {"small": 1, "small_quiet": 0, "no_label": 1, "no_feature": 2, "bare": 0}
+    per_model = {
+        "small": 1,
+        "small_quiet": 0,
+        "no_label": 1,
+        "no_feature": 2,
+        "bare": 0,
+        "unmonitored": None,
+    }
     _assert_executive_drift_counts(tmp_path, values, per_model)
