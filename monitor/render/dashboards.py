@@ -3,7 +3,8 @@
 The spec says what each panel shows (title, description, unit, queries, thresholds);
 this module adds what every panel of every dashboard shares: the ``datasource``, ``job``
 and ``model`` variables, the datasource references, the grid layout and the styling of
-threshold lines.
+threshold lines. A query line that is only ``<<name>>`` stands for the spec's snippet
+``name`` (PromQL that several queries share), indented like that line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,27 @@ _GRID_WIDTH = 24  # Grafana's grid is 24 columns wide
 @functools.cache
 def _spec() -> dict[str, Any]:
     spec: dict[str, Any] = load_yaml(read_asset("dashboards.yml"), "monitor/assets/dashboards.yml")
+    snippets = spec.get("snippets", {})
+    for board in spec["dashboards"]:
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                target["expr"] = _expand(target["expr"], snippets)
     return spec
+
+
+def _expand(expr: str, snippets: Mapping[str, str]) -> str:
+    """``expr`` with each line that is only ``<<name>>`` replaced by the snippet ``name``."""
+    lines = []
+    for line in expr.splitlines():
+        name = line.strip()
+        if not (name.startswith("<<") and name.endswith(">>")):
+            lines.append(line)
+            continue
+        if name[2:-2] not in snippets:
+            raise InvalidInputError(f"dashboards.yml: no snippet {name[2:-2]!r} for {name}")
+        indent = line[: len(line) - len(line.lstrip())]
+        lines += [indent + part for part in snippets[name[2:-2]].strip().splitlines()]
+    return "\n".join(lines)
 
 
 def render_dashboards(options: RenderOptions | None = None) -> dict[str, str]:
