@@ -387,6 +387,19 @@ def test_threshold_at_interpolates_in_log_size() -> None:
     assert threshold_at(table, 10**6)[S.LABEL_PSI] == pytest.approx(0.0)
 
 
+def test_threshold_at_follows_a_power_of_the_rows() -> None:
+    # A PSI's null shrinks as 1/n and a centroid's as 1/sqrt(n): between two calibrated
+    # sizes the threshold follows that curve. A line in the threshold itself gives 5 %
+    # more at 500 rows between 400 and 800, enough to halve a steep tail's flags.
+    sizes = np.array([400, 800])
+    values = np.column_stack((30.0 / sizes, 3.0 / np.sqrt(sizes), [0.45, 0.47]))
+    keys = (S.FEATURE_PSI_MAX, S.CENTROID_DRIFT_MAX, S.SILHOUETTE)
+    t = threshold_at(NullTable(sizes, keys, values, 0.01, 0.01, 1), 500)
+    assert t[S.FEATURE_PSI_MAX] == pytest.approx(30.0 / 500, rel=1e-9)
+    assert t[S.CENTROID_DRIFT_MAX] == pytest.approx(3.0 / math.sqrt(500), rel=1e-9)
+    assert 0.45 < t[S.SILHOUETTE] < 0.47  # type: ignore[operator]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
