@@ -393,6 +393,9 @@ class CandidateFit:
     # (k, k): rows with live label i (the scoring's) and candidate label j; its column
     # sums are the candidate's cluster sizes.
     table: IntArray
+    # (k, d) the warm start's centres (Lloyd from the live centres alone): each follows
+    # its live cluster, where a restart that beat it may have settled elsewhere.
+    warm: FloatArray
 
 
 @dataclass(frozen=True, eq=False)

@@ -78,8 +78,9 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
-# How a null window's rows are refitted from centres C with a seed: the centres found.
-Refit = Callable[[F64, F64, int], NDArray[Any]]
+# How a null window's rows are refitted from centres C with a seed: the centres found,
+# and the warm start's from C alone (the same where the refit is the warm start).
+Refit = Callable[[F64, F64, int], tuple[NDArray[Any], NDArray[Any]]]
 Int = NDArray[np.intp]
 
 #: SLIs calibrated jointly on the same null windows (cheap: counts and means of rows).
@@ -128,6 +129,15 @@ class _Refits:
     count: int
     refit: Refit
     split_baseline: F64 | None
+
+
+@dataclass(frozen=True, eq=False)
+class _Refitted:
+    """One null window refitted, against the centres it is compared with."""
+
+    drift: CentroidDrift  # the refit's (restarts too): the centroid drift's null
+    warm: CentroidDrift  # its warm start's: the null of the drift in standard errors
+    rows: Int  # (k,) the window's rows nearest each of the model's centres
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,11 +215,14 @@ def calibrate(
         With a seasonal model, the phase of each block: each block is then compared with
         the reference rows of its own phase (its neighbours'), like a monitored window.
     n_fits : int
-        Null windows refitted per size (at three sizes, the others interpolated); the
-        split gain draws about as many at every size. 0 calibrates neither.
+        Null windows refitted per size (at three sizes, the others interpolated; up to
+        REFITS_PER_FIT times as many where refits are cheap); the split gain draws about
+        as many at every size. 0 calibrates neither.
     random_state, working_memory_mib : the seed and the memory budget.
-    refit : callable (X, C, seed) -> centres, optional; how a null window is refitted
-        (default: Lloyd warm from C; the pipeline passes its candidate training).
+    refit : callable (X, C, seed) -> (centres, warm centres), optional
+        How a null window is refitted: the centres found, and those of the warm start
+        from C alone, which the centroid drift in standard errors measures (default:
+        Lloyd warm from C, both the same; the pipeline passes its candidate training).
     split_baseline : array-like of shape (k,), optional
         ``drift.split_baseline`` of the reference, which the split gain is measured
         against; without it the split gain is left uncalibrated (NaN).
@@ -842,6 +855,7 @@ def _rescaled(values: F64, shared: float, bias: float, n: int, reference: tuple[
 
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
+REFITS_PER_FIT = 8  # refits per size, at most, per n_fits, where the budget affords them
 
 
 def _refit_thresholds(
@@ -858,8 +872,10 @@ def _refit_thresholds(
     with (None: no size could be refitted).
 
     At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
-    as the budget affords), ``refits.count`` refits each (up to twice as many where refits
-    are cheap), each value's far quantile by ``_far_quantile``. Between sizes log-log
+    as the budget affords), ``refits.count`` refits each (up to REFITS_PER_FIT times as
+    many where refits are cheap: a tail from 120 refits put one mixture's threshold in
+    standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480 between 4.8 and 5.2),
+    the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
     interpolation; beyond the largest refitted size its value (the drift only shrinks
     with n, and its standard errors level off). The spread comes from the largest size's
     refits (``_drift_spread``), where a window's sampling noise hides the least of the
@@ -867,7 +883,7 @@ def _refit_thresholds(
     """
     k, d = C.shape
     n_fits = refits.count
-    drawn: dict[int, list[tuple[CentroidDrift, Int]]] = {}
+    drawn: dict[int, list[_Refitted]] = {}
     spent = 0.0
     bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
     for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
@@ -878,7 +894,7 @@ def _refit_thresholds(
         spent += cost
         # More refits where they are cheap; not for a one-window (bootstrapped) null, which
         # a retrained candidate recomputes on every drifting window.
-        most = n_fits if bootstrapped else 2 * n_fits
+        most = n_fits if bootstrapped else REFITS_PER_FIT * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
         drawn[g] = _refits(pool, C, n, count, rng, refits.refit)
     fitted: dict[str, dict[int, float]] = {key: {} for key in REFITTED}
@@ -888,7 +904,7 @@ def _refit_thresholds(
     spread = _drift_spread(pool, res, drawn[max(drawn)])
     dof = _effective_dof(pool, res)
     for g, fits in drawn.items():
-        drift_max = _far_quantile(np.array([cd.max for cd, _ in fits]), level)
+        drift_max = _far_quantile(np.array([f.drift.max for f in fits]), level)
         if drift_max is not None:
             fitted[CENTROID_DRIFT_MAX][g] = drift_max
         errors = _standard_errors_threshold(fits, spread, dof, level)
@@ -898,11 +914,11 @@ def _refit_thresholds(
 
 
 def _standard_errors_threshold(
-    fits: list[tuple[CentroidDrift, Int]], spread: F64, dof: F64, level: float
+    fits: list[_Refitted], spread: F64, dof: F64, level: float
 ) -> float | None:
     """The centroid drift in standard errors that null windows exceed with probability
-    ``level``, from their refits (None: undefined at this size, no cluster with a row in
-    half of them).
+    ``level``, from their refits' warm starts (None: undefined at this size, no cluster
+    with a row in half of them).
 
     The larger of two tails. A chi-square tail per cluster: its ``z^2`` taken as
     ``r chi2(nu) / nu``, ``nu`` the effective degrees of freedom of the cluster's spread
@@ -917,8 +933,8 @@ def _standard_errors_threshold(
     """
     k = dof.shape[0]
     z = np.full((len(fits), k), np.nan)
-    for i, (cd, counts) in enumerate(fits):
-        z[i, cd.pairs[:, 0]] = drift_standard_errors(cd, counts[1], spread, counts[0])
+    for i, f in enumerate(fits):
+        z[i, f.warm.pairs[:, 0]] = drift_standard_errors(f.warm, f.rows, spread, f.rows)
     largest = np.nanmax(np.where(np.isfinite(z), z, -np.inf), axis=1)
     largest = largest[np.isfinite(largest)]
     if largest.shape[0] < max(2, len(fits) // 2):
@@ -962,12 +978,13 @@ def _effective_dof(pool: _Pool, res: F64) -> F64:
     return out
 
 
-def _drift_spread(pool: _Pool, res: F64, fits: list[tuple[CentroidDrift, Int]]) -> F64:
+def _drift_spread(pool: _Pool, res: F64, fits: list[_Refitted]) -> F64:
     """(k, 2) per cluster: ``v``, its rows' mean squared distance to their mean within a
     reference window (the spread a window's centre has over the square root of its rows),
-    and ``tau^2``, what the refits' squared drifts hold beyond ``v / n`` on average (the
-    centre's movement between quiet windows: the phase references' own error, days that
-    differ), at least 0. ``res``: ``_within_residuals(pool)``."""
+    and ``tau^2``, what the refits' warm starts' squared drifts hold beyond ``v / n`` on
+    average (the centre's movement between quiet windows: the phase references' own
+    error, days that differ, a boundary between overlapping clusters that the window's
+    rows move), at least 0. ``res``: ``_within_residuals(pool)``."""
     k = pool.k
     ss = np.bincount(pool.labels, weights=np.einsum("ij,ij->i", res, res), minlength=k)
     dof = np.maximum(pool.own_labels - 1.0, 0.0).sum(axis=0)
@@ -975,11 +992,11 @@ def _drift_spread(pool: _Pool, res: F64, fits: list[tuple[CentroidDrift, Int]]) 
     sq = np.zeros(k)
     inv = np.zeros(k)
     seen = np.zeros(k)
-    for cd, counts in fits:
-        n = counts[1][cd.pairs[:, 1]]
-        ok = (n > 0) & (counts[0][cd.pairs[:, 0]] > 0)
-        ref = cd.pairs[ok, 0]
-        sq[ref] += cd.distances[ok] ** 2
+    for f in fits:
+        n = f.rows[f.warm.pairs[:, 1]]
+        ok = (n > 0) & (f.rows[f.warm.pairs[:, 0]] > 0)
+        ref = f.warm.pairs[ok, 0]
+        sq[ref] += f.warm.distances[ok] ** 2
         inv[ref] += 1.0 / n[ok]
         seen[ref] += 1.0
     excess = np.where(seen > 0, (sq - v * inv) / np.maximum(seen, 1.0), 0.0)
@@ -1066,29 +1083,29 @@ def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
 def _warm_refit(wm: float) -> Refit:
     """A null window refitted by Lloyd warm from the reference centres."""
 
-    def refit(X: F64, C: F64, seed: int) -> NDArray[Any]:
+    def refit(X: F64, C: F64, seed: int) -> tuple[NDArray[Any], NDArray[Any]]:
         fit = fit_kmeans(X, C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm)
-        return fit.centers
+        return fit.centers, fit.centers
 
     return refit
 
 
 def _refits(
     pool: _Pool, C: F64, n: int, count: int, rng: np.random.Generator, refit: Refit
-) -> list[tuple[CentroidDrift, Int]]:
-    """Centroid drift of ``count`` null windows of ``n`` rows, each refitted by ``refit``,
-    with the window's rows nearest each of the model's centres and each refitted one
-    (2, k)."""
+) -> list[_Refitted]:
+    """``count`` null windows of ``n`` rows, each refitted by ``refit``."""
     win = _draw_rows(pool, n, count, rng)
     compared = _compared_centers(pool, win)
     out = []
     for i, rows in enumerate(win.rows):
-        X = pool.X[rows]
-        centers = np.asarray(refit(X, C, int(rng.integers(0, _SEED_HIGH))), dtype=np.float64)
-        nearest, _ = assign_labels(X, centers)
-        live = np.bincount(pool.labels[rows], minlength=pool.k)
-        counts = np.stack((live, np.bincount(nearest, minlength=pool.k)))
-        out.append((centroid_drift(compared[i], centers), counts.astype(np.intp)))
+        best, warm = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
+        out.append(
+            _Refitted(
+                drift=centroid_drift(compared[i], np.asarray(best, dtype=np.float64)),
+                warm=centroid_drift(compared[i], np.asarray(warm, dtype=np.float64)),
+                rows=np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp),
+            )
+        )
     return out
 
 

@@ -863,20 +863,20 @@ def candidate_blocks(
     seed: int = 0,
 ) -> CandidateFit:
     """The candidate on rows spread over partitions: warm-started Lloyd (replaced by
-    ``restarts`` k-means++ restarts when they do better), then its table."""
+    ``restarts`` k-means++ restarts when they do better), then its table; the warm
+    start's centres are kept too."""
     C = np.asarray(live.centers, dtype=np.float64)
     cosine = live.metric == "cosine"
     wm = working_memory_mib
-    centers, _, _ = lloyd(
-        blocks, C, max_iter=max_iter, tol=tol, cosine=cosine, working_memory_mib=wm
-    )
+    warm, _, _ = lloyd(blocks, C, max_iter=max_iter, tol=tol, cosine=cosine, working_memory_mib=wm)
+    centers = warm
     if restarts > 0:
-        centers = _restarted(blocks, centers, live, (max_iter, tol, wm), restarts, seed)
+        centers = _restarted(blocks, warm, live, (max_iter, tol, wm), restarts, seed)
     table = _sum(
         blocks.mapPartitions(functools.partial(_table_partition, live=C, candidate=centers, wm=wm)),
         "relabelling",
     )
-    return CandidateFit(centers=centers, table=table)
+    return CandidateFit(centers=centers, table=table, warm=warm)
 
 
 def _restarted(

@@ -82,12 +82,12 @@ def _candidate(
             raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
     assert view.labels is not None  # the local scoring keeps every row's label
     assert not isinstance(Xs, CountedRows)  # rows stay on an engine only with one
-    centers, labels = train.train_candidate(
+    fit = train.train_candidate(
         Xs, live.centers, model, seed, wm, labels=view.labels, n_threads=ctx.n_threads
     )
     k = live.k
-    table = np.bincount(view.labels * k + labels, minlength=k * k).reshape(k, k)
-    return CandidateFit(centers=centers, table=table.astype(np.int64))
+    table = np.bincount(view.labels * k + fit.labels, minlength=k * k).reshape(k, k)
+    return CandidateFit(centers=fit.centers, table=table.astype(np.int64), warm=fit.warm)
 
 
 # ---------------------------------------------------------------------------- measure
@@ -246,12 +246,12 @@ def _measure_with(
         fit = _candidate(Xs, live, view, model, seed, ctx)
     cand_centers = fit.centers
     with phases.phase("compare"):
-        cd = drift.centroid_drift(train.reference_centers(live, window), cand_centers)
+        compared = train.reference_centers(live, window)
+        cd = drift.centroid_drift(compared, cand_centers)
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        live_rows, cand_rows = fit.table.sum(axis=1), fit.table.sum(axis=0)
-        se = 0.0 if spread is None else drift.standardised_drift(cd, cand_rows, spread, live_rows)
+        se = 0.0 if spread is None else _drift_se(compared, fit, spread)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
@@ -294,6 +294,16 @@ def _thresholds(
         if live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
             undefined = (*undefined, S.CENTROID_DRIFT_SE)
     return thresholds, undefined, spread
+
+
+def _drift_se(compared: FloatArray, fit: CandidateFit, spread: FloatArray) -> float:
+    """The centroid drift in standard errors: the warm start's centres (each follows its
+    live cluster; a restart that won may sit on another local optimum, which in quiet
+    windows of overlapping clusters would read as a large move) against ``compared``,
+    each over the standard error of a centre of its live cluster's rows in the window."""
+    live_rows = fit.table.sum(axis=1)
+    cd = drift.centroid_drift(compared, fit.warm)
+    return drift.standardised_drift(cd, live_rows, spread, live_rows)
 
 
 def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitGain:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +49,7 @@ __all__ = [
     "NULL_WINDOWS",
     "SAMPLE_ROWS",
     "TRAINING_ROWS",
+    "Candidate",
     "calibration_phases",
     "calibration_rows",
     "candidate_refit",
@@ -76,10 +77,24 @@ _TRAINING_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 RESTART_ROWS = 50_000  # k-means++ restarts of a candidate run on a sample this large
 
 
+class Candidate(NamedTuple):
+    """A candidate trained on a window (``train_candidate``)."""
+
+    centers: FloatArray  # (k, d) the candidate: the warm start, or a restart that beat it
+    labels: IntArray  # (n,) each row's nearest candidate centre
+    warm: FloatArray  # (k, d) the warm start's centres, which follow each live cluster
+
+
 def candidate_refit(model: ModelSettings, wm: float) -> calibration.Refit:
     """How the calibration refits a null window: as a run trains its candidate (restarts
-    too), so that the centroid drift's null holds what a run's candidate can do."""
-    return lambda X, C, seed: train_candidate(X, C, model, seed, wm)[0]
+    too), so that the centroid drift's null holds what a run's candidate can do; and the
+    warm start alone, which the centroid drift in standard errors measures."""
+
+    def refit(X: FloatArray, C: FloatArray, seed: int) -> tuple[FloatArray, FloatArray]:
+        fit = train_candidate(X, C, model, seed, wm)
+        return fit.centers, fit.warm
+
+    return refit
 
 
 def train_candidate(
@@ -91,13 +106,14 @@ def train_candidate(
     *,
     labels: IntArray | None = None,
     n_threads: int = 1,
-) -> tuple[FloatArray, IntArray]:
+) -> Candidate:
     """A candidate on a window's scaled rows: warm from ``centers``, plus k-means++
     restarts on a sample; the calibration's null windows are refitted by it too.
 
     ``labels``, the window's assignment to ``centers`` when the caller has it, is the
     warm start's first E-step. A restart replaces the warm start only when it also wins
-    on the whole window. ``n_threads``: the fits' threads (the same fit for any).
+    on the whole window; the warm start's centres are returned either way.
+    ``n_threads``: the fits' threads (the same fit for any).
     """
     t = model.training
     k = centers.shape[0]
@@ -111,8 +127,9 @@ def train_candidate(
     }
     try:
         warm = fit_kmeans(Xs, k, init=centers, init_labels=labels, n_init=1, **common)
+        kept = Candidate(warm.centers, warm.labels, warm.centers)
         if t.candidate_restarts == 0 or Xs.shape[0] <= k:
-            return warm.centers, warm.labels
+            return kept
         n = Xs.shape[0]
         rng = np.random.default_rng(seed)
         sample = Xs if n <= RESTART_ROWS else Xs[rng.choice(n, RESTART_ROWS, replace=False)]
@@ -121,8 +138,8 @@ def train_candidate(
         if float(sq.sum(dtype=np.float64)) < warm.inertia:
             polished = fit_kmeans(Xs, k, init=restart.centers, n_init=1, **common)
             if polished.inertia < warm.inertia:
-                return polished.centers, polished.labels
-        return warm.centers, warm.labels
+                return Candidate(polished.centers, polished.labels, warm.centers)
+        return kept
     except _TRAINING_ERRORS as exc:
         raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc
 

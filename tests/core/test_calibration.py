@@ -112,7 +112,7 @@ def window_slis(ref: Reference, W: np.ndarray, table: NullTable) -> dict[str, fl
     fit = fit_kmeans(W, 3, init=ref.centers, n_init=1, random_state=0)
     cd = centroid_drift(ref.centers, fit.centers)
     assert table.drift_spread is not None
-    counts = np.bincount(fit.labels, minlength=3)
+    counts = np.bincount(labels, minlength=3)  # the live clusters' rows, as a run counts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateDataWarning)
         sil = silhouette_sampled(W, labels, sample_size=600, random_state=0).score
@@ -123,7 +123,7 @@ def window_slis(ref: Reference, W: np.ndarray, table: NullTable) -> dict[str, fl
         S.EMPTY_CLUSTERS: float((np.bincount(labels, minlength=3) == 0).sum()),
         S.SILHOUETTE: sil,
         S.CENTROID_DRIFT_MAX: cd.max,
-        S.CENTROID_DRIFT_SE: standardised_drift(cd, counts, table.drift_spread),
+        S.CENTROID_DRIFT_SE: standardised_drift(cd, counts, table.drift_spread, counts),
         S.SPLIT_GAIN: split_gain(W, ref.centers, ref.baseline, random_state=0).gain,
     }
 
@@ -225,6 +225,39 @@ def test_a_tight_cluster_s_move_crosses_the_standard_errors_before_the_largest_d
     thresholds = threshold_at(table, 1000)
     moved = window_slis(ref, mixed(1000, move=0.15), table)
     assert alarms(thresholds, moved) == [S.CENTROID_DRIFT_SE], (moved, thresholds)
+
+
+def test_a_refit_that_settles_elsewhere_widens_the_drift_s_null_not_the_standard_errors(
+    reference: Reference,
+) -> None:
+    """The centroid drift's null holds the candidate a run would promote, restarts that
+    land on another local optimum included; the drift in standard errors measures the
+    warm start, which follows each live cluster, so its null is the same without them."""
+    keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
+    calls = []
+
+    def warm(X: np.ndarray, C: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        fit = fit_kmeans(X, C.shape[0], init=C, n_init=1, random_state=seed)
+        return fit.centers, fit.centers
+
+    def sometimes_elsewhere(
+        X: np.ndarray, C: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        best, start = warm(X, C, seed)
+        calls.append(seed)
+        if len(calls) % 10 == 0:  # a tenth of the refits: a centre far from its cluster
+            best = best.copy()
+            best[0] += 5.0
+        return best, start
+
+    plain = table_of(reference, [100, 400], keys=keys, refit=warm)
+    flips = table_of(reference, [100, 400], keys=keys, refit=sometimes_elsewhere)
+    se = keys.index(S.CENTROID_DRIFT_SE)
+    np.testing.assert_array_equal(flips.values[:, se], plain.values[:, se])
+    assert flips.drift_spread is not None and plain.drift_spread is not None
+    np.testing.assert_array_equal(flips.drift_spread, plain.drift_spread)
+    drift = keys.index(S.CENTROID_DRIFT_MAX)
+    assert np.all(flips.values[:, drift] > 2 * plain.values[:, drift])
 
 
 @pytest.mark.parametrize(("widths", "dof"), [((1.0, 1.0, 1.0), 3), ((1.0, 0.05, 0.05), 1)])

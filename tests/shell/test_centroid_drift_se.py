@@ -12,7 +12,7 @@ import numpy as np
 from monitor import slis as S
 from monitor.alerting import held_conditions
 from monitor.config import ModelSettings
-from monitor.pipeline import evaluate
+from monitor.pipeline import evaluate, train
 from tests.fakes import (
     FakeSource,
     MemoryHistory,
@@ -80,3 +80,29 @@ def test_a_calibration_stored_before_the_drift_spread_leaves_it_undefined() -> N
     assert S.THRESHOLD_CENTROID_DRIFT_SE not in ev.thresholds
     assert ev.slis[S.CENTROID_DRIFT_SE] == 0.0
     assert "not drift signals at 1000 rows: centroid_drift_se" in ev.decision
+
+
+def test_a_restart_that_settles_elsewhere_moves_the_drift_not_the_standard_errors(
+    monkeypatch: Any,
+) -> None:
+    """Where a k-means++ restart beats the warm start by landing on another local optimum
+    (overlapping clusters, a small window), the candidate's centres sit far from the live
+    ones although no cluster moved. The centroid drift measures the candidate (what a
+    retrain would promote); the drift in standard errors measures the warm start, which
+    follows each live cluster, so such a window does not read as a cluster that moved."""
+    m, store = model(), MemoryStore()
+    run(m, store, NOW)
+    honest = run(m, store, NOW + 3600)
+    real = train.train_candidate
+
+    def settles_elsewhere(*args: Any, **kwargs: Any) -> train.Candidate:
+        fit = real(*args, **kwargs)
+        centers = fit.centers.copy()
+        centers[0] += 3.0  # one centre of the candidate moved far; the warm start as found
+        return fit._replace(centers=centers)
+
+    monkeypatch.setattr(train, "train_candidate", settles_elsewhere)
+    flipped = run(m, store, NOW + 3600)
+    assert flipped.slis[S.CENTROID_DRIFT_MAX] > 2.5
+    assert flipped.slis[S.CENTROID_DRIFT_SE] == honest.slis[S.CENTROID_DRIFT_SE]
+    assert flipped.slis[S.CENTROID_DRIFT_SE] < flipped.thresholds[S.THRESHOLD_CENTROID_DRIFT_SE]

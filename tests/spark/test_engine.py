@@ -136,11 +136,13 @@ def test_the_candidate_is_the_local_warm_start(spark: Any, snap: Snapshot) -> No
     Xs = prepare(drifted(), snap.scaler, snap.metric)
     local_view = score(Xs, snap, seed=7, silhouette_sample=2000, working_memory_mib=64.0)
     assert local_view.labels is not None
-    centers, labels = train_candidate(Xs, snap.centers, m, 7, 64.0, labels=local_view.labels)
+    local = train_candidate(Xs, snap.centers, m, 7, 64.0, labels=local_view.labels)
+    centers, labels = local.centers, local.labels
     blocks = spark.sparkContext.parallelize(np.array_split(Xs, 3), 3)
     fit = candidate_blocks(blocks, snap, max_iter=300, tol=1e-4, working_memory_mib=64.0)
     # Same iterations on the same labels; the centres differ by summation order only.
     np.testing.assert_allclose(fit.centers, centers, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fit.warm, local.warm, rtol=0, atol=1e-9)
     assert np.abs(centers - snap.centers).max() > 0.1  # the candidate did move
     np.testing.assert_array_equal(fit.table.sum(axis=0), np.bincount(labels, minlength=snap.k))
     np.testing.assert_array_equal(fit.table.sum(axis=1), local_view.cluster_sizes)
@@ -160,7 +162,7 @@ def test_an_empty_cluster_is_moved_to_the_farthest_row_as_locally(
     Xs = prepare(drifted(), snap.scaler, snap.metric)
     view = score(Xs, far, seed=7, silhouette_sample=2000, working_memory_mib=64.0)
     assert view.cluster_sizes[3] == 0 and view.labels is not None
-    want, _ = train_candidate(Xs, far.centers, m, 7, 64.0, labels=view.labels)
+    want = train_candidate(Xs, far.centers, m, 7, 64.0, labels=view.labels).centers
     blocks = spark.sparkContext.parallelize(np.array_split(Xs, 2), 2)
     fit = candidate_blocks(blocks, far, max_iter=300, tol=1e-4, working_memory_mib=64.0)
     np.testing.assert_allclose(fit.centers, want, rtol=0, atol=1e-9)
