@@ -215,9 +215,8 @@ def calibrate(
         With a seasonal model, the phase of each block: each block is then compared with
         the reference rows of its own phase (its neighbours'), like a monitored window.
     n_fits : int
-        Null windows refitted per size (at three sizes, the others interpolated; up to
-        REFITS_PER_FIT times as many where refits are cheap); the split gain draws about
-        as many at every size. 0 calibrates neither.
+        Null windows refitted per size (at three sizes, the others interpolated); the
+        split gain draws about as many at every size. 0 calibrates neither.
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> (centres, warm centres), optional
         How a null window is refitted: the centres found, and those of the warm start
@@ -855,7 +854,6 @@ def _rescaled(values: F64, shared: float, bias: float, n: int, reference: tuple[
 
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
-REFITS_PER_FIT = 8  # refits per size, at most, per n_fits, where the budget affords them
 
 
 def _refit_thresholds(
@@ -872,10 +870,8 @@ def _refit_thresholds(
     with (None: no size could be refitted).
 
     At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
-    as the budget affords), ``refits.count`` refits each (up to REFITS_PER_FIT times as
-    many where refits are cheap: a tail from 120 refits put one mixture's threshold in
-    standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480 between 4.8 and 5.2),
-    the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
+    as the budget affords), ``refits.count`` refits each (up to twice as many where refits
+    are cheap), the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
     interpolation; beyond the largest refitted size its value (the drift only shrinks
     with n, and its standard errors level off). The spread comes from the largest size's
     refits (``_drift_spread``), where a window's sampling noise hides the least of the
@@ -894,7 +890,7 @@ def _refit_thresholds(
         spent += cost
         # More refits where they are cheap; not for a one-window (bootstrapped) null, which
         # a retrained candidate recomputes on every drifting window.
-        most = n_fits if bootstrapped else REFITS_PER_FIT * n_fits
+        most = n_fits if bootstrapped else 2 * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
         drawn[g] = _refits(pool, C, n, count, rng, refits.refit)
     fitted: dict[str, dict[int, float]] = {key: {} for key in REFITTED}
@@ -1154,15 +1150,20 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     x = math.log(max(1, int(n)))
     g = int(np.searchsorted(sizes, x, side="right"))
     lo, hi = max(0, g - 1), min(sizes.shape[0] - 1, g)
+    # How far between the two sizes, in log size; exactly 0 or 1 at a calibrated size,
+    # whose thresholds are then used as they are.
+    w = 0.0 if hi == lo else min(1.0, max(0.0, float((x - sizes[lo]) / (sizes[hi] - sizes[lo]))))
     out: dict[str, float | None] = {}
     for j, key in enumerate(table.keys):
-        ends = table.values[[lo, hi], j]
-        if not np.isfinite(ends).all():
+        a, b = (float(v) for v in table.values[[lo, hi], j])
+        if not (math.isfinite(a) and math.isfinite(b)):
             out[key] = None
-        elif (ends > 0).all():
-            out[key] = math.exp(float(np.interp(x, sizes[[lo, hi]], np.log(ends))))
+        elif w in (0.0, 1.0) or a == b:
+            out[key] = b if w == 1.0 else a
+        elif a > 0 and b > 0:
+            out[key] = a * (b / a) ** w
         else:
-            out[key] = float(np.interp(x, sizes[[lo, hi]], ends))
+            out[key] = a + (b - a) * w
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -519,12 +520,12 @@ def test_run_thresholds_by_mode(mode: str, expected: dict[str, float]) -> None:
     assert run_thresholds(FIXED, null, mode, 100) == (expected, ())
 
 
-def test_run_thresholds_interpolate_in_log_size_and_clamp() -> None:
+def test_run_thresholds_interpolate_in_log_log_and_clamp() -> None:
     null = table(label_psi=[0.4, 0.04])
-    assert run_thresholds(FIXED, null, "calibrated", 100)[0]["label_psi"] == pytest.approx(0.4)
-    # Halfway in log n between 100 and 1000.
+    assert run_thresholds(FIXED, null, "calibrated", 100)[0]["label_psi"] == 0.4
+    # Halfway in log n between 100 and 1000: halfway in log threshold too, as 1/n is.
     mid = run_thresholds(FIXED, null, "calibrated", 316)[0]["label_psi"]
-    assert mid == pytest.approx(0.22, abs=0.002)
+    assert mid == pytest.approx(0.4 * 0.1 ** (math.log(3.16) / math.log(10)), rel=1e-9)
     assert run_thresholds(FIXED, null, "calibrated", 50)[0]["label_psi"] == pytest.approx(0.4)
     assert run_thresholds(FIXED, null, "calibrated", 10**6)[0]["label_psi"] == pytest.approx(0.04)
 
