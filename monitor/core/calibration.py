@@ -218,10 +218,9 @@ def calibrate(
         Null windows refitted per size (at three sizes, the others interpolated); the
         split gain draws about as many at every size. 0 calibrates neither.
     random_state, working_memory_mib : the seed and the memory budget.
-    refit : callable (X, C, seed) -> (centres, warm centres), optional
-        How a null window is refitted: the centres found, and those of the warm start
-        from C alone, which the centroid drift in standard errors measures (default:
-        Lloyd warm from C, both the same; the pipeline passes its candidate training).
+    refit : callable (X, C, seed) -> (centres, warm start's centres), optional
+        How a null window is refitted (default: Lloyd warm from C, both the same; the
+        pipeline passes its candidate training, k-means++ restarts too).
     split_baseline : array-like of shape (k,), optional
         ``drift.split_baseline`` of the reference, which the split gain is measured
         against; without it the split gain is left uncalibrated (NaN).
