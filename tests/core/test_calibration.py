@@ -17,6 +17,7 @@ import pytest
 from scipy.stats import chi2
 
 from monitor import slis as S
+from monitor.core import calibration
 from monitor.core.calibration import (
     CALIBRATABLE,
     _family_thresholds,
@@ -258,6 +259,22 @@ def test_a_refit_that_settles_elsewhere_widens_the_drift_s_null_not_the_standard
     np.testing.assert_array_equal(flips.drift_spread, plain.drift_spread)
     drift = keys.index(S.CENTROID_DRIFT_MAX)
     assert np.all(flips.values[:, drift] > 2 * plain.values[:, drift])
+
+
+def test_more_refits_leave_the_split_gain_s_draws_as_they_were(
+    reference: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refits beyond ``SHARED_REFITS_PER_FIT * n_fits`` come from a stream of their own:
+    how many the budget affords changes the refitted SLIs' thresholds, not the split
+    gain's, which is drawn after them."""
+    keys = [S.CENTROID_DRIFT_SE, S.SPLIT_GAIN]
+    tables = {}
+    for most in (2, 8):
+        monkeypatch.setattr(calibration, "REFITS_PER_FIT", most)
+        tables[most] = table_of(reference, [100, 400], keys=keys, n_fits=20)
+    split, se = keys.index(S.SPLIT_GAIN), keys.index(S.CENTROID_DRIFT_SE)
+    np.testing.assert_array_equal(tables[8].values[:, split], tables[2].values[:, split])
+    assert not np.array_equal(tables[8].values[:, se], tables[2].values[:, se])
 
 
 @pytest.mark.parametrize(("widths", "dof"), [((1.0, 1.0, 1.0), 3), ((1.0, 0.05, 0.05), 1)])
