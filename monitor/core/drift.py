@@ -507,14 +507,9 @@ def drift_standard_errors(
     """
     owner = "drift_standard_errors"
     k_cur = int(cd.pairs[:, 1].max()) + 1 if cd.pairs.size else 0
-    counts = np.asarray(current_counts)
-    if counts.ndim != 1 or counts.shape[0] < k_cur or (counts.size and counts.min() < 0):
-        raise InvalidInputError(
-            f"The 'current_counts' parameter of {owner} must hold a non-negative count per "
-            f"current centre (at least {k_cur}); got an array of shape {counts.shape}."
-        )
-    s = check_array(spread, name="spread", dtype=np.float64)
     k_ref = int(cd.pairs[:, 0].max()) + 1 if cd.pairs.size else 0
+    counts = _window_counts(current_counts, "current_counts", "current centre", k_cur, owner)
+    s = check_array(spread, name="spread", dtype=np.float64)
     if s.shape[1] != 2 or s.shape[0] < k_ref or (s < 0).any():
         raise InvalidInputError(
             f"The 'spread' parameter of {owner} must hold two non-negative values per "
@@ -525,16 +520,27 @@ def drift_standard_errors(
     out = np.full(n.shape[0], np.nan)
     has = n > 0
     if reference_counts is not None:
-        present = np.asarray(reference_counts)
-        if present.ndim != 1 or present.shape[0] < k_ref:
-            raise InvalidInputError(
-                f"The 'reference_counts' parameter of {owner} must hold a count per reference "
-                f"cluster (at least {k_ref}); got an array of shape {present.shape}."
-            )
+        present = _window_counts(
+            reference_counts, "reference_counts", "reference cluster", k_ref, owner
+        )
         has &= present[ref] > 0
     var = s[ref[has], 0] / n[has] + s[ref[has], 1]
     out[has] = cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))
     return out
+
+
+def _window_counts(
+    values: ArrayLike, name: str, per: str, at_least: int, owner: str
+) -> NDArray[Any]:
+    """``values`` as a 1-D array of at least ``at_least`` non-negative counts, one per
+    ``per``; InvalidInputError otherwise."""
+    counts = np.asarray(values)
+    if counts.ndim != 1 or counts.shape[0] < at_least or (counts.size and counts.min() < 0):
+        raise InvalidInputError(
+            f"The '{name}' parameter of {owner} must hold a non-negative count per {per} "
+            f"(at least {at_least}); got an array of shape {counts.shape}."
+        )
+    return counts
 
 
 def label_agreement(ref_labels: ArrayLike, cur_labels: ArrayLike, pairs: ArrayLike) -> float:

@@ -290,8 +290,9 @@ def test_standardised_drift_leaves_out_a_reference_cluster_absent_from_the_windo
     se = math.sqrt(1 / 50)
     assert standardised_drift(cd, [50, 50], spread) == pytest.approx(4.0 / se)
     assert standardised_drift(cd, [50, 50], spread, [100, 0]) == pytest.approx(0.1 / se)
-    with pytest.raises(InvalidInputError, match="count per reference cluster"):
-        standardised_drift(cd, [50, 50], spread, [100])
+    for bad in ([100], [100, -1]):
+        with pytest.raises(InvalidInputError, match="count per reference cluster"):
+            standardised_drift(cd, [50, 50], spread, bad)
 
 
 @pytest.mark.parametrize(
