@@ -41,14 +41,15 @@ def _expand(expr: str, snippets: Mapping[str, str]) -> str:
     """``expr`` with each line that is only ``<<name>>`` replaced by the snippet ``name``."""
     lines = []
     for line in expr.splitlines():
-        name = line.strip()
-        if not (name.startswith("<<") and name.endswith(">>")):
+        marker = line.strip()
+        if not (marker.startswith("<<") and marker.endswith(">>")):
             lines.append(line)
             continue
-        if name[2:-2] not in snippets:
-            raise InvalidInputError(f"dashboards.yml: no snippet {name[2:-2]!r} for {name}")
+        name = marker[2:-2]
+        if name not in snippets:
+            raise InvalidInputError(f"dashboards.yml: no snippet {name!r} for {marker}")
         indent = line[: len(line) - len(line.lstrip())]
-        lines += [indent + part for part in snippets[name[2:-2]].strip().splitlines()]
+        lines += [indent + part for part in snippets[name].strip().splitlines()]
     return "\n".join(lines)
 
 
