@@ -1104,13 +1104,13 @@ def _refits(
     out = []
     for i, rows in enumerate(win.rows):
         best, warm = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
-        out.append(
-            _Refitted(
-                drift=centroid_drift(compared[i], np.asarray(best, dtype=np.float64)),
-                warm=centroid_drift(compared[i], np.asarray(warm, dtype=np.float64)),
-                rows=np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp),
-            )
-        )
+        drift = centroid_drift(compared[i], np.asarray(best, dtype=np.float64))
+        if warm is not best:  # a restart beat the warm start: it has a drift of its own
+            warm_drift = centroid_drift(compared[i], np.asarray(warm, dtype=np.float64))
+        else:
+            warm_drift = drift
+        rows_per_cluster = np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp)
+        out.append(_Refitted(drift=drift, warm=warm_drift, rows=rows_per_cluster))
     return out
 
 

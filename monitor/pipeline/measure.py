@@ -26,6 +26,7 @@ from monitor.pipeline.thresholds import run_thresholds
 from monitor.ports import Engine
 from monitor.records import (
     CandidateFit,
+    CentroidDrift,
     CountedRows,
     Decision,
     Measurement,
@@ -251,7 +252,7 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        se = 0.0 if spread is None else _drift_se(compared, fit, spread)
+        se = 0.0 if spread is None else _drift_se(compared, fit, spread, cd)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
@@ -296,13 +297,17 @@ def _thresholds(
     return thresholds, undefined, spread
 
 
-def _drift_se(compared: FloatArray, fit: CandidateFit, spread: FloatArray) -> float:
+def _drift_se(
+    compared: FloatArray, fit: CandidateFit, spread: FloatArray, cd: CentroidDrift
+) -> float:
     """The centroid drift in standard errors: the warm start's centres (each follows its
     live cluster; a restart that won may sit on another local optimum, which in quiet
     windows of overlapping clusters would read as a large move) against ``compared``,
-    each over the standard error of a centre of its live cluster's rows in the window."""
+    each over the standard error of a centre of its live cluster's rows in the window.
+    ``cd``: the candidate's drift, the warm start's too unless a restart beat it."""
     live_rows = fit.table.sum(axis=1)
-    cd = drift.centroid_drift(compared, fit.warm)
+    if fit.warm is not fit.centers:
+        cd = drift.centroid_drift(compared, fit.warm)
     return drift.standardised_drift(cd, live_rows, spread, live_rows)
 
 
