@@ -132,6 +132,23 @@ class _Refits:
 
 
 @dataclass(frozen=True, eq=False)
+class _Streams:
+    """One generator per part of the calibration, spawned from its seed: what one part
+    draws (how many refits the budget affords, whether the silhouette is calibrated at
+    all) leaves every other part's draws, and so its thresholds, as they were."""
+
+    prepare: np.random.Generator  # the silhouette's measured rows
+    joint: np.random.Generator
+    silhouette: np.random.Generator
+    refits: np.random.Generator
+    split: np.random.Generator
+
+    @classmethod
+    def spawn(cls, rng: np.random.Generator) -> _Streams:
+        return cls(*rng.spawn(5))
+
+
+@dataclass(frozen=True, eq=False)
 class _Refitted:
     """One null window refitted, against the centres it is compared with."""
 
@@ -239,17 +256,17 @@ def calibrate(
         X_ref_scaled, block, centers, bins, sizes, keys, false_alarm_rate, n_fits,
         working_memory_mib,
     )  # fmt: skip
-    rng = check_random_state(random_state)
-    pool = _prepare(X, blk, C, bins, outlier_thresholds, phases, keys_t, rng, wm)
+    streams = _Streams.spawn(check_random_state(random_state))
+    pool = _prepare(X, blk, C, bins, outlier_thresholds, phases, keys_t, streams.prepare, wm)
     joint = [key for key in keys_t if key in JOINT]
     separate = [key for key in keys_t if key in SEPARATE]
     m = len(joint) + len(separate)
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
-    joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), rng)
+    joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
     baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
     refits = _Refits(n_fits, refit or _warm_refit(wm), baseline)
-    columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, rng, wm)
+    columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
     table = NullTable(grid, keys_t, values, alpha, rate, draws, drift_spread=spread)
@@ -279,24 +296,25 @@ def _separate_thresholds(
     separate: list[str],
     refits: _Refits,
     rate: float,
-    rng: np.random.Generator,
+    streams: _Streams,
     wm: float,
 ) -> tuple[list[tuple[str, F64]], F64 | None]:
     """The thresholds of the SLIs calibrated one by one (``rate`` each), at each size:
     the silhouette from its own draws, the centroid drifts and the split gain as
     ``refits`` says (how many null windows per size, how each is refitted, the split
-    baseline); and the clusters' drift spread (None: no window refitted)."""
+    baseline), each from its stream; and the clusters' drift spread (None: no window
+    refitted)."""
     out = []
     spread = None
     if SILHOUETTE in separate:
-        out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, rng)))
+        out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, streams.silhouette)))
     refitted = [key for key in REFITTED if key in separate]
     if refits.count > 0 and refitted:
-        columns, spread = _refit_thresholds(pool, C, grid, refits, rate, rng, wm)
+        columns, spread = _refit_thresholds(pool, C, grid, refits, rate, streams.refits, wm)
         out += [(key, columns[key]) for key in refitted]
     baseline = refits.split_baseline
     if refits.count > 0 and SPLIT_GAIN in separate and baseline is not None:
-        split = _split_thresholds(pool, grid, baseline, refits.count, rate, rng, wm)
+        split = _split_thresholds(pool, grid, baseline, refits.count, rate, streams.split, wm)
         out.append((SPLIT_GAIN, split))
     return out, spread
 
@@ -854,10 +872,6 @@ def _rescaled(values: F64, shared: float, bias: float, n: int, reference: tuple[
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
 REFITS_PER_FIT = 8  # refits per size, at most, per n_fits, where the budget affords them
-# ... of which this many per n_fits come from the calibration's generator, the rest from
-# one spawned from it (which leaves its draws as they were): the parts drawn after the
-# refits (the split gain) keep the draws they had when refits stopped there.
-SHARED_REFITS_PER_FIT = 2
 
 
 def _refit_thresholds(
@@ -898,10 +912,7 @@ def _refit_thresholds(
         # a retrained candidate recomputes on every drifting window.
         most = n_fits if bootstrapped else REFITS_PER_FIT * n_fits
         count = int(min(most, max(n_fits, (REFIT_BUDGET / 10) // (cost / n_fits))))
-        first = min(count, SHARED_REFITS_PER_FIT * n_fits)
-        drawn[g] = _refits(pool, C, n, first, rng, refits.refit)
-        if count > first:  # the rest from a stream of their own (SHARED_REFITS_PER_FIT)
-            drawn[g] += _refits(pool, C, n, count - first, rng.spawn(1)[0], refits.refit)
+        drawn[g] = _refits(pool, C, n, count, rng, refits.refit)
     fitted: dict[str, dict[int, float]] = {key: {} for key in REFITTED}
     if not drawn:
         return {key: _interpolate_log(grid, fitted[key]) for key in REFITTED}, None

@@ -261,20 +261,39 @@ def test_a_refit_that_settles_elsewhere_widens_the_drift_s_null_not_the_standard
     assert np.all(flips.values[:, drift] > 2 * plain.values[:, drift])
 
 
-def test_more_refits_leave_the_split_gain_s_draws_as_they_were(
-    reference: Reference, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("constant", "counts", "drawn_by"),
+    [
+        ("MAX_DRAWS", (1000, 3000), S.LABEL_PSI),
+        ("SILHOUETTE_DRAWS", (200, 400), S.SILHOUETTE),
+        ("REFITS_PER_FIT", (2, 8), S.CENTROID_DRIFT_SE),
+        ("SPLIT_DRAWS_PER_FIT", (4, 8), S.SPLIT_GAIN),
+    ],
+)
+def test_each_part_draws_from_a_stream_of_its_own(
+    reference: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+    constant: str,
+    counts: tuple[int, int],
+    drawn_by: str,
 ) -> None:
-    """Refits beyond ``SHARED_REFITS_PER_FIT * n_fits`` come from a stream of their own:
-    how many the budget affords changes the refitted SLIs' thresholds, not the split
-    gain's, which is drawn after them."""
-    keys = [S.CENTROID_DRIFT_SE, S.SPLIT_GAIN]
-    tables = {}
-    for most in (2, 8):
-        monkeypatch.setattr(calibration, "REFITS_PER_FIT", most)
-        tables[most] = table_of(reference, [100, 400], keys=keys, n_fits=20)
-    split, se = keys.index(S.SPLIT_GAIN), keys.index(S.CENTROID_DRIFT_SE)
-    np.testing.assert_array_equal(tables[8].values[:, split], tables[2].values[:, split])
-    assert not np.array_equal(tables[8].values[:, se], tables[2].values[:, se])
+    """How many null windows one part of the calibration draws changes its own
+    thresholds only: every other SLI's, and the drift spread unless the refits drew more,
+    stay bit for bit what they were."""
+    keys = [S.LABEL_PSI, S.SILHOUETTE, S.CENTROID_DRIFT_SE, S.SPLIT_GAIN]
+    tables = []
+    for count in counts:
+        monkeypatch.setattr(calibration, constant, count)
+        tables.append(table_of(reference, [100, 400], keys=keys, n_fits=20))
+    few, many = tables
+    for j, key in enumerate(keys):
+        if key == drawn_by:
+            assert not np.array_equal(few.values[:, j], many.values[:, j], equal_nan=True)
+        else:
+            np.testing.assert_array_equal(few.values[:, j], many.values[:, j], err_msg=key)
+    assert few.drift_spread is not None and many.drift_spread is not None
+    same_spread = np.array_equal(few.drift_spread, many.drift_spread)
+    assert same_spread == (drawn_by != S.CENTROID_DRIFT_SE)
 
 
 @pytest.mark.parametrize(("widths", "dof"), [((1.0, 1.0, 1.0), 3), ((1.0, 0.05, 0.05), 1)])
