@@ -33,8 +33,13 @@ Configurations (``CONFIGS``), all with k = 4 and the defaults otherwise:
     window, both at or after the onset, as windows from the onset's window (2: that one
     and the next); "no event" is the same rule on the quiet replay.
 
+(c) ``--model-seeds``: the quiet replays once per model seed (``training.seed``, which
+    seeds the reference's fit and its calibration's draws), as many users' models of
+    the same metric would differ; the events use the first.
+
     python -m bench realdata [--windows 6h,1d] [--configs naive,weekly,daily]
-                             [--events K,...] [--seed 0] [--json PATH]
+                             [--events K,...] [--seed 0] [--model-seeds 0,...]
+                             [--json PATH]
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import Parser, names, output_file, seed
+from bench import SEED_MAX, Parser, integers, names, output_file, seed
 
 START = 960_163_200.0  # 2000-06-05T00:00:00Z, a Monday: the first point
 STEP = 1800.0  # a point every half hour
@@ -114,7 +119,7 @@ def write_csv(path: Path, table: Any) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def model(window: str, config: str, data: Path) -> dict[str, Any]:
+def model(window: str, config: str, data: Path, model_seed: int = 0) -> dict[str, Any]:
     """The model's configuration, as a user would write it under ``models:``."""
     out: dict[str, Any] = {
         "name": "demand",
@@ -122,6 +127,7 @@ def model(window: str, config: str, data: Path) -> dict[str, Any]:
         "k": 4,
         "window": window,
         "schedule": {"interval": window},
+        "training": {"seed": model_seed},
         "source": {"kind": "files", "path": str(data), "pattern": "*.csv", "window": "time_range"},
     }
     if config == "naive":
@@ -131,19 +137,22 @@ def model(window: str, config: str, data: Path) -> dict[str, Any]:
     return out
 
 
-def replay(window: str, config: str, data: Path, end: float) -> Any:
+def replay(window: str, config: str, data: Path, end: float, model_seed: int = 0) -> Any:
     """The backtest of one configuration from ``FIRST_RUN`` - window to ``end``."""
     from monitor.bootstrap import backtest, load_settings
 
-    raw = {"daemon": {"state_dir": "/nonexistent"}, "models": [model(window, config, data)]}
+    models = [model(window, config, data, model_seed)]
+    raw = {"daemon": {"state_dir": "/nonexistent"}, "models": models}
     settings = load_settings(None, raw=raw)
     return backtest(settings, "demand", FIRST_RUN - WINDOWS[window], end)
 
 
-def quiet(window: str, config: str, data: Path) -> tuple[dict[str, Any], list[bool]]:
+def quiet(
+    window: str, config: str, data: Path, model_seed: int = 0
+) -> tuple[dict[str, Any], list[bool]]:
     """Flags and pages of one configuration on the real series; every run's flag."""
     t0 = time.perf_counter()
-    r = replay(window, config, data, QUIET_END)
+    r = replay(window, config, data, QUIET_END, model_seed)
     after = r.windows[1:]  # run 0 reads the reference's last window
     by_alert: dict[str, int] = {}
     for w in after:
@@ -152,11 +161,13 @@ def quiet(window: str, config: str, data: Path) -> tuple[dict[str, Any], list[bo
     return {
         "window": window,
         "config": config,
+        "model_seed": model_seed,
         "windows": len(after),
         "flags": sum(w.flag for w in after),
         "pages": sum(w.page for w in after),
         "failed": sum(w.failed for w in after),
         "flags_by_alert": dict(sorted(by_alert.items())),
+        "flagged": [i for i, w in enumerate(after, start=1) if w.flag],
         "seconds": round(time.perf_counter() - t0, 1),
     }, [w.flag for w in r.windows]
 
@@ -181,13 +192,14 @@ def event(
     change: Callable[[Any, Any], Any],
     control: list[bool],
     end: float = EVENT_END,
+    model_seed: int = 0,
 ) -> dict[str, Any]:
     """The delay of one change (configuration ``weekly``), against the quiet replay's,
     in windows up to ``end``."""
     after = START + STEP * np.arange(values.shape[0]) >= ONSET
     with tempfile.TemporaryDirectory(prefix="bench-realdata-") as tmp:
         write_csv(Path(tmp) / "demand.csv", features(change(values.copy(), after)))
-        r = replay(window, "weekly", Path(tmp), end)
+        r = replay(window, "weekly", Path(tmp), end, model_seed)
     flags = [w.flag for w in r.windows]
     onset = onset_index(window)
     found = delay(flags, onset)
@@ -206,13 +218,14 @@ def event(
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
-        f"{'window':<6} {'config':<7} {'windows':>7} {'flags':>5} {'pages':>5}  flags by alert"
+        f"{'window':<6} {'config':<7} {'seed':>4} {'windows':>7} {'flags':>5} {'pages':>5}"
+        "  flags by alert"
     ]
     for q in result["quiet"]:
         alerts = ", ".join(f"{k}={v}" for k, v in q["flags_by_alert"].items()) or "-"
         lines.append(
-            f"{q['window']:<6} {q['config']:<7} {q['windows']:>7} {q['flags']:>5} "
-            f"{q['pages']:>5}  {alerts}"
+            f"{q['window']:<6} {q['config']:<7} {q['model_seed']:>4} {q['windows']:>7} "
+            f"{q['flags']:>5} {q['pages']:>5}  {alerts}"
         )
     if result["events"]:
         lines.append(f"{'window':<6} {'kind':<12} {'delay':>5} {'no event':>8}  alerts")
@@ -236,6 +249,12 @@ def _parser() -> Parser:
         "--events", type=names(EVENTS), default=list(EVENTS), help="kinds of change (weekly)"
     )
     parser.add_argument("--seed", type=seed, default=0, help="the random changes' seed")
+    parser.add_argument(
+        "--model-seeds",
+        type=integers(0, SEED_MAX),
+        default=[0],
+        help="the model's training.seed, one quiet replay each (the events: the first)",
+    )
     parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
     return parser
 
@@ -254,22 +273,26 @@ def main(argv: list[str]) -> int:
     warnings.simplefilter("ignore", DegenerateDataWarning)
     values = demand()
     changed = changes(np.random.default_rng(args.seed))
-    result: dict[str, Any] = {"seed": args.seed, "quiet": [], "events": []}
+    seeds = args.model_seeds
+    result: dict[str, Any] = {"seed": args.seed, "model_seeds": seeds, "quiet": [], "events": []}
     with tempfile.TemporaryDirectory(prefix="bench-realdata-") as tmp:
         write_csv(Path(tmp) / "demand.csv", features(values))
         controls: dict[str, list[bool]] = {}
-        for window, config in itertools.product(args.windows, args.configs):
-            summary, flags = quiet(window, config, Path(tmp))
+        for window, config, s in itertools.product(args.windows, args.configs, seeds):
+            summary, flags = quiet(window, config, Path(tmp), s)
             result["quiet"].append(summary)
-            print(f"{window} {config}: {summary['seconds']} s", file=sys.stderr)
-            if config == "weekly":
+            print(f"{window} {config} seed {s}: {summary['seconds']} s", file=sys.stderr)
+            if config == "weekly" and s == seeds[0]:
                 controls[window] = flags
         # The events' control is the weekly replay, run here when --configs left it out.
         for window in args.windows if args.events else []:
             if window not in controls:
-                controls[window] = quiet(window, "weekly", Path(tmp))[1]
+                controls[window] = quiet(window, "weekly", Path(tmp), seeds[0])[1]
     for window, kind in itertools.product(args.windows, args.events):
-        result["events"].append(event(window, kind, values, changed[kind], controls[window]))
+        change = changed[kind]
+        result["events"].append(
+            event(window, kind, values, change, controls[window], model_seed=seeds[0])
+        )
     print(_table(result))
     path = args.json or Path(__file__).parent / "results" / f"realdata-{args.seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

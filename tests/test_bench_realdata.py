@@ -91,3 +91,38 @@ def test_a_change_put_into_the_real_series_pages_within_a_few_windows(
     found = real.event("6h", kind, demand, change, quiet, end)
     assert found["delay"] is not None and found["delay"] <= most, found
     assert found["flags_before_onset"] <= 1, found
+
+
+def test_model_seeds_replay_each_quiet_configuration_once_per_seed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model-seeds``: a quiet replay per configuration and seed, the seed in the model's
+    ``training.seed``; the events (and their weekly control) with the first seed."""
+    calls: list[tuple[str, str, str, int]] = []
+
+    def quiet(window: str, config: str, data: Path, model_seed: int = 0) -> Any:
+        calls.append(("quiet", window, config, model_seed))
+        summary = {"window": window, "config": config, "model_seed": model_seed, "windows": 1,
+                   "flags": 0, "pages": 0, "failed": 0, "flags_by_alert": {}, "flagged": [],
+                   "seconds": 0.0}  # fmt: skip
+        return summary, [False, False]
+
+    def event(window: str, kind: str, *args: Any, model_seed: int = 0, **kw: Any) -> Any:
+        calls.append(("event", window, kind, model_seed))
+        return {"window": window, "kind": kind, "delay": 2, "control_delay": None, "alerts": []}
+
+    monkeypatch.setattr(real, "quiet", quiet)
+    monkeypatch.setattr(real, "event", event)
+    argv = ["--windows", "6h", "--configs", "daily", "--events", "unit_change",
+            "--model-seeds", "4,7", "--json", str(tmp_path / "r.json")]  # fmt: skip
+    assert real.main(argv) == 0
+    assert calls == [
+        ("quiet", "6h", "daily", 4),
+        ("quiet", "6h", "daily", 7),
+        ("quiet", "6h", "weekly", 4),
+        ("event", "6h", "unit_change", 4),
+    ]
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3] for line in table[1:3]] == [["6h", "daily", "4"], ["6h", "daily", "7"]]
+    assert json.loads((tmp_path / "r.json").read_text())["model_seeds"] == [4, 7]
+    assert real.model("6h", "weekly", tmp_path, 7)["training"] == {"seed": 7}
