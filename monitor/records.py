@@ -383,6 +383,9 @@ class WindowView:
     feature_psi: Mapping[str, float]  # feature -> PSI
     cluster_sizes: tuple[int, ...]
     cluster_shares: tuple[float, ...]
+    # Scalar SLIs undefined on this window, valued 0.0 by convention (docs/slis.md): the
+    # silhouette of a sample whose rows fall in one cluster.
+    undefined: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -38,6 +38,7 @@ from monitor.records import (
     OutlierThresholds,
     ReferenceBins,
     RemoteRows,
+    Silhouette,
     Snapshot,
     WindowView,
 )
@@ -463,13 +464,13 @@ def score_blocks(
         n_clusters=snapshot.k,
         working_memory_mib=working_memory_mib,
     )
-    return _view(snapshot, t, sil.score, shares, bins, thresholds)
+    return _view(snapshot, t, sil, shares, bins, thresholds)
 
 
 def _view(
     snapshot: Snapshot,
     t: _ScoreSums,
-    silhouette: float,
+    silhouette: Silhouette,
     shares: F64,
     bins: ReferenceBins,
     thresholds: Mapping[str, float],
@@ -479,7 +480,7 @@ def _view(
     psi = drift.psi_from_counts(bins, t.bins)
     warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
     values = {
-        S.SILHOUETTE: silhouette,
+        S.SILHOUETTE: silhouette.score,
         S.SIMPLIFIED_SILHOUETTE: quality.simplified_from_sums(t.counts, t.silhouette).score,
         S.INERTIA: t.sq_total,
         S.DAVIES_BOULDIN: quality.davies_bouldin_from_sums(t.counts, t.dist, C).value,
@@ -500,6 +501,7 @@ def _view(
         feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
         cluster_sizes=tuple(int(c) for c in t.counts),
         cluster_shares=tuple(float(s) for s in sizes.shares),
+        undefined=() if silhouette.defined else (S.SILHOUETTE,),
     )
 
 

@@ -28,6 +28,9 @@ def commit(
     if m.undefined:
         names = ", ".join(m.undefined)
         text += f"; not drift signals at {m.n_rows} rows: {names}"
+    if m.view.undefined:
+        names = ", ".join(m.view.undefined)
+        text += f"; no drift signal in this window, whose rows fall in one cluster: {names}"
     candidate: int | None = None
     scored = after = m.live
     promoted = False

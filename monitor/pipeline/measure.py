@@ -226,6 +226,7 @@ def _measure_with(
             thresholds=thresholds,
             compare=compare,
         )
+    thresholds = _defined_in(view, thresholds)
     base = Measurement(
         model=model.name,
         window=window,
@@ -295,6 +296,16 @@ def _thresholds(
         if live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
             undefined = (*undefined, S.CENTROID_DRIFT_SE)
     return thresholds, undefined, spread
+
+
+def _defined_in(view: WindowView, thresholds: dict[str, float]) -> dict[str, float]:
+    """The run's thresholds less those of the SLIs undefined on this window, so that
+    their alerts cannot fire: a silhouette of rows that fall in one cluster is 0.0 by
+    convention, below any threshold, and the calibration's null leaves such windows out
+    (on a real metric in 12-point windows, every other window of one model fell in one
+    cluster, and each of them flagged)."""
+    gone = {c.threshold for c in S.ALERT_CONDITIONS if c.sli in view.undefined}
+    return {key: value for key, value in thresholds.items() if key not in gone}
 
 
 def _drift_se(

@@ -312,4 +312,5 @@ def score(
         feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
         cluster_sizes=tuple(int(c) for c in sizes.counts),
         cluster_shares=tuple(float(s) for s in sizes.shares),
+        undefined=() if sil.defined else (S.SILHOUETTE,),
     )

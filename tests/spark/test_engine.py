@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from monitor.engines.spark import (
     score_blocks,
     train_centers,
 )
-from monitor.errors import EngineError
+from monitor.errors import DegenerateDataWarning, EngineError
 from monitor.pipeline import evaluate
 from monitor.pipeline.scoring import prepare, score
 from monitor.pipeline.train import one_window, train_candidate, train_reference
@@ -116,6 +117,22 @@ def test_scoring_gives_the_local_slis(spark: Any, snap: Snapshot, partitions: in
     # The window does drift, so the comparison is not between zeros.
     assert local.slis[S.FEATURE_PSI_MAX] > 0.1 and local.slis[S.OUTLIER_RATIO] > 0.0
     assert remote.labels is None and remote.sq_distances is None
+    assert remote.undefined == local.undefined == ()
+
+
+def test_a_window_in_one_cluster_has_no_silhouette_there_as_locally(
+    spark: Any, snap: Snapshot
+) -> None:
+    X = blobs(300, CENTERS[:1], seed=4, scale=0.5)  # every row nearest the first centre
+    Xs = prepare(X, snap.scaler, snap.metric)
+    kw: dict[str, Any] = {"seed": 7, "silhouette_sample": 2000, "working_memory_mib": 64.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        local = score(Xs, snap, **kw)
+        remote = score_blocks(spark.sparkContext.parallelize([Xs[:150], Xs[150:]], 2), snap, **kw)
+    assert sum(c > 0 for c in local.cluster_sizes) == 1
+    assert remote.undefined == local.undefined == (S.SILHOUETTE,)
+    assert remote.slis[S.SILHOUETTE] == local.slis[S.SILHOUETTE] == 0.0
 
 
 def test_a_sampled_silhouette_is_a_uniform_sample_of_the_window(spark: Any, snap: Snapshot) -> None:
