@@ -60,14 +60,19 @@ def backtest(config: Path) -> dict[str, Any]:
     return replay
 
 
-@pytest.mark.parametrize(("config", "most", "least"), [("weekly", 3, 0), ("naive", 112, 100)])
+@pytest.mark.parametrize(
+    ("config", "model_seed", "most", "least"),
+    [("weekly", 0, 3, 0), ("weekly", 3, 3, 0), ("naive", 0, 112, 100)],
+)
 def test_a_reference_period_and_the_weekly_cycle_keep_real_quiet_windows_quiet(
-    data: Path, tmp_path: Path, config: str, most: int, least: int
+    data: Path, tmp_path: Path, config: str, model_seed: int, most: int, least: int
 ) -> None:
-    """Through the CLI, as a user runs it: ``kmeans-monitor backtest --json``."""
+    """Through the CLI, as a user runs it: ``kmeans-monitor backtest --json``. Model seed
+    3 puts every other window's 12 rows in one cluster, whose silhouette (undefined) used
+    to flag each of them."""
     file = tmp_path / "monitor.yaml"
     settings = {"daemon": {"state_dir": str(tmp_path / "state")}}
-    settings["models"] = [real.model("6h", config, data)]
+    settings["models"] = [real.model("6h", config, data, model_seed)]
     file.write_text(yaml.safe_dump(settings), encoding="utf-8")
     windows = backtest(file)["windows"][1:]  # run 0 reads the reference's last window
     assert len(windows) == 112
