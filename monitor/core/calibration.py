@@ -100,7 +100,9 @@ MIN_TAIL = 10  # empirical tail quantiles need this many exceedances; beyond, a 
 MIN_BLOCKS = 10  # fewer reference windows than this: null windows are bootstrapped
 SILHOUETTE_REFERENCE = 1000  # reference points each point's silhouette is measured against
 SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the blocks)
-SILHOUETTE_WINDOW = 10_000  # points of a window its silhouette is computed on (the default)
+SILHOUETTE_WINDOW = (
+    10_000  # points a run's silhouette is computed on: training.silhouette_sample's default
+)
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
 SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
 SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger sizes' null
@@ -122,13 +124,14 @@ class Phases:
 
 @dataclass(frozen=True, eq=False)
 class _Refits:
-    """How the costly SLIs are drawn: null windows per size (the split gain's scale with
-    it), how each is refitted, and the split baseline the split gain is measured against
-    (None: not measured)."""
+    """How the SLIs drawn one by one are drawn: null windows per size (the split gain's
+    scale with it), how each is refitted, the split baseline the split gain is measured
+    against (None: not measured), and the points a run's silhouette is computed on."""
 
     count: int
     refit: Refit
     split_baseline: F64 | None
+    silhouette_sample: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,6 +212,7 @@ def calibrate(
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     refit: Refit | None = None,
     split_baseline: ArrayLike | None = None,
+    silhouette_sample: int = SILHOUETTE_WINDOW,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -229,18 +233,17 @@ def calibrate(
     false_alarm_rate : float
         Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
     phases : Phases or None
-        With a seasonal model, the phase of each block: each block is then compared with
-        the reference rows of its own phase (its neighbours'), like a monitored window.
+        A seasonal model's block phases: a block is compared at its phase, as a window is.
     n_fits : int
-        Null windows refitted per size (at three sizes, the others interpolated); the
-        split gain draws about as many at every size. 0 calibrates neither.
+        Null windows refitted per size (at three sizes), split about as many; 0: neither.
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> (centres, warm start's centres), optional
-        How a null window is refitted (default: Lloyd warm from C, both the same; the
-        pipeline passes its candidate training, k-means++ restarts too).
+        How a null window is refitted (default: Lloyd warm from C; the pipeline passes its
+        candidate training, k-means++ restarts too).
     split_baseline : array-like of shape (k,), optional
-        ``drift.split_baseline`` of the reference, which the split gain is measured
-        against; without it the split gain is left uncalibrated (NaN).
+        ``drift.split_baseline`` of the reference (without it the split gain is NaN).
+    silhouette_sample : int
+        The points a run's silhouette is computed on (``training.silhouette_sample``).
 
     Returns
     -------
@@ -249,8 +252,7 @@ def calibrate(
         is undefined at that size (fewer than two populated clusters for the silhouette,
         fewer rows than clusters for a refit). Empty ``keys`` calibrate nothing.
     ReferenceWindows
-        The joint SLIs of each block at its own size against the reference without it
-        (the centroid drift is left out: it would need a refit per block).
+        The joint SLIs of each block at its size against the reference without it.
     """
     X, blk, C, grid, keys_t, alpha, n_fits, wm = _check(
         X_ref_scaled, block, centers, bins, sizes, keys, false_alarm_rate, n_fits,
@@ -265,7 +267,8 @@ def calibrate(
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
     baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
-    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline)
+    sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
+    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline, sample)
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
@@ -307,7 +310,10 @@ def _separate_thresholds(
     out = []
     spread = None
     if SILHOUETTE in separate:
-        out.append((SILHOUETTE, _silhouette_thresholds(pool, grid, rate, streams.silhouette)))
+        sample = refits.silhouette_sample
+        out.append(
+            (SILHOUETTE, _silhouette_thresholds(pool, grid, rate, streams.silhouette, sample))
+        )
     refitted = [key for key in REFITTED if key in separate]
     if refits.count > 0 and refitted:
         columns, spread = _refit_thresholds(pool, C, grid, refits, rate, streams.refits, wm)
@@ -771,23 +777,28 @@ def _upper_threshold(values: F64, p: float) -> float:
 
 
 def _silhouette_thresholds(
-    pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator
+    pool: _Pool, grid: NDArray[np.int64], level: float, rng: np.random.Generator, sample: int
 ) -> F64:
-    """Lower silhouette thresholds by size, from exact silhouettes of null windows: at
-    each size up to EXACT_SILHOUETTE rows, where the minimum over clusters of few
-    distances biases a small window's silhouette low; beyond, the windows of
-    EXACT_SILHOUETTE rows with their spread rescaled to the size (``_rescaled``)."""
+    """Lower silhouette thresholds by size, from exact silhouettes of null windows.
+
+    A run computes the silhouette on ``sample`` of a window's rows (all of a smaller
+    one), drawn from it at random: the null at ``n`` rows is the null at ``min(n,
+    sample)`` rows. Up to EXACT_SILHOUETTE rows, exact silhouettes of null windows of that
+    size, where the minimum over clusters of few distances biases a small window's
+    silhouette low; beyond, the windows of EXACT_SILHOUETTE rows with their spread
+    rescaled to it (``_rescaled``)."""
     out = np.full(grid.shape[0], np.nan)
     if pool.sil is None:
         return out
     base: tuple[F64, float, float] | None = None
     reference = (int(pool.X.shape[0]), int(np.count_nonzero(pool.length)))
     for g, n in enumerate(grid):
-        if n <= EXACT_SILHOUETTE:
-            values = _exact_silhouettes(pool, int(n), rng)
+        m = min(int(n), sample)
+        if m <= EXACT_SILHOUETTE:
+            values = _exact_silhouettes(pool, m, rng)
         else:
             base = base or _silhouette_spread(pool, rng)
-            values = _rescaled(*base, min(int(n), SILHOUETTE_WINDOW), reference)
+            values = _rescaled(*base, m, reference)
         defined = values[np.isfinite(values)]
         if defined.shape[0] >= 0.5 * values.shape[0]:  # else undefined at this size
             out[g] = -_upper_threshold(-defined, level)

@@ -551,6 +551,29 @@ def test_the_silhouette_holds_its_rate_beyond_the_exact_sizes() -> None:
     assert ALPHA / 2 <= below / trials <= 2 * ALPHA, below
 
 
+@pytest.mark.parametrize("sample", [120, 300])
+def test_the_silhouette_s_null_is_that_of_the_points_a_run_samples(sample: int) -> None:
+    """A run computes the silhouette on ``silhouette_sample`` points of a larger window,
+    whose noise is that of a window of so many rows (exact below 250, rescaled above):
+    thresholds calibrated for that sample hold the rate on such runs, where the ones
+    calibrated for whole windows of 1,000 rows let through 3.5 to 6.5 times the rate."""
+    rng = np.random.default_rng(11)
+    blocks, rows, n = 288, 100, 1000
+    ref = fit_reference(draw(rng, blocks * rows), np.repeat(np.arange(blocks), rows))
+    keys = [S.SILHOUETTE]
+    sampled = threshold_at(table_of(ref, [n], keys=keys, silhouette_sample=sample), n)
+    whole = threshold_at(table_of(ref, [n], keys=keys), n)
+    trials = 400
+    values = []
+    for i in range(trials):
+        W = draw(rng, n)
+        labels, _ = assign_labels(W, ref.centers)
+        values.append(silhouette_sampled(W, labels, sample_size=sample, random_state=i).score)
+    below = np.asarray(values) < sampled[S.SILHOUETTE]
+    assert ALPHA / 2 <= below.mean() <= 2 * ALPHA, below.sum()
+    assert np.mean(np.asarray(values) < whole[S.SILHOUETTE]) > 3 * ALPHA
+
+
 def test_a_silhouette_undefined_in_most_null_windows_gets_no_threshold_above_250_rows() -> None:
     """One row in 1,000 in the second cluster: most 250-row null windows hold one
     cluster only, so the silhouette is no drift signal at 500 rows either."""

@@ -1,8 +1,9 @@
-"""A window whose rows all fall in one cluster has no silhouette (0.0 by convention, below
-any threshold): through the pipeline, the silhouette is no drift signal in that window,
-its threshold is left out of the run (so KMeansSilhouetteDrop cannot fire, here or in
-Prometheus) and the decision says why. A window of two clusters whose silhouette drops
-still alerts."""
+"""The silhouette through the pipeline. A window whose rows all fall in one cluster has
+no silhouette (0.0 by convention, below any threshold): the silhouette is no drift signal
+in that window, its threshold is left out of the run (so KMeansSilhouetteDrop cannot
+fire, here or in Prometheus) and the decision says why; a window of two clusters whose
+silhouette drops still alerts. And the threshold is calibrated for the points a run's
+silhouette is computed on (``training.silhouette_sample``)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def test_a_window_in_one_cluster_is_no_silhouette_drop(mode: str) -> None:
     assert 0.0 < blurred.slis[S.SILHOUETTE] < threshold
     assert "KMeansSilhouetteDrop" in {c.alert for c in held_conditions(blurred)}
     assert "one cluster" not in blurred.decision
+
+
+def test_the_silhouette_threshold_is_calibrated_for_the_points_a_run_samples() -> None:
+    """``training.silhouette_sample`` reaches the calibration: a run that computes its
+    silhouette on 100 of a window's 1,000 rows gets a lower threshold than one on 1,000."""
+
+    def rows(start: float, end: float) -> np.ndarray:
+        return long_and_tight(1000, seed=int(start) % 100_000)
+
+    thresholds = []
+    for sample in (100, 1000):
+        training = {"n_init": 2, "seed": 3, "silhouette_sample": sample}
+        m = long_and_tight_model(training=training)
+        ev, _ = evaluate(m, FakeSource(("a", "b"), rows), MemoryStore(), MemoryHistory(), NOW)
+        thresholds.append(ev.thresholds[S.THRESHOLD_SILHOUETTE_MIN])
+    assert thresholds[0] < thresholds[1] - 0.01
