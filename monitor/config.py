@@ -35,7 +35,7 @@ from monitor.checks import (
     problem_of,
     unknown_fields,
 )
-from monitor.core.kmeans import METRICS
+from monitor.core._distances import METRICS
 from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError, TooFewRowsError

@@ -280,6 +280,17 @@ def test_importing_the_package_imports_no_kernels() -> None:
     assert out.strip() == "[]"
 
 
+def test_the_command_line_imports_no_kernels_before_a_command_needs_them() -> None:
+    """``kmeans-monitor --help``, ``check-config`` and the like start without the compiled
+    kernels (numba, about 0.3 s): the configuration checks a model's metric against a
+    constant that lives beside the distances, not in the k-means module."""
+    code = "import sys, monitor.cli; print(sorted(m for m in sys.modules if m == 'numba'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_daemon_imports_no_spark_unless_a_model_asks_for_it() -> None:
     """pyspark is an optional extra: wiring local models must not even import it."""
     code = (

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from monitor.core._chunking import cache_rows, chunk_rows, iter_slices
 
 __all__ = [
+    "METRICS",
     "distances_to_own_center",
     "nearest_other",
     "own_and_nearest_other",
@@ -23,6 +24,11 @@ __all__ = [
 
 F64 = NDArray[np.float64]
 Intp = NDArray[np.intp]
+
+#: What a model measures rows by: Euclidean distance on the scaled rows, or cosine (the
+#: Euclidean distance of rows normalised to unit length). Here, light to import, so that
+#: the configuration checks a model's ``metric`` without loading the compiled kernels.
+METRICS = ("euclidean", "cosine")
 
 
 def distances_to_own_center(

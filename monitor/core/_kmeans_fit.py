@@ -24,6 +24,7 @@ from monitor.checks import (
 from monitor.core import _kmeans_numba
 from monitor.core._checks import check_centers, check_labels
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
+from monitor.core._distances import METRICS
 from monitor.core._kmeans_lloyd import (
     Data,
     LloydResult,
@@ -50,7 +51,6 @@ __all__ = [
     "kmeans_plusplus",
 ]
 
-METRICS = ("euclidean", "cosine")
 INITS = ("k-means++", "random")
 KERNELS = ("auto", "numpy", "compiled")
 FAST_HINT = "pip install 'kmeans-monitor[fast]'"
