@@ -100,9 +100,7 @@ MIN_TAIL = 10  # empirical tail quantiles need this many exceedances; beyond, a 
 MIN_BLOCKS = 10  # fewer reference windows than this: null windows are bootstrapped
 SILHOUETTE_REFERENCE = 1000  # reference points each point's silhouette is measured against
 SILHOUETTE_ROWS = 10_000  # points whose silhouette is measured (spread over the blocks)
-SILHOUETTE_WINDOW = (
-    10_000  # points a run's silhouette is computed on: training.silhouette_sample's default
-)
+SILHOUETTE_WINDOW = 10_000  # a run's silhouette points: training.silhouette_sample's default
 EXACT_SILHOUETTE = 250  # up to this size, null silhouettes are computed within the window
 SILHOUETTE_DRAWS = 400  # null windows per size for the exact silhouette
 SPREAD_DRAWS = 1000  # null windows of EXACT_SILHOUETTE rows behind the larger sizes' null
