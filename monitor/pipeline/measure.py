@@ -304,7 +304,7 @@ def _defined_in(view: WindowView, thresholds: dict[str, float]) -> dict[str, flo
     convention, below any threshold, and the calibration's null leaves such windows out
     (on a real metric in 12-point windows, every other window of one model fell in one
     cluster, and each of them flagged)."""
-    gone = {c.threshold for c in S.ALERT_CONDITIONS if c.sli in view.undefined}
+    gone = {key for sli in view.undefined for key in S.SLIS[sli].thresholds}
     return {key: value for key, value in thresholds.items() if key not in gone}
 
 
