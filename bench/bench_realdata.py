@@ -36,14 +36,21 @@ Configurations (``CONFIGS``), all with k = 4 and the defaults otherwise:
 (c) ``--model-seeds``: the quiet replays once per model seed (``training.seed``, which
     seeds the reference's fit and its calibration's draws), as many users' models of
     the same metric would differ; the events use the first.
+(d) ``--interval``: the quiet replays run every ``INTERVAL`` instead of once per window
+    (the windows overlap when it is shorter, as with ``window: 6h`` and ``schedule:
+    {interval: 15m}``), and their flags are also counted by the run's offset from the
+    reference period's windows, ``(end - FIRST_RUN) mod window``: the runs at one offset
+    are those of a schedule of one window that starts there (a daemon restarted then).
+    The events keep one run per window.
 
     python -m bench realdata [--windows 6h,1d] [--configs naive,weekly,daily]
                              [--events K,...] [--seed 0] [--model-seeds 0,...]
-                             [--json PATH]
+                             [--interval 30m] [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import itertools
 import json
@@ -119,14 +126,17 @@ def write_csv(path: Path, table: Any) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def model(window: str, config: str, data: Path, model_seed: int = 0) -> dict[str, Any]:
-    """The model's configuration, as a user would write it under ``models:``."""
+def model(
+    window: str, config: str, data: Path, model_seed: int = 0, interval: float | None = None
+) -> dict[str, Any]:
+    """The model's configuration, as a user would write it under ``models:``; its runs
+    every ``interval`` seconds (None: once per window)."""
     out: dict[str, Any] = {
         "name": "demand",
         "features": FEATURES,
         "k": 4,
         "window": window,
-        "schedule": {"interval": window},
+        "schedule": {"interval": window if interval is None else interval},
         "training": {"seed": model_seed},
         "source": {"kind": "files", "path": str(data), "pattern": "*.csv", "window": "time_range"},
     }
@@ -137,22 +147,29 @@ def model(window: str, config: str, data: Path, model_seed: int = 0) -> dict[str
     return out
 
 
-def replay(window: str, config: str, data: Path, end: float, model_seed: int = 0) -> Any:
+def replay(
+    window: str,
+    config: str,
+    data: Path,
+    end: float,
+    model_seed: int = 0,
+    interval: float | None = None,
+) -> Any:
     """The backtest of one configuration from ``FIRST_RUN`` - window to ``end``."""
     from monitor.bootstrap import backtest, load_settings
 
-    models = [model(window, config, data, model_seed)]
+    models = [model(window, config, data, model_seed, interval)]
     raw = {"daemon": {"state_dir": "/nonexistent"}, "models": models}
     settings = load_settings(None, raw=raw)
     return backtest(settings, "demand", FIRST_RUN - WINDOWS[window], end)
 
 
 def quiet(
-    window: str, config: str, data: Path, model_seed: int = 0
+    window: str, config: str, data: Path, model_seed: int = 0, interval: float | None = None
 ) -> tuple[dict[str, Any], list[bool]]:
     """Flags and pages of one configuration on the real series; every run's flag."""
     t0 = time.perf_counter()
-    r = replay(window, config, data, QUIET_END, model_seed)
+    r = replay(window, config, data, QUIET_END, model_seed, interval)
     after = r.windows[1:]  # run 0 reads the reference's last window
     by_alert: dict[str, int] = {}
     for w in after:
@@ -162,14 +179,28 @@ def quiet(
         "window": window,
         "config": config,
         "model_seed": model_seed,
+        "interval": WINDOWS[window] if interval is None else interval,
         "windows": len(after),
         "flags": sum(w.flag for w in after),
         "pages": sum(w.page for w in after),
         "failed": sum(w.failed for w in after),
         "flags_by_alert": dict(sorted(by_alert.items())),
         "flagged": [i for i, w in enumerate(after, start=1) if w.flag],
+        "by_offset": by_offset(after, WINDOWS[window]),
         "seconds": round(time.perf_counter() - t0, 1),
     }, [w.flag for w in r.windows]
+
+
+def by_offset(runs: Any, window: float) -> dict[str, list[int]]:
+    """Runs and flags per offset of the run's end from the reference period's windows,
+    ``(end - FIRST_RUN) mod window``, in hours: {offset: [runs, flags]}."""
+    out: dict[str, list[int]] = {}
+    for w in runs:
+        offset = f"{((w.end - FIRST_RUN) % window) / 3600.0:g}h"
+        out.setdefault(offset, [0, 0])
+        out[offset][0] += 1
+        out[offset][1] += int(w.flag)
+    return dict(sorted(out.items(), key=lambda item: float(item[0][:-1])))
 
 
 def onset_index(window: str) -> int:
@@ -218,7 +249,7 @@ def event(
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
-        f"{'window':<6} {'config':<7} {'seed':>4} {'windows':>7} {'flags':>5} {'pages':>5}"
+        f"{'window':<6} {'config':<7} {'seed':>4} {'runs':>7} {'flags':>5} {'pages':>5}"
         "  flags by alert"
     ]
     for q in result["quiet"]:
@@ -227,6 +258,9 @@ def _table(result: dict[str, Any]) -> str:
             f"{q['window']:<6} {q['config']:<7} {q['model_seed']:>4} {q['windows']:>7} "
             f"{q['flags']:>5} {q['pages']:>5}  {alerts}"
         )
+        if len(q["by_offset"]) > 1:
+            offsets = ", ".join(f"{k} {f}/{n}" for k, (n, f) in q["by_offset"].items())
+            lines.append(f"{'':<6} flags/runs by offset from the reference's windows: {offsets}")
     if result["events"]:
         lines.append(f"{'window':<6} {'kind':<12} {'delay':>5} {'no event':>8}  alerts")
     for e in result["events"]:
@@ -255,8 +289,28 @@ def _parser() -> Parser:
         default=[0],
         help="the model's training.seed, one quiet replay each (the events: the first)",
     )
+    parser.add_argument(
+        "--interval",
+        type=interval,
+        default=None,
+        help="the quiet replays' schedule interval, e.g. 30m (default: one run per window)",
+    )
     parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
     return parser
+
+
+def interval(text: str) -> float:
+    """A schedule interval of whole half hours, the series' step (argparse type)."""
+    from monitor.checks import Mismatch
+    from monitor.durations import check_duration
+
+    try:
+        seconds = check_duration(text, "--interval")
+    except Mismatch:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m or 1h") from None
+    if seconds % STEP:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of half hours")
+    return seconds
 
 
 def main(argv: list[str]) -> int:
@@ -279,10 +333,10 @@ def main(argv: list[str]) -> int:
         write_csv(Path(tmp) / "demand.csv", features(values))
         controls: dict[str, list[bool]] = {}
         for window, config, s in itertools.product(args.windows, args.configs, seeds):
-            summary, flags = quiet(window, config, Path(tmp), s)
+            summary, flags = quiet(window, config, Path(tmp), s, args.interval)
             result["quiet"].append(summary)
             print(f"{window} {config} seed {s}: {summary['seconds']} s", file=sys.stderr)
-            if config == "weekly" and s == seeds[0]:
+            if config == "weekly" and s == seeds[0] and args.interval is None:
                 controls[window] = flags
         # The events' control is the weekly replay, run here when --configs left it out.
         for window in args.windows if args.events else []:

@@ -98,18 +98,18 @@ def test_a_change_put_into_the_real_series_pages_within_a_few_windows(
     assert found["flags_before_onset"] <= 1, found
 
 
-def test_model_seeds_replay_each_quiet_configuration_once_per_seed(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``--model-seeds``: a quiet replay per configuration and seed, the seed in the model's
-    ``training.seed``; the events (and their weekly control) with the first seed."""
-    calls: list[tuple[str, str, str, int]] = []
+def _fake_replays(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """``quiet`` and ``event`` replaced by recorders of their arguments."""
+    calls: list[tuple[Any, ...]] = []
 
-    def quiet(window: str, config: str, data: Path, model_seed: int = 0) -> Any:
-        calls.append(("quiet", window, config, model_seed))
+    def quiet(
+        window: str, config: str, data: Path, model_seed: int = 0, interval: float | None = None
+    ) -> Any:
+        calls.append(("quiet", window, config, model_seed, interval))
+        offsets = {"0h": [1, 0]} if interval is None else {"0h": [1, 0], "3h": [1, 1]}
         summary = {"window": window, "config": config, "model_seed": model_seed, "windows": 1,
                    "flags": 0, "pages": 0, "failed": 0, "flags_by_alert": {}, "flagged": [],
-                   "seconds": 0.0}  # fmt: skip
+                   "by_offset": offsets, "seconds": 0.0}  # fmt: skip
         return summary, [False, False]
 
     def event(window: str, kind: str, *args: Any, model_seed: int = 0, **kw: Any) -> Any:
@@ -118,16 +118,57 @@ def test_model_seeds_replay_each_quiet_configuration_once_per_seed(
 
     monkeypatch.setattr(real, "quiet", quiet)
     monkeypatch.setattr(real, "event", event)
+    return calls
+
+
+def test_model_seeds_replay_each_quiet_configuration_once_per_seed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model-seeds``: a quiet replay per configuration and seed, the seed in the model's
+    ``training.seed``; the events (and their weekly control) with the first seed."""
+    calls = _fake_replays(monkeypatch)
     argv = ["--windows", "6h", "--configs", "daily", "--events", "unit_change",
             "--model-seeds", "4,7", "--json", str(tmp_path / "r.json")]  # fmt: skip
     assert real.main(argv) == 0
     assert calls == [
-        ("quiet", "6h", "daily", 4),
-        ("quiet", "6h", "daily", 7),
-        ("quiet", "6h", "weekly", 4),
+        ("quiet", "6h", "daily", 4, None),
+        ("quiet", "6h", "daily", 7, None),
+        ("quiet", "6h", "weekly", 4, None),
         ("event", "6h", "unit_change", 4),
     ]
     table = capsys.readouterr().out.splitlines()
     assert [line.split()[:3] for line in table[1:3]] == [["6h", "daily", "4"], ["6h", "daily", "7"]]
     assert json.loads((tmp_path / "r.json").read_text())["model_seeds"] == [4, 7]
     assert real.model("6h", "weekly", tmp_path, 7)["training"] == {"seed": 7}
+
+
+def test_interval_runs_the_quiet_replays_more_often_and_counts_flags_by_offset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--interval``: the quiet replays' schedule, in seconds; the events' control stays a
+    replay of one run per window; the table adds the flags by offset."""
+    calls = _fake_replays(monkeypatch)
+    argv = ["--windows", "6h", "--configs", "weekly", "--events", "unit_change",
+            "--interval", "1h30m", "--json", str(tmp_path / "r.json")]  # fmt: skip
+    assert real.main(argv) == 0
+    assert calls == [
+        ("quiet", "6h", "weekly", 0, 5400.0),
+        ("quiet", "6h", "weekly", 0, None),
+        ("event", "6h", "unit_change", 0),
+    ]
+    assert "by offset from the reference's windows: 0h 0/1, 3h 1/1" in capsys.readouterr().out
+    assert real.model("6h", "weekly", tmp_path, 0, 5400.0)["schedule"] == {"interval": 5400.0}
+    assert real.model("6h", "weekly", tmp_path)["schedule"] == {"interval": "6h"}
+    for bad in ("45m", "x", "0"):
+        with pytest.raises(SystemExit):
+            real.main(["--interval", bad])
+
+
+def test_flags_by_offset_count_each_run_at_its_end_from_the_reference_grid() -> None:
+    class Run:
+        def __init__(self, hours: float, flag: bool) -> None:
+            self.end, self.flag = real.FIRST_RUN + hours * 3600.0, flag
+
+    ends = [(0.5, True), (3.0, False), (6.0, True), (6.5, True), (9.0, True)]
+    runs = [Run(h, f) for h, f in ends]
+    assert real.by_offset(runs, 6 * 3600.0) == {"0h": [1, 1], "0.5h": [2, 2], "3h": [2, 1]}
