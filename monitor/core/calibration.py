@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,7 @@ __all__ = [
     "CALIBRATABLE",
     "JOINT",
     "SEPARATE",
+    "Cut",
     "Phases",
     "Refit",
     "block_phases",
@@ -118,6 +119,17 @@ class Phases:
     n_phases: int
     width: int  # phases on each side pooled into a block's reference
     weights: F64  # (b, n_phases) each phase's part in a block's reference (phase_weights)
+
+
+@dataclass(frozen=True, eq=False)
+class Cut:
+    """The reference period cut into windows at another offset than the blocks' own: its
+    rows (scaled as the blocks' are), each row's window, and their phases when seasonal.
+    Its windows are null windows too, compared with the rest of their own cut."""
+
+    X: ArrayLike  # (N', d)
+    block: ArrayLike  # (N',) in [0, b')
+    phases: Phases | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,6 +202,17 @@ class _Pool:
     sil_first: Int  # (b,)
     sil_length: Int  # (b,)
     k: int
+    grid: Int  # (b,) the cut each block belongs to: 0 for the blocks, i for cuts[i - 1]
+
+    @property
+    def windows(self) -> int:
+        """The reference's own windows (the first cut's populated blocks)."""
+        return int(np.count_nonzero(self.length[self.grid == 0]))
+
+    @property
+    def rows(self) -> int:
+        """The reference's own rows (the first cut's)."""
+        return int(self.length[self.grid == 0].sum())
 
 
 def calibrate(
@@ -211,6 +234,7 @@ def calibrate(
     refit: Refit | None = None,
     split_baseline: ArrayLike | None = None,
     silhouette_sample: int = SILHOUETTE_WINDOW,
+    cuts: Sequence[Cut] = (),
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -224,10 +248,8 @@ def calibrate(
         is one window (the null then resamples that window's rows).
     centers : array-like of shape (k, d)
     bins, outlier_thresholds : the reference's bins and per-cluster distance thresholds.
-    sizes : sequence of int
-        Window sizes (rows) to calibrate at, ascending, each >= 1.
-    keys : sequence of str
-        SLI keys to calibrate: any of ``CALIBRATABLE`` and ``centroid_drift_max``.
+    sizes, keys : window sizes (rows) to calibrate at, ascending, each >= 1; and the SLI
+        keys to calibrate, any of ``CALIBRATABLE``.
     false_alarm_rate : float
         Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
     phases : Phases or None
@@ -240,8 +262,8 @@ def calibrate(
         candidate training, k-means++ restarts too).
     split_baseline : array-like of shape (k,), optional
         ``drift.split_baseline`` of the reference (without it the split gain is NaN).
-    silhouette_sample : int
-        The points a run's silhouette is computed on (``training.silhouette_sample``).
+    silhouette_sample : the points a run's silhouette is computed on (its training's).
+    cuts : the period cut into windows at other offsets, null windows too (``Cut``).
 
     Returns
     -------
@@ -257,7 +279,8 @@ def calibrate(
         working_memory_mib,
     )  # fmt: skip
     streams = _Streams.spawn(check_random_state(random_state))
-    pool = _prepare(X, blk, C, bins, outlier_thresholds, phases, keys_t, streams.prepare, wm)
+    own = (X, blk, phases)
+    pool = _pooled(own, cuts, C, bins, outlier_thresholds, keys_t, streams.prepare, wm)
     joint = [key for key in keys_t if key in JOINT]
     separate = [key for key in keys_t if key in SEPARATE]
     m = len(joint) + len(separate)
@@ -271,7 +294,7 @@ def calibrate(
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
     table = NullTable(grid, keys_t, values, alpha, rate, draws, drift_spread=spread)
-    return table, _reference_windows(pool, starts, ends)
+    return table, _reference_windows(_first_cut(pool), starts, ends)
 
 
 def _joint_thresholds(
@@ -370,6 +393,19 @@ def _check(
     return X, blk.astype(np.intp), C, grid, tuple(dict.fromkeys(keys)), alpha, n_fits, wm
 
 
+def _check_cut(cut: Cut, d: int) -> tuple[F64, Int, Phases | None]:
+    X = np.asarray(check_array(cut.X, name="cuts[i].X"), dtype=np.float64)
+    blk = np.asarray(cut.block)
+    if X.shape[1] != d or blk.shape != (X.shape[0],) or blk.dtype.kind not in "iu":
+        raise InvalidInputError(
+            f"A cut of calibrate must hold rows of {d} features and one integer block per row;"
+            f" got rows of shape {X.shape} and blocks of shape {blk.shape}, dtype {blk.dtype}."
+        )
+    if blk.size and blk.min() < 0:
+        raise InvalidInputError("A cut of calibrate must have non-negative blocks.")
+    return X, blk.astype(np.intp), cut.phases
+
+
 # --------------------------------------------------------------------------- the pool
 
 
@@ -427,6 +463,68 @@ def _prepare(
         sil_first=sil_first,
         sil_length=sil_length,
         k=k,
+        grid=np.zeros(n_blocks, dtype=np.intp),
+    )
+
+
+def _pooled(
+    own: tuple[F64, Int, Phases | None],
+    cuts: Sequence[Cut],
+    C: F64,
+    bins: ReferenceBins,
+    outliers: OutlierThresholds,
+    keys: tuple[str, ...],
+    rng: np.random.Generator,
+    wm: float,
+) -> _Pool:
+    """The pool of the reference's windows ``own`` (rows, block, phases) and of ``cuts``."""
+    parts = [own, *(_check_cut(c, own[0].shape[1]) for c in cuts)]
+    return _merged([_prepare(X, b, C, bins, outliers, ph, keys, rng, wm) for X, b, ph in parts])
+
+
+def _merged(pools: list[_Pool]) -> _Pool:
+    """One pool of the blocks of several cuts of the period, each cut's references and
+    leave-out outliers its own (a block is left out of its own cut, which holds each row
+    once); the first pool's blocks first."""
+    if len(pools) == 1:
+        return pools[0]
+    first = pools[0]
+    rows = np.cumsum([0] + [p.X.shape[0] for p in pools[:-1]])
+    sils = np.cumsum([0] + [0 if p.sil is None else p.sil.shape[0] for p in pools[:-1]])
+    phases = None
+    if first.phases is not None:
+        parts = [p.phases for p in pools if p.phases is not None]
+        phases = Phases(
+            np.concatenate([q.of_block for q in parts]),
+            first.phases.n_phases,
+            first.phases.width,
+            np.concatenate([q.weights for q in parts]),
+        )
+
+    def joined(name: str) -> Any:
+        return np.concatenate([getattr(p, name) for p in pools])
+
+    return _Pool(
+        X=joined("X"),
+        labels=joined("labels"),
+        flags=joined("flags"),
+        bins=joined("bins"),
+        first=np.concatenate([p.first + r for p, r in zip(pools, rows, strict=True)]),
+        length=joined("length"),
+        own_labels=joined("own_labels"),
+        own_bins=joined("own_bins"),
+        own_sums=joined("own_sums"),
+        ref_labels=joined("ref_labels"),
+        ref_bins=joined("ref_bins"),
+        ref_sums=joined("ref_sums"),
+        centers=first.centers,
+        phases=phases,
+        offsets=first.offsets,
+        sil=None if first.sil is None else joined("sil"),
+        sil_first=np.concatenate([p.sil_first + r for p, r in zip(pools, sils, strict=True)]),
+        sil_length=joined("sil_length"),
+        k=first.k,
+        grid=np.concatenate([np.full(p.length.shape[0], i) for i, p in enumerate(pools)]),
     )
 
 
@@ -533,11 +631,12 @@ def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Wi
     reference itself every time), so rows are then drawn with replacement (the
     bootstrap), as they are when the whole period is smaller than ``n``.
     """
-    if np.count_nonzero(pool.length) < MIN_BLOCKS:
+    if pool.windows < MIN_BLOCKS:
         return _bootstrap_rows(pool, n, count, rng)
     ends = np.cumsum(pool.length)
     reach = np.searchsorted(ends, pool.first + n, side="left")
     ok = (pool.length > 0) & (reach < pool.length.shape[0])
+    ok[ok] &= pool.grid[reach[ok]] == pool.grid[ok]  # a stretch of one cut
     starts = np.flatnonzero(ok)
     if starts.size == 0:  # the whole reference is smaller than one window
         return _bootstrap_rows(pool, n, count, rng)
@@ -789,7 +888,7 @@ def _silhouette_thresholds(
     if pool.sil is None:
         return out
     base: tuple[F64, float, float] | None = None
-    reference = (int(pool.X.shape[0]), int(np.count_nonzero(pool.length)))
+    reference = (pool.rows, pool.windows)
     for g, n in enumerate(grid):
         m = min(int(n), sample)
         if m <= EXACT_SILHOUETTE:
@@ -910,7 +1009,7 @@ def _refit_thresholds(
     n_fits = refits.count
     drawn: dict[int, list[_Refitted]] = {}
     spent = 0.0
-    bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
+    bootstrapped = pool.windows < MIN_BLOCKS
     for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres
@@ -1065,7 +1164,7 @@ def _split_thresholds(
     (bootstrapped) null draws ``n_fits`` windows at most, and stops at the window's rows
     as the refits do; larger sizes take its value.
     """
-    bootstrapped = np.count_nonzero(pool.length) < MIN_BLOCKS
+    bootstrapped = pool.windows < MIN_BLOCKS
     largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
     most = n_fits if bootstrapped else SPLIT_DRAWS_PER_FIT * n_fits
     fitted: dict[int, float] = {}
@@ -1194,6 +1293,28 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
         else:
             out[key] = a + (b - a) * w
     return out
+
+
+#: The pool's arrays with one entry per block.
+BLOCK_FIELDS = (
+    *("first", "length", "own_labels", "own_bins", "own_sums", "ref_labels", "ref_bins"),
+    *("ref_sums", "sil_first", "sil_length", "grid"),
+)
+
+
+def _first_cut(pool: _Pool) -> _Pool:
+    """The pool of the reference's own windows only (``_merged`` puts them first)."""
+    b = int(np.count_nonzero(pool.grid == 0))
+    if b == pool.grid.shape[0]:
+        return pool
+    rows, sils = pool.rows, int(pool.sil_length[:b].sum())
+    phases = pool.phases
+    if phases is not None:
+        phases = replace(phases, of_block=phases.of_block[:b], weights=phases.weights[:b])
+    by_row = {name: getattr(pool, name)[:rows] for name in ("X", "labels", "flags", "bins")}
+    by_block = {name: getattr(pool, name)[:b] for name in BLOCK_FIELDS}
+    sil = None if pool.sil is None else pool.sil[:sils]
+    return replace(pool, **by_row, **by_block, phases=phases, sil=sil)
 
 
 def _reference_windows(pool: _Pool, starts: ArrayLike, ends: ArrayLike) -> ReferenceWindows:

@@ -20,6 +20,7 @@ from monitor import slis as S
 from monitor.core import calibration
 from monitor.core.calibration import (
     CALIBRATABLE,
+    Cut,
     _family_thresholds,
     _refit_sizes,
     block_phases,
@@ -39,7 +40,7 @@ from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError
-from monitor.records import NullTable, OutlierThresholds, ReferenceBins
+from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
 
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 4.0, 1.0]])
 SHARES = np.array([0.5, 0.3, 0.2])
@@ -469,6 +470,29 @@ def test_threshold_at_follows_a_power_of_the_rows() -> None:
     assert 0.45 < t[S.SILHOUETTE] < 0.47  # type: ignore[operator]
 
 
+def test_a_cut_of_the_period_adds_null_windows_and_no_reference_window(
+    reference: Reference,
+) -> None:
+    """The same rows cut half a window later: the null draws from its windows too, so
+    the thresholds change, and the reference windows stay the period's own."""
+    half = ROWS // 2
+    X, block = reference.X[half:-half], (np.arange(reference.X.shape[0] - ROWS)) // ROWS
+
+    def calibrated(cuts: list[Cut]) -> tuple[NullTable, ReferenceWindows]:
+        return calibrate(
+            reference.X, reference.block, reference.centers, reference.bins, reference.outliers,
+            starts=np.arange(BLOCKS) * 300.0, ends=np.arange(1, BLOCKS + 1) * 300.0,
+            sizes=[100], keys=[S.LABEL_PSI, S.FEATURE_PSI_MAX], random_state=1, cuts=cuts,
+        )  # fmt: skip
+
+    own, own_windows = calibrated([])
+    cut, cut_windows = calibrated([Cut(X, block)])
+    assert not np.array_equal(own.values, cut.values)
+    for name in ("starts", "ends", "rows", "values"):
+        assert np.array_equal(getattr(own_windows, name), getattr(cut_windows, name)), name
+    assert cut_windows.values.shape[0] == BLOCKS
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -476,6 +500,8 @@ def test_threshold_at_follows_a_power_of_the_rows() -> None:
         ({"keys": ["inertia"]}, "The 'keys' parameter of calibrate must hold SLIs among"),
         ({"false_alarm_rate": 0.7}, "The 'false_alarm_rate' parameter of calibrate must be"),
         ({"block": np.zeros(3, dtype=int)}, "The 'block' parameter of calibrate must be"),
+        ({"cuts": [Cut(np.zeros((4, 2)), np.zeros(4, dtype=int))]}, "A cut of calibrate must"),
+        ({"cuts": [Cut(np.zeros((4, 3)), -np.ones(4, dtype=int))]}, "A cut of calibrate must"),
     ],
 )
 def test_bad_parameters_are_named(reference: Reference, change: dict, message: str) -> None:
