@@ -282,6 +282,9 @@ class ReferencePeriod:
     # every window), ``remote`` every row and ``counts`` the rows of each window.
     remote: CountedRows | None = None
     counts: IntArray | None = None  # (b,)
+    # The same period cut into windows at other offsets (pipeline.reference.CUTS), read
+    # for the calibration only: a run's window may end between the period's windows' ends.
+    cuts: tuple[ReferencePeriod, ...] = ()
 
     @property
     def n_windows(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from monitor.ports import Engine, TelemetrySource
 from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
-__all__ = ["MAX_REFERENCE_WINDOWS", "period_windows", "read_reference"]
+__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "period_windows", "read_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ log = logging.getLogger(__name__)
 #: window, still spread over every phase of the day and the week (288: a day of 5-minute
 #: windows, or one window every 35 minutes of a week).
 MAX_REFERENCE_WINDOWS = 288
+
+#: Cuts of the reference period into windows, each ``window / CUTS`` after the last: the
+#: period's own windows and a second cut half a window off theirs (docs/slis.md,
+#: "Windows between the reference's").
+CUTS = 2
 
 
 def read_reference(
@@ -50,65 +56,121 @@ def read_reference(
 
     ``current`` is the window this run already read: when the period ends now, it is the
     period's last window and is not read twice. Windows whose rows stay on ``engine``
-    make a period of a bounded sample (``remote.sampled_period``).
+    make a period of a bounded sample (``remote.sampled_period``). The period is read
+    again cut at the other offsets of ``CUTS`` (``_cuts``).
     """
     start, end = model.reference.span(now)
     ends = _window_ends(start, end, model.window)
-    rows: list[np.ndarray | CountedRows] = []
-    blocks: list[np.ndarray] = []
-    starts: list[float] = []
-    stops: list[float] = []
-    skipped: list[str] = []
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
-    repeated = 0
-    last_error: Exception | None = None
-    for e in ends:
-        s = e - model.window
-        try:
-            window = current if (s, e) == (current.start, current.end) else source.read_window(s, e)
-            X = remote.validate(window, model, engine)
-        except (SourceError, InvalidInputError) as exc:
-            skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
-            last_error = exc
-            continue
-        digest = _digest(window)
-        if digest is not None and seen.setdefault(digest, s) != s:
-            repeated += 1  # the rows of an earlier window of the period: counted once
-            continue
-        rows.append(X)
-        if not isinstance(X, CountedRows):
-            blocks.append(np.full(X.shape[0], len(starts), dtype=np.intp))
-        starts.append(s)
-        stops.append(e)
-    if not rows:
-        assert last_error is not None
-        raise last_error
-    if skipped:
+    read = _read(source, model, ends, engine, seen, current)
+    if not read.rows:
+        assert read.last_error is not None
+        raise read.last_error
+    if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
-            model.name, len(skipped), len(ends), skipped[0],
+            model.name, len(read.skipped), len(ends), read.skipped[0],
         )  # fmt: skip
-    if repeated:
+    if read.repeated:
         log.warning(
             "model=%s reference period: %d of %d windows returned the rows of an earlier "
             "window (as a files source with window: file returns one file until the next "
             "is written) and are counted once: the period holds %d distinct window(s)",
-            model.name, repeated, len(ends), len(starts),
+            model.name, read.repeated, len(ends), len(read.starts),
         )  # fmt: skip
-    kept = [X for X in rows if isinstance(X, CountedRows)]
+    kept = [X for X in read.rows if isinstance(X, CountedRows)]
     if kept:  # the source keeps its rows on the engine: every window does
-        seed = seed_for(model.training.seed, starts[0])
+        seed = seed_for(model.training.seed, read.starts[0])
         return remote.sampled_period(
-            kept, starts, stops, limit=train.TRAINING_ROWS, seed=seed, skipped=tuple(skipped)
-        )
-    arrays = [X for X in rows if not isinstance(X, CountedRows)]
+            kept, read.starts, read.stops, limit=train.TRAINING_ROWS, seed=seed,
+            skipped=tuple(read.skipped),
+        )  # fmt: skip
+    period = _period(read)
+    return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
+
+
+@dataclass
+class _Read:
+    """The windows of a period read so far: the rows kept, and what was left out."""
+
+    rows: list[np.ndarray | CountedRows] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    stops: list[float] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    repeated: int = 0
+    last_error: Exception | None = None
+
+
+def _read(
+    source: TelemetrySource,
+    model: ModelSettings,
+    ends: list[float],
+    engine: Engine | None,
+    seen: dict[bytes, float],
+    current: Window | None = None,
+) -> _Read:
+    """The windows ending at ``ends``, each read and validated; one that fails is left
+    out, and one whose rows a window in ``seen`` (digest: start) returned is counted."""
+    out = _Read()
+    for e in ends:
+        s = e - model.window
+        try:
+            if current is not None and (s, e) == (current.start, current.end):
+                window = current
+            else:
+                window = source.read_window(s, e)
+            X = remote.validate(window, model, engine)
+        except (SourceError, InvalidInputError) as exc:
+            out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
+            out.last_error = exc
+            continue
+        digest = _digest(window)
+        if digest is not None and seen.setdefault(digest, s) != s:
+            out.repeated += 1  # the rows of an earlier window of the period: counted once
+            continue
+        out.rows.append(X)
+        out.starts.append(s)
+        out.stops.append(e)
+    return out
+
+
+def _period(read: _Read) -> ReferencePeriod:
+    """The period of the windows ``read`` kept, whose rows are all in memory."""
+    arrays = [X for X in read.rows if not isinstance(X, CountedRows)]
+    blocks = [np.full(X.shape[0], i, dtype=np.intp) for i, X in enumerate(arrays)]
     return ReferencePeriod(
         X=np.concatenate(arrays) if len(arrays) > 1 else arrays[0],
         block=np.concatenate(blocks),
-        starts=np.asarray(starts),
-        ends=np.asarray(stops),
-        skipped=tuple(skipped),
+        starts=np.asarray(read.starts),
+        ends=np.asarray(read.stops),
+        skipped=tuple(read.skipped),
     )
+
+
+def _cuts(
+    source: TelemetrySource,
+    model: ModelSettings,
+    span: tuple[float, float],
+    engine: Engine | None,
+    seen: dict[bytes, float],
+) -> tuple[ReferencePeriod, ...]:
+    """The period cut into windows ending ``i * window / CUTS`` before its own windows'
+    ends, for ``0 < i < CUTS``: the calibration's null windows at those offsets, where a
+    run whose schedule is shorter than its window, or that a restart moved, ends too.
+
+    A window that fails to read or validate is left out without a word (the period's own
+    windows are the model's; these only widen its null), as is one whose rows an earlier
+    window returned (a files source in ``window: file`` mode returns the same file at
+    every offset). A cut of fewer than two windows is not kept.
+    """
+    start, end = span
+    out = []
+    for i in range(1, CUTS):
+        ends = _window_ends(start, end - i * model.window / CUTS, model.window)
+        read = _read(source, model, [e for e in ends if e - model.window >= start], engine, seen)
+        if len(read.rows) >= 2 and not any(isinstance(X, CountedRows) for X in read.rows):
+            out.append(_period(read))
+    return tuple(out)
 
 
 def _digest(window: Window) -> bytes | None:

@@ -412,11 +412,22 @@ def _calibrated(
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
         refit=candidate_refit(model, wm), split_baseline=baseline,
         silhouette_sample=model.training.silhouette_sample,
+        cuts=[_cut(cut, snap, model, i) for i, cut in enumerate(ref.cuts, start=1)],
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(
         snap, null=kept, profile=profile, reference_windows=windows, split_baseline=baseline
     )
+
+
+def _cut(ref: ReferencePeriod, snap: Snapshot, model: ModelSettings, i: int) -> calibration.Cut:
+    """The period cut at another offset (``ReferencePeriod.cuts[i - 1]``), sampled and
+    scaled as the period is for the calibration, from a generator of its own so that the
+    period's own draws do not depend on it."""
+    rng = np.random.default_rng([snap.seed, i])
+    rows = _sample_per_window(ref, calibration_rows(ref), rng)
+    Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
+    return calibration.Cut(Xs, ref.block[rows], calibration_phases(ref, model))
 
 
 def calibration_phases(ref: ReferencePeriod, model: ModelSettings) -> calibration.Phases | None:

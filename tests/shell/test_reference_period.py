@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from monitor import slis as S
-from monitor.alerting import past
+from monitor.alerting import held_conditions, past
 from monitor.config import ModelSettings, parse
 from monitor.core.calibration import threshold_at
 from monitor.errors import ConfigError, SourceError, TooFewRowsError
-from monitor.pipeline import evaluate, train
+from monitor.pipeline import evaluate, reference, train
+from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
@@ -59,9 +60,14 @@ def run(m: ModelSettings, make: Any, now: float = NOW, store: MemoryStore | None
 
 def test_the_first_run_trains_on_the_period_read_window_by_window() -> None:
     ev, snap, src, _ = run(model(), lambda s, e: blobs(300, CENTERS, seed=int(s)))
-    # This window first, then the 23 other hours of the period (this one is not read twice).
-    assert len(src.calls) == len(set(src.calls)) == 24
+    # This window first, then the 23 other hours of the period (this one is not read twice),
+    # then the 23 hours between them, for the calibration only.
+    assert len(src.calls) == len(set(src.calls)) == 24 + 23
     assert sorted(src.calls)[0] == (NOW - DAY, NOW - DAY + 3600)
+    assert (
+        src.calls[24:]
+        == [(NOW - 1800 - i * 3600 - 3600, NOW - 1800 - i * 3600) for i in range(23)][::-1]
+    )
     assert snap.window_start == NOW - DAY and snap.window_end == NOW
     assert snap.n_rows == 24 * 300
     assert snap.reference_windows is not None
@@ -115,7 +121,7 @@ def test_a_file_that_every_window_of_the_period_reads_is_counted_once() -> None:
     counted 24 times, the calibration saw 24 identical blocks, no spread between them,
     and every fresh window of the same data drifted."""
     ev, snap, src, store = run(model(), newest_file([NOW - 23.5 * 3600]))
-    assert len(src.calls) == 24  # every window is still read
+    assert len(src.calls) == 24 + 23  # every window is still read, and every one between
     assert snap.n_rows == 300
     windows = snap.reference_windows
     assert windows is not None and windows.rows.tolist() == [300]
@@ -155,6 +161,73 @@ def test_the_files_source_in_file_mode_gives_a_period_of_its_one_file(tmp_path: 
     _, snap = evaluate(model(), build("m", FEATURES, options), MemoryStore(), MemoryHistory(), NOW)
     assert snap.n_rows == 300
     assert snap.reference_windows is not None and snap.reference_windows.rows.tolist() == [300]
+
+
+def test_the_period_cut_half_a_window_off_is_read_for_the_calibration_only(
+    caplog: Any,
+) -> None:
+    """The cut's windows end half a window before the period's own; a cut window that fails
+    is left out without a word, and a cut of fewer than two windows is not kept."""
+
+    def flaky(start: float, end: float) -> np.ndarray:
+        if end == NOW - 5400:  # a window of the cut only
+            raise SourceError("scrape gap")
+        return blobs(300, CENTERS, seed=int(start))
+
+    src = FakeSource(FEATURES, flaky)
+    ref = read_reference(src, model(), NOW, src.read_window(NOW - 3600, NOW))
+    assert ref.n_windows == 24 and ref.skipped == ()
+    (cut,) = ref.cuts
+    assert cut.n_windows == 22 and cut.cuts == ()
+    expected = [NOW - 1800 - i * 3600 for i in range(23) if i != 1]
+    assert cut.ends.tolist() == sorted(expected)
+    assert cut.n_rows == 22 * 300 and cut.block.max() == 21
+    assert "left out" not in caplog.text
+    two = model(window="12h", schedule={"interval": "12h"})
+    src = FakeSource(FEATURES, lambda s, e: blobs(300, CENTERS, seed=int(s)))
+    assert read_reference(src, two, NOW, src.read_window(NOW - DAY / 2, NOW)).cuts == ()
+
+
+def test_a_file_read_at_every_offset_makes_no_cut() -> None:
+    """In ``window: file`` mode a window half an hour off returns a file the period's own
+    windows returned: not a window between theirs, and not counted twice."""
+    make = newest_file([NOW - (23.5 - 6 * i) * 3600 for i in range(4)])
+    src = FakeSource(FEATURES, make)
+    ref = read_reference(src, model(), NOW, src.read_window(NOW - 3600, NOW))
+    assert ref.n_windows == 4 and ref.cuts == ()
+
+
+#: Rows every 6 s from two days before NOW to two days after, the same in every window
+#: that holds their time: cluster 0's rows sit 1.2 to one side of its centre in even
+#: hours and to the other in odd ones.
+_T = np.arange(NOW - 2 * DAY, NOW + 2 * DAY, 6.0)
+_LABELS = np.random.default_rng(7).choice(3, size=_T.shape[0], p=[0.5, 0.3, 0.2])
+_ROWS = CENTERS[_LABELS] + 0.3 * np.random.default_rng(8).normal(size=(_T.shape[0], 3))
+_ROWS[:, 0] += np.where(_LABELS == 0, np.where((_T // 3600) % 2 == 0, -1.2, 1.2), 0.0)
+
+
+def alternating(start: float, end: float) -> np.ndarray:
+    """The rows of ``[start, end)``: a window of an hour on the hours holds one side of
+    cluster 0, one half an hour off both sides, as a real metric's window that takes in
+    a change of level each hour does."""
+    lo, hi = np.searchsorted(_T, [start, end])
+    return _ROWS[lo:hi]
+
+
+def test_runs_half_a_window_off_the_references_windows_hold_the_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs every hour on the half hour (a schedule restarted half an hour off the first
+    run, or one of a schedule shorter than the window): compared with null windows cut on
+    the hours alone, cluster 0 in two parts reads as a cluster forming in every one."""
+    m = model(thresholds={"mode": "calibrated"}, seasonality="none")
+    flags = {}
+    for cuts in (1, reference.CUTS):
+        monkeypatch.setattr(reference, "CUTS", cuts)
+        _, _, _, store = run(m, alternating)
+        runs = [run(m, alternating, NOW + 1800 + i * 3600, store)[0] for i in range(12)]
+        flags[cuts] = sum(bool(held_conditions(ev)) for ev in runs)
+    assert flags[1] >= 10 and flags[reference.CUTS] <= 1, flags
 
 
 def test_a_daily_mix_does_not_alarm_when_compared_at_its_phase() -> None:
