@@ -11,6 +11,10 @@ at size ``n``. Drawing whole blocks keeps what makes real telemetry hard (rollin
 and daily cycles make a window narrower than the period), and drawing rows within a
 block gives the noise of the window's size.
 
+Runs' windows need not end where the blocks do (a schedule shorter than the window, a
+restart), so the pipeline passes the period cut again at another offset (``Cut``): null
+windows are drawn from the blocks of every cut, each compared with the rest of its own.
+
 The false-alarm rate is controlled for the model as a whole, per window: the SLIs that
 are computed on the same null windows get thresholds from their joint null (the
 max-statistic, or min-p, method: the family alarms on at most ``false_alarm_rate`` of
@@ -1296,7 +1300,7 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
 
 
 #: The pool's arrays with one entry per block.
-BLOCK_FIELDS = (
+_BLOCK_FIELDS = (
     *("first", "length", "own_labels", "own_bins", "own_sums", "ref_labels", "ref_bins"),
     *("ref_sums", "sil_first", "sil_length", "grid"),
 )
@@ -1312,7 +1316,7 @@ def _first_cut(pool: _Pool) -> _Pool:
     if phases is not None:
         phases = replace(phases, of_block=phases.of_block[:b], weights=phases.weights[:b])
     by_row = {name: getattr(pool, name)[:rows] for name in ("X", "labels", "flags", "bins")}
-    by_block = {name: getattr(pool, name)[:b] for name in BLOCK_FIELDS}
+    by_block = {name: getattr(pool, name)[:b] for name in _BLOCK_FIELDS}
     sil = None if pool.sil is None else pool.sil[:sils]
     return replace(pool, **by_row, **by_block, phases=phases, sil=sil)
 
