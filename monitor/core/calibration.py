@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
-from scipy.special import chdtrc, ndtri
+from scipy.special import chdtrc, ndtr, ndtri
 
 from monitor.checks import (
     RandomStateLike,
@@ -172,6 +172,7 @@ class _Refitted:
     drift: CentroidDrift  # the refit's (restarts too): the centroid drift's null
     warm: CentroidDrift  # its warm start's: the null of the drift in standard errors
     rows: Int  # (k,) the window's rows nearest each of the model's centres
+    cut: int  # the cut of the period its window was drawn from (0: the period's own)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1032,7 +1033,8 @@ def _refit_thresholds(
     spread = _drift_spread(pool, res, drawn[max(drawn)])
     dof = _effective_dof(pool, res)
     for g, fits in drawn.items():
-        drift_max = _far_quantile(np.array([f.drift.max for f in fits]), level)
+        cuts = np.array([f.cut for f in fits])
+        drift_max = _far_quantile(np.array([f.drift.max for f in fits]), level, cuts)
         if drift_max is not None:
             fitted[CENTROID_DRIFT_MAX][g] = drift_max
         errors = _standard_errors_threshold(fits, spread, dof, level)
@@ -1131,20 +1133,48 @@ def _drift_spread(pool: _Pool, res: F64, fits: list[_Refitted]) -> F64:
     return np.column_stack((v, np.maximum(excess, 0.0)))
 
 
-def _far_quantile(values: F64, level: float) -> float | None:
+def _far_quantile(values: F64, level: float, cuts: Int) -> float | None:
     """The value null windows exceed with probability ``level``, from a few hundred of
-    them (None: undefined at this size, NaN in half of them or more).
+    them (None: undefined at this size, NaN in half of them or more); ``cuts``: the cut
+    of the period each was drawn from.
 
-    Extrapolated twice, by a log-normal fitted to all of them and by an exponential tail
-    of the log fitted to the top tenth (a Pareto tail, which small windows need: a
-    cluster with a handful of points swings far); the larger is kept.
+    Extrapolated twice, by log-normals fitted to them (one per cut, mixed: ``_lognormal``)
+    and by an exponential tail of the log fitted to the top tenth (a Pareto tail, which
+    small windows need: a cluster with a handful of points swings far); the larger is kept.
     """
-    finite = values[np.isfinite(values)]
-    if finite.shape[0] < max(2, values.shape[0] // 2):
+    finite = np.isfinite(values)
+    if np.count_nonzero(finite) < max(2, values.shape[0] // 2):
         return None
-    logs = np.log(np.maximum(finite, 1e-12))
-    lognormal = float(logs.mean()) + float(ndtri(1.0 - level)) * float(logs.std(ddof=1))
-    return math.exp(max(lognormal, _upper_threshold(logs, level)))
+    logs = np.log(np.maximum(values[finite], 1e-12))
+    return math.exp(max(_lognormal(logs, level, cuts[finite]), _upper_threshold(logs, level)))
+
+
+def _lognormal(logs: F64, level: float, cuts: Int) -> float:
+    """The log that a mixture of normals, one fitted to the ``logs`` of each cut and
+    weighted by its share of them, exceeds with probability ``level``. A null window is
+    drawn from one cut or another, so its null is that mixture; one normal over the
+    windows of two cuts that differ in kind would reach far past either (docs/decisions.md).
+    """
+    z = float(ndtri(1.0 - level))
+    parts = [logs[cuts == c] for c in np.unique(cuts)]
+    parts = [part for part in parts if part.shape[0] >= 2]
+    if len(parts) <= 1:
+        part = parts[0] if parts else logs
+        return float(part.mean()) + z * float(part.std(ddof=1))
+    weight = np.array([part.shape[0] for part in parts], dtype=np.float64)
+    weight /= weight.sum()
+    mu = np.array([part.mean() for part in parts])
+    sd = np.maximum(np.array([part.std(ddof=1) for part in parts]), 1e-12)
+
+    def excess(x: float) -> float:
+        return float(np.sum(weight * ndtr((mu - x) / sd))) - level
+
+    # Between the largest part's quantile at level / its weight and the largest at level.
+    low = float(np.max(mu + ndtri(1.0 - np.minimum(level / weight, 0.5)) * sd))
+    high = float(np.max(mu + z * sd))
+    if excess(low) <= 0.0:
+        return low
+    return float(brentq(excess, low, high))
 
 
 def _split_thresholds(
@@ -1177,7 +1207,8 @@ def _split_thresholds(
             break
         count = int(min(most, max(n_fits // 2, 1, SPLIT_ROWS_PER_SIZE // n)))
         values = np.full(count, np.nan)
-        for i, rows in enumerate(_draw_rows(pool, n, count, rng).rows):
+        win = _draw_rows(pool, n, count, rng)
+        for i, rows in enumerate(win.rows):
             split = drift.split_gain(
                 pool.X[rows],
                 pool.centers,
@@ -1186,7 +1217,7 @@ def _split_thresholds(
                 working_memory_mib=wm,
             )
             values[i] = split.gain if split.defined else np.nan
-        quantile = _far_quantile(values, level)
+        quantile = _far_quantile(values, level, pool.grid[win.first])
         if quantile is not None:
             fitted[g] = quantile
     return _interpolate_log(grid, fitted)
@@ -1233,7 +1264,8 @@ def _refits(
         else:
             warm_drift = drift
         rows_per_cluster = np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp)
-        out.append(_Refitted(drift=drift, warm=warm_drift, rows=rows_per_cluster))
+        cut = int(pool.grid[win.first[i]])
+        out.append(_Refitted(drift=drift, warm=warm_drift, rows=rows_per_cluster, cut=cut))
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from scipy.special import ndtri
 from scipy.stats import chi2
 
 from monitor import slis as S
@@ -22,6 +23,7 @@ from monitor.core.calibration import (
     CALIBRATABLE,
     Cut,
     _family_thresholds,
+    _far_quantile,
     _refit_sizes,
     block_phases,
     calibrate,
@@ -468,6 +470,23 @@ def test_threshold_at_follows_a_power_of_the_rows() -> None:
     assert t[S.FEATURE_PSI_MAX] == pytest.approx(30.0 / 500, rel=1e-9)
     assert t[S.CENTROID_DRIFT_MAX] == pytest.approx(3.0 / math.sqrt(500), rel=1e-9)
     assert 0.45 < t[S.SILHOUETTE] < 0.47  # type: ignore[operator]
+
+
+def test_the_far_quantile_of_null_windows_from_two_cuts_is_that_of_their_mixture() -> None:
+    """Refits of windows of two cuts that differ in kind: a log-normal over all of them
+    reaches twelve times past the values, one per cut mixed lands where the upper cut's
+    log-normal leaves half the rate (its windows are half the draws), ``0.6 exp(0.05
+    z(1 - 2 level))``, up to the fit's noise and the Pareto tail's floor."""
+    rng = np.random.default_rng(0)
+    values = np.concatenate(
+        [rng.lognormal(np.log(0.05), 0.2, 200), rng.lognormal(np.log(0.6), 0.05, 200)]
+    )
+    level = 0.001
+    mixed = _far_quantile(values, level, np.repeat([0, 1], 200))
+    pooled = _far_quantile(values, level, np.zeros(400, dtype=np.intp))
+    assert mixed is not None and pooled is not None
+    assert mixed == pytest.approx(0.6 * np.exp(0.05 * ndtri(1 - 2 * level)), rel=0.06)
+    assert pooled > 10 * mixed
 
 
 def test_a_cut_of_the_period_adds_null_windows_and_no_reference_window(
