@@ -207,17 +207,17 @@ class _Pool:
     sil_first: Int  # (b,)
     sil_length: Int  # (b,)
     k: int
-    grid: Int  # (b,) the cut each block belongs to: 0 for the blocks, i for cuts[i - 1]
+    cut: Int  # (b,) the cut each block belongs to: 0 for the blocks, i for cuts[i - 1]
 
     @property
     def windows(self) -> int:
         """The reference's own windows (the first cut's populated blocks)."""
-        return int(np.count_nonzero(self.length[self.grid == 0]))
+        return int(np.count_nonzero(self.length[self.cut == 0]))
 
     @property
     def rows(self) -> int:
         """The reference's own rows (the first cut's)."""
-        return int(self.length[self.grid == 0].sum())
+        return int(self.length[self.cut == 0].sum())
 
 
 def calibrate(
@@ -468,8 +468,16 @@ def _prepare(
         sil_first=sil_first,
         sil_length=sil_length,
         k=k,
-        grid=np.zeros(n_blocks, dtype=np.intp),
+        cut=np.zeros(n_blocks, dtype=np.intp),
     )
+
+
+#: The pool's arrays with one entry per reference row, and with one entry per block.
+_ROW_FIELDS = ("X", "labels", "flags", "bins")
+_BLOCK_FIELDS = (
+    *("first", "length", "own_labels", "own_bins", "own_sums", "ref_labels", "ref_bins"),
+    *("ref_sums", "sil_first", "sil_length", "cut"),
+)
 
 
 def _pooled(
@@ -499,38 +507,22 @@ def _merged(pools: list[_Pool]) -> _Pool:
     phases = None
     if first.phases is not None:
         parts = [p.phases for p in pools if p.phases is not None]
-        phases = Phases(
-            np.concatenate([q.of_block for q in parts]),
-            first.phases.n_phases,
-            first.phases.width,
-            np.concatenate([q.weights for q in parts]),
+        of_block = np.concatenate([q.of_block for q in parts])
+        phases = replace(
+            first.phases, of_block=of_block, weights=np.concatenate([q.weights for q in parts])
         )
-
-    def joined(name: str) -> Any:
-        return np.concatenate([getattr(p, name) for p in pools])
-
-    return _Pool(
-        X=joined("X"),
-        labels=joined("labels"),
-        flags=joined("flags"),
-        bins=joined("bins"),
-        first=np.concatenate([p.first + r for p, r in zip(pools, rows, strict=True)]),
-        length=joined("length"),
-        own_labels=joined("own_labels"),
-        own_bins=joined("own_bins"),
-        own_sums=joined("own_sums"),
-        ref_labels=joined("ref_labels"),
-        ref_bins=joined("ref_bins"),
-        ref_sums=joined("ref_sums"),
-        centers=first.centers,
-        phases=phases,
-        offsets=first.offsets,
-        sil=None if first.sil is None else joined("sil"),
-        sil_first=np.concatenate([p.sil_first + r for p, r in zip(pools, sils, strict=True)]),
-        sil_length=joined("sil_length"),
-        k=first.k,
-        grid=np.concatenate([np.full(p.length.shape[0], i) for i, p in enumerate(pools)]),
+    fields: dict[str, Any] = {
+        name: np.concatenate([getattr(p, name) for p in pools])
+        for name in _ROW_FIELDS + _BLOCK_FIELDS
+    }
+    # Each pool's row offsets moved past the pools before it; the cut each block is of.
+    fields["first"] = np.concatenate([p.first + r for p, r in zip(pools, rows, strict=True)])
+    fields["sil_first"] = np.concatenate(
+        [p.sil_first + r for p, r in zip(pools, sils, strict=True)]
     )
+    fields["cut"] = np.concatenate([np.full(p.length.shape[0], i) for i, p in enumerate(pools)])
+    sil = None if first.sil is None else np.concatenate([p.sil for p in pools if p.sil is not None])
+    return replace(first, **fields, phases=phases, sil=sil)
 
 
 def _counts(index: NDArray[Any], size: int) -> F64:
@@ -641,7 +633,7 @@ def _draw_rows(pool: _Pool, n: int, count: int, rng: np.random.Generator) -> _Wi
     ends = np.cumsum(pool.length)
     reach = np.searchsorted(ends, pool.first + n, side="left")
     ok = (pool.length > 0) & (reach < pool.length.shape[0])
-    ok[ok] &= pool.grid[reach[ok]] == pool.grid[ok]  # a stretch of one cut
+    ok[ok] &= pool.cut[reach[ok]] == pool.cut[ok]  # a stretch of one cut
     starts = np.flatnonzero(ok)
     if starts.size == 0:  # the whole reference is smaller than one window
         return _bootstrap_rows(pool, n, count, rng)
@@ -1217,7 +1209,7 @@ def _split_thresholds(
                 working_memory_mib=wm,
             )
             values[i] = split.gain if split.defined else np.nan
-        quantile = _far_quantile(values, level, pool.grid[win.first])
+        quantile = _far_quantile(values, level, pool.cut[win.first])
         if quantile is not None:
             fitted[g] = quantile
     return _interpolate_log(grid, fitted)
@@ -1264,7 +1256,7 @@ def _refits(
         else:
             warm_drift = drift
         rows_per_cluster = np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp)
-        cut = int(pool.grid[win.first[i]])
+        cut = int(pool.cut[win.first[i]])
         out.append(_Refitted(drift=drift, warm=warm_drift, rows=rows_per_cluster, cut=cut))
     return out
 
@@ -1331,23 +1323,16 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     return out
 
 
-#: The pool's arrays with one entry per block.
-_BLOCK_FIELDS = (
-    *("first", "length", "own_labels", "own_bins", "own_sums", "ref_labels", "ref_bins"),
-    *("ref_sums", "sil_first", "sil_length", "grid"),
-)
-
-
 def _first_cut(pool: _Pool) -> _Pool:
     """The pool of the reference's own windows only (``_merged`` puts them first)."""
-    b = int(np.count_nonzero(pool.grid == 0))
-    if b == pool.grid.shape[0]:
+    b = int(np.count_nonzero(pool.cut == 0))
+    if b == pool.cut.shape[0]:
         return pool
     rows, sils = pool.rows, int(pool.sil_length[:b].sum())
     phases = pool.phases
     if phases is not None:
         phases = replace(phases, of_block=phases.of_block[:b], weights=phases.weights[:b])
-    by_row = {name: getattr(pool, name)[:rows] for name in ("X", "labels", "flags", "bins")}
+    by_row = {name: getattr(pool, name)[:rows] for name in _ROW_FIELDS}
     by_block = {name: getattr(pool, name)[:b] for name in _BLOCK_FIELDS}
     sil = None if pool.sil is None else pool.sil[:sils]
     return replace(pool, **by_row, **by_block, phases=phases, sil=sil)
