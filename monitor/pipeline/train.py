@@ -395,10 +395,11 @@ def _calibrated(
     windows."""
     cfg = model.thresholds
     baseline = _split_baseline(ref, snap, wm)
-    rows = _sample_per_window(ref, calibration_rows(ref), rng)
-    Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
-    block = ref.block[rows]
-    phases = calibration_phases(ref, model)
+    Xs, block, phases = _calibration_sample(ref, snap, model, rng)
+    cuts = [
+        calibration.Cut(*_calibration_sample(c, snap, model, np.random.default_rng([snap.seed, i])))
+        for i, c in enumerate(ref.cuts, start=1)
+    ]
     profile = None
     if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
@@ -412,7 +413,7 @@ def _calibrated(
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
         refit=candidate_refit(model, wm), split_baseline=baseline,
         silhouette_sample=model.training.silhouette_sample,
-        cuts=[_cut(cut, snap, model, i) for i, cut in enumerate(ref.cuts, start=1)],
+        cuts=cuts,
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(
@@ -420,14 +421,16 @@ def _calibrated(
     )
 
 
-def _cut(ref: ReferencePeriod, snap: Snapshot, model: ModelSettings, i: int) -> calibration.Cut:
-    """The period cut at another offset (``ReferencePeriod.cuts[i - 1]``), sampled and
-    scaled as the period is for the calibration, from a generator of its own so that the
-    period's own draws do not depend on it."""
-    rng = np.random.default_rng([snap.seed, i])
+def _calibration_sample(
+    ref: ReferencePeriod, snap: Snapshot, model: ModelSettings, rng: np.random.Generator
+) -> tuple[FloatArray, IntArray, calibration.Phases | None]:
+    """The rows the calibration draws from (a sample spread over the windows, scaled),
+    each row's window and the windows' phases: of the period, and of each of its cuts
+    (``ReferencePeriod.cuts``, each from a generator of its own, so that the period's
+    own draws do not depend on them)."""
     rows = _sample_per_window(ref, calibration_rows(ref), rng)
     Xs = prepare(ref.X[rows], snap.scaler, snap.metric)
-    return calibration.Cut(Xs, ref.block[rows], calibration_phases(ref, model))
+    return Xs, ref.block[rows], calibration_phases(ref, model)
 
 
 def calibration_phases(ref: ReferencePeriod, model: ModelSettings) -> calibration.Phases | None:
