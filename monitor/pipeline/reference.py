@@ -161,8 +161,11 @@ def _cuts(
     A window that fails to read or validate is left out without a word (the period's own
     windows are the model's; these only widen its null), as is one whose rows an earlier
     window returned (a files source in ``window: file`` mode returns the same file at
-    every offset). A cut of fewer than two windows is not kept.
+    every offset). A cut of fewer than two windows is not kept. A model in the ``fixed``
+    mode calibrates nothing: none is read.
     """
+    if model.thresholds.mode == "fixed":
+        return ()
     start, end = span
     out = []
     for i in range(1, CUTS):

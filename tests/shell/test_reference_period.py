@@ -167,7 +167,8 @@ def test_the_period_cut_half_a_window_off_is_read_for_the_calibration_only(
     caplog: Any,
 ) -> None:
     """The cut's windows end half a window before the period's own; a cut window that fails
-    is left out without a word, and a cut of fewer than two windows is not kept."""
+    is left out without a word, a cut of fewer than two windows is not kept, and a model
+    in the fixed mode reads none."""
 
     def flaky(start: float, end: float) -> np.ndarray:
         if end == NOW - 5400:  # a window of the cut only
@@ -186,6 +187,10 @@ def test_the_period_cut_half_a_window_off_is_read_for_the_calibration_only(
     two = model(window="12h", schedule={"interval": "12h"})
     src = FakeSource(FEATURES, lambda s, e: blobs(300, CENTERS, seed=int(s)))
     assert read_reference(src, two, NOW, src.read_window(NOW - DAY / 2, NOW)).cuts == ()
+    fixed = model(thresholds={"mode": "fixed"})  # calibrates nothing: no second read
+    src = FakeSource(FEATURES, lambda s, e: blobs(300, CENTERS, seed=int(s)))
+    assert read_reference(src, fixed, NOW, src.read_window(NOW - 3600, NOW)).cuts == ()
+    assert len(src.calls) == 24
 
 
 def test_a_file_read_at_every_offset_makes_no_cut() -> None:
