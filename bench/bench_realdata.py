@@ -194,13 +194,12 @@ def quiet(
 def by_offset(runs: Any, window: float) -> dict[str, list[int]]:
     """Runs and flags per offset of the run's end from the reference period's windows,
     ``(end - FIRST_RUN) mod window``, in hours: {offset: [runs, flags]}."""
-    out: dict[str, list[int]] = {}
+    out: dict[float, list[int]] = {}
     for w in runs:
-        offset = f"{((w.end - FIRST_RUN) % window) / 3600.0:g}h"
-        out.setdefault(offset, [0, 0])
-        out[offset][0] += 1
-        out[offset][1] += int(w.flag)
-    return dict(sorted(out.items(), key=lambda item: float(item[0][:-1])))
+        counts = out.setdefault((w.end - FIRST_RUN) % window / 3600.0, [0, 0])
+        counts[0] += 1
+        counts[1] += int(w.flag)
+    return {f"{hours:g}h": counts for hours, counts in sorted(out.items())}
 
 
 def onset_index(window: str) -> int:
