@@ -13,12 +13,19 @@ Words used here and in docs/slis.md (backtests):
 - a run is a **flag** when any condition holds on it;
 - a **page** is raised at the second of two flags in a row (a longer streak of flags is
   still one page);
-- an alert **fires** after run ``i`` when its condition held in every run from ``a`` to
+- the **flagged runs** of a run are the successful runs in a row, up to it, on which an
+  SLI alert's condition held (``flagged_runs``, the daemon's ``kmeans_flagged_runs``); a
+  run on which none held, or that failed, ends the streak. An SLI alert's rule is true on
+  a run when its condition holds and the run's flagged runs are at least
+  ``slis.FLAGGED_RUNS_TO_FIRE`` (2): with no ``for:``, it fires at the second flag in a
+  row, as the page above, whatever the interval;
+- an alert **fires** after run ``i`` when its rule was true in every run from ``a`` to
   ``i`` and the value of run ``i`` is still the one exported when ``for:`` has elapsed
   since run ``a``: ``t[i+1] - t[a] > for``, where ``t[i+1]`` is the time of the next
   run. At a fixed interval ``Δ`` that is ``n = i - a + 1`` consecutive runs with
   ``n·Δ > for``, so ``n = floor(for / Δ) + 1`` (``runs_to_fire``): ``for: 15m`` needs 4
-  runs at a 5m interval, 2 at 15m, 1 at 1h.
+  runs at a 5m interval, 2 at 15m, 1 at 1h. That is why the SLI alerts count runs
+  instead.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor import slis as S
-from monitor.checks import check_float
+from monitor.checks import check_float, check_int
 from monitor.durations import parse_prometheus_duration
 from monitor.records import Evaluation, RunFailure
 
@@ -37,8 +44,10 @@ __all__ = [
     "COMPARED",
     "RUNS_FAILING",
     "RUNS_FAILING_SEVERITY",
+    "SLI_ALERTS",
     "Condition",
     "firing",
+    "flagged_runs",
     "flags",
     "held_conditions",
     "pages",
@@ -64,6 +73,9 @@ def _compared() -> tuple[tuple[str, str], ...]:
 #: The SLIs the alert rules compare, each with its mildest threshold, in the catalogue's
 #: order (what a backtest prints and plots).
 COMPARED: tuple[tuple[str, str], ...] = _compared()
+
+#: The alerts whose rules fire from ``slis.FLAGGED_RUNS_TO_FIRE`` flagged runs in a row.
+SLI_ALERTS: frozenset[str] = frozenset(c.alert for c in S.ALERT_CONDITIONS)
 
 #: (alert, severity) -> seconds of its rule's ``for:``.
 Durations = Mapping[tuple[str, str], float]
@@ -151,6 +163,17 @@ def pages(flagged: Sequence[bool]) -> list[bool]:
     return out
 
 
+def flagged_runs(held: Sequence[Sequence[Condition]], *, before: int = 0) -> list[int]:
+    """Per run: its flagged runs, the runs in a row up to it on which an SLI alert's
+    condition held; ``before`` is the count up to the run before the first."""
+    out = []
+    streak = check_int(before, "before", low=0, owner="flagged_runs")
+    for conditions in held:
+        streak = streak + 1 if any(c.alert in SLI_ALERTS for c in conditions) else 0
+        out.append(streak)
+    return out
+
+
 def runs_to_fire(for_seconds: float, interval: float) -> int:
     """Consecutive runs at a fixed ``interval`` that make a ``for:`` of ``for_seconds`` fire."""
     for_seconds = check_float(for_seconds, "for_seconds", low=0.0, owner="runs_to_fire")
@@ -169,14 +192,17 @@ def firing(
 
     ``times[i]`` is when run ``i`` published its values (its window end), ``held[i]``
     the conditions that held on it, ``durations`` the ``for:`` of each (alert,
-    severity) (absent: 0) and ``next_time`` the time of the run after the last one.
+    severity) (absent: 0) and ``next_time`` the time of the run after the last one. An
+    SLI alert's rule is true only from ``slis.FLAGGED_RUNS_TO_FIRE`` flagged runs on.
     """
     if len(times) != len(held):
         raise ValueError(f"times and held differ in length: {len(times)} != {len(held)}")
     since: dict[tuple[str, str, str | None], float] = {}
     out: list[tuple[Condition, ...]] = []
-    for i, (t, conditions) in enumerate(zip(times, held, strict=True)):
+    for i, (t, conditions, streak) in enumerate(zip(times, held, flagged_runs(held), strict=True)):
         following = times[i + 1] if i + 1 < len(times) else next_time
+        if streak < S.FLAGGED_RUNS_TO_FIRE:
+            conditions = tuple(c for c in conditions if c.alert not in SLI_ALERTS)
         since = {c.key: since.get(c.key, t) for c in conditions}
         out.append(
             tuple(

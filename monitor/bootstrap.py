@@ -856,10 +856,7 @@ def build_app(
     )
     runner.refresh_live()
     for m in settings.models:
-        latest = next(iter(history.recent(m.name, limit=1)), None)
-        failed = next(iter(history.failures(m.name, limit=1)), None)
-        after = failed is not None and (latest is None or failed.at > latest.evaluated_at)
-        state.restore(m.name, latest, failed_since=after)
+        _restore(state, history, m.name)
     if serving is not None:
         serving.catalog.refresh()
     return App(
@@ -876,6 +873,23 @@ def build_app(
         engines=engines,
         serving=serving,
     )
+
+
+#: A restart counts a model's flagged runs back over this many of its latest runs at most.
+RESTORED_RUNS = 100
+
+
+def _restore(state: MonitorState, history: History, model: str) -> None:
+    """Give ``state`` what ``history`` knew of ``model``: its latest success, whether a
+    failure came after it, and the flagged runs up to it (after the latest failure)."""
+    recent = history.recent(model, limit=RESTORED_RUNS)
+    latest = next(iter(recent), None)
+    failed = next(iter(history.failures(model, limit=1)), None)
+    after = failed is not None and (latest is None or failed.at > latest.evaluated_at)
+    since = [e for e in reversed(recent) if failed is None or e.evaluated_at >= failed.at]
+    held = [alerting.held_conditions(e) for e in since]
+    flagged = alerting.flagged_runs(held)[-1] if held else 0
+    state.restore(model, latest, failed_since=after, flagged_runs=flagged)
 
 
 def carry_over_runs(app: App) -> None:

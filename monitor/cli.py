@@ -991,6 +991,7 @@ def _window_json(w: Any) -> dict[str, Any]:
         "firing": [_condition_json(c) for c in w.firing],
         "flag": w.flag,
         "page": w.page,
+        "flagged_runs": w.flagged_runs,
     }
     for key in ("slis", FEATURE_PSI, "thresholds"):
         if key in out:

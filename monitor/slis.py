@@ -22,6 +22,7 @@ __all__ = [
     "BELOW",
     "CALIBRATED",
     "DRIFT_STORM_FEATURES",
+    "FLAGGED_RUNS_TO_FIRE",
     "PER_CLUSTER",
     "PER_FEATURE",
     "PROGRESS",
@@ -132,7 +133,7 @@ class Trigger:
 
 @dataclass(frozen=True)
 class AlertCondition:
-    """When an SLI alert's condition holds on one run (its rule adds ``for:`` on top).
+    """When an SLI alert's condition holds on one run (its rule adds the flagged runs in a row).
 
     ``per_feature``: the condition holds per feature (feature PSI); ``at_least``: it holds
     when at least this many features are past the threshold (a model-level alert).
@@ -541,6 +542,12 @@ RETRAIN_TRIGGERS: tuple[Trigger, ...] = (
 #: Features past the PSI warning level at which per-feature alerts give way to one
 #: model-level alert (RenderOptions.drift_storm_features renders it into the rules).
 DRIFT_STORM_FEATURES = 3
+
+#: Runs in a row on which an SLI alert's condition held (flagged runs) from which the SLI
+#: alerts fire: the page of issue 9, two windows in a row, at any schedule. The daemon
+#: counts them (``kmeans_flagged_runs``) and the rules compare the count, in place of a
+#: ``for:`` whose number of runs would depend on the interval (docs/slis.md#paging).
+FLAGGED_RUNS_TO_FIRE = 2
 
 #: The SLI alerts of alerts/kmeans-monitor.yml as conditions on one run; backtests and
 #: the detection benchmark evaluate them, tests/render checks them against the rules.

@@ -434,6 +434,7 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
         "decision": ev.decision,
         "promoted": ev.promoted,
         "stale": status.stale,
+        "flagged_runs": status.flagged_runs,
         "last_run": status.last_run,
         "last_success": status.last_success,
     }

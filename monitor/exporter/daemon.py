@@ -23,6 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from monitor import alerting
 from monitor import slis as S
 from monitor.explain import Explanation
 from monitor.exporter.serving import ServingCollector, ServingStats
@@ -99,6 +100,7 @@ class _ModelState:
     live_created: float = 0.0
     thresholds: dict[str, float] = field(default_factory=dict)
     stale: bool = False  # the latest run failed: the SLIs are the last good run's
+    flagged_runs: int = 0  # successful runs in a row, up to the latest, flagged by an SLI
     live: Snapshot | None = None  # the live snapshot itself (pages explain against it)
     explanation: Explanation | None = None  # of the latest evaluation, against ``live``
 
@@ -120,6 +122,7 @@ class _ModelState:
             live_created=self.live_created,
             thresholds=dict(self.thresholds),
             stale=self.stale,
+            flagged_runs=self.flagged_runs,
             live=self.live,
             explanation=self.explanation,
         )
@@ -136,6 +139,7 @@ class _ModelState:
             evaluation=self.evaluation,
             live=self.live,
             explanation=self.current_explanation(),
+            flagged_runs=self.flagged_runs,
         )
 
     def current_explanation(self) -> Explanation | None:
@@ -162,6 +166,7 @@ class ModelStatus:
     evaluation: Evaluation | None  # of the latest successful run
     live: Snapshot | None
     explanation: Explanation | None  # of ``evaluation`` under ``live``; None when not known
+    flagged_runs: int  # as kmeans_flagged_runs: the SLI alerts fire from FLAGGED_RUNS_TO_FIRE
 
 
 class MonitorState:
@@ -206,6 +211,8 @@ class MonitorState:
             m.last_success = at
             m.evaluation = evaluation
             m.stale = False
+            held = alerting.held_conditions(evaluation)
+            m.flagged_runs = alerting.flagged_runs([held], before=m.flagged_runs)[0]
             if evaluation.promoted:
                 m.promotions += 1
             self._set_live(m, live)
@@ -213,9 +220,13 @@ class MonitorState:
             m.thresholds = dict(evaluation.thresholds)
             self._generation += 1
 
-    def restore(self, model: str, latest: Evaluation | None, *, failed_since: bool) -> None:
+    def restore(
+        self, model: str, latest: Evaluation | None, *, failed_since: bool, flagged_runs: int = 0
+    ) -> None:
         """What the history knew of a model before this process: its latest successful
-        run (``failed_since``: a failed run came after it, or it is None and one failed).
+        run (``failed_since``: a failed run came after it, or it is None and one failed)
+        and its flagged runs (``alerting.flagged_runs``), so that a restart neither
+        resolves a firing SLI alert nor delays one by a run.
 
         A restart must not read as a model that never succeeded, nor export SLIs of 0
         until its first run ends (a silhouette of 0 is below any threshold). Call it after
@@ -225,6 +236,7 @@ class MonitorState:
         with self._lock:
             m = self._models[model]
             m.stale = failed_since
+            m.flagged_runs = 0 if failed_since else flagged_runs
             if latest is not None:
                 m.evaluation = latest
                 m.last_success = max(m.last_success, latest.evaluated_at + latest.duration_seconds)
@@ -260,6 +272,7 @@ class MonitorState:
             self._observe(m, duration, at)
             m.failures[reason if reason in m.failures else "internal"] += 1
             m.stale = True
+            m.flagged_runs = 0
             self._generation += 1
 
     def has_run(self, model: str) -> bool:
@@ -425,6 +438,11 @@ class MonitorCollector(Collector):
                 "kmeans_slis_stale",
                 "1 while the latest run failed: the SLI series hold the last good run's values.",
             ),
+            "flagged": _gauge(
+                "kmeans_flagged_runs",
+                "Successful runs in a row, up to the latest, on which an SLI alert's condition "
+                f"held; the SLI alerts fire from {S.FLAGGED_RUNS_TO_FIRE}.",
+            ),
         }
         for m in view:
             name = m.spec.name
@@ -448,6 +466,7 @@ class MonitorCollector(Collector):
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
             gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
+            gauges["flagged"].add_metric([name], m.flagged_runs)
         yield from (runs, fails, skipped, promos, hist)
         yield from gauges.values()
 

@@ -41,6 +41,7 @@ class ReplayWindow:
     firing: tuple[alerting.Condition, ...]  # alerts firing before the next run
     flag: bool
     page: bool
+    flagged_runs: int  # as the daemon's kmeans_flagged_runs after this run
 
     @property
     def failed(self) -> bool:
@@ -170,15 +171,16 @@ def judge(
     next_time: float,
     durations: Mapping[tuple[str, str], float],
 ) -> Replay:
-    """The conditions, firing alerts, flags and pages of runs at ``times``."""
+    """The conditions, firing alerts, flags, pages and flagged runs of runs at ``times``."""
     held = [alerting.held_conditions(r) for r in results]
     flagged = alerting.flags(held)
     paged = alerting.pages(flagged)
     fired = alerting.firing(times, held, durations, next_time=next_time)
+    counted = alerting.flagged_runs(held)
     windows = tuple(
-        ReplayWindow(i, t - model.window, t, r, h, f, fl, p)
-        for i, (t, r, h, f, fl, p) in enumerate(
-            zip(times, results, held, fired, flagged, paged, strict=True)
+        ReplayWindow(i, t - model.window, t, r, h, f, fl, p, n)
+        for i, (t, r, h, f, fl, p, n) in enumerate(
+            zip(times, results, held, fired, flagged, paged, counted, strict=True)
         )
     )
     if not times:

@@ -49,5 +49,6 @@ def render_docs(options: RenderOptions | None = None) -> dict[str, str]:
         "slis": list(S.SLIS.values()),
         "thresholds": list(S.THRESHOLDS.values()),
         "sli_map": sli_map(options),
+        "flagged_runs_to_fire": S.FLAGGED_RUNS_TO_FIRE,
     }
     return {path: render_template("markdown", f"{path}.j2", **context) for path in DOCS}

@@ -17,6 +17,7 @@ from monitor.render.dashboards import panel_titles
 from monitor.render.options import RenderOptions
 from monitor.render.rules import alert_names, rules_by_alert
 from monitor.render.templates import render_template
+from monitor.slis import FLAGGED_RUNS_TO_FIRE
 
 __all__ = ["CONFIG_PLACEHOLDER", "UnknownAlertError", "render_runbooks", "runbook_markdown"]
 
@@ -74,6 +75,7 @@ def _render_runbooks(options: RenderOptions) -> tuple[tuple[str, str], ...]:
             config_placeholder=CONFIG_PLACEHOLDER,
             panel=panel,
             dur=lambda t: scale_prometheus_duration(t, options.time_scale),
+            flagged_runs_to_fire=FLAGGED_RUNS_TO_FIRE,
         )
         text = _BLANK_RUNS.sub("\n\n", text)  # macros leave blank runs behind
         pages.append((f"{name}.md", text.strip("\n") + "\n"))

@@ -54,7 +54,7 @@ def summary_lines(figures: dict[str, Any]) -> list[str]:
         f"{len(st['notifications'])} notifications, "
         f"{len(st['alerts_pending_or_firing'])} alerts pending or firing"
         f"{' ' + str(st['alerts_pending_or_firing']) if st['alerts_pending_or_firing'] else ''}, "
-        f"{st['failed_runs']} failed runs"
+        f"{st['failed_runs']} failed runs, at most {st['most_flagged_runs']} flagged runs in a row"
     )
     for s in SCENARIOS:
         f = figures["scenarios"][s.model]

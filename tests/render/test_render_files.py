@@ -102,8 +102,8 @@ def test_options_change_rules_and_runbooks_but_not_dashboards(tmp_path: Path) ->
     render_all(tmp_path, RenderOptions(time_scale=0.5))
     stale = stale_files(tmp_path)
     assert "alerts/kmeans-monitor.yml" in stale
-    assert "runbooks/KMeansCentroidDrift.md" in stale  # it quotes the rule's for:
-    assert "site/runbooks/KMeansCentroidDrift.html" in stale  # the same page, as HTML
+    assert "runbooks/KMeansRunsFailing.md" in stale  # it quotes the rule's for:
+    assert "site/runbooks/KMeansRunsFailing.html" in stale  # the same page, as HTML
     assert not [s for s in stale if s.startswith("dashboards/")]
 
 

@@ -162,6 +162,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             "decision": "drift awaits manual approval: feature PSI 0.404",
             "promoted": False,
             "stale": False,
+            "flagged_runs": 1,
             "last_run": NOW - 60,
             "last_success": NOW - 60,
         },

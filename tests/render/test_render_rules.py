@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor import slis as S
+from monitor.alerting import SLI_ALERTS
 from monitor.errors import InvalidInputError
 from monitor.render import RenderOptions, alert_names, render_rules
 from tests.render._support import (
@@ -134,12 +136,22 @@ def test_alert_follows_the_conventions(rule: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("rule", ALERT_RULES, ids=_alert_ids)
 def test_state_alerts_wait_15_to_30_minutes(rule: dict[str, Any]) -> None:
-    if rule["alert"] in BURN_RATE:
+    if rule["alert"] in SLI_ALERTS:
+        # They count runs instead (next test): a for: is a different number of runs at
+        # every interval, and a single run's value at an interval of 15m or more.
+        assert "for" not in rule
+    elif rule["alert"] in BURN_RATE:
         # The workbook's pairs: the short window already confirms; a short for: only
         # absorbs one evaluation's noise.
         assert seconds(rule["for"]) <= 3600
     else:
         assert 15 * 60 <= seconds(rule["for"]) <= 30 * 60
+
+
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=_alert_ids)
+def test_sli_alerts_and_only_they_wait_for_flagged_runs_in_a_row(rule: dict[str, Any]) -> None:
+    condition = f"(kmeans_flagged_runs >= {S.FLAGGED_RUNS_TO_FIRE})"
+    assert (condition in rule["expr"]) == (rule["alert"] in SLI_ALERTS), rule["alert"]
 
 
 @pytest.mark.parametrize("alert", sorted(BURN_RATE))
@@ -166,10 +178,10 @@ def test_sli_alerts_compare_with_the_exported_threshold(name: str) -> None:
     for series in THRESHOLD_SERIES[name]:
         assert any(series in e for e in exprs), f"{name} does not read {series}"
     for expr in exprs:
-        # Constants only where they are not thresholds: > 0 guards, the storm size,
-        # the burn-rate factors and the 2 intervals of staleness.
+        # Constants only where they are not thresholds: > 0 guards, the storm size and
+        # the flagged runs in a row.
         for constant in re.findall(r"[<>]=?\s*(\d+(?:\.\d+)?)", expr):
-            assert constant in {"0", "3"}, f"{name} compares with the constant {constant}"
+            assert constant in {"0", "3", str(S.FLAGGED_RUNS_TO_FIRE)}, (name, constant)
 
 
 def test_every_metric_in_the_rules_is_in_the_contract() -> None:
@@ -375,7 +387,7 @@ def test_promtool_inputs_are_at_most_5_minutes_apart() -> None:
 
 @pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
 def test_every_alert_has_promtool_cases(alert: str) -> None:
-    for_seconds = max(seconds(r["for"]) for r in ALERT_RULES if r["alert"] == alert)
+    for_seconds = max(seconds(r.get("for", "0s")) for r in ALERT_RULES if r["alert"] == alert)
     severities = {r["labels"]["severity"] for r in ALERT_RULES if r["alert"] == alert}
     silent_then_firing = silent_throughout = False
     fired: set[str] = set()

@@ -1,4 +1,4 @@
-"""Alert conditions on hand-made runs, the for: firing rule, flags and pages."""
+"""Alert conditions on hand-made runs, the for: firing rule, flagged runs, flags and pages."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from monitor.alerting import (
     COMPARED,
     RUNS_FAILING,
     RUNS_FAILING_SEVERITY,
+    SLI_ALERTS,
     Condition,
     firing,
+    flagged_runs,
     flags,
     held_conditions,
     pages,
@@ -162,7 +164,8 @@ def test_the_conditions_name_alerts_and_severities_that_the_rules_define() -> No
     assert {(c.alert, c.severity) for c in S.ALERT_CONDITIONS} <= defined
     assert (RUNS_FAILING, RUNS_FAILING_SEVERITY) in defined
     durations = rule_durations(rules)
-    assert durations[("KMeansFeatureDrift", C)] == 900.0
+    assert durations[("KMeansFeatureDrift", C)] == 0.0  # the SLI alerts count runs instead
+    assert durations[("KMeansRunsFailing", W)] == 900.0
     assert durations[("KMeansModelStale", W)] == 1800.0
     assert set(durations) == defined
 
@@ -176,13 +179,21 @@ def test_compared_lists_each_alerted_sli_once_with_its_mildest_threshold() -> No
 # ------------------------------------------------------------------------- firing
 
 DRIFT = Condition("KMeansCentroidDrift", W)
+LABELS = Condition("KMeansLabelDrift", W)
+STALE = Condition("KMeansModelStale", W)  # a state alert with a for:, not an SLI alert
 
 
-def fired(pattern: str, interval: float, for_s: float, times: list[float] | None = None) -> str:
+def fired(
+    pattern: str,
+    interval: float,
+    for_s: float,
+    times: list[float] | None = None,
+    condition: Condition = STALE,
+) -> str:
     """Which runs of a pattern ('x' holds, '.' quiet) are followed by a firing alert."""
     times = times or [interval * i for i in range(len(pattern))]
-    held = [(DRIFT,) if ch == "x" else () for ch in pattern]
-    durations = {("KMeansCentroidDrift", W): for_s}
+    held = [(condition,) if ch == "x" else () for ch in pattern]
+    durations = {(condition.alert, condition.severity): for_s}
     out = firing(times, held, durations, next_time=times[-1] + interval)
     return "".join("F" if f else "." for f in out)
 
@@ -231,13 +242,39 @@ def test_a_feature_alert_fires_per_feature() -> None:
         Condition("KMeansFeatureDrift", W, feature="a"),
         Condition("KMeansFeatureDrift", W, feature="b"),
     )
-    durations = {("KMeansFeatureDrift", W): 300.0}
-    times = [0.0, 300.0, 600.0]
-    # a's streak breaks at the second run; b's runs from it, so only b fires at the end.
-    out = firing(times, [(a,), (b,), (a, b)], durations, next_time=900.0)
-    assert out == [(), (), (b,)]
-    out = firing(times, [(a,), (a, b), (a, b)], durations, next_time=900.0)
-    assert out == [(), (a,), (a, b)]
+    times = [0.0, 300.0, 600.0, 900.0]
+    # Every run from the first is flagged, so each feature fires on every run from the
+    # second where its own condition holds, and only there.
+    out = firing(times, [(a,), (b,), (a, b), (b,)], {}, next_time=1200.0)
+    assert out == [(), (b,), (a, b), (b,)]
+
+
+@pytest.mark.parametrize("interval", [60.0, 300.0, 900.0, 3600.0, 86400.0])
+def test_an_sli_alert_fires_at_the_second_flagged_run_at_any_interval(interval: float) -> None:
+    durations = rule_durations(rules_by_alert(RenderOptions()))
+    assert fired("x.xxxx", interval, durations[(DRIFT.alert, W)], condition=DRIFT) == "...FFF"
+    # The for: of a state alert is a number of runs that depends on the interval.
+    assert fired("xxxx", interval, 900.0) != "FFFF" or interval >= 900.0
+
+
+def test_flagged_runs_count_any_sli_alert_and_end_at_a_quiet_or_failed_run() -> None:
+    failed = Condition(RUNS_FAILING, RUNS_FAILING_SEVERITY, reason="invalid_values")
+    held: list[tuple[Condition, ...]] = [(DRIFT,), (LABELS,), (), (DRIFT,), (failed,), (LABELS,)]
+    assert flagged_runs(held) == [1, 2, 0, 1, 0, 1]
+    assert flagged_runs(held[3:4], before=4) == [5]
+    assert flagged_runs([(STALE,)]) == [0]  # not an SLI alert
+    assert {c.alert for c in S.ALERT_CONDITIONS} == SLI_ALERTS
+    # A run flagged by another SLI alert counts: the label drift of run 0 and the centroid
+    # drift of run 1 make two in a row, and the centroid drift fires on run 1.
+    out = firing([0.0, 900.0], [(LABELS,), (DRIFT,)], {}, next_time=1800.0)
+    assert out == [(), (DRIFT,)]
+    # The data-quality alert is not held back by the count.
+    assert firing([0.0, 900.0], [(failed,), (failed,)], {}, next_time=1800.0) == [
+        (failed,),
+        (failed,),
+    ]
+    with pytest.raises(ValueError, match="before"):
+        flagged_runs([], before=-1)
 
 
 def test_flags_and_pages() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -322,6 +323,37 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
         silhouette = done.slis["silhouette"]
         assert f'kmeans_silhouette_score{{model="m"}} {silhouette!r}' in text
         assert f'kmeans_slis_stale{{model="m"}} {float(failed_after)!r}' in text
+
+
+def test_a_restart_takes_the_flagged_runs_from_the_history(tmp_path: Path) -> None:
+    # A restart that counted from 0 would resolve a firing SLI alert, and let the next
+    # flagged run (the second in a row) pass without firing it again.
+    raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
+    app = build_app(parse(raw, sources=SOURCES))
+    try:
+        done = app.runner.run_model("m")
+        assert not isinstance(done, RunFailure), done
+    finally:
+        app.close()
+    # With no thresholds nothing can hold; a warning level below 0 holds on every feature.
+    quiet = dataclasses.replace(done, thresholds={})
+    flagged = dataclasses.replace(done, thresholds={"feature_psi_warning": -1.0})
+    runs = (quiet, flagged, flagged, flagged)
+    history_file = tmp_path / "state" / "history.sqlite"
+    with SQLiteHistory(history_file) as history:
+        for i, ev in enumerate(runs, start=1):
+            history.append(dataclasses.replace(ev, evaluated_at=done.evaluated_at + 60 * i))
+    for failure_at, expected in ((None, 3), (3.5, 1), (10, 0)):
+        if failure_at is not None:
+            with SQLiteHistory(history_file) as history:
+                at = done.evaluated_at + 60 * failure_at
+                history.append_failure(RunFailure("m", "schema", "gone", at))
+        app = build_app(parse(raw, sources=SOURCES))
+        try:
+            text = generate_latest(app.registry).decode()
+        finally:
+            app.close()
+        assert f'kmeans_flagged_runs{{model="m"}} {float(expected)!r}' in text, failure_at
 
 
 def test_the_pages_link_the_dashboard_the_configuration_names(tmp_path: Path) -> None:

@@ -151,6 +151,32 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
     assert samples(state)[("kmeans_slis_stale", m)] == 0
 
 
+def test_flagged_runs_count_the_runs_in_a_row_on_which_an_sli_alert_held() -> None:
+    # The SLI alerts fire from two (docs/slis.md#paging): the rules compare this count.
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    snap = make_snapshot("m1", k=3, d=2, version=1, created_at=90.0)
+    key = ("kmeans_flagged_runs", (("model", "m1"),))
+    assert samples(state)[key] == 0
+    # Feature f1's PSI is 0.3: past a warning level of 0.2, not of 0.9.
+    flagged = dataclasses.replace(make_evaluation("m1"), thresholds={"feature_psi_warning": 0.2})
+    quiet = dataclasses.replace(make_evaluation("m1"), thresholds={"feature_psi_warning": 0.9})
+    got = []
+    for i, ev in enumerate((flagged, flagged, flagged, quiet, flagged, None, flagged)):
+        if ev is None:
+            state.record_failure("m1", "schema", duration=0.1, at=200.0 + i)
+        else:
+            state.record_success(ev, snap, duration=0.1, at=200.0 + i)
+        got.append(samples(state)[key])
+    assert got == [1, 2, 3, 0, 1, 0, 1]
+    # A restart takes the count from the history, unless a failure came last.
+    state.restore("m1", flagged, failed_since=False, flagged_runs=4)
+    assert samples(state)[key] == 4
+    state.record_success(flagged, snap, duration=0.1, at=300.0)
+    assert samples(state)[key] == 5
+    state.restore("m1", flagged, failed_since=True, flagged_runs=4)
+    assert samples(state)[key] == 0
+
+
 def test_a_batch_job_carries_the_counts_of_the_history_on() -> None:
     # `evaluate --push-to` is a new process at every push: counters from 0 at each one
     # never moved in Prometheus (rate() saw no increase, so the run-success burn alerts

@@ -240,9 +240,11 @@ def test_the_backtest_shows_what_the_daemon_exported_for_the_same_windows(tmp_pa
                 assert exported[(S.SLIS[S.FEATURE_PSI].metric, (feature,))] == value
             for key, value in ev.thresholds.items():
                 assert exported[(S.THRESHOLDS[key].metric, ())] == value, key
+            assert exported[("kmeans_flagged_runs", ())] == w.flagged_runs
     finally:
         app.close()
     assert r.flags > 0  # the shift was seen: the comparison covered alerting values
+    assert max(w.flagged_runs for w in r.windows) >= S.FLAGGED_RUNS_TO_FIRE
 
 
 def _samples(registry: Any) -> dict[tuple[str, tuple[str, ...]], float]:
