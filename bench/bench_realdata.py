@@ -26,7 +26,9 @@ Configurations (``CONFIGS``), all with k = 4 and the defaults otherwise:
   Mondays).
 
 (a) Quiet: flags (runs on which any alert condition held), pages (streaks of two flags
-    or more, each one page) and the flags per alert, per configuration and window.
+    or more, each one page), fired (alert instances that started firing under the
+    shipped rules, as ``kmeans-monitor backtest`` counts them) and the flags per alert,
+    per configuration and window.
 (b) Events, with ``weekly``: each changes the series from Monday 3 July 00:00 UTC on
     (before the features are derived) and is replayed from 19 June to 17 July; its delay
     is counted as in ``bench_detection``: the first window flagged right after a flagged
@@ -183,6 +185,8 @@ def quiet(
         "windows": len(after),
         "flags": sum(w.flag for w in after),
         "pages": sum(w.page for w in after),
+        # Alert instances that started firing under the shipped rules (backtest's count).
+        "fired": sum(r.alerts().values()),
         "failed": sum(w.failed for w in after),
         "flags_by_alert": dict(sorted(by_alert.items())),
         "flagged": [i for i, w in enumerate(after, start=1) if w.flag],
@@ -248,14 +252,14 @@ def event(
 
 def _table(result: dict[str, Any]) -> str:
     lines = [
-        f"{'window':<6} {'config':<7} {'seed':>4} {'runs':>7} {'flags':>5} {'pages':>5}"
-        "  flags by alert"
+        f"{'window':<6} {'config':<7} {'seed':>4} {'runs':>7} {'flags':>5} {'pages':>5} "
+        f"{'fired':>5}  flags by alert"
     ]
     for q in result["quiet"]:
         alerts = ", ".join(f"{k}={v}" for k, v in q["flags_by_alert"].items()) or "-"
         lines.append(
             f"{q['window']:<6} {q['config']:<7} {q['model_seed']:>4} {q['windows']:>7} "
-            f"{q['flags']:>5} {q['pages']:>5}  {alerts}"
+            f"{q['flags']:>5} {q['pages']:>5} {q['fired']:>5}  {alerts}"
         )
         if len(q["by_offset"]) > 1:
             offsets = ", ".join(f"{k} {f}/{n}" for k, (n, f) in q["by_offset"].items())

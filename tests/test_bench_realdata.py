@@ -12,6 +12,7 @@ from 3 July page within a few windows. Counts of a seeded replay, not timings.
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -81,6 +82,11 @@ def test_a_reference_period_and_the_weekly_cycle_keep_real_quiet_windows_quiet(
     assert least <= flags <= most
     if config == "weekly":
         assert not any(w["page"] for w in windows)
+    # One run every 6 hours: a for: of 15m fired each flag's alerts at once. An alert fires
+    # only at the second flagged run in a row, or after it while the streak lasts.
+    for before, w in itertools.pairwise(windows):
+        assert not w["firing"] or (w["flag"] and before["flag"]), w["end_utc"]
+        assert w["flagged_runs"] == (before["flagged_runs"] + 1 if w["flag"] else 0)
 
 
 @pytest.mark.parametrize(
@@ -108,8 +114,8 @@ def _fake_replays(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append(("quiet", window, config, model_seed, interval))
         offsets = {"0h": [1, 0]} if interval is None else {"0h": [1, 0], "3h": [1, 1]}
         summary = {"window": window, "config": config, "model_seed": model_seed, "windows": 1,
-                   "flags": 0, "pages": 0, "failed": 0, "flags_by_alert": {}, "flagged": [],
-                   "by_offset": offsets, "seconds": 0.0}  # fmt: skip
+                   "flags": 0, "pages": 0, "fired": 0, "failed": 0, "flags_by_alert": {},
+                   "flagged": [], "by_offset": offsets, "seconds": 0.0}  # fmt: skip
         return summary, [False, False]
 
     def event(window: str, kind: str, *args: Any, model_seed: int = 0, **kw: Any) -> Any:
