@@ -31,7 +31,7 @@ from monitor.daemon import (
 )
 from monitor.errors import ConfigError, InvalidInputError
 from monitor.pipeline import train
-from monitor.records import RunFailure
+from monitor.records import Evaluation, RunFailure
 from monitor.sources import SOURCES
 from monitor.store import SQLiteHistory
 
@@ -274,17 +274,23 @@ def test_a_second_daemon_on_one_state_directory_is_refused(tmp_path: Path) -> No
     os.close(claim_state_dir(state))  # free again once the first has gone
 
 
-def test_a_restart_keeps_the_time_of_the_last_success_from_the_history(tmp_path: Path) -> None:
-    # Restarted, with a first run that failed, the gauge read 0 ("no run has succeeded
-    # yet") though the history held successes: alerts and panels said the wrong thing.
+def _run_once(tmp_path: Path) -> tuple[dict[str, Any], Evaluation, float]:
+    """A state directory with one successful run of model "m": the settings, that run and
+    the time of the last success the daemon exported after it."""
     raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
     app = build_app(parse(raw, sources=SOURCES))
     try:
         done = app.runner.run_model("m")
-        assert not isinstance(done, RunFailure), done
-        ended = app.state.status("m").last_success
+        assert isinstance(done, Evaluation), done
+        return raw, done, app.state.status("m").last_success
     finally:
         app.close()
+
+
+def test_a_restart_keeps_the_time_of_the_last_success_from_the_history(tmp_path: Path) -> None:
+    # Restarted, with a first run that failed, the gauge read 0 ("no run has succeeded
+    # yet") though the history held successes: alerts and panels said the wrong thing.
+    raw, done, ended = _run_once(tmp_path)
     assert done.evaluated_at <= ended
     app = build_app(parse(raw, sources=SOURCES))
     try:
@@ -302,13 +308,7 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
     # restored and the SLIs not marked stale: a silhouette of 0 is below any threshold,
     # so KMeansSilhouetteDrop could fire on a restart (or on every model that a batch
     # `evaluate --model` did not run).
-    raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
-    app = build_app(parse(raw, sources=SOURCES))
-    try:
-        done = app.runner.run_model("m")
-        assert not isinstance(done, RunFailure), done
-    finally:
-        app.close()
+    raw, done, _ = _run_once(tmp_path)
     for failed_after in (False, True):
         if failed_after:
             with SQLiteHistory(tmp_path / "state" / "history.sqlite") as history:
@@ -328,13 +328,7 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
 def test_a_restart_takes_the_flagged_runs_from_the_history(tmp_path: Path) -> None:
     # A restart that counted from 0 would resolve a firing SLI alert, and let the next
     # flagged run (the second in a row) pass without firing it again.
-    raw = {"daemon": {"state_dir": str(tmp_path / "state")}, "models": [model("m", interval="1m")]}
-    app = build_app(parse(raw, sources=SOURCES))
-    try:
-        done = app.runner.run_model("m")
-        assert not isinstance(done, RunFailure), done
-    finally:
-        app.close()
+    raw, done, _ = _run_once(tmp_path)
     # With no thresholds nothing can hold; a warning level below 0 holds on every feature.
     quiet = dataclasses.replace(done, thresholds={})
     flagged = dataclasses.replace(done, thresholds={"feature_psi_warning": -1.0})
