@@ -16,9 +16,10 @@ Words used here and in docs/slis.md (backtests):
 - the **flagged runs** of a run are the successful runs in a row, up to it, on which an
   SLI alert's condition held (``flagged_runs``, the daemon's ``kmeans_flagged_runs``); a
   run on which none held, or that failed, ends the streak. An SLI alert's rule is true on
-  a run when its condition holds and the run's flagged runs are at least
-  ``slis.FLAGGED_RUNS_TO_FIRE`` (2): with no ``for:``, it fires at the second flag in a
-  row, as the page above, whatever the interval;
+  a run when its condition holds and the run's flagged runs are at least the model's
+  ``thresholds.flagged_runs_to_fire`` (by default ``slis.FLAGGED_RUNS_TO_FIRE``, 2): with
+  no ``for:``, it fires at the second flag in a row, as the page above, whatever the
+  interval;
 - an alert **fires** after run ``i`` when its rule was true in every run from ``a`` to
   ``i`` and the value of run ``i`` is still the one exported when ``for:`` has elapsed
   since run ``a``: ``t[i+1] - t[a] > for``, where ``t[i+1]`` is the time of the next
@@ -74,7 +75,7 @@ def _compared() -> tuple[tuple[str, str], ...]:
 #: order (what a backtest prints and plots).
 COMPARED: tuple[tuple[str, str], ...] = _compared()
 
-#: The alerts whose rules fire from ``slis.FLAGGED_RUNS_TO_FIRE`` flagged runs in a row.
+#: The alerts whose rules fire from a number of flagged runs in a row (not a ``for:``).
 SLI_ALERTS: frozenset[str] = frozenset(c.alert for c in S.ALERT_CONDITIONS)
 
 #: (alert, severity) -> seconds of its rule's ``for:``.
@@ -187,13 +188,15 @@ def firing(
     durations: Durations,
     *,
     next_time: float,
+    flagged_to_fire: int = S.FLAGGED_RUNS_TO_FIRE,
 ) -> list[tuple[Condition, ...]]:
     """Per run: the conditions whose alert is firing before the next run.
 
     ``times[i]`` is when run ``i`` published its values (its window end), ``held[i]``
     the conditions that held on it, ``durations`` the ``for:`` of each (alert,
     severity) (absent: 0) and ``next_time`` the time of the run after the last one. An
-    SLI alert's rule is true only from ``slis.FLAGGED_RUNS_TO_FIRE`` flagged runs on.
+    SLI alert's rule is true only from ``flagged_to_fire`` flagged runs in a row on (the
+    model's ``thresholds.flagged_runs_to_fire``).
     """
     if len(times) != len(held):
         raise ValueError(f"times and held differ in length: {len(times)} != {len(held)}")
@@ -201,7 +204,7 @@ def firing(
     out: list[tuple[Condition, ...]] = []
     for i, (t, conditions, streak) in enumerate(zip(times, held, flagged_runs(held), strict=True)):
         following = times[i + 1] if i + 1 < len(times) else next_time
-        if streak < S.FLAGGED_RUNS_TO_FIRE:
+        if streak < flagged_to_fire:
             conditions = tuple(c for c in conditions if c.alert not in SLI_ALERTS)
         since = {c.key: since.get(c.key, t) for c in conditions}
         out.append(

@@ -591,6 +591,7 @@ def model_spec(m: ModelSettings, now: datetime) -> ModelSpec:
         freshness_slo_seconds=m.slo.freshness,
         run_success_objective=m.slo.run_success,
         engine=m.engine,
+        flagged_runs_to_fire=m.thresholds.flagged_runs_to_fire,
     )
 
 

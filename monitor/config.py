@@ -41,7 +41,7 @@ from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError, TooFewRowsError
 from monitor.ports import SourceKind
 from monitor.redact import MASK, redact_text
-from monitor.slis import SLIS, THRESHOLDS
+from monitor.slis import FLAGGED_RUNS_TO_FIRE, SLIS, THRESHOLDS
 from monitor.timestamps import format_time, time_field
 from monitor.yamlfile import read_yaml
 
@@ -131,6 +131,9 @@ class ThresholdSettings:
     split_gain: float = 3.0
     outlier_quantile: float = 0.99
     calibration_refits: int = 5  # warm-started refits: centroid drift, and the model optimism
+    # Runs in a row on which an SLI alert's condition held before the SLI alerts fire
+    # (docs/slis.md#paging): two windows in a row when a run reads one window of its own.
+    flagged_runs_to_fire: int = FLAGGED_RUNS_TO_FIRE
 
 
 @dataclass(frozen=True)
@@ -651,6 +654,7 @@ _THRESHOLDS: Mapping[str, Convert[Any]] = {
     **{t.config: _DOMAINS[t.domain] for t in THRESHOLDS.values()},
     "outlier_quantile": _float(0.5, 1, low_inclusive=False),
     "calibration_refits": _int(0, 10000),
+    "flagged_runs_to_fire": _int(1, 10000),
 }
 # An objective of 100% leaves no error budget, so run_success stays below 1.
 _SLO: Mapping[str, Convert[Any]] = {

@@ -544,9 +544,10 @@ RETRAIN_TRIGGERS: tuple[Trigger, ...] = (
 DRIFT_STORM_FEATURES = 3
 
 #: Runs in a row on which an SLI alert's condition held (flagged runs) from which the SLI
-#: alerts fire: the page of issue 9, two windows in a row, at any schedule. The daemon
-#: counts them (``kmeans_flagged_runs``) and the rules compare the count, in place of a
-#: ``for:`` whose number of runs would depend on the interval (docs/slis.md#paging).
+#: alerts fire by default (``thresholds.flagged_runs_to_fire``): the page of issue 9, two
+#: windows in a row, at any schedule. The daemon counts them (``kmeans_flagged_runs``)
+#: and the rules compare the count with the model's setting, in place of a ``for:``
+#: whose number of runs would depend on the interval (docs/slis.md#paging).
 FLAGGED_RUNS_TO_FIRE = 2
 
 #: The SLI alerts of alerts/kmeans-monitor.yml as conditions on one run; backtests and

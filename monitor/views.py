@@ -435,6 +435,7 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
         "promoted": ev.promoted,
         "stale": status.stale,
         "flagged_runs": status.flagged_runs,
+        "flagged_runs_to_fire": status.spec.flagged_runs_to_fire,
         "last_run": status.last_run,
         "last_success": status.last_success,
     }

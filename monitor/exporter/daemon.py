@@ -80,6 +80,7 @@ class ModelSpec:
     freshness_slo_seconds: float
     run_success_objective: float
     engine: str = "local"  # where its runs compute (config ``engine``)
+    flagged_runs_to_fire: int = S.FLAGGED_RUNS_TO_FIRE  # ``thresholds.flagged_runs_to_fire``
 
 
 @dataclass
@@ -166,7 +167,7 @@ class ModelStatus:
     evaluation: Evaluation | None  # of the latest successful run
     live: Snapshot | None
     explanation: Explanation | None  # of ``evaluation`` under ``live``; None when not known
-    flagged_runs: int  # as kmeans_flagged_runs: the SLI alerts fire from FLAGGED_RUNS_TO_FIRE
+    flagged_runs: int  # as kmeans_flagged_runs: the SLI alerts fire from spec.flagged_runs_to_fire
 
 
 class MonitorState:
@@ -441,7 +442,12 @@ class MonitorCollector(Collector):
             "flagged": _gauge(
                 "kmeans_flagged_runs",
                 "Successful runs in a row, up to the latest, on which an SLI alert's condition "
-                f"held; the SLI alerts fire from {S.FLAGGED_RUNS_TO_FIRE}.",
+                "held.",
+            ),
+            "to_fire": _gauge(
+                "kmeans_flagged_runs_to_fire",
+                "Flagged runs in a row from which the SLI alerts fire "
+                "(thresholds.flagged_runs_to_fire).",
             ),
         }
         for m in view:
@@ -467,6 +473,7 @@ class MonitorCollector(Collector):
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
             gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
             gauges["flagged"].add_metric([name], m.flagged_runs)
+            gauges["to_fire"].add_metric([name], m.spec.flagged_runs_to_fire)
         yield from (runs, fails, skipped, promos, hist)
         yield from gauges.values()
 

@@ -175,7 +175,13 @@ def judge(
     held = [alerting.held_conditions(r) for r in results]
     flagged = alerting.flags(held)
     paged = alerting.pages(flagged)
-    fired = alerting.firing(times, held, durations, next_time=next_time)
+    fired = alerting.firing(
+        times,
+        held,
+        durations,
+        next_time=next_time,
+        flagged_to_fire=model.thresholds.flagged_runs_to_fire,
+    )
     counted = alerting.flagged_runs(held)
     windows = tuple(
         ReplayWindow(i, t - model.window, t, r, h, f, fl, p, n)

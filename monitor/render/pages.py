@@ -22,7 +22,6 @@ from monitor.render.options import RenderOptions
 from monitor.render.rules import alert_names
 from monitor.render.runbooks import CONFIG_PLACEHOLDER, runbook_markdown
 from monitor.render.templates import render_template
-from monitor.slis import FLAGGED_RUNS_TO_FIRE
 
 __all__ = ["SECTION_ORDER", "index_page", "model_page", "runbook_page", "site_pages"]
 
@@ -63,7 +62,7 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-_HELPERS = {"when": _when, "num": _num, "flagged_runs_to_fire": FLAGGED_RUNS_TO_FIRE}
+_HELPERS = {"when": _when, "num": _num}
 
 
 # ------------------------------------------------------------------------ runbooks

@@ -28,7 +28,6 @@ def _render_rules(options: RenderOptions) -> str:
         options=options,
         sli=slis.SLIS,
         threshold=slis.THRESHOLDS,
-        flagged_runs_to_fire=slis.FLAGGED_RUNS_TO_FIRE,
         dur=lambda text: scale_prometheus_duration(text, options.time_scale),
         # A JSON string is a valid YAML scalar whatever the URL holds (&, #, quotes).
         runbook_url=lambda name: json.dumps(options.runbook_url(name)),

@@ -163,6 +163,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             "promoted": False,
             "stale": False,
             "flagged_runs": 1,
+            "flagged_runs_to_fire": 2,
             "last_run": NOW - 60,
             "last_success": NOW - 60,
         },

@@ -277,6 +277,21 @@ def test_flagged_runs_count_any_sli_alert_and_end_at_a_quiet_or_failed_run() -> 
         flagged_runs([], before=-1)
 
 
+def test_a_model_may_ask_for_more_flagged_runs_in_a_row() -> None:
+    # thresholds.flagged_runs_to_fire: 3, e.g. for runs whose windows overlap.
+    times = [900.0 * i for i in range(5)]
+    held = [(DRIFT,), (DRIFT,), (DRIFT,), (), (DRIFT,)]
+    out = firing(times, held, {}, next_time=4500.0, flagged_to_fire=3)
+    assert out == [(), (), (DRIFT,), (), ()]
+    assert firing(times, held, {}, next_time=4500.0, flagged_to_fire=1) == [
+        (DRIFT,),
+        (DRIFT,),
+        (DRIFT,),
+        (),
+        (DRIFT,),
+    ]
+
+
 def test_flags_and_pages() -> None:
     held: list[tuple[Condition, ...]] = [(), (DRIFT,), (DRIFT,), (DRIFT,), (), (DRIFT,), (DRIFT,)]
     flagged = flags(held)

@@ -64,7 +64,12 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
         scaling="minmax",
         features=["a", "a"],
         schedule={"interval": "1m", "cron": "* * * * *"},
-        thresholds={"feature_psi_warning": 0.3, "feature_psi_critical": 0.2, "bogus": 1},
+        thresholds={
+            "feature_psi_warning": 0.3,
+            "feature_psi_critical": 0.2,
+            "flagged_runs_to_fire": 0,
+            "bogus": 1,
+        },
     )
     raw["models"][0]["extra_field"] = True
     raw["models"][0]["source"]["regimes"] = 0
@@ -80,10 +85,12 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "'cron'; got {'interval': '1m', 'cron': '* * * * *'}",
             "models[checkout].thresholds.feature_psi_critical: must be at least "
             "feature_psi_warning (0.3); got 0.2",
+            "models[checkout].thresholds.flagged_runs_to_fire: must be an int in [1, 10000]; got 0",
             "models[checkout].thresholds.bogus: must be omitted (unknown field; valid: "
             "calibration_refits, centroid_drift, centroid_drift_se, empty_clusters, "
-            "false_alarm_rate, feature_psi_critical, feature_psi_warning, label_psi, mode, "
-            "outlier_quantile, outlier_ratio, silhouette_drop, split_gain); got 1",
+            "false_alarm_rate, feature_psi_critical, feature_psi_warning, flagged_runs_to_fire, "
+            "label_psi, mode, outlier_quantile, outlier_ratio, silhouette_drop, split_gain); "
+            "got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: engine, "
             "features, k, metric, name, reference, retrain, scaling, schedule, seasonality, "
             "serving, slo, source, spark, thresholds, training, validation, window); got True",

@@ -153,10 +153,13 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
 
 def test_flagged_runs_count_the_runs_in_a_row_on_which_an_sli_alert_held() -> None:
     # The SLI alerts fire from two (docs/slis.md#paging): the rules compare this count.
-    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    spec = dataclasses.replace(SPEC, flagged_runs_to_fire=3)
+    state = MonitorState([spec], started_at=100.0, version="1.2.3")
     snap = make_snapshot("m1", k=3, d=2, version=1, created_at=90.0)
     key = ("kmeans_flagged_runs", (("model", "m1"),))
     assert samples(state)[key] == 0
+    # What the rules compare the count with: the model's thresholds.flagged_runs_to_fire.
+    assert samples(state)[("kmeans_flagged_runs_to_fire", (("model", "m1"),))] == 3
     # Feature f1's PSI is 0.3: past a warning level of 0.2, not of 0.9.
     flagged = dataclasses.replace(make_evaluation("m1"), thresholds={"feature_psi_warning": 0.2})
     quiet = dataclasses.replace(make_evaluation("m1"), thresholds={"feature_psi_warning": 0.9})

@@ -72,10 +72,24 @@ def test_a_unit_change_flags_from_its_window_and_pages_at_the_next(tmp_path: Pat
         assert ("KMeansFeatureDrift", "critical", "rps") in {c.key for c in w.held}
     assert r.windows[onset].flag and r.windows[onset + 1].page
     assert not any(w.page for w in r.windows[: onset + 1])
-    # for: 15m at a 15m interval: the alert fires after the second run of the streak.
+    # The alert fires at the second flagged run in a row.
     assert not r.windows[onset].firing and r.windows[onset + 1].firing
+    assert [w.flagged_runs for w in r.windows[onset - 1 : onset + 2]] == [0, 1, 2]
     assert r.alerts()["KMeansFeatureDrift"] >= 1
     assert not (tmp_path / "state").exists()  # nothing reaches the state directory
+    # A model that asks for three flagged runs in a row fires a run later, on the same SLIs.
+    later = backtest(
+        settings(
+            tmp_path,
+            synthetic({"kind": "unit_change", "after": "1h", "feature": "rps", "factor": 1000}),
+            thresholds={"flagged_runs_to_fire": 3},
+        ),
+        "shop",
+        T0,
+        T0 + 2 * 3600,
+    )
+    assert [w.result.slis for w in later.windows] == [w.result.slis for w in r.windows]
+    assert [bool(w.firing) for w in later.windows[onset:]] == [False, False, True, True]
 
 
 def test_a_failed_run_is_a_flag_of_the_data_quality_alert(tmp_path: Path) -> None:
