@@ -169,7 +169,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "critical",
         (),  # the event is scheduled in the exporter (exporter_config)
         seed=21,
-        description=r"^5 of the 5 features of model prometheus-loop on \S+ have PSI above "
+        description=r"^[345] of the 5 features of model prometheus-loop on \S+ have PSI above "
         r"the significant-shift threshold:",
         source="prometheus",
     ),
