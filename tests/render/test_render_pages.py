@@ -282,6 +282,12 @@ def test_model_page_shows_the_live_values_and_the_exact_commands() -> None:
     assert "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km" in text
     assert {"approve-command", "diff-command", "slis", "features-table"} <= set(parser.ids)
     assert "rollback-command" not in parser.ids  # the live version has no parent
+    # How far the model is from firing its SLI alerts (one flagged run of two).
+    assert (
+        "the model's latest runs were flagged (some SLI alert's condition held on each) "
+        "2 times in a row: 1 now." in text
+    )
+    assert "flagged-runs" in parser.ids
     rows = {r[0]: [" ".join(cell.split()) for cell in r] for r in parser.rows if r}
     assert rows["feature_psi_max"][1:4] == [
         "0.404",
