@@ -389,6 +389,7 @@ class MonitorCollector(Collector):
         yield configured
 
         yield from self._job_health(view)
+        yield from self._alert_state(view)
         yield from self._snapshot(view)
         yield from self._slis(view)
 
@@ -435,20 +436,6 @@ class MonitorCollector(Collector):
             "objective": _gauge(
                 "kmeans_run_success_objective_ratio", "Run-success SLO (share of runs)."
             ),
-            "stale": _gauge(
-                "kmeans_slis_stale",
-                "1 while the latest run failed: the SLI series hold the last good run's values.",
-            ),
-            "flagged": _gauge(
-                "kmeans_flagged_runs",
-                "Successful runs in a row, up to the latest, on which an SLI alert's condition "
-                "held.",
-            ),
-            "to_fire": _gauge(
-                "kmeans_flagged_runs_to_fire",
-                "Flagged runs in a row from which the SLI alerts fire "
-                "(thresholds.flagged_runs_to_fire).",
-            ),
         }
         for m in view:
             name = m.spec.name
@@ -471,11 +458,30 @@ class MonitorCollector(Collector):
                 gauges["reference"].add_metric([name], m.reference_seconds)
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
-            gauges["stale"].add_metric([name], 1.0 if m.stale else 0.0)
-            gauges["flagged"].add_metric([name], m.flagged_runs)
-            gauges["to_fire"].add_metric([name], m.spec.flagged_runs_to_fire)
         yield from (runs, fails, skipped, promos, hist)
         yield from gauges.values()
+
+    @staticmethod
+    def _alert_state(view: list[_ModelState]) -> Iterator[Metric]:
+        """What the SLI alerts' rules read beside the SLIs and their thresholds."""
+        stale = _gauge(
+            "kmeans_slis_stale",
+            "1 while the latest run failed: the SLI series hold the last good run's values.",
+        )
+        flagged = _gauge(
+            "kmeans_flagged_runs",
+            "Successful runs in a row, up to the latest, on which an SLI alert's condition held.",
+        )
+        to_fire = _gauge(
+            "kmeans_flagged_runs_to_fire",
+            "Flagged runs in a row from which the SLI alerts fire "
+            "(thresholds.flagged_runs_to_fire).",
+        )
+        for m in view:
+            stale.add_metric([m.spec.name], 1.0 if m.stale else 0.0)
+            flagged.add_metric([m.spec.name], m.flagged_runs)
+            to_fire.add_metric([m.spec.name], m.spec.flagged_runs_to_fire)
+        yield from (stale, flagged, to_fire)
 
     def _snapshot(self, view: list[_ModelState]) -> Iterator[Metric]:
         info = _gauge(
