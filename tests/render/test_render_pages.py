@@ -284,8 +284,8 @@ def test_model_page_shows_the_live_values_and_the_exact_commands() -> None:
     assert "rollback-command" not in parser.ids  # the live version has no parent
     # How far the model is from firing its SLI alerts (one flagged run of two).
     assert (
-        "the model's latest runs were flagged (some SLI alert's condition held on each) "
-        "2 times in a row: 1 now." in text
+        "the model's flagged runs in a row (runs on which some SLI alert's condition held) "
+        "reach 2: 1 now." in text
     )
     assert "flagged-runs" in parser.ids
     rows = {r[0]: [" ".join(cell.split()) for cell in r] for r in parser.rows if r}
