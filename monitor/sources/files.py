@@ -546,8 +546,8 @@ class FilesSource:
         d = len(self._features)
         X = np.concatenate(parts) if parts else np.empty((0, d))
         label = (
-            f"{self._options.pattern} [{format_time(start)}, {format_time(end)}) "
-            f"from {used} of {len(files)} file(s)"
+            f"rows timed [{format_time(start)}, {format_time(end)}) "
+            f"from {used} of {len(files)} file(s) matching {self._options.pattern!r}"
         )
         return X, label
 
