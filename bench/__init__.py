@@ -118,16 +118,18 @@ def number(
     return parse
 
 
-def names(choices: Iterable[str]) -> Callable[[str], list[str]]:
-    """An option's type: one or more comma-separated names of ``choices``, each once."""
+def names(choices: Iterable[str], none: bool = False) -> Callable[[str], list[str]]:
+    """An option's type: one or more comma-separated names of ``choices``, each once;
+    with ``none``, also ``""`` for none of them."""
     valid = list(choices)
 
     def parse(text: str) -> list[str]:
         got = [v.strip() for v in text.split(",") if v.strip()]
         unknown = [v for v in got if v not in valid]
-        if unknown or not got:
+        if unknown or not (got or (none and not text.strip())):
+            empty = ' (or "" for none)' if none else ""
             raise argparse.ArgumentTypeError(
-                f"must be comma-separated names from {', '.join(valid)}; got {text!r}"
+                f"must be comma-separated names from {', '.join(valid)}{empty}; got {text!r}"
             )
         return list(dict.fromkeys(got))
 

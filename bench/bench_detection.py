@@ -226,7 +226,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--windows", type=integer(1), default=1000, help="quiet windows")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument(
-        "--kinds", type=names(EVENTS), default=list(EVENTS), help="comma-separated kinds"
+        "--kinds",
+        type=names(EVENTS, none=True),
+        default=list(EVENTS),
+        help='comma-separated kinds; "" for the quiet replay alone',
     )
     parser.add_argument(
         "--reference", type=_reference, default="1d", help="the reference period (1d or more)"

@@ -185,6 +185,7 @@ def test_a_bad_option_is_refused_in_one_line_before_any_work(
 GOOD = [(name, []) for name in sorted({name for name, _, _ in BAD})] + [
     ("calibration", ["--k", "2", "--sizes", "2", "--rows", "1", "--blocks", "2"]),
     ("choose_k", ["--rows", "10", "--sample", "10", "--k-min", "9", "--k-max", "10"]),
+    ("detection", ["--kinds", ""]),  # the quiet replay alone, as docs/benchmarks.md runs it
     ("lloyd", ["--short", "1", "--long", "2", "--n", "64", "--dtype", "float64"]),
     ("pipeline", ["--n", "64", "--restarts", "100"]),
     ("scrape", ["--heap", "--rows", "100", "--interval", "1"]),
