@@ -33,6 +33,7 @@ from monitor.core._kmeans_fit import (
     assign_two_nearest,
     fit_kmeans,
     kmeans_plusplus,
+    lloyd_step,
 )
 from monitor.core._kmeans_numba import warm_up
 
@@ -45,5 +46,6 @@ __all__ = [
     "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
+    "lloyd_step",
     "warm_up",
 ]

@@ -38,7 +38,7 @@ from monitor.core.drift import (
     split_gain,
     standardised_drift,
 )
-from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.core.kmeans import assign_labels, fit_kmeans, lloyd_step
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -235,14 +235,14 @@ def test_a_refit_that_settles_elsewhere_widens_the_drift_s_null_not_the_standard
     reference: Reference,
 ) -> None:
     """The centroid drift's null holds the candidate a run would promote, restarts that
-    land on another local optimum included; the drift in standard errors measures the
-    warm start, which follows each live cluster, so its null is the same without them."""
+    land on another local optimum included; the drift in standard errors measures each
+    live cluster's mean in the window, so its null is the same without them."""
     keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
     calls = []
 
     def warm(X: np.ndarray, C: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         fit = fit_kmeans(X, C.shape[0], init=C, n_init=1, random_state=seed)
-        return fit.centers, fit.centers
+        return fit.centers, lloyd_step(X, assign_labels(X, C)[0], C)
 
     def sometimes_elsewhere(
         X: np.ndarray, C: np.ndarray, seed: int
