@@ -148,6 +148,22 @@ class _Refits:
     silhouette_sample: int
     window_rows: int | None  # a run's usual rows: the largest size refitted (None: the grid's)
 
+    @classmethod
+    def of(
+        cls,
+        count: int,
+        refit: Refit,
+        split_baseline: ArrayLike | None,
+        silhouette_sample: int,
+        window_rows: int | None,
+    ) -> _Refits:
+        """``calibrate``'s arguments, checked."""
+        baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
+        sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
+        if window_rows is not None:
+            window_rows = check_int(window_rows, "window_rows", low=1, owner="calibrate")
+        return cls(count, refit, baseline, sample, window_rows)
+
 
 @dataclass(frozen=True, eq=False)
 class _Streams:
@@ -257,24 +273,19 @@ def calibrate(
     bins, outlier_thresholds : the reference's bins and per-cluster distance thresholds.
     sizes, keys : window sizes (rows) to calibrate at, ascending, each >= 1; and the SLI
         keys to calibrate, any of ``CALIBRATABLE``.
-    false_alarm_rate : float
-        Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
+    false_alarm_rate : the chance that a quiet window crosses any threshold, in (0, 0.5).
     phases : Phases or None
         A seasonal model's block phases: a block is compared at its phase, as a window is.
     n_fits : int
         Null windows refitted per size (at three sizes), split about as many; 0: neither.
     random_state, working_memory_mib : the seed and the memory budget.
-    refit : callable (X, C, seed) -> (centres, one Lloyd update from C), optional
-        How a null window is refitted (default: Lloyd warm from C; the pipeline passes its
-        candidate training, k-means++ restarts too).
-    split_baseline : array-like of shape (k,), optional
-        ``drift.split_baseline`` of the reference (without it the split gain is NaN).
+    refit : callable (X, C, seed) -> (centres, ``lloyd_step`` from C), optional
+        How a null window is refitted: Lloyd warm from C, or the pipeline's candidate.
+    split_baseline : ``drift.split_baseline`` of the reference (None: split gain NaN).
     silhouette_sample : the points a run's silhouette is computed on (its training's).
     cuts : the period cut into windows at other offsets, null windows too (``Cut``).
-    window_rows : a run's usual rows, a reference window's: the centroid drifts are
-        refitted up to the largest size of ``sizes`` not above it (default: all of them;
-        a one-window reference, up to that window's rows), and larger runs take their
-        thresholds there; the drift spread comes from that size.
+    window_rows : a run's usual rows (a reference window's): the centroid drifts are
+        refitted up to it, and larger sizes take its thresholds (default: every size).
 
     Returns
     -------
@@ -298,12 +309,9 @@ def calibrate(
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
-    baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
-    sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
-    usual = window_rows
-    if usual is not None:
-        usual = check_int(usual, "window_rows", low=1, owner="calibrate")
-    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline, sample, usual)
+    refits = _Refits.of(
+        n_fits, refit or _warm_refit(wm), split_baseline, silhouette_sample, window_rows
+    )
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
