@@ -219,9 +219,8 @@ class Engine(Protocol):
     ) -> CandidateFit:
         """Lloyd iterations on the scaled rows warm-started from the live centres; with
         ``restarts``, k-means++ restarts on a sample that replace it when they do better
-        on every row (``pipeline.train.train_candidate``'s rule). The centres of one
-        Lloyd update from the live centres come back too (``CandidateFit.step``): each
-        live cluster's mean in the window."""
+        on every row (``pipeline.train.train_candidate``'s rule). The warm start's
+        centres come back too (``CandidateFit.warm``), whichever won."""
         ...
 
     def fit(

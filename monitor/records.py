@@ -399,9 +399,9 @@ class CandidateFit:
     # (k, k): rows with live label i (the scoring's) and candidate label j; its column
     # sums are the candidate's cluster sizes.
     table: IntArray
-    # (k, d) one Lloyd update from the live centres (``kmeans.lloyd_step``): each live
-    # cluster's mean in the window, its live centre where it has no row.
-    step: FloatArray
+    # (k, d) the warm start's centres (Lloyd from the live centres alone): each follows
+    # its live cluster, where a restart that beat it may have settled elsewhere.
+    warm: FloatArray
 
 
 @dataclass(frozen=True, eq=False)

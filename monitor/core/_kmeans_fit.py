@@ -39,7 +39,6 @@ from monitor.core._kmeans_lloyd import (
     random_init,
     relocate_empty,
     sampled_seeding,
-    step_from,
     weighted_mean_var,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -295,50 +294,6 @@ def assign_labels(
         n_threads=threads,
     )
     return assign_with(data, C, compiled)
-
-
-def lloyd_step(
-    X: ArrayLike,
-    labels: ArrayLike,
-    centers: ArrayLike,
-    *,
-    metric: str = "euclidean",
-    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
-) -> NDArray[np.floating[Any]]:
-    """The centres after one Lloyd update from ``centers``, ``labels`` being its E-step.
-
-    Each cluster's mean of the rows labelled with it (for ``metric="cosine"``, the
-    normalised sum of the normalised rows, as spherical k-means updates it); a cluster
-    with no row keeps its centre, and none is relocated. From a model's centres and its
-    assignment of a window, these are its clusters' means in that window: where they
-    moved, before any boundary between clusters has moved with them.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-    labels : array-like of shape (n_samples,)
-        Each row's cluster in ``[0, n_clusters)``, normally its nearest centre.
-    centers : array-like of shape (n_clusters, n_features)
-    metric : {"euclidean", "cosine"}
-    working_memory_mib : float
-
-    Returns
-    -------
-    ndarray of shape (n_clusters, n_features), in the dtype of ``X``
-    """
-    owner = "lloyd_step"
-    wm = check_float(
-        working_memory_mib, "working_memory_mib", low=0.0, low_inclusive=False, owner=owner
-    )
-    cosine = check_choice(metric, "metric", METRICS, owner=owner) == "cosine"
-    Xa = check_array(X)
-    C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
-    lab = check_labels(labels, Xa.shape[0], C.shape[0], owner=owner).astype(np.int64)
-    if cosine:
-        check_nonzero_rows(Xa)
-    w = np.ones(Xa.shape[0], dtype=Xa.dtype)
-    data = prepare(Xa, w, cosine=cosine, k=C.shape[0], working_memory_mib=wm)
-    return step_from(data, lab, C)
 
 
 def assign_two_nearest(

@@ -646,16 +646,6 @@ def _update_centers(data: Data, sums: F64, wsum: F64, old: Float) -> Float:
     return new.astype(data.X.dtype, copy=False)
 
 
-def step_from(data: Data, labels: Int64, centers: Float) -> Float:
-    """One centre update from ``centers`` with ``labels`` as its E-step: each cluster's
-    mean (the normalised sum for cosine), its old centre where it has no row; no
-    empty cluster is relocated."""
-    sums = np.zeros((centers.shape[0], data.X.shape[1]))
-    wsum = np.zeros(centers.shape[0])
-    _totals_of(data, labels, sums, wsum)
-    return _update_centers(data, sums, wsum, centers)
-
-
 def _totals_of(data: Data, labels: Int64, sums: F64, wsum: F64) -> None:
     """Per-cluster weighted sums and weights of given labels, chunk by chunk, in place."""
     k = sums.shape[0]

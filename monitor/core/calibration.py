@@ -46,7 +46,7 @@ from monitor.core import drift
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, chunk_rows, iter_slices
 from monitor.core._psi import bin_index, psi_rows
 from monitor.core.drift import DEFAULT_EPSILON, centroid_drift, drift_standard_errors
-from monitor.core.kmeans import assign_labels, fit_kmeans, lloyd_step
+from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import leave_out_thresholds
 from monitor.core.seasonal import phase_index, phase_weights
 from monitor.errors import InvalidInputError
@@ -84,7 +84,7 @@ __all__ = [
 
 F64 = NDArray[np.float64]
 # How a null window's rows are refitted from centres C with a seed: the centres found,
-# and one Lloyd update from C (each of C's clusters' mean in the window: lloyd_step).
+# and the warm start's from C alone (the same where the refit is the warm start).
 Refit = Callable[[F64, F64, int], tuple[NDArray[Any], NDArray[Any]]]
 Int = NDArray[np.intp]
 
@@ -187,7 +187,7 @@ class _Refitted:
     """One null window refitted, against the centres it is compared with."""
 
     drift: CentroidDrift  # the refit's (restarts too): the centroid drift's null
-    step: CentroidDrift  # its clusters' means': the null of the drift in standard errors
+    warm: CentroidDrift  # its warm start's: the null of the drift in standard errors
     rows: Int  # (k,) the window's rows nearest each of the model's centres
     cut: int  # the cut of the period its window was drawn from (0: the period's own)
 
@@ -279,7 +279,7 @@ def calibrate(
     n_fits : int
         Null windows refitted per size (at three sizes), split about as many; 0: neither.
     random_state, working_memory_mib : the seed and the memory budget.
-    refit : callable (X, C, seed) -> (centres, ``lloyd_step`` from C), optional
+    refit : callable (X, C, seed) -> (centres, warm start's centres), optional
         How a null window is refitted: Lloyd warm from C, or the pipeline's candidate.
     split_baseline : ``drift.split_baseline`` of the reference (None: split gain NaN).
     silhouette_sample : the points a run's silhouette is computed on (its training's).
@@ -1065,7 +1065,7 @@ def _standard_errors_threshold(
     fits: list[_Refitted], spread: F64, dof: F64, level: float
 ) -> float | None:
     """The centroid drift in standard errors that null windows exceed with probability
-    ``level``, from their clusters' means (None: undefined at this size, no cluster
+    ``level``, from their refits' warm starts (None: undefined at this size, no cluster
     with a row in half of them).
 
     The larger of two tails. A chi-square tail per cluster: its ``z^2`` taken as
@@ -1086,7 +1086,7 @@ def _standard_errors_threshold(
     k = dof.shape[0]
     z = np.full((len(fits), k), np.nan)
     for i, f in enumerate(fits):
-        z[i, f.step.pairs[:, 0]] = drift_standard_errors(f.step, f.rows, spread, f.rows)
+        z[i, f.warm.pairs[:, 0]] = drift_standard_errors(f.warm, f.rows, spread, f.rows)
     largest = np.nanmax(np.where(np.isfinite(z), z, -np.inf), axis=1)
     largest = largest[np.isfinite(largest)]
     if largest.shape[0] < max(2, len(fits) // 2):
@@ -1136,7 +1136,7 @@ def _effective_dof(pool: _Pool, res: F64) -> F64:
 def _drift_spread(pool: _Pool, res: F64, fits: list[_Refitted]) -> F64:
     """(k, 2) per cluster: ``v``, its rows' mean squared distance to their mean within a
     reference window (the spread a window's centre has over the square root of its rows),
-    and ``tau^2``, what the clusters' means' squared drifts hold beyond ``v / n`` on
+    and ``tau^2``, what the refits' warm starts' squared drifts hold beyond ``v / n`` on
     average (the centre's movement between quiet windows: the phase references' own
     error, days that differ, a boundary between overlapping clusters that the window's
     rows move), at least 0. ``res``: ``_within_residuals(pool)``."""
@@ -1148,10 +1148,10 @@ def _drift_spread(pool: _Pool, res: F64, fits: list[_Refitted]) -> F64:
     inv = np.zeros(k)
     seen = np.zeros(k)
     for f in fits:
-        n = f.rows[f.step.pairs[:, 1]]
-        ok = (n > 0) & (f.rows[f.step.pairs[:, 0]] > 0)
-        ref = f.step.pairs[ok, 0]
-        sq[ref] += f.step.distances[ok] ** 2
+        n = f.rows[f.warm.pairs[:, 1]]
+        ok = (n > 0) & (f.rows[f.warm.pairs[:, 0]] > 0)
+        ref = f.warm.pairs[ok, 0]
+        sq[ref] += f.warm.distances[ok] ** 2
         inv[ref] += 1.0 / n[ok]
         seen[ref] += 1.0
     excess = np.where(seen > 0, (sq - v * inv) / np.maximum(seen, 1.0), 0.0)
@@ -1269,8 +1269,7 @@ def _warm_refit(wm: float) -> Refit:
 
     def refit(X: F64, C: F64, seed: int) -> tuple[NDArray[Any], NDArray[Any]]:
         fit = fit_kmeans(X, C.shape[0], init=C, n_init=1, random_state=seed, working_memory_mib=wm)
-        labels, _ = assign_labels(X, C, working_memory_mib=wm)
-        return fit.centers, lloyd_step(X, labels, C, working_memory_mib=wm)
+        return fit.centers, fit.centers
 
     return refit
 
@@ -1283,12 +1282,15 @@ def _refits(
     compared = _compared_centers(pool, win)
     out = []
     for i, rows in enumerate(win.rows):
-        best, step = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
+        best, warm = refit(pool.X[rows], C, int(rng.integers(0, _SEED_HIGH)))
         drift = centroid_drift(compared[i], np.asarray(best, dtype=np.float64))
-        step_drift = centroid_drift(compared[i], np.asarray(step, dtype=np.float64))
+        if warm is not best:  # a restart beat the warm start: it has a drift of its own
+            warm_drift = centroid_drift(compared[i], np.asarray(warm, dtype=np.float64))
+        else:
+            warm_drift = drift
         rows_per_cluster = np.bincount(pool.labels[rows], minlength=pool.k).astype(np.intp)
         cut = int(pool.cut[win.first[i]])
-        out.append(_Refitted(drift=drift, step=step_drift, rows=rows_per_cluster, cut=cut))
+        out.append(_Refitted(drift=drift, warm=warm_drift, rows=rows_per_cluster, cut=cut))
     return out
 
 

@@ -33,7 +33,6 @@ from monitor.core._kmeans_fit import (
     assign_two_nearest,
     fit_kmeans,
     kmeans_plusplus,
-    lloyd_step,
 )
 from monitor.core._kmeans_numba import warm_up
 
@@ -46,6 +45,5 @@ __all__ = [
     "assign_two_nearest",
     "fit_kmeans",
     "kmeans_plusplus",
-    "lloyd_step",
     "warm_up",
 ]

@@ -865,17 +865,11 @@ def candidate_blocks(
     seed: int = 0,
 ) -> CandidateFit:
     """The candidate on rows spread over partitions: warm-started Lloyd (replaced by
-    ``restarts`` k-means++ restarts when they do better), then its table; and the live
-    clusters' means in the window (one Lloyd update from the live centres, with no
-    empty cluster relocated: ``kmeans.lloyd_step``)."""
+    ``restarts`` k-means++ restarts when they do better), then its table; the warm
+    start's centres are kept too."""
     C = np.asarray(live.centers, dtype=np.float64)
     cosine = live.metric == "cosine"
     wm = working_memory_mib
-    first = _sum(
-        blocks.mapPartitions(functools.partial(_step_partition, centers=C, wm=wm)),
-        "the live clusters' means",
-    )
-    step = _update(first.counts, first.sums, C, cosine)
     warm, _, _ = lloyd(blocks, C, max_iter=max_iter, tol=tol, cosine=cosine, working_memory_mib=wm)
     centers = warm
     if restarts > 0:
@@ -884,7 +878,7 @@ def candidate_blocks(
         blocks.mapPartitions(functools.partial(_table_partition, live=C, candidate=centers, wm=wm)),
         "relabelling",
     )
-    return CandidateFit(centers=centers, table=table, step=step)
+    return CandidateFit(centers=centers, table=table, warm=warm)
 
 
 def _restarted(

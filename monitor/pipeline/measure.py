@@ -26,6 +26,7 @@ from monitor.pipeline.thresholds import run_thresholds
 from monitor.ports import Engine
 from monitor.records import (
     CandidateFit,
+    CentroidDrift,
     CountedRows,
     Decision,
     Measurement,
@@ -87,7 +88,7 @@ def _candidate(
     )
     k = live.k
     table = np.bincount(view.labels * k + fit.labels, minlength=k * k).reshape(k, k)
-    return CandidateFit(centers=fit.centers, table=table.astype(np.int64), step=fit.step)
+    return CandidateFit(centers=fit.centers, table=table.astype(np.int64), warm=fit.warm)
 
 
 # ---------------------------------------------------------------------------- measure
@@ -252,7 +253,7 @@ def _measure_with(
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        se = 0.0 if spread is None else _drift_se(compared, fit, spread)
+        se = 0.0 if spread is None else _drift_se(compared, fit, spread, cd)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
@@ -307,14 +308,17 @@ def _defined_in(view: WindowView, thresholds: dict[str, float]) -> dict[str, flo
     return {key: value for key, value in thresholds.items() if key not in gone}
 
 
-def _drift_se(compared: FloatArray, fit: CandidateFit, spread: FloatArray) -> float:
-    """The centroid drift in standard errors: each live cluster's mean in the window
-    (``fit.step``) against ``compared``, over the standard error of a mean of its rows.
-    Not the candidate's centres: Lloyd's later steps move the boundaries between
-    clusters with the centres, which adds noise of its own, and a restart that won may
-    sit on another local optimum."""
+def _drift_se(
+    compared: FloatArray, fit: CandidateFit, spread: FloatArray, cd: CentroidDrift
+) -> float:
+    """The centroid drift in standard errors: the warm start's centres (each follows its
+    live cluster; a restart that won may sit on another local optimum, which in quiet
+    windows of overlapping clusters would read as a large move) against ``compared``,
+    each over the standard error of a centre of its live cluster's rows in the window.
+    ``cd``: the candidate's drift, the warm start's too unless a restart beat it."""
     live_rows = fit.table.sum(axis=1)
-    cd = drift.centroid_drift(compared, fit.step)
+    if fit.warm is not fit.centers:
+        cd = drift.centroid_drift(compared, fit.warm)
     return drift.standardised_drift(cd, live_rows, spread, live_rows)
 
 

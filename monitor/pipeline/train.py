@@ -20,7 +20,7 @@ from monitor import slis as S
 from monitor.config import SEASON_PERIODS, KRange, ModelSettings, ThresholdSettings
 from monitor.core import calibration, drift, outliers, quality, scaling, seasonal, selection
 from monitor.core._psi import bin_index
-from monitor.core.kmeans import assign_labels, fit_kmeans, lloyd_step
+from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.errors import TrainingError
 from monitor.pipeline.remote import Rows, sampled_period, scaled
 from monitor.pipeline.scoring import (
@@ -82,20 +82,17 @@ class Candidate(NamedTuple):
 
     centers: FloatArray  # (k, d) the candidate: the warm start, or a restart that beat it
     labels: IntArray  # (n,) each row's nearest candidate centre
-    # (k, d) one Lloyd update from the live centres: each live cluster's mean in the
-    # window (its live centre where it has no row)
-    step: FloatArray
+    warm: FloatArray  # (k, d) the warm start's centres, which follow each live cluster
 
 
 def candidate_refit(model: ModelSettings, wm: float) -> calibration.Refit:
     """How the calibration refits a null window: as a run trains its candidate (restarts
     too), so that the centroid drift's null holds what a run's candidate can do; and the
-    live clusters' means in the window (one Lloyd update), which the centroid drift in
-    standard errors measures."""
+    warm start alone, which the centroid drift in standard errors measures."""
 
     def refit(X: FloatArray, C: FloatArray, seed: int) -> tuple[FloatArray, FloatArray]:
         fit = train_candidate(X, C, model, seed, wm)
-        return fit.centers, fit.step
+        return fit.centers, fit.warm
 
     return refit
 
@@ -115,8 +112,7 @@ def train_candidate(
 
     ``labels``, the window's assignment to ``centers`` when the caller has it, is the
     warm start's first E-step. A restart replaces the warm start only when it also wins
-    on the whole window. The centres of that first step (``lloyd_step``) are returned
-    too: each of ``centers``' clusters' mean in the window.
+    on the whole window; the warm start's centres are returned either way.
     ``n_threads``: the fits' threads (the same fit for any).
     """
     t = model.training
@@ -131,10 +127,7 @@ def train_candidate(
     }
     try:
         warm = fit_kmeans(Xs, k, init=centers, init_labels=labels, n_init=1, **common)
-        if labels is None:  # the scoring's assignment: Euclidean (cosine rows are unit)
-            labels, _ = assign_labels(Xs, centers, working_memory_mib=wm, n_threads=n_threads)
-        step = lloyd_step(Xs, labels, centers, metric=model.metric, working_memory_mib=wm)
-        kept = Candidate(warm.centers, warm.labels, step)
+        kept = Candidate(warm.centers, warm.labels, warm.centers)
         if t.candidate_restarts == 0 or Xs.shape[0] <= k:
             return kept
         n = Xs.shape[0]
@@ -145,7 +138,7 @@ def train_candidate(
         if float(sq.sum(dtype=np.float64)) < warm.inertia:
             polished = fit_kmeans(Xs, k, init=restart.centers, n_init=1, **common)
             if polished.inertia < warm.inertia:
-                return Candidate(polished.centers, polished.labels, step)
+                return Candidate(polished.centers, polished.labels, warm.centers)
         return kept
     except _TRAINING_ERRORS as exc:
         raise TrainingError(f"model {model.name!r}: candidate training failed: {exc}") from exc

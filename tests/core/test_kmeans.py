@@ -17,7 +17,6 @@ from monitor.core.kmeans import (
     assign_labels,
     fit_kmeans,
     kmeans_plusplus,
-    lloyd_step,
 )
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 
@@ -28,43 +27,6 @@ def _blobs(n: int = 1500, k: int = 5, d: int = 6, seed: int = 0, std: float = 1.
 
 
 # --------------------------------------------------------------------------- toys
-
-
-def test_lloyd_step_hand_worked_keeps_an_empty_cluster_where_it_was() -> None:
-    # Labels {0, 1} -> 0 and {10, 12} -> 1; no row in cluster 2: its centre stays, where
-    # a fit would move it onto the farthest row.
-    X = np.array([[0.0], [1.0], [10.0], [12.0]])
-    C = np.array([[0.0], [10.0], [50.0]])
-    step = lloyd_step(X, [0, 0, 1, 1], C)
-    np.testing.assert_array_equal(step, [[0.5], [11.0], [50.0]])
-    assert fit_kmeans(X, 3, init=C, max_iter=1).centers[2, 0] != 50.0
-
-
-def test_lloyd_step_is_a_fits_first_update() -> None:
-    X, _ = _blobs(600, k=4, d=3, seed=3)
-    C = X[[0, 200, 400, 599]]
-    labels, _ = assign_labels(X, C)
-    np.testing.assert_allclose(
-        lloyd_step(X, labels, C), fit_kmeans(X, 4, init=C, max_iter=1).centers, atol=1e-12
-    )
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    cosine = lloyd_step(X, labels, C, metric="cosine")  # the normalised sum of unit rows
-    sums = np.array([(X / norms)[labels == j].sum(axis=0) for j in range(4)])
-    np.testing.assert_allclose(cosine, sums / np.linalg.norm(sums, axis=1, keepdims=True))
-
-
-@pytest.mark.parametrize(
-    ("labels", "match"),
-    [
-        ([0, 0, 3], r"'labels' parameter of lloyd_step.*in \[0, 1\]. Got 3"),
-        ([0, 1], r"'labels' parameter of lloyd_step.*3"),
-        ([0.5, 1, 1], r"'labels' parameter of lloyd_step"),
-    ],
-)
-def test_lloyd_step_names_bad_labels(labels: list[float], match: str) -> None:
-    X = np.array([[0.0], [1.0], [2.0]])
-    with pytest.raises(InvalidInputError, match=match):
-        lloyd_step(X, labels, np.array([[0.0], [2.0]]))
 
 
 def test_lloyd_toy_1d_hand_worked() -> None:

@@ -88,8 +88,8 @@ def test_a_restart_that_settles_elsewhere_moves_the_drift_not_the_standard_error
     """Where a k-means++ restart beats the warm start by landing on another local optimum
     (overlapping clusters, a small window), the candidate's centres sit far from the live
     ones although no cluster moved. The centroid drift measures the candidate (what a
-    retrain would promote); the drift in standard errors measures each live cluster's
-    mean in the window, so such a window does not read as a cluster that moved."""
+    retrain would promote); the drift in standard errors measures the warm start, which
+    follows each live cluster, so such a window does not read as a cluster that moved."""
     m, store = model(), MemoryStore()
     run(m, store, NOW)
     honest = run(m, store, NOW + 3600)
@@ -98,7 +98,7 @@ def test_a_restart_that_settles_elsewhere_moves_the_drift_not_the_standard_error
     def settles_elsewhere(*args: Any, **kwargs: Any) -> train.Candidate:
         fit = real(*args, **kwargs)
         centers = fit.centers.copy()
-        centers[0] += 3.0  # one centre of the candidate moved far; the clusters' means not
+        centers[0] += 3.0  # one centre of the candidate moved far; the warm start as found
         return fit._replace(centers=centers)
 
     monkeypatch.setattr(train, "train_candidate", settles_elsewhere)
