@@ -1023,7 +1023,7 @@ def _refit_thresholds(
     refits (``_drift_spread``): a window of a run's usual rows is one reference window,
     compared with the reference around its own midpoint as a run's window is, where
     windows of twice as many straddle two and were compared off their middle (their
-    ``tau^2`` came out 1.5 times as large on the detection benchmark's stream).
+    ``tau^2`` came out 1.6 to 2.8 times as large on the detection benchmark's stream).
     """
     k, d = C.shape
     n_fits = refits.count
