@@ -146,7 +146,7 @@ class _Refits:
     refit: Refit
     split_baseline: F64 | None
     silhouette_sample: int
-    window_rows: int | None  # a run's usual rows: the largest size refitted (None: the grid's)
+    usual_rows: int | None  # a run's usual rows: the largest size refitted (None: the grid's)
 
     @classmethod
     def of(
@@ -155,14 +155,14 @@ class _Refits:
         refit: Refit,
         split_baseline: ArrayLike | None,
         silhouette_sample: int,
-        window_rows: int | None,
+        usual_rows: int | None,
     ) -> _Refits:
         """``calibrate``'s arguments, checked."""
         baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
         sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
-        if window_rows is not None:
-            window_rows = check_int(window_rows, "window_rows", low=1, owner="calibrate")
-        return cls(count, refit, baseline, sample, window_rows)
+        if usual_rows is not None:
+            usual_rows = check_int(usual_rows, "usual_rows", low=1, owner="calibrate")
+        return cls(count, refit, baseline, sample, usual_rows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,7 +257,7 @@ def calibrate(
     split_baseline: ArrayLike | None = None,
     silhouette_sample: int = SILHOUETTE_WINDOW,
     cuts: Sequence[Cut] = (),
-    window_rows: int | None = None,
+    usual_rows: int | None = None,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -284,7 +284,7 @@ def calibrate(
     split_baseline : ``drift.split_baseline`` of the reference (None: split gain NaN).
     silhouette_sample : the points a run's silhouette is computed on (its training's).
     cuts : the period cut into windows at other offsets, null windows too (``Cut``).
-    window_rows : a run's usual rows (a reference window's): the centroid drifts are
+    usual_rows : a run's usual rows (a reference window's): the centroid drifts are
         refitted up to it, and larger sizes take its thresholds (default: every size).
 
     Returns
@@ -310,7 +310,7 @@ def calibrate(
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
     refits = _Refits.of(
-        n_fits, refit or _warm_refit(wm), split_baseline, silhouette_sample, window_rows
+        n_fits, refit or _warm_refit(wm), split_baseline, silhouette_sample, usual_rows
     )
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
@@ -1031,8 +1031,8 @@ def _refit_thresholds(
     spent = 0.0
     bootstrapped = pool.windows < MIN_BLOCKS
     largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
-    if refits.window_rows is not None:
-        largest = min(largest, refits.window_rows)
+    if refits.usual_rows is not None:
+        largest = min(largest, refits.usual_rows)
     for g in _refit_sizes(grid, largest):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres

@@ -334,12 +334,12 @@ def test_the_drifts_are_refitted_up_to_a_run_s_usual_rows(reference: Reference) 
     """Beyond a reference window's rows (600) the centroid drifts take that size's
     thresholds, and the drift spread comes from null windows of one reference window."""
     keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
-    usual = table_of(reference, [150, 600, 1200], keys=keys, window_rows=ROWS)
+    usual = table_of(reference, [150, 600, 1200], keys=keys, usual_rows=ROWS)
     every = table_of(reference, [150, 600, 1200], keys=keys)
     np.testing.assert_array_equal(usual.values[2], usual.values[1])
     assert not np.array_equal(every.values[2], every.values[1])
-    with pytest.raises(InvalidInputError, match="'window_rows' parameter of calibrate"):
-        table_of(reference, [150], keys=keys, window_rows=0)
+    with pytest.raises(InvalidInputError, match="'usual_rows' parameter of calibrate"):
+        table_of(reference, [150], keys=keys, usual_rows=0)
 
 
 def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:
