@@ -146,23 +146,6 @@ class _Refits:
     refit: Refit
     split_baseline: F64 | None
     silhouette_sample: int
-    usual_rows: int | None  # a run's usual rows: the largest size refitted (None: the grid's)
-
-    @classmethod
-    def of(
-        cls,
-        count: int,
-        refit: Refit,
-        split_baseline: ArrayLike | None,
-        silhouette_sample: int,
-        usual_rows: int | None,
-    ) -> _Refits:
-        """``calibrate``'s arguments, checked."""
-        baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
-        sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
-        if usual_rows is not None:
-            usual_rows = check_int(usual_rows, "usual_rows", low=1, owner="calibrate")
-        return cls(count, refit, baseline, sample, usual_rows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,7 +240,6 @@ def calibrate(
     split_baseline: ArrayLike | None = None,
     silhouette_sample: int = SILHOUETTE_WINDOW,
     cuts: Sequence[Cut] = (),
-    usual_rows: int | None = None,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -273,19 +255,20 @@ def calibrate(
     bins, outlier_thresholds : the reference's bins and per-cluster distance thresholds.
     sizes, keys : window sizes (rows) to calibrate at, ascending, each >= 1; and the SLI
         keys to calibrate, any of ``CALIBRATABLE``.
-    false_alarm_rate : the chance that a quiet window crosses any threshold, in (0, 0.5).
+    false_alarm_rate : float
+        Target probability that a quiet window crosses any of the thresholds, in (0, 0.5).
     phases : Phases or None
         A seasonal model's block phases: a block is compared at its phase, as a window is.
     n_fits : int
         Null windows refitted per size (at three sizes), split about as many; 0: neither.
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> (centres, warm start's centres), optional
-        How a null window is refitted: Lloyd warm from C, or the pipeline's candidate.
-    split_baseline : ``drift.split_baseline`` of the reference (None: split gain NaN).
+        How a null window is refitted (default: Lloyd warm from C; the pipeline passes its
+        candidate training, k-means++ restarts too).
+    split_baseline : array-like of shape (k,), optional
+        ``drift.split_baseline`` of the reference (without it the split gain is NaN).
     silhouette_sample : the points a run's silhouette is computed on (its training's).
     cuts : the period cut into windows at other offsets, null windows too (``Cut``).
-    usual_rows : a run's usual rows (a reference window's): the centroid drifts are
-        refitted up to it, and larger sizes take its thresholds (default: every size).
 
     Returns
     -------
@@ -309,9 +292,9 @@ def calibrate(
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
-    refits = _Refits.of(
-        n_fits, refit or _warm_refit(wm), split_baseline, silhouette_sample, usual_rows
-    )
+    baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
+    sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
+    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline, sample)
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
@@ -994,9 +977,6 @@ def _rescaled(values: F64, shared: float, bias: float, n: int, reference: tuple[
 
 REFIT_BUDGET = 2e9  # multiply-adds of the refits (n * k * d * iterations, summed)
 REFITS_PER_FIT = 8  # refits per size, at most, per n_fits, where the budget affords them
-# A cluster of fewer rows in a null window: its mean's standard error may have a heavier
-# tail than the chi-square (_standard_errors_threshold)
-FEW_ROWS = 30
 
 
 def _refit_thresholds(
@@ -1012,28 +992,22 @@ def _refit_thresholds(
     (``refits.refit``) of null windows; and the clusters' drift spread they are measured
     with (None: no size could be refitted).
 
-    At up to three sizes (``_refit_sizes``: the smallest, the largest up to a run's usual
-    rows and one between, as the budget affords), ``refits.count`` refits each (up to
-    REFITS_PER_FIT times as many where refits are cheap: a tail from 120 refits put one
-    mixture's threshold in standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480
-    between 4.8 and 5.2),
+    At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
+    as the budget affords), ``refits.count`` refits each (up to REFITS_PER_FIT times as
+    many where refits are cheap: a tail from 120 refits put one mixture's threshold in
+    standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480 between 4.8 and 5.2),
     the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
     interpolation; beyond the largest refitted size its value (the drift only shrinks
     with n, and its standard errors level off). The spread comes from the largest size's
-    refits (``_drift_spread``): a window of a run's usual rows is one reference window,
-    compared with the reference around its own midpoint as a run's window is, where
-    windows of twice as many straddle two and were compared off their middle (their
-    ``tau^2`` came out 1.6 to 2.8 times as large on the detection benchmark's stream).
+    refits (``_drift_spread``), where a window's sampling noise hides the least of the
+    spread between windows.
     """
     k, d = C.shape
     n_fits = refits.count
     drawn: dict[int, list[_Refitted]] = {}
     spent = 0.0
     bootstrapped = pool.windows < MIN_BLOCKS
-    largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
-    if refits.usual_rows is not None:
-        largest = min(largest, refits.usual_rows)
-    for g in _refit_sizes(grid, largest):
+    for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres
         if n < k * 2 or (drawn and spent + cost > REFIT_BUDGET):
@@ -1074,14 +1048,10 @@ def _standard_errors_threshold(
     union bound over the largest); a mean is far steadier than a tail from a hundred
     refits, where a fitted tail on the largest value alone swung from 2.6 to 3.9 between
     seeds on the detection benchmark's stream. And the refits' largest values' own tail,
-    Pareto (``_upper_threshold`` on ``log z``, as the centroid drift's), where some
-    refit has a cluster of fewer than FEW_ROWS rows: a cluster of a handful of rows swings
-    further than the chi-square says, and an exponential tail on ``z^2`` there let five
-    times this SLI's share through at 50 rows of the calibration benchmark. Where every
-    cluster has more, a mean of its rows is as near normal as the chi-square takes it,
-    and a tail at a share of 1/800 fitted to a few hundred refits is noise: on the
-    detection benchmark's 2,000-row windows it came to 3.5 and 3.8 where the chi-square
-    tail gave 3.1.
+    Pareto (``_upper_threshold`` on ``log z``, as the centroid drift's): in small windows
+    a cluster of a handful of rows swings further than the chi-square says, and an
+    exponential tail on ``z^2`` there let five times this SLI's share through at 50 rows
+    of the calibration benchmark.
     """
     k = dof.shape[0]
     z = np.full((len(fits), k), np.nan)
@@ -1102,9 +1072,6 @@ def _standard_errors_threshold(
     while excess(high) > 0:
         high *= 2.0
     model = float(brentq(excess, 0.0, high)) if r.size else 0.0
-    rows = np.array([f.rows for f in fits])
-    if not np.any((rows > 0) & (rows < FEW_ROWS)):
-        return model
     return max(model, math.exp(_upper_threshold(np.log(np.maximum(largest, 1e-12)), level)))
 
 

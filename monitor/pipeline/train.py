@@ -413,7 +413,7 @@ def _calibrated(
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
         refit=candidate_refit(model, wm), split_baseline=baseline,
         silhouette_sample=model.training.silhouette_sample,
-        cuts=cuts, usual_rows=int(ref.window_rows.max()),
+        cuts=cuts,
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(

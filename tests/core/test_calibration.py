@@ -316,32 +316,6 @@ def test_the_standard_errors_threshold_follows_the_chi_square_of_the_clusters_sh
     assert table.values[0, 0] == pytest.approx(expected, rel=0.1)
 
 
-def test_the_standard_errors_tail_of_the_refits_counts_only_where_a_cluster_is_small(
-    reference: Reference, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The refits' own tail (a Pareto fit, noisy at a share of 1/800) raises the
-    chi-square threshold only at sizes where some null window has a cluster of fewer
-    than FEW_ROWS rows: at 60 rows the 0.2 cluster holds about 12, at 600 about 120."""
-    keys = [S.CENTROID_DRIFT_SE]
-    plain = table_of(reference, [60, 600], keys=keys).values[:, 0]
-    monkeypatch.setattr(calibration, "_upper_threshold", lambda values, p: 50.0)  # e^50
-    floored = table_of(reference, [60, 600], keys=keys).values[:, 0]
-    assert floored[0] == pytest.approx(math.exp(50.0)) and plain[0] < 20
-    assert floored[1] == plain[1] < 20
-
-
-def test_the_drifts_are_refitted_up_to_a_run_s_usual_rows(reference: Reference) -> None:
-    """Beyond a reference window's rows (600) the centroid drifts take that size's
-    thresholds, and the drift spread comes from null windows of one reference window."""
-    keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
-    usual = table_of(reference, [150, 600, 1200], keys=keys, usual_rows=ROWS)
-    every = table_of(reference, [150, 600, 1200], keys=keys)
-    np.testing.assert_array_equal(usual.values[2], usual.values[1])
-    assert not np.array_equal(every.values[2], every.values[1])
-    with pytest.raises(InvalidInputError, match="'usual_rows' parameter of calibrate"):
-        table_of(reference, [150], keys=keys, usual_rows=0)
-
-
 def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:
     """Cluster shares that swing from window to window (a daily traffic mix) are normal:
     the label PSI threshold covers the swing, where resampling rows alone would not."""
