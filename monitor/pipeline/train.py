@@ -331,10 +331,11 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     end), at most ``largest_null_window`` (below the smallest a run accepts if need be).
 
     A run usually has about a reference window's rows: calibrated at that size, its
-    thresholds need no interpolation, and the refits stop there (beyond it they would
-    be dearest and least used). Larger runs take the largest size's thresholds, which
-    hold more sampling noise than theirs: fewer flags, never more (each calibrated SLI's
-    null only narrows as the rows grow).
+    thresholds need no interpolation. The centroid drifts are refitted at three sizes up
+    to the largest, twice that window, and their ``tau^2`` comes from there (a one-window
+    reference stops at its rows; docs/slis.md). Larger runs take the largest size's
+    thresholds, which hold more sampling noise than theirs: fewer flags, never more (each
+    calibrated SLI's null only narrows as the rows grow).
     """
     low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
     window = int(ref.window_rows.max())
