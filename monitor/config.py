@@ -189,7 +189,7 @@ class ValidationSettings:
 class TrainingSettings:
     """How references and candidates are trained and scored."""
 
-    n_init: int = 3
+    n_init: int = 10  # k-means++ restarts of a reference fit (and of each k of a range)
     candidate_restarts: int = 1  # k-means++ restarts of the candidate on a sample; 0: none
     max_iter: int = 300
     tol: float = 1e-4
