@@ -428,6 +428,9 @@ class Measurement:
     candidate_centers: FloatArray | None  # (k, d) in the live model's scaled units
     candidate_ok: bool  # False when the candidate left a cluster empty
     n_rows: int  # validated rows in the window
+    # When a k-means++ restart beat the warm start: the warm start's largest centroid
+    # drift (how far the live centres refitted on this window moved); None otherwise.
+    warm_drift_max: float | None = None
 
 
 #: What a decision does: train the first model; keep the live one; reject the candidate;

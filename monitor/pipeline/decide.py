@@ -65,14 +65,22 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
 
 
 def _largest(m: Measurement) -> dict[str, str]:
-    """The feature of the largest PSI and the cluster of the largest centroid drift."""
+    """The feature of the largest PSI and the cluster of the largest centroid drift (and
+    how far the live centres moved, when a restart's minimum won the candidate)."""
     out = {}
     psi = m.view.feature_psi
     if psi:
         out[S.FEATURE_PSI_MAX] = max(psi, key=lambda f: psi[f])
     if m.centroid_drift:
         drift = m.centroid_drift
-        out[S.CENTROID_DRIFT_MAX] = f"cluster {max(range(len(drift)), key=drift.__getitem__)}"
+        at = f"cluster {max(range(len(drift)), key=drift.__getitem__)}"
+        if m.warm_drift_max is not None:
+            # The data may not have moved: the live model sits in a worse minimum.
+            at += (
+                "; a k-means++ restart's lower minimum, where the live centres refitted"
+                f" moved {m.warm_drift_max:.3f}"
+            )
+        out[S.CENTROID_DRIFT_MAX] = at
     return out
 
 

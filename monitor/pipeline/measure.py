@@ -250,10 +250,11 @@ def _measure_with(
     with phases.phase("compare"):
         compared = train.reference_centers(live, window)
         cd = drift.centroid_drift(compared, cand_centers)
+        warm = cd if fit.warm is cand_centers else drift.centroid_drift(compared, fit.warm)
         agreement = drift.label_agreement_from_table(fit.table, cd.pairs)
         per_cluster = np.zeros(live.k)
         per_cluster[cd.pairs[:, 0]] = cd.distances
-        se = 0.0 if spread is None else _drift_se(compared, fit, spread, cd)
+        se = 0.0 if spread is None else _drift_se(fit, spread, warm)
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
@@ -274,6 +275,7 @@ def _measure_with(
         centroid_drift=tuple(float(x) for x in per_cluster),
         candidate_centers=cand_centers,
         candidate_ok=candidate_ok,
+        warm_drift_max=None if warm is cd else float(warm.max),
     )
 
 
@@ -308,18 +310,14 @@ def _defined_in(view: WindowView, thresholds: dict[str, float]) -> dict[str, flo
     return {key: value for key, value in thresholds.items() if key not in gone}
 
 
-def _drift_se(
-    compared: FloatArray, fit: CandidateFit, spread: FloatArray, cd: CentroidDrift
-) -> float:
+def _drift_se(fit: CandidateFit, spread: FloatArray, warm: CentroidDrift) -> float:
     """The centroid drift in standard errors: the warm start's centres (each follows its
     live cluster; a restart that won may sit on another local optimum, which in quiet
-    windows of overlapping clusters would read as a large move) against ``compared``,
-    each over the standard error of a centre of its live cluster's rows in the window.
-    ``cd``: the candidate's drift, the warm start's too unless a restart beat it."""
+    windows of overlapping clusters would read as a large move) against the reference's,
+    ``warm`` their drift, each over the standard error of a centre of its live cluster's
+    rows in the window."""
     live_rows = fit.table.sum(axis=1)
-    if fit.warm is not fit.centers:
-        cd = drift.centroid_drift(compared, fit.warm)
-    return drift.standardised_drift(cd, live_rows, spread, live_rows)
+    return drift.standardised_drift(warm, live_rows, spread, live_rows)
 
 
 def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitGain:

@@ -168,6 +168,16 @@ def test_the_policy_table(
     assert decide(measurement(slis), model(policy), now=NOW, pending=pending) == expected
 
 
+def test_a_restarts_minimum_is_named_with_how_far_the_live_centres_moved() -> None:
+    # A k-means++ restart beat the warm start: the data may not have moved at all.
+    m = replace(measurement(MANY), warm_drift_max=0.048)
+    assert decide(m, model("manual"), now=NOW, pending=None).text == (
+        "drift awaits manual approval: feature PSI 0.300 (b), label PSI 0.200, centroid drift"
+        " 0.900 (cluster 1; a k-means++ restart's lower minimum, where the live centres"
+        " refitted moved 0.048)"
+    )
+
+
 @pytest.mark.parametrize(
     ("age", "expected"),
     [

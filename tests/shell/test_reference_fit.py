@@ -11,6 +11,8 @@ one of those nine; ten restarts, the default, trained all nine at the minimum.
 
 from __future__ import annotations
 
+import re
+
 from monitor.bootstrap import SOURCES
 from monitor.config import ModelSettings, parse
 from monitor.core.kmeans import assign_labels, fit_kmeans
@@ -61,3 +63,16 @@ def test_three_restarts_train_this_window_into_a_local_minimum() -> None:
 
 def test_the_default_restarts_find_the_minimum_a_retrain_would() -> None:
     assert inertia_ratio(model()) < 1.001
+
+
+def test_a_run_on_a_reference_in_a_worse_minimum_says_the_live_centres_barely_moved() -> None:
+    # The stuck reference of three restarts; the next run's candidate restarts into the
+    # better minimum, far away, while the live centres refitted on the window stay put.
+    m = model(training={"n_init": 3})
+    src = synthetic.build(m.name, m.features, m.source.options)
+    store, history = MemoryStore(), MemoryHistory()
+    evaluate(m, src, store, history, END)
+    ev, _ = evaluate(m, src, store, history, END + 3)
+    drifts = re.search(r"centroid drift (\S+) \(cluster \d; .* moved (\S+)\)", ev.decision)
+    assert drifts is not None, ev.decision
+    assert float(drifts[1]) > 1.0 > 0.2 > float(drifts[2]), ev.decision
