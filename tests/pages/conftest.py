@@ -14,10 +14,11 @@ import yaml
 from tests.pages._browser import browser
 from tests.services import Service, Services
 
-__all__ = ["DaemonPages", "browser", "daemon_pages"]
+__all__ = ["DaemonPages", "browser", "daemon_pages", "explained"]
 
 FEATURES = ["latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio"]
 DRIFTING, QUIET = "checkout", "search"
+SHIFT_AFTER = 12.0  # seconds after the origin: the drifting model's regime 1 moves
 
 
 def _model(name: str, seed: int, events: list[dict[str, Any]], origin: float) -> dict[str, Any]:
@@ -45,11 +46,16 @@ def _model(name: str, seed: int, events: list[dict[str, Any]], origin: float) ->
 def daemon_config(state_dir: Path, origin: float) -> dict[str, Any]:
     """Two models: one whose regime 1 moves 12 s after the start (manual policy: the
     candidate waits for approval), one that stays put."""
-    shift = {"kind": "mean_shift", "cluster": 1, "magnitude": 4, "after": 12}
+    shift = {"kind": "mean_shift", "cluster": 1, "magnitude": 4, "after": SHIFT_AFTER}
     return {
         "daemon": {"state_dir": str(state_dir), "max_workers": 2},
         "models": [_model(DRIFTING, 2, [shift], origin), _model(QUIET, 1, [], origin)],
     }
+
+
+def explained(view: dict[str, Any]) -> bool:
+    """Whether a model's page data explains its latest window (bins per feature)."""
+    return bool(view["features"]) and view["features"][0]["bins"] is not None
 
 
 class DaemonPages:
@@ -75,14 +81,17 @@ def daemon_pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonPag
     services = Services(workdir / "services")
     try:
         config = workdir / "monitor.yml"
-        config.write_text(yaml.safe_dump(daemon_config(workdir / "state", time.time())))
+        origin = time.time()
+        config.write_text(yaml.safe_dump(daemon_config(workdir / "state", origin)))
         daemon = services.kmeans_monitor("run", "--config", str(config), ready_path="/readyz")
         pages = DaemonPages(daemon, workdir / "state")
         deadline = time.monotonic() + 90
         while True:
             view = pages.json(DRIFTING)
-            explained = view["features"] and view["features"][0]["bins"] is not None
-            if view["versions"]["pending"] is not None and explained:
+            # A quiet window before the shift may flag too (one window of reference), and
+            # leave a candidate pending: the pages must show the shift's drift.
+            shifted = view["latest"] and view["latest"]["window_start"] >= origin + SHIFT_AFTER
+            if view["versions"]["pending"] is not None and explained(view) and shifted:
                 break
             if time.monotonic() > deadline:
                 raise daemon.fail(f"no pending, explained candidate: {json.dumps(view)[:2000]}")
