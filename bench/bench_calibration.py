@@ -195,11 +195,14 @@ def _calibrate(
     from monitor.pipeline import train
     from monitor.pipeline.scoring import prepare
 
+    Xs = prepare(ref.X, snap.scaler, snap.metric)
+    phases = train.calibration_phases(ref, model)
+    if phases is not None:  # the runs' comparison: shifted where a warm start settles
+        phases = train.null_shifts(Xs, ref.block, phases, snap, model, 64.0)
     null, _ = calibration.calibrate(
-        prepare(ref.X, snap.scaler, snap.metric), ref.block, snap.centers, snap.bins,
-        snap.outliers, starts=ref.starts, ends=ref.ends, sizes=size_grid(args.sizes),
-        keys=keys, false_alarm_rate=args.false_alarm_rate, n_fits=FITS,
-        phases=train.calibration_phases(ref, model),
+        Xs, ref.block, snap.centers, snap.bins, snap.outliers, starts=ref.starts,
+        ends=ref.ends, sizes=size_grid(args.sizes), keys=keys,
+        false_alarm_rate=args.false_alarm_rate, n_fits=FITS, phases=phases,
         random_state=seed, refit=train.candidate_refit(model, 64.0),
         split_baseline=snap.split_baseline,
     )  # fmt: skip

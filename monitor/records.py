@@ -184,6 +184,9 @@ class SeasonalProfile:
     bin_offsets: IntArray  # (d + 1,) feature j's bins are columns offsets[j]:offsets[j+1]
     width: int  # phases on each side pooled into the reference of a window
     center_sums: FloatArray | None = None  # (P, k, d) sums of the scaled rows per cluster
+    # (P, k, d) at each phase's middle, where the model's centres refitted warm on the
+    # phase's rows settle, less those rows' cluster means (the pipeline's training)
+    center_shifts: FloatArray | None = None
 
     @property
     def n_phases(self) -> int:

@@ -123,6 +123,10 @@ class Phases:
     n_phases: int
     width: int  # phases on each side pooled into a block's reference
     weights: F64  # (b, n_phases) each phase's part in a block's reference (phase_weights)
+    # (b, k, d) where a block's warm start settles from its reference's cluster means when
+    # nothing changed, from its phase's rows less its own (the pipeline's null_shifts);
+    # None: nowhere
+    shifts: F64 | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -504,13 +508,6 @@ def _merged(pools: list[_Pool]) -> _Pool:
     first = pools[0]
     rows = np.cumsum([0] + [p.X.shape[0] for p in pools[:-1]])
     sils = np.cumsum([0] + [0 if p.sil is None else p.sil.shape[0] for p in pools[:-1]])
-    phases = None
-    if first.phases is not None:
-        parts = [p.phases for p in pools if p.phases is not None]
-        of_block = np.concatenate([q.of_block for q in parts])
-        phases = replace(
-            first.phases, of_block=of_block, weights=np.concatenate([q.weights for q in parts])
-        )
     fields: dict[str, Any] = {
         name: np.concatenate([getattr(p, name) for p in pools])
         for name in _ROW_FIELDS + _BLOCK_FIELDS
@@ -522,7 +519,21 @@ def _merged(pools: list[_Pool]) -> _Pool:
     )
     fields["cut"] = np.concatenate([np.full(p.length.shape[0], i) for i, p in enumerate(pools)])
     sil = None if first.sil is None else np.concatenate([p.sil for p in pools if p.sil is not None])
-    return replace(first, **fields, phases=phases, sil=sil)
+    return replace(first, **fields, phases=_merged_phases(pools), sil=sil)
+
+
+def _merged_phases(pools: list[_Pool]) -> Phases | None:
+    """The phases of ``_merged``'s blocks, in its order (None: not seasonal)."""
+    if pools[0].phases is None:
+        return None
+    parts = [p.phases for p in pools if p.phases is not None]
+    shifted = [q.shifts for q in parts if q.shifts is not None]
+    return replace(
+        pools[0].phases,
+        of_block=np.concatenate([q.of_block for q in parts]),
+        weights=np.concatenate([q.weights for q in parts]),
+        shifts=np.concatenate(shifted) if len(shifted) == len(parts) else None,
+    )
 
 
 def _counts(index: NDArray[Any], size: int) -> F64:
@@ -1263,15 +1274,19 @@ def _refits(
 
 def _compared_centers(pool: _Pool, win: _Windows) -> F64:
     """(c, k, d) the centres each window's refit is compared with: without seasonality
-    the model's; with it, the reference's cluster means around the window's phase with
-    its stretch left out (the model's centre where a cluster has no such row)."""
+    the model's; with it, as a run's (``seasonal.phase_centers``): the reference's cluster
+    means around the window's phase with its stretch left out, plus the shift of its
+    first block (``Phases.shifts``), or the model's centre where a cluster has no such
+    row."""
     c = win.first.shape[0]
     if pool.phases is None:
         return np.broadcast_to(pool.centers, (c, *pool.centers.shape))
     spanned = _spanned(pool, win)
     counts = _left_out(pool.own_labels, pool.ref_labels, win, spanned)[:, :, None]
-    sums = _left_out(pool.own_sums, pool.ref_sums, win, spanned)
-    out: F64 = np.where(counts > 0, sums / np.maximum(counts, RESIDUE), pool.centers[None, :, :])
+    means = _left_out(pool.own_sums, pool.ref_sums, win, spanned) / np.maximum(counts, RESIDUE)
+    if pool.phases.shifts is not None:
+        means += pool.phases.shifts[win.first]
+    out: F64 = np.where(counts > 0, means, pool.centers[None, :, :])
     return out
 
 
@@ -1331,7 +1346,10 @@ def _first_cut(pool: _Pool) -> _Pool:
     rows, sils = pool.rows, int(pool.sil_length[:b].sum())
     phases = pool.phases
     if phases is not None:
-        phases = replace(phases, of_block=phases.of_block[:b], weights=phases.weights[:b])
+        shifts = None if phases.shifts is None else phases.shifts[:b]
+        phases = replace(
+            phases, of_block=phases.of_block[:b], weights=phases.weights[:b], shifts=shifts
+        )
     by_row = {name: getattr(pool, name)[:rows] for name in _ROW_FIELDS}
     by_block = {name: getattr(pool, name)[:b] for name in _BLOCK_FIELDS}
     sil = None if pool.sil is None else pool.sil[:sils]

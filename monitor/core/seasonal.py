@@ -17,6 +17,7 @@ from monitor.errors import InvalidInputError
 from monitor.records import ReferenceBins, SeasonalProfile
 
 __all__ = [
+    "center_shifts_at",
     "fit_profile",
     "phase_centers",
     "phase_index",
@@ -139,16 +140,38 @@ def pooled_counts(profile: SeasonalProfile, t: float) -> tuple[F64, F64]:
     return w @ profile.label_counts, w @ profile.bin_counts
 
 
+def center_shifts_at(profile: SeasonalProfile, t: ArrayLike) -> F64 | None:
+    """(m, k, d) ``profile.center_shifts`` at each time ``t``: linear between the middles
+    of the two phases it falls between (circular); None when the profile holds none."""
+    shifts = profile.center_shifts
+    if shifts is None:
+        return None
+    p = profile.n_phases
+    x = np.mod(np.asarray(t, dtype=np.float64).ravel(), profile.period) / profile.period * p
+    x -= 0.5  # phase j's middle is at j + 1/2
+    below = np.floor(x)
+    part = (x - below)[:, None, None]
+    lo = below.astype(np.intp) % p
+    out: F64 = (1.0 - part) * shifts[lo] + part * shifts[(lo + 1) % p]
+    return out
+
+
 def phase_centers(profile: SeasonalProfile, t: float, centers: ArrayLike) -> F64:
-    """The reference's cluster means around time ``t`` (k, d); ``centers`` where a
-    cluster has no reference row there, or the profile holds no sums."""
+    """The centres a window's warm-started candidate settles at around time ``t`` when
+    nothing changed (k, d): the reference's cluster means there, plus where refitting
+    them moves them at that phase (``center_shifts_at``); ``centers`` where a cluster has
+    no reference row there, or the profile holds no sums."""
     C = np.asarray(centers, dtype=np.float64)
     if profile.center_sums is None:
         return C
     w = _weights(profile, t)
     counts = (w @ profile.label_counts)[:, None]
     sums = np.tensordot(w, profile.center_sums, axes=1)
-    out: F64 = np.where(counts > 0, sums / np.maximum(counts, 1e-12), C)
+    means = sums / np.maximum(counts, 1e-12)
+    shifts = center_shifts_at(profile, [t])
+    if shifts is not None:
+        means += shifts[0]
+    out: F64 = np.where(counts > 0, means, C)
     return out
 
 

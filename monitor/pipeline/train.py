@@ -69,6 +69,8 @@ K_SELECTION_ROWS = 20_000  # choosing k is quadratic in places: it runs on a sam
 TRAINING_ROWS = 250_000  # a longer reference period trains on a sample per window
 CALIBRATION_ROWS = 200_000  # null windows are drawn from a sample of at least this many rows
 CALIBRATION_VALUES = 20_000_000  # ... and of more, up to this many values, for large windows
+SHIFT_ROWS = 50_000  # rows a phase's centre shift is refitted on, at most
+SHIFT_WINDOWS = 8  # ... and at least this many reference windows' worth of them
 NULL_WINDOWS = 48  # a size is calibrated only if the sample holds this many windows of it
 BASELINE_WINDOWS = 96  # reference windows (evenly spaced) behind the split baseline
 OWN_SILHOUETTE_SAMPLE = 3000  # points the model's own silhouette on its period is measured on
@@ -397,14 +399,22 @@ def _calibrated(
     cfg = model.thresholds
     baseline = _split_baseline(ref, snap, wm)
     Xs, block, phases = _calibration_sample(ref, snap, model, rng)
-    cuts = [
-        calibration.Cut(*_calibration_sample(c, snap, model, np.random.default_rng([snap.seed, i])))
+    samples = [
+        _calibration_sample(c, snap, model, np.random.default_rng([snap.seed, i]))
         for i, c in enumerate(ref.cuts, start=1)
     ]
     profile = None
     if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
         profile = _profile(Xs, block, ref, snap, (period, phases.n_phases, phases.width), wm)
+        shifts = _center_shifts(Xs, block, phases, snap, model, wm)
+        profile = replace(profile, center_shifts=shifts)
+        phases = null_shifts(Xs, block, phases, snap, model, wm)
+        samples = [
+            (X, b, None if ph is None else null_shifts(X, b, ph, snap, model, wm))
+            for X, b, ph in samples
+        ]
+    cuts = [calibration.Cut(*sample) for sample in samples]
     calibrated = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
     null, windows = calibration.calibrate(
         Xs, block, snap.centers, snap.bins, snap.outliers,
@@ -488,6 +498,109 @@ def _profile(
         mid, labels, counts, offsets, period=period, n_phases=n_phases, width=width,
         center_sums=sums,
     )  # fmt: skip
+
+
+def _center_shifts(
+    Xs: FloatArray,
+    block: IntArray,
+    phases: calibration.Phases,
+    snap: Snapshot,
+    model: ModelSettings,
+    wm: float,
+) -> FloatArray:
+    """(P, k, d) per phase, where the model's centres refitted warm (as a run's candidate
+    starts) on the reference rows of the phase and the ``width`` phases on each side
+    settle, less those rows' cluster means under the model (``_settle_shift``).
+
+    A run compares its window's warm start with the reference's cluster means at its
+    phase. Where clusters touch, the later Lloyd iterations move the boundary between
+    them with the hour's traffic mix, and the warm start settles away from those means
+    by as much every day: on the detection benchmark's seed 2, its tightest cluster by 3
+    to 5 standard errors at night, which the drift's threshold had to cover in quiet
+    windows (docs/slis.md, "Seasonality"). 0 at a phase whose stretch holds fewer than
+    SHIFT_WINDOWS windows' worth of rows (``_shifting``)."""
+    labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
+    phase = phases.of_block[block]
+    out = np.zeros((phases.n_phases, *snap.centers.shape))
+    for p in np.flatnonzero(_shifting(phase, block, phases)):
+        near = _near(phase, int(p), phases)
+        out[p] = _settle_shift(Xs[near], labels[near], snap, model, wm)
+    return out
+
+
+def null_shifts(
+    Xs: FloatArray,
+    block: IntArray,
+    phases: calibration.Phases,
+    snap: Snapshot,
+    model: ModelSettings,
+    wm: float,
+) -> calibration.Phases:
+    """``phases`` with the shift each block's null window is compared with: as
+    ``_center_shifts`` at the block's phase, from the rows of that stretch without the
+    block's own, as its cluster means leave them out: with them in, each shift would
+    partly fit its block's own settling, and the null would not see the shift's error
+    (docs/decisions.md). 0 where the run's phase has none (``_shifting``)."""
+    labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
+    phase = phases.of_block[block]
+    shifting = _shifting(phase, block, phases)
+    out = np.zeros((phases.of_block.shape[0], *snap.centers.shape))
+    for b in np.unique(block):
+        if shifting[phases.of_block[b]]:
+            rest = _near(phase, int(phases.of_block[b]), phases) & (block != b)
+            out[b] = _settle_shift(Xs[rest], labels[rest], snap, model, wm)
+    return replace(phases, shifts=out)
+
+
+def _shifting(phase: IntArray, block: IntArray, phases: calibration.Phases) -> NDArray[np.bool_]:
+    """(P,) the phases whose stretch holds SHIFT_WINDOWS reference windows' worth of rows
+    (the median window's). A shift refitted on fewer is mostly its rows' own noise, and
+    every run at that phase would be compared with that same error (docs/slis.md,
+    "Where a warm start settles")."""
+    per_window = np.bincount(block)
+    typical = float(np.median(per_window[per_window > 0]))
+    rows = np.bincount(phase, minlength=phases.n_phases).astype(np.float64)
+    if 2 * phases.width + 1 >= phases.n_phases:
+        stretch = np.full(phases.n_phases, rows.sum())
+    else:
+        stretch = np.zeros(phases.n_phases)
+        for step in range(-phases.width, phases.width + 1):
+            stretch += np.roll(rows, step)
+    out: NDArray[np.bool_] = stretch >= SHIFT_WINDOWS * typical
+    return out
+
+
+def _near(phase: IntArray, p: int, phases: calibration.Phases) -> NDArray[np.bool_]:
+    """Rows whose phase is within ``phases.width`` of phase ``p`` (circular)."""
+    gap = np.abs(phase - p)
+    out: NDArray[np.bool_] = np.minimum(gap, phases.n_phases - gap) <= phases.width
+    return out
+
+
+def _settle_shift(
+    rows: FloatArray, own: IntArray, snap: Snapshot, model: ModelSettings, wm: float
+) -> FloatArray:
+    """(k, d) where the model's centres refitted warm on ``rows`` (at most SHIFT_ROWS of
+    them, evenly strided) settle, less the means of ``rows`` per cluster ``own``; 0 where
+    a cluster has no row, and everywhere when the rows are too few to refit."""
+    k, d = snap.centers.shape
+    out = np.zeros((k, d))
+    if rows.shape[0] > SHIFT_ROWS:
+        step = -(-rows.shape[0] // SHIFT_ROWS)
+        rows, own = rows[::step], own[::step]
+    if rows.shape[0] <= k:
+        return out
+    t = model.training
+    fit = fit_kmeans(
+        rows, k, init=snap.centers, init_labels=own, n_init=1, max_iter=t.max_iter,
+        tol=t.tol, metric=model.metric, working_memory_mib=wm, random_state=snap.seed,
+    )  # fmt: skip
+    counts = np.bincount(own, minlength=k)
+    sums = np.zeros((k, d))
+    np.add.at(sums, own, rows)
+    seen = counts > 0
+    out[seen] = fit.centers[seen] - sums[seen] / counts[seen, None]
+    return out
 
 
 def _window_counts(

@@ -166,6 +166,8 @@ def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[
         ]
         if s.profile.center_sums is not None:
             out.append(("profile_centers", s.profile.center_sums, (p, k, d)))
+        if s.profile.center_shifts is not None:
+            out.append(("profile_shifts", s.profile.center_shifts, (p, k, d)))
     if s.reference_windows is not None:
         w = s.reference_windows
         b, m = len(w.starts), len(w.keys)
@@ -228,6 +230,7 @@ def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
             bin_offsets=arrays["profile_offsets"],
             width=int(m["profile"]["width"]),
             center_sums=arrays.get("profile_centers"),
+            center_shifts=arrays.get("profile_shifts"),
         )
     if m.get("reference_windows") is not None:
         out["reference_windows"] = ReferenceWindows(
@@ -250,11 +253,16 @@ def _field(array_name: str) -> str:
         "outlier_thresholds": "snapshot.outliers.thresholds",
         "sample": "snapshot.sample",
         "split_baseline": "snapshot.split_baseline",
+        "profile_labels": "snapshot.profile.label_counts",
+        "profile_bins": "snapshot.profile.bin_counts",
+        "profile_offsets": "snapshot.profile.bin_offsets",
+        "profile_centers": "snapshot.profile.center_sums",
+        "profile_shifts": "snapshot.profile.center_shifts",
     }
     if array_name in fixed:
         return fixed[array_name]
     prefix, _, rest = array_name.partition("_")
-    optional = {"null": "null", "profile": "profile", "refwin": "reference_windows"}
+    optional = {"null": "null", "refwin": "reference_windows"}
     if prefix in optional:
         return f"snapshot.{optional[prefix]}.{rest}"
     kind, _, j = array_name.rpartition("_")
@@ -491,15 +499,8 @@ def read_snapshot(
     return snapshot, m.signed
 
 
-def _inconsistent(s: Snapshot) -> str | None:
-    """What in the arrays of ``s`` disagrees with its features and k, or None.
-
-    The checksum proves a snapshot unchanged, not sound: one rewritten together with its
-    checksum (by hand, or by a tool of its own) reached the runs as an "internal" failure,
-    or as silently wrong SLIs (outlier thresholds of the wrong length, bins without edges).
-    """
-    d = len(s.features)
-    k = s.centers.shape[0] if s.centers.ndim == 2 else 0
+def _expected_shapes(s: Snapshot, k: int, d: int) -> dict[str, tuple[np.ndarray, tuple[int, ...]]]:
+    """The arrays ``_inconsistent`` checks, each with the shape k and d give it."""
     expected = {
         "centers": (s.centers, (k, d)),
         "scaler_center": (s.scaler.center, (d,)),
@@ -511,6 +512,21 @@ def _inconsistent(s: Snapshot) -> str | None:
         expected["split_baseline"] = (s.split_baseline, (k,))
     if s.null is not None and s.null.drift_spread is not None:
         expected["null_drift_spread"] = (s.null.drift_spread, (k, 2))
+    if s.profile is not None and s.profile.center_shifts is not None:
+        expected["profile_shifts"] = (s.profile.center_shifts, (s.profile.n_phases, k, d))
+    return expected
+
+
+def _inconsistent(s: Snapshot) -> str | None:
+    """What in the arrays of ``s`` disagrees with its features and k, or None.
+
+    The checksum proves a snapshot unchanged, not sound: one rewritten together with its
+    checksum (by hand, or by a tool of its own) reached the runs as an "internal" failure,
+    or as silently wrong SLIs (outlier thresholds of the wrong length, bins without edges).
+    """
+    d = len(s.features)
+    k = s.centers.shape[0] if s.centers.ndim == 2 else 0
+    expected = _expected_shapes(s, k, d)
     if k < 1:
         return f"centers has shape {s.centers.shape}: no cluster of {d} feature(s)"
     for name, (array, shape) in expected.items():

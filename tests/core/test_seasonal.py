@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from monitor.core.seasonal import (
+    center_shifts_at,
     fit_profile,
     phase_centers,
     phase_index,
@@ -74,6 +77,31 @@ def test_phase_centers_follow_a_level_that_moves_through_the_hour() -> None:
     for t in (11 * 3600 + 3000.0, 12 * 3600 + 60.0, 12 * 3600 + 1800.0):
         got = phase_centers(p, t, np.zeros((1, 1)))
         assert got[0, 0] == pytest.approx(t / 3600.0, abs=1e-9)
+
+
+def test_centre_shifts_are_linear_between_phase_middles_and_wrap_around_midnight() -> None:
+    # Phase j's shift is j + 1 in the one feature of one cluster (k=1, d=1).
+    p = replace(profile(), center_shifts=np.arange(1.0, 25.0)[:, None, None])
+    at = center_shifts_at(p, [1800.0, 3600.0, 5400.0 + 900.0, 0.0, 85500.0, DAY + 1800.0])
+    assert at[:, 0, 0].tolist() == pytest.approx([1, 1.5, 2.25, 12.5, 18.25, 1])
+    assert center_shifts_at(profile(), [0.0]) is None
+
+
+def test_phase_centers_add_the_shift_to_the_reference_means() -> None:
+    times = np.array([1800.0, 5400.0, 9000.0])
+    rows = np.full(3, 10.0)
+    p = fit_profile(
+        times, rows[:, None], rows[:, None], [0, 1], period=DAY, n_phases=24, width=1,
+        center_sums=(rows * 2.0)[:, None, None],
+    )  # fmt: skip
+    shifts = np.zeros((24, 1, 1))
+    shifts[1] = 0.5
+    got = phase_centers(replace(p, center_shifts=shifts), 5400.0, np.zeros((1, 1)))
+    assert got[0, 0] == pytest.approx(2.5)
+    # Where the reference holds no row of a cluster, the model's centre, unshifted.
+    assert phase_centers(replace(p, center_shifts=shifts + 1), 12 * 3600.0, np.ones((1, 1)))[
+        0, 0
+    ] == pytest.approx(1.0)
 
 
 def test_phase_reference_gives_shares_and_per_feature_fractions() -> None:

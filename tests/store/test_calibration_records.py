@@ -33,6 +33,8 @@ def calibrated(k: int = 3, d: int = 2):  # type: ignore[no-untyped-def]
         bin_counts=np.ones((24, bins)),
         bin_offsets=np.concatenate(([0], np.cumsum([e.size + 1 for e in snap.bins.edges]))),
         width=1,
+        center_sums=np.ones((24, k, d)),
+        center_shifts=np.linspace(-0.1, 0.1, 24 * k * d).reshape(24, k, d),
     )
     windows = ReferenceWindows(
         starts=np.array([0.0, 300.0]),
@@ -56,6 +58,7 @@ def test_round_trip(tmp_path: Path, key: StoreKey | None) -> None:
     np.testing.assert_array_equal(got.null.drift_spread, saved.null.drift_spread)  # type: ignore[arg-type]
     assert got.profile is not None and got.profile.n_phases == 24 and got.profile.width == 1
     np.testing.assert_array_equal(got.profile.label_counts, saved.profile.label_counts)  # type: ignore[union-attr]
+    np.testing.assert_array_equal(got.profile.center_shifts, saved.profile.center_shifts)  # type: ignore[union-attr,arg-type]
     assert got.reference_windows is not None and got.reference_windows.keys == (S.LABEL_PSI,)
     np.testing.assert_array_equal(got.reference_windows.rows, [100, 120])
 
@@ -91,4 +94,13 @@ def test_a_drift_spread_that_does_not_fit_the_model_is_refused(
     store = DirectorySnapshotStore(tmp_path / "s")
     with pytest.raises(InvalidInputError, match=message):
         store.save(bad)
+    assert store.versions("m1") == []
+
+
+def test_centre_shifts_that_do_not_fit_the_model_are_refused(tmp_path: Path) -> None:
+    snap = calibrated()
+    profile = dataclasses.replace(snap.profile, center_shifts=np.zeros((24, 2, 2)))
+    store = DirectorySnapshotStore(tmp_path / "s")
+    with pytest.raises(InvalidInputError, match=r"snapshot\.profile\.center_shifts"):
+        store.save(dataclasses.replace(snap, profile=profile))
     assert store.versions("m1") == []
