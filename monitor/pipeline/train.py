@@ -407,9 +407,9 @@ def _calibrated(
     if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
         profile = _profile(Xs, block, ref, snap, (period, phases.n_phases, phases.width), wm)
-        shifts = _center_shifts(Xs, block, phases, snap, model, wm)
-        profile = replace(profile, center_shifts=shifts)
-        phases = null_shifts(Xs, block, phases, snap, model, wm)
+        runs, nulls = _center_shifts(Xs, block, phases, snap, model, wm, per_phase=True)
+        profile = replace(profile, center_shifts=runs)
+        phases = replace(phases, shifts=nulls)
         samples = [
             (X, b, None if ph is None else null_shifts(X, b, ph, snap, model, wm))
             for X, b, ph in samples
@@ -507,10 +507,19 @@ def _center_shifts(
     snap: Snapshot,
     model: ModelSettings,
     wm: float,
-) -> FloatArray:
-    """(P, k, d) per phase, where the model's centres refitted warm (as a run's candidate
-    starts) on the reference rows of the phase and the ``width`` phases on each side
-    settle, less those rows' cluster means under the model (``_settle_shift``).
+    *,
+    per_phase: bool,
+) -> tuple[FloatArray | None, NDArray[np.float64]]:
+    """Where the model's centres refitted warm (as a run's candidate starts) settle, less
+    the same rows' cluster means under the model (``_settle_shift``), on the reference
+    rows of a phase and the ``width`` phases on each side:
+
+    - per phase, (P, k, d), what a run adds to the means (``SeasonalProfile.center_shifts``;
+      None unless ``per_phase``);
+    - per block, (b, k, d), what its null window adds (``calibration.Phases.shifts``):
+      its phase's stretch without the block's own rows, as its cluster means leave them
+      out; with them in, each shift would partly fit its block's own settling, and the
+      null would not see the shift's error (docs/decisions.md).
 
     A run compares its window's warm start with the reference's cluster means at its
     phase. Where clusters touch, the later Lloyd iterations move the boundary between
@@ -518,14 +527,20 @@ def _center_shifts(
     by as much every day: on the detection benchmark's seed 2, its tightest cluster by 3
     to 5 standard errors at night, which the drift's threshold had to cover in quiet
     windows (docs/slis.md, "Seasonality"). 0 at a phase whose stretch holds fewer than
-    SHIFT_WINDOWS windows' worth of rows (``_shifting``)."""
+    SHIFT_WINDOWS windows' worth of rows (``_shifting``), for its blocks too."""
     labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
     phase = phases.of_block[block]
-    out = np.zeros((phases.n_phases, *snap.centers.shape))
+    shape = snap.centers.shape
+    runs: FloatArray | None = np.zeros((phases.n_phases, *shape)) if per_phase else None
+    nulls: NDArray[np.float64] = np.zeros((phases.of_block.shape[0], *shape))
     for p in np.flatnonzero(_shifting(phase, block, phases)):
         near = _near(phase, int(p), phases)
-        out[p] = _settle_shift(Xs[near], labels[near], snap, model, wm)
-    return out
+        if runs is not None:
+            runs[p] = _settle_shift(Xs[near], labels[near], snap, model, wm)
+        for b in np.unique(block[phase == p]):
+            rest = near & (block != b)
+            nulls[b] = _settle_shift(Xs[rest], labels[rest], snap, model, wm)
+    return runs, nulls
 
 
 def null_shifts(
@@ -536,20 +551,10 @@ def null_shifts(
     model: ModelSettings,
     wm: float,
 ) -> calibration.Phases:
-    """``phases`` with the shift each block's null window is compared with: as
-    ``_center_shifts`` at the block's phase, from the rows of that stretch without the
-    block's own, as its cluster means leave them out: with them in, each shift would
-    partly fit its block's own settling, and the null would not see the shift's error
-    (docs/decisions.md). 0 where the run's phase has none (``_shifting``)."""
-    labels, _ = assign_labels(Xs, snap.centers, working_memory_mib=wm)
-    phase = phases.of_block[block]
-    shifting = _shifting(phase, block, phases)
-    out = np.zeros((phases.of_block.shape[0], *snap.centers.shape))
-    for b in np.unique(block):
-        if shifting[phases.of_block[b]]:
-            rest = _near(phase, int(phases.of_block[b]), phases) & (block != b)
-            out[b] = _settle_shift(Xs[rest], labels[rest], snap, model, wm)
-    return replace(phases, shifts=out)
+    """``phases`` with the shift each block's null window is compared with
+    (``_center_shifts``' per block)."""
+    _, nulls = _center_shifts(Xs, block, phases, snap, model, wm, per_phase=False)
+    return replace(phases, shifts=nulls)
 
 
 def _shifting(phase: IntArray, block: IntArray, phases: calibration.Phases) -> NDArray[np.bool_]:
