@@ -1063,10 +1063,12 @@ def _standard_errors_threshold(
     union bound over the largest); a mean is far steadier than a tail from a hundred
     refits, where a fitted tail on the largest value alone swung from 2.6 to 3.9 between
     seeds on the detection benchmark's stream. And the refits' largest values' own tail,
-    Pareto (``_upper_threshold`` on ``log z``, as the centroid drift's): in small windows
-    a cluster of a handful of rows swings further than the chi-square says, and an
-    exponential tail on ``z^2`` there let five times this SLI's share through at 50 rows
-    of the calibration benchmark.
+    exponential (``_upper_threshold``): in small windows a cluster of a handful of rows
+    swings further than the chi-square says, and an exponential tail on ``z^2`` there
+    let five times this SLI's share through at 50 rows of the calibration benchmark. A
+    Pareto tail (on ``log z``, as the centroid drift's) was this floor until 2026-12-05:
+    read off a few hundred refits at the SLI's share, it let through a fifth to a half of
+    that share of the null's own draws (docs/decisions.md).
     """
     k = dof.shape[0]
     z = np.full((len(fits), k), np.nan)
@@ -1087,7 +1089,7 @@ def _standard_errors_threshold(
     while excess(high) > 0:
         high *= 2.0
     model = float(brentq(excess, 0.0, high)) if r.size else 0.0
-    return max(model, math.exp(_upper_threshold(np.log(np.maximum(largest, 1e-12)), level)))
+    return max(model, _upper_threshold(largest, level))
 
 
 def _within_residuals(pool: _Pool) -> F64:

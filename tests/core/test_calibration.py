@@ -42,7 +42,13 @@ from monitor.core.kmeans import assign_labels, fit_kmeans
 from monitor.core.outliers import fit_outlier_thresholds, outlier_rate
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError
-from monitor.records import NullTable, OutlierThresholds, ReferenceBins, ReferenceWindows
+from monitor.records import (
+    CentroidDrift,
+    NullTable,
+    OutlierThresholds,
+    ReferenceBins,
+    ReferenceWindows,
+)
 
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 0.0], [0.0, 4.0, 1.0]])
 SHARES = np.array([0.5, 0.3, 0.2])
@@ -314,6 +320,29 @@ def test_the_standard_errors_threshold_follows_the_chi_square_of_the_clusters_sh
     table = table_of(ref, [500], keys=[S.CENTROID_DRIFT_SE], false_alarm_rate=level)
     expected = math.sqrt(chi2.isf(level / 3, dof) / dof)
     assert table.values[0, 0] == pytest.approx(expected, rel=0.1)
+
+
+def test_the_standard_errors_threshold_lets_through_near_its_share_of_chi_square_draws() -> None:
+    """Refits whose clusters' ``z^2`` are chi-square over their degrees of freedom, as in
+    large windows: the threshold from 480 of them lets fresh draws through at close to
+    the level on average, not at a fraction of it. The floor from the largest values'
+    own tail was a Pareto tail on ``log z`` until 2026-12-05, which sat so far out on
+    such draws that it let through under a third of the level (0.30 here, 0.62 now)."""
+    rng = np.random.default_rng(5)
+    k, nu, level, n_fits = 4, 2.0, 1 / 800, 480
+    pairs = np.column_stack((np.arange(k), np.arange(k)))
+    spread = np.column_stack((np.ones(k), np.zeros(k)))  # v = 1, tau^2 = 0: z = distance
+    rates = []
+    for _ in range(60):
+        z = np.sqrt(rng.chisquare(nu, size=(n_fits, k)) / nu)
+        fits = []
+        for row in z:
+            cd = CentroidDrift(pairs, row, float(row.mean()), float(row.max()), (), ())
+            fits.append(calibration._Refitted(cd, cd, np.ones(k, dtype=np.intp), 0))
+        t = calibration._standard_errors_threshold(fits, spread, np.full(k, nu), level)
+        assert t is not None
+        rates.append(1.0 - (1.0 - chi2.sf(nu * t * t, nu)) ** k)
+    assert 0.45 <= np.mean(rates) / level <= 1.25, np.mean(rates) / level
 
 
 def test_what_varies_between_windows_of_the_reference_widens_the_null() -> None:
