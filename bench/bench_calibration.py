@@ -198,7 +198,7 @@ def _calibrate(
     Xs = prepare(ref.X, snap.scaler, snap.metric)
     phases = train.calibration_phases(ref, model)
     if phases is not None:  # the runs' comparison: shifted where a warm start settles
-        phases = train.null_shifts(Xs, ref.block, phases, snap, model, 64.0)
+        _, phases = train.center_shifts(Xs, ref.block, phases, snap, model, 64.0)
     null, _ = calibration.calibrate(
         Xs, ref.block, snap.centers, snap.bins, snap.outliers, starts=ref.starts,
         ends=ref.ends, sizes=size_grid(args.sizes), keys=keys,

@@ -124,7 +124,7 @@ class Phases:
     width: int  # phases on each side pooled into a block's reference
     weights: F64  # (b, n_phases) each phase's part in a block's reference (phase_weights)
     # (b, k, d) where a block's warm start settles from its reference's cluster means when
-    # nothing changed, from its phase's rows less its own (the pipeline's null_shifts);
+    # nothing changed, from its phase's rows less its own (the pipeline's center_shifts);
     # None: nowhere
     shifts: F64 | None = None
 

@@ -407,11 +407,10 @@ def _calibrated(
     if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
         profile = _profile(Xs, block, ref, snap, (period, phases.n_phases, phases.width), wm)
-        runs, nulls = _center_shifts(Xs, block, phases, snap, model, wm, per_phase=True)
+        runs, phases = center_shifts(Xs, block, phases, snap, model, wm, per_phase=True)
         profile = replace(profile, center_shifts=runs)
-        phases = replace(phases, shifts=nulls)
         samples = [
-            (X, b, None if ph is None else null_shifts(X, b, ph, snap, model, wm))
+            (X, b, None if ph is None else center_shifts(X, b, ph, snap, model, wm)[1])
             for X, b, ph in samples
         ]
     cuts = [calibration.Cut(*sample) for sample in samples]
@@ -500,7 +499,7 @@ def _profile(
     )  # fmt: skip
 
 
-def _center_shifts(
+def center_shifts(
     Xs: FloatArray,
     block: IntArray,
     phases: calibration.Phases,
@@ -508,18 +507,18 @@ def _center_shifts(
     model: ModelSettings,
     wm: float,
     *,
-    per_phase: bool,
-) -> tuple[FloatArray | None, NDArray[np.float64]]:
+    per_phase: bool = False,
+) -> tuple[FloatArray | None, calibration.Phases]:
     """Where the model's centres refitted warm (as a run's candidate starts) settle, less
     the same rows' cluster means under the model (``_settle_shift``), on the reference
     rows of a phase and the ``width`` phases on each side:
 
     - per phase, (P, k, d), what a run adds to the means (``SeasonalProfile.center_shifts``;
       None unless ``per_phase``);
-    - per block, (b, k, d), what its null window adds (``calibration.Phases.shifts``):
-      its phase's stretch without the block's own rows, as its cluster means leave them
-      out; with them in, each shift would partly fit its block's own settling, and the
-      null would not see the shift's error (docs/decisions.md).
+    - per block, (b, k, d), what its null window adds, returned as ``phases``' ``shifts``:
+      refitted on its phase's stretch without the block's own rows, as its cluster means
+      leave them out; with them in, each shift would partly fit its block's own settling,
+      and the null would not see the shift's error (docs/decisions.md).
 
     A run compares its window's warm start with the reference's cluster means at its
     phase. Where clusters touch, the later Lloyd iterations move the boundary between
@@ -540,21 +539,7 @@ def _center_shifts(
         for b in np.unique(block[phase == p]):
             rest = near & (block != b)
             nulls[b] = _settle_shift(Xs[rest], labels[rest], snap, model, wm)
-    return runs, nulls
-
-
-def null_shifts(
-    Xs: FloatArray,
-    block: IntArray,
-    phases: calibration.Phases,
-    snap: Snapshot,
-    model: ModelSettings,
-    wm: float,
-) -> calibration.Phases:
-    """``phases`` with the shift each block's null window is compared with
-    (``_center_shifts``' per block)."""
-    _, nulls = _center_shifts(Xs, block, phases, snap, model, wm, per_phase=False)
-    return replace(phases, shifts=nulls)
+    return runs, replace(phases, shifts=nulls)
 
 
 def _shifting(phase: IntArray, block: IntArray, phases: calibration.Phases) -> NDArray[np.bool_]:
