@@ -144,12 +144,34 @@ class Cut:
 class _Refits:
     """How the SLIs drawn one by one are drawn: null windows per size (the split gain's
     scale with it), how each is refitted, the split baseline the split gain is measured
-    against (None: not measured), and the points a run's silhouette is computed on."""
+    against (None: not measured), the points a run's silhouette is computed on, and a
+    run's usual rows (refitted too; None: not known)."""
 
     count: int
     refit: Refit
     split_baseline: F64 | None
     silhouette_sample: int
+    usual: int | None
+
+    @classmethod
+    def of(
+        cls,
+        count: int,
+        refit: Refit | None,
+        split_baseline: ArrayLike | None,
+        silhouette_sample: int,
+        usual: int | None,
+        wm: float,
+    ) -> _Refits:
+        """``calibrate``'s parameters for them, checked (no ``refit``: Lloyd warm)."""
+        owner = "calibrate"
+        return cls(
+            count,
+            refit or _warm_refit(wm),
+            None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64),
+            check_int(silhouette_sample, "silhouette_sample", low=1, owner=owner),
+            None if usual is None else check_int(usual, "usual_size", low=1, owner=owner),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,6 +266,7 @@ def calibrate(
     split_baseline: ArrayLike | None = None,
     silhouette_sample: int = SILHOUETTE_WINDOW,
     cuts: Sequence[Cut] = (),
+    usual_size: int | None = None,
 ) -> tuple[NullTable, ReferenceWindows]:
     """Thresholds of ``keys`` for windows of each of ``sizes`` rows, and the reference
     windows' own SLIs.
@@ -264,7 +287,7 @@ def calibrate(
     phases : Phases or None
         A seasonal model's block phases: a block is compared at its phase, as a window is.
     n_fits : int
-        Null windows refitted per size (at three sizes), split about as many; 0: neither.
+        Null windows refitted per size (at up to four sizes), split about as many; 0: neither.
     random_state, working_memory_mib : the seed and the memory budget.
     refit : callable (X, C, seed) -> (centres, warm start's centres), optional
         How a null window is refitted (default: Lloyd warm from C; the pipeline passes its
@@ -273,6 +296,7 @@ def calibrate(
         ``drift.split_baseline`` of the reference (without it the split gain is NaN).
     silhouette_sample : the points a run's silhouette is computed on (its training's).
     cuts : the period cut into windows at other offsets, null windows too (``Cut``).
+    usual_size : a run's usual rows, optional; the drifts' refits run there too (if in sizes).
 
     Returns
     -------
@@ -296,9 +320,7 @@ def calibrate(
     values = np.full((grid.shape[0], len(keys_t)), np.nan)
     rate = alpha / max(1, m)  # Bonferroni across the family: each SLI's share
     joint_values, draws = _joint_thresholds(pool, grid, joint, rate * len(joint), streams.joint)
-    baseline = None if split_baseline is None else np.asarray(split_baseline, dtype=np.float64)
-    sample = check_int(silhouette_sample, "silhouette_sample", low=1, owner="calibrate")
-    refits = _Refits(n_fits, refit or _warm_refit(wm), baseline, sample)
+    refits = _Refits.of(n_fits, refit, split_baseline, silhouette_sample, usual_size, wm)
     columns, spread = _separate_thresholds(pool, C, grid, separate, refits, rate, streams, wm)
     for key, column in [*zip(joint, joint_values.T, strict=True), *columns]:
         values[:, keys_t.index(key)] = column
@@ -1007,9 +1029,10 @@ def _refit_thresholds(
     (``refits.refit``) of null windows; and the clusters' drift spread they are measured
     with (None: no size could be refitted).
 
-    At up to three sizes (``_refit_sizes``: the smallest, the largest and one between,
-    as the budget affords), ``refits.count`` refits each (up to REFITS_PER_FIT times as
-    many where refits are cheap: a tail from 120 refits put one mixture's threshold in
+    At up to four sizes (``_refit_sizes``: the smallest, the largest, one between and a
+    run's usual one, as the budget affords), ``refits.count`` refits each (up to
+    REFITS_PER_FIT times as many where refits are cheap: a tail from 120 refits put one
+    mixture's threshold in
     standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480 between 4.8 and 5.2),
     the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
     interpolation; beyond the largest refitted size its value (the drift only shrinks
@@ -1022,7 +1045,8 @@ def _refit_thresholds(
     drawn: dict[int, list[_Refitted]] = {}
     spent = 0.0
     bootstrapped = pool.windows < MIN_BLOCKS
-    for g in _refit_sizes(grid, int(pool.length.max()) if bootstrapped else int(grid[-1])):
+    largest = int(pool.length.max()) if bootstrapped else int(grid[-1])
+    for g in _refit_sizes(grid, largest, refits.usual):
         n = int(grid[g])
         cost = float(n) * k * d * 20 * n_fits  # ~20 iterations of the refit's k centres
         if n < k * 2 or (drawn and spent + cost > REFIT_BUDGET):
@@ -1232,9 +1256,17 @@ def _split_thresholds(
     return _interpolate_log(grid, fitted)
 
 
-def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
+def _refit_sizes(grid: NDArray[np.int64], largest: int, usual: int | None) -> list[int]:
     """Indices of the grid sizes refitted: the smallest, the largest up to ``largest``
-    rows, and the one halfway between them in log size.
+    rows, the one halfway between them in log size, and ``usual`` (a run's usual rows,
+    the reference windows') when the grid holds it up to ``largest``.
+
+    A run's thresholds are read at its own size. Interpolated there, between refits at
+    800 and 4,000 rows for 2,000-row windows (whose null windows span two reference
+    windows, and the cycle's move between them), the detection benchmark's thresholds
+    of the drift in standard errors came to 3.09 on seed 1 where refits at 2,000 rows
+    give 2.57 (2.89 at 4,000), and a gradual shift paged a window later on two seeds of
+    ten (docs/benchmarks.md).
 
     With a one-window reference (a retrained candidate's) ``largest`` is the window's
     rows: null windows beyond it are its rows drawn again with replacement, the dearest
@@ -1245,7 +1277,8 @@ def _refit_sizes(grid: NDArray[np.int64], largest: int) -> list[int]:
         return [0]
     logs = np.log(grid[: top + 1].astype(np.float64))
     mid = int(np.argmin(np.abs(logs - (logs[0] + logs[-1]) / 2)))
-    return sorted({0, mid, top})
+    own = [] if usual is None else np.flatnonzero(grid[: top + 1] == usual).tolist()
+    return sorted({0, mid, top, *own})
 
 
 def _warm_refit(wm: float) -> Refit:

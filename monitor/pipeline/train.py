@@ -333,11 +333,12 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     end), at most ``largest_null_window`` (below the smallest a run accepts if need be).
 
     A run usually has about a reference window's rows: calibrated at that size, its
-    thresholds need no interpolation. The centroid drifts are refitted at three sizes up
-    to the largest, twice that window, and their ``tau^2`` comes from there (a one-window
-    reference stops at its rows; docs/slis.md). Larger runs take the largest size's
-    thresholds, which hold more sampling noise than theirs: fewer flags, never more (each
-    calibrated SLI's null only narrows as the rows grow).
+    thresholds need no interpolation. The centroid drifts are refitted at up to four
+    sizes, that window's own among them, up to the largest, twice that window, and their
+    ``tau^2`` comes from there (a one-window reference stops at its rows; docs/slis.md).
+    Larger runs take the largest size's thresholds, which hold more sampling noise than
+    theirs: fewer flags, never more (each calibrated SLI's null only narrows as the rows
+    grow).
     """
     low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
     window = int(ref.window_rows.max())
@@ -423,7 +424,7 @@ def _calibrated(
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
         refit=candidate_refit(model, wm), split_baseline=baseline,
         silhouette_sample=model.training.silhouette_sample,
-        cuts=cuts,
+        cuts=cuts, usual_size=int(ref.window_rows.max()),
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(

@@ -550,6 +550,7 @@ def test_a_cut_of_the_period_adds_null_windows_and_no_reference_window(
         ({"block": np.zeros(3, dtype=int)}, "The 'block' parameter of calibrate must be"),
         ({"cuts": [Cut(np.zeros((4, 2)), np.zeros(4, dtype=int))]}, "A cut of calibrate must"),
         ({"cuts": [Cut(np.zeros((4, 3)), -np.ones(4, dtype=int))]}, "A cut of calibrate must"),
+        ({"usual_size": 0}, "The 'usual_size' parameter of calibrate must be an int"),
     ],
 )
 def test_bad_parameters_are_named(reference: Reference, change: dict, message: str) -> None:
@@ -592,19 +593,38 @@ def test_the_family_spends_its_share_where_an_sli_is_discrete() -> None:
     assert np.mean(counts) >= 0.85 * allowed, counts
 
 
+GRID = [100, 200, 400, 800, 1600, 2000, 3200, 4000]
+
+
 @pytest.mark.parametrize(
-    ("grid", "window", "refitted"),
+    ("grid", "largest", "usual", "refitted"),
     [
-        ([100, 200, 400, 800, 1600, 2000, 3200, 4000], 2000, [100, 400, 2000]),
-        ([50, 100, 200, 400, 800, 1600, 3200, 5000], 5000, [50, 400, 5000]),
-        ([100, 200, 400], 50, [100]),  # a window smaller than every size: the smallest
+        # The reference windows' own size too, where a run's thresholds are read.
+        (GRID, 4000, 2000, [100, 800, 2000, 4000]),
+        (GRID, 2000, 2000, [100, 400, 2000]),  # a one-window reference: up to its rows
+        ([50, 100, 200, 400, 800, 1600, 3200, 5000], 5000, 2000, [50, 400, 5000]),  # not held
+        ([100, 200, 400], 50, 50, [100]),  # a window smaller than every size: the smallest
+        (GRID, 4000, None, [100, 800, 4000]),  # not known
     ],
 )
-def test_refits_stop_at_the_largest_size_asked(
-    grid: list[int], window: int, refitted: list[int]
+def test_refits_stop_at_the_largest_size_asked_and_include_a_runs_own(
+    grid: list[int], largest: int, usual: int, refitted: list[int]
 ) -> None:
     sizes = np.asarray(grid)
-    assert [int(sizes[g]) for g in _refit_sizes(sizes, window)] == refitted
+    assert [int(sizes[g]) for g in _refit_sizes(sizes, largest, usual)] == refitted
+
+
+def test_a_runs_usual_size_gets_thresholds_refitted_there_not_interpolated(
+    reference: Reference,
+) -> None:
+    # 200 rows lie halfway between the refitted 100 and 400 in log size: interpolated,
+    # the threshold there is their geometric mean.
+    keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
+    sizes = [50, 100, 200, 400]
+    for usual, measured in [(None, False), (300, False), (200, True)]:
+        table = table_of(reference, sizes, keys=keys, n_fits=30, usual_size=usual)
+        close = np.isclose(table.values[2], np.sqrt(table.values[1] * table.values[3]))
+        assert (not close.any()) if measured else close.all(), (usual, close)
 
 
 def test_the_silhouette_holds_its_rate_beyond_the_exact_sizes() -> None:
