@@ -608,7 +608,7 @@ GRID = [100, 200, 400, 800, 1600, 2000, 3200, 4000]
     ],
 )
 def test_refits_stop_at_the_largest_size_asked_and_include_a_runs_own(
-    grid: list[int], largest: int, usual: int, refitted: list[int]
+    grid: list[int], largest: int, usual: int | None, refitted: list[int]
 ) -> None:
     sizes = np.asarray(grid)
     assert [int(sizes[g]) for g in _refit_sizes(sizes, largest, usual)] == refitted
