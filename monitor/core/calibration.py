@@ -1032,13 +1032,12 @@ def _refit_thresholds(
     At up to four sizes (``_refit_sizes``: the smallest, the largest, one between and a
     run's usual one, as the budget affords), ``refits.count`` refits each (up to
     REFITS_PER_FIT times as many where refits are cheap: a tail from 120 refits put one
-    mixture's threshold in
-    standard errors anywhere from 3.6 to 8.7 at 400 rows, from 480 between 4.8 and 5.2),
-    the centroid drift's far quantile by ``_far_quantile``. Between sizes log-log
-    interpolation; beyond the largest refitted size its value (the drift only shrinks
-    with n, and its standard errors level off). The spread comes from the largest size's
-    refits (``_drift_spread``), where a window's sampling noise hides the least of the
-    spread between windows.
+    mixture's threshold in standard errors anywhere from 3.6 to 8.7 at 400 rows, from
+    480 between 4.8 and 5.2), the centroid drift's far quantile by ``_far_quantile``.
+    Between sizes log-log interpolation; beyond the largest refitted size its value (the
+    drift only shrinks with n, and its standard errors level off). The spread comes from
+    the largest size's refits (``_drift_spread``), where a window's sampling noise hides
+    the least of the spread between windows.
     """
     k, d = C.shape
     n_fits = refits.count
