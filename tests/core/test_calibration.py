@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy.special import ndtri
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 from monitor import slis as S
 from monitor.core import calibration
@@ -516,6 +518,53 @@ def test_the_far_quantile_of_null_windows_from_two_cuts_is_that_of_their_mixture
     assert mixed is not None and pooled is not None
     assert mixed == pytest.approx(0.6 * np.exp(0.05 * ndtri(1 - 2 * level)), rel=0.06)
     assert pooled > 10 * mixed
+
+
+def _silhouette_rates(draw: Callable[[np.random.Generator], np.ndarray], cdf: Any) -> tuple:
+    """The rate at which windows from ``cdf`` fall below the lower threshold at 1/800, per
+    reference of 170 different null windows (drawn 400 times, as at 50 rows a window of
+    the detection benchmark), over 400 references: the shipped threshold's and a fitted
+    tail's alone, in units of the level."""
+    level, rng = 1 / 800, np.random.default_rng(0)
+    ours, tail = [], []
+    for _ in range(400):
+        values = np.repeat(draw(rng), 3)[:400]
+        ours.append(cdf(calibration._lower_threshold(values, level)) / level)
+        tail.append(cdf(-calibration._upper_threshold(-values, level)) / level)
+    return np.array(ours), np.array(tail)
+
+
+def test_a_far_lower_quantile_from_a_few_hundred_windows_is_held_by_a_normal() -> None:
+    """Normal silhouettes: a tail fitted to the lowest seventeen of 170 windows let
+    through more than 2.5 times the level on a tenth of the references; the lower of it
+    and a normal fitted to all of them, under 2 times, and less on average."""
+    ours, tail = _silhouette_rates(lambda rng: rng.standard_normal(170), norm.cdf)
+    assert np.quantile(tail, 0.9) > 2.5
+    assert np.quantile(ours, 0.9) < 2.0
+    assert ours.mean() < 0.75 < tail.mean()
+
+
+def test_a_lower_tail_heavier_than_a_normal_keeps_its_fitted_tail() -> None:
+    """Student's t with 3 degrees of freedom: the fitted tail lies below the normal's
+    quantile on most references and stands there; the normal never raises it."""
+    level, rng = 1 / 800, np.random.default_rng(1)
+    kept = 0
+    for _ in range(100):
+        values = np.repeat(rng.standard_t(3, 170), 3)[:400]
+        tail = -calibration._upper_threshold(-values, level)
+        ours = calibration._lower_threshold(values, level)
+        assert ours <= tail
+        kept += ours == tail
+    assert kept > 80
+
+
+def test_within_the_draws_resolution_the_lower_quantile_is_the_empirical_one() -> None:
+    values = np.random.default_rng(2).standard_normal(4000)
+    level = 0.01  # 40 windows below: the empirical quantile, no fitted tail
+    assert calibration._lower_threshold(values, level) == -calibration._upper_threshold(
+        -values, level
+    )
+    assert np.count_nonzero(values < calibration._lower_threshold(values, level)) <= 40
 
 
 def test_a_cut_of_the_period_adds_null_windows_and_no_reference_window(
