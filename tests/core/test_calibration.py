@@ -520,7 +520,9 @@ def test_the_far_quantile_of_null_windows_from_two_cuts_is_that_of_their_mixture
     assert pooled > 10 * mixed
 
 
-def _silhouette_rates(draw: Callable[[np.random.Generator], np.ndarray], cdf: Any) -> tuple:
+def _silhouette_rates(
+    draw: Callable[[np.random.Generator], np.ndarray], cdf: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """The rate at which windows from ``cdf`` fall below the lower threshold at 1/800, per
     reference of 170 different null windows (drawn 400 times, as at 50 rows a window of
     the detection benchmark), over 400 references: the shipped threshold's and a fitted
