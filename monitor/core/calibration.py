@@ -887,6 +887,12 @@ def _level_cut(min_p: F64, level: float, alarms: Callable[[float], int]) -> floa
     return float(finite[lo])
 
 
+def _resolved(total: int, p: float) -> bool:
+    """Whether ``total`` null windows hold enough beyond their ``p`` quantile (MIN_TAIL)
+    for it to be read off them rather than extrapolated by a fitted tail."""
+    return p * total >= MIN_TAIL
+
+
 def _upper_threshold(values: F64, p: float) -> float:
     """A value that null windows exceed with probability ``p`` (strictly above alarms).
 
@@ -895,7 +901,7 @@ def _upper_threshold(values: F64, p: float) -> float:
     """
     srt = np.sort(values)
     total = srt.shape[0]
-    if p * total >= MIN_TAIL:
+    if _resolved(total, p):
         # The largest value that leaves at most p of the windows strictly above it.
         beyond = math.floor(p * total)
         return float(srt[total - beyond - 1])
@@ -950,7 +956,7 @@ def _lower_threshold(values: F64, p: float) -> float:
     tail is heavier than a normal's, the fitted tail is the lower and is kept.
     """
     tail = -_upper_threshold(-values, p)
-    if p * values.shape[0] >= MIN_TAIL or values.shape[0] < 3:
+    if _resolved(values.shape[0], p) or values.shape[0] < 3:
         return tail
     normal = float(values.mean()) - float(ndtri(1.0 - p)) * float(values.std(ddof=1))
     return min(tail, normal)
