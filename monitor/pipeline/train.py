@@ -341,7 +341,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     grow).
     """
     low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
-    window = int(ref.window_rows.max())
+    window = _usual_rows(ref)
     high = min(max(low, 2 * window), largest_null_window(ref))
     window, low = min(window, high), min(low, high)
     sizes = [low]
@@ -350,13 +350,18 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     return sorted(set(sizes) | ({window} if window > low else set()))
 
 
+def _usual_rows(ref: ReferencePeriod) -> int:
+    """The rows of the period's largest window: the size a run usually has."""
+    return int(ref.window_rows.max())
+
+
 def calibration_rows(ref: ReferencePeriod) -> int:
     """The rows of the period the calibration draws its null windows from: at most
     CALIBRATION_ROWS, or, drawn from the windows (not bootstrapped), enough to hold
     NULL_WINDOWS of twice the largest window, within CALIBRATION_VALUES values."""
     if _bootstrapped(ref):
         return min(ref.X.shape[0], CALIBRATION_ROWS)
-    wanted = NULL_WINDOWS * 2 * int(ref.window_rows.max())
+    wanted = NULL_WINDOWS * 2 * _usual_rows(ref)
     values = CALIBRATION_VALUES // max(1, ref.X.shape[1])
     return min(ref.X.shape[0], max(CALIBRATION_ROWS, min(wanted, values)))
 
@@ -424,7 +429,7 @@ def _calibrated(
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,
         refit=candidate_refit(model, wm), split_baseline=baseline,
         silhouette_sample=model.training.silhouette_sample,
-        cuts=cuts, usual_size=int(ref.window_rows.max()),
+        cuts=cuts, usual_size=_usual_rows(ref),
     )  # fmt: skip
     kept: NullTable | None = null if cfg.mode != "fixed" else None
     return replace(
