@@ -1162,7 +1162,10 @@ def _effective_dof(pool: _Pool, res: F64) -> F64:
         S = mine.T @ mine
         trace = float(np.trace(S))
         if trace > 0:
-            out[j] = min(float(d), max(1.0, trace * trace / float(np.sum(S * S))))
+            # As shares of the trace: in tiny units S * S underflows to 0 (values near
+            # 1e-100 under scaling: none failed every run with a division by zero).
+            share = S / trace
+            out[j] = min(float(d), max(1.0, 1.0 / max(float(np.sum(share * share)), 1.0 / d)))
     return out
 
 
@@ -1203,7 +1206,10 @@ def _far_quantile(values: F64, level: float, cuts: Int) -> float | None:
     finite = np.isfinite(values)
     if np.count_nonzero(finite) < max(2, values.shape[0] // 2):
         return None
-    logs = np.log(np.maximum(values[finite], 1e-12))
+    # Zeros (no drift at all) floored below every other value, relative to them: an
+    # absolute 1e-12 stood above every drift of data in tiny units (scaling: none).
+    top = float(values[finite].max())
+    logs = np.log(np.maximum(values[finite], 1e-12 * top if top > 0 else 1e-12))
     return math.exp(max(_lognormal(logs, level, cuts[finite]), _upper_threshold(logs, level)))
 
 

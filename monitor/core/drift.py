@@ -453,8 +453,11 @@ def centroid_drift(reference_centers: ArrayLike, current_centers: ArrayLike) -> 
     )
 
 
-#: The smallest variance a centre's standard error is taken from (squared scaled units):
-#: a cluster of one repeated point that moves by rounding stays near 0, not infinite.
+#: The smallest variance a centre's standard error is taken from, as a share of the
+#: widest cluster's ``v``: a cluster of one repeated point that moves by rounding stays
+#: near 0, not infinite. Relative, so that data in tiny units (``scaling: none`` on
+#: values near 1e-12) keep their standard errors: an absolute 1e-20 was above their
+#: every variance, and the drift in standard errors read 0 on every window.
 SPREAD_FLOOR = 1e-20
 
 
@@ -525,7 +528,8 @@ def drift_standard_errors(
         )
         has &= present[ref] > 0
     var = s[ref[has], 0] / n[has] + s[ref[has], 1]
-    out[has] = cd.distances[has] / np.sqrt(np.maximum(var, SPREAD_FLOOR))
+    floor = max(SPREAD_FLOOR * float(s[:, 0].max(initial=0.0)), np.finfo(np.float64).tiny)
+    out[has] = cd.distances[has] / np.sqrt(np.maximum(var, floor))
     return out
 
 

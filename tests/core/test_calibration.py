@@ -770,3 +770,24 @@ def test_the_split_gain_holds_its_rate_between_the_refitted_sizes(
     ]
     rate = float(np.mean(np.asarray(gains) > threshold))
     assert alpha / 2 <= rate <= 2 * alpha, rate
+
+
+@pytest.mark.parametrize("unit", [1e-12, 1e-100])
+def test_the_drift_thresholds_follow_the_data_s_unit(unit: float) -> None:
+    """Unscaled data in tiny units (``scaling: none``): the drift's threshold scales with
+    them and the one in standard errors does not move. Near 1e-100 the squared spread
+    underflowed and every calibration failed with a division by zero; near 1e-12 an
+    absolute variance floor stood above every variance and the standard errors read 0."""
+    rng = np.random.default_rng(8)
+    X = draw(rng, BLOCKS * ROWS)
+    block = np.repeat(np.arange(BLOCKS), ROWS)
+    keys = [S.CENTROID_DRIFT_MAX, S.CENTROID_DRIFT_SE]
+    plain = threshold_at(table_of(fit_reference(X, block), [300], keys=keys), 300)
+    tiny = threshold_at(table_of(fit_reference(X * unit, block), [300], keys=keys), 300)
+    assert plain[S.CENTROID_DRIFT_SE] is not None and tiny[S.CENTROID_DRIFT_SE] is not None
+    assert plain[S.CENTROID_DRIFT_MAX] is not None and tiny[S.CENTROID_DRIFT_MAX] is not None
+    # Not exact: the refits converge to a tolerance, and brentq solves to one.
+    np.testing.assert_allclose(tiny[S.CENTROID_DRIFT_SE], plain[S.CENTROID_DRIFT_SE], rtol=1e-4)
+    np.testing.assert_allclose(
+        tiny[S.CENTROID_DRIFT_MAX], plain[S.CENTROID_DRIFT_MAX] * unit, rtol=1e-4
+    )
