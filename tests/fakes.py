@@ -31,10 +31,14 @@ class FakeClock:
 
 
 class FakeSource:
-    """Serves windows produced by ``make(start, end)``; raises whatever ``make`` raises."""
+    """Serves windows produced by ``make(start, end)``; raises whatever ``make`` raises.
+    ``make`` returns the rows, or the rows and the window's label (by default, its time
+    range: a source that reads by time)."""
 
     def __init__(
-        self, features: tuple[str, ...], make: Callable[[float, float], np.ndarray]
+        self,
+        features: tuple[str, ...],
+        make: Callable[[float, float], np.ndarray | tuple[np.ndarray, str]],
     ) -> None:
         self.features = features
         self.make = make
@@ -43,8 +47,9 @@ class FakeSource:
 
     def read_window(self, start: float, end: float) -> Window:
         self.calls.append((start, end))
-        X = self.make(start, end)
-        return Window("m", start, end, self.features, X, label=f"fake[{start:.0f},{end:.0f})")
+        made = self.make(start, end)
+        X, label = made if isinstance(made, tuple) else (made, f"fake[{start:.0f},{end:.0f})")
+        return Window("m", start, end, self.features, X, label=label)
 
     def close(self) -> None:
         self.closed = True

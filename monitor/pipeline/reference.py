@@ -177,12 +177,16 @@ def _cuts(
 
 
 def _digest(window: Window) -> bytes | None:
-    """A digest of the rows a source returned for ``window`` (None: they stay on an
-    engine, read by time and never twice)."""
+    """A digest of the rows a source returned for ``window`` and of what it says it read
+    (``Window.label``: the file and its modification time, or the time range; None: they
+    stay on an engine, read by time and never twice). Rows of other times or other files
+    are other rows, however alike: an idle service's windows of identical values, counted
+    once, left the period almost none of its idle hours, and every idle run after it
+    drifted."""
     if window.remote is not None:
         return None
     X = np.ascontiguousarray(window.X)
-    h = hashlib.blake2b(repr((X.shape, X.dtype.str)).encode(), digest_size=20)
+    h = hashlib.blake2b(repr((X.shape, X.dtype.str, window.label)).encode(), digest_size=20)
     h.update(X.data.cast("B"))
     return h.digest()
 

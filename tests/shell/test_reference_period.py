@@ -110,10 +110,22 @@ def newest_file(mtimes: list[float], seed: int = 0) -> Any:
     each file holds 300 fresh rows of the same blobs."""
     files = {t: blobs(300, CENTERS, seed=seed + i, scale=0.6) for i, t in enumerate(mtimes)}
 
-    def make(start: float, end: float) -> np.ndarray:
-        return files[max(t for t in mtimes if t < end)]
+    def make(start: float, end: float) -> tuple[np.ndarray, str]:
+        newest = max(t for t in mtimes if t < end)
+        return files[newest], f"t.csv (modified {newest:.0f})"
 
     return make
+
+
+def test_windows_of_identical_rows_read_by_time_are_each_kept(caplog: Any) -> None:
+    """A source that reads by time (the files source's time_range mode, Prometheus) gives
+    other rows for every window, however alike: an idle service's hours of identical
+    values are as many windows of the period, not one."""
+    idle = blobs(300, CENTERS, seed=4, scale=0.6)
+    _, snap, _, _ = run(model(), lambda s, e: idle)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.rows.tolist() == [300] * 24
+    assert "returned the rows of an earlier window" not in caplog.text
 
 
 def test_a_file_that_every_window_of_the_period_reads_is_counted_once() -> None:
