@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 import warnings
 from typing import Any
 
-from monitor.redact import RedactingFilter
+from monitor.redact import RedactingFilter, redact_text
 
-__all__ = ["FORMAT", "set_log_level", "setup_logging"]
+__all__ = ["FORMAT", "log_run_failure", "set_log_level", "setup_logging"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -36,6 +37,27 @@ def set_log_level(level: str) -> None:
     # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
     # daemon logs each run and each skipped run itself.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
+
+
+def log_run_failure(
+    logger: logging.Logger,
+    name: str,
+    reason: str,
+    exc: BaseException,
+    *,
+    level: int = logging.ERROR,
+) -> str:
+    """Log a failed run of model ``name`` (its bounded ``reason``) at ``level``, and return
+    its message, redacted and never empty (MemoryError and a few others carry no text).
+    An ``internal`` failure is a bug: it is logged at ERROR whatever ``level``, with its
+    traceback, for the report."""
+    message = redact_text(str(exc) or type(exc).__name__)
+    if reason == "internal":
+        trace = redact_text("".join(traceback.format_exception(exc)).rstrip())
+        logger.error("model=%s run failed (internal): %s\n%s", name, message, trace)
+    else:
+        logger.log(level, "model=%s run failed (%s): %s", name, reason, message)
+    return message
 
 
 def _log_warning(

@@ -20,7 +20,6 @@ import logging
 import shlex
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.exporter import MonitorState
+from monitor.logs import log_run_failure
 from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure, Scaler, Window
@@ -328,14 +328,8 @@ class Runner:
 
     def _failed(self, name: str, exc: Exception, now: float, duration: float) -> RunFailure:
         reason = classify_failure(exc)
-        # Never an empty message: MemoryError (and a few others) carry no text of their own.
-        message = redact_text(str(exc) or type(exc).__name__)
         self._state.record_failure(name, reason, duration=duration, at=self._clock.now())
-        if reason == "internal":
-            trace = redact_text("".join(traceback.format_exception(exc)).rstrip())
-            log.error("model=%s run failed (internal): %s\n%s", name, message, trace)
-        else:
-            log.error("model=%s run failed (%s): %s", name, reason, message)
+        message = log_run_failure(log, name, reason, exc)
         # The window the run read, as a backtest's failures carry it (`history` shows it).
         start = now - self._settings.model(name).window
         label = f"[{format_time(start)}, {format_time(now)})"

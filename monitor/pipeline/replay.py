@@ -13,16 +13,20 @@ held, the alerts firing, flags and pages.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor import alerting
 from monitor.config import ModelSettings
+from monitor.logs import log_run_failure
 from monitor.pipeline import evaluate
 from monitor.ports import History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 from monitor.timestamps import format_time
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Replay", "ReplayInterrupted", "ReplayWindow", "judge", "replay"]
 
@@ -157,7 +161,10 @@ def _run(
         )
     except Exception as exc:  # every failure of a run is a result of the replay
         label = f"[{format_time(t - model.window)}, {format_time(t)})"
-        failure = RunFailure(model.name, classify(exc), str(exc), t, window_label=label)
+        reason = classify(exc)
+        # The replay's output shows every failure; only a bug's traceback goes to the log.
+        message = log_run_failure(log, model.name, reason, exc, level=logging.DEBUG)
+        failure = RunFailure(model.name, reason, message, t, window_label=label)
         history.append_failure(failure)
         return failure
     return evaluation

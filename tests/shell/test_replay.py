@@ -171,6 +171,55 @@ def test_replay_records_in_the_stores_it_is_given() -> None:
         )
 
 
+def test_a_bug_in_a_replayed_run_logs_its_traceback(caplog: Any) -> None:
+    """A run that fails for a reason of its own (too few rows) is in the replay's output
+    alone; one that fails as ``internal`` is a bug, and its traceback goes to the log, as
+    the daemon's does, for the report (before 2026-12-06 only its one-line message)."""
+    cfg = load_settings(
+        None,
+        raw={
+            "models": [
+                {
+                    "name": "m",
+                    "features": ["a", "b", "c"],
+                    "k": 3,
+                    "window": "10m",
+                    "schedule": {"interval": "10m"},
+                    "source": {"kind": "synthetic"},
+                    "validation": {"min_rows": 10},
+                }
+            ]
+        },
+    )
+
+    class Source:
+        def read_window(self, start: float, end: float) -> Any:
+            from monitor.records import Window
+
+            if end == 1800.0:
+                raise ZeroDivisionError("float division by zero")
+            return Window("m", start, end, ("a", "b", "c"), np.zeros((3, 3)))  # too few
+
+        def close(self) -> None:
+            pass
+
+    caplog.set_level("INFO")
+    r = replay(
+        cfg.models[0],
+        Source(),
+        MemorySnapshotStore(),
+        MemoryHistory(),
+        [1200.0, 1800.0],
+        next_time=2400.0,
+        durations={},
+        classify=classify_failure,
+    )
+    assert [w.result.reason for w in r.windows] == ["too_few_rows", "internal"]  # type: ignore[union-attr]
+    errors = [rec for rec in caplog.records if rec.levelname == "ERROR"]
+    assert len(errors) == 1 and "run failed (internal)" in errors[0].getMessage()
+    assert "Traceback" in errors[0].getMessage() and "ZeroDivisionError" in errors[0].getMessage()
+
+
 def test_replay_on_files_named_by_time(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
