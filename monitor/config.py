@@ -650,7 +650,7 @@ _DOMAINS: Mapping[str, Convert[Any]] = {
 }
 _THRESHOLDS: Mapping[str, Convert[Any]] = {
     "mode": _choice(THRESHOLD_MODES),
-    "false_alarm_rate": _float(1e-6, 0.5),
+    "false_alarm_rate": _float(1e-6, 0.5, high_inclusive=False),
     **{t.config: _DOMAINS[t.domain] for t in THRESHOLDS.values()},
     "outlier_quantile": _float(0.5, 1, low_inclusive=False),
     "calibration_refits": _int(0, 10000),

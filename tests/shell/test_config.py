@@ -130,6 +130,13 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             minimal(slo={"run_success": 1.0}),
             "models[checkout].slo.run_success: must be a float in [0.5, 1); got 1.0",
         ),
+        # Accepted before, then every run failed as an internal error: the calibration
+        # takes rates below one half.
+        (
+            minimal(thresholds={"false_alarm_rate": 0.5}),
+            "models[checkout].thresholds.false_alarm_rate: must be a float in [1e-06, 0.5); "
+            "got 0.5",
+        ),
         (
             {"daemon": {"max_workers": 0}, **minimal()},
             "daemon.max_workers: must be an int in [1, 64]; got 0",
