@@ -154,13 +154,15 @@ def flags(held: Sequence[Sequence[Condition]]) -> list[bool]:
     return [bool(h) for h in held]
 
 
-def pages(flagged: Sequence[bool]) -> list[bool]:
-    """Per run: whether it raises a page, i.e. it is the second flag of a streak."""
+def pages(flagged: Sequence[bool], runs: int = S.FLAGGED_RUNS_TO_FIRE) -> list[bool]:
+    """Per run: whether it raises a page, i.e. it is the ``runs``-th flag of a streak (the
+    model's ``thresholds.flagged_runs_to_fire``: where its SLI alerts start firing)."""
+    runs = check_int(runs, "runs", low=1, owner="pages")
     out = []
     streak = 0
     for flag in flagged:
         streak = streak + 1 if flag else 0
-        out.append(streak == 2)
+        out.append(streak == runs)
     return out
 
 

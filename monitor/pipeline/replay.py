@@ -69,7 +69,7 @@ class Replay:
 
     @property
     def pages(self) -> int:
-        """Pages: streaks of at least two flags in a row."""
+        """Pages: streaks of at least ``thresholds.flagged_runs_to_fire`` flags in a row."""
         return sum(w.page for w in self.windows)
 
     @property
@@ -181,14 +181,9 @@ def judge(
     """The conditions, firing alerts, flags, pages and flagged runs of runs at ``times``."""
     held = [alerting.held_conditions(r) for r in results]
     flagged = alerting.flags(held)
-    paged = alerting.pages(flagged)
-    fired = alerting.firing(
-        times,
-        held,
-        durations,
-        next_time=next_time,
-        flagged_to_fire=model.thresholds.flagged_runs_to_fire,
-    )
+    to_fire = model.thresholds.flagged_runs_to_fire
+    paged = alerting.pages(flagged, to_fire)
+    fired = alerting.firing(times, held, durations, next_time=next_time, flagged_to_fire=to_fire)
     counted = alerting.flagged_runs(held)
     windows = tuple(
         ReplayWindow(i, t - model.window, t, r, h, f, fl, p, n)

@@ -298,3 +298,8 @@ def test_flags_and_pages() -> None:
     assert flagged == [False, True, True, True, False, True, True]
     # A page at the second flag of each streak; a longer streak is still one page.
     assert pages(flagged) == [False, False, True, False, False, False, True]
+    # A model that asks for more flagged runs in a row pages where its alerts fire.
+    assert pages(flagged, 3) == [False, False, False, True, False, False, False]
+    assert pages(flagged, 1) == [False, True, False, False, False, True, False]
+    with pytest.raises(ValueError, match="runs"):
+        pages(flagged, 0)

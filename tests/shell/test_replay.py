@@ -90,6 +90,9 @@ def test_a_unit_change_flags_from_its_window_and_pages_at_the_next(tmp_path: Pat
     )
     assert [w.result.slis for w in later.windows] == [w.result.slis for w in r.windows]
     assert [bool(w.firing) for w in later.windows[onset:]] == [False, False, True, True]
+    # Its page comes with them, at the third flag (the second before 2026-12-06).
+    assert [w.page for w in later.windows[onset:]] == [False, False, True, False]
+    assert later.pages == 1
 
 
 def test_a_failed_run_is_a_flag_of_the_data_quality_alert(tmp_path: Path) -> None:
