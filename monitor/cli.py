@@ -848,13 +848,25 @@ def _show_replays(replays: list[Any], as_json: bool, *, partial: Any = None) -> 
 
 def _check_plot(plot: Path) -> None:
     """Refuse a --plot file that could not be written before any work is done: its
-    format, matplotlib, and a directory to write it in."""
+    format, matplotlib, a directory to write it in, and the file opened for writing
+    there (a read-only or pseudo file system, a name too long: found after a whole
+    replay before). A file the probe made is removed; an existing one is not changed."""
     from monitor import plots
 
     plots.plot_format(plot)
     plots.require_matplotlib()
     if not plot.parent.is_dir():
         raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
+    existed = os.path.lexists(plot)
+    try:
+        with open(plot, "ab"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(
+            f"--plot {str(plot)!r}: cannot write it: {exc.strerror or exc}"
+        ) from None
+    if not existed:
+        plot.unlink(missing_ok=True)
 
 
 def _write_plot(plot: Path, draw: Callable[[], None]) -> None:

@@ -821,6 +821,45 @@ def test_a_plot_into_a_missing_directory_is_refused_before_any_work(
     assert not plot.parent.exists()
 
 
+@pytest.mark.parametrize("command", ["choose-k", "backtest"])
+def test_a_plot_that_cannot_be_created_is_refused_before_any_work(
+    files_setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """A directory that takes no new file (/proc): found after the whole replay before."""
+    from monitor import bootstrap
+    from monitor.core import selection
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the work started before the plot's path was checked")
+
+    monkeypatch.setattr(selection, "choose_k", no_work)
+    monkeypatch.setattr(bootstrap, "backtest", no_work)
+    cfg, data = files_setup
+    plot = Path("/proc/kmeans-monitor-plot.svg")
+    if command == "choose-k":
+        result = invoke("choose-k", str(data / "w.csv"), "--plot", str(plot))
+    else:
+        window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
+        result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
+    assert result.exit_code == EXIT_USER, result.output
+    assert (
+        result.stderr
+        == f"error: --plot {str(plot)!r}: cannot write it: No such file or directory\n"
+    )
+
+
+def test_a_plot_probe_leaves_no_file_and_keeps_an_existing_one(tmp_path: Path) -> None:
+    from monitor.cli import _check_plot
+
+    fresh = tmp_path / "new.png"
+    _check_plot(fresh)
+    assert not fresh.exists()
+    kept = tmp_path / "old.png"
+    kept.write_bytes(b"an earlier plot")
+    _check_plot(kept)
+    assert kept.read_bytes() == b"an earlier plot"
+
+
 def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
     big = tmp_path / "big.csv"
     np.savetxt(big, blobs(300, CENTERS, seed=2) * 1e306, delimiter=",", header="a,b", comments="")
