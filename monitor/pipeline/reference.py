@@ -22,8 +22,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from monitor.config import ModelSettings
-from monitor.errors import InvalidInputError, SourceError
+from monitor.config import SEASON_PERIODS, ModelSettings
+from monitor.durations import format_duration
+from monitor.errors import InvalidInputError, SourceError, TooFewRowsError
 from monitor.pipeline import remote, train
 from monitor.pipeline.scoring import seed_for
 from monitor.ports import Engine, TelemetrySource
@@ -60,6 +61,7 @@ def read_reference(
     again cut at the other offsets of ``CUTS`` (``_cuts``).
     """
     start, end = model.reference.span(now)
+    _check_elapsed(model, start, end)
     ends = _window_ends(start, end, model.window)
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
     read = _read(source, model, ends, engine, seen, current)
@@ -87,6 +89,27 @@ def read_reference(
         )  # fmt: skip
     period = _period(read)
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
+
+
+def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
+    """TooFewRowsError when a ``{from, to}`` period, cut at this run, holds less than the
+    configuration asks of a period: a window, and a cycle with seasonality. The first run
+    of a model whose period was still running read the one window ending at the run,
+    rows from before ``from`` included, and a seasonal model then knew one hour of its
+    cycle for good."""
+    need = max(model.window, SEASON_PERIODS.get(model.seasonality, 0.0))
+    if end - start >= need:
+        return
+    what = (
+        f"a {model.seasonality} cycle"
+        if need > model.window
+        else f"one window ({format_duration(model.window)})"
+    )
+    raise TooFewRowsError(
+        f"the reference period from {format_time(start)} has run "
+        f"{format_duration(end - start)} by this run, less than {what}: the first run "
+        f"from {format_time(start + need)} trains the model"
+    )
 
 
 @dataclass

@@ -360,3 +360,25 @@ def test_quiet_windows_as_large_as_the_calibration_sample_are_not_flagged(
             limit = limits[key]
             flags[key] += limit is not None and past(slis[key], limit, key)
     assert sum(flags.values()) <= 2, (flags, limits)
+
+
+def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks() -> None:
+    """A ``{from, to}`` period is cut at the first run; cut shorter than a window (or a
+    cycle, with seasonality) the run failed to say so only in the rows it read: the one
+    window ending at the run, from before ``from``, a seasonal model knowing one hour of
+    its day. It now fails (too_few_rows) until the period holds what a configured one
+    must, and says from when."""
+    make = lambda s, e: daily_mix(s, e)  # noqa: E731
+    half_hour = model(reference={"from": NOW - 1800, "to": NOW + DAY}, seasonality="none")
+    with pytest.raises(TooFewRowsError) as caught:
+        run(half_hour, make)
+    assert str(caught.value) == (
+        "the reference period from 2027-01-15T07:30:00Z has run 30m by this run, less than "
+        "one window (1h): the first run from 2027-01-15T08:30:00Z trains the model"
+    )
+    hours = model(reference={"from": NOW - 6 * 3600, "to": NOW + DAY}, seasonality="daily")
+    with pytest.raises(TooFewRowsError, match="less than a daily cycle: the first run from"):
+        run(hours, make)
+    day = model(reference={"from": NOW - DAY, "to": NOW + DAY}, seasonality="daily")
+    _, snap, _, _ = run(day, make)
+    assert snap.window_start == NOW - DAY and snap.window_end == NOW
