@@ -795,10 +795,17 @@ def test_values_near_1e300_fail_the_run_as_invalid_values_and_store_nothing(
 
 
 @pytest.mark.parametrize("command", ["choose-k", "backtest"])
-def test_a_plot_into_a_missing_directory_is_refused_before_any_work(
-    files_setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+@pytest.mark.parametrize("where", ["missing directory", "no new file"])
+def test_a_plot_that_cannot_be_written_is_refused_before_any_work(
+    files_setup: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    where: str,
 ) -> None:
-    """choose-k ran every fit (backtest every window) before it found nowhere to write."""
+    """choose-k ran every fit (backtest every window) before it found nowhere to write:
+    a missing directory before 2026-12-02, one that takes no new file (/proc) before
+    2026-12-06."""
     from monitor import bootstrap
     from monitor.core import selection
 
@@ -808,44 +815,20 @@ def test_a_plot_into_a_missing_directory_is_refused_before_any_work(
     monkeypatch.setattr(selection, "choose_k", no_work)
     monkeypatch.setattr(bootstrap, "backtest", no_work)
     cfg, data = files_setup
-    plot = tmp_path / "nowhere" / "k.svg"
+    if where == "missing directory":
+        plot = tmp_path / "nowhere" / "k.svg"
+        why = f"there is no directory {str(plot.parent)!r}"
+    else:
+        plot = Path("/proc/kmeans-monitor-plot.svg")
+        why = "cannot write it: No such file or directory"
     if command == "choose-k":
         result = invoke("choose-k", str(data / "w.csv"), "--plot", str(plot))
     else:
         window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
         result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
     assert result.exit_code == EXIT_USER, result.output
-    assert result.stderr == (
-        f"error: --plot {str(plot)!r}: there is no directory {str(plot.parent)!r}\n"
-    )
-    assert not plot.parent.exists()
-
-
-@pytest.mark.parametrize("command", ["choose-k", "backtest"])
-def test_a_plot_that_cannot_be_created_is_refused_before_any_work(
-    files_setup: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
-) -> None:
-    """A directory that takes no new file (/proc): found after the whole replay before."""
-    from monitor import bootstrap
-    from monitor.core import selection
-
-    def no_work(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("the work started before the plot's path was checked")
-
-    monkeypatch.setattr(selection, "choose_k", no_work)
-    monkeypatch.setattr(bootstrap, "backtest", no_work)
-    cfg, data = files_setup
-    plot = Path("/proc/kmeans-monitor-plot.svg")
-    if command == "choose-k":
-        result = invoke("choose-k", str(data / "w.csv"), "--plot", str(plot))
-    else:
-        window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
-        result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
-    assert result.exit_code == EXIT_USER, result.output
-    assert (
-        result.stderr
-        == f"error: --plot {str(plot)!r}: cannot write it: No such file or directory\n"
-    )
+    assert result.stderr == f"error: --plot {str(plot)!r}: {why}\n"
+    assert not plot.parent.exists() or not plot.exists()
 
 
 def test_a_plot_probe_leaves_no_file_and_keeps_an_existing_one(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from monitor import slis as S
 from monitor.bootstrap import backtest, build_app, load_settings
-from monitor.config import Settings
+from monitor.config import ModelSettings, Settings
 from monitor.errors import InvalidInputError
 from monitor.pipeline.replay import replay
 from monitor.records import Evaluation, RunFailure
@@ -110,7 +110,9 @@ def test_a_failed_run_is_a_flag_of_the_data_quality_alert(tmp_path: Path) -> Non
     assert r.failures == 2
 
 
-def test_replay_records_in_the_stores_it_is_given() -> None:
+def ten_minute_model() -> ModelSettings:
+    """Model m: three features, k = 3, a window of ten minutes run every ten, its
+    reference the window itself."""
     cfg = load_settings(
         None,
         raw={
@@ -128,6 +130,11 @@ def test_replay_records_in_the_stores_it_is_given() -> None:
             ]
         },
     )
+    return cfg.models[0]
+
+
+def test_replay_records_in_the_stores_it_is_given() -> None:
+    model = ten_minute_model()
     centers = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
 
     class Source:
@@ -145,7 +152,7 @@ def test_replay_records_in_the_stores_it_is_given() -> None:
     times = [600.0, 1200.0, 1800.0, 2400.0]
     seen: list[int] = []
     r = replay(
-        cfg.models[0],
+        model,
         Source(),
         store,
         history,
@@ -163,7 +170,7 @@ def test_replay_records_in_the_stores_it_is_given() -> None:
     assert [f.at for f in history.failures("m")] == [1800.0]
     with pytest.raises(ValueError, match="ascending"):
         replay(
-            cfg.models[0],
+            model,
             Source(),
             store,
             history,
@@ -178,22 +185,7 @@ def test_a_bug_in_a_replayed_run_logs_its_traceback(caplog: Any) -> None:
     """A run that fails for a reason of its own (too few rows) is in the replay's output
     alone; one that fails as ``internal`` is a bug, and its traceback goes to the log, as
     the daemon's does, for the report (before 2026-12-06 only its one-line message)."""
-    cfg = load_settings(
-        None,
-        raw={
-            "models": [
-                {
-                    "name": "m",
-                    "features": ["a", "b", "c"],
-                    "k": 3,
-                    "window": "10m",
-                    "schedule": {"interval": "10m"},
-                    "source": {"kind": "synthetic"},
-                    "validation": {"min_rows": 10},
-                }
-            ]
-        },
-    )
+    model = ten_minute_model()
 
     class Source:
         def read_window(self, start: float, end: float) -> Any:
@@ -208,7 +200,7 @@ def test_a_bug_in_a_replayed_run_logs_its_traceback(caplog: Any) -> None:
 
     caplog.set_level("INFO")
     r = replay(
-        cfg.models[0],
+        model,
         Source(),
         MemorySnapshotStore(),
         MemoryHistory(),
