@@ -799,10 +799,9 @@ def backtest(
     from monitor import plots
     from monitor.bootstrap import backtest as run_backtest
     from monitor.pipeline.replay import ReplayInterrupted
-    from monitor.timestamps import parse_time
 
     settings = _settings(config_path)
-    t1, t2 = parse_time(start, "--from"), parse_time(end, "--to")
+    t1, t2 = _option_time(start, "--from"), _option_time(end, "--to")
     names = list(dict.fromkeys(models)) or [m.name for m in settings.models]
     if plot is not None:
         _check_plot(plot)
@@ -1471,13 +1470,33 @@ def _state_dir_of(
     return directory, named
 
 
+def _option_time(text: str, option: str) -> float:
+    """Unix seconds of an option's time (ISO-8601, unix seconds). Eight digits that make a
+    date are refused: ``--from 20240501`` read as unix seconds was 1970-08-23 and
+    replayed nothing the user meant, while ISO-8601 reads it as the day."""
+    from monitor.timestamps import format_time, parse_time
+
+    seconds = parse_time(text, option)
+    digits = text.strip()
+    if re.fullmatch(r"[0-9]{8}", digits):
+        try:
+            day = datetime.strptime(digits, "%Y%m%d").date().isoformat()
+        except ValueError:
+            return seconds  # no date: unix seconds it is
+        raise InvalidInputError(
+            f"{option}: {digits} reads as unix seconds ({format_time(seconds)}) and as the "
+            f"ISO-8601 date {day}: write {day} for the day, or {digits}.0 for unix seconds"
+        )
+    return seconds
+
+
 def _when(text: str, option: str, now: float) -> float:
-    """Unix seconds of a time (ISO-8601, unix seconds) or of a duration back from ``now``."""
+    """Unix seconds of a time (``_option_time``) or of a duration back from ``now``."""
     from monitor.durations import parse_duration
-    from monitor.timestamps import EARLIEST, parse_time
+    from monitor.timestamps import EARLIEST
 
     try:
-        return parse_time(text, option)
+        return _option_time(text, option)
     except TimeRangeError:
         raise  # a time, out of range
     except InvalidInputError:

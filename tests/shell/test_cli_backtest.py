@@ -190,6 +190,13 @@ def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> Non
             "error: --to: timestamp '9999-01-01' is out of range: times are accepted from "
             "1970-01-01 up to, but not including, 9999-01-01 UTC.",
         ),
+        # ISO-8601's basic date, read as unix seconds before 2026-12-06: 1970-08-23.
+        (
+            ["--from", "20240301", "--to", TO],
+            "error: --from: 20240301 reads as unix seconds (1970-08-23T06:18:21Z) and as the "
+            "ISO-8601 date 2024-03-01: write 2024-03-01 for the day, or 20240301.0 for unix "
+            "seconds",
+        ),
         # 54 years of runs every 15 minutes: refused at once, not listed nor replayed.
         (["--from", "0", "--to", TO], "holds more than 100,000 runs of model 'shop'"),
     ],
