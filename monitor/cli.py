@@ -817,12 +817,11 @@ def backtest(
     except ReplayInterrupted as exc:
         # What had finished is printed before the command ends as interrupted: a replay
         # stopped an hour in must not lose the hour.
-        if exc.partial is not None:
-            replays.append(exc.partial)
-        done = 0 if exc.partial is None else len(exc.partial.windows)
+        # Even with no window done: the cut model is in the output, marked interrupted.
+        replays.append(exc.partial)
         click.echo(
-            f"backtest {names[len(replays) - (exc.partial is not None)]}: interrupted after "
-            f"{done} of {exc.total} windows; the windows replayed so far follow",
+            f"backtest {exc.partial.model}: interrupted after {len(exc.partial.windows)} of "
+            f"{exc.total} windows; the windows replayed so far follow",
             err=True,
         )
         _show_replays(replays, as_json, partial=exc.partial)

@@ -124,16 +124,16 @@ def replay(
         done = len(results)
         upto = times[done] if done < len(times) else next_time
         partial = judge(model, times[:done], results, next_time=upto, durations=durations)
-        raise ReplayInterrupted(partial if done else None, len(times)) from exc
+        raise ReplayInterrupted(partial, len(times)) from exc
     return judge(model, times, results, next_time=next_time, durations=durations)
 
 
 class ReplayInterrupted(KeyboardInterrupt):
     """An interrupt (SIGINT, SIGTERM) during a replay, with the runs that had finished:
-    ``partial`` judges them (None when none had), of ``total`` runs due."""
+    ``partial`` judges them (none, when the first had not), of ``total`` runs due."""
 
-    def __init__(self, partial: Replay | None, total: int) -> None:
-        super().__init__(f"{0 if partial is None else len(partial.windows)} of {total} runs")
+    def __init__(self, partial: Replay, total: int) -> None:
+        super().__init__(f"{len(partial.windows)} of {total} runs")
         self.partial = partial
         self.total = total
 

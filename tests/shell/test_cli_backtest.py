@@ -319,3 +319,23 @@ def test_an_interrupt_prints_the_windows_replayed_so_far(
     else:
         assert "model shop: 8 window(s)" in result.stdout
         assert "summary cart: 2 windows, " in result.stdout
+
+
+def test_an_interrupt_before_the_first_window_still_names_the_cut_model(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The JSON was [] and the text empty: the cut model, which the docs say is marked
+    # "interrupted", was missing when none of its windows had finished.
+    from monitor.interrupts import Interrupted
+    from monitor.pipeline import replay as replay_module
+
+    def interrupted(*args: Any) -> Any:
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(replay_module, "_run", interrupted)
+    args = ["backtest", "--config", str(config), "--from", FROM, "--to", TO, "--json"]
+    result = invoke(*args)
+    assert result.exit_code == 130, result.output
+    assert "backtest shop: interrupted after 0 of 8 windows" in result.stderr
+    [shop] = json.loads(result.stdout)
+    assert shop["model"] == "shop" and shop["windows"] == [] and shop["interrupted"] is True
