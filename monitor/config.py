@@ -717,7 +717,9 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
     if given_from != given_to:
         r.add(Problem("from" if given_to else "to", "given with the other end of the range", None))
     if given_from and given_to and window is not None:
-        r.add(Problem("window", "omitted with from/to (one way to say the period)", window))
+        r.add(
+            Problem("window", "omitted with from/to (one way to say the period)", r.raw["window"])
+        )
     if start is not None and end is not None and end <= start:
         r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
     elif start is not None and end is not None and end - start > MAX_PERIOD_SECONDS:

@@ -47,7 +47,7 @@ from monitor.checks import (
     problem_of,
     read_fields,
 )
-from monitor.durations import check_duration
+from monitor.durations import check_duration, format_duration
 from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
 from monitor.records import Window
 from monitor.sources._common import (
@@ -215,7 +215,8 @@ def _max_age_problem(o: FilesOptions) -> Problem | None:
         return None
     if not (is_real(o.max_age) and o.max_age > 0):
         return Problem("max_age", "a duration > 0", o.max_age)
-    return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", o.max_age)
+    written = format_duration(o.max_age)  # as a duration, not its seconds
+    return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", written)
 
 
 def _time_from_problems(o: FilesOptions) -> list[Problem]:
@@ -231,7 +232,8 @@ def _time_from_problems(o: FilesOptions) -> list[Problem]:
     if o.window != "file":
         found.append(Problem("time_from", "'modified' unless window is 'file'", o.time_from))
     if o.max_age is not None:
-        found.append(Problem("max_age", "omitted with time_from: name", o.max_age))
+        written = format_duration(o.max_age) if is_real(o.max_age) and o.max_age > 0 else o.max_age
+        found.append(Problem("max_age", "omitted with time_from: name", written))
     try:
         NameTime(o.name_time)
     except ValueError as exc:

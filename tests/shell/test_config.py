@@ -130,6 +130,12 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             minimal(slo={"run_success": 1.0}),
             "models[checkout].slo.run_success: must be a float in [0.5, 1); got 1.0",
         ),
+        # The value as written, not its seconds (86400.0 before).
+        (
+            minimal(reference={"from": "2024-04-30", "to": "2024-05-01", "window": "1d"}),
+            "models[checkout].reference.window: must be omitted with from/to (one way to say "
+            "the period); got '1d'",
+        ),
         # Accepted before, then every run failed as an internal error: the calibration
         # takes rates below one half.
         (

@@ -98,7 +98,7 @@ def test_defaults() -> None:
         ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
         (
             {"path": "d", "window": "time_range", "max_age": "1h"},
-            "source.max_age: must be omitted unless window is 'file'; got 3600.0",
+            "source.max_age: must be omitted unless window is 'file'; got '1h'",
         ),
         (
             {"path": "d", "glob": "*.csv"},
