@@ -23,6 +23,7 @@ __all__ = [
     "COMPILED",
     "bin_counts_compiled",
     "bin_index",
+    "psi_ceiling",
     "psi_from_fractions",
     "psi_rows",
     "warm_up",
@@ -44,6 +45,14 @@ _LINEAR_EDGES = 32
 def psi_from_fractions(p: Floats, q: Floats, epsilon: float) -> float:
     """PSI of two share vectors of one variable after the floor-and-renormalise rule."""
     return float(psi_rows(np.asarray(p)[None, :], np.asarray(q)[None, :], epsilon)[0])
+
+
+def psi_ceiling(p: Floats, epsilon: float) -> float:
+    """The largest PSI any window reaches against shares ``p``: every row in one bin.
+    PSI is convex in the window's shares, so over them its largest value is at a corner
+    of the simplex, and a window of one row or more reaches every corner."""
+    p = np.asarray(p, dtype=np.float64)
+    return float(psi_rows(p, np.eye(p.shape[0]), epsilon).max())
 
 
 def psi_rows(p: Floats, q: Floats, epsilon: float) -> NDArray[np.float64]:

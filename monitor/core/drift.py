@@ -32,6 +32,7 @@ from monitor.core._psi import (
     COMPILED,
     bin_counts_compiled,
     bin_index,
+    psi_ceiling,
     psi_from_fractions,
     warm_up,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "label_drift",
     "label_drift_from_counts",
     "psi",
+    "psi_ceiling",
     "psi_from_counts",
     "split_baseline",
     "split_gain",

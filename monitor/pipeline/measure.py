@@ -30,6 +30,7 @@ from monitor.records import (
     CountedRows,
     Decision,
     Measurement,
+    ReferenceBins,
     ReferencePeriod,
     Snapshot,
     SplitGain,
@@ -214,8 +215,9 @@ def _measure_with(
     ``candidate``, train one and compare."""
     wm = ctx.working_memory_mib
     seed = seed_for(model.training.seed, window.start)
-    thresholds, undefined, spread = _thresholds(live, model, int(X.shape[0]))
     compare = train.comparison(live, window)
+    ceilings = _ceilings(live, compare)
+    thresholds, undefined, spread = _thresholds(live, model, int(X.shape[0]), ceilings)
     with phases.phase("score"):
         view = _scorer(ctx)(
             Xs,
@@ -279,13 +281,29 @@ def _measure_with(
     )
 
 
+def _ceilings(live: Snapshot, compare: tuple[FloatArray, ReferenceBins] | None) -> dict[str, float]:
+    """The largest value each bounded SLI can take in a window compared with ``compare``
+    (``train.comparison``; None: the model's own reference): a PSI of every row in one
+    bin, and k - 1 empty clusters. A calibrated threshold at or above it cannot be passed:
+    at 20 rows a window under a seasonal model, the feature PSI's stood at 9.5 to 13 while
+    a feature all in one bin reads 8.3."""
+    shares, bins = (live.reference_shares, live.bins) if compare is None else compare
+    features = [drift.psi_ceiling(f, bins.epsilon) for f in bins.reference_fractions]
+    return {
+        S.LABEL_PSI: drift.psi_ceiling(shares, drift.DEFAULT_EPSILON),
+        S.FEATURE_PSI_MAX: max(features, default=0.0),
+        S.EMPTY_CLUSTERS: float(live.k - 1),
+    }
+
+
 def _thresholds(
-    live: Snapshot, model: ModelSettings, n: int
+    live: Snapshot, model: ModelSettings, n: int, ceilings: dict[str, float]
 ) -> tuple[dict[str, float], tuple[str, ...], FloatArray | None]:
-    """The run's thresholds, the SLIs that are not drift signals in it, and the drift
-    spread that the centroid drift in standard errors is measured with (None: it is not,
-    and has no threshold)."""
-    thresholds, undefined = run_thresholds(live.thresholds, live.null, model.thresholds.mode, n)
+    """The run's thresholds, the SLIs that are not drift signals in it (``ceilings``: the
+    largest values some can take in it), and the drift spread that the centroid drift in
+    standard errors is measured with (None: it is not, and has no threshold)."""
+    mode = model.thresholds.mode
+    thresholds, undefined = run_thresholds(live.thresholds, live.null, mode, n, ceilings)
     if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
         # A model stored before the split baseline: nothing to measure the split against.
         thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)

@@ -22,9 +22,16 @@ __all__ = ["run_thresholds"]
 
 
 def run_thresholds(
-    fixed: Mapping[str, float], null: NullTable | None, mode: str, n: int
+    fixed: Mapping[str, float],
+    null: NullTable | None,
+    mode: str,
+    n: int,
+    ceilings: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], tuple[str, ...]]:
-    """(thresholds for a window of ``n`` rows, the SLIs that are not drift signals there)."""
+    """(thresholds for a window of ``n`` rows, the SLIs that are not drift signals there).
+
+    ``ceilings``: the largest value an SLI can take in this window where it is lower than
+    its ``most`` (a PSI against the window's own reference, empty clusters below k)."""
     out = dict(fixed)
     if mode == "fixed" or null is None:
         return out, ()
@@ -33,8 +40,10 @@ def run_thresholds(
     for key, value in calibrated.items():
         sli = S.SLIS[key]
         # A threshold the SLI cannot pass (an outlier ratio above 1, from a reference of a
-        # few distinct values) is no drift signal either: said, not silently never fired.
-        beyond = value is not None and sli.most is not None and value >= sli.most
+        # few distinct values; a PSI above the one of a window all in one bin) is no drift
+        # signal either: said, not silently never fired.
+        bounds = [b for b in (sli.most, (ceilings or {}).get(key)) if b is not None]
+        beyond = value is not None and bool(bounds) and value >= min(bounds)
         if value is None or beyond:
             undefined.append(key)
             for tkey in sli.thresholds:

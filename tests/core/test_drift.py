@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
+from monitor.core._psi import psi_ceiling, psi_from_fractions
 from monitor.core.drift import (
     SPLIT_MIN_ROWS,
     centroid_drift,
@@ -476,3 +477,22 @@ def test_split_gain_is_undefined_without_a_baseline_and_refuses_a_wrong_one() ->
     for bad in (np.ones(3), np.array([1.0, np.nan]), np.array([1.0, -1.0])):
         with pytest.raises(InvalidInputError, match="'baseline' parameter of split_gain"):
             split_gain(X, centers, bad)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_psi_ceiling_is_the_largest_psi_any_window_reaches(seed: int) -> None:
+    """Every row in one bin, the bin the reference holds least of: no mix of bins, nor a
+    window of any size, reads more (PSI is convex in the window's shares)."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(8, 0.5))
+    p[rng.integers(0, 8)] = 0.0  # an empty reference bin, floored as psi floors it
+    p /= p.sum()
+    top = psi_ceiling(p, 1e-4)
+    corner = max(psi_from_fractions(p, np.eye(8)[j], 1e-4) for j in range(8))
+    assert top == pytest.approx(corner, rel=1e-12)
+    for n in (1, 2, 5, 20, 200):
+        for _ in range(200):
+            q = rng.multinomial(n, rng.dirichlet(np.full(8, 0.3))) / n
+            assert psi_from_fractions(p, q, 1e-4) <= top + 1e-12
+    # Ten even bins: all rows in one reads 8.28 at the default floor.
+    assert psi_ceiling(np.full(10, 0.1), 1e-4) == pytest.approx(8.28, abs=0.01)

@@ -550,6 +550,36 @@ def test_a_threshold_the_sli_cannot_pass_leaves_it_out_as_a_drift_signal() -> No
     assert undefined == () and thresholds["outlier_ratio"] == pytest.approx(0.02)
 
 
+def test_a_threshold_above_the_windows_own_ceiling_leaves_the_sli_out() -> None:
+    # At 20 rows a window under a seasonal model, a feature-PSI threshold of 9.5 to 13
+    # stood above the 8.3 of a window all in one bin: the alert could never fire.
+    null = table(feature_psi_max=[9.5, 0.05], label_psi=[0.3, 0.03], empty_clusters=[2.2, 0.0])
+    ceilings = {"feature_psi_max": 8.3, "label_psi": 6.1, "empty_clusters": 1.0}
+    thresholds, undefined = run_thresholds(FIXED, null, "calibrated", 100, ceilings)
+    assert undefined == ("feature_psi_max", "empty_clusters")
+    assert not {"feature_psi_warning", "feature_psi_critical", "empty_clusters"} & set(thresholds)
+    assert thresholds["label_psi"] == 0.3
+    thresholds, undefined = run_thresholds(FIXED, null, "calibrated", 1000, ceilings)
+    assert undefined == () and thresholds["feature_psi_warning"] == pytest.approx(0.05)
+
+
+def test_the_ceilings_are_those_of_the_window_s_own_reference() -> None:
+    from monitor.core.drift import psi_ceiling
+    from monitor.pipeline.measure import _ceilings
+
+    _, snap = Harness(model()).run(steady)  # k = 3
+    even = _ceilings(snap, None)
+    assert even["empty_clusters"] == 2.0
+    assert even["label_psi"] == pytest.approx(psi_ceiling(snap.reference_shares, 1e-4))
+    assert even["feature_psi_max"] == pytest.approx(
+        max(psi_ceiling(f, snap.bins.epsilon) for f in snap.bins.reference_fractions)
+    )
+    # A phase whose reference has no row of the first cluster: a window all there reads
+    # far more than against the whole reference.
+    phase = (np.array([0.0, 0.5, 0.5]), snap.bins)
+    assert _ceilings(snap, phase)["label_psi"] > even["label_psi"] + 1.0
+
+
 def test_warm_kernels_loads_every_compiled_kernel_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     # The daemon and each worker process call it before their first run.
     import monitor.pipeline as pipeline
