@@ -154,15 +154,24 @@ def flags(held: Sequence[Sequence[Condition]]) -> list[bool]:
     return [bool(h) for h in held]
 
 
-def pages(flagged: Sequence[bool], runs: int = S.FLAGGED_RUNS_TO_FIRE) -> list[bool]:
-    """Per run: whether it raises a page, i.e. it is the ``runs``-th flag of a streak (the
-    model's ``thresholds.flagged_runs_to_fire``: where its SLI alerts start firing)."""
+def pages(
+    counted: Sequence[int],
+    fired: Sequence[Sequence[Condition]],
+    runs: int = S.FLAGGED_RUNS_TO_FIRE,
+) -> list[bool]:
+    """Per run: whether it raises a page, where an alert starts firing: its flagged runs
+    (``counted``, from ``flagged_runs``) reach ``runs``, the model's
+    ``thresholds.flagged_runs_to_fire``, from which its SLI alerts fire (one page per
+    streak); or ``KMeansRunsFailing`` is in its ``fired`` (``firing``) and was not in
+    the run's before, its ``for:`` elapsed. Failed runs end the SLI count: two in a row
+    paged before 2026-12-06, fifteen minutes before any alert fired."""
     runs = check_int(runs, "runs", low=1, owner="pages")
     out = []
-    streak = 0
-    for flag in flagged:
-        streak = streak + 1 if flag else 0
-        out.append(streak == runs)
+    failing_before = False
+    for n, conditions in zip(counted, fired, strict=True):
+        failing = any(c.alert == RUNS_FAILING for c in conditions)
+        out.append(n == runs or (failing and not failing_before))
+        failing_before = failing
     return out
 
 

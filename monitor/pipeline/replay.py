@@ -69,7 +69,7 @@ class Replay:
 
     @property
     def pages(self) -> int:
-        """Pages: streaks of at least ``thresholds.flagged_runs_to_fire`` flags in a row."""
+        """Pages: runs where an alert starts firing (``alerting.pages``)."""
         return sum(w.page for w in self.windows)
 
     @property
@@ -182,9 +182,9 @@ def judge(
     held = [alerting.held_conditions(r) for r in results]
     flagged = alerting.flags(held)
     to_fire = model.thresholds.flagged_runs_to_fire
-    paged = alerting.pages(flagged, to_fire)
     fired = alerting.firing(times, held, durations, next_time=next_time, flagged_to_fire=to_fire)
     counted = alerting.flagged_runs(held)
+    paged = alerting.pages(counted, fired, to_fire)
     windows = tuple(
         ReplayWindow(i, t - model.window, t, r, h, f, fl, p, n)
         for i, (t, r, h, f, fl, p, n) in enumerate(

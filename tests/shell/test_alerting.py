@@ -296,10 +296,26 @@ def test_flags_and_pages() -> None:
     held: list[tuple[Condition, ...]] = [(), (DRIFT,), (DRIFT,), (DRIFT,), (), (DRIFT,), (DRIFT,)]
     flagged = flags(held)
     assert flagged == [False, True, True, True, False, True, True]
-    # A page at the second flag of each streak; a longer streak is still one page.
-    assert pages(flagged) == [False, False, True, False, False, False, True]
+    counted = flagged_runs(held)
+    times = [900.0 * i for i in range(7)]
+    fired = firing(times, held, {}, next_time=6300.0)
+    # A page at the second flag of each streak, where the alert starts firing; a longer
+    # streak is still one page.
+    assert pages(counted, fired) == [False, False, True, False, False, False, True]
     # A model that asks for more flagged runs in a row pages where its alerts fire.
-    assert pages(flagged, 3) == [False, False, False, True, False, False, False]
-    assert pages(flagged, 1) == [False, True, False, False, False, True, False]
+    assert pages(counted, fired, 3) == [False, False, False, True, False, False, False]
+    assert pages(counted, fired, 1) == [False, True, False, False, False, True, False]
     with pytest.raises(ValueError, match="runs"):
-        pages(flagged, 0)
+        pages(counted, fired, 0)
+
+
+def test_failed_runs_page_where_their_alert_fires_not_at_the_second() -> None:
+    # Runs every 10 s, KMeansRunsFailing with a for: of 15m: two failures in a row paged
+    # at the second, fifteen minutes before the alert fired.
+    failed = Condition(RUNS_FAILING, RUNS_FAILING_SEVERITY, reason="source_unavailable")
+    held: list[tuple[Condition, ...]] = [(failed,)] * 100
+    times = [10.0 * i for i in range(100)]
+    fired = firing(times, held, {(RUNS_FAILING, RUNS_FAILING_SEVERITY): 900.0}, next_time=1000.0)
+    paged = pages(flagged_runs(held), fired)
+    assert paged.index(True) == 90 == [bool(f) for f in fired].index(True)
+    assert sum(paged) == 1
