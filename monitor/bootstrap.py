@@ -882,7 +882,8 @@ RESTORED_RUNS = 100
 
 def _restore(state: MonitorState, history: History, model: str) -> None:
     """Give ``state`` what ``history`` knew of ``model``: its latest success, whether a
-    failure came after it, and the flagged runs up to it (after the latest failure)."""
+    failure came after it and when that one ended, and the flagged runs up to it (after
+    the latest failure)."""
     recent = history.recent(model, limit=RESTORED_RUNS)
     latest = next(iter(recent), None)
     failed = next(iter(history.failures(model, limit=1)), None)
@@ -890,7 +891,8 @@ def _restore(state: MonitorState, history: History, model: str) -> None:
     since = [e for e in reversed(recent) if failed is None or e.evaluated_at >= failed.at]
     held = [alerting.held_conditions(e) for e in since]
     flagged = alerting.flagged_runs(held)[-1] if held else 0
-    state.restore(model, latest, failed_since=after, flagged_runs=flagged)
+    ended = None if failed is None else failed.at + (failed.duration_seconds or 0.0)
+    state.restore(model, latest, failed_since=after, flagged_runs=flagged, last_failure=ended)
 
 
 def carry_over_runs(app: App) -> None:

@@ -222,12 +222,21 @@ class MonitorState:
             self._generation += 1
 
     def restore(
-        self, model: str, latest: Evaluation | None, *, failed_since: bool, flagged_runs: int = 0
+        self,
+        model: str,
+        latest: Evaluation | None,
+        *,
+        failed_since: bool,
+        flagged_runs: int = 0,
+        last_failure: float | None = None,
     ) -> None:
         """What the history knew of a model before this process: its latest successful
-        run (``failed_since``: a failed run came after it, or it is None and one failed)
-        and its flagged runs (``alerting.flagged_runs``), so that a restart neither
-        resolves a firing SLI alert nor delays one by a run.
+        run (``failed_since``: a failed run came after it, or it is None and one failed),
+        when its latest failed run ended (``last_failure``), and its flagged runs
+        (``alerting.flagged_runs``), so that a restart neither resolves a firing SLI alert
+        nor delays one by a run. With the last run's time, KMeansRunsFailing (a run after
+        the last success) still holds after a restart: it read 0 before, and every restart
+        of a crash-looping daemon started the alert's ``for:`` again.
 
         A restart must not read as a model that never succeeded, nor export SLIs of 0
         until its first run ends (a silhouette of 0 is below any threshold). Call it after
@@ -238,9 +247,12 @@ class MonitorState:
             m = self._models[model]
             m.stale = failed_since
             m.flagged_runs = 0 if failed_since else flagged_runs
+            if last_failure is not None:
+                m.last_run = max(m.last_run, last_failure)
             if latest is not None:
                 m.evaluation = latest
                 m.last_success = max(m.last_success, latest.evaluated_at + latest.duration_seconds)
+                m.last_run = max(m.last_run, m.last_success)
                 if latest.live_version == m.live_version:
                     m.thresholds = dict(latest.thresholds)
             self._generation += 1

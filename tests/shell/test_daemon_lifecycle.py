@@ -312,7 +312,8 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
     for failed_after in (False, True):
         if failed_after:
             with SQLiteHistory(tmp_path / "state" / "history.sqlite") as history:
-                history.append_failure(RunFailure("m", "schema", "gone", done.evaluated_at + 60))
+                gone = done.evaluated_at + done.duration_seconds + 60  # a minute after it ended
+                history.append_failure(RunFailure("m", "schema", "gone", gone))
         app = build_app(parse(raw, sources=SOURCES))
         try:
             status = app.state.status("m")
@@ -323,6 +324,15 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
         silhouette = done.slis["silhouette"]
         assert f'kmeans_silhouette_score{{model="m"}} {silhouette!r}' in text
         assert f'kmeans_slis_stale{{model="m"}} {float(failed_after)!r}' in text
+        # The last run is the failure's, after the last success: KMeansRunsFailing holds
+        # on, where a restart read 0 and started the alert's for: again.
+        last_run = gone if failed_after else status.last_success
+        [exported] = [
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith('kmeans_last_run_timestamp_seconds{model="m"}')
+        ]
+        assert exported == pytest.approx(last_run, abs=1e-3)
 
 
 def test_a_restart_takes_the_flagged_runs_from_the_history(tmp_path: Path) -> None:
