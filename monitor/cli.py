@@ -1469,6 +1469,10 @@ def _state_dir_of(
     return directory, named
 
 
+class _AmbiguousTime(InvalidInputError):
+    """Eight digits that read as unix seconds and as an ISO-8601 date alike."""
+
+
 def _option_time(text: str, option: str) -> float:
     """Unix seconds of an option's time (ISO-8601, unix seconds). Eight digits that make a
     date are refused: ``--from 20240501`` read as unix seconds was 1970-08-23 and
@@ -1482,7 +1486,7 @@ def _option_time(text: str, option: str) -> float:
             day = datetime.strptime(digits, "%Y%m%d").date().isoformat()
         except ValueError:
             return seconds  # no date: unix seconds it is
-        raise InvalidInputError(
+        raise _AmbiguousTime(
             f"{option}: {digits} reads as unix seconds ({format_time(seconds)}) and as the "
             f"ISO-8601 date {day}: write {day} for the day, or {digits}.0 for unix seconds"
         )
@@ -1496,8 +1500,8 @@ def _when(text: str, option: str, now: float) -> float:
 
     try:
         return _option_time(text, option)
-    except TimeRangeError:
-        raise  # a time, out of range
+    except (TimeRangeError, _AmbiguousTime):
+        raise  # a time, out of range; or one that reads as two
     except InvalidInputError:
         pass
     try:

@@ -160,6 +160,14 @@ def test_since_and_until_take_durations_and_times(state: tuple[Path, float]) -> 
         "history", "shop", "--state-dir", str(directory), "--since", "1d", "--until", "0s"
     )
     assert until_now.exit_code == 0 and "model shop: 5 run(s)" in until_now.output
+    # Eight digits that make a date: refused, not a duration of 234 days back (nor 1970).
+    day = invoke("history", "shop", "--state-dir", str(directory), "--since", "20240501")
+    assert day.exit_code == 2
+    assert day.stderr == (
+        "error: --since: 20240501 reads as unix seconds (1970-08-23T06:21:41Z) and as the "
+        "ISO-8601 date 2024-05-01: write 2024-05-01 for the day, or 20240501.0 for unix "
+        "seconds\n"
+    )
 
 
 def test_json_has_every_run_with_utc_times_and_no_nan(state: tuple[Path, float]) -> None:
