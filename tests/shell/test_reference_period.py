@@ -280,7 +280,15 @@ def test_an_sli_without_a_null_at_this_size_is_not_a_drift_signal_and_the_run_sa
     _, _, _, store = run(m, lambda s, e: blobs(300, CENTERS, seed=int(s)))
     ev, *_ = run(m, lambda s, e: blobs(4, CENTERS, seed=5), NOW + 3600, store)
     assert S.THRESHOLD_CENTROID_DRIFT not in ev.thresholds
-    assert "not drift signals at 4 rows: centroid_drift_max" in ev.decision
+    # The refitted SLIs have no null at 4 rows; the label PSI's and the empty clusters'
+    # thresholds stand at or above what 4 rows can reach (every row in one cluster; k - 1
+    # = 2 empty), which until 2026-12-06 they kept, silently never firing.
+    assert ev.decision == (
+        "kept: no drift; not drift signals at 4 rows: label_psi, centroid_drift_max, "
+        "centroid_drift_se, empty_clusters, split_gain"
+    )
+    assert S.THRESHOLD_LABEL_PSI not in ev.thresholds
+    assert S.THRESHOLD_EMPTY_CLUSTERS not in ev.thresholds
 
 
 def test_by_default_a_window_needs_half_the_rows_of_the_references_smallest() -> None:
