@@ -215,8 +215,16 @@ def _max_age_problem(o: FilesOptions) -> Problem | None:
         return None
     if not (is_real(o.max_age) and o.max_age > 0):
         return Problem("max_age", "a duration > 0", o.max_age)
-    written = format_duration(o.max_age)  # as a duration, not its seconds
-    return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", written)
+    return _unless(o.window == "file", "max_age", "omitted unless window is 'file'", _max_age(o))
+
+
+def _max_age(o: FilesOptions) -> Any:
+    """``max_age`` as a problem shows it: a valid one as a duration ('2h'), not its
+    seconds; any other as found."""
+    age = o.max_age
+    if age is not None and is_real(age) and age > 0:
+        return format_duration(age)
+    return age
 
 
 def _time_from_problems(o: FilesOptions) -> list[Problem]:
@@ -232,8 +240,7 @@ def _time_from_problems(o: FilesOptions) -> list[Problem]:
     if o.window != "file":
         found.append(Problem("time_from", "'modified' unless window is 'file'", o.time_from))
     if o.max_age is not None:
-        written = format_duration(o.max_age) if is_real(o.max_age) and o.max_age > 0 else o.max_age
-        found.append(Problem("max_age", "omitted with time_from: name", written))
+        found.append(Problem("max_age", "omitted with time_from: name", _max_age(o)))
     try:
         NameTime(o.name_time)
     except ValueError as exc:
