@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -107,7 +108,7 @@ def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
     )
     raise TooFewRowsError(
         f"the reference period from {format_time(start)} has run "
-        f"{format_duration(end - start)} by this run, less than {what}: the first run "
+        f"{format_duration(math.floor(end - start))} by this run, less than {what}: the first run "
         f"from {format_time(start + need)} trains the model"
     )
 
