@@ -253,7 +253,8 @@ class NameTime:
 
     A format (``%Y%m%dT%H%M%S``, ``%Y-%m-%d_%H%M``, ``%s``) is searched for anywhere in
     the name and read as UTC; a regex (it holds ``(?P<time>``) is searched for and its
-    ``time`` group read as unix seconds or ISO-8601 (naive: UTC).
+    ``time`` group read as unix seconds or ISO-8601 (naive: UTC); eight digits are a
+    date (``20240501``), never unix seconds.
     """
 
     def __init__(self, spec: object) -> None:
@@ -297,6 +298,11 @@ class NameTime:
         text = match.group("time") if self._format is None else match.group(0)
         try:
             if self._format is None:
+                if re.fullmatch(r"[0-9]{8}", text):
+                    # ISO-8601's basic date, not unix seconds of 1970 to 1973: no file of
+                    # telemetry is named by those, and "20240501" read as them was August
+                    # 1970, a name time no window would ever read.
+                    return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC).timestamp()
                 return parse_time(text, name)
             if self._format == "%s":
                 return float(text)

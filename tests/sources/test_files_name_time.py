@@ -40,6 +40,9 @@ def _npy(path: Path, value: float, rows: int = 4) -> None:
         ("%s", "window-1704067200.npy", "2024-01-01T00:00:00Z"),
         (r"w(?P<time>\d+)\.", "w1704067200.npy", "2024-01-01T00:00:00Z"),
         (r"_(?P<time>[0-9T:-]+Z)\.", "m_2024-01-01T00:15:00Z.csv", "2024-01-01T00:15:00Z"),
+        # Eight digits in a regex's group are ISO-8601's basic date, not unix seconds of 1970.
+        (r"-(?P<time>\d+)\.", "metrics-20240501.csv", "2024-05-01T00:00:00Z"),
+        (r"-(?P<time>\d+)\.", "metrics-20241399.csv", None),  # month 13: no date
         ("%Y%m%dT%H%M%S", "tel-20241399T001500.npy", None),  # month 13: no date
         ("%Y%m%dT%H%M%S", "latest.npy", None),
         # Every match is tried: a first one that is no time does not hide the real one.
