@@ -839,7 +839,7 @@ def _csv_table(file: Path, where: str, wanted: list[str] | None) -> tuple[list[s
         for i in list(kept):
             try:
                 kept[i].append(_csv_column(rows, i, header[i], lines, where))
-            except SourceError as exc:  # a column of text (host names, ISO times)
+            except SchemaError as exc:  # a column of text (host names, ISO times)
                 if wanted is not None:
                     raise
                 _left_out(where, header[i], str(exc).removeprefix(f"{where}, "))
@@ -1112,7 +1112,8 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
 def _csv_column(
     rows: list[list[str]], i: int, name: str, lines: list[int], where: str
 ) -> FloatArray:
-    """Floats of column ``i``; empty cells are NaN; SourceError names a non-number cell."""
+    """Floats of column ``i``; empty cells are NaN; SchemaError names a non-number cell
+    (the column is not one of numbers, as a Parquet column of strings is not)."""
     cells = [r[i] for r in rows]
     if plain_texts(cells):
         try:
@@ -1128,7 +1129,7 @@ def _csv_column(
         try:
             out[k] = plain_float(text)
         except ValueError:
-            raise SourceError(
+            raise SchemaError(
                 f"{where}, line {lines[k]}: column {name!r} holds {brief(cell)}, not a number"
             ) from None
     return out

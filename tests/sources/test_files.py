@@ -407,18 +407,11 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
-        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
         # A quote left open takes the lines after it into one field: the error is where
         # the record starts, not at the end of the file where the parser stopped.
         (
             'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n7,8,9\n10,11,12\n',
             r"line 3 \(a quoted field runs to line 5\): 1 field\(s\) where the header has 3",
-        ),
-        ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
-        # A cell of 100 kB is shown by its ends, not echoed into every log line.
-        (
-            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
-            r"holds 'x+\.\.\.x+' \(100000 char",
         ),
         ("", r"empty CSV file"),
         # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
@@ -446,6 +439,31 @@ def test_malformed_csv_is_a_source_error_naming_the_line(
     path.write_text(text)
     os.utime(path, (T0 - 1, T0 - 1))
     with pytest.raises(SourceError, match=message) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+        ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
+        # A cell of 100 kB is shown by its ends, not echoed into every log line.
+        (
+            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
+            r"holds 'x+\.\.\.x+' \(100000 char",
+        ),
+    ],
+)
+def test_a_csv_cell_that_is_no_number_is_a_schema_error_naming_the_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    # As a Parquet column of strings is: the column is not one of numbers (reason
+    # `schema`), not a source that cannot be read (`source_unavailable`).
+    path = tmp_path / "w.csv"
+    path.write_text(text)
+    os.utime(path, (T0 - 1, T0 - 1))
+    with pytest.raises(SchemaError, match=message) as info:
         source(tmp_path).read_window(T0 - 60, T0)
     assert str(path) in str(info.value)
 
@@ -720,7 +738,7 @@ def test_time_range_timestamp_problems(
 # A file that does not read, whose times do: it fails the windows that hold its rows only.
 BAD_AT = T0 + 3600  # its rows' times, an hour after the good file's
 BAD = {
-    ".csv": ("column 'rps' holds 'oops', not a number", SourceError),
+    ".csv": ("column 'rps' holds 'oops', not a number", SchemaError),
     ".parquet": ("column 'rps' has type string; expected numbers", SchemaError),
 }
 
@@ -941,7 +959,7 @@ def test_read_table_says_what_a_path_is_when_it_is_no_regular_file(tmp_path: Pat
 def test_a_csv_cell_is_a_number_only_as_files_write_one(tmp_path: Path, cell: str) -> None:
     # Python's float() read "1_000" as 1000 and Arabic-Indic "12" as 12: silently.
     (tmp_path / "t.csv").write_text(f"a,b\n1,2\n{cell},3\n", encoding="utf-8")
-    with pytest.raises(SourceError, match=f"line 3: column 'a' holds '{cell}', not a number"):
+    with pytest.raises(SchemaError, match=f"line 3: column 'a' holds '{cell}', not a number"):
         read_table(tmp_path / "t.csv", ["a", "b"])
     (tmp_path / "t.csv").write_text(
         f"timestamp,{','.join(FEATURES)}\n1700000000,1,2,3\n{cell}{cell},1,2,3\n",
@@ -996,7 +1014,7 @@ def test_a_csv_is_read_in_chunks_with_the_same_rows_and_lines(
     cells = rows.tolist()
     cells[17][1] = "n/a"
     write(tmp_path / "w.csv", named(np.array(cells, dtype=object), ts=stamps))
-    with pytest.raises(SourceError, match="line 19: column 'cpu_ratio' holds 'n/a'"):
+    with pytest.raises(SchemaError, match="line 19: column 'cpu_ratio' holds 'n/a'"):
         _range_source(tmp_path).read_window(T0 - 600, T0)
     names, X = read_table(tmp_path / "w.csv")
     assert names == ["ts", "latency_ms", "rps"] and X.shape == (23, 3)
