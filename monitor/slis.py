@@ -399,7 +399,8 @@ SLIS: Mapping[str, Sli] = _sli(
         "Live clusters that received no point where the reference expects ten or more.",
         "clusters",
         "Clusters of the live model with no point of the window although the reference "
-        "(at this phase, for a seasonal model) expects at least ten there.",
+        "(at this phase, for a seasonal model) expects at least ten there, counted when "
+        "the empty clusters are past their threshold (0 where the run leaves them out).",
         direction=ABOVE,
         formula="cluster-sizes",
         code="monitor.core.quality.cluster_sizes",

@@ -260,6 +260,12 @@ def _measure_with(
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
+        # Emptiness counts as clusters gone only past the empty clusters' own threshold,
+        # as a split counts as one forming only past the split gain's: where the run
+        # leaves that SLI out, or the reference shows as many empty clusters at this
+        # size, it moved no retrain (quiet night windows of 36 rows whose rows fell in
+        # one cluster retrained an on-drift model every hour).
+        emptied = view.slis[S.EMPTY_CLUSTERS] > thresholds.get(S.THRESHOLD_EMPTY_CLUSTERS, np.inf)
         slis = {
             **view.slis,
             S.CENTROID_DRIFT_MAX: float(cd.max),
@@ -267,7 +273,7 @@ def _measure_with(
             S.CENTROID_DRIFT_SE: se,
             S.SPLIT_GAIN: split.gain,
             S.CLUSTERS_APPEARED: float(split.defined and split.gain > forming),
-            S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares)),
+            S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares) if emptied else 0),
             S.LABEL_AGREEMENT: float(agreement),
         }
         candidate_ok = bool((fit.table.sum(axis=0) > 0).all())

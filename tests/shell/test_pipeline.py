@@ -130,6 +130,26 @@ def test_steady_state_keeps_the_model_and_reports_small_drift() -> None:
     assert set(ev.phase_seconds) == {"read", "validate", "load", "score", "train", "compare"}
 
 
+def _regime_gone(start: float, end: float) -> np.ndarray:
+    """The first cluster's regime gone; the other two as before."""
+    return blobs(600, CENTERS[1:], seed=int(start) % 1000)
+
+
+@pytest.mark.parametrize(("allowed", "vanished"), [(0, 1.0), (1, 0.0)])
+def test_an_empty_cluster_counts_as_vanished_only_past_the_empty_clusters_threshold(
+    allowed: int, vanished: float
+) -> None:
+    # As a split counts as a cluster appearing only past the split gain's threshold:
+    # quiet night windows whose rows all fell in one cluster, where the run left the
+    # empty clusters out as a drift signal, retrained an on-drift model every hour.
+    h = Harness(model(thresholds={"mode": "fixed", "empty_clusters": allowed}))
+    h.run(steady)
+    ev, _ = h.run(_regime_gone)
+    assert ev.slis["empty_clusters"] == 1.0
+    assert ev.slis["clusters_vanished"] == vanished
+    assert ("clusters appeared or vanished" in ev.decision) == bool(vanished)
+
+
 def test_a_shift_is_measured_and_promoted_on_drift() -> None:
     h = Harness(model())
     h.run(steady)
