@@ -939,8 +939,40 @@ def backtest(
     One run per scheduled time whose window fits in the range, starting from no model
     (the first run trains the reference as a new model's would); nothing is written to
     the state directory. ``on_result(i, n, result)`` follows progress. InvalidInputError
-    for an unknown model, or a range that holds no run or more than MAX_REPLAY_RUNS.
+    as ``backtest_runs`` says.
     """
+    m, times, after = backtest_runs(settings, name, start, end)
+    source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
+    # Retention by count only: snapshot ages are data times, not the wall clock's.
+    keep = settings.store.keep_versions
+    store = MemorySnapshotStore(retention=RetentionPolicy(versions=keep) if keep else None)
+    durations = alerting.rule_durations(rules_by_alert(RenderOptions()))
+    try:
+        return replay(
+            m,
+            source,
+            store,
+            MemoryHistory(),
+            times,
+            next_time=after,
+            durations=durations,
+            classify=classify_failure,
+            package_version=__version__,
+            working_memory_mib=settings.daemon.working_memory_mib,
+            on_result=None if on_result is None else lambda i, r: on_result(i, len(times), r),
+        )
+    finally:
+        source.close()
+
+
+def backtest_runs(
+    settings: Settings, name: str, start: float, end: float
+) -> tuple[ModelSettings, list[float], float]:
+    """Model ``name``, the times of its runs in ``[start, end)`` and the run after them,
+    before any replay: a command that replays several models checks them all first, so
+    that one refused does not discard the others' finished replays. InvalidInputError
+    for an unknown model, a range that holds no run or more than MAX_REPLAY_RUNS, or a
+    source that cannot replay the past."""
     try:
         m = settings.model(name)
     except KeyError as exc:
@@ -964,31 +996,10 @@ def backtest(
             first = format_time(start + m.window)
             why = f"its cron {m.cron!r} does not fire between {first} and --to{nxt}"
         raise InvalidInputError(f"backtest: no run of model {name!r} fits in {span}: {why}")
-    kind = SOURCES[m.source.kind]
-    cannot = kind.replay_problem(m.source.options)
+    cannot = SOURCES[m.source.kind].replay_problem(m.source.options)
     if cannot is not None:
         raise InvalidInputError(f"backtest: model {name!r} cannot be replayed: {cannot}")
-    source = kind.build(m.name, m.features, m.source.options)
-    # Retention by count only: snapshot ages are data times, not the wall clock's.
-    keep = settings.store.keep_versions
-    store = MemorySnapshotStore(retention=RetentionPolicy(versions=keep) if keep else None)
-    durations = alerting.rule_durations(rules_by_alert(RenderOptions()))
-    try:
-        return replay(
-            m,
-            source,
-            store,
-            MemoryHistory(),
-            times,
-            next_time=after,
-            durations=durations,
-            classify=classify_failure,
-            package_version=__version__,
-            working_memory_mib=settings.daemon.working_memory_mib,
-            on_result=None if on_result is None else lambda i, r: on_result(i, len(times), r),
-        )
-    finally:
-        source.close()
+    return m, times, after
 
 
 # ---------------------------------------------------------------------- k and retraining

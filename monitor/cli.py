@@ -798,6 +798,7 @@ def backtest(
     """
     from monitor import plots
     from monitor.bootstrap import backtest as run_backtest
+    from monitor.bootstrap import backtest_runs
     from monitor.pipeline.replay import ReplayInterrupted
 
     settings = _settings(config_path)
@@ -809,6 +810,8 @@ def backtest(
             raise InvalidInputError(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
             )
+    for n in names:  # each refused before any replay: none finished is lost to another
+        backtest_runs(settings, n, t1, t2)
     _limit_blas(settings)
     replays = []
     try:

@@ -122,6 +122,31 @@ def test_a_model_named_twice_is_replayed_once(config: Path) -> None:
     assert [r["model"] for r in json.loads(result.stdout)] == ["cart", "shop"]
 
 
+@pytest.mark.parametrize(
+    ("cart", "message"),
+    [
+        ({"window": "1d"}, "error: backtest: no run of model 'cart' fits in "),
+        (
+            {"source": {"kind": "files", "path": "."}},
+            "error: backtest: model 'cart' cannot be replayed: the files source picks",
+        ),
+    ],
+)
+def test_every_model_is_checked_before_any_is_replayed(
+    config: Path, cart: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second model's refusal came after the first's whole replay, which was lost.
+    doc = yaml.safe_load(config.read_text())
+    doc["models"][1].update(cart)
+    config.write_text(yaml.safe_dump(doc))
+    replayed: list[str] = []
+    monkeypatch.setattr("monitor.bootstrap.replay", lambda m, *a, **k: replayed.append(m.name))
+    result = invoke("backtest", "--config", str(config), "--from", FROM, "--to", TO)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert replayed == [] and result.stdout == ""
+
+
 def test_plot_labels_each_time_tick_once_over_a_few_minutes(config: Path, tmp_path: Path) -> None:
     # "%m-%d %H:%M" labelled ticks 30 s apart alike: 00:01, 00:01, 00:02, 00:02, ...
     doc = yaml.safe_load(config.read_text())
