@@ -6,7 +6,7 @@ Pure: no clock, no store, no source. Everything it finds is a ``Measurement``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -260,12 +260,6 @@ def _measure_with(
         split = _split_gain(Xs, live, seed, wm)
         forming = thresholds.get(S.THRESHOLD_SPLIT_GAIN, np.inf)
         shares = live.reference_shares if compare is None else compare[0]
-        # Emptiness counts as clusters gone only past the empty clusters' own threshold,
-        # as a split counts as one forming only past the split gain's: where the run
-        # leaves that SLI out, or the reference shows as many empty clusters at this
-        # size, it moved no retrain (quiet night windows of 36 rows whose rows fell in
-        # one cluster retrained an on-drift model every hour).
-        emptied = view.slis[S.EMPTY_CLUSTERS] > thresholds.get(S.THRESHOLD_EMPTY_CLUSTERS, np.inf)
         slis = {
             **view.slis,
             S.CENTROID_DRIFT_MAX: float(cd.max),
@@ -273,7 +267,7 @@ def _measure_with(
             S.CENTROID_DRIFT_SE: se,
             S.SPLIT_GAIN: split.gain,
             S.CLUSTERS_APPEARED: float(split.defined and split.gain > forming),
-            S.CLUSTERS_VANISHED: float(_vanished(view.cluster_sizes, shares) if emptied else 0),
+            S.CLUSTERS_VANISHED: float(_vanished(view, shares, thresholds)),
             S.LABEL_AGREEMENT: float(agreement),
         }
         candidate_ok = bool((fit.table.sum(axis=0) > 0).all())
@@ -363,8 +357,16 @@ def _split_gain(Xs: remote.Rows, live: Snapshot, seed: int, wm: float) -> SplitG
 VANISHED_EXPECTED = 10.0
 
 
-def _vanished(sizes: tuple[int, ...], shares: FloatArray) -> int:
-    """Clusters with no row although the reference expects at least VANISHED_EXPECTED."""
+def _vanished(view: WindowView, shares: FloatArray, thresholds: Mapping[str, float]) -> int:
+    """Clusters with no row although the reference expects at least VANISHED_EXPECTED,
+    counted only past the empty clusters' own threshold, as a split counts as a cluster
+    forming only past the split gain's: where the run leaves that SLI out, or the
+    reference shows as many empty clusters at this size, none is gone (quiet night
+    windows of 36 rows whose rows fell in one cluster retrained an on-drift model every
+    hour)."""
+    if view.slis[S.EMPTY_CLUSTERS] <= thresholds.get(S.THRESHOLD_EMPTY_CLUSTERS, np.inf):
+        return 0
+    sizes = view.cluster_sizes
     n = sum(sizes)
     expected = np.asarray(shares, dtype=np.float64) * n
     return int(np.sum((np.asarray(sizes) == 0) & (expected >= VANISHED_EXPECTED)))
