@@ -1367,10 +1367,18 @@ def snapshots_retrain(
     The way to apply a changed k (or any training setting) deliberately: the new version
     is pending until `snapshots approve`, or live at once with --live; a running daemon
     follows. Reads the model's source, so it needs --config, and takes as long as the
-    model's first run. Exits 1 when the source cannot be read or training fails.
+    model's first run. Exits 1 when the source cannot be read, its rows do not make a
+    model (too few, invalid values, other columns) or training fails.
     """
     from monitor.bootstrap import check_state_dir, retrain
-    from monitor.errors import SourceError, TrainingError
+    from monitor.errors import (
+        EngineError,
+        InvalidValuesError,
+        SchemaError,
+        SourceError,
+        TooFewRowsError,
+        TrainingError,
+    )
     from monitor.runner import approve_command, classify_failure
 
     if config_path is None:
@@ -1381,7 +1389,14 @@ def snapshots_retrain(
     _limit_blas(settings)
     try:
         done = retrain(settings, model, live=live, on_start=_retrain_started(model))
-    except (SourceError, TrainingError) as exc:
+    except (
+        SourceError,
+        SchemaError,
+        InvalidValuesError,
+        TooFewRowsError,
+        TrainingError,
+        EngineError,
+    ) as exc:  # what fails a run reading the same period: exit 1, not a usage error
         click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
         sys.exit(1)
     snap = done.snapshot

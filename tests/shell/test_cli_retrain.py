@@ -142,6 +142,14 @@ def test_retrain_errors(tmp_path: Path, three: tuple[Path, Path]) -> None:
     started, error = failed.stderr.splitlines()  # the note that training starts, the error
     assert started.startswith("training shop on its reference period")
     assert error.startswith("error: retrain failed (source_unavailable): files source of model")
+    # Rows that make no model fail it the same way (they exited 2, as a usage error).
+    for text, reason in [("a,b,c\n1,2,3\n", "too_few_rows"), ("a,b,c\n1,x,3\n", "schema")]:
+        (tmp_path / "few").mkdir(exist_ok=True)
+        (tmp_path / "few" / "w.csv").write_text(text)
+        write_config(cfg, tmp_path / "few", 4)
+        failed = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+        assert failed.exit_code == 1, failed.output
+        assert failed.stderr.splitlines()[-1].startswith(f"error: retrain failed ({reason}): ")
     listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
     assert [v["version"] for v in listing["shop"]] == [1]
 
