@@ -1495,15 +1495,12 @@ def _option_time(text: str, option: str) -> float:
     """Unix seconds of an option's time (ISO-8601, unix seconds). Eight digits that make a
     date are refused: ``--from 20240501`` read as unix seconds was 1970-08-23 and
     replayed nothing the user meant, while ISO-8601 reads it as the day."""
-    from monitor.timestamps import format_time, parse_time
+    from monitor.timestamps import eight_digit_date, format_time, parse_time
 
     seconds = parse_time(text, option)
-    digits = text.strip()
-    if re.fullmatch(r"[0-9]{8}", digits):
-        try:
-            day = datetime.strptime(digits, "%Y%m%d").date().isoformat()
-        except ValueError:
-            return seconds  # no date: unix seconds it is
+    day = eight_digit_date(text)
+    if day is not None:
+        digits = text.strip()
         raise _AmbiguousTime(
             f"{option}: {digits} reads as unix seconds ({format_time(seconds)}) and as the "
             f"ISO-8601 date {day}: write {day} for the day, or {digits}.0 for unix seconds"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "ACCEPTED",
     "EARLIEST",
     "LATEST",
+    "eight_digit_date",
     "finer_unit",
     "format_time",
     "out_of_range",
@@ -86,12 +88,38 @@ def finer_unit(value: Any) -> str:
 
 
 def time_field(value: Any, name: str) -> float:
-    """``parse_time`` for a configuration field: a bad value is its Problem (a Mismatch)."""
+    """``parse_time`` for a configuration field: a bad value is its Problem (a Mismatch),
+    and so are eight digits that make a date (``eight_digit_date``)."""
+    day = eight_digit_date(value)
+    if day is not None:
+        expected = (
+            f"{day} for the day, or {str(value).strip()}.0 for unix seconds (eight digits "
+            "read as both)"
+        )
+        raise Mismatch(Problem(name, expected, value))
     try:
         return parse_time(value, name)
     except InvalidInputError:
         expected = f"unix seconds or an ISO-8601 time {ACCEPTED}"
-        raise Mismatch(Problem(name, expected, value)) from None
+        # A date YAML read unquoted is shown as written, not as datetime.date(1969, ...).
+        shown = value.isoformat() if isinstance(value, date) else value
+        raise Mismatch(Problem(name, expected, shown)) from None
+
+
+def eight_digit_date(value: Any) -> str | None:
+    """The ISO-8601 day of ``value`` when it is eight digits that make a date, which also
+    read as unix seconds of 1970 (``20240501``: 2024-05-01, or 1970-08-23); else None.
+    Those who write them mean the day; where a time is asked for, both readings are
+    refused, with how to write each."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]{8}", text):
+        return None
+    try:
+        return datetime.strptime(text, "%Y%m%d").date().isoformat()
+    except ValueError:
+        return None  # no date (month 13): unix seconds it is
 
 
 def _seconds(value: Any, where: str) -> float:

@@ -58,7 +58,7 @@ from monitor.sources._common import (
     parse_timestamps,
     separator_hint,
 )
-from monitor.timestamps import format_time, parse_time
+from monitor.timestamps import eight_digit_date, format_time, parse_time
 
 __all__ = [
     "FORMATS",
@@ -302,7 +302,8 @@ class NameTime:
                     # ISO-8601's basic date, not unix seconds of 1970 to 1973: no file of
                     # telemetry is named by those, and "20240501" read as them was August
                     # 1970, a name time no window would ever read.
-                    return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC).timestamp()
+                    day = eight_digit_date(text)
+                    return None if day is None else parse_time(day, name)
                 return parse_time(text, name)
             if self._format == "%s":
                 return float(text)

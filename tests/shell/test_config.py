@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +448,23 @@ def test_config_never_imports_a_source() -> None:
             {"seasonality": "hourly"},
             "models[checkout].seasonality: must be one of {'auto', 'none', 'daily', 'weekly'}; "
             "got 'hourly'",
+        ),
+        # Eight digits that make a date read as 1970 in unix seconds; the CLI refuses them.
+        (
+            {"reference": {"from": 20260101, "to": "2026-02-01"}},
+            "models[checkout].reference.from: must be 2026-01-01 for the day, or 20260101.0 for "
+            "unix seconds (eight digits read as both); got 20260101",
+        ),
+        (
+            {"reference": {"from": "2026-01-01", "to": "20260201"}},
+            "models[checkout].reference.to: must be 2026-02-01 for the day, or 20260201.0 for "
+            "unix seconds (eight digits read as both); got '20260201'",
+        ),
+        # An unquoted YAML date is shown as written, not as Python's datetime.date(...).
+        (
+            {"reference": {"from": date(1969, 12, 31), "to": "2026-02-01"}},
+            "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
+            "from 1970-01-01 up to, but not including, 9999-01-01 UTC; got '1969-12-31'",
         ),
         # A bad end of the range is its only problem, not also a missing one.
         (
