@@ -68,7 +68,12 @@ def read_reference(
     read = _read(source, model, ends, engine, seen, current)
     if not read.rows:
         assert read.last_error is not None
-        raise read.last_error
+        error = read.last_error
+        raise type(error)(
+            f"no window of the reference period {format_time(start)} to {format_time(end)} "
+            f"could be used ({len(ends)} read); the last: {error}"
+        )
+    _check_leading_gap(model, (start, end), ends, read)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -113,6 +118,37 @@ def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
     )
 
 
+def _check_leading_gap(
+    model: ModelSettings, span: tuple[float, float], ends: list[float], read: _Read
+) -> None:
+    """TooFewRowsError when the windows before the first one that holds rows, which the
+    source read and found too few rows in, are more than half the period's: the source's
+    data began inside it (a new deployment, a Prometheus younger than the period). A
+    period of a day whose first run came an hour after the data began trained on that
+    hour, and a seasonal model knew one hour of its cycle for good: 156 of 168 quiet
+    windows flagged. Gaps elsewhere in the period (a
+    night without rows), and windows that could not be read (an outage; a files source in
+    ``window: file`` mode before its first file, whose one file is the period), are left
+    out as before."""
+    start, end = span
+    first = read.starts[0]
+    lead = sum(1 for s in read.empty if s < first)
+    if 2 * lead <= len(ends):
+        return
+    ref = model.reference
+    if ref.start is None or ref.end is None:  # a period ending at each first run
+        when = f"the first run from {format_time(first + (end - start) / 2)} trains the model"
+    elif 2 * first - ref.start <= ref.end:  # a fixed range still running: it grows
+        when = f"the first run from {format_time(2 * first - ref.start)} trains the model"
+    else:
+        when = f"set reference.from to {format_time(first)} or later"
+    raise TooFewRowsError(
+        f"the reference period {format_time(start)} to {format_time(end)} holds rows only "
+        f"from {format_time(first)}: its first {lead} of {len(ends)} windows could not be "
+        f"used (the first: {read.skipped[0]}), more than half; {when}"
+    )
+
+
 @dataclass
 class _Read:
     """The windows of a period read so far: the rows kept, and what was left out."""
@@ -121,6 +157,7 @@ class _Read:
     starts: list[float] = field(default_factory=list)
     stops: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    empty: list[float] = field(default_factory=list)  # starts of those with too few rows
     repeated: int = 0
     last_error: Exception | None = None
 
@@ -146,6 +183,8 @@ def _read(
             X = remote.validate(window, model, engine)
         except (SourceError, InvalidInputError) as exc:
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
+            if isinstance(exc, TooFewRowsError):
+                out.empty.append(s)
             out.last_error = exc
             continue
         digest = _digest(window)

@@ -390,3 +390,47 @@ def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks(
     day = model(reference={"from": NOW - DAY, "to": NOW + DAY}, seasonality="daily")
     _, snap, _, _ = run(day, make)
     assert snap.window_start == NOW - DAY and snap.window_end == NOW
+
+
+def since(begin: float) -> Any:
+    """Rows of ``daily_mix`` from ``begin`` on, none before (a source younger than that)."""
+    return lambda s, e: daily_mix(s, e) if s >= begin else np.empty((0, len(FEATURES)))
+
+
+def test_a_period_whose_data_begin_in_its_second_half_fails_until_half_of_it_holds_rows() -> None:
+    # A Prometheus an hour old: the day's period trained on its last hour, and a seasonal
+    # model knew that hour of its cycle for good (156 of 168 quiet windows flagged).
+    begin = NOW - 3 * 3600
+    day = model(seasonality="daily")
+    with pytest.raises(TooFewRowsError) as caught:
+        run(day, since(begin))
+    assert str(caught.value).startswith(
+        "the reference period 2027-01-14T08:00:00Z to 2027-01-15T08:00:00Z holds rows only "
+        "from 2027-01-15T05:00:00Z: its first 21 of 24 windows could not be used (the first: "
+        "[2027-01-14T08:00:00Z, 2027-01-14T09:00:00Z): "
+    )
+    assert str(caught.value).endswith(
+        "more than half; the first run from 2027-01-15T17:00:00Z trains the model"
+    )
+    _, snap, _, _ = run(day, since(begin), now=begin + DAY / 2)  # 12 of 24 hold rows
+    assert snap.reference_windows is not None
+    assert snap.window_start == begin and snap.reference_windows.values.shape[0] == 12
+    # A fixed range that ended: only another `from` can help.
+    past = model(reference={"from": NOW - 2 * DAY, "to": NOW - DAY}, seasonality="daily")
+    with pytest.raises(TooFewRowsError, match=r"set reference.from to 2027-01-14T05:00:00Z or"):
+        run(past, since(NOW - DAY - 3 * 3600))
+    # Rows missing elsewhere (a night, an outage) leave those windows out, as before.
+    night = lambda s, e: np.empty((0, 3)) if (s % DAY) < 6 * 3600 else daily_mix(s, e)  # noqa: E731
+    _, snap, _, _ = run(model(), night)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 18
+
+
+def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
+    past = model(reference={"from": NOW - 30 * DAY, "to": NOW - 29 * DAY})
+    with pytest.raises(TooFewRowsError) as caught:
+        run(past, since(NOW - DAY))
+    assert str(caught.value).startswith(
+        "no window of the reference period 2026-12-16T08:00:00Z to 2026-12-17T08:00:00Z could "
+        "be used (24 read); the last: "
+    )
