@@ -791,3 +791,25 @@ def test_the_drift_thresholds_follow_the_data_s_unit(unit: float) -> None:
     np.testing.assert_allclose(
         tiny[S.CENTROID_DRIFT_MAX], plain[S.CENTROID_DRIFT_MAX] * unit, rtol=1e-4
     )
+
+
+def test_the_centroid_drift_threshold_stays_within_the_reference_s_reach() -> None:
+    # A reference day whose regime 1 was gone for two hours of 24: its null held a clump
+    # of drifts near the regimes' distance over a body of sampling noise, and the tail
+    # fitted above the body put the threshold in the thousands, past any window's reach.
+    rng = np.random.default_rng(0)
+    parts = []
+    for b in range(24):
+        shares = SHARES if b not in (4, 5) else np.array([SHARES[0] + SHARES[1], 0.0, SHARES[2]])
+        parts.append(CENTERS[rng.choice(3, size=500, p=shares)] + 0.3 * rng.normal(size=(500, 3)))
+    X = np.concatenate(parts)
+    ref = fit_reference(X, np.repeat(np.arange(24), 500))
+    table = table_of(ref, [100, 500], false_alarm_rate=0.01)
+    drift = table.values[:, table.keys.index(S.CENTROID_DRIFT_MAX)]
+    reach = float(np.sqrt(np.sum((X.max(axis=0) - X.min(axis=0)) ** 2)))
+    assert drift == pytest.approx([reach, reach])  # the far tail reached 3,489 and 283,772
+    # A unit change moves a centre past it, as it moves rows out of the reference's span.
+    W = CENTERS[rng.choice(3, size=500, p=SHARES)] + 0.3 * rng.normal(size=(500, 3))
+    W[:, 0] *= 1000
+    moved = fit_kmeans(W, 3, init=ref.centers, n_init=1, random_state=0).centers
+    assert centroid_drift(ref.centers, moved).max > drift[1]
