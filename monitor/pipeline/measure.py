@@ -127,7 +127,7 @@ def measure(
         rows = (
             None if windows is None else day_long_rows(windows.rows, windows.starts, windows.ends)
         )
-        X = remote.validate(window, model, ctx.engine, rows)
+        X = remote.validate(window, model, ctx.engine, rows, None if live is None else live.k)
     if live is None:
         with phases.phase("reference"):
             first = train.train_reference(

@@ -44,6 +44,7 @@ def validate(
     model: ModelSettings,
     engine: Engine | None,
     reference_rows: IntArray | None = None,
+    k: int | None = None,
 ) -> Rows:
     """``validate_window``, on the engine when it can read the window's rows where they are.
 
@@ -51,13 +52,13 @@ def validate(
     or infinity counted in one pass, then dropped by a map), values whose squares
     overflow (found in the same pass, block by block: a column whose variance overflows
     only across blocks goes unseen), ``min_rows`` (against ``reference_rows``, the live
-    model's reference windows' rows, with ``auto``).
+    model's reference windows' rows, with ``auto``; ``k``, its clusters).
     """
     if window.remote is None:
-        return validate_window(window, model, reference_rows)
+        return validate_window(window, model, reference_rows, k)
     if engine is None or engine.name != window.remote.engine:
         collected = replace(window, X=window.remote.collect(), remote=None)
-        return validate_window(collected, model, reference_rows)
+        return validate_window(collected, model, reference_rows, k)
     where = check_schema(window, model)
     rows = window.remote
     if rows.n_features != len(model.features):
@@ -77,7 +78,7 @@ def validate(
         first = overflows[0]  # blocks come back in the rows' order
         found = replace(first, rows=sum(o.rows for o in overflows), judged=n - n_bad)
         raise InvalidValuesError(f"{where}: {found.message(model.features, 'squared distances')}")
-    check_enough_rows(n - n_bad, model, where, reference_rows)
+    check_enough_rows(n - n_bad, model, where, reference_rows, k)
     return CountedRows(rows, n - n_bad)
 
 

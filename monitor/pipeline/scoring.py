@@ -65,12 +65,16 @@ def check_schema(window: Window, model: ModelSettings) -> str:
 
 
 def validate_window(
-    window: Window, model: ModelSettings, reference_rows: IntArray | None = None
+    window: Window,
+    model: ModelSettings,
+    reference_rows: IntArray | None = None,
+    k: int | None = None,
 ) -> FloatArray:
     """Check schema and values of a window; return its rows (NaN rows dropped by policy).
 
     ``reference_rows``: the rows of each window of the live model's reference period,
-    which ``validation.min_rows: auto`` measures a window's rows against (``least_rows``).
+    which ``validation.min_rows: auto`` measures a window's rows against, and ``k`` its
+    clusters (``least_rows``).
     """
     where = check_schema(window, model)
     X = np.asarray(window.X)
@@ -86,7 +90,7 @@ def validate_window(
     # scored or served; choose-k refuses them with the same check.
     if (overflow := overflow_message(X, model.features, "squared distances")) is not None:
         raise InvalidValuesError(f"{where}: {overflow}")
-    check_enough_rows(int(X.shape[0]), model, where, reference_rows)
+    check_enough_rows(int(X.shape[0]), model, where, reference_rows, k)
     return X
 
 
@@ -102,7 +106,9 @@ def day_long_rows(rows: IntArray, starts: FloatArray, ends: FloatArray) -> IntAr
     return rows
 
 
-def least_rows(model: ModelSettings, reference_rows: IntArray | None = None) -> tuple[int, str]:
+def least_rows(
+    model: ModelSettings, reference_rows: IntArray | None = None, k: int | None = None
+) -> tuple[int, str]:
     """The fewest valid rows a window of ``model`` may have, and why (the error says it).
 
     ``validation.min_rows`` when set (and k at least). With ``auto``, the default: as many
@@ -110,23 +116,32 @@ def least_rows(model: ModelSettings, reference_rows: IntArray | None = None) -> 
     (``reference_rows``, the rows of each of its windows), half the rows of its smallest
     window: a window far thinner than any the model was trained on is a broken feed, a
     data-quality failure, while telemetry of a dozen points a window still runs.
+
+    ``k`` is the trained model's; without one, the most the configuration allows (a
+    range's top: the k the first model may choose). Taking the top for a model that
+    chose k = 2 of 2 to 6 failed quiet windows of 4 and 5 rows, and paged.
     """
-    k = _k_max(model)
+    bar = f"k up to {_k_max(model)}" if k is None else f"k = {k}"
+    k = _k_max(model) if k is None else k
     fixed = model.validation.min_rows
     if fixed is not None:
-        return max(fixed, k), f"validation.min_rows={fixed}, k up to {k}"
+        return max(fixed, k), f"validation.min_rows={fixed}, {bar}"
     if reference_rows is None or len(reference_rows) == 0:
-        return max(2, k), f"validation.min_rows=auto, k up to {k}"
+        return max(2, k), f"validation.min_rows=auto, {bar}"
     smallest = int(np.min(reference_rows))
     why = f"half the {smallest} rows of the reference period's smallest window"
-    return max(2, k, -(-smallest // 2)), f"validation.min_rows=auto: {why}, k up to {k}"
+    return max(2, k, -(-smallest // 2)), f"validation.min_rows=auto: {why}, {bar}"
 
 
 def check_enough_rows(
-    n: int, model: ModelSettings, where: str, reference_rows: IntArray | None = None
+    n: int,
+    model: ModelSettings,
+    where: str,
+    reference_rows: IntArray | None = None,
+    k: int | None = None,
 ) -> None:
     """TooFewRowsError when ``n`` valid rows are fewer than the model accepts."""
-    need, why = least_rows(model, reference_rows)
+    need, why = least_rows(model, reference_rows, k)
     if n < need:
         raise TooFewRowsError(f"{where}: {n} valid rows; at least {need} required ({why})")
 

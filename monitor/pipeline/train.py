@@ -327,10 +327,11 @@ def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[s
 # ---------------------------------------------------------------------------- calibration
 
 
-def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
+def size_grid(ref: ReferencePeriod, model: ModelSettings, k: int | None = None) -> list[int]:
     """Window sizes to calibrate at: doubling from the smallest a run accepts to twice the
     largest reference window, and that window's own size (runs outside take the nearest
     end), at most ``largest_null_window`` (below the smallest a run accepts if need be).
+    ``k`` is the model's clusters (``least_rows``).
 
     A run usually has about a reference window's rows: calibrated at that size, its
     thresholds need no interpolation. The centroid drifts are refitted at up to four
@@ -340,7 +341,7 @@ def size_grid(ref: ReferencePeriod, model: ModelSettings) -> list[int]:
     theirs: fewer flags, never more (each calibrated SLI's null only narrows as the rows
     grow).
     """
-    low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends))[0]
+    low = least_rows(model, day_long_rows(ref.window_rows, ref.starts, ref.ends), k)[0]
     window = _usual_rows(ref)
     high = min(max(low, 2 * window), largest_null_window(ref))
     window, low = min(window, high), min(low, high)
@@ -423,7 +424,7 @@ def _calibrated(
     calibrated = [key for key in S.CALIBRATED if key in calibration.CALIBRATABLE]
     null, windows = calibration.calibrate(
         Xs, block, snap.centers, snap.bins, snap.outliers,
-        starts=ref.starts, ends=ref.ends, sizes=size_grid(ref, model),
+        starts=ref.starts, ends=ref.ends, sizes=size_grid(ref, model, snap.k),
         keys=calibrated if cfg.mode != "fixed" else (), false_alarm_rate=cfg.false_alarm_rate,
         phases=phases, n_fits=max(30, 12 * cfg.calibration_refits),
         random_state=int(rng.integers(0, 2**31 - 1)), working_memory_mib=wm,

@@ -306,8 +306,21 @@ def test_by_default_a_window_needs_half_the_rows_of_the_references_smallest() ->
         run(m, lambda s, e: blobs(4, CENTERS, seed=6), NOW + 7200, store)
     assert str(caught.value).endswith(
         "4 valid rows; at least 5 required (validation.min_rows=auto: half the 9 rows of "
-        "the reference period's smallest window, k up to 3)"
+        "the reference period's smallest window, k = 3)"
     )
+
+
+def test_a_k_range_bars_windows_by_the_k_the_model_chose() -> None:
+    # The top of the range barred them: a model that chose k = 2 of 2 to 6 failed its
+    # quiet night windows of 4 and 5 rows, and KMeansRunsFailing paged.
+    m = model(k={"min": 2, "max": 6, "criterion": "silhouette"}, reference={"window": "1h"})
+    two = CENTERS[:2] * 3
+    with pytest.raises(TooFewRowsError, match=r"4 valid rows; at least 6 required \(.*k up to 6\)"):
+        run(m, lambda s, e: blobs(4, two, seed=int(s)))  # no model yet: it may choose 6
+    _, snap, _, store = run(m, lambda s, e: blobs(40, two, seed=int(s)))
+    assert snap.k == 2
+    ev, *_ = run(m, lambda s, e: blobs(4, two, seed=5), NOW + 3600, store)
+    assert ev.n_rows == 4
 
 
 @pytest.mark.parametrize("value", ["auto", 3, 500])
