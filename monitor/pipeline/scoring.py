@@ -256,6 +256,10 @@ class ScaleBuffer:
             self._flat = None
 
 
+#: The internal indices a window of one populated cluster has none of (0.0, undefined).
+_INDICES = (S.SILHOUETTE, S.DAVIES_BOULDIN, S.CALINSKI_HARABASZ)
+
+
 def score(
     Xs: FloatArray,
     snapshot: Snapshot,
@@ -288,31 +292,35 @@ def score(
     # get what remains of the budget.
     wm = max(1.0, working_memory_mib - (labels.nbytes + 2 * sq.nbytes) / 2**20)
     sizes = quality.cluster_sizes(labels, k)
-    sil = quality.silhouette_sampled(
-        Xs,
-        labels,
-        sample_size=silhouette_sample,
-        random_state=seed,
-        working_memory_mib=wm,
-        n_threads=n_threads,
-    )
+    # The simplified silhouette is defined by the centres, any row in one cluster or not.
     simp = quality.silhouette_simplified(
         Xs, labels, C, sq_distances=sq, sq_second=sq_second, working_memory_mib=wm
     )
+    indices: dict[str, float] = dict.fromkeys(_INDICES, 0.0)
+    defined = k - sizes.n_empty >= 2
+    if defined:  # else undefined, which the run's decision says: no warning every run
+        sil = quality.silhouette_sampled(
+            Xs,
+            labels,
+            sample_size=silhouette_sample,
+            random_state=seed,
+            working_memory_mib=wm,
+            n_threads=n_threads,
+        )
+        db = quality.davies_bouldin(Xs, labels, C, sq_distances=sq, working_memory_mib=wm)
+        ch = quality.calinski_harabasz(
+            Xs, labels, centers=C, sq_distances=sq, working_memory_mib=wm, n_threads=n_threads
+        )
+        defined = sil.defined
+        indices = dict(zip(_INDICES, (sil.score, db.value, ch.value), strict=True))
     psi = drift.psi(bins, Xs, working_memory_mib=wm, n_threads=n_threads)
     label = drift.label_drift(shares, labels, k)
     out = outliers.outlier_rate(snapshot.outliers, sq, labels)
     warn = thresholds.get(S.THRESHOLD_FEATURE_PSI_WARNING, np.inf)
-    db = quality.davies_bouldin(Xs, labels, C, sq_distances=sq, working_memory_mib=wm)
-    ch = quality.calinski_harabasz(
-        Xs, labels, centers=C, sq_distances=sq, working_memory_mib=wm, n_threads=n_threads
-    )
     values = {
-        S.SILHOUETTE: sil.score,
+        **indices,
         S.SIMPLIFIED_SILHOUETTE: simp.score,
         S.INERTIA: float(sq.sum(dtype=np.float64)),
-        S.DAVIES_BOULDIN: db.value,
-        S.CALINSKI_HARABASZ: ch.value,
         S.CLUSTER_SIZE_CV: sizes.cv,
         S.EMPTY_CLUSTERS: float(sizes.n_empty),
         S.OUTLIER_RATIO: out.ratio,
@@ -327,5 +335,5 @@ def score(
         feature_psi={f: float(v) for f, v in zip(snapshot.features, psi.per_feature, strict=True)},
         cluster_sizes=tuple(int(c) for c in sizes.counts),
         cluster_shares=tuple(float(s) for s in sizes.shares),
-        undefined=() if sil.defined else (S.SILHOUETTE,),
+        undefined=() if defined else (S.SILHOUETTE,),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from monitor.config import ModelSettings, parse
 from monitor.errors import (
+    DegenerateDataWarning,
     InvalidValuesError,
     RunCancelledError,
     SchemaError,
@@ -148,6 +150,19 @@ def test_an_empty_cluster_counts_as_vanished_only_past_the_empty_clusters_thresh
     assert ev.slis["empty_clusters"] == 1.0
     assert ev.slis["clusters_vanished"] == vanished
     assert ("clusters appeared or vanished" in ev.decision) == bool(vanished)
+
+
+def test_a_window_of_one_populated_cluster_is_said_in_the_decision_not_warned_every_run() -> None:
+    # A backtest of hourly telemetry printed 90 DegenerateDataWarning lines among its
+    # progress, one per run whose rows fell in one cluster; the decision already says it.
+    h = Harness(model(thresholds={"mode": "fixed"}))
+    h.run(steady)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        ev, _ = h.run(lambda s, e: blobs(300, CENTERS[:1], seed=int(s) % 1000))
+    assert ev.cluster_sizes.count(0) == 2 and ev.slis["silhouette"] == 0.0
+    assert "silhouette" in ev.decision and ev.slis["davies_bouldin"] == 0.0
+    assert ev.slis["simplified_silhouette"] != 0.0  # defined by the centres: still measured
 
 
 def test_a_shift_is_measured_and_promoted_on_drift() -> None:
