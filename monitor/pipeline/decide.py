@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
-from monitor.pipeline.reference import period_windows
+from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
 from monitor.records import Decision, Measurement
 
 __all__ = ["decide", "drift_reasons"]
@@ -86,15 +86,23 @@ def _largest(m: Measurement) -> dict[str, str]:
 
 def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     """What a first run says: how many distinct windows its reference period held, when
-    fewer than it was cut into (windows left out, or repeating an earlier one's rows)."""
+    fewer than it was cut into (windows left out, or repeating an earlier one's rows),
+    and how many of its windows were read, when not all (a long period: every n-th)."""
     text = "initial reference model trained"
     windows = m.reference.reference_windows if m.reference is not None else None
     if windows is None:
         return text
-    held, read = int(windows.starts.shape[0]), period_windows(model, now)
-    if held >= read:
+    held, (read, count) = int(windows.starts.shape[0]), period_windows(model, now)
+    if held >= read == count:
         return text
-    text += f" on {held} distinct window(s) of the reference period's {read}"
+    text += f" on {held} distinct window(s)" if held < read else f" on {held} window(s)"
+    if read == count:
+        text += f" of the reference period's {read}"
+    else:  # a two-week period of hours, read every 2nd hour, said nothing of it
+        text += (
+            f" of the {read} read from the reference period's {count} (at most "
+            f"{MAX_REFERENCE_WINDOWS}, evenly spaced)"
+        )
     if held < MIN_BLOCKS:  # calibration.MIN_BLOCKS: null windows bootstrapped within them
         text += f" (fewer than {MIN_BLOCKS}: thresholds from their rows resampled)"
     return text

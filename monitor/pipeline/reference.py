@@ -254,13 +254,19 @@ def _digest(window: Window) -> bytes | None:
     return h.digest()
 
 
-def period_windows(model: ModelSettings, now: float) -> int:
-    """How many windows a first run at ``now`` cuts the reference period into."""
-    return len(_window_ends(*model.reference.span(now), model.window))
+def period_windows(model: ModelSettings, now: float) -> tuple[int, int]:
+    """How many windows a first run at ``now`` reads of the reference period, and how many
+    the period holds (more when it is read every n-th window: MAX_REFERENCE_WINDOWS)."""
+    start, end = model.reference.span(now)
+    return len(_window_ends(start, end, model.window)), _window_count(start, end, model.window)
+
+
+def _window_count(start: float, end: float, window: float) -> int:
+    return max(1, int((end - start) // window + 1e-9))
 
 
 def _window_ends(start: float, end: float, window: float) -> list[float]:
     """Ends of the windows cut back from ``end``, at most MAX_REFERENCE_WINDOWS of them."""
-    count = max(1, int((end - start) // window + 1e-9))
+    count = _window_count(start, end, window)
     step = max(1, -(-count // MAX_REFERENCE_WINDOWS))  # every n-th window of a long period
     return sorted(end - i * window for i in range(0, count, step))

@@ -447,3 +447,15 @@ def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
         "no window of the reference period 2026-12-16T08:00:00Z to 2026-12-17T08:00:00Z could "
         "be used (24 read); the last: "
     )
+
+
+def test_a_period_read_every_other_window_says_so() -> None:
+    # Two weeks of hours are 336 windows, read every 2nd (at most 288): the decision said
+    # nothing of it, or "167 distinct window(s) of the reference period's 168".
+    m = model(reference={"window": "14d"}, thresholds={"mode": "fixed"})
+    ev, snap, src, _ = run(m, lambda s, e: blobs(30, CENTERS, seed=int(s) % 100_000))
+    assert len(src.calls) == 168
+    assert ev.decision == (
+        "initial reference model trained on 168 window(s) of the 168 read from the reference "
+        "period's 336 (at most 288, evenly spaced)"
+    )
