@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import itertools
 import json
 import logging
 import math
@@ -48,6 +49,7 @@ from monitor.checks import (
     plain_texts,
     problem_of,
     read_fields,
+    some_names,
 )
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
@@ -583,8 +585,7 @@ class PrometheusSource:
             # rows", the reason at DEBUG).
             raise SourceError(
                 f"{self._name}: none of the {dropped} row(s) of [{format_time(start)}, "
-                f"{format_time(end)}) has every feature: the features' series differ in their "
-                "labels (see join_on) or their timestamps, or a feature has no series"
+                f"{format_time(end)}) has every feature: {_mismatch(self._features, series)}"
             )
         if dropped:
             _log.debug(
@@ -909,6 +910,28 @@ def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
     )
     X = np.concatenate(blocks) if blocks else np.empty((0, d))
     return X, int(distinct - kept)
+
+
+def _mismatch(features: Sequence[str], series: list[Series]) -> str:
+    """Why no row has every feature, naming them: a feature with no series, two whose
+    series share no labels (join_on), no labels common to all, or else their timestamps."""
+    empty = [f for f, s in zip(features, series, strict=True) if not s]
+    if empty:
+        return f"{some_names(empty, repr)} returned no series"
+    for (f, a), (g, b) in itertools.combinations(zip(features, series, strict=True), 2):
+        if not set(a) & set(b):
+            return (
+                f"the series of {f!r} and {g!r} share no labels (see join_on): {f!r} has "
+                f"{_labels(next(iter(a)))} where {g!r} has {_labels(next(iter(b)))}"
+            )
+    if not set.intersection(*(set(s) for s in series)):
+        return "no labels are common to every feature's series (see join_on)"
+    return "series with the same labels share no timestamp (points off the step's grid)"
+
+
+def _labels(key: Key) -> str:
+    """A series' labels as PromQL writes them, shortened when long."""
+    return brief_text("{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}")
 
 
 def _error_of(answer: Mapping[str, Any]) -> str:

@@ -453,7 +453,7 @@ def test_a_period_read_every_other_window_says_so() -> None:
     # Two weeks of hours are 336 windows, read every 2nd (at most 288): the decision said
     # nothing of it, or "167 distinct window(s) of the reference period's 168".
     m = model(reference={"window": "14d"}, thresholds={"mode": "fixed"})
-    ev, snap, src, _ = run(m, lambda s, e: blobs(30, CENTERS, seed=int(s) % 100_000))
+    ev, _, src, _ = run(m, lambda s, e: blobs(30, CENTERS, seed=int(s) % 100_000))
     assert len(src.calls) == 168
     assert ev.decision == (
         "initial reference model trained on 168 window(s) of the 168 read from the reference "

@@ -234,8 +234,7 @@ def test_series_that_never_line_up_are_a_source_error_that_says_why(
         source(prom.url).read_window(T0, T0 + 120)
     assert str(info.value).endswith(
         "none of the 4 row(s) of [2023-11-14T22:13:20Z, 2023-11-14T22:15:20Z) has every "
-        "feature: the features' series differ in their labels (see join_on) or their "
-        "timestamps, or a feature has no series"
+        "feature: series with the same labels share no timestamp (points off the step's grid)"
     )
 
 
@@ -268,10 +267,24 @@ def test_join_on_restricts_the_labels_that_must_agree(prom: FakePrometheus) -> N
             EXPRS["rps"]: matrix(({"pod": "p1", "code": "200"}, [(T0, "2")])),
         }
     )
-    with pytest.raises(SourceError, match=r"has every feature: .* \(see join_on\)"):
+    with pytest.raises(SourceError) as caught:
         source(prom.url).read_window(T0, T0 + 60)  # their other labels differ
+    assert str(caught.value).endswith(
+        "has every feature: the series of 'latency' and 'rps' share no labels (see join_on): "
+        '\'latency\' has {le="0.5", pod="p1"} where \'rps\' has {code="200", pod="p1"}'
+    )
     joined = source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
     np.testing.assert_array_equal(joined.X, [[1.0, 2.0]])
+
+
+def test_a_feature_with_no_series_is_named(prom: FakePrometheus) -> None:
+    # "the features' series differ in their labels or their timestamps, or a feature has
+    # no series" left the user to find which.
+    prom.answer = by_query(
+        {EXPRS["latency"]: matrix(({"pod": "p1"}, [(T0, "1")])), EXPRS["rps"]: matrix()}
+    )
+    with pytest.raises(SourceError, match=r"has every feature: 'rps' returned no series$"):
+        source(prom.url).read_window(T0, T0 + 60)
 
 
 def test_series_that_collide_under_join_on_are_an_error(prom: FakePrometheus) -> None:
