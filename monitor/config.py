@@ -247,6 +247,7 @@ class ModelSettings:
     run_timeout: float | None = None  # None: 80% of the interval, at least 1 minute
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     seasonality: str = "none"  # none | daily | weekly (the file's "auto" is resolved)
+    timezone: str = "UTC"  # the clock whose days and weeks the seasonal phases follow
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     slo: SloSettings = field(default_factory=SloSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
@@ -703,6 +704,20 @@ def _thresholds(r: _Reader) -> ThresholdSettings:
     return t
 
 
+def _timezone(value: Any, name: str) -> str:
+    """An IANA time zone name that this machine's zone data (or tzdata's) knows."""
+    import zoneinfo
+
+    expected = "an IANA time zone such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
+    if not isinstance(value, str) or not value.strip():
+        raise Mismatch(Problem(name, expected, value))
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise Mismatch(Problem(name, expected, value)) from None
+    return value
+
+
 def _reference(r: _Reader) -> ReferenceSettings | None:
     """``{window: D}`` or ``{from: T1, to: T2}``; None when it has a problem (reported)."""
     if not r.valid:
@@ -925,11 +940,21 @@ def _parse_model(
     ):
         default = "auto" if key == "seasonality" else _default(ModelSettings, key)
         values[key] = r.get(key, default, _choice(choices))
+    values["timezone"] = r.get("timezone", "UTC", _timezone)
     r.finish()
     if values["seasonality"] == "auto":
         # Telemetry follows the day: a reference of a day or more is compared by phase.
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
+    if values["timezone"] != "UTC" and values["seasonality"] not in SEASON_PERIODS:
+        shown = values["seasonality"]
+        r.add(
+            Problem(
+                "timezone",
+                f"omitted with seasonality {shown!r} (it sets the phases' clock)",
+                values["timezone"],
+            )
+        )
     if reference is not None:  # an invalid one says so already, and nothing more
         written = _reference_written(r.raw.get("reference"))
         for problem in _seasonal_problems(reference, values["seasonality"], window, written):

@@ -187,6 +187,8 @@ class SeasonalProfile:
     # (P, k, d) at each phase's middle, where the model's centres refitted warm on the
     # phase's rows settle, less those rows' cluster means (the pipeline's training)
     center_shifts: FloatArray | None = None
+    # The clock whose days and weeks the phases are of (an IANA name; its wall time)
+    timezone: str = "UTC"
 
     @property
     def n_phases(self) -> int:

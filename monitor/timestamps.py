@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import zoneinfo
 from datetime import UTC, date, datetime
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from monitor.checks import Mismatch, Problem, brief, plain_float
 from monitor.errors import InvalidInputError, TimeRangeError
@@ -22,6 +26,7 @@ __all__ = [
     "parse_time",
     "seconds_expected",
     "time_field",
+    "wall_seconds",
 ]
 
 #: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
@@ -166,3 +171,21 @@ def format_time(seconds: float) -> str:
     spec = "seconds" if float(seconds).is_integer() else "milliseconds"
     moment = datetime.fromtimestamp(seconds, UTC)
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def wall_seconds(t: Any, timezone: str) -> NDArray[np.float64]:
+    """Unix seconds ``t`` as the wall clock of ``timezone`` reads them, counted from the
+    epoch as if that clock were UTC (``t`` plus the zone's offset then): a day of them is
+    that clock's day, so that a phase of a seasonal cycle is a time of day of the place
+    the telemetry follows, also across a change to or from daylight saving time."""
+    times = np.asarray(t, dtype=np.float64)
+    if timezone == "UTC":
+        return times
+    zone = zoneinfo.ZoneInfo(timezone)
+    offsets = {x: _offset(datetime.fromtimestamp(x, zone)) for x in np.unique(times).tolist()}
+    return times + np.vectorize(offsets.__getitem__, otypes=[np.float64])(times)
+
+
+def _offset(moment: datetime) -> float:
+    offset = moment.utcoffset()
+    return 0.0 if offset is None else offset.total_seconds()

@@ -42,6 +42,7 @@ from monitor.records import (
     Snapshot,
     Window,
 )
+from monitor.timestamps import wall_seconds
 
 __all__ = [
     "CALIBRATION_ROWS",
@@ -413,7 +414,8 @@ def _calibrated(
     profile = None
     if phases is not None:
         period = SEASON_PERIODS[model.seasonality]
-        profile = _profile(Xs, block, ref, snap, (period, phases.n_phases, phases.width), wm)
+        cycle = (period, phases.n_phases, phases.width)
+        profile = _profile(Xs, block, ref, snap, cycle, wm, model.timezone)
         runs, phases = center_shifts(Xs, block, phases, snap, model, wm, per_phase=True)
         profile = replace(profile, center_shifts=runs)
         samples = [
@@ -458,7 +460,8 @@ def calibration_phases(ref: ReferencePeriod, model: ModelSettings) -> calibratio
     period = SEASON_PERIODS[model.seasonality]
     n_phases = PHASES[model.seasonality]
     width = _phase_width(model.window, period, n_phases)
-    return calibration.block_phases(ref.starts, ref.ends, period, n_phases, width)
+    starts, ends = (wall_seconds(t, model.timezone) for t in (ref.starts, ref.ends))
+    return calibration.block_phases(starts, ends, period, n_phases, width)
 
 
 def _split_baseline(ref: ReferencePeriod, snap: Snapshot, wm: float) -> FloatArray:
@@ -495,15 +498,18 @@ def _profile(
     snap: Snapshot,
     cycle: tuple[float, int, int],
     wm: float,
+    timezone: str,
 ) -> SeasonalProfile:
-    """The reference's counts by phase of ``cycle`` = (period, phases, width)."""
+    """The reference's counts by phase of ``cycle`` = (period, phases, width), the phases
+    those of ``timezone``'s wall clock."""
     period, n_phases, width = cycle
     labels, counts, offsets, sums = _window_counts(Xs, block, ref.n_windows, snap, wm)
-    mid = (ref.starts + ref.ends) / 2
-    return seasonal.fit_profile(
+    mid = wall_seconds((ref.starts + ref.ends) / 2, timezone)
+    fitted = seasonal.fit_profile(
         mid, labels, counts, offsets, period=period, n_phases=n_phases, width=width,
         center_sums=sums,
     )  # fmt: skip
+    return replace(fitted, timezone=timezone)
 
 
 def center_shifts(
@@ -625,7 +631,7 @@ def comparison(snap: Snapshot, window: Window) -> tuple[FloatArray, ReferenceBin
     """What a window is compared with under a seasonal model: its phase's reference."""
     if snap.profile is None:
         return None
-    return seasonal.phase_reference(snap.profile, (window.start + window.end) / 2, snap.bins)
+    return seasonal.phase_reference(snap.profile, _phase_time(snap.profile, window), snap.bins)
 
 
 def reference_centers(snap: Snapshot, window: Window) -> FloatArray:
@@ -634,5 +640,9 @@ def reference_centers(snap: Snapshot, window: Window) -> FloatArray:
     not drift), else the model's centres."""
     if snap.profile is None:
         return snap.centers
-    mid = (window.start + window.end) / 2
-    return seasonal.phase_centers(snap.profile, mid, snap.centers)
+    return seasonal.phase_centers(snap.profile, _phase_time(snap.profile, window), snap.centers)
+
+
+def _phase_time(profile: SeasonalProfile, window: Window) -> float:
+    """A window's midpoint on the clock of the profile's phases."""
+    return float(wall_seconds((window.start + window.end) / 2, profile.timezone))

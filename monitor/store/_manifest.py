@@ -182,7 +182,9 @@ def _optional_arrays(s: Snapshot, k: int, d: int) -> list[tuple[str, Any, tuple[
 
 def _optional_body(s: Snapshot) -> dict[str, Any]:
     """The manifest entries of the calibration, the profile and the reference windows."""
-    null = profile = windows = None
+    null: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
+    windows: dict[str, Any] | None = None
     if s.null is not None:
         null = {
             "keys": [check_str(key, "snapshot.null.keys", owner=_SAVE) for key in s.null.keys],
@@ -195,6 +197,10 @@ def _optional_body(s: Snapshot) -> dict[str, Any]:
             "period": check_real(s.profile.period, "snapshot.profile.period", owner=_SAVE),
             "width": check_int(s.profile.width, "snapshot.profile.width", low=0, owner=_SAVE),
         }
+        if s.profile.timezone != "UTC":  # snapshots of UTC phases stay as they were
+            profile["timezone"] = check_str(
+                s.profile.timezone, "snapshot.profile.timezone", owner=_SAVE
+            )
     if s.reference_windows is not None:
         keys = s.reference_windows.keys
         windows = {
@@ -231,6 +237,7 @@ def _optional_records(m: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) ->
             width=int(m["profile"]["width"]),
             center_sums=arrays.get("profile_centers"),
             center_shifts=arrays.get("profile_shifts"),
+            timezone=str(m["profile"].get("timezone", "UTC")),
         )
     if m.get("reference_windows") is not None:
         out["reference_windows"] = ReferenceWindows(

@@ -94,7 +94,8 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "got 1",
             "models[checkout].extra_field: must be omitted (unknown field; valid: engine, "
             "features, k, metric, name, reference, retrain, scaling, schedule, seasonality, "
-            "serving, slo, source, spark, thresholds, training, validation, window); got True",
+            "serving, slo, source, spark, thresholds, timezone, training, validation, window); "
+            "got True",
             # The source's own problems come in the same pass, under the model's name.
             "models[checkout].source.regimes: must be an int in [1, 64]; got 0",
         ]

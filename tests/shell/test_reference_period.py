@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from monitor.pipeline import evaluate, reference, train
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
+from monitor.timestamps import parse_time
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
 
 FEATURES = ("a", "b", "c")
@@ -459,3 +462,36 @@ def test_a_period_read_every_other_window_says_so() -> None:
         "initial reference model trained on 168 window(s) of the 168 read from the reference "
         "period's 336 (at most 288, evenly spaced)"
     )
+
+
+def _new_york_mornings(start: float, end: float) -> np.ndarray:
+    """Mostly cluster 0 from 09:00 to 15:00 in New York, mostly the others otherwise."""
+    hour = datetime.fromtimestamp((start + end) / 2, ZoneInfo("America/New_York")).hour
+    shares = [0.8, 0.1, 0.1] if 9 <= hour < 15 else [0.1, 0.45, 0.45]
+    rng = np.random.default_rng(int(start) % 100_000)
+    return CENTERS[rng.choice(3, size=600, p=shares)] + 0.4 * rng.normal(size=(600, 3))
+
+
+def test_phases_follow_the_configured_clock_across_daylight_saving_time() -> None:
+    # A reference day in EST, a window after the change to EDT: by UTC the mornings came an
+    # hour early, and a service on local time flagged its label drift at that hour.
+    trained = parse_time("2024-03-10T05:00:00Z", "trained")  # 00:00 EST
+    nine_edt = parse_time("2024-03-11T14:00:00Z", "run")  # the window 09:00-10:00 EDT
+    psi = {}
+    for timezone in ("UTC", "America/New_York"):
+        m = model(seasonality="daily", timezone=timezone)
+        _, snap, _, store = run(m, _new_york_mornings, trained)
+        assert snap.profile is not None and snap.profile.timezone == timezone
+        ev, *_ = run(m, _new_york_mornings, nine_edt, store)
+        psi[timezone] = ev.slis["label_psi"]
+    # Compared with the reference's 08:30-10:30 (its window's hour and half of each
+    # neighbour) rather than 07:30-09:30: 0.26 against 0.99.
+    assert psi["America/New_York"] < psi["UTC"] / 3, psi
+
+
+def test_a_timezone_is_an_iana_name_and_only_with_seasonality() -> None:
+    assert model(seasonality="weekly", reference={"window": "7d"}, timezone="Etc/GMT+5").timezone
+    with pytest.raises(ConfigError, match=r"timezone: must be an IANA time zone such as"):
+        model(seasonality="daily", timezone="Mars/Olympus")
+    with pytest.raises(ConfigError, match=r"timezone: must be omitted with seasonality 'none'"):
+        model(seasonality="none", timezone="Europe/Berlin")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from monitor.errors import InvalidInputError
-from monitor.timestamps import finer_unit, format_time, out_of_range, parse_time
+from monitor.timestamps import finer_unit, format_time, out_of_range, parse_time, wall_seconds
 from monitor.yamlfile import load_yaml
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -118,3 +119,13 @@ def test_format_time() -> None:
     assert format_time(T0) == "2023-11-14T22:13:20Z"
     assert format_time(T0 + 0.25) == "2023-11-14T22:13:20.250Z"
     assert parse_time(format_time(T0), "t") == T0
+
+
+def test_wall_seconds_read_the_zone_s_clock_across_daylight_saving_time() -> None:
+    t = [parse_time(s, "t") for s in ("2024-03-10T06:30:00Z", "2024-03-10T07:30:00Z")]
+    # 01:30 EST, then 03:30 EDT an hour later: the wall clock skipped an hour.
+    np.testing.assert_array_equal(
+        wall_seconds(np.array(t), "America/New_York") - np.array(t), [-5 * 3600, -4 * 3600]
+    )
+    assert wall_seconds(t[0], "Asia/Kolkata") == t[0] + 5.5 * 3600
+    np.testing.assert_array_equal(wall_seconds(np.array(t), "UTC"), t)

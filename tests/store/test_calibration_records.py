@@ -63,6 +63,20 @@ def test_round_trip(tmp_path: Path, key: StoreKey | None) -> None:
     np.testing.assert_array_equal(got.reference_windows.rows, [100, 120])
 
 
+@pytest.mark.parametrize("timezone", ["UTC", "America/New_York"])
+def test_the_profile_keeps_the_clock_of_its_phases(tmp_path: Path, timezone: str) -> None:
+    snap = calibrated()
+    assert snap.profile is not None
+    snap = dataclasses.replace(snap, profile=dataclasses.replace(snap.profile, timezone=timezone))
+    store = DirectorySnapshotStore(tmp_path / "s")
+    store.save(snap, state="live")
+    got = store.load("m1").profile
+    assert got is not None and got.timezone == timezone
+    # A profile of UTC phases is written as before the clock was kept: older ones read so.
+    manifest = (tmp_path / "s" / "m1" / "v000001" / "manifest.json").read_text()
+    assert ('"timezone"' in manifest) == (timezone != "UTC")
+
+
 def test_older_snapshots_have_none(tmp_path: Path) -> None:
     store = DirectorySnapshotStore(tmp_path / "s")
     store.save(make_snapshot("m1"), state="live")
