@@ -244,7 +244,12 @@ def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None
         _duration_problem("retry_backoff", o.retry_backoff),
         None
         if o.join_on is None or _is_labels(o.join_on)
-        else Problem("join_on", "a non-empty list of label names", o.join_on),
+        else Problem(
+            "join_on",
+            "a non-empty list of label names other than __name__ (the metric's name, which "
+            "differs between features)",
+            list(o.join_on) if isinstance(o.join_on, tuple) else o.join_on,
+        ),
         problem_of(check_int, o.max_points, "max_points", low=1, high=MAX_POINTS_LIMIT),
         problem_of(check_int, o.retries, "retries", low=0, high=MAX_RETRIES),
         problem_of(
@@ -299,10 +304,11 @@ def _duration_problem(field: str, value: Any) -> Problem | None:
 
 
 def _is_labels(value: Any) -> bool:
+    """Label names to join on: ``__name__`` is not one, as no two features share it."""
     return (
         isinstance(value, tuple)
         and bool(value)
-        and all(isinstance(x, str) and _LABEL.fullmatch(x) for x in value)
+        and all(isinstance(x, str) and _LABEL.fullmatch(x) and x != "__name__" for x in value)
     )
 
 

@@ -143,6 +143,16 @@ def test_parse_options_converts_durations_and_lists() -> None:
         ({"url": "http://p", "features": EXPRS, "timeout": "fast"}, "source.timeout: must be a"),
         ({"url": "http://p", "features": EXPRS, "join_on": ["1x"]}, "source.join_on: must be"),
         ({"url": "http://p", "features": EXPRS, "join_on": "pod"}, "source.join_on: must be"),
+        # Shown as written ("got ()" before), and never __name__, which no two features share.
+        (
+            {"url": "http://p", "features": EXPRS, "join_on": []},
+            "source.join_on: must be a non-empty list of label names other than __name__ (the "
+            "metric's name, which differs between features); got []",
+        ),
+        (
+            {"url": "http://p", "features": EXPRS, "join_on": ["pod", "__name__"]},
+            "source.join_on: must be a non-empty list of label names other than __name__",
+        ),
         (
             {"url": "http://p", "features": EXPRS, "max_points": 20000},
             "source.max_points: must be an int in [1, 11000]; got 20000",
