@@ -1497,7 +1497,7 @@ def _option_time(text: str, option: str) -> float:
     replayed nothing the user meant, while ISO-8601 reads it as the day."""
     from monitor.timestamps import eight_digit_date, format_time, parse_time
 
-    seconds = parse_time(text, option)
+    seconds = parse_time(text, option, hint=True)  # milliseconds: says so
     day = eight_digit_date(text)
     if day is not None:
         digits = text.strip()

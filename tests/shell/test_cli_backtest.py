@@ -208,6 +208,11 @@ def test_plot_writes_a_picture(config: Path, tmp_path: Path, suffix: str) -> Non
         (["--from", FROM, "--to", "2024-03-04T00:10:00Z"], "no run of model 'shop' fits"),
         (["--from", "1e20", "--to", "1e21"], "--from: timestamp '1e20' is out of range"),
         (["--from", "0001-01-01", "--to", TO], "timestamp '0001-01-01' is out of range"),
+        # Milliseconds, as a JavaScript clock or a Prometheus export writes them: said so.
+        (
+            ["--from", "1709510400000", "--to", TO],
+            "expected unix seconds or ISO-8601 (as milliseconds it is 2024-03-04T00:00:00Z).",
+        ),
         (["--from", FROM, "--to", "9999-12-31"], "timestamp '9999-12-31' is out of range"),
         # The documented bound itself, which the range leaves out: the line says so.
         (
