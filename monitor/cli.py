@@ -393,13 +393,14 @@ def _progress_line(
     elapsed = f"[{time.monotonic() - t0:5.0f}s]"
     if isinstance(result, RunFailure):
         return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
-    s, t = result.slis, result.thresholds
-    fields = " ".join(f"{p.name}={s[p.sli]:{p.fmt}}" for p in PROGRESS if p.name)
-    # The decision already says when drift is past the critical level; flag the warnings.
-    warnings = [
-        p.warning_name for p in PROGRESS if p.warning and s[p.sli] > t.get(p.warning, math.inf)
-    ]
-    flag = f"[warning: {', '.join(warnings)}] " if warnings and not result.promoted else ""
+    from monitor.alerting import held_conditions
+
+    s = result.slis
+    fields = " ".join(f"{p.name}={s[p.sli]:{p.fmt}}" for p in PROGRESS)
+    # Every alert whose condition holds on this run, as a backtest flags them: three SLIs'
+    # warning levels were tagged, and a cluster moved or emptied went unsaid.
+    held = dict.fromkeys(c.alert for c in held_conditions(result))
+    flag = f"[flag: {' '.join(held)}] " if held else ""
     line = (
         f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"{fields}  {flag}{result.decision}"

@@ -154,8 +154,6 @@ class Progress:
     sli: str
     name: str
     fmt: str
-    warning: str = ""  # shown as [warning: NAME] when above this Threshold key
-    warning_name: str = ""
 
 
 def _sli(*items: Sli) -> Mapping[str, Sli]:
@@ -588,10 +586,9 @@ ALERT_CONDITIONS: tuple[AlertCondition, ...] = (
 #: The fields of a run's one-line summary.
 PROGRESS: tuple[Progress, ...] = (
     Progress(SILHOUETTE, "silhouette", ".2f"),
-    Progress(FEATURE_PSI_MAX, "psi_max", ".3f", THRESHOLD_FEATURE_PSI_WARNING, "psi"),
+    Progress(FEATURE_PSI_MAX, "psi_max", ".3f"),
     Progress(CENTROID_DRIFT_MAX, "centroid_drift", ".2f"),
-    Progress(OUTLIER_RATIO, "outliers", ".3f", THRESHOLD_OUTLIER_RATIO, "outliers"),
-    Progress(LABEL_PSI, "", "", THRESHOLD_LABEL_PSI, "label-psi"),
+    Progress(OUTLIER_RATIO, "outliers", ".3f"),
 )
 
 

@@ -107,7 +107,6 @@ def test_triggers_and_progress_name_catalogue_entries() -> None:
         assert not trigger.threshold or trigger.threshold in S.THRESHOLDS
     for p in S.PROGRESS:
         assert p.sli in S.SCALAR
-        assert not p.warning or p.warning in S.SLIS[p.sli].thresholds
 
 
 def test_alert_conditions_match_the_rendered_rules() -> None:

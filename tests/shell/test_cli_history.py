@@ -413,3 +413,15 @@ def test_a_relative_state_dir_flag_is_relative_to_the_working_directory(
     result = invoke("history", "shop", "--config", str(cfg), "--state-dir", "rel")
     assert result.exit_code == 0, result.output
     assert "model shop: 1 run(s)" in result.output
+
+
+def test_a_run_s_line_flags_every_alert_whose_condition_holds(tmp_path: Path) -> None:
+    # It tagged three SLIs' warning levels ([warning: psi, outliers, label-psi]); empty
+    # clusters, a silhouette drop and a cluster moved went unsaid.
+    from monitor.cli import _progress_line
+
+    quiet = evaluation(1e9, "kept: no drift")
+    assert "[flag:" not in _progress_line(quiet, 0.0, tmp_path)
+    emptied = evaluation(1e9, "kept: no drift", empty_clusters=1.0, silhouette=0.5)
+    line = _progress_line(emptied, 0.0, tmp_path)
+    assert "  [flag: KMeansSilhouetteDrop KMeansEmptyClusters] kept: no drift" in line
