@@ -73,7 +73,7 @@ def read_reference(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read); the last: {error}"
         )
-    _check_leading_gap(model, (start, end), ends, read)
+    _check_leading_gap(model, (start, end), len(ends), read)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -119,21 +119,21 @@ def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
 
 
 def _check_leading_gap(
-    model: ModelSettings, span: tuple[float, float], ends: list[float], read: _Read
+    model: ModelSettings, span: tuple[float, float], n_windows: int, read: _Read
 ) -> None:
     """TooFewRowsError when the windows before the first one that holds rows, which the
-    source read and found too few rows in, are more than half the period's: the source's
-    data began inside it (a new deployment, a Prometheus younger than the period). A
-    period of a day whose first run came an hour after the data began trained on that
-    hour, and a seasonal model knew one hour of its cycle for good: 156 of 168 quiet
-    windows flagged. Gaps elsewhere in the period (a
-    night without rows), and windows that could not be read (an outage; a files source in
-    ``window: file`` mode before its first file, whose one file is the period), are left
-    out as before."""
+    source read and found too few rows in, are more than half of the ``n_windows`` read:
+    the source's data began inside the period (a new deployment, a Prometheus younger
+    than the period). A period of a day whose first run came an hour after the data
+    began trained on that hour, and a seasonal model knew one hour of its cycle for good:
+    156 of 168 quiet windows flagged. Gaps elsewhere in the period (a night without
+    rows), and windows that could not be read (an outage; a files source in ``window:
+    file`` mode before its first file, whose one file is the period), are left out as
+    before."""
     start, end = span
     first = read.starts[0]
     lead = sum(1 for s in read.empty if s < first)
-    if 2 * lead <= len(ends):
+    if 2 * lead <= n_windows:
         return
     ref = model.reference
     if ref.start is None or ref.end is None:  # a period ending at each first run
@@ -144,7 +144,7 @@ def _check_leading_gap(
         when = f"set reference.from to {format_time(first)} or later"
     raise TooFewRowsError(
         f"the reference period {format_time(start)} to {format_time(end)} holds rows only "
-        f"from {format_time(first)}: its first {lead} of {len(ends)} windows could not be "
+        f"from {format_time(first)}: its first {lead} of {n_windows} windows could not be "
         f"used (the first: {read.skipped[0]}), more than half; {when}"
     )
 
