@@ -403,67 +403,58 @@ def test_a_file_that_is_not_npy_is_unreadable(tmp_path: Path) -> None:
         read_table(path)
 
 
+# Records that do not parse: the file cannot be read (reason `source_unavailable`).
+_MALFORMED_CSV = [
+    ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
+    # A quote left open takes the lines after it into one field: the error is where
+    # the record starts, not at the end of the file where the parser stopped.
+    (
+        'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n7,8,9\n10,11,12\n',
+        r"line 3 \(a quoted field runs to line 5\): 1 field\(s\) where the header has 3",
+    ),
+    ("", r"empty CSV file"),
+    # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
+    (
+        f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'5' * (2**17 + 1)},6\n7,8,9\n",
+        r"w\.csv', line 3: a field longer than 131,072 characters, the most one CSV field "
+        r"may hold$",
+    ),
+    (
+        f"latency_ms,cpu_ratio,{'r' * (2**17 + 1)}\n1,2,3\n",
+        r"w\.csv', line 1: a field longer than 131,072 characters",
+    ),
+    # A quote left open makes one field of the lines after it, until the limit.
+    (
+        'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n' + "7,8,9\n" * 2**15,
+        r"w\.csv', line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
+        r"than 131,072 characters",
+    ),
+]
+# A cell that is no number: the column is not one of numbers, as a Parquet column of
+# strings is not (reason `schema`).
+_NOT_NUMBERS_CSV = [
+    ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
+    ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
+    # A cell of 100 kB is shown by its ends, not echoed into every log line.
+    (
+        f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
+        r"holds 'x+\.\.\.x+' \(100000 char",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,5", r"line 3: 2 field\(s\) where the header has 3"),
-        # A quote left open takes the lines after it into one field: the error is where
-        # the record starts, not at the end of the file where the parser stopped.
-        (
-            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n7,8,9\n10,11,12\n',
-            r"line 3 \(a quoted field runs to line 5\): 1 field\(s\) where the header has 3",
-        ),
-        ("", r"empty CSV file"),
-        # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
-        (
-            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'5' * (2**17 + 1)},6\n7,8,9\n",
-            r"w\.csv', line 3: a field longer than 131,072 characters, the most one CSV field "
-            r"may hold$",
-        ),
-        (
-            f"latency_ms,cpu_ratio,{'r' * (2**17 + 1)}\n1,2,3\n",
-            r"w\.csv', line 1: a field longer than 131,072 characters",
-        ),
-        # A quote left open makes one field of the lines after it, until the limit.
-        (
-            'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n' + "7,8,9\n" * 2**15,
-            r"w\.csv', line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
-            r"than 131,072 characters",
-        ),
-    ],
+    ("text", "message", "error"),
+    [(t, m, SourceError) for t, m in _MALFORMED_CSV]
+    + [(t, m, SchemaError) for t, m in _NOT_NUMBERS_CSV],
 )
-def test_malformed_csv_is_a_source_error_naming_the_line(
-    tmp_path: Path, text: str, message: str
+def test_malformed_csv_is_an_error_naming_the_line(
+    tmp_path: Path, text: str, message: str, error: type[Exception]
 ) -> None:
     path = tmp_path / "w.csv"
     path.write_text(text)
     os.utime(path, (T0 - 1, T0 - 1))
-    with pytest.raises(SourceError, match=message) as info:
-        source(tmp_path).read_window(T0 - 60, T0)
-    assert str(path) in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("latency_ms,cpu_ratio,rps\n1,2,3\n4,x5,6\n", r"line 3: column 'cpu_ratio' holds 'x5'"),
-        ('latency_ms,cpu_ratio,rps\n1,2,3\n4,"x\n",6\n', r"line 3: column 'cpu_ratio' holds 'x"),
-        # A cell of 100 kB is shown by its ends, not echoed into every log line.
-        (
-            f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'x' * 10**5},6\n",
-            r"holds 'x+\.\.\.x+' \(100000 char",
-        ),
-    ],
-)
-def test_a_csv_cell_that_is_no_number_is_a_schema_error_naming_the_line(
-    tmp_path: Path, text: str, message: str
-) -> None:
-    # As a Parquet column of strings is: the column is not one of numbers (reason
-    # `schema`), not a source that cannot be read (`source_unavailable`).
-    path = tmp_path / "w.csv"
-    path.write_text(text)
-    os.utime(path, (T0 - 1, T0 - 1))
-    with pytest.raises(SchemaError, match=message) as info:
+    with pytest.raises(error, match=message) as info:
         source(tmp_path).read_window(T0 - 60, T0)
     assert str(path) in str(info.value)
 
