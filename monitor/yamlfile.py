@@ -107,6 +107,20 @@ class _StrictLoader(yaml.SafeLoader):
             self._ambiguous(node, super().construct_yaml_float(node))
         return super().construct_yaml_float(node)
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """An unquoted date or time; one that is no date (``2024-02-30``, hour 25) is a
+        problem at its line, where PyYAML raised a ValueError through to a traceback."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value} is no date or time ({exc}): write a real one, or quote it "
+                f"('{node.value}') for the text",
+                node.start_mark,
+            ) from None
+
     def _ambiguous(self, node: yaml.ScalarNode, value: Any) -> None:
         form = "base 60" if ":" in str(node.value) else "octal"
         raise yaml.constructor.ConstructorError(
@@ -141,6 +155,7 @@ class _StrictLoader(yaml.SafeLoader):
 _MAX_INT_DIGITS = 100
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
 # YAML 1.2's exponent floats: YAML 1.1 (PyYAML) needs a point and a signed exponent, so it
 # read `tol: 1e-4` and `1.5e3` as strings, which a float field refused ("must be a float;
 # got '1e-4'").

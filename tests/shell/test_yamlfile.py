@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,20 @@ def test_dump_then_load_round_trips_in_order() -> None:
     text = dump_yaml(data)
     assert text.index("z:") < text.index("a:")
     assert load_yaml(text, "f.yml") == data
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("from: 2024-02-30\n", "line 1, column 7: 2024-02-30 is no date or time (day is out of"),
+        ("name: 2024-13-01\n", "2024-13-01 is no date or time (month must be in 1..12)"),
+        ("at: 2024-01-01 25:00:00\n", "(hour must be in 0..23): write a real one, or quote it"),
+        ("from: 0000-01-01\n", "0000-01-01 is no date or time (year 0 is out of range)"),
+    ],
+)
+def test_an_unquoted_date_that_is_no_date_is_a_problem_not_a_traceback(
+    text: str, message: str
+) -> None:
+    # PyYAML's ValueError reached the user as a traceback, exit 70, from any field.
+    assert message in problem(text)
+    assert load_yaml("from: 2024-02-29\n", "f.yml") == {"from": date(2024, 2, 29)}
