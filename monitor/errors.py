@@ -15,6 +15,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidValuesError",
     "LivePointerError",
+    "NoDataError",
     "PushError",
     "RunCancelledError",
     "SchemaError",
@@ -74,6 +75,12 @@ class SourceError(RuntimeError):
 
 class SourceTimeoutError(SourceError, TimeoutError):
     """A telemetry source did not answer in time."""
+
+
+class NoDataError(SourceError):
+    """A telemetry source answered that it holds nothing for the window's time (no file
+    named in it): as a window of no rows is, for a reference period whose data began
+    inside it (``monitor.pipeline.reference``). A run fails as ``source_unavailable``."""
 
 
 class EngineError(RuntimeError):

@@ -25,7 +25,7 @@ import numpy as np
 
 from monitor.config import SEASON_PERIODS, ModelSettings
 from monitor.durations import format_duration
-from monitor.errors import InvalidInputError, SourceError, TooFewRowsError
+from monitor.errors import InvalidInputError, NoDataError, SourceError, TooFewRowsError
 from monitor.pipeline import remote, train
 from monitor.pipeline.scoring import seed_for
 from monitor.ports import Engine, TelemetrySource
@@ -73,7 +73,7 @@ def read_reference(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read); the last: {error}"
         )
-    _check_leading_gap(model, (start, end), len(ends), read)
+    _check_leading_gap(source, model, (start, end), len(ends), read, engine)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -119,34 +119,69 @@ def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
 
 
 def _check_leading_gap(
-    model: ModelSettings, span: tuple[float, float], n_windows: int, read: _Read
+    source: TelemetrySource,
+    model: ModelSettings,
+    span: tuple[float, float],
+    n_windows: int,
+    read: _Read,
+    engine: Engine | None,
 ) -> None:
-    """TooFewRowsError when the windows before the first one that holds rows, which the
-    source read and found too few rows in, are more than half of the ``n_windows`` read:
-    the source's data began inside the period (a new deployment, a Prometheus younger
-    than the period). A period of a day whose first run came an hour after the data
-    began trained on that hour, and a seasonal model knew one hour of its cycle for good:
-    156 of 168 quiet windows flagged. Gaps elsewhere in the period (a night without
-    rows), and windows that could not be read (an outage; a files source in ``window:
-    file`` mode before its first file, whose one file is the period), are left out as
-    before."""
+    """TooFewRowsError when the source's data began inside the period: the windows before
+    the first that holds rows, which the source read and found nothing in, are more
+    than half of the ``n_windows`` read, and no row comes before the period either (a
+    new deployment, a Prometheus younger than the period). A period of a day whose first
+    run came an hour after the data began trained on that hour, and a seasonal model
+    knew one hour of its cycle for good: 156 of 168 quiet windows flagged. A service
+    idle for long stretches (rows from 10:00 to 16:00 only) has such a lead in a period
+    that starts in its evening, and rows before it: it trains, as does a period whose
+    windows could not be read (an outage; a files source in ``window: file`` mode before
+    its first file, whose one file is the period)."""
     start, end = span
     first = read.starts[0]
     lead = sum(1 for s in read.empty if s < first)
-    if 2 * lead <= n_windows:
+    if 2 * lead <= n_windows or _rows_before(source, model, start, end - start, engine):
         return
     ref = model.reference
     if ref.start is None or ref.end is None:  # a period ending at each first run
-        when = f"the first run from {format_time(first + (end - start) / 2)} trains the model"
+        when = f"the first run from about {format_time(first + (end - start) / 2)} trains it"
     elif 2 * first - ref.start <= ref.end:  # a fixed range still running: it grows
-        when = f"the first run from {format_time(2 * first - ref.start)} trains the model"
+        when = f"the first run from about {format_time(2 * first - ref.start)} trains it"
     else:
-        when = f"set reference.from to {format_time(first)} or later"
+        when = (
+            f"start the period at {format_time(first)} or later (reference.from, with "
+            "reference.to as far after it as the configuration asks of a period)"
+        )
     raise TooFewRowsError(
-        f"the reference period {format_time(start)} to {format_time(end)} holds rows only "
-        f"from {format_time(first)}: its first {lead} of {n_windows} windows could not be "
-        f"used (the first: {read.skipped[0]}), more than half; {when}"
+        f"the reference period {format_time(start)} to {format_time(end)} has its first "
+        f"window with rows at {format_time(first)}, and none before it: the source's data "
+        f"begin inside the period; its first {lead} of {n_windows} windows held none (the "
+        f"first: {read.skipped[0]}), more than half; {when}"
     )
+
+
+#: Windows read before a period, at most, to tell a quiet stretch from the data's start.
+LOOK_BACK_WINDOWS = 48
+
+
+def _rows_before(
+    source: TelemetrySource,
+    model: ModelSettings,
+    start: float,
+    length: float,
+    engine: Engine | None,
+) -> bool:
+    """Whether any of LOOK_BACK_WINDOWS windows spread over ``length`` before ``start``,
+    read newest first, holds rows that validate."""
+    count = _window_count(start - length, start, model.window)
+    step = max(1, -(-count // LOOK_BACK_WINDOWS))
+    for i in range(0, count, step):
+        e = start - i * model.window
+        try:
+            remote.validate(source.read_window(e - model.window, e), model, engine)
+        except (SourceError, InvalidInputError):
+            continue
+        return True
+    return False
 
 
 @dataclass
@@ -157,7 +192,7 @@ class _Read:
     starts: list[float] = field(default_factory=list)
     stops: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    empty: list[float] = field(default_factory=list)  # starts of those with too few rows
+    empty: list[float] = field(default_factory=list)  # starts of those that held nothing
     repeated: int = 0
     last_error: Exception | None = None
 
@@ -183,7 +218,7 @@ def _read(
             X = remote.validate(window, model, engine)
         except (SourceError, InvalidInputError) as exc:
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
-            if isinstance(exc, TooFewRowsError):
+            if isinstance(exc, TooFewRowsError | NoDataError):
                 out.empty.append(s)
             out.last_error = exc
             continue

@@ -48,7 +48,7 @@ from monitor.checks import (
     read_fields,
 )
 from monitor.durations import check_duration, format_duration
-from monitor.errors import ConfigError, InvalidInputError, SchemaError, SourceError
+from monitor.errors import ConfigError, InvalidInputError, NoDataError, SchemaError, SourceError
 from monitor.records import Window
 from monitor.sources._common import (
     check_bounds,
@@ -535,7 +535,7 @@ class FilesSource:
             key=lambda f: (f.name_time, f.path.name),
         )
         if not chosen:
-            raise SourceError(
+            raise NoDataError(
                 f"{self._name}: no file matching {self._options.pattern!r} in "
                 f"{self._options.path!r} has a name time ({self._options.name_time}) in "
                 f"[{format_time(start)}, {format_time(end)})"

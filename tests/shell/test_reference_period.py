@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -421,25 +421,63 @@ def test_a_period_whose_data_begin_in_its_second_half_fails_until_half_of_it_hol
     with pytest.raises(TooFewRowsError) as caught:
         run(day, since(begin))
     assert str(caught.value).startswith(
-        "the reference period 2027-01-14T08:00:00Z to 2027-01-15T08:00:00Z holds rows only "
-        "from 2027-01-15T05:00:00Z: its first 21 of 24 windows could not be used (the first: "
+        "the reference period 2027-01-14T08:00:00Z to 2027-01-15T08:00:00Z has its first "
+        "window with rows at 2027-01-15T05:00:00Z, and none before it: the source's data "
+        "begin inside the period; its first 21 of 24 windows held none (the first: "
         "[2027-01-14T08:00:00Z, 2027-01-14T09:00:00Z): "
     )
     assert str(caught.value).endswith(
-        "more than half; the first run from 2027-01-15T17:00:00Z trains the model"
+        "more than half; the first run from about 2027-01-15T17:00:00Z trains it"
     )
     _, snap, _, _ = run(day, since(begin), now=begin + DAY / 2)  # 12 of 24 hold rows
     assert snap.reference_windows is not None
     assert snap.window_start == begin and snap.reference_windows.values.shape[0] == 12
-    # A fixed range that ended: only another `from` can help.
+    # A fixed range that ended: only another start can help.
     past = model(reference={"from": NOW - 2 * DAY, "to": NOW - DAY}, seasonality="daily")
-    with pytest.raises(TooFewRowsError, match=r"set reference.from to 2027-01-14T05:00:00Z or"):
+    with pytest.raises(TooFewRowsError, match=r"start the period at 2027-01-14T05:00:00Z or"):
         run(past, since(NOW - DAY - 3 * 3600))
     # Rows missing elsewhere (a night, an outage) leave those windows out, as before.
     night = lambda s, e: np.empty((0, 3)) if (s % DAY) < 6 * 3600 else daily_mix(s, e)  # noqa: E731
     _, snap, _, _ = run(model(), night)
     assert snap.reference_windows is not None
     assert snap.reference_windows.values.shape[0] == 18
+
+
+def test_a_service_idle_most_of_the_day_trains_on_a_period_that_starts_in_its_evening() -> None:
+    # Rows from 10:00 to 16:00 only: a day's period that starts in the evening has most
+    # of its windows empty first; the rows of the day before say it is a quiet stretch,
+    # not the data's start (the run failed as too_few_rows, and KMeansRunsFailing paged).
+    def office(start: float, end: float) -> np.ndarray:
+        hour = (start % DAY) // 3600
+        return daily_mix(start, end) if 10 <= hour < 16 else np.empty((0, 3))
+
+    # The run at 16:00 reads 15:00 to 16:00; its period, from 16:00 the day before, has
+    # 18 windows without rows first.
+    _, snap, _, _ = run(model(), office, NOW - (NOW % DAY) + 16 * 3600)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 6
+
+
+def test_files_named_by_time_that_begin_inside_the_period_are_the_data_s_start(
+    tmp_path: Path,
+) -> None:
+    # With time_from: name, a window before the first file holds no file, a NoDataError
+    # (the source answered: nothing there), which counts as a window of no rows.
+    from monitor.bootstrap import load_settings
+    from monitor.sources import SOURCES
+
+    for h in range(3):
+        stamp = datetime.fromtimestamp(NOW - 3 * 3600 + h * 3600, UTC).strftime("%Y%m%dT%H%M%S")
+        np.savetxt(tmp_path / f"tel-{stamp}.csv", daily_mix(NOW, NOW + 1), delimiter=",",
+                   header="a,b,c", comments="")  # fmt: skip
+    source = {"kind": "files", "path": str(tmp_path), "time_from": "name",
+              "name_time": "%Y%m%dT%H%M%S"}  # fmt: skip
+    raw = {"name": "m", "features": list(FEATURES), "k": 3, "window": "1h",
+           "schedule": {"interval": "1h"}, "source": source}  # fmt: skip
+    m = load_settings(None, raw={"models": [raw]}).models[0]
+    src = SOURCES["files"].build("m", m.features, m.source.options)
+    with pytest.raises(TooFewRowsError, match="the source's data begin inside the period"):
+        evaluate(m, src, MemoryStore(), MemoryHistory(), NOW)
 
 
 def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
