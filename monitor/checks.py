@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class Problem:
         wrote neither ``None`` nor ``null`` is told that the field is missing or empty.
         """
         where = f"{prefix}.{self.field}" if prefix else self.field
-        got = "it is missing or empty" if self.got is None else f"got {brief(self.got)}"
+        got = "it is missing or empty" if self.got is None else f"got {brief(_written(self.got))}"
         return f"{where}: must be {self.expected}; {got}"
 
     def param(self, owner: str | None = None) -> str:
@@ -110,6 +111,16 @@ class Problem:
             f"The {self.field!r} parameter{of} must be {self.expected}. "
             f"Got {brief(self.got)} instead."
         )
+
+
+def _written(value: Any) -> Any:
+    """A value as a configuration file wrote it: YAML's unquoted dates and times are
+    shown as text ('2024-01-01'), not as Python's datetime.date(2024, 1, 1)."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 BRIEF_MOST = 120  # characters of a value's repr a message shows in full

@@ -106,9 +106,7 @@ def time_field(value: Any, name: str) -> float:
         return parse_time(value, name)
     except InvalidInputError:
         expected = f"unix seconds or an ISO-8601 time {ACCEPTED}"
-        # A date YAML read unquoted is shown as written, not as datetime.date(1969, ...).
-        shown = value.isoformat() if isinstance(value, date) else value
-        raise Mismatch(Problem(name, expected, shown)) from None
+        raise Mismatch(Problem(name, expected, value)) from None
 
 
 def eight_digit_date(value: Any) -> str | None:

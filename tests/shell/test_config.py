@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -714,3 +714,24 @@ def test_every_bad_feature_name_is_a_problem_not_only_the_first() -> None:
         f"models[checkout].features[3]: {rule}; got 7",
         "models[checkout].features[4]: must be unique; got 'ok'",
     ]
+
+
+def test_yaml_dates_and_times_are_shown_as_written_in_any_field() -> None:
+    # Every field showed Python's repr: "got datetime.date(2024, 1, 1)".
+    raw = {
+        "models": [
+            {
+                "name": date(2024, 1, 1),
+                "features": ["a"],
+                "k": 2,
+                "window": "1h",
+                "schedule": {"interval": datetime(2024, 1, 1, 10, 0)},
+                "source": {"kind": "synthetic"},
+            }
+        ]
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, sources=SOURCES)
+    text = str(caught.value)
+    assert "got '2024-01-01'" in text and "got '2024-01-01 10:00:00'" in text
+    assert "datetime" not in text
