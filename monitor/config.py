@@ -8,11 +8,13 @@ kinds that the caller passes (the composition root passes ``monitor.sources.SOUR
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -705,17 +707,36 @@ def _thresholds(r: _Reader) -> ThresholdSettings:
 
 
 def _timezone(value: Any, name: str) -> str:
-    """An IANA time zone name that this machine's zone data (or tzdata's) knows."""
+    """An IANA time zone name that this machine's zone data (or tzdata's) knows; not
+    ``localtime`` (the host's own zone, another on the next machine), nor the files
+    beside the zones (``posixrules``, ``right/...``)."""
     import zoneinfo
 
     expected = "an IANA time zone such as 'Europe/Berlin', 'America/New_York' or 'UTC'"
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or value not in _iana_zones():
         raise Mismatch(Problem(name, expected, value))
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise Mismatch(Problem(name, expected, value)) from None
     return value
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def _keeps_utc(timezone: str) -> bool:
+    """Whether ``timezone`` reads as UTC all year (``Etc/UTC``, ``GMT``, ``Zulu``)."""
+    import zoneinfo
+
+    zone = zoneinfo.ZoneInfo(timezone)
+    return all(
+        datetime(2024, month, 1, tzinfo=zone).utcoffset() == timedelta(0) for month in (1, 7)
+    )
 
 
 def _reference(r: _Reader) -> ReferenceSettings | None:
@@ -946,12 +967,17 @@ def _parse_model(
         # Telemetry follows the day: a reference of a day or more is compared by phase.
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
-    if values["timezone"] != "UTC" and values["seasonality"] not in SEASON_PERIODS:
-        shown = values["seasonality"]
+    if values["seasonality"] not in SEASON_PERIODS and not _keeps_utc(values["timezone"]):
+        written = r.raw.get("seasonality") if isinstance(r.raw, Mapping) else None
+        why = (
+            "seasonality: auto is none with a reference under a day"
+            if written in (None, "auto")
+            else "seasonality: none"
+        )
         r.add(
             Problem(
                 "timezone",
-                f"omitted with seasonality {shown!r} (it sets the phases' clock)",
+                f"omitted without a seasonality ({why}): it sets the clock of the phases",
                 values["timezone"],
             )
         )

@@ -531,5 +531,14 @@ def test_a_timezone_is_an_iana_name_and_only_with_seasonality() -> None:
     assert model(seasonality="weekly", reference={"window": "7d"}, timezone="Etc/GMT+5").timezone
     with pytest.raises(ConfigError, match=r"timezone: must be an IANA time zone such as"):
         model(seasonality="daily", timezone="Mars/Olympus")
-    with pytest.raises(ConfigError, match=r"timezone: must be omitted with seasonality 'none'"):
+    with pytest.raises(
+        ConfigError, match=r"must be omitted without a seasonality \(seasonality: none"
+    ):
         model(seasonality="none", timezone="Europe/Berlin")
+    with pytest.raises(ConfigError, match=r"seasonality: auto is none with a reference under a"):
+        model(reference={"window": "2h"}, timezone="Europe/Berlin")
+    assert model(seasonality="none", timezone="Etc/UTC").timezone == "Etc/UTC"  # UTC still
+    # The host's own zone is another on the next machine; the files beside the zones no zone.
+    for name in ("localtime", "posixrules", "right/UTC", "posix/Europe/Berlin", " UTC"):
+        with pytest.raises(ConfigError, match=r"timezone: must be an IANA time zone"):
+            model(seasonality="daily", timezone=name)
