@@ -69,6 +69,8 @@ def read_reference(
     if not read.rows:
         assert read.last_error is not None
         error = read.last_error
+        if len(ends) == 1:  # the period is the run's own window: its error says it all
+            raise error
         raise type(error)(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read); the last: {error}"
