@@ -808,12 +808,23 @@ def snapshot_summary(
         },
         "seed": snapshot.seed,
         "scaler": snapshot.scaler.kind,
+        # The cycle its windows are compared by, and on which clock (null: none).
+        "seasonality": _seasonality(snapshot),
         "slis": {name: float(value) for name, value in sorted(snapshot.slis.items())},
         "thresholds": {name: float(value) for name, value in sorted(snapshot.thresholds.items())},
         "schema_hash": snapshot.schema_hash,
         "package_version": snapshot.package_version,
         "checksum": snapshot.checksum,
     }
+
+
+def _seasonality(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The profile's cycle (``daily``, ``weekly`` or its seconds) and time zone."""
+    profile = snapshot.profile
+    if profile is None:
+        return None
+    names = {86400.0: "daily", 604800.0: "weekly"}
+    return {"cycle": names.get(profile.period, profile.period), "timezone": profile.timezone}
 
 
 def version_summary(info: VersionInfo) -> dict[str, Any]:

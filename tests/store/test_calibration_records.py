@@ -118,3 +118,15 @@ def test_centre_shifts_that_do_not_fit_the_model_are_refused(tmp_path: Path) -> 
     with pytest.raises(InvalidInputError, match=r"snapshot\.profile\.center_shifts"):
         store.save(dataclasses.replace(snap, profile=profile))
     assert store.versions("m1") == []
+
+
+def test_snapshots_show_says_the_cycle_and_its_clock() -> None:
+    from monitor.store import snapshot_summary
+
+    snap = calibrated()
+    assert snap.profile is not None
+    zoned = dataclasses.replace(
+        snap, profile=dataclasses.replace(snap.profile, timezone="Asia/Kolkata")
+    )
+    assert snapshot_summary(zoned)["seasonality"] == {"cycle": "daily", "timezone": "Asia/Kolkata"}
+    assert snapshot_summary(dataclasses.replace(snap, profile=None))["seasonality"] is None
