@@ -28,7 +28,7 @@ from monitor.config import (
     named_by_origin,
     parse_listen,
 )
-from monitor.durations import MAX_SECONDS
+from monitor.durations import MAX_SECONDS, format_duration
 from monitor.engines import spark_engine
 from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.explain import WindowSampler, explain
@@ -990,7 +990,7 @@ def backtest_runs(
     if not times:
         span = f"[{format_time(start)}, {format_time(end)})"
         if end - start < m.window:
-            why = f"each run reads a window of {m.window:g}s before it"
+            why = f"each run reads a window of {format_duration(m.window)} before it"
         else:  # a cron that does not fire between the first window's end and --to
             nxt = f"; it fires next at {format_time(after)}" if math.isfinite(after) else ""
             first = format_time(start + m.window)

@@ -811,8 +811,14 @@ def backtest(
             raise InvalidInputError(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
             )
+    refused = []
     for n in names:  # each refused before any replay: none finished is lost to another
-        backtest_runs(settings, n, t1, t2)
+        try:
+            backtest_runs(settings, n, t1, t2)
+        except InvalidInputError as exc:
+            refused.append(str(exc).removeprefix("backtest: "))
+    if refused:
+        raise InvalidInputError("backtest: " + "; ".join(refused))
     _limit_blas(settings)
     replays = []
     try:

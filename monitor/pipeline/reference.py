@@ -128,36 +128,46 @@ def _check_leading_gap(
     read: _Read,
     engine: Engine | None,
 ) -> None:
-    """TooFewRowsError when the source's data began inside the period: the windows before
-    the first that holds rows, which the source read and found nothing in, are more
-    than half of the ``n_windows`` read, and no row comes before the period either (a
-    new deployment, a Prometheus younger than the period). A period of a day whose first
-    run came an hour after the data began trained on that hour, and a seasonal model
-    knew one hour of its cycle for good: 156 of 168 quiet windows flagged. A service
-    idle for long stretches (rows from 10:00 to 16:00 only) has such a lead in a period
-    that starts in its evening, and rows before it: it trains, as does a period whose
-    windows could not be read (an outage; a files source in ``window: file`` mode before
-    its first file, whose one file is the period)."""
+    """TooFewRowsError when the source's data began inside the period: the windows from
+    the first that holds rows on cover less than the period needs (a whole cycle with a
+    seasonality, else half the period), those before it were read and found empty, and
+    no row comes before the period either (a new deployment, a Prometheus younger than
+    the period). A period of a day whose first run came an hour after the data began
+    trained on that hour, and a seasonal model knew one hour of its cycle for good: 156
+    of 168 quiet windows flagged; trained on half a day, it still knew no afternoon (12
+    flags a quiet day). A service idle for long stretches (rows from 10:00 to 16:00
+    only) has such a lead in a period that starts in its evening, and rows before it:
+    it trains, as does a period whose windows could not be read (an outage; a files
+    source in ``window: file`` mode before its first file, whose one file is the
+    period)."""
     start, end = span
     first = read.starts[0]
     lead = sum(1 for s in read.empty if s < first)
-    if 2 * lead <= n_windows or _rows_before(source, model, start, end - start, engine):
+    cycle = SEASON_PERIODS.get(model.seasonality)
+    need = cycle if cycle is not None else (end - start) / 2
+    covered = (end - start) * (n_windows - lead) / n_windows
+    if lead == 0 or covered >= need - 1e-6:
         return
+    if _rows_before(source, model, start, end - start, engine):
+        return
+    what = f"a whole {model.seasonality} cycle" if cycle is not None else "half the period"
     ref = model.reference
-    if ref.start is None or ref.end is None:  # a period ending at each first run
-        when = f"the first run from about {format_time(first + (end - start) / 2)} trains it"
-    elif 2 * first - ref.start <= ref.end:  # a fixed range still running: it grows
-        when = f"the first run from about {format_time(2 * first - ref.start)} trains it"
-    else:
+    ready = first + need
+    if ref.start is not None and ref.end is not None and cycle is None:
+        ready = 2 * first - ref.start  # a fixed range grows with the runs until its end
+    if ref.end is not None and ready > ref.end:
+        least = max(model.window, cycle or 0.0)  # what the configuration asks of a period
         when = (
-            f"start the period at {format_time(first)} or later (reference.from, with "
-            "reference.to as far after it as the configuration asks of a period)"
+            f"set reference.from to {format_time(first)} and reference.to to "
+            f"{format_time(first + least)} or later"
         )
+    else:
+        when = f"the first run from about {format_time(ready)} trains it"
     raise TooFewRowsError(
         f"the reference period {format_time(start)} to {format_time(end)} has its first "
         f"window with rows at {format_time(first)}, and none before it: the source's data "
         f"begin inside the period; its first {lead} of {n_windows} windows held none (the "
-        f"first: {read.skipped[0]}), more than half; {when}"
+        f"first: {read.skipped[0]}), and its rows must cover {what}; {when}"
     )
 
 

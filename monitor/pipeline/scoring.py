@@ -121,7 +121,8 @@ def least_rows(
     range's top: the k the first model may choose). Taking the top for a model that
     chose k = 2 of 2 to 6 failed quiet windows of 4 and 5 rows, and paged.
     """
-    bar = f"k up to {_k_max(model)}" if k is None else f"k = {k}"
+    ranged = k is None and isinstance(model.k, KRange)
+    bar = f"k up to {_k_max(model)}" if ranged else f"k = {_k_max(model) if k is None else k}"
     k = _k_max(model) if k is None else k
     fixed = model.validation.min_rows
     if fixed is not None:

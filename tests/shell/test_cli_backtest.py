@@ -147,6 +147,18 @@ def test_every_model_is_checked_before_any_is_replayed(
     assert replayed == [] and result.stdout == ""
 
 
+def test_every_refused_model_is_named_in_the_one_line(config: Path) -> None:
+    doc = yaml.safe_load(config.read_text())
+    doc["models"][0].update(window="3d", schedule={"interval": "1h"}, reference={"window": "3d"})
+    doc["models"][1].update(source={"kind": "files", "path": "."})
+    config.write_text(yaml.safe_dump(doc))
+    result = invoke("backtest", "--config", str(config), "--from", FROM, "--to", TO)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: backtest: no run of model 'shop' fits in ")
+    assert "each run reads a window of 3d before it; model 'cart' cannot be replayed" in line
+
+
 def test_plot_labels_each_time_tick_once_over_a_few_minutes(config: Path, tmp_path: Path) -> None:
     # "%m-%d %H:%M" labelled ticks 30 s apart alike: 00:01, 00:01, 00:02, 00:02, ...
     doc = yaml.safe_load(config.read_text())

@@ -318,6 +318,8 @@ def test_a_k_range_bars_windows_by_the_k_the_model_chose() -> None:
     # quiet night windows of 4 and 5 rows, and KMeansRunsFailing paged.
     m = model(k={"min": 2, "max": 6, "criterion": "silhouette"}, reference={"window": "1h"})
     two = CENTERS[:2] * 3
+    with pytest.raises(TooFewRowsError, match=r"2 valid rows; at least 3 required \(.*, k = 3\)"):
+        run(model(reference={"window": "1h"}), lambda s, e: blobs(2, two, seed=1))  # a fixed k
     with pytest.raises(TooFewRowsError, match=r"4 valid rows; at least 6 required \(.*k up to 6\)"):
         run(m, lambda s, e: blobs(4, two, seed=int(s)))  # no model yet: it may choose 6
     _, snap, _, store = run(m, lambda s, e: blobs(40, two, seed=int(s)))
@@ -413,9 +415,10 @@ def since(begin: float) -> Any:
     return lambda s, e: daily_mix(s, e) if s >= begin else np.empty((0, len(FEATURES)))
 
 
-def test_a_period_whose_data_begin_in_its_second_half_fails_until_half_of_it_holds_rows() -> None:
+def test_a_period_whose_data_begin_inside_it_fails_until_its_rows_cover_what_it_needs() -> None:
     # A Prometheus an hour old: the day's period trained on its last hour, and a seasonal
-    # model knew that hour of its cycle for good (156 of 168 quiet windows flagged).
+    # model knew that hour of its cycle for good (156 of 168 quiet windows flagged);
+    # trained on half a day, it knew no afternoon (12 flags a quiet day).
     begin = NOW - 3 * 3600
     day = model(seasonality="daily")
     with pytest.raises(TooFewRowsError) as caught:
@@ -427,15 +430,29 @@ def test_a_period_whose_data_begin_in_its_second_half_fails_until_half_of_it_hol
         "[2027-01-14T08:00:00Z, 2027-01-14T09:00:00Z): "
     )
     assert str(caught.value).endswith(
-        "more than half; the first run from about 2027-01-15T17:00:00Z trains it"
+        "and its rows must cover a whole daily cycle; the first run from about "
+        "2027-01-16T05:00:00Z trains it"
     )
-    _, snap, _, _ = run(day, since(begin), now=begin + DAY / 2)  # 12 of 24 hold rows
+    with pytest.raises(TooFewRowsError):
+        run(day, since(begin), now=begin + DAY - 3600)  # 23 hours of rows
+    _, snap, _, _ = run(day, since(begin), now=begin + DAY)
     assert snap.reference_windows is not None
-    assert snap.window_start == begin and snap.reference_windows.values.shape[0] == 12
-    # A fixed range that ended: only another start can help.
+    assert snap.reference_windows.values.shape[0] == 24
+    # Without a seasonality, half the period will do.
+    flat = model(seasonality="none")
+    with pytest.raises(TooFewRowsError, match=r"must cover half the period; the first run from"):
+        run(flat, since(begin))
+    _, snap, _, _ = run(flat, since(begin), now=begin + DAY / 2)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 12
+    # A fixed range that ended: only another range can help.
     past = model(reference={"from": NOW - 2 * DAY, "to": NOW - DAY}, seasonality="daily")
-    with pytest.raises(TooFewRowsError, match=r"start the period at 2027-01-14T05:00:00Z or"):
+    with pytest.raises(TooFewRowsError) as caught:
         run(past, since(NOW - DAY - 3 * 3600))
+    assert str(caught.value).endswith(
+        "set reference.from to 2027-01-14T05:00:00Z and reference.to to 2027-01-15T05:00:00Z "
+        "or later"
+    )
     # Rows missing elsewhere (a night, an outage) leave those windows out, as before.
     night = lambda s, e: np.empty((0, 3)) if (s % DAY) < 6 * 3600 else daily_mix(s, e)  # noqa: E731
     _, snap, _, _ = run(model(), night)
