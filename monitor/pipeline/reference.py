@@ -75,7 +75,7 @@ def read_reference(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read); the last: {error}"
         )
-    _check_leading_gap(source, model, (start, end), len(ends), read, engine)
+    _check_leading_gap(source, model, (start, end), read, engine)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -124,50 +124,50 @@ def _check_leading_gap(
     source: TelemetrySource,
     model: ModelSettings,
     span: tuple[float, float],
-    n_windows: int,
     read: _Read,
     engine: Engine | None,
 ) -> None:
-    """TooFewRowsError when the source's data began inside the period: the windows from
-    the first that holds rows on cover less than the period needs (a whole cycle with a
-    seasonality, else half the period), those before it were read and found empty, and
-    no row comes before the period either (a new deployment, a Prometheus younger than
-    the period). A period of a day whose first run came an hour after the data began
-    trained on that hour, and a seasonal model knew one hour of its cycle for good: 156
-    of 168 quiet windows flagged; trained on half a day, it still knew no afternoon (12
-    flags a quiet day). A service idle for long stretches (rows from 10:00 to 16:00
-    only) has such a lead in a period that starts in its evening, and rows before it:
-    it trains, as does a period whose windows could not be read (an outage; a files
-    source in ``window: file`` mode before its first file, whose one file is the
-    period)."""
+    """TooFewRowsError when the source's data began inside the period: the windows before
+    the first that holds rows were read and found empty, the time from it to the period's
+    end is less than the period needs (a whole cycle with a seasonality, else the period
+    up to a day), and no row comes in a week (or the period's length) before the period
+    either (a new deployment, a Prometheus younger than the period). A period of a day
+    whose first run came an hour after the data began trained on that hour, and a
+    seasonal model knew one hour of its cycle for good: 156 of 168 quiet windows
+    flagged; trained on half a day, a model knew no afternoon (12 flags a quiet day). A
+    service idle for long stretches (rows from 10:00 to 16:00, or on weekdays only) has
+    such a lead in a period that starts in its idle time, and rows before it: it trains,
+    as does a period whose windows could not be read (an outage; a files source in
+    ``window: file`` mode before its first file, whose one file is the period)."""
     start, end = span
     first = read.starts[0]
-    lead = sum(1 for s in read.empty if s < first)
+    empty = [text for s, text in read.empty if s < first]
     cycle = SEASON_PERIODS.get(model.seasonality)
-    need = cycle if cycle is not None else (end - start) / 2
-    covered = (end - start) * (n_windows - lead) / n_windows
-    if lead == 0 or covered >= need - 1e-6:
-        return
-    if _rows_before(source, model, start, end - start, engine):
-        return
-    what = f"a whole {model.seasonality} cycle" if cycle is not None else "half the period"
     ref = model.reference
-    ready = first + need
-    if ref.start is not None and ref.end is not None and cycle is None:
-        ready = 2 * first - ref.start  # a fixed range grows with the runs until its end
-    if ref.end is not None and ready > ref.end:
-        least = max(model.window, cycle or 0.0)  # what the configuration asks of a period
+    full = end - start if ref.start is None or ref.end is None else ref.end - ref.start
+    need = cycle if cycle is not None else min(full, SEASON_PERIODS["daily"])
+    if not empty or end - first >= need - 1e-6:
+        return
+    look = max(end - start, SEASON_PERIODS["weekly"])
+    if _rows_before(source, model, start, look, engine):
+        return
+    what = f"a whole {model.seasonality} cycle" if cycle is not None else format_duration(need)
+    if ref.end is not None and first + need > ref.end:  # a fixed range that cannot grow
+        least = max(model.window, need)  # what the configuration asks of a period, at least
         when = (
             f"set reference.from to {format_time(first)} and reference.to to "
             f"{format_time(first + least)} or later"
         )
     else:
-        when = f"the first run from about {format_time(ready)} trains it"
+        when = f"they do from about {format_time(first + need)}"
+    before = sum(1 for s in read.starts_tried if s < first)
     raise TooFewRowsError(
         f"the reference period {format_time(start)} to {format_time(end)} has its first "
-        f"window with rows at {format_time(first)}, and none before it: the source's data "
-        f"begin inside the period; its first {lead} of {n_windows} windows held none (the "
-        f"first: {read.skipped[0]}), and its rows must cover {what}; {when}"
+        f"window with rows at {format_time(first)}, and none in the {format_duration(look)} "
+        f"before the period: "
+        f"the source's data begin inside it; {len(empty)} of the {before} windows before its "
+        f"first rows held none (the first: {empty[0]}), and its rows must cover {what}; "
+        f"{when}"
     )
 
 
@@ -204,7 +204,8 @@ class _Read:
     starts: list[float] = field(default_factory=list)
     stops: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    empty: list[float] = field(default_factory=list)  # starts of those that held nothing
+    empty: list[tuple[float, str]] = field(default_factory=list)  # those that held nothing
+    starts_tried: list[float] = field(default_factory=list)  # every window read
     repeated: int = 0
     last_error: Exception | None = None
 
@@ -222,6 +223,7 @@ def _read(
     out = _Read()
     for e in ends:
         s = e - model.window
+        out.starts_tried.append(s)
         try:
             if current is not None and (s, e) == (current.start, current.end):
                 window = current
@@ -231,7 +233,7 @@ def _read(
         except (SourceError, InvalidInputError) as exc:
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
             if isinstance(exc, TooFewRowsError | NoDataError):
-                out.empty.append(s)
+                out.empty.append((s, out.skipped[-1]))
             out.last_error = exc
             continue
         digest = _digest(window)

@@ -418,33 +418,27 @@ def since(begin: float) -> Any:
 def test_a_period_whose_data_begin_inside_it_fails_until_its_rows_cover_what_it_needs() -> None:
     # A Prometheus an hour old: the day's period trained on its last hour, and a seasonal
     # model knew that hour of its cycle for good (156 of 168 quiet windows flagged);
-    # trained on half a day, it knew no afternoon (12 flags a quiet day).
+    # trained on half a day, a model knew no afternoon (12 flags a quiet day).
     begin = NOW - 3 * 3600
-    day = model(seasonality="daily")
-    with pytest.raises(TooFewRowsError) as caught:
-        run(day, since(begin))
-    assert str(caught.value).startswith(
-        "the reference period 2027-01-14T08:00:00Z to 2027-01-15T08:00:00Z has its first "
-        "window with rows at 2027-01-15T05:00:00Z, and none before it: the source's data "
-        "begin inside the period; its first 21 of 24 windows held none (the first: "
-        "[2027-01-14T08:00:00Z, 2027-01-14T09:00:00Z): "
-    )
-    assert str(caught.value).endswith(
-        "and its rows must cover a whole daily cycle; the first run from about "
-        "2027-01-16T05:00:00Z trains it"
-    )
-    with pytest.raises(TooFewRowsError):
-        run(day, since(begin), now=begin + DAY - 3600)  # 23 hours of rows
-    _, snap, _, _ = run(day, since(begin), now=begin + DAY)
-    assert snap.reference_windows is not None
-    assert snap.reference_windows.values.shape[0] == 24
-    # Without a seasonality, half the period will do.
-    flat = model(seasonality="none")
-    with pytest.raises(TooFewRowsError, match=r"must cover half the period; the first run from"):
-        run(flat, since(begin))
-    _, snap, _, _ = run(flat, since(begin), now=begin + DAY / 2)
-    assert snap.reference_windows is not None
-    assert snap.reference_windows.values.shape[0] == 12
+    for seasonality in ("daily", "none"):
+        day = model(seasonality=seasonality)
+        with pytest.raises(TooFewRowsError) as caught:
+            run(day, since(begin))
+        need = "a whole daily cycle" if seasonality == "daily" else "1d"
+        assert str(caught.value) == (
+            "the reference period 2027-01-14T08:00:00Z to 2027-01-15T08:00:00Z has its first "
+            "window with rows at 2027-01-15T05:00:00Z, and none in the 1w before the period: "
+            "the source's data begin inside it; 21 of the 21 windows before its first rows "
+            "held none (the first: [2027-01-14T08:00:00Z, 2027-01-14T09:00:00Z): model 'm', "
+            "window fake[1799913600,1799917200): 0 valid rows; at least 3 required "
+            f"(validation.min_rows=auto, k = 3)), and its rows must cover {need}; they do "
+            "from about 2027-01-16T05:00:00Z"
+        )
+        with pytest.raises(TooFewRowsError):
+            run(day, since(begin), now=begin + DAY - 3600)  # 23 hours of rows
+        _, snap, _, _ = run(day, since(begin), now=begin + DAY)
+        assert snap.reference_windows is not None
+        assert snap.reference_windows.values.shape[0] == 24
     # A fixed range that ended: only another range can help.
     past = model(reference={"from": NOW - 2 * DAY, "to": NOW - DAY}, seasonality="daily")
     with pytest.raises(TooFewRowsError) as caught:
@@ -473,6 +467,13 @@ def test_a_service_idle_most_of_the_day_trains_on_a_period_that_starts_in_its_ev
     _, snap, _, _ = run(model(), office, NOW - (NOW % DAY) + 16 * 3600)
     assert snap.reference_windows is not None
     assert snap.reference_windows.values.shape[0] == 6
+    # Weekdays only: a Monday's day-long period holds the weekend first; the week before
+    # it has rows (a look back of one period saw only the weekend, and blamed the data).
+    monday = NOW - (NOW % (7 * DAY)) + 4 * DAY  # the epoch was a Thursday
+    weekdays = lambda s, e: np.empty((0, 3)) if (s // DAY + 3) % 7 >= 5 else office(s, e)  # noqa: E731
+    _, snap, _, _ = run(model(), weekdays, monday + 16 * 3600)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 6
 
 
 def test_files_named_by_time_that_begin_inside_the_period_are_the_data_s_start(
@@ -493,7 +494,7 @@ def test_files_named_by_time_that_begin_inside_the_period_are_the_data_s_start(
            "schedule": {"interval": "1h"}, "source": source}  # fmt: skip
     m = load_settings(None, raw={"models": [raw]}).models[0]
     src = SOURCES["files"].build("m", m.features, m.source.options)
-    with pytest.raises(TooFewRowsError, match="the source's data begin inside the period"):
+    with pytest.raises(TooFewRowsError, match="the source.s data begin inside it"):
         evaluate(m, src, MemoryStore(), MemoryHistory(), NOW)
 
 
