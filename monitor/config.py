@@ -729,6 +729,18 @@ def _iana_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones() - {"localtime"})
 
 
+def _timezone_unused(written: Any, timezone: str) -> Problem:
+    """The problem of a time zone given to a model without a seasonality (``written``:
+    its seasonality as the file says it, None when left out)."""
+    why = (
+        "seasonality: auto is none with a reference under a day"
+        if written in (None, "auto")
+        else "seasonality: none"
+    )
+    expected = f"omitted without a seasonality ({why}): it sets the clock of the phases"
+    return Problem("timezone", expected, timezone)
+
+
 def _keeps_utc(timezone: str) -> bool:
     """Whether ``timezone`` reads as UTC all year (``Etc/UTC``, ``GMT``, ``Zulu``)."""
     import zoneinfo
@@ -968,19 +980,7 @@ def _parse_model(
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
     if values["seasonality"] not in SEASON_PERIODS and not _keeps_utc(values["timezone"]):
-        written = r.raw.get("seasonality") if isinstance(r.raw, Mapping) else None
-        why = (
-            "seasonality: auto is none with a reference under a day"
-            if written in (None, "auto")
-            else "seasonality: none"
-        )
-        r.add(
-            Problem(
-                "timezone",
-                f"omitted without a seasonality ({why}): it sets the clock of the phases",
-                values["timezone"],
-            )
-        )
+        r.add(_timezone_unused(r.raw.get("seasonality"), values["timezone"]))
     if reference is not None:  # an invalid one says so already, and nothing more
         written = _reference_written(r.raw.get("reference"))
         for problem in _seasonal_problems(reference, values["seasonality"], window, written):

@@ -494,7 +494,7 @@ def test_files_named_by_time_that_begin_inside_the_period_are_the_data_s_start(
            "schedule": {"interval": "1h"}, "source": source}  # fmt: skip
     m = load_settings(None, raw={"models": [raw]}).models[0]
     src = SOURCES["files"].build("m", m.features, m.source.options)
-    with pytest.raises(TooFewRowsError, match="the source.s data begin inside it"):
+    with pytest.raises(TooFewRowsError, match="the source's data begin inside it"):
         evaluate(m, src, MemoryStore(), MemoryHistory(), NOW)
 
 

@@ -231,7 +231,10 @@ def test_replay_on_files_named_by_time(tmp_path: Path) -> None:
         "time_from": "name",
         "name_time": "%Y%m%dT%H%M%S",
     }
-    r = backtest(settings(tmp_path, source), "shop", T0, T0 + 6 * 900)
+    # A reference of one window: the files begin at T0, and a day's period would wait for
+    # a day of them (test_reference_period.py).
+    cfg = settings(tmp_path, source, reference={"window": "15m"})
+    r = backtest(cfg, "shop", T0, T0 + 6 * 900)
     # Each run reads the file named at its window's start: the row counts say which.
     assert [w.result.n_rows for w in r.windows] == [200 + 10 * i for i in range(6)]  # type: ignore[union-attr]
 
