@@ -925,6 +925,9 @@ def _explainer(
 #: Runs of one model in one backtest at most: a month of runs a minute apart is 44,640.
 MAX_REPLAY_RUNS = 100_000
 
+#: A model, the times of its runs in a replayed range, and the time of the run after them.
+BacktestRuns = tuple[ModelSettings, list[float], float]
+
 
 def backtest(
     settings: Settings,
@@ -941,7 +944,17 @@ def backtest(
     the state directory. ``on_result(i, n, result)`` follows progress. InvalidInputError
     as ``backtest_runs`` says.
     """
-    m, times, after = backtest_runs(settings, name, start, end)
+    return replay_runs(settings, backtest_runs(settings, name, start, end), on_result=on_result)
+
+
+def replay_runs(
+    settings: Settings,
+    runs: BacktestRuns,
+    *,
+    on_result: Callable[[int, int, Evaluation | RunFailure], None] | None = None,
+) -> Replay:
+    """``backtest``'s replay of ``runs``, as ``backtest_runs`` found them."""
+    m, times, after = runs
     source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
     # Retention by count only: snapshot ages are data times, not the wall clock's.
     keep = settings.store.keep_versions
@@ -965,9 +978,7 @@ def backtest(
         source.close()
 
 
-def backtest_runs(
-    settings: Settings, name: str, start: float, end: float
-) -> tuple[ModelSettings, list[float], float]:
+def backtest_runs(settings: Settings, name: str, start: float, end: float) -> BacktestRuns:
     """Model ``name``, the times of its runs in ``[start, end)`` and the run after them,
     before any replay: a command that replays several models checks them all first, so
     that one refused does not discard the others' finished replays. InvalidInputError

@@ -798,8 +798,7 @@ def backtest(
     the replay starts from no model and writes nothing to the state directory.
     """
     from monitor import plots
-    from monitor.bootstrap import backtest as run_backtest
-    from monitor.bootstrap import backtest_runs
+    from monitor.bootstrap import backtest_runs, replay_runs
     from monitor.pipeline.replay import ReplayInterrupted
 
     settings = _settings(config_path)
@@ -811,10 +810,10 @@ def backtest(
             raise InvalidInputError(
                 f"--plot draws one model: add --model (configured: {', '.join(names)})"
             )
-    refused = []
+    planned, refused = [], []
     for n in names:  # each refused before any replay: none finished is lost to another
         try:
-            backtest_runs(settings, n, t1, t2)
+            planned.append(backtest_runs(settings, n, t1, t2))
         except InvalidInputError as exc:
             refused.append(str(exc).removeprefix("backtest: "))
     if refused:
@@ -822,8 +821,9 @@ def backtest(
     _limit_blas(settings)
     replays = []
     try:
-        for n in names:
-            replays.append(run_backtest(settings, n, t1, t2, on_result=_backtest_progress(n)))
+        for runs in planned:
+            progress = _backtest_progress(runs[0].name)
+            replays.append(replay_runs(settings, runs, on_result=progress))
     except ReplayInterrupted as exc:
         # What had finished is printed before the command ends as interrupted: a replay
         # stopped an hour in must not lose the hour.
