@@ -122,8 +122,8 @@ def least_rows(
     chose k = 2 of 2 to 6 failed quiet windows of 4 and 5 rows, and paged.
     """
     ranged = k is None and isinstance(model.k, KRange)
-    bar = f"k up to {_k_max(model)}" if ranged else f"k = {_k_max(model) if k is None else k}"
     k = _k_max(model) if k is None else k
+    bar = f"k up to {k}" if ranged else f"k = {k}"
     fixed = model.validation.min_rows
     if fixed is not None:
         return max(fixed, k), f"validation.min_rows={fixed}, {bar}"
