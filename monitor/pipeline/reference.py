@@ -75,7 +75,7 @@ def read_reference(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read); the last: {error}"
         )
-    _check_leading_gap(source, model, (start, end), read, engine)
+    _check_leading_gap(source, model, (start, end), ends, read, engine)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -124,6 +124,7 @@ def _check_leading_gap(
     source: TelemetrySource,
     model: ModelSettings,
     span: tuple[float, float],
+    ends: list[float],
     read: _Read,
     engine: Engine | None,
 ) -> None:
@@ -138,7 +139,8 @@ def _check_leading_gap(
     service idle for long stretches (rows from 10:00 to 16:00, or on weekdays only) has
     such a lead in a period that starts in its idle time, and rows before it: it trains,
     as does a period whose windows could not be read (an outage; a files source in
-    ``window: file`` mode before its first file, whose one file is the period)."""
+    ``window: file`` mode before its first file, whose one file is the period).
+    ``ends``: the ends of the period's windows read (``_window_ends``)."""
     start, end = span
     first = read.starts[0]
     empty = [text for s, text in read.empty if s < first]
@@ -160,7 +162,7 @@ def _check_leading_gap(
         )
     else:
         when = f"they do from about {format_time(first + need)}"
-    before = sum(1 for s in read.starts_tried if s < first)
+    before = sum(1 for e in ends if e - model.window < first)
     raise TooFewRowsError(
         f"the reference period {format_time(start)} to {format_time(end)} has its first "
         f"window with rows at {format_time(first)}, and none in the {format_duration(look)} "
@@ -205,7 +207,6 @@ class _Read:
     stops: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     empty: list[tuple[float, str]] = field(default_factory=list)  # those that held nothing
-    starts_tried: list[float] = field(default_factory=list)  # every window read
     repeated: int = 0
     last_error: Exception | None = None
 
@@ -223,7 +224,6 @@ def _read(
     out = _Read()
     for e in ends:
         s = e - model.window
-        out.starts_tried.append(s)
         try:
             if current is not None and (s, e) == (current.start, current.end):
                 window = current
