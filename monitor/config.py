@@ -42,6 +42,7 @@ from monitor.core.scaling import SCALER_KINDS
 from monitor.durations import MAX_SECONDS, check_duration, format_duration
 from monitor.errors import ConfigError, TooFewRowsError
 from monitor.ports import SourceKind
+from monitor.records import SEASON_PERIODS
 from monitor.redact import MASK, redact_text
 from monitor.slis import FLAGGED_RUNS_TO_FIRE, SLIS, THRESHOLDS
 from monitor.timestamps import format_time, time_field
@@ -73,8 +74,6 @@ __all__ = [
 RETRAIN_POLICIES = ("scheduled", "on-drift", "manual")
 THRESHOLD_MODES = ("auto", "fixed", "calibrated")
 SEASONALITIES = ("auto", "none", "daily", "weekly")
-#: Seconds in one cycle of each seasonality.
-SEASON_PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0}
 NAN_POLICIES = ("fail", "drop")
 SERVING_NAN_POLICIES = ("reject", "null")
 K_CRITERIA = ("silhouette", "gap", "elbow")

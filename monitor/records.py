@@ -174,6 +174,10 @@ class NullTable:
     drift_spread: FloatArray | None = None
 
 
+#: Seconds in one cycle of each seasonality (the configuration's ``seasonality``).
+SEASON_PERIODS: Mapping[str, float] = {"daily": 86400.0, "weekly": 7 * 86400.0}
+
+
 @dataclass(frozen=True, eq=False)
 class SeasonalProfile:
     """Cluster and bin counts of the reference period by phase of a seasonal cycle."""

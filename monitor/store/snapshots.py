@@ -73,7 +73,7 @@ from monitor.errors import (
     SnapshotNotFoundError,
     StoreError,
 )
-from monitor.records import Snapshot, VersionInfo
+from monitor.records import SEASON_PERIODS, Snapshot, VersionInfo
 from monitor.store._crypto import StoreKey, require_cipher
 from monitor.store._fs import (
     DIR_MODE,
@@ -823,7 +823,7 @@ def _seasonality(snapshot: Snapshot) -> dict[str, Any] | None:
     profile = snapshot.profile
     if profile is None:
         return None
-    names = {86400.0: "daily", 604800.0: "weekly"}
+    names = {seconds: name for name, seconds in SEASON_PERIODS.items()}
     return {"cycle": names.get(profile.period, profile.period), "timezone": profile.timezone}
 
 
