@@ -115,7 +115,10 @@ class Problem:
 
 def _written(value: Any) -> Any:
     """A value as a configuration file wrote it: YAML's unquoted dates and times are
-    shown as text ('2024-01-01'), not as Python's datetime.date(2024, 1, 1)."""
+    shown as text ('2024-01-01'), not as Python's datetime.date(2024, 1, 1), and a list
+    that parsing made a tuple as the list it was ([], not ())."""
+    if isinstance(value, tuple):
+        return list(value)
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, date):

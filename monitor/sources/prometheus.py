@@ -248,7 +248,7 @@ def options_problems(o: PrometheusOptions, features: Sequence[str] | None = None
             "join_on",
             "a non-empty list of label names other than __name__ (the metric's name, which "
             "differs between features)",
-            list(o.join_on) if isinstance(o.join_on, tuple) else o.join_on,
+            o.join_on,
         ),
         problem_of(check_int, o.max_points, "max_points", low=1, high=MAX_POINTS_LIMIT),
         problem_of(check_int, o.retries, "retries", low=0, high=MAX_RETRIES),
