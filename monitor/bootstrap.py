@@ -47,7 +47,7 @@ from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, RunFailure, Snapshot, VersionInfo
+from monitor.records import SEASON_PERIODS, Evaluation, RunFailure, Snapshot, VersionInfo
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure, store_options
@@ -66,7 +66,7 @@ from monitor.store._fs import make_dirs
 from monitor.store.history import SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
-from monitor.timestamps import format_time
+from monitor.timestamps import format_time, keeps_utc
 from monitor.workers import RunWorkers
 
 __all__ = [
@@ -1042,10 +1042,12 @@ def k_mismatches(
     settings: Settings, store: SnapshotStore, config_path: Path | None = None
 ) -> dict[str, str]:
     """Model -> a warning, for each model whose live version the configuration has changed
-    under it: other features (every run fails until a retrain), or a k it does not allow.
+    under it: other features (every run fails until a retrain), a k it does not allow, or
+    another seasonality or time zone of the phases.
 
-    k is chosen only when a reference model is trained, so a changed ``k`` is otherwise
-    ignored until a retrain; the warning names the command that retrains deliberately.
+    k and the phases are set only when a reference model is trained, so a change to them is
+    otherwise ignored until a retrain; the warning names the command that retrains
+    deliberately.
     """
     out: dict[str, str] = {}
     for m in settings.models:
@@ -1062,13 +1064,34 @@ def k_mismatches(
             )
             continue
         fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= info.k <= m.k.max
-        if not fits:
+        asks, has = ([], []) if fits else ([_k_text(m.k)], [f"k={info.k}"])
+        cycle = SEASON_PERIODS.get(m.seasonality)
+        if _phases(cycle, m.timezone) != _phases(info.cycle, info.timezone):
+            asks.append(_phases_text(cycle, m.timezone))
+            has.append(_phases_text(info.cycle, info.timezone))
+        if asks:
             out[m.name] = (
-                f"model {m.name!r}: the configuration asks for {_k_text(m.k)} but the live "
-                f"model v{info.version} has k={info.k}, which runs keep until a new reference "
-                f"is trained; retrain with: {command} (pending; --live makes it live at once)"
+                f"model {m.name!r}: the configuration asks for {' and '.join(asks)} but the "
+                f"live model v{info.version} has {' and '.join(has)}, which runs keep until a "
+                f"new reference is trained; retrain with: {command} (pending; --live makes it "
+                "live at once)"
             )
     return out
+
+
+def _phases(cycle: float | None, timezone: str | None) -> tuple[float, str] | None:
+    """A seasonality as runs compare by it: its cycle and clock (every zone that reads as
+    UTC all year is UTC); None without one."""
+    if cycle is None:
+        return None
+    return cycle, "UTC" if timezone is None or keeps_utc(timezone) else timezone
+
+
+def _phases_text(cycle: float | None, timezone: str | None) -> str:
+    if cycle is None:
+        return "no seasonality"
+    names = {seconds: name for name, seconds in SEASON_PERIODS.items()}
+    return f"{names.get(cycle, f'a {cycle:g} s cycle')} phases in {timezone or 'UTC'}"
 
 
 @dataclass(frozen=True)

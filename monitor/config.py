@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,7 +44,7 @@ from monitor.ports import SourceKind
 from monitor.records import SEASON_PERIODS
 from monitor.redact import MASK, redact_text
 from monitor.slis import FLAGGED_RUNS_TO_FIRE, SLIS, THRESHOLDS
-from monitor.timestamps import format_time, time_field
+from monitor.timestamps import format_time, keeps_utc, time_field
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -740,16 +739,6 @@ def _timezone_unused(written: Any, timezone: str) -> Problem:
     return Problem("timezone", expected, timezone)
 
 
-def _keeps_utc(timezone: str) -> bool:
-    """Whether ``timezone`` reads as UTC all year (``Etc/UTC``, ``GMT``, ``Zulu``)."""
-    import zoneinfo
-
-    zone = zoneinfo.ZoneInfo(timezone)
-    return all(
-        datetime(2024, month, 1, tzinfo=zone).utcoffset() == timedelta(0) for month in (1, 7)
-    )
-
-
 def _reference(r: _Reader) -> ReferenceSettings | None:
     """``{window: D}`` or ``{from: T1, to: T2}``; None when it has a problem (reported)."""
     if not r.valid:
@@ -978,7 +967,7 @@ def _parse_model(
         # Telemetry follows the day: a reference of a day or more is compared by phase.
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
-    if values["seasonality"] not in SEASON_PERIODS and not _keeps_utc(values["timezone"]):
+    if values["seasonality"] not in SEASON_PERIODS and not keeps_utc(values["timezone"]):
         r.add(_timezone_unused(r.raw.get("seasonality"), values["timezone"]))
     if reference is not None:  # an invalid one says so already, and nothing more
         written = _reference_written(r.raw.get("reference"))

@@ -519,6 +519,8 @@ class VersionInfo:
     signed: bool = False
     encrypted: bool = False
     features: tuple[str, ...] | None = None  # None when the manifest is unreadable
+    cycle: float | None = None  # seconds of its seasonal cycle; None without seasonality
+    timezone: str | None = None  # the clock of its phases, with a cycle
 
     @classmethod
     def of(cls, snapshot: Snapshot, state: str) -> VersionInfo:
@@ -534,6 +536,8 @@ class VersionInfo:
             n_rows=snapshot.n_rows,
             checksum=snapshot.checksum,
             features=tuple(snapshot.features),
+            cycle=None if snapshot.profile is None else snapshot.profile.period,
+            timezone=None if snapshot.profile is None else snapshot.profile.timezone,
         )
 
 

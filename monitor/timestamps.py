@@ -184,6 +184,16 @@ def wall_seconds(t: Any, timezone: str) -> NDArray[np.float64]:
     return times + np.vectorize(offsets.__getitem__, otypes=[np.float64])(times)
 
 
+def keeps_utc(timezone: str) -> bool:
+    """Whether ``timezone`` reads as UTC all year (``Etc/UTC``, ``GMT``, ``Zulu``); False
+    for a zone this machine does not know."""
+    try:
+        zone = zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return all(_offset(datetime(2024, month, 1, tzinfo=zone)) == 0.0 for month in (1, 7))
+
+
 def _offset(moment: datetime) -> float:
     offset = moment.utcoffset()
     return 0.0 if offset is None else offset.total_seconds()

@@ -761,6 +761,7 @@ def _version_info(
     b = m.body
     try:
         parent = b.get("parent_version")
+        profile = b.get("profile")
         return VersionInfo(
             model=model,
             version=version,
@@ -774,6 +775,8 @@ def _version_info(
             signed=m.signed,
             encrypted=m.encrypted,
             features=tuple(str(f) for f in b["features"]),
+            cycle=None if profile is None else float(profile["period"]),
+            timezone=None if profile is None else str(profile.get("timezone", "UTC")),
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return VersionInfo(
@@ -821,16 +824,22 @@ def snapshot_summary(
 def _seasonality(snapshot: Snapshot) -> dict[str, Any] | None:
     """The profile's cycle (``daily``, ``weekly`` or its seconds) and time zone."""
     profile = snapshot.profile
-    if profile is None:
+    return None if profile is None else _cycle_json(profile.period, profile.timezone)
+
+
+def _cycle_json(period: float | None, timezone: str | None) -> dict[str, Any] | None:
+    if period is None:
         return None
     names = {seconds: name for name, seconds in SEASON_PERIODS.items()}
-    return {"cycle": names.get(profile.period, profile.period), "timezone": profile.timezone}
+    return {"cycle": names.get(period, period), "timezone": timezone}
 
 
 def version_summary(info: VersionInfo) -> dict[str, Any]:
     """JSON-friendly description of a listed version for ``snapshots list --json``."""
     out = dataclasses.asdict(info)
     out["features"] = None if info.features is None else list(info.features)
+    del out["cycle"], out["timezone"]  # shown as `snapshots show` shows them
+    out["seasonality"] = _cycle_json(info.cycle, info.timezone)
     out["created_at_utc"] = None if info.created_at is None else _utc(info.created_at)
     return out
 

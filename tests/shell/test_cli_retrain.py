@@ -29,7 +29,7 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args))
 
 
-def write_config(cfg: Path, data: Path, k: Any, retrain: str = "manual") -> None:
+def write_config(cfg: Path, data: Path, k: Any, retrain: str = "manual", **more: Any) -> None:
     model = {
         "name": "shop",
         "features": ["a", "b", "c"],
@@ -39,6 +39,7 @@ def write_config(cfg: Path, data: Path, k: Any, retrain: str = "manual") -> None
         "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
         "training": {"n_init": 2, "silhouette_sample": 500},
         "retrain": retrain,
+        **more,
     }
     cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": "state"}, "models": [model]}))
 
@@ -162,7 +163,7 @@ def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
     tmp_path: Path, k: Any, warned: bool
 ) -> None:
     cfg = tmp_path / "monitor.yaml"
-    write_config(cfg, tmp_path, k)
+    write_config(cfg, tmp_path, k, seasonality="none")  # as the snapshots have
     store = MemorySnapshotStore()
     abc = ("a", "b", "c")  # the configured features
     store.save(make_snapshot("shop", k=3, d=3, features=abc), state="live")
@@ -180,3 +181,34 @@ def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
     assert warning.endswith(" --live")
     # No model yet, or a model of another name: nothing to compare.
     assert k_mismatches(load_settings(cfg), MemorySnapshotStore(), None) == {}
+
+
+def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
+    three: tuple[Path, Path],
+) -> None:
+    cfg, _ = three  # v1: daily phases in UTC (the default reference, a day, is one cycle)
+    data = cfg.parent / "data"
+    shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop").stdout)
+    assert shown["seasonality"] == {"cycle": "daily", "timezone": "UTC"}
+    listed = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert listed["shop"][0]["seasonality"] == shown["seasonality"]
+    cases = [
+        ({"timezone": "America/New_York"}, "daily phases in America/New_York", "daily phases"),
+        ({"seasonality": "none"}, "no seasonality", "daily phases"),
+        ({"seasonality": "weekly", "reference": {"window": "7d"}}, "weekly phases", "daily"),
+    ]
+    for more, asks, has in cases:
+        write_config(cfg, data, 3, **more)
+        [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+        assert f"asks for {asks}" in warning and f"the live model v1 has {has}" in warning
+        assert "retrain with: kmeans-monitor snapshots retrain shop" in warning
+    # Both k and the phases: one warning that names both.
+    write_config(cfg, data, 4, timezone="Europe/Paris")
+    [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+    assert (
+        "asks for k=4 and daily phases in Europe/Paris but the live model v1 has k=3 and "
+        "daily phases in UTC, which runs keep" in warning
+    )
+    # A zone that reads as UTC all year compares as UTC: nothing to warn of.
+    write_config(cfg, data, 3, timezone="Etc/UTC")
+    assert invoke("check-config", str(cfg)).stderr == ""
