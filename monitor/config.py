@@ -750,7 +750,14 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
     r.finish()
     # Whether an end was written, not whether it parsed: a bad one is its own problem.
     given_from, given_to = (r.raw.get(key) is not None for key in ("from", "to"))
-    if given_from != given_to:
+    if given_from != given_to and r.raw.get("window") is not None:
+        one, other = ("from", "to") if given_from else ("to", "from")
+        mix = (
+            f"omitted with window, or given with {other} instead of window: a period is "
+            "{window: D}, ending at each run, or {from: T1, to: T2}"
+        )
+        r.add(Problem(one, mix, r.raw[one]))
+    elif given_from != given_to:
         r.add(Problem("from" if given_to else "to", "given with the other end of the range", None))
     if given_from and given_to and window is not None:
         r.add(

@@ -435,6 +435,13 @@ def test_config_never_imports_a_source() -> None:
             "models[checkout].reference.to: must be given with the other end of the range; "
             "it is missing or empty",
         ),
+        # One end with a window: the two ways to say a period, mixed.
+        (
+            {"reference": {"to": "2026-11-01", "window": "1d"}},
+            "models[checkout].reference.to: must be omitted with window, or given with from "
+            "instead of window: a period is {window: D}, ending at each run, or "
+            "{from: T1, to: T2}; got '2026-11-01'",
+        ),
         (
             {"reference": {"from": "yesterday", "to": "2026-11-01"}},
             "models[checkout].reference.from: must be unix seconds or an ISO-8601 time "
