@@ -748,21 +748,8 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
     start = r.get("from", None, time_field)
     end = r.get("to", None, time_field)
     r.finish()
-    # Whether an end was written, not whether it parsed: a bad one is its own problem.
-    given_from, given_to = (r.raw.get(key) is not None for key in ("from", "to"))
-    if given_from != given_to and r.raw.get("window") is not None:
-        one, other = ("from", "to") if given_from else ("to", "from")
-        mix = (
-            f"omitted with window, or given with {other} instead of window: a period is "
-            "{window: D}, ending at each run, or {from: T1, to: T2}"
-        )
-        r.add(Problem(one, mix, r.raw[one]))
-    elif given_from != given_to:
-        r.add(Problem("from" if given_to else "to", "given with the other end of the range", None))
-    if given_from and given_to and window is not None:
-        r.add(
-            Problem("window", "omitted with from/to (one way to say the period)", r.raw["window"])
-        )
+    for problem in _range_ends(r.raw):
+        r.add(problem)
     if start is not None and end is not None and end <= start:
         r.add(Problem("to", f"after from ({format_time(start)})", format_time(end)))
     elif start is not None and end is not None and end - start > MAX_PERIOD_SECONDS:
@@ -773,6 +760,27 @@ def _reference(r: _Reader) -> ReferenceSettings | None:
     if start is not None and end is not None:
         return ReferenceSettings(window=end - start, start=start, end=end)
     return ReferenceSettings() if window is None else ReferenceSettings(window=window)
+
+
+def _range_ends(raw: Mapping[str, Any]) -> list[Problem]:
+    """The problems of a reference's written ends: one without the other, or both or one
+    with a window. Whether an end was written, not whether it parsed: a bad one is its own
+    problem."""
+    given_from, given_to = (raw.get(key) is not None for key in ("from", "to"))
+    window = raw.get("window")
+    if given_from != given_to and window is not None:
+        one, other = ("from", "to") if given_from else ("to", "from")
+        mix = (
+            f"omitted with window, or given with {other} instead of window: a period is "
+            "{window: D}, ending at each run, or {from: T1, to: T2}"
+        )
+        return [Problem(one, mix, raw[one])]
+    if given_from != given_to:
+        missing = "from" if given_to else "to"
+        return [Problem(missing, "given with the other end of the range", None)]
+    if given_from and given_to and window is not None:
+        return [Problem("window", "omitted with from/to (one way to say the period)", window)]
+    return []
 
 
 def _reference_written(raw: Any) -> str | None:
