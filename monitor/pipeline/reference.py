@@ -32,7 +32,7 @@ from monitor.ports import Engine, TelemetrySource
 from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
-__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "period_windows", "read_reference"]
+__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "check_elapsed", "period_windows", "read_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def read_reference(
     make a period of a bounded sample (``remote.sampled_period``). The period is read
     again cut at the other offsets of ``CUTS`` (``_cuts``).
     """
+    check_elapsed(model, now)
     start, end = model.reference.span(now)
-    _check_elapsed(model, start, end)
     ends = _window_ends(start, end, model.window)
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
     read = _read(source, model, ends, engine, seen, current)
@@ -99,15 +99,25 @@ def read_reference(
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
 
 
-def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
-    """TooFewRowsError when a ``{from, to}`` period, cut at this run, holds less than the
-    configuration asks of a period: a window, and a cycle with seasonality. The first run
-    of a model whose period was still running read the one window ending at the run,
-    rows from before ``from`` included, and a seasonal model then knew one hour of its
-    cycle for good."""
+def check_elapsed(model: ModelSettings, now: float) -> None:
+    """TooFewRowsError when a ``{from, to}`` period, cut at a run at ``now``, holds less
+    than the configuration asks of a period: a window, and a cycle with seasonality (a
+    period that starts after ``now`` holds nothing). The first run of a model whose period
+    was still running read the one window ending at the run, rows from before ``from``
+    included, and a seasonal model then knew one hour of its cycle for good. The message
+    says from when a run trains the model."""
+    start, end = model.reference.start, model.reference.end
+    if start is None or end is None:
+        return  # {window: D} ends at the run: the configuration holds it to a whole period
     need = max(model.window, SEASON_PERIODS.get(model.seasonality, 0.0))
-    if end - start >= need:
+    if min(end, now) - start >= need:
         return
+    trains = f"the first run from {format_time(start + need)} trains the model"
+    if start >= now:
+        raise TooFewRowsError(
+            f"the reference period starts at {format_time(start)}, after this run at "
+            f"{format_time(now)}: none of it has been read yet; {trains}"
+        )
     what = (
         f"a {model.seasonality} cycle"
         if need > model.window
@@ -115,8 +125,7 @@ def _check_elapsed(model: ModelSettings, start: float, end: float) -> None:
     )
     raise TooFewRowsError(
         f"the reference period from {format_time(start)} has run "
-        f"{format_duration(math.floor(end - start))} by this run, less than {what}: the first run "
-        f"from {format_time(start + need)} trains the model"
+        f"{format_duration(math.floor(now - start))} by this run, less than {what}: {trains}"
     )
 
 

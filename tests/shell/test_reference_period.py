@@ -405,6 +405,15 @@ def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks(
     hours = model(reference={"from": NOW - 6 * 3600, "to": NOW + DAY}, seasonality="daily")
     with pytest.raises(TooFewRowsError, match="less than a daily cycle: the first run from"):
         run(hours, make)
+    # A period that starts after the run: none of it read, and from when it trains.
+    later = model(reference={"from": NOW + 3600, "to": NOW + 3 * DAY}, seasonality="daily")
+    with pytest.raises(TooFewRowsError) as caught:
+        run(later, make)
+    assert str(caught.value) == (
+        "the reference period starts at 2027-01-15T09:00:00Z, after this run at "
+        "2027-01-15T08:00:00Z: none of it has been read yet; the first run from "
+        "2027-01-16T09:00:00Z trains the model"
+    )
     day = model(reference={"from": NOW - DAY, "to": NOW + DAY}, seasonality="daily")
     _, snap, _, _ = run(day, make)
     assert snap.window_start == NOW - DAY and snap.window_end == NOW
