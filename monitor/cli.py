@@ -1006,6 +1006,7 @@ def _window_json(w: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "index": w.index,
         **_span_json(w.start, w.end),
+        "at": w.end,  # the run's time, as evaluate --json names it
         **_result_json(w.result),
         "conditions": [_condition_json(c) for c in w.held],
         "firing": [_condition_json(c) for c in w.firing],
