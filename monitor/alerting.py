@@ -4,7 +4,9 @@ Pure: the alert rules of ``alerts/kmeans-monitor.yml`` restated on the records a
 returns, so that backtests and the detection benchmark can say what would have paged
 without a Prometheus. The SLI conditions are the catalogue's ``slis.ALERT_CONDITIONS``;
 a failed run holds the data-quality condition of ``KMeansRunsFailing`` and no SLI
-condition (its SLIs are stale, not measured).
+condition (its SLIs are stale, not measured), unless it awaited its reference data
+(reason ``awaiting_reference``) that cover the period only after the run, as the rule's
+``unless`` on ``kmeans_reference_ready_timestamp_seconds`` holds the alert off.
 
 Words used here and in docs/slis.md (backtests):
 
@@ -116,6 +118,8 @@ def held_conditions(
     level, as the rules' ``unless`` does; the model-level alert then holds instead.
     """
     if isinstance(result, RunFailure):
+        if result.ready_at is not None and result.ready_at > result.at:
+            return ()  # a new deployment's wait for its reference data
         return (Condition(RUNS_FAILING, RUNS_FAILING_SEVERITY, reason=result.reason),)
     out: list[Condition] = []
     for c in S.ALERT_CONDITIONS:

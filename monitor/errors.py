@@ -8,6 +8,7 @@ warning, never an exception and never a NaN in a result.
 from __future__ import annotations
 
 __all__ = [
+    "AwaitingReferenceError",
     "ConfigError",
     "ConvergenceWarning",
     "DegenerateDataWarning",
@@ -43,6 +44,19 @@ class InvalidValuesError(InvalidInputError):
 
 class TooFewRowsError(InvalidInputError):
     """A window has fewer rows than the model needs."""
+
+
+class AwaitingReferenceError(TooFewRowsError):
+    """The rows do not yet cover the model's reference period, as waiting will make them:
+    a fixed period that has not run long enough, or data that began inside the period.
+    ``ready_at``: unix seconds from which a run trains the model."""
+
+    def __init__(self, message: str, ready_at: float) -> None:
+        super().__init__(message)
+        self.ready_at = ready_at
+
+    def __reduce__(self) -> tuple[type[AwaitingReferenceError], tuple[str, float]]:
+        return type(self), (str(self), self.ready_at)
 
 
 class TimeRangeError(InvalidInputError):

@@ -469,6 +469,7 @@ FAILURE_REASONS = (
     "schema",
     "invalid_values",
     "too_few_rows",
+    "awaiting_reference",
     "training",
     "store",
     "run_timeout",
@@ -496,6 +497,8 @@ class RunFailure:
     at: float  # when the run started
     window_label: str = ""
     duration_seconds: float | None = None  # None in rows recorded before it was kept
+    # Reason awaiting_reference: from when a run trains the model (not kept in history).
+    ready_at: float | None = None
 
 
 # The states of a stored model version (see monitor/store/snapshots.py).

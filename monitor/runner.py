@@ -29,6 +29,7 @@ from monitor.checks import overflow_message
 from monitor.config import Settings
 from monitor.core.scaling import transform
 from monitor.errors import (
+    AwaitingReferenceError,
     EngineError,
     InvalidValuesError,
     RunCancelledError,
@@ -77,6 +78,7 @@ _FAILURE_TYPES: tuple[tuple[type[BaseException], str], ...] = (
     (SourceError, "source_unavailable"),
     (SchemaError, "schema"),
     (InvalidValuesError, "invalid_values"),
+    (AwaitingReferenceError, "awaiting_reference"),
     (TooFewRowsError, "too_few_rows"),
     (TrainingError, "training"),
     (StoreError, "store"),
@@ -328,13 +330,22 @@ class Runner:
 
     def _failed(self, name: str, exc: Exception, now: float, duration: float) -> RunFailure:
         reason = classify_failure(exc)
-        self._state.record_failure(name, reason, duration=duration, at=self._clock.now())
+        ready_at = exc.ready_at if isinstance(exc, AwaitingReferenceError) else None
+        self._state.record_failure(
+            name, reason, duration=duration, at=self._clock.now(), ready_at=ready_at
+        )
         message = log_run_failure(log, name, reason, exc)
         # The window the run read, as a backtest's failures carry it (`history` shows it).
         start = now - self._settings.model(name).window
         label = f"[{format_time(start)}, {format_time(now)})"
         failure = RunFailure(
-            name, reason, message, now, window_label=label, duration_seconds=duration
+            name,
+            reason,
+            message,
+            now,
+            window_label=label,
+            duration_seconds=duration,
+            ready_at=ready_at,
         )
         try:
             self._history.append_failure(failure)

@@ -94,6 +94,7 @@ class _ModelState:
     reference_seconds: float | None = None  # the latest reference period read and trained
     last_run: float = 0.0
     last_success: float = 0.0
+    ready_at: float = 0.0  # while the latest run awaited its reference data: from when it trains
     promotions: int = 0
     evaluation: Evaluation | None = None
     live_version: int | None = None
@@ -116,6 +117,7 @@ class _ModelState:
             reference_seconds=self.reference_seconds,
             last_run=self.last_run,
             last_success=self.last_success,
+            ready_at=self.ready_at,
             promotions=self.promotions,
             evaluation=self.evaluation,
             live_version=self.live_version,
@@ -210,6 +212,7 @@ class MonitorState:
                 duration = max(0.0, duration - reference)
             self._observe(m, duration, at)
             m.last_success = at
+            m.ready_at = 0.0
             m.evaluation = evaluation
             m.stale = False
             held = alerting.held_conditions(evaluation)
@@ -278,11 +281,21 @@ class MonitorState:
                 self.started_at = min(self.started_at, totals.first)
             self._generation += 1
 
-    def record_failure(self, model: str, reason: str, *, duration: float, at: float) -> None:
-        """A run failed with a bounded ``reason``; the latest evaluation stays."""
+    def record_failure(
+        self,
+        model: str,
+        reason: str,
+        *,
+        duration: float,
+        at: float,
+        ready_at: float | None = None,
+    ) -> None:
+        """A run failed with a bounded ``reason``; the latest evaluation stays.
+        ``ready_at``: the run awaited its reference data, which cover the period from then."""
         with self._lock:
             m = self._models[model]
             self._observe(m, duration, at)
+            m.ready_at = 0.0 if ready_at is None else ready_at
             m.failures[reason if reason in m.failures else "internal"] += 1
             m.stale = True
             m.flagged_runs = 0
@@ -444,6 +457,11 @@ class MonitorCollector(Collector):
                 "Wall time of the latest reference training: reading the period, training "
                 "and calibrating.",
             ),
+            "ready": _gauge(
+                "kmeans_reference_ready_timestamp_seconds",
+                "While the latest run awaited its reference data (reason awaiting_reference): "
+                "when they cover the period, unix seconds; 0 otherwise.",
+            ),
             "fresh": _gauge("kmeans_freshness_slo_seconds", "Maximum age of the live snapshot."),
             "objective": _gauge(
                 "kmeans_run_success_objective_ratio", "Run-success SLO (share of runs)."
@@ -468,6 +486,7 @@ class MonitorCollector(Collector):
             gauges["budget"].add_metric([name], m.spec.run_duration_budget_seconds)
             if m.reference_seconds is not None:
                 gauges["reference"].add_metric([name], m.reference_seconds)
+            gauges["ready"].add_metric([name], m.ready_at)
             gauges["fresh"].add_metric([name], m.spec.freshness_slo_seconds)
             gauges["objective"].add_metric([name], m.spec.run_success_objective)
         yield from (runs, fails, skipped, promos, hist)

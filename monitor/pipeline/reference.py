@@ -25,7 +25,13 @@ import numpy as np
 
 from monitor.config import SEASON_PERIODS, ModelSettings
 from monitor.durations import format_duration
-from monitor.errors import InvalidInputError, NoDataError, SourceError, TooFewRowsError
+from monitor.errors import (
+    AwaitingReferenceError,
+    InvalidInputError,
+    NoDataError,
+    SourceError,
+    TooFewRowsError,
+)
 from monitor.pipeline import remote, train
 from monitor.pipeline.scoring import seed_for
 from monitor.ports import Engine, TelemetrySource
@@ -100,7 +106,7 @@ def read_reference(
 
 
 def check_elapsed(model: ModelSettings, now: float) -> None:
-    """TooFewRowsError when a ``{from, to}`` period, cut at a run at ``now``, holds less
+    """AwaitingReferenceError when a ``{from, to}`` period, cut at a run at ``now``, holds less
     than the configuration asks of a period: a window, and a cycle with seasonality (a
     period that starts after ``now`` holds nothing). The first run of a model whose period
     was still running read the one window ending at the run, rows from before ``from``
@@ -114,18 +120,20 @@ def check_elapsed(model: ModelSettings, now: float) -> None:
         return
     trains = f"the first run from {format_time(start + need)} trains the model"
     if start >= now:
-        raise TooFewRowsError(
+        raise AwaitingReferenceError(
             f"the reference period starts at {format_time(start)}, after this run at "
-            f"{format_time(now)}: none of it has been read yet; {trains}"
+            f"{format_time(now)}: none of it has been read yet; {trains}",
+            start + need,
         )
     what = (
         f"a {model.seasonality} cycle"
         if need > model.window
         else f"one window ({format_duration(model.window)})"
     )
-    raise TooFewRowsError(
+    raise AwaitingReferenceError(
         f"the reference period from {format_time(start)} has run "
-        f"{format_duration(math.floor(now - start))} by this run, less than {what}: {trains}"
+        f"{format_duration(math.floor(now - start))} by this run, less than {what}: {trains}",
+        start + need,
     )
 
 
@@ -137,7 +145,8 @@ def _check_leading_gap(
     read: _Read,
     engine: Engine | None,
 ) -> None:
-    """TooFewRowsError when the source's data began inside the period: the windows before
+    """AwaitingReferenceError (TooFewRowsError for a fixed range, which cannot grow to
+    what it needs) when the source's data began inside the period: the windows before
     the first that holds rows were read and found empty, the time from it to the period's
     end is less than the period needs (a whole cycle with a seasonality, else the period
     up to a day), and no row comes in a week (or the period's length) before the period
@@ -163,22 +172,22 @@ def _check_leading_gap(
     if _rows_before(source, model, start, look, engine):
         return
     what = f"a whole {model.seasonality} cycle" if cycle is not None else format_duration(need)
-    if ref.end is not None and first + need > ref.end:  # a fixed range that cannot grow
-        least = max(model.window, need)  # what the configuration asks of a period, at least
-        when = (
-            f"set reference.from to {format_time(first)} and reference.to to "
-            f"{format_time(first + least)} or later"
-        )
-    else:
-        when = f"they do from about {format_time(first + need)}"
     before = sum(1 for e in ends if e - model.window < first)
-    raise TooFewRowsError(
+    begins = (
         f"the reference period {format_time(start)} to {format_time(end)} has its first "
         f"window with rows at {format_time(first)}, and none in the {format_duration(look)} "
         f"before the period: "
         f"the source's data begin inside it; {len(empty)} of the {before} windows before its "
         f"first rows held none (the first: {empty[0]}), and its rows must cover {what}; "
-        f"{when}"
+    )
+    if ref.end is not None and first + need > ref.end:  # a fixed range that cannot grow
+        least = max(model.window, need)  # what the configuration asks of a period, at least
+        raise TooFewRowsError(
+            f"{begins}set reference.from to {format_time(first)} and reference.to to "
+            f"{format_time(first + least)} or later"
+        )
+    raise AwaitingReferenceError(
+        f"{begins}they do from about {format_time(first + need)}", first + need
     )
 
 

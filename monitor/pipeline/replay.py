@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from monitor import alerting
 from monitor.config import ModelSettings
+from monitor.errors import AwaitingReferenceError
 from monitor.logs import log_run_failure
 from monitor.pipeline import evaluate
 from monitor.ports import History, SnapshotStore, TelemetrySource
@@ -164,7 +165,8 @@ def _run(
         reason = classify(exc)
         # The replay's output shows every failure; only a bug's traceback goes to the log.
         message = log_run_failure(log, model.name, reason, exc, level=logging.DEBUG)
-        failure = RunFailure(model.name, reason, message, t, window_label=label)
+        ready_at = exc.ready_at if isinstance(exc, AwaitingReferenceError) else None
+        failure = RunFailure(model.name, reason, message, t, window_label=label, ready_at=ready_at)
         history.append_failure(failure)
         return failure
     return evaluation

@@ -133,6 +133,17 @@ def test_conditions_that_hold(evaluation: Evaluation, expected: list[Any]) -> No
     assert keys(held_conditions(evaluation)) == expected
 
 
+def test_a_run_awaiting_its_reference_data_holds_no_condition_until_they_are_due() -> None:
+    # As the rule's `unless` on kmeans_reference_ready_timestamp_seconds holds it off.
+    waiting = RunFailure("m", "awaiting_reference", "they do from about T", 100.0, ready_at=200.0)
+    assert held_conditions(waiting) == ()
+    overdue = RunFailure("m", "awaiting_reference", "they do from about T", 300.0, ready_at=200.0)
+    assert keys(held_conditions(overdue)) == [(RUNS_FAILING, "warning", None)]
+    assert keys(held_conditions(RunFailure("m", "too_few_rows", "x", 100.0))) == [
+        (RUNS_FAILING, "warning", None)
+    ]
+
+
 def test_a_condition_carries_its_value_and_threshold() -> None:
     [c] = held_conditions(run(psi={"d": 0.2}))
     assert (c.sli, c.feature, c.value, c.threshold) == (S.FEATURE_PSI, "d", 0.2, 0.1)

@@ -84,6 +84,23 @@ def test_has_run_once_any_run_of_the_model_ended() -> None:
     assert state.has_run("m1")
 
 
+def test_a_run_awaiting_its_reference_data_exports_when_they_are_due() -> None:
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    key = ("kmeans_reference_ready_timestamp_seconds", (("model", "m1"),))
+    assert samples(state)[key] == 0  # exported from start-up: the rules compare it
+    state.record_failure("m1", "awaiting_reference", duration=0.1, at=200.0, ready_at=86_400.0)
+    got = samples(state)
+    assert got[key] == 86_400.0
+    assert got[("kmeans_run_failures_total", (("model", "m1"), ("reason", "awaiting_reference")))]
+    # Another failure, or a success, ends the wait.
+    state.record_failure("m1", "schema", duration=0.1, at=300.0)
+    assert samples(state)[key] == 0
+    state.record_failure("m1", "awaiting_reference", duration=0.1, at=400.0, ready_at=86_400.0)
+    snap = make_snapshot("m1", k=3, d=2, version=1, created_at=1234.0)
+    state.record_success(make_evaluation("m1"), snap, duration=1.0, at=86_500.0)
+    assert samples(state)[key] == 0
+
+
 def test_a_reference_training_is_its_own_gauge_not_part_of_the_run_duration() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     snap = make_snapshot("m1", k=3, d=2, version=1, created_at=1234.0)

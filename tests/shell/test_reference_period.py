@@ -15,11 +15,12 @@ from monitor import slis as S
 from monitor.alerting import held_conditions, past
 from monitor.config import ModelSettings, parse
 from monitor.core.calibration import threshold_at
-from monitor.errors import ConfigError, SourceError, TooFewRowsError
+from monitor.errors import AwaitingReferenceError, ConfigError, SourceError, TooFewRowsError
 from monitor.pipeline import evaluate, reference, train
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
+from monitor.runner import classify_failure
 from monitor.timestamps import parse_time
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
 
@@ -414,6 +415,8 @@ def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks(
         "2027-01-15T08:00:00Z: none of it has been read yet; the first run from "
         "2027-01-16T09:00:00Z trains the model"
     )
+    assert isinstance(caught.value, AwaitingReferenceError)
+    assert caught.value.ready_at == NOW + 3600 + DAY
     day = model(reference={"from": NOW - DAY, "to": NOW + DAY}, seasonality="daily")
     _, snap, _, _ = run(day, make)
     assert snap.window_start == NOW - DAY and snap.window_end == NOW
@@ -443,7 +446,11 @@ def test_a_period_whose_data_begin_inside_it_fails_until_its_rows_cover_what_it_
             f"(validation.min_rows=auto, k = 3)), and its rows must cover {need}; they do "
             "from about 2027-01-16T05:00:00Z"
         )
-        with pytest.raises(TooFewRowsError):
+        # A wait, not a fault: its own reason, and the time the alerts hold off until.
+        assert isinstance(caught.value, AwaitingReferenceError)
+        assert caught.value.ready_at == begin + DAY
+        assert classify_failure(caught.value) == "awaiting_reference"
+        with pytest.raises(AwaitingReferenceError):
             run(day, since(begin), now=begin + DAY - 3600)  # 23 hours of rows
         _, snap, _, _ = run(day, since(begin), now=begin + DAY)
         assert snap.reference_windows is not None
@@ -452,6 +459,7 @@ def test_a_period_whose_data_begin_inside_it_fails_until_its_rows_cover_what_it_
     past = model(reference={"from": NOW - 2 * DAY, "to": NOW - DAY}, seasonality="daily")
     with pytest.raises(TooFewRowsError) as caught:
         run(past, since(NOW - DAY - 3 * 3600))
+    assert classify_failure(caught.value) == "too_few_rows"  # no wait mends it
     assert str(caught.value).endswith(
         "set reference.from to 2027-01-14T05:00:00Z and reference.to to 2027-01-15T05:00:00Z "
         "or later"
