@@ -601,9 +601,12 @@ def build_engines(settings: Settings) -> dict[str, Engine]:
     Spark is imported only here and only for such models; its session starts on the
     first run, not now. ConfigError when pyspark is missing.
     """
-    return {
-        m.name: spark_engine(m.spark, model=m.name) for m in settings.models if m.engine == "spark"
-    }
+    return {m.name: engine for m in settings.models if (engine := model_engine(m)) is not None}
+
+
+def model_engine(m: ModelSettings) -> Engine | None:
+    """The engine of ``m`` when it does not compute in this process (``engine: spark``)."""
+    return spark_engine(m.spark, model=m.name) if m.engine == "spark" else None
 
 
 def run_timeout(m: ModelSettings, now: datetime) -> float:
@@ -953,8 +956,10 @@ def replay_runs(
     *,
     on_result: Callable[[int, int, Evaluation | RunFailure], None] | None = None,
 ) -> Replay:
-    """``backtest``'s replay of ``runs``, as ``backtest_runs`` found them."""
+    """``backtest``'s replay of ``runs``, as ``backtest_runs`` found them, on the model's
+    engine as the daemon runs it (``engine: spark``: its master and ``spark.conf``)."""
     m, times, after = runs
+    engine = model_engine(m)
     source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
     # Retention by count only: snapshot ages are data times, not the wall clock's.
     keep = settings.store.keep_versions
@@ -972,10 +977,13 @@ def replay_runs(
             classify=classify_failure,
             package_version=__version__,
             working_memory_mib=settings.daemon.working_memory_mib,
+            engine=engine,
             on_result=None if on_result is None else lambda i, r: on_result(i, len(times), r),
         )
     finally:
         source.close()
+        if engine is not None:
+            engine.close()
 
 
 def backtest_runs(settings: Settings, name: str, start: float, end: float) -> BacktestRuns:
@@ -1133,7 +1141,7 @@ def retrain(
     store = store or open_store(state_dir, settings.store)
     src = source or SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
     # A Spark model trains on the cluster here too (rows of a spark source stay there).
-    engine = spark_engine(m.spark, model=m.name) if m.engine == "spark" else None
+    engine = model_engine(m)
     try:
         try:
             parent: Snapshot | None = store.load(name)

@@ -12,18 +12,20 @@ held, the alerts firing, flags and pages.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from monitor import alerting
 from monitor.config import ModelSettings
 from monitor.errors import AwaitingReferenceError
 from monitor.logs import log_run_failure
 from monitor.pipeline import evaluate
-from monitor.ports import History, SnapshotStore, TelemetrySource
+from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Evaluation, RunFailure
 from monitor.timestamps import format_time
 
@@ -101,23 +103,33 @@ def replay(
     classify: Callable[[BaseException], str],
     package_version: str = "",
     working_memory_mib: float = 64.0,
+    engine: Engine | None = None,
     on_result: Callable[[int, Result], None] | None = None,
 ) -> Replay:
     """Run ``model`` once per time in ``times`` (ascending) and judge the runs.
 
     ``next_time`` is when the run after the last would be (the last run's values stand
     until then); ``durations`` the ``for:`` per (alert, severity); ``classify`` turns an
-    exception of a run into its bounded failure reason; ``on_result(i, result)`` is
+    exception of a run into its bounded failure reason; ``engine`` computes the runs as
+    the daemon's does for the model (``engine: spark``); ``on_result(i, result)`` is
     called after each run (progress).
     """
     if any(b <= a for a, b in itertools.pairwise(times)):
         raise ValueError("replay: run times must be strictly ascending")
     results: list[Result] = []
+    at = functools.partial(
+        evaluate,
+        model,
+        source,
+        store,
+        history,
+        package_version=package_version,
+        working_memory_mib=working_memory_mib,
+        engine=engine,
+    )
     try:
         for i, t in enumerate(times):
-            result = _run(
-                model, source, store, history, t, classify, package_version, working_memory_mib
-            )
+            result = _run(model, history, t, classify, at)
             results.append(result)
             if on_result is not None:
                 on_result(i, result)
@@ -141,25 +153,15 @@ class ReplayInterrupted(KeyboardInterrupt):
 
 def _run(
     model: ModelSettings,
-    source: TelemetrySource,
-    store: SnapshotStore,
     history: History,
     t: float,
     classify: Callable[[BaseException], str],
-    package_version: str,
-    working_memory_mib: float,
+    evaluate_at: Callable[[float], tuple[Evaluation, Any]],
 ) -> Result:
-    """One run at ``t``; a failure is recorded in ``history`` and returned, as the runner does."""
+    """One run at ``t`` (``evaluate_at(t)``); a failure is recorded in ``history`` and
+    returned, as the runner does."""
     try:
-        evaluation, _ = evaluate(
-            model,
-            source,
-            store,
-            history,
-            t,
-            package_version=package_version,
-            working_memory_mib=working_memory_mib,
-        )
+        evaluation, _ = evaluate_at(t)
     except Exception as exc:  # every failure of a run is a result of the replay
         label = f"[{format_time(t - model.window)}, {format_time(t)})"
         reason = classify(exc)

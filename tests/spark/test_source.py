@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -385,6 +386,51 @@ def test_evaluate_once_with_engine_spark_reads_parquet_and_records_the_runs(
     )
     assert "pending" in listing.output
     assert spark.sparkContext._jsc is not None  # the CLI left the shared session running
+
+
+def test_a_backtest_runs_an_engine_spark_model_on_its_spark_settings(tmp_path: Path) -> None:
+    """The backtest replayed every run in this process whatever the model's engine, and a
+    spark source on Spark's defaults (master local[*], no ``spark.conf``): its thresholds
+    were not the daemon's. Its master here refuses connections, which fails every run as
+    engine_unavailable before any JVM starts (a subprocess: no shared session)."""
+    (tmp_path / "data").mkdir()
+    times = 1_700_000_000 + np.arange(1800) * 2.0  # an hour, one row every 2 s
+    rows = np.column_stack([times, blobs(1800, CENTERS, seed=3)])
+    np.savetxt(tmp_path / "data" / "w.csv", rows, delimiter=",", header="ts,a,b,c", comments="")
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""
+daemon: {{state_dir: {tmp_path / "state"}}}
+models:
+  - name: orders
+    features: [a, b, c]
+    k: 3
+    window: 10m
+    reference: {{window: 10m}}
+    schedule: {{interval: 10m}}
+    source: {{kind: files, path: {tmp_path / "data"}, pattern: "*.csv", window: time_range,
+              timestamp_column: ts}}
+    engine: spark
+    spark: {{master: "spark://127.0.0.1:{port}"}}
+"""
+    )
+    args = ["--from", "1700000000", "--to", "1700003600", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "backtest", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    [replay] = json.loads(done.stdout)
+    assert {w["reason"] for w in replay["windows"]} == {"engine_unavailable"}
+    assert (
+        f"the Spark master 'spark://127.0.0.1:{port}' does not answer"
+        in (replay["windows"][0]["message"])
+    )
 
 
 def _metric(text: str, name: str, model: str) -> float | None:
