@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import operator
 import os
 import socket
@@ -103,6 +104,10 @@ def session(
     # missing path, a master that does not answer) and paths as given, out of reach of
     # the daemon's masking. Applied as the context starts; the file's value wins.
     builder = builder.config("spark.log.level", LOG_LEVEL)
+    # Stage progress bars (carriage returns on stderr) between the runs' lines, and
+    # py4j's INFO line for every connection it closes, said nothing a user acts on.
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger("py4j").level))
     # Naive times are UTC, as in the files source, whatever the host's zone. A session
     # that is already running takes it too (getOrCreate applies a builder's SQL settings).
     builder = builder.config("spark.sql.session.timeZone", TIME_ZONE)
@@ -949,9 +954,10 @@ def read_rows(
     is taken as unix seconds. Naive times are read in the session's zone (``TIME_ZONE``,
     UTC, unless the model's ``spark.conf`` sets ``spark.sql.session.timeZone``). Nothing
     is read yet: the pipeline's first pass reads the files. SchemaError when columns are
-    missing, SourceError when Spark cannot read, and when the window is empty because a
-    numeric time column holds times outside 1970..9999 as unix seconds (milliseconds,
-    say: ``_check_seconds``, run only by a pass that finds no row).
+    missing or a feature's is not numeric, SourceError when Spark cannot read, and when
+    the window is empty because a numeric time column holds times outside 1970..9999 as
+    unix seconds (milliseconds, say: ``_check_seconds``, run only by a pass that finds
+    no row).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
@@ -962,6 +968,13 @@ def read_rows(
         missing = [c for c in (*features, time_column) if c not in types]
         if missing:
             raise SchemaError(f"{where}: missing column(s) {missing}; the data has {sorted(types)}")
+        # A column of text (or of booleans, dates) is no feature, as in the files source:
+        # cast to double, '0.301' passed and 'low' failed in a job as source_unavailable.
+        for f in features:
+            if not isinstance(types[f], NumericType):
+                raise SchemaError(
+                    f"{where}: column {f!r} has type {types[f].simpleString()}; expected numbers."
+                )
         kind = types[time_column]
         if_empty = None
         if isinstance(kind, TimestampType | TimestampNTZType):
