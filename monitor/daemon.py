@@ -195,7 +195,7 @@ class Daemon:
                 grace = m.interval / 2
             self.scheduler.add(
                 _MODEL_JOB + m.name,
-                functools.partial(self.app.runner.run_model, m.name),
+                functools.partial(self.app.runner.run_model, m.name, whole_second=True),
                 interval=m.interval,
                 cron=m.cron,
                 misfire_grace=grace,
@@ -309,12 +309,17 @@ def settle(
 def first_run_offsets(settings: Settings, now: datetime | None = None) -> dict[str, float]:
     """Seconds after start-up of each model's first run, spread so that they do not all
     start at the same instant: model i of n starts at i/n of its interval (at most
-    ``STAGGER_SECONDS``). Interval schedules keep the offset, so equal intervals stay apart.
+    ``STAGGER_SECONDS``), in whole seconds (runs fall on whole seconds, as a backtest's
+    do). Interval schedules keep the offset, so equal intervals stay apart.
     """
     models = settings.models
     when = now or datetime.now(UTC)
     return {
-        m.name: i / len(models) * min(schedule_gaps(m.interval, m.cron, when)[0], STAGGER_SECONDS)
+        m.name: float(
+            math.floor(
+                i / len(models) * min(schedule_gaps(m.interval, m.cron, when)[0], STAGGER_SECONDS)
+            )
+        )
         for i, m in enumerate(models)
     }
 

@@ -211,11 +211,16 @@ class Runner:
         self._reads: dict[str, tuple[threading.Event, float]] = {}
         self._timer = timer  # the clock of deadlines (monotonic)
 
-    def run_model(self, name: str) -> Result:
-        """One run of one model; a failure is recorded and returned, never raised."""
+    def run_model(self, name: str, *, whole_second: bool = False) -> Result:
+        """One run of one model; a failure is recorded and returned, never raised.
+
+        ``whole_second``: the run's time is the clock's to the nearest second, as the
+        scheduler's runs fall on whole seconds: a backtest replays the same times (a
+        seasonal model's phase weights follow a run's time to the microsecond).
+        """
         m = self._settings.model(name)
         t0 = time.perf_counter()
-        now = self._clock.now()
+        now = float(round(self._clock.now())) if whole_second else self._clock.now()
         timeout = self._run_timeouts.get(name)
         # A first run trains the reference: slower by design, and abandoning it would
         # leave the model without one for ever. Only its reads are bounded then.

@@ -346,9 +346,12 @@ class Scheduler:
 
         An interval schedule keeps that offset (runs at start, start + interval, ...),
         so jobs started at staggered offsets stay apart; a cron schedule follows its
-        expression after the first run.
+        expression after the first run. "Now" is the next whole second, so that an
+        interval's runs fall on whole seconds with a whole ``start_in``, as a backtest's
+        do (a seasonal model's phase weights follow a run's time to the microsecond).
         """
-        start = datetime.now(UTC) + timedelta(seconds=max(0.0, start_in))
+        now = math.ceil(datetime.now(UTC).timestamp())
+        start = datetime.fromtimestamp(now + max(0.0, start_in), UTC)
         trigger = _trigger(interval, cron, start)
         self._triggers[job_id] = trigger
         self._last_due.pop(job_id, None)

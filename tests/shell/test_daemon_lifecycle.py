@@ -52,6 +52,9 @@ def model(name: str, **schedule: Any) -> dict[str, Any]:
 def test_first_runs_are_spread_over_the_interval_up_to_a_minute() -> None:
     fast = parse({"models": [model(f"m{i}", interval="6s") for i in range(3)]}, sources=SOURCES)
     assert first_run_offsets(fast, NOW) == {"m0": 0.0, "m1": 2.0, "m2": 4.0}
+    # Whole seconds, so that the runs fall on whole seconds as a backtest's do.
+    ten = parse({"models": [model(f"m{i}", interval="10s") for i in range(3)]}, sources=SOURCES)
+    assert first_run_offsets(ten, NOW) == {"m0": 0.0, "m1": 3.0, "m2": 6.0}
     # A long interval spreads over a minute, not over the hour: first metrics come soon.
     slow = parse(
         {"models": [model("a", interval="1h"), model("b", cron="*/30 * * * *")]},

@@ -278,6 +278,8 @@ def test_first_runs_start_at_their_offset_and_keep_it() -> None:
     s.add("b", lambda: None, interval=60, start_in=30)
     first_b = s._scheduler.get_job("b").next_run_time
     assert timedelta(seconds=29) < first_b - before < timedelta(seconds=31)
+    # On a whole second, as a backtest's runs are.
+    assert first_b.microsecond == 0 and s._scheduler.get_job("a").next_run_time.microsecond == 0
     trigger = s._scheduler.get_job("b").trigger
     assert trigger.get_next_fire_time(first_b, first_b) == first_b + timedelta(seconds=60)
 
