@@ -1614,7 +1614,9 @@ def _history_line(run: Evaluation | RunFailure) -> str:
     if isinstance(run, RunFailure):
         label = run.window_label
         # A run's own "[start, end)" reads as a window already; a source's label does not.
-        where = "" if not label else f" {label}" if label.startswith("[") else f" [{label}]"
+        # Not twice: many messages name the window themselves.
+        where = "" if not label or label in run.message else f" {label}"
+        where = f" [{label}]" if where and not label.startswith("[") else where
         return f"{when}  {'-':>4}  {'-':>6}  FAILED ({run.reason}): {run.message}{where}"
     cells = []
     for sli, key in COMPARED:

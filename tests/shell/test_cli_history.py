@@ -346,11 +346,14 @@ def test_a_failure_whose_window_is_an_interval_shows_it_once_bracketed(tmp_path:
     # The daemon records a failed run's window as "[start, end)", as a backtest does.
     now = time.time()
     window = "[2026-12-04T16:02:49.216Z, 2026-12-04T17:02:49.216Z)"
+    named = f"model 'shop', window rows timed {window}: 3 NaN"  # names its window itself
     with SQLiteHistory(tmp_path / "history.sqlite") as h:
         h.append_failure(RunFailure("shop", "source_unavailable", "gone", now - 60, window))
+        h.append_failure(RunFailure("shop", "invalid_values", named, now - 30, window))
     result = invoke("history", "shop", "--state-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert f"FAILED (source_unavailable): gone {window}\n" in result.output
+    assert f"FAILED (invalid_values): {named}\n" in result.output  # not the window twice
 
 
 def test_without_until_the_range_ends_now(state: tuple[Path, float]) -> None:
