@@ -109,10 +109,17 @@ def _listening(
         ) from None
 
 
-def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: bool = True) -> Routes:
+def daemon_routes(
+    app: App,
+    ready: Callable[[], tuple[bool, str]],
+    *,
+    cache: bool = True,
+    url: Callable[[], str] | None = None,
+) -> Routes:
     """What the daemon's HTTP server answers: metrics, probes, pages and the label API.
 
-    With ``cache``, /metrics is encoded once per change of the state, not once per scrape.
+    With ``cache``, /metrics is encoded once per change of the state, not once per scrape;
+    ``url``: the daemon's own address, which the runbook pages' commands name.
     """
     pages = views.ModelPages(
         app.state,
@@ -122,6 +129,7 @@ def daemon_routes(app: App, ready: Callable[[], tuple[bool, str]], *, cache: boo
         clock=app.clock.now,
         config=app.settings.path,
         options=views.page_options(app.settings.daemon.dashboard_url_pattern),
+        url=url,
     )
     return Routes(
         registry=app.registry,
@@ -159,7 +167,7 @@ class Daemon:
         self._stopped = threading.Event()
         self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
         host, port = parse_listen(listen or app.settings.daemon.listen)
-        routes = daemon_routes(app, self.ready)
+        routes = daemon_routes(app, self.ready, url=lambda: self.http.url)
         settings = app.settings
         limits = daemon_limits(settings)
         self.http = _listening(host, port, routes, settings, limits, "daemon.listen")

@@ -102,12 +102,14 @@ class ModelPages:
         clock: Callable[[], float],
         options: RenderOptions | None = None,
         config: Path | None = None,
+        url: Callable[[], str] | None = None,
     ) -> None:
         self._state = state
         self._history = history
         self._store = store
         self._state_dir = state_dir
         self._config = config  # the daemon's configuration file, named by the commands
+        self._url = url  # the daemon's own address, named by the commands (None: unknown)
         self._clock = clock
         self._options = options or RenderOptions()
         self._logged: dict[tuple[str, str], str] = {}  # (model, what) -> the problem logged
@@ -387,10 +389,12 @@ class ModelPages:
 
     def _cli(self) -> dict[str, str | None]:
         """How a printed command finds the daemon's files, quoted for the shell: the
-        options that open its store as it does, and its configuration file (None: none)."""
+        options that open its store as it does, its configuration file (None: none), and
+        its address (None: unknown)."""
         return {
             "store_options": store_options(self._state_dir, self._config),
             "config_file": None if self._config is None else shlex.quote(str(self._config)),
+            "url": None if self._url is None else self._url(),
         }
 
     def _links(self, model: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from monitor.render.markdown import markdown_to_html
 from monitor.render.options import RenderOptions
 from monitor.render.rules import alert_names
-from monitor.render.runbooks import CONFIG_PLACEHOLDER, runbook_markdown
+from monitor.render.runbooks import CONFIG_PLACEHOLDER, DAEMON_URL_PLACEHOLDER, runbook_markdown
 from monitor.render.templates import render_template
 
 __all__ = ["SECTION_ORDER", "index_page", "model_page", "runbook_page", "site_pages"]
@@ -82,7 +82,7 @@ def _sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _fill(markdown: str, view: Mapping[str, Any] | None) -> str:
     """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled
-    in, and the daemon's own files in place of the placeholder configuration file."""
+    in, and the daemon's own files and address in place of the placeholder ones."""
     if view is None:
         return markdown
     markdown = _fill_names(markdown, view)
@@ -93,6 +93,8 @@ def _fill(markdown: str, view: Mapping[str, Any] | None) -> str:
     markdown = markdown.replace(f"--config {CONFIG_PLACEHOLDER}", cli["store_options"])
     if cli["config_file"] is not None:
         markdown = markdown.replace(CONFIG_PLACEHOLDER, cli["config_file"])
+    if cli.get("url") is not None:
+        markdown = markdown.replace(DAEMON_URL_PLACEHOLDER, cli["url"])
     return markdown
 
 

@@ -19,11 +19,20 @@ from monitor.render.rules import alert_names, rules_by_alert
 from monitor.render.templates import render_template
 from monitor.slis import FLAGGED_RUNS_TO_FIRE
 
-__all__ = ["CONFIG_PLACEHOLDER", "UnknownAlertError", "render_runbooks", "runbook_markdown"]
+__all__ = [
+    "CONFIG_PLACEHOLDER",
+    "DAEMON_URL_PLACEHOLDER",
+    "UnknownAlertError",
+    "render_runbooks",
+    "runbook_markdown",
+]
 
 #: The configuration file the runbooks' commands name; a daemon serving a runbook on a
 #: model puts its own in its place (``monitor.render.pages``), the static copies keep it.
 CONFIG_PLACEHOLDER = "/etc/kmeans-monitor/config.yml"
+#: The daemon's address in the runbooks' commands (its default ``daemon.listen``); the
+#: pages a daemon serves show its own.
+DAEMON_URL_PLACEHOLDER = "http://127.0.0.1:9310"
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 

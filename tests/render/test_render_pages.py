@@ -266,6 +266,7 @@ def _view(**changes: Any) -> dict[str, Any]:
         "cli": {
             "store_options": "--config /srv/km/monitor.yml --state-dir /var/lib/km",
             "config_file": "/srv/km/monitor.yml",
+            "url": "http://127.0.0.1:9310",
         },
     }
     view.update(changes)

@@ -188,6 +188,25 @@ def test_a_runbook_on_a_model_names_the_daemons_configuration_and_state_director
     assert "/etc/kmeans-monitor/config.yml" not in text
 
 
+def test_a_runbook_on_a_model_names_the_daemons_own_address(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore], tmp_path: Path
+) -> None:
+    # A daemon on another port: its pages said `curl http://127.0.0.1:9310/readyz`.
+    _, state, history, store = pages
+    daemon = ModelPages(
+        state,
+        history,
+        store,
+        state_dir=tmp_path,
+        clock=lambda: T0 + 600,
+        url=lambda: "https://10.0.0.7:19310",
+    )
+    text = html.unescape(daemon.runbook_html("KMeansEvaluationStale", "m1") or "")
+    assert "curl -s https://10.0.0.7:19310/readyz" in text
+    assert "curl -s https://10.0.0.7:19310/api/models" in text
+    assert "127.0.0.1:9310" not in text
+
+
 def test_a_broken_pointer_is_logged_once_per_problem_not_per_view(
     pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
     caplog: pytest.LogCaptureFixture,
