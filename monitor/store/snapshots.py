@@ -814,11 +814,30 @@ def snapshot_summary(
         # The cycle its windows are compared by, and on which clock (null: none).
         "seasonality": _seasonality(snapshot),
         "slis": {name: float(value) for name, value in sorted(snapshot.slis.items())},
+        # The configured values (mode fixed; the floors of mode auto); calibrated runs
+        # compare with the null's at their own row count, below.
         "thresholds": {name: float(value) for name, value in sorted(snapshot.thresholds.items())},
+        "calibrated": _calibrated(snapshot),
         "schema_hash": snapshot.schema_hash,
         "package_version": snapshot.package_version,
         "checksum": snapshot.checksum,
     }
+
+
+def _calibrated(snapshot: Snapshot) -> dict[str, Any] | None:
+    """Each calibrated SLI's null threshold at each window size the calibration refitted
+    (null: not a drift signal at that size); a run between two sizes interpolates."""
+    null = snapshot.null
+    if null is None:
+        return None
+    by_rows = {
+        str(int(n)): {
+            key: (float(v) if math.isfinite(v) else None)
+            for key, v in zip(null.keys, row.tolist(), strict=True)
+        }
+        for n, row in zip(null.sizes.tolist(), null.values, strict=True)
+    }
+    return {"false_alarm_rate": null.false_alarm_rate, "by_rows": by_rows}
 
 
 def _seasonality(snapshot: Snapshot) -> dict[str, Any] | None:

@@ -190,6 +190,13 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     data = cfg.parent / "data"
     shown = json.loads(invoke("snapshots", "show", "--config", str(cfg), "shop").stdout)
     assert shown["seasonality"] == {"cycle": "daily", "timezone": "UTC"}
+    # The thresholds a calibrated run compares with, by window size (the `thresholds`
+    # field holds the configured values, which helper-72 took for the runs').
+    calibrated = shown["calibrated"]
+    assert calibrated["false_alarm_rate"] == 0.01
+    sizes = [int(n) for n in calibrated["by_rows"]]
+    assert sizes == sorted(sizes) and len(sizes) >= 2
+    assert all("centroid_drift_se" in row for row in calibrated["by_rows"].values())
     listed = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
     assert listed["shop"][0]["seasonality"] == shown["seasonality"]
     cases = [
