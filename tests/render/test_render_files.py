@@ -142,7 +142,7 @@ def test_a_time_scale_prometheus_cannot_read_writes_nothing(tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["render", "--root", str(tmp_path), "--time-scale", "1e300"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: --time-scale: must be at most 1.02e+07, which scales 15m to the longest "
+        "error: --time-scale: must be at most 7.69e+06, which scales 20m to the longest "
         "duration Prometheus reads (about 292 years); got 1e+300\n"
     )
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
