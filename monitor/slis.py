@@ -117,6 +117,10 @@ class Sli:
     formula: str = ""  # section of docs/slis.md
     code: str = ""  # the function that computes it
     most: float | None = None  # the largest value it can take (a share: 1), if bounded
+    # Whole steps of its values: "count" (a whole number), "share" (a count over the
+    # window's rows); "" for a continuous SLI. Its threshold between two calibrated sizes
+    # is then a whole count (monitor.core.calibration.threshold_at).
+    steps: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,7 @@ SLIS: Mapping[str, Sli] = _sli(
         thresholds=(THRESHOLD_EMPTY_CLUSTERS,),
         formula="cluster-sizes",
         code="monitor.core.quality.cluster_sizes",
+        steps="count",
     ),
     Sli(
         OUTLIER_RATIO,
@@ -273,6 +278,7 @@ SLIS: Mapping[str, Sli] = _sli(
         formula="outliers",
         code="monitor.core.outliers.outlier_rate",
         most=1.0,
+        steps="share",
     ),
     Sli(
         FEATURE_PSI,

@@ -58,6 +58,7 @@ from monitor.records import (
     ReferenceWindows,
 )
 from monitor.slis import (
+    ABOVE,
     BELOW,
     CENTROID_DRIFT_MAX,
     CENTROID_DRIFT_SE,
@@ -1402,6 +1403,12 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     size otherwise (a count that reaches 0, a negative silhouette). Outside the
     calibrated sizes the nearest size is used (a window smaller than every calibrated
     size keeps the smallest size's thresholds). None: not a drift signal.
+
+    An SLI of whole steps (``Sli.steps``) alarms on a whole count, whose null at a size
+    between two calibrated ones is not the line between theirs: a count's threshold is
+    the looser of theirs (a line through 1 empty cluster at 28 rows and 0 at 41 alarmed
+    on one empty cluster at every size between), and a share's allows the count of the
+    larger size (``_share_at``).
     """
     sizes = np.log(table.sizes.astype(np.float64))
     x = math.log(max(1, int(n)))
@@ -1413,15 +1420,37 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for j, key in enumerate(table.keys):
         a, b = (float(v) for v in table.values[[lo, hi], j])
+        sli = SLIS.get(key)
+        steps = "" if sli is None else sli.steps
         if not (math.isfinite(a) and math.isfinite(b)):
             out[key] = None
         elif w in (0.0, 1.0) or a == b:
             out[key] = b if w == 1.0 else a
+        elif steps == "count":
+            out[key] = max(a, b) if sli is not None and sli.direction == ABOVE else min(a, b)
         elif a > 0 and b > 0:
             out[key] = a * (b / a) ** w
         else:
             out[key] = a + (b - a) * w
+        value = out[key]
+        if steps == "share" and value is not None:
+            # Between two sizes, or below the smallest: the count of the larger one.
+            larger = float(table.sizes[hi])
+            between = 0.0 < w < 1.0 or (n < larger and hi == lo)
+            out[key] = _share_at(value, b * larger if between else 0.0, n)
     return out
+
+
+def _share_at(threshold: float, least: float, n: int) -> float:
+    """A share-of-rows threshold for a window of ``n`` rows as the largest whole count it
+    allows, over ``n``: a share alarms on a count, and the same count over the same ``n``
+    then compares equal (the interpolated 0.0666...65 at 30 rows alarmed on 2 of 30 rows,
+    0.0666...67). At least ``least`` rows: below a calibrated size, the count it allows.
+    Fewer rows hold no more outliers than more rows do, so that count alarms on a smaller
+    window at most as often as on its own size; the share of the smaller size alarmed
+    more often (1 of 14 allowed and 2 of 28: 1.57 of 22 alarmed on 2)."""
+    rows = max(1, int(n))
+    return math.floor(max(threshold * rows, least) + 1e-9) / rows
 
 
 def _first_cut(pool: _Pool) -> _Pool:

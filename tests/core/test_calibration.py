@@ -503,6 +503,38 @@ def test_threshold_at_follows_a_power_of_the_rows() -> None:
     assert 0.45 < t[S.SILHOUETTE] < 0.47  # type: ignore[operator]
 
 
+def test_a_count_or_a_share_of_rows_alarms_between_sizes_no_more_than_at_either() -> None:
+    # Helper-74's 30-row windows at a 0.05 rate: 16 of 50 outlier flags came from a
+    # threshold one float step below 2 of 30 rows, and the empty clusters' line through
+    # 1 at 28 rows and 0 at 41 alarmed on one empty cluster at every size between.
+    sizes = np.array([14, 28, 41, 56])
+    values = np.column_stack(([1 / 14, 2 / 28, 2 / 41, 3 / 56], [2.0, 1.0, 0.0, 0.0]))
+    table = NullTable(sizes, (S.OUTLIER_RATIO, S.EMPTY_CLUSTERS), values, 0.05, 0.01, 1)
+
+    def allowed(n: int) -> tuple[int, float]:
+        """The most outliers of n rows that do not alarm, and the empty clusters' threshold."""
+        t = threshold_at(table, n)
+        ratio = t[S.OUTLIER_RATIO]
+        assert ratio is not None
+        return max(c for c in range(n + 1) if not c / n > ratio), t[S.EMPTY_CLUSTERS]  # type: ignore[return-value]
+
+    # At a calibrated size, its own count, compared exactly (no float step below it).
+    assert allowed(28) == (2, 1.0) and allowed(41) == (2, 0.0) and allowed(56) == (3, 0.0)
+    # Between two sizes, the larger size's count; the looser of the two counts.
+    assert [allowed(n)[0] for n in (15, 22, 27, 29, 30, 34, 40, 45)] == [2, 2, 2, 2, 2, 2, 2, 3]
+    assert [allowed(n)[1] for n in (15, 22, 29, 30, 34, 40, 45)] == [
+        2.0,
+        2.0,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        0.0,
+    ]
+    # Below the smallest size, that size's count; beyond the largest, its share.
+    assert allowed(10)[0] == 1 and allowed(112)[0] == 6
+
+
 def test_the_far_quantile_of_null_windows_from_two_cuts_is_that_of_their_mixture() -> None:
     """Refits of windows of two cuts that differ in kind: a log-normal over all of them
     reaches twelve times past the values, one per cut mixed lands where the upper cut's

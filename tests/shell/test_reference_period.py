@@ -286,10 +286,12 @@ def test_an_sli_without_a_null_at_this_size_is_not_a_drift_signal_and_the_run_sa
     assert S.THRESHOLD_CENTROID_DRIFT not in ev.thresholds
     # The refitted SLIs have no null at 4 rows; the label PSI's and the empty clusters'
     # thresholds stand at or above what 4 rows can reach (every row in one cluster; k - 1
-    # = 2 empty), which until 2026-12-06 they kept, silently never firing.
+    # = 2 empty), which until 2026-12-06 they kept, silently never firing. So does the
+    # outlier ratio's: between 3 and 6 calibrated rows it allows the count of 6 rows
+    # (6.04 there), all 4 rows.
     assert ev.decision == (
-        "kept: no drift; not drift signals at 4 rows: label_psi, centroid_drift_max, "
-        "centroid_drift_se, empty_clusters, split_gain"
+        "kept: no drift; not drift signals at 4 rows: label_psi, outlier_ratio, "
+        "centroid_drift_max, centroid_drift_se, empty_clusters, split_gain"
     )
     assert S.THRESHOLD_LABEL_PSI not in ev.thresholds
     assert S.THRESHOLD_EMPTY_CLUSTERS not in ev.thresholds
