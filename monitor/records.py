@@ -440,6 +440,8 @@ class Measurement:
     # When a k-means++ restart beat the warm start: the warm start's largest centroid
     # drift (how far the live centres refitted on this window moved); None otherwise.
     warm_drift_max: float | None = None
+    # A first run: the reference period's windows left out (unreadable, too few rows).
+    reference_left_out: int = 0
 
 
 #: What a decision does: train the first model; keep the live one; reject the candidate;

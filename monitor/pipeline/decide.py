@@ -95,7 +95,9 @@ def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     held, (read, count) = int(windows.starts.shape[0]), period_windows(model, now)
     if held >= read == count:
         return text
-    text += f" on {held} distinct window(s)" if held < read else f" on {held} window(s)"
+    left_out = m.reference_left_out
+    repeated = read - held - left_out  # windows whose rows an earlier one returned
+    text += f" on {held} distinct window(s)" if repeated > 0 else f" on {held} window(s)"
     if read == count:
         text += f" of the reference period's {read}"
     else:  # a two-week period of hours, read every 2nd hour, said nothing of it
@@ -103,6 +105,8 @@ def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
             f" of the {read} read from the reference period's {count} (at most "
             f"{MAX_REFERENCE_WINDOWS}, evenly spaced)"
         )
+    if left_out:  # "distinct" said they repeated others' rows; the log names each and why
+        text += f"; {left_out} left out (unreadable or too few rows, named in the log)"
     if held < MIN_BLOCKS:  # calibration.MIN_BLOCKS: null windows bootstrapped within them
         text += f" (fewer than {MIN_BLOCKS}: thresholds from their rows resampled)"
     return text

@@ -141,7 +141,8 @@ def measure(
             )
         with _scaled_rows(X, first, model, phases, ctx) as Xs:
             m = _measure_with(window, X, Xs, first, model, phases, ctx, candidate=False)
-        return replace(m, live=None, reference=first)
+        left_out = 0 if reference is None else len(reference.skipped)
+        return replace(m, live=None, reference=first, reference_left_out=left_out)
     _check_features(live, model)
     with _scaled_rows(X, live, model, phases, ctx) as Xs:
         return _measure_with(window, X, Xs, live, model, phases, ctx, candidate=True)

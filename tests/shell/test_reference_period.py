@@ -90,9 +90,14 @@ def test_windows_that_cannot_be_read_are_left_out_and_named(caplog: Any) -> None
             raise SourceError("scrape gap")
         return blobs(300, CENTERS, seed=int(start))
 
-    _, snap, _, _ = run(model(), flaky)
+    ev, snap, _, _ = run(model(), flaky)
     assert snap.reference_windows is not None and snap.reference_windows.values.shape[0] == 20
     assert "4 of 24 windows left out" in caplog.text and "scrape gap" in caplog.text
+    # Not "20 distinct window(s)", which reads as windows that repeated others' rows.
+    assert ev.decision == (
+        "initial reference model trained on 20 window(s) of the reference period's 24; 4 left "
+        "out (unreadable or too few rows, named in the log)"
+    )
 
 
 def test_a_period_with_no_usable_window_fails_the_run_with_the_source_error() -> None:
