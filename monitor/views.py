@@ -232,7 +232,11 @@ class ModelPages:
         view = self.model(model) if model else None
         try:
             return render.runbook_page(
-                alertname, view=view, models=self.models(), options=self._options
+                alertname,
+                view=view,
+                models=self.models(),
+                options=self._options,
+                cli=self._cli(),
             )
         except render.UnknownAlertError:
             return None

@@ -80,16 +80,20 @@ def _sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
     ]
 
 
-def _fill(markdown: str, view: Mapping[str, Any] | None) -> str:
+def _fill(
+    markdown: str, view: Mapping[str, Any] | None, cli: Mapping[str, Any] | None = None
+) -> str:
     """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled
-    in, and the daemon's own files and address in place of the placeholder ones."""
-    if view is None:
+    in, and the daemon's own files and address in place of the placeholder ones (``cli``,
+    or the view's)."""
+    if view is not None:
+        markdown = _fill_names(markdown, view)
+        cli = view["cli"]
+    if cli is None:
         return markdown
-    markdown = _fill_names(markdown, view)
     # The options that open the store as the daemon does (its state directory may be a
     # --state-dir of its command line, not the file's): every command that names the
     # file takes them. check-config takes the file alone.
-    cli = view["cli"]
     markdown = markdown.replace(f"--config {CONFIG_PLACEHOLDER}", cli["store_options"])
     if cli["config_file"] is not None:
         markdown = markdown.replace(CONFIG_PLACEHOLDER, cli["config_file"])
@@ -120,15 +124,18 @@ def runbook_page(
     models: Sequence[str] = (),
     options: RenderOptions | None = None,
     static: bool = False,
+    cli: Mapping[str, Any] | None = None,
 ) -> str:
     """One alert's runbook as a self-contained page; UnknownAlertError if there is none.
 
     ``view`` (a model's page data) puts its live block on top and fills its names into
     the commands; ``models`` lists the daemon's models to pick from when there is none.
     ``static`` renders the site's copy, which links the daemon for the live values.
+    ``cli``: the daemon's files and address for the commands when there is no ``view``
+    (a daemon-level alert, or a model the daemon does not run).
     """
     options = options or RenderOptions()
-    head, sections = _sections(_fill(runbook_markdown(alertname, options), view))
+    head, sections = _sections(_fill(runbook_markdown(alertname, options), view, cli))
     return render_template(
         "html",
         "pages/runbook.html.j2",

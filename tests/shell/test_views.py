@@ -199,12 +199,20 @@ def test_a_runbook_on_a_model_names_the_daemons_own_address(
         store,
         state_dir=tmp_path,
         clock=lambda: T0 + 600,
+        config=tmp_path / "plain.yaml",
         url=lambda: "https://10.0.0.7:19310",
     )
     text = html.unescape(daemon.runbook_html("KMeansEvaluationStale", "m1") or "")
     assert "curl -s https://10.0.0.7:19310/readyz" in text
     assert "curl -s https://10.0.0.7:19310/api/models" in text
     assert "127.0.0.1:9310" not in text
+    # A daemon-level alert links with no model (KMeansDaemonDown's ?model=), and an alert
+    # may name a model the daemon no longer runs: its address and files all the same.
+    for model in (None, "", "gone"):
+        page = html.unescape(daemon.runbook_html("KMeansEvaluationStale", model) or "")
+        assert "curl -s https://10.0.0.7:19310/readyz" in page, model
+        assert "/etc/kmeans-monitor/config.yml" not in page, model
+        assert f"kmeans-monitor check-config {tmp_path / 'plain.yaml'}" in page, model
 
 
 def test_a_broken_pointer_is_logged_once_per_problem_not_per_view(
