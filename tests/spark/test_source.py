@@ -42,8 +42,21 @@ def write_parquet(directory: Path, name: str, times: np.ndarray, X: np.ndarray) 
     pq.write_table(pa.table(columns), directory / name)
 
 
-def write_config(tmp_path: Path, *, window: str, interval: str, thresholds: str) -> Path:
-    """One model, orders, with engine: spark on local[2] reading the Parquet of ``data``."""
+LOCAL = '{master: "local[2]", conf: {spark.ui.enabled: false, spark.driver.memory: 1g}}'
+
+
+def write_config(
+    tmp_path: Path,
+    *,
+    window: str,
+    interval: str,
+    thresholds: str,
+    spark: str = LOCAL,
+    source: str | None = None,
+) -> Path:
+    """One model, orders, with engine: spark (on local[2]) reading the Parquet of ``data``
+    (or ``source``)."""
+    source = source or f"{{kind: spark, path: {tmp_path / 'data'}, time_column: ts}}"
     config = tmp_path / "config.yaml"
     config.write_text(
         f"""
@@ -56,10 +69,10 @@ models:
     reference: {{window: 10m}}
     schedule: {{interval: {interval}}}
     engine: spark
-    spark: {{master: "local[2]", conf: {{spark.ui.enabled: false, spark.driver.memory: 1g}}}}
+    spark: {spark}
     training: {{n_init: 2, silhouette_sample: 1000, candidate_restarts: 0}}
     thresholds: {thresholds}
-    source: {{kind: spark, path: {tmp_path / "data"}, time_column: ts}}
+    source: {source}
 """
     )
     return config
@@ -418,22 +431,14 @@ def test_a_backtest_runs_an_engine_spark_model_on_its_spark_settings(tmp_path: P
     with socket.socket() as s:  # a port nothing listens on once it is closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"""
-daemon: {{state_dir: {tmp_path / "state"}}}
-models:
-  - name: orders
-    features: [a, b, c]
-    k: 3
-    window: 10m
-    reference: {{window: 10m}}
-    schedule: {{interval: 10m}}
-    source: {{kind: files, path: {tmp_path / "data"}, pattern: "*.csv", window: time_range,
-              timestamp_column: ts}}
-    engine: spark
-    spark: {{master: "spark://127.0.0.1:{port}"}}
-"""
+    files = f'{{kind: files, path: {tmp_path / "data"}, pattern: "*.csv", window: time_range, '
+    config = write_config(
+        tmp_path,
+        window="10m",
+        interval="10m",
+        thresholds="{mode: calibrated}",
+        spark=f'{{master: "spark://127.0.0.1:{port}"}}',
+        source=files + "timestamp_column: ts}",
     )
     args = ["--from", "1700000000", "--to", "1700003600", "--json"]
     done = subprocess.run(
