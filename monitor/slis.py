@@ -23,6 +23,7 @@ __all__ = [
     "CALIBRATED",
     "DRIFT_STORM_FEATURES",
     "FLAGGED_RUNS_TO_FIRE",
+    "NARROWING",
     "PER_CLUSTER",
     "PER_FEATURE",
     "PROGRESS",
@@ -533,6 +534,12 @@ CALIBRATED: tuple[str, ...] = (
     EMPTY_CLUSTERS,
     SPLIT_GAIN,
 )
+
+#: Calibrated SLIs whose null only narrows as a window of the same span holds more rows
+#: (docs/slis.md, "Sizes the sample can calibrate"): all but the centroid drift in
+#: standard errors, which is standardised by the rows. Beyond the reference windows' usual
+#: rows their thresholds are not looser than there (monitor.pipeline.thresholds).
+NARROWING: tuple[str, ...] = tuple(key for key in CALIBRATED if key != CENTROID_DRIFT_SE)
 
 #: Drift that may retrain a model, in the order a decision lists it.
 RETRAIN_TRIGGERS: tuple[Trigger, ...] = (

@@ -65,10 +65,12 @@ from monitor.slis import (
     EMPTY_CLUSTERS,
     FEATURE_PSI_MAX,
     LABEL_PSI,
+    NARROWING,
     OUTLIER_RATIO,
     SILHOUETTE,
     SLIS,
     SPLIT_GAIN,
+    Sli,
 )
 
 __all__ = [
@@ -1393,7 +1395,7 @@ def _interpolate_log(grid: NDArray[np.int64], fitted: dict[int, float]) -> F64:
 # --------------------------------------------------------------------------- use
 
 
-def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
+def threshold_at(table: NullTable, n: int, usual: int | None = None) -> dict[str, float | None]:
     """Each SLI's threshold for a window of ``n`` rows, between the two nearest sizes.
 
     Log-log where both thresholds are positive: most nulls shrink as a power of the rows
@@ -1409,6 +1411,13 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     the looser of theirs (a line through 1 empty cluster at 28 rows and 0 at 41 alarmed
     on one empty cluster at every size between), and a share's allows the count of the
     larger size (``_share_at``).
+
+    ``usual``: the reference windows' usual rows. A window of more rows (more traffic in
+    the same span) takes no looser threshold than that size's for an SLI whose null only
+    narrows with the rows (``NARROWING``): null windows larger than a reference window
+    join consecutive ones, and with a seasonality they mix phases (a feature PSI
+    threshold of 1.67 at a reference window's 60 rows came out 6.51 at 120, and a shift
+    of 3.87 at 119 rows went unflagged).
     """
     sizes = np.log(table.sizes.astype(np.float64))
     x = math.log(max(1, int(n)))
@@ -1421,24 +1430,40 @@ def threshold_at(table: NullTable, n: int) -> dict[str, float | None]:
     for j, key in enumerate(table.keys):
         a, b = (float(v) for v in table.values[[lo, hi], j])
         sli = SLIS.get(key)
-        steps = "" if sli is None else sli.steps
-        if not (math.isfinite(a) and math.isfinite(b)):
-            out[key] = None
-        elif w in (0.0, 1.0) or a == b:
-            out[key] = b if w == 1.0 else a
-        elif steps == "count":
-            out[key] = max(a, b) if sli is not None and sli.direction == ABOVE else min(a, b)
-        elif a > 0 and b > 0:
-            out[key] = a * (b / a) ** w
-        else:
-            out[key] = a + (b - a) * w
-        value = out[key]
-        if steps == "share" and value is not None:
+        value = _between(a, b, w, sli)
+        if sli is not None and sli.steps == "share" and value is not None:
             # Between two sizes, or below the smallest: the count of the larger one.
             larger = float(table.sizes[hi])
             between = 0.0 < w < 1.0 or (n < larger and hi == lo)
-            out[key] = _share_at(value, b * larger if between else 0.0, n)
+            value = _share_at(value, b * larger if between else 0.0, n)
+        out[key] = value
+    if usual is not None and n > usual:
+        _hold_to(out, threshold_at(table, usual), n)
     return out
+
+
+def _between(a: float, b: float, w: float, sli: Sli | None) -> float | None:
+    """The threshold ``w`` of the way (in log size) from ``a`` to ``b`` (``threshold_at``)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return None
+    if w in (0.0, 1.0) or a == b:
+        return b if w == 1.0 else a
+    if sli is not None and sli.steps == "count":
+        return max(a, b) if sli.direction == ABOVE else min(a, b)
+    if a > 0 and b > 0:
+        return a * (b / a) ** w
+    return a + (b - a) * w
+
+
+def _hold_to(out: dict[str, float | None], bound: dict[str, float | None], n: int) -> None:
+    """Each narrowing SLI's threshold in ``out`` held to ``bound``, its value at fewer
+    rows: no looser (``threshold_at``'s ``usual``)."""
+    for key in NARROWING:
+        value, most = out.get(key), bound.get(key)
+        if value is None or most is None:
+            continue
+        value = max(value, most) if SLIS[key].direction == BELOW else min(value, most)
+        out[key] = _share_at(value, 0.0, n) if SLIS[key].steps == "share" else value
 
 
 def _share_at(threshold: float, least: float, n: int) -> float:

@@ -304,7 +304,9 @@ def _thresholds(
     largest values some can take in it), and the drift spread that the centroid drift in
     standard errors is measured with (None: it is not, and has no threshold)."""
     mode = model.thresholds.mode
-    thresholds, undefined = run_thresholds(live.thresholds, live.null, mode, n, ceilings)
+    windows = live.reference_windows
+    usual = None if windows is None or not windows.rows.size else int(np.median(windows.rows))
+    thresholds, undefined = run_thresholds(live.thresholds, live.null, mode, n, ceilings, usual)
     if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
         # A model stored before the split baseline: nothing to measure the split against.
         thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)

@@ -27,15 +27,17 @@ def run_thresholds(
     mode: str,
     n: int,
     ceilings: Mapping[str, float] | None = None,
+    usual: int | None = None,
 ) -> tuple[dict[str, float], tuple[str, ...]]:
     """(thresholds for a window of ``n`` rows, the SLIs that are not drift signals there).
 
     ``ceilings``: the largest value an SLI can take in this window where it is lower than
-    its ``most`` (a PSI against the window's own reference, empty clusters below k)."""
+    its ``most`` (a PSI against the window's own reference, empty clusters below k);
+    ``usual``: the reference windows' usual rows (``threshold_at``)."""
     out = dict(fixed)
     if mode == "fixed" or null is None:
         return out, ()
-    calibrated = threshold_at(null, n)
+    calibrated = threshold_at(null, n, usual)
     undefined: list[str] = []
     for key, value in calibrated.items():
         sli = S.SLIS[key]

@@ -535,6 +535,25 @@ def test_a_count_or_a_share_of_rows_alarms_between_sizes_no_more_than_at_either(
     assert allowed(10)[0] == 1 and allowed(112)[0] == 6
 
 
+def test_a_window_of_more_rows_than_the_usual_takes_no_looser_threshold() -> None:
+    # Helper-75's daily model: null windows of twice a reference window's 60 rows join two
+    # windows of different phases, and the feature PSI's threshold rose from 1.67 to
+    # 6.51; a shift of 3.87 in a window of 119 rows (traffic doubled) went unflagged.
+    keys = (S.FEATURE_PSI_MAX, S.CENTROID_DRIFT_SE, S.SILHOUETTE, S.OUTLIER_RATIO)
+    values = np.array(
+        [[3.19, 3.0, 0.5, 4 / 30], [1.67, 3.1, 0.6, 6 / 60], [6.51, 3.5, 0.4, 20 / 120]]
+    )
+    table = NullTable(np.array([30, 60, 120]), keys, values, 0.01, 0.01, 1)
+    t = threshold_at(table, 120, usual=60)
+    assert t[S.FEATURE_PSI_MAX] == 1.67 and t[S.SILHOUETTE] == 0.6  # as at 60 rows
+    assert t[S.OUTLIER_RATIO] == 12 / 120  # the share of 60 rows, as a whole count
+    assert t[S.CENTROID_DRIFT_SE] == 3.5  # standardised by the rows: its own
+    # At or below the usual rows, and without them, the table's own values.
+    assert threshold_at(table, 120)[S.FEATURE_PSI_MAX] == 6.51
+    assert threshold_at(table, 60, usual=60)[S.FEATURE_PSI_MAX] == 1.67
+    assert threshold_at(table, 30, usual=60)[S.FEATURE_PSI_MAX] == 3.19
+
+
 def test_the_far_quantile_of_null_windows_from_two_cuts_is_that_of_their_mixture() -> None:
     """Refits of windows of two cuts that differ in kind: a log-normal over all of them
     reaches twelve times past the values, one per cut mixed lands where the upper cut's
