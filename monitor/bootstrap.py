@@ -66,7 +66,7 @@ from monitor.store._fs import make_dirs
 from monitor.store.history import SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
-from monitor.timestamps import format_time, keeps_utc
+from monitor.timestamps import format_time, same_clock
 from monitor.workers import RunWorkers
 
 __all__ = [
@@ -1074,7 +1074,7 @@ def k_mismatches(
         fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= info.k <= m.k.max
         asks, has = ([], []) if fits else ([_k_text(m.k)], [f"k={info.k}"])
         cycle = SEASON_PERIODS.get(m.seasonality)
-        if _phases(cycle, m.timezone) != _phases(info.cycle, info.timezone):
+        if not _same_phases((cycle, m.timezone), (info.cycle, info.timezone)):
             asks.append(_phases_text(cycle, m.timezone))
             has.append(_phases_text(info.cycle, info.timezone))
         if asks:
@@ -1087,12 +1087,13 @@ def k_mismatches(
     return out
 
 
-def _phases(cycle: float | None, timezone: str | None) -> tuple[float, str] | None:
-    """A seasonality as runs compare by it: its cycle and clock (every zone that reads as
-    UTC all year is UTC); None without one."""
-    if cycle is None:
-        return None
-    return cycle, "UTC" if timezone is None or keeps_utc(timezone) else timezone
+def _same_phases(a: tuple[float | None, str | None], b: tuple[float | None, str | None]) -> bool:
+    """Whether two seasonalities (cycle, time zone) compare windows alike: the same cycle,
+    on the same wall clock (a zone's other names, ``Etc/UTC`` for UTC, read as it)."""
+    (cycle_a, zone_a), (cycle_b, zone_b) = a, b
+    if cycle_a != cycle_b:
+        return False
+    return cycle_a is None or same_clock(zone_a or "UTC", zone_b or "UTC")
 
 
 def _phases_text(cycle: float | None, timezone: str | None) -> str:

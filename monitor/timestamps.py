@@ -194,6 +194,22 @@ def keeps_utc(timezone: str) -> bool:
     return all(_offset(datetime(2024, month, 1, tzinfo=zone)) == 0.0 for month in (1, 7))
 
 
+def same_clock(a: str, b: str) -> bool:
+    """Whether zones ``a`` and ``b`` read the same wall clock (``US/Eastern`` and
+    ``America/New_York``, one zone under two names): the same offset from UTC on the 1st
+    and the 15th of every month from 2000 to 2040. A zone this machine does not know is
+    the same only as itself."""
+    if a == b:
+        return True
+    try:
+        za, zb = zoneinfo.ZoneInfo(a), zoneinfo.ZoneInfo(b)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    days = (datetime(y, m, d, tzinfo=UTC) for y in range(2000, 2041) for m in range(1, 13)
+            for d in (1, 15))  # fmt: skip
+    return all(_offset(t.astimezone(za)) == _offset(t.astimezone(zb)) for t in days)
+
+
 def _offset(moment: datetime) -> float:
     offset = moment.utcoffset()
     return 0.0 if offset is None else offset.total_seconds()

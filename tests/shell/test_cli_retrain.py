@@ -216,6 +216,24 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
         "asks for k=4 and daily phases in Europe/Paris but the live model v1 has k=3 and "
         "daily phases in UTC, which runs keep" in warning
     )
-    # A zone that reads as UTC all year compares as UTC: nothing to warn of.
+    # A zone that reads as UTC all year compares as UTC: nothing to warn of; nor does
+    # another name of the live model's zone (US/Eastern of America/New_York).
     write_config(cfg, data, 3, timezone="Etc/UTC")
     assert invoke("check-config", str(cfg)).stderr == ""
+    retrained = invoke(
+        *printed_command(
+            invoke("check-config", str(_with(cfg, data, timezone="America/New_York"))).stderr,
+            "retrain with: ",
+        ),
+        "--live",
+    )
+    assert retrained.exit_code == 0, retrained.output
+    write_config(cfg, data, 3, timezone="US/Eastern")
+    assert invoke("check-config", str(cfg)).stderr == ""
+    write_config(cfg, data, 3, timezone="America/Chicago")  # another clock: warned
+    assert "asks for daily phases in America/Chicago" in invoke("check-config", str(cfg)).stderr
+
+
+def _with(cfg: Path, data: Path, **more: Any) -> Path:
+    write_config(cfg, data, 3, **more)
+    return cfg
