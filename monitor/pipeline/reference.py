@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from monitor.config import SEASON_PERIODS, ModelSettings
-from monitor.durations import format_duration
+from monitor.durations import format_duration, format_prometheus_duration
 from monitor.errors import (
     AwaitingReferenceError,
     InvalidInputError,
@@ -132,7 +132,8 @@ def check_elapsed(model: ModelSettings, now: float) -> None:
     )
     raise AwaitingReferenceError(
         f"the reference period from {format_time(start)} has run "
-        f"{format_duration(math.floor(now - start))} by this run, less than {what}: {trains}",
+        f"{format_prometheus_duration(math.floor(now - start))} by this run, less than {what}: "
+        f"{trains}",
         start + need,
     )
 

@@ -413,6 +413,10 @@ def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks(
     hours = model(reference={"from": NOW - 6 * 3600, "to": NOW + DAY}, seasonality="daily")
     with pytest.raises(TooFewRowsError, match="less than a daily cycle: the first run from"):
         run(hours, make)
+    # Not "has run 42090s" (helper-75): hours, minutes and seconds.
+    odd = model(reference={"from": NOW - 42090, "to": NOW + DAY}, seasonality="daily")
+    with pytest.raises(TooFewRowsError, match="has run 11h41m30s by this run"):
+        run(odd, make)
     # A period that starts after the run: none of it read, and from when it trains.
     later = model(reference={"from": NOW + 3600, "to": NOW + 3 * DAY}, seasonality="daily")
     with pytest.raises(TooFewRowsError) as caught:
