@@ -47,7 +47,14 @@ from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import check_elapsed, read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import SEASON_PERIODS, Evaluation, RunFailure, Snapshot, VersionInfo
+from monitor.records import (
+    SEASON_PERIODS,
+    Evaluation,
+    RunFailure,
+    Snapshot,
+    VersionInfo,
+    season_name,
+)
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
 from monitor.runner import Runner, classify_failure, store_options
@@ -1099,8 +1106,7 @@ def _same_phases(a: tuple[float | None, str | None], b: tuple[float | None, str 
 def _phases_text(cycle: float | None, timezone: str | None) -> str:
     if cycle is None:
         return "no seasonality"
-    names = {seconds: name for name, seconds in SEASON_PERIODS.items()}
-    return f"{names.get(cycle, f'a {cycle:g} s cycle')} phases in {timezone or 'UTC'}"
+    return f"{season_name(cycle) or f'a {cycle:g} s cycle'} phases in {timezone or 'UTC'}"
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,12 @@ class NullTable:
 SEASON_PERIODS: Mapping[str, float] = {"daily": 86400.0, "weekly": 7 * 86400.0}
 
 
+def season_name(period: float) -> str | None:
+    """The seasonality whose cycle is ``period`` seconds ("daily", "weekly"); None for
+    another."""
+    return next((name for name, seconds in SEASON_PERIODS.items() if seconds == period), None)
+
+
 @dataclass(frozen=True, eq=False)
 class SeasonalProfile:
     """Cluster and bin counts of the reference period by phase of a seasonal cycle."""

@@ -73,7 +73,7 @@ from monitor.errors import (
     SnapshotNotFoundError,
     StoreError,
 )
-from monitor.records import SEASON_PERIODS, Snapshot, VersionInfo
+from monitor.records import Snapshot, VersionInfo, season_name
 from monitor.store._crypto import StoreKey, require_cipher
 from monitor.store._fs import (
     DIR_MODE,
@@ -849,8 +849,7 @@ def _seasonality(snapshot: Snapshot) -> dict[str, Any] | None:
 def _cycle_json(period: float | None, timezone: str | None) -> dict[str, Any] | None:
     if period is None:
         return None
-    names = {seconds: name for name, seconds in SEASON_PERIODS.items()}
-    return {"cycle": names.get(period, period), "timezone": timezone}
+    return {"cycle": season_name(period) or period, "timezone": timezone}
 
 
 def version_summary(info: VersionInfo) -> dict[str, Any]:
