@@ -44,7 +44,7 @@ from monitor.ports import SourceKind
 from monitor.records import SEASON_PERIODS
 from monitor.redact import MASK, redact_text
 from monitor.slis import FLAGGED_RUNS_TO_FIRE, SLIS, THRESHOLDS
-from monitor.timestamps import format_time, keeps_utc, time_field
+from monitor.timestamps import format_time, same_clock, time_field
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -982,7 +982,7 @@ def _parse_model(
         # Telemetry follows the day: a reference of a day or more is compared by phase.
         whole_day = values["reference"].window >= SEASON_PERIODS["daily"]
         values["seasonality"] = "daily" if whole_day else "none"
-    if values["seasonality"] not in SEASON_PERIODS and not keeps_utc(values["timezone"]):
+    if values["seasonality"] not in SEASON_PERIODS and not same_clock(values["timezone"], "UTC"):
         r.add(_timezone_unused(r.raw.get("seasonality"), values["timezone"]))
     if reference is not None:  # an invalid one says so already, and nothing more
         written = _reference_written(r.raw.get("reference"))

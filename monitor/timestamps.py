@@ -184,19 +184,10 @@ def wall_seconds(t: Any, timezone: str) -> NDArray[np.float64]:
     return times + np.vectorize(offsets.__getitem__, otypes=[np.float64])(times)
 
 
-def keeps_utc(timezone: str) -> bool:
-    """Whether ``timezone`` reads as UTC all year (``Etc/UTC``, ``GMT``, ``Zulu``); False
-    for a zone this machine does not know."""
-    try:
-        zone = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return all(_offset(datetime(2024, month, 1, tzinfo=zone)) == 0.0 for month in (1, 7))
-
-
 def same_clock(a: str, b: str) -> bool:
     """Whether zones ``a`` and ``b`` read the same wall clock (``US/Eastern`` and
-    ``America/New_York``, one zone under two names): the same offset from UTC on the 1st
+    ``America/New_York``, one zone under two names; ``Etc/UTC``, ``GMT`` or ``Zulu`` and
+    ``UTC``): the same offset from UTC on the 1st
     and the 15th of every month from 2000 to 2040. A zone this machine does not know is
     the same only as itself."""
     if a == b:
