@@ -1613,10 +1613,12 @@ def _history_line(run: Evaluation | RunFailure) -> str:
     when = _ts(_run_time(run))
     if isinstance(run, RunFailure):
         label = run.window_label
-        # A run's own "[start, end)" reads as a window already; a source's label does not.
-        # Not twice: many messages name the window themselves.
-        where = "" if not label or label in run.message else f" {label}"
-        where = f" [{label}]" if where and not label.startswith("[") else where
+        # Not twice: many messages name the window themselves. A run's own "[start, end)"
+        # reads as a window already; a source's label does not.
+        if not label or label in run.message:
+            where = ""
+        else:
+            where = f" {label}" if label.startswith("[") else f" [{label}]"
         return f"{when}  {'-':>4}  {'-':>6}  FAILED ({run.reason}): {run.message}{where}"
     cells = []
     for sli, key in COMPARED:

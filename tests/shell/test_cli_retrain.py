@@ -220,20 +220,11 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     # another name of the live model's zone (US/Eastern of America/New_York).
     write_config(cfg, data, 3, timezone="Etc/UTC")
     assert invoke("check-config", str(cfg)).stderr == ""
-    retrained = invoke(
-        *printed_command(
-            invoke("check-config", str(_with(cfg, data, timezone="America/New_York"))).stderr,
-            "retrain with: ",
-        ),
-        "--live",
-    )
+    write_config(cfg, data, 3, timezone="America/New_York")
+    warned = invoke("check-config", str(cfg)).stderr
+    retrained = invoke(*printed_command(warned, "retrain with: "), "--live")
     assert retrained.exit_code == 0, retrained.output
     write_config(cfg, data, 3, timezone="US/Eastern")
     assert invoke("check-config", str(cfg)).stderr == ""
     write_config(cfg, data, 3, timezone="America/Chicago")  # another clock: warned
     assert "asks for daily phases in America/Chicago" in invoke("check-config", str(cfg)).stderr
-
-
-def _with(cfg: Path, data: Path, **more: Any) -> Path:
-    write_config(cfg, data, 3, **more)
-    return cfg
