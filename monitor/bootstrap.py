@@ -44,7 +44,7 @@ from monitor.exporter import (
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
-from monitor.pipeline.reference import check_elapsed, read_reference
+from monitor.pipeline.reference import check_ready, read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import (
@@ -1155,7 +1155,7 @@ def retrain(
         except SnapshotNotFoundError:
             parent = None
         now = clock.now()
-        check_elapsed(m, now)
+        check_ready(src, m, now, engine)
         start, end = m.reference.span(now)
         if on_start is not None:
             on_start(start, end)

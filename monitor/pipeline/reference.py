@@ -38,7 +38,7 @@ from monitor.ports import Engine, TelemetrySource
 from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
-__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "check_elapsed", "period_windows", "read_reference"]
+__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "check_ready", "period_windows", "read_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def read_reference(
     make a period of a bounded sample (``remote.sampled_period``). The period is read
     again cut at the other offsets of ``CUTS`` (``_cuts``).
     """
-    check_elapsed(model, now)
+    check_ready(source, model, now, engine, current)
     start, end = model.reference.span(now)
     ends = _window_ends(start, end, model.window)
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
@@ -103,6 +103,30 @@ def read_reference(
         )  # fmt: skip
     period = _period(read)
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
+
+
+def check_ready(
+    source: TelemetrySource,
+    model: ModelSettings,
+    now: float,
+    engine: Engine | None = None,
+    current: Window | None = None,
+) -> None:
+    """``check_elapsed``, with the time it gives moved on when the source's data began
+    inside the part of the period that has run: from then its rows must cover what
+    ``_check_leading_gap`` asks, and a fixed range too short for that fails as
+    TooFewRowsError now. Before, the time said was the period's, and the run at it
+    failed then. The period's windows are read up to the first that holds rows."""
+    try:
+        check_elapsed(model, now)
+    except AwaitingReferenceError as exc:
+        if model.reference.start is not None and model.reference.start < now:
+            start, end = model.reference.span(now)
+            ends = _window_ends(start, end, model.window)
+            lead = _read(source, model, ends, engine, {}, current, until_rows=True)
+            if lead.rows:
+                _check_leading_gap(source, model, (start, end), ends, lead, engine, exc.ready_at)
+        raise
 
 
 def check_elapsed(model: ModelSettings, now: float) -> None:
@@ -145,6 +169,7 @@ def _check_leading_gap(
     ends: list[float],
     read: _Read,
     engine: Engine | None,
+    elapsed: float = 0.0,
 ) -> None:
     """AwaitingReferenceError (TooFewRowsError for a fixed range, which cannot grow to
     what it needs) when the source's data began inside the period: the windows before
@@ -159,7 +184,8 @@ def _check_leading_gap(
     such a lead in a period that starts in its idle time, and rows before it: it trains,
     as does a period whose windows could not be read (an outage; a files source in
     ``window: file`` mode before its first file, whose one file is the period).
-    ``ends``: the ends of the period's windows read (``_window_ends``)."""
+    ``ends``: the ends of the period's windows read (``_window_ends``); ``elapsed``: the
+    time from which ``check_elapsed`` lets a run train, when it does not yet."""
     start, end = span
     first = read.starts[0]
     empty = [text for s, text in read.empty if s < first]
@@ -167,7 +193,7 @@ def _check_leading_gap(
     ref = model.reference
     full = end - start if ref.start is None or ref.end is None else ref.end - ref.start
     need = cycle if cycle is not None else min(full, SEASON_PERIODS["daily"])
-    if not empty or end - first >= need - 1e-6:
+    if not empty or (end - first >= need - 1e-6 and elapsed <= end):
         return
     look = max(end - start, SEASON_PERIODS["weekly"])
     if _rows_before(source, model, start, look, engine):
@@ -187,9 +213,8 @@ def _check_leading_gap(
             f"{begins}set reference.from to {format_time(first)} and reference.to to "
             f"{format_time(first + least)} or later"
         )
-    raise AwaitingReferenceError(
-        f"{begins}they do from about {format_time(first + need)}", first + need
-    )
+    ready = max(first + need, elapsed)
+    raise AwaitingReferenceError(f"{begins}they do from about {format_time(ready)}", ready)
 
 
 #: Windows read before a period, at most, to tell a quiet stretch from the data's start.
@@ -237,9 +262,11 @@ def _read(
     engine: Engine | None,
     seen: dict[bytes, float],
     current: Window | None = None,
+    until_rows: bool = False,
 ) -> _Read:
     """The windows ending at ``ends``, each read and validated; one that fails is left
-    out, and one whose rows a window in ``seen`` (digest: start) returned is counted."""
+    out, and one whose rows a window in ``seen`` (digest: start) returned is counted.
+    ``until_rows``: stop after the first window kept."""
     out = _Read()
     for e in ends:
         s = e - model.window
@@ -262,6 +289,8 @@ def _read(
         out.rows.append(X)
         out.starts.append(s)
         out.stops.append(e)
+        if until_rows:
+            break
     return out
 
 

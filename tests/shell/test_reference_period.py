@@ -482,6 +482,37 @@ def test_a_period_whose_data_begin_inside_it_fails_until_its_rows_cover_what_it_
     assert snap.reference_windows.values.shape[0] == 18
 
 
+def test_a_fixed_period_still_running_whose_data_begin_inside_it_says_when_its_rows_do() -> None:
+    # Helper-75: a period of one day from 00:00, its data from 06:00, a run at 08:00 was
+    # told "the first run from <to> trains the model"; that run failed as too_few_rows
+    # (the rows cover 18 hours), so the ready time the alerts held off until was false.
+    start = NOW - 8 * 3600
+    day = model(reference={"from": start, "to": start + DAY}, seasonality="daily")
+    with pytest.raises(TooFewRowsError) as caught:
+        run(day, since(start + 6 * 3600))
+    assert classify_failure(caught.value) == "too_few_rows"  # no wait mends it
+    assert str(caught.value).endswith(
+        "set reference.from to 2027-01-15T06:00:00Z and reference.to to 2027-01-16T06:00:00Z "
+        "or later"
+    )
+    # A longer range that holds a day of them waits for it, not for a day of the period.
+    week = model(reference={"from": start, "to": start + 7 * DAY}, seasonality="daily")
+    with pytest.raises(AwaitingReferenceError, match="data begin inside it") as waits:
+        run(week, since(start + 6 * 3600))
+    assert waits.value.ready_at == start + 6 * 3600 + DAY
+    with pytest.raises(AwaitingReferenceError):  # 23 hours of rows
+        run(week, since(start + 6 * 3600), now=start + 6 * 3600 + DAY - 3600)
+    _, snap, _, _ = run(week, since(start + 6 * 3600), now=start + 6 * 3600 + DAY)
+    assert snap.reference_windows is not None
+    assert snap.reference_windows.values.shape[0] == 24
+    # Rows from the period's start: the period's own time, read no further than them.
+    src = FakeSource(FEATURES, daily_mix)
+    with pytest.raises(AwaitingReferenceError) as waits:
+        evaluate(week, src, MemoryStore(), MemoryHistory(), NOW)
+    assert waits.value.ready_at == start + DAY
+    assert src.calls[1:] == [(start, start + 3600)]  # after the run's own window
+
+
 def test_a_service_idle_most_of_the_day_trains_on_a_period_that_starts_in_its_evening() -> None:
     # Rows from 10:00 to 16:00 only: a day's period that starts in the evening has most
     # of its windows empty first; the rows of the day before say it is a quiet stretch,
