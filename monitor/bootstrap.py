@@ -57,7 +57,7 @@ from monitor.records import (
 )
 from monitor.render import RenderOptions
 from monitor.render.rules import rules_by_alert
-from monitor.runner import Runner, classify_failure, store_options
+from monitor.runner import Runner, approve_command, classify_failure, store_options
 from monitor.scheduling import cron_problem, run_times, schedule_gaps, schedule_interval_seconds
 from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
@@ -1042,15 +1042,24 @@ def _k_text(k: int | KRange) -> str:
     return f"k={k}" if isinstance(k, int) else f"k in [{k.min}, {k.max}]"
 
 
-def _live_info(store: SnapshotStore, model: str) -> VersionInfo | None:
-    """The live version's listing from the manifests; None when unknown (no model, a
-    broken pointer, a corrupt manifest)."""
+def _versions(store: SnapshotStore, model: str) -> tuple[VersionInfo | None, list[VersionInfo]]:
+    """The live version's listing from the manifests, None when unknown (no model, a
+    broken pointer, a corrupt manifest), and the sound pending ones."""
     try:
         live = store.live_version(model)
         infos = store.list_versions(model) if live is not None else []
     except (OSError, ValueError, KeyError):  # StoreError, a bad name: other checks report it
-        return None
-    return next((i for i in infos if i.version == live and not i.corrupt), None)
+        return None, []
+    sound = [i for i in infos if not i.corrupt]
+    return (
+        next((i for i in sound if i.version == live), None),
+        [i for i in sound if i.state == "pending"],
+    )
+
+
+def _fits(m: ModelSettings, info: VersionInfo) -> bool:
+    """Whether a version is what the configuration asks: its features, k and phases."""
+    return info.features == tuple(m.features) and info.k is not None and _mismatch(m, info) is None
 
 
 def k_mismatches(
@@ -1062,36 +1071,52 @@ def k_mismatches(
 
     k and the phases are set only when a reference model is trained, so a change to them is
     otherwise ignored until a retrain; the warning names the command that retrains
-    deliberately.
+    deliberately, or, when a pending version is what the configuration asks (``snapshots
+    retrain`` stored it), the command that approves that version.
     """
     out: dict[str, str] = {}
     for m in settings.models:
-        info = _live_info(store, m.name)
+        info, pending = _versions(store, m.name)
         if info is None or info.k is None:
             continue
-        command = retrain_command(m.name, config_path, settings.daemon.state_dir)
-        if info.features is not None and info.features != tuple(m.features):
-            out[m.name] = (
-                f"model {m.name!r}: the configuration reads the features {list(m.features)} "
-                f"but the live model v{info.version} reads {list(info.features)}: every run "
-                f"fails (schema) until a version on the configured features is trained; "
-                f"retrain with: {command} --live"
-            )
+        problem = _mismatch(m, info)
+        if problem is None:
             continue
-        fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= info.k <= m.k.max
-        asks, has = ([], []) if fits else ([_k_text(m.k)], [f"k={info.k}"])
-        cycle = SEASON_PERIODS.get(m.seasonality)
-        if not _same_phases((cycle, m.timezone), (info.cycle, info.timezone)):
-            asks.append(_phases_text(cycle, m.timezone))
-            has.append(_phases_text(info.cycle, info.timezone))
-        if asks:
-            out[m.name] = (
-                f"model {m.name!r}: the configuration asks for {' and '.join(asks)} but the "
-                f"live model v{info.version} has {' and '.join(has)}, which runs keep until a "
-                f"new reference is trained; retrain with: {command} (pending; --live makes it "
-                "live at once)"
-            )
+        state_dir = settings.daemon.state_dir
+        ready = next((p for p in pending if _fits(m, p)), None)
+        if ready is not None:
+            command = approve_command(m.name, ready.version, Path(state_dir), config_path)
+            advice = f"the pending v{ready.version} does; approve it with: {command}"
+        elif info.features != tuple(m.features):
+            advice = f"retrain with: {retrain_command(m.name, config_path, state_dir)} --live"
+        else:
+            command = retrain_command(m.name, config_path, state_dir)
+            advice = f"retrain with: {command} (pending; --live makes it live at once)"
+        out[m.name] = f"model {m.name!r}: {problem}; {advice}"
     return out
+
+
+def _mismatch(m: ModelSettings, info: VersionInfo) -> str | None:
+    """What the live version ``info`` lacks of what the configuration asks; None: nothing."""
+    if info.features is not None and info.features != tuple(m.features):
+        return (
+            f"the configuration reads the features {list(m.features)} but the live model "
+            f"v{info.version} reads {list(info.features)}: every run fails (schema) until a "
+            "version on the configured features is trained"
+        )
+    fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= (info.k or 0) <= m.k.max
+    asks, has = ([], []) if fits else ([_k_text(m.k)], [f"k={info.k}"])
+    cycle = SEASON_PERIODS.get(m.seasonality)
+    if not _same_phases((cycle, m.timezone), (info.cycle, info.timezone)):
+        asks.append(_phases_text(cycle, m.timezone))
+        has.append(_phases_text(info.cycle, info.timezone))
+    if not asks:
+        return None
+    return (
+        f"the configuration asks for {' and '.join(asks)} but the live model "
+        f"v{info.version} has {' and '.join(has)}, which runs keep until a new reference "
+        "is trained"
+    )
 
 
 def _same_phases(a: tuple[float | None, str | None], b: tuple[float | None, str | None]) -> bool:

@@ -112,7 +112,14 @@ def test_the_printed_retrain_then_approve_run_as_printed(three: tuple[Path, Path
         (1, "live", 3, "initial"),
         (2, "pending", 4, "manual"),
     ]
-    approved = invoke(*printed_command(retrained.stdout, "approve with: "))
+    # Until it is approved, check-config points to it, not to another retrain (it said
+    # "retrain with" while the pending v2 was what it asked for).
+    [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+    assert warning.startswith("warning: model 'shop': the configuration asks for k=4 but the")
+    assert "; the pending v2 does; approve it with: kmeans-monitor snapshots approve" in warning
+    command = printed_command(warning, "approve it with: ")
+    assert command == printed_command(retrained.stdout, "approve with: ")
+    approved = invoke(*command)
     assert approved.exit_code == 0, approved.output
     assert "live v1 -> v2" in approved.stdout
     # The configuration and the live model agree again: no warning anywhere.
