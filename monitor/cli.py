@@ -1174,10 +1174,6 @@ class WholeNumber(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-def _approve_command(model: str, version: int, state_dir: Path) -> str:
-    return f"kmeans-monitor snapshots approve {model} {version} --state-dir {state_dir}"
-
-
 @snapshots.command("list")
 @CONFIG_OPTION
 @READ_STATE_DIR_OPTION
