@@ -201,20 +201,24 @@ def _check_leading_gap(
     what = f"a whole {model.seasonality} cycle" if cycle is not None else format_duration(need)
     before = sum(1 for e in ends if e - model.window < first)
     begins = (
-        f"the reference period {format_time(start)} to {format_time(end)} has its first "
-        f"window with rows at {format_time(first)}, and none in the {format_duration(look)} "
-        f"before the period: "
-        f"the source's data begin inside it; {len(empty)} of the {before} windows before its "
-        f"first rows held none (the first: {empty[0]}), and its rows must cover {what}; "
+        f"the source's data begin inside the reference period {format_time(start)} to "
+        f"{format_time(end)}: its first window with rows starts at {format_time(first)}, "
+        f"none in the {format_duration(look)} before the period, and its rows must cover {what}"
+    )
+    empties = (
+        f" ({len(empty)} of the {before} windows before its first rows held none; the "
+        f"first: {empty[0]})"
     )
     if ref.end is not None and first + need > ref.end:  # a fixed range that cannot grow
         least = max(model.window, need)  # what the configuration asks of a period, at least
         raise TooFewRowsError(
-            f"{begins}set reference.from to {format_time(first)} and reference.to to "
-            f"{format_time(first + least)} or later"
+            f"{begins}: set reference.from to {format_time(first)} and reference.to to "
+            f"{format_time(first + least)} or later{empties}"
         )
     ready = max(first + need, elapsed)
-    raise AwaitingReferenceError(f"{begins}they do from about {format_time(ready)}", ready)
+    raise AwaitingReferenceError(
+        f"{begins}, which they do from about {format_time(ready)}{empties}", ready
+    )
 
 
 #: Windows read before a period, at most, to tell a quiet stretch from the data's start.
