@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 
 from monitor import render
 from monitor import slis as S
+from monitor.alerting import held_conditions
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
 from monitor.ports import History, SnapshotStore
@@ -316,7 +317,9 @@ class ModelPages:
             "pending_problem": self._pending_problem(model, ctx),
             "approve_command": None,
             "diff_command": None,
-            "reject_command": None,  # offered for a broken candidate only
+            "reject_command": None,
+            # The run that stored the pending candidate, from the page's span of history.
+            "pending_from": None,
             # The live version's parent; while the live one does not load, the last that does.
             "rollback_to": None,
             "rollback_command": None,
@@ -328,10 +331,12 @@ class ModelPages:
             out["rollback_to"] = live.parent_version
         state_dir = self._state_dir
         where = store_options(state_dir, self._config)
-        if ctx.pending is not None and out["pending_problem"] is not None:
-            # Neither approve nor diff can read it: withdraw it (a run stores the next).
+        if ctx.pending is not None:
+            # A broken one: neither approve nor diff can read it (a run stores the next).
+            # A sound one: trained on a window of a data fault, it must not go live.
             out["reject_command"] = f"kmeans-monitor snapshots reject {model} {ctx.pending} {where}"
-        elif ctx.pending is not None:
+        if ctx.pending is not None and out["pending_problem"] is None:
+            out["pending_from"] = _stored_by(ctx)
             out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
             if base is not None and base != ctx.pending:
                 out["diff_command"] = (
@@ -518,6 +523,28 @@ def _run(ev: Evaluation) -> dict[str, Any]:
         "promoted": ev.promoted,
         "candidate_version": ev.candidate_version,
         "slis": {p.sli: ev.slis.get(p.sli) for p in S.PROGRESS if p.name},
+    }
+
+
+def _stored_by(ctx: _Context) -> dict[str, Any] | None:
+    """The run that stored the pending candidate: its window and what was past its
+    thresholds (a candidate is trained on that window, a unit change or NaN included).
+    None when the page's history does not hold it (``snapshots retrain`` stored it, or
+    longer ago)."""
+    ev = next((e for e in reversed(ctx.evaluations) if e.candidate_version == ctx.pending), None)
+    if ev is None:
+        return None
+    past: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for c in held_conditions(ev):  # a feature past its critical level: the critical is kept
+        past[(c.sli, c.feature)] = {
+            "sli": c.sli, "feature": c.feature, "value": c.value, "threshold": c.threshold
+        }  # fmt: skip
+    return {
+        "evaluated_at": ev.evaluated_at,
+        "window_start": ev.window_start,
+        "window_end": ev.window_end,
+        "n_rows": ev.n_rows,
+        "past": list(past.values()),
     }
 
 

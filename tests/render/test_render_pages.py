@@ -252,7 +252,16 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "kmeans-monitor snapshots approve checkout 4 --state-dir /var/lib/km"
             ),
             "diff_command": "kmeans-monitor snapshots diff checkout 3 4 --state-dir /var/lib/km",
-            "reject_command": None,
+            "reject_command": "kmeans-monitor snapshots reject checkout 4 --state-dir /var/lib/km",
+            "pending_from": {
+                "evaluated_at": NOW - 300,
+                "window_start": NOW - 3900,
+                "window_end": NOW - 300,
+                "n_rows": 1800,
+                "past": [
+                    {"sli": "feature_psi", "feature": "latency", "value": 2.1, "threshold": 0.25}
+                ],
+            },
             "live_problem": None,
             "rollback_to": None,
             "rollback_command": None,

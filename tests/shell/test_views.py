@@ -355,6 +355,50 @@ def test_a_pending_candidate_that_does_not_load_offers_no_command_that_fails(
     assert "No candidate waiting for approval." in _text(pages.model_html("m1"))
 
 
+def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    # Helper-72: the page offered only approve for a candidate trained on a unit change.
+    # It now says which window the candidate was trained on and what that run had past
+    # its thresholds, and offers a reject that works as typed.
+    _, store, model_dir = broken
+    history = MemoryHistory()
+    history.append(dataclasses.replace(_ev(T0 - 60, 9.5), candidate_version=3))
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    state.set_live(store.load("m1", 1))
+    pages = ModelPages(state, history, store, state_dir=model_dir.parents[1], clock=lambda: T0)
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert v["pending_from"] == {
+        "evaluated_at": T0 - 60,
+        "window_start": T0 - 3660,
+        "window_end": T0 - 120,
+        "n_rows": 500,
+        "past": [{"sli": "feature_psi", "feature": "f1", "value": 9.5, "threshold": 0.25}],
+    }
+    text = _text(pages.model_html("m1"))
+    assert (
+        "Pending candidate: 3, waiting for approval. It was trained on the window "
+        "2023-11-14 21:12:20 UTC to 2023-11-14 22:11:20 UTC (500 rows) by the run at "
+        '22:12:20 UTC (1m ago), which had past their thresholds: feature_psi{feature="f1"} '
+        "9.5 (threshold 0.25)."
+    ) in text
+    assert v["approve_command"] in text
+    assert (
+        "Reject it instead when that window's rows were a data fault the model must not "
+        f"learn (a unit change, missing values, a partial outage); it stays stored, retired: "
+        f"{v['reject_command']}"
+    ) in text
+    assert _typed(v["reject_command"]).exit_code == 0
+    assert store.pending_version("m1") is None
+    # A candidate that no run of the page's history stored (snapshots retrain): no line.
+    store.save(make_snapshot("m1", k=3, d=2, seed=3, parent_version=1), state="pending")
+    view = pages.model("m1")
+    assert view is not None and view["versions"]["pending_from"] is None
+    assert "It was trained on the window" not in _text(pages.model_html("m1"))
+
+
 def test_a_pending_pointer_that_cannot_be_read_is_not_called_a_broken_live_one(
     broken: tuple[ModelPages, DirectorySnapshotStore, Path],
 ) -> None:
@@ -400,6 +444,7 @@ def test_the_templates_test_data_has_the_views_shape(
 ) -> None:
     # tests/render builds pages from hand-made data: it must stay shaped like the real one.
     pages[2].append_failure(make_failure("m1", at=T0 + 30))
+    pages[2].append(dataclasses.replace(_ev(T0 + 30, 0.3), candidate_version=2))
     real = pages[0].model("m1")
     assert real is not None
 
