@@ -470,6 +470,15 @@ class Decision:
         return self.action in ("promote", "pend")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The version awaiting approval when a run starts. ``manual``: ``snapshots retrain``
+    stored it (an operator's deliberate retrain, which a drifting run must not replace)."""
+
+    version: int
+    manual: bool = False
+
+
 # The bounded values of the ``reason`` label of kmeans_run_failures_total.
 FAILURE_REASONS = (
     "source_unavailable",

@@ -50,7 +50,7 @@ from monitor.errors import RunCancelledError
 from monitor.logs import setup_logging
 from monitor.pipeline import Assessment, RunContext, ScaleBuffer, assess
 from monitor.pipeline.phases import Phases
-from monitor.records import Snapshot, Window
+from monitor.records import Pending, Snapshot, Window
 
 __all__ = ["RUN_NICE", "RunWorkers"]
 
@@ -95,7 +95,7 @@ class _Task:
     model: ModelSettings
     window: Window  # its rows empty when they are in ``rows``
     live: Snapshot
-    pending: int | None
+    pending: Pending | None
     ctx: RunContext  # without a buffer: each worker keeps its own per model
     seconds_left: float  # until the run's deadline; inf: none
     rows: _Rows | None = None
@@ -353,7 +353,7 @@ class RunWorkers:
         window: Window,
         live: Snapshot,
         model: ModelSettings,
-        pending: int | None,
+        pending: Pending | None,
         phases: Phases,
         ctx: RunContext,
         *,

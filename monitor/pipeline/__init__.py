@@ -22,7 +22,7 @@ from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Decision, Evaluation, Measurement, Snapshot, Window
+from monitor.records import Decision, Evaluation, Measurement, Pending, Snapshot, Window
 
 __all__ = [
     "Assess",
@@ -56,7 +56,7 @@ def assess(
     window: Window,
     live: Snapshot,
     model: ModelSettings,
-    pending: int | None,
+    pending: Pending | None,
     phases: Phases,
     ctx: RunContext,
 ) -> Assessment:
@@ -68,7 +68,7 @@ def assess(
 
 
 # Where ``assess`` runs: ``assess`` itself, or ``RunWorkers.assess`` bound to a run.
-Assess = Callable[[Window, Snapshot, ModelSettings, int | None, Phases, RunContext], Assessment]
+Assess = Callable[[Window, Snapshot, ModelSettings, Pending | None, Phases, RunContext], Assessment]
 
 
 def evaluate(
@@ -98,7 +98,7 @@ def evaluate(
         window = source.read_window(now - model.window, now)
     with phases.phase("load"):
         live = _live(store, model.name)
-        pending = store.pending_version(model.name) if live is not None else None
+        pending = _pending(store, model.name) if live is not None else None
     ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
     if live is not None:
         m, decision, new = assess_with(window, live, model, pending, phases, ctx)
@@ -109,6 +109,19 @@ def evaluate(
         decision = decide(m, model, now=now, pending=None)
         new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)
+
+
+def _pending(store: SnapshotStore, model: str) -> Pending | None:
+    """The version awaiting approval, and whether ``snapshots retrain`` stored it (one
+    that does not load is not: a run's candidate replaces it, as before)."""
+    version = store.pending_version(model)
+    if version is None:
+        return None
+    try:
+        manual = store.load(model, version).reason == "manual"
+    except (OSError, ValueError, KeyError):  # StoreError, a corrupt or missing version
+        manual = False
+    return Pending(version, manual)
 
 
 def _live(store: SnapshotStore, model: str) -> Snapshot | None:

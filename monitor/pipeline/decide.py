@@ -8,7 +8,7 @@ from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
-from monitor.records import Decision, Measurement
+from monitor.records import Decision, Measurement, Pending
 
 __all__ = ["decide", "drift_reasons"]
 
@@ -34,12 +34,16 @@ def drift_reasons(
     return reasons
 
 
-def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | None) -> Decision:
+def decide(
+    m: Measurement, model: ModelSettings, *, now: float, pending: Pending | None
+) -> Decision:
     """What to do with the candidate of ``m`` under the model's retrain policy.
 
     ``pending`` is the version already awaiting manual approval, if any: under the
     manual policy one candidate awaits at a time, refreshed from each drifting window
-    so that what an operator approves reflects the latest data.
+    so that what an operator approves reflects the latest data; but not one that
+    ``snapshots retrain`` stored (another k, the configured phases): a drifting run
+    replaced it with a candidate of the live model's k, and its printed approve failed.
     """
     if m.live is None:
         return Decision("initial", _initial(m, model, now))
@@ -59,8 +63,15 @@ def decide(m: Measurement, model: ModelSettings, *, now: float, pending: int | N
     if policy == "on-drift":
         return Decision("promote", "retrained on drift: " + ", ".join(why), "drift")
     text = "drift awaits manual approval: " + ", ".join(why)
+    if pending is not None and pending.manual:
+        return Decision(
+            "keep",
+            f"{text}; the pending v{pending.version} of snapshots retrain is kept for "
+            "approval: no candidate is trained until it is approved or rejected",
+        )
     if pending is not None:
-        return Decision("pend", f"{text}; refreshing candidate v{pending}", "drift", pending)
+        v = pending.version
+        return Decision("pend", f"{text}; refreshing candidate v{v}", "drift", v)
     return Decision("pend", text, "drift")
 
 

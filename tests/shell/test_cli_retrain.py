@@ -128,6 +128,29 @@ def test_the_printed_retrain_then_approve_run_as_printed(three: tuple[Path, Path
     assert "warning" not in evaluated.output and " v2 " in evaluated.stdout
 
 
+def test_a_drifting_run_keeps_the_version_snapshots_retrain_stored(
+    three: tuple[Path, Path],
+) -> None:
+    # Helper-77: under manual, the next drifting run replaced the retrained k=4 version
+    # with a candidate of the live model's k=3, and the approve printed for it failed.
+    cfg, _ = three
+    retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert retrained.exit_code == 0, retrained.output
+    shifted = cfg.parent / "data" / "w2.csv"
+    np.savetxt(shifted, blobs(1200, CENTERS + 3.0, seed=2), delimiter=",", header="a,b,c",
+               comments="")  # fmt: skip
+    evaluated = invoke("evaluate", "--config", str(cfg))
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "the pending v2 of snapshots retrain is kept for approval" in evaluated.stdout
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert [(v["version"], v["state"], v["k"]) for v in listing["shop"]] == [
+        (1, "live", 3),
+        (2, "pending", 4),
+    ]
+    approved = invoke(*printed_command(retrained.stdout, "approve with: "))
+    assert approved.exit_code == 0, approved.output
+
+
 def test_retrain_live_makes_the_new_version_live_at_once(three: tuple[Path, Path]) -> None:
     cfg, _ = three
     result = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")

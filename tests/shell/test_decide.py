@@ -17,6 +17,7 @@ from monitor.records import (
     Decision,
     Measurement,
     OutlierThresholds,
+    Pending,
     ReferenceBins,
     Scaler,
     Snapshot,
@@ -150,7 +151,7 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
         (
             "manual",
             PSI,
-            7,
+            Pending(7),
             Decision(
                 "pend",
                 "drift awaits manual approval: feature PSI 0.404 (b); refreshing candidate v7",
@@ -158,12 +159,25 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
                 replaces=7,
             ),
         ),
+        # A version snapshots retrain stored is not replaced (helper-77: by a candidate of
+        # the live model's k, and the printed approve of the retrained one then failed).
+        (
+            "manual",
+            PSI,
+            Pending(7, manual=True),
+            Decision(
+                "keep",
+                "drift awaits manual approval: feature PSI 0.404 (b); the pending v7 of "
+                "snapshots retrain is kept for approval: no candidate is trained until it is "
+                "approved or rejected",
+            ),
+        ),
         # Below the critical PSI level a warning is not drift that retrains.
         ("on-drift", QUIET | {S.FEATURE_PSI_MAX: 0.2}, None, Decision("keep", "kept: no drift")),
     ],
 )
 def test_the_policy_table(
-    policy: str, slis: dict[str, float], pending: int | None, expected: Decision
+    policy: str, slis: dict[str, float], pending: Pending | None, expected: Decision
 ) -> None:
     assert decide(measurement(slis), model(policy), now=NOW, pending=pending) == expected
 
