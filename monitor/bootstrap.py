@@ -1085,9 +1085,11 @@ def k_mismatches(
         state_dir = settings.daemon.state_dir
         ready = next((p for p in pending if _fits(m, p)), None)
         if ready is not None:
-            command = approve_command(m.name, ready.version, Path(state_dir), config_path)
+            config = None if config_path is None else Path(config_path).resolve()
+            command = approve_command(m.name, ready.version, Path(state_dir).resolve(), config)
             advice = f"the pending v{ready.version} does; approve it with: {command}"
-        elif info.features != tuple(m.features):
+        elif info.features != tuple(m.features) or m.retrain != "manual":
+            # Under on-drift or scheduled the next promotion retires a pending version.
             advice = f"retrain with: {retrain_command(m.name, config_path, state_dir)} --live"
         else:
             command = retrain_command(m.name, config_path, state_dir)

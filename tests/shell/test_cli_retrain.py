@@ -86,6 +86,10 @@ def test_check_config_and_evaluate_warn_with_the_command_to_retrain(
     assert evaluated.stdout.splitlines()[1].strip() == expected
     as_json = json.loads(invoke("evaluate", "--config", str(cfg), "--json").stdout)
     assert as_json[0]["k_warning"] == expected.removeprefix("warning: ")
+    # Under on-drift the next promotion retires a pending version (helper-77): --live.
+    write_config(cfg, cfg.parent / "data", 4, retrain="on-drift")
+    warned = invoke("check-config", str(cfg)).stderr.strip()
+    assert warned.endswith(f"--state-dir {state.resolve()} --live"), warned
 
 
 def test_the_daemon_logs_the_warning_at_start_up(
