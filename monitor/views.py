@@ -182,7 +182,7 @@ class ModelPages:
         return {
             "model": model,
             "generated_at": self._clock(),
-            "state": _overall(ctx, slis),
+            "state": _overall(ctx, slis, self._clock()),
             "latest": None if ev is None else _latest(ev, ctx.status),
             "slis": slis,
             "features": self._features(ctx),
@@ -190,6 +190,8 @@ class ModelPages:
             "runs": [_run(e) for e in reversed(ctx.evaluations[-_RECENT:])],
             "failures": [_failure(f) for f in reversed(ctx.failures[-_RECENT:])],
             "failing_since": _failing_since(ctx),
+            # While the runs wait for the reference period's rows: from when they train.
+            "awaiting_until": _awaiting_until(ctx, self._clock()),
             "versions": self._versions(model, ctx),
             "links": self._links(model),
             "cli": self._cli(),
@@ -211,6 +213,7 @@ class ModelPages:
                     "pending_problem": view["versions"]["pending_problem"],
                     "latest": view["latest"],
                     "failing_since": view["failing_since"],
+                    "awaiting_until": view["awaiting_until"],
                     "top_feature": view["features"][0] if view["features"] else None,
                     "links": view["links"],
                 }
@@ -454,13 +457,24 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
     }
 
 
-def _overall(ctx: _Context, slis: list[dict[str, Any]]) -> str:
-    """The model's state: failing, no run yet, or the worst SLI state of the latest run."""
+def _overall(ctx: _Context, slis: list[dict[str, Any]], now: float) -> str:
+    """The model's state: awaiting its reference, failing, no run yet, or the worst SLI
+    state of the latest run."""
+    if _awaiting_until(ctx, now) is not None:
+        return "awaiting reference"
     if ctx.status.stale:
         return "failing"
     if ctx.status.evaluation is None:
         return "no run yet" if ctx.status.runs == 0 else "failing"
     return max((s["state"] for s in slis), key=lambda s: _RANK[s], default=OK)
+
+
+def _awaiting_until(ctx: _Context, now: float) -> float | None:
+    """From when the runs train the model, while the latest failed waiting for the
+    reference period's rows (``awaiting_reference``) and that time is to come. The page
+    called it failing, in red, while the alerts held off (helper-77)."""
+    ready = ctx.status.ready_at
+    return ready if ctx.status.stale and ready > now else None
 
 
 def _failing_since(ctx: _Context) -> float | None:

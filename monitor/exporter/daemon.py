@@ -137,6 +137,7 @@ class _ModelState:
             failures=dict(self.failures),
             last_run=self.last_run,
             last_success=self.last_success,
+            ready_at=self.ready_at,
             promotions=self.promotions,
             stale=self.stale,
             evaluation=self.evaluation,
@@ -164,6 +165,7 @@ class ModelStatus:
     failures: dict[str, int]  # reason -> failed runs since start-up
     last_run: float  # unix seconds; 0 before the first run
     last_success: float
+    ready_at: float  # as kmeans_reference_ready_timestamp_seconds: 0 unless awaiting
     promotions: int
     stale: bool  # the latest run failed
     evaluation: Evaluation | None  # of the latest successful run

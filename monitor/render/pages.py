@@ -33,7 +33,8 @@ _CHART_HEIGHT = 96
 
 
 def _when(ts: float | None, now: float | None = None) -> str:
-    """A unix time as ``2026-05-01 12:00:00 UTC``, with ``(5m ago)`` when ``now`` is given."""
+    """A unix time as ``2026-05-01 12:00:00 UTC``, with ``(5m ago)`` (or ``(in 5m)``, for
+    a time to come) when ``now`` is given."""
     if ts is None or not math.isfinite(ts) or ts <= 0:
         return "never"
     at = datetime.fromtimestamp(ts, UTC)
@@ -46,11 +47,14 @@ def _when(ts: float | None, now: float | None = None) -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
+    future = seconds < -0.5
+    seconds = abs(seconds)
+    amount = f"{seconds:.0f}s"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.0f}{unit} ago"
-    return f"{seconds:.0f}s ago"
+            amount = f"{seconds / size:.0f}{unit}"
+            break
+    return f"in {amount}" if future else f"{amount} ago"
 
 
 def _num(value: float | None, digits: int = 3) -> str:

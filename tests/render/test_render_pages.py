@@ -240,6 +240,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             },
         ],
         "failing_since": None,
+        "awaiting_until": None,
         "versions": {
             "live": 3,
             "loaded": 3,
@@ -434,6 +435,7 @@ def _entry(name: str, version: Any, decision: str | None, state: str = "ok") -> 
         "pending_problem": None,
         "latest": latest,
         "failing_since": None,
+        "awaiting_until": None,
         "links": {"page": f"/models/{name}"},
     }
 

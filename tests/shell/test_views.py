@@ -137,6 +137,39 @@ def test_a_failing_model_says_since_when(
     assert view_.index()[0]["state"] == "failing"
 
 
+def test_a_model_waiting_for_its_reference_rows_says_until_when_not_failing(
+    tmp_path: Path,
+) -> None:
+    # Helper-77: the page said "failing" in red while the runs waited for a new
+    # deployment's rows and the alerts held off.
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    history = MemoryHistory()
+    message = "the source's data begin inside the reference period ..."
+    history.append_failure(make_failure("m1", at=T0, reason="awaiting_reference", message=message))
+    state.record_failure("m1", "awaiting_reference", duration=0.1, at=T0, ready_at=T0 + 3600)
+    clock = [T0 + 60]
+    pages = ModelPages(
+        state, history, MemorySnapshotStore(), state_dir=tmp_path, clock=lambda: clock[0]
+    )
+    view = pages.model("m1")
+    assert view is not None
+    assert (view["state"], view["awaiting_until"]) == ("awaiting reference", T0 + 3600)
+    assert pages.index()[0]["awaiting_until"] == T0 + 3600
+    text = _text(pages.model_html("m1"))
+    assert (
+        "Waiting for the reference period's rows: the runs train the model from about "
+        "23:13:20 UTC (in 59m). Until then they fail as awaiting_reference, and "
+        f"the run-health alerts hold off. Latest: {message}"
+    ) in text
+    assert "The latest run failed" not in text
+    assert "awaiting reference until 23:13:20 UTC" in _text(pages.index_html())
+    # Once the time has passed and the runs still fail, it is failing.
+    clock[0] = T0 + 3601
+    view = pages.model("m1")
+    assert view is not None and (view["state"], view["awaiting_until"]) == ("failing", None)
+    assert "The latest run failed" in _text(pages.model_html("m1"))
+
+
 def test_explained_windows_carry_histograms_and_moves(
     pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
 ) -> None:
