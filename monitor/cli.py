@@ -816,8 +816,8 @@ def backtest(
             planned.append(backtest_runs(settings, n, t1, t2))
         except InvalidInputError as exc:
             refused.append(str(exc).removeprefix("backtest: "))
-    if refused:
-        raise InvalidInputError("backtest: " + "; ".join(refused))
+    if refused:  # once each: a range refused for every model is refused once (helper-76)
+        raise InvalidInputError("backtest: " + "; ".join(dict.fromkeys(refused)))
     _limit_blas(settings)
     replays = []
     try:

@@ -249,6 +249,7 @@ def test_user_errors_are_one_line_and_exit_2(config: Path, args: list[str], mess
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
+    assert line.count(message) == 1  # not once per model (helper-76)
     assert not (config.parent / "state").exists()
 
 
