@@ -28,6 +28,7 @@ def main() -> None:
             interrupts.exit_interrupted()
     except SystemExit as exc:
         interrupts.ended(exc.code)
+        interrupts.leave_if_abandoned()
         raise
 
 

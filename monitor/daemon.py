@@ -236,9 +236,10 @@ class Daemon:
 
         Runs abandon at their next phase (a read at once); one still busy after the grace
         is left behind on its daemon thread: it has stored nothing, and every store write
-        is atomic, so leaving is as safe as a kill. The worker processes are stopped either
-        way: they ignore SIGTERM, so the interpreter's exit, which joins them, would wait
-        for ever for a worker whose pipe is still open.
+        is atomic, so leaving is as safe as a kill (the command line then leaves without
+        Python's finalization: ``interrupts.leave_if_abandoned``). The worker processes are
+        stopped either way: they ignore SIGTERM, so the interpreter's exit, which joins
+        them, would wait for ever for a worker whose pipe is still open.
         """
         if self._stopped.is_set():
             return
@@ -261,6 +262,7 @@ class Daemon:
                 self.scheduler.runs_in_progress(),
                 grace,
             )
+            interrupts.abandon_threads()
         # The heap frozen at start-up goes back to the collector: whatever outlives the
         # daemon in this process (a test, an embedding program) is collected as usual.
         gc.unfreeze()

@@ -23,10 +23,12 @@ from typing import Any, NoReturn
 __all__ = [
     "EXIT_INTERRUPTED",
     "Interrupted",
+    "abandon_threads",
     "by_signal",
     "ended",
     "exit_interrupted",
     "handle_signals",
+    "leave_if_abandoned",
     "raise_lost",
 ]
 
@@ -34,6 +36,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _exit_code: list[int] = []  # the command's, once it has ended
 _raised: list[int] = []  # the signals that raised an Interrupted
+_abandoned: list[bool] = []  # a thread was left running: the exit skips finalization
 
 
 class Interrupted(KeyboardInterrupt):
@@ -102,6 +105,29 @@ def ended(code: object) -> None:
     """The command has ended with ``code`` (a SystemExit's): a signal from now on ends
     the process at once with it."""
     _exit_code.append(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def abandon_threads() -> None:
+    """A thread was left running (a daemon's run past its shutdown grace): the command
+    line leaves without Python's finalization (``leave_if_abandoned``)."""
+    _abandoned.append(True)
+
+
+def leave_if_abandoned() -> None:
+    """After ``ended``: when a thread was abandoned, flush the logs and the output and
+    leave with the command's code at once. A run abandoned inside compiled code (numba's
+    thread pool) made the exit's C++ destructors abort the process: "terminate called
+    without an active exception", "Fatal Python error: Aborted" and exit -6 after a
+    clean stop (a demo given SIGINT while its first run trained under load)."""
+    if not _abandoned or not _exit_code:
+        return
+    import logging
+
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(_exit_code[0])
 
 
 def by_signal(exc: BaseException) -> bool:

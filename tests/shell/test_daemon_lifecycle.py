@@ -8,6 +8,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from monitor import interrupts
 from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
 from monitor.daemon import (
@@ -164,6 +167,8 @@ def test_a_stop_past_its_grace_stops_the_worker_processes_too(
         return train_reference(*args, **kwargs)
 
     monkeypatch.setattr(train, "train_reference", held)  # the first run, in the daemon
+    abandoned: list[bool] = []  # the command line leaves without finalizing (below)
+    monkeypatch.setattr(interrupts, "_abandoned", abandoned)
     raw = {
         "daemon": {
             "state_dir": str(tmp_path / "state"),
@@ -181,12 +186,36 @@ def test_a_stop_past_its_grace_stops_the_worker_processes_too(
         pids = pool.pids()
         assert pids
         daemon.stop()
+        assert abandoned == [True]
         assert pool.pids() == []
         for pid in pids:
             with pytest.raises(ProcessLookupError):  # killed and reaped
                 os.kill(pid, 0)
     finally:
         release.set()
+
+
+@pytest.mark.parametrize("abandoned", [False, True])
+def test_a_command_that_abandoned_a_run_leaves_without_finalizing(abandoned: bool) -> None:
+    # A demo stopped by SIGINT while its first run trained under load left that run in
+    # numba's thread pool; the interpreter's exit then aborted the process (exit -6,
+    # "Fatal Python error: Aborted") after the clean stop. The command line now leaves at
+    # once, with its code and its output flushed, once a thread was abandoned.
+    script = (
+        "import atexit, sys\n"
+        "from monitor import interrupts\n"
+        "from monitor.__main__ import main\n"
+        "atexit.register(lambda: print('finalized', flush=True))\n"
+        f"if {abandoned}: interrupts.abandon_threads()\n"
+        "sys.argv = ['kmeans-monitor', '--version']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("kmeans-monitor, version ")
+    assert ("finalized" in done.stdout) is not abandoned
 
 
 class Service:
