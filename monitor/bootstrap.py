@@ -46,6 +46,7 @@ from monitor.http import HttpServer, Routes, WebConfig, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import check_ready, read_reference
 from monitor.pipeline.replay import Replay, replay
+from monitor.pipeline.train import trained_otherwise
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import (
     SEASON_PERIODS,
@@ -1079,7 +1080,7 @@ def k_mismatches(
         info, pending = _versions(store, m.name)
         if info is None or info.k is None:
             continue
-        problem = _mismatch(m, info)
+        problem = _mismatch(m, info) or trained_otherwise(m, _loaded(store, info))
         if problem is None:
             continue
         state_dir = settings.daemon.state_dir
@@ -1119,6 +1120,14 @@ def _mismatch(m: ModelSettings, info: VersionInfo) -> str | None:
         f"v{info.version} has {' and '.join(has)}, which runs keep until a new reference "
         "is trained"
     )
+
+
+def _loaded(store: SnapshotStore, info: VersionInfo) -> Snapshot | None:
+    """The version ``info`` lists; None when it does not load (other checks say why)."""
+    try:
+        return store.load(info.model, info.version)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _same_phases(a: tuple[float | None, str | None], b: tuple[float | None, str | None]) -> bool:

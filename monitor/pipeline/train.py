@@ -21,6 +21,7 @@ from monitor.config import SEASON_PERIODS, KRange, ModelSettings, ThresholdSetti
 from monitor.core import calibration, drift, outliers, quality, scaling, seasonal, selection
 from monitor.core._psi import bin_index
 from monitor.core.kmeans import assign_labels, fit_kmeans
+from monitor.durations import format_duration
 from monitor.errors import TrainingError
 from monitor.pipeline.remote import Rows, sampled_period, scaled
 from monitor.pipeline.scoring import (
@@ -60,6 +61,7 @@ __all__ = [
     "size_grid",
     "train_candidate",
     "train_reference",
+    "trained_otherwise",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -323,6 +325,46 @@ def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[s
         value = float(getattr(cfg, t.config))
         out[t.key] = own[t.relative_to] - value if t.relative_to else value
     return out
+
+
+def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
+    """What else the configuration changed that only training reads: the window the
+    reference was cut into (its windows' thresholds and ``min_rows: auto``), the mode and
+    rate of the calibration, and the configured thresholds (stored with the model). A
+    10-minute window under a model of hourly ones failed every run as too_few_rows, a
+    6-hour one was three times less sensitive, and none of it was said (helper-77)."""
+    if live is None:
+        return None
+    asks, has = [], []
+    windows = live.reference_windows
+    if windows is not None and windows.starts.size:
+        trained = float(np.median(windows.ends - windows.starts))
+        if abs(trained - m.window) > 1.0:
+            asks.append(f"windows of {format_duration(m.window)}")
+            has.append(f"reference windows of {format_duration(trained)}")
+    cfg, null = m.thresholds, live.null
+    if cfg.mode != "fixed" and null is None:
+        asks.append(f"{cfg.mode} thresholds")
+        has.append("fixed ones (it was trained in mode fixed)")
+    elif cfg.mode != "fixed" and null is not None:
+        rate = null.false_alarm_rate
+        if not math.isclose(rate, cfg.false_alarm_rate):
+            asks.append(f"false_alarm_rate {cfg.false_alarm_rate:g}")
+            has.append(f"{rate:g}")
+    stored = fixed_thresholds(cfg, live.slis)
+    changed = [
+        t.config for t in S.THRESHOLDS.values()
+        if t.key in live.thresholds and not math.isclose(stored[t.key], live.thresholds[t.key])
+    ]  # fmt: skip
+    if changed:
+        asks.append(f"other thresholds ({', '.join(dict.fromkeys(changed))})")
+        has.append("those it was trained with")
+    if not asks:
+        return None
+    return (
+        f"the configuration asks for {' and '.join(asks)} but the live model v{live.version} "
+        f"has {' and '.join(has)}, which runs keep until a new reference is trained"
+    )
 
 
 # ---------------------------------------------------------------------------- calibration

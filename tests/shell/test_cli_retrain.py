@@ -197,7 +197,8 @@ def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
     tmp_path: Path, k: Any, warned: bool
 ) -> None:
     cfg = tmp_path / "monitor.yaml"
-    write_config(cfg, tmp_path, k, seasonality="none")  # as the snapshots have
+    # As the snapshots have: no seasonality, no calibration.
+    write_config(cfg, tmp_path, k, seasonality="none", thresholds={"mode": "fixed"})
     store = MemorySnapshotStore()
     abc = ("a", "b", "c")  # the configured features
     store.save(make_snapshot("shop", k=3, d=3, features=abc), state="live")
@@ -242,6 +243,18 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
         write_config(cfg, data, 3, **more)
         [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
         assert f"asks for {asks}" in warning and f"the live model v1 has {has}" in warning
+        assert "retrain with: kmeans-monitor snapshots retrain shop" in warning
+    # What else only training reads (helper-77): the window the reference was cut into,
+    # the calibration's rate and the configured thresholds, stored with the model.
+    for more, asks, has in [
+        ({"window": "30m"}, "windows of 30m", "reference windows of 1h"),
+        ({"thresholds": {"false_alarm_rate": 0.05}}, "false_alarm_rate 0.05", "0.01"),
+        ({"thresholds": {"feature_psi_warning": 0.2}}, "other thresholds (feature_psi_warning)",
+         "those it was trained with"),
+    ]:  # fmt: skip
+        write_config(cfg, data, 3, **more)
+        [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+        assert f"asks for {asks} but the live model v1 has {has}, which runs keep" in warning
         assert "retrain with: kmeans-monitor snapshots retrain shop" in warning
     # Both k and the phases: one warning that names both.
     write_config(cfg, data, 4, timezone="Europe/Paris")
