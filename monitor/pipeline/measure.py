@@ -311,12 +311,14 @@ def _thresholds(
         # A model stored before the split baseline: nothing to measure the split against.
         thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
         undefined = (*undefined, S.SPLIT_GAIN)
-    spread = None if live.null is None else live.null.drift_spread
+    # The fixed mode never measures it, a model calibrated before included (helper-77:
+    # a model trained calibrated and then run in mode fixed exported it with 4.0).
+    spread = None if live.null is None or mode == "fixed" else live.null.drift_spread
     if spread is None:
         # No calibration (the fixed mode), or one stored before the spread: nothing to
-        # standardise by; only the latter is said (the fixed mode never measures it).
+        # standardise by; only the latter is said.
         thresholds.pop(S.THRESHOLD_CENTROID_DRIFT_SE, None)
-        if live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
+        if mode != "fixed" and live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
             undefined = (*undefined, S.CENTROID_DRIFT_SE)
     return thresholds, undefined, spread
 

@@ -67,6 +67,14 @@ def test_the_fixed_mode_does_not_measure_it() -> None:
     assert S.THRESHOLD_CENTROID_DRIFT_SE not in ev.thresholds
     assert ev.slis[S.CENTROID_DRIFT_SE] == 0.0
     assert "centroid_drift_se" not in ev.decision
+    # Nor on a model trained calibrated and then run in mode fixed (helper-77: it was
+    # measured, with the fixed 4.0 as its threshold).
+    store = MemoryStore()
+    run(model(), store, NOW)
+    ev = run(m, store, NOW + 3600, move=0.3)
+    assert S.THRESHOLD_CENTROID_DRIFT_SE not in ev.thresholds
+    assert ev.slis[S.CENTROID_DRIFT_SE] == 0.0
+    assert "centroid_drift_se" not in ev.decision
 
 
 def test_a_calibration_stored_before_the_drift_spread_leaves_it_undefined() -> None:
