@@ -77,9 +77,10 @@ def read_reference(
         error = read.last_error
         if len(ends) == 1:  # the period is the run's own window: its error says it all
             raise error
+        never = _nothing_yet(source, model, (start, end), read, engine)
         raise type(error)(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
-            f"could be used ({len(ends)} read); the last: {error}"
+            f"could be used ({len(ends)} read){never}; the last: {error}"
         )
     _check_leading_gap(source, model, (start, end), ends, read, engine)
     if read.skipped:
@@ -103,6 +104,34 @@ def read_reference(
         )  # fmt: skip
     period = _period(read)
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
+
+
+def _nothing_yet(
+    source: TelemetrySource,
+    model: ModelSettings,
+    span: tuple[float, float],
+    read: _Read,
+    engine: Engine | None,
+) -> str:
+    """What a period of no rows at all adds when none comes before it either (as
+    ``_check_leading_gap`` looks): the data begin later, or the source reads nothing.
+    Helper-77 deployed a model before its data and was told only the last window's
+    error, which the runbook read as traffic that dropped."""
+    start, end = span
+    if len(read.empty) < len(read.skipped):  # some windows failed otherwise: their errors say
+        return ""
+    look = max(end - start, SEASON_PERIODS["weekly"])
+    if _rows_before(source, model, start, look, engine):
+        return ""
+    later = (
+        "move reference.from and reference.to over rows that exist"
+        if model.reference.end is not None
+        else "a new deployment's runs train once the period holds them"
+    )
+    return (
+        f": the source returned no rows in it nor in the {format_duration(look)} before it; "
+        f"its data begin later ({later}), or its path or query reads nothing"
+    )
 
 
 def check_ready(

@@ -564,8 +564,18 @@ def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
         run(past, since(NOW - DAY))
     assert str(caught.value).startswith(
         "no window of the reference period 2026-12-16T08:00:00Z to 2026-12-17T08:00:00Z could "
-        "be used (24 read); the last: "
+        "be used (24 read): the source returned no rows in it nor in the 1w before it; its "
+        "data begin later (move reference.from and reference.to over rows that exist), or "
+        "its path or query reads nothing; the last: "
     )
+    # A new deployment before its first row (helper-77: "traffic dropped", said the
+    # runbook of the error alone).
+    with pytest.raises(TooFewRowsError, match=r"\(a new deployment's runs train once the "):
+        run(model(), since(NOW + DAY))
+    # Rows a week before the period: not the data's start; the last error says the rest.
+    with pytest.raises(TooFewRowsError) as caught:
+        run(past, lambda s, e: daily_mix(s, e) if s < NOW - 32 * DAY else since(NOW)(s, e))
+    assert "could be used (24 read); the last: " in str(caught.value)
 
 
 def test_a_period_read_every_other_window_says_so() -> None:
