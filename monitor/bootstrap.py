@@ -1156,6 +1156,7 @@ class Retrained:
     end: float
     windows: int  # windows of the period that were read and used
     skipped: tuple[str, ...]  # windows left out, with why
+    replaced: int | None = None  # the pending version this one retired (stored pending)
 
 
 def retrain(
@@ -1212,6 +1213,7 @@ def retrain(
         if source is None:
             src.close()
     state = "live" if live or parent is None else "pending"
+    replaced = store.pending_version(name) if state == "pending" else None
     saved = store.save(snap, state=state)
     hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
     try:
@@ -1220,4 +1222,4 @@ def retrain(
         if history is None:
             hist.close()
     live_before = None if parent is None else parent.version
-    return Retrained(saved, state, live_before, start, end, ref.n_windows, ref.skipped)
+    return Retrained(saved, state, live_before, start, end, ref.n_windows, ref.skipped, replaced)

@@ -1414,7 +1414,8 @@ def snapshots_retrain(
         )
         return
     state = Path(settings.daemon.state_dir).resolve()
-    click.echo(f"{head}; it awaits approval (live stays {was}).")
+    replaces = "" if done.replaced is None else f"; it retires the pending v{done.replaced}"
+    click.echo(f"{head}; it awaits approval (live stays {was}{replaces}).")
     click.echo(f"approve with: {approve_command(model, snap.version, state, settings.path)}")
 
 

@@ -155,6 +155,21 @@ def test_a_drifting_run_keeps_the_version_snapshots_retrain_stored(
     assert approved.exit_code == 0, approved.output
 
 
+def test_a_retrain_says_which_pending_version_it_retires(three: tuple[Path, Path]) -> None:
+    cfg, _ = three
+    assert invoke("snapshots", "retrain", "shop", "--config", str(cfg)).exit_code == 0
+    again = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert again.exit_code == 0, again.output
+    # Helper-77: v2 went from pending to retired without a word.
+    assert "it awaits approval (live stays v1; it retires the pending v2)." in again.stdout
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert [(v["version"], v["state"]) for v in listing["shop"]] == [
+        (1, "live"),
+        (2, "retired"),
+        (3, "pending"),
+    ]
+
+
 def test_retrain_live_makes_the_new_version_live_at_once(three: tuple[Path, Path]) -> None:
     cfg, _ = three
     result = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")
