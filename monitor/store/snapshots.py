@@ -691,7 +691,8 @@ def check_approvable(
     option the printed command finds the store with (`` --state-dir DIR``).
     """
     if pending is None:
-        raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve")
+        missing = "" if version is None or version in versions else f" (nor a v{version})"
+        raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve{missing}")
     if version is None or version == pending:
         return pending
     if version == live:

@@ -250,6 +250,11 @@ def test_approve_without_a_pending_version_refuses_and_changes_nothing(tmp_path:
     before = stored_files(store.root)
     with pytest.raises(SnapshotNotFoundError, match="model 'm1' has no pending version to approve"):
         store.approve("m1")
+    # A version that does not exist is said to be missing too (helper-77).
+    with pytest.raises(SnapshotNotFoundError, match=r"no pending version to approve \(nor a v99\)"):
+        store.approve("m1", 99)
+    with pytest.raises(SnapshotNotFoundError, match=r"to approve'?$"):
+        store.approve("m1", 2)  # it exists: only the pending one is missing
     with pytest.raises(SnapshotNotFoundError, match="no snapshot of model 'other'"):
         store.approve("other")
     assert stored_files(store.root) == before
