@@ -746,8 +746,22 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
     )
-    for warning in _state_warnings(settings, config_file):
+    for warning in [*_source_warnings(settings), *_state_warnings(settings, config_file)]:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _source_warnings(settings: Settings) -> list[str]:
+    """A files source's directory that is not there (from here): every run would fail
+    (helper-77: check-config said OK, then each run failed as source_unavailable)."""
+    found = []
+    for m in settings.models:
+        path = getattr(m.source.options, "path", None) if m.source.kind == "files" else None
+        if isinstance(path, str) and not Path(path).is_dir():
+            found.append(
+                f"model {m.name!r}: source.path {path!r} is not a directory (read from "
+                f"{Path.cwd()}): every run fails as source_unavailable until it is"
+            )
+    return found
 
 
 def _state_warnings(settings: Settings, config_file: Path) -> list[str]:

@@ -63,6 +63,17 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     cfg, _ = setup
     ok = invoke("check-config", str(cfg))
     assert ok.exit_code == 0 and "OK, 1 model(s): shop" in ok.output
+    assert ok.stderr == ""
+    # A files source's directory that is not there: OK (it may come), with a warning.
+    missing = yaml.safe_load(cfg.read_text())
+    missing["models"][0]["source"]["path"] = str(tmp_path / "nope")
+    (tmp_path / "missing.yaml").write_text(yaml.safe_dump(missing))
+    warned = invoke("check-config", str(tmp_path / "missing.yaml"))
+    assert warned.exit_code == 0
+    assert warned.stderr == (
+        f"warning: model 'shop': source.path '{tmp_path / 'nope'}' is not a directory (read "
+        f"from {Path.cwd()}): every run fails as source_unavailable until it is\n"
+    )
     bad = tmp_path / "bad.yaml"
     raw = yaml.safe_load(cfg.read_text())
     raw["models"][0]["k"] = 0
