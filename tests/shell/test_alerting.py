@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -142,6 +143,15 @@ def test_a_run_awaiting_its_reference_data_holds_no_condition_until_they_are_due
     assert keys(held_conditions(RunFailure("m", "too_few_rows", "x", 100.0))) == [
         (RUNS_FAILING, "warning", None)
     ]
+
+
+def test_the_run_that_trained_the_first_model_holds_no_condition() -> None:
+    # Helper-77: trained on a period holding its own window, it flagged (PSI 4.241
+    # against 4.238), and the next run over the same hour made the alert fire.
+    drifting = run({S.CENTROID_DRIFT_MAX: 0.9}, psi={"d": 0.4})
+    assert held_conditions(drifting)
+    first = dataclasses.replace(drifting, phase_seconds={"reference": 2.5, "train": 0.5})
+    assert held_conditions(first) == ()
 
 
 def test_a_condition_carries_its_value_and_threshold() -> None:
