@@ -1058,9 +1058,17 @@ def _versions(store: SnapshotStore, model: str) -> tuple[VersionInfo | None, lis
     )
 
 
-def _fits(m: ModelSettings, info: VersionInfo) -> bool:
-    """Whether a version is what the configuration asks: its features, k and phases."""
-    return info.features == tuple(m.features) and info.k is not None and _mismatch(m, info) is None
+def _problems(m: ModelSettings, info: VersionInfo, store: SnapshotStore) -> str | None:
+    """What version ``info`` lacks of what the configuration asks, every part named
+    (helper-78: with k and the window changed, only k was); None: nothing. Other features
+    are said alone: every run fails on them whatever else."""
+    if info.k is None or info.features is None:
+        return "its manifest does not say its k and features"
+    first = _mismatch(m, info)
+    if info.features != tuple(m.features):
+        return first
+    found = [p for p in (first, trained_otherwise(m, _loaded(store, info))) if p is not None]
+    return "; and ".join(found) or None
 
 
 def k_mismatches(
@@ -1080,11 +1088,11 @@ def k_mismatches(
         info, pending = _versions(store, m.name)
         if info is None or info.k is None:
             continue
-        problem = _mismatch(m, info) or trained_otherwise(m, _loaded(store, info))
+        problem = _problems(m, info, store)
         if problem is None:
             continue
         state_dir = settings.daemon.state_dir
-        ready = next((p for p in pending if _fits(m, p)), None)
+        ready = next((p for p in pending if _problems(m, p, store) is None), None)
         if ready is not None:
             config = None if config_path is None else Path(config_path).resolve()
             command = approve_command(m.name, ready.version, Path(state_dir).resolve(), config)

@@ -354,7 +354,8 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
     stored = fixed_thresholds(cfg, live.slis)
     changed = [
         t.config for t in S.THRESHOLDS.values()
-        if t.key in live.thresholds and not math.isclose(stored[t.key], live.thresholds[t.key])
+        if t.key in live.thresholds and t.key not in _replaced(cfg.mode, null)
+        and not math.isclose(stored[t.key], live.thresholds[t.key])
     ]  # fmt: skip
     if changed:
         asks.append(f"other thresholds ({', '.join(dict.fromkeys(changed))})")
@@ -365,6 +366,19 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
         f"the configuration asks for {' and '.join(asks)} but the live model v{live.version} "
         f"has {' and '.join(has)}, which runs keep until a new reference is trained"
     )
+
+
+def _replaced(mode: str, null: NullTable | None) -> set[str]:
+    """The thresholds a run takes from the calibration, whatever is configured (mode
+    calibrated: helper-78 raised them in the file and saw no change, as designed)."""
+    if mode != "calibrated" or null is None:
+        return set()
+    return {
+        key
+        for sli in null.keys
+        for key in S.SLIS[sli].thresholds
+        if S.THRESHOLDS[key].calibration == "replace"
+    }
 
 
 # ---------------------------------------------------------------------------- calibration

@@ -264,13 +264,33 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     for more, asks, has in [
         ({"window": "30m"}, "windows of 30m", "reference windows of 1h"),
         ({"thresholds": {"false_alarm_rate": 0.05}}, "false_alarm_rate 0.05", "0.01"),
-        ({"thresholds": {"feature_psi_warning": 0.2}}, "other thresholds (feature_psi_warning)",
-         "those it was trained with"),
+        # A floor in every mode (a threshold the calibration replaces is no change: below).
+        ({"thresholds": {"feature_psi_critical": 0.5}},
+         "other thresholds (feature_psi_critical)", "those it was trained with"),
     ]:  # fmt: skip
         write_config(cfg, data, 3, **more)
         [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
         assert f"asks for {asks} but the live model v1 has {has}, which runs keep" in warning
         assert "retrain with: kmeans-monitor snapshots retrain shop" in warning
+    # Helper-78: in mode calibrated the calibration replaces label_psi whatever the file
+    # says, and a retrain changed nothing; in mode auto it is a floor, and counts.
+    write_config(cfg, data, 3, thresholds={"label_psi": 3.0})
+    assert invoke("check-config", str(cfg)).stderr == ""
+    write_config(cfg, data, 3, thresholds={"mode": "auto", "label_psi": 3.0})
+    assert "other thresholds (label_psi)" in invoke("check-config", str(cfg)).stderr
+    # Every change is named (helper-78: k and the window, only k was).
+    write_config(cfg, data, 4, window="30m")
+    [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+    assert "asks for k=4 but the live model v1 has k=3" in warning
+    assert "; and the configuration asks for windows of 30m but" in warning
+    # A pending version is pointed to only when it is what the file asks in every part
+    # (helper-78: one of other windows was offered for a changed threshold).
+    write_config(cfg, data, 3, window="30m")
+    assert invoke("snapshots", "retrain", "shop", "--config", str(cfg)).exit_code == 0
+    write_config(cfg, data, 3, thresholds={"feature_psi_critical": 0.5})
+    [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+    assert "other thresholds (feature_psi_critical)" in warning and "approve" not in warning
+    write_config(cfg, data, 3)
     # Both k and the phases: one warning that names both.
     write_config(cfg, data, 4, timezone="Europe/Paris")
     [warning] = invoke("check-config", str(cfg)).stderr.splitlines()

@@ -414,7 +414,7 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
     assert (
         "Pending candidate: 3, waiting for approval. It was trained on the window "
         "2023-11-14 21:12:20 UTC to 2023-11-14 22:11:20 UTC (500 rows) by the run at "
-        '22:12:20 UTC (1m ago), which had past their thresholds: feature_psi{feature="f1"} '
+        '22:12:20 UTC (1m ago), whose SLIs were past their thresholds: feature_psi{feature="f1"} '
         "9.5 (threshold 0.25)."
     ) in text
     assert v["approve_command"] in text
@@ -429,7 +429,9 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
     store.save(make_snapshot("m1", k=3, d=2, seed=3, parent_version=1), state="pending")
     view = pages.model("m1")
     assert view is not None and view["versions"]["pending_from"] is None
-    assert "It was trained on the window" not in _text(pages.model_html("m1"))
+    text = _text(pages.model_html("m1"))
+    assert "It was trained on the window" not in text
+    assert "Reject it instead when the rows it was trained on were a data fault" in text
 
 
 def test_a_pending_pointer_that_cannot_be_read_is_not_called_a_broken_live_one(
