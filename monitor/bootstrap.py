@@ -1165,6 +1165,17 @@ class Retrained:
     windows: int  # windows of the period that were read and used
     skipped: tuple[str, ...]  # windows left out, with why
     replaced: int | None = None  # the pending version this one retired (stored pending)
+    flagged: tuple[float, ...] = ()  # ends of the period's windows whose runs were flagged
+
+
+def _flagged(history: History, model: str, start: float, end: float) -> tuple[float, ...]:
+    """The ends of the windows in ``[start, end)`` whose runs were flagged; none when the
+    history cannot say (the version is stored by then: a warning is not worth failing)."""
+    try:
+        runs = history.since(model, start, end).evaluations
+    except (OSError, ValueError):  # StoreError
+        return ()
+    return tuple(e.window_end for e in runs if alerting.held_conditions(e))
 
 
 def retrain(
@@ -1226,8 +1237,11 @@ def retrain(
     hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
     try:
         hist.record_version(saved)
+        flagged = _flagged(hist, name, start, end)
     finally:
         if history is None:
             hist.close()
     live_before = None if parent is None else parent.version
-    return Retrained(saved, state, live_before, start, end, ref.n_windows, ref.skipped, replaced)
+    return Retrained(
+        saved, state, live_before, start, end, ref.n_windows, ref.skipped, replaced, flagged
+    )

@@ -1418,6 +1418,14 @@ def snapshots_retrain(
         click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
         sys.exit(1)
     snap = done.snapshot
+    if done.flagged:  # helper-80: a retrain right after an incident learned its windows
+        click.echo(
+            f"warning: {len(done.flagged)} run(s) of this period were flagged (the latest "
+            f"ending {_ts(done.flagged[-1])} UTC): the new version learned their windows; "
+            f"compare it with `kmeans-monitor snapshots diff {model} LIVE NEW` before "
+            "making it live, or retrain once they have left the period",
+            err=True,
+        )
     period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
     # Windows of the period left out are logged as a warning by the reading itself.
     head = f"model {model}: trained v{snap.version} (k={snap.k}) on {period}"

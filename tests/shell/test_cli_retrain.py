@@ -155,6 +155,22 @@ def test_a_drifting_run_keeps_the_version_snapshots_retrain_stored(
     assert approved.exit_code == 0, approved.output
 
 
+def test_a_retrain_over_flagged_runs_says_so(three: tuple[Path, Path]) -> None:
+    # Helper-80: retrained as check-config advised right after an incident, the version
+    # learned the broken windows (centroid drift 3211 against the live one), unsaid.
+    cfg, _ = three
+    clean = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert clean.exit_code == 0 and "warning" not in clean.stderr
+    shifted = cfg.parent / "data" / "w2.csv"
+    np.savetxt(shifted, blobs(1200, CENTERS + 3.0, seed=2), delimiter=",", header="a,b,c",
+               comments="")  # fmt: skip
+    assert "[flag: " in invoke("evaluate", "--config", str(cfg)).stdout
+    again = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert again.exit_code == 0, again.output
+    assert "warning: 1 run(s) of this period were flagged (the latest ending " in again.stderr
+    assert "compare it with `kmeans-monitor snapshots diff shop LIVE NEW`" in again.stderr
+
+
 def test_a_retrain_says_which_pending_version_it_retires(three: tuple[Path, Path]) -> None:
     cfg, _ = three
     assert invoke("snapshots", "retrain", "shop", "--config", str(cfg)).exit_code == 0
