@@ -158,8 +158,9 @@ def test_a_model_waiting_for_its_reference_rows_says_until_when_not_failing(
     text = _text(pages.model_html("m1"))
     assert (
         "Waiting for the reference period's rows: the runs train the model from about "
-        "23:13:20 UTC (in 59m). Until then they fail as awaiting_reference, and "
-        f"the run-health alerts hold off. Latest: {message}"
+        "23:13:20 UTC (in 59m). Until then they fail as awaiting_reference, which "
+        "no run-health alert counts (failures of another reason before them still do). "
+        f"Latest: {message}"
     ) in text
     assert "The latest run failed" not in text
     assert "awaiting reference until 23:13:20 UTC" in _text(pages.index_html())
