@@ -31,7 +31,7 @@ from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
-from monitor.errors import EngineError, SchemaError, SourceError
+from monitor.errors import EngineError, NoDataError, SchemaError, SourceError
 from monitor.pipeline.train import RESTART_ROWS
 from monitor.records import (
     CandidateFit,
@@ -244,6 +244,13 @@ def _read_errors(where: str) -> Iterator[None]:
     try:
         yield
     except _spark_errors() as exc:
+        if "UNABLE_TO_INFER_SCHEMA" in str(exc):
+            # A directory with no file yet (helper-79: a deployment before its data was
+            # told to specify a schema): a window of no rows, which the reference period
+            # explains (its data begin later, or the path reads nothing).
+            raise NoDataError(
+                f"{where}: holds no file Spark can read yet (UNABLE_TO_INFER_SCHEMA)"
+            ) from exc
         raise SourceError(f"{where}: Spark cannot read it: {error_line(exc)}") from exc
 
 

@@ -356,6 +356,23 @@ def test_a_spark_error_is_the_line_that_says_why_bounded() -> None:
     assert error_line(RuntimeError("")) == "RuntimeError"
 
 
+def test_a_directory_without_files_yet_is_no_data_not_a_schema_to_specify() -> None:
+    from pyspark.errors import AnalysisException
+
+    from monitor.engines.spark import _read_errors
+    from monitor.errors import NoDataError
+
+    spark_says = (
+        "[UNABLE_TO_INFER_SCHEMA] Unable to infer schema for Parquet. It must be specified "
+        "manually."
+    )
+    with pytest.raises(NoDataError) as caught, _read_errors("spark source /data/new"):
+        raise AnalysisException(message=spark_says)
+    assert str(caught.value) == (
+        "spark source /data/new: holds no file Spark can read yet (UNABLE_TO_INFER_SCHEMA)"
+    )
+
+
 def test_options_are_checked_when_the_config_is_parsed() -> None:
     kind = SOURCES["spark"]
     _, problems = kind.parse_options({"format": "orc", "time_column": "a"}, FEATURES)
