@@ -460,13 +460,24 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
 def _overall(ctx: _Context, slis: list[dict[str, Any]], now: float) -> str:
     """The model's state: awaiting its reference, failing, no run yet, or the worst SLI
     state of the latest run."""
-    if _awaiting_until(ctx, now) is not None:
+    if _awaiting(ctx, now):
         return "awaiting reference"
     if ctx.status.stale:
         return "failing"
     if ctx.status.evaluation is None:
         return "no run yet" if ctx.status.runs == 0 else "failing"
     return max((s["state"] for s in slis), key=lambda s: _RANK[s], default=OK)
+
+
+def _awaiting(ctx: _Context, now: float) -> bool:
+    """Whether the latest run failed waiting for the reference period's rows: its ready
+    time is to come, or unknown since a restart (the gauge is not kept in the history)
+    and the latest failure recorded is such a wait (helper-79: "failing" after a restart)."""
+    if not ctx.status.stale:
+        return False
+    if ctx.status.ready_at > 0:
+        return ctx.status.ready_at > now
+    return bool(ctx.failures) and ctx.failures[-1].reason == "awaiting_reference"
 
 
 def _awaiting_until(ctx: _Context, now: float) -> float | None:

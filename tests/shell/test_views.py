@@ -164,6 +164,16 @@ def test_a_model_waiting_for_its_reference_rows_says_until_when_not_failing(
     ) in text
     assert "The latest run failed" not in text
     assert "awaiting reference until 23:13:20 UTC" in _text(pages.index_html())
+    # After a restart the time is not known until the next run (helper-79: "failing").
+    restarted = MonitorState([SPEC], started_at=T0 + 120, version="x")
+    restarted.restore("m1", None, failed_since=True, last_failure=T0 + 0.1)
+    again = ModelPages(
+        restarted, history, MemorySnapshotStore(), state_dir=tmp_path, clock=lambda: clock[0]
+    )
+    view = again.model("m1")
+    assert view is not None
+    assert (view["state"], view["awaiting_until"]) == ("awaiting reference", None)
+    assert "from about the time the latest failure names" in _text(again.model_html("m1"))
     # Once the time has passed and the runs still fail, it is failing.
     clock[0] = T0 + 3601
     view = pages.model("m1")
