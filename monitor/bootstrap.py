@@ -1064,11 +1064,21 @@ def _problems(m: ModelSettings, info: VersionInfo, store: SnapshotStore) -> str 
     are said alone: every run fails on them whatever else."""
     if info.k is None or info.features is None:
         return "its manifest does not say its k and features"
-    first = _mismatch(m, info)
     if info.features != tuple(m.features):
-        return first
-    found = [p for p in (first, trained_otherwise(m, _loaded(store, info))) if p is not None]
-    return "; and ".join(found) or None
+        return (
+            f"the configuration reads the features {list(m.features)} but the live model "
+            f"v{info.version} reads {list(info.features)}: every run fails (schema) until a "
+            "version on the configured features is trained"
+        )
+    asks, has = _k_and_phases(m, info)
+    more_asks, more_has = trained_otherwise(m, _loaded(store, info))
+    if not asks + more_asks:
+        return None
+    return (
+        f"the configuration asks for {' and '.join(asks + more_asks)} but the live model "
+        f"v{info.version} has {' and '.join(has + more_has)}, which runs keep until a new "
+        "reference is trained"
+    )
 
 
 def k_mismatches(
@@ -1107,27 +1117,16 @@ def k_mismatches(
     return out
 
 
-def _mismatch(m: ModelSettings, info: VersionInfo) -> str | None:
-    """What the live version ``info`` lacks of what the configuration asks; None: nothing."""
-    if info.features is not None and info.features != tuple(m.features):
-        return (
-            f"the configuration reads the features {list(m.features)} but the live model "
-            f"v{info.version} reads {list(info.features)}: every run fails (schema) until a "
-            "version on the configured features is trained"
-        )
+def _k_and_phases(m: ModelSettings, info: VersionInfo) -> tuple[list[str], list[str]]:
+    """What the configuration asks of k and the phases that version ``info`` lacks, and
+    what it has instead (empty: nothing)."""
     fits = info.k == m.k if isinstance(m.k, int) else m.k.min <= (info.k or 0) <= m.k.max
     asks, has = ([], []) if fits else ([_k_text(m.k)], [f"k={info.k}"])
     cycle = SEASON_PERIODS.get(m.seasonality)
     if not _same_phases((cycle, m.timezone), (info.cycle, info.timezone)):
         asks.append(_phases_text(cycle, m.timezone))
         has.append(_phases_text(info.cycle, info.timezone))
-    if not asks:
-        return None
-    return (
-        f"the configuration asks for {' and '.join(asks)} but the live model "
-        f"v{info.version} has {' and '.join(has)}, which runs keep until a new reference "
-        "is trained"
-    )
+    return asks, has
 
 
 def _loaded(store: SnapshotStore, info: VersionInfo) -> Snapshot | None:

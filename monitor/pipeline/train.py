@@ -327,15 +327,17 @@ def fixed_thresholds(cfg: ThresholdSettings, own: Mapping[str, float]) -> dict[s
     return out
 
 
-def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
+def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> tuple[list[str], list[str]]:
     """What else the configuration changed that only training reads: the window the
     reference was cut into (its windows' thresholds and ``min_rows: auto``), the mode and
     rate of the calibration, and the configured thresholds (stored with the model). A
     10-minute window under a model of hourly ones failed every run as too_few_rows, a
-    6-hour one was three times less sensitive, and none of it was said (helper-77)."""
+    6-hour one was three times less sensitive, and none of it was said (helper-77).
+    Returns what the configuration asks and what ``live`` has instead (empty: nothing)."""
+    asks: list[str] = []
+    has: list[str] = []
     if live is None:
-        return None
-    asks, has = [], []
+        return asks, has
     windows = live.reference_windows
     if windows is not None and windows.starts.size:
         trained = float(np.median(windows.ends - windows.starts))
@@ -350,7 +352,7 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
         rate = null.false_alarm_rate
         if not math.isclose(rate, cfg.false_alarm_rate):
             asks.append(f"false_alarm_rate {cfg.false_alarm_rate:g}")
-            has.append(f"{rate:g}")
+            has.append(f"false_alarm_rate {rate:g}")
     stored = fixed_thresholds(cfg, live.slis)
     changed = [
         t.config for t in S.THRESHOLDS.values()
@@ -360,12 +362,7 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> str | None:
     if changed:
         asks.append(f"other thresholds ({', '.join(dict.fromkeys(changed))})")
         has.append("those it was trained with")
-    if not asks:
-        return None
-    return (
-        f"the configuration asks for {' and '.join(asks)} but the live model v{live.version} "
-        f"has {' and '.join(has)}, which runs keep until a new reference is trained"
-    )
+    return asks, has
 
 
 def _replaced(mode: str, null: NullTable | None) -> set[str]:
