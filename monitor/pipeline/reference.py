@@ -82,7 +82,7 @@ def read_reference(
             f"no window of the reference period {format_time(start)} to {format_time(end)} "
             f"could be used ({len(ends)} read){never}; the last: {error}"
         )
-    _check_leading_gap(source, model, (start, end), ends, read, engine)
+    _check_leading_gap(source, model, (start, end), ends, read, engine, now=now)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -154,7 +154,9 @@ def check_ready(
             ends = _window_ends(start, end, model.window)
             lead = _read(source, model, ends, engine, {}, current, until_rows=True)
             if lead.rows:
-                _check_leading_gap(source, model, (start, end), ends, lead, engine, exc.ready_at)
+                _check_leading_gap(
+                    source, model, (start, end), ends, lead, engine, exc.ready_at, now=now
+                )
         raise
 
 
@@ -199,6 +201,8 @@ def _check_leading_gap(
     read: _Read,
     engine: Engine | None,
     elapsed: float = 0.0,
+    *,
+    now: float,
 ) -> None:
     """AwaitingReferenceError (TooFewRowsError for a fixed range, which cannot grow to
     what it needs) when the source's data began inside the period: the windows before
@@ -240,9 +244,16 @@ def _check_leading_gap(
     )
     if ref.end is not None and first + need > ref.end:  # a fixed range that cannot grow
         least = max(model.window, need)  # what the configuration asks of a period, at least
+        when = ""
+        if first + least > now:  # helper-79: typed now, a range still running trains at once
+            when = (
+                f" once that time has passed (a range still running trains on what it holds "
+                f"after one window), or set reference: {{window: {format_duration(least)}}}, "
+                "which waits until the rows cover it"
+            )
         raise TooFewRowsError(
             f"{begins}: set reference.from to {format_time(first)} and reference.to to "
-            f"{format_time(first + least)} or later{empties}"
+            f"{format_time(first + least)} or later{when}{empties}"
         )
     ready = max(first + need, elapsed)
     raise AwaitingReferenceError(

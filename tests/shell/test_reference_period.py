@@ -492,9 +492,12 @@ def test_a_fixed_period_still_running_whose_data_begin_inside_it_says_when_its_r
     with pytest.raises(TooFewRowsError) as caught:
         run(day, since(start + 6 * 3600))
     assert classify_failure(caught.value) == "too_few_rows"  # no wait mends it
+    # That range would still run when typed, and train after one window (helper-79): said.
     assert (
         ": set reference.from to 2027-01-15T06:00:00Z and reference.to to 2027-01-16T06:00:00Z "
-        "or later (" in str(caught.value)
+        "or later once that time has passed (a range still running trains on what it holds "
+        "after one window), or set reference: {window: 1d}, which waits until the rows "
+        "cover it (" in str(caught.value)
     )
     # A longer range that holds a day of them waits for it, not for a day of the period.
     week = model(reference={"from": start, "to": start + 7 * DAY}, seasonality="daily")
