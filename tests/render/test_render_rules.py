@@ -152,8 +152,9 @@ def test_state_alerts_wait_15_to_30_minutes(rule: dict[str, Any]) -> None:
 def test_sli_alerts_and_only_they_wait_for_flagged_runs_in_a_row(rule: dict[str, Any]) -> None:
     # As last scraped within the hold (helper-80: a restart's lost scrape resolved them).
     condition = (
-        "(last_over_time(kmeans_flagged_runs[20m]) >= on (job, instance, model) "
-        "last_over_time(kmeans_flagged_runs_to_fire[20m]))"
+        "((kmeans_flagged_runs or (last_over_time(kmeans_flagged_runs[20m]) unless on (job, "
+        "instance) up == 1)) >= on (job, instance, model) (kmeans_flagged_runs_to_fire or "
+        "(last_over_time(kmeans_flagged_runs_to_fire[20m]) unless on (job, instance) up == 1)))"
     )
     assert (condition in rule["expr"]) == (rule["alert"] in SLI_ALERTS), rule["alert"]
 
@@ -167,7 +168,10 @@ def test_burn_rate_pairs_are_the_workbooks(alert: str) -> None:
     def pairs(expr: str) -> list[tuple[str, str]]:
         windows = re.findall(rf"rate\({bad}\[(\w+)\]\)", expr)
         # The objective, held through a scrape gap or not.
-        held = rf"(?:{objective}|last_over_time\({objective}\[\w+\]\))"
+        held = (
+            rf"(?:{objective}|\({objective} or \(last_over_time\({objective}\[\w+\]\) "
+            rf"unless on \(job, instance\) up == 1\)\))"
+        )
         factors = re.findall(rf"\(([\d.]+) \* \(1 - {held}\)\)", expr)
         assert len(factors) == len(windows)
         return list(zip(windows, factors, strict=True))
