@@ -1419,13 +1419,7 @@ def snapshots_retrain(
         sys.exit(1)
     snap = done.snapshot
     if done.flagged:  # helper-80: a retrain right after an incident learned its windows
-        click.echo(
-            f"warning: {len(done.flagged)} run(s) of this period were flagged (the latest "
-            f"ending {_ts(done.flagged[-1])} UTC): the new version learned their windows; "
-            f"compare it with `kmeans-monitor snapshots diff {model} LIVE NEW` before "
-            "making it live, or retrain once they have left the period",
-            err=True,
-        )
+        click.echo(f"warning: {_flagged_warning(done, model, settings)}", err=True)
     period = f"{_ts(done.start)} to {_ts(done.end)} UTC ({done.windows} window(s))"
     # Windows of the period left out are logged as a warning by the reading itself.
     head = f"model {model}: trained v{snap.version} (k={snap.k}) on {period}"
@@ -1439,6 +1433,28 @@ def snapshots_retrain(
     replaces = "" if done.replaced is None else f"; it retires the pending v{done.replaced}"
     click.echo(f"{head}; it awaits approval (live stays {was}{replaces}).")
     click.echo(f"approve with: {approve_command(model, snap.version, state, settings.path)}")
+
+
+def _flagged_warning(done: Any, model: str, settings: Settings) -> str:
+    """What a retrain over flagged runs says: the new version learned their windows, and
+    the diff against the version live before it, runnable as printed."""
+    from monitor.runner import store_options
+
+    new, was = done.snapshot.version, done.live_before
+    head = (
+        f"{len(done.flagged)} run(s) of this period were flagged (the latest ending "
+        f"{_ts(done.flagged[-1])} UTC): v{new} learned their windows; "
+    )
+    if was is None:
+        return head + "retrain once they have left the period"
+    where = store_options(Path(settings.daemon.state_dir).resolve(), settings.path)
+    diff = f"kmeans-monitor snapshots diff {model} {was} {new} {where}"
+    if done.state == "live":
+        return (
+            head
+            + f"it is live: compare it with v{was} ({diff}) and roll back if it learned a fault"
+        )
+    return head + f"compare it before approving ({diff}), or retrain once they have left the period"
 
 
 def _retrain_started(model: str) -> Any:

@@ -168,7 +168,13 @@ def test_a_retrain_over_flagged_runs_says_so(three: tuple[Path, Path]) -> None:
     again = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
     assert again.exit_code == 0, again.output
     assert "warning: 1 run(s) of this period were flagged (the latest ending " in again.stderr
-    assert "compare it with `kmeans-monitor snapshots diff shop LIVE NEW`" in again.stderr
+    assert "v3 learned their windows; compare it before approving (" in again.stderr
+    diff = printed_command(again.stderr.split("), or retrain", 1)[0], "approving (")
+    assert diff[:5] == ["snapshots", "diff", "shop", "1", "3"]
+    assert invoke(*diff).exit_code == 0
+    # Made live at once (the advice under on-drift), it says so (helper-81).
+    live = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")
+    assert "v4 learned their windows; it is live: compare it with v1 (" in live.stderr
 
 
 def test_a_retrain_says_which_pending_version_it_retires(three: tuple[Path, Path]) -> None:
