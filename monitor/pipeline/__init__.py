@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
+from monitor.errors import NoDataError
 from monitor.pipeline.commit import commit
 from monitor.pipeline.decide import decide, drift_reasons
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
@@ -94,11 +95,21 @@ def evaluate(
     live model (a first run, which trains on the reference period, stays here).
     """
     phases = Phases(should_stop)
+    nothing: NoDataError | None = None
     with phases.phase("read"):
-        window = source.read_window(now - model.window, now)
+        try:
+            window: Window | None = source.read_window(now - model.window, now)
+        except NoDataError as exc:  # the source answered it holds nothing for the window
+            window, nothing = None, exc
     with phases.phase("load"):
         live = _live(store, model.name)
         pending = _pending(store, model.name) if live is not None else None
+    if window is None:
+        assert nothing is not None
+        if live is None:  # a first run: its period says whether the data ever began
+            with phases.phase("reference"):
+                read_reference(source, model, now, None, engine)
+        raise nothing
     ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
     if live is not None:
         m, decision, new = assess_with(window, live, model, pending, phases, ctx)

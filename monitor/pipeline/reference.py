@@ -57,7 +57,7 @@ def read_reference(
     source: TelemetrySource,
     model: ModelSettings,
     now: float,
-    current: Window,
+    current: Window | None,
     engine: Engine | None = None,
 ) -> ReferencePeriod:
     """The reference period of ``model`` for a first run at ``now``.

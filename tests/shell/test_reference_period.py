@@ -15,7 +15,13 @@ from monitor import slis as S
 from monitor.alerting import held_conditions, past
 from monitor.config import ModelSettings, parse
 from monitor.core.calibration import threshold_at
-from monitor.errors import AwaitingReferenceError, ConfigError, SourceError, TooFewRowsError
+from monitor.errors import (
+    AwaitingReferenceError,
+    ConfigError,
+    NoDataError,
+    SourceError,
+    TooFewRowsError,
+)
 from monitor.pipeline import evaluate, reference, train
 from monitor.pipeline.reference import read_reference
 from monitor.pipeline.scoring import prepare, score
@@ -575,6 +581,14 @@ def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
     # runbook of the error alone).
     with pytest.raises(TooFewRowsError, match=r"\(a new deployment's runs train once the "):
         run(model(), since(NOW + DAY))
+
+    # A source that answers it holds nothing (a spark directory without files, files named
+    # by time): the run's own window failed before the period was read (helper-81).
+    def nothing(start: float, end: float) -> np.ndarray:
+        raise NoDataError(f"no file named in [{start}, {end})")
+
+    with pytest.raises(NoDataError, match=r"nor in the 1w before it; its data begin later"):
+        run(model(), nothing)
     # Rows a week before the period: not the data's start; the last error says the rest.
     with pytest.raises(TooFewRowsError) as caught:
         run(past, lambda s, e: daily_mix(s, e) if s < NOW - 32 * DAY else since(NOW)(s, e))
