@@ -370,7 +370,9 @@ def test_a_restart_exports_the_latest_runs_slis_and_whether_a_failure_followed(
 def test_a_restart_takes_the_flagged_runs_from_the_history(tmp_path: Path) -> None:
     # A restart that counted from 0 would resolve a firing SLI alert, and let the next
     # flagged run (the second in a row) pass without firing it again.
-    raw, done, _ = _run_once(tmp_path)
+    raw, first, _ = _run_once(tmp_path)
+    # Later runs train no reference (the run that trained the first model is never flagged).
+    done = dataclasses.replace(first, phase_seconds={"read": 0.1})
     # With no thresholds nothing can hold; a warning level below 0 holds on every feature.
     quiet = dataclasses.replace(done, thresholds={})
     flagged = dataclasses.replace(done, thresholds={"feature_psi_warning": -1.0})
