@@ -19,7 +19,7 @@ from monitor.pipeline.decide import decide, drift_reasons
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, retrain
 from monitor.pipeline.phases import Phases
-from monitor.pipeline.reference import read_reference
+from monitor.pipeline.reference import check_period, read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
@@ -108,7 +108,7 @@ def evaluate(
         assert nothing is not None
         if live is None:  # a first run: its period says whether the data ever began
             with phases.phase("reference"):
-                read_reference(source, model, now, None, engine)
+                check_period(source, model, now, engine)
         raise nothing
     ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
     if live is not None:

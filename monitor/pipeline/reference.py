@@ -38,7 +38,14 @@ from monitor.ports import Engine, TelemetrySource
 from monitor.records import CountedRows, ReferencePeriod, Window
 from monitor.timestamps import format_time
 
-__all__ = ["CUTS", "MAX_REFERENCE_WINDOWS", "check_ready", "period_windows", "read_reference"]
+__all__ = [
+    "CUTS",
+    "MAX_REFERENCE_WINDOWS",
+    "check_period",
+    "check_ready",
+    "period_windows",
+    "read_reference",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +74,8 @@ def read_reference(
     make a period of a bounded sample (``remote.sampled_period``). The period is read
     again cut at the other offsets of ``CUTS`` (``_cuts``).
     """
-    check_ready(source, model, now, engine, current)
-    start, end = model.reference.span(now)
-    ends = _window_ends(start, end, model.window)
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
-    read = _read(source, model, ends, engine, seen, current)
-    if not read.rows:
-        assert read.last_error is not None
-        error = read.last_error
-        if len(ends) == 1:  # the period is the run's own window: its error says it all
-            raise error
-        never = _nothing_yet(source, model, (start, end), read, engine)
-        raise type(error)(
-            f"no window of the reference period {format_time(start)} to {format_time(end)} "
-            f"could be used ({len(ends)} read){never}; the last: {error}"
-        )
-    _check_leading_gap(source, model, (start, end), ends, read, engine, now=now)
+    (start, end), ends, read = _read_period(source, model, now, current, engine, seen)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -106,6 +99,45 @@ def read_reference(
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
 
 
+def check_period(
+    source: TelemetrySource, model: ModelSettings, now: float, engine: Engine | None = None
+) -> None:
+    """The error a first run's period raises, if any: a wait for its rows, or none at all
+    and since when (``_nothing_yet``). For a first run whose own window the source says
+    it holds nothing of: the period, not the window, says whether the data ever began.
+    Reads the period's windows, not its cuts."""
+    _read_period(source, model, now, None, engine, {})
+
+
+def _read_period(
+    source: TelemetrySource,
+    model: ModelSettings,
+    now: float,
+    current: Window | None,
+    engine: Engine | None,
+    seen: dict[bytes, float],
+) -> tuple[tuple[float, float], list[float], _Read]:
+    """The span of the period, its windows' ends and what they held, once it is known to
+    hold rows that cover what it needs (else its error: ``check_ready``, no usable window,
+    ``_check_leading_gap``)."""
+    check_ready(source, model, now, engine, current)
+    start, end = model.reference.span(now)
+    ends = _window_ends(start, end, model.window)
+    read = _read(source, model, ends, engine, seen, current)
+    if not read.rows:
+        assert read.last_error is not None
+        error = read.last_error
+        if len(ends) == 1:  # the period is the run's own window: its error says it all
+            raise error
+        never = _nothing_yet(source, model, (start, end), read, engine)
+        raise type(error)(
+            f"no window of the reference period {format_time(start)} to {format_time(end)} "
+            f"could be used ({len(ends)} read){never}; the last: {error}"
+        )
+    _check_leading_gap(source, model, (start, end), ends, read, engine, now=now)
+    return (start, end), ends, read
+
+
 def _nothing_yet(
     source: TelemetrySource,
     model: ModelSettings,
@@ -117,11 +149,10 @@ def _nothing_yet(
     ``_check_leading_gap`` looks): the data begin later, or the source reads nothing.
     Helper-77 deployed a model before its data and was told only the last window's
     error, which the runbook read as traffic that dropped."""
-    start, end = span
     if len(read.empty) < len(read.skipped):  # some windows failed otherwise: their errors say
         return ""
-    look = max(end - start, SEASON_PERIODS["weekly"])
-    if _rows_before(source, model, start, look, engine):
+    look = _silent_before(source, model, span, engine)
+    if look is None:
         return ""
     later = (
         "move reference.from and reference.to over rows that exist"
@@ -228,8 +259,8 @@ def _check_leading_gap(
     need = cycle if cycle is not None else min(full, SEASON_PERIODS["daily"])
     if not empty or (end - first >= need - 1e-6 and elapsed <= end):
         return
-    look = max(end - start, SEASON_PERIODS["weekly"])
-    if _rows_before(source, model, start, look, engine):
+    look = _silent_before(source, model, span, engine)
+    if look is None:
         return
     what = f"a whole {model.seasonality} cycle" if cycle is not None else format_duration(need)
     before = sum(1 for e in ends if e - model.window < first)
@@ -263,6 +294,20 @@ def _check_leading_gap(
 
 #: Windows read before a period, at most, to tell a quiet stretch from the data's start.
 LOOK_BACK_WINDOWS = 48
+
+
+def _silent_before(
+    source: TelemetrySource,
+    model: ModelSettings,
+    span: tuple[float, float],
+    engine: Engine | None,
+) -> float | None:
+    """How far back before the period no window holds rows (a week, or the period's
+    length if longer): the data's start lies after it. None when one does: a quiet
+    stretch (a night, a weekend), not the start."""
+    start, end = span
+    look = max(end - start, SEASON_PERIODS["weekly"])
+    return None if _rows_before(source, model, start, look, engine) else look
 
 
 def _rows_before(
