@@ -179,10 +179,11 @@ class ModelPages:
         ctx = self._context(model)
         ev = ctx.status.evaluation
         slis = self._slis(ctx)
+        now = self._clock()
         return {
             "model": model,
-            "generated_at": self._clock(),
-            "state": _overall(ctx, slis, self._clock()),
+            "generated_at": now,
+            "state": _overall(ctx, slis, now),
             "latest": None if ev is None else _latest(ev, ctx.status),
             "slis": slis,
             "features": self._features(ctx),
@@ -191,7 +192,7 @@ class ModelPages:
             "failures": [_failure(f) for f in reversed(ctx.failures[-_RECENT:])],
             "failing_since": _failing_since(ctx),
             # While the runs wait for the reference period's rows: from when they train.
-            "awaiting_until": _awaiting_until(ctx, self._clock()),
+            "awaiting_until": _awaiting_until(ctx, now),
             "versions": self._versions(model, ctx),
             "links": self._links(model),
             "cli": self._cli(),
@@ -481,11 +482,10 @@ def _awaiting(ctx: _Context, now: float) -> bool:
 
 
 def _awaiting_until(ctx: _Context, now: float) -> float | None:
-    """From when the runs train the model, while the latest failed waiting for the
-    reference period's rows (``awaiting_reference``) and that time is to come. The page
-    called it failing, in red, while the alerts held off (helper-77)."""
+    """From when the runs train the model, while they wait (``_awaiting``) and the time
+    is known. The page called it failing, in red, while the alerts held off (helper-77)."""
     ready = ctx.status.ready_at
-    return ready if ctx.status.stale and ready > now else None
+    return ready if ready > 0 and _awaiting(ctx, now) else None
 
 
 def _failing_since(ctx: _Context) -> float | None:

@@ -353,10 +353,10 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> tuple[list[str
         if not math.isclose(rate, cfg.false_alarm_rate):
             asks.append(f"false_alarm_rate {cfg.false_alarm_rate:g}")
             has.append(f"false_alarm_rate {rate:g}")
-    stored = fixed_thresholds(cfg, live.slis)
+    stored, replaced = fixed_thresholds(cfg, live.slis), _replaced(cfg.mode, null)
     changed = [
         t.config for t in S.THRESHOLDS.values()
-        if t.key in live.thresholds and t.key not in _replaced(cfg.mode, null)
+        if t.key in live.thresholds and t.key not in replaced
         and not math.isclose(stored[t.key], live.thresholds[t.key])
     ]  # fmt: skip
     if changed:
