@@ -832,6 +832,13 @@ def backtest(
             refused.append(str(exc).removeprefix("backtest: "))
     if refused:  # once each: a range refused for every model is refused once (helper-76)
         raise InvalidInputError("backtest: " + "; ".join(dict.fromkeys(refused)))
+    now = time.time()
+    if t2 > now:  # a mistyped year replays windows no source holds yet, each failing
+        click.echo(
+            f"warning: --to ({format_time(t2)}) is after now ({format_time(now)}): the "
+            "windows after now hold only rows timed in the future",
+            err=True,
+        )
     _limit_blas(settings)
     replays = []
     try:
