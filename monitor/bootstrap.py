@@ -681,9 +681,18 @@ class ServingApp:
     registry: Registry
 
     def ready(self) -> tuple[bool, str]:
-        """Ready once every model with a live version serves it, in a store still there."""
-        gone = _store_gone(self.store)
-        return (False, gone) if gone else self.serving.catalog.ready()
+        """Ready once every model with a live version serves it, in a store still there,
+        and some model has one: a process that can answer nothing (a store no daemon has
+        written yet, a mistyped state_dir) takes no traffic from a load balancer."""
+        if gone := _store_gone(self.store):
+            return False, gone
+        ok, why = self.serving.catalog.ready()
+        if ok and not self.serving.catalog.serves_any():
+            where = (
+                f" in {self.store.root}" if isinstance(self.store, DirectorySnapshotStore) else ""
+            )
+            return False, f"serving: no model has a live version{where} yet"
+        return ok, why
 
 
 def _store_gone(store: SnapshotStore) -> str | None:

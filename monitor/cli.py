@@ -367,9 +367,19 @@ def serve(config_path: Path | None, listen: str | None, state_dir: Path | None) 
         with _options_named(listen="--listen"):
             parse_listen(listen)
     # Made when missing, as `run` makes it: serve may start before the first run.
+    snapshots = Path(settings.daemon.state_dir, "snapshots").absolute()
+    made = not snapshots.is_dir()
     check_state_dir(settings.daemon.state_dir, settings.named, uses=["snapshots"], make=True)
     _limit_blas(settings)
-    server = LabelServer(build_serving_app(settings), listen=listen)
+    app = build_serving_app(settings)
+    server = LabelServer(app, listen=listen)
+    if not app.serving.catalog.serves_any():  # a mistyped state_dir reads as this too
+        click.echo(
+            f"warning: no model has a live version in {snapshots}"
+            f"{' (made now: it did not exist)' if made else ''}; /readyz answers 503 and "
+            "every label request no_model until a daemon with this state_dir trains one",
+            err=True,
+        )
     run_until_signal(
         server,
         on_started=lambda: click.echo(

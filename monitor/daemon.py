@@ -351,7 +351,8 @@ class LabelServer:
         )
         # nice 0: answering is this process's job, there are no runs to yield to.
         limits = daemon_limits(settings, nice=0)
-        self.http = _listening(host, port, routes, settings, limits, "serving.listen")
+        origin = "serving.listen" if listen is None else "--listen"
+        self.http = _listening(host, port, routes, settings, limits, origin)
         self._follower = _Follower(app.serving, settings.serving.refresh)
 
     @property

@@ -260,23 +260,23 @@ class _Engine:
                 return
             self._admit(sock, _peer(address))
 
-    def _warn_limit(self, action: str) -> None:
+    def _warn_limit(self, what: str) -> None:
+        """Log a limit reached, at most once every ``_LIMIT_WARNING_EVERY`` seconds."""
         now = time.monotonic()
         if now - self._last_limit_warning >= _LIMIT_WARNING_EVERY:
             self._last_limit_warning = now
-            log.warning(
-                "HTTP connection limit (%d) reached: %s", self._limits.max_connections, action
-            )
+            log.warning("HTTP %s", what)
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
+        limit = f"connection limit ({self._limits.max_connections}) reached"
         if len(self._conns) >= self._limits.max_connections:
             if not (self._fresh or self._kept):
-                self._warn_limit("refusing new connections while all are busy")
+                self._warn_limit(f"{limit}: refusing new connections while all are busy")
                 self._refuse(sock, peer)
                 return
             # A client that has completed requests is a scraper between two of them.
             victim = next(iter(self._fresh or self._kept))
-            self._warn_limit("closing the connections that waited longest for a request")
+            self._warn_limit(f"{limit}: closing the connections that waited longest for a request")
             log.debug("%s: closed to make room for %s", victim.peer, peer)
             self._drop(victim)
         conn = _Conn(peer)
@@ -419,6 +419,11 @@ class _Engine:
                 413, f"request body of {length} bytes; at most {self._limits.max_body_bytes}"
             )
         if self._body_bytes + length > self._limits.body_budget_bytes:
+            # Each refusal is a 503 of the model's availability: the log says why (helper-82).
+            self._warn_limit(
+                f"request body budget ({self._limits.body_budget_bytes} bytes in flight) reached: "
+                f"answering 503 to label requests while {self._body_bytes} bytes are held"
+            )
             return _BODIES_BUSY
         self._body_bytes += length
         return None

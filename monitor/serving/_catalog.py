@@ -87,6 +87,10 @@ class Catalog:
         """Why ``name``'s live version is not served as the store says (None: it is)."""
         return self._problems.get(name)
 
+    def serves_any(self) -> bool:
+        """Whether some model has a live version to answer with."""
+        return any(v.live is not None for v in self._variants.copy().values())
+
     def ready(self) -> tuple[bool, str]:
         """Ready once every model that has a live version serves it."""
         if not self._refreshed:

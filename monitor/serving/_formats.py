@@ -239,18 +239,36 @@ def json_rows(doc: Mapping[str, Any], features: Sequence[str], max_rows: int) ->
         raise _bad_value(listed, features)
     try:
         out = np.array(listed, dtype=np.float64)
-    except (OverflowError, ValueError, TypeError):
-        raise RequestError(400, "bad_rows", "a value is too large for a 64-bit float") from None
+    except (OverflowError, ValueError, TypeError):  # an integer literal beyond float64
+        raise _too_large(listed, features) from None
     for i, j in np.argwhere(np.isinf(out)):
         # Python's reader makes a literal beyond float64 (1e400) an infinity, which would
         # read as a missing value; the literal Infinity is one, as the same object always.
         if not any(listed[i][j] is c for c in _CONSTANTS.values()):
-            raise RequestError(
-                400,
-                "bad_rows",
-                f"row {i}, feature {features[j]!r}: a number too large for a 64-bit float",
-            )
+            raise _too_large(listed, features, (i, j))
     return out
+
+
+def _too_large(
+    listed: Sequence[Sequence[Any]], features: Sequence[str], at: tuple[int, int] | None = None
+) -> RequestError:
+    """The error of a number beyond float64, naming its row and feature: ``at``, or the
+    first integer that ``float`` refuses."""
+    if at is None:
+        at = next(
+            ((i, j) for i, row in enumerate(listed) for j, v in enumerate(row) if _overflows(v)),
+            None,
+        )
+    where = "a value is" if at is None else f"row {at[0]}, feature {features[at[1]]!r}: a number"
+    return RequestError(400, "bad_rows", f"{where} too large for a 64-bit float")
+
+
+def _overflows(value: Any) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------- NPY

@@ -156,7 +156,7 @@ def test_a_body_not_sent_in_time_is_a_408(start: Callable[..., Running], api: Ec
 
 
 def test_the_body_budget_bounds_bodies_in_flight_and_is_given_back(
-    start: Callable[..., Running], api: EchoApi
+    start: Callable[..., Running], api: EchoApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     running = start(Limits(max_body_bytes=1000, body_budget_bytes=1500))
     slow = running.connect()
@@ -166,6 +166,8 @@ def test_the_body_budget_bounds_bodies_in_flight_and_is_given_back(
     other.sendall(post_head(600) + b"y" * 600)
     status, headers, _ = read_response(other)
     assert (status, headers["retry-after"]) == (503, "1") and api.refusals == [503]
+    # The 503s count against the model's availability: the log says why (helper-82).
+    assert "HTTP request body budget (1500 bytes in flight) reached: answering 503" in caplog.text
     slow.sendall(b"x" * 990)
     assert read_response(slow)[0] == 200
     again = running.connect()

@@ -90,14 +90,14 @@ CASES = [
     Case("a string", b'{"rows": [[1,"2",3]]}', JSON, {}, 400, "bad_rows", "feature 'f1'"),
     Case("a boolean", b'{"rows": [[1,2,true]]}', JSON, {}, 400, "bad_rows", "feature 'f2'"),
     Case("a nested list", b'{"rows": [[1,[2],3]]}', JSON, {}, 400, "bad_rows", "feature 'f1'"),
-    Case(
+    Case(  # an integer literal: named where it is, as 1e400 is (helper-82)
         "huge number",
-        b'{"rows": [[1,2,1' + b"0" * 400 + b"]]}",
+        b'{"rows": [[1,2,3],[1,2,1' + b"0" * 400 + b"]]}",
         JSON,
         {},
         400,
         "bad_rows",
-        "too large",
+        "row 1, feature 'f2': a number too large for a 64-bit float",
     ),
     # Python's reader gives these infinity, which would read as a missing value.
     Case(
@@ -391,7 +391,9 @@ def test_a_model_with_no_version_yet_is_a_503(serve_labels: Serve) -> None:
     running = serve_labels(settings(), MemorySnapshotStore())
     status, _, body = post(running, GOOD)
     assert (status, error_of(body)[0]) == (503, "no_model")
-    assert running.app.ready() == (True, "ready")  # nothing to load is not a failure
+    # Not ready: a `serve` that can answer nothing takes no traffic (helper-82: a
+    # mistyped state_dir read "ready" while every request was this 503).
+    assert running.app.ready() == (False, "serving: no model has a live version yet")
 
 
 def test_a_body_over_the_limit_is_a_413_before_it_is_read(serve_labels: Serve) -> None:

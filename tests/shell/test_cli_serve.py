@@ -114,7 +114,7 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(config: Path) -> None:
             main, ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
         )
     assert result.exit_code == 2
-    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port} (serving.listen): ")
+    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port} (--listen): ")
     assert result.output.count("\n") == 1
 
 
@@ -138,3 +138,50 @@ def test_reject_clears_the_pending_pointer_only(config: Path, tmp_path: Path) ->
         2,
         "error: model 'shop' has no pending candidate\n",
     )
+
+
+def typo_config(tmp_path: Path) -> Path:
+    """A model whose state_dir no daemon has written: no store there yet."""
+    model = {"name": "shop", "features": FEATURES, "k": 4, "window": "1h"}
+    model |= {"schedule": {"interval": "5m"}, "source": {"kind": "synthetic"}}
+    doc = {"daemon": {"state_dir": str(tmp_path / "stat_typo")}, "models": [model]}
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_serve_over_a_store_with_no_live_version_is_unready_and_says_so(tmp_path: Path) -> None:
+    # A mistyped state_dir: serve made the directory without a word and /readyz said
+    # "ready" while every label request was a 503 (helper-82).
+    from monitor.bootstrap import build_serving_app, load_settings
+
+    app = build_serving_app(load_settings(typo_config(tmp_path)))
+    snapshots = tmp_path / "stat_typo" / "snapshots"
+    assert app.ready() == (False, f"serving: no model has a live version in {snapshots} yet")
+    app.store.save(fitted(seed=1).snapshot, state="live")
+    app.serving.catalog.refresh()
+    assert app.ready() == (True, "ready")
+
+
+def test_serve_warns_of_a_store_it_had_to_make(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import daemon
+
+    def started(server: Any, on_started: Any) -> None:
+        on_started()
+        server.http.stop()  # the listener closed, as a signal would close it
+
+    monkeypatch.setattr(daemon, "run_until_signal", started)
+    config = str(typo_config(tmp_path))
+    listen = ["--listen", f"127.0.0.1:{free_port()}"]
+    result = CliRunner().invoke(main, ["serve", "--config", config, *listen])
+    assert result.exit_code == 0, result.output
+    snapshots = tmp_path / "stat_typo" / "snapshots"
+    assert result.stderr.splitlines() == [
+        f"warning: no model has a live version in {snapshots} (made now: it did not exist); "
+        "/readyz answers 503 and every label request no_model until a daemon with this "
+        "state_dir trains one"
+    ]
+    again = CliRunner().invoke(main, ["serve", "--config", config, *listen])
+    assert "(made now" not in again.stderr and "no model has a live version" in again.stderr
