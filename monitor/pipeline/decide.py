@@ -98,7 +98,7 @@ def _largest(m: Measurement) -> dict[str, str]:
 def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     """What a first run says: how many distinct windows its reference period held, when
     fewer than it was cut into (windows left out, or repeating an earlier one's rows),
-    and how many of its windows were read, when not all (a long period: every n-th)."""
+    and how many of its windows were read, when not all (a long period)."""
     text = "initial reference model trained"
     windows = m.reference.reference_windows if m.reference is not None else None
     if windows is None:
@@ -111,10 +111,10 @@ def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     text += f" on {held} distinct window(s)" if repeated > 0 else f" on {held} window(s)"
     if read == count:
         text += f" of the reference period's {read}"
-    else:  # a two-week period of hours, read every 2nd hour, said nothing of it
+    else:  # a two-week period of hours, 288 of its 336 read, said nothing of it
         text += (
             f" of the {read} read from the reference period's {count} (at most "
-            f"{MAX_REFERENCE_WINDOWS}, evenly spaced)"
+            f"{MAX_REFERENCE_WINDOWS}, spread over the period and its phases)"
         )
     if left_out:  # "distinct" said they repeated others' rows; the log names each and why
         text += f"; {left_out} left out (unreadable or too few rows, named in the log)"

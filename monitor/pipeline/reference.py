@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -49,10 +50,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Windows read for one reference period at most; a longer period is read every n-th
-#: window, still spread over every phase of the day and the week (288: a day of 5-minute
-#: windows, or one window every 35 minutes of a week).
+#: Windows read for one reference period at most; of a longer period, as many spread over
+#: it and over every phase of the day and the week (``_window_ends``; 288: a day of
+#: 5-minute windows, or one window every 35 minutes of a week).
 MAX_REFERENCE_WINDOWS = 288
+
+#: The fractional part of the golden ratio: the step of the sequence that picks the
+#: windows of a long period (``_window_ends``).
+_GOLDEN = (5**0.5 - 1) / 2
 
 #: Cuts of the reference period into windows, each ``window / CUTS`` after the last: the
 #: period's own windows and a second cut half a window off theirs (docs/slis.md,
@@ -442,7 +447,7 @@ def _digest(window: Window) -> bytes | None:
 
 def period_windows(model: ModelSettings, now: float) -> tuple[int, int]:
     """How many windows a first run at ``now`` reads of the reference period, and how many
-    the period holds (more when it is read every n-th window: MAX_REFERENCE_WINDOWS)."""
+    the period holds (more when it is longer than MAX_REFERENCE_WINDOWS)."""
     start, end = model.reference.span(now)
     return len(_window_ends(start, end, model.window)), _window_count(start, end, model.window)
 
@@ -452,7 +457,22 @@ def _window_count(start: float, end: float, window: float) -> int:
 
 
 def _window_ends(start: float, end: float, window: float) -> list[float]:
-    """Ends of the windows cut back from ``end``, at most MAX_REFERENCE_WINDOWS of them."""
+    """Ends of the windows cut back from ``end``, at most MAX_REFERENCE_WINDOWS of them.
+
+    Of a longer period, windows ``floor(count * frac(j * _GOLDEN))`` for j = 0, 1, ...
+    until there are enough: spread over the period, and over every phase of any cycle of
+    the data. Every n-th window read the same phases of every cycle that n divides: four
+    weeks of hourly windows, every 3rd, held 56 hours of the week and never the other
+    112, and a quiet week flagged 22 of its 169 windows, every day at the hours where a
+    regime starts or stops (helper-85)."""
     count = _window_count(start, end, window)
-    step = max(1, -(-count // MAX_REFERENCE_WINDOWS))  # every n-th window of a long period
-    return sorted(end - i * window for i in range(0, count, step))
+    if count <= MAX_REFERENCE_WINDOWS:
+        picked: Iterable[int] = range(count)
+    else:
+        chosen: dict[int, None] = {}
+        j = 0
+        while len(chosen) < MAX_REFERENCE_WINDOWS:  # equidistributed: each index comes
+            chosen[int(count * (j * _GOLDEN % 1.0))] = None
+            j += 1
+        picked = chosen
+    return sorted(end - i * window for i in picked)

@@ -23,7 +23,7 @@ from monitor.errors import (
     TooFewRowsError,
 )
 from monitor.pipeline import evaluate, reference, train
-from monitor.pipeline.reference import read_reference
+from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, _window_ends, read_reference
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
 from monitor.runner import classify_failure
@@ -595,16 +595,34 @@ def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
     assert "could be used (24 read); the last: " in str(caught.value)
 
 
-def test_a_period_read_every_other_window_says_so() -> None:
-    # Two weeks of hours are 336 windows, read every 2nd (at most 288): the decision said
+def test_a_period_read_in_part_says_so() -> None:
+    # Two weeks of hours are 336 windows, of which 288 are read: the decision said
     # nothing of it, or "167 distinct window(s) of the reference period's 168".
     m = model(reference={"window": "14d"}, thresholds={"mode": "fixed"})
     ev, _, src, _ = run(m, lambda s, e: blobs(30, CENTERS, seed=int(s) % 100_000))
-    assert len(src.calls) == 168
+    assert len(src.calls) == MAX_REFERENCE_WINDOWS
     assert ev.decision == (
-        "initial reference model trained on 168 window(s) of the 168 read from the reference "
-        "period's 336 (at most 288, evenly spaced)"
+        "initial reference model trained on 288 window(s) of the 288 read from the reference "
+        "period's 336 (at most 288, spread over the period and its phases)"
     )
+
+
+@pytest.mark.parametrize("weeks", [2, 4, 12])
+def test_a_long_period_is_read_over_every_hour_of_the_day_and_the_week(weeks: int) -> None:
+    # Every 3rd of four weeks of hours read the same 56 hours of every week, never the
+    # other 112: a quiet week then flagged 22 of 169 windows, at the hours where a regime
+    # starts or stops (helper-85).
+    start, end = NOW - weeks * 7 * DAY, NOW
+    ends = _window_ends(start, end, 3600.0)
+    assert len(ends) == MAX_REFERENCE_WINDOWS == len(set(ends))
+    assert all(start + 3600 <= e <= end for e in ends)
+    hours = np.array([(end - e) // 3600 for e in ends], dtype=int)
+    of_day = np.bincount(hours % 24, minlength=24)
+    of_week = np.bincount(hours % 168, minlength=168)
+    assert of_day.min() >= 0.8 * MAX_REFERENCE_WINDOWS / 24  # near even: 12 a phase
+    assert (of_week > 0).mean() >= 0.93  # 288 picks over 168 phases: a few are missed
+    # Spread over the period: no stretch longer than a day unread, the newest hour read.
+    assert np.diff(np.sort(hours)).max() <= 24 and hours.min() == 0
 
 
 def _new_york_mornings(start: float, end: float) -> np.ndarray:
