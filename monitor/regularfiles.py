@@ -18,9 +18,11 @@ __all__ = ["NOT_REGULAR", "check_regular_file", "read_file", "read_file_and_mode
 NOT_REGULAR = "not a regular file"
 
 
-def _open_regular(path: Path | str) -> int:
-    """A descriptor of the regular file ``path``, opened without blocking; OSError else."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _open_regular(path: Path | str, *, follow: bool = True) -> int:
+    """A descriptor of the regular file ``path``, opened without blocking; OSError else
+    (ELOOP for a symbolic link when not ``follow``)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
@@ -30,20 +32,21 @@ def _open_regular(path: Path | str) -> int:
     return fd
 
 
-def read_file(path: Path | str, *, most: int) -> bytes:
+def read_file(path: Path | str, *, most: int, follow: bool = True) -> bytes:
     """The first bytes of the regular file ``path``, up to ``most`` + 1 of them (one more
-    than a caller expects tells it the file is longer); OSError for any other kind.
+    than a caller expects tells it the file is longer); OSError for any other kind, and
+    for a symbolic link unless ``follow``.
 
     Opened without blocking and looked at before it is read: a FIFO or a device in the
     file's place would hang the reader or fill its memory.
     """
-    return read_file_and_mode(path, most=most)[0]
+    return read_file_and_mode(path, most=most, follow=follow)[0]
 
 
-def read_file_and_mode(path: Path | str, *, most: int) -> tuple[bytes, int]:
+def read_file_and_mode(path: Path | str, *, most: int, follow: bool = True) -> tuple[bytes, int]:
     """``read_file``, and the mode of the file it read (not of whatever ``path`` names
     a moment later)."""
-    with os.fdopen(_open_regular(path), "rb") as f:
+    with os.fdopen(_open_regular(path, follow=follow), "rb") as f:
         return f.read(most + 1), os.fstat(f.fileno()).st_mode
 
 

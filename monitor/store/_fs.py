@@ -7,6 +7,7 @@ umask can only remove bits and an odd umask could remove the owner's).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -101,18 +102,25 @@ POINTER_BYTES = 64  # a pointer file holds a version number and a newline
 
 
 def read_pointer(path: Path) -> int | None:
-    """The version named by a pointer file (LIVE, PENDING), or None when it is absent."""
+    """The version named by a pointer file (LIVE, PENDING), or None when it is absent.
+
+    A pointer is read as the regular file the store wrote, never through a symbolic link,
+    and its text is never quoted: a link to the store's key printed 40 of its 64 hex
+    digits, into the log, the history and the model page (helper-83)."""
     try:
-        text = read_file(path, most=POINTER_BYTES).decode("ascii")
+        data = read_file(path, most=POINTER_BYTES, follow=False)
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(
+                f"the pointer {path} is corrupt: a symbolic link, which the store never writes"
+            ) from None
         raise StoreError(f"cannot read the pointer {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise StoreError(f"cannot read the pointer {path}: {exc}") from exc
-    match = _POINTER_TEXT.fullmatch(text)
+    match = _POINTER_TEXT.fullmatch(data.decode("ascii", errors="replace"))
     if match is None:
-        raise StoreError(f"the pointer {path} is corrupt: {text[:40]!r}")
+        size = f"{len(data)} byte(s)" if len(data) <= POINTER_BYTES else "a longer file"
+        raise StoreError(f"the pointer {path} is corrupt: {size}, not a version number")
     return int(match.group(1))
 
 

@@ -265,7 +265,7 @@ def test_a_broken_pointer_is_logged_once_per_problem_not_per_view(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     view, _, _, store = pages
-    problem = ["model 'm1': the pointer LIVE is corrupt: 'zz'"]
+    problem = ["model 'm1': the pointer LIVE is corrupt: 2 byte(s), not a version number"]
 
     def broken(model: str) -> int:
         raise LivePointerError(problem[0])
@@ -354,7 +354,7 @@ def test_a_live_pointer_that_cannot_be_read_is_named_with_a_working_rollback(
     text = _text(pages.model_html("m1"))
     assert (
         "Live version: unreadable. Broken: the live pointer cannot be read: model 'm1': "
-        f"the pointer {model_dir / 'LIVE'} is corrupt: 'zz'. Runs fail"
+        f"the pointer {model_dir / 'LIVE'} is corrupt: 2 byte(s), not a version number. Runs fail"
     ) in text
     assert "The daemon still scores" not in text
     view = pages.model("m1")
@@ -454,9 +454,9 @@ def test_a_pending_pointer_that_cannot_be_read_is_not_called_a_broken_live_one(
     pointer = model_dir / "PENDING"
     assert (
         "Pending candidate: unreadable. Broken: the pending pointer cannot be read: the "
-        f"pointer {pointer} is corrupt: 'zz'; remove it (`rm {pointer}`): the next drifting "
-        "run stores a new candidate. It cannot be approved or compared, and runs fail until "
-        "the pointer is removed."
+        f"pointer {pointer} is corrupt: 2 byte(s), not a version number; remove it "
+        f"(`rm {pointer}`): the next drifting run stores a new candidate. It cannot be "
+        "approved or compared, and runs fail until the pointer is removed."
     ) in text
     view = pages.model("m1")
     assert view is not None
