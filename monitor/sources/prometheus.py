@@ -570,8 +570,10 @@ class PrometheusSource:
         self._clock = clock
         # Values to mask in any text this source shows; credentials read later join them.
         self._secrets: set[str] = {v for k, v in options.headers.items() if is_secret_header(k)}
-        if self._userinfo is not None:
-            self._secrets.update(s for s in self._userinfo if s)
+        if self._userinfo is not None and self._userinfo[1]:
+            # The password only: a user name is no secret, and masking it in every text
+            # turned "User-Agent: kmeans-monitor" into "***-monitor" (helper-83).
+            self._secrets.add(self._userinfo[1])
 
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the points at ``start, start + step, ...`` before ``end``."""
@@ -793,7 +795,8 @@ class PrometheusSource:
             )
         if answer.status == 200:
             return answer.body
-        text = f"answered HTTP {answer.status}: {_error_text(answer.body, answer.status)}"
+        shown = _error_text(answer.body, answer.status, self._scrub)
+        text = f"answered HTTP {answer.status}: {shown}"
         if 300 <= answer.status < 400 and answer.location:
             # Not followed: credentials must not go where the configuration does not say.
             where_to = redact_url(brief(answer.location))
@@ -828,9 +831,10 @@ def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> list[Any
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: recursion
         raise SourceError(f"{where} answered with something that is not JSON: {exc}") from None
     if not isinstance(answer, dict):
-        raise SourceError(f"{where} answered with unexpected JSON {str(answer)[:200]!r}")
+        raise SourceError(f"{where} answered with unexpected JSON {scrub(str(answer))[:200]!r}")
     if answer.get("status") != "success":
-        raise SourceError(f"{where} answered status {answer.get('status')!r}: {_error_of(answer)}")
+        status = scrub(str(answer.get("status")))[:80]
+        raise SourceError(f"{where} answered status {status!r}: {_error_of(answer, scrub)}")
     warnings = answer.get("warnings")
     warnings = warnings if isinstance(warnings, list) else []
     for warning in warnings[:MAX_WARNINGS_LOGGED]:
@@ -940,25 +944,32 @@ def _labels(key: Key) -> str:
     return brief_text("{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}")
 
 
-def _error_of(answer: Mapping[str, Any]) -> str:
-    """Prometheus' error text, shortened (``checks.brief_text``) when it is long: it goes into
-    the run's one failure line, the log and the history."""
+def _error_of(answer: Mapping[str, Any], scrub: Callable[[str], str]) -> str:
+    """Prometheus' error text in one line, shortened (``checks.brief_text``) when it is long:
+    it goes into the run's one failure line, the log and the history."""
     kind = answer.get("errorType")
     text = answer.get("error") or "no error text"
-    full = f"{kind}: {text}" if kind else str(text)
-    return brief_text(full)
+    return _one_line(f"{kind}: {text}" if kind else str(text), scrub, brief_text)
 
 
-def _error_text(body: bytes, status: int) -> str:
+def _error_text(body: bytes, status: int, scrub: Callable[[str], str]) -> str:
     """Prometheus' error text from an HTTP error answer, or the start of its body."""
     try:
         answer = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        text = body[:300].decode("utf-8", "replace").strip()
+        text = _one_line(body.decode("utf-8", "replace"), scrub, lambda t: t[:300])
         return text or http.client.responses.get(status, "no reason given")
     if isinstance(answer, dict) and ("error" in answer or "errorType" in answer):
-        return _error_of(answer)
-    return str(answer)[:300]
+        return _error_of(answer, scrub)
+    return _one_line(str(answer), scrub, lambda t: t[:300])
+
+
+def _one_line(text: str, scrub: Callable[[str], str], shorten: Callable[[str], str]) -> str:
+    """A server's text as one line of a message: scrubbed whole before it is shortened (a
+    cut inside an echoed ``Authorization`` value left a prefix no secret matched: 9 of a
+    password's 15 characters, helper-83), its lines and runs of blanks joined by a space
+    (an error page's ten lines went into the log as they were, fake log lines with them)."""
+    return shorten(" ".join(scrub(text).split()))
 
 
 def build(
