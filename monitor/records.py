@@ -499,7 +499,7 @@ FAILURE_REASONS = (
 # worker, or the process stalled); ``still_running``: the model's previous run had not
 # ended within that grace (a run due meanwhile waits for it that long; a third one due
 # meanwhile is skipped at once); ``first_run``: the same, while that run was the model's
-# first in this process (which trains its reference when there is no live model: slow
+# first in this process and it has no live version (the run trains its reference: slow
 # by design).
 SKIP_REASONS = ("missed", "still_running", "first_run")
 

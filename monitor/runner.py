@@ -224,7 +224,7 @@ class Runner:
         timeout = self._run_timeouts.get(name)
         # A first run trains the reference: slower by design, and abandoning it would
         # leave the model without one for ever. Only its reads are bounded then.
-        bounded = timeout is not None and self._has_live(name)
+        bounded = timeout is not None and self.has_live(name)
         deadline = self._timer() + timeout if bounded and timeout is not None else float("inf")
         # Always guarded: even without a deadline, a stop must not wait for a hung read.
         source = _GuardedSource(
@@ -295,7 +295,7 @@ class Runner:
         if self._workers is not None:
             self._workers.close()
 
-    def _has_live(self, name: str) -> bool:
+    def has_live(self, name: str) -> bool:
         """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""
         try:
             return self._store.live_version(name) is not None

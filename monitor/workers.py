@@ -330,9 +330,10 @@ class RunWorkers:
         with self._lock:
             self._all.discard(worker)
 
-    def _checkout(self) -> _Worker | None:
-        """An idle worker that is ready, or None when the free slot's is still starting
-        (a slot without one, or whose worker died, starts a new one)."""
+    def _checkout(self, wait: float = 0.0) -> _Worker | None:
+        """An idle worker that is ready (waiting ``wait`` s at most for it), or None when
+        the free slot's is still starting (a slot without one, or whose worker died,
+        starts a new one)."""
         worker = self._idle.get()
         try:
             if worker is not None and not worker.process.is_alive():
@@ -343,10 +344,19 @@ class RunWorkers:
         except BaseException:
             self._idle.put(None)
             raise
-        if worker.poll_ready():
+        if worker.poll_ready(wait):
             return worker
         self._idle.put(worker)
         return None
+
+    def _await(self, phases: Phases) -> _Worker:
+        """A ready worker, waited for until the run's deadline or a stop."""
+        while True:
+            worker = self._checkout(wait=_POLL_SECONDS)
+            if worker is not None:
+                return worker
+            if phases.stopping():
+                raise _abandoned()
 
     def assess(
         self,
@@ -359,8 +369,16 @@ class RunWorkers:
         *,
         seconds_left: float = float("inf"),
     ) -> Assessment:
-        """``pipeline.assess`` in a worker, which gives up ``seconds_left`` from now."""
+        """``pipeline.assess`` in a worker, which gives up ``seconds_left`` from now.
+
+        A run without a deadline (a first run, which trains the reference) goes on here
+        while its worker is still starting; one with a deadline waits for the worker: here,
+        its computation could not be cut short (a restart's first run of a 1M-row model
+        went 477 s past its 60 s deadline, its skipped runs unalerted; helper-86)."""
         worker = self._checkout()
+        if worker is None and seconds_left != float("inf"):
+            log.debug("model=%s waits for its worker process, still starting", model.name)
+            worker = self._await(phases)
         if worker is None:
             log.debug("model=%s its worker process is still starting: run here", model.name)
             return assess(window, live, model, pending, phases, ctx)

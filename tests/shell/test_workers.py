@@ -187,6 +187,51 @@ def test_a_run_does_not_wait_for_a_worker_still_starting(
     assert handed == [first, second]
 
 
+def test_a_run_with_a_deadline_waits_for_its_worker_still_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Here its computation could not be cut at the deadline: a restart's first run of a
+    1M-row model went 477 s past its 60 s one (helper-86). It waits for the worker."""
+    made = isolated({"shop": 600.0})
+    try:
+        handed: list[int] = []
+        wait = RunWorkers._wait
+
+        def counting(worker: Any, phases: Any) -> Any:
+            handed.append(worker.process.pid)
+            return wait(worker, phases)
+
+        monkeypatch.setattr(RunWorkers, "_wait", staticmethod(counting))
+        first = worker_after_a_run(made)
+        os.kill(first, signal.SIGKILL)
+        time.sleep(0.2)
+        assert isinstance(made.runner.run_model("shop"), Evaluation)
+        [second] = made.runner._workers.pids()
+        assert handed == [first, second]  # handed over once the new worker was ready
+    finally:
+        made.runner.close()
+
+
+def test_a_deadline_passed_while_waiting_for_a_worker_is_a_run_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = isolated({"shop": 100.0})
+    try:
+        assert isinstance(made.runner.run_model("shop"), Evaluation)  # v1: no deadline
+        made.timer.t = 0.0
+
+        def never_ready(worker: Any, timeout: float = 0.0) -> bool:
+            made.timer.t += 10.0  # each look at the starting worker, 10 s of the deadline
+            return False
+
+        monkeypatch.setattr(workers._Worker, "poll_ready", never_ready)
+        result = made.runner.run_model("shop")
+        assert isinstance(result, RunFailure) and result.reason == "run_timeout"
+        assert "past its deadline of 100s" in result.message
+    finally:
+        made.runner.close()
+
+
 def big(timeouts: dict[str, float] | None = None) -> Harness:
     made = isolated(timeouts)
     made.source = BigSource()
