@@ -27,6 +27,7 @@ from monitor.checks import Mismatch, Problem, check_choice, check_str
 from monitor.errors import ConfigError
 from monitor.http._auth import is_bcrypt_hash
 from monitor.regularfiles import check_regular_file
+from monitor.tlsfiles import EncryptedKeyError, load_cert_chain
 from monitor.yamlfile import read_yaml
 
 __all__ = ["TlsConfig", "WebConfig", "load_web_config", "parse_web_config", "ssl_context"]
@@ -189,7 +190,9 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
     context.minimum_version = MIN_VERSIONS[tls.min_version]
     context.set_alpn_protocols(["http/1.1"])
     try:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
+        load_cert_chain(context, tls.cert_file, tls.key_file)
+    except EncryptedKeyError as exc:
+        raise ConfigError([f"{where}: tls_server_config.key_file: {tls.key_file} {exc}"]) from None
     except ssl.SSLError as exc:
         raise ConfigError(
             [f"{where}: tls_server_config: cert_file and key_file do not load: {exc.reason or exc}"]

@@ -58,6 +58,7 @@ from monitor.redact import is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
+from monitor.tlsfiles import EncryptedKeyError, load_cert_chain
 
 __all__ = [
     "BasicAuth",
@@ -383,6 +384,9 @@ def _file_problems(o: PrometheusOptions) -> list[Problem]:
     if o.tls is not None:
         try:
             _tls_context(o.tls)
+        except EncryptedKeyError:
+            expected = "an unencrypted PEM key (this one is passphrase-protected)"
+            problems.append(Problem("tls.key_file", expected, o.tls.key_file))
         except (OSError, ssl.SSLError, ValueError) as exc:
             problems.append(Problem("tls", "certificates and a key that load", Shown(_why(exc))))
     return problems
@@ -407,7 +411,7 @@ def _tls_context(tls: TlsOptions | None) -> ssl.SSLContext:
             check_regular_file(path)
     context = ssl.create_default_context(cafile=tls.ca_file)
     if tls.cert_file is not None and tls.key_file is not None:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
+        load_cert_chain(context, tls.cert_file, tls.key_file)
     if tls.insecure_skip_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from monitor.errors import ConfigError
 from monitor.http import TlsConfig, WebConfig, load_web_config, parse_web_config
@@ -186,6 +187,35 @@ def test_a_key_that_does_not_match_the_certificate_is_named(tmp_path: Path) -> N
         load_web_config(config_file)
     (line,) = caught.value.problems
     assert line.startswith(f"{config_file}: tls_server_config: cert_file and key_file do not load:")
+
+
+def encrypted_copy(key_file: Path, path: Path) -> Path:
+    """The key of ``key_file`` as a passphrase-protected PEM at ``path``."""
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    encryption = serialization.BestAvailableEncryption(b"x")
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    path.write_bytes(key.private_bytes(pem, pkcs8, encryption))
+    return path
+
+
+@pytest.mark.timeout(20)  # OpenSSL's prompt waited for a passphrase on a terminal
+def test_an_encrypted_key_is_named_without_asking_for_its_passphrase(
+    tmp_path: Path, certificate: Certificate, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The old code printed "Enter PEM pass phrase:" (blocking on a terminal), then
+    # failed as "Invalid argument", naming no file.
+    encrypted = encrypted_copy(certificate.key_file, tmp_path / "enc.key")
+    config_file = write(
+        tmp_path / "web.yml",
+        f"tls_server_config:\n  cert_file: {certificate.cert_file}\n  key_file: enc.key\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    assert caught.value.problems == [
+        f"{config_file}: tls_server_config.key_file: {encrypted} is encrypted "
+        "(a passphrase-protected PEM): give an unencrypted key"
+    ]
+    assert "pass phrase" not in capfd.readouterr().err
 
 
 def test_a_file_that_is_not_a_certificate_is_named(tmp_path: Path) -> None:

@@ -550,6 +550,31 @@ def test_a_client_certificate_is_presented(pki: Pki) -> None:
         fake.close()
 
 
+@pytest.mark.timeout(20)  # OpenSSL's prompt waited for a passphrase on a terminal
+def test_an_encrypted_client_key_is_named_without_asking_for_its_passphrase(
+    pki: Pki, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    key = serialization.load_pem_private_key(pki.client_key.read_bytes(), password=None)
+    encrypted = tmp_path / "enc.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"x"),
+        )
+    )
+    tls = {"cert_file": str(pki.client_cert), "key_file": str(encrypted)}
+    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems == [
+        "source.tls.key_file: must be an unencrypted PEM key (this one is "
+        f"passphrase-protected); got {str(encrypted)!r}"
+    ]
+    assert "pass phrase" not in capfd.readouterr().err
+
+
 # --------------------------------------------------------------------------- answers
 
 
