@@ -42,7 +42,7 @@ from monitor.exporter import (
     make_registry,
 )
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
-from monitor.http import HttpServer, Routes, WebConfig, load_web_config
+from monitor.http import HttpServer, Routes, WebConfig, certificate_warnings, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.reference import check_ready, read_reference
 from monitor.pipeline.replay import Replay, replay
@@ -108,6 +108,7 @@ __all__ = [
     "state_dir_problems",
     "version_summary",
     "web_config",
+    "web_config_warnings",
 ]
 
 log = logging.getLogger("monitor")
@@ -362,6 +363,15 @@ def web_config(settings: Settings) -> WebConfig | None:
     """The HTTP endpoint's TLS and basic-auth configuration (ConfigError when invalid)."""
     path = settings.daemon.web_config_file
     return None if path is None else load_web_config(path)
+
+
+def web_config_warnings(settings: Settings, now: float) -> list[str]:
+    """The web configuration's certificate out of its dates at ``now`` (or near their
+    end), as check-config warns of it (``certificate_warnings``)."""
+    web = web_config(settings)
+    if web is None or web.tls is None:
+        return []
+    return certificate_warnings(web.tls, now, str(settings.daemon.web_config_file))
 
 
 def _source_problems(settings: Settings) -> list[str]:

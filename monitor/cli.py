@@ -741,7 +741,7 @@ def check_config(config_file: Path) -> None:
     made or written in. A state directory this user may not write in is a warning: the
     daemon may run as another user.
     """
-    from monitor.bootstrap import load_settings
+    from monitor.bootstrap import load_settings, web_config_warnings
 
     try:
         settings = load_settings(
@@ -756,7 +756,12 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
     )
-    for warning in [*_source_warnings(settings), *_state_warnings(settings, config_file)]:
+    warnings = [
+        *_source_warnings(settings),
+        *_state_warnings(settings, config_file),
+        *web_config_warnings(settings, time.time()),
+    ]
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 
 

@@ -22,7 +22,14 @@ from monitor import interrupts, views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.errors import InvalidInputError
-from monitor.http import HttpServer, Limits, MetricsCache, Routes, Volatile
+from monitor.http import (
+    HttpServer,
+    Limits,
+    MetricsCache,
+    Routes,
+    Volatile,
+    certificate_warnings,
+)
 from monitor.pipeline import warm_kernels
 from monitor.scheduling import Scheduler, schedule_gaps
 
@@ -94,19 +101,31 @@ class _Follower:
 
 
 def _listening(
-    host: str, port: int, routes: Routes, settings: Settings, limits: Limits, option: str
+    host: str,
+    port: int,
+    routes: Routes,
+    settings: Settings,
+    limits: Limits,
+    option: str,
+    now: float,
 ) -> HttpServer:
-    """The HTTP server; a port in use (or a bad host) is an InvalidInputError.
+    """The HTTP server; a port in use (or a bad host) is an InvalidInputError. A TLS
+    certificate out of its dates at ``now`` (or near their end) is logged as a warning.
 
     check-config probes the address first; this is the race lost to another process since.
     """
+    web = web_config(settings)
     try:
-        return HttpServer(host, port, routes, web=web_config(settings), limits=limits)
+        server = HttpServer(host, port, routes, web=web, limits=limits)
     except OSError as exc:
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         raise InvalidInputError(
             f"cannot listen on {where} ({option}): {bind_error(exc, host, port)}"
         ) from None
+    if web is not None and web.tls is not None:
+        for warning in certificate_warnings(web.tls, now, str(settings.daemon.web_config_file)):
+            log.warning("%s", warning)
+    return server
 
 
 def daemon_routes(
@@ -170,7 +189,8 @@ class Daemon:
         routes = daemon_routes(app, self.ready, url=lambda: self.http.url)
         settings = app.settings
         limits = daemon_limits(settings)
-        self.http = _listening(host, port, routes, settings, limits, "daemon.listen")
+        now = app.clock.now()
+        self.http = _listening(host, port, routes, settings, limits, "daemon.listen", now)
         serving = app.serving
         self._follower = None if serving is None else _Follower(serving, settings.serving.refresh)
 
@@ -359,7 +379,7 @@ class LabelServer:
         # nice 0: answering is this process's job, there are no runs to yield to.
         limits = daemon_limits(settings, nice=0)
         origin = "serving.listen" if listen is None else "--listen"
-        self.http = _listening(host, port, routes, settings, limits, origin)
+        self.http = _listening(host, port, routes, settings, limits, origin, time.time())
         self._follower = _Follower(app.serving, settings.serving.refresh)
 
     @property

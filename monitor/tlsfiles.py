@@ -4,14 +4,25 @@
   of an encrypted key on the terminal ("Enter PEM pass phrase:"): ``check-config`` on a
   terminal waited there for ever, and without one it failed as "Invalid argument",
   naming no file. Here an encrypted key is an ``EncryptedKeyError`` at once.
+- ``validity``: when each certificate of a PEM file starts and stops being valid.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["EncryptedKeyError", "load_cert_chain"]
+from monitor.regularfiles import read_file
+
+__all__ = ["EncryptedKeyError", "load_cert_chain", "validity"]
+
+#: A certificate file holds a few certificates of a few KiB each: far more is no such file.
+_MOST_BYTES = 1 << 20
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 
 
 class EncryptedKeyError(ValueError):
@@ -27,3 +38,61 @@ def load_cert_chain(context: ssl.SSLContext, cert_file: Path | str, key_file: Pa
     """``context.load_cert_chain`` that never prompts: EncryptedKeyError for an encrypted
     key, ssl.SSLError for any other key or certificate that does not load."""
     context.load_cert_chain(cert_file, key_file, password=_refuse_passphrase)
+
+
+def validity(path: Path | str) -> list[tuple[datetime, datetime]]:
+    """(not before, not after), in UTC, of each certificate of the PEM file ``path``, in
+    the file's order; a certificate whose dates cannot be read is left out (the caller
+    has loaded the file into a TLS context: OpenSSL has judged it already).
+
+    The dates are read from the DER by hand, a few lines: the standard library reads a
+    certificate's dates only through ``ssl._ssl._test_decode_cert``, private and named a
+    test, and ``cryptography`` is an optional extra (encrypted snapshots), not a
+    dependency of every install."""
+    found = []
+    for block in _PEM.findall(read_file(path, most=_MOST_BYTES)):
+        try:
+            found.append(_dates(base64.b64decode(b"".join(block.split()), validate=True)))
+        except (binascii.Error, IndexError, ValueError):
+            continue
+    return found
+
+
+def _element(der: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, first byte of the content, end of the content) of the DER element at ``at``."""
+    tag, length = der[at], der[at + 1]
+    at += 2
+    if length & 0x80:  # long form: the next (length & 0x7F) bytes hold the length
+        size = length & 0x7F
+        length = int.from_bytes(der[at : at + size], "big")
+        at += size
+    if at + length > len(der):
+        raise ValueError("truncated DER")
+    return tag, at, at + length
+
+
+def _dates(der: bytes) -> tuple[datetime, datetime]:
+    """The validity of one DER certificate (RFC 5280, section 4.1)."""
+    _, tbs, _ = _element(der, 0)  # Certificate: into it
+    _, at, _ = _element(der, tbs)  # TBSCertificate: into it
+    tag, _, end = _element(der, at)
+    if tag == 0xA0:  # [0] version, absent from v1 certificates
+        at = end
+    for _ in range(3):  # serialNumber, signature, issuer
+        at = _element(der, at)[2]
+    _, at, _ = _element(der, at)  # Validity: into it
+    tag, start, end = _element(der, at)
+    not_before = _time(tag, der[start:end])
+    tag, start, end = _element(der, end)
+    return not_before, _time(tag, der[start:end])
+
+
+def _time(tag: int, text: bytes) -> datetime:
+    """A UTCTime (YYMMDDHHMMSSZ, 1950 to 2049) or GeneralizedTime (YYYYMMDDHHMMSSZ)."""
+    digits = text.decode("ascii").removesuffix("Z")
+    if tag == 0x17:
+        year = int(digits[:2])
+        digits = f"{1900 + year if year >= 50 else 2000 + year}{digits[2:]}"
+    elif tag != 0x18:
+        raise ValueError(f"not a time: tag {tag:#x}")
+    return datetime.strptime(digits[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)

@@ -7,7 +7,8 @@ and the label API under /v1 when one is given.
 - ``Routes``: what it answers; ``MetricsCache``: /metrics bytes rendered once per change;
 - ``Api``: what an API that takes request bodies gives the server; ``Request`` and
   ``Response`` are what it reads and answers;
-- ``WebConfig``/``load_web_config``: the exporter-toolkit style web configuration file.
+- ``WebConfig``/``load_web_config``: the exporter-toolkit style web configuration file;
+  ``certificate_warnings``: its certificate out of (or near the end of) its dates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from monitor.http._api import Api
 from monitor.http._metrics import MetricsCache, Volatile
 from monitor.http._routes import Routes
 from monitor.http._server import HttpServer, Limits
-from monitor.http._webconfig import TlsConfig, WebConfig, load_web_config, parse_web_config
+from monitor.http._webconfig import (
+    TlsConfig,
+    WebConfig,
+    certificate_warnings,
+    load_web_config,
+    parse_web_config,
+)
 from monitor.http._wire import Request, Response
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "TlsConfig",
     "Volatile",
     "WebConfig",
+    "certificate_warnings",
     "load_web_config",
     "parse_web_config",
 ]

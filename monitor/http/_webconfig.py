@@ -13,6 +13,9 @@ basic_auth_users:
 
 Every problem is one line naming the file and the key; loading also builds the TLS
 context, so a certificate that does not load fails ``check-config``, not the daemon.
+A certificate out of its validity dates (or close to its end) is a warning
+(``certificate_warnings``): check-config says it, and the daemon and serve log it at
+start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +31,22 @@ from monitor.checks import Mismatch, Problem, check_choice, check_str
 from monitor.errors import ConfigError
 from monitor.http._auth import is_bcrypt_hash
 from monitor.regularfiles import check_regular_file
-from monitor.tlsfiles import EncryptedKeyError, load_cert_chain
+from monitor.timestamps import format_time
+from monitor.tlsfiles import EncryptedKeyError, load_cert_chain, validity
 from monitor.yamlfile import read_yaml
 
-__all__ = ["TlsConfig", "WebConfig", "load_web_config", "parse_web_config", "ssl_context"]
+__all__ = [
+    "EXPIRY_NOTICE",
+    "TlsConfig",
+    "WebConfig",
+    "certificate_warnings",
+    "load_web_config",
+    "parse_web_config",
+    "ssl_context",
+]
+
+#: How long before a certificate's end check-config and the daemon's start say so.
+EXPIRY_NOTICE = timedelta(days=7)
 
 CLIENT_AUTH_TYPES: dict[str, ssl.VerifyMode] = {
     "NoClientCert": ssl.CERT_NONE,
@@ -216,3 +232,39 @@ def load_web_config(path: str | Path) -> WebConfig:
     if config.tls is not None:
         ssl_context(config.tls, str(path))
     return config
+
+
+def certificate_warnings(tls: TlsConfig, now: float, where: str = "web config") -> list[str]:
+    """What the dates of ``cert_file``'s certificates mean at ``now`` (unix seconds): one
+    line each for an expired one, one not yet valid, one that ends within EXPIRY_NOTICE.
+
+    Warnings, not errors: clients that verify refuse such a certificate, but a renewal may
+    be under way, and refusing to start would take the metrics down with the certificate
+    (a scraper that skips verification still reads them)."""
+    at = datetime.fromtimestamp(now, UTC)
+    certificates = validity(tls.cert_file)
+    found = []
+    for i, (not_before, not_after) in enumerate(certificates, start=1):
+        which = f"certificate {i} of {len(certificates)}" if len(certificates) > 1 else ""
+        name = f"{where}: tls_server_config.cert_file: {tls.cert_file}" + (
+            f" ({which})" if which else ""
+        )
+        if not_after < at:  # valid through its notAfter second (RFC 5280)
+            found.append(
+                f"{name} expired on {_utc(not_after)}: clients that verify it refuse every "
+                "connection; renew it"
+            )
+        elif not_before > at:
+            found.append(
+                f"{name} is not valid until {_utc(not_before)} (or this host's clock is "
+                "behind): clients that verify it refuse every connection until then"
+            )
+        elif not_after - at <= EXPIRY_NOTICE:
+            days = (not_after - at) / timedelta(days=1)
+            left = f"in {days:.1f} days" if days >= 1 else "in less than a day"
+            found.append(f"{name} expires on {_utc(not_after)}, {left}: renew it")
+    return found
+
+
+def _utc(when: datetime) -> str:
+    return format_time(when.timestamp())

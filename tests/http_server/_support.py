@@ -108,7 +108,14 @@ class Certificate:
     key_file: Path
 
 
-def make_certificate(directory: Path, name: str = "server") -> Certificate:
+def make_certificate(
+    directory: Path,
+    name: str = "server",
+    *,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> Certificate:
+    """A certificate valid from five minutes ago for a day, unless dates are given."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -118,8 +125,8 @@ def make_certificate(directory: Path, name: str = "server") -> Certificate:
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(not_before or now - datetime.timedelta(minutes=5))
+        .not_valid_after(not_after or now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]

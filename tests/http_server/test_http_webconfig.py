@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bcrypt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from monitor.errors import ConfigError
-from monitor.http import TlsConfig, WebConfig, load_web_config, parse_web_config
+from monitor.http import (
+    TlsConfig,
+    WebConfig,
+    certificate_warnings,
+    load_web_config,
+    parse_web_config,
+)
+from monitor.tlsfiles import validity
 from tests.http_server._support import Certificate, make_certificate
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
@@ -225,6 +234,72 @@ def test_a_file_that_is_not_a_certificate_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="cert_file and key_file do not load"):
         load_web_config(config_file)
+
+
+JAN_1, JAN_31 = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "said"),
+    [
+        (datetime(2030, 1, 10, tzinfo=UTC), None),
+        (JAN_31, "expires on 2030-01-31T00:00:00Z, in less than a day: renew it"),
+        (
+            datetime(2030, 1, 31, 0, 0, 1, tzinfo=UTC),
+            "expired on 2030-01-31T00:00:00Z: clients that verify it refuse every "
+            "connection; renew it",
+        ),
+        (
+            datetime(2029, 12, 31, tzinfo=UTC),
+            "is not valid until 2030-01-01T00:00:00Z (or this host's clock is behind): "
+            "clients that verify it refuse every connection until then",
+        ),
+        (
+            datetime(2030, 1, 28, tzinfo=UTC),
+            "expires on 2030-01-31T00:00:00Z, in 3.0 days: renew it",
+        ),
+    ],
+    ids=["valid", "last-second", "expired", "not-yet-valid", "expiring"],
+)
+def test_a_certificate_out_of_its_dates_is_a_warning_naming_the_file_and_the_date(
+    tmp_path: Path, now: datetime, said: str | None
+) -> None:
+    # An expired certificate passed check-config and started silently; every client
+    # then failed to verify it.
+    pair = make_certificate(tmp_path, not_before=JAN_1, not_after=JAN_31)
+    tls = TlsConfig(cert_file=pair.cert_file, key_file=pair.key_file)
+    warnings = certificate_warnings(tls, now.timestamp(), "web.yml")
+    prefix = f"web.yml: tls_server_config.cert_file: {pair.cert_file} "
+    assert warnings == ([] if said is None else [prefix + said])
+
+
+def test_each_certificate_of_a_chain_is_named_by_its_place(tmp_path: Path) -> None:
+    leaf = make_certificate(tmp_path, "leaf", not_before=JAN_1, not_after=JAN_31)
+    issuer = make_certificate(tmp_path, "issuer", not_before=JAN_1, not_after=JAN_1)
+    chain = write(tmp_path / "chain.crt", leaf.cert_file.read_text() + issuer.cert_file.read_text())
+    tls = TlsConfig(cert_file=chain, key_file=leaf.key_file)
+    now = datetime(2030, 1, 10, tzinfo=UTC).timestamp()
+    assert certificate_warnings(tls, now, "web.yml") == [
+        f"web.yml: tls_server_config.cert_file: {chain} (certificate 2 of 2) expired on "
+        "2030-01-01T00:00:00Z: clients that verify it refuse every connection; renew it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after"),
+    [
+        (JAN_1, JAN_31),  # UTCTime
+        (datetime(1950, 1, 1, tzinfo=UTC), datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        (JAN_1, datetime(2050, 1, 1, tzinfo=UTC)),  # GeneralizedTime from 2050 on
+    ],
+)
+def test_the_dates_read_from_the_der_are_those_cryptography_reads(
+    tmp_path: Path, not_before: datetime, not_after: datetime
+) -> None:
+    pair = make_certificate(tmp_path, not_before=not_before, not_after=not_after)
+    cert = x509.load_pem_x509_certificate(pair.cert_file.read_bytes())
+    assert validity(pair.cert_file) == [(cert.not_valid_before_utc, cert.not_valid_after_utc)]
+    assert validity(pair.key_file) == []  # no certificate in it
 
 
 def test_yaml_problems_come_from_the_strict_loader(tmp_path: Path) -> None:

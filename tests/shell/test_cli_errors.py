@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 a run failed or the push failed (evaluate) or files are st
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
 from monitor.interrupts import EXIT_INTERRUPTED
 from monitor.store.history import SCHEMA_VERSION
 from tests.fakes import blobs
+from tests.http_server._support import make_certificate
 from tests.sources.test_prometheus import FakePrometheus
 
 CENTERS = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
@@ -738,6 +740,26 @@ def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path:
         f"file; got not a regular file: '{tmp_path / 'password'}'",
         f"  - {tmp_path / 'web.yml'}: cannot read: not a regular file",
     ]
+
+
+def test_check_config_warns_of_an_expired_certificate_and_passes(tmp_path: Path) -> None:
+    # It said OK with no word: every client then failed to verify the certificate.
+    # A warning, not a problem: a renewal may be under way, and the metrics go on.
+    expired = datetime.datetime(2020, 1, 2, tzinfo=datetime.UTC)
+    pair = make_certificate(
+        tmp_path, not_before=expired - datetime.timedelta(days=1), not_after=expired
+    )
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config: {{cert_file: {pair.cert_file}, key_file: {pair.key_file}}}\n"
+    )
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), web_config_file="web.yml")
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: {web}: tls_server_config.cert_file: {pair.cert_file} expired on "
+        "2020-01-02T00:00:00Z: clients that verify it refuse every connection; renew it\n"
+    )
 
 
 # --------------------------------------------------------------------------- odd data

@@ -37,6 +37,8 @@ from monitor.pipeline import train
 from monitor.records import Evaluation, RunFailure
 from monitor.sources import SOURCES
 from monitor.store import SQLiteHistory
+from tests.fakes import FakeClock
+from tests.http_server._support import make_certificate
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
@@ -85,6 +87,39 @@ def test_a_port_taken_after_the_checks_is_a_user_error(tmp_path: Path) -> None:
         f"cannot listen on 127.0.0.1:{port} (daemon.listen): port {port} of 127.0.0.1 is in "
         "use: another process listens there, perhaps a kmeans-monitor already running"
     )
+
+
+def test_a_daemon_starting_with_an_expired_certificate_logs_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It started silently, and every client then failed to verify the certificate.
+    expired = datetime(2020, 1, 2, tzinfo=UTC)
+    pair = make_certificate(
+        tmp_path, not_before=datetime(2020, 1, 1, tzinfo=UTC), not_after=expired
+    )
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config: {{cert_file: {pair.cert_file}, key_file: {pair.key_file}}}\n"
+    )
+    raw = {
+        "daemon": {
+            "state_dir": str(tmp_path / "state"),
+            "listen": "127.0.0.1:0",
+            "web_config_file": str(web),
+        },
+        "models": [model("m", interval="1m")],
+    }
+    app = build_app(parse(raw, sources=SOURCES), clock=FakeClock(NOW.timestamp()))
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            daemon = Daemon(app)
+        daemon.http.stop()
+    finally:
+        app.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"{web}: tls_server_config.cert_file: {pair.cert_file} expired on "
+        "2020-01-02T00:00:00Z: clients that verify it refuse every connection; renew it"
+    ]
 
 
 class Node:
