@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.redact import RedactingFilter, redact_text
 
-__all__ = ["FORMAT", "log_run_failure", "set_log_level", "setup_logging"]
+__all__ = ["FORMAT", "QUIET_LIBRARIES", "log_run_failure", "set_log_level", "setup_logging"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -31,12 +31,22 @@ def setup_logging(level: str) -> None:
     warnings.showwarning = _log_warning
 
 
+#: Libraries whose debug (and info) lines are their own internals, not the daemon's:
+#: numba's compiler logs each pass over the kernels' IR (`log_level: debug` wrote 95,000
+#: lines of ``numba.core.ssa`` in 45 s, 13 MB); matplotlib and PIL each font and image
+#: chunk of a plot; py4j each message to Spark's JVM. They stay at WARNING at any level.
+QUIET_LIBRARIES = ("numba", "matplotlib", "PIL", "py4j")
+
+
 def set_log_level(level: str) -> None:
-    """The root logger's level; APScheduler's stays at ERROR or above."""
+    """The root logger's level; APScheduler's stays at ERROR or above, and the libraries
+    of QUIET_LIBRARIES at WARNING or above."""
     logging.root.setLevel(getattr(logging, level.upper()))
     # APScheduler logs every job execution at INFO, and each missed run at WARNING; the
     # daemon logs each run and each skipped run itself.
     logging.getLogger("apscheduler").setLevel(max(logging.ERROR, logging.root.level))
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def log_run_failure(

@@ -1,0 +1,53 @@
+"""The logging every process sets up (monitor/logs.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A kernel compiled at log level DEBUG, as the daemon compiles its own at start.
+NUMBA_AT_DEBUG = """
+import logging
+
+import numba
+
+from monitor.logs import setup_logging
+
+setup_logging("DEBUG")
+
+
+@numba.njit
+def twice(x):
+    return 2 * x
+
+
+assert twice(3) == 6
+logging.getLogger("numba.core.ssa").warning("a warning of numba's")
+logging.getLogger("monitor").debug("a debug line of the daemon's")
+"""
+
+
+def test_debug_lets_no_numba_compiler_lines_through_but_its_warnings_and_the_daemons_own() -> None:
+    # log_level: debug wrote 94,806 lines of "DEBUG numba.core.ssa" in 45 s (13 MB),
+    # burying the daemon's own lines.
+    pytest.importorskip("numba")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", NUMBA_AT_DEBUG],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    numba = [line for line in lines if " numba." in line]
+    assert [line.split(" ", 2)[2] for line in numba] == [
+        "WARNING numba.core.ssa: a warning of numba's"
+    ], result.stderr[:2000]
+    assert any(line.endswith("DEBUG monitor: a debug line of the daemon's") for line in lines)
