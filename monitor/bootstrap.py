@@ -92,6 +92,7 @@ __all__ = [
     "cannot_use_state_dir",
     "check_state_dir",
     "diff_snapshots",
+    "history_file_problem",
     "k_mismatches",
     "listen_problem",
     "load_settings",
@@ -99,6 +100,7 @@ __all__ = [
     "open_history",
     "open_store",
     "read_table",
+    "refuse_state_dir",
     "retrain",
     "retrain_command",
     "run_timeout",
@@ -162,8 +164,13 @@ def load_settings(
         problems += state_dir_problems(settings.daemon.state_dir, settings.named, probe=probe)
     if serve and (key := _store_key_problem(settings, env)) is not None:
         problems.append(key.config("store"))
+    stored = history_file_problem(settings.daemon.state_dir, settings.named) if serve else None
+    if probe and stored is not None:  # check-config: every problem run would refuse
+        problems.append(stored)
     if problems:
         raise ConfigError(problems)
+    if stored is not None:  # a damaged history or a full disk is no configuration error
+        raise StoreError(stored)
     return settings
 
 
@@ -255,13 +262,13 @@ def check_state_dir(
     """Refuse, as one line naming where the path came from (``named``, as
     ``state_dir_problems``), a state directory whose parts in ``uses`` a command cannot
     use: the problems of ``state_dir_problems`` (ConfigError, as `run` and `evaluate`
-    say them); with ``make`` (a command that writes, as `run`), a directory that cannot
-    be made; without it, one that does not hold them (StoreError: nothing is made).
+    say them), a history file that cannot be opened (StoreError); with ``make`` (a
+    command that writes, as `run`), a directory that cannot be made; without it, one
+    that does not hold them (StoreError: nothing is made).
     InvalidInputError for a directory this user may not use.
     """
     directory = Path(directory)
-    if problems := state_dir_problems(directory, named, uses=uses):
-        raise ConfigError(problems)
+    refuse_state_dir(directory, named, uses=uses)
     origin = named("daemon.state_dir:").removesuffix(":")
     store, history = directory / "snapshots", directory / HISTORY_FILE
     try:
@@ -334,9 +341,42 @@ def _state_dir_contents(directory: Path, uses: Collection[str] = STATE_PARTS) ->
         return found
     if (directory / HISTORY_FILE).exists() and not (directory / HISTORY_FILE).is_file():
         found.append(f"daemon.state_dir: {str(directory / HISTORY_FILE)!r} is not a file")
-    elif (problem := history_problem(directory / HISTORY_FILE)) is not None:
-        found.append(f"daemon.state_dir: {problem}")
     return found
+
+
+def history_file_problem(
+    directory: Path | str,
+    named: Callable[[str], str] = str,
+    *,
+    uses: Collection[str] = STATE_PARTS,
+) -> str | None:
+    """Why the history file of the state directory ``directory`` cannot be opened (not a
+    database, damaged, on a full or failing disk, another program's, of a newer schema),
+    named as ``state_dir_problems`` names its problems; None when it can, is not there,
+    or is not in ``uses``. A problem of what is stored, not of the configuration: the
+    commands raise it as a StoreError, and check-config lists it with the others."""
+    history = Path(directory) / HISTORY_FILE
+    try:
+        if "history" not in uses or not history.is_file():
+            return None
+        problem = history_problem(history)
+    except OSError:  # a directory this user may not search: state_dir_problems says so
+        return None
+    return None if problem is None else named(f"daemon.state_dir: {problem}")
+
+
+def refuse_state_dir(
+    directory: Path | str,
+    named: Callable[[str], str] = str,
+    *,
+    uses: Collection[str] = STATE_PARTS,
+) -> None:
+    """The problems of ``state_dir_problems`` as a ConfigError, then the history file's
+    (``history_file_problem``) as a StoreError; nothing is made, nothing is required."""
+    if problems := state_dir_problems(directory, named, uses=uses):
+        raise ConfigError(problems)
+    if (stored := history_file_problem(directory, named, uses=uses)) is not None:
+        raise StoreError(stored)
 
 
 def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Problem | None:

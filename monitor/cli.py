@@ -532,7 +532,7 @@ def evaluate(
         carry_over_runs,
         claim_state_dir,
         open_dry_run,
-        state_dir_problems,
+        refuse_state_dir,
     )
 
     if once:
@@ -547,8 +547,7 @@ def evaluate(
         if push_to is not None:  # before the runs, like daemon.pushgateway at load
             check_base_url(push_to, "--push-to", example=PUSHGATEWAY_EXAMPLE)
         # A dry run creates nothing there, but a path no run can use fails it too.
-        if problems := state_dir_problems(settings.daemon.state_dir, settings.named):
-            raise ConfigError(problems)
+        refuse_state_dir(settings.daemon.state_dir, settings.named)
         _limit_blas(settings)
         # One run per model and no server to keep responsive: worker processes would only
         # add their start-up, about 3 s (daemon.run_isolation is the daemon's).

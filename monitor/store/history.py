@@ -62,7 +62,7 @@ from monitor.store._fs import FILE_MODE, make_dirs
 from monitor.store._names import check_model_name
 from monitor.timestamps import ACCEPTED, parse_time
 
-__all__ = ["SCHEMA_VERSION", "SQLiteHistory", "history_problem"]
+__all__ = ["SCHEMA_VERSION", "SQLiteHistory", "cannot_open", "history_problem"]
 
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
 # Float columns have no declared type on purpose: with REAL affinity SQLite stores
@@ -200,14 +200,14 @@ class SQLiteHistory:
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+            raise StoreError(cannot_open(self.path, exc)) from exc
         self._conn = conn
         try:
             try:
                 _switch_to_wal(conn, timeout)
                 conn.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+                raise StoreError(cannot_open(self.path, exc)) from exc
             self._migrate(conn)
             self._failure_columns = _failure_columns(conn, self.path)
         except BaseException:
@@ -454,7 +454,7 @@ class SQLiteHistory:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot prepare the history database {self.path}: {exc}") from exc
+            raise StoreError(cannot_open(self.path, exc, "prepare")) from exc
 
 
 def _failure_columns(conn: sqlite3.Connection, path: Path) -> str:
@@ -464,7 +464,7 @@ def _failure_columns(conn: sqlite3.Connection, path: Path) -> str:
         names = {row[1] for row in conn.execute("PRAGMA table_info(failures)")}
     except sqlite3.Error as exc:
         conn.close()
-        raise StoreError(f"cannot read the history database {path}: {exc}") from exc
+        raise StoreError(cannot_open(path, exc, "read")) from exc
     if "duration_seconds" in names:
         return _FAILURE_COLUMNS
     return _FAILURE_COLUMNS.removesuffix(", duration_seconds")
@@ -490,6 +490,20 @@ def _foreign_tables(names: list[str]) -> str | None:
     return f"is a database of something else (tables {shown}), not a kmeans-monitor history"
 
 
+def cannot_open(path: Path, exc: BaseException, verb: str = "open") -> str:
+    """Why the history database at ``path`` cannot be opened (or read), with what to do
+    when SQLite's reason says: a damaged file is moved aside, a full disk freed."""
+    said = f"cannot {verb} the history database {path}: {exc}"
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None  # extended codes: low byte
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        # The history is a record: runs, the store and its versions go on without it.
+        return f"{said}: move it aside, and the next run starts a new one (no snapshot is in it)"
+    if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        return f"{said}: is its file system full? free space there (or check the disk)"
+    return said
+
+
 def history_problem(path: Path) -> str | None:
     """Why a run could not open the history database at ``path`` (which it creates when
     missing): not a database, another program's, or of a newer schema. None if it can."""
@@ -505,7 +519,7 @@ def history_problem(path: Path) -> str | None:
                 return None  # an empty database: the run makes its tables
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     except sqlite3.Error as exc:
-        return f"cannot open the history database {path}: {exc}"
+        return cannot_open(path, exc)
     current = 0 if row[0] is None else int(row[0])
     return _newer_schema(path, current) if current > SCHEMA_VERSION else None
 
@@ -522,12 +536,12 @@ def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the history database {path}: {exc}") from exc
+        raise StoreError(cannot_open(path, exc)) from exc
     try:
         row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
     except sqlite3.Error as exc:
         conn.close()
-        raise StoreError(f"cannot read the history database {path}: {exc}") from exc
+        raise StoreError(cannot_open(path, exc, "read")) from exc
     current = 0 if row[0] is None else int(row[0])
     if not 1 <= current <= SCHEMA_VERSION:
         conn.close()

@@ -269,7 +269,8 @@ def _foreign_database(path: Path) -> None:
         ),
         (
             "garbage",
-            "cannot open the history database {state}/history.sqlite: file is not a database",
+            "cannot open the history database {state}/history.sqlite: file is not a database: "
+            "move it aside, and the next run starts a new one (no snapshot is in it)",
         ),
         (
             "foreign",
@@ -301,6 +302,53 @@ def test_check_config_refuses_a_state_directory_run_cannot_open(
     assert f"  - daemon.state_dir: {problem.format(state=state)}\n" in checked.stderr
     started = invoke("run", "--config", str(cfg))
     assert started.exit_code == EXIT_USER and "Traceback" not in started.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["history", "shop", "--config"], ["run", "--config"], ["evaluate", "--config"]],
+    ids=["history", "run", "evaluate"],
+)
+def test_a_history_that_is_not_a_database_is_a_store_error_not_an_invalid_configuration(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # "error: invalid configuration: ... file is not a database" sent people to a file
+    # with nothing wrong in it.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "history.sqlite").write_text("garbage")
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), state_dir=str(state))
+    result = invoke(*command, str(cfg))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: daemon.state_dir: cannot open the history database {state}/history.sqlite: "
+        "file is not a database: move it aside, and the next run starts a new one (no "
+        "snapshot is in it)\n"
+    )
+
+
+def test_a_disk_error_on_the_history_says_to_free_space_not_to_fix_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `history` said on a full tmpfs, "invalid configuration" included.
+    from monitor.store import history
+
+    def disk_error(*args: Any, **kwargs: Any) -> Any:
+        error = sqlite3.OperationalError("disk I/O error")
+        error.sqlite_errorcode = sqlite3.SQLITE_IOERR | (3 << 8)  # type: ignore[attr-defined]
+        raise error
+
+    state = tmp_path / "state"
+    state.mkdir()
+    history.SQLiteHistory(state / "history.sqlite").close()
+    monkeypatch.setattr(history.sqlite3, "connect", disk_error)
+    result = invoke("history", "shop", "--state-dir", str(state))
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr == (
+        f"error: --state-dir (daemon.state_dir): cannot open the history database "
+        f"{state}/history.sqlite: disk I/O error: is its file system full? free space there "
+        "(or check the disk)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -616,10 +664,11 @@ def test_a_state_directory_this_user_may_not_look_into_is_a_problem_naming_its_o
     state = tmp_path / "state"
     state.mkdir()
 
-    def denied(path: Path) -> None:  # root looks anywhere: the refusal is simulated
-        raise PermissionError(13, "Permission denied", str(path))
+    def denied(directory: Path, uses: Any = None) -> list[str]:
+        # Root looks anywhere: the refusal is simulated where the history is looked at.
+        raise PermissionError(13, "Permission denied", str(directory / "history.sqlite"))
 
-    monkeypatch.setattr(bootstrap, "history_problem", denied)
+    monkeypatch.setattr(bootstrap, "_state_dir_contents", denied)
     monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(state))
     cfg = write_config(tmp_path, model({"kind": "synthetic"}))
     problem = (

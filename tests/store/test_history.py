@@ -20,7 +20,7 @@ from _store_factories import make_evaluation, make_failure, make_snapshot, same_
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
-from monitor.store.history import SCHEMA_VERSION
+from monitor.store.history import SCHEMA_VERSION, history_problem
 
 
 @pytest.fixture
@@ -163,11 +163,45 @@ def test_another_programs_database_is_not_written_into(tmp_path: Path) -> None:
     SQLiteHistory(tmp_path / "empty.sqlite").close()  # an empty file is a new history
 
 
-def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_a_store_error_that_says_to_move_it_aside(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "h.sqlite"
     path.write_bytes(b"this is not SQLite" * 100)
-    with pytest.raises(StoreError, match=r"h\.sqlite"):
+    said = (
+        f"cannot open the history database {path}: file is not a database: move it aside, "
+        "and the next run starts a new one (no snapshot is in it)"
+    )
+    with pytest.raises(StoreError) as caught:
         SQLiteHistory(path)
+    assert str(caught.value) == said
+    with pytest.raises(StoreError) as caught:
+        SQLiteHistory(path, read_only=True)
+    assert str(caught.value) == said.replace("cannot open", "cannot read")
+    assert history_problem(path) == said
+
+
+def disk_error(*args: Any, **kwargs: Any) -> Any:
+    """What SQLite says on a full tmpfs: SQLITE_IOERR_WRITE, not SQLITE_FULL."""
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = sqlite3.SQLITE_IOERR | (3 << 8)  # type: ignore[attr-defined]
+    raise error
+
+
+def test_a_disk_error_says_to_free_space_or_check_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "h.sqlite"
+    SQLiteHistory(path).close()
+    monkeypatch.setattr(sqlite3, "connect", disk_error)
+    said = (
+        f"cannot open the history database {path}: disk I/O error: is its file system "
+        "full? free space there (or check the disk)"
+    )
+    with pytest.raises(StoreError) as caught:
+        SQLiteHistory(path)
+    assert str(caught.value) == said
+    assert history_problem(path) == said
 
 
 def test_closed_history_raises_and_closing_twice_is_harmless(tmp_path: Path) -> None:
