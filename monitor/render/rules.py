@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from monitor import slis
-from monitor.durations import scale_prometheus_duration
+from monitor.durations import parse_prometheus_duration, scale_prometheus_duration
 from monitor.render.options import RenderOptions
 from monitor.render.templates import render_template
 from monitor.yamlfile import load_yaml
@@ -29,6 +29,9 @@ def _render_rules(options: RenderOptions) -> str:
         sli=slis.SLIS,
         threshold=slis.THRESHOLDS,
         dur=lambda text: scale_prometheus_duration(text, options.time_scale),
+        seconds=lambda text: parse_prometheus_duration(
+            scale_prometheus_duration(text, options.time_scale)
+        ),
         # A JSON string is a valid YAML scalar whatever the URL holds (&, #, quotes).
         runbook_url=lambda name: json.dumps(options.runbook_url(name)),
         dashboard_url=lambda name: json.dumps(options.dashboard_url(name)),

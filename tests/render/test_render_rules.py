@@ -153,8 +153,9 @@ def test_sli_alerts_and_only_they_wait_for_flagged_runs_in_a_row(rule: dict[str,
     # As last scraped within the hold (helper-80: a restart's lost scrape resolved them).
     condition = (
         "((kmeans_flagged_runs or (last_over_time(kmeans_flagged_runs[20m]) unless on (job, "
-        "instance) up == 1)) >= on (job, instance, model) (kmeans_flagged_runs_to_fire or "
-        "(last_over_time(kmeans_flagged_runs_to_fire[20m]) unless on (job, instance) up == 1)))"
+        "instance) kmeans_build_info)) >= on (job, instance, model) (kmeans_flagged_runs_to_fire "
+        "or (last_over_time(kmeans_flagged_runs_to_fire[20m]) unless on (job, instance) "
+        "kmeans_build_info)))"
     )
     assert (condition in rule["expr"]) == (rule["alert"] in SLI_ALERTS), rule["alert"]
 
@@ -170,7 +171,7 @@ def test_burn_rate_pairs_are_the_workbooks(alert: str) -> None:
         # The objective, held through a scrape gap or not.
         held = (
             rf"(?:{objective}|\({objective} or \(last_over_time\({objective}\[\w+\]\) "
-            rf"unless on \(job, instance\) up == 1\)\))"
+            rf"unless on \(job, instance\) kmeans_build_info\)\))"
         )
         factors = re.findall(rf"\(([\d.]+) \* \(1 - {held}\)\)", expr)
         assert len(factors) == len(windows)

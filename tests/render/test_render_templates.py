@@ -24,6 +24,7 @@ def test_rules_flavour_passes_go_templates_through() -> None:
         sli=SLIS,
         threshold=THRESHOLDS,
         dur=str,
+        seconds=len,
         runbook_url=repr,
         dashboard_url=repr,
         flagged_runs_to_fire=2,
