@@ -1257,7 +1257,7 @@ def snapshots_list(
         )
         for infos in listed.values():
             for i in infos:
-                click.echo(_version_line(i))
+                click.echo(_version_line(i, store.signs))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if verify and any(i.corrupt for infos in listed.values() for i in infos):
@@ -1286,14 +1286,17 @@ def _live_warning(store: Any, model: str) -> str | None:
     return None
 
 
-def _version_line(i: Any) -> str:
+def _version_line(i: Any, signs: bool) -> str:
+    """One version; under a store key, an unsigned one says so (only --json did, while
+    security.md sends the user here to find them before require_signature; helper-83)."""
     if i.corrupt:
         return f"{i.model:<16} {i.version:>7}  {'CORRUPT':<8} {i.corrupt}"
     created = _ts(i.created_at) if i.created_at is not None else "?"
     parent = "-" if i.parent_version is None else str(i.parent_version)
+    unsigned = "[unsigned] " if signs and not i.signed else ""
     return (
         f"{i.model:<16} {i.version:>7}  {i.state:<8} {created:<19}  {i.k:>3} "
-        f"{i.n_rows:>8}  {parent:>6}  {i.reason}"
+        f"{i.n_rows:>8}  {parent:>6}  {unsigned}{i.reason}"
     )
 
 

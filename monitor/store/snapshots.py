@@ -190,6 +190,7 @@ class DirectorySnapshotStore:
         self.root = Path(root)
         self.state_dir = Path(state_dir) if state_dir is not None else self.root.parent
         self._key = key
+        self.signs = key is not None  # what `snapshots list` marks: versions without one
         self._encrypt = bool(encrypt)
         self._require_signature = bool(require_signature)
         self._retention = retention

@@ -336,3 +336,22 @@ def test_a_creation_time_edited_out_of_range_is_listed_as_corrupt(
     as_json = invoke("snapshots", "list", "--config", str(cfg), "--json")
     assert as_json.exit_code == 0
     json.loads(as_json.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+
+
+def test_list_marks_the_unsigned_versions_once_the_store_has_a_key(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # security.md sends the user to `list` to find them before require_signature; only
+    # --json said so (helper-83).
+    cfg, _, _ = manual
+    plain = invoke("snapshots", "list", "--config", str(cfg))
+    assert plain.exit_code == 0 and "[unsigned]" not in plain.stdout  # no key: nothing to say
+    key = cfg.parent / "store.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)
+    config = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**config, "store": {"key_file": str(key)}}))
+    keyed = invoke("snapshots", "list", "--config", str(cfg))
+    assert keyed.exit_code == 0, keyed.output
+    rows = keyed.stdout.splitlines()[1:]
+    assert len(rows) == 2 and all("  [unsigned] " in row for row in rows), rows
