@@ -102,6 +102,14 @@ from monitor.store._manifest import (
 )
 from monitor.store._names import check_model_name, is_model_name
 
+#: What the store says of a version written under another key, or encrypted without one
+#: configured (``_crypto.StoreKey.verify``, ``_manifest``): a key to give, not damage.
+_OTHER_KEY = (
+    "signed with another key",
+    "encrypted with another key",
+    "configure the store key to read it",
+)
+
 __all__ = [
     "ARRAYS",
     "ARRAYS_ENCRYPTED",
@@ -581,6 +589,15 @@ class DirectorySnapshotStore:
         head = f"model {model!r}: {what}; stored versions: {_format_versions(versions)}"
         newest = self._newest_valid(model, model_dir, versions)
         if newest is None:
+            if any(words in what for words in _OTHER_KEY):
+                # A changed key, not a damaged store: moving it aside threw a good model
+                # away, where the key that wrote it would have served (helper-83).
+                return LivePointerError(
+                    f"{head}; none of them loads with this store's key: run with the key "
+                    "that wrote them (store.key_file or store.key_env), or move "
+                    f"{model_dir} aside to start the model again from a new initial "
+                    "version under this key"
+                )
             return LivePointerError(
                 f"{head}; none of them loads: move {model_dir} aside to start the model "
                 "again from a new initial version"

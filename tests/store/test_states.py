@@ -16,7 +16,7 @@ from _store_factories import make_snapshot, stored_files
 
 from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
 from monitor.records import VersionInfo
-from monitor.store import DirectorySnapshotStore, _manifest, version_summary
+from monitor.store import DirectorySnapshotStore, StoreKey, _manifest, version_summary
 from monitor.store.snapshots import ARRAYS, LIVE, MANIFEST, PENDING
 
 
@@ -190,6 +190,22 @@ def test_when_no_version_loads_the_message_says_to_start_again(tmp_path: Path) -
     assert str(info.value).endswith(
         f"none of them loads: move {store.root / 'm1'} aside to start the model again "
         "from a new initial version"
+    )
+
+
+def test_when_no_version_loads_with_a_changed_key_the_message_says_so(tmp_path: Path) -> None:
+    # A rotated key, not a damaged store: "move it aside" threw a good model away, where
+    # the key that wrote it would have served (helper-83).
+    old = DirectorySnapshotStore(tmp_path, key=StoreKey(bytes(range(32))))
+    for _ in range(2):
+        old.save(make_snapshot(), state="live")
+    store = DirectorySnapshotStore(tmp_path, key=StoreKey(bytes(range(1, 33))))
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    assert str(info.value).endswith(
+        "none of them loads with this store's key: run with the key that wrote them "
+        f"(store.key_file or store.key_env), or move {store.root / 'm1'} aside to start the "
+        "model again from a new initial version under this key"
     )
 
 
