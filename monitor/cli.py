@@ -757,6 +757,7 @@ def check_config(config_file: Path) -> None:
     )
     warnings = [
         *_source_warnings(settings),
+        *_reference_warnings(settings),
         *_state_warnings(settings, config_file),
         *web_config_warnings(settings, time.time()),
     ]
@@ -774,6 +775,28 @@ def _source_warnings(settings: Settings) -> list[str]:
             found.append(
                 f"model {m.name!r}: source.path {path!r} is not a directory (read from "
                 f"{Path.cwd()}): every run fails as source_unavailable until it is"
+            )
+    return found
+
+
+def _reference_warnings(settings: Settings) -> list[str]:
+    """A calibrated model whose reference period holds fewer windows than the calibration
+    measures the spread between (its thresholds then come from rows resampled within
+    them): helper-86's one-window reference flagged the very file it was trained on."""
+    from monitor.core.calibration import MIN_BLOCKS
+    from monitor.durations import format_duration
+    from monitor.pipeline.reference import period_windows
+
+    found = []
+    for m in settings.models:
+        count = period_windows(m, time.time())[1]
+        if m.thresholds.mode != "fixed" and count < MIN_BLOCKS:
+            found.append(
+                f"model {m.name!r}: its reference period holds {count} window(s) of "
+                f"{format_duration(m.window)}; with fewer than {MIN_BLOCKS} the thresholds "
+                "come from rows resampled within them, blind to how windows differ, and "
+                "an unchanged stream can flag: give it at least "
+                f"{format_duration(MIN_BLOCKS * m.window)} (reference: {{window: ...}})"
             )
     return found
 

@@ -74,6 +74,23 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
         f"warning: model 'shop': source.path '{tmp_path / 'nope'}' is not a directory (read "
         f"from {Path.cwd()}): every run fails as source_unavailable until it is\n"
     )
+    # A reference of fewer than 10 windows: thresholds from resampled rows alone; a
+    # one-window reference flagged the very file it was trained on (helper-86).
+    short = yaml.safe_load(cfg.read_text())
+    short["models"][0]["reference"] = {"window": "4h"}
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(short))
+    warned = invoke("check-config", str(tmp_path / "short.yaml"))
+    assert warned.exit_code == 0
+    assert warned.stderr == (
+        "warning: model 'shop': its reference period holds 4 window(s) of 1h; with fewer "
+        "than 10 the thresholds come from rows resampled within them, blind to how windows "
+        "differ, and an unchanged stream can flag: give it at least 10h (reference: "
+        "{window: ...})\n"
+    )
+    fixed = yaml.safe_load((tmp_path / "short.yaml").read_text())
+    fixed["models"][0]["thresholds"] = {"mode": "fixed"}  # calibrates nothing: no word
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(fixed))
+    assert invoke("check-config", str(tmp_path / "fixed.yaml")).stderr == ""
     bad = tmp_path / "bad.yaml"
     raw = yaml.safe_load(cfg.read_text())
     raw["models"][0]["k"] = 0
