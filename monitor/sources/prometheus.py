@@ -379,8 +379,17 @@ def _file_problems(o: PrometheusOptions) -> list[Problem]:
         try:
             _read_secret(path, "the file", header=header)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            shown = Shown(_why(exc, path))
-            problems.append(Problem(where, "a readable, non-empty UTF-8 file", shown))
+            # The path as the value, the reason with what it must be: "got No such file or
+            # directory: '/etc/...'" put the reason where every other problem shows the
+            # value (helper-84).
+            if isinstance(exc, UnicodeDecodeError):
+                reason = "not UTF-8 text"
+            elif isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror
+            else:
+                reason = "it " + str(exc).replace(f"the file {path!r} ", "")
+            expected = f"a readable, non-empty UTF-8 file ({reason})"
+            problems.append(Problem(where, expected, path))
     if o.tls is not None:
         try:
             _tls_context(o.tls)

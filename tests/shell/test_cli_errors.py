@@ -765,8 +765,8 @@ def test_check_config_reads_the_source_credentials(tmp_path: Path) -> None:
     problems = result.stderr.splitlines()
     assert problems[0] == f"{cfg}: 2 problem(s)"
     assert problems[1] == (
-        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file; "
-        f"got No such file or directory: '{tmp_path / 'token'}'"
+        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file "
+        f"(No such file or directory); got '{tmp_path / 'token'}'"
     )
     assert problems[2].startswith("  - models[shop].source.tls: must be certificates and a key")
 
@@ -783,10 +783,10 @@ def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path:
     assert result.exit_code == EXIT_USER
     assert result.stderr.splitlines() == [
         f"{cfg}: 3 problem(s)",
-        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file; "
-        f"got not a regular file: '{tmp_path / 'token'}'",
+        "  - models[shop].source.bearer_token_file: must be a readable, non-empty UTF-8 file "
+        f"(not a regular file); got '{tmp_path / 'token'}'",
         "  - models[cart].source.basic_auth.password_file: must be a readable, non-empty UTF-8 "
-        f"file; got not a regular file: '{tmp_path / 'password'}'",
+        f"file (not a regular file); got '{tmp_path / 'password'}'",
         f"  - {tmp_path / 'web.yml'}: cannot read: not a regular file",
     ]
 

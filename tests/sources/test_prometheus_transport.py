@@ -364,28 +364,28 @@ def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as info:
         build("checkout", FEATURES, parsed)
     assert info.value.problems[0] == (
-        "source.bearer_token_file: must be a readable, non-empty UTF-8 file; got No such file "
-        f"or directory: '{tmp_path / 'missing'}'"
+        "source.bearer_token_file: must be a readable, non-empty UTF-8 file (No such file "
+        f"or directory); got '{tmp_path / 'missing'}'"
     )
     assert info.value.problems[1].startswith("source.tls: must be certificates and a key that load")
     assert len(info.value.problems) == 2
 
 
-_READABLE = "a readable, non-empty UTF-8 file"
+_READABLE = "a readable, non-empty UTF-8 file (not a regular file)"
 
 
 @pytest.mark.timeout(20)  # the old code waited for a writer for ever
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
-        ({"bearer_token_file": "FIFO"}, f"bearer_token_file: must be {_READABLE}"),
+        ({"bearer_token_file": "FIFO"}, f"bearer_token_file: must be {_READABLE}; got {{}}"),
         (
             {"basic_auth": {"username": "kmeans", "password_file": "FIFO"}},
-            f"basic_auth.password_file: must be {_READABLE}",
+            f"basic_auth.password_file: must be {_READABLE}; got {{}}",
         ),
         (
             {"url": "https://p", "tls": {"ca_file": "FIFO"}},
-            "tls: must be certificates and a key that load",
+            "tls: must be certificates and a key that load; got not a regular file: {}",
         ),
     ],
     ids=["bearer_token_file", "basic_auth.password_file", "tls.ca_file"],
@@ -401,7 +401,7 @@ def test_a_credential_file_that_is_a_fifo_is_refused_without_waiting(
     assert problems == [] and parsed is not None
     with pytest.raises(ConfigError) as info:
         build("checkout", FEATURES, parsed)
-    assert info.value.problems == [f"source.{problem}; got not a regular file: {str(fifo)!r}"]
+    assert info.value.problems == [f"source.{problem.format(repr(str(fifo)))}"]
 
 
 @pytest.mark.timeout(20)  # the old code waited for a writer for ever
@@ -429,8 +429,8 @@ def test_a_credential_file_of_more_than_64_kib_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         build("checkout", FEATURES, parsed)
     assert info.value.problems == [
-        "source.bearer_token_file: must be a readable, non-empty UTF-8 file; got the file "
-        f"{str(token)!r} is longer than 64 KiB"
+        "source.bearer_token_file: must be a readable, non-empty UTF-8 file (it is longer "
+        f"than 64 KiB); got {str(token)!r}"
     ]
 
 
