@@ -317,7 +317,7 @@ def _settings(
 @click.option(
     "--log-level",
     type=BriefChoice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-    default="INFO",
+    default="info",  # shown as the choices are, lower case
     show_default=True,
     help="Log verbosity (logs go to stderr).",
 )
