@@ -3,14 +3,16 @@
 Every URL or error message the daemon shows (logs, run failures stored in the history,
 ``evaluate --json``, check-config) goes through ``redact_text``; a source that knows
 its own secrets (a bearer token, a password, a secret header's value) passes them in
-so that an error text that happens to echo them is cleaned too. Pure string work: no
-URL library, so that any module may use it.
+so that an error text that happens to echo them is cleaned too. Pure string work (the
+standard library's quoting only), so that any module may use it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import urllib.parse
 from collections.abc import Iterable
 
 __all__ = [
@@ -60,15 +62,35 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every URL's userinfo, secret query values and each of ``secrets`` masked.
+    """``text`` with every URL's userinfo, secret query values and each of ``secrets`` masked,
+    as written and in the forms an echo re-encodes it to (``_encodings``).
 
-    Longer secrets are replaced first, so a secret that contains another is masked whole.
+    Longer forms are replaced first, so a secret that contains another is masked whole.
     """
     out = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
     out = _QUERY_PARAM.sub(_mask_query, out)
-    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        out = out.replace(secret, MASK)
+    forms = {form for s in secrets if len(s) >= _MIN_SECRET for form in _encodings(s)}
+    for form in sorted(forms, key=len, reverse=True):
+        out = out.replace(form, MASK)
     return out
+
+
+def _encodings(secret: str) -> set[str]:
+    """``secret`` and the forms a server's echo may give it: percent-encoded (as a query
+    string or a logged URL has it), JSON-escaped (``\\/``), and a base64 value without its
+    ``=`` padding. A 401 page that echoed ``Basic%20a21l...%3D%3D`` printed a whole basic-auth
+    password, the ``%3D`` alone enough to miss it (helper-88)."""
+    forms = {
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+        secret.replace("/", "\\/"),
+        json.dumps(secret)[1:-1],
+    }
+    forms |= {f.rstrip("=") for f in forms if f.endswith("=")}
+    forms |= {f for f in secret.split() if len(f) >= 12}  # "Basic <b64>": the value alone
+    return {f for f in forms if len(f) >= _MIN_SECRET}
 
 
 class RedactingFilter(logging.Filter):

@@ -54,7 +54,7 @@ from monitor.checks import (
 from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
 from monitor.records import Window
-from monitor.redact import is_secret_header, redact_text, redact_url
+from monitor.redact import MASK, is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
@@ -78,7 +78,8 @@ MAX_RETRIES = 10
 # One answer's body: Prometheus' own --query.max-samples (50 million) is about 1.5 GB of
 # JSON, far past what a window of rows needs; the default guards the daemon's memory.
 MAX_ANSWER_BYTES = 2**32
-MAX_WARNINGS_LOGGED = 3  # of one answer's warnings; the rest are counted in one line
+MAX_WARNINGS_LOGGED = 3  # distinct warnings of one window logged; the rest counted in one line
+_WARNINGS_READ = 100  # of one answer, read for the log; beyond, only counted
 # A bearer token or a password file of more is not a credential (a wrong path).
 MAX_SECRET_BYTES = 64 * 1024
 # The backoff doubles per attempt up to this many seconds (before jitter).
@@ -583,6 +584,8 @@ class PrometheusSource:
         self._clock = clock
         # Values to mask in any text this source shows; credentials read later join them.
         self._secrets: set[str] = {v for k, v in options.headers.items() if is_secret_header(k)}
+        # The warnings of the window being read: text -> [where first, how many times].
+        self._warnings: dict[str, list[Any]] = {}
         if self._userinfo is not None and self._userinfo[1]:
             # The password only: a user name is no secret, and masking it in every text
             # turned "User-Agent: kmeans-monitor" into "***-monitor" (helper-83).
@@ -591,6 +594,7 @@ class PrometheusSource:
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the points at ``start, start + step, ...`` before ``end``."""
         start, end = check_bounds(start, end, "PrometheusSource")
+        self._warnings.clear()
         try:
             deadline = _Deadline(self._options.timeout, self._clock)
             headers = self._headers()
@@ -600,6 +604,8 @@ class PrometheusSource:
             if cleaned == str(exc):
                 raise
             raise type(exc)(cleaned) from None
+        finally:
+            self._log_warnings()
         X, dropped = _join(series)
         if dropped and not X.shape[0]:
             # Every row lacks a feature: the series do not line up (a run said only "0 valid
@@ -633,6 +639,17 @@ class PrometheusSource:
 
     def _scrub(self, text: str) -> str:
         return redact_text(text, self._secrets)
+
+    def _log_warnings(self) -> None:
+        """The warnings Prometheus gave over one window, each distinct one once: one line
+        per warning, request and feature wrote 2,688 lines of one window (helper-88)."""
+        told = list(self._warnings.items())
+        for text, (where, times) in told[:MAX_WARNINGS_LOGGED]:
+            again = f" ({times} times in this window)" if times > 1 else ""
+            _log.warning("%s: Prometheus warns: %s%s", where, text, again)
+        rest = sum(times for _, (_, times) in told[MAX_WARNINGS_LOGGED:])
+        if rest:
+            _log.warning("%s: Prometheus warns %d times more in this window", self._name, rest)
 
     def _headers(self) -> dict[str, str]:
         """The request's headers, credentials read afresh (so a rotated token is used)."""
@@ -678,7 +695,9 @@ class PrometheusSource:
         for first in range(0, n_points, self._options.max_points):
             last = min(n_points, first + self._options.max_points) - 1
             body = self._body(expr, start + first * step, start + last * step, deadline, where)
-            result = _result(self._post(body, deadline, headers, where), where, self._scrub)
+            result, told = _result(self._post(body, deadline, headers, where), where, self._scrub)
+            for text in told:
+                self._warnings.setdefault(text, [where, 0])[1] += 1
             for i, item in enumerate(result):
                 metric, values = _series(item, i, where)
                 ms, vals = _points(values, where)
@@ -836,9 +855,9 @@ class PrometheusSource:
             connection.close()
 
 
-def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> list[Any]:
-    """The ``data.result`` list of a successful query_range answer; its warnings are
-    logged through ``scrub`` (a proxy may echo the request's credentials into them)."""
+def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> tuple[list[Any], list[str]]:
+    """The ``data.result`` list of a successful query_range answer, and its warnings, each
+    one line through ``scrub`` (a proxy may echo the request's credentials into them)."""
     try:
         answer = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: recursion
@@ -850,12 +869,8 @@ def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> list[Any
         raise SourceError(f"{where} answered status {status!r}: {_error_of(answer, scrub)}")
     warnings = answer.get("warnings")
     warnings = warnings if isinstance(warnings, list) else []
-    for warning in warnings[:MAX_WARNINGS_LOGGED]:
-        _log.warning("%s: Prometheus warns: %s", where, scrub(str(warning))[:300])
-    if len(warnings) > MAX_WARNINGS_LOGGED:
-        _log.warning(
-            "%s: Prometheus warns %d times more", where, len(warnings) - MAX_WARNINGS_LOGGED
-        )
+    told = [_one_line(str(w), scrub, lambda t: t[:300]) for w in warnings[:_WARNINGS_READ]]
+    told += ["(more warnings)"] * (len(warnings) - len(told))  # counted, not read
     data = answer.get("data")
     kind = data.get("resultType") if isinstance(data, dict) else None
     if kind != "matrix" or not isinstance(data, dict):
@@ -864,7 +879,7 @@ def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> list[Any
         shown = str(data.get("result"))[:80]
         raise SourceError(f"{where} answered a matrix whose result is {shown!r}, not a list")
     result: list[Any] = data["result"]
-    return result
+    return result, told
 
 
 def _series(item: Any, i: int, where: str) -> tuple[Mapping[str, str], Any]:
@@ -981,8 +996,13 @@ def _one_line(text: str, scrub: Callable[[str], str], shorten: Callable[[str], s
     """A server's text as one line of a message: scrubbed whole before it is shortened (a
     cut inside an echoed ``Authorization`` value left a prefix no secret matched: 9 of a
     password's 15 characters, helper-83), its lines and runs of blanks joined by a space
-    (an error page's ten lines went into the log as they were, fake log lines with them)."""
-    return shorten(" ".join(scrub(text).split()))
+    (an error page's ten lines went into the log as they were, fake log lines with them).
+    A text that holds a secret only once its blanks are taken out (an echo wrapped at 30
+    columns cut a token in two; helper-88) is withheld."""
+    shown = scrub(" ".join(text.split()))
+    if scrub("".join(text.split())).count(MASK) > shown.count(MASK):
+        return "(its text withheld: it holds a credential broken over lines)"
+    return shorten(shown)
 
 
 def build(
