@@ -70,7 +70,7 @@ from monitor.store import (
     snapshot_summary,
     version_summary,
 )
-from monitor.store._fs import make_dirs
+from monitor.store._fs import make_dirs, open_private
 from monitor.store.history import SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
@@ -832,7 +832,9 @@ def claim_state_dir(
     path = Path(state_dir) / DAEMON_LOCK
     try:
         make_dirs(Path(state_dir))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(path)
+    except StoreError as exc:  # a link there: never written through
+        raise InvalidInputError(f"{option}: {exc}") from None
     except OSError as exc:  # a parent that cannot be made, a directory not writable
         why = cannot_use_state_dir(state_dir, exc, path)
         raise InvalidInputError(f"{option}: {why}") from None

@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import secrets
+import shlex
 import shutil
 import stat
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ __all__ = [
     "fsync_dir",
     "locked",
     "make_dirs",
+    "open_private",
     "read_pointer",
     "remove_pointer",
     "temp_entry",
@@ -80,6 +82,22 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_private(path: Path) -> int:
+    """A read-write descriptor of the file ``path`` (created 0600), never through a link:
+    one who may write the state directory and linked daemon.lock to another file had the
+    daemon truncate it, and a link at history.sqlite made it a database (helper-88).
+    StoreError for a link; OSError for the rest."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise StoreError(
+            f"{path} is a symbolic link, which kmeans-monitor never makes: remove it "
+            f"(`rm {shlex.quote(str(path))}`); it is not written through"
+        ) from None
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -149,7 +167,7 @@ def locked(path: Path) -> Iterator[None]:
     ``flock`` belongs to the open file description, so two threads of one process that
     each open the file exclude each other just as two processes do.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    fd = open_private(path)
     try:
         os.fchmod(fd, FILE_MODE)
         fcntl.flock(fd, fcntl.LOCK_EX)

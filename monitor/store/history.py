@@ -58,7 +58,7 @@ from monitor.records import (
     VersionInfo,
     scheduled_seconds,
 )
-from monitor.store._fs import FILE_MODE, make_dirs
+from monitor.store._fs import FILE_MODE, make_dirs, open_private
 from monitor.store._names import check_model_name
 from monitor.timestamps import ACCEPTED, parse_time
 
@@ -140,10 +140,11 @@ _FAILURE_COLUMNS = "model, reason, message, at, window_label, duration_seconds"
 
 def _private_file(path: Path) -> None:
     """Create ``path`` 0600 if missing; make it and its WAL files 0600 if they exist."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    os.close(fd)
+    os.close(open_private(path))
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
+            if p.is_symlink():  # SQLite would write where it points
+                os.close(open_private(p))  # the error that says so
             if stat.S_IMODE(os.stat(p).st_mode) != FILE_MODE:
                 os.chmod(p, FILE_MODE)
         except FileNotFoundError:
