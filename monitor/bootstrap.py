@@ -581,8 +581,10 @@ def open_store(
     settings: StoreSettings | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    config: Path | None = None,
 ) -> DirectorySnapshotStore:
-    """The snapshot store under a state directory, with the configured key and retention."""
+    """The snapshot store under a state directory, with the configured key and retention;
+    ``config``, the file they come from, is named in the commands its errors print."""
     s = settings or StoreSettings()
     key = load_key(
         key_file=s.key_file, key_env=s.key_env, environ=os.environ if environ is None else environ
@@ -596,6 +598,7 @@ def open_store(
         encrypt=s.encrypt,
         require_signature=s.require_signature,
         retention=retention,
+        config=config,
     )
 
 
@@ -624,7 +627,7 @@ def open_dry_run(settings: Settings) -> tuple[OverlaySnapshotStore, OverlayHisto
     state_dir = Path(settings.daemon.state_dir)
     inner_store: SnapshotStore = MemorySnapshotStore()
     if (state_dir / "snapshots").is_dir():
-        inner_store = open_store(state_dir, settings.store)
+        inner_store = open_store(state_dir, settings.store, config=settings.path)
     inner_history: History = MemoryHistory()
     if (state_dir / HISTORY_FILE).is_file():
         inner_history = open_history(state_dir)
@@ -755,7 +758,7 @@ def _store_gone(store: SnapshotStore) -> str | None:
 
 def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None) -> ServingApp:
     """The label API of ``settings`` with its models loaded from the store."""
-    store = store or open_store(settings.daemon.state_dir, settings.store)
+    store = store or open_store(settings.daemon.state_dir, settings.store, config=settings.path)
     serving = build_serving(settings, store)
     serving.catalog.refresh()
     registry = make_registry(None, serving=serving.stats, version=__version__)
@@ -894,7 +897,7 @@ def build_app(
     built = dict(sources) if sources is not None else _build_sources(settings)
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
-    store = store or open_store(state_dir, settings.store)
+    store = store or open_store(state_dir, settings.store, config=settings.path)
     history = history or SQLiteHistory(Path(state_dir) / HISTORY_FILE)
     reconciled = history.reconcile(store)
     if reconciled:
@@ -1261,7 +1264,7 @@ def retrain(
         raise InvalidInputError(str(exc.args[0])) from None
     clock = clock or SystemClock()
     state_dir = Path(settings.daemon.state_dir)
-    store = store or open_store(state_dir, settings.store)
+    store = store or open_store(state_dir, settings.store, config=settings.path)
     src = source or SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
     # A Spark model trains on the cluster here too (rows of a spark source stay there).
     engine = model_engine(m)

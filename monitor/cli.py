@@ -813,7 +813,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     if not root.is_dir():
         return found
     try:
-        store = open_store(settings.daemon.state_dir, settings.store)
+        store = open_store(settings.daemon.state_dir, settings.store, config=settings.path)
     except (ConfigError, InvalidInputError, StoreError) as exc:
         return [*found, f"cannot read the snapshots in {root}: {exc}"]
     return [*found, *k_mismatches(settings, store, config_file).values()]
@@ -1125,7 +1125,9 @@ def _open_store(config_path: Path | None, state_dir: Path | None) -> Any:
 
     settings, directory, named = _state_dir(config_path, state_dir, "the snapshots")
     check_state_dir(directory, named, uses=["snapshots"])
-    return open_store(directory, settings.store if settings is not None else None)
+    if settings is None:
+        return open_store(directory)
+    return open_store(directory, settings.store, config=settings.path)
 
 
 def _state_dir(

@@ -184,6 +184,7 @@ class DirectorySnapshotStore:
         retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         state_dir: Path | None = None,
+        config: Path | None = None,
     ) -> None:
         """Open (creating if needed) the store at ``root``; remove dead writers' temp entries.
 
@@ -192,11 +193,13 @@ class DirectorySnapshotStore:
         ``require_signature`` refuses unsigned snapshots (by default they load with a
         warning); ``retention`` prunes after each save, with ages measured by ``clock``;
         ``state_dir`` is what the CLI's ``--state-dir`` names in the commands that
-        errors print (default: the root's parent, as bootstrap lays it out).
+        errors print (default: the root's parent, as bootstrap lays it out), and
+        ``config`` the configuration file they name too, for its key.
         """
         _check_options(key, encrypt, require_signature, retention)
         self.root = Path(root)
         self.state_dir = Path(state_dir) if state_dir is not None else self.root.parent
+        self._config = None if config is None else Path(config).resolve()
         self._key = key
         self.signs = key is not None  # what `snapshots list` marks: versions without one
         self._encrypt = bool(encrypt)
@@ -608,8 +611,13 @@ class DirectorySnapshotStore:
         )
 
     def _state_dir_option(self) -> str:
-        """The option that finds this store in the commands its errors print."""
-        return f"--state-dir {shlex.quote(str(self.state_dir))}"
+        """The options that open this store in the commands its errors print: with the
+        configuration file when it has a key (the rollback printed without it failed on
+        an encrypted store, "configure the store key to read it"; helper-88)."""
+        where = f"--state-dir {shlex.quote(str(self.state_dir))}"
+        if self._config is None or self._key is None:
+            return where
+        return f"--config {shlex.quote(str(self._config))} {where}"
 
     def _newest_valid(self, model: str, model_dir: Path, versions: list[int]) -> int | None:
         """The newest version that loads; a pending candidate only when nothing else does."""

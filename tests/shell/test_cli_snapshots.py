@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -355,3 +357,19 @@ def test_list_marks_the_unsigned_versions_once_the_store_has_a_key(
     assert keyed.exit_code == 0, keyed.output
     rows = keyed.stdout.splitlines()[1:]
     assert len(rows) == 2 and all("  [unsigned] " in row for row in rows), rows
+
+
+@pytest.mark.parametrize("manual", ["encrypted"], indirect=True)
+def test_the_rollback_printed_for_an_encrypted_store_runs_as_printed(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # Without --config, the printed rollback failed: "configure the store key to read it"
+    # (helper-88).
+    cfg, _, state = manual
+    (state / "snapshots" / "shop" / "LIVE").unlink()
+    run = invoke("evaluate", "--config", str(cfg))
+    assert run.exit_code == 1
+    [printed] = re.findall(r"`(kmeans-monitor snapshots rollback [^`]+)`", run.output)
+    assert f"--config {cfg.resolve()} --state-dir " in printed
+    fixed = invoke(*shlex.split(printed)[1:])
+    assert fixed.exit_code == 0 and "live none -> v1" in fixed.output, fixed.output
