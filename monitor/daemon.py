@@ -249,11 +249,7 @@ class Daemon:
         # A first run in this process that trains the reference; a restart's first run of
         # a model with a live version has a deadline like any other, and its skips alert
         # (eight minutes of them went unalerted behind such a run; helper-86).
-        if (
-            reason == "still_running"
-            and not self.app.state.has_run(model)
-            and not self.app.runner.has_live(model)
-        ):
+        if reason == "still_running" and self.app.runner.in_first_training(model):
             reason = "first_run"
         self.app.state.record_skipped(model, reason, count)
         skip_log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)

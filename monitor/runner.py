@@ -210,6 +210,9 @@ class Runner:
         self._run_timeouts = dict(run_timeouts or {})
         self._reads: dict[str, tuple[threading.Event, float]] = {}
         self._timer = timer  # the clock of deadlines (monotonic)
+        # Model -> runs started in this process, and whether the first trained the reference.
+        self._started: dict[str, int] = {}
+        self._first_trains: dict[str, bool] = {}
 
     def run_model(self, name: str, *, whole_second: bool = False) -> Result:
         """One run of one model; a failure is recorded and returned, never raised.
@@ -224,7 +227,11 @@ class Runner:
         timeout = self._run_timeouts.get(name)
         # A first run trains the reference: slower by design, and abandoning it would
         # leave the model without one for ever. Only its reads are bounded then.
-        bounded = timeout is not None and self.has_live(name)
+        trained = self.has_live(name)
+        bounded = timeout is not None and trained
+        self._started[name] = self._started.get(name, 0) + 1
+        if self._started[name] == 1:
+            self._first_trains[name] = not trained
         deadline = self._timer() + timeout if bounded and timeout is not None else float("inf")
         # Always guarded: even without a deadline, a stop must not wait for a hung read.
         source = _GuardedSource(
@@ -294,6 +301,15 @@ class Runner:
         """Stop the worker processes (a run still in one is abandoned and stores nothing)."""
         if self._workers is not None:
             self._workers.close()
+
+    def in_first_training(self, name: str) -> bool:
+        """Whether the model's latest run started in this process is its first, and it
+        trained the reference (no live version when it started): the runs it holds up are
+        skipped by design. Still true once it has ended, until the next run starts: the
+        scheduler reports a skip at the end of the run that caused it (told from whether
+        a live version exists then, the report came 10 ms after the new version was
+        stored and read as still_running; helper-89)."""
+        return self._started.get(name, 0) == 1 and self._first_trains.get(name, False)
 
     def has_live(self, name: str) -> bool:
         """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""

@@ -396,3 +396,21 @@ def test_printed_commands_quote_their_paths_for_the_shell(tmp_path: Path) -> Non
     ]
     retrain = shlex.split(retrain_command("shop", config, state))
     assert retrain[-4:] == ["--config", str(config.resolve()), "--state-dir", str(state.resolve())]
+
+
+def test_a_first_run_that_trains_the_reference_is_told_until_the_next_starts() -> None:
+    # What the daemon names the runs it held up: first_run while the model's first run in
+    # this process trains the reference (skips by design), still_running otherwise. The
+    # scheduler reports such a skip once that run has ended; read from the store, the
+    # report came after the new version and said still_running (helper-89).
+    made = harness(settings())
+    assert not made.runner.in_first_training("shop")  # no run yet
+    assert isinstance(made.runner.run_model("shop"), Evaluation)
+    assert made.runner.in_first_training("shop")  # ended, its version stored: still told
+    assert isinstance(made.runner.run_model("shop"), Evaluation)
+    assert not made.runner.in_first_training("shop")
+    # A restart over a trained model: its first run has a deadline like any other.
+    again = harness(settings())
+    again.runner._store = made.store
+    assert isinstance(again.runner.run_model("shop"), Evaluation)
+    assert not again.runner.in_first_training("shop")
