@@ -7,7 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run in a fresh interpreter from the repository, as a process of its own
+    sets its logging up; it must exit 0."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
 
 # A kernel compiled at log level DEBUG, as the daemon compiles its own at start.
 NUMBA_AT_DEBUG = """
@@ -34,20 +49,34 @@ logging.getLogger("monitor").debug("a debug line of the daemon's")
 def test_debug_lets_no_numba_compiler_lines_through_but_its_warnings_and_the_daemons_own() -> None:
     # log_level: debug wrote 94,806 lines of "DEBUG numba.core.ssa" in 45 s (13 MB),
     # burying the daemon's own lines.
-    pytest.importorskip("numba")
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", NUMBA_AT_DEBUG],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(NUMBA_AT_DEBUG)
     lines = result.stderr.splitlines()
     numba = [line for line in lines if " numba." in line]
     assert [line.split(" ", 2)[2] for line in numba] == [
         "WARNING numba.core.ssa: a warning of numba's"
     ], result.stderr[:2000]
     assert any(line.endswith("DEBUG monitor: a debug line of the daemon's") for line in lines)
+
+
+# The window after the reference is one point repeated: scoring it and training its
+# candidate in the worker raise DegenerateDataWarning there.
+WARNING_IN_A_WORKER = """
+from monitor.logs import setup_logging
+from tests.shell.test_workers import isolated
+
+setup_logging("WARNING")
+made = isolated()
+made.runner.run_model("shop")
+made.source.scale = 0.0
+made.runner.run_model("shop")
+made.runner.close()
+"""
+
+
+def test_a_warning_in_a_worker_is_one_log_line_as_in_the_daemon() -> None:
+    result = run_python(WARNING_IN_A_WORKER)
+    lines = result.stderr.splitlines()
+    warned = [line for line in lines if "DegenerateDataWarning" in line]
+    assert warned, result.stderr
+    assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
+    assert not [line for line in lines if ".py:" in line], result.stderr  # no source lines

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -161,12 +158,8 @@ def test_a_worker_killed_between_runs_is_replaced(h: Harness) -> None:
     assert second != first
 
 
-def test_a_run_does_not_wait_for_a_worker_still_starting(
-    h: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The replacement of a killed worker imports and loads its kernels, seconds at
-    nice +10 on a busy machine: the run that starts it computes in the daemon's thread,
-    and runs go to the worker once it has said it is ready."""
+def handovers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The list that gets the pid of each worker a run is handed to."""
     handed: list[int] = []
     wait = RunWorkers._wait
 
@@ -175,10 +168,26 @@ def test_a_run_does_not_wait_for_a_worker_still_starting(
         return wait(worker, phases)
 
     monkeypatch.setattr(RunWorkers, "_wait", staticmethod(counting))
+    return handed
+
+
+def killed_after_a_run(h: Harness) -> int:
+    """The pid of the worker that ran the model's second run, killed since."""
     first = worker_after_a_run(h)
-    assert handed == [first]
     os.kill(first, signal.SIGKILL)
     time.sleep(0.2)
+    return first
+
+
+def test_a_run_does_not_wait_for_a_worker_still_starting(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replacement of a killed worker imports and loads its kernels, seconds at
+    nice +10 on a busy machine: the run that starts it computes in the daemon's thread,
+    and runs go to the worker once it has said it is ready."""
+    handed = handovers(monkeypatch)
+    first = killed_after_a_run(h)
+    assert handed == [first]
     assert isinstance(h.runner.run_model("shop"), Evaluation)
     [second] = h.runner._workers.pids()
     assert second != first and handed == [first]  # computed here, not handed over
@@ -194,17 +203,8 @@ def test_a_run_with_a_deadline_waits_for_its_worker_still_starting(
     1M-row model went 477 s past its 60 s one (helper-86). It waits for the worker."""
     made = isolated({"shop": 600.0})
     try:
-        handed: list[int] = []
-        wait = RunWorkers._wait
-
-        def counting(worker: Any, phases: Any) -> Any:
-            handed.append(worker.process.pid)
-            return wait(worker, phases)
-
-        monkeypatch.setattr(RunWorkers, "_wait", staticmethod(counting))
-        first = worker_after_a_run(made)
-        os.kill(first, signal.SIGKILL)
-        time.sleep(0.2)
+        handed = handovers(monkeypatch)
+        first = killed_after_a_run(made)
         assert isinstance(made.runner.run_model("shop"), Evaluation)
         [second] = made.runner._workers.pids()
         assert handed == [first, second]  # handed over once the new worker was ready
@@ -353,36 +353,3 @@ def test_run_isolation_takes_thread_or_process() -> None:
     assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "process"
     with pytest.raises(ConfigError, match=r"daemon\.run_isolation.*'fork'"):
         parse(daemon(run_isolation="fork"), sources=FAKE_SOURCES)
-
-
-# The window after the reference is one point repeated: scoring it and training its
-# candidate in the worker raise DegenerateDataWarning there.
-WARNING_IN_A_WORKER = """
-from monitor.logs import setup_logging
-from tests.shell.test_workers import isolated
-
-setup_logging("WARNING")
-made = isolated()
-made.runner.run_model("shop")
-made.source.scale = 0.0
-made.runner.run_model("shop")
-made.runner.close()
-"""
-
-
-def test_a_warning_in_a_worker_is_one_log_line_as_in_the_daemon() -> None:
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", WARNING_IN_A_WORKER],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
-    warned = [line for line in lines if "DegenerateDataWarning" in line]
-    assert warned, result.stderr
-    assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
-    assert not [line for line in lines if ".py:" in line], result.stderr  # no source lines
