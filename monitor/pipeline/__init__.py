@@ -8,6 +8,7 @@ an HTTP client: they come in as arguments that meet ``monitor.ports``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -42,6 +43,8 @@ __all__ = [
     "validate_window",
     "warm_kernels",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Assessment(NamedTuple):
@@ -116,6 +119,15 @@ def evaluate(
     else:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window, engine)
+        # A first run on large windows trains for minutes with nothing said: a tester's
+        # 1M-row model showed no sign of life for 5 minutes (helper-86).
+        log.info(
+            "model=%s first run: %d reference window(s) read, %s rows; training and "
+            "calibrating the first model (slow on large windows; no deadline)",
+            model.name,
+            reference.n_windows,
+            f"{int(reference.window_rows.sum()):,}",
+        )
         m = measure(window, None, model, phases, ctx, reference)
         decision = decide(m, model, now=now, pending=None)
         new = retrain(m, decision, model, phases, ctx)

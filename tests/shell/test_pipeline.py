@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from typing import Any
@@ -81,9 +82,15 @@ class Harness:
         return evaluate(self.model, src, self.store, self.history, self.clock.now(), **kw)
 
 
-def test_first_run_trains_the_reference() -> None:
+def test_first_run_trains_the_reference(caplog: pytest.LogCaptureFixture) -> None:
     h = Harness(model())
-    ev, snap = h.run(steady)
+    with caplog.at_level(logging.INFO, logger="monitor.pipeline"):
+        ev, snap = h.run(steady)
+    # Said before the training, which takes minutes on large windows (helper-86).
+    assert [r.getMessage() for r in caplog.records if "first run" in r.getMessage()] == [
+        "model=m first run: 1 reference window(s) read, 900 rows; training and calibrating "
+        "the first model (slow on large windows; no deadline)"
+    ]
     assert ev.promoted and ev.decision.startswith("initial")
     assert snap.version == 1 and h.store.live_version("m") == 1
     assert snap.k == 3 and snap.features == FEATURES and snap.reason == "initial"
