@@ -20,6 +20,7 @@ start.
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,9 +190,11 @@ def parse_web_config(
 def _readable(path: Path, key: str, where: str) -> str | None:
     try:
         check_regular_file(path)  # OpenSSL's open of a FIFO would block
-        return None
+        empty = os.path.getsize(path) == 0
     except OSError as exc:
         return f"{where}: tls_server_config.{key}: cannot read {path}: {exc.strerror or exc}"
+    # OpenSSL's words for an empty file were "[SSL] PEM lib", naming neither (helper-88).
+    return f"{where}: tls_server_config.{key}: {path} is empty" if empty else None
 
 
 def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:

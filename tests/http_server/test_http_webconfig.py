@@ -169,6 +169,21 @@ def test_a_missing_certificate_is_named(tmp_path: Path) -> None:
     ]
 
 
+def test_an_empty_certificate_is_named(tmp_path: Path) -> None:
+    # OpenSSL said "[SSL] PEM lib", naming neither file (helper-88).
+    (tmp_path / "empty.crt").write_bytes(b"")
+    (tmp_path / "empty.key").write_bytes(b"")
+    config_file = write(
+        tmp_path / "web.yml", "tls_server_config:\n  cert_file: empty.crt\n  key_file: empty.key\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    assert caught.value.problems == [
+        f"{config_file}: tls_server_config.cert_file: {tmp_path}/empty.crt is empty",
+        f"{config_file}: tls_server_config.key_file: {tmp_path}/empty.key is empty",
+    ]
+
+
 def test_a_missing_key_is_named_with_the_other_problems(
     tmp_path: Path, certificate: Certificate
 ) -> None:
