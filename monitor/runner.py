@@ -210,8 +210,8 @@ class Runner:
         self._run_timeouts = dict(run_timeouts or {})
         self._reads: dict[str, tuple[threading.Event, float]] = {}
         self._timer = timer  # the clock of deadlines (monotonic)
-        # Model -> runs started in this process, and whether the first trained the reference.
-        self._started: dict[str, int] = {}
+        # Model -> whether its latest run started is its first in this process and trains
+        # the reference (``in_first_training``).
         self._first_trains: dict[str, bool] = {}
 
     def run_model(self, name: str, *, whole_second: bool = False) -> Result:
@@ -229,9 +229,7 @@ class Runner:
         # leave the model without one for ever. Only its reads are bounded then.
         trained = self.has_live(name)
         bounded = timeout is not None and trained
-        self._started[name] = self._started.get(name, 0) + 1
-        if self._started[name] == 1:
-            self._first_trains[name] = not trained
+        self._first_trains[name] = name not in self._first_trains and not trained
         deadline = self._timer() + timeout if bounded and timeout is not None else float("inf")
         # Always guarded: even without a deadline, a stop must not wait for a hung read.
         source = _GuardedSource(
@@ -309,7 +307,7 @@ class Runner:
         scheduler reports a skip at the end of the run that caused it (told from whether
         a live version exists then, the report came 10 ms after the new version was
         stored and read as still_running; helper-89)."""
-        return self._started.get(name, 0) == 1 and self._first_trains.get(name, False)
+        return self._first_trains.get(name, False)
 
     def has_live(self, name: str) -> bool:
         """Whether ``name`` has a live model (a broken pointer counts: the run fails on it)."""
