@@ -598,7 +598,13 @@ def open_store(
         encrypt=s.encrypt,
         require_signature=s.require_signature,
         retention=retention,
-        config=config,
+        # With the configuration file when the store has a key: the rollback printed
+        # without it failed on an encrypted store, "configure the store key" (helper-88).
+        command_options=(
+            None
+            if key is None or config is None
+            else store_options(Path(state_dir), Path(config).resolve())
+        ),
     )
 
 

@@ -184,7 +184,7 @@ class DirectorySnapshotStore:
         retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         state_dir: Path | None = None,
-        config: Path | None = None,
+        command_options: str | None = None,
     ) -> None:
         """Open (creating if needed) the store at ``root``; remove dead writers' temp entries.
 
@@ -193,15 +193,15 @@ class DirectorySnapshotStore:
         ``require_signature`` refuses unsigned snapshots (by default they load with a
         warning); ``retention`` prunes after each save, with ages measured by ``clock``;
         ``state_dir`` is what the CLI's ``--state-dir`` names in the commands that
-        errors print (default: the root's parent, as bootstrap lays it out), and
-        ``config`` the configuration file they name too, for its key.
+        errors print (default: the root's parent, as bootstrap lays it out), or
+        ``command_options`` all the options they carry (``runner.store_options``: with
+        the configuration file, for a store with a key).
         """
         _check_options(key, encrypt, require_signature, retention)
         self.root = Path(root)
         self.state_dir = Path(state_dir) if state_dir is not None else self.root.parent
-        self._config = None if config is None else Path(config).resolve()
+        self._command_options = command_options
         self._key = key
-        self.signs = key is not None  # what `snapshots list` marks: versions without one
         self._encrypt = bool(encrypt)
         self._require_signature = bool(require_signature)
         self._retention = retention
@@ -610,14 +610,14 @@ class DirectorySnapshotStore:
             f"rollback {model} --to {newest} {self._state_dir_option()}`"
         )
 
+    @property
+    def signs(self) -> bool:
+        """Whether versions are signed (a key): `snapshots list` marks those that are not."""
+        return self._key is not None
+
     def _state_dir_option(self) -> str:
-        """The options that open this store in the commands its errors print: with the
-        configuration file when it has a key (the rollback printed without it failed on
-        an encrypted store, "configure the store key to read it"; helper-88)."""
-        where = f"--state-dir {shlex.quote(str(self.state_dir))}"
-        if self._config is None or self._key is None:
-            return where
-        return f"--config {shlex.quote(str(self._config))} {where}"
+        """The options that open this store in the commands its errors print."""
+        return self._command_options or f"--state-dir {shlex.quote(str(self.state_dir))}"
 
     def _newest_valid(self, model: str, model_dir: Path, versions: list[int]) -> int | None:
         """The newest version that loads; a pending candidate only when nothing else does."""
