@@ -111,6 +111,11 @@ class StoreError(OSError):
     """The snapshot store or history could not be read or written."""
 
 
+class KeyMismatchError(StoreError):
+    """A version written under another store key, or encrypted while no key is configured:
+    a key to give, not damage to repair."""
+
+
 class LivePointerError(StoreError):
     """A model has stored versions but no usable live one; the message names the fix."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.checks import Mismatch, Problem, check_str
-from monitor.errors import StoreError
+from monitor.errors import KeyMismatchError, StoreError
 from monitor.regularfiles import read_file_and_mode
 
 __all__ = ["ENCRYPTION_EXTRA", "MIN_KEY_BYTES", "StoreKey", "load_key", "require_cipher"]
@@ -109,20 +109,22 @@ class StoreKey:
         mac = hmac.new(self._sign, checksum.encode("ascii"), hashlib.sha256).hexdigest()
         return {"alg": SIGNATURE_ALG, "key_id": self.key_id, "value": mac}
 
-    def verify(self, checksum: str, signature: Any) -> str | None:
-        """None when ``signature`` signs ``checksum`` with this key; otherwise why not."""
+    def verify(self, checksum: str, signature: Any, what: str) -> None:
+        """Return when ``signature`` signs ``checksum`` with this key; otherwise raise a
+        StoreError, beginning with ``what``, that says why (KeyMismatchError: another key)."""
         if not isinstance(signature, dict) or signature.get("alg") != SIGNATURE_ALG:
-            return f"its signature is not an {SIGNATURE_ALG} signature"
+            raise StoreError(f"{what}: its signature is not an {SIGNATURE_ALG} signature")
         if signature.get("key_id") != self.key_id:
-            return (
-                f"it was signed with another key (key id {signature.get('key_id')!r}; "
-                f"this store's key id is {self.key_id!r})"
+            raise KeyMismatchError(
+                f"{what}: it was signed with another key (key id "
+                f"{signature.get('key_id')!r}; this store's key id is {self.key_id!r})"
             )
         expected = self.sign(checksum)["value"]
         value = signature.get("value")
         if not isinstance(value, str) or not hmac.compare_digest(expected, value):
-            return "its signature does not match: it was changed after it was signed"
-        return None
+            raise StoreError(
+                f"{what}: its signature does not match: it was changed after it was signed"
+            )
 
     # ------------------------------------------------------------------ encryption
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import check_float_mapping, check_int, check_real, check_str
-from monitor.errors import InvalidInputError, StoreError
+from monitor.errors import InvalidInputError, KeyMismatchError, StoreError
 from monitor.records import (
     NullTable,
     OutlierThresholds,
@@ -432,9 +432,9 @@ def _check_signature(
             )
         return False
     if key is not None:
-        why = key.verify(checksum, signature)
-        if why is not None:
-            raise StoreError(f"{_who(model, version)} fails its signature check ({path}): {why}")
+        key.verify(
+            checksum, signature, f"{_who(model, version)} fails its signature check ({path})"
+        )
     return True
 
 
@@ -577,12 +577,12 @@ def _read_payload(vdir: Path, m: Manifest, model: str, version: int, key: StoreK
     if not m.encrypted:
         return data
     if key is None:
-        raise StoreError(
+        raise KeyMismatchError(
             f"{_who(model, version)} is encrypted ({path}): configure the store key to read it"
         )
     plain = key.decrypt(data, _aad(model))
     if plain is None:
-        raise StoreError(
+        raise KeyMismatchError(
             f"{_who(model, version)} cannot be decrypted with this store's key ({path}): "
             f"it was encrypted with another key (key id "
             f"{m.body['arrays_file']['encryption'].get('key_id')!r}, this store's is "
@@ -613,7 +613,7 @@ def inspect(
                 f"{size} bytes where {MANIFEST} says {m.file_size} bytes"
             )
         if m.encrypted and key is None:
-            raise StoreError(
+            raise KeyMismatchError(
                 f"{_who(model, version)} is encrypted: configure the store key to read it"
             )
         try:

@@ -68,6 +68,7 @@ from typing import Any
 from monitor.checks import Mismatch, Problem, check_choice, check_float, check_int
 from monitor.errors import (
     InvalidInputError,
+    KeyMismatchError,
     LiveMovedError,
     LivePointerError,
     SnapshotNotFoundError,
@@ -101,14 +102,6 @@ from monitor.store._manifest import (
     read_snapshot,
 )
 from monitor.store._names import check_model_name, is_model_name
-
-#: What the store says of a version written under another key, or encrypted without one
-#: configured (``_crypto.StoreKey.verify``, ``_manifest``): a key to give, not damage.
-_OTHER_KEY = (
-    "signed with another key",
-    "encrypted with another key",
-    "configure the store key to read it",
-)
 
 __all__ = [
     "ARRAYS",
@@ -280,7 +273,11 @@ class DirectorySnapshotStore:
                 return self._read(model_dir, model, live)
             except StoreError as exc:
                 raise self._broken_live(
-                    model, model_dir, versions, f"its live version {live} cannot be loaded: {exc}"
+                    model,
+                    model_dir,
+                    versions,
+                    f"its live version {live} cannot be loaded: {exc}",
+                    other_key=isinstance(exc, KeyMismatchError),
                 ) from exc
         if version not in versions:
             raise SnapshotNotFoundError(
@@ -586,13 +583,20 @@ class DirectorySnapshotStore:
         return None if pending == live else pending
 
     def _broken_live(
-        self, model: str, model_dir: Path, versions: list[int], what: str
+        self,
+        model: str,
+        model_dir: Path,
+        versions: list[int],
+        what: str,
+        *,
+        other_key: bool = False,
     ) -> LivePointerError:
-        """The error for an unusable live pointer, naming the newest valid version."""
+        """The error for an unusable live pointer, naming the newest valid version;
+        ``other_key``: the live version was written under another key (KeyMismatchError)."""
         head = f"model {model!r}: {what}; stored versions: {_format_versions(versions)}"
         newest = self._newest_valid(model, model_dir, versions)
         if newest is None:
-            if any(words in what for words in _OTHER_KEY):
+            if other_key:
                 # A changed key, not a damaged store: moving it aside threw a good model
                 # away, where the key that wrote it would have served (helper-83).
                 return LivePointerError(

@@ -193,13 +193,20 @@ def test_when_no_version_loads_the_message_says_to_start_again(tmp_path: Path) -
     )
 
 
-def test_when_no_version_loads_with_a_changed_key_the_message_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("encrypt", "new_key"),
+    [(False, bytes(range(1, 33))), (True, bytes(range(1, 33))), (True, None)],
+    ids=["signed-with-another-key", "encrypted-with-another-key", "encrypted-with-no-key"],
+)
+def test_when_no_version_loads_with_a_changed_key_the_message_says_so(
+    tmp_path: Path, encrypt: bool, new_key: bytes | None
+) -> None:
     # A rotated key, not a damaged store: "move it aside" threw a good model away, where
     # the key that wrote it would have served (helper-83).
-    old = DirectorySnapshotStore(tmp_path, key=StoreKey(bytes(range(32))))
+    old = DirectorySnapshotStore(tmp_path, key=StoreKey(bytes(range(32))), encrypt=encrypt)
     for _ in range(2):
         old.save(make_snapshot(), state="live")
-    store = DirectorySnapshotStore(tmp_path, key=StoreKey(bytes(range(1, 33))))
+    store = DirectorySnapshotStore(tmp_path, key=None if new_key is None else StoreKey(new_key))
     with pytest.raises(LivePointerError) as info:
         store.load("m1")
     assert str(info.value).endswith(
