@@ -147,8 +147,23 @@ def write_pointer(path: Path, version: int) -> None:
     with temp_entry(path.parent, directory=False) as (tmp, fd):
         os.write(fd, f"{version}\n".encode())
         os.fsync(fd)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            # A rename cannot replace a directory; the printed rollback failed there with
+            # "Is a directory" and no way on.
+            raise StoreError(
+                f"cannot write the pointer {path}: a directory stands there, which the store "
+                f"never writes; remove it (`{pointer_removal(path)}`) and try again"
+            ) from None
     fsync_dir(path.parent)
+
+
+def pointer_removal(path: Path) -> str:
+    """The command that removes what stands at a pointer's place (`rm -r` for a directory:
+    the plain `rm` the advice gave failed there)."""
+    recursive = path.is_dir() and not path.is_symlink()
+    return f"rm {'-r ' if recursive else ''}{shlex.quote(str(path))}"
 
 
 def remove_pointer(path: Path) -> None:

@@ -84,6 +84,7 @@ from monitor.store._fs import (
     fsync_dir,
     locked,
     make_dirs,
+    pointer_removal,
     read_pointer,
     remove_pointer,
     temp_entry,
@@ -571,7 +572,7 @@ class DirectorySnapshotStore:
             pending = read_pointer(path)
         except StoreError as exc:
             raise StoreError(
-                f"{exc}; remove it (`rm {shlex.quote(str(path))}`): the next drifting run "
+                f"{exc}; remove it (`{pointer_removal(path)}`): the next drifting run "
                 "stores a new candidate"
             ) from exc
         if pending is None or pending not in versions:

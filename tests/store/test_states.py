@@ -379,6 +379,38 @@ def test_a_garbage_pending_pointer_names_the_fix(tmp_path: Path) -> None:
     )
 
 
+def _follow(advice: str) -> None:
+    """Run the `rm ...` command an error printed, as the user would type it."""
+    command = re.search(r"\(`(rm [^`]+)`\)", advice)
+    assert command is not None, advice
+    assert os.system(command.group(1)) == 0  # the printed command, run as printed
+
+
+def test_a_pending_directory_names_a_removal_that_works(tmp_path: Path) -> None:
+    # The advice said `rm PENDING`, which a directory refuses (left from a former stop).
+    store = _store_with(tmp_path, 2, live=1)
+    (store.root / "m1" / PENDING / "x").mkdir(parents=True)
+    with pytest.raises(StoreError) as info:
+        store.pending_version("m1")
+    _follow(str(info.value))
+    assert store.pending_version("m1") is None
+
+
+def test_a_live_directory_names_a_removal_the_rollback_then_passes(tmp_path: Path) -> None:
+    # The printed rollback failed with "Is a directory" and said nothing more.
+    store = _store_with(tmp_path, 3, live=3)
+    (store.root / "m1" / LIVE).unlink()
+    (store.root / "m1" / LIVE).mkdir()
+    with pytest.raises(LivePointerError):
+        store.live_version("m1")
+    with pytest.raises(StoreError) as info:
+        store.set_live("m1", 2)
+    assert "a directory stands there, which the store never writes" in str(info.value)
+    _follow(str(info.value))
+    store.set_live("m1", 2)
+    assert store.live_version("m1") == 2
+
+
 # --------------------------------------------------------------------------- listing
 
 
