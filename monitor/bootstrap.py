@@ -36,7 +36,6 @@ from monitor.exporter import (
     ModelSpec,
     MonitorRegistry,
     MonitorState,
-    Registry,
     ServingSpec,
     ServingStats,
     make_registry,
@@ -737,7 +736,7 @@ class ServingApp:
     settings: Settings
     store: SnapshotStore
     serving: Serving
-    registry: Registry
+    registry: MonitorRegistry
 
     def ready(self) -> tuple[bool, str]:
         """Ready once every model with a live version serves it, in a store still there,

@@ -22,6 +22,7 @@ from monitor import interrupts, views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.errors import InvalidInputError
+from monitor.exporter import CertificateCollector, MonitorRegistry
 from monitor.http import (
     HttpServer,
     Limits,
@@ -108,23 +109,28 @@ def _listening(
     limits: Limits,
     option: str,
     now: float,
+    registry: MonitorRegistry,
 ) -> HttpServer:
     """The HTTP server; a port in use (or a bad host) is an InvalidInputError. A TLS
-    certificate out of its dates at ``now`` (or near their end) is logged as a warning.
+    certificate out of its dates at ``now`` (or near their end) is logged as a warning;
+    its end is exported in ``registry`` (read at every scrape: a reload changes it).
 
     check-config probes the address first; this is the race lost to another process since.
     """
     web = web_config(settings)
+    name = str(settings.daemon.web_config_file)
     try:
-        server = HttpServer(host, port, routes, web=web, limits=limits)
+        server = HttpServer(host, port, routes, web=web, limits=limits, web_config_name=name)
     except OSError as exc:
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         raise InvalidInputError(
             f"cannot listen on {where} ({option}): {bind_error(exc, host, port)}"
         ) from None
     if web is not None and web.tls is not None:
-        for warning in certificate_warnings(web.tls, now, str(settings.daemon.web_config_file)):
+        for warning in certificate_warnings(web.tls, now, name):
             log.warning("%s", warning)
+    if (certificate := server.certificate) is not None:
+        registry.process.register(CertificateCollector(lambda: certificate.not_after))
     return server
 
 
@@ -190,7 +196,9 @@ class Daemon:
         settings = app.settings
         limits = daemon_limits(settings)
         now = app.clock.now()
-        self.http = _listening(host, port, routes, settings, limits, "daemon.listen", now)
+        self.http = _listening(
+            host, port, routes, settings, limits, "daemon.listen", now, app.registry
+        )
         serving = app.serving
         self._follower = None if serving is None else _Follower(serving, settings.serving.refresh)
 
@@ -375,7 +383,9 @@ class LabelServer:
         # nice 0: answering is this process's job, there are no runs to yield to.
         limits = daemon_limits(settings, nice=0)
         origin = "serving.listen" if listen is None else "--listen"
-        self.http = _listening(host, port, routes, settings, limits, origin, time.time())
+        self.http = _listening(
+            host, port, routes, settings, limits, origin, time.time(), app.registry
+        )
         self._follower = _Follower(app.serving, settings.serving.refresh)
 
     @property

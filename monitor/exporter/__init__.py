@@ -11,6 +11,7 @@ from __future__ import annotations
 from monitor.exporter.daemon import (
     DURATION_BUCKETS,
     TOP_FEATURE_METRIC,
+    CertificateCollector,
     ModelSpec,
     ModelStatus,
     MonitorCollector,
@@ -25,6 +26,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "TOP_FEATURE_METRIC",
+    "CertificateCollector",
     "ModelSpec",
     "ModelStatus",
     "MonitorCollector",

@@ -392,6 +392,24 @@ class _BuildInfoCollector(Collector):
         yield _build_info(self._version)
 
 
+class CertificateCollector(Collector):
+    """``kmeans_tls_certificate_expiry_timestamp_seconds``: ``not_after()``, the end of
+    the certificate a server presents now (None: none known, no sample)."""
+
+    def __init__(self, not_after: Callable[[], float | None]) -> None:
+        self._not_after = not_after
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "kmeans_tls_certificate_expiry_timestamp_seconds",
+            "When the first certificate of the served cert_file ends (its notAfter), "
+            "unix seconds; read again when the files change.",
+        )
+        if (not_after := self._not_after()) is not None:
+            family.add_metric([], not_after)
+        yield family
+
+
 class MonitorCollector(Collector):
     """Turns ``MonitorState`` into the metric families of docs/metrics.md at scrape time."""
 

@@ -8,12 +8,14 @@ and the label API under /v1 when one is given.
 - ``Api``: what an API that takes request bodies gives the server; ``Request`` and
   ``Response`` are what it reads and answers;
 - ``WebConfig``/``load_web_config``: the exporter-toolkit style web configuration file;
-  ``certificate_warnings``: its certificate out of (or near the end of) its dates.
+  ``certificate_warnings``: its certificate out of (or near the end of) its dates;
+  ``ServerCertificate``: the TLS context, built again when the certificate files change.
 """
 
 from __future__ import annotations
 
 from monitor.http._api import Api
+from monitor.http._certificate import ServerCertificate
 from monitor.http._metrics import MetricsCache, Volatile
 from monitor.http._routes import Routes
 from monitor.http._server import HttpServer, Limits
@@ -34,6 +36,7 @@ __all__ = [
     "Request",
     "Response",
     "Routes",
+    "ServerCertificate",
     "TlsConfig",
     "Volatile",
     "WebConfig",

@@ -18,7 +18,6 @@ import functools
 import logging
 import os
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -30,10 +29,11 @@ from typing import Any
 from monitor.checks import check_float, check_int
 from monitor.exporter import CONTENT_TYPE
 from monitor.http._auth import BasicAuth
+from monitor.http._certificate import ServerCertificate
 from monitor.http._connection import Connection
 from monitor.http._metrics import MetricsCache
 from monitor.http._routes import VARY_ENCODING, Routes, allowed_methods, dispatch_request
-from monitor.http._webconfig import WebConfig, ssl_context
+from monitor.http._webconfig import WebConfig
 from monitor.http._wire import Request, Response, accepts_gzip, response_head
 
 __all__ = ["HttpServer", "Limits"]
@@ -145,7 +145,7 @@ class _Engine:
         listener: socket.socket,
         routes: Routes,
         limits: Limits,
-        tls: ssl.SSLContext | None,
+        tls: ServerCertificate | None,
         auth: BasicAuth | None,
         public_paths: Collection[str],
     ) -> None:
@@ -288,7 +288,7 @@ class _Engine:
     async def _open(self, conn: _Conn, sock: socket.socket) -> None:
         """Wrap the socket in a transport (after the TLS handshake) and a Connection."""
         assert self._loop is not None
-        tls = self._tls
+        tls = None if self._tls is None else self._tls.context()
         try:
             await self._loop.connect_accepted_socket(
                 lambda: self._protocol(conn),
@@ -505,7 +505,8 @@ def _listen(host: str, port: int) -> socket.socket:
 class HttpServer:
     """The daemon's HTTP(S) server, run by an event loop in a background thread.
 
-    ``web`` adds TLS and basic authentication (every path but ``public_paths``).
+    ``web`` adds TLS and basic authentication (every path but ``public_paths``);
+    ``web_config_name`` names its file in the log lines of a certificate reloaded.
     The socket is bound here, so a port in use fails at construction, and
     connections made before ``start`` wait in the kernel's backlog.
     """
@@ -519,14 +520,20 @@ class HttpServer:
         web: WebConfig | None = None,
         limits: Limits | None = None,
         public_paths: Collection[str] = ("/healthz",),
+        web_config_name: str = "web config",
     ) -> None:
         web = web or WebConfig()
         self.limits = limits or Limits()
-        tls = ssl_context(web.tls) if web.tls is not None else None
+        #: The TLS certificate, loaded again when its files change; None: plain HTTP.
+        self.certificate = (
+            ServerCertificate(web.tls, web_config_name) if web.tls is not None else None
+        )
         auth = BasicAuth(web.users) if web.users else None
-        self.scheme = "https" if tls is not None else "http"
+        self.scheme = "https" if self.certificate is not None else "http"
         self._listener = _listen(host, port)
-        self._engine = _Engine(self._listener, routes, self.limits, tls, auth, public_paths)
+        self._engine = _Engine(
+            self._listener, routes, self.limits, self.certificate, auth, public_paths
+        )
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._address = self._listener.getsockname()[:2]

@@ -45,6 +45,7 @@ EXPECTED_ALERTS = {
     "KMeansRunSuccessBudgetBurn": "run-success SLO burning its error budget",
     "KMeansServingErrorBudgetBurn": "label API: error-ratio SLO burning its budget",
     "KMeansServingLatencyBudgetBurn": "label API: p95 latency SLO burning its budget",
+    "KMeansCertificateExpiring": "the served TLS certificate ends within 7 days",
 }
 
 # SLI alerts and the threshold series they compare with (never a constant).
@@ -73,6 +74,8 @@ THRESHOLD_SERIES = {
 # Alerts whose expression value is a constant (up == 0, absent() == 1): their
 # descriptions name the target instead of quoting $value.
 CONSTANT_VALUE = {"KMeansDaemonDown", "KMeansDaemonAbsent"}
+# Alerts of a process, not of a model: their descriptions name the target instead.
+PROCESS_ALERTS = CONSTANT_VALUE | {"KMeansCertificateExpiring"}
 # Each burn-rate alert: the counter of bad events whose rate its windows read, and its objective.
 BURN_RATE = {
     "KMeansRunSuccessBudgetBurn": (
@@ -125,7 +128,7 @@ def test_alert_follows_the_conventions(rule: dict[str, Any]) -> None:
     summary = annotations["summary"]
     assert summary[0].isupper() and summary.endswith(".") and summary.count(". ") == 0
     assert "{{" not in summary  # one fixed sentence per alert: it titles notifications
-    assert "$labels.model" in annotations["description"] or name in CONSTANT_VALUE
+    assert "$labels.model" in annotations["description"] or name in PROCESS_ALERTS
     assert "$labels." in annotations["description"]
     assert "$value" in annotations["description"] or name in CONSTANT_VALUE
     # The static site's page (reachable while the daemon is down), opened on the model.

@@ -114,6 +114,9 @@ def test_a_daemon_starting_with_an_expired_certificate_logs_a_warning(
         with caplog.at_level(logging.WARNING, logger="monitor"):
             daemon = Daemon(app)
         daemon.http.stop()
+        # And exported, for KMeansCertificateExpiring: the start's warning is said once.
+        gauge = "kmeans_tls_certificate_expiry_timestamp_seconds"
+        assert app.registry.get_sample_value(gauge) == expired.timestamp()
     finally:
         app.close()
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
