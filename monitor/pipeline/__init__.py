@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NamedTuple
 
 from monitor.config import ModelSettings
@@ -65,7 +66,14 @@ def assess(
     ctx: RunContext,
 ) -> Assessment:
     """measure -> decide -> retrain for a model that has a live snapshot. Pure, so it
-    may run in another process (``monitor.workers``)."""
+    may run in another process (``monitor.workers``).
+
+    The live version is scored, its candidate trained and a promotion retrained in the
+    metric it was trained in, as with its k: a configured metric it was not trained in
+    scored a euclidean model's centres in cosine space, paged on every SLI and, under
+    on-drift, replaced the model unasked (helper-93). Start-up warns of the change
+    (``train.trained_otherwise``); ``snapshots retrain`` applies it."""
+    model = replace(model, metric=live.metric)
     m = measure(window, live, model, phases, ctx)
     decision = decide(m, model, now=ctx.now, pending=pending)
     return Assessment(m, decision, retrain(m, decision, model, phases, ctx))

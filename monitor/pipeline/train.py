@@ -338,6 +338,9 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> tuple[list[str
     has: list[str] = []
     if live is None:
         return asks, has
+    if m.metric != live.metric:
+        asks.append(f"metric {m.metric}")
+        has.append(f"metric {live.metric}")
     windows = live.reference_windows
     if windows is not None and windows.starts.size:
         trained = float(np.median(windows.ends - windows.starts))

@@ -255,6 +255,27 @@ def test_k_mismatches_compares_the_live_k_with_a_fixed_k_or_a_range(
     assert k_mismatches(load_settings(cfg), MemorySnapshotStore(), None) == {}
 
 
+def test_a_configured_metric_the_live_model_lacks_leaves_its_runs_as_they_were(
+    three: tuple[Path, Path],
+) -> None:
+    # helper-93: the live euclidean model was scored in cosine space (PSI 6.3 for 0.9,
+    # outliers 0.35 for 0.07), paged on four SLIs and, under on-drift, was replaced.
+    cfg, _ = three
+    data = cfg.parent / "data"
+
+    def run(**more: Any) -> dict[str, Any]:
+        write_config(cfg, data, 3, retrain="on-drift", **more)
+        result = invoke("evaluate", "--config", str(cfg), "--dry-run", "--json")
+        assert result.exit_code == 0, result.output
+        [run] = json.loads(result.stdout)
+        return dict(run)
+
+    as_trained, cosine = run(), run(metric="cosine")
+    assert cosine["slis"] == as_trained["slis"] and cosine["feature_psi"]
+    assert cosine["feature_psi"] == as_trained["feature_psi"]
+    assert cosine["decision"] == as_trained["decision"]
+
+
 def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     three: tuple[Path, Path],
 ) -> None:
@@ -285,6 +306,7 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     # the calibration's rate and the configured thresholds, stored with the model.
     for more, asks, has in [
         ({"window": "30m"}, "windows of 30m", "reference windows of 1h"),
+        ({"metric": "cosine"}, "metric cosine", "metric euclidean"),  # helper-93
         ({"thresholds": {"false_alarm_rate": 0.05}}, "false_alarm_rate 0.05",
          "false_alarm_rate 0.01"),
         # A floor in every mode (a threshold the calibration replaces is no change: below).
