@@ -7,8 +7,9 @@ going waits for it, and starts when it ends if that is within its misfire grace:
 that overran its interval by a little (a retrain) delays the next rather than dropping
 it. Every scheduled run that does not start is reported to ``on_skipped(job_id,
 reason, count)``: ``missed`` when it could not start within its misfire grace (or was
-folded into a later run by coalescing), ``still_running`` when the job's previous run
-had not ended within it (or a third run fell due meanwhile).
+folded into a later run by coalescing, or due while the job's previous run still
+waited for a worker), ``still_running`` when the job's previous run had not ended
+within it (or a third run fell due meanwhile).
 """
 
 from __future__ import annotations
@@ -216,6 +217,7 @@ class _DaemonThreadExecutor(BaseExecutor):
         self._active: set[str] = set()  # jobs with a run queued or going
         # Per job, the run due while its previous one goes (one at most: max_instances 2).
         self._held: dict[str, tuple[Any, list[datetime]]] = {}
+        self._started: set[str] = set()  # jobs whose queued run has a worker (is going)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         with self._busy:
@@ -256,17 +258,28 @@ class _DaemonThreadExecutor(BaseExecutor):
             return
         with self._busy:
             self._active.discard(job_id)
-        self._drop(job_id, times)
+        self._drop(job_id, times, "still_running")  # it waited for a run that went
 
-    def _drop(self, job_id: str, times: list[datetime]) -> None:
-        """A due run that never starts: its instance released, reported as still_running."""
+    def _drop(self, job_id: str, times: list[datetime], reason: str | None = None) -> None:
+        """A due run that never starts: its instance released, reported as ``reason``
+        (default ``skip_reason``)."""
         self._run_job_success(job_id, [])
         if self._on_skipped is not None:
-            self._on_skipped(job_id, "still_running", len(times))
+            self._on_skipped(job_id, reason or self.skip_reason(job_id), len(times))
+
+    def skip_reason(self, job_id: str) -> str:
+        """Why a run due while the job has one queued or going does not start:
+        still_running, or missed while that one still waits for a worker (every one busy:
+        a model queued behind other models' first runs was said to be running, and had
+        never run; helper-94)."""
+        with self._busy:
+            return "still_running" if job_id in self._started else "missed"
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             job, times = item
+            with self._busy:
+                self._started.add(job.id)
             try:
                 events = run_job(job, job._jobstore_alias, times, self._logger.name)
             except BaseException:
@@ -274,6 +287,8 @@ class _DaemonThreadExecutor(BaseExecutor):
             else:
                 self._run_job_success(job.id, events)
             finally:
+                with self._busy:
+                    self._started.discard(job.id)  # before a held run is queued again
                 self._release_held(job.id)
                 with self._busy:
                     self._pending -= 1
@@ -379,7 +394,7 @@ class Scheduler:
         if folded:
             self._on_skipped(event.job_id, "missed", folded)
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            self._on_skipped(event.job_id, "still_running", len(times))
+            self._on_skipped(event.job_id, self._executor.skip_reason(event.job_id), len(times))
 
     def _coalesced(self, job_id: str, first: datetime) -> int:
         """Fire times strictly between the job's previous run time and ``first``.

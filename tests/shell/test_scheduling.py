@@ -256,6 +256,23 @@ def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
     assert skips.total("hog", "missed") == skips.total("late", "still_running") == 0
 
 
+def test_runs_due_while_the_previous_one_waits_for_a_worker_are_missed() -> None:
+    # helper-94: a model queued behind other models' slow first runs had its due runs
+    # counted still_running ("its previous run had not ended"), and had never run.
+    skips = Skips()
+    ran: list[str] = []
+    s = Scheduler(max_workers=1, on_skipped=skips)
+    s.add("hog", lambda: (ran.append("hog"), time.sleep(2.0)), interval=3600)
+    s.add("queued", lambda: ran.append("queued"), interval=0.3, misfire_grace=60, start_in=0.2)
+    s.start()
+    try:
+        assert wait_until(lambda: "queued" in ran)
+    finally:
+        s.shutdown(wait=True)
+    assert skips.total("queued", "missed") >= 3
+    assert skips.total("queued", "still_running") == 0
+
+
 def test_run_times_folded_away_by_coalescing_are_counted_as_missed() -> None:
     skips = Skips()
     s = Scheduler(max_workers=1, on_skipped=skips)
@@ -267,8 +284,13 @@ def test_run_times_folded_away_by_coalescing_are_counted_as_missed() -> None:
     s._event(JobSubmissionEvent(EVENT_JOB_SUBMITTED, "m", "default", [t0 + timedelta(seconds=50)]))
     assert skips.seen == [("m", "missed", 4)]
     late = t0 + timedelta(seconds=70)
+    s._executor._started.add("m")  # its previous run going
     s._event(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "m", "default", [late]))
     assert skips.seen[1:] == [("m", "missed", 1), ("m", "still_running", 1)]
+    s._executor._started.discard("m")  # its previous run waiting for a worker
+    later = late + timedelta(seconds=10)
+    s._event(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "m", "default", [later]))
+    assert skips.seen[3:] == [("m", "missed", 1)]
 
 
 def test_first_runs_start_at_their_offset_and_keep_it() -> None:
