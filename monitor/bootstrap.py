@@ -827,15 +827,32 @@ def run_workers(settings: Settings) -> RunWorkers | None:
 DAEMON_LOCK = "daemon.lock"  # in the state directory: held by the daemon that runs on it
 
 
+@dataclass
+class StateDirClaim:
+    """The open files that hold a state directory for this process (``claim_state_dir``)."""
+
+    fds: tuple[int, ...]
+
+    def close(self) -> None:
+        """Give the state directory up (the process's end does the same)."""
+        for fd in self.fds:
+            os.close(fd)
+
+
 def claim_state_dir(
     state_dir: Path, *, option: str = "daemon.state_dir", advice: str | None = None
-) -> int:
-    """Hold ``state_dir`` for this daemon until the process ends (the descriptor stays
-    open; the kernel drops the lock with the process, a kill -9 included).
+) -> StateDirClaim:
+    """Hold ``state_dir`` for this daemon until the process ends, or the claim is closed
+    (the kernel drops the locks with the process, a kill -9 included).
 
     Two daemons on one state directory ran every model twice, and both could promote.
     InvalidInputError naming the other daemon's pid when one holds it, and ``option``,
     where this one's state directory came from (or ``advice``, what to do instead).
+
+    The directory itself is locked as well as its ``daemon.lock``: that file holds a pid
+    and reads as a stale pid file, and once an operator removed it a second daemon took
+    a lock on a new one and ran beside the first (helper-93). A file system whose
+    directories take no lock (some network ones) keeps the file's lock alone.
     """
     path = Path(state_dir) / DAEMON_LOCK
     try:
@@ -846,21 +863,47 @@ def claim_state_dir(
     except OSError as exc:  # a parent that cannot be made, a directory not writable
         why = cannot_use_state_dir(state_dir, exc, path)
         raise InvalidInputError(f"{option}: {why}") from None
+    advice = advice or (
+        f"it would run every model a second time; stop it, or give this one its own {option}"
+    )
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         other = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
-        advice = advice or (
-            f"it would run every model a second time; stop it, or give this one its own {option}"
-        )
         raise InvalidInputError(
             f"another kmeans-monitor daemon (pid {other}) runs on the state directory "
             f"{state_dir}: {advice}"
         ) from None
+    try:
+        held = _lock_directory(Path(state_dir))
+    except BlockingIOError:
+        os.close(fd)
+        raise InvalidInputError(
+            f"another kmeans-monitor daemon runs on the state directory {state_dir} (pid "
+            f"unknown: its {DAEMON_LOCK} was removed, which frees nothing): {advice}"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
+    return StateDirClaim((fd,) if held is None else (fd, held))
+
+
+def _lock_directory(state_dir: Path) -> int | None:
+    """A descriptor of ``state_dir`` holding its lock, or None when the file system takes
+    no lock on a directory; BlockingIOError when another process holds it."""
+    try:
+        dfd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(dfd)
+        raise
+    except OSError:  # EBADF, ENOLCK, EOPNOTSUPP: locks need a file opened to write there
+        os.close(dfd)
+        return None
+    return dfd
 
 
 def daemon_holding(state_dir: Path) -> str | None:

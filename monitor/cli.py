@@ -567,7 +567,7 @@ def evaluate(
         finally:
             app.close()
             if claim is not None:
-                os.close(claim)
+                claim.close()
     if as_json:
         out = [
             _result_json(r) | _read_when(r) | _dry(dry_run) | _k_note(app, r.model) for r in results

@@ -97,7 +97,7 @@ def test_a_demo_refuses_a_state_directory_another_daemon_holds(tmp_path: Path) -
     try:
         result = demo("--state-dir", str(state), "--duration", "0.1")
     finally:
-        os.close(held)
+        held.close()
     assert result.returncode == EXIT_USER, result.stderr
     assert result.stdout == ""
     assert result.stderr == (

@@ -188,7 +188,7 @@ def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
         assert ran.exit_code == EXIT_USER
         assert f"another kmeans-monitor daemon (pid {os.getpid()})" in ran.stderr
     finally:
-        os.close(held)
+        held.close()
     # A daemon that has stopped left its pid behind: the port is another process's. So
     # does a lock file holding a number no pid can be (os.kill raised OverflowError).
     for left in ("999999999", "9" * 30):
@@ -635,7 +635,7 @@ def test_a_dangling_link_as_the_state_directory_is_made_where_it_points(
     monkeypatch.setenv("KMEANS_MONITOR_STATE_DIR", str(link))
     cfg = write_config(tmp_path, model({"kind": "synthetic"}))
     assert invoke("check-config", str(cfg)).exit_code == 0
-    os.close(claim_state_dir(link))  # what run and evaluate hold first
+    claim_state_dir(link).close()  # what run and evaluate hold first
     assert (target / "daemon.lock").is_file() and link.is_symlink()
     target.joinpath("daemon.lock").unlink()
     target.rmdir()
@@ -1359,6 +1359,6 @@ def test_evaluate_beside_a_daemon_is_refused_and_a_dry_run_is_not(tmp_path: Path
         assert not (state / "history.sqlite").exists()
         assert invoke("evaluate", "--config", str(cfg), "--dry-run").exit_code == 0
     finally:
-        os.close(held)
+        held.close()
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0  # the claim was let go

@@ -340,8 +340,27 @@ def test_a_second_daemon_on_one_state_directory_is_refused(tmp_path: Path) -> No
             "its own daemon.state_dir"
         )
     finally:
-        os.close(held)
-    os.close(claim_state_dir(state))  # free again once the first has gone
+        held.close()
+    claim_state_dir(state).close()  # free again once the first has gone
+
+
+def test_a_removed_daemon_lock_does_not_free_the_state_directory(tmp_path: Path) -> None:
+    # helper-93: daemon.lock holds a pid and reads as a stale pid file; once removed, a
+    # second daemon locked a new one and ran every model beside the first.
+    state = tmp_path / "state"
+    held = claim_state_dir(state)
+    try:
+        (state / "daemon.lock").unlink()
+        with pytest.raises(InvalidInputError) as info:
+            claim_state_dir(state)
+        assert str(info.value) == (
+            f"another kmeans-monitor daemon runs on the state directory {state} (pid "
+            "unknown: its daemon.lock was removed, which frees nothing): it would run every "
+            "model a second time; stop it, or give this one its own daemon.state_dir"
+        )
+    finally:
+        held.close()
+    claim_state_dir(state).close()
 
 
 def _run_once(tmp_path: Path) -> tuple[dict[str, Any], Evaluation, float]:
