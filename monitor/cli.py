@@ -1257,7 +1257,7 @@ def snapshots_list(
     """List the versions of every model (or of MODEL) with their state: live, pending, retired.
 
     Corrupt versions (and those this store cannot use: encrypted, without its key) are
-    listed and marked; a broken live pointer is a warning line. The listing reads the
+    listed and marked; a broken live or pending pointer is a warning line. The listing reads the
     manifests only, so damage of the arrays that keeps their size passes it; --verify
     reads the arrays too, marks a version that fails CORRUPT with why, and exits 1 when
     any version is marked.
@@ -1267,7 +1267,7 @@ def snapshots_list(
     store = _open_store(config_path, state_dir)
     models = [model] if model else store.models()
     listed = {name: store.list_versions(name) for name in models}
-    warnings = [w for name in models if (w := _live_warning(store, name))]
+    warnings = [w for name in models for w in _pointer_warnings(store, name)]
     if model and not listed[model]:
         raise SnapshotNotFoundError(f"model {model!r} has no snapshots in {store.root}")
     if verify:
@@ -1303,12 +1303,16 @@ def _verified(store: Any, info: Any) -> Any:
     return info
 
 
-def _live_warning(store: Any, model: str) -> str | None:
-    try:
-        store.live_version(model)
-    except StoreError as exc:
-        return str(exc)
-    return None
+def _pointer_warnings(store: Any, model: str) -> list[str]:
+    """Why the model's live or pending pointer cannot be read, each with its fix. A
+    corrupt PENDING failed every run while the listing showed nothing wrong (helper-93)."""
+    found = []
+    for read in (store.live_version, store.pending_version):
+        try:
+            read(model)
+        except StoreError as exc:
+            found.append(str(exc))
+    return found
 
 
 def _version_line(i: Any, signs: bool) -> str:

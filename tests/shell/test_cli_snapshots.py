@@ -187,6 +187,21 @@ def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
     assert states(cfg)[1] == "live"
 
 
+def test_a_corrupt_pending_pointer_is_a_warning_in_list_with_its_removal(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # helper-93: every run failed on it while `snapshots list` showed nothing wrong.
+    cfg, _, state = manual
+    pending = state / "snapshots" / "shop" / "PENDING"
+    pending.write_text("garbage\n")
+    listing = invoke("snapshots", "list", "--config", str(cfg))
+    assert listing.exit_code == 0 and "shop" in listing.stdout
+    assert listing.stderr == (
+        f"warning: the pointer {pending} is corrupt: 8 byte(s), not a version number; "
+        f"remove it (`rm {pending}`): the next drifting run stores a new candidate\n"
+    )
+
+
 def test_a_corrupt_old_version_is_marked_and_the_others_still_listed(
     manual: tuple[Path, Path, Path],
 ) -> None:
