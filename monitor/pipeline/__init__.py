@@ -156,8 +156,9 @@ def _pending(store: SnapshotStore, model: str) -> Pending | None:
 
 
 def _live(store: SnapshotStore, model: str) -> Snapshot | None:
-    version = store.live_version(model)
-    return None if version is None else store.load(model, version)
+    """The live version; one that does not load is an error naming the rollback that
+    repairs it (loaded by its number, it said only what was corrupt; helper-93)."""
+    return None if store.live_version(model) is None else store.load(model)
 
 
 def warm_kernels() -> None:

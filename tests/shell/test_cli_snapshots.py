@@ -187,6 +187,22 @@ def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
     assert states(cfg)[1] == "live"
 
 
+def test_a_run_on_a_corrupt_live_version_names_the_rollback(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # helper-93: a live version whose manifest was edited failed every run with only
+    # "... is corrupt", where `snapshots show` named the rollback.
+    cfg, _, state = manual
+    manifest = state / "snapshots" / "shop" / "v000001" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"n_rows": ', '"n_rows": 1'))
+    run = invoke("evaluate", "--config", str(cfg))
+    assert run.exit_code == 1 and "FAILED (store)" in run.output
+    assert "its live version 1 cannot be loaded" in run.output
+    assert "Roll back to the newest valid version: `kmeans-monitor snapshots rollback shop" in (
+        run.output
+    )
+
+
 def test_a_corrupt_pending_pointer_is_a_warning_in_list_with_its_removal(
     manual: tuple[Path, Path, Path],
 ) -> None:
