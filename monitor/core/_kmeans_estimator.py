@@ -28,6 +28,7 @@ from monitor.checks import (
     check_float,
     check_int,
     check_random_state,
+    overflow_message,
 )
 from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
@@ -53,7 +54,7 @@ from monitor.core._kmeans_lloyd import (
     prepare,
     random_init,
 )
-from monitor.errors import InvalidInputError
+from monitor.errors import InvalidInputError, InvalidValuesError
 
 __all__ = ["KMeans", "MiniBatchKMeans", "NotFittedError"]
 
@@ -180,23 +181,44 @@ def _float64_on_overflow(
     Xa: NDArray[np.floating[Any]],
     compute: Callable[[NDArray[np.floating[Any]]], _T],
     values: Callable[[_T], Any],
+    refuse: Callable[[NDArray[np.floating[Any]], _T], InvalidInputError],
 ) -> _T:
     """``compute(Xa)``, done again on a float64 copy when float32 rows gave squared
     distances beyond float32 (inf, or NaN from inf - inf: values beyond about
-    1e19 / sqrt(n_features)), which ``values`` of the result show.
+    1e19 / sqrt(n_features)), which ``values`` of the result show; float64 rows whose
+    results are still not finite (values beyond about 1e154) raise ``refuse(rows, result)``.
 
     The input holds no inf or NaN (``check_array``), so only the arithmetic makes them:
     checked on the results, the usual data pays nothing for it. numpy's overflow
-    warnings of the float32 try are silenced by a warnings filter, not ``np.errstate``,
-    which does not reach the worker threads.
+    warnings are silenced by a warnings filter, not ``np.errstate``, which does not
+    reach the worker threads: a finite result needs none, and the refusal says it all.
     """
-    if Xa.dtype != np.float32:
-        return compute(Xa)
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
         out = compute(Xa)
+        if Xa.dtype == np.float32 and not np.isfinite(values(out)).all():
+            Xa = Xa.astype(np.float64)
+            out = compute(Xa)
     if np.isfinite(values(out)).all():
         return out
-    return compute(Xa.astype(np.float64))
+    raise refuse(Xa, out)
+
+
+def _overflow_error(
+    Xa: NDArray[np.floating[Any]], names: Any, offset: NDArray[Any] | None
+) -> InvalidValuesError:
+    """The refusal of rows whose squared distances overflow, in the words of choose-k and
+    of a run (``overflow_message``), judged around the fit's ``offset`` as computed."""
+    features = [f"column {j}" for j in range(Xa.shape[1])] if names is None else list(names)
+    centre = None if offset is None else (lambda rows: rows - offset)
+    message = overflow_message(Xa, features, "squared distances", centre)
+    if message is None:
+        # Within a factor of 4 of the largest float a distance between two rows
+        # overflows where no squared norm does, and weights can overflow the inertia.
+        message = (
+            "squared distances or their weighted sum overflow the largest float; the data "
+            "or the weights are probably in the wrong unit or corrupt"
+        )
+    return InvalidValuesError(f"X: {message}")
 
 
 class _KMeansBase:
@@ -365,7 +387,18 @@ class _KMeansBase:
         ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
             return assign_with(*self._rows_and_centres(rows, centred=centred), self._compiled())
 
-        return _float64_on_overflow(Xa, assign, lambda labels_sq: labels_sq[1])
+        offset = None if centred else self._offset()
+        return _float64_on_overflow(
+            Xa, assign, lambda labels_sq: labels_sq[1], self._refusal(offset)
+        )
+
+    def _refusal(
+        self, offset: NDArray[Any] | None
+    ) -> Callable[[NDArray[np.floating[Any]], Any], InvalidInputError]:
+        """``_float64_on_overflow``'s refusal of rows around ``offset``, their columns
+        named as the fit's."""
+        names = getattr(self, "feature_names_in_", None)
+        return lambda rows, _: _overflow_error(rows, names, offset)
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -411,7 +444,9 @@ class _KMeansBase:
         """
         Xa = self._check_test_X(X)
         # The distances fit in float32 where their squares did not.
-        out = _float64_on_overflow(Xa, self._distances, lambda d: d).astype(Xa.dtype, copy=False)
+        refuse = self._refusal(self._offset())
+        out = _float64_on_overflow(Xa, self._distances, lambda d: d, refuse)
+        out = out.astype(Xa.dtype, copy=False)
         return self._output(out, X)
 
     def _distances(self, Xa: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
@@ -505,7 +540,10 @@ class KMeans(_KMeansBase):
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
         fit = _float64_on_overflow(
-            Xa, lambda rows: self._fit_rows(rows, sample_weight), lambda f: f.inertia
+            Xa,
+            lambda rows: self._fit_rows(rows, sample_weight),
+            lambda f: f.inertia,
+            lambda rows, f: _overflow_error(rows, _feature_names(X), f.offset),
         )
         self.fit_ = fit  # centres in X's dtype below, where a float64 fit gave them
         self.cluster_centers_ = fit.centers.astype(Xa.dtype, copy=False)
@@ -658,10 +696,14 @@ class MiniBatchKMeans(_KMeansBase):
             )
             out.append(inertia / max(float(wb.sum(dtype=np.float64)), 1e-300))
             self.n_steps_ += 1
+        self._show_centers()
+        return out
+
+    def _show_centers(self) -> None:
+        """``cluster_centers_``: the float64 centres kept, in X's units and dtype."""
         offset = self._fit_offset
         C = self._centers64 if offset is None else self._centers64 + offset
         self.cluster_centers_ = C.astype(self._dtype)
-        return out
 
     # -------------------------------------------------------------- API
 
@@ -670,10 +712,24 @@ class MiniBatchKMeans(_KMeansBase):
     ) -> MiniBatchKMeans:
         """Fit on the whole window X in mini-batches."""
         Xa = _check_X(X)
-        _float64_on_overflow(Xa, lambda rows: self._fit_rows(X, rows, sample_weight), float)
+        try:
+            _float64_on_overflow(
+                Xa,
+                lambda rows: self._fit_rows(X, rows, sample_weight),
+                float,
+                lambda rows, _: _overflow_error(rows, _feature_names(X), self._fit_offset),
+            )
+        except InvalidValuesError:
+            self._forget()  # a refused fit leaves no model, not the half-made one
+            raise
         self._dtype = Xa.dtype  # as KMeans does, where the fit was done again in float64
         self.cluster_centers_ = self.cluster_centers_.astype(Xa.dtype, copy=False)
         return self
+
+    def _forget(self) -> None:
+        """Drop the fitted attributes (scikit-learn's names: ending in ``_``)."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)
 
     def _fit_rows(
         self, X: ArrayLike, Xa: NDArray[np.floating[Any]], sample_weight: ArrayLike | None
@@ -740,7 +796,8 @@ class MiniBatchKMeans(_KMeansBase):
         """Update the centres with one chunk of a window (seeding them on the first).
 
         A float32 chunk whose squared distances overflow is done again in float64 from
-        the state before it, as ``fit`` does with the whole window.
+        the state before it, as ``fit`` does with the whole window; a chunk that overflows
+        even so is refused, and the model is left as it was before it.
         """
         first = not self.__sklearn_is_fitted__()
         Xa = _check_X(X) if first else self._check_test_X(X)
@@ -772,7 +829,21 @@ class MiniBatchKMeans(_KMeansBase):
                 Xc = self._centred(rows)
             return self._steps(Xc, w, self._rng.permutation(rows.shape[0]), batch)
 
-        _float64_on_overflow(Xa, update, np.asarray)
+        try:
+            _float64_on_overflow(
+                Xa,
+                update,
+                np.asarray,
+                lambda rows, _: _overflow_error(rows, _feature_names(X), self._fit_offset),
+            )
+        except InvalidValuesError:
+            self._rng.bit_generator.state = rng_state
+            if before is None:
+                self._forget()
+            else:
+                self._centers64, self.counts_, self.n_steps_ = before
+                self._show_centers()
+            raise
         if first:
             self.n_features_in_ = int(Xa.shape[1])
             self._remember_names(X)

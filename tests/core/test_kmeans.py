@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import load_digits, load_iris, make_blobs
@@ -18,7 +19,7 @@ from monitor.core.kmeans import (
     fit_kmeans,
     kmeans_plusplus,
 )
-from monitor.errors import DegenerateDataWarning, InvalidInputError
+from monitor.errors import DegenerateDataWarning, InvalidInputError, InvalidValuesError
 
 
 def _blobs(n: int = 1500, k: int = 5, d: int = 6, seed: int = 0, std: float = 1.0):
@@ -604,6 +605,44 @@ def test_float32_values_whose_squares_overflow_are_fitted_as_float64_would_be(cl
     np.testing.assert_allclose(-score, ref.inertia_, rtol=1e-5)
     expected = ref.transform(X32.astype(np.float64))  # its centres in another order
     np.testing.assert_allclose(np.sort(distances, axis=1), np.sort(expected, axis=1), rtol=1e-5)
+
+
+OVERFLOW = "X: values overflow squared distances: .* rows, e.g. column . = .*, whose square"
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_float64_values_whose_squares_overflow_are_refused_as_choose_k_refuses_them(
+    cls: Any,
+) -> None:
+    # Beyond about 1e154 the float64 squares overflow too: the fit gave an inertia of
+    # inf, every row in one cluster and a NaN score, with numpy RuntimeWarnings only.
+    X, _ = make_blobs(60, n_features=2, centers=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor numpy's RuntimeWarnings before the error
+        with pytest.raises(InvalidValuesError, match=OVERFLOW.replace("column .", "b")):
+            cls(n_clusters=2, random_state=0).fit(pd.DataFrame(X * 1e160, columns=["a", "b"]))
+        km = cls(n_clusters=2, random_state=0).fit(X)
+        for method in (km.predict, km.transform, km.score):
+            with pytest.raises(InvalidValuesError, match=OVERFLOW):
+                method(X * 1e160)
+    # Far from 0 with a spread whose squares fit: fitted around the mean, as before.
+    km = cls(n_clusters=2, random_state=0).fit(1e160 + X * 1e145)
+    assert np.isfinite(km.inertia_) and np.isfinite(km.score(1e160 + X * 1e145))
+
+
+def test_a_refused_minibatch_leaves_no_model_and_a_refused_chunk_the_model_before_it() -> None:
+    X, _ = make_blobs(60, n_features=2, centers=2, random_state=0)
+    km = MiniBatchKMeans(2, random_state=0)
+    with pytest.raises(InvalidValuesError):
+        km.fit(X * 1e160)
+    assert not hasattr(km, "cluster_centers_") and not hasattr(km, "labels_")
+    km.partial_fit(X[:30])
+    state = km.cluster_centers_.copy(), km.counts_.copy(), km.n_steps_
+    with pytest.raises(InvalidValuesError):
+        km.partial_fit(X[30:] * 1e160)
+    np.testing.assert_array_equal(km.cluster_centers_, state[0])
+    np.testing.assert_array_equal(km.counts_, state[1])
+    assert km.n_steps_ == state[2]
 
 
 @pytest.mark.parametrize("overflowing", ["first", "later"])
