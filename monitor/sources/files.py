@@ -943,6 +943,7 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
             if first is None:
                 raise SourceError(f"{where}: empty CSV file (no header line)")
             header = [h.strip() for h in first[2]]
+            _check_header(header, where)
             rows: list[list[str]] = []
             lines: list[int] = []  # where each row starts: a quoted field may span lines
             sent = False
@@ -970,6 +971,23 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
         raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
     except OSError as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+
+
+def _check_header(header: list[str], where: str) -> None:
+    """A first line of numbers is data, not names (np.savetxt writes no header): read as
+    the header, that row was lost and its numbers named the columns. The names pandas
+    gives unnamed columns (0, 1, ...) are names."""
+    if header == [str(j) for j in range(len(header))]:
+        return
+    for name in header:
+        try:
+            plain_float(name)
+        except ValueError:
+            return
+    raise SourceError(
+        f"{where}, line 1: every field is a number ({brief(','.join(header))}): the file "
+        "seems to have no header row; a CSV needs a first line naming its columns"
+    )
 
 
 def _csv_records(reader: Any, where: str) -> Iterator[tuple[int, int, list[str]]]:

@@ -933,6 +933,31 @@ def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> N
         read_table(tmp_path / "t.csv", ["error_ratio"])
 
 
+def test_a_csv_whose_first_line_is_all_numbers_is_refused_as_having_no_header(
+    tmp_path: Path,
+) -> None:
+    # np.savetxt writes no header: the first row became the names ("-3.368e+00") and
+    # was lost from the data, silently, in choose-k and in a run's windows alike.
+    (tmp_path / "w.csv").write_text("-3.368e+00,6.247e+00,nan\n1,2,3\n4,5,6\n")
+    os.utime(tmp_path / "w.csv", (T0 - 1, T0 - 1))
+    message = (
+        f"{str(tmp_path / 'w.csv')!r}, line 1: every field is a number "
+        "('-3.368e+00,6.247e+00,nan'): the file seems to have no header row; a CSV needs "
+        "a first line naming its columns"
+    )
+    with pytest.raises(SourceError) as info:
+        read_table(tmp_path / "w.csv")
+    assert str(info.value) == message
+    with pytest.raises(SourceError) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert str(info.value).endswith(f": {message}")
+    # pandas names unnamed columns 0, 1, ...: names, not data; one name of text is enough.
+    for header in ("0,1,2", "2023,x,2024"):
+        (tmp_path / "w.csv").write_text(f"{header}\n1,2,3\n")
+        names, X = read_table(tmp_path / "w.csv")
+        assert names == header.split(",") and X.shape == (1, 3)
+
+
 def test_read_table_says_what_a_path_is_when_it_is_no_regular_file(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.csv")  # it said "no such file" of a pipe that was there
     (tmp_path / "dir.csv").mkdir()
