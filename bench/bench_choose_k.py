@@ -42,7 +42,7 @@ def _phases(path: Path, args: argparse.Namespace) -> dict[str, float]:
     from monitor.sources.files import read_table
 
     t0 = time.perf_counter()
-    _, X = read_table(path, None)
+    X = read_table(path, None).X
     read = time.perf_counter() - t0
     rng = np.random.default_rng(args.seed)
     if X.shape[0] > args.sample:

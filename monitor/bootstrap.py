@@ -391,8 +391,9 @@ def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Pro
     return None
 
 
-def read_table(path: Path, features: list[str] | None = None) -> tuple[list[str], Any]:
-    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads."""
+def read_table(path: Path, features: list[str] | None = None) -> Any:
+    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads
+    (``monitor.sources.files.Table``)."""
     from monitor.sources.files import read_table as read
 
     return read(path, features)

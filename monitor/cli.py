@@ -1864,6 +1864,7 @@ class _KData:
     n_file: int  # rows in the file
     sampled: bool
     dropped: int  # rows of the file left out for NaN or infinity (before sampling)
+    left_out: dict[str, str]  # columns not of numbers, and why (read_table's)
 
     @property
     def n_used(self) -> int:
@@ -1885,7 +1886,8 @@ def _k_data(
         raise InvalidInputError(f"--features {brief(features)} has an empty column name")
     if wanted is not None and (repeated := sorted(n for n, c in Counter(wanted).items() if c > 1)):
         raise InvalidInputError(f"--features names [{some_names(repeated, repr)}] more than once")
-    names, X = read_table(path, wanted)
+    table = read_table(path, wanted)
+    names, X = table.names, table.X
     if not names:
         raise InvalidInputError(f"{path}: no numeric column to choose k on")
     n_file = X.shape[0]
@@ -1907,7 +1909,7 @@ def _k_data(
     if overflow is not None:
         raise InvalidInputError(f"{path}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
-    return _KData(list(names), Xs, n_file, n_finite > sample, dropped)
+    return _KData(list(names), Xs, n_file, n_finite > sample, dropped, table.left_out)
 
 
 def _k_rows_text(data: _KData) -> str:
@@ -2036,6 +2038,7 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
     return {
         "path": str(path),
         "features": data.names,
+        "columns_left_out": data.left_out,
         "rows_in_file": data.n_file,
         "rows_used": data.n_used,
         "sampled": data.sampled,

@@ -66,6 +66,7 @@ __all__ = [
     "FilesOptions",
     "FilesSource",
     "NameTime",
+    "Table",
     "build",
     "options_problems",
     "parse_options",
@@ -771,14 +772,23 @@ def _not_a_file(file: Path) -> str:
     return "a device or socket, not a file"
 
 
-def read_table(
-    path: str | os.PathLike[str], features: Sequence[str] | None = None
-) -> tuple[list[str], FloatArray]:
+@dataclass(frozen=True)
+class Table:
+    """What ``read_table`` read: the columns' names and values, and each column it left
+    out (not numbers) with the reason."""
+
+    names: list[str]
+    X: FloatArray
+    left_out: dict[str, str]
+
+
+def read_table(path: str | os.PathLike[str], features: Sequence[str] | None = None) -> Table:
     """Column names and values of one CSV (or gzip-compressed ``.csv.gz``), Parquet or
     NPY file, the format from its extension.
 
     With ``features``, those columns in that order (NPY: named by position, the count must
-    match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...).
+    match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...), each
+    column left out a warning and an entry of ``left_out``.
     Raises SourceError when the file cannot be read, SchemaError when columns are missing.
     """
     file = Path(path)
@@ -795,37 +805,39 @@ def read_table(
     if fmt == "npy":
         data, _ = _npy_load(file, where)
         if wanted is None:
-            return [f"x{j}" for j in range(data.shape[1])], data
+            return Table([f"x{j}" for j in range(data.shape[1])], data, {})
         if data.shape[1] != len(wanted):
             raise SchemaError(
                 f"{where}: {data.shape[1]} column(s) where {len(wanted)} are expected "
                 f"({wanted}); NPY columns are matched by position."
             )
-        return wanted, data
+        return Table(wanted, data, {})
     if fmt == "parquet":
         pa, pq = _pyarrow(where)
         schema = _parquet_schema(pa, pq, file, where)
+        left_out: dict[str, str] = {}
         if wanted is None:
             check_unique(schema.names, where)
             wanted = [f.name for f in schema if _arrow_numeric(pa, f.type)]
             for f in schema:
                 if f.name not in wanted:
-                    _left_out(where, f.name, f"type {f.type}")
+                    _left_out(where, f.name, f"type {f.type}", left_out)
         else:
             match_columns(schema.names, wanted, ignore_extra=True, where=where, named="--features")
         table = _parquet_table(pa, pq, file, wanted, where)
         X = np.empty((table.num_rows, len(wanted)))
         for j, name in enumerate(wanted):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
-        return wanted, X
+        return Table(wanted, X, left_out)
     return _csv_table(file, where, wanted)
 
 
-def _csv_table(file: Path, where: str, wanted: list[str] | None) -> tuple[list[str], FloatArray]:
+def _csv_table(file: Path, where: str, wanted: list[str] | None) -> Table:
     """``read_table`` of a CSV file, chunk by chunk: the ``wanted`` columns, or every
     column of numbers (one that holds text anywhere is left out, and said so)."""
     header: list[str] = []
     kept: dict[int, list[FloatArray]] = {}
+    left_out: dict[str, str] = {}
     n_rows = 0
     for number, (header, rows, lines) in enumerate(_csv_chunks(file, where)):
         if number == 0:
@@ -843,21 +855,23 @@ def _csv_table(file: Path, where: str, wanted: list[str] | None) -> tuple[list[s
             except SchemaError as exc:  # a column of text (host names, ISO times)
                 if wanted is not None:
                     raise
-                _left_out(where, header[i], str(exc).removeprefix(f"{where}, "))
+                _left_out(where, header[i], str(exc).removeprefix(f"{where}, "), left_out)
                 del kept[i]
         n_rows += len(rows)
     names = wanted if wanted is not None else [header[i] for i in kept]
     if not kept:
-        return names, np.empty((n_rows, 0))
-    return names, np.column_stack([np.concatenate(parts) for parts in kept.values()])
+        return Table(names, np.empty((n_rows, 0)), left_out)
+    X = np.column_stack([np.concatenate(parts) for parts in kept.values()])
+    return Table(names, X, left_out)
 
 
-def _left_out(where: str, name: str, why: str) -> None:
-    """Say that a column is not taken as a feature: a number column with one bad cell
-    must not vanish unseen."""
-    _log.info(
+def _left_out(where: str, name: str, why: str, left_out: dict[str, str]) -> None:
+    """Say that a column is not taken as a feature, and note it in ``left_out``: a number
+    column with one bad cell must not vanish unseen."""
+    _log.warning(
         "%s: column %r left out, not numbers (%s); --features names the columns", where, name, why
     )
+    left_out[name] = why
 
 
 def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:

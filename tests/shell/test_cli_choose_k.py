@@ -91,6 +91,27 @@ def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> 
     assert out["silhouette"][0] == 0.0  # undefined for k = 1, reported as 0
 
 
+def test_a_column_left_out_for_one_cell_is_a_warning_and_named_in_json(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One cell of text left column b out with an INFO line only, and nothing in --json
+    told a script that a feature was gone."""
+    rows = data.read_text().splitlines()
+    rows[3] = rows[3].split(",", 1)[0] + ",x," + rows[3].rsplit(",", 1)[1]
+    path = tmp_path / "cell.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = invoke("choose-k", str(path), "--k-max", "4", "--refs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    why = "line 4: column 'b' holds 'x', not a number"
+    assert json.loads(result.stdout)["columns_left_out"] == {"b": why}
+    assert json.loads(result.stdout)["features"] == ["a", "c"]
+    assert [r.levelname for r in caplog.records if "column 'b' left out" in r.message] == [
+        "WARNING"
+    ]
+    whole = invoke("choose-k", str(data), "--k-max", "4", "--refs", "2", "--json")
+    assert json.loads(whole.stdout)["columns_left_out"] == {}
+
+
 def test_n_init_sets_the_restarts_of_each_ks_fit(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

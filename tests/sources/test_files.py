@@ -920,13 +920,16 @@ def test_read_table_picks_numeric_columns_or_the_ones_asked(tmp_path: Path) -> N
     columns = named(host=["a", "b", "c"])
     for suffix in (".csv", ".parquet"):
         path = write(tmp_path / f"t{suffix}", columns)
-        names, X = read_table(path)
+        table = read_table(path)
+        names, X = table.names, table.X
         assert names == list(FEATURES)
         np.testing.assert_array_equal(X, VALUES)
-        names, X = read_table(path, ["rps", "latency_ms"])
+        table = read_table(path, ["rps", "latency_ms"])
+        names, X = table.names, table.X
         assert names == ["rps", "latency_ms"]
         np.testing.assert_array_equal(X, VALUES[:, [2, 0]])
-    names, X = read_table(write(tmp_path / "t.npy", named()))
+    table = read_table(write(tmp_path / "t.npy", named()))
+    names, X = table.names, table.X
     assert names == ["x0", "x1", "x2"]
     np.testing.assert_array_equal(X, VALUES)
     with pytest.raises(SchemaError, match=r"missing \['error_ratio'\]"):
@@ -954,7 +957,8 @@ def test_a_csv_whose_first_line_is_all_numbers_is_refused_as_having_no_header(
     # pandas names unnamed columns 0, 1, ...: names, not data; one name of text is enough.
     for header in ("0,1,2", "2023,x,2024"):
         (tmp_path / "w.csv").write_text(f"{header}\n1,2,3\n")
-        names, X = read_table(tmp_path / "w.csv")
+        table = read_table(tmp_path / "w.csv")
+        names, X = table.names, table.X
         assert names == header.split(",") and X.shape == (1, 3)
 
 
@@ -997,18 +1001,20 @@ def test_read_table_says_which_columns_it_leaves_out_and_why(
 ) -> None:
     # A column of numbers with one bad cell is no feature; it must not vanish unseen.
     (tmp_path / "t.csv").write_text("a,b\n1,2\nx,3\n4,5\n", encoding="utf-8")
-    with caplog.at_level(logging.INFO, logger="monitor.sources.files"):
-        names, _ = read_table(tmp_path / "t.csv")
-    assert names == ["b"]
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        table = read_table(tmp_path / "t.csv")
+    assert table.names == ["b"]
+    assert table.left_out == {"a": "line 3: column 'a' holds 'x', not a number"}
     assert caplog.messages == [
         f"'{tmp_path / 't.csv'}': column 'a' left out, not numbers (line 3: column 'a' holds "
         "'x', not a number); --features names the columns"
     ]
     caplog.clear()
     write(tmp_path / "t.parquet", named(host=["a", "b", "c"]))
-    with caplog.at_level(logging.INFO, logger="monitor.sources.files"):
-        read_table(tmp_path / "t.parquet")
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        table = read_table(tmp_path / "t.parquet")
     assert [m for m in caplog.messages if "'host' left out" in m and "(type string)" in m]
+    assert list(table.left_out) == ["host"]
 
 
 def test_a_csv_is_read_in_chunks_with_the_same_rows_and_lines(
@@ -1024,7 +1030,8 @@ def test_a_csv_is_read_in_chunks_with_the_same_rows_and_lines(
     monkeypatch.setattr(files, "CSV_CHUNK_ROWS", 5)
     np.testing.assert_array_equal(_range_source(tmp_path).read_window(T0 - 600, T0).X, whole)
     np.testing.assert_array_equal(whole, rows)
-    names, X = read_table(tmp_path / "w.csv")
+    table = read_table(tmp_path / "w.csv")
+    names, X = table.names, table.X
     assert names == ["ts", *FEATURES] and X.shape == (23, 4)
     # A bad cell in a later chunk: named by its line, and choose-k leaves its column out.
     cells = rows.tolist()
@@ -1032,7 +1039,8 @@ def test_a_csv_is_read_in_chunks_with_the_same_rows_and_lines(
     write(tmp_path / "w.csv", named(np.array(cells, dtype=object), ts=stamps))
     with pytest.raises(SchemaError, match="line 19: column 'cpu_ratio' holds 'n/a'"):
         _range_source(tmp_path).read_window(T0 - 600, T0)
-    names, X = read_table(tmp_path / "w.csv")
+    table = read_table(tmp_path / "w.csv")
+    names, X = table.names, table.X
     assert names == ["ts", "latency_ms", "rps"] and X.shape == (23, 3)
 
 
@@ -1085,7 +1093,8 @@ def test_a_gzip_compressed_csv_is_read(tmp_path: Path, name: str, options: dict)
     os.utime(tmp_path / name, (T0 - 1, T0 - 1))
     np.testing.assert_array_equal(source(tmp_path, **options).read_window(T0 - 60, T0).X, VALUES)
     if name.endswith(".csv.gz"):
-        names, X = read_table(tmp_path / name)
+        table = read_table(tmp_path / name)
+        names, X = table.names, table.X
         assert names == list(FEATURES)
         np.testing.assert_array_equal(X, VALUES)
 
