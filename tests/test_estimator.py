@@ -15,7 +15,11 @@ from sklearn.exceptions import NotFittedError as SkNotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import check_estimator
+from sklearn.utils.estimator_checks import (
+    check_estimator,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+)
 
 from monitor import KMeans, MiniBatchKMeans
 from monitor.core.kmeans import NotFittedError
@@ -152,6 +156,37 @@ def test_predict_feature_mismatch_and_api_consistency() -> None:
     assert km.score(X) == pytest.approx(-km.inertia_, rel=1e-12)
     assert km.n_iter_ >= 1 and km.n_features_in_ == 2
     assert km.get_feature_names_out().tolist() == ["kmeans0", "kmeans1"]
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_get_feature_names_out_checks_input_features_as_sklearn_does(cls: type) -> None:
+    # input_features was ignored: any names, of any length, gave kmeans0, kmeans1, and
+    # scikit-learn's two checks of it (in its own common tests) failed.
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(make_blobs(40, 2, centers=2, random_state=0)[0], columns=["a", "b"])
+    km = cls(2, random_state=0).fit(X)
+    assert km.get_feature_names_out(["a", "b"]).tolist() == [
+        f"{cls.__name__.lower()}{i}" for i in range(2)
+    ]
+    for names in (["x", "y"], ["a", "b", "c"]):
+        with pytest.raises(
+            InvalidInputError, match="input_features is not equal to feature_names_in_"
+        ):
+            km.get_feature_names_out(names)
+    unnamed = cls(2, random_state=0).fit(X.to_numpy())
+    assert len(unnamed.get_feature_names_out(["p", "q"])) == 2
+    with pytest.raises(
+        InvalidInputError,
+        match="input_features should have length equal to number of features \\(2\\), got 3",
+    ):
+        unnamed.get_feature_names_out(["p", "q", "r"])
+    for check in (
+        check_transformer_get_feature_names_out,
+        check_transformer_get_feature_names_out_pandas,
+    ):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DegenerateDataWarning)
+            check(cls.__name__, cls(2, random_state=0))
 
 
 def test_works_inside_a_sklearn_pipeline() -> None:

@@ -481,8 +481,23 @@ class _KMeansBase:
         return -float(w.astype(np.float64) @ sq.astype(np.float64))
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
-        """Names of the transform's columns: ``<classname><i>``."""
+        """Names of the transform's columns: ``<classname><i>``. ``input_features``, when
+        given, must be ``feature_names_in_`` (or as many names as X had columns, fitted
+        without names), as scikit-learn checks it in a pipeline."""
         self._check_fitted()
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)
+            fitted = getattr(self, "feature_names_in_", None)
+            if fitted is not None and not np.array_equal(fitted, given):
+                raise InvalidInputError(
+                    f"input_features is not equal to feature_names_in_: got "
+                    f"{brief(given.tolist())}, fitted on {brief(fitted.tolist())}."
+                )
+            if given.ndim != 1 or given.size != self.n_features_in_:
+                raise InvalidInputError(
+                    f"input_features should have length equal to number of features "
+                    f"({self.n_features_in_}), got {given.size}."
+                )
         prefix = type(self).__name__.lower()
         k = self.cluster_centers_.shape[0]
         return np.asarray([f"{prefix}{i}" for i in range(k)], dtype=object)
