@@ -217,7 +217,7 @@ def test_series_are_joined_on_labels_and_time(
             ),
         }
     )
-    caplog.set_level(logging.DEBUG, logger="monitor.sources.prometheus")
+    caplog.set_level(logging.INFO, logger="monitor.sources.prometheus")
     src = source(prom.url)
     assert isinstance(src, TelemetrySource)
     window = src.read_window(T0, T0 + 180)
@@ -226,7 +226,33 @@ def test_series_are_joined_on_labels_and_time(
     np.testing.assert_array_equal(window.X, expected)
     assert window.features == FEATURES and window.model == "checkout"
     assert window.label == "prometheus [2023-11-14T22:13:20Z, 2023-11-14T22:16:20Z) step 60s"
-    assert "dropped 1 row(s)" in caplog.text
+    # Said at INFO: runs flagged drift on partial windows with nothing said (helper-92).
+    assert caplog.messages == [
+        "prometheus source of model 'checkout': the window [2023-11-14T22:13:20Z, "
+        "2023-11-14T22:16:20Z) holds 4 row(s) of the 6 its 2 series would hold at step 60s "
+        '(1 dropped as missing a feature); the least complete: {instance="b", job="api"}'
+    ]
+
+
+def test_a_window_nearly_whole_is_not_logged_and_a_target_gone_is(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ten steps: one point missing of 20 is the usual lag of the newest scrape, quiet;
+    # a target gone for half the window is said, by its labels.
+    a, b = {"instance": "a"}, {"instance": "b"}
+    whole = [(T0 + 60 * i, "1") for i in range(10)]
+    caplog.set_level(logging.INFO, logger="monitor.sources.prometheus")
+    for b_points, said in [(whole[:-1], False), (whole[:5], True)]:
+        prom.answer = by_query(
+            {e: matrix((a, whole), (b, b_points)) for e in (EXPRS["latency"], EXPRS["rps"])}
+        )
+        caplog.clear()
+        assert source(prom.url).read_window(T0, T0 + 600).X.shape[0] == 10 + len(b_points)
+        assert bool(caplog.messages) is said, caplog.messages
+    assert caplog.messages[0].endswith(
+        "holds 15 row(s) of the 20 its 2 series would hold at step 60s (0 dropped as missing "
+        'a feature); the least complete: {instance="b"}'
+    )
 
 
 def test_series_that_never_line_up_are_a_source_error_that_says_why(
