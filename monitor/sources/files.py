@@ -153,6 +153,13 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
             "a glob relative to path that stays inside it, such as '*.parquet'",
             o.pattern,
         ),
+        _unless(
+            not isinstance(o.pattern, str) or not o.pattern or _matches_files(o.pattern),
+            "pattern",
+            "a glob that can match a file, not only directories (not '.', '**' or one ending "
+            "in '/'): '*.csv', '**/*.parquet'",
+            o.pattern,
+        ),
         _unread_pattern_problem(o),
         None if o.format is None else problem_of(check_choice, o.format, "format", FORMATS),
         problem_of(check_choice, o.window, "window", WINDOW_MODES),
@@ -177,6 +184,14 @@ def options_problems(o: FilesOptions, features: Sequence[str] | None = None) -> 
 
 def _unless(ok: object, field: str, expected: str, got: Any) -> Problem | None:
     return None if ok else Problem(field, expected, got)
+
+
+def _matches_files(pattern: str) -> bool:
+    """Whether a glob can match a file: "." names the directory itself, and a last part
+    "**" or a pattern ending in "/" or "/." matches directories only (Path.glob(".")
+    raised IndexError, which crashed every run)."""
+    parts = Path(pattern).parts
+    return bool(parts) and parts[-1] != "**" and not pattern.endswith(("/", "/."))
 
 
 def _unread_pattern_problem(o: FilesOptions) -> Problem | None:
@@ -459,10 +474,15 @@ class FilesSource:
             raise SourceError(f"{self._name}: {str(root)!r} is not a readable directory")
         out: list[_File] = []
         ignored = 0
+        pattern = self._options.pattern
         try:
-            candidates = sorted(root.glob(self._options.pattern))
-        except (OSError, ValueError) as exc:
-            raise SourceError(f"{self._name}: cannot list {str(root)!r}: {exc}") from exc
+            if not _matches_files(pattern):
+                raise ValueError("it can match no file, only directories")
+            candidates = sorted(root.glob(pattern))
+        except Exception as exc:  # any error of the glob: a run fails, it does not crash
+            raise SourceError(
+                f"{self._name}: cannot list {str(root)!r} with the pattern {pattern!r}: {exc}"
+            ) from exc
         for path in candidates:
             fmt = None if _hidden(path.relative_to(root)) else _format(path, self._options.format)
             if fmt is None:

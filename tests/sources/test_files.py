@@ -94,6 +94,15 @@ def test_defaults() -> None:
             {"path": "d", "pattern": "out/_temporary/*.csv"},
             "source.pattern: must be a glob without a part starting with '.' or '_'",
         ),
+        # Patterns that can match no file: "." crashed every run with an IndexError from
+        # Path.glob, and "**" and "logs/" match directories only.
+        *[
+            (
+                {"path": "d", "pattern": pattern},
+                "source.pattern: must be a glob that can match a file, not only directories",
+            )
+            for pattern in (".", "./", "**", "a/**", "*/", "logs/", "*/.", "*.csv/.")
+        ],
         ({"path": "d", "ignore_extra": "yes"}, "source.ignore_extra: must be true or false"),
         ({"path": "d", "max_age": "soon"}, "source.max_age: must be a duration such as"),
         (
@@ -238,6 +247,15 @@ def test_a_matching_name_that_is_no_file_to_read_fails_the_run(
     np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, VALUES)
     why = make(tmp_path / "b.csv")
     with pytest.raises(SourceError, match=rf"'.*b.csv' matches '\*' but is {why}.*; no window"):
+        src.read_window(T0 - 60, T0)
+
+
+def test_a_pattern_that_cannot_be_listed_is_a_source_error(tmp_path: Path) -> None:
+    # check-config refuses it; a source built around that check must not crash with a
+    # traceback (Path.glob(".") raised IndexError, reported as an internal error).
+    write(tmp_path / "a.csv", named(), mtime=T0 - 30)
+    src = FilesSource("checkout", FEATURES, FilesOptions(path=str(tmp_path), pattern="."))
+    with pytest.raises(SourceError, match=r"cannot list .* with the pattern '\.'"):
         src.read_window(T0 - 60, T0)
 
 
