@@ -766,15 +766,27 @@ def check_config(config_file: Path) -> None:
 
 
 def _source_warnings(settings: Settings) -> list[str]:
-    """A files source's directory that is not there (from here): every run would fail
-    (helper-77: check-config said OK, then each run failed as source_unavailable)."""
+    """A files source's directory that is not there (from here), or that cannot be
+    listed: every run would fail (helper-77: check-config said OK, then each run failed
+    as source_unavailable; fuzz91: one of mode 000 said OK too)."""
     found = []
     for m in settings.models:
         path = getattr(m.source.options, "path", None) if m.source.kind == "files" else None
-        if isinstance(path, str) and not Path(path).is_dir():
+        if not isinstance(path, str):
+            continue
+        if not Path(path).is_dir():
             found.append(
                 f"model {m.name!r}: source.path {path!r} is not a directory (read from "
                 f"{Path.cwd()}): every run fails as source_unavailable until it is"
+            )
+            continue
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as exc:
+            found.append(
+                f"model {m.name!r}: source.path {path!r} cannot be listed ({exc.strerror}): "
+                "every run fails as source_unavailable until it can"
             )
     return found
 

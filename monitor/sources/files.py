@@ -19,6 +19,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
+import fnmatch
 import gzip
 import io
 import logging
@@ -475,14 +477,16 @@ class FilesSource:
         out: list[_File] = []
         ignored = 0
         pattern = self._options.pattern
-        try:
-            if not _matches_files(pattern):
-                raise ValueError("it can match no file, only directories")
-            candidates = sorted(root.glob(pattern))
-        except Exception as exc:  # any error of the glob: a run fails, it does not crash
+        if not _matches_files(pattern):
             raise SourceError(
-                f"{self._name}: cannot list {str(root)!r} with the pattern {pattern!r}: {exc}"
-            ) from exc
+                f"{self._name}: cannot list {str(root)!r} with the pattern {pattern!r}: it "
+                "can match no file, only directories"
+            )
+        try:
+            # In the order of paths, part by part; the tuples compare faster than paths do.
+            candidates = sorted(_glob(root, Path(pattern).parts), key=lambda p: p.parts)
+        except OSError as exc:
+            raise self._unlisted(root, exc) from exc
         for path in candidates:
             fmt = None if _hidden(path.relative_to(root)) else _format(path, self._options.format)
             if fmt is None:
@@ -515,6 +519,17 @@ class FilesSource:
                 ignored,
             )
         return out
+
+    def _unlisted(self, root: Path, exc: OSError) -> SourceError:
+        """A directory the pattern reaches that cannot be listed: its files, left out,
+        would be read as none (an older file as the newest, in file mode)."""
+        directory = exc.filename if exc.filename is not None else str(root)
+        where = "" if Path(directory) == root else f" or is moved out of {str(root)!r}"
+        return SourceError(
+            f"{self._name}: cannot list the directory {str(directory)!r} "
+            f"({exc.strerror or exc}): the files in it that match {self._options.pattern!r} "
+            f"would be left out, so no window reads until it can be listed{where}"
+        )
 
     def _unreadable(self, path: Path, exc: OSError | None) -> SourceError:
         """A matching name that holds no file to read: a symbolic link that leads nowhere
@@ -747,6 +762,67 @@ def _failing_windows(ts: FloatArray) -> str:
         f"{format_time(float(ts.max()))}: the windows that hold them fail, no other; it is "
         "read again once it changes"
     )
+
+
+def _glob(directory: Path, parts: Sequence[str]) -> Iterator[Path]:
+    """The paths below ``directory`` that the glob ``parts`` matches, as ``Path.glob``
+    matches them (``**``: this directory and every one below it, symbolic links to
+    directories not followed there), hidden directories (``_hidden``) not entered.
+
+    A directory it must look into and cannot is an OSError naming it: ``Path.glob``
+    passed it over as empty, and its files were left out without a word.
+    """
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        found = (path for below in _directories(directory) for path in _glob(below, rest))
+        # "**/**/x" reaches each directory more than once
+        yield from dict.fromkeys(found) if "**" in rest else found
+    elif not any(c in part for c in "*?["):  # a name: looked up, not listed
+        child = directory / part
+        if _exists(child, directory, as_directory=bool(rest)):
+            yield from _glob(child, rest) if rest else (child,)
+    else:
+        for entry in _entries(directory):
+            if not fnmatch.fnmatchcase(entry.name, part):
+                continue
+            child = directory / entry.name
+            if not rest:
+                yield child
+            elif not _hidden(Path(entry.name)) and _exists(child, directory, as_directory=True):
+                yield from _glob(child, rest)
+
+
+def _directories(directory: Path) -> Iterator[Path]:
+    """``directory`` and every directory below it, but hidden ones and symbolic links."""
+    yield directory
+    for entry in _entries(directory):
+        if not _hidden(Path(entry.name)) and entry.is_dir(follow_symlinks=False):
+            yield from _directories(directory / entry.name)
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``; none when it is gone since it was found; an OSError
+    naming it when it cannot be listed (no permission, an I/O error)."""
+    try:
+        with os.scandir(directory) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(directory)) from exc
+
+
+def _exists(path: Path, parent: Path, *, as_directory: bool) -> bool:
+    """Whether ``path`` is there (a directory, a link to one, with ``as_directory``); an
+    OSError naming ``parent`` when it cannot be looked up (a directory without the
+    permission to enter it)."""
+    try:
+        mode = (path.stat() if as_directory else path.lstat()).st_mode
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False  # not there, or a link that leads nowhere (for a directory)
+        raise OSError(exc.errno, exc.strerror, str(parent)) from exc
+    return stat.S_ISDIR(mode) or not as_directory
 
 
 def _hidden(relative: Path) -> bool:

@@ -60,7 +60,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Path]) -> None:
-    cfg, _ = setup
+    cfg, data = setup
     ok = invoke("check-config", str(cfg))
     assert ok.exit_code == 0 and "OK, 1 model(s): shop" in ok.output
     assert ok.stderr == ""
@@ -73,6 +73,22 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     assert warned.stderr == (
         f"warning: model 'shop': source.path '{tmp_path / 'nope'}' is not a directory (read "
         f"from {Path.cwd()}): every run fails as source_unavailable until it is\n"
+    )
+    # One that cannot be listed was read as empty, and check-config said OK (fuzz91).
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == data:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "scandir", scandir)
+        warned = invoke("check-config", str(cfg))
+    assert warned.exit_code == 0
+    assert warned.stderr == (
+        f"warning: model 'shop': source.path '{data}' cannot be listed (Permission denied): "
+        "every run fails as source_unavailable until it can\n"
     )
     # A reference of fewer than 10 windows: thresholds from resampled rows alone; a
     # one-window reference flagged the very file it was trained on (helper-86).

@@ -259,6 +259,50 @@ def test_a_pattern_that_cannot_be_listed_is_a_source_error(tmp_path: Path) -> No
         src.read_window(T0 - 60, T0)
 
 
+def _unreadable(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """Make ``directory`` one that cannot be listed, as mode 000 makes it for any user
+    but root (the tests may run as root, which reads it all the same)."""
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == directory:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("window", ["file", "time_range"])
+@pytest.mark.parametrize(("pattern", "unlisted"), [("*.csv", "."), ("**/*.csv", "day2")])
+def test_a_directory_that_cannot_be_listed_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: str, pattern: str, unlisted: str
+) -> None:
+    # Path.glob passed it over as empty: its rows were left out of every window, or in
+    # window: file an older file was read as the newest, and a first run failed as
+    # too_few_rows ("its data begin later") instead of naming the directory.
+    (tmp_path / "day2").mkdir()
+    write(tmp_path / "old.csv", named(ts=[T0 - 3600] * 3), mtime=T0 - 3600)
+    write(tmp_path / "day2" / "new.csv", named(ts=[T0 - 30] * 3), mtime=T0 - 30)
+    src = source(tmp_path, pattern=pattern, window=window, timestamp_column="ts")
+    src.read_window(T0 - 7200, T0)
+    _unreadable(monkeypatch, (tmp_path / unlisted).resolve())
+    directory = str((tmp_path / unlisted).resolve()).removesuffix("/.")
+    expected = rf"cannot list the directory '{directory}' \(Permission denied\)"
+    with pytest.raises(SourceError, match=expected):
+        src.read_window(T0 - 7200, T0)
+
+
+def test_a_hidden_directory_that_cannot_be_listed_fails_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never read, so never entered: a Spark job's _temporary/ of another user is no error.
+    (tmp_path / "_temporary").mkdir()
+    write(tmp_path / "a.csv", named(), mtime=T0 - 30)
+    _unreadable(monkeypatch, tmp_path / "_temporary")
+    window = source(tmp_path, pattern="**/*.csv").read_window(T0 - 60, T0)
+    np.testing.assert_array_equal(window.X, VALUES)
+
+
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a readable directory"):
         source(tmp_path / "nowhere").read_window(T0 - 60, T0)
