@@ -453,6 +453,8 @@ class FilesSource:
         """Rows of the window ``[start, end)``, read as the options' ``window`` mode says."""
         start, end = check_bounds(start, end, "FilesSource")
         files = self._list()
+        if self._options.window == "time_range" or self._options.time_from == "name":
+            self._refuse_gzip_copies(files)  # each window reads every file it reaches
         if self._options.time_from == "name":
             X, label = self._read_named(files, start, end)
         elif self._options.window == "file":
@@ -474,7 +476,8 @@ class FilesSource:
         root = Path(self._options.path)
         if not root.is_dir():
             raise SourceError(f"{self._name}: {str(root)!r} is not a readable directory")
-        out: list[_File] = []
+        # By device and inode: a file under two names (a symbolic or hard link) is read once.
+        out: dict[tuple[int, int], _File] = {}
         ignored = 0
         pattern = self._options.pattern
         if not _matches_files(pattern):
@@ -503,14 +506,12 @@ class FilesSource:
             if not stat.S_ISREG(st.st_mode):
                 raise self._unreadable(path, None)
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            if self._name_time is not None:
-                named = self._name_time.parse(path.name)
-                if named is None:
-                    ignored += 1
-                    continue
-                out.append(_File(path, fmt, stamp, named))
+            named = None if self._name_time is None else self._name_time.parse(path.name)
+            if self._name_time is not None and named is None:
+                ignored += 1
                 continue
-            out.append(_File(path, fmt, stamp))
+            file, seen = _File(path, fmt, stamp, named), out.get((st.st_dev, st.st_ino))
+            out[(st.st_dev, st.st_ino)] = file if seen is None else self._one_name(seen, file)
         if ignored:
             _log.debug(
                 "%s: ignored %d file(s) hidden, being written, of unknown format or without "
@@ -518,7 +519,36 @@ class FilesSource:
                 self._name,
                 ignored,
             )
-        return out
+        return sorted(out.values(), key=lambda f: f.path.parts)
+
+    def _one_name(self, first: _File, then: _File) -> _File:
+        """The name a file listed under two is read by: not a symbolic link's (a
+        ``latest.csv`` pointing at this hour's file), else the last, as ties in file mode
+        go to the last name."""
+        kept = first if then.path.is_symlink() and not first.path.is_symlink() else then
+        _log.debug(
+            "%s: %r and %r are the same file, read once as %r",
+            self._name,
+            str(first.path),
+            str(then.path),
+            kept.path.name,
+        )
+        return kept
+
+    def _refuse_gzip_copies(self, files: list[_File]) -> None:
+        """A SourceError when a file is listed beside a gzip-compressed copy of it
+        (``x.csv`` and ``x.csv.gz``, as ``gzip -k`` leaves them) and a window may read
+        both: they may hold the same rows, which would be counted twice, and which of the
+        two is the right one only the writer knows."""
+        listed = {f.path for f in files}
+        for f in files:
+            plain = f.path.parent / f.path.name[:-3]
+            if f.path.name.lower().endswith(".gz") and plain in listed:
+                raise SourceError(
+                    f"{self._name}: {str(plain)!r} and {str(f.path)!r} are both read and may "
+                    f"hold the same rows (a copy compressed with gzip -k?): keep one of them in "
+                    f"{self._options.path!r}; no window reads until then"
+                )
 
     def _unlisted(self, root: Path, exc: OSError) -> SourceError:
         """A directory the pattern reaches that cannot be listed: its files, left out,

@@ -303,6 +303,43 @@ def test_a_hidden_directory_that_cannot_be_listed_fails_nothing(
     np.testing.assert_array_equal(window.X, VALUES)
 
 
+@pytest.mark.parametrize("link", [os.symlink, os.link])
+@pytest.mark.parametrize("window", ["file", "time_range"])
+def test_a_file_under_two_names_is_read_once(tmp_path: Path, link: Any, window: str) -> None:
+    # A latest.csv -> tel-<this hour>.csv link counted every row of the hour twice.
+    write(tmp_path / "tel-1.csv", named(ts=[T0 - 30, T0 - 20, T0 - 10]), mtime=T0 - 30)
+    link(tmp_path / "tel-1.csv", tmp_path / "latest.csv")
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
+    window_read = src.read_window(T0 - 60, T0)
+    np.testing.assert_array_equal(window_read.X, VALUES)
+    if window == "file":  # by the file's own name, not the link's
+        assert window_read.label.startswith("tel-1.csv "), window_read.label
+    else:
+        assert "from 1 of 1 file(s)" in window_read.label, window_read.label
+
+
+@pytest.mark.parametrize(
+    ("plain", "options"), [("x.csv", {}), ("x", {"format": "csv", "pattern": "x*"})]
+)
+def test_a_csv_beside_its_gzip_copy_fails_the_runs_that_read_both(
+    tmp_path: Path, plain: str, options: dict
+) -> None:
+    # gzip -k leaves x.csv beside x.csv.gz: both were read, each row counted twice.
+    data = named(ts=[T0 - 30, T0 - 20, T0 - 10])
+    write(tmp_path / "x.csv", data, mtime=T0 - 30)
+    os.rename(tmp_path / "x.csv", tmp_path / plain)
+    _gzip(tmp_path / f"{plain}.gz", (tmp_path / plain).read_bytes())
+    os.utime(tmp_path / f"{plain}.gz", (T0 - 20, T0 - 20))
+    both = rf"'.*/{plain}' and '.*/{plain}.gz' are both read and may hold the same rows"
+    with pytest.raises(SourceError, match=both):
+        source(tmp_path, window="time_range", timestamp_column="ts", **options).read_window(
+            T0 - 60, T0
+        )
+    # One file is one window: the newest of the two is read, nothing counted twice.
+    newest = source(tmp_path, timestamp_column="ts", ignore_extra=True, **options)
+    assert newest.read_window(T0 - 60, T0).label.startswith(f"{plain}.gz ")
+
+
 def test_missing_directory_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is not a readable directory"):
         source(tmp_path / "nowhere").read_window(T0 - 60, T0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,3 +124,14 @@ def test_a_window_without_a_named_file_is_a_source_error(tmp_path: Path) -> None
 
 def _stamp(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def test_a_named_csv_beside_its_gzip_copy_fails_the_run(tmp_path: Path) -> None:
+    # Both are named in the window, and both were read: every row counted twice.
+    plain = tmp_path / "tel-20240101T001500.csv"
+    plain.write_text("latency_ms,cpu_ratio,rps\n1,2,3\n")
+    with gzip.open(f"{plain}.gz", "wb") as fh:
+        fh.write(plain.read_bytes())
+    src = _source(tmp_path, name_time="%Y%m%dT%H%M%S")
+    with pytest.raises(SourceError, match=r"'.*\.csv' and '.*\.csv\.gz' are both read"):
+        src.read_window(T0, T0 + 3600)
