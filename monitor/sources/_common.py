@@ -11,10 +11,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.checks import Shown, check_float, is_real, plain_texts, some_names
-from monitor.errors import SchemaError
+from monitor.errors import InvalidInputError, SchemaError
 from monitor.timestamps import (
     EARLIEST,
     LATEST,
+    eight_digit_date,
     format_time,
     out_of_range,
     parse_time,
@@ -120,13 +121,59 @@ def parse_timestamps(
     values: Sequence[Any],
     where: str,
     positions: tuple[str, Sequence[int]] | None = None,
+    *,
+    column: str | None = None,
 ) -> NDArray[np.float64]:
     """Unix seconds of numbers or ISO-8601 strings (naive times are taken as UTC).
 
     A bad value raises InvalidInputError naming ``where`` and its position: "row i", or
     ``positions = (word, numbers)`` to say e.g. "line 12" for the i-th value. Every time
-    is checked against the range ``parse_time`` accepts, with its message.
+    is checked against the range ``parse_time`` accepts, with its message. With the
+    ``column`` they come from, a column whose every value is eight digits that make a
+    date is refused too (``_refuse_digit_dates``).
     """
+    seconds = _parse_timestamps(values, where, positions)
+    if column is not None:
+        _refuse_digit_dates(values, seconds, column, where, positions)
+    return seconds
+
+
+#: The unix seconds eight digits that make a date read as: 1000-01-01 to 9999-12-31.
+_DIGIT_DAYS = (10_000_101, 99_991_231)
+
+
+def _refuse_digit_dates(
+    values: Sequence[Any],
+    seconds: NDArray[np.float64],
+    column: str,
+    where: str,
+    positions: tuple[str, Sequence[int]] | None,
+) -> None:
+    """InvalidInputError when every value of a timestamp column is eight digits that make
+    a date (``eight_digit_date``): ``20261206`` read as unix seconds was 1970-08-23, in
+    no window anyone reads, and a run said only that its data began later. The
+    configuration refuses such a time too; written ``20261206.0``, it is seconds."""
+    if not seconds.size or seconds.min() < _DIGIT_DAYS[0] or seconds.max() > _DIGIT_DAYS[1]:
+        return  # the check of any column of today's times
+    if isinstance(values, np.ndarray):  # integers as Parquet stores them; floats are seconds
+        if values.dtype.kind not in "iu":
+            return
+        values = values.tolist()
+    first = values[0]
+    if any(eight_digit_date(v) is None for v in {*values}):
+        return
+    digits, day = str(first).strip(), eight_digit_date(first)
+    raise InvalidInputError(
+        f"{_position(where, positions, 0)}: the timestamp column {column!r} holds {digits}, "
+        f"which reads as unix seconds ({format_time(float(seconds[0]))}) and as the ISO-8601 "
+        f"date {day}: write the times as ISO-8601 ({day}), or unix seconds as {digits}.0"
+    )
+
+
+def _parse_timestamps(
+    values: Sequence[Any], where: str, positions: tuple[str, Sequence[int]] | None
+) -> NDArray[np.float64]:
+    """``parse_timestamps`` but for the dates of eight digits."""
     # Numbers and plain numeric strings convert in one go; anything else takes the slow
     # path (numpy, like float, would read "1_700_000_000" as a number).
     numeric = isinstance(values, np.ndarray) and values.dtype.kind in "biuf"

@@ -670,7 +670,7 @@ class FilesSource:
                 if name not in _parquet_names(pa, pq, f.path, where):
                     return None
                 table = _parquet_table(pa, pq, f.path, [name], where)
-                return _arrow_timestamps(pa, table.column(name), where)
+                return _arrow_timestamps(pa, table.column(name), name, where)
             if f.format == "csv":
                 stamps = []
                 for header, rows, lines in _csv_chunks(f.path, where):
@@ -715,7 +715,11 @@ class FilesSource:
         ts_name = self._options.timestamp_column
         columns = list(self._features) + ([ts_name] if with_timestamps else [])
         table = _parquet_table(pa, pq, path, columns, where)
-        ts = _arrow_timestamps(pa, table.column(ts_name), where) if with_timestamps else None
+        ts = (
+            _arrow_timestamps(pa, table.column(ts_name), ts_name, where)
+            if with_timestamps
+            else None
+        )
         X = np.empty((table.num_rows, len(self._features)))
         for j, name in enumerate(self._features):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
@@ -747,7 +751,12 @@ class FilesSource:
         """The times of a chunk of CSV rows; SourceError names a line that has none."""
         i = header.index(self._options.timestamp_column)
         try:
-            return parse_timestamps([r[i] for r in rows], where, positions=("line", lines))
+            return parse_timestamps(
+                [r[i] for r in rows],
+                where,
+                positions=("line", lines),
+                column=self._options.timestamp_column,
+            )
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
 
@@ -1241,8 +1250,9 @@ def _pyarrow(where: str) -> tuple[Any, Any]:
     return pa, pq
 
 
-def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
-    """Unix seconds of an Arrow column of numbers, timestamps or ISO-8601 strings."""
+def _arrow_timestamps(pa: Any, col: Any, name: str, where: str) -> FloatArray:
+    """Unix seconds of the Arrow column ``name`` of numbers, timestamps or ISO-8601
+    strings."""
     if pa.types.is_dictionary(col.type):  # a categorical column (pandas writes them)
         col = col.cast(col.type.value_type)
     t = col.type
@@ -1259,8 +1269,14 @@ def _arrow_timestamps(pa: Any, col: Any, where: str) -> FloatArray:
             # Naive timestamps are taken as UTC, like naive ISO strings.
             seconds = col.cast(pa.int64()).to_numpy().astype(np.float64) / per_second
             return check_times(seconds, where, dated=True)
-        values: Any = col.to_pylist() if text else _to_float64(pa, col).to_numpy()
-        times = parse_timestamps(values, where)
+        values: Any
+        if text:
+            values = col.to_pylist()
+        elif pa.types.is_integer(t):  # as stored: eight digits of a date are told apart
+            values = col.to_numpy()
+        else:
+            values = _to_float64(pa, col).to_numpy()
+        times = parse_timestamps(values, where, column=name)
     except InvalidInputError as exc:
         raise SourceError(str(exc)) from exc
     if pa.types.is_floating(t):

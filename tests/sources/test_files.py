@@ -977,6 +977,40 @@ def test_time_range_says_how_epoch_milliseconds_read(
     )
 
 
+DAYS = [20261206, 20261206, 20261207, 20261207, 20261208]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "stamps", "where"),
+    [
+        (".csv", DAYS, "line 2"),
+        (".csv", [f" {d}" for d in DAYS], "line 2"),  # as text, spaces around
+        (".parquet", DAYS, "row 0"),
+        (".parquet", [str(d) for d in DAYS], "row 0"),
+    ],
+    ids=["csv", "csv-spaced", "parquet-int", "parquet-text"],
+)
+def test_time_range_refuses_a_column_of_eight_digit_dates(
+    tmp_path: Path, suffix: str, stamps: list[Any], where: str
+) -> None:
+    # 20261206 read as unix seconds is 1970-08-23: the rows fell in no window, and the
+    # first run failed as too_few_rows ("its data begin later"), as the config refuses.
+    assert _refused_times(tmp_path, suffix, stamps) == (
+        f"files source of model 'checkout': '{tmp_path / f'w{suffix}'}', {where}: the "
+        "timestamp column 'ts' holds 20261206, which reads as unix seconds "
+        "(1970-08-23T12:06:46Z) and as the ISO-8601 date 2026-12-06: write the times as "
+        "ISO-8601 (2026-12-06), or unix seconds as 20261206.0"
+    )
+
+
+def test_time_range_reads_eight_digits_that_are_no_dates_as_seconds(tmp_path: Path) -> None:
+    # 20241399 makes no date (month 13), and 20261206.0 is written as seconds: both are.
+    for stamps in ([20261206, 20241399, 20241399, 20241399, 20241399], ["20261206.0"] * 5):
+        write(tmp_path / "w.csv", named(ROWS, ts=stamps))
+        window = _range_source(tmp_path).read_window(20_000_000, 30_000_000)
+        assert window.X.shape == (5, 3)
+
+
 def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path) -> None:
     stamps = pa.array([T0, T0, 2**63 - 1, T0, T0], pa.int64())
     pq.write_table(pa.table({"ts": stamps, **named(ROWS)}), tmp_path / "w.parquet")
