@@ -11,6 +11,7 @@ Charts are inline SVG built here as numbers and drawn by the templates (no scrip
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -84,30 +85,28 @@ def _sections(markdown: str) -> tuple[str, list[tuple[str, str]]]:
     ]
 
 
-def _fill(
-    markdown: str, view: Mapping[str, Any] | None, cli: Mapping[str, Any] | None = None
-) -> str:
-    """The runbook with MODEL, LIVE_VERSION, CANDIDATE_VERSION, FEATURE of the model filled
-    in, and the daemon's own files and address in place of the placeholder ones (``cli``,
-    or the view's)."""
-    if view is not None:
-        markdown = _fill_names(markdown, view)
-        cli = view["cli"]
+def _fill(html_text: str, cli: Mapping[str, Any] | None) -> str:
+    """The converted runbook with the daemon's own files and address (``cli``) in place
+    of the placeholder ones. Filled into the HTML, escaped, not into the Markdown: a
+    path is any text (a backtick would end the code span a command sits in)."""
     if cli is None:
-        return markdown
+        return html_text
     # The options that open the store as the daemon does (its state directory may be a
     # --state-dir of its command line, not the file's): every command that names the
     # file takes them. check-config takes the file alone.
-    markdown = markdown.replace(f"--config {CONFIG_PLACEHOLDER}", cli["store_options"])
+    values = [(f"--config {CONFIG_PLACEHOLDER}", cli["store_options"])]
     if cli["config_file"] is not None:
-        markdown = markdown.replace(CONFIG_PLACEHOLDER, cli["config_file"])
+        values.append((CONFIG_PLACEHOLDER, cli["config_file"]))
     if cli.get("url") is not None:
-        markdown = markdown.replace(DAEMON_URL_PLACEHOLDER, cli["url"])
-    return markdown
+        values.append((DAEMON_URL_PLACEHOLDER, cli["url"]))
+    for placeholder, value in values:
+        html_text = html_text.replace(html.escape(placeholder), html.escape(value))
+    return html_text
 
 
 def _fill_names(markdown: str, view: Mapping[str, Any]) -> str:
-    """MODEL, LIVE_VERSION, CANDIDATE_VERSION and FEATURE as the model's (those it has)."""
+    """MODEL, LIVE_VERSION, CANDIDATE_VERSION and FEATURE as the model's (those it has),
+    filled into the Markdown."""
     versions = view["versions"]
     values = {"MODEL": view["model"]}
     if versions["live"] is not None and versions["live_problem"] is None:
@@ -139,7 +138,11 @@ def runbook_page(
     (a daemon-level alert, or a model the daemon does not run).
     """
     options = options or RenderOptions()
-    head, sections = _sections(_fill(runbook_markdown(alertname, options), view, cli))
+    markdown = runbook_markdown(alertname, options)
+    if view is not None:
+        markdown, cli = _fill_names(markdown, view), view["cli"]
+    head, sections = _sections(markdown)
+    head, sections = _fill(head, cli), [(title, _fill(body, cli)) for title, body in sections]
     return render_template(
         "html",
         "pages/runbook.html.j2",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
+import shlex
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -19,6 +22,7 @@ from monitor.render import (
     site_pages,
 )
 from monitor.render.pages import SECTION_ORDER, histogram
+from monitor.runner import store_options
 from tests.render._support import REPO
 
 NAMES = alert_names()
@@ -410,6 +414,52 @@ def test_runbook_opened_on_a_model_shows_its_live_block_and_its_names() -> None:
     where = "--config /srv/km/monitor.yml --state-dir /var/lib/km"
     assert f"snapshots diff {where} checkout 3 4" in text
     assert "/etc/kmeans-monitor/config.yml" not in text
+
+
+HOSTILE_DIRS = [
+    "/srv/we`ird",  # a backtick would close the code span the command sits in
+    "/srv/**bold** [l](javascript:alert(1))",
+    "/srv/_a_ b/__c__",
+    '/srv/<b>x</b> & &amp; "q"',
+    "/srv/it's $HOME `id`",
+]
+
+
+def _commands(page: str) -> list[list[str]]:
+    """Each kmeans-monitor command in the page's code, as the shell would split it."""
+    commands = []
+    for code in re.findall(r"<code[^>]*>(.*?)</code>", page, re.S):
+        for line in html.unescape(code).splitlines():
+            if line.startswith("kmeans-monitor ") or " kmeans-monitor " in line:
+                words = shlex.split(line, comments=True)
+                commands.append(words[words.index("kmeans-monitor") :])
+    return commands
+
+
+@pytest.mark.parametrize("where", HOSTILE_DIRS)
+def test_runbook_commands_name_any_daemon_path_exactly(where: str) -> None:
+    config, state = f"{where}/monitor.yml", f"{where}/state"
+    cli = {
+        "store_options": store_options(Path(state), Path(config)),
+        "config_file": shlex.quote(config),
+        "url": "http://127.0.0.1:9310",
+    }
+    for name in NAMES:
+        page = runbook_page(name, cli=cli)
+        _self_contained(page)
+        commands = _commands(page)
+        assert commands, name
+        for words in commands:
+            for option, path in (("--config", config), ("--state-dir", state)):
+                if option in words:
+                    assert words[words.index(option) + 1] == path, (name, words)
+            if words[1] == "check-config":
+                assert words[2] == config, (name, words)
+    # The same through a model's view, which carries the daemon's paths with it.
+    page = runbook_page("KMeansModelStale", view=_view(cli=cli))
+    assert ["kmeans-monitor", "snapshots", "list", "--config", config] in [
+        w[:5] for w in _commands(page)
+    ]
 
 
 def test_runbook_without_a_model_offers_the_daemons_models() -> None:
