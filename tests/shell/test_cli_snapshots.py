@@ -404,3 +404,24 @@ def test_the_rollback_printed_for_an_encrypted_store_runs_as_printed(
     assert f"--config {cfg.resolve()} --state-dir " in printed
     fixed = invoke(*shlex.split(printed)[1:])
     assert fixed.exit_code == 0 and "live none -> v1" in fixed.output, fixed.output
+
+
+@pytest.mark.parametrize("manual", ["encrypted"], indirect=True)
+def test_the_rollback_an_approval_of_a_replaced_candidate_prints_runs_as_printed(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # fuzz94 saw this rollback without --config, on a store without a key (where
+    # --state-dir opens it alone); with a key it must name the file that holds it.
+    cfg, data, _ = manual
+    moved = CENTERS.copy()
+    moved[2, 0] += 3.0
+    write_csv(data / "w3.csv", blobs(900, moved, seed=3), time.time())
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    assert states(cfg)[3] == "pending"
+    stale = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg))
+    assert stale.exit_code == 2 and "v2 is not the pending version (v3 is)" in stale.output
+    [printed] = re.findall(r"`(kmeans-monitor snapshots rollback [^`]+)`", stale.output)
+    assert f"--config {cfg.resolve()} --state-dir " in printed
+    back = invoke(*shlex.split(printed)[1:])
+    assert back.exit_code == 0, back.output
+    assert states(cfg)[2] == "live"
