@@ -1,7 +1,8 @@
 """What the daemon answers on each path; runs on a worker thread, never on the event loop.
 
-Pages: ``/`` (the models), ``/models/NAME`` (one model's live state; its data at
-``/api/models/NAME`` or ``/models/NAME.json``), ``/runbooks/NAME[.html][?model=M]``.
+Pages: ``/`` (the models, also at ``/models/``), ``/models/NAME`` (one model's live
+state; its data at ``/api/models/NAME`` or ``/models/NAME.json``),
+``/runbooks/NAME[.html][?model=M]``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
         data = routes.model_json(name.strip("/"))
         return Response.text(404, "no such model") if data is None else _json(data)
     if path.startswith("/models/"):
-        page = routes.model_html(path.removeprefix("/models/").strip("/"))
+        name = path.removeprefix("/models/").strip("/")
+        # No name: the models (the on-call table links a daemon-level alert's empty model).
+        page = routes.model_html(name) if name else routes.index_html()
         if page is None:
             return Response.text(404, "no such model")
         return Response(200, page.encode(), _HTML)

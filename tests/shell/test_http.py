@@ -89,6 +89,9 @@ def test_routes_need_only_a_registry() -> None:
         assert get(base + "/runbooks/KMeansX")[0] == 404
         status, ctype, body = get(base + "/")
         assert (status, ctype) == (200, "text/html; charset=utf-8") and "/metrics" in body
+        # A model-page link without a model (the on-call table's daemon-level alerts)
+        # opens the index; it was a 404 (fuzz94).
+        assert get(base + "/models/") == (status, ctype, body)
     finally:
         srv.stop()
 
