@@ -9,13 +9,14 @@ The screenshots in docs/screenshots/ come from the same pages
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monitor.render import RenderOptions, site_pages
+from monitor.render import RenderOptions, index_page, site_pages
 from monitor.render.pages import SECTION_ORDER
 from tests.pages._browser import Browser, Page
 from tests.pages.conftest import DRIFTING, QUIET, DaemonPages, explained
@@ -151,3 +152,75 @@ def test_the_screenshots_are_kept_at_both_widths(name: str, viewport: str) -> No
     assert _png_size(path) == VIEWPORTS[viewport]
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"docs/screenshots/{name}-{viewport}.png" in readme
+
+
+# Layout: what a page holds is on screen, or in a region that scrolls, never cut off.
+# fuzz94 saw the PSI charts cut at 1280 and 1440 px (behind a table's sideways scroll),
+# the SLI table's caption cut mid-word at phone width, and a 63-character model name
+# pushing the index's other columns off a phone's screen.
+
+_OVERFLOW = (
+    "Array.from(document.querySelectorAll('.scroll'))"
+    ".filter(r => r.scrollWidth > r.clientWidth).map(r => r.getAttribute('aria-label'))"
+)
+_CAPTION_OUT = """(() => {
+  const caption = document.querySelector('#slis caption');
+  const region = caption.closest('.scroll');
+  const out = [];
+  for (const left of [0, region.scrollWidth]) {
+    region.scrollLeft = left;
+    const c = caption.getBoundingClientRect(), r = region.getBoundingClientRect();
+    if (c.left < r.left - 1 || c.right > r.right + 1) out.push([left, c.left, c.right]);
+  }
+  return out;
+})()"""
+
+
+@pytest.mark.parametrize("width", [1280, 1440, 1920])
+def test_the_model_page_needs_no_sideways_scroll_at_laptop_widths(
+    browser: Browser, daemon_pages: DaemonPages, width: int
+) -> None:
+    page = browser.page(daemon_pages.url(f"/models/{DRIFTING}"), width, 900)
+    assert page.evaluate("document.querySelectorAll('svg[role=img]').length") > 0
+    assert page.evaluate(_OVERFLOW) == []
+
+
+def test_the_sli_caption_wraps_in_view_at_phone_width(
+    browser: Browser, daemon_pages: DaemonPages
+) -> None:
+    width, height = VIEWPORTS["phone"]
+    page = browser.page(daemon_pages.url(f"/models/{DRIFTING}"), width, height, mobile=True)
+    assert page.evaluate(_CAPTION_OUT) == []
+
+
+def test_a_long_model_name_leaves_the_index_state_on_a_phone_screen(
+    browser: Browser, tmp_path: Path
+) -> None:
+    longest = "m" + "x" * 61 + "z"  # the longest name the configuration accepts
+    entries = [
+        {
+            "model": name,
+            "state": "ok",
+            "live_version": 1,
+            "live_problem": None,
+            "pending_version": None,
+            "pending_problem": None,
+            "latest": {"decision": "kept: no drift " * 8, "evaluated_at": time.time()},
+            "failing_since": None,
+            "awaiting_until": None,
+            "links": {"page": f"/models/{name}"},
+        }
+        for name in (DRIFTING, longest)
+    ]
+    path = tmp_path / "index.html"
+    path.write_text(index_page(entries, now=time.time()), encoding="utf-8")
+    width, height = VIEWPORTS["phone"]
+    page = browser.page(path.as_uri(), width, height, mobile=True)
+    cells = page.evaluate(
+        "Array.from(document.querySelectorAll('#models tbody tr')).map(tr => {"
+        " const [name, state] = tr.children;"
+        " return [name.querySelector('a').getClientRects().length,"
+        "         state.getBoundingClientRect().right]; })"
+    )
+    assert all(right <= width for _, right in cells), cells
+    assert cells[0][0] == 1  # a short name stays whole: only a long one wraps
