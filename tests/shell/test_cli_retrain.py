@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import time
 from pathlib import Path
@@ -274,6 +275,25 @@ def test_a_configured_metric_the_live_model_lacks_leaves_its_runs_as_they_were(
     assert cosine["slis"] == as_trained["slis"] and cosine["feature_psi"]
     assert cosine["feature_psi"] == as_trained["feature_psi"]
     assert cosine["decision"] == as_trained["decision"]
+
+
+def test_versions_of_reordered_features_are_diffed_feature_by_feature(
+    three: tuple[Path, Path],
+) -> None:
+    # helper-93: after a retrain on reordered features, the printed diff refused them
+    # ("different features"), exit 2.
+    cfg, _ = three
+    data = cfg.parent / "data"
+    write_config(cfg, data, 3, features=["c", "a", "b"])
+    assert invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live").exit_code == 0
+    diff = invoke("snapshots", "diff", "--config", str(cfg), "shop", "1", "2")
+    assert diff.exit_code == 0, diff.output
+    # The same rows trained again (k=3 on four blobs may settle elsewhere, so the centres
+    # may move): each feature's sample falls in its own bins, compared column by column;
+    # columns taken in v2's order put c's values in a's bins.
+    psi = re.findall(r"^  ([abc]) +([0-9.]+)$", diff.output, re.M)
+    assert [f for f, _ in psi] == ["a", "b", "c"], diff.output
+    assert all(float(v) < 0.05 for _, v in psi), diff.output
 
 
 def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
