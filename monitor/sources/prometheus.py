@@ -880,7 +880,12 @@ def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> tuple[li
     try:
         answer = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: recursion
-        raise SourceError(f"{where} answered with something that is not JSON: {exc}") from None
+        # Its start says what answered: a proxy's login page said only "Expecting value:
+        # line 1 column 1 (char 0)" (helper-92).
+        begins = _one_line(payload.decode("utf-8", "replace"), scrub, lambda t: t[:120])
+        raise SourceError(
+            f"{where} answered with something that is not JSON: {exc}; it begins {begins!r}"
+        ) from None
     if not isinstance(answer, dict):
         raise SourceError(f"{where} answered with unexpected JSON {scrub(str(answer))[:200]!r}")
     if answer.get("status") != "success":

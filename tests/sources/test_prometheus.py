@@ -388,7 +388,12 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
             SourceError,
             r"answered status 'error': timeout: query timed out",
         ),
-        ((200, b"<html>not json</html>", 0), SourceError, "not JSON"),
+        (
+            (200, b"<!DOCTYPE html>\n<html><body>Please sign in</body></html>", 0),
+            SourceError,
+            r"not JSON: Expecting value: line 1 column 1 \(char 0\); it begins "
+            r"'<!DOCTYPE html> <html><body>Please sign in</body></html>'$",
+        ),
         (
             (200, b'{"status":"success","data":{"resultType":"vector","result":[]}}', 0),
             SourceError,
