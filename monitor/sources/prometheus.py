@@ -637,9 +637,19 @@ class PrometheusSource:
         """The warnings Prometheus gave over one window, each distinct one once: one line
         per warning, request and feature wrote 2,688 lines of one window (helper-88)."""
         told = list(self._warnings.items())
-        for text, (where, times) in told[:MAX_WARNINGS_LOGGED]:
+        for text, (features, times) in told[:MAX_WARNINGS_LOGGED]:
+            # Every feature whose answers carried it: the first alone was named, for a
+            # warning the three features' answers each gave (helper-92).
+            named = f"feature{'s' if len(features) > 1 else ''} {', '.join(map(repr, features))}"
             again = f" ({times} times in this window)" if times > 1 else ""
-            _log.warning("%s: Prometheus warns: %s%s", where, text, again)
+            _log.warning(
+                "%s: %s: %s: Prometheus warns: %s%s",
+                self._name,
+                named,
+                self._endpoint,
+                text,
+                again,
+            )
         rest = sum(times for _, (_, times) in told[MAX_WARNINGS_LOGGED:])
         if rest:
             _log.warning("%s: Prometheus warns %d times more in this window", self._name, rest)
@@ -716,7 +726,10 @@ class PrometheusSource:
             body = self._body(expr, start + first * step, start + last * step, deadline, where)
             result, told = _result(self._post(body, deadline, headers, where), where, self._scrub)
             for text in told:
-                self._warnings.setdefault(text, [where, 0])[1] += 1
+                features, _ = self._warnings.setdefault(text, [[], 0])
+                if feature not in features:
+                    features.append(feature)
+                self._warnings[text][1] += 1
             for i, item in enumerate(result):
                 metric, values = _series(item, i, where)
                 ms, vals = _points(values, where)

@@ -658,6 +658,8 @@ def test_the_warnings_of_a_window_are_logged_three_and_counted(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4
     assert lines[2].endswith("Prometheus warns: warning 2 (2 times in this window)")
+    # Each feature whose answers carried it is named (helper-92: the first alone was).
+    assert f"features {', '.join(map(repr, FEATURES))}: " in lines[2]
     assert lines[3].endswith(f"Prometheus warns {2 * 5000 - 6} times more in this window")
 
 
