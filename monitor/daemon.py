@@ -21,6 +21,7 @@ from typing import Protocol
 from monitor import interrupts, views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
+from monitor.durations import format_duration
 from monitor.errors import InvalidInputError
 from monitor.exporter import CertificateCollector, MonitorRegistry
 from monitor.http import (
@@ -183,6 +184,36 @@ def _metrics_cache(app: App) -> MetricsCache:
     )
 
 
+#: A model's skipped runs are logged once in this many seconds at most (each reason),
+#: the others counted into its next line: at a 1 s interval those lines outnumbered the
+#: run lines (helper-93). kmeans_runs_skipped_total counts every one at once.
+SKIP_LOG_SECONDS = 60.0
+
+
+class SkipLog:
+    """The log lines of skipped runs, one per model and reason a SKIP_LOG_SECONDS."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+
+    def __call__(self, model: str, reason: str, count: int) -> None:
+        key, now = (model, reason), self._clock()
+        with self._lock:
+            count += self._held.pop(key, 0)
+            last = self._last.get(key)
+            if last is not None and now - last < SKIP_LOG_SECONDS:
+                self._held[key] = count
+                return
+            self._last[key] = now
+        since = "" if last is None else f" in the last {format_duration(round(now - last))}"
+        skip_log.warning(
+            "model=%s %d scheduled run(s) did not start (%s)%s", model, count, reason, since
+        )
+
+
 class Daemon:
     """Runs every model on its schedule and serves /metrics until told to stop."""
 
@@ -191,6 +222,7 @@ class Daemon:
         self._stopping = app.stopping
         self._stopped = threading.Event()
         self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
+        self._skip_log = SkipLog()
         host, port = parse_listen(listen or app.settings.daemon.listen)
         routes = daemon_routes(app, self.ready, url=lambda: self.http.url)
         settings = app.settings
@@ -260,7 +292,7 @@ class Daemon:
         if reason == "still_running" and self.app.runner.in_first_training(model):
             reason = "first_run"
         self.app.state.record_skipped(model, reason, count)
-        skip_log.warning("model=%s %d scheduled run(s) did not start (%s)", model, count, reason)
+        self._skip_log(model, reason, count)
 
     def stop(self) -> None:
         """Stop firing, give runs in progress ``daemon.shutdown_grace`` to end, close.

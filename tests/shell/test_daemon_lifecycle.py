@@ -26,6 +26,7 @@ from monitor.bootstrap import build_app, claim_state_dir
 from monitor.config import parse
 from monitor.daemon import (
     Daemon,
+    SkipLog,
     daemon_routes,
     first_run_offsets,
     freeze_heap,
@@ -468,3 +469,28 @@ def test_the_pages_link_the_dashboard_the_configuration_names(tmp_path: Path) ->
     bad = {**raw, "daemon": {"dashboard_url_pattern": "javascript:alert(1)"}}
     with pytest.raises(ConfigError, match=r"daemon\.dashboard_url_pattern: must be an http\(s\)"):
         parse(bad, sources=SOURCES)
+
+
+def test_skipped_runs_are_logged_once_a_minute_per_model_and_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # helper-93: at a 1 s interval, a line per skipped run outnumbered the run lines.
+    now = [0.0]
+    log = SkipLog(clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="monitor.schedule")
+    for t, model, reason in [
+        (0, "a", "missed"),
+        (1, "a", "missed"),
+        (2, "a", "still_running"),
+        (30, "b", "missed"),
+        (59, "a", "missed"),
+        (61, "a", "missed"),
+    ]:
+        now[0] = float(t)
+        log(model, reason, 2)
+    assert caplog.messages == [
+        "model=a 2 scheduled run(s) did not start (missed)",
+        "model=a 2 scheduled run(s) did not start (still_running)",
+        "model=b 2 scheduled run(s) did not start (missed)",
+        "model=a 6 scheduled run(s) did not start (missed) in the last 61s",
+    ]
