@@ -19,6 +19,7 @@ import math
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,8 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.durations import format_duration
+
 __all__ = [
     "Scheduler",
     "cron_problem",
@@ -53,6 +56,10 @@ _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 _ASCII_ONLY = "digits 0-9, names and * , - / in ASCII only"
 # Fire times walked to count runs folded away by coalescing (a bound, not a schedule).
 _MAX_COALESCED = 100_000
+#: How often the wall clock is compared with the monotonic one, and the change between
+#: two looks that counts as a step of the wall clock (NTP slews smaller errors).
+CLOCK_CHECK_SECONDS = 5.0
+CLOCK_STEP_SECONDS = 5.0
 
 OnSkipped = Callable[[str, str, int], None]
 
@@ -330,8 +337,19 @@ class _DaemonThreadExecutor(BaseExecutor):
 class Scheduler:
     """APScheduler in the background, with the job defaults and reports the daemon needs."""
 
-    def __init__(self, max_workers: int, *, on_skipped: OnSkipped | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        *,
+        on_skipped: OnSkipped | None = None,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``wall`` and ``monotonic``: the clocks compared to see the wall clock step."""
         self._executor = _DaemonThreadExecutor(max_workers, on_skipped)
+        self._wall, self._monotonic = wall, monotonic
+        self._offset = wall() - monotonic()  # the wall clock against the monotonic one
+        self._stop = threading.Event()
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
             # coalesce: a backlog of missed runs becomes one run; max_instances: a run
@@ -413,6 +431,39 @@ class Scheduler:
 
     def start(self) -> None:
         self._scheduler.start()
+        self._offset = self._wall() - self._monotonic()
+        threading.Thread(target=self._watch_clock, name="clock", daemon=True).start()
+
+    def _watch_clock(self) -> None:
+        while not self._stop.wait(CLOCK_CHECK_SECONDS):
+            self.check_clock()
+
+    def check_clock(self) -> float:
+        """Follow a step of the wall clock since the last look; return it in seconds (0:
+        none). APScheduler waits for wall-clock times: set back 2 h, it ran nothing for
+        2 h, nor once the clock was put right (its wait was measured already), and said
+        nothing; set forward a day, it counted 43,200 missed runs with no word of the
+        clock (helper-93). Every job's next run moves with the clock, either way: no run
+        is held up or counted missed for time that did not pass, and a clock set back
+        and then right again leaves the schedule as it was."""
+        offset = self._wall() - self._monotonic()
+        step, self._offset = offset - self._offset, offset
+        if abs(step) < CLOCK_STEP_SECONDS:
+            return 0.0
+        shift = timedelta(seconds=step)
+        for job in self._scheduler.get_jobs():
+            if job.next_run_time is not None:
+                job.modify(next_run_time=job.next_run_time + shift)
+        for job_id in list(self._last_due):  # in place: the scheduler's thread writes it
+            self._last_due[job_id] += shift
+        log.warning(
+            "the wall clock moved %s by %s (set by hand or by NTP%s): every job's next run "
+            "moved with it, so runs go on at their intervals",
+            "back" if step < 0 else "forward",
+            format_duration(round(abs(step))),
+            "" if step < 0 else ", or the process was suspended",
+        )
+        return step
 
     @property
     def running(self) -> bool:
@@ -428,5 +479,6 @@ class Scheduler:
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop firing; with ``wait`` let runs in progress finish, else leave them running."""
+        self._stop.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -322,3 +323,37 @@ def test_a_stuck_run_does_not_hold_the_stop_beyond_the_wait() -> None:
     finally:
         stuck.set()
     assert s.wait_idle(10) is True and s.runs_in_progress() == 0
+
+
+def test_the_schedule_moves_with_a_step_of_the_wall_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # helper-93: set back 2 h, the daemon ran nothing for 2 h, nor once the clock was put
+    # right, and said nothing; set forward a day, it counted 43,200 missed runs unexplained.
+    wall, mono = [time.time()], [100.0]
+    s = Scheduler(max_workers=1, wall=lambda: wall[0], monotonic=lambda: mono[0])
+    s.add("m", lambda: None, interval=3600, start_in=10_000)  # still ahead 2 h earlier
+    s.start()
+    try:
+        [job] = s._scheduler.get_jobs()
+        before = job.next_run_time
+        caplog.set_level(logging.WARNING, logger="monitor.scheduling")
+        wall[0] += 1.0  # a second of both clocks: no step
+        mono[0] += 1.0
+        assert s.check_clock() == 0.0
+        wall[0] -= 7200  # NTP steps the wall clock back 2 h
+        assert s.check_clock() == -7200
+        [job] = s._scheduler.get_jobs()
+        assert job.next_run_time == before - timedelta(hours=2)
+        wall[0] += 7200 + 86400  # put right, and a day further
+        assert s.check_clock() == 7200 + 86400
+        [job] = s._scheduler.get_jobs()
+        assert job.next_run_time == before + timedelta(days=1)  # no run due: none missed
+    finally:
+        s.shutdown(wait=True)
+    assert caplog.messages == [
+        "the wall clock moved back by 2h (set by hand or by NTP): every job's next run "
+        "moved with it, so runs go on at their intervals",
+        "the wall clock moved forward by 26h (set by hand or by NTP, or the process was "
+        "suspended): every job's next run moved with it, so runs go on at their intervals",
+    ]
