@@ -542,7 +542,7 @@ def check_array(
             bad = int((~finite).sum())
             raise InvalidInputError(
                 f"{name} contains NaN or infinity: {bad} value(s), the first at row {row}, "
-                f"column {col} ({arr[row, col]!r})."
+                f"column {col} ({brief(arr[row, col])})."
             )
     return arr
 
@@ -566,7 +566,7 @@ def check_sample_weight(
         raise InvalidInputError("sample_weight contains NaN or infinity.")
     if (given < 0).any():
         raise InvalidInputError(
-            f"sample_weight must be non-negative; got a minimum of {given.min()!r}."
+            f"sample_weight must be non-negative; got a minimum of {brief(given.min())}."
         )
     if not (given > 0).any():
         raise InvalidInputError("sample_weight must have at least one positive weight.")

@@ -21,6 +21,7 @@ from monitor.checks import (
     check_int,
     check_mapping,
     check_name,
+    check_sample_weight,
     overflow_message,
     problem_of,
     proven_finite,
@@ -81,6 +82,11 @@ def test_a_long_value_is_shown_by_its_ends_and_its_length() -> None:
     # numpy 2's scalars are shown as their values ("np.float64(nan)" is nan).
     shown = brief(np.float64("nan")), brief(np.int64(3)), brief(np.str_("a"))
     assert shown == ("nan", "3", "'a'")
+    # So in the checks' messages (helper-90 saw "np.float64(nan)" and "np.float64(-1.0)").
+    with pytest.raises(InvalidInputError, match=r"the first at row 1, column 0 \(nan\)\.$"):
+        check_array(np.array([[1.0], [np.nan]]))
+    with pytest.raises(InvalidInputError, match=r"got a minimum of -1\.0\.$"):
+        check_sample_weight(np.array([1.0, -1.0]), 2, np.float64)
     # The length is the text's, not its repr's (quotes, escapes), and bytes are bytes.
     assert brief("\n" * 200).endswith("' (200 characters)")
     assert brief(b"y" * 200).endswith("' (200 bytes)")
