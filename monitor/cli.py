@@ -1917,6 +1917,12 @@ def _k_data(
             f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
             f"least {k_max}"
         )
+    if (distinct := np.unique(X, axis=0).shape[0]) < k_max:
+        # Constant data got k=2 from every rule, after a warning per k (helper-90).
+        raise InvalidInputError(
+            f"{path}: {distinct} distinct row(s) among the {X.shape[0]} with finite values; "
+            f"--k-max {k_max} needs at least {k_max}: no structure to choose k on"
+        )
     overflow = overflow_message(X, names, "squared distances")
     if overflow is not None:
         raise InvalidInputError(f"{path}: {overflow}")

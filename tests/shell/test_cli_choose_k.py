@@ -76,6 +76,14 @@ def test_the_sample_is_drawn_among_the_finite_rows(tmp_path: Path) -> None:
     assert short.stderr == (
         f"error: {path}: 5 row(s) with finite values; --k-max 10 needs at least 10\n"
     )
+    # 100 identical rows: k=2 came out of every rule, after a warning per k (helper-90).
+    np.savetxt(path, np.ones((100, 3)), delimiter=",", header="a,b,c", comments="")
+    constant = invoke(*args)
+    assert constant.exit_code == 2 and constant.stdout == ""
+    assert constant.stderr == (
+        f"error: {path}: 1 distinct row(s) among the 100 with finite values; --k-max 10 "
+        "needs at least 10: no structure to choose k on\n"
+    )
 
 
 def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
