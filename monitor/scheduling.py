@@ -350,6 +350,7 @@ class Scheduler:
         self._wall, self._monotonic = wall, monotonic
         self._offset = wall() - monotonic()  # the wall clock against the monotonic one
         self._stop = threading.Event()
+        self._clock_lock = threading.Lock()
         self._scheduler = BackgroundScheduler(
             executors={"default": self._executor},
             # coalesce: a backlog of missed runs becomes one run; max_instances: a run
@@ -402,6 +403,7 @@ class Scheduler:
         """Count the run times that did not start: missed, folded away, or overlapping."""
         if self._on_skipped is None:
             return
+        self.check_clock()  # a step of the clock is no run folded away
         if event.code == EVENT_JOB_MISSED:
             self._on_skipped(event.job_id, "missed", 1)
             return
@@ -443,26 +445,41 @@ class Scheduler:
         none). APScheduler waits for wall-clock times: set back 2 h, it ran nothing for
         2 h, nor once the clock was put right (its wait was measured already), and said
         nothing; set forward a day, it counted 43,200 missed runs with no word of the
-        clock (helper-93). Every job's next run moves with the clock, either way: no run
-        is held up or counted missed for time that did not pass, and a clock set back
-        and then right again leaves the schedule as it was."""
-        offset = self._wall() - self._monotonic()
-        step, self._offset = offset - self._offset, offset
-        if abs(step) < CLOCK_STEP_SECONDS:
-            return 0.0
-        shift = timedelta(seconds=step)
-        for job in self._scheduler.get_jobs():
-            if job.next_run_time is not None:
-                job.modify(next_run_time=job.next_run_time + shift)
-        for job_id in list(self._last_due):  # in place: the scheduler's thread writes it
-            self._last_due[job_id] += shift
-        log.warning(
-            "the wall clock moved %s by %s (set by hand or by NTP%s): every job's next run "
-            "moved with it, so runs go on at their intervals",
-            "back" if step < 0 else "forward",
-            format_duration(round(abs(step))),
-            "" if step < 0 else ", or the process was suspended",
-        )
+        clock (helper-93).
+
+        Back, every job's next run moves back with the clock, so that runs go on at their
+        intervals. Forward, each job is due at once: APScheduler runs it once and goes on
+        at its interval from the new time, and the runs due in between are not counted
+        missed (time did not pass for them). Moving the jobs forward instead raced with
+        APScheduler, which may have rescheduled them already: they were moved a second
+        time and ran nothing for the length of the step (helper-98). Called by a watcher
+        every CLOCK_CHECK_SECONDS, and before every submission is counted."""
+        with self._clock_lock:  # one look sees a step: the watcher's, or a submission's
+            offset = self._wall() - self._monotonic()
+            step, self._offset = offset - self._offset, offset
+            if abs(step) < CLOCK_STEP_SECONDS:
+                return 0.0
+            shift = timedelta(seconds=step)
+            for job_id in list(self._last_due):  # in place: the scheduler's thread reads it
+                self._last_due[job_id] += shift
+        if step < 0:  # outside the lock: APScheduler's own lock is taken while it is held
+            for job in self._scheduler.get_jobs():
+                if job.next_run_time is not None:
+                    job.modify(next_run_time=job.next_run_time + shift)
+        by = format_duration(round(abs(step)))
+        if step < 0:
+            log.warning(
+                "the wall clock moved back by %s (set by hand or by NTP): every job's next "
+                "run moved back with it, so runs go on at their intervals",
+                by,
+            )
+        else:
+            log.warning(
+                "the wall clock moved forward by %s (set by hand or by NTP, or the process "
+                "was suspended): each model runs at once, then at its interval; the runs "
+                "due in between are not counted missed",
+                by,
+            )
         return step
 
     @property
