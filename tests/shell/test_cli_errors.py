@@ -1295,9 +1295,10 @@ def test_ctrl_c_outside_the_daemon_is_one_line_and_exit_130(
 
 
 def test_a_warning_reaches_the_user_as_one_log_line_without_source_code(tmp_path: Path) -> None:
-    # Constant rows: one populated cluster, so the silhouette warns that it is undefined.
+    # Three distinct rows and k up to 3: at k=3 no dispersion is left, and the gap
+    # statistic warns that it floored W (constant rows are refused outright).
     data = tmp_path / "flat.csv"
-    data.write_text("a,b\n" + "1,1\n" * 300, encoding="utf-8")
+    data.write_text("a,b\n" + "1,1\n2,2\n5,5\n" * 100, encoding="utf-8")
     argv = [sys.executable, "-m", "monitor", "choose-k", str(data), "--k-max", "3"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     warned = [line for line in result.stderr.splitlines() if "DegenerateDataWarning" in line]
