@@ -4,9 +4,9 @@ A renewal (cert-manager, certbot, a deployment replacing the files) took effect 
 the next restart: until then the daemon served the old certificate, and once that one
 ended every client that verifies it was refused. ``ServerCertificate.context`` is what
 each accepted connection is wrapped with; at most every ``CHECK_SECONDS`` it compares
-the identity of the files (device, inode, size, modification time: a Kubernetes secret
-volume swaps a link, which changes the inode) with those it loaded, and on a change
-builds a new TLS context from them.
+the identity of the files (device, inode, size, modification and change times: a
+Kubernetes secret volume swaps a link, which changes the inode) with those it loaded,
+and on a change builds a new TLS context from them.
 
 A context that does not build (the new certificate written, its key not yet) is logged
 as a warning and the previous one kept; the files are tried again at their next change.
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: How often the certificate's files are looked at (a few stat calls), at most.
 CHECK_SECONDS = 5.0
 
-_Identity = tuple[tuple[int, int, int, int] | None, ...]
+_Identity = tuple[tuple[int, int, int, int, int] | None, ...]
 
 
 class ServerCertificate:
@@ -105,11 +105,14 @@ class ServerCertificate:
         return min(ends, default=None)
 
 
-def _stat(path: Path | None) -> tuple[int, int, int, int] | None:
+def _stat(path: Path | None) -> tuple[int, int, int, int, int] | None:
+    """A file's identity: a change of its content, or of its mode or owner (ctime: a
+    renewal written unreadable and then made readable by chmod or chown was never loaded;
+    helper-98)."""
     if path is None:
         return None
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns

@@ -213,8 +213,14 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
     except EncryptedKeyError as exc:
         raise ConfigError([f"{where}: tls_server_config.key_file: {tls.key_file} {exc}"]) from None
     except ssl.SSLError as exc:
+        why = exc.reason or str(exc)
+        if why == "KEY_VALUES_MISMATCH":  # OpenSSL compares the key with the first one
+            why += (
+                " (the key is not the first certificate's: cert_file starts with the "
+                "server's own certificate, then its chain)"
+            )
         raise ConfigError(
-            [f"{where}: tls_server_config: cert_file and key_file do not load: {exc.reason or exc}"]
+            [f"{where}: tls_server_config: cert_file and key_file do not load: {why}"]
         ) from None
     context.verify_mode = CLIENT_AUTH_TYPES[tls.client_auth_type]
     if tls.client_ca_file is not None:

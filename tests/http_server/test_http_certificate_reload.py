@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime
 import http.client
 import logging
+import os
 import shutil
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -100,8 +102,9 @@ def test_a_half_written_renewal_keeps_the_certificate_served(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "web config: tls_server_config: cert_file and key_file do not load: "
-        "KEY_VALUES_MISMATCH (the files changed): new connections keep the certificate "
-        "loaded before until the files change again"
+        "KEY_VALUES_MISMATCH (the key is not the first certificate's: cert_file starts "
+        "with the server's own certificate, then its chain) (the files changed): new "
+        "connections keep the certificate loaded before until the files change again"
     ]
     shutil.copyfile(renewal.key_file, served.key_file)  # the key follows
     assert _served_der(running) == _der(renewal)
@@ -137,3 +140,27 @@ def test_the_gauge_is_the_first_end_of_a_chain(tmp_path: Path) -> None:
     chain.write_text(leaf.cert_file.read_text() + intermediate.cert_file.read_text())
     certificate = ServerCertificate(TlsConfig(chain, leaf.key_file))
     assert _expiry(certificate) == int(soon.timestamp())
+
+
+def test_a_renewal_made_readable_by_chmod_is_loaded(tmp_path: Path) -> None:
+    # helper-98: written unreadable, then made readable: only the change time moved, and
+    # the old certificate was served until the files were edited again.
+    (tmp_path / "live").mkdir()
+    (tmp_path / "renewal").mkdir()
+    served = make_certificate(tmp_path / "live")
+    renewal = make_certificate(tmp_path / "renewal")
+    now = [100.0]
+    certificate = ServerCertificate(
+        TlsConfig(served.cert_file, served.key_file), monotonic=lambda: now[0]
+    )
+    first = certificate.context()
+    _install(renewal, served)
+    os.chmod(served.key_file, 0)  # as the renewal wrote it
+    with mock.patch("monitor.regularfiles.os.open", side_effect=PermissionError(13, "denied")):
+        now[0] += _certificate.CHECK_SECONDS  # root reads a mode-0 file: refused as a user is
+        assert certificate.context() is first
+    now[0] += _certificate.CHECK_SECONDS
+    assert certificate.context() is first  # nothing changed since
+    os.chmod(served.key_file, 0o600)
+    now[0] += _certificate.CHECK_SECONDS
+    assert certificate.context() is not first
