@@ -490,6 +490,11 @@ class FilesSource:
             candidates = sorted(_glob(root, Path(pattern).parts), key=lambda p: p.parts)
         except OSError as exc:
             raise self._unlisted(root, exc) from exc
+        except RecursionError:  # a tree some 1,000 directories deep (helper-99)
+            raise SourceError(
+                f"{self._name}: the directories under {str(root)!r} are nested too deep to "
+                f"walk with the pattern {pattern!r}"
+            ) from None
         for path in candidates:
             fmt = None if _hidden(path.relative_to(root)) else _format(path, self._options.format)
             if fmt is None:
@@ -498,7 +503,12 @@ class FilesSource:
             try:
                 st = path.stat()
             except OSError as exc:
-                if not path.is_symlink():  # removed since the listing: not part of this run
+                if exc.errno in (errno.EACCES, errno.EPERM) and not os.path.islink(path):
+                    # A directory listed but not entered (chmod -R 644): is_symlink() raised
+                    # the same error, a traceback on every run (helper-99).
+                    denied = OSError(exc.errno, exc.strerror, str(path.parent))
+                    raise self._unlisted(root, denied) from exc
+                if not os.path.islink(path):  # removed since the listing: not part of this run
                     continue
                 raise self._unreadable(path, exc) from exc
             if stat.S_ISDIR(st.st_mode):  # a directory the pattern matches holds no rows
@@ -556,7 +566,7 @@ class FilesSource:
         directory = exc.filename if exc.filename is not None else str(root)
         where = "" if Path(directory) == root else f" or is moved out of {str(root)!r}"
         return SourceError(
-            f"{self._name}: cannot list the directory {str(directory)!r} "
+            f"{self._name}: cannot list or enter the directory {str(directory)!r} "
             f"({exc.strerror or exc}): the files in it that match {self._options.pattern!r} "
             f"would be left out, so no window reads until it can be listed{where}"
         )
@@ -860,7 +870,9 @@ def _exists(path: Path, parent: Path, *, as_directory: bool) -> bool:
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             return False  # not there, or a link that leads nowhere (for a directory)
-        raise OSError(exc.errno, exc.strerror, str(parent)) from exc
+        # A link names itself: its directory lists fine, its target does not (helper-99).
+        named = path if os.path.islink(path) else parent
+        raise OSError(exc.errno, exc.strerror, str(named)) from exc
     return stat.S_ISDIR(mode) or not as_directory
 
 

@@ -287,9 +287,43 @@ def test_a_directory_that_cannot_be_listed_fails_the_run(
     src.read_window(T0 - 7200, T0)
     _unreadable(monkeypatch, (tmp_path / unlisted).resolve())
     directory = str((tmp_path / unlisted).resolve()).removesuffix("/.")
-    expected = rf"cannot list the directory '{directory}' \(Permission denied\)"
+    expected = rf"cannot list or enter the directory '{directory}' \(Permission denied\)"
     with pytest.raises(SourceError, match=expected):
         src.read_window(T0 - 7200, T0)
+
+
+def test_a_directory_listed_but_not_entered_fails_the_run_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chmod -R 644: the walker lists it, the stat of each file inside is refused; the
+    # error escaped as a traceback on every run, "internal" (helper-99).
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub" / "t.csv", named(ts=[T0 - 30] * 3), mtime=T0 - 30)
+    src = source(tmp_path, pattern="**/*.csv", window="time_range", timestamp_column="ts")
+    real = Path.stat
+
+    def stat(path: Path, **kwargs: Any) -> Any:
+        if path.parent.name == "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    expected = rf"cannot list or enter the directory '{tmp_path / 'sub'}' \(Permission denied\)"
+    with pytest.raises(SourceError, match=expected):
+        src.read_window(T0 - 7200, T0)
+
+
+def test_a_tree_too_deep_to_walk_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some 1,000 levels under **: a RecursionError, reported as internal (helper-99).
+    def deep(directory: Path, parts: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+        yield directory
+
+    monkeypatch.setattr(files, "_glob", deep)
+    with pytest.raises(SourceError, match=r"nested too deep to walk with the pattern"):
+        source(tmp_path, pattern="**/*.csv").read_window(T0 - 60, T0)
 
 
 def test_a_hidden_directory_that_cannot_be_listed_fails_nothing(
