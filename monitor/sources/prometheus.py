@@ -911,7 +911,9 @@ def _result(payload: bytes, where: str, scrub: Callable[[str], str]) -> tuple[li
     data = answer.get("data")
     kind = data.get("resultType") if isinstance(data, dict) else None
     if kind != "matrix" or not isinstance(data, dict):
-        raise SourceError(f"{where} answered a {kind!r} where a 'matrix' was expected")
+        # A proxy's text may be megabytes (helper-99): cut as the other texts are.
+        shown = repr(_one_line(kind, scrub, lambda t: t[:80]) if isinstance(kind, str) else kind)
+        raise SourceError(f"{where} answered a {shown} where a 'matrix' was expected")
     if not isinstance(data.get("result"), list):
         shown = str(data.get("result"))[:80]
         raise SourceError(f"{where} answered a matrix whose result is {shown!r}, not a list")
@@ -1020,8 +1022,10 @@ def _mismatch(features: Sequence[str], series: list[Series]) -> str:
 
 
 def _labels(key: Key) -> str:
-    """A series' labels as PromQL writes them, shortened when long."""
-    return brief_text("{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}")
+    """A series' labels as PromQL writes them (values quoted with their quotes, line
+    breaks and backslashes escaped: a value with a line break split a log line in two;
+    helper-99), shortened when long."""
+    return brief_text("{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in key) + "}")
 
 
 def _error_of(answer: Mapping[str, Any], scrub: Callable[[str], str]) -> str:

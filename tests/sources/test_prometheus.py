@@ -238,8 +238,9 @@ def test_a_window_nearly_whole_is_not_logged_and_a_target_gone_is(
     prom: FakePrometheus, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Ten steps: one point missing of 20 is the usual lag of the newest scrape, quiet;
-    # a target gone for half the window is said, by its labels.
-    a, b = {"instance": "a"}, {"instance": "b"}
+    # a target gone for half the window is said, by its labels, quoted as PromQL quotes
+    # them (a line break in a value split the log line in two; helper-99).
+    a, b = {"instance": "a"}, {"instance": 'b\n"x"'}
     whole = [(T0 + 60 * i, "1") for i in range(10)]
     caplog.set_level(logging.INFO, logger="monitor.sources.prometheus")
     for b_points, said in [(whole[:-1], False), (whole[:5], True)]:
@@ -251,7 +252,7 @@ def test_a_window_nearly_whole_is_not_logged_and_a_target_gone_is(
         assert bool(caplog.messages) is said, caplog.messages
     assert caplog.messages[0].endswith(
         "holds 15 row(s) of the 20 its 2 series would hold at step 60s (0 dropped as missing "
-        'a feature); the least complete: {instance="b"}'
+        'a feature); the least complete: {instance="b\\n\\"x\\""}'
     )
 
 
@@ -452,6 +453,11 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
             SourceError,
             r"answered HTTP 400: 'e+\.\.\.e+' \(200000 characters\)$",
         ),
+        (  # a proxy's text where the kind is: printed whole, 5,248 characters (helper-99)
+            (200, b'{"status":"success","data":{"resultType":"m' + b"m" * 5000 + b'"}}', 0),
+            SourceError,
+            r"answered a 'm{80}' where a 'matrix' was expected$",
+        ),
     ],
     ids=[
         "http-400",
@@ -467,6 +473,7 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
         "underscore-value",
         "other-script-digit",
         "long-error",
+        "long-kind",
     ],
 )
 def test_failures_name_the_source_and_the_cause(
