@@ -13,7 +13,14 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exporter import ModelSpec, MonitorState, ServingSpec, ServingStats, make_registry
+from monitor.exporter import (
+    CertificateCollector,
+    ModelSpec,
+    MonitorState,
+    ServingSpec,
+    ServingStats,
+    make_registry,
+)
 from monitor.records import FAILURE_REASONS, SKIP_REASONS, RunFailure
 from monitor.store.memory import MemoryHistory
 from tests.store._store_factories import make_evaluation, make_snapshot
@@ -246,7 +253,9 @@ def test_every_exported_name_is_in_the_contract() -> None:
     state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
     state.record_success(make_evaluation("m1"), make_snapshot("m1"), duration=1.0, at=5.0)
     serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])  # the daemon serves labels too
-    text = generate_latest(make_registry(state, process_metrics=False, serving=serving)).decode()
+    registry = make_registry(state, process_metrics=False, serving=serving)
+    registry.process.register(CertificateCollector(lambda: 1.0))  # and TLS, when on
+    text = generate_latest(registry).decode()
     exported = {fam.name for fam in text_string_to_metric_families(text)}
     contract_text = (ROOT / "docs" / "metrics.md").read_text()
     contract = set(re.findall(r"^\| `(kmeans_[a-z_]+)`", contract_text, flags=re.M))
