@@ -606,7 +606,7 @@ class PrometheusSource:
             raise type(exc)(cleaned) from None
         finally:
             self._log_warnings()
-        X, dropped = _join(series)
+        X, dropped, held = _join(series)
         if dropped and not X.shape[0]:
             # Every row lacks a feature: the series do not line up (a run said only "0 valid
             # rows", the reason at DEBUG).
@@ -614,7 +614,7 @@ class PrometheusSource:
                 f"{self._name}: none of the {dropped} row(s) of [{format_time(start)}, "
                 f"{format_time(end)}) has every feature: {_mismatch(self._features, series)}"
             )
-        self._log_gaps(series, X.shape[0], dropped, start, end)
+        self._log_gaps(held, X.shape[0], dropped, start, end)
         return Window(
             model=self._model,
             start=start,
@@ -685,16 +685,18 @@ class PrometheusSource:
         return headers
 
     def _log_gaps(
-        self, series: list[Series], rows: int, dropped: int, start: float, end: float
+        self, held: dict[Key, int], rows: int, dropped: int, start: float, end: float
     ) -> None:
         """Say when the window holds under 90 % of the points its series would hold on
-        the step's grid: a Prometheus outage or a target gone for part of the window left
-        runs to flag drift on a partial window with nothing said (helper-92; the rows
-        missing a feature were logged at DEBUG only)."""
+        the step's grid (``held``: ``_join``'s rows of each set of labels): a Prometheus
+        outage or a target gone for part of the window left runs to flag drift on a
+        partial window with nothing said (helper-92; the rows missing a feature were
+        logged at DEBUG only). The least complete set of labels is named."""
         n_grid = max(0, math.ceil((end - start) / self._options.step))
-        n_keys, worst = _gaps(series, n_grid)
+        n_keys = len(held)
         expected = n_keys * n_grid
-        if worst is None or rows >= 0.9 * expected:
+        worst = min(held, key=lambda k: (held[k], k), default=None)
+        if worst is None or held[worst] >= n_grid or rows >= 0.9 * expected:
             return
         _log.info(
             "%s: the window [%s, %s) holds %d row(s) of the %d its %d series would hold at "
@@ -707,7 +709,7 @@ class PrometheusSource:
             n_keys,
             self._options.step,
             dropped,
-            worst,
+            _labels(worst),
         )
 
     def _fetch(
@@ -966,29 +968,15 @@ def _sample(value: Any) -> float:
     return float(value)
 
 
-def _gaps(series: list[Series], n_grid: int) -> tuple[int, str | None]:
-    """How many sets of labels the features' series have, and the labels of the set that
-    holds the fewest points of the step's grid (on every feature; a set missing from a
-    feature holds none), when it holds fewer than all ``n_grid``."""
-    keys: set[Key] = set().union(*(set(s) for s in series))
-    held: dict[Key, int] = {}
-    for key in keys:
-        times = [s[key][0] for s in series if key in s]
-        held[key] = 0 if len(times) < len(series) else reduce(np.intersect1d, times).shape[0]
-    worst = min(held, key=lambda k: (held[k], k), default=None)
-    if worst is None or held[worst] >= n_grid:
-        return len(keys), None
-    return len(keys), _labels(worst)
-
-
-def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
-    """Rows of the (labels, timestamp) present in every feature, and the count dropped."""
+def _join(series: list[Series]) -> tuple[NDArray[np.float64], int, dict[Key, int]]:
+    """Rows of the (labels, timestamp) present in every feature, the count dropped, and
+    the rows of each set of labels (0 for one that a feature lacks)."""
     d = len(series)
     key_sets = [set(s) for s in series]
     keys = sorted(set.intersection(*key_sets)) if key_sets else []
     all_keys: set[Key] = set().union(*key_sets)
     blocks: list[NDArray[np.float64]] = []
-    kept = 0
+    held = dict.fromkeys(all_keys, 0)
     for key in keys:
         common = reduce(np.intersect1d, (s[key][0] for s in series))
         block = np.empty((common.shape[0], d))
@@ -996,12 +984,12 @@ def _join(series: list[Series]) -> tuple[NDArray[np.float64], int]:
             ms, values = s[key]
             block[:, j] = values[np.searchsorted(ms, common)]
         blocks.append(block)
-        kept += common.shape[0]
+        held[key] = common.shape[0]
     distinct = sum(
         reduce(np.union1d, (s[key][0] for s in series if key in s)).shape[0] for key in all_keys
     )
     X = np.concatenate(blocks) if blocks else np.empty((0, d))
-    return X, int(distinct - kept)
+    return X, int(distinct - X.shape[0]), held
 
 
 def _mismatch(features: Sequence[str], series: list[Series]) -> str:
