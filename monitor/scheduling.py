@@ -462,12 +462,11 @@ class Scheduler:
             shift = timedelta(seconds=step)
             for job_id in list(self._last_due):  # in place: the scheduler's thread reads it
                 self._last_due[job_id] += shift
+        by = format_duration(round(abs(step)))
         if step < 0:  # outside the lock: APScheduler's own lock is taken while it is held
             for job in self._scheduler.get_jobs():
                 if job.next_run_time is not None:
                     job.modify(next_run_time=job.next_run_time + shift)
-        by = format_duration(round(abs(step)))
-        if step < 0:
             log.warning(
                 "the wall clock moved back by %s (set by hand or by NTP): every job's next "
                 "run moved back with it, so runs go on at their intervals",
