@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor import __version__, alerting
 from monitor.checks import Mismatch, Problem, check_float
@@ -75,6 +75,9 @@ from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time, same_clock
 from monitor.workers import RunWorkers
+
+if TYPE_CHECKING:  # the files module is imported when a table is read
+    from monitor.sources.files import Table
 
 __all__ = [
     "App",
@@ -391,9 +394,8 @@ def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Pro
     return None
 
 
-def read_table(path: Path, features: list[str] | None = None) -> Any:
-    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads
-    (``monitor.sources.files.Table``)."""
+def read_table(path: Path, features: list[str] | None = None) -> Table:
+    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads."""
     from monitor.sources.files import read_table as read
 
     return read(path, features)
