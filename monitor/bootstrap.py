@@ -949,7 +949,9 @@ def build_app(
     clock = clock or SystemClock()
     state_dir = settings.daemon.state_dir
     store = store or open_store(state_dir, settings.store, config=settings.path)
-    history = history or SQLiteHistory(Path(state_dir) / HISTORY_FILE)
+    history = history or SQLiteHistory(
+        Path(state_dir) / HISTORY_FILE, keep=settings.store.keep_history
+    )
     reconciled = history.reconcile(store)
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))

@@ -1684,10 +1684,18 @@ def history(
     with open_history(directory) as h:
         found = h.since(model, start, end, limit=HISTORY_LIMIT)
         latest = _latest_run(h, model) if not _runs(found) else None
+        pruned = h.pruned_before(model)
+    # Runs of the range that the retention removed: said, not left for an empty range to tell.
+    pruned = pruned if pruned is not None and start < pruned else None
     if as_json:
-        click.echo(_json_text(_history_json(found, end)))
+        click.echo(_json_text({**_history_json(found, end), "pruned_before": pruned}))
         return
     _print_history(found, end, latest)
+    if pruned is not None:
+        click.echo(
+            f"runs before {_ts(pruned)} UTC were removed from the history "
+            "(store.keep.history); their counts are kept for the metrics"
+        )
 
 
 def _runs(found: Any) -> list[Evaluation | RunFailure]:

@@ -294,6 +294,7 @@ class StoreSettings:
 
     keep_versions: int | None = 100  # retired versions beyond the newest N are removed
     keep_age: float | None = None  # ...unless younger than this many seconds
+    keep_history: float | None = 90 * 86400.0  # runs in history.sqlite (None: all)
     key_file: Path | None = None  # HMAC key (and AES key, with encrypt) from a file...
     key_env: str | None = None  # ...or from this environment variable
     encrypt: bool = False
@@ -482,7 +483,13 @@ def _serving_nan_policy(value: Any, name: str) -> str:
     return check_choice("null" if value is None else value, name, choices=SERVING_NAN_POLICIES)
 
 
-_NULL_IS_A_VALUE: frozenset[Convert[Any]] = frozenset({_serving_nan_policy})
+def _history_keep(value: Any, name: str) -> float | None:
+    """How long runs stay in the history: a duration of a day or more, or null (for ever:
+    shorter, a restart would not find the flagged runs a page counts)."""
+    return None if value is None else _a_day_or_more(value, name)
+
+
+_NULL_IS_A_VALUE: frozenset[Convert[Any]] = frozenset({_serving_nan_policy, _history_keep})
 
 
 def _log_level(value: Any, name: str) -> str:
@@ -525,6 +532,7 @@ def _duration_in(least: float | None = None, most: float | None = None) -> Conve
 
 _schedule_seconds = _duration_in(least=MIN_SCHEDULE_SECONDS)
 _period_seconds = _duration_in(most=MAX_PERIOD_SECONDS)
+_a_day_or_more = _duration_in(least=86400.0)
 
 
 def _listen(value: Any, name: str) -> str:
@@ -625,10 +633,12 @@ def _store(r: _Reader) -> StoreSettings:
     keep = r.child("keep")
     versions = keep.get("versions", d.keep_versions, _int(1))
     age = keep.get("age", d.keep_age, _duration)
+    history = keep.get("history", d.keep_history, _history_keep)
     keep.finish()
     out = StoreSettings(
         keep_versions=versions,
         keep_age=age,
+        keep_history=history,
         key_file=r.get("key_file", d.key_file, _path),
         key_env=r.get("key_env", d.key_env, _text),
         encrypt=r.get("encrypt", d.encrypt, _flag),

@@ -21,19 +21,30 @@ whatever the umask (SQLite gives the WAL files the database file's mode).
 
 Evaluation mappings and tuples are JSON columns; floats are written with Python's
 shortest round-trip repr, so every value comes back bit for bit.
+
+Retention. With ``keep`` (``store.keep.history``), runs older than that before the
+newest appended run are removed, at most once per ``PRUNE_EVERY`` of run time. What the
+exporter counts of them is kept in the ``pruned`` table, one row per model (runs,
+failures by reason, promotions, durations to the millisecond with their counts, the
+first start and the last end), so that ``totals`` and the counters a batch job pushes
+carry on as if nothing were removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import sqlite3
 import stat
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +58,7 @@ from monitor.checks import (
     check_real,
     check_str,
 )
+from monitor.durations import format_duration
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import SnapshotStore
 from monitor.records import (
@@ -60,9 +72,14 @@ from monitor.records import (
 )
 from monitor.store._fs import FILE_MODE, make_dirs, open_private
 from monitor.store._names import check_model_name
-from monitor.timestamps import ACCEPTED, parse_time
+from monitor.timestamps import ACCEPTED, format_time, parse_time
 
-__all__ = ["SCHEMA_VERSION", "SQLiteHistory", "cannot_open", "history_problem"]
+__all__ = ["PRUNE_EVERY", "SCHEMA_VERSION", "SQLiteHistory", "cannot_open", "history_problem"]
+
+_log = logging.getLogger(__name__)
+
+#: Run time between two prunings of the runs past ``keep`` (or a tenth of ``keep``).
+PRUNE_EVERY = 3600.0
 
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
 # Float columns have no declared type on purpose: with REAL affinity SQLite stores
@@ -127,6 +144,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE failures ADD COLUMN duration_seconds "
         "CHECK (duration_seconds IS NULL OR typeof(duration_seconds) = 'real')",
     ),
+    (
+        # What the exporter counts of the runs removed past the retention, per model.
+        """
+        CREATE TABLE pruned (
+            model TEXT PRIMARY KEY,
+            before NOT NULL CHECK (typeof(before) = 'real'),
+            runs INTEGER NOT NULL,
+            promotions INTEGER NOT NULL,
+            failures TEXT NOT NULL,
+            durations TEXT NOT NULL,
+            first CHECK (first IS NULL OR typeof(first) = 'real'),
+            last_end CHECK (last_end IS NULL OR typeof(last_end) = 'real')
+        )
+        """,
+        # Pruning selects by time across models.
+        "CREATE INDEX evaluations_by_time ON evaluations (evaluated_at)",
+        "CREATE INDEX failures_by_time ON failures (at)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -178,20 +213,34 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
 class SQLiteHistory:
     """Evaluations and failed runs in an SQLite file; meets ``History``; thread-safe."""
 
-    def __init__(self, path: Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = 30.0,
+        read_only: bool = False,
+        keep: float | None = None,
+    ) -> None:
         """Open (creating and migrating if needed) the history database at ``path``.
 
         ``read_only`` opens an existing file for queries only: nothing is created,
         migrated or chmod-ed, and every write raises StoreError (what commands that
         only read use, so that a newer CLI never migrates an older daemon's file).
+        ``keep`` is the retention in seconds (None: every run is kept); appending
+        prunes what is older (module docstring).
         """
         self.path = Path(path)
         self._lock = threading.Lock()
         self.read_only = bool(read_only)
+        if keep is not None:
+            keep = check_float(keep, "keep", low=0.0, low_inclusive=False, owner="SQLiteHistory")
+        self.keep = keep
+        self._pruned_at = -math.inf  # the run time of the latest pruning
         self._conn: sqlite3.Connection | None = None
         if self.read_only:
             self._conn = _open_read_only(self.path, timeout)
             self._failure_columns = _failure_columns(self._conn, self.path)
+            self._carries = "pruned" in _tables(self._conn)  # schema 4 or newer
             return
         try:
             make_dirs(self.path.parent)
@@ -211,6 +260,7 @@ class SQLiteHistory:
                 raise StoreError(cannot_open(self.path, exc)) from exc
             self._migrate(conn)
             self._failure_columns = _failure_columns(conn, self.path)
+            self._carries = True
         except BaseException:
             conn.close()
             self._conn = None
@@ -236,6 +286,7 @@ class SQLiteHistory:
                 f"VALUES ({', '.join('?' * len(row))})",
                 row,
             )
+        self._prune_due(row[3])
 
     def append_failure(self, failure: RunFailure) -> None:
         """Record one failed run."""
@@ -244,6 +295,36 @@ class SQLiteHistory:
         with self._connection() as conn:
             conn.execute(
                 f"INSERT INTO failures ({columns}) VALUES ({', '.join('?' * len(row))})", row
+            )
+        self._prune_due(row[3])
+
+    def prune(self, before: float) -> int:
+        """Remove the runs (evaluations and failures) of every model from before
+        ``before``, keeping their counts in ``pruned``; return how many were removed."""
+        before = check_float(before, "before", owner="SQLiteHistory.prune")
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = _fold(conn, before, self.path)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return removed
+
+    def _prune_due(self, now: float) -> None:
+        """Prune past ``keep`` before the run time ``now``, when a pruning is due."""
+        if self.keep is None or now - self._pruned_at < min(PRUNE_EVERY, self.keep / 10):
+            return
+        self._pruned_at = now
+        removed = self.prune(now - self.keep)
+        if removed:
+            _log.info(
+                "history: removed %d run(s) from before %s, past store.keep.history (%s); "
+                "their counts are kept",
+                removed,
+                format_time(round(now - self.keep)),
+                format_duration(self.keep),
             )
 
     def record_version(self, snapshot: Snapshot) -> None:
@@ -321,9 +402,27 @@ class SQLiteHistory:
                 first=min((float(at) for at, *_ in evaluations), default=None),
                 last_end=max((float(at) + float(s) for at, s, *_ in evaluations), default=None),
             )
+            carried = self._carried(model)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
-        return succeeded + failed
+        return succeeded + failed + (RunTotals() if carried is None else carried.totals())
+
+    def pruned_before(self, model: str) -> float | None:
+        """The time before which runs of ``model`` were removed (None: none were)."""
+        model = check_model_name(model, "SQLiteHistory.pruned_before")
+        carried = self._carried(model)
+        return None if carried is None else carried.before
+
+    def _carried(self, model: str) -> _Carried | None:
+        if not self._carries:
+            return None
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {_PRUNED_COLUMNS} FROM pruned WHERE model = ?", (model,))
+            found = row.fetchone()
+        try:
+            return None if found is None else _Carried.of_row(found)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
 
     def since(
         self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
@@ -552,6 +651,113 @@ def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             + (": upgrade kmeans-monitor" if current > SCHEMA_VERSION else "")
         )
     return conn
+
+
+# ---------------------------------------------------------------------- retention
+
+_PRUNED_COLUMNS = "model, before, runs, promotions, failures, durations, first, last_end"
+
+
+@dataclass
+class _Carried:
+    """What the exporter counts of one model's removed runs (a row of ``pruned``)."""
+
+    model: str
+    before: float = -math.inf
+    runs: int = 0
+    promotions: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    durations: Counter[int] = field(default_factory=Counter)  # milliseconds -> runs
+    first: float | None = None
+    last_end: float | None = None
+
+    @classmethod
+    def of_row(cls, row: tuple[Any, ...]) -> _Carried:
+        failures, durations = json.loads(row[4]), json.loads(row[5])
+        return cls(
+            model=row[0],
+            before=float(row[1]),
+            runs=int(row[2]),
+            promotions=int(row[3]),
+            failures=Counter({str(k): int(n) for k, n in failures.items()}),
+            durations=Counter({int(ms): int(n) for ms, n in durations.items()}),
+            first=None if row[6] is None else float(row[6]),
+            last_end=None if row[7] is None else float(row[7]),
+        )
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.model,
+            self.before,
+            self.runs,
+            self.promotions,
+            _dumps(dict(sorted(self.failures.items()))),
+            _dumps({str(ms): n for ms, n in sorted(self.durations.items())}),
+            self.first,
+            self.last_end,
+        )
+
+    def add(self, start: float, seconds: float | None, scheduled: float | None) -> None:
+        """Count one run that started at ``start`` and took ``seconds`` (None: not
+        recorded), ``scheduled`` of them for the duration histogram."""
+        self.runs += 1
+        end = start + (seconds or 0.0)
+        self.first = start if self.first is None else min(self.first, start)
+        self.last_end = end if self.last_end is None else max(self.last_end, end)
+        if scheduled is not None:
+            self.durations[round(scheduled * 1000)] += 1
+
+    def totals(self) -> RunTotals:
+        return RunTotals(
+            runs=self.runs,
+            failures=dict(self.failures),
+            promotions=self.promotions,
+            durations=tuple(ms / 1000 for ms in sorted(self.durations.elements())),
+            first=self.first,
+            last_end=self.last_end,
+        )
+
+
+def _fold(conn: sqlite3.Connection, before: float, path: Path) -> int:
+    """Count the runs from before ``before`` into ``pruned`` and delete them (inside the
+    caller's transaction); return how many."""
+    carried: dict[str, _Carried] = {}
+
+    def of(model: str) -> _Carried:
+        if model not in carried:
+            row = conn.execute(f"SELECT {_PRUNED_COLUMNS} FROM pruned WHERE model = ?", (model,))
+            found = row.fetchone()
+            carried[model] = _Carried(model) if found is None else _Carried.of_row(found)
+        return carried[model]
+
+    try:
+        for model, at, seconds, promoted, phases in conn.execute(
+            "SELECT model, evaluated_at, duration_seconds, promoted, phase_seconds "
+            "FROM evaluations WHERE evaluated_at < ?",
+            (before,),
+        ).fetchall():
+            c = of(model)
+            # Only a first run's phases name a reference: parse only those.
+            spent = _loads_mapping(phases) if "reference" in phases else {}
+            c.add(float(at), float(seconds), scheduled_seconds(float(seconds), spent))
+            c.promotions += int(promoted)
+        for model, reason, at, seconds in conn.execute(
+            "SELECT model, reason, at, duration_seconds FROM failures WHERE at < ?", (before,)
+        ).fetchall():
+            c = of(model)
+            took = None if seconds is None else float(seconds)
+            c.add(float(at), took, took)
+            c.failures[reason] += 1
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(f"history database {path} holds a corrupt row: {exc}") from exc
+    for c in carried.values():
+        c.before = max(c.before, before)
+        conn.execute(
+            f"INSERT OR REPLACE INTO pruned ({_PRUNED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            c.row(),
+        )
+    removed = conn.execute("DELETE FROM evaluations WHERE evaluated_at < ?", (before,)).rowcount
+    return removed + conn.execute("DELETE FROM failures WHERE at < ?", (before,)).rowcount
 
 
 # ---------------------------------------------------------------------- rows

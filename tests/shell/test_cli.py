@@ -15,8 +15,10 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.cli import _cell, _json_text, main
+from monitor.store import SQLiteHistory
 from monitor.workers import RunWorkers
 from tests.fakes import blobs
+from tests.store._store_factories import make_evaluation
 
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
 
@@ -218,6 +220,26 @@ def test_evaluate_computes_in_its_own_process_whatever_the_isolation(
     assert second.exit_code == 0, second.output
     [ev] = json.loads(second.stdout)
     assert ev["live_version"] == 1 and "score" in ev["phase_seconds"]
+
+
+def test_a_run_removes_the_runs_past_store_keep_history(setup: tuple[Path, Path]) -> None:
+    cfg, data = setup
+    raw = yaml.safe_load(cfg.read_text())
+    raw["store"] = {"keep": {"history": "30d"}}
+    cfg.write_text(yaml.safe_dump(raw))
+    now = time.time()
+    old, recent = now - 40 * 86400.0, now - 20 * 86400.0
+    with SQLiteHistory(cfg.parent / "state" / "history.sqlite") as h:
+        h.append(make_evaluation("shop", evaluated_at=old, promoted=True))
+        h.append(make_evaluation("shop", evaluated_at=recent))
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), now - 100)
+    ran = invoke("evaluate", "--config", str(cfg), "--json")
+    assert ran.exit_code == 0, ran.output
+    with SQLiteHistory(cfg.parent / "state" / "history.sqlite", read_only=True) as h:
+        kept = [e.evaluated_at for e in h.since("shop", 0.0).evaluations]
+        assert kept[0] == recent and len(kept) == 2
+        assert now - 30 * 86400.0 <= h.pruned_before("shop") <= time.time() - 30 * 86400.0
+        assert (h.totals("shop").runs, h.totals("shop").first) == (3, old)
 
 
 def test_evaluate_fails_with_exit_1_and_the_reason(setup: tuple[Path, Path]) -> None:

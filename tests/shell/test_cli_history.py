@@ -428,3 +428,28 @@ def test_a_run_s_line_flags_every_alert_whose_condition_holds(tmp_path: Path) ->
     emptied = evaluation(1e9, "kept: no drift", empty_clusters=1.0, silhouette=0.5)
     line = _progress_line(emptied, 0.0, tmp_path)
     assert "  [flag: KMeansSilhouetteDrop KMeansEmptyClusters] kept: no drift" in line
+
+
+def test_a_range_reaching_before_the_retention_says_its_runs_were_removed(
+    state: tuple[Path, float],
+) -> None:
+    directory, now = state
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        h.prune(now - 2.5 * HOUR)  # what store.keep.history removes
+    result = invoke("history", "shop", "--state-dir", str(directory))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("model shop: 3 run(s) from ")
+    assert lines[-1] == (
+        f"runs before {utc(now - 2.5 * HOUR)} UTC were removed from the history "
+        "(store.keep.history); their counts are kept for the metrics"
+    )
+    answer = json.loads(invoke("history", "shop", "--state-dir", str(directory), "--json").output)
+    assert answer["pruned_before"] == now - 2.5 * HOUR
+    # A range after the removed runs has nothing to say of them.
+    later = invoke("history", "shop", "--state-dir", str(directory), "--since", "2h")
+    assert "removed" not in later.output
+    answer = json.loads(
+        invoke("history", "shop", "--state-dir", str(directory), "--since", "2h", "--json").output
+    )
+    assert answer["pruned_before"] is None

@@ -742,3 +742,21 @@ def test_yaml_dates_and_times_are_shown_as_written_in_any_field() -> None:
     text = str(caught.value)
     assert "got '2024-01-01'" in text and "got '2024-01-01 10:00:00'" in text
     assert "datetime" not in text
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [(None, 90 * 86400.0), ("30d", 30 * 86400.0), ("1d", 86400.0), ("null", None)],
+)
+def test_store_keep_history_is_a_duration_of_a_day_or_more_or_null(
+    written: str | None, kept: float | None
+) -> None:
+    raw = minimal()
+    if written is not None:
+        raw["store"] = {"keep": {"history": None if written == "null" else written}}
+    assert parse(raw, sources=SOURCES).store.keep_history == kept
+
+
+def test_store_keep_history_below_a_day_is_refused() -> None:
+    (problem,) = problems_of({"store": {"keep": {"history": "6h"}}, **minimal()})
+    assert problem == "store.keep.history: must be a duration of at least 1d; got '6h'"

@@ -21,7 +21,9 @@ from monitor.exporter import (
     ServingStats,
     make_registry,
 )
+from monitor.ports import History
 from monitor.records import FAILURE_REASONS, SKIP_REASONS, RunFailure
+from monitor.store import SQLiteHistory
 from monitor.store.memory import MemoryHistory
 from tests.store._store_factories import make_evaluation, make_snapshot
 
@@ -204,12 +206,16 @@ def test_flagged_runs_count_the_runs_in_a_row_on_which_an_sli_alert_held() -> No
     assert samples(state)[key] == 0
 
 
-def test_a_batch_job_carries_the_counts_of_the_history_on() -> None:
+@pytest.mark.parametrize("kept", ["memory", "sqlite", "sqlite, pruned"])
+def test_a_batch_job_carries_the_counts_of_the_history_on(tmp_path: Path, kept: str) -> None:
     # `evaluate --push-to` is a new process at every push: counters from 0 at each one
     # never moved in Prometheus (rate() saw no increase, so the run-success burn alerts
     # could not fire), and a start of "now" held KMeansEvaluationStale off for ever.
+    # The runs that store.keep.history removed still count.
     daemon = MonitorState([SPEC], started_at=100.0, version="1.2.3")
-    history = MemoryHistory()
+    history: History = MemoryHistory()
+    if kept != "memory":
+        history = SQLiteHistory(tmp_path / "history.sqlite")
     snap = make_snapshot("m1", k=3, d=2, version=1, created_at=90.0)
     first = make_evaluation(
         "m1",
@@ -230,8 +236,11 @@ def test_a_batch_job_carries_the_counts_of_the_history_on() -> None:
             ended = run.evaluated_at + run.duration_seconds
             daemon.record_success(run, snap, duration=run.duration_seconds, at=ended)
             history.append(run)
+    if kept == "sqlite, pruned":
+        assert isinstance(history, SQLiteHistory) and history.prune(1000.0) == 4
     batch = MonitorState([SPEC], started_at=5000.0, version="1.2.3")
     batch.carry_over("m1", history.totals("m1"))
+    history.close()
     counted = (
         "kmeans_runs",
         "kmeans_run_failures",

@@ -20,7 +20,7 @@ from _store_factories import make_evaluation, make_failure, make_snapshot, same_
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
-from monitor.store.history import SCHEMA_VERSION, history_problem
+from monitor.store.history import PRUNE_EVERY, SCHEMA_VERSION, history_problem
 
 
 @pytest.fixture
@@ -466,6 +466,7 @@ def _schema_1_file(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TABLE versions; ALTER TABLE failures DROP COLUMN duration_seconds; "
+        "DROP TABLE pruned; DROP INDEX evaluations_by_time; DROP INDEX failures_by_time; "
         "DELETE FROM schema_version WHERE version > 1;"
     )
     conn.close()
@@ -541,3 +542,108 @@ def test_read_only_refuses_a_newer_schema_and_a_file_that_is_not_a_database(
     junk.write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(StoreError, match=r"junk\.sqlite"):
         SQLiteHistory(junk, read_only=True)
+
+
+# ---------------------------------------------------------------------- retention
+
+DAY = 86400.0
+
+
+def _runs_of_a_week(h: SQLiteHistory, start: float = 1_700_000_000.0) -> None:
+    """Two models, a run every 6 hours for a week: promotions, a reference training,
+    failures with and without a recorded duration."""
+    for i in range(28):
+        at = start + i * DAY / 4
+        phases = {"read": 0.5, "reference": 40.0} if i == 0 else {"read": 0.5}
+        for model in ("m1", "m2"):
+            h.append(
+                make_evaluation(
+                    model,
+                    evaluated_at=at,
+                    promoted=i % 5 == 0,
+                    phase_seconds=phases,
+                    duration_seconds=1.0 + i / 7 + (40.0 if i == 0 else 0.0),
+                )
+            )
+        if i % 3 == 0:
+            took = None if i % 2 else 2.5 + i / 1000
+            h.append_failure(make_failure(at=at + 60, reason=f"r{i % 2}", duration_seconds=took))
+
+
+def _same_totals(before: Any, after: Any) -> None:
+    assert (after.runs, dict(after.failures), after.promotions) == (
+        before.runs,
+        dict(before.failures),
+        before.promotions,
+    )
+    assert (after.first, after.last_end) == (before.first, before.last_end)
+    # Durations are kept to the millisecond once pruned.
+    assert sorted(after.durations) == pytest.approx(sorted(before.durations), abs=5e-4)
+
+
+def test_pruning_removes_the_old_runs_and_keeps_their_counts(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as h:
+        _runs_of_a_week(h)
+        before = {m: h.totals(m) for m in ("m1", "m2")}
+        cut = 1_700_000_000.0 + 3 * DAY
+        removed = h.prune(cut)
+        # 12 evaluations of each model and the failures at runs 0, 3, 6, 9 before the cut.
+        assert removed == 2 * 12 + 4
+        assert min(e.evaluated_at for e in h.since("m1", 0.0).evaluations) >= cut
+        assert min(f.at for f in h.since("m1", 0.0).failures) >= cut
+        for model in ("m1", "m2"):
+            _same_totals(before[model], h.totals(model))
+        assert h.pruned_before("m1") == cut
+        # A second pruning adds to what the first kept.
+        assert h.prune(cut + DAY) == 2 * 4 + 2
+        for model in ("m1", "m2"):
+            _same_totals(before[model], h.totals(model))
+        assert h.pruned_before("m2") == cut + DAY
+        assert h.prune(cut) == 0  # nothing older is left
+        assert h.pruned_before("m2") == cut + DAY
+    with SQLiteHistory(path, read_only=True) as reader:
+        _same_totals(before["m1"], reader.totals("m1"))
+        assert reader.pruned_before("m1") == cut + DAY
+        assert reader.pruned_before("m3") is None
+
+
+def test_appending_prunes_past_keep_about_once_an_hour(tmp_path: Path) -> None:
+    start = 1_700_000_000.0
+    with SQLiteHistory(tmp_path / "h.sqlite", keep=2 * DAY) as h:
+        for i in range(5 * 24 * 6):  # five days of a run every ten minutes
+            h.append(make_evaluation(evaluated_at=start + i * 600.0))
+        last = start + (5 * 24 * 6 - 1) * 600.0
+        oldest = min(e.evaluated_at for e in h.since("m1", 0.0).evaluations)
+        # The runs older than two days went at the latest pruning, at most an hour ago.
+        assert oldest >= last - 2 * DAY - PRUNE_EVERY
+        assert oldest < last - 2 * DAY + 600.0
+        assert h.totals("m1").runs == 5 * 24 * 6
+        assert h.totals("m1").first == start
+
+
+def test_no_keep_keeps_every_run(tmp_path: Path) -> None:
+    with SQLiteHistory(tmp_path / "h.sqlite") as h:
+        for i in range(10):
+            h.append(make_evaluation(evaluated_at=1_700_000_000.0 + i * 100 * DAY))
+        assert len(h.since("m1", 0.0).evaluations) == 10
+        assert h.pruned_before("m1") is None
+
+
+def test_keep_must_be_a_positive_duration(tmp_path: Path) -> None:
+    for bad in (0, -1.0, float("nan"), "1d"):
+        with pytest.raises(InvalidInputError, match="keep"):
+            SQLiteHistory(tmp_path / "h.sqlite", keep=bad)  # type: ignore[arg-type]
+
+
+def test_a_corrupt_row_of_counts_kept_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with SQLiteHistory(path) as h:
+        _runs_of_a_week(h)
+        h.prune(1_700_000_000.0 + DAY)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE pruned SET durations = '[1, 2]' WHERE model = 'm1'")
+    conn.commit()
+    conn.close()
+    with SQLiteHistory(path) as h, pytest.raises(StoreError, match="corrupt row"):
+        h.totals("m1")
