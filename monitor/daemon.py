@@ -32,6 +32,7 @@ from monitor.http import (
     Volatile,
     certificate_warnings,
 )
+from monitor.logs import Throttle
 from monitor.pipeline import warm_kernels
 from monitor.scheduling import Scheduler, schedule_gaps
 
@@ -194,21 +195,14 @@ class SkipLog:
     """The log lines of skipped runs, one per model and reason a SKIP_LOG_SECONDS."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[tuple[str, str], float] = {}
-        self._held: dict[tuple[str, str], int] = {}
+        self._throttle = Throttle(SKIP_LOG_SECONDS, clock)
 
     def __call__(self, model: str, reason: str, count: int) -> None:
-        key, now = (model, reason), self._clock()
-        with self._lock:
-            count += self._held.pop(key, 0)
-            last = self._last.get(key)
-            if last is not None and now - last < SKIP_LOG_SECONDS:
-                self._held[key] = count
-                return
-            self._last[key] = now
-        since = "" if last is None else f" in the last {format_duration(round(now - last))}"
+        said = self._throttle((model, reason), count)
+        if said is None:
+            return
+        count, last = said
+        since = "" if last is None else f" in the last {format_duration(round(last))}"
         skip_log.warning(
             "model=%s %d scheduled run(s) did not start (%s)%s", model, count, reason, since
         )

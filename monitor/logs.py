@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 import traceback
 import warnings
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from monitor.redact import RedactingFilter, redact_text
 
-__all__ = ["FORMAT", "QUIET_LIBRARIES", "log_run_failure", "set_log_level", "setup_logging"]
+__all__ = [
+    "FORMAT",
+    "QUIET_LIBRARIES",
+    "Throttle",
+    "log_run_failure",
+    "set_log_level",
+    "setup_logging",
+]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -81,3 +91,29 @@ def _log_warning(
     """A warning as one log line: what it says, not the source file and line that raised
     it (Python's default shows both, on two lines)."""
     logging.getLogger("monitor").warning("%s: %s", category.__name__, message)
+
+
+class Throttle:
+    """At most one log line per key every ``seconds``: what comes in between is held,
+    counted, and told by the key's next line (a line per skipped run, or per window of a
+    reference scan, flooded the log). Thread-safe."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+
+    def __call__(self, key: Hashable, count: int = 1) -> tuple[int, float | None] | None:
+        """``count`` more of ``key``: None while its line is held, else how many to tell
+        (those held and these) and the seconds since its last line (None: its first)."""
+        now = self._clock()
+        with self._lock:
+            count += self._held.pop(key, 0)
+            last = self._last.get(key)
+            if last is not None and now - last < self._seconds:
+                self._held[key] = count
+                return None
+            self._last[key] = now
+        return count, None if last is None else now - last

@@ -51,8 +51,9 @@ from monitor.checks import (
     read_fields,
     some_names,
 )
-from monitor.durations import check_duration
+from monitor.durations import check_duration, format_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.logs import Throttle
 from monitor.records import Window
 from monitor.redact import MASK, is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
@@ -79,6 +80,9 @@ MAX_RETRIES = 10
 # JSON, far past what a window of rows needs; the default guards the daemon's memory.
 MAX_ANSWER_BYTES = 2**32
 MAX_WARNINGS_LOGGED = 3  # distinct warnings of one window logged; the rest counted in one line
+#: The same warning is logged at most once in this many seconds: a reference period read
+#: window after window, and a run a minute, repeated it at every window.
+WARNINGS_LOG_SECONDS = 600.0
 _WARNINGS_READ = 100  # of one answer, read for the log; beyond, only counted
 # A bearer token or a password file of more is not a credential (a wrong path).
 MAX_SECRET_BYTES = 64 * 1024
@@ -586,6 +590,7 @@ class PrometheusSource:
         self._secrets: set[str] = {v for k, v in options.headers.items() if is_secret_header(k)}
         # The warnings of the window being read: text -> [where first, how many times].
         self._warnings: dict[str, list[Any]] = {}
+        self._throttle = Throttle(WARNINGS_LOG_SECONDS, clock)
         if self._userinfo is not None and self._userinfo[1]:
             # The password only: a user name is no secret, and masking it in every text
             # turned "User-Agent: kmeans-monitor" into "***-monitor" (helper-83).
@@ -635,13 +640,17 @@ class PrometheusSource:
 
     def _log_warnings(self) -> None:
         """The warnings Prometheus gave over one window, each distinct one once: one line
-        per warning, request and feature wrote 2,688 lines of one window (helper-88)."""
+        per warning, request and feature wrote 2,688 lines of one window (helper-88). A
+        warning logged in the last WARNINGS_LOG_SECONDS is held, and counted in its next
+        line."""
         told = list(self._warnings.items())
         for text, (features, times) in told[:MAX_WARNINGS_LOGGED]:
+            if (said := self._throttle(text, times)) is None:
+                continue
             # Every feature whose answers carried it: the first alone was named, for a
             # warning the three features' answers each gave (helper-92).
             named = f"feature{'s' if len(features) > 1 else ''} {', '.join(map(repr, features))}"
-            again = f" ({times} times in this window)" if times > 1 else ""
+            again = f" ({_how_often(*said)})" if said != (1, None) else ""
             _log.warning(
                 "%s: %s: %s: Prometheus warns: %s%s",
                 self._name,
@@ -651,8 +660,8 @@ class PrometheusSource:
                 again,
             )
         rest = sum(times for _, (_, times) in told[MAX_WARNINGS_LOGGED:])
-        if rest:
-            _log.warning("%s: Prometheus warns %d times more in this window", self._name, rest)
+        if rest and (said := self._throttle(None, rest)) is not None:
+            _log.warning("%s: Prometheus warns %s", self._name, _how_often(*said, " more"))
 
     def _headers(self) -> dict[str, str]:
         """The request's headers, credentials read afresh (so a rotated token is used)."""
@@ -1007,6 +1016,15 @@ def _mismatch(features: Sequence[str], series: list[Series]) -> str:
     if not set.intersection(*(set(s) for s in series)):
         return "no labels are common to every feature's series (see join_on)"
     return "series with the same labels share no timestamp (points off the step's grid)"
+
+
+def _how_often(count: int, since: float | None, more: str = "") -> str:
+    """How many times (``more`` after the count) a warning came in the window (``since``
+    None) or since its last line ``since`` seconds ago."""
+    times = "once" if count == 1 and not more else f"{count} times{more}"
+    if since is None:
+        return f"{times} in this window"
+    return f"{times} in the last {format_duration(max(1, round(since)))}"
 
 
 def _labels(key: Key) -> str:

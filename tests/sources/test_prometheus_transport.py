@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
-from monitor.sources.prometheus import PrometheusSource, build, parse_options
+from monitor.logs import Throttle
+from monitor.sources.prometheus import (
+    WARNINGS_LOG_SECONDS,
+    PrometheusSource,
+    build,
+    parse_options,
+)
 from tests.fakes import DripServer
 from tests.sources.test_prometheus import EXPRS, FEATURES, T0, Answer, FakePrometheus, matrix
 
@@ -661,6 +667,29 @@ def test_the_warnings_of_a_window_are_logged_three_and_counted(
     # Each feature whose answers carried it is named (helper-92: the first alone was).
     assert f"features {', '.join(map(repr, FEATURES))}: " in lines[2]
     assert lines[3].endswith(f"Prometheus warns {2 * 5000 - 6} times more in this window")
+
+
+def test_a_warning_repeated_window_after_window_is_logged_once_in_ten_minutes(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A reference period read window after window repeated each warning at every window
+    # (and a run a minute, at every run).
+    answer = json.loads(matrix()[1])
+    answer["warnings"] = ["PromQL info: metric might not be a counter"]
+    prom.answer = lambda params: (200, json.dumps(answer).encode(), 0.0)
+    source = make_source(prom.url)
+    now = [1000.0]
+    source._throttle = Throttle(WARNINGS_LOG_SECONDS, lambda: now[0])
+    caplog.set_level(logging.WARNING)
+    for minute in range(12):  # twelve windows a minute apart
+        now[0] = 1000.0 + 60 * minute
+        source.read_window(T0 + 60 * minute, T0 + 60 * minute + 60)
+    lines = [r.getMessage() for r in caplog.records]
+    per_window = len(FEATURES)  # each feature's answer carries it
+    assert len(lines) == 2
+    assert lines[0].endswith(f"counter ({per_window} times in this window)")
+    # The tenth minute's line counts the nine windows held and its own.
+    assert lines[1].endswith(f"counter ({10 * per_window} times in the last 10m)")
 
 
 def test_a_warning_of_many_lines_is_logged_as_one(
