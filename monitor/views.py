@@ -213,6 +213,9 @@ class ModelPages:
                     "pending_version": view["versions"]["pending"],
                     "pending_problem": view["versions"]["pending_problem"],
                     "latest": view["latest"],
+                    # What a failing model's latest run said: not the decision of the
+                    # success before, under "latest decision" beside a failing badge.
+                    "latest_failure": view["failures"][0] if view["failing_since"] else None,
                     "failing_since": view["failing_since"],
                     "awaiting_until": view["awaiting_until"],
                     "top_feature": view["features"][0] if view["features"] else None,

@@ -484,6 +484,7 @@ def _entry(name: str, version: Any, decision: str | None, state: str = "ok") -> 
         "pending_version": None,
         "pending_problem": None,
         "latest": latest,
+        "latest_failure": None,
         "failing_since": None,
         "awaiting_until": None,
         "links": {"page": f"/models/{name}"},
@@ -519,6 +520,18 @@ def test_index_page_lists_each_model_with_its_state_and_the_links() -> None:
     ]
     assert parser.links == ["/models/checkout", "/models/search", "/models/fresh", *LINKS]
     assert "<title>kmeans-monitor</title>" in page
+
+
+def test_index_page_gives_a_failing_models_failure_not_the_decision_before() -> None:
+    # The decision of the success before read as the latest, beside a failing badge.
+    failing = _entry("checkout", 3, "kept: no drift", "failing") | {
+        "failing_since": NOW - 300,
+        "latest_failure": {"at": NOW - 60, "reason": "source_unavailable", "message": "x" * 300},
+    }
+    [_, row] = _Page(index_page([failing], now=NOW)).rows
+    assert row[1] == "failing since 07:55:00 UTC (5m ago)"
+    assert row[4] == f"run failed (source_unavailable): {'x' * 197}..."
+    assert row[5] == "07:59:30 UTC (30s ago)"
 
 
 def test_index_page_names_a_broken_version_as_the_model_page_does() -> None:

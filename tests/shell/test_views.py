@@ -134,7 +134,9 @@ def test_a_failing_model_says_since_when(
     assert view["failing_since"] == T0 + 300
     assert [f["at"] for f in view["failures"]] == [T0 + 420, T0 + 360, T0 + 300]
     assert view["latest"]["stale"] is True
-    assert view_.index()[0]["state"] == "failing"
+    [entry] = view_.index()
+    assert entry["state"] == "failing"
+    assert entry["latest_failure"] == view["failures"][0]  # the index says the newest
 
 
 def test_a_model_waiting_for_its_reference_rows_says_until_when_not_failing(
