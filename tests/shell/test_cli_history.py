@@ -453,3 +453,40 @@ def test_a_range_reaching_before_the_retention_says_its_runs_were_removed(
         invoke("history", "shop", "--state-dir", str(directory), "--since", "2h", "--json").output
     )
     assert answer["pruned_before"] is None
+
+
+def test_past_the_limit_the_runs_are_whole_from_where_both_kinds_were_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # helper-102: the newest 10,000 evaluations and every failure of 9 days before them
+    # were merged, so the table began with days of failures alone and a failure share
+    # counted in the JSON was 26 % for 14 %.
+    monkeypatch.setattr("monitor.cli.HISTORY_LIMIT", 6)
+    now = time.time()
+    directory = tmp_path / "state"
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        for i in range(30):  # a run a minute, every seventh failed
+            at = now - (30 - i) * 60.0
+            if i % 7 == 3:
+                h.append_failure(RunFailure("shop", "source_unavailable", "down", at, "w"))
+            else:
+                h.append(evaluation(at, "kept: no drift"))
+    # The newest 6 evaluations start 7 minutes ago; the failures read go back 27 minutes.
+    cut = now - 7 * 60.0
+    result = invoke("history", "shop", "--state-dir", str(directory), "--since", "1h")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"model shop: 7 run(s) from {utc(cut)} to ")
+    assert [ln[:19] for ln in lines[2:-1]] == [utc(now - m * 60.0) for m in range(7, 0, -1)]
+    assert lines[-1].endswith(
+        f"failures: source_unavailable=1; the runs before {utc(cut)} were not read (at most "
+        "the newest 6 evaluations and 6 failures are): narrow the range"
+    )
+    answer = json.loads(
+        invoke("history", "shop", "--state-dir", str(directory), "--since", "1h", "--json").output
+    )
+    assert (answer["since"], answer["truncated"]) == (cut, True)
+    assert answer["requested_since"] < cut and len(answer["runs"]) == 7
+    assert sum(1 for r in answer["runs"] if r.get("failed")) == 1
+    whole = invoke("history", "shop", "--state-dir", str(directory), "--since", "5m", "--json")
+    assert json.loads(whole.output)["truncated"] is False
