@@ -116,9 +116,11 @@ def plot_replay(replay: Replay, path: Path) -> None:
         ]
         if over:
             ax.plot(*zip(*over, strict=True), "o", color="tab:red", markersize=3)
+        _clip(ax, times, values, limits)
         _mark(ax, replay, times)
         ax.set_ylabel(sli, fontsize=8)
-        ax.legend(loc="upper left", fontsize=7, frameon=False)
+        # Beside the panel: inside, it covered the runs of its corner.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         ax.grid(alpha=0.3)
     _time_axis(axes[-1].xaxis)
     axes[-1].set_xlabel("run time (UTC)")
@@ -187,6 +189,34 @@ def _choice(ax: Any, ks: list[int], values: list[float], best: int, rule: str, l
     ax.axvline(best, color="tab:red", linewidth=1.0, alpha=0.6)
     ax.plot([best], [values[ks.index(best)]], "o", color="tab:red", markersize=8)
     ax.set_title(f"{rule}: k={best}", fontsize=9)
+
+
+def _shown_top(values: list[float], limits: list[float]) -> float | None:
+    """The top of a panel's axis when its largest values would flatten the rest (None:
+    the whole range is shown): twice the larger of the highest threshold and the 95th
+    percentile of the values. One window of a x60 unit change, at 81,629 against values
+    near 1, drew every other run and the threshold as a line at 0 (helper-102)."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return None
+    high = max((v for v in limits if math.isfinite(v)), default=-math.inf)
+    top = 2 * max(high, finite[round(0.95 * (len(finite) - 1))])
+    return top if top > 0 and finite[-1] > top else None
+
+
+def _clip(ax: Any, times: list[datetime], values: list[float], limits: list[float]) -> None:
+    """Cut the axis at ``_shown_top``: the values above it drawn as triangles on the top
+    edge, and how many and the largest written in the panel."""
+    top = _shown_top(values, limits)
+    if top is None:
+        return
+    above = [(t, v) for t, v in zip(times, values, strict=True) if math.isfinite(v) and v > top]
+    low = min(v for v in (*values, *limits) if math.isfinite(v))
+    ax.set_ylim(low - 0.05 * (top - low), top)  # the bottom too: autoscaled, it kept the spike's
+    ax.plot([t for t, _ in above], [top] * len(above), "^", color="tab:red", markersize=5,
+            clip_on=False)  # fmt: skip
+    ax.text(0.995, 0.97, f"{len(above)} above the axis, up to {max(v for _, v in above):.4g}",
+            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="tab:red")  # fmt: skip
 
 
 def _mark(ax: Any, replay: Replay, times: list[datetime]) -> None:
