@@ -196,5 +196,7 @@ def judge(
         )
     )
     if not times:
-        return Replay(model.name, next_time, next_time, ())
+        # No run finished: the range replayed is the first run's window (whose start is
+        # --from), not that run's time twice (helper-102).
+        return Replay(model.name, next_time - model.window, next_time, ())
     return Replay(model.name, times[0] - model.window, times[-1], windows)

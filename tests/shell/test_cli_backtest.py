@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,7 @@ def test_an_interrupt_before_the_first_window_still_names_the_cut_model(
     assert "backtest shop: interrupted after 0 of 8 windows" in result.stderr
     [shop] = json.loads(result.stdout)
     assert shop["model"] == "shop" and shop["windows"] == [] and shop["interrupted"] is True
+    assert shop["start"] == datetime.fromisoformat(FROM).timestamp()  # not the first run's
 
 
 def test_a_range_past_now_is_replayed_with_one_warning(config: Path) -> None:
