@@ -10,7 +10,10 @@ One keep-alive connection per client (make one per thread); arrays travel as NPY
 ways, rows given as mappings (feature -> value) as JSON. A connection the server closed
 (idle, or its request cap) is reopened once: asking for labels changes nothing, so a
 request is safe to send again. Errors are ``LabelsError`` with the API's status, code
-and message. Standard library and numpy only.
+and message; no answer at all (a timeout, a refused or broken connection) is a
+``LabelsError`` with status 0 and code ``timeout`` or ``unreachable``. After any failed
+call the connection is closed, and the next call opens a new one. A routing key goes as
+UTF-8 in the key header. Standard library and numpy only.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class LabelsError(RuntimeError):
-    """The API refused a request: its HTTP status, its error code and its message."""
+    """The API refused a request: its HTTP status, its error code and its message; or no
+    answer came (status 0, code ``timeout`` or ``unreachable``)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -117,19 +121,23 @@ class LabelsClient:
         method: str,
         path: str,
         body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
     ) -> tuple[http.client.HTTPResponse, bytes]:
-        all_headers = {**self._headers, **(headers or {})}
+        all_headers: dict[str, str | bytes] = {**self._headers, **(headers or {})}
         for attempt in (1, 2):
             try:
                 self._conn.request(method, self._prefix + path, body=body, headers=all_headers)
                 response = self._conn.getresponse()
                 data = response.read()
-            except _STALE:
+            except BaseException as exc:
+                # Whatever went wrong (a timeout, an interrupt), the connection is mid-request:
+                # closed, the next call opens a new one.
                 self._conn.close()
-                if attempt == 2:
-                    raise
-                continue
+                if attempt == 1 and isinstance(exc, _STALE):
+                    continue
+                if isinstance(exc, (OSError, http.client.HTTPException)):
+                    raise _unreachable(exc) from exc
+                raise
             if response.status >= 400:
                 raise _error(response.status, data)
             return response, data
@@ -144,9 +152,9 @@ class LabelsClient:
     ) -> Labels:
         """Label ``rows``: an array (n, d) in the model's feature order (sent as NPY), or
         mappings of feature name to value (sent as JSON). ``key`` routes sticky to a variant."""
-        headers = {"Accept": _NPY}
+        headers: dict[str, str | bytes] = {"Accept": _NPY}
         if key is not None:
-            headers[self._key_header] = key
+            headers[self._key_header] = key.encode()  # UTF-8, as the server reads it
         if isinstance(rows, Sequence) and rows and isinstance(rows[0], Mapping):
             body = json.dumps({"rows": list(rows)}).encode()
             headers["Content-Type"] = _JSON
@@ -178,6 +186,12 @@ class LabelsClient:
         _, data = self._request("GET", f"/v1/models/{model}/parameters")
         out: dict[str, Any] = json.loads(data)
         return out
+
+
+def _unreachable(exc: OSError | http.client.HTTPException) -> LabelsError:
+    """No answer from the server: status 0, code ``timeout`` or ``unreachable``."""
+    code = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
+    return LabelsError(0, code, f"no answer from the server: {type(exc).__name__}: {exc}")
 
 
 def _error(status: int, data: bytes) -> LabelsError:

@@ -4,8 +4,10 @@ exactly as the server does (what the key-value cache example of docs/serving.md 
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import bcrypt
 import numpy as np
@@ -113,6 +115,53 @@ def test_a_connection_the_server_closed_is_reopened() -> None:
         assert versions == [1] * 8
     finally:
         http.stop()
+
+
+@pytest.fixture
+def slow_then_fast() -> Iterator[str]:
+    """A server that never answers its first connection and answers ``[]`` on the next."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with listener:
+            for n in range(2):
+                conn, _ = listener.accept()
+                conn.recv(65536)
+                if n == 0:
+                    held.append(conn)  # silent until the test ends
+                    continue
+                with conn:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield "http://{}:{}".format(*listener.getsockname())
+    for conn in held:
+        conn.close()
+    thread.join(5)
+
+
+def test_a_timeout_is_a_labels_error_and_the_client_goes_on(slow_then_fast: str) -> None:
+    with LabelsClient(slow_then_fast, timeout=0.3) as client:
+        with pytest.raises(LabelsError) as info:
+            client.models()
+        assert (info.value.status, info.value.code) == (0, "timeout")
+        assert client.models() == []  # a new connection, not "CannotSendRequest"
+
+
+def test_no_server_is_a_labels_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        url = "http://{}:{}".format(*s.getsockname())
+    with LabelsClient(url) as client, pytest.raises(LabelsError) as info:
+        client.models()
+    assert (info.value.status, info.value.code) == (0, "unreachable")
+
+
+def test_a_key_beyond_latin_1_is_sent(running: Running) -> None:
+    with LabelsClient(running.url) as client:
+        assert client.labels("shop", np.ones((1, 3)), key="用户-17").version == 1
+        assert client.labels("shop", np.ones((1, 3))).version == 1
 
 
 def test_basic_auth() -> None:
