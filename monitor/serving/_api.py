@@ -255,8 +255,9 @@ class ServingApi:
     def _key(
         self, request: Request, doc: Mapping[str, Any] | None, policy: ModelServingSettings
     ) -> str | None:
-        """The routing key: the header, else the body's field; None when neither is sent."""
-        key: Any = request.headers.get(policy.key_header.lower())
+        """The routing key: the header, else the body's field; None when neither is sent
+        (an empty header, what a proxy sends for an unset variable, is not sent)."""
+        key: Any = request.headers.get(policy.key_header.lower()) or None
         if key is None and doc is not None:
             key = doc.get(policy.key_field)
             if isinstance(key, int) and not isinstance(key, bool):

@@ -138,14 +138,14 @@ def post(
     content_type: str | None = JSON,
     *,
     model: str = "shop",
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str | bytes] | None = None,
     path: str | None = None,
     method: str = "POST",
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on a new connection: (status, lower-case headers, body)."""
     host, port = running.address
     conn = http.client.HTTPConnection(host, port, timeout=15)
-    sent = dict(headers or {})
+    sent: dict[str, str | bytes] = dict(headers or {})
     if content_type is not None:
         sent["Content-Type"] = content_type
     try:

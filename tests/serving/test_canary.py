@@ -132,6 +132,22 @@ def test_the_body_field_routes_when_no_header_is_sent(
     assert as_int["variant"] == as_str["variant"]
 
 
+def test_an_empty_header_is_no_key_and_the_field_routes(
+    canary: tuple[Running, MemorySnapshotStore],
+) -> None:
+    """What a proxy sends for an unset variable is no key (docs/serving.md, Requests)."""
+    running, _ = canary
+    splitter = Splitter()
+    for i in range(40):
+        key = f"user-{i}"
+        expected = "canary" if splitter.to_canary("shop", 2, 0.25, key) else "live"
+        doc = {"rows": [[1, 2, 3]], "key": key}
+        status, headers, _ = post_json(running, doc, headers={"X-Kmeans-Key": ""})
+        assert (status, headers["x-kmeans-variant"]) == (200, expected)
+    status, _, _ = post_json(running, {"rows": [[1, 2, 3]]}, headers={"X-Kmeans-Key": ""})
+    assert status == 200
+
+
 def test_rejecting_the_candidate_turns_the_canary_off(
     canary: tuple[Running, MemorySnapshotStore],
 ) -> None:
