@@ -257,7 +257,7 @@ class ServingApi:
     ) -> str | None:
         """The routing key: the header, else the body's field; None when neither is sent
         (an empty header, what a proxy sends for an unset variable, is not sent)."""
-        key: Any = request.headers.get(policy.key_header.lower()) or None
+        key: Any = _header_text(request.headers.get(policy.key_header.lower()) or None)
         if key is None and doc is not None:
             key = doc.get(policy.key_field)
             if isinstance(key, int) and not isinstance(key, bool):
@@ -373,6 +373,17 @@ class ServingApi:
         return _json(
             200, {"model": name, "live": _params(variants.live), "canary": _params(variants.canary)}
         )
+
+
+def _header_text(value: str | None) -> str | None:
+    """A header value (its bytes read as Latin-1) read as UTF-8 when its bytes are UTF-8,
+    as clients send text beyond ASCII and as the JSON field is read: one key, one variant."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 def _internal(request: Request) -> Response:

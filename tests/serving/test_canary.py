@@ -148,6 +148,27 @@ def test_an_empty_header_is_no_key_and_the_field_routes(
     assert status == 200
 
 
+def test_a_non_ascii_key_routes_alike_as_header_and_as_field(
+    canary: tuple[Running, MemorySnapshotStore],
+) -> None:
+    """Header bytes that are UTF-8 are read as UTF-8, as the JSON field is; others as Latin-1."""
+    running, _ = canary
+    keys = [f"użytkownik-{i}" for i in range(200)]
+    as_field = [post_json(running, {"rows": [[1, 2, 3]], "key": k})[2]["variant"] for k in keys]
+    as_header = [
+        post_json(running, {"rows": [[1, 2, 3]]}, headers={"X-Kmeans-Key": k.encode()})[2][
+            "variant"
+        ]
+        for k in keys
+    ]
+    assert as_header == as_field and {"live", "canary"} == set(as_field)
+    # Bytes that are not UTF-8 are still a key (Latin-1, as before).
+    latin = "café".encode("latin-1")
+    status, headers, _ = post_json(running, {"rows": [[1, 2, 3]]}, headers={"X-Kmeans-Key": latin})
+    expected = "canary" if Splitter().to_canary("shop", 2, 0.25, "café") else "live"
+    assert (status, headers["x-kmeans-variant"]) == (200, expected)
+
+
 def test_rejecting_the_candidate_turns_the_canary_off(
     canary: tuple[Running, MemorySnapshotStore],
 ) -> None:
