@@ -33,9 +33,11 @@ from monitor.serving._formats import (
     JSON,
     NPY,
     RequestError,
+    check_json_length,
     decode_json,
     encode_json,
     encode_npy,
+    json_bytes_cap,
     json_rows,
     media_type,
     npy_rows,
@@ -185,9 +187,25 @@ class ServingApi:
             response_type(request.headers.get("accept"))
             if request.content_length() == 0:
                 raise RequestError(400, "bad_rows", "the request has no body: send rows")
+            if kind == JSON:
+                self._check_json_length(target.model, request.content_length())
         except RequestError as exc:
             return _error(exc)
         return None
+
+    def _check_json_length(self, name: str, length: int) -> None:
+        """Refuse a JSON body longer than ``max_rows`` rows of the model can be (either
+        variant's features); parsing one would hold the loop for seconds."""
+        policy, variants = self._catalog.policy(name), self._catalog.get(name)
+        assert policy is not None
+        served = [] if variants is None else [variants.live, variants.canary]
+        features = max(
+            (s.features for s in served if s is not None),
+            key=lambda f: json_bytes_cap(f, policy.max_rows),
+            default=None,
+        )
+        if features is not None:
+            check_json_length(length, features, policy.max_rows)
 
     def refused(self, request: Request, status: int) -> None:
         target = _target(request.path)

@@ -37,9 +37,11 @@ __all__ = [
     "NPY",
     "RESPONSE_DTYPE",
     "RequestError",
+    "check_json_length",
     "decode_json",
     "encode_json",
     "encode_npy",
+    "json_bytes_cap",
     "json_rows",
     "media_type",
     "npy_rows",
@@ -159,6 +161,36 @@ def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
         valid = ", ".join(sorted({"rows", "features", key_field}))
         raise RequestError(400, "bad_json", f"unknown field {brief(unknown[0])} (valid: {valid})")
     return doc
+
+
+# The longest JSON body max_rows rows can be (docs/serving.md, "Requests"): parsing holds
+# the GIL, so a longer body is refused from its Content-Length, before it is read.
+_JSON_VALUE_BYTES = 64  # a float's longest repr (24), its name's quotes, ": ", ", " and a
+# pretty-printed line's newline and indentation (up to 8 spaces per level)
+_JSON_ROW_BYTES = 32  # a row's brackets, separator, newline and indentation
+_JSON_DOC_BYTES = 8192  # the braces, the fields' names, a routing key of 256 escaped chars
+
+
+@functools.lru_cache(maxsize=64)  # per model and version: a few
+def json_bytes_cap(features: tuple[str, ...], max_rows: int) -> int:
+    """The most bytes a JSON body of at most ``max_rows`` rows of ``features`` needs:
+    each row as an object that names every feature (escaped: the longest form), plus
+    one more such row for the ``features`` list."""
+    row = _JSON_ROW_BYTES + sum(_JSON_VALUE_BYTES + len(json.dumps(f)) for f in features)
+    return _JSON_DOC_BYTES + (max_rows + 1) * row
+
+
+def check_json_length(length: int, features: tuple[str, ...], max_rows: int) -> None:
+    """413 ``too_many_rows`` when a JSON body of ``length`` bytes is longer than
+    ``max_rows`` rows can be."""
+    cap = json_bytes_cap(features, max_rows)
+    if length > cap:
+        raise RequestError(
+            413,
+            "too_many_rows",
+            f"a JSON body of {length} bytes is longer than {max_rows} rows (serving.max_rows) "
+            f"of the model's {len(features)} features can be: at most {cap} bytes",
+        )
 
 
 def _schema(expected: Sequence[str], got: Any) -> None:
