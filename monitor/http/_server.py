@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.checks import check_float, check_int
+from monitor.durations import format_duration
 from monitor.exporter import CONTENT_TYPE
 from monitor.http._auth import BasicAuth
 from monitor.http._certificate import ServerCertificate
@@ -35,6 +36,7 @@ from monitor.http._metrics import MetricsCache
 from monitor.http._routes import VARY_ENCODING, Routes, allowed_methods, dispatch_request
 from monitor.http._webconfig import WebConfig
 from monitor.http._wire import Request, Response, accepts_gzip, response_head
+from monitor.logs import Throttle
 
 __all__ = ["HttpServer", "Limits"]
 
@@ -44,7 +46,7 @@ log = logging.getLogger("monitor.http")
 # OSError); each is one debug line, never a traceback.
 _CLIENT_GONE = (OSError, EOFError)
 _ACCEPT_PAUSE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_LIMIT_WARNING_EVERY = 60.0  # seconds between warnings that the connection cap was hit
+_LIMIT_WARNING_EVERY = 60.0  # seconds between warnings that one limit was reached
 _ACCEPT_BATCH = 16  # connections accepted per wake-up of the listener
 _UNAUTHORIZED = Response.text(
     401, "unauthorized", ("WWW-Authenticate", 'Basic realm="kmeans-monitor", charset="UTF-8"')
@@ -190,7 +192,7 @@ class _Engine:
         self._fresh: dict[_Conn, None] = {}
         self._kept: dict[_Conn, None] = {}
         self._closing = False
-        self._last_limit_warning = -_LIMIT_WARNING_EVERY
+        self._limit_warnings = Throttle(_LIMIT_WARNING_EVERY)  # one line per limit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -260,23 +262,32 @@ class _Engine:
                 return
             self._admit(sock, _peer(address))
 
-    def _warn_limit(self, what: str) -> None:
-        """Log a limit reached, at most once every ``_LIMIT_WARNING_EVERY`` seconds."""
-        now = time.monotonic()
-        if now - self._last_limit_warning >= _LIMIT_WARNING_EVERY:
-            self._last_limit_warning = now
-            log.warning("HTTP %s", what)
+    def _warn_limit(self, limit: str, what: str) -> None:
+        """Log ``limit`` reached, at most once every ``_LIMIT_WARNING_EVERY`` seconds for
+        each limit (one limit's line does not hide another's), with how often since."""
+        said = self._limit_warnings(limit)
+        if said is None:
+            return
+        count, since = said
+        if since is None:
+            log.warning("HTTP %s %s", limit, what)
+        else:
+            times = "once" if count == 1 else f"{count} times"
+            ago = format_duration(max(1, round(since)))
+            log.warning("HTTP %s %s (%s in the last %s)", limit, what, times, ago)
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
-        limit = f"connection limit ({self._limits.max_connections}) reached"
+        limit = f"connection limit ({self._limits.max_connections})"
         if len(self._conns) >= self._limits.max_connections:
             if not (self._fresh or self._kept):
-                self._warn_limit(f"{limit}: refusing new connections while all are busy")
+                self._warn_limit(limit, "reached: refusing new connections while all are busy")
                 self._refuse(sock, peer)
                 return
             # A client that has completed requests is a scraper between two of them.
             victim = next(iter(self._fresh or self._kept))
-            self._warn_limit(f"{limit}: closing the connections that waited longest for a request")
+            self._warn_limit(
+                limit, "reached: closing the connections that waited longest for a request"
+            )
             log.debug("%s: closed to make room for %s", victim.peer, peer)
             self._drop(victim)
         conn = _Conn(peer)
@@ -421,8 +432,8 @@ class _Engine:
         if self._body_bytes + length > self._limits.body_budget_bytes:
             # Each refusal is a 503 of the model's availability: the log says why (helper-82).
             self._warn_limit(
-                f"request body budget ({self._limits.body_budget_bytes} bytes in flight) reached: "
-                f"answering 503 to label requests while {self._body_bytes} bytes are held"
+                f"request body budget ({self._limits.body_budget_bytes} bytes in flight)",
+                f"reached: answering 503 to label requests while {self._body_bytes} bytes are held",
             )
             return _BODIES_BUSY
         self._body_bytes += length

@@ -175,6 +175,24 @@ def test_the_body_budget_bounds_bodies_in_flight_and_is_given_back(
     assert read_response(again)[0] == 200  # the budget came back
 
 
+def test_each_limit_has_its_own_warning_throttle(
+    start: Callable[..., Running], api: EchoApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection-limit warning does not silence the body budget's for a minute."""
+    running = start(Limits(max_connections=2, max_body_bytes=1000, body_budget_bytes=1500))
+    slow = running.connect()
+    slow.sendall(post_head(1000) + b"x" * 10)  # holds 1,000 bytes of the budget
+    idle = running.connect()
+    time.sleep(0.2)
+    evicting = running.connect()  # the third: the idle one is closed to make room
+    assert closed_by_server(idle)
+    assert "HTTP connection limit (2) reached" in caplog.text
+    evicting.sendall(post_head(600) + b"y" * 600)
+    assert read_response(evicting)[0] == 503
+    assert "HTTP request body budget (1500 bytes in flight) reached" in caplog.text
+    slow.close()
+
+
 def test_a_client_that_leaves_mid_body_gives_its_budget_back(
     start: Callable[..., Running],
 ) -> None:
