@@ -393,6 +393,8 @@ class Connection(asyncio.Protocol):
     def _reject(self, exc: BadRequest) -> None:
         log.debug("%s: bad request: %s", self.peer, exc)
         self._begin_answer()
+        if exc.request is not None:  # its request line was read: the API counts it
+            self._host.refused(exc.request, exc.status)
         self._send(None, Response.text(exc.status, str(exc)), keep=False)
 
     def _send(self, request: Request | None, response: Response, *, keep: bool) -> None:

@@ -36,11 +36,14 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BadRequest(ValueError):
-    """A request the server answers with ``status`` and then closes the connection."""
+    """A request the server answers with ``status`` and then closes the connection;
+    ``request`` is its request line (no headers) when that was read, so that the API
+    counts a refusal on its paths."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+        self.request: Request | None = None
 
 
 @dataclass(frozen=True)
@@ -206,10 +209,23 @@ def parse_head(lines: list[bytes]) -> Request:
     method, target, version = parts
     if version not in ("HTTP/1.0", "HTTP/1.1"):
         raise BadRequest(505, f"unsupported version {version[:16]!r}")
-    if len(lines) - 1 > MAX_HEADERS:
+    try:
+        headers = _parse_headers(lines[1:])
+        _check_host(version, headers.get("host"))
+        if "content-length" in headers:  # RFC 9112, section 6.3: invalid on any request
+            _content_length(headers["content-length"])
+    except BadRequest as exc:
+        exc.request = Request(method, target, version, {})
+        raise
+    return Request(method, target, version, headers)
+
+
+def _parse_headers(lines: list[bytes]) -> dict[str, str]:
+    """Header lines (each with its line ending) by lower-case name; repeats joined."""
+    if len(lines) > MAX_HEADERS:
         raise BadRequest(431, f"more than {MAX_HEADERS} header lines")
     headers: dict[str, str] = {}
-    for raw in lines[1:]:
+    for raw in lines:
         name, sep, value = raw.decode("latin-1").rstrip("\r\n").partition(":")
         # A folded line (leading space), a space before the colon, a name that is not a
         # token (RFC 9110, section 5.1): each is a smuggling vector.
@@ -221,10 +237,7 @@ def parse_head(lines: list[bytes]) -> Request:
         key = name.lower()
         value = value.strip(" \t")
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    _check_host(version, headers.get("host"))
-    if "content-length" in headers:  # RFC 9112, section 6.3: invalid on any request
-        _content_length(headers["content-length"])
-    return Request(method, target, version, headers)
+    return headers
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

@@ -444,6 +444,24 @@ def test_a_json_body_too_long_for_max_rows_is_a_413_before_it_is_read(running: R
     assert _count(running, "413") == 2
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("Content-Length: abc\r\n", 400), ("X-A: 1\r\n" * 120, 431), ("Bad Name: 1\r\n", 400)],
+    ids=["bad length", "too many headers", "malformed header"],
+)
+def test_a_head_the_http_layer_refuses_is_counted(
+    running: Running, header: str, status: int
+) -> None:
+    """Answered by the HTTP layer before the API saw it, on a labels path: counted, a 431
+    as any other 4xx, as 400 (docs/metrics.md)."""
+    host, port = running.address
+    with socket.create_connection((host, port), timeout=15) as sock:
+        sock.sendall(f"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\n{header}\r\n".encode())
+        answer = sock.recv(65536)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert _count(running, "400") == 1
+
+
 def test_a_chunked_body_is_refused_with_411(running: Running) -> None:
     host, port = running.address
     with socket.create_connection((host, port), timeout=15) as sock:
