@@ -17,7 +17,14 @@ from monitor.exporter import CONTENT_TYPE, Registry, encode
 from monitor.http._api import Api
 from monitor.http._wire import Request, Response
 
-__all__ = ["VARY_ENCODING", "Routes", "allowed_methods", "dispatch", "dispatch_request"]
+__all__ = [
+    "VARY_ENCODING",
+    "Routes",
+    "allowed_methods",
+    "dispatch",
+    "dispatch_request",
+    "is_page",
+]
 
 log = logging.getLogger("monitor.http")
 
@@ -74,6 +81,17 @@ def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
         if methods:
             return methods, True
     return _PAGE_METHODS, False
+
+
+# The paths _route may answer with a page (some then say "no such model"); any other
+# is a 404 whatever the method (a POST to a mistyped API path is not a wrong method).
+_PAGES = frozenset({"/", "/metrics", "/healthz", "/readyz", "/api/models"})
+_PAGE_PREFIXES = ("/runbooks/", "/api/models/", "/models/")
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` may be a page (GET and HEAD), not a path the server lacks."""
+    return path in _PAGES or path.startswith(_PAGE_PREFIXES)
 
 
 def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:

@@ -33,7 +33,13 @@ from monitor.http._auth import BasicAuth
 from monitor.http._certificate import ServerCertificate
 from monitor.http._connection import Connection
 from monitor.http._metrics import MetricsCache
-from monitor.http._routes import VARY_ENCODING, Routes, allowed_methods, dispatch_request
+from monitor.http._routes import (
+    VARY_ENCODING,
+    Routes,
+    allowed_methods,
+    dispatch_request,
+    is_page,
+)
 from monitor.http._webconfig import WebConfig
 from monitor.http._wire import Request, Response, accepts_gzip, response_head
 from monitor.logs import Throttle
@@ -410,10 +416,13 @@ class _Engine:
     # -- API requests with a body -----------------------------------------------------
 
     def refuse_method(self, request: Request) -> Response | None:
-        """405 for a method the path does not answer, naming those it does."""
+        """405 for a method the path does not answer, naming those it does; 404 for a
+        path that is not one of the server's, whatever the method (as its GET)."""
         allowed, api = allowed_methods(self._routes, request.path)
         if request.method in allowed:
             return None
+        if not (api or is_page(request.path)):
+            return Response.text(404, "not found")
         if api:
             self.refused(request, 405)
         return Response.text(405, f"only {' and '.join(allowed)}", ("Allow", ", ".join(allowed)))

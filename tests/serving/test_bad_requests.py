@@ -384,6 +384,10 @@ def test_unknown_model_and_paths(running: Running) -> None:
     assert post(running, b"", None, path="/v1/models/shop/other", method="GET")[0] == 404
     assert post(running, b"", None, path="/v1/models/shop/parameters", method="GET")[0] == 404
     assert post(running, GOOD, path="/metrics")[0] == 405
+    # An unknown path is a 404 whatever the method: a typo is not a wrong method.
+    for path in ("/v1/models/shop/labels/", "/v1/models/shop/other", "/v1/model", "/nope"):
+        status, _, body = post(running, GOOD, path=path)
+        assert (status, body) == (404, b"not found\n"), path
     assert _count(running, "405") == 1  # the GET of the labels path; other paths are not a model's
 
 

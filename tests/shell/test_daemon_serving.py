@@ -100,7 +100,7 @@ def test_serving_can_be_turned_off(tmp_path: Path) -> None:
         try:
             urllib.request.urlopen(request, timeout=10)
         except urllib.error.HTTPError as exc:
-            assert exc.code == 405  # POST is for the API, and there is none
+            assert exc.code == 404  # no API: no such path, whatever the method
         with urllib.request.urlopen(daemon.url + "/metrics", timeout=10) as r:
             assert "kmeans_serving_" not in r.read().decode()
     finally:
