@@ -23,7 +23,7 @@ from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
 from monitor.config import Settings, parse_listen
 from monitor.durations import format_duration
 from monitor.errors import InvalidInputError
-from monitor.exporter import CertificateCollector, MonitorRegistry
+from monitor.exporter import CertificateCollector, ConnectionsCollector, MonitorRegistry
 from monitor.http import (
     HttpServer,
     Limits,
@@ -133,6 +133,7 @@ def _listening(
             log.warning("%s", warning)
     if (certificate := server.certificate) is not None:
         registry.process.register(CertificateCollector(lambda: certificate.not_after))
+    registry.process.register(ConnectionsCollector(lambda: server.dropped_connections))
     return server
 
 

@@ -410,6 +410,23 @@ class CertificateCollector(Collector):
         yield family
 
 
+class ConnectionsCollector(Collector):
+    """``kmeans_http_dropped_connections_total``: ``dropped()``, the connections the HTTP
+    server closed at its connection limit."""
+
+    def __init__(self, dropped: Callable[[], int]) -> None:
+        self._dropped = dropped
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "kmeans_http_dropped_connections",
+            "Client connections the HTTP server closed at its connection limit: idle ones "
+            "closed to make room, new ones refused while all were busy.",
+        )
+        family.add_metric([], self._dropped())
+        yield family
+
+
 class MonitorCollector(Collector):
     """Turns ``MonitorState`` into the metric families of docs/metrics.md at scrape time."""
 

@@ -197,6 +197,7 @@ class _Engine:
         # completed a request (silent or slow clients), and kept-alive ones that did.
         self._fresh: dict[_Conn, None] = {}
         self._kept: dict[_Conn, None] = {}
+        self._dropped = 0  # connections closed (or refused) at max_connections
         self._closing = False
         self._limit_warnings = Throttle(_LIMIT_WARNING_EVERY)  # one line per limit
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,6 +210,12 @@ class _Engine:
     @property
     def open_connections(self) -> int:
         return len(self._conns)
+
+    @property
+    def dropped_connections(self) -> int:
+        """Connections closed at ``max_connections``: idle ones closed to make room, and
+        new ones refused while every one was busy."""
+        return self._dropped
 
     def request_stop(self) -> None:
         """Ask ``serve`` to stop (thread-safe)."""
@@ -285,6 +292,7 @@ class _Engine:
     def _admit(self, sock: socket.socket, peer: str) -> None:
         limit = f"connection limit ({self._limits.max_connections})"
         if len(self._conns) >= self._limits.max_connections:
+            self._dropped += 1
             if not (self._fresh or self._kept):
                 self._warn_limit(limit, "reached: refusing new connections while all are busy")
                 self._refuse(sock, peer)
@@ -572,6 +580,11 @@ class HttpServer:
     def open_connections(self) -> int:
         """Client connections admitted and not yet closed."""
         return self._engine.open_connections
+
+    @property
+    def dropped_connections(self) -> int:
+        """Connections closed at ``limits.max_connections`` since the start (any thread)."""
+        return self._engine.dropped_connections
 
     def _run(self) -> None:
         asyncio.run(self._engine.serve(self._started, grace=min(self.limits.write_timeout, 2.0)))

@@ -113,6 +113,19 @@ def test_more_connections_than_the_cap_do_not_break_metrics_for_a_well_behaved_c
             sock.close()
 
 
+def test_connections_closed_at_the_cap_are_counted(serve: Callable[..., Running]) -> None:
+    """What the limit costs clients shows in metrics (kmeans_http_dropped_connections_total),
+    not only in a log line a minute."""
+    running = serve(limits=Limits(max_connections=4, header_timeout=60.0, idle_timeout=60.0))
+    assert running.server.dropped_connections == 0
+    hogs = [running.connect() for _ in range(10)]  # 6 over the cap: 6 idle ones closed
+    try:
+        assert wait_until(lambda: running.server.dropped_connections == 6)
+    finally:
+        for sock in hogs:
+            sock.close()
+
+
 def test_at_the_cap_with_every_connection_busy_a_new_one_gets_a_503(
     serve: Callable[..., Running],
 ) -> None:
@@ -135,6 +148,7 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_gets_a_503(
         status, headers, body = read_response(extra)
         assert (status, headers["connection"], body) == (503, "close", b"too many connections\n")
         assert closed_by_server(extra)
+        assert running.server.dropped_connections == 1  # refused at the cap: counted too
     finally:
         release.set()
     for sock in busy:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.exporter import (
     CertificateCollector,
+    ConnectionsCollector,
     ModelSpec,
     MonitorState,
     ServingSpec,
@@ -264,6 +265,7 @@ def test_every_exported_name_is_in_the_contract() -> None:
     serving = ServingStats([ServingSpec("m1", 0.1, 0.95, 0.999)])  # the daemon serves labels too
     registry = make_registry(state, process_metrics=False, serving=serving)
     registry.process.register(CertificateCollector(lambda: 1.0))  # and TLS, when on
+    registry.process.register(ConnectionsCollector(lambda: 0))  # the HTTP server's limit
     text = generate_latest(registry).decode()
     exported = {fam.name for fam in text_string_to_metric_families(text)}
     contract_text = (ROOT / "docs" / "metrics.md").read_text()
@@ -271,6 +273,20 @@ def test_every_exported_name_is_in_the_contract() -> None:
     # The parser reports counters without _total; the contract names them with it.
     contract_bases = {n.removesuffix("_total") for n in contract}
     assert exported == contract_bases
+
+
+def test_dropped_connections_are_a_counter_from_0() -> None:
+    dropped = [0]
+    registry = make_registry(None, process_metrics=False)
+    registry.process.register(ConnectionsCollector(lambda: dropped[0]))
+    for expected in (0, 7):
+        dropped[0] = expected
+        text = generate_latest(registry).decode()
+        (family,) = [f for f in text_string_to_metric_families(text) if "dropped" in f.name]
+        assert family.type == "counter"
+        assert [(s.name, s.value) for s in family.samples if s.name.endswith("_total")] == [
+            ("kmeans_http_dropped_connections_total", expected)
+        ]
 
 
 def test_promtool_check_metrics_is_clean() -> None:
