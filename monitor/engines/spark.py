@@ -14,7 +14,9 @@ import functools
 import logging
 import operator
 import os
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +95,7 @@ def session(
     """
     if settings is None:
         settings = _FIRST[0] if _FIRST else SparkSettings()
+    _drop_exited_jvm()
     builder = SparkSession.builder.master(settings.master).appName(app_name)
     if settings.master.startswith("local") and "spark.pyspark.python" not in dict(settings.conf):
         # Local workers are processes of this machine: this interpreter is the one with
@@ -115,15 +118,39 @@ def session(
         builder = builder.config(key, value)
     from pyspark import SparkContext
 
-    if SparkContext._active_spark_context is None:
+    starting = SparkContext._active_spark_context is None
+    if starting:
         _check_master_answers(settings.master)
     try:
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
     except _spark_errors() as exc:
         _stop_failed_context()
         raise EngineError(
             f"the Spark session on master {settings.master!r} did not start: {error_line(exc)}"
         ) from exc
+    if starting:
+        _STARTED[:] = [spark.sparkContext]
+        _quiet_accumulator_server(spark.sparkContext)
+    return spark
+
+
+def _quiet_accumulator_server(sc: Any) -> None:
+    """pyspark's accumulator server (a thread of this process) prints a traceback on
+    stderr when its JVM's connection ends without a word (a JVM killed): the run's
+    failure says it in one line, the traceback goes to the log at DEBUG."""
+    server = getattr(sc, "_accumulatorServer", None)
+    if server is not None:
+        server.handle_error = functools.partial(_accumulator_error, log=logging.getLogger(__name__))
+
+
+def _accumulator_error(request: Any, address: Any, *, log: logging.Logger) -> None:
+    log.debug("Spark's accumulator connection from %s ended", address, exc_info=True)
+
+
+#: The context ``session`` started, given up by any engine whose job Spark failed (the
+#: engines of a daemon share it, whichever started it); one a notebook or a test started
+#: is theirs.
+_STARTED: list[Any] = []
 
 
 #: Seconds to wait for a standalone master's port to accept a connection.
@@ -166,6 +193,73 @@ def _stop_failed_context() -> None:
     if failed is not None:
         with contextlib.suppress(Exception):
             failed.stop()
+    _drop_exited_jvm()
+
+
+def _jvm_exit() -> str | None:
+    """How the JVM pyspark launched for this process ended, or None while it runs (and
+    for a gateway pyspark did not launch: it has no process here)."""
+    from pyspark import SparkContext
+
+    proc: Any = getattr(SparkContext._gateway, "proc", None)
+    code = None if proc is None else proc.poll()
+    if code is None:
+        return None
+    how = f"exit status {code}"
+    if code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    return f"Spark's JVM (pid {proc.pid}) exited ({how})"
+
+
+#: Seconds a local JVM that refused a call has to exit: one killed closes its sockets
+#: first, and it took a second and more to exit on a loaded machine.
+JVM_EXIT_WAIT = 10.0
+
+
+def _lost_jvm(exc: BaseException) -> str | None:
+    """Why the local JVM is lost, when it has exited or ``exc`` (its connection refused
+    or cut) says so; one that refuses and still runs after JVM_EXIT_WAIT is killed: no
+    call reaches it again. None for another failure, and for a gateway pyspark did not
+    launch."""
+    from py4j.protocol import Py4JNetworkError
+    from pyspark import SparkContext
+
+    proc: Any = getattr(SparkContext._gateway, "proc", None)
+    if proc is not None and isinstance(exc, ConnectionError | Py4JNetworkError):
+        try:
+            proc.wait(JVM_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return f"Spark's JVM (pid {proc.pid}) does not answer ({error_line(exc)}): stopped"
+    return _jvm_exit()
+
+
+def _drop_exited_jvm() -> None:
+    """Forget the context, session and gateway of a JVM that has exited (killed, out of
+    memory), so that the next session launches a new one: pyspark keeps its gateway in
+    class attributes and would hand out the dead one, every call refused, for ever."""
+    from pyspark import SparkContext
+
+    if _jvm_exit() is None:
+        return
+    dead = SparkContext._active_spark_context
+    if dead is not None:
+        dead._jsc = None  # nothing answers: stop() would fail before forgetting it
+        with contextlib.suppress(Exception):
+            dead.stop()  # its accumulator server
+    gateway: Any = SparkContext._gateway
+    with contextlib.suppress(Exception):
+        gateway.close()  # py4j's sockets to it
+    with SparkContext._lock:
+        SparkContext._active_spark_context = None
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
 
 
 def blocks_of_frame(frame: DataFrame, features: tuple[str, ...]) -> Blocks:
@@ -232,10 +326,12 @@ def error_line(exc: BaseException) -> str:
 
 
 def _spark_errors() -> tuple[type[Exception], ...]:
+    """Spark's failures: pyspark's and py4j's, and the refused connection of a call to
+    a JVM that has gone (py4j lets the socket's error through)."""
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    return (PySparkException, Py4JError)
+    return (PySparkException, Py4JError, ConnectionError)
 
 
 @contextlib.contextmanager
@@ -731,7 +827,15 @@ class SparkEngine:
 
     @property
     def spark(self) -> SparkSession:
-        """The session, started on first use (not when the daemon is wired)."""
+        """The session, started on first use (not when the daemon is wired), and again
+        once it has been given up (by any engine: they share it) or its JVM has exited."""
+        from pyspark import SparkContext
+
+        _drop_exited_jvm()
+        if self._spark is not None and self._spark.sparkContext is not (
+            SparkContext._active_spark_context
+        ):
+            self._spark = None
         if self._spark is None:
             # A session someone else started (a notebook, a test) is theirs to stop.
             self._owned = SparkSession.getActiveSession() is None
@@ -778,10 +882,12 @@ class SparkEngine:
             raise
         except _spark_errors() as exc:
             self._cached = None
-            if self._owned and self._spark is not None:
+            why = _lost_jvm(exc) or error_line(exc)
+            if self._spark is not None and self._spark.sparkContext in _STARTED:
                 self._spark = None
                 _stop_failed_context()
-            raise EngineError(f"the Spark job {what} failed: {error_line(exc)}") from exc
+            _drop_exited_jvm()
+            raise EngineError(f"the Spark job {what} failed: {why}") from exc
         finally:
             if last_pass:
                 self._release()
@@ -862,8 +968,10 @@ class SparkEngine:
         if self._spark is not None:
             self._release()
         if self._owned and self._spark is not None:
-            self._spark.stop()
-            self._spark = None
+            spark, self._spark = self._spark, None
+            if _jvm_exit() is None:
+                spark.stop()
+            _drop_exited_jvm()
 
 
 def candidate_blocks(

@@ -372,3 +372,68 @@ def test_a_session_that_lost_its_spark_fails_the_job_in_one_line_and_the_next_ru
         "Cannot call methods on a stopped SparkContext.",
         "then: (3, 2)",
     ], done.stdout
+
+
+KILLED = """
+import os
+import signal
+import time
+
+import numpy as np
+from pyspark import SparkContext
+from monitor.config import SparkSettings
+from monitor.engines.spark import SparkEngine, rows_of
+from monitor.errors import EngineError
+from monitor.records import CountedRows
+
+X = np.random.default_rng(0).normal(size=(400, 2))
+settings = SparkSettings("local[1]", (("spark.ui.enabled", "false"),))
+first, second = SparkEngine(settings), SparkEngine(settings)  # the second shares the session
+
+
+def fit(engine, rows=X):
+    return engine.fit(rows, X[:3], max_iter=5, tol=1e-4, cosine=False, working_memory_mib=64).shape
+
+
+def kill_jvm(pid, block):  # on an executor: the JVM dies during the job
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(2)
+    return block
+
+
+def jvm():
+    return SparkContext._gateway.proc.pid
+
+
+print("before:", fit(first), fit(second))
+old = jvm()
+dying = rows_of(first.spark.sparkContext, X, 1).map_blocks(lambda b, pid=old: kill_jvm(pid, b))
+try:
+    fit(first, CountedRows(dying, 400))
+except EngineError as exc:
+    print("lost:", str(exc).replace(str(old), "PID"))
+print("then:", fit(second), fit(first), jvm() != old)
+# A JVM that exits between two runs is replaced by the next run's session.
+os.kill(jvm(), signal.SIGKILL)
+SparkContext._gateway.proc.wait()
+print("again:", fit(first), fit(second))
+first.close()
+"""
+
+
+def test_a_killed_spark_jvm_fails_one_run_in_one_line_and_the_next_runs_start_a_new_one() -> None:
+    # Every later run of every Spark model failed as internal with "[Errno 111] Connection
+    # refused" and a traceback: pyspark kept the dead gateway, and only the engine that
+    # started the session gave it up.
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "before: (3, 2) (3, 2)",
+        "lost: the Spark job that trains the model failed: Spark's JVM (pid PID) exited "
+        "(killed by SIGKILL)",
+        "then: (3, 2) (3, 2) True",
+        "again: (3, 2) (3, 2)",
+    ], done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
