@@ -146,7 +146,7 @@ def load_settings(
     file stands where the state directory is to be, and that the store's key loads
     (from ``env``, the process's environment by default); with ``probe`` too
     (``check-config``), that the state directory can be made or written in by some
-    user (``state_dir_problems``).
+    user (``state_dir_problems``) and that pyspark imports for ``engine: spark``.
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
@@ -169,6 +169,8 @@ def load_settings(
     stored = history_file_problem(settings.daemon.state_dir, settings.named) if serve else None
     if probe and stored is not None:  # check-config: every problem run would refuse
         problems.append(stored)
+    if probe:
+        problems += _engine_problems(settings)
     if problems:
         raise ConfigError(problems)
     if stored is not None:  # a damaged history or a full disk is no configuration error
@@ -424,6 +426,16 @@ def _source_problems(settings: Settings) -> list[str]:
         return exc.problems
     for source in sources.values():
         source.close()
+    return []
+
+
+def _engine_problems(settings: Settings) -> list[str]:
+    """What building the models' engines finds (pyspark missing, or not importing); no
+    Spark session starts."""
+    try:
+        build_engines(settings)
+    except ConfigError as exc:
+        return exc.problems
     return []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from monitor.checks import brief_text
 from monitor.config import SparkSettings
 from monitor.errors import ConfigError
 from monitor.ports import Engine
@@ -17,7 +18,8 @@ __all__ = ["spark_engine"]
 
 
 def spark_engine(settings: SparkSettings, *, model: str) -> Engine:
-    """A Spark engine for ``model``; ConfigError in one line when pyspark is missing."""
+    """A Spark engine for ``model``; ConfigError in one line when pyspark is missing or
+    does not import (installed without its py4j, refusing the numpy or pandas here)."""
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError(
             [
@@ -25,6 +27,17 @@ def spark_engine(settings: SparkSettings, *, model: str) -> Engine:
                 "pip install 'kmeans-monitor[spark]'"
             ]
         )
-    from monitor.engines.spark import SparkEngine
+    try:
+        from monitor.engines.spark import SparkEngine
+    except ImportError as exc:
+        if (exc.name or "").startswith("monitor"):
+            raise  # this package's own: a bug
+        why = brief_text(f"{type(exc).__name__}: {exc}")
+        raise ConfigError(
+            [
+                f"models[{model}].engine: spark needs pyspark, which is installed but does "
+                f"not import ({why}): pip install 'kmeans-monitor[spark]'"
+            ]
+        ) from exc
 
     return SparkEngine(settings, app_name=f"kmeans-monitor {model}")

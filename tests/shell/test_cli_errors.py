@@ -1363,3 +1363,36 @@ def test_evaluate_beside_a_daemon_is_refused_and_a_dry_run_is_not(tmp_path: Path
         held.close()
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
     assert invoke("evaluate", "--config", str(cfg)).exit_code == 0  # the claim was let go
+
+
+@pytest.mark.parametrize(
+    ("raising", "why"),
+    [
+        (
+            "raise ModuleNotFoundError('No module named py4j', name='py4j')",
+            "ModuleNotFoundError: No module named py4j",
+        ),
+        ("raise ImportError('pandas too old')", "ImportError: pandas too old"),
+    ],
+)
+def test_a_pyspark_that_does_not_import_is_a_configuration_error_in_check_config_and_runs(
+    tmp_path: Path, raising: str, why: str
+) -> None:
+    # A pyspark installed without its py4j (pip --no-deps), or one refusing the pandas
+    # here: check-config said OK, then every evaluate and run ended in a traceback, exit 70.
+    broken = tmp_path / "site" / "pyspark"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(raising + "\n")
+    spark = {"master": "local[1]", "conf": {"spark.ui.enabled": "false"}}
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}, engine="spark", spark=spark))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), str(tmp_path / "site")])}
+    line = (
+        f"models[shop].engine: spark needs pyspark, which is installed but does not import "
+        f"({why}): pip install 'kmeans-monitor[spark]'"
+    )
+    for command in (["check-config", str(cfg)], ["evaluate", "--config", str(cfg), "--dry-run"]):
+        argv = [sys.executable, "-m", "monitor", *command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == EXIT_USER, done.stderr
+        assert "Traceback" not in done.stderr
+        assert line in done.stderr.splitlines()[-1], done.stderr
