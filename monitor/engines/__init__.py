@@ -8,6 +8,7 @@ only when a model asks for it so that the core runs without Spark installed.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 from monitor.checks import brief_text
 from monitor.config import SparkSettings
@@ -15,6 +16,13 @@ from monitor.errors import ConfigError
 from monitor.ports import Engine
 
 __all__ = ["spark_engine"]
+
+# pyspark warns at every session start that it does not yet fully support pandas >= 3:
+# logged as the daemon's own WARNING, with nothing for the user to do (the engine's
+# passes use numpy, and Arrow to collect). Only that warning is ignored.
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 
 def spark_engine(settings: SparkSettings, *, model: str) -> Engine:

@@ -437,3 +437,19 @@ def test_a_killed_spark_jvm_fails_one_run_in_one_line_and_the_next_runs_start_a_
         "again: (3, 2) (3, 2)",
     ], done.stdout
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_pysparks_warning_about_pandas_3_is_not_logged_as_the_daemons_warning() -> None:
+    # "WARNING monitor: FutureWarning: PySpark does not yet fully support pandas >= 3.0.0"
+    # at every Spark start: nothing the user can act on.
+    script = (
+        "from monitor.logs import setup_logging\n"
+        "setup_logging('INFO')\n"
+        "from monitor.config import SparkSettings\n"
+        "from monitor.engines.spark import session\n"
+        "session(SparkSettings('local[1]', (('spark.ui.enabled', 'false'),))).stop()\n"
+    )
+    argv = [sys.executable, "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "pandas >= 3" not in done.stderr, done.stderr
