@@ -43,7 +43,12 @@ class InvalidValuesError(InvalidInputError):
 
 
 class TooFewRowsError(InvalidInputError):
-    """A window has fewer rows than the model needs."""
+    """A window has fewer rows than the model needs; ``rows``: how many valid ones it
+    has, where the check counted them (None: not counted)."""
+
+    def __init__(self, message: str, rows: int | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 class AwaitingReferenceError(TooFewRowsError):

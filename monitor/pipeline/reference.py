@@ -156,6 +156,10 @@ def _nothing_yet(
     error, which the runbook read as traffic that dropped."""
     if len(read.empty) < len(read.skipped):  # some windows failed otherwise: their errors say
         return ""
+    if read.most_rows:
+        # Not "no rows": the path and the query are right, the windows too small for k
+        # (helper-100 looked for a broken path).
+        return f": its windows hold rows, too few for the model (at most {read.most_rows} valid)"
     look = _silent_before(source, model, span, engine)
     if look is None:
         return ""
@@ -164,9 +168,11 @@ def _nothing_yet(
         if model.reference.end is not None
         else "a new deployment's runs train once the period holds them"
     )
+    # "Begin later" alone sent a backtest past the data's end looking for a start that
+    # had come a month before (helper-102).
     return (
         f": the source returned no rows in it nor in the {format_duration(look)} before it; "
-        f"its data begin later ({later}), or its path or query reads nothing"
+        f"its data begin later ({later}) or end before it, or its path or query reads nothing"
     )
 
 
@@ -345,6 +351,7 @@ class _Read:
     stops: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     empty: list[tuple[float, str]] = field(default_factory=list)  # those that held nothing
+    most_rows: int = 0  # the most valid rows of a window left out as too few
     repeated: int = 0
     last_error: Exception | None = None
 
@@ -374,6 +381,7 @@ def _read(
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
             if isinstance(exc, TooFewRowsError | NoDataError):
                 out.empty.append((s, out.skipped[-1]))
+                out.most_rows = max(out.most_rows, getattr(exc, "rows", None) or 0)
             out.last_error = exc
             continue
         digest = _digest(window)

@@ -144,7 +144,7 @@ def check_enough_rows(
     """TooFewRowsError when ``n`` valid rows are fewer than the model accepts."""
     need, why = least_rows(model, reference_rows, k)
     if n < need:
-        raise TooFewRowsError(f"{where}: {n} valid rows; at least {need} required ({why})")
+        raise TooFewRowsError(f"{where}: {n} valid rows; at least {need} required ({why})", n)
 
 
 def _drop_invalid_rows(X: FloatArray, model: ModelSettings, where: str) -> FloatArray:

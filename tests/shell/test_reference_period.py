@@ -574,9 +574,16 @@ def test_a_period_of_no_usable_window_says_so_with_its_span() -> None:
     assert str(caught.value).startswith(
         "no window of the reference period 2026-12-16T08:00:00Z to 2026-12-17T08:00:00Z could "
         "be used (24 read): the source returned no rows in it nor in the 1w before it; its "
-        "data begin later (move reference.from and reference.to over rows that exist), or "
-        "its path or query reads nothing; the last: "
+        "data begin later (move reference.from and reference.to over rows that exist) or end "
+        "before it, or its path or query reads nothing; the last: "
     )
+    # Windows of a few rows each, fewer than k: rows there are, the path is right
+    # (helper-100 was told "no rows" and looked for a broken path).
+    with pytest.raises(TooFewRowsError) as caught:
+        run(past, lambda s, e: daily_mix(s, e)[:2])
+    said = str(caught.value)
+    assert ": its windows hold rows, too few for the model (at most 2 valid); the last: " in said
+    assert "no rows" not in said
     # A new deployment before its first row (helper-77: "traffic dropped", said the
     # runbook of the error alone).
     with pytest.raises(TooFewRowsError, match=r"\(a new deployment's runs train once the "):
