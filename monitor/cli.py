@@ -1403,7 +1403,9 @@ def snapshots_rollback(
 ) -> None:
     """Make an older (or a pending) version live at once; a running daemon follows.
 
-    With --to it also repairs a missing or broken live pointer.
+    Without --to, the live version's parent; when it is no longer stored, nothing
+    changes and the error names the versions --to can choose. With --to it also
+    repairs a missing or broken live pointer.
     """
     store = _open_store(config_path, state_dir)
     _refuse_other_features(config_path, state_dir, store, model, to)

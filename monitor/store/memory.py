@@ -232,7 +232,9 @@ class MemorySnapshotStore:
         if policy is None or (policy.versions is None and policy.age is None):
             return
         ordered = sorted(m.versions)
-        keep = {m.live, m.pending, *ordered[-(policy.versions or 1) :]}
+        live = m.versions.get(m.live) if m.live is not None else None
+        parent = None if live is None else live.parent_version
+        keep = {m.live, parent, m.pending, *ordered[-(policy.versions or 1) :]}
         now = self._clock()
         for v in ordered:
             young = policy.age is not None and now - m.versions[v].created_at < policy.age

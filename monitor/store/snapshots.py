@@ -38,10 +38,11 @@ no lock. Every ``.tmp-`` entry is flock'ed by its writer, so the clean-up at ope
 removes only entries whose writer has died.
 
 Retention (``RetentionPolicy``) runs after each save: it removes versions that are
-neither live, pending, among the newest ``versions`` (never fewer than the newest
-one, so version numbers are never reused) nor younger than ``age``, and keeps corrupt
-versions as evidence. A version is removed by renaming it to a ``.tmp-`` entry first,
-so a crash cannot leave half a version.
+neither live, the live one's parent (the target of a rollback), pending, among the
+newest ``versions`` (never fewer than the newest one, so version numbers are never
+reused) nor younger than ``age``, and keeps corrupt versions as evidence. A version
+is removed by renaming it to a ``.tmp-`` entry first, so a crash cannot leave half a
+version.
 """
 
 from __future__ import annotations
@@ -385,17 +386,27 @@ class DirectorySnapshotStore:
             raise SnapshotNotFoundError(f"model {model!r} has no snapshots to roll back")
         parent = self.load(model).parent_version
         versions = _list_versions(model_dir)
-        older = [v for v in versions if v < live]
-        if parent is not None and parent in versions:
-            target = parent
-        elif older:
-            target = older[-1]
+        if parent is None or parent not in versions:
+            # Never another version in its place: the newest older one may be a candidate
+            # that was never live (helper-103), so the operator chooses.
+            raise SnapshotNotFoundError(self._no_parent(model, live, parent, versions))
+        self.set_live(model, parent)
+        return live, parent
+
+    def _no_parent(self, model: str, live: int, parent: int | None, versions: list[int]) -> str:
+        """Why a rollback without ``--to`` has no target, and the versions ``--to`` may name."""
+        others = [v for v in versions if v != live]
+        if not others:
+            return f"model {model!r}: v{live} is the only version; nothing to roll back to"
+        if parent is None:
+            why = f"v{live} has no parent (it was not trained from a stored version)"
         else:
-            raise SnapshotNotFoundError(
-                f"model {model!r}: v{live} is the oldest version; nothing to roll back to"
-            )
-        self.set_live(model, target)
-        return live, target
+            why = f"v{live}'s parent v{parent} is no longer stored"
+        return (
+            f"model {model!r}: {why}; choose the version to make live from "
+            f"{_format_versions(others)} with `kmeans-monitor snapshots rollback {model} "
+            f"--to VERSION {self._state_dir_option()}`"
+        )
 
     def set_pending(self, model: str, version: int | None) -> None:
         """Mark an existing, intact version as the candidate awaiting approval (None: none)."""
@@ -655,7 +666,10 @@ class DirectorySnapshotStore:
             return []
         versions = _list_versions(model_dir)
         # Strict reads: with an unreadable pointer nobody knows what must be kept.
-        protected = {read_pointer(model_dir / LIVE), read_pointer(model_dir / PENDING)}
+        live = read_pointer(model_dir / LIVE)
+        # The live version's parent too: it is what `snapshots rollback` goes back to.
+        parent = None if live is None else _parent_of(model_dir, model, live, self._key)
+        protected = {live, parent, read_pointer(model_dir / PENDING)}
         protected.update(versions[-(policy.versions or 1) :])
         now = self._clock()
         removed = []
@@ -678,6 +692,17 @@ def _created_at(vdir: Path, model: str, version: int, key: StoreKey | None) -> f
     try:
         return None if m is None else float(m.body["created_at"])
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _parent_of(model_dir: Path, model: str, version: int, key: StoreKey | None) -> int | None:
+    """A version's parent, from its manifest; None when it has none or looks corrupt."""
+    vdir = model_dir / _version_dirname(version)
+    m, _ = inspect(vdir, model, version, key=key, require_signature=False)
+    try:
+        parent = None if m is None else m.body.get("parent_version")
+        return None if parent is None else int(parent)
+    except (TypeError, ValueError):
         return None
 
 

@@ -175,6 +175,22 @@ def test_retention_keeps_live_pending_and_the_newest(make_store: Callable[..., S
     assert store.save(make_snapshot(seed=8)).version == 8  # numbers are never reused
 
 
+def test_retention_keeps_the_live_versions_parent(make_store: Callable[..., Store]) -> None:
+    # Under `manual`, superseded candidates filled `keep.versions` and pruned v1, the
+    # approved version's parent: `rollback` then went to a candidate never live (helper-103).
+    store = make_store(retention=RetentionPolicy(versions=2))
+    store.save(make_snapshot(seed=1), state="live")
+    for seed in range(2, 5):
+        store.save(make_snapshot(seed=seed, parent_version=1), state="pending")
+    store.approve("m1", 4)
+    for seed in range(5, 9):
+        store.save(make_snapshot(seed=seed, parent_version=4), state="pending")
+    assert store.versions("m1") == [1, 4, 7, 8]  # v1 is the parent of the live v4
+    store.approve("m1", 8)
+    store.save(make_snapshot(seed=9, parent_version=8), state="pending")
+    assert store.versions("m1") == [4, 8, 9]  # v4 is the parent of the live v8
+
+
 # ------------------------------------------------------------------------- history
 
 

@@ -36,6 +36,17 @@ def test_count_keeps_the_newest_n_and_the_live_one(tmp_path: Path) -> None:
     assert list((tmp_path / "m1").glob(f"{TMP_PREFIX}*")) == []
 
 
+def test_the_live_versions_parent_is_never_removed(tmp_path: Path) -> None:
+    # It was, within `keep.versions` drifting runs under `manual`; a rollback then made
+    # live a candidate that never had been (helper-103).
+    store = _store(tmp_path, versions=2)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1, parent_version=1), state="live")
+    _save_aged(store, [0, 0, 0], state="pending")
+    assert store.versions("m1") == [1, 2, 4, 5]
+    assert store.rollback("m1") == (2, 1)
+
+
 def test_the_pending_version_is_never_removed(tmp_path: Path) -> None:
     store = _store(tmp_path, versions=1)
     store.save(make_snapshot(seed=0), state="live")

@@ -550,14 +550,41 @@ def test_rollback_to_a_version_repairs_any_live_pointer(tmp_path: Path) -> None:
     assert store.rollback("m1", to=1) == (3, 1)
 
 
-def test_rollback_defaults_to_the_parent_then_to_the_next_older(tmp_path: Path) -> None:
+def test_rollback_defaults_to_the_parent(tmp_path: Path) -> None:
     store = _store_with(tmp_path, 0)
     store.save(make_snapshot(seed=0), state="live")
     store.save(make_snapshot(seed=1, parent_version=1))
     store.save(make_snapshot(seed=2, parent_version=1), state="live")
     assert store.rollback("m1") == (3, 1)  # the parent, not v2
-    store.set_live("m1", 2)
-    assert store.rollback("m1") == (2, 1)  # no parent: the next older version
+
+
+def test_rollback_without_the_parent_names_the_choices_and_picks_none(tmp_path: Path) -> None:
+    # It made the newest older version live, silently: under `manual` a superseded
+    # candidate that was never live (helper-103).
+    store = _store_with(tmp_path, 0)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1))
+    store.save(make_snapshot(seed=2, parent_version=1), state="live")
+    _remove_by_hand(store, 1)
+    before = stored_files(store.root)
+    choose = re.escape(
+        "choose the version to make live from [2] with `kmeans-monitor snapshots rollback m1 "
+        f"--to VERSION --state-dir {shlex.quote(str(tmp_path / 'state'))}`"
+    )
+    gone = "v3's parent v1 is no longer stored"
+    with pytest.raises(SnapshotNotFoundError, match=f"{gone}; {choose}"):
+        store.rollback("m1")
+    store.set_live("m1", 2)  # v2 has no parent
+    with pytest.raises(SnapshotNotFoundError, match=r"v2 has no parent .*from \[3\] with"):
+        store.rollback("m1")
+    store.set_live("m1", 3)
+    assert stored_files(store.root) == before
+
+
+def _remove_by_hand(store: DirectorySnapshotStore, version: int) -> None:
+    for path in sorted(_vdir(store.root, "m1", version).iterdir()):
+        path.unlink()
+    _vdir(store.root, "m1", version).rmdir()
 
 
 @pytest.mark.parametrize(
@@ -567,7 +594,7 @@ def test_rollback_defaults_to_the_parent_then_to_the_next_older(tmp_path: Path) 
         (
             lambda s: s.save(make_snapshot(), state="live"),
             SnapshotNotFoundError,
-            "model 'm1': v1 is the oldest version; nothing to roll back to",
+            "model 'm1': v1 is the only version; nothing to roll back to",
         ),
         (
             lambda s: (s.save(make_snapshot()), s.save(make_snapshot(seed=1))),
