@@ -594,8 +594,7 @@ def cannot_open(path: Path, exc: BaseException, verb: str = "open") -> str:
     """Why the history database at ``path`` cannot be opened (or read), with what to do
     when SQLite's reason says: a damaged file is moved aside, a full disk freed."""
     said = f"cannot {verb} the history database {path}: {exc}"
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None  # extended codes: low byte
+    primary = _code(exc)
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         # The history is a record: runs, the store and its versions go on without it.
         return f"{said}: move it aside, and the next run starts a new one (no snapshot is in it)"
@@ -610,8 +609,7 @@ def history_problem(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        uri = path.resolve().as_uri() + "?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
+        with contextlib.closing(_connect_read_only(path, timeout=1.0)) as conn:
             names = _tables(conn)
             if foreign := _foreign_tables(names):
                 return f"{path} {foreign}"
@@ -624,16 +622,68 @@ def history_problem(path: Path) -> str | None:
     return _newer_schema(path, current) if current > SCHEMA_VERSION else None
 
 
+def _connect_read_only(path: Path, **options: Any) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``, its first page read.
+
+    In WAL mode even a reader needs the ``-shm`` file: after a clean stop there is
+    none, and a reader that cannot create it (a read-only file system, a directory this
+    user may not write) failed with "unable to open database file" (helper-103).
+    """
+    # as_uri() percent-encodes the path, so no character of it reads as a URI option.
+    uri = path.resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, **options)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _code(exc) != sqlite3.SQLITE_CANTOPEN or os.access(path.parent, os.W_OK):
+            raise
+        if (why := _not_frozen(path)) is not None:
+            raise sqlite3.OperationalError(f"{exc}: {why}") from exc
+    # immutable=1: SQLite reads the main file without locks or -shm, trusting that
+    # nothing changes it. True here: no one writes on a read-only file system, and with
+    # no -wal file every committed run is in the main file.
+    return sqlite3.connect(uri + "&immutable=1", uri=True, **options)
+
+
+def _not_frozen(path: Path) -> str | None:
+    """Why the database at ``path``, whose -shm this user cannot make, cannot be read
+    as an immutable file; None when it can: a read-only file system and no -wal."""
+    try:
+        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if not read_only:
+        # Not immutable: the daemon, as its own user, may start and checkpoint its
+        # -wal into the main file under the reader, which would read torn pages.
+        return (
+            f"this user cannot write in {path.parent} (SQLite makes {path.name}-shm "
+            "there even to read): use the user who runs the daemon, or a copy"
+        )
+    if path.with_name(path.name + "-wal").exists():
+        # Runs committed to a -wal that a crash left are not in the main file.
+        return (
+            f"{path.name}-wal holds runs not in it yet, and SQLite cannot make "
+            f"{path.name}-shm on this read-only file system: read a writable copy of both"
+        )
+    return None
+
+
+def _code(exc: BaseException) -> int | None:
+    """SQLite's primary result code of ``exc`` (extended codes keep it in the low byte)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
 def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A query-only connection to an existing history file whose schema this code reads."""
     if not path.is_file():
         there = ": it is a directory" if path.is_dir() else ""
         raise StoreError(f"no history database at {path}{there}")
     try:
-        # as_uri() percent-encodes the path, so no character of it reads as a URI option.
-        uri = path.resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+        conn = _connect_read_only(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
     except sqlite3.Error as exc:
         raise StoreError(cannot_open(path, exc)) from exc

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -22,6 +22,9 @@ from click.testing import CliRunner
 from monitor.cli import main
 from monitor.records import Evaluation, RunFailure
 from monitor.store import SQLiteHistory
+
+if TYPE_CHECKING:
+    from tests.conftest import Mount
 
 HOUR = 3600.0
 # What an out-of-range time's line says is accepted (the end of the range left out).
@@ -258,6 +261,34 @@ def test_history_reads_only(state: tuple[Path, float]) -> None:
     before = db.read_bytes()
     assert invoke("history", "shop", "--state-dir", str(directory)).exit_code == 0
     assert db.read_bytes() == before
+
+
+def test_history_and_run_on_a_read_only_file_system(read_only_mount: Mount) -> None:
+    # history failed with SQLite's "unable to open database file" (it could not make
+    # the -shm file a WAL reader needs), and so did run, without a word of read-only.
+    directory = read_only_mount.path / "state"
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        h.append(evaluation(time.time() - HOUR, "kept: no drift"))
+    cfg = read_only_mount.path.parent / "monitor.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "daemon": {"state_dir": str(directory), "listen": "127.0.0.1:19352"},
+                "serving": {"listen": "127.0.0.1:19353"},
+                "models": [SHOP],
+            }
+        )
+    )
+    read_only_mount.freeze()
+    shown = invoke("history", "shop", "--state-dir", str(directory))
+    assert shown.exit_code == 0, shown.output
+    assert "kept: no drift" in shown.stdout
+    started = invoke("run", "--config", str(cfg))
+    assert started.exit_code == 2, started.output
+    assert started.stderr == (
+        f"error: daemon.state_dir: cannot use the state directory {directory}: "
+        f"Read-only file system: {str(directory / 'daemon.lock')!r}\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,13 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
+import os
 import re
 import shutil
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,9 @@ from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
 from monitor.store.history import PRUNE_EVERY, SCHEMA_VERSION, history_problem
+
+if TYPE_CHECKING:
+    from tests.conftest import Mount
 
 
 @pytest.fixture
@@ -177,7 +181,7 @@ def test_a_file_that_is_not_a_database_is_a_store_error_that_says_to_move_it_asi
     assert str(caught.value) == said
     with pytest.raises(StoreError) as caught:
         SQLiteHistory(path, read_only=True)
-    assert str(caught.value) == said.replace("cannot open", "cannot read")
+    assert str(caught.value) == said  # its first page is read as it is opened
     assert history_problem(path) == said
 
 
@@ -525,6 +529,47 @@ def test_read_only_creates_migrates_and_writes_nothing(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="readonly"):
             reader.append_failure(make_failure())
     assert path.read_bytes() == before  # not migrated, nothing appended
+
+
+def test_read_only_reads_a_file_on_a_read_only_file_system(read_only_mount: Mount) -> None:
+    # After a clean stop a WAL database has no -shm, which mode=ro must create: it
+    # failed with "unable to open database file" (helper-103).
+    path = read_only_mount.path / "h.sqlite"
+    with SQLiteHistory(path) as writer:
+        writer.append(make_evaluation())
+    read_only_mount.freeze()
+    assert history_problem(path) is None
+    with SQLiteHistory(path, read_only=True) as reader:
+        assert reader.recent("m1") == [make_evaluation()]
+
+
+def test_read_only_refuses_a_read_only_file_system_whose_wal_holds_runs(
+    read_only_mount: Mount,
+) -> None:
+    # immutable=1 would not read the runs in the -wal a crash left: not silently lost.
+    path = read_only_mount.path / "h.sqlite"
+    with SQLiteHistory(path) as writer:
+        writer.append(make_evaluation())
+        writer.append(make_evaluation(evaluated_at=2.0))
+        for name in ("h.sqlite", "h.sqlite-wal"):  # as a crash leaves them, -shm lost
+            shutil.copyfile(read_only_mount.path / name, read_only_mount.path / f"c{name}")
+    read_only_mount.freeze()
+    copy = read_only_mount.path / "ch.sqlite"
+    with pytest.raises(StoreError, match=r"ch\.sqlite-wal holds runs not in it yet"):
+        SQLiteHistory(copy, read_only=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any directory")
+def test_read_only_names_a_directory_this_user_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "h.sqlite"
+    with SQLiteHistory(path) as writer:
+        writer.append(make_evaluation())
+    path.parent.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match=r"this user cannot write in .*state \(SQLite"):
+            SQLiteHistory(path, read_only=True)
+    finally:
+        path.parent.chmod(0o755)
 
 
 def test_read_only_refuses_a_newer_schema_and_a_file_that_is_not_a_database(

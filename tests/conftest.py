@@ -1,0 +1,36 @@
+"""Fixtures that tests of several areas share."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A tmpfs the test fills, then makes read-only with ``freeze``."""
+
+    path: Path
+
+    def freeze(self) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True)
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Mount]:
+    """A tmpfs under ``tmp_path``, unmounted after the test. Root only (a directory made
+    read-only by chmod does not stop root, and only root mounts): skipped otherwise."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("needs root, to mount a tmpfs")
+    try:
+        yield Mount(where)
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
