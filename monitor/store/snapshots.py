@@ -746,6 +746,9 @@ def check_approvable(
     is instead (live, not stored, another version) and what to do; ``where`` is the
     option the printed command finds the store with (`` --state-dir DIR``).
     """
+    if pending is None and version is not None and version == live:
+        # Approved already, by another operator a moment ago, say: not "nothing pending".
+        raise SnapshotNotFoundError(f"model {model!r}: v{version} is live already; none is pending")
     if pending is None:
         missing = "" if version is None or version in versions else f" (nor a v{version})"
         raise SnapshotNotFoundError(f"model {model!r} has no pending version to approve{missing}")

@@ -108,6 +108,9 @@ def test_approve_and_its_guard(make_store: Callable[..., Store]) -> None:
         store.approve("m1", 9)
     assert store.approve("m1", 3) == 3
     assert store.live_version("m1") == 3 and store.pending_version("m1") is None
+    # A second operator approving the same version was told "no pending version".
+    with pytest.raises(SnapshotNotFoundError, match=r"'m1': v3 is live already; none is pending$"):
+        store.approve("m1", 3)
 
 
 def test_a_new_live_version_clears_the_candidate_and_set_live_follows_it(
