@@ -1257,7 +1257,8 @@ class WholeNumber(click.IntRange):
     is_flag=True,
     help=(
         "Also read every version's arrays and check them as loading does (sha256, "
-        "decryption, checksum); exit 1 when any version is CORRUPT."
+        "decryption, checksum); exit 1 when any version is CORRUPT (not NEWER: "
+        "written by a newer kmeans-monitor)."
     ),
 )
 def snapshots_list(
@@ -1273,7 +1274,8 @@ def snapshots_list(
     listed and marked; a broken live or pending pointer is a warning line. The listing reads the
     manifests only, so damage of the arrays that keeps their size passes it; --verify
     reads the arrays too, marks a version that fails CORRUPT with why, and exits 1 when
-    any version is marked.
+    any version is marked. A version written by a newer kmeans-monitor is marked NEWER:
+    upgrade to use it.
     """
     from monitor.bootstrap import version_summary
 
@@ -1298,8 +1300,13 @@ def snapshots_list(
                 click.echo(_version_line(i, store.signs))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    if verify and any(i.corrupt for infos in listed.values() for i in infos):
+    if verify and _any_damaged(listed):
         sys.exit(1)
+
+
+def _any_damaged(listed: dict[str, list[Any]]) -> bool:
+    """Whether a listed version is corrupt: one written by a newer kmeans-monitor is not."""
+    return any(i.corrupt and not i.newer_format for infos in listed.values() for i in infos)
 
 
 def _verified(store: Any, info: Any) -> Any:
@@ -1332,7 +1339,8 @@ def _version_line(i: Any, signs: bool) -> str:
     """One version; under a store key, an unsigned one says so (only --json did, while
     security.md sends the user here to find them before require_signature; helper-83)."""
     if i.corrupt:
-        return f"{i.model:<16} {i.version:>7}  {'CORRUPT':<8} {i.corrupt}"
+        label = "NEWER" if i.newer_format else "CORRUPT"
+        return f"{i.model:<16} {i.version:>7}  {label:<8} {i.corrupt}"
     created = _ts(i.created_at) if i.created_at is not None else "?"
     parent = "-" if i.parent_version is None else str(i.parent_version)
     unsigned = "[unsigned] " if signs and not i.signed else ""

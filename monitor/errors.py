@@ -121,6 +121,11 @@ class KeyMismatchError(StoreError):
     a key to give, not damage to repair."""
 
 
+class NewerFormatError(StoreError):
+    """A version of a snapshot format this kmeans-monitor does not read, written by a
+    newer one: an upgrade to make, not damage to repair."""
+
+
 class LivePointerError(StoreError):
     """A model has stored versions but no usable live one; the message names the fix."""
 

@@ -530,6 +530,8 @@ class VersionInfo:
     version: int
     state: str  # one of VERSION_STATES
     corrupt: str | None = None  # why the version cannot be used; None when it looks sound
+    # Written by a newer kmeans-monitor (``corrupt`` says which format): not damage.
+    newer_format: bool = False
     created_at: float | None = None  # None when the manifest is unreadable
     reason: str | None = None
     parent_version: int | None = None

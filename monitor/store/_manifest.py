@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import check_float_mapping, check_int, check_real, check_str
-from monitor.errors import InvalidInputError, KeyMismatchError, StoreError
+from monitor.errors import InvalidInputError, KeyMismatchError, NewerFormatError, StoreError
 from monitor.records import (
     NullTable,
     OutlierThresholds,
@@ -468,6 +468,12 @@ def _describe(path: Path, m: dict[str, Any], checksum: str, signed: bool) -> Man
 def _check_place(m: Manifest, model: str, version: int) -> None:
     """The directory names the model and version; a manifest that disagrees was moved."""
     fmt = m.body.get("format")
+    if type(fmt) is int and fmt > max(_READABLE_FORMATS):
+        # Not corrupt: listed CORRUPT, it made runs advise a rollback (helper-103).
+        raise NewerFormatError(
+            f"{_who(model, version)} was written by a newer kmeans-monitor (snapshot format "
+            f"{fmt}; this one reads {list(_READABLE_FORMATS)}): upgrade kmeans-monitor"
+        )
     if fmt not in _READABLE_FORMATS:
         raise StoreError(
             f"{m.path} does not describe a snapshot of format {FORMAT}: format {fmt!r} is not "
@@ -593,8 +599,9 @@ def _read_payload(vdir: Path, m: Manifest, model: str, version: int, key: StoreK
 
 def inspect(
     vdir: Path, model: str, version: int, *, key: StoreKey | None, require_signature: bool
-) -> tuple[Manifest | None, str | None]:
-    """The manifest of a version and None, or None and why the version is corrupt.
+) -> tuple[Manifest | None, StoreError | None]:
+    """The manifest of a version and None, or None and why the version cannot be used
+    (NewerFormatError: not corrupt, of a newer kmeans-monitor).
 
     Checks what can be checked without reading the array bytes: the manifest, its
     signature, its place and format, its creation time, and the array file's size.
@@ -621,7 +628,7 @@ def inspect(
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{m.path} is corrupt: {exc}") from exc
     except StoreError as exc:
-        return None, str(exc)
+        return None, exc
     return m, None
 
 

@@ -72,6 +72,7 @@ from monitor.errors import (
     KeyMismatchError,
     LiveMovedError,
     LivePointerError,
+    NewerFormatError,
     SnapshotNotFoundError,
     StoreError,
 )
@@ -273,6 +274,11 @@ class DirectorySnapshotStore:
             live = self._resolve_live(model, model_dir, versions)
             try:
                 return self._read(model_dir, model, live)
+            except NewerFormatError as exc:
+                # No rollback: the live model is sound, this code is too old to read it.
+                raise LivePointerError(
+                    f"model {model!r}: its live version {live} cannot be loaded: {exc}"
+                ) from exc
             except StoreError as exc:
                 raise self._broken_live(
                     model,
@@ -814,10 +820,16 @@ def _remove_version(model_dir: Path, vdir: Path) -> None:
 
 
 def _version_info(
-    model: str, version: int, state: str, m: Manifest | None, why: str | None
+    model: str, version: int, state: str, m: Manifest | None, why: StoreError | None
 ) -> VersionInfo:
     if m is None:
-        return VersionInfo(model=model, version=version, state=state, corrupt=why)
+        return VersionInfo(
+            model=model,
+            version=version,
+            state=state,
+            corrupt=str(why),
+            newer_format=isinstance(why, NewerFormatError),
+        )
     b = m.body
     try:
         parent = b.get("parent_version")

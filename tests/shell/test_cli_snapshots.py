@@ -233,6 +233,26 @@ def test_a_corrupt_old_version_is_marked_and_the_others_still_listed(
     assert "CORRUPT" in lines[0] and "pending" in lines[1]
 
 
+def test_a_version_of_a_newer_release_is_marked_newer_and_the_run_says_upgrade(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was listed CORRUPT (list --verify exited 1), and the run advised a rollback.
+    from monitor.store import DirectorySnapshotStore, _manifest
+
+    cfg, _, state = manual
+    store = DirectorySnapshotStore(state / "snapshots")
+    monkeypatch.setattr(_manifest, "FORMAT", 3)
+    store.save(store.load("shop", 2), state="live")
+    monkeypatch.undo()
+    listing = invoke("snapshots", "list", "--config", str(cfg), "--verify")
+    assert listing.exit_code == 0, listing.output
+    [v3] = [ln for ln in listing.stdout.splitlines() if ln.split()[:2] == ["shop", "3"]]
+    assert v3.split()[2] == "NEWER" and v3.endswith("upgrade kmeans-monitor")
+    run = invoke("evaluate", "--config", str(cfg), "--dry-run")
+    assert run.exit_code == 1
+    assert "written by a newer kmeans-monitor" in run.output and "rollback" not in run.output
+
+
 def _flip_a_byte(state: Path, version: int) -> Path:
     """One byte of a version's arrays file changed in place: its size stays the same."""
     vdir = state / "snapshots" / "shop" / f"v{version:06d}"

@@ -489,6 +489,27 @@ def test_listing_marks_a_corrupt_version_and_lists_the_others(tmp_path: Path, da
     assert stored_files(store.root) == before
 
 
+def test_a_version_of_a_newer_format_is_no_corrupt_one_and_advises_no_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A newer kmeans-monitor's sound version was listed CORRUPT, and runs on it advised
+    # rolling the production model back, not upgrading (helper-103).
+    store = _store_with(tmp_path, 2, live=2)
+    monkeypatch.setattr(_manifest, "FORMAT", 3)  # what a newer release writes
+    store.save(make_snapshot(seed=5), state="live")
+    monkeypatch.undo()
+    newer = (
+        "snapshot v3 of model 'm1' was written by a newer kmeans-monitor (snapshot format 3; "
+        "this one reads [1, 2]): upgrade kmeans-monitor"
+    )
+    info = store.list_versions("m1")[2]
+    assert (info.state, info.newer_format, info.corrupt) == ("live", True, newer)
+    assert not store.list_versions("m1")[1].newer_format
+    with pytest.raises(LivePointerError) as caught:
+        store.load("m1")
+    assert str(caught.value) == f"model 'm1': its live version 3 cannot be loaded: {newer}"
+
+
 def test_listing_survives_broken_pointers(tmp_path: Path) -> None:
     store = _store_with(tmp_path, 2, live=1)
     (store.root / "m1" / LIVE).write_text("garbage")
