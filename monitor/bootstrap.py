@@ -30,7 +30,13 @@ from monitor.config import (
 )
 from monitor.durations import MAX_SECONDS, format_duration
 from monitor.engines import spark_engine
-from monitor.errors import ConfigError, InvalidInputError, SnapshotNotFoundError, StoreError
+from monitor.errors import (
+    ConfigError,
+    InvalidInputError,
+    KeyMismatchError,
+    SnapshotNotFoundError,
+    StoreError,
+)
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import (
     ModelSpec,
@@ -1244,6 +1250,23 @@ def k_mismatches(
             advice = f"retrain with: {command} (pending; --live makes it live at once)"
         out[m.name] = f"model {m.name!r}: {problem}; {advice}"
     return out
+
+
+def live_key_problems(settings: Settings, store: SnapshotStore) -> list[str]:
+    """A warning for each model whose live version does not load with the configured key
+    (signed with another, or encrypted while none is configured): every run fails on it,
+    and the warning is the run's failure, naming the way out. check-config said OK after
+    a key change (helper-103)."""
+    found = []
+    for m in settings.models:
+        try:
+            store.load(m.name)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, KeyMismatchError):
+                found.append(str(exc))
+        except (OSError, ValueError, KeyError):
+            continue  # no model yet, a bad name: other checks report it
+    return found
 
 
 def _k_and_phases(m: ModelSettings, info: VersionInfo) -> tuple[list[str], list[str]]:

@@ -816,7 +816,12 @@ def _reference_warnings(settings: Settings) -> list[str]:
 
 def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     """What the state directory, when there is one, says against the configuration."""
-    from monitor.bootstrap import k_mismatches, open_store, state_dir_unwritable
+    from monitor.bootstrap import (
+        k_mismatches,
+        live_key_problems,
+        open_store,
+        state_dir_unwritable,
+    )
 
     found = []
     unwritable = state_dir_unwritable(Path(settings.daemon.state_dir))
@@ -829,7 +834,8 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
         store = open_store(settings.daemon.state_dir, settings.store, config=settings.path)
     except (ConfigError, InvalidInputError, StoreError) as exc:
         return [*found, f"cannot read the snapshots in {root}: {exc}"]
-    return [*found, *k_mismatches(settings, store, config_file).values()]
+    mismatches = k_mismatches(settings, store, config_file).values()
+    return [*found, *live_key_problems(settings, store), *mismatches]
 
 
 # ------------------------------------------------------------------------ backtest

@@ -297,6 +297,30 @@ def test_verify_without_the_store_key_fails_on_the_versions_it_cannot_read(
     assert lines[0].endswith("is encrypted: configure the store key to read it")
 
 
+@pytest.mark.parametrize("manual", ["encrypted"], indirect=True)
+@pytest.mark.parametrize("key", ["another", "none"])
+def test_check_config_warns_of_a_live_version_the_configured_key_does_not_load(
+    manual: tuple[Path, Path, Path], key: str
+) -> None:
+    # After a key change check-config said OK, and every run then failed on the key.
+    cfg, _, _ = manual
+    raw = yaml.safe_load(cfg.read_text())
+    if key == "another":
+        (cfg.parent / "store.key").write_bytes(os.urandom(32).hex().encode())
+    else:
+        del raw["store"]
+        cfg.write_text(yaml.safe_dump(raw))
+    run = invoke("evaluate", "--config", str(cfg), "--dry-run")
+    assert run.exit_code == 1
+    [failure] = [ln for ln in run.output.splitlines() if "FAILED (store)" in ln]
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0, checked.output
+    [warning] = checked.stderr.splitlines()
+    assert warning.startswith("warning: model 'shop': its live version 1 cannot be loaded: ")
+    assert warning.removeprefix("warning: ") in failure  # the run's failure, its fix named
+    assert "none of them loads" in warning
+
+
 def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     result = invoke("snapshots", "list", "--state-dir", str(tmp_path / "nope"))
     assert result.exit_code == 2
