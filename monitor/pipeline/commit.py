@@ -25,9 +25,15 @@ def commit(
     Returns the evaluation and the snapshot live after the run.
     """
     text = decision.text
-    if m.undefined:
-        names = ", ".join(m.undefined)
-        text += f"; not drift signals at {m.n_rows} rows: {names}"
+    if at_size := [sli for sli in m.undefined if sli not in m.stored_before]:
+        text += f"; not drift signals at {m.n_rows} rows: {', '.join(at_size)}"
+    if m.stored_before and m.live is not None:
+        # Its age, not the row count (helper-103): no window size brings them back.
+        text += (
+            f"; not measured by v{m.live.version}, stored before kmeans-monitor measured "
+            f"{', '.join(m.stored_before)}: a new version does (snapshots retrain, or the "
+            "next promotion)"
+        )
     if m.view.undefined:
         names = ", ".join(m.view.undefined)
         text += f"; no drift signal in this window, whose rows fall in one cluster: {names}"

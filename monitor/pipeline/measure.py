@@ -240,6 +240,7 @@ def _measure_with(
         slis=_no_comparison(view),
         thresholds=thresholds,
         undefined=undefined,
+        stored_before=stored_before(live, model.thresholds.mode),
         centroid_drift=(0.0,) * live.k,
         candidate_centers=None,
         candidate_ok=True,
@@ -307,10 +308,8 @@ def _thresholds(
     windows = live.reference_windows
     usual = None if windows is None or not windows.rows.size else int(np.median(windows.rows))
     thresholds, undefined = run_thresholds(live.thresholds, live.null, mode, n, ceilings, usual)
-    if live.split_baseline is None and S.SPLIT_GAIN not in undefined:
-        # A model stored before the split baseline: nothing to measure the split against.
+    if S.SPLIT_GAIN in stored_before(live, mode):
         thresholds.pop(S.THRESHOLD_SPLIT_GAIN, None)
-        undefined = (*undefined, S.SPLIT_GAIN)
     # The fixed mode never measures it, a model calibrated before included (helper-77:
     # a model trained calibrated and then run in mode fixed exported it with 4.0).
     spread = None if live.null is None or mode == "fixed" else live.null.drift_spread
@@ -318,9 +317,21 @@ def _thresholds(
         # No calibration (the fixed mode), or one stored before the spread: nothing to
         # standardise by; only the latter is said.
         thresholds.pop(S.THRESHOLD_CENTROID_DRIFT_SE, None)
-        if mode != "fixed" and live.null is not None and S.CENTROID_DRIFT_SE not in undefined:
-            undefined = (*undefined, S.CENTROID_DRIFT_SE)
-    return thresholds, undefined, spread
+    old = [sli for sli in stored_before(live, mode) if sli not in undefined]
+    return thresholds, (*undefined, *old), spread
+
+
+def stored_before(live: Snapshot, mode: str) -> tuple[str, ...]:
+    """The SLIs ``live`` cannot measure at any window size, stored before kmeans-monitor
+    measured them: the split gain without its baseline (nothing to measure the split
+    against) and, calibrated, the centroid drift in standard errors without the null's
+    spread (nothing to standardise by)."""
+    old = []
+    if live.split_baseline is None:
+        old.append(S.SPLIT_GAIN)
+    if mode != "fixed" and live.null is not None and live.null.drift_spread is None:
+        old.append(S.CENTROID_DRIFT_SE)
+    return tuple(old)
 
 
 def _defined_in(view: WindowView, thresholds: dict[str, float]) -> dict[str, float]:
