@@ -9,15 +9,18 @@ exact silhouette. The sums are those of ``monitor.core``'s ``*_from_counts`` /
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
 import operator
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,47 +94,204 @@ def session(
     """The process's Spark session, started with a model's master and properties.
 
     Without settings: those of the first engine built, else Spark's defaults.
-    EngineError in one line when it does not start (``error_line``).
+    EngineError in one line when it does not start (``error_line``; for a JVM that
+    exited, what it said: ``_jvm_reason``).
     """
     if settings is None:
         settings = _FIRST[0] if _FIRST else SparkSettings()
     _drop_exited_jvm()
-    builder = SparkSession.builder.master(settings.master).appName(app_name)
     if settings.master.startswith("local") and "spark.pyspark.python" not in dict(settings.conf):
         # Local workers are processes of this machine: this interpreter is the one with
         # kmeans-monitor installed (a venv), where pyspark's default, `python3` on PATH,
         # may not have it. pyspark reads the variable when the context starts; a set one
         # stands, and a cluster's executors take the user's (docs/scaling.md).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # Spark's log goes to stderr at ERROR: its WARN lines carry Java stack traces (a
-    # missing path, a master that does not answer) and paths as given, out of reach of
-    # the daemon's masking. Applied as the context starts; the file's value wins.
-    builder = builder.config("spark.log.level", LOG_LEVEL)
-    # Stage progress bars (carriage returns on stderr) between the runs' lines, and
-    # py4j's INFO line for every connection it closes, said nothing a user acts on.
-    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    # py4j's INFO line for every connection it closes says nothing a user acts on.
     logging.getLogger("py4j").setLevel(max(logging.WARNING, logging.getLogger("py4j").level))
-    # Naive times are UTC, as in the files source, whatever the host's zone. A session
-    # that is already running takes it too (getOrCreate applies a builder's SQL settings).
-    builder = builder.config("spark.sql.session.timeZone", TIME_ZONE)
-    for key, value in settings.conf:
-        builder = builder.config(key, value)
+    options = _options(settings, app_name)
+    builder = SparkSession.builder.config(map={**options})
     from pyspark import SparkContext
 
     starting = SparkContext._active_spark_context is None
     if starting:
         _check_master_answers(settings.master)
+        if SparkContext._gateway is None:
+            _launch_jvm(options, settings.master)
+    output = _output_of(SparkContext._gateway) if starting else None
+    if output is not None:
+        output.hold()  # a context that fails to start logs Java's stack trace
     try:
         spark = builder.getOrCreate()
     except _spark_errors() as exc:
+        if output is not None:
+            output.drop(wait=False)
         _stop_failed_context()
-        raise EngineError(
-            f"the Spark session on master {settings.master!r} did not start: {error_line(exc)}"
-        ) from exc
+        raise _not_started(settings.master, error_line(exc)) from exc
+    if output is not None:
+        output.release()
     if starting:
         _STARTED[:] = [spark.sparkContext]
         _quiet_accumulator_server(spark.sparkContext)
     return spark
+
+
+def _not_started(master: str, why: str) -> EngineError:
+    return EngineError(f"the Spark session on master {master!r} did not start: {why}")
+
+
+def _options(settings: SparkSettings, app_name: str) -> dict[str, str]:
+    """The session's properties: the master, the application's name, the daemon's
+    defaults and the model's ``spark.conf`` (whose values win)."""
+    options = {"spark.master": settings.master, "spark.app.name": app_name}
+    # Spark's log goes to stderr at ERROR: its WARN lines carry Java stack traces (a
+    # missing path, a master that does not answer) and paths as given, out of reach of
+    # the daemon's masking. Applied as the context starts; the file's value wins.
+    options["spark.log.level"] = LOG_LEVEL
+    # Stage progress bars (carriage returns on stderr) between the runs' lines said
+    # nothing a user acts on.
+    options["spark.ui.showConsoleProgress"] = "false"
+    # Naive times are UTC, as in the files source, whatever the host's zone. A session
+    # that is already running takes it too (getOrCreate applies a builder's SQL settings).
+    options["spark.sql.session.timeZone"] = TIME_ZONE
+    options.update(settings.conf)
+    return options
+
+
+#: Lines of the JVM's output held while a session starts: its start-up lines and a
+#: Java stack trace fit many times over.
+HELD_LINES = 500
+
+#: Seconds to wait for the rest of the output of a JVM that exited as it started.
+OUTPUT_WAIT = 5.0
+
+
+class _JvmOutput:
+    """The stdout and stderr of the JVM the daemon launched, read by a thread of this
+    process and passed on to its stderr, except while a session starts: then they are
+    held, passed on once it has started, else given to ``_jvm_reason`` and logged at
+    DEBUG (a Java stack trace is no line for a user, and the reason is in the run's)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: collections.deque[bytes] | None = None
+        read, self.fd = os.pipe()  # the JVM writes to fd; closed here once it runs
+        self._reader = threading.Thread(
+            target=self._pass_on, args=(read,), name="spark-jvm-output", daemon=True
+        )
+        self._reader.start()
+
+    def _pass_on(self, read: int) -> None:
+        with open(read, "rb") as lines, open(2, "wb", closefd=False) as stderr:
+            for line in lines:
+                with self._lock:
+                    if self._held is not None:
+                        self._held.append(line)
+                    else:
+                        stderr.write(line)
+                        stderr.flush()
+
+    def hold(self) -> None:
+        """Hold what comes next (already held: keep holding)."""
+        with self._lock:
+            if self._held is None:
+                self._held = collections.deque(maxlen=HELD_LINES)
+
+    def release(self) -> None:
+        """Pass on what was held, and what comes next."""
+        with self._lock:
+            held, self._held = self._held or (), None
+            with open(2, "wb", closefd=False) as stderr:
+                stderr.writelines(held)
+
+    def drop(self, *, wait: bool) -> str:
+        """What was held (all the JVM said, when ``wait``: it has exited), logged at
+        DEBUG; what comes next is passed on."""
+        if wait:
+            self._reader.join(OUTPUT_WAIT)
+        with self._lock:
+            held, self._held = self._held or (), None
+        said = b"".join(held).decode(errors="replace")
+        logging.getLogger(__name__).debug("Spark's JVM said as the session failed:\n%s", said)
+        return said
+
+
+#: The gateway of the JVM the daemon launched (``_launch_jvm``) and its output.
+_OUTPUT: list[tuple[Any, _JvmOutput]] = []
+
+
+def _output_of(gateway: Any) -> _JvmOutput | None:
+    """The output of the JVM behind ``gateway``, when the daemon launched it."""
+    return next((output for known, output in _OUTPUT if known is gateway), None)
+
+
+def _launch_jvm(options: Mapping[str, str], master: str) -> None:
+    """Launch the JVM as pyspark's context would, its output read by a ``_JvmOutput``
+    (held until the session has started). pyspark leaves it on this process's stdout
+    and stderr: a JVM that exited said why only there (bad memory settings, no Java),
+    and its lines could land in ``evaluate --json``'s stdout. Nothing to launch for a
+    gateway pyspark is given (``PYSPARK_GATEWAY_PORT``)."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        return
+    output = _JvmOutput()
+    output.hold()
+    try:
+        try:
+            gateway = launch_gateway(
+                SparkConf().setAll(list(options.items())),
+                popen_kwargs={"stdout": output.fd, "stderr": output.fd},
+            )
+        finally:
+            os.close(output.fd)  # the JVM has its own: the output ends when it exits
+    except _spark_errors() as exc:
+        exited = _jvm_exited(exc)
+        reason = _jvm_reason(output.drop(wait=exited)) if exited else None
+        why = f"spark-submit exited: {brief_text(reason)}" if reason else error_line(exc)
+        raise _not_started(master, why) from exc
+    with SparkContext._lock:
+        SparkContext._gateway = gateway
+        SparkContext._jvm = gateway.jvm
+    _OUTPUT[:] = [(gateway, output)]
+
+
+def _jvm_exited(exc: BaseException) -> bool:
+    """Whether ``exc`` is pyspark's "Java gateway process exited before sending its port
+    number": spark-submit ended before its JVM ran."""
+    condition = getattr(exc, "getCondition", None)
+    return callable(condition) and condition() == "JAVA_GATEWAY_EXITED"
+
+
+#: Lines of a JVM's output that do not say why it exited: JVM warnings, Spark's
+#: start-up and log lines below ERROR, and stack frames.
+_JVM_NOISE = re.compile(
+    r"WARNING: |Using Spark's default log4j profile|at |\.\.\. \d+ more"
+    r"|\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN) "
+)
+
+
+def _jvm_reason(said: str) -> str | None:
+    """Why spark-submit exited, from what it said (None when it said nothing):
+
+    - an exception of its main thread (a property Spark refuses: "Executor memory must
+      be a positive number");
+    - the JVM's "Error occurred during initialization of VM" and its next line ("Too small
+      maximum heap");
+    - else its first line, without the place in Spark's shell script ("JAVA_HOME is not
+      set", "/nonexistent/bin/java: No such file or directory").
+    """
+    lines = [s for s in (line.strip() for line in said.splitlines()) if s]
+    lines = [line for line in lines if not _JVM_NOISE.match(line)]
+    for line in lines:
+        if line.startswith("Exception in thread "):
+            return line.split('" ', 1)[-1]
+    if not lines:
+        return None
+    first = re.sub(r"^\S+: line \d+: ", "", lines[0])
+    if first == "Error occurred during initialization of VM" and len(lines) > 1:
+        return f"{first}: {lines[1]}"
+    return first
 
 
 def _quiet_accumulator_server(sc: Any) -> None:
@@ -260,6 +420,7 @@ def _drop_exited_jvm() -> None:
         SparkContext._jvm = None
     SparkSession._instantiatedSession = None
     SparkSession._activeSession = None
+    _OUTPUT.clear()  # its reader ends with the output
 
 
 def blocks_of_frame(frame: DataFrame, features: tuple[str, ...]) -> Blocks:

@@ -26,9 +26,12 @@ from monitor.core.kmeans import fit_kmeans
 from monitor.engines.spark import (
     SparkEngine,
     _check_master_answers,
+    _jvm_reason,
+    _JvmOutput,
     candidate_blocks,
     lloyd,
     score_blocks,
+    session,
     train_centers,
 )
 from monitor.errors import DegenerateDataWarning, EngineError
@@ -246,15 +249,95 @@ def test_a_spark_session_that_does_not_start_fails_the_run_in_one_line(tmp_path:
         + "".join(f"  - {m}\n" for m in models)
     )
     argv = [sys.executable, "-m", "monitor", "evaluate", "--config", str(config), "--dry-run"]
-    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    env = {**os.environ, "JAVA_HOME": "/nonexistent-java"}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 1, done.stderr
     failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
-    why = "the Spark session on master 'local[1]' did not start: [JAVA_GATEWAY_EXITED] "
+    # It said "[JAVA_GATEWAY_EXITED] Java gateway process exited before sending its port
+    # number.": why was only on spark-submit's stderr.
+    why = (
+        "the Spark session on master 'local[1]' did not start: spark-submit exited: "
+        "/nonexistent-java/bin/java: No such file or directory"
+    )
     assert len(failed) == 2 and len(done.stdout.splitlines()) == 5, done.stdout
     assert f"eng        FAILED (engine_unavailable): {why}" in failed[0]
     assert f"FAILED (source_unavailable): model 'src', spark source {tmp_path}: {why}" in failed[1]
-    assert "Traceback" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "spark-class" not in done.stderr, done.stderr
+
+
+STARTUP = "WARNING: Using incubator modules: jdk.incubator.vector\n"
+SAID = {
+    "executor memory": (
+        "Using Spark's default log4j profile: org/apache/spark/log4j2-defaults.properties\n"
+        "26/12/06 22:42:32 WARN Utils: Set SPARK_LOCAL_IP if you need to bind to another address\n"
+        'Exception in thread "main" org.apache.spark.SparkException: Executor memory must be '
+        "a positive number\n"
+        "\tat org.apache.spark.deploy.SparkSubmitArguments.error(SparkSubmitArguments.scala:670)\n",
+        "org.apache.spark.SparkException: Executor memory must be a positive number",
+    ),
+    "driver memory": (
+        "Error occurred during initialization of VM\nToo small maximum heap\n",
+        "Error occurred during initialization of VM: Too small maximum heap",
+    ),
+    "no java there": (
+        "/venv/pyspark/bin/spark-class: line 71: /nonexistent/bin/java: No such file or directory\n"
+        "/venv/pyspark/bin/spark-class: line 97: CMD: bad array subscript\n",
+        "/nonexistent/bin/java: No such file or directory",
+    ),
+    "no java": ("JAVA_HOME is not set\n", "JAVA_HOME is not set"),
+    "nothing": ("", None),
+}
+
+
+@pytest.mark.parametrize("case", SAID)
+def test_why_spark_submit_exited_is_the_line_of_its_output_that_says_it(case: str) -> None:
+    said, reason = SAID[case]
+    assert _jvm_reason(STARTUP + said) == reason
+
+
+def test_a_jvm_that_exits_as_it_starts_fails_the_session_with_its_reason_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The run's line said only "[JAVA_GATEWAY_EXITED] Java gateway process exited before
+    # sending its port number.", and Java's lines went to the daemon's stdout and stderr.
+    import pyspark.core.context
+    import pyspark.java_gateway
+    from pyspark import SparkContext
+    from pyspark.errors import PySparkRuntimeError
+
+    def launch(conf: Any = None, popen_kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = popen_kwargs or {}
+        write = "import sys; sys.stdout.write(sys.argv[1]); sys.stderr.write(sys.argv[2])"
+        said = SAID["executor memory"][0]
+        argv = [sys.executable, "-c", write, STARTUP, said]
+        subprocess.run(argv, stdout=kwargs.get("stdout"), stderr=kwargs.get("stderr"), check=True)
+        raise PySparkRuntimeError(errorClass="JAVA_GATEWAY_EXITED", messageParameters={})
+
+    for module in (pyspark.java_gateway, pyspark.core.context):
+        monkeypatch.setattr(module, "launch_gateway", launch)
+    for name in ("_active_spark_context", "_gateway", "_jvm"):
+        monkeypatch.setattr(SparkContext, name, None)
+    with pytest.raises(EngineError) as failed:
+        session(SparkSettings("local[1]", (("spark.executor.memory", "lots"),)))
+    assert str(failed.value) == (
+        "the Spark session on master 'local[1]' did not start: spark-submit exited: "
+        "org.apache.spark.SparkException: Executor memory must be a positive number"
+    )
+    out, err = capfd.readouterr()
+    assert out == "" and "\tat " not in err and "Exception" not in err, (out, err)
+
+
+def test_the_jvms_output_held_while_a_session_starts_is_passed_on_once_it_has_started(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    output = _JvmOutput()
+    output.hold()
+    os.write(output.fd, b"start-up line\n")
+    output.release()
+    os.write(output.fd, b"an ERROR line\n")
+    os.close(output.fd)
+    assert output.drop(wait=True) == ""  # the output has ended: nothing is held
+    assert capfd.readouterr() == ("", "start-up line\nan ERROR line\n")
 
 
 RESTART = """
