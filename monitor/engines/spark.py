@@ -31,7 +31,7 @@ from pyspark import RDD
 from pyspark.sql import DataFrame, SparkSession
 
 from monitor import slis as S
-from monitor.checks import brief_text
+from monitor.checks import BRIEF_MOST, brief_text
 from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
@@ -483,7 +483,20 @@ def error_line(exc: BaseException) -> str:
     first = lines[0]
     if first.startswith("An error occurred while calling") and len(lines) > 1:
         first = lines[1].removeprefix(":").strip()
+    words = _ERROR_CLASS.fullmatch(first)
+    if len(first) > BRIEF_MOST and words is not None:
+        # Shortened, the middle left out is what names the subject ("The value 'x' in
+        # the config "spark.ui.port" is invalid."): the error class and the SQL state
+        # around Spark's words are left out instead.
+        first = words["words"]
     return brief_text(first)
+
+
+#: A message of one of Spark's error classes: "[ERROR_CLASS] words. SQLSTATE: 22022",
+#: after the Java exception's class in an error pyspark did not convert.
+_ERROR_CLASS = re.compile(
+    r"(?:[\w.$]+: )?\[[A-Z0-9_.]+\] (?P<words>.*?)(?: SQLSTATE: \w+)?", re.DOTALL
+)
 
 
 def _spark_errors() -> tuple[type[Exception], ...]:

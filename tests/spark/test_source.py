@@ -336,10 +336,11 @@ def test_a_missing_path_fails_in_one_line_and_spark_logs_no_warning_or_stack_tra
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     [failed] = [line for line in done.stdout.splitlines() if "FAILED" in line]
-    # Spark's line names the path again: beyond 120 characters its middle is left out.
+    # Spark's line names the path again: beyond 120 characters its error class and SQL
+    # state are left out, then its middle.
     where = f"m          FAILED (source_unavailable): model 'm', spark source {missing}: "
-    assert where + "Spark cannot read it: '[PATH_NOT_FOUND] Path does not exist: " in failed
-    assert "SQLSTATE: 42K03" in failed
+    assert where + "Spark cannot read it: " in failed
+    assert "Path does not exist: file:" in failed and "SQLSTATE" not in failed
     # Spark's start-up lines (a loopback hostname, no native Hadoop) come before its level.
     assert "FileStreamSink" not in done.stderr and "\tat " not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Exception" not in done.stderr, done.stderr
@@ -354,6 +355,21 @@ def test_a_spark_error_is_the_line_that_says_why_bounded() -> None:
         "[PATH_NOT_FOUND] Path does not exist."
     )
     assert error_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_a_long_spark_error_of_an_error_class_keeps_the_words_that_name_what_is_wrong() -> None:
+    # The middle left out was the property's name and value:
+    # "'org.apache.spark.SparkIllegalArgumentException: [INVALID_CONF_VALUE.TYPE_MISMAT...
+    # ue. SQLSTATE: 22022' (192 characters)".
+    java = (
+        "org.apache.spark.SparkIllegalArgumentException: [INVALID_CONF_VALUE.TYPE_MISMATCH] "
+        "The value 'notaport' in the config \"spark.ui.port\" is invalid. It should be a/an "
+        "'int' value. SQLSTATE: 22022"
+    )
+    assert error_line(RuntimeError(java + "\n\tat org.apache.spark.SparkConf.get(S.scala:1)")) == (
+        "The value 'notaport' in the config \"spark.ui.port\" is invalid. "
+        "It should be a/an 'int' value."
+    )
 
 
 def test_a_directory_without_files_yet_is_no_data_not_a_schema_to_specify() -> None:
