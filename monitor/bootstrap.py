@@ -104,6 +104,7 @@ __all__ = [
     "k_mismatches",
     "listen_problem",
     "load_settings",
+    "misfire_grace",
     "open_dry_run",
     "open_history",
     "open_store",
@@ -694,6 +695,16 @@ def build_engines(settings: Settings) -> dict[str, Engine]:
 def model_engine(m: ModelSettings) -> Engine | None:
     """The engine of ``m`` when it does not compute in this process (``engine: spark``)."""
     return spark_engine(m.spark, model=m.name) if m.engine == "spark" else None
+
+
+def misfire_grace(m: ModelSettings, now: datetime) -> float:
+    """How late a run of ``m`` may start: ``schedule.misfire_grace``, or by default half
+    the shortest gap between two runs. A cron model had none (APScheduler's "however
+    late"): under load its runs started up to 55 s late, never counted missed, ahead of
+    the interval models' (helper-107)."""
+    if m.misfire_grace is not None:
+        return m.misfire_grace
+    return schedule_gaps(m.interval, m.cron, now)[0] / 2
 
 
 def run_timeout(m: ModelSettings, now: datetime) -> float:

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import interrupts, views
-from monitor.bootstrap import App, Serving, ServingApp, bind_error, web_config
+from monitor.bootstrap import App, Serving, ServingApp, bind_error, misfire_grace, web_config
 from monitor.config import Settings, parse_listen
 from monitor.durations import format_duration
 from monitor.errors import InvalidInputError
@@ -252,16 +252,14 @@ class Daemon:
             daemon=True,
         ).start()
         offsets = first_run_offsets(self.app.settings)
+        now = datetime.fromtimestamp(self.app.clock.now(), UTC)
         for m in self.app.settings.models:
-            grace = m.misfire_grace
-            if grace is None and m.interval is not None:
-                grace = m.interval / 2
             self.scheduler.add(
                 _MODEL_JOB + m.name,
                 functools.partial(self.app.runner.run_model, m.name, whole_second=True),
                 interval=m.interval,
                 cron=m.cron,
-                misfire_grace=grace,
+                misfire_grace=misfire_grace(m, now),
                 start_in=offsets[m.name],
             )
         self.scheduler.add(

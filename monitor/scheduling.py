@@ -14,6 +14,7 @@ within it (or a third run fell due meanwhile).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import queue
@@ -148,10 +149,19 @@ def cron_problem(expression: str, now: datetime | None = None) -> str | None:
 
 
 def schedule_gaps(interval: float | None, cron: str | None, now: datetime) -> tuple[float, float]:
-    """The shortest and the longest gap between two runs (cron: over the next week)."""
+    """The shortest and the longest gap between two runs (cron: over the next week,
+    from the hour of ``now``)."""
     if cron is None:
         assert interval is not None
         return interval, interval
+    return _cron_gaps(cron, now.replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=256)
+def _cron_gaps(cron: str, now: datetime) -> tuple[float, float]:
+    """``schedule_gaps`` of a cron expression, once per expression and hour: a week of
+    `* * * * *` is 10,080 fire times, 0.28 s to walk, and each model asked three times
+    at start-up (20 s of the start of 150 models, helper-107)."""
     trigger = _trigger(None, cron)
     horizon = now + timedelta(days=7)
     prev = trigger.get_next_fire_time(None, now)

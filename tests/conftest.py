@@ -24,12 +24,16 @@ class Mount:
 @pytest.fixture
 def read_only_mount(tmp_path: Path) -> Iterator[Mount]:
     """A tmpfs under ``tmp_path``, unmounted after the test. Root only (a directory made
-    read-only by chmod does not stop root, and only root mounts): skipped otherwise."""
+    read-only by chmod does not stop root, and only root mounts): skipped for another
+    user; as root, CI's, a mount that fails fails the test rather than skip it."""
     where = tmp_path / "mnt"
     where.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)]
-    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+    if os.geteuid() != 0:
         pytest.skip("needs root, to mount a tmpfs")
+    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)]
+    done = subprocess.run(mount, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"root cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         yield Mount(where)
     finally:

@@ -494,3 +494,22 @@ def test_skipped_runs_are_logged_once_a_minute_per_model_and_reason(
         "model=b 2 scheduled run(s) did not start (missed)",
         "model=a 6 scheduled run(s) did not start (missed) in the last 61s",
     ]
+
+
+def test_a_cron_model_gets_the_default_misfire_grace_as_an_interval_model_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cron job had no grace (APScheduler's "however late"): under load its runs
+    # started up to 55 s late, never counted missed, ahead of the interval models'.
+    raw = {
+        "daemon": {"state_dir": str(tmp_path / "state"), "listen": "127.0.0.1:0"},
+        "models": [model("c", cron="*/10 * * * *"), model("i", interval="1h")],
+    }
+    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    monkeypatch.setattr(daemon.app.runner, "run_model", lambda *a, **k: None)
+    daemon.start()
+    try:
+        jobs = {j.id: j.misfire_grace_time for j in daemon.scheduler._scheduler.get_jobs()}
+        assert jobs["model:c"] == 300 and jobs["model:i"] == 1800
+    finally:
+        daemon.stop()

@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 
 from monitor import runner as runner_module
-from monitor.bootstrap import MIN_RUN_TIMEOUT, model_spec, retrain_command, run_timeout
+from monitor.bootstrap import (
+    MIN_RUN_TIMEOUT,
+    misfire_grace,
+    model_spec,
+    retrain_command,
+    run_timeout,
+)
 from monitor.checks import overflow_message
 from monitor.config import Settings, parse
 from monitor.errors import ConfigError, LivePointerError, SourceError
@@ -263,6 +269,11 @@ def test_the_default_deadline_is_a_share_of_the_shortest_gap() -> None:
         sources=FAKE_SOURCES,
     ).models[0]
     assert run_timeout(cron, now) == 0.8 * 15 * 60  # the 15-minute gap, not the 45
+    # A run may start late by half the shortest gap: a cron's too (it had no limit, so its
+    # runs were never missed and went ahead of the interval models', helper-107).
+    assert misfire_grace(cron, now) == 15 * 60 / 2
+    assert misfire_grace(every_10m, now) == 300.0
+    assert misfire_grace(settings(misfire_grace="7s").models[0], now) == 7.0
 
 
 @pytest.mark.parametrize("live", [False, True], ids=["first-run", "live-model"])
