@@ -67,6 +67,22 @@ __all__ = [
 #: Spark's log level (``spark.log.level``) unless the model's ``spark.conf`` sets one.
 LOG_LEVEL = "ERROR"
 
+
+class _Py4JOnRoot(logging.Filter):
+    """py4j logs a call to a JVM that has gone ("Exception while sending command.") with
+    ``logging.exception``, on the root logger: an ERROR and two chained tracebacks in the
+    daemon's log, beside the run's one line that says it (a JVM killed). Such a record
+    goes to the ``py4j`` logger at DEBUG instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}py4j{os.sep}" not in record.pathname:
+            return True
+        logging.getLogger("py4j").debug(record.getMessage(), exc_info=record.exc_info)
+        return False
+
+
+logging.getLogger().addFilter(_Py4JOnRoot())
+
 #: Spark's session time zone (``spark.sql.session.timeZone``) unless the model's
 #: ``spark.conf`` sets one. Spark reads naive times (CSV text without an offset, Parquet
 #: timestamps without a zone) in it, and its default is the host's zone: on a host in

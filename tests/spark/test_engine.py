@@ -7,6 +7,7 @@ far below any SLI's resolution); counts, bins and shares are exact.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -536,3 +537,25 @@ def test_pysparks_warning_about_pandas_3_is_not_logged_as_the_daemons_warning() 
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "pandas >= 3" not in done.stderr, done.stderr
+
+
+def test_py4js_traceback_on_the_root_logger_goes_to_its_own_logger_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # py4j logs a call to a JVM that has gone with logging.exception, on the root logger:
+    # "ERROR:root:Exception while sending command." and two tracebacks, in the daemon's
+    # log and on a test's stderr, beside the run's one line that says it.
+    try:  # monitor.engines.spark, imported, filters the root logger
+        raise ConnectionResetError(104, "Connection reset by peer")
+    except ConnectionResetError:
+        caplog.set_level(logging.DEBUG)
+        where = os.path.join(os.sep, "venv", "py4j", "java_gateway.py")
+        root = logging.getLogger()
+        text = "Exception while sending command."
+        root.handle(root.makeRecord("root", logging.ERROR, where, 1059, text, None, sys.exc_info()))
+        logging.getLogger().error("ours, not py4j's")
+    said = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [
+        ("py4j", "DEBUG", "Exception while sending command."),
+        ("root", "ERROR", "ours, not py4j's"),
+    ]
