@@ -21,7 +21,6 @@ from typing import Protocol
 from monitor import interrupts, views
 from monitor.bootstrap import App, Serving, ServingApp, bind_error, misfire_grace, web_config
 from monitor.config import Settings, parse_listen
-from monitor.durations import format_duration
 from monitor.errors import InvalidInputError
 from monitor.exporter import CertificateCollector, ConnectionsCollector, MonitorRegistry
 from monitor.http import (
@@ -32,7 +31,7 @@ from monitor.http import (
     Volatile,
     certificate_warnings,
 )
-from monitor.logs import Throttle
+from monitor.logs import Throttle, in_the_last
 from monitor.pipeline import warm_kernels
 from monitor.scheduling import Scheduler, schedule_gaps
 
@@ -203,7 +202,7 @@ class SkipLog:
         if said is None:
             return
         count, last = said
-        since = "" if last is None else f" in the last {format_duration(round(last))}"
+        since = "" if last is None else f" {in_the_last(last)}"
         skip_log.warning(
             "model=%s %d scheduled run(s) did not start (%s)%s", model, count, reason, since
         )

@@ -16,12 +16,14 @@ import warnings
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from monitor.durations import format_duration
 from monitor.redact import RedactingFilter, redact_text
 
 __all__ = [
     "FORMAT",
     "QUIET_LIBRARIES",
     "Throttle",
+    "in_the_last",
     "log_run_failure",
     "set_log_level",
     "setup_logging",
@@ -117,3 +119,8 @@ class Throttle:
                 return None
             self._last[key] = now
         return count, None if last is None else now - last
+
+
+def in_the_last(seconds: float) -> str:
+    """How a throttled line says since when it counts: "in the last 10m"."""
+    return f"in the last {format_duration(max(1, round(seconds)))}"

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.checks import check_float, check_int
-from monitor.durations import format_duration
 from monitor.exporter import CONTENT_TYPE
 from monitor.http._auth import BasicAuth
 from monitor.http._certificate import ServerCertificate
@@ -42,7 +41,7 @@ from monitor.http._routes import (
 )
 from monitor.http._webconfig import WebConfig
 from monitor.http._wire import Request, Response, accepts_gzip, response_head
-from monitor.logs import Throttle
+from monitor.logs import Throttle, in_the_last
 
 __all__ = ["HttpServer", "Limits"]
 
@@ -286,8 +285,7 @@ class _Engine:
             log.warning("HTTP %s %s", limit, what)
         else:
             times = "once" if count == 1 else f"{count} times"
-            ago = format_duration(max(1, round(since)))
-            log.warning("HTTP %s %s (%s in the last %s)", limit, what, times, ago)
+            log.warning("HTTP %s %s (%s %s)", limit, what, times, in_the_last(since))
 
     def _admit(self, sock: socket.socket, peer: str) -> None:
         limit = f"connection limit ({self._limits.max_connections})"

@@ -51,9 +51,9 @@ from monitor.checks import (
     read_fields,
     some_names,
 )
-from monitor.durations import check_duration, format_duration
+from monitor.durations import check_duration
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
-from monitor.logs import Throttle
+from monitor.logs import Throttle, in_the_last
 from monitor.records import Window
 from monitor.redact import MASK, is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
@@ -1024,7 +1024,7 @@ def _how_often(count: int, since: float | None, more: str = "") -> str:
     times = "once" if count == 1 and not more else f"{count} times{more}"
     if since is None:
         return f"{times} in this window"
-    return f"{times} in the last {format_duration(max(1, round(since)))}"
+    return f"{times} {in_the_last(since)}"
 
 
 def _labels(key: Key) -> str:

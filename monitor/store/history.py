@@ -390,11 +390,7 @@ class SQLiteHistory:
             ).fetchall()
         try:
             failed = RunTotals.of([], [self._failure(row) for row in failures])
-            # Only a first run's phases name a reference: parse only those.
-            durations = [
-                scheduled_seconds(float(s), _loads_mapping(p) if "reference" in p else {})
-                for _, s, _, p in evaluations
-            ]
+            durations = [_scheduled(s, p) for _, s, _, p in evaluations]
             succeeded = RunTotals(
                 runs=len(evaluations),
                 promotions=sum(int(promoted) for _, _, promoted, _ in evaluations),
@@ -416,11 +412,9 @@ class SQLiteHistory:
     def _carried(self, model: str) -> _Carried | None:
         if not self._carries:
             return None
-        with self._connection() as conn:
-            row = conn.execute(f"SELECT {_PRUNED_COLUMNS} FROM pruned WHERE model = ?", (model,))
-            found = row.fetchone()
         try:
-            return None if found is None else _Carried.of_row(found)
+            with self._connection() as conn:
+                return _carried_of(conn, model)
         except (TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
 
@@ -768,6 +762,21 @@ class _Carried:
         )
 
 
+def _carried_of(conn: sqlite3.Connection, model: str) -> _Carried | None:
+    """The ``pruned`` row of ``model``, if any (a corrupt one: TypeError or ValueError)."""
+    row = conn.execute(f"SELECT {_PRUNED_COLUMNS} FROM pruned WHERE model = ?", (model,))
+    found = row.fetchone()
+    return None if found is None else _Carried.of_row(found)
+
+
+def _scheduled(seconds: Any, phases: str) -> float:
+    """``scheduled_seconds`` of a stored evaluation: its duration and phases columns.
+    Only a first run's phases name a reference: only those are parsed."""
+    return scheduled_seconds(
+        float(seconds), _loads_mapping(phases) if "reference" in phases else {}
+    )
+
+
 def _fold(conn: sqlite3.Connection, before: float, path: Path) -> int:
     """Count the runs from before ``before`` into ``pruned`` and delete them (inside the
     caller's transaction); return how many."""
@@ -775,9 +784,7 @@ def _fold(conn: sqlite3.Connection, before: float, path: Path) -> int:
 
     def of(model: str) -> _Carried:
         if model not in carried:
-            row = conn.execute(f"SELECT {_PRUNED_COLUMNS} FROM pruned WHERE model = ?", (model,))
-            found = row.fetchone()
-            carried[model] = _Carried(model) if found is None else _Carried.of_row(found)
+            carried[model] = _carried_of(conn, model) or _Carried(model)
         return carried[model]
 
     try:
@@ -787,9 +794,7 @@ def _fold(conn: sqlite3.Connection, before: float, path: Path) -> int:
             (before,),
         ).fetchall():
             c = of(model)
-            # Only a first run's phases name a reference: parse only those.
-            spent = _loads_mapping(phases) if "reference" in phases else {}
-            c.add(float(at), float(seconds), scheduled_seconds(float(seconds), spent))
+            c.add(float(at), float(seconds), _scheduled(seconds, phases))
             c.promotions += int(promoted)
         for model, reason, at, seconds in conn.execute(
             "SELECT model, reason, at, duration_seconds FROM failures WHERE at < ?", (before,)
