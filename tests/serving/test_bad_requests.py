@@ -400,18 +400,22 @@ def test_a_model_with_no_version_yet_is_a_503(serve_labels: Serve) -> None:
     assert running.app.ready() == (False, "serving: no model has a live version yet")
 
 
+def _announce(running: Running, length: int) -> bytes:
+    """The answer to a JSON labels request that announces ``length`` bytes and sends none."""
+    with socket.create_connection(running.address, timeout=15) as sock:
+        sock.sendall(
+            b"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
+        )
+        return sock.recv(65536)
+
+
 def test_a_body_over_the_limit_is_a_413_before_it_is_read(serve_labels: Serve) -> None:
     store = MemorySnapshotStore()
     store.save(fitted().snapshot, state="live")
     running = serve_labels(settings(serving={"max_body_bytes": 4096}), store)
-    host, port = running.address
-    with socket.create_connection((host, port), timeout=15) as sock:
-        # Announce 5,000 bytes and send none of them: the answer comes anyway.
-        sock.sendall(
-            b"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
-        )
-        answer = sock.recv(65536)
+    # Announce 5,000 bytes and send none of them: the answer comes anyway.
+    answer = _announce(running, 5000)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
     assert b"request body of 5000 bytes; at most 4096" in answer
     assert _count(running, "413") == 1
@@ -429,13 +433,7 @@ def test_the_widest_json_rows_within_max_rows_are_accepted(running: Running) -> 
 def test_a_json_body_too_long_for_max_rows_is_a_413_before_it_is_read(running: Running) -> None:
     """Parsing holds the loop: a JSON body longer than max_rows rows can take is refused
     from its Content-Length (10 rows of 3 features, here 10,788 bytes at most)."""
-    host, port = running.address
-    with socket.create_connection((host, port), timeout=15) as sock:
-        sock.sendall(
-            b"POST /v1/models/shop/labels HTTP/1.1\r\nHost: t\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-        )
-        answer = sock.recv(65536)
+    answer = _announce(running, 100_000)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
     code, message = error_of(answer.partition(b"\r\n\r\n")[2])
     assert code == "too_many_rows"
