@@ -135,12 +135,20 @@ class _Ports:
         return None
 
     def save(
-        self, snapshot: Any, *, state: str | None = None, expect_live: int | None = None
+        self,
+        snapshot: Any,
+        *,
+        state: str | None = None,
+        expect_live: int | None = None,
+        floor: int = 0,
     ) -> Any:
         return snapshot  # a retrain is measured, not kept
 
     def record_version(self, snapshot: Any) -> None:
         pass
+
+    def highest_version(self, model: str) -> int:
+        return 1
 
     def append(self, evaluation: Any) -> None:
         pass

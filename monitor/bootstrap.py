@@ -49,6 +49,7 @@ from monitor.exporter import (
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
 from monitor.http import HttpServer, Routes, WebConfig, certificate_warnings, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
+from monitor.pipeline.commit import version_floor
 from monitor.pipeline.reference import check_ready, read_reference
 from monitor.pipeline.replay import Replay, replay
 from monitor.pipeline.train import trained_otherwise
@@ -1395,9 +1396,10 @@ def retrain(
             src.close()
     state = "live" if live or parent is None else "pending"
     replaced = store.pending_version(name) if state == "pending" else None
-    saved = store.save(snap, state=state)
     hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
     try:
+        # Numbered as a run numbers it: after every version the history knows too.
+        saved = store.save(snap, state=state, floor=version_floor(hist, name))
         hist.record_version(saved)
         flagged = _flagged(hist, name, start, end)
     finally:

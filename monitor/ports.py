@@ -85,9 +85,17 @@ class SnapshotStore(Protocol):
     """
 
     def save(
-        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+        self,
+        snapshot: Snapshot,
+        *,
+        state: str | None = None,
+        expect_live: int | None = None,
+        floor: int = 0,
     ) -> Snapshot:
-        """Persist atomically as version max + 1; return it with version and checksum set.
+        """Persist atomically as the version after the newest stored one and after
+        ``floor`` (``History.highest_version``: numbers of versions moved out of the
+        store are never given again, and a warning says which were skipped); return it
+        with version and checksum set.
 
         ``state`` "live" or "pending" also points that pointer at it (a new live
         version clears the pending one); None stores it retired. Retention may then
@@ -148,6 +156,11 @@ class History(Protocol):
 
     def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
         """Record the versions found in ``store`` that have no row; return them."""
+        ...
+
+    def highest_version(self, model: str) -> int:
+        """The newest version of a model it has recorded, as a version or named by a
+        run (0: none): the floor of the next version's number (``SnapshotStore.save``)."""
         ...
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from monitor.errors import LiveMovedError
+import logging
+
+from monitor.errors import LiveMovedError, StoreError
 from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
 from monitor.records import Decision, Evaluation, Measurement, Snapshot
 
-__all__ = ["commit"]
+__all__ = ["commit", "version_floor"]
+
+log = logging.getLogger(__name__)
 
 
 def commit(
@@ -42,7 +46,8 @@ def commit(
     promoted = False
     if m.reference is not None:  # the first model of this name: live at once
         with phases.phase("store"):
-            scored = after = store.save(m.reference, state="live")
+            floor = version_floor(history, m.model)
+            scored = after = store.save(m.reference, state="live", floor=floor)
             history.record_version(scored)
         candidate, promoted = scored.version, True
     elif new is not None:
@@ -55,7 +60,10 @@ def commit(
                 # this run measured the old one, and storing its candidate would undo the
                 # operator's choice (promote) or put up a candidate of the old model (pend).
                 new = store.save(
-                    new, state="live" if promoted else "pending", expect_live=scored.version
+                    new,
+                    state="live" if promoted else "pending",
+                    expect_live=scored.version,
+                    floor=version_floor(history, m.model),
                 )
                 history.record_version(new)
         except LiveMovedError as moved:
@@ -77,6 +85,22 @@ def commit(
     with phases.phase("store"):
         history.append(evaluation)
     return evaluation, after
+
+
+def version_floor(history: History, model: str) -> int:
+    """The newest version ``history`` has recorded for ``model``: the next one is numbered
+    after it (``SnapshotStore.save``). A history that cannot say does not hold the version
+    back: 0, and a warning that it is numbered from the store alone."""
+    try:
+        return history.highest_version(model)
+    except StoreError as exc:
+        log.warning(
+            "model=%s cannot read which versions the history recorded (%s); the new version "
+            "is numbered from the snapshot store alone",
+            model,
+            exc,
+        )
+        return 0
 
 
 def _evaluation(

@@ -10,7 +10,9 @@ applies the missing ones in a transaction and refuses a file written by a newer
 schema.
 
 Versions. The snapshot store is the truth about which versions exist; the
-``versions`` table is history's record of them. The commit step writes a snapshot
+``versions`` table is history's record of them, and ``highest_version`` the floor of
+the next version's number, so that a version moved out of the store by hand never has
+its number given to another model. The commit step writes a snapshot
 first and its row after (``record_version``); a kill in between leaves a version
 without a row, which ``reconcile(store)`` adds at start-up (origin ``reconcile``).
 Committing both at once would need a two-phase commit across a directory and SQLite;
@@ -375,6 +377,14 @@ class SQLiteHistory:
                 "SELECT version FROM versions WHERE model = ? ORDER BY version", (model,)
             ).fetchall()
         return [int(v) for (v,) in rows]
+
+    def highest_version(self, model: str) -> int:
+        """The newest version of a model with a row, or named by a run (0: none): what
+        the next version is numbered after, whatever the store still holds."""
+        model = check_model_name(model, "SQLiteHistory.highest_version")
+        with self._connection() as conn:
+            (highest,) = conn.execute(_HIGHEST_VERSION, (model,) * 3).fetchone()
+        return 0 if highest is None else int(highest)
 
     def totals(self, model: str) -> RunTotals:
         """Every run of a model the file holds, counted (what a batch job exports)."""
@@ -888,6 +898,17 @@ _UPSERT_VERSION = """
         reason = excluded.reason, parent_version = excluded.parent_version, k = excluded.k,
         n_rows = excluded.n_rows, corrupt = excluded.corrupt, origin = excluded.origin
     WHERE versions.checksum IS NOT excluded.checksum
+"""
+
+
+# Runs name versions too: a version recorded before the versions table existed (schema 1)
+# and removed from the store since has no row, but its runs still say "v3".
+_HIGHEST_VERSION = """
+    SELECT MAX(v) FROM (
+        SELECT MAX(version) AS v FROM versions WHERE model = ?
+        UNION ALL SELECT MAX(live_version) FROM evaluations WHERE model = ?
+        UNION ALL SELECT MAX(candidate_version) FROM evaluations WHERE model = ?
+    )
 """
 
 

@@ -1,15 +1,15 @@
 """In-memory snapshot store and history: the ports' rules without a disk, for backtests.
 
 ``MemorySnapshotStore`` follows ``DirectorySnapshotStore``'s rules: versions numbered
-max + 1 and never reused, one live and at most one pending version (a new live version
-clears the pending one; a pending pointer equal to the live one is no candidate),
-approval guarded by the reviewed version, retention after each save, and the same
-errors (``SnapshotNotFoundError``, ``LivePointerError`` when versions exist but none is
-live, ``InvalidInputError`` for a refused state change). ``MemoryHistory`` follows
-``SQLiteHistory``: newest first for ``recent``/``failures``, oldest first for
-``since`` (the newest ``limit`` when there are more), idempotent ``record_version``
-and ``reconcile`` from the store's listing. Both are thread-safe; nothing outlives
-the process.
+max + 1 (above the history's floor) and never reused, one live and at most one pending
+version (a new live version clears the pending one; a pending pointer equal to the live
+one is no candidate), approval guarded by the reviewed version, retention after each
+save, and the same errors (``SnapshotNotFoundError``, ``LivePointerError`` when versions
+exist but none is live, ``InvalidInputError`` for a refused state change).
+``MemoryHistory`` follows ``SQLiteHistory``: newest first for ``recent``/``failures``,
+oldest first for ``since`` (the newest ``limit`` when there are more), idempotent
+``record_version`` and ``reconcile`` from the store's listing. Both are thread-safe;
+nothing outlives the process.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFound
 from monitor.ports import SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
-from monitor.store.snapshots import RetentionPolicy, check_approvable, check_unmoved
+from monitor.store.snapshots import (
+    RetentionPolicy,
+    check_approvable,
+    check_unmoved,
+    next_version,
+    say_skipped,
+)
 
 __all__ = ["AppendedRuns", "MemoryHistory", "MemorySnapshotStore"]
 
@@ -133,10 +139,15 @@ class MemorySnapshotStore:
     # ------------------------------------------------------------------ writes
 
     def save(
-        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+        self,
+        snapshot: Snapshot,
+        *,
+        state: str | None = None,
+        expect_live: int | None = None,
+        floor: int = 0,
     ) -> Snapshot:
-        """Store ``snapshot`` as version max + 1 (live or pending if asked); return it.
-        ``expect_live``: see the port."""
+        """Store ``snapshot`` as a new version (``next_version``), live or pending if
+        asked; return it. ``expect_live`` and ``floor``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -146,11 +157,13 @@ class MemorySnapshotStore:
         if state is not None:
             check_choice(state, "state", ("live", "pending"), owner=owner)
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
+        floor = check_int(floor, "floor", low=0, owner=owner)
         with self._lock:
             m = self._models.setdefault(check_model_name(snapshot.model, owner), _Model())
             if expect_live is not None:
                 check_unmoved(snapshot.model, expect_live, m.live)
-            version = max(m.versions, default=0) + 1
+            version = next_version(list(m.versions), floor)
+            say_skipped(snapshot.model, version, list(m.versions))
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)
             )
@@ -329,6 +342,16 @@ class MemoryHistory(AppendedRuns):
         check_model_name(model, f"{_HISTORY}.recorded_versions")
         with self._lock:
             return sorted(v for m, v in self._versions if m == model)
+
+    def highest_version(self, model: str) -> int:
+        """The newest version of a model with a row, or named by a run (0: none)."""
+        check_model_name(model, f"{_HISTORY}.highest_version")
+        with self._lock:
+            named = [v for m, v in self._versions if m == model]
+            for e in self._evaluations:
+                if e.model == model:
+                    named += [v for v in (e.live_version, e.candidate_version) if v is not None]
+        return max(named, default=0)
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
         """The latest evaluations of a model, newest (by ``evaluated_at``) first."""

@@ -6,13 +6,13 @@ a moved pointer, an evaluation, a failure) stay in this object and are gone with
 Nothing is ever written to the store or history underneath, whatever the pipeline
 asks for, so a dry run can diagnose a model under any retrain policy.
 
-``OverlaySnapshotStore`` numbers new versions after the highest one the real store
-holds, so a dry run's decision reads like the real one would ("candidate v7 stored"),
-and follows the stores' rules for pointers: a new live version clears the pending one,
-a pending pointer equal to the live one is no candidate, approval is guarded by the
-reviewed version. ``OverlayHistory`` merges its own records into every query with the
-real ones, in the order the port promises, and repairs nothing (``reconcile`` records
-no row: that is the daemon's job at start-up).
+``OverlaySnapshotStore`` numbers new versions after the highest one the real store holds
+(and the history's floor), so a dry run's decision reads like the real one would
+("candidate v7 stored"), and follows the stores' rules for pointers: a new live version
+clears the pending one, a pending pointer equal to the live one is no candidate,
+approval is guarded by the reviewed version. ``OverlayHistory`` merges its own records
+into every query with the real ones, in the order the port promises, and repairs nothing
+(``reconcile`` records no row: that is the daemon's job at start-up).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from monitor.ports import History, SnapshotStore
 from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
-from monitor.store.snapshots import check_approvable, check_unmoved
+from monitor.store.snapshots import check_approvable, check_unmoved, next_version, say_skipped
 
 __all__ = ["OverlayHistory", "OverlaySnapshotStore"]
 
@@ -141,10 +141,15 @@ class OverlaySnapshotStore:
     # ------------------------------------------------------------------ writes (in memory)
 
     def save(
-        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+        self,
+        snapshot: Snapshot,
+        *,
+        state: str | None = None,
+        expect_live: int | None = None,
+        floor: int = 0,
     ) -> Snapshot:
-        """Keep ``snapshot`` as the version after the highest real or saved one; return it.
-        ``expect_live``: see the port."""
+        """Keep ``snapshot`` as the version after the highest real or saved one (and
+        ``floor``); return it. ``expect_live`` and ``floor``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -154,11 +159,14 @@ class OverlaySnapshotStore:
         if state is not None:
             check_choice(state, "state", ("live", "pending"), owner=owner)
         check_float(snapshot.created_at, "snapshot.created_at", owner=owner)
+        floor = check_int(floor, "floor", low=0, owner=owner)
         with self._lock:
             c = self._changes.setdefault(check_model_name(snapshot.model, owner), _Changes())
             if expect_live is not None:
                 check_unmoved(snapshot.model, expect_live, self.live_version(snapshot.model))
-            version = max(self.versions(snapshot.model), default=0) + 1
+            existing = self.versions(snapshot.model)
+            version = next_version(existing, floor)
+            say_skipped(snapshot.model, version, existing)
             stored = dataclasses.replace(
                 snapshot, version=version, checksum=_checksum(snapshot, version)
             )
@@ -263,6 +271,10 @@ class OverlayHistory(AppendedRuns):
     def reconcile(self, store: SnapshotStore) -> list[tuple[str, int]]:
         """Repair nothing (the daemon reconciles at its start); no row is added."""
         return []
+
+    def highest_version(self, model: str) -> int:
+        """The real history's (versions saved here are in the overlay store, above it)."""
+        return self._inner.highest_version(model)
 
     def totals(self, model: str) -> RunTotals:
         """Every run of a model, real and appended here, counted."""

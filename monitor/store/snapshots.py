@@ -37,6 +37,11 @@ existing directory fails), so no two writers can take the same number. Readers t
 no lock. Every ``.tmp-`` entry is flock'ed by its writer, so the clean-up at open
 removes only entries whose writer has died.
 
+Numbering. A new version is numbered above every stored one and above the ``floor``
+its save is given, the newest version the history has recorded (``next_version``):
+versions moved out of the store by hand keep their numbers, which history, diffs and
+approvals still use, and a warning line says which numbers were skipped.
+
 Retention (``RetentionPolicy``) runs after each save: it removes versions that are
 neither live, the live one's parent (the target of a rollback), pending, among the
 newest ``versions`` (never fewer than the newest one, so version numbers are never
@@ -117,6 +122,8 @@ __all__ = [
     "TMP_PREFIX",
     "DirectorySnapshotStore",
     "RetentionPolicy",
+    "next_version",
+    "say_skipped",
     "snapshot_summary",
     "version_summary",
 ]
@@ -319,13 +326,19 @@ class DirectorySnapshotStore:
     # ------------------------------------------------------------------ writes
 
     def save(
-        self, snapshot: Snapshot, *, state: str | None = None, expect_live: int | None = None
+        self,
+        snapshot: Snapshot,
+        *,
+        state: str | None = None,
+        expect_live: int | None = None,
+        floor: int = 0,
     ) -> Snapshot:
-        """Store ``snapshot`` as a new version (max existing + 1); return it as stored.
+        """Store ``snapshot`` as a new version (``next_version``); return it as stored.
 
         ``state`` "live" or "pending" also moves that pointer to the new version, under
         the model's lock (a new live version clears the pending one, made obsolete);
-        None stores it retired. Retention runs afterwards. ``expect_live``: see the port.
+        None stores it retired. Retention runs afterwards. ``expect_live`` and
+        ``floor``: see the port.
         """
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -334,6 +347,7 @@ class DirectorySnapshotStore:
             )
         if state is not None:
             check_choice(state, "state", ("live", "pending"), owner=_SAVE)
+        floor = check_int(floor, "floor", low=0, owner=_SAVE)
         enc = encode(snapshot, key=self._key, encrypt=self._encrypt)
         model = str(enc.body["model"])
         model_dir = self.root / model
@@ -344,7 +358,7 @@ class DirectorySnapshotStore:
                 with locked(model_dir / LOCK):
                     if expect_live is not None:
                         self._check_live(model, model_dir, expect_live)
-                    version, checksum = _claim(model_dir, tmp, enc, state)
+                    version, checksum = _claim(model_dir, tmp, enc, state, floor)
                     self._prune_after_save(model, model_dir)
         except StoreError:
             raise
@@ -773,11 +787,45 @@ def check_approvable(
     raise InvalidInputError(f"model {model!r}: {why}")
 
 
-def _claim(model_dir: Path, tmp: Path, enc: Encoded, state: str | None) -> tuple[int, str]:
-    """Rename ``tmp`` to the next free version and move the pointer ``state`` names to it."""
+def next_version(stored: list[int], floor: int) -> int:
+    """The number of a new version: above every ``stored`` one and above ``floor``, the
+    newest version the history has recorded (every store's save).
+
+    Versions can leave the store while history keeps their runs (a model directory
+    moved aside, an older backup restored); numbered from the store alone, a new version
+    took a number that history, diffs and approvals already used for another model.
+    """
+    return max(max(stored, default=0), floor) + 1
+
+
+def say_skipped(model: str, version: int, stored: list[int]) -> None:
+    """One warning line when ``version`` (``next_version``'s) skipped numbers after
+    ``stored``: the history knew them; nothing when it did not skip."""
+    first = max(stored, default=0) + 1
+    if version == first:
+        return
+    last = version - 1
+    _log.warning(
+        "model=%s: stored v%d, not v%d: the history records versions up to v%d, which the "
+        "snapshot store no longer holds (a model directory moved aside, or an older backup "
+        "restored); %s skipped so that no version number names two models",
+        model,
+        version,
+        first,
+        last,
+        f"v{first} is" if first == last else f"v{first}-v{last} are",
+    )
+
+
+def _claim(
+    model_dir: Path, tmp: Path, enc: Encoded, state: str | None, floor: int
+) -> tuple[int, str]:
+    """Rename ``tmp`` to the next free version (``next_version``) and move the pointer
+    ``state`` names to it."""
+    model = str(enc.body["model"])
     for _ in range(_MAX_CLAIMS):
         versions = _list_versions(model_dir)
-        version = max(versions, default=0) + 1
+        version = next_version(versions, floor)
         manifest, checksum = enc.manifest_for(version)
         write_file(tmp / MANIFEST, manifest)
         fsync_dir(tmp)
@@ -793,9 +841,10 @@ def _claim(model_dir: Path, tmp: Path, enc: Encoded, state: str | None) -> tuple
         break
     else:
         raise StoreError(
-            f"could not claim a version of model {enc.body['model']!r} in {model_dir} "
+            f"could not claim a version of model {model!r} in {model_dir} "
             f"after {_MAX_CLAIMS} attempts"
         )
+    say_skipped(model, version, versions)
     # The version must be durable before a pointer that names it is.
     fsync_dir(model_dir)
     if state == "live":

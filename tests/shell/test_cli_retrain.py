@@ -380,3 +380,48 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     assert invoke("check-config", str(cfg)).stderr == ""
     write_config(cfg, data, 3, timezone="America/Chicago")  # another clock: warned
     assert "asks for daily phases in America/Chicago" in invoke("check-config", str(cfg)).stderr
+
+
+def test_a_model_moved_aside_never_gets_a_version_number_the_history_knows(
+    three: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Helper-110: with state/snapshots/shop moved aside (the way to start a model again),
+    # the next first run stored a new "v1" while the history kept the runs of the old v1
+    # and v2: history, diff, approvals and rollbacks naming v1 meant two models.
+    cfg, state = three
+    assert invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live").exit_code == 0
+    (state / "snapshots" / "shop").rename(state / "snapshots" / "shop.bad")
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        evaluated = invoke("evaluate", "--config", str(cfg))
+    assert evaluated.exit_code == 0, evaluated.output
+    assert " v3 " in evaluated.stdout and "initial reference model" in evaluated.stdout
+    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert said == [
+        "model=shop: stored v3, not v1: the history records versions up to v2, which the "
+        "snapshot store no longer holds (a model directory moved aside, or an older backup "
+        "restored); v1-v2 are skipped so that no version number names two models"
+    ]
+    caplog.clear()
+    # The retrain and the approval that follows number and name the same way.
+    retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert retrained.exit_code == 0, retrained.output
+    assert "model shop: trained v4 (k=4)" in retrained.stdout
+    assert not [r for r in caplog.records if "skipped" in r.getMessage()]  # said once
+    approved = invoke(*printed_command(retrained.stdout, "approve with: "))
+    assert approved.exit_code == 0 and "live v3 -> v4" in approved.stdout
+    listing = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert [(v["version"], v["state"]) for v in listing["shop"]] == [(3, "retired"), (4, "live")]
+    runs = invoke("history", "shop", "--config", str(cfg), "--json")
+    assert runs.exit_code == 0, runs.output
+    assert [r["live_version"] for r in json.loads(runs.stdout)["runs"]] == [1, 3]
+
+
+def test_a_retrain_of_a_model_moved_aside_numbers_after_the_history(
+    three: tuple[Path, Path],
+) -> None:
+    cfg, state = three
+    (state / "snapshots" / "shop").rename(state / "shop.bad")
+    retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert retrained.exit_code == 0, retrained.output
+    # No live version left: the retrain is live at once, numbered after the old v1.
+    assert "model shop: trained v2 (k=4)" in retrained.stdout

@@ -190,6 +190,38 @@ def test_a_shift_is_measured_and_promoted_on_drift() -> None:
     assert ev2.slis["centroid_drift_max"] < 0.2
 
 
+def test_versions_are_numbered_after_those_the_history_recorded() -> None:
+    # Helper-110: a model whose versions left the store (moved aside) while history kept
+    # its runs got v1 again, a number its history already used for another model.
+    h = Harness(model())
+    h.run(steady)
+    h.run(shifted)
+    h.store = MemoryStore()  # the model's directory moved aside: history knows v1-v2
+    ev, snap = h.run(steady)
+    assert ev.decision.startswith("initial") and snap.version == ev.live_version == 3
+    ev, snap = h.run(shifted)
+    assert ev.promoted and snap.version == 4 and snap.parent_version == 3
+
+
+class _UnreadableVersions(MemoryHistory):
+    def highest_version(self, model: str) -> int:
+        raise StoreError("history database h.sqlite: disk I/O error")
+
+
+def test_a_history_that_cannot_say_its_versions_does_not_hold_the_version_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness(model())
+    h.history = _UnreadableVersions()
+    with caplog.at_level(logging.WARNING, logger="monitor.pipeline"):
+        ev, snap = h.run(steady)
+    assert ev.promoted and snap.version == 1 and h.store.live_version("m") == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "model=m cannot read which versions the history recorded (history database "
+        "h.sqlite: disk I/O error); the new version is numbered from the snapshot store alone"
+    ]
+
+
 def test_manual_policy_keeps_one_pending_candidate_fresh() -> None:
     h = Harness(model(retrain="manual"))
     h.run(steady)

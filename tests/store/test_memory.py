@@ -6,6 +6,7 @@ where both must agree, the test compares them rather than restating the rule.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from monitor.ports import History, SnapshotStore
 from monitor.records import RunTotals
 from monitor.store import DirectorySnapshotStore, RetentionPolicy, SQLiteHistory
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
-from monitor.store.overlay import OverlaySnapshotStore
+from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 
 Store = Any  # either store: both meet SnapshotStore
 
@@ -244,6 +245,41 @@ def test_history_versions_and_reconcile(history: Any, tmp_path: Path) -> None:
     assert history.reconcile(store) == [("m1", 2)]
     assert history.reconcile(store) == []
     assert history.recorded_versions("m1") == [1, 2]
+
+
+def test_history_highest_version_counts_rows_and_the_versions_runs_name(history: Any) -> None:
+    assert history.highest_version("m1") == 0
+    history.record_version(MemorySnapshotStore().save(make_snapshot(seed=1), state="live"))
+    assert history.highest_version("m1") == 1
+    # A run names versions too (one stored before history had rows for them).
+    history.append(make_evaluation(live_version=6, candidate_version=None))
+    history.append(make_evaluation(live_version=3, candidate_version=7))
+    history.append(make_evaluation("m2", live_version=9, candidate_version=None))
+    assert history.highest_version("m1") == 7
+    assert OverlayHistory(history).highest_version("m1") == 7
+
+
+@pytest.mark.parametrize("overlay", [False, True])
+def test_a_save_numbers_after_the_floor_and_says_once_what_it_skipped(
+    make_store: Callable[..., Store], overlay: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Helper-110: a model directory moved aside while history kept v1-v3 made the next
+    # version v1 again; the floor (History.highest_version) numbers it v4.
+    store = make_store()
+    store = OverlaySnapshotStore(store) if overlay else store
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        assert store.save(make_snapshot(seed=1), state="live", floor=3).version == 4
+        assert store.save(make_snapshot(seed=2), state="pending", floor=3).version == 5
+        assert store.save(make_snapshot(seed=3), floor=0).version == 6  # a floor below: none
+    assert [r.getMessage() for r in caplog.records] == [
+        "model=m1: stored v4, not v1: the history records versions up to v3, which the "
+        "snapshot store no longer holds (a model directory moved aside, or an older backup "
+        "restored); v1-v3 are skipped so that no version number names two models"
+    ]
+    assert store.versions("m1") == [4, 5, 6]
+    assert (store.live_version("m1"), store.pending_version("m1")) == (4, 5)
+    with pytest.raises(InvalidInputError, match=r"The 'floor' parameter of .*save must be"):
+        store.save(make_snapshot(seed=4), floor=-1)
 
 
 @pytest.mark.parametrize("call", ["append", "append_failure", "record_version"])
