@@ -80,8 +80,9 @@ MAX_RETRIES = 10
 # JSON, far past what a window of rows needs; the default guards the daemon's memory.
 MAX_ANSWER_BYTES = 2**32
 MAX_WARNINGS_LOGGED = 3  # distinct warnings of one window logged; the rest counted in one line
-#: The same warning is logged at most once in this many seconds: a reference period read
-#: window after window, and a run a minute, repeated it at every window.
+#: The same warning, or the same partial window's line, is logged at most once in this
+#: many seconds: a reference period read window after window, and a run a minute,
+#: repeated it at every window.
 WARNINGS_LOG_SECONDS = 600.0
 _WARNINGS_READ = 100  # of one answer, read for the log; beyond, only counted
 # A bearer token or a password file of more is not a credential (a wrong path).
@@ -700,16 +701,28 @@ class PrometheusSource:
         the step's grid (``held``: ``_join``'s rows of each set of labels): a Prometheus
         outage or a target gone for part of the window left runs to flag drift on a
         partial window with nothing said (helper-92; the rows missing a feature were
-        logged at DEBUG only). The least complete set of labels is named."""
+        logged at DEBUG only). The least complete set of labels is named. The line of one
+        set of series is logged at most once in WARNINGS_LOG_SECONDS: a series that never
+        joins logged it at each of a reference period's 576 windows (helper-111); its next
+        line counts the windows held."""
         n_grid = max(0, math.ceil((end - start) / self._options.step))
         n_keys = len(held)
         expected = n_keys * n_grid
         worst = min(held, key=lambda k: (held[k], k), default=None)
         if worst is None or held[worst] >= n_grid or rows >= 0.9 * expected:
             return
+        # Keyed by the series (hashed: a key is kept for the daemon's life) and the least
+        # complete of them: another set of series, or another gap, is said at once.
+        said = self._throttle(("gaps", hash(frozenset(held)), worst))
+        if said is None:
+            return
+        count, since = said
+        again = (
+            f" ({count} windows {in_the_last(since)})" if since is not None and count > 1 else ""
+        )
         _log.info(
             "%s: the window [%s, %s) holds %d row(s) of the %d its %d series would hold at "
-            "step %gs (%d dropped as missing a feature); the least complete: %s",
+            "step %gs (%d dropped as missing a feature); the least complete: %s%s",
             self._name,
             format_time(start),
             format_time(end),
@@ -719,6 +732,7 @@ class PrometheusSource:
             self._options.step,
             dropped,
             _labels(worst),
+            again,
         )
 
     def _fetch(

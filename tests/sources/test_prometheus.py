@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.logs import Throttle
 from monitor.ports import TelemetrySource
 from monitor.sources.prometheus import (
+    WARNINGS_LOG_SECONDS,
     PrometheusOptions,
     PrometheusSource,
     build,
@@ -254,6 +256,37 @@ def test_a_window_nearly_whole_is_not_logged_and_a_target_gone_is(
         "holds 15 row(s) of the 20 its 2 series would hold at step 60s (0 dropped as missing "
         'a feature); the least complete: {instance="b\\n\\"x\\""}'
     )
+
+
+def test_a_partial_join_window_after_window_is_logged_once_in_ten_minutes(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One feature's second series never joins: a first run logged the line at each of
+    # its 576 reference windows (helper-111). Another set of series is said at once.
+    a, b, c = {"instance": "a"}, {"instance": "b"}, {"instance": "c"}
+    src = source(prom.url)
+    now = [1000.0]
+    src._throttle = Throttle(WARNINGS_LOG_SECONDS, lambda: now[0])
+    caplog.set_level(logging.INFO, logger="monitor.sources.prometheus")
+
+    def read(minute: int, other: dict[str, str]) -> None:
+        start = T0 + 60 * minute
+        whole = [(start + 60 * i, "1") for i in range(4)]
+        prom.answer = by_query(
+            {EXPRS["latency"]: matrix((a, whole), (other, whole)), EXPRS["rps"]: matrix((a, whole))}
+        )
+        now[0] = 1000.0 + 60 * minute
+        src.read_window(start, start + 240)
+
+    for minute in range(12):  # twelve windows a minute apart
+        read(minute, b)
+    read(12, c)
+    lines = caplog.messages
+    assert len(lines) == 3, lines
+    assert lines[0].endswith('the least complete: {instance="b"}')
+    # The tenth minute's line counts the nine windows held and its own.
+    assert lines[1].endswith('the least complete: {instance="b"} (10 windows in the last 10m)')
+    assert lines[2].endswith('the least complete: {instance="c"}')
 
 
 def test_series_that_never_line_up_are_a_source_error_that_says_why(
