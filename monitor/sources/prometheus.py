@@ -774,17 +774,23 @@ class PrometheusSource:
         """The points of every series with the join labels ``key``, in time order.
 
         Series that take turns (a label outside join_on changed mid-window: a pod
-        restarted) are one series; two with a point at the same time are an error.
+        restarted) are one series; two with a point at the same time are an error, which
+        says at how many steps and when.
         """
         ms, values = np.concatenate(ms_parts), np.concatenate(value_parts)
         order = np.argsort(ms, kind="stable")
         ms, values = ms[order], values[order]
-        if (np.diff(ms) == 0).any():
+        same = np.unique(ms[1:][np.diff(ms) == 0])
+        if same.size:
+            # When and how long they overlap: a few steps is a restarted target under
+            # rate() or increase(), whose old series outlives it by the function's range.
             labels = ", ".join(f'{k}="{v}"' for k, v in key)
             raise SourceError(
                 f"{self._name}: feature {feature!r}: several series have the labels "
-                f"{{{labels}}} at the same time; aggregate them in the expression (e.g. "
-                f"sum by (...)) or list more labels in join_on"
+                f"{{{labels}}} at the same time, at {same.size} step(s) from "
+                f"{format_time(same[0] / 1000)} to {format_time(same[-1] / 1000)}; aggregate "
+                f"them in the expression (e.g. sum by ({', '.join(k for k, _ in key)}) (...)) "
+                f"or list more labels in join_on"
             )
         return ms, values
 

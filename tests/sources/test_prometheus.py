@@ -366,6 +366,24 @@ def test_series_that_collide_under_join_on_are_an_error(prom: FakePrometheus) ->
         source(prom.url, join_on=["pod"]).read_window(T0, T0 + 60)
 
 
+def test_a_collision_says_at_how_many_steps_and_when(prom: FakePrometheus) -> None:
+    # rate(x[5m]) of a restarted pod keeps values for its range after the pod's last
+    # sample: the old and the new series overlap for a few steps, which the line shows
+    # (two series of one instance throughout would overlap at every step; helper-111).
+    old = [(T0 + 60 * i, "1") for i in range(7)]
+    new = [(T0 + 60 * i, "2") for i in range(5, 10)]
+    prom.answer = lambda params: matrix(
+        ({"instance": "i1", "pod": "web-a"}, old), ({"instance": "i1", "pod": "web-b"}, new)
+    )
+    with pytest.raises(SourceError) as info:
+        source(prom.url, join_on=["instance"]).read_window(T0, T0 + 600)
+    assert (
+        'several series have the labels {instance="i1"} at the same time, at 2 step(s) from '
+        "2023-11-14T22:18:20Z to 2023-11-14T22:19:20Z; aggregate them in the expression "
+        "(e.g. sum by (instance) (...))"
+    ) in str(info.value)
+
+
 def test_series_that_take_turns_under_join_on_are_one(prom: FakePrometheus) -> None:
     # A label outside join_on changed mid-window (the pod restarted): the old and the new
     # series never share a time, and the run failed as if they collided.
