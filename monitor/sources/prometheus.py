@@ -716,10 +716,6 @@ class PrometheusSource:
         said = self._throttle(("gaps", hash(frozenset(held)), worst))
         if said is None:
             return
-        count, since = said
-        again = (
-            f" ({count} windows {in_the_last(since)})" if since is not None and count > 1 else ""
-        )
         _log.info(
             "%s: the window [%s, %s) holds %d row(s) of the %d its %d series would hold at "
             "step %gs (%d dropped as missing a feature); the least complete: %s%s",
@@ -732,7 +728,7 @@ class PrometheusSource:
             self._options.step,
             dropped,
             _labels(worst),
-            again,
+            _windows_held(*said),
         )
 
     def _fetch(
@@ -1045,6 +1041,12 @@ def _how_often(count: int, since: float | None, more: str = "") -> str:
     if since is None:
         return f"{times} in this window"
     return f"{times} {in_the_last(since)}"
+
+
+def _windows_held(count: int, since: float | None) -> str:
+    """How a throttled line of a window says the ``count`` windows it stands for since
+    its last line ``since`` seconds ago: nothing for itself alone."""
+    return f" ({count} windows {in_the_last(since)})" if since is not None and count > 1 else ""
 
 
 def _labels(key: Key) -> str:
