@@ -409,6 +409,18 @@ class _Parsed:
             span = self._spans.get(f.path)
         return span is not None and span[0] == f.stamp and not (span[1] < end and span[2] >= start)
 
+    def newest(self, files: list[_File]) -> float | None:
+        """The newest row time of ``files`` that are known unchanged since parsed (None
+        when none is, or none has a row)."""
+        with self._lock:
+            spans = [self._spans.get(f.path) for f in files]
+        times = [
+            span[2]
+            for f, span in zip(files, spans, strict=True)
+            if span is not None and span[0] == f.stamp and span[2] > -math.inf
+        ]
+        return max(times, default=None)
+
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
         with self._lock:
@@ -641,6 +653,11 @@ class FilesSource:
             f"rows timed [{format_time(start)}, {format_time(end)}) "
             f"from {used} of {len(files)} file(s) matching {self._options.pattern!r}"
         )
+        # None read: when their rows stop is the first thing to know (files that stopped
+        # weeks ago said only "0 valid rows"; helper-111).
+        newest = self._parsed.newest(files) if not used else None
+        if newest is not None:
+            label += f", whose newest row is at {format_time(newest)}"
         return X, label
 
     def _parsed_rows(self, f: _File) -> _Rows:

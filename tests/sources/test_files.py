@@ -835,10 +835,16 @@ def test_time_range_does_not_depend_on_the_row_order_in_files(tmp_path: Path) ->
 
 def test_time_range_without_rows_gives_an_empty_window(tmp_path: Path) -> None:
     write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
-    window = _range_source(tmp_path).read_window(T0 + 3600, T0 + 7200)
-    assert window.X.shape == (0, 3)
-    assert window.label.startswith("rows timed [")
-    assert window.label.endswith("from 0 of 1 file(s) matching '*'")
+    write(tmp_path / "empty.csv", named(ROWS[:0], ts=[]))
+    src = _range_source(tmp_path)
+    for _ in range(2):  # the second read skips the parsed files
+        window = src.read_window(T0 + 3600, T0 + 7200)
+        assert window.X.shape == (0, 3)
+        assert window.label.startswith("rows timed [")
+        # Files that stopped weeks ago said only "0 valid rows" (helper-111).
+        assert window.label.endswith(
+            "from 0 of 2 file(s) matching '*', whose newest row is at 2023-11-14T22:14:20Z"
+        ), window.label
 
 
 @pytest.mark.parametrize(
