@@ -95,10 +95,18 @@ def _log_warning(
     logging.getLogger("monitor").warning("%s: %s", category.__name__, message)
 
 
+#: Keys a ``Throttle`` keeps before it lets go of those whose lines are past.
+_THROTTLE_KEYS = 1024
+
+
 class Throttle:
     """At most one log line per key every ``seconds``: what comes in between is held,
     counted, and told by the key's next line (a line per skipped run, or per window of a
-    reference scan, flooded the log). Thread-safe."""
+    reference scan, flooded the log). Thread-safe.
+
+    Keys can name what comes and goes (a restarted pod's series), so a key whose line is
+    older than ``seconds`` and holds nothing is let go once the keys double: its next
+    line reads the same as if it had been kept (no count to tell)."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
@@ -106,6 +114,7 @@ class Throttle:
         self._lock = threading.Lock()
         self._last: dict[Hashable, float] = {}
         self._held: dict[Hashable, int] = {}
+        self._prune_at = _THROTTLE_KEYS
 
     def __call__(self, key: Hashable, count: int = 1) -> tuple[int, float | None] | None:
         """``count`` more of ``key``: None while its line is held, else how many to tell
@@ -118,7 +127,16 @@ class Throttle:
                 self._held[key] = count
                 return None
             self._last[key] = now
+            if len(self._last) > self._prune_at:
+                self._prune(now)
         return count, None if last is None else now - last
+
+    def _prune(self, now: float) -> None:
+        """Let go of the keys past their ``seconds`` that hold nothing (under the lock)."""
+        for key in [k for k, t in self._last.items() if now - t >= self._seconds]:
+            if key not in self._held:
+                del self._last[key]
+        self._prune_at = max(_THROTTLE_KEYS, 2 * len(self._last))
 
 
 def in_the_last(seconds: float) -> str:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from monitor.logs import Throttle
+
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     """``code`` run in a fresh interpreter from the repository, as a process of its own
@@ -80,3 +82,20 @@ def test_a_warning_in_a_worker_is_one_log_line_as_in_the_daemon() -> None:
     assert warned, result.stderr
     assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
     assert not [line for line in lines if ".py:" in line], result.stderr  # no source lines
+
+
+def test_a_throttle_lets_go_of_keys_whose_lines_are_past_and_tells_the_same() -> None:
+    # Keys can name series that come and go (a restarted pod's); kept for the daemon's
+    # life, they only grew.
+    now = [0.0]
+    throttle = Throttle(600.0, lambda: now[0])
+    assert throttle("held") == (1, None)
+    assert throttle("held") is None  # held: must survive a prune
+    for i in range(5000):
+        now[0] += 1.0
+        assert throttle(("pod", i)) == (1, None)
+    assert len(throttle._last) <= 2048
+    assert ("pod", 4999) in throttle._last and ("pod", 0) not in throttle._last
+    assert throttle("held") == (2, 5000.0)  # the held count is still told
+    now[0] += 1.0
+    assert throttle(("pod", 4999)) is None  # a recent key is still throttled
