@@ -634,12 +634,12 @@ class DirectorySnapshotStore:
                 return LivePointerError(
                     f"{head}; none of them loads with this store's key: run with the key "
                     "that wrote them (store.key_file or store.key_env), or move "
-                    f"{model_dir} aside to start the model again from a new initial "
-                    "version under this key"
+                    f"{model_dir} out of {self.root} to start the model again from a new "
+                    "initial version under this key"
                 )
             return LivePointerError(
-                f"{head}; none of them loads: move {model_dir} aside to start the model "
-                "again from a new initial version"
+                f"{head}; none of them loads: move {model_dir} out of {self.root} to start "
+                "the model again from a new initial version"
             )
         return LivePointerError(
             f"{head}. Roll back to the newest valid version: `kmeans-monitor snapshots "

@@ -188,8 +188,8 @@ def test_when_no_version_loads_the_message_says_to_start_again(tmp_path: Path) -
     with pytest.raises(LivePointerError) as info:
         store.load("m1")
     assert str(info.value).endswith(
-        f"none of them loads: move {store.root / 'm1'} aside to start the model again "
-        "from a new initial version"
+        f"none of them loads: move {store.root / 'm1'} out of {store.root} to start the "
+        "model again from a new initial version"
     )
 
 
@@ -211,8 +211,8 @@ def test_when_no_version_loads_with_a_changed_key_the_message_says_so(
         store.load("m1")
     assert str(info.value).endswith(
         "none of them loads with this store's key: run with the key that wrote them "
-        f"(store.key_file or store.key_env), or move {store.root / 'm1'} aside to start the "
-        "model again from a new initial version under this key"
+        f"(store.key_file or store.key_env), or move {store.root / 'm1'} out of {store.root} "
+        "to start the model again from a new initial version under this key"
     )
 
 
