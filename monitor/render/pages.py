@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -179,8 +180,17 @@ def site_pages(options: RenderOptions | None = None) -> dict[str, str]:
 
 
 def index_page(models: Sequence[Mapping[str, Any]], now: float | None = None) -> str:
-    """The daemon's ``/`` page: each model's state, versions and latest decision."""
-    return render_template("html", "pages/index.html.j2", models=list(models), now=now, **_HELPERS)
+    """The daemon's ``/`` page: each model's state, versions and latest decision, and how
+    many models are in each state, in the order of ``models``."""
+    counts = Counter(m["state"] for m in models)
+    return render_template(
+        "html",
+        "pages/index.html.j2",
+        models=list(models),
+        counts=list(counts.items()),
+        now=now,
+        **_HELPERS,
+    )
 
 
 def model_page(view: Mapping[str, Any]) -> str:

@@ -520,6 +520,9 @@ def test_index_page_lists_each_model_with_its_state_and_the_links() -> None:
     ]
     assert parser.links == ["/models/checkout", "/models/search", "/models/fresh", *LINKS]
     assert "<title>kmeans-monitor</title>" in page
+    # How many in each state, in the entries' order (ModelPages sorts them by urgency).
+    counts = "3 models: 1 critical, 1 failing, 1 no run yet. The models to look at first are"
+    assert counts in html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 def test_index_page_gives_a_failing_models_failure_not_the_decision_before() -> None:

@@ -528,3 +528,26 @@ def test_an_approval_shows_at_once_and_the_loaded_version_follows(
     view = view_.model("m1")
     assert view is not None and view["versions"]["loaded"] == 2
     assert view["versions"]["rollback_command"] is not None  # v2's parent is v1
+
+
+def test_the_index_page_lists_the_models_to_look_at_first_on_top(tmp_path: Path) -> None:
+    # At 150 models a failing one was found only by reading every row in name order
+    # (helper-107): failing first, then the worst SLI state, by name within a state.
+    names = ("a-ok", "b-failing", "c-critical", "d-warning", "e-critical", "f-no-run")
+    state = MonitorState(
+        [dataclasses.replace(SPEC, name=n) for n in names], started_at=T0, version="x"
+    )
+    history, store = MemoryHistory(), MemorySnapshotStore()
+    for name, psi in (("a-ok", 0.05), ("c-critical", 0.3), ("d-warning", 0.2), ("e-critical", 1)):
+        live = store.save(make_snapshot(name, k=3, d=2, version=0), state="live")
+        ev = dataclasses.replace(_ev(T0, psi), model=name)
+        history.append(ev)
+        state.record_success(ev, live, duration=1.0, at=T0)
+    state.record_failure("b-failing", "source_unavailable", duration=0.1, at=T0)
+    pages = ModelPages(state, history, store, state_dir=tmp_path, clock=lambda: T0 + 60)
+    assert [m["model"] for m in pages.index()] == list(names)  # the API keeps name order
+    page = pages.index_html()
+    rows = re.findall(r'<tr><td><a href="/models/([^"]+)">', page)
+    assert rows == ["b-failing", "c-critical", "e-critical", "d-warning", "f-no-run", "a-ok"]
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "6 models: 1 failing, 2 critical, 1 warning, 1 no run yet, 1 ok." in text
