@@ -448,6 +448,9 @@ class Measurement:
     warm_drift_max: float | None = None
     # A first run: the reference period's windows left out (unreadable, too few rows).
     reference_left_out: int = 0
+    # A seasonal model compared the window with its whole reference period: the stretch
+    # of the cycle around the window holds no reference row (``seasonal.phase_reference``).
+    whole_period: bool = False
     # Of ``undefined``, those the live version cannot measure at any size: it was stored
     # before kmeans-monitor measured them (a retrain does).
     stored_before: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
 from monitor.errors import NoDataError
 from monitor.pipeline.commit import commit
-from monitor.pipeline.decide import decide, drift_reasons
+from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, retrain
 from monitor.pipeline.phases import Phases
@@ -137,6 +137,9 @@ def evaluate(
             f"{int(reference.window_rows.sum()):,}",
         )
         m = measure(window, None, model, phases, ctx, reference)
+        profile = m.reference.profile if m.reference is not None else None
+        if profile is not None and (gaps := phase_gaps(profile)):
+            log.warning("model=%s reference period: %s", model.name, gaps)
         decision = decide(m, model, now=now, pending=None)
         new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)

@@ -7,7 +7,7 @@ import logging
 from monitor.errors import LiveMovedError, StoreError
 from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
-from monitor.records import Decision, Evaluation, Measurement, Snapshot
+from monitor.records import SEASON_PERIODS, Decision, Evaluation, Measurement, Snapshot
 
 __all__ = ["commit", "version_floor"]
 
@@ -28,19 +28,7 @@ def commit(
 
     Returns the evaluation and the snapshot live after the run.
     """
-    text = decision.text
-    if at_size := [sli for sli in m.undefined if sli not in m.stored_before]:
-        text += f"; not drift signals at {m.n_rows} rows: {', '.join(at_size)}"
-    if m.stored_before and m.live is not None:
-        # Its age, not the row count (helper-103): no window size brings them back.
-        text += (
-            f"; not measured by v{m.live.version}, stored before kmeans-monitor measured "
-            f"{', '.join(m.stored_before)}: a new version does (snapshots retrain, or the "
-            "next promotion)"
-        )
-    if m.view.undefined:
-        names = ", ".join(m.view.undefined)
-        text += f"; no drift signal in this window, whose rows fall in one cluster: {names}"
+    text = decision.text + _caveats(m)
     candidate: int | None = None
     scored = after = m.live
     promoted = False
@@ -131,3 +119,29 @@ def _evaluation(
         phase_seconds=dict(phases.seconds),
         duration_seconds=phases.elapsed(),
     )
+
+
+def _caveats(m: Measurement) -> str:
+    """What the run's decision adds about how its window was measured: SLIs that are no
+    drift signal here, and a window compared with the whole reference period."""
+    text = ""
+    if at_size := [sli for sli in m.undefined if sli not in m.stored_before]:
+        text += f"; not drift signals at {m.n_rows} rows: {', '.join(at_size)}"
+    if m.stored_before and m.live is not None:
+        # Its age, not the row count (helper-103): no window size brings them back.
+        text += (
+            f"; not measured by v{m.live.version}, stored before kmeans-monitor measured "
+            f"{', '.join(m.stored_before)}: a new version does (snapshots retrain, or the "
+            "next promotion)"
+        )
+    trained = m.reference or m.live
+    if m.whole_period and trained is not None and trained.profile is not None:
+        cycle = "week" if trained.profile.period > SEASON_PERIODS["daily"] else "day"
+        text += (
+            f"; the reference holds no rows at this time of the {cycle}: compared with the "
+            "whole period"
+        )
+    if m.view.undefined:
+        names = ", ".join(m.view.undefined)
+        text += f"; no drift signal in this window, whose rows fall in one cluster: {names}"
+    return text

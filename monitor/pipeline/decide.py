@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
+from monitor.core.seasonal import phase_weights
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
-from monitor.records import Decision, Measurement, Pending
+from monitor.records import Decision, Measurement, Pending, SeasonalProfile
 
-__all__ = ["decide", "drift_reasons"]
+__all__ = ["decide", "drift_reasons", "phase_gaps"]
+
+DAY = 86400.0
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SHOWN_STRETCHES = 3  # stretches of the cycle a clause names; the rest are counted
 
 
 def drift_reasons(
@@ -96,19 +103,28 @@ def _largest(m: Measurement) -> dict[str, str]:
 
 
 def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
-    """What a first run says: how many distinct windows its reference period held, when
-    fewer than it was cut into (windows left out, or repeating an earlier one's rows),
-    and how many of its windows were read, when not all (a long period)."""
-    text = "initial reference model trained"
+    """What a first run says: the windows its period held (``_held``) and, for a seasonal
+    model, the phases of the cycle its reference holds no row at (``phase_gaps``)."""
+    text = "initial reference model trained" + _held(m, model, now)
+    profile = m.reference.profile if m.reference is not None else None
+    if profile is not None and (gaps := phase_gaps(profile)):
+        text += f"; {gaps}"
+    return text
+
+
+def _held(m: Measurement, model: ModelSettings, now: float) -> str:
+    """How many distinct windows the reference period held, when fewer than it was cut
+    into (windows left out, or repeating an earlier one's rows), and how many of its
+    windows were read, when not all (a long period); "" when every one was."""
     windows = m.reference.reference_windows if m.reference is not None else None
     if windows is None:
-        return text
+        return ""
     held, (read, count) = int(windows.starts.shape[0]), period_windows(model, now)
     if held >= read == count:
-        return text
+        return ""
     left_out = m.reference_left_out
     repeated = read - held - left_out  # windows whose rows an earlier one returned
-    text += f" on {held} distinct window(s)" if repeated > 0 else f" on {held} window(s)"
+    text = f" on {held} distinct window(s)" if repeated > 0 else f" on {held} window(s)"
     if read == count:
         text += f" of the reference period's {read}"
     else:  # a two-week period of hours, 288 of its 336 read, said nothing of it
@@ -121,3 +137,66 @@ def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     if held < MIN_BLOCKS:  # calibration.MIN_BLOCKS: null windows bootstrapped within them
         text += f" (fewer than {MIN_BLOCKS}: thresholds from their rows resampled)"
     return text
+
+
+def phase_gaps(profile: SeasonalProfile) -> str:
+    """The phases of the cycle the reference holds no row at, and what the windows there
+    are compared with instead (``seasonal.phase_reference``): "no reference rows at
+    Tue 00:00-24:00 Europe/Berlin (24 of 168 hourly phases): windows there are compared
+    with ..."; "" when it holds rows at every phase. A weekly model whose reference missed
+    a Tuesday compared every Tuesday window with the whole period, and nothing said so
+    (helper-111)."""
+    rows = profile.label_counts.sum(axis=1)
+    empty = rows <= 0
+    if not empty.any():
+        return ""
+    n, per = profile.n_phases, profile.period / profile.n_phases
+    middles = (np.arange(n) + 0.5) * per
+    alone = empty & (phase_weights(middles, profile.period, n, profile.width) @ rows <= 0)
+    stretches = [_stretch(a * per, b * per, profile.period) for a, b in _runs(empty, profile)]
+    named = f"{', '.join(stretches[:SHOWN_STRETCHES])} {profile.timezone}"
+    if len(stretches) > SHOWN_STRETCHES:
+        named += f" and {len(stretches) - SHOWN_STRETCHES} more"
+    if not alone.any():
+        instead = "the hours next to them"
+    elif (alone == empty).all():
+        instead = "the whole period"
+    else:
+        instead = "the hours next to them, or with the whole period where those hold none either"
+    return (
+        f"no reference rows at {named} ({int(empty.sum())} of {n} hourly "
+        f"phases): windows there are compared with {instead}"
+    )
+
+
+def _runs(mask: np.ndarray, profile: SeasonalProfile) -> list[tuple[int, int]]:
+    """The stretches [a, b) of consecutive phases in ``mask`` (circular: b may pass the
+    cycle's end), a week's from Monday on."""
+    n = mask.shape[0]
+    first = int(np.flatnonzero(~mask)[0])  # a stretch never starts before it
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for i in range(first, first + n + 1):
+        if mask[i % n] and start is None:
+            start = i
+        elif not mask[i % n] and start is not None:
+            runs.append((start, i))
+            start = None
+    monday = 4 * DAY / (profile.period / n) if profile.period > DAY else 0.0  # epoch: Thu
+    return sorted(runs, key=lambda run: (run[0] - monday) % n)
+
+
+def _stretch(a: float, b: float, period: float) -> str:
+    """The stretch of the cycle from ``a`` to ``b`` (seconds into it, on the wall clock of
+    the phases): "01:00-07:00", "Tue 00:00-24:00", "Wed 22:00-Thu 01:00"."""
+
+    def at(seconds: float, end: bool) -> tuple[str, str]:
+        day, rest = divmod(round(seconds) % round(period), round(DAY))
+        if end and rest == 0:
+            day, rest = day - 1, round(DAY)
+        weekday = WEEKDAYS[(day + 3) % 7] if period > DAY else ""  # the epoch's day: Thu
+        return weekday, f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
+
+    (day_a, clock_a), (day_b, clock_b) = at(a, False), at(b, True)
+    first = f"{day_a} {clock_a}".strip()
+    return f"{first}-{clock_b}" if day_a == day_b else f"{first}-{day_b} {clock_b}"

@@ -245,6 +245,7 @@ def _measure_with(
         candidate_centers=None,
         candidate_ok=True,
         n_rows=int(X.shape[0]),
+        whole_period=compare is None and live.profile is not None,
     )
     if not candidate:
         return base

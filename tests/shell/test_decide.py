@@ -11,6 +11,7 @@ import pytest
 from monitor import slis as S
 from monitor.config import ModelSettings, parse
 from monitor.pipeline import decide, drift_reasons
+from monitor.pipeline.decide import phase_gaps
 from monitor.pipeline.train import fixed_thresholds
 from monitor.records import (
     DECISION_ACTIONS,
@@ -20,6 +21,7 @@ from monitor.records import (
     Pending,
     ReferenceBins,
     Scaler,
+    SeasonalProfile,
     Snapshot,
     Window,
     WindowView,
@@ -240,3 +242,38 @@ def test_drift_reasons_compare_strictly_above_the_threshold() -> None:
     assert drift_reasons(at | {S.FEATURE_PSI_MAX: 0.2501}, thresholds, where) == [
         "feature PSI 0.250 (rps)"
     ]
+
+
+def weekly(empty: list[int], width: int) -> SeasonalProfile:
+    """A weekly profile with no row at the phases ``empty`` (hours from Thursday 00:00,
+    the epoch's weekday)."""
+    counts = np.ones((168, 2))
+    counts[empty] = 0.0
+    return SeasonalProfile(
+        period=7 * 86400.0,
+        label_counts=counts,
+        bin_counts=counts,
+        bin_offsets=np.array([0, 2]),
+        width=width,
+        timezone="Europe/Berlin",
+    )
+
+
+def test_the_phases_a_weekly_reference_holds_no_row_at_are_named_by_weekday_and_hour() -> None:
+    tuesday = list(range(5 * 24, 6 * 24))
+    across_the_cycles_end = [166, 167, 0]  # Wednesday 22:00 to Thursday 01:00
+    assert phase_gaps(weekly(tuesday + across_the_cycles_end, width=1)) == (
+        "no reference rows at Tue 00:00-24:00, Wed 22:00-Thu 01:00 Europe/Berlin (27 of 168 "
+        "hourly phases): windows there are compared with the hours next to them, or with the "
+        "whole period where those hold none either"
+    )
+    # Each hour alone, from Monday on; a window's stretch of 1.5 h holds its neighbours.
+    hours = [4 * 24 + 9, 2 * 24 + 5, 24 + 23]  # Monday 09:00, Saturday 05:00, Friday 23:00
+    assert phase_gaps(weekly(hours, width=1)) == (
+        "no reference rows at Mon 09:00-10:00, Fri 23:00-24:00, Sat 05:00-06:00 "
+        "Europe/Berlin (3 of 168 hourly phases): windows there are compared with the hours "
+        "next to them"
+    )
+    assert phase_gaps(weekly(hours, width=0)).endswith("compared with the whole period")
+    assert "Europe/Berlin and 2 more (5 of" in phase_gaps(weekly([0, 10, 20, 30, 40], width=0))
+    assert phase_gaps(weekly([], width=1)) == ""

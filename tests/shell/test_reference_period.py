@@ -102,7 +102,9 @@ def test_windows_that_cannot_be_read_are_left_out_and_named(caplog: Any) -> None
     # Not "20 distinct window(s)", which reads as windows that repeated others' rows.
     assert ev.decision == (
         "initial reference model trained on 20 window(s) of the reference period's 24; 4 left "
-        "out (unreadable or too few rows, named in the log)"
+        "out (unreadable or too few rows, named in the log); no reference rows at 03:00-04:00, "
+        "12:00-13:00, 17:00-18:00 UTC and 1 more (4 of 24 hourly phases): windows there are "
+        "compared with the hours next to them"
     )
 
 
@@ -156,12 +158,14 @@ def test_a_file_that_every_window_of_the_period_reads_is_counted_once() -> None:
     assert (windows.starts[0], windows.ends[0]) == (NOW - DAY, NOW - DAY + 3600)
     assert ev.decision == (
         "initial reference model trained on 1 distinct window(s) of the reference "
-        "period's 24 (fewer than 10: thresholds from their rows resampled)"
+        "period's 24 (fewer than 10: thresholds from their rows resampled); no reference rows "
+        "at 09:00-08:00 UTC (23 of 24 hourly phases): windows there are compared with the "
+        "hours next to them, or with the whole period where those hold none either"
     )
     for i in range(3):  # fresh files of the same data, an hour apart
         fresh = newest_file([NOW + i * 3600 + 60], seed=100 + i)
         later, *_ = run(model(), fresh, NOW + (i + 1) * 3600, store)
-        assert later.decision == "kept: no drift", later.decision
+        assert later.decision.startswith("kept: no drift"), later.decision
 
 
 def test_files_written_every_six_hours_are_each_one_window_of_the_period(caplog: Any) -> None:
@@ -672,3 +676,31 @@ def test_a_timezone_is_an_iana_name_and_only_with_seasonality() -> None:
     for name in ("localtime", "posixrules", "right/UTC", "posix/Europe/Berlin", " UTC"):
         with pytest.raises(ConfigError, match=r"timezone: must be an IANA time zone"):
             model(seasonality="daily", timezone=name)
+
+
+def test_hours_the_reference_holds_no_rows_at_are_named_at_training_and_at_their_runs(
+    caplog: Any,
+) -> None:
+    """A tester's weekly model whose reference missed a whole Tuesday compared every
+    Tuesday window with the whole period, week after week, and nothing said so: not the
+    training, not a run (helper-111)."""
+
+    def mornings_down(start: float, end: float) -> np.ndarray:
+        if end <= NOW - 3600 and 3600 <= start % DAY < 7 * 3600:
+            raise SourceError("exporter down")
+        return daily_mix(start, end)
+
+    m = model(seasonality="daily")
+    ev, _, _, store = run(m, mornings_down)
+    gap = (
+        "no reference rows at 01:00-07:00 UTC (6 of 24 hourly phases): windows there are "
+        "compared with the hours next to them, or with the whole period where those hold "
+        "none either"
+    )
+    assert ev.decision.endswith("; " + gap), ev.decision
+    assert any(gap in r.message and r.levelname == "WARNING" for r in caplog.records)
+    whole = "; the reference holds no rows at this time of the day: compared with the whole period"
+    # NOW is 08:00 UTC: the window 03:00-04:00 has no reference row within 1.5 h of it,
+    # 01:00-02:00 has 00:00-00:30's.
+    assert run(m, daily_mix, NOW + 20 * 3600, store)[0].decision.endswith(whole)
+    assert whole not in run(m, daily_mix, NOW + 18 * 3600, store)[0].decision
