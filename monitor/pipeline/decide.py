@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,9 +12,10 @@ from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
 from monitor.core.seasonal import phase_weights
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
-from monitor.records import Decision, Measurement, Pending, SeasonalProfile
+from monitor.records import Decision, Measurement, Pending, SeasonalProfile, season_name
+from monitor.timestamps import wall_seconds
 
-__all__ = ["decide", "drift_reasons", "phase_gaps"]
+__all__ = ["cycles_covered", "decide", "drift_reasons", "phase_gaps"]
 
 DAY = 86400.0
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -104,11 +106,13 @@ def _largest(m: Measurement) -> dict[str, str]:
 
 def _initial(m: Measurement, model: ModelSettings, now: float) -> str:
     """What a first run says: the windows its period held (``_held``) and, for a seasonal
-    model, the phases of the cycle its reference holds no row at (``phase_gaps``)."""
+    model, the phases of the cycle its reference holds no row at (``phase_gaps``) and a
+    part of the cycle it holds once more than the rest (``cycles_covered``)."""
     text = "initial reference model trained" + _held(m, model, now)
     profile = m.reference.profile if m.reference is not None else None
-    if profile is not None and (gaps := phase_gaps(profile)):
-        text += f"; {gaps}"
+    if profile is not None:
+        notes = (phase_gaps(profile), cycles_covered(profile, *model.reference.span(now)))
+        text += "".join(f"; {note}" for note in notes if note)
     return text
 
 
@@ -166,6 +170,26 @@ def phase_gaps(profile: SeasonalProfile) -> str:
     return (
         f"no reference rows at {named} ({int(empty.sum())} of {n} hourly "
         f"phases): windows there are compared with {instead}"
+    )
+
+
+def cycles_covered(profile: SeasonalProfile, start: float, end: float) -> str:
+    """How many cycles the reference period ``start`` to ``end`` covers, when not a whole
+    number of them (to within a phase), and the part of the cycle it holds once more than
+    the rest, whose rows weigh more in every comparison there: "the reference covers 1.5
+    daily cycles: 20:00-08:00 UTC weighs more (2 cycles' rows, the rest of the day 1)";
+    "" else. 36 hours under a daily cycle, or 10 days under a weekly one, trained with the
+    plain decision (helper-111)."""
+    period = profile.period
+    whole = math.floor((end - start) / period)
+    if end - start - whole * period < period / profile.n_phases:
+        return ""
+    a, b = wall_seconds(np.array([start + whole * period, end]), profile.timezone)
+    unit = "week" if period > DAY else "day"
+    return (
+        f"the reference covers {(end - start) / period:.3g} {season_name(period)} cycles: "
+        f"{_stretch(a, b, period)} {profile.timezone} weighs more ({whole + 1} cycles' rows, "
+        f"the rest of the {unit} {whole})"
     )
 
 

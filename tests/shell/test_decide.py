@@ -11,7 +11,7 @@ import pytest
 from monitor import slis as S
 from monitor.config import ModelSettings, parse
 from monitor.pipeline import decide, drift_reasons
-from monitor.pipeline.decide import phase_gaps
+from monitor.pipeline.decide import cycles_covered, phase_gaps
 from monitor.pipeline.train import fixed_thresholds
 from monitor.records import (
     DECISION_ACTIONS,
@@ -26,6 +26,7 @@ from monitor.records import (
     Window,
     WindowView,
 )
+from monitor.timestamps import parse_time
 from tests.fakes import FAKE_SOURCES
 
 NOW = 1_000_000.0
@@ -277,3 +278,14 @@ def test_the_phases_a_weekly_reference_holds_no_row_at_are_named_by_weekday_and_
     assert phase_gaps(weekly(hours, width=0)).endswith("compared with the whole period")
     assert "Europe/Berlin and 2 more (5 of" in phase_gaps(weekly([0, 10, 20, 30, 40], width=0))
     assert phase_gaps(weekly([], width=1)) == ""
+
+
+def test_a_reference_of_part_cycles_says_how_many_it_covers_and_which_hours_weigh_more() -> None:
+    """Ten days under a weekly cycle trained with the plain decision: three days of the
+    week held twice the rows of the others, and nothing said so (helper-111)."""
+    start, end = (parse_time(t, "t") for t in ("2026-10-14T00:00:00Z", "2026-10-24T00:00:00Z"))
+    assert cycles_covered(weekly([], width=1), start, end) == (
+        "the reference covers 1.43 weekly cycles: Wed 02:00-Sat 02:00 Europe/Berlin weighs "
+        "more (2 cycles' rows, the rest of the week 1)"
+    )
+    assert cycles_covered(weekly([], width=1), start, start + 14 * 86400 + 1800) == ""

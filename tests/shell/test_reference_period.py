@@ -704,3 +704,14 @@ def test_hours_the_reference_holds_no_rows_at_are_named_at_training_and_at_their
     # 01:00-02:00 has 00:00-00:30's.
     assert run(m, daily_mix, NOW + 20 * 3600, store)[0].decision.endswith(whole)
     assert whole not in run(m, daily_mix, NOW + 18 * 3600, store)[0].decision
+
+
+def test_a_reference_of_part_cycles_says_so_at_training() -> None:
+    """36 hours under a daily cycle trained with the plain decision, though 12 hours of the
+    day held twice the rows of the others (helper-111)."""
+    m = model(seasonality="daily", reference={"from": NOW - 1.5 * DAY, "to": NOW})
+    ev, *_ = run(m, daily_mix)
+    assert ev.decision == (
+        "initial reference model trained; the reference covers 1.5 daily cycles: "
+        "20:00-08:00 UTC weighs more (2 cycles' rows, the rest of the day 1)"
+    )
