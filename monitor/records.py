@@ -282,6 +282,9 @@ class Window:
     label: str = ""  # human description of the window (file name, time range)
     # The rows when they stay where they were read (a spark source); X then holds none.
     remote: RemoteRows | None = None
+    # Some row times had no UTC offset and were read as UTC (ISO-8601 text without one, a
+    # Parquet timestamp column without a zone): a files source.
+    naive_times: bool = False
 
 
 @dataclass(frozen=True, eq=False)

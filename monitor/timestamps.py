@@ -22,6 +22,7 @@ __all__ = [
     "eight_digit_date",
     "finer_unit",
     "format_time",
+    "naive_time",
     "out_of_range",
     "parse_time",
     "seconds_expected",
@@ -157,6 +158,24 @@ def _seconds(value: Any, where: str) -> float:
             f"{where}: timestamp {brief(value)} is neither unix seconds nor ISO-8601."
         ) from None
     return _timestamp(moment)
+
+
+def naive_time(value: Any) -> bool:
+    """Whether ``value`` is ISO-8601 text without a UTC offset, which ``parse_time`` reads
+    as UTC (``2026-10-25T02:00:00``, a date alone); False for any other value."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    try:
+        plain_float(text)
+    except ValueError:
+        pass
+    else:
+        return False
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:  # a lower-case z, or no time at all: not one read as UTC unsaid
+        return False
 
 
 def _timestamp(moment: datetime) -> float:

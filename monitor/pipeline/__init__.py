@@ -26,6 +26,7 @@ from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_w
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, Pending, Snapshot, Window
+from monitor.timestamps import same_clock
 
 __all__ = [
     "Assess",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: The models warned that their row times had no offset (``_warn_naive``): once each
+#: per process, not at every run.
+_NAIVE_WARNED: set[str] = set()
 
 
 class Assessment(NamedTuple):
@@ -112,6 +117,8 @@ def evaluate(
             window: Window | None = source.read_window(now - model.window, now)
         except NoDataError as exc:  # the source answered it holds nothing for the window
             window, nothing = None, exc
+    if window is not None:
+        _warn_naive(model, window)
     with phases.phase("load"):
         live = _live(store, model.name)
         pending = _pending(store, model.name) if live is not None else None
@@ -143,6 +150,25 @@ def evaluate(
         decision = decide(m, model, now=now, pending=None)
         new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)
+
+
+def _warn_naive(model: ModelSettings, window: Window) -> None:
+    """A WARNING, once per model and process, when the window's row times had no offset
+    (read as UTC: docs/sources.md) and the model's phases follow another clock. Local
+    times without an offset under timezone: Europe/Berlin moved the phases by an hour at
+    each change of daylight saving time, the false alarms the option exists to prevent,
+    and nothing said so (helper-111)."""
+    if not window.naive_times or model.name in _NAIVE_WARNED or same_clock(model.timezone, "UTC"):
+        return
+    _NAIVE_WARNED.add(model.name)
+    log.warning(
+        "model=%s: its row times are written without a UTC offset and read as UTC, while "
+        "its seasonal phases follow timezone: %s; if they are local times, the phases move "
+        "by an hour at each change of daylight saving time: write the times with their "
+        "offset (docs/sources.md, on timezone: UTC instead)",
+        model.name,
+        model.timezone,
+    )
 
 
 def _pending(store: SnapshotStore, model: str) -> Pending | None:

@@ -60,7 +60,7 @@ from monitor.sources._common import (
     parse_timestamps,
     separator_hint,
 )
-from monitor.timestamps import eight_digit_date, format_time, parse_time
+from monitor.timestamps import eight_digit_date, format_time, naive_time, parse_time
 
 __all__ = [
     "FORMATS",
@@ -387,7 +387,9 @@ class _Parsed:
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
-        self._spans: dict[Path, tuple[tuple[int, int, int, int], float, float]] = {}
+        # Per file: its stamp, its first and last row time, and whether its times had no
+        # offset (``naive_time``).
+        self._spans: dict[Path, tuple[tuple[int, int, int, int], float, float, bool]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -421,6 +423,12 @@ class _Parsed:
         ]
         return max(times, default=None)
 
+    def naive(self, f: _File) -> bool:
+        """Whether ``f``, unchanged since it was parsed, had times without an offset."""
+        with self._lock:
+            span = self._spans.get(f.path)
+        return span is not None and span[0] == f.stamp and span[3]
+
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
         with self._lock:
@@ -429,12 +437,20 @@ class _Parsed:
             for path in [p for p in self._spans if p not in paths]:
                 del self._spans[path]
 
-    def put(self, f: _File, X: FloatArray, ts: FloatArray, error: Exception | None) -> None:
+    def put(
+        self,
+        f: _File,
+        X: FloatArray,
+        ts: FloatArray,
+        error: Exception | None,
+        *,
+        naive: bool = False,
+    ) -> None:
         size = X.nbytes + ts.nbytes
         # No time: a span that reaches no window (the times are checked finite when read).
         lo, hi = (float(ts.min()), float(ts.max())) if ts.size else (math.inf, -math.inf)
         with self._lock:
-            self._spans[f.path] = (f.stamp, lo, hi)
+            self._spans[f.path] = (f.stamp, lo, hi, naive)
             if size > PARSED_BYTES:
                 return
             self._pop(f.path)  # read twice at once: keep the last
@@ -467,15 +483,17 @@ class FilesSource:
         files = self._list()
         if self._options.window == "time_range" or self._options.time_from == "name":
             self._refuse_gzip_copies(files)  # each window reads every file it reaches
+        naive = False
         if self._options.time_from == "name":
             X, label = self._read_named(files, start, end)
         elif self._options.window == "file":
             X, label = self._read_newest(files, end)
         else:
-            X, label = self._read_range(files, start, end)
+            X, label, naive = self._read_range(files, start, end)
         return Window(
-            model=self._model, start=start, end=end, features=self._features, X=X, label=label
-        )
+            model=self._model, start=start, end=end, features=self._features, X=X, label=label,
+            naive_times=naive,
+        )  # fmt: skip
 
     def close(self) -> None:
         """No file stays open between windows; the parsed files are let go."""
@@ -613,7 +631,7 @@ class FilesSource:
                 f"{format_time(newest.mtime)}, more than max_age={max_age:g}s before "
                 f"{format_time(end)}"
             )
-        X, _ = self._read(newest, with_timestamps=False)
+        X, *_ = self._read(newest, with_timestamps=False)
         return X, f"{newest.path.name} (modified {format_time(newest.mtime)})"
 
     def _read_named(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
@@ -632,9 +650,13 @@ class FilesSource:
         names = ", ".join(f.path.name for f in chosen[:3]) + (", ..." if len(chosen) > 3 else "")
         return np.concatenate(parts), f"{len(chosen)} file(s) named in the window: {names}"
 
-    def _read_range(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
+    def _read_range(
+        self, files: list[_File], start: float, end: float
+    ) -> tuple[FloatArray, str, bool]:
+        """The rows timed in ``[start, end)``, the window's label, and whether some of the
+        files they came from had times without an offset (``naive_time``)."""
         parts: list[FloatArray] = []
-        used = 0
+        used, naive = 0, False
         self._parsed.keep_only({f.path for f in files})
         for f in files:
             if self._parsed.outside(f, start, end):
@@ -647,6 +669,7 @@ class FilesSource:
                 raise type(error)(str(error))  # a new one: windows may be read in threads
             parts.append(X[keep])
             used += 1
+            naive = naive or self._parsed.naive(f)
         d = len(self._features)
         X = np.concatenate(parts) if parts else np.empty((0, d))
         label = (
@@ -658,7 +681,7 @@ class FilesSource:
         newest = self._parsed.newest(files) if not used else None
         if newest is not None:
             label += f", whose newest row is at {format_time(newest)}"
-        return X, label
+        return X, label, naive
 
     def _parsed_rows(self, f: _File) -> _Rows:
         """A file's rows and times, parsed once while it is unchanged. A file that does
@@ -670,7 +693,7 @@ class FilesSource:
         if cached is not None:
             return cached
         try:
-            X, read_ts = self._read(f, with_timestamps=True)
+            X, read_ts, naive = self._read(f, with_timestamps=True)
         except (SourceError, InvalidInputError) as exc:
             ts = self._times_only(f)
             if ts is None:
@@ -682,7 +705,7 @@ class FilesSource:
                 self._parsed.put(f, *rows)
             return rows
         assert read_ts is not None
-        self._parsed.put(f, X, read_ts, None)
+        self._parsed.put(f, X, read_ts, None, naive=naive)
         return X, read_ts, None
 
     def _times_only(self, f: _File) -> FloatArray | None:
@@ -711,7 +734,11 @@ class FilesSource:
 
     # ------------------------------------------------------------------ readers
 
-    def _read(self, f: _File, *, with_timestamps: bool) -> tuple[FloatArray, FloatArray | None]:
+    def _read(
+        self, f: _File, *, with_timestamps: bool
+    ) -> tuple[FloatArray, FloatArray | None, bool]:
+        """The file's rows, their times (``with_timestamps``), and whether those were
+        written without an offset and read as UTC (``naive_time``)."""
         where = f"{self._name}: {str(f.path)!r}"
         if f.format == "parquet":
             return self._read_parquet(f.path, where, with_timestamps)
@@ -736,7 +763,7 @@ class FilesSource:
 
     def _read_parquet(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None]:
+    ) -> tuple[FloatArray, FloatArray | None, bool]:
         pa, pq = _pyarrow(where)
         self._match(_parquet_names(pa, pq, path, where), where, with_timestamps)
         ts_name = self._options.timestamp_column
@@ -750,16 +777,17 @@ class FilesSource:
         X = np.empty((table.num_rows, len(self._features)))
         for j, name in enumerate(self._features):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
-        return X, ts
+        return X, ts, with_timestamps and _arrow_naive(pa, table.column(ts_name))
 
     def _read_csv(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None]:
+    ) -> tuple[FloatArray, FloatArray | None, bool]:
         # Converted chunk by chunk: a file held whole as Python strings took 16 times its
         # size (a 1 GB CSV, 16 GB); only the arrays of its columns are kept.
         parts: list[FloatArray] = []
         stamps: list[FloatArray] = []
         index: list[int] = []
+        naive = False
         for number, (header, rows, lines) in enumerate(_csv_chunks(path, where)):
             if number == 0:
                 index = self._match(header, where, with_timestamps)
@@ -769,8 +797,10 @@ class FilesSource:
             parts.append(block)
             if with_timestamps:
                 stamps.append(self._csv_times(header, rows, lines, where))
+                i = header.index(self._options.timestamp_column)
+                naive = naive or _some_naive([r[i] for r in _spread(rows)])
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return X, (np.concatenate(stamps) if with_timestamps else None)
+        return X, (np.concatenate(stamps) if with_timestamps else None), naive
 
     def _csv_times(
         self, header: list[str], rows: list[list[str]], lines: list[int], where: str
@@ -789,7 +819,7 @@ class FilesSource:
 
     def _read_npy(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None]:
+    ) -> tuple[FloatArray, FloatArray | None, bool]:
         d = len(self._features)
         want = d + 1 if with_timestamps else d
         layout = (
@@ -804,7 +834,7 @@ class FilesSource:
                 f"{list(self._features)}); NPY columns are matched by position."
             )
         if not with_timestamps:
-            return data, None
+            return data, None, False
         ts = data[:, 0].copy()
         if not np.isfinite(ts).all():
             row = int(np.flatnonzero(~np.isfinite(ts))[0])
@@ -816,7 +846,30 @@ class FilesSource:
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
         _check_time_precision(stored, ts, where)
-        return np.ascontiguousarray(data[:, 1:]), ts
+        return np.ascontiguousarray(data[:, 1:]), ts, False  # numbers: unix seconds
+
+
+def _spread(values: Sequence[Any]) -> list[Any]:
+    """The first, middle and last of ``values``: the times a file's ``naive_time`` is
+    judged by (each file writes its times one way; checking each would parse them twice)."""
+    n = len(values)
+    return [values[i] for i in sorted({0, n // 2, n - 1})] if n else []
+
+
+def _some_naive(values: Sequence[Any]) -> bool:
+    return any(naive_time(v) for v in values)
+
+
+def _arrow_naive(pa: Any, col: Any) -> bool:
+    """Whether an Arrow timestamp column's times have no offset: a timestamp type without
+    a zone, or ISO-8601 text without one (``_spread``)."""
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_timestamp(col.type):
+        return col.type.tz is None
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return _some_naive([v.as_py() for v in _spread(col)])
+    return False
 
 
 def _failing_windows(ts: FloatArray) -> str:

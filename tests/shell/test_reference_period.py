@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from monitor import pipeline
 from monitor import slis as S
 from monitor.alerting import held_conditions, past
 from monitor.config import ModelSettings, parse
@@ -715,3 +717,29 @@ def test_a_reference_of_part_cycles_says_so_at_training() -> None:
         "initial reference model trained; the reference covers 1.5 daily cycles: "
         "20:00-08:00 UTC weighs more (2 cycles' rows, the rest of the day 1)"
     )
+
+
+class _NaiveSource(FakeSource):
+    """Windows whose row times were written without an offset (a files source's)."""
+
+    def read_window(self, start: float, end: float) -> Any:
+        return dataclasses.replace(super().read_window(start, end), naive_times=True)
+
+
+def test_a_model_on_another_clock_is_warned_once_that_naive_row_times_are_read_as_utc(
+    caplog: Any, monkeypatch: Any
+) -> None:
+    """Local times without an offset are read as UTC, and the phases of timezone:
+    Europe/Berlin then moved by an hour at each change of daylight saving time: the false
+    alarms the option exists to prevent, and nothing said so (helper-111)."""
+    monkeypatch.setattr(pipeline, "_NAIVE_WARNED", set())
+    for name, timezone in (("berlin", "Europe/Berlin"), ("utc", "UTC")):
+        m = model(name=name, seasonality="daily", timezone=timezone)
+        store = MemoryStore()
+        for now in (NOW, NOW + 3600):  # once per model, not per run
+            evaluate(m, _NaiveSource(FEATURES, daily_mix), store, MemoryHistory(), now)
+    warned = [r for r in caplog.records if "without a UTC offset" in r.getMessage()]
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in warned] == [
+        ("WARNING", "model=berlin")
+    ]
+    assert "write the times with their offset" in warned[0].getMessage()

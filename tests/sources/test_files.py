@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -640,6 +641,47 @@ def test_time_range_keeps_rows_in_start_inclusive_end_exclusive(
     write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
     X = _range_source(tmp_path).read_window(T0 - 60, T0).X
     np.testing.assert_array_equal(X, ROWS[[1, 2]])
+
+
+ISO = [datetime.fromtimestamp(t, UTC).isoformat() for t in STAMPS]
+
+
+@pytest.mark.parametrize(
+    ("stamps", "naive"),
+    [
+        ([t.removesuffix("+00:00") for t in ISO], True),  # local times, as loggers write them
+        ([t.removesuffix("+00:00") + "Z" for t in ISO], False),
+        (ISO, False),
+        (STAMPS, False),
+        ([repr(t) for t in STAMPS], False),
+    ],
+    ids=["naive", "z", "offset", "unix", "unix-text"],
+)
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_window_says_whether_its_row_times_had_no_offset(
+    tmp_path: Path, stamps: list[Any], naive: bool, suffix: str
+) -> None:
+    """Times without an offset are read as UTC; the window says it held some, so that a
+    model whose phases follow another clock can be warned: naive local times under
+    timezone: Europe/Berlin brought back the DST false alarms unsaid (helper-111)."""
+    write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
+    src = _range_source(tmp_path)
+    assert src.read_window(T0 - 60, T0).naive_times is naive
+    assert src.read_window(T0 - 60, T0).naive_times is naive  # the file parsed once
+
+
+@pytest.mark.parametrize(("tz", "naive"), [(None, True), ("UTC", False), ("+02:00", False)])
+def test_a_parquet_timestamp_column_without_a_zone_is_naive(
+    tmp_path: Path, tz: str | None, naive: bool
+) -> None:
+    table = pa.table({"ts": pa.array(np.array(STAMPS, dtype="int64"), pa.timestamp("s", tz=tz))})
+    pq.write_table(table.append_column("x", pa.array([0.0] * 5)), tmp_path / "w.parquet")
+    options, _ = parse_options(
+        {"path": str(tmp_path), "window": "time_range", "timestamp_column": "ts"}
+    )
+    assert options is not None
+    src = build("m", ("x",), options)
+    assert src.read_window(T0 - 60, T0).naive_times is naive
 
 
 def test_time_range_reads_arrow_timestamp_columns(tmp_path: Path) -> None:
