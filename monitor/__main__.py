@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import TYPE_CHECKING
 
 from monitor import interrupts
+from monitor.errors import OutputError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def main() -> None:
     interrupts.handle_signals()
-    _buffered_stdout()
+    _stdout()
     try:
         try:
             from monitor.cli import main as commands
@@ -32,26 +37,41 @@ def main() -> None:
         raise
 
 
-def _buffered_stdout() -> None:
-    """Give stdout a buffer when PYTHONUNBUFFERED=1 or ``python -u`` took it away (many
-    container images set the variable).
+def _stdout() -> None:
+    """Stdout as a line-buffered writer whose failed writes say they are stdout's
+    (``OutputError``, "cannot write to standard output: No space left on device"), which
+    the command line tells from any other file's errors.
 
-    Unbuffered, text goes straight to the file descriptor, and a write that a pipe takes
-    only in part (its reader left mid-write) counts as whole: the rest of the output was
-    lost and the command ended 0, not 141 (docs/configuration.md#exit-codes). A buffered
-    writer writes all or raises BrokenPipeError; line buffering keeps the output as
-    prompt as it was.
+    It is buffered even when PYTHONUNBUFFERED=1 or ``python -u`` took the buffer away
+    (many container images set the variable). Unbuffered, text goes straight to the file
+    descriptor, and a write that a pipe takes only in part (its reader left mid-write)
+    counts as whole: the rest of the output was lost and the command ended 0, not 141
+    (docs/configuration.md#exit-codes). A buffered writer writes all or raises
+    BrokenPipeError; line buffering keeps the output as prompt as it was.
     """
     stdout = sys.stdout
-    if stdout is None or not isinstance(getattr(stdout, "buffer", None), io.RawIOBase):
+    if stdout is None or not isinstance(getattr(stdout, "buffer", None), io.IOBase):
         return
-    raw = io.FileIO(stdout.fileno(), "w", closefd=False)
+    raw = _Stdout(stdout.fileno(), "w", closefd=False)
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(raw),
         encoding=stdout.encoding,
         errors=stdout.errors,
         line_buffering=True,
     )
+
+
+class _Stdout(io.FileIO):
+    """File descriptor 1, whose write errors are ``OutputError``s."""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except (BrokenPipeError, BlockingIOError):  # `| head`; a non-blocking descriptor
+            raise
+        except OSError as exc:
+            message = f"cannot write to standard output: {exc.strerror}"
+            raise OutputError(exc.errno, message) from None
 
 
 if __name__ == "__main__":

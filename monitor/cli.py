@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -31,6 +31,7 @@ from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
     InvalidInputError,
+    OutputError,
     SnapshotNotFoundError,
     SourceError,
     StoreError,
@@ -217,10 +218,14 @@ class _Commands(click.Group):
             raise _usage_line(exc, path) from None
         except KeyboardInterrupt:  # not click's "Aborted!" and exit 1
             exit_interrupted()
+        except OutputError as exc:  # --help, --version
+            _exit_unwritable(exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # here a failure is one line, at Python's exit it is not
+            return result
         except click.UsageError as exc:  # a command's option, argument or name
             raise _usage_line(
                 exc, f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
@@ -240,6 +245,8 @@ class _Commands(click.Group):
             # Python's final flush of stdout would fail again: it goes to /dev/null.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_PIPE)
+        except OutputError as exc:
+            _exit_unwritable(exc)
         except Exception as exc:
             if by_signal(exc):  # a C extension's import cut short: an ImportError from it
                 exit_interrupted()
@@ -254,6 +261,16 @@ class _Commands(click.Group):
                 err=True,
             )
             sys.exit(EXIT_INTERNAL)
+
+
+def _exit_unwritable(exc: OutputError) -> NoReturn:
+    """Stdout cannot take the output (a full disk): one line and exit 2.
+
+    Python's own flush of stdout at exit would fail again ("Exception ignored ... OSError"
+    and exit 120): stdout goes to /dev/null."""
+    click.echo(f"error: {exc.strerror}", err=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(EXIT_USER)
 
 
 def _stdout_closed() -> bool:

@@ -141,6 +141,11 @@ class LiveMovedError(StoreError):
         )
 
 
+class OutputError(OSError):
+    """Standard output cannot take what a command writes: a full disk, a closed
+    descriptor (a reader that went away, ``| head``, stays a ``BrokenPipeError``)."""
+
+
 class SnapshotNotFoundError(KeyError):
     """No snapshot with that model and version exists."""
 

@@ -1396,3 +1396,39 @@ def test_a_pyspark_that_does_not_import_is_a_configuration_error_in_check_config
         assert done.returncode == EXIT_USER, done.stderr
         assert "Traceback" not in done.stderr
         assert line in done.stderr.splitlines()[-1], done.stderr
+
+
+# ---------------------------------------------------------------------------- stdout
+
+
+def monitor_process(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m monitor`` as a shell runs it, with stdout as ``kwargs`` set it."""
+    argv = [sys.executable, "-m", "monitor", *args]
+    return subprocess.run(argv, stderr=subprocess.PIPE, text=True, timeout=120, **kwargs)
+
+
+STDOUT_WRITERS = [
+    ["--version"],
+    ["--help"],
+    ["check-config", "{cfg}"],
+    ["snapshots", "list", "--config", "{cfg}"],
+    ["evaluate", "--config", "{cfg}", "--dry-run", "--json"],
+    ["runbook", "KMeansFeatureDrift"],  # 11 kB: one write larger than stdout's buffer
+]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]))
+def test_stdout_on_a_full_disk_is_one_line_and_exit_2(
+    files_setup: tuple[Path, Path], args: list[str]
+) -> None:
+    # `kmeans-monitor history shop --json > /full/fs/out.json` said "error: No space left
+    # on device", then Python's "Exception ignored ... OSError" at exit, and exited 120;
+    # --help and --version gave a traceback.
+    cfg, _ = files_setup
+    with open("/dev/full", "w") as full:
+        done = monitor_process([a.format(cfg=cfg) for a in args], stdout=full)
+    assert (done.returncode, done.stderr) == (
+        EXIT_USER,
+        "error: cannot write to standard output: No space left on device\n",
+    )
