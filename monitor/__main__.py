@@ -8,6 +8,7 @@ docs/configuration.md#exit-codes.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -50,15 +51,29 @@ def _stdout() -> None:
     BrokenPipeError; line buffering keeps the output as prompt as it was.
     """
     stdout = sys.stdout
-    if stdout is None or not isinstance(getattr(stdout, "buffer", None), io.IOBase):
+    if stdout is None:  # `>&-`: Python found no file descriptor 1
+        _hold_closed_stdout()
+    elif not isinstance(getattr(stdout, "buffer", None), io.IOBase):
         return
-    raw = _Stdout(stdout.fileno(), "w", closefd=False)
+    raw = _Stdout(1 if stdout is None else stdout.fileno(), "w", closefd=False)
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(raw),
-        encoding=stdout.encoding,
-        errors=stdout.errors,
+        encoding=getattr(stdout, "encoding", None),
+        errors=getattr(stdout, "errors", None),
         line_buffering=True,
     )
+
+
+def _hold_closed_stdout() -> None:
+    """Stdout was closed (``>&-``): Python's stdout was None, and every write went
+    nowhere, ``--json`` results too, with exit 0. File descriptor 1 now holds /dev/null
+    opened read-only: a write fails with EBADF as on the closed descriptor (one line,
+    exit 2, as ``ls >&-``), and no file the command opens later takes number 1 and the
+    output with it."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 1:  # stdin was closed too
+        os.dup2(fd, 1)
+        os.close(fd)
 
 
 class _Stdout(io.FileIO):

@@ -264,7 +264,7 @@ class _Commands(click.Group):
 
 
 def _exit_unwritable(exc: OutputError) -> NoReturn:
-    """Stdout cannot take the output (a full disk): one line and exit 2.
+    """Stdout cannot take the output (a full disk, ``>&-``): one line and exit 2.
 
     Python's own flush of stdout at exit would fail again ("Exception ignored ... OSError"
     and exit 120): stdout goes to /dev/null."""

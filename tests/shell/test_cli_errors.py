@@ -1401,9 +1401,12 @@ def test_a_pyspark_that_does_not_import_is_a_configuration_error_in_check_config
 # ---------------------------------------------------------------------------- stdout
 
 
-def monitor_process(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """``python -m monitor`` as a shell runs it, with stdout as ``kwargs`` set it."""
-    argv = [sys.executable, "-m", "monitor", *args]
+def monitor_process(
+    args: list[str], shell: tuple[str, ...] = (), **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m monitor`` as a shell runs it, with stdout as ``kwargs`` set it, or as
+    the ``shell`` command line it is passed to sets it."""
+    argv = [*shell, sys.executable, "-m", "monitor", *args]
     return subprocess.run(argv, stderr=subprocess.PIPE, text=True, timeout=120, **kwargs)
 
 
@@ -1431,4 +1434,19 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_2(
     assert (done.returncode, done.stderr) == (
         EXIT_USER,
         "error: cannot write to standard output: No space left on device\n",
+    )
+
+
+@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]))
+def test_a_closed_stdout_is_one_line_and_exit_2(
+    files_setup: tuple[Path, Path], args: list[str]
+) -> None:
+    # `kmeans-monitor evaluate --dry-run --json >&-` printed nothing and exited 0: the
+    # results were lost unsaid (`ls >&-` says "write error: Bad file descriptor", exit 2).
+    cfg, _ = files_setup
+    closed = ("sh", "-c", 'exec "$@" >&-', "sh")
+    done = monitor_process([a.format(cfg=cfg) for a in args], closed)
+    assert (done.returncode, done.stderr) == (
+        EXIT_USER,
+        "error: cannot write to standard output: Bad file descriptor\n",
     )
