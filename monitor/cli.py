@@ -2095,8 +2095,15 @@ def choose_k(
     else:
         _print_k_table(path, data, sel, rows)
     if plot is not None:
-        title = f"choose-k on {path.name}: {rows}, {len(data.names)} features"
+        title = f"choose-k on {_text_of(path.name)}: {rows}, {len(data.names)} features"
         _write_plot(plot, lambda: plots.plot_k_selection(sel, plot, title=title))
+
+
+def _text_of(name: Path | str) -> str:
+    """A file name as text any reader takes: a byte that is not UTF-8, which Python holds
+    as a lone surrogate (FreeType refuses it in a plot's title, a strict JSON decoder in
+    ``--json``), is written ``\\xe9``."""
+    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _print_k_table(path: Path, data: _KData, sel: Any, rows: str) -> None:
@@ -2125,7 +2132,7 @@ def _k_choices(sel: Any) -> dict[str, int]:
 
 def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
     return {
-        "path": str(path),
+        "path": _text_of(path),
         "features": data.names,
         "columns_left_out": data.left_out,
         "rows_in_file": data.n_file,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -372,3 +373,19 @@ def test_the_bar_is_silent_off_a_terminal() -> None:
     bar(2, 2)
     bar.close()
     assert not bar.enabled and stream.getvalue() == ""
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(
+    data: Path, tmp_path: Path
+) -> None:
+    # `lat\xe9.csv` (a latin-1 é, a file copied from an older system): --plot ended in a
+    # traceback and exit 70, FreeType refusing the lone surrogate Python holds the byte
+    # as; --json wrote that surrogate, which strict JSON decoders refuse.
+    named = tmp_path / os.fsdecode(b"lat\xe9.csv")
+    named.write_bytes(data.read_bytes())
+    plot = tmp_path / "k.svg"
+    args = ["choose-k", str(named), "--k-max", "4", "--refs", "2", "--json", "--plot", str(plot)]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["path"] == f"{tmp_path}/lat\\xe9.csv"
+    assert "choose-k on lat\\xe9.csv: " in "".join(ET.fromstring(plot.read_bytes()).itertext())
