@@ -12,6 +12,7 @@ import functools
 import itertools
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import partial
@@ -467,10 +468,19 @@ _text: Convert[str] = partial(check_str, non_empty=True)
 
 
 def _path(value: Any, name: str) -> Path:
-    """A path of the configuration: text without a NUL byte (no file name holds one)."""
+    """A path of the configuration: text without a NUL byte (no file name holds one), and
+    that the locale's encoding of file names can write."""
     text = _text(value, name)
     if "\0" in text:
         raise Mismatch(Problem(name, "a path (it holds a NUL byte)", value))
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # a traceback where the path was first used, exit 70
+        must = (
+            f"a path this locale's file names ({sys.getfilesystemencoding()}) can hold: "
+            "run in a UTF-8 locale (LANG=C.UTF-8) or with PYTHONUTF8=1"
+        )
+        raise Mismatch(Problem(name, must, value)) from None
     return Path(text)
 
 

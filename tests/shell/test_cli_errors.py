@@ -1450,3 +1450,19 @@ def test_a_closed_stdout_is_one_line_and_exit_2(
         EXIT_USER,
         "error: cannot write to standard output: Bad file descriptor\n",
     )
+
+
+def test_a_path_the_locale_cannot_name_files_with_is_a_problem_not_a_bug(
+    tmp_path: Path,
+) -> None:
+    # Under a locale whose file names are not UTF-8 (LC_ALL=C with PYTHONUTF8=0, as an
+    # ISO-8859 locale), state_dir: 'stätë' ended in a UnicodeEncodeError traceback, exit 70.
+    source = {"kind": "files", "path": str(tmp_path), "pattern": "*.csv"}
+    cfg = write_config(tmp_path, model(source), state_dir="st\u00e4t\u00eb")
+    env = os.environ | {"LC_ALL": "C", "PYTHONUTF8": "0"}
+    done = monitor_process(["check-config", str(cfg)], env=env)
+    assert done.returncode == EXIT_USER, done.stderr
+    assert done.stderr.splitlines()[1:] == [
+        "  - daemon.state_dir: must be a path this locale's file names (ascii) can hold: run "
+        "in a UTF-8 locale (LANG=C.UTF-8) or with PYTHONUTF8=1; got 'st\u00e4t\u00eb'"
+    ]
