@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor import __version__, alerting
-from monitor.checks import Mismatch, Problem, check_float
+from monitor.checks import Mismatch, Problem, brief_text, check_float
 from monitor.config import (
     KRange,
     ModelSettings,
@@ -287,9 +287,13 @@ def check_state_dir(
         if make:
             make_dirs(store if "snapshots" in uses else directory)
         elif "snapshots" in uses and not store.is_dir():
-            raise StoreError(f"{origin}: no snapshot store at {store}{_absent(directory)}")
+            raise StoreError(
+                f"{origin}: no snapshot store at {brief_text(str(store))}{_absent(directory)}"
+            )
         elif "history" in uses and not history.is_file():
-            raise StoreError(f"{origin}: no history database at {history}{_absent(directory)}")
+            raise StoreError(
+                f"{origin}: no history database at {brief_text(str(history))}{_absent(directory)}"
+            )
     except StoreError:
         raise
     except OSError as exc:  # EACCES, EPERM, ENOENT (/proc/1/nope), EROFS...
@@ -301,18 +305,19 @@ def _absent(directory: Path) -> str:
     it points (its target was deleted, or is on a volume not mounted)."""
     if os.path.exists(directory):
         return ""
+    shown = brief_text(str(directory))
     if os.path.islink(directory):
-        return (
-            f" ({directory} is a symbolic link to {os.readlink(directory)}, which does not exist)"
-        )
-    return f" (there is no directory {directory})"
+        target = brief_text(os.readlink(directory))
+        return f" ({shown} is a symbolic link to {target}, which does not exist)"
+    return f" (there is no directory {shown})"
 
 
 def cannot_use_state_dir(state_dir: Path | str, exc: OSError, path: Path | None = None) -> str:
     """Why the state directory cannot be used, from the error of the system call that
     failed on it or on ``path`` in it: ``cannot use the state directory D: WHY: 'PATH'``."""
     name = exc.filename if exc.filename is not None else path or state_dir
-    return f"cannot use the state directory {state_dir}: {exc.strerror or exc}: {str(name)!r}"
+    shown = brief_text(str(state_dir))
+    return f"cannot use the state directory {shown}: {exc.strerror or exc}: {str(name)!r}"
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:

@@ -189,9 +189,11 @@ def some_names(names: Sequence[Any], show: Callable[[Any], str] = str) -> str:
 
 
 def brief_text(text: str) -> str:
-    """A message's own text (an error a server or a library returned) as it is when it is
-    short, else ``brief(text)``: it goes into one line of a log, a history and a terminal."""
-    return text if len(text) <= BRIEF_MOST else brief(text)
+    """A message's own text (an error a server or a library returned, a path) as it is
+    when it is short and prints as one line, else ``brief(text)``, quoted and escaped: it
+    goes into one line of a log, a history and a terminal (a path holding a newline made
+    a one-line error two, and could forge a line of its own)."""
+    return text if len(text) <= BRIEF_MOST and text.isprintable() else brief(text)
 
 
 class Shown:

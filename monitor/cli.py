@@ -26,7 +26,15 @@ from typing import Any, NoReturn
 import click
 
 from monitor import __version__
-from monitor.checks import MODEL_NAME, Mismatch, brief, check_base_url, check_name, some_names
+from monitor.checks import (
+    MODEL_NAME,
+    Mismatch,
+    brief,
+    brief_text,
+    check_base_url,
+    check_name,
+    some_names,
+)
 from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
 from monitor.errors import (
     ConfigError,
@@ -765,7 +773,7 @@ def check_config(config_file: Path) -> None:
             config_file, overrides={"log_level": _flag_log_level()}, serve=True, probe=True
         )
     except ConfigError as exc:
-        click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
+        click.echo(f"{brief_text(str(config_file))}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:
             click.echo(f"  - {redact_text(p)}", err=True)
         sys.exit(EXIT_USER)
@@ -1971,8 +1979,9 @@ def _k_data(
         raise InvalidInputError(f"--features names [{some_names(repeated, repr)}] more than once")
     table = read_table(path, wanted)
     names, X = table.names, table.X
+    where = brief_text(str(path))  # on one line, whatever the name holds
     if not names:
-        raise InvalidInputError(f"{path}: no numeric column to choose k on")
+        raise InvalidInputError(f"{where}: no numeric column to choose k on")
     n_file = X.shape[0]
     # Rows with NaN or infinity are left out first, so that a sample is all finite rows.
     ok = np.isfinite(X).all(axis=1)
@@ -1985,18 +1994,18 @@ def _k_data(
         X = X[np.sort(rng.choice(n_finite, sample, replace=False))]
     if X.shape[0] < k_max:
         raise InvalidInputError(
-            f"{path}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
+            f"{where}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
             f"least {k_max}"
         )
     if (distinct := np.unique(X, axis=0).shape[0]) < k_max:
         # Constant data got k=2 from every rule, after a warning per k (helper-90).
         raise InvalidInputError(
-            f"{path}: {distinct} distinct row(s) among the {X.shape[0]} with finite values; "
+            f"{where}: {distinct} distinct row(s) among the {X.shape[0]} with finite values; "
             f"--k-max {k_max} needs at least {k_max}: no structure to choose k on"
         )
     overflow = overflow_message(X, names, "squared distances")
     if overflow is not None:
-        raise InvalidInputError(f"{path}: {overflow}")
+        raise InvalidInputError(f"{where}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
     return _KData(list(names), Xs, n_file, n_finite > sample, dropped, table.left_out)
 

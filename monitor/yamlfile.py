@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from monitor.checks import brief
+from monitor.checks import brief, brief_text
 from monitor.errors import ConfigError
 from monitor.regularfiles import read_file
 
@@ -200,16 +200,19 @@ def read_yaml(path: Path, *, regular: bool = False) -> Any:
             with Path(path).open("rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        raise ConfigError(
+            [f"{brief_text(str(path))}: cannot read: {exc.strerror or exc}"]
+        ) from None
     if len(data) > MAX_BYTES:
-        raise ConfigError([f"{path}: larger than {MAX_BYTES // 2**20} MiB; not a configuration"])
+        raise ConfigError(
+            [f"{brief_text(str(path))}: larger than {MAX_BYTES // 2**20} MiB; not a configuration"]
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            [f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"]
-        ) from None
+        byte = f"byte 0x{data[exc.start]:02x} on line {line}"
+        raise ConfigError([f"{brief_text(str(path))}: not UTF-8 text ({byte})"]) from None
     return load_yaml(text, str(path))
 
 

@@ -1466,3 +1466,29 @@ def test_a_path_the_locale_cannot_name_files_with_is_a_problem_not_a_bug(
         "  - daemon.state_dir: must be a path this locale's file names (ascii) can hold: run "
         "in a UTF-8 locale (LANG=C.UTF-8) or with PYTHONUTF8=1; got 'st\u00e4t\u00eb'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["check-config", "{tmp}/c\nfg.yaml"], "c\\nfg.yaml"),
+        (["history", "shop", "--state-dir", "{tmp}/no\nsuch"], "no\\nsuch"),
+        (["snapshots", "list", "--state-dir", "{tmp}/no\nsuch"], "no\\nsuch"),
+        (["evaluate", "--config", "{cfg}", "--state-dir", "/proc/x\ny"], "x\\ny"),
+        (["choose-k", "{tmp}/hdr\nonly.csv", "--k-max", "4"], "hdr\\nonly.csv"),
+    ],
+    ids=["check-config", "history", "snapshots", "evaluate", "choose-k"],
+)
+def test_a_path_holding_a_newline_keeps_its_error_on_one_line(
+    files_setup: tuple[Path, Path], tmp_path: Path, args: list[str], where: str
+) -> None:
+    # `check-config $'c\nfg.yaml'` printed "c" and "fg.yaml: 1 problem(s)" on two lines,
+    # and history's "no history database at nl/no" went on "such/history.sqlite ...": a
+    # crafted name could forge a line of its own in a log.
+    cfg, _ = files_setup
+    (tmp_path / "c\nfg.yaml").write_text("models: []\n")
+    (tmp_path / "hdr\nonly.csv").write_text("a,b,c\n")
+    result = invoke(*[a.format(tmp=tmp_path, cfg=cfg) for a in args])
+    assert result.exit_code == EXIT_USER, result.output
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("  - ")]
+    assert len(lines) == 1 and where in lines[0], result.stderr
