@@ -2215,6 +2215,7 @@ def render(
             time_scale=time_scale, **{k: v for k, v in given.items() if v is not None}
         )
         if check:
+            _check_root(root)
             stale = render_mod.stale_files(root, options)
         else:
             written = render_mod.render_all(root, options)
@@ -2228,6 +2229,17 @@ def render(
         return
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _check_root(root: Path) -> None:
+    """Refuse a --root that --check cannot compare: one that is not there (a typo) listed
+    every generated file as stale. Without --check, render makes it (a new deploy)."""
+    if root.is_dir():
+        return
+    why = "no such directory to check"
+    if root.is_symlink():
+        why = f"a symbolic link to {os.readlink(root)!r}, which does not exist"
+    raise InvalidInputError(f"--root {str(root)!r}: {why}")
 
 
 @main.command()

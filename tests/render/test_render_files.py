@@ -172,3 +172,36 @@ def test_a_bad_option_is_named_as_typed_and_writes_nothing(
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {line}") and result.stderr.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["missing", "dangling link"])
+def test_check_of_a_root_that_is_not_there_says_so(tmp_path: Path, kind: str) -> None:
+    """A mistyped --root listed every generated file as `stale:` and exited 1, which
+    reads as a checkout to re-render, not as a typo."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    root, why = tmp_path / "chekout", "no such directory to check"
+    if kind == "dangling link":
+        root.symlink_to(tmp_path / "gone")
+        why = f"a symbolic link to {str(tmp_path / 'gone')!r}, which does not exist"
+    result = CliRunner().invoke(main, ["render", "--check", "--root", str(root)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr == f"error: --root {str(root)!r}: {why}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["chekout"] if root.is_symlink() else [])
+
+
+def test_render_makes_a_root_that_is_not_there(tmp_path: Path) -> None:
+    """Without --check a new --root is made, parents included (`render --root rendered`
+    in docs/e2e.md); every file written is named, under it."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    root = tmp_path / "etc" / "rendered"
+    result = CliRunner().invoke(main, ["render", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"wrote {root / name}" for name in EXPECTED]
+    assert stale_files(root) == []
