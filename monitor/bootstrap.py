@@ -120,6 +120,7 @@ __all__ = [
     "state_dir_problems",
     "version_summary",
     "web_config",
+    "web_config_name",
     "web_config_warnings",
 ]
 
@@ -419,7 +420,13 @@ def read_table(path: Path, features: list[str] | None = None) -> Table:
 def web_config(settings: Settings) -> WebConfig | None:
     """The HTTP endpoint's TLS and basic-auth configuration (ConfigError when invalid)."""
     path = settings.daemon.web_config_file
-    return None if path is None else load_web_config(path)
+    return None if path is None else load_web_config(path, web_config_name(settings))
+
+
+def web_config_name(settings: Settings) -> str:
+    """How the web configuration's problems and warnings start, naming the field like
+    every other problem and the file it gave: ``daemon.web_config_file (PATH)``."""
+    return f"daemon.web_config_file ({brief_text(str(settings.daemon.web_config_file))})"
 
 
 def web_config_warnings(settings: Settings, now: float) -> list[str]:
@@ -428,7 +435,7 @@ def web_config_warnings(settings: Settings, now: float) -> list[str]:
     web = web_config(settings)
     if web is None or web.tls is None:
         return []
-    return certificate_warnings(web.tls, now, str(settings.daemon.web_config_file))
+    return certificate_warnings(web.tls, now, web_config_name(settings))
 
 
 def _source_problems(settings: Settings) -> list[str]:

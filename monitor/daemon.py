@@ -19,7 +19,15 @@ from types import FrameType
 from typing import Protocol
 
 from monitor import interrupts, views
-from monitor.bootstrap import App, Serving, ServingApp, bind_error, misfire_grace, web_config
+from monitor.bootstrap import (
+    App,
+    Serving,
+    ServingApp,
+    bind_error,
+    misfire_grace,
+    web_config,
+    web_config_name,
+)
 from monitor.config import Settings, parse_listen
 from monitor.errors import InvalidInputError
 from monitor.exporter import CertificateCollector, ConnectionsCollector, MonitorRegistry
@@ -119,7 +127,7 @@ def _listening(
     check-config probes the address first; this is the race lost to another process since.
     """
     web = web_config(settings)
-    name = str(settings.daemon.web_config_file)
+    name = web_config_name(settings)
     try:
         server = HttpServer(host, port, routes, web=web, limits=limits, web_config_name=name)
     except OSError as exc:

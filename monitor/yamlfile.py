@@ -186,13 +186,15 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError([f"{where}: not valid YAML: nested too deeply"]) from None
 
 
-def read_yaml(path: Path, *, regular: bool = False) -> Any:
-    """Read and parse a UTF-8 YAML file; every failure is a ConfigError naming the file.
+def read_yaml(path: Path, *, regular: bool = False, name: str | None = None) -> Any:
+    """Read and parse a UTF-8 YAML file; every failure is a ConfigError naming the file
+    (as ``name`` when given: the field that gave the path, with it).
 
     ``regular``: only a regular file, opened without blocking (the web configuration: a
     FIFO in its place hung check-config and the daemon). The configuration file itself
     may be a pipe that a shell made (``check-config <(envsubst < monitor.yaml.in)``).
     """
+    shown = name or brief_text(str(path))
     try:
         if regular:
             data = read_file(path, most=MAX_BYTES)
@@ -200,20 +202,16 @@ def read_yaml(path: Path, *, regular: bool = False) -> Any:
             with Path(path).open("rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(
-            [f"{brief_text(str(path))}: cannot read: {exc.strerror or exc}"]
-        ) from None
+        raise ConfigError([f"{shown}: cannot read: {exc.strerror or exc}"]) from None
     if len(data) > MAX_BYTES:
-        raise ConfigError(
-            [f"{brief_text(str(path))}: larger than {MAX_BYTES // 2**20} MiB; not a configuration"]
-        )
+        raise ConfigError([f"{shown}: larger than {MAX_BYTES // 2**20} MiB; not a configuration"])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         byte = f"byte 0x{data[exc.start]:02x} on line {line}"
-        raise ConfigError([f"{brief_text(str(path))}: not UTF-8 text ({byte})"]) from None
-    return load_yaml(text, str(path))
+        raise ConfigError([f"{shown}: not UTF-8 text ({byte})"]) from None
+    return load_yaml(text, name or str(path))
 
 
 def dump_yaml(data: Any) -> str:

@@ -233,13 +233,15 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
     return context
 
 
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read, validate and try the TLS files of the web config at ``path``."""
+def load_web_config(path: str | Path, where: str | None = None) -> WebConfig:
+    """Read, validate and try the TLS files of the web config at ``path``; its problems
+    start with ``where`` (the path itself by default)."""
     path = Path(path)
-    data = read_yaml(path, regular=True)
-    config = parse_web_config(data, base_dir=path.parent, where=str(path), read_files=True)
+    where = where or str(path)
+    data = read_yaml(path, regular=True, name=where)
+    config = parse_web_config(data, base_dir=path.parent, where=where, read_files=True)
     if config.tls is not None:
-        ssl_context(config.tls, str(path))
+        ssl_context(config.tls, where)
     return config
 
 

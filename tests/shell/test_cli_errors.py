@@ -787,8 +787,32 @@ def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path:
         f"(not a regular file); got '{tmp_path / 'token'}'",
         "  - models[cart].source.basic_auth.password_file: must be a readable, non-empty UTF-8 "
         f"file (not a regular file); got '{tmp_path / 'password'}'",
-        f"  - {tmp_path / 'web.yml'}: cannot read: not a regular file",
+        f"  - daemon.web_config_file ({tmp_path / 'web.yml'}): cannot read: not a regular file",
     ]
+
+
+@pytest.mark.parametrize("kind", ["device", "plain password", "not YAML"])
+def test_a_web_config_problem_names_the_field_and_the_file(tmp_path: Path, kind: str) -> None:
+    """`- /dev/null: cannot read: not a regular file` named a file but not the field that
+    gave it, unlike every other problem."""
+    web, why = tmp_path / "web.yml", "cannot read: not a regular file"
+    if kind == "device":
+        web = Path("/dev/null")
+    elif kind == "plain password":
+        web.write_text("basic_auth_users: {u: secret}\n")
+        why = (
+            "basic_auth_users.u: must be a bcrypt hash ($2b$ and cost 04-31, 60 characters); "
+            "a plain password is not accepted"
+        )
+    else:
+        web.write_text("basic_auth_users: [\n")
+        why = "not valid YAML: "
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), web_config_file=str(web))
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == EXIT_USER
+    assert result.stderr.splitlines()[0] == f"{cfg}: 1 problem(s)"
+    assert result.stderr.splitlines()[1].startswith(f"  - daemon.web_config_file ({web}): {why}")
+    assert len(result.stderr.splitlines()) == 2
 
 
 def test_check_config_warns_of_an_expired_certificate_and_passes(tmp_path: Path) -> None:
@@ -806,7 +830,8 @@ def test_check_config_warns_of_an_expired_certificate_and_passes(tmp_path: Path)
     result = invoke("check-config", str(cfg))
     assert result.exit_code == 0, result.output
     assert result.stderr == (
-        f"warning: {web}: tls_server_config.cert_file: {pair.cert_file} expired on "
+        f"warning: daemon.web_config_file ({web}): tls_server_config.cert_file: "
+        f"{pair.cert_file} expired on "
         "2020-01-02T00:00:00Z: clients that verify it refuse every connection; renew it\n"
     )
 

@@ -121,8 +121,8 @@ def test_a_daemon_starting_with_an_expired_certificate_logs_a_warning(
     finally:
         app.close()
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        f"{web}: tls_server_config.cert_file: {pair.cert_file} expired on "
-        "2020-01-02T00:00:00Z: clients that verify it refuse every connection; renew it"
+        f"daemon.web_config_file ({web}): tls_server_config.cert_file: {pair.cert_file} "
+        "expired on 2020-01-02T00:00:00Z: clients that verify it refuse every connection; renew it"
     ]
 
 
