@@ -8,6 +8,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS='-x tests/shell'
+# Test processes (pytest-xdist): much of the suite waits on daemons, servers and
+# Prometheus, so two workers share two cores well. A file stays in one worker, so its
+# module fixtures start once (docs/decisions.md, "Tests in two processes").
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench render e2e venv clean-venv
 
@@ -37,7 +41,7 @@ test:
 	./scripts/install-test-deps
 	$(MAKE) $(VENV)/.installed-test
 	$(MAKE) lint
-	KMEANS_MONITOR_REQUIRE_SPARK=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	KMEANS_MONITOR_REQUIRE_SPARK=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check monitor tests bench

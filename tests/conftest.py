@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,18 @@ def read_only_mount(tmp_path: Path) -> Iterator[Mount]:
         yield Mount(where)
     finally:
         subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: plain pytest runs have no workers
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: the end-to-end figures of the worker that ran them."""
+    from tests.e2e import figures
+
+    figures.from_worker(node)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The end-to-end figures, when the session ran them (tests/e2e/figures.py)."""
+    from tests.e2e import figures
+
+    figures.write_summary(terminalreporter, config)
