@@ -162,10 +162,10 @@ def _warn_naive(model: ModelSettings, window: Window) -> None:
         return
     _NAIVE_WARNED.add(model.name)
     log.warning(
-        "model=%s: its row times are written without a UTC offset and read as UTC, while "
-        "its seasonal phases follow timezone: %s; if they are local times, the phases move "
-        "by an hour at each change of daylight saving time: write the times with their "
-        "offset (docs/sources.md, on timezone: UTC instead)",
+        "model=%s: its times (of rows or file names) are written without a UTC offset and "
+        "read as UTC, while its seasonal phases follow timezone: %s; if they are local "
+        "times, the phases move by an hour at each change of daylight saving time: write "
+        "the times with their offset (docs/sources.md, on timezone: UTC instead)",
         model.name,
         model.timezone,
     )

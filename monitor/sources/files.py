@@ -312,6 +312,20 @@ class NameTime:
             pos = match.start() + 1
         return None
 
+    def naive(self, name: str) -> bool:
+        """Whether the time ``parse`` reads in ``name`` had no UTC offset and was read as
+        UTC: a format's (every directive but ``%s``: they hold none), a regex group's
+        ISO-8601 text without one or eight-digit date; False for unix seconds or no time."""
+        if self._format is not None:
+            return self._format != "%s" and self.parse(name) is not None
+        pos = 0
+        while (match := self._regex.search(name, pos)) is not None:
+            if self._read(match, name) is not None:
+                text = match.group("time")
+                return naive_time(text) or re.fullmatch(r"[0-9]{8}", text) is not None
+            pos = match.start() + 1
+        return False
+
     def _read(self, match: re.Match[str], name: str) -> float | None:
         text = match.group("time") if self._format is None else match.group(0)
         try:
@@ -485,7 +499,7 @@ class FilesSource:
             self._refuse_gzip_copies(files)  # each window reads every file it reaches
         naive = False
         if self._options.time_from == "name":
-            X, label = self._read_named(files, start, end)
+            X, label, naive = self._read_named(files, start, end)
         elif self._options.window == "file":
             X, label = self._read_newest(files, end)
         else:
@@ -634,8 +648,11 @@ class FilesSource:
         X, *_ = self._read(newest, with_timestamps=False)
         return X, f"{newest.path.name} (modified {format_time(newest.mtime)})"
 
-    def _read_named(self, files: list[_File], start: float, end: float) -> tuple[FloatArray, str]:
-        """Every file whose name time is in ``[start, end)``, in name-time order."""
+    def _read_named(
+        self, files: list[_File], start: float, end: float
+    ) -> tuple[FloatArray, str, bool]:
+        """Every file whose name time is in ``[start, end)``, in name-time order, the
+        window's label, and whether the name times had no offset (``NameTime.naive``)."""
         chosen = sorted(
             (f for f in files if f.name_time is not None and start <= f.name_time < end),
             key=lambda f: (f.name_time, f.path.name),
@@ -648,7 +665,10 @@ class FilesSource:
             )
         parts = [self._read(f, with_timestamps=False)[0] for f in chosen]
         names = ", ".join(f.path.name for f in chosen[:3]) + (", ..." if len(chosen) > 3 else "")
-        return np.concatenate(parts), f"{len(chosen)} file(s) named in the window: {names}"
+        label = f"{len(chosen)} file(s) named in the window: {names}"
+        # Name times without an offset are read as UTC, as row times are (helper-112).
+        naive = self._name_time is not None and self._name_time.naive(chosen[0].path.name)
+        return np.concatenate(parts), label, naive
 
     def _read_range(
         self, files: list[_File], start: float, end: float

@@ -135,3 +135,27 @@ def test_a_named_csv_beside_its_gzip_copy_fails_the_run(tmp_path: Path) -> None:
     src = _source(tmp_path, name_time="%Y%m%dT%H%M%S")
     with pytest.raises(SourceError, match=r"'.*\.csv' and '.*\.csv\.gz' are both read"):
         src.read_window(T0, T0 + 3600)
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "naive"),
+    [
+        ("%Y%m%dT%H%M%S", "tel-20240101T001500.npy", True),  # a format holds no offset
+        ("%s", "window-1704067200.npy", False),
+        (r"w(?P<time>\d+)\.", "w1704067200.npy", False),  # unix seconds
+        (r"_(?P<time>[0-9T:-]+Z)\.", "m_2024-01-01T00:15:00Z.npy", False),
+        (r"_(?P<time>[0-9T:+-]+)\.", "m_2024-01-01T01:15:00+01:00.npy", False),
+        (r"_(?P<time>[0-9T:-]+)\.", "m_2024-01-01T00:15:00.npy", True),
+        (r"-(?P<time>\d+)\.", "metrics-20240101.npy", True),  # a date
+    ],
+)
+def test_a_window_says_whether_its_name_times_had_no_offset(
+    tmp_path: Path, spec: str, name: str, naive: bool
+) -> None:
+    # Name times without an offset are read as UTC, as row times are: a model whose
+    # phases follow another clock is warned of row times (helper-112), not of these.
+    _npy(tmp_path / name, 1.0)
+    window = _source(tmp_path, name_time=spec).read_window(T0, T0 + 86400)
+    assert window.X.shape[0] == 4
+    assert window.naive_times is naive
+    assert NameTime(spec).naive("no-time-here.npy") is False
