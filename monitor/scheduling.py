@@ -8,8 +8,8 @@ that overran its interval by a little (a retrain) delays the next rather than dr
 it. Every scheduled run that does not start is reported to ``on_skipped(job_id,
 reason, count)``: ``missed`` when it could not start within its misfire grace (or was
 folded into a later run by coalescing, or due while the job's previous run still
-waited for a worker), ``still_running`` when the job's previous run had not ended
-within it (or a third run fell due meanwhile).
+waited for a worker, or held behind a run that never started), ``still_running`` when
+the job's previous run had not ended within it (or a third run fell due meanwhile).
 """
 
 from __future__ import annotations
@@ -260,8 +260,13 @@ class _DaemonThreadExecutor(BaseExecutor):
                 thread.start()
         self._queue.put((job, run_times))
 
-    def _release_held(self, job_id: str) -> None:
-        """The job's run ended: start the run held behind it if still within its grace."""
+    def _release_held(self, job_id: str, ran: bool) -> None:
+        """The job's run ended: start the run held behind it if still within its grace.
+
+        Dropped past it, the held run is ``still_running`` if the one it waited for ran
+        (within its own grace, so before the held run's ran out), else ``missed``: that
+        one waited for a worker past its grace and never ran (a model that had never run
+        was said to be still running; helper-107)."""
         with self._busy:
             held = self._held.pop(job_id, None)
             if held is None:
@@ -275,7 +280,7 @@ class _DaemonThreadExecutor(BaseExecutor):
             return
         with self._busy:
             self._active.discard(job_id)
-        self._drop(job_id, times, "still_running")  # it waited for a run that went
+        self._drop(job_id, times, "still_running" if ran else "missed")
 
     def _drop(self, job_id: str, times: list[datetime], reason: str | None = None) -> None:
         """A due run that never starts: its instance released, reported as ``reason``
@@ -297,8 +302,10 @@ class _DaemonThreadExecutor(BaseExecutor):
             job, times = item
             with self._busy:
                 self._started.add(job.id)
+            ran = True  # unless run_job found it past its grace and only reported that
             try:
                 events = run_job(job, job._jobstore_alias, times, self._logger.name)
+                ran = any(event.code != EVENT_JOB_MISSED for event in events)
             except BaseException:
                 self._run_job_error(job.id, *sys.exc_info()[1:])
             else:
@@ -306,7 +313,7 @@ class _DaemonThreadExecutor(BaseExecutor):
             finally:
                 with self._busy:
                     self._started.discard(job.id)  # before a held run is queued again
-                self._release_held(job.id)
+                self._release_held(job.id, ran)
                 with self._busy:
                     self._pending -= 1
                     self._busy.notify_all()

@@ -274,6 +274,26 @@ def test_runs_due_while_the_previous_one_waits_for_a_worker_are_missed() -> None
     assert skips.total("queued", "still_running") == 0
 
 
+def test_a_run_held_behind_one_that_never_ran_is_missed() -> None:
+    # helper-107: a model queued behind a busy worker had its queued run dropped past its
+    # grace (missed), then the run held behind it dropped as still_running ("its previous
+    # run had not ended"), although nothing of it had run. One worker, held 3.5 s by
+    # "hog": "late" is queued at 0.2 s, the run due at 1.2 s is held behind it, and at
+    # 3.5 s both are past their 1 s grace (so too if "late" is added a second later).
+    skips = Skips()
+    ran: list[str] = []
+    s = Scheduler(max_workers=1, on_skipped=skips)
+    s.add("hog", lambda: (ran.append("hog"), time.sleep(3.5)), interval=3600)
+    s.add("late", lambda: ran.append("late"), interval=1, misfire_grace=1, start_in=0.2)
+    s.start()
+    try:
+        assert wait_until(lambda: "late" in ran)
+    finally:
+        s.shutdown(wait=True)
+    assert skips.total("late", "still_running") == 0, skips.seen
+    assert skips.total("late", "missed") >= 3, skips.seen
+
+
 def test_run_times_folded_away_by_coalescing_are_counted_as_missed() -> None:
     skips = Skips()
     s = Scheduler(max_workers=1, on_skipped=skips)
