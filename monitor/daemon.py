@@ -223,7 +223,9 @@ class Daemon:
         self.app = app
         self._stopping = app.stopping
         self._stopped = threading.Event()
-        self.scheduler = Scheduler(app.settings.daemon.max_workers, on_skipped=self._skipped)
+        self.scheduler = Scheduler(
+            app.settings.daemon.max_workers, on_skipped=self._skipped, first_run=self._first_run
+        )
         self._skip_log = SkipLog()
         host, port = parse_listen(listen or app.settings.daemon.listen)
         routes = daemon_routes(app, self.ready, url=lambda: self.http.url)
@@ -280,6 +282,13 @@ class Daemon:
             len(self.app.settings.models),
             self.url,
         )
+
+    def _first_run(self, job_id: str) -> bool | None:
+        """Whether a submitted run trains its model's reference (no live version yet), or
+        None for a job that is no model's (the scheduler's ``first_run``)."""
+        if not job_id.startswith(_MODEL_JOB):
+            return None
+        return not self.app.runner.has_live(job_id[len(_MODEL_JOB) :])
 
     def _skipped(self, job_id: str, reason: str, count: int) -> None:
         """Count scheduled runs of a model that did not start (the scheduler's report)."""

@@ -14,10 +14,10 @@ the job's previous run had not ended within it (or a third run fell due meanwhil
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import math
-import queue
 import sys
 import threading
 import time
@@ -63,6 +63,9 @@ CLOCK_CHECK_SECONDS = 5.0
 CLOCK_STEP_SECONDS = 5.0
 
 OnSkipped = Callable[[str, str, int], None]
+#: Whether a job's run, when it is submitted, trains a model's reference (True), is a
+#: trained model's (False), or is neither (None: another job).
+FirstRun = Callable[[str], bool | None]
 
 
 def _trigger(
@@ -223,11 +226,23 @@ class _DaemonThreadExecutor(BaseExecutor):
     process after SIGTERM. Daemon threads do not, and ``wait_idle`` bounds the wait.
     """
 
-    def __init__(self, max_workers: int, on_skipped: OnSkipped | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        on_skipped: OnSkipped | None = None,
+        first_run: FirstRun | None = None,
+    ) -> None:
         super().__init__()
         self._max_workers = max_workers
         self._on_skipped = on_skipped
-        self._queue: queue.SimpleQueue[tuple[Any, list[datetime]] | None] = queue.SimpleQueue()
+        self._first_run = first_run
+        # Runs waiting for a worker: a trained model's (and other jobs') first, then the
+        # first runs that train a reference (``_take``).
+        self._ordinary: collections.deque[tuple[Any, list[datetime]]] = collections.deque()
+        self._firsts: collections.deque[tuple[Any, list[datetime]]] = collections.deque()
+        self._firsts_going = 0
+        self._trained_seen = False  # a trained model's run was submitted: keep it a worker
+        self._closing = False
         self._threads: list[threading.Thread] = []
         self._busy = threading.Condition()
         self._pending = 0  # submitted and not finished
@@ -250,6 +265,7 @@ class _DaemonThreadExecutor(BaseExecutor):
             self._drop(job.id, older[1])
 
     def _enqueue(self, job: Any, run_times: list[datetime]) -> None:
+        first = None if self._first_run is None else self._first_run(job.id)
         with self._busy:
             self._pending += 1
             if len(self._threads) < min(self._max_workers, self._pending):
@@ -258,7 +274,32 @@ class _DaemonThreadExecutor(BaseExecutor):
                 )
                 self._threads.append(thread)
                 thread.start()
-        self._queue.put((job, run_times))
+            self._trained_seen = self._trained_seen or first is False
+            (self._firsts if first else self._ordinary).append((job, run_times))
+            self._busy.notify_all()
+
+    def _take(self) -> tuple[Any, list[datetime], bool] | None:
+        """The next run for a worker (None: the executor shuts down), and whether it is a
+        first run. Trained models' runs go first, and once one exists first runs take at
+        most all workers but one: a fleet's reference training held every worker for
+        minutes and the trained models' runs were skipped meanwhile (helper-107). Under
+        the lock."""
+
+        def ready() -> bool:
+            limit = self._max_workers - (self._trained_seen and self._max_workers > 1)
+            return (
+                self._closing
+                or bool(self._ordinary)
+                or (bool(self._firsts) and self._firsts_going < limit)
+            )
+
+        self._busy.wait_for(ready)
+        if self._ordinary:
+            return (*self._ordinary.popleft(), False)
+        if self._closing:
+            return None
+        self._firsts_going += 1
+        return (*self._firsts.popleft(), True)
 
     def _release_held(self, job_id: str, ran: bool) -> None:
         """The job's run ended: start the run held behind it if still within its grace.
@@ -298,9 +339,12 @@ class _DaemonThreadExecutor(BaseExecutor):
             return "still_running" if job_id in self._started else "missed"
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            job, times = item
+        while True:
             with self._busy:
+                item = self._take()
+                if item is None:
+                    return
+                job, times, first = item
                 self._started.add(job.id)
             ran = True  # unless run_job found it past its grace and only reported that
             try:
@@ -316,6 +360,7 @@ class _DaemonThreadExecutor(BaseExecutor):
                 self._release_held(job.id, ran)
                 with self._busy:
                     self._pending -= 1
+                    self._firsts_going -= first
                     self._busy.notify_all()
 
     def running(self) -> int:
@@ -332,20 +377,18 @@ class _DaemonThreadExecutor(BaseExecutor):
         """Drop the jobs not started yet, end the workers; with ``wait`` join them."""
         with self._busy:
             held, self._held = list(self._held.values()), {}
+            queued = [*self._ordinary, *self._firsts]
+            self._ordinary.clear()
+            self._firsts.clear()
+            self._closing = True
+            self._busy.notify_all()
         for job, _ in held:
             self._run_job_success(job.id, [])
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                self._run_job_success(item[0].id, [])  # releases its instance count
-                with self._busy:
-                    self._pending -= 1
-                    self._busy.notify_all()
-        for _ in self._threads:
-            self._queue.put(None)
+        for job, _ in queued:
+            self._run_job_success(job.id, [])  # releases its instance count
+            with self._busy:
+                self._pending -= 1
+                self._busy.notify_all()
         if wait:
             for thread in self._threads:
                 thread.join()
@@ -359,11 +402,14 @@ class Scheduler:
         max_workers: int,
         *,
         on_skipped: OnSkipped | None = None,
+        first_run: FirstRun | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``wall`` and ``monotonic``: the clocks compared to see the wall clock step."""
-        self._executor = _DaemonThreadExecutor(max_workers, on_skipped)
+        """``first_run``: which runs train a reference (``_DaemonThreadExecutor._take``
+        gives trained models' runs a worker before them). ``wall`` and ``monotonic``: the
+        clocks compared to see the wall clock step."""
+        self._executor = _DaemonThreadExecutor(max_workers, on_skipped, first_run)
         self._wall, self._monotonic = wall, monotonic
         self._offset = wall() - monotonic()  # the wall clock against the monotonic one
         self._stop = threading.Event()

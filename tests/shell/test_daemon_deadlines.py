@@ -100,22 +100,25 @@ def test_two_hung_models_do_not_starve_a_healthy_one(tmp_path: Path, drip: DripS
 
 def test_sigterm_with_every_worker_in_a_hung_read(tmp_path: Path, drip: DripServer) -> None:
     # No run deadline shorter than the source's 60 s: both workers sit in hung reads and
-    # the healthy model waits for a worker. SIGTERM must not wait for the reads.
+    # a third model waits for a worker. SIGTERM must not wait for the reads. The three are
+    # first runs of a fresh daemon, which take every worker: a trained model's runs would
+    # keep one (test_scheduling.py).
     models = [hung("hung1", drip.url), hung("hung2", drip.url)]
-    config = write_config(tmp_path, [*models, HEALTHY])
+    waiting = hung("waiting", drip.url, interval="1s")
+    config = write_config(tmp_path, [*models, waiting])
     port = free_port()
     log = tmp_path / "daemon.log"
     with daemon(config, port, log) as proc:
         wait_for(lambda: drip.connections >= 2, 60, "both hung reads", log)
         base = f"http://127.0.0.1:{port}"
-        runs = value(scrape(base), "kmeans_runs_total", model="healthy")
+        runs = value(scrape(base), "kmeans_runs_total", model="waiting")
         time.sleep(2.5)  # a run a second is due: none can start, both workers are held
         got = scrape(base)
-        assert value(got, "kmeans_runs_total", model="healthy") == runs
+        assert value(got, "kmeans_runs_total", model="waiting") == runs
         # The first run due behind the queued one is held for it; each one due after that
         # is counted as skipped (first_run: the queued one is the model's first).
         skipped = [
-            value(got, "kmeans_runs_skipped_total", model="healthy", reason=reason)
+            value(got, "kmeans_runs_skipped_total", model="waiting", reason=reason)
             for reason in ("missed", "still_running", "first_run")
         ]
         assert sum(skipped) >= 1, skipped

@@ -401,3 +401,56 @@ def test_the_runs_due_across_a_forward_step_are_not_counted_missed() -> None:
         )
     )
     assert skips.seen == [("m", "missed", 2)]
+
+
+class Training:
+    """First runs that train for ``seconds``, counting how many go at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.going = self.most = self.done = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.going += 1
+            self.most = max(self.most, self.going)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.going -= 1
+            self.done += 1
+
+
+def test_a_trained_models_runs_go_before_other_models_first_runs() -> None:
+    # helper-107: a fleet's first runs (reference training, 15 to 80 s each) held both
+    # workers for minutes, and a trained model's 1-minute runs queued behind them all were
+    # skipped as missed. Now they go first, and first runs leave it a worker.
+    skips = Skips()
+    training = Training(1.0)
+    starts: list[float] = []
+    s = Scheduler(max_workers=2, on_skipped=skips, first_run=lambda job: job.startswith("new"))
+    s.add("trained", lambda: starts.append(time.monotonic()), interval=1, misfire_grace=1)
+    for i in range(6):  # added to the running daemon's file: after the trained model
+        s.add(f"new-{i}", training, interval=3600, start_in=0.5)
+    s.start()
+    try:
+        assert wait_until(lambda: training.done == 6, timeout=20)
+    finally:
+        s.shutdown(wait=True)
+    assert training.most == 1  # all workers but one, once a trained model runs
+    assert skips.total("trained", "missed") == skips.total("trained", "still_running") == 0
+    assert len(starts) >= 5
+
+
+def test_a_fleet_with_no_trained_model_trains_on_every_worker() -> None:
+    # Nothing to keep a worker for: the first runs of a fresh fleet take both.
+    training = Training(0.5)
+    s = Scheduler(max_workers=2, first_run=lambda job: True)
+    for i in range(4):
+        s.add(f"new-{i}", training, interval=3600, start_in=0)
+    s.start()
+    try:
+        assert wait_until(lambda: training.done == 4)
+    finally:
+        s.shutdown(wait=True)
+    assert training.most == 2
