@@ -711,7 +711,7 @@ class PrometheusSource:
         worst = min(held, key=lambda k: (held[k], k), default=None)
         if worst is None or held[worst] >= n_grid or rows >= 0.9 * expected:
             return
-        # Keyed by the series (hashed: a key is kept for the daemon's life) and the least
+        # Keyed by the series (hashed: a key is kept while its line is recent) and the least
         # complete of them: another set of series, or another gap, is said at once.
         said = self._throttle(("gaps", hash(frozenset(held)), worst))
         if said is None:
