@@ -250,9 +250,7 @@ class _Commands(click.Group):
                 click.echo(f"error: {redact_text(_error_line(exc))}", err=True)
                 sys.exit(EXIT_USER)
             # The reader of stdout has gone (`| head`): nothing is wrong, nothing to say.
-            # Python's final flush of stdout would fail again: it goes to /dev/null.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_PIPE)
+            _exit_past_stdout(EXIT_PIPE)
         except OutputError as exc:
             _exit_unwritable(exc)
         except Exception as exc:
@@ -272,13 +270,17 @@ class _Commands(click.Group):
 
 
 def _exit_unwritable(exc: OutputError) -> NoReturn:
-    """Stdout cannot take the output (a full disk, ``>&-``): one line and exit 2.
-
-    Python's own flush of stdout at exit would fail again ("Exception ignored ... OSError"
-    and exit 120): stdout goes to /dev/null."""
+    """Stdout cannot take the output (a full disk, ``>&-``): one line and exit 2."""
     click.echo(f"error: {exc.strerror}", err=True)
+    _exit_past_stdout(EXIT_USER)
+
+
+def _exit_past_stdout(code: int) -> NoReturn:
+    """Exit ``code`` from a stdout that cannot be written: Python's own flush of it at exit
+    would fail again ("Exception ignored ... OSError" and exit 120), so it goes to
+    /dev/null first."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(EXIT_USER)
+    sys.exit(code)
 
 
 def _stdout_closed() -> bool:
