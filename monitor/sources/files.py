@@ -266,6 +266,10 @@ def _time_from_problems(o: FilesOptions) -> list[Problem]:
     return found
 
 
+#: ISO-8601's basic date (``20240501``) in a name time: a date, never unix seconds.
+_BASIC_DATE = re.compile(r"[0-9]{8}")
+
+
 class NameTime:
     """The time in a file name, by a strftime-like format or a regex with a ``time`` group.
 
@@ -304,33 +308,36 @@ class NameTime:
         Every match is tried, from the left: in ``host-12345678-20240601.csv`` the first
         eight digits are no date (month 56), the second are.
         """
-        pos = 0
-        while (match := self._regex.search(name, pos)) is not None:
-            seconds = self._read(match, name)
-            if seconds is not None:
-                return seconds
-            pos = match.start() + 1
-        return None
+        first = self._first(name)
+        return None if first is None else first[1]
 
     def naive(self, name: str) -> bool:
         """Whether the time ``parse`` reads in ``name`` had no UTC offset and was read as
         UTC: a format's (every directive but ``%s``: they hold none), a regex group's
         ISO-8601 text without one or eight-digit date; False for unix seconds or no time."""
+        first = self._first(name)
+        if first is None:
+            return False
         if self._format is not None:
-            return self._format != "%s" and self.parse(name) is not None
+            return self._format != "%s"
+        text = first[0].group("time")
+        return naive_time(text) or _BASIC_DATE.fullmatch(text) is not None
+
+    def _first(self, name: str) -> tuple[re.Match[str], float] | None:
+        """The first match in ``name`` that reads as a time, and its unix seconds."""
         pos = 0
         while (match := self._regex.search(name, pos)) is not None:
-            if self._read(match, name) is not None:
-                text = match.group("time")
-                return naive_time(text) or re.fullmatch(r"[0-9]{8}", text) is not None
+            seconds = self._read(match, name)
+            if seconds is not None:
+                return match, seconds
             pos = match.start() + 1
-        return False
+        return None
 
     def _read(self, match: re.Match[str], name: str) -> float | None:
         text = match.group("time") if self._format is None else match.group(0)
         try:
             if self._format is None:
-                if re.fullmatch(r"[0-9]{8}", text):
+                if _BASIC_DATE.fullmatch(text):
                     # ISO-8601's basic date, not unix seconds of 1970 to 1973: no file of
                     # telemetry is named by those, and "20240501" read as them was August
                     # 1970, a name time no window would ever read.
@@ -421,27 +428,25 @@ class _Parsed:
     def outside(self, f: _File, start: float, end: float) -> bool:
         """Whether ``f``, unchanged since it was parsed, has no row time in ``[start, end)``
         (False when its span is not known)."""
-        with self._lock:
-            span = self._spans.get(f.path)
-        return span is not None and span[0] == f.stamp and not (span[1] < end and span[2] >= start)
+        span = self._span(f)
+        return span is not None and not (span[1] < end and span[2] >= start)
 
     def newest(self, files: list[_File]) -> float | None:
         """The newest row time of ``files`` that are known unchanged since parsed (None
         when none is, or none has a row)."""
-        with self._lock:
-            spans = [self._spans.get(f.path) for f in files]
-        times = [
-            span[2]
-            for f, span in zip(files, spans, strict=True)
-            if span is not None and span[0] == f.stamp and span[2] > -math.inf
-        ]
-        return max(times, default=None)
+        spans = [self._span(f) for f in files]
+        return max((s[2] for s in spans if s is not None and s[2] > -math.inf), default=None)
 
     def naive(self, f: _File) -> bool:
         """Whether ``f``, unchanged since it was parsed, had times without an offset."""
+        span = self._span(f)
+        return span is not None and span[3]
+
+    def _span(self, f: _File) -> tuple[tuple[int, int, int, int], float, float, bool] | None:
+        """``f``'s kept span while it is unchanged since parsed (None: unknown or changed)."""
         with self._lock:
             span = self._spans.get(f.path)
-        return span is not None and span[0] == f.stamp and span[3]
+        return span if span is not None and span[0] == f.stamp else None
 
     def keep_only(self, paths: set[Path]) -> None:
         """Let go of the files no longer listed (removed, renamed, rotated out)."""
