@@ -184,6 +184,11 @@ def season_name(period: float) -> str | None:
     return next((name for name, seconds in SEASON_PERIODS.items() if seconds == period), None)
 
 
+def cycle_unit(period: float) -> str:
+    """What one cycle of ``period`` seconds is called in a message: "day" or "week"."""
+    return "week" if period > SEASON_PERIODS["daily"] else "day"
+
+
 @dataclass(frozen=True, eq=False)
 class SeasonalProfile:
     """Cluster and bin counts of the reference period by phase of a seasonal cycle."""

@@ -7,7 +7,7 @@ import logging
 from monitor.errors import LiveMovedError, StoreError
 from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
-from monitor.records import SEASON_PERIODS, Decision, Evaluation, Measurement, Snapshot
+from monitor.records import Decision, Evaluation, Measurement, Snapshot, cycle_unit
 
 __all__ = ["commit", "version_floor"]
 
@@ -136,7 +136,7 @@ def _caveats(m: Measurement) -> str:
         )
     trained = m.reference or m.live
     if m.whole_period and trained is not None and trained.profile is not None:
-        cycle = "week" if trained.profile.period > SEASON_PERIODS["daily"] else "day"
+        cycle = cycle_unit(trained.profile.period)
         text += (
             f"; the reference holds no rows at this time of the {cycle}: compared with the "
             "whole period"

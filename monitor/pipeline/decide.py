@@ -12,12 +12,20 @@ from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
 from monitor.core.seasonal import phase_weights
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
-from monitor.records import Decision, Measurement, Pending, SeasonalProfile, season_name
+from monitor.records import (
+    SEASON_PERIODS,
+    Decision,
+    Measurement,
+    Pending,
+    SeasonalProfile,
+    cycle_unit,
+    season_name,
+)
 from monitor.timestamps import wall_seconds
 
 __all__ = ["cycles_covered", "decide", "drift_reasons", "phase_gaps"]
 
-DAY = 86400.0
+DAY = SEASON_PERIODS["daily"]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SHOWN_STRETCHES = 3  # stretches of the cycle a clause names; the rest are counted
 
@@ -185,11 +193,10 @@ def cycles_covered(profile: SeasonalProfile, start: float, end: float) -> str:
     if end - start - whole * period < period / profile.n_phases:
         return ""
     a, b = wall_seconds(np.array([start + whole * period, end]), profile.timezone)
-    unit = "week" if period > DAY else "day"
     return (
         f"the reference covers {(end - start) / period:.3g} {season_name(period)} cycles: "
         f"{_stretch(a, b, period)} {profile.timezone} weighs more ({whole + 1} cycles' rows, "
-        f"the rest of the {unit} {whole})"
+        f"the rest of the {cycle_unit(period)} {whole})"
     )
 
 
