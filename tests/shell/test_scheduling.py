@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -241,18 +242,33 @@ def test_a_run_held_past_its_grace_behind_the_previous_one_is_still_running() ->
     assert 2.9 <= starts[1] - starts[0] < 3.5
 
 
-def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
-    # One worker, held for 2.5 s by "hog": "late" waits in the queue past its 1 s grace.
+def behind_a_hog(
+    hog_seconds: float, until: Callable[[Skips, list[str]], bool], **late: Any
+) -> tuple[Skips, list[str]]:
+    """One worker, held ``hog_seconds`` by "hog"'s run, and "late" scheduled as ``late``
+    says behind it, until ``until(skips, ran)``: the skips, and the jobs that ran."""
     skips = Skips()
     ran: list[str] = []
     s = Scheduler(max_workers=1, on_skipped=skips)
-    s.add("hog", lambda: (ran.append("hog"), time.sleep(2.5)), interval=3600)
-    s.add("late", lambda: ran.append("late"), interval=3600, misfire_grace=1, start_in=0.2)
+    s.add("hog", lambda: (ran.append("hog"), time.sleep(hog_seconds)), interval=3600)
+    s.add("late", lambda: ran.append("late"), **late)
     s.start()
     try:
-        assert wait_until(lambda: skips.total("late", "missed") == 1)
+        assert wait_until(lambda: until(skips, ran))
     finally:
         s.shutdown(wait=True)
+    return skips, ran
+
+
+def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
+    # One worker, held for 2.5 s by "hog": "late" waits in the queue past its 1 s grace.
+    skips, ran = behind_a_hog(
+        2.5,
+        lambda skips, _: skips.total("late", "missed") == 1,
+        interval=3600,
+        misfire_grace=1,
+        start_in=0.2,
+    )
     assert ran == ["hog"]  # the late run never started
     assert skips.total("hog", "missed") == skips.total("late", "still_running") == 0
 
@@ -260,18 +276,11 @@ def test_a_run_that_waits_past_its_grace_for_a_worker_is_missed() -> None:
 def test_runs_due_while_the_previous_one_waits_for_a_worker_are_missed() -> None:
     # helper-94: a model queued behind other models' slow first runs had its due runs
     # counted still_running ("its previous run had not ended"), and had never run.
-    skips = Skips()
-    ran: list[str] = []
-    s = Scheduler(max_workers=1, on_skipped=skips)
-    s.add("hog", lambda: (ran.append("hog"), time.sleep(2.0)), interval=3600)
-    s.add("queued", lambda: ran.append("queued"), interval=0.3, misfire_grace=60, start_in=0.2)
-    s.start()
-    try:
-        assert wait_until(lambda: "queued" in ran)
-    finally:
-        s.shutdown(wait=True)
-    assert skips.total("queued", "missed") >= 3
-    assert skips.total("queued", "still_running") == 0
+    skips, _ = behind_a_hog(
+        2.0, lambda _, ran: "late" in ran, interval=0.3, misfire_grace=60, start_in=0.2
+    )
+    assert skips.total("late", "missed") >= 3
+    assert skips.total("late", "still_running") == 0
 
 
 def test_a_run_held_behind_one_that_never_ran_is_missed() -> None:
@@ -280,16 +289,9 @@ def test_a_run_held_behind_one_that_never_ran_is_missed() -> None:
     # run had not ended"), although nothing of it had run. One worker, held 3.5 s by
     # "hog": "late" is queued at 0.2 s, the run due at 1.2 s is held behind it, and at
     # 3.5 s both are past their 1 s grace (so too if "late" is added a second later).
-    skips = Skips()
-    ran: list[str] = []
-    s = Scheduler(max_workers=1, on_skipped=skips)
-    s.add("hog", lambda: (ran.append("hog"), time.sleep(3.5)), interval=3600)
-    s.add("late", lambda: ran.append("late"), interval=1, misfire_grace=1, start_in=0.2)
-    s.start()
-    try:
-        assert wait_until(lambda: "late" in ran)
-    finally:
-        s.shutdown(wait=True)
+    skips, _ = behind_a_hog(
+        3.5, lambda _, ran: "late" in ran, interval=1, misfire_grace=1, start_in=0.2
+    )
     assert skips.total("late", "still_running") == 0, skips.seen
     assert skips.total("late", "missed") >= 3, skips.seen
 
