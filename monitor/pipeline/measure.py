@@ -399,13 +399,15 @@ def retrain(
     """The new snapshot a decision asks for, trained on the measured window (else None).
 
     Euclidean models start from the candidate's centroids, carried over in raw units
-    because the new snapshot fits its own scaler.
+    because the new snapshot fits its own scaler; other metrics keep the live model's k.
     """
     if not decision.trains or m.live is None or m.candidate_centers is None:
         return None
     init = None
     if model.metric == "euclidean":
         init = scaling.inverse_transform(m.live.scaler, m.candidate_centers)
+    else:
+        model = replace(model, k=m.live.k)
     with phases.phase("train"):
         return train.train_reference(
             train.one_window(m.window, m.X),

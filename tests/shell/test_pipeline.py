@@ -664,3 +664,29 @@ def test_warm_kernels_loads_every_compiled_kernel_of_a_run(monkeypatch: pytest.M
     monkeypatch.setattr(drift, "warm_up", lambda: loaded.append("PSI count"))
     pipeline.warm_kernels()
     assert sorted(loaded) == ["PSI count", "k-means"]
+
+
+def test_a_cosine_model_s_new_version_keeps_the_live_k_of_its_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cosine model's new version was trained from k-means++, and with a k range chose
+    k again on the window: a promotion changed k unasked (docs/retrain.md: the live
+    model's k until `snapshots retrain`)."""
+    from types import SimpleNamespace
+
+    from monitor.core import selection
+
+    picks = iter([2, 4])  # the first model's choice, then what a second choice would be
+    calls: list[int] = []
+
+    def choose(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return SimpleNamespace(best_silhouette=next(picks))
+
+    monkeypatch.setattr(selection, "choose_k", choose)
+    h = Harness(model(k={"min": 2, "max": 4, "criterion": "silhouette"}, metric="cosine"))
+    _, first = h.run(steady)
+    assert first.k == 2 and len(calls) == 1
+    ev, snap = h.run(shifted)
+    assert ev.promoted and snap.version == 2
+    assert snap.k == 2 and len(calls) == 1
