@@ -395,8 +395,10 @@ def retrain(
     model: ModelSettings,
     phases: Phases,
     ctx: RunContext,
+    period: ReferencePeriod | None = None,
 ) -> Snapshot | None:
-    """The new snapshot a decision asks for, trained on the measured window (else None).
+    """The new snapshot a decision asks for (else None), trained on ``period`` or, without
+    one, on the measured window.
 
     Euclidean models start from the candidate's centroids, carried over in raw units
     because the new snapshot fits its own scaler; other metrics keep the live model's k.
@@ -410,7 +412,7 @@ def retrain(
         model = replace(model, k=m.live.k)
     with phases.phase("train"):
         return train.train_reference(
-            train.one_window(m.window, m.X),
+            period if period is not None else train.one_window(m.window, m.X),
             model,
             now=ctx.now,
             reason=decision.retrain_reason,
