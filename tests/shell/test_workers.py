@@ -9,13 +9,14 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor import workers
-from monitor.config import parse
+from monitor.config import ReferenceSettings, parse
 from monitor.errors import ConfigError
 from monitor.records import Evaluation, RunFailure, Window
 from monitor.workers import RunWorkers
@@ -368,3 +369,36 @@ def test_run_isolation_takes_thread_or_process() -> None:
     assert parse(daemon(), sources=FAKE_SOURCES).daemon.run_isolation == "process"
     with pytest.raises(ConfigError, match=r"daemon\.run_isolation.*'fork'"):
         parse(daemon(run_isolation="fork"), sources=FAKE_SOURCES)
+
+
+def test_a_new_version_of_a_run_in_a_worker_is_trained_on_the_period_as_in_a_thread() -> None:
+    """The worker trains the run's candidate; the daemon, which holds the source, reads
+    the reference period and trains the new version there."""
+    s = settings()
+    m = s.models[0]
+    m = replace(
+        m,
+        reference=ReferenceSettings(window=1800.0),
+        retrain="scheduled",
+        training=replace(m.training, retrain_every=60.0),
+    )
+    s = replace(s, models=(m,))
+    runs = []
+    for in_worker in (True, False):
+        made = harness(s)
+        if in_worker:
+            made.runner._workers = RunWorkers(1)
+            assert made.runner._workers.wait_ready(120)
+        try:
+            assert isinstance(made.runner.run_model("shop"), Evaluation)
+            made.runner._clock.advance(120)
+            got = made.runner.run_model("shop")
+        finally:
+            made.runner.close()
+        assert isinstance(got, Evaluation) and got.promoted, got
+        assert got.decision.endswith("; trained on the 30m to the run (3 windows)")
+        runs.append((got, made.store.load("shop")))
+    (a, snap_a), (b, snap_b) = runs
+    assert (a.slis, a.decision) == (b.slis, b.decision)
+    np.testing.assert_array_equal(snap_a.centers, snap_b.centers)
+    assert (snap_a.window_start, snap_a.window_end) == (snap_b.window_start, snap_b.window_end)
