@@ -487,10 +487,15 @@ class Decision:
 @dataclass(frozen=True)
 class Pending:
     """The version awaiting approval when a run starts. ``manual``: ``snapshots retrain``
-    stored it (an operator's deliberate retrain, which a drifting run must not replace)."""
+    stored it (an operator's deliberate retrain, which a drifting run must not replace).
+    ``trained_to``: where the period a run trained it on ends, when that period is longer
+    than a window; a drifting run keeps it until ``fresh_until`` rather than reading and
+    training on the period again (``pipeline._pending``)."""
 
     version: int
     manual: bool = False
+    trained_to: float | None = None
+    fresh_until: float | None = None
 
 
 # The bounded values of the ``reason`` label of kmeans_run_failures_total.

@@ -122,7 +122,7 @@ def evaluate(
         _warn_naive(model, window)
     with phases.phase("load"):
         live = _live(store, model.name)
-        pending = _pending(store, model.name) if live is not None else None
+        pending = _pending(store, model) if live is not None else None
     if window is None:
         assert nothing is not None
         if live is None:  # a first run: its period says whether the data ever began
@@ -225,17 +225,32 @@ def _warn_naive(model: ModelSettings, window: Window) -> None:
     )
 
 
-def _pending(store: SnapshotStore, model: str) -> Pending | None:
-    """The version awaiting approval, and whether ``snapshots retrain`` stored it (one
-    that does not load is not: a run's candidate replaces it, as before)."""
-    version = store.pending_version(model)
+def _pending(store: SnapshotStore, model: ModelSettings) -> Pending | None:
+    """The version awaiting approval, whether ``snapshots retrain`` stored it, and until
+    when a run's is kept (one that does not load is not: a run's candidate replaces it,
+    as before)."""
+    version = store.pending_version(model.name)
     if version is None:
         return None
     try:
-        manual = store.load(model, version).reason == "manual"
+        snap = store.load(model.name, version)
     except (OSError, ValueError, KeyError):  # StoreError, a corrupt or missing version
-        manual = False
-    return Pending(version, manual)
+        return Pending(version)
+    if snap.reason == "manual":
+        return Pending(version, manual=True)
+    span = snap.window_end - snap.window_start
+    if span <= model.window:  # trained on one window: each drifting run refreshes it
+        return Pending(version)
+    # Refreshed once the data since hold a tenth of its period: until then a new one
+    # would differ from it by less, and training it costs a first run's read at every
+    # drifting run (docs/slis.md, "Retrained models").
+    until = snap.window_end + REFRESH_SHARE * span
+    return Pending(version, trained_to=snap.window_end, fresh_until=until)
+
+
+#: The share of its period that new data must make up before a drifting run replaces a
+#: run's pending candidate trained on that period (``_pending``).
+REFRESH_SHARE = 0.1
 
 
 def _live(store: SnapshotStore, model: str) -> Snapshot | None:

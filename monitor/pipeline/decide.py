@@ -21,7 +21,7 @@ from monitor.records import (
     cycle_unit,
     season_name,
 )
-from monitor.timestamps import wall_seconds
+from monitor.timestamps import format_time, wall_seconds
 
 __all__ = ["cycles_covered", "decide", "drift_reasons", "phase_gaps"]
 
@@ -58,7 +58,8 @@ def decide(
 
     ``pending`` is the version already awaiting manual approval, if any: under the
     manual policy one candidate awaits at a time, refreshed from each drifting window
-    so that what an operator approves reflects the latest data; but not one that
+    so that what an operator approves reflects the latest data (one trained on a period,
+    once new data make up a tenth of it: ``Pending.fresh_until``); but not one that
     ``snapshots retrain`` stored (another k, the configured phases): a drifting run
     replaced it with a candidate of the live model's k, and its printed approve failed.
     """
@@ -85,6 +86,14 @@ def decide(
             "keep",
             f"{text}; the pending v{pending.version} of snapshots retrain is kept for "
             "approval: no candidate is trained until it is approved or rejected",
+        )
+    if pending is not None and pending.fresh_until is not None and now < pending.fresh_until:
+        assert pending.trained_to is not None  # set together
+        to, fresh = format_time(pending.trained_to), format_time(pending.fresh_until)
+        return Decision(
+            "keep",
+            f"{text}; candidate v{pending.version} awaits approval (trained on the period "
+            f"to {to}; refreshed from {fresh})",
         )
     if pending is not None:
         v = pending.version

@@ -817,3 +817,29 @@ def test_windows_of_the_period_left_out_at_a_promotion_are_counted_in_its_decisi
 
     ev, _ = _promoted(m, flaky, store, at)
     assert ev.decision.endswith("; trained on the 1d to the run (21 of 24 windows)")
+
+
+def test_a_pending_candidate_of_a_period_is_refreshed_once_new_data_make_a_tenth_of_it() -> None:
+    """Under manual, each drifting run trained a new pending candidate; on a period that
+    is a first run's read and training at every run of a drift left unapproved."""
+    from monitor.timestamps import format_time
+
+    m = model(seasonality="daily")  # retrain: manual
+    _, _, _, store = run(m, daily_mix)
+
+    def moved(start: float, end: float) -> np.ndarray:
+        return daily_mix(start, end) + (np.array([3.0, 0.0, 0.0]) if start >= NOW else 0.0)
+
+    first, *_ = run(m, moved, NOW + 3600, store)
+    assert first.candidate_version == 2 and "; trained on the 1d to the run (24 windows)" in (
+        first.decision
+    )
+    kept, _, src, _ = run(m, moved, NOW + 2 * 3600, store)
+    assert kept.candidate_version is None and store.pending_version("m") == 2
+    assert kept.decision.endswith(
+        f"; candidate v2 awaits approval (trained on the period to {format_time(NOW + 3600)}; "
+        f"refreshed from {format_time(NOW + 3600 + 0.1 * DAY)})"
+    )
+    assert len(src.calls) == 1  # its own window only
+    again, *_ = run(m, moved, NOW + 3600 + 0.1 * DAY + 600, store)
+    assert again.candidate_version == 3 and "refreshing candidate v2" in again.decision
