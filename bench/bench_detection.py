@@ -25,9 +25,13 @@ simulator's rows follow the same cycle); the windows after it are numbered from 
     flags were there without the change and the detection proves nothing, so "met" needs
     the delay within the target and shorter than that.
 
+``--retrain`` sets the model's retrain policy (default ``manual``, the daemon's);
+``scheduled`` promotes every ``SCHEDULED_EVERY`` (6 hours). Each replay counts its
+promotions: a promoted version must stay as quiet as the first.
+
     python -m bench detection [--rows 2000|50] [--mode auto|fixed|calibrated]
                               [--windows 1000] [--seed 0] [--kinds K,...]
-                              [--reference 1d] [--json PATH]
+                              [--reference 1d] [--retrain POLICY] [--json PATH]
 """
 
 from __future__ import annotations
@@ -62,12 +66,19 @@ EVENTS: dict[str, dict[str, Any]] = {
     "gradual": {"kind": "mean_shift", "cluster": 1, "magnitude": 2.0, "ramp": 24 * STEP},
 }
 TARGET = {"gradual": 4}  # detection target in windows; 2 for every other kind
+SCHEDULED_EVERY = "6h"  # training.retrain_every under --retrain scheduled
 
 
 def configuration(
-    rows: int, mode: str, seed: int, events: list[dict[str, Any]], reference: str = "1d"
+    rows: int,
+    mode: str,
+    seed: int,
+    events: list[dict[str, Any]],
+    reference: str = "1d",
+    retrain: str = "manual",
 ) -> Any:
-    """The settings of the benchmark's one model; ``reference``: its period's duration."""
+    """The settings of the benchmark's one model; ``reference``: its period's duration;
+    ``retrain``: its policy."""
     from monitor.bootstrap import load_settings
 
     model = {
@@ -80,7 +91,9 @@ def configuration(
         "seasonality": "daily",
         "thresholds": {"mode": mode},
         "validation": {"min_rows": min(100, rows)},
-        "training": {"seed": seed},
+        "training": {"seed": seed}
+        | ({"retrain_every": SCHEDULED_EVERY} if retrain == "scheduled" else {}),
+        "retrain": retrain,
         "source": {
             "kind": "synthetic",
             "seed": seed,
@@ -96,22 +109,28 @@ def configuration(
 
 
 def _replay(
-    rows: int, mode: str, seed: int, windows: int, events: list[dict[str, Any]], reference: str
+    rows: int,
+    mode: str,
+    seed: int,
+    windows: int,
+    events: list[dict[str, Any]],
+    reference: str,
+    retrain: str,
 ) -> Any:
     """Runs 0 (the reference, ending one day after the origin) to ``windows``."""
     from monitor.bootstrap import backtest
 
-    settings = configuration(rows, mode, seed, events, reference)
+    settings = configuration(rows, mode, seed, events, reference, retrain)
     first_end = ORIGIN + DAY
     return backtest(settings, "bench", first_end - STEP, first_end + windows * STEP)
 
 
 def quiet(
-    rows: int, mode: str, seed: int, windows: int, reference: str = "1d"
+    rows: int, mode: str, seed: int, windows: int, reference: str = "1d", retrain: str = "manual"
 ) -> tuple[dict[str, Any], list[bool]]:
     """Flags and pages over ``windows`` quiet windows after the reference; every run's flag."""
     t0 = time.perf_counter()
-    r = _replay(rows, mode, seed, windows, [], reference)
+    r = _replay(rows, mode, seed, windows, [], reference, retrain)
     after = r.windows[1:]
     flagged = [w for w in after if w.flag]
     by_alert: dict[str, int] = {}
@@ -125,9 +144,15 @@ def quiet(
         "pages": sum(w.page for w in after),
         "paging_windows": sum(a.flag and b.flag for a, b in itertools.pairwise(after)),
         "failed": sum(w.failed for w in after),
+        "promotions": _promotions(after),
         "flags_by_alert": dict(sorted(by_alert.items())),
         "seconds": round(time.perf_counter() - t0, 1),
     }, [w.flag for w in r.windows]
+
+
+def _promotions(windows: list[Any]) -> int:
+    """How many of ``windows``' runs promoted a new version."""
+    return sum(bool(getattr(w.result, "promoted", False)) for w in windows)
 
 
 def _detection(flag: list[bool]) -> int | None:
@@ -140,7 +165,13 @@ def _detection(flag: list[bool]) -> int | None:
 
 
 def event(
-    rows: int, mode: str, seed: int, kind: str, control: list[bool], reference: str = "1d"
+    rows: int,
+    mode: str,
+    seed: int,
+    kind: str,
+    control: list[bool],
+    reference: str = "1d",
+    retrain: str = "manual",
 ) -> dict[str, Any]:
     """The detection delay of one kind of change, and the alerts that saw it.
 
@@ -148,7 +179,7 @@ def event(
     same rule finds there says how much of the detection the change can claim.
     """
     spec = {**EVENTS[kind], "after": DAY + (ONSET - 1) * STEP}
-    r = _replay(rows, mode, seed, ONSET + HORIZON, [spec], reference)
+    r = _replay(rows, mode, seed, ONSET + HORIZON, [spec], reference, retrain)
     pages = [w.index for w in r.windows[1:] if w.page]
     detected = _detection([w.flag for w in r.windows])
     last = detected if detected is not None else len(r.windows) - 1
@@ -166,6 +197,7 @@ def event(
         "pages_before_onset": sum(1 for p in pages if p < ONSET),
         "control_delay": control_delay,
         "flags_before_onset": sum(w.flag for w in r.windows[1:ONSET]),
+        "promotions": _promotions(r.windows[1:]),
     }
 
 
@@ -177,20 +209,21 @@ def _table(result: dict[str, Any]) -> str:
     q = result["quiet"]
     lines = [
         f"rows={result['rows']} mode={result['mode']} seed={result['seed']} "
-        f"reference={result['reference']}",
+        f"reference={result['reference']} retrain={result['retrain']}",
         f"quiet: {q['windows']} windows, {q['flags']} flags ({q['flags_per_1000']:.0f} per "
         f"1,000), {q['pages']} pages ({q['paging_windows']} windows flagged after a flag), "
-        f"{q['failed']} failed; flags by alert: "
+        f"{q['failed']} failed, {q['promotions']} promotions; flags by alert: "
         + (", ".join(f"{k}={v}" for k, v in q["flags_by_alert"].items()) or "none"),
         f"{'kind':<22} {'delay':>5} {'target':>6}  {'met':<3}  {'no event':>8}  "
-        "early pages  alerts",
+        "early pages  promotions  alerts",
     ]
     for e in result["events"]:
         delay = "-" if e["delay"] is None else str(e["delay"])
         control = "-" if e["control_delay"] is None else str(e["control_delay"])
         lines.append(
             f"{e['kind']:<22} {delay:>5} {e['target']:>6}  {'yes' if e['met'] else 'no':<3}  "
-            f"{control:>8}  {e['pages_before_onset']:>11}  {', '.join(e['alerts']) or '-'}"
+            f"{control:>8}  {e['pages_before_onset']:>11}  {e['promotions']:>10}  "
+            f"{', '.join(e['alerts']) or '-'}"
         )
     return "\n".join(lines)
 
@@ -211,7 +244,7 @@ def _reference(text: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     """The options; ``--mode`` defaults to the daemon's ``thresholds.mode``."""
-    from monitor.config import THRESHOLD_MODES, ThresholdSettings
+    from monitor.config import RETRAIN_POLICIES, THRESHOLD_MODES, ThresholdSettings
 
     parser = Parser(prog="python -m bench detection", description=__doc__)
     parser.add_argument(
@@ -234,6 +267,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reference", type=_reference, default="1d", help="the reference period (1d or more)"
     )
+    parser.add_argument(
+        "--retrain",
+        choices=RETRAIN_POLICIES,
+        default="manual",
+        help=f"the retrain policy (default %(default)s; scheduled: every {SCHEDULED_EVERY})",
+    )
     parser.add_argument("--json", type=output_file, default=None, help="where the JSON goes")
     return parser
 
@@ -247,20 +286,28 @@ def main(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     kinds = args.kinds
-    parser.check_model(lambda: configuration(args.rows, args.mode, args.seed, [], args.reference))
+    parser.check_model(
+        lambda: configuration(args.rows, args.mode, args.seed, [], args.reference, args.retrain)
+    )
     # A unit change puts a whole window in one cluster: the warnings say so at every run.
     warnings.simplefilter("ignore", DegenerateDataWarning)
     result: dict[str, Any] = {
         "rows": args.rows, "mode": args.mode, "seed": args.seed, "reference": args.reference,
+        "retrain": args.retrain,
     }  # fmt: skip
-    result["quiet"], control = quiet(args.rows, args.mode, args.seed, args.windows, args.reference)
+    result["quiet"], control = quiet(
+        args.rows, args.mode, args.seed, args.windows, args.reference, args.retrain
+    )
     print(f"quiet windows done in {result['quiet']['seconds']} s", file=sys.stderr)
     result["events"] = [
-        event(args.rows, args.mode, args.seed, k, control, args.reference) for k in kinds
+        event(args.rows, args.mode, args.seed, k, control, args.reference, args.retrain)
+        for k in kinds
     ]
     print(_table(result))
     path = args.json or Path(__file__).parent / "results" / (
-        f"detection-{args.rows}-{args.mode}-{args.seed}-{args.reference}.json"
+        f"detection-{args.rows}-{args.mode}-{args.seed}-{args.reference}"
+        + ("" if args.retrain == "manual" else f"-{args.retrain}")
+        + ".json"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_detection import DAY, _parser, configuration, main
+from bench.bench_detection import DAY, _parser, configuration, main, quiet
 from monitor.bootstrap import load_settings
 
 
@@ -43,3 +43,17 @@ def test_a_reference_the_model_could_not_take_is_a_usage_error(
         main(["--reference", value, "--windows", "1"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_retrain_option_sets_the_models_policy() -> None:
+    assert configuration(50, "calibrated", 0, []).models[0].retrain == "manual"
+    scheduled = configuration(50, "calibrated", 0, [], retrain="scheduled").models[0]
+    assert scheduled.retrain == "scheduled" and scheduled.training.retrain_every == 6 * 3600
+
+
+def test_a_version_promoted_on_schedule_stays_as_quiet_as_the_first() -> None:
+    """Trained on its run's window alone, each promoted version flagged most quiet windows
+    after it: 14 of the 72 here (62 of 192), against a few per thousand for the first."""
+    q, _ = quiet(50, "calibrated", 0, 72, retrain="scheduled")
+    assert q["promotions"] == 3 and q["failed"] == 0
+    assert q["flags"] <= 2, q

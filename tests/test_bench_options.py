@@ -161,6 +161,7 @@ BAD = [
     ("detection", ["--kinds", "vanish,nope"], "argument --kinds: must be comma-separated names"),
     ("detection", ["--kinds", ","], "argument --kinds: must be comma-separated names"),
     ("detection", ["--reference", "12h"], "must be at least 1d (a daily cycle); got '12h'"),
+    ("detection", ["--retrain", "daily"], "argument --retrain: invalid choice: 'daily'"),
     ("detection", ["--nope"], "unrecognized arguments: --nope"),
 ]
 
@@ -186,6 +187,7 @@ GOOD = [(name, []) for name in sorted({name for name, _, _ in BAD})] + [
     ("calibration", ["--k", "2", "--sizes", "2", "--rows", "1", "--blocks", "2"]),
     ("choose_k", ["--rows", "10", "--sample", "10", "--k-min", "9", "--k-max", "10"]),
     ("detection", ["--kinds", ""]),  # the quiet replay alone, as docs/benchmarks.md runs it
+    ("detection", ["--kinds", "", "--retrain", "scheduled"]),
     ("lloyd", ["--short", "1", "--long", "2", "--n", "64", "--dtype", "float64"]),
     ("pipeline", ["--n", "64", "--restarts", "100"]),
     ("scrape", ["--heap", "--rows", "100", "--interval", "1"]),
