@@ -172,9 +172,7 @@ def _on_period(
     windows after its first scheduled promotion. A period that cannot be read (its rows
     gone from the source, a source error) leaves the version trained on the window, and
     the decision says so."""
-    span = model.reference.window
-    if model.reference.start is not None and model.reference.end is not None:
-        span = model.reference.end - model.reference.start  # as long as the fixed range
+    span = model.reference.window  # a {from, to} range's length too (config._reference)
     if span <= model.window:
         return new, decision  # the period is the window
     rolling = replace(model, metric=new.metric, reference=ReferenceSettings(window=span))
