@@ -266,7 +266,7 @@ def _check_leading_gap(
     empty = [text for s, text in read.empty if s < first]
     cycle = SEASON_PERIODS.get(model.seasonality)
     ref = model.reference
-    full = end - start if ref.start is None or ref.end is None else ref.end - ref.start
+    full = ref.window  # a {from, to} range's whole length too (config._reference)
     need = cycle if cycle is not None else min(full, SEASON_PERIODS["daily"])
     if not empty or (end - first >= need - 1e-6 and elapsed <= end):
         return
