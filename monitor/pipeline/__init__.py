@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
-from monitor.config import ModelSettings, ReferenceSettings
+from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
-from monitor.durations import format_duration
-from monitor.errors import EngineError, InvalidInputError, NoDataError, SourceError
+from monitor.errors import NoDataError
 from monitor.pipeline.commit import commit
 from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, retrain
+from monitor.pipeline.period import REFRESH_SHARE, drift_began, train_on_period
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import check_period, read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
@@ -133,7 +133,8 @@ def evaluate(
     if live is not None:
         m, decision, new = assess_with(window, live, model, pending, phases, ctx)
         if new is not None:
-            new, decision = _on_period(m, decision, new, model, source, phases, ctx)
+            began = drift_began(history, model, m, now)
+            new, decision = train_on_period(m, decision, new, model, source, phases, ctx, began)
     else:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window, engine)
@@ -153,55 +154,6 @@ def evaluate(
         decision = decide(m, model, now=now, pending=None)
         new = retrain(m, decision, model, phases, ctx)
     return commit(m, decision, new, store, history, phases, now=now)
-
-
-def _on_period(
-    m: Measurement,
-    decision: Decision,
-    new: Snapshot,
-    model: ModelSettings,
-    source: TelemetrySource,
-    phases: Phases,
-    ctx: RunContext,
-) -> tuple[Snapshot, Decision]:
-    """The new version a decision trains, trained again on a reference period ending at
-    the run, as long as the model's (docs/slis.md, "Retrained models").
-
-    Trained on the run's window alone, a new version knew one window of the cycle and
-    nothing of the spread between windows: a quiet seasonal model flagged 162 of the 168
-    windows after its first scheduled promotion. A period that cannot be read (its rows
-    gone from the source, a source error) leaves the version trained on the window, and
-    the decision says so."""
-    span = model.reference.window  # a {from, to} range's length too (config._reference)
-    if span <= model.window:
-        return new, decision  # the period is the window
-    rolling = replace(model, metric=new.metric, reference=ReferenceSettings(window=span))
-    try:
-        # Not "reference": that phase marks a first run, whose time is its own gauge.
-        with phases.phase("period"):
-            period = read_reference(source, rolling, ctx.now, m.window, ctx.engine)
-    except (InvalidInputError, SourceError, EngineError) as exc:
-        log.warning(
-            "model=%s the new version is trained on the run's window alone: its reference "
-            "period could not be read (%s)",
-            model.name,
-            exc,
-        )
-        text = f"; trained on this window alone, its reference period unreadable: {exc}"
-        return new, replace(decision, text=decision.text + text)
-    log.info(
-        "model=%s training the new version on its reference period: %d window(s), %s rows",
-        model.name,
-        period.n_windows,
-        f"{int(period.window_rows.sum()):,}",
-    )
-    trained = retrain(m, decision, rolling, phases, ctx, period)
-    assert trained is not None  # the decision trains, as it did for ``new``
-    held = f"{period.n_windows} windows"
-    if period.skipped:
-        held = f"{period.n_windows} of {period.n_windows + len(period.skipped)} windows"
-    text = f"; trained on the {format_duration(span)} to the run ({held})"
-    return trained, replace(decision, text=decision.text + text)
 
 
 def _warn_naive(model: ModelSettings, window: Window) -> None:
@@ -244,11 +196,6 @@ def _pending(store: SnapshotStore, model: ModelSettings) -> Pending | None:
     # drifting run (docs/slis.md, "Retrained models").
     until = snap.window_end + REFRESH_SHARE * span
     return Pending(version, trained_to=snap.window_end, fresh_until=until)
-
-
-#: The share of its period that new data must make up before a drifting run replaces a
-#: run's pending candidate trained on that period (``_pending``).
-REFRESH_SHARE = 0.1
 
 
 def _live(store: SnapshotStore, model: str) -> Snapshot | None:

@@ -1,0 +1,182 @@
+"""What a run's new version is trained on: a period as long as the reference, ending at
+the run, and never one that spans a drift (docs/slis.md, "Retrained models").
+
+A version trained on a period that holds both sides of a change is calibrated on both:
+its null holds the change, its thresholds widen to it, and it stays blind to it. After a
+step change under ``on-drift``, a tester's model promoted on a day of 14 windows before
+the step and 10 after had feature-PSI and centroid-drift thresholds 3.8 and 4.9 times
+the first model's, and kept itself for 62 windows with nothing flagged while its
+afternoon windows read a PSI of 7 (helper-117). So a run that drifts trains a new version
+on the windows since the drift began: a pending candidate at once, a promotion once the
+drift has lasted the whole period (until then the live version stays, and flags).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+
+from monitor import slis as S
+from monitor.config import SEASON_PERIODS, ModelSettings, ReferenceSettings
+from monitor.durations import format_duration
+from monitor.errors import EngineError, InvalidInputError, SourceError
+from monitor.pipeline.decide import drift_reasons, phase_gaps
+from monitor.pipeline.measure import RunContext, retrain
+from monitor.pipeline.phases import Phases
+from monitor.pipeline.reference import period_windows, read_reference
+from monitor.ports import History, TelemetrySource
+from monitor.records import Decision, Evaluation, Measurement, ReferencePeriod, Snapshot
+from monitor.timestamps import format_time
+
+__all__ = ["REFRESH_SHARE", "drift_began", "train_on_period"]
+
+log = logging.getLogger(__name__)
+
+#: The share of the reference period that a quiet stretch between drifting runs must
+#: exceed to end a drift (``drift_began``); and that new data must make up before a
+#: drifting run replaces a run's pending candidate trained on a period (``_pending``).
+REFRESH_SHARE = 0.1
+
+
+def drift_began(history: History, model: ModelSettings, m: Measurement, now: float) -> float | None:
+    """Where the drift this run is in began: the start of the window of the earliest of
+    the drifting runs up to this one, through quiet stretches of at most a tenth of the
+    reference period (a drift seen at some phases of the cycle and not at others is one
+    drift); None when this run does not drift. Runs that scored another version than
+    the live one, or promoted, end the walk, as does the start of the reference period."""
+    assert m.live is not None
+    if not drift_reasons(m.slis, m.thresholds):
+        return None
+    span, began = model.reference.window, now - model.window
+    past = history.since(model.name, now - span, now).evaluations
+    last_drift = now
+    for e in reversed(past):  # newest first
+        if e.live_version != m.live.version or e.promoted:
+            break
+        if _drifted(e):
+            began, last_drift = min(began, e.window_start), e.evaluated_at
+        elif last_drift - e.evaluated_at > REFRESH_SHARE * span:
+            break
+    return began
+
+
+def _drifted(e: Evaluation) -> bool:
+    """Whether a past run drifted past a retrain trigger (``drift_reasons`` on what it
+    stored; an SLI it did not store counts as not past)."""
+    slis = {t.sli: float(e.slis.get(t.sli, 0.0)) for t in S.RETRAIN_TRIGGERS}
+    return bool(drift_reasons(slis, e.thresholds))
+
+
+def train_on_period(
+    m: Measurement,
+    decision: Decision,
+    new: Snapshot,
+    model: ModelSettings,
+    source: TelemetrySource,
+    phases: Phases,
+    ctx: RunContext,
+    began: float | None,
+) -> tuple[Snapshot | None, Decision]:
+    """The new version ``decision`` trains, trained again on a period ending at the run:
+    as long as the reference, or the windows since the drift ``began`` (``drift_began``).
+
+    Trained on the run's window alone, a new version knew one window of the cycle and
+    nothing of the spread between windows: a quiet seasonal model flagged 162 of the 168
+    windows after its first scheduled promotion. A promotion in a drift shorter than the
+    period is put off (None: the live version stays), as is one whose period lacks phases
+    of the cycle the live version holds. A period that cannot be read leaves the version
+    trained on the window, and the decision says so."""
+    span = model.reference.window  # a {from, to} range's length too (config._reference)
+    if span <= model.window:
+        return new, decision  # the period is the window
+    if began is not None and began > ctx.now - span + 1e-6:
+        if decision.action == "promote":
+            return None, _put_off(decision, m, began, span)
+        span = max(ctx.now - began, model.window)  # a pending candidate: the drift's own
+        if span <= model.window:
+            return new, replace(decision, text=decision.text + "; trained on this window")
+    rolling = replace(model, metric=new.metric, reference=ReferenceSettings(window=span))
+    try:
+        # Not "reference": that phase marks a first run, whose time is its own gauge.
+        with phases.phase("period"):
+            period = read_reference(source, rolling, ctx.now, m.window, ctx.engine)
+    except (InvalidInputError, SourceError, EngineError) as exc:
+        log.warning(
+            "model=%s the new version is trained on the run's window alone: its reference "
+            "period could not be read (%s)",
+            model.name,
+            exc,
+        )
+        why = re.split(r": |; ", str(exc), maxsplit=1)[0]  # the log has the whole of it
+        text = f"; trained on this window alone, its period unreadable ({why})"
+        return new, replace(decision, text=decision.text + text)
+    log.info(
+        "model=%s training the new version on %s to the run: %d window(s), %s rows",
+        model.name,
+        format_duration(span),
+        period.n_windows,
+        f"{int(period.window_rows.sum()):,}",
+    )
+    trained = retrain(m, decision, rolling, phases, ctx, period)
+    assert trained is not None  # the decision trains, as it did for ``new``
+    seasonal = model.seasonality in SEASON_PERIODS
+    lost = _lost_phases(m.live, trained) if seasonal and decision.action == "promote" else ""
+    if lost:
+        return None, _kept_for_phases(decision, m, lost, model)
+    since = "" if span == model.reference.window else " since the drift began"
+    held = _held(period, rolling, ctx.now)
+    text = f"; trained on the {format_duration(span)}{since} to the run ({held})"
+    return trained, replace(decision, text=decision.text + text)
+
+
+def _put_off(decision: Decision, m: Measurement, began: float, span: float) -> Decision:
+    """A promotion in a drift shorter than the period, put off: the live version stays."""
+    assert m.live is not None
+    wait = (
+        f"v{m.live.version} kept until the drift, from {format_time(began)}, has lasted the "
+        f"{format_duration(span)} period ({format_time(began + span)}): a version trained "
+        "across the change would take it for noise"
+    )
+    if decision.retrain_reason == "drift":
+        why = decision.text.removeprefix("retrained on drift: ")
+        return Decision("keep", f"drift: {why}; {wait}")
+    return Decision("keep", f"{decision.text}, put off in a drift: {wait}")
+
+
+def _held(period: ReferencePeriod, model: ModelSettings, now: float) -> str:
+    """ "24 windows", "21 of 24 windows" (some left out), "288 windows, spread over the
+    720 in it" (a long period)."""
+    read, count = period_windows(model, now)
+    held = period.n_windows
+    text = f"{held} windows" if held >= read else f"{held} of {read} windows"
+    return text if read >= count else f"{text}, spread over the {count} in it"
+
+
+def _lost_phases(live: Snapshot | None, trained: Snapshot) -> str:
+    """What the new version's period holds no rows at, where the live version does (a
+    seasonal model's source down for hours of the period); "" when nothing."""
+    if live is None or live.profile is None or trained.profile is None:
+        return ""
+    had = live.profile.label_counts.sum(axis=1) > 0
+    has = trained.profile.label_counts.sum(axis=1) > 0
+    if had.shape != has.shape or not (had & ~has).any():
+        return ""
+    return phase_gaps(trained.profile).split(": windows there", 1)[0]
+
+
+def _kept_for_phases(
+    decision: Decision, m: Measurement, lost: str, model: ModelSettings
+) -> Decision:
+    """A promotion whose period lacks phases the live version holds, not made: a quiet
+    morning after a six-hour outage in the period paged (helper-117)."""
+    assert m.live is not None
+    v = m.live.version
+    log.warning(
+        "model=%s the new version is not promoted: its period has %s, where v%d has rows",
+        model.name,
+        lost,
+        v,
+    )
+    text = f"; not promoted: its period to the run has {lost}, where v{v} has rows; v{v} kept"
+    return Decision("keep", decision.text + text)
