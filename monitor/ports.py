@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.checks import Problem
+from monitor.errors import StoreError
 from monitor.records import (
     CandidateFit,
     CountedRows,
@@ -140,6 +141,38 @@ class SnapshotStore(Protocol):
     def models(self) -> list[str]:
         """Models that have at least one snapshot."""
         ...
+
+
+def rollback_target(
+    store: SnapshotStore, model: str, *, broken: int | None, loaded: int | None = None
+) -> int | None:
+    """The version to roll back to while the live one (``broken``; None: unreadable)
+    cannot be used: the store's error and the model page both advise it. ``loaded`` (what
+    a daemon still scores) when it loads, else the newest version that was live and loads:
+    a first model, or one a stored version was trained from. Never a candidate that was
+    not live: under manual retraining the newest versions are often rejected ones (exB).
+    None when none loads."""
+    try:
+        infos = store.list_versions(model)
+    except (StoreError, OSError):
+        infos = []
+    parents = {i.parent_version for i in infos}
+    was_live = [
+        i.version
+        for i in reversed(infos)
+        if i.corrupt is None
+        and i.state != "pending"
+        and (i.version in parents or i.reason in ("initial", "rollback"))
+    ]
+    for version in [loaded, *was_live]:
+        if version is None or version == broken:
+            continue
+        try:
+            store.load(model, version)  # a store keeps what it verified
+        except StoreError:
+            continue
+        return version
+    return None
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from monitor import slis as S
 from monitor.alerting import held_conditions
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
-from monitor.ports import History, SnapshotStore
+from monitor.ports import History, SnapshotStore, rollback_target
 from monitor.records import Evaluation, RunFailure
 from monitor.render.options import RenderOptions
 from monitor.runner import approve_command, store_options
@@ -327,13 +327,16 @@ class ModelPages:
             "reject_command": None,
             # The run that stored the pending candidate, from the page's span of history.
             "pending_from": None,
-            # The live version's parent; while the live one does not load, the last that does.
+            # The live version's parent; while the live one does not load, the newest
+            # version that was live and loads (ports.rollback_target).
             "rollback_to": None,
             "rollback_command": None,
         }
         base = ctx.live  # what the pending candidate is compared with
         if problem is not None:
-            out["rollback_to"] = base = self._last_loadable(model, ctx, loaded)
+            out["rollback_to"] = base = rollback_target(
+                self._store, model, broken=ctx.live, loaded=loaded
+            )
         elif live is not None:
             out["rollback_to"] = live.parent_version
         state_dir = self._state_dir
@@ -380,27 +383,6 @@ class ModelPages:
             self._store.load(model, version)
         except Exception as exc:
             return f"version {version} does not load: {_reason(str(exc))}"
-        return None
-
-    def _last_loadable(self, model: str, ctx: _Context, loaded: int | None) -> int | None:
-        """The version to roll back to while the live one does not load: the one the daemon
-        still scores, else the newest that loads (the pending candidate only when no
-        other does, as the store's own error advises); None when none does."""
-        try:
-            infos = sorted(self._store.list_versions(model), key=lambda i: -i.version)
-        except Exception:
-            infos = []
-        skip = (ctx.live, ctx.pending)
-        order = [loaded] + [i.version for i in infos if i.corrupt is None and i.version not in skip]
-        order.append(ctx.pending)
-        for version in order:
-            if version is None or version == ctx.live:
-                continue
-            try:
-                self._store.load(model, version)  # the store keeps what it verified
-            except Exception:
-                continue
-            return version
         return None
 
     def _cli(self) -> dict[str, str | None]:

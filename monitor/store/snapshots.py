@@ -29,7 +29,9 @@ version and an extra retired one.
 Live pointer. With no version stored, ``live_version`` is None ("no model yet").
 With versions stored, a missing LIVE, one that names a version that is not stored, or
 a live version that fails verification raises ``LivePointerError``, whose message
-names the newest valid version and the rollback command; the store never picks one.
+names the rollback command to the newest version that was live and loads
+(``ports.rollback_target``: never a candidate that was not live); the store never
+picks one.
 
 Concurrency. Writers hold the model's LOCK while they claim a version, move a
 pointer or prune; versions are still claimed by the rename itself (a rename onto an
@@ -81,6 +83,7 @@ from monitor.errors import (
     SnapshotNotFoundError,
     StoreError,
 )
+from monitor.ports import rollback_target
 from monitor.records import Snapshot, VersionInfo, season_name
 from monitor.store._crypto import StoreKey, require_cipher
 from monitor.store._fs import (
@@ -623,27 +626,38 @@ class DirectorySnapshotStore:
         *,
         other_key: bool = False,
     ) -> LivePointerError:
-        """The error for an unusable live pointer, naming the newest valid version;
-        ``other_key``: the live version was written under another key (KeyMismatchError)."""
+        """The error for an unusable live pointer, naming the version to roll back to
+        (``rollback_target``); ``other_key``: the live version was written under another
+        key (KeyMismatchError)."""
         head = f"model {model!r}: {what}; stored versions: {_format_versions(versions)}"
-        newest = self._newest_valid(model, model_dir, versions)
-        if newest is None:
-            if other_key:
-                # A changed key, not a damaged store: moving it aside threw a good model
-                # away, where the key that wrote it would have served (helper-83).
-                return LivePointerError(
-                    f"{head}; none of them loads with this store's key: run with the key "
-                    "that wrote them (store.key_file or store.key_env), or move "
-                    f"{model_dir} out of {self.root} to start the model again from a new "
-                    "initial version under this key"
-                )
+        live, _ = _pointers_or_none(model_dir)
+        target = rollback_target(self, model, broken=live)
+        if target is not None:
             return LivePointerError(
-                f"{head}; none of them loads: move {model_dir} out of {self.root} to start "
-                "the model again from a new initial version"
+                f"{head}. Roll back to v{target}, the newest version that was live and loads: "
+                f"`kmeans-monitor snapshots rollback {model} --to {target} "
+                f"{self._state_dir_option()}`"
+            )
+        others = [v for v in versions if v != live]
+        if self._any_loads(model, model_dir, others):
+            # Only candidates that were never live load: a person chooses (helper-103).
+            return LivePointerError(
+                f"{head}; no version that was live loads: choose the version to make live "
+                f"from {_format_versions(others)} with `kmeans-monitor snapshots rollback "
+                f"{model} --to VERSION {self._state_dir_option()}`"
+            )
+        if other_key:
+            # A changed key, not a damaged store: moving it aside threw a good model
+            # away, where the key that wrote it would have served (helper-83).
+            return LivePointerError(
+                f"{head}; none of them loads with this store's key: run with the key "
+                "that wrote them (store.key_file or store.key_env), or move "
+                f"{model_dir} out of {self.root} to start the model again from a new "
+                "initial version under this key"
             )
         return LivePointerError(
-            f"{head}. Roll back to the newest valid version: `kmeans-monitor snapshots "
-            f"rollback {model} --to {newest} {self._state_dir_option()}`"
+            f"{head}; none of them loads: move {model_dir} out of {self.root} to start "
+            "the model again from a new initial version"
         )
 
     @property
@@ -655,18 +669,14 @@ class DirectorySnapshotStore:
         """The options that open this store in the commands its errors print."""
         return self._command_options or f"--state-dir {shlex.quote(str(self.state_dir))}"
 
-    def _newest_valid(self, model: str, model_dir: Path, versions: list[int]) -> int | None:
-        """The newest version that loads; a pending candidate only when nothing else does."""
-        live, pending = _pointers_or_none(model_dir)
-        order = [v for v in reversed(versions) if v not in (live, pending)]
-        order += [v for v in (pending,) if v is not None and v in versions and v != live]
-        for v in order:
+    def _any_loads(self, model: str, model_dir: Path, versions: list[int]) -> bool:
+        for v in versions:
             try:
                 self._read(model_dir, model, v)
             except StoreError:
                 continue
-            return v
-        return None
+            return True
+        return False
 
     def _prune_after_save(self, model: str, model_dir: Path) -> None:
         """Retention after a save: a failure to prune is logged, never the save's failure."""

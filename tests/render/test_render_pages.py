@@ -342,9 +342,11 @@ def test_a_live_version_that_does_not_load_is_named_with_a_rollback_to_one_that_
     ) in text
     assert "The daemon still scores" not in text
     assert (
-        f"Compare it with version 3, the last that loads, first: {versions['diff_command']}" in text
+        "Compare it with version 3, the last live one that loads, first: "
+        f"{versions['diff_command']}" in text
     )
-    assert f"Roll back to version 3, the last that loads: {versions['rollback_command']}" in text
+    rollback = versions["rollback_command"]
+    assert f"Roll back to version 3, the last live one that loads: {rollback}" in text
     assert {"live-problem", "rollback-command"} <= set(parser.ids)
     # Nor does a runbook put the broken version into the commands it fills in.
     runbook = _Page(runbook_page("KMeansFeatureDrift", view=_view(versions=versions)))

@@ -198,7 +198,8 @@ def test_a_run_on_a_corrupt_live_version_names_the_rollback(
     run = invoke("evaluate", "--config", str(cfg))
     assert run.exit_code == 1 and "FAILED (store)" in run.output
     assert "its live version 1 cannot be loaded" in run.output
-    assert "Roll back to the newest valid version: `kmeans-monitor snapshots rollback shop" in (
+    # v2, the only other, is a candidate that was never live: the operator chooses.
+    assert "choose the version to make live from [2] with `kmeans-monitor snapshots " in (
         run.output
     )
 

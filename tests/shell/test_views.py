@@ -334,7 +334,8 @@ def test_a_live_version_that_does_not_load_is_named_with_a_working_rollback(
     why = f"{arrays} is corrupt: its sha256 does not match manifest.json"
     assert f"Live version: 2. Broken: version 2 does not load: {why}." in text
     assert "The daemon still scores" not in text  # it will not follow: v2 does not load
-    assert "Roll back to version 1, the last that loads: kmeans-monitor snapshots rollback" in text
+    rollback = "Roll back to version 1, the last live one that loads: kmeans-monitor snapshots"
+    assert f"{rollback} rollback" in text
     view = pages.model("m1")
     assert view is not None
     v = view["versions"]
@@ -346,6 +347,29 @@ def test_a_live_version_that_does_not_load_is_named_with_a_working_rollback(
     assert store.live_version("m1") == 1
     view = pages.model("m1")
     assert view is not None and view["versions"]["live_problem"] is None
+
+
+def test_the_page_and_the_store_name_the_same_rollback_never_a_rejected_candidate(
+    tmp_path: Path,
+) -> None:
+    # exB: with nothing loaded the page named the newest version that loads, a rejected
+    # candidate; the store's error named another. One helper now picks for both.
+    state_dir = tmp_path / "state"
+    store = DirectorySnapshotStore(state_dir / "snapshots")
+    store.save(make_snapshot("m1", k=3, d=2), state="live")
+    store.save(make_snapshot("m1", k=3, d=2, seed=1, reason="drift", parent_version=1))
+    store.set_live("m1", 2)
+    store.save(make_snapshot("m1", k=3, d=2, seed=2, reason="drift", parent_version=2))
+    _damage(state_dir / "snapshots" / "m1" / "v000001" / "arrays.npz")
+    (state_dir / "snapshots" / "m1" / "LIVE").write_text("1")
+    state = MonitorState([SPEC], started_at=T0, version="x")  # nothing loaded
+    pages = ModelPages(state, MemoryHistory(), store, state_dir=state_dir, clock=lambda: T0)
+    view = pages.model("m1")
+    assert view is not None
+    command = view["versions"]["rollback_command"]
+    assert command.startswith("kmeans-monitor snapshots rollback m1 --to 2 ")
+    with pytest.raises(LivePointerError, match=re.escape(f"`{command}`")):
+        store.load("m1")
 
 
 def test_a_live_pointer_that_cannot_be_read_is_named_with_a_working_rollback(

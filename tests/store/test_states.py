@@ -139,7 +139,8 @@ def test_a_broken_live_pointer_names_the_rollback_and_changes_nothing(
     live = store.root / "m1" / LIVE
     expected = (
         f"model 'm1': {what.format(live=live)}; stored versions: [1-3]. "
-        f"Roll back to the newest valid version: {_rollback(3, tmp_path)}"
+        f"Roll back to v3, the newest version that was live and loads: "
+        f"{_rollback(3, tmp_path)}"
     )
     assert str(info.value) == expected
     assert isinstance(info.value, StoreError)
@@ -157,16 +158,65 @@ def test_the_fix_skips_corrupt_versions_and_the_pending_candidate(tmp_path: Path
         store.live_version("m1")
 
 
-def test_the_pending_candidate_is_the_fix_only_when_nothing_else_loads(tmp_path: Path) -> None:
+def test_the_pending_candidate_is_never_the_fix_the_operator_chooses(tmp_path: Path) -> None:
     store = _store_with(tmp_path, 2, live=1)
     store.set_pending("m1", 2)
     (_vdir(store.root, "m1", 1) / MANIFEST).write_text("{}\n")
     _delete_live(store)
-    with pytest.raises(LivePointerError, match=re.escape(_rollback(2, tmp_path))):
+    state_dir = shlex.quote(str(tmp_path / "state"))
+    with pytest.raises(LivePointerError) as info:
         store.live_version("m1")
+    assert str(info.value).endswith(
+        "; no version that was live loads: choose the version to make live from [1-2] with "
+        f"`kmeans-monitor snapshots rollback m1 --to VERSION --state-dir {state_dir}`"
+    )
 
 
-def test_a_corrupt_live_version_names_the_newest_valid_other(tmp_path: Path) -> None:
+def _approved_then_rejected(tmp_path: Path) -> DirectorySnapshotStore:
+    """v1 initial; v2 trained from it and approved; v3 trained from v2 and rejected."""
+    store = DirectorySnapshotStore(tmp_path / "state" / "snapshots")
+    store.save(make_snapshot(seed=0), state="live")
+    for v in (2, 3):
+        drift = make_snapshot(seed=v, reason="drift", parent_version=v - 1)
+        store.save(drift, state="pending")
+        if v == 2:
+            store.approve("m1", 2)
+    store.set_pending("m1", None)  # v3 rejected: retired, never live
+    return store
+
+
+def test_the_fix_is_the_newest_version_that_was_live_never_a_rejected_candidate(
+    tmp_path: Path,
+) -> None:
+    # exB: a bad restore pointed LIVE at an old, corrupt version; the advice named the
+    # newest version that loads, a rejected candidate, where the page named the last live.
+    store = _approved_then_rejected(tmp_path)
+    npz = _vdir(store.root, "m1", 1) / ARRAYS
+    npz.write_bytes(npz.read_bytes()[:-1])
+    store.set_live("m1", 2)
+    (store.root / "m1" / LIVE).write_text("1\n")
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    assert str(info.value).endswith(
+        f"Roll back to v2, the newest version that was live and loads: {_rollback(2, tmp_path)}"
+    )
+
+
+def test_when_no_version_that_was_live_loads_the_operator_chooses(tmp_path: Path) -> None:
+    store = _approved_then_rejected(tmp_path)
+    for v in (1, 2):
+        npz = _vdir(store.root, "m1", v) / ARRAYS
+        npz.write_bytes(npz.read_bytes()[:-1])
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    state_dir = shlex.quote(str(tmp_path / "state"))
+    assert str(info.value).endswith(
+        "; no version that was live loads: choose the version to make live from [1, 3] "
+        f"with `kmeans-monitor snapshots rollback m1 --to VERSION --state-dir {state_dir}`"
+    )
+
+
+def test_a_corrupt_live_version_names_the_newest_other_that_was_live(tmp_path: Path) -> None:
     store = _store_with(tmp_path, 3, live=3)
     npz = _vdir(store.root, "m1", 3) / ARRAYS
     npz.write_bytes(npz.read_bytes()[:-1])
@@ -177,7 +227,9 @@ def test_a_corrupt_live_version_names_the_newest_valid_other(tmp_path: Path) -> 
     message = str(info.value)
     assert message.startswith("model 'm1': its live version 3 cannot be loaded: ")
     assert f"{ARRAYS} is truncated" in message
-    assert message.endswith(f"Roll back to the newest valid version: {_rollback(2, tmp_path)}")
+    assert message.endswith(
+        f"Roll back to v2, the newest version that was live and loads: {_rollback(2, tmp_path)}"
+    )
     assert stored_files(store.root) == before
 
 
