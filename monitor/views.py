@@ -20,10 +20,11 @@ from urllib.parse import quote_plus
 from monitor import render
 from monitor import slis as S
 from monitor.alerting import held_conditions
+from monitor.durations import format_duration
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
 from monitor.ports import History, SnapshotStore, rollback_target
-from monitor.records import Evaluation, RunFailure
+from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
 from monitor.runner import approve_command, store_options
 
@@ -346,7 +347,7 @@ class ModelPages:
             # A sound one: trained on a window of a data fault, it must not go live.
             out["reject_command"] = f"kmeans-monitor snapshots reject {model} {ctx.pending} {where}"
         if ctx.pending is not None and out["pending_problem"] is None:
-            out["pending_from"] = _stored_by(ctx)
+            out["pending_from"] = self._trained_on(model, ctx)
             out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
             if base is not None and base != ctx.pending:
                 out["diff_command"] = (
@@ -376,6 +377,14 @@ class ModelPages:
         if ctx.pending is None:
             return None
         return self._load_problem(model, ctx.pending)
+
+    def _trained_on(self, model: str, ctx: _Context) -> dict[str, Any] | None:
+        """What the sound pending candidate was trained on, with the run that stored it."""
+        try:
+            candidate = self._store.load(model, ctx.pending)  # the store keeps what it verified
+        except Exception:
+            return None  # replaced or removed since: the next view says so
+        return _stored_by(ctx, candidate)
 
     def _load_problem(self, model: str, version: int) -> str | None:
         """Why ``version`` does not load, in one line; None when it loads."""
@@ -548,14 +557,15 @@ def _run(ev: Evaluation) -> dict[str, Any]:
     }
 
 
-def _stored_by(ctx: _Context) -> dict[str, Any] | None:
-    """The run that stored the pending candidate: its window and what was past its
-    thresholds (a candidate is trained on that window, a unit change or NaN included).
-    None when the page's history does not hold it (``snapshots retrain`` stored it, or
-    longer ago)."""
+def _stored_by(ctx: _Context, candidate: Snapshot) -> dict[str, Any] | None:
+    """The run that stored the pending candidate, what was past its thresholds (a unit
+    change or NaN included), and what the candidate was trained on: that run's window, or
+    a period of several (``period``: its length; None for one window). None when the
+    page's history does not hold the run (``snapshots retrain`` stored it, or longer ago)."""
     ev = next((e for e in reversed(ctx.evaluations) if e.candidate_version == ctx.pending), None)
     if ev is None:
         return None
+    span = candidate.window_end - candidate.window_start
     past: dict[tuple[str, str | None], dict[str, Any]] = {}
     for c in held_conditions(ev):  # a feature past its critical level: the critical is kept
         past[(c.sli, c.feature)] = {
@@ -563,9 +573,10 @@ def _stored_by(ctx: _Context) -> dict[str, Any] | None:
         }  # fmt: skip
     return {
         "evaluated_at": ev.evaluated_at,
-        "window_start": ev.window_start,
-        "window_end": ev.window_end,
-        "n_rows": ev.n_rows,
+        "window_start": candidate.window_start,
+        "window_end": candidate.window_end,
+        "period": format_duration(span) if span > ev.window_end - ev.window_start else None,
+        "n_rows": candidate.n_rows,
         "past": list(past.values()),
     }
 

@@ -262,6 +262,7 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "evaluated_at": NOW - 300,
                 "window_start": NOW - 3900,
                 "window_end": NOW - 300,
+                "period": "1h",
                 "n_rows": 1800,
                 "past": [
                     {"sli": "feature_psi", "feature": "latency", "value": 2.1, "threshold": 0.25}

@@ -425,6 +425,29 @@ def test_a_pending_candidate_that_does_not_load_offers_no_command_that_fails(
     assert "No candidate waiting for approval." in _text(pages.model_html("m1"))
 
 
+def test_a_pending_candidate_trained_on_a_period_names_the_period_and_its_rows(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    # exB: "trained on the window 07:35:22 to 07:35:52 (1000 rows)": the run's window,
+    # where the candidate was trained on the hour before the run (120,000 rows).
+    _, store, model_dir = broken
+    end = T0 - 60
+    period = {"window_start": end - 3600, "window_end": end, "n_rows": 120_000}
+    store.save(make_snapshot("m1", k=3, d=2, seed=4, parent_version=1, **period), state="pending")
+    history = MemoryHistory()
+    run = {"window_start": end - 30, "window_end": end, "n_rows": 1000}
+    history.append(dataclasses.replace(_ev(end, 0.01), candidate_version=4, **run))
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    state.set_live(store.load("m1", 1))
+    pages = ModelPages(state, history, store, state_dir=model_dir.parents[1], clock=lambda: T0)
+    text = _text(pages.model_html("m1"))
+    assert (
+        "Pending candidate: 4, waiting for approval. It was trained on the 1h to "
+        "2023-11-14 22:12:20 UTC (120000 rows) by the run at 22:12:20 UTC (1m ago)."
+    ) in text
+    assert "Reject it instead when that period's rows were a data fault" in text
+
+
 def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
     broken: tuple[ModelPages, DirectorySnapshotStore, Path],
 ) -> None:
@@ -432,8 +455,10 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
     # It now says which window the candidate was trained on and what that run had past
     # its thresholds, and offers a reject that works as typed.
     _, store, model_dir = broken
+    window = {"window_start": T0 - 3660, "window_end": T0 - 120, "n_rows": 500}
+    store.save(make_snapshot("m1", k=3, d=2, seed=4, parent_version=1, **window), state="pending")
     history = MemoryHistory()
-    history.append(dataclasses.replace(_ev(T0 - 60, 9.5), candidate_version=3))
+    history.append(dataclasses.replace(_ev(T0 - 60, 9.5), candidate_version=4))
     state = MonitorState([SPEC], started_at=T0, version="x")
     state.set_live(store.load("m1", 1))
     pages = ModelPages(state, history, store, state_dir=model_dir.parents[1], clock=lambda: T0)
@@ -444,12 +469,13 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
         "evaluated_at": T0 - 60,
         "window_start": T0 - 3660,
         "window_end": T0 - 120,
+        "period": None,
         "n_rows": 500,
         "past": [{"sli": "feature_psi", "feature": "f1", "value": 9.5, "threshold": 0.25}],
     }
     text = _text(pages.model_html("m1"))
     assert (
-        "Pending candidate: 3, waiting for approval. It was trained on the window "
+        "Pending candidate: 4, waiting for approval. It was trained on the window "
         "2023-11-14 21:12:20 UTC to 2023-11-14 22:11:20 UTC (500 rows) by the run at "
         '22:12:20 UTC (1m ago), whose SLIs were past their thresholds: feature_psi{feature="f1"} '
         "9.5 (threshold 0.25)."
@@ -464,6 +490,7 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
     assert store.pending_version("m1") is None
     # A candidate that no run of the page's history stored (snapshots retrain): no line.
     store.save(make_snapshot("m1", k=3, d=2, seed=3, parent_version=1), state="pending")
+    assert store.pending_version("m1") == 5
     view = pages.model("m1")
     assert view is not None and view["versions"]["pending_from"] is None
     text = _text(pages.model_html("m1"))
