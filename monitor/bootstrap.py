@@ -478,7 +478,8 @@ def listen_problem(listen: str, *, in_use_by: str | None = None) -> Problem | No
             sock.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE and in_use_by is not None:
-                log.info("%s is in use, taken to be by the daemon (pid %s)", listen, in_use_by)
+                # Said by nothing: `run` is refused by the daemon's claim in one line of
+                # its own, and check-config's output is its OK (exB).
                 return None
             why = bind_error(exc, host, port)
             return Problem("listen", f"an address this host can listen on ({why})", listen)

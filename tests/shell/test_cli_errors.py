@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import socket
@@ -175,18 +176,23 @@ def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
 
 
 def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
-    tmp_path: Path, busy_port: int
+    tmp_path: Path, busy_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The runbooks' "check the file, then restart the daemon" failed on the daemon's own
     # port, and so did the serve unit's ExecStartPre beside a running daemon.
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=f"127.0.0.1:{busy_port}")
     held = claim_state_dir(tmp_path / "state")  # as the running daemon holds it
     try:
-        checked = invoke("check-config", str(cfg))
-        assert checked.exit_code == 0, checked.output
-        ran = invoke("run", "--config", str(cfg))  # refused all the same, by the claim
+        with caplog.at_level(logging.INFO):
+            checked = invoke("check-config", str(cfg))
+            assert checked.exit_code == 0, checked.output
+            ran = invoke("run", "--config", str(cfg))  # refused all the same, by the claim
         assert ran.exit_code == EXIT_USER
-        assert f"another kmeans-monitor daemon (pid {os.getpid()})" in ran.stderr
+        [line] = ran.stderr.splitlines()
+        assert line.startswith(f"error: another kmeans-monitor daemon (pid {os.getpid()})")
+        # exB: both printed an INFO line ("... in use, taken to be by the daemon") on
+        # stderr first: a user-facing error, and check-config's OK, are theirs alone.
+        assert [r.getMessage() for r in caplog.records] == []
     finally:
         held.close()
     # A daemon that has stopped left its pid behind: the port is another process's. So
