@@ -4,6 +4,7 @@
   of an encrypted key on the terminal ("Enter PEM pass phrase:"): ``check-config`` on a
   terminal waited there for ever, and without one it failed as "Invalid argument",
   naming no file. Here an encrypted key is an ``EncryptedKeyError`` at once.
+- ``pem_problem``: which file of a pair that does not load holds no PEM block of its kind.
 - ``validity``: when each certificate of a PEM file starts and stops being valid.
 """
 
@@ -18,11 +19,12 @@ from pathlib import Path
 
 from monitor.regularfiles import read_file
 
-__all__ = ["EncryptedKeyError", "load_cert_chain", "validity"]
+__all__ = ["EncryptedKeyError", "load_cert_chain", "pem_problem", "validity"]
 
 #: A certificate file holds a few certificates of a few KiB each: far more is no such file.
 _MOST_BYTES = 1 << 20
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
+_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")  # PKCS#8, RSA, EC, encrypted
 
 
 class EncryptedKeyError(ValueError):
@@ -38,6 +40,30 @@ def load_cert_chain(context: ssl.SSLContext, cert_file: Path | str, key_file: Pa
     """``context.load_cert_chain`` that never prompts: EncryptedKeyError for an encrypted
     key, ssl.SSLError for any other key or certificate that does not load."""
     context.load_cert_chain(cert_file, key_file, password=_refuse_passphrase)
+
+
+def pem_problem(cert_file: Path | str, key_file: Path | str) -> tuple[str, str] | None:
+    """(field, why) when ``cert_file`` holds no PEM certificate or ``key_file`` no PEM
+    private key, which OpenSSL reports as "[SSL] PEM lib (_ssl.c:3926)", naming neither
+    file (exB: a certificate given as the key); None when each holds its kind (or cannot
+    be read: the caller says so)."""
+    try:
+        cert, key = (read_file(p, most=_MOST_BYTES) for p in (cert_file, key_file))
+    except OSError:
+        return None
+    if _PEM.search(cert) is None:
+        also = ", only a private key" if _KEY.search(cert) else ""
+        return "cert_file", (
+            f"{cert_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----){also}: "
+            "give the server's certificate, then its chain"
+        )
+    if _KEY.search(key) is None:
+        also = ", only a certificate" if _PEM.search(key) else ""
+        return "key_file", (
+            f"{key_file} holds no PEM private key (-----BEGIN PRIVATE KEY-----){also}: give "
+            "the private key of cert_file"
+        )
+    return None
 
 
 def validity(path: Path | str) -> list[tuple[datetime, datetime]]:

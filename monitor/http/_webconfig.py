@@ -33,7 +33,7 @@ from monitor.errors import ConfigError
 from monitor.http._auth import is_bcrypt_hash
 from monitor.regularfiles import check_regular_file
 from monitor.timestamps import format_time
-from monitor.tlsfiles import EncryptedKeyError, load_cert_chain, validity
+from monitor.tlsfiles import EncryptedKeyError, load_cert_chain, pem_problem, validity
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -213,6 +213,8 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
     except EncryptedKeyError as exc:
         raise ConfigError([f"{where}: tls_server_config.key_file: {tls.key_file} {exc}"]) from None
     except ssl.SSLError as exc:
+        if (pem := pem_problem(tls.cert_file, tls.key_file)) is not None:
+            raise ConfigError([f"{where}: tls_server_config.{pem[0]}: {pem[1]}"]) from None
         why = exc.reason or str(exc)
         if why == "KEY_VALUES_MISMATCH":  # OpenSSL compares the key with the first one
             why += (

@@ -130,11 +130,15 @@ def _finite_rows(rows: FloatArray, served: ServedModel, policy: str) -> Mask | N
     valid = cast(Mask, finite.all(axis=1))
     if policy == "reject":
         i, j = np.argwhere(~finite)[0]
+        value = float(rows[i, j])
+        # JSON's null reads as NaN here: "is nan" named a value the client never sent (exB).
+        infinite = "is Infinity" if value > 0 else "is -Infinity"
+        what = "has no value (null or NaN)" if np.isnan(value) else infinite
         raise RequestError(
             400,
             "invalid_values",
-            f"row {int(i)}, feature {served.features[int(j)]!r} is {float(rows[i, j])}; "
-            "rows must be finite (serving.nan_policy: reject)",
+            f"row {int(i)}, feature {served.features[int(j)]!r} {what}; rows must be finite "
+            "(serving.nan_policy: reject)",
         )
     return valid
 
@@ -175,7 +179,8 @@ class ServingApi:
                 raise RequestError(
                     415,
                     "unsupported_media_type",
-                    f"Content-Type must be {JSON} or {NPY}; got {kind or 'none'!r}",
+                    f"Content-Type must be {JSON} or {NPY}; "
+                    + (f"got {kind!r}" if kind else "the request has none"),
                 )
             coding = (request.headers.get("content-encoding") or "identity").strip().lower()
             if coding != "identity":  # a gzip body read as rows: "not UTF-8" or bad NPY

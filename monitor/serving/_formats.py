@@ -22,6 +22,7 @@ import itertools
 import json
 import re
 import sys
+import tokenize
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -342,9 +343,24 @@ def _parse_npy_header(body: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any]
             )
         else:
             raise ValueError(f"NPY format version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
-    except (ValueError, EOFError) as exc:
-        raise RequestError(400, "bad_npy", f"the body is not an NPY array: {exc}") from None
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
+        raise RequestError(400, "bad_npy", _npy_problem(exc)) from None
     return shape, fortran, dtype, stream.tell()
+
+
+def _npy_problem(exc: Exception) -> str:
+    """numpy's reason, where it names what is wrong; where it passes on the words of
+    Python's parser ("malformed node or string on line 1: <ast.Call object at 0x...>",
+    exB) or of its tokenizer (a 500), what an NPY header must be."""
+    text = " ".join(str(exc).split())  # numpy's header-size reason spans lines
+    if isinstance(exc, SyntaxError | tokenize.TokenError) or text.startswith(
+        ("malformed node or string", "Cannot parse header")
+    ):
+        return (
+            "the NPY header is not the Python dict literal numpy.save writes "
+            "({'descr': ..., 'fortran_order': ..., 'shape': (rows, features)})"
+        )
+    return f"the body is not an NPY array: {text}"
 
 
 def npy_rows(body: bytes, features: Sequence[str], max_rows: int) -> FloatArray:
@@ -362,6 +378,13 @@ def npy_rows(body: bytes, features: Sequence[str], max_rows: int) -> FloatArray:
             400,
             "bad_npy",
             f"NPY shape {shape}: expected (rows, {d}) for features {', '.join(features)}",
+        )
+    if shape[0] < 0:  # numpy takes any integer: its data size was negative (exB)
+        raise RequestError(
+            400,
+            "bad_npy",
+            f"NPY shape {shape}: the row count is negative; expected (rows, {d}) with at "
+            "least one row",
         )
     _check_count(shape[0], max_rows)
     need = shape[0] * d * dtype.itemsize

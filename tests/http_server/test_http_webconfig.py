@@ -184,6 +184,28 @@ def test_an_empty_certificate_is_named(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("swap", ["key_file", "cert_file"])
+def test_a_file_that_holds_the_other_kind_of_pem_is_named(
+    tmp_path: Path, certificate: Certificate, swap: str
+) -> None:
+    # exB: a certificate given as key_file said "do not load: [SSL] PEM lib (_ssl.c:3926)".
+    cert, key = certificate.cert_file, certificate.key_file
+    cert_file, key_file = (cert, cert) if swap == "key_file" else (key, key)
+    config_file = write(
+        tmp_path / "web.yml",
+        f"tls_server_config:\n  cert_file: {cert_file}\n  key_file: {key_file}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(config_file)
+    expected = {
+        "key_file": f"{cert} holds no PEM private key (-----BEGIN PRIVATE KEY-----), only "
+        "a certificate: give the private key of cert_file",
+        "cert_file": f"{key} holds no PEM certificate (-----BEGIN CERTIFICATE-----), only "
+        "a private key: give the server's certificate, then its chain",
+    }[swap]
+    assert caught.value.problems == [f"{config_file}: tls_server_config.{swap}: {expected}"]
+
+
 def test_a_missing_key_is_named_with_the_other_problems(
     tmp_path: Path, certificate: Certificate
 ) -> None:
@@ -247,7 +269,7 @@ def test_a_file_that_is_not_a_certificate_is_named(tmp_path: Path) -> None:
     config_file = write(
         tmp_path / "web.yml", f"tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n"
     )
-    with pytest.raises(ConfigError, match="cert_file and key_file do not load"):
+    with pytest.raises(ConfigError, match=f"cert_file: {cert} holds no PEM certificate"):
         load_web_config(config_file)
 
 

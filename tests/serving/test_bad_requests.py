@@ -173,9 +173,19 @@ CASES = [
         {},
         400,
         "invalid_values",
-        "row 1, feature 'f1' is nan",
+        "row 1, feature 'f1' has no value (null or NaN); rows must be finite",
     ),
-    Case("null", b'{"rows": [[1,2,null]]}', JSON, {}, 400, "invalid_values", "feature 'f2' is nan"),
+    # exB: "is nan", where the client sent null.
+    Case("null", b'{"rows": [[1,2,null]]}', JSON, {}, 400, "invalid_values", "(null or NaN)"),
+    Case(
+        "infinite",
+        b'{"rows": [[1,2,-Infinity]]}',
+        JSON,
+        {},
+        400,
+        "invalid_values",
+        "row 0, feature 'f2' is -Infinity; rows must be finite",
+    ),
     # Finite, but the squared distance overflows: an infinite distance JSON cannot carry.
     Case(
         "huge value",
@@ -210,7 +220,16 @@ CASES = [
     ),
     Case("long key", GOOD, JSON, {"X-Kmeans-Key": "k" * 300}, 400, "bad_key", "at most 256"),
     Case("media type", GOOD, "text/csv", {}, 415, "unsupported_media_type", "'text/csv'"),
-    Case("no media type", GOOD, None, {}, 415, "unsupported_media_type", "'none'"),
+    # exB: "got 'none'", as if the client had sent the word.
+    Case(
+        "no media type",
+        GOOD,
+        None,
+        {},
+        415,
+        "unsupported_media_type",
+        "Content-Type must be application/json or application/x-npy; the request has none",
+    ),
     Case(
         "gzip body",
         gzip.compress(GOOD),
@@ -251,6 +270,35 @@ CASES = [
         "88 bytes; its header announces 96",
     ),
     Case("npy trailing", npy(np.ones((4, 3))) + b"x", NPY, {}, 400, "bad_npy", "97 bytes"),
+    # exB: "malformed node or string on line 1: <ast.Call object at 0x7f8add0bdd20>".
+    Case(
+        "npy code header",
+        _npy_header("<f8", "(1, 3)").replace(b"{'descr'", b"f(){'desc", 1),
+        NPY,
+        {},
+        400,
+        "bad_npy",
+        "the NPY header is not the Python dict literal numpy.save writes",
+    ),
+    Case(  # a header cut inside its dict: an error of Python's tokenizer
+        "npy open header",
+        _npy_header("<f8", "(1, 3)").replace(b"}", b" ", 1),
+        NPY,
+        {},
+        400,
+        "bad_npy",
+        "the NPY header is not the Python dict literal numpy.save writes",
+    ),
+    # exB: "NPY data is 0 bytes; its header announces -40".
+    Case(
+        "npy negative rows",
+        _npy_header("<f8", "(-5, 3)"),
+        NPY,
+        {},
+        400,
+        "bad_npy",
+        "NPY shape (-5, 3): the row count is negative; expected (rows, 3)",
+    ),
     Case(
         "npy lies",
         _npy_header("<f8", "(1000000, 3)") + bytes(24),
