@@ -360,7 +360,12 @@ def main(log_level: str) -> None:
 
 @main.command()
 @CONFIG_OPTION
-@click.option("--listen", metavar="HOST:PORT", help="Address of /metrics (default 127.0.0.1:9310).")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Address of /metrics, the pages, the API and /v1 (default: daemon.listen of the "
+    "configuration file).",
+)
 @STATE_DIR_OPTION
 def run(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
     """Run the daemon: every model on its schedule, metrics on /metrics."""
@@ -450,7 +455,11 @@ def _progress_line(
 
 
 @main.command()
-@click.option("--listen", metavar="HOST:PORT", help="Address of /metrics (default 127.0.0.1:9310).")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Address of /metrics, the pages, the API and /v1 (default 127.0.0.1:9310).",
+)
 @STATE_DIR_OPTION
 @click.option(
     "--duration",

@@ -402,3 +402,18 @@ def test_table_cells_keep_their_width_for_huge_values() -> None:
     assert _cell(0.0, 1.7e155) == "0.000/1.7e+155"
     assert _cell(0.1234, 0.5) == "0.123/0.500" and _cell(None, None) == "-/-"
     assert _cell(-2.5e7, None) == "-2.5e+07/-"
+
+
+def test_the_help_of_listen_names_its_real_default_and_what_it_serves() -> None:
+    # exB: `run --help` said "Address of /metrics (default 127.0.0.1:9310)"; the default
+    # is the file's daemon.listen, and the address serves the pages, the API and /v1 too.
+    run = " ".join(invoke("run", "--help").output.split())
+    assert (
+        "--listen HOST:PORT Address of /metrics, the pages, the API and /v1 (default: "
+        "daemon.listen of the configuration file)."
+    ) in run
+    demo = " ".join(invoke("demo", "--help").output.split())
+    assert (
+        "--listen HOST:PORT Address of /metrics, the pages, the API and /v1 (default "
+        "127.0.0.1:9310)."
+    ) in demo
