@@ -149,7 +149,8 @@ def _held(period: ReferencePeriod, model: ModelSettings, now: float) -> str:
     720 in it" (a long period)."""
     read, count = period_windows(model, now)
     held = period.n_windows
-    text = f"{held} windows" if held >= read else f"{held} of {read} windows"
+    text = f"{held} of {read}" if held < read else str(held)
+    text += " window" if read == 1 else " windows"
     return text if read >= count else f"{text}, spread over the {count} in it"
 
 
