@@ -17,8 +17,11 @@ import logging
 import re
 from dataclasses import replace
 
+import numpy as np
+
 from monitor import slis as S
 from monitor.config import SEASON_PERIODS, ModelSettings, ReferenceSettings
+from monitor.core.seasonal import phase_index
 from monitor.durations import format_duration
 from monitor.errors import EngineError, InvalidInputError, SourceError
 from monitor.pipeline.decide import drift_reasons, phase_gaps
@@ -27,7 +30,7 @@ from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import period_windows, read_reference
 from monitor.ports import History, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, ReferencePeriod, Snapshot
-from monitor.timestamps import format_time
+from monitor.timestamps import format_time, wall_seconds
 
 __all__ = ["REFRESH_SHARE", "drift_began", "train_on_period"]
 
@@ -111,6 +114,9 @@ def train_on_period(
         why = re.split(r": |; ", str(exc), maxsplit=1)[0]  # the log has the whole of it
         text = f"; trained on this window alone, its period unreadable ({why})"
         return new, replace(decision, text=decision.text + text)
+    lost = _lost_phases(m.live, period, model) if decision.action == "promote" else ""
+    if lost:  # before training: a day of such runs trained a version each for nothing
+        return None, _kept_for_phases(decision, m, lost, model)
     log.info(
         "model=%s training the new version on %s to the run: %d window(s), %s rows",
         model.name,
@@ -120,10 +126,6 @@ def train_on_period(
     )
     trained = retrain(m, decision, rolling, phases, ctx, period)
     assert trained is not None  # the decision trains, as it did for ``new``
-    seasonal = model.seasonality in SEASON_PERIODS
-    lost = _lost_phases(m.live, trained) if seasonal and decision.action == "promote" else ""
-    if lost:
-        return None, _kept_for_phases(decision, m, lost, model)
     since = "" if span == model.reference.window else " since the drift began"
     held = _held(period, rolling, ctx.now)
     text = f"; trained on the {format_duration(span)}{since} to the run ({held})"
@@ -154,16 +156,22 @@ def _held(period: ReferencePeriod, model: ModelSettings, now: float) -> str:
     return text if read >= count else f"{text}, spread over the {count} in it"
 
 
-def _lost_phases(live: Snapshot | None, trained: Snapshot) -> str:
-    """What the new version's period holds no rows at, where the live version does (a
-    seasonal model's source down for hours of the period); "" when nothing."""
-    if live is None or live.profile is None or trained.profile is None:
+def _lost_phases(live: Snapshot | None, period: ReferencePeriod, model: ModelSettings) -> str:
+    """The phases of the cycle the period's windows leave without rows where the live
+    version's profile has some (a seasonal model's source down for hours of the period),
+    named as ``phase_gaps`` names them; "" when none. A profile's phases are those of its
+    windows' midpoints on the model's clock (``train._profile``)."""
+    profile = live.profile if live is not None else None
+    if profile is None or model.seasonality not in SEASON_PERIODS:
         return ""
-    had = live.profile.label_counts.sum(axis=1) > 0
-    has = trained.profile.label_counts.sum(axis=1) > 0
-    if had.shape != has.shape or not (had & ~has).any():
+    n = profile.label_counts.shape[0]
+    middles = wall_seconds((period.starts + period.ends) / 2, model.timezone)
+    held = np.zeros(n, dtype=bool)
+    held[phase_index(middles, profile.period, n)] = True
+    if not (profile.label_counts.sum(axis=1) > 0)[~held].any():
         return ""
-    return phase_gaps(trained.profile).split(": windows there", 1)[0]
+    kept = replace(profile, label_counts=profile.label_counts * held[:, None])
+    return phase_gaps(kept).split(": windows there", 1)[0]
 
 
 def _kept_for_phases(

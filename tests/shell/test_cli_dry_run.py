@@ -60,6 +60,9 @@ def config(tmp_path: Path, retrain: str, **daemon: str) -> tuple[Path, Path]:
         "source": {"kind": "files", "path": str(data), "pattern": "*.csv"},
         "training": {"n_init": 2, "silhouette_sample": 500},
         "retrain": retrain,
+        # One window: on-drift promotes at a drift's first run (a longer period waits
+        # until the drift has lasted it: docs/slis.md, "Retrained models").
+        "reference": {"window": "1h"},
     }
     settings = {"daemon": {"state_dir": "state", **daemon}, "models": [model]}
     cfg.write_text(yaml.safe_dump(settings))

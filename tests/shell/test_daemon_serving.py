@@ -39,6 +39,9 @@ def settings(tmp_path: Path, *, enabled: bool = True, refresh: str = "1h") -> An
                 "window": "15m",
                 "schedule": {"interval": "15m"},
                 "retrain": "on-drift",
+                # One window: on-drift promotes at a drift's first run (a longer period
+                # waits until the drift has lasted it: docs/slis.md, "Retrained models").
+                "reference": {"window": "15m"},
                 "source": {
                     "kind": "synthetic",
                     "seed": 5,

@@ -905,10 +905,15 @@ def test_a_manual_candidate_in_a_drift_is_trained_on_the_windows_since_it_began(
 
 
 def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_made(
-    caplog: Any,
+    caplog: Any, monkeypatch: Any
 ) -> None:
     """A scheduled promotion over a six-hour outage of the source gave a version with no
-    morning; the next quiet morning paged (helper-117)."""
+    morning; the next quiet morning paged (helper-117). Nor is the version trained: each
+    run for a day after the outage would train one for nothing."""
+    from monitor.pipeline import period
+
+    trained: list[Any] = []
+    monkeypatch.setattr(period, "retrain", lambda *a: trained.append(a))
     m = model(seasonality="daily", retrain="scheduled", training={"retrain_every": "1h"})
     _, _, _, store = run(m, daily_mix)
     at = NOW + 2 * 3600
@@ -923,5 +928,6 @@ def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_mad
     assert ev.decision.startswith("scheduled retrain: live model is 7200s old; not promoted: "
                                   "its period to the run has no reference rows at ")  # fmt: skip
     assert ev.decision.endswith("(6 of 24 hourly phases), where v1 has rows; v1 kept")
+    assert trained == []
     assert any(r.levelname == "WARNING" and "is not promoted" in r.message
                for r in caplog.records)  # fmt: skip
