@@ -898,8 +898,11 @@ def _source(
     return None if problems else SourceSettings(kind, options)
 
 
-def _spark(r: _Reader) -> SparkSettings:
-    """``{master: URL, conf: {spark.key: value}}``; values are passed to Spark as text."""
+def _spark(r: _Reader) -> SparkSettings | None:
+    """``{master: URL, conf: {spark.key: value}}``; values are passed to Spark as text.
+    None when the section has a problem (reported): defaults in place of a bad value
+    would be compared with the other models' (``_one_spark_session``) as if written."""
+    reported = len(r.problems)
     master = r.get("master", SparkSettings.master, _spark_master)
     none: Mapping[str, Any] = {}
     raw = r.get("conf", none, check_mapping)
@@ -910,7 +913,7 @@ def _spark(r: _Reader) -> SparkSettings:
         except Mismatch as exc:
             r.add(exc.problem)
     r.finish()
-    return SparkSettings(master=master, conf=tuple(conf))
+    return SparkSettings(master=master, conf=tuple(conf)) if len(r.problems) == reported else None
 
 
 #: The master URLs Spark accepts (docs: "Master URLs"), as a problem names them.
@@ -1013,7 +1016,8 @@ def _parse_model(
         r.add(
             Problem("k", f"at most validation.min_rows ({min_rows}), as k clusters need k rows", k)
         )
-    if None in (name, features, k, window, source) or (interval is None and cron is None):
+    needed = (name, features, k, window, source, values["spark"])
+    if None in needed or (interval is None and cron is None):
         return None
     assert name is not None and features is not None and k is not None
     assert window is not None and source is not None

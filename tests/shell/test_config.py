@@ -713,6 +713,22 @@ def test_models_on_spark_share_one_session_so_their_spark_settings_must_agree() 
     ]
 
 
+def test_a_bad_spark_section_is_reported_once_and_not_compared_with_the_others() -> None:
+    # check-config told model b its master must match a's 'local[*]', the default that
+    # had replaced a's invalid 'local[0]': a value nobody wrote.
+    raw = minimal(engine="spark", spark={"master": "local[0]"})
+    model = raw["models"][0]
+    other = {**model, "name": "search", "spark": {"master": "local[2]"}}
+    third = {**model, "name": "ads", "spark": {"master": "local[3]"}}
+    found = problems_of({"models": [model, other, third]})
+    assert len(found) == 2 and found[0].startswith("models[checkout].spark.master: ")
+    assert found[1].startswith("models[ads].spark: must equal models[search].spark ")
+    assert found[1].endswith("got master 'local[3]' and 0 properties against 'local[2]' and 0")
+    bad_conf = {**model, "spark": {"master": "local[2]", "conf": {"ui": 1}}}
+    [problem] = problems_of({"models": [bad_conf, other]})
+    assert problem.startswith("models[checkout].spark.conf.ui: ")
+
+
 def test_every_bad_feature_name_is_a_problem_not_only_the_first() -> None:
     rule = "must be a name matching [A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}"
     assert problems_of(minimal(features=["a b", "ok", "c d", 7, "ok"])) == [
