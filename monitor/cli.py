@@ -460,7 +460,14 @@ def _progress_line(
     metavar="HOST:PORT",
     help="Address of /metrics, the pages, the API and /v1 (default 127.0.0.1:9310).",
 )
-@STATE_DIR_OPTION
+@click.option(
+    "--state-dir",
+    type=NonEmptyPath(file_okay=False, path_type=Path),
+    help=(
+        "Directory of snapshots and history (default: a new temporary directory, named and "
+        "kept when the demo stops)."
+    ),
+)
 @click.option(
     "--duration",
     type=DecimalNumber(),
@@ -2193,9 +2200,14 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
 @click.option(
     "--dashboard-url-pattern",
     help="dashboard_url of the alerts, an http(s) URL: the Grafana on-call dashboard, with "
-    "labels such as {job} and {model}.",
+    "labels such as {job} and {model} (default "
+    "http://127.0.0.1:3000/d/kmeans-monitor-oncall/?var-job={job}&var-model={model}).",
 )
-@click.option("--daemon-url", help="The daemon's address, linked from site/ for the live values.")
+@click.option(
+    "--daemon-url",
+    help="The daemon's address, linked from site/ for the live values "
+    "(default http://127.0.0.1:9310).",
+)
 @click.option(
     "--time-scale",
     type=DecimalNumber(),

@@ -422,3 +422,28 @@ def test_the_help_of_listen_names_its_real_default_and_what_it_serves() -> None:
         "--listen HOST:PORT Address of /metrics, the pages, the API and /v1 (default "
         "127.0.0.1:9310)."
     ) in demo
+
+
+def test_the_demo_help_says_where_its_state_goes_without_state_dir() -> None:
+    # exC: `demo --help` said --state-dir "overrides daemon.state_dir"; the demo takes no
+    # configuration file, and without the option it uses a new temporary directory.
+    demo = " ".join(invoke("demo", "--help").output.split())
+    assert "daemon.state_dir" not in demo
+    assert (
+        "--state-dir DIRECTORY Directory of snapshots and history (default: a new temporary "
+        "directory, named and kept when the demo stops)."
+    ) in demo
+
+
+def test_the_render_help_gives_the_default_of_every_url_option() -> None:
+    # exC: the help gave the runbook pattern's default, not the dashboard's or the daemon's.
+    from monitor.render import RenderOptions
+
+    text = "".join(invoke("render", "--help").output.split())  # click breaks long URLs
+    defaults = RenderOptions()
+    for default in (
+        defaults.runbook_url_pattern,
+        defaults.dashboard_url_pattern,
+        defaults.daemon_url,
+    ):
+        assert f"(default{default})." in text
