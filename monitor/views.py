@@ -315,10 +315,12 @@ class ModelPages:
             "live": ctx.live,  # the store's pointer
             # The live snapshot the daemon has loaded: it follows the pointer within
             # seconds, unless the pointer names a version that does not load (the problem).
+            # The details are the loaded one's, named so: beside a live 3 that does not
+            # load, v4's trained time and reason read as v3's.
             "loaded": loaded,
-            "live_created_at": live.created_at if live is not None else None,
-            "live_reason": live.reason if live is not None else None,
-            "k": live.k if live is not None else None,
+            "loaded_created_at": live.created_at if live is not None else None,
+            "loaded_reason": live.reason if live is not None else None,
+            "loaded_k": live.k if live is not None else None,
             "live_problem": problem,
             "pending": ctx.pending,
             # Why the pending candidate cannot be approved (its pointer or files are broken).

@@ -248,9 +248,9 @@ def _view(**changes: Any) -> dict[str, Any]:
         "versions": {
             "live": 3,
             "loaded": 3,
-            "live_created_at": NOW - 86400,
-            "live_reason": "initial",
-            "k": 4,
+            "loaded_created_at": NOW - 86400,
+            "loaded_reason": "initial",
+            "loaded_k": 4,
             "pending": 4,
             "pending_problem": None,
             "approve_command": (

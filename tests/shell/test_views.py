@@ -349,6 +349,26 @@ def test_a_live_version_that_does_not_load_is_named_with_a_working_rollback(
     assert view is not None and view["versions"]["live_problem"] is None
 
 
+def test_the_versions_json_names_the_version_its_details_describe(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    # exB: with the live pointer on a version that does not load, /api/models said
+    # "live": 3 beside the created_at and reason of v4, the version the daemon kept loaded.
+    pages, store, model_dir = broken
+    _damage(model_dir / "v000002" / "arrays.npz")
+    (model_dir / "LIVE").write_text("2")
+    view = pages.model("m1")
+    assert view is not None
+    v, loaded = view["versions"], store.load("m1", 1)
+    assert (v["live"], v["loaded"]) == (2, 1) and v["live_problem"] is not None
+    assert (v["loaded_created_at"], v["loaded_reason"], v["loaded_k"]) == (
+        loaded.created_at,
+        loaded.reason,
+        loaded.k,
+    )
+    assert not any(key.startswith("live_") for key in v if key != "live_problem")
+
+
 def test_the_page_and_the_store_name_the_same_rollback_never_a_rejected_candidate(
     tmp_path: Path,
 ) -> None:
