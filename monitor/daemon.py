@@ -428,6 +428,7 @@ class LabelServer:
             host, port, routes, settings, limits, origin, time.time(), app.registry
         )
         self._follower = _Follower(app.serving, settings.serving.refresh)
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -440,9 +441,13 @@ class LabelServer:
         log.info("kmeans-monitor serving labels at %s/v1/models", self.url)
 
     def stop(self) -> None:
-        """Stop following the store and serving; idempotent."""
+        """Stop following the store and serving, and say so as the daemon does; idempotent."""
+        if self._stopped:
+            return
         self._follower.stop()
         self.http.stop()
+        self._stopped = True
+        log.info("stopped")
 
 
 class Service(Protocol):

@@ -3,6 +3,7 @@ and every answer comes whole from one version: never a half-loaded model."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Callable
@@ -239,3 +240,14 @@ def test_versions_gone_from_the_store_keep_the_loaded_one_serving_and_not_ready(
         answer = client.labels("shop", two.X[:3])
     assert answer.version == 1
     np.testing.assert_array_equal(answer.labels, two.predict(two.X[:3]))
+
+
+def test_the_server_says_it_stopped_once_as_the_daemon_does(
+    serve_labels: Serve, caplog: Any
+) -> None:
+    # exB: `serve` logged "received SIGTERM" and nothing after; `run` ends with "stopped".
+    running = serve_labels(settings(), MemorySnapshotStore())
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        running.server.stop()
+        running.server.stop()  # idempotent, and said once
+    assert [r.getMessage() for r in caplog.records if r.name == "monitor"] == ["stopped"]
