@@ -248,6 +248,7 @@ def test_the_server_says_it_stopped_once_as_the_daemon_does(
     # exB: `serve` logged "received SIGTERM" and nothing after; `run` ends with "stopped".
     running = serve_labels(settings(), MemorySnapshotStore())
     with caplog.at_level(logging.INFO, logger="monitor"):
+        caplog.clear()  # the start's own line, when an earlier test left INFO on
         running.server.stop()
         running.server.stop()  # idempotent, and said once
     assert [r.getMessage() for r in caplog.records if r.name == "monitor"] == ["stopped"]
