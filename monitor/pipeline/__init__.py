@@ -20,7 +20,7 @@ from monitor.pipeline.commit import commit
 from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, retrain
-from monitor.pipeline.period import REFRESH_SHARE, drift_began, train_on_period
+from monitor.pipeline.period import REFRESH_SHARE, train_on_period
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import check_period, read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
@@ -133,8 +133,7 @@ def evaluate(
     if live is not None:
         m, decision, new = assess_with(window, live, model, pending, phases, ctx)
         if new is not None:
-            began = drift_began(history, model, m, now)
-            new, decision = train_on_period(m, decision, new, model, source, phases, ctx, began)
+            new, decision = train_on_period(m, decision, new, model, source, phases, ctx, history)
     else:  # the first model is trained on the reference period
         with phases.phase("reference"):
             reference = read_reference(source, model, now, window, engine)

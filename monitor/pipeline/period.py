@@ -32,17 +32,19 @@ from monitor.ports import History, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, ReferencePeriod, Snapshot
 from monitor.timestamps import format_time, wall_seconds
 
-__all__ = ["REFRESH_SHARE", "drift_began", "train_on_period"]
+__all__ = ["REFRESH_SHARE", "train_on_period"]
 
 log = logging.getLogger(__name__)
 
 #: The share of the reference period that a quiet stretch between drifting runs must
-#: exceed to end a drift (``drift_began``); and that new data must make up before a
+#: exceed to end a drift (``_drift_began``); and that new data must make up before a
 #: drifting run replaces a run's pending candidate trained on a period (``_pending``).
 REFRESH_SHARE = 0.1
 
 
-def drift_began(history: History, model: ModelSettings, m: Measurement, now: float) -> float | None:
+def _drift_began(
+    history: History, model: ModelSettings, m: Measurement, now: float
+) -> float | None:
     """Where the drift this run is in began: the start of the window of the earliest of
     the drifting runs up to this one, through quiet stretches of at most a tenth of the
     reference period (a drift seen at some phases of the cycle and not at others is one
@@ -79,10 +81,11 @@ def train_on_period(
     source: TelemetrySource,
     phases: Phases,
     ctx: RunContext,
-    began: float | None,
+    history: History,
 ) -> tuple[Snapshot | None, Decision]:
     """The new version ``decision`` trains, trained again on a period ending at the run:
-    as long as the reference, or the windows since the drift ``began`` (``drift_began``).
+    as long as the reference, or the windows since the drift began (``_drift_began``,
+    from ``history``).
 
     Trained on the run's window alone, a new version knew one window of the cycle and
     nothing of the spread between windows: a quiet seasonal model flagged 162 of the 168
@@ -93,6 +96,7 @@ def train_on_period(
     span = model.reference.window  # a {from, to} range's length too (config._reference)
     if span <= model.window:
         return new, decision  # the period is the window
+    began = _drift_began(history, model, m, ctx.now)
     if began is not None and began > ctx.now - span + 1e-6:
         if decision.action == "promote":
             return None, _put_off(decision, m, began, span)

@@ -446,6 +446,17 @@ def test_a_fixed_period_still_running_trains_once_it_holds_what_the_config_asks(
     assert snap.window_start == NOW - DAY and snap.window_end == NOW
 
 
+def down(first: float, last: float) -> Any:
+    """Rows of ``daily_mix``, but a SourceError for the windows starting in [first, last)."""
+
+    def make(start: float, end: float) -> np.ndarray:
+        if first <= start < last:
+            raise SourceError("exporter down")
+        return daily_mix(start, end)
+
+    return make
+
+
 def since(begin: float) -> Any:
     """Rows of ``daily_mix`` from ``begin`` on, none before (a source younger than that)."""
     return lambda s, e: daily_mix(s, e) if s >= begin else np.empty((0, len(FEATURES)))
@@ -814,19 +825,8 @@ def test_windows_of_the_period_left_out_at_a_promotion_are_counted_in_its_decisi
     m = model(retrain="scheduled", training={"retrain_every": "1h"}, seasonality="none")
     _, _, _, store = run(m, daily_mix)
     at = NOW + 2 * 3600
-
-    def flaky(start: float, end: float) -> np.ndarray:
-        if at - 6 * 3600 <= start < at - 3 * 3600:
-            raise SourceError("exporter down")
-        return daily_mix(start, end)
-
-    ev, _ = _promoted(m, flaky, store, at)
+    ev, _ = _promoted(m, down(at - 6 * 3600, at - 3 * 3600), store, at)
     assert ev.decision.endswith("; trained on the 1d to the run (21 of 24 windows)")
-
-
-def step(start: float, end: float) -> np.ndarray:
-    """The daily mix, moved by 3 in feature a from NOW on (a schema change, a new build)."""
-    return daily_mix(start, end) + (np.array([3.0, 0.0, 0.0]) if start >= NOW else 0.0)
 
 
 def steady(step_at: float) -> Any:
@@ -919,12 +919,7 @@ def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_mad
     m = model(seasonality="daily", retrain="scheduled", training={"retrain_every": "1h"})
     _, _, _, store = run(m, daily_mix)
     at = NOW + 2 * 3600
-
-    def outage(start: float, end: float) -> np.ndarray:
-        if at - 12 * 3600 <= start < at - 6 * 3600:
-            raise SourceError("exporter down")
-        return daily_mix(start, end)
-
+    outage = down(at - 12 * 3600, at - 6 * 3600)
     ev, snap = evaluate(m, FakeSource(FEATURES, outage), store, MemoryHistory(), at)
     assert not ev.promoted and snap.version == 1 and store.versions("m") == [1]
     assert ev.decision.startswith("scheduled retrain: live model is 7200s old; not promoted: "
