@@ -1462,16 +1462,41 @@ def snapshots_rollback(
 
     Without --to, the live version's parent; when it is no longer stored, nothing
     changes and the error names the versions --to can choose. With --to it also
-    repairs a missing or broken live pointer.
+    repairs a missing or broken live pointer, and warns on stderr when the version was
+    never live as the store records it (a rejected candidate, for one).
     """
     store = _open_store(config_path, state_dir)
     _refuse_other_features(config_path, state_dir, store, model, to)
+    never_live = None if to is None else _never_live(store, model, to)
     before, after = store.rollback(model, to)
     if before == after:
         click.echo(f"model {model}: v{after} is already live; nothing changed.")
         return
     was = "none" if before is None else f"v{before}"
     click.echo(f"model {model}: live {was} -> v{after}. A running daemon follows within seconds.")
+    if never_live is not None:
+        click.echo(f"warning: model {model}: {never_live}; it is live now", err=True)
+
+
+def _never_live(store: Any, model: str, version: int) -> str | None:
+    """What ``version`` was when it is a retired version the store has no sign of having
+    been live (``ports.was_live``): a candidate rejected or replaced while pending, or a
+    promotion rolled back before any version was trained from it. None otherwise."""
+    from monitor.ports import was_live
+
+    try:
+        infos = store.list_versions(model)
+    except StoreError:
+        return None  # the rollback itself says what is wrong with the store
+    info = next((i for i in infos if i.version == version), None)
+    if info is None or info.state != "retired" or version in was_live(infos):
+        return None
+    trained = "" if info.created_at is None else f", trained {_ts(info.created_at)} UTC"
+    return (
+        f"v{version} ({info.reason or 'a'} candidate{trained}) was never live as the store "
+        "records it: rejected or replaced while pending, or rolled back before any version "
+        "was trained from it"
+    )
 
 
 @snapshots.command("approve")

@@ -156,15 +156,9 @@ def rollback_target(
         infos = store.list_versions(model)
     except (StoreError, OSError):
         infos = []
-    parents = {i.parent_version for i in infos}
-    was_live = [
-        i.version
-        for i in reversed(infos)
-        if i.corrupt is None
-        and i.state != "pending"
-        and (i.version in parents or i.reason in ("initial", "rollback"))
-    ]
-    for version in [loaded, *was_live]:
+    live_once = was_live(infos)
+    sound = [i.version for i in reversed(infos) if i.corrupt is None and i.version in live_once]
+    for version in [loaded, *sound]:
         if version is None or version == broken:
             continue
         try:
@@ -173,6 +167,20 @@ def rollback_target(
             continue
         return version
     return None
+
+
+def was_live(infos: list[VersionInfo]) -> set[int]:
+    """The versions of a listing known to have been live: the live one, a first model,
+    or one a stored version was trained from (what the store keeps says no more). A
+    retired version outside it was a candidate withdrawn while pending (rejected, or
+    replaced by a newer one), or a live one that no version was trained from yet."""
+    parents = {i.parent_version for i in infos}
+    return {
+        i.version
+        for i in infos
+        if i.state == "live"
+        or (i.state != "pending" and (i.version in parents or i.reason in ("initial", "rollback")))
+    }
 
 
 @runtime_checkable

@@ -470,3 +470,24 @@ def test_the_rollback_an_approval_of_a_replaced_candidate_prints_runs_as_printed
     back = invoke(*shlex.split(printed)[1:])
     assert back.exit_code == 0, back.output
     assert states(cfg)[2] == "live"
+
+
+def test_a_rollback_to_a_rejected_candidate_makes_it_live_with_a_warning(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # It made a rejected drift candidate live without a word: the operator may mean it,
+    # so it still does, and says on stderr what the version was.
+    cfg, _, _ = manual
+    assert invoke("snapshots", "reject", "shop", "--config", str(cfg)).exit_code == 0
+    forward = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
+    assert forward.exit_code == 0, forward.output
+    assert states(cfg) == {1: "retired", 2: "live"}
+    [warning] = forward.stderr.splitlines()
+    assert re.fullmatch(
+        r"warning: model shop: v2 \(drift candidate, trained \d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+        r"UTC\) was never live as the store records it: rejected or replaced while pending, "
+        r"or rolled back before any version was trained from it; it is live now",
+        warning,
+    ), warning
+    back = invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg))
+    assert back.exit_code == 0 and back.stderr == "", back.output
