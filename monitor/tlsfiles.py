@@ -4,7 +4,8 @@
   of an encrypted key on the terminal ("Enter PEM pass phrase:"): ``check-config`` on a
   terminal waited there for ever, and without one it failed as "Invalid argument",
   naming no file. Here an encrypted key is an ``EncryptedKeyError`` at once.
-- ``pem_problem``: which file of a pair that does not load holds no PEM block of its kind.
+- ``pem_problem``: which file of a pair that does not load holds no PEM block of its kind;
+  ``certificate_problem``: the same of one certificate file (a CA file).
 - ``validity``: when each certificate of a PEM file starts and stops being valid.
 """
 
@@ -19,7 +20,13 @@ from pathlib import Path
 
 from monitor.regularfiles import read_file
 
-__all__ = ["EncryptedKeyError", "load_cert_chain", "pem_problem", "validity"]
+__all__ = [
+    "EncryptedKeyError",
+    "certificate_problem",
+    "load_cert_chain",
+    "pem_problem",
+    "validity",
+]
 
 #: A certificate file holds a few certificates of a few KiB each: far more is no such file.
 _MOST_BYTES = 1 << 20
@@ -42,21 +49,21 @@ def load_cert_chain(context: ssl.SSLContext, cert_file: Path | str, key_file: Pa
     context.load_cert_chain(cert_file, key_file, password=_refuse_passphrase)
 
 
-def pem_problem(cert_file: Path | str, key_file: Path | str) -> tuple[str, str] | None:
+def pem_problem(
+    cert_file: Path | str, key_file: Path | str, *, whose: str = "the server's"
+) -> tuple[str, str] | None:
     """(field, why) when ``cert_file`` holds no PEM certificate or ``key_file`` no PEM
     private key, which OpenSSL reports as "[SSL] PEM lib (_ssl.c:3926)", naming neither
     file (exB: a certificate given as the key); None when each holds its kind (or cannot
-    be read: the caller says so)."""
+    be read: the caller says so). ``whose`` certificate it is: the server's, the client's."""
+    if (
+        why := certificate_problem(cert_file, f"give {whose} certificate, then its chain")
+    ) is not None:
+        return "cert_file", why
     try:
-        cert, key = (read_file(p, most=_MOST_BYTES) for p in (cert_file, key_file))
+        key = read_file(key_file, most=_MOST_BYTES)
     except OSError:
         return None
-    if _PEM.search(cert) is None:
-        also = ", only a private key" if _KEY.search(cert) else ""
-        return "cert_file", (
-            f"{cert_file} holds no PEM certificate (-----BEGIN CERTIFICATE-----){also}: "
-            "give the server's certificate, then its chain"
-        )
     if _KEY.search(key) is None:
         also = ", only a certificate" if _PEM.search(key) else ""
         return "key_file", (
@@ -64,6 +71,20 @@ def pem_problem(cert_file: Path | str, key_file: Path | str) -> tuple[str, str] 
             "the private key of cert_file"
         )
     return None
+
+
+def certificate_problem(path: Path | str, give: str) -> str | None:
+    """Why ``path`` holds no PEM certificate, ending with what to ``give`` instead; None
+    when it holds one (or cannot be read: the caller says so). OpenSSL says "[SSL] PEM
+    lib" of a certificate file, "no certificate or crl found" of a CA file."""
+    try:
+        cert = read_file(path, most=_MOST_BYTES)
+    except OSError:
+        return None
+    if _PEM.search(cert) is not None:
+        return None
+    also = ", only a private key" if _KEY.search(cert) else ""
+    return f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----){also}: {give}"
 
 
 def validity(path: Path | str) -> list[tuple[datetime, datetime]]:

@@ -59,7 +59,7 @@ from monitor.redact import MASK, is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
-from monitor.tlsfiles import EncryptedKeyError, load_cert_chain
+from monitor.tlsfiles import EncryptedKeyError, certificate_problem, load_cert_chain, pem_problem
 
 __all__ = [
     "BasicAuth",
@@ -373,8 +373,9 @@ def _read_secret(path: str, what: str, *, header: bool = False) -> str:
     return text
 
 
-def _file_problems(o: PrometheusOptions) -> list[Problem]:
-    """What only reading the files reveals: credential files and certificates that fail."""
+def _file_problems(o: PrometheusOptions) -> list[str]:
+    """What only reading the files reveals, each a line under ``source``: credential
+    files and certificates that fail."""
     problems = []
     secrets = []
     if o.bearer_token_file is not None:
@@ -396,15 +397,34 @@ def _file_problems(o: PrometheusOptions) -> list[Problem]:
                 reason = "it " + str(exc).replace(f"the file {path!r} ", "")
             expected = f"a readable, non-empty UTF-8 file ({reason})"
             problems.append(Problem(where, expected, path))
+    lines = [p.config("source") for p in problems]
     if o.tls is not None:
         try:
             _tls_context(o.tls)
         except EncryptedKeyError:
             expected = "an unencrypted PEM key (this one is passphrase-protected)"
-            problems.append(Problem("tls.key_file", expected, o.tls.key_file))
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            problems.append(Problem("tls", "certificates and a key that load", Shown(_why(exc))))
-    return problems
+            lines.append(Problem("tls.key_file", expected, o.tls.key_file).config("source"))
+        except ssl.SSLError as exc:
+            lines.append(_tls_problem(o.tls, exc))
+        except (OSError, ValueError) as exc:
+            why = Shown(_why(exc))
+            lines.append(Problem("tls", "certificates and a key that load", why).config("source"))
+    return lines
+
+
+def _tls_problem(tls: TlsOptions, exc: ssl.SSLError) -> str:
+    """What OpenSSL's error means for the files of ``tls``: the field and file that holds
+    no PEM block of its kind, where it said "[SSL] PEM lib (_ssl.c:3926)", naming neither."""
+    pem = None
+    if tls.cert_file is not None and tls.key_file is not None:
+        pem = pem_problem(tls.cert_file, tls.key_file, whose="the client's")
+    if pem is None and tls.ca_file is not None:
+        given = "give the CA certificate that signed the server's"
+        if (why := certificate_problem(tls.ca_file, given)) is not None:
+            pem = "ca_file", why
+    if pem is not None:
+        return f"source.tls.{pem[0]}: {pem[1]}"
+    return Problem("tls", "certificates and a key that load", Shown(_why(exc))).config("source")
 
 
 def _why(exc: BaseException, path: str | None = None) -> str:
@@ -1098,11 +1118,11 @@ def build(
 ) -> PrometheusSource:
     """A prometheus source for ``model``; ConfigError for options, files or certificates
     that do not work (a credential file that cannot be read, a CA that does not load)."""
-    problems = options_problems(options, features)
+    problems = [p.config("source") for p in options_problems(options, features)]
     if not problems:
         problems = _file_problems(options)
     if problems:
-        raise ConfigError([p.config("source") for p in problems])
+        raise ConfigError(problems)
     if options.tls is not None and options.tls.insecure_skip_verify:
         _log.warning(
             "prometheus source of model %r: tls.insecure_skip_verify is on: the server's "

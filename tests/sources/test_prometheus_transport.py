@@ -375,7 +375,10 @@ def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None
         "source.bearer_token_file: must be a readable, non-empty UTF-8 file (No such file "
         f"or directory); got '{tmp_path / 'missing'}'"
     )
-    assert info.value.problems[1].startswith("source.tls: must be certificates and a key that load")
+    assert info.value.problems[1] == (
+        f"source.tls.ca_file: {empty} holds no PEM certificate (-----BEGIN CERTIFICATE-----): "
+        "give the CA certificate that signed the server's"
+    )
     assert len(info.value.problems) == 2
 
 
@@ -581,6 +584,42 @@ def test_an_encrypted_client_key_is_named_without_asking_for_its_passphrase(
         f"passphrase-protected); got {str(encrypted)!r}"
     ]
     assert "pass phrase" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        (
+            {"cert_file": "client_cert", "key_file": "client_cert"},
+            "source.tls.key_file: {client_cert} holds no PEM private key (-----BEGIN PRIVATE "
+            "KEY-----), only a certificate: give the private key of cert_file",
+        ),
+        (
+            {"cert_file": "junk", "key_file": "client_key"},
+            "source.tls.cert_file: {junk} holds no PEM certificate (-----BEGIN CERTIFICATE-----): "
+            "give the client's certificate, then its chain",
+        ),
+        (
+            {"ca_file": "client_key"},
+            "source.tls.ca_file: {client_key} holds no PEM certificate (-----BEGIN "
+            "CERTIFICATE-----), only a private key: give the CA certificate that signed the "
+            "server's",
+        ),
+    ],
+)
+def test_a_tls_file_of_the_wrong_kind_is_named_with_its_field(
+    pki: Pki, tmp_path: Path, files: dict[str, str], problem: str
+) -> None:
+    # OpenSSL's "[SSL] PEM lib (_ssl.c:3926)" named neither the field nor the file; the
+    # web config's server side said which already (tlsfiles.pem_problem).
+    paths = {"junk": tmp_path / "junk.txt", **vars(pki)}
+    paths["junk"].write_text("not PEM\n")
+    tls = {field: str(paths[name]) for field, name in files.items()}
+    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems == [problem.format(**paths)]
 
 
 # --------------------------------------------------------------------------- answers
