@@ -20,8 +20,8 @@ import functools
 import io
 import itertools
 import json
+import math
 import re
-import sys
 import tokenize
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -134,25 +134,40 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return doc
 
 
+def _beyond_digits(literal: str) -> int | float:
+    """An integer literal as ``json`` reads it, but one beyond Python's limit on digits
+    (``sys.set_int_max_str_digits``), which ``int`` refuses, read as an infinity of its
+    sign: ``json_rows`` then names its row and feature as it does 1e400's."""
+    try:
+        return int(literal)
+    except ValueError:
+        return -math.inf if literal.startswith("-") else math.inf
+
+
+def _parsed(body: bytes) -> Any:
+    """The body as ``json`` reads it, duplicate keys refused. ``int`` refuses a literal
+    beyond Python's limit on digits with a bare ValueError: such a body is read again
+    with a hook (which every integer of it pays for) that names it later, by row."""
+    hooks: dict[str, Any] = {
+        "object_pairs_hook": _unique_keys,
+        "parse_constant": _CONSTANTS.__getitem__,
+    }
+    try:
+        return json.loads(body, **hooks)
+    except ValueError as exc:
+        if type(exc) is not ValueError:  # JSONDecodeError, UnicodeDecodeError, RequestError
+            raise
+        return json.loads(body, **hooks, parse_int=_beyond_digits)
+
+
 def decode_json(body: bytes, key_field: str) -> Mapping[str, Any]:
     """The body as a JSON object with only the fields the API knows."""
     try:
-        doc = json.loads(
-            body, object_pairs_hook=_unique_keys, parse_constant=_CONSTANTS.__getitem__
-        )
+        doc = _parsed(body)
     except RequestError:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
-    except ValueError:
-        # The reader's one other error: int() refuses a literal beyond Python's limit
-        # on digits, in words about sys.set_int_max_str_digits().
-        raise RequestError(
-            400,
-            "bad_rows",
-            f"a number with more than {sys.get_int_max_str_digits()} digits, "
-            "too large for a 64-bit float",
-        ) from None
     if not isinstance(doc, dict):
         raise RequestError(
             400, "bad_json", f"the body must be a JSON object with 'rows'; got {type(doc).__name__}"
