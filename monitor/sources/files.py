@@ -393,9 +393,10 @@ class _File:
 #: Bytes of parsed rows the ``window: time_range`` mode keeps between reads, per source.
 PARSED_BYTES = 256 * 2**20
 
-# A parsed file: its stamp, rows and times, and why it did not read (no rows, then).
-_Rows = tuple[FloatArray, FloatArray, Exception | None]
-_Entry = tuple[tuple[int, int, int, int], FloatArray, FloatArray, Exception | None]
+# A parsed file: its rows and times, and why it did not read (no rows, then); per row,
+# whether it repeats an earlier row of the file exactly (``_repeats``).
+_Rows = tuple[FloatArray, FloatArray, Exception | None, NDArray[np.bool_]]
+_Entry = tuple[tuple[int, int, int, int], _Rows]
 
 
 class _Parsed:
@@ -423,7 +424,7 @@ class _Parsed:
                 self._pop(f.path)
                 return None
             self._entries[f.path] = self._entries.pop(f.path)  # the most recently read now
-            return entry[1], entry[2], entry[3]
+            return entry[1]
 
     def outside(self, f: _File, start: float, end: float) -> bool:
         """Whether ``f``, unchanged since it was parsed, has no row time in ``[start, end)``
@@ -456,16 +457,9 @@ class _Parsed:
             for path in [p for p in self._spans if p not in paths]:
                 del self._spans[path]
 
-    def put(
-        self,
-        f: _File,
-        X: FloatArray,
-        ts: FloatArray,
-        error: Exception | None,
-        *,
-        naive: bool = False,
-    ) -> None:
-        size = X.nbytes + ts.nbytes
+    def put(self, f: _File, rows: _Rows, *, naive: bool = False) -> None:
+        ts = rows[1]
+        size = _nbytes(rows)
         # No time: a span that reaches no window (the times are checked finite when read).
         lo, hi = (float(ts.min()), float(ts.max())) if ts.size else (math.inf, -math.inf)
         with self._lock:
@@ -475,14 +469,46 @@ class _Parsed:
             self._pop(f.path)  # read twice at once: keep the last
             while self._entries and self._bytes + size > PARSED_BYTES:
                 self._pop(next(iter(self._entries)))
-            self._entries[f.path] = (f.stamp, X, ts, error)
+            self._entries[f.path] = (f.stamp, rows)
             self._bytes += size
 
     def _pop(self, path: Path) -> None:
         """Drop ``path``'s entry, if any (the lock held)."""
         entry = self._entries.pop(path, None)
         if entry is not None:
-            self._bytes -= entry[1].nbytes + entry[2].nbytes
+            self._bytes -= _nbytes(entry[1])
+
+
+def _nbytes(rows: _Rows) -> int:
+    return rows[0].nbytes + rows[1].nbytes + rows[3].nbytes
+
+
+#: Mixes a row's 64-bit words into one (an odd constant: multiplying by it is a bijection).
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _repeats(X: FloatArray, ts: FloatArray) -> NDArray[np.bool_]:
+    """Per row, whether it repeats an earlier row exactly: its time and every value, bit
+    for bit. Rows are hashed in one pass over the columns and sorted by hash; only rows
+    of equal hashes are compared, so a file without repeats costs a hash and a sort of
+    n integers, once per parse of the file."""
+    out = np.zeros(len(ts), dtype=bool)
+    if len(ts) < 2:
+        return out
+    tb = np.ascontiguousarray(ts, dtype=np.float64).view(np.uint64)
+    xb = np.ascontiguousarray(X, dtype=np.float64).view(np.uint64)
+    h = tb.copy()
+    for j in range(xb.shape[1]):
+        h ^= xb[:, j]
+        h *= _MIX
+    ordered = np.sort(h)  # twice as fast as the argsort that only repeats need
+    if not (ordered[1:] == ordered[:-1]).any():
+        return out
+    order = np.argsort(h, kind="stable")  # equal hashes keep the file's order
+    i = np.flatnonzero(h[order[1:]] == h[order[:-1]])
+    a, b = order[i], order[i + 1]
+    out[b[(tb[a] == tb[b]) & (xb[a] == xb[b]).all(axis=1)]] = True
+    return out
 
 
 class FilesSource:
@@ -681,24 +707,38 @@ class FilesSource:
         """The rows timed in ``[start, end)``, the window's label, and whether some of the
         files they came from had times without an offset (``naive_time``)."""
         parts: list[FloatArray] = []
+        repeated: dict[str, int] = {}  # file name -> its rows that repeat an earlier one
         used, naive = 0, False
         self._parsed.keep_only({f.path for f in files})
         for f in files:
             if self._parsed.outside(f, start, end):
                 continue  # parsed before, unchanged, with no row time in the window
-            X, ts, error = self._parsed_rows(f)
+            X, ts, error, repeats = self._parsed_rows(f)
             keep = (ts >= start) & (ts < end)
             if not keep.any():
                 continue  # a file that did not read fails only the windows it has rows in
             if error is not None:
                 raise type(error)(str(error))  # a new one: windows may be read in threads
             parts.append(X[keep])
+            if n := int(np.count_nonzero(repeats[keep])):
+                repeated[f.path.name] = n
             used += 1
             naive = naive or self._parsed.naive(f)
         d = len(self._features)
         X = np.concatenate(parts) if parts else np.empty((0, d))
+        when = f"[{format_time(start)}, {format_time(end)})"
+        if repeated:
+            _log.warning(
+                "%s: %d of the %d rows timed %s repeat an earlier row of their file exactly "
+                "(time and values): %s; they are counted as read",
+                self._name,
+                sum(repeated.values()),
+                len(X),
+                when,
+                ", ".join(f"{name} {n}" for name, n in repeated.items()),
+            )
         label = (
-            f"rows timed [{format_time(start)}, {format_time(end)}) "
+            f"rows timed {when} "
             f"from {used} of {len(files)} file(s) matching {self._options.pattern!r}"
         )
         # None read: when their rows stop is the first thing to know (files that stopped
@@ -725,13 +765,15 @@ class FilesSource:
                 raise
             _log.warning("%s; %s", str(exc).rstrip("."), _failing_windows(ts))
             # Kept without its traceback, which holds the frames of the failed parse.
-            rows: _Rows = (np.empty((0, len(self._features))), ts, type(exc)(str(exc)))
+            empty = np.empty((0, len(self._features)))
+            rows: _Rows = (empty, ts, type(exc)(str(exc)), np.zeros(len(ts), dtype=bool))
             if not isinstance(exc.__cause__, OSError):  # an I/O error may pass: read again
-                self._parsed.put(f, *rows)
+                self._parsed.put(f, rows)
             return rows
         assert read_ts is not None
-        self._parsed.put(f, X, read_ts, None, naive=naive)
-        return X, read_ts, None
+        rows = (X, read_ts, None, _repeats(X, read_ts))
+        self._parsed.put(f, rows, naive=naive)
+        return rows
 
     def _times_only(self, f: _File) -> FloatArray | None:
         """The row times of a file that did not read whole, read alone; None when they

@@ -781,6 +781,31 @@ def test_time_range_parses_a_file_once_for_many_windows(
     assert len(parsed) == 6
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_time_range_counts_repeated_rows_and_says_so_once_per_window(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A file holding its 5 rows twice was counted twice without a word. Unsorted rows
+    # are read as they come; rows of equal time and other values are no repeats.
+    twice = np.concatenate([ROWS, ROWS[::-1]])
+    write(tmp_path / f"twice{suffix}", named(twice, ts=STAMPS + STAMPS[::-1]))
+    other = ROWS + 100.0
+    write(tmp_path / f"other{suffix}", named(other, ts=STAMPS))
+    src = _range_source(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        window = src.read_window(T0 - 120, T0 + 120)
+        assert len(window.X) == 15  # counted as read: the warning says so
+        src.read_window(T0 - 60, T0 + 60)
+    [whole, part] = [r.getMessage() for r in caplog.records]
+    assert whole == (
+        "files source of model 'checkout': 5 of the 15 rows timed "
+        f"[{files.format_time(T0 - 120)}, {files.format_time(T0 + 120)}) repeat an earlier "
+        f"row of their file exactly (time and values): twice{suffix} 5; they are counted "
+        "as read"
+    )
+    assert ": 3 of the 9 rows timed [" in part and f"twice{suffix} 3;" in part
+
+
 def test_time_range_reads_a_file_again_once_it_changed(tmp_path: Path) -> None:
     path = write(tmp_path / "w.csv", named(ROWS, ts=STAMPS))
     src = _range_source(tmp_path)
