@@ -93,7 +93,7 @@ def decide(
         return Decision(
             "keep",
             f"{text}; candidate v{pending.version} awaits approval (trained on the period "
-            f"to {to}; refreshed from {fresh})",
+            f"to {to}; next refresh from {fresh})",
         )
     if pending is not None:
         v = pending.version

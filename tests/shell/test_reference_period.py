@@ -902,7 +902,7 @@ def test_a_manual_candidate_in_a_drift_is_trained_on_the_windows_since_it_began(
     assert twelfth.candidate_version is None and store.pending_version("m") == 12
     assert twelfth.decision.endswith(
         f"; candidate v12 awaits approval (trained on the period to {format_time(eleventh_at)}; "
-        f"refreshed from {format_time(eleventh_at + 0.1 * 11 * 3600)})"
+        f"next refresh from {format_time(eleventh_at + 0.1 * 11 * 3600)})"
     ), twelfth.decision
 
 
