@@ -177,6 +177,9 @@ def test_rejecting_the_candidate_turns_the_canary_off(
     assert wait_until(lambda: running.app.serving.catalog.get("shop").canary is None)
     with LabelsClient(running.url) as client:
         assert {client.labels("shop", np.ones((1, 3))).variant for _ in range(50)} == {"live"}
+        (described,) = client.models()
+    # The share in effect, not the configured 0.25 (docs/serving.md).
+    assert (described["canary_version"], described["canary_share"]) == (None, 0.0)
     assert _series(running, "kmeans_serving_canary_share_ratio", model="shop") == 0.0
     assert _series(running, "kmeans_serving_model_version", variant="canary") == 0
 
