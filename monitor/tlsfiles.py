@@ -5,7 +5,8 @@
   terminal waited there for ever, and without one it failed as "Invalid argument",
   naming no file. Here an encrypted key is an ``EncryptedKeyError`` at once.
 - ``pem_problem``: which file of a pair that does not load holds no PEM block of its kind;
-  ``certificate_problem``: the same of one certificate file (a CA file).
+  ``certificate_problem``: the same of one certificate file (a CA file);
+  ``load_failure``: what OpenSSL's error of a pair that holds both kinds means.
 - ``validity``: when each certificate of a PEM file starts and stops being valid.
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "EncryptedKeyError",
     "certificate_problem",
     "load_cert_chain",
+    "load_failure",
     "pem_problem",
     "validity",
 ]
@@ -71,6 +73,19 @@ def pem_problem(
             "the private key of cert_file"
         )
     return None
+
+
+def load_failure(exc: ssl.SSLError, *, whose: str = "the server's") -> str:
+    """OpenSSL's reason that TLS files holding PEM blocks of their kinds did not load,
+    without its "(_ssl.c:4010)"; for a key that is not the certificate's, which one it is
+    compared with: OpenSSL takes cert_file's first certificate for ``whose`` own."""
+    why = exc.reason or str(exc)
+    if why == "KEY_VALUES_MISMATCH":
+        why += (
+            f" (the key is not the first certificate's: cert_file starts with {whose} own "
+            "certificate, then its chain)"
+        )
+    return why
 
 
 def certificate_problem(path: Path | str, give: str) -> str | None:

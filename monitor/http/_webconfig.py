@@ -33,7 +33,13 @@ from monitor.errors import ConfigError
 from monitor.http._auth import is_bcrypt_hash
 from monitor.regularfiles import check_regular_file
 from monitor.timestamps import format_time
-from monitor.tlsfiles import EncryptedKeyError, load_cert_chain, pem_problem, validity
+from monitor.tlsfiles import (
+    EncryptedKeyError,
+    load_cert_chain,
+    load_failure,
+    pem_problem,
+    validity,
+)
 from monitor.yamlfile import read_yaml
 
 __all__ = [
@@ -215,12 +221,7 @@ def ssl_context(tls: TlsConfig, where: str = "web config") -> ssl.SSLContext:
     except ssl.SSLError as exc:
         if (pem := pem_problem(tls.cert_file, tls.key_file)) is not None:
             raise ConfigError([f"{where}: tls_server_config.{pem[0]}: {pem[1]}"]) from None
-        why = exc.reason or str(exc)
-        if why == "KEY_VALUES_MISMATCH":  # OpenSSL compares the key with the first one
-            why += (
-                " (the key is not the first certificate's: cert_file starts with the "
-                "server's own certificate, then its chain)"
-            )
+        why = load_failure(exc)
         raise ConfigError(
             [f"{where}: tls_server_config: cert_file and key_file do not load: {why}"]
         ) from None

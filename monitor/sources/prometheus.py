@@ -59,7 +59,13 @@ from monitor.redact import MASK, is_secret_header, redact_text, redact_url
 from monitor.regularfiles import check_regular_file, read_file
 from monitor.sources._common import check_bounds
 from monitor.timestamps import format_time
-from monitor.tlsfiles import EncryptedKeyError, certificate_problem, load_cert_chain, pem_problem
+from monitor.tlsfiles import (
+    EncryptedKeyError,
+    certificate_problem,
+    load_cert_chain,
+    load_failure,
+    pem_problem,
+)
 
 __all__ = [
     "BasicAuth",
@@ -414,7 +420,8 @@ def _file_problems(o: PrometheusOptions) -> list[str]:
 
 def _tls_problem(tls: TlsOptions, exc: ssl.SSLError) -> str:
     """What OpenSSL's error means for the files of ``tls``: the field and file that holds
-    no PEM block of its kind, where it said "[SSL] PEM lib (_ssl.c:3926)", naming neither."""
+    no PEM block of its kind, where it said "[SSL] PEM lib (_ssl.c:3926)", naming neither;
+    else its reason (``tlsfiles.load_failure``: a key that is not the certificate's)."""
     pem = None
     if tls.cert_file is not None and tls.key_file is not None:
         pem = pem_problem(tls.cert_file, tls.key_file, whose="the client's")
@@ -424,7 +431,10 @@ def _tls_problem(tls: TlsOptions, exc: ssl.SSLError) -> str:
             pem = "ca_file", why
     if pem is not None:
         return f"source.tls.{pem[0]}: {pem[1]}"
-    return Problem("tls", "certificates and a key that load", Shown(_why(exc))).config("source")
+    named = [f for f in ("ca_file", "cert_file", "key_file") if getattr(tls, f) is not None]
+    files = " and ".join(named) + (" do" if len(named) > 1 else " does")
+    why = load_failure(exc, whose="the client's")
+    return f"source.tls: {files} not load: {why}"
 
 
 def _why(exc: BaseException, path: str | None = None) -> str:

@@ -622,6 +622,23 @@ def test_a_tls_file_of_the_wrong_kind_is_named_with_its_field(
     assert info.value.problems == [problem.format(**paths)]
 
 
+def test_a_key_that_is_not_the_certificates_says_which_certificate_it_must_match(
+    pki: Pki,
+) -> None:
+    # OpenSSL's "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:4010)": the web
+    # config's server side explained it already (tlsfiles.load_failure).
+    tls = {"cert_file": str(pki.client_cert), "key_file": str(pki.server_key)}
+    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    assert info.value.problems == [
+        "source.tls: cert_file and key_file do not load: KEY_VALUES_MISMATCH (the key is not "
+        "the first certificate's: cert_file starts with the client's own certificate, then "
+        "its chain)"
+    ]
+
+
 # --------------------------------------------------------------------------- answers
 
 
