@@ -368,7 +368,11 @@ def main(log_level: str) -> None:
 )
 @STATE_DIR_OPTION
 def run(config_path: Path | None, listen: str | None, state_dir: Path | None) -> None:
-    """Run the daemon: every model on its schedule, metrics on /metrics."""
+    """Run the daemon: every model on its schedule, metrics on /metrics.
+
+    SIGTERM or Ctrl-C stops it, once the runs in progress have ended or daemon.shutdown_grace
+    has passed; a second one stops it at once (a run left so stores nothing).
+    """
     from monitor.bootstrap import build_app, claim_state_dir
     from monitor.daemon import Daemon
 
@@ -505,7 +509,7 @@ def _demo(
 ) -> None:
     """Run the demo on ``state_dir``, held as `run` holds its own (``claim_state_dir``)."""
     from monitor.bootstrap import build_app, claim_state_dir, load_settings
-    from monitor.daemon import Daemon, run_until_signal
+    from monitor.daemon import Daemon
     from monitor.runner import store_options
     from monitor.yamlfile import load_yaml
 
@@ -539,7 +543,7 @@ def _demo(
 
     # One line per run: the demo's own; the daemon's log of the same run stays out.
     with _quiet_run_log(scheduler=True):
-        run_until_signal(daemon, duration, stop_event=app.stopping, on_started=started)
+        daemon.serve_forever(duration, on_started=started)
     click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
 
 

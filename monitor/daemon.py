@@ -222,6 +222,7 @@ class Daemon:
     def __init__(self, app: App, *, listen: str | None = None) -> None:
         self.app = app
         self._stopping = app.stopping
+        self._hurry = threading.Event()  # a second signal: stop without waiting for runs
         self._stopped = threading.Event()
         self.scheduler = Scheduler(
             app.settings.daemon.max_workers, on_skipped=self._skipped, first_run=self._first_run
@@ -306,20 +307,25 @@ class Daemon:
     def stop(self) -> None:
         """Stop firing, give runs in progress ``daemon.shutdown_grace`` to end, close.
 
-        Runs abandon at their next phase (a read at once); one still busy after the grace
-        is left behind on its daemon thread: it has stored nothing, and every store write
-        is atomic, so leaving is as safe as a kill (the command line then leaves without
-        Python's finalization: ``interrupts.leave_if_abandoned``). The worker processes are
-        stopped either way: they ignore SIGTERM, so the interpreter's exit, which joins
-        them, would wait for ever for a worker whose pipe is still open.
+        Runs abandon at their next phase (a read at once); one still busy after the grace,
+        or when ``hurry`` cuts the grace short, is left behind on its daemon thread: it
+        has stored nothing, and every store write is atomic, so leaving is as safe as a
+        kill (the command line then leaves without Python's finalization:
+        ``interrupts.leave_if_abandoned``). The worker processes are stopped either way:
+        they ignore SIGTERM, so the interpreter's exit, which joins them, would wait for
+        ever for a worker whose pipe is still open.
         """
         if self._stopped.is_set():
             return
         self._stopping.set()
         grace = self.app.settings.daemon.shutdown_grace
-        log.info("stopping: waiting up to %gs for runs in progress to end", grace)
+        log.info(
+            "stopping: waiting up to %gs for runs in progress to end (SIGTERM or SIGINT "
+            "again: at once)",
+            grace,
+        )
         self.scheduler.shutdown(wait=False)
-        idle = self.scheduler.wait_idle(grace)
+        idle = self._wait_for_runs(grace)
         if self._follower is not None:
             self._follower.stop()
         self.http.stop()
@@ -328,11 +334,16 @@ class Daemon:
         else:
             # Closing the history under a run could fail it; the exit releases the rest.
             self.app.runner.close()
+            why = (
+                "on a second SIGTERM or SIGINT"
+                if self._hurry.is_set()
+                else f"after {grace:g}s (daemon.shutdown_grace)"
+            )
             log.warning(
-                "stopping with %d run(s) still in progress after %gs (daemon.shutdown_grace); "
-                "they are abandoned and store nothing",
+                "stopping with %d run(s) still in progress %s; they are abandoned and "
+                "store nothing",
                 self.scheduler.runs_in_progress(),
-                grace,
+                why,
             )
             interrupts.abandon_threads()
         # The heap frozen at start-up goes back to the collector: whatever outlives the
@@ -340,6 +351,23 @@ class Daemon:
         gc.unfreeze()
         self._stopped.set()
         log.info("stopped")
+
+    def _wait_for_runs(self, grace: float) -> bool:
+        """Wait until no run is in progress (True), ``grace`` seconds pass or ``hurry`` is
+        called (False). In slices: a signal's handler, which calls ``hurry``, runs in this
+        thread and cannot wake the wait itself."""
+        end = time.monotonic() + grace
+        while True:
+            left = end - time.monotonic()
+            if self.scheduler.wait_idle(max(0.0, min(left, SIGNAL_LATENCY_SECONDS))):
+                return True
+            if left <= 0 or self._hurry.is_set():
+                return False
+
+    def hurry(self) -> None:
+        """Stop without waiting for the runs in progress (a second SIGTERM or SIGINT): a
+        stop waiting out its grace leaves them at once, as at the grace's end."""
+        self._hurry.set()
 
     def request_stop(self) -> None:
         """Ask ``wait`` to return (safe from a signal handler)."""
@@ -349,9 +377,14 @@ class Daemon:
         """Block until a stop is requested or ``timeout`` passes; True when stopping."""
         return self._stopping.wait(timeout)
 
-    def serve_forever(self, duration: float | None = None) -> None:
-        """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop."""
-        run_until_signal(self, duration, stop_event=self._stopping)
+    def serve_forever(
+        self, duration: float | None = None, on_started: Callable[[], None] | None = None
+    ) -> None:
+        """Start, serve until SIGTERM or SIGINT (or ``duration`` seconds), stop; a second
+        signal stops without waiting for the runs in progress (``hurry``)."""
+        run_until_signal(
+            self, duration, stop_event=self._stopping, on_started=on_started, hurry=self.hurry
+        )
 
 
 def freeze_heap() -> int:
@@ -477,19 +510,24 @@ def run_until_signal(
     *,
     stop_event: threading.Event | None = None,
     on_started: Callable[[], None] | None = None,
+    hurry: Callable[[], None] | None = None,
 ) -> None:
     """Start ``service``, wait for SIGTERM/SIGINT (or ``duration``), stop it, restore handlers.
 
     SIGHUP is logged and ignored: there is no reload.
 
     ``stop_event`` is set on a signal (a daemon passes its own, so that runs in progress
-    see it); a KeyboardInterrupt raised between handlers counts as a signal too.
+    see it); a KeyboardInterrupt raised between handlers counts as a signal too. A
+    signal once stopping (its stop is under way, or the duration ended) calls ``hurry``:
+    a second Ctrl-C that waited out the daemon's grace all the same was no stop at all.
     """
     interrupts.raise_lost()  # a signal during the start-up that some code took
     stop = stop_event or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)
+        if stop.is_set() and hurry is not None:
+            hurry()
         stop.set()
 
     def on_hangup(signum: int, frame: FrameType | None) -> None:

@@ -234,6 +234,60 @@ def test_a_stop_past_its_grace_stops_the_worker_processes_too(
         release.set()
 
 
+def test_a_second_signal_during_the_grace_stops_at_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unfrozen: None,
+) -> None:
+    # A second Ctrl-C (or SIGTERM) was logged and did nothing: the daemon still waited
+    # its whole shutdown grace for a run in progress.
+    inside, release = threading.Event(), threading.Event()
+    train_reference = train.train_reference
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(120)
+        return train_reference(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_reference", held)  # the first run, in the daemon
+    abandoned: list[bool] = []
+    monkeypatch.setattr(interrupts, "_abandoned", abandoned)
+    raw = {
+        "daemon": {
+            "state_dir": str(tmp_path / "state"),
+            "listen": "127.0.0.1:0",
+            "shutdown_grace": "60s",
+        },
+        "models": [model("m", interval="1h")],
+    }
+    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    main = threading.get_ident()
+    stopping: list[float] = []
+
+    def twice() -> None:
+        assert inside.wait(60)
+        signal.pthread_kill(main, signal.SIGTERM)
+        time.sleep(1.0)  # the stop waits for the run by now
+        stopping.append(time.monotonic())
+        signal.pthread_kill(main, signal.SIGINT)
+
+    def signal_twice() -> None:
+        threading.Thread(target=twice, daemon=True).start()
+
+    try:
+        with caplog.at_level(logging.INFO, logger="monitor"):
+            daemon.serve_forever(on_started=signal_twice)
+        took = time.monotonic() - stopping[0]
+    finally:
+        release.set()
+    assert took < 5, took  # not the 60 s of the grace
+    assert abandoned == [True]
+    said = [r.getMessage() for r in caplog.records]
+    assert "received SIGINT" in said and said[-1] == "stopped"
+    assert any("a second SIGTERM or SIGINT" in line for line in said), said
+
+
 @pytest.mark.parametrize("abandoned", [False, True])
 def test_a_command_that_abandoned_a_run_leaves_without_finalizing(abandoned: bool) -> None:
     # A demo stopped by SIGINT while its first run trained under load left that run in
