@@ -73,7 +73,8 @@ class TrainingError(RuntimeError):
 
 
 class RunCancelledError(RuntimeError):
-    """A run was abandoned because the daemon is stopping; nothing was stored."""
+    """A run was abandoned because the daemon is stopping; nothing was stored but, in a
+    first run, the model it had trained (``monitor.pipeline``)."""
 
 
 class ConfigError(ValueError):

@@ -15,11 +15,11 @@ from typing import NamedTuple
 
 from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
-from monitor.errors import NoDataError
-from monitor.pipeline.commit import commit
+from monitor.errors import NoDataError, RunCancelledError
+from monitor.pipeline.commit import commit, store_first
 from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
 from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
-from monitor.pipeline.measure import RunContext, measure, retrain
+from monitor.pipeline.measure import RunContext, measure, measure_first, retrain, train_first
 from monitor.pipeline.period import REFRESH_SHARE, train_on_period
 from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import check_period, read_reference
@@ -130,29 +130,55 @@ def evaluate(
                 check_period(source, model, now, engine)
         raise nothing
     ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
-    if live is not None:
-        m, decision, new = assess_with(window, live, model, pending, phases, ctx)
-        if new is not None:
-            new, decision = train_on_period(m, decision, new, model, source, phases, ctx, history)
-    else:  # the first model is trained on the reference period
-        with phases.phase("reference"):
-            reference = read_reference(source, model, now, window, engine)
-        # A first run on large windows trains for minutes with nothing said: a tester's
-        # 1M-row model showed no sign of life for 5 minutes (helper-86).
-        log.info(
-            "model=%s first run: %d reference window(s) read, %s rows; training and "
-            "calibrating the first model (slow on large windows; no deadline)",
-            model.name,
-            reference.n_windows,
-            f"{int(reference.window_rows.sum()):,}",
-        )
-        m = measure(window, None, model, phases, ctx, reference)
-        profile = m.reference.profile if m.reference is not None else None
-        if profile is not None and (gaps := phase_gaps(profile)):
-            log.warning("model=%s reference period: %s", model.name, gaps)
+    if live is None:  # the first model is trained on the reference period
+        m = _first_run(window, model, source, store, history, phases, ctx)
         decision = decide(m, model, now=now, pending=None)
-        new = retrain(m, decision, model, phases, ctx)
+        return commit(m, decision, None, store, history, phases, now=now)
+    m, decision, new = assess_with(window, live, model, pending, phases, ctx)
+    if new is not None:
+        new, decision = train_on_period(m, decision, new, model, source, phases, ctx, history)
     return commit(m, decision, new, store, history, phases, now=now)
+
+
+def _first_run(
+    window: Window,
+    model: ModelSettings,
+    source: TelemetrySource,
+    store: SnapshotStore,
+    history: History,
+    phases: Phases,
+    ctx: RunContext,
+) -> Measurement:
+    """Train the first model on the reference period and score the window with it.
+
+    Once that model is trained the run is not abandoned: asked to stop then, it stores
+    the model live and skips the scoring (RunCancelledError); asked later, it finishes
+    (scoring a window takes seconds, the training minutes). A stop that threw the
+    trained model away made the restart train it all again.
+    """
+    with phases.phase("reference"):
+        reference = read_reference(source, model, ctx.now, window, ctx.engine)
+    # A first run on large windows trains for minutes with nothing said: a tester's
+    # 1M-row model showed no sign of life for 5 minutes (helper-86).
+    log.info(
+        "model=%s first run: %d reference window(s) read, %s rows; training and "
+        "calibrating the first model (slow on large windows; no deadline)",
+        model.name,
+        reference.n_windows,
+        f"{int(reference.window_rows.sum()):,}",
+    )
+    X, first = train_first(window, model, phases, ctx, reference)
+    if phases.stopping():
+        stored = store_first(first, store, history)
+        raise RunCancelledError(
+            f"first run stopped once its model was trained: stored as live "
+            f"v{stored.version}, its window not scored; the daemon is stopping"
+        )
+    phases.finish()
+    m = measure_first(window, X, first, model, phases, ctx, len(reference.skipped))
+    if first.profile is not None and (gaps := phase_gaps(first.profile)):
+        log.warning("model=%s reference period: %s", model.name, gaps)
+    return m
 
 
 def _warn_naive(model: ModelSettings, window: Window) -> None:

@@ -9,7 +9,7 @@ from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
 from monitor.records import Decision, Evaluation, Measurement, Snapshot, cycle_unit
 
-__all__ = ["commit", "version_floor"]
+__all__ = ["commit", "store_first", "version_floor"]
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ def commit(
     promoted = False
     if m.reference is not None:  # the first model of this name: live at once
         with phases.phase("store"):
-            floor = version_floor(history, m.model)
-            scored = after = store.save(m.reference, state="live", floor=floor)
-            history.record_version(scored)
+            scored = after = store_first(m.reference, store, history)
         candidate, promoted = scored.version, True
     elif new is not None:
         assert scored is not None
@@ -73,6 +71,13 @@ def commit(
     with phases.phase("store"):
         history.append(evaluation)
     return evaluation, after
+
+
+def store_first(first: Snapshot, store: SnapshotStore, history: History) -> Snapshot:
+    """Store a model's first snapshot live and record its version; the stored snapshot."""
+    stored = store.save(first, state="live", floor=version_floor(history, first.model))
+    history.record_version(stored)
+    return stored
 
 
 def version_floor(history: History, model: str) -> int:

@@ -38,7 +38,7 @@ from monitor.records import (
     WindowView,
 )
 
-__all__ = ["RunContext", "measure", "retrain"]
+__all__ = ["RunContext", "measure", "measure_first", "retrain", "train_first"]
 
 FloatArray = NDArray[np.floating[Any]]
 IntArray = NDArray[np.integer[Any]]
@@ -110,42 +110,65 @@ def _no_comparison(view: WindowView) -> dict[str, float]:
 
 
 def measure(
+    window: Window, live: Snapshot, model: ModelSettings, phases: Phases, ctx: RunContext
+) -> Measurement:
+    """Validate, score the live model and train its candidate."""
+    X = _validated(window, live, model, phases, ctx)
+    _check_features(live, model)
+    with _scaled_rows(X, live, model, phases, ctx) as Xs:
+        return _measure_with(window, X, Xs, live, model, phases, ctx, candidate=True)
+
+
+def train_first(
     window: Window,
-    live: Snapshot | None,
     model: ModelSettings,
     phases: Phases,
     ctx: RunContext,
     reference: ReferencePeriod | None = None,
-) -> Measurement:
-    """Validate, score the live model and train its candidate (or the first model).
+) -> tuple[remote.Rows, Snapshot]:
+    """Validate the window and train the first model on ``reference`` (the reference
+    period; default: this window alone): the window's rows, for ``measure_first``, and
+    that model."""
+    X = _validated(window, None, model, phases, ctx)
+    with phases.phase("reference"):
+        first = train.train_reference(
+            reference if reference is not None else train.one_window(window, X),
+            model,
+            now=ctx.now,
+            reason="initial",
+            package_version=ctx.package_version,
+            working_memory_mib=ctx.working_memory_mib,
+            engine=ctx.engine,
+        )
+    return X, first
 
-    Without a live model the first one is trained on ``reference`` (the reference period;
-    default: this window alone) and this window is scored with it.
-    """
+
+def measure_first(
+    window: Window,
+    X: remote.Rows,
+    first: Snapshot,
+    model: ModelSettings,
+    phases: Phases,
+    ctx: RunContext,
+    left_out: int = 0,
+) -> Measurement:
+    """Score the window (``X`` from ``train_first``) with the first model, which is
+    compared with itself; ``left_out``: the reference period's windows it skipped."""
+    with _scaled_rows(X, first, model, phases, ctx) as Xs:
+        m = _measure_with(window, X, Xs, first, model, phases, ctx, candidate=False)
+    return replace(m, live=None, reference=first, reference_left_out=left_out)
+
+
+def _validated(
+    window: Window, live: Snapshot | None, model: ModelSettings, phases: Phases, ctx: RunContext
+) -> remote.Rows:
+    """The window's rows, validated against the model (and ``live``'s, when there is one)."""
     with phases.phase("validate"):
         windows = live.reference_windows if live is not None else None
         rows = (
             None if windows is None else day_long_rows(windows.rows, windows.starts, windows.ends)
         )
-        X = remote.validate(window, model, ctx.engine, rows, None if live is None else live.k)
-    if live is None:
-        with phases.phase("reference"):
-            first = train.train_reference(
-                reference if reference is not None else train.one_window(window, X),
-                model,
-                now=ctx.now,
-                reason="initial",
-                package_version=ctx.package_version,
-                working_memory_mib=ctx.working_memory_mib,
-                engine=ctx.engine,
-            )
-        with _scaled_rows(X, first, model, phases, ctx) as Xs:
-            m = _measure_with(window, X, Xs, first, model, phases, ctx, candidate=False)
-        left_out = 0 if reference is None else len(reference.skipped)
-        return replace(m, live=None, reference=first, reference_left_out=left_out)
-    _check_features(live, model)
-    with _scaled_rows(X, live, model, phases, ctx) as Xs:
-        return _measure_with(window, X, Xs, live, model, phases, ctx, candidate=True)
+        return remote.validate(window, model, ctx.engine, rows, None if live is None else live.k)
 
 
 @contextmanager

@@ -34,6 +34,11 @@ class Phases:
         """Whether the run has been asked to stop (its deadline, the daemon's stop)."""
         return self._should_stop is not None and self._should_stop()
 
+    def finish(self) -> None:
+        """No phase from now on abandons the run: what is left of it is short, and
+        abandoning it would throw away work that took far longer (a first model)."""
+        self._should_stop = None
+
     def add(self, seconds: Mapping[str, float]) -> None:
         """Phases timed elsewhere (a worker process), added to this run's."""
         for name, value in seconds.items():

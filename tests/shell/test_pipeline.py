@@ -493,6 +493,48 @@ def test_stopping_abandons_the_run_before_anything_is_stored() -> None:
     assert h.store.versions("m") == [] and h.history.evaluations == []
 
 
+def test_a_stop_once_the_first_model_is_trained_stores_it_and_skips_the_scoring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A SIGTERM while a first run trained (minutes on large windows) threw the trained
+    # model away at the next phase ('score'), and the restart trained it again.
+    trained = []
+    train_reference = train.train_reference
+
+    def then_stop(*args: Any, **kwargs: Any) -> Any:
+        trained.append(train_reference(*args, **kwargs))
+        return trained[-1]
+
+    monkeypatch.setattr(train, "train_reference", then_stop)
+    h = Harness(model())
+    with pytest.raises(RunCancelledError) as info:
+        h.run(steady, should_stop=lambda: bool(trained))
+    assert str(info.value) == (
+        "first run stopped once its model was trained: stored as live v1, its window not "
+        "scored; the daemon is stopping"
+    )
+    assert h.store.live_version("m") == 1 and h.history.highest_version("m") == 1
+    assert h.store.load("m").checksum == h.store.load("m", 1).checksum
+    np.testing.assert_array_equal(h.store.load("m").centers, trained[0].centers)
+    assert h.history.evaluations == []  # no window was scored
+    ev, live = h.run(steady)  # the next run scores with it: no second training
+    assert len(trained) == 1 and live.version == 1 and ev.live_version == 1
+
+
+def test_a_stop_during_a_first_runs_scoring_still_stores_the_trained_model() -> None:
+    # Past the training only the window's scoring is left, in seconds: the run completes.
+    h = Harness(model())
+    checks: list[str] = []
+
+    def stopping() -> bool:
+        checks.append("check")
+        return len(checks) > 6  # read, load, reference, validate, reference, trained: stop
+
+    ev, snap = h.run(steady, should_stop=stopping)
+    assert snap.version == 1 and h.store.live_version("m") == 1
+    assert h.history.evaluations == [ev]
+
+
 def test_diff_between_versions() -> None:
     h = Harness(model())
     h.run(steady)
