@@ -808,10 +808,10 @@ def _store_gone(store: SnapshotStore) -> str | None:
 
 
 def build_serving_app(settings: Settings, *, store: SnapshotStore | None = None) -> ServingApp:
-    """The label API of ``settings`` with its models loaded from the store."""
+    """The label API of ``settings`` over the store, no model loaded yet: the label
+    server loads them once it holds its address (``daemon.LabelServer``)."""
     store = store or open_store(settings.daemon.state_dir, settings.store, config=settings.path)
     serving = build_serving(settings, store)
-    serving.catalog.refresh()
     registry = make_registry(None, serving=serving.stats, version=__version__)
     return ServingApp(settings=settings, store=store, serving=serving, registry=registry)
 

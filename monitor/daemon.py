@@ -441,7 +441,8 @@ def first_run_offsets(settings: Settings, now: datetime | None = None) -> dict[s
 
 class LabelServer:
     """`kmeans-monitor serve`: the label API and its /metrics, following the store's
-    live and pending pointers, with no runs of its own."""
+    live and pending pointers, with no runs of its own. Made, it holds its address and
+    has loaded every live and pending model; ``start`` serves them."""
 
     def __init__(self, app: ServingApp, *, listen: str | None = None) -> None:
         self.app = app
@@ -460,6 +461,9 @@ class LabelServer:
         self.http = _listening(
             host, port, routes, settings, limits, origin, time.time(), app.registry
         )
+        # Loaded once the address is held: a port in use was said only after every
+        # model had loaded (minutes for many large ones).
+        app.serving.catalog.refresh()
         self._follower = _Follower(app.serving, settings.serving.refresh)
         self._stopped = False
 

@@ -95,6 +95,7 @@ def test_a_connection_the_server_closed_is_reopened() -> None:
     store = MemorySnapshotStore()
     store.save(fitted().snapshot, state="live")
     app = build_serving_app(settings(), store=store)
+    app.serving.catalog.refresh()  # as a label server does once it listens
     # A server that closes connections after 2 requests, and idle ones after 0.2 s.
     http = HttpServer(
         "127.0.0.1",
@@ -168,6 +169,7 @@ def test_basic_auth() -> None:
     store = MemorySnapshotStore()
     store.save(fitted().snapshot, state="live")
     app = build_serving_app(settings(), store=store)
+    app.serving.catalog.refresh()  # as a label server does once it listens
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
     http = HttpServer(
         "127.0.0.1",

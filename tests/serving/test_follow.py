@@ -14,6 +14,7 @@ import numpy as np
 
 from monitor.bootstrap import build_serving_app, open_store
 from monitor.config import Settings
+from monitor.daemon import LabelServer
 from monitor.ports import SnapshotStore
 from monitor.records import Snapshot
 from monitor.serving.client import LabelsClient, LabelsError
@@ -219,13 +220,18 @@ def test_a_broken_live_pointer_keeps_serving_and_is_not_ready(
     _v1_served_on_after(tmp_path, serve_labels, garbage_pointer, "cannot read its pointers")
 
 
-def test_building_the_app_loads_every_model_before_serving(tmp_path: Path) -> None:
+def test_the_label_server_loads_every_model_before_serving(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.save(fitted(seed=1).snapshot, state="live")
     app = build_serving_app(settings({"shop": {}, "idle": {}}), store=store)
-    assert app.serving.catalog.get("shop").versions == (1, None)
-    assert app.serving.catalog.get("idle").versions == (None, None)
-    assert app.ready() == (True, "ready")
+    assert app.ready() == (False, "serving: the store has not been read yet")
+    server = LabelServer(app)  # holds its address first, then loads; not started
+    try:
+        assert app.serving.catalog.get("shop").versions == (1, None)
+        assert app.serving.catalog.get("idle").versions == (None, None)
+        assert app.ready() == (True, "ready")
+    finally:
+        server.stop()
 
 
 def test_versions_gone_from_the_store_keep_the_loaded_one_serving_and_not_ready(

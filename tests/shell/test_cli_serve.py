@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -107,17 +108,22 @@ def test_serve_answers_follows_a_rejection_and_stops_on_sigterm(
     assert "model=shop serving live v1, canary none" in text
 
 
-def test_serve_on_a_port_in_use_is_one_line_and_exit_2(config: Path) -> None:
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(
-            main, ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
-        )
+        with caplog.at_level(logging.INFO, logger="monitor"):
+            result = CliRunner().invoke(
+                main, ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
+            )
     assert result.exit_code == 2
     assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port} (--listen): ")
     assert result.output.count("\n") == 1
+    # Said before any model is loaded: it came after every model's load (minutes for many).
+    assert not [r.getMessage() for r in caplog.records if "serving live" in r.getMessage()]
 
 
 def test_serve_with_a_bad_listen_address_is_exit_2(config: Path) -> None:
@@ -158,6 +164,7 @@ def test_serve_over_a_store_with_no_live_version_is_unready_and_says_so(tmp_path
     from monitor.bootstrap import build_serving_app, load_settings
 
     app = build_serving_app(load_settings(typo_config(tmp_path)))
+    app.serving.catalog.refresh()  # as a label server does once it listens
     snapshots = tmp_path / "stat_typo" / "snapshots"
     assert app.ready() == (False, f"serving: no model has a live version in {snapshots} yet")
     app.store.save(fitted(seed=1).snapshot, state="live")
