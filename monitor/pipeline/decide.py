@@ -11,6 +11,7 @@ from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
 from monitor.core.seasonal import phase_weights
+from monitor.durations import format_duration
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
 from monitor.records import (
     SEASON_PERIODS,
@@ -71,9 +72,8 @@ def decide(
     if policy == "scheduled":
         age = now - m.live.created_at
         if age >= model.training.retrain_every:
-            return Decision(
-                "promote", f"scheduled retrain: live model is {age:.0f}s old", "scheduled"
-            )
+            old = format_duration(float(round(age)))  # "6h", never "21600s"
+            return Decision("promote", f"scheduled retrain: live model is {old} old", "scheduled")
         return Decision("keep", "kept: scheduled retrain not due")
     why = drift_reasons(m.slis, m.thresholds, _largest(m))
     if not why:

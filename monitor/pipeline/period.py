@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -47,23 +48,49 @@ def _drift_began(
 ) -> float | None:
     """Where the drift this run is in began: the start of the window of the earliest of
     the drifting runs up to this one, through quiet stretches of at most a tenth of the
-    reference period (a drift seen at some phases of the cycle and not at others is one
-    drift); None when this run does not drift. Runs that scored another version than
-    the live one, or promoted, end the walk, as does the start of the reference period."""
+    reference period; None when this run does not drift. Runs that scored another
+    version than the live one, or promoted, end the walk, as does the start of the
+    reference period.
+
+    A seasonal model's quiet run at a phase of the cycle where none of the later runs
+    drifted says nothing of the drift, and is passed over: a change seen only at the
+    hours a regime is busy was quiet 12 hours a night, so each morning began a new drift
+    that never lasted the period, and the model paged every day without end
+    (helper-124)."""
     assert m.live is not None
     if not drift_reasons(m.slis, m.thresholds):
         return None
     span, began = model.reference.window, now - model.window
     past = history.since(model.name, now - span, now).evaluations
+    phase_of = _phases(m.live, model)
+    seen = set(phase_of([now - model.window / 2]))
+    at = phase_of([(e.window_start + e.evaluated_at) / 2 for e in past])
     last_drift = now
-    for e in reversed(past):  # newest first
+    for e, phase in zip(reversed(past), reversed(at), strict=True):  # newest first
         if e.live_version != m.live.version or e.promoted:
             break
         if _drifted(e):
             began, last_drift = min(began, e.window_start), e.evaluated_at
-        elif last_drift - e.evaluated_at > REFRESH_SHARE * span:
+            seen.add(phase)
+        elif phase in seen and last_drift - e.evaluated_at > REFRESH_SHARE * span:
             break
     return began
+
+
+def _phases(live: Snapshot, model: ModelSettings) -> Callable[[list[float]], list[int]]:
+    """The phase of the cycle of each time (a window's midpoint), as the live version's
+    profile cuts it (``_lost_phases``); every time one phase when the model is not
+    seasonal, so that every quiet run counts."""
+    profile = live.profile
+    if profile is None or model.seasonality not in SEASON_PERIODS:
+        return lambda times: [0] * len(times)
+    n = profile.label_counts.shape[0]
+
+    def phase_of(times: list[float]) -> list[int]:
+        wall = wall_seconds(np.asarray(times, dtype=np.float64), model.timezone)
+        return [int(i) for i in phase_index(wall, profile.period, n)]
+
+    return phase_of
 
 
 def _drifted(e: Evaluation) -> bool:
@@ -97,6 +124,9 @@ def train_on_period(
     if span <= model.window:
         return new, decision  # the period is the window
     began = _drift_began(history, model, m, ctx.now)
+    quiet_promotion = began is None and decision.action == "promote"  # scheduled
+    if quiet_promotion and (flagged := _last_streak(history, model, m, ctx.now)) is not None:
+        return None, _put_off_after(decision, m, flagged, span)
     if began is not None and began > ctx.now - span + 1e-6:
         if decision.action == "promote":
             return None, _put_off(decision, m, began, span)
@@ -130,10 +160,52 @@ def train_on_period(
     )
     trained = retrain(m, decision, rolling, phases, ctx, period)
     assert trained is not None  # the decision trains, as it did for ``new``
-    since = "" if span == model.reference.window else " since the drift began"
     held = _held(period, rolling, ctx.now)
-    text = f"; trained on the {format_duration(span)}{since} to the run ({held})"
+    if span == model.reference.window:
+        text = f"; trained on the {format_duration(span)} to the run ({held})"
+    else:  # whole windows: a drift 35 s old, of 30 s windows, is read as one window
+        read = period_windows(rolling, ctx.now)[1] * model.window
+        text = (
+            f"; trained on the windows since the drift began: the {format_duration(read)} "
+            f"to the run ({held})"
+        )
     return trained, replace(decision, text=decision.text + text)
+
+
+def _last_streak(
+    history: History, model: ModelSettings, m: Measurement, now: float
+) -> float | None:
+    """When the newest of the live version's runs in the reference period that drifted
+    right after another drifting run ran (two in a row: what pages), None when there is
+    none. A scheduled promotion at the first quiet run after a three-hour incident was
+    trained on it, and its feature-PSI threshold went from 0.48 to 3.0 (helper-124); a
+    single drifting run is the false alarms' share, and passes."""
+    assert m.live is not None
+    past = history.since(model.name, now - model.reference.window, now).evaluations
+    newer: float | None = None  # the next newer run's time, when it drifted
+    for e in reversed(past):  # newest first
+        if e.live_version != m.live.version or e.promoted:
+            break
+        if not _drifted(e):
+            newer = None
+        elif newer is not None:
+            return newer
+        else:
+            newer = e.evaluated_at
+    return None
+
+
+def _put_off_after(decision: Decision, m: Measurement, flagged: float, span: float) -> Decision:
+    """A scheduled promotion whose period holds a drift that has ended, put off until the
+    drift has left the period: the live version stays."""
+    assert m.live is not None
+    v, until = m.live.version, format_time(flagged + span)
+    return Decision(
+        "keep",
+        f"{decision.text}, put off: its period holds runs v{v} flagged in a row, the last at "
+        f"{format_time(flagged)}; v{v} kept until they have left it ({until}): a version "
+        "trained on them would take them for noise",
+    )
 
 
 def _put_off(decision: Decision, m: Measurement, began: float, span: float) -> Decision:

@@ -199,7 +199,7 @@ def test_a_restarts_minimum_is_named_with_how_far_the_live_centres_moved() -> No
     ("age", "expected"),
     [
         (3600.0, Decision("keep", "kept: scheduled retrain not due")),
-        (90000.0, Decision("promote", "scheduled retrain: live model is 90000s old", "scheduled")),
+        (90000.0, Decision("promote", "scheduled retrain: live model is 25h old", "scheduled")),
     ],
 )
 def test_the_scheduled_policy_ignores_drift_and_looks_at_age(

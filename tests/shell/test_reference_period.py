@@ -35,7 +35,7 @@ from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, bl
 
 FEATURES = ("a", "b", "c")
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
-NOW = 1_800_000_000.0  # a multiple of a day plus 16 h (UTC)
+NOW = 1_800_000_000.0  # 08:00 UTC
 DAY = 86400.0
 
 
@@ -773,7 +773,7 @@ def test_a_promoted_version_is_trained_on_a_period_as_long_as_the_reference() ->
     _, _, _, store = run(m, daily_mix)
     ev, snap = _promoted(m, daily_mix, store, NOW + 2 * 3600)
     assert ev.decision == (
-        "scheduled retrain: live model is 7200s old; trained on the 1d to the run (24 windows)"
+        "scheduled retrain: live model is 2h old; trained on the 1d to the run (24 windows)"
     )
     assert (snap.window_start, snap.window_end) == (NOW + 2 * 3600 - DAY, NOW + 2 * 3600)
     # A phase of its own: "reference" marks a first run, whose SLIs are no drift signal
@@ -892,8 +892,8 @@ def test_a_manual_candidate_in_a_drift_is_trained_on_the_windows_since_it_began(
     first, second, *_, eleventh, twelfth = hourly(m, steady(NOW), store, history, range(1, 13))
     assert first.candidate_version == 2 and "; trained on this window;" in first.decision
     assert second.candidate_version == 3 and (
-        "; refreshing candidate v2; trained on the 2h since the drift began to the run "
-        "(2 windows);" in second.decision
+        "; refreshing candidate v2; trained on the windows since the drift began: the 2h "
+        "to the run (2 windows);" in second.decision
     ), second.decision
     assert store.load("m", 3).window_start == NOW
     # Kept once new data would make up less than a tenth of its period (11 hours).
@@ -904,6 +904,62 @@ def test_a_manual_candidate_in_a_drift_is_trained_on_the_windows_since_it_began(
         f"; candidate v12 awaits approval (trained on the period to {format_time(eleventh_at)}; "
         f"next refresh from {format_time(eleventh_at + 0.1 * 11 * 3600)})"
     ), twelfth.decision
+
+
+def incident(first: float, end: float, hours: tuple[int, ...] = tuple(range(24))) -> Any:
+    """``steady``'s clusters, moved by 3 in feature a in the windows that start in
+    ``[first, end)`` at the hours of the day (UTC) in ``hours``."""
+    base = steady(np.inf)
+
+    def make(start: float, stop: float) -> np.ndarray:
+        moved = first <= start < end and int(start % DAY // 3600) in hours
+        return base(start, stop) + (np.array([3.0, 0.0, 0.0]) if moved else 0.0)
+
+    return make
+
+
+def test_a_scheduled_promotion_waits_until_an_incident_has_left_its_period() -> None:
+    """The first quiet run after a three-hour incident promoted a version trained on it:
+    its feature-PSI threshold went from 0.48 to 3.0 and a ramp's first 8 hours went
+    unflagged (helper-124)."""
+    from monitor.timestamps import format_time
+
+    m = model(retrain="scheduled", training={"retrain_every": "1h"}, seasonality="none",
+              reference={"window": "6h"},
+              thresholds={"mode": "fixed", "calibration_refits": 0})  # fmt: skip
+    history, make = MemoryHistory(), incident(NOW, NOW + 2 * 3600)
+    store = run(m, make)[3]
+    runs = hourly(m, make, store, history, range(1, 9))
+    assert [ev.promoted for ev in runs] == [False] * 7 + [True]
+    assert ", put off in a drift: " in runs[0].decision  # in the incident
+    assert runs[2].decision == (
+        "scheduled retrain: live model is 3h old, put off: its period holds runs v1 flagged "
+        f"in a row, the last at {format_time(NOW + 2 * 3600)}; v1 kept until they have left "
+        f"it ({format_time(NOW + 8 * 3600)}): a version trained on them would take them for "
+        "noise"
+    )
+    assert runs[7].decision.endswith("; trained on the 6h to the run (6 windows)")
+    assert store.load("m").window_start == NOW + 2 * 3600  # the incident's windows left out
+
+
+def test_a_seasonal_drift_seen_at_some_hours_is_one_drift_across_the_quiet_night() -> None:
+    """A change seen only at the hours a regime is busy was quiet 12 hours a night: each
+    morning began a new drift that never lasted the period, and the model paged every day
+    without promoting (helper-124)."""
+    from monitor.timestamps import format_time
+
+    m = model(retrain="on-drift", seasonality="daily",
+              thresholds={"mode": "fixed", "calibration_refits": 0})  # fmt: skip
+    history, make = MemoryHistory(), incident(NOW, np.inf, hours=(8, 9, 10, 11))
+    store = run(m, make)[3]
+    runs = hourly(m, make, store, history, range(1, 27))  # NOW + 1h is 09:00 UTC
+    assert [h for h, ev in enumerate(runs, 1) if ev.promoted] == [25]
+    assert runs[4 - 1].decision.endswith(
+        f"v1 kept until the drift, from {format_time(NOW)}, has lasted the 1d period "
+        f"({format_time(NOW + DAY)}): a version trained across the change would take it "
+        "for noise"
+    ), runs[4 - 1].decision
+    assert runs[25 - 1].decision.endswith("; trained on the 1d to the run (24 windows)")
 
 
 def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_made(
@@ -922,7 +978,7 @@ def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_mad
     outage = down(at - 12 * 3600, at - 6 * 3600)
     ev, snap = evaluate(m, FakeSource(FEATURES, outage), store, MemoryHistory(), at)
     assert not ev.promoted and snap.version == 1 and store.versions("m") == [1]
-    assert ev.decision.startswith("scheduled retrain: live model is 7200s old; not promoted: "
+    assert ev.decision.startswith("scheduled retrain: live model is 2h old; not promoted: "
                                   "its period to the run has no reference rows at ")  # fmt: skip
     assert ev.decision.endswith("(6 of 24 hourly phases), where v1 has rows; v1 kept")
     assert trained == []
