@@ -14,6 +14,7 @@ drift has lasted the whole period (until then the live version stays, and flags)
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -36,6 +37,11 @@ from monitor.timestamps import format_time, wall_seconds
 __all__ = ["REFRESH_SHARE", "train_on_period"]
 
 log = logging.getLogger(__name__)
+
+#: How many times as far past its thresholds a drift must have gone, since the start of
+#: the period a promotion would be trained on, to be taken as still growing (``_growing``):
+#: a step's runs scatter well within it, a ramp's go past it.
+GROWTH = 1.5
 
 #: The share of the reference period that a quiet stretch between drifting runs must
 #: exceed to end a drift (``_drift_began``); and that new data must make up before a
@@ -124,12 +130,10 @@ def train_on_period(
     if span <= model.window:
         return new, decision  # the period is the window
     began = _drift_began(history, model, m, ctx.now)
-    quiet_promotion = began is None and decision.action == "promote"  # scheduled
-    if quiet_promotion and (flagged := _last_streak(history, model, m, ctx.now)) is not None:
-        return None, _put_off_after(decision, m, flagged, span)
-    if began is not None and began > ctx.now - span + 1e-6:
-        if decision.action == "promote":
-            return None, _put_off(decision, m, began, span)
+    if decision.action == "promote":
+        if (kept := _promotion_kept(history, model, m, decision, began, ctx.now)) is not None:
+            return None, kept
+    elif began is not None and began > ctx.now - span + 1e-6:
         span = max(ctx.now - began, model.window)  # a pending candidate: the drift's own
         if span <= model.window:
             return new, replace(decision, text=decision.text + "; trained on this window")
@@ -172,6 +176,27 @@ def train_on_period(
     return trained, replace(decision, text=decision.text + text)
 
 
+def _promotion_kept(
+    history: History,
+    model: ModelSettings,
+    m: Measurement,
+    decision: Decision,
+    began: float | None,
+    now: float,
+) -> Decision | None:
+    """The decision that keeps the live version when a promotion's period would hold a
+    drift (``began``: where the run's drift began, None when it is quiet): one that has
+    ended, one shorter than the period, or one that still grows; None to promote."""
+    span = model.reference.window
+    if began is None:  # a scheduled promotion at a quiet run
+        flagged = _last_streak(history, model, m, now)
+        return None if flagged is None else _put_off_after(decision, m, flagged, span)
+    if began > now - span + 1e-6:
+        return _put_off(decision, _lasted(m, began, span))
+    wait = _growing(history, model, m, now, span)
+    return _put_off(decision, wait) if wait else None
+
+
 def _last_streak(
     history: History, model: ModelSettings, m: Measurement, now: float
 ) -> float | None:
@@ -208,14 +233,55 @@ def _put_off_after(decision: Decision, m: Measurement, flagged: float, span: flo
     )
 
 
-def _put_off(decision: Decision, m: Measurement, began: float, span: float) -> Decision:
-    """A promotion in a drift shorter than the period, put off: the live version stays."""
+def _lasted(m: Measurement, began: float, span: float) -> str:
+    """Why a promotion in a drift shorter than the period is put off."""
     assert m.live is not None
-    wait = (
+    return (
         f"v{m.live.version} kept until the drift, from {format_time(began)}, has lasted the "
         f"{format_duration(span)} period ({format_time(began + span)}): a version trained "
         "across the change would take it for noise"
     )
+
+
+def _growing(
+    history: History, model: ModelSettings, m: Measurement, now: float, span: float
+) -> str:
+    """Why a promotion in a drift that has lasted the period is put off, when the drift
+    still grows: a retrain trigger past its threshold more than GROWTH times its value at
+    the first run whose window lies in the period (the same phase of a cycle as long as
+    the period), or GROWTH times its threshold when it was below. "" when none is.
+
+    A ramp over a day is first flagged part of the way up; promoted a day later, a
+    version was trained on the rest of the ramp and its thresholds came out 8 to 20 times
+    the first version's (helper-124). Put off, the period slides past the ramp. Each
+    trigger is compared with itself: a feature PSI stops growing as the rows leave its
+    bins, while the centroid drift still does."""
+    assert m.live is not None
+    past = history.since(model.name, now - span, now).evaluations
+    first = next(
+        (
+            e
+            for e in past
+            if e.window_start >= now - span - 1e-6 and e.live_version == m.live.version
+        ),
+        None,
+    )
+    if first is None:
+        return ""
+    for t in S.RETRAIN_TRIGGERS:
+        limit = float(m.thresholds.get(t.threshold, math.inf)) if t.threshold else math.inf
+        value, then = float(m.slis[t.sli]), float(first.slis.get(t.sli, 0.0))
+        if limit < math.inf and value > GROWTH * max(then, limit):
+            return (
+                f"v{m.live.version} kept while the drift grows: {t.text} {value:.3f}, "
+                f"{then:.3f} at {format_time(first.evaluated_at)}, the period's start (a "
+                "version trained on a period that holds the growth would take it for noise)"
+            )
+    return ""
+
+
+def _put_off(decision: Decision, wait: str) -> Decision:
+    """A promotion in a drift, put off for ``wait``: the live version stays."""
     if decision.retrain_reason == "drift":
         why = decision.text.removeprefix("retrained on drift: ")
         return Decision("keep", f"drift: {why}; {wait}")

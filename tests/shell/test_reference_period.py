@@ -962,6 +962,32 @@ def test_a_seasonal_drift_seen_at_some_hours_is_one_drift_across_the_quiet_night
     assert runs[25 - 1].decision.endswith("; trained on the 1d to the run (24 windows)")
 
 
+def test_on_drift_waits_until_a_ramp_has_stopped_growing_over_the_period() -> None:
+    """A ramp is first flagged part of the way up: promoted once that drift had lasted a
+    day, a version was trained on the rest of the ramp, and its thresholds came out 8 to
+    20 times the first version's (helper-124)."""
+
+    def ramp(start: float, end: float) -> np.ndarray:  # to 3 in feature a over 12 hours
+        up = min(max((start - NOW) / (12 * 3600), 0.0), 1.0)
+        return steady(np.inf)(start, end) + np.array([3.0 * up, 0.0, 0.0])
+
+    m = model(retrain="on-drift", reference={"window": "6h"}, seasonality="none",
+              thresholds={"mode": "fixed", "calibration_refits": 0})  # fmt: skip
+    history = MemoryHistory()
+    store = run(m, ramp)[3]
+    runs = hourly(m, ramp, store, history, range(1, 20))
+    promoted = [h for h, ev in enumerate(runs, 1) if ev.promoted]
+    assert len(promoted) == 1, [ev.decision for ev in runs]
+    growing = [ev.decision for ev in runs if " kept while the drift grows: " in ev.decision]
+    assert growing and growing[0].endswith(
+        "the period's start (a version trained on a period that holds the growth would take "
+        "it for noise)"
+    ), growing
+    # Trained on the plateau, with at most the ramp's last window.
+    assert store.load("m").window_start >= NOW + 11 * 3600
+    assert [ev.decision for ev in runs[promoted[0] :]] == ["kept: no drift"] * (19 - promoted[0])
+
+
 def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_made(
     caplog: Any, monkeypatch: Any
 ) -> None:
