@@ -148,6 +148,7 @@ def session(
     if starting:
         _STARTED[:] = [spark.sparkContext]
         _quiet_accumulator_server(spark.sparkContext)
+        _quiet_task_failures(spark.sparkContext, options["spark.log.level"])
     return spark
 
 
@@ -323,6 +324,26 @@ def _accumulator_error(request: Any, address: Any, *, log: logging.Logger) -> No
     log.debug("Spark's accumulator connection from %s ended", address, exc_info=True)
 
 
+#: The loggers of Spark's driver that say a task failed, at ERROR: its local executor
+#: (the task's exception and Java's stack trace, 58 lines for a file of another column
+#: type) and its scheduler ("Task 0 in stage 1.0 failed 1 times; aborting job"). The
+#: job's failure says the same, and it is the run's line.
+TASK_FAILURE_LOGGERS = (
+    "org.apache.spark.executor.Executor",
+    "org.apache.spark.scheduler.TaskSetManager",
+)
+
+
+def _quiet_task_failures(sc: Any, level: str) -> None:
+    """Turn off TASK_FAILURE_LOGGERS, unless ``spark.conf`` set Spark's log to another
+    level than ERROR (asking for more of it)."""
+    if level.upper() != LOG_LEVEL:
+        return
+    log4j = sc._jvm.org.apache.logging.log4j
+    for name in TASK_FAILURE_LOGGERS:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
+
+
 #: The context ``session`` started, given up by any engine whose job Spark failed (the
 #: engines of a daemon share it, whichever started it); one a notebook or a test started
 #: is theirs.
@@ -487,7 +508,8 @@ def error_line(exc: BaseException) -> str:
     pyspark's own errors (``AnalysisException``, ``IllegalArgumentException``, ...) say it
     in their first line. An error pyspark does not convert, a ``Py4JJavaError``, reads
     "An error occurred while calling o28.load." then ": java.lang.Runtime...: ..." and
-    Java's stack trace: the second line says it.
+    Java's stack trace: the second line says it, unless it is a wrapper whose cause is
+    one of Spark's error classes. A file Spark failed to read is named before why.
     """
     try:
         text = str(exc)
@@ -499,7 +521,17 @@ def error_line(exc: BaseException) -> str:
     first = lines[0]
     if first.startswith("An error occurred while calling") and len(lines) > 1:
         first = lines[1].removeprefix(":").strip()
+    if _ERROR_CLASS.fullmatch(first) is None:
+        # A wrapper ("SparkException: Exception thrown in awaitResult:", a collect through
+        # Arrow) says nothing: the first cause of one of Spark's error classes does.
+        causes = (line[len("Caused by: ") :] for line in lines if line.startswith("Caused by: "))
+        first = next((c for c in causes if _ERROR_CLASS.fullmatch(c)), first)
     words = _ERROR_CLASS.fullmatch(first)
+    if words is not None and (read := _FAILED_READ.fullmatch(words["words"])):
+        # "Encountered error while reading file F. Data type mismatches when reading
+        # Parquet column [b]. ...": shortened whole, the middle left out was the column
+        # and the types. The file, then why, each shortened on its own.
+        return f"{brief_text(read['file'])}: {brief_text(read['why'])}"
     if len(first) > BRIEF_MOST and words is not None:
         # Shortened, the middle left out is what names the subject ("The value 'x' in
         # the config "spark.ui.port" is invalid."): the error class and the SQL state
@@ -513,6 +545,9 @@ def error_line(exc: BaseException) -> str:
 _ERROR_CLASS = re.compile(
     r"(?:[\w.$]+: )?\[[A-Z0-9_.]+\] (?P<words>.*?)(?: SQLSTATE: \w+)?", re.DOTALL
 )
+
+#: Spark's words for a file it failed to read (its error class ``FAILED_READ_FILE``).
+_FAILED_READ = re.compile(r"Encountered error while reading file (?P<file>\S+)\. (?P<why>.+)")
 
 
 def _spark_errors() -> tuple[type[Exception], ...]:

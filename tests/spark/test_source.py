@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -320,22 +321,63 @@ def test_a_filesystem_spark_lacks_fails_the_run_in_one_line_with_its_reason(
     assert len(result.stdout.splitlines()) == 3 and "Traceback" not in result.stderr
 
 
-def test_a_missing_path_fails_in_one_line_and_spark_logs_no_warning_or_stack_trace(
+def write_mixed_types(directory: Path) -> Path:
+    """Two hours of rows, the second file's feature ``b`` text: a file whose type differs
+    from the schema Spark takes from the first. The second file's path."""
+    X = blobs(40, CENTERS, seed=5)
+    times = 1_000_000.0 + np.arange(40) * 3.0
+    write_parquet(directory / "hour=1", "part-0.parquet", times[:20], X[:20])
+    odd = directory / "hour=2" / "part-0.parquet"
+    write_parquet(odd.parent, odd.name, times[20:], X[20:])
+    table = pq.read_table(odd)
+    pq.write_table(table.set_column(2, "b", pa.array([str(v) for v in X[20:, 1]])), odd)
+    return odd
+
+
+def test_a_column_whose_type_differs_in_one_file_fails_in_one_line_naming_it_and_the_file(
+    spark: Any, tmp_path: Path
+) -> None:
+    # The line cut out its middle, where Spark names the column and the types:
+    # "'Encountered error while reading file file:///d/hour=17965836...arquet type
+    # BINARY.' (207 characters)"; read through Arrow (engine: local) it said only
+    # "org.apache.spark.SparkException: Exception thrown in awaitResult:".
+    odd = write_mixed_types(tmp_path / "d")
+    source = build("m", FEATURES, SparkSourceOptions(path=str(tmp_path / "d"), time_column="ts"))
+    window = source.read_window(1_000_000.0, 1_000_200.0)
+    assert window.remote is not None
+    for read in (window.remote.collect, functools.partial(window.remote.summarise, len)):
+        with pytest.raises(SourceError) as info:
+            read()
+        assert str(info.value) == (
+            f"model 'm', spark source {tmp_path / 'd'}: Spark cannot read it: file://{odd}: "
+            "Data type mismatches when reading Parquet column [b]. Expected Spark type double, "
+            "actual Parquet type BINARY."
+        )
+
+
+def test_an_unreadable_window_fails_in_one_line_and_spark_logs_no_warning_or_stack_trace(
     tmp_path: Path,
 ) -> None:
     # Its own process, as a user runs it: Spark's WARN for the missing directory came with
-    # a Java stack trace (about 100 lines on stderr) and shows the path as given.
+    # a Java stack trace (about 100 lines on stderr) and shows the path as given; a file
+    # of another column type failed a task, which Spark's executor logged at ERROR with
+    # its stack trace (58 lines), then its scheduler ("aborting job").
     missing = tmp_path / "nothing"
+    write_mixed_types(tmp_path / "mixed")
     config = tmp_path / "config.yaml"
     config.write_text(
         f"daemon: {{state_dir: {tmp_path / 'state'}}}\nmodels:\n  - {{name: m, features: [a], "
         f"k: 2, window: 10m, schedule: {{interval: 10m}}, "
         f"source: {{kind: spark, path: '{missing}', time_column: ts}}}}\n"
+        f"  - {{name: n, features: [a, b, c], k: 2, window: 1m, schedule: {{interval: 1m}}, "
+        "reference: {from: 1000000, to: 1000120}, "
+        f"source: {{kind: spark, path: '{tmp_path / 'mixed'}', time_column: ts}}}}\n"
     )
     argv = [sys.executable, "-m", "monitor", "evaluate", "--config", str(config), "--dry-run"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
-    [failed] = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    [failed, mixed] = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    assert "Parquet column [b]. Expected Spark type double" in mixed, done.stdout
     # Spark's line names the path again: beyond 120 characters its error class and SQL
     # state are left out, then its middle.
     where = f"m          FAILED (source_unavailable): model 'm', spark source {missing}: "
