@@ -910,10 +910,27 @@ def _spark(r: _Reader) -> SparkSettings | None:
     for key, value in raw.items():
         try:
             conf.append(_spark_property(key, value, f"conf.{key}"))
+            _not_a_field(r, key, value)
         except Mismatch as exc:
             r.add(exc.problem)
     r.finish()
     return SparkSettings(master=master, conf=tuple(conf)) if len(r.problems) == reported else None
+
+
+#: The Spark properties the spark block sets from its own fields: set in conf too, one
+#: replaced the field's checked value (a master that passed check-config, the run
+#: failing on conf's, naming the field's).
+_SPARK_FIELDS = {"spark.master": "master"}
+
+
+def _not_a_field(r: _Reader, key: str, value: Any) -> None:
+    """A problem, naming the field to use, when conf sets a property of _SPARK_FIELDS."""
+    name = _SPARK_FIELDS.get(key)
+    if name is not None:
+        expected = (
+            f"set at {r.path(name)}, not in conf (conf would replace the {name} checked there)"
+        )
+        r.add(Problem(f"conf.{key}", expected, Shown(repr(redact_text(str(value))))))
 
 
 #: The master URLs Spark accepts (docs: "Master URLs"), as a problem names them.

@@ -694,6 +694,20 @@ def test_a_spark_master_spark_would_refuse_is_a_problem_before_spark_starts() ->
     assert "hunter22" not in problem and problem.endswith("got 'spark://***@h'")
 
 
+def test_the_master_in_spark_conf_is_refused_naming_the_field_that_sets_it() -> None:
+    # conf's spark.master replaced the checked master: check-config said OK, and the run
+    # failed naming the master field's 'local[2]' (or ran silently on conf's local[4]).
+    for value in ("bogus://x", "local[4]", "spark://user:hunter22@h:7077"):
+        raw = minimal(engine="spark", spark={"master": "local[2]", "conf": {"spark.master": value}})
+        [problem] = problems_of(raw)
+        assert problem.startswith(
+            "models[checkout].spark.conf.spark.master: must be set at "
+            "models[checkout].spark.master, not in conf (conf would replace the master "
+            "checked there); got '"
+        ), problem
+        assert "hunter22" not in problem and "\n" not in problem
+
+
 def test_models_on_spark_share_one_session_so_their_spark_settings_must_agree() -> None:
     raw = minimal(engine="spark", spark={"master": "local[2]"})
     model = raw["models"][0]
