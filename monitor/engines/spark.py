@@ -561,10 +561,15 @@ def _spark_errors() -> tuple[type[Exception], ...]:
 
 @contextlib.contextmanager
 def _read_errors(where: str) -> Iterator[None]:
-    """Spark's failures while it reads a window's rows, as a SourceError in one line."""
+    """Spark's failures while it reads a window's rows, as a SourceError in one line;
+    its local JVM lost (killed, out of memory) an EngineError, as in a job of the engine:
+    the refused connection is no fault of the data."""
     try:
         yield
     except _spark_errors() as exc:
+        lost = _lost_jvm(exc)
+        if lost is not None:
+            raise EngineError(f"{where}: the Spark job of the read failed: {lost}") from exc
         if "UNABLE_TO_INFER_SCHEMA" in str(exc):
             # A directory with no file yet (helper-79: a deployment before its data was
             # told to specify a schema): a window of no rows, which the reference period

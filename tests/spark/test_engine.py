@@ -501,6 +501,14 @@ print("then:", fit(second), fit(first), jvm() != old)
 os.kill(jvm(), signal.SIGKILL)
 SparkContext._gateway.proc.wait()
 print("again:", fit(first), fit(second))
+# Killed while the spark source's rows are read: the pass that validates them.
+old = jvm()
+dying = rows_of(first.spark.sparkContext, X, 1).map_blocks(lambda b, pid=old: kill_jvm(pid, b))
+try:
+    dying.summarise(len)
+except EngineError as exc:
+    print("lost reading:", str(exc).replace(str(old), "PID"))
+print("after:", fit(first), jvm() != old)
 first.close()
 """
 
@@ -519,6 +527,11 @@ def test_a_killed_spark_jvm_fails_one_run_in_one_line_and_the_next_runs_start_a_
         "(killed by SIGKILL)",
         "then: (3, 2) (3, 2) True",
         "again: (3, 2) (3, 2)",
+        # It was the rows' source_unavailable, "Spark cannot read it: [Errno 111]
+        # Connection refused": on-call sent to the storage.
+        "lost reading: the window's rows: the Spark job of the read failed: Spark's JVM "
+        "(pid PID) exited (killed by SIGKILL)",
+        "after: (3, 2) True",
     ], done.stdout
     assert "Traceback" not in done.stderr, done.stderr
 
