@@ -898,10 +898,19 @@ def _source(
     return None if problems else SourceSettings(kind, options)
 
 
-def _spark(r: _Reader) -> SparkSettings | None:
+def _spark(model: _Reader) -> SparkSettings | None:
     """``{master: URL, conf: {spark.key: value}}``; values are passed to Spark as text.
     None when the section has a problem (reported): defaults in place of a bad value
-    would be compared with the other models' (``_one_spark_session``) as if written."""
+    would be compared with the other models' (``_one_spark_session``) as if written.
+
+    Not read for a model on the local engine (the default): nothing uses it there, not
+    even a spark source, which runs on an engine: spark model's session or Spark's
+    defaults (docs/configuration.md). An engine mistyped reads it.
+    """
+    if model.raw.get("engine") in (None, "local"):
+        model.seen.add("spark")
+        return SparkSettings()
+    r = model.child("spark")
     reported = len(r.problems)
     master = r.get("master", SparkSettings.master, _spark_master)
     none: Mapping[str, Any] = {}
@@ -1004,7 +1013,7 @@ def _parse_model(
         "slo": _section(r.child("slo"), SloSettings, _SLO),
         "validation": _section(r.child("validation"), ValidationSettings, _VALIDATION),
         "training": _section(r.child("training"), TrainingSettings, _TRAINING),
-        "spark": _spark(r.child("spark")),
+        "spark": _spark(r),
         "serving": _section(r.child("serving"), ModelServingSettings, _MODEL_SERVING),
     }
     for key, choices in (

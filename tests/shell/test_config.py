@@ -683,15 +683,34 @@ def test_a_spark_master_spark_would_refuse_is_a_problem_before_spark_starts() ->
     good = ["local", "local[1]", "local[*]", "local[4,2]", "local[*, 3]", "yarn"]
     good += ["spark://h:7077", "spark://h1:7077,10.0.0.2:7077", "spark://[::1]:7077"]
     for master in [*good, "k8s://https://api.example:6443"]:
-        assert parse(minimal(spark={"master": master}), sources=SOURCES).models[0].spark.master
+        raw = minimal(engine="spark", spark={"master": master})
+        assert parse(raw, sources=SOURCES).models[0].spark.master == master
     bad = ["bogus://x", "local[0]", "local[2,0]", "local[x]", "localhost", "spark://h"]
     bad += ["spark://h:0", "spark://h:99999", "k8s://", "mesos://h:5050", "yarn-client"]
     for master in bad:
         [problem] = problems_of(minimal(engine="spark", spark={"master": master}))
         assert problem.startswith("models[checkout].spark.master: must be a Spark master URL: ")
         assert problem.endswith(f"; got {master!r}") and "\n" not in problem
-    [problem] = problems_of(minimal(spark={"master": "spark://user:hunter22@h"}))
+    [problem] = problems_of(minimal(engine="spark", spark={"master": "spark://user:hunter22@h"}))
     assert "hunter22" not in problem and problem.endswith("got 'spark://***@h'")
+
+
+def test_the_spark_block_is_read_with_engine_spark_only_as_documented() -> None:
+    # A model on the local engine was refused for a spark block nothing reads
+    # (configuration.md: "read with engine: spark only").
+    unused = {"master": "bogus://x", "conf": {"ui": 1}, "mastr": "y"}
+    for engine in ({}, {"engine": "local"}, {"engine": None}):
+        for spark in (unused, "local[2]"):
+            [m] = parse(minimal(**engine, spark=spark), sources=SOURCES).models
+            assert m.engine == "local" and m.spark == SparkSettings()
+    # Another engine, or one mistyped, reads it.
+    for engine in ("spark", "Spark"):
+        found = problems_of(minimal(engine=engine, spark=unused))
+        assert [p.split(":")[0] for p in found if ".spark." in p] == [
+            "models[checkout].spark.master",
+            "models[checkout].spark.conf.ui",
+            "models[checkout].spark.mastr",
+        ]
 
 
 def test_the_master_in_spark_conf_is_refused_naming_the_field_that_sets_it() -> None:
