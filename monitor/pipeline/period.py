@@ -58,29 +58,54 @@ def _drift_began(
     version than the live one, or promoted, end the walk, as does the start of the
     reference period.
 
-    A seasonal model's quiet run at a phase of the cycle where none of the later runs
-    drifted says nothing of the drift, and is passed over: a change seen only at the
-    hours a regime is busy was quiet 12 hours a night, so each morning began a new drift
-    that never lasted the period, and the model paged every day without end
-    (helper-124)."""
+    A seasonal model's quiet runs at phases of the cycle where the drift never showed
+    say nothing of it: a change seen only at the hours a regime is busy was quiet 12
+    hours a night, each morning began a new drift that never lasted the period, and the
+    model paged every day without end (helper-124). Across such a stretch an earlier
+    stretch of drifting runs (``_stretches``) is the same drift when it showed at half
+    or more of the phases the drift since has shown at: the same hours the day before,
+    not an incident at other hours, which would be trained on."""
     assert m.live is not None
     if not drift_reasons(m.slis, m.thresholds):
         return None
-    span, began = model.reference.window, now - model.window
+    stretches = _stretches(history, model, m, now)
+    began, phases = stretches[0]
+    for start, shown in stretches[1:]:
+        if 2 * len(shown & phases) < len(phases):
+            break
+        began, phases = start, phases | shown
+    return began
+
+
+def _stretches(
+    history: History, model: ModelSettings, m: Measurement, now: float
+) -> list[tuple[float, set[int]]]:
+    """The stretches of drifting runs of the live version up to this drifting run,
+    newest first, each its earliest window's start and the phases of the cycle it showed
+    at; apart where quiet runs at phases no stretch showed at last longer than a tenth
+    of the period. A quiet stretch as long at a phase one did show at ends the walk."""
+    assert m.live is not None
+    span = model.reference.window
     past = history.since(model.name, now - span, now).evaluations
     phase_of = _phases(m.live, model)
-    seen = set(phase_of([now - model.window / 2]))
     at = phase_of([(e.window_start + e.evaluated_at) / 2 for e in past])
-    last_drift = now
+    stretches = [(now - model.window, set(phase_of([now - model.window / 2])))]
+    shown = set(stretches[0][1])
+    last_drift, apart = now, False
     for e, phase in zip(reversed(past), reversed(at), strict=True):  # newest first
         if e.live_version != m.live.version or e.promoted:
             break
         if _drifted(e):
-            began, last_drift = min(began, e.window_start), e.evaluated_at
-            seen.add(phase)
-        elif phase in seen and last_drift - e.evaluated_at > REFRESH_SHARE * span:
-            break
-    return began
+            if apart:
+                stretches.append((e.window_start, set()))
+            stretches[-1] = (min(stretches[-1][0], e.window_start), stretches[-1][1] | {phase})
+            shown.add(phase)
+            last_drift, apart = e.evaluated_at, False
+        elif last_drift - e.evaluated_at > REFRESH_SHARE * span:
+            if phase in shown:
+                break
+            apart = True
+    return stretches
 
 
 def _phases(live: Snapshot, model: ModelSettings) -> Callable[[list[float]], list[int]]:

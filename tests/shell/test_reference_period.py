@@ -962,6 +962,31 @@ def test_a_seasonal_drift_seen_at_some_hours_is_one_drift_across_the_quiet_night
     assert runs[25 - 1].decision.endswith("; trained on the 1d to the run (24 windows)")
 
 
+def test_an_incident_at_other_hours_the_day_before_is_not_the_same_drift() -> None:
+    """Passing over a night's quiet runs joined a drift to an incident at other hours the
+    day before, and the version promoted a day after the incident was trained on both
+    (helper-124's replay after the quiet hours were passed over)."""
+    from monitor.timestamps import format_time
+
+    def make(start: float, end: float) -> np.ndarray:  # NOW is 08:00 UTC
+        incident = NOW + 6 * 3600 <= start < NOW + 9 * 3600  # 14:00 to 17:00
+        lasting = start >= NOW + 20 * 3600 and 4 <= int(start % DAY // 3600) < 12
+        moved = incident or lasting  # the second: 04:00 to 12:00 each day from the next
+        return steady(np.inf)(start, end) + (np.array([3.0, 0.0, 0.0]) if moved else 0.0)
+
+    m = model(retrain="on-drift", seasonality="daily",
+              thresholds={"mode": "fixed", "calibration_refits": 0})  # fmt: skip
+    history = MemoryHistory()
+    store = run(m, make)[3]
+    runs = hourly(m, make, store, history, range(1, 46))  # run h reads the hour from NOW + h - 1
+    assert [h for h, ev in enumerate(runs, 1) if ev.promoted] == [45]  # a day after 04:00
+    assert f"has lasted the 1d period ({format_time(NOW + 6 * 3600 + DAY)})" in runs[7 - 1].decision
+    began = NOW + 20 * 3600  # 04:00 the next day: the drift's own start
+    for h in (21, 28):
+        assert f"kept until the drift, from {format_time(began)}, " in runs[h - 1].decision
+    assert store.load("m").window_start == NOW + 45 * 3600 - DAY  # the incident left out
+
+
 def test_on_drift_waits_until_a_ramp_has_stopped_growing_over_the_period() -> None:
     """A ramp is first flagged part of the way up: promoted once that drift had lasted a
     day, a version was trained on the rest of the ramp, and its thresholds came out 8 to
