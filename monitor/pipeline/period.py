@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -50,7 +50,7 @@ REFRESH_SHARE = 0.1
 
 
 def _drift_began(
-    history: History, model: ModelSettings, m: Measurement, now: float
+    past: Sequence[Evaluation], model: ModelSettings, m: Measurement, now: float
 ) -> float | None:
     """Where the drift this run is in began: the start of the window of the earliest of
     the drifting runs up to this one, through quiet stretches of at most a tenth of the
@@ -68,7 +68,7 @@ def _drift_began(
     assert m.live is not None
     if not drift_reasons(m.slis, m.thresholds):
         return None
-    stretches = _stretches(history, model, m, now)
+    stretches = _stretches(past, model, m, now)
     began, phases = stretches[0]
     for start, shown in stretches[1:]:
         if 2 * len(shown & phases) < len(phases):
@@ -78,7 +78,7 @@ def _drift_began(
 
 
 def _stretches(
-    history: History, model: ModelSettings, m: Measurement, now: float
+    past: Sequence[Evaluation], model: ModelSettings, m: Measurement, now: float
 ) -> list[tuple[float, set[int]]]:
     """The stretches of drifting runs of the live version up to this drifting run,
     newest first, each its earliest window's start and the phases of the cycle it showed
@@ -86,7 +86,6 @@ def _stretches(
     of the period. A quiet stretch as long at a phase one did show at ends the walk."""
     assert m.live is not None
     span = model.reference.window
-    past = history.since(model.name, now - span, now).evaluations
     phase_of = _phases(m.live, model)
     at = phase_of([(e.window_start + e.evaluated_at) / 2 for e in past])
     stretches = [(now - model.window, set(phase_of([now - model.window / 2])))]
@@ -154,9 +153,11 @@ def train_on_period(
     span = model.reference.window  # a {from, to} range's length too (config._reference)
     if span <= model.window:
         return new, decision  # the period is the window
-    began = _drift_began(history, model, m, ctx.now)
+    # The runs of the period, newest last: where a drift began, and whether it ended or grows.
+    past = history.since(model.name, ctx.now - span, ctx.now).evaluations
+    began = _drift_began(past, model, m, ctx.now)
     if decision.action == "promote":
-        if (kept := _promotion_kept(history, model, m, decision, began, ctx.now)) is not None:
+        if (kept := _promotion_kept(past, model, m, decision, began, ctx.now)) is not None:
             return None, kept
     elif began is not None and began > ctx.now - span + 1e-6:
         span = max(ctx.now - began, model.window)  # a pending candidate: the drift's own
@@ -202,7 +203,7 @@ def train_on_period(
 
 
 def _promotion_kept(
-    history: History,
+    past: Sequence[Evaluation],
     model: ModelSettings,
     m: Measurement,
     decision: Decision,
@@ -214,24 +215,21 @@ def _promotion_kept(
     ended, one shorter than the period, or one that still grows; None to promote."""
     span = model.reference.window
     if began is None:  # a scheduled promotion at a quiet run
-        flagged = _last_streak(history, model, m, now)
+        flagged = _last_streak(past, m)
         return None if flagged is None else _put_off_after(decision, m, flagged, span)
     if began > now - span + 1e-6:
         return _put_off(decision, _lasted(m, began, span))
-    wait = _growing(history, model, m, now, span)
+    wait = _growing(past, m, now, span)
     return _put_off(decision, wait) if wait else None
 
 
-def _last_streak(
-    history: History, model: ModelSettings, m: Measurement, now: float
-) -> float | None:
+def _last_streak(past: Sequence[Evaluation], m: Measurement) -> float | None:
     """When the newest of the live version's runs in the reference period that drifted
     right after another drifting run ran (two in a row: what pages), None when there is
     none. A scheduled promotion at the first quiet run after a three-hour incident was
     trained on it, and its feature-PSI threshold went from 0.48 to 3.0 (helper-124); a
     single drifting run is the false alarms' share, and passes."""
     assert m.live is not None
-    past = history.since(model.name, now - model.reference.window, now).evaluations
     newer: float | None = None  # the next newer run's time, when it drifted
     for e in reversed(past):  # newest first
         if e.live_version != m.live.version or e.promoted:
@@ -268,9 +266,7 @@ def _lasted(m: Measurement, began: float, span: float) -> str:
     )
 
 
-def _growing(
-    history: History, model: ModelSettings, m: Measurement, now: float, span: float
-) -> str:
+def _growing(past: Sequence[Evaluation], m: Measurement, now: float, span: float) -> str:
     """Why a promotion in a drift that has lasted the period is put off, when the drift
     still grows: a retrain trigger past its threshold more than GROWTH times its value at
     the first run whose window lies in the period (the same phase of a cycle as long as
@@ -282,7 +278,6 @@ def _growing(
     trigger is compared with itself: a feature PSI stops growing as the rows leave its
     bins, while the centroid drift still does."""
     assert m.live is not None
-    past = history.since(model.name, now - span, now).evaluations
     first = next(
         (
             e
