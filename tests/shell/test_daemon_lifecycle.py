@@ -192,31 +192,41 @@ def test_a_daemon_freezes_its_heap_after_the_first_runs_and_gives_it_back_at_sto
     assert gc.get_freeze_count() == 0
 
 
-def test_a_stop_past_its_grace_stops_the_worker_processes_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unfrozen: None
-) -> None:
-    # Workers ignore SIGTERM, and the interpreter's exit joins them: a stop that left them
-    # running once a run outlived the grace made `demo` hang at exit after a SIGINT.
+def held_in_its_first_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace: str, hold: float
+) -> tuple[Daemon, threading.Event, threading.Event, list[bool]]:
+    """A daemon of one model whose first run, once started, sets ``inside`` and waits in
+    ``train_reference`` until ``release`` is set (``hold`` seconds at most); and the list
+    ``interrupts`` marks an abandoned run in (the command line then leaves without
+    finalizing)."""
     inside, release = threading.Event(), threading.Event()
     train_reference = train.train_reference
 
     def held(*args: Any, **kwargs: Any) -> Any:
         inside.set()
-        release.wait(60)
+        release.wait(hold)
         return train_reference(*args, **kwargs)
 
     monkeypatch.setattr(train, "train_reference", held)  # the first run, in the daemon
-    abandoned: list[bool] = []  # the command line leaves without finalizing (below)
+    abandoned: list[bool] = []
     monkeypatch.setattr(interrupts, "_abandoned", abandoned)
     raw = {
         "daemon": {
             "state_dir": str(tmp_path / "state"),
             "listen": "127.0.0.1:0",
-            "shutdown_grace": "0.2s",
+            "shutdown_grace": grace,
         },
         "models": [model("m", interval="1h")],
     }
-    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    return Daemon(build_app(parse(raw, sources=SOURCES))), inside, release, abandoned
+
+
+def test_a_stop_past_its_grace_stops_the_worker_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unfrozen: None
+) -> None:
+    # Workers ignore SIGTERM, and the interpreter's exit joins them: a stop that left them
+    # running once a run outlived the grace made `demo` hang at exit after a SIGINT.
+    daemon, inside, release, abandoned = held_in_its_first_run(tmp_path, monkeypatch, "0.2s", 60)
     daemon.start()
     try:
         assert inside.wait(60)
@@ -242,26 +252,7 @@ def test_a_second_signal_during_the_grace_stops_at_once(
 ) -> None:
     # A second Ctrl-C (or SIGTERM) was logged and did nothing: the daemon still waited
     # its whole shutdown grace for a run in progress.
-    inside, release = threading.Event(), threading.Event()
-    train_reference = train.train_reference
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        inside.set()
-        release.wait(120)
-        return train_reference(*args, **kwargs)
-
-    monkeypatch.setattr(train, "train_reference", held)  # the first run, in the daemon
-    abandoned: list[bool] = []
-    monkeypatch.setattr(interrupts, "_abandoned", abandoned)
-    raw = {
-        "daemon": {
-            "state_dir": str(tmp_path / "state"),
-            "listen": "127.0.0.1:0",
-            "shutdown_grace": "60s",
-        },
-        "models": [model("m", interval="1h")],
-    }
-    daemon = Daemon(build_app(parse(raw, sources=SOURCES)))
+    daemon, inside, release, abandoned = held_in_its_first_run(tmp_path, monkeypatch, "60s", 120)
     main = threading.get_ident()
     stopping: list[float] = []
 

@@ -358,6 +358,15 @@ def test_option_problems_never_repeat_a_secret(options: dict, expected: list[str
         assert TOKEN not in line and PASSWORD not in line
 
 
+def build_problems(raw: dict[str, Any]) -> list[str]:
+    """The problems ``build`` refuses the options ``raw`` with (which parse cleanly)."""
+    parsed, problems = parse_options(raw, FEATURES)
+    assert problems == [] and parsed is not None
+    with pytest.raises(ConfigError) as info:
+        build("checkout", FEATURES, parsed)
+    return info.value.problems
+
+
 def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
@@ -367,19 +376,16 @@ def test_build_reads_the_files_and_names_those_that_fail(tmp_path: Path) -> None
         "bearer_token_file": str(tmp_path / "missing"),
         "tls": {"ca_file": str(empty)},
     }
-    parsed, problems = parse_options(raw, FEATURES)
-    assert problems == [] and parsed is not None
-    with pytest.raises(ConfigError) as info:
-        build("checkout", FEATURES, parsed)
-    assert info.value.problems[0] == (
+    problems = build_problems(raw)
+    assert problems[0] == (
         "source.bearer_token_file: must be a readable, non-empty UTF-8 file (No such file "
         f"or directory); got '{tmp_path / 'missing'}'"
     )
-    assert info.value.problems[1] == (
+    assert problems[1] == (
         f"source.tls.ca_file: {empty} holds no PEM certificate (-----BEGIN CERTIFICATE-----): "
         "give the CA certificate that signed the server's"
     )
-    assert len(info.value.problems) == 2
+    assert len(problems) == 2
 
 
 _READABLE = "a readable, non-empty UTF-8 file (not a regular file)"
@@ -408,11 +414,8 @@ def test_a_credential_file_that_is_a_fifo_is_refused_without_waiting(
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     given = json.loads(json.dumps(options).replace('"FIFO"', json.dumps(str(fifo))))
-    parsed, problems = parse_options({"url": "http://p", "features": EXPRS, **given}, FEATURES)
-    assert problems == [] and parsed is not None
-    with pytest.raises(ConfigError) as info:
-        build("checkout", FEATURES, parsed)
-    assert info.value.problems == [f"source.{problem.format(repr(str(fifo)))}"]
+    problems = build_problems({"url": "http://p", "features": EXPRS, **given})
+    assert problems == [f"source.{problem.format(repr(str(fifo)))}"]
 
 
 @pytest.mark.timeout(20)  # the old code waited for a writer for ever
@@ -575,11 +578,7 @@ def test_an_encrypted_client_key_is_named_without_asking_for_its_passphrase(
         )
     )
     tls = {"cert_file": str(pki.client_cert), "key_file": str(encrypted)}
-    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
-    assert problems == [] and parsed is not None
-    with pytest.raises(ConfigError) as info:
-        build("checkout", FEATURES, parsed)
-    assert info.value.problems == [
+    assert build_problems({"url": "https://p", "features": EXPRS, "tls": tls}) == [
         "source.tls.key_file: must be an unencrypted PEM key (this one is "
         f"passphrase-protected); got {str(encrypted)!r}"
     ]
@@ -615,11 +614,8 @@ def test_a_tls_file_of_the_wrong_kind_is_named_with_its_field(
     paths = {"junk": tmp_path / "junk.txt", **vars(pki)}
     paths["junk"].write_text("not PEM\n")
     tls = {field: str(paths[name]) for field, name in files.items()}
-    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
-    assert problems == [] and parsed is not None
-    with pytest.raises(ConfigError) as info:
-        build("checkout", FEATURES, parsed)
-    assert info.value.problems == [problem.format(**paths)]
+    problems = build_problems({"url": "https://p", "features": EXPRS, "tls": tls})
+    assert problems == [problem.format(**paths)]
 
 
 def test_a_key_that_is_not_the_certificates_says_which_certificate_it_must_match(
@@ -628,11 +624,7 @@ def test_a_key_that_is_not_the_certificates_says_which_certificate_it_must_match
     # OpenSSL's "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:4010)": the web
     # config's server side explained it already (tlsfiles.load_failure).
     tls = {"cert_file": str(pki.client_cert), "key_file": str(pki.server_key)}
-    parsed, problems = parse_options({"url": "https://p", "features": EXPRS, "tls": tls}, FEATURES)
-    assert problems == [] and parsed is not None
-    with pytest.raises(ConfigError) as info:
-        build("checkout", FEATURES, parsed)
-    assert info.value.problems == [
+    assert build_problems({"url": "https://p", "features": EXPRS, "tls": tls}) == [
         "source.tls: cert_file and key_file do not load: KEY_VALUES_MISMATCH (the key is not "
         "the first certificate's: cert_file starts with the client's own certificate, then "
         "its chain)"
