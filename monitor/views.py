@@ -23,6 +23,7 @@ from monitor.alerting import held_conditions
 from monitor.durations import format_duration
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
+from monitor.pipeline.period import put_off_of
 from monitor.ports import History, SnapshotStore, rollback_target
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
@@ -446,12 +447,19 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
         "n_rows": ev.n_rows,
         "decision": ev.decision,
         "promoted": ev.promoted,
+        # A promotion the run put off: until when (None: while the drift grows), and why.
+        "put_off": _put_off(ev.decision),
         "stale": status.stale,
         "flagged_runs": status.flagged_runs,
         "flagged_runs_to_fire": status.spec.flagged_runs_to_fire,
         "last_run": status.last_run,
         "last_success": status.last_success,
     }
+
+
+def _put_off(decision: str) -> dict[str, Any] | None:
+    found = put_off_of(decision)
+    return None if found is None else {"until": found[0], "why": found[1]}
 
 
 #: The index's order of model states, the one to look at first on top; a state not

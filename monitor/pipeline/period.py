@@ -32,9 +32,9 @@ from monitor.pipeline.phases import Phases
 from monitor.pipeline.reference import period_windows, read_reference
 from monitor.ports import History, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, ReferencePeriod, Snapshot
-from monitor.timestamps import format_time, wall_seconds
+from monitor.timestamps import format_time, parse_time, wall_seconds
 
-__all__ = ["REFRESH_SHARE", "train_on_period"]
+__all__ = ["REFRESH_SHARE", "put_off_of", "train_on_period"]
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +306,27 @@ def _put_off(decision: Decision, wait: str) -> Decision:
         why = decision.text.removeprefix("retrained on drift: ")
         return Decision("keep", f"drift: {why}; {wait}")
     return Decision("keep", f"{decision.text}, put off in a drift: {wait}")
+
+
+#: The clause of a decision that puts a promotion off (``_put_off_after``, ``_lasted``,
+#: ``_growing``): from what holds it back to what a version trained then would do, with
+#: the time it waits for, when it has one, in brackets before the colon.
+_PUT_OFF = re.compile(
+    r"(?P<why>(?:its period holds runs [^;]*; )?v\d+ kept "
+    r"(?:until [^;]*?\((?P<until>[^()]+)\)|while the drift grows): [^;]*?noise\)?)(?=;|$)"
+)
+
+
+def put_off_of(decision: str) -> tuple[float | None, str] | None:
+    """Until when (None: while the drift grows) and why a run's decision put a promotion
+    off, in its own words; None when it put none off. The pages read it from the decision
+    the history keeps, so that the runs recorded before say it too, and no column of the
+    history has to change (docs/decisions.md, "Model pages")."""
+    match = _PUT_OFF.search(decision)
+    if match is None:
+        return None
+    until = match["until"]
+    return (None if until is None else parse_time(until, "until")), match["why"]
 
 
 def _held(period: ReferencePeriod, model: ModelSettings, now: float) -> str:

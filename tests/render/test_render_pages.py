@@ -165,6 +165,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             "n_rows": 3000,
             "decision": "drift awaits manual approval: feature PSI 0.404",
             "promoted": False,
+            "put_off": None,
             "stale": False,
             "flagged_runs": 1,
             "flagged_runs_to_fire": 2,

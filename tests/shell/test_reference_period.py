@@ -26,6 +26,7 @@ from monitor.errors import (
 )
 from monitor.pipeline import evaluate, reference, train
 from monitor.pipeline.decide import phase_gaps
+from monitor.pipeline.period import put_off_of
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, _window_ends, read_reference
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
@@ -938,6 +939,13 @@ def test_a_scheduled_promotion_waits_until_an_incident_has_left_its_period() -> 
         f"it ({format_time(NOW + 8 * 3600)}): a version trained on them would take them for "
         "noise"
     )
+    # The pages' reading of it (monitor.views): the time it waits for, and why.
+    assert put_off_of(runs[2].decision) == (
+        NOW + 8 * 3600, runs[2].decision.split(", put off: ")[1]
+    )  # fmt: skip
+    first = put_off_of(runs[0].decision)
+    assert first is not None and first[1].startswith("v1 kept until the drift, from ")
+    assert put_off_of(runs[7].decision) is None
     assert runs[7].decision.endswith("; trained on the 6h to the run (6 windows)")
     assert store.load("m").window_start == NOW + 2 * 3600  # the incident's windows left out
 
@@ -1008,6 +1016,7 @@ def test_on_drift_waits_until_a_ramp_has_stopped_growing_over_the_period() -> No
         "the period's start (a version trained on a period that holds the growth would take "
         "it for noise)"
     ), growing
+    assert put_off_of(growing[0]) == (None, growing[0].split("; ", 1)[1])  # no set time
     # Trained on the plateau, with at most the ramp's last window.
     assert store.load("m").window_start >= NOW + 11 * 3600
     assert [ev.decision for ev in runs[promoted[0] :]] == ["kept: no drift"] * (19 - promoted[0])
@@ -1032,6 +1041,7 @@ def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_mad
     assert ev.decision.startswith("scheduled retrain: live model is 2h old; not promoted: "
                                   "its period to the run has no reference rows at ")  # fmt: skip
     assert ev.decision.endswith("(6 of 24 hourly phases), where v1 has rows; v1 kept")
+    assert put_off_of(ev.decision) is None  # not put off: the next run tries again
     assert trained == []
     assert any(r.levelname == "WARNING" and "is not promoted" in r.message
                for r in caplog.records)  # fmt: skip

@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import logging
 import re
 import shlex
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
 
 from monitor.cli import main as cli
 from monitor.errors import LivePointerError
 from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
+from monitor.http import HttpServer, Routes
 from monitor.records import Evaluation
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.snapshots import DirectorySnapshotStore
+from monitor.timestamps import format_time
 from monitor.views import ModelPages, sli_state
 from tests.render.test_render_pages import _view
 from tests.store._store_factories import make_evaluation, make_failure, make_snapshot
@@ -622,3 +627,46 @@ def test_the_index_page_lists_the_models_to_look_at_first_on_top(tmp_path: Path)
     assert rows == ["b-failing", "c-critical", "e-critical", "d-warning", "f-no-run", "a-ok"]
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
     assert "6 models: 1 failing, 2 critical, 1 warning, 1 no run yet, 1 ok." in text
+
+
+def test_a_promotion_put_off_says_until_when_and_why_on_the_page_and_the_api(
+    tmp_path: Path,
+) -> None:
+    # The decision said "v1 kept until ... (T)", but neither /api/models nor the page had
+    # a field for it: on call, a drifting model that promoted nothing said neither when
+    # it would nor why, but in the free text of one decision.
+    from tests.shell.test_reference_period import NOW, hourly, model, run, steady
+
+    m = model(retrain="on-drift", reference={"window": "6h"})
+    history = MemoryHistory()
+    store = run(m, steady(NOW))[3]
+    *_, last = hourly(m, steady(NOW), store, history, range(1, 3))
+    spec = dataclasses.replace(SPEC, name="m", features=m.features)
+    state = MonitorState([spec], started_at=NOW, version="x")
+    state.record_success(last, store.load("m"), duration=1.0, at=last.evaluated_at)
+    pages = ModelPages(state, history, store, state_dir=tmp_path, clock=lambda: NOW + 7260)
+    routes = Routes(
+        registry=CollectorRegistry(),
+        ready=lambda: (True, "ready"),
+        runbook_html=pages.runbook_html,
+        models_json=pages.index,
+        model_html=pages.model_html,
+        model_json=pages.model,
+        index_html=pages.index_html,
+    )
+    server = HttpServer("127.0.0.1", 19610, routes)
+    server.start()
+    try:
+        [entry] = json.loads(urllib.request.urlopen(f"{server.url}/api/models", timeout=5).read())
+        view = json.loads(urllib.request.urlopen(f"{server.url}/api/models/m", timeout=5).read())
+        page = urllib.request.urlopen(f"{server.url}/models/m", timeout=5).read().decode()
+    finally:
+        server.stop()
+    until = NOW + 6 * 3600
+    why = (
+        f"v1 kept until the drift, from {format_time(NOW)}, has lasted the 6h period "
+        f"({format_time(until)}): a version trained across the change would take it for noise"
+    )
+    assert last.decision.endswith(why) and not last.promoted
+    assert entry["latest"]["put_off"] == view["latest"]["put_off"] == {"until": until, "why": why}
+    assert f"Promotion put off until 14:00:00 UTC (in 4h): {why}." in _text(page)
