@@ -1471,7 +1471,9 @@ def snapshots_rollback(
     """
     store = _open_store(config_path, state_dir)
     _refuse_other_features(config_path, state_dir, store, model, to)
-    never_live = None if to is None else _never_live(store, model, to)
+    never_live = None
+    if to is not None:
+        never_live = _never_live(store, model, to, _scored(config_path, state_dir, model))
     before, after = store.rollback(model, to)
     if before == after:
         click.echo(f"model {model}: v{after} is already live; nothing changed.")
@@ -1482,10 +1484,27 @@ def snapshots_rollback(
         click.echo(f"warning: model {model}: {never_live}; it is live now", err=True)
 
 
-def _never_live(store: Any, model: str, version: int) -> str | None:
-    """What ``version`` was when it is a retired version the store has no sign of having
-    been live (``ports.was_live``): a candidate rejected or replaced while pending, or a
-    promotion rolled back before any version was trained from it. None otherwise."""
+def _scored(config_path: Path | None, state_dir: Path | None, model: str) -> set[int] | None:
+    """The versions of ``model`` the runs of the state directory's history scored or
+    promoted (``History.live_versions``); None when there is no history it can read."""
+    from monitor.bootstrap import HISTORY_FILE, open_history
+
+    directory = _state_dir(config_path, state_dir, "the history")[1]
+    if not (directory / HISTORY_FILE).is_file():
+        return None
+    try:
+        with open_history(directory) as history:
+            return history.live_versions(model)
+    except StoreError:
+        return None
+
+
+def _never_live(store: Any, model: str, version: int, scored: set[int] | None) -> str | None:
+    """What ``version`` was when it is a retired version with no sign of having been live
+    (``ports.was_live``: none in the store, none in the runs ``scored``, None when the
+    history cannot be read): a candidate rejected or replaced while pending, or one made
+    live and moved off before a run scored it or a version was trained from it. None
+    otherwise."""
     from monitor.ports import was_live
 
     try:
@@ -1493,13 +1512,18 @@ def _never_live(store: Any, model: str, version: int) -> str | None:
     except StoreError:
         return None  # the rollback itself says what is wrong with the store
     info = next((i for i in infos if i.version == version), None)
-    if info is None or info.state != "retired" or version in was_live(infos):
+    if info is None or info.state != "retired" or version in was_live(infos, scored or ()):
         return None
     trained = "" if info.created_at is None else f", trained {_ts(info.created_at)} UTC"
+    runs = (
+        " (no run history could be read to say whether a run scored it)"
+        if scored is None
+        else ", nor scored by a run the history holds"
+    )
     return (
         f"v{version} ({info.reason or 'a'} candidate{trained}) was never live as the store "
-        "records it: rejected or replaced while pending, or rolled back before any version "
-        "was trained from it"
+        f"records it{runs}: rejected or replaced while pending, or made live and rolled "
+        "back before a run scored it or a version was trained from it"
     )
 
 

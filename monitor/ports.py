@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -144,19 +144,24 @@ class SnapshotStore(Protocol):
 
 
 def rollback_target(
-    store: SnapshotStore, model: str, *, broken: int | None, loaded: int | None = None
+    store: SnapshotStore,
+    model: str,
+    *,
+    broken: int | None,
+    loaded: int | None = None,
+    scored: Collection[int] = (),
 ) -> int | None:
     """The version to roll back to while the live one (``broken``; None: unreadable)
     cannot be used: the store's error and the model page both advise it. ``loaded`` (what
-    a daemon still scores) when it loads, else the newest version that was live and loads:
-    a first model, or one a stored version was trained from. Never a candidate that was
-    not live: under manual retraining the newest versions are often rejected ones (exB).
-    None when none loads."""
+    a daemon still scores) when it loads, else the newest version that was live and loads
+    (``was_live``; ``scored``: the versions the run history saw live, which the store
+    cannot give). Never a candidate that was not live: under manual retraining the
+    newest versions are often rejected ones (exB). None when none loads."""
     try:
         infos = store.list_versions(model)
     except (StoreError, OSError):
         infos = []
-    live_once = was_live(infos)
+    live_once = was_live(infos, scored)
     sound = [i.version for i in reversed(infos) if i.corrupt is None and i.version in live_once]
     for version in [loaded, *sound]:
         if version is None or version == broken:
@@ -169,16 +174,19 @@ def rollback_target(
     return None
 
 
-def was_live(infos: list[VersionInfo]) -> set[int]:
+def was_live(infos: list[VersionInfo], scored: Collection[int] = ()) -> set[int]:
     """The versions of a listing known to have been live: the live one, a first model,
-    or one a stored version was trained from (what the store keeps says no more). A
+    one a stored version was trained from (what the store keeps says no more), or one in
+    ``scored``, the versions the run history saw live (``History.live_versions``). A
     retired version outside it was a candidate withdrawn while pending (rejected, or
-    replaced by a newer one), or a live one that no version was trained from yet."""
+    replaced by a newer one), or one made live and moved off before a run scored it or a
+    version was trained from it."""
     parents = {i.parent_version for i in infos}
     return {
         i.version
         for i in infos
         if i.state == "live"
+        or i.version in scored
         or (i.state != "pending" and (i.version in parents or i.reason in ("initial", "rollback")))
     }
 
@@ -202,6 +210,11 @@ class History(Protocol):
     def highest_version(self, model: str) -> int:
         """The newest version of a model it has recorded, as a version or named by a
         run (0: none): the floor of the next version's number (``SnapshotStore.save``)."""
+        ...
+
+    def live_versions(self, model: str) -> set[int]:
+        """The versions of a model its runs found live (scored) or made live (promoted):
+        what was live, as far as the runs it holds saw (``was_live``)."""
         ...
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:

@@ -339,7 +339,7 @@ class ModelPages:
         base = ctx.live  # what the pending candidate is compared with
         if problem is not None:
             out["rollback_to"] = base = rollback_target(
-                self._store, model, broken=ctx.live, loaded=loaded
+                self._store, model, broken=ctx.live, loaded=loaded, scored=self._scored(model)
             )
         elif live is not None:
             out["rollback_to"] = live.parent_version
@@ -361,6 +361,14 @@ class ModelPages:
                 f"kmeans-monitor snapshots rollback {model} --to {out['rollback_to']} {where}"
             )
         return out
+
+    def _scored(self, model: str) -> set[int]:
+        """The versions the history's runs saw live; none when it cannot say (the page
+        logs a history it cannot read)."""
+        try:
+            return self._history.live_versions(model)
+        except Exception:
+            return set()
 
     def _live_problem(self, model: str, ctx: _Context, loaded: int | None) -> str | None:
         """Why the store's live version cannot be scored, in one line (None: it can, or

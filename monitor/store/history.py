@@ -386,6 +386,13 @@ class SQLiteHistory:
             (highest,) = conn.execute(_HIGHEST_VERSION, (model,) * 3).fetchone()
         return 0 if highest is None else int(highest)
 
+    def live_versions(self, model: str) -> set[int]:
+        """The versions of a model its runs scored or promoted (runs past ``keep`` gone)."""
+        model = check_model_name(model, "SQLiteHistory.live_versions")
+        with self._connection() as conn:
+            rows = conn.execute(_LIVE_VERSIONS, (model, model)).fetchall()
+        return {int(v) for (v,) in rows}
+
     def totals(self, model: str) -> RunTotals:
         """Every run of a model the file holds, counted (what a batch job exports)."""
         model = check_model_name(model, "SQLiteHistory.totals")
@@ -909,6 +916,13 @@ _HIGHEST_VERSION = """
         UNION ALL SELECT MAX(live_version) FROM evaluations WHERE model = ?
         UNION ALL SELECT MAX(candidate_version) FROM evaluations WHERE model = ?
     )
+"""
+
+
+_LIVE_VERSIONS = """
+    SELECT live_version FROM evaluations WHERE model = ?
+    UNION SELECT candidate_version FROM evaluations
+        WHERE model = ? AND promoted = 1 AND candidate_version IS NOT NULL
 """
 
 

@@ -290,6 +290,14 @@ class AppendedRuns:
             failures = [f for f in self._failures if f.model == model]
         return RunTotals.of(evaluations, failures)
 
+    def live_versions(self, model: str) -> set[int]:
+        """The versions of a model the runs appended here scored or promoted."""
+        check_model_name(model, f"{self._name}.live_versions")
+        with self._lock:
+            runs = [e for e in self._evaluations if e.model == model]
+        promoted = {e.candidate_version for e in runs if e.promoted}
+        return {e.live_version for e in runs} | {v for v in promoted if v is not None}
+
     def append_failure(self, failure: RunFailure) -> None:
         """Record one failed run."""
         if not isinstance(failure, RunFailure):

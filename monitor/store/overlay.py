@@ -276,6 +276,10 @@ class OverlayHistory(AppendedRuns):
         """The real history's (versions saved here are in the overlay store, above it)."""
         return self._inner.highest_version(model)
 
+    def live_versions(self, model: str) -> set[int]:
+        """The versions of a model the real runs and those appended here scored or promoted."""
+        return self._inner.live_versions(model) | super().live_versions(model)
+
     def totals(self, model: str) -> RunTotals:
         """Every run of a model, real and appended here, counted."""
         return self._inner.totals(model) + super().totals(model)

@@ -29,9 +29,9 @@ version and an extra retired one.
 Live pointer. With no version stored, ``live_version`` is None ("no model yet").
 With versions stored, a missing LIVE, one that names a version that is not stored, or
 a live version that fails verification raises ``LivePointerError``, whose message
-names the rollback command to the newest version that was live and loads
-(``ports.rollback_target``: never a candidate that was not live); the store never
-picks one.
+names the rollback command to the newest version that loads of those it records as
+once live (``ports.rollback_target``: never a candidate that was not live; it records
+no approvals); the store never picks one.
 
 Concurrency. Writers hold the model's LOCK while they claim a version, move a
 pointer or prune; versions are still claimed by the rename itself (a rename onto an
@@ -634,7 +634,8 @@ class DirectorySnapshotStore:
         target = rollback_target(self, model, broken=live)
         if target is not None:
             return LivePointerError(
-                f"{head}. Roll back to v{target}, the newest version that was live and loads: "
+                f"{head}. Roll back to v{target}, the newest version that loads of those the "
+                "store records as once live (it records no approvals): "
                 f"`kmeans-monitor snapshots rollback {model} --to {target} "
                 f"{self._state_dir_option()}`"
             )

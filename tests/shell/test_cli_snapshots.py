@@ -17,7 +17,9 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.cli import main
+from monitor.store.history import SQLiteHistory
 from tests.fakes import blobs
+from tests.store._store_factories import make_evaluation
 
 OUT_OF_RANGE = (
     "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
@@ -485,9 +487,35 @@ def test_a_rollback_to_a_rejected_candidate_makes_it_live_with_a_warning(
     [warning] = forward.stderr.splitlines()
     assert re.fullmatch(
         r"warning: model shop: v2 \(drift candidate, trained \d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
-        r"UTC\) was never live as the store records it: rejected or replaced while pending, "
-        r"or rolled back before any version was trained from it; it is live now",
+        r"UTC\) was never live as the store records it, nor scored by a run the history "
+        r"holds: rejected or replaced while pending, or made live and rolled back before a "
+        r"run scored it or a version was trained from it; it is live now",
         warning,
     ), warning
     back = invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg))
     assert back.exit_code == 0 and back.stderr == "", back.output
+
+
+def test_a_rollback_to_a_version_the_runs_scored_does_not_call_it_never_live(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # v2, approved and scored by a run, rolled back before any version was trained from
+    # it: "v2 ... was never live", inferred from the parent links alone.
+    cfg, _, state = manual
+    assert invoke("snapshots", "approve", "shop", "2", "--config", str(cfg)).exit_code == 0
+    assert invoke("snapshots", "rollback", "shop", "--config", str(cfg)).exit_code == 0
+    assert states(cfg) == {1: "live", 2: "retired"}
+    # No run scored it yet: what is known, and no more.
+    unscored = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
+    assert unscored.exit_code == 0, unscored.output
+    [warning] = unscored.stderr.splitlines()
+    assert warning.endswith(
+        "was never live as the store records it, nor scored by a run the history holds: "
+        "rejected or replaced while pending, or made live and rolled back before a run "
+        "scored it or a version was trained from it; it is live now"
+    ), warning
+    assert invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg)).exit_code == 0
+    with SQLiteHistory(state / "history.sqlite") as history:
+        history.append(make_evaluation("shop", evaluated_at=time.time(), live_version=2))
+    scored = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
+    assert scored.exit_code == 0 and scored.stderr == "", scored.output

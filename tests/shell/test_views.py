@@ -397,6 +397,28 @@ def test_the_page_and_the_store_name_the_same_rollback_never_a_rejected_candidat
         store.load("m1")
 
 
+def test_the_pages_rollback_is_the_newest_version_a_run_scored_though_none_was_trained_from_it(
+    tmp_path: Path,
+) -> None:
+    # v3 was approved and scored by the runs, and nothing was trained from it yet; the
+    # store's parent links alone say only v1 and v2 were live, and the page offered v2.
+    state_dir = tmp_path / "state"
+    store = DirectorySnapshotStore(state_dir / "snapshots")
+    store.save(make_snapshot("m1", k=3, d=2), state="live")
+    for v in (2, 3):
+        drift = make_snapshot("m1", k=3, d=2, seed=v, reason="drift", parent_version=v - 1)
+        store.save(drift, state="pending")
+        store.approve("m1", v)
+    history = MemoryHistory()
+    history.append(dataclasses.replace(_ev(T0 - 60, 0.01), live_version=3))
+    _damage(state_dir / "snapshots" / "m1" / "v000001" / "arrays.npz")
+    (state_dir / "snapshots" / "m1" / "LIVE").write_text("1")  # a bad restore
+    state = MonitorState([SPEC], started_at=T0, version="x")  # nothing loaded
+    pages = ModelPages(state, history, store, state_dir=state_dir, clock=lambda: T0)
+    view = pages.model("m1")
+    assert view is not None and view["versions"]["rollback_to"] == 3
+
+
 def test_a_live_pointer_that_cannot_be_read_is_named_with_a_working_rollback(
     broken: tuple[ModelPages, DirectorySnapshotStore, Path],
 ) -> None:

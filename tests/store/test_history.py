@@ -21,6 +21,8 @@ from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
 from monitor.store.history import PRUNE_EVERY, SCHEMA_VERSION, history_problem
+from monitor.store.memory import MemoryHistory
+from monitor.store.overlay import OverlayHistory
 
 if TYPE_CHECKING:
     from tests.conftest import Mount
@@ -678,3 +680,15 @@ def test_a_corrupt_row_of_counts_kept_is_a_store_error(tmp_path: Path) -> None:
     conn.close()
     with SQLiteHistory(path) as h, pytest.raises(StoreError, match="corrupt row"):
         h.totals("m1")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory", "overlay"])
+def test_the_live_versions_are_those_the_runs_scored_or_promoted(history: Any, kind: str) -> None:
+    # What `snapshots rollback --to` and the page count as once live beside the store's
+    # parent links: an approved version no version was trained from was "never live".
+    h = {"sqlite": history, "memory": MemoryHistory(), "overlay": OverlayHistory(history)}[kind]
+    h.append(make_evaluation("m1", live_version=2, candidate_version=3, promoted=False))
+    h.append(make_evaluation("m1", live_version=2, candidate_version=4, promoted=True))
+    h.append(make_evaluation("m2", live_version=7, candidate_version=None))
+    assert h.live_versions("m1") == {2, 4}  # 3 was left pending
+    assert h.live_versions("m3") == set()

@@ -139,8 +139,8 @@ def test_a_broken_live_pointer_names_the_rollback_and_changes_nothing(
     live = store.root / "m1" / LIVE
     expected = (
         f"model 'm1': {what.format(live=live)}; stored versions: [1-3]. "
-        f"Roll back to v3, the newest version that was live and loads: "
-        f"{_rollback(3, tmp_path)}"
+        "Roll back to v3, the newest version that loads of those the store records as once "
+        f"live (it records no approvals): {_rollback(3, tmp_path)}"
     )
     assert str(info.value) == expected
     assert isinstance(info.value, StoreError)
@@ -198,7 +198,8 @@ def test_the_fix_is_the_newest_version_that_was_live_never_a_rejected_candidate(
     with pytest.raises(LivePointerError) as info:
         store.load("m1")
     assert str(info.value).endswith(
-        f"Roll back to v2, the newest version that was live and loads: {_rollback(2, tmp_path)}"
+        "Roll back to v2, the newest version that loads of those the store records as once "
+        f"live (it records no approvals): {_rollback(2, tmp_path)}"
     )
 
 
@@ -228,7 +229,8 @@ def test_a_corrupt_live_version_names_the_newest_other_that_was_live(tmp_path: P
     assert message.startswith("model 'm1': its live version 3 cannot be loaded: ")
     assert f"{ARRAYS} is truncated" in message
     assert message.endswith(
-        f"Roll back to v2, the newest version that was live and loads: {_rollback(2, tmp_path)}"
+        "Roll back to v2, the newest version that loads of those the store records as once "
+        f"live (it records no approvals): {_rollback(2, tmp_path)}"
     )
     assert stored_files(store.root) == before
 
