@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -1484,19 +1484,28 @@ def snapshots_rollback(
         click.echo(f"warning: model {model}: {never_live}; it is live now", err=True)
 
 
-def _scored(config_path: Path | None, state_dir: Path | None, model: str) -> set[int] | None:
-    """The versions of ``model`` the runs of the state directory's history scored or
-    promoted (``History.live_versions``); None when there is no history it can read."""
+_T = TypeVar("_T")
+
+
+def _from_history(directory: Path, read: Callable[[Any], _T]) -> _T | None:
+    """What ``read`` takes from the state directory's run history, opened read-only;
+    None when there is no history it can read (the command goes on without it)."""
     from monitor.bootstrap import HISTORY_FILE, open_history
 
-    directory = _state_dir(config_path, state_dir, "the history")[1]
     if not (directory / HISTORY_FILE).is_file():
         return None
     try:
         with open_history(directory) as history:
-            return history.live_versions(model)
+            return read(history)
     except StoreError:
         return None
+
+
+def _scored(config_path: Path | None, state_dir: Path | None, model: str) -> set[int] | None:
+    """The versions of ``model`` the runs of the state directory's history scored or
+    promoted (``History.live_versions``); None when there is no history it can read."""
+    directory = _state_dir(config_path, state_dir, "the history")[1]
+    return _from_history(directory, lambda h: h.live_versions(model))
 
 
 def _never_live(store: Any, model: str, version: int, scored: set[int] | None) -> str | None:
@@ -1545,6 +1554,48 @@ def snapshots_approve(
     click.echo(
         f"model {model}: approved v{approved}; live {was} -> v{approved}. "
         "A running daemon follows within seconds."
+    )
+    if (ended := _drift_ended(config_path, state_dir, store, model, approved, before)) is not None:
+        click.echo(f"warning: model {model}: {ended}", err=True)
+
+
+def _drift_ended(
+    config_path: Path | None,
+    state_dir: Path | None,
+    store: Any,
+    model: str,
+    approved: int,
+    before: int | None,
+) -> str | None:
+    """That the drift a run stored ``approved`` in has ended, with the quiet runs since
+    (``period.drift_ended``, from the runs of the day before it was stored on), and the
+    rollback that undoes the approval; None when it goes on or the history cannot say."""
+    from monitor.pipeline.period import drift_ended
+    from monitor.runner import store_options
+
+    try:
+        info = next((i for i in store.list_versions(model) if i.version == approved), None)
+    except StoreError:
+        return None  # approved all the same: the note is what is lost
+    if info is None or info.created_at is None:
+        return None
+    settings, directory, _ = _state_dir(config_path, state_dir, "the history")
+    start = info.created_at - 86400.0  # the run that stored it started before it was saved
+    runs = _from_history(directory, lambda h: h.since(model, start, limit=HISTORY_LIMIT))
+    ended = None if runs is None else drift_ended(runs.evaluations, approved)
+    if ended is None:
+        return None
+    at, quiet = ended
+    text = (
+        f"the drift v{approved} was trained on ended at {_ts(at)} UTC: {quiet} quiet "
+        f"run{'' if quiet == 1 else 's'} since, so the model now takes that drift for the normal"
+    )
+    if before is None:
+        return text
+    where = store_options(directory.resolve(), None if settings is None else settings.path)
+    return (
+        f"{text}; if it was an incident that passed, `kmeans-monitor snapshots rollback "
+        f"{model} --to {before} {where}` undoes the approval"
     )
 
 

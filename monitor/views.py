@@ -23,7 +23,7 @@ from monitor.alerting import held_conditions
 from monitor.durations import format_duration
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
-from monitor.pipeline.period import put_off_of
+from monitor.pipeline.period import drift_ended, put_off_of
 from monitor.ports import History, SnapshotStore, rollback_target
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
@@ -331,6 +331,9 @@ class ModelPages:
             "reject_command": None,
             # The run that stored the pending candidate, from the page's span of history.
             "pending_from": None,
+            # When the drift that run stored it in ended, and the quiet runs since (None:
+            # it goes on, or the page's history cannot say): approvable all the same.
+            "pending_drift_ended": None,
             # The live version's parent; while the live one does not load, the newest
             # version that was live and loads (ports.rollback_target).
             "rollback_to": None,
@@ -351,6 +354,8 @@ class ModelPages:
             out["reject_command"] = f"kmeans-monitor snapshots reject {model} {ctx.pending} {where}"
         if ctx.pending is not None and out["pending_problem"] is None:
             out["pending_from"] = self._trained_on(model, ctx)
+            if (ended := drift_ended(ctx.evaluations, ctx.pending)) is not None:
+                out["pending_drift_ended"] = {"at": ended[0], "quiet_runs": ended[1]}
             out["approve_command"] = approve_command(model, ctx.pending, state_dir, self._config)
             if base is not None and base != ctx.pending:
                 out["diff_command"] = (

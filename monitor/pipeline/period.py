@@ -34,7 +34,7 @@ from monitor.ports import History, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, ReferencePeriod, Snapshot
 from monitor.timestamps import format_time, parse_time, wall_seconds
 
-__all__ = ["REFRESH_SHARE", "put_off_of", "train_on_period"]
+__all__ = ["REFRESH_SHARE", "drift_ended", "put_off_of", "train_on_period"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,32 @@ def _drifted(e: Evaluation) -> bool:
     stored; an SLI it did not store counts as not past)."""
     slis = {t.sli: float(e.slis.get(t.sli, 0.0)) for t in S.RETRAIN_TRIGGERS}
     return bool(drift_reasons(slis, e.thresholds))
+
+
+def drift_ended(runs: Sequence[Evaluation], candidate: int) -> tuple[float, int] | None:
+    """When the drift that a run stored the pending ``candidate`` in has ended, from a
+    model's ``runs`` (oldest first): the first of the quiet runs (no retrain trigger past
+    its threshold) that the runs after it end with, and how many there are. None while
+    the latest of them drifts, when none came yet, when one of them scored another
+    version (the live one changed since), or when ``runs`` hold no drifting run that
+    stored it (``snapshots retrain`` did).
+
+    Under ``manual`` a candidate trained on an incident stays approvable after the
+    incident has passed, and nothing said so: approved then, the model takes the
+    incident for the normal."""
+    stored = next(
+        (i for i in range(len(runs) - 1, -1, -1) if runs[i].candidate_version == candidate),
+        None,
+    )
+    if stored is None or runs[stored].promoted or not _drifted(runs[stored]):
+        return None
+    after = runs[stored + 1 :]
+    if any(e.live_version != runs[stored].live_version for e in after):
+        return None
+    quiet = 0
+    while quiet < len(after) and not _drifted(after[-1 - quiet]):
+        quiet += 1
+    return (after[-quiet].evaluated_at, quiet) if quiet else None
 
 
 def train_on_period(

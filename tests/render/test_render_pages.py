@@ -269,6 +269,7 @@ def _view(**changes: Any) -> dict[str, Any]:
                     {"sli": "feature_psi", "feature": "latency", "value": 2.1, "threshold": 0.25}
                 ],
             },
+            "pending_drift_ended": None,
             "live_problem": None,
             "rollback_to": None,
             "rollback_command": None,

@@ -519,3 +519,29 @@ def test_a_rollback_to_a_version_the_runs_scored_does_not_call_it_never_live(
         history.append(make_evaluation("shop", evaluated_at=time.time(), live_version=2))
     scored = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
     assert scored.exit_code == 0 and scored.stderr == "", scored.output
+
+
+def test_approving_a_candidate_whose_drift_has_ended_says_so_and_still_approves(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # v2 was trained on a drifting window; the next run was quiet again (an incident
+    # that passed), and approve made v2 live without a word of it.
+    cfg, data, state = manual
+    for old in ("w1.csv", "w2.csv"):
+        os.utime(data / old, (time.time() - 7200, time.time() - 7200))
+    write_csv(data / "w3.csv", blobs(900, CENTERS, seed=3), time.time())
+    quiet = invoke("evaluate", "--config", str(cfg), "--json")
+    assert quiet.exit_code == 0, quiet.output
+    assert [ev["decision"] for ev in json.loads(quiet.stdout)] == ["kept: no drift"]
+    runs = json.loads(invoke("history", "shop", "--config", str(cfg), "--json").stdout)["runs"]
+    approved = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg))
+    assert approved.exit_code == 0, approved.output
+    assert states(cfg) == {1: "retired", 2: "live"}
+    [warning] = approved.stderr.splitlines()
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(runs[-1]["at"]))
+    assert warning == (
+        f"warning: model shop: the drift v2 was trained on ended at {at} UTC: 1 quiet run "
+        "since, so the model now takes that drift for the normal; if it was an incident "
+        f"that passed, `kmeans-monitor snapshots rollback shop --to 1 --config {cfg} "
+        f"--state-dir {state.resolve()}` undoes the approval"
+    ), warning

@@ -692,3 +692,34 @@ def test_a_promotion_put_off_says_until_when_and_why_on_the_page_and_the_api(
     assert last.decision.endswith(why) and not last.promoted
     assert entry["latest"]["put_off"] == view["latest"]["put_off"] == {"until": until, "why": why}
     assert f"Promotion put off until 14:00:00 UTC (in 4h): {why}." in _text(page)
+
+
+def test_a_pending_candidate_whose_drift_has_ended_says_so_beside_its_approval(
+    tmp_path: Path,
+) -> None:
+    # Under manual retraining a candidate trained on an incident stayed approvable once
+    # the incident had passed, and nothing on the page said the drift had ended.
+    history, store = MemoryHistory(), MemorySnapshotStore()
+    live = store.save(make_snapshot("m1", k=3, d=2, version=0), state="live")
+    store.save(make_snapshot("m1", k=3, d=2, version=0, seed=1, parent_version=1), state="pending")
+    history.append(dataclasses.replace(_ev(T0, 0.5), candidate_version=2))  # the incident
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    pages = ModelPages(state, history, store, state_dir=tmp_path, clock=lambda: T0 + 3600)
+    for at in (T0 + 60, T0 + 120):
+        history.append(_ev(at, 0.4))  # it still drifts
+    state.record_success(_ev(T0 + 120, 0.4), live, duration=1.0, at=T0 + 120)
+    view = pages.model("m1")
+    assert view is not None and view["versions"]["pending_drift_ended"] is None
+    for at in (T0 + 180, T0 + 240):
+        history.append(_ev(at, 0.05))  # quiet again
+    state.record_success(_ev(T0 + 240, 0.05), live, duration=1.0, at=T0 + 240)
+    view = pages.model("m1")
+    assert view is not None
+    v = view["versions"]
+    assert v["pending_drift_ended"] == {"at": T0 + 180, "quiet_runs": 2}
+    assert v["approve_command"] is not None  # still approvable: a person decides
+    assert (
+        "The drift it was trained on ended at 22:16:20 UTC (57m ago): 2 quiet runs since. "
+        "Approved, the model would take that drift for the normal: approve it only if the "
+        "change is to stay."
+    ) in _text(pages.model_html("m1"))
