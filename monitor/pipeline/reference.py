@@ -93,14 +93,7 @@ def read_reference(
             "is written) and are counted once: the period holds %d distinct window(s)",
             model.name, read.repeated, len(ends), len(read.starts),
         )  # fmt: skip
-    kept = [X for X in read.rows if isinstance(X, CountedRows)]
-    if kept:  # the source keeps its rows on the engine: every window does
-        seed = seed_for(model.training.seed, read.starts[0])
-        return remote.sampled_period(
-            kept, read.starts, read.stops, limit=train.TRAINING_ROWS, seed=seed,
-            skipped=tuple(read.skipped),
-        )  # fmt: skip
-    period = _period(read)
+    period = _period(read, model)
     return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
 
 
@@ -396,8 +389,17 @@ def _read(
     return out
 
 
-def _period(read: _Read) -> ReferencePeriod:
-    """The period of the windows ``read`` kept, whose rows are all in memory."""
+def _period(read: _Read, model: ModelSettings) -> ReferencePeriod:
+    """The period of the windows ``read`` kept: their rows, or, when the source keeps
+    them on the engine (every window then does), a bounded sample of them
+    (``remote.sampled_period``, seeded by the first window's start)."""
+    kept = [X for X in read.rows if isinstance(X, CountedRows)]
+    if kept:
+        seed = seed_for(model.training.seed, read.starts[0])
+        return remote.sampled_period(
+            kept, read.starts, read.stops, limit=train.TRAINING_ROWS, seed=seed,
+            skipped=tuple(read.skipped),
+        )  # fmt: skip
     arrays = [X for X in read.rows if not isinstance(X, CountedRows)]
     blocks = [np.full(X.shape[0], i, dtype=np.intp) for i, X in enumerate(arrays)]
     return ReferencePeriod(
@@ -423,8 +425,10 @@ def _cuts(
     A window that fails to read or validate is left out without a word (the period's own
     windows are the model's; these only widen its null), as is one whose rows an earlier
     window returned (a files source in ``window: file`` mode returns the same file at
-    every offset). A cut of fewer than two windows is not kept. A model in the ``fixed``
-    mode calibrates nothing: none is read.
+    every offset). A cut of fewer than two windows is not kept. A cut whose rows stay on
+    the engine is sampled as the period is (``_period``), so that both engines calibrate
+    on the same null windows. A model in the ``fixed`` mode calibrates nothing: none is
+    read.
     """
     if model.thresholds.mode == "fixed":
         return ()
@@ -433,8 +437,8 @@ def _cuts(
     for i in range(1, CUTS):
         ends = _window_ends(start, end - i * model.window / CUTS, model.window)
         read = _read(source, model, [e for e in ends if e - model.window >= start], engine, seen)
-        if len(read.rows) >= 2 and not any(isinstance(X, CountedRows) for X in read.rows):
-            out.append(_period(read))
+        if len(read.rows) >= 2:
+            out.append(_period(read, model))
     return tuple(out)
 
 

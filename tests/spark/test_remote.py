@@ -266,3 +266,33 @@ def test_a_new_version_on_spark_is_trained_on_the_period_to_its_run(spark: Any) 
     assert (snap.window_start, snap.window_end) == (600.0, 2400.0)
     assert snap.reference_windows is not None and snap.reference_windows.starts.shape == (3,)
     assert snap.n_rows == 3 * 1200
+
+
+def by_minute(start: float, end: float) -> np.ndarray:
+    """The rows of the minutes in [start, end): 40 a minute, each minute's its own, the
+    blobs moving over the hours, so that a window half a window off holds other rows."""
+    minutes = range(int(start // 60), int(end // 60))
+    return np.vstack(
+        [blobs(40, CENTERS + 0.4 * np.sin(t / 25.0), seed=t, scale=0.6) for t in minutes]
+    )
+
+
+def test_a_period_kept_in_spark_is_calibrated_on_both_cuts_as_locally(spark: Any) -> None:
+    """Twelve 10-minute windows of 400 rows each, and the cut half a window later: the
+    Spark engine's null table and thresholds are the local engine's. Below TRAINING_ROWS
+    the sample is every row, in order, so the model and every null window are the same
+    rows; the tolerance is for partition sums added in another order."""
+    m = model(
+        thresholds={"mode": "calibrated", "calibration_refits": 1}, reference={"window": "2h"}
+    )
+    now = 7200.0
+    local = evaluate(m, FakeSource(FEATURES, by_minute), MemoryStore(), MemoryHistory(), now)[1]
+    engine = SparkEngine(SparkSettings(), spark=spark)
+    src = RemoteSource(spark, by_minute)
+    remote = evaluate(m, src, MemoryStore(), MemoryHistory(), now, engine=engine)[1]
+    assert local.null is not None and remote.null is not None
+    np.testing.assert_array_equal(remote.null.sizes, local.null.sizes)
+    np.testing.assert_allclose(remote.null.values, local.null.values, rtol=1e-9, equal_nan=True)
+    assert remote.thresholds.keys() == local.thresholds.keys()
+    for key, value in local.thresholds.items():
+        assert remote.thresholds[key] == pytest.approx(value, rel=1e-9), key
