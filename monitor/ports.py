@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -301,6 +302,11 @@ class Engine(Protocol):
         working_memory_mib: float,
     ) -> NDArray[np.floating[Any]]:
         """Lloyd iterations over every scaled row from ``init`` (a fit on a sample)."""
+        ...
+
+    def deadline(self, seconds: float, model: str) -> AbstractContextManager[None]:
+        """A run of ``model`` inside, its jobs stopped once ``seconds`` have passed: the
+        run then fails as RunCancelledError (``schedule.run_timeout``)."""
         ...
 
     def close(self) -> None:

@@ -7,7 +7,8 @@ good snapshot stays live. Nothing a run raises reaches the scheduler.
 A run has a deadline (``schedule.run_timeout``). The source is read on a helper thread
 that the run waits for until the deadline or a stop, so a read that hangs frees the
 worker (reason ``source_timeout``); between the pipeline's phases the deadline is
-checked too (reason ``run_timeout``); a run whose middle computes in a worker process
+checked too (reason ``run_timeout``), and an engine's jobs are stopped at it
+(``Engine.deadline``); a run whose middle computes in a worker process
 (``daemon.run_isolation: process``) is ended by stopping that process. Failure messages
 are redacted before they are logged, stored or returned: no URL credentials, no secret
 a source named.
@@ -21,6 +22,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -241,21 +243,27 @@ class Runner:
             self._reads,
             self._timer,
         )
+        engine = self._engines.get(name)
+        # An engine's job that outlives the deadline is stopped there, not at its end.
+        bound: AbstractContextManager[None] = nullcontext()
+        if engine is not None and bounded and timeout is not None:
+            bound = engine.deadline(timeout, name)
         try:
-            evaluation, live = evaluate(
-                m,
-                source,
-                self._store,
-                self._history,
-                now,
-                package_version=self._package_version,
-                working_memory_mib=self._settings.daemon.working_memory_mib,
-                should_stop=lambda: self._should_stop() or self._timer() >= deadline,
-                engine=self._engines.get(name),
-                n_threads=self._settings.daemon.threads_per_run,
-                buffer=self._buffers.setdefault(name, ScaleBuffer()),
-                assess_with=self._assess_with(name, deadline),
-            )
+            with bound:
+                evaluation, live = evaluate(
+                    m,
+                    source,
+                    self._store,
+                    self._history,
+                    now,
+                    package_version=self._package_version,
+                    working_memory_mib=self._settings.daemon.working_memory_mib,
+                    should_stop=lambda: self._should_stop() or self._timer() >= deadline,
+                    engine=engine,
+                    n_threads=self._settings.daemon.threads_per_run,
+                    buffer=self._buffers.setdefault(name, ScaleBuffer()),
+                    assess_with=self._assess_with(name, deadline),
+                )
         except RunCancelledError as exc:
             if not self._should_stop():  # the deadline, not a stop, ended it
                 late = RunTimeoutError(

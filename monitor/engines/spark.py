@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import logging
 import operator
 import os
@@ -36,7 +37,7 @@ from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
-from monitor.errors import EngineError, NoDataError, SchemaError, SourceError
+from monitor.errors import EngineError, NoDataError, RunCancelledError, SchemaError, SourceError
 from monitor.pipeline.train import RESTART_ROWS
 from monitor.records import (
     CandidateFit,
@@ -344,6 +345,50 @@ def _quiet_task_failures(sc: Any, level: str) -> None:
         log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
 
 
+@dataclass
+class _Deadline:
+    """A run's deadline (``SparkEngine.deadline``): the tag of its jobs, the context its
+    thread tagged them on, and whether it has passed."""
+
+    tag: str
+    context: Any = None
+    passed: bool = False
+
+
+#: The deadline of the run this thread computes, if it has one.
+_RUN = threading.local()
+_RUN_TAGS = itertools.count(1)
+
+
+def _check_deadline() -> None:
+    """Before a job: RunCancelledError once this thread's run is past its deadline, else
+    its jobs tagged on the current context (a session started again during the run too)."""
+    from pyspark import SparkContext
+
+    run: _Deadline | None = getattr(_RUN, "deadline", None)
+    if run is None:
+        return
+    if run.passed:
+        raise RunCancelledError("run abandoned: its Spark job was cancelled at its deadline")
+    sc = SparkContext._active_spark_context
+    if sc is not None and run.context is not sc:
+        sc.addJobTag(run.tag)
+        run.context = sc
+
+
+def _cancel_run(run: _Deadline, model: str, seconds: float) -> None:
+    """At a run's deadline: its running Spark jobs cancelled, in one log line."""
+    run.passed = True
+    if run.context is None:
+        return  # it started no job
+    logging.getLogger(__name__).warning(
+        "model=%s the run passed its deadline of %gs (schedule.run_timeout): its Spark jobs "
+        "are cancelled", model, seconds,
+    )  # fmt: skip
+    with contextlib.suppress(*_spark_errors()):  # a context that has gone away
+        run.context.cancelJobsWithTag(run.tag)
+
+
 #: The context ``session`` started, given up by any engine whose job Spark failed (the
 #: engines of a daemon share it, whichever started it); one a notebook or a test started
 #: is theirs.
@@ -564,9 +609,11 @@ def _read_errors(where: str) -> Iterator[None]:
     """Spark's failures while it reads a window's rows, as a SourceError in one line;
     its local JVM lost (killed, out of memory) an EngineError, as in a job of the engine:
     the refused connection is no fault of the data."""
+    _check_deadline()
     try:
         yield
     except _spark_errors() as exc:
+        _check_deadline()  # a job its run's deadline cancelled
         lost = _lost_jvm(exc)
         if lost is not None:
             raise EngineError(f"{where}: the Spark job of the read failed: {lost}") from exc
@@ -1107,11 +1154,13 @@ class SparkEngine:
         from pyspark.errors import PythonException
 
         try:
+            _check_deadline()
             yield
         except PythonException:
             raise
         except _spark_errors() as exc:
             self._cached = None
+            _check_deadline()  # a job its run's deadline cancelled: the session is fine
             why = _lost_jvm(exc) or error_line(exc)
             if self._spark is not None and self._spark.sparkContext in _STARTED:
                 self._spark = None
@@ -1121,6 +1170,26 @@ class SparkEngine:
         finally:
             if last_pass:
                 self._release()
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, model: str) -> Iterator[None]:
+        """The Spark jobs this thread starts inside, tagged as one run's, cancelled once
+        ``seconds`` have passed (``schedule.run_timeout``): the job fails then, and any
+        later one at once, as RunCancelledError, which the runner reports as a local
+        run past its deadline; the session is kept."""
+        run = _Deadline(f"kmeans-monitor-run-{next(_RUN_TAGS)}")
+        timer = threading.Timer(seconds, _cancel_run, (run, model, seconds))
+        timer.daemon = True
+        _RUN.deadline = run
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            _RUN.deadline = None
+            if run.context is not None:
+                with contextlib.suppress(*_spark_errors()):
+                    run.context.removeJobTag(run.tag)
 
     def score(
         self,

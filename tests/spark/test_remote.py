@@ -7,9 +7,12 @@ path's chunks, so float64 values agree to rounding; counts, bins and shares are 
 
 from __future__ import annotations
 
+import logging
 import pickle
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,14 +20,17 @@ import pytest
 from pyspark import RDD
 
 from monitor import slis as S
-from monitor.config import ModelSettings, SparkSettings
+from monitor.bootstrap import model_spec
+from monitor.config import DaemonSettings, ModelSettings, Settings, SparkSettings
 from monitor.core.kmeans import assign_labels
 from monitor.engines.spark import SparkEngine, SparkRows, candidate_blocks, rows_of
 from monitor.errors import InvalidValuesError
+from monitor.exporter import MonitorState
 from monitor.pipeline import evaluate, train
 from monitor.pipeline.scoring import prepare
 from monitor.pipeline.train import train_candidate
-from monitor.records import Window
+from monitor.records import Evaluation, RunFailure, Window
+from monitor.runner import Runner
 from tests.fakes import FakeClock, FakeSource, MemoryHistory, MemoryStore, blobs
 from tests.spark.test_engine import (
     CENTERS,
@@ -296,3 +302,64 @@ def test_a_period_kept_in_spark_is_calibrated_on_both_cuts_as_locally(spark: Any
     assert remote.thresholds.keys() == local.thresholds.keys()
     for key, value in local.thresholds.items():
         assert remote.thresholds[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_a_spark_job_past_the_runs_deadline_is_cancelled_and_the_run_fails_run_timeout(
+    spark: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run was abandoned at its next phase, once the job had ended: the job ran on,
+    and the run with it, a minute past a 4-second deadline here (helper-126: 8 s past
+    20 s). At the deadline the run's jobs are cancelled; the run fails as a local one
+    past its deadline does, and the session is kept."""
+    m = model()
+    settings = Settings(DaemonSettings(), (m,))
+    slow = [False]
+
+    def window(start: float, end: float) -> Window:
+        w = RemoteSource(spark, lambda s, e: blobs(1200, CENTERS, seed=1), partitions=2)
+        read = w.read_window(start, end)
+        if not slow[0]:
+            return read
+        assert read.remote is not None
+        # A minute a block on its executor (a lambda: pickled by value for the workers).
+        return replace(read, remote=read.remote.map_blocks(lambda b: (time.sleep(60), b)[1]))
+
+    source = FakeSource(FEATURES, lambda s, e: np.empty((0, 3)))
+    source.read_window = window  # type: ignore[method-assign]
+    clock, engine = FakeClock(), SparkEngine(SparkSettings(), spark=spark)
+    runner = Runner(
+        settings,
+        sources={"m": source},
+        store=MemoryStore(),
+        history=MemoryHistory(),
+        state=MonitorState([model_spec(m, datetime.now(UTC))], started_at=0.0, version="t"),
+        clock=clock,
+        package_version="t",
+        engines={"m": engine},
+        run_timeouts={"m": 4.0},
+    )
+    assert isinstance(runner.run_model("m"), Evaluation)  # the first run trains, unbounded
+    slow[0] = True
+    clock.t += 60
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        result = runner.run_model("m")
+    took = time.monotonic() - started
+    assert isinstance(result, RunFailure) and result.reason == "run_timeout", result
+    assert took < 20, took
+    assert result.message.startswith("run abandoned after ")
+    assert result.message.endswith(
+        "past its deadline of 4s (schedule.run_timeout); nothing was stored"
+    )
+    said = [r.getMessage() for r in caplog.records if "cancel" in r.getMessage()]
+    assert said == [
+        "model=m the run passed its deadline of 4s (schedule.run_timeout): its Spark jobs "
+        "are cancelled"
+    ], said
+    tracker = spark.sparkContext.statusTracker()
+    waited = time.monotonic() + 10
+    while tracker.getActiveJobsIds() and time.monotonic() < waited:
+        time.sleep(0.1)
+    assert tracker.getActiveJobsIds() == []  # the job stopped
+    # The session was kept (a failed job gives it up) and serves the next jobs.
+    assert engine.spark is spark and spark.sparkContext.parallelize(range(5), 2).count() == 5
