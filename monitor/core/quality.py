@@ -150,10 +150,11 @@ def _silhouette_exact_values(
     Notes
     -----
     The squared distances come from one GEMM per chunk on augmented rows,
-    ``[x, |x|^2, 1] . [-2y, 1, |y|^2]``, then a square root (negative squares from
-    rounding count as 0, and self-distances are exactly 0); the distances to each
-    cluster are summed with ``np.add.reduceat`` over the label-sorted columns. When the
-    ``SILHOUETTE_LANES`` (m, kp) accumulators fit in half the budget, only the upper
+    ``[x, |x|^2, 1] . [-2y, 1, |y|^2]`` of the rows centred on their mean, then a square
+    root (negative squares from rounding count as 0, and self-distances are exactly 0);
+    the distances to each cluster are summed with ``np.add.reduceat`` over the
+    label-sorted columns. When the ``SILHOUETTE_LANES`` (m, kp) accumulators fit in half
+    the budget, only the upper
     triangle of the distance matrix is computed and each block is reduced both along its
     rows and its columns, which halves the GEMM and square-root work. Otherwise rows are
     processed in independent chunks.
@@ -161,6 +162,9 @@ def _silhouette_exact_values(
     m, d = Xs.shape
     kp = counts.shape[0]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    # Around the sample's mean: distances do not move, and the expansion keeps the
+    # spread's digits of rows far from the origin (epoch seconds under scaling: none).
+    Xs = Xs - Xs.mean(axis=0)
     sq = np.einsum("ij,ij->i", Xs, Xs)
     A = np.empty((m, d + 2), dtype=np.float64)
     A[:, :d] = Xs
@@ -343,9 +347,9 @@ def silhouette_sampled(
     -------
     Silhouette
         ``method="exact"``; ``score`` is the mean of ``s_i = (b_i - a_i) / max(a_i, b_i)``
-        over the sample, equal to ``sklearn.metrics.silhouette_score`` on the same sample
-        (singletons get 0). ``per_cluster`` has shape (k,). With fewer than two populated
-        clusters in the sample: a warning, ``defined=False`` and 0.0.
+        over the sample, ``sklearn.metrics.silhouette_score`` of the sample centred (its
+        uncentred rows lose the spread far from 0); singletons get 0. ``per_cluster``: (k,).
+        Fewer than two populated clusters in the sample: a warning, ``defined=False``, 0.0.
     """
     owner = "silhouette_sampled"
     Xa = check_array(X, name="X", allow_nan=True)  # values: on the sample (_draw)

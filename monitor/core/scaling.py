@@ -20,7 +20,9 @@ SCALER_KINDS = ("standard", "robust", "none")
 _CONSTANT_RTOL = 1e-12
 
 
-def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
+def fit_scaler(
+    X: NDArray[np.floating[Any]], kind: str = "standard", *, shift_far: bool = True
+) -> Scaler:
     """Fit a scaler on a reference window.
 
     Parameters
@@ -29,7 +31,12 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
     kind : {"standard", "robust", "none"}
         ``standard``: mean and population standard deviation. ``robust``: median and
         inter-quartile range (falling back to the standard deviation, then to 1, for a
-        feature whose IQR is zero). ``none``: identity.
+        feature whose IQR is zero). ``none``: scale 1, and centre 0 unless ``shift_far``.
+    shift_far : bool
+        With ``none``: rows so far from the origin that their squared distances would
+        lose the spread to rounding (``far_from_origin``: epoch seconds, large counters)
+        are centred on their mean, which moves no Euclidean distance. False for cosine,
+        whose directions a shift would change.
 
     Returns
     -------
@@ -44,9 +51,9 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
     check_choice(kind, "kind", SCALER_KINDS, owner="fit_scaler")
     X = check_array(X, name="X")
     d = X.shape[1]
-    if kind == "none":
-        return Scaler(kind, np.zeros(d), np.ones(d))
     Xd = X.astype(np.float64, copy=False)
+    if kind == "none":
+        return Scaler(kind, _far_mean(Xd, X.dtype) if shift_far else np.zeros(d), np.ones(d))
     with np.errstate(invalid="ignore"):
         largest = np.abs(Xd).max(axis=0) if Xd.shape[0] else np.zeros(d)
     unit = np.where((largest > 0) & np.isfinite(largest), largest, 1.0)
@@ -59,6 +66,20 @@ def fit_scaler(X: NDArray[np.floating[Any]], kind: str = "standard") -> Scaler:
         scale = np.where(q75 - q25 > 0, q75 - q25, std)
     scale = np.where(scale > _CONSTANT_RTOL * largest, scale, 1.0)
     return Scaler(kind, center, scale)
+
+
+def _far_mean(Xd: NDArray[np.float64], dtype: Any) -> NDArray[np.float64]:
+    """The rows' mean when they are far from the origin for ``dtype``, else zeros."""
+    # Imported here: the configuration imports this module and must stay light.
+    from monitor.core._kmeans_fit import far_from_origin
+
+    d = Xd.shape[1]
+    if Xd.shape[0] == 0:
+        return np.zeros(d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, var = Xd.mean(axis=0), Xd.var(axis=0)
+        far = bool(np.isfinite(var).all()) and far_from_origin(mean, var, dtype)
+    return mean if far else np.zeros(d)
 
 
 def transform(

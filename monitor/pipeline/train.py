@@ -187,7 +187,7 @@ def train_reference(
     rng = np.random.default_rng(seed)
     rows = _sample_per_window(ref, TRAINING_ROWS, rng)
     X = ref.X[rows]
-    scaler = scaling.fit_scaler(X, model.scaling)
+    scaler = scaling.fit_scaler(X, model.scaling, shift_far=model.metric != "cosine")
     Xs = prepare(X, scaler, model.metric)
     init = None
     if init_raw_centers is not None:

@@ -355,6 +355,32 @@ def test_simplified_silhouette_matches_brute_force(n: int, d: int, k: int, seed:
     assert chunked.score == pytest.approx(res.score, abs=1e-13)
 
 
+@pytest.mark.parametrize("offset", [1e8, 1.7e9])
+def test_silhouettes_of_data_far_from_the_origin_are_those_of_the_data_centred(
+    offset: float,
+) -> None:
+    """Epoch seconds, or a large counter, under ``scaling: none``: the expansion
+    ``|x|^2 - 2 x.y + |y|^2`` of raw rows lost every digit of the spread (the exact
+    silhouette read 0.009 instead of 0.66 at 1.7e9, the simplified one -0.85)."""
+    X, labels = blobs(600, 3, 4, 5)
+    far = X + offset
+    # The reference: the same rows shifted back by their mean. Rows within a factor 2 of
+    # each other subtract exactly (Sterbenz), so the reference sees the rows ``far``
+    # holds, only its rounding differs: ~1e-16 relative, 1e-9 leaves a wide margin.
+    centred = far - far.mean(axis=0)
+    exact = silhouette_sampled(far, labels)
+    assert exact.score == pytest.approx(metrics.silhouette_score(centred, labels), abs=1e-9)
+    centers = np.array([far[labels == c].mean(axis=0) for c in range(4)])
+    from scipy.spatial.distance import cdist
+
+    D = cdist(centred, centers - far.mean(axis=0))  # direct differences, no expansion
+    a = D[np.arange(600), labels]
+    D[np.arange(600), labels] = np.inf
+    b = D.min(axis=1)
+    simplified = silhouette_simplified(far, labels, centers)
+    assert simplified.score == pytest.approx(np.mean((b - a) / np.maximum(a, b)), abs=1e-9)
+
+
 def test_simplified_silhouette_of_a_float32_window() -> None:
     X, labels = blobs(2000, 16, 8, 3)
     centers = np.array([X[labels == c].mean(axis=0) for c in range(8)])

@@ -68,3 +68,17 @@ def test_rounding_noise_on_a_large_level_counts_as_constant() -> None:
     X = rows(4)
     X[:, 0] = 1e6 + np.random.default_rng(0).normal(size=500) * 1e-8  # 1e-14 relative
     assert fit_scaler(X).scale[0] == 1.0
+
+
+def test_none_centres_rows_far_from_the_origin_and_leaves_the_others() -> None:
+    """``none`` is no scaling, but rows near 1.7e9 (epoch seconds) lost their spread to
+    the rounding of squared distances: they are shifted by their mean, which no distance
+    sees. Rows near the origin, and cosine models (a shift turns directions), keep 0."""
+    X = rows(5)[:, :2]
+    far = X + 1.7e9
+    got = fit_scaler(far, "none")
+    np.testing.assert_array_equal(got.center, far.mean(axis=0))
+    np.testing.assert_array_equal(got.scale, 1.0)
+    np.testing.assert_array_equal(inverse_transform(got, transform(got, far)), far)
+    np.testing.assert_array_equal(fit_scaler(X, "none").center, 0.0)
+    np.testing.assert_array_equal(fit_scaler(far, "none", shift_far=False).center, 0.0)

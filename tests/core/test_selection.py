@@ -186,6 +186,18 @@ def test_restarts_keep_the_best_fit_of_the_data_and_one_of_each_reference(
     assert restarts == [(True, 5)] * 2 + [(False, 2)] * 4
 
 
+def test_the_silhouette_picks_the_same_k_far_from_the_origin() -> None:
+    """At 1.7e9 (epoch seconds under --scaling none) the silhouettes were noise and
+    picked k=2 for four blobs. At k=4 both fits find the four blobs, so both silhouettes
+    are that of the same labels (the rows at 1.7e9 are rounded to 2.4e-7: 1e-6 leaves a
+    margin); at other ks the seeding, which sees other values, may end in other minima."""
+    X = four_blobs(7)
+    near = choose_k(X, range(2, 7), criteria=("silhouette",), random_state=0)
+    far = choose_k(X + 1.7e9, range(2, 7), criteria=("silhouette",), random_state=0)
+    assert near.best_silhouette == far.best_silhouette == 4
+    assert far.silhouette[2] == pytest.approx(near.silhouette[2], abs=1e-6)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("reference", ["box", "pca"])
 def test_uniform_data_has_no_clusters_by_the_gap(seed: int, reference: str) -> None:
