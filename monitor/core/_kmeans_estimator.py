@@ -177,7 +177,7 @@ def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
     return check_array(arr, name=name)
 
 
-def _float64_on_overflow(
+def float64_on_overflow(
     Xa: NDArray[np.floating[Any]],
     compute: Callable[[NDArray[np.floating[Any]]], _T],
     values: Callable[[_T], Any],
@@ -203,7 +203,7 @@ def _float64_on_overflow(
     raise refuse(Xa, out)
 
 
-def _overflow_error(
+def overflow_error(
     Xa: NDArray[np.floating[Any]], names: Any, offset: NDArray[Any] | None
 ) -> InvalidValuesError:
     """The refusal of rows whose squared distances overflow, in the words of choose-k and
@@ -388,17 +388,17 @@ class _KMeansBase:
             return assign_with(*self._rows_and_centres(rows, centred=centred), self._compiled())
 
         offset = None if centred else self._offset()
-        return _float64_on_overflow(
+        return float64_on_overflow(
             Xa, assign, lambda labels_sq: labels_sq[1], self._refusal(offset)
         )
 
     def _refusal(
         self, offset: NDArray[Any] | None
     ) -> Callable[[NDArray[np.floating[Any]], Any], InvalidInputError]:
-        """``_float64_on_overflow``'s refusal of rows around ``offset``, their columns
+        """``float64_on_overflow``'s refusal of rows around ``offset``, their columns
         named as the fit's."""
         names = getattr(self, "feature_names_in_", None)
-        return lambda rows, _: _overflow_error(rows, names, offset)
+        return lambda rows, _: overflow_error(rows, names, offset)
 
     # -------------------------------------------------------------- scikit-learn API
 
@@ -445,7 +445,7 @@ class _KMeansBase:
         Xa = self._check_test_X(X)
         # The distances fit in float32 where their squares did not.
         refuse = self._refusal(self._offset())
-        out = _float64_on_overflow(Xa, self._distances, lambda d: d, refuse)
+        out = float64_on_overflow(Xa, self._distances, lambda d: d, refuse)
         out = out.astype(Xa.dtype, copy=False)
         return self._output(out, X)
 
@@ -554,11 +554,11 @@ class KMeans(_KMeansBase):
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
         Xa = _check_X(X)
-        fit = _float64_on_overflow(
+        fit = float64_on_overflow(
             Xa,
             lambda rows: self._fit_rows(rows, sample_weight),
             lambda f: f.inertia,
-            lambda rows, f: _overflow_error(rows, _feature_names(X), f.offset),
+            lambda rows, f: overflow_error(rows, _feature_names(X), f.offset),
         )
         self.fit_ = fit  # centres in X's dtype below, where a float64 fit gave them
         self.cluster_centers_ = fit.centers.astype(Xa.dtype, copy=False)
@@ -728,11 +728,11 @@ class MiniBatchKMeans(_KMeansBase):
         """Fit on the whole window X in mini-batches."""
         Xa = _check_X(X)
         try:
-            _float64_on_overflow(
+            float64_on_overflow(
                 Xa,
                 lambda rows: self._fit_rows(X, rows, sample_weight),
                 float,
-                lambda rows, _: _overflow_error(rows, _feature_names(X), self._fit_offset),
+                lambda rows, _: overflow_error(rows, _feature_names(X), self._fit_offset),
             )
         except InvalidValuesError:
             self._forget()  # a refused fit leaves no model, not the half-made one
@@ -845,11 +845,11 @@ class MiniBatchKMeans(_KMeansBase):
             return self._steps(Xc, w, self._rng.permutation(rows.shape[0]), batch)
 
         try:
-            _float64_on_overflow(
+            float64_on_overflow(
                 Xa,
                 update,
                 np.asarray,
-                lambda rows, _: _overflow_error(rows, _feature_names(X), self._fit_offset),
+                lambda rows, _: overflow_error(rows, _feature_names(X), self._fit_offset),
             )
         except InvalidValuesError:
             self._rng.bit_generator.state = rng_state

@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from monitor.checks import (
     check_random_state,
 )
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB
+from monitor.core._kmeans_estimator import float64_on_overflow, overflow_error
 from monitor.core.kmeans import fit_kmeans
 from monitor.core.quality import silhouette_sampled
 from monitor.errors import DegenerateDataWarning, InvalidInputError
@@ -204,7 +206,14 @@ def _fit_each_k(
     inertia = np.empty(ks.shape[0], dtype=np.float64)
     silhouette = np.zeros(ks.shape[0], dtype=np.float64)
     for i, k in enumerate(ks):
-        result = fit(X, int(k), int(seeds[i]))
+        # Refused as KMeans.fit and the choose-k command refuse it: values beyond about
+        # 1e154 gave inf inertias, NaN gaps and hundreds of numpy warnings.
+        result = float64_on_overflow(
+            X,
+            partial(fit, k=int(k), seed=int(seeds[i])),
+            lambda f: f.inertia,
+            lambda rows, f: overflow_error(rows, None, f.offset),
+        )
         inertia[i] = result.inertia
         if sample is not None and k >= 2:
             silhouette[i] = silhouette_sampled(
@@ -351,7 +360,7 @@ def choose_k(
         the population standard deviation of ``log W*_kb`` over b; ``best_gap`` the
         smallest k with ``Gap(k) >= Gap(k+1) - s_(k+1)``, the largest candidate when none.
 
-    See the module docstring for the cost and the floor of W.
+    Overflowing squared distances: ``InvalidValuesError`` as in ``KMeans.fit``. Cost, floor: above.
     """
     Xa = np.asarray(check_array(X, name="X"), dtype=np.float64)
     k_arr = _check_ks(ks, Xa.shape[0])

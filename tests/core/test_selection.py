@@ -10,7 +10,7 @@ import pytest
 
 from monitor.core import selection
 from monitor.core.selection import _elbow, _gap_choice, choose_k
-from monitor.errors import InvalidInputError
+from monitor.errors import InvalidInputError, InvalidValuesError
 from monitor.records import KMeansFit
 
 CORNERS = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
@@ -196,6 +196,15 @@ def test_the_silhouette_picks_the_same_k_far_from_the_origin() -> None:
     far = choose_k(X + 1.7e9, range(2, 7), criteria=("silhouette",), random_state=0)
     assert near.best_silhouette == far.best_silhouette == 4
     assert far.silhouette[2] == pytest.approx(near.silhouette[2], abs=1e-6)
+
+
+@pytest.mark.filterwarnings("error")
+def test_values_whose_squares_overflow_are_refused_as_the_fit_refuses_them() -> None:
+    """At 1e200 choose_k returned inf inertias and NaN gaps after 322 numpy warnings,
+    where KMeans.fit and the choose-k command refuse in one line."""
+    X = four_blobs(8) * 1e200
+    with pytest.raises(InvalidValuesError, match=r"^X: values overflow squared distances"):
+        choose_k(X, [2, 3, 4], random_state=0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
