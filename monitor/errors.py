@@ -27,6 +27,7 @@ __all__ = [
     "TimeRangeError",
     "TooFewRowsError",
     "TrainingError",
+    "TransientSourceError",
 ]
 
 
@@ -93,7 +94,15 @@ class SourceError(RuntimeError):
     """A telemetry source could not deliver a window (unreachable, unreadable, HTTP error)."""
 
 
-class SourceTimeoutError(SourceError, TimeoutError):
+class TransientSourceError(SourceError):
+    """The source itself failed to answer (unreachable, overloaded: HTTP 5xx or 429 after
+    its retries) or did not answer in time: a later read of the same window may succeed,
+    as one of a window that holds no rows, or that a source answers with an error about
+    (a bad query, a malformed answer), would not. A reference period is not read in part
+    past one (``monitor.pipeline.reference``)."""
+
+
+class SourceTimeoutError(TransientSourceError, TimeoutError):
     """A telemetry source did not answer in time."""
 
 

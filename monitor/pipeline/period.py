@@ -25,7 +25,7 @@ from monitor import slis as S
 from monitor.config import SEASON_PERIODS, ModelSettings, ReferenceSettings
 from monitor.core.seasonal import phase_index
 from monitor.durations import format_duration
-from monitor.errors import EngineError, InvalidInputError, SourceError
+from monitor.errors import EngineError, InvalidInputError, SourceError, TransientSourceError
 from monitor.pipeline.decide import drift_reasons, phase_gaps
 from monitor.pipeline.measure import RunContext, retrain
 from monitor.pipeline.phases import Phases
@@ -175,7 +175,9 @@ def train_on_period(
     windows after its first scheduled promotion. A promotion in a drift shorter than the
     period is put off (None: the live version stays), as is one whose period lacks phases
     of the cycle the live version holds. A period that cannot be read leaves the version
-    trained on the window, and the decision says so."""
+    trained on the window, and the decision says so; one whose window the source failed
+    to read (``TransientSourceError``) trains none: the live version stays, and the next
+    run reads the period again."""
     span = model.reference.window  # a {from, to} range's length too (config._reference)
     if span <= model.window:
         return new, decision  # the period is the window
@@ -194,6 +196,8 @@ def train_on_period(
         # Not "reference": that phase marks a first run, whose time is its own gauge.
         with phases.phase("period"):
             period = read_reference(source, rolling, ctx.now, m.window, ctx.engine)
+    except TransientSourceError as exc:
+        return None, _not_trained(decision, m, exc, model)
     except (InvalidInputError, SourceError, EngineError) as exc:
         log.warning(
             "model=%s the new version is trained on the run's window alone: its reference "
@@ -226,6 +230,18 @@ def train_on_period(
             f"to the run ({held})"
         )
     return trained, replace(decision, text=decision.text + text)
+
+
+def _not_trained(
+    decision: Decision, m: Measurement, exc: TransientSourceError, model: ModelSettings
+) -> Decision:
+    """A new version not trained, as its period's window ``exc`` names could not be read:
+    on the rest of the period, or on the run's window alone, it would go live (or await
+    approval) knowing part of it. The live version stays."""
+    assert m.live is not None
+    log.warning("model=%s the new version is not trained: %s", model.name, exc)
+    why = str(exc).split(": ", 1)[0]  # the log has the whole of it
+    return Decision("keep", f"{decision.text}; not trained: {why}; v{m.live.version} kept")
 
 
 def _promotion_kept(

@@ -3,7 +3,10 @@
 The period is cut into consecutive windows of the monitored duration, ending at the
 period's end, so that each is read, validated and later compared exactly like a
 monitored window. A window that cannot be read or does not validate is left out and
-named; a period with no usable window fails the run with the last window's error.
+named; a period with no usable window fails the run with the last window's error. A
+window the source failed to read (``TransientSourceError``: unreachable, overloaded, too
+slow) fails the run instead: left out, a few minutes of a Prometheus overloaded trained
+a first model on half its day, and its quiet nights paged from then on (prom F1).
 
 A period holds each row once: a window whose rows are those of an earlier window of the
 period (a files source in ``window: file`` mode returns the newest file before each
@@ -32,6 +35,7 @@ from monitor.errors import (
     NoDataError,
     SourceError,
     TooFewRowsError,
+    TransientSourceError,
 )
 from monitor.pipeline import remote, train
 from monitor.pipeline.scoring import seed_for
@@ -329,6 +333,8 @@ def _rows_before(
         e = start - i * model.window
         try:
             remote.validate(source.read_window(e - model.window, e), model, engine)
+        except TransientSourceError as exc:
+            raise _unread(exc, e - model.window, e, "before the reference period") from None
         except (SourceError, InvalidInputError):
             continue
         return True
@@ -360,7 +366,8 @@ def _read(
 ) -> _Read:
     """The windows ending at ``ends``, each read and validated; one that fails is left
     out, and one whose rows a window in ``seen`` (digest: start) returned is counted.
-    ``until_rows``: stop after the first window kept."""
+    One the source failed to read fails the read (``_unread``). ``until_rows``: stop
+    after the first window kept."""
     out = _Read()
     for e in ends:
         s = e - model.window
@@ -370,6 +377,8 @@ def _read(
             else:
                 window = source.read_window(s, e)
             X = remote.validate(window, model, engine)
+        except TransientSourceError as exc:
+            raise _unread(exc, s, e, "of the reference period") from None
         except (SourceError, InvalidInputError) as exc:
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")
             if isinstance(exc, TooFewRowsError | NoDataError):
@@ -387,6 +396,16 @@ def _read(
         if until_rows:
             break
     return out
+
+
+def _unread(exc: TransientSourceError, start: float, end: float, where: str) -> Exception:
+    """The error of a run whose period's window ``[start, end)`` the source failed to
+    read: of its kind, naming the window. Not left out as a window of no rows is: a model
+    trained on the rest of its period would stay live, knowing part of it."""
+    return type(exc)(
+        f"the window [{format_time(start)}, {format_time(end)}) {where} could not be read, "
+        f"and no model is trained on part of its period (the next run reads it again): {exc}"
+    )
 
 
 def _period(read: _Read, model: ModelSettings) -> ReferencePeriod:
@@ -425,10 +444,11 @@ def _cuts(
     A window that fails to read or validate is left out without a word (the period's own
     windows are the model's; these only widen its null), as is one whose rows an earlier
     window returned (a files source in ``window: file`` mode returns the same file at
-    every offset). A cut of fewer than two windows is not kept. A cut whose rows stay on
-    the engine is sampled as the period is (``_period``), so that both engines calibrate
-    on the same null windows. A model in the ``fixed`` mode calibrates nothing: none is
-    read.
+    every offset); one the source failed to read fails the run, as one of the period's own
+    windows does (``_read``). A cut of fewer than two windows is not kept. A cut whose rows
+    stay on the engine is sampled as the period is (``_period``), so that both engines
+    calibrate on the same null windows. A model in the ``fixed`` mode calibrates nothing:
+    none is read.
     """
     if model.thresholds.mode == "fixed":
         return ()

@@ -52,7 +52,7 @@ from monitor.checks import (
     some_names,
 )
 from monitor.durations import check_duration
-from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.errors import ConfigError, SourceError, SourceTimeoutError, TransientSourceError
 from monitor.logs import Throttle, in_the_last
 from monitor.records import Window
 from monitor.redact import MASK, is_secret_header, redact_text, redact_url
@@ -868,9 +868,9 @@ class PrometheusSource:
                     wait_ok = attempt <= self._options.retries and delay < deadline.left()
                 except TimeoutError:
                     wait_ok = False
-                if not wait_ok:
+                if not wait_ok:  # the source failed: a later read may not (prom F1)
                     tries = f" (after {attempt} attempts)" if attempt > 1 else ""
-                    raise SourceError(f"{where} {failure.text}{tries}") from None
+                    raise TransientSourceError(f"{where} {failure.text}{tries}") from None
                 _log.info(
                     "%s %s; retry %d of %d in %.2fs",
                     where,

@@ -22,7 +22,9 @@ from monitor.errors import (
     ConfigError,
     NoDataError,
     SourceError,
+    SourceTimeoutError,
     TooFewRowsError,
+    TransientSourceError,
 )
 from monitor.pipeline import evaluate, reference, train
 from monitor.pipeline.decide import phase_gaps
@@ -110,6 +112,38 @@ def test_windows_that_cannot_be_read_are_left_out_and_named(caplog: Any) -> None
         "12:00-13:00, 17:00-18:00 UTC and 1 more (4 of 24 hourly phases): windows there are "
         "compared with the hours next to them"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (TransientSourceError("answered HTTP 503: overloaded (after 3 attempts)"),
+         "source_unavailable"),
+        (SourceTimeoutError("did not answer within 2s"), "source_timeout"),
+    ],
+)  # fmt: skip
+def test_a_window_the_source_failed_to_read_fails_the_first_run(error: Any, reason: str) -> None:
+    """A window left out because Prometheus was overloaded for a few minutes trained the
+    first model on half the day, and its quiet nights paged from then on (prom F1): the
+    run fails, names the window, and the next run reads the period again."""
+
+    def overloaded(start: float, end: float) -> np.ndarray:
+        if NOW - 12 * 3600 <= start < NOW - 6 * 3600:
+            raise error
+        return blobs(300, CENTERS, seed=int(start))
+
+    store = MemoryStore()
+    with pytest.raises(type(error)) as caught:
+        run(model(), overloaded, store=store)
+    assert str(caught.value) == (
+        "the window [2027-01-14T20:00:00Z, 2027-01-14T21:00:00Z) of the reference period could "
+        "not be read, and no model is trained on part of its period (the next run reads it "
+        f"again): {error}"
+    )
+    assert classify_failure(caught.value) == reason
+    assert store.versions("m") == []
+    _, snap, _, _ = run(model(), lambda s, e: blobs(300, CENTERS, seed=int(s)), store=store)
+    assert snap.reference_windows is not None and snap.reference_windows.values.shape[0] == 24
 
 
 def test_a_period_with_no_usable_window_fails_the_run_with_the_source_error() -> None:
@@ -819,6 +853,33 @@ def test_a_promotion_whose_period_is_gone_trains_on_its_window_and_says_why(capl
         and r.levelname == "WARNING"
         for r in caplog.records
     )
+
+
+def test_a_promotion_whose_period_the_source_failed_to_read_is_put_off(caplog: Any) -> None:
+    """Trained on the rest of its period, or on the run's window alone, the new version
+    would go live knowing part of the day: the live version stays, and the next run
+    reads the period again."""
+    m = model(retrain="scheduled", training={"retrain_every": "1h"}, seasonality="none")
+    _, _, _, store = run(m, daily_mix)
+    at = NOW + 2 * 3600
+
+    def overloaded(start: float, end: float) -> np.ndarray:
+        if start == at - 5 * 3600:
+            raise TransientSourceError("answered HTTP 503: overloaded")
+        return daily_mix(start, end)
+
+    ev, snap = evaluate(m, FakeSource(FEATURES, overloaded), store, MemoryHistory(), at)
+    assert not ev.promoted and snap.version == 1 and store.versions("m") == [1]
+    assert ev.decision == (
+        "scheduled retrain: live model is 2h old; not trained: the window "
+        "[2027-01-15T05:00:00Z, 2027-01-15T06:00:00Z) of the reference period could not be "
+        "read, and no model is trained on part of its period (the next run reads it again); "
+        "v1 kept"
+    )
+    assert any(r.levelname == "WARNING" and "answered HTTP 503: overloaded" in r.message
+               for r in caplog.records)  # fmt: skip
+    ev, _ = _promoted(m, daily_mix, store, at + 3600)
+    assert ev.decision.endswith("; trained on the 1d to the run (24 windows)")
 
 
 def test_windows_of_the_period_left_out_at_a_promotion_are_counted_in_its_decision() -> None:
