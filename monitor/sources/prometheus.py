@@ -93,6 +93,14 @@ WARNINGS_LOG_SECONDS = 600.0
 _WARNINGS_READ = 100  # of one answer, read for the log; beyond, only counted
 # A bearer token or a password file of more is not a credential (a wrong path).
 MAX_SECRET_BYTES = 64 * 1024
+#: What an answer of errorType ``timeout`` adds (HTTP 503 from Prometheus: a query past its
+#: ``--query.timeout``, or past the ``timeout`` the request carries, what is left of the
+#: source's own).
+_QUERY_TIMEOUT = (
+    "Prometheus' own query timeout ran out (not retried: the same query would time out "
+    "again); raise the source's timeout (and Prometheus' --query.timeout, if shorter) or "
+    "make the expression lighter (a shorter range, fewer series)"
+)
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -859,6 +867,8 @@ class PrometheusSource:
             attempt += 1
             try:
                 return self._attempt(body, deadline, headers, where)
+            except SourceTimeoutError:  # Prometheus' own query timeout, said as it is
+                raise
             except TimeoutError:
                 raise self._timeout(where, attempt, last) from None
             except _Failure as failure:
@@ -916,8 +926,10 @@ class PrometheusSource:
             )
         if answer.status == 200:
             return answer.body
-        shown = _error_text(answer.body, answer.status, self._scrub)
+        shown, kind = _error_text(answer.body, answer.status, self._scrub)
         text = f"answered HTTP {answer.status}: {shown}"
+        if kind == "timeout":  # the same query would time out again: not retried (prom F3)
+            raise SourceTimeoutError(f"{where} {text}: {_QUERY_TIMEOUT}")
         if 300 <= answer.status < 400 and answer.location:
             # Not followed: credentials must not go where the configuration does not say.
             where_to = redact_url(brief(answer.location))
@@ -1094,16 +1106,17 @@ def _error_of(answer: Mapping[str, Any], scrub: Callable[[str], str]) -> str:
     return _one_line(f"{kind}: {text}" if kind else str(text), scrub, brief_text)
 
 
-def _error_text(body: bytes, status: int, scrub: Callable[[str], str]) -> str:
-    """Prometheus' error text from an HTTP error answer, or the start of its body."""
+def _error_text(body: bytes, status: int, scrub: Callable[[str], str]) -> tuple[str, Any]:
+    """Prometheus' error text from an HTTP error answer, or the start of its body, and
+    its ``errorType`` (None without one)."""
     try:
         answer = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         text = _one_line(body.decode("utf-8", "replace"), scrub, lambda t: t[:300])
-        return text or http.client.responses.get(status, "no reason given")
+        return text or http.client.responses.get(status, "no reason given"), None
     if isinstance(answer, dict) and ("error" in answer or "errorType" in answer):
-        return _error_of(answer, scrub)
-    return _one_line(str(answer), scrub, lambda t: t[:300])
+        return _error_of(answer, scrub), answer.get("errorType")
+    return _one_line(str(answer), scrub, lambda t: t[:300]), None
 
 
 def _one_line(text: str, scrub: Callable[[str], str], shorten: Callable[[str], str]) -> str:

@@ -151,6 +151,26 @@ def test_a_backoff_that_would_pass_the_deadline_is_not_waited(prom: FakePromethe
     assert waits == [] and len(prom.requests) == 1
 
 
+def test_prometheus_own_query_timeout_is_a_timeout_and_not_retried(prom: FakePrometheus) -> None:
+    # What Prometheus 2.42 answered a query past its --query.timeout (or past the timeout
+    # the request carries): retried as a 503, the same query timed out three times over on
+    # a server already too slow, and the run failed as source_unavailable (prom F3).
+    body = json.dumps(
+        {"status": "error", "errorType": "timeout",
+         "error": "query timed out in expression evaluation"}
+    ).encode()  # fmt: skip
+    prom.answer = lambda params: (503, body, 0.0)
+    with pytest.raises(SourceTimeoutError) as info:
+        make_source(prom.url, sleep=lambda s: None).read_window(T0, T0 + 60)
+    assert len(prom.requests) == 1
+    assert str(info.value).endswith(
+        "answered HTTP 503: timeout: query timed out in expression evaluation: Prometheus' own "
+        "query timeout ran out (not retried: the same query would time out again); raise the "
+        "source's timeout (and Prometheus' --query.timeout, if shorter) or make the expression "
+        "lighter (a shorter range, fewer series)"
+    )
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_client_errors_are_not_retried(prom: FakePrometheus, status: int) -> None:
     prom.answer = lambda params: (status, b'{"status":"error","errorType":"bad_data"}', 0.0)
