@@ -963,6 +963,8 @@ def backtest(
     _show_replays(replays, as_json)
     if plot is not None:
         _write_plot(plot, lambda: plots.plot_replay(replays[0], plot))
+    if any(r.failures for r in replays):  # as evaluate: CI tells it from a clean replay
+        sys.exit(1)
 
 
 def _show_replays(replays: list[Any], as_json: bool, *, partial: Any = None) -> None:

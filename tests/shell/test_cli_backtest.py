@@ -82,6 +82,18 @@ def test_text_shows_each_window_against_its_thresholds_and_a_summary(config: Pat
     assert not (config.parent / "state").exists()
 
 
+def test_a_replay_with_a_failed_run_exits_1_after_its_output(config: Path) -> None:
+    # Every run failed (a query that does not parse, in the tester's case) and the command
+    # exited 0: CI could not tell it from a clean replay (prom F2). As evaluate, 1.
+    raw = yaml.safe_load(fixed_thresholds(config).read_text())
+    raw["models"] = [{**raw["models"][0], "validation": {"min_rows": 400}}]
+    config.write_text(yaml.safe_dump(raw))
+    result = invoke("backtest", "--config", str(config), "--from", FROM, "--to", TO)
+    assert result.exit_code == 1, result.output
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith("summary shop: 8 windows, ") and ", 8 failed runs;" in summary
+
+
 def test_windows_shorter_than_a_minute_are_told_apart_by_their_seconds(config: Path) -> None:
     raw = yaml.safe_load(config.read_text())
     raw["models"] = [{**raw["models"][0], "window": "30s", "schedule": {"interval": "30s"}}]
