@@ -101,6 +101,13 @@ _QUERY_TIMEOUT = (
     "again); raise the source's timeout (and Prometheus' --query.timeout, if shorter) or "
     "make the expression lighter (a shorter range, fewer series)"
 )
+#: What an answer of HTTP 400 ``bad_data`` adds: the request's other parameters are the
+#: source's own, so the expression is what Prometheus refuses (a missing ")" read as the
+#: source down, prom F2).
+_BAD_EXPRESSION = (
+    "Prometheus refuses the feature's expression: fix it in source.features (expressions "
+    "are not checked by check-config, only when a run sends them)"
+)
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -930,6 +937,8 @@ class PrometheusSource:
         text = f"answered HTTP {answer.status}: {shown}"
         if kind == "timeout":  # the same query would time out again: not retried (prom F3)
             raise SourceTimeoutError(f"{where} {text}: {_QUERY_TIMEOUT}")
+        if answer.status == 400 and kind == "bad_data":  # the configuration's, not the source's
+            text += f": {_BAD_EXPRESSION}"
         if 300 <= answer.status < 400 and answer.location:
             # Not followed: credentials must not go where the configuration does not say.
             where_to = redact_url(brief(answer.location))

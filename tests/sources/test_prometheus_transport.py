@@ -171,6 +171,25 @@ def test_prometheus_own_query_timeout_is_a_timeout_and_not_retried(prom: FakePro
     )
 
 
+def test_an_expression_prometheus_cannot_parse_is_said_to_be_the_configuration_s(
+    prom: FakePrometheus,
+) -> None:
+    # check-config sends no expression to Prometheus: a missing ")" passed it, and each run
+    # then failed with Prometheus' words alone, read as the source down (prom F2).
+    body = json.dumps(
+        {"status": "error", "errorType": "bad_data",
+         "error": "1:64: parse error: unclosed left parenthesis"}
+    ).encode()  # fmt: skip
+    prom.answer = lambda params: (400, body, 0.0)
+    with pytest.raises(SourceError) as info:
+        make_source(prom.url).read_window(T0, T0 + 60)
+    assert str(info.value).endswith(
+        "answered HTTP 400: bad_data: 1:64: parse error: unclosed left parenthesis: Prometheus "
+        "refuses the feature's expression: fix it in source.features (expressions are not "
+        "checked by check-config, only when a run sends them)"
+    )
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_client_errors_are_not_retried(prom: FakePrometheus, status: int) -> None:
     prom.answer = lambda params: (status, b'{"status":"error","errorType":"bad_data"}', 0.0)
