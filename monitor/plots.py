@@ -88,8 +88,9 @@ def plot_format(path: Path) -> str:
 def plot_replay(replay: Replay, path: Path) -> None:
     """Write one panel per compared SLI: its value and threshold per run, alerts shaded.
 
-    Windows after which an alert fires are shaded red in every panel, runs whose SLI is
-    past its threshold are red dots on its line, failed runs grey vertical lines.
+    Red in every panel from each run after which an alert fires to the next run (while
+    that run's values stand), runs whose SLI is past its threshold red dots on its line,
+    failed runs grey vertical lines.
     """
     fmt = plot_format(path)
     Figure, rc_context = _matplotlib()
@@ -219,11 +220,28 @@ def _clip(ax: Any, times: list[datetime], values: list[float], limits: list[floa
             transform=ax.transAxes, ha="right", va="top", fontsize=7, color="tab:red")  # fmt: skip
 
 
+def _firing_spans(replay: Replay) -> list[tuple[float, float]]:
+    """The times an alert fires: from each run after which one fires to the next run,
+    consecutive runs joined into one span. Each firing run's data window, on this run
+    time axis, began red a window before the first alert, in layers that darkened where
+    the windows overlapped (prom F4)."""
+    ends = [w.end for w in replay.windows[1:]] + [replay.next_time]
+    spans: list[tuple[float, float]] = []
+    for w, until in zip(replay.windows, ends, strict=True):
+        if not w.firing:
+            continue
+        if spans and spans[-1][1] == w.end:
+            spans[-1] = (spans[-1][0], until)
+        else:
+            spans.append((w.end, until))
+    return spans
+
+
 def _mark(ax: Any, replay: Replay, times: list[datetime]) -> None:
-    """Shade the windows after which an alert fires; a grey line at each failed run."""
+    """Shade the times an alert fires (``_firing_spans``); a grey line at each failed run."""
+    for start, end in _firing_spans(replay):
+        ax.axvspan(_utc(start), _utc(end), color="tab:red", alpha=0.15, linewidth=0)
     for w, t in zip(replay.windows, times, strict=True):
-        if w.firing:
-            ax.axvspan(_utc(w.start), t, color="tab:red", alpha=0.15, linewidth=0)
         if w.failed:
             ax.axvline(t, color="0.5", linewidth=0.8, linestyle="--")
 

@@ -64,6 +64,7 @@ class Replay:
     start: float
     end: float
     windows: tuple[ReplayWindow, ...]
+    next_time: float  # when the run after the last would be: its values stand until then
 
     @property
     def flags(self) -> int:
@@ -198,5 +199,5 @@ def judge(
     if not times:
         # No run finished: the range replayed is the first run's window (whose start is
         # --from), not that run's time twice (helper-102).
-        return Replay(model.name, next_time - model.window, next_time, ())
-    return Replay(model.name, times[0] - model.window, times[-1], windows)
+        return Replay(model.name, next_time - model.window, next_time, (), next_time)
+    return Replay(model.name, times[0] - model.window, times[-1], windows, next_time)

@@ -1,4 +1,4 @@
-"""The backtest plot's axes: a spike must not flatten a panel (helper-102)."""
+"""The backtest plot: a spike must not flatten a panel (helper-102); red where alerts fire."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from monitor.alerting import COMPARED
+from monitor.alerting import COMPARED, Condition
 from monitor.pipeline.replay import Replay, ReplayWindow
-from monitor.plots import _shown_top, plot_replay
+from monitor.plots import _firing_spans, _shown_top, plot_replay
 from tests.store._store_factories import make_evaluation
 
 
@@ -38,10 +38,38 @@ def test_a_spike_is_drawn_on_the_top_edge_and_counted(tmp_path: Path) -> None:
                 i, result.window_start, result.evaluated_at, result, (), (), False, False, 0
             )
         )
-    replay = Replay("m1", windows[0].start, windows[-1].end, tuple(windows))
+    replay = Replay("m1", windows[0].start, windows[-1].end, tuple(windows), windows[-1].end + 3600)
     path = tmp_path / "plot.svg"
     plot_replay(replay, path)
     texts = [t.strip() for t in ET.fromstring(path.read_bytes()).itertext()]
     # Every panel is cut (at 1.0, twice its threshold), the spike counted in it.
     cut = [t for t in texts if t == "1 above the axis, up to 8.163e+04"]
     assert len(cut) == len(COMPARED)
+
+
+def test_red_runs_from_each_firing_run_to_the_next_run_in_one_layer() -> None:
+    # Runs every 10 minutes over 1-hour windows, an alert firing after runs 3 to 5 and
+    # after the last: red began a whole window before the first of them (at run 3's
+    # window start, where every run was quiet), in layers that darkened where the
+    # firing runs' windows overlapped (prom F4).
+    t0, step = 1_700_000_000.0, 600.0
+    firing = (Condition("KMeansOutlierRatioHigh", "warning", "outlier_ratio"),)
+    windows = [
+        ReplayWindow(
+            i,
+            t0 + step * i - 3600,
+            t0 + step * i,
+            make_evaluation(evaluated_at=t0 + step * i),
+            firing if i in (3, 4, 5, 8) else (),
+            firing if i in (3, 4, 5, 8) else (),
+            i in (3, 4, 5, 8),
+            i in (3, 8),
+            0,
+        )
+        for i in range(9)
+    ]
+    replay = Replay("m1", windows[0].start, windows[-1].end, tuple(windows), t0 + 9 * step)
+    assert _firing_spans(replay) == [
+        (t0 + 3 * step, t0 + 6 * step),  # from run 3 to run 6, which fired nothing
+        (t0 + 8 * step, t0 + 9 * step),  # the last run's values stand until the next run
+    ]
