@@ -155,12 +155,17 @@ def load_settings(
     file stands where the state directory is to be, and that the store's key loads
     (from ``env``, the process's environment by default); with ``probe`` too
     (``check-config``), that the state directory can be made or written in by some
-    user (``state_dir_problems``) and that pyspark imports for ``engine: spark``.
+    user (``state_dir_problems``) and that pyspark imports for ``engine: spark``. What a
+    source's options call for a warning of (``SourceKind.warnings``) is logged here, once
+    per command.
     """
     settings = load(
         path, sources=SOURCES, env=env, overrides=overrides, raw=raw, check_cron=cron_problem
     )
     problems = _source_problems(settings)
+    for m in settings.models:
+        for warning in SOURCES[m.source.kind].warnings(m.name, m.source.options):
+            log.warning("%s", warning)
     try:
         web_config(settings)
     except ConfigError as exc:

@@ -77,6 +77,11 @@ class SourceKind(Protocol):
         backtest would replay something else), or None when it can."""
         ...
 
+    def warnings(self, model: str, options: Any) -> list[str]:
+        """What to warn of in these options (a server's certificate not checked), once
+        per command: ``build`` runs twice in one (the configuration's check, the run)."""
+        ...
+
 
 @runtime_checkable
 class SnapshotStore(Protocol):

@@ -71,6 +71,9 @@ class FakeKind:
     def replay_problem(self, options: Any) -> str | None:
         return None
 
+    def warnings(self, model: str, options: Any) -> list[str]:
+        return []
+
 
 # The registry to parse settings with when a test hands the pipeline its own source.
 FAKE_SOURCES: Mapping[str, SourceKind] = MappingProxyType({"fake": FakeKind()})

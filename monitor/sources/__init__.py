@@ -1,8 +1,9 @@
 """Telemetry sources, picked by the configuration's ``kind`` from an immutable map.
 
 Each kind meets ``monitor.ports.SourceKind``: ``parse_options(raw, features)`` gives its
-typed options and every problem, ``build(model, features, options)`` the source, and
-``replay_problem(options)`` why it could not replay the past (a backtest refuses then).
+typed options and every problem, ``build(model, features, options)`` the source,
+``replay_problem(options)`` why it could not replay the past (a backtest refuses then),
+and ``warnings(model, options)`` what the options call for a warning of.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from monitor.sources import files, prometheus, spark, synthetic
 __all__ = ["SOURCES", "Kind", "UnknownSourceKindError"]
 
 
+def _no_warnings(model: str, options: Any) -> list[str]:
+    """Nothing in the options to warn of."""
+    return []
+
+
 def _replays(options: Any) -> str | None:
     """Every past window reads as it was (synthetic rows follow from the time; Prometheus
     and Spark are queried by time range)."""
@@ -28,12 +34,14 @@ def _replays(options: Any) -> str | None:
 @dataclass(frozen=True)
 class Kind:
     """A SourceKind made of a source module's ``parse_options``, ``build`` and, when some
-    of its options cannot read the past, ``replay_problem``."""
+    of its options cannot read the past, ``replay_problem``; when some call for a warning,
+    ``warnings``."""
 
     name: str
     parse_options: Callable[[Mapping[str, Any], Sequence[str] | None], tuple[Any, list[Problem]]]
     build: Callable[[str, tuple[str, ...], Any], TelemetrySource]
     replay_problem: Callable[[Any], str | None] = _replays
+    warnings: Callable[[str, Any], list[str]] = _no_warnings
 
 
 class UnknownSourceKindError(KeyError, InvalidInputError):
@@ -71,7 +79,9 @@ SOURCES: Mapping[str, SourceKind] = _Registry(
     (
         Kind("synthetic", synthetic.parse_options, synthetic.build),
         Kind("files", files.parse_options, files.build, files.replay_problem),
-        Kind("prometheus", prometheus.parse_options, prometheus.build),
+        Kind(
+            "prometheus", prometheus.parse_options, prometheus.build, warnings=prometheus.warnings
+        ),
         Kind("spark", spark.parse_options, spark.build),
     )
 )

@@ -75,6 +75,7 @@ __all__ = [
     "build",
     "options_problems",
     "parse_options",
+    "warnings",
 ]
 
 _log = logging.getLogger(__name__)
@@ -1155,10 +1156,15 @@ def build(
         problems = _file_problems(options)
     if problems:
         raise ConfigError(problems)
-    if options.tls is not None and options.tls.insecure_skip_verify:
-        _log.warning(
-            "prometheus source of model %r: tls.insecure_skip_verify is on: the server's "
-            "certificate is not checked, so anyone on the path can read the credentials",
-            model,
-        )
     return PrometheusSource(model, tuple(features), options, rng=rng)
+
+
+def warnings(model: str, options: PrometheusOptions) -> list[str]:
+    """``tls.insecure_skip_verify`` on, which the configuration's loading warns of once
+    (warned of as the source was built, one ``evaluate`` said it twice; prom F6)."""
+    if options.tls is None or not options.tls.insecure_skip_verify:
+        return []
+    return [
+        f"prometheus source of model {model!r}: tls.insecure_skip_verify is on: the server's "
+        "certificate is not checked, so anyone on the path can read the credentials"
+    ]

@@ -1523,3 +1523,23 @@ def test_a_path_holding_a_newline_keeps_its_error_on_one_line(
     assert result.exit_code == EXIT_USER, result.output
     lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("  - ")]
     assert len(lines) == 1 and where in lines[0], result.stderr
+
+
+def test_insecure_skip_verify_is_warned_of_once_per_command(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # evaluate said it twice: once as the configuration's sources were checked, once as
+    # they were built for the run (prom F6). Nothing listens at the URL: the run fails.
+    source = {
+        "kind": "prometheus",
+        "url": "https://127.0.0.1:19680",
+        "features": {"a": "up", "b": "up"},
+        "retries": 0,
+        "tls": {"insecure_skip_verify": True},
+    }
+    cfg = write_config(tmp_path, model(source))
+    for args in (["evaluate", "--config", str(cfg)], ["check-config", str(cfg)]):
+        caplog.clear()
+        invoke(*args)
+        said = [m for m in caplog.messages if "tls.insecure_skip_verify is on" in m]
+        assert len(said) == 1, (args, caplog.messages)

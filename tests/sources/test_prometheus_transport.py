@@ -582,7 +582,7 @@ def test_https_without_the_ca_is_refused_and_not_retried(pki: Pki) -> None:
     try:
         with pytest.raises(SourceError, match="TLS certificate is not trusted") as info:
             make_source(fake.url, sleep=waits.append).read_window(T0, T0 + 60)
-        # insecure_skip_verify reads it anyway (and build warns that it does).
+        # insecure_skip_verify reads it anyway (and the configuration's loading warns of it).
         skip = make_source(fake.url, tls={"insecure_skip_verify": True})
         assert skip.read_window(T0, T0 + 60).X.shape == (0, 2)
     finally:
