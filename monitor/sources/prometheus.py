@@ -88,8 +88,8 @@ MAX_RETRIES = 10
 MAX_ANSWER_BYTES = 2**32
 MAX_WARNINGS_LOGGED = 3  # distinct warnings of one window logged; the rest counted in one line
 #: The same warning, or the same partial window's line, is logged at most once in this
-#: many seconds: a reference period read window after window, and a run a minute,
-#: repeated it at every window.
+#: many seconds of data time (of the newest window end read): a reference period read
+#: window after window, and a run a minute, repeated it at every window.
 WARNINGS_LOG_SECONDS = 600.0
 _WARNINGS_READ = 100  # of one answer, read for the log; beyond, only counted
 # A bearer token or a password file of more is not a credential (a wrong path).
@@ -637,7 +637,12 @@ class PrometheusSource:
         self._secrets: set[str] = {v for k, v in options.headers.items() if is_secret_header(k)}
         # The warnings of the window being read: text -> [where first, how many times].
         self._warnings: dict[str, list[Any]] = {}
-        self._throttle = Throttle(WARNINGS_LOG_SECONDS, clock)
+        # Lines are throttled by the data's time, the newest window end read (a reference
+        # period read after a run's window is of that run's time), not the wall clock's:
+        # a backtest replayed 175 windows in 50 s and said one line for an outage of six
+        # partial windows, where the daemon said six (prom F5).
+        self._newest_end = -math.inf
+        self._throttle = Throttle(WARNINGS_LOG_SECONDS, lambda: self._newest_end)
         if self._userinfo is not None and self._userinfo[1]:
             # The password only: a user name is no secret, and masking it in every text
             # turned "User-Agent: kmeans-monitor" into "***-monitor" (helper-83).
@@ -646,6 +651,7 @@ class PrometheusSource:
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the points at ``start, start + step, ...`` before ``end``."""
         start, end = check_bounds(start, end, "PrometheusSource")
+        self._newest_end = max(self._newest_end, end)
         self._warnings.clear()
         try:
             deadline = _Deadline(self._options.timeout, self._clock)
@@ -688,8 +694,8 @@ class PrometheusSource:
     def _log_warnings(self) -> None:
         """The warnings Prometheus gave over one window, each distinct one once: one line
         per warning, request and feature wrote 2,688 lines of one window (helper-88). A
-        warning logged in the last WARNINGS_LOG_SECONDS is held, and counted in its next
-        line."""
+        warning logged in the last WARNINGS_LOG_SECONDS of data time is held, and counted
+        in its next line."""
         told = list(self._warnings.items())
         for text, (features, times) in told[:MAX_WARNINGS_LOGGED]:
             if (said := self._throttle(text, times)) is None:
@@ -748,9 +754,9 @@ class PrometheusSource:
         outage or a target gone for part of the window left runs to flag drift on a
         partial window with nothing said (helper-92; the rows missing a feature were
         logged at DEBUG only). The least complete set of labels is named. The line of one
-        set of series is logged at most once in WARNINGS_LOG_SECONDS: a series that never
-        joins logged it at each of a reference period's 576 windows (helper-111); its next
-        line counts the windows held."""
+        set of series is logged at most once in WARNINGS_LOG_SECONDS of data time: a series
+        that never joins logged it at each of a reference period's 576 windows
+        (helper-111); its next line counts the windows held."""
         n_grid = max(0, math.ceil((end - start) / self._options.step))
         n_keys = len(held)
         expected = n_keys * n_grid
