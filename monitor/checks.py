@@ -73,6 +73,7 @@ __all__ = [
     "proven_finite",
     "read_fields",
     "some_names",
+    "underflow_message",
     "unknown_fields",
 ]
 
@@ -672,6 +673,41 @@ def overflow_message(
     """
     found = find_overflow(X, scale)
     return None if found is None else found.message(features, units)
+
+
+def underflow_message(
+    X: ArrayLike, features: Sequence[str] | None = None, spread: float | None = None
+) -> str | None:
+    """Why the rows of ``X`` are too close together for squared distances, or None.
+
+    Their spread (``spread``, the sum of the column variances, computed when not given)
+    below the smallest normal float of X's dtype leaves the squared distances subnormal,
+    their digits lost, or 0: every row in one cluster. Above it the underflow loses less
+    than the rounding of ``|x|^2 - 2 x.c + |c|^2`` at X's precision, eps times the spread.
+    No rescaling answers such rows: the inertia itself is below the smallest float. Rows
+    all equal have no distance to lose (the degenerate-data warnings speak of them).
+    ``features`` name the columns (None: "column j").
+    """
+    values = np.asarray(X)
+    if values.ndim != 2 or not values.size or values.dtype.kind != "f":
+        return None
+    tiny = float(np.finfo(values.dtype).tiny)
+    if spread is None:
+        spread = float(np.var(values, axis=0, dtype=np.float64).sum())
+    if spread >= tiny:
+        return None
+    ranges = np.ptp(values, axis=0).astype(np.float64)
+    if not ranges.any():
+        return None
+    j = int(ranges.argmax())
+    name = f"column {j}" if features is None else features[j]
+    wider = " or pass float64 rows" if values.dtype == np.float32 else ""
+    return (
+        f"values too close together for squared distances: {name} spans {ranges[j]:.3g}, "
+        f"but the rows' spread (sum of the column variances) {spread:.3g} is below the "
+        f"smallest normal {values.dtype.name} {tiny:.3g}, where squares lose their digits "
+        f"or become 0; rescale the data{wider}"
+    )
 
 
 def _squares_bounded(values: NDArray[Any]) -> bool:

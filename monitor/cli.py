@@ -2093,7 +2093,7 @@ def _k_data(
     import numpy as np
 
     from monitor.bootstrap import read_table
-    from monitor.checks import overflow_message
+    from monitor.checks import overflow_message, underflow_message
     from monitor.core import scaling as scaling_mod
 
     wanted = None if features is None else [f.strip() for f in features.split(",")]
@@ -2131,6 +2131,8 @@ def _k_data(
     if overflow is not None:
         raise InvalidInputError(f"{where}: {overflow}")
     Xs = scaling_mod.transform(scaling_mod.fit_scaler(X, scaling), X)
+    if (underflow := underflow_message(Xs, names)) is not None:  # --scaling none
+        raise InvalidInputError(f"{where}: {underflow}")
     return _KData(list(names), Xs, n_file, n_finite > sample, dropped, table.left_out)
 
 

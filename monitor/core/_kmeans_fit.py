@@ -20,6 +20,7 @@ from monitor.checks import (
     check_int,
     check_random_state,
     check_sample_weight,
+    underflow_message,
 )
 from monitor.core import _kmeans_numba
 from monitor.core._checks import check_centers, check_labels
@@ -41,7 +42,7 @@ from monitor.core._kmeans_lloyd import (
     sampled_seeding,
     weighted_mean_var,
 )
-from monitor.errors import DegenerateDataWarning, InvalidInputError
+from monitor.errors import DegenerateDataWarning, InvalidInputError, InvalidValuesError
 from monitor.records import KMeansFit
 
 __all__ = [
@@ -584,6 +585,8 @@ def _fit(
         if run.compiled
         else weighted_mean_var(data)
     )
+    if not data.cosine:
+        refuse_underflow(data.X, data.w, var)
     tol_abs = float(np.mean(var)) * run.tol
     # The value order (24 bytes a row and a sort) is for the seeding. A warm start only
     # needs it when its fit leaves a cluster without weight: k clusters holding weight
@@ -647,10 +650,25 @@ def far_from_origin(mean: NDArray[Any], var: NDArray[Any], dtype: Any) -> bool:
     return eps * float(mean @ mean) > OFFSET_LOSS * float(var.sum())
 
 
+def refuse_underflow(X: NDArray[Any], w: NDArray[Any], var: NDArray[Any]) -> None:
+    """``InvalidValuesError`` when the rows of positive weight are too close together
+    for their squared distances (``checks.underflow_message``); ``var``: their weighted
+    column variances. Overflow is refused on the results (``float64_on_overflow``);
+    underflow leaves no trace in them (an inertia of 0 is a fit like any other)."""
+    spread = float(var.sum())
+    if spread >= np.finfo(X.dtype).tiny:
+        return  # the usual data: no pass
+    message = underflow_message(X[w > 0], spread=spread)
+    if message is not None:
+        raise InvalidValuesError(f"X: {message}")
+
+
 def offset_of(X: NDArray[Any], w: NDArray[Any], working_memory_mib: float) -> NDArray[Any] | None:
-    """The weighted mean to fit X around when X is far from the origin, else None."""
+    """The weighted mean to fit X around when X is far from the origin, else None;
+    rows too close together are refused (``refuse_underflow``)."""
     data = prepare(X, w, cosine=False, k=1, working_memory_mib=working_memory_mib)
     mean, var = weighted_mean_var(data)
+    refuse_underflow(X, w, var)
     return mean if far_from_origin(mean, var, X.dtype) else None
 
 

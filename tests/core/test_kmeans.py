@@ -630,6 +630,43 @@ def test_float64_values_whose_squares_overflow_are_refused_as_choose_k_refuses_t
     assert np.isfinite(km.inertia_) and np.isfinite(km.score(1e160 + X * 1e145))
 
 
+UNDERFLOW = (
+    r"^X: values too close together for squared distances: column 2 spans .*, but the rows' "
+    r"spread .* is below the smallest normal {} "
+)
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+@pytest.mark.parametrize(
+    ("scale", "dtype"), [(1e-200, np.float64), (1e-160, np.float64), (1e-25, np.float32)]
+)
+def test_values_whose_squares_underflow_are_refused_as_overflow_is(
+    cls: Any, scale: float, dtype: Any
+) -> None:
+    # Below about 1e-154 (float32: 1e-19) the squared distances are below the smallest
+    # normal float: every row went to one cluster with an inertia of 0, "converged", and
+    # no word (at 1e-160 the inertia was subnormal, its digits lost). No rescaling gives
+    # the answer back: the inertia and the score themselves are below the smallest float.
+    centres = [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 50.0]]  # column 2 the widest
+    X, _ = make_blobs(600, centers=centres, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a DegenerateDataWarning before the error
+        with pytest.raises(InvalidValuesError, match=UNDERFLOW.format(np.dtype(dtype).name)):
+            cls(n_clusters=3, random_state=0).fit((X * scale).astype(dtype))
+    if cls is KMeans:
+        with pytest.raises(InvalidValuesError, match=UNDERFLOW.format("float64")):
+            fit_kmeans(X * 1e-200, 3, random_state=0)
+    # Where the spread is a normal float, the fit is that of the data at unit scale
+    # (a power of ten changes the last bits only): scikit-learn's labels, to the row.
+    ref = SkKMeans(n_clusters=3, n_init=3, random_state=0).fit(X)
+    near = 1e-150 if dtype == np.float64 else 1e-17
+    km = cls(n_clusters=3, random_state=0).fit((X * near).astype(dtype))
+    assert adjusted_rand_score(ref.labels_, km.labels_) == 1.0
+    # Rows all equal have no distances to lose: the degenerate warning, as before.
+    with pytest.warns(DegenerateDataWarning, match="1 distinct row"):
+        fit_kmeans(np.full((10, 2), 1e-200), 2, random_state=0)
+
+
 def test_a_refused_minibatch_leaves_no_model_and_a_refused_chunk_the_model_before_it() -> None:
     X, _ = make_blobs(60, n_features=2, centers=2, random_state=0)
     km = MiniBatchKMeans(2, random_state=0)

@@ -207,6 +207,14 @@ def test_values_whose_squares_overflow_are_refused_as_the_fit_refuses_them() -> 
         choose_k(X, [2, 3, 4], random_state=0)
 
 
+@pytest.mark.filterwarnings("error")
+def test_values_whose_squares_underflow_are_refused_not_called_duplicates() -> None:
+    """At 1e-200 every inertia and gap was 0 and a DegenerateDataWarning blamed "k at
+    least the number of distinct points" for 400 distinct rows."""
+    with pytest.raises(InvalidValuesError, match=r"^X: values too close together for squared"):
+        choose_k(four_blobs(8) * 1e-200, [2, 3, 4], random_state=0)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("reference", ["box", "pca"])
 def test_uniform_data_has_no_clusters_by_the_gap(seed: int, reference: str) -> None:

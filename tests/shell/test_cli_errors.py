@@ -964,6 +964,23 @@ def test_choose_k_refuses_overflowing_and_empty_files(tmp_path: Path) -> None:
     assert result.stderr == f"error: {text}: no numeric column to choose k on\n"
 
 
+def test_choose_k_refuses_values_whose_squares_underflow_unscaled(tmp_path: Path) -> None:
+    """--scaling none on values near 1e-200 printed a table of zeros, exit 0, and blamed
+    "k at least the number of distinct points" for 300 distinct rows."""
+    tiny = tmp_path / "tiny.csv"
+    X = blobs(300, CENTERS, seed=2) * [1e-200, 2e-200]
+    np.savetxt(tiny, X, delimiter=",", header="a,b", comments="")
+    result = invoke("choose-k", str(tiny), "--scaling", "none", "--refs", "2", "--k-max", "4")
+    assert result.exit_code == EXIT_USER, result.output
+    assert result.stderr.startswith(
+        f"error: {tiny}: values too close together for squared distances: b spans "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    scaled = invoke("choose-k", str(tiny), "--refs", "2", "--k-max", "4")  # standard
+    assert scaled.exit_code == 0, scaled.output
+    assert "elbow: k=3  silhouette: k=3" in scaled.stdout
+
+
 def _npy_claiming(path: Path, rows: int) -> Path:
     head = io.BytesIO()
     np.lib.format.write_array_header_1_0(
