@@ -616,8 +616,9 @@ def check_random_state(seed: RandomStateLike) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class Overflow:
-    """Finite rows whose squared distances overflow: how many (at least 1 when only a
-    column's variance does), of how many judged, and one value to show (feature index)."""
+    """Finite rows whose squared distances overflow: how many (0 when no row's does, only
+    the sum of a column's squares: its variance), of how many judged, and one value to
+    show (feature index): the first such row's largest, or the column's."""
 
     rows: int
     judged: int
@@ -625,6 +626,12 @@ class Overflow:
     value: float
 
     def message(self, features: Sequence[str], units: str) -> str:
+        if not self.rows:
+            return (
+                f"values overflow {units}: the squares of {features[self.feature]} (up to "
+                f"{abs(self.value):.3g}) each fit, but over the {self.judged} rows they add "
+                "up beyond the largest float; the data is probably in the wrong unit or corrupt"
+            )
         return (
             f"values overflow {units}: {self.rows} of {self.judged} rows, e.g. "
             f"{features[self.feature]} = {self.value:.3g}, whose square is beyond the largest "
@@ -655,7 +662,7 @@ def find_overflow(
         return None
     i = int(np.flatnonzero(bad)[0]) if bad.any() else int(np.abs(rows).max(axis=1).argmax())
     j = int(np.nan_to_num(np.abs(scaled[i]), nan=np.inf, posinf=np.inf).argmax())
-    return Overflow(int(max(bad.sum(), 1)), len(rows), j, float(rows[i, j]))
+    return Overflow(int(bad.sum()), len(rows), j, float(rows[i, j]))
 
 
 def overflow_message(

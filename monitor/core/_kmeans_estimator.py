@@ -28,7 +28,7 @@ from monitor.checks import (
     check_float,
     check_int,
     check_random_state,
-    overflow_message,
+    find_overflow,
 )
 from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
@@ -210,10 +210,13 @@ def overflow_error(
     of a run (``overflow_message``), judged around the fit's ``offset`` as computed."""
     features = [f"column {j}" for j in range(Xa.shape[1])] if names is None else list(names)
     centre = None if offset is None else (lambda rows: rows - offset)
-    message = overflow_message(Xa, features, "squared distances", centre)
-    if message is None:
+    found = find_overflow(Xa, centre)
+    if found is not None and found.rows:
+        message = found.message(features, "squared distances")
+    else:
         # Within a factor of 4 of the largest float a distance between two rows
-        # overflows where no squared norm does, and weights can overflow the inertia.
+        # overflows where no squared norm does, and the sum of squares that each fit,
+        # or their weights, can overflow the inertia.
         message = (
             "squared distances or their weighted sum overflow the largest float; the data "
             "or the weights are probably in the wrong unit or corrupt"
@@ -476,9 +479,13 @@ class _KMeansBase:
     def score(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> float:
         """Negative (weighted) inertia of X under the fitted centres."""
         Xa = self._check_test_X(X)
-        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype)
-        _, sq = self._labels_sq(Xa)
-        return -float(w.astype(np.float64) @ sq.astype(np.float64))
+        w = check_weights(sample_weight, Xa.shape[0], Xa.dtype).astype(np.float64)
+
+        def inertia(rows: NDArray[np.floating[Any]]) -> float:
+            return float(w @ self._labels_sq(rows)[1].astype(np.float64))
+
+        # The sum is checked too: squared distances that each fit can add up beyond it.
+        return -float64_on_overflow(Xa, inertia, float, self._refusal(self._offset()))
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
         """Names of the transform's columns: ``<classname><i>``. ``input_features``, when

@@ -75,7 +75,9 @@ def validate(
         check_invalid_rows(n, n_bad, per_feature, model, where)
         rows = rows.map_blocks(_finite_rows)
     if overflows:
-        first = overflows[0]  # blocks come back in the rows' order
+        # Blocks come back in the rows' order; a row whose square overflows is shown
+        # before a column whose squares only add up beyond the largest float.
+        first = next((o for o in overflows if o.rows), overflows[0])
         found = replace(first, rows=sum(o.rows for o in overflows), judged=n - n_bad)
         raise InvalidValuesError(f"{where}: {found.message(model.features, 'squared distances')}")
     check_enough_rows(n - n_bad, model, where, reference_rows, k)

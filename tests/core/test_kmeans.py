@@ -667,6 +667,28 @@ def test_values_whose_squares_underflow_are_refused_as_overflow_is(
         fit_kmeans(np.full((10, 2), 1e-200), 2, random_state=0)
 
 
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_an_inertia_whose_sum_overflows_is_refused_without_blaming_a_square(cls: Any) -> None:
+    # Near 1e153 no square overflows, the inertia's sum does: fit blamed "column 1 =
+    # -3.9e+153, whose square is beyond the largest float" (it is 1.5e307), and score
+    # returned -inf with numpy's "overflow encountered in matmul".
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    assert np.isfinite(np.square(X * 1e153)).all()
+    whole = r"^X: squared distances or their weighted sum overflow the largest float; "
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidValuesError, match=whole):
+            cls(n_clusters=3, random_state=0).fit(X * 1e153)
+        km = cls(n_clusters=3, random_state=0).fit(X)
+        with pytest.raises(InvalidValuesError, match=whole):
+            km.score(X * 1e153)
+        km.predict(X * 1e153), km.transform(X * 1e153)  # their values fit: no refusal
+        # Where the sum fits, the score is the sum of the squared distances (to 1e-12:
+        # two roundings of |x|^2 - 2 x.c + |c|^2, one of them through a square root).
+        nearest = km.transform(X * 1e150).min(axis=1)
+        assert km.score(X * 1e150) == pytest.approx(-(nearest**2).sum(), rel=1e-12)
+
+
 def test_a_refused_minibatch_leaves_no_model_and_a_refused_chunk_the_model_before_it() -> None:
     X, _ = make_blobs(60, n_features=2, centers=2, random_state=0)
     km = MiniBatchKMeans(2, random_state=0)

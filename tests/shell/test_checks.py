@@ -22,6 +22,7 @@ from monitor.checks import (
     check_mapping,
     check_name,
     check_sample_weight,
+    find_overflow,
     overflow_message,
     problem_of,
     proven_finite,
@@ -183,6 +184,23 @@ def test_overflow_message_is_exact_on_either_side_of_its_quick_check(
             f"values overflow u: 1 of 2 rows, e.g. a = {value:.3g}, whose square is beyond "
             "the largest float; the data is probably in the wrong unit or corrupt"
         )
+
+
+def test_squares_that_fit_but_add_up_beyond_the_largest_float_are_not_called_beyond_it() -> None:
+    # Values near 1e153 in 2,000 rows: each square fits (below 1.8e308), their sum, and
+    # with it a column's variance as numpy and a scaler compute it, does not. The message
+    # said "1 of 2000 rows, e.g. b = -3.9e+153, whose square is beyond the largest float".
+    X = np.random.default_rng(0).normal(size=(2000, 3)) * 1e153
+    with np.errstate(over="ignore"):
+        assert np.isfinite(np.square(X)).all() and not np.isfinite(np.var(X, axis=0)).all()
+    found = find_overflow(X)
+    assert found is not None and found.rows == 0 and found.judged == 2000
+    assert found.value == X[:, found.feature][np.abs(X[:, found.feature]).argmax()]
+    assert found.message(["a", "b", "c"], "u") == (
+        f"values overflow u: the squares of {'abc'[found.feature]} (up to "
+        f"{abs(found.value):.3g}) each fit, but over the 2000 rows they add up beyond the "
+        "largest float; the data is probably in the wrong unit or corrupt"
+    )
 
 
 def test_float32_rows_never_overflow_squared_distances_in_float64() -> None:
