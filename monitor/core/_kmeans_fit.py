@@ -255,6 +255,9 @@ def assign_labels(
 ) -> tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
     """Nearest centre (Euclidean) of every row, chunk by chunk.
 
+    Rows and centres far from the origin (raw epoch seconds, say) are assigned around
+    the centres' mean, on a copy of X, so that their distances keep their digits.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
@@ -285,6 +288,7 @@ def assign_labels(
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    Xa, C = _around_centres(Xa, C, wm)
     compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
     data = prepare(
         Xa,
@@ -333,6 +337,7 @@ def assign_two_nearest(
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
+    Xa, C = _around_centres(Xa, C, wm)
     compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
     data = prepare(
         Xa,
@@ -345,6 +350,20 @@ def assign_two_nearest(
     if compiled:
         return _kmeans_numba.fast_assign(Xa, data.xn, C, threads, with_second=True)
     return assign_second(data, C)
+
+
+def _around_centres(
+    X: NDArray[Any], C: NDArray[Any], working_memory_mib: float
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """X and the centres around the centres' mean when they are far from the origin
+    (``far_from_origin`` with the centres' spread; with one centre, any but 0), as a fit
+    and predict compute them around the fit's mean; else as they are, without a copy.
+    Distances do not move under a translation: expanded around 0, raw rows far from it
+    (epoch seconds) lost theirs to rounding. The pipeline's rows are scaled around 0."""
+    mean = C.mean(axis=0, dtype=np.float64)
+    if not far_from_origin(mean, C.var(axis=0, dtype=np.float64), X.dtype):
+        return X, C
+    return centred_rows(X, mean, working_memory_mib), (C - mean).astype(C.dtype)
 
 
 def fit_kmeans(

@@ -16,6 +16,7 @@ from monitor.core.kmeans import (
     KMeans,
     MiniBatchKMeans,
     assign_labels,
+    assign_two_nearest,
     fit_kmeans,
     kmeans_plusplus,
 )
@@ -628,6 +629,34 @@ def test_float64_values_whose_squares_overflow_are_refused_as_choose_k_refuses_t
     # Far from 0 with a spread whose squares fit: fitted around the mean, as before.
     km = cls(n_clusters=2, random_state=0).fit(1e160 + X * 1e145)
     assert np.isfinite(km.inertia_) and np.isfinite(km.score(1e160 + X * 1e145))
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+@pytest.mark.parametrize(("offset", "dtype"), [(1.7e9, np.float64), (1e4, np.float32)])
+def test_assignment_of_raw_rows_far_from_the_origin_keeps_their_distances(
+    kernel: str, offset: float, dtype: Any
+) -> None:
+    # Called on raw rows (epoch seconds), the public assignments expanded |x|^2 - 2 x.c
+    # + |c|^2 around 0 and lost the distances to rounding: labels and distances noise.
+    # Reference: the differences x - c taken directly in float64, exact up to the
+    # rounding of the rows themselves (at 1.7e9, 2.4e-7; at 1e4 in float32, 1e-3).
+    if kernel == "compiled":
+        pytest.importorskip("numba")
+    X, _ = make_blobs(2000, n_features=3, centers=4, cluster_std=1.0, random_state=3)
+    C = np.array([[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, -5.0, 0.0]])
+    Xf, Cf = (X + offset).astype(dtype), (C + offset).astype(dtype)
+    diff = Xf.astype(np.float64)[:, None, :] - Cf.astype(np.float64)[None, :, :]
+    sq = np.einsum("ijk,ijk->ij", diff, diff)
+    order = np.argsort(sq, axis=1, kind="stable")
+    rows = np.arange(len(X))
+    labels, sq1 = assign_labels(Xf, Cf, kernel=kernel)
+    labels2, sq1b, sq2 = assign_two_nearest(Xf, Cf, kernel=kernel)
+    tol = 1e-9 if dtype == np.float64 else 1e-3  # the centred rows' rounding, relative
+    sure = np.diff(np.sort(sq, axis=1)[:, :2], axis=1)[:, 0] > 10 * tol * sq.min(axis=1)
+    assert (labels[sure] == order[sure, 0]).all() and (labels2 == labels).all()
+    for got in (sq1, sq1b):
+        np.testing.assert_allclose(got, sq[rows, order[:, 0]], rtol=tol, atol=tol)
+    np.testing.assert_allclose(sq2, sq[rows, order[:, 1]], rtol=tol, atol=tol)
 
 
 UNDERFLOW = (
