@@ -132,12 +132,56 @@ def test_params_repr_clone() -> None:
         ({"n_init": "many"}, r"The 'n_init' parameter of KMeans must be one of \{'auto'\}"),
         ({"metric": "l1"}, r"The 'metric' parameter of KMeans must be one of"),
         ({"working_memory_mib": -1.0}, r"'working_memory_mib' parameter of KMeans"),
+        (
+            {"algorithm": "auto"},
+            r"^The 'algorithm' parameter of KMeans must be one of \{'lloyd', 'elkan'\}\. "
+            r"Got 'auto' instead\.$",
+        ),
+        ({"copy_x": "yes"}, r"^The 'copy_x' parameter of KMeans must be a bool\. Got 'yes'"),
+        (
+            {"verbose": 1},
+            r"^The 'verbose' parameter of KMeans must be 0 or False \(this KMeans prints no "
+            r"progress\)\. Got 1 instead\.$",
+        ),
     ],
 )
 def test_parameter_errors_name_the_estimator(params: dict, match: str) -> None:
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(InvalidInputError, match=match):
         KMeans(**params).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"algorithm": "lloyd"},
+        {"algorithm": "elkan"},
+        {"copy_x": False},
+        {"copy_x": np.True_},
+        {"verbose": 0},
+        {"verbose": False},
+    ],
+)
+def test_sklearns_kmeans_parameters_that_mean_what_this_one_does_are_taken(params: dict) -> None:
+    """KMeans(algorithm="elkan"), copy_x=False and verbose=0 were TypeErrors, so code
+    written for scikit-learn's KMeans did not run. Elkan's bounds give Lloyd's iterates
+    exactly (this kernel has Hamerly's); X is never written to, so copy_x has nothing to
+    do; verbose=0 is the silence this estimator keeps. The same fit as scikit-learn's,
+    with the same initial centres, to 1e-12 (the order of the float sums differs)."""
+    from sklearn.cluster import KMeans as SkKMeans
+
+    X, _ = make_blobs(300, centers=3, random_state=0)
+    init = X[[0, 100, 200]]
+    ours = KMeans(3, init=init, **params).fit(X)
+    # scikit-learn's copy_x=False centres X in place and adds the mean back: its last
+    # bits may change. Ours never writes to X.
+    theirs = SkKMeans(3, init=init, n_init=1, **params).fit(X.copy())
+    [(name, value)] = params.items()
+    assert ours.get_params()[name] is value and clone(ours).get_params()[name] == value
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-12)
+    assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-12)
+    np.testing.assert_array_equal(X, make_blobs(300, centers=3, random_state=0)[0])
 
 
 def test_predict_feature_mismatch_and_api_consistency() -> None:

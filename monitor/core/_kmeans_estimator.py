@@ -22,6 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.checks import (
+    Mismatch,
+    Problem,
     brief,
     check_array,
     check_choice,
@@ -29,6 +31,7 @@ from monitor.checks import (
     check_int,
     check_random_state,
     find_overflow,
+    is_int,
 )
 from monitor.core._checks import check_centers
 from monitor.core._chunking import DEFAULT_WORKING_MEMORY_MIB, iter_slices
@@ -515,7 +518,11 @@ class KMeans(_KMeansBase):
 
     Parameters are those of ``monitor.core.kmeans.fit_kmeans`` (``n_threads`` and
     ``kernel`` also for predict, transform and score); ``n_init="auto"`` is
-    1 run for k-means++ or an array init and 10 for random. Fitted attributes:
+    1 run for k-means++ or an array init and 10 for random. scikit-learn's
+    ``algorithm`` ("lloyd" or "elkan": both give Lloyd's iterates, which this kernel
+    computes, skipping distances with Hamerly's bounds), ``copy_x`` (X is never written
+    to) and ``verbose`` (0: nothing is printed) are taken where they mean what this
+    estimator does, and refused otherwise. Fitted attributes:
     ``cluster_centers_``, ``labels_``, ``inertia_``, ``n_iter_``, ``n_features_in_``,
     ``converged_``, ``n_relocated_``, ``n_distinct_points_``, ``fit_`` (the
     ``KMeansFit`` record) and, fitted on a DataFrame, ``feature_names_in_``.
@@ -535,6 +542,9 @@ class KMeans(_KMeansBase):
         n_threads: int = 1,
         kernel: str = "auto",
         init_sample: int | str = "auto",
+        algorithm: str = "lloyd",
+        copy_x: bool = True,
+        verbose: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -547,6 +557,9 @@ class KMeans(_KMeansBase):
         self.n_threads = n_threads
         self.kernel = kernel
         self.init_sample = init_sample
+        self.algorithm = algorithm
+        self.copy_x = copy_x
+        self.verbose = verbose
 
     def _threads(self) -> int:
         return check_int(self.n_threads, "n_threads", low=1, owner="KMeans")
@@ -560,6 +573,7 @@ class KMeans(_KMeansBase):
 
     def fit(self, X: ArrayLike, y: Any = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Fit the centres on X (``y`` is ignored)."""
+        self._check_sklearns_params()
         Xa = _check_X(X)
         fit = float64_on_overflow(
             Xa,
@@ -578,6 +592,16 @@ class KMeans(_KMeansBase):
         self.n_features_in_ = int(Xa.shape[1])
         self._remember_names(X)
         return self
+
+    def _check_sklearns_params(self) -> None:
+        """scikit-learn's parameters, taken where they mean what this estimator does."""
+        check_choice(self.algorithm, "algorithm", ("lloyd", "elkan"), owner="KMeans")
+        if not isinstance(self.copy_x, bool | np.bool_):
+            raise Mismatch(Problem("copy_x", "a bool", self.copy_x), "KMeans")
+        verbose = self.verbose
+        if not ((is_int(verbose) or isinstance(verbose, bool | np.bool_)) and verbose == 0):
+            expected = "0 or False (this KMeans prints no progress)"
+            raise Mismatch(Problem("verbose", expected, verbose), "KMeans")
 
     def _fit_rows(self, Xa: NDArray[np.floating[Any]], sample_weight: ArrayLike | None) -> Any:
         return validate_and_fit(
