@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,6 +184,17 @@ def test_sklearns_kmeans_parameters_that_mean_what_this_one_does_are_taken(param
     np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-12)
     assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-12)
     np.testing.assert_array_equal(X, make_blobs(300, centers=3, random_state=0)[0])
+
+
+def test_the_architecture_page_quotes_the_api_error_as_the_code_words_it() -> None:
+    """docs/architecture.md quoted "The 'k' parameter of KMeans ..."; the code says
+    'n_clusters', scikit-learn's name."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+    quoted = re.search(r"\(\"(The '\w+' parameter of KMeans [^\"]*)\"\)", page.read_text())
+    assert quoted is not None
+    with pytest.raises(InvalidInputError) as info:
+        KMeans(0).fit(np.zeros((4, 2)))
+    assert str(info.value) == quoted.group(1)
 
 
 def test_predict_feature_mismatch_and_api_consistency() -> None:
