@@ -657,8 +657,10 @@ def cluster_split_savings(
     Returns
     -------
     ndarray of shape (k,)
-        ``(I_1 - I_2) / n_c`` per cluster of ``n_c`` rows, with ``I_1`` their inertia
-        about their mean and ``I_2`` the best inertia of two centres (Lloyd from each
+        ``(I_1 - I_2) / (n_c - 1)`` per cluster of ``n_c`` rows, with ``I_1`` the
+        inertia about their mean of all but the row farthest from it (a lone far row is
+        an outlier, not a regime, and cutting it away would outweigh any cut of a tight
+        cluster) and ``I_2`` the best inertia of two centres on them (Lloyd from each
         start, every cluster's cut at once: ``_best_cuts``); NaN for a cluster of
         fewer than ``SPLIT_MIN_ROWS`` rows. Memory: one copy of ``X``.
     """
@@ -671,21 +673,33 @@ def cluster_split_savings(
     P = Xa[order]  # a copy: each cluster's rows together, centred on their mean below
     bounds = np.searchsorted(y[order], np.arange(k + 1))
     size = np.diff(bounds)
+    big = size >= SPLIT_MIN_ROWS
+    kept = size - big  # a cluster that is cut leaves its farthest row out
     whole = np.zeros(k)
     for c in map(int, np.flatnonzero(size)):
         rows = P[bounds[c] : bounds[c + 1]]
         rows -= rows.mean(axis=0)
+        if big[c]:
+            _last_farthest(rows)
+            rows = rows[:-1]
+            rows -= rows.mean(axis=0)
         whole[c] = float(np.einsum("ij,ij->", rows, rows))
     savings = np.full(k, np.nan)
-    big = size >= SPLIT_MIN_ROWS
     savings[big] = 0.0
     cut = np.flatnonzero(big & (whole > 0.0))
     if cut.size:
-        spans = [slice(int(bounds[c]), int(bounds[c + 1])) for c in cut]
+        spans = [slice(int(bounds[c]), int(bounds[c]) + int(kept[c])) for c in cut]
         # fit_kmeans's stopping rule: a shift of 1e-4 of the cluster's mean variance
-        tol = 1e-4 * whole[cut] / (size[cut] * Xa.shape[1])
-        savings[cut] = _best_cuts(P, spans, tol, rng) / size[cut]
+        tol = 1e-4 * whole[cut] / (kept[cut] * Xa.shape[1])
+        savings[cut] = _best_cuts(P, spans, tol, rng) / kept[cut]
     return savings
+
+
+def _last_farthest(rows: NDArray[np.float64]) -> None:
+    """Swap the row farthest from the origin (``rows`` centred on their mean) into the
+    last place, in place."""
+    far = int(np.argmax(np.einsum("ij,ij->i", rows, rows)))
+    rows[[far, -1]] = rows[[-1, far]]
 
 
 def _best_cuts(
