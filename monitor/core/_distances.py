@@ -66,18 +66,15 @@ def nearest_other(X: NDArray[Any], labels: Intp, centers: F64, working_memory_mi
     # centre is nearest, so ||x||^2 is added to the (chunk,) minimum only. The block is in
     # X's dtype: a float32 window gets a float32 GEMM and half the memory traffic.
     # The block is centre-major, (k, chunk): its minimum over the centres is then a
-    # vertical (SIMD) reduction instead of one short reduction per row.
-    # Rows and centres are taken around the centres' mean, which moves no distance: far
-    # from the origin (epoch seconds under scaling: none) ||x||^2 would otherwise hold
-    # every digit and the spread none. A chunk's copy is cache-sized.
-    shift = centers.mean(axis=0)
-    C = (centers - shift).astype(X.dtype)
-    shift = shift.astype(X.dtype)
+    # vertical (SIMD) reduction instead of one short reduction per row. Rows far from
+    # the origin lose their spread to this expansion: callers take them around the
+    # centres first (``_kmeans_fit.around_centres``).
+    C = centers.astype(X.dtype, copy=False)
     minus_2c = -2.0 * C
     c_sq = np.einsum("ij,ij->i", C, C)[:, None]
-    step = cache_rows(n, (2 * k + 2 * d) * X.itemsize + 16, working_memory_mib)
+    step = cache_rows(n, (2 * k + d) * X.itemsize + 16, working_memory_mib)
     for sl in iter_slices(n, step):
-        Xc = X[sl] - shift
+        Xc = X[sl]
         block = minus_2c @ Xc.T
         block += c_sq
         block[labels[sl], np.arange(block.shape[1])] = np.inf

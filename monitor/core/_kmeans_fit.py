@@ -288,7 +288,7 @@ def assign_labels(
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
-    Xa, C = _around_centres(Xa, C, wm)
+    Xa, C = around_centres(Xa, C, wm)
     compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
     data = prepare(
         Xa,
@@ -337,7 +337,7 @@ def assign_two_nearest(
     Xa = check_array(X)
     threads = check_int(n_threads, "n_threads", low=1, owner=owner)
     C = check_centers(centers, Xa.shape[1], dtype=Xa.dtype, owner=owner)
-    Xa, C = _around_centres(Xa, C, wm)
+    Xa, C = around_centres(Xa, C, wm)
     compiled = resolve_kernel(kernel, metric="euclidean", k=C.shape[0], owner=owner)
     data = prepare(
         Xa,
@@ -352,7 +352,7 @@ def assign_two_nearest(
     return assign_second(data, C)
 
 
-def _around_centres(
+def around_centres(
     X: NDArray[Any], C: NDArray[Any], working_memory_mib: float
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     """X and the centres around the centres' mean when they are far from the origin

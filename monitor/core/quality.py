@@ -45,6 +45,7 @@ from monitor.core._distances import (
     own_and_nearest_other,
     silhouette_from_ab,
 )
+from monitor.core._kmeans_fit import around_centres
 from monitor.errors import DegenerateDataWarning, InvalidInputError
 from monitor.records import ClusterSizes, ScalarIndex, Silhouette
 
@@ -481,12 +482,14 @@ def silhouette_simplified(
         return Silhouette(
             score=0.0, per_cluster=np.zeros(k), n_points=n, method="simplified", defined=False
         )
+    if sq_distances is None and sq_second is not None:
+        raise InvalidInputError(
+            "The 'sq_second' parameter of silhouette_simplified needs 'sq_distances': "
+            "both must come from one assignment."
+        )
+    if sq_second is None:  # read from X: far from the origin, around the centres
+        Xa, C = around_centres(Xa, C, working_memory_mib)
     if sq_distances is None:
-        if sq_second is not None:
-            raise InvalidInputError(
-                "The 'sq_second' parameter of silhouette_simplified needs 'sq_distances': "
-                "both must come from one assignment."
-            )
         a, b = own_and_nearest_other(Xa, lab, C, working_memory_mib)
     else:
         a = np.sqrt(check_sq_distances(sq_distances, n, owner=owner))
