@@ -474,6 +474,14 @@ def test_the_rollback_an_approval_of_a_replaced_candidate_prints_runs_as_printed
     assert states(cfg)[2] == "live"
 
 
+#: What `snapshots rollback --to N` warns of a version with no sign of having been live.
+NEVER_LIVE = (
+    "was never live as the store records it, nor scored by a run the history holds: "
+    "rejected or replaced while pending, or made live and rolled back before a run "
+    "scored it or a version was trained from it; it is live now"
+)
+
+
 def test_a_rollback_to_a_rejected_candidate_makes_it_live_with_a_warning(
     manual: tuple[Path, Path, Path],
 ) -> None:
@@ -487,9 +495,7 @@ def test_a_rollback_to_a_rejected_candidate_makes_it_live_with_a_warning(
     [warning] = forward.stderr.splitlines()
     assert re.fullmatch(
         r"warning: model shop: v2 \(drift candidate, trained \d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
-        r"UTC\) was never live as the store records it, nor scored by a run the history "
-        r"holds: rejected or replaced while pending, or made live and rolled back before a "
-        r"run scored it or a version was trained from it; it is live now",
+        r"UTC\) " + re.escape(NEVER_LIVE),
         warning,
     ), warning
     back = invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg))
@@ -509,11 +515,7 @@ def test_a_rollback_to_a_version_the_runs_scored_does_not_call_it_never_live(
     unscored = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
     assert unscored.exit_code == 0, unscored.output
     [warning] = unscored.stderr.splitlines()
-    assert warning.endswith(
-        "was never live as the store records it, nor scored by a run the history holds: "
-        "rejected or replaced while pending, or made live and rolled back before a run "
-        "scored it or a version was trained from it; it is live now"
-    ), warning
+    assert warning.endswith(NEVER_LIVE), warning
     assert invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg)).exit_code == 0
     with SQLiteHistory(state / "history.sqlite") as history:
         history.append(make_evaluation("shop", evaluated_at=time.time(), live_version=2))

@@ -151,15 +151,17 @@ def test_a_backoff_that_would_pass_the_deadline_is_not_waited(prom: FakePromethe
     assert waits == [] and len(prom.requests) == 1
 
 
+def error_answer(status: int, kind: str, error: str) -> Callable[[dict[str, str]], Answer]:
+    """Prometheus' answer to every query: an error of ``errorType`` ``kind``."""
+    body = json.dumps({"status": "error", "errorType": kind, "error": error}).encode()
+    return lambda params: (status, body, 0.0)
+
+
 def test_prometheus_own_query_timeout_is_a_timeout_and_not_retried(prom: FakePrometheus) -> None:
     # What Prometheus 2.42 answered a query past its --query.timeout (or past the timeout
     # the request carries): retried as a 503, the same query timed out three times over on
     # a server already too slow, and the run failed as source_unavailable (prom F3).
-    body = json.dumps(
-        {"status": "error", "errorType": "timeout",
-         "error": "query timed out in expression evaluation"}
-    ).encode()  # fmt: skip
-    prom.answer = lambda params: (503, body, 0.0)
+    prom.answer = error_answer(503, "timeout", "query timed out in expression evaluation")
     with pytest.raises(SourceTimeoutError) as info:
         make_source(prom.url, sleep=lambda s: None).read_window(T0, T0 + 60)
     assert len(prom.requests) == 1
@@ -176,11 +178,7 @@ def test_an_expression_prometheus_cannot_parse_is_said_to_be_the_configuration_s
 ) -> None:
     # check-config sends no expression to Prometheus: a missing ")" passed it, and each run
     # then failed with Prometheus' words alone, read as the source down (prom F2).
-    body = json.dumps(
-        {"status": "error", "errorType": "bad_data",
-         "error": "1:64: parse error: unclosed left parenthesis"}
-    ).encode()  # fmt: skip
-    prom.answer = lambda params: (400, body, 0.0)
+    prom.answer = error_answer(400, "bad_data", "1:64: parse error: unclosed left parenthesis")
     with pytest.raises(SourceError) as info:
         make_source(prom.url).read_window(T0, T0 + 60)
     assert str(info.value).endswith(
