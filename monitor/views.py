@@ -21,6 +21,7 @@ from monitor import render
 from monitor import slis as S
 from monitor.alerting import held_conditions
 from monitor.durations import format_duration
+from monitor.errors import StoreError
 from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
 from monitor.pipeline.period import drift_ended, put_off_of
@@ -369,11 +370,15 @@ class ModelPages:
 
     def _scored(self, model: str) -> set[int]:
         """The versions the history's runs saw live; none when it cannot say (the page
-        logs a history it cannot read)."""
+        logs a history it cannot read, once per problem: ``_log_problem``)."""
+        what = "the versions its history saw live"
         try:
-            return self._history.live_versions(model)
-        except Exception:
+            scored = self._history.live_versions(model)
+        except StoreError as exc:  # the history's every failure (sqlite's wrapped in it)
+            self._log_problem(model, what, str(exc))
             return set()
+        self._log_problem(model, what, None)
+        return scored
 
     def _live_problem(self, model: str, ctx: _Context, loaded: int | None) -> str | None:
         """Why the store's live version cannot be scored, in one line (None: it can, or

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
 from monitor.cli import main as cli
-from monitor.errors import LivePointerError
+from monitor.errors import LivePointerError, StoreError
 from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
 from monitor.http import HttpServer, Routes
@@ -723,3 +723,31 @@ def test_a_pending_candidate_whose_drift_has_ended_says_so_beside_its_approval(
         "Approved, the model would take that drift for the normal: approve it only if the "
         "change is to stay."
     ) in _text(pages.model_html("m1"))
+
+
+def test_a_history_that_cannot_say_which_versions_were_live_is_logged_once(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The page's rollback target reads the versions the runs saw live; a history that
+    # cannot say left the page without a word in the log.
+    pages, _, model_dir = broken
+    (model_dir / "LIVE").write_text("zz")
+
+    def unreadable(model: str) -> set[int]:
+        raise StoreError("history database h.sqlite: database disk image is malformed")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    monkeypatch.setattr(pages._history, "live_versions", unreadable)
+    with caplog.at_level(logging.INFO, logger="monitor.http"):
+        for _ in range(3):
+            view = pages.model("m1")
+            assert view is not None and view["versions"]["rollback_to"] == 1
+        logged = [w for w in warnings() if "history saw live" in w]
+        assert logged == [
+            "model=m1 cannot read the versions its history saw live: "
+            "history database h.sqlite: database disk image is malformed"
+        ]
