@@ -799,6 +799,7 @@ def check_config(config_file: Path) -> None:
         for p in exc.problems:
             click.echo(f"  - {redact_text(p)}", err=True)
         sys.exit(EXIT_USER)
+    _configured_log_level(settings)
     click.echo(
         f"{config_file}: OK, {len(settings.models)} model(s): "
         + ", ".join(m.name for m in settings.models)
@@ -1206,11 +1207,15 @@ def _state_dir(
     what names a problem of it by where it came from (``Settings.named``:
     ``--state-dir (daemon.state_dir): ...``). A usage error, about finding ``what``,
     when none of them gives one."""
-    from monitor.config import daemon_given, named_by_origin
+    from monitor.config import daemon_given, given_log_level, named_by_origin
 
     if config_path is not None:
         settings = _settings(config_path, state_dir=state_dir)
         return settings, Path(settings.daemon.state_dir), settings.named
+    # Without a file, KMEANS_MONITOR_LOG_LEVEL applies as it does over a file's log_level
+    # (it was read only by `load`, which these commands skip without --config).
+    if _flag_log_level() is None and (level := given_log_level(None, None)) is not None:
+        set_log_level(level)
     # Without a file, a relative directory (option or variable) is relative to the
     # working directory.
     overrides = {"state_dir": None if state_dir is None else str(state_dir)}

@@ -65,6 +65,7 @@ __all__ = [
     "TrainingSettings",
     "ValidationSettings",
     "daemon_given",
+    "given_log_level",
     "load",
     "named_by_origin",
     "parse",
@@ -1231,6 +1232,22 @@ def daemon_given(
     set to nothing is unset); unchecked."""
     data, _, _ = _layered({}, os.environ if env is None else env, overrides or {})
     return dict(data["daemon"])
+
+
+def given_log_level(
+    env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None
+) -> str | None:
+    """``daemon.log_level`` as the environment (the process's by default) and the
+    overrides give it without a file, checked as ``load`` checks it (a ConfigError names
+    where a bad one came from); None when neither gives one."""
+    data, _, origins = _layered({}, os.environ if env is None else env, overrides or {})
+    value = data["daemon"].get("log_level")
+    if value is None:
+        return None
+    try:
+        return _log_level(value, "log_level")
+    except Mismatch as exc:
+        raise ConfigError([_named(exc.problem.config("daemon"), origins)]) from None
 
 
 def named_by_origin(

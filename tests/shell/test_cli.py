@@ -447,3 +447,49 @@ def test_the_render_help_gives_the_default_of_every_url_option() -> None:
         defaults.daemon_url,
     ):
         assert f"(default{default})." in text
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "level"),
+    [
+        ({"KMEANS_MONITOR_LOG_LEVEL": "debug"}, [], logging.DEBUG),
+        ({"KMEANS_MONITOR_LOG_LEVEL": "error"}, [], logging.ERROR),
+        ({"KMEANS_MONITOR_LOG_LEVEL": "debug"}, ["--log-level", "warning"], logging.WARNING),
+        ({"KMEANS_MONITOR_LOG_LEVEL": "trace"}, ["--log-level", "warning"], logging.WARNING),
+    ],
+)
+@pytest.mark.parametrize("command", [["snapshots", "list"], ["history", "shop"]])
+def test_the_log_level_variable_applies_without_a_configuration_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: list[str],
+    level: int,
+    command: list[str],
+) -> None:
+    """Only `load` read KMEANS_MONITOR_LOG_LEVEL: with --state-dir alone it was ignored."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test
+    state = tmp_path / "state"
+    CliRunner().invoke(main, [*args, *command, "--state-dir", str(state)])
+    assert root.level == level
+
+
+def test_a_bad_log_level_variable_without_a_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KMEANS_MONITOR_LOG_LEVEL", "TRACE")
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)
+    result = CliRunner().invoke(main, ["snapshots", "list", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "KMEANS_MONITOR_LOG_LEVEL (daemon.log_level): must be one of {'DEBUG', 'INFO', "
+            "'WARNING', 'ERROR'}; got 'TRACE'"
+        )
+    ), result.stderr
