@@ -141,6 +141,7 @@ class _Ports:
         state: str | None = None,
         expect_live: int | None = None,
         floor: int = 0,
+        by: Any = None,
     ) -> Any:
         return snapshot  # a retrain is measured, not kept
 

@@ -56,6 +56,7 @@ from monitor.pipeline.train import trained_otherwise
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import (
     SEASON_PERIODS,
+    Actor,
     Evaluation,
     RunFailure,
     Snapshot,
@@ -1369,12 +1370,14 @@ def retrain(
     history: History | None = None,
     source: TelemetrySource | None = None,
     on_start: Callable[[float, float], None] | None = None,
+    by: Actor | None = None,
 ) -> Retrained:
     """Train a new version of ``name`` on its reference period ending now; store it.
 
     It is pending (awaiting ``snapshots approve``), or live with ``live`` or when the
-    model has no live version yet. ``on_start(start, end)`` is told the period before
-    the (slow) reading and training start. The source's and training's errors propagate.
+    model has no live version yet (a promotion ``by`` that actor, in the store's events).
+    ``on_start(start, end)`` is told the period before the (slow) reading and training
+    start. The source's and training's errors propagate.
     """
     try:
         m = settings.model(name)
@@ -1417,7 +1420,7 @@ def retrain(
     hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
     try:
         # Numbered as a run numbers it: after every version the history knows too.
-        saved = store.save(snap, state=state, floor=version_floor(hist, name))
+        saved = store.save(snap, state=state, floor=version_floor(hist, name), by=by)
         hist.record_version(saved)
         flagged = _flagged(hist, name, start, end)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 import json
 import logging
 import math
@@ -48,7 +49,7 @@ from monitor.errors import (
 )
 from monitor.interrupts import by_signal, exit_interrupted
 from monitor.logs import set_log_level, setup_logging
-from monitor.records import Evaluation, RunFailure, RunHistory
+from monitor.records import Actor, Evaluation, RunFailure, RunHistory, StoreEvent
 from monitor.redact import redact_text, redact_url
 from monitor.slis import FEATURE_PSI, PROGRESS
 from monitor.timestamps import format_time
@@ -1281,6 +1282,21 @@ class VersionType(click.ParamType):
 
 VERSION = VersionType()
 
+REASON_OPTION = click.option(
+    "--reason",
+    metavar="TEXT",
+    help="Why, kept with who and when in the model's record (`snapshots log`).",
+)
+
+
+def _actor(reason: str | None) -> Actor:
+    """Who runs this command, as the store's events record it: the OS user."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container's bare uid)
+        name = f"uid {os.getuid()}"
+    return Actor(name, reason or None)
+
 
 class WholeNumber(click.IntRange):
     """An integer option in ASCII digits (a sign allowed), then checked against its range.
@@ -1418,13 +1434,58 @@ def _version_line(i: Any, signs: bool) -> str:
 def snapshots_show(
     config_path: Path | None, state_dir: Path | None, model: str, version: int | None
 ) -> None:
-    """Show one version (the live one by default) as JSON, with its state."""
+    """Show one version (the live one by default) as JSON, with its state and the events
+    that acted on it (who approved, rejected, rolled back to or promoted it, and when)."""
     from monitor.bootstrap import snapshot_summary
+    from monitor.runner import event_summary
 
     store = _open_store(config_path, state_dir)
     snap = store.load(model, version)
     state = next(i.state for i in store.list_versions(model) if i.version == snap.version)
-    click.echo(_json_text(snapshot_summary(snap, state=state)))
+    summary = snapshot_summary(snap, state=state)
+    events = store.events(model)
+    summary["events"] = [event_summary(e) for e in events if e.version == snap.version]
+    click.echo(_json_text(summary))
+
+
+@snapshots.command("log")
+@CONFIG_OPTION
+@READ_STATE_DIR_OPTION
+@MODEL_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def snapshots_log(
+    config_path: Path | None, state_dir: Path | None, model: str, as_json: bool
+) -> None:
+    """Who approved, rejected, rolled back or promoted each version of MODEL, and when.
+
+    One line per event, oldest first: the time (UTC), the action, the version it acted
+    on, the live version before and after, who (the OS user of the command, or the
+    daemon's retrain policy) and the --reason given. A store written before events were
+    recorded has none before that.
+    """
+    from monitor.runner import event_summary
+
+    store = _open_store(config_path, state_dir)
+    events = store.events(model)
+    if as_json:
+        click.echo(_json_text({"model": model, "events": [event_summary(e) for e in events]}))
+        return
+    if not events:
+        click.echo(f"model {model}: no approvals, rejections, rollbacks or promotions recorded")
+        return
+    for e in events:
+        click.echo(_event_line(e))
+
+
+def _event_line(e: StoreEvent) -> str:
+    """One event as `snapshots log` prints it."""
+    before = "none" if e.from_version is None else f"v{e.from_version}"
+    after = "none" if e.to_version is None else f"v{e.to_version}"
+    reason = "" if e.reason is None else f": {e.reason}"
+    return (
+        f"{_ts(e.at)} UTC  {e.action:<8}  v{e.version:<5}  live {before} -> {after}  "
+        f"by {e.actor}{reason}"
+    )
 
 
 @snapshots.command("diff")
@@ -1466,8 +1527,13 @@ def snapshots_diff(
 @click.option(
     "--to", "to", type=VERSION, help="Version to make live (default: the live one's parent)."
 )
+@REASON_OPTION
 def snapshots_rollback(
-    config_path: Path | None, state_dir: Path | None, model: str, to: int | None
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str,
+    to: int | None,
+    reason: str | None,
 ) -> None:
     """Make an older (or a pending) version live at once; a running daemon follows.
 
@@ -1481,7 +1547,7 @@ def snapshots_rollback(
     never_live = None
     if to is not None:
         never_live = _never_live(store, model, to, _scored(config_path, state_dir, model))
-    before, after = store.rollback(model, to)
+    before, after = store.rollback(model, to, by=_actor(reason))
     if before == after:
         click.echo(f"model {model}: v{after} is already live; nothing changed.")
         return
@@ -1548,15 +1614,20 @@ def _never_live(store: Any, model: str, version: int, scored: set[int] | None) -
 @READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
+@REASON_OPTION
 def snapshots_approve(
-    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str,
+    version: int | None,
+    reason: str | None,
 ) -> None:
     """Make the pending candidate of MODEL live (VERSION, if given, must be that candidate)."""
     store = _open_store(config_path, state_dir)
     before = _live_or_none(store, model)
     pending = store.pending_version(model) if version is None else version
     _refuse_other_features(config_path, state_dir, store, model, pending)
-    approved = store.approve(model, version)
+    approved = store.approve(model, version, by=_actor(reason))
     was = "none" if before is None else f"v{before}"
     click.echo(
         f"model {model}: approved v{approved}; live {was} -> v{approved}. "
@@ -1613,8 +1684,9 @@ def _drift_ended(
 @click.option(
     "--live", is_flag=True, help="Make the new version live at once (default: it awaits approval)."
 )
+@REASON_OPTION
 def snapshots_retrain(
-    config_path: Path | None, state_dir: Path | None, model: str, live: bool
+    config_path: Path | None, state_dir: Path | None, model: str, live: bool, reason: str | None
 ) -> None:
     """Train a new version of MODEL on its reference period ending now, with the configured k.
 
@@ -1642,7 +1714,9 @@ def snapshots_retrain(
     check_state_dir(settings.daemon.state_dir, settings.named, make=True)
     _limit_blas(settings)
     try:
-        done = retrain(settings, model, live=live, on_start=_retrain_started(model))
+        done = retrain(
+            settings, model, live=live, on_start=_retrain_started(model), by=_actor(reason)
+        )
     except (
         SourceError,
         SchemaError,
@@ -1711,8 +1785,13 @@ def _retrain_started(model: str) -> Any:
 @READ_STATE_DIR_OPTION
 @MODEL_ARGUMENT
 @click.argument("version", type=VERSION, required=False)
+@REASON_OPTION
 def snapshots_reject(
-    config_path: Path | None, state_dir: Path | None, model: str, version: int | None
+    config_path: Path | None,
+    state_dir: Path | None,
+    model: str,
+    version: int | None,
+    reason: str | None,
 ) -> None:
     """Withdraw the pending candidate of MODEL: no approval awaits it and its canary stops.
 
@@ -1726,7 +1805,7 @@ def snapshots_reject(
         raise InvalidInputError(
             f"model {model!r}: v{version} is not the pending candidate (v{pending} is)"
         )
-    store.set_pending(model, None)
+    store.set_pending(model, None, by=_actor(reason))
     click.echo(
         f"model {model}: rejected v{pending}; it stays stored, retired. "
         "A running server stops its canary within seconds."

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from monitor.checks import Problem
 from monitor.errors import StoreError
 from monitor.records import (
+    Actor,
     CandidateFit,
     CountedRows,
     Evaluation,
@@ -20,6 +21,7 @@ from monitor.records import (
     RunHistory,
     RunTotals,
     Snapshot,
+    StoreEvent,
     VersionInfo,
     Window,
     WindowView,
@@ -98,6 +100,7 @@ class SnapshotStore(Protocol):
         state: str | None = None,
         expect_live: int | None = None,
         floor: int = 0,
+        by: Actor | None = None,
     ) -> Snapshot:
         """Persist atomically as the version after the newest stored one and after
         ``floor`` (``History.highest_version``: numbers of versions moved out of the
@@ -109,6 +112,7 @@ class SnapshotStore(Protocol):
         remove old retired versions. With ``expect_live``, the save happens only while
         that version (or none) is live, checked under the lock the pointers move under:
         ``LiveMovedError`` (nothing stored) when an approval or a rollback came first.
+        Saved live with ``by``, the save is recorded as a ``promote`` event (``events``).
         """
         ...
 
@@ -132,16 +136,24 @@ class SnapshotStore(Protocol):
         """The candidate awaiting approval, or None."""
         ...
 
-    def set_live(self, model: str, version: int) -> None:
-        """Make an existing, intact version live, atomically (rollback)."""
+    def set_live(self, model: str, version: int, *, by: Actor | None = None) -> None:
+        """Make an existing, intact version live, atomically (rollback; recorded as a
+        ``rollback`` event with ``by``)."""
         ...
 
-    def set_pending(self, model: str, version: int | None) -> None:
-        """Mark an existing version as awaiting approval (None: no candidate)."""
+    def set_pending(self, model: str, version: int | None, *, by: Actor | None = None) -> None:
+        """Mark an existing version as awaiting approval (None: no candidate; a pending
+        one withdrawn so is recorded as a ``reject`` event with ``by``)."""
         ...
 
-    def approve(self, model: str, version: int | None = None) -> int:
-        """Make the pending version (which ``version`` must name, if given) live; return it."""
+    def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
+        """Make the pending version (which ``version`` must name, if given) live; return it.
+        Recorded as an ``approve`` event with ``by``."""
+        ...
+
+    def events(self, model: str) -> list[StoreEvent]:
+        """Who approved, rejected, rolled back or promoted which version, and when: oldest
+        first, each recorded under the lock the pointer moved under (none: no record)."""
         ...
 
     def models(self) -> list[str]:

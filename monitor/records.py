@@ -541,6 +541,35 @@ class RunFailure:
 VERSION_STATES = ("live", "pending", "retired")
 
 
+#: What moves a model's live or pending version (``StoreEvent.action``): an approval, a
+#: rejection, a rollback (any version made live by name), a promotion (a new version
+#: saved live over a live one: the daemon's policy, or `snapshots retrain --live`).
+STORE_ACTIONS = ("approve", "reject", "rollback", "promote")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who moves a pointer, and why: an OS user (the CLI), or the daemon's policy."""
+
+    name: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreEvent:
+    """One approval, rejection, rollback or promotion as the store recorded it: when, by
+    whom, which version it acted on and the live version before and after it."""
+
+    model: str
+    at: float  # unix seconds
+    action: str  # one of STORE_ACTIONS
+    actor: str
+    version: int  # approved, rejected, rolled back to, promoted
+    from_version: int | None  # live before (None: none, or unreadable)
+    to_version: int | None  # live after
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """One stored version as its manifest describes it, without loading its arrays."""

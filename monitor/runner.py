@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from monitor import slis as S
 from monitor.checks import overflow_message
@@ -46,7 +47,7 @@ from monitor.exporter import MonitorState
 from monitor.logs import log_run_failure
 from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
-from monitor.records import Evaluation, RunFailure, Scaler, Window
+from monitor.records import Evaluation, RunFailure, Scaler, StoreEvent, Window
 from monitor.redact import redact_text
 from monitor.timestamps import format_time
 from monitor.workers import RunWorkers
@@ -57,6 +58,7 @@ __all__ = [
     "approve_command",
     "awaiting_approval",
     "classify_failure",
+    "event_summary",
     "store_options",
     "summary",
 ]
@@ -432,3 +434,19 @@ def summary(evaluation: Evaluation) -> str:
 
 def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def event_summary(event: StoreEvent) -> dict[str, Any]:
+    """JSON-friendly description of a store event (``snapshots log --json``, ``snapshots
+    show``, the model page and its API)."""
+    at_utc = datetime.fromtimestamp(event.at, tz=UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "at": event.at,
+        "at_utc": at_utc,
+        "action": event.action,
+        "actor": event.actor,
+        "version": event.version,
+        "from_version": event.from_version,
+        "to_version": event.to_version,
+        "reason": event.reason,
+    }

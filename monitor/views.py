@@ -28,7 +28,7 @@ from monitor.pipeline.period import drift_ended, put_off_of
 from monitor.ports import History, SnapshotStore, rollback_target
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
-from monitor.runner import approve_command, store_options
+from monitor.runner import approve_command, event_summary, store_options
 
 __all__ = ["HISTORY_SECONDS", "ModelPages", "page_options", "sli_state"]
 
@@ -339,6 +339,8 @@ class ModelPages:
             # version that was live and loads (ports.rollback_target).
             "rollback_to": None,
             "rollback_command": None,
+            # Who approved, rejected, rolled back or promoted, and when: the newest first.
+            "events": self._events(model),
         }
         base = ctx.live  # what the pending candidate is compared with
         if problem is not None:
@@ -367,6 +369,18 @@ class ModelPages:
                 f"kmeans-monitor snapshots rollback {model} --to {out['rollback_to']} {where}"
             )
         return out
+
+    def _events(self, model: str) -> list[dict[str, Any]]:
+        """The store's newest events of ``model``, newest first (none when it cannot
+        read them: logged once per problem)."""
+        what = "the store's events"
+        try:
+            events = self._store.events(model)
+        except StoreError as exc:
+            self._log_problem(model, what, str(exc))
+            return []
+        self._log_problem(model, what, None)
+        return [event_summary(e) for e in reversed(events[-_RECENT:])]
 
     def _scored(self, model: str) -> set[int]:
         """The versions the history's runs saw live; none when it cannot say (the page

@@ -7,11 +7,15 @@ import logging
 from monitor.errors import LiveMovedError, StoreError
 from monitor.pipeline.phases import Phases
 from monitor.ports import History, SnapshotStore
-from monitor.records import Decision, Evaluation, Measurement, Snapshot, cycle_unit
+from monitor.records import Actor, Decision, Evaluation, Measurement, Snapshot, cycle_unit
 
-__all__ = ["commit", "store_first", "version_floor"]
+__all__ = ["DAEMON_ACTOR", "commit", "store_first", "version_floor"]
 
 log = logging.getLogger(__name__)
+
+#: Who a run's promotion is recorded as (``SnapshotStore.events``): the retrain policy,
+#: whose decision is the event's reason.
+DAEMON_ACTOR = "kmeans-monitor (retrain policy)"
 
 
 def commit(
@@ -50,6 +54,7 @@ def commit(
                     state="live" if promoted else "pending",
                     expect_live=scored.version,
                     floor=version_floor(history, m.model),
+                    by=Actor(DAEMON_ACTOR, decision.text),
                 )
                 history.record_version(new)
         except LiveMovedError as moved:
@@ -75,7 +80,12 @@ def commit(
 
 def store_first(first: Snapshot, store: SnapshotStore, history: History) -> Snapshot:
     """Store a model's first snapshot live and record its version; the stored snapshot."""
-    stored = store.save(first, state="live", floor=version_floor(history, first.model))
+    stored = store.save(
+        first,
+        state="live",
+        floor=version_floor(history, first.model),
+        by=Actor(DAEMON_ACTOR, "initial reference model"),
+    )
     history.record_version(stored)
     return stored
 

@@ -25,7 +25,16 @@ from typing import TypeVar
 from monitor.checks import check_choice, check_float, check_int
 from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError
 from monitor.ports import SnapshotStore
-from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
+from monitor.records import (
+    Actor,
+    Evaluation,
+    RunFailure,
+    RunHistory,
+    RunTotals,
+    Snapshot,
+    StoreEvent,
+    VersionInfo,
+)
 from monitor.store._names import check_model_name
 from monitor.store.snapshots import (
     RetentionPolicy,
@@ -49,6 +58,7 @@ class _Model:
     versions: dict[int, Snapshot] = dataclasses.field(default_factory=dict)
     live: int | None = None
     pending: int | None = None
+    events: list[StoreEvent] = dataclasses.field(default_factory=list)
 
 
 def _checksum(s: Snapshot, version: int) -> str:
@@ -136,6 +146,11 @@ class MemorySnapshotStore:
             m = self._get(model, "list_versions")
             return [VersionInfo.of(s, self._state(m, v)) for v, s in sorted(m.versions.items())]
 
+    def events(self, model: str) -> list[StoreEvent]:
+        """Who moved a pointer of ``model``, and when; oldest first."""
+        with self._lock:
+            return list(self._get(model, "events").events)
+
     # ------------------------------------------------------------------ writes
 
     def save(
@@ -145,9 +160,10 @@ class MemorySnapshotStore:
         state: str | None = None,
         expect_live: int | None = None,
         floor: int = 0,
+        by: Actor | None = None,
     ) -> Snapshot:
         """Store ``snapshot`` as a new version (``next_version``), live or pending if
-        asked; return it. ``expect_live`` and ``floor``: see the port."""
+        asked; return it. ``expect_live``, ``floor`` and ``by``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -169,25 +185,31 @@ class MemorySnapshotStore:
             )
             m.versions[version] = stored
             if state == "live":
+                self._record(m, snapshot.model, "promote", by, version, m.live, version)
                 m.live, m.pending = version, None
             elif state == "pending":
                 m.pending = version
             self._prune(m)
             return stored
 
-    def set_live(self, model: str, version: int) -> None:
-        """Make an existing version live (a pending one stops being pending)."""
+    def set_live(self, model: str, version: int, *, by: Actor | None = None) -> None:
+        """Make an existing version live (a pending one stops being pending): a rollback."""
         with self._lock:
             m, version = self._target(model, version, "set_live")
+            self._record(m, model, "rollback", by, version, m.live, version)
             m.live = version
             if m.pending == version:
                 m.pending = None
 
-    def set_pending(self, model: str, version: int | None) -> None:
-        """Mark an existing version as the candidate awaiting approval (None: none)."""
+    def set_pending(self, model: str, version: int | None, *, by: Actor | None = None) -> None:
+        """Mark an existing version as the candidate awaiting approval (None: none, a
+        rejection of the pending one)."""
         with self._lock:
             if version is None:
-                self._get(model, "set_pending").pending = None
+                m = self._get(model, "set_pending")
+                if (pending := self.pending_version(model)) is not None:
+                    self._record(m, model, "reject", by, pending, m.live, m.live)
+                m.pending = None
                 return
             m, version = self._target(model, version, "set_pending")
             if m.live == version:
@@ -196,7 +218,7 @@ class MemorySnapshotStore:
                 )
             m.pending = version
 
-    def approve(self, model: str, version: int | None = None) -> int:
+    def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
         """Make the pending version (which ``version``, if given, must name) live; return it."""
         owner = f"{_STORE}.approve"
         with self._lock:
@@ -207,10 +229,26 @@ class MemorySnapshotStore:
             pending = check_approvable(
                 model, pending, version, live=m.live, versions=sorted(m.versions)
             )
+            self._record(m, model, "approve", by, pending, m.live, pending)
             m.live, m.pending = pending, None
             return pending
 
     # ------------------------------------------------------------------ internals
+
+    def _record(
+        self,
+        m: _Model,
+        model: str,
+        action: str,
+        by: Actor | None,
+        version: int,
+        before: int | None,
+        after: int | None,
+    ) -> None:
+        """Keep the event of a pointer about to move (nothing without ``by``)."""
+        if by is not None:
+            event = StoreEvent(model, self._clock(), action, by.name, version, before, after)
+            m.events.append(dataclasses.replace(event, reason=by.reason))
 
     def _get(self, model: str, method: str) -> _Model:
         name = check_model_name(model, f"{_STORE}.{method}")

@@ -20,14 +20,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from monitor.checks import check_choice, check_float, check_int
-from monitor.errors import InvalidInputError, SnapshotNotFoundError
+from monitor.errors import InvalidInputError, SnapshotNotFoundError, StoreError
 from monitor.ports import History, SnapshotStore
-from monitor.records import Evaluation, RunFailure, RunHistory, RunTotals, Snapshot, VersionInfo
+from monitor.records import (
+    Actor,
+    Evaluation,
+    RunFailure,
+    RunHistory,
+    RunTotals,
+    Snapshot,
+    StoreEvent,
+    VersionInfo,
+)
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
 from monitor.store.snapshots import check_approvable, check_unmoved, next_version, say_skipped
@@ -48,6 +58,7 @@ class _Changes:
     live_moved: bool = False
     pending: int | None = None
     pending_moved: bool = False
+    events: list[StoreEvent] = field(default_factory=list)
 
     def make_live(self, version: int) -> None:
         self.live, self.live_moved = version, True
@@ -138,6 +149,11 @@ class OverlaySnapshotStore:
                 for i in infos
             ]
 
+    def events(self, model: str) -> list[StoreEvent]:
+        """The real store's events, then those of the moves made here."""
+        with self._lock:
+            return [*self._inner.events(model), *self._of(model, "events").events]
+
     # ------------------------------------------------------------------ writes (in memory)
 
     def save(
@@ -147,9 +163,10 @@ class OverlaySnapshotStore:
         state: str | None = None,
         expect_live: int | None = None,
         floor: int = 0,
+        by: Actor | None = None,
     ) -> Snapshot:
         """Keep ``snapshot`` as the version after the highest real or saved one (and
-        ``floor``); return it. ``expect_live`` and ``floor``: see the port."""
+        ``floor``); return it. ``expect_live``, ``floor`` and ``by``: see the port."""
         owner = f"{_STORE}.save"
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -172,6 +189,7 @@ class OverlaySnapshotStore:
             )
             c.saved[version] = stored
             if state == "live":
+                self._record(c, snapshot.model, "promote", by, version, version)
                 # A new live version leaves no candidate (the stores' rule).
                 c.make_live(version)
                 c.make_pending(None)
@@ -179,20 +197,24 @@ class OverlaySnapshotStore:
                 c.make_pending(version)
             return stored
 
-    def set_live(self, model: str, version: int) -> None:
+    def set_live(self, model: str, version: int, *, by: Actor | None = None) -> None:
         """Make an existing version live, here only."""
         with self._lock:
             c, version = self._target(model, version, "set_live")
+            self._record(c, model, "rollback", by, version, version)
             # A rollback keeps the candidate, unless it rolls forward onto it.
             if self.pending_version(model) == version:
                 c.make_pending(None)
             c.make_live(version)
 
-    def set_pending(self, model: str, version: int | None) -> None:
+    def set_pending(self, model: str, version: int | None, *, by: Actor | None = None) -> None:
         """Mark an existing version (None: none) as the candidate, here only."""
         with self._lock:
             if version is None:
-                self._changed(model, "set_pending").make_pending(None)
+                c = self._changed(model, "set_pending")
+                if (pending := self.pending_version(model)) is not None:
+                    self._record(c, model, "reject", by, pending, None)
+                c.make_pending(None)
                 return
             c, version = self._target(model, version, "set_pending")
             if version == self.live_version(model):
@@ -201,7 +223,7 @@ class OverlaySnapshotStore:
                 )
             c.make_pending(version)
 
-    def approve(self, model: str, version: int | None = None) -> int:
+    def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
         """Make the pending version (which ``version`` must name, if given) live, here only."""
         with self._lock:
             c = self._changed(model, "approve")
@@ -214,11 +236,33 @@ class OverlaySnapshotStore:
                 live=self.live_version(model),
                 versions=self.versions(model),
             )
+            self._record(c, model, "approve", by, pending, pending)
             c.make_live(pending)
             c.make_pending(None)
             return pending
 
     # ------------------------------------------------------------------ internals
+
+    def _record(
+        self,
+        c: _Changes,
+        model: str,
+        action: str,
+        by: Actor | None,
+        version: int,
+        after: int | None,
+    ) -> None:
+        """Keep the event of a pointer about to move here (nothing without ``by``);
+        ``after`` None: the live version stays."""
+        if by is None:
+            return
+        try:
+            before = self.live_version(model)
+        except StoreError:
+            before = None
+        after = before if after is None else after
+        at = time.time()  # a dry run's moves are told, not kept: the wall clock will do
+        c.events.append(StoreEvent(model, at, action, by.name, version, before, after, by.reason))
 
     def _of(self, model: str, method: str) -> _Changes:
         """The changes of ``model`` (empty ones, not kept, when there are none)."""

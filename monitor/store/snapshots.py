@@ -11,6 +11,8 @@ Layout under the store's root (directories 0700, files 0600, whatever the umask)
         LIVE                    the live version number on one line, e.g. "2\\n"
         PENDING                 the candidate awaiting approval, same form (absent: none)
         LOCK                    flock'ed by whoever moves a pointer, saves or prunes
+        EVENTS                  who approved, rejected, rolled back or promoted, and when
+                                (one JSON object a line, appended: see _events; absent: none)
         .tmp-<random>           work in progress (a directory or a file), invisible to readers
 
 States. A version is ``live`` when LIVE names it, ``pending`` when PENDING names it
@@ -30,8 +32,8 @@ Live pointer. With no version stored, ``live_version`` is None ("no model yet").
 With versions stored, a missing LIVE, one that names a version that is not stored, or
 a live version that fails verification raises ``LivePointerError``, whose message
 names the rollback command to the newest version that loads of those it records as
-once live (``ports.rollback_target``: never a candidate that was not live; it records
-no approvals); the store never picks one.
+once live (``ports.rollback_target``: never a candidate that was not live); the store
+never picks one.
 
 Concurrency. Writers hold the model's LOCK while they claim a version, move a
 pointer or prune; versions are still claimed by the rename itself (a rename onto an
@@ -84,8 +86,9 @@ from monitor.errors import (
     StoreError,
 )
 from monitor.ports import rollback_target
-from monitor.records import Snapshot, VersionInfo, season_name
+from monitor.records import Actor, Snapshot, StoreEvent, VersionInfo, season_name
 from monitor.store._crypto import StoreKey, require_cipher
+from monitor.store._events import append_event, read_events
 from monitor.store._fs import (
     DIR_MODE,
     TMP_PREFIX,
@@ -326,6 +329,11 @@ class DirectorySnapshotStore:
             out.append(_version_info(model, v, state, m, why))
         return out
 
+    def events(self, model: str) -> list[StoreEvent]:
+        """Who approved, rejected, rolled back or promoted a version, and when; oldest first."""
+        model_dir = self._model_dir(model, "events")
+        return read_events(model_dir, model)
+
     # ------------------------------------------------------------------ writes
 
     def save(
@@ -335,13 +343,14 @@ class DirectorySnapshotStore:
         state: str | None = None,
         expect_live: int | None = None,
         floor: int = 0,
+        by: Actor | None = None,
     ) -> Snapshot:
         """Store ``snapshot`` as a new version (``next_version``); return it as stored.
 
         ``state`` "live" or "pending" also moves that pointer to the new version, under
         the model's lock (a new live version clears the pending one, made obsolete);
-        None stores it retired. Retention runs afterwards. ``expect_live`` and
-        ``floor``: see the port.
+        None stores it retired. Retention runs afterwards. ``expect_live``, ``floor``
+        and ``by`` (who promotes it, recorded when it goes live): see the port.
         """
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(
@@ -361,7 +370,10 @@ class DirectorySnapshotStore:
                 with locked(model_dir / LOCK):
                     if expect_live is not None:
                         self._check_live(model, model_dir, expect_live)
+                    before, _ = _pointers_or_none(model_dir)
                     version, checksum = _claim(model_dir, tmp, enc, state, floor)
+                    if state == "live":
+                        self._record(model_dir, model, "promote", by, version, before, version)
                     self._prune_after_save(model, model_dir)
         except StoreError:
             raise
@@ -373,17 +385,18 @@ class DirectorySnapshotStore:
             snapshot, version=version, checksum=checksum, created_at=enc.body["created_at"]
         )
 
-    def set_live(self, model: str, version: int) -> None:
-        """Make an existing, intact version live atomically (a rollback, or an approval)."""
+    def set_live(self, model: str, version: int, *, by: Actor | None = None) -> None:
+        """Make an existing, intact version live atomically (a rollback, recorded as one)."""
         model_dir, version = self._target(model, version, "set_live")
         try:
             with self._locked(model, model_dir):
                 # Loading verifies that the version exists and is intact before it goes live.
                 self._read_listed(model_dir, model, version)
-                _, pending = _pointers_or_none(model_dir)
+                live, pending = _pointers_or_none(model_dir)
                 write_pointer(model_dir / LIVE, version)
                 if pending == version:
                     remove_pointer(model_dir / PENDING)
+                self._record(model_dir, model, "rollback", by, version, live, version)
         except StoreError:
             raise
         except OSError as exc:
@@ -391,7 +404,9 @@ class DirectorySnapshotStore:
                 f"cannot make version {version} of model {model!r} live in {model_dir}: {exc}"
             ) from exc
 
-    def rollback(self, model: str, to: int | None = None) -> tuple[int | None, int]:
+    def rollback(
+        self, model: str, to: int | None = None, *, by: Actor | None = None
+    ) -> tuple[int | None, int]:
         """Make ``to`` live (default: the live version's parent); return (before, after).
 
         With ``to`` given this works whatever state the live pointer is in, since it
@@ -402,7 +417,7 @@ class DirectorySnapshotStore:
         if to is not None:
             to = check_int(to, "to", low=1, owner=f"{_STORE}.rollback")
             live, _ = _pointers_or_none(model_dir)
-            self.set_live(model, to)
+            self.set_live(model, to, by=by)
             return (live if live in _list_versions(model_dir) else None), to
         live = self.live_version(model)
         if live is None:
@@ -413,7 +428,7 @@ class DirectorySnapshotStore:
             # Never another version in its place: the newest older one may be a candidate
             # that was never live (helper-103), so the operator chooses.
             raise SnapshotNotFoundError(self._no_parent(model, live, parent, versions))
-        self.set_live(model, parent)
+        self.set_live(model, parent, by=by)
         return live, parent
 
     def _no_parent(self, model: str, live: int, parent: int | None, versions: list[int]) -> str:
@@ -431,8 +446,9 @@ class DirectorySnapshotStore:
             f"--to VERSION {self._state_dir_option()}`"
         )
 
-    def set_pending(self, model: str, version: int | None) -> None:
-        """Mark an existing, intact version as the candidate awaiting approval (None: none)."""
+    def set_pending(self, model: str, version: int | None, *, by: Actor | None = None) -> None:
+        """Mark an existing, intact version as the candidate awaiting approval (None: none,
+        a rejection of the pending one, recorded as one)."""
         owner = "set_pending"
         if version is None:
             model_dir = self._model_dir(model, owner)
@@ -440,7 +456,10 @@ class DirectorySnapshotStore:
                 return  # no such model: nothing is pending
             try:
                 with locked(model_dir / LOCK):
+                    live, pending = _pointers_or_none(model_dir)
                     remove_pointer(model_dir / PENDING)
+                    if pending is not None:
+                        self._record(model_dir, model, "reject", by, pending, live, live)
             except OSError as exc:
                 raise StoreError(f"cannot clear {model_dir / PENDING}: {exc}") from exc
             return
@@ -458,7 +477,7 @@ class DirectorySnapshotStore:
         except OSError as exc:
             raise StoreError(f"cannot mark v{version} of {model!r} pending: {exc}") from exc
 
-    def approve(self, model: str, version: int | None = None) -> int:
+    def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
         """Make the pending version live atomically (the old live one retires); return it.
 
         ``version``, when given, must be the pending one: a guard against approving a
@@ -484,6 +503,7 @@ class DirectorySnapshotStore:
                 self._read_listed(model_dir, model, pending)
                 write_pointer(model_dir / LIVE, pending)  # the commit point
                 remove_pointer(model_dir / PENDING)
+                self._record(model_dir, model, "approve", by, pending, live, pending)
         except StoreError:
             raise
         except OSError as exc:
@@ -504,6 +524,23 @@ class DirectorySnapshotStore:
             raise StoreError(f"cannot prune the versions of {model!r}: {exc}") from exc
 
     # ------------------------------------------------------------------ internals
+
+    def _record(
+        self,
+        model_dir: Path,
+        model: str,
+        action: str,
+        by: Actor | None,
+        version: int,
+        before: int | None,
+        after: int | None,
+    ) -> None:
+        """Append the event of a pointer just moved (under the model's lock); nothing
+        without ``by`` (a caller that says nobody: a test's fixture)."""
+        if by is None:
+            return
+        event = StoreEvent(model, self._clock(), action, by.name, version, before, after, by.reason)
+        append_event(model_dir, event)
 
     def _model_dir(self, model: Any, method: str) -> Path:
         return self.root / check_model_name(model, f"{_STORE}.{method}")

@@ -273,6 +273,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             "live_problem": None,
             "rollback_to": None,
             "rollback_command": None,
+            "events": [],
         },
         "links": {
             "page": "/models/checkout",

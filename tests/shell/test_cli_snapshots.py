@@ -547,3 +547,59 @@ def test_approving_a_candidate_whose_drift_has_ended_says_so_and_still_approves(
         f"that passed, `kmeans-monitor snapshots rollback shop --to 1 --config {cfg} "
         f"--state-dir {state.resolve()}` undoes the approval"
     ), warning
+
+
+def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Who made v2 live, and when?" The store kept no answer.
+    cfg, _, state = manual
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    [first] = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert first.endswith(
+        "promote   v1      live none -> v1  by kmeans-monitor (retrain policy): "
+        "initial reference model"
+    ), first  # the first run's model
+    (state / "snapshots" / "shop" / "EVENTS").unlink()  # as an older kmeans-monitor left it
+    empty = invoke("snapshots", "log", "shop", "--state-dir", str(state))
+    assert empty.exit_code == 0 and "no approvals" in empty.stdout
+    before = time.time()
+    approved = invoke(
+        "snapshots", "approve", "shop", "2", "--config", str(cfg), "--reason", "reviewed the diff"
+    )
+    assert approved.exit_code == 0, approved.output
+    monkeypatch.setattr("getpass.getuser", lambda: "bob")
+    back = invoke("snapshots", "rollback", "shop", "--state-dir", str(state))
+    assert back.exit_code == 0, back.output
+    logged = json.loads(invoke("snapshots", "log", "shop", "--config", str(cfg), "--json").stdout)
+    events = [
+        {k: e[k] for k in ("action", "actor", "version", "from_version", "to_version", "reason")}
+        for e in logged["events"]
+    ]
+    assert events == [
+        {"action": "approve", "actor": "alice", "version": 2, "from_version": 1,
+         "to_version": 2, "reason": "reviewed the diff"},
+        {"action": "rollback", "actor": "bob", "version": 1, "from_version": 2,
+         "to_version": 1, "reason": None},
+    ]  # fmt: skip
+    assert before <= logged["events"][0]["at"] <= time.time()
+    lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  approve   v2      live v1 -> v2  "
+        r"by alice: reviewed the diff",
+        lines[0],
+    ), lines[0]
+    shown = json.loads(invoke("snapshots", "show", "shop", "2", "--config", str(cfg)).stdout)
+    assert [(e["action"], e["actor"]) for e in shown["events"]] == [("approve", "alice")]
+
+
+def test_a_rejection_is_logged_with_its_reason(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, _, state = manual
+    monkeypatch.setattr("getpass.getuser", lambda: "carol")
+    rejected = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", "unit")
+    assert rejected.exit_code == 0, rejected.output
+    line = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()[-1]
+    assert line.endswith("reject    v2      live v1 -> v1  by carol: unit"), line

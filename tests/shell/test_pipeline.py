@@ -23,6 +23,7 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.pipeline import assess, diff_snapshots, evaluate, train
+from monitor.pipeline.commit import DAEMON_ACTOR
 from monitor.pipeline.thresholds import run_thresholds
 from monitor.pipeline.train import CALIBRATION_ROWS, size_grid
 from monitor.records import FAILURE_REASONS, NullTable, ReferencePeriod
@@ -209,6 +210,19 @@ def test_a_shift_is_measured_and_promoted_on_drift() -> None:
     ev2, _ = h.run(shifted)
     assert ev2.live_version == 2 and not ev2.promoted
     assert ev2.slis["centroid_drift_max"] < 0.2
+
+
+def test_a_promotion_by_the_policy_is_recorded_as_the_daemons_with_its_decision() -> None:
+    h = Harness(model())
+    h.run(steady)
+    ev, _ = h.run(shifted)
+    assert ev.promoted
+    events = h.store.events("m")
+    assert [(e.action, e.actor, e.version, e.from_version, e.to_version) for e in events] == [
+        ("promote", DAEMON_ACTOR, 1, None, 1),
+        ("promote", DAEMON_ACTOR, 2, 1, 2),
+    ]
+    assert events[-1].reason and ev.decision.startswith(events[-1].reason)
 
 
 def test_versions_are_numbered_after_those_the_history_recorded() -> None:

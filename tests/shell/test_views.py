@@ -23,7 +23,7 @@ from monitor.errors import LivePointerError, StoreError
 from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
 from monitor.http import HttpServer, Routes
-from monitor.records import Evaluation
+from monitor.records import Actor, Evaluation
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.snapshots import DirectorySnapshotStore
 from monitor.timestamps import format_time
@@ -751,3 +751,21 @@ def test_a_history_that_cannot_say_which_versions_were_live_is_logged_once(
             "model=m1 cannot read the versions its history saw live: "
             "history database h.sqlite: database disk image is malformed"
         ]
+
+
+def test_the_page_and_the_api_say_who_approved_and_rolled_back(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view, _, _, store = pages
+    assert view.model("m1")["versions"]["events"] == []  # type: ignore[index]
+    store.approve("m1", 2, by=Actor("alice", "reviewed the diff"))
+    store.set_live("m1", 1, by=Actor("bob"))
+    events = view.model("m1")["versions"]["events"]  # type: ignore[index]
+    assert [(e["action"], e["actor"], e["from_version"], e["to_version"]) for e in events] == [
+        ("rollback", "bob", 2, 1),  # the newest first
+        ("approve", "alice", 1, 2),
+    ]
+    assert events[1]["reason"] == "reviewed the diff" and events[1]["at_utc"].endswith("Z")
+    text = _text(view.model_html("m1"))
+    assert "approve of version 2 (live 1 → 2) by alice: reviewed the diff" in text
+    assert "rollback of version 1 (live 2 → 1) by bob" in text
