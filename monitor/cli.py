@@ -1646,7 +1646,7 @@ def _drift_ended(
     before: int | None,
 ) -> str | None:
     """That the drift a run stored ``approved`` in has ended, with the quiet runs since
-    (``period.drift_ended``, from the runs of the day before it was stored on), and the
+    (``period.drift_ended``, from the run that stored it on: ``_runs_from``), and the
     rollback that undoes the approval; None when it goes on or the history cannot say."""
     from monitor.pipeline.period import drift_ended
     from monitor.runner import store_options
@@ -1658,9 +1658,8 @@ def _drift_ended(
     if info is None or info.created_at is None:
         return None
     settings, directory, _ = _state_dir(config_path, state_dir, "the history")
-    start = info.created_at - 86400.0  # the run that stored it started before it was saved
-    runs = _from_history(directory, lambda h: h.since(model, start, limit=HISTORY_LIMIT))
-    ended = None if runs is None else drift_ended(runs.evaluations, approved)
+    runs = _from_history(directory, lambda h: _runs_from(h, model, info.created_at))
+    ended = None if runs is None else drift_ended(runs, approved)
     if ended is None:
         return None
     at, quiet = ended
@@ -1675,6 +1674,22 @@ def _drift_ended(
         f"{text}; if it was an incident that passed, `kmeans-monitor snapshots rollback "
         f"{model} --to {before} {where}` undoes the approval"
     )
+
+
+def _runs_from(history: Any, model: str, start: float) -> tuple[Evaluation, ...]:
+    """The runs of ``model`` from ``start`` on, oldest first, for ``drift_ended``.
+
+    The run that stored a version is evaluated at the version's ``created_at`` (both are
+    the run's one clock reading), so that is where they start: whatever the model's
+    window or the drift's length, nothing before it is needed. When more than
+    HISTORY_LIMIT runs follow, the history gives the newest; the storing run is read on
+    its own and put first (a day of runs read before it, then the newest of the rest,
+    left it out, and the warning with it)."""
+    newest = history.since(model, start, limit=HISTORY_LIMIT).evaluations
+    if len(newest) < HISTORY_LIMIT:
+        return tuple(newest)
+    at_start = history.since(model, start, math.nextafter(start, math.inf), limit=1)
+    return (*at_start.evaluations, *newest)
 
 
 @snapshots.command("retrain")

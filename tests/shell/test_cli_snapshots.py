@@ -603,3 +603,21 @@ def test_a_rejection_is_logged_with_its_reason(
     assert rejected.exit_code == 0, rejected.output
     line = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()[-1]
     assert line.endswith("reject    v2      live v1 -> v1  by carol: unit"), line
+
+
+def test_the_drift_ended_warning_finds_the_storing_run_behind_more_runs_than_are_read(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runs were read from a day before the version, the newest HISTORY_LIMIT of
+    # them: with more runs than that after the one that stored it (a candidate pending
+    # for days of short runs), that run was left out, and the warning with it.
+    cfg, data, _ = manual
+    for old in ("w1.csv", "w2.csv"):
+        os.utime(data / old, (time.time() - 7200, time.time() - 7200))
+    write_csv(data / "w3.csv", blobs(900, CENTERS, seed=3), time.time())
+    assert invoke("evaluate", "--config", str(cfg)).exit_code == 0
+    monkeypatch.setattr("monitor.cli.HISTORY_LIMIT", 1)  # the quiet run fills the read
+    approved = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg))
+    assert approved.exit_code == 0, approved.output
+    [warning] = approved.stderr.splitlines()
+    assert "the drift v2 was trained on ended at " in warning and ": 1 quiet run since" in warning
