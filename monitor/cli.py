@@ -1950,6 +1950,8 @@ def history(
         found = _whole(h.since(model, start, end, limit=HISTORY_LIMIT))
         latest = _latest_run(h, model) if not _runs(found) else None
         pruned = h.pruned_before(model)
+        if latest is None and pruned is None and config_path is None:
+            _known_to_history(h, model)
     # Runs of the range that the retention removed: said, not left for an empty range to tell.
     pruned = pruned if pruned is not None and start < pruned else None
     if as_json:
@@ -1995,6 +1997,15 @@ def _runs(found: Any) -> list[Evaluation | RunFailure]:
 
 def _run_time(run: Evaluation | RunFailure) -> float:
     return run.at if isinstance(run, RunFailure) else run.evaluated_at
+
+
+def _known_to_history(h: Any, model: str) -> None:
+    """InvalidInputError when the history holds nothing of ``model``: with --state-dir
+    alone nothing else says a misspelled name from a model that has not run yet."""
+    known = h.models()
+    if model not in known:
+        held = f"it holds: {', '.join(known)}" if known else "it holds no model yet"
+        raise InvalidInputError(f"no model named {model!r} in the history of {h.path}; {held}")
 
 
 def _latest_run(h: Any, model: str) -> float | None:

@@ -369,6 +369,16 @@ class SQLiteHistory:
 
     # ------------------------------------------------------------------ queries
 
+    def models(self) -> list[str]:
+        """Every model the file holds a run or a version of, sorted."""
+        with self._connection() as conn:
+            # A file of an older schema, read-only, lacks the newer tables.
+            held = _tables(conn)
+            tables = [t for t in ("evaluations", "failures", "versions", "pruned") if t in held]
+            union = " UNION ".join(f"SELECT model FROM {t}" for t in tables)
+            rows = conn.execute(f"SELECT DISTINCT model FROM ({union}) ORDER BY model").fetchall()
+        return [str(m) for (m,) in rows]
+
     def recorded_versions(self, model: str) -> list[int]:
         """The versions of a model that history has a row for, ascending."""
         model = check_model_name(model, "SQLiteHistory.recorded_versions")

@@ -206,8 +206,27 @@ def test_an_empty_range_says_when_the_latest_run_was(state: tuple[Path, float]) 
         "history", "shop", "--state-dir", str(directory), "--since", "0", "--until", "1"
     )
     assert f"its latest run was at {utc(now - HOUR)} UTC: widen --until" in before.output
-    never = invoke("history", "nope", "--state-dir", str(directory))
-    assert never.exit_code == 0 and "history holds no run of it" in never.output
+
+
+def test_a_model_the_history_does_not_know_is_an_error_naming_those_it_does(
+    state: tuple[Path, float], tmp_path: Path
+) -> None:
+    """h141: `history nosuch --state-dir D` printed "no run" and exited 0, so a script
+    could not tell a typo from a quiet model; `snapshots list nosuch` exits 2."""
+    directory, _ = state
+    typo = invoke("history", "nope", "--state-dir", str(directory))
+    assert typo.exit_code == 2
+    assert typo.output == (
+        f"error: no model named 'nope' in the history of {directory / 'history.sqlite'}; "
+        "it holds: other, shop\n"
+    )
+    # A configured model that has not run yet is no error: its history is just empty.
+    fresh = {**SHOP, "name": "fresh"}
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({"daemon": {"state_dir": str(directory)}, "models": [fresh]}))
+    never = invoke("history", "fresh", "--config", str(cfg))
+    assert never.exit_code == 0, never.output
+    assert "history holds no run of it" in never.output
 
 
 @pytest.mark.usefixtures("state")
