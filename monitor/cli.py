@@ -2402,7 +2402,8 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
     type=NonEmptyPath(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Where alerts/, dashboards/, runbooks/, site/ and the generated docs are written.",
+    help="Where alerts/, dashboards/, runbooks/ and site/ are written; the generated docs "
+    "too when it is a checkout of kmeans-monitor.",
 )
 @click.option(
     "--check",

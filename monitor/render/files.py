@@ -4,6 +4,11 @@
 ``site/``, ``docs/metrics.md`` and ``docs/architecture.md`` are generated and
 committed; CI runs ``kmeans-monitor render --check`` so that they never drift from
 their sources in ``monitor/assets``.
+
+The two docs are the repository's: they link to its hand-written docs, so they are
+rendered (and checked) only under a root that is a checkout of it (``is_checkout``). A
+deployment's root (``render --root /etc/prometheus/kmeans-monitor``) gets what
+Prometheus, Grafana and the on-call engineer use: rules, dashboards, runbooks and site.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from monitor.render.pages import site_pages
 from monitor.render.rules import render_rules
 from monitor.render.runbooks import render_runbooks
 
-__all__ = ["RULES_FILE", "SITE_DIR", "render_all", "stale_files"]
+__all__ = ["RULES_FILE", "SITE_DIR", "is_checkout", "render_all", "stale_files"]
 
 RULES_FILE = "alerts/kmeans-monitor.yml"
 #: The static runbook site: serve this directory with any web server (deploy/README.md).
@@ -41,7 +46,7 @@ def render_all(root: Path, options: RenderOptions | None = None) -> list[Path]:
     runbook of a removed alert) are deleted, so every runbook keeps its alert.
     """
     root = Path(root)
-    files = _generated(options or RenderOptions())
+    files = _generated(options or RenderOptions(), docs=is_checkout(root))
     for stale in sorted(_existing(root) - files.keys()):
         (root / stale).unlink()
     written = []
@@ -62,17 +67,24 @@ def stale_files(root: Path, options: RenderOptions | None = None) -> list[str]:
     generates are all stale; paths are relative to ``root``, sorted.
     """
     root = Path(root)
-    files = _generated(options or RenderOptions())
+    files = _generated(options or RenderOptions(), docs=is_checkout(root))
     stale = set(_existing(root) - files.keys())
     stale.update(relative for relative, text in files.items() if not _holds(root / relative, text))
     return sorted(stale)
 
 
-def _generated(options: RenderOptions) -> dict[str, str]:
+def is_checkout(root: Path) -> bool:
+    """Whether ``root`` is a checkout of kmeans-monitor: it holds the sources of the
+    generated files (``monitor/assets``), and so the docs the generated ones link to."""
+    return (Path(root) / "monitor" / "assets").is_dir()
+
+
+def _generated(options: RenderOptions, *, docs: bool) -> dict[str, str]:
     files = {RULES_FILE: render_rules(options)}
     files.update({f"dashboards/{name}": text for name, text in render_dashboards(options).items()})
     files.update({f"runbooks/{name}": text for name, text in render_runbooks(options).items()})
-    files.update(render_docs(options))
+    if docs:
+        files.update(render_docs(options))
     files.update({f"{SITE_DIR}/{path}": page for path, page in site_pages(options).items()})
     return files
 

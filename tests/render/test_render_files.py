@@ -24,7 +24,6 @@ EXPECTED = sorted(
     ["alerts/kmeans-monitor.yml"]
     + [f"dashboards/{name}" for name in ("debug.json", "executive.json", "oncall.json")]
     + [f"runbooks/{name}.md" for name in alert_names()]
-    + ["docs/architecture.md", "docs/metrics.md"]
     + ["site/index.html"]
     + [f"site/runbooks/{name}.html" for name in alert_names()]
 )
@@ -47,6 +46,22 @@ def test_render_all_writes_exactly_the_generated_files(tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in written}
     render_all(tmp_path)
     assert {p: p.read_bytes() for p in written} == before
+
+
+def test_the_docs_are_rendered_into_a_checkout_only(tmp_path: Path) -> None:
+    """h141: `render --root /etc/prometheus/kmeans-monitor` wrote docs/architecture.md and
+    docs/metrics.md there, whose 26 links to the repository's other docs were broken."""
+    deployment = tmp_path / "deploy"
+    render_all(deployment)
+    assert not (deployment / "docs").exists()
+    checkout = tmp_path / "checkout"
+    (checkout / "monitor" / "assets").mkdir(parents=True)
+    written = render_all(checkout)
+    docs = ["docs/architecture.md", "docs/metrics.md"]
+    assert sorted(p.relative_to(checkout).as_posix() for p in written) == sorted(EXPECTED + docs)
+    (checkout / "docs/metrics.md").unlink()
+    assert stale_files(checkout) == ["docs/metrics.md"]
+    assert stale_files(deployment) == []
 
 
 @pytest.mark.parametrize(
