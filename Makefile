@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS='-x tests/shell'
+ARGS ?=  # the demo's options, e.g. make demo ARGS='--listen 127.0.0.1:9400 --duration 300'
 # Test processes (pytest-xdist): much of the suite waits on daemons, servers and
 # Prometheus, so two workers share two cores well. A file stays in one worker, so its
 # module fixtures start once (docs/decisions.md, "Tests in two processes").
@@ -33,7 +34,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(BIN)/kmeans-monitor demo
+	$(BIN)/kmeans-monitor demo $(ARGS)
 
 # Java and pyspark are installed here, so a Spark test that would skip fails instead
 # (tests/spark/conftest.py): CI cannot pass without running them.

@@ -131,3 +131,17 @@ def test_a_demo_that_ran_keeps_its_temporary_directory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (made,) = tmp_path.iterdir()
     assert result.stdout.splitlines()[-1] == f"demo stopped; snapshots and history kept in {made}"
+
+
+def test_make_demo_passes_its_arguments_on() -> None:
+    """h141: `make demo` ran on 127.0.0.1:9310 only; whose port was taken left the Quick
+    start for the binary. ``make demo ARGS=...`` gives the demo its options."""
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(root), "demo", "ARGS=--listen 127.0.0.1:9400 --duration 300"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    commands = [ln.strip() for ln in dry.stdout.splitlines()]
+    assert ".venv/bin/kmeans-monitor demo --listen 127.0.0.1:9400 --duration 300" in commands
