@@ -70,6 +70,7 @@ from monitor.scheduling import cron_problem, run_times, schedule_gaps, schedule_
 from monitor.serving import Assigner, Catalog, ServingApi, Variants, core_assigner
 from monitor.simulator import ServiceOptions, Simulator, parse_service_options
 from monitor.sources import SOURCES
+from monitor.sources.synthetic import events_from_first_score
 from monitor.store import (
     DirectorySnapshotStore,
     RetentionPolicy,
@@ -102,6 +103,7 @@ __all__ = [
     "cannot_use_state_dir",
     "check_state_dir",
     "diff_snapshots",
+    "events_from_first_score",
     "history_file_problem",
     "k_mismatches",
     "listen_problem",

@@ -480,7 +480,7 @@ def _progress_line(
     help="Stop after this many seconds (default 0: run until Ctrl-C).",
 )
 def demo(listen: str | None, state_dir: Path | None, duration: float) -> None:
-    """Watch two simulated services; one of them drifts after about a minute."""
+    """Watch two simulated services; one drifts about a minute after its first scored run."""
     from monitor.checks import check_float
 
     check_float(duration, "--duration", low=0)  # NaN and inf too: 0 runs until Ctrl-C
@@ -509,7 +509,12 @@ def _demo(
     listen: str | None, state_dir: Path, duration: float, on_started: Callable[[], None]
 ) -> None:
     """Run the demo on ``state_dir``, held as `run` holds its own (``claim_state_dir``)."""
-    from monitor.bootstrap import build_app, claim_state_dir, load_settings
+    from monitor.bootstrap import (
+        build_app,
+        claim_state_dir,
+        events_from_first_score,
+        load_settings,
+    )
     from monitor.daemon import Daemon
     from monitor.runner import store_options
     from monitor.yamlfile import load_yaml
@@ -525,7 +530,11 @@ def _demo(
     # Held until the process ends; named as `run` names it: --state-dir (daemon.state_dir).
     claim_state_dir(state, option=settings.origin("state_dir"))
     _limit_blas(settings)
-    app = build_app(settings, on_result=[lambda r: click.echo(_progress_line(r, t0, state))])
+    # The events count from each model's first scored run, whenever its training ends.
+    sources: dict[str, object] = {}
+    live = events_from_first_score(sources, time.time)
+    app = build_app(settings, on_result=[live, lambda r: click.echo(_progress_line(r, t0, state))])
+    sources.update(app.sources)
     daemon = Daemon(app)
 
     def started() -> None:
@@ -537,7 +546,7 @@ def _demo(
             f"  snapshots: kmeans-monitor snapshots list {store_options(state_dir)}\n"
             f"  history:   kmeans-monitor history checkout {store_options(state_dir)}\n"
             "The first run of each model trains it on a simulated day of telemetry and takes "
-            "a few seconds; 'checkout' drifts about a minute in. "
+            "a few seconds; 'checkout' drifts about a minute after its first line. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
         )
         on_started()

@@ -11,12 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.bootstrap import DAEMON_LOCK, claim_state_dir
 from monitor.cli import EXIT_USER
+from monitor.records import Evaluation, RunFailure
 
 RUN_LINE = re.compile(r"^\[\s*\d+s\] (checkout|search)\s+v\d+\s+rows=\d+ ")
 
@@ -131,6 +134,75 @@ def test_a_demo_that_ran_keeps_its_temporary_directory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (made,) = tmp_path.iterdir()
     assert result.stdout.splitlines()[-1] == f"demo stopped; snapshots and history kept in {made}"
+
+
+def _scored(model: str, at: float) -> Evaluation:
+    """A run of ``model`` that scored its live v1 (the fields the hook reads: model, type)."""
+    return Evaluation(
+        model=model,
+        window_start=at - 30,
+        window_end=at,
+        evaluated_at=at,
+        n_rows=3000,
+        live_version=1,
+        candidate_version=None,
+        promoted=False,
+        decision="kept: no drift",
+        slis={},
+        feature_psi={},
+        cluster_sizes=(),
+        cluster_shares=(),
+        centroid_drift=(),
+        thresholds={},
+        phase_seconds={},
+        duration_seconds=0.1,
+    )
+
+
+def test_the_demo_drift_falls_in_scored_runs_however_long_the_first_training(
+    tmp_path: Path,
+) -> None:
+    """h141: at load 11 the first training took 140 s; counted from the first window read
+    (5 s in), checkout's slowdown (70 s on, for 60 s) was over before any run scored it,
+    and the demo never flagged. Its events now count from the model's first scored run."""
+    from importlib import resources
+
+    from monitor.bootstrap import load_settings
+    from monitor.simulator import Simulator
+    from monitor.sources.synthetic import build, events_from_first_score
+    from monitor.yamlfile import load_yaml
+
+    text = resources.files("monitor").joinpath("demo.yaml").read_text("utf-8")
+    overrides = {"listen": "127.0.0.1:0", "state_dir": str(tmp_path)}
+    settings = load_settings(None, raw=load_yaml(text, "demo.yaml"), overrides=overrides)
+    m = next(m for m in settings.models if m.name == "checkout")
+    source = build(m.name, m.features, m.source.options)
+    (event,) = source.simulator.options.events
+    assert event.duration is not None
+    now = [1_800_000_000.0]
+    hook = events_from_first_score({"checkout": source}, lambda: now[0])
+    start = now[0]
+    source.read_window(start - 30, start)  # the first run's window, read before it trains
+    now[0] += 600  # ten minutes of training
+    live = now[0]
+    hook(RunFailure("checkout", "source_unavailable", "down", at=live))  # not scored: no clock
+    hook(_scored("checkout", live))
+    now[0] += 100
+    hook(_scored("checkout", now[0]))  # only the first scored run counts
+    # The window of the run 100 s after the first scored one lies inside the slowdown.
+    lo, hi = live + 100 - 30, live + 100
+    assert live + event.after <= lo and hi <= live + event.after + event.duration
+    drifted = source.read_window(lo, hi).X
+    as_designed = Simulator(m.features, replace(m.source.options, origin=live)).rows(lo, hi)
+    np.testing.assert_array_equal(drifted, as_designed)
+    # Counted from the first window read, the same window held no slowdown.
+    before = Simulator(m.features, replace(m.source.options, origin=start - 30)).rows(lo, hi)
+    assert not np.array_equal(drifted, before)
+    p99 = list(m.features).index("latency_p99_ms")
+    assert np.median(drifted[:, p99]) > np.median(before[:, p99])
+    # The flagged runs train and calibrate a candidate: past the default deadline of a
+    # minute on a loaded machine (h141's load), they were abandoned, unprinted.
+    assert m.run_timeout is not None and m.run_timeout >= 300
 
 
 def test_make_demo_passes_its_arguments_on() -> None:
