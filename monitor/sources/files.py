@@ -29,6 +29,7 @@ import os
 import re
 import stat
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -396,16 +397,20 @@ PARSED_BYTES = 256 * 2**20
 # A parsed file: its rows and times, and why it did not read (no rows, then); per row,
 # whether it repeats an earlier row of the file exactly (``_repeats``).
 _Rows = tuple[FloatArray, FloatArray, Exception | None, NDArray[np.bool_]]
-_Entry = tuple[tuple[int, int, int, int], _Rows]
+# A kept file: its stamp, its rows, and the times ``[lo, hi)`` it holds every row of
+# (-inf, inf for a whole file; a slice of a file too large for the budget).
+_Entry = tuple[tuple[int, int, int, int], _Rows, float, float]
 
 
 class _Parsed:
     """Parsed files (rows and timestamps, or the times of one that did not read, and
     why) by path, each with the stamp it was read at; the least recently read go first
-    beyond ``PARSED_BYTES``. Each parsed file's time span is kept apart from its rows,
-    whatever their size, so a window skips the files it cannot reach without parsing
-    them again. Files change while the daemon runs, so an entry counts only while the
-    file's stamp is the same."""
+    beyond ``PARSED_BYTES``. A file whose rows alone exceed the budget is kept in part:
+    its rows of a span of time around the window that parsed it (``_slice``), which
+    serves every window inside that span. Each parsed file's time span is kept apart
+    from its rows, whatever their size, so a window skips the files it cannot reach
+    without parsing them again. Files change while the daemon runs, so an entry counts
+    only while the file's stamp is the same."""
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
@@ -415,7 +420,8 @@ class _Parsed:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, f: _File) -> _Rows | None:
+    def get(self, f: _File, start: float, end: float) -> _Rows | None:
+        """``f``'s kept rows when they hold every row of ``[start, end)``."""
         with self._lock:
             entry = self._entries.get(f.path)
             if entry is None:
@@ -423,6 +429,8 @@ class _Parsed:
             if entry[0] != f.stamp:
                 self._pop(f.path)
                 return None
+            if not (entry[2] <= start and end <= entry[3]):
+                return None  # a slice of a large file that does not reach the window
             self._entries[f.path] = self._entries.pop(f.path)  # the most recently read now
             return entry[1]
 
@@ -457,26 +465,69 @@ class _Parsed:
             for path in [p for p in self._spans if p not in paths]:
                 del self._spans[path]
 
-    def put(self, f: _File, rows: _Rows, *, naive: bool = False) -> None:
+    def put(
+        self, f: _File, rows: _Rows, *, naive: bool = False, window: tuple[float, float]
+    ) -> tuple[float, float] | None:
+        """Keep ``f``'s rows, parsed for ``window``: all of them when they fit the budget,
+        else those of a span around the window (``_slice``). The span of times kept
+        (-inf, inf: all), or None when not even the window's rows fit."""
         ts = rows[1]
-        size = _nbytes(rows)
         # No time: a span that reaches no window (the times are checked finite when read).
         lo, hi = (float(ts.min()), float(ts.max())) if ts.size else (math.inf, -math.inf)
+        kept = (-math.inf, math.inf)
+        if _nbytes(rows) > PARSED_BYTES:
+            rows, kept = _slice(rows, *window, PARSED_BYTES)
+        size = _nbytes(rows)
         with self._lock:
             self._spans[f.path] = (f.stamp, lo, hi, naive)
             if size > PARSED_BYTES:
-                return
+                return None
             self._pop(f.path)  # read twice at once: keep the last
             while self._entries and self._bytes + size > PARSED_BYTES:
                 self._pop(next(iter(self._entries)))
-            self._entries[f.path] = (f.stamp, rows)
+            self._entries[f.path] = (f.stamp, rows, *kept)
             self._bytes += size
+        return kept
 
     def _pop(self, path: Path) -> None:
         """Drop ``path``'s entry, if any (the lock held)."""
         entry = self._entries.pop(path, None)
         if entry is not None:
             self._bytes -= _nbytes(entry[1])
+
+
+def _slice(rows: _Rows, start: float, end: float, budget: int) -> tuple[_Rows, tuple[float, float]]:
+    """The rows of a file too large for ``budget`` that a span of time around the window
+    ``[start, end)`` holds, in file order, and that span ``[lo, hi)``: at most a quarter
+    of the rows the budget holds from before ``start`` (a first run reads its window,
+    then the reference period before it), the rest from ``start`` on (a backtest and the
+    daemon read later windows next). Windows read in time order then parse the file once
+    per three quarters of a budget of rows. The window's own rows are always in (which
+    may exceed the budget: ``put`` keeps none then)."""
+    X, ts, error, repeats = rows
+    fit = max(1, int(budget // max(1.0, _nbytes(rows) / max(1, ts.size))))
+    before, after = ts[ts < start], ts[ts >= start]
+    back = min(fit // 4, before.size)
+    forward = fit - back
+    if after.size < forward:  # the budget left after the last row goes to earlier ones
+        back, forward = min(fit - after.size, before.size), after.size
+    lo, hi = -math.inf, math.inf
+    if back < before.size:  # strictly after the (back + 1)-th latest earlier time
+        at = before.size - back - 1
+        lo = float(np.nextafter(np.partition(before, at)[at], math.inf))
+        lo = min(lo, start)
+    if forward < after.size:  # before the (forward + 1)-th earliest later time
+        hi = max(float(np.partition(after, forward)[forward]), end)
+    keep = (ts >= lo) & (ts < hi)
+    Xk = X[keep] if len(X) == len(ts) else X  # a file that did not read has no rows
+    return (Xk, ts[keep], error, repeats[keep]), (lo, hi)
+
+
+def _bound(t: float) -> str:
+    """A bound of a kept span of times: a time, or the file's first or last row."""
+    if math.isinf(t):
+        return "its first row" if t < 0 else "its last row"
+    return format_time(t)
 
 
 def _nbytes(rows: _Rows) -> int:
@@ -521,6 +572,7 @@ class FilesSource:
         self._name = f"files source of model {model!r}"
         self._name_time = NameTime(options.name_time) if options.time_from == "name" else None
         self._parsed = _Parsed()
+        self._warned: set[tuple[Path, tuple[int, int, int, int]]] = set()  # files too large
 
     def read_window(self, start: float, end: float) -> Window:
         """Rows of the window ``[start, end)``, read as the options' ``window`` mode says."""
@@ -713,7 +765,7 @@ class FilesSource:
         for f in files:
             if self._parsed.outside(f, start, end):
                 continue  # parsed before, unchanged, with no row time in the window
-            X, ts, error, repeats = self._parsed_rows(f)
+            X, ts, error, repeats = self._parsed_rows(f, start, end)
             keep = (ts >= start) & (ts < end)
             if not keep.any():
                 continue  # a file that did not read fails only the windows it has rows in
@@ -748,15 +800,17 @@ class FilesSource:
             label += f", whose newest row is at {format_time(newest)}"
         return X, label, naive
 
-    def _parsed_rows(self, f: _File) -> _Rows:
-        """A file's rows and times, parsed once while it is unchanged. A file that does
-        not read (a cell that is no number, a column too many) has no rows, its times
-        read alone and the error, for the windows they reach to raise; when its times
-        cannot be read either, the error is raised here: its rows may lie in any window,
-        and none may be left out silently."""
-        cached = self._parsed.get(f)
+    def _parsed_rows(self, f: _File, start: float, end: float) -> _Rows:
+        """A file's rows and times, parsed once while it is unchanged (a file too large
+        for the budget: once per span of time kept, ``_slice``). A file that does not
+        read (a cell that is no number, a column too many) has no rows, its times read
+        alone and the error, for the windows they reach to raise; when its times cannot
+        be read either, the error is raised here: its rows may lie in any window, and
+        none may be left out silently."""
+        cached = self._parsed.get(f, start, end)
         if cached is not None:
             return cached
+        began = time.monotonic()
         try:
             X, read_ts, naive = self._read(f, with_timestamps=True)
         except (SourceError, InvalidInputError) as exc:
@@ -768,12 +822,39 @@ class FilesSource:
             empty = np.empty((0, len(self._features)))
             rows: _Rows = (empty, ts, type(exc)(str(exc)), np.zeros(len(ts), dtype=bool))
             if not isinstance(exc.__cause__, OSError):  # an I/O error may pass: read again
-                self._parsed.put(f, rows)
+                self._keep(f, rows, False, (start, end), time.monotonic() - began)
             return rows
         assert read_ts is not None
         rows = (X, read_ts, None, _repeats(X, read_ts))
-        self._parsed.put(f, rows, naive=naive)
+        self._keep(f, rows, naive, (start, end), time.monotonic() - began)
         return rows
+
+    def _keep(
+        self, f: _File, rows: _Rows, naive: bool, window: tuple[float, float], took: float
+    ) -> None:
+        """Keep a parsed file; a WARNING, once per file and stamp, when it is too large for
+        the budget and only a span of its rows is kept: a window outside that span parses
+        it again, which the user can avoid by splitting the file."""
+        kept = self._parsed.put(f, rows, naive=naive, window=window)
+        if kept == (-math.inf, math.inf) or (f.path, f.stamp) in self._warned:
+            return
+        self._warned.add((f.path, f.stamp))
+        span = (
+            "none of them"
+            if kept is None
+            else f"only those timed {_bound(kept[0])} to {_bound(kept[1])}"
+        )
+        _log.warning(
+            "%s: %r holds %s of parsed rows, more than the %s kept per model: %s; each "
+            "window outside them parses the file again (%.1f s this time): split it into "
+            "smaller files (a day or an hour each)",
+            self._name,
+            str(f.path),
+            _size(_nbytes(rows)),
+            _size(PARSED_BYTES),
+            span,
+            took,
+        )
 
     def _times_only(self, f: _File) -> FloatArray | None:
         """The row times of a file that did not read whole, read alone; None when they

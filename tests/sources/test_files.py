@@ -877,6 +877,34 @@ def test_time_range_past_its_budget_parses_only_the_files_a_window_reaches(
     assert src._parsed._bytes <= 4_000
 
 
+def test_time_range_keeps_a_span_of_a_file_too_large_for_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One file larger than the budget: a first run (its window, then the reference
+    before it) and the runs after it parse it a few times, not once per window (h140: a
+    570 MB file took 82 s a window), and say once that it is too large."""
+    truth = _write_hours(tmp_path, np.random.default_rng(8), hours=8)
+    for h in range(8):
+        (tmp_path / f"h{h}.csv").unlink()
+    write(tmp_path / "all.csv", named(truth[:, 1:], ts=truth[:, 0].tolist()))  # 12.9 KiB parsed
+    monkeypatch.setattr("monitor.sources.files.PARSED_BYTES", 4_000)  # 121 rows: 2.4 hours
+    parsed = _count_parses(monkeypatch)
+    src = _range_source(tmp_path)
+    hours = [T0 + 3600 * h for h in range(9)]
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        first = src.read_window(hours[3], hours[4])  # a first run's window, then its reference
+        before = [src.read_window(a, a + 900).X for a in np.arange(hours[0], hours[3], 900)]
+        after = [src.read_window(a, a + 900).X for a in np.arange(hours[4], hours[8], 900)]
+    np.testing.assert_array_equal(first.X, truth[150:200, 1:])
+    np.testing.assert_array_equal(np.concatenate(before), truth[:150, 1:])
+    np.testing.assert_array_equal(np.concatenate(after), truth[200:, 1:])
+    assert len(parsed) == 6  # of 29 windows; a slice of 121 rows holds 2.4 hours
+    assert src._parsed._bytes <= 4_000
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "all.csv' holds 12.9 KiB of parsed rows, more than the 3.9 KiB kept" in warning
+    assert "split it into smaller files" in warning
+
+
 def test_time_range_reads_a_changed_file_whatever_its_old_span(tmp_path: Path) -> None:
     _write_hours(tmp_path, np.random.default_rng(7), hours=2)
     src = _range_source(tmp_path)
