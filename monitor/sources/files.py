@@ -1329,6 +1329,12 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
             for line, last, row in records:
                 if not row:
                     continue
+                if len(row) != len(header) and (hint := separator_hint(header)):
+                    # Decimal commas split a row of another separator into fields.
+                    raise SchemaError(
+                        f"{where}, line {line}: the header is one column {brief(first[2][0])} "
+                        f"and this row has {len(row)} fields.{hint}"
+                    )
                 if len(row) != len(header):
                     # A quote left open runs to the end of the file: say where it opened.
                     span = f" (a quoted field runs to line {last})" if last > line else ""

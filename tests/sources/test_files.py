@@ -1387,3 +1387,8 @@ def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path, window: str) -> N
     src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
     with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
         src.read_window(0.0, 4e9)
+    # Decimal commas, as Excel writes them beside semicolons: not "truncated" (h140).
+    (tmp_path / "w.csv").write_text("ts;latency_ms;cpu_ratio;rps\n1;1,5;0,5;3\n")
+    src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
+    with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
+        src.read_window(0.0, 4e9)
