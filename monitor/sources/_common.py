@@ -224,7 +224,10 @@ def check_times(
     if dated:
         raise out_of_range(_date_of(float(seconds[i])), _position(where, positions, i))
     text = None if written is None else written[i]
-    value = text if isinstance(text, str) else float(seconds[i])
+    # As written: an integer (epoch milliseconds in Parquet) is not shown as a float.
+    value = text if isinstance(text, (str, int, np.integer)) else float(seconds[i])
+    if isinstance(value, np.integer):
+        value = int(value)
     raise out_of_range(value, _position(where, positions, i), seconds_expected(float(seconds[i])))
 
 
@@ -246,7 +249,8 @@ def _all_inside(seconds: NDArray[np.float64]) -> bool:
 
 
 def _position(where: str, positions: tuple[str, Sequence[int]] | None, i: int) -> str:
-    """Where the i-th value is: "row i", or the caller's word and number for it."""
-    return (
-        f"{where}, row {i}" if positions is None else f"{where}, {positions[0]} {positions[1][i]}"
-    )
+    """Where the i-th value is: "row i + 1" (rows count from 1, the first row of data, as
+    people and spreadsheets count them), or the caller's word and number for it."""
+    if positions is None:
+        return f"{where}, row {i + 1}"
+    return f"{where}, {positions[0]} {positions[1][i]}"

@@ -987,7 +987,7 @@ class FilesSource:
         if not np.isfinite(ts).all():
             row = int(np.flatnonzero(~np.isfinite(ts))[0])
             raise SourceError(
-                f"{where}, row {row}: timestamp {brief(ts[row])} is not a finite number"
+                f"{where}, row {row + 1}: timestamp {brief(ts[row])} is not a finite number"
             )
         try:
             check_times(ts, where)

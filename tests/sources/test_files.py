@@ -1058,10 +1058,10 @@ OUT_OF_RANGE = (
         (".csv", [T0, 1e20, T0, T0, T0], "line 3: timestamp '1e+20' "),
         (".csv", [T0, T0, T0, -1.5, T0], "line 5: timestamp '-1.5' "),
         (".csv", ["2023-11-14", "1e20", "x", "y", "z"], "line 3: timestamp '1e20' "),
-        (".parquet", [T0, T0, 1e20, T0, T0], "row 2: timestamp 1e+20 "),
-        (".parquet", [T0, T0, T0, T0, -1.0], "row 4: timestamp -1.0 "),
-        (".npy", [T0, 1e20, T0, T0, T0], "row 1: timestamp 1e+20 "),
-        (".npy", [-86400.0, T0, T0, T0, T0], "row 0: timestamp -86400.0 "),
+        (".parquet", [T0, T0, 1e20, T0, T0], "row 3: timestamp 1e+20 "),
+        (".parquet", [T0, T0, T0, T0, -1.0], "row 5: timestamp -1.0 "),
+        (".npy", [T0, 1e20, T0, T0, T0], "row 2: timestamp 1e+20 "),
+        (".npy", [-86400.0, T0, T0, T0, T0], "row 1: timestamp -86400.0 "),
     ],
     ids=[
         "csv-numbers",
@@ -1097,8 +1097,8 @@ def _refused_times(tmp_path: Path, suffix: str, stamps: list[Any]) -> str:
     [
         (".csv", [T0 * 1e3] * 5, "line 2: timestamp '1700000000000.0' "),
         (".csv", [str(int(T0 * 1e3))] * 5, "line 2: timestamp '1700000000000' "),
-        (".parquet", [int(T0 * 1e3)] * 5, "row 0: timestamp 1700000000000.0 "),
-        (".npy", [T0 * 1e3] * 5, "row 0: timestamp 1700000000000.0 "),
+        (".parquet", [int(T0 * 1e3)] * 5, "row 1: timestamp 1700000000000 "),
+        (".npy", [T0 * 1e3] * 5, "row 1: timestamp 1700000000000.0 "),
     ],
     ids=["csv-numbers", "csv-text", "parquet-int", "npy"],
 )
@@ -1120,8 +1120,8 @@ DAYS = [20261206, 20261206, 20261207, 20261207, 20261208]
     [
         (".csv", DAYS, "line 2"),
         (".csv", [f" {d}" for d in DAYS], "line 2"),  # as text, spaces around
-        (".parquet", DAYS, "row 0"),
-        (".parquet", [str(d) for d in DAYS], "row 0"),
+        (".parquet", DAYS, "row 1"),
+        (".parquet", [str(d) for d in DAYS], "row 1"),
     ],
     ids=["csv", "csv-spaced", "parquet-int", "parquet-text"],
 )
@@ -1152,7 +1152,7 @@ def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path)
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
     assert str(info.value).endswith(
-        f"w.parquet', row 2: timestamp 9.223372036854776e+18 {OUT_OF_RANGE}."
+        f"w.parquet', row 3: timestamp 9223372036854775807 {OUT_OF_RANGE}."
     )
 
 
@@ -1178,7 +1178,7 @@ def test_time_range_shows_an_arrow_timestamp_out_of_range_as_a_date(
     pq.write_table(table, tmp_path / "w.parquet")
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
-    assert str(info.value).endswith(f"w.parquet', row 3: timestamp {shown} {OUT_OF_RANGE}.")
+    assert str(info.value).endswith(f"w.parquet', row 4: timestamp {shown} {OUT_OF_RANGE}.")
 
 
 # --------------------------------------------------------------------------- read_table
