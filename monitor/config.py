@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from monitor import sparkconf
 from monitor.checks import (
     FEATURE_NAME,
     MODEL_NAME,
@@ -981,10 +982,15 @@ def _spark_property(key: Any, value: Any, name: str) -> tuple[str, str]:
     if not isinstance(key, str) or not key.startswith("spark."):
         raise Mismatch(Problem(name, "a Spark property name starting with 'spark.'", key))
     if isinstance(value, bool):
-        return key, str(value).lower()  # Spark spells booleans true/false
-    if not isinstance(value, str | int | float):
+        text = str(value).lower()  # Spark spells booleans true/false
+    elif isinstance(value, str | int | float):
+        text = str(value)
+    else:
         raise Mismatch(Problem(name, "a string, number or boolean", value))
-    return key, str(value)
+    expected = sparkconf.refused(key, text)
+    if expected is not None:  # Spark would refuse it as the session starts
+        raise Mismatch(Problem(name, expected, Shown(repr(redact_text(text)))))
+    return key, text
 
 
 def _default(cls: type, name: str) -> Any:

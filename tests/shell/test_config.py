@@ -695,6 +695,49 @@ def test_a_spark_master_spark_would_refuse_is_a_problem_before_spark_starts() ->
     assert "hunter22" not in problem and problem.endswith("got 'spark://***@h'")
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("spark.executor.memory", "lots", "a size as Spark reads it"),
+        ("spark.driver.memory", 1.5, "a size as Spark reads it"),
+        ("spark.network.timeout", "soon", "a duration as Spark reads it"),
+        ("spark.executor.cores", "two", "a whole number, at least 1"),
+        ("spark.sql.shuffle.partitions", 0, "a whole number, at least 1"),
+        ("spark.ui.port", 99999, "a port number in [0, 65535]"),
+        ("spark.ui.enabled", "maybe", "true or false"),
+        ("spark.memory.fraction", 1.5, "a number in [0, 1]"),
+        ("spark.log.level", "LOUD", "one of Spark's log levels"),
+    ],
+)
+def test_a_spark_property_value_spark_would_refuse_is_a_problem_before_spark_starts(
+    key: str, value: object, expected: str
+) -> None:
+    # check-config said OK; every run then failed as the session started, after a JVM's
+    # launch (spark.executor.memory: lots).
+    raw = minimal(engine="spark", spark={"master": "local[2]", "conf": {key: value}})
+    [problem] = problems_of(raw)
+    assert problem.startswith(f"models[checkout].spark.conf.{key}: must be {expected}"), problem
+    assert problem.endswith(f"; got {str(value)!r}") and "\n" not in problem
+
+
+def test_spark_property_values_spark_reads_are_passed_as_text() -> None:
+    conf = {
+        "spark.executor.memory": "4g",
+        "spark.driver.memory": " 512M ",
+        "spark.network.timeout": "120s",
+        "spark.executor.cores": 2,
+        "spark.ui.port": 0,
+        "spark.ui.enabled": False,
+        "spark.memory.fraction": 0.6,
+        "spark.log.level": "warn",
+        "spark.some.plugin.setting": "anything",  # not known: Spark's to judge
+    }
+    [m] = parse(minimal(engine="spark", spark={"conf": conf}), sources=SOURCES).models
+    assert dict(m.spark.conf) == {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()
+    }
+
+
 def test_the_spark_block_is_read_with_engine_spark_only_as_documented() -> None:
     # A model on the local engine was refused for a spark block nothing reads
     # (configuration.md: "read with engine: spark only").
