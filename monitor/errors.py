@@ -21,6 +21,7 @@ __all__ = [
     "RunCancelledError",
     "SchemaError",
     "SnapshotNotFoundError",
+    "SourceDataError",
     "SourceError",
     "SourceTimeoutError",
     "StoreError",
@@ -104,6 +105,13 @@ class TransientSourceError(SourceError):
 
 class SourceTimeoutError(TransientSourceError, TimeoutError):
     """A telemetry source did not answer in time."""
+
+
+class SourceDataError(SourceError):
+    """A source's data as a whole cannot be the model's rows (a time column of epoch
+    milliseconds, or holding no time at all): every window would fail the same way, so
+    a reference period stops at the first (``monitor.pipeline.reference``). A run fails
+    as ``source_unavailable``."""
 
 
 class NoDataError(SourceError):

@@ -37,7 +37,14 @@ from monitor.config import SparkSettings
 from monitor.core import drift, outliers, quality
 from monitor.core._distances import silhouette_from_ab
 from monitor.core.kmeans import assign_labels, assign_two_nearest, fit_kmeans, kmeans_plusplus
-from monitor.errors import EngineError, NoDataError, RunCancelledError, SchemaError, SourceError
+from monitor.errors import (
+    EngineError,
+    NoDataError,
+    RunCancelledError,
+    SchemaError,
+    SourceDataError,
+    SourceError,
+)
 from monitor.pipeline.train import RESTART_ROWS
 from monitor.records import (
     CandidateFit,
@@ -1360,6 +1367,7 @@ def read_rows(
     start: float,
     end: float,
     where: str,
+    check_times: bool = False,
 ) -> SparkRows:
     """The features of the rows whose time is in ``[start, end)``, kept in Spark.
 
@@ -1371,7 +1379,8 @@ def read_rows(
     missing or a feature's is not numeric, SourceError when Spark cannot read, and when
     the window is empty because a numeric time column holds times outside 1970..9999 as
     unix seconds (milliseconds, say: ``_check_seconds``, run only by a pass that finds
-    no row).
+    no row). ``check_times``: the time column is looked at now (``_check_times``), so that
+    one of milliseconds, or of no time at all, fails this read, not every window's pass.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType, TimestampNTZType, TimestampType
@@ -1401,6 +1410,8 @@ def read_rows(
                 f"{where}: time column {time_column!r} holds {kind.simpleString()}; "
                 "expected timestamps or unix seconds"
             )
+        if check_times:
+            _check_times(frame, time_column, kind, where)
         rows = frame.where((t >= start) & (t < end)).select(
             *[F.col(f).cast("double").alias(f) for f in features]
         )
@@ -1428,11 +1439,43 @@ def _check_seconds(frame: DataFrame, column: str, kind: Any, where: str) -> None
     c = F.col(column)
     found = frame.where((c < low) | (c >= high)).select(c).limit(1).collect()
     if found:
-        value = found[0][0]
-        hint = finer_unit(value)
-        expected = "seconds since the epoch or a timestamp type" + (f" ({hint})" if hint else "")
-        error = out_of_range(value, f"{where}, time column {column!r}", expected)
-        raise SourceError(str(error)) from error
+        _not_seconds(found[0][0], column, where)
+
+
+def _not_seconds(value: Any, column: str, where: str) -> None:
+    """SourceDataError: ``value`` of the time column is no unix second of 1970..9999."""
+    hint = finer_unit(value)
+    expected = "seconds since the epoch or a timestamp type" + (f" ({hint})" if hint else "")
+    error = out_of_range(value, f"{where}, time column {column!r}", expected)
+    raise SourceDataError(str(error)) from error
+
+
+def _check_times(frame: DataFrame, column: str, kind: Any, where: str) -> None:
+    """SourceDataError when the time column's first time (not null, not NaN) is no unix
+    second (epoch milliseconds, say), or when it holds no time while the data hold rows.
+
+    One job that stops at the first such row: on times of the right unit it reads the
+    first row group's time column. A column of nulls or NaN is read to its end, once:
+    without it every window of a reference period was read, filtered and found empty.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import FractionalType, NumericType
+
+    c = F.col(column)
+    valid = c.isNotNull() & ~F.isnan(c) if isinstance(kind, FractionalType) else c.isNotNull()
+    found = frame.where(valid).select(c).limit(1).collect()
+    if found:
+        if isinstance(kind, NumericType):
+            value = found[0][0]
+            if not EARLIEST <= value < LATEST:
+                _not_seconds(value, column, where)
+        return
+    if frame.select(c).limit(1).collect():  # rows, none with a time
+        held = "null or NaN" if isinstance(kind, FractionalType) else "null"
+        raise SourceDataError(
+            f"{where}, time column {column!r}: holds no time, every value is {held}; "
+            "expected seconds since the epoch or a timestamp type"
+        )
 
 
 def _open(spark: SparkSession, *, path: str | None, table: str | None, fmt: str) -> DataFrame:

@@ -75,6 +75,9 @@ class SparkSource:
         self._model = model
         self._features = features
         self._o = options
+        # Whether a read found the time column holding times of the right unit: until
+        # one has, each read looks at it first (read_rows' check_times).
+        self._times_checked = False
 
     def read_window(self, start: float, end: float) -> Window:
         """The rows whose time column is in ``[start, end)``."""
@@ -97,7 +100,9 @@ class SparkSource:
             start=start,
             end=end,
             where=where,
+            check_times=not self._times_checked,
         )
+        self._times_checked = True
         # The rows stay in Spark: the pipeline reads them there on a spark engine and
         # collects them otherwise.
         empty = np.empty((0, len(self._features)))

@@ -21,6 +21,7 @@ from monitor.errors import (
     AwaitingReferenceError,
     ConfigError,
     NoDataError,
+    SourceDataError,
     SourceError,
     SourceTimeoutError,
     TooFewRowsError,
@@ -157,6 +158,22 @@ def test_a_period_with_no_usable_window_fails_the_run_with_the_source_error() ->
     assert snap.n_rows == 300
     with pytest.raises(SourceError, match="history"):
         run(model(), lambda s, e: (_ for _ in ()).throw(SourceError("history unavailable")))
+
+
+def test_data_no_window_can_be_read_from_fail_the_period_at_the_first_window() -> None:
+    """A spark source of epoch milliseconds failed each of a day's 144 windows the same
+    way, one Spark job each (160 s), before the run failed naming them all."""
+    reads: list[float] = []
+
+    def milliseconds(start: float, end: float) -> np.ndarray:
+        if end < NOW:
+            reads.append(start)
+            raise SourceDataError("time column 'ts': timestamp 1796486785037 is out of range")
+        return blobs(300, CENTERS, seed=1)
+
+    with pytest.raises(SourceDataError, match="1796486785037") as caught:
+        run(model(), milliseconds)
+    assert len(reads) == 1 and classify_failure(caught.value) == "source_unavailable"
 
 
 def newest_file(mtimes: list[float], seed: int = 0) -> Any:

@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
-from monitor.engines.spark import error_line
-from monitor.errors import SchemaError, SourceError
+from monitor.engines.spark import error_line, read_rows
+from monitor.errors import SchemaError, SourceDataError, SourceError
 from monitor.records import Window
 from monitor.sources import SOURCES
 from monitor.sources.spark import SparkSourceOptions, build
@@ -231,14 +231,57 @@ def test_epoch_times_in_a_finer_unit_fail_the_window_in_one_line_not_as_no_rows(
     write_epoch(path, fmt, (times * per_second).astype(np.int64), blobs(300, CENTERS, seed=4))
     options = SparkSourceOptions(path=str(path), format=fmt, time_column="ts")
     source = build("m", FEATURES, options)
-    # The first pass on the window: the spark engine's counting pass, or the collect of
-    # any other engine.
-    for first_pass in ("summarise", "collect"):
-        remote = source.read_window(times[0], times[-1] + 1.0).remote
-        assert remote is not None
+    # The read itself, as its time column is looked at first; and the first pass on a
+    # window read without that look (the spark engine's counting pass, or the collect
+    # of any other engine).
+    for first_pass in ("read", "summarise", "collect"):
         with pytest.raises(SourceError) as info:
-            remote.summarise(len) if first_pass == "summarise" else remote.collect()
+            if first_pass == "read":
+                source.read_window(times[0], times[-1] + 1.0)
+            else:
+                remote = spark_rows(spark, options, times[0], times[-1] + 1.0)
+                remote.summarise(len) if first_pass == "summarise" else remote.collect()
         assert str(info.value) == f"model 'm', spark source {path}, time column 'ts': {why}"
+
+
+def spark_rows(spark: Any, options: SparkSourceOptions, start: float, end: float) -> Any:
+    """A window's rows as the spark source reads them once its time column was found in
+    seconds (``check_times`` off)."""
+    return read_rows(
+        spark,
+        path=options.path,
+        table=None,
+        fmt=options.format,
+        time_column=options.time_column,
+        features=FEATURES,
+        start=start,
+        end=end,
+        where=f"model 'm', spark source {options.path}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("times", "held"),
+    [
+        (pa.array((1_700_000_000 + np.arange(300)) * 1000), MILLISECONDS),
+        (pa.array(np.full(300, np.nan)), "holds no time, every value is null or NaN"),
+        (pa.array([None] * 300, type=pa.timestamp("us", tz="UTC")), "holds no time, every "),
+    ],
+    ids=["milliseconds", "nan", "null-timestamps"],
+)
+def test_a_time_column_that_holds_no_unix_seconds_fails_the_read_not_each_windows_pass(
+    spark: Any, tmp_path: Path, times: Any, held: str
+) -> None:
+    # Each window read, filtered and found empty before the run said why: a day's
+    # reference took 160 s to fail on milliseconds, and as long on NaN.
+    X = blobs(300, CENTERS, seed=4)
+    path = tmp_path / "w.parquet"
+    pq.write_table(pa.table({"ts": times, **{f: X[:, j] for j, f in enumerate(FEATURES)}}), path)
+    source = build("m", FEATURES, SparkSourceOptions(path=str(path), time_column="ts"))
+    with pytest.raises(SourceDataError) as info:
+        source.read_window(1.0, 2.0)
+    assert str(info.value).startswith(f"model 'm', spark source {path}, time column 'ts': ")
+    assert held in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_window_without_rows_of_seconds_or_timestamps_is_empty_not_an_error(
