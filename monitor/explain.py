@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from monitor.core import scaling
 from monitor.core.kmeans import assign_labels
 from monitor.pipeline.scoring import prepare
-from monitor.ports import TelemetrySource
+from monitor.ports import TelemetrySource, source_deadline
 from monitor.records import FloatArray, Snapshot, Window
 
 __all__ = [
@@ -144,6 +145,10 @@ class _Sampled:
         window = self._source.read_window(start, end)
         self._sampler.keep(self._model, window)
         return window
+
+    def deadline(self, seconds: float, model: str, why: str) -> AbstractContextManager[None]:
+        """The source's own (a read of the spark source samples its rows in Spark)."""
+        return source_deadline(self._source, seconds, model, why)
 
     def close(self) -> None:
         self._source.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +43,27 @@ class TelemetrySource(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class BoundedSource(TelemetrySource, Protocol):
+    """A source whose reads start jobs elsewhere that can be stopped at a deadline (the
+    spark source's Spark jobs): an optional port, which ``source_deadline`` looks for."""
+
+    def deadline(self, seconds: float, model: str, why: str) -> AbstractContextManager[None]:
+        """The source's work this thread starts inside, stopped once ``seconds`` have
+        passed, which one log line says (``why``: what passed which deadline); what it
+        was doing then raises RunCancelledError."""
+        ...
+
+
+def source_deadline(
+    source: TelemetrySource, seconds: float, model: str, why: str
+) -> AbstractContextManager[None]:
+    """``source``'s deadline (``BoundedSource``) when it has one, else nothing to enter."""
+    if isinstance(source, BoundedSource):
+        return source.deadline(seconds, model, why)
+    return nullcontext()
 
 
 @runtime_checkable

@@ -46,7 +46,14 @@ from monitor.errors import (
 from monitor.exporter import MonitorState
 from monitor.logs import log_run_failure
 from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
-from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
+from monitor.ports import (
+    Clock,
+    Engine,
+    History,
+    SnapshotStore,
+    TelemetrySource,
+    source_deadline,
+)
 from monitor.records import Evaluation, RunFailure, Scaler, StoreEvent, Window
 from monitor.redact import redact_text
 from monitor.timestamps import format_time
@@ -142,35 +149,54 @@ class _GuardedSource:
             )
         outcome: list[Window | BaseException] = []
         done = threading.Event()
+        started = self._timer()
+        deadline = self._deadline
+        if self._timeout is not None:
+            deadline = min(deadline, started + self._timeout)
+        bound = self._bound(deadline - started)
 
         def read() -> None:
             try:
-                outcome.append(self._source.read_window(start, end))
+                with bound:  # the jobs this read starts stop at its deadline (Spark's)
+                    outcome.append(self._source.read_window(start, end))
+            except RunCancelledError as exc:  # what the read was doing, stopped there
+                error = self._late()
+                error.__cause__ = exc
+                outcome.append(error)
             except BaseException as exc:  # handed to the run, which classifies it
                 outcome.append(exc)
             finally:
                 done.set()
 
         thread = threading.Thread(target=read, name=f"read:{self._model}", daemon=True)
-        started = self._timer()
-        deadline = self._deadline
-        if self._timeout is not None:
-            deadline = min(deadline, started + self._timeout)
         self._reads[self._model] = (done, started)
         thread.start()
         while not done.wait(_READ_POLL_SECONDS):
             if self._stopping():
                 raise RunCancelledError("run abandoned while reading: the daemon is stopping")
             if self._timer() >= deadline:
-                raise SourceTimeoutError(
-                    f"the source of model {self._model!r} did not deliver the window within "
-                    f"the run's deadline of {self._timeout:g}s (schedule.run_timeout)"
-                )
+                raise self._late()
         [result] = outcome
         if isinstance(result, BaseException):
             raise result
         self.windows.append(result)
         return result
+
+    def _late(self) -> SourceTimeoutError:
+        return SourceTimeoutError(
+            f"the source of model {self._model!r} did not deliver the window within "
+            f"the run's deadline of {self._timeout:g}s (schedule.run_timeout)"
+        )
+
+    def _bound(self, seconds: float) -> AbstractContextManager[None]:
+        """The source's deadline for a read that may take ``seconds`` (``source_deadline``:
+        a spark source's jobs are cancelled there), or nothing when it may take forever."""
+        if seconds == float("inf"):
+            return nullcontext()
+        why = (
+            f"a read of its source passed its deadline of {self._timeout:g}s (schedule.run_timeout)"
+        )
+        return source_deadline(self._source, max(seconds, 0.0), self._model, why)
 
     def close(self) -> None:
         """The source belongs to the application, which closes it."""
@@ -248,8 +274,12 @@ class Runner:
         engine = self._engines.get(name)
         # An engine's job that outlives the deadline is stopped there, not at its end.
         bound: AbstractContextManager[None] = nullcontext()
-        if engine is not None and bounded and timeout is not None:
-            bound = engine.deadline(timeout, name)
+        if bounded and timeout is not None:
+            if engine is not None:
+                bound = engine.deadline(timeout, name)
+            else:  # the source's rows are collected here: a spark source's jobs
+                why = f"the run passed its deadline of {timeout:g}s (schedule.run_timeout)"
+                bound = source_deadline(self._sources[name], timeout, name, why)
         try:
             with bound:
                 evaluation, live = evaluate(

@@ -64,6 +64,7 @@ __all__ = [
     "blocks_of_frame",
     "candidate_blocks",
     "error_line",
+    "job_deadline",
     "lloyd",
     "read_rows",
     "rows_of",
@@ -354,15 +355,15 @@ def _quiet_task_failures(sc: Any, level: str) -> None:
 
 @dataclass
 class _Deadline:
-    """A run's deadline (``SparkEngine.deadline``): the tag of its jobs, the context its
-    thread tagged them on, and whether it has passed."""
+    """A run's or a read's deadline (``job_deadline``): the tag of its jobs, the context
+    its thread tagged them on, and whether it has passed."""
 
     tag: str
     context: Any = None
     passed: bool = False
 
 
-#: The deadline of the run this thread computes, if it has one.
+#: The deadline of the run (or the read) this thread computes, if it has one.
 _RUN = threading.local()
 _RUN_TAGS = itertools.count(1)
 
@@ -383,17 +384,37 @@ def _check_deadline() -> None:
         run.context = sc
 
 
-def _cancel_run(run: _Deadline, model: str, seconds: float) -> None:
-    """At a run's deadline: its running Spark jobs cancelled, in one log line."""
+def _cancel_run(run: _Deadline, model: str, why: str) -> None:
+    """At a deadline: the Spark jobs it covers cancelled, in one log line."""
     run.passed = True
     if run.context is None:
         return  # it started no job
-    logging.getLogger(__name__).warning(
-        "model=%s the run passed its deadline of %gs (schedule.run_timeout): its Spark jobs "
-        "are cancelled", model, seconds,
-    )  # fmt: skip
+    logging.getLogger(__name__).warning("model=%s %s: its Spark jobs are cancelled", model, why)
     with contextlib.suppress(*_spark_errors()):  # a context that has gone away
         run.context.cancelJobsWithTag(run.tag)
+
+
+@contextlib.contextmanager
+def job_deadline(seconds: float, model: str, why: str) -> Iterator[None]:
+    """The Spark jobs this thread starts inside, tagged as one run's (or one read's),
+    cancelled once ``seconds`` have passed, in one log line: "model=M ``why``: its Spark
+    jobs are cancelled". The job fails then, and any later one at once, as
+    RunCancelledError; the session is kept. ``SparkEngine.deadline`` bounds a run's
+    thread with it, ``SparkSource.deadline`` the thread of a read (docs/scaling.md)."""
+    run = _Deadline(f"kmeans-monitor-run-{next(_RUN_TAGS)}")
+    timer = threading.Timer(seconds, _cancel_run, (run, model, why))
+    timer.daemon = True
+    outer: _Deadline | None = getattr(_RUN, "deadline", None)
+    _RUN.deadline = run
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        _RUN.deadline = outer
+        if run.context is not None:
+            with contextlib.suppress(*_spark_errors()):
+                run.context.removeJobTag(run.tag)
 
 
 #: The context ``session`` started, given up by any engine whose job Spark failed (the
@@ -1178,25 +1199,13 @@ class SparkEngine:
             if last_pass:
                 self._release()
 
-    @contextlib.contextmanager
-    def deadline(self, seconds: float, model: str) -> Iterator[None]:
+    def deadline(self, seconds: float, model: str) -> contextlib.AbstractContextManager[None]:
         """The Spark jobs this thread starts inside, tagged as one run's, cancelled once
         ``seconds`` have passed (``schedule.run_timeout``): the job fails then, and any
         later one at once, as RunCancelledError, which the runner reports as a local
-        run past its deadline; the session is kept."""
-        run = _Deadline(f"kmeans-monitor-run-{next(_RUN_TAGS)}")
-        timer = threading.Timer(seconds, _cancel_run, (run, model, seconds))
-        timer.daemon = True
-        _RUN.deadline = run
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
-            _RUN.deadline = None
-            if run.context is not None:
-                with contextlib.suppress(*_spark_errors()):
-                    run.context.removeJobTag(run.tag)
+        run past its deadline; the session is kept (``job_deadline``)."""
+        why = f"the run passed its deadline of {seconds:g}s (schedule.run_timeout)"
+        return job_deadline(seconds, model, why)
 
     def score(
         self,

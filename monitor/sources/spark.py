@@ -10,6 +10,7 @@ any other engine collects them once. The reading itself lives in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -109,6 +110,14 @@ class SparkSource:
         return Window(
             self._model, start, end, self._features, empty, label=f"{what} (spark)", remote=rows
         )
+
+    def deadline(self, seconds: float, model: str, why: str) -> AbstractContextManager[None]:
+        """The Spark jobs this thread starts inside (a read's, or a run's that collects
+        the rows), cancelled once ``seconds`` have passed, in one log line
+        (``monitor.engines.spark.job_deadline``); the job then fails as RunCancelledError."""
+        from monitor.engines import spark
+
+        return spark.job_deadline(seconds, model, why)
 
     def close(self) -> None:
         """Nothing to release: the session belongs to the process (the engine stops it)."""

@@ -363,3 +363,88 @@ def test_a_spark_job_past_the_runs_deadline_is_cancelled_and_the_run_fails_run_t
     assert tracker.getActiveJobsIds() == []  # the job stopped
     # The session was kept (a failed job gives it up) and serves the next jobs.
     assert engine.spark is spark and spark.sparkContext.parallelize(range(5), 2).count() == 5
+
+
+def sleepy_view(spark: Any, name: str, now: float, *, slow: bool) -> None:
+    """The temp view ``name``: rows of FEATURES every half second around ``now``, with a
+    time column ``t`` of unix seconds; if ``slow``, each partition a minute in coming (a
+    map that sleeps, on the executors)."""
+    X = blobs(3000, CENTERS, seed=1)
+    times = now - 1200 + 0.5 * np.arange(len(X))
+    data = [(float(t), *map(float, row)) for t, row in zip(times, X, strict=True)]
+    rows = spark.sparkContext.parallelize(data, 2)
+    if slow:
+        rows = rows.mapPartitions(lambda part: (time.sleep(60), part)[1])
+    schema = ", ".join(f"{c} double" for c in ("t", *FEATURES))
+    spark.createDataFrame(rows, schema).createOrReplaceTempView(name)
+
+
+def run_until_cancelled(
+    spark: Any, runner: Runner, caplog: pytest.LogCaptureFixture
+) -> tuple[RunFailure, list[str]]:
+    """One run of m, which fails; the lines that say jobs were cancelled. The Spark job
+    it started has stopped, whose active jobs are looked at for 10 s."""
+    with caplog.at_level(logging.INFO):
+        result = runner.run_model("m")
+    assert isinstance(result, RunFailure), result
+    tracker = spark.sparkContext.statusTracker()
+    waited = time.monotonic() + 10
+    while tracker.getActiveJobsIds() and time.monotonic() < waited:
+        time.sleep(0.1)
+    assert tracker.getActiveJobsIds() == []  # the job stopped
+    return result, [r.getMessage() for r in caplog.records if "cancel" in r.getMessage()]
+
+
+def spark_source_runner(clock: FakeClock, view: str) -> Runner:
+    """A Runner of m, on the local engine, reading the spark source of the view."""
+    from monitor.sources.spark import SparkSourceOptions, build
+
+    m = model()
+    source = build("m", FEATURES, SparkSourceOptions(table=view, time_column="t"))
+    return Runner(
+        Settings(DaemonSettings(), (m,)),
+        sources={"m": source},
+        store=MemoryStore(),
+        history=MemoryHistory(),
+        state=MonitorState([model_spec(m, datetime.now(UTC))], started_at=0.0, version="t"),
+        clock=clock,
+        package_version="t",
+        run_timeouts={"m": 4.0},
+    )
+
+
+def test_a_spark_job_of_a_read_past_its_deadline_is_cancelled_and_the_run_fails_source_timeout(
+    spark: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read runs on a thread of its own, whose Spark jobs the run's deadline did not
+    tag: the run stopped waiting for it at the deadline, its job running on (a minute
+    here), holding the executors. The read's jobs are cancelled at its deadline."""
+    clock = FakeClock()
+    sleepy_view(spark, "slow_times", clock.now(), slow=True)  # the read checks times: slow
+    result, said = run_until_cancelled(spark, spark_source_runner(clock, "slow_times"), caplog)
+    assert result.reason == "source_timeout", result
+    assert said == [
+        "model=m a read of its source passed its deadline of 4s (schedule.run_timeout): its "
+        "Spark jobs are cancelled"
+    ], said
+    assert spark.sparkContext.parallelize(range(5), 2).count() == 5  # the session serves
+
+
+def test_a_local_model_collecting_a_spark_sources_rows_past_its_deadline_cancels_the_job(
+    spark: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model on the local engine collects the spark source's rows on the run's thread,
+    which had no deadline of Spark's (no engine): its job ran on past the deadline. The
+    run's jobs are cancelled there, and the run fails run_timeout as the engine's do."""
+    clock = FakeClock()
+    sleepy_view(spark, "slow_rows", clock.now(), slow=False)
+    runner = spark_source_runner(clock, "slow_rows")
+    assert isinstance(runner.run_model("m"), Evaluation)  # the first run trains, unbounded
+    sleepy_view(spark, "slow_rows", clock.now(), slow=True)  # the rows' collect: slow
+    clock.advance(60)
+    result, said = run_until_cancelled(spark, runner, caplog)
+    assert result.reason == "run_timeout", result
+    assert said == [
+        "model=m the run passed its deadline of 4s (schedule.run_timeout): its Spark jobs "
+        "are cancelled"
+    ], said
