@@ -95,7 +95,7 @@ def test_a_replay_with_a_failed_run_exits_1_after_its_output(config: Path) -> No
 
 
 def test_windows_shorter_than_a_minute_are_told_apart_by_their_seconds(config: Path) -> None:
-    raw = yaml.safe_load(config.read_text())
+    raw = yaml.safe_load(fixed_thresholds(config).read_text())
     raw["models"] = [{**raw["models"][0], "window": "30s", "schedule": {"interval": "30s"}}]
     config.write_text(yaml.safe_dump(raw))
     to = "2024-03-04T00:02:00Z"
@@ -131,7 +131,14 @@ def test_json_has_every_window_and_both_models(config: Path) -> None:
 def test_a_model_named_twice_is_replayed_once(config: Path) -> None:
     args = ["--from", FROM, "--to", "1709514000", "--json", "--model", "cart"]
     result = invoke(
-        "backtest", "--config", str(config), *args, "--model", "shop", "--model", "cart"
+        "backtest",
+        "--config",
+        str(fixed_thresholds(config)),
+        *args,
+        "--model",
+        "shop",
+        "--model",
+        "cart",
     )
     assert result.exit_code == 0, result.output
     assert [r["model"] for r in json.loads(result.stdout)] == ["cart", "shop"]
@@ -176,7 +183,7 @@ def test_every_refused_model_is_named_in_the_one_line(config: Path) -> None:
 
 def test_plot_labels_each_time_tick_once_over_a_few_minutes(config: Path, tmp_path: Path) -> None:
     # "%m-%d %H:%M" labelled ticks 30 s apart alike: 00:01, 00:01, 00:02, 00:02, ...
-    doc = yaml.safe_load(config.read_text())
+    doc = yaml.safe_load(fixed_thresholds(config).read_text())
     doc["models"][0].update(window="30s", schedule={"interval": "30s"})
     config.write_text(yaml.safe_dump(doc))
     path = tmp_path / "shop.svg"
@@ -300,7 +307,7 @@ def test_progress_goes_to_stderr_for_long_replays(
     # The tenths alone: a first window (the reference's training) slower than the 30 s
     # rule on a loaded machine added a line of its own (that rule: the test below).
     monkeypatch.setattr("monitor.cli.PROGRESS_SECONDS", math.inf)
-    raw = yaml.safe_load(config.read_text())
+    raw = yaml.safe_load(fixed_thresholds(config).read_text())
     raw["models"] = raw["models"][:1]
     raw["models"][0]["window"] = "1m"
     raw["models"][0]["schedule"] = {"interval": "1m"}
@@ -343,7 +350,7 @@ def test_a_plot_that_cannot_be_written_loses_no_result(
     monkeypatch.setattr(plots, "plot_replay", refused)
     plot = tmp_path / "out.png"
     args = ["--from", FROM, "--to", TO, "--model", "shop", "--plot", str(plot)]
-    result = invoke("backtest", "--config", str(config), *args)
+    result = invoke("backtest", "--config", str(fixed_thresholds(config)), *args)
     assert result.exit_code == 2
     assert result.stdout.splitlines()[-1].startswith("summary shop: 8 windows, ")
     assert result.stderr.splitlines()[-1] == (

@@ -316,9 +316,10 @@ def test_runs_half_a_window_off_the_references_windows_hold_the_rate(
     for cuts in (1, reference.CUTS):
         monkeypatch.setattr(reference, "CUTS", cuts)
         _, _, _, store = run(m, alternating)
-        runs = [run(m, alternating, NOW + 1800 + i * 3600, store)[0] for i in range(12)]
+        # Six runs: with one cut every one of them flags (and trains a candidate, 1.7 s).
+        runs = [run(m, alternating, NOW + 1800 + i * 3600, store)[0] for i in range(6)]
         flags[cuts] = sum(bool(held_conditions(ev)) for ev in runs)
-    assert flags[1] >= 10 and flags[reference.CUTS] <= 1, flags
+    assert flags[1] >= 5 and flags[reference.CUTS] == 0, flags
 
 
 def test_a_daily_mix_does_not_alarm_when_compared_at_its_phase() -> None:
