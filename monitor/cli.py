@@ -1056,11 +1056,11 @@ def _number(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
-def _replay_line(w: Any) -> str:
-    """One window of a backtest in one line."""
+def _replay_line(w: Any, ms: bool = False) -> str:
+    """One window of a backtest in one line (``ms``: its time to the millisecond)."""
     from monitor.alerting import COMPARED, past
 
-    when = _ts(w.end)
+    when = _replay_ts(w.end, ms)
     if w.failed:
         r = w.result
         return f"{when}  {'-':>6}  FAILED ({r.reason}): {r.message}  " + _alert_text(w)
@@ -1105,15 +1105,27 @@ def _alert_text(w: Any) -> str:
 def _print_replay(r: Any) -> None:
     from monitor.alerting import COMPARED
 
+    # Milliseconds only when a time has a fraction (a --from of 00:00:00.5): cut to the
+    # second, the text disagreed with the JSON. Other commands' times keep ``_ts``.
+    ms = any(t % 1 for t in (r.start, r.end, *(w.end for w in r.windows)))
+    start, end = _replay_ts(r.start, ms), _replay_ts(r.end, ms)
     click.echo(
-        f"model {r.model}: {len(r.windows)} window(s) from {_ts(r.start)} to {_ts(r.end)} UTC; "
+        f"model {r.model}: {len(r.windows)} window(s) from {start} to {end} UTC; "
         "each SLI as value/threshold, * where an alert condition held, ! critical"
     )
     header = "  ".join(f"{sli:<{_width(sli)}}" for sli, _ in COMPARED)
-    click.echo(f"{'time (UTC)':<19}  {'rows':>6}  {header}  alerts")
+    click.echo(f"{'time (UTC)':<{23 if ms else 19}}  {'rows':>6}  {header}  alerts")
     for w in r.windows:
-        click.echo(_replay_line(w))
+        click.echo(_replay_line(w, ms))
     click.echo(_replay_summary(r))
+
+
+def _replay_ts(value: float, ms: bool) -> str:
+    """A backtest's time as ``_ts`` writes it, with ``ms`` its milliseconds too."""
+    if not ms:
+        return _ts(value)
+    at = datetime.fromtimestamp(value, UTC)
+    return f"{_ts(value)}.{at.microsecond // 1000:03d}"
 
 
 def _replay_summary(r: Any) -> str:

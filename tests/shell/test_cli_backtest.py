@@ -429,3 +429,27 @@ def test_a_range_past_now_is_replayed_with_one_warning(config: Path) -> None:
     assert result.stdout.startswith("model shop: 2 window(s)")
     quiet = invoke("backtest", "--config", str(config), "--from", FROM, "--to", TO)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+def test_text_shows_the_milliseconds_of_a_range_that_has_them(config: Path) -> None:
+    # h140 #6: --from 00:00:00.5 printed as 00:00:00 while the JSON said .500. Only the
+    # backtest's own times grow the fraction (``_ts``, which every other command's
+    # wall-clock times go through, stays to the second).
+    config = fixed_thresholds(config)
+    args = ["backtest", "--config", str(config), "--to", "2024-03-04T00:45:00Z", "--model", "shop"]
+    result = invoke(*args, "--from", "2024-03-04T00:00:00.5Z")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(
+        "model shop: 2 window(s) from 2024-03-04 00:00:00.500 to 2024-03-04 00:30:00.500 UTC;"
+    )
+    assert lines[1].startswith(f"{'time (UTC)':<23}  {'rows':>6}  ")
+    assert [line[:25] for line in lines[2:4]] == [
+        "2024-03-04 00:15:00.500  ",
+        "2024-03-04 00:30:00.500  ",
+    ]
+    whole = invoke(*args, "--from", FROM).stdout.splitlines()  # none: to the second, as before
+    assert whole[0].startswith(
+        "model shop: 3 window(s) from 2024-03-04 00:00:00 to 2024-03-04 00:45:00 UTC;"
+    )
+    assert whole[2].startswith("2024-03-04 00:15:00     ")
