@@ -1131,9 +1131,11 @@ def replay_runs(
     runs: BacktestRuns,
     *,
     on_result: Callable[[int, int, Evaluation | RunFailure], None] | None = None,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> Replay:
     """``backtest``'s replay of ``runs``, as ``backtest_runs`` found them, on the model's
-    engine as the daemon runs it (``engine: spark``: its master and ``spark.conf``)."""
+    engine as the daemon runs it (``engine: spark``: its master and ``spark.conf``).
+    ``on_step(i, n, text)``: what run ``i`` of ``n`` does while it is a first run."""
     m, times, after = runs
     engine = model_engine(m)
     source = SOURCES[m.source.kind].build(m.name, m.features, m.source.options)
@@ -1155,6 +1157,7 @@ def replay_runs(
             working_memory_mib=settings.daemon.working_memory_mib,
             engine=engine,
             on_result=None if on_result is None else lambda i, r: on_result(i, len(times), r),
+            on_step=None if on_step is None else lambda i, text: on_step(i, len(times), text),
         )
     finally:
         source.close()

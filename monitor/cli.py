@@ -958,7 +958,7 @@ def backtest(
     try:
         for runs in planned:
             progress = _backtest_progress(runs[0].name)
-            replays.append(replay_runs(settings, runs, on_result=progress))
+            replays.append(replay_runs(settings, runs, on_result=progress, on_step=progress.step))
     except ReplayInterrupted as exc:
         # What had finished is printed before the command ends as interrupted: a replay
         # stopped an hour in must not lose the hour.
@@ -1029,19 +1029,36 @@ def _write_plot(plot: Path, draw: Callable[[], None]) -> None:
 PROGRESS_SECONDS = 30.0  # the longest a long replay goes without a progress line
 
 
-def _backtest_progress(model: str, clock: Callable[[], float] = time.monotonic) -> Any:
-    """A progress callback: a line on stderr at every tenth of a long replay, and at least
-    every ``PROGRESS_SECONDS`` (a tenth of 100,000 runs takes minutes)."""
-    last = clock()
+class _BacktestProgress:
+    """Progress on stderr: a line at every tenth of a replay of 50 runs or more, and at
+    least every ``PROGRESS_SECONDS`` (a tenth of 100,000 runs takes minutes), during a
+    run too: a first run reads the reference period and trains, minutes with no run
+    finished (h140: 46 s of a 24-window reference read said nothing)."""
 
-    def report(i: int, n: int, result: Evaluation | RunFailure) -> None:
-        nonlocal last
-        now = clock()
-        if n >= 50 and ((i + 1) * 10 // n != i * 10 // n or now - last >= PROGRESS_SECONDS):
-            click.echo(f"backtest {model}: {i + 1}/{n} windows", err=True)
-            last = now
+    def __init__(self, model: str, clock: Callable[[], float]) -> None:
+        self._model, self._clock = model, clock
+        self._last = clock()
 
-    return report
+    def __call__(self, i: int, n: int, result: Evaluation | RunFailure) -> None:
+        """Run ``i`` of ``n`` finished."""
+        tenth = n >= 50 and (i + 1) * 10 // n != i * 10 // n
+        self._say(f"{i + 1}/{n} windows", force=tenth)
+
+    def step(self, i: int, n: int, text: str) -> None:
+        """Run ``i`` of ``n``, a first run, is doing ``text``."""
+        self._say(f"run {i + 1}/{n}: {text}")
+
+    def _say(self, text: str, *, force: bool = False) -> None:
+        now = self._clock()
+        if force or now - self._last >= PROGRESS_SECONDS:
+            click.echo(f"backtest {self._model}: {text}", err=True)
+            self._last = now
+
+
+def _backtest_progress(
+    model: str, clock: Callable[[], float] = time.monotonic
+) -> _BacktestProgress:
+    return _BacktestProgress(model, clock)
 
 
 def _cell(value: float | None, threshold: float | None) -> str:

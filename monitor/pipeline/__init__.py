@@ -22,7 +22,7 @@ from monitor.pipeline.diff import SnapshotDiff, diff_snapshots
 from monitor.pipeline.measure import RunContext, measure, measure_first, retrain, train_first
 from monitor.pipeline.period import REFRESH_SHARE, train_on_period
 from monitor.pipeline.phases import Phases
-from monitor.pipeline.reference import check_period, read_reference
+from monitor.pipeline.reference import Progress, check_period, read_reference
 from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_window
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
@@ -103,13 +103,16 @@ def evaluate(
     n_threads: int = 1,
     buffer: ScaleBuffer | None = None,
     assess_with: Assess = assess,
+    progress: Progress | None = None,
 ) -> tuple[Evaluation, Snapshot]:
     """Run one window for one model; return the evaluation and the snapshot live after it.
 
     ``engine`` scores the window and trains the candidate (default: in this process, on
     ``n_threads`` threads); ``buffer``, the model's own, keeps the memory of its scaled
     window from one run to the next; ``assess_with`` computes the middle of a run with a
-    live model (a first run, which trains on the reference period, stays here).
+    live model (a first run, which trains on the reference period, stays here);
+    ``progress`` hears what a first run is doing (its reads, then its training), which
+    may take minutes.
     """
     phases = Phases(should_stop)
     nothing: NoDataError | None = None
@@ -131,7 +134,7 @@ def evaluate(
         raise nothing
     ctx = RunContext(now, package_version, working_memory_mib, engine, n_threads, buffer)
     if live is None:  # the first model is trained on the reference period
-        m = _first_run(window, model, source, store, history, phases, ctx)
+        m = _first_run(window, model, source, store, history, phases, ctx, progress)
         decision = decide(m, model, now=now, pending=None)
         return commit(m, decision, None, store, history, phases, now=now)
     m, decision, new = assess_with(window, live, model, pending, phases, ctx)
@@ -148,6 +151,7 @@ def _first_run(
     history: History,
     phases: Phases,
     ctx: RunContext,
+    progress: Progress | None = None,
 ) -> Measurement:
     """Train the first model on the reference period and score the window with it.
 
@@ -157,16 +161,20 @@ def _first_run(
     trained model away made the restart train it all again.
     """
     with phases.phase("reference"):
-        reference = read_reference(source, model, ctx.now, window, ctx.engine)
+        reference = read_reference(source, model, ctx.now, window, ctx.engine, progress)
     # A first run on large windows trains for minutes with nothing said: a tester's
     # 1M-row model showed no sign of life for 5 minutes (helper-86).
-    log.info(
-        "model=%s first run: %d reference window(s) read, %s rows; training and "
-        "calibrating the first model (slow on large windows; no deadline)",
-        model.name,
-        reference.n_windows,
-        f"{int(reference.window_rows.sum()):,}",
+    read = (
+        f"{reference.n_windows} reference window(s) read, {int(reference.window_rows.sum()):,} rows"
     )
+    log.info(
+        "model=%s first run: %s; training and calibrating the first model (slow on large "
+        "windows; no deadline)",
+        model.name,
+        read,
+    )
+    if progress is not None:
+        progress(f"{read}; training the first model")
     X, first = train_first(window, model, phases, ctx, reference)
     if phases.stopping():
         stored = store_first(first, store, history)

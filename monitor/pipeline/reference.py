@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -47,6 +47,7 @@ from monitor.timestamps import format_time
 __all__ = [
     "CUTS",
     "MAX_REFERENCE_WINDOWS",
+    "Progress",
     "check_period",
     "check_ready",
     "period_windows",
@@ -64,6 +65,10 @@ MAX_REFERENCE_WINDOWS = 288
 #: windows of a long period (``_window_ends``).
 _GOLDEN = (5**0.5 - 1) / 2
 
+#: What a long first run is doing, in a few words ("reference period: 12 of 24 windows
+#: read"), for a caller that shows progress (``kmeans-monitor backtest``).
+Progress = Callable[[str], None]
+
 #: Cuts of the reference period into windows, each ``window / CUTS`` after the last: the
 #: period's own windows and a second cut half a window off theirs (docs/slis.md,
 #: "Windows between the reference's").
@@ -76,16 +81,18 @@ def read_reference(
     now: float,
     current: Window | None,
     engine: Engine | None = None,
+    progress: Progress | None = None,
 ) -> ReferencePeriod:
     """The reference period of ``model`` for a first run at ``now``.
 
     ``current`` is the window this run already read: when the period ends now, it is the
     period's last window and is not read twice. Windows whose rows stay on ``engine``
     make a period of a bounded sample (``remote.sampled_period``). The period is read
-    again cut at the other offsets of ``CUTS`` (``_cuts``).
+    again cut at the other offsets of ``CUTS`` (``_cuts``). ``progress`` hears of each
+    window read.
     """
     seen: dict[bytes, float] = {}  # the rows of each window kept, by digest: its start
-    (start, end), ends, read = _read_period(source, model, now, current, engine, seen)
+    (start, end), ends, read = _read_period(source, model, now, current, engine, seen, progress)
     if read.skipped:
         log.warning(
             "model=%s reference period: %d of %d windows left out; the first: %s",
@@ -99,7 +106,7 @@ def read_reference(
             model.name, read.repeated, len(ends), len(read.starts),
         )  # fmt: skip
     period = _period(read, model)
-    return replace(period, cuts=_cuts(source, model, (start, end), engine, seen))
+    return replace(period, cuts=_cuts(source, model, (start, end), engine, seen, progress))
 
 
 def check_period(
@@ -119,6 +126,7 @@ def _read_period(
     current: Window | None,
     engine: Engine | None,
     seen: dict[bytes, float],
+    progress: Progress | None = None,
 ) -> tuple[tuple[float, float], list[float], _Read]:
     """The span of the period, its windows' ends and what they held, once it is known to
     hold rows that cover what it needs (else its error: ``check_ready``, no usable window,
@@ -126,7 +134,7 @@ def _read_period(
     check_ready(source, model, now, engine, current)
     start, end = model.reference.span(now)
     ends = _window_ends(start, end, model.window)
-    read = _read(source, model, ends, engine, seen, current)
+    read = _read(source, model, ends, engine, seen, current, progress=progress)
     if not read.rows:
         assert read.last_error is not None
         error = read.last_error
@@ -366,13 +374,18 @@ def _read(
     seen: dict[bytes, float],
     current: Window | None = None,
     until_rows: bool = False,
+    *,
+    progress: Progress | None = None,
+    what: str = "reference period",
 ) -> _Read:
     """The windows ending at ``ends``, each read and validated; one that fails is left
     out, and one whose rows a window in ``seen`` (digest: start) returned is counted.
     One the source failed to read fails the read (``_unread``). ``until_rows``: stop
-    after the first window kept."""
+    after the first window kept. ``progress`` hears of each window read, as ``what``."""
     out = _Read()
-    for e in ends:
+    for i, e in enumerate(ends):
+        if progress is not None and i:
+            progress(f"{what}: {i} of {len(ends)} windows read")
         s = e - model.window
         try:
             if current is not None and (s, e) == (current.start, current.end):
@@ -441,6 +454,7 @@ def _cuts(
     span: tuple[float, float],
     engine: Engine | None,
     seen: dict[bytes, float],
+    progress: Progress | None = None,
 ) -> tuple[ReferencePeriod, ...]:
     """The period cut into windows ending ``i * window / CUTS`` before its own windows'
     ends, for ``0 < i < CUTS``: the calibration's null windows at those offsets, where a
@@ -461,7 +475,9 @@ def _cuts(
     out = []
     for i in range(1, CUTS):
         ends = _window_ends(start, end - i * model.window / CUTS, model.window)
-        read = _read(source, model, [e for e in ends if e - model.window >= start], engine, seen)
+        cut = [e for e in ends if e - model.window >= start]
+        what = f"reference period shifted by {i}/{CUTS} of a window"
+        read = _read(source, model, cut, engine, seen, progress=progress, what=what)
         if len(read.rows) >= 2:
             out.append(_period(read, model))
     return tuple(out)

@@ -106,6 +106,7 @@ def replay(
     working_memory_mib: float = 64.0,
     engine: Engine | None = None,
     on_result: Callable[[int, Result], None] | None = None,
+    on_step: Callable[[int, str], None] | None = None,
 ) -> Replay:
     """Run ``model`` once per time in ``times`` (ascending) and judge the runs.
 
@@ -113,7 +114,8 @@ def replay(
     until then); ``durations`` the ``for:`` per (alert, severity); ``classify`` turns an
     exception of a run into its bounded failure reason; ``engine`` computes the runs as
     the daemon's does for the model (``engine: spark``); ``on_result(i, result)`` is
-    called after each run (progress).
+    called after each run (progress), ``on_step(i, text)`` during run ``i`` when it is a
+    first run, which reads the reference period and trains (``evaluate``'s ``progress``).
     """
     if any(b <= a for a, b in itertools.pairwise(times)):
         raise ValueError("replay: run times must be strictly ascending")
@@ -130,7 +132,8 @@ def replay(
     )
     try:
         for i, t in enumerate(times):
-            result = _run(model, history, t, classify, at)
+            step = None if on_step is None else functools.partial(on_step, i)
+            result = _run(model, history, t, classify, functools.partial(at, progress=step))
             results.append(result)
             if on_result is not None:
                 on_result(i, result)
