@@ -19,6 +19,7 @@ __all__ = [
     "ACCEPTED",
     "EARLIEST",
     "LATEST",
+    "date_alone",
     "eight_digit_date",
     "finer_unit",
     "format_time",
@@ -176,6 +177,21 @@ def naive_time(value: Any) -> bool:
         return datetime.fromisoformat(text).tzinfo is None
     except ValueError:  # a lower-case z, or no time at all: not one read as UTC unsaid
         return False
+
+
+def date_alone(value: Any) -> bool:
+    """Whether ``value`` is ISO-8601 text of a date with no time of day (``2026-10-25``),
+    which ``parse_time`` reads as that day's midnight UTC."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if not text or text.isdigit():  # eight digits: refused as unix seconds or a date
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _timestamp(moment: datetime) -> float:

@@ -51,7 +51,14 @@ from monitor.checks import (
     read_fields,
 )
 from monitor.durations import check_duration, format_duration
-from monitor.errors import ConfigError, InvalidInputError, NoDataError, SchemaError, SourceError
+from monitor.errors import (
+    ConfigError,
+    InvalidInputError,
+    NoDataError,
+    SchemaError,
+    SourceDataError,
+    SourceError,
+)
 from monitor.records import Window
 from monitor.sources._common import (
     check_bounds,
@@ -61,7 +68,7 @@ from monitor.sources._common import (
     parse_timestamps,
     separator_hint,
 )
-from monitor.timestamps import eight_digit_date, format_time, naive_time, parse_time
+from monitor.timestamps import date_alone, eight_digit_date, format_time, naive_time, parse_time
 
 __all__ = [
     "FORMATS",
@@ -414,9 +421,9 @@ class _Parsed:
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
-        # Per file: its stamp, its first and last row time, and whether its times had no
-        # offset (``naive_time``).
-        self._spans: dict[Path, tuple[tuple[int, int, int, int], float, float, bool]] = {}
+        # Per file: its stamp, its first and last row time, and how its times were written
+        # (``_time_form``).
+        self._spans: dict[Path, tuple[tuple[int, int, int, int], float, float, int]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -446,12 +453,12 @@ class _Parsed:
         spans = [self._span(f) for f in files]
         return max((s[2] for s in spans if s is not None and s[2] > -math.inf), default=None)
 
-    def naive(self, f: _File) -> bool:
-        """Whether ``f``, unchanged since it was parsed, had times without an offset."""
+    def form(self, f: _File) -> int:
+        """How ``f``'s times were written (``_time_form``; 0 when unknown or changed)."""
         span = self._span(f)
-        return span is not None and span[3]
+        return 0 if span is None else span[3]
 
-    def _span(self, f: _File) -> tuple[tuple[int, int, int, int], float, float, bool] | None:
+    def _span(self, f: _File) -> tuple[tuple[int, int, int, int], float, float, int] | None:
         """``f``'s kept span while it is unchanged since parsed (None: unknown or changed)."""
         with self._lock:
             span = self._spans.get(f.path)
@@ -466,7 +473,7 @@ class _Parsed:
                 del self._spans[path]
 
     def put(
-        self, f: _File, rows: _Rows, *, naive: bool = False, window: tuple[float, float]
+        self, f: _File, rows: _Rows, *, form: int = 0, window: tuple[float, float]
     ) -> tuple[float, float] | None:
         """Keep ``f``'s rows, parsed for ``window``: all of them when they fit the budget,
         else those of a span around the window (``_slice``). The span of times kept
@@ -479,7 +486,7 @@ class _Parsed:
             rows, kept = _slice(rows, *window, PARSED_BYTES)
         size = _nbytes(rows)
         with self._lock:
-            self._spans[f.path] = (f.stamp, lo, hi, naive)
+            self._spans[f.path] = (f.stamp, lo, hi, form)
             if size > PARSED_BYTES:
                 return None
             self._pop(f.path)  # read twice at once: keep the last
@@ -775,7 +782,10 @@ class FilesSource:
             if n := int(np.count_nonzero(repeats[keep])):
                 repeated[f.path.name] = n
             used += 1
-            naive = naive or self._parsed.naive(f)
+            form = self._parsed.form(f)
+            naive = naive or bool(form & _NAIVE)
+            if form & _DATES and end - start < _DAY:
+                raise self._dates_alone(f, float(ts[keep][0]), end - start)
         d = len(self._features)
         X = np.concatenate(parts) if parts else np.empty((0, d))
         when = f"[{format_time(start)}, {format_time(end)})"
@@ -800,6 +810,19 @@ class FilesSource:
             label += f", whose newest row is at {format_time(newest)}"
         return X, label, naive
 
+    def _dates_alone(self, f: _File, day: float, window: float) -> SourceDataError:
+        """The error of a window shorter than a day that holds rows of a file whose times
+        are dates alone: each day's rows would all fall in the window holding its
+        midnight, and every other window would hold none (h140 #5). Refused at the first
+        window that reads them, which stops a reference period (``SourceDataError``)."""
+        return SourceDataError(
+            f"{self._name}: {str(f.path)!r}: the timestamp column "
+            f"{self._options.timestamp_column!r} holds dates alone ({format_time(day)[:10]}, "
+            f"no time of day), each read as its midnight UTC: a window of "
+            f"{format_duration(window)} would get all of a day's rows at midnight and no "
+            f"other window any; write each row's time of day, or use a window of 1d or longer"
+        )
+
     def _parsed_rows(self, f: _File, start: float, end: float) -> _Rows:
         """A file's rows and times, parsed once while it is unchanged (a file too large
         for the budget: once per span of time kept, ``_slice``). A file that does not
@@ -812,7 +835,7 @@ class FilesSource:
             return cached
         began = time.monotonic()
         try:
-            X, read_ts, naive = self._read(f, with_timestamps=True)
+            X, read_ts, form = self._read(f, with_timestamps=True)
         except (SourceError, InvalidInputError) as exc:
             ts = self._times_only(f)
             if ts is None:
@@ -822,20 +845,20 @@ class FilesSource:
             empty = np.empty((0, len(self._features)))
             rows: _Rows = (empty, ts, type(exc)(str(exc)), np.zeros(len(ts), dtype=bool))
             if not isinstance(exc.__cause__, OSError):  # an I/O error may pass: read again
-                self._keep(f, rows, False, (start, end), time.monotonic() - began)
+                self._keep(f, rows, 0, (start, end), time.monotonic() - began)
             return rows
         assert read_ts is not None
         rows = (X, read_ts, None, _repeats(X, read_ts))
-        self._keep(f, rows, naive, (start, end), time.monotonic() - began)
+        self._keep(f, rows, form, (start, end), time.monotonic() - began)
         return rows
 
     def _keep(
-        self, f: _File, rows: _Rows, naive: bool, window: tuple[float, float], took: float
+        self, f: _File, rows: _Rows, form: int, window: tuple[float, float], took: float
     ) -> None:
         """Keep a parsed file; a WARNING, once per file and stamp, when it is too large for
         the budget and only a span of its rows is kept: a window outside that span parses
         it again, which the user can avoid by splitting the file."""
-        kept = self._parsed.put(f, rows, naive=naive, window=window)
+        kept = self._parsed.put(f, rows, form=form, window=window)
         if kept == (-math.inf, math.inf) or (f.path, f.stamp) in self._warned:
             return
         self._warned.add((f.path, f.stamp))
@@ -884,9 +907,9 @@ class FilesSource:
 
     def _read(
         self, f: _File, *, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None, bool]:
-        """The file's rows, their times (``with_timestamps``), and whether those were
-        written without an offset and read as UTC (``naive_time``)."""
+    ) -> tuple[FloatArray, FloatArray | None, int]:
+        """The file's rows, their times (``with_timestamps``), and how those were written
+        (``_time_form``: without an offset and read as UTC, dates alone)."""
         where = f"{self._name}: {str(f.path)!r}"
         if f.format == "parquet":
             return self._read_parquet(f.path, where, with_timestamps)
@@ -911,7 +934,7 @@ class FilesSource:
 
     def _read_parquet(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None, bool]:
+    ) -> tuple[FloatArray, FloatArray | None, int]:
         pa, pq = _pyarrow(where)
         self._match(_parquet_names(pa, pq, path, where), where, with_timestamps)
         ts_name = self._options.timestamp_column
@@ -925,17 +948,17 @@ class FilesSource:
         X = np.empty((table.num_rows, len(self._features)))
         for j, name in enumerate(self._features):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
-        return X, ts, with_timestamps and _arrow_naive(pa, table.column(ts_name))
+        return X, ts, _arrow_form(pa, table.column(ts_name)) if with_timestamps else 0
 
     def _read_csv(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None, bool]:
+    ) -> tuple[FloatArray, FloatArray | None, int]:
         # Converted chunk by chunk: a file held whole as Python strings took 16 times its
         # size (a 1 GB CSV, 16 GB); only the arrays of its columns are kept.
         parts: list[FloatArray] = []
         stamps: list[FloatArray] = []
         index: list[int] = []
-        naive = False
+        form = 0
         for number, (header, rows, lines) in enumerate(_csv_chunks(path, where)):
             if number == 0:
                 index = self._match(header, where, with_timestamps)
@@ -946,9 +969,11 @@ class FilesSource:
             if with_timestamps:
                 stamps.append(self._csv_times(header, rows, lines, where))
                 i = header.index(self._options.timestamp_column)
-                naive = naive or _some_naive([r[i] for r in _spread(rows)])
+                chunk = _time_form([r[i] for r in _spread(rows)])
+                # Dates alone when every chunk's are; no offset when any chunk's has none.
+                form = chunk if number == 0 else ((form | chunk) & _NAIVE) | (form & chunk & _DATES)
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return X, (np.concatenate(stamps) if with_timestamps else None), naive
+        return X, (np.concatenate(stamps) if with_timestamps else None), form
 
     def _csv_times(
         self, header: list[str], rows: list[list[str]], lines: list[int], where: str
@@ -967,7 +992,7 @@ class FilesSource:
 
     def _read_npy(
         self, path: Path, where: str, with_timestamps: bool
-    ) -> tuple[FloatArray, FloatArray | None, bool]:
+    ) -> tuple[FloatArray, FloatArray | None, int]:
         d = len(self._features)
         want = d + 1 if with_timestamps else d
         layout = (
@@ -982,7 +1007,7 @@ class FilesSource:
                 f"{list(self._features)}); NPY columns are matched by position."
             )
         if not with_timestamps:
-            return data, None, False
+            return data, None, 0
         ts = data[:, 0].copy()
         if not np.isfinite(ts).all():
             row = int(np.flatnonzero(~np.isfinite(ts))[0])
@@ -994,7 +1019,7 @@ class FilesSource:
         except InvalidInputError as exc:
             raise SourceError(str(exc)) from exc
         _check_time_precision(stored, ts, where)
-        return np.ascontiguousarray(data[:, 1:]), ts, False  # numbers: unix seconds
+        return np.ascontiguousarray(data[:, 1:]), ts, 0  # numbers: unix seconds
 
 
 def _spread(values: Sequence[Any]) -> list[Any]:
@@ -1004,20 +1029,31 @@ def _spread(values: Sequence[Any]) -> list[Any]:
     return [values[i] for i in sorted({0, n // 2, n - 1})] if n else []
 
 
-def _some_naive(values: Sequence[Any]) -> bool:
-    return any(naive_time(v) for v in values)
+#: How a file's times were written (``_time_form``), as bits: some without a UTC offset
+#: (read as UTC), and every one a date alone (read as its midnight).
+_NAIVE, _DATES = 1, 2
+
+#: A day in seconds: a window shorter than it cannot read times of dates alone.
+_DAY = 86_400.0
 
 
-def _arrow_naive(pa: Any, col: Any) -> bool:
-    """Whether an Arrow timestamp column's times have no offset: a timestamp type without
-    a zone, or ISO-8601 text without one (``_spread``)."""
+def _time_form(values: Sequence[Any]) -> int:
+    """``_NAIVE`` when some of ``values`` (a file's ``_spread``) are ISO-8601 text without
+    an offset (``naive_time``), plus ``_DATES`` when every one is a date alone."""
+    naive = _NAIVE if any(naive_time(v) for v in values) else 0
+    return naive | (_DATES if values and all(date_alone(v) for v in values) else 0)
+
+
+def _arrow_form(pa: Any, col: Any) -> int:
+    """``_time_form`` of an Arrow timestamp column: ``_NAIVE`` for a timestamp type
+    without a zone, or of ISO-8601 text as ``_time_form`` says (``_spread``)."""
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if pa.types.is_timestamp(col.type):
-        return col.type.tz is None
+        return _NAIVE if col.type.tz is None else 0
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return _some_naive([v.as_py() for v in _spread(col)])
-    return False
+        return _time_form([v.as_py() for v in _spread(col)])
+    return 0
 
 
 def _failing_windows(ts: FloatArray) -> str:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitor.errors import ConfigError, SchemaError, SourceError
+from monitor.errors import ConfigError, SchemaError, SourceDataError, SourceError
 from monitor.ports import TelemetrySource
 from monitor.sources import files
 from monitor.sources.files import FilesOptions, FilesSource, build, parse_options, read_table
@@ -1136,6 +1136,38 @@ def test_time_range_refuses_a_column_of_eight_digit_dates(
         "(1970-08-23T12:06:46Z) and as the ISO-8601 date 2026-12-06: write the times as "
         "ISO-8601 (2026-12-06), or unix seconds as 20261206.0"
     )
+
+
+MAY_2 = datetime(2024, 5, 2, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_time_range_refuses_dates_alone_in_a_window_shorter_than_a_day(
+    tmp_path: Path, suffix: str
+) -> None:
+    # h140 #5: a column of dates alone put each day's rows in the hour holding its
+    # midnight, and every other hour failed as too_few_rows with nothing saying why.
+    write(tmp_path / f"w{suffix}", named(ROWS, ts=["2024-05-01"] * 2 + [" 2024-05-02"] * 3))
+    src = _range_source(tmp_path)
+    with pytest.raises(SourceDataError) as info:  # stops a reference period at once
+        src.read_window(MAY_2 - 1800, MAY_2 + 1800)
+    assert str(info.value) == (
+        f"files source of model 'checkout': '{tmp_path / f'w{suffix}'}': the timestamp "
+        "column 'ts' holds dates alone (2024-05-02, no time of day), each read as its "
+        "midnight UTC: a window of 1h would get all of a day's rows at midnight and no "
+        "other window any; write each row's time of day, or use a window of 1d or longer"
+    )
+    assert src.read_window(MAY_2 + 1800, MAY_2 + 5400).X.shape == (0, 3)  # holds none
+    assert src.read_window(MAY_2, MAY_2 + 86400).X.shape == (3, 3)  # a day's window: read
+
+
+def test_time_range_reads_midnights_written_with_their_time(tmp_path: Path) -> None:
+    # Only dates alone: midnights written as times (a file of one minute's rows) are read.
+    stamps = ["2024-05-02T00:00:00Z"] * 5
+    for suffix in (".csv", ".parquet"):
+        write(tmp_path / f"w{suffix}", named(ROWS, ts=stamps))
+    window = _range_source(tmp_path).read_window(MAY_2, MAY_2 + 60)
+    assert window.X.shape == (10, 3)
 
 
 def test_time_range_reads_eight_digits_that_are_no_dates_as_seconds(tmp_path: Path) -> None:
