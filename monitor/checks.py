@@ -17,6 +17,7 @@ helpers then assume valid input.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import numbers
@@ -400,13 +401,21 @@ def unknown_fields(raw: Mapping[Any, Any], valid: Iterable[str], where: str = ""
     """One Problem per key of ``raw`` that is not in ``valid``, named ``where.key``; a
     value named like a secret is shown masked (fixing the problem never needs it)."""
     names = sorted(valid)
-    expected = f"omitted (unknown field; valid: {', '.join(names)})"
     prefix = f"{where}." if where else ""
     return [
-        Problem(f"{prefix}{key}", expected, _shown(str(key), raw[key]))
+        Problem(f"{prefix}{key}", _omitted(str(key), names), _shown(str(key), raw[key]))
         for key in raw
         if key not in names
     ]
+
+
+def _omitted(key: str, names: list[str]) -> str:
+    """What an unknown field must be: omitted, with the valid names, and first the one a
+    typo most likely meant (``difflib``'s ratio of at least 0.75: 'windw', 'Window',
+    'refrence'), none when no name is that close."""
+    close = difflib.get_close_matches(key.lower(), names, n=1, cutoff=0.75)
+    meant = f"did you mean {close[0]!r}? " if close else ""
+    return f"omitted (unknown field; {meant}valid: {', '.join(names)})"
 
 
 def read_fields(

@@ -121,6 +121,18 @@ def test_unknown_fields_name_each_key_under_its_mapping() -> None:
     assert unknown_fields({"a": 1}, ["a"]) == []
 
 
+def test_an_unknown_field_close_to_a_valid_one_names_it_first() -> None:
+    # A typo'd key listed the valid ones and left the user to spot which was meant.
+    valid = ["k", "reference", "schedule", "window"]
+    got = [p.config() for p in unknown_fields({"windw": "1h", "Refrence": 1, "zz": 2}, valid)]
+    names = "valid: k, reference, schedule, window)"
+    assert got == [
+        f"windw: must be omitted (unknown field; did you mean 'window'? {names}; got '1h'",
+        f"Refrence: must be omitted (unknown field; did you mean 'reference'? {names}; got 1",
+        f"zz: must be omitted (unknown field; {names}; got 2",
+    ]
+
+
 def test_read_fields_converts_and_collects_every_problem() -> None:
     raw = {"step": "30s", "timeout": "soon", "url": "http://p", "query": "up", "join_on": None}
     values, problems = read_fields(

@@ -338,8 +338,8 @@ def test_no_secret_appears_in_the_warnings_of_an_answer(
         (
             {"basic_auth": {"username": "u", "password": PASSWORD}},
             [
-                "source.basic_auth.password: must be omitted (unknown field; valid: "
-                "password_file, username); got ***",
+                "source.basic_auth.password: must be omitted (unknown field; did you mean "
+                "'password_file'? valid: password_file, username); got ***",
                 "source.basic_auth.password_file: must be a file holding the password (the "
                 "password itself never goes here); it is missing or empty",
             ],
