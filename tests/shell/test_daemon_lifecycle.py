@@ -150,7 +150,9 @@ def test_the_start_up_heap_is_frozen_after_its_garbage_cycles_are_collected(
     del garbage_a, garbage_b  # a cycle: only a collection frees it
     frozen = freeze_heap()
     assert gone() is None  # collected before the freeze, not kept for ever
-    assert frozen == gc.get_freeze_count() > 0
+    # Frozen objects freed since (by this worker's other threads too) leave the count:
+    # it was 497,262 against 497,263 returned in one CI run.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert not any(o is alive for o in gc.get_objects())  # out of every generation
     gc.unfreeze()
     assert any(o is alive for o in gc.get_objects())
