@@ -1621,18 +1621,19 @@ def _scored(config_path: Path | None, state_dir: Path | None, model: str) -> set
 
 def _never_live(store: Any, model: str, version: int, scored: set[int] | None) -> str | None:
     """What ``version`` was when it is a retired version with no sign of having been live
-    (``ports.was_live``: none in the store, none in the runs ``scored``, None when the
-    history cannot be read): a candidate rejected or replaced while pending, or one made
-    live and moved off before a run scored it or a version was trained from it. None
-    otherwise."""
-    from monitor.ports import was_live
+    (``ports.was_live``: none in the store or its events, none in the runs ``scored``,
+    None when the history cannot be read): a candidate rejected or replaced while
+    pending, or one made live and moved off before a run scored it or a version was
+    trained from it in a store that recorded no events then. None otherwise."""
+    from monitor.ports import made_live, was_live
 
     try:
         infos = store.list_versions(model)
     except StoreError:
         return None  # the rollback itself says what is wrong with the store
     info = next((i for i in infos if i.version == version), None)
-    if info is None or info.state != "retired" or version in was_live(infos, scored or ()):
+    live_once = was_live(infos, {*(scored or ()), *made_live(store, model)})
+    if info is None or info.state != "retired" or version in live_once:
         return None
     trained = "" if info.created_at is None else f", trained {_ts(info.created_at)} UTC"
     runs = (

@@ -193,14 +193,15 @@ def rollback_target(
     """The version to roll back to while the live one (``broken``; None: unreadable)
     cannot be used: the store's error and the model page both advise it. ``loaded`` (what
     a daemon still scores) when it loads, else the newest version that was live and loads
-    (``was_live``; ``scored``: the versions the run history saw live, which the store
-    cannot give). Never a candidate that was not live: under manual retraining the
-    newest versions are often rejected ones (exB). None when none loads."""
+    (``was_live``; ``scored``: the versions the run history saw live, which the store's
+    pointers cannot give; and ``made_live``, those its events show). Never a candidate
+    that was not live: under manual retraining the newest versions are often rejected
+    ones (exB). None when none loads."""
     try:
         infos = store.list_versions(model)
     except (StoreError, OSError):
         infos = []
-    live_once = was_live(infos, scored)
+    live_once = was_live(infos, {*scored, *made_live(store, model)})
     sound = [i.version for i in reversed(infos) if i.corrupt is None and i.version in live_once]
     for version in [loaded, *sound]:
         if version is None or version == broken:
@@ -211,6 +212,16 @@ def rollback_target(
             continue
         return version
     return None
+
+
+def made_live(store: SnapshotStore, model: str) -> set[int]:
+    """The versions the store's events show made live (approved, rolled back to,
+    promoted); none when it has no record or cannot read it (the callers' other
+    evidence, ``was_live``, still holds)."""
+    try:
+        return {e.to_version for e in store.events(model) if e.to_version is not None}
+    except (StoreError, OSError):
+        return set()
 
 
 def was_live(infos: list[VersionInfo], scored: Collection[int] = ()) -> set[int]:

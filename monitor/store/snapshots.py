@@ -672,7 +672,7 @@ class DirectorySnapshotStore:
         if target is not None:
             return LivePointerError(
                 f"{head}. Roll back to v{target}, the newest version that loads of those the "
-                "store records as once live (it records no approvals): "
+                "store records as once live: "
                 f"`kmeans-monitor snapshots rollback {model} --to {target} "
                 f"{self._state_dir_option()}`"
             )

@@ -511,7 +511,13 @@ def test_a_rollback_to_a_version_the_runs_scored_does_not_call_it_never_live(
     assert invoke("snapshots", "approve", "shop", "2", "--config", str(cfg)).exit_code == 0
     assert invoke("snapshots", "rollback", "shop", "--config", str(cfg)).exit_code == 0
     assert states(cfg) == {1: "live", 2: "retired"}
-    # No run scored it yet: what is known, and no more.
+    # The store's events recorded the approval: it was live, whether a run scored it.
+    recorded = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
+    assert recorded.exit_code == 0 and recorded.stderr == "", recorded.output
+    assert invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg)).exit_code == 0
+    # A store written before events were recorded, and no run scored it yet: what is
+    # known, and no more.
+    (state / "snapshots" / "shop" / "EVENTS").unlink()
     unscored = invoke("snapshots", "rollback", "shop", "--to", "2", "--config", str(cfg))
     assert unscored.exit_code == 0, unscored.output
     [warning] = unscored.stderr.splitlines()

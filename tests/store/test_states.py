@@ -15,7 +15,7 @@ import pytest
 from _store_factories import make_snapshot, stored_files
 
 from monitor.errors import InvalidInputError, LivePointerError, SnapshotNotFoundError, StoreError
-from monitor.records import VersionInfo
+from monitor.records import Actor, VersionInfo
 from monitor.store import DirectorySnapshotStore, StoreKey, _manifest, version_summary
 from monitor.store.snapshots import ARRAYS, LIVE, MANIFEST, PENDING
 
@@ -140,7 +140,7 @@ def test_a_broken_live_pointer_names_the_rollback_and_changes_nothing(
     expected = (
         f"model 'm1': {what.format(live=live)}; stored versions: [1-3]. "
         "Roll back to v3, the newest version that loads of those the store records as once "
-        f"live (it records no approvals): {_rollback(3, tmp_path)}"
+        f"live: {_rollback(3, tmp_path)}"
     )
     assert str(info.value) == expected
     assert isinstance(info.value, StoreError)
@@ -199,7 +199,28 @@ def test_the_fix_is_the_newest_version_that_was_live_never_a_rejected_candidate(
         store.load("m1")
     assert str(info.value).endswith(
         "Roll back to v2, the newest version that loads of those the store records as once "
-        f"live (it records no approvals): {_rollback(2, tmp_path)}"
+        f"live: {_rollback(2, tmp_path)}"
+    )
+
+
+def test_a_version_approved_then_rolled_back_off_is_a_fix_by_the_store_s_events(
+    tmp_path: Path,
+) -> None:
+    # v2 approved, then rolled back before a run scored it or a version was trained from
+    # it: the store's pointers and parent links alone cannot say it was live, its events
+    # can. With v1 corrupt the operator was left to choose among "versions never live".
+    store = DirectorySnapshotStore(tmp_path / "state" / "snapshots")
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=2, reason="drift", parent_version=1), state="pending")
+    store.approve("m1", 2, by=Actor("alice", None))
+    store.rollback("m1", 1, by=Actor("bob", "v2 pages"))
+    npz = _vdir(store.root, "m1", 1) / ARRAYS
+    npz.write_bytes(npz.read_bytes()[:-1])
+    with pytest.raises(LivePointerError) as info:
+        store.load("m1")
+    assert str(info.value).endswith(
+        "Roll back to v2, the newest version that loads of those the store records as once "
+        f"live: {_rollback(2, tmp_path)}"
     )
 
 
@@ -230,7 +251,7 @@ def test_a_corrupt_live_version_names_the_newest_other_that_was_live(tmp_path: P
     assert f"{ARRAYS} is truncated" in message
     assert message.endswith(
         "Roll back to v2, the newest version that loads of those the store records as once "
-        f"live (it records no approvals): {_rollback(2, tmp_path)}"
+        f"live: {_rollback(2, tmp_path)}"
     )
     assert stored_files(store.root) == before
 
