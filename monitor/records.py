@@ -554,6 +554,19 @@ class Actor:
     name: str
     reason: str | None = None
 
+    def event(
+        self,
+        model: str,
+        at: float,
+        action: str,
+        version: int,
+        before: int | None,
+        after: int | None,
+    ) -> StoreEvent:
+        """This actor's ``action`` on ``version`` of ``model`` at ``at``, the live version
+        going from ``before`` to ``after``, as a store records it."""
+        return StoreEvent(model, at, action, self.name, version, before, after, self.reason)
+
 
 @dataclass(frozen=True)
 class StoreEvent:

@@ -247,8 +247,7 @@ class MemorySnapshotStore:
     ) -> None:
         """Keep the event of a pointer about to move (nothing without ``by``)."""
         if by is not None:
-            event = StoreEvent(model, self._clock(), action, by.name, version, before, after)
-            m.events.append(dataclasses.replace(event, reason=by.reason))
+            m.events.append(by.event(model, self._clock(), action, version, before, after))
 
     def _get(self, model: str, method: str) -> _Model:
         name = check_model_name(model, f"{_STORE}.{method}")

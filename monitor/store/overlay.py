@@ -262,7 +262,7 @@ class OverlaySnapshotStore:
             before = None
         after = before if after is None else after
         at = time.time()  # a dry run's moves are told, not kept: the wall clock will do
-        c.events.append(StoreEvent(model, at, action, by.name, version, before, after, by.reason))
+        c.events.append(by.event(model, at, action, version, before, after))
 
     def _of(self, model: str, method: str) -> _Changes:
         """The changes of ``model`` (empty ones, not kept, when there are none)."""

@@ -539,8 +539,7 @@ class DirectorySnapshotStore:
         without ``by`` (a caller that says nobody: a test's fixture)."""
         if by is None:
             return
-        event = StoreEvent(model, self._clock(), action, by.name, version, before, after, by.reason)
-        append_event(model_dir, event)
+        append_event(model_dir, by.event(model, self._clock(), action, version, before, after))
 
     def _model_dir(self, model: Any, method: str) -> Path:
         return self.root / check_model_name(model, f"{_STORE}.{method}")
