@@ -311,8 +311,6 @@ def test_a_spark_job_past_the_runs_deadline_is_cancelled_and_the_run_fails_run_t
     and the run with it, a minute past a 4-second deadline here (helper-126: 8 s past
     20 s). At the deadline the run's jobs are cancelled; the run fails as a local one
     past its deadline does, and the session is kept."""
-    m = model()
-    settings = Settings(DaemonSettings(), (m,))
     slow = [False]
 
     def window(start: float, end: float) -> Window:
@@ -327,17 +325,7 @@ def test_a_spark_job_past_the_runs_deadline_is_cancelled_and_the_run_fails_run_t
     source = FakeSource(FEATURES, lambda s, e: np.empty((0, 3)))
     source.read_window = window  # type: ignore[method-assign]
     clock, engine = FakeClock(), SparkEngine(SparkSettings(), spark=spark)
-    runner = Runner(
-        settings,
-        sources={"m": source},
-        store=MemoryStore(),
-        history=MemoryHistory(),
-        state=MonitorState([model_spec(m, datetime.now(UTC))], started_at=0.0, version="t"),
-        clock=clock,
-        package_version="t",
-        engines={"m": engine},
-        run_timeouts={"m": 4.0},
-    )
+    runner = bounded_runner(clock, source, {"m": engine})
     assert isinstance(runner.run_model("m"), Evaluation)  # the first run trains, unbounded
     slow[0] = True
     clock.t += 60
@@ -395,12 +383,12 @@ def run_until_cancelled(
     return result, [r.getMessage() for r in caplog.records if "cancel" in r.getMessage()]
 
 
-def spark_source_runner(clock: FakeClock, view: str) -> Runner:
-    """A Runner of m, on the local engine, reading the spark source of the view."""
-    from monitor.sources.spark import SparkSourceOptions, build
-
+def bounded_runner(
+    clock: FakeClock, source: Any, engines: dict[str, SparkEngine] | None = None
+) -> Runner:
+    """A Runner of m reading ``source``, on ``engines`` (none: the local engine), whose
+    runs have a deadline of 4 s."""
     m = model()
-    source = build("m", FEATURES, SparkSourceOptions(table=view, time_column="t"))
     return Runner(
         Settings(DaemonSettings(), (m,)),
         sources={"m": source},
@@ -409,7 +397,17 @@ def spark_source_runner(clock: FakeClock, view: str) -> Runner:
         state=MonitorState([model_spec(m, datetime.now(UTC))], started_at=0.0, version="t"),
         clock=clock,
         package_version="t",
+        engines=engines,
         run_timeouts={"m": 4.0},
+    )
+
+
+def spark_source_runner(clock: FakeClock, view: str) -> Runner:
+    """A Runner of m, on the local engine, reading the spark source of the view."""
+    from monitor.sources.spark import SparkSourceOptions, build
+
+    return bounded_runner(
+        clock, build("m", FEATURES, SparkSourceOptions(table=view, time_column="t"))
     )
 
 
