@@ -49,7 +49,7 @@ from monitor.errors import (
 )
 from monitor.interrupts import by_signal, exit_interrupted
 from monitor.logs import set_log_level, setup_logging
-from monitor.records import Actor, Evaluation, RunFailure, RunHistory, StoreEvent
+from monitor.records import REASON_CHARS, Actor, Evaluation, RunFailure, RunHistory, StoreEvent
 from monitor.redact import redact_text, redact_url
 from monitor.slis import FEATURE_PSI, PROGRESS
 from monitor.timestamps import format_time
@@ -1320,10 +1320,30 @@ class VersionType(click.ParamType):
 
 VERSION = VersionType()
 
+
+class ReasonType(click.ParamType):
+    """A --reason: one line of the model's record, so its whitespace runs (a newline from
+    `$(cat note)`, a tab) become one space; a control character (a terminal escape that
+    would rewrite what `snapshots log` shows) and a text longer than the record keeps are
+    refused rather than kept in part."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = " ".join(str(value).split())
+        if not text.isprintable():
+            self.fail(f"{brief(value)} holds a control character", param, ctx)
+        if len(text) > REASON_CHARS:
+            self.fail(f"is {len(text):,} characters; the record keeps {REASON_CHARS:,}", param, ctx)
+        return text
+
+
 REASON_OPTION = click.option(
     "--reason",
+    type=ReasonType(),
     metavar="TEXT",
-    help="Why, kept with who and when in the model's record (`snapshots log`).",
+    help=f"Why (one line, at most {REASON_CHARS:,} characters), kept with who and when in "
+    "the model's record (`snapshots log`).",
 )
 
 
@@ -1519,7 +1539,10 @@ def _event_line(e: StoreEvent) -> str:
     """One event as `snapshots log` prints it."""
     before = "none" if e.from_version is None else f"v{e.from_version}"
     after = "none" if e.to_version is None else f"v{e.to_version}"
-    reason = "" if e.reason is None else f": {e.reason}"
+    # A reason the CLI did not write (a hand-edited record) still prints as one line.
+    reason = (
+        "" if e.reason is None else f": {e.reason if e.reason.isprintable() else brief(e.reason)}"
+    )
     return (
         f"{_ts(e.at)} UTC  {e.action:<8}  v{e.version:<5}  live {before} -> {after}  "
         f"by {e.actor}{reason}"

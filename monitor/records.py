@@ -547,6 +547,9 @@ VERSION_STATES = ("live", "pending", "retired")
 STORE_ACTIONS = ("approve", "reject", "rollback", "promote")
 
 
+REASON_CHARS = 1000  # of an Actor's reason the store keeps: a sentence, not a file
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who moves a pointer, and why: an OS user (the CLI), or the daemon's policy."""

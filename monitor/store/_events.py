@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import StoreError
-from monitor.records import STORE_ACTIONS, StoreEvent
+from monitor.records import REASON_CHARS, STORE_ACTIONS, StoreEvent
 from monitor.regularfiles import read_file
 from monitor.store._fs import FILE_MODE, fsync_dir
 
@@ -28,7 +28,6 @@ _log = logging.getLogger(__name__)
 EVENTS = "EVENTS"
 # An approval a minute for a century is under 30 MiB; past this the file is not ours.
 _MOST_BYTES = 256 * 1024 * 1024
-_REASON_CHARS = 1000  # a reason is a sentence, not a file
 
 
 def append_event(model_dir: Path, event: StoreEvent) -> None:
@@ -65,7 +64,7 @@ def _cut_torn_line(fd: int) -> int:
 
 
 def _line(event: StoreEvent) -> bytes:
-    reason = None if event.reason is None else event.reason[:_REASON_CHARS]
+    reason = None if event.reason is None else event.reason[:REASON_CHARS]
     body = {
         "at": event.at,
         "action": event.action,

@@ -611,6 +611,28 @@ def test_a_rejection_is_logged_with_its_reason(
     assert line.endswith("reject    v2      live v1 -> v1  by carol: unit"), line
 
 
+def test_a_reason_is_one_line_of_the_record_and_one_it_cannot_keep_is_refused(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reason from `$(cat note)` printed as a second `snapshots log` line, one of 1,001
+    # characters lost its end in silence, and a terminal escape went into the record.
+    cfg, _, state = manual
+    monkeypatch.setattr("getpass.getuser", lambda: "dave")
+    for bad, said in (("x" * 1001, "is 1,001 characters; the record keeps 1,000"),
+                      ("ok \x1b[2Jcleared", "holds a control character")):  # fmt: skip
+        refused = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", bad)
+        assert refused.exit_code == 2 and said in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    assert invoke("snapshots", "show", "shop", "2", "--config", str(cfg)).exit_code == 0
+    note = "reviewed with carol\n\tthe diff is the unit fix\n"
+    kept = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", note)
+    assert kept.exit_code == 0, kept.output
+    lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert [line.split("  by ")[-1] for line in lines[1:]] == [
+        "dave: reviewed with carol the diff is the unit fix"
+    ]
+
+
 def test_the_drift_ended_warning_finds_the_storing_run_behind_more_runs_than_are_read(
     manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
