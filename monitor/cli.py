@@ -14,6 +14,7 @@ import select
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -957,8 +958,10 @@ def backtest(
     replays = []
     try:
         for runs in planned:
-            progress = _backtest_progress(runs[0].name)
-            replays.append(replay_runs(settings, runs, on_result=progress, on_step=progress.step))
+            with _backtest_progress(runs[0].name) as progress:
+                replays.append(
+                    replay_runs(settings, runs, on_result=progress, on_step=progress.step)
+                )
     except ReplayInterrupted as exc:
         # What had finished is printed before the command ends as interrupted: a replay
         # stopped an hour in must not lose the hour.
@@ -1033,20 +1036,49 @@ class _BacktestProgress:
     """Progress on stderr: a line at every tenth of a replay of 50 runs or more, and at
     least every ``PROGRESS_SECONDS`` (a tenth of 100,000 runs takes minutes), during a
     run too: a first run reads the reference period and trains, minutes with no run
-    finished (h140: 46 s of a 24-window reference read said nothing)."""
+    finished (h140: 46 s of a 24-window reference read said nothing). A step that goes
+    on (the first model's training, one slow reference window) is said again with its
+    seconds so far, by a thread of its own while ``with`` this; the training said nothing
+    from its start to its end, up to minutes."""
 
     def __init__(self, model: str, clock: Callable[[], float]) -> None:
         self._model, self._clock = model, clock
         self._last = clock()
+        self._step: tuple[str, float] | None = None  # what a first run does, since when
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def __call__(self, i: int, n: int, result: Evaluation | RunFailure) -> None:
         """Run ``i`` of ``n`` finished."""
         tenth = n >= 50 and (i + 1) * 10 // n != i * 10 // n
-        self._say(f"{i + 1}/{n} windows", force=tenth)
+        with self._lock:
+            self._step = None
+            self._say(f"{i + 1}/{n} windows", force=tenth)
 
     def step(self, i: int, n: int, text: str) -> None:
         """Run ``i`` of ``n``, a first run, is doing ``text``."""
-        self._say(f"run {i + 1}/{n}: {text}")
+        with self._lock:
+            text = f"run {i + 1}/{n}: {text}"
+            self._step = (text, self._clock())
+            self._say(text)
+
+    def tick(self) -> None:
+        """Say the step going on again when nothing was said for ``PROGRESS_SECONDS``."""
+        with self._lock:
+            if self._step is not None:
+                text, since = self._step
+                self._say(f"{text} (still at it, {self._clock() - since:.0f} s)")
+
+    def __enter__(self) -> _BacktestProgress:
+        def beat() -> None:
+            while not self._stop.wait(min(1.0, max(0.05, PROGRESS_SECONDS / 4))):
+                self.tick()
+
+        threading.Thread(target=beat, name="backtest-progress", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
 
     def _say(self, text: str, *, force: bool = False) -> None:
         now = self._clock()

@@ -7,6 +7,7 @@ import math
 import re
 import signal
 import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
@@ -337,6 +338,55 @@ def test_a_long_replay_reports_every_30_seconds(capsys: pytest.CaptureFixture[st
     assert lines == [f"backtest shop: {i}/100000 windows" for i in (3, 6, 9, 12, 15, 18, 21, 24)]
 
 
+def test_a_step_that_goes_on_is_said_again_with_its_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The first model's training said nothing from its start to its end: minutes.
+    from monitor.cli import _backtest_progress
+
+    t = [0.0]
+    report = _backtest_progress("shop", clock=lambda: t[0])
+    t[0] = 5.0
+    report.step(0, 8, "24 reference window(s) read, 9,000 rows; training the first model")
+    for now in (20.0, 36.0, 50.0, 66.5):
+        t[0] = now
+        report.tick()
+    t[0] = 70.0
+    report(0, 8, None)  # type: ignore[arg-type]
+    t[0] = 200.0
+    report.tick()  # the run finished: no step goes on
+    said = (
+        "backtest shop: run 1/8: 24 reference window(s) read, 9,000 rows; training the first model"
+    )
+    assert capsys.readouterr().err.splitlines() == [
+        f"{said} (still at it, 31 s)",
+        f"{said} (still at it, 62 s)",
+    ]
+
+
+def test_a_long_training_is_said_while_it_goes_on(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.pipeline import train
+
+    real = train.train_reference
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(2.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("monitor.cli.PROGRESS_SECONDS", 0.4)
+    monkeypatch.setattr(train, "train_reference", slow)
+    args = ["--from", FROM, "--to", TO, "--model", "shop"]
+    result = invoke("backtest", "--config", str(fixed_thresholds(config)), *args)
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"^backtest shop: run 1/8: .*; training the first model \(still at it, \d+ s\)$",
+        result.stderr,
+        re.MULTILINE,
+    ), result.stderr
+
+
 def test_a_plot_that_cannot_be_written_loses_no_result(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -470,7 +520,11 @@ def test_a_first_run_reports_its_reference_read_and_its_training(
         "backtest", "--config", str(config), "--from", FROM, "--to", "2024-03-04T00:30:00Z"
     )
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("backtest shop:")]
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("backtest shop:") and "(still at it" not in line  # the test above
+    ]
     assert lines[:3] == [
         "backtest shop: run 1/2: reference period: 1 of 4 windows read",
         "backtest shop: run 1/2: reference period: 2 of 4 windows read",
