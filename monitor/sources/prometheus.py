@@ -109,6 +109,11 @@ _BAD_EXPRESSION = (
     "Prometheus refuses the feature's expression: fix it in source.features (expressions "
     "are not checked by check-config, only when a run sends them)"
 )
+_TOO_MANY_SAMPLES = (
+    "one request loads more samples than Prometheus' --query.max-samples allows: lower the "
+    "source's max_points (fewer steps per request), select fewer series in the "
+    "expression, or raise --query.max-samples"
+)
 # The backoff doubles per attempt up to this many seconds (before jitter).
 MAX_BACKOFF = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -888,12 +893,11 @@ class PrometheusSource:
             except _Failure as failure:
                 last = failure
                 delay = self._backoff(attempt, failure.retry_after)
-                try:
-                    wait_ok = attempt <= self._options.retries and delay < deadline.left()
-                except TimeoutError:
-                    wait_ok = False
-                if not wait_ok:  # the source failed: a later read may not (prom F1)
+                left = _left(deadline)
+                if attempt > self._options.retries or left <= delay:  # failed (prom F1)
                     tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    if attempt <= self._options.retries:  # the time, not the count, ran out
+                        tries += _no_time_to_retry(failure.retry_after, delay, left)
                     raise TransientSourceError(f"{where} {failure.text}{tries}") from None
                 _log.info(
                     "%s %s; retry %d of %d in %.2fs",
@@ -946,6 +950,8 @@ class PrometheusSource:
             raise SourceTimeoutError(f"{where} {text}: {_QUERY_TIMEOUT}")
         if answer.status == 400 and kind == "bad_data":  # the configuration's, not the source's
             text += f": {_BAD_EXPRESSION}"
+        elif kind == "execution" and "too many samples" in text:  # --query.max-samples
+            text += f": {_TOO_MANY_SAMPLES}"
         if 300 <= answer.status < 400 and answer.location:
             # Not followed: credentials must not go where the configuration does not say.
             where_to = redact_url(brief(answer.location))
@@ -1120,6 +1126,24 @@ def _error_of(answer: Mapping[str, Any], scrub: Callable[[str], str]) -> str:
     kind = answer.get("errorType")
     text = answer.get("error") or "no error text"
     return _one_line(f"{kind}: {text}" if kind else str(text), scrub, brief_text)
+
+
+def _left(deadline: _Deadline) -> float:
+    """The read's seconds left; 0 once its deadline has passed."""
+    try:
+        return deadline.left()
+    except TimeoutError:
+        return 0.0
+
+
+def _no_time_to_retry(retry_after: float | None, delay: float, left: float) -> str:
+    """Why a retryable failure was not retried though retries were left: a 429 whose
+    Retry-After of 100 s met a 5 s timeout read as if `retries` were ignored (h144 #1)."""
+    if retry_after is not None and delay <= retry_after:
+        asked = f"the server's Retry-After asks for {retry_after:g} s"
+    else:
+        asked = f"the next retry waits {delay:.1f} s"
+    return f"; not retried: {asked} and the read has {left:.1f} s left (the source's timeout)"
 
 
 def _error_text(body: bytes, status: int, scrub: Callable[[str], str]) -> tuple[str, Any]:

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import time
 import urllib.parse
@@ -142,13 +143,52 @@ def test_a_timeout_after_failed_attempts_names_the_last_answer(prom: FakePrometh
     )
 
 
-def test_a_backoff_that_would_pass_the_deadline_is_not_waited(prom: FakePrometheus) -> None:
+def test_a_backoff_that_would_pass_the_deadline_is_not_waited_and_says_so(
+    prom: FakePrometheus,
+) -> None:
+    # A 429 asking for 100 s under a 5 s timeout failed at once, read as `retries` ignored
+    # (h144 #1): the line now says why it was not retried.
     prom.extra_headers = {"Retry-After": "30"}
     prom.answer = lambda params: (503, b"", 0.0)
     waits: list[float] = []
-    with pytest.raises(SourceError, match=r"answered HTTP 503: Service Unavailable$"):
+    with pytest.raises(SourceError) as info:
         make_source(prom.url, sleep=waits.append).read_window(T0, T0 + 60)
     assert waits == [] and len(prom.requests) == 1
+    assert re.search(
+        r"answered HTTP 503: Service Unavailable; not retried: the server's Retry-After asks "
+        r"for 30 s and the read has \d\.\d s left \(the source's timeout\)$",
+        str(info.value),
+    ), info.value
+
+
+def test_a_backoff_of_its_own_past_the_deadline_says_its_wait(prom: FakePrometheus) -> None:
+    prom.answer = lambda params: (502, b"bad gateway", 0.0)
+    with pytest.raises(TransientSourceError) as info:
+        make_source(prom.url, retry_backoff="20s", timeout="1s").read_window(T0, T0 + 60)
+    # The first wait is drawn from [0, 20 s]; the seeded generator draws 3.2 s, past 1 s.
+    assert re.search(
+        r"answered HTTP 502: bad gateway; not retried: the next retry waits \d+\.\d s and "
+        r"the read has [01]\.\d s left \(the source's timeout\)$",
+        str(info.value),
+    ), info.value
+
+
+def test_too_many_samples_says_which_knobs_bound_them(prom: FakePrometheus) -> None:
+    # Prometheus 2.42 past --query.max-samples: 422 execution, with no advice (h144 #2).
+    prom.answer = error_answer(
+        422,
+        "execution",
+        "query processing would load too many samples into memory in query execution",
+    )
+    with pytest.raises(SourceError) as info:
+        make_source(prom.url).read_window(T0, T0 + 60)
+    assert len(prom.requests) == 1
+    assert str(info.value).endswith(
+        "too many samples into memory in query execution: one request loads more samples "
+        "than Prometheus' --query.max-samples allows: lower the source's max_points (fewer "
+        "steps per request), select fewer series in the expression, or raise "
+        "--query.max-samples"
+    )
 
 
 def error_answer(status: int, kind: str, error: str) -> Callable[[dict[str, str]], Answer]:
