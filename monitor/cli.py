@@ -435,13 +435,16 @@ def _progress_line(
     *,
     approve: bool = True,
     config: Path | None = None,
+    width: int = 10,
 ) -> str:
-    """One run in one line (two when a candidate awaits approval: the command to approve)."""
+    """One run in one line (two when a candidate awaits approval: the command to approve);
+    the model's name padded to ``width``, the longest of the names shown together, so
+    that their columns line up."""
     from monitor.runner import approve_command, awaiting_approval
 
     elapsed = f"[{time.monotonic() - t0:5.0f}s]"
     if isinstance(result, RunFailure):
-        return f"{elapsed} {result.model:<10} FAILED ({result.reason}): {result.message}"
+        return f"{elapsed} {result.model:<{width}} FAILED ({result.reason}): {result.message}"
     from monitor.alerting import held_conditions
 
     s = result.slis
@@ -451,7 +454,7 @@ def _progress_line(
     held = dict.fromkeys(c.alert for c in held_conditions(result))
     flag = f"[flag: {' '.join(held)}] " if held else ""
     line = (
-        f"{elapsed} {result.model:<10} v{result.live_version:<3} rows={result.n_rows:<6} "
+        f"{elapsed} {result.model:<{width}} v{result.live_version:<3} rows={result.n_rows:<6} "
         f"{fields}  {flag}{result.decision}"
     )
     if approve and awaiting_approval(result):
@@ -534,7 +537,12 @@ def _demo(
     # The events count from each model's first scored run, whenever its training ends.
     sources: dict[str, object] = {}
     live = events_from_first_score(sources, time.time)
-    app = build_app(settings, on_result=[live, lambda r: click.echo(_progress_line(r, t0, state))])
+    width = max([10, *(len(m.name) for m in settings.models)])
+
+    def say(r: Evaluation | RunFailure) -> None:
+        click.echo(_progress_line(r, t0, state, width=width))
+
+    app = build_app(settings, on_result=[live, say])
     sources.update(app.sources)
     daemon = Daemon(app)
 
@@ -660,12 +668,15 @@ def _run_each(
         )
     results = []
     t0 = time.monotonic()
+    width = max([10, *map(len, names)])
     for name in names:
         result = app.runner.run_model(name)
         results.append(result)
         if as_json:
             continue
-        line = _progress_line(result, t0, state_dir, approve=dry is None, config=app.settings.path)
+        line = _progress_line(
+            result, t0, state_dir, approve=dry is None, config=app.settings.path, width=width
+        )
         click.echo(line)
         if dry is not None:
             saved = {s.version for s in dry.saved(name)}

@@ -257,6 +257,21 @@ def test_evaluate_fails_with_exit_1_and_the_reason(setup: tuple[Path, Path]) -> 
     assert "FAILED (invalid_values)" in result.output and "300 of 900 rows" in result.output
 
 
+def test_evaluate_lines_up_its_columns_past_ten_characters_of_name(
+    setup: tuple[Path, Path],
+) -> None:
+    # A model named `manysamples` pushed its own line's columns one place right (h144 #5).
+    cfg, data = setup
+    raw = yaml.safe_load(cfg.read_text())
+    raw["models"].append({**raw["models"][0], "name": "shop_checkout_eu"})
+    cfg.write_text(yaml.safe_dump(raw))
+    write_csv(data / "w1.csv", blobs(900, CENTERS, seed=1), time.time() - 5)
+    result = invoke("evaluate", "--config", str(cfg))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if " rows=" in line]
+    assert len(lines) == 2 and len({line.index(" rows=") for line in lines}) == 1, lines
+
+
 def test_user_errors_are_messages_not_tracebacks(tmp_path: Path, setup: tuple[Path, Path]) -> None:
     cfg, _ = setup
     missing = CliRunner().invoke(main, ["snapshots", "list", "--state-dir", str(tmp_path)])
