@@ -768,9 +768,14 @@ class PrometheusSource:
         worst = min(held, key=lambda k: (held[k], k), default=None)
         if worst is None or held[worst] >= n_grid or rows >= 0.9 * expected:
             return
-        # Keyed by the series (hashed: a key is kept while its line is recent) and the least
-        # complete of them: another set of series, or another gap, is said at once.
-        said = self._throttle(("gaps", hash(frozenset(held)), worst))
+        # Keyed by the series (hashed: a key is kept while its line is recent), the least
+        # complete of them and how much is missing, by halves: another set of series,
+        # another gap, or a window at most half as complete as the one said, is said at
+        # once. An outage's first, mildest window (110 rows of 150) held the line of the
+        # windows of 60 that flagged drift after it (h144 #3).
+        share = rows / expected
+        halves = math.floor(-math.log2(share)) if share > 0 else -1
+        said = self._throttle(("gaps", hash(frozenset(held)), worst, halves))
         if said is None:
             return
         _log.info(

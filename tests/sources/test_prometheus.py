@@ -295,6 +295,31 @@ def test_a_partial_join_window_after_window_is_logged_once_in_ten_minutes_of_dat
     assert lines[2].endswith('the least complete: {instance="c"}')
 
 
+def test_a_window_half_as_complete_as_the_one_said_is_said_at_once(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An outage: its first window held 110 rows of 150 and was said; the windows of 60
+    # after it flagged drift with nothing in the log (h144 #3).
+    a, b = {"instance": "a"}, {"instance": "b"}
+    src = PrometheusSource("checkout", FEATURES, src_options(prom.url), clock=lambda: 1000.0)
+    caplog.set_level(logging.INFO, logger="monitor.sources.prometheus")
+
+    def read(minute: int, a_points: int, b_points: int) -> None:
+        start = T0 + 60 * minute
+        whole = [(start + 60 * i, "1") for i in range(8)]
+        part = matrix((a, whole[:a_points]), (b, whole[:b_points]))
+        prom.answer = by_query({EXPRS["latency"]: part, EXPRS["rps"]: part})
+        src.read_window(start, start + 480)
+
+    # Rows 14, 12, 10, 8, 7 and 14 of the 16 of two series; b the least complete in each.
+    for minute, points in enumerate(((8, 6), (8, 4), (7, 3), (5, 3), (5, 2), (8, 6))):
+        read(minute, *points)
+    held = [line.split(" holds ")[1].split(" row(s)")[0] for line in caplog.messages]
+    # 14 is said; 12 and 10 lack less than half of 16, as 14 did: held. 8 lacks half: said,
+    # and 7 with it; 14 again is held as the first was.
+    assert held == ["14", "8"], caplog.messages
+
+
 def test_series_that_never_line_up_are_a_source_error_that_says_why(
     prom: FakePrometheus,
 ) -> None:
