@@ -1243,8 +1243,7 @@ def _csv_table(file: Path, where: str, wanted: list[str] | None) -> Table:
     for number, (header, rows, lines) in enumerate(_csv_chunks(file, where)):
         if number == 0:
             if wanted is None:
-                check_unique(header, where)
-                index = list(range(len(header)))
+                index = _named_columns(header, where, left_out)
             else:
                 index = match_columns(
                     header, wanted, ignore_extra=True, where=where, named="--features"
@@ -1264,6 +1263,23 @@ def _csv_table(file: Path, where: str, wanted: list[str] | None) -> Table:
         return Table(names, np.empty((n_rows, 0)), left_out)
     X = np.column_stack([np.concatenate(parts) for parts in kept.values()])
     return Table(names, X, left_out)
+
+
+def _named_columns(header: list[str], where: str, left_out: dict[str, str]) -> list[int]:
+    """Positions of the CSV columns with a name. A column with an empty header is left
+    out, and said so: pandas' ``df.to_csv(path)`` writes its index so, and a row number
+    taken as a feature moves every choice of k."""
+    named = [i for i, name in enumerate(header) if name]
+    check_unique([header[i] for i in named], where)
+    if len(named) < len(header):
+        unnamed = [i + 1 for i, name in enumerate(header) if not name]
+        why = (
+            f"column(s) {', '.join(map(str, unnamed))} of the header have no name, as the "
+            "index that pandas' df.to_csv(path) writes (index=False leaves it out)"
+        )
+        _log.warning("%s: %s; left out, --features names the columns", where, why)
+        left_out[""] = why
+    return named
 
 
 def _left_out(where: str, name: str, why: str, left_out: dict[str, str]) -> None:

@@ -121,6 +121,26 @@ def test_a_column_left_out_for_one_cell_is_a_warning_and_named_in_json(
     assert json.loads(whole.stdout)["columns_left_out"] == {}
 
 
+def test_a_column_without_a_name_is_left_out_with_a_warning(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pandas' df.to_csv(path) writes its index as a first column with an empty header:
+    the row numbers were clustered as a feature named '' without a word (helper-145)."""
+    rows = data.read_text().splitlines()
+    path = tmp_path / "withindex.csv"
+    path.write_text("\n".join(f"{j - 1 if j else ''},{r}" for j, r in enumerate(rows)) + "\n")
+    result = invoke("choose-k", str(path), "--k-max", "4", "--refs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["features"] == ["a", "b", "c"]
+    why = (
+        "column(s) 1 of the header have no name, as the index that pandas' "
+        "df.to_csv(path) writes (index=False leaves it out)"
+    )
+    assert out["columns_left_out"] == {"": why}
+    assert [r.levelname for r in caplog.records if why in r.message] == ["WARNING"]
+
+
 def test_n_init_sets_the_restarts_of_each_ks_fit(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
