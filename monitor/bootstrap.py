@@ -418,11 +418,16 @@ def _store_key_problem(settings: Settings, env: Mapping[str, str] | None) -> Pro
     return None
 
 
-def read_table(path: Path, features: list[str] | None = None) -> Table:
-    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads."""
+def read_table(
+    path: Path,
+    features: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Table:
+    """The columns and rows of a data file (CSV, Parquet, NPY), as the files source reads;
+    ``progress`` hears the bytes of a CSV file read so far and its size."""
     from monitor.sources.files import read_table as read
 
-    return read(path, features)
+    return read(path, features, progress)
 
 
 def web_config(settings: Settings) -> WebConfig | None:

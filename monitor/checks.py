@@ -250,6 +250,16 @@ def is_real(value: Any) -> bool:
     )
 
 
+def bytes_text(n: int) -> str:
+    """Bytes for people: 2.0 TiB, 512 B."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
 def plain_float(text: str) -> float:
     """``float(text)`` for a number as files and APIs write one.
 

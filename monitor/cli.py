@@ -33,6 +33,7 @@ from monitor.checks import (
     Mismatch,
     brief,
     brief_text,
+    bytes_text,
     check_base_url,
     check_name,
     some_names,
@@ -2285,6 +2286,53 @@ class _ProgressBar:
             self._stream.flush()
 
 
+class _ReadProgress:
+    """How much of a file has been read, on stderr: redrawn in place on a terminal, a line
+    every ``quiet`` seconds (none before) elsewhere, so that a log shows a long read going
+    on and a short one adds nothing."""
+
+    def __init__(
+        self,
+        label: str,
+        stream: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        every: float = 0.1,
+        quiet: float = 5.0,
+    ) -> None:
+        self._label, self._stream, self._clock = label, stream, clock
+        isatty = getattr(stream, "isatty", None)
+        self._tty = bool(isatty()) if callable(isatty) else False
+        self._every = every if self._tty else quiet
+        self._t0 = clock()
+        self._last = -math.inf if self._tty else self._t0
+        self._drawn = ""
+
+    def __call__(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` bytes read and the time spent."""
+        now = self._clock()
+        if now - self._last < self._every:
+            return
+        self._last = now
+        share = f" ({100 * done / total:.0f}%)" if total else ""
+        text = (
+            f"{self._label}: {bytes_text(done)} of {bytes_text(total)} read{share}, "
+            f"{now - self._t0:.0f} s"
+        )
+        if self._tty:
+            self._stream.write("\r" + text + " " * max(0, len(self._drawn) - len(text)))
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+        self._drawn = text
+
+    def close(self) -> None:
+        """End a line drawn in place, so that what follows starts on a line of its own."""
+        if self._tty and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
 @dataclass(frozen=True)
 class _KData:
     """The rows choose-k works on, and how they were taken from the file."""
@@ -2316,7 +2364,11 @@ def _k_data(
         raise InvalidInputError(f"--features {brief(features)} has an empty column name")
     if wanted is not None and (repeated := sorted(n for n, c in Counter(wanted).items() if c > 1)):
         raise InvalidInputError(f"--features names [{some_names(repeated, repr)}] more than once")
-    table = read_table(path, wanted)
+    reading = _ReadProgress(f"choose-k reading {_text_of(path.name)}", sys.stderr)
+    try:
+        table = read_table(path, wanted, reading)
+    finally:
+        reading.close()
     names, X = table.names, table.X
     where = brief_text(str(path))  # on one line, whatever the name holds
     if not names:

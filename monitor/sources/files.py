@@ -31,7 +31,7 @@ import stat
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from monitor.checks import (
     Problem,
     brief,
+    bytes_text,
     check_choice,
     is_real,
     plain_float,
@@ -873,8 +874,8 @@ class FilesSource:
             "smaller files (a day or an hour each)",
             self._name,
             str(f.path),
-            _size(_nbytes(rows)),
-            _size(PARSED_BYTES),
+            bytes_text(_nbytes(rows)),
+            bytes_text(PARSED_BYTES),
             span,
             took,
         )
@@ -1183,9 +1184,19 @@ class Table:
     left_out: dict[str, str]
 
 
-def read_table(path: str | os.PathLike[str], features: Sequence[str] | None = None) -> Table:
+Progress = Callable[[int, int], None]  # (bytes read, bytes in the file)
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    features: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Table:
     """Column names and values of one CSV (or gzip-compressed ``.csv.gz``), Parquet or
     NPY file, the format from its extension.
+
+    ``progress`` is called with the bytes of a CSV file read so far (of a gzip-compressed
+    one, its compressed bytes) and the file's size, after each chunk of rows.
 
     With ``features``, those columns in that order (NPY: named by position, the count must
     match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...), each
@@ -1230,17 +1241,19 @@ def read_table(path: str | os.PathLike[str], features: Sequence[str] | None = No
         for j, name in enumerate(wanted):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
         return Table(wanted, X, left_out)
-    return _csv_table(file, where, wanted)
+    return _csv_table(file, where, wanted, progress)
 
 
-def _csv_table(file: Path, where: str, wanted: list[str] | None) -> Table:
+def _csv_table(
+    file: Path, where: str, wanted: list[str] | None, progress: Progress | None = None
+) -> Table:
     """``read_table`` of a CSV file, chunk by chunk: the ``wanted`` columns, or every
     column of numbers (one that holds text anywhere is left out, and said so)."""
     header: list[str] = []
     kept: dict[int, list[FloatArray]] = {}
     left_out: dict[str, str] = {}
     n_rows = 0
-    for number, (header, rows, lines) in enumerate(_csv_chunks(file, where)):
+    for number, (header, rows, lines) in enumerate(_csv_chunks(file, where, progress)):
         if number == 0:
             if wanted is None:
                 index = _named_columns(header, where, left_out)
@@ -1313,8 +1326,8 @@ def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
     if need > holds:
         raise SourceError(
             f"{where}: unreadable NPY file: its header announces {shape[0]} x {shape[1]} "
-            f"values of {dtype} ({_size(need)}) but the file holds {_size(holds)} of data "
-            "(truncated, or not what it claims to be)"
+            f"values of {dtype} ({bytes_text(need)}) but the file holds {bytes_text(holds)} "
+            "of data (truncated, or not what it claims to be)"
         )
     try:
         arr = np.load(path, allow_pickle=False)
@@ -1349,26 +1362,20 @@ def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
     return tuple(int(n) for n in shape), dtype
 
 
-def _size(n: int) -> str:
-    """Bytes for people: 2.0 TiB, 512 B."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 CSV_CHUNK_ROWS = 65_536  # rows of a CSV file held as text at once
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[str]], list[int]]]:
+def _csv_chunks(
+    path: Path, where: str, progress: Progress | None = None
+) -> Iterator[tuple[list[str], list[list[str]], list[int]]]:
     """The header, and the data rows of a CSV file with the line number of each, at most
-    CSV_CHUNK_ROWS rows at a time (one chunk, maybe empty, at least)."""
+    CSV_CHUNK_ROWS rows at a time (one chunk, maybe empty, at least); ``progress`` hears
+    the bytes read before each chunk is handed on."""
     try:
         # A byte order mark is no part of a name.
         with _csv_bytes(path) as data, io.TextIOWrapper(data, "utf-8-sig", newline="") as fh:
+            said = _said(data, progress)
             records = _csv_records(csv.reader(fh), where)
             first = next(records, None)
             if first is None:
@@ -1397,9 +1404,11 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
                 rows.append(row)
                 lines.append(line)
                 if len(rows) == CSV_CHUNK_ROWS:
+                    said()
                     yield header, rows, lines
                     rows, lines, sent = [], [], True
             if rows or not sent:
+                said()
                 yield header, rows, lines
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the parser: its position is within its buffer.
@@ -1408,6 +1417,16 @@ def _csv_chunks(path: Path, where: str) -> Iterator[tuple[list[str], list[list[s
         raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
     except OSError as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+
+
+def _said(data: io.BufferedReader | gzip.GzipFile, progress: Progress | None) -> Callable[[], None]:
+    """A call that tells ``progress`` how far into its file ``data`` has read: the
+    position of the file on disk, which a gzip stream reads through."""
+    raw: Any = data.fileobj if isinstance(data, gzip.GzipFile) else data
+    if progress is None or raw is None:
+        return lambda: None
+    size = os.fstat(raw.fileno()).st_size
+    return lambda: progress(min(raw.tell(), size), size)
 
 
 def _check_header(header: list[str], where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import _ProgressBar, main
+from monitor import cli
+from monitor.cli import _ProgressBar, _ReadProgress, main
+from monitor.sources import files
 from tests.fakes import blobs
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -393,6 +396,44 @@ def test_the_bar_is_silent_off_a_terminal() -> None:
     bar(2, 2)
     bar.close()
     assert not bar.enabled and stream.getvalue() == ""
+
+
+def test_the_read_is_shown_in_place_on_a_terminal_and_every_few_seconds_elsewhere() -> None:
+    stream, clock = Terminal(), Clock()
+    reading = _ReadProgress("choose-k reading w.csv", stream, clock=clock)
+    reading(2**20, 4 * 2**20)  # at once: a terminal shows the read from the start
+    clock.t += 0.05
+    reading(2 * 2**20, 4 * 2**20)  # within 0.1 s: skipped
+    clock.t += 2.0
+    reading(4 * 2**20, 4 * 2**20)
+    reading.close()
+    assert [f.rstrip() for f in stream.getvalue().split("\r")[1:]] == [
+        "choose-k reading w.csv: 1.0 MiB of 4.0 MiB read (25%), 0 s",
+        "choose-k reading w.csv: 4.0 MiB of 4.0 MiB read (100%), 2 s",
+    ]
+    log, clock = io.StringIO(), Clock()
+    reading = _ReadProgress("choose-k reading w.csv", log, clock=clock)
+    for t in (1.0, 4.9, 5.0, 7.0, 10.5):
+        clock.t = 100.0 + t
+        reading(int(t * 2**28), 3 * 2**30)
+    reading.close()
+    # Off a terminal: nothing for a short read, then a line at most every 5 s.
+    assert log.getvalue().splitlines() == [
+        "choose-k reading w.csv: 1.2 GiB of 3.0 GiB read (42%), 5 s",
+        "choose-k reading w.csv: 2.6 GiB of 3.0 GiB read (88%), 10 s",
+    ]
+
+
+def test_choose_k_shows_how_far_it_has_read(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "CSV_CHUNK_ROWS", 200)
+    monkeypatch.setattr(cli, "_ReadProgress", functools.partial(_ReadProgress, quiet=0.0))
+    result = invoke("choose-k", str(data), "--k-max", "4", "--refs", "2")
+    assert result.exit_code == 0, result.output
+    size = data.stat().st_size
+    lines = [line for line in result.stderr.splitlines() if "reading" in line]
+    assert len(lines) == 3, result.stderr
+    assert lines[-1].startswith(f"choose-k reading blobs.csv: {size / 1024:.1f} KiB of ")
+    assert lines[-1].endswith(" read (100%), 0 s")
 
 
 def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(
