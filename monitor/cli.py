@@ -2386,7 +2386,7 @@ def _k_data(
     if X.shape[0] < k_max:
         raise InvalidInputError(
             f"{where}: {X.shape[0]} row(s) with finite values; --k-max {k_max} needs at "
-            f"least {k_max}"
+            f"least {k_max}{_no_finite_columns(table.X, names)}"
         )
     if (distinct := np.unique(X, axis=0).shape[0]) < k_max:
         # Constant data got k=2 from every rule, after a warning per k (helper-90).
@@ -2401,6 +2401,21 @@ def _k_data(
     if (underflow := underflow_message(Xs, names)) is not None:  # --scaling none
         raise InvalidInputError(f"{where}: {underflow}")
     return _KData(list(names), Xs, n_file, n_finite > sample, dropped, table.left_out)
+
+
+def _no_finite_columns(X: Any, names: list[str]) -> str:
+    """The columns that are NaN or infinite in every row, which leave no row finite: one
+    such column made a whole file "0 row(s) with finite values" without being named."""
+    import numpy as np
+
+    empty = [name for name, ok in zip(names, np.isfinite(X).any(axis=0), strict=True) if not ok]
+    if not empty or len(empty) == len(names):
+        return ""
+    kept = ",".join(n for n in names if n not in empty)
+    return (
+        f"; column(s) [{some_names(empty, repr)}] hold no finite value: leave them out with "
+        f"--features {brief_text(kept)}"
+    )
 
 
 def _k_rows_text(data: _KData) -> str:

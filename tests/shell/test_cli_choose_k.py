@@ -90,6 +90,20 @@ def test_the_sample_is_drawn_among_the_finite_rows(tmp_path: Path) -> None:
     )
 
 
+def test_a_column_without_a_finite_value_is_named(data: Path, tmp_path: Path) -> None:
+    """One all-NaN column made the file "0 row(s) with finite values", the column unnamed."""
+    X = np.loadtxt(data, delimiter=",", skiprows=1)
+    X[:, 1] = np.nan
+    path = tmp_path / "nancol.csv"
+    np.savetxt(path, X, delimiter=",", header="a,b,c", comments="")
+    result = invoke("choose-k", str(path), "--k-max", "4", "--refs", "2")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"error: {path}: 0 row(s) with finite values; --k-max 4 needs at least 4; "
+        "column(s) ['b'] hold no finite value: leave them out with --features a,c\n"
+    )
+
+
 def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
     result = invoke("choose-k", str(data), "--k-min", "1", "--k-max", "5", "--refs", "3", "--json")
     assert result.exit_code == 0, result.output
