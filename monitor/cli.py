@@ -2418,6 +2418,10 @@ def _no_finite_columns(X: Any, names: list[str]) -> str:
     )
 
 
+# The exact silhouette is quadratic in its rows: a second sample, drawn with --seed.
+_SILHOUETTE_ROWS = 10_000
+
+
 def _k_rows_text(data: _KData) -> str:
     """How many rows the curves were computed on, and whether they were sampled."""
     text = f"{data.n_file:,} rows"
@@ -2426,6 +2430,8 @@ def _k_rows_text(data: _KData) -> str:
     if data.dropped:
         text += f", {data.dropped:,} with NaN or infinity left out"
         text += " first" if data.sampled else ""
+    if data.n_used > _SILHOUETTE_ROWS:
+        text += f", the silhouette on {_SILHOUETTE_ROWS:,} of them"
     return text
 
 
@@ -2502,7 +2508,13 @@ def choose_k(
     bar = _ProgressBar("choose-k", sys.stderr, eta_from=len(ks))
     try:
         sel = selection.choose_k(
-            data.X, ks, n_refs=refs, n_init=n_init, random_state=seed, progress=bar
+            data.X,
+            ks,
+            n_refs=refs,
+            n_init=n_init,
+            silhouette_sample_size=_SILHOUETTE_ROWS,
+            random_state=seed,
+            progress=bar,
         )
     finally:
         bar.close()
@@ -2556,6 +2568,7 @@ def _k_json(path: Path, data: _KData, sel: Any) -> dict[str, Any]:
         "rows_used": data.n_used,
         "sampled": data.sampled,
         "rows_dropped": data.dropped,
+        "silhouette_rows": min(data.n_used, _SILHOUETTE_ROWS),
         "ks": [int(k) for k in sel.ks],
         "inertia": [_finite(v) for v in sel.inertia],
         "silhouette": [_finite(v) for v in sel.silhouette],

@@ -104,6 +104,22 @@ def test_a_column_without_a_finite_value_is_named(data: Path, tmp_path: Path) ->
     )
 
 
+def test_the_silhouettes_own_sample_is_said(tmp_path: Path) -> None:
+    """The silhouette took 10,000 of the 15,000 rows that rows_used reported, unsaid."""
+    path = tmp_path / "big.csv"
+    np.savetxt(path, blobs(10_050, CENTERS, seed=4), delimiter=",", header="a,b,c", comments="")
+    args = ["choose-k", str(path), "--k-max", "3", "--refs", "1", "--n-init", "1"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{path}: 10,050 rows, the silhouette on 10,000 of them x 3 features (a, b, c)"
+    )
+    out = json.loads(invoke(*args, "--json").stdout)
+    assert (out["rows_used"], out["silhouette_rows"]) == (10_050, 10_000)
+    out = json.loads(invoke(*args, "--json", "--sample", "5000").stdout)
+    assert (out["rows_used"], out["silhouette_rows"]) == (5000, 5000)
+
+
 def test_json_has_the_curves_the_choices_and_how_rows_were_taken(data: Path) -> None:
     result = invoke("choose-k", str(data), "--k-min", "1", "--k-max", "5", "--refs", "3", "--json")
     assert result.exit_code == 0, result.output
