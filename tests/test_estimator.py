@@ -216,6 +216,23 @@ def test_predict_feature_mismatch_and_api_consistency() -> None:
 
 
 @pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
+def test_a_nullable_frame_with_pd_na_is_said_to_hold_missing_values(cls: type) -> None:
+    # pd.NA was "X cannot be read as numbers: ... not 'NAType'", a TypeError; scikit-learn
+    # says "Input X contains NaN." (helper-145).
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(make_blobs(40, 3, centers=2, random_state=0)[0]).astype("Float64")
+    X.iloc[5, 1] = pd.NA
+    X.iloc[9, 0] = pd.NA
+    with pytest.raises(ValueError) as caught:
+        cls(2, random_state=0).fit(X)
+    assert not isinstance(caught.value, TypeError)
+    assert str(caught.value) == (
+        "X contains missing values (pd.NA), which k-means cannot use: 2 value(s), the first "
+        "at row 5, column 1; drop or fill them first."
+    )
+
+
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans])
 def test_get_feature_names_out_checks_input_features_as_sklearn_does(cls: type) -> None:
     # input_features was ignored: any names, of any length, gave kmeans0, kmeans1, and
     # scikit-learn's two checks of it (in its own common tests) failed.

@@ -164,6 +164,7 @@ def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
         try:
             arr = arr.astype(np.float64)
         except TypeError as exc:
+            _refuse_missing(arr, name)
             raise _InvalidInputTypeError(f"{name} cannot be read as numbers: {exc}") from exc
         except ValueError as exc:
             raise InvalidInputError(f"{name} cannot be read as numbers: {exc}") from exc
@@ -178,6 +179,26 @@ def _check_X(X: Any, *, name: str = "X") -> NDArray[np.floating[Any]]:
             f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
     return check_array(arr, name=name)
+
+
+def _is_pandas_na(value: object) -> bool:
+    """Whether ``value`` is pandas' missing value, ``pd.NA`` (pandas is not imported)."""
+    kind = type(value)
+    return kind.__name__ == "NAType" and kind.__module__.startswith("pandas")
+
+
+def _refuse_missing(arr: NDArray[Any], name: str) -> None:
+    """InvalidInputError when an object array holds ``pd.NA``, as a nullable pandas frame
+    gives: it is a missing value, not a value that is no number (scikit-learn: "Input X
+    contains NaN")."""
+    missing = np.frompyfunc(_is_pandas_na, 1, 1)(arr).astype(bool)
+    if missing.any():
+        first = np.argwhere(missing)[0]
+        at = f"row {first[0]}, column {first[1]}" if arr.ndim == 2 else f"index {first[0]}"
+        raise InvalidInputError(
+            f"{name} contains missing values (pd.NA), which k-means cannot use: "
+            f"{int(missing.sum())} value(s), the first at {at}; drop or fill them first."
+        )
 
 
 def float64_on_overflow(
