@@ -1591,11 +1591,21 @@ def _arrow_timestamps(pa: Any, col: Any, name: str, where: str) -> FloatArray:
     return times
 
 
+# The spellings of a missing value that pandas' read_csv takes by default (its
+# STR_NA_VALUES), beyond the empty cell and what float() reads as NaN ('nan', 'NaN',
+# '-nan'): R's write.csv writes NA, many exports null or None.
+MISSING_CELLS = frozenset(
+    {"NA", "N/A", "n/a", "NULL", "null", "None", "<NA>", "#N/A", "#N/A N/A", "#NA"}
+    | {"-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN"}
+)
+
+
 def _csv_column(
     rows: list[list[str]], i: int, name: str, lines: list[int], where: str
 ) -> FloatArray:
-    """Floats of column ``i``; empty cells are NaN; SchemaError names a non-number cell
-    (the column is not one of numbers, as a Parquet column of strings is not)."""
+    """Floats of column ``i``; empty cells and MISSING_CELLS are NaN; SchemaError names a
+    non-number cell (the column is not one of numbers, as a Parquet column of strings is
+    not)."""
     cells = [r[i] for r in rows]
     if plain_texts(cells):
         try:
@@ -1605,7 +1615,7 @@ def _csv_column(
     out = np.empty(len(cells))
     for k, cell in enumerate(cells):
         text = cell.strip()
-        if not text:
+        if not text or text in MISSING_CELLS:
             out[k] = np.nan
             continue
         try:

@@ -1335,13 +1335,26 @@ def test_a_csv_is_read_in_chunks_with_the_same_rows_and_lines(
     assert names == ["ts", *FEATURES] and X.shape == (23, 4)
     # A bad cell in a later chunk: named by its line, and choose-k leaves its column out.
     cells = rows.tolist()
-    cells[17][1] = "n/a"
+    cells[17][1] = "n-a"
     write(tmp_path / "w.csv", named(np.array(cells, dtype=object), ts=stamps))
-    with pytest.raises(SchemaError, match="line 19: column 'cpu_ratio' holds 'n/a'"):
+    with pytest.raises(SchemaError, match="line 19: column 'cpu_ratio' holds 'n-a'"):
         _range_source(tmp_path).read_window(T0 - 600, T0)
     table = read_table(tmp_path / "w.csv")
     names, X = table.names, table.X
     assert names == ["ts", "latency_ms", "rps"] and X.shape == (23, 3)
+
+
+@pytest.mark.parametrize("cell", ["", "nan", "NA", "N/A", "n/a", "null", "NULL", "None", " NA "])
+def test_the_common_spellings_of_a_missing_csv_cell_are_nan(tmp_path: Path, cell: str) -> None:
+    """NA (R's write.csv) or null left a whole column out of choose-k, and failed the files
+    source's window, where an empty cell or nan is one NaN (helper-145)."""
+    rows = np.random.default_rng(7).normal(size=(6, 3)).astype(object)
+    rows[2, 1] = cell
+    write(tmp_path / "w.csv", named(rows))
+    table = read_table(tmp_path / "w.csv")
+    assert table.names == list(FEATURES) and table.left_out == {}
+    assert np.isnan(table.X).sum() == 1 and np.isnan(table.X[2, 1])
+    assert np.isnan(source(tmp_path).read_window(0.0, 4e9).X[2, 1])
 
 
 @pytest.mark.parametrize("zipped", [False, True])
