@@ -1268,6 +1268,12 @@ def _csv_table(
             except SchemaError as exc:  # a column of text (host names, ISO times)
                 if wanted is not None:
                     raise
+                if len(header) == 1 and (hint := separator_hint(header)):
+                    # Semicolons and '.' decimals: one column of text, no field count to differ.
+                    raise SchemaError(
+                        f"{where}: the header is one column {brief(header[0])}, which holds "
+                        f"no numbers.{hint}"
+                    ) from None
                 _left_out(where, header[i], str(exc).removeprefix(f"{where}, "), left_out)
                 del kept[i]
         n_rows += len(rows)

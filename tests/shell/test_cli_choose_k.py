@@ -90,6 +90,17 @@ def test_the_sample_is_drawn_among_the_finite_rows(tmp_path: Path) -> None:
     )
 
 
+def test_a_file_separated_by_semicolons_with_dot_decimals_gets_the_hint(tmp_path: Path) -> None:
+    path = tmp_path / "semicolon.csv"
+    path.write_text("a;b;c\n" + "".join(f"{j}.5;{j % 7}.25;{j % 3}\n" for j in range(50)))
+    result = invoke("choose-k", str(path))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        f"error: {str(path)!r}: the header is one column 'a;b;c', which holds no numbers. "
+        "The header looks separated by semicolons: a CSV file here is separated by commas.\n"
+    )
+
+
 def test_a_column_without_a_finite_value_is_named(data: Path, tmp_path: Path) -> None:
     """One all-NaN column made the file "0 row(s) with finite values", the column unnamed."""
     X = np.loadtxt(data, delimiter=",", skiprows=1)

@@ -1457,3 +1457,16 @@ def test_a_csv_separated_by_semicolons_says_so(tmp_path: Path, window: str) -> N
     src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
     with pytest.raises(SchemaError, match="looks separated by semicolons: a CSV file here is"):
         src.read_window(0.0, 4e9)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_table_separated_by_another_character_with_dot_decimals_says_so(
+    tmp_path: Path, sep: str
+) -> None:
+    """With '.' decimals every row is one field, as the header: choose-k left the one
+    column out and said 'no numeric column', without the decimal-comma case's hint."""
+    path = tmp_path / "w.csv"
+    path.write_text(f"a{sep}b{sep}c\n1.5{sep}2.5{sep}3\n4.5{sep}5.5{sep}6\n")
+    name = "separated by semicolons" if sep == ";" else "separated by tabs"
+    with pytest.raises(SchemaError, match=f"which holds no numbers. The header looks {name}"):
+        read_table(path)
