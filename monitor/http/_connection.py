@@ -7,10 +7,11 @@ costs a fraction of the stream machinery (docs/decisions.md has the figures).
 States: waiting for a head (the server may evict the connection then), settling the
 credentials of a request (reading paused: nothing of it is looked at before they are
 verified), reading a body (an API POST: admitted, then read in full within
-``body_timeout``), answering (on the fast path within the callback;
-a page on a worker with reading paused; an API request at the loop's next turn or on a
-worker), writing (the client must keep reading, ``MIN_PROGRESS_BYTES`` per
-``write_timeout``), lingering (after the last response), closed.
+``body_timeout``, each byte held of the server's budget of bodies as it arrives),
+answering (on the fast path within the callback; a page on a worker with reading
+paused; an API request at the loop's next turn or on a worker), writing (the client
+must keep reading, ``MIN_PROGRESS_BYTES`` per ``write_timeout``), lingering (after the
+last response), closed.
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ class Host(Protocol):
 
     def refuse_method(self, request: Request) -> Response | None: ...
 
-    # A refusal of a POST body before it is read, or None (its length is then reserved).
+    # A refusal of a POST body before it is read, or None: then read it.
     def admit_body(self, request: Request, length: int) -> Response | None: ...
+
+    # ``more`` bytes of a body received: held of the budget of bodies in flight, or a refusal.
+    def reserve_body(self, more: int) -> Response | None: ...
 
     def release_body(self, length: int) -> None: ...
 
@@ -347,7 +351,6 @@ class Connection(asyncio.Protocol):
         if refusal is not None:
             self._refuse(request, refusal)
             return
-        self._reserved = length
         self._body = _Body(request, length, keep)
         assert self._transport is not None
         self._arm(self._host.body_timeout, self._on_body_timeout)
@@ -358,7 +361,16 @@ class Connection(asyncio.Protocol):
 
     def _take_body(self) -> None:
         body = self._body
-        if body is None or len(self._buffer) < body.length:
+        if body is None:
+            return
+        received = min(len(self._buffer), body.length)
+        if received > self._reserved:  # held as it arrives, not as it is announced
+            refusal = self._host.reserve_body(received - self._reserved)
+            if refusal is not None:
+                self._refuse(body.request, refusal)
+                return
+            self._reserved = received
+        if received < body.length:
             return
         with memoryview(self._buffer) as view:  # one copy of the body, not two
             data = bytes(view[: body.length])

@@ -434,7 +434,7 @@ class _Engine:
         return Response.text(405, f"only {' and '.join(allowed)}", ("Allow", ", ".join(allowed)))
 
     def admit_body(self, request: Request, length: int) -> Response | None:
-        """The API's own checks, the size limit, then room in the budget of all bodies."""
+        """The API's own checks, then the size limit; the budget is taken as bytes arrive."""
         api = self._routes.api
         assert api is not None  # only the API allows POST
         refusal = api.admit(request)
@@ -444,14 +444,20 @@ class _Engine:
             return Response.text(
                 413, f"request body of {length} bytes; at most {self._limits.max_body_bytes}"
             )
-        if self._body_bytes + length > self._limits.body_budget_bytes:
+        return None
+
+    def reserve_body(self, more: int) -> Response | None:
+        """Take ``more`` bytes of a body that arrived from the budget of all bodies in
+        flight, or the 503. Bytes received, not announced: connections that announce big
+        bodies and send none of them hold nothing (helper-143: four such held it all)."""
+        if self._body_bytes + more > self._limits.body_budget_bytes:
             # Each refusal is a 503 of the model's availability: the log says why (helper-82).
             self._warn_limit(
                 f"request body budget ({self._limits.body_budget_bytes} bytes in flight)",
                 f"reached: answering 503 to label requests while {self._body_bytes} bytes are held",
             )
             return _BODIES_BUSY
-        self._body_bytes += length
+        self._body_bytes += more
         return None
 
     def release_body(self, length: int) -> None:

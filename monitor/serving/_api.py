@@ -34,6 +34,7 @@ from monitor.serving._formats import (
     NPY,
     RequestError,
     check_json_length,
+    check_npy_length,
     decode_json,
     encode_json,
     encode_npy,
@@ -192,25 +193,28 @@ class ServingApi:
             response_type(request.headers.get("accept"))
             if request.content_length() == 0:
                 raise RequestError(400, "bad_rows", "the request has no body: send rows")
-            if kind == JSON:
-                self._check_json_length(target.model, request.content_length())
+            self._check_length(target.model, request.content_length(), kind)
         except RequestError as exc:
             return _error(exc)
         return None
 
-    def _check_json_length(self, name: str, length: int) -> None:
-        """Refuse a JSON body longer than ``max_rows`` rows of the model can be (either
-        variant's features); parsing one would hold the loop for seconds."""
+    def _check_length(self, name: str, length: int, kind: str) -> None:
+        """Refuse a body longer than ``max_rows`` rows of the model can be (either
+        variant's features): parsing such JSON would hold the loop for seconds, and a body
+        that can never be valid would be read (into the budget of bodies in flight) for
+        nothing."""
         policy, variants = self._catalog.policy(name), self._catalog.get(name)
         assert policy is not None
-        served = [] if variants is None else [variants.live, variants.canary]
+        served = [s for s in ([] if variants is None else [variants.live, variants.canary]) if s]
+        if not served:
+            return
+        if kind == NPY:
+            check_npy_length(length, max(len(s.features) for s in served), policy.max_rows)
+            return
         features = max(
-            (s.features for s in served if s is not None),
-            key=lambda f: json_bytes_cap(f, policy.max_rows),
-            default=None,
+            (s.features for s in served), key=lambda f: json_bytes_cap(f, policy.max_rows)
         )
-        if features is not None:
-            check_json_length(length, features, policy.max_rows)
+        check_json_length(length, features, policy.max_rows)
 
     def refused(self, request: Request, status: int) -> None:
         target = _target(request.path)

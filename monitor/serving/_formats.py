@@ -39,6 +39,7 @@ __all__ = [
     "RESPONSE_DTYPE",
     "RequestError",
     "check_json_length",
+    "check_npy_length",
     "decode_json",
     "encode_json",
     "encode_npy",
@@ -206,6 +207,26 @@ def check_json_length(length: int, features: tuple[str, ...], max_rows: int) -> 
             "too_many_rows",
             f"a JSON body of {length} bytes is longer than {max_rows} rows (serving.max_rows) "
             f"of the model's {len(features)} features can be: at most {cap} bytes",
+        )
+
+
+def npy_bytes_cap(features: int, max_rows: int) -> int:
+    """The most bytes an NPY body of at most ``max_rows`` rows of ``features`` takes:
+    the magic and a version 2.0 header length (12 bytes), the longest header read, and
+    ``max_rows`` rows of 8-byte values (the widest dtype accepted)."""
+    return 12 + _NPY_HEADER_BYTES + max_rows * features * 8
+
+
+def check_npy_length(length: int, features: int, max_rows: int) -> None:
+    """413 ``too_many_rows`` when an NPY body of ``length`` bytes is longer than
+    ``max_rows`` rows can be: announced, it would hold the budget of bodies in flight."""
+    cap = npy_bytes_cap(features, max_rows)
+    if length > cap:
+        raise RequestError(
+            413,
+            "too_many_rows",
+            f"an NPY body of {length} bytes is longer than {max_rows} rows (serving.max_rows) "
+            f"of the model's {features} features can be: at most {cap} bytes",
         )
 
 

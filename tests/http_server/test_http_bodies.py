@@ -160,7 +160,7 @@ def test_the_body_budget_bounds_bodies_in_flight_and_is_given_back(
 ) -> None:
     running = start(Limits(max_body_bytes=1000, body_budget_bytes=1500))
     slow = running.connect()
-    slow.sendall(post_head(1000) + b"x" * 10)  # holds 1,000 bytes of the budget
+    slow.sendall(post_head(1000) + b"x" * 990)  # holds the 990 bytes it sent of the budget
     time.sleep(0.2)
     other = running.connect()
     other.sendall(post_head(600) + b"y" * 600)
@@ -168,7 +168,7 @@ def test_the_body_budget_bounds_bodies_in_flight_and_is_given_back(
     assert (status, headers["retry-after"]) == (503, "1") and api.refusals == [503]
     # The 503s count against the model's availability: the log says why (helper-82).
     assert "HTTP request body budget (1500 bytes in flight) reached: answering 503" in caplog.text
-    slow.sendall(b"x" * 990)
+    slow.sendall(b"x" * 10)
     assert read_response(slow)[0] == 200
     again = running.connect()
     again.sendall(post_head(1000) + b"z" * 1000)
@@ -181,7 +181,7 @@ def test_each_limit_has_its_own_warning_throttle(
     """A connection-limit warning does not silence the body budget's for a minute."""
     running = start(Limits(max_connections=2, max_body_bytes=1000, body_budget_bytes=1500))
     slow = running.connect()
-    slow.sendall(post_head(1000) + b"x" * 10)  # holds 1,000 bytes of the budget
+    slow.sendall(post_head(1000) + b"x" * 990)  # holds 990 bytes of the budget
     idle = running.connect()
     time.sleep(0.2)
     evicting = running.connect()  # the third: the idle one is closed to make room
@@ -191,6 +191,24 @@ def test_each_limit_has_its_own_warning_throttle(
     assert read_response(evicting)[0] == 503
     assert "HTTP request body budget (1500 bytes in flight) reached" in caplog.text
     slow.close()
+
+
+def test_bodies_announced_and_not_sent_hold_none_of_the_budget(
+    start: Callable[..., Running],
+) -> None:
+    """The budget holds the bytes received, not those announced: four connections that
+    announced the largest body and sent a few bytes of it held all of it, and every
+    label request was a 503 until their body timeout (helper-143)."""
+    running = start(Limits(max_body_bytes=1000, body_budget_bytes=2000))
+    slow = [running.connect() for _ in range(4)]
+    for sock in slow:
+        sock.sendall(post_head(1000) + b"\x93NUMPY")
+    time.sleep(0.2)
+    small = running.connect()
+    small.sendall(post_head(50) + b"s" * 50)
+    assert read_response(small)[2] == echo(b"s" * 50)
+    for sock in slow:
+        sock.close()
 
 
 def test_a_client_that_leaves_mid_body_gives_its_budget_back(

@@ -105,6 +105,9 @@ class FakeHost:
     def admit_body(self, request: Request, length: int) -> Response | None:
         return None
 
+    def reserve_body(self, more: int) -> Response | None:
+        return None
+
     def release_body(self, length: int) -> None:
         pass
 
