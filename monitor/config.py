@@ -313,6 +313,7 @@ class ServingSettings:
     max_body_bytes: int = 16 * 2**20  # one request body (413 beyond)
     refresh: float = 2.0  # seconds between two reads of the live and pending pointers
     expose_parameters: bool = False  # GET /v1/models/NAME/parameters: centres and scaler
+    max_connections: int = 256  # open client connections of the server that answers /v1
 
 
 @dataclass(frozen=True)
@@ -626,6 +627,7 @@ _SERVING: Mapping[str, Convert[Any]] = {
     "max_body_bytes": _int(1024, 2**31),
     "refresh": _duration,
     "expose_parameters": _flag,
+    "max_connections": _int(1, 65536),
 }
 _MODEL_SERVING: Mapping[str, Convert[Any]] = {
     "max_rows": _int(1, 10**7),

@@ -70,7 +70,8 @@ _MODEL_JOB = "model:"
 
 
 def daemon_limits(settings: Settings, **overrides: int) -> Limits:
-    """The server's limits with the label API's body size (and room for four such bodies).
+    """The server's limits with the label API's body size (and room for four such bodies)
+    and its connection cap.
 
     With the runs in worker processes at a lower priority (``daemon.run_isolation:
     process``), the server's threads need no handicap of their own: nice 0.
@@ -78,7 +79,12 @@ def daemon_limits(settings: Settings, **overrides: int) -> Limits:
     size = settings.serving.max_body_bytes
     if settings.daemon.run_isolation == "process":
         overrides = {"nice": 0, **overrides}
-    return Limits(max_body_bytes=size, body_budget_bytes=max(4 * size, 64 * 2**20), **overrides)
+    return Limits(
+        max_body_bytes=size,
+        body_budget_bytes=max(4 * size, 64 * 2**20),
+        max_connections=settings.serving.max_connections,
+        **overrides,
+    )
 
 
 class _Follower:

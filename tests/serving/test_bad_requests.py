@@ -22,7 +22,17 @@ from monitor.http import Request, Response
 from monitor.ports import SnapshotStore
 from monitor.records import Scaler
 from monitor.store.memory import MemorySnapshotStore
-from tests.serving._support import JSON, NPY, Running, error_of, fitted, npy, post, settings
+from tests.serving._support import (
+    JSON,
+    NPY,
+    Running,
+    error_of,
+    fitted,
+    npy,
+    post,
+    settings,
+    wait_until,
+)
 
 Serve = Callable[[Settings, SnapshotStore], Running]
 GOOD = json.dumps({"rows": [[1.0, 20.0, 300.0]]}).encode()
@@ -466,6 +476,25 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(serve_labels: Serve) -
     assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
     assert b"request body of 5000 bytes; at most 4096" in answer
     assert _count(running, "413") == 1
+
+
+def test_serving_max_connections_caps_the_connections_and_counts_those_closed(
+    serve_labels: Serve,
+) -> None:
+    """Beyond 256 keep-alive clients got resets (helper-143): the cap is
+    serving.max_connections, and kmeans_http_dropped_connections_total counts its closes."""
+    store = MemorySnapshotStore()
+    store.save(fitted().snapshot, state="live")
+    running = serve_labels(settings(serving={"max_connections": 2}), store)
+    assert running.server.http.limits.max_connections == 2
+    idle = [socket.create_connection(running.address, timeout=15) for _ in range(2)]
+    assert wait_until(lambda: running.server.http.open_connections == 2)
+    assert post(running, GOOD)[0] == 200  # the third: the longest idle is closed for it
+    assert idle[0].recv(1) == b""
+    text = encode(running.app.registry).decode()
+    assert "kmeans_http_dropped_connections_total 1.0" in text
+    for sock in idle:
+        sock.close()
 
 
 def test_the_widest_json_rows_within_max_rows_are_accepted(running: Running) -> None:

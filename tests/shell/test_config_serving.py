@@ -43,9 +43,10 @@ def test_every_field_is_read() -> None:
         "max_body_bytes": 2048,
         "refresh": "500ms",
         "expose_parameters": True,
+        "max_connections": 1024,
     }
     s = parse(raw, sources=SOURCES)
-    assert s.serving == ServingSettings(False, "0.0.0.0:8080", 2048, 0.5, True)
+    assert s.serving == ServingSettings(False, "0.0.0.0:8080", 2048, 0.5, True, 1024)
     assert s.models[0].serving == ModelServingSettings(
         500, "null", 0.05, "X-Session-Id", "session", 0.02, 0.99, 0.9995
     )
@@ -88,6 +89,7 @@ def test_model_serving_problems(serving: dict[str, Any], expected: str) -> None:
         ({"listen": "nowhere"}, "serving.listen: must be HOST:PORT"),
         ({"max_body_bytes": 10}, "serving.max_body_bytes: must be an int in [1024, 2147483648]"),
         ({"refresh": 0}, "serving.refresh: must be a duration"),
+        ({"max_connections": 0}, "serving.max_connections: must be an int in [1, 65536]"),
         ({"port": 1}, "serving.port: must be omitted (unknown field; valid: enabled, "),
     ],
 )
