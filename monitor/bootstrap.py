@@ -801,7 +801,7 @@ class ServingApp:
         """Ready once every model with a live version serves it, in a store still there,
         and some model has one: a process that can answer nothing (a store no daemon has
         written yet, a mistyped state_dir) takes no traffic from a load balancer."""
-        if gone := _store_gone(self.store):
+        if gone := _store_gone(self.store, _RESTORE):
             return False, gone
         ok, why = self.serving.catalog.ready()
         if ok and not self.serving.catalog.serves_any():
@@ -812,11 +812,20 @@ class ServingApp:
         return ok, why
 
 
-def _store_gone(store: SnapshotStore) -> str | None:
-    """Why a directory store's directory is no longer there (deleted under the daemon),
-    or None. Its models read as "no model yet" then: not ready, rather than serving none."""
+# What to do about a store gone: the daemon, restarted, starts afresh; `serve`,
+# restarted, recreates an empty store and drops the versions it still serves (helper-143).
+_RESTORE_OR_RESTART = "restore it, or restart the daemon"
+_RESTORE = (
+    "restore it (the versions loaded are served meanwhile; a restarted serve would have none)"
+)
+
+
+def _store_gone(store: SnapshotStore, advice: str = _RESTORE_OR_RESTART) -> str | None:
+    """Why a directory store's directory is no longer there (deleted under the process),
+    with ``advice``, or None. Its models read as "no model yet" then: not ready, rather
+    than serving none."""
     if isinstance(store, DirectorySnapshotStore) and not store.root.is_dir():
-        return f"the snapshot store {store.root} is gone: restore it, or restart the daemon"
+        return f"the snapshot store {store.root} is gone: {advice}"
     return None
 
 

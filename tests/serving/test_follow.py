@@ -248,6 +248,28 @@ def test_versions_gone_from_the_store_keep_the_loaded_one_serving_and_not_ready(
     np.testing.assert_array_equal(answer.labels, two.predict(two.X[:3]))
 
 
+def test_a_store_deleted_under_serve_is_not_ready_and_advises_no_restart(
+    tmp_path: Path, serve_labels: Serve
+) -> None:
+    """`serve` said "restart the daemon": a restarted serve recreates an empty store and
+    drops the version it still served (helper-143). Restoring the store is the advice."""
+    store = open_store(tmp_path)
+    one = fitted(seed=1)
+    store.save(one.snapshot, state="live")
+    running = serve_labels(settings(), store)
+    root = tmp_path / "snapshots"
+    root.rename(tmp_path / "moved")
+    assert running.app.ready() == (
+        False,
+        f"the snapshot store {root} is gone: restore it (the versions loaded are served "
+        "meanwhile; a restarted serve would have none)",
+    )
+    with LabelsClient(running.url) as client:
+        assert client.labels("shop", one.X[:3]).version == 1
+    (tmp_path / "moved").rename(root)
+    assert wait_until(lambda: running.app.ready()[0])
+
+
 def test_the_server_says_it_stopped_once_as_the_daemon_does(
     serve_labels: Serve, caplog: Any
 ) -> None:
