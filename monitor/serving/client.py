@@ -155,14 +155,7 @@ class LabelsClient:
         headers: dict[str, str | bytes] = {"Accept": _NPY}
         if key is not None:
             headers[self._key_header] = key.encode()  # UTF-8, as the server reads it
-        if isinstance(rows, Sequence) and rows and isinstance(rows[0], Mapping):
-            body = json.dumps({"rows": list(rows)}).encode()
-            headers["Content-Type"] = _JSON
-        else:
-            stream = io.BytesIO()
-            np.save(stream, np.ascontiguousarray(rows, dtype=np.float64), allow_pickle=False)
-            body = stream.getvalue()
-            headers["Content-Type"] = _NPY
+        body, headers["Content-Type"] = _body(rows)
         response, data = self._request("POST", f"/v1/models/{model}/labels", body, headers)
         answer = np.load(io.BytesIO(data), allow_pickle=False)
         return Labels(
@@ -186,6 +179,19 @@ class LabelsClient:
         _, data = self._request("GET", f"/v1/models/{model}/parameters")
         out: dict[str, Any] = json.loads(data)
         return out
+
+
+def _body(rows: ArrayLike | Sequence[Mapping[str, float | None]]) -> tuple[bytes, str]:
+    """(body, Content-Type): mappings as JSON, an array as NPY, no rows at all as JSON's
+    empty batch, whose answer says so (as NPY, ``[]`` was a "shape (0,)" error)."""
+    if isinstance(rows, Sequence) and rows and isinstance(rows[0], Mapping):
+        return json.dumps({"rows": list(rows)}).encode(), _JSON
+    array = np.ascontiguousarray(rows, dtype=np.float64)
+    if array.shape == (0,):
+        return b'{"rows": []}', _JSON
+    stream = io.BytesIO()
+    np.save(stream, array, allow_pickle=False)
+    return stream.getvalue(), _NPY
 
 
 def _unreachable(exc: OSError | http.client.HTTPException) -> LabelsError:

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import bcrypt
 import numpy as np
@@ -54,6 +55,18 @@ def test_errors_are_labels_errors_with_the_apis_code(running: Running) -> None:
             client.labels("nope", np.ones((2, 3)))
         assert (info.value.status, info.value.code) == (404, "unknown_model")
         assert client.labels("shop", np.ones((2, 3))).version == 1  # the connection goes on
+
+
+@pytest.mark.parametrize("rows", [[], (), np.array([]), np.ones((0, 3))], ids=repr)
+def test_no_rows_is_the_servers_empty_batch_error(running: Running, rows: Any) -> None:
+    """``labels(model, [])`` said "NPY shape (0,)" to a caller who sent no NPY (helper-143)."""
+    with LabelsClient(running.url) as client, pytest.raises(LabelsError) as info:
+        client.labels("shop", rows)
+    assert (info.value.status, info.value.code, info.value.message) == (
+        400,
+        "bad_rows",
+        "'rows' is empty: send at least one row",
+    )
 
 
 def test_models_and_parameters(running: Running) -> None:
