@@ -295,7 +295,8 @@ class ServingApi:
             raise RequestError(
                 400,
                 "bad_key",
-                f"the routing key must be a non-empty string of at most {_MAX_KEY_CHARS} chars",
+                f"the routing key must be a non-empty string of at most {_MAX_KEY_CHARS} chars "
+                "or an integer",
             )
         return key
 

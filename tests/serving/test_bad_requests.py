@@ -227,6 +227,16 @@ CASES = [
     Case(
         "bad key", b'{"rows": [[1,2,3]], "key": {"a": 1}}', JSON, {}, 400, "bad_key", "routing key"
     ),
+    # helper-143: the message said "string" while integers are keys too (docs/serving.md).
+    Case(
+        "float key",
+        b'{"rows": [[1,2,3]], "key": 5.5}',
+        JSON,
+        {},
+        400,
+        "bad_key",
+        "the routing key must be a non-empty string of at most 256 chars or an integer",
+    ),
     Case("long key", GOOD, JSON, {"X-Kmeans-Key": "k" * 300}, 400, "bad_key", "at most 256"),
     Case("media type", GOOD, "text/csv", {}, 415, "unsupported_media_type", "'text/csv'"),
     # exB: "got 'none'", as if the client had sent the word.
