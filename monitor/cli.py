@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import json
 import logging
 import math
 import os
+import pwd
 import re
 import select
 import shutil
@@ -1392,11 +1392,16 @@ REASON_OPTION = click.option(
 
 
 def _actor(reason: str | None) -> Actor:
-    """Who runs this command, as the store's events record it: the OS user."""
+    """Who runs this command, as the store's events record it: the account of the
+    process's real uid. Not LOGNAME or USER (``getpass.getuser``): anyone sets those to
+    any name, a newline in it included; a name that is not one line is the uid too."""
+    uid = os.getuid()
     try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no name for the uid (a container's bare uid)
-        name = f"uid {os.getuid()}"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no account for the uid (a container's bare uid)
+        name = ""
+    if not name or not name.isprintable():
+        name = f"uid {uid}"
     return Actor(name, reason or None)
 
 
@@ -1561,7 +1566,7 @@ def snapshots_log(
     """Who approved, rejected, rolled back or promoted each version of MODEL, and when.
 
     One line per event, oldest first: the time (UTC), the action, the version it acted
-    on, the live version before and after, who (the OS user of the command, or the
+    on, the live version before and after, who (the account of the command's uid, or the
     daemon's retrain policy) and the --reason given. A store written before events were
     recorded has none before that.
     """
@@ -1583,13 +1588,13 @@ def _event_line(e: StoreEvent) -> str:
     """One event as `snapshots log` prints it."""
     before = "none" if e.from_version is None else f"v{e.from_version}"
     after = "none" if e.to_version is None else f"v{e.to_version}"
-    # A reason the CLI did not write (a hand-edited record) still prints as one line.
+    # A reason or actor the CLI did not write (a hand-edited record) prints as one line.
     reason = (
         "" if e.reason is None else f": {e.reason if e.reason.isprintable() else brief(e.reason)}"
     )
     return (
         f"{_ts(e.at)} UTC  {e.action:<8}  v{e.version:<5}  live {before} -> {after}  "
-        f"by {e.actor}{reason}"
+        f"by {e.actor if e.actor.isprintable() else brief(e.actor)}{reason}"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -25,6 +26,13 @@ OUT_OF_RANGE = (
     "is out of range: times are accepted from 1970-01-01 up to, but not including, 9999-01-01 UTC"
 )
 CENTERS = np.array([[0.0, 0.0, 0.0], [4.0, 0.0, 1.0], [0.0, 4.0, -1.0]])
+
+
+def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Run the next commands as the account ``name`` (the account of the real uid)."""
+    uid = os.getuid()
+    account = pwd.struct_passwd((name, "x", uid, os.getgid(), "", "/", "/bin/sh"))
+    monkeypatch.setattr("pwd.getpwuid", lambda n: account)
 
 
 def invoke(*args: str) -> Any:
@@ -560,7 +568,7 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
 ) -> None:
     # "Who made v2 live, and when?" The store kept no answer.
     cfg, _, state = manual
-    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    as_user(monkeypatch, "alice")
     [first] = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
     assert first.endswith(
         "promote   v1      live none -> v1  by kmeans-monitor (retrain policy): "
@@ -574,7 +582,7 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
         "snapshots", "approve", "shop", "2", "--config", str(cfg), "--reason", "reviewed the diff"
     )
     assert approved.exit_code == 0, approved.output
-    monkeypatch.setattr("getpass.getuser", lambda: "bob")
+    as_user(monkeypatch, "bob")
     back = invoke("snapshots", "rollback", "shop", "--state-dir", str(state))
     assert back.exit_code == 0, back.output
     logged = json.loads(invoke("snapshots", "log", "shop", "--config", str(cfg), "--json").stdout)
@@ -600,11 +608,47 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     assert [(e["action"], e["actor"]) for e in shown["events"]] == [("approve", "alice")]
 
 
+def test_who_is_the_account_of_the_real_uid_never_a_name_from_the_environment(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LOGNAME/USER named the actor: anyone could claim to be anyone, and a newline in
+    # the name printed a forged approval as a `snapshots log` line of its own.
+    cfg, _, state = manual
+    forged = "bob\n2026-12-07 19:05:00 UTC  approve   v2      live v1 -> v2  by security-team"
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(var, forged)
+    approved = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg), "--reason", "ok")
+    assert approved.exit_code == 0, approved.output
+    lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert lines[-1].endswith(f"by {pwd.getpwuid(os.getuid()).pw_name}: ok"), lines
+    assert not any("security-team" in line for line in lines), lines
+    # An account whose name is no one line (or that has no name) is recorded by its uid.
+    as_user(monkeypatch, "eve\nforged")
+    again = invoke("snapshots", "rollback", "shop", "--config", str(cfg))
+    assert again.exit_code == 0, again.output
+    logged = json.loads(
+        invoke("snapshots", "log", "shop", "--state-dir", str(state), "--json").stdout
+    )
+    assert logged["events"][-1]["actor"] == f"uid {os.getuid()}", logged
+
+
+def test_a_hand_edited_actor_still_prints_as_one_line(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg, _, state = manual
+    as_user(monkeypatch, "carol")
+    assert invoke("snapshots", "reject", "shop", "2", "--config", str(cfg)).exit_code == 0
+    events = state / "snapshots" / "shop" / "EVENTS"
+    events.write_text(events.read_text().replace('"carol"', '"carol\\nforged"'))
+    lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert lines[-1].endswith("by 'carol\\nforged'"), lines
+
+
 def test_a_rejection_is_logged_with_its_reason(
     manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg, _, state = manual
-    monkeypatch.setattr("getpass.getuser", lambda: "carol")
+    as_user(monkeypatch, "carol")
     rejected = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", "unit")
     assert rejected.exit_code == 0, rejected.output
     line = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()[-1]
@@ -617,7 +661,7 @@ def test_a_reason_is_one_line_of_the_record_and_one_it_cannot_keep_is_refused(
     # A reason from `$(cat note)` printed as a second `snapshots log` line, one of 1,001
     # characters lost its end in silence, and a terminal escape went into the record.
     cfg, _, state = manual
-    monkeypatch.setattr("getpass.getuser", lambda: "dave")
+    as_user(monkeypatch, "dave")
     for bad, said in (("x" * 1001, "is 1,001 characters; the record keeps 1,000"),
                       ("ok \x1b[2Jcleared", "holds a control character")):  # fmt: skip
         refused = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", bad)
