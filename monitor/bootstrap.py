@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor import __version__, alerting
-from monitor.checks import Mismatch, Problem, brief_text, check_float
+from monitor.checks import Mismatch, Problem, brief_text, check_float, some_names
 from monitor.config import (
     KRange,
     ModelSettings,
@@ -121,6 +121,7 @@ __all__ = [
     "simulator_server",
     "snapshot_summary",
     "state_dir_problems",
+    "unencrypted_versions",
     "version_summary",
     "web_config",
     "web_config_name",
@@ -1021,7 +1022,7 @@ def build_app(
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
     k_warnings = k_mismatches(settings, store, config_path)
-    for warning in k_warnings.values():
+    for warning in [*k_warnings.values(), *unencrypted_versions(settings, store)]:
         log.warning("%s", warning)
     now = datetime.fromtimestamp(clock.now(), UTC)
     state = MonitorState(
@@ -1316,6 +1317,29 @@ def live_key_problems(settings: Settings, store: SnapshotStore) -> list[str]:
                 found.append(str(exc))
         except (OSError, ValueError, KeyError):
             continue  # no model yet, a bad name: other checks report it
+    return found
+
+
+def unencrypted_versions(settings: Settings, store: SnapshotStore) -> list[str]:
+    """A warning for each model with versions stored in clear under ``store.encrypt``:
+    written before it was turned on, they are not re-encrypted, so their raw rows stay
+    readable on disk, the live one for as long as it is live (h146)."""
+    if not settings.store.encrypt:
+        return []
+    found = []
+    for m in settings.models:
+        try:
+            infos = store.list_versions(m.name)
+        except (OSError, ValueError, KeyError):
+            continue  # no model yet, a bad name: other checks report it
+        clear = [i for i in infos if not i.corrupt and not i.encrypted]
+        if clear:
+            shown = some_names(clear, lambda i: f"v{i.version} ({i.state})")
+            found.append(
+                f"model {m.name!r}: {shown} stored unencrypted although store.encrypt is "
+                "on (written before it was): their raw rows stay readable on disk; "
+                "re-encrypt or retire them as docs/security.md says"
+            )
     return found
 
 

@@ -892,6 +892,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
         live_key_problems,
         open_store,
         state_dir_unwritable,
+        unencrypted_versions,
     )
 
     found = []
@@ -906,7 +907,8 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
     except (ConfigError, InvalidInputError, StoreError) as exc:
         return [*found, f"cannot read the snapshots in {root}: {exc}"]
     mismatches = k_mismatches(settings, store, config_file).values()
-    return [*found, *live_key_problems(settings, store), *mismatches]
+    keys = [*live_key_problems(settings, store), *unencrypted_versions(settings, store)]
+    return [*found, *keys, *mismatches]
 
 
 # ------------------------------------------------------------------------ backtest
@@ -1480,7 +1482,7 @@ def snapshots_list(
         )
         for infos in listed.values():
             for i in infos:
-                click.echo(_version_line(i, store.signs))
+                click.echo(_version_line(i, store.signs, store.encrypts))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if verify and _any_damaged(listed):
@@ -1518,18 +1520,20 @@ def _pointer_warnings(store: Any, model: str) -> list[str]:
     return found
 
 
-def _version_line(i: Any, signs: bool) -> str:
+def _version_line(i: Any, signs: bool, encrypts: bool) -> str:
     """One version; under a store key, an unsigned one says so (only --json did, while
-    security.md sends the user here to find them before require_signature; helper-83)."""
+    security.md sends the user here to find them before require_signature; helper-83),
+    and under ``encrypt`` one stored in clear (written before it was on; h146)."""
     if i.corrupt:
         label = "NEWER" if i.newer_format else "CORRUPT"
         return f"{i.model:<16} {i.version:>7}  {label:<8} {i.corrupt}"
     created = _ts(i.created_at) if i.created_at is not None else "?"
     parent = "-" if i.parent_version is None else str(i.parent_version)
-    unsigned = "[unsigned] " if signs and not i.signed else ""
+    marks = "[unsigned] " if signs and not i.signed else ""
+    marks += "[unencrypted] " if encrypts and not i.encrypted else ""
     return (
         f"{i.model:<16} {i.version:>7}  {i.state:<8} {created:<19}  {i.k:>3} "
-        f"{i.n_rows:>8}  {parent:>6}  {unsigned}{i.reason}"
+        f"{i.n_rows:>8}  {parent:>6}  {marks}{i.reason}"
     )
 
 

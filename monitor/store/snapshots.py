@@ -702,6 +702,11 @@ class DirectorySnapshotStore:
         """Whether versions are signed (a key): `snapshots list` marks those that are not."""
         return self._key is not None
 
+    @property
+    def encrypts(self) -> bool:
+        """Whether new versions are encrypted: `snapshots list` marks those that are not."""
+        return self._encrypt
+
     def _state_dir_option(self) -> str:
         """The options that open this store in the commands its errors print."""
         return self._command_options or f"--state-dir {shlex.quote(str(self.state_dir))}"
