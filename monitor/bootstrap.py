@@ -384,7 +384,7 @@ def history_file_problem(
     commands raise it as a StoreError, and check-config lists it with the others."""
     history = Path(directory) / HISTORY_FILE
     try:
-        if "history" not in uses or not history.is_file():
+        if "history" not in uses or not (history.is_file() or history.is_symlink()):
             return None
         problem = history_problem(history)
     except OSError:  # a directory this user may not search: state_dir_problems says so

@@ -94,10 +94,15 @@ def open_private(path: Path) -> int:
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        raise StoreError(
-            f"{path} is a symbolic link, which kmeans-monitor never makes: remove it "
-            f"(`rm {shlex.quote(str(path))}`); it is not written through"
-        ) from None
+        raise StoreError(linked(path)) from None
+
+
+def linked(path: Path) -> str:
+    """Why the store refuses the symbolic link at ``path``, and what to do."""
+    return (
+        f"{path} is a symbolic link, which kmeans-monitor never makes: remove it "
+        f"(`rm {shlex.quote(str(path))}`); it is not written through"
+    )
 
 
 def write_file(path: Path, data: bytes) -> None:

@@ -72,7 +72,7 @@ from monitor.records import (
     VersionInfo,
     scheduled_seconds,
 )
-from monitor.store._fs import FILE_MODE, make_dirs, open_private
+from monitor.store._fs import FILE_MODE, linked, make_dirs, open_private
 from monitor.store._names import check_model_name
 from monitor.timestamps import ACCEPTED, format_time, parse_time
 
@@ -626,7 +626,10 @@ def cannot_open(path: Path, exc: BaseException, verb: str = "open") -> str:
 
 def history_problem(path: Path) -> str | None:
     """Why a run could not open the history database at ``path`` (which it creates when
-    missing): not a database, another program's, or of a newer schema. None if it can."""
+    missing): a symbolic link (which the run refuses), not a database, another
+    program's, or of a newer schema. None if it can."""
+    if path.is_symlink():
+        return f"cannot open the history database {path}: {linked(path)}"
     if not path.exists():
         return None
     try:

@@ -114,6 +114,29 @@ def files_setup(files_trained: Path, tmp_path: Path) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- check-config
 
 
+@pytest.mark.parametrize("name", ["history.sqlite"])
+def test_check_config_refuses_a_linked_history_file_as_evaluate_does(
+    files_setup: tuple[Path, Path], name: str
+) -> None:
+    # check-config said OK, then run and evaluate refused the link (h146).
+    cfg, _ = files_setup
+    state = cfg.parent / "state"
+    real = cfg.parent / f"real-{name}"
+    if (state / name).exists():
+        (state / name).rename(real)
+    else:
+        real.write_bytes(b"")
+    (state / name).symlink_to(real)
+    said = (
+        f"cannot open the history database {state / 'history.sqlite'}: {state / name} is a "
+        "symbolic link, which kmeans-monitor never makes: remove it "
+        f"(`rm {state / name}`); it is not written through"
+    )
+    for command in (["check-config", str(cfg)], ["evaluate", "--config", str(cfg)]):
+        refused = invoke(*command)
+        assert refused.exit_code == EXIT_USER and said in refused.stderr, refused.output
+
+
 @pytest.mark.parametrize(
     ("cron", "problem"),
     [
