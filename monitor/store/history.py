@@ -178,7 +178,7 @@ _FAILURE_COLUMNS = "model, reason, message, at, window_label, duration_seconds"
 def _private_file(path: Path) -> None:
     """Create ``path`` 0600 if missing; make it and its WAL files 0600 if they exist."""
     os.close(open_private(path))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    for p in _parts(path):
         try:
             if p.is_symlink():  # SQLite would write where it points
                 os.close(open_private(p))  # the error that says so
@@ -188,6 +188,11 @@ def _private_file(path: Path) -> None:
             continue
         except PermissionError:
             continue  # someone else's file: opening it will say what is wrong, if anything
+
+
+def _parts(path: Path) -> tuple[Path, Path, Path]:
+    """The database at ``path`` and its WAL files."""
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
 def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -628,8 +633,9 @@ def history_problem(path: Path) -> str | None:
     """Why a run could not open the history database at ``path`` (which it creates when
     missing): a symbolic link (which the run refuses), not a database, another
     program's, or of a newer schema. None if it can."""
-    if path.is_symlink():
-        return f"cannot open the history database {path}: {linked(path)}"
+    for part in _parts(path):
+        if part.is_symlink():  # SQLite would read and write where it points
+            return f"cannot open the history database {path}: {linked(part)}"
     if not path.exists():
         return None
     try:

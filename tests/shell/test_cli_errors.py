@@ -114,11 +114,12 @@ def files_setup(files_trained: Path, tmp_path: Path) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- check-config
 
 
-@pytest.mark.parametrize("name", ["history.sqlite"])
+@pytest.mark.parametrize("name", ["history.sqlite", "history.sqlite-wal", "history.sqlite-shm"])
 def test_check_config_refuses_a_linked_history_file_as_evaluate_does(
     files_setup: tuple[Path, Path], name: str
 ) -> None:
-    # check-config said OK, then run and evaluate refused the link (h146).
+    # check-config said OK for a linked history.sqlite, then run and evaluate refused the
+    # link; a linked -wal was "unable to open database file", naming no link (h146).
     cfg, _ = files_setup
     state = cfg.parent / "state"
     real = cfg.parent / f"real-{name}"
