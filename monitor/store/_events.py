@@ -19,9 +19,9 @@ from typing import Any
 from monitor.errors import StoreError
 from monitor.records import REASON_CHARS, STORE_ACTIONS, StoreEvent
 from monitor.regularfiles import read_file
-from monitor.store._fs import FILE_MODE, fsync_dir
+from monitor.store._fs import FILE_MODE, fsync_dir, linked
 
-__all__ = ["EVENTS", "append_event", "read_events"]
+__all__ = ["EVENTS", "append_event", "check_events", "read_events"]
 
 _log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def append_event(model_dir: Path, event: StoreEvent) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise StoreError(f"{path} is a symbolic link, which the store never makes") from None
+            raise StoreError(linked(path)) from None
         raise
     try:
         os.fchmod(fd, FILE_MODE)
@@ -49,6 +49,14 @@ def append_event(model_dir: Path, event: StoreEvent) -> None:
         os.close(fd)
     if created:
         fsync_dir(model_dir)
+
+
+def check_events(model_dir: Path) -> None:
+    """StoreError when the model's EVENTS cannot take an event (a symbolic link): checked
+    before a pointer moves, so that a move is never made and left unrecorded."""
+    path = model_dir / EVENTS
+    if path.is_symlink():
+        raise StoreError(linked(path))
 
 
 def _cut_torn_line(fd: int) -> int:
@@ -87,6 +95,8 @@ def read_events(model_dir: Path, model: str) -> list[StoreEvent]:
     except FileNotFoundError:
         return []
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW's "Too many levels of symbolic links"
+            raise StoreError(linked(model_dir / EVENTS)) from None
         raise StoreError(f"cannot read {model_dir / EVENTS}: {exc.strerror or exc}") from exc
     lines = data.split(b"\n")
     out = []

@@ -88,7 +88,7 @@ from monitor.errors import (
 from monitor.ports import rollback_target
 from monitor.records import Actor, Snapshot, StoreEvent, VersionInfo, season_name
 from monitor.store._crypto import StoreKey, require_cipher
-from monitor.store._events import append_event, read_events
+from monitor.store._events import append_event, check_events, read_events
 from monitor.store._fs import (
     DIR_MODE,
     TMP_PREFIX,
@@ -371,6 +371,8 @@ class DirectorySnapshotStore:
                     if expect_live is not None:
                         self._check_live(model, model_dir, expect_live)
                     before, _ = _pointers_or_none(model_dir)
+                    if state == "live":
+                        self._recordable(model_dir, by)
                     version, checksum = _claim(model_dir, tmp, enc, state, floor)
                     if state == "live":
                         self._record(model_dir, model, "promote", by, version, before, version)
@@ -393,6 +395,7 @@ class DirectorySnapshotStore:
                 # Loading verifies that the version exists and is intact before it goes live.
                 self._read_listed(model_dir, model, version)
                 live, pending = _pointers_or_none(model_dir)
+                self._recordable(model_dir, by)
                 write_pointer(model_dir / LIVE, version)
                 if pending == version:
                     remove_pointer(model_dir / PENDING)
@@ -457,9 +460,13 @@ class DirectorySnapshotStore:
             try:
                 with locked(model_dir / LOCK):
                     live, pending = _pointers_or_none(model_dir)
+                    if pending is not None:
+                        self._recordable(model_dir, by)
                     remove_pointer(model_dir / PENDING)
                     if pending is not None:
                         self._record(model_dir, model, "reject", by, pending, live, live)
+            except StoreError:
+                raise
             except OSError as exc:
                 raise StoreError(f"cannot clear {model_dir / PENDING}: {exc}") from exc
             return
@@ -501,6 +508,7 @@ class DirectorySnapshotStore:
                     where=f" {self._state_dir_option()}",
                 )
                 self._read_listed(model_dir, model, pending)
+                self._recordable(model_dir, by)
                 write_pointer(model_dir / LIVE, pending)  # the commit point
                 remove_pointer(model_dir / PENDING)
                 self._record(model_dir, model, "approve", by, pending, live, pending)
@@ -540,6 +548,12 @@ class DirectorySnapshotStore:
         if by is None:
             return
         append_event(model_dir, by.event(model, self._clock(), action, version, before, after))
+
+    @staticmethod
+    def _recordable(model_dir: Path, by: Actor | None) -> None:
+        """Refuse a move whose event could not be recorded, before the pointer moves."""
+        if by is not None:
+            check_events(model_dir)
 
     def _model_dir(self, model: Any, method: str) -> Path:
         return self.root / check_model_name(model, f"{_STORE}.{method}")

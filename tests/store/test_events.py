@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from monitor.errors import StoreError
 from monitor.records import Actor, StoreEvent
 from monitor.store.memory import MemorySnapshotStore
 from monitor.store.overlay import OverlaySnapshotStore
@@ -112,3 +113,37 @@ def test_a_line_torn_by_a_crash_is_skipped_and_cut_by_the_next_append(tmp_path: 
     assert [e.actor for e in events][-2:] == ["kmeans-monitor (retrain policy)", "erin"]
     assert path.read_bytes().count(b"\n") == 5 and path.read_bytes().endswith(b"\n")
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("move", ["approve", "reject", "rollback", "promote"])
+def test_a_linked_events_file_stops_the_move_before_the_pointer_moves(
+    tmp_path: Path, move: str
+) -> None:
+    # `snapshots reject` cleared PENDING, then failed on the link with "cannot clear
+    # PENDING": the reject had happened, unrecorded, and the error said it had not (h146).
+    store = _directory(tmp_path, _Clock())
+    store.save(make_snapshot("m", k=3, d=2), state="live")
+    store.save(make_snapshot("m", k=3, d=2, seed=2, parent_version=1), state="pending")
+    model_dir = tmp_path / "snapshots" / "m"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (model_dir / "EVENTS").symlink_to(victim)
+    said = f"{model_dir / 'EVENTS'} is a symbolic link, which kmeans-monitor never makes: remove it"
+    who = Actor("alice")
+    moves: dict[str, Callable[[], object]] = {
+        "approve": lambda: store.approve("m", 2, by=who),
+        "reject": lambda: store.set_pending("m", None, by=who),
+        "rollback": lambda: store.set_live("m", 2, by=who),
+        "promote": lambda: store.save(
+            make_snapshot("m", k=3, d=2, seed=3, parent_version=1), state="live", by=who
+        ),
+    }
+    with pytest.raises(StoreError) as refused:
+        moves[move]()
+    assert str(refused.value).startswith(said), refused.value
+    assert (store.live_version("m"), store.pending_version("m")) == (1, 2)
+    assert [i.version for i in store.list_versions("m")] == [1, 2]
+    assert victim.read_text() == "precious\n"
+    with pytest.raises(StoreError) as unread:
+        store.events("m")
+    assert str(unread.value).startswith(said), unread.value
