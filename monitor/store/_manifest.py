@@ -588,10 +588,16 @@ def _read_payload(vdir: Path, m: Manifest, model: str, version: int, key: StoreK
         )
     plain = key.decrypt(data, _aad(model))
     if plain is None:
+        written_with = m.body["arrays_file"]["encryption"].get("key_id")
+        if written_with == key.key_id:  # the right key: the bytes are what changed
+            raise StoreError(
+                f"{_who(model, version)} cannot be decrypted ({path}): it was changed after "
+                "it was written (authentication tag mismatch), though encrypted with this "
+                f"store's key (key id {key.key_id!r})"
+            )
         raise KeyMismatchError(
             f"{_who(model, version)} cannot be decrypted with this store's key ({path}): "
-            f"it was encrypted with another key (key id "
-            f"{m.body['arrays_file']['encryption'].get('key_id')!r}, this store's is "
+            f"it was encrypted with another key (key id {written_with!r}, this store's is "
             f"{key.key_id!r}) or changed"
         )
     return plain

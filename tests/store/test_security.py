@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from _store_factories import make_evaluation, make_snapshot, same_bits, stored_files
 
-from monitor.errors import InvalidInputError, StoreError
+from monitor.errors import InvalidInputError, KeyMismatchError, StoreError
 from monitor.store import DirectorySnapshotStore, SQLiteHistory, StoreKey, load_key
 from monitor.store import _manifest as manifest_module
 from monitor.store.snapshots import ARRAYS, ARRAYS_ENCRYPTED, MANIFEST
@@ -234,6 +234,34 @@ def test_a_ciphertext_under_another_key_does_not_decrypt(tmp_path: Path) -> None
         "snapshot v1 of model 'm1' cannot be decrypted with this store's key"
     )
     assert f"key id {StoreKey(OTHER).key_id!r}" in str(info.value)
+
+
+def test_a_ciphertext_changed_under_this_key_is_said_changed_not_another_key(
+    tmp_path: Path,
+) -> None:
+    # One who cannot decrypt flipped a bit of it and fixed its sha256 in the manifest
+    # (not under the signed checksum): the message blamed "another key", printing the
+    # same key id twice, and advised running with the key that wrote it (h146).
+    store = DirectorySnapshotStore(tmp_path, key=StoreKey(SECRET), encrypt=True)
+    store.save(make_snapshot(), state="live")
+    path = _vdir(tmp_path) / ARRAYS_ENCRYPTED
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(data)
+    manifest = _vdir(tmp_path) / MANIFEST
+    body = json.loads(manifest.read_text())
+    body["arrays_file"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest.write_text(json.dumps(body, indent=2) + "\n")
+    with pytest.raises(StoreError) as info:
+        DirectorySnapshotStore(tmp_path, key=StoreKey(SECRET)).load("m1", 1)
+    assert str(info.value) == (
+        f"snapshot v1 of model 'm1' cannot be decrypted ({path}): it was changed after it "
+        "was written (authentication tag mismatch), though encrypted with this store's key "
+        f"(key id {StoreKey(SECRET).key_id!r})"
+    )
+    assert not isinstance(info.value, KeyMismatchError)
+    assert not isinstance(info.value.__cause__, KeyMismatchError)
+    assert "another key" not in str(info.value)
 
 
 def test_encryption_without_cryptography_names_the_extra(
