@@ -36,6 +36,7 @@ from monitor.errors import (
     KeyMismatchError,
     SnapshotNotFoundError,
     StoreError,
+    UnsignedError,
 )
 from monitor.explain import WindowSampler, explain
 from monitor.exporter import (
@@ -1305,7 +1306,8 @@ def k_mismatches(
 
 def live_key_problems(settings: Settings, store: SnapshotStore) -> list[str]:
     """A warning for each model whose live version does not load with the configured key
-    (signed with another, or encrypted while none is configured): every run fails on it,
+    (signed with another, encrypted while none is configured, or unsigned under
+    ``require_signature``): every run fails on it,
     and the warning is the run's failure, naming the way out. check-config said OK after
     a key change (helper-103)."""
     found = []
@@ -1313,7 +1315,7 @@ def live_key_problems(settings: Settings, store: SnapshotStore) -> list[str]:
         try:
             store.load(m.name)
         except StoreError as exc:
-            if isinstance(exc.__cause__, KeyMismatchError):
+            if isinstance(exc.__cause__, (KeyMismatchError, UnsignedError)):
                 found.append(str(exc))
         except (OSError, ValueError, KeyError):
             continue  # no model yet, a bad name: other checks report it

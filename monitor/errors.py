@@ -139,6 +139,11 @@ class KeyMismatchError(StoreError):
     a key to give, not damage to repair."""
 
 
+class UnsignedError(StoreError):
+    """A version without a signature in a store that requires them: written before the
+    key, perhaps, so a setting to change or a version to sign, not damage to repair."""
+
+
 class NewerFormatError(StoreError):
     """A version of a snapshot format this kmeans-monitor does not read, written by a
     newer one: an upgrade to make, not damage to repair."""

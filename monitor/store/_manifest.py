@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from monitor.checks import check_float_mapping, check_int, check_real, check_str
-from monitor.errors import InvalidInputError, KeyMismatchError, NewerFormatError, StoreError
+from monitor.errors import (
+    InvalidInputError,
+    KeyMismatchError,
+    NewerFormatError,
+    StoreError,
+    UnsignedError,
+)
 from monitor.records import (
     NullTable,
     OutlierThresholds,
@@ -426,7 +432,7 @@ def _check_signature(
     """Whether the manifest is signed; raise StoreError when the signature fails or is missing."""
     if signature is None:
         if key is not None and require_signature:
-            raise StoreError(
+            raise UnsignedError(
                 f"{_who(model, version)} is not signed and the store requires signatures "
                 f"({path}): it predates the store key, or its signature was removed"
             )

@@ -84,6 +84,7 @@ from monitor.errors import (
     NewerFormatError,
     SnapshotNotFoundError,
     StoreError,
+    UnsignedError,
 )
 from monitor.ports import rollback_target
 from monitor.records import Actor, Snapshot, StoreEvent, VersionInfo, season_name
@@ -299,6 +300,7 @@ class DirectorySnapshotStore:
                     versions,
                     f"its live version {live} cannot be loaded: {exc}",
                     other_key=isinstance(exc, KeyMismatchError),
+                    unsigned=isinstance(exc, UnsignedError),
                 ) from exc
         if version not in versions:
             raise SnapshotNotFoundError(
@@ -675,10 +677,12 @@ class DirectorySnapshotStore:
         what: str,
         *,
         other_key: bool = False,
+        unsigned: bool = False,
     ) -> LivePointerError:
         """The error for an unusable live pointer, naming the version to roll back to
         (``rollback_target``); ``other_key``: the live version was written under another
-        key (KeyMismatchError)."""
+        key (KeyMismatchError); ``unsigned``: it has no signature and the store requires
+        one (UnsignedError)."""
         head = f"model {model!r}: {what}; stored versions: {_format_versions(versions)}"
         live, _ = _pointers_or_none(model_dir)
         target = rollback_target(self, model, broken=live)
@@ -696,6 +700,17 @@ class DirectorySnapshotStore:
                 f"{head}; no version that was live loads: choose the version to make live "
                 f"from {_format_versions(others)} with `kmeans-monitor snapshots rollback "
                 f"{model} --to VERSION {self._state_dir_option()}`"
+            )
+        if unsigned:
+            # Genuine versions, most likely: moving them aside threw the model away where
+            # the option was the fix (h146).
+            return LivePointerError(
+                f"{head}; none of them loads while store.require_signature is on, unsigned "
+                "(written before the store key, or their signatures removed): if they are "
+                "this installation's, set require_signature to false (they then load with "
+                "a warning each) and turn it on again once a signed version is live "
+                f"(`kmeans-monitor snapshots retrain {model} {self._state_dir_option()} "
+                "--live` writes one)"
             )
         if other_key:
             # A changed key, not a damaged store: moving it aside threw a good model

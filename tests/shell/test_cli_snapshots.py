@@ -474,6 +474,32 @@ def test_versions_written_before_encrypt_was_on_are_marked_and_warned_of(
     assert said in caplog.messages, caplog.messages
 
 
+def test_require_signature_over_unsigned_versions_is_warned_of_with_the_option_to_change(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # check-config said OK, then every run failed advising to move the model's directory
+    # out, throwing genuine versions away where turning the option off was the fix (h146).
+    cfg, _, state = manual
+    key = cfg.parent / "store.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)
+    config = yaml.safe_load(cfg.read_text())
+    store = {"key_file": str(key), "require_signature": True}
+    cfg.write_text(yaml.safe_dump({**config, "store": store}))
+    advice = (
+        "none of them loads while store.require_signature is on, unsigned (written "
+        "before the store key, or their signatures removed): if they are this "
+        "installation's, set require_signature to false (they then load with a warning "
+        "each) and turn it on again once a signed version is live (`kmeans-monitor "
+        f"snapshots retrain shop --config {cfg.resolve()} --state-dir {state.resolve()} "
+        "--live` writes one)"
+    )
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0 and advice in checked.stderr, checked.output
+    run = invoke("evaluate", "--config", str(cfg), "--dry-run")
+    assert advice in run.output and " out of " not in run.output, run.output
+
+
 @pytest.mark.parametrize("manual", ["encrypted"], indirect=True)
 def test_the_rollback_printed_for_an_encrypted_store_runs_as_printed(
     manual: tuple[Path, Path, Path],
