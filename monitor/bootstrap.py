@@ -48,6 +48,7 @@ from monitor.exporter import (
     make_registry,
 )
 from monitor.exporter.simulated import SimulatorCollector, simulated_registry
+from monitor.filemodes import exposed_files
 from monitor.http import HttpServer, Routes, WebConfig, certificate_warnings, load_web_config
 from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.commit import version_floor
@@ -105,6 +106,7 @@ __all__ = [
     "check_state_dir",
     "diff_snapshots",
     "events_from_first_score",
+    "file_mode_warnings",
     "history_file_problem",
     "k_mismatches",
     "listen_problem",
@@ -442,6 +444,16 @@ def web_config_name(settings: Settings) -> str:
     """How the web configuration's problems and warnings start, naming the field like
     every other problem and the file it gave: ``daemon.web_config_file (PATH)``."""
     return f"daemon.web_config_file ({brief_text(str(settings.daemon.web_config_file))})"
+
+
+def file_mode_warnings(settings: Settings) -> list[str]:
+    """The configuration file when others may write it, and each secret file it names
+    when group or others may read it (``exposed_files``)."""
+    try:
+        web = web_config(settings)
+    except (ConfigError, OSError):
+        web = None  # the checks of the web configuration say why
+    return exposed_files(settings, None if web is None or web.tls is None else web.tls.key_file)
 
 
 def web_config_warnings(settings: Settings, now: float) -> list[str]:
@@ -1023,7 +1035,8 @@ def build_app(
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
     k_warnings = k_mismatches(settings, store, config_path)
-    for warning in [*k_warnings.values(), *unencrypted_versions(settings, store)]:
+    startup = [*file_mode_warnings(settings), *unencrypted_versions(settings, store)]
+    for warning in [*k_warnings.values(), *startup]:
         log.warning("%s", warning)
     now = datetime.fromtimestamp(clock.now(), UTC)
     state = MonitorState(

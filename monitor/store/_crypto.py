@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from monitor.regularfiles import read_file_and_mode
 
 __all__ = ["ENCRYPTION_EXTRA", "MIN_KEY_BYTES", "StoreKey", "load_key", "require_cipher"]
 
-_log = logging.getLogger(__name__)
 
 MIN_KEY_BYTES = 32
 ENCRYPTION_EXTRA = "pip install 'kmeans-monitor[encryption]'"
@@ -69,23 +66,19 @@ class StoreKey:
 
     @classmethod
     def from_file(cls, path: Path) -> StoreKey:
-        """The key in ``path`` (trailing newline ignored); warns when others may read it."""
+        """The key in ``path`` (trailing newline ignored). That others may read it is
+        check-config's and the daemon start's warning (``monitor.filemodes``): here it
+        was said once per loading, twice in one check-config."""
         path = Path(path)
         try:
             # Never blocking: a FIFO in the key's place hung check-config and the daemon.
-            secret, mode = read_file_and_mode(path, most=_MAX_KEY_FILE_BYTES)
+            secret, _ = read_file_and_mode(path, most=_MAX_KEY_FILE_BYTES)
         except OSError as exc:
             raise StoreError(f"cannot read the store key file {path}: {exc.strerror}") from exc
         if len(secret) > _MAX_KEY_FILE_BYTES:
             raise StoreError(
                 f"the store key file {path} is longer than {_MAX_KEY_FILE_BYTES} bytes; "
                 "is it the right file?"
-            )
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            _log.warning(
-                "the store key file %s can be read by other users (mode %o): chmod 600 it",
-                path,
-                stat.S_IMODE(mode),
             )
         return cls(secret.rstrip(b"\r\n"), source=f"key file {path}")
 

@@ -145,6 +145,7 @@ def make_certificate(
             serialization.NoEncryption(),
         )
     )
+    key_file.chmod(0o600)  # as docs/security.md asks: check-config warns of a readable key
     return Certificate(cert_file, key_file)
 
 

@@ -801,6 +801,57 @@ def test_check_config_reads_the_source_credentials(tmp_path: Path) -> None:
     assert problems[2].startswith("  - models[shop].source.tls: must be certificates and a key")
 
 
+def test_a_config_others_may_write_and_secrets_others_may_read_are_warned_of_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only the store key file was checked, and its warning said twice; a config file of
+    # mode 666, a web config (password hashes), a TLS key and a bearer token of 644 went
+    # unsaid (h146).
+    now = datetime.datetime.now(datetime.UTC)
+    pair = make_certificate(tmp_path, not_after=now + datetime.timedelta(days=90))
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config: {{cert_file: {pair.cert_file}, key_file: {pair.key_file}}}\n"
+    )
+    token, key = tmp_path / "token", tmp_path / "store.key"
+    token.write_text("s3cret\n")
+    key.write_text(os.urandom(32).hex())
+    source = {
+        "kind": "prometheus",
+        "url": "http://127.0.0.1:19901",
+        "features": {"a": "up", "b": "up"},
+        "bearer_token_file": str(token),
+    }
+    cfg = write_config(tmp_path, model(source), web_config_file="web.yml")
+    config = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**config, "store": {"key_file": str(key)}}))
+    for path in (web, pair.key_file, token, key):
+        Path(path).chmod(0o644)
+    cfg.chmod(0o666)
+    result = invoke("check-config", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"warning: the configuration file {cfg} can be written by other users (mode 666): "
+        "chmod o-w it (600 or 644)",
+        f"warning: the store key file {key} can be read by other users (mode 644): chmod 600 it",
+        f"warning: the web configuration file daemon.web_config_file {web} can be read by "
+        "other users (mode 644): chmod 600 it",
+        f"warning: the TLS key file of daemon.web_config_file {pair.key_file} can be read by "
+        "other users (mode 644): chmod 600 it",
+        f"warning: model 'shop': source.bearer_token_file {token} can be read by other users "
+        "(mode 644): chmod 600 it",
+    ]
+    from monitor.bootstrap import build_app, load_settings
+
+    with caplog.at_level(logging.WARNING):
+        build_app(load_settings(cfg), config_path=cfg).close()
+    said = [line.removeprefix("warning: ") for line in result.stderr.splitlines()]
+    assert [m for m in caplog.messages if "other users" in m] == said
+    for path in (cfg, web, pair.key_file, token, key):
+        Path(path).chmod(0o600)
+    assert invoke("check-config", str(cfg)).stderr == ""
+
+
 @pytest.mark.timeout(30)  # the old check-config waited for a writer for ever
 def test_check_config_refuses_fifos_as_credential_and_web_config_files(tmp_path: Path) -> None:
     for name in ("token", "password", "web.yml"):
@@ -856,6 +907,7 @@ def test_check_config_warns_of_an_expired_certificate_and_passes(tmp_path: Path)
     web.write_text(
         f"tls_server_config: {{cert_file: {pair.cert_file}, key_file: {pair.key_file}}}\n"
     )
+    web.chmod(0o600)  # a readable one is a warning of its own
     cfg = write_config(tmp_path, model({"kind": "synthetic"}), web_config_file="web.yml")
     result = invoke("check-config", str(cfg))
     assert result.exit_code == 0, result.output

@@ -470,7 +470,7 @@ def test_versions_written_before_encrypt_was_on_are_marked_and_warned_of(
     from monitor.bootstrap import build_app, load_settings
 
     with caplog.at_level("WARNING"):
-        build_app(load_settings(cfg), config_path=cfg)
+        build_app(load_settings(cfg), config_path=cfg).close()
     assert said in caplog.messages, caplog.messages
 
 

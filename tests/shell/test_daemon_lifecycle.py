@@ -102,6 +102,7 @@ def test_a_daemon_starting_with_an_expired_certificate_logs_a_warning(
     web.write_text(
         f"tls_server_config: {{cert_file: {pair.cert_file}, key_file: {pair.key_file}}}\n"
     )
+    web.chmod(0o600)  # a readable one is a warning of its own
     raw = {
         "daemon": {
             "state_dir": str(tmp_path / "state"),
