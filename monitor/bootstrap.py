@@ -869,6 +869,7 @@ class App:
     k_warnings: Mapping[str, str] = field(default_factory=dict)
     engines: Mapping[str, Engine] = field(default_factory=dict)  # models not run locally
     serving: Serving | None = None  # the label API, when serving.enabled
+    watch: StateDirWatch | None = None  # whether the state directory is still the one opened
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the store answers for every model, and the label API (when on)
@@ -878,6 +879,8 @@ class App:
                 self.store.live_version(m.name)
         except Exception as exc:
             return False, f"store not readable: {exc}"
+        if self.watch is not None and (lost := self.watch.lost()) is not None:
+            return False, lost
         if gone := _store_gone(self.store):
             return False, gone
         return (True, "ready") if self.serving is None else self.serving.catalog.ready()
@@ -907,6 +910,40 @@ def run_workers(settings: Settings) -> RunWorkers | None:
 
 
 DAEMON_LOCK = "daemon.lock"  # in the state directory: held by the daemon that runs on it
+
+
+class StateDirWatch:
+    """The state directory and history file a process opened, to notice that they were
+    deleted or replaced under it (``lost``): the process's history (and the daemon's
+    lock) stay on the files it opened, so runs recorded there would be lost, and a
+    directory made or restored there is not held (helper-150). Only a restart recovers."""
+
+    def __init__(self, state_dir: Path, history: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.history = Path(history)
+        self._opened = {p: _identity(p) for p in (self.state_dir, self.history)}
+
+    def lost(self) -> str | None:
+        """Why the state directory (or its history file) is no longer the one opened, or
+        None while it is (or when it was not there to begin with)."""
+        for path, opened in self._opened.items():
+            if opened is not None and _identity(path) != opened:
+                what = "state directory" if path == self.state_dir else "history database"
+                return (
+                    f"the {what} {path} was deleted or replaced under this process, which "
+                    "still holds the old one (its history and lock): nothing runs until "
+                    "the daemon is restarted"
+                )
+        return None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, or None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 @dataclass
@@ -1031,6 +1068,10 @@ def build_app(
     history = history or SQLiteHistory(
         Path(state_dir) / HISTORY_FILE, keep=settings.store.keep_history
     )
+    # A history it writes (run, evaluate): not a dry run's, nor a test's in memory.
+    watch = None
+    if isinstance(history, SQLiteHistory) and not history.read_only:
+        watch = StateDirWatch(Path(state_dir), history.path)
     reconciled = history.reconcile(store)
     if reconciled:
         log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
@@ -1062,6 +1103,7 @@ def build_app(
         engines=engines,
         run_timeouts={m.name: run_timeout(m, now) for m in settings.models},
         workers=run_workers(settings),
+        guard=None if watch is None else watch.lost,
     )
     runner.refresh_live()
     for m in settings.models:
@@ -1081,6 +1123,7 @@ def build_app(
         k_warnings=k_warnings,
         engines=engines,
         serving=serving,
+        watch=watch,
     )
 
 

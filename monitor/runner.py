@@ -221,8 +221,11 @@ class Runner:
         run_timeouts: Mapping[str, float] | None = None,
         timer: Callable[[], float] = time.monotonic,
         workers: RunWorkers | None = None,
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         self._settings = settings
+        # Why no run may start (the state directory was replaced under the process), if so.
+        self._guard = guard or (lambda: None)
         # where the middle of a run computes (daemon.run_isolation: process); None: here
         self._workers = workers
         self._engines = dict(engines or {})  # models without one compute in this process
@@ -254,6 +257,8 @@ class Runner:
         m = self._settings.model(name)
         t0 = time.perf_counter()
         now = float(round(self._clock.now())) if whole_second else self._clock.now()
+        if (lost := self._guard()) is not None:  # before training a reference for nothing
+            return self._finish(self._failed(name, StoreError(lost), now, 0.0))
         timeout = self._run_timeouts.get(name)
         # A first run trains the reference: slower by design, and abandoning it would
         # leave the model without one for ever. Only its reads are bounded then.
@@ -311,18 +316,17 @@ class Runner:
         duration = time.perf_counter() - t0
         self._state.record_success(evaluation, live, duration=duration, at=self._clock.now())
         log.info("model=%s %s (%.2fs)", name, summary(evaluation), duration)
-        if awaiting_approval(evaluation):
-            log.info(
-                "model=%s approve with: %s",
-                name,
-                approve_command(
-                    name,
-                    evaluation.candidate_version,
-                    self._settings.daemon.state_dir,
-                    self._settings.path,
-                ),
-            )
+        self._log_approval(evaluation)
         return self._finish(evaluation)
+
+    def _log_approval(self, evaluation: Evaluation) -> None:
+        """The command that approves the candidate a run left pending, if it left one."""
+        if awaiting_approval(evaluation):
+            d = self._settings.daemon
+            command = approve_command(
+                evaluation.model, evaluation.candidate_version, d.state_dir, self._settings.path
+            )
+            log.info("model=%s approve with: %s", evaluation.model, command)
 
     def _assess_with(self, name: str, deadline: float) -> Assess:
         """In a worker process when the daemon has them, unless an engine runs the model."""

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.bootstrap import build_app, load_settings
 from monitor.daemon import Daemon
-from monitor.records import Evaluation
+from monitor.records import Evaluation, RunFailure
 from monitor.serving.client import LabelsClient, LabelsError
 from monitor.timestamps import parse_time
 from tests.fakes import FakeClock
@@ -163,8 +163,47 @@ def test_a_state_directory_deleted_under_the_daemon_makes_it_unready(tmp_path: P
         assert isinstance(app.runner.run_model("shop"), Evaluation)
         assert app.ready()[0]
         shutil.rmtree(tmp_path / "state")
-        snapshots = tmp_path / "state" / "snapshots"
-        gone = f"the snapshot store {snapshots} is gone: restore it, or restart the daemon"
-        assert app.ready() == (False, gone)
+        assert app.ready() == (False, _lost(tmp_path / "state"))
+    finally:
+        app.close()
+
+
+def _lost(state: Path) -> str:
+    return (
+        f"the state directory {state} was deleted or replaced under this process, which "
+        "still holds the old one (its history and lock): nothing runs until the daemon is "
+        "restarted"
+    )
+
+
+def test_a_state_directory_deleted_and_restored_under_the_daemon_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    # The daemon wrote its runs into the deleted history.sqlite, held no lock on the
+    # restored directory, and trained a reference at every run while it was gone (h150).
+    app = build_app(settings(tmp_path), clock=FakeClock(T0 + 900))
+    try:
+        assert isinstance(app.runner.run_model("shop"), Evaluation)
+        shutil.rmtree(tmp_path / "state")
+        failed = app.runner.run_model("shop")
+        assert isinstance(failed, RunFailure)
+        assert (failed.reason, failed.message) == ("store", _lost(tmp_path / "state"))
+        (tmp_path / "state" / "snapshots").mkdir(parents=True)  # "restored"
+        again = app.runner.run_model("shop")
+        assert isinstance(again, RunFailure) and again.message == failed.message
+        assert app.ready() == (False, _lost(tmp_path / "state"))
+        assert not (tmp_path / "state" / "snapshots" / "shop").exists()  # nothing trained
+    finally:
+        app.close()
+
+
+def test_a_history_database_deleted_under_the_daemon_runs_nothing(tmp_path: Path) -> None:
+    app = build_app(settings(tmp_path), clock=FakeClock(T0 + 900))
+    try:
+        history = tmp_path / "state" / "history.sqlite"
+        history.unlink()
+        failed = app.runner.run_model("shop")
+        assert isinstance(failed, RunFailure)
+        assert failed.message.startswith(f"the history database {history} was deleted")
     finally:
         app.close()
