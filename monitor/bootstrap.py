@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -271,7 +272,9 @@ def _write_probe(directory: Path) -> OSError | None:
     first = next((p for p in (real, *real.parents) if p != existing and p.parent == existing), None)
     target = first or directory / DAEMON_LOCK
     try:
-        with tempfile.TemporaryFile(dir=existing):
+        with tempfile.TemporaryFile(dir=existing) as probe:
+            # What run writes in its lock: an empty file is still made on a full disk.
+            os.write(probe.fileno(), f"{os.getpid()}\n".encode())
             return None
     except OSError as exc:
         return OSError(exc.errno, exc.strerror or str(exc), str(target))
@@ -330,7 +333,8 @@ def cannot_use_state_dir(state_dir: Path | str, exc: OSError, path: Path | None 
     failed on it or on ``path`` in it: ``cannot use the state directory D: WHY: 'PATH'``."""
     name = exc.filename if exc.filename is not None else path or state_dir
     shown = brief_text(str(state_dir))
-    return f"cannot use the state directory {shown}: {exc.strerror or exc}: {str(name)!r}"
+    full = ": is its file system full? free space there" if exc.errno == errno.ENOSPC else ""
+    return f"cannot use the state directory {shown}: {exc.strerror or exc}: {str(name)!r}{full}"
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:
@@ -1002,9 +1006,23 @@ def claim_state_dir(
             f"another kmeans-monitor daemon runs on the state directory {state_dir} (pid "
             f"unknown: its {DAEMON_LOCK} was removed, which frees nothing): {advice}"
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return StateDirClaim((fd,) if held is None else (fd, held))
+    claim = StateDirClaim((fd,) if held is None else (fd, held))
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:  # a full disk: the error names no file
+        _give_up(claim, path)
+        raise InvalidInputError(f"{option}: {cannot_use_state_dir(state_dir, exc, path)}") from None
+    return claim
+
+
+def _give_up(claim: StateDirClaim, lock: Path) -> None:
+    """Let the state directory go, removing the ``lock`` file this claim made or emptied:
+    a refused daemon leaves no empty pid file (helper-150). Its lock is held (by this
+    claim, or by the running daemon on the directory), so no daemon uses that file."""
+    with contextlib.suppress(OSError):
+        os.unlink(lock)
+    claim.close()
 
 
 def _lock_directory(state_dir: Path) -> int | None:

@@ -1636,3 +1636,38 @@ def test_insecure_skip_verify_is_warned_of_once_per_command(
         invoke(*args)
         said = [m for m in caplog.messages if "tls.insecure_skip_verify is on" in m]
         assert len(said) == 1, (args, caplog.messages)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes into files under ``tmp_path`` fail as on a full file system, where a new
+    file is still made (an inode is free), but not its first byte."""
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+            raise OSError(28, "No space left on device")  # os.write names no file
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+@pytest.mark.usefixtures("full_disk")
+def test_a_new_state_directory_on_a_full_disk_is_refused_naming_the_lock(tmp_path: Path) -> None:
+    # run and evaluate said only "error: No space left on device" and left an empty
+    # daemon.lock; check-config said OK (helper-150).
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}))
+    state = tmp_path / "state"
+    lock = state / "daemon.lock"
+    why = (
+        f"daemon.state_dir: cannot use the state directory {state}: No space left on "
+        f"device: '{lock}': is its file system full? free space there"
+    )
+    for command in ("run", "evaluate"):
+        result = invoke(command, "--config", str(cfg))
+        assert result.exit_code == EXIT_USER, result.output
+        assert result.stderr == f"error: {why}\n"
+        assert not lock.exists()
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert why in checked.stderr
