@@ -1000,8 +1000,8 @@ def claim_state_dir(
         ) from None
     try:
         held = _lock_directory(Path(state_dir))
-    except BlockingIOError:
-        os.close(fd)
+    except BlockingIOError:  # the lock file is this process's own, made anew: removed
+        _give_up(StateDirClaim((fd,)), path)
         raise InvalidInputError(
             f"another kmeans-monitor daemon runs on the state directory {state_dir} (pid "
             f"unknown: its {DAEMON_LOCK} was removed, which frees nothing): {advice}"
@@ -1043,13 +1043,32 @@ def _lock_directory(state_dir: Path) -> int | None:
     return dfd
 
 
+def _directory_locker(state_dir: Path) -> str | None:
+    """The pid of the process holding the lock of ``state_dir`` itself, as the kernel
+    lists it in /proc/locks (Linux; None elsewhere, or when no process holds it)."""
+    try:
+        st = os.stat(state_dir)
+        lines = Path("/proc/locks").read_text("ascii", "replace").splitlines()
+    except OSError:
+        return None
+    held = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE <pid> <maj:min:inode> 0 EOF"
+        fields = line.split()  # a process waiting for it: "1: -> FLOCK ..."
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == held:
+            return fields[4]
+    return None
+
+
 def daemon_holding(state_dir: Path) -> str | None:
     """The pid of the daemon that last claimed ``state_dir`` while that process lives,
     else None. Only looks: takes no lock (a daemon starting at that moment must not find
-    its state directory held), so a pid reused by another process reads as a daemon."""
+    its state directory held), so a pid reused by another process reads as a daemon.
+    With its ``daemon.lock`` removed, the process that holds the directory's lock."""
     try:
         text = (Path(state_dir) / DAEMON_LOCK).read_text("ascii", "replace").strip()
         pid = int(text)
+    except FileNotFoundError:  # removed: the directory's lock still says who holds it
+        return _directory_locker(Path(state_dir))
     except (OSError, ValueError):
         return None
     if pid <= 0:

@@ -199,6 +199,29 @@ def test_check_config_and_run_refuse_a_listen_address_that_cannot_serve(
     assert stored(tmp_path / "state") == {}
 
 
+def test_a_run_refused_after_daemon_lock_was_removed_leaves_none_and_check_config_passes(
+    tmp_path: Path, busy_port: int
+) -> None:
+    # The refused run left a new, empty daemon.lock, and check-config then took the
+    # running daemon's port for another process's (helper-150).
+    cfg = write_config(tmp_path, model({"kind": "synthetic"}), listen=f"127.0.0.1:{busy_port}")
+    lock = tmp_path / "state" / "daemon.lock"
+    held = claim_state_dir(tmp_path / "state")  # as the running daemon holds it
+    try:
+        lock.unlink()
+        ran = invoke("run", "--config", str(cfg), "--listen", "127.0.0.1:0")
+        assert ran.exit_code == EXIT_USER, ran.output
+        assert "pid unknown: its daemon.lock was removed" in ran.stderr
+        assert not lock.exists()
+        checked = invoke("check-config", str(cfg))
+        assert checked.exit_code == 0, checked.output
+    finally:
+        held.close()
+    checked = invoke("check-config", str(cfg))  # no daemon holds it now: the port is taken
+    assert checked.exit_code == EXIT_USER, checked.output
+    assert "is in use" in checked.stderr
+
+
 def test_check_config_beside_the_running_daemon_takes_its_port_as_the_daemons(
     tmp_path: Path, busy_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
