@@ -19,7 +19,8 @@ from urllib.parse import quote_plus
 
 from monitor import render
 from monitor import slis as S
-from monitor.alerting import held_conditions
+from monitor.alerting import Condition, held_conditions
+from monitor.alerting import past as past_threshold
 from monitor.durations import format_duration
 from monitor.errors import StoreError
 from monitor.explain import Explanation
@@ -610,9 +611,7 @@ def _stored_by(ctx: _Context, candidate: Snapshot) -> dict[str, Any] | None:
     span = candidate.window_end - candidate.window_start
     past: dict[tuple[str, str | None], dict[str, Any]] = {}
     for c in held_conditions(ev):  # a feature past its critical level: the critical is kept
-        past[(c.sli, c.feature)] = {
-            "sli": c.sli, "feature": c.feature, "value": c.value, "threshold": c.threshold
-        }  # fmt: skip
+        past[(c.sli, c.feature)] = _past(ev, c)
     return {
         "evaluated_at": ev.evaluated_at,
         "window_start": candidate.window_start,
@@ -620,6 +619,29 @@ def _stored_by(ctx: _Context, candidate: Snapshot) -> dict[str, Any] | None:
         "period": format_duration(span) if span > ev.window_end - ev.window_start else None,
         "n_rows": candidate.n_rows,
         "past": list(past.values()),
+    }
+
+
+def _past(ev: Evaluation, c: Condition) -> dict[str, Any]:
+    """One condition that held on the run, for the page. KMeansManyFeaturesDrifting's
+    value is a count of features (helper-151: "feature_psi 5 (threshold 0.25)" read as a
+    PSI of 5): it is given as ``features``, the features past the threshold, the largest
+    PSI first (None for any other condition), and ``value`` as the largest of their PSIs."""
+    if c.feature is not None or c.sli != S.FEATURE_PSI:
+        return {
+            "sli": c.sli, "feature": c.feature, "value": c.value, "threshold": c.threshold,
+            "features": None,
+        }  # fmt: skip
+    over = sorted(
+        ((v, f) for f, v in ev.feature_psi.items() if past_threshold(v, c.threshold, c.sli)),
+        reverse=True,
+    )
+    return {
+        "sli": c.sli,
+        "feature": None,
+        "value": over[0][0] if over else c.value,
+        "threshold": c.threshold,
+        "features": [f for _, f in over],
     }
 
 

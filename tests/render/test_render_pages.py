@@ -266,7 +266,13 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "period": "1h",
                 "n_rows": 1800,
                 "past": [
-                    {"sli": "feature_psi", "feature": "latency", "value": 2.1, "threshold": 0.25}
+                    {
+                        "sli": "feature_psi",
+                        "feature": "latency",
+                        "value": 2.1,
+                        "threshold": 0.25,
+                        "features": None,
+                    }
                 ],
             },
             "pending_drift_ended": None,

@@ -518,7 +518,15 @@ def test_a_pending_candidate_names_the_window_it_learned_and_can_be_rejected(
         "window_end": T0 - 120,
         "period": None,
         "n_rows": 500,
-        "past": [{"sli": "feature_psi", "feature": "f1", "value": 9.5, "threshold": 0.25}],
+        "past": [
+            {
+                "sli": "feature_psi",
+                "feature": "f1",
+                "value": 9.5,
+                "threshold": 0.25,
+                "features": None,
+            }
+        ],
     }
     text = _text(pages.model_html("m1"))
     assert (
@@ -769,3 +777,29 @@ def test_the_page_and_the_api_say_who_approved_and_rolled_back(
     text = _text(view.model_html("m1"))
     assert "approve of version 2 (live 1 → 2) by alice: reviewed the diff" in text
     assert "rollback of version 1 (live 2 → 1) by bob" in text
+
+
+def test_a_pending_candidate_stored_in_a_drift_storm_names_the_features_not_a_count_as_a_psi(
+    broken: tuple[ModelPages, DirectorySnapshotStore, Path],
+) -> None:
+    # Helper-151: "feature_psi 5 (threshold 0.25)": KMeansManyFeaturesDrifting's value is
+    # the number of features past the threshold, shown as if one feature's PSI were 5.
+    _, store, model_dir = broken
+    store.save(make_snapshot("m1", k=3, d=2, seed=4, parent_version=1), state="pending")
+    psi = {"a": 0.9, "b": 0.5, "c": 0.3, "d": 0.01}
+    history = MemoryHistory()
+    run = dataclasses.replace(_ev(T0 - 60, 0.9), feature_psi=psi, candidate_version=4)
+    history.append(run)
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    state.set_live(store.load("m1", 1))
+    pages = ModelPages(state, history, store, state_dir=model_dir.parents[1], clock=lambda: T0)
+    view = pages.model("m1")
+    assert view is not None
+    storm = [p for p in view["versions"]["pending_from"]["past"] if p["feature"] is None]
+    assert storm == [
+        {"sli": "feature_psi", "feature": None, "value": 0.9, "threshold": 0.25,
+         "features": ["a", "b", "c"]}
+    ]  # fmt: skip
+    text = _text(pages.model_html("m1"))
+    assert "3 features with PSI past 0.25 (the largest 0.9): a, b, c" in text
+    assert "feature_psi 3 (threshold 0.25)" not in text
