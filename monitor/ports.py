@@ -280,9 +280,17 @@ class History(Protocol):
         ...
 
     def since(
-        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+        self,
+        model: str,
+        since: float,
+        until: float | None = None,
+        *,
+        limit: int = 10_000,
+        oldest: bool = False,
     ) -> RunHistory:
-        """Evaluations and failures in ``[since, until)``, oldest first."""
+        """Evaluations and failures in ``[since, until)``, oldest first: at most ``limit``
+        of each, the newest ones, or with ``oldest`` the oldest ones (an indexed query:
+        when a run of failures began)."""
         ...
 
     def close(self) -> None: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shlex
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,16 +64,17 @@ def sli_state(sli: str, value: float, thresholds: Mapping[str, float]) -> str:
     return state
 
 
-def _since(
-    evaluations: Sequence[Evaluation], state: str, judge: Callable[[Evaluation], str | None]
-) -> float | None:
-    """When the latest unbroken run of ``state`` began (evaluations oldest first)."""
+def _since(ctx: _Context, state: str, judge: Callable[[Evaluation], str | None]) -> dict[str, Any]:
+    """When the latest unbroken run of ``state`` began (``since``), in the page's
+    evaluations (oldest first); ``since_before``: it began before, as the runs read go
+    back no further and the history holds older ones (helper-151: a 5 s interval's
+    2,000 runs made every state look at most 2.8 h old)."""
     since = None
-    for ev in reversed(evaluations):
+    for ev in reversed(ctx.evaluations):
         if judge(ev) != state:
-            break
+            return {"since": since, "since_before": False}
         since = ev.evaluated_at
-    return since
+    return {"since": since, "since_before": since is not None and ctx.older_runs}
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class _Context:
     pending: int | None
     pointer_problem: str | None  # why the store's live pointer could not be read
     pending_pointer_problem: str | None  # why its pending pointer could not be read
+    older_runs: bool = False  # the history holds evaluations older than ``evaluations``
+    failing_since: float | None = None  # the first failure after the latest success
 
 
 def page_options(dashboard_url_pattern: str | None) -> RenderOptions:
@@ -129,10 +132,15 @@ class ModelPages:
     def _context(self, model: str) -> _Context:
         status = self._state.status(model)
         now = self._clock()
-        history_problem = pointer_problem = None
+        history_problem = pointer_problem = failing_since = None
+        older_runs = False
         try:
             runs = self._history.since(model, now - HISTORY_SECONDS, limit=_HISTORY_ROWS)
             evaluations, failures = runs.evaluations, runs.failures
+            if evaluations:  # one indexed row: is there more than the page reads?
+                before = self._history.since(model, 0.0, evaluations[0].evaluated_at, limit=1)
+                older_runs = bool(before.evaluations)
+            failing_since = self._failing_since(model, status)
         except Exception as exc:  # a page without history beats no page
             history_problem = str(exc)
             evaluations, failures = (), ()
@@ -156,7 +164,19 @@ class ModelPages:
             pending,
             pointer_problem,
             pending_problem,
+            older_runs,
+            failing_since,
         )
+
+    def _failing_since(self, model: str, status: ModelStatus) -> float | None:
+        """While the latest run failed, the first failure after the latest success: the
+        oldest one, an indexed query, not the oldest of the runs a page reads (helper-151:
+        at 5 s, 2,000 failures made a 5 h outage look 2.8 h old)."""
+        if not status.stale:
+            return None
+        after = status.evaluation.evaluated_at if status.evaluation else 0.0
+        first = self._history.since(model, after, limit=1, oldest=True).failures
+        return first[0].at if first else None
 
     def _log_problem(self, model: str, what: str, problem: str | None) -> None:
         """Log a problem reading ``what`` when it starts or changes, and its end: not on
@@ -194,7 +214,7 @@ class ModelPages:
             "clusters": _clusters(ctx),
             "runs": [_run(e) for e in reversed(ctx.evaluations[-_RECENT:])],
             "failures": [_failure(f) for f in reversed(ctx.failures[-_RECENT:])],
-            "failing_since": _failing_since(ctx),
+            "failing_since": ctx.failing_since,
             # While the runs wait for the reference period's rows: from when they train.
             "awaiting_until": _awaiting_until(ctx, now),
             "versions": self._versions(model, ctx),
@@ -276,7 +296,11 @@ class ModelPages:
                     "direction": sli.direction,
                     "thresholds": {t: ev.thresholds.get(t) for t in sli.thresholds},
                     "state": state,
-                    "since": _since(ctx.evaluations, state, judge) if sli.thresholds else None,
+                    **(
+                        _since(ctx, state, judge)
+                        if sli.thresholds
+                        else {"since": None, "since_before": False}
+                    ),
                 }
             )
         # The SLIs with a threshold first, the worst on top; the descriptive ones after.
@@ -302,7 +326,7 @@ class ModelPages:
                     "feature": feature,
                     "psi": psi,
                     "state": state,
-                    "since": _since(ctx.evaluations, state, judge),
+                    **_since(ctx, state, judge),
                     "bins": None
                     if b is None
                     else {"edges": b.edges, "reference": b.reference, "current": b.current},
@@ -535,15 +559,6 @@ def _awaiting_until(ctx: _Context, now: float) -> float | None:
     is known. The page called it failing, in red, while the alerts held off (helper-77)."""
     ready = ctx.status.ready_at
     return ready if ready > 0 and _awaiting(ctx, now) else None
-
-
-def _failing_since(ctx: _Context) -> float | None:
-    """The first failure after the latest success, while the latest run failed."""
-    if not ctx.status.stale:
-        return None
-    after = ctx.status.evaluation.evaluated_at if ctx.status.evaluation else float("-inf")
-    times = [f.at for f in ctx.failures if f.at >= after]
-    return min(times) if times else None
 
 
 def _clusters(ctx: _Context) -> list[dict[str, Any]]:

@@ -451,35 +451,45 @@ class SQLiteHistory:
             raise StoreError(f"history database {self.path} holds a corrupt row: {exc}") from exc
 
     def since(
-        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+        self,
+        model: str,
+        since: float,
+        until: float | None = None,
+        *,
+        limit: int = 10_000,
+        oldest: bool = False,
     ) -> RunHistory:
         """Evaluations and failures of a model in ``[since, until)``, oldest first.
 
-        At most ``limit`` of each, the newest ones when there are more.
+        At most ``limit`` of each, the newest ones when there are more (``oldest``: the
+        oldest ones).
         """
         owner = "SQLiteHistory.since"
         model = check_model_name(model, owner)
         since = check_float(since, "since", owner=owner)
         end = float("inf") if until is None else check_float(until, "until", owner=owner)
         limit = check_int(limit, "limit", low=1, owner=owner)
+        order = "ASC" if oldest else "DESC"  # both walk the (model, time, id) indexes
         with self._connection() as conn:
             evaluations = conn.execute(
                 f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
                 "AND evaluated_at >= ? AND evaluated_at < ? "
-                "ORDER BY evaluated_at DESC, id DESC LIMIT ?",
+                f"ORDER BY evaluated_at {order}, id {order} LIMIT ?",
                 (model, since, end, limit),
             ).fetchall()
             failures = conn.execute(
                 f"SELECT {self._failure_columns} FROM failures WHERE model = ? "
-                "AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+                f"AND at >= ? AND at < ? ORDER BY at {order}, id {order} LIMIT ?",
                 (model, since, end, limit),
             ).fetchall()
+        if not oldest:
+            evaluations, failures = evaluations[::-1], failures[::-1]
         return RunHistory(
             model=model,
             since=since,
             until=until if until is None else end,
-            evaluations=tuple(self._evaluation(row) for row in reversed(evaluations)),
-            failures=tuple(self._failure(row) for row in reversed(failures)),
+            evaluations=tuple(self._evaluation(row) for row in evaluations),
+            failures=tuple(self._failure(row) for row in failures),
         )
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:

@@ -413,9 +413,16 @@ class MemoryHistory(AppendedRuns):
         return [f for _, _, f in sorted(_of(mine, model), reverse=True)[:limit]]
 
     def since(
-        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+        self,
+        model: str,
+        since: float,
+        until: float | None = None,
+        *,
+        limit: int = 10_000,
+        oldest: bool = False,
     ) -> RunHistory:
-        """Evaluations and failures in ``[since, until)``, oldest first (the newest ``limit``)."""
+        """Evaluations and failures in ``[since, until)``, oldest first (the newest ``limit``;
+        ``oldest``: the oldest ``limit``)."""
         owner = f"{_HISTORY}.since"
         check_model_name(model, owner)
         since = check_float(since, "since", owner=owner)
@@ -427,7 +434,7 @@ class MemoryHistory(AppendedRuns):
 
         def pick(rows: list[tuple[float, int, _T]]) -> tuple[_T, ...]:
             inside = sorted(r for r in _of(rows, model) if since <= r[0] < end)
-            return tuple(r[2] for r in inside[-limit:])
+            return tuple(r[2] for r in (inside[:limit] if oldest else inside[-limit:]))
 
         return RunHistory(model, since, None if until is None else end, pick(evs), pick(fails))
 

@@ -345,20 +345,28 @@ class OverlayHistory(AppendedRuns):
         return _newest_first(real, mine, lambda f: f.at)[:limit]
 
     def since(
-        self, model: str, since: float, until: float | None = None, *, limit: int = 10_000
+        self,
+        model: str,
+        since: float,
+        until: float | None = None,
+        *,
+        limit: int = 10_000,
+        oldest: bool = False,
     ) -> RunHistory:
-        """Runs in ``[since, until)``, real and appended here, oldest first (newest ``limit``)."""
-        real = self._inner.since(model, since, until, limit=limit)
+        """Runs in ``[since, until)``, real and appended here, oldest first (newest ``limit``;
+        ``oldest``: the oldest ``limit``)."""
+        real = self._inner.since(model, since, until, limit=limit, oldest=oldest)
         end = float("inf") if until is None else until
         with self._lock:
             evs = [e for e in self._evaluations if e.model == model]
             fails = [f for f in self._failures if f.model == model]
         evs = [e for e in evs if real.since <= e.evaluated_at < end]
         fails = [f for f in fails if real.since <= f.at < end]
-        evaluations = _newest_first(real.evaluations, evs, lambda e: e.evaluated_at)[:limit]
-        failures = _newest_first(real.failures, fails, lambda f: f.at)[:limit]
+        evaluations = _newest_first(real.evaluations, evs, lambda e: e.evaluated_at)[::-1]
+        failures = _newest_first(real.failures, fails, lambda f: f.at)[::-1]
+        pick = slice(None, limit) if oldest else slice(-limit, None)
         return dataclasses.replace(
-            real, evaluations=tuple(reversed(evaluations)), failures=tuple(reversed(failures))
+            real, evaluations=tuple(evaluations[pick]), failures=tuple(failures[pick])
         )
 
     def close(self) -> None:

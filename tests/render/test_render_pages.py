@@ -181,6 +181,7 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "thresholds": {"feature_psi_warning": 0.1, "feature_psi_critical": 0.25},
                 "state": "critical",
                 "since": NOW - 1200,
+                "since_before": False,
             },
             {
                 "sli": "label_psi",
@@ -190,6 +191,7 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "thresholds": {"label_psi": None},
                 "state": "ok",
                 "since": NOW - 86400 * 2,
+                "since_before": False,
             },
         ],
         "features": [
@@ -198,13 +200,21 @@ def _view(**changes: Any) -> dict[str, Any]:
                 "psi": 0.404,
                 "state": "critical",
                 "since": NOW - 1200,
+                "since_before": False,
                 "bins": {
                     "edges": [100.0, 250.0],
                     "reference": [0.5, 0.3, 0.2],
                     "current": [0.1, 0.3, 0.6],
                 },
             },
-            {"feature": "rps", "psi": 0.01, "state": "ok", "since": None, "bins": None},
+            {
+                "feature": "rps",
+                "psi": 0.01,
+                "state": "ok",
+                "since": None,
+                "since_before": False,
+                "bins": None,
+            },
         ],
         "clusters": [
             {

@@ -803,3 +803,35 @@ def test_a_pending_candidate_stored_in_a_drift_storm_names_the_features_not_a_co
     text = _text(pages.model_html("m1"))
     assert "3 features with PSI past 0.25 (the largest 0.9): a, b, c" in text
     assert "feature_psi 3 (threshold 0.25)" not in text
+
+
+def test_since_when_is_not_cut_at_the_runs_a_page_reads(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Helper-151: at a 5 s interval the page's 2,000 runs are 2.8 h: a 5 h outage said
+    # "runs have failed since" 2.8 h ago, and each SLI's "since" was cut the same way.
+    monkeypatch.setattr("monitor.views._HISTORY_ROWS", 2)
+    view_, state, history, _ = pages
+    for i in range(5):
+        at = T0 + 300 + 60 * i
+        history.append_failure(make_failure("m1", at=at, reason="source_unavailable"))
+        state.record_failure("m1", "source_unavailable", duration=0.1, at=at)
+    view = view_.model("m1")
+    assert view is not None
+    assert view["failing_since"] == T0 + 300  # the first failure, not the oldest read
+    assert [f["at"] for f in view["failures"]] == [T0 + 540, T0 + 480]
+    # Critical since T0 + 120, but the page reads the runs of T0 + 180 and T0 + 240 only.
+    psi = next(s for s in view["slis"] if s["sli"] == "feature_psi_max")
+    assert (psi["since"], psi["since_before"]) == (T0 + 180, True)
+    f1 = view["features"][0]
+    assert (f1["feature"], f1["since"], f1["since_before"]) == ("f1", T0 + 180, True)
+    text = _text(view_.model_html("m1"))
+    assert "runs have failed since 22:18:20 UTC" in text
+    assert "feature_psi_max 0.5 (critical, since before 22:16:20 UTC" in text
+    # All of a state's runs read: its start is known.
+    monkeypatch.setattr("monitor.views._HISTORY_ROWS", 10)
+    view = view_.model("m1")
+    assert view is not None
+    psi = next(s for s in view["slis"] if s["sli"] == "feature_psi_max")
+    assert (psi["since"], psi["since_before"]) == (T0 + 120, False)

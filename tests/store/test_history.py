@@ -373,6 +373,10 @@ def test_since_returns_evaluations_and_failures_in_the_range_oldest_first(
 
     newest_two = history.since("m1", 0.0, limit=2)
     assert [e.evaluated_at for e in newest_two.evaluations] == [300.0, 400.0]
+    # When a run of failures began: the oldest ones, still oldest first.
+    oldest_two = history.since("m1", 200.0, limit=2, oldest=True)
+    assert [e.evaluated_at for e in oldest_two.evaluations] == [200.0, 300.0]
+    assert [f.at for f in oldest_two.failures] == [250.0, 350.0]
     assert history.since("nobody", 0.0).evaluations == ()
 
 

@@ -212,6 +212,8 @@ def test_history_recent_failures_and_since_agree_with_the_port(history: Any) -> 
     assert [f.at for f in got.failures] == [250.0]
     assert got.until == 300.0 and history.since("m1", 0.0).until is None
     assert [e.evaluated_at for e in history.since("m1", 0.0, limit=2).evaluations] == [200.0, 300.0]
+    oldest = history.since("m1", 0.0, limit=2, oldest=True).evaluations
+    assert [e.evaluated_at for e in oldest] == [100.0, 200.0]
 
 
 def test_history_totals_count_every_run_as_the_exporter_does(history: Any) -> None:

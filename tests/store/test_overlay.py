@@ -136,6 +136,8 @@ def history_answers(h: Any) -> tuple[Any, ...]:
         h.failures("m1", 1),
         h.since("m1", 1_700_000_050.0),
         h.since("m1", 0.0, 1_700_000_300.0, limit=2),
+        h.since("m1", 0.0, limit=2, oldest=True),
+        h.since("m1", 1_700_000_050.0, limit=1, oldest=True),
         h.recent("m2"),
         *(
             dataclasses.replace(t, durations=sorted(t.durations))
