@@ -49,13 +49,24 @@ def _when(ts: float | None, now: float | None = None) -> str:
 
 
 def _ago(seconds: float) -> str:
+    """An age (or, negative, a time to come) in its largest unit, floored: an age is
+    never overstated, nor shown as 60s, 60m or 24h (rounded, 90 s read "2m ago" and
+    59.6 s "60s ago": helper-151). Days keep their hours and hours their minutes: 36 h
+    is "1d 12h", 3 h 59 m "3h 59m" (floored to "3h" alone, a time to come read an hour
+    early)."""
     future = seconds < -0.5
-    seconds = abs(seconds)
-    amount = f"{seconds:.0f}s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            amount = f"{seconds / size:.0f}{unit}"
-            break
+    whole = math.floor(abs(seconds))
+    days, rest = divmod(whole, 86400)
+    if days:
+        hours = rest // 3600
+        amount = f"{days}d {hours}h" if hours else f"{days}d"
+    elif whole >= 3600:
+        minutes = rest % 3600 // 60
+        amount = f"{whole // 3600}h {minutes}m" if minutes else f"{whole // 3600}h"
+    elif whole >= 60:
+        amount = f"{whole // 60}m"
+    else:
+        amount = f"{whole}s"
     return f"in {amount}" if future else f"{amount} ago"
 
 

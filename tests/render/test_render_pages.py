@@ -21,7 +21,7 @@ from monitor.render import (
     runbook_page,
     site_pages,
 )
-from monitor.render.pages import SECTION_ORDER, histogram
+from monitor.render.pages import SECTION_ORDER, _ago, histogram
 from monitor.runner import store_options
 from tests.render._support import REPO
 
@@ -608,3 +608,25 @@ def test_pages_escape_every_value(text: str) -> None:
         assert "<script" not in page and "<img" not in page and "<b>" not in page
         assert "</td></tr></table><" not in page
         assert text in "".join(_Page(page).text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.2, "0s ago"),
+        (59.6, "59s ago"),
+        (60, "1m ago"),
+        (90, "1m ago"),
+        (3570, "59m ago"),
+        (3600, "1h ago"),
+        (5400, "1h 30m ago"),
+        (86000, "23h 53m ago"),
+        (86400, "1d ago"),
+        (129600, "1d 12h ago"),
+        (-90, "in 1m"),
+        (-14340, "in 3h 59m"),
+    ],
+)
+def test_ages_are_floored_never_rounded_up_to_the_next_unit(seconds: float, text: str) -> None:
+    # Helper-151: 90 s read "2m ago", 59.6 s "60s ago", 36 h "2d ago".
+    assert _ago(seconds) == text

@@ -699,7 +699,7 @@ def test_a_promotion_put_off_says_until_when_and_why_on_the_page_and_the_api(
     )
     assert last.decision.endswith(why) and not last.promoted
     assert entry["latest"]["put_off"] == view["latest"]["put_off"] == {"until": until, "why": why}
-    assert f"Promotion put off until 14:00:00 UTC (in 4h): {why}." in _text(page)
+    assert f"Promotion put off until 14:00:00 UTC (in 3h 59m): {why}." in _text(page)
 
 
 def test_a_pending_candidate_whose_drift_has_ended_says_so_beside_its_approval(
