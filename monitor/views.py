@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 
 from monitor import render
 from monitor import slis as S
-from monitor.alerting import Condition, held_conditions
+from monitor.alerting import RUNS_FAILING, Condition, held_conditions
 from monitor.alerting import past as past_threshold
 from monitor.durations import format_duration
 from monitor.errors import StoreError
@@ -204,10 +204,11 @@ class ModelPages:
         ev = ctx.status.evaluation
         slis = self._slis(ctx)
         now = self._clock()
+        state = _overall(ctx, slis, now)
         return {
             "model": model,
             "generated_at": now,
-            "state": _overall(ctx, slis, now),
+            "state": state,
             "latest": None if ev is None else _latest(ev, ctx.status),
             "slis": slis,
             "features": self._features(ctx),
@@ -217,6 +218,7 @@ class ModelPages:
             "failing_since": ctx.failing_since,
             # While the runs wait for the reference period's rows: from when they train.
             "awaiting_until": _awaiting_until(ctx, now),
+            "runs_failing": self._runs_failing(model, ctx) if state == "failing" else None,
             "versions": self._versions(model, ctx),
             "links": self._links(model),
             "cli": self._cli(),
@@ -272,6 +274,21 @@ class ModelPages:
             )
         except render.UnknownAlertError:
             return None
+
+    def _runs_failing(self, model: str, ctx: _Context) -> dict[str, Any]:
+        """What to do about a failing model: the KMeansRunsFailing runbook opened on it,
+        the run by hand that changes nothing (None without a configuration file, which
+        ``evaluate`` needs), and the failed runs since start-up. Helper-151: the page of
+        a failing model named neither, and its tables said "no run yet" after 30 runs."""
+        command = None
+        if self._config is not None:
+            where = store_options(self._state_dir, self._config)
+            command = f"kmeans-monitor evaluate {where} --model {model} --json --dry-run"
+        return {
+            "runbook": f"/runbooks/{RUNS_FAILING}?model={model}",
+            "command": command,
+            "failed_runs": sum(ctx.status.failures.values()),
+        }
 
     def _slis(self, ctx: _Context) -> list[dict[str, Any]]:
         ev = ctx.status.evaluation

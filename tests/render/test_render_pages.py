@@ -256,6 +256,7 @@ def _view(**changes: Any) -> dict[str, Any]:
         ],
         "failing_since": None,
         "awaiting_until": None,
+        "runs_failing": None,
         "versions": {
             "live": 3,
             "loaded": 3,

@@ -835,3 +835,42 @@ def test_since_when_is_not_cut_at_the_runs_a_page_reads(
     assert view is not None
     psi = next(s for s in view["slis"] if s["sli"] == "feature_psi_max")
     assert (psi["since"], psi["since_before"]) == (T0 + 120, False)
+
+
+def test_a_failing_model_links_its_runbook_and_the_run_by_hand(tmp_path: Path) -> None:
+    # Helper-151: a model whose 30 runs all failed had no command, no link to the
+    # KMeansRunsFailing runbook, and tables saying "no run yet".
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    history, store = MemoryHistory(), MemorySnapshotStore()
+    for i in range(3):
+        history.append_failure(make_failure("m1", at=T0 + 60 * i, reason="source_unavailable"))
+        state.record_failure("m1", "source_unavailable", duration=0.1, at=T0 + 60 * i)
+    config = tmp_path / "my conf.yml"
+    pages = ModelPages(
+        state, history, store, state_dir=tmp_path / "state", config=config, clock=lambda: T0 + 600
+    )
+    view = pages.model("m1")
+    assert view is not None and view["state"] == "failing"
+    where = f"--config '{config}' --state-dir {tmp_path / 'state'}"
+    assert view["runs_failing"] == {
+        "runbook": "/runbooks/KMeansRunsFailing?model=m1",
+        "command": f"kmeans-monitor evaluate {where} --model m1 --json --dry-run",
+        "failed_runs": 3,
+    }
+    page = pages.model_html("m1") or ""
+    assert '<a href="/runbooks/KMeansRunsFailing?model=m1">KMeansRunsFailing</a>' in page
+    text = _text(page)
+    assert view["runs_failing"]["command"] in text
+    assert "no run yet" not in text.replace("no successful run yet", "")
+    assert (
+        text.count(
+            "no successful run yet (3 failed since the daemon started; see the KMeansRunsFailing "
+            "runbook)"
+        )
+        == 3
+    )  # the SLIs, features and clusters tables
+    # A healthy model has none of it.
+    state.record_success(_ev(T0 + 700, 0.01), make_snapshot("m1", k=3, d=2), duration=1.0, at=T0)
+    view = pages.model("m1")
+    assert view is not None and view["runs_failing"] is None
+    assert "runs-failing" not in (pages.model_html("m1") or "")
