@@ -262,7 +262,10 @@ class ModelPages:
         return None if view is None else render.model_page(view)
 
     def runbook_html(self, alertname: str, model: str | None) -> str | None:
-        """An alert's runbook, with the live block of ``model`` on top when it is one of ours."""
+        """An alert's runbook, with the live block of ``model`` on top when it is one of
+        ours; no alert: the list of runbooks (``/runbooks/``)."""
+        if not alertname:
+            return render.runbooks_index_page(self._options)
         view = self.model(model) if model else None
         try:
             return render.runbook_page(

@@ -2,7 +2,7 @@
 
 Pages: ``/`` (the models, also at ``/models/``), ``/models/NAME`` (one model's live
 state; its data at ``/api/models/NAME`` or ``/models/NAME.json``),
-``/runbooks/NAME[.html][?model=M]``.
+``/runbooks/NAME[.html][?model=M]``, and the runbooks' list at ``/runbooks/``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
 
 # The paths _route may answer with a page (some then say "no such model"); any other
 # is a 404 whatever the method (a POST to a mistyped API path is not a wrong method).
-_PAGES = frozenset({"/", "/metrics", "/healthz", "/readyz", "/api/models"})
+_PAGES = frozenset({"/", "/metrics", "/healthz", "/readyz", "/api/models", "/runbooks"})
 _PAGE_PREFIXES = ("/runbooks/", "/api/models/", "/models/")
 
 
@@ -104,13 +104,8 @@ def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
     if path == "/readyz":
         ok, why = routes.ready()
         return Response.text(200 if ok else 503, why)
-    if path.startswith("/runbooks/"):
-        # /runbooks/NAME.html is the static site's path: one link pattern fits both.
-        name = path.removeprefix("/runbooks/").strip("/").removesuffix(".html")
-        page = routes.runbook_html(name, query.get("model") or None)
-        if page is None:
-            return Response.text(404, "no such runbook")
-        return Response(200, page.encode(), _HTML)
+    if path == "/runbooks" or path.startswith("/runbooks/"):
+        return _runbook(routes, path, query)
     if path == "/api/models" and routes.models_json is not None:
         return _json(routes.models_json())
     if path.startswith("/api/models/") or (path.startswith("/models/") and path.endswith(".json")):
@@ -127,6 +122,16 @@ def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
     if path == "/":
         return Response(200, routes.index_html().encode(), _HTML)
     return Response.text(404, "not found")
+
+
+def _runbook(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
+    """``/runbooks/NAME``; ``/runbooks/NAME.html`` is the static site's path, so that one
+    link pattern fits both. No name (``/runbooks/``, ``/runbooks/index.html``): the list."""
+    name = path.removeprefix("/runbooks").strip("/").removesuffix(".html")
+    page = routes.runbook_html("" if name == "index" else name, query.get("model") or None)
+    if page is None:
+        return Response.text(404, "no such runbook")
+    return Response(200, page.encode(), _HTML)
 
 
 def _json(data: Any) -> Response:

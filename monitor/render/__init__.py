@@ -16,7 +16,13 @@ from monitor.render.dashboards import render_dashboards
 from monitor.render.files import render_all, stale_files
 from monitor.render.markdown import markdown_to_html
 from monitor.render.options import RenderOptions
-from monitor.render.pages import index_page, model_page, runbook_page, site_pages
+from monitor.render.pages import (
+    index_page,
+    model_page,
+    runbook_page,
+    runbooks_index_page,
+    site_pages,
+)
 from monitor.render.rules import alert_names, render_rules
 from monitor.render.runbooks import UnknownAlertError, render_runbooks, runbook_markdown
 
@@ -33,6 +39,7 @@ __all__ = [
     "render_runbooks",
     "runbook_markdown",
     "runbook_page",
+    "runbooks_index_page",
     "site_pages",
     "stale_files",
 ]

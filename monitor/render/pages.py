@@ -1,7 +1,8 @@
 """The HTML pages, rendered from ``monitor/assets/pages/`` with autoescape.
 
-- the daemon's: ``index_page`` (``/``), ``model_page`` (``/models/NAME``) and
-  ``runbook_page`` (``/runbooks/NAME``; with a model, its live block on top);
+- the daemon's: ``index_page`` (``/``), ``model_page`` (``/models/NAME``),
+  ``runbook_page`` (``/runbooks/NAME``; with a model, its live block on top) and
+  ``runbooks_index_page`` (``/runbooks/``);
 - the static runbook site that ``render`` writes to ``site/`` (``site_pages``): the same
   runbook pages without live values, servable by any web server while the daemon is down.
 
@@ -25,7 +26,14 @@ from monitor.render.rules import alert_names
 from monitor.render.runbooks import CONFIG_PLACEHOLDER, DAEMON_URL_PLACEHOLDER, runbook_markdown
 from monitor.render.templates import render_template
 
-__all__ = ["SECTION_ORDER", "index_page", "model_page", "runbook_page", "site_pages"]
+__all__ = [
+    "SECTION_ORDER",
+    "index_page",
+    "model_page",
+    "runbook_page",
+    "runbooks_index_page",
+    "site_pages",
+]
 
 #: The order of a runbook page's sections in HTML (the Markdown keeps the conventions').
 SECTION_ORDER = ("Mitigation", "Meaning", "Impact", "Diagnosis")
@@ -183,8 +191,21 @@ def site_pages(options: RenderOptions | None = None) -> dict[str, str]:
         "pages/site_index.html.j2",
         alerts=[(name, options.site_runbook_path(name)) for name in names],
         options=options,
+        daemon=False,
     )
     return pages
+
+
+def runbooks_index_page(options: RenderOptions | None = None) -> str:
+    """The daemon's ``/runbooks/``: every alert's runbook, as the static site's index
+    lists them (helper-151: the daemon had none, and its front page linked no runbook)."""
+    return render_template(
+        "html",
+        "pages/site_index.html.j2",
+        alerts=[(name, f"/runbooks/{name}") for name in alert_names()],
+        options=options or RenderOptions(),
+        daemon=True,
+    )
 
 
 # ------------------------------------------------------------------------ models

@@ -26,7 +26,7 @@ from monitor.runner import store_options
 from tests.render._support import REPO
 
 NAMES = alert_names()
-LINKS = ["/metrics", "/api/models", "/healthz", "/readyz"]
+LINKS = ["/runbooks/", "/metrics", "/api/models", "/healthz", "/readyz"]
 NOW = 1_800_000_000.0
 DASH = "\u2013"  # an en dash: no value
 

@@ -24,6 +24,7 @@ from monitor.explain import explain
 from monitor.exporter import ModelSpec, MonitorState
 from monitor.http import HttpServer, Routes
 from monitor.records import Actor, Evaluation
+from monitor.render import alert_names
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.snapshots import DirectorySnapshotStore
 from monitor.timestamps import format_time
@@ -874,3 +875,22 @@ def test_a_failing_model_links_its_runbook_and_the_run_by_hand(tmp_path: Path) -
     view = pages.model("m1")
     assert view is not None and view["runs_failing"] is None
     assert "runs-failing" not in (pages.model_html("m1") or "")
+
+
+def test_the_daemon_lists_its_runbooks_and_its_front_page_links_the_list(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # Helper-151: /runbooks/ was a 404 and the front page linked no runbook.
+    from monitor.http._routes import dispatch
+
+    view_ = pages[0]
+    routes = Routes(registry=CollectorRegistry(), runbook_html=view_.runbook_html)
+    for path in ("/runbooks/", "/runbooks", "/runbooks/index.html"):
+        answer = dispatch(routes, path)
+        assert answer.status == 200, path
+        page = answer.body.decode()
+        for name in alert_names():
+            assert f'<a href="/runbooks/{name}">{name}</a>' in page
+        assert '<a href="/">All models</a>' in page
+    assert dispatch(routes, "/runbooks/NoSuchAlert").status == 404
+    assert '<a href="/runbooks/">Runbooks</a>' in view_.index_html()
