@@ -274,6 +274,7 @@ class ModelPages:
                 models=self.models(),
                 options=self._options,
                 cli=self._cli(),
+                unknown_model=model if model and view is None else None,
             )
         except render.UnknownAlertError:
             return None

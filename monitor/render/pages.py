@@ -148,6 +148,7 @@ def runbook_page(
     options: RenderOptions | None = None,
     static: bool = False,
     cli: Mapping[str, Any] | None = None,
+    unknown_model: str | None = None,
 ) -> str:
     """One alert's runbook as a self-contained page; UnknownAlertError if there is none.
 
@@ -155,7 +156,9 @@ def runbook_page(
     the commands; ``models`` lists the daemon's models to pick from when there is none.
     ``static`` renders the site's copy, which links the daemon for the live values.
     ``cli``: the daemon's files and address for the commands when there is no ``view``
-    (a daemon-level alert, or a model the daemon does not run).
+    (a daemon-level alert, or a model the daemon does not run). ``unknown_model``: the
+    ``?model=`` the daemon does not run, said in one line above its models (helper-151:
+    an alert from another daemon, or a renamed model, showed the generic page silently).
     """
     options = options or RenderOptions()
     markdown = runbook_markdown(alertname, options)
@@ -171,6 +174,7 @@ def runbook_page(
         sections=sections,
         view=view,
         models=list(models),
+        unknown_model=unknown_model,
         static=static,
         options=options,
         now=None if view is None else view["generated_at"],

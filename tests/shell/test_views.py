@@ -894,3 +894,16 @@ def test_the_daemon_lists_its_runbooks_and_its_front_page_links_the_list(
         assert '<a href="/">All models</a>' in page
     assert dispatch(routes, "/runbooks/NoSuchAlert").status == 404
     assert '<a href="/runbooks/">Runbooks</a>' in view_.index_html()
+
+
+def test_a_runbook_opened_on_a_model_the_daemon_does_not_run_says_so(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # Helper-151: ?model=nosuch showed the generic page with no word that nosuch is unknown.
+    text = _text(pages[0].runbook_html("KMeansFeatureDrift", "no<such>"))
+    assert (
+        "This daemon runs no model no<such> (an alert from another daemon, or a renamed "
+        "model). Open this runbook on a model for its live values: m1"
+    ) in text
+    assert "runs no model" not in _text(pages[0].runbook_html("KMeansFeatureDrift", None))
+    assert "runs no model" not in _text(pages[0].runbook_html("KMeansFeatureDrift", "m1"))
