@@ -498,7 +498,14 @@ def test_runbook_without_a_model_offers_the_daemons_models() -> None:
 
 def _entry(name: str, version: Any, decision: str | None, state: str = "ok") -> dict[str, Any]:
     """An entry shaped like monitor.views.ModelPages.index."""
-    latest = None if decision is None else {"decision": decision, "evaluated_at": NOW - 30}
+    # The run was evaluated (its window's end) 47 s before it ended, its success: the
+    # "latest success" column says the success, as kmeans_last_success_timestamp_seconds
+    # does (helper-151: the window's end, 47 s early).
+    latest = (
+        None
+        if decision is None
+        else {"decision": decision, "evaluated_at": NOW - 77, "last_success": NOW - 30}
+    )
     return {
         "model": name,
         "state": state,
