@@ -205,7 +205,11 @@ def test_a_long_model_name_leaves_the_index_state_on_a_phone_screen(
             "live_problem": None,
             "pending_version": None,
             "pending_problem": None,
-            "latest": {"decision": "kept: no drift " * 8, "evaluated_at": time.time()},
+            "latest": {
+                "decision": "kept: no drift " * 8,
+                "evaluated_at": time.time(),
+                "last_success": time.time(),
+            },
             "latest_failure": None,
             "failing_since": None,
             "awaiting_until": None,
