@@ -907,3 +907,27 @@ def test_a_runbook_opened_on_a_model_the_daemon_does_not_run_says_so(
     ) in text
     assert "runs no model" not in _text(pages[0].runbook_html("KMeansFeatureDrift", None))
     assert "runs no model" not in _text(pages[0].runbook_html("KMeansFeatureDrift", "m1"))
+
+
+def test_the_pages_allow_no_script_no_load_and_no_frame(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # Helper-151: no Content-Security-Policy nor X-Frame-Options on the pages, which
+    # load nothing and run no script.
+    from monitor.http._routes import dispatch
+
+    view_ = pages[0]
+    routes = Routes(
+        registry=CollectorRegistry(),
+        runbook_html=view_.runbook_html,
+        model_html=view_.model_html,
+        index_html=view_.index_html,
+    )
+    for path in ("/", "/models/m1", "/runbooks/", "/runbooks/KMeansFeatureDrift"):
+        answer = dispatch(routes, path, {"model": "m1"})
+        assert answer.status == 200, path
+        headers = dict(answer.headers)
+        policy = "default-src 'none'; style-src 'unsafe-inline'"
+        assert headers["Content-Security-Policy"] == policy, path
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "<script" not in answer.body.decode() and "src=" not in answer.body.decode()
