@@ -209,7 +209,7 @@ class ModelPages:
             "model": model,
             "generated_at": now,
             "state": state,
-            "latest": None if ev is None else _latest(ev, ctx.status),
+            "latest": None if ev is None else _latest(ev, ctx.status, now),
             "slis": slis,
             "features": self._features(ctx),
             "clusters": _clusters(ctx),
@@ -515,7 +515,8 @@ class _Labels(dict[str, str]):
         return quote_plus(super().get(key) or "$__all", safe="-_.~")
 
 
-def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
+def _latest(ev: Evaluation, status: ModelStatus, now: float) -> dict[str, Any]:
+    interval = status.spec.interval_seconds
     return {
         "window_start": ev.window_start,
         "window_end": ev.window_end,
@@ -532,6 +533,12 @@ def _latest(ev: Evaluation, status: ModelStatus) -> dict[str, Any]:
         "flagged_runs_to_fire": status.spec.flagged_runs_to_fire,
         "last_run": status.last_run,
         "last_success": status.last_success,
+        "interval": format_duration(interval),
+        # No run has failed, yet none succeeded for two intervals, as KMeansEvaluationStale
+        # judges: the values are that old (helper-151: "ok" after 48 missed intervals).
+        "overdue": not status.stale
+        and status.last_success > 0
+        and now - status.last_success > 2 * interval,
     }
 
 

@@ -171,6 +171,8 @@ def _view(**changes: Any) -> dict[str, Any]:
             "flagged_runs_to_fire": 2,
             "last_run": NOW - 60,
             "last_success": NOW - 60,
+            "interval": "1m",
+            "overdue": False,
         },
         "slis": [
             {

@@ -931,3 +931,25 @@ def test_the_pages_allow_no_script_no_load_and_no_frame(
         assert headers["Content-Security-Policy"] == policy, path
         assert headers["X-Frame-Options"] == "DENY", path
         assert "<script" not in answer.body.decode() and "src=" not in answer.body.decode()
+
+
+def test_values_older_than_two_intervals_say_so_beside_an_ok_state(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # Helper-151: "State ok on the latest successful run (4m ago)" after 48 missed 5 s
+    # intervals, with latest.stale false: only the "4m ago" said the data was old.
+    view_, state, _, _ = pages  # interval 1m; the latest success at T0 + 240, now T0 + 600
+    view = view_.model("m1")
+    assert view is not None and view["latest"]["overdue"] is True
+    text = _text(view_.model_html("m1"))
+    assert (
+        "No run has ended since 22:17:20 UTC (6m ago), more than two schedule intervals of "
+        "1m: these values are that old."
+    ) in text
+    assert '<a href="/runbooks/KMeansEvaluationStale?model=m1">' in (view_.model_html("m1") or "")
+    fresh = ModelPages(
+        state, pages[2], pages[3], state_dir=Path("/x"), clock=lambda: T0 + 240 + 120
+    )
+    view = fresh.model("m1")
+    assert view is not None and view["latest"]["overdue"] is False
+    assert "No run has ended since" not in _text(fresh.model_html("m1"))
