@@ -47,6 +47,7 @@ def test_html_flavour_escapes_and_fails_on_a_missing_value() -> None:
         "sections": [("S", "<p>y</p>")],
         "view": None,
         "models": [],
+        "unknown_model": None,
         "static": False,
         "options": RenderOptions(),
     }
