@@ -640,3 +640,16 @@ def test_pages_escape_every_value(text: str) -> None:
 def test_ages_are_floored_never_rounded_up_to_the_next_unit(seconds: float, text: str) -> None:
     # Helper-151: 90 s read "2m ago", 59.6 s "60s ago", 36 h "2d ago".
     assert _ago(seconds) == text
+
+
+def test_the_charts_legend_is_a_colour_swatch_not_text_coloured_like_a_link() -> None:
+    # Helper-151: "latest window (blue)" was #0550ae, the links' colour: it looked clickable.
+    page = model_page(_view())
+    style = re.search(r"<style>(.*?)</style>", page, re.S)
+    assert style is not None
+    rules = dict(re.findall(r"([^{}]+)\{([^}]*)\}", style.group(1)))
+    link = rules["a"]
+    assert not any(
+        "color:" in body and link in body for sel, body in rules.items() if "legend" in sel
+    )
+    assert "background:#0969da" in rules[".legend-cur::before"]  # the bars' blue
