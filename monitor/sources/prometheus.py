@@ -502,6 +502,10 @@ class _Deadline:
             raise TimeoutError("the read's deadline passed")
         return left
 
+    def remaining(self) -> float:
+        """Seconds left; 0 once the deadline has passed."""
+        return max(0.0, self.end - self._clock())
+
 
 class _DeadlineReader(io.RawIOBase):
     """Reads a socket, each read waiting at most for what is left of the deadline."""
@@ -898,7 +902,7 @@ class PrometheusSource:
             except _Failure as failure:
                 last = failure
                 delay = self._backoff(attempt, failure.retry_after)
-                left = _left(deadline)
+                left = deadline.remaining()
                 if attempt > self._options.retries or left <= delay:  # failed (prom F1)
                     tries = f" (after {attempt} attempts)" if attempt > 1 else ""
                     if attempt <= self._options.retries:  # the time, not the count, ran out
@@ -1131,14 +1135,6 @@ def _error_of(answer: Mapping[str, Any], scrub: Callable[[str], str]) -> str:
     kind = answer.get("errorType")
     text = answer.get("error") or "no error text"
     return _one_line(f"{kind}: {text}" if kind else str(text), scrub, brief_text)
-
-
-def _left(deadline: _Deadline) -> float:
-    """The read's seconds left; 0 once its deadline has passed."""
-    try:
-        return deadline.left()
-    except TimeoutError:
-        return 0.0
 
 
 def _no_time_to_retry(retry_after: float | None, delay: float, left: float) -> str:
