@@ -35,6 +35,16 @@ def as_user(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setattr("pwd.getpwuid", lambda n: account)
 
 
+def with_store_key(cfg: Path, **store: Any) -> None:
+    """Give the configuration ``cfg`` a new store key (0600, beside it) and ``store``'s
+    options with it."""
+    key = cfg.parent / "store.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)
+    config = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**config, "store": {"key_file": str(key), **store}}))
+
+
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -434,11 +444,7 @@ def test_list_marks_the_unsigned_versions_once_the_store_has_a_key(
     cfg, _, _ = manual
     plain = invoke("snapshots", "list", "--config", str(cfg))
     assert plain.exit_code == 0 and "[unsigned]" not in plain.stdout  # no key: nothing to say
-    key = cfg.parent / "store.key"
-    key.write_bytes(os.urandom(32).hex().encode())
-    key.chmod(0o600)
-    config = yaml.safe_load(cfg.read_text())
-    cfg.write_text(yaml.safe_dump({**config, "store": {"key_file": str(key)}}))
+    with_store_key(cfg)
     keyed = invoke("snapshots", "list", "--config", str(cfg))
     assert keyed.exit_code == 0, keyed.output
     rows = keyed.stdout.splitlines()[1:]
@@ -451,11 +457,7 @@ def test_versions_written_before_encrypt_was_on_are_marked_and_warned_of(
     # Turning `encrypt` on left v1 (live) and v2 in clear, their raw rows readable on
     # disk, with no word from check-config, the daemon or the listing (h146).
     cfg, _, _ = manual
-    key = cfg.parent / "store.key"
-    key.write_bytes(os.urandom(32).hex().encode())
-    key.chmod(0o600)
-    config = yaml.safe_load(cfg.read_text())
-    cfg.write_text(yaml.safe_dump({**config, "store": {"key_file": str(key), "encrypt": True}}))
+    with_store_key(cfg, encrypt=True)
     listing = invoke("snapshots", "list", "--config", str(cfg))
     assert listing.exit_code == 0, listing.output
     rows = listing.stdout.splitlines()[1:]
@@ -480,12 +482,7 @@ def test_require_signature_over_unsigned_versions_is_warned_of_with_the_option_t
     # check-config said OK, then every run failed advising to move the model's directory
     # out, throwing genuine versions away where turning the option off was the fix (h146).
     cfg, _, state = manual
-    key = cfg.parent / "store.key"
-    key.write_bytes(os.urandom(32).hex().encode())
-    key.chmod(0o600)
-    config = yaml.safe_load(cfg.read_text())
-    store = {"key_file": str(key), "require_signature": True}
-    cfg.write_text(yaml.safe_dump({**config, "store": store}))
+    with_store_key(cfg, require_signature=True)
     advice = (
         "none of them loads while store.require_signature is on, unsigned (written "
         "before the store key, or their signatures removed): if they are this "
