@@ -44,7 +44,7 @@ from monitor.errors import (
     TrainingError,
 )
 from monitor.exporter import MonitorState
-from monitor.logs import log_run_failure
+from monitor.logs import Throttle, in_the_last, log_run_failure
 from monitor.pipeline import Assess, ScaleBuffer, assess, evaluate
 from monitor.ports import (
     Clock,
@@ -76,6 +76,11 @@ Result = Evaluation | RunFailure
 
 # How often a run waiting for its source looks at the clock and the stop flag.
 _READ_POLL_SECONDS = 0.05
+
+#: Runs refused because the state directory was lost (``StateDirWatch``) are logged once,
+#: then in one summary line this often at most: a line per run per model was ~50 a
+#: minute with 8 models at a 10 s interval, every one the same (fixer F12).
+LOST_LOG_SECONDS = 600.0
 
 
 class RunTimeoutError(TimeoutError):
@@ -226,6 +231,7 @@ class Runner:
         self._settings = settings
         # Why no run may start (the state directory was replaced under the process), if so.
         self._guard = guard or (lambda: None)
+        self._lost_log = Throttle(LOST_LOG_SECONDS, timer)  # its refused runs' lines
         # where the middle of a run computes (daemon.run_isolation: process); None: here
         self._workers = workers
         self._engines = dict(engines or {})  # models without one compute in this process
@@ -258,7 +264,7 @@ class Runner:
         t0 = time.perf_counter()
         now = float(round(self._clock.now())) if whole_second else self._clock.now()
         if (lost := self._guard()) is not None:  # before training a reference for nothing
-            return self._finish(self._failed(name, StoreError(lost), now, 0.0))
+            return self._finish(self._refused(name, lost, now))
         timeout = self._run_timeouts.get(name)
         # A first run trains the reference: slower by design, and abandoning it would
         # leave the model without one for ever. Only its reads are bounded then.
@@ -391,13 +397,32 @@ class Runner:
             callback(result)
         return result
 
-    def _failed(self, name: str, exc: Exception, now: float, duration: float) -> RunFailure:
+    def _refused(self, name: str, lost: str, now: float) -> RunFailure:
+        """A run that the guard refused (``lost``: why), failed as ``store``, its line
+        throttled: the first says what to do, then one line a LOST_LOG_SECONDS counts the
+        runs failed since, of every model; each run's own line is at DEBUG."""
+        said = self._lost_log(lost)
+        if said is not None:
+            count, last = said
+            if last is None:
+                log.error(
+                    "%s; every run of every model fails (store) until then: restore the state "
+                    "directory if it is still wanted, then restart the daemon",
+                    lost,
+                )
+            else:
+                log.error("still: %s: %d run(s) failed %s", lost, count, in_the_last(last))
+        return self._failed(name, StoreError(lost), now, 0.0, level=logging.DEBUG)
+
+    def _failed(
+        self, name: str, exc: Exception, now: float, duration: float, *, level: int = logging.ERROR
+    ) -> RunFailure:
         reason = classify_failure(exc)
         ready_at = exc.ready_at if isinstance(exc, AwaitingReferenceError) else None
         self._state.record_failure(
             name, reason, duration=duration, at=self._clock.now(), ready_at=ready_at
         )
-        message = log_run_failure(log, name, reason, exc)
+        message = log_run_failure(log, name, reason, exc, level=level)
         # The window the run read, as a backtest's failures carry it (`history` shows it).
         start = now - self._settings.model(name).window
         label = f"[{format_time(start)}, {format_time(now)})"

@@ -397,6 +397,30 @@ def test_a_live_pointer_that_stays_broken_is_logged_once_and_its_repair_once(
     ]
 
 
+def test_runs_refused_for_a_lost_state_directory_are_logged_once_then_summed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # One ERROR per run per model: ~50 identical lines a minute with 8 models at 10 s.
+    lost = "the state directory /s was deleted or replaced under this process"
+    made = harness(settings())
+    made.runner._guard = lambda: lost
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        results = [made.runner.run_model("shop") for _ in range(4)]
+        made.timer.t += runner_module.LOST_LOG_SECONDS
+        results.append(made.runner.run_model("shop"))
+    assert all(isinstance(r, RunFailure) and r.reason == "store" for r in results)
+    assert [r.message for r in results if isinstance(r, RunFailure)] == [lost] * 5
+    assert len(made.history.failures("shop")) == 5  # each run is still recorded
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.ERROR,
+            f"{lost}; every run of every model fails (store) until then: restore the state "
+            "directory if it is still wanted, then restart the daemon",
+        ),
+        (logging.ERROR, f"still: {lost}: 4 run(s) failed in the last 10m"),
+    ]
+
+
 def test_printed_commands_quote_their_paths_for_the_shell(tmp_path: Path) -> None:
     """--state-dir 'sd with space' printed unquoted ran `snapshots approve` on 'sd'."""
     state, config = tmp_path / "sd with space", tmp_path / "it's.yaml"
