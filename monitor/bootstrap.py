@@ -1002,9 +1002,10 @@ def claim_state_dir(
         held = _lock_directory(Path(state_dir))
     except BlockingIOError:  # the lock file is this process's own, made anew: removed
         _give_up(StateDirClaim((fd,)), path)
+        other = _directory_locker(Path(state_dir)) or "unknown"  # as check-config finds it
         raise InvalidInputError(
             f"another kmeans-monitor daemon runs on the state directory {state_dir} (pid "
-            f"unknown: its {DAEMON_LOCK} was removed, which frees nothing): {advice}"
+            f"{other}: its {DAEMON_LOCK} was removed, which frees nothing): {advice}"
         ) from None
     claim = StateDirClaim((fd,) if held is None else (fd, held))
     try:

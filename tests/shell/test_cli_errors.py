@@ -211,7 +211,7 @@ def test_a_run_refused_after_daemon_lock_was_removed_leaves_none_and_check_confi
         lock.unlink()
         ran = invoke("run", "--config", str(cfg), "--listen", "127.0.0.1:0")
         assert ran.exit_code == EXIT_USER, ran.output
-        assert "pid unknown: its daemon.lock was removed" in ran.stderr
+        assert f"pid {os.getpid()}: its daemon.lock was removed" in ran.stderr
         assert not lock.exists()
         checked = invoke("check-config", str(cfg))
         assert checked.exit_code == 0, checked.output

@@ -393,23 +393,41 @@ def test_a_second_daemon_on_one_state_directory_is_refused(tmp_path: Path) -> No
     claim_state_dir(state).close()  # free again once the first has gone
 
 
-def test_a_removed_daemon_lock_does_not_free_the_state_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("proc_locks", [True, False], ids=["proc-locks", "no-proc-locks"])
+def test_a_removed_daemon_lock_does_not_free_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc_locks: bool
+) -> None:
     # helper-93: daemon.lock holds a pid and reads as a stale pid file; once removed, a
-    # second daemon locked a new one and ran every model beside the first.
+    # second daemon locked a new one and ran every model beside the first. Its pid is
+    # the one /proc/locks lists for the directory's lock (it said "unknown": fixer F12).
     state = tmp_path / "state"
     held = claim_state_dir(state)
+    if not proc_locks:  # another system than Linux, or /proc not mounted
+        monkeypatch.setattr(Path, "read_text", _no_proc_locks(Path.read_text))
     try:
         (state / "daemon.lock").unlink()
         with pytest.raises(InvalidInputError) as info:
             claim_state_dir(state)
+        pid = os.getpid() if proc_locks else "unknown"
         assert str(info.value) == (
             f"another kmeans-monitor daemon runs on the state directory {state} (pid "
-            "unknown: its daemon.lock was removed, which frees nothing): it would run every "
+            f"{pid}: its daemon.lock was removed, which frees nothing): it would run every "
             "model a second time; stop it, or give this one its own daemon.state_dir"
         )
     finally:
         held.close()
     claim_state_dir(state).close()
+
+
+def _no_proc_locks(read_text: Any) -> Any:
+    """``Path.read_text`` as on a system without /proc/locks."""
+
+    def read(path: Path, *args: Any, **kwargs: Any) -> str:
+        if str(path) == "/proc/locks":
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return str(read_text(path, *args, **kwargs))
+
+    return read
 
 
 def _run_once(tmp_path: Path) -> tuple[dict[str, Any], Evaluation, float]:
