@@ -495,8 +495,9 @@ def _check_place(m: Manifest, model: str, version: int) -> None:
 
 def read_snapshot(
     vdir: Path, model: str, version: int, *, key: StoreKey | None, require_signature: bool
-) -> tuple[Snapshot, bool]:
-    """Read and verify one version directory; return the snapshot and whether it is signed."""
+) -> tuple[Snapshot, bool, bool]:
+    """Read and verify one version directory; return the snapshot, whether it is signed
+    and whether its arrays are encrypted."""
     m = parse_manifest(vdir, model, version, key=key, require_signature=require_signature)
     data = _read_payload(vdir, m, model, version, key)
     arrays = _read_arrays(vdir / m.file_name, m.path, data, m.specs)
@@ -515,7 +516,7 @@ def read_snapshot(
     why = _inconsistent(snapshot)
     if why is not None:
         raise StoreError(f"{m.path} describes a snapshot no model can use: {why}")
-    return snapshot, m.signed
+    return snapshot, m.signed, m.encrypted
 
 
 def _expected_shapes(s: Snapshot, k: int, d: int) -> dict[str, tuple[np.ndarray, tuple[int, ...]]]:

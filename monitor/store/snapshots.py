@@ -597,7 +597,7 @@ class DirectorySnapshotStore:
         return snapshot
 
     def _read_files(self, vdir: Path, model: str, version: int) -> Snapshot:
-        snapshot, signed = read_snapshot(
+        snapshot, signed, encrypted = read_snapshot(
             vdir,
             model,
             version,
@@ -606,12 +606,7 @@ class DirectorySnapshotStore:
         )
         if not signed and self._key is not None and (model, version) not in self._warned:
             self._warned.add((model, version))  # once per version, not once per run
-            _log.warning(
-                "snapshot v%d of model %r is not signed (written before the store key was "
-                "set); it loads because store.require_signature is off",
-                version,
-                model,
-            )
+            _log.warning("%s", _unsigned_warning(model, version, self._encrypt and not encrypted))
         return snapshot
 
     def _read_listed(self, model_dir: Path, model: str, version: int) -> Snapshot:
@@ -805,6 +800,23 @@ def _parent_of(model_dir: Path, model: str, version: int, key: StoreKey | None) 
         return None if parent is None else int(parent)
     except (TypeError, ValueError):
         return None
+
+
+def _unsigned_warning(model: str, version: int, clear: bool) -> str:
+    """The line a version that loads unsigned logs; ``clear``: in clear text although
+    the store encrypts, which no version written with its key is (fixer F12)."""
+    if not clear:
+        return (
+            f"snapshot v{version} of model {model!r} is not signed (written before the store "
+            "key was set); it loads because store.require_signature is off"
+        )
+    return (
+        f"snapshot v{version} of model {model!r} is neither signed nor encrypted although "
+        "store.encrypt is on: its arrays are clear text, written before the store key was set "
+        "or by someone who can write the state directory; it loads because "
+        "store.require_signature is off (turn it on once every version in use is signed, "
+        "docs/security.md)"
+    )
 
 
 def _check_options(key: Any, encrypt: Any, require_signature: Any, retention: Any) -> None:

@@ -154,6 +154,27 @@ def test_an_unsigned_snapshot_loads_with_one_warning(
     assert not info.signed and info.corrupt is None
 
 
+def test_a_planted_clear_text_version_warns_that_it_is_clear_text_under_encrypt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It loaded with the "written before the store key was set" warning alone, as if
+    # legacy, though no version written with the key under store.encrypt is clear text.
+    store = DirectorySnapshotStore(tmp_path, key=StoreKey(SECRET), encrypt=True)
+    store.save(make_snapshot(seed=0), state="live")
+    DirectorySnapshotStore(tmp_path).save(make_snapshot(seed=1), state="live")  # planted
+    assert (_vdir(tmp_path, 2) / ARRAYS).exists()
+    with caplog.at_level(logging.WARNING, logger="monitor.store"):
+        store.load("m1")
+        store.load("m1")
+    assert [r.getMessage() for r in caplog.records] == [
+        "snapshot v2 of model 'm1' is neither signed nor encrypted although store.encrypt "
+        "is on: its arrays are clear text, written before the store key was set or by "
+        "someone who can write the state directory; it loads because "
+        "store.require_signature is off (turn it on once every version in use is signed, "
+        "docs/security.md)"
+    ]
+
+
 def _strip_signature(vdir: Path) -> None:
     manifest = json.loads((vdir / MANIFEST).read_text())
     del manifest["signature"]
