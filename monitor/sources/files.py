@@ -23,6 +23,7 @@ import errno
 import fnmatch
 import gzip
 import io
+import itertools
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -895,10 +896,10 @@ class FilesSource:
                 return _arrow_timestamps(pa, table.column(name), name, where)
             if f.format == "csv":
                 stamps = []
-                for header, rows, lines in _csv_chunks(f.path, where):
+                for header, chunk in _csv_chunks(f.path, where):
                     if name not in header:
                         return None
-                    stamps.append(self._csv_times(header, rows, lines, where))
+                    stamps.append(self._csv_times(header, chunk, where))
                 return np.concatenate(stamps)
         except Exception:  # whatever it is, the times are unknown: the file's error stands
             return None
@@ -960,32 +961,30 @@ class FilesSource:
         stamps: list[FloatArray] = []
         index: list[int] = []
         form = 0
-        for number, (header, rows, lines) in enumerate(_csv_chunks(path, where)):
+        for number, (header, chunk) in enumerate(_csv_chunks(path, where)):
             if number == 0:
                 index = self._match(header, where, with_timestamps)
-            block = np.empty((len(rows), len(self._features)))
+            block = np.empty((len(chunk), len(self._features)))
             for j, i in enumerate(index):
-                block[:, j] = _csv_column(rows, i, header[i], lines, where)
+                block[:, j] = chunk.floats(i, header[i], where)
             parts.append(block)
             if with_timestamps:
-                stamps.append(self._csv_times(header, rows, lines, where))
+                stamps.append(self._csv_times(header, chunk, where))
                 i = header.index(self._options.timestamp_column)
-                chunk = _time_form([r[i] for r in _spread(rows)])
+                this = _time_form(_spread(chunk.cells(i)))
                 # Dates alone when every chunk's are; no offset when any chunk's has none.
-                form = chunk if number == 0 else ((form | chunk) & _NAIVE) | (form & chunk & _DATES)
+                form = this if number == 0 else ((form | this) & _NAIVE) | (form & this & _DATES)
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return X, (np.concatenate(stamps) if with_timestamps else None), form
 
-    def _csv_times(
-        self, header: list[str], rows: list[list[str]], lines: list[int], where: str
-    ) -> FloatArray:
+    def _csv_times(self, header: list[str], chunk: _CsvChunk, where: str) -> FloatArray:
         """The times of a chunk of CSV rows; SourceError names a line that has none."""
         i = header.index(self._options.timestamp_column)
         try:
             return parse_timestamps(
-                [r[i] for r in rows],
+                chunk.cells(i),
                 where,
-                positions=("line", lines),
+                positions=("line", chunk.lines),
                 column=self._options.timestamp_column,
             )
         except InvalidInputError as exc:
@@ -1253,7 +1252,7 @@ def _csv_table(
     kept: dict[int, list[FloatArray]] = {}
     left_out: dict[str, str] = {}
     n_rows = 0
-    for number, (header, rows, lines) in enumerate(_csv_chunks(file, where, progress)):
+    for number, (header, chunk) in enumerate(_csv_chunks(file, where, progress)):
         if number == 0:
             if wanted is None:
                 index = _named_columns(header, where, left_out)
@@ -1264,7 +1263,7 @@ def _csv_table(
             kept = {i: [] for i in index}
         for i in list(kept):
             try:
-                kept[i].append(_csv_column(rows, i, header[i], lines, where))
+                kept[i].append(chunk.floats(i, header[i], where))
             except SchemaError as exc:  # a column of text (host names, ISO times)
                 if wanted is not None:
                     raise
@@ -1276,7 +1275,7 @@ def _csv_table(
                     ) from None
                 _left_out(where, header[i], str(exc).removeprefix(f"{where}, "), left_out)
                 del kept[i]
-        n_rows += len(rows)
+        n_rows += len(chunk)
     names = wanted if wanted is not None else [header[i] for i in kept]
     if not kept:
         return Table(names, np.empty((n_rows, 0)), left_out)
@@ -1374,48 +1373,42 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def _csv_chunks(
     path: Path, where: str, progress: Progress | None = None
-) -> Iterator[tuple[list[str], list[list[str]], list[int]]]:
+) -> Iterator[tuple[list[str], _CsvChunk]]:
     """The header, and the data rows of a CSV file with the line number of each, at most
     CSV_CHUNK_ROWS rows at a time (one chunk, maybe empty, at least); ``progress`` hears
-    the bytes read before each chunk is handed on."""
+    the bytes read before each chunk is handed on.
+
+    A chunk of plain lines (``_plain_chunk``: no quotes, blank lines or ragged rows) is
+    converted by ``np.loadtxt``; any other is read by Python's csv module, as every chunk
+    was: its rows, values and errors are the same either way (docs/decisions.md).
+    """
     try:
         # A byte order mark is no part of a name.
         with _csv_bytes(path) as data, io.TextIOWrapper(data, "utf-8-sig", newline="") as fh:
             said = _said(data, progress)
-            records = _csv_records(csv.reader(fh), where)
+            feed = _LineFeed(fh)
+            reader = csv.reader(feed)
+            records = _csv_records(reader, where, feed)
             first = next(records, None)
             if first is None:
                 raise SourceError(f"{where}: empty CSV file (no header line)")
             header = [h.strip() for h in first[2]]
             _check_header(header, where)
-            rows: list[list[str]] = []
-            lines: list[int] = []  # where each row starts: a quoted field may span lines
             sent = False
-            for line, last, row in records:
-                if not row:
-                    continue
-                if len(row) != len(header) and (hint := separator_hint(header)):
-                    # Decimal commas split a row of another separator into fields.
-                    raise SchemaError(
-                        f"{where}, line {line}: the header is one column {brief(first[2][0])} "
-                        f"and this row has {len(row)} fields.{hint}"
-                    )
-                if len(row) != len(header):
-                    # A quote left open runs to the end of the file: say where it opened.
-                    span = f" (a quoted field runs to line {last})" if last > line else ""
-                    raise SourceError(
-                        f"{where}, line {line}{span}: {len(row)} field(s) where the "
-                        f"header has {len(header)} (truncated or malformed file)"
-                    )
-                rows.append(row)
-                lines.append(line)
-                if len(rows) == CSV_CHUNK_ROWS:
-                    said()
-                    yield header, rows, lines
-                    rows, lines, sent = [], [], True
-            if rows or not sent:
+            while batch := feed.take(CSV_CHUNK_ROWS):
+                start = feed.fast + reader.line_num + 1
+                chunk = _plain_chunk(batch, len(header), start)
+                if chunk is None:
+                    feed.give_back(batch)
+                    chunk = _csv_rows(records, header, first[2][0], where)
+                else:
+                    feed.fast += len(batch)
                 said()
-                yield header, rows, lines
+                yield header, chunk
+                sent = True
+            if not sent:
+                said()
+                yield header, _CsvChunk([], rows=[])
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the parser: its position is within its buffer.
         raise SourceError(f"{where}: unreadable CSV file: {_not_utf8(path, exc)}") from exc
@@ -1423,6 +1416,62 @@ def _csv_chunks(
         raise SourceError(f"{where}: unreadable gzip-compressed CSV file: {exc}") from exc
     except OSError as exc:
         raise SourceError(f"{where}: unreadable CSV file: {exc}") from exc
+
+
+def _csv_rows(
+    records: Iterator[tuple[int, int, list[str]]], header: list[str], first: str, where: str
+) -> _CsvChunk:
+    """Up to CSV_CHUNK_ROWS rows read by the csv module, blank lines skipped; a row of
+    another field count than the header's is an error that says where."""
+    rows: list[list[str]] = []
+    lines: list[int] = []  # where each row starts: a quoted field may span lines
+    for line, last, row in records:
+        if not row:
+            continue
+        if len(row) != len(header) and (hint := separator_hint(header)):
+            # Decimal commas split a row of another separator into fields.
+            raise SchemaError(
+                f"{where}, line {line}: the header is one column {brief(first)} "
+                f"and this row has {len(row)} fields.{hint}"
+            )
+        if len(row) != len(header):
+            # A quote left open runs to the end of the file: say where it opened.
+            span = f" (a quoted field runs to line {last})" if last > line else ""
+            raise SourceError(
+                f"{where}, line {line}{span}: {len(row)} field(s) where the "
+                f"header has {len(header)} (truncated or malformed file)"
+            )
+        rows.append(row)
+        lines.append(line)
+        if len(rows) == CSV_CHUNK_ROWS:
+            break
+    return _CsvChunk(lines, rows=rows)
+
+
+class _LineFeed:
+    """The lines of a CSV text for ``csv.reader``, ahead of which ``take`` reads a batch
+    of lines to convert at once, and ``give_back`` returns the batch it could not.
+    ``fast`` counts the lines converted without the reader (its ``line_num`` the rest)."""
+
+    def __init__(self, fh: io.TextIOWrapper) -> None:
+        self._fh = fh
+        self._back: list[str] = []  # lines given back, last first
+        self.fast = 0
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        return self._back.pop() if self._back else next(self._fh)
+
+    def take(self, n: int) -> list[str]:
+        batch = self._back[::-1][:n]
+        del self._back[len(self._back) - len(batch) :]
+        batch.extend(itertools.islice(self._fh, n - len(batch)))
+        return batch
+
+    def give_back(self, batch: list[str]) -> None:
+        self._back.extend(reversed(batch))
 
 
 def _said(data: io.BufferedReader | gzip.GzipFile, progress: Progress | None) -> Callable[[], None]:
@@ -1452,7 +1501,7 @@ def _check_header(header: list[str], where: str) -> None:
     )
 
 
-def _csv_records(reader: Any, where: str) -> Iterator[tuple[int, int, list[str]]]:
+def _csv_records(reader: Any, where: str, feed: _LineFeed) -> Iterator[tuple[int, int, list[str]]]:
     """Each record of a ``csv.reader`` with the lines it starts and ends on. A record
     that does not parse is a SourceError naming the line where it starts (and how far
     a quoted field left open ran): a field longer than Python's csv reads, the only
@@ -1462,21 +1511,21 @@ def _csv_records(reader: Any, where: str) -> Iterator[tuple[int, int, list[str]]
     long, and it stops a quote left open from taking the rest of a large file into one
     field in memory.
     """
-    last = 0
     while True:
+        last = feed.fast + reader.line_num  # the lines read so far
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            line, last = last + 1, reader.line_num
+            line, last = last + 1, feed.fast + reader.line_num
             span = f" (a quoted field runs to line {last} at least)" if last > line else ""
             why = str(exc)
             if why.startswith("field larger than field limit"):
                 limit = csv.field_size_limit()
                 why = f"a field longer than {limit:,} characters, the most one CSV field may hold"
             raise SourceError(f"{where}, line {line}{span}: {why}") from exc
-        line, last = last + 1, reader.line_num
+        line, last = last + 1, feed.fast + reader.line_num
         yield line, last, row
 
 
@@ -1606,13 +1655,10 @@ MISSING_CELLS = frozenset(
 )
 
 
-def _csv_column(
-    rows: list[list[str]], i: int, name: str, lines: list[int], where: str
-) -> FloatArray:
-    """Floats of column ``i``; empty cells and MISSING_CELLS are NaN; SchemaError names a
-    non-number cell (the column is not one of numbers, as a Parquet column of strings is
+def _csv_column(cells: list[str], name: str, lines: Sequence[int], where: str) -> FloatArray:
+    """Floats of a column's cells; empty cells and MISSING_CELLS are NaN; SchemaError names
+    a non-number cell (the column is not one of numbers, as a Parquet column of strings is
     not)."""
-    cells = [r[i] for r in rows]
     if plain_texts(cells):
         try:
             return np.array(cells, dtype=np.float64)
@@ -1631,6 +1677,82 @@ def _csv_column(
                 f"{where}, line {lines[k]}: column {name!r} holds {brief(cell)}, not a number"
             ) from None
     return out
+
+
+@dataclass
+class _CsvChunk:
+    """Rows of a CSV file: as the csv module read them (``rows``), or plain lines
+    (``texts``) whose columns ``at`` holds ``block`` converted."""
+
+    lines: Sequence[int]  # the line each row starts on
+    rows: list[list[str]] | None = None
+    texts: list[str] | None = None
+    block: FloatArray | None = None
+    at: dict[int, int] = field(default_factory=dict)  # column -> column of block
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def cells(self, i: int) -> list[str]:
+        """The text of column ``i``."""
+        if self.rows is not None:
+            return [r[i] for r in self.rows]
+        return [t.split(",", i + 1)[i] for t in self.texts or []]
+
+    def floats(self, i: int, name: str, where: str) -> FloatArray:
+        """The numbers of column ``i``, as ``_csv_column`` reads them."""
+        if self.block is not None and i in self.at:
+            return self.block[:, self.at[i]]
+        return _csv_column(self.cells(i), name, self.lines, where)
+
+
+# What a line of plain numbers holds: printable ASCII and tabs; no quote (a field may
+# hold a comma or a line), no '_' (float() reads 1_000, np.loadtxt does not), no control
+# character (np.loadtxt strips some that float() refuses), no CR but in CRLF.
+_PLAIN_BYTES = bytes(sorted(set(range(32, 127)) - set(b'"_'))) + b"\t\n"
+
+
+def _plain_chunk(batch: list[str], width: int, start: int) -> _CsvChunk | None:
+    """The lines of ``batch`` (lines ``start`` on) as a chunk of ``width`` fields each,
+    the columns whose first cell is a number converted by ``np.loadtxt``; None when the
+    csv module must read them: a quote, a blank line, a ragged row, a lone CR, a line
+    longer than the csv module's field limit.
+
+    np.loadtxt reads a cell as float() does (both strip whitespace and call Python's
+    PyOS_string_to_double) on what ``_PLAIN_BYTES`` lets through; a cell it refuses (NA,
+    a time) sends its chunk to the column-by-column path.
+    """
+    text = "".join(batch)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if not text.isascii() or text.encode("ascii").translate(None, _PLAIN_BYTES):
+        return None  # a byte other than those (a regular expression took 40 times longer)
+    texts = (text[:-1] if text.endswith("\n") else text).split("\n")
+    if len(texts) != len(batch) or any(t.count(",") != width - 1 or not t for t in texts):
+        return None
+    if max(map(len, texts)) > csv.field_size_limit():  # the csv module says where
+        return None
+    lines = range(start, start + len(texts))
+    numbers = [j for j, cell in enumerate(texts[0].split(",")) if _is_float(cell)]
+    chunk = _CsvChunk(lines, texts=texts)
+    if numbers:
+        try:
+            block = np.loadtxt(
+                texts, dtype=np.float64, delimiter=",", comments=None, usecols=numbers, ndmin=2
+            )
+        except ValueError:
+            return chunk
+        if block.shape == (len(texts), len(numbers)):
+            chunk.block, chunk.at = block, {i: j for j, i in enumerate(numbers)}
+    return chunk
+
+
+def _is_float(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def replay_problem(options: FilesOptions) -> str | None:
