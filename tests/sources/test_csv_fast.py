@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,9 @@ CORPUS: dict[str, bytes] = {
     "integers": (H + "1,2,3\n9007199254740993,-12,0\n").encode(),
     "hex and junk": (H + "0x10,1.2.3,1e\n").encode(),
     "long line": (H + "1,2," + "1" * 140_000 + "\n").encode(),
+    "nan with digits": (H + "nan(1),1,2\n").encode(),
+    "signs and exponents": (H + "+1,-.5,1.e5\n-0,00012,1E-5\n1e400,-1e400,2e-324\n").encode(),
+    "empty cell of numbers": (H + "1,,3\n").encode(),
     "duplicate names": (b"a,a,b\n1,2,3\n"),
     "not utf8": (H + "1,2,3\n4,\xe9,6\n").encode("latin-1"),
 }
@@ -85,6 +90,7 @@ def both(path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureF
 @pytest.mark.parametrize("rows", [65_536, 2, 1])
 @pytest.mark.parametrize("name", list(CORPUS))
 @pytest.mark.parametrize("zipped", [False, True])
+@pytest.mark.parametrize("arrow", [True, False])
 def test_the_plain_path_reads_what_the_csv_module_reads(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -92,23 +98,60 @@ def test_the_plain_path_reads_what_the_csv_module_reads(
     name: str,
     rows: int,
     zipped: bool,
+    arrow: bool,
 ) -> None:
     data = CORPUS[name]
     path = tmp_path / ("w.csv.gz" if zipped else "w.csv")
     path.write_bytes(gzip.compress(data) if zipped else data)
     monkeypatch.setattr(files, "CSV_CHUNK_ROWS", rows)  # plain and csv chunks mixed
+    if not arrow:  # as without pyarrow installed: np.loadtxt converts
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
     caplog.set_level(logging.WARNING)
     both(path, monkeypatch, caplog)
 
 
-def test_the_corpus_has_values_the_plain_path_converts(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "arrow"),
+    [
+        *[("plain", True), ("signed zeros and extremes", True), ("signs and exponents", True)],
+        *[("inf spellings", False), ("crlf", True), ("bom", True)],
+        *[("whitespace around numbers", False), ("text column", False)],
+    ],
+)
+def test_the_corpus_has_values_the_plain_path_converts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, arrow: bool
+) -> None:
     # Without this the comparison above could hold with every chunk sent to the csv module.
-    for name in ("plain", "signed zeros and extremes", "inf spellings", "crlf", "bom"):
-        path = tmp_path / "w.csv"
-        path.write_bytes(CORPUS[name])
-        batch = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)[1:]
-        chunk = files._plain_chunk(batch, 3, 2)
-        assert chunk is not None and chunk.block is not None, name
+    used = []
+    real = files._arrow_block
+    monkeypatch.setattr(files, "_arrow_block", lambda *a: used.append(1) or real(*a))
+    path = tmp_path / "w.csv"
+    path.write_bytes(CORPUS[name])
+    batch = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)[1:]
+    chunk = files._plain_chunk(batch, 3, 2)
+    assert chunk is not None and chunk.block is not None
+    assert bool(used) == arrow
+
+
+def test_pyarrow_reads_a_number_to_the_bit_of_float_or_refuses_it() -> None:
+    """pyarrow converts a chunk of digits, signs, points and exponents: whatever string
+    of those it reads, its number is float()'s, bit for bit."""
+    rng = random.Random(5)
+    numbers = [repr(rng.random() * 10.0 ** rng.randint(-323, 308)) for _ in range(3000)]
+    numbers += [f"{rng.randint(-(10**30), 10**30)}e{rng.randint(-350, 330)}" for _ in range(3000)]
+    numbers += ["0." + "".join(rng.choice("0123456789") for _ in range(40)) for _ in range(1000)]
+    block = files._arrow_block("".join(f"{n},0\n" for n in numbers).encode(), len(numbers), 2)
+    assert block is not None
+    expected = np.array([float(n) for n in numbers])
+    assert (block[:, 0].view(np.int64) == expected.view(np.int64)).all()
+    read = 0
+    for _ in range(3000):
+        cell = "".join(rng.choice("0123456789.eE+-") for _ in range(rng.randint(1, 7)))
+        block = files._arrow_block(f"{cell},0\n".encode(), 1, 2)
+        if block is not None:
+            read += 1
+            assert np.float64(float(cell)).view(np.int64) == block[0, 0].view(np.int64), cell
+    assert read > 500
 
 
 def test_a_csv_of_numbers_is_not_parsed_row_by_row(
