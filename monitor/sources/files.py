@@ -1195,8 +1195,10 @@ def read_table(
     """Column names and values of one CSV (or gzip-compressed ``.csv.gz``), Parquet or
     NPY file, the format from its extension.
 
-    ``progress`` is called with the bytes of a CSV file read so far (of a gzip-compressed
-    one, its compressed bytes) and the file's size, after each chunk of rows.
+    ``progress`` is called with the bytes of the file read so far (of a gzip-compressed
+    CSV file, its compressed bytes; of a Parquet file, those of its row groups read) and
+    the file's size: after each chunk of CSV rows, NPY_READ_BYTES of an NPY file, row
+    group of a Parquet file.
 
     With ``features``, those columns in that order (NPY: named by position, the count must
     match); without, every numeric column (NPY: all, named ``x0``, ``x1``, ...), each
@@ -1215,7 +1217,7 @@ def read_table(
         raise SourceError(f"{where}: {_not_a_file(file)}")
     wanted = None if features is None else list(features)
     if fmt == "npy":
-        data, _ = _npy_load(file, where)
+        data, _ = _npy_load(file, where, progress)
         if wanted is None:
             return Table([f"x{j}" for j in range(data.shape[1])], data, {})
         if data.shape[1] != len(wanted):
@@ -1236,7 +1238,7 @@ def read_table(
                     _left_out(where, f.name, f"type {f.type}", left_out)
         else:
             match_columns(schema.names, wanted, ignore_extra=True, where=where, named="--features")
-        table = _parquet_table(pa, pq, file, wanted, where)
+        table = _parquet_table(pa, pq, file, wanted, where, progress)
         X = np.empty((table.num_rows, len(wanted)))
         for j, name in enumerate(wanted):
             X[:, j] = _arrow_floats(pa, table.column(name), name, where)
@@ -1310,7 +1312,9 @@ def _left_out(where: str, name: str, why: str, left_out: dict[str, str]) -> None
     left_out[name] = why
 
 
-def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
+def _npy_load(
+    path: Path, where: str, progress: Progress | None = None
+) -> tuple[FloatArray, np.dtype[Any]]:
     """A 2-D float64 array from an NPY file, and the dtype the file stores it in;
     SourceError or SchemaError otherwise.
 
@@ -1320,7 +1324,7 @@ def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
     """
     try:
         with path.open("rb") as fh:
-            shape, dtype = _npy_header(fh)
+            shape, dtype, fortran = _npy_header(fh)
             holds = os.fstat(fh.fileno()).st_size - fh.tell()
     except (OSError, ValueError, EOFError) as exc:
         raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
@@ -1336,10 +1340,36 @@ def _npy_load(path: Path, where: str) -> tuple[FloatArray, np.dtype[Any]]:
             "of data (truncated, or not what it claims to be)"
         )
     try:
-        arr = np.load(path, allow_pickle=False)
+        if progress is None:
+            arr = np.load(path, allow_pickle=False)
+        else:
+            with path.open("rb") as fh:
+                _npy_header(fh)
+                arr = _npy_blocks(fh, shape, dtype, fortran, progress)
     except (OSError, ValueError, EOFError) as exc:
         raise SourceError(f"{where}: unreadable NPY file: {exc}") from exc
     return np.ascontiguousarray(arr, dtype=np.float64), dtype
+
+
+NPY_READ_BYTES = 64 * 2**20  # bytes of an NPY file read between two progress calls
+
+
+def _npy_blocks(
+    fh: Any, shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool, progress: Progress
+) -> NDArray[Any]:
+    """The array of an NPY file whose header ``fh`` has read, read NPY_READ_BYTES at a
+    time, ``progress`` told the bytes read after each (np.load is one silent call)."""
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    view = flat.view(np.uint8).data  # the bytes readinto fills
+    size = os.fstat(fh.fileno()).st_size
+    done = 0
+    while done < len(view):
+        n = fh.readinto(view[done : done + NPY_READ_BYTES])
+        if not n:
+            raise EOFError("the file ends before its data does")
+        done += n
+        progress(fh.tell(), size)
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def _check_time_precision(stored: np.dtype[Any], ts: FloatArray, where: str) -> None:
@@ -1356,16 +1386,17 @@ def _check_time_precision(stored: np.dtype[Any], ts: FloatArray, where: str) -> 
         )
 
 
-def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """The shape and dtype an NPY header announces; ValueError when it is not one."""
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+    """The shape, dtype and Fortran order an NPY header announces; ValueError when it is
+    not one."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
     elif version == (2, 0):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
     else:  # 3.0 only differs for structured dtypes, which are no table of numbers
         raise ValueError(f"NPY format version {version} holds no 2-D numeric array")
-    return tuple(int(n) for n in shape), dtype
+    return tuple(int(n) for n in shape), dtype, bool(fortran)
 
 
 CSV_CHUNK_ROWS = 65_536  # rows of a CSV file held as text at once
@@ -1572,9 +1603,25 @@ def _parquet_names(pa: Any, pq: Any, path: Path, where: str) -> list[str]:
     return list(_parquet_schema(pa, pq, path, where).names)
 
 
-def _parquet_table(pa: Any, pq: Any, path: Path, columns: list[str], where: str) -> Any:
+def _parquet_table(
+    pa: Any, pq: Any, path: Path, columns: list[str], where: str, progress: Progress | None = None
+) -> Any:
+    """The ``columns`` of a Parquet file; with ``progress``, read a row group at a time
+    and told the bytes of the row groups read so far (pq.read_table is one silent call)."""
     try:
-        return pq.read_table(path, columns=columns)
+        if progress is None:
+            return pq.read_table(path, columns=columns)
+        with pq.ParquetFile(path) as pf:
+            size = path.stat().st_size
+            meta, parts, done = pf.metadata, [], 0
+            for i in range(pf.num_row_groups):
+                parts.append(pf.read_row_group(i, columns=columns))
+                group = meta.row_group(i)
+                done += sum(group.column(j).total_compressed_size for j in range(group.num_columns))
+                progress(min(done, size), size)
+            if not parts:
+                return pq.read_table(path, columns=columns)
+            return pa.concat_tables(parts)
     except (OSError, pa.ArrowException) as exc:
         raise SourceError(f"{where}: unreadable Parquet file: {exc}") from exc
 

@@ -477,6 +477,36 @@ def test_choose_k_shows_how_far_it_has_read(data: Path, monkeypatch: pytest.Monk
     assert lines[-1].endswith(" read (100%), 0 s")
 
 
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_choose_k_shows_how_far_it_has_read_an_npy_or_parquet_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """A 2 GB NPY or Parquet file was ~18 s of silence: now the CSV read's lines, at most
+    every 5 s once the read has lasted 5 s (each block read here takes 2 s of a fake clock)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X = np.random.default_rng(9).normal(size=(2000, 2))
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".npy":
+        np.save(path, X)
+        monkeypatch.setattr(files, "NPY_READ_BYTES", 3200)  # 10 blocks
+    else:
+        pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1]}), path, row_group_size=200)
+
+    class Ticking(Clock):
+        def __call__(self) -> float:
+            self.t += 2.0
+            return self.t
+
+    monkeypatch.setattr(cli, "_ReadProgress", functools.partial(_ReadProgress, clock=Ticking()))
+    result = invoke("choose-k", str(path), "--k-max", "3", "--refs", "2")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "reading" in line]
+    assert [line.rsplit(", ", 1)[1] for line in lines] == ["6 s", "12 s", "18 s"], lines
+    assert lines[0].startswith(f"choose-k reading w{suffix}: ")
+
+
 def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(
     data: Path, tmp_path: Path
 ) -> None:
