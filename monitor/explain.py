@@ -14,6 +14,11 @@ snapshot (bins, scaler, centres) and a bounded sample of the window just scored:
 The per-cluster shift is the mean of the sample's points that the live model puts in the
 cluster minus the live centre: the direction a candidate trained warm from the live
 centres moves it, to first order (docs/decisions.md, "Explanations").
+
+A feature whose window looks like the reference multiplied by a power of ten (a unit
+change: milliseconds sent as microseconds) is named in ``Explanation.rescaled``: its
+median absolute value and two of its spreads all moved by the same power of ten, at
+least 10x either way (``rescaled``; docs/decisions.md, "A unit change named on the page").
 """
 
 from __future__ import annotations
@@ -37,14 +42,23 @@ __all__ = [
     "ClusterShift",
     "Explanation",
     "FeatureBins",
+    "Rescaled",
     "WindowSampler",
     "explain",
+    "rescaled",
 ]
 
 #: Rows of a window kept for its explanation: bin shares within about 1.4 points of a
 #: share (two standard errors at a share of 0.5), whatever the window's size.
 SAMPLE_ROWS = 5000
 _KEPT_WINDOWS = 4  # the window of a run and the reference windows its first run reads
+#: Rows the reference's and the window's samples need before a rescale is named: the
+#: median and the quantile spreads of 100 rows are within about 15% (log10 0.06).
+RESCALE_MIN_ROWS = 100
+#: How close to a power of ten (in log10) each ratio must be: within a factor of 2.2. A
+#: window is one phase of the reference's day: the simulator's quiet windows of a
+#: seasonal service moved these ratios by up to 0.31 (a factor of 2) against the day's.
+_RESCALE_TOLERANCE = 0.35
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,16 @@ class ClusterShift:
 
 
 @dataclass(frozen=True)
+class Rescaled:
+    """A feature whose window looks like the reference's values times ``factor``."""
+
+    feature: str
+    factor: float  # a power of ten: 1000.0, or 0.001 for values a thousand times smaller
+    median_ratio: float  # the window's median absolute value over the reference's
+    spread_ratio: float  # the window's inter-quartile range over the reference's
+
+
+@dataclass(frozen=True)
 class Explanation:
     """The live model's view of one window, per feature and per cluster."""
 
@@ -85,6 +109,7 @@ class Explanation:
     features: tuple[FeatureBins, ...]
     clusters: tuple[ClusterShift, ...]
     feature_names: tuple[str, ...]
+    rescaled: tuple[Rescaled, ...] = ()  # features that look multiplied by a power of ten
 
     def top_feature(self, cluster: int) -> str | None:
         """The feature along which a cluster's points moved most; None without points."""
@@ -183,7 +208,51 @@ def explain(live: Snapshot, sample: FloatArray, start: float, end: float) -> Exp
         features=tuple(features),
         clusters=_shifts(live, Xs),
         feature_names=tuple(live.features),
+        rescaled=rescaled(live.features, np.asarray(live.sample, dtype=np.float64), X),
     )
+
+
+def rescaled(
+    features: tuple[str, ...], reference: FloatArray, window: FloatArray
+) -> tuple[Rescaled, ...]:
+    """The features whose ``window`` rows look like ``reference`` rows (both raw) times a
+    power of ten of at least 10 either way.
+
+    The evidence asked of a feature: its median absolute value, its inter-quartile range
+    and its 10-90% range each moved by a ratio near the same power of ten (within a
+    factor of 2.2: a window is one phase of a seasonal reference, whose quiet windows
+    move them by up to a factor of 2). A unit change moves all three by its factor; a
+    shift of the level moves the median and leaves the spreads, a wider noise moves the
+    spreads and leaves the median. Samples of fewer than ``RESCALE_MIN_ROWS`` finite
+    rows name nothing.
+    """
+    ref = reference[np.isfinite(reference).all(axis=1)] if reference.ndim == 2 else reference
+    cur = window[np.isfinite(window).all(axis=1)] if window.ndim == 2 else window
+    if ref.ndim != 2 or cur.ndim != 2 or min(ref.shape[0], cur.shape[0]) < RESCALE_MIN_ROWS:
+        return ()
+    if ref.shape[1] != len(features) or cur.shape[1] != len(features):
+        return ()
+    r, c = _location_and_spreads(ref), _location_and_spreads(cur)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratios = np.log10(c / r)  # (3, d): median |x|, IQR, 10-90% range
+    power = np.round(log_ratios[0])
+    near = np.abs(log_ratios - power) <= _RESCALE_TOLERANCE  # False where NaN or inf
+    named = near.all(axis=0) & (np.abs(power) >= 1) & (r > 0).all(axis=0)
+    return tuple(
+        Rescaled(
+            feature=features[j],
+            factor=float(10.0 ** power[j]),
+            median_ratio=float(c[0, j] / r[0, j]),
+            spread_ratio=float(c[1, j] / r[1, j]),
+        )
+        for j in np.flatnonzero(named)
+    )
+
+
+def _location_and_spreads(X: FloatArray) -> FloatArray:
+    """Per column: the median absolute value, the IQR and the 10-90% range, (3, d)."""
+    q10, q25, q75, q90 = np.quantile(X, [0.1, 0.25, 0.75, 0.9], axis=0)
+    return np.stack([np.median(np.abs(X), axis=0), q75 - q25, q90 - q10])
 
 
 def _shifts(live: Snapshot, Xs: FloatArray) -> tuple[ClusterShift, ...]:

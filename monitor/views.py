@@ -213,6 +213,8 @@ class ModelPages:
             "slis": slis,
             "features": self._features(ctx),
             "clusters": _clusters(ctx),
+            # Features whose latest window looks like the reference times a power of ten.
+            "rescaled": _rescaled(ctx.status.explanation),
             "runs": [_run(e) for e in reversed(ctx.evaluations[-_RECENT:])],
             "failures": [_failure(f) for f in reversed(ctx.failures[-_RECENT:])],
             "failing_since": ctx.failing_since,
@@ -609,6 +611,21 @@ def _clusters(ctx: _Context) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda item: -float(item["drift"]))  # type: ignore[arg-type]
     return out
+
+
+def _rescaled(explanation: Explanation | None) -> list[dict[str, Any]]:
+    """The features that look rescaled (a unit change), from the explanation."""
+    if explanation is None:
+        return []
+    return [
+        {
+            "feature": r.feature,
+            "factor": r.factor,
+            "median_ratio": r.median_ratio,
+            "spread_ratio": r.spread_ratio,
+        }
+        for r in explanation.rescaled
+    ]
 
 
 def _moved(explanation: Explanation | None, c: int) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import html
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,7 +87,16 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-_HELPERS = {"when": _when, "num": _num}
+def _versus(ratio: float, *, words: bool = True) -> str:
+    """A ratio to the reference in words: ``1,000x the reference's``, ``1/1,000 of the
+    reference's`` (a ratio below 1 as a fraction: 0.001x reads as a typo); without
+    ``words``, ``1,000x`` and ``1/1,000``."""
+    if ratio >= 1:
+        return f"{ratio:,.0f}x" + (" the reference's" if words else "")
+    return f"1/{1 / ratio:,.0f}" + (" of the reference's" if words else "")
+
+
+_HELPERS: dict[str, Callable[..., str]] = {"when": _when, "num": _num, "versus": _versus}
 
 
 # ------------------------------------------------------------------------ runbooks

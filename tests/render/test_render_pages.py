@@ -237,6 +237,7 @@ def _view(**changes: Any) -> dict[str, Any]:
                 ],
             },
         ],
+        "rescaled": [],
         "runs": [
             {
                 "evaluated_at": NOW - 60,

@@ -8,9 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from monitor.explain import SAMPLE_ROWS, WindowSampler, explain
+from monitor.explain import SAMPLE_ROWS, WindowSampler, explain, rescaled
 from monitor.exporter import TOP_FEATURE_METRIC, ModelSpec, MonitorState
 from monitor.records import OutlierThresholds, ReferenceBins, Scaler, Window
+from monitor.simulator import Event, Simulator, SimulatorOptions
 from tests.fakes import FakeSource
 from tests.shell.test_exporter import samples
 from tests.store._store_factories import make_evaluation, make_snapshot
@@ -124,3 +125,58 @@ def test_explanations_of_a_real_model(metric: str) -> None:
         assert sum(f.current) == pytest.approx(1.0) and len(f.current) == len(f.edges) + 1
     assert sum(c.n_sample for c in e.clusters) == 400
     assert e.units == ("scaled" if metric == "cosine" else "raw")
+
+
+SIMULATED = ("latency_p50_ms", "latency_p99_ms", "cpu_ratio", "rps", "error_ratio")
+T0 = 1_700_000_000.0
+DAY = 86400.0
+
+
+def _simulated(seasonality: float | None, *events: Event) -> Simulator:
+    options = SimulatorOptions(seed=3, origin=T0, rows_per_window=1000, events=events)
+    if seasonality is not None:
+        options = dataclasses.replace(options, seasonality=seasonality)
+    return Simulator(SIMULATED, options)
+
+
+def _reference(sim: Simulator) -> np.ndarray:
+    """A day of 30 s windows every half hour: the reference sample a snapshot keeps."""
+    return np.concatenate([sim.sample(T0 + i * 1800, T0 + i * 1800 + 30).X for i in range(48)])
+
+
+@pytest.mark.parametrize("seasonality", [0.0, None])  # None: the simulator's daily cycle
+def test_a_unit_change_is_named_with_its_factor_and_a_quiet_day_names_nothing(
+    seasonality: float | None,
+) -> None:
+    reference = _reference(_simulated(seasonality))
+    quiet = _simulated(seasonality)
+    for i in range(48):  # every half hour of the next day, each phase of the cycle
+        start = T0 + DAY + i * 1800 + 600
+        assert rescaled(SIMULATED, reference, quiet.sample(start, start + 30).X) == ()
+    for feature, factor in (("latency_p50_ms", 1000.0), ("rps", 0.001), ("cpu_ratio", 10.0)):
+        event = Event("unit_change", after=DAY + 600, feature=feature, factor=factor)
+        start = T0 + DAY + 900
+        window = _simulated(seasonality, event).sample(start, start + 30).X
+        (found,) = rescaled(SIMULATED, reference, window)
+        assert (found.feature, found.factor) == (feature, factor)
+        assert 0.5 < found.median_ratio / factor < 2 and 0.5 < found.spread_ratio / factor < 2
+
+
+def test_a_level_shift_wider_noise_or_too_few_rows_name_no_unit_change() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.lognormal(3.0, 0.5, size=(2000, 2))
+    assert rescaled(("a", "b"), reference, reference * [1.0, 1000.0])[0].feature == "b"
+    shifted = reference + np.array([200.0, 0.0])  # the median 10x, the spreads unchanged
+    assert rescaled(("a", "b"), reference, shifted) == ()
+    wider = np.exp(3.0 + 2.5 * (np.log(reference) - 3.0))  # spreads 10x and more, not the median
+    assert rescaled(("a", "b"), reference, wider) == ()
+    assert rescaled(("a", "b"), reference[:99], reference[:99] * 1000) == ()
+
+
+def test_the_explanation_names_a_rescaled_feature_against_the_live_sample() -> None:
+    rng = np.random.default_rng(2)
+    sample = rng.lognormal(3.0, 0.5, size=(500, 2))
+    live = dataclasses.replace(_snapshot(), sample=sample)
+    assert explain(live, sample[::-1], 0.0, 1.0).rescaled == ()
+    (found,) = explain(live, sample * [1.0, 1000.0], 0.0, 1.0).rescaled
+    assert (found.feature, found.factor) == ("f1", 1000.0)

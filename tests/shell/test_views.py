@@ -953,3 +953,30 @@ def test_values_older_than_two_intervals_say_so_beside_an_ok_state(
     view = fresh.model("m1")
     assert view is not None and view["latest"]["overdue"] is False
     assert "No run has ended since" not in _text(fresh.model_html("m1"))
+
+
+def test_a_feature_that_looks_rescaled_is_named_on_the_page_and_a_quiet_one_is_not(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    view_, state, _, _ = pages
+    live, ev = state.status("m1").live, state.status("m1").evaluation
+    assert live is not None and ev is not None
+    rng = np.random.default_rng(0)
+    reference = rng.lognormal(3.0, 0.5, size=(1000, 2))
+    live = dataclasses.replace(live, sample=reference)
+    state.set_live(live)
+    state.set_explanation(explain(live, reference[::-1], ev.window_start, ev.window_end))
+    view = view_.model("m1")
+    assert view is not None and view["rescaled"] == []
+    assert "looks rescaled" not in _text(view_.model_html("m1"))
+    # f0 sent in thousandths of its unit: x1000.
+    state.set_explanation(explain(live, reference * [1000, 1], ev.window_start, ev.window_end))
+    view = view_.model("m1")
+    assert view is not None and [r["feature"] for r in view["rescaled"]] == ["f0"]
+    text = _text(view_.model_html("m1"))
+    assert "f0 looks rescaled: its median is about 1,000x the reference's (measured: 1,000x" in text
+    runbook = _text(view_.runbook_html("KMeansFeatureDrift", "m1"))
+    assert "f0 looks rescaled: its median is about 1,000x the reference's" in runbook
+    # And a thousand times smaller.
+    state.set_explanation(explain(live, reference * [0.001, 1], ev.window_start, ev.window_end))
+    assert "its median is about 1/1,000 of the reference's" in _text(view_.model_html("m1"))
