@@ -193,8 +193,9 @@ def test_the_sli_caption_wraps_in_view_at_phone_width(
     assert page.evaluate(_CAPTION_OUT) == []
 
 
-def test_a_long_model_name_leaves_the_index_state_on_a_phone_screen(
-    browser: Browser, tmp_path: Path
+@pytest.mark.parametrize("width", [VIEWPORTS["phone"][0], 400])
+def test_a_long_model_name_leaves_the_index_state_and_decision_on_a_phone_screen(
+    browser: Browser, tmp_path: Path, width: int
 ) -> None:
     longest = "m" + "x" * 61 + "z"  # the longest name the configuration accepts
     entries = [
@@ -219,13 +220,17 @@ def test_a_long_model_name_leaves_the_index_state_on_a_phone_screen(
     ]
     path = tmp_path / "index.html"
     path.write_text(index_page(entries, now=time.time()), encoding="utf-8")
-    width, height = VIEWPORTS["phone"]
-    page = browser.page(path.as_uri(), width, height, mobile=True)
+    page = browser.page(path.as_uri(), width, VIEWPORTS["phone"][1], mobile=True)
     cells = page.evaluate(
         "Array.from(document.querySelectorAll('#models tbody tr')).map(tr => {"
         " const [name, state] = tr.children;"
+        " const decision = tr.querySelector('td.text').getBoundingClientRect();"
         " return [name.querySelector('a').getClientRects().length,"
-        "         state.getBoundingClientRect().right]; })"
+        "         state.getBoundingClientRect().right, decision.left, decision.right]; })"
     )
-    assert all(right <= width for _, right in cells), cells
+    assert all(right <= width for _, right, _, _ in cells), cells
     assert cells[0][0] == 1  # a short name stays whole: only a long one wraps
+    # The latest decision is read without scrolling sideways (F13: at 400 px it was
+    # the fifth column, off the screen).
+    assert all(left >= 0 and right <= width for _, _, left, right in cells), cells
+    assert page.evaluate(_OVERFLOW) == []

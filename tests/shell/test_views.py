@@ -588,10 +588,11 @@ def test_the_index_says_an_unreadable_live_pointer_is_unreadable_not_none(
     assert entry["live_problem"].startswith("the live pointer cannot be read: model 'm1'")
     page = pages.index_html()
     # As the model page words it ("Live version: unreadable"), linked to its explanation.
-    assert '<td><a href="/models/m1#live-problem">unreadable</a></td>' in page
+    cell = '<td data-label="live version"><a href="/models/m1#live-problem">unreadable</a></td>'
+    assert cell in page
     assert 'id="live-problem"' in (pages.model_html("m1") or "")
     # The pending pointer, readable, is still shown: it was hidden with the live one.
-    assert entry["pending_version"] == 3 and "<td>3</td>" in page
+    assert entry["pending_version"] == 3 and '<td data-label="pending">3</td>' in page
 
 
 def test_the_templates_test_data_has_the_views_shape(
