@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -175,10 +176,15 @@ def runbook_page(
         markdown, cli = _fill_names(markdown, view), view["cli"]
     head, sections = _sections(markdown)
     head, sections = _fill(head, cli), [(title, _fill(body, cli)) for title, body in sections]
+    # The list of runbooks: the site's index, relative, so the site works from any
+    # directory or file:// URL; the daemon's /runbooks/.
+    where = posixpath.dirname(options.site_runbook_path(alertname)) or "."
+    index = posixpath.relpath("index.html", where) if static else "/runbooks/"
     return render_template(
         "html",
         "pages/runbook.html.j2",
         alertname=alertname,
+        index=index,
         head=head,
         sections=sections,
         view=view,

@@ -136,6 +136,13 @@ def test_the_static_site_passes_too(browser: Browser, tmp_path: Path, viewport: 
         page = browser.page((tmp_path / relative).as_uri(), width, height)
         assert page.axe() == [], relative
         assert "kmeans-monitor" in page.text()
+    # A runbook links back to the site's index, wherever the site is opened from.
+    page = browser.page((tmp_path / "runbooks/KMeansEvaluationStale.html").as_uri(), width, height)
+    back = page.evaluate(
+        "Array.from(document.querySelectorAll('a'))"
+        ".filter(a => a.textContent === 'All runbooks').map(a => a.href)"
+    )
+    assert back == [(tmp_path / "index.html").as_uri()]
 
 
 def _png_size(path: Path) -> tuple[int, int]:

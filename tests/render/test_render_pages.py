@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import posixpath
 import re
 import shlex
 from html.parser import HTMLParser
@@ -95,6 +96,8 @@ def test_runbook_page_is_a_balanced_self_contained_page(name: str) -> None:
     visible = "".join(_Page(page).text)
     # Markdown syntax left in the visible text means the converter missed something.
     assert "**" not in visible and "```" not in visible and "## " not in visible
+    # The daemon's copy links its models and its list of runbooks.
+    assert _Page(page).links[:2] == ["/", "/runbooks/"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -106,8 +109,9 @@ def test_runbook_page_puts_mitigation_first_and_keeps_every_section_once(name: s
     for title in SECTION_ORDER:
         section = markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
         assert markdown_to_html(f"## {title}\n{section}") in page
-    # The contents line links every section, in page order.
-    assert _Page(page).links[: len(SECTION_ORDER)] == [f"#{t.lower()}" for t in SECTION_ORDER]
+    # The contents line links every section, in page order, after the links to the
+    # models and the runbooks.
+    assert _Page(page).links[2 : 2 + len(SECTION_ORDER)] == [f"#{t.lower()}" for t in SECTION_ORDER]
 
 
 def test_pages_inline_the_style_sheet_on_one_line() -> None:
@@ -134,6 +138,9 @@ def test_the_site_has_every_runbook_and_an_index() -> None:
         # Without the daemon there are no live values: the page says where they are.
         assert "http://kmeans.internal:9310/" in _Page(page).links
         assert 'id="live"' not in page
+        # And a way back to the list of runbooks, relative to the page (F13: none).
+        assert _Page(page).links[0] == "../index.html"
+        assert posixpath.normpath(posixpath.join("runbooks", "../index.html")) in pages
 
 
 def test_the_runbook_url_pattern_points_at_the_site_layout() -> None:

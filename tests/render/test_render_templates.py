@@ -50,11 +50,12 @@ def test_html_flavour_escapes_and_fails_on_a_missing_value() -> None:
         "unknown_model": None,
         "static": False,
         "options": RenderOptions(),
+        "index": "/runbooks/",
     }
     page = render_template("html", "pages/runbook.html.j2", **context)
     assert "<title>&lt;A&gt; · kmeans-monitor runbook</title>" in page
     # The converted Markdown is marked safe in the template.
-    assert "<main>\n<h1>x</h1>" in page and "<p>y</p></main>" in page
+    assert "</nav>\n<h1>x</h1>" in page and "<p>y</p></main>" in page
     del context["head"]
     with pytest.raises(Exception, match="'head' is undefined"):
         render_template("html", "pages/runbook.html.j2", **context)
