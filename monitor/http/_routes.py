@@ -1,8 +1,9 @@
 """What the daemon answers on each path; runs on a worker thread, never on the event loop.
 
-Pages: ``/`` (the models, also at ``/models/``), ``/models/NAME`` (one model's live
-state; its data at ``/api/models/NAME`` or ``/models/NAME.json``),
-``/runbooks/NAME[.html][?model=M]``, and the runbooks' list at ``/runbooks/``.
+Pages: ``/`` (the models, also at ``/models/`` and at the static site's ``/index.html``),
+``/models/NAME`` (one model's live state; its data at ``/api/models/NAME`` or
+``/models/NAME.json``), ``/runbooks/NAME[.html][?model=M]``, and the runbooks' list at
+``/runbooks/``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def allowed_methods(routes: Routes, path: str) -> tuple[tuple[str, ...], bool]:
 
 # The paths _route may answer with a page (some then say "no such model"); any other
 # is a 404 whatever the method (a POST to a mistyped API path is not a wrong method).
-_PAGES = frozenset({"/", "/metrics", "/healthz", "/readyz", "/api/models", "/runbooks"})
+_PAGES = frozenset(
+    {"/", "/index.html", "/metrics", "/healthz", "/readyz", "/api/models", "/runbooks"}
+)
 _PAGE_PREFIXES = ("/runbooks/", "/api/models/", "/models/")
 
 
@@ -125,7 +128,7 @@ def _route(routes: Routes, path: str, query: Mapping[str, str]) -> Response:
         if page is None:
             return Response.text(404, "no such model")
         return _page(page)
-    if path == "/":
+    if path in ("/", "/index.html"):  # the static site's front page has the second
         return _page(routes.index_html())
     return Response.text(404, "not found")
 

@@ -92,6 +92,9 @@ def test_routes_need_only_a_registry() -> None:
         # A model-page link without a model (the on-call table's daemon-level alerts)
         # opens the index; it was a 404 (fuzz94).
         assert get(base + "/models/") == (status, ctype, body)
+        # The static site's path of its front page: the README says the daemon answers
+        # the site's paths, but /index.html was a 404 (helper-160).
+        assert get(base + "/index.html") == (status, ctype, body)
     finally:
         srv.stop()
 
