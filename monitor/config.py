@@ -47,7 +47,7 @@ from monitor.records import SEASON_PERIODS
 from monitor.redact import MASK, redact_text
 from monitor.slis import FLAGGED_RUNS_TO_FIRE, SLIS, THRESHOLDS
 from monitor.timestamps import format_time, same_clock, time_field
-from monitor.yamlfile import read_yaml
+from monitor.yamlfile import AmbiguousNumbers, read_yaml
 
 __all__ = [
     "CronCheck",
@@ -1153,11 +1153,16 @@ def load(
 
     Every problem (of the file, the environment and the overrides) is in one ConfigError.
     """
+    numbers: list[str] = []  # YAML 1.1's octal and base-60 numbers, listed with the rest
     if raw is None:
         if path is None:
             raise ConfigError(["no configuration: give --config FILE"])
-        raw = read_yaml(path)
+        try:
+            raw = read_yaml(path)
+        except AmbiguousNumbers as exc:
+            raw, numbers = exc.data, exc.problems
     data, problems, origins = _layered(raw, os.environ if env is None else env, overrides or {})
+    problems = numbers + problems
     try:
         settings = parse(data, sources=sources, check_cron=check_cron)
     except ConfigError as exc:

@@ -4,7 +4,9 @@ PyYAML's safe loader accepts what an operator never means: a key given twice (th
 one silently wins, so ``k: 3`` then ``k: 40`` runs with 40), aliases that expand to
 gigabytes (the "billion laughs"), YAML 1.1's octal and base-60 numbers (``k: 010`` is 8,
 ``1:30`` is 90), and it reports bytes that are not UTF-8 as a decoder traceback.
-``load_yaml`` refuses each of these with one line that names the file.
+``load_yaml`` refuses each of these with one line that names the file; the octal and
+base-60 numbers all together, with the file as YAML 1.1 reads them
+(``AmbiguousNumbers``), so that a caller can list them with its own problems of the file.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from monitor.checks import brief, brief_text
 from monitor.errors import ConfigError
 from monitor.regularfiles import read_file
 
-__all__ = ["MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_BYTES", "dump_yaml", "load_yaml", "read_yaml"]
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_ALIAS_NODES",
+    "MAX_BYTES",
+    "AmbiguousNumbers",
+    "dump_yaml",
+    "load_yaml",
+    "read_yaml",
+]
 
 MAX_BYTES = 4 * 2**20  # a configuration or asset file larger than this is a mistake
 MAX_ALIASES = 100  # anchors are handy for shared options; thousands of uses are an attack
@@ -27,6 +37,15 @@ MAX_ALIASES = 100  # anchors are handy for shared options; thousands of uses are
 # up: 100 models merging 100 shared options are about 20,000; nine aliases to nine aliases...
 # ten levels deep (a 359-byte file) are 3.4 billion, which any walk of the value repeats.
 MAX_ALIAS_NODES = 100_000
+
+
+class AmbiguousNumbers(ConfigError):
+    """Octal or base-60 numbers in a file that is otherwise valid YAML: ``problems`` has one
+    line for each, ``data`` the file as YAML 1.1 reads them (``010`` is 8)."""
+
+    def __init__(self, problems: list[str], data: Any) -> None:
+        super().__init__(problems)
+        self.data = data
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -39,6 +58,7 @@ class _StrictLoader(yaml.SafeLoader):
         self._alias_nodes = 0  # values the aliases stand for so far
         self._sizes: dict[yaml.Node, int] = {}  # values under each node, aliases expanded
         self._open: set[str] = set()  # anchors of the nodes being composed
+        self.ambiguous: list[str] = []  # the octal and base-60 numbers, at their lines
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -122,13 +142,12 @@ class _StrictLoader(yaml.SafeLoader):
             ) from None
 
     def _ambiguous(self, node: yaml.ScalarNode, value: Any) -> None:
+        """Noted, not raised: the file reads on, so that its other problems are found."""
         form = "base 60" if ":" in str(node.value) else "octal"
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            f"{node.value} is {value} in YAML 1.1 ({form}): write {value}, or quote it "
-            f"('{node.value}') for the text",
-            node.start_mark,
+        mark = node.start_mark
+        self.ambiguous.append(
+            f"line {mark.line + 1}, column {mark.column + 1}: {node.value} is {value} in "
+            f"YAML 1.1 ({form}): write {value}, or quote it ('{node.value}') for the text"
         )
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -175,15 +194,22 @@ def _one_line(exc: yaml.YAMLError) -> str:
 
 
 def load_yaml(text: str, where: str) -> Any:
-    """Parse ``text`` strictly; ConfigError naming ``where`` and the line otherwise."""
+    """Parse ``text`` strictly; ConfigError naming ``where`` and the line otherwise
+    (AmbiguousNumbers, with the data, when octal or base-60 numbers are all it has)."""
     if len(text) > MAX_BYTES:
         raise ConfigError([f"{where}: larger than {MAX_BYTES // 2**20} MiB; not a configuration"])
+    loader = _StrictLoader(text)  # a SafeLoader subclass: no objects
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no objects
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError([f"{where}: not valid YAML: {_one_line(exc)}"]) from None
     except RecursionError:
         raise ConfigError([f"{where}: not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
+    if loader.ambiguous:
+        raise AmbiguousNumbers([f"{where}: not valid YAML: {p}" for p in loader.ambiguous], data)
+    return data
 
 
 def read_yaml(path: Path, *, regular: bool = False, name: str | None = None) -> Any:

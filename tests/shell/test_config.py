@@ -394,6 +394,29 @@ def test_load_reports_bad_files_in_one_line_each(tmp_path: Path, text: str, expe
     assert any(expected in p for p in info.value.problems), info.value.problems
 
 
+def test_an_octal_or_base_60_number_is_listed_with_the_file_s_other_problems(
+    tmp_path: Path,
+) -> None:
+    # Helper-160: `k: 010` (YAML 1.1's 8) was reported alone, hiding every other problem
+    # of a file the docs say check-config lists in one pass.
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        "models:\n- name: checkout\n  features: [a, b]\n  k: 010\n  window: 10m\n"
+        "  schedule: {interval: 1:30}\n  retrain: daily\n  source: {kind: synthetic}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load(cfg, sources=SOURCES, env={"KMEANS_MONITOR_LOG_LEVEL": "LOUD"})
+    assert info.value.problems == [
+        f"{cfg}: not valid YAML: line 4, column 6: 010 is 8 in YAML 1.1 (octal): write 8, "
+        "or quote it ('010') for the text",
+        f"{cfg}: not valid YAML: line 6, column 24: 1:30 is 90 in YAML 1.1 (base 60): "
+        "write 90, or quote it ('1:30') for the text",
+        "KMEANS_MONITOR_LOG_LEVEL (daemon.log_level): must be one of {'DEBUG', 'INFO', 'WARNING', "
+        "'ERROR'}; got 'LOUD'",
+        "models[checkout].retrain: must be one of {'scheduled', 'on-drift', 'manual'}; got 'daily'",
+    ]
+
+
 def test_load_reports_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.yaml", sources=SOURCES)

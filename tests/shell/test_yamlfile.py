@@ -12,6 +12,7 @@ from monitor.yamlfile import (
     MAX_ALIAS_NODES,
     MAX_ALIASES,
     MAX_BYTES,
+    AmbiguousNumbers,
     dump_yaml,
     load_yaml,
     read_yaml,
@@ -91,6 +92,21 @@ def test_merge_keys_share_options_and_the_keys_written_win() -> None:
 )
 def test_yaml_1_1_octal_and_base_60_numbers_are_refused(text: str, message: str) -> None:
     assert message in problem(text)
+
+
+def test_every_octal_and_base_60_number_is_listed_with_the_file_as_yaml_1_1_reads_it() -> None:
+    # So that check-config lists them with the file's other problems (helper-160).
+    with pytest.raises(AmbiguousNumbers) as info:
+        load_yaml("a: 010\nb: [1:30, x]\nc: 3\n", "f.yml")
+    assert info.value.problems == [
+        "f.yml: not valid YAML: line 1, column 4: 010 is 8 in YAML 1.1 (octal): write 8, or "
+        "quote it ('010') for the text",
+        "f.yml: not valid YAML: line 2, column 5: 1:30 is 90 in YAML 1.1 (base 60): write 90, "
+        "or quote it ('1:30') for the text",
+    ]
+    assert info.value.data == {"a": 8, "b": [90, "x"], "c": 3}
+    # A problem that leaves no file to read is reported alone, as before.
+    assert "duplicate key 'a'" in problem("a: 010\na: 1\n")
 
 
 def test_an_integer_of_thousands_of_digits_is_a_problem_not_a_traceback() -> None:
