@@ -200,11 +200,11 @@ class _UsageLine(click.UsageError):
 
 
 def _usage_line(exc: click.UsageError, command_path: str) -> click.UsageError:
-    """``exc`` as one line; a group called without a command still shows its help.
+    """``exc`` as one line.
 
     ``command_path`` names the command when click does not say (a missing option value
     is raised by its parser, before the command's context exists)."""
-    if isinstance(exc, click.exceptions.NoArgsIsHelpError | _UsageLine):
+    if isinstance(exc, _UsageLine):
         return exc
     path = exc.ctx.command_path if exc.ctx is not None else command_path
     return _UsageLine(exc.format_message(), path)
@@ -224,6 +224,10 @@ class _Commands(click.Group):
     ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            # A group alone (`kmeans-monitor`, `kmeans-monitor snapshots`) asks what it
+            # can do: it is --help, on stdout with 0, not a usage error (docs/decisions.md).
+            return self.make_context(info_name, ["--help"], parent, **extra)
         except click.UsageError as exc:  # an option of this group itself (--log-level)
             path = " ".join(filter(None, [parent.command_path if parent else None, info_name]))
             raise _usage_line(exc, path) from None

@@ -1345,6 +1345,14 @@ def test_bad_input_to_every_command_is_one_message_and_a_code(
     assert stored(tmp_path / "state") == before and history_rows(tmp_path / "state") == rows
 
 
+@pytest.mark.parametrize("group", [[], ["snapshots"]], ids=["kmeans-monitor", "snapshots"])
+def test_a_group_alone_prints_its_help_on_stdout_and_exits_0(group: list[str]) -> None:
+    # `kmeans-monitor` alone printed its help on stderr and exited 2, as for a mistake.
+    alone, helped = invoke(*group), invoke(*group, "--help")
+    assert (alone.exit_code, alone.stderr) == (0, ""), alone.output
+    assert alone.stdout == helped.stdout and "Commands:" in alone.stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -1558,6 +1566,7 @@ def monitor_process(
 
 
 STDOUT_WRITERS = [
+    [],  # the help, as --help
     ["--version"],
     ["--help"],
     ["check-config", "{cfg}"],
@@ -1568,7 +1577,7 @@ STDOUT_WRITERS = [
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
-@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]) or "help-alone")
 def test_stdout_on_a_full_disk_is_one_line_and_exit_2(
     files_setup: tuple[Path, Path], args: list[str]
 ) -> None:
@@ -1584,7 +1593,7 @@ def test_stdout_on_a_full_disk_is_one_line_and_exit_2(
     )
 
 
-@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("args", STDOUT_WRITERS, ids=lambda a: " ".join(a[:2]) or "help-alone")
 def test_a_closed_stdout_is_one_line_and_exit_2(
     files_setup: tuple[Path, Path], args: list[str]
 ) -> None:
