@@ -21,6 +21,7 @@ import difflib
 import itertools
 import math
 import numbers
+import os
 import re
 import reprlib
 import sys
@@ -73,6 +74,7 @@ __all__ = [
     "problem_of",
     "proven_finite",
     "read_fields",
+    "shown_path",
     "some_names",
     "underflow_message",
     "unknown_fields",
@@ -196,6 +198,48 @@ def brief_text(text: str) -> str:
     goes into one line of a log, a history and a terminal (a path holding a newline made
     a one-line error two, and could forge a line of its own)."""
     return text if len(text) <= BRIEF_MOST and text.isprintable() else brief(text)
+
+
+# Characters a path may hold and still be typed bare at a shell (shlex's, and letters of
+# every script: a user typed /data/café.csv, not an escape of it).
+_BARE_PATH = re.compile(r"[\w@%+=:,./-]+")
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` in a message as a user types it at a shell: bare (``/data/x.csv``), in
+    single quotes when it holds a space or a character a shell reads (``'/data/my
+    x.csv'``), and as bash's ``$'...'`` when it holds a control character or a byte that is
+    not UTF-8 (``$'/data/x\\n.csv'``, ``$'/data/\\xff.csv'``): one line, and the exact
+    name, pasted back. Beyond ``BRIEF_MOST`` characters its middle is left out, and its
+    length said."""
+    text = os.fspath(path)
+    size = ""
+    if len(text) > BRIEF_MOST:
+        text, size = f"{text[:80]}...{text[-20:]}", f" ({len(os.fspath(path))} characters)"
+    if not text.isprintable():
+        return f"$'{''.join(_escaped(c) for c in text)}'{size}"
+    if _BARE_PATH.fullmatch(text):
+        return text + size
+    return "'" + text.replace("'", "'\"'\"'") + "'" + size
+
+
+def _escaped(char: str) -> str:
+    """One character of a path inside bash's ``$'...'``."""
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode() kept it
+        return f"\\x{code - 0xDC00:02x}"
+    return (
+        f"\\x{code:02x}"
+        if code < 0x80
+        else f"\\u{code:04x}"
+        if code <= 0xFFFF
+        else f"\\U{code:08x}"
+    )
 
 
 class Shown:

@@ -36,6 +36,7 @@ from monitor.checks import (
     bytes_text,
     check_base_url,
     check_name,
+    shown_path,
     some_names,
 )
 from monitor.config import PUSHGATEWAY_EXAMPLE, Settings
@@ -180,7 +181,7 @@ def _error_line(exc: BaseException) -> str:
         return exc.problem.config()
     if isinstance(exc, OSError) and not isinstance(exc, StoreError) and exc.strerror:
         name = exc.filename
-        return f"{exc.strerror}: {str(name)!r}" if name is not None else exc.strerror
+        return f"{exc.strerror}: {shown_path(name)}" if name is not None else exc.strerror
     # An OSError quoted inside another error's text ("cannot open the store at S: ...").
     return _ERRNO.sub("", str(exc))
 
@@ -822,7 +823,7 @@ def check_config(config_file: Path) -> None:
             config_file, overrides={"log_level": _flag_log_level()}, serve=True, probe=True
         )
     except ConfigError as exc:
-        click.echo(f"{brief_text(str(config_file))}: {len(exc.problems)} problem(s)", err=True)
+        click.echo(f"{shown_path(config_file)}: {len(exc.problems)} problem(s)", err=True)
         for p in exc.problems:
             click.echo(f"  - {redact_text(p)}", err=True)
         sys.exit(EXIT_USER)
@@ -853,7 +854,7 @@ def _source_warnings(settings: Settings) -> list[str]:
             continue
         if not Path(path).is_dir():
             found.append(
-                f"model {m.name!r}: source.path {path!r} is not a directory (read from "
+                f"model {m.name!r}: source.path {shown_path(path)} is not a directory (read from "
                 f"{Path.cwd()}): every run fails as source_unavailable until it is"
             )
             continue
@@ -862,8 +863,8 @@ def _source_warnings(settings: Settings) -> list[str]:
                 pass
         except OSError as exc:
             found.append(
-                f"model {m.name!r}: source.path {path!r} cannot be listed ({exc.strerror}): "
-                "every run fails as source_unavailable until it can"
+                f"model {m.name!r}: source.path {shown_path(path)} cannot be listed "
+                f"({exc.strerror}): every run fails as source_unavailable until it can"
             )
     return found
 
@@ -1023,14 +1024,16 @@ def _check_plot(plot: Path) -> None:
     plots.plot_format(plot)
     plots.require_matplotlib()
     if not plot.parent.is_dir():
-        raise InvalidInputError(f"--plot {str(plot)!r}: there is no directory {str(plot.parent)!r}")
+        raise InvalidInputError(
+            f"--plot {shown_path(plot)}: there is no directory {shown_path(plot.parent)}"
+        )
     existed = os.path.lexists(plot)
     try:
         with open(plot, "ab"):
             pass
     except OSError as exc:
         raise InvalidInputError(
-            f"--plot {str(plot)!r}: cannot write it: {exc.strerror or exc}"
+            f"--plot {shown_path(plot)}: cannot write it: {exc.strerror or exc}"
         ) from None
     if not existed:
         plot.unlink(missing_ok=True)
@@ -1043,7 +1046,7 @@ def _write_plot(plot: Path, draw: Callable[[], None]) -> None:
         draw()
     except OSError as exc:
         raise InvalidInputError(
-            f"--plot {str(plot)!r}: cannot write it: {exc.strerror or exc}"
+            f"--plot {shown_path(plot)}: cannot write it: {exc.strerror or exc}"
         ) from None
     click.echo(f"plot written to {plot}", err=True)
 
@@ -2384,7 +2387,7 @@ def _k_data(
     finally:
         reading.close()
     names, X = table.names, table.X
-    where = brief_text(str(path))  # on one line, whatever the name holds
+    where = shown_path(path)  # on one line, whatever the name holds
     if not names:
         raise InvalidInputError(f"{where}: no numeric column to choose k on")
     n_file = X.shape[0]
@@ -2679,8 +2682,8 @@ def _check_root(root: Path) -> None:
         return
     why = "no such directory to check"
     if root.is_symlink():
-        why = f"a symbolic link to {os.readlink(root)!r}, which does not exist"
-    raise InvalidInputError(f"--root {str(root)!r}: {why}")
+        why = f"a symbolic link to {shown_path(os.readlink(root))}, which does not exist"
+    raise InvalidInputError(f"--root {shown_path(root)}: {why}")
 
 
 @main.command()

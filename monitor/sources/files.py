@@ -52,6 +52,7 @@ from monitor.checks import (
     plain_texts,
     problem_of,
     read_fields,
+    shown_path,
 )
 from monitor.durations import check_duration, format_duration
 from monitor.errors import (
@@ -612,14 +613,14 @@ class FilesSource:
         """Matching files with a known format, sorted by name."""
         root = Path(self._options.path)
         if not root.is_dir():
-            raise SourceError(f"{self._name}: {str(root)!r} is not a readable directory")
+            raise SourceError(f"{self._name}: {shown_path(root)} is not a readable directory")
         # By device and inode: a file under two names (a symbolic or hard link) is read once.
         out: dict[tuple[int, int], _File] = {}
         ignored = 0
         pattern = self._options.pattern
         if not _matches_files(pattern):
             raise SourceError(
-                f"{self._name}: cannot list {str(root)!r} with the pattern {pattern!r}: it "
+                f"{self._name}: cannot list {shown_path(root)} with the pattern {pattern!r}: it "
                 "can match no file, only directories"
             )
         try:
@@ -629,7 +630,7 @@ class FilesSource:
             raise self._unlisted(root, exc) from exc
         except RecursionError:  # a tree some 1,000 directories deep (helper-99)
             raise SourceError(
-                f"{self._name}: the directories under {str(root)!r} are nested too deep to "
+                f"{self._name}: the directories under {shown_path(root)} are nested too deep to "
                 f"walk with the pattern {pattern!r}"
             ) from None
         for path in candidates:
@@ -674,11 +675,11 @@ class FilesSource:
         go to the last name."""
         kept = first if then.path.is_symlink() and not first.path.is_symlink() else then
         _log.debug(
-            "%s: %r and %r are the same file, read once as %r",
+            "%s: %s and %s are the same file, read once as %s",
             self._name,
-            str(first.path),
-            str(then.path),
-            kept.path.name,
+            shown_path(first.path),
+            shown_path(then.path),
+            shown_path(kept.path.name),
         )
         return kept
 
@@ -692,18 +693,18 @@ class FilesSource:
             plain = f.path.parent / f.path.name[:-3]
             if f.path.name.lower().endswith(".gz") and plain in listed:
                 raise SourceError(
-                    f"{self._name}: {str(plain)!r} and {str(f.path)!r} are both read and may "
-                    f"hold the same rows (a copy compressed with gzip -k?): keep one of them in "
-                    f"{self._options.path!r}; no window reads until then"
+                    f"{self._name}: {shown_path(plain)} and {shown_path(f.path)} are both read "
+                    f"and may hold the same rows (a copy compressed with gzip -k?): keep one of "
+                    f"them in {shown_path(self._options.path)}; no window reads until then"
                 )
 
     def _unlisted(self, root: Path, exc: OSError) -> SourceError:
         """A directory the pattern reaches that cannot be listed: its files, left out,
         would be read as none (an older file as the newest, in file mode)."""
         directory = exc.filename if exc.filename is not None else str(root)
-        where = "" if Path(directory) == root else f" or is moved out of {str(root)!r}"
+        where = "" if Path(directory) == root else f" or is moved out of {shown_path(root)}"
         return SourceError(
-            f"{self._name}: cannot list or enter the directory {str(directory)!r} "
+            f"{self._name}: cannot list or enter the directory {shown_path(directory)} "
             f"({exc.strerror or exc}): the files in it that match {self._options.pattern!r} "
             f"would be left out, so no window reads until it can be listed{where}"
         )
@@ -716,10 +717,13 @@ class FilesSource:
         if exc is not None:
             with contextlib.suppress(OSError):
                 target = os.readlink(path)
-                why = f"a symbolic link to {target!r} that leads to no file ({exc.strerror})"
+                why = (
+                    f"a symbolic link to {shown_path(target)} that leads to no file "
+                    f"({exc.strerror})"
+                )
         return SourceError(
-            f"{self._name}: {str(path)!r} matches {self._options.pattern!r} but is {why}; "
-            f"no window reads until it is fixed or moved out of {self._options.path!r}"
+            f"{self._name}: {shown_path(path)} matches {self._options.pattern!r} but is {why}; "
+            f"no window reads until it is fixed or moved out of {shown_path(self._options.path)}"
         )
 
     def _read_newest(self, files: list[_File], end: float) -> tuple[FloatArray, str]:
@@ -727,14 +731,14 @@ class FilesSource:
         if not eligible:
             raise SourceError(
                 f"{self._name}: no file matching {self._options.pattern!r} in "
-                f"{self._options.path!r} was modified before {format_time(end)}"
+                f"{shown_path(self._options.path)} was modified before {format_time(end)}"
             )
         # Ties in modification time go to the last name, as a writer's counter would.
         newest = max(eligible, key=lambda f: (f.mtime, f.path.name))
         max_age = self._options.max_age
         if max_age is not None and newest.mtime < end - max_age:
             raise SourceError(
-                f"{self._name}: the newest file {newest.path.name!r} was modified at "
+                f"{self._name}: the newest file {shown_path(newest.path.name)} was modified at "
                 f"{format_time(newest.mtime)}, more than max_age={max_age:g}s before "
                 f"{format_time(end)}"
             )
@@ -753,7 +757,7 @@ class FilesSource:
         if not chosen:
             raise NoDataError(
                 f"{self._name}: no file matching {self._options.pattern!r} in "
-                f"{self._options.path!r} has a name time ({self._options.name_time}) in "
+                f"{shown_path(self._options.path)} has a name time ({self._options.name_time}) in "
                 f"[{format_time(start)}, {format_time(end)})"
             )
         parts = [self._read(f, with_timestamps=False)[0] for f in chosen]
@@ -819,7 +823,7 @@ class FilesSource:
         midnight, and every other window would hold none (h140 #5). Refused at the first
         window that reads them, which stops a reference period (``SourceDataError``)."""
         return SourceDataError(
-            f"{self._name}: {str(f.path)!r}: the timestamp column "
+            f"{self._name}: {shown_path(f.path)}: the timestamp column "
             f"{self._options.timestamp_column!r} holds dates alone ({format_time(day)[:10]}, "
             f"no time of day), each read as its midnight UTC: a window of "
             f"{format_duration(window)} would get all of a day's rows at midnight and no "
@@ -871,11 +875,11 @@ class FilesSource:
             else f"only those timed {_bound(kept[0])} to {_bound(kept[1])}"
         )
         _log.warning(
-            "%s: %r holds %s of parsed rows, more than the %s kept per model: %s; each "
+            "%s: %s holds %s of parsed rows, more than the %s kept per model: %s; each "
             "window outside them parses the file again (%.1f s this time): split it into "
             "smaller files (a day or an hour each)",
             self._name,
-            str(f.path),
+            shown_path(f.path),
             bytes_text(_nbytes(rows)),
             bytes_text(PARSED_BYTES),
             span,
@@ -886,7 +890,7 @@ class FilesSource:
         """The row times of a file that did not read whole, read alone; None when they
         cannot be read either (NPY columns go by position: none is known to be the
         timestamp in a file that does not read)."""
-        where = f"{self._name}: {str(f.path)!r}"
+        where = f"{self._name}: {shown_path(f.path)}"
         name = self._options.timestamp_column
         try:
             if f.format == "parquet":
@@ -913,7 +917,7 @@ class FilesSource:
     ) -> tuple[FloatArray, FloatArray | None, int]:
         """The file's rows, their times (``with_timestamps``), and how those were written
         (``_time_form``: without an offset and read as UTC, dates alone)."""
-        where = f"{self._name}: {str(f.path)!r}"
+        where = f"{self._name}: {shown_path(f.path)}"
         if f.format == "parquet":
             return self._read_parquet(f.path, where, with_timestamps)
         if f.format == "csv":
@@ -1206,7 +1210,7 @@ def read_table(
     Raises SourceError when the file cannot be read, SchemaError when columns are missing.
     """
     file = Path(path)
-    where = repr(str(file))
+    where = shown_path(file)
     fmt = _SUFFIXES.get(_suffix(file.name))
     if fmt is None:
         raise InvalidInputError(

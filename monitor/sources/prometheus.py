@@ -49,6 +49,7 @@ from monitor.checks import (
     plain_texts,
     problem_of,
     read_fields,
+    shown_path,
     some_names,
 )
 from monitor.durations import check_duration
@@ -388,13 +389,13 @@ def _read_secret(path: str, what: str, *, header: bool = False) -> str:
     check-config and every run of the daemon for ever."""
     data = read_file(path, most=MAX_SECRET_BYTES)
     if len(data) > MAX_SECRET_BYTES:
-        raise ValueError(f"{what} {path!r} is longer than {MAX_SECRET_BYTES // 1024} KiB")
+        raise ValueError(f"{what} {shown_path(path)} is longer than {MAX_SECRET_BYTES // 1024} KiB")
     text = data.decode("utf-8").strip()
     if not text:
-        raise ValueError(f"{what} {path!r} is empty")
+        raise ValueError(f"{what} {shown_path(path)} is empty")
     if header and not _header_safe(text):
         raise ValueError(
-            f"{what} {path!r} holds a line break, a control or a non-Latin-1 character, "
+            f"{what} {shown_path(path)} holds a line break, a control or a non-Latin-1 character, "
             "which a header cannot carry"
         )
     return text
@@ -421,7 +422,7 @@ def _file_problems(o: PrometheusOptions) -> list[str]:
             elif isinstance(exc, OSError) and exc.strerror:
                 reason = exc.strerror
             else:
-                reason = "it " + str(exc).replace(f"the file {path!r} ", "")
+                reason = "it " + str(exc).replace(f"the file {shown_path(path)} ", "")
             expected = f"a readable, non-empty UTF-8 file ({reason})"
             problems.append(Problem(where, expected, path))
     lines = [p.config("source") for p in problems]
@@ -462,9 +463,9 @@ def _why(exc: BaseException, path: str | None = None) -> str:
     """An OS or TLS error in a few words, never the content of a file."""
     if isinstance(exc, OSError) and exc.strerror:
         name = exc.filename if exc.filename is not None else path
-        return f"{exc.strerror}: {name!r}" if name is not None else exc.strerror
+        return f"{exc.strerror}: {shown_path(str(name))}" if name is not None else exc.strerror
     if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text: {path!r}"
+        return f"not UTF-8 text: {shown_path(str(path))}"
     return str(exc) or type(exc).__name__
 
 

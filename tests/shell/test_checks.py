@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from monitor.checks import (
     problem_of,
     proven_finite,
     read_fields,
+    shown_path,
     unknown_fields,
 )
 from monitor.durations import check_duration
@@ -250,3 +253,23 @@ def test_proven_finite_skips_the_scan_of_those_very_arrays_only_within_the_block
         assert len(errors) == 1
     with pytest.raises(InvalidInputError, match="NaN or infinity"):
         check_array(X)
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/data/x.csv", "/data/x.csv"),
+        ("/data/caf\u00e9-\u65e5.csv", "/data/caf\u00e9-\u65e5.csv"),  # as typed, not escaped
+        ("/data/my x.csv", "'/data/my x.csv'"),
+        ("/data/it's", "'/data/it'\"'\"'s'"),  # as shlex.quote writes it
+        ("/data/a\nb\tc\\", "$'/data/a\\nb\\tc\\\\'"),
+        ("/data/\x1b[31m'", "$'/data/\\x1b[31m\\''"),
+        (os.fsdecode(b"/data/\xff.csv"), "$'/data/\\xff.csv'"),  # the byte, pasted back
+        ("/data/\u2028", "$'/data/\\u2028'"),
+        ("", "''"),
+        ("/" + "x" * 200, "/" + "x" * 79 + "..." + "x" * 20 + " (201 characters)"),
+    ],
+)
+def test_shown_path_is_what_a_shell_takes_on_one_line(path: str, shown: str) -> None:
+    assert shown_path(path) == shown
+    assert shown_path(Path(path) if path else path) == shown

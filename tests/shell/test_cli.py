@@ -73,7 +73,7 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
     warned = invoke("check-config", str(tmp_path / "missing.yaml"))
     assert warned.exit_code == 0
     assert warned.stderr == (
-        f"warning: model 'shop': source.path '{tmp_path / 'nope'}' is not a directory (read "
+        f"warning: model 'shop': source.path {tmp_path / 'nope'} is not a directory (read "
         f"from {Path.cwd()}): every run fails as source_unavailable until it is\n"
     )
     # One that cannot be listed was read as empty, and check-config said OK (fuzz91).
@@ -89,7 +89,7 @@ def test_check_config_ok_and_every_problem(tmp_path: Path, setup: tuple[Path, Pa
         warned = invoke("check-config", str(cfg))
     assert warned.exit_code == 0
     assert warned.stderr == (
-        f"warning: model 'shop': source.path '{data}' cannot be listed (Permission denied): "
+        f"warning: model 'shop': source.path {data} cannot be listed (Permission denied): "
         "every run fails as source_unavailable until it can\n"
     )
     # A reference of fewer than 10 windows: thresholds from resampled rows alone; a

@@ -404,7 +404,7 @@ def test_a_plot_that_cannot_be_written_loses_no_result(
     assert result.exit_code == 2
     assert result.stdout.splitlines()[-1].startswith("summary shop: 8 windows, ")
     assert result.stderr.splitlines()[-1] == (
-        f"error: --plot {str(plot)!r}: cannot write it: Operation not permitted"
+        f"error: --plot {plot}: cannot write it: Operation not permitted"
     )
 
 

@@ -96,7 +96,7 @@ def test_a_file_separated_by_semicolons_with_dot_decimals_gets_the_hint(tmp_path
     result = invoke("choose-k", str(path))
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (
-        f"error: {str(path)!r}: the header is one column 'a;b;c', which holds no numbers. "
+        f"error: {path}: the header is one column 'a;b;c', which holds no numbers. "
         "The header looks separated by semicolons: a CSV file here is separated by commas.\n"
     )
 
@@ -345,7 +345,7 @@ def test_a_column_named_twice_is_refused_not_used_twice(tmp_path: Path, suffix: 
     before = path.read_bytes()
     result = invoke("choose-k", str(path), "--k-max", "3")
     assert result.exit_code == 2
-    assert result.stderr == f"error: {str(path)!r}: duplicated column(s) ['a'].\n"
+    assert result.stderr == f"error: {path}: duplicated column(s) ['a'].\n"
     assert result.stdout == "" and path.read_bytes() == before
 
 

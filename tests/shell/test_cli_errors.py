@@ -1018,7 +1018,7 @@ def test_a_plot_that_cannot_be_written_is_refused_before_any_work(
     cfg, data = files_setup
     if where == "missing directory":
         plot = tmp_path / "nowhere" / "k.svg"
-        why = f"there is no directory {str(plot.parent)!r}"
+        why = f"there is no directory {plot.parent}"
     else:
         plot = Path("/proc/kmeans-monitor-plot.svg")
         why = "cannot write it: No such file or directory"
@@ -1028,7 +1028,7 @@ def test_a_plot_that_cannot_be_written_is_refused_before_any_work(
         window = ["--from", "2024-01-01", "--to", "2024-01-02", "--model", "shop"]
         result = invoke("backtest", "--config", str(cfg), *window, "--plot", str(plot))
     assert result.exit_code == EXIT_USER, result.output
-    assert result.stderr == f"error: --plot {str(plot)!r}: {why}\n"
+    assert result.stderr == f"error: --plot {plot}: {why}\n"
     assert not plot.parent.exists() or not plot.exists()
 
 
@@ -1094,7 +1094,7 @@ def test_an_npy_header_claiming_2_tib_is_refused(tmp_path: Path) -> None:
     result = invoke("choose-k", str(path))
     assert result.exit_code == EXIT_USER
     assert result.stderr == (
-        f"error: {str(path)!r}: unreadable NPY file: its header announces 137438953472 x 2 "
+        f"error: {path}: unreadable NPY file: its header announces 137438953472 x 2 "
         "values of float64 (2.0 TiB) but the file holds 64 B of data (truncated, or not what "
         "it claims to be)\n"
     )

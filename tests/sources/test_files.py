@@ -173,8 +173,30 @@ def test_file_mode_without_a_file_before_the_end_fails(tmp_path: Path) -> None:
 def test_file_mode_max_age_refuses_a_stale_file(tmp_path: Path) -> None:
     write(tmp_path / "a.csv", named(), mtime=T0 - 600)
     assert source(tmp_path, max_age="15m").read_window(T0 - 60, T0).X.shape == (3, 3)
-    with pytest.raises(SourceError, match=r"'a.csv' was modified at .* more than max_age=300s"):
+    with pytest.raises(
+        SourceError, match=r"newest file a.csv was modified at .* more than max_age=300s"
+    ):
         source(tmp_path, max_age="5m").read_window(T0 - 60, T0)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("caf\u00e9 data", "'{root}/caf\u00e9 data/a.csv'"),  # quoted for the space, not escaped
+        ("plain", "{root}/plain/a.csv"),
+        ("new\nline", "$'{root}/new\\nline/a.csv'"),  # one line, as bash would take it
+    ],
+    ids=["space", "plain", "newline"],
+)
+def test_a_file_s_path_is_shown_as_a_shell_takes_it(tmp_path: Path, name: str, shown: str) -> None:
+    # Paths were shown as Python's repr: '/data/x.csv' quoted always, and escaped.
+    (tmp_path / name).mkdir()
+    write(tmp_path / name / "a.csv", {"x": [1.0], "y": [2.0]}, mtime=T0 - 60)
+    with pytest.raises(SchemaError) as info:
+        source(tmp_path / name).read_window(T0 - 60, T0)
+    assert str(info.value).startswith(
+        f"files source of model 'checkout': {shown.format(root=tmp_path)}: "
+    ), str(info.value)
 
 
 def test_pattern_format_and_hidden_files(tmp_path: Path) -> None:
@@ -222,12 +244,12 @@ def test_a_file_being_written_is_not_read_even_with_a_format(tmp_path: Path, nam
 
 def _dangling(path: Path) -> str:
     path.symlink_to(path.parent / "gone" / path.name)  # a mount that is not there, say
-    return r"a symbolic link to '.*gone.*' that leads to no file \(No such file or directory\)"
+    return r"a symbolic link to /.*gone.* that leads to no file \(No such file or directory\)"
 
 
 def _loop(path: Path) -> str:
     path.symlink_to(path.name)
-    return r"a symbolic link to 'b.csv' that leads to no file \(Too many levels of symbolic"
+    return r"a symbolic link to b.csv that leads to no file \(Too many levels of symbolic"
 
 
 def _fifo(path: Path) -> str:
@@ -247,7 +269,7 @@ def test_a_matching_name_that_is_no_file_to_read_fails_the_run(
     src = source(tmp_path, window=window, timestamp_column="ts", ignore_extra=True)
     np.testing.assert_array_equal(src.read_window(T0 - 60, T0).X, VALUES)
     why = make(tmp_path / "b.csv")
-    with pytest.raises(SourceError, match=rf"'.*b.csv' matches '\*' but is {why}.*; no window"):
+    with pytest.raises(SourceError, match=rf": /.*b.csv matches '\*' but is {why}.*; no window"):
         src.read_window(T0 - 60, T0)
 
 
@@ -288,7 +310,7 @@ def test_a_directory_that_cannot_be_listed_fails_the_run(
     src.read_window(T0 - 7200, T0)
     _unreadable(monkeypatch, (tmp_path / unlisted).resolve())
     directory = str((tmp_path / unlisted).resolve()).removesuffix("/.")
-    expected = rf"cannot list or enter the directory '{directory}' \(Permission denied\)"
+    expected = rf"cannot list or enter the directory {directory} \(Permission denied\)"
     with pytest.raises(SourceError, match=expected):
         src.read_window(T0 - 7200, T0)
 
@@ -309,7 +331,7 @@ def test_a_directory_listed_but_not_entered_fails_the_run_in_one_line(
         return real(path, **kwargs)
 
     monkeypatch.setattr(Path, "stat", stat)
-    expected = rf"cannot list or enter the directory '{tmp_path / 'sub'}' \(Permission denied\)"
+    expected = rf"cannot list or enter the directory {tmp_path / 'sub'} \(Permission denied\)"
     with pytest.raises(SourceError, match=expected):
         src.read_window(T0 - 7200, T0)
 
@@ -365,7 +387,7 @@ def test_a_csv_beside_its_gzip_copy_fails_the_runs_that_read_both(
     os.rename(tmp_path / "x.csv", tmp_path / plain)
     _gzip(tmp_path / f"{plain}.gz", (tmp_path / plain).read_bytes())
     os.utime(tmp_path / f"{plain}.gz", (T0 - 20, T0 - 20))
-    both = rf"'.*/{plain}' and '.*/{plain}.gz' are both read and may hold the same rows"
+    both = rf": /.*/{plain} and /.*/{plain}.gz are both read and may hold the same rows"
     with pytest.raises(SourceError, match=both):
         source(tmp_path, window="time_range", timestamp_column="ts", **options).read_window(
             T0 - 60, T0
@@ -504,7 +526,7 @@ def test_an_npy_header_announcing_terabytes_is_refused_before_allocating(tmp_pat
     path = _forged_npy(tmp_path / "w.npy", (2**38, 1))
     os.utime(path, (T0 - 1, T0 - 1))
     expected = (
-        f"files source of model 'checkout': {str(path)!r}: unreadable NPY file: its header "
+        f"files source of model 'checkout': {path}: unreadable NPY file: its header "
         "announces 274877906944 x 1 values of float64 (2.0 TiB) but the file holds 64 B of "
         "data (truncated, or not what it claims to be)"
     )
@@ -550,17 +572,17 @@ _MALFORMED_CSV = [
     # Python's csv reads at most 131,072 characters in a field (docs/sources.md).
     (
         f"latency_ms,cpu_ratio,rps\n1,2,3\n4,{'5' * (2**17 + 1)},6\n7,8,9\n",
-        r"w\.csv', line 3: a field longer than 131,072 characters, the most one CSV field "
+        r"/w\.csv, line 3: a field longer than 131,072 characters, the most one CSV field "
         r"may hold$",
     ),
     (
         f"latency_ms,cpu_ratio,{'r' * (2**17 + 1)}\n1,2,3\n",
-        r"w\.csv', line 1: a field longer than 131,072 characters",
+        r"/w\.csv, line 1: a field longer than 131,072 characters",
     ),
     # A quote left open makes one field of the lines after it, until the limit.
     (
         'latency_ms,cpu_ratio,rps\n1,2,3\n"4,5,6\n' + "7,8,9\n" * 2**15,
-        r"w\.csv', line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
+        r"/w\.csv, line 3 \(a quoted field runs to line 2\d{4} at least\): a field longer "
         r"than 131,072 characters",
     ),
 ]
@@ -901,7 +923,7 @@ def test_time_range_keeps_a_span_of_a_file_too_large_for_its_budget(
     assert len(parsed) == 6  # of 29 windows; a slice of 121 rows holds 2.4 hours
     assert src._parsed._bytes <= 4_000
     [warning] = [r.getMessage() for r in caplog.records]
-    assert "all.csv' holds 12.9 KiB of parsed rows, more than the 3.9 KiB kept" in warning
+    assert "/all.csv holds 12.9 KiB of parsed rows, more than the 3.9 KiB kept" in warning
     assert "split it into smaller files" in warning
 
 
@@ -993,7 +1015,7 @@ def test_time_range_a_bad_file_fails_only_the_windows_its_rows_are_in(
     assert sorted(parsed) == sorted(["w.csv", bad.name])
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning == (
-        f"files source of model 'checkout': '{bad}'{', line 4' if suffix == '.csv' else ''}: "
+        f"files source of model 'checkout': {bad}{', line 4' if suffix == '.csv' else ''}: "
         f"{message}; its 5 row(s) are timed 2023-11-14T23:13:20Z to 2023-11-14T23:13:24Z: "
         "the windows that hold them fail, no other; it is read again once it changes"
     )
@@ -1001,7 +1023,7 @@ def test_time_range_a_bad_file_fails_only_the_windows_its_rows_are_in(
     for start, end in [(BAD_AT, BAD_AT + 1), (BAD_AT + 4, BAD_AT + 5), (T0 - 60, T0 + 7200)]:
         with pytest.raises(error) as info:
             src.read_window(start, end)
-        assert str(info.value).startswith(f"files source of model 'checkout': '{bad}'")
+        assert str(info.value).startswith(f"files source of model 'checkout': {bad}")
         assert message in str(info.value)
 
 
@@ -1014,7 +1036,7 @@ def test_time_range_a_bad_file_without_rows_fails_no_window(
         X = _range_source(tmp_path).read_window(T0 - 86400, T0 + 86400).X
     np.testing.assert_array_equal(X, ROWS)
     (warning,) = [r.getMessage() for r in caplog.records]
-    assert "x.csv': columns do not match the model's features" in warning
+    assert "/x.csv: columns do not match the model's features" in warning
     assert warning.endswith(
         "; it holds no row, so no window fails for it; it is read again once it changes"
     )
@@ -1077,7 +1099,7 @@ def test_time_range_refuses_times_outside_1970_to_9999_in_every_format(
     tmp_path: Path, suffix: str, stamps: list[Any], where: str
 ) -> None:
     file = tmp_path / f"w{suffix}"
-    expected = f"files source of model 'checkout': '{file}', {where}{OUT_OF_RANGE}."
+    expected = f"files source of model 'checkout': {file}, {where}{OUT_OF_RANGE}."
     assert _refused_times(tmp_path, suffix, stamps) == expected
 
 
@@ -1131,7 +1153,7 @@ def test_time_range_refuses_a_column_of_eight_digit_dates(
     # 20261206 read as unix seconds is 1970-08-23: the rows fell in no window, and the
     # first run failed as too_few_rows ("its data begin later"), as the config refuses.
     assert _refused_times(tmp_path, suffix, stamps) == (
-        f"files source of model 'checkout': '{tmp_path / f'w{suffix}'}', {where}: the "
+        f"files source of model 'checkout': {tmp_path / f'w{suffix}'}, {where}: the "
         "timestamp column 'ts' holds 20261206, which reads as unix seconds "
         "(1970-08-23T12:06:46Z) and as the ISO-8601 date 2026-12-06: write the times as "
         "ISO-8601 (2026-12-06), or unix seconds as 20261206.0"
@@ -1152,7 +1174,7 @@ def test_time_range_refuses_dates_alone_in_a_window_shorter_than_a_day(
     with pytest.raises(SourceDataError) as info:  # stops a reference period at once
         src.read_window(MAY_2 - 1800, MAY_2 + 1800)
     assert str(info.value) == (
-        f"files source of model 'checkout': '{tmp_path / f'w{suffix}'}': the timestamp "
+        f"files source of model 'checkout': {tmp_path / f'w{suffix}'}: the timestamp "
         "column 'ts' holds dates alone (2024-05-02, no time of day), each read as its "
         "midnight UTC: a window of 1h would get all of a day's rows at midnight and no "
         "other window any; write each row's time of day, or use a window of 1d or longer"
@@ -1184,7 +1206,7 @@ def test_time_range_refuses_a_huge_integer_timestamp_in_one_line(tmp_path: Path)
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
     assert str(info.value).endswith(
-        f"w.parquet', row 3: timestamp 9223372036854775807 {OUT_OF_RANGE}."
+        f"/w.parquet, row 3: timestamp 9223372036854775807 {OUT_OF_RANGE}."
     )
 
 
@@ -1210,7 +1232,7 @@ def test_time_range_shows_an_arrow_timestamp_out_of_range_as_a_date(
     pq.write_table(table, tmp_path / "w.parquet")
     with pytest.raises(SourceError) as info:
         _range_source(tmp_path).read_window(T0 - 60, T0)
-    assert str(info.value).endswith(f"w.parquet', row 4: timestamp {shown} {OUT_OF_RANGE}.")
+    assert str(info.value).endswith(f"/w.parquet, row 4: timestamp {shown} {OUT_OF_RANGE}.")
 
 
 # --------------------------------------------------------------------------- read_table
@@ -1244,7 +1266,7 @@ def test_a_csv_whose_first_line_is_all_numbers_is_refused_as_having_no_header(
     (tmp_path / "w.csv").write_text("-3.368e+00,6.247e+00,nan\n1,2,3\n4,5,6\n")
     os.utime(tmp_path / "w.csv", (T0 - 1, T0 - 1))
     message = (
-        f"{str(tmp_path / 'w.csv')!r}, line 1: every field is a number "
+        f"{tmp_path / 'w.csv'}, line 1: every field is a number "
         "('-3.368e+00,6.247e+00,nan'): the file seems to have no header row; a CSV needs "
         "a first line naming its columns"
     )
@@ -1272,7 +1294,7 @@ def test_read_table_says_what_a_path_is_when_it_is_no_regular_file(tmp_path: Pat
     ]:
         with pytest.raises(SourceError) as info:
             read_table(tmp_path / name)
-        assert str(info.value) == f"{str(tmp_path / name)!r}: {why}"
+        assert str(info.value) == f"{tmp_path / name}: {why}"
 
 
 @pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662"])
@@ -1306,7 +1328,7 @@ def test_read_table_says_which_columns_it_leaves_out_and_why(
     assert table.names == ["b"]
     assert table.left_out == {"a": "line 3: column 'a' holds 'x', not a number"}
     assert caplog.messages == [
-        f"'{tmp_path / 't.csv'}': column 'a' left out, not numbers (line 3: column 'a' holds "
+        f"{tmp_path / 't.csv'}: column 'a' left out, not numbers (line 3: column 'a' holds "
         "'x', not a number); --features names the columns"
     ]
     caplog.clear()

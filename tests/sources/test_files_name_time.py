@@ -133,7 +133,7 @@ def test_a_named_csv_beside_its_gzip_copy_fails_the_run(tmp_path: Path) -> None:
     with gzip.open(f"{plain}.gz", "wb") as fh:
         fh.write(plain.read_bytes())
     src = _source(tmp_path, name_time="%Y%m%dT%H%M%S")
-    with pytest.raises(SourceError, match=r"'.*\.csv' and '.*\.csv\.gz' are both read"):
+    with pytest.raises(SourceError, match=r": /.*\.csv and /.*\.csv\.gz are both read"):
         src.read_window(T0, T0 + 3600)
 
 

@@ -484,7 +484,8 @@ _READABLE = "a readable, non-empty UTF-8 file (not a regular file)"
         ),
         (
             {"url": "https://p", "tls": {"ca_file": "FIFO"}},
-            "tls: must be certificates and a key that load; got not a regular file: {}",
+            # The value a problem shows is quoted; a path within a reason is not.
+            "tls: must be certificates and a key that load; got not a regular file: {bare}",
         ),
     ],
     ids=["bearer_token_file", "basic_auth.password_file", "tls.ca_file"],
@@ -497,7 +498,7 @@ def test_a_credential_file_that_is_a_fifo_is_refused_without_waiting(
     os.mkfifo(fifo)
     given = json.loads(json.dumps(options).replace('"FIFO"', json.dumps(str(fifo))))
     problems = build_problems({"url": "http://p", "features": EXPRS, **given})
-    assert problems == [f"source.{problem.format(repr(str(fifo)))}"]
+    assert problems == [f"source.{problem.format(repr(str(fifo)), bare=fifo)}"]
 
 
 @pytest.mark.timeout(20)  # the old code waited for a writer for ever
