@@ -18,6 +18,7 @@ __all__ = [
     "LivePointerError",
     "NoDataError",
     "PushError",
+    "QueryError",
     "RunCancelledError",
     "SchemaError",
     "SnapshotNotFoundError",
@@ -38,6 +39,14 @@ class InvalidInputError(ValueError):
 
 class SchemaError(InvalidInputError):
     """A window's columns do not match the model's features (names, order, count)."""
+
+
+class QueryError(SchemaError):
+    """The source refuses the query the configuration gives it (a PromQL expression that
+    Prometheus does not parse: HTTP 400 ``bad_data``): the configuration's fault, not an
+    outage, so a run fails as ``schema``, not ``source_unavailable``; every window would
+    fail the same way, so a reference period stops at the first
+    (``monitor.pipeline.reference``)."""
 
 
 class InvalidValuesError(InvalidInputError):

@@ -33,6 +33,7 @@ from monitor.errors import (
     AwaitingReferenceError,
     InvalidInputError,
     NoDataError,
+    QueryError,
     SourceDataError,
     SourceError,
     TooFewRowsError,
@@ -344,7 +345,7 @@ def _rows_before(
             remote.validate(source.read_window(e - model.window, e), model, engine)
         except TransientSourceError as exc:
             raise _unread(exc, e - model.window, e, "before the reference period") from None
-        except SourceDataError:
+        except (SourceDataError, QueryError):
             raise  # every other window would say the same
         except (SourceError, InvalidInputError):
             continue
@@ -395,7 +396,7 @@ def _read(
             X = remote.validate(window, model, engine)
         except TransientSourceError as exc:
             raise _unread(exc, s, e, "of the reference period") from None
-        except SourceDataError:
+        except (SourceDataError, QueryError):
             raise  # every other window of the period would say the same
         except (SourceError, InvalidInputError) as exc:
             out.skipped.append(f"[{format_time(s)}, {format_time(e)}): {exc}")

@@ -53,7 +53,13 @@ from monitor.checks import (
     some_names,
 )
 from monitor.durations import check_duration
-from monitor.errors import ConfigError, SourceError, SourceTimeoutError, TransientSourceError
+from monitor.errors import (
+    ConfigError,
+    QueryError,
+    SourceError,
+    SourceTimeoutError,
+    TransientSourceError,
+)
 from monitor.logs import Throttle, in_the_last
 from monitor.records import Window
 from monitor.redact import MASK, is_secret_header, redact_text, redact_url
@@ -667,7 +673,7 @@ class PrometheusSource:
             deadline = _Deadline(self._options.timeout, self._clock)
             headers = self._headers()
             series = [self._fetch(f, start, end, deadline, headers) for f in self._features]
-        except SourceError as exc:
+        except (SourceError, QueryError) as exc:
             cleaned = self._scrub(str(exc))
             if cleaned == str(exc):
                 raise
@@ -959,8 +965,8 @@ class PrometheusSource:
         if kind == "timeout":  # the same query would time out again: not retried (prom F3)
             raise SourceTimeoutError(f"{where} {text}: {_QUERY_TIMEOUT}")
         if answer.status == 400 and kind == "bad_data":  # the configuration's, not the source's
-            text += f": {_BAD_EXPRESSION}"
-        elif kind == "execution" and "too many samples" in text:  # --query.max-samples
+            raise QueryError(f"{where} {text}: {_BAD_EXPRESSION}")
+        if kind == "execution" and "too many samples" in text:  # --query.max-samples
             text += f": {_TOO_MANY_SAMPLES}"
         if 300 <= answer.status < 400 and answer.location:
             # Not followed: credentials must not go where the configuration does not say.

@@ -21,6 +21,7 @@ from monitor.errors import (
     AwaitingReferenceError,
     ConfigError,
     NoDataError,
+    QueryError,
     SourceDataError,
     SourceError,
     SourceTimeoutError,
@@ -174,6 +175,20 @@ def test_data_no_window_can_be_read_from_fail_the_period_at_the_first_window() -
     with pytest.raises(SourceDataError, match="1796486785037") as caught:
         run(model(), milliseconds)
     assert len(reads) == 1 and classify_failure(caught.value) == "source_unavailable"
+
+
+def test_an_expression_the_source_refuses_fails_the_period_at_the_first_window() -> None:
+    """A PromQL expression Prometheus does not parse was sent once per window of the
+    period, and the run failed as source_unavailable: the configuration's fault."""
+    reads: list[float] = []
+
+    def refused(start: float, end: float) -> np.ndarray:
+        reads.append(start)
+        raise QueryError("answered HTTP 400: bad_data: 1:5: parse error")
+
+    with pytest.raises(QueryError, match="bad_data") as caught:
+        run(model(), refused)
+    assert len(reads) == 1 and classify_failure(caught.value) == "schema"
 
 
 def newest_file(mtimes: list[float], seed: int = 0) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.errors import ConfigError, SourceError, SourceTimeoutError
+from monitor.errors import ConfigError, QueryError, SourceError, SourceTimeoutError
 from monitor.ports import TelemetrySource
 from monitor.sources.prometheus import (
     PrometheusOptions,
@@ -458,7 +458,7 @@ def test_long_windows_are_split_into_requests_that_add_up(prom: FakePrometheus) 
     [
         (
             (400, b'{"status":"error","errorType":"bad_data","error":"parse error at char 5"}', 0),
-            SourceError,
+            QueryError,
             r"answered HTTP 400: bad_data: parse error at char 5",
         ),
         (

@@ -25,8 +25,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.errors import ConfigError, SourceError, SourceTimeoutError, TransientSourceError
+from monitor.errors import (
+    ConfigError,
+    QueryError,
+    SourceError,
+    SourceTimeoutError,
+    TransientSourceError,
+)
 from monitor.logs import Throttle
+from monitor.runner import classify_failure
 from monitor.sources.prometheus import (
     WARNINGS_LOG_SECONDS,
     PrometheusSource,
@@ -219,8 +226,10 @@ def test_an_expression_prometheus_cannot_parse_is_said_to_be_the_configuration_s
     # check-config sends no expression to Prometheus: a missing ")" passed it, and each run
     # then failed with Prometheus' words alone, read as the source down (prom F2).
     prom.answer = error_answer(400, "bad_data", "1:64: parse error: unclosed left parenthesis")
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(QueryError) as info:
         make_source(prom.url).read_window(T0, T0 + 60)
+    # The configuration's fault, not an outage: it counted as source_unavailable.
+    assert classify_failure(info.value) == "schema"
     assert str(info.value).endswith(
         "answered HTTP 400: bad_data: 1:64: parse error: unclosed left parenthesis: Prometheus "
         "refuses the feature's expression: fix it in source.features (expressions are not "
@@ -231,7 +240,8 @@ def test_an_expression_prometheus_cannot_parse_is_said_to_be_the_configuration_s
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_client_errors_are_not_retried(prom: FakePrometheus, status: int) -> None:
     prom.answer = lambda params: (status, b'{"status":"error","errorType":"bad_data"}', 0.0)
-    with pytest.raises(SourceError, match=f"answered HTTP {status}: bad_data") as info:
+    refused = QueryError if status == 400 else SourceError  # a bad expression: the config's
+    with pytest.raises(refused, match=f"answered HTTP {status}: bad_data") as info:
         make_source(prom.url, sleep=lambda s: None).read_window(T0, T0 + 60)
     assert len(prom.requests) == 1
     assert not isinstance(info.value, TransientSourceError)  # the same query fails again
