@@ -689,6 +689,7 @@ class PrometheusSource:
                 f"{format_time(end)}) has every feature: {_mismatch(self._features, series)}"
             )
         self._log_gaps(held, X.shape[0], dropped, start, end)
+        self._log_empty(series, start, end)
         return Window(
             model=self._model,
             start=start,
@@ -801,6 +802,24 @@ class PrometheusSource:
             self._options.step,
             dropped,
             _labels(worst),
+            _windows_held(*said),
+        )
+
+    def _log_empty(self, series: list[Series], start: float, end: float) -> None:
+        """Name the features whose expression returned no series for the whole window: a
+        window of no row said nothing of which one (the run failed as too_few_rows, or a
+        feature's rows were dropped), once per WARNINGS_LOG_SECONDS of data time, as
+        ``_log_gaps``."""
+        empty = [f for f, s in zip(self._features, series, strict=True) if not s]
+        said = self._throttle(("empty", tuple(empty))) if empty else None
+        if said is None:
+            return
+        _log.warning(
+            "%s: the expression of %s returned no series in [%s, %s)%s",
+            self._name,
+            ", ".join(f"{f!r} ({brief_text(self._options.features[f])})" for f in empty),
+            format_time(start),
+            format_time(end),
             _windows_held(*said),
         )
 

@@ -48,6 +48,12 @@ PASSWORD = "pa55-w0rd-secret"
 HEADER_VALUE = "a single-line string a header can carry (Latin-1, no control character)"
 
 
+def _no_series(record: logging.LogRecord) -> bool:
+    """The line of a window whose expressions returned no series (answers of warnings
+    alone hold none)."""
+    return "returned no series" in record.getMessage()
+
+
 def make_source(url: str, *, sleep: Any = None, **options: Any) -> PrometheusSource:
     raw = {"url": url, "features": EXPRS, "step": "60s", "timeout": "2s", **options}
     parsed, problems = parse_options(raw, FEATURES)
@@ -802,7 +808,7 @@ def test_the_warnings_of_a_window_are_logged_three_and_counted(
     prom.answer = lambda params: (200, json.dumps(answer).encode(), 0.0)
     caplog.set_level(logging.WARNING)
     make_source(prom.url).read_window(T0, T0 + 60)
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in caplog.records if not _no_series(r)]
     assert len(lines) == 4
     assert lines[2].endswith("Prometheus warns: warning 2 (2 times in this window)")
     # Each feature whose answers carried it is named (helper-92: the first alone was).
@@ -825,7 +831,7 @@ def test_a_warning_repeated_window_after_window_is_logged_once_in_ten_minutes(
     for minute in range(12):  # twelve windows a minute apart
         now[0] = 1000.0 + 60 * minute
         source.read_window(T0 + 60 * minute, T0 + 60 * minute + 60)
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in caplog.records if not _no_series(r)]
     per_window = len(FEATURES)  # each feature's answer carries it
     assert len(lines) == 2
     assert lines[0].endswith(f"counter ({per_window} times in this window)")
@@ -841,7 +847,7 @@ def test_a_warning_of_many_lines_is_logged_as_one(
     prom.answer = lambda params: (200, json.dumps(answer).encode(), 0.0)
     caplog.set_level(logging.WARNING)
     make_source(prom.url).read_window(T0, T0 + 60)
-    [line] = [r.getMessage() for r in caplog.records]
+    [line] = [r.getMessage() for r in caplog.records if not _no_series(r)]
     assert line.endswith(
         "Prometheus warns: first line ERROR fake log line third (2 times in this window)"
     )
@@ -905,4 +911,19 @@ def test_max_answer_bytes_out_of_range_is_a_problem(size: object) -> None:
     _, problems = parse_options(raw, FEATURES)
     assert [p.config("source") for p in problems] == [
         f"source.max_answer_bytes: must be an int in [1024, 4294967296]; got {size!r}"
+    ]
+
+
+def test_a_feature_with_no_series_in_the_window_is_named_once_per_hold(
+    prom: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every expression returned nothing: the window held no row and no line said which.
+    source = make_source(prom.url)  # FakePrometheus answers an empty matrix by default
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.prometheus"):
+        for start in (T0, T0 + 60, T0 + 120):  # within one WARNINGS_LOG_SECONDS
+            assert source.read_window(start, start + 60).X.shape == (0, 2)
+    assert caplog.messages == [
+        "prometheus source of model 'checkout': the expression of 'latency' "
+        f"({EXPRS['latency']}), 'rps' ({EXPRS['rps']}) returned no series in "
+        "[2023-11-14T22:13:20Z, 2023-11-14T22:14:20Z)"
     ]
