@@ -774,6 +774,7 @@ class FilesSource:
         files they came from had times without an offset (``naive_time``)."""
         parts: list[FloatArray] = []
         repeated: dict[str, int] = {}  # file name -> its rows that repeat an earlier one
+        times: list[tuple[str, FloatArray]] = []  # file name, its timed rows in the window
         used, naive = 0, False
         self._parsed.keep_only({f.path for f in files})
         for f in files:
@@ -786,6 +787,7 @@ class FilesSource:
             if error is not None:
                 raise type(error)(str(error))  # a new one: windows may be read in threads
             parts.append(X[keep])
+            times.append((f.path.name, np.column_stack([ts[keep], X[keep]])))
             if n := int(np.count_nonzero(repeats[keep])):
                 repeated[f.path.name] = n
             used += 1
@@ -806,6 +808,7 @@ class FilesSource:
                 when,
                 ", ".join(f"{name} {n}" for name, n in repeated.items()),
             )
+        self._log_shared_times(times, when)
         label = (
             f"rows timed {when} "
             f"from {used} of {len(files)} file(s) matching {self._options.pattern!r}"
@@ -816,6 +819,23 @@ class FilesSource:
         if newest is not None:
             label += f", whose newest row is at {format_time(newest)}"
         return X, label, naive
+
+    def _log_shared_times(self, times: list[tuple[str, FloatArray]], when: str) -> None:
+        """A WARNING when a row of one file of the window repeats one of another exactly,
+        time and values (a file copied or rewritten under a second name): every row is
+        kept, so the window counts them twice; the count and the first two files."""
+        shared, pair = _shared_rows(times)
+        if shared:
+            _log.warning(
+                "%s: %d row(s) timed %s repeat a row of another file exactly (time and "
+                "values), first %s and %s; every row is kept (a file copied under a second "
+                "name counts twice)",
+                self._name,
+                shared,
+                when,
+                shown_path(pair[0]),
+                shown_path(pair[1]),
+            )
 
     def _dates_alone(self, f: _File, day: float, window: float) -> SourceDataError:
         """The error of a window shorter than a day that holds rows of a file whose times
@@ -1040,6 +1060,27 @@ _NAIVE, _DATES = 1, 2
 
 #: A day in seconds: a window shorter than it cannot read times of dates alone.
 _DAY = 86_400.0
+
+
+def _shared_rows(rows: list[tuple[str, FloatArray]]) -> tuple[int, tuple[str, str]]:
+    """How many of ``rows`` (a file's name, its rows with their time as a first column)
+    repeat a row of an earlier file exactly (time and values), and the first two files
+    that share one. One sort of the rows' bytes, whatever the number of files."""
+    if len(rows) < 2:
+        return 0, ("", "")
+    both = np.ascontiguousarray(np.concatenate([r for _, r in rows]))
+    keys = both.view(np.dtype((np.void, both.dtype.itemsize * both.shape[1]))).ravel()
+    _, g = np.unique(keys, return_inverse=True)
+    k = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(rows)])
+    order = np.lexsort((k, g.ravel()))
+    g, k = g.ravel()[order], k[order]
+    _, first, group = np.unique(g, return_index=True, return_inverse=True)
+    owner = k[first][group]  # the earliest file holding each row
+    repeat = np.flatnonzero(k > owner)
+    if not repeat.size:
+        return 0, ("", "")
+    j = int(repeat[0])
+    return int(repeat.size), (rows[int(owner[j])][0], rows[int(k[j])][0])
 
 
 def _time_form(values: Sequence[Any]) -> int:

@@ -1492,3 +1492,22 @@ def test_a_table_separated_by_another_character_with_dot_decimals_says_so(
     name = "separated by semicolons" if sep == ";" else "separated by tabs"
     with pytest.raises(SchemaError, match=f"which holds no numbers. The header looks {name}"):
         read_table(path)
+
+
+def test_time_range_warns_of_rows_two_files_hold_both(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A file copied under a second name doubled its rows in every window, unsaid. Rows of
+    # the same time with other values (one file per host) are no copy: not reported.
+    write(tmp_path / "a.csv", named(VALUES, ts=[T0 - 30, T0 - 20, T0 - 10]), mtime=T0 - 5)
+    write(tmp_path / "b.csv", named(VALUES, ts=[T0 - 50, T0 - 20, T0 - 10]), mtime=T0 - 5)
+    write(tmp_path / "c.csv", named(VALUES + 1, ts=[T0 - 30, T0 - 20, T0 - 10]), mtime=T0 - 5)
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.files"):
+        window = _range_source(tmp_path).read_window(T0 - 60, T0)
+    assert window.X.shape == (9, 3)  # every row kept
+    assert caplog.messages == [
+        "files source of model 'checkout': 2 row(s) timed [2023-11-14T22:12:20Z, "
+        "2023-11-14T22:13:20Z) repeat a row of another file exactly (time and values), "
+        "first a.csv and b.csv; every row is kept (a file copied under a second name "
+        "counts twice)"
+    ]
