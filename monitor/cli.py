@@ -545,7 +545,10 @@ def _demo(
     live = events_from_first_score(sources, time.time)
     width = max([10, *(len(m.name) for m in settings.models)])
 
+    wait = _FirstRunWait([m.name for m in settings.models], t0)
+
     def say(r: Evaluation | RunFailure) -> None:
+        wait.ended(r.model)
         click.echo(_progress_line(r, t0, state, width=width))
 
     app = build_app(settings, on_result=[live, say])
@@ -561,15 +564,68 @@ def _demo(
             f"  snapshots: kmeans-monitor snapshots list {store_options(state_dir)}\n"
             f"  history:   kmeans-monitor history checkout {store_options(state_dir)}\n"
             "The first run of each model trains it on a simulated day of telemetry and takes "
-            "a few seconds; 'checkout' drifts about a minute after its first line. "
+            "a few seconds on an idle machine; 'checkout' drifts about a minute after its "
+            "first line. "
             + ("Ctrl-C to stop." if duration <= 0 else f"Stopping after {duration:g} s.")
         )
         on_started()
+        wait.start()
 
     # One line per run: the demo's own; the daemon's log of the same run stays out.
-    with _quiet_run_log(scheduler=True):
+    with _quiet_run_log(scheduler=True), wait:
         daemon.serve_forever(duration, on_started=started)
     click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
+
+
+DEMO_WAIT_SECONDS = 15.0  # the longest the demo is silent while its first runs train
+
+
+class _FirstRunWait:
+    """The demo's line while a first run trains, every ``every`` seconds until each model's
+    first run has ended: on a loaded machine the training of "a few seconds" took minutes,
+    and the demo said nothing after its banner (150 s at load 10)."""
+
+    def __init__(
+        self,
+        models: list[str],
+        t0: float,
+        every: float = DEMO_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._waiting = dict.fromkeys(models)  # in the configuration's order
+        self._t0, self._every, self._clock = t0, every, clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def ended(self, model: str) -> None:
+        """``model``'s run ended (its first, or a later one: then nothing changes)."""
+        with self._lock:
+            self._waiting.pop(model, None)
+
+    def tick(self) -> bool:
+        """Say which first runs still train; False once none does."""
+        with self._lock:
+            names = list(self._waiting)
+        if names:
+            load = os.getloadavg()[0]
+            click.echo(
+                f"[{self._clock() - self._t0:5.0f}s] {', '.join(names)}: the first run is "
+                f"still training (load average {load:.1f} on {os.cpu_count() or 1} CPUs)"
+            )
+        return bool(names)
+
+    def start(self) -> None:
+        def beat() -> None:
+            while not self._stop.wait(self._every) and self.tick():
+                pass
+
+        threading.Thread(target=beat, name="demo-first-runs", daemon=True).start()
+
+    def __enter__(self) -> _FirstRunWait:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
 
 
 @main.command()

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from monitor.bootstrap import DAEMON_LOCK, claim_state_dir
-from monitor.cli import EXIT_USER
+from monitor.cli import EXIT_USER, _FirstRunWait
 from monitor.records import Evaluation, RunFailure
 
 RUN_LINE = re.compile(r"^\[\s*\d+s\] (checkout|search)\s+v\d+\s+rows=\d+ ")
@@ -217,3 +218,37 @@ def test_make_demo_passes_its_arguments_on() -> None:
     )
     commands = [ln.strip() for ln in dry.stdout.splitlines()]
     assert ".venv/bin/kmeans-monitor demo --listen 127.0.0.1:9400 --duration 300" in commands
+
+
+def test_the_demo_says_which_first_runs_still_train(capsys: pytest.CaptureFixture[str]) -> None:
+    """At load 10 the first runs trained for minutes and the demo said nothing after its
+    banner: 150 s of silence, then "demo stopped"."""
+    now = [100.0]
+    wait = _FirstRunWait(["checkout", "search"], t0=70.0, every=15.0, clock=lambda: now[0])
+    assert wait.tick()
+    line = capsys.readouterr().out
+    assert re.fullmatch(
+        r"\[   30s\] checkout, search: the first run is still training "
+        r"\(load average \d+\.\d on \d+ CPUs\)\n",
+        line,
+    ), line
+    wait.ended("checkout")
+    now[0] = 115.0
+    assert wait.tick()
+    assert capsys.readouterr().out.startswith("[   45s] search: the first run")
+    wait.ended("search")
+    wait.ended("checkout")  # a later run of a model changes nothing
+    assert not wait.tick()
+    assert capsys.readouterr().out == ""
+
+
+def test_the_first_run_line_stops_with_the_first_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    wait = _FirstRunWait(["checkout"], t0=time.monotonic(), every=0.01)
+    with wait:
+        wait.start()
+        while "still training" not in capsys.readouterr().out:
+            time.sleep(0.01)
+        wait.ended("checkout")
+        [thread] = [t for t in threading.enumerate() if t.name == "demo-first-runs"]
+        thread.join(timeout=30)
+        assert not thread.is_alive()  # it stops by itself once no first run is left
