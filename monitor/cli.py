@@ -577,13 +577,14 @@ def _demo(
     click.echo(f"demo stopped; snapshots and history kept in {state_dir}")
 
 
-DEMO_WAIT_SECONDS = 15.0  # the longest the demo is silent while its first runs train
+DEMO_WAIT_SECONDS = 15.0  # the demo's first silence while its first runs train (then 30, 60)
 
 
 class _FirstRunWait:
-    """The demo's line while a first run trains, every ``every`` seconds until each model's
-    first run has ended: on a loaded machine the training of "a few seconds" took minutes,
-    and the demo said nothing after its banner (150 s at load 10)."""
+    """The demo's line while a first run trains, after ``every`` seconds, then twice and
+    four times that apart, until each model's first run has ended: on a loaded machine
+    the training of "a few seconds" took minutes, and the demo said nothing after its
+    banner (150 s at load 10)."""
 
     def __init__(
         self,
@@ -616,8 +617,9 @@ class _FirstRunWait:
 
     def start(self) -> None:
         def beat() -> None:
-            while not self._stop.wait(self._every) and self.tick():
-                pass
+            wait = self._every
+            while not self._stop.wait(wait) and self.tick():
+                wait = min(2 * wait, 4 * self._every)  # minutes of lines 15 s apart are noise
 
         threading.Thread(target=beat, name="demo-first-runs", daemon=True).start()
 
