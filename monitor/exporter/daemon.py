@@ -591,7 +591,10 @@ class MonitorCollector(Collector):
             ev = m.evaluation
             families[S.WINDOW_ROWS].add_metric([name], ev.n_rows if ev else 0)
             for key in S.SCALAR:
-                families[key].add_metric([name], ev.slis.get(key, 0.0) if ev else 0.0)
+                # An SLI the run did not measure (its live version was stored before
+                # kmeans-monitor measured it) is undefined: no sample, as no threshold.
+                if ev is None or key in ev.slis:
+                    families[key].add_metric([name], ev.slis[key] if ev else 0.0)
             psi = families[S.FEATURE_PSI]
             for feature in m.spec.features:
                 psi.add_metric([name, feature], ev.feature_psi.get(feature, 0.0) if ev else 0.0)

@@ -41,6 +41,8 @@ def drift_reasons(
     (latency_p99_ms)", "centroid drift 0.907 (cluster 1)"."""
     reasons: list[str] = []
     for trigger in S.RETRAIN_TRIGGERS:
+        if trigger.sli not in slis:
+            continue  # not measured by the live version (measure.stored_before)
         value = slis[trigger.sli]
         if trigger.threshold:
             # A threshold left out at this window size is not a drift signal here.

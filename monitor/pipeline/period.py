@@ -332,6 +332,8 @@ def _growing(past: Sequence[Evaluation], m: Measurement, now: float, span: float
         return ""
     for t in S.RETRAIN_TRIGGERS:
         limit = float(m.thresholds.get(t.threshold, math.inf)) if t.threshold else math.inf
+        if t.sli not in m.slis:
+            continue  # not measured by the live version: no growth to tell
         value, then = float(m.slis[t.sli]), float(first.slis.get(t.sli, 0.0))
         if limit < math.inf and value > GROWTH * max(then, limit):
             return (

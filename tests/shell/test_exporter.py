@@ -178,6 +178,20 @@ def test_values_follow_runs_failures_and_rollbacks() -> None:
     assert samples(state)[("kmeans_slis_stale", m)] == 0
 
 
+def test_an_sli_the_run_did_not_measure_has_no_sample() -> None:
+    # helper-161: a live version stored before the drift spread and the split baseline
+    # exported kmeans_centroid_drift_standard_errors and kmeans_clusters_appeared as 0.
+    state = MonitorState([SPEC], started_at=100.0, version="1.2.3")
+    m = (("model", "m1"),)
+    assert samples(state)[("kmeans_centroid_drift_standard_errors", m)] == 0  # no run yet
+    snap = make_snapshot("m1", k=3, d=2, version=3, created_at=1234.0)
+    state.record_success(make_evaluation("m1"), snap, duration=0.7, at=2000.0)
+    got = samples(state)
+    assert got[("kmeans_silhouette_score", m)] == 0.61
+    for name in ("kmeans_centroid_drift_standard_errors", "kmeans_clusters_appeared"):
+        assert (name, m) not in got
+
+
 def test_flagged_runs_count_the_runs_in_a_row_on_which_an_sli_alert_held() -> None:
     # The SLI alerts fire from two (docs/slis.md#paging): the rules compare this count.
     spec = dataclasses.replace(SPEC, flagged_runs_to_fire=3)
