@@ -243,6 +243,9 @@ class SQLiteHistory:
             keep = check_float(keep, "keep", low=0.0, low_inclusive=False, owner="SQLiteHistory")
         self.keep = keep
         self._pruned_at = -math.inf  # the run time of the latest pruning
+        self._timeout = timeout
+        # The schema the file had when this opening migrated it (None: it did not).
+        self.migrated_from: int | None = None
         self._conn: sqlite3.Connection | None = None
         if self.read_only:
             self._conn = _open_read_only(self.path, timeout)
@@ -581,6 +584,10 @@ class SQLiteHistory:
                 current = 0 if current is None else int(current)
                 if current > SCHEMA_VERSION:
                     raise StoreError(_newer_schema(self.path, current))
+                if 0 < current < SCHEMA_VERSION:
+                    # Under the write lock: no run lands in the file after the copy.
+                    _keep_copy(self.path, current, self._timeout)
+                    self.migrated_from = current
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[version - 1]:
                         conn.execute(statement)
@@ -591,6 +598,49 @@ class SQLiteHistory:
                 raise
         except sqlite3.Error as exc:
             raise StoreError(cannot_open(self.path, exc, "prepare")) from exc
+
+
+def backup_path(path: Path, schema: int) -> Path:
+    """Where the migration keeps the history at ``path`` as it was at ``schema``."""
+    return path.with_name(f"{path.name}.schema-{schema}.bak")
+
+
+def _keep_copy(path: Path, schema: int, timeout: float) -> None:
+    """Copy the history at ``path`` (of ``schema``, older than this code's) to
+    ``backup_path`` before the migration, 0600 as the file: the migration is one way, and
+    an older kmeans-monitor reads the copy, where it refuses the migrated file
+    (helper-161: a downgrade needed a backup nobody had said to take). A full copy: as
+    long and as large as the file. One that cannot be made stops the migration."""
+    copy = backup_path(path, schema)
+    partial = copy.with_name(copy.name + ".partial")
+    try:
+        for part in _parts(partial):
+            part.unlink(missing_ok=True)
+        os.close(open_private(partial))
+        # Another connection: a backup from the one in the migration's write
+        # transaction waits on itself. A reader in WAL mode sees the file as committed.
+        with (
+            contextlib.closing(sqlite3.connect(path, timeout=timeout)) as source,
+            contextlib.closing(sqlite3.connect(partial)) as target,
+        ):
+            source.backup(target)
+        os.replace(partial, copy)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise StoreError(
+            f"history database {path} (schema {schema}): cannot keep a copy at {copy} "
+            f"before migrating it to schema {SCHEMA_VERSION}: {exc}; free space beside it "
+            "(the copy is as large as the file) and start again"
+        ) from exc
+    _log.info(
+        "history: kept a copy of %s (schema %d) at %s before migrating it to schema %d; "
+        "an older kmeans-monitor reads the copy, not the migrated file (docs/upgrading.md)",
+        path,
+        schema,
+        copy,
+        SCHEMA_VERSION,
+    )
 
 
 def _failure_columns(conn: sqlite3.Connection, path: Path) -> str:

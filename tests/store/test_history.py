@@ -9,6 +9,7 @@ import multiprocessing
 import re
 import shutil
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -500,6 +501,42 @@ def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: P
         )
     finally:
         conn.close()
+
+
+def test_a_migration_keeps_a_copy_of_the_older_file_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # helper-161: the first start of a newer daemon migrated the file one way, and the
+    # older one then refused it; nothing had said to take a backup.
+    path = tmp_path / "h.sqlite"
+    _schema_1_file(path)
+    with caplog.at_level("INFO", logger="monitor.store.history"), SQLiteHistory(path) as h:
+        assert h.migrated_from == 1
+        h.append(make_evaluation(evaluated_at=2e9))
+    copy = tmp_path / "h.sqlite.schema-1.bak"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if "bak" in p.name) == [copy.name]
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM evaluations").fetchone() == (1,)
+    said = [r.getMessage() for r in caplog.records if "copy" in r.getMessage()]
+    assert len(said) == 1 and str(copy) in said[0] and "older kmeans-monitor" in said[0]
+    # The migrated file is not copied again, nor is a new one.
+    with SQLiteHistory(path) as h:
+        assert h.migrated_from is None
+    SQLiteHistory(tmp_path / "new.sqlite").close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "bak" in p.name) == [copy.name]
+
+
+def test_a_copy_that_cannot_be_made_stops_the_migration(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    _schema_1_file(path)
+    (tmp_path / "h.sqlite.schema-1.bak").mkdir()  # os.replace cannot put a file there
+    with pytest.raises(StoreError, match=r"cannot keep a copy at .*schema-1\.bak before"):
+        SQLiteHistory(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (1,)
+    assert not (tmp_path / "h.sqlite.schema-1.bak.partial").exists()
 
 
 # ---------------------------------------------------------------------- read-only
