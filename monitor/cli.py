@@ -1647,9 +1647,23 @@ def snapshots_log(
     if as_json:
         click.echo(_json_text({"model": model, "events": [event_summary(e) for e in events]}))
         return
+    # The log began after the model's first version (a store from before it, upgraded):
+    # its earlier moves are not in it (helper-161: "no approvals ... recorded" where an
+    # older build had approved, rejected and rolled back).
+    late = bool(store.versions(model)) and (not events or events[0].from_version is not None)
+    before = (
+        "; moves before the log began (made by a kmeans-monitor that did not record them) "
+        f"are not in it: the runs that made a version live are in `kmeans-monitor history "
+        f"{model}`"
+    )
     if not events:
-        click.echo(f"model {model}: no approvals, rejections, rollbacks or promotions recorded")
+        click.echo(
+            f"model {model}: no approvals, rejections, rollbacks or promotions recorded"
+            + (before if late else "")
+        )
         return
+    if late:
+        click.echo(f"model {model}: the log begins at {_ts(events[0].at)} UTC{before}")
     for e in events:
         click.echo(_event_line(e))
 

@@ -629,6 +629,9 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     (state / "snapshots" / "shop" / "EVENTS").unlink()  # as an older kmeans-monitor left it
     empty = invoke("snapshots", "log", "shop", "--state-dir", str(state))
     assert empty.exit_code == 0 and "no approvals" in empty.stdout
+    # helper-161: said as if nothing had happened, where an older build had approved.
+    assert "moves before the log began" in empty.stdout
+    assert "`kmeans-monitor history shop`" in empty.stdout
     before = time.time()
     approved = invoke(
         "snapshots", "approve", "shop", "2", "--config", str(cfg), "--reason", "reviewed the diff"
@@ -649,7 +652,8 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
          "to_version": 1, "reason": None},
     ]  # fmt: skip
     assert before <= logged["events"][0]["at"] <= time.time()
-    lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    note, *lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    assert note.startswith("model shop: the log begins at ") and "history shop" in note, note
     assert len(lines) == 2
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  approve   v2      live v1 -> v2  "
