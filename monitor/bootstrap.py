@@ -82,7 +82,7 @@ from monitor.store import (
     version_summary,
 )
 from monitor.store._fs import make_dirs, open_private
-from monitor.store.history import SQLiteHistory, history_problem
+from monitor.store.history import VERSIONS_SCHEMA, SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
 from monitor.timestamps import format_time, same_clock
@@ -1083,6 +1083,19 @@ def daemon_holding(state_dir: Path) -> str | None:
     return text
 
 
+def _reconciled(history: History, n: int) -> str:
+    """What start-up says of the ``n`` stored versions ``reconcile`` recorded: the
+    migration's filling of the versions table it added (helper-161: "a stop had left
+    out" read as an unclean stop after an upgrade), or a stop's gap."""
+    migrated = history.migrated_from if isinstance(history, SQLiteHistory) else None
+    if migrated is not None and migrated < VERSIONS_SCHEMA:
+        return (
+            f"recorded {n} stored version(s) in the versions table that the migration from "
+            f"schema {migrated} added"
+        )
+    return f"recorded {n} stored version(s) a stop had left out"
+
+
 def build_app(
     settings: Settings,
     *,
@@ -1112,7 +1125,7 @@ def build_app(
         watch = StateDirWatch(Path(state_dir), history.path)
     reconciled = history.reconcile(store)
     if reconciled:
-        log.info("history: recorded %d stored version(s) a stop had left out", len(reconciled))
+        log.info("history: %s", _reconciled(history, len(reconciled)))
     k_warnings = k_mismatches(settings, store, config_path)
     startup = [*file_mode_warnings(settings), *unencrypted_versions(settings, store)]
     for warning in [*k_warnings.values(), *startup]:

@@ -76,7 +76,14 @@ from monitor.store._fs import FILE_MODE, linked, make_dirs, open_private
 from monitor.store._names import check_model_name
 from monitor.timestamps import ACCEPTED, format_time, parse_time
 
-__all__ = ["PRUNE_EVERY", "SCHEMA_VERSION", "SQLiteHistory", "cannot_open", "history_problem"]
+__all__ = [
+    "PRUNE_EVERY",
+    "SCHEMA_VERSION",
+    "VERSIONS_SCHEMA",
+    "SQLiteHistory",
+    "cannot_open",
+    "history_problem",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -166,6 +173,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: The schema that added the ``versions`` table: a file migrated from an older one has its
+#: stored versions recorded at the next start (``reconcile``).
+VERSIONS_SCHEMA = 2
 
 _EVALUATION_COLUMNS = (
     "model, window_start, window_end, evaluated_at, n_rows, live_version, candidate_version, "

@@ -503,6 +503,29 @@ def test_a_schema_1_file_gains_the_versions_table_and_keeps_its_rows(tmp_path: P
         conn.close()
 
 
+def test_start_up_says_the_migration_recorded_the_versions_not_a_stop(
+    tmp_path: Path, history: SQLiteHistory
+) -> None:
+    # helper-161: the first start after an upgrade from schema 1 said "recorded 4 stored
+    # version(s) a stop had left out", which reads as an unclean stop or lost data.
+    from monitor.bootstrap import _reconciled
+
+    store = _store(tmp_path)
+    store.save(make_snapshot(seed=0), state="live")
+    store.save(make_snapshot(seed=1))
+    path = tmp_path / "old.sqlite"
+    _schema_1_file(path)
+    with SQLiteHistory(path) as migrated:
+        assert _reconciled(migrated, len(migrated.reconcile(store))) == (
+            "recorded 2 stored version(s) in the versions table that the migration from "
+            "schema 1 added"
+        )
+    # A history that had the table and missed a version: a stop left it out.
+    assert _reconciled(history, len(history.reconcile(store))) == (
+        "recorded 2 stored version(s) a stop had left out"
+    )
+
+
 def test_a_migration_keeps_a_copy_of_the_older_file_first(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
