@@ -173,6 +173,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+#: When each schema came (the date of the commit that added its migration): every build
+#: reports version 0.1.0, so a refusal names a build by date. Add one per migration.
+SCHEMA_SINCE = {1: "2026-11-27", 2: "2026-12-01", 3: "2026-12-04", 4: "2026-12-06"}
 #: The schema that added the ``versions`` table: a file migrated from an older one has its
 #: stored versions recorded at the next start (``reconcile``).
 VERSIONS_SCHEMA = 2
@@ -671,9 +674,21 @@ def _tables(conn: sqlite3.Connection) -> list[str]:
 
 
 def _newer_schema(path: Path, current: int) -> str:
+    """The refusal of a history a newer kmeans-monitor migrated, with what to do: every
+    build reports version 0.1.0, so it names the date of this build's schema and the
+    copy the migration kept, where there is one (helper-161: "upgrade kmeans-monitor"
+    could not be acted on)."""
+    copies = [backup_path(path, v) for v in range(SCHEMA_VERSION, 0, -1)]
+    copy = next((c for c in copies if c.is_file()), None)
+    back = (
+        f"to go back, put the copy the upgrade kept, {copy}, in its place"
+        if copy is not None
+        else "to go back, restore the state directory's backup from before the upgrade"
+    )
     return (
         f"history database {path} has schema version {current}; this kmeans-monitor reads "
-        f"up to {SCHEMA_VERSION}: upgrade kmeans-monitor"
+        f"up to {SCHEMA_VERSION} (builds from {SCHEMA_SINCE[SCHEMA_VERSION]} on): run the "
+        f"newer kmeans-monitor that migrated it, or, {back} (docs/upgrading.md)"
     )
 
 
@@ -796,9 +811,10 @@ def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     if not 1 <= current <= SCHEMA_VERSION:
         conn.close()
         raise StoreError(
-            f"history database {path} has schema version {current}; this kmeans-monitor "
-            f"reads 1 to {SCHEMA_VERSION}"
-            + (": upgrade kmeans-monitor" if current > SCHEMA_VERSION else "")
+            _newer_schema(path, current)
+            if current > SCHEMA_VERSION
+            else f"history database {path} has schema version {current}; this "
+            f"kmeans-monitor reads 1 to {SCHEMA_VERSION}"
         )
     return conn
 

@@ -32,7 +32,7 @@ from click.testing import CliRunner
 from monitor.bootstrap import claim_state_dir
 from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
 from monitor.interrupts import EXIT_INTERRUPTED
-from monitor.store.history import SCHEMA_VERSION
+from monitor.store.history import SCHEMA_SINCE, SCHEMA_VERSION
 from tests.fakes import blobs
 from tests.http_server._support import make_certificate
 from tests.sources.test_prometheus import FakePrometheus
@@ -318,7 +318,10 @@ def _foreign_database(path: Path) -> None:
         (
             "newer",
             "history database {state}/history.sqlite has schema version 99; this "
-            f"kmeans-monitor reads up to {SCHEMA_VERSION}: upgrade kmeans-monitor",
+            f"kmeans-monitor reads up to {SCHEMA_VERSION} (builds from "
+            f"{SCHEMA_SINCE[SCHEMA_VERSION]} on): run the newer kmeans-monitor that migrated "
+            "it, or, to go back, restore the state directory's backup from before the "
+            "upgrade (docs/upgrading.md)",
         ),
         (
             "garbage",

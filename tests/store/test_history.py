@@ -21,7 +21,7 @@ from _store_factories import make_evaluation, make_failure, make_snapshot, same_
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
-from monitor.store.history import PRUNE_EVERY, SCHEMA_VERSION, history_problem
+from monitor.store.history import PRUNE_EVERY, SCHEMA_SINCE, SCHEMA_VERSION, history_problem
 from monitor.store.memory import MemoryHistory
 from monitor.store.overlay import OverlayHistory
 
@@ -153,6 +153,30 @@ def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade"):
         SQLiteHistory(path)
+
+
+def test_the_refusal_of_a_newer_schema_says_what_to_do(tmp_path: Path) -> None:
+    # helper-161: "upgrade kmeans-monitor", where every build reports version 0.1.0 and
+    # the user wanted to go back.
+    assert sorted(SCHEMA_SINCE) == list(range(1, SCHEMA_VERSION + 1))  # one per migration
+    path = tmp_path / "h.sqlite"
+    SQLiteHistory(path).close()
+    shutil.copy(path, tmp_path / f"h.sqlite.schema-{SCHEMA_VERSION}.bak")  # as a migration
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+        conn.commit()
+    said = (
+        f"history database {path} has schema version {SCHEMA_VERSION + 1}; this "
+        f"kmeans-monitor reads up to {SCHEMA_VERSION} (builds from "
+        f"{SCHEMA_SINCE[SCHEMA_VERSION]} on): run the newer kmeans-monitor that migrated it, "
+        f"or, to go back, put the copy the upgrade kept, {path}.schema-{SCHEMA_VERSION}.bak, "
+        "in its place (docs/upgrading.md)"
+    )
+    for read_only in (False, True):
+        with pytest.raises(StoreError) as refused:
+            SQLiteHistory(path, read_only=read_only)
+        assert str(refused.value) == said
+    assert history_problem(path) == said
 
 
 def test_another_programs_database_is_not_written_into(tmp_path: Path) -> None:
