@@ -195,16 +195,17 @@ def test_check_of_a_root_that_is_not_there_says_so(tmp_path: Path, kind: str) ->
     reads as a checkout to re-render, not as a typo."""
     from click.testing import CliRunner
 
+    from monitor.checks import shown_path
     from monitor.cli import main
 
     root, why = tmp_path / "chekout", "no such directory to check"
     if kind == "dangling link":
         root.symlink_to(tmp_path / "gone")
-        why = f"a symbolic link to {str(tmp_path / 'gone')!r}, which does not exist"
+        why = f"a symbolic link to {shown_path(tmp_path / 'gone')}, which does not exist"
     result = CliRunner().invoke(main, ["render", "--check", "--root", str(root)])
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
-    assert result.stderr == f"error: --root {str(root)!r}: {why}\n"
+    assert result.stderr == f"error: --root {shown_path(root)}: {why}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == (["chekout"] if root.is_symlink() else [])
 
 
