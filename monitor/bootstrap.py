@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor import __version__, alerting
-from monitor.checks import Mismatch, Problem, brief_text, check_float, some_names
+from monitor.checks import Mismatch, Problem, brief_text, check_float, shown_path, some_names
 from monitor.config import (
     KRange,
     ModelSettings,
@@ -334,7 +334,8 @@ def cannot_use_state_dir(state_dir: Path | str, exc: OSError, path: Path | None 
     name = exc.filename if exc.filename is not None else path or state_dir
     shown = brief_text(str(state_dir))
     full = ": is its file system full? free space there" if exc.errno == errno.ENOSPC else ""
-    return f"cannot use the state directory {shown}: {exc.strerror or exc}: {str(name)!r}{full}"
+    why = exc.strerror or exc
+    return f"cannot use the state directory {shown}: {why}: {shown_path(name)}{full}"
 
 
 def _state_dir_problem(directory: Path) -> Problem | None:
@@ -370,11 +371,11 @@ def _state_dir_contents(directory: Path, uses: Collection[str] = STATE_PARTS) ->
     found = []
     store = directory / "snapshots"
     if "snapshots" in uses and store.exists() and not store.is_dir():
-        found.append(f"daemon.state_dir: {str(store)!r} is not a directory")
+        found.append(f"daemon.state_dir: {shown_path(store)} is not a directory")
     if "history" not in uses:
         return found
     if (directory / HISTORY_FILE).exists() and not (directory / HISTORY_FILE).is_file():
-        found.append(f"daemon.state_dir: {str(directory / HISTORY_FILE)!r} is not a file")
+        found.append(f"daemon.state_dir: {shown_path(directory / HISTORY_FILE)} is not a file")
     return found
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import alerting
+from monitor.checks import shown_path
 from monitor.core.selection import CRITERIA
 from monitor.errors import InvalidInputError
 from monitor.pipeline.replay import Replay
@@ -75,12 +76,13 @@ def plot_format(path: Path) -> str:
     name = Path(path).name.lower()
     if name in FORMATS:  # ".png" alone is a hidden file's name without a suffix
         raise InvalidInputError(
-            f"--plot {str(path)!r}: give the file a name before its suffix, such as 'plot{name}'"
+            f"--plot {shown_path(path)}: give the file a name before its suffix, "
+            f"such as 'plot{name}'"
         )
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise InvalidInputError(
-            f"--plot {str(path)!r}: the file name must end in {' or '.join(FORMATS)}"
+            f"--plot {shown_path(path)}: the file name must end in {' or '.join(FORMATS)}"
         )
     return fmt
 

@@ -279,7 +279,7 @@ def test_the_k_axis_labels_every_k_of_a_short_range_and_round_ones_of_a_long(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--plot", "k.pdf"], "error: --plot 'k.pdf': the file name must end in .png or .svg"),
+        (["--plot", "k.pdf"], "error: --plot k.pdf: the file name must end in .png or .svg"),
         (["--k-min", "4", "--k-max", "3"], "error: need --k-min < --k-max; got 4 and 3"),
         (["--sample", "1"], "Invalid value for '--sample': 1 is not in the range x>=2 (see '"),
         # "2 row(s) with finite values" said the file, not the option, was short.

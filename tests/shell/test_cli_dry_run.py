@@ -199,7 +199,7 @@ def test_a_dry_run_refuses_a_state_dir_the_real_run_refuses(tmp_path: Path, wher
         state = tmp_path / "state"
         (state / "snapshots").parent.mkdir()
         (state / "snapshots").write_text("")
-        problem = f"{str(state / 'snapshots')!r} is not a directory"
+        problem = f"{state / 'snapshots'} is not a directory"
     for dry in ([], ["--dry-run"]):
         result = invoke("evaluate", "--config", str(cfg), "--state-dir", str(state), *dry)
         assert result.exit_code == 2, result.output

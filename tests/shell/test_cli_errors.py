@@ -30,6 +30,7 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.bootstrap import claim_state_dir
+from monitor.checks import shown_path
 from monitor.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_USER, main
 from monitor.interrupts import EXIT_INTERRUPTED
 from monitor.store.history import SCHEMA_SINCE, SCHEMA_VERSION
@@ -312,8 +313,8 @@ def _foreign_database(path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
-        ("snapshots", "'{state}/snapshots' is not a directory"),
-        ("history.sqlite", "'{state}/history.sqlite' is not a file"),
+        ("snapshots", "{state}/snapshots is not a directory"),
+        ("history.sqlite", "{state}/history.sqlite is not a file"),
         # A history run refuses (and evaluate wrote its tables into another program's).
         (
             "newer",
@@ -479,7 +480,7 @@ def test_check_config_refuses_a_read_only_state_directory(
     failed_on = state / "daemon.lock" if exists else state
     assert checked.stderr == (
         f"{cfg}: 1 problem(s)\n  - daemon.state_dir: cannot use the state directory {state}: "
-        f"Read-only file system: {str(failed_on)!r}\n"
+        f"Read-only file system: {shown_path(failed_on)}\n"
     )
 
 
@@ -527,7 +528,7 @@ def test_a_state_directory_that_cannot_be_made_is_one_line_naming_where_it_came_
     assert result.exit_code == EXIT_USER, result.output
     assert result.stderr == (
         f"error: {origin}: cannot use the state directory {state}: Permission denied: "
-        f"{str(tmp_path / 'a')!r}\n"
+        f"{shown_path(tmp_path / 'a')}\n"
     )
 
 
@@ -548,7 +549,7 @@ def test_a_demo_state_directory_that_cannot_be_made_is_named_as_run_names_it(
     assert result.exit_code == EXIT_USER, result.output
     assert result.stderr == (
         f"error: --state-dir (daemon.state_dir): cannot use the state directory {state}: "
-        f"Permission denied: {str(tmp_path / 'a')!r}\n"
+        f"Permission denied: {shown_path(tmp_path / 'a')}\n"
     )
 
 
@@ -674,7 +675,7 @@ def test_serve_and_retrain_on_a_directory_that_cannot_be_made_name_its_origin(
     assert result.exit_code == EXIT_USER, result.output
     assert result.stderr == (
         f"error: {origin}: cannot use the state directory {state}: Permission denied: "
-        f"{str(tmp_path / 'a')!r}\n"
+        f"{shown_path(tmp_path / 'a')}\n"
     )
 
 
@@ -729,7 +730,7 @@ def test_a_state_directory_this_user_may_not_look_into_is_a_problem_naming_its_o
     cfg = write_config(tmp_path, model({"kind": "synthetic"}))
     problem = (
         f"KMEANS_MONITOR_STATE_DIR (daemon.state_dir): cannot use the state directory {state}: "
-        f"Permission denied: {str(state / 'history.sqlite')!r}"
+        f"Permission denied: {shown_path(state / 'history.sqlite')}"
     )
     checked = invoke("check-config", str(cfg))
     assert checked.exit_code == EXIT_USER, checked.output
@@ -1696,7 +1697,7 @@ def test_a_new_state_directory_on_a_full_disk_is_refused_naming_the_lock(tmp_pat
     lock = state / "daemon.lock"
     why = (
         f"daemon.state_dir: cannot use the state directory {state}: No space left on "
-        f"device: '{lock}': is its file system full? free space there"
+        f"device: {shown_path(lock)}: is its file system full? free space there"
     )
     for command in ("run", "evaluate"):
         result = invoke(command, "--config", str(cfg))

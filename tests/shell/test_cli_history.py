@@ -19,6 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from monitor.checks import shown_path
 from monitor.cli import main
 from monitor.records import Evaluation, RunFailure
 from monitor.store import SQLiteHistory
@@ -306,7 +307,7 @@ def test_history_and_run_on_a_read_only_file_system(read_only_mount: Mount) -> N
     assert started.exit_code == 2, started.output
     assert started.stderr == (
         f"error: daemon.state_dir: cannot use the state directory {directory}: "
-        f"Read-only file system: {str(directory / 'daemon.lock')!r}\n"
+        f"Read-only file system: {shown_path(directory / 'daemon.lock')}\n"
     )
 
 
@@ -448,7 +449,7 @@ def test_a_directory_where_the_history_goes_is_named_so(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output == (  # as run and evaluate say it, naming the option
         f"error: invalid configuration: --state-dir (daemon.state_dir): "
-        f"{str(tmp_path / 'history.sqlite')!r} is not a file\n"
+        f"{shown_path(tmp_path / 'history.sqlite')} is not a file\n"
     )
 
 

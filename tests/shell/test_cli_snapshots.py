@@ -17,6 +17,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from monitor.checks import shown_path
 from monitor.cli import main
 from monitor.store.history import SQLiteHistory
 from tests.fakes import blobs
@@ -351,7 +352,7 @@ def test_a_store_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     assert there.exit_code == 2
     store = tmp_path / "snapshots"
     assert there.output == (  # as run and evaluate say it, naming the option
-        f"error: invalid configuration: --state-dir (daemon.state_dir): {str(store)!r} is not "
+        f"error: invalid configuration: --state-dir (daemon.state_dir): {shown_path(store)} is not "
         "a directory\n"
     )
 
