@@ -1064,23 +1064,25 @@ _DAY = 86_400.0
 
 def _shared_rows(rows: list[tuple[str, FloatArray]]) -> tuple[int, tuple[str, str]]:
     """How many of ``rows`` (a file's name, its rows with their time as a first column)
-    repeat a row of an earlier file exactly (time and values), and the first two files
-    that share one. One sort of the rows' bytes, whatever the number of files."""
+    repeat a row of an earlier file exactly (time and values), and the files of the
+    first such row and of the row it repeats. One sort of the rows' bytes, whatever the
+    number of files."""
     if len(rows) < 2:
         return 0, ("", "")
     both = np.ascontiguousarray(np.concatenate([r for _, r in rows]))
+    if not len(both):  # no group to take a maximum of
+        return 0, ("", "")
     keys = both.view(np.dtype((np.void, both.dtype.itemsize * both.shape[1]))).ravel()
-    _, g = np.unique(keys, return_inverse=True)
+    _, g = np.unique(keys, return_inverse=True)  # each row's group of equal rows
+    g = g.ravel()
     k = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(rows)])
-    order = np.lexsort((k, g.ravel()))
-    g, k = g.ravel()[order], k[order]
-    _, first, group = np.unique(g, return_index=True, return_inverse=True)
-    owner = k[first][group]  # the earliest file holding each row
-    repeat = np.flatnonzero(k > owner)
+    owner = np.full(int(g.max()) + 1, len(rows))
+    np.minimum.at(owner, g, k)  # the earliest file holding each group's row
+    repeat = np.flatnonzero(k > owner[g])
     if not repeat.size:
         return 0, ("", "")
     j = int(repeat[0])
-    return int(repeat.size), (rows[int(owner[j])][0], rows[int(k[j])][0])
+    return int(repeat.size), (rows[int(owner[g[j]])][0], rows[int(k[j])][0])
 
 
 def _time_form(values: Sequence[Any]) -> int:

@@ -20,7 +20,14 @@ import pytest
 from monitor.errors import ConfigError, SchemaError, SourceDataError, SourceError
 from monitor.ports import TelemetrySource
 from monitor.sources import files
-from monitor.sources.files import FilesOptions, FilesSource, build, parse_options, read_table
+from monitor.sources.files import (
+    FilesOptions,
+    FilesSource,
+    _shared_rows,
+    build,
+    parse_options,
+    read_table,
+)
 
 FEATURES = ("latency_ms", "cpu_ratio", "rps")
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -1511,3 +1518,16 @@ def test_time_range_warns_of_rows_two_files_hold_both(
         "first a.csv and b.csv; every row is kept (a file copied under a second name "
         "counts twice)"
     ]
+
+
+def test_rows_shared_across_files_are_counted_once_per_repeat() -> None:
+    row, other = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]
+    files = [
+        ("a.csv", np.array([row, other])),
+        ("b.csv", np.array([other])),
+        ("c.csv", np.array([row, row])),  # its own repeat counts too: a row of a.csv
+    ]
+    assert _shared_rows(files) == (3, ("a.csv", "b.csv"))
+    assert _shared_rows([("a.csv", np.array([row])), ("b.csv", np.array([other]))])[0] == 0
+    # Files that hold no row of the window: nothing to count, no error.
+    assert _shared_rows([("a.csv", np.empty((0, 3))), ("b.csv", np.empty((0, 3)))])[0] == 0
