@@ -130,10 +130,7 @@ def test_a_failing_model_says_since_when(
     pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
 ) -> None:
     view_, state, history, _ = pages
-    for i in range(3):
-        at = T0 + 300 + 60 * i
-        history.append_failure(make_failure("m1", at=at, reason="source_unavailable"))
-        state.record_failure("m1", "source_unavailable", duration=0.1, at=at)
+    _fail(history, state, [T0 + 300 + 60 * i for i in range(3)])
     view = view_.model("m1")
     assert view is not None
     assert view["state"] == "failing"
@@ -309,6 +306,13 @@ def broken(tmp_path: Path) -> tuple[ModelPages, DirectorySnapshotStore, Path]:
     state.set_live(v1)
     view = ModelPages(state, MemoryHistory(), store, state_dir=state_dir, clock=lambda: T0)
     return view, store, state_dir / "snapshots" / "m1"
+
+
+def _fail(history: MemoryHistory, state: MonitorState, times: list[float]) -> None:
+    """Runs of m1 failed at ``times`` (source_unavailable), in the history and the state."""
+    for at in times:
+        history.append_failure(make_failure("m1", at=at, reason="source_unavailable"))
+        state.record_failure("m1", "source_unavailable", duration=0.1, at=at)
 
 
 def _text(page: str | None) -> str:
@@ -815,10 +819,7 @@ def test_since_when_is_not_cut_at_the_runs_a_page_reads(
     # "runs have failed since" 2.8 h ago, and each SLI's "since" was cut the same way.
     monkeypatch.setattr("monitor.views._HISTORY_ROWS", 2)
     view_, state, history, _ = pages
-    for i in range(5):
-        at = T0 + 300 + 60 * i
-        history.append_failure(make_failure("m1", at=at, reason="source_unavailable"))
-        state.record_failure("m1", "source_unavailable", duration=0.1, at=at)
+    _fail(history, state, [T0 + 300 + 60 * i for i in range(5)])
     view = view_.model("m1")
     assert view is not None
     assert view["failing_since"] == T0 + 300  # the first failure, not the oldest read
@@ -844,9 +845,7 @@ def test_a_failing_model_links_its_runbook_and_the_run_by_hand(tmp_path: Path) -
     # KMeansRunsFailing runbook, and tables saying "no run yet".
     state = MonitorState([SPEC], started_at=T0, version="x")
     history, store = MemoryHistory(), MemorySnapshotStore()
-    for i in range(3):
-        history.append_failure(make_failure("m1", at=T0 + 60 * i, reason="source_unavailable"))
-        state.record_failure("m1", "source_unavailable", duration=0.1, at=T0 + 60 * i)
+    _fail(history, state, [T0 + 60 * i for i in range(3)])
     config = tmp_path / "my conf.yml"
     pages = ModelPages(
         state, history, store, state_dir=tmp_path / "state", config=config, clock=lambda: T0 + 600
