@@ -50,6 +50,7 @@ from monitor.errors import (
     TimeRangeError,
     TrainingError,
 )
+from monitor.formats import HISTORY_SCHEMA, SNAPSHOT_FORMAT
 from monitor.interrupts import by_signal, exit_interrupted
 from monitor.logs import set_log_level, setup_logging
 from monitor.records import REASON_CHARS, Actor, Evaluation, RunFailure, RunHistory, StoreEvent
@@ -348,8 +349,30 @@ def _settings(
     return settings
 
 
+def version_line() -> str:
+    """``--version``'s line: the package version, which every build so far reports as
+    0.1.0, and the formats that decide what a state directory needs of a build."""
+    return (
+        f"kmeans-monitor {__version__} "
+        f"(history schema {HISTORY_SCHEMA}, snapshot format {SNAPSHOT_FORMAT})"
+    )
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_line())
+        ctx.exit()
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="kmeans-monitor")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version, the history schema and the snapshot format, and exit.",
+)
 @click.option(
     "--log-level",
     type=BriefChoice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),

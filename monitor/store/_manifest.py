@@ -39,6 +39,7 @@ from monitor.errors import (
     StoreError,
     UnsignedError,
 )
+from monitor.formats import SNAPSHOT_FORMAT
 from monitor.records import (
     NullTable,
     OutlierThresholds,
@@ -64,7 +65,7 @@ __all__ = [
     "read_snapshot",
 ]
 
-FORMAT = 2  # written; 1 (before signatures and encryption) is still read
+FORMAT = SNAPSHOT_FORMAT  # written; 1 (before signatures and encryption) is still read
 _READABLE_FORMATS = (1, 2)
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"

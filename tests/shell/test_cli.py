@@ -14,8 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from monitor import __version__
 from monitor.cli import _cell, _json_text, main
 from monitor.store import SQLiteHistory
+from monitor.store.history import SCHEMA_VERSION
+from monitor.store.snapshots import FORMAT
 from monitor.workers import RunWorkers
 from tests.fakes import blobs
 from tests.store._store_factories import make_evaluation
@@ -31,6 +34,18 @@ def write_csv(path: Path, X: np.ndarray, mtime: float) -> None:
     header = "a,b,c"
     np.savetxt(path, X, delimiter=",", header=header, comments="")
     os.utime(path, (mtime, mtime))
+
+
+def test_version_names_the_formats_that_decide_what_a_state_directory_needs() -> None:
+    # Every build reports 0.1.0: after an upgrade, the history's schema and the snapshot
+    # format this build writes are what tell builds apart (docs/upgrading.md). The numbers
+    # are the store's own, which the command line shows without loading the store.
+    result = invoke("--version")
+    assert (result.exit_code, result.output) == (
+        0,
+        f"kmeans-monitor {__version__} (history schema {SCHEMA_VERSION}, "
+        f"snapshot format {FORMAT})\n",
+    )
 
 
 @pytest.fixture

@@ -301,7 +301,7 @@ def test_a_command_that_abandoned_a_run_leaves_without_finalizing(abandoned: boo
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("kmeans-monitor, version ")
+    assert done.stdout.startswith("kmeans-monitor 0.")
     assert ("finalized" in done.stdout) is not abandoned
 
 
