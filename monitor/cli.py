@@ -1663,7 +1663,7 @@ def snapshots_log(
     daemon's retrain policy) and the --reason given. A store written before events were
     recorded has none before that.
     """
-    from monitor.runner import event_summary
+    from monitor.runner import before_the_log, event_summary, log_began_late
 
     store = _open_store(config_path, state_dir)
     events = store.events(model)
@@ -1673,12 +1673,8 @@ def snapshots_log(
     # The log began after the model's first version (a store from before it, upgraded):
     # its earlier moves are not in it (helper-161: "no approvals ... recorded" where an
     # older build had approved, rejected and rolled back).
-    late = bool(store.versions(model)) and (not events or events[0].from_version is not None)
-    before = (
-        "; moves before the log began (made by a kmeans-monitor that did not record them) "
-        f"are not in it: the runs that made a version live are in `kmeans-monitor history "
-        f"{model}`"
-    )
+    late = log_began_late(events, bool(store.versions(model)))
+    before = f"; {before_the_log(model)}"
     if not events:
         click.echo(
             f"model {model}: no approvals, rejections, rollbacks or promotions recorded"

@@ -495,6 +495,22 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
+def log_began_late(events: Sequence[StoreEvent], has_versions: bool) -> bool:
+    """Whether a model's approval log began after its first version: a store an older
+    kmeans-monitor wrote, upgraded, whose earlier approvals, rejections and rollbacks are
+    not in it (no event, or the first one found a version live already)."""
+    return has_versions and (not events or events[0].from_version is not None)
+
+
+def before_the_log(model: str) -> str:
+    """What ``snapshots log`` and the model page say of a log that began late."""
+    return (
+        "moves before the log began (made by a kmeans-monitor that did not record them) "
+        f"are not in it: the runs that made a version live are in `kmeans-monitor history "
+        f"{model}`"
+    )
+
+
 def event_summary(event: StoreEvent) -> dict[str, Any]:
     """JSON-friendly description of a store event (``snapshots log --json``, ``snapshots
     show``, the model page and its API)."""

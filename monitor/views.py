@@ -29,7 +29,13 @@ from monitor.pipeline.period import drift_ended, put_off_of
 from monitor.ports import History, SnapshotStore, rollback_target
 from monitor.records import Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
-from monitor.runner import approve_command, event_summary, store_options
+from monitor.runner import (
+    approve_command,
+    before_the_log,
+    event_summary,
+    log_began_late,
+    store_options,
+)
 
 __all__ = ["HISTORY_SECONDS", "ModelPages", "page_options", "sli_state"]
 
@@ -388,8 +394,12 @@ class ModelPages:
             "rollback_to": None,
             "rollback_command": None,
             # Who approved, rejected, rolled back or promoted, and when: the newest first.
-            "events": self._events(model),
+            "events": [],
+            # Set when the log began after the model's first version (an upgraded store):
+            # when it began (None: no event yet) and what it lacks.
+            "events_log_begins": None,
         }
+        out["events"], out["events_log_begins"] = self._events(model)
         base = ctx.live  # what the pending candidate is compared with
         if problem is not None:
             out["rollback_to"] = base = rollback_target(
@@ -418,17 +428,24 @@ class ModelPages:
             )
         return out
 
-    def _events(self, model: str) -> list[dict[str, Any]]:
+    def _events(self, model: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The store's newest events of ``model``, newest first (none when it cannot
-        read them: logged once per problem)."""
+        read them: logged once per problem), and where the log began when that was after
+        the model's first version, as ``snapshots log`` says."""
         what = "the store's events"
         try:
             events = self._store.events(model)
+            late = log_began_late(events, bool(self._store.versions(model)))
         except StoreError as exc:
             self._log_problem(model, what, str(exc))
-            return []
+            return [], None
         self._log_problem(model, what, None)
-        return [event_summary(e) for e in reversed(events[-_RECENT:])]
+        begins = (
+            {"at": events[0].at if events else None, "note": before_the_log(model)}
+            if late
+            else None
+        )
+        return [event_summary(e) for e in reversed(events[-_RECENT:])], begins
 
     def _scored(self, model: str) -> set[int]:
         """The versions the history's runs saw live; none when it cannot say (the page

@@ -301,6 +301,7 @@ def _view(**changes: Any) -> dict[str, Any]:
             "rollback_to": None,
             "rollback_command": None,
             "events": [],
+            "events_log_begins": {"at": None, "note": "moves before the log began ..."},
         },
         "links": {
             "page": "/models/checkout",

@@ -10,6 +10,7 @@ import logging
 import re
 import shlex
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -783,6 +784,34 @@ def test_the_page_and_the_api_say_who_approved_and_rolled_back(
     text = _text(view.model_html("m1"))
     assert "approve of version 2 (live 1 → 2) by alice: reviewed the diff" in text
     assert "rollback of version 1 (live 2 → 1) by bob" in text
+
+
+def test_a_log_that_began_after_the_first_version_says_so_as_snapshots_log_does(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore], tmp_path: Path
+) -> None:
+    # An upgraded store (versions stored by a build that kept no log): the page said
+    # nothing of the approvals, rejections and rollbacks an older build had made.
+    view, _, _, store = pages
+    note = (
+        "moves before the log began (made by a kmeans-monitor that did not record them) "
+        "are not in it: the runs that made a version live are in `kmeans-monitor history m1`"
+    )
+    assert view.model("m1")["versions"]["events_log_begins"] == {"at": None, "note": note}  # type: ignore[index]
+    text = _text(view.model_html("m1"))
+    assert f"No approvals, rejections, rollbacks or promotions recorded; {note}." in text
+    store.approve("m1", 2, by=Actor("alice"))
+    [event] = store.events("m1")
+    begins = view.model("m1")["versions"]["events_log_begins"]  # type: ignore[index]
+    assert begins == {"at": event.at, "note": note}
+    text = _text(view.model_html("m1"))
+    at = datetime.fromtimestamp(event.at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"The log of approvals, rejections, rollbacks and promotions begins at {at}; " in text
+    # A store that logged from its first version: nothing to say.
+    fresh = MemorySnapshotStore()
+    fresh.save(make_snapshot("m1", k=3, d=2, version=0), state="live", by=Actor("bob"))
+    state = MonitorState([SPEC], started_at=T0, version="x")
+    whole = ModelPages(state, MemoryHistory(), fresh, state_dir=tmp_path, clock=lambda: T0)
+    assert whole.model("m1")["versions"]["events_log_begins"] is None  # type: ignore[index]
 
 
 def test_a_pending_candidate_stored_in_a_drift_storm_names_the_features_not_a_count_as_a_psi(
