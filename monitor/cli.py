@@ -55,7 +55,7 @@ from monitor.interrupts import by_signal, exit_interrupted
 from monitor.logs import set_log_level, setup_logging
 from monitor.records import REASON_CHARS, Actor, Evaluation, RunFailure, RunHistory, StoreEvent
 from monitor.redact import redact_text, redact_url
-from monitor.slis import FEATURE_PSI, PROGRESS
+from monitor.slis import FEATURE_PSI, PROGRESS, SCALAR
 from monitor.timestamps import format_time
 
 log = logging.getLogger("monitor")
@@ -878,7 +878,8 @@ def _result_json(result: Evaluation | RunFailure) -> dict[str, Any]:
         "promoted": result.promoted,
         "decision": result.decision,
         "n_rows": result.n_rows,
-        "slis": dict(result.slis),
+        # Every scalar SLI, null where the run left it undefined: stable keys.
+        "slis": {key: result.slis.get(key) for key in SCALAR} | dict(result.slis),
         FEATURE_PSI: dict(result.feature_psi),
         "thresholds": dict(result.thresholds),
         "phase_seconds": dict(result.phase_seconds),
@@ -1333,9 +1334,9 @@ def _condition_json(c: Any) -> dict[str, Any]:
     }
 
 
-def _finite(value: float) -> float | None:
-    """JSON has no NaN or infinity: they become null."""
-    return float(value) if math.isfinite(value) else None
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: they become null (as an undefined value is)."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _json_text(data: Any) -> str:

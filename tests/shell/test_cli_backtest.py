@@ -120,6 +120,7 @@ def test_json_has_every_window_and_both_models(config: Path) -> None:
     assert w["end_utc"] == "2024-03-04T00:30:00Z" and w["failed"] is False and w["n_rows"] == 300
     assert w["at"] == w["end"]  # the run's time, as evaluate --json names it
     assert set(w["thresholds"]) == set(S.THRESHOLDS)
+    assert all(list(v["slis"]) == list(S.SCALAR) for v in shop["windows"])  # as history's
     assert S.CENTROID_DRIFT_MAX in w["slis"] and set(w[S.FEATURE_PSI]) == {
         "latency_p50_ms",
         "latency_p99_ms",

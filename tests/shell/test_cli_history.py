@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from monitor.checks import shown_path
 from monitor.cli import main
 from monitor.records import Evaluation, RunFailure
+from monitor.slis import SCALAR
 from monitor.store import SQLiteHistory
 
 if TYPE_CHECKING:
@@ -196,6 +197,10 @@ def test_json_has_every_run_with_utc_times_and_no_nan(state: tuple[Path, float])
     assert runs[1]["thresholds"]["feature_psi_warning"] == 0.1
     assert runs[1]["decision"] == "drift awaits manual approval: feature PSI 0.404"
     assert runs[3]["slis"]["outlier_ratio"] is None  # NaN is not JSON
+    # An SLI the run left undefined is null, not left out: a consumer reads stable keys,
+    # as backtest --json and evaluate --json print them.
+    assert [list(r["slis"]) for r in runs if not r["failed"]] == [list(SCALAR)] * 3
+    assert runs[0]["slis"]["split_gain"] is None and runs[0]["slis"]["silhouette"] == 0.8
 
 
 def test_an_empty_range_says_when_the_latest_run_was(state: tuple[Path, float]) -> None:
