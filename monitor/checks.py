@@ -304,6 +304,16 @@ def bytes_text(n: int) -> str:
     return f"{size:.1f} TiB"
 
 
+def bytes_texts(a: int, b: int) -> tuple[str, str]:
+    """Two sizes that a message compares, as ``bytes_text`` gives them, or in exact bytes
+    (``23,961 B``) when rounded they read the same: "needs 23.4 KiB but holds 23.4 KiB"
+    said nothing."""
+    shown = bytes_text(a), bytes_text(b)
+    if a != b and shown[0] == shown[1]:
+        return f"{a:,} B", f"{b:,} B"
+    return shown
+
+
 def plain_float(text: str) -> float:
     """``float(text)`` for a number as files and APIs write one.
 

@@ -46,6 +46,7 @@ from monitor.checks import (
     Problem,
     brief,
     bytes_text,
+    bytes_texts,
     check_choice,
     is_real,
     plain_float,
@@ -1381,9 +1382,10 @@ def _npy_load(
         )
     need = math.prod(shape) * dtype.itemsize
     if need > holds:
+        needs, has = bytes_texts(need, holds)
         raise SourceError(
             f"{where}: unreadable NPY file: its header announces {shape[0]} x {shape[1]} "
-            f"values of {dtype} ({bytes_text(need)}) but the file holds {bytes_text(holds)} "
+            f"values of {dtype} ({needs}) but the file holds {has} "
             "of data (truncated, or not what it claims to be)"
         )
     try:

@@ -517,6 +517,18 @@ def test_truncated_files_are_source_errors_naming_the_file(tmp_path: Path, suffi
     assert str(path) in str(info.value)
 
 
+def test_an_npy_file_a_few_bytes_short_says_by_how_many(tmp_path: Path) -> None:
+    # 1,000 x 3 doubles (24,000 B) with its last 8 bytes cut off: rounded, both sizes
+    # read "23.4 KiB", which says nothing of what is missing.
+    path = tmp_path / "w.npy"
+    np.save(path, np.zeros((1000, 3)))
+    path.write_bytes(path.read_bytes()[:-8])
+    os.utime(path, (T0 - 1, T0 - 1))
+    with pytest.raises(SourceError) as info:
+        source(tmp_path).read_window(T0 - 60, T0)
+    assert "values of float64 (24,000 B) but the file holds 23,992 B of data" in str(info.value)
+
+
 def _forged_npy(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> Path:
     """An NPY file whose header announces ``shape`` over 64 bytes of data."""
     import io
