@@ -888,15 +888,21 @@ def _k(r: _Reader, max_clusters: int) -> int | KRange | None:
 
 
 def _source(
-    r: _Reader, features: tuple[str, ...] | None, sources: Mapping[str, SourceKind]
+    r: _Reader,
+    features: tuple[str, ...] | None,
+    sources: Mapping[str, SourceKind],
+    window: float | None,
 ) -> SourceSettings | None:
-    """The source's kind and the options that kind parsed from the rest of the mapping."""
+    """The source's kind and the options that kind parsed from the rest of the mapping,
+    judged under the model's window too (None: invalid, reported)."""
     kind = r.require("kind", _choice(tuple(sorted(sources))))
     options_raw = {key: value for key, value in r.raw.items() if key != "kind"}
     r.seen.update(options_raw)  # the kind judges its own options
     if kind is None:
         return None
     options, problems = sources[kind].parse_options(options_raw, features)
+    if not problems and window is not None:
+        problems = sources[kind].window_problems(options, window)
     for problem in problems:
         r.add(problem)
     return None if problems else SourceSettings(kind, options)
@@ -1013,7 +1019,7 @@ def _parse_model(
     features = _features(r)
     k = _k(r, daemon.max_clusters)
     window = r.require("window", _period_seconds)
-    source = _source(r.child("source"), features, sources)
+    source = _source(r.child("source"), features, sources, window)
     interval, cron, grace, run_timeout = _schedule(r.child("schedule"), check_cron)
     reference = _reference(r.child("reference"))  # None: its problems are reported
     values: dict[str, Any] = {

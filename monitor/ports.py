@@ -100,6 +100,12 @@ class SourceKind(Protocol):
         backtest would replay something else), or None when it can."""
         ...
 
+    def window_problems(self, options: Any, window: float) -> list[Problem]:
+        """Problems of these options under the model's window of ``window`` seconds (a
+        file's name time of a date alone under a window shorter than a day), named as
+        ``parse_options`` names them; no I/O."""
+        ...
+
     def warnings(self, model: str, options: Any) -> list[str]:
         """What to warn of in these options (a server's certificate not checked), once
         per command: ``build`` runs twice in one (the configuration's check, the run)."""

@@ -71,6 +71,9 @@ class FakeKind:
     def replay_problem(self, options: Any) -> str | None:
         return None
 
+    def window_problems(self, options: Any, window: float) -> list[Problem]:
+        return []
+
     def warnings(self, model: str, options: Any) -> list[str]:
         return []
 

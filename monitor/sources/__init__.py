@@ -25,6 +25,11 @@ def _no_warnings(model: str, options: Any) -> list[str]:
     return []
 
 
+def _fits_any_window(options: Any, window: float) -> list[Problem]:
+    """No option depends on the model's window."""
+    return []
+
+
 def _replays(options: Any) -> str | None:
     """Every past window reads as it was (synthetic rows follow from the time; Prometheus
     and Spark are queried by time range)."""
@@ -42,6 +47,7 @@ class Kind:
     build: Callable[[str, tuple[str, ...], Any], TelemetrySource]
     replay_problem: Callable[[Any], str | None] = _replays
     warnings: Callable[[str, Any], list[str]] = _no_warnings
+    window_problems: Callable[[Any, float], list[Problem]] = _fits_any_window
 
 
 class UnknownSourceKindError(KeyError, InvalidInputError):
@@ -78,7 +84,13 @@ class _Registry(Mapping[str, SourceKind]):
 SOURCES: Mapping[str, SourceKind] = _Registry(
     (
         Kind("synthetic", synthetic.parse_options, synthetic.build),
-        Kind("files", files.parse_options, files.build, files.replay_problem),
+        Kind(
+            "files",
+            files.parse_options,
+            files.build,
+            files.replay_problem,
+            window_problems=files.window_problems,
+        ),
         Kind(
             "prometheus", prometheus.parse_options, prometheus.build, warnings=prometheus.warnings
         ),

@@ -336,6 +336,22 @@ class NameTime:
         text = first[0].group("time")
         return naive_time(text) or _BASIC_DATE.fullmatch(text) is not None
 
+    def dates_alone(self) -> bool:
+        """Whether the name_time is a format of a date alone (no %H, %M, %S or %s)."""
+        return self._format is not None and not re.search(r"%[HMSs]", self._format)
+
+    def date_alone(self, name: str) -> bool:
+        """Whether the time ``parse`` reads in ``name`` is a date with no time of day
+        (``telemetry-2026-12-01.csv``), read as its midnight UTC: a format without %H, %M,
+        %S or %s, or a regex group's ISO-8601 date."""
+        first = self._first(name)
+        if first is None:
+            return False
+        if self._format is not None:
+            return self.dates_alone()
+        text = first[0].group("time")
+        return _BASIC_DATE.fullmatch(text) is not None or date_alone(text)
+
     def _first(self, name: str) -> tuple[re.Match[str], float] | None:
         """The first match in ``name`` that reads as a time, and its unix seconds."""
         pos = 0
@@ -751,6 +767,8 @@ class FilesSource:
     ) -> tuple[FloatArray, str, bool]:
         """Every file whose name time is in ``[start, end)``, in name-time order, the
         window's label, and whether the name times had no offset (``NameTime.naive``)."""
+        if end - start < _DAY:
+            self._refuse_named_by_date(files, end - start)
         chosen = sorted(
             (f for f in files if f.name_time is not None and start <= f.name_time < end),
             key=lambda f: (f.name_time, f.path.name),
@@ -767,6 +785,22 @@ class FilesSource:
         # Name times without an offset are read as UTC, as row times are (helper-112).
         naive = self._name_time is not None and self._name_time.naive(chosen[0].path.name)
         return np.concatenate(parts), label, naive
+
+    def _refuse_named_by_date(self, files: list[_File], window: float) -> None:
+        """A window shorter than a day over files named by a date alone: every file of a
+        day has its midnight, so a window reads a whole day's files or none. Every run
+        fails, naming the first such file, as a timestamp column of dates alone does."""
+        name_time = self._name_time
+        found = next((f for f in files if name_time and name_time.date_alone(f.path.name)), None)
+        if found is None or found.name_time is None:
+            return
+        raise SourceDataError(
+            f"{self._name}: {found.path.name}: the file name's time (name_time "
+            f"{self._options.name_time!r}) is a date alone ({format_time(found.name_time)[:10]}, "
+            f"no time of day), read as its midnight UTC: a window of {format_duration(window)} "
+            f"would get all of a day's files at midnight and no other window any; name the "
+            f"files with their time of day, or use a window of 1d or longer"
+        )
 
     def _read_range(
         self, files: list[_File], start: float, end: float
@@ -1896,6 +1930,29 @@ def _is_float(cell: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def window_problems(options: FilesOptions, window: float) -> list[Problem]:
+    """A name_time format of a date alone under a window shorter than a day: every file
+    of a day would have its midnight (a regex's dates are found by the first run)."""
+    if options.time_from != "name" or window >= _DAY:
+        return []
+    try:
+        name_time = NameTime(options.name_time)
+    except ValueError:
+        return []  # reported by parse_options
+    if not name_time.dates_alone():
+        return []
+    return [
+        Problem(
+            "name_time",
+            f"a format with a time of day (%H) under the window of {format_duration(window)}: "
+            f"names of a date alone are read as its midnight UTC, so a window would get "
+            f"all of a day's files at midnight and no other window any; or use a window "
+            f"of 1d or longer",
+            options.name_time,
+        )
+    ]
 
 
 def replay_problem(options: FilesOptions) -> str | None:

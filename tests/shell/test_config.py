@@ -875,3 +875,18 @@ def test_store_keep_history_is_a_duration_of_a_day_or_more_or_null(
 def test_store_keep_history_below_a_day_is_refused() -> None:
     (problem,) = problems_of({"store": {"keep": {"history": "6h"}}, **minimal()})
     assert problem == "store.keep.history: must be a duration of at least 1d; got '6h'"
+
+
+def test_a_name_time_of_a_date_alone_under_a_window_shorter_than_a_day_is_refused() -> None:
+    # telemetry-2026-12-01.csv under an hourly window: every file of a day had its
+    # midnight, so a window read a whole day's files or none.
+    files = {"kind": "files", "path": "/data", "time_from": "name", "name_time": "%Y-%m-%d"}
+    assert problems_of(minimal(window="1h", source=files)) == [
+        "models[checkout].source.name_time: must be a format with a time of day (%H) under "
+        "the window of 1h: names of a date alone are read as its midnight UTC, so a window "
+        "would get all of a day's files at midnight and no other window any; or use a window "
+        "of 1d or longer; got '%Y-%m-%d'"
+    ]
+    assert parse(minimal(window="1d", source=files), sources=SOURCES).models[0].window == 86400
+    hourly = {**files, "name_time": "%Y-%m-%d_%H"}
+    assert parse(minimal(window="1h", source=hourly), sources=SOURCES).models[0].window == 3600

@@ -159,3 +159,32 @@ def test_a_window_says_whether_its_name_times_had_no_offset(
     assert window.X.shape[0] == 4
     assert window.naive_times is naive
     assert NameTime(spec).naive("no-time-here.npy") is False
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        ("%Y-%m-%d", ["telemetry-2024-01-01.npy", "telemetry-2024-01-02.npy"]),
+        (r"-(?P<time>[0-9-]+)\.", ["t-2024-01-01.npy", "t-2024-01-02.npy"]),
+        (r"-(?P<time>\d+)\.", ["t-20240101.npy", "t-20240102.npy"]),
+    ],
+)
+def test_names_of_dates_alone_under_a_window_shorter_than_a_day_fail_every_run(
+    tmp_path: Path, spec: str, names: list[str]
+) -> None:
+    # Every file of a day got its midnight: an hourly window read a whole day's files or
+    # none ("no file has a name time in ..."), so the runs failed or skewed without a word.
+    for i, name in enumerate(names):
+        _npy(tmp_path / name, float(i))
+    src = _source(tmp_path, name_time=spec)
+    for start in (T0, T0 + 3600):  # the window holding a midnight, and one without
+        with pytest.raises(SourceError) as info:
+            src.read_window(start, start + 3600)
+        assert str(info.value) == (
+            f"files source of model 'checkout': {names[0]}: the file name's time (name_time "
+            f"{spec!r}) is a date alone (2024-01-01, no time of day), read as its midnight "
+            "UTC: a window of 1h would get all of a day's files at midnight and no other "
+            "window any; name the files with their time of day, or use a window of 1d or longer"
+        )
+    day = src.read_window(T0, T0 + 86400)  # a day's window reads that day's file
+    assert day.X.shape == (4, 3) and (day.X == 0.0).all()
