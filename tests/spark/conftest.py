@@ -28,6 +28,26 @@ def _missing() -> str | None:
     return None
 
 
+#: Options of the JVMs the Spark tests start (the session below, and every subprocess and
+#: daemon they run, which inherit the environment); spark-submit adds SPARK_SUBMIT_OPTS to
+#: its java command line, and says nothing of it. The tests' JVMs live for seconds and run
+#: tiny jobs: the C1 compiler alone and the serial collector start one in about half the
+#: time on two busy cores (15 to 19 s -> 7 to 9 s), and Spark computes the same results.
+FAST_START_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_starting_jvms() -> Iterator[None]:
+    """SPARK_SUBMIT_OPTS with FAST_START_JVM for the Spark tests (after any already set)."""
+    before = os.environ.get("SPARK_SUBMIT_OPTS")
+    os.environ["SPARK_SUBMIT_OPTS"] = f"{before} {FAST_START_JVM}" if before else FAST_START_JVM
+    yield
+    if before is None:
+        del os.environ["SPARK_SUBMIT_OPTS"]
+    else:
+        os.environ["SPARK_SUBMIT_OPTS"] = before
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/spark carries the ``spark`` marker (``-m 'not spark'``)."""
     for item in items:
