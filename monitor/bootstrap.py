@@ -55,7 +55,7 @@ from monitor.pipeline import diff_snapshots, train_reference
 from monitor.pipeline.commit import version_floor
 from monitor.pipeline.reference import check_ready, read_reference
 from monitor.pipeline.replay import Replay, replay
-from monitor.pipeline.train import trained_otherwise
+from monitor.pipeline.train import trained_otherwise, training_differs
 from monitor.ports import Clock, Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import (
     SEASON_PERIODS,
@@ -1366,13 +1366,17 @@ def _problems(m: ModelSettings, info: VersionInfo, store: SnapshotStore) -> str 
             "version on the configured features is trained"
         )
     asks, has = _k_and_phases(m, info)
-    more_asks, more_has = trained_otherwise(m, _loaded(store, info))
+    live = _loaded(store, info)
+    more_asks, more_has = trained_otherwise(m, live)
     if not asks + more_asks:
         return None
+    # A promotion keeps k, the phases and the metric, but trains with these (t12).
+    applied = [] if live is None else training_differs(m, live)[0]
+    then = f" (the next promotion or retrain applies {' and '.join(applied)})" if applied else ""
     return (
         f"the configuration asks for {' and '.join(asks + more_asks)} but the live model "
         f"v{info.version} has {' and '.join(has + more_has)}, which runs keep until a new "
-        "reference is trained"
+        f"reference is trained{then}"
     )
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "train_candidate",
     "train_reference",
     "trained_otherwise",
+    "training_differs",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -365,7 +366,41 @@ def trained_otherwise(m: ModelSettings, live: Snapshot | None) -> tuple[list[str
     if changed:
         asks.append(f"other thresholds ({', '.join(dict.fromkeys(changed))})")
         has.append("those it was trained with")
+    more_asks, more_has = training_differs(m, live)
+    return asks + more_asks, has + more_has
+
+
+def training_differs(m: ModelSettings, live: Snapshot) -> tuple[list[str], list[str]]:
+    """The settings only training reads that ``live`` records and the configuration has
+    changed: ``scaling``, ``thresholds.outlier_quantile`` and the reference period.
+    Unlike k, the phases and the metric, which a promotion keeps, the next promotion's
+    training applies these: tester t12 edited the scaling, was told
+    nothing, and a drift promotion stored v2 robust-scaled. Those the snapshot does not
+    record (``k.criterion``, ``training.*``) cannot be compared."""
+    asks: list[str] = []
+    has: list[str] = []
+    if m.scaling != live.scaler.kind:
+        asks.append(f"scaling {m.scaling}")
+        has.append(f"scaling {live.scaler.kind}")
+    quantile = live.outliers.quantile
+    if not math.isclose(m.thresholds.outlier_quantile, quantile):
+        asks.append(f"outlier_quantile {m.thresholds.outlier_quantile:g}")
+        has.append(f"outlier_quantile {quantile:g}")
+    if _other_period(m, live.window_start, live.window_end):
+        asks.append(f"a reference period of {format_duration(m.reference.window)}")
+        has.append(f"a reference period of {format_duration(live.window_end - live.window_start)}")
     return asks, has
+
+
+def _other_period(m: ModelSettings, start: float, end: float) -> bool:
+    """Whether the span ``start``..``end`` a version was trained on is longer, by more
+    than a window, than the configured reference period. The stored span is that of the
+    windows the training read, which leaves out those that held no usable rows: a span
+    shorter than configured is no sign of another period (a test's one file in a day was
+    one window). Only the length is compared: a promotion trains on the period's length
+    up to its run, a ``{from, to}`` range's too, so a promoted version's span lies
+    outside the range it was configured with."""
+    return (end - start) > m.reference.window + m.window
 
 
 def _replaced(mode: str, null: NullTable | None) -> set[str]:

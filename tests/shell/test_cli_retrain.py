@@ -340,6 +340,27 @@ def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
         [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
         assert f"asks for {asks} but the live model v1 has {has}, which runs keep" in warning
         assert "retrain with: kmeans-monitor snapshots retrain shop" in warning
+    # t12: what a promotion's training applies, where k is kept: said, and that it will be.
+    for more, asks, has in [
+        ({"scaling": "robust"}, "scaling robust", "scaling standard"),
+        ({"thresholds": {"outlier_quantile": 0.9}}, "outlier_quantile 0.9",
+         "outlier_quantile 0.99"),
+    ]:  # fmt: skip
+        write_config(cfg, data, 3, **more)
+        [warning] = invoke("check-config", str(cfg)).stderr.splitlines()
+        assert f"asks for {asks} but the live model v1 has {has}, which runs keep" in warning
+        assert f"(the next promotion or retrain applies {asks}); retrain with" in warning
+    # A reference period shorter than the one trained on (v1 read one window of 1h).
+    write_config(cfg, data, 3, window="10m", reference={"window": "20m"})
+    lines = invoke("check-config", str(cfg)).stderr.splitlines()
+    [warning] = [ln for ln in lines if "live model" in ln]  # and: a period of few windows
+    assert (
+        "windows of 10m and a reference period of 20m but the live model v1 has daily "
+        "phases in UTC and reference windows of 1h and a reference period of 1h, which "
+        "runs keep until a new "
+        "reference is trained (the next promotion or retrain applies a reference period of "
+        "20m); retrain with" in warning
+    ), warning
     # Helper-78: in mode calibrated the calibration replaces label_psi whatever the file
     # says, and a retrain changed nothing; in mode auto it is a floor, and counts.
     write_config(cfg, data, 3, thresholds={"label_psi": 3.0})
