@@ -1408,8 +1408,10 @@ def _refuse_other_features(
 ) -> None:
     """InvalidInputError when ``version`` reads other features than the configured model:
     made live, every run would fail on the schema (and the label API would expect the
-    old features). Checked only with --config, against a configured model."""
-    if config_path is None or version is None:
+    old features). Checked only with --config, against a configured model; ``version``
+    None is a rollback's default, the live version's parent (t12: refused with --to, the
+    same move without it made a model of the old features live, exit 0)."""
+    if config_path is None:
         return
     from monitor.bootstrap import retrain_command
 
@@ -1419,7 +1421,11 @@ def _refuse_other_features(
         return
     # From the manifest (no arrays read: approving races the daemon's next candidate).
     try:
-        info = next((i for i in store.list_versions(model) if i.version == version), None)
+        infos = store.list_versions(model)
+        if version is None:
+            live = store.live_version(model)
+            version = next((i.parent_version for i in infos if i.version == live), None)
+        info = next((i for i in infos if i.version == version), None)
     except Exception:  # a store that cannot be listed: the store's own call says why
         return
     features = None if info is None else info.features
@@ -1841,7 +1847,8 @@ def snapshots_approve(
     store = _open_store(config_path, state_dir)
     before = _live_or_none(store, model)
     pending = store.pending_version(model) if version is None else version
-    _refuse_other_features(config_path, state_dir, store, model, pending)
+    if pending is not None:  # none: the store's approve says so
+        _refuse_other_features(config_path, state_dir, store, model, pending)
     approved = store.approve(model, version, by=_actor(reason))
     was = "none" if before is None else f"v{before}"
     click.echo(

@@ -299,6 +299,26 @@ def test_versions_of_reordered_features_are_diffed_feature_by_feature(
     assert all(float(v) < 0.05 for _, v in psi), diff.output
 
 
+def test_a_rollback_to_the_parent_on_other_features_is_refused_as_with_to(
+    three: tuple[Path, Path],
+) -> None:
+    # t12: after a retrain on renamed features, `rollback --to 1` was refused but the
+    # plain rollback (to the parent, v1) made it live, exit 0, and every run failed.
+    cfg, state = three
+    write_config(cfg, cfg.parent / "data", 3, features=["c", "a", "b"])
+    assert invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live").exit_code == 0
+    for more in ([], ["--to", "1"]):
+        refused = invoke("snapshots", "rollback", "shop", "--config", str(cfg), *more)
+        assert refused.exit_code == 2, refused.output
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("error: v1 of model 'shop' reads the features ['a', 'b', 'c']")
+    listed = json.loads(invoke("snapshots", "list", "--config", str(cfg), "--json").stdout)
+    assert {v["version"]: v["state"] for v in listed["shop"]} == {1: "retired", 2: "live"}
+    # Without the configuration there is nothing to compare with: as before.
+    back = invoke("snapshots", "rollback", "shop", "--state-dir", str(state))
+    assert back.exit_code == 0 and "live v2 -> v1" in back.output
+
+
 def test_a_seasonality_or_time_zone_the_live_model_lacks_is_warned_of(
     three: tuple[Path, Path],
 ) -> None:
