@@ -592,7 +592,8 @@ class MonitorCollector(Collector):
             families[S.WINDOW_ROWS].add_metric([name], ev.n_rows if ev else 0)
             for key in S.SCALAR:
                 # An SLI the run did not measure (its live version was stored before
-                # kmeans-monitor measured it) is undefined: no sample, as no threshold.
+                # kmeans-monitor measured it, or the fixed mode's drift in standard
+                # errors) is undefined: no sample, as no threshold.
                 if ev is None or key in ev.slis:
                     families[key].add_metric([name], ev.slis[key] if ev else 0.0)
             psi = families[S.FEATURE_PSI]

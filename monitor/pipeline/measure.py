@@ -271,7 +271,7 @@ def _measure_with(
         whole_period=compare is None and live.profile is not None,
     )
     if not candidate:
-        return replace(base, slis=_measurable(base.slis, base.stored_before))
+        return replace(base, slis=_measurable(base.slis, base.stored_before, spread))
     with phases.phase("train"):
         fit = _candidate(Xs, live, view, model, seed, ctx)
     cand_centers = fit.centers
@@ -299,7 +299,7 @@ def _measure_with(
         candidate_ok = bool((fit.table.sum(axis=0) > 0).all())
     return replace(
         base,
-        slis=_measurable(slis, base.stored_before),
+        slis=_measurable(slis, base.stored_before, spread),
         centroid_drift=tuple(float(x) for x in per_cluster),
         candidate_centers=cand_centers,
         candidate_ok=candidate_ok,
@@ -358,12 +358,17 @@ def stored_before(live: Snapshot, mode: str) -> tuple[str, ...]:
     return tuple(old)
 
 
-def _measurable(slis: Mapping[str, float], old: tuple[str, ...]) -> dict[str, float]:
-    """``slis`` less those the live version cannot measure (``stored_before``), and the
-    clusters appeared with the split gain it is read from: undefined, so absent from the
-    history, /metrics and the pages (helper-161: stored as 0.0, they exported a drift in
-    standard errors of 0 where the centroid drift read 3,000)."""
+def _measurable(
+    slis: Mapping[str, float], old: tuple[str, ...], spread: FloatArray | None
+) -> dict[str, float]:
+    """``slis`` less those the live version cannot measure (``stored_before``, and the
+    centroid drift in standard errors without a drift ``spread``, the fixed mode's too:
+    f19 saw it export 0 standard errors, which reads as no drift), and the clusters
+    appeared with the split gain it is read from: undefined, so absent from the history,
+    /metrics and the pages (helper-161: stored as 0.0, they exported a drift in standard
+    errors of 0 where the centroid drift read 3,000)."""
     gone = set(old) | ({S.CLUSTERS_APPEARED} if S.SPLIT_GAIN in old else set())
+    gone |= {S.CENTROID_DRIFT_SE} if spread is None else set()
     return {key: value for key, value in slis.items() if key not in gone}
 
 
