@@ -1663,7 +1663,7 @@ def snapshots_show(
 def snapshots_log(
     config_path: Path | None, state_dir: Path | None, model: str, as_json: bool
 ) -> None:
-    """Who approved, rejected, rolled back or promoted each version of MODEL, and when.
+    """Who approved, rejected, rolled back, promoted or made pending each version of MODEL.
 
     One line per event, oldest first: the time (UTC), the action, the version it acted
     on, the live version before and after, who (the account of the command's uid, or the

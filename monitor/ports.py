@@ -179,8 +179,9 @@ class SnapshotStore(Protocol):
         ...
 
     def events(self, model: str) -> list[StoreEvent]:
-        """Who approved, rejected, rolled back or promoted which version, and when: oldest
-        first, each recorded under the lock the pointer moved under (none: no record)."""
+        """Who approved, rejected, rolled back, promoted, made pending or superseded which
+        version, and when: oldest first, each recorded under the lock the pointer moved
+        under (none: no record)."""
         ...
 
     def models(self) -> list[str]:

@@ -544,7 +544,7 @@ VERSION_STATES = ("live", "pending", "retired")
 #: What moves a model's live or pending version (``StoreEvent.action``): an approval, a
 #: rejection, a rollback (any version made live by name), a promotion (a new version
 #: saved live over a live one: the daemon's policy, or `snapshots retrain --live`).
-STORE_ACTIONS = ("approve", "reject", "rollback", "promote")
+STORE_ACTIONS = ("approve", "reject", "rollback", "promote", "pending", "supersede")
 
 
 REASON_CHARS = 1000  # of an Actor's reason the store keeps: a sentence, not a file
@@ -573,14 +573,16 @@ class Actor:
 
 @dataclass(frozen=True)
 class StoreEvent:
-    """One approval, rejection, rollback or promotion as the store recorded it: when, by
-    whom, which version it acted on and the live version before and after it."""
+    """One approval, rejection, rollback or promotion as the store recorded it, or a move
+    of the pending pointer (a candidate made pending, or one superseded by a newer
+    candidate or a promotion): when, by whom, which version it acted on and the live
+    version before and after it."""
 
     model: str
     at: float  # unix seconds
     action: str  # one of STORE_ACTIONS
     actor: str
-    version: int  # approved, rejected, rolled back to, promoted
+    version: int  # approved, rejected, rolled back to, promoted, made pending, superseded
     from_version: int | None  # live before (None: none, or unreadable)
     to_version: int | None  # live after
     reason: str | None = None

@@ -41,6 +41,7 @@ from monitor.store.snapshots import (
     check_approvable,
     check_unmoved,
     next_version,
+    pending_moves,
     say_skipped,
 )
 
@@ -184,6 +185,9 @@ class MemorySnapshotStore:
                 snapshot, version=version, checksum=_checksum(snapshot, version)
             )
             m.versions[version] = stored
+            pending = None if m.pending == m.live else m.pending
+            for move in pending_moves(state, version, m.live, pending):
+                self._record(m, snapshot.model, move[0], by, *move[1:])
             if state == "live":
                 self._record(m, snapshot.model, "promote", by, version, m.live, version)
                 m.live, m.pending = version, None
@@ -216,6 +220,9 @@ class MemorySnapshotStore:
                 raise InvalidInputError(
                     f"model {model!r}: v{version} is the live version; it cannot be pending"
                 )
+            pending = None if m.pending == m.live else m.pending
+            for move in pending_moves("pending", version, m.live, pending):
+                self._record(m, model, move[0], by, *move[1:])
             m.pending = version
 
     def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:

@@ -40,7 +40,13 @@ from monitor.records import (
 )
 from monitor.store._names import check_model_name
 from monitor.store.memory import AppendedRuns
-from monitor.store.snapshots import check_approvable, check_unmoved, next_version, say_skipped
+from monitor.store.snapshots import (
+    check_approvable,
+    check_unmoved,
+    next_version,
+    pending_moves,
+    say_skipped,
+)
 
 __all__ = ["OverlayHistory", "OverlaySnapshotStore"]
 
@@ -188,6 +194,7 @@ class OverlaySnapshotStore:
                 snapshot, version=version, checksum=_checksum(snapshot, version)
             )
             c.saved[version] = stored
+            self._record_pending(c, snapshot.model, state, by, version)
             if state == "live":
                 self._record(c, snapshot.model, "promote", by, version, version)
                 # A new live version leaves no candidate (the stores' rule).
@@ -221,6 +228,7 @@ class OverlaySnapshotStore:
                 raise InvalidInputError(
                     f"model {model!r}: v{version} is the live version; it cannot be pending"
                 )
+            self._record_pending(c, model, "pending", by, version)
             c.make_pending(version)
 
     def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
@@ -263,6 +271,19 @@ class OverlaySnapshotStore:
         after = before if after is None else after
         at = time.time()  # a dry run's moves are told, not kept: the wall clock will do
         c.events.append(by.event(model, at, action, version, before, after))
+
+    def _record_pending(
+        self, c: _Changes, model: str, state: str | None, by: Actor | None, version: int
+    ) -> None:
+        """Keep the events of the pending pointer about to move (``pending_moves``)."""
+        if by is None or state is None:
+            return
+        try:
+            live, pending = self.live_version(model), self.pending_version(model)
+        except StoreError:
+            live = pending = None
+        for action, v, _, after in pending_moves(state, version, live, pending):
+            self._record(c, model, action, by, v, after)
 
     def _of(self, model: str, method: str) -> _Changes:
         """The changes of ``model`` (empty ones, not kept, when there are none)."""

@@ -130,6 +130,7 @@ __all__ = [
     "DirectorySnapshotStore",
     "RetentionPolicy",
     "next_version",
+    "pending_moves",
     "say_skipped",
     "snapshot_summary",
     "version_summary",
@@ -372,10 +373,12 @@ class DirectorySnapshotStore:
                 with locked(model_dir / LOCK):
                     if expect_live is not None:
                         self._check_live(model, model_dir, expect_live)
-                    before, _ = _pointers_or_none(model_dir)
-                    if state == "live":
+                    before, pending = _pointers_or_none(model_dir)
+                    if state is not None:
                         self._recordable(model_dir, by)
                     version, checksum = _claim(model_dir, tmp, enc, state, floor)
+                    for move in pending_moves(state, version, before, pending):
+                        self._record(model_dir, model, move[0], by, *move[1:])
                     if state == "live":
                         self._record(model_dir, model, "promote", by, version, before, version)
                     self._prune_after_save(model, model_dir)
@@ -476,11 +479,15 @@ class DirectorySnapshotStore:
         try:
             with self._locked(model, model_dir):
                 self._read_listed(model_dir, model, version)
-                if read_pointer(model_dir / LIVE) == version:
+                live, pending = _pointers_or_none(model_dir)
+                if live == version:
                     raise InvalidInputError(
                         f"model {model!r}: v{version} is the live version; it cannot be pending"
                     )
+                self._recordable(model_dir, by)
                 write_pointer(model_dir / PENDING, version)
+                for move in pending_moves("pending", version, live, pending):
+                    self._record(model_dir, model, move[0], by, *move[1:])
         except StoreError:
             raise
         except OSError as exc:
@@ -878,6 +885,25 @@ def check_approvable(
             f"`kmeans-monitor snapshots rollback {model} --to {version}{where}`"
         )
     raise InvalidInputError(f"model {model!r}: {why}")
+
+
+def pending_moves(
+    state: str | None, version: int, live: int | None, pending: int | None
+) -> list[tuple[str, int, int | None, int | None]]:
+    """The pending pointer's moves when ``version`` is saved (or set) in ``state``, as
+    events (action, version, live before, live after): the candidate ``pending`` it
+    replaces, superseded, and ``version`` made pending. ``live`` and ``pending``: the
+    pointers before. Every store's save and set_pending record these: `snapshots log`
+    showed no trace of a candidate awaiting approval nor of one replaced (f19)."""
+    if state is None or pending == version:
+        return []
+    after = version if state == "live" else live
+    moves: list[tuple[str, int, int | None, int | None]] = []
+    if pending is not None:
+        moves.append(("supersede", pending, live, after))
+    if state == "pending":
+        moves.append(("pending", version, live, live))
+    return moves
 
 
 def next_version(stored: list[int], floor: int) -> int:

@@ -622,11 +622,11 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     # "Who made v2 live, and when?" The store kept no answer.
     cfg, _, state = manual
     as_user(monkeypatch, "alice")
-    [first] = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
+    first, _ = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
     assert first.endswith(
         "promote   v1      live none -> v1  by kmeans-monitor (retrain policy): "
         "initial reference model"
-    ), first  # the first run's model
+    ), first  # the first run's model; then v2 made pending (the next test)
     (state / "snapshots" / "shop" / "EVENTS").unlink()  # as an older kmeans-monitor left it
     empty = invoke("snapshots", "log", "shop", "--state-dir", str(state))
     assert empty.exit_code == 0 and "no approvals" in empty.stdout
@@ -663,6 +663,31 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     ), lines[0]
     shown = json.loads(invoke("snapshots", "show", "shop", "2", "--config", str(cfg)).stdout)
     assert [(e["action"], e["actor"]) for e in shown["events"]] == [("approve", "alice")]
+
+
+def test_the_pending_pointer_s_moves_are_logged(
+    manual: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # f19: a candidate made pending, or replaced by a newer one, left no line in the log.
+    cfg, _, state = manual
+    as_user(monkeypatch, "dave")
+    log = ["snapshots", "log", "shop", "--state-dir", str(state)]
+    _, pended = invoke(*log).stdout.splitlines()
+    assert "UTC  pending   v2      live v1 -> v1  by kmeans-monitor (retrain policy): " in pended
+    assert "drift awaits manual approval" in pended, pended
+    retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--reason", "r")
+    assert retrained.exit_code == 0, retrained.output
+    assert states(cfg) == {1: "live", 2: "retired", 3: "pending"}
+    *_, superseded, pended = invoke(*log).stdout.splitlines()
+    assert superseded.endswith("supersede  v2      live v1 -> v1  by dave: r"), superseded
+    assert pended.endswith("pending   v3      live v1 -> v1  by dave: r"), pended
+    # A promotion that leaves the candidate behind says so too.
+    live = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")
+    assert live.exit_code == 0, live.output
+    events = json.loads(invoke(*log, "--json").stdout)["events"]
+    assert [(e["action"], e["version"], e["from_version"], e["to_version"]) for e in events][
+        -2:
+    ] == [("supersede", 3, 1, 4), ("promote", 4, 1, 4)], events
 
 
 def test_who_is_the_account_of_the_real_uid_never_a_name_from_the_environment(
@@ -729,7 +754,7 @@ def test_a_reason_is_one_line_of_the_record_and_one_it_cannot_keep_is_refused(
     kept = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", note)
     assert kept.exit_code == 0, kept.output
     lines = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
-    assert [line.split("  by ")[-1] for line in lines[1:]] == [
+    assert [line.split("  by ")[-1] for line in lines[2:]] == [  # after v1's, v2's pending
         "dave: reviewed with carol the diff is the unit fix"
     ]
 

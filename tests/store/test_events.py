@@ -76,6 +76,36 @@ def test_every_move_is_recorded_with_who_when_and_the_live_versions(
     assert all(isinstance(e, StoreEvent) and e.model == "m" for e in store.events("m"))
 
 
+def _overlay(tmp_path: Path, clock: _Clock) -> Any:
+    return OverlaySnapshotStore(_directory(tmp_path, clock))
+
+
+@pytest.mark.parametrize("make", [*STORES, _overlay])
+def test_the_pending_pointer_s_moves_are_recorded(
+    tmp_path: Path, make: Callable[[Path, _Clock], Any]
+) -> None:
+    # f19: a candidate made pending, or superseded, left no event (`snapshots log`).
+    store, daemon, eve = make(tmp_path, _Clock()), Actor("daemon", "drift"), Actor("eve")
+    store.save(make_snapshot("m", k=3, d=2), state="live")
+    for seed in (2, 3):
+        snap = make_snapshot("m", k=3, d=2, seed=seed, parent_version=1)
+        store.save(snap, state="pending", by=daemon)
+    store.set_pending("m", 2, by=eve)
+    store.set_pending("m", 2, by=eve)  # pending already: no move
+    store.save(make_snapshot("m", k=3, d=2, seed=4, parent_version=1), state="live", by=eve)
+    store.save(make_snapshot("m", k=3, d=2, seed=5, parent_version=4), by=eve)  # retired
+    events = store.events("m")
+    assert [(e.action, e.actor, e.version, e.from_version, e.to_version) for e in events] == [
+        ("pending", "daemon", 2, 1, 1),
+        ("supersede", "daemon", 2, 1, 1),
+        ("pending", "daemon", 3, 1, 1),
+        ("supersede", "eve", 3, 1, 1),
+        ("pending", "eve", 2, 1, 1),
+        ("supersede", "eve", 2, 1, 4),
+        ("promote", "eve", 4, 1, 4),
+    ]  # fmt: skip
+
+
 def test_the_events_outlive_the_store_object_and_an_overlay_adds_its_own(tmp_path: Path) -> None:
     clock = _Clock()
     _moves(_directory(tmp_path, clock))
