@@ -1857,6 +1857,25 @@ def snapshots_approve(
     )
     if (ended := _drift_ended(config_path, state_dir, store, model, approved, before)) is not None:
         click.echo(f"warning: model {model}: {ended}", err=True)
+    if (unlike := _unlike_config(config_path, state_dir, store, model)) is not None:
+        click.echo(f"warning: {unlike}", err=True)
+
+
+def _unlike_config(
+    config_path: Path | None, state_dir: Path | None, store: Any, model: str
+) -> str | None:
+    """The start-up/check-config warning of ``model``'s live version against the
+    configuration (another k, phases, ...: ``k_mismatches``), None without --config or a
+    configured model. An approved version of another k warned of nothing until the
+    daemon's next start (f19)."""
+    if config_path is None:
+        return None
+    from monitor.bootstrap import k_mismatches
+
+    settings = _settings(config_path, state_dir=state_dir)
+    models = tuple(m for m in settings.models if m.name == model)
+    one = dataclasses.replace(settings, models=models)
+    return k_mismatches(one, store, config_path).get(model)
 
 
 def _drift_ended(

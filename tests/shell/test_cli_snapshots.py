@@ -182,6 +182,35 @@ def test_a_version_of_other_features_is_not_made_live_against_the_configuration(
     assert approved.exit_code == 0 and states(cfg) == {1: "retired", 2: "live"}
 
 
+def test_approving_a_version_of_another_k_than_configured_warns_as_check_config_does(
+    manual: tuple[Path, Path, Path],
+) -> None:
+    # f19: approved against a configuration of k=4, v2 (k=3) went live without a word;
+    # only the daemon's next start said it.
+    cfg, _, _ = manual
+    raw = yaml.safe_load(cfg.read_text())
+    raw["models"][0]["k"] = 4
+    cfg.write_text(yaml.safe_dump(raw))
+    approved = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg))
+    assert approved.exit_code == 0 and states(cfg) == {1: "retired", 2: "live"}
+    [warning] = approved.stderr.splitlines()
+    assert warning.startswith(
+        "warning: model 'shop': the configuration asks for k=4 but the live model v2 has "
+        "k=3, which runs keep until a new reference is trained; retrain with: "
+        f"kmeans-monitor snapshots retrain shop --config {cfg.resolve()}"
+    ), warning
+    assert warning in invoke("check-config", str(cfg)).stderr.splitlines()
+    # The configured k: nothing to say.
+    raw["models"][0]["k"] = 3
+    cfg.write_text(yaml.safe_dump(raw))
+    back = invoke("snapshots", "rollback", "shop", "--to", "1", "--config", str(cfg))
+    assert back.exit_code == 0, back.output
+    retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert retrained.exit_code == 0, retrained.output
+    quiet = invoke("snapshots", "approve", "shop", "3", "--config", str(cfg))
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
+
+
 def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
     manual: tuple[Path, Path, Path],
 ) -> None:
