@@ -125,6 +125,7 @@ __all__ = [
     "simulator_server",
     "snapshot_summary",
     "state_dir_problems",
+    "unconfigured_state",
     "unencrypted_versions",
     "version_summary",
     "web_config",
@@ -1129,7 +1130,7 @@ def build_app(
         log.info("history: %s", _reconciled(history, len(reconciled)))
     k_warnings = k_mismatches(settings, store, config_path)
     startup = [*file_mode_warnings(settings), *unencrypted_versions(settings, store)]
-    for warning in [*k_warnings.values(), *startup]:
+    for warning in [*k_warnings.values(), *startup, *unconfigured_state(settings, store)]:
         log.warning("%s", warning)
     now = datetime.fromtimestamp(clock.now(), UTC)
     state = MonitorState(
@@ -1454,6 +1455,37 @@ def unencrypted_versions(settings: Settings, store: SnapshotStore) -> list[str]:
                 "on (written before it was): their raw rows stay readable on disk; "
                 "re-encrypt or retire them as docs/security.md says"
             )
+    return found
+
+
+def unconfigured_state(settings: Settings, store: SnapshotStore) -> list[str]:
+    """A warning for each model the store holds versions of that the configuration does
+    not name (removed, or renamed: a new name starts from a new reference): its state is
+    kept, unused, and no command removes it, so the line says where it is (f19: nothing
+    said so, and the directory stayed for good)."""
+    try:
+        stored = store.models()
+    except (OSError, ValueError, KeyError):  # StoreError: other checks report it
+        return []
+    configured = {m.name for m in settings.models}
+    state_dir = Path(settings.daemon.state_dir).resolve()
+    keep = settings.store.keep_history
+    until = (
+        "" if keep is None else f" until store.keep.history ({format_duration(keep)}) ages them out"
+    )
+    found = []
+    for name in (n for n in stored if n not in configured):
+        try:
+            count = f"{len(store.versions(name))} version(s)"
+        except (OSError, ValueError, KeyError):
+            count = "its versions"
+        found.append(
+            f"model {name!r} is not in the configuration, but its state is kept: {count} "
+            f"in {shown_path(state_dir / 'snapshots' / name)} (its runs in "
+            f"{shown_path(state_dir / HISTORY_FILE)} stay{until}); no command "
+            "removes it: delete that directory to drop its versions, or configure the "
+            "model again under that name to resume from its live version"
+        )
     return found
 
 

@@ -980,6 +980,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
         live_key_problems,
         open_store,
         state_dir_unwritable,
+        unconfigured_state,
         unencrypted_versions,
     )
 
@@ -996,7 +997,7 @@ def _state_warnings(settings: Settings, config_file: Path) -> list[str]:
         return [*found, f"cannot read the snapshots in {root}: {exc}"]
     mismatches = k_mismatches(settings, store, config_file).values()
     keys = [*live_key_problems(settings, store), *unencrypted_versions(settings, store)]
-    return [*found, *keys, *mismatches]
+    return [*found, *keys, *mismatches, *unconfigured_state(settings, store)]
 
 
 # ------------------------------------------------------------------------ backtest

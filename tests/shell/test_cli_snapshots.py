@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import re
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from monitor.bootstrap import build_app, load_settings
 from monitor.checks import shown_path
 from monitor.cli import main
 from monitor.store.history import SQLiteHistory
@@ -209,6 +211,34 @@ def test_approving_a_version_of_another_k_than_configured_warns_as_check_config_
     assert retrained.exit_code == 0, retrained.output
     quiet = invoke("snapshots", "approve", "shop", "3", "--config", str(cfg))
     assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
+
+
+def test_the_state_of_a_model_no_longer_configured_is_said_to_be_kept(
+    manual: tuple[Path, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # f19: a model renamed in the configuration kept its versions in the state directory,
+    # and neither check-config nor the daemon's start said so.
+    cfg, _, state = manual
+    raw = yaml.safe_load(cfg.read_text())
+    raw["models"][0]["name"] = "shop2"
+    raw["daemon"]["listen"] = "127.0.0.1:0"  # check-config probes it
+    cfg.write_text(yaml.safe_dump(raw))
+    checked = invoke("check-config", str(cfg))
+    assert checked.exit_code == 0, checked.output
+    [line] = [ln for ln in checked.stderr.splitlines() if "'shop'" in ln]
+    assert line == (
+        "warning: model 'shop' is not in the configuration, but its state is kept: 2 "
+        f"version(s) in {state.resolve() / 'snapshots' / 'shop'} (its runs in "
+        f"{state.resolve() / 'history.sqlite'} stay until store.keep.history (90d) ages "
+        "them out); no command removes it: delete that directory to drop its versions, or "
+        "configure the model again under that name to resume from its live version"
+    ), line
+    with caplog.at_level(logging.WARNING, logger="monitor"):  # the daemon's start
+        build_app(load_settings(cfg), config_path=cfg).close()
+    assert [r.getMessage() for r in caplog.records] == [line.removeprefix("warning: ")]
+    raw["models"][0]["name"] = "shop"  # configured again: nothing to say
+    cfg.write_text(yaml.safe_dump(raw))
+    assert "not in the configuration" not in invoke("check-config", str(cfg)).stderr
 
 
 def test_a_deleted_live_pointer_is_a_warning_in_list_and_rollback_to_repairs_it(
