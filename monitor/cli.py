@@ -1704,7 +1704,7 @@ def _event_line(e: StoreEvent) -> str:
         "" if e.reason is None else f": {e.reason if e.reason.isprintable() else brief(e.reason)}"
     )
     return (
-        f"{_ts(e.at)} UTC  {e.action:<8}  v{e.version:<5}  live {before} -> {after}  "
+        f"{_ts(e.at)} UTC  {e.action:<9}  v{e.version:<5}  live {before} -> {after}  "
         f"by {e.actor if e.actor.isprintable() else brief(e.actor)}{reason}"
     )
 

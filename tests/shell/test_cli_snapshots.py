@@ -683,7 +683,7 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     as_user(monkeypatch, "alice")
     first, _ = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()
     assert first.endswith(
-        "promote   v1      live none -> v1  by kmeans-monitor (retrain policy): "
+        "promote    v1      live none -> v1  by kmeans-monitor (retrain policy): "
         "initial reference model"
     ), first  # the first run's model; then v2 made pending (the next test)
     (state / "snapshots" / "shop" / "EVENTS").unlink()  # as an older kmeans-monitor left it
@@ -716,7 +716,7 @@ def test_who_approved_rejected_and_rolled_back_is_logged_and_shown(
     assert note.startswith("model shop: the log begins at ") and "history shop" in note, note
     assert len(lines) == 2
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  approve   v2      live v1 -> v2  "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  approve    v2      live v1 -> v2  "
         r"by alice: reviewed the diff",
         lines[0],
     ), lines[0]
@@ -732,14 +732,14 @@ def test_the_pending_pointer_s_moves_are_logged(
     as_user(monkeypatch, "dave")
     log = ["snapshots", "log", "shop", "--state-dir", str(state)]
     _, pended = invoke(*log).stdout.splitlines()
-    assert "UTC  pending   v2      live v1 -> v1  by kmeans-monitor (retrain policy): " in pended
+    assert "UTC  pending    v2      live v1 -> v1  by kmeans-monitor (retrain policy): " in pended
     assert "drift awaits manual approval" in pended, pended
     retrained = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--reason", "r")
     assert retrained.exit_code == 0, retrained.output
     assert states(cfg) == {1: "live", 2: "retired", 3: "pending"}
     *_, superseded, pended = invoke(*log).stdout.splitlines()
     assert superseded.endswith("supersede  v2      live v1 -> v1  by dave: r"), superseded
-    assert pended.endswith("pending   v3      live v1 -> v1  by dave: r"), pended
+    assert pended.endswith("pending    v3      live v1 -> v1  by dave: r"), pended
     # A promotion that leaves the candidate behind says so too.
     live = invoke("snapshots", "retrain", "shop", "--config", str(cfg), "--live")
     assert live.exit_code == 0, live.output
@@ -755,7 +755,7 @@ def test_who_is_the_account_of_the_real_uid_never_a_name_from_the_environment(
     # LOGNAME/USER named the actor: anyone could claim to be anyone, and a newline in
     # the name printed a forged approval as a `snapshots log` line of its own.
     cfg, _, state = manual
-    forged = "bob\n2026-12-07 19:05:00 UTC  approve   v2      live v1 -> v2  by security-team"
+    forged = "bob\n2026-12-07 19:05:00 UTC  approve    v2      live v1 -> v2  by security-team"
     for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.setenv(var, forged)
     approved = invoke("snapshots", "approve", "shop", "2", "--config", str(cfg), "--reason", "ok")
@@ -793,7 +793,7 @@ def test_a_rejection_is_logged_with_its_reason(
     rejected = invoke("snapshots", "reject", "shop", "2", "--config", str(cfg), "--reason", "unit")
     assert rejected.exit_code == 0, rejected.output
     line = invoke("snapshots", "log", "shop", "--state-dir", str(state)).stdout.splitlines()[-1]
-    assert line.endswith("reject    v2      live v1 -> v1  by carol: unit"), line
+    assert line.endswith("reject     v2      live v1 -> v1  by carol: unit"), line
 
 
 def test_a_reason_is_one_line_of_the_record_and_one_it_cannot_keep_is_refused(
