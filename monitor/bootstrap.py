@@ -85,7 +85,7 @@ from monitor.store._fs import make_dirs, open_private
 from monitor.store.history import VERSIONS_SCHEMA, SQLiteHistory, history_problem
 from monitor.store.memory import MemoryHistory, MemorySnapshotStore
 from monitor.store.overlay import OverlayHistory, OverlaySnapshotStore
-from monitor.timestamps import format_time, same_clock
+from monitor.timestamps import ahead, format_time, same_clock, written_after
 from monitor.workers import RunWorkers
 
 if TYPE_CHECKING:  # the files module is imported when a table is read
@@ -1160,7 +1160,7 @@ def build_app(
     )
     runner.refresh_live()
     for m in settings.models:
-        _restore(state, history, m.name)
+        _restore(state, history, m.name, clock.now())
     if serving is not None:
         serving.catalog.refresh()
     return App(
@@ -1184,18 +1184,33 @@ def build_app(
 RESTORED_RUNS = 100
 
 
-def _restore(state: MonitorState, history: History, model: str) -> None:
+def _restore(state: MonitorState, history: History, model: str, now: float) -> None:
     """Give ``state`` what ``history`` knew of ``model``: its latest success, whether a
     failure came after it and when that one ended, and the flagged runs up to it (after
-    the latest failure)."""
+    the latest failure). The latest is the last written: one stamped ahead of ``now``
+    was written before the wall clock stepped back (``written_after``)."""
     recent = history.recent(model, limit=RESTORED_RUNS)
     latest = next(iter(recent), None)
     failed = next(iter(history.failures(model, limit=1)), None)
-    after = failed is not None and (latest is None or failed.at > latest.evaluated_at)
-    since = [e for e in reversed(recent) if failed is None or e.evaluated_at >= failed.at]
+    after = failed is not None and (
+        latest is None or written_after(failed.at, latest.evaluated_at, now)
+    )
+    since = [
+        e
+        for e in reversed(recent)
+        if failed is None or not written_after(failed.at, e.evaluated_at, now)
+    ]
     held = [alerting.held_conditions(e) for e in since]
     flagged = alerting.flagged_runs(held)[-1] if held else 0
     ended = None if failed is None else failed.at + (failed.duration_seconds or 0.0)
+    if latest is not None and ahead(latest.evaluated_at, now):
+        log.warning(
+            "model=%s its latest run is stamped %s UTC, %s ahead of the clock: the wall "
+            "clock stepped back since; its times read as the latest until a run ends",
+            model,
+            format_time(latest.evaluated_at),
+            format_duration(ahead(latest.evaluated_at, now)),
+        )
     state.restore(model, latest, failed_since=after, flagged_runs=flagged, last_failure=ended)
 
 

@@ -2190,10 +2190,18 @@ def history(
     check_state_dir(directory, named, uses=["history"])
     with open_history(directory) as h:
         found = _whole(h.since(model, start, end, limit=HISTORY_LIMIT))
+        later = _runs(h.since(model, end, limit=HISTORY_LIMIT)) if until is None else []
         latest = _latest_run(h, model) if not _runs(found) else None
         pruned = h.pruned_before(model)
         if latest is None and pruned is None and config_path is None:
             _known_to_history(h, model)
+    if later:  # stamped ahead of the clock (it stepped back since): not left out unsaid
+        click.echo(
+            f"{len(later)} run(s) of {model} are stamped after now ({format_time(end)}), "
+            f"up to {format_time(_run_time(later[-1]))}: the wall clock stepped back since "
+            "they ran; --until after that time shows them",
+            err=True,
+        )
     # Runs of the range that the retention removed: said, not left for an empty range to tell.
     pruned = pruned if pruned is not None and start < pruned else None
     if as_json:

@@ -18,7 +18,9 @@ from monitor.errors import InvalidInputError, TimeRangeError
 __all__ = [
     "ACCEPTED",
     "EARLIEST",
+    "FUTURE_SKEW",
     "LATEST",
+    "ahead",
     "date_alone",
     "eight_digit_date",
     "finer_unit",
@@ -29,6 +31,7 @@ __all__ = [
     "seconds_expected",
     "time_field",
     "wall_seconds",
+    "written_after",
 ]
 
 #: The times accepted, in unix seconds: from the epoch to the start of year 9999 (UTC).
@@ -36,6 +39,9 @@ __all__ = [
 #: date to show; telemetry has no time outside them.
 EARLIEST = 0.0
 LATEST = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+#: How far after the clock a recorded time may lie before it reads as written before the
+#: wall clock stepped back: NTP slews and hosts a little apart stay well below 5 minutes.
+FUTURE_SKEW = 300.0
 #: How every message says which times are accepted: LATEST itself is not (an exclusive
 #: end such as --to 9999-01-01 is refused too), which "between ... and" hid.
 ACCEPTED = "from 1970-01-01 up to, but not including, 9999-01-01 UTC"
@@ -239,3 +245,18 @@ def same_clock(a: str, b: str) -> bool:
 def _offset(moment: datetime) -> float:
     offset = moment.utcoffset()
     return 0.0 if offset is None else offset.total_seconds()
+
+
+def ahead(t: float, now: float) -> float:
+    """How far ``t`` lies after ``now`` when that is more than FUTURE_SKEW (else 0): a
+    time written before the wall clock stepped back."""
+    return t - now if t - now > FUTURE_SKEW else 0.0
+
+
+def written_after(a: float, b: float, now: float) -> bool:
+    """Whether a record stamped ``a`` was written after one stamped ``b`` of another
+    table (no insertion order to compare): a stamp ahead of ``now`` was written before
+    the wall clock stepped back, so before any stamp that is not; else the later stamp."""
+    if bool(ahead(a, now)) != bool(ahead(b, now)):
+        return bool(ahead(b, now))
+    return a > b

@@ -36,6 +36,7 @@ from monitor.runner import (
     log_began_late,
     store_options,
 )
+from monitor.timestamps import FUTURE_SKEW, ahead
 
 __all__ = ["HISTORY_SECONDS", "ModelPages", "page_options", "sli_state"]
 
@@ -181,7 +182,13 @@ class ModelPages:
         if not status.stale:
             return None
         after = status.evaluation.evaluated_at if status.evaluation else 0.0
-        first = self._history.since(model, after, limit=1, oldest=True).failures
+        until, now = None, self._clock()
+        if ahead(after, now):  # written before the wall clock stepped back: the failures
+            # since are stamped before it, after the newest success stamped in the present
+            until = now + FUTURE_SKEW
+            present = self._history.since(model, 0.0, until, limit=1).evaluations
+            after = present[-1].evaluated_at if present else 0.0
+        first = self._history.since(model, after, until, limit=1, oldest=True).failures
         return first[0].at if first else None
 
     def _log_problem(self, model: str, what: str, problem: str | None) -> None:

@@ -252,14 +252,15 @@ class MonitorState:
             m = self._models[model]
             m.stale = failed_since
             m.flagged_runs = 0 if failed_since else flagged_runs
-            if last_failure is not None:
-                m.last_run = max(m.last_run, last_failure)
             if latest is not None:
                 m.evaluation = latest
                 m.last_success = max(m.last_success, latest.evaluated_at + latest.duration_seconds)
-                m.last_run = max(m.last_run, m.last_success)
                 if latest.live_version == m.live_version:
                     m.thresholds = dict(latest.thresholds)
+            # The run written last: a success stamped after the failure may be older (the
+            # wall clock stepped back between them).
+            ended = last_failure if failed_since and last_failure is not None else None
+            m.last_run = max(m.last_run, m.last_success if ended is None else ended)
             self._generation += 1
 
     def carry_over(self, model: str, totals: RunTotals) -> None:

@@ -509,25 +509,26 @@ class SQLiteHistory:
         )
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
-        """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
+        """The latest evaluations of a model, newest first: the last written, not the
+        latest stamped (a run stamped before the wall clock stepped back is not the latest)."""
         model = check_model_name(model, "SQLiteHistory.recent")
         limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.recent")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_EVALUATION_COLUMNS} FROM evaluations WHERE model = ? "
-                "ORDER BY evaluated_at DESC, id DESC LIMIT ?",
+                "ORDER BY id DESC LIMIT ?",
                 (model, limit),
             ).fetchall()
         return [self._evaluation(row) for row in rows]
 
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
-        """The latest failed runs of a model, newest (by ``at``) first."""
+        """The latest failed runs of a model, the last written first."""
         model = check_model_name(model, "SQLiteHistory.failures")
         limit = check_int(limit, "limit", low=1, owner="SQLiteHistory.failures")
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {self._failure_columns} FROM failures WHERE model = ? "
-                "ORDER BY at DESC, id DESC LIMIT ?",
+                "ORDER BY id DESC LIMIT ?",
                 (model, limit),
             ).fetchall()
         return [self._failure(row) for row in rows]

@@ -406,18 +406,18 @@ class MemoryHistory(AppendedRuns):
         return max(named, default=0)
 
     def recent(self, model: str, limit: int = 20) -> list[Evaluation]:
-        """The latest evaluations of a model, newest (by ``evaluated_at``) first."""
+        """The latest evaluations of a model, the last written first (SQLiteHistory.recent)."""
         limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.recent")
         with self._lock:
-            mine = [(e.evaluated_at, i, e) for i, e in enumerate(self._evaluations)]
-        return [e for _, _, e in sorted(_of(mine, model), reverse=True)[:limit]]
+            mine = [e for e in self._evaluations if e.model == model]
+        return mine[::-1][:limit]
 
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
-        """The latest failed runs of a model, newest (by ``at``) first."""
+        """The latest failed runs of a model, the last written first."""
         limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.failures")
         with self._lock:
-            mine = [(f.at, i, f) for i, f in enumerate(self._failures)]
-        return [f for _, _, f in sorted(_of(mine, model), reverse=True)[:limit]]
+            mine = [f for f in self._failures if f.model == model]
+        return mine[::-1][:limit]
 
     def since(
         self,

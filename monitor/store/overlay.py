@@ -354,16 +354,14 @@ class OverlayHistory(AppendedRuns):
         limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.recent")
         with self._lock:
             mine = [e for e in self._evaluations if e.model == model]
-        real = self._inner.recent(model, limit)[::-1]
-        return _newest_first(real, mine, lambda e: e.evaluated_at)[:limit]
+        return (mine[::-1] + self._inner.recent(model, limit))[:limit]  # written here: newer
 
     def failures(self, model: str, limit: int = 20) -> list[RunFailure]:
         """The latest failed runs, real and appended here, newest first."""
         limit = check_int(limit, "limit", low=1, owner=f"{_HISTORY}.failures")
         with self._lock:
             mine = [f for f in self._failures if f.model == model]
-        real = self._inner.failures(model, limit)[::-1]
-        return _newest_first(real, mine, lambda f: f.at)[:limit]
+        return (mine[::-1] + self._inner.failures(model, limit))[:limit]
 
     def since(
         self,

@@ -546,3 +546,30 @@ def test_past_the_limit_the_runs_are_whole_from_where_both_kinds_were_read(
     assert sum(1 for r in answer["runs"] if r.get("failed")) == 1
     whole = invoke("history", "shop", "--state-dir", str(directory), "--since", "5m", "--json")
     assert json.loads(whole.output)["truncated"] is False
+
+
+def test_runs_stamped_after_now_are_counted_on_stderr_not_left_out_unsaid(
+    state: tuple[Path, float],
+) -> None:
+    # t13 F2: after the wall clock stepped back 30 days, the runs stamped before the step
+    # lie after the default --until (now): the table left them out without a word.
+    directory, now = state
+    with SQLiteHistory(directory / "history.sqlite") as h:
+        for days in (30, 31):
+            h.append(evaluation(now + days * 86400, "kept: no drift"))
+    result = CliRunner().invoke(main, ["history", "shop", "--state-dir", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert "model shop: 4 run(s) from " in result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith("2 run(s) of shop are stamped after now (")
+    assert f"up to {utc(now + 31 * 86400)}" in line.replace("T", " ").replace("Z", "")
+    assert line.endswith("--until after that time shows them")
+    # Named with --until, the runs after it are what was asked: nothing said.
+    until = utc(now + 60).replace(" ", "T") + "Z"
+    result = CliRunner().invoke(
+        main, ["history", "shop", "--state-dir", str(directory), "--until", until]
+    )
+    assert result.exit_code == 0 and result.stderr == ""
+    # None after now: nothing said.
+    result = invoke("history", "other", "--state-dir", str(directory))
+    assert result.exit_code == 0 and result.stderr == ""

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from monitor.bootstrap import _restore
 from monitor.cli import main as cli
 from monitor.errors import LivePointerError, StoreError
 from monitor.explain import explain
@@ -1009,3 +1010,35 @@ def test_a_feature_that_looks_rescaled_is_named_on_the_page_and_a_quiet_one_is_n
     # And a thousand times smaller.
     state.set_explanation(explain(live, reference * [0.001, 1], ev.window_start, ev.window_end))
     assert "its median is about 1/1,000 of the reference's" in _text(view_.model_html("m1"))
+
+
+def test_after_the_wall_clock_stepped_back_the_latest_run_is_the_last_written(
+    tmp_path: Path,
+) -> None:
+    # t13 F2: runs stamped 30 days ahead (written before the clock stepped back), then
+    # failures now. A restart took the future success as the latest run and the model as
+    # not failing, and the page had no "failing since".
+    now, step = T0 + 600, 30 * 86400.0
+    history, store = MemoryHistory(), MemorySnapshotStore()
+    store.save(make_snapshot("m1", k=3, d=2, version=0), state="live")
+    history.append_failure(make_failure("m1", at=T0, reason="schema"))  # an older streak
+    history.append(_ev(T0 + 60, 0.05))
+    history.append(_ev(now + step, 0.05))
+    history.append(_ev(now + step + 60, 0.05))
+    for at in (now - 60, now):
+        history.append_failure(make_failure("m1", at=at, duration_seconds=0.5))
+    state = MonitorState([SPEC], started_at=now, version="x")
+    _restore(state, history, "m1", now)
+    status = state.status("m1")
+    assert status.stale is True and status.last_run == now + 0.5
+    assert status.evaluation is not None and status.evaluation.evaluated_at == now + step + 60
+    view = ModelPages(state, history, store, state_dir=tmp_path, clock=lambda: now).model("m1")
+    assert view is not None and (view["state"], view["failing_since"]) == ("failing", now - 60)
+    # A success written after a failure stamped ahead: not failing, its end the last run.
+    history.append_failure(make_failure("m1", at=now + step + 120))
+    history.append(_ev(now + 30, 0.05))
+    again = MonitorState([SPEC], started_at=now, version="x")
+    _restore(again, history, "m1", now + 60)
+    status = again.status("m1")
+    assert status.stale is False and status.last_run == status.last_success
+    assert status.evaluation is not None and status.evaluation.evaluated_at == now + 30

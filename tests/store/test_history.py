@@ -85,20 +85,26 @@ def test_numpy_scalars_come_back_as_python_values(history: SQLiteHistory) -> Non
     assert loaded.slis == {"silhouette": 0.5}  # 0.5 is exact in float32
 
 
-def test_recent_is_newest_first_per_model_with_a_limit(history: SQLiteHistory) -> None:
-    # Appended out of time order (a backfill): order follows evaluated_at, then insertion.
+def test_recent_is_the_last_written_first_per_model_with_a_limit(
+    history: SQLiteHistory,
+) -> None:
+    # Stamped out of time order (the wall clock stepped back after the run at 30): the
+    # latest is the run written last, not the one stamped latest (t13 F2).
     for t in [30.0, 10.0, 20.0]:
         history.append(make_evaluation(evaluated_at=t, decision=f"t={t}"))
     history.append(make_evaluation(evaluated_at=20.0, decision="t=20 again"))
     history.append(make_evaluation("m2", evaluated_at=99.0))
+    for t in [30.0, 10.0]:
+        history.append_failure(make_failure(at=t))
 
     assert [e.decision for e in history.recent("m1")] == [
-        "t=30.0",
         "t=20 again",
         "t=20.0",
         "t=10.0",
+        "t=30.0",
     ]
-    assert [e.evaluated_at for e in history.recent("m1", limit=2)] == [30.0, 20.0]
+    assert [e.evaluated_at for e in history.recent("m1", limit=2)] == [20.0, 20.0]
+    assert [f.at for f in history.failures("m1")] == [10.0, 30.0]
     assert [e.model for e in history.recent("m2")] == ["m2"]
     assert history.recent("nobody") == []
 
@@ -322,8 +328,9 @@ def test_concurrent_appends_from_threads_lose_nothing(history: SQLiteHistory) ->
     expected = sorted(
         (float(t * 1000 + i) for t in range(n_threads) for i in range(per_thread)), reverse=True
     )
-    assert [e.evaluated_at for e in history.recent("m1", limit=10_000)] == expected
-    assert [f.at for f in history.failures("m1", limit=10_000)] == expected
+    got = [e.evaluated_at for e in history.recent("m1", limit=10_000)]
+    assert sorted(got, reverse=True) == expected
+    assert sorted((f.at for f in history.failures("m1", limit=10_000)), reverse=True) == expected
 
 
 def _append_many(path: Path, proc: int, count: int, barrier: Any) -> None:

@@ -204,9 +204,10 @@ def test_history_recent_failures_and_since_agree_with_the_port(history: Any) -> 
     history.append(make_evaluation("m2", evaluated_at=150.0))
     history.append_failure(make_failure(at=250.0))
     history.append_failure(make_failure(at=50.0))
-    assert [e.evaluated_at for e in history.recent("m1")] == [300.0, 200.0, 100.0]
-    assert [e.evaluated_at for e in history.recent("m1", limit=1)] == [300.0]
-    assert [f.at for f in history.failures("m1")] == [250.0, 50.0]
+    # The last written first, whatever the stamps (the wall clock may step back).
+    assert [e.evaluated_at for e in history.recent("m1")] == [200.0, 100.0, 300.0]
+    assert [e.evaluated_at for e in history.recent("m1", limit=1)] == [200.0]
+    assert [f.at for f in history.failures("m1")] == [50.0, 250.0]
     got = history.since("m1", 100.0, 300.0)
     assert [e.evaluated_at for e in got.evaluations] == [100.0, 200.0]
     assert [f.at for f in got.failures] == [250.0]
