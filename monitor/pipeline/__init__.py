@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
+from monitor.durations import format_duration
 from monitor.errors import NoDataError, RunCancelledError
 from monitor.pipeline.commit import commit, store_first
 from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
@@ -27,7 +28,7 @@ from monitor.pipeline.scoring import ScaleBuffer, schema_hash, score, validate_w
 from monitor.pipeline.train import train_reference
 from monitor.ports import Engine, History, SnapshotStore, TelemetrySource
 from monitor.records import Decision, Evaluation, Measurement, Pending, Snapshot, Window
-from monitor.timestamps import same_clock
+from monitor.timestamps import ahead, format_time, same_clock
 
 __all__ = [
     "Assess",
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 #: The models warned that their row times had no offset (``_warn_naive``): once each
 #: per process, not at every run.
 _NAIVE_WARNED: set[str] = set()
+#: The (model, version) warned that it was created ahead of the clock (``_warn_ahead``).
+_AHEAD_WARNED: set[tuple[str, int]] = set()
 
 
 class Assessment(NamedTuple):
@@ -126,6 +129,8 @@ def evaluate(
     with phases.phase("load"):
         live = _live(store, model.name)
         pending = _pending(store, model) if live is not None else None
+    if live is not None:
+        _warn_ahead(model.name, live, now)
     if window is None:
         assert nothing is not None
         if live is None:  # a first run: its period says whether the data ever began
@@ -205,6 +210,25 @@ def _warn_naive(model: ModelSettings, window: Window) -> None:
         "the times with their offset (docs/sources.md, on timezone: UTC instead)",
         model.name,
         model.timezone,
+    )
+
+
+def _warn_ahead(name: str, live: Snapshot, now: float) -> None:
+    """A WARNING, once per version and process, when the live version was created more
+    than FUTURE_SKEW ahead of the clock (the wall clock stepped back since): its age is
+    unknown (t13 F1)."""
+    by = ahead(live.created_at, now)
+    if not by or (name, live.version) in _AHEAD_WARNED:
+        return
+    _AHEAD_WARNED.add((name, live.version))
+    log.warning(
+        "model=%s: live v%d was created at %s, %s ahead of the clock (the wall clock "
+        "stepped back since): its age is unknown; KMeansModelStale fires until it is "
+        "retrained or the clock passes that time (docs/configuration.md, retrain)",
+        name,
+        live.version,
+        format_time(live.created_at),
+        format_duration(float(round(by))),
     )
 
 

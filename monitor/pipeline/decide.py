@@ -22,7 +22,7 @@ from monitor.records import (
     cycle_unit,
     season_name,
 )
-from monitor.timestamps import format_time, wall_seconds
+from monitor.timestamps import ahead, format_time, wall_seconds
 
 __all__ = ["cycles_covered", "decide", "drift_reasons", "phase_gaps"]
 
@@ -73,6 +73,15 @@ def decide(
     policy = model.retrain
     if policy == "scheduled":
         age = now - m.live.created_at
+        if ahead(m.live.created_at, now):  # trained before the wall clock stepped back:
+            # its age is unknown, and counted "not due" it stayed for the whole step
+            by = format_duration(float(round(-age)))
+            return Decision(
+                "promote",
+                f"scheduled retrain: live v{m.live.version} is stamped {by} ahead of the "
+                "clock, its age unknown",
+                "scheduled",
+            )
         if age >= model.training.retrain_every:
             old = format_duration(float(round(age)))  # "6h", never "21600s"
             return Decision("promote", f"scheduled retrain: live model is {old} old", "scheduled")
@@ -89,7 +98,12 @@ def decide(
             f"{text}; the pending v{pending.version} of snapshots retrain is kept for "
             "approval: no candidate is trained until it is approved or rejected",
         )
-    if pending is not None and pending.fresh_until is not None and now < pending.fresh_until:
+    if (
+        pending is not None
+        and pending.fresh_until is not None
+        and now < pending.fresh_until
+        and not ahead(pending.trained_to or 0.0, now)  # else trained before a step back
+    ):
         assert pending.trained_to is not None  # set together
         to, fresh = format_time(pending.trained_to), format_time(pending.fresh_until)
         return Decision(

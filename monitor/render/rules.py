@@ -10,6 +10,7 @@ from monitor import slis
 from monitor.durations import parse_prometheus_duration, scale_prometheus_duration
 from monitor.render.options import RenderOptions
 from monitor.render.templates import render_template
+from monitor.timestamps import FUTURE_SKEW
 from monitor.yamlfile import load_yaml
 
 __all__ = ["alert_names", "render_rules", "rules_by_alert"]
@@ -28,6 +29,7 @@ def _render_rules(options: RenderOptions) -> str:
         options=options,
         sli=slis.SLIS,
         threshold=slis.THRESHOLDS,
+        future_skew=f"{FUTURE_SKEW:.0f}",
         dur=lambda text: scale_prometheus_duration(text, options.time_scale),
         seconds=lambda text: parse_prometheus_duration(
             scale_prometheus_duration(text, options.time_scale)

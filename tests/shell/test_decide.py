@@ -175,6 +175,31 @@ SPLIT = QUIET | {S.CLUSTERS_APPEARED: 1.0, S.CLUSTERS_VANISHED: 1.0}
                 "approved or rejected",
             ),
         ),
+        # A candidate trained on a period to now is kept until its refresh time ...
+        (
+            "manual",
+            PSI,
+            Pending(7, trained_to=NOW - 60, fresh_until=NOW + 3600),
+            Decision(
+                "keep",
+                "drift awaits manual approval: feature PSI 0.404 (b); candidate v7 awaits "
+                "approval (trained on the period to 1970-01-12T13:45:40Z; next refresh from "
+                "1970-01-12T14:46:40Z)",
+            ),
+        ),
+        # ... but one trained on a period ending ahead of the clock (the wall clock stepped
+        # back since) is refreshed: kept, it stayed for the whole step (t13 F1).
+        (
+            "manual",
+            PSI,
+            Pending(7, trained_to=NOW + 30 * 86400, fresh_until=NOW + 33 * 86400),
+            Decision(
+                "pend",
+                "drift awaits manual approval: feature PSI 0.404 (b); refreshing candidate v7",
+                "drift",
+                replaces=7,
+            ),
+        ),
         # Below the critical PSI level a warning is not drift that retrains.
         ("on-drift", QUIET | {S.FEATURE_PSI_MAX: 0.2}, None, Decision("keep", "kept: no drift")),
     ],
@@ -200,6 +225,18 @@ def test_a_restarts_minimum_is_named_with_how_far_the_live_centres_moved() -> No
     [
         (3600.0, Decision("keep", "kept: scheduled retrain not due")),
         (90000.0, Decision("promote", "scheduled retrain: live model is 25h old", "scheduled")),
+        # Created ahead of the clock (t13 F1): within 5 minutes, a host a little apart;
+        # further, trained before the wall clock stepped back: its age is unknown, and
+        # "not due" held it for the whole step.
+        (-240.0, Decision("keep", "kept: scheduled retrain not due")),
+        (
+            -30 * 86400.0,
+            Decision(
+                "promote",
+                "scheduled retrain: live v3 is stamped 30d ahead of the clock, its age unknown",
+                "scheduled",
+            ),
+        ),
     ],
 )
 def test_the_scheduled_policy_ignores_drift_and_looks_at_age(

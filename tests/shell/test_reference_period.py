@@ -35,7 +35,7 @@ from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, _window_ends, read
 from monitor.pipeline.scoring import prepare, score
 from monitor.records import ReferencePeriod
 from monitor.runner import classify_failure
-from monitor.timestamps import parse_time
+from monitor.timestamps import format_time, parse_time
 from tests.fakes import FAKE_SOURCES, FakeSource, MemoryHistory, MemoryStore, blobs
 
 FEATURES = ("a", "b", "c")
@@ -1137,3 +1137,26 @@ def test_a_promotion_whose_period_lacks_phases_the_live_version_holds_is_not_mad
     assert trained == []
     assert any(r.levelname == "WARNING" and "is not promoted" in r.message
                for r in caplog.records)  # fmt: skip
+
+
+def test_a_live_version_created_ahead_of_the_clock_is_warned_once_per_version(
+    caplog: Any, monkeypatch: Any
+) -> None:
+    """After the wall clock stepped back 30 days, the live version's created time lay
+    30 days ahead and nothing said so: its age, and every freshness judged from it, was
+    wrong for the length of the step (t13 F1)."""
+    monkeypatch.setattr(pipeline, "_AHEAD_WARNED", set())
+    m = model(seasonality="daily")
+    _, snap, _, store = run(m, daily_mix)
+    for now in (NOW - 30 * DAY, NOW - 30 * DAY + 3600, NOW + 240):  # the last: within 5 min
+        evaluate(m, FakeSource(FEATURES, daily_mix), store, MemoryHistory(), now)
+    warned = [r for r in caplog.records if "ahead of the clock" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in warned] == [
+        (
+            "WARNING",
+            f"model=m: live v{snap.version} was created at {format_time(snap.created_at)}, "
+            "30d ahead of the clock (the wall clock stepped back since): its age is unknown; "
+            "KMeansModelStale fires until it is retrained or the clock passes that time "
+            "(docs/configuration.md, retrain)",
+        )
+    ]
