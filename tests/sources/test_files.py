@@ -1543,3 +1543,21 @@ def test_rows_shared_across_files_are_counted_once_per_repeat() -> None:
     assert _shared_rows([("a.csv", np.array([row])), ("b.csv", np.array([other]))])[0] == 0
     # Files that hold no row of the window: nothing to count, no error.
     assert _shared_rows([("a.csv", np.empty((0, 3))), ("b.csv", np.empty((0, 3)))])[0] == 0
+
+
+def test_local_times_without_offset_have_no_rows_in_the_spring_changes_skipped_hour(
+    tmp_path: Path,
+) -> None:
+    # docs/sources.md, on keeping timezone: UTC for local times written without an
+    # offset: New York's clocks skip 02:00-03:00 on 2026-03-08, so read as UTC that hour
+    # holds no row and its run fails too_few_rows (t13 F3); the hours around it hold theirs.
+    local = [f"2026-03-08T{h:02d}:{m:02d}:00" for h in (1, 3) for m in (0, 20, 40)]
+    write(tmp_path / "ny.csv", named(np.arange(18.0).reshape(6, 3), ts=local[:6]))
+    src = _range_source(tmp_path)
+    hour = datetime(2026, 3, 8, 2, tzinfo=UTC).timestamp()
+    assert src.read_window(hour - 3600, hour).X.shape == (3, 3)
+    window = src.read_window(hour, hour + 3600)
+    assert window.X.shape == (0, 3)
+    assert window.label.startswith("rows timed [2026-03-08T02:00:00Z, 2026-03-08T03:00:00Z)")
+    assert "from 0 of 1 file(s)" in window.label, window.label
+    assert src.read_window(hour + 3600, hour + 7200).X.shape == (3, 3)
