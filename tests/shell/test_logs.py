@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.logs import Throttle
@@ -54,7 +56,7 @@ def test_debug_lets_no_numba_compiler_lines_through_but_its_warnings_and_the_dae
     result = run_python(NUMBA_AT_DEBUG)
     lines = result.stderr.splitlines()
     numba = [line for line in lines if " numba." in line]
-    assert [line.split(" ", 2)[2] for line in numba] == [
+    assert [line.split(" ", 1)[1] for line in numba] == [
         "WARNING numba.core.ssa: a warning of numba's"
     ], result.stderr[:2000]
     assert any(line.endswith("DEBUG monitor: a debug line of the daemon's") for line in lines)
@@ -82,6 +84,38 @@ def test_a_warning_in_a_worker_is_one_log_line_as_in_the_daemon() -> None:
     assert warned, result.stderr
     assert all(" WARNING monitor: DegenerateDataWarning: " in line for line in warned), warned
     assert not [line for line in lines if ".py:" in line], result.stderr  # no source lines
+
+
+LOCAL_HOST = """
+import logging, time
+
+from monitor.logs import setup_logging
+
+setup_logging("INFO")
+print(time.time())
+logging.getLogger("monitor").info("model=m window=[12:00:01, 13:00:01)")
+"""
+
+
+def test_log_times_are_utc_and_marked_whatever_the_hosts_zone() -> None:
+    # Under TZ=Europe/Paris a line read "2026-03-09 14:00:11,017 INFO monitor: model=svc
+    # window=[12:00:01, 13:00:01)": the run seemed to end an hour after its window (t13 F4).
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", LOCAL_HOST],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), "TZ": "Asia/Kathmandu"},  # UTC+05:45
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    stamp, rest = line.split(" ", 1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), line
+    assert rest == "INFO monitor: model=m window=[12:00:01, 13:00:01)"
+    at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    assert abs(at - float(result.stdout)) < 60, (line, result.stdout)
 
 
 def test_a_throttle_lets_go_of_keys_whose_lines_are_past_and_tells_the_same() -> None:
