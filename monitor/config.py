@@ -512,7 +512,17 @@ def _log_level(value: Any, name: str) -> str:
     return check_choice(value, name, choices=LOG_LEVELS)  # raises, with the value as written
 
 
+#: A crontab line's time zone variable, which cronie reads before the fields.
+_CRON_ZONE = re.compile(r"(CRON_)?TZ=", re.IGNORECASE)
+
+
 def _cron(value: Any, name: str) -> str:
+    if isinstance(value, str) and _CRON_ZONE.match(value.strip()):
+        expected = (
+            "a 5-field crontab expression read in UTC, with no CRON_TZ= or TZ= prefix "
+            "(write the hours of another zone as their UTC hours)"
+        )
+        raise Mismatch(Problem(name, expected, value))
     if not isinstance(value, str) or len(value.split()) != 5:
         raise Mismatch(Problem(name, "a 5-field crontab expression like '*/5 * * * *'", value))
     return value

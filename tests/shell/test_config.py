@@ -167,6 +167,16 @@ def test_every_problem_is_reported_with_model_and_field() -> None:
             "models[checkout].source.colour: must be omitted (unknown field; valid: events,",
         ),
         (minimal(schedule={"cron": "* * *"}), "models[checkout].schedule.cron: must be a 5-field"),
+        # Cronie's zone prefix: schedules are UTC (t13 F5), said, not "must be 5 fields".
+        *(
+            (
+                minimal(schedule={"cron": cron}),
+                "models[checkout].schedule.cron: must be a 5-field crontab expression read in "
+                "UTC, with no CRON_TZ= or TZ= prefix (write the hours of another zone as their "
+                f"UTC hours); got '{cron}'",
+            )
+            for cron in ("CRON_TZ=America/New_York 0 9 * * *", "TZ=UTC 0 9 * *", " tz=X 0 9 * * *")
+        ),
         ([1, 2], "top level: must be a mapping of daemon, store, serving and models; got a list"),
         (
             "a string",
