@@ -29,7 +29,7 @@ from monitor.config import (
     named_by_origin,
     parse_listen,
 )
-from monitor.durations import MAX_SECONDS, format_duration
+from monitor.durations import MAX_SECONDS, format_duration, format_rough
 from monitor.engines import spark_engine
 from monitor.errors import (
     ConfigError,
@@ -1209,7 +1209,7 @@ def _restore(state: MonitorState, history: History, model: str, now: float) -> N
             "clock stepped back since; its times read as the latest until a run ends",
             model,
             format_time(latest.evaluated_at),
-            format_duration(ahead(latest.evaluated_at, now)),
+            format_rough(ahead(latest.evaluated_at, now)),
         )
     state.restore(model, latest, failed_since=after, flagged_runs=flagged, last_failure=ended)
 

@@ -24,6 +24,7 @@ __all__ = [
     "check_duration",
     "format_duration",
     "format_prometheus_duration",
+    "format_rough",
     "parse_duration",
     "parse_prometheus_duration",
     "scale_prometheus_duration",
@@ -124,6 +125,16 @@ def format_duration(seconds: float) -> str:
         if size <= seconds < size * 2**53 and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{seconds:g}s"
+
+
+def format_rough(seconds: float) -> str:
+    """``seconds`` rounded in the largest unit it holds twice ("30d" for 29.98 days,
+    "5m" for 301 s): how far apart two clocks are, where format_duration's exact
+    "2590001s" reads as noise."""
+    for unit in ("d", "h", "m"):
+        if seconds >= 2 * _UNITS[unit]:
+            return f"{round(seconds / _UNITS[unit])}{unit}"
+    return format_duration(float(round(seconds)))
 
 
 def parse_prometheus_duration(text: str) -> float:

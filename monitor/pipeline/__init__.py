@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from monitor.config import ModelSettings
 from monitor.core import drift, kmeans
-from monitor.durations import format_duration
+from monitor.durations import format_rough
 from monitor.errors import NoDataError, RunCancelledError
 from monitor.pipeline.commit import commit, store_first
 from monitor.pipeline.decide import decide, drift_reasons, phase_gaps
@@ -228,7 +228,7 @@ def _warn_ahead(name: str, live: Snapshot, now: float) -> None:
         name,
         live.version,
         format_time(live.created_at),
-        format_duration(float(round(by))),
+        format_rough(by),
     )
 
 

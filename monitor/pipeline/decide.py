@@ -11,7 +11,7 @@ from monitor import slis as S
 from monitor.config import ModelSettings
 from monitor.core.calibration import MIN_BLOCKS
 from monitor.core.seasonal import phase_weights
-from monitor.durations import format_duration
+from monitor.durations import format_duration, format_rough
 from monitor.pipeline.reference import MAX_REFERENCE_WINDOWS, period_windows
 from monitor.records import (
     SEASON_PERIODS,
@@ -75,7 +75,7 @@ def decide(
         age = now - m.live.created_at
         if ahead(m.live.created_at, now):  # trained before the wall clock stepped back:
             # its age is unknown, and counted "not due" it stayed for the whole step
-            by = format_duration(float(round(-age)))
+            by = format_rough(-age)
             return Decision(
                 "promote",
                 f"scheduled retrain: live v{m.live.version} is stamped {by} ahead of the "

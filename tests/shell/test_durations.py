@@ -10,6 +10,7 @@ from monitor.durations import (
     check_duration,
     format_duration,
     format_prometheus_duration,
+    format_rough,
     parse_duration,
     parse_prometheus_duration,
     scale_prometheus_duration,
@@ -83,6 +84,15 @@ def test_zero_is_refused_unless_allowed(value: object) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text, "x") == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    # How far ahead of the clock: 30 days less 9 min 59 s read "2590001s" (t13 F1).
+    [(2590001, "30d"), (2 * 86400, "2d"), (47 * 3600, "47h"), (301, "5m"), (100, "100s")],
+)
+def test_format_rough_rounds_in_the_largest_unit_held_twice(seconds: float, text: str) -> None:
+    assert format_rough(seconds) == text
 
 
 @pytest.mark.parametrize("value", ["999999999999d", "5201w", 1e308, 2**70])
