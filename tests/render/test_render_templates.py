@@ -28,6 +28,7 @@ def test_rules_flavour_passes_go_templates_through() -> None:
         runbook_url=repr,
         dashboard_url=repr,
         flagged_runs_to_fire=2,
+        future_skew="300",
     )
     # Prometheus expands {{ $labels.model }} at alert time; Jinja must leave it alone.
     assert "{{ $labels.model }}" in text
