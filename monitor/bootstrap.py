@@ -8,6 +8,7 @@ import fcntl
 import logging
 import math
 import os
+import resource
 import socket
 import tempfile
 import threading
@@ -105,6 +106,7 @@ __all__ = [
     "build_serving_app",
     "cannot_use_state_dir",
     "check_state_dir",
+    "descriptor_warnings",
     "diff_snapshots",
     "events_from_first_score",
     "file_mode_warnings",
@@ -460,6 +462,27 @@ def file_mode_warnings(settings: Settings) -> list[str]:
     except (ConfigError, OSError):
         web = None  # the checks of the web configuration say why
     return exposed_files(settings, None if web is None or web.tls is None else web.tls.key_file)
+
+
+# Descriptors the daemon holds of its own: the store, the history, the listener, the
+# event loop, the run workers' pipes: 22 at rest with one model, a few more in a run.
+DAEMON_DESCRIPTORS = 32
+
+
+def descriptor_warnings(settings: Settings) -> list[str]:
+    """``serving.max_connections`` and the daemon's own descriptors over this process's
+    open-file limit (``ulimit -n``): connections up to the cap would take the descriptors
+    its runs need (they fail at ``store``), and accepting would pause a second at a time."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = settings.serving.max_connections + DAEMON_DESCRIPTORS
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return []
+    return [
+        f"serving.max_connections ({settings.serving.max_connections}) plus the daemon's "
+        f"own descriptors (about {DAEMON_DESCRIPTORS}) exceed the open-file limit "
+        f"(ulimit -n {soft}): a burst of connections would leave none for the runs; "
+        f"raise ulimit -n to at least {need} or lower serving.max_connections"
+    ]
 
 
 def web_config_warnings(settings: Settings, now: float) -> list[str]:

@@ -898,7 +898,12 @@ def check_config(config_file: Path) -> None:
     made or written in. A state directory this user may not write in is a warning: the
     daemon may run as another user.
     """
-    from monitor.bootstrap import file_mode_warnings, load_settings, web_config_warnings
+    from monitor.bootstrap import (
+        descriptor_warnings,
+        file_mode_warnings,
+        load_settings,
+        web_config_warnings,
+    )
 
     try:
         settings = load_settings(
@@ -920,6 +925,7 @@ def check_config(config_file: Path) -> None:
         *_state_warnings(settings, config_file),
         *web_config_warnings(settings, time.time()),
         *file_mode_warnings(settings),
+        *descriptor_warnings(settings),
     ]
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -24,6 +24,7 @@ from monitor.bootstrap import (
     Serving,
     ServingApp,
     bind_error,
+    descriptor_warnings,
     misfire_grace,
     web_config,
     web_config_name,
@@ -238,6 +239,8 @@ class Daemon:
         routes = daemon_routes(app, self.ready, url=lambda: self.http.url)
         settings = app.settings
         limits = daemon_limits(settings)
+        for warning in descriptor_warnings(settings):
+            log.warning("%s", warning)
         now = app.clock.now()
         self.http = _listening(
             host, port, routes, settings, limits, "daemon.listen", now, app.registry

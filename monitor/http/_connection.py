@@ -465,9 +465,17 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if linger and transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except OSError as exc:
+                # The client reset meanwhile (its FIN went unseen while reading was
+                # paused): shutdown fails with ENOTCONN. Raised out of here, it left the
+                # socket open with no reader and no timer: a descriptor lost per client.
+                log.debug("%s: connection ended: %s", self.peer, type(exc).__name__)
+                transport.abort()
+                return
             self._lingering = True
             self._buffer.clear()
-            transport.write_eof()
             if self._reading_paused:
                 self._reading_paused = False
                 transport.resume_reading()

@@ -267,8 +267,12 @@ class _Engine:
             except OSError as exc:
                 if exc.errno not in _ACCEPT_PAUSE_ERRNOS:
                     continue  # the client gave up before we accepted (ECONNABORTED...)
-                # Out of descriptors: pause instead of spinning on a listener that stays readable.
-                log.warning("cannot accept connections: %s; pausing 1 s", exc.strerror)
+                # Out of descriptors: pause instead of spinning on a listener that stays
+                # readable; one line a minute, not one per pause.
+                self._warn_limit(
+                    "open-file limit (ulimit -n)",
+                    f"reached: cannot accept connections: {exc.strerror}; pausing 1 s at a time",
+                )
                 self._loop.remove_reader(self._listener.fileno())
                 self._loop.call_later(1.0, self._accepting)
                 return

@@ -421,3 +421,29 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(
         sock.shutdown(socket.SHUT_WR)
         assert read_response(sock)[0] == 200
         assert closed_by_server(sock)  # and not kept for a request that cannot come
+
+
+def test_a_client_that_left_while_a_worker_answered_is_closed_not_leaked(
+    serve: Callable[..., Running],
+) -> None:
+    # The client closes while its request waits on a worker (reading paused, so its FIN
+    # is unseen); the response draws a reset, and shutting down the write side then fails
+    # (ENOTCONN). That error escaped close(): the socket stayed open for good, one
+    # descriptor per such client, until a burst under a low ulimit -n wedged the daemon.
+    release = threading.Event()
+
+    def slow_models() -> list[str]:
+        release.wait(PATIENCE)
+        return []
+
+    running = serve(Routes(registry=registry_with_counter(), models_json=slow_models))
+    clients = [running.connect() for _ in range(3)]
+    for sock in clients:  # as urllib asks: the answer is the last, then a lingering close
+        request(sock, "/api/models", "Connection: close\r\n")
+    assert wait_until(lambda: running.server.open_connections == 3)
+    time.sleep(0.3)  # let the requests reach the workers (not a timing assertion)
+    for sock in clients:
+        sock.close()
+    time.sleep(0.2)
+    release.set()
+    assert wait_until(lambda: running.server.open_connections == 0, timeout=5.0)
