@@ -712,6 +712,9 @@ def cannot_open(path: Path, exc: BaseException, verb: str = "open") -> str:
         return f"{said}: move it aside, and the next run starts a new one (no snapshot is in it)"
     if primary in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
         return f"{said}: is its file system full? free space there (or check the disk)"
+    if primary == sqlite3.SQLITE_READONLY:
+        # SQLite's "attempt to write a readonly database" names no cause: permissions.
+        return f"{said}: this user may not write it or its directory (permission denied)"
     return said
 
 
@@ -732,6 +735,8 @@ def history_problem(path: Path) -> str | None:
             if "schema_version" not in names:
                 return None  # an empty database: the run makes its tables
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    except NotWritableError:
+        return None  # the state directory's own check says this user may not write it
     except sqlite3.Error as exc:
         return cannot_open(path, exc)
     current = 0 if row[0] is None else int(row[0])
@@ -753,14 +758,24 @@ def _connect_read_only(path: Path, **options: Any) -> sqlite3.Connection:
         return conn
     except sqlite3.OperationalError as exc:
         conn.close()
-        if _code(exc) != sqlite3.SQLITE_CANTOPEN or os.access(path.parent, os.W_OK):
+        # SQLite 3.40 says SQLITE_READONLY_DIRECTORY (1544) where older ones said CANTOPEN.
+        if _code(exc) not in _NO_SHM or os.access(path.parent, os.W_OK):
             raise
         if (why := _not_frozen(path)) is not None:
-            raise sqlite3.OperationalError(f"{exc}: {why}") from exc
+            raise NotWritableError(why) from exc
     # immutable=1: SQLite reads the main file without locks or -shm, trusting that
     # nothing changes it. True here: no one writes on a read-only file system, and with
     # no -wal file every committed run is in the main file.
     return sqlite3.connect(uri + "&immutable=1", uri=True, **options)
+
+
+# What SQLite says when a reader cannot make the -shm file.
+_NO_SHM = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+
+
+class NotWritableError(sqlite3.OperationalError):
+    """A database this user may read but not open: SQLite must make its -shm file in a
+    directory this user may not write (the daemon may run as another)."""
 
 
 def _not_frozen(path: Path) -> str | None:

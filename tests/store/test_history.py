@@ -6,11 +6,14 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
+import os
 import re
 import shutil
 import sqlite3
 import stat
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +24,13 @@ from _store_factories import make_evaluation, make_failure, make_snapshot, same_
 from monitor.errors import InvalidInputError, StoreError
 from monitor.ports import History
 from monitor.store import DirectorySnapshotStore, SQLiteHistory
-from monitor.store.history import PRUNE_EVERY, SCHEMA_SINCE, SCHEMA_VERSION, history_problem
+from monitor.store.history import (
+    PRUNE_EVERY,
+    SCHEMA_SINCE,
+    SCHEMA_VERSION,
+    cannot_open,
+    history_problem,
+)
 from monitor.store.memory import MemoryHistory
 from monitor.store.overlay import OverlayHistory
 
@@ -787,3 +796,69 @@ def test_the_live_versions_are_those_the_runs_scored_or_promoted(history: Any, k
     h.append(make_evaluation("m2", live_version=7, candidate_version=None))
     assert h.live_versions("m1") == {2, 4}  # 3 was left pending
     assert h.live_versions("m3") == set()
+
+
+def _where_this_user_may_not_write(directory: Path, action: Callable[[], str]) -> str:
+    """What ``action`` returns with ``directory`` not writable by its user: root writes
+    anywhere, so as root it runs in a forked child turned into nobody."""
+    directory.chmod(0o555)
+    try:
+        if os.geteuid() != 0:
+            return action()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: no pytest past this point, only os._exit
+            os.close(read)
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                said = action()
+            except BaseException as exc:  # handed to the parent, which fails on it
+                said = f"raised {exc!r}"
+            os.write(write, said.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as out:
+            said = out.read().decode()
+        os.waitpid(pid, 0)
+        return said
+    finally:
+        directory.chmod(0o755)
+
+
+def test_read_only_in_a_directory_this_user_may_not_write_says_so() -> None:
+    # SQLite 3.40 says SQLITE_READONLY_DIRECTORY, not CANTOPEN, when a reader cannot make
+    # the -shm: history gave its "attempt to write a readonly database" and no advice,
+    # and check-config (history_problem) made a problem of it, not the documented warning.
+    root = Path(tempfile.mkdtemp())  # not under tmp_path: nobody must reach it
+    try:
+        root.chmod(0o755)
+        path = root / "h.sqlite"
+        with SQLiteHistory(path) as writer:
+            writer.append(make_evaluation())
+        path.chmod(0o644)
+
+        def read() -> str:
+            problem = history_problem(path)
+            try:
+                SQLiteHistory(path, read_only=True).close()
+            except StoreError as exc:
+                return f"{problem} | {exc}"
+            return f"{problem} | read"
+
+        assert _where_this_user_may_not_write(root, read) == (
+            f"None | cannot open the history database {path}: this user cannot write in "
+            f"{root} (SQLite makes h.sqlite-shm there even to read): use the user who runs "
+            "the daemon, or a copy"
+        )
+    finally:
+        shutil.rmtree(root)
+
+
+def test_sqlite_saying_readonly_is_told_as_a_permission() -> None:
+    exc = sqlite3.OperationalError("attempt to write a readonly database")
+    exc.sqlite_errorcode = 1544  # type: ignore[attr-defined]  # SQLITE_READONLY_DIRECTORY
+    assert cannot_open(Path("/s/h.sqlite"), exc) == (
+        "cannot open the history database /s/h.sqlite: attempt to write a readonly database: "
+        "this user may not write it or its directory (permission denied)"
+    )
