@@ -289,13 +289,16 @@ def check_state_dir(
     *,
     uses: Collection[str] = STATE_PARTS,
     make: bool = False,
+    write: bool = False,
 ) -> None:
     """Refuse, as one line naming where the path came from (``named``, as
     ``state_dir_problems``), a state directory whose parts in ``uses`` a command cannot
     use: the problems of ``state_dir_problems`` (ConfigError, as `run` and `evaluate`
     say them), a history file that cannot be opened (StoreError); with ``make`` (a
     command that writes, as `run`), a directory that cannot be made; without it, one
-    that does not hold them (StoreError: nothing is made).
+    that does not hold them (StoreError: nothing is made); with ``write`` (a command that
+    writes after slow work, as `snapshots retrain`), a part this user cannot write in
+    now (read-only, permission, a full disk), found by a probe file removed at once.
     InvalidInputError for a directory this user may not use.
     """
     directory = Path(directory)
@@ -313,10 +316,24 @@ def check_state_dir(
             raise StoreError(
                 f"{origin}: no history database at {brief_text(str(history))}{_absent(directory)}"
             )
+        if write:
+            _probe_writes(directory, uses)
     except StoreError:
         raise
     except OSError as exc:  # EACCES, EPERM, ENOENT (/proc/1/nope), EROFS...
         raise InvalidInputError(f"{origin}: {cannot_use_state_dir(directory, exc)}") from None
+
+
+def _probe_writes(directory: Path, uses: Collection[str]) -> None:
+    """Make (and remove) a probe file, a line written in it, where a command writes: the
+    snapshot store, then the state directory (the history). OSError naming the place."""
+    places = [directory / "snapshots"] if "snapshots" in uses else []
+    for place in [*places, directory] if "history" in uses else places:
+        try:
+            with tempfile.TemporaryFile(dir=place) as probe:
+                os.write(probe.fileno(), f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(place)) from None
 
 
 def _absent(directory: Path) -> str:

@@ -1974,7 +1974,7 @@ def snapshots_retrain(
         raise click.UsageError("snapshots retrain needs --config FILE: it reads the model's source")
     settings = _settings(config_path, state_dir=state_dir)
     # Before the (slow) training: it stores the version, then records it in the history.
-    check_state_dir(settings.daemon.state_dir, settings.named, make=True)
+    check_state_dir(settings.daemon.state_dir, settings.named, make=True, write=True)
     _limit_blas(settings)
     try:
         done = retrain(

@@ -466,3 +466,39 @@ def test_a_retrain_of_a_model_moved_aside_numbers_after_the_history(
     assert retrained.exit_code == 0, retrained.output
     # No live version left: the retrain is live at once, numbered after the old v1.
     assert "model shop: trained v2 (k=4)" in retrained.stdout
+
+
+@pytest.mark.parametrize(
+    ("errno_", "why"),
+    [
+        (30, "Read-only file system: {where}"),
+        (28, "No space left on device: {where}: is its file system full? free space there"),
+        (13, "Permission denied: {where}"),
+    ],
+)
+def test_retrain_refuses_a_state_directory_it_cannot_write_before_training(
+    three: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, errno_: int, why: str
+) -> None:
+    # It trained (18 s in T14's test, hours on a long reference) and only then failed to
+    # store the version: evaluate and run refuse such a directory up front.
+    from types import SimpleNamespace
+
+    from monitor import bootstrap
+
+    cfg, state = three
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno_, os.strerror(errno_))
+
+    def trained(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(bootstrap, "tempfile", SimpleNamespace(TemporaryFile=refused))
+    monkeypatch.setattr(bootstrap, "train_reference", trained)
+    done = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert done.exit_code == 2, done.output
+    where = f"{state}/snapshots"
+    assert done.stderr == (
+        f"error: daemon.state_dir: cannot use the state directory {state}: "
+        f"{why.format(where=where)}\n"
+    )
