@@ -38,6 +38,7 @@ from monitor.errors import (
     KeyMismatchError,
     SnapshotNotFoundError,
     StoreError,
+    StoreWriteError,
     UnsignedError,
 )
 from monitor.explain import WindowSampler, explain
@@ -1660,13 +1661,18 @@ def retrain(
         if source is None:
             src.close()
     state = "live" if live or parent is None else "pending"
-    replaced = store.pending_version(name) if state == "pending" else None
-    hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
+    try:
+        replaced = store.pending_version(name) if state == "pending" else None
+        hist = history or SQLiteHistory(state_dir / HISTORY_FILE)
+    except StoreError as exc:
+        raise StoreWriteError(str(exc)) from exc
     try:
         # Numbered as a run numbers it: after every version the history knows too.
         saved = store.save(snap, state=state, floor=version_floor(hist, name), by=by)
         hist.record_version(saved)
         flagged = _flagged(hist, name, start, end)
+    except StoreError as exc:  # trained, not stored: failed as a run at store (exit 1)
+        raise StoreWriteError(str(exc)) from exc
     finally:
         if history is None:
             hist.close()

@@ -1957,7 +1957,9 @@ def snapshots_retrain(
     is pending until `snapshots approve`, or live at once with --live; a running daemon
     follows. Reads the model's source, so it needs --config, and takes as long as the
     model's first run. Exits 1 when the source cannot be read, its rows do not make a
-    model (too few, invalid values, other columns) or training fails.
+    model (too few, invalid values, other columns), training fails, or the trained
+    version cannot be stored (a full disk): a run that failed, as in `evaluate`. A state
+    directory it cannot write is refused before training (exit 2).
     """
     from monitor.bootstrap import check_state_dir, retrain
     from monitor.errors import (
@@ -1965,6 +1967,7 @@ def snapshots_retrain(
         InvalidValuesError,
         SchemaError,
         SourceError,
+        StoreWriteError,
         TooFewRowsError,
         TrainingError,
     )
@@ -1987,6 +1990,7 @@ def snapshots_retrain(
         TooFewRowsError,
         TrainingError,
         EngineError,
+        StoreWriteError,
     ) as exc:  # what fails a run reading the same period: exit 1, not a usage error
         click.echo(f"error: retrain failed ({classify_failure(exc)}): {exc}", err=True)
         sys.exit(1)

@@ -26,6 +26,7 @@ __all__ = [
     "SourceError",
     "SourceTimeoutError",
     "StoreError",
+    "StoreWriteError",
     "TimeRangeError",
     "TooFewRowsError",
     "TrainingError",
@@ -141,6 +142,12 @@ class PushError(RuntimeError):
 
 class StoreError(OSError):
     """The snapshot store or history could not be read or written."""
+
+
+class StoreWriteError(StoreError):
+    """What was trained could not be stored (a retrain's version, or its record in the
+    history): the command failed as a run that fails at ``store`` does (exit 1), unlike
+    a store that cannot be opened before any work (exit 2)."""
 
 
 class KeyMismatchError(StoreError):

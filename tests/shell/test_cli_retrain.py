@@ -502,3 +502,25 @@ def test_retrain_refuses_a_state_directory_it_cannot_write_before_training(
         f"error: daemon.state_dir: cannot use the state directory {state}: "
         f"{why.format(where=where)}\n"
     )
+
+
+def test_a_retrain_whose_version_cannot_be_stored_failed_as_a_run_at_store(
+    three: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It exited 2 (a usage error) where evaluate's run failing at store exits 1, and the
+    # README says a retrain that failed exits 1 (T14 finding 7).
+    from monitor.errors import StoreError
+    from monitor.store import DirectorySnapshotStore
+
+    cfg, _ = three
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("cannot write a snapshot of model 'shop': No space left on device")
+
+    monkeypatch.setattr(DirectorySnapshotStore, "save", full)
+    done = invoke("snapshots", "retrain", "shop", "--config", str(cfg))
+    assert done.exit_code == 1, done.output
+    assert done.stderr.splitlines()[-1] == (
+        "error: retrain failed (store): cannot write a snapshot of model 'shop': "
+        "No space left on device"
+    )
