@@ -31,6 +31,16 @@ from tests.http_server._support import (
 SHORT = Limits(header_timeout=0.5, idle_timeout=0.5, write_timeout=2.0)
 
 
+def _held_until(release: threading.Event) -> Callable[[], list[str]]:
+    """A /api/models handler that holds its worker until ``release`` is set."""
+
+    def slow_models() -> list[str]:
+        release.wait(PATIENCE)
+        return []
+
+    return slow_models
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
     serve: Callable[..., Running],
 ) -> None:
@@ -131,10 +141,7 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_gets_a_503(
 ) -> None:
     release = threading.Event()
 
-    def slow_models() -> list[str]:
-        release.wait(PATIENCE)
-        return []
-
+    slow_models = _held_until(release)
     running = serve(
         Routes(registry=registry_with_counter(), models_json=slow_models),
         limits=Limits(max_connections=2, workers=2),
@@ -360,10 +367,7 @@ def test_a_client_flooding_while_its_request_is_answered_is_not_read(
 ) -> None:
     release = threading.Event()
 
-    def slow_models() -> list[str]:
-        release.wait(PATIENCE)
-        return []
-
+    slow_models = _held_until(release)
     big = b"# " + b"x" * (64 * 2**20) + b"\n"
     registry = registry_with_counter()
     # Fresh cached bytes: answered on the event loop, where no worker pauses reading.
@@ -432,10 +436,7 @@ def test_a_client_that_left_while_a_worker_answered_is_closed_not_leaked(
     # descriptor per such client, until a burst under a low ulimit -n wedged the daemon.
     release = threading.Event()
 
-    def slow_models() -> list[str]:
-        release.wait(PATIENCE)
-        return []
-
+    slow_models = _held_until(release)
     running = serve(Routes(registry=registry_with_counter(), models_json=slow_models))
     clients = [running.connect() for _ in range(3)]
     for sock in clients:  # as urllib asks: the answer is the last, then a lingering close
