@@ -12,9 +12,9 @@ from pathlib import Path
 from monitor.logs import Throttle
 
 
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    """``code`` run in a fresh interpreter from the repository, as a process of its own
-    sets its logging up; it must exit 0."""
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run in a fresh interpreter from the repository (with ``env`` added to the
+    environment), as a process of its own sets its logging up; it must exit 0."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -22,7 +22,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, "PYTHONPATH": str(root), **env},
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -100,16 +100,7 @@ logging.getLogger("monitor").info("model=m window=[12:00:01, 13:00:01)")
 def test_log_times_are_utc_and_marked_whatever_the_hosts_zone() -> None:
     # Under TZ=Europe/Paris a line read "2026-03-09 14:00:11,017 INFO monitor: model=svc
     # window=[12:00:01, 13:00:01)": the run seemed to end an hour after its window (t13 F4).
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", LOCAL_HOST],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "TZ": "Asia/Kathmandu"},  # UTC+05:45
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(LOCAL_HOST, TZ="Asia/Kathmandu")  # UTC+05:45
     [line] = result.stderr.splitlines()
     stamp, rest = line.split(" ", 1)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), line
