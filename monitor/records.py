@@ -541,10 +541,14 @@ class RunFailure:
 VERSION_STATES = ("live", "pending", "retired")
 
 
-#: What moves a model's live or pending version (``StoreEvent.action``): an approval, a
-#: rejection, a rollback (any version made live by name), a promotion (a new version
-#: saved live over a live one: the daemon's policy, or `snapshots retrain --live`).
-STORE_ACTIONS = ("approve", "reject", "rollback", "promote", "pending", "supersede")
+#: What decides a version's fate (``StoreEvent.action``): an approval, a rejection, a
+#: rollback (any version made live by name), a promotion (a new version saved live over
+#: a live one: the daemon's policy, or `snapshots retrain --live`).
+DECISIONS = ("approve", "reject", "rollback", "promote")
+#: What moves a model's live or pending version: the decisions, and the pending
+#: pointer's own moves (a candidate made pending, one superseded), which under `retrain:
+#: manual` follow every drifting run.
+STORE_ACTIONS = (*DECISIONS, "pending", "supersede")
 
 
 REASON_CHARS = 1000  # of an Actor's reason the store keeps: a sentence, not a file

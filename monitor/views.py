@@ -27,7 +27,7 @@ from monitor.explain import Explanation
 from monitor.exporter import ModelStatus, MonitorState
 from monitor.pipeline.period import drift_ended, put_off_of
 from monitor.ports import History, SnapshotStore, rollback_target
-from monitor.records import Evaluation, RunFailure, Snapshot
+from monitor.records import DECISIONS, Evaluation, RunFailure, Snapshot
 from monitor.render.options import RenderOptions
 from monitor.runner import (
     approve_command,
@@ -436,9 +436,12 @@ class ModelPages:
         return out
 
     def _events(self, model: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """The store's newest events of ``model``, newest first (none when it cannot
-        read them: logged once per problem), and where the log began when that was after
-        the model's first version, as ``snapshots log`` says."""
+        """The store's newest decisions on ``model``'s versions (``DECISIONS``), newest
+        first (none when it cannot read them: logged once per problem), and where the log
+        began when that was after the model's first version, as ``snapshots log`` says.
+        The pending pointer's moves are left to ``snapshots log``: under ``retrain:
+        manual`` two follow every drifting run, and a drift of six runs pushed the last
+        approval off the page's ten."""
         what = "the store's events"
         try:
             events = self._store.events(model)
@@ -452,7 +455,8 @@ class ModelPages:
             if late
             else None
         )
-        return [event_summary(e) for e in reversed(events[-_RECENT:])], begins
+        decided = [e for e in events if e.action in DECISIONS]
+        return [event_summary(e) for e in reversed(decided[-_RECENT:])], begins
 
     def _scored(self, model: str) -> set[int]:
         """The versions the history's runs saw live; none when it cannot say (the page

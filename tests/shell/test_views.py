@@ -1042,3 +1042,21 @@ def test_after_the_wall_clock_stepped_back_the_latest_run_is_the_last_written(
     status = again.status("m1")
     assert status.stale is False and status.last_run == status.last_success
     assert status.evaluation is not None and status.evaluation.evaluated_at == now + 30
+
+
+def test_the_pending_pointer_s_moves_do_not_push_the_decisions_off_the_page(
+    pages: tuple[ModelPages, MonitorState, MemoryHistory, MemorySnapshotStore],
+) -> None:
+    # Under retrain: manual two lines (supersede, pending) follow every drifting run: six
+    # runs after an approval, the page's ten listed none but those.
+    view, _, _, store = pages
+    store.approve("m1", 2, by=Actor("alice", "reviewed the diff"))
+    by = Actor("kmeans-monitor (retrain policy)", "drift awaits manual approval")
+    for seed in range(2, 14):
+        store.save(
+            make_snapshot("m1", k=3, d=2, seed=seed, parent_version=2), state="pending", by=by
+        )
+    assert {e.action for e in store.events("m1")} >= {"pending", "supersede"}
+    events = view.model("m1")["versions"]["events"]  # type: ignore[index]
+    assert [(e["action"], e["actor"]) for e in events] == [("approve", "alice")]
+    assert "approve of version 2 (live 1 → 2) by alice" in _text(view.model_html("m1"))
