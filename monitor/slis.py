@@ -357,7 +357,8 @@ SLIS: Mapping[str, Sli] = _sli(
         "divided by how far that centre moves in quiet windows of that many rows (its "
         "cluster's spread over the square root of its rows, with the spread between "
         "reference windows): a tight cluster's small move counts as much as a wide one's "
-        "large move.",
+        "large move. No sample (undefined, not 0) in thresholds mode fixed, which has no "
+        "such spread, nor for a live version calibrated before it was measured.",
         direction=ABOVE,
         thresholds=(THRESHOLD_CENTROID_DRIFT_SE,),
         formula="centroid-drift-se",
