@@ -374,6 +374,7 @@ class ModelPages:
         live = ctx.status.live
         loaded = live.version if live is not None else None
         problem = self._live_problem(model, ctx, loaded)
+        events, log_begins = self._events(model)
         out: dict[str, Any] = {
             "live": ctx.live,  # the store's pointer
             # The live snapshot the daemon has loaded: it follows the pointer within
@@ -401,12 +402,11 @@ class ModelPages:
             "rollback_to": None,
             "rollback_command": None,
             # Who approved, rejected, rolled back or promoted, and when: the newest first.
-            "events": [],
+            "events": events,
             # Set when the log began after the model's first version (an upgraded store):
             # when it began (None: no event yet) and what it lacks.
-            "events_log_begins": None,
+            "events_log_begins": log_begins,
         }
-        out["events"], out["events_log_begins"] = self._events(model)
         base = ctx.live  # what the pending candidate is compared with
         if problem is not None:
             out["rollback_to"] = base = rollback_target(

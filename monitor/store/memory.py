@@ -185,9 +185,7 @@ class MemorySnapshotStore:
                 snapshot, version=version, checksum=_checksum(snapshot, version)
             )
             m.versions[version] = stored
-            pending = None if m.pending == m.live else m.pending
-            for move in pending_moves(state, version, m.live, pending):
-                self._record(m, snapshot.model, move[0], by, *move[1:])
+            self._record_pending(m, snapshot.model, state, by, version)
             if state == "live":
                 self._record(m, snapshot.model, "promote", by, version, m.live, version)
                 m.live, m.pending = version, None
@@ -220,9 +218,7 @@ class MemorySnapshotStore:
                 raise InvalidInputError(
                     f"model {model!r}: v{version} is the live version; it cannot be pending"
                 )
-            pending = None if m.pending == m.live else m.pending
-            for move in pending_moves("pending", version, m.live, pending):
-                self._record(m, model, move[0], by, *move[1:])
+            self._record_pending(m, model, "pending", by, version)
             m.pending = version
 
     def approve(self, model: str, version: int | None = None, *, by: Actor | None = None) -> int:
@@ -255,6 +251,14 @@ class MemorySnapshotStore:
         """Keep the event of a pointer about to move (nothing without ``by``)."""
         if by is not None:
             m.events.append(by.event(model, self._clock(), action, version, before, after))
+
+    def _record_pending(
+        self, m: _Model, model: str, state: str | None, by: Actor | None, version: int
+    ) -> None:
+        """Keep the events of the pending pointer about to move (``pending_moves``)."""
+        pending = None if m.pending == m.live else m.pending
+        for action, v, before, after in pending_moves(state, version, m.live, pending):
+            self._record(m, model, action, by, v, before, after)
 
     def _get(self, model: str, method: str) -> _Model:
         name = check_model_name(model, f"{_STORE}.{method}")
